@@ -1,0 +1,126 @@
+"""The ``changedetect`` command line, modelled on rasterio's ``rio``.
+
+One module per subcommand (``changedetect/cli/<name>.py`` exposing ``command``),
+shared options in :mod:`changedetect.cli.options`.  Subcommands are imported
+lazily so that ``changedetect --help`` stays fast and torch is only imported
+by the commands that need it.
+
+Exit codes: 0 success; 1 internal error (a bug); 2 bad input or usage;
+3 another run holds the lock; 4 violations found with ``--fail-on-violations``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+from typing import Any
+
+import click
+
+from changedetect.errors import EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_LOCKED, ChangeDetectError, LockedError
+
+#: name -> (module under changedetect.cli, one-line help shown in the listing)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "info": ("info", "Describe a stack of tiles: dates, bands, CRS, bounds, nodata."),
+    "coregister": ("coregister_cmd", "Align every date onto one grid and write aligned COGs."),
+    "detect": ("detect_cmd", "Change probability between two dates (or a series)."),
+    "vectorize": ("vectorize_cmd", "Turn a change probability raster into building footprints."),
+    "match": ("match_cmd", "Match footprints against a permit register: the violations."),
+    "run": ("run_cmd", "The whole chain: co-register, detect, vectorise, match, report."),
+    "train": ("train_cmd", "Train a change-detection model."),
+    "evaluate": ("evaluate_cmd", "Precision, recall, F1 and IoU of a model on labelled pairs."),
+    "report": ("report_cmd", "Write the inspectors' self-contained HTML report."),
+    "nightly": ("nightly_cmd", "Incremental, idempotent nightly job over a catalog."),
+    "models": ("models_cmd", "List the shipped models and show their cards."),
+}
+
+_STATE: dict[str, bool] = {"debug": False}
+
+
+class LazyGroup(click.Group):
+    """A group whose subcommands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [name for name, (mod, _) in COMMANDS.items() if _module_exists(mod)]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMANDS or not _module_exists(COMMANDS[cmd_name][0]):
+            return None
+        module = importlib.import_module(f"changedetect.cli.{COMMANDS[cmd_name][0]}")
+        command: click.Command = module.command
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, COMMANDS[name][1]) for name in self.list_commands(ctx)]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+def _module_exists(mod: str) -> bool:
+    return importlib.util.find_spec(f"changedetect.cli.{mod}") is not None
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="changedetect")
+@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug logs).")
+@click.option("-q", "--quiet", is_flag=True, help="Only errors; no progress bars.")
+@click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
+@click.pass_context
+def cli(ctx: click.Context, verbose: int, quiet: bool, debug: bool) -> None:
+    """Find buildings put up or altered without a permit.
+
+    \b
+    A typical inspector's run on the bundled sample city:
+      changedetect info sample_tiles
+      changedetect run sample_tiles --permits permits/sample_register.gpkg --out out/
+
+    Run `changedetect COMMAND --help` for the options and an example of each command.
+    """
+    _STATE["debug"] = debug
+    level = logging.WARNING
+    if quiet:
+        level = logging.ERROR
+    elif verbose == 1:
+        level = logging.INFO
+    elif verbose >= 2 or debug:
+        level = logging.DEBUG
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    logging.captureWarnings(True)
+    ctx.ensure_object(dict)
+    ctx.obj.update(verbose=verbose, quiet=quiet, debug=debug)
+
+
+def main(argv: list[str] | None = None) -> Any:
+    """Entry point of the ``changedetect`` console script."""
+    try:
+        return cli.main(args=argv, prog_name="changedetect", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(EXIT_BAD_INPUT if exc.exit_code == 2 else exc.exit_code)
+    except click.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(EXIT_INTERNAL)
+    except ChangeDetectError as exc:
+        if _STATE["debug"]:
+            raise
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(EXIT_LOCKED if isinstance(exc, LockedError) else EXIT_BAD_INPUT)
+    except KeyboardInterrupt:
+        click.echo("Interrupted.", err=True)
+        sys.exit(130)
+    except Exception as exc:  # a bug: say so, once, and how to see more
+        if _STATE["debug"]:
+            raise
+        click.echo(
+            f"Internal error: {type(exc).__name__}: {exc}\n"
+            "This is a bug in changedetect. Re-run with --debug for the traceback and report it.",
+            err=True,
+        )
+        sys.exit(EXIT_INTERNAL)
+
+
+__all__ = ["COMMANDS", "cli", "main"]

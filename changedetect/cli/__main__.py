@@ -1,0 +1,3 @@
+from changedetect.cli import main
+
+main()

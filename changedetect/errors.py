@@ -1,0 +1,89 @@
+"""Exceptions and warnings of changedetect.
+
+One root, :class:`ChangeDetectError`; each specific error also inherits the
+builtin a caller would expect (as rasterio does), so ``except OSError`` still
+catches an unreadable tile and ``except ValueError`` a bad permit row.
+
+Every message says what was received, what is allowed and what to do.  The
+CLI prints ``str(error)`` on one line and exits with :data:`EXIT_BAD_INPUT`.
+"""
+
+from __future__ import annotations
+
+#: Exit status for success.
+EXIT_OK = 0
+#: Exit status for an unexpected internal error (a bug: please report it).
+EXIT_INTERNAL = 1
+#: Exit status for bad input or bad usage (a message names what to fix).
+EXIT_BAD_INPUT = 2
+#: Exit status when another run holds the lock (nightly job).
+EXIT_LOCKED = 3
+#: Exit status when the run finished but found violations and ``--fail-on-violations`` was given.
+EXIT_VIOLATIONS = 4
+
+
+class ChangeDetectError(Exception):
+    """Root of every error raised on purpose by changedetect."""
+
+
+class TileReadError(ChangeDetectError, OSError):
+    """A tile is missing, unreadable, truncated or not a raster."""
+
+
+class GeoreferenceError(ChangeDetectError, ValueError):
+    """A tile lacks a CRS or transform, or tiles do not overlap."""
+
+
+class TimeSeriesError(ChangeDetectError, ValueError):
+    """Dates are missing or duplicated, or dates disagree on their bands."""
+
+
+class CoregistrationError(ChangeDetectError, RuntimeError):
+    """A date could not be put onto the reference grid."""
+
+
+class ModelError(ChangeDetectError, ValueError):
+    """Unknown model name, weights that fail their checksum, or bands the model cannot read."""
+
+
+class DatasetError(ChangeDetectError, ValueError):
+    """A training or evaluation dataset does not have the expected layout."""
+
+
+class PermitSchemaError(ChangeDetectError, ValueError):
+    """A permit register violates its schema (a row, a column or the CRS)."""
+
+
+class RegisterConnectionError(ChangeDetectError, ConnectionError):
+    """A permit register in a database could not be reached."""
+
+
+class ConfigError(ChangeDetectError, ValueError):
+    """A configuration file or option is invalid."""
+
+
+class OutputExistsError(ChangeDetectError, FileExistsError):
+    """An output exists and ``overwrite`` was not asked for."""
+
+
+class LockedError(ChangeDetectError, RuntimeError):
+    """Another run holds the lock on a state directory."""
+
+
+class ChangeDetectWarning(UserWarning):
+    """Root of changedetect's warnings."""
+
+
+class NotGeoreferencedWarning(ChangeDetectWarning):
+    """An image has no georeferencing; pixel coordinates are used."""
+
+
+class CoregistrationWarning(ChangeDetectWarning):
+    """A date was registered with low reliability or not at all."""
+
+
+class PermitRowWarning(ChangeDetectWarning):
+    """A permit row was repaired or rejected in lenient mode."""
+
+
+__all__ = [name for name in dir() if name[0].isupper() and not name.startswith("_")]

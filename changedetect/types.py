@@ -1,0 +1,94 @@
+"""The typed values that flow between stages.
+
+``TileStack``
+    ``xr.DataArray`` with dims ``("time", "band", "y", "x")``, dtype float32,
+    nodata as NaN; coords ``time`` (datetime64[ns], strictly increasing),
+    ``band`` (str band names, e.g. ``"red"`` or ``"B04"``), ``y`` and ``x``
+    (pixel-centre coordinates in the CRS); CRS and transform written with
+    rioxarray (``stack.rio.crs``, ``stack.rio.transform()``).  Usually backed
+    by dask so that nothing is read until it is needed.  ``attrs`` may hold
+    ``"sources"`` (one path per date, ``;``-joined where a date has several).
+``ChangeProbability``
+    ``xr.DataArray`` with dims ``("y", "x")``, float32 in [0, 1], NaN where no
+    data; attrs ``model``, ``model_sha256``, ``before``, ``after`` (ISO dates).
+``Footprints`` / ``Permits`` / ``Violations``
+    ``geopandas.GeoDataFrame`` with the columns documented in
+    :mod:`changedetect.vectorize`, ``permits/schema.json`` and
+    :mod:`changedetect.match`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TypeAlias
+
+import numpy as np
+import xarray as xr
+from affine import Affine
+from pyproj import CRS
+
+TileStack: TypeAlias = xr.DataArray
+ChangeProbability: TypeAlias = xr.DataArray
+
+STACK_DIMS = ("time", "band", "y", "x")
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A pixel grid: CRS, affine transform and shape (odc-geo's GeoBox, reduced).
+
+    ``transform`` maps (col, row) of a pixel's upper-left corner to (x, y) in ``crs``.
+    """
+
+    crs: CRS | None
+    transform: Affine
+    width: int
+    height: int
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(height, width)``."""
+        return (self.height, self.width)
+
+    @property
+    def resolution(self) -> tuple[float, float]:
+        """Pixel size ``(xres, yres)`` in CRS units, both positive."""
+        return (abs(self.transform.a), abs(self.transform.e))
+
+    @property
+    def bounds(self) -> tuple[float, float, float, float]:
+        """``(left, bottom, right, top)`` in CRS units."""
+        t = self.transform
+        xs = [t.c, t.c + t.a * self.width]
+        ys = [t.f, t.f + t.e * self.height]
+        return (min(xs), min(ys), max(xs), max(ys))
+
+    def coords(self) -> dict[str, np.ndarray]:
+        """Pixel-centre ``x`` and ``y`` coordinates (for a north-up grid)."""
+        t = self.transform
+        x = t.c + t.a * (np.arange(self.width) + 0.5)
+        y = t.f + t.e * (np.arange(self.height) + 0.5)
+        return {"y": y, "x": x}
+
+    @classmethod
+    def of(cls, da: xr.DataArray) -> Grid:
+        """The grid of a georeferenced DataArray (rioxarray)."""
+        return cls(
+            crs=da.rio.crs,
+            transform=da.rio.transform(),
+            width=int(da.sizes["x"]),
+            height=int(da.sizes["y"]),
+        )
+
+
+def check_tilestack(stack: xr.DataArray) -> None:
+    """Raise ``ValueError`` unless ``stack`` follows the TileStack conventions."""
+    if tuple(stack.dims) != STACK_DIMS:
+        raise ValueError(f"a TileStack has dims {STACK_DIMS}, got {tuple(stack.dims)}")
+    if not np.issubdtype(stack["time"].dtype, np.datetime64):
+        raise ValueError("a TileStack's 'time' coordinate must be datetime64")
+    if stack.sizes["time"] > 1 and not bool((np.diff(stack["time"].values) > np.timedelta64(0)).all()):
+        raise ValueError("a TileStack's dates must be strictly increasing")
+
+
+__all__ = ["STACK_DIMS", "ChangeProbability", "Grid", "TileStack", "check_tilestack"]
