@@ -1,0 +1,185 @@
+"""Write footprints and violations as GeoPackage, GeoJSON, CSV or GeoParquet.
+
+The format is chosen by the file extension:
+
+``.gpkg``
+    GeoPackage in the frame's own CRS (one layer, named after the file unless
+    ``layer`` is given).  Dates are written as ``DATE`` fields, timestamps as
+    ``DATETIME``; lists as comma-joined text.  Opens as is in QGIS.
+``.geojson`` / ``.json``
+    GeoJSON in EPSG:4326, longitude first, as RFC 7946 requires (the frame is
+    reprojected; coordinates keep 7 decimals, about 1 cm).
+``.csv``
+    One row per feature: the attributes, ``wkt`` (the geometry as WKT in
+    EPSG:4326) and ``lon`` / ``lat`` (the centroid, taken in the frame's CRS and
+    then reprojected).  In QGIS: *Add Delimited Text Layer*, geometry from the
+    ``wkt`` field, CRS EPSG:4326.
+``.parquet`` / ``.geoparquet``
+    GeoParquet (1.x metadata, CRS as PROJJSON) in the frame's own CRS.
+
+Every file is written to a temporary file in the same folder and renamed onto
+the target, so a reader never sees a half-written file and a failed write
+leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+
+from changedetect.errors import OutputExistsError
+
+log = logging.getLogger(__name__)
+
+#: extension -> format name
+FORMATS: dict[str, str] = {
+    ".gpkg": "gpkg",
+    ".geojson": "geojson",
+    ".json": "geojson",
+    ".csv": "csv",
+    ".parquet": "parquet",
+    ".geoparquet": "parquet",
+}
+
+
+def write_vector(
+    gdf: gpd.GeoDataFrame,
+    path: str | os.PathLike[str],
+    *,
+    overwrite: bool = False,
+    layer: str | None = None,
+) -> Path:
+    """Write ``gdf`` atomically to ``path`` in the format its extension names.
+
+    Parameters
+    ----------
+    gdf
+        Features to write; must have a CRS (except for an empty frame).
+    path
+        Target file: ``.gpkg``, ``.geojson``/``.json``, ``.csv`` or
+        ``.parquet``/``.geoparquet``.
+    overwrite
+        Replace an existing file (the whole file: other GeoPackage layers are
+        not kept).  Without it an existing file raises
+        :class:`~changedetect.errors.OutputExistsError`.
+    layer
+        GeoPackage layer name (default: the file name without extension).
+
+    Returns
+    -------
+    Path
+        The written file.
+    """
+    path = Path(path)
+    fmt = FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise ValueError(
+            f"cannot write '{path}': unknown extension '{path.suffix}'; "
+            f"use one of {', '.join(sorted(FORMATS))}"
+        )
+    if gdf.crs is None and len(gdf):
+        raise ValueError(f"cannot write '{path}': the features have no CRS; set one with .set_crs()")
+    frame = _plain_columns(gdf)
+    with _atomic(path, overwrite=overwrite) as tmp:
+        if fmt == "gpkg":
+            frame.to_file(tmp, driver="GPKG", layer=layer or path.stem, engine="pyogrio", use_arrow=True)
+        elif fmt == "geojson":
+            frame = frame.to_crs(4326) if frame.crs is not None else frame
+            frame.to_file(
+                tmp, driver="GeoJSON", engine="pyogrio", use_arrow=True,
+                layer_options={"RFC7946": "YES", "COORDINATE_PRECISION": "7"},
+            )
+        elif fmt == "csv":
+            _csv_frame(frame).to_csv(tmp, index=False)
+        else:
+            frame.to_parquet(tmp, index=False)
+    log.info("wrote %d features to %s", len(gdf), path)
+    return path
+
+
+def _plain_columns(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """Lists/tuples/sets -> comma-joined text; keep dates and numbers typed."""
+    out = gdf.copy()
+    geom = out.geometry.name
+    for col in out.columns:
+        if col == geom:
+            continue
+        s = out[col]
+        if s.dtype == object or pd.api.types.is_string_dtype(s):
+            values = s.tolist()
+            if any(isinstance(v, list | tuple | set | np.ndarray) for v in values):
+                out[col] = [
+                    ",".join(str(x) for x in v) if isinstance(v, list | tuple | set | np.ndarray) else v
+                    for v in values
+                ]
+            elif values and all(isinstance(v, dt.date) or _isnull(v) for v in values) and not all(
+                _isnull(v) for v in values
+            ):
+                out[col] = [
+                    (v.date() if isinstance(v, dt.datetime) else v) if not _isnull(v) else None
+                    for v in values
+                ]
+    return out
+
+
+def _isnull(v: object) -> bool:
+    return v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NaT
+
+
+def _csv_frame(frame: gpd.GeoDataFrame) -> pd.DataFrame:
+    """Attributes + ``wkt`` (EPSG:4326) + centroid ``lon``/``lat``."""
+    geoms = frame.geometry
+    if frame.crs is not None and not frame.crs.is_projected and len(frame):
+        centroids = geoms.to_crs(frame.estimate_utm_crs()).centroid  # centroids need metres
+    else:
+        centroids = geoms.centroid
+    wgs = geoms.to_crs(4326) if frame.crs is not None else geoms
+    cen = centroids.to_crs(4326) if frame.crs is not None else centroids
+    table = pd.DataFrame(frame.drop(columns=frame.geometry.name))
+    table["wkt"] = wgs.to_wkt(rounding_precision=7, trim=True).to_numpy()
+    table["lon"] = np.round(cen.x.to_numpy(), 7)
+    table["lat"] = np.round(cen.y.to_numpy(), 7)
+    return table
+
+
+@contextmanager
+def _atomic(path: Path, *, overwrite: bool) -> Iterator[Path]:
+    """A temporary path beside ``path``, renamed onto it on success.
+
+    Uses :func:`changedetect.io.atomic.atomic_path` when the IO package
+    provides it, else the same logic here.
+    """
+    try:
+        from changedetect.io.atomic import atomic_path
+    except ImportError:
+        atomic_path = None
+    if atomic_path is not None:
+        with atomic_path(path, overwrite=overwrite) as tmp:
+            yield Path(tmp)
+        return
+    if path.exists() and not overwrite:
+        raise OutputExistsError(f"output '{path}' already exists; pass overwrite=True (--overwrite) to replace it")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    os.close(fd)
+    tmp = Path(name)
+    tmp.unlink()  # drivers want to create the file themselves
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        for leftover in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm"), Path(f"{tmp}-journal")):
+            if leftover.exists():
+                leftover.unlink()
+
+
+__all__ = ["FORMATS", "write_vector"]
