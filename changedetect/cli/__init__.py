@@ -12,13 +12,20 @@ Exit codes: 0 success; 1 internal error (a bug); 2 bad input or usage;
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import logging
 import sys
 from typing import Any
 
 import click
 
-from changedetect.errors import EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_LOCKED, ChangeDetectError, LockedError
+from changedetect.errors import (
+    EXIT_BAD_INPUT,
+    EXIT_INTERNAL,
+    EXIT_LOCKED,
+    ChangeDetectError,
+    LockedError,
+)
 
 #: name -> (module under changedetect.cli, one-line help shown in the listing)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -95,7 +102,8 @@ def cli(ctx: click.Context, verbose: int, quiet: bool, debug: bool) -> None:
 def main(argv: list[str] | None = None) -> Any:
     """Entry point of the ``changedetect`` console script."""
     try:
-        return cli.main(args=argv, prog_name="changedetect", standalone_mode=False)
+        rv = cli.main(args=argv, prog_name="changedetect", standalone_mode=False)
+        sys.exit(rv if isinstance(rv, int) else 0)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
