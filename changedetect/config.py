@@ -1,0 +1,278 @@
+"""The configuration of a whole run, as frozen dataclasses.
+
+Each stage owns its configuration dataclass (``CoregisterConfig`` in
+:mod:`changedetect.coregister`, ``DetectConfig`` in :mod:`changedetect.detect`,
+``VectorizeConfig`` in :mod:`changedetect.vectorize`, ``MatchConfig`` in
+:mod:`changedetect.match`); :class:`PipelineConfig` gathers them with the
+report and output options.  A TOML file maps one-to-one onto it::
+
+    [detect]
+    model = "vhr-building"
+    threshold = 0.5
+
+    [match]
+    min_overlap = 0.5
+
+    [report]
+    title = "District 12, weekly review"
+
+A table is a dataclass, a key is a field; a key that is not a field raises
+:class:`~changedetect.errors.ConfigError` naming it and the allowed ones.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, is_dataclass, replace
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from changedetect.errors import ConfigError
+
+if TYPE_CHECKING:
+    from changedetect.coregister import CoregisterConfig
+    from changedetect.detect import DetectConfig
+    from changedetect.match import MatchConfig
+    from changedetect.vectorize import VectorizeConfig
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    """Options of the inspectors' HTML report.
+
+    Parameters
+    ----------
+    title
+        Heading of the report.
+    rgb_bands
+        Band names drawn as red, green and blue (the first three bands when
+        none of these names exist).
+    chip_px
+        Side of a before/after image chip, in pixels of the report.
+    chip_margin_m
+        Ground margin around a footprint in a chip, in metres.
+    overview_px
+        Longest side of the overview map, in pixels.
+    max_cards
+        At most this many violation cards (most urgent first); 0 for all.
+    include_permitted
+        Whether buildings matched to a valid permit get a card too.
+    """
+
+    title: str = "Buildings without a matching permit"
+    rgb_bands: tuple[str, ...] = ("red", "green", "blue")
+    chip_px: int = 200
+    chip_margin_m: float = 15.0
+    overview_px: int = 1200
+    max_cards: int = 0
+    include_permitted: bool = False
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    """What a run writes beside the violations.
+
+    Parameters
+    ----------
+    first_seen
+        Write ``first_seen.tif`` (date a pixel first changed) for series of 3+ dates.
+    csv
+        Write ``violations.csv`` (WKT geometry, lon/lat).
+    report
+        Write ``report.html``.
+    checksum_inputs
+        Record the sha256 of every input file in ``run.json``.
+    """
+
+    first_seen: bool = True
+    csv: bool = True
+    report: bool = True
+    checksum_inputs: bool = True
+
+
+def _coregister_config() -> CoregisterConfig:
+    from changedetect.coregister import CoregisterConfig
+
+    return CoregisterConfig()
+
+
+def _detect_config() -> DetectConfig:
+    from changedetect.detect import DetectConfig
+
+    return DetectConfig()
+
+
+def _vectorize_config() -> VectorizeConfig:
+    from changedetect.vectorize import VectorizeConfig
+
+    return VectorizeConfig()
+
+
+def _match_config() -> MatchConfig:
+    from changedetect.match import MatchConfig
+
+    return MatchConfig()
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """Every parameter of a run: one sub-configuration per stage.
+
+    The defaults are the stages' own defaults.  Build from a TOML file with
+    :meth:`from_toml`, or in code::
+
+        PipelineConfig().with_model("vhr-building")
+    """
+
+    coregister: CoregisterConfig = field(default_factory=_coregister_config)
+    detect: DetectConfig = field(default_factory=_detect_config)
+    vectorize: VectorizeConfig = field(default_factory=_vectorize_config)
+    match: MatchConfig = field(default_factory=_match_config)
+    report: ReportConfig = field(default_factory=ReportConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> PipelineConfig:
+        """Read a TOML file whose tables map one-to-one onto the sub-configurations.
+
+        Raises
+        ------
+        ConfigError
+            The file is missing or not TOML, a key is unknown, or a value has the wrong type.
+        """
+        path = Path(path)
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"configuration file '{path}' does not exist") from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"configuration file '{path}' is not valid TOML: {exc}") from None
+        return cls.from_dict(data, source=str(path))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, source: str = "configuration") -> PipelineConfig:
+        """Build from nested mappings (as :meth:`to_dict` gives, or a parsed TOML file)."""
+        return _build(cls(), data, where=source, path="")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every parameter as JSON-ready nested dicts (for ``run.json``)."""
+        return _plain(self)
+
+    def to_toml(self) -> str:
+        """The configuration as TOML text that :meth:`from_toml` reads back."""
+        return _to_toml(self.to_dict())
+
+    def with_model(self, name: str | None) -> PipelineConfig:
+        """A copy with ``detect.model`` set to ``name`` (unchanged when ``None``)."""
+        if name is None:
+            return self
+        return replace(self, detect=replace(self.detect, model=name))
+
+
+def _build(default: Any, data: Mapping[str, Any], *, where: str, path: str) -> Any:
+    """A copy of dataclass ``default`` with the values of ``data`` (checked)."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where}: [{path or 'top level'}] must be a table, got {data!r}")
+    names = [f.name for f in fields(default) if f.init]
+    changes: dict[str, Any] = {}
+    for key, value in data.items():
+        full = f"{path}.{key}" if path else key
+        if key not in names:
+            raise ConfigError(
+                f"{where}: unknown key '{full}'; allowed keys"
+                f"{' in [' + path + ']' if path else ''}: {', '.join(names)}"
+            )
+        current = getattr(default, key)
+        if is_dataclass(current) and not isinstance(current, type):
+            changes[key] = _build(current, value, where=where, path=full)
+        else:
+            changes[key] = _coerce(current, value, where=where, key=full)
+    try:
+        return replace(default, **changes)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{where}: [{path or 'top level'}] {exc}") from None
+
+
+def _coerce(current: Any, value: Any, *, where: str, key: str) -> Any:
+    """``value`` converted to the type of the default ``current``, or ConfigError."""
+    if current is None or value is None:
+        return value
+    if isinstance(current, bool):
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: '{key}' must be true or false, got {value!r}")
+        return value
+    if isinstance(current, Enum):
+        try:
+            return type(current)(value)
+        except ValueError:
+            allowed = ", ".join(repr(m.value) for m in type(current))
+            raise ConfigError(f"{where}: '{key}' must be one of {allowed}, got {value!r}") from None
+    if isinstance(current, float) and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(current, tuple) and isinstance(value, list):
+        return tuple(value)
+    if isinstance(current, Path) and isinstance(value, str):
+        return Path(value)
+    if isinstance(current, int | float | str) and not isinstance(value, type(current)):
+        raise ConfigError(
+            f"{where}: '{key}' must be {type(current).__name__}, got {type(value).__name__} {value!r}"
+        )
+    return value
+
+
+def _plain(obj: Any) -> Any:
+    """Dataclasses, tuples, paths, dates and enums as JSON-ready values."""
+    if is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: _plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, Mapping):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, tuple | list):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, Enum):
+        return _plain(obj.value)
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, dt.date | dt.datetime):
+        return obj.isoformat()
+    return obj
+
+
+def _to_toml(data: Mapping[str, Any]) -> str:
+    """A small TOML writer for the nested dicts of :meth:`PipelineConfig.to_dict`."""
+    lines: list[str] = []
+
+    def table(prefix: str, d: Mapping[str, Any]) -> None:
+        scalars = {k: v for k, v in d.items() if not isinstance(v, Mapping) and v is not None}
+        if prefix:
+            lines.append(f"[{prefix}]")
+        lines.extend(f"{k} = {_toml_value(v)}" for k, v in scalars.items())
+        lines.append("")
+        for k, v in d.items():
+            if isinstance(v, Mapping):
+                table(f"{prefix}.{k}" if prefix else k, v)
+
+    table("", data)
+    return "\n".join(lines).strip() + "\n"
+
+
+def _toml_value(v: Any) -> str:
+    import json
+
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, list):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    if isinstance(v, float) and v != v:
+        return "nan"
+    if isinstance(v, float) and v in (float("inf"), float("-inf")):
+        return "inf" if v > 0 else "-inf"
+    if isinstance(v, int | float):
+        return repr(v)
+    return json.dumps(str(v), ensure_ascii=False)
+
+
+__all__ = ["OutputConfig", "PipelineConfig", "ReportConfig"]
