@@ -1,0 +1,228 @@
+"""detect_pair / detect_series / detect_to_file with tiny deterministic models."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+import rioxarray  # noqa: F401
+import torch
+import xarray as xr
+from affine import Affine
+from torch import nn
+
+from changedetect.detect import (
+    DetectConfig,
+    detect_pair,
+    detect_series,
+    detect_to_file,
+    resolve_bands,
+)
+from changedetect.errors import ModelError, OutputExistsError
+
+CRS = "EPSG:32648"
+TRANSFORM = Affine(0.5, 0, 600000, 0, -0.5, 1200000)
+
+
+@dataclass(frozen=True)
+class FakeCard:
+    """The part of a ModelCard that detection uses."""
+
+    bands: tuple[str, ...] = ("red", "green", "blue")
+    name: str = "tiny"
+    version: str = "0"
+    sha256: str = "0" * 64
+    threshold: float = 0.5
+    meta: dict[str, str] = field(default_factory=dict)
+
+    def compute_stats(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        flat = x.reshape(x.shape[0], -1)
+        return flat.mean(axis=1), flat.std(axis=1) + 1e-6
+
+    def preprocess(self, x: np.ndarray, stats: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+        mean, std = stats if stats is not None else self.compute_stats(x)
+        return ((x - mean[:, None, None]) / std[:, None, None]).astype(np.float32)
+
+
+class Pointwise(nn.Module):
+    """A 1x1-conv model: logits depend on each pixel only."""
+
+    def __init__(self, c: int) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = nn.Conv2d(2 * c, 1, 1)
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return self.conv(torch.cat([a, b], dim=1))
+
+
+class Spatial(nn.Module):
+    """A small conv net with a receptive field and a stride-2 level (not pointwise)."""
+
+    def __init__(self, c: int) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.down = nn.Conv2d(2 * c, 8, 3, stride=2, padding=1)
+        self.up = nn.Conv2d(8, 1, 3, padding=1)
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(self.down(torch.cat([a, b], dim=1)))
+        return self.up(nn.functional.interpolate(x, scale_factor=2, mode="bilinear"))
+
+
+@dataclass
+class Loaded:
+    module: nn.Module
+    card: FakeCard
+
+
+def _da(data: np.ndarray, bands: tuple[str, ...] = ("red", "green", "blue")) -> xr.DataArray:
+    c, h, w = data.shape
+    da = xr.DataArray(data.astype(np.float32), dims=("band", "y", "x"),
+                      coords={"band": list(bands), "y": 1200000 - 0.25 - 0.5 * np.arange(h),
+                              "x": 600000 + 0.25 + 0.5 * np.arange(w)})
+    return da.rio.write_crs(CRS).rio.write_transform(TRANSFORM)
+
+
+def _pair(h: int = 300, w: int = 420, seed: int = 0) -> tuple[xr.DataArray, xr.DataArray]:
+    rng = np.random.default_rng(seed)
+    a = rng.random((3, h, w)) * 255
+    b = a.copy()
+    b[:, 100:160, 50:200] = 255 - b[:, 100:160, 50:200]
+    return _da(a), _da(b)
+
+
+CFG = DetectConfig(model="tiny", window=128, overlap=32, batch_size=3, num_threads=1)
+
+
+def _whole_image(loaded: Loaded, a: xr.DataArray, b: xr.DataArray) -> np.ndarray:
+    card = loaded.card
+    pa = card.preprocess(a.values, card.compute_stats(a.values))
+    pb = card.preprocess(b.values, card.compute_stats(b.values))
+    with torch.inference_mode():
+        logits = loaded.module(torch.from_numpy(pa[None]), torch.from_numpy(pb[None]))
+    return torch.sigmoid(logits)[0, 0].numpy()
+
+
+def test_tiled_equals_whole_image_for_pointwise_model() -> None:
+    a, b = _pair()
+    loaded = Loaded(Pointwise(3), FakeCard())
+    prob = detect_pair(a, b, config=CFG, model=loaded)
+    assert prob.dims == ("y", "x") and prob.dtype == np.float32
+    np.testing.assert_allclose(prob.values, _whole_image(loaded, a, b), atol=1e-5)
+    assert prob.attrs["model"] == "tiny" and prob.attrs["model_sha256"] == "0" * 64
+    assert prob.rio.crs == CRS and prob.rio.transform() == TRANSFORM
+
+
+def test_spatial_model_is_close_to_whole_image_and_tta_runs() -> None:
+    a, b = _pair(256, 256)
+    loaded = Loaded(Spatial(3), FakeCard())
+    whole = _whole_image(loaded, a, b)
+    prob = detect_pair(a, b, config=CFG, model=loaded).values
+    assert np.abs(prob - whole).mean() < 0.01
+    tta = detect_pair(a, b, config=DetectConfig(model="tiny", window=128, overlap=32, tta=True),
+                      model=loaded).values
+    assert np.isfinite(tta).all() and tta.min() >= 0 and tta.max() <= 1
+
+
+def test_nan_where_either_date_has_no_data() -> None:
+    a, b = _pair()
+    a.values[:, :10, :] = np.nan
+    b.values[0, 200:210, 300:310] = np.nan
+    prob = detect_pair(a, b, config=CFG, model=Loaded(Pointwise(3), FakeCard())).values
+    assert np.isnan(prob[:10]).all() and np.isnan(prob[200:210, 300:310]).all()
+    assert np.isfinite(prob[10:200]).all()
+
+
+def test_band_selection_by_alias_and_order() -> None:
+    a, b = _pair()
+    # the stack has Sentinel-2 names in another order plus an extra band
+    perm = [2, 0, 1]
+    names = ("B02", "B04", "B03", "B08")
+    a4 = _da(np.concatenate([a.values[perm], a.values[:1]]), names)
+    b4 = _da(np.concatenate([b.values[perm], b.values[:1]]), names)
+    loaded = Loaded(Pointwise(3), FakeCard())
+    np.testing.assert_allclose(detect_pair(a4, b4, config=CFG, model=loaded).values,
+                               detect_pair(a, b, config=CFG, model=loaded).values, atol=1e-6)
+    assert resolve_bands(["1", "2", "3"], ["red", "green", "blue"]) == [0, 1, 2]
+
+
+def test_missing_bands_raise_model_error_naming_them() -> None:
+    a, b = _pair()
+    card = FakeCard(bands=("B02", "B03", "B04", "B08"))
+    with pytest.raises(ModelError, match=r"BEFORE lacks band\(s\) \['B08'\]"):
+        detect_pair(a, b, config=CFG, model=Loaded(Pointwise(4), card))
+
+
+def test_small_scene_smaller_than_window() -> None:
+    a, b = _pair(50, 70)
+    loaded = Loaded(Pointwise(3), FakeCard())
+    prob = detect_pair(a, b, config=CFG, model=loaded)
+    np.testing.assert_allclose(prob.values, _whole_image(loaded, a, b), atol=1e-5)
+
+
+def test_series_keeps_max_and_first_seen() -> None:
+    a, b = _pair(128, 128)
+    c = b.copy(deep=True)
+    c.values[:, 10:40, 10:40] = 255 - c.values[:, 10:40, 10:40]
+    times = np.array(["2024-01-01", "2024-06-01", "2025-01-01"], dtype="datetime64[ns]")
+    stack = xr.concat([a, b, c], dim="time").assign_coords(time=times).transpose("time", "band", "y", "x")
+    loaded = Loaded(Pointwise(3), FakeCard())
+    prob, first = detect_series(stack, config=CFG, model=loaded)
+    p1 = detect_pair(a, b, config=CFG, model=loaded).values
+    p2 = detect_pair(b, c, config=CFG, model=loaded).values
+    np.testing.assert_allclose(prob.values, np.fmax(p1, p2))
+    expect = np.where(p1 >= 0.5, times[1], np.where(p2 >= 0.5, times[2], np.datetime64("NaT")))
+    np.testing.assert_array_equal(first.values, expect.astype("datetime64[ns]"))
+    assert first.dtype == np.dtype("datetime64[ns]")
+
+
+def _write(path: Path, data: np.ndarray, transform: Affine = TRANSFORM) -> Path:
+    with rasterio.open(path, "w", driver="GTiff", width=data.shape[2], height=data.shape[1], count=3,
+                       dtype="uint8", crs=CRS, transform=transform, tiled=True,
+                       blockxsize=64, blockysize=64) as dst:
+        dst.write(data)
+        dst.descriptions = ("red", "green", "blue")
+    return path
+
+
+def test_detect_to_file_writes_cog_on_before_grid(tmp_path: Path) -> None:
+    a, b = _pair(300, 260)
+    pa = _write(tmp_path / "a_20240101.tif", a.values.astype(np.uint8))
+    pb = _write(tmp_path / "b_20250101.tif", b.values.astype(np.uint8))
+    out = tmp_path / "prob.tif"
+    loaded = Loaded(Pointwise(3), FakeCard())
+    summary = detect_to_file(pa, pb, out, config=CFG, model=loaded)
+    with rasterio.open(out) as src:
+        assert src.crs == CRS and src.transform == TRANSFORM and src.dtypes[0] == "float32"
+        assert (src.height, src.width) == (300, 260)
+        assert src.overviews(1) or src.height <= 512
+        assert src.tags()["model"] == "tiny" and src.tags()["before"] == "2024-01-01"
+        values = src.read(1)
+    np.testing.assert_allclose(values, detect_pair(_da(a.values.astype(np.uint8)), _da(b.values.astype(np.uint8)),
+                                                   config=CFG, model=loaded).values, atol=1e-5)
+    assert summary.height == 300 and 0 <= summary.share_above <= 1
+    with pytest.raises(OutputExistsError, match="prob.tif"):
+        detect_to_file(pa, pb, out, config=CFG, model=loaded)
+    detect_to_file(pa, pb, out, config=CFG, model=loaded, overwrite=True)
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_detect_to_file_reads_after_onto_before_grid(tmp_path: Path) -> None:
+    a, b = _pair(200, 200)
+    pa = _write(tmp_path / "a.tif", a.values.astype(np.uint8))
+    shifted = Affine(0.5, 0, 600000 - 5.0, 0, -0.5, 1200000 + 5.0)  # 10 px larger margin
+    big = np.zeros((3, 220, 220), np.uint8)
+    big[:, 10:210, 10:210] = b.values.astype(np.uint8)
+    pb = _write(tmp_path / "b.tif", big, shifted)
+    loaded = Loaded(Pointwise(3), FakeCard())
+    detect_to_file(pa, pb, tmp_path / "p.tif", config=CFG, model=loaded)
+    ref = tmp_path / "b_same.tif"
+    _write(ref, b.values.astype(np.uint8))
+    detect_to_file(pa, ref, tmp_path / "q.tif", config=CFG, model=loaded)
+    with rasterio.open(tmp_path / "p.tif") as p, rasterio.open(tmp_path / "q.tif") as q:
+        assert p.transform == TRANSFORM
+        np.testing.assert_allclose(p.read(1), q.read(1), atol=1e-3)
