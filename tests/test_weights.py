@@ -1,0 +1,99 @@
+"""Model cards, normalisation, and the sha256 check on load."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from changedetect.errors import ModelError
+from changedetect.nn import get_model
+from changedetect.weights import (
+    ModelCard,
+    compute_stats,
+    list_shipped,
+    load_model,
+    read_card,
+    save_model,
+)
+
+CARD = ModelCard(name="tiny", version="0.0.1", arch="siamese_unet", bands=("red", "green", "blue"),
+                 band_aliases={"red": ["B04"], "green": ["B03"], "blue": ["B02"]},
+                 arch_kwargs={"widths": [8, 16, 16], "depths": [0, 1, 1], "decoder_width": 8})
+
+
+@pytest.fixture
+def tiny_model(tmp_path: Path) -> Path:
+    torch.manual_seed(0)
+    module = get_model(CARD.arch, in_channels=3, **CARD.arch_kwargs)
+    folder = tmp_path / "tiny"
+    save_model(module, CARD, folder)
+    return folder
+
+
+def test_save_then_load_round_trip(tiny_model: Path) -> None:
+    card = read_card(tiny_model)
+    assert len(card.sha256) == 64
+    assert card.bands == ("red", "green", "blue")
+    assert (tiny_model / "MODEL_CARD.md").read_text().startswith("# tiny")
+    loaded = load_model(tiny_model)
+    rng = np.random.default_rng(0)
+    prob = loaded.predict(rng.random((3, 48, 48)), rng.random((3, 48, 48)))
+    assert prob.shape == (48, 48)
+    assert np.all((prob >= 0) & (prob <= 1))
+
+
+def test_tampered_weights_are_refused(tiny_model: Path) -> None:
+    w = tiny_model / "weights.pt"
+    data = bytearray(w.read_bytes())
+    data[-10] ^= 0xFF
+    w.write_bytes(bytes(data))
+    with pytest.raises(ModelError, match="sha256.*restore them"):
+        load_model(tiny_model)
+
+
+def test_unknown_name_lists_available(monkeypatch: pytest.MonkeyPatch, tiny_model: Path) -> None:
+    monkeypatch.setenv("CHANGEDETECT_MODELS", str(tiny_model.parent))
+    assert "tiny" in [c.name for c in list_shipped()]
+    with pytest.raises(ModelError, match=r"unknown model 'nope'.*tiny"):
+        load_model("nope")
+    assert load_model("tiny").card.name == "tiny"
+
+
+def test_card_json_round_trip(tiny_model: Path) -> None:
+    data = json.loads((tiny_model / "metadata.json").read_text())
+    assert ModelCard.from_dict(data) == read_card(tiny_model)
+    with pytest.raises(ModelError, match="lacks arch"):
+        ModelCard.from_dict({"name": "x", "version": "1", "bands": ["a"]})
+
+
+def test_band_indices_use_aliases_and_name_what_is_missing() -> None:
+    assert CARD.band_indices(["B02", "B03", "B04", "B08"]) == [2, 1, 0]
+    assert CARD.band_indices(["Blue", "Green", "Red"]) == [2, 1, 0]
+    with pytest.raises(ModelError, match=r"blue \(or B02\)"):
+        CARD.band_indices(["red", "green", "nir"])
+
+
+def test_scene_statistics_make_windows_agree() -> None:
+    rng = np.random.default_rng(1)
+    scene = rng.normal(100, 20, (3, 256, 256)).astype(np.float32)
+    scene[:, :10, :10] = np.nan
+    stats = compute_stats(scene)
+    np.testing.assert_allclose(stats.mean, 100, atol=1.5)
+    whole = CARD.preprocess(scene, stats)
+    window = CARD.preprocess(scene[:, 100:164, 100:164], stats)
+    np.testing.assert_array_equal(whole[:, 100:164, 100:164], window)
+    assert np.isfinite(whole).all() and whole[0, 0, 0] == 0.0
+
+
+def test_constant_band_does_not_divide_by_zero() -> None:
+    stats = compute_stats(np.full((2, 8, 8), 5.0))
+    np.testing.assert_array_equal(stats.std, [1.0, 1.0])
+
+
+def test_preprocess_checks_band_count() -> None:
+    with pytest.raises(ModelError, match=r"expects \(3, h, w\)"):
+        CARD.preprocess(np.zeros((4, 8, 8)))
