@@ -1,0 +1,87 @@
+"""``changedetect detect``: change probability between two dates (or along a series)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from changedetect.cli.options import check_overwrite, out_path_opt, overwrite_opt, quiet
+
+
+@click.command(name="detect")
+@click.argument("before", type=click.Path(path_type=Path, exists=True))
+@click.argument("after", required=False, type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@out_path_opt(help="Probability raster to write (float32 Cloud-Optimized GeoTIFF on BEFORE's grid).")
+@click.option("--model", "-m", default="vhr-building", show_default=True,
+              help="Shipped model name or model folder (see `changedetect models`).")
+@click.option("--series", is_flag=True,
+              help="BEFORE is a stack of tiles (folder, manifest...): detect between consecutive "
+                   "dates, keep the highest probability and write the date change first appeared.")
+@click.option("--tta", is_flag=True, help="Average over flips and a rotation (4x slower, a bit more accurate).")
+@click.option("--window", type=click.IntRange(32), default=512, show_default=True, help="Window side in pixels.")
+@click.option("--overlap", type=click.IntRange(0), default=64, show_default=True,
+              help="Overlap of neighbouring windows in pixels (blended smoothly).")
+@click.option("--batch-size", type=click.IntRange(1), default=4, show_default=True, help="Windows per forward pass.")
+@click.option("--threshold", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              help="Probability counted as change in the summary (default: the model card's).")
+@click.option("--device", default="cpu", show_default=True, help="Torch device (cpu, cuda).")
+@overwrite_opt
+@click.pass_context
+def command(ctx: click.Context, before: Path, after: Path | None, out: Path, model: str, series: bool,
+            tta: bool, window: int, overlap: int, batch_size: int, threshold: float | None,
+            device: str, overwrite: bool) -> None:
+    """Change probability between BEFORE and AFTER rasters, written as a COG on BEFORE's grid.
+
+    AFTER is read onto BEFORE's grid when the two differ (reprojection on the
+    fly).  Windows overlap and are blended smoothly; memory stays bounded
+    whatever the size of the scene.  With --series, BEFORE is a stack of tiles
+    and two rasters are written: the probability and OUT_first_seen.tif (the
+    date change first appeared, as days since 1970-01-01; NaN where never).
+
+    \b
+    Examples:
+      changedetect detect before.tif after.tif --out change.tif
+      changedetect detect a.tif b.tif --out change.tif --model s2-urban --tta --overwrite
+      changedetect detect sample_tiles --series --out out/change.tif
+    """
+    from changedetect.detect import DetectConfig
+
+    try:
+        config = DetectConfig(model=model, window=window, overlap=overlap, batch_size=batch_size,
+                              tta=tta, threshold=threshold, device=device)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+    check_overwrite(out, overwrite)
+    if series:
+        if after is not None:
+            raise click.UsageError("with --series give one TILES argument, not BEFORE and AFTER")
+        _series(before, out, config, overwrite=overwrite, progress=not quiet(ctx))
+        return
+    if after is None:
+        raise click.UsageError("give BEFORE and AFTER rasters (or one stack of tiles with --series)")
+    from changedetect.detect import detect_to_file
+
+    s = detect_to_file(before, after, out, config=config, overwrite=overwrite, progress=not quiet(ctx))
+    click.echo(f"Wrote {s.path}: {s.width}x{s.height} px in {s.seconds:.1f} s ({s.mpx_per_s:.2f} Mpx/s), "
+               f"{100 * s.share_above:.2f}% of pixels >= {s.threshold:.2f} (model {s.model})")
+
+
+def _series(tiles: Path, out: Path, config: object, *, overwrite: bool, progress: bool) -> None:
+    import numpy as np
+
+    from changedetect.detect import detect_series
+    from changedetect.io import open_stack, write_cog
+
+    first_path = out.with_name(f"{out.stem}_first_seen{out.suffix or '.tif'}")
+    check_overwrite(first_path, overwrite)
+    prob, first = detect_series(open_stack(tiles), config=config, progress=progress)  # type: ignore[arg-type]
+    days = (first.values.astype("datetime64[D]").astype("float64"))
+    days[np.isnat(first.values)] = np.nan
+    write_cog(prob, out, dtype="float32", overwrite=overwrite)
+    write_cog(first.copy(data=days.astype("float32")), first_path, dtype="float32", overwrite=overwrite)
+    thr = float(prob.attrs.get("threshold", 0.5))
+    share = float(np.nanmean(prob.values >= thr)) if np.isfinite(prob.values).any() else 0.0
+    click.echo(f"Wrote {out} and {first_path} ({prob.sizes['x']}x{prob.sizes['y']} px, "
+               f"{prob.attrs.get('before')} -> {prob.attrs.get('after')}): {100 * share:.2f}% of pixels "
+               f">= {thr:.2f}; first_seen is days since 1970-01-01")

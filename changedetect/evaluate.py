@@ -1,0 +1,316 @@
+"""Precision, recall, F1 and IoU of the change class on labelled image pairs.
+
+Two layouts are understood:
+
+LEVIR-style
+    ``A/`` (before), ``B/`` (after) and ``label/`` with matching file names
+    (PNG, JPEG or GeoTIFF; labels 0/255 or 0/1, anything > 0 is change).
+OSCD-style
+    ``images/<city>/imgs_1/*_B02.tif ...``, ``images/<city>/imgs_2/...``
+    (one file per Sentinel-2 band) and ``labels/<city>/cm/<city>-cm.tif``
+    (1 = no change, 2 = change).  Every band is read onto the label's grid
+    (the 10 m grid; 20 m and 60 m bands are resampled bilinearly).
+
+The model's card decides which bands are read.  Scores are computed from
+pixel counts pooled over the whole set, the way LEVIR-CD papers report them.
+``model="cva"`` selects the change-vector-analysis + Otsu baseline
+(:mod:`changedetect.baselines`) in the same harness; any object with
+``name``, ``bands``, ``threshold`` and ``__call__(before, after) -> prob``
+(a :class:`Predictor`) can be evaluated too.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import xarray as xr
+
+from changedetect.errors import DatasetError
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["Evaluation", "Predictor", "evaluate", "evaluate_detailed", "iter_pairs", "make_predictor"]
+
+_IMAGE_EXT = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
+#: Sentinel-2 file suffix of the common band names.
+_S2_NAME = {"blue": "B02", "green": "B03", "red": "B04", "nir": "B08"}
+#: bands CVA reads from a Sentinel-2 (OSCD) pair: the 10 m bands.
+_CVA_S2_BANDS = ("B02", "B03", "B04", "B08")
+
+
+class Predictor(Protocol):
+    """Anything that maps a pair to a change probability ``(h, w)``."""
+
+    name: str
+    bands: Sequence[str] | None  # bands to read; None: every band of the images
+    threshold: float
+
+    def __call__(self, before: xr.DataArray, after: xr.DataArray) -> np.ndarray: ...
+
+
+@dataclass
+class Pair:
+    """One labelled pair: ``before``/``after`` ``(band, y, x)``, ``label`` (h, w) bool."""
+
+    name: str
+    before: xr.DataArray
+    after: xr.DataArray
+    label: np.ndarray
+
+
+@dataclass
+class Evaluation:
+    """Pooled confusion counts of a set, with per-image counts."""
+
+    model: str
+    threshold: float
+    tp: int = 0
+    fp: int = 0
+    fn: int = 0
+    tn: int = 0
+    per_image: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    @property
+    def n_images(self) -> int:
+        return len(self.per_image)
+
+    def scores(self) -> dict[str, float | int]:
+        """``precision, recall, f1, iou`` of the change class and ``n_images``."""
+        out: dict[str, float | int] = dict(_scores(self.tp, self.fp, self.fn, self.tn))
+        out["n_images"] = self.n_images
+        return out
+
+    def floor(self) -> dict[str, float]:
+        """Scores of predicting "everything changed" on the same set."""
+        pos, total = self.tp + self.fn, self.tp + self.fp + self.fn + self.tn
+        return _scores(pos, total - pos, 0, 0)
+
+
+def _scores(tp: int, fp: int, fn: int, tn: int) -> dict[str, float]:
+    try:
+        from changedetect.training.metrics import Counts, scores
+
+        return {k: float(v) for k, v in scores(Counts(tp=tp, fp=fp, fn=fn, tn=tn)).items()}
+    except ImportError:
+        pass
+
+    def ratio(a: int, b: int) -> float:
+        return a / b if b else 0.0
+
+    return {"precision": ratio(tp, tp + fp), "recall": ratio(tp, tp + fn),
+            "f1": ratio(2 * tp, 2 * tp + fp + fn), "iou": ratio(tp, tp + fp + fn)}
+
+
+# ----------------------------------------------------------------------------- reading
+def _read_image(path: Path, *, kind: str) -> tuple[np.ndarray, list[str]]:
+    import rasterio
+    from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            with rasterio.open(path) as src:
+                data = src.read()
+                names = [(src.descriptions[i] or "").strip() or
+                         (src.colorinterp[i].name if src.colorinterp[i].name in {"red", "green", "blue"}
+                          else str(i + 1)) for i in range(src.count)]
+    except RasterioIOError as exc:
+        raise DatasetError(f"cannot read {kind} '{path}': {exc}") from exc
+    return data, names
+
+
+def _as_da(data: np.ndarray, names: list[str]) -> xr.DataArray:
+    return xr.DataArray(data.astype(np.float32), dims=("band", "y", "x"), coords={"band": names})
+
+
+def _find(folder: Path, stem: str) -> Path | None:
+    for ext in _IMAGE_EXT:
+        for cand in (folder / f"{stem}{ext}", folder / f"{stem}{ext.upper()}"):
+            if cand.is_file():
+                return cand
+    return None
+
+
+def _levir_pairs(root: Path) -> Iterator[Pair]:
+    for sub in ("A", "B", "label"):
+        if not (root / sub).is_dir():
+            raise DatasetError(f"LEVIR-style folder '{root}' has no '{sub}/' folder (expected A/, B/, label/)")
+    labels = sorted(p for p in (root / "label").iterdir() if p.suffix.lower() in _IMAGE_EXT)
+    if not labels:
+        raise DatasetError(f"'{root / 'label'}' holds no PNG/JPEG/GeoTIFF label")
+    for lab in labels:
+        paths = {sub: _find(root / sub, lab.stem) for sub in ("A", "B")}
+        for sub, p in paths.items():
+            if p is None:
+                raise DatasetError(f"label '{lab.name}' has no matching image in '{root / sub}'")
+        a, names_a = _read_image(paths["A"], kind="image")  # type: ignore[arg-type]
+        b, names_b = _read_image(paths["B"], kind="image")  # type: ignore[arg-type]
+        y, _ = _read_image(lab, kind="label")
+        if a.shape[1:] != y.shape[1:] or b.shape[1:] != y.shape[1:]:
+            raise DatasetError(f"pair '{lab.stem}': sizes differ (A {a.shape[1:]}, B {b.shape[1:]}, label {y.shape[1:]})")
+        yield Pair(lab.stem, _as_da(a, names_a), _as_da(b, names_b), y[0] > 0)
+
+
+def _s2_band(folder: Path, band: str, shape: tuple[int, int]) -> np.ndarray:
+    import rasterio
+    from rasterio.enums import Resampling
+
+    suffix = _S2_NAME.get(band.lower(), band.upper())
+    hits = sorted(folder.glob(f"*_{suffix}.tif")) or sorted(folder.glob(f"{suffix}.tif"))
+    if not hits:
+        raise DatasetError(f"'{folder}' has no file for band {band} (expected '*_{suffix}.tif')")
+    with rasterio.open(hits[0]) as src:
+        return src.read(1, out_shape=shape, resampling=Resampling.bilinear).astype(np.float32)
+
+
+def _oscd_pairs(root: Path, bands: Sequence[str], cities: Sequence[str] | None) -> Iterator[Pair]:
+    images, labels = root / "images", root / "labels"
+    for sub in (images, labels):
+        if not sub.is_dir():
+            raise DatasetError(f"OSCD-style root '{root}' has no '{sub.name}/' folder (expected images/ and labels/)")
+    names = sorted(p.name for p in labels.iterdir() if p.is_dir())
+    if cities:
+        unknown = sorted(set(cities) - set(names))
+        if unknown:
+            raise DatasetError(f"cities {unknown} are not in '{labels}' (it has {names})")
+        names = [c for c in names if c in set(cities)]
+    for city in names:
+        cm = labels / city / "cm" / f"{city}-cm.tif"
+        if not cm.is_file():
+            raise DatasetError(f"city '{city}' has no change map '{cm}'")
+        y, _ = _read_image(cm, kind="label")
+        shape = y.shape[1:]
+        dates = []
+        for d in ("imgs_1", "imgs_2"):
+            folder = images / city / d
+            if not folder.is_dir():
+                raise DatasetError(f"city '{city}' has no image folder '{folder}'")
+            dates.append(_as_da(np.stack([_s2_band(folder, b, shape) for b in bands]), list(bands)))
+        yield Pair(city, dates[0], dates[1], y[0] == 2)
+
+
+def _is_oscd(root: Path) -> bool:
+    return (root / "images").is_dir() or (root / "labels").is_dir()
+
+
+def iter_pairs(path: str | Path, *, bands: Sequence[str] | None = None,
+               cities: Sequence[str] | None = None) -> Iterator[Pair]:
+    """The labelled pairs of a LEVIR-style folder or an OSCD-style root.
+
+    ``bands`` (needed for OSCD) are the band names to read; ``cities`` restricts OSCD.
+    """
+    root = Path(path)
+    if not root.is_dir():
+        raise DatasetError(f"evaluation data '{root}' is not a folder (expected A/, B/, label/ or images/, labels/)")
+    if _is_oscd(root):
+        yield from _oscd_pairs(root, tuple(bands or _CVA_S2_BANDS), cities)
+    else:
+        yield from _levir_pairs(root)
+
+
+# ----------------------------------------------------------------------------- predictors
+@dataclass
+class _CvaPredictor:
+    bands: Sequence[str] | None = None
+    threshold: float = 0.5
+    name: str = "cva"
+
+    def __call__(self, before: xr.DataArray, after: xr.DataArray) -> np.ndarray:
+        from changedetect.baselines import cva_probability
+
+        return cva_probability(before.values, after.values)[0]
+
+
+class _ModelPredictor:
+    def __init__(self, loaded: Any, config: Any) -> None:
+        self.loaded, self.config = loaded, config
+        self.name = str(getattr(loaded.card, "name", config.model))
+        self.bands = list(loaded.card.bands)
+        self.threshold = float(config.threshold or getattr(loaded.card, "threshold", None) or 0.5)
+
+    def __call__(self, before: xr.DataArray, after: xr.DataArray) -> np.ndarray:
+        from changedetect.detect import detect_pair
+
+        return detect_pair(before, after, config=self.config, model=self.loaded).values
+
+
+def make_predictor(model: str | Path, *, threshold: float | None = None, oscd: bool = False,
+                   config: Any = None) -> Any:
+    """A :class:`Predictor` for ``"cva"`` or a shipped model name / model folder."""
+    if str(model).lower() == "cva":
+        return _CvaPredictor(bands=_CVA_S2_BANDS if oscd else None, threshold=threshold or 0.5)
+    from dataclasses import replace
+
+    from changedetect.detect import DetectConfig
+    from changedetect.weights import load_model
+
+    cfg = replace(config or DetectConfig(), model=str(model), threshold=threshold)
+    return _ModelPredictor(load_model(str(model), device=cfg.device), cfg)
+
+
+# ----------------------------------------------------------------------------- harness
+def evaluate_detailed(
+    path: str | Path,
+    *,
+    model: str | Path | Predictor,
+    threshold: float | None = None,
+    cities: Sequence[str] | None = None,
+    progress: bool = False,
+) -> Evaluation:
+    """Pooled confusion counts of ``model`` over every pair under ``path``."""
+    from tqdm.auto import tqdm
+
+    root = Path(path)
+    oscd = root.is_dir() and _is_oscd(root)
+    pred = model if not isinstance(model, str | Path) else make_predictor(model, threshold=threshold, oscd=oscd)
+    thr = threshold if threshold is not None else pred.threshold
+    result = Evaluation(model=pred.name, threshold=thr)
+    for pair in tqdm(iter_pairs(root, bands=pred.bands, cities=cities), disable=not progress, unit="pair"):
+        prob = pred(pair.before, pair.after)
+        p = np.nan_to_num(prob, nan=0.0) >= thr
+        y = pair.label
+        counts = {"tp": int((p & y).sum()), "fp": int((p & ~y).sum()),
+                  "fn": int((~p & y).sum()), "tn": int((~p & ~y).sum())}
+        for k, v in counts.items():
+            setattr(result, k, getattr(result, k) + v)
+        result.per_image[pair.name] = {**counts, **_scores(**counts)}
+        logger.info("%s: f1 %.3f", pair.name, result.per_image[pair.name]["f1"])
+    if not result.per_image:
+        raise DatasetError(f"no labelled pair found under '{root}'")
+    return result
+
+
+def evaluate(
+    path: str | Path,
+    *,
+    model: str | Path | Predictor,
+    threshold: float | None = None,
+    cities: Sequence[str] | None = None,
+    progress: bool = False,
+) -> dict[str, float | int]:
+    """``precision, recall, f1, iou`` (change class, pixel counts pooled) and ``n_images``.
+
+    Parameters
+    ----------
+    path
+        A LEVIR-style folder or an OSCD-style root.
+    model
+        ``"cva"``, a shipped model name, a model folder, or a :class:`Predictor`.
+    threshold
+        Probability threshold; ``None``: the model card's (0.5 for CVA = Otsu's).
+    cities
+        OSCD only: evaluate these cities.
+
+    Raises
+    ------
+    DatasetError
+        Naming the missing folder or file when the layout is not understood.
+    """
+    return evaluate_detailed(path, model=model, threshold=threshold, cities=cities,
+                             progress=progress).scores()
