@@ -1,0 +1,283 @@
+"""Read a permit register as it is: files and PostGIS.
+
+:func:`read_register` returns the register's rows unvalidated (validation and
+column mapping are :mod:`changedetect.permits`'s job) and a name for messages.
+Nothing here ever writes to the register.
+
+Sources
+-------
+``.gpkg`` (default), ``.geojson``/``.json``, ``.shp``, ``.fgb``
+    Through pyogrio.  Text that is not valid UTF-8 is kept with the bad bytes
+    escaped (as lone surrogates), so that validation can name the row.
+``.parquet``/``.geoparquet``
+    GeoParquet through geopandas.
+``.csv``
+    A geometry column of WKT or EWKT (``wkt``, ``geometry``, ``geom`` or
+    ``the_geom``; ``SRID=9210;POLYGON(...)`` sets the CRS) or a pair of
+    ``lon``/``lat`` columns (``longitude``/``latitude``, ``x``/``y``: points in
+    EPSG:4326 unless ``crs`` says otherwise).  The CRS of WKT comes from
+    ``crs=``, an EWKT prefix, or a ``.prj`` file beside the CSV.
+``postgresql://user@host:port/db``
+    With ``table="schema.table"`` (identifiers checked against
+    ``[A-Za-z_][A-Za-z0-9_]*`` and quoted by psycopg) or ``query="SELECT ...
+    WHERE issued_on > %(since)s"`` with ``params={"since": ...}``: values are
+    always sent as parameters, never pasted into the SQL.  The session is
+    read-only.  The CRS is the geometry's SRID.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import geopandas as gpd
+import pandas as pd
+import shapely
+
+from changedetect.errors import (
+    ChangeDetectError,
+    ConfigError,
+    PermitSchemaError,
+    RegisterConnectionError,
+)
+
+log = logging.getLogger(__name__)
+
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+_WKT_COLUMNS = ("wkt", "geometry", "geom", "the_geom", "wkb_geometry")
+_LONLAT = (("lon", "lat"), ("lng", "lat"), ("longitude", "latitude"), ("x", "y"))
+_EWKT = re.compile(r"^\s*SRID=(\d+);(.*)$", re.IGNORECASE | re.DOTALL)
+_OGR_SUFFIXES = (".gpkg", ".geojson", ".json", ".shp", ".fgb", ".zip", ".gml", ".kml")
+
+
+class RegisterReadError(ChangeDetectError, OSError):
+    """A register file is missing, unreadable or of an unknown format."""
+
+
+def read_register(
+    source: str | os.PathLike[str],
+    *,
+    layer: str | None = None,
+    table: str | None = None,
+    query: str | None = None,
+    params: Mapping[str, Any] | tuple[Any, ...] | None = None,
+    crs: Any = None,
+) -> tuple[gpd.GeoDataFrame, str]:
+    """Read a register without validating it.
+
+    Returns
+    -------
+    (geopandas.GeoDataFrame, str)
+        The rows in source order (index 0..n-1) and the register's name for
+        messages (a path, or a URL without its password plus the table).
+        ``frame.attrs["geometry_errors"]`` maps a row index to why its WKT
+        could not be parsed (CSV only).
+    """
+    text = os.fspath(source)
+    if text.startswith(("postgresql://", "postgres://")):
+        return _read_postgis(text, table=table, query=query, params=params)
+    if table is not None or query is not None:
+        raise ConfigError(f"table= and query= are for postgresql:// registers, not for the file '{text}'")
+    path = Path(text)
+    if not path.exists():
+        raise RegisterReadError(f"permit register '{path}' does not exist; check the path (--permits)")
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        frame = _read_csv(path, crs)
+    elif suffix in (".parquet", ".geoparquet"):
+        frame = _guard(path, lambda: gpd.read_parquet(path))
+    elif suffix in _OGR_SUFFIXES or path.is_dir():
+        frame = _read_ogr(path, layer)
+    else:
+        raise RegisterReadError(
+            f"permit register '{path}': unknown format '{suffix}'; use .gpkg, .geojson, .shp, .parquet, "
+            ".csv or a postgresql:// URL"
+        )
+    if frame.crs is None and crs is not None:
+        frame = frame.set_crs(crs)
+    return frame.reset_index(drop=True), str(path)
+
+
+def _guard(path: Path, read: Any) -> gpd.GeoDataFrame:
+    try:
+        frame: gpd.GeoDataFrame = read()
+    except (OSError, ValueError, RuntimeError) as exc:
+        if isinstance(exc, UnicodeDecodeError):
+            raise
+        raise RegisterReadError(f"permit register '{path}' cannot be read: {exc}") from exc
+    return frame
+
+
+def _read_ogr(path: Path, layer: str | None) -> gpd.GeoDataFrame:
+    try:
+        return _guard(path, lambda: gpd.read_file(path, layer=layer, engine="pyogrio"))
+    except UnicodeDecodeError:
+        log.info("%s: text is not all UTF-8; re-reading with the bad bytes escaped", path)
+    frame = _guard(path, lambda: gpd.read_file(path, layer=layer, engine="pyogrio", encoding="latin1"))
+    for col in frame.columns:
+        if col != frame.geometry.name and (frame[col].dtype == object or pd.api.types.is_string_dtype(frame[col])):
+            frame[col] = [
+                v.encode("latin1").decode("utf-8", "surrogateescape") if isinstance(v, str) else v
+                for v in frame[col].tolist()
+            ]
+    return frame
+
+
+def _read_csv(path: Path, crs: Any) -> gpd.GeoDataFrame:
+    raw = path.read_bytes()
+    text = raw.decode("utf-8-sig" if raw.startswith(b"\xef\xbb\xbf") else "utf-8", "surrogateescape")
+    table = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_values=[""])
+    table = table.astype(object).where(table.notna(), None)
+    lower = {str(c).lower(): c for c in table.columns}
+    wkt_col = next((lower[c] for c in _WKT_COLUMNS if c in lower), None)
+    errors: dict[int, str] = {}
+    if wkt_col is not None:
+        geoms, srids = [], set()
+        for i, value in enumerate(table[wkt_col].tolist()):
+            geom, srid, err = _parse_wkt(value)
+            geoms.append(geom)
+            if err:
+                errors[i] = err
+            if srid:
+                srids.add(srid)
+        found_crs = crs or (f"EPSG:{srids.pop()}" if len(srids) == 1 else None) or _prj_beside(path)
+        frame = gpd.GeoDataFrame(table.drop(columns=[wkt_col]), geometry=gpd.GeoSeries(geoms), crs=found_crs)
+    else:
+        pair = next(((lower[a], lower[b]) for a, b in _LONLAT if a in lower and b in lower), None)
+        if pair is None:
+            raise PermitSchemaError(
+                f"permit register '{path}': no geometry column; a CSV register needs a WKT column "
+                f"({', '.join(_WKT_COLUMNS)}) or lon/lat columns; found {', '.join(map(str, table.columns))}"
+            )
+        xs = pd.to_numeric(table[pair[0]], errors="coerce")
+        ys = pd.to_numeric(table[pair[1]], errors="coerce")
+        for i, (x, y, vx, vy) in enumerate(zip(xs, ys, table[pair[0]], table[pair[1]], strict=True)):
+            if pd.isna(x) or pd.isna(y):
+                errors[i] = f"{pair[0]}/{pair[1]} {vx!r}/{vy!r} are not numbers"
+        pts = [None if i in errors else shapely.Point(x, y) for i, (x, y) in enumerate(zip(xs, ys, strict=True))]
+        frame = gpd.GeoDataFrame(table.drop(columns=list(pair)), geometry=gpd.GeoSeries(pts), crs=crs or "EPSG:4326")
+    frame.attrs["geometry_errors"] = errors
+    return frame
+
+
+def _parse_wkt(value: Any) -> tuple[Any, int | None, str | None]:
+    if value is None or not str(value).strip():
+        return None, None, "missing geometry (empty WKT cell)"
+    text = str(value)
+    srid = None
+    m = _EWKT.match(text)
+    if m:
+        srid, text = int(m.group(1)), m.group(2)
+    try:
+        return shapely.from_wkt(text), srid, None
+    except shapely.errors.ShapelyError as exc:
+        short = text if len(text) < 40 else text[:37] + "..."
+        return None, srid, f"unparseable WKT {short!r} ({exc})"
+
+
+def _prj_beside(path: Path) -> str | None:
+    prj = path.with_suffix(".prj")
+    return prj.read_text().strip() if prj.exists() else None
+
+
+def _safe_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password:
+        host = parts.hostname or ""
+        netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
+        parts = parts._replace(netloc=netloc)
+    return urlunsplit(parts)
+
+
+def check_identifier(name: str) -> tuple[str, ...]:
+    """Split ``schema.table`` and check each part is a plain SQL identifier.
+
+    Raises
+    ------
+    ConfigError
+        A part is not ``[A-Za-z_][A-Za-z0-9_]*`` (at most 63 characters).
+    """
+    parts = tuple(name.split("."))
+    if not 1 <= len(parts) <= 2 or not all(_IDENT.match(p) for p in parts):
+        raise ConfigError(
+            f"table {name!r} is not a plain [schema.]table name (letters, digits and _ only); "
+            "to filter rows use query= with parameters"
+        )
+    return parts
+
+
+def _check_query(query: str) -> str:
+    body = query.strip().rstrip(";").strip()
+    if not re.match(r"^(select|with)\b", body, re.IGNORECASE) or ";" in body:
+        raise ConfigError(
+            "query= must be one SELECT (or WITH ... SELECT) statement, with values passed as "
+            "%(name)s placeholders and params=; got: " + (body[:60] + "..." if len(body) > 60 else body)
+        )
+    return body
+
+
+def _read_postgis(
+    url: str, *, table: str | None, query: str | None, params: Mapping[str, Any] | tuple[Any, ...] | None
+) -> tuple[gpd.GeoDataFrame, str]:
+    import psycopg
+    from psycopg import sql
+
+    if (table is None) == (query is None):
+        raise ConfigError("a postgresql:// register needs exactly one of table= or query=")
+    stmt: Any
+    if table is not None:
+        stmt = sql.SQL("SELECT * FROM {}").format(sql.Identifier(*check_identifier(table)))
+        name = f"{_safe_url(url)} table={table}"
+    else:
+        stmt = sql.SQL(_check_query(str(query)))  # type: ignore[arg-type]  # checked: one SELECT
+        name = f"{_safe_url(url)} query"
+    try:
+        conn = psycopg.connect(url, connect_timeout=10)
+    except psycopg.Error as exc:
+        raise RegisterConnectionError(
+            f"cannot connect to the permit register {_safe_url(url)}: {str(exc).strip()}; "
+            "check the host, port, database, user and that the server is running"
+        ) from exc
+    try:
+        conn.read_only = True
+        with conn.cursor() as cur:
+            cur.execute("SELECT oid FROM pg_type WHERE typname = %s", ("geometry",))
+            geom_oids = {r[0] for r in cur.fetchall()}
+            if not geom_oids:
+                raise PermitSchemaError(f"permit register {name}: the database has no PostGIS extension")
+            cur.execute(stmt, params)
+            columns = [d.name for d in cur.description or []]
+            types = [d.type_code for d in cur.description or []]
+            rows = cur.fetchall()
+    except psycopg.Error as exc:
+        raise PermitSchemaError(f"permit register {name}: the database refused the read: {str(exc).strip()}") from exc
+    finally:
+        conn.close()
+    return _frame_from_rows(columns, types, rows, geom_oids, name), name
+
+
+def _frame_from_rows(
+    columns: list[str], types: list[int], rows: list[tuple[Any, ...]], geom_oids: set[int], name: str
+) -> gpd.GeoDataFrame:
+    geom_cols = [c for c, t in zip(columns, types, strict=True) if t in geom_oids]
+    if not geom_cols:
+        raise PermitSchemaError(f"permit register {name}: the result has no geometry column")
+    gcol = next((c for c in geom_cols if c in ("geometry", "geom")), geom_cols[0])
+    table = pd.DataFrame.from_records(rows, columns=columns)
+    geoms = shapely.from_wkb(table[gcol].tolist()) if len(table) else []
+    srids = {int(s) for s in shapely.get_srid(geoms)} if len(table) else set()
+    crs = f"EPSG:{srids.pop()}" if len(srids) == 1 and 0 not in srids else None
+    if len(srids) > 1:
+        raise PermitSchemaError(f"permit register {name}: geometries have several SRIDs; transform them to one")
+    geoms = shapely.set_srid(geoms, 0) if len(table) else geoms
+    attrs = table.drop(columns=geom_cols).astype(object)
+    return gpd.GeoDataFrame(attrs, geometry=gpd.GeoSeries(geoms), crs=crs)
+
+
+__all__ = ["RegisterReadError", "check_identifier", "read_register"]

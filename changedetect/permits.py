@@ -1,0 +1,344 @@
+"""The permit register: schema, column mapping, validation and loading.
+
+A register is read from a GeoPackage (the default), GeoJSON, Shapefile,
+GeoParquet, CSV (a WKT column, or lon/lat columns) or a PostGIS table or query
+(see :mod:`changedetect.io.registers`), its columns are mapped onto the schema
+of ``permits/schema.json`` (:data:`SCHEMA`), and every row is checked.
+
+Validation reports *every* bad row, with its row number (1-based, in the order
+the source returns the rows; the header of a CSV is not counted), the column
+and the reason.  Invalid polygons are repaired with ``make_valid`` and a
+:class:`~changedetect.errors.PermitRowWarning`.
+
+- ``strict=True`` (the default): any rejected row raises
+  :class:`~changedetect.errors.PermitSchemaError` listing the first 20
+  problems and how many there are in all.
+- ``strict=False``: the good rows are returned, a ``PermitRowWarning`` says how
+  many were rejected, and with ``rejects_path`` the rejected rows are written
+  (atomically) with a ``reject_reason`` and a ``row`` column.
+
+A register without a CRS, or without a required column, is refused in both
+modes.  The register itself is only ever read.
+
+Example
+-------
+>>> from changedetect.permits import load_register
+>>> permits = load_register("permits/sample_register.gpkg")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import pandas as pd
+
+from changedetect import _permit_checks as chk
+from changedetect._permit_checks import Problem
+from changedetect._permit_schema import (
+    COLUMNS,
+    DATE_FORMAT_HUMAN,
+    DEFAULT_COLUMN_MAP,
+    PERMIT_STATUSES,
+    PERMIT_TYPES,
+    SCHEMA,
+)
+from changedetect.errors import PermitRowWarning, PermitSchemaError
+
+log = logging.getLogger(__name__)
+
+#: How many problems an error message lists before "... and N more".
+MAX_LISTED = 20
+_REQUIRED: tuple[str, ...] = tuple(SCHEMA["required"])
+
+
+@dataclass
+class ValidationResult:
+    """What :func:`validate_register` found.
+
+    Attributes
+    ----------
+    name
+        The register's name in messages (its path or URL).
+    permits
+        The good rows, schema columns first (dates as ``datetime.date``), in the
+        register's CRS.
+    rejects
+        The rejected rows as read (attributes as text), with ``row`` and ``reject_reason``.
+    problems
+        One :class:`Problem` per rejected cell, plus register-level problems (``row`` is ``None``).
+    repairs
+        Rows kept after a repair (invalid geometry made valid).
+    """
+
+    name: str
+    permits: gpd.GeoDataFrame
+    rejects: gpd.GeoDataFrame
+    problems: list[Problem] = field(default_factory=list)
+    repairs: list[Problem] = field(default_factory=list)
+
+    @property
+    def fatal(self) -> bool:
+        """Whether the register as a whole is unusable (no CRS, a missing column)."""
+        return any(p.row is None for p in self.problems)
+
+    @property
+    def ok(self) -> bool:
+        """No problems at all (repairs are not problems)."""
+        return not self.problems
+
+    def report(self, limit: int = MAX_LISTED) -> str:
+        """The problems as text: a headline, then one line each (at most ``limit``)."""
+        rows = {p.row for p in self.problems if p.row is not None}
+        head = f"permit register '{self.name}': {len(self.problems)} problem(s)"
+        if rows:
+            head += f" in {len(rows)} row(s)"
+        lines = [head] + [f"  {p}" for p in self.problems[:limit]]
+        if len(self.problems) > limit:
+            lines.append(f"  ... and {len(self.problems) - limit} more")
+        return "\n".join(lines)
+
+
+def map_columns(gdf: gpd.GeoDataFrame, column_map: Mapping[str, str] | None = None) -> gpd.GeoDataFrame:
+    """Rename a register's columns onto the schema names.
+
+    ``column_map`` (register name -> schema name) is applied first, then the
+    aliases of :data:`~changedetect._permit_schema.DEFAULT_COLUMN_MAP`
+    (case-insensitive) for columns that are still missing.
+    """
+    mapping: dict[str, str] = {}
+    taken = set(gdf.columns)
+    user = dict(column_map or {})
+    for src, dst in user.items():
+        if src in gdf.columns and src != dst:
+            mapping[src] = dst
+    targets = set(taken) | set(mapping.values())
+    for col in gdf.columns:
+        if col in mapping:
+            continue
+        dst = DEFAULT_COLUMN_MAP.get(str(col).strip().lower())
+        if dst and dst not in targets:
+            mapping[col] = dst
+            targets.add(dst)
+    if not mapping:
+        return gdf
+    out = gdf.rename(columns=mapping)
+    if gdf.geometry.name in mapping:
+        out = out.set_geometry(mapping[gdf.geometry.name])
+    return out
+
+
+def validate_register(gdf: gpd.GeoDataFrame, *, name: str = "register") -> ValidationResult:
+    """Check every row of a register whose columns already bear the schema names.
+
+    Parameters
+    ----------
+    gdf
+        The register (see :func:`map_columns` for other column names).
+    name
+        How messages name the register (a path or URL).
+
+    Returns
+    -------
+    ValidationResult
+        Good rows, rejected rows and every problem found.
+    """
+    problems: list[Problem] = []
+    missing = [c for c in _REQUIRED if c != "geometry" and c not in gdf.columns]
+    if missing:
+        problems.append(Problem(None, ", ".join(missing), (
+            f"required column(s) {', '.join(missing)} missing; found {', '.join(map(str, gdf.columns))}. "
+            "Map the register's names with column_map= (--column-map) or rename the columns"
+        )))
+    if gdf.crs is None:
+        problems.append(Problem(None, "geometry", (
+            "the register has no CRS; declare it in the file (e.g. a .prj beside a Shapefile) "
+            "or pass crs= (e.g. 'EPSG:9210' for VN-2000 / TM-3 105-45)"
+        )))
+    if problems:
+        empty = gdf.iloc[0:0]
+        return ValidationResult(name, empty, _rejects_frame(empty, {}), problems)
+    good: dict[str, list[Any]] = {c: [] for c in COLUMNS}
+    keep: list[int] = []
+    reasons: dict[int, list[str]] = {}
+    repairs: list[Problem] = []
+    first_row: dict[str, int] = {}
+    geom_errors: Mapping[int, str] = gdf.attrs.get("geometry_errors", {})
+    for i, rec in enumerate(gdf.to_dict("records")):
+        row = i + 1
+        row_problems, values, note = _check_row(rec, gdf.geometry.name, geom_errors.get(i))
+        pid = values.get("permit_id")
+        if pid is not None and not any(p.column == "permit_id" for p in row_problems):
+            if pid in first_row:
+                row_problems.append(Problem(
+                    row, "permit_id", f"duplicated permit_id {chk.shown(pid)} (first on row {first_row[pid]})"
+                ))
+            else:
+                first_row[pid] = row
+        row_problems = [Problem(row, p.column, p.reason, pid) for p in row_problems]
+        if row_problems:
+            problems.extend(row_problems)
+            reasons[i] = [f"{p.column}: {p.reason}" for p in row_problems]
+            continue
+        if note:
+            repairs.append(Problem(row, "geometry", note, pid))
+        keep.append(i)
+        for c in COLUMNS:
+            good[c].append(values.get(c))
+    extra = [c for c in gdf.columns if c not in COLUMNS and c != gdf.geometry.name]
+    permits = gpd.GeoDataFrame(
+        {**{c: pd.Series(good[c], dtype="float64" if c == "permitted_area_m2" else object)
+            for c in COLUMNS if c != "geometry"},
+         **{c: gdf[c].iloc[keep].reset_index(drop=True) for c in extra}},
+        geometry=gpd.GeoSeries(good["geometry"], crs=gdf.crs), crs=gdf.crs,
+    )
+    return ValidationResult(name, permits, _rejects_frame(gdf, reasons), problems, repairs)
+
+
+def _check_row(
+    rec: Mapping[str, Any], geom_col: str, geom_error: str | None
+) -> tuple[list[Problem], dict[str, Any], str | None]:
+    out: dict[str, Any] = {}
+    probs: list[Problem] = []
+
+    def take(column: str, value: Any, err: str | None) -> None:
+        if err:
+            probs.append(Problem(0, column, err))
+        else:
+            out[column] = value
+
+    pid, err = chk.check_text(rec.get("permit_id"))
+    if pid is not None:
+        pid = pid.strip()
+    take("permit_id", pid, err or (None if pid else "missing permit_id"))
+    take("permit_type", *chk.check_choice(rec.get("permit_type"), PERMIT_TYPES, "permit_type"))
+    take("status", *chk.check_choice(rec.get("status"), PERMIT_STATUSES, "status"))
+    take("issued_on", *chk.check_date(rec.get("issued_on"), "issued_on"))
+    take("valid_until", *chk.check_date(rec.get("valid_until"), "valid_until"))
+    if "issued_on" in out and "valid_until" in out and out["valid_until"] < out["issued_on"]:
+        probs.append(Problem(0, "valid_until", (
+            f"valid_until {out['valid_until'].isoformat()} is before issued_on {out['issued_on'].isoformat()}"
+        )))
+    take("permitted_area_m2", *chk.check_area(rec.get("permitted_area_m2")))
+    take("address", *chk.check_text(rec.get("address")))
+    if geom_error:
+        probs.append(Problem(0, "geometry", geom_error))
+        note = None
+    else:
+        geom, err, note = chk.check_geometry(rec.get(geom_col))
+        take("geometry", geom, err)
+    for col, value in rec.items():  # other text columns must be UTF-8 too
+        if col not in COLUMNS and col != geom_col:
+            _, err = chk.check_text(value) if isinstance(value, str | bytes) else (None, None)
+            if err:
+                probs.append(Problem(0, str(col), err))
+    return probs, out, note
+
+
+def _rejects_frame(gdf: gpd.GeoDataFrame, reasons: Mapping[int, list[str]]) -> gpd.GeoDataFrame:
+    """Rejected rows as read, attributes as UTF-8-safe text, plus ``row`` and ``reject_reason``."""
+    idx = sorted(reasons)
+    geom_name = gdf.geometry.name if isinstance(gdf, gpd.GeoDataFrame) and "geometry" in gdf else None
+    sub = gdf.iloc[idx]
+    data: dict[str, Any] = {"row": [i + 1 for i in idx]}
+    for col in sub.columns:
+        if col != geom_name:
+            data[str(col)] = [None if chk.isnull(v) else _safe_text(v) for v in sub[col].tolist()]
+    data["reject_reason"] = ["; ".join(reasons[i]) for i in idx]
+    geoms = sub.geometry.tolist() if geom_name else [None] * len(idx)
+    return gpd.GeoDataFrame(data, geometry=gpd.GeoSeries(geoms, crs=gdf.crs), crs=gdf.crs)
+
+
+def _safe_text(value: Any) -> str:
+    if isinstance(value, bytes | bytearray):
+        return bytes(value).decode("utf-8", "backslashreplace")
+    if isinstance(value, pd.Timestamp):
+        return value.isoformat()
+    return str(value).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def load_register(
+    source: str | os.PathLike[str],
+    *,
+    layer: str | None = None,
+    table: str | None = None,
+    query: str | None = None,
+    params: Mapping[str, Any] | tuple[Any, ...] | None = None,
+    column_map: Mapping[str, str] | None = None,
+    crs: Any = None,
+    strict: bool = True,
+    rejects_path: str | os.PathLike[str] | None = None,
+    overwrite: bool = False,
+) -> gpd.GeoDataFrame:
+    """Read, map and validate a permit register.
+
+    Parameters
+    ----------
+    source
+        A file (``.gpkg``, ``.geojson``, ``.shp``, ``.parquet``, ``.csv``) or a
+        ``postgresql://user@host:port/db`` URL.
+    layer
+        Layer of a multi-layer file (GeoPackage).
+    table, query, params
+        For PostGIS: a table (``schema.table``, identifiers checked) or a
+        ``SELECT`` with ``%(name)s`` placeholders filled from ``params``.
+    column_map
+        Register column name -> schema name, for registers that name things differently.
+    crs
+        CRS of a source that declares none (a CSV with WKT); ignored otherwise.
+    strict
+        Raise on any bad row (default), or keep the good rows (lenient).
+    rejects_path
+        Lenient mode: where to write the rejected rows (any :func:`write_vector` format).
+    overwrite
+        Replace an existing rejects file.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        The valid permits in the register's CRS, columns as in :data:`SCHEMA`.
+
+    Raises
+    ------
+    PermitSchemaError
+        Strict mode and a bad row; either mode and no CRS or a missing column.
+    """
+    from changedetect.io.registers import read_register
+
+    raw, name = read_register(source, layer=layer, table=table, query=query, params=params, crs=crs)
+    result = validate_register(map_columns(raw, column_map), name=name)
+    if result.fatal or (strict and result.problems):
+        raise PermitSchemaError(result.report() + (
+            "\nFix these rows, or load with strict=False (--lenient) to keep the good rows"
+            if not result.fatal else ""
+        ))
+    if result.repairs:
+        warnings.warn(PermitRowWarning(
+            f"permit register '{name}': repaired {len(result.repairs)} row(s): "
+            + "; ".join(str(p) for p in result.repairs[:MAX_LISTED])
+        ), stacklevel=2)
+    if result.problems:
+        n_bad = len(result.rejects)
+        where = f"; rejected rows written to '{rejects_path}'" if rejects_path else "; pass rejects_path to keep them"
+        warnings.warn(PermitRowWarning(
+            f"permit register '{name}': rejected {n_bad} of {n_bad + len(result.permits)} row(s){where}\n"
+            + result.report()
+        ), stacklevel=2)
+        if rejects_path is not None:
+            from changedetect.io.vectors import write_vector
+
+            write_vector(result.rejects, Path(rejects_path), overwrite=overwrite)
+    log.info("permit register %s: %d permits", name, len(result.permits))
+    return result.permits
+
+
+__all__ = [
+    "COLUMNS", "DATE_FORMAT_HUMAN", "MAX_LISTED", "PERMIT_STATUSES", "PERMIT_TYPES", "SCHEMA", "Problem",
+    "ValidationResult", "load_register", "map_columns", "validate_register",
+]
