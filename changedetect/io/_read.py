@@ -1,0 +1,209 @@
+"""Lazy, windowed reads of one band onto a target grid (as odc-stac does).
+
+Each dask block is one task that opens the file and reads the block's window
+of the band *warped onto the target grid*: the band keeps its own native grid
+on disk, only the source pixels under the window (plus a small margin for the
+resampling kernel) are read and reprojected, the result is float32 with nodata
+as NaN.  Memory stays bounded by the number of blocks in flight.  (The warp is
+a per-window ``rasterio.warp.reproject``, i.e. a WarpedVRT restricted to one
+band: GDAL's warper would otherwise treat a 4th band flagged as alpha, common
+in RGB+NIR files, as a mask for all bands.)
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import dask.array as da
+import numpy as np
+import rasterio
+from affine import Affine
+from dask.base import tokenize
+from dask.highlevelgraph import HighLevelGraph
+from pyproj import CRS
+from rasterio.crs import CRS as RioCRS
+from rasterio.enums import MaskFlags, Resampling
+from rasterio.errors import RasterioError
+from rasterio.transform import array_bounds
+from rasterio.warp import reproject, transform_bounds
+from rasterio.windows import Window, from_bounds
+
+from changedetect.errors import TileReadError
+from changedetect.types import Grid
+
+log = logging.getLogger(__name__)
+
+#: Source pixels read around a window's footprint, for the resampling kernels.
+_MARGIN = 4
+
+
+@dataclass(frozen=True)
+class ReadSpec:
+    """Everything one block read needs (picklable, so it travels to dask workers)."""
+
+    path: Path
+    index: int
+    source_grid: Grid
+    grid: Grid
+    resampling: Resampling
+    nodata: float | None
+
+    @property
+    def mode(self) -> str:
+        """``direct`` (same grid), ``plain`` (no CRS: scale pixel windows) or ``warp``."""
+        if self.source_grid == self.grid:
+            return "direct"
+        if self.source_grid.crs is None or self.grid.crs is None:
+            return "plain"
+        return "warp"
+
+
+def resampling_of(name: str | Resampling) -> Resampling:
+    """A :class:`rasterio.enums.Resampling` from its name (``"bilinear"``, ``"nearest"``, ...)."""
+    if isinstance(name, Resampling):
+        return name
+    try:
+        return Resampling[name]
+    except KeyError:
+        allowed = ", ".join(r.name for r in Resampling if r.value < 14)
+        raise ValueError(f"unknown resampling {name!r}; use one of: {allowed}") from None
+
+
+def chunk_sizes(length: int, size: int) -> tuple[int, ...]:
+    """Split ``length`` into blocks of ``size`` (the last one shorter)."""
+    full, rest = divmod(length, size)
+    return (size,) * full + ((rest,) if rest else ())
+
+
+def lazy_band(spec: ReadSpec, chunks: tuple[int, int]) -> da.Array:
+    """A dask array ``(y, x)`` float32 of one band on ``spec.grid``; nothing is read yet."""
+    ychunks = chunk_sizes(spec.grid.height, chunks[0])
+    xchunks = chunk_sizes(spec.grid.width, chunks[1])
+    grid = spec.grid
+    crs_wkt = CRS.from_user_input(grid.crs).to_wkt() if grid.crs is not None else None
+    key = tokenize(
+        str(spec.path),
+        spec.index,
+        crs_wkt,
+        tuple(grid.transform),
+        grid.shape,
+        spec.resampling.name,
+        chunks,
+    )
+    name = f"read-band-{key}"
+    graph = {}
+    row = 0
+    for i, h in enumerate(ychunks):
+        col = 0
+        for j, w in enumerate(xchunks):
+            graph[(name, i, j)] = (read_window, spec, (row, col, h, w))
+            col += w
+        row += h
+    hlg = HighLevelGraph.from_collections(name, graph, dependencies=())
+    return da.Array(hlg, name, chunks=(ychunks, xchunks), dtype=np.float32)
+
+
+def read_window(spec: ReadSpec, window: tuple[int, int, int, int]) -> np.ndarray:
+    """Read ``window`` = ``(row, col, height, width)`` of the target grid; float32, NaN = nodata."""
+    row, col, h, w = window
+    try:
+        with rasterio.open(spec.path) as src:
+            if spec.mode == "direct":
+                return read_float(src, spec.index, Window(col, row, w, h))
+            if spec.mode == "plain":
+                return _read_scaled(src, spec, row, col, h, w)
+            return _read_warped(src, spec, row, col, h, w)
+    except RasterioError as exc:
+        raise TileReadError(
+            f"reading band {spec.index} of '{spec.path}' (window rows {row}-{row + h}, cols {col}-{col + w}) "
+            f"failed: {exc}; the file may be truncated or corrupt: copy or download it again"
+        ) from exc
+
+
+def read_float(
+    src: rasterio.DatasetReader,
+    index: int,
+    window: Window,
+    *,
+    out_shape: tuple[int, int] | None = None,
+    resampling: Resampling = Resampling.nearest,
+) -> np.ndarray:
+    """Read one band's window as float32 with NaN where the file says nodata (value or mask)."""
+    data = src.read(index, window=window, out_shape=out_shape, resampling=resampling)
+    out = data.astype(np.float32)
+    nodata = src.nodatavals[index - 1]
+    if nodata is not None:
+        out[np.isnan(out) if np.isnan(nodata) else data == nodata] = np.nan
+    elif MaskFlags.all_valid not in src.mask_flag_enums[index - 1]:
+        mask = src.read_masks(
+            index, window=window, out_shape=out_shape, resampling=Resampling.nearest
+        )
+        out[mask == 0] = np.nan
+    return out
+
+
+def _read_scaled(
+    src: rasterio.DatasetReader, spec: ReadSpec, row: int, col: int, h: int, w: int
+) -> np.ndarray:
+    """No georeferencing: the image is stretched over the target grid in pixel space."""
+    sy = spec.source_grid.height / spec.grid.height
+    sx = spec.source_grid.width / spec.grid.width
+    window = Window(col * sx, row * sy, w * sx, h * sy)
+    return read_float(src, spec.index, window, out_shape=(h, w), resampling=spec.resampling)
+
+
+def _read_warped(
+    src: rasterio.DatasetReader, spec: ReadSpec, row: int, col: int, h: int, w: int
+) -> np.ndarray:
+    """Warp one window: read the source footprint of the window (plus a margin), reproject it.
+
+    This is what a WarpedVRT does, done per band on a float32 copy with NaN as
+    nodata, so that an alpha or NIR band flagged as alpha in a 4-band file
+    cannot blank out the others (GDAL's warper would use it as a mask).
+    """
+    out = np.full((h, w), np.nan, dtype=np.float32)
+    dst_crs = RioCRS.from_user_input(spec.grid.crs)
+    dst_transform = spec.grid.transform @ Affine.translation(col, row)
+    window = _source_window(src, dst_crs, array_bounds(h, w, dst_transform))
+    if window is None:
+        return out  # the window lies outside this file: all nodata, nothing read
+    data = read_float(src, spec.index, window)
+    reproject(
+        data,
+        out,
+        src_transform=src.window_transform(window),
+        src_crs=src.crs,
+        src_nodata=np.nan,
+        dst_transform=dst_transform,
+        dst_crs=dst_crs,
+        dst_nodata=np.nan,
+        resampling=spec.resampling,
+    )
+    return out
+
+
+def _source_window(
+    src: rasterio.DatasetReader, dst_crs: RioCRS, bounds: tuple[float, float, float, float]
+) -> Window | None:
+    """The pixel window of ``src`` covering ``bounds`` (in ``dst_crs``) plus a resampling margin."""
+    west, south, east, north = bounds
+    if src.crs != dst_crs:
+        west, south, east, north = transform_bounds(
+            dst_crs, src.crs, west, south, east, north, densify_pts=21
+        )
+    win = from_bounds(west, south, east, north, transform=src.transform)
+    col0 = math.floor(min(win.col_off, win.col_off + win.width)) - _MARGIN
+    row0 = math.floor(min(win.row_off, win.row_off + win.height)) - _MARGIN
+    col1 = math.ceil(max(win.col_off, win.col_off + win.width)) + _MARGIN
+    row1 = math.ceil(max(win.row_off, win.row_off + win.height)) + _MARGIN
+    col0, row0 = max(col0, 0), max(row0, 0)
+    col1, row1 = min(col1, src.width), min(row1, src.height)
+    if col1 <= col0 or row1 <= row0:
+        return None
+    return Window(col0, row0, col1 - col0, row1 - row0)
+
+
+__all__ = ["ReadSpec", "chunk_sizes", "read_float", "lazy_band", "read_window", "resampling_of"]

@@ -1,0 +1,112 @@
+"""Atomic outputs: write to a temporary file beside the target, then rename.
+
+Every writer in changedetect goes through :func:`atomic_path`, so a crash,
+a full disk or Ctrl-C never leaves a half-written GeoTIFF or GeoPackage under
+the name a reader (or tomorrow's nightly run) will trust.
+
+Example
+-------
+>>> from changedetect.io.atomic import atomic_path
+>>> with atomic_path("out/change.tif", overwrite=True) as tmp:  # doctest: +SKIP
+...     write_something(tmp)                                    # renamed on success
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from changedetect.errors import OutputExistsError
+
+log = logging.getLogger(__name__)
+
+#: Suffixes of the side files that GDAL/SQLite may leave beside a temporary file.
+_SIDECARS = (".aux.xml", ".ovr", "-wal", "-shm", "-journal", ".msk")
+
+
+def temp_name(path: str | os.PathLike[str]) -> Path:
+    """A fresh temporary name beside ``path``: ``.<stem>.tmp-XXXXXXXX<suffix>``.
+
+    The suffix is kept at the end so that drivers which choose a format from
+    the extension (GDAL, pyogrio) still recognise it; the leading dot hides
+    the file from directory listings and from :func:`changedetect.io.open_series`.
+    """
+    path = Path(path)
+    return path.with_name(f".{path.stem}.tmp-{secrets.token_hex(4)}{path.suffix}")
+
+
+def is_temp_name(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` looks like a temporary file made by :func:`temp_name`."""
+    name = Path(path).name
+    return name.startswith(".") and ".tmp-" in name
+
+
+def remove_with_sidecars(path: Path) -> None:
+    """Remove ``path`` and the side files GDAL or SQLite may have left beside it."""
+    for candidate in (path, *(Path(f"{path}{s}") for s in _SIDECARS)):
+        try:
+            candidate.unlink()
+        except FileNotFoundError:
+            pass
+        except IsADirectoryError:
+            log.warning("leaving temporary directory %s in place", candidate)
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike[str], *, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it onto ``path`` on success.
+
+    Parameters
+    ----------
+    path
+        The final output file.  Its folder is created if needed.
+    overwrite
+        Replace ``path`` if it exists.  Without it an existing ``path`` raises
+        :class:`~changedetect.errors.OutputExistsError` before any work is done
+        (and again at the end, should the file have appeared meanwhile).
+
+    Yields
+    ------
+    pathlib.Path
+        A path that does not exist yet, in the same folder as ``path`` (so the
+        final :func:`os.replace` is atomic on POSIX), named
+        ``.<stem>.tmp-XXXXXXXX<suffix>``.  The caller creates the file.
+
+    Raises
+    ------
+    OutputExistsError
+        ``path`` exists and ``overwrite`` is false.
+    Exception
+        Whatever the body raised; the temporary file (and its side files) are
+        removed first and ``path`` is left untouched.
+    """
+    path = Path(path)
+    _refuse_existing(path, overwrite)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_name(path)
+    while tmp.exists():  # pragma: no cover - 32 random bits
+        tmp = temp_name(path)
+    try:
+        yield tmp
+        if not tmp.exists():
+            raise FileNotFoundError(f"the writer did not create its temporary output '{tmp}'")
+        _refuse_existing(path, overwrite)
+        os.replace(tmp, path)
+        log.debug("wrote %s", path)
+    finally:
+        remove_with_sidecars(tmp)
+
+
+def _refuse_existing(path: Path, overwrite: bool) -> None:
+    if path.exists() and not overwrite:
+        raise OutputExistsError(
+            f"output '{path}' already exists; pass overwrite=True (--overwrite on the command line) "
+            "to replace it, or choose another path"
+        )
+
+
+__all__ = ["atomic_path", "is_temp_name", "remove_with_sidecars", "temp_name"]

@@ -1,0 +1,111 @@
+"""Small geodesy helpers on :class:`~changedetect.types.Grid`: honest metres, lon/lat bounds.
+
+Sentinel-2 bands of the OSCD set are stored in EPSG:4326, where a pixel is a
+fraction of a degree; its size in metres depends on the latitude and differs
+in x and y.  :func:`pixel_size_m` measures it on the ellipsoid at the scene
+centre instead of pretending degrees are metres.
+"""
+
+from __future__ import annotations
+
+import math
+
+from affine import Affine
+from pyproj import CRS, Geod, Transformer
+
+from changedetect.types import Grid
+
+_WGS84 = CRS.from_epsg(4326)
+
+
+def pixel_size_m(grid: Grid) -> tuple[float, float]:
+    """Ground size ``(x, y)`` in metres of a pixel at the centre of ``grid``.
+
+    For a projected CRS whose unit is the metre (UTM, VN-2000 / TM-3) this is
+    the pixel size in CRS units, unless the projection distorts scale by more
+    than 1 % at the centre (Web Mercator away from the equator), where the
+    geodesic size is given.  For a geographic CRS it is always the geodesic size.
+    ``(nan, nan)`` when the grid has no CRS.
+    """
+    if grid.crs is None:
+        return (math.nan, math.nan)
+    crs = CRS.from_user_input(grid.crs)
+    geodesic = _geodesic_pixel_size(grid, crs)
+    if crs.is_projected:
+        factor = crs.axis_info[0].unit_conversion_factor if crs.axis_info else 1.0
+        nominal = (grid.resolution[0] * factor, grid.resolution[1] * factor)
+        if all(abs(n - g) <= 0.01 * g for n, g in zip(nominal, geodesic, strict=True)):
+            return nominal
+    return geodesic
+
+
+def resolution_m(grid: Grid) -> float:
+    """One number for a pixel's ground size: the side of a square of the same area, in metres."""
+    xs, ys = pixel_size_m(grid)
+    return math.sqrt(xs * ys)
+
+
+def _geodesic_pixel_size(grid: Grid, crs: CRS) -> tuple[float, float]:
+    t = grid.transform
+    col, row = grid.width / 2, grid.height / 2
+    corners = [t @ (col, row), t @ (col + 1, row), t @ (col, row + 1)]
+    to_ll = Transformer.from_crs(crs, _WGS84, always_xy=True)
+    lons, lats = to_ll.transform([p[0] for p in corners], [p[1] for p in corners])
+    geod = crs.get_geod() or Geod(ellps="WGS84")
+    _, _, dx = geod.inv(lons[0], lats[0], lons[1], lats[1])
+    _, _, dy = geod.inv(lons[0], lats[0], lons[2], lats[2])
+    return (abs(dx), abs(dy))
+
+
+def bounds_lonlat(grid: Grid) -> tuple[float, float, float, float] | None:
+    """``(west, south, east, north)`` in degrees (EPSG:4326), or ``None`` without a CRS."""
+    if grid.crs is None:
+        return None
+    to_ll = Transformer.from_crs(CRS.from_user_input(grid.crs), _WGS84, always_xy=True)
+    return tuple(float(v) for v in to_ll.transform_bounds(*grid.bounds, densify_pts=21))  # type: ignore[return-value]
+
+
+def bounds_in(grid: Grid, crs: CRS | None) -> tuple[float, float, float, float]:
+    """``grid``'s bounds expressed in ``crs`` (its own bounds when the CRSs agree or are absent)."""
+    if grid.crs is None or crs is None or CRS.from_user_input(grid.crs) == CRS.from_user_input(crs):
+        return grid.bounds
+    tr = Transformer.from_crs(
+        CRS.from_user_input(grid.crs), CRS.from_user_input(crs), always_xy=True
+    )
+    return tuple(float(v) for v in tr.transform_bounds(*grid.bounds, densify_pts=21))  # type: ignore[return-value]
+
+
+def intersection(
+    a: tuple[float, float, float, float], b: tuple[float, float, float, float]
+) -> tuple[float, float, float, float] | None:
+    """The intersection of two ``(left, bottom, right, top)`` boxes, or ``None`` if they do not overlap."""
+    left, bottom = max(a[0], b[0]), max(a[1], b[1])
+    right, top = min(a[2], b[2]), min(a[3], b[3])
+    if left >= right or bottom >= top:
+        return None
+    return (left, bottom, right, top)
+
+
+def regrid(grid: Grid, resolution_m: float) -> Grid:
+    """A grid over the same bounds and CRS as ``grid`` with square pixels of ``resolution_m`` metres.
+
+    In a geographic CRS the pixel size in degrees is chosen so that a pixel
+    measures ``resolution_m`` on the ground at the scene centre (in x and y
+    separately).
+    """
+    if resolution_m <= 0:
+        raise ValueError(f"resolution must be a positive number of metres, got {resolution_m}")
+    xs, ys = pixel_size_m(grid)
+    if grid.crs is None or math.isnan(xs):
+        xres = yres = resolution_m  # pixel coordinates: "metres" are pixels
+    else:
+        xres = grid.resolution[0] * resolution_m / xs
+        yres = grid.resolution[1] * resolution_m / ys
+    left, bottom, right, top = grid.bounds
+    width = max(1, round((right - left) / xres))
+    height = max(1, round((top - bottom) / yres))
+    transform = Affine(xres, 0.0, left, 0.0, -yres, top)
+    return Grid(crs=grid.crs, transform=transform, width=width, height=height)
+
+
+__all__ = ["bounds_in", "bounds_lonlat", "intersection", "pixel_size_m", "regrid", "resolution_m"]

@@ -1,0 +1,232 @@
+"""Write georeferenced rasters as Cloud-Optimized GeoTIFFs, atomically and window by window.
+
+Two steps, both inside :func:`changedetect.io.atomic.atomic_path`:
+
+1. the array is written block by block into a tiled GeoTIFF beside the output
+   (``dask.array.store``: a dask-backed array larger than memory is computed
+   and written one block at a time);
+2. GDAL's ``COG`` driver copies it into the final layout (tiles, overviews,
+   header first), streaming from disk.
+
+Example
+-------
+>>> write_cog(probability, "out/change_probability.tif")                    # doctest: +SKIP
+>>> write_cog(mask, "out/change_mask.tif", dtype="uint8", nodata=255)       # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from pathlib import Path
+from typing import Any, Literal
+
+import dask.array as da
+import numpy as np
+import rasterio
+import rasterio.shutil
+import rioxarray  # noqa: F401  (registers the .rio accessor)
+import xarray as xr
+from rasterio.crs import CRS as RioCRS
+from rasterio.windows import Window
+
+from changedetect.io.atomic import atomic_path, remove_with_sidecars
+
+log = logging.getLogger(__name__)
+
+_BLOCK = 512
+_WRITE_CHUNK = 2048
+
+
+def write_cog(
+    da_: xr.DataArray,
+    path: str | os.PathLike[str],
+    *,
+    dtype: Literal["float32", "uint8"] = "float32",
+    nodata: float | None = None,
+    overwrite: bool = False,
+    overview_resampling: str | None = None,
+    compress: str = "deflate",
+    tags: dict[str, Any] | None = None,
+) -> Path:
+    """Write a ``(y, x)`` or ``(band, y, x)`` DataArray as a Cloud-Optimized GeoTIFF.
+
+    Parameters
+    ----------
+    da_
+        The raster, georeferenced with rioxarray (``da.rio.crs``, ``da.rio.transform()``);
+        numpy- or dask-backed.  A ``band`` coordinate of strings becomes the band descriptions.
+    path
+        Output file; written to a temporary file beside it and renamed at the end.
+    dtype
+        ``"float32"`` (default) or ``"uint8"`` (values are rounded and clipped to 0-255).
+    nodata
+        Nodata value stored in the file.  Default NaN for float32, none for uint8.
+        NaN pixels are written as ``nodata`` (as 0 for uint8 without nodata).
+    overwrite
+        Replace an existing ``path`` (else :class:`~changedetect.errors.OutputExistsError`).
+    overview_resampling
+        Resampling of the overviews; default ``"average"`` for float32, ``"nearest"`` for uint8.
+    compress
+        GDAL compression (``deflate``, ``lzw``, ``zstd``, ``none``).
+    tags
+        Dataset metadata tags (values are turned into strings).
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+    """
+    if dtype not in ("float32", "uint8"):
+        raise ValueError(f"dtype must be 'float32' or 'uint8', got {dtype!r}")
+    arr = _as_band_yx(da_)
+    if nodata is None and dtype == "float32":
+        nodata = float("nan")
+    profile = _profile(arr, dtype, nodata, compress)
+    out = Path(path)
+    with atomic_path(out, overwrite=overwrite) as tmp:
+        stage = tmp.with_name(tmp.stem + ".stage.tif")
+        try:
+            with rasterio.open(stage, "w", **profile) as dst:
+                _describe(dst, arr, tags)
+                _store(arr, dst, dtype, nodata)
+            resampling = overview_resampling or ("average" if dtype == "float32" else "nearest")
+            _to_cog(stage, tmp, compress=compress, resampling=resampling)
+        finally:
+            remove_with_sidecars(stage)
+    log.info(
+        "wrote %s (%s, %d band(s), %dx%d)",
+        out,
+        dtype,
+        profile["count"],
+        profile["width"],
+        profile["height"],
+    )
+    return out
+
+
+def _as_band_yx(arr: xr.DataArray) -> xr.DataArray:
+    if arr.ndim == 2 and arr.dims == ("y", "x"):
+        return arr.expand_dims("band")
+    if arr.ndim == 3 and arr.dims[1:] == ("y", "x"):
+        return arr
+    raise ValueError(
+        f"write_cog takes a (y, x) or (band, y, x) DataArray, got dims {arr.dims}; "
+        "select one date first (e.g. stack.isel(time=0))"
+    )
+
+
+def _profile(arr: xr.DataArray, dtype: str, nodata: float | None, compress: str) -> dict[str, Any]:
+    crs = arr.rio.crs
+    height, width = int(arr.sizes["y"]), int(arr.sizes["x"])
+    profile: dict[str, Any] = {
+        "driver": "GTiff",
+        "width": width,
+        "height": height,
+        "count": int(arr.shape[0]),
+        "dtype": dtype,
+        "crs": RioCRS.from_user_input(crs) if crs is not None else None,
+        "transform": arr.rio.transform(),
+        "nodata": nodata,
+        "tiled": True,
+        "blockxsize": _BLOCK,
+        "blockysize": _BLOCK,
+        "compress": "deflate" if compress.lower() != "none" else None,
+        "zlevel": 1,
+        "BIGTIFF": "IF_SAFER",
+    }
+    if profile["compress"] is None:
+        del profile["compress"], profile["zlevel"]
+    if crs is None:
+        log.warning("writing a raster without CRS (pixel coordinates)")
+    return profile
+
+
+def _describe(dst: Any, arr: xr.DataArray, tags: dict[str, Any] | None) -> None:
+    if "band" in arr.coords and arr["band"].dtype.kind in "OU":
+        for i, name in enumerate(arr["band"].values, 1):
+            dst.set_band_description(i, str(name))
+    if tags:
+        dst.update_tags(**{str(k): str(v) for k, v in tags.items()})
+
+
+def _cast(block: np.ndarray, dtype: str, nodata: float | None) -> np.ndarray:
+    block = np.asarray(block)
+    if block.dtype == bool:
+        block = block.astype(np.uint8)
+    if dtype == "uint8":
+        fill = 0 if nodata is None or np.isnan(nodata) else nodata
+        if np.issubdtype(block.dtype, np.floating):
+            block = np.where(np.isnan(block), fill, np.rint(block))
+        return np.clip(block, 0, 255).astype(np.uint8)
+    out = block.astype(np.float32)
+    if nodata is not None and not np.isnan(nodata):
+        out = np.where(np.isnan(out), np.float32(nodata), out)
+    return out
+
+
+class _WindowWriter:
+    """A ``__setitem__`` target for :func:`dask.array.store` that writes windows of a rasterio dataset."""
+
+    def __init__(self, dst: Any, dtype: str, nodata: float | None) -> None:
+        self.dst, self.dtype, self.nodata = dst, dtype, nodata
+        self.lock = threading.Lock()
+
+    def __setitem__(self, key: tuple[slice, slice, slice], block: np.ndarray) -> None:
+        bands, rows, cols = key
+        first = bands.start or 0
+        indexes = list(range(first + 1, first + block.shape[0] + 1))
+        window = Window(cols.start or 0, rows.start or 0, block.shape[2], block.shape[1])
+        data = _cast(block, self.dtype, self.nodata)
+        with self.lock:
+            self.dst.write(data, indexes=indexes, window=window)
+
+
+def _store(arr: xr.DataArray, dst: Any, dtype: str, nodata: float | None) -> None:
+    data = arr.data
+    if not isinstance(data, da.Array):
+        data = da.from_array(np.asarray(data), chunks=(-1, _WRITE_CHUNK, _WRITE_CHUNK))
+    else:
+        data = data.rechunk((-1, _WRITE_CHUNK, _WRITE_CHUNK))
+    da.store(data, _WindowWriter(dst, dtype, nodata), lock=False, compute=True)
+
+
+def _to_cog(src: Path, dst: Path, *, compress: str, resampling: str) -> None:
+    with rasterio.Env() as env:
+        has_cog = "COG" in env.drivers()
+    options: dict[str, Any] = {"BIGTIFF": "IF_SAFER"}
+    if compress.lower() != "none":
+        options |= {"COMPRESS": compress.upper(), "PREDICTOR": "YES" if has_cog else "2"}
+    if has_cog:
+        rasterio.shutil.copy(
+            src,
+            dst,
+            driver="COG",
+            BLOCKSIZE=_BLOCK,
+            OVERVIEW_RESAMPLING=resampling.upper(),
+            NUM_THREADS="ALL_CPUS",
+            **options,
+        )
+        return
+    # GDAL < 3.1: build overviews in the staging file, then copy them in front of the data.
+    with rasterio.open(src, "r+") as ds:
+        factors = []
+        size = max(ds.width, ds.height)
+        while size // 2 ** (len(factors) + 1) >= _BLOCK // 2:
+            factors.append(2 ** (len(factors) + 1))
+        if factors:
+            ds.build_overviews(factors, rasterio.enums.Resampling[resampling])
+    rasterio.shutil.copy(
+        src,
+        dst,
+        driver="GTiff",
+        TILED="YES",
+        BLOCKXSIZE=_BLOCK,
+        BLOCKYSIZE=_BLOCK,
+        COPY_SRC_OVERVIEWS="YES",
+        **options,
+    )
+
+
+__all__ = ["write_cog"]

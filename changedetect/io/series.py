@@ -1,0 +1,398 @@
+"""Open a time series of tiles: metadata first (:func:`open_series`), pixels lazily (:meth:`SeriesSource.to_stack`).
+
+Accepted inputs (see ``docs/io.md``):
+
+* a folder of GeoTIFF/COG files with the date in their names
+  (``district12_20240131.tif``, ``scene_2024-01-31.tif``); several single-band
+  files of one date are that date's bands when their names end in a band
+  token (``..._B02.tif``);
+* a manifest, CSV or JSON, with ``path``, ``date`` and optional ``bands``
+  (relative paths are resolved against the manifest's folder); a folder
+  holding ``manifest.json`` / ``manifest.csv`` is read through it;
+* a Sentinel-2 band-per-file city folder as in OSCD
+  (``<city>/imgs_1/*_B01.tif ... *_B12.tif``, ``imgs_2/...``, dates in ``<city>/dates.txt``),
+  or one date's band folder;
+* a list of paths; a single raster file;
+* PNG/JPEG pairs without georeferencing (a warning, pixel coordinates);
+* a STAC item (or item collection, or a folder of items) whose assets are local COGs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import math
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from pyproj import CRS
+from rasterio.errors import NotGeoreferencedWarning as RioNotGeoreferencedWarning
+
+from changedetect.errors import GeoreferenceError, NotGeoreferencedWarning, TimeSeriesError
+from changedetect.io import geo
+from changedetect.io._discover import Discovery, Entry, PathLike, discover
+from changedetect.io._inspect import RasterMeta, inspect_raster
+from changedetect.io._names import PLAIN_IMAGE_SUFFIXES, S2_BANDS, band_sort_key, s2_band
+from changedetect.types import STACK_DIMS, Grid, TileStack  # noqa: F401  (re-exported)
+
+log = logging.getLogger(__name__)
+
+#: Dates given to undated, non-georeferenced image pairs (in file order), one day apart.
+PLACEHOLDER_EPOCH = dt.date(1970, 1, 1)
+
+
+@dataclass(frozen=True)
+class BandInfo:
+    """One band as stored on disk.
+
+    ``resolution`` is the ground size of a pixel in metres (side of the square
+    of equal area, measured at the scene centre; NaN without a CRS),
+    ``resolution_xy`` the x and y sizes in metres, ``nominal_resolution`` the
+    sensor's nominal GSD for Sentinel-2 band names (10, 20 or 60 m).
+    """
+
+    name: str
+    resolution: float
+    grid: Grid
+    dtype: str
+    nodata: float | None
+    resolution_xy: tuple[float, float] = (math.nan, math.nan)
+    nominal_resolution: float | None = None
+
+
+@dataclass(frozen=True)
+class BandSource:
+    """Where one band of one date lives: file and 1-based band index."""
+
+    info: BandInfo
+    path: Path
+    index: int
+
+
+@dataclass(frozen=True)
+class Scene:
+    """One date of a series and its bands, in band order."""
+
+    date: dt.date
+    bands: tuple[BandSource, ...]
+
+    @property
+    def files(self) -> list[Path]:
+        """The distinct files of this date, in band order."""
+        return list(dict.fromkeys(b.path for b in self.bands))
+
+    @property
+    def grid(self) -> Grid:
+        """The finest band grid of this date."""
+        return min(
+            (b.info.grid for b in self.bands), key=lambda g: g.resolution[0] * g.resolution[1]
+        )
+
+
+def open_series(
+    source: PathLike | Sequence[PathLike], *, pattern: str | None = None
+) -> SeriesSource:
+    """Describe a time series of tiles, reading metadata only (no pixels).
+
+    Parameters
+    ----------
+    source
+        A folder, a manifest (``.csv``/``.json``), a STAC item JSON, a raster
+        file or a list of raster files (see the module docstring).
+    pattern
+        Regular expression finding the date in a file name; its group named
+        ``date`` (else group 1) holds ``YYYYMMDD`` or ``YYYY-MM-DD``.  By default
+        the first valid date of that form in the name is used.
+
+    Returns
+    -------
+    SeriesSource
+        Dates, bands (each on its own native grid), CRS and files; call
+        :meth:`SeriesSource.to_stack` for the pixels.
+
+    Raises
+    ------
+    TileReadError
+        A path is missing, not a raster, or truncated.
+    GeoreferenceError
+        A GeoTIFF has no CRS, or dates do not overlap.
+    TimeSeriesError
+        A file has no date, a date appears twice, or dates differ in their bands.
+
+    Examples
+    --------
+    >>> series = open_series("../shared/data/oscd/images/paris")  # doctest: +SKIP
+    >>> series.dates, [b.name for b in series.bands]               # doctest: +SKIP
+    >>> stack = series.to_stack()          # 13 bands on the 10 m grid, lazy
+    """
+    found = discover(source, pattern=pattern)
+    metas = {e.path: inspect_raster(e.path) for e in found.entries}
+    georeferenced = _check_georeferencing(found, metas)
+    placeholder = _fill_placeholder_dates(found, georeferenced, pattern)
+    scenes = _build_scenes(found, metas)
+    _check_same_bands(scenes)
+    if georeferenced:
+        _check_overlap(scenes)
+    series = SeriesSource(scenes, kind=found.kind, source=found.source, georeferenced=georeferenced)
+    series.placeholder_dates = placeholder
+    log.info("opened %s: %d dates, %d bands", found.source, len(scenes), len(scenes[0].bands))
+    return series
+
+
+def open_stack(
+    source: PathLike | Sequence[PathLike], *, pattern: str | None = None, **kwargs: object
+) -> TileStack:
+    """``open_series(source, pattern=pattern).to_stack(**kwargs)``: a lazy :data:`TileStack`."""
+    return open_series(source, pattern=pattern).to_stack(**kwargs)  # type: ignore[arg-type]
+
+
+class SeriesSource:
+    """Metadata of a time series of tiles; pixels are read by :meth:`to_stack`."""
+
+    def __init__(
+        self, scenes: Sequence[Scene], *, kind: str, source: str, georeferenced: bool = True
+    ) -> None:
+        self.scenes: tuple[Scene, ...] = tuple(scenes)
+        self.kind = kind
+        self.source = source
+        self.georeferenced = georeferenced
+        self.placeholder_dates = False
+
+    def __repr__(self) -> str:
+        dates = ", ".join(d.isoformat() for d in self.dates)
+        return f"<SeriesSource {self.kind} '{self.source}': {len(self.dates)} dates [{dates}], bands {self.band_names}>"
+
+    @property
+    def dates(self) -> list[dt.date]:
+        """Acquisition dates, increasing."""
+        return [s.date for s in self.scenes]
+
+    @property
+    def bands(self) -> list[BandInfo]:
+        """The bands of the first date, in order, each with its native grid and resolution."""
+        return [b.info for b in self.scenes[0].bands]
+
+    @property
+    def band_names(self) -> list[str]:
+        """Band names in order."""
+        return [b.name for b in self.bands]
+
+    @property
+    def crs(self) -> CRS | None:
+        """CRS of the reference grid (``None`` for non-georeferenced images)."""
+        return self.reference_grid().crs
+
+    @property
+    def files(self) -> list[Path]:
+        """Every file of the series, date by date."""
+        return [p for s in self.scenes for p in s.files]
+
+    def reference_grid(self, resolution: float | None = None) -> Grid:
+        """The finest band grid of the first date, or that extent at ``resolution`` metres."""
+        grid = self.scenes[0].grid
+        return grid if resolution is None else geo.regrid(grid, resolution)
+
+    def to_stack(
+        self,
+        grid: Grid | None = None,
+        *,
+        resampling: str = "bilinear",
+        chunks: int | tuple[int, int] = 1024,
+        bands: Sequence[str] | None = None,
+    ) -> TileStack:
+        """A lazy :data:`~changedetect.types.TileStack` of every date on ``grid``.
+
+        Parameters
+        ----------
+        grid
+            Target grid; default :meth:`reference_grid` (the finest band of the first date).
+        resampling
+            rasterio resampling name used where a band's grid differs from ``grid``.
+        chunks
+            Block size in pixels (``y`` and ``x``); each block is one windowed read.
+        bands
+            Names of the bands to read, in the wanted order; default all.
+
+        Returns
+        -------
+        TileStack
+            ``(time, band, y, x)`` float32 dask-backed DataArray, nodata as NaN.
+        """
+        from changedetect.io._stack import build_stack
+
+        return build_stack(
+            self, grid or self.reference_grid(), resampling=resampling, chunks=chunks, bands=bands
+        )
+
+
+# --------------------------------------------------------------------------- checks and assembly
+
+
+def _check_georeferencing(found: Discovery, metas: dict[Path, RasterMeta]) -> bool:
+    plain = [m for m in metas.values() if not m.georeferenced]
+    if not plain:
+        return True
+    for meta in plain:
+        if meta.path.suffix.lower() not in PLAIN_IMAGE_SUFFIXES:
+            what = (
+                "a geotransform but no CRS" if meta.has_transform else "no CRS and no geotransform"
+            )
+            raise GeoreferenceError(
+                f"'{meta.path}' has {what}; assign its CRS (e.g. `rio edit-info --crs EPSG:32648 "
+                f"'{meta.path}'` or `gdal_edit.py -a_srs EPSG:32648`) or convert it to PNG to use pixel coordinates"
+            )
+    if len(plain) != len(metas):
+        geo_file = next(m.path for m in metas.values() if m.georeferenced)
+        raise GeoreferenceError(
+            f"'{plain[0].path}' has no georeferencing but '{geo_file}' has; mix of georeferenced "
+            "and plain images in one series: georeference them all or none"
+        )
+    # rasterio warns on every open of such a file (from worker threads too, where a
+    # catch_warnings block is unsafe); ours below says the same once, with the consequence.
+    warnings.filterwarnings(
+        "ignore", message="Dataset has no geotransform", category=RioNotGeoreferencedWarning
+    )
+    warnings.warn(
+        f"{found.source}: images have no georeferencing ({plain[0].path.name}, ...); "
+        "pixel coordinates are used and areas are in pixels, not square metres",
+        NotGeoreferencedWarning,
+        stacklevel=3,
+    )
+    return False
+
+
+def _fill_placeholder_dates(found: Discovery, georeferenced: bool, pattern: str | None) -> bool:
+    undated = [e for e in found.entries if e.date is None]
+    if not undated:
+        return False
+    if not georeferenced and len(undated) == len(found.entries):
+        for i, entry in enumerate(found.entries):
+            entry.date, entry.origin = PLACEHOLDER_EPOCH + dt.timedelta(days=i), "file order"
+        log.warning(
+            "no dates for %s: using the file order (%s, ...)", found.source, PLACEHOLDER_EPOCH
+        )
+        return True
+    how = f"the pattern {pattern!r}" if pattern else "a date like 20240131 or 2024-01-31"
+    raise TimeSeriesError(
+        f"no date in the file name '{undated[0].path}' (looked for {how}); rename it like "
+        "'tile_20240131.tif', pass pattern=..., or list files with their dates in a manifest (columns path,date)"
+    )
+
+
+def _build_scenes(found: Discovery, metas: dict[Path, RasterMeta]) -> list[Scene]:
+    by_date: dict[dt.date, list[Entry]] = {}
+    for entry in found.entries:
+        if entry.date is not None:
+            by_date.setdefault(entry.date, []).append(entry)
+    return [_scene(date, by_date[date], metas) for date in sorted(by_date)]
+
+
+def _scene(date: dt.date, entries: list[Entry], metas: dict[Path, RasterMeta]) -> Scene:
+    bands: list[BandSource] = []
+    for entry in entries:
+        meta = metas[entry.path]
+        for index, name in enumerate(_band_names(entry, meta), 1):
+            bands.append(
+                BandSource(info=_band_info(name, meta, index), path=entry.path, index=index)
+            )
+    names = [b.info.name for b in bands]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        files = [str(e.path) for e in entries]
+        raise TimeSeriesError(
+            f"date {date.isoformat()} appears more than once ({', '.join(files[:3])}) with the same "
+            f"band(s) {', '.join(dupes)}; keep one file per date, or name each file's bands in a manifest"
+        )
+    if all(s2_band(b.path) == b.info.name for b in bands) and len(entries) > 1:
+        bands.sort(key=lambda b: band_sort_key(b.info.name))
+    return Scene(date=date, bands=tuple(bands))
+
+
+def _band_names(entry: Entry, meta: RasterMeta) -> list[str]:
+    """Manifest/STAC names, else band descriptions, else a Sentinel-2 token, else RGB(A/N), else B1..Bn."""
+    count = meta.count
+    if entry.bands is not None:
+        if len(entry.bands) != count:
+            raise TimeSeriesError(
+                f"{entry.origin}: {len(entry.bands)} band names {entry.bands} given for '{entry.path}', "
+                f"which has {count} band(s); give one name per band"
+            )
+        return list(entry.bands)
+    if all(meta.descriptions) and len(set(meta.descriptions)) == count:
+        return [str(d) for d in meta.descriptions]
+    token = s2_band(entry.path)
+    if count == 1 and token:
+        return [token]
+    if list(meta.colorinterp[:3]) == ["red", "green", "blue"] and count in (3, 4):
+        extra = ["alpha" if meta.colorinterp[-1] == "alpha" else "nir"] if count == 4 else []
+        return ["red", "green", "blue", *extra]
+    return [f"B{i}" for i in range(1, count + 1)]
+
+
+def _band_info(name: str, meta: RasterMeta, index: int) -> BandInfo:
+    grid = meta.grid
+    xy = geo.pixel_size_m(grid)
+    return BandInfo(
+        name=name,
+        resolution=math.sqrt(xy[0] * xy[1]),
+        grid=grid,
+        dtype=meta.dtypes[index - 1],
+        nodata=meta.nodata,
+        resolution_xy=xy,
+        nominal_resolution=float(S2_BANDS[name]) if name in S2_BANDS else None,
+    )
+
+
+def _check_same_bands(scenes: list[Scene]) -> None:
+    first = scenes[0]
+    ref = [b.info.name for b in first.bands]
+    for i, scene in enumerate(scenes[1:], 1):
+        names = [b.info.name for b in scene.bands]
+        if len(names) != len(ref):
+            raise TimeSeriesError(
+                f"{scene.date.isoformat()} ('{scene.files[0]}') has {len(names)} band(s) but "
+                f"{first.date.isoformat()} ('{first.files[0]}') has {len(ref)}; every date must have the "
+                "same bands: drop the extra bands or list the wanted files in a manifest"
+            )
+        if names != ref:
+            if sorted(names) != sorted(ref):
+                raise TimeSeriesError(
+                    f"{scene.date.isoformat()} ('{scene.files[0]}') has bands {names} but "
+                    f"{first.date.isoformat()} has {ref}; name the bands consistently (manifest 'bands' column)"
+                )
+            order = {n: k for k, n in enumerate(ref)}
+            scenes[i] = Scene(
+                scene.date, tuple(sorted(scene.bands, key=lambda b: order[b.info.name]))
+            )
+
+
+def _check_overlap(scenes: list[Scene]) -> None:
+    first = scenes[0]
+    crs = first.grid.crs
+    ref = first.grid.bounds
+    for scene in scenes[1:]:
+        bounds = geo.bounds_in(scene.grid, crs)
+        if geo.intersection(ref, bounds) is None:
+            name = CRS.from_user_input(crs).to_string() if crs is not None else "pixels"
+            raise GeoreferenceError(
+                f"{scene.date.isoformat()} ('{scene.files[0]}') covers {_fmt(bounds)} in {name}, which does "
+                f"not overlap {first.date.isoformat()} ('{first.files[0]}') at {_fmt(ref)}; check that the "
+                "tiles show the same place and carry the right CRS"
+            )
+
+
+def _fmt(bounds: tuple[float, float, float, float]) -> str:
+    return "(" + ", ".join(f"{v:.6g}" for v in bounds) + ")"
+
+
+__all__ = [
+    "STACK_DIMS",
+    "BandInfo",
+    "BandSource",
+    "Scene",
+    "SeriesSource",
+    "open_series",
+    "open_stack",
+]

@@ -1,0 +1,91 @@
+"""write_cog and atomic_path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dask.array as da
+import numpy as np
+import pytest
+import rasterio
+import rioxarray  # noqa: F401
+import xarray as xr
+from affine import Affine
+
+from changedetect.errors import OutputExistsError
+from changedetect.io import atomic_path, open_stack, write_cog
+
+TRANSFORM = Affine(0.5, 0, 683_000, 0, -0.5, 1_203_000)
+
+
+def _raster(data: np.ndarray, dims: tuple[str, ...], bands: list[str] | None = None) -> xr.DataArray:
+    h, w = data.shape[-2:]
+    coords: dict[str, object] = {"y": 1_203_000 - 0.25 - 0.5 * np.arange(h), "x": 683_000 + 0.25 + 0.5 * np.arange(w)}
+    if bands:
+        coords["band"] = bands
+    arr = xr.DataArray(data, dims=dims, coords=coords)
+    return arr.rio.write_crs("EPSG:32648").rio.write_transform(TRANSFORM)
+
+
+def test_float32_yx_roundtrip_is_a_cog(tmp_path: Path) -> None:
+    data = np.random.default_rng(3).random((1100, 700)).astype(np.float32)
+    data[5, 7] = np.nan
+    out = write_cog(_raster(data, ("y", "x")), tmp_path / "prob.tif")
+    with rasterio.open(out) as src:
+        assert src.crs.to_epsg() == 32648
+        assert src.transform == TRANSFORM
+        assert np.isnan(src.nodata)
+        assert src.dtypes == ("float32",)
+        assert src.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG"
+        assert src.block_shapes[0] == (512, 512)
+        assert src.overviews(1) == [2, 4]
+        np.testing.assert_array_equal(src.read(1), data)
+    assert [p.name for p in tmp_path.iterdir()] == ["prob.tif"]  # no temporary files left
+
+
+def test_uint8_band_yx_dask_roundtrip_with_names_and_nodata(tmp_path: Path) -> None:
+    rng = np.random.default_rng(4)
+    data = rng.integers(0, 200, (3, 300, 260)).astype(np.float32)
+    data[1, 0, 0] = np.nan
+    lazy = _raster(da.from_array(data, chunks=(1, 100, 70)), ("band", "y", "x"), ["red", "green", "nir"])
+    out = write_cog(lazy, tmp_path / "sub" / "img.tif", dtype="uint8", nodata=255)
+    with rasterio.open(out) as src:
+        assert src.descriptions == ("red", "green", "nir")
+        assert src.nodata == 255
+        got = src.read()
+    expected = np.where(np.isnan(data), 255, data).astype(np.uint8)
+    np.testing.assert_array_equal(got, expected)
+    back = open_stack([out.rename(out.with_name("img_20240101.tif"))])
+    assert list(back.band.values) == ["red", "green", "nir"]
+    assert np.isnan(back.values[0, 1, 0, 0])
+
+
+def test_write_cog_refuses_to_overwrite(tmp_path: Path) -> None:
+    arr = _raster(np.zeros((4, 4), np.float32), ("y", "x"))
+    write_cog(arr, tmp_path / "a.tif")
+    with pytest.raises(OutputExistsError, match=r"a\.tif' already exists; pass overwrite=True"):
+        write_cog(arr, tmp_path / "a.tif")
+    write_cog(arr + 1, tmp_path / "a.tif", overwrite=True)
+    with rasterio.open(tmp_path / "a.tif") as src:
+        assert src.read(1)[0, 0] == 1
+
+
+def test_write_cog_rejects_a_stack(tmp_path: Path) -> None:
+    arr = _raster(np.zeros((1, 1, 4, 4), np.float32), ("time", "band", "y", "x"))
+    with pytest.raises(ValueError, match="select one date first"):
+        write_cog(arr, tmp_path / "a.tif")
+
+
+def test_atomic_path_removes_the_temporary_file_on_failure(tmp_path: Path) -> None:
+    target = tmp_path / "out.gpkg"
+    seen: list[Path] = []
+    with pytest.raises(RuntimeError, match="disk full"), atomic_path(target) as tmp:
+        seen.append(tmp)
+        assert tmp.parent == tmp_path and tmp.name.startswith(".out.tmp-") and tmp.suffix == ".gpkg"
+        tmp.write_text("half")
+        raise RuntimeError("disk full")
+    assert not target.exists() and not seen[0].exists()
+    with atomic_path(target) as tmp:
+        tmp.write_text("whole")
+    assert target.read_text() == "whole"
+    assert list(tmp_path.iterdir()) == [target]
