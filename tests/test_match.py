@@ -1,0 +1,234 @@
+"""match(): each status on hand-built cases, tolerances, CRS harmonisation (EPSG:9210)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import shapely
+from pyproj import CRS, Transformer
+from shapely.geometry import Point, box
+
+from changedetect.match import COLUMNS, MatchConfig, match
+
+X0, Y0 = 686_000.0, 1_192_000.0  # Ho Chi Minh City in EPSG:32648
+
+
+def fp(*items: tuple, crs: str = "EPSG:32648") -> gpd.GeoDataFrame:
+    """Footprints from (id, geometry, first_seen, change_type)."""
+    return gpd.GeoDataFrame(
+        {
+            "footprint_id": [i[0] for i in items],
+            "first_seen": [i[2] for i in items],
+            "change_type": [i[3] for i in items],
+            "prob_mean": [0.9] * len(items),
+        },
+        geometry=[i[1] for i in items], crs=crs,
+    )
+
+
+def permit(pid: str, geom, ptype: str = "new_construction", issued: str = "2024-01-01",
+           until: str = "2025-12-31", status: str = "active", area: float | None = None) -> dict:
+    return {
+        "permit_id": pid, "permit_type": ptype, "issued_on": dt.date.fromisoformat(issued),
+        "valid_until": dt.date.fromisoformat(until), "status": status, "address": "Quận 1",
+        "permitted_area_m2": float(area if area is not None else geom.area), "geometry": geom,
+    }
+
+
+def register(*rows: dict, crs: str = "EPSG:32648") -> gpd.GeoDataFrame:
+    return gpd.GeoDataFrame(list(rows), geometry="geometry", crs=crs)
+
+
+def b(x: float, y: float, w: float, h: float):
+    return box(X0 + x, Y0 + y, X0 + x + w, Y0 + y + h)
+
+
+SEEN = dt.date(2024, 6, 1)
+
+
+def status_of(footprints, permits, **cfg) -> dict[str, str]:
+    out = match(footprints, permits, config=MatchConfig(**cfg))
+    return dict(zip(out["footprint_id"], out["status"], strict=True))
+
+
+def test_every_status_on_hand_built_cases() -> None:
+    f = fp(
+        ("ok", b(0, 0, 10, 15), SEEN, "new"),
+        ("none", b(100, 0, 10, 10), SEEN, "new"),
+        ("big", b(200, 0, 20, 10), SEEN, "new"),
+        ("late", b(300, 0, 10, 10), SEEN, "new"),
+        ("early", b(400, 0, 10, 10), SEEN, "new"),
+        ("reno", b(500, 0, 10, 10), SEEN, "new"),
+        ("gone", b(600, 0, 10, 10), SEEN, "demolished"),
+        ("gone_ok", b(700, 0, 10, 10), SEEN, "demolished"),
+        ("altered", b(800, 0, 10, 10), SEEN, "altered"),
+    )
+    p = register(
+        permit("P-ok", b(0, 0, 10, 15)),
+        permit("P-big", b(200, 0, 15, 10)),
+        permit("P-late", b(300, 0, 10, 10), issued="2023-01-01", until="2024-01-31"),
+        permit("P-early", b(400, 0, 10, 10), issued="2024-09-01", until="2026-01-01"),
+        permit("P-reno", b(500, 0, 10, 10), ptype="renovation"),
+        permit("P-gone", b(600, 0, 10, 10), ptype="new_construction"),
+        permit("P-gone-ok", b(700, 0, 10, 10), ptype="demolition"),
+        permit("P-alt", b(800, 0, 10, 10), ptype="renovation"),
+    )
+    out = match(f, p)
+    got = dict(zip(out["footprint_id"], out["status"], strict=True))
+    assert got == {
+        "ok": "permitted", "none": "unlicensed", "big": "exceeds_permit", "late": "permit_expired",
+        "early": "before_permit", "reno": "type_mismatch", "gone": "type_mismatch",
+        "gone_ok": "permitted", "altered": "permitted",
+    }
+    assert list(out.columns[: len(COLUMNS)]) == list(COLUMNS)
+    assert out.crs == f.crs and len(out) == len(f)
+    row = out.set_index("footprint_id").loc["big"]
+    assert row["excess_area_m2"] == pytest.approx(50.0)
+    assert row["overlap_ratio"] == pytest.approx(0.75)
+    assert row["permit_ids"] == "P-big"
+    assert row["reason"] == (
+        "built 200 m² against a permit for 150 m² (P-big): 50 m² (33%) outside the permitted footprint"
+    )
+    reasons = out.set_index("footprint_id")["reason"]
+    assert "expired on 2024-01-31" in reasons["late"]
+    assert "before permit P-early was issued on 2024-09-01" in reasons["early"]
+    assert "renovation permit (P-reno)" in reasons["reno"]
+    assert reasons["none"] == "new building of 100 m²: no permit covers it"
+    assert out.set_index("footprint_id").loc["none", "permit_ids"] == ""
+
+
+def test_tolerances_need_both_m2_and_pct() -> None:
+    f = fp(("a", b(0, 0, 10, 15.5), SEEN, "new"), ("big", b(100, 0, 40, 25.3), SEEN, "new"))
+    p = register(permit("P-a", b(0, 0, 10, 15)), permit("P-big", b(100, 0, 40, 25)))
+    # a: 5 m² (3%) outside; big: 12 m² (1.2%) outside -> both within the default tolerances
+    assert status_of(f, p) == {"a": "permitted", "big": "permitted"}
+    assert status_of(f, p, tolerance_m2=1, tolerance_pct=1) == {"a": "exceeds_permit", "big": "exceeds_permit"}
+    assert status_of(f, p, tolerance_m2=1, tolerance_pct=2) == {"a": "exceeds_permit", "big": "permitted"}
+    assert status_of(f, p, tolerance_m2=6, tolerance_pct=1) == {"a": "permitted", "big": "exceeds_permit"}
+
+
+def test_neighbour_slivers_and_revoked_permits_do_not_count() -> None:
+    f = fp(("a", b(0, 0, 10, 10), SEEN, "new"), ("r", b(100, 0, 10, 10), SEEN, "new"))
+    p = register(
+        permit("P-next-door", b(9.5, 0, 10, 10)),  # 5 m² of a's 100 m²
+        permit("P-revoked", b(100, 0, 10, 10), status="revoked"),
+    )
+    out = match(f, p).set_index("footprint_id")
+    assert out.loc["a", "status"] == "unlicensed" and out.loc["a", "permit_ids"] == ""
+    assert out.loc["r", "status"] == "unlicensed"
+    assert "revoked permit (P-revoked)" in out.loc["r", "reason"]
+    assert status_of(f, p, min_overlap_ratio=0.01)["a"] == "exceeds_permit"
+
+
+def test_several_permits_cover_one_building() -> None:
+    f = fp(("a", b(0, 0, 20, 10), SEEN, "new"))
+    p = register(permit("P-west", b(0, 0, 10, 10)), permit("P-east", b(10, 0, 10, 10)))
+    out = match(f, p)
+    assert out["status"].iat[0] == "permitted"
+    assert set(out["permit_ids"].iat[0].split(",")) == {"P-west", "P-east"}
+    assert out["overlap_ratio"].iat[0] == pytest.approx(1.0)
+
+
+def test_a_valid_permit_wins_over_an_expired_one() -> None:
+    f = fp(("a", b(0, 0, 10, 10), SEEN, "new"))
+    p = register(
+        permit("P-old", b(0, 0, 10, 10), issued="2020-01-01", until="2021-01-01"),
+        permit("P-new", b(0, 0, 10, 10), issued="2024-01-01", until="2025-01-01"),
+    )
+    assert status_of(f, p) == {"a": "permitted"}
+
+
+def test_without_first_seen_dates_are_not_checked() -> None:
+    f = fp(("a", b(0, 0, 10, 10), None, None))
+    p = register(permit("P", b(0, 0, 10, 10), issued="2030-01-01", until="2031-01-01"))
+    assert status_of(f, p) == {"a": "permitted"}
+
+
+def test_point_permits_compare_areas() -> None:
+    f = fp(("a", b(0, 0, 20, 10), SEEN, "new"), ("c", b(100, 0, 10, 10), SEEN, "new"))
+    p = register(
+        permit("P-a", Point(X0 + 5, Y0 + 5), area=150.0),
+        permit("P-c", Point(X0 + 105, Y0 + 5), area=100.0),
+    )
+    out = match(f, p).set_index("footprint_id")
+    assert out.loc["a", "status"] == "exceeds_permit"
+    assert out.loc["a", "excess_area_m2"] == pytest.approx(50.0)
+    assert out.loc["c", "status"] == "permitted"
+
+
+def test_violation_id_is_stable_and_depends_on_status() -> None:
+    f = fp(("a", b(0, 0, 10, 10), SEEN, "new"))
+    p = register(permit("P", b(0, 0, 10, 10)))
+    first = match(f, p)["violation_id"].iat[0]
+    again = match(f.copy(), p.copy())["violation_id"].iat[0]
+    other = match(f, p.iloc[0:0])["violation_id"].iat[0]
+    assert first == again and first != other and first.startswith("V-")
+
+
+def test_empty_inputs() -> None:
+    f = fp(("a", b(0, 0, 10, 10), SEEN, "new"))
+    p = register(permit("P", b(0, 0, 10, 10)))
+    assert len(match(f.iloc[0:0], p)) == 0
+    assert match(f, p.iloc[0:0])["status"].tolist() == ["unlicensed"]
+
+
+# --- CRS harmonisation --------------------------------------------------------------------
+
+
+def _case() -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
+    f = fp(("a", b(0, 0, 12, 15), SEEN, "new"), ("b", b(40, 0, 8, 10), SEEN, "new"))
+    p = register(permit("P-a", b(0, 0, 12, 15)), permit("P-b", b(40, 0, 8, 10)))
+    return f, p
+
+
+@pytest.mark.parametrize("crs", ["EPSG:9210", "EPSG:4326"])
+def test_register_in_another_crs(crs: str) -> None:
+    f, p = _case()
+    assert status_of(f, p.to_crs(crs)) == {"a": "permitted", "b": "permitted"}
+
+
+def test_footprints_in_geographic_crs_are_measured_in_metres() -> None:
+    f, p = _case()
+    out = match(f.to_crs(4326), p.to_crs(9210))
+    assert out.crs.to_epsg() == 4326
+    assert out["status"].tolist() == ["permitted", "permitted"]
+    assert out["area_m2"].iat[0] == pytest.approx(180.0, rel=1e-3)
+
+
+def test_vn2000_datum_shift_is_applied() -> None:
+    """The same building drawn in VN-2000 / TM-3 105-45 (EPSG:9210) and in UTM 48N matches;
+    reading the VN-2000 coordinates as if they were on the WGS 84 datum puts the permit
+    about 230 m away, and nothing matches."""
+    f, p = _case()
+    to_vn = Transformer.from_crs("EPSG:32648", "EPSG:9210", always_xy=True)
+    vn_geoms = shapely.transform(
+        np.asarray(p.geometry.values), lambda xy: np.column_stack(to_vn.transform(xy[:, 0], xy[:, 1]))
+    )
+    vn = gpd.GeoDataFrame(p.drop(columns="geometry"), geometry=list(vn_geoms), crs="EPSG:9210")
+    assert vn.geometry.iat[0].bounds[0] < 610_000  # TM-3 105-45 eastings, not UTM 48N
+    assert status_of(f, vn) == {"a": "permitted", "b": "permitted"}
+    # the same numbers read without the datum shift (TM-3 105-45 on WGS 84)
+    naive_crs = CRS.from_proj4("+proj=tmerc +lat_0=0 +lon_0=105.75 +k=0.9999 +x_0=500000 +y_0=0 "
+                               "+datum=WGS84 +units=m +no_defs")
+    naive = vn.set_crs(naive_crs, allow_override=True)
+    shift = naive.to_crs(f.crs).geometry.iat[0].centroid.distance(f.geometry.iat[0].centroid)
+    assert 150 < shift < 400
+    assert status_of(f, naive) == {"a": "unlicensed", "b": "unlicensed"}
+
+
+def test_missing_crs_is_an_error() -> None:
+    f, p = _case()
+    with pytest.raises(ValueError, match="no CRS"):
+        match(f, p.set_crs(None, allow_override=True))
+    with pytest.raises(ValueError, match="no CRS"):
+        match(f.set_crs(None, allow_override=True), p)
+
+
+def test_config_is_checked() -> None:
+    with pytest.raises(ValueError):
+        MatchConfig(min_overlap_ratio=0)
+    with pytest.raises(ValueError):
+        MatchConfig(tolerance_m2=-1)
