@@ -177,8 +177,8 @@ def _box(grid: Grid, row: float, col: float, height: float, width: float):  # no
     from shapely.geometry import box
 
     t = grid.transform
-    x0, y0 = t * (col, row)
-    x1, y1 = t * (col + width, row + height)
+    x0, y0 = t @ (col, row)
+    x1, y1 = t @ (col + width, row + height)
     return box(min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
 
 

@@ -1,0 +1,160 @@
+"""The nightly job's bookkeeping of violations: merge a night's runs, stable ids, outputs.
+
+Everything here is a deterministic function of the committed state and the
+night's pair runs, so a rerun after a crash produces the very same table.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from changedetect._state import State, checkpoint
+
+if TYPE_CHECKING:
+    import geopandas as gpd
+
+log = logging.getLogger(__name__)
+
+#: Leading columns of the cumulative register (then whatever match gives).
+LEAD = ["violation_id", "area", "night", "before", "after", "run_violation_id"]
+SAME_BUILDING_IOU = 0.5
+
+
+def _empty(crs: Any) -> gpd.GeoDataFrame:
+    import geopandas as gpd
+
+    cols = [*LEAD, "footprint_id", "status", "reason", "permit_ids", "overlap_ratio", "excess_area_m2",
+            "area_m2", "first_seen", "change_type", "confidence"]
+    return gpd.GeoDataFrame({c: pd.Series(dtype=object) for c in cols},
+                            geometry=gpd.GeoSeries([], crs=crs), crs=crs)
+
+
+def _register_crs(permits: str) -> Any:
+    try:
+        import pyogrio
+
+        return pyogrio.read_info(permits)["crs"] or "EPSG:4326"
+    except Exception:  # noqa: BLE001 - a database URL or an unreadable file: fall back
+        return "EPSG:4326"
+
+
+def _plain(frame: pd.DataFrame) -> pd.DataFrame:
+    """Dates as ISO strings, lists as ';'-joined text (stable through GeoPackage and Parquet)."""
+    out = frame.copy()
+    geom = getattr(frame, "_geometry_column_name", None)
+    for col in out.columns:
+        if col == geom:
+            continue
+        s = out[col]
+        if pd.api.types.is_datetime64_any_dtype(s):
+            out[col] = s.dt.strftime("%Y-%m-%d").where(s.notna(), None)
+        elif s.dtype == object:
+            out[col] = s.map(lambda v: ";".join(map(str, v)) if isinstance(v, list | tuple | np.ndarray)
+                             else (v.isoformat() if hasattr(v, "isoformat") else v))
+    return out
+
+
+def _night_candidates(results: list[dict[str, Any]], crs: Any) -> gpd.GeoDataFrame:
+    import geopandas as gpd
+
+    frames = []
+    for r in results:
+        if r["error"]:
+            continue
+        for pair in r["runs"]:
+            gdf = gpd.read_file(Path(pair["run_dir"]) / "violations.gpkg")
+            gdf = gdf[gdf["status"] != "permitted"].to_crs(crs)
+            if gdf.empty:
+                continue
+            gdf = gdf.rename(columns={"violation_id": "run_violation_id"})
+            gdf.insert(0, "area", r["area"])
+            gdf.insert(1, "before", pair["before"])
+            gdf.insert(2, "after", pair["after"])
+            frames.append(_plain(gdf))
+    if not frames:
+        return _empty(crs)
+    cand = gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), geometry="geometry", crs=crs)
+    c = cand.geometry.centroid
+    cand["_cy"], cand["_cx"] = -c.y.round(3), c.x.round(3)
+    cand = cand.sort_values(["area", "after", "before", "_cy", "_cx", "run_violation_id"], kind="stable")
+    return cand.drop(columns=["_cy", "_cx"]).reset_index(drop=True)
+
+
+def _iou(a: Any, b: Any) -> float:
+    inter = a.intersection(b).area
+    union = a.union(b).area
+    return float(inter / union) if union > 0 else 0.0
+
+
+def merge_night(current: State, state_dir: Path, results: list[dict[str, Any]], night: str, *,
+                permits: str) -> gpd.GeoDataFrame:
+    """The cumulative violations after this night: the committed ones plus the night's new ones.
+
+    A night's violation that overlaps an open violation of the same area (or an
+    earlier one of the same night) with IoU >= 0.5 is the same building and is
+    not added again.  New ids are ``<area>-<YYYYMMDD>-<nnn>``, numbered in a
+    fixed order (area, dates, north to south, west to east).
+    """
+    import geopandas as gpd
+
+    previous = (gpd.read_parquet(current.violations_path(state_dir)) if current.generation
+                else _empty(_register_crs(permits)))
+    cand = _night_candidates(results, previous.crs)
+    keep, ids = [], []
+    counters: dict[str, int] = {}
+    stamp = night.replace("-", "")
+    for i, row in cand.iterrows():
+        area = row["area"]
+        same_area = list(previous.geometry[previous["area"] == area]) + [cand.geometry[j] for j in keep
+                                                                           if cand["area"][j] == area]
+        if any(_iou(row.geometry, g) >= SAME_BUILDING_IOU for g in same_area):
+            continue
+        if area not in counters:
+            prefix = f"{area}-{stamp}-"
+            counters[area] = int(previous["violation_id"].astype(str).str.startswith(prefix).sum())
+        counters[area] += 1
+        keep.append(i)
+        ids.append(f"{area}-{stamp}-{counters[area]:03d}")
+    new = cand.loc[keep].copy()
+    new.insert(0, "violation_id", ids)
+    new.insert(2, "night", night)
+    merged = pd.concat([previous, new], ignore_index=True) if len(previous) else new
+    merged = gpd.GeoDataFrame(merged, geometry="geometry", crs=previous.crs)
+    order = [c for c in LEAD if c in merged] + [c for c in merged.columns if c not in LEAD]
+    order.remove("geometry")
+    log.info("night %s: %d candidate(s), %d new violation(s)", night, len(cand), len(new))
+    return merged[[*order, "geometry"]].reset_index(drop=True)
+
+
+def write_generation(violations: gpd.GeoDataFrame, path: Path) -> None:
+    """The cumulative table as GeoParquet in the state directory (atomic)."""
+    from changedetect.io.vectors import write_vector
+
+    write_vector(violations, path, overwrite=True)
+
+
+def write_outputs(violations: gpd.GeoDataFrame, out_dir: Path, night: str) -> dict[str, str]:
+    """``violations-<night>.gpkg``/``.csv`` (first seen tonight) and ``open_violations.gpkg``."""
+    from changedetect.io.vectors import write_vector
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tonight = violations[violations["night"] == night]
+    paths = {
+        "night_gpkg": out_dir / f"violations-{night}.gpkg",
+        "night_csv": out_dir / f"violations-{night}.csv",
+        "open_gpkg": out_dir / "open_violations.gpkg",
+    }
+    write_vector(tonight, paths["night_gpkg"], overwrite=True)
+    checkpoint("night gpkg written")
+    write_vector(tonight, paths["night_csv"], overwrite=True)
+    checkpoint("night csv written")
+    write_vector(violations, paths["open_gpkg"], overwrite=True)
+    return {k: str(v) for k, v in paths.items()}
+
+
+__all__ = ["merge_night", "write_generation", "write_outputs"]

@@ -1,0 +1,163 @@
+"""The nightly job's state directory: lock, checksums, the committed state file.
+
+Layout of ``STATE/``::
+
+    lock                     fcntl.flock'ed by the running job (holds its pid)
+    state.json               the commit point: processed acquisitions, generation
+    violations-<gen>.parquet cumulative violations of generation <gen> (GeoParquet)
+    work/<area>/<key>/       one pipeline run per date pair (cached: reused if complete)
+
+``state.json`` is written atomically, and only after every output of the
+night has been written atomically: a job killed at any moment leaves either
+the previous state (and the next run redoes the night from cached work) or the
+new one (and the next run finds nothing new).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from changedetect.errors import ConfigError, LockedError
+
+log = logging.getLogger(__name__)
+
+STATE_VERSION = 1
+#: Environment variable of the crash tests: SIGKILL this process at the N-th checkpoint (1-based).
+KILL_ENV = "CHANGEDETECT_NIGHTLY_KILL_AT"
+_CHECKPOINTS = {"count": 0}
+
+
+def checkpoint(name: str) -> None:
+    """A point where a crash test may kill the job (``CHANGEDETECT_NIGHTLY_KILL_AT=N``)."""
+    _CHECKPOINTS["count"] += 1
+    log.debug("checkpoint %d: %s", _CHECKPOINTS["count"], name)
+    target = os.environ.get(KILL_ENV)
+    if target and target.isdigit() and int(target) == _CHECKPOINTS["count"]:
+        log.warning("crash test: SIGKILL at checkpoint %d (%s)", _CHECKPOINTS["count"], name)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def sha256_file(path: str | Path, *, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file, read in chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def sha256_json(obj: Any) -> str:
+    """Hex sha256 of an object's canonical JSON."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
+
+
+@dataclass
+class State:
+    """What the nightly job has committed.
+
+    ``acquisitions[area][sha256] = {"path", "date", "night"}``; ``generation``
+    numbers the cumulative violations file; ``nights[night]`` summarises each commit.
+    """
+
+    acquisitions: dict[str, dict[str, dict[str, str]]] = field(default_factory=dict)
+    generation: int = 0
+    nights: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def processed(self, area: str) -> dict[str, dict[str, str]]:
+        """The committed acquisitions of ``area`` by checksum."""
+        return self.acquisitions.get(area, {})
+
+    def violations_path(self, state_dir: Path, generation: int | None = None) -> Path:
+        """The cumulative violations file of a generation (default: the committed one)."""
+        return state_dir / f"violations-{self.generation if generation is None else generation:06d}.parquet"
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        return {"version": STATE_VERSION, "generation": self.generation,
+                "acquisitions": self.acquisitions, "nights": self.nights}
+
+
+def load_state(state_dir: Path) -> State:
+    """Read ``STATE/state.json`` (an empty state when there is none yet)."""
+    path = state_dir / "state.json"
+    if not path.exists():
+        return State()
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"nightly state file '{path}' is corrupt ({exc}); restore it from a backup "
+                          "or remove the state directory to start over") from None
+    if data.get("version") != STATE_VERSION:
+        raise ConfigError(f"nightly state file '{path}' has version {data.get('version')!r}; "
+                          f"this changedetect reads version {STATE_VERSION}")
+    return State(acquisitions=data["acquisitions"], generation=int(data["generation"]),
+                 nights=data.get("nights", {}))
+
+
+def save_state(state_dir: Path, state: State) -> None:
+    """Write ``STATE/state.json`` atomically (the commit point of a night)."""
+    write_text_atomic(state_dir / "state.json", json.dumps(state.to_json(), indent=1, sort_keys=True))
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write text to a temporary file beside ``path``, fsync it, rename it onto ``path``."""
+    from changedetect.io.atomic import atomic_path
+
+    with atomic_path(path, overwrite=True) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def state_lock(state_dir: Path) -> Iterator[None]:
+    """Hold an exclusive ``fcntl.flock`` on ``STATE/lock`` (released on exit or death).
+
+    Raises
+    ------
+    LockedError
+        Another process holds the lock.
+    """
+    state_dir.mkdir(parents=True, exist_ok=True)
+    path = state_dir / "lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+            raise LockedError(f"another nightly run (pid {holder}) holds the lock '{path}'; "
+                              "wait for it to finish (a dead run's lock is released by the OS)") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the flock
+
+
+__all__ = ["KILL_ENV", "State", "checkpoint", "load_state", "save_state", "sha256_file", "sha256_json",
+           "state_lock", "write_text_atomic"]

@@ -1,0 +1,307 @@
+"""The nightly job: process what is new in a catalog, idempotently and crash-safely.
+
+A *catalog* is a directory that receives acquisitions over time:
+
+- each sub-folder is an **area** (``catalog/district12/...``) holding one file per
+  date: GeoTIFF/COG with the date in the name (``YYYYMMDD`` or ``YYYY-MM-DD``),
+  or STAC item JSON files whose single data asset is a local COG (date from
+  ``properties.datetime``);
+- files directly in the catalog are grouped by their name with the date removed
+  (``district12_20240115.tif`` -> area ``district12``).
+
+Each night (``night``, default today) the job takes, per area, the acquisitions
+dated on or before the night whose sha256 is not yet in the state, pairs each
+with the previous acquisition of the area, and runs the chain
+(:func:`changedetect.pipeline.run`) on those pairs only; areas run in parallel
+on Dask distributed (a ``LocalCluster``, or the scheduler at ``scheduler``).
+It then writes ``OUT/violations-YYYY-MM-DD.gpkg``/``.csv`` (violations first
+seen that night), ``OUT/open_violations.gpkg`` (cumulative, stable ids
+``<area>-<YYYYMMDD night>-<nnn>``), and commits ``STATE/state.json``.
+
+Why it is crash-safe: every output is written atomically; each pair's run
+lands in a work folder named by the checksums of its inputs and configuration
+and is reused when complete; ids are a deterministic function of the committed
+state and the night's results; the state file is replaced only after every
+output, so a killed job's next run redoes exactly the uncommitted night.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import re
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from changedetect._state import (
+    State,
+    checkpoint,
+    load_state,
+    save_state,
+    sha256_file,
+    sha256_json,
+    state_lock,
+    write_text_atomic,
+)
+from changedetect.config import PipelineConfig
+from changedetect.errors import ChangeDetectError, TileReadError
+
+log = logging.getLogger(__name__)
+
+_DATE = re.compile(r"(?<!\d)(\d{4})-?(\d{2})-?(\d{2})(?!\d)")
+_RASTER = {".tif", ".tiff"}
+#: IoU above which a new violation is the same building as an already open one.
+SAME_BUILDING_IOU = 0.5
+
+
+@dataclass(frozen=True)
+class Acquisition:
+    """One date of one area: the raster to read, its date and checksum."""
+
+    area: str
+    date: str
+    path: str
+    sha256: str
+
+
+@dataclass
+class NightlySummary:
+    """What one nightly run did."""
+
+    night: str
+    new_acquisitions: int = 0
+    pairs: int = 0
+    new_violations: int = 0
+    open_violations: int = 0
+    areas: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    outputs: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        return asdict(self)
+
+
+def _date_in_name(name: str) -> str | None:
+    m = _DATE.search(name)
+    if not m:
+        return None
+    try:
+        return dt.date(int(m[1]), int(m[2]), int(m[3])).isoformat()
+    except ValueError:
+        return None
+
+
+def _stac_item(path: Path) -> tuple[str, Path] | None:
+    """``(date, data file)`` of a STAC item JSON pointing at one local COG, else None."""
+    try:
+        item = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    if not isinstance(item, dict) or item.get("type") != "Feature" or "assets" not in item:
+        return None
+    when = (item.get("properties") or {}).get("datetime") or ""
+    date = when[:10] if re.match(r"\d{4}-\d{2}-\d{2}", when) else _date_in_name(path.name)
+    assets = [a for a in item["assets"].values()
+              if Path(str(a.get("href", ""))).suffix.lower() in _RASTER
+              and ("data" in (a.get("roles") or ["data"]) or "visual" in (a.get("roles") or []))]
+    if date is None or not assets:
+        return None
+    href = str(assets[0]["href"]).removeprefix("file://")
+    return date, (path.parent / href).resolve() if not Path(href).is_absolute() else Path(href)
+
+
+def discover(catalog: str | Path, *, night: str | None = None) -> dict[str, list[Acquisition]]:
+    """Acquisitions of a catalog by area (dated on or before ``night`` when given)."""
+    catalog = Path(catalog)
+    if not catalog.is_dir():
+        raise TileReadError(f"catalog '{catalog}' is not a directory")
+    entries: list[tuple[str, Path]] = []
+    for item in sorted(catalog.iterdir()):
+        if item.name.startswith("."):
+            continue
+        if item.is_dir():
+            entries += [(item.name, f) for f in sorted(item.iterdir()) if not f.name.startswith(".")]
+        else:
+            key = _DATE.sub("", item.stem).strip("_-. ") or "default"
+            entries.append((key, item))
+    areas: dict[str, list[Acquisition]] = {}
+    for area, f in entries:
+        found = _stac_item(f) if f.suffix.lower() == ".json" else (
+            (_date_in_name(f.name), f) if f.suffix.lower() in _RASTER else None)
+        if found is None or found[0] is None:
+            if f.suffix.lower() in _RASTER | {".json"}:
+                log.warning("catalog: skipping '%s' (no date in its name or STAC item)", f)
+            continue
+        date, data = found
+        if night is not None and date > night:
+            continue
+        if not Path(data).is_file():
+            raise TileReadError(f"catalog: '{f}' points at '{data}', which does not exist")
+        areas.setdefault(area, []).append(Acquisition(area, date, str(data), sha256_file(data)))
+    return {a: sorted(acqs, key=lambda q: (q.date, q.path)) for a, acqs in areas.items()}
+
+
+def plan_pairs(acqs: list[Acquisition], processed: dict[str, dict[str, str]]) -> tuple[list[Acquisition], list[tuple[Acquisition, Acquisition]]]:
+    """The new acquisitions of an area and the (previous, new) pairs to run."""
+    new = [q for q in acqs if q.sha256 not in processed]
+    known = {q.sha256: q for q in acqs}
+    pairs = []
+    for q in new:
+        earlier = [p for p in known.values() if p.date < q.date]
+        if earlier:
+            pairs.append((max(earlier, key=lambda p: (p.date, p.path)), q))
+    return new, pairs
+
+
+def _run_area(task: dict[str, Any]) -> dict[str, Any]:
+    """Run the chain on the date pairs of one area (a Dask task; re-runnable, cached)."""
+    import dask
+
+    from changedetect import pipeline
+
+    config = PipelineConfig.from_dict(task["config"])
+    runs = []
+    try:
+        for pair in task["pairs"]:
+            run_dir = Path(pair["run_dir"])
+            if not (run_dir / "run.json").is_file():
+                run_dir.mkdir(parents=True, exist_ok=True)
+                manifest = run_dir.parent / f"{run_dir.name}.manifest.json"
+                write_text_atomic(manifest, json.dumps([
+                    {"path": pair["before_path"], "date": pair["before"]},
+                    {"path": pair["after_path"], "date": pair["after"]},
+                ]))
+                with dask.config.set(scheduler="threads"):
+                    pipeline.run(manifest, permits=task["permits"], out=run_dir, config=config,
+                                 overwrite=True)
+                checkpoint(f"pair {task['area']} {pair['before']}..{pair['after']} done")
+            runs.append(pair)
+    except ChangeDetectError as exc:
+        log.error("area %s failed: %s", task["area"], exc)
+        return {"area": task["area"], "error": str(exc), "runs": runs}
+    return {"area": task["area"], "error": None, "runs": runs}
+
+
+def _compute(tasks: list[dict[str, Any]], *, scheduler: str | None, workers: int | None) -> list[dict[str, Any]]:
+    """Run the area tasks on Dask distributed; results in the order of ``tasks``."""
+    if not tasks:
+        return []
+    from dask.distributed import Client, LocalCluster
+
+    if scheduler:
+        with Client(scheduler, timeout="30s") as client:
+            return list(client.gather(client.map(_run_area, tasks, pure=False)))
+    n = workers or min(2, len(tasks))
+    with LocalCluster(n_workers=1, threads_per_worker=n, processes=False, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        return list(client.gather(client.map(_run_area, tasks, pure=False)))
+
+
+def run_nightly(
+    catalog: str | Path,
+    *,
+    permits: str | Path,
+    state: str | Path,
+    out: str | Path,
+    night: str | dt.date | None = None,
+    scheduler: str | None = None,
+    workers: int | None = None,
+    config: PipelineConfig | None = None,
+) -> NightlySummary:
+    """Process the catalog's new acquisitions of one night (see the module docstring).
+
+    Raises
+    ------
+    LockedError
+        Another run holds ``STATE/lock``.
+    """
+    night_s = (dt.date.fromisoformat(str(night)) if night else dt.date.today()).isoformat()
+    state_dir, out_dir = Path(state), Path(out)
+    config = config or PipelineConfig()
+    with state_lock(state_dir):
+        current = load_state(state_dir)
+        summary = NightlySummary(night=night_s)
+        tasks, new_by_area = _plan(catalog, current, state_dir, str(permits), config, night_s, summary)
+        checkpoint("planned")
+        results = _compute(tasks, scheduler=scheduler, workers=workers)
+        from changedetect import _merge
+
+        violations = _merge.merge_night(current, state_dir, results, night_s, permits=str(permits))
+        ok_areas = {r["area"] for r in results if not r["error"]}
+        summary.failed = {r["area"]: r["error"] for r in results if r["error"]}
+        new_state = _next_state(current, new_by_area, ok_areas | (set(new_by_area) - {t["area"] for t in tasks}),
+                                night_s, violations)
+        _merge.write_generation(violations, new_state.violations_path(state_dir))
+        checkpoint("generation written")
+        summary.outputs = _merge.write_outputs(violations, out_dir, night_s)
+        checkpoint("outputs written")
+        save_state(state_dir, new_state)
+        checkpoint("state committed")
+        _cleanup(state_dir, new_state, results)
+        summary.new_violations = int((violations["night"] == night_s).sum())
+        summary.open_violations = len(violations)
+    log.info("night %s: %s", night_s, summary.to_dict())
+    return summary
+
+
+def _plan(catalog: str | Path, current: State, state_dir: Path, permits: str, config: PipelineConfig,
+          night: str, summary: NightlySummary) -> tuple[list[dict[str, Any]], dict[str, list[Acquisition]]]:
+    from changedetect.report import RUN_FILES  # noqa: F401  (fail early if the report is broken)
+
+    permits_key = sha256_file(permits) if Path(permits).is_file() else permits
+    cfg = config.to_dict()
+    tasks, new_by_area = [], {}
+    for area, acqs in discover(catalog, night=night).items():
+        new, pairs = plan_pairs(acqs, current.processed(area))
+        if not new:
+            continue
+        new_by_area[area] = new
+        summary.new_acquisitions += len(new)
+        summary.areas.append(area)
+        if not pairs:
+            continue
+        summary.pairs += len(pairs)
+        tasks.append({"area": area, "permits": permits, "config": cfg, "pairs": [
+            {"before": a.date, "after": b.date, "before_path": a.path, "after_path": b.path,
+             "run_dir": str(state_dir / "work" / _safe(area) / sha256_json(
+                 [a.sha256, b.sha256, permits_key, cfg])[:16])}
+            for a, b in pairs]})
+    return tasks, new_by_area
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", name)
+
+
+def _next_state(current: State, new_by_area: dict[str, list[Acquisition]], ok_areas: set[str], night: str,
+                violations: Any) -> State:
+    acquisitions = {a: dict(v) for a, v in current.acquisitions.items()}
+    for area, new in new_by_area.items():
+        if area in ok_areas:
+            acquisitions.setdefault(area, {}).update(
+                {q.sha256: {"path": q.path, "date": q.date, "night": night} for q in new})
+    nights = dict(current.nights)
+    nights[night] = {"new_violations": int((violations["night"] == night).sum()),
+                     "open_violations": len(violations)}
+    return State(acquisitions=acquisitions, generation=current.generation + 1, nights=nights)
+
+
+def _cleanup(state_dir: Path, state: State, results: list[dict[str, Any]]) -> None:
+    """Remove older generations and the committed pairs' work folders (safe to skip)."""
+    keep = state.violations_path(state_dir).name
+    for old in state_dir.glob("violations-*.parquet"):
+        if old.name != keep:
+            old.unlink(missing_ok=True)
+    for r in results:
+        if r["error"]:
+            continue
+        for pair in r["runs"]:
+            shutil.rmtree(pair["run_dir"], ignore_errors=True)
+            Path(f"{pair['run_dir']}.manifest.json").unlink(missing_ok=True)
+
+
+__all__ = ["Acquisition", "NightlySummary", "discover", "plan_pairs", "run_nightly"]

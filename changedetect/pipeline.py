@@ -1,0 +1,322 @@
+"""The whole chain in one call: read, co-register, detect, vectorise, match, write, report.
+
+:func:`run` is the one orchestrator that the ``changedetect run`` command and
+the nightly job call.  It writes into one output folder::
+
+    coregistration.json      the co-registration report
+    change_probability.tif   float32 COG in [0, 1] on the aligned grid
+    first_seen.tif           float32 COG, days since 1970-01-01 of the first date a pixel
+                             changed (NaN: never); series of 3+ dates only
+    before_rgb.tif           uint8 RGB COGs of the first and last aligned dates (for the
+    after_rgb.tif            report's image chips and for GIS viewing)
+    footprints.gpkg          building footprints (vectorise stage)
+    violations.gpkg/.csv     one row per footprint with its status (match stage)
+    report.html              the inspectors' self-contained report
+    run.json                 provenance: version, model + sha256, inputs + sha256,
+                             every parameter, stage timings, dates; written LAST
+
+Every file is written atomically; an existing output folder is refused unless
+``overwrite`` is given.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import platform
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from changedetect._state import sha256_file, write_text_atomic
+from changedetect.config import PipelineConfig
+from changedetect.errors import OutputExistsError
+
+if TYPE_CHECKING:
+    import geopandas as gpd
+    import xarray as xr
+
+log = logging.getLogger(__name__)
+
+#: Output file names (keys of :attr:`RunSummary.paths`).
+OUTPUTS: dict[str, str] = {
+    "coregistration": "coregistration.json",
+    "probability": "change_probability.tif",
+    "first_seen": "first_seen.tif",
+    "before_rgb": "before_rgb.tif",
+    "after_rgb": "after_rgb.tif",
+    "footprints": "footprints.gpkg",
+    "violations": "violations.gpkg",
+    "violations_csv": "violations.csv",
+    "report": "report.html",
+    "run": "run.json",
+}
+STAGES = ("open", "coregister", "detect", "vectorize", "match", "write", "report")
+
+
+@dataclass
+class RunSummary:
+    """What a run found and wrote."""
+
+    out: Path
+    counts: dict[str, int]
+    n_footprints: int
+    dates: list[str]
+    model: str
+    model_sha256: str
+    paths: dict[str, Path] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def n_violations(self) -> int:
+        """Footprints whose status is not ``permitted``."""
+        return sum(n for s, n in self.counts.items() if s != "permitted")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        return {
+            "out": str(self.out), "counts": dict(self.counts), "n_footprints": self.n_footprints,
+            "n_violations": self.n_violations, "dates": list(self.dates), "model": self.model,
+            "model_sha256": self.model_sha256, "paths": {k: str(v) for k, v in self.paths.items()},
+            "timings_s": {k: round(v, 3) for k, v in self.timings.items()},
+        }
+
+
+class _Clock:
+    """Stage timings and an optional progress bar over the stages."""
+
+    def __init__(self, progress: bool) -> None:
+        self.timings: dict[str, float] = {}
+        self.bar: Any = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=len(STAGES), desc="run", unit="stage", position=0, leave=True)
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        if self.bar is not None:
+            self.bar.set_description(f"run: {name}")
+        log.info("stage %s", name)
+        t0 = time.perf_counter()
+        yield
+        self.timings[name] = time.perf_counter() - t0
+        if self.bar is not None:
+            self.bar.update(1)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.set_description("run: done")
+            self.bar.close()
+
+
+def _check_out(out: Path, overwrite: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise OutputExistsError(f"output '{out}' is a file; give a folder for the run's outputs")
+    if out.is_dir() and not overwrite and any(p for p in out.iterdir() if p.name in OUTPUTS.values()):
+        raise OutputExistsError(f"output folder '{out}' already holds a run; pass overwrite=True "
+                                "(--overwrite) to replace it, or choose another folder")
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def run(
+    tiles: str | Path | Sequence[str | Path],
+    *,
+    permits: str | Path,
+    out: str | Path,
+    config: PipelineConfig | None = None,
+    overwrite: bool = False,
+    progress: bool = False,
+) -> RunSummary:
+    """Run the whole chain on a stack of tiles and a permit register.
+
+    Parameters
+    ----------
+    tiles
+        Anything :func:`changedetect.io.open_series` reads (folder, manifest, list of files, ...).
+        Two dates: one pair; three or more: the series (highest change, first-seen date).
+    permits
+        A permit register file or ``postgresql://`` URL (:func:`changedetect.permits.load_register`).
+    out
+        Output folder (created); see the module docstring for its files.
+    config
+        Every parameter; default :class:`~changedetect.config.PipelineConfig`.
+    overwrite
+        Replace the outputs of an earlier run in ``out``.
+    progress
+        Progress bars (stages, and detection windows).
+
+    Raises
+    ------
+    OutputExistsError, ModelError, TileReadError, PermitSchemaError, ...
+        Bad input, with a message naming the file and what to do.
+    """
+    from changedetect.io import open_series
+    from changedetect.weights import load_model
+
+    config = config or PipelineConfig()
+    out = Path(out)
+    _check_out(out, overwrite)
+    started = dt.datetime.now(dt.UTC)
+    clock = _Clock(progress)
+    try:
+        loaded = load_model(config.detect.model, device=config.detect.device)  # fail fast: ModelError
+        with clock.stage("open"):
+            series = open_series(tiles if isinstance(tiles, str | Path) else [Path(t) for t in tiles])
+            stack = series.to_stack()
+            register = _load_permits(permits)
+        paths = _chain(stack, register, out, config, loaded, clock, progress)
+        summary = _finish(series, stack, permits, out, config, loaded, clock, paths, started)
+    finally:
+        clock.close()
+    return summary
+
+
+def _load_permits(permits: str | Path) -> gpd.GeoDataFrame:
+    from changedetect.permits import load_register
+
+    return load_register(permits)
+
+
+def _chain(stack: xr.DataArray, register: gpd.GeoDataFrame, out: Path, config: PipelineConfig,
+           loaded: Any, clock: _Clock, progress: bool) -> dict[str, Any]:
+    """The stages; returns the in-memory results the summary needs."""
+    from changedetect import coregister as coreg_mod
+    from changedetect import detect as detect_mod
+    from changedetect import match as match_mod
+    from changedetect import vectorize as vec_mod
+    from changedetect.io import write_cog
+    from changedetect.io.vectors import write_vector
+
+    with clock.stage("coregister"):
+        aligned, creport = coreg_mod.coregister(stack, config=config.coregister, progress=progress)
+        write_text_atomic(out / OUTPUTS["coregistration"],
+                          json.dumps(creport.to_dict(), indent=1, default=str, ensure_ascii=False))
+    first_seen = None
+    with clock.stage("detect"):
+        if aligned.sizes["time"] == 2:
+            prob = detect_mod.detect_pair(aligned.isel(time=0), aligned.isel(time=1), config=config.detect,
+                                          progress=progress, model=loaded)
+        else:
+            prob, first_seen = detect_mod.detect_series(aligned, config=config.detect, progress=progress,
+                                                        model=loaded)
+        write_cog(prob, out / OUTPUTS["probability"], overwrite=True)
+        if first_seen is not None and config.output.first_seen:
+            write_cog(_days(first_seen), out / OUTPUTS["first_seen"], overwrite=True)
+    with clock.stage("vectorize"):
+        footprints = vec_mod.vectorize(prob, first_seen=first_seen, before=aligned.isel(time=0),
+                                       after=aligned.isel(time=-1), config=config.vectorize)
+        write_vector(footprints, out / OUTPUTS["footprints"], overwrite=True)
+    with clock.stage("match"):
+        violations = _with_addresses(match_mod.match(footprints, register, config=config.match), register)
+    with clock.stage("write"):
+        write_vector(violations, out / OUTPUTS["violations"], overwrite=True)
+        if config.output.csv:
+            write_vector(violations, out / OUTPUTS["violations_csv"], overwrite=True)
+        for key, index in (("before_rgb", 0), ("after_rgb", -1)):
+            write_cog(_rgb8(aligned.isel(time=index), config.report.rgb_bands), out / OUTPUTS[key],
+                      dtype="uint8", nodata=0, overwrite=True)
+    times = [str(t)[:10] for t in aligned["time"].values]
+    with clock.stage("report"):
+        if config.output.report:
+            from changedetect.report import write_report
+
+            write_report(violations, out_path=out / OUTPUTS["report"], before=out / OUTPUTS["before_rgb"],
+                         after=out / OUTPUTS["after_rgb"], config=config.report, overwrite=True,
+                         run_info=_report_info(times, loaded, len(footprints)))
+    return {"violations": violations, "footprints": footprints, "times": times, "prob": prob}
+
+
+def _days(first_seen: xr.DataArray) -> xr.DataArray:
+    """datetime64 (y, x) -> float32 days since 1970-01-01, NaN where NaT."""
+    values = first_seen.values
+    days = (values.astype("datetime64[D]").astype("int64")).astype(np.float32)
+    days[np.isnat(values)] = np.nan
+    out = first_seen.copy(data=days)
+    out.attrs = {"units": "days since 1970-01-01"}
+    return out
+
+
+def _rgb8(image: xr.DataArray, rgb_bands: Sequence[str]) -> xr.DataArray:
+    """(band, y, x) -> lazily stretched uint8-range (3, y, x): 2-98 % per band from a subsample."""
+    from changedetect.report import _pick_bands
+
+    names = [str(b) for b in image["band"].values]
+    rgb = image.isel(band=[i - 1 for i in _pick_bands(names, len(names), rgb_bands)])
+    step = max(1, int(np.ceil(np.sqrt(rgb.sizes["y"] * rgb.sizes["x"] / 250_000))))
+    sample = np.asarray(rgb.isel(y=slice(None, None, step), x=slice(None, None, step)).values, dtype=np.float32)
+    flat = sample.reshape(sample.shape[0], -1)
+    if np.isfinite(flat).any() and np.nanmax(flat) <= 255 and np.nanmin(flat) >= 0:
+        lo, hi = np.zeros(3), np.full(3, 255.0)  # already 8-bit: keep the radiometry
+    else:
+        lo = np.nan_to_num(np.nanpercentile(flat, 2, axis=1))
+        hi = np.nan_to_num(np.nanpercentile(flat, 98, axis=1), nan=1.0)
+    hi = np.where(hi > lo, hi, lo + 1)
+    scaled = ((rgb - lo[:, None, None]) / (hi - lo)[:, None, None] * 254 + 1).clip(1, 255)
+    return scaled.where(rgb.notnull()).astype(np.float32)
+
+
+def _with_addresses(violations: gpd.GeoDataFrame, register: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """Add ``address``: the matched permits' addresses (for inspectors), when the register has them."""
+    if "address" not in register or "permit_ids" not in violations or "address" in violations:
+        return violations
+    lookup = dict(zip(register["permit_id"].astype(str), register["address"].astype(str), strict=False))
+
+    def addresses(ids: Any) -> str:
+        if ids is None or (isinstance(ids, float) and np.isnan(ids)):
+            return ""
+        items = ids if isinstance(ids, list | tuple | np.ndarray) else str(ids).replace(";", ",").split(",")
+        return "; ".join(lookup[i.strip()] for i in map(str, items) if i.strip() in lookup)
+
+    out = violations.copy()
+    out.insert(out.columns.get_loc("geometry"), "address", out["permit_ids"].map(addresses))
+    return out
+
+
+def _report_info(times: list[str], loaded: Any, n_footprints: int) -> dict[str, Any]:
+    return {"before": times[0], "after": times[-1], "dates": len(times), "model": loaded.card.name,
+            "model_version": getattr(loaded.card, "version", ""), "footprints": n_footprints}
+
+
+def _finish(series: Any, stack: xr.DataArray, permits: str | Path, out: Path, config: PipelineConfig,
+            loaded: Any, clock: _Clock, results: dict[str, Any], started: dt.datetime) -> RunSummary:
+    """Write run.json (last) and build the summary."""
+    from changedetect import __version__
+
+    violations = results["violations"]
+    counts = {str(k): int(v) for k, v in violations["status"].value_counts().sort_index().items()}
+    paths = {k: out / name for k, name in OUTPUTS.items() if (out / name).exists() or k == "run"}
+    card = loaded.card
+    inputs = [{"path": str(p), "sha256": sha256_file(p) if config.output.checksum_inputs else None}
+              for p in series.files]
+    ppath = Path(str(permits))
+    provenance = {
+        "changedetect_version": __version__,
+        "started": started.isoformat(timespec="seconds"),
+        "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "python": platform.python_version(),
+        "model": {"name": card.name, "version": getattr(card, "version", ""), "sha256": card.sha256,
+                  "path": str(getattr(loaded, "path", ""))},
+        "inputs": {"tiles": inputs, "permits": {"path": str(permits),
+                   "sha256": sha256_file(ppath) if ppath.is_file() else None}},
+        "dates": results["times"],
+        "crs": str(stack.rio.crs),
+        "config": config.to_dict(),
+        "timings_s": {k: round(v, 3) for k, v in clock.timings.items()},
+        "counts": counts,
+        "n_footprints": len(results["footprints"]),
+        "outputs": {k: p.name for k, p in paths.items()},
+        "report_info": _report_info(results["times"], loaded, len(results["footprints"])),
+    }
+    write_text_atomic(out / OUTPUTS["run"], json.dumps(provenance, indent=1, ensure_ascii=False, default=str))
+    return RunSummary(out=out, counts=counts, n_footprints=len(results["footprints"]), dates=results["times"],
+                      model=card.name, model_sha256=card.sha256, paths=paths, timings=clock.timings)
+
+
+__all__ = ["OUTPUTS", "STAGES", "RunSummary", "run"]

@@ -1,0 +1,501 @@
+"""The inspectors' report: one self-contained HTML file.
+
+Everything is inline (PNG images as ``data:`` URIs, CSS in a ``<style>``
+element, no script, no font or CDN): the file opens offline on a laptop and
+prints one card per page region without breaking a card.
+
+The page holds an overview map of the scene (the after date, violations
+outlined and numbered) and one card per violation, most urgent first
+(status severity, then area, then confidence): before/after image chips with
+the footprint outlined, the status and its one-line reason, the matched
+permits, the evidence numbers and the coordinates (lat/lon and working CRS).
+
+Image chips are read window by window from rasters on disk
+(:class:`RasterImagery`, rasterio windows and decimated reads) or from a
+lazy :data:`~changedetect.types.TileStack` (:class:`StackImagery`); a whole
+scene is never read at full resolution.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import html
+import io
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+
+from changedetect.config import ReportConfig
+
+if TYPE_CHECKING:
+    import geopandas as gpd
+    import xarray as xr
+    from PIL import Image
+
+log = logging.getLogger(__name__)
+
+#: Most urgent first.
+SEVERITY: dict[str, int] = {
+    "unlicensed": 0, "exceeds_permit": 1, "permit_expired": 2, "type_mismatch": 3,
+    "before_permit": 4, "permitted": 9,
+}
+#: Outline colours on the images (RGB).
+COLOURS: dict[str, tuple[int, int, int]] = {
+    "unlicensed": (230, 25, 45), "exceeds_permit": (250, 130, 0), "permit_expired": (200, 60, 200),
+    "type_mismatch": (240, 220, 0), "before_permit": (0, 170, 230), "permitted": (40, 200, 80),
+}
+_DEFAULT_COLOUR = (255, 255, 255)
+_DEFAULT_CONFIG = ReportConfig()
+#: The files of a run directory the report reads.
+RUN_FILES = {"violations": "violations.gpkg", "before": "before_rgb.tif", "after": "after_rgb.tif"}
+
+
+class Imagery(Protocol):
+    """Where image chips come from: one date of a scene, read window by window."""
+
+    crs: Any
+
+    def chip(self, bounds: tuple[float, float, float, float], size: int) -> np.ndarray:
+        """``(size, size, 3)`` uint8 RGB of ``bounds`` (left, bottom, right, top) in ``crs``."""
+        ...
+
+    def overview(self, max_px: int) -> tuple[np.ndarray, tuple[float, float, float, float]]:
+        """A downsampled ``(h, w, 3)`` uint8 RGB of the whole scene and its bounds."""
+        ...
+
+
+class RasterImagery:
+    """Chips from a raster file through rasterio windows (decimated reads use overviews).
+
+    Parameters
+    ----------
+    path
+        A GeoTIFF/COG; bands are picked by description from ``rgb_bands``,
+        else the first three (or one band as grey).
+    """
+
+    def __init__(self, path: str | Path, *, rgb_bands: Sequence[str] = ("red", "green", "blue")) -> None:
+        import rasterio
+
+        from changedetect.errors import TileReadError
+
+        self.path = Path(path)
+        try:
+            with rasterio.open(self.path) as src:
+                self.crs = src.crs
+                self.bounds = tuple(src.bounds)
+                self._indexes = _pick_bands([d or "" for d in src.descriptions], src.count, rgb_bands)
+                self._uint8 = src.dtypes[0] == "uint8"
+                self._nodata = src.nodata
+        except rasterio.errors.RasterioIOError as exc:
+            raise TileReadError(f"report: cannot read raster '{self.path}': {exc}") from None
+        self._stretch: tuple[np.ndarray, np.ndarray] | None = None
+
+    def _read(self, bounds: tuple[float, float, float, float], shape: tuple[int, int]) -> np.ndarray:
+        import rasterio
+        from rasterio.enums import Resampling
+        from rasterio.windows import from_bounds
+
+        with rasterio.open(self.path) as src:
+            window = from_bounds(*bounds, transform=src.transform)
+            data = src.read(self._indexes, window=window, out_shape=(len(self._indexes), *shape),
+                            boundless=True, fill_value=0, resampling=Resampling.bilinear,
+                            masked=self._nodata is not None)
+        return np.ma.filled(data.astype(np.float32), np.nan)
+
+    def overview(self, max_px: int) -> tuple[np.ndarray, tuple[float, float, float, float]]:
+        shape = _fit(self.bounds, max_px)
+        data = self._read(self.bounds, shape)
+        if not self._uint8:
+            self._stretch = _percentiles(data)
+        return self._to_rgb(data), self.bounds  # type: ignore[return-value]
+
+    def chip(self, bounds: tuple[float, float, float, float], size: int) -> np.ndarray:
+        if not self._uint8 and self._stretch is None:
+            self.overview(512)
+        return self._to_rgb(self._read(bounds, (size, size)))
+
+    def _to_rgb(self, data: np.ndarray) -> np.ndarray:
+        return _rgb8(data, None if self._uint8 else self._stretch)
+
+
+class StackImagery:
+    """Chips from one date of a lazy TileStack (only the windows asked for are computed)."""
+
+    def __init__(self, stack: xr.DataArray, date_index: int, *,
+                 rgb_bands: Sequence[str] = ("red", "green", "blue")) -> None:
+        from changedetect.types import Grid
+
+        names = [str(b) for b in stack["band"].values]
+        idx = [i - 1 for i in _pick_bands(names, len(names), rgb_bands)]
+        self.da = stack.isel(time=date_index, band=idx)
+        self.crs = stack.rio.crs
+        self.grid = Grid.of(stack)
+        self.bounds = self.grid.bounds
+        self._stretch: tuple[np.ndarray, np.ndarray] | None = None
+
+    def overview(self, max_px: int) -> tuple[np.ndarray, tuple[float, float, float, float]]:
+        step = max(1, math.ceil(max(self.grid.shape) / max_px))
+        data = np.asarray(self.da.isel(y=slice(None, None, step), x=slice(None, None, step)).values, dtype=np.float32)
+        self._stretch = _percentiles(data)
+        return _rgb8(data, self._stretch), self.bounds
+
+    def chip(self, bounds: tuple[float, float, float, float], size: int) -> np.ndarray:
+        from PIL import Image
+
+        if self._stretch is None:
+            self.overview(512)
+        inv = ~self.grid.transform
+        c0, r0 = inv @ (bounds[0], bounds[3])
+        c1, r1 = inv @ (bounds[2], bounds[1])
+        r0, r1 = sorted((int(math.floor(r0)), int(math.ceil(r1))))
+        c0, c1 = sorted((int(math.floor(c0)), int(math.ceil(c1))))
+        h, w = self.grid.shape
+        out = np.zeros((3, r1 - r0, c1 - c0), dtype=np.float32)
+        rr0, rr1, cc0, cc1 = max(r0, 0), min(r1, h), max(c0, 0), min(c1, w)
+        if rr1 > rr0 and cc1 > cc0:
+            win = self.da.isel(y=slice(rr0, rr1), x=slice(cc0, cc1)).values
+            out[:, rr0 - r0 : rr1 - r0, cc0 - c0 : cc1 - c0] = win
+        rgb = _rgb8(out, self._stretch)
+        return np.asarray(Image.fromarray(rgb).resize((size, size), Image.Resampling.BILINEAR))
+
+
+def _pick_bands(names: Sequence[str], count: int, wanted: Sequence[str]) -> list[int]:
+    """1-based band indexes: by name when all are found, else the first three (or 1 as grey)."""
+    lower = [n.lower() for n in names]
+    if all(w.lower() in lower for w in wanted):
+        return [lower.index(w.lower()) + 1 for w in wanted]
+    return [1, 2, 3] if count >= 3 else [1, 1, 1]
+
+
+def _fit(bounds: Sequence[float], max_px: int) -> tuple[int, int]:
+    w, h = bounds[2] - bounds[0], bounds[3] - bounds[1]
+    scale = max_px / max(w, h)
+    return max(1, round(h * scale)), max(1, round(w * scale))
+
+
+def _percentiles(data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-band 2nd and 98th percentiles of ``(3, h, w)`` data (NaN ignored)."""
+    flat = data.reshape(data.shape[0], -1)
+    if not np.isfinite(flat).any():
+        return np.zeros(data.shape[0]), np.ones(data.shape[0])
+    lo = np.nanpercentile(flat, 2, axis=1)
+    hi = np.nanpercentile(flat, 98, axis=1)
+    return lo, np.where(hi > lo, hi, lo + 1)
+
+
+def _rgb8(data: np.ndarray, stretch: tuple[np.ndarray, np.ndarray] | None) -> np.ndarray:
+    """``(3, h, w)`` float -> ``(h, w, 3)`` uint8 (stretched unless ``stretch`` is None)."""
+    if stretch is not None:
+        lo, hi = stretch
+        data = (data - lo[:, None, None]) / (hi - lo)[:, None, None] * 255.0
+    return np.nan_to_num(data, nan=0).clip(0, 255).astype(np.uint8).transpose(1, 2, 0).copy()
+
+
+def _to_pixels(geom: Any, bounds: Sequence[float], size: tuple[int, int]) -> list[list[tuple[float, float]]]:
+    """Exterior rings of a (multi)polygon in pixel coordinates of an image of ``bounds``."""
+    h, w = size
+    sx, sy = w / (bounds[2] - bounds[0]), h / (bounds[3] - bounds[1])
+    polys = getattr(geom, "geoms", [geom])
+    return [[((x - bounds[0]) * sx, (bounds[3] - y) * sy) for x, y in p.exterior.coords]
+            for p in polys if hasattr(p, "exterior")]
+
+
+def _png(img: Image.Image | np.ndarray) -> str:
+    from PIL import Image
+
+    if isinstance(img, np.ndarray):
+        img = Image.fromarray(img)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG", optimize=True)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _font(size: int) -> Any:
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1
+        return ImageFont.load_default()
+
+
+def _draw_overview(imagery: Imagery | None, gdf: gpd.GeoDataFrame, cfg: ReportConfig) -> str:
+    from PIL import Image, ImageDraw
+
+    if imagery is not None:
+        rgb, bounds = imagery.overview(cfg.overview_px)
+        img = Image.fromarray(rgb).convert("RGB")
+    else:
+        b = gdf.total_bounds
+        pad = max(b[2] - b[0], b[3] - b[1], 1.0) * 0.1
+        bounds = (b[0] - pad, b[1] - pad, b[2] + pad, b[3] + pad)
+        img = Image.new("RGB", _fit(bounds, cfg.overview_px)[::-1], (60, 60, 60))
+    draw = ImageDraw.Draw(img)
+    fsize = max(12, img.width // 60)
+    font = _font(fsize)
+    width = max(2, img.width // 400)
+    for number, (_, row) in enumerate(gdf.iterrows(), start=1):
+        colour = COLOURS.get(str(row["status"]), _DEFAULT_COLOUR)
+        rings = _to_pixels(row.geometry, bounds, (img.height, img.width))
+        for ring in rings:
+            draw.line(ring, fill=colour, width=width)
+        if rings:
+            x = min(max(p[0] for p in rings[0]) + 2, img.width - fsize * 2)
+            y = max(min(p[1] for p in rings[0]) - 2, fsize + 2)
+            draw.text((x, y), str(number), fill=colour, font=font, anchor="lb",
+                      stroke_width=2, stroke_fill=(0, 0, 0))
+    return _png(img)
+
+
+def _chip(imagery: Imagery, geom: Any, cfg: ReportConfig, colour: tuple[int, int, int]) -> str:
+    from PIL import Image, ImageDraw
+
+    x0, y0, x1, y1 = geom.bounds
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    half = max(x1 - x0, y1 - y0) / 2 + cfg.chip_margin_m
+    bounds = (cx - half, cy - half, cx + half, cy + half)
+    img = Image.fromarray(imagery.chip(bounds, cfg.chip_px)).convert("RGB")
+    draw = ImageDraw.Draw(img)
+    for ring in _to_pixels(geom, bounds, (img.height, img.width)):
+        draw.line(ring, fill=colour, width=2)
+    return _png(img)
+
+
+def sort_by_urgency(violations: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """Most urgent first: status severity, then larger area, then higher confidence."""
+    df = violations.copy()
+    df["_sev"] = df["status"].map(lambda s: SEVERITY.get(str(s), 5))
+    area = df.get("area_m2", df.geometry.area)
+    df["_area"] = -area.fillna(0).astype(float)
+    df["_conf"] = -np.asarray(df.get("confidence", 0.0), dtype=float)
+    df = df.sort_values(["_sev", "_area", "_conf"], kind="stable")
+    return df.drop(columns=["_sev", "_area", "_conf"])
+
+
+def _fmt(value: Any, unit: str = "", digits: int = 2) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "–"
+    try:
+        import pandas as pd
+
+        if value is pd.NaT or (not isinstance(value, str | bytes) and pd.isna(value)):
+            return "–"
+        if isinstance(value, pd.Timestamp | dt.datetime):
+            return value.date().isoformat()
+    except (TypeError, ValueError):
+        pass
+    if isinstance(value, float | np.floating):
+        return f"{value:,.{digits}f}{unit}"
+    return f"{value}{unit}"
+
+
+def _coords(geom: Any, crs: Any) -> tuple[str, str]:
+    from pyproj import CRS, Transformer
+
+    p = geom.representative_point()
+    working = f"{p.x:,.1f} E, {p.y:,.1f} N ({CRS.from_user_input(crs).to_string()})" if crs else f"{p.x:.1f}, {p.y:.1f}"
+    if crs is None:
+        return "–", working
+    lon, lat = Transformer.from_crs(crs, "EPSG:4326", always_xy=True).transform(p.x, p.y)
+    latlon = f"{abs(lat):.6f}° {'N' if lat >= 0 else 'S'}, {abs(lon):.6f}° {'E' if lon >= 0 else 'W'}"
+    return latlon, working
+
+
+def _card(number: int, row: Any, crs: Any, chips: Mapping[str, str], labels: Mapping[str, str]) -> str:
+    e = html.escape
+    status = str(row.get("status", ""))
+    latlon, working = _coords(row.geometry, crs)
+    permits = str(row.get("permit_ids", "") or "").strip() or "none"
+    evidence: list[tuple[str, str | None]] = [
+        ("Area", _fmt(row.get("area_m2"), " m²", 1)),
+        ("Excess area", _fmt(row.get("excess_area_m2"), " m²", 1)),
+        ("Overlap with permit", _fmt(row.get("overlap_ratio"), "", 2)),
+        ("Confidence", _fmt(row.get("confidence"), "", 2)),
+        ("First seen", _fmt(row.get("first_seen"))),
+        ("Change type", _fmt(row.get("change_type"))),
+        ("Matched permits", permits),
+        ("Address", _fmt(row.get("address")) if "address" in row else None),
+        ("Lat / lon", latlon),
+        ("Working CRS", working),
+        ("Violation id", _fmt(row.get("violation_id"))),
+    ]
+    rows = "".join(f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in evidence if v is not None)
+    figs = "".join(
+        f'<figure><img src="{src}" alt="{e(labels[key])} image of violation {number}">'
+        f"<figcaption>{e(labels[key])}</figcaption></figure>"
+        for key, src in chips.items()
+    )
+    return (
+        f'<section class="card status-{e(status)}" id="v{number}">'
+        f'<h2><span class="num">{number}</span> <span class="badge badge-{e(status)}">'
+        f"{e(status.replace('_', ' '))}</span> {e(_fmt(row.get('violation_id')))}</h2>"
+        f'<p class="reason">{e(str(row.get("reason", "") or ""))}</p>'
+        f'<div class="body"><div class="chips">{figs}</div><table class="evidence">{rows}</table></div></section>'
+    )
+
+
+def render_report(
+    violations: gpd.GeoDataFrame,
+    *,
+    before: Imagery | None = None,
+    after: Imagery | None = None,
+    before_label: str = "Before",
+    after_label: str = "After",
+    run_info: Mapping[str, Any] | None = None,
+    config: ReportConfig = _DEFAULT_CONFIG,
+) -> str:
+    """The report as an HTML string (see :func:`write_report`)."""
+    crs = after.crs if after is not None else (before.crs if before is not None else violations.crs)
+    gdf = violations
+    if crs is not None and gdf.crs is not None and gdf.crs != crs:
+        gdf = gdf.to_crs(crs)
+    if not config.include_permitted and "status" in gdf:
+        gdf = gdf[gdf["status"] != "permitted"]
+    gdf = sort_by_urgency(gdf)
+    if config.max_cards:
+        gdf = gdf.iloc[: config.max_cards]
+    overview = _draw_overview(after or before, gdf, config) if len(gdf) or after or before else ""
+    labels = {"before": before_label, "after": after_label}
+    cards = []
+    for number, (_, row) in enumerate(gdf.iterrows(), start=1):
+        colour = COLOURS.get(str(row["status"]), _DEFAULT_COLOUR)
+        chips = {key: _chip(img, row.geometry, config, colour)
+                 for key, img in (("before", before), ("after", after)) if img is not None}
+        cards.append(_card(number, row, gdf.crs, chips, labels))
+    counts = gdf["status"].value_counts().to_dict() if "status" in gdf else {}
+    return _page(title=config.title, overview=overview, cards=cards, counts=counts,
+                 run_info=dict(run_info or {}))
+
+
+def _page(*, title: str, overview: str, cards: list[str], counts: Mapping[str, int],
+          run_info: Mapping[str, Any]) -> str:
+    """Fill ``templates/report.html`` (every value escaped here)."""
+    from importlib.resources import files
+    from string import Template
+
+    e = html.escape
+    template = Template(files("changedetect").joinpath("templates/report.html").read_text(encoding="utf-8"))
+    facts = "".join(f"<span>{e(str(k).replace('_', ' '))}: <b>{e(_fmt(v))}</b></span>"
+                     for k, v in run_info.items() if k != "generated")
+    total = sum(counts.values())
+    count_items = [f"<li><b>{total}</b> to inspect</li>"] + [
+        f'<li><span class="swatch" style="background:rgb{COLOURS.get(k, _DEFAULT_COLOUR)}"></span>'
+        f"{e(k.replace('_', ' '))}: <b>{n}</b></li>"
+        for k, n in sorted(counts.items(), key=lambda kv: SEVERITY.get(kv[0], 5))
+    ]
+    legend = "".join(
+        f'<span><span class="swatch" style="background:rgb{c}"></span>{e(k.replace("_", " "))}</span>'
+        for k, c in COLOURS.items()
+    )
+    overview_html = (
+        f'<section class="overview"><h2>Overview</h2><img src="{overview}" alt="Overview map: the after '
+        f'image with the violations outlined and numbered"><div class="legend">{legend}</div></section>'
+        if overview else ""
+    )
+    badges = "\n".join(f".badge-{k} {{ background: rgb{c}; color: {'#000' if sum(c) > 450 else '#fff'}; }}"
+                       for k, c in COLOURS.items())
+    generated = run_info.get("generated") or dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return template.substitute(
+        title=e(title), facts=facts, counts="".join(count_items), overview=overview_html, badges=badges,
+        cards="\n".join(cards) or '<p class="card empty">No violations found.</p>',
+        footer=f"Generated by changedetect on {e(str(generated))}. Lat/lon in WGS 84 (EPSG:4326).",
+    )
+
+
+def write_report(
+    violations: gpd.GeoDataFrame | str | Path,
+    *,
+    out_path: str | Path,
+    before: str | Path | Imagery | None = None,
+    after: str | Path | Imagery | None = None,
+    stack: xr.DataArray | None = None,
+    run_info: Mapping[str, Any] | None = None,
+    config: ReportConfig = _DEFAULT_CONFIG,
+    overwrite: bool = False,
+) -> Path:
+    """Write the inspectors' self-contained HTML report.
+
+    Parameters
+    ----------
+    violations
+        The match stage's GeoDataFrame, or a path to it (GeoPackage, GeoJSON, ...).
+    out_path
+        The ``.html`` file to write (atomically).
+    before, after
+        Rasters (paths or :class:`Imagery`) of the first and last dates, for the chips.
+    stack
+        Or an aligned TileStack: its first and last dates are used.
+    run_info
+        Key facts shown in the header (dates, model, counts of footprints, ...).
+
+    Returns
+    -------
+    Path
+        ``out_path``.
+    """
+    from changedetect.io.atomic import atomic_path
+
+    if not hasattr(violations, "geometry"):
+        import geopandas as gpd
+
+        violations = gpd.read_file(violations)
+    info = dict(run_info or {})
+    if stack is not None:
+        before = before or StackImagery(stack, 0, rgb_bands=config.rgb_bands)
+        after = after or StackImagery(stack, stack.sizes["time"] - 1, rgb_bands=config.rgb_bands)
+        times = [str(t)[:10] for t in stack["time"].values]
+        info.setdefault("before", times[0])
+        info.setdefault("after", times[-1])
+    before_img = RasterImagery(before, rgb_bands=config.rgb_bands) if isinstance(before, str | Path) else before
+    after_img = RasterImagery(after, rgb_bands=config.rgb_bands) if isinstance(after, str | Path) else after
+    text = render_report(
+        violations, before=before_img, after=after_img, run_info=info, config=config,  # type: ignore[arg-type]
+        before_label=f"Before ({info['before']})" if "before" in info else "Before",
+        after_label=f"After ({info['after']})" if "after" in info else "After",
+    )
+    out_path = Path(out_path)
+    with atomic_path(out_path, overwrite=overwrite) as tmp:
+        Path(tmp).write_text(text, encoding="utf-8")
+    log.info("wrote report %s (%d bytes)", out_path, len(text.encode()))
+    return out_path
+
+
+def report_from_run(run_dir: str | Path, *, out_path: str | Path | None = None,
+                    config: ReportConfig = _DEFAULT_CONFIG, overwrite: bool = False) -> Path:
+    """Re-write the report of a run directory (``violations.gpkg``, ``*_rgb.tif``, ``run.json``).
+
+    Raises
+    ------
+    FileNotFoundError
+        ``run_dir`` has no ``violations.gpkg`` (a :class:`~changedetect.errors.TileReadError`).
+    """
+    import json
+
+    from changedetect.errors import TileReadError
+
+    run_dir = Path(run_dir)
+    violations = run_dir / RUN_FILES["violations"]
+    if not violations.is_file():
+        raise TileReadError(f"report: '{run_dir}' holds no {RUN_FILES['violations']}; "
+                            "give a directory written by `changedetect run`")
+    info: dict[str, Any] = {}
+    run_json = run_dir / "run.json"
+    if run_json.is_file():
+        run = json.loads(run_json.read_text(encoding="utf-8"))
+        info = dict(run.get("report_info", {}))
+    before, after = run_dir / RUN_FILES["before"], run_dir / RUN_FILES["after"]
+    return write_report(
+        violations, out_path=out_path or run_dir / "report.html", run_info=info, config=config,
+        before=before if before.is_file() else None, after=after if after.is_file() else None,
+        overwrite=overwrite,
+    )
+
+
+__all__ = ["RUN_FILES", "SEVERITY", "report_from_run", "Imagery", "RasterImagery", "StackImagery", "render_report", "sort_by_urgency",
+           "write_report"]
