@@ -96,6 +96,9 @@ DEFAULT_COLUMN_MAP: dict[str, str] = {
     "area": "permitted_area_m2", "area_m2": "permitted_area_m2", "permitted_area": "permitted_area_m2",
     "addr": "address", "permit_status": "status", "state": "status",
     "geom": "geometry", "the_geom": "geometry", "wkb_geometry": "geometry", "shape": "geometry",
+    # Shapefile (DBF) cuts names at 10 characters
+    "permit_typ": "permit_type", "valid_unti": "valid_until", "permitted_": "permitted_area_m2",
+    "permitted1": "permitted_area_m2",
     # Vietnamese administrative names (giấy phép xây dựng)
     "so_giay_phep": "permit_id", "so_gp": "permit_id", "ma_gp": "permit_id",
     "loai_giay_phep": "permit_type", "loai_gp": "permit_type",

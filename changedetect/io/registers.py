@@ -27,6 +27,7 @@ Sources
 
 from __future__ import annotations
 
+import csv
 import io
 import logging
 import os
@@ -122,18 +123,23 @@ def _read_ogr(path: Path, layer: str | None) -> gpd.GeoDataFrame:
     frame = _guard(path, lambda: gpd.read_file(path, layer=layer, engine="pyogrio", encoding="latin1"))
     for col in frame.columns:
         if col != frame.geometry.name and (frame[col].dtype == object or pd.api.types.is_string_dtype(frame[col])):
-            frame[col] = [
+            frame[col] = pd.Series([  # object dtype: arrow strings cannot hold the escapes
                 v.encode("latin1").decode("utf-8", "surrogateescape") if isinstance(v, str) else v
                 for v in frame[col].tolist()
-            ]
+            ], index=frame.index, dtype=object)
     return frame
 
 
 def _read_csv(path: Path, crs: Any) -> gpd.GeoDataFrame:
     raw = path.read_bytes()
     text = raw.decode("utf-8-sig" if raw.startswith(b"\xef\xbb\xbf") else "utf-8", "surrogateescape")
-    table = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_values=[""])
-    table = table.astype(object).where(table.notna(), None)
+    # the csv module, not pandas: pandas re-encodes the text and cannot keep undecodable bytes
+    rows = list(csv.reader(io.StringIO(text, newline="")))
+    if not rows:
+        raise PermitSchemaError(f"permit register '{path}' is empty (no header line)")
+    header, width = rows[0], len(rows[0])
+    body = [[(v if v != "" else None) for v in (r + [""] * width)[:width]] for r in rows[1:] if r]
+    table = pd.DataFrame(body, columns=header, dtype=object)
     lower = {str(c).lower(): c for c in table.columns}
     wkt_col = next((lower[c] for c in _WKT_COLUMNS if c in lower), None)
     errors: dict[int, str] = {}
