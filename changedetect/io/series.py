@@ -39,7 +39,8 @@ from changedetect.types import STACK_DIMS, Grid, TileStack  # noqa: F401  (re-ex
 
 log = logging.getLogger(__name__)
 
-#: Dates given to undated, non-georeferenced image pairs (in file order), one day apart.
+#: Dates given to undated, non-georeferenced image pairs (in file order, one day apart)
+#: and to a single undated raster file.
 PLACEHOLDER_EPOCH = dt.date(1970, 1, 1)
 
 
@@ -267,17 +268,21 @@ def _fill_placeholder_dates(found: Discovery, georeferenced: bool, pattern: str 
     undated = [e for e in found.entries if e.date is None]
     if not undated:
         return False
-    if not georeferenced and len(undated) == len(found.entries):
+    single_file = found.kind == "file"
+    if (single_file or not georeferenced) and len(undated) == len(found.entries):
         for i, entry in enumerate(found.entries):
             entry.date, entry.origin = PLACEHOLDER_EPOCH + dt.timedelta(days=i), "file order"
         log.warning(
-            "no dates for %s: using the file order (%s, ...)", found.source, PLACEHOLDER_EPOCH
+            "no date in the name(s) of %s: using placeholder dates from %s in file order",
+            found.source,
+            PLACEHOLDER_EPOCH,
         )
         return True
     how = f"the pattern {pattern!r}" if pattern else "a date like 20240131 or 2024-01-31"
     raise TimeSeriesError(
         f"no date in the file name '{undated[0].path}' (looked for {how}); rename it like "
-        "'tile_20240131.tif', pass pattern=..., or list files with their dates in a manifest (columns path,date)"
+        "'tile_20240131.tif', give a date pattern (pattern=... / --pattern REGEX), or list the files "
+        "with their dates in a manifest (CSV/JSON with columns path,date)"
     )
 
 

@@ -64,12 +64,18 @@ def make_series(tmp_path: Path, rng: np.random.Generator) -> Callable[..., Path]
     """A folder of ``n`` dated 4-band uint8 tiles (``tile_YYYYMMDD.tif``) of ``size`` pixels."""
 
     def make(
-        n: int = 3, size: int = 64, *, folder: str = "tiles", descriptions: Sequence[str] | None = ("red", "green", "blue", "nir")
+        n: int = 3,
+        size: int = 64,
+        *,
+        folder: str = "tiles",
+        descriptions: Sequence[str] | None = ("red", "green", "blue", "nir"),
     ) -> Path:
         out = tmp_path / folder
         for k in range(n):
             data = rng.integers(1, 255, size=(4, size, size), dtype=np.uint8)
-            _write_tif(out / f"tile_202401{10 + k:02d}.tif", data, nodata=0, descriptions=descriptions)
+            _write_tif(
+                out / f"tile_202401{10 + k:02d}.tif", data, nodata=0, descriptions=descriptions
+            )
         return out
 
     return make

@@ -18,9 +18,14 @@ from changedetect.io import atomic_path, open_stack, write_cog
 TRANSFORM = Affine(0.5, 0, 683_000, 0, -0.5, 1_203_000)
 
 
-def _raster(data: np.ndarray, dims: tuple[str, ...], bands: list[str] | None = None) -> xr.DataArray:
+def _raster(
+    data: np.ndarray, dims: tuple[str, ...], bands: list[str] | None = None
+) -> xr.DataArray:
     h, w = data.shape[-2:]
-    coords: dict[str, object] = {"y": 1_203_000 - 0.25 - 0.5 * np.arange(h), "x": 683_000 + 0.25 + 0.5 * np.arange(w)}
+    coords: dict[str, object] = {
+        "y": 1_203_000 - 0.25 - 0.5 * np.arange(h),
+        "x": 683_000 + 0.25 + 0.5 * np.arange(w),
+    }
     if bands:
         coords["band"] = bands
     arr = xr.DataArray(data, dims=dims, coords=coords)
@@ -47,7 +52,9 @@ def test_uint8_band_yx_dask_roundtrip_with_names_and_nodata(tmp_path: Path) -> N
     rng = np.random.default_rng(4)
     data = rng.integers(0, 200, (3, 300, 260)).astype(np.float32)
     data[1, 0, 0] = np.nan
-    lazy = _raster(da.from_array(data, chunks=(1, 100, 70)), ("band", "y", "x"), ["red", "green", "nir"])
+    lazy = _raster(
+        da.from_array(data, chunks=(1, 100, 70)), ("band", "y", "x"), ["red", "green", "nir"]
+    )
     out = write_cog(lazy, tmp_path / "sub" / "img.tif", dtype="uint8", nodata=255)
     with rasterio.open(out) as src:
         assert src.descriptions == ("red", "green", "nir")

@@ -55,7 +55,9 @@ def test_iso_dates_and_nodata_become_nan(write_tif, tmp_path: Path) -> None:
 def test_manifest_csv_relative_paths_and_band_names(write_tif, tmp_path: Path, rng) -> None:
     for name in ("x.tif", "y.tif"):
         write_tif(tmp_path / "data" / name, rng.integers(0, 100, (3, 10, 12), dtype=np.uint8))
-    (tmp_path / "data" / "m.csv").write_text("path,date,bands\nx.tif,2022-01-02,a;b;c\ny.tif,20220301,a;b;c\n")
+    (tmp_path / "data" / "m.csv").write_text(
+        "path,date,bands\nx.tif,2022-01-02,a;b;c\ny.tif,20220301,a;b;c\n"
+    )
     series = open_series(tmp_path / "data" / "m.csv")
     assert series.kind == "manifest"
     assert series.band_names == ["a", "b", "c"]
@@ -66,7 +68,12 @@ def test_manifest_csv_relative_paths_and_band_names(write_tif, tmp_path: Path, r
 def test_manifest_json_in_folder_is_preferred(write_tif, tmp_path: Path, rng) -> None:
     for day in (1, 2):
         write_tif(tmp_path / f"scene{day}.tif", rng.integers(0, 100, (2, 6, 6), dtype=np.uint8))
-    manifest = {"tiles": [{"path": "scene2.tif", "date": "2021-06-02"}, {"path": "scene1.tif", "date": "2021-06-01"}]}
+    manifest = {
+        "tiles": [
+            {"path": "scene2.tif", "date": "2021-06-02"},
+            {"path": "scene1.tif", "date": "2021-06-01"},
+        ]
+    }
     (tmp_path / "manifest.json").write_text(json.dumps(manifest))
     series = open_series(tmp_path)
     assert series.dates == [dt.date(2021, 6, 1), dt.date(2021, 6, 2)]
@@ -75,9 +82,15 @@ def test_manifest_json_in_folder_is_preferred(write_tif, tmp_path: Path, rng) ->
 
 def test_band_per_file_with_different_resolutions(write_tif, tmp_path: Path, rng) -> None:
     for day in ("20200101", "20200201"):
-        write_tif(tmp_path / f"T48_{day}_B02.tif", rng.integers(1, 999, (20, 20), dtype=np.uint16), res=10)
-        write_tif(tmp_path / f"T48_{day}_B8A.tif", rng.integers(1, 999, (10, 10), dtype=np.uint16), res=20)
-        write_tif(tmp_path / f"T48_{day}_B01.tif", rng.integers(1, 999, (4, 4), dtype=np.uint16), res=50)
+        write_tif(
+            tmp_path / f"T48_{day}_B02.tif", rng.integers(1, 999, (20, 20), dtype=np.uint16), res=10
+        )
+        write_tif(
+            tmp_path / f"T48_{day}_B8A.tif", rng.integers(1, 999, (10, 10), dtype=np.uint16), res=20
+        )
+        write_tif(
+            tmp_path / f"T48_{day}_B01.tif", rng.integers(1, 999, (4, 4), dtype=np.uint16), res=50
+        )
     series = open_series(tmp_path)
     assert series.band_names == ["B01", "B02", "B8A"]
     assert [b.grid.shape for b in series.bands] == [(4, 4), (20, 20), (10, 10)]
@@ -103,12 +116,19 @@ def test_list_of_paths_and_band_selection(make_series) -> None:
 def test_to_stack_onto_a_shifted_grid_in_another_crs(make_series) -> None:
     folder = make_series(n=2, size=32)
     series = open_series(folder)
-    grid = Grid(crs=series.crs, transform=Affine(0.5, 0, 683_008.0, 0, -0.5, 1_203_000.0), width=32, height=32)
+    grid = Grid(
+        crs=series.crs,
+        transform=Affine(0.5, 0, 683_008.0, 0, -0.5, 1_203_000.0),
+        width=32,
+        height=32,
+    )
     stack = series.to_stack(grid, resampling="nearest")
     assert np.isnan(stack.values[0, 0, :, -16:]).all()  # beyond the tile's east edge
     native = series.to_stack().values
     np.testing.assert_array_equal(stack.values[:, :, :, :16], native[:, :, :, 16:])
-    geographic = Grid(crs=4326, transform=Affine(1e-5, 0, 106.6711, 0, -1e-5, 10.8810), width=8, height=8)
+    geographic = Grid(
+        crs=4326, transform=Affine(1e-5, 0, 106.6711, 0, -1e-5, 10.8810), width=8, height=8
+    )
     assert open_series(folder).to_stack(geographic).rio.crs.to_epsg() == 4326
 
 
@@ -121,13 +141,17 @@ def test_png_pairs_warn_and_use_pixel_coordinates(tmp_path: Path, rng) -> None:
     stack = series.to_stack()
     assert stack.shape == (2, 3, 12, 10)
     assert stack.rio.crs is None
-    np.testing.assert_array_equal(stack.values[0].transpose(1, 2, 0), np.asarray(Image.open(tmp_path / "img1.png")))
+    np.testing.assert_array_equal(
+        stack.values[0].transpose(1, 2, 0), np.asarray(Image.open(tmp_path / "img1.png"))
+    )
 
 
 def test_png_pair_takes_dates_txt_from_the_parent(tmp_path: Path, rng) -> None:
     (tmp_path / "pair").mkdir()
     for name in ("img1.png", "img2.png"):
-        Image.fromarray(rng.integers(0, 255, (6, 6, 3), dtype=np.uint8)).save(tmp_path / "pair" / name)
+        Image.fromarray(rng.integers(0, 255, (6, 6, 3), dtype=np.uint8)).save(
+            tmp_path / "pair" / name
+        )
     (tmp_path / "dates.txt").write_text("date_1: 20161130\ndate_2: 20171107\n")
     with pytest.warns(NotGeoreferencedWarning):
         series = open_series(tmp_path / "pair")
@@ -144,8 +168,17 @@ def test_stac_item_with_local_cogs(write_tif, tmp_path: Path, rng) -> None:
         "properties": {"datetime": "2024-03-01T03:20:00Z"},
         "geometry": None,
         "assets": {
-            "blue": {"href": "assets/blue.tif", "type": "image/tiff; application=geotiff; profile=cloud-optimized", "roles": ["data"], "eo:bands": [{"name": "B02"}]},
-            "nir": {"href": "./assets/nir.tif", "type": "image/tiff; application=geotiff", "roles": ["data"]},
+            "blue": {
+                "href": "assets/blue.tif",
+                "type": "image/tiff; application=geotiff; profile=cloud-optimized",
+                "roles": ["data"],
+                "eo:bands": [{"name": "B02"}],
+            },
+            "nir": {
+                "href": "./assets/nir.tif",
+                "type": "image/tiff; application=geotiff",
+                "roles": ["data"],
+            },
             "thumb": {"href": "thumb.png", "type": "image/png", "roles": ["thumbnail"]},
         },
     }
@@ -175,7 +208,21 @@ def test_oscd_paris_all_13_bands_on_the_10m_grid_lazily(shared_data: Path) -> No
     city = shared_data / "oscd" / "images" / "paris"
     series = open_series(city)
     assert series.dates == [dt.date(2016, 11, 30), dt.date(2017, 11, 7)]
-    assert series.band_names == ["B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11", "B12"]
+    assert series.band_names == [
+        "B01",
+        "B02",
+        "B03",
+        "B04",
+        "B05",
+        "B06",
+        "B07",
+        "B08",
+        "B8A",
+        "B09",
+        "B10",
+        "B11",
+        "B12",
+    ]
     nominal = {b.name: b.nominal_resolution for b in series.bands}
     for band in series.bands:  # ground sizes measured at the scene centre, within 10 % of nominal
         assert band.resolution == pytest.approx(nominal[band.name], rel=0.1), band.name

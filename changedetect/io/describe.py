@@ -1,0 +1,140 @@
+"""What a series of tiles holds, as one JSON-ready dict (``changedetect info``).
+
+Everything comes from the metadata except the nodata share, which is measured
+on a decimated read (at most ``sample`` pixels on the longest side; GDAL serves
+it from the overviews when the file has them), so describing a city never reads
+a whole scene into memory.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+from pyproj import CRS
+from rasterio.windows import Window
+
+from changedetect.io import geo
+from changedetect.io._read import read_float
+from changedetect.io.series import BandSource, SeriesSource, open_series
+
+log = logging.getLogger(__name__)
+
+
+def describe(
+    source: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | SeriesSource,
+    *,
+    pattern: str | None = None,
+    sample: int = 256,
+) -> dict[str, Any]:
+    """Describe a series: dates, bands and their resolutions, CRS, bounds, size, nodata share.
+
+    Parameters
+    ----------
+    source
+        Anything :func:`changedetect.io.open_series` accepts, or a :class:`SeriesSource`.
+    pattern
+        Date pattern passed to :func:`~changedetect.io.open_series`.
+    sample
+        Longest side, in pixels, of the decimated read used for the nodata share.
+
+    Returns
+    -------
+    dict
+        JSON-serialisable; keys ``source``, ``kind``, ``dates`` (ISO strings),
+        ``bands`` (``name``, ``resolution`` in metres, ``resolution_xy``,
+        ``nominal_resolution``, ``width``, ``height``, ``dtype``, ``nodata``),
+        ``crs``, ``crs_name``, ``grid``, ``bounds``, ``bounds_lonlat``, ``size``,
+        ``scenes`` (per date: files, ``nodata_share``), ``nodata_share``,
+        ``georeferenced``, ``placeholder_dates``.
+    """
+    series = source if isinstance(source, SeriesSource) else open_series(source, pattern=pattern)  # type: ignore[arg-type]
+    grid = series.reference_grid()
+    crs = CRS.from_user_input(grid.crs) if grid.crs is not None else None
+    scenes = [
+        {
+            "date": s.date.isoformat(),
+            "files": [str(p) for p in s.files],
+            "nodata_share": _round(_scene_nodata_share(s.bands, sample)),
+        }
+        for s in series.scenes
+    ]
+    files = series.files
+    return {
+        "source": series.source,
+        "kind": series.kind,
+        "dates": [d.isoformat() for d in series.dates],
+        "bands": [_band(b) for b in series.bands],
+        "crs": _crs_id(crs),
+        "crs_name": crs.name if crs is not None else None,
+        "grid": {
+            "width": grid.width,
+            "height": grid.height,
+            "resolution": _round(geo.resolution_m(grid)),
+            "transform": list(grid.transform)[:6],
+        },
+        "bounds": list(grid.bounds),
+        "bounds_lonlat": list(b) if (b := geo.bounds_lonlat(grid)) is not None else None,
+        "size": {
+            "dates": len(series.dates),
+            "bands": len(series.bands),
+            "pixels_per_band": grid.width * grid.height,
+            "files": len(files),
+            "bytes": sum(Path(f).stat().st_size for f in files),
+        },
+        "scenes": scenes,
+        "nodata_share": _round(float(np.mean([s["nodata_share"] for s in scenes]))),
+        "georeferenced": series.georeferenced,
+        "placeholder_dates": series.placeholder_dates,
+    }
+
+
+def _band(info: Any) -> dict[str, Any]:
+    return {
+        "name": info.name,
+        "resolution": _round(info.resolution),
+        "resolution_xy": [_round(v) for v in info.resolution_xy],
+        "nominal_resolution": info.nominal_resolution,
+        "width": info.grid.width,
+        "height": info.grid.height,
+        "dtype": info.dtype,
+        "nodata": None if info.nodata is None or math.isnan(info.nodata) else info.nodata,
+    }
+
+
+def _crs_id(crs: CRS | None) -> str | None:
+    if crs is None:
+        return None
+    authority = crs.to_authority()
+    return f"{authority[0]}:{authority[1]}" if authority else crs.to_wkt()
+
+
+def _round(value: float) -> float | None:
+    return None if value is None or math.isnan(value) else round(float(value), 4)
+
+
+def _scene_nodata_share(bands: Sequence[BandSource], sample: int) -> float:
+    """Mean over the bands of the share of nodata pixels, from decimated reads."""
+    shares = []
+    for band in bands:
+        grid = band.info.grid
+        scale = max(grid.width, grid.height) / sample
+        shape = (
+            (grid.height, grid.width)
+            if scale <= 1
+            else (max(1, round(grid.height / scale)), max(1, round(grid.width / scale)))
+        )
+        with rasterio.open(band.path) as src:
+            data = read_float(src, band.index, Window(0, 0, src.width, src.height), out_shape=shape)
+        shares.append(float(np.isnan(data).mean()))
+    log.debug("nodata shares %s", shares)
+    return float(np.mean(shares)) if shares else math.nan
+
+
+__all__ = ["describe"]
