@@ -1,0 +1,1 @@
+"""Private building blocks of :mod:`changedetect.coregister` (pure numpy / dask)."""

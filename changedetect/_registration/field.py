@@ -1,0 +1,302 @@
+"""Local shift field: tie points on a grid of windows, outlier rejection, a smooth dense model.
+
+Every window of the reference is matched against the moving image (offset by the
+global shift) with :func:`~changedetect._registration.shift.estimate_shift`.
+Windows with too little texture or an unreliable correlation peak are dropped;
+the rest are screened twice: against a robust low-order polynomial (a whole changed
+district, a cloud bank) and against their neighbours' median (a single changed
+block, a shadow).  The kept tie points define the dense field: the polynomial plus
+a smoothing thin-plate spline of its residuals.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy import ndimage
+from scipy.interpolate import RBFInterpolator
+from scipy.spatial import cKDTree
+
+from changedetect._registration.shift import estimate_shift, gradient_magnitude
+
+logger = logging.getLogger(__name__)
+
+#: Median absolute deviation to standard deviation.
+_MAD = 1.4826
+
+
+@dataclass(frozen=True)
+class FieldParams:
+    """How tie points are measured and screened (see :class:`changedetect.coregister.CoregisterConfig`)."""
+
+    window: int = 128
+    spacing: int = 96
+    max_windows: int = 900
+    min_texture: float = 0.3
+    max_nan_fraction: float = 0.3
+    min_peak_ratio: float = 1.5
+    min_snr: float = 8.0
+    max_shift: float = 20.0
+    neighbour_tolerance: float = 0.3
+    smoothing: float = 1.0
+
+
+@dataclass
+class ShiftField:
+    """A smooth displacement field ``(dx, dy)`` over an image of shape ``shape``.
+
+    Attributes
+    ----------
+    shape
+        ``(h, w)`` of the reference image.
+    rows, cols
+        Tie-point centres (pixel coordinates, row/column of the reference).
+    dx, dy
+        Displacement measured at each tie point (see :mod:`~changedetect._registration.shift`).
+    reliability
+        Per tie point, in [0, 1].
+    kept
+        Tie points that define the field (reliable, textured, not outliers).
+    """
+
+    shape: tuple[int, int]
+    rows: np.ndarray
+    cols: np.ndarray
+    dx: np.ndarray
+    dy: np.ndarray
+    reliability: np.ndarray
+    kept: np.ndarray
+    constant: tuple[float, float] | None = None
+    _models: list[Any] = field(default_factory=list, repr=False)
+
+    @classmethod
+    def uniform(cls, shape: tuple[int, int], dx: float, dy: float) -> ShiftField:
+        """A constant field (a global shift)."""
+        empty = np.zeros(0)
+        return cls(shape, empty, empty, empty, empty, empty, np.zeros(0, bool), constant=(dx, dy))
+
+    @property
+    def n_found(self) -> int:
+        """Tie points measured."""
+        return int(self.rows.size)
+
+    @property
+    def n_kept(self) -> int:
+        """Tie points kept."""
+        return int(self.kept.sum())
+
+    def evaluate(self, rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(dx, dy)`` of the field at pixel positions ``rows``, ``cols`` (any matching shapes)."""
+        rows = np.asarray(rows, dtype=np.float64)
+        cols = np.asarray(cols, dtype=np.float64)
+        if self.constant is not None:
+            return np.full(rows.shape, self.constant[0]), np.full(rows.shape, self.constant[1])
+        pts = self._normalise(rows.ravel(), cols.ravel())
+        out = [model(pts).reshape(rows.shape) for model in self._models]
+        return out[0], out[1]
+
+    def dense(self, row0: int, row1: int, col0: int, col1: int, *, step: int = 16) -> tuple[np.ndarray, np.ndarray]:
+        """``(dx, dy)`` on every pixel of ``[row0:row1, col0:col1]`` (evaluated on a coarse lattice, then bilinear)."""
+        h, w = row1 - row0, col1 - col0
+        if self.constant is not None:
+            return np.full((h, w), self.constant[0]), np.full((h, w), self.constant[1])
+        lr = np.arange(row0, row1 + step, step, dtype=np.float64)
+        lc = np.arange(col0, col1 + step, step, dtype=np.float64)
+        grid_r, grid_c = np.meshgrid(lr, lc, indexing="ij")
+        coarse = self.evaluate(grid_r, grid_c)
+        rr, cc = np.meshgrid(np.arange(h) / step, np.arange(w) / step, indexing="ij")
+        return tuple(ndimage.map_coordinates(c, [rr, cc], order=1, mode="nearest") for c in coarse)  # type: ignore[return-value]
+
+    def max_abs(self) -> float:
+        """Largest |dx| or |dy| of the field (on a coarse lattice)."""
+        if self.constant is not None:
+            return float(max(abs(self.constant[0]), abs(self.constant[1])))
+        h, w = self.shape
+        r, c = np.meshgrid(np.linspace(0, h - 1, 33), np.linspace(0, w - 1, 33), indexing="ij")
+        dx, dy = self.evaluate(r, c)
+        return float(max(np.abs(dx).max(), np.abs(dy).max()))
+
+    def residuals(self) -> np.ndarray:
+        """Distance in pixels between the kept tie points and the field."""
+        if self.n_kept == 0:
+            return np.zeros(0)
+        ex, ey = self.evaluate(self.rows[self.kept], self.cols[self.kept])
+        return np.hypot(self.dx[self.kept] - ex, self.dy[self.kept] - ey)
+
+    def _normalise(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        scale = float(max(self.shape))
+        return np.column_stack([rows / scale, cols / scale])
+
+    def fit(self, smoothing: float = 1.0) -> None:
+        """Fit the dense model on the kept tie points (a thin-plate smoothing spline with a linear trend)."""
+        k = self.kept
+        pts = self._normalise(self.rows[k], self.cols[k])
+        n = int(k.sum())
+        if n < 3:
+            self.constant = (float(np.median(self.dx[k])), float(np.median(self.dy[k]))) if n else (0.0, 0.0)
+            return
+        degree = 1 if n >= 6 else 0
+        s = smoothing * 1e-3 * n / max(n, 1)
+        self._models = [
+            RBFInterpolator(pts, vals[k], kernel="thin_plate_spline", smoothing=s, degree=degree,
+                            neighbors=None if n <= 1500 else 200)
+            for vals in (self.dx, self.dy)
+        ]
+
+
+def window_origins(shape: tuple[int, int], params: FieldParams) -> tuple[np.ndarray, np.ndarray]:
+    """Upper-left corners ``(rows, cols)`` of the matching windows, at most ``params.max_windows``."""
+    h, w = shape
+    win = min(params.window, h, w)
+    spacing = max(params.spacing, int(math.ceil(math.sqrt(h * w / params.max_windows))))
+    def starts(n: int) -> np.ndarray:
+        count = max(1, (n - win) // spacing + 1)
+        return np.linspace(0, n - win, count).round().astype(int)
+    r0, c0 = np.meshgrid(starts(h), starts(w), indexing="ij")
+    return r0.ravel(), c0.ravel()
+
+
+def measure_tie_points(
+    ref: Any, mov: Any, *, params: FieldParams, initial: tuple[float, float] = (0.0, 0.0)
+) -> ShiftField:
+    """Measure the displacement of every window (reading ``ref``/``mov`` one strip of windows at a time).
+
+    ``ref`` and ``mov`` are 2-D numpy or dask arrays of one shape; only a strip
+    ``window + 2 * margin`` rows high is in memory at once.
+    """
+    h, w = ref.shape
+    win = min(params.window, h, w)
+    r0s, c0s = window_origins((h, w), params)
+    ix, iy = int(round(initial[0])), int(round(initial[1]))
+    out: dict[str, list[float]] = {k: [] for k in ("rows", "cols", "dx", "dy", "rel", "tex", "ok")}
+    for r0 in np.unique(r0s):
+        ref_strip = np.asarray(ref[r0 : r0 + win], dtype=np.float64)
+        mr0, mr1 = r0 + iy, r0 + iy + win
+        mov_strip = _read_padded(mov, mr0, mr1, h)
+        for c0 in c0s[r0s == r0]:
+            a = ref_strip[:, c0 : c0 + win]
+            b = _cols_padded(mov_strip, c0 + ix, c0 + ix + win, w)
+            est, texture, (cr, cc) = _match(a, b, params)
+            out["rows"].append(r0 + cr)
+            out["cols"].append(c0 + cc)
+            out["dx"].append(est[0] + ix)
+            out["dy"].append(est[1] + iy)
+            out["rel"].append(est[2])
+            out["tex"].append(texture)
+            out["ok"].append(float(est[3]))
+    arr = {k: np.asarray(v, dtype=np.float64) for k, v in out.items()}
+    tex = arr["tex"]
+    med_tex = float(np.median(tex[tex > 0])) if np.any(tex > 0) else 0.0
+    textured = tex >= params.min_texture * med_tex if med_tex > 0 else np.zeros(tex.shape, bool)
+    kept = (arr["ok"] > 0) & textured
+    return ShiftField((h, w), arr["rows"], arr["cols"], arr["dx"], arr["dy"], arr["rel"], kept)
+
+
+def _read_padded(img: Any, r0: int, r1: int, h: int) -> np.ndarray:
+    lo, hi = max(r0, 0), min(r1, h)
+    strip = np.full((r1 - r0, img.shape[1]), np.nan)
+    if hi > lo:
+        strip[lo - r0 : hi - r0] = np.asarray(img[lo:hi], dtype=np.float64)
+    return strip
+
+
+def _cols_padded(strip: np.ndarray, c0: int, c1: int, w: int) -> np.ndarray:
+    out = np.full((strip.shape[0], c1 - c0), np.nan)
+    lo, hi = max(c0, 0), min(c1, w)
+    if hi > lo:
+        out[:, lo - c0 : hi - c0] = strip[:, lo:hi]
+    return out
+
+
+def _match(
+    a: np.ndarray, b: np.ndarray, params: FieldParams
+) -> tuple[tuple[float, float, float, bool], float, tuple[float, float]]:
+    """Shift of window ``b`` against ``a``, the texture of ``a`` (mean gradient magnitude) and
+    the position (row, col in the window) the shift applies to: the centroid of gradient energy."""
+    centre = ((a.shape[0] - 1) / 2, (a.shape[1] - 1) / 2)
+    nan_frac = max(float(np.mean(~np.isfinite(a))), float(np.mean(~np.isfinite(b))))
+    if nan_frac > params.max_nan_fraction:
+        return (0.0, 0.0, 0.0, False), 0.0, centre
+    grad = gradient_magnitude(a, sigma=1.0)
+    texture = float(np.mean(grad))
+    if texture <= 0:
+        return (0.0, 0.0, 0.0, False), 0.0, centre
+    est = estimate_shift(a, b, iterations=2, upsample=50, max_shift=params.max_shift,
+                         min_peak_ratio=params.min_peak_ratio, min_snr=params.min_snr)
+    energy = grad**2 * np.outer(_taper(a.shape[0]), _taper(a.shape[1]))
+    total = float(energy.sum())
+    if total > 0:
+        centre = (float((energy.sum(axis=1) * np.arange(a.shape[0])).sum() / total),
+                  float((energy.sum(axis=0) * np.arange(a.shape[1])).sum() / total))
+    return (est.dx, est.dy, est.reliability, est.reliable), texture, centre
+
+
+def _taper(n: int) -> np.ndarray:
+    return np.hanning(n + 2)[1:-1]
+
+
+def reject_outliers(fld: ShiftField, params: FieldParams) -> None:
+    """Drop kept tie points that disagree with a robust trend or with their neighbours (in place)."""
+    for _ in range(3):
+        before = fld.n_kept
+        if before < 4:
+            return
+        _reject_against_trend(fld)
+        _reject_against_neighbours(fld, params.neighbour_tolerance)
+        if fld.n_kept == before:
+            return
+
+
+def _reject_against_trend(fld: ShiftField) -> None:
+    k = np.flatnonzero(fld.kept)
+    degree = 2 if k.size >= 12 else (1 if k.size >= 6 else 0)
+    design = _poly_design(fld.rows[k] / max(fld.shape), fld.cols[k] / max(fld.shape), degree)
+    resid = np.zeros(k.size)
+    for vals in (fld.dx[k], fld.dy[k]):
+        coef, *_ = np.linalg.lstsq(design, vals, rcond=None)
+        for _ in range(5):  # iteratively reweighted (Tukey biweight)
+            r = vals - design @ coef
+            s = max(_MAD * float(np.median(np.abs(r - np.median(r)))), 0.05)
+            wts = np.clip(1 - (r / (4.685 * s)) ** 2, 0, None) ** 2
+            sw = np.sqrt(wts)
+            coef, *_ = np.linalg.lstsq(design * sw[:, None], vals * sw, rcond=None)
+        resid = np.maximum(resid, np.abs(vals - design @ coef))
+    s = max(_MAD * float(np.median(resid)), 0.1)
+    fld.kept[k[resid > max(5 * s, 1.0)]] = False
+
+
+def _reject_against_neighbours(fld: ShiftField, tolerance: float) -> None:
+    k = np.flatnonzero(fld.kept)
+    pts = np.column_stack([fld.rows[k], fld.cols[k]])
+    n_nb = min(9, k.size)
+    _, idx = cKDTree(pts).query(pts, k=n_nb)
+    dev = np.zeros(k.size)
+    for vals in (fld.dx[k], fld.dy[k]):
+        nb = vals[idx[:, 1:]]
+        dev = np.maximum(dev, np.abs(vals - np.median(nb, axis=1)))
+    s = _MAD * float(np.median(dev))
+    fld.kept[k[dev > max(3 * s, tolerance)]] = False
+
+
+def _poly_design(r: np.ndarray, c: np.ndarray, degree: int) -> np.ndarray:
+    cols = [np.ones_like(r)]
+    if degree >= 1:
+        cols += [r, c]
+    if degree >= 2:
+        cols += [r * r, r * c, c * c]
+    return np.column_stack(cols)
+
+
+def estimate_shift_field(
+    ref: Any, mov: Any, *, params: FieldParams = FieldParams(), initial: tuple[float, float] = (0.0, 0.0)
+) -> ShiftField:
+    """Tie points, outlier rejection and a fitted dense field of ``mov`` against ``ref`` (2-D arrays)."""
+    fld = measure_tie_points(ref, mov, params=params, initial=initial)
+    reject_outliers(fld, params)
+    fld.fit(params.smoothing)
+    logger.debug("shift field: %d tie points found, %d kept", fld.n_found, fld.n_kept)
+    return fld

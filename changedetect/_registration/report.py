@@ -1,0 +1,139 @@
+"""The co-registration quality report (``coregistration.json`` and its Python object)."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class DateRegistration:
+    """What co-registration did to one date.
+
+    Attributes
+    ----------
+    date
+        ISO date.
+    status
+        ``"reference"``; ``"local"`` (a local shift field was applied); ``"global"`` (one
+        shift was applied); ``"unreliable"`` (nothing could be trusted: no shift applied).
+    shift_px
+        Global displacement ``(dx, dy)`` of the date against the reference, in pixels
+        (columns, rows): the date's content sits ``dx`` columns right and ``dy`` rows down.
+    shift_m
+        The same displacement in CRS units (``east, north``; metres for a projected CRS).
+    reliability, peak_ratio, snr
+        Of the global estimate (see :class:`~changedetect.coregister.ShiftEstimate`).
+    tie_points_found, tie_points_kept
+        Matching windows measured, and kept after the texture, reliability and outlier tests.
+    residual_rmse_px
+        Root mean square distance of the kept tie points to the correction applied
+        (the local field, or the global shift), in pixels; ``None`` without tie points.
+    max_local_px
+        Largest departure of the applied local field from the global shift, in pixels.
+    gain, offset
+        Radiometric normalisation per band (``ref ~= gain * date + offset``).
+    invariant_fraction
+        Share of sampled pixels taken as unchanged by the normalisation.
+    warnings
+        Human-readable warnings about this date.
+    """
+
+    date: str
+    status: str
+    shift_px: tuple[float, float] = (0.0, 0.0)
+    shift_m: tuple[float, float] = (0.0, 0.0)
+    reliability: float = 1.0
+    peak_ratio: float | None = None
+    snr: float | None = None
+    tie_points_found: int = 0
+    tie_points_kept: int = 0
+    residual_rmse_px: float | None = None
+    max_local_px: float = 0.0
+    gain: dict[str, float] = field(default_factory=dict)
+    offset: dict[str, float] = field(default_factory=dict)
+    invariant_fraction: float | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def reliable(self) -> bool:
+        """Whether the date was registered (or is the reference)."""
+        return self.status != "unreliable"
+
+
+@dataclass
+class CoregistrationReport:
+    """Per-date results of :func:`changedetect.coregister.coregister`.
+
+    Attributes
+    ----------
+    reference
+        ISO date of the reference.
+    crs
+        The grid's CRS (WKT or ``EPSG:n``), or ``None``.
+    transform
+        The grid's affine transform (6 numbers, GDAL order ``a, b, c, d, e, f``).
+    shape
+        ``(height, width)`` of the grid.
+    dates
+        One :class:`DateRegistration` per date, in time order.
+    config
+        The configuration used.
+    seconds
+        Wall time of the estimation (the warp itself is lazy).
+    """
+
+    reference: str
+    crs: str | None
+    transform: tuple[float, ...]
+    shape: tuple[int, int]
+    dates: list[DateRegistration]
+    config: dict[str, Any]
+    seconds: float = 0.0
+
+    @property
+    def warnings(self) -> list[str]:
+        """Every date's warnings, prefixed by the date."""
+        return [f"{d.date}: {w}" for d in self.dates for w in d.warnings]
+
+    @property
+    def unreliable(self) -> list[str]:
+        """Dates that could not be registered."""
+        return [d.date for d in self.dates if not d.reliable]
+
+    def __getitem__(self, date: str) -> DateRegistration:
+        for d in self.dates:
+            if d.date == date:
+                return d
+        raise KeyError(f"no date {date!r} in this report; dates: {[d.date for d in self.dates]}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable dict."""
+        out = asdict(self)
+        out["warnings"] = self.warnings
+        out["unreliable"] = self.unreliable
+        return _jsonable(out)
+
+    def to_json(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
+        """Write :meth:`to_dict` as indented JSON, atomically (temp file, then rename)."""
+        from changedetect.io.atomic import atomic_path
+
+        path = Path(path)
+        with atomic_path(path, overwrite=overwrite) as tmp:
+            tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
+        return path
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, float):
+        return round(obj, 6) if obj == obj and abs(obj) != float("inf") else None
+    if hasattr(obj, "item"):  # numpy scalars
+        return _jsonable(obj.item())
+    return obj

@@ -1,0 +1,370 @@
+"""Co-registration of a tile time series: every date aligned, sub-pixel, onto the reference date.
+
+Pure functions over a :data:`~changedetect.types.TileStack` already on one grid
+(reading onto one grid, whatever each file's CRS and resolution, happens in
+:meth:`changedetect.io.SeriesSource.to_stack`).  For each date against the reference:
+
+1. a **global sub-pixel shift** by phase correlation of gradient magnitudes, refined by an
+   upsampled DFT and iterated, with a reliability test (peak-to-second-peak ratio and SNR);
+   a date that fails it gets a warning and is left unshifted, never shifted by a guess;
+2. **tie points** on a grid of windows, low-texture windows dropped, outliers (changed
+   blocks, clouds, shadows) rejected against a robust trend and against neighbours, and a
+   smooth **local shift field** (thin-plate smoothing spline), applied where it departs
+   from the global shift by more than ``local_min_variation``;
+3. a lazy **warp** (cubic by default), block by block with a halo: bounded memory;
+4. a per-band **radiometric normalisation** on pseudo-invariant pixels (IR-MAD-style weights).
+
+Example
+-------
+>>> from changedetect.io import open_stack
+>>> stack = open_stack("sample_tiles")                                # doctest: +SKIP
+>>> aligned, report = coregister(stack)                               # doctest: +SKIP
+>>> report.to_json("out/coregistration.json")                          # doctest: +SKIP
+
+Lower-level functions on numpy arrays, used by the benchmark and handy in notebooks:
+:func:`estimate_shift`, :func:`estimate_shift_field`, :func:`apply_shift_field`,
+:func:`normalize_radiometry`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+import warnings
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import dask.array as da
+import numpy as np
+import rioxarray  # noqa: F401  (registers the .rio accessor)
+
+from changedetect._registration.field import FieldParams, ShiftField, estimate_shift_field
+from changedetect._registration.radiometry import Radiometry, normalize_radiometry
+from changedetect._registration.report import CoregistrationReport, DateRegistration
+from changedetect._registration.shift import ShiftEstimate, estimate_shift
+from changedetect._registration.warp import apply_shift_field, warp_lazy
+from changedetect.errors import CoregistrationError, CoregistrationWarning
+from changedetect.types import TileStack, check_tilestack
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CoregisterConfig:
+    """How :func:`coregister` aligns a stack.
+
+    Attributes
+    ----------
+    reference
+        The reference date: an index into ``time`` (negative counts from the end), an ISO
+        date ``"YYYY-MM-DD"``, a :class:`datetime.date`, or ``None`` for the first date.
+    local
+        Estimate and apply a local shift field (else one global shift per date).
+    radiometric
+        Normalise each band of each date to the reference (gain and offset).
+    band
+        Band used for matching; ``None`` for the mean of all bands.
+    max_shift
+        Largest plausible shift in pixels; beyond it a date is reported unreliable.
+    global_window, global_windows
+        Scenes larger than ``1.5 * global_window`` pixels on a side are matched on up to
+        ``global_windows`` windows of that size (their robust median), not as a whole.
+    min_peak_ratio, min_snr
+        Reliability thresholds of the global estimate.
+    window, spacing, max_windows
+        Tie-point windows: size and spacing in pixels, and a cap on their number
+        (the spacing grows on large scenes).
+    min_texture
+        Windows whose mean gradient is below this fraction of the median window's are dropped.
+    tie_min_peak_ratio, tie_min_snr
+        Reliability thresholds of a tie point.
+    neighbour_tolerance
+        A tie point further than this (pixels, and 3 robust sigmas) from its neighbours' median is an outlier.
+    min_tie_points
+        Fewer kept tie points than this: the local field is not applied.
+    local_min_variation
+        The local field is applied only if the kept tie points depart from the global shift
+        by more than this RMS (pixels); else the (more precise) global shift is applied.
+    smoothing
+        Smoothing of the thin-plate spline through the tie points.
+    order
+        Spline order of the warp: 1 bilinear, 3 cubic.
+    """
+
+    reference: int | str | dt.date | None = None
+    local: bool = True
+    radiometric: bool = True
+    band: str | None = None
+    max_shift: float = 20.0
+    global_window: int = 1024
+    global_windows: int = 9
+    min_peak_ratio: float = 1.6
+    min_snr: float = 9.0
+    window: int = 128
+    spacing: int = 64
+    max_windows: int = 900
+    min_texture: float = 0.3
+    tie_min_peak_ratio: float = 1.5
+    tie_min_snr: float = 8.0
+    neighbour_tolerance: float = 0.3
+    min_tie_points: int = 8
+    local_min_variation: float = 0.1
+    smoothing: float = 1.0
+    order: int = 3
+
+    def field_params(self) -> FieldParams:
+        """The tie-point parameters."""
+        return FieldParams(
+            window=self.window, spacing=self.spacing, max_windows=self.max_windows,
+            min_texture=self.min_texture, min_peak_ratio=self.tie_min_peak_ratio,
+            min_snr=self.tie_min_snr, max_shift=self.max_shift,
+            neighbour_tolerance=self.neighbour_tolerance, smoothing=self.smoothing,
+        )
+
+
+def coregister(
+    stack: TileStack, *, config: CoregisterConfig = CoregisterConfig(), progress: bool = False
+) -> tuple[TileStack, CoregistrationReport]:
+    """Align every date of ``stack`` onto its reference date.
+
+    Parameters
+    ----------
+    stack
+        ``(time, band, y, x)`` TileStack on one grid (numpy- or dask-backed).
+    config
+        See :class:`CoregisterConfig`.
+    progress
+        Show a progress bar over the dates.
+
+    Returns
+    -------
+    (TileStack, CoregistrationReport)
+        The aligned stack (same grid, coords and attrs; lazy, dask-backed) and the report.
+
+    Raises
+    ------
+    CoregistrationError
+        The reference date is not in the stack or the stack is too small to register.
+
+    Warns
+    -----
+    CoregistrationWarning
+        For each date that cannot be registered reliably (it is left unshifted).
+    """
+    check_tilestack(stack)
+    start = time.perf_counter()
+    ref_idx = _reference_index(stack, config.reference)
+    data = stack.data if isinstance(stack.data, da.Array) else da.from_array(np.asarray(stack.data), chunks=(1, 1, 1024, 1024))
+    ref_match = _matching_image(stack, data, ref_idx, config.band)
+    h, w = ref_match.shape
+    if min(h, w) < 32:
+        raise CoregistrationError(f"the stack is {h}x{w} pixels; at least 32x32 is needed to register dates")
+    bands = [str(b) for b in stack["band"].values]
+    dates = [str(np.datetime_as_string(t, unit="D")) for t in stack["time"].values]
+    out_dates, entries = [], []
+    iterator = range(stack.sizes["time"])
+    if progress:
+        from tqdm.auto import tqdm
+
+        iterator = tqdm(iterator, desc="co-registering", unit="date")
+    for i in iterator:
+        if i == ref_idx:
+            out_dates.append(data[i])
+            entries.append(_reference_entry(dates[i], bands))
+            continue
+        mov_match = _matching_image(stack, data, i, config.band)
+        aligned, entry = _register_date(data, ref_idx, i, ref_match, mov_match, stack, config, dates[i], bands)
+        out_dates.append(aligned)
+        entries.append(entry)
+    result = stack.copy(data=da.stack(out_dates, axis=0).astype(np.float32))
+    report = CoregistrationReport(
+        reference=dates[ref_idx],
+        crs=_crs_string(stack),
+        transform=tuple(float(v) for v in tuple(stack.rio.transform())[:6]),
+        shape=(h, w),
+        dates=entries,
+        config=_config_dict(config),
+        seconds=time.perf_counter() - start,
+    )
+    return result, report
+
+
+def _register_date(
+    data: da.Array, ref_idx: int, i: int, ref_match: Any, mov_match: Any, stack: TileStack,
+    config: CoregisterConfig, date: str, bands: list[str],
+) -> tuple[da.Array, DateRegistration]:
+    """Estimate, warp and normalise one date (lazily)."""
+    glob = estimate_global_shift(ref_match, mov_match, config=config)
+    entry = DateRegistration(date=date, status="global", peak_ratio=glob.peak_ratio, snr=glob.snr,
+                             reliability=glob.reliability)
+    if not glob.reliable:
+        msg = (f"date {date} could not be registered reliably against {_date_of(stack, ref_idx)} "
+               f"(peak ratio {glob.peak_ratio:.2f}, SNR {glob.snr:.1f}; measured shift "
+               f"{glob.dx:+.2f}, {glob.dy:+.2f} px not trusted): no shift applied. Check that it "
+               "covers the same place and is not cloud-covered")
+        warnings.warn(msg, CoregistrationWarning, stacklevel=3)
+        logger.warning(msg)
+        entry.status, entry.reliability = "unreliable", 0.0
+        entry.warnings.append(msg)
+        entry.gain, entry.offset = dict.fromkeys(bands, 1.0), dict.fromkeys(bands, 0.0)
+        return data[i], entry
+    entry.shift_px = (glob.dx, glob.dy)
+    entry.shift_m = _to_metres(stack, glob.dx, glob.dy)
+    fld = _choose_field(ref_match, mov_match, glob, config, entry)
+    warped = da.stack([warp_lazy(data[i, b], fld, order=config.order) for b in range(len(bands))], axis=0)
+    if config.radiometric:
+        radio = _fit_radiometry(data[ref_idx], warped)
+        entry.gain = dict(zip(bands, radio.gain, strict=True))
+        entry.offset = dict(zip(bands, radio.offset, strict=True))
+        entry.invariant_fraction = radio.invariant_fraction
+        gain = np.asarray(radio.gain, np.float32)[:, None, None]
+        offset = np.asarray(radio.offset, np.float32)[:, None, None]
+        warped = warped * gain + offset
+    return warped, entry
+
+
+def estimate_global_shift(ref: Any, mov: Any, *, config: CoregisterConfig = CoregisterConfig()) -> ShiftEstimate:
+    """Global shift of ``mov`` against ``ref`` (2-D numpy or dask arrays), whole or on a few windows."""
+    h, w = ref.shape
+    kw = {"max_shift": config.max_shift, "min_peak_ratio": config.min_peak_ratio, "min_snr": config.min_snr}
+    if max(h, w) <= 1.5 * config.global_window:
+        return estimate_shift(np.asarray(ref, np.float64), np.asarray(mov, np.float64), **kw)
+    size = config.global_window
+    n = max(1, int(round(np.sqrt(config.global_windows))))
+    rows = np.linspace(0, h - min(size, h), n).round().astype(int)
+    cols = np.linspace(0, w - min(size, w), n).round().astype(int)
+    ests = [estimate_shift(np.asarray(ref[r:r + size, c:c + size], np.float64),
+                           np.asarray(mov[r:r + size, c:c + size], np.float64), **kw)
+            for r in rows for c in cols]
+    good = [e for e in ests if e.reliable]
+    if len(good) < max(2, len(ests) // 3):
+        best = max(ests, key=lambda e: e.peak_ratio)
+        return ShiftEstimate(best.dx, best.dy, 0.0, best.peak_ratio, best.snr, False)
+    dx = float(np.median([e.dx for e in good]))
+    dy = float(np.median([e.dy for e in good]))
+    spread = float(np.median([np.hypot(e.dx - dx, e.dy - dy) for e in good]))
+    reliable = spread < 1.0
+    return ShiftEstimate(dx, dy, float(np.median([e.reliability for e in good])) if reliable else 0.0,
+                         float(np.median([e.peak_ratio for e in good])), float(np.median([e.snr for e in good])),
+                         reliable)
+
+
+def _choose_field(
+    ref: Any, mov: Any, glob: ShiftEstimate, config: CoregisterConfig, entry: DateRegistration
+) -> ShiftField:
+    """Tie points; the local field if it is asked for, well supported and not constant, else the global shift."""
+    shape = tuple(ref.shape)
+    uniform = ShiftField.uniform(shape, glob.dx, glob.dy)  # type: ignore[arg-type]
+    fld = estimate_shift_field(ref, mov, params=config.field_params(), initial=(glob.dx, glob.dy))
+    entry.tie_points_found, entry.tie_points_kept = fld.n_found, fld.n_kept
+    if fld.n_kept == 0:
+        return uniform
+    k = fld.kept
+    dev = np.hypot(fld.dx[k] - glob.dx, fld.dy[k] - glob.dy)
+    rms_global = float(np.sqrt(np.mean(dev**2)))
+    use_local = config.local and fld.n_kept >= config.min_tie_points and rms_global > config.local_min_variation
+    if config.local and fld.n_kept < config.min_tie_points:
+        entry.warnings.append(f"local field not applied: only {fld.n_kept} reliable tie points "
+                              f"(at least {config.min_tie_points} needed); global shift applied")
+    if not use_local:
+        entry.residual_rmse_px = rms_global
+        return uniform
+    entry.status = "local"
+    res = fld.residuals()
+    entry.residual_rmse_px = float(np.sqrt(np.mean(res**2))) if res.size else None
+    h, w = shape
+    rr, cc = np.meshgrid(np.linspace(0, h - 1, 33), np.linspace(0, w - 1, 33), indexing="ij")
+    ex, ey = fld.evaluate(rr, cc)
+    entry.max_local_px = float(np.max(np.hypot(ex - glob.dx, ey - glob.dy)))
+    return fld
+
+
+def _fit_radiometry(ref: da.Array, warped: da.Array, *, n_windows: int = 16, size: int = 256) -> Radiometry:
+    """Fit the normalisation on a sample of windows (the whole image when it is small)."""
+    _, h, w = ref.shape
+    if h * w <= 2048 * 2048:
+        return normalize_radiometry(*da.compute(ref, warped))
+    n = int(np.sqrt(n_windows))
+    rows = np.linspace(0, h - size, n).round().astype(int)
+    cols = np.linspace(0, w - size, n).round().astype(int)
+    pairs = [(ref[:, r:r + size, c:c + size], warped[:, r:r + size, c:c + size]) for r in rows for c in cols]
+    computed = da.compute(*[p for pair in pairs for p in pair])
+    a = np.concatenate([x.reshape(x.shape[0], -1) for x in computed[0::2]], axis=1)
+    b = np.concatenate([x.reshape(x.shape[0], -1) for x in computed[1::2]], axis=1)
+    return normalize_radiometry(a, b)
+
+
+def _matching_image(stack: TileStack, data: da.Array, i: int, band: str | None) -> da.Array:
+    """The 2-D image used for matching: one band, or the NaN-aware mean of all bands."""
+    if band is not None:
+        names = [str(b) for b in stack["band"].values]
+        if band not in names:
+            raise CoregistrationError(f"matching band {band!r} is not in the stack; bands are {names}")
+        return data[i, names.index(band)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return da.nanmean(data[i], axis=0)
+
+
+def _reference_index(stack: TileStack, reference: int | str | dt.date | None) -> int:
+    n = stack.sizes["time"]
+    dates = [str(np.datetime_as_string(t, unit="D")) for t in stack["time"].values]
+    if reference is None:
+        return 0
+    if isinstance(reference, int | np.integer):
+        if not -n <= int(reference) < n:
+            raise CoregistrationError(f"reference index {reference} is out of range for {n} dates ({dates})")
+        return int(reference) % n
+    key = reference.isoformat() if isinstance(reference, dt.date) else str(reference)
+    if key not in dates:
+        raise CoregistrationError(f"reference date {key!r} is not in the stack; dates are {dates}")
+    return dates.index(key)
+
+
+def _reference_entry(date: str, bands: list[str]) -> DateRegistration:
+    return DateRegistration(date=date, status="reference", gain=dict.fromkeys(bands, 1.0),
+                            offset=dict.fromkeys(bands, 0.0))
+
+
+def _date_of(stack: TileStack, i: int) -> str:
+    return str(np.datetime_as_string(stack["time"].values[i], unit="D"))
+
+
+def _to_metres(stack: TileStack, dx: float, dy: float) -> tuple[float, float]:
+    try:
+        t = stack.rio.transform()
+    except Exception:  # no georeferencing: pixel units
+        return (dx, -dy)
+    return (float(dx * t.a + dy * t.b), float(dx * t.d + dy * t.e))
+
+
+def _crs_string(stack: TileStack) -> str | None:
+    crs = stack.rio.crs
+    if crs is None:
+        return None
+    epsg = crs.to_epsg()
+    return f"EPSG:{epsg}" if epsg else crs.to_wkt()
+
+
+def _config_dict(config: CoregisterConfig) -> dict[str, Any]:
+    out = asdict(config)
+    ref = out["reference"]
+    out["reference"] = ref.isoformat() if isinstance(ref, dt.date) else ref
+    return out
+
+
+__all__ = [
+    "CoregisterConfig",
+    "CoregistrationReport",
+    "DateRegistration",
+    "Radiometry",
+    "ShiftEstimate",
+    "ShiftField",
+    "apply_shift_field",
+    "coregister",
+    "estimate_global_shift",
+    "estimate_shift",
+    "estimate_shift_field",
+    "normalize_radiometry",
+]

@@ -1,0 +1,102 @@
+"""Global shift, local field, radiometry: the numpy building blocks of changedetect.coregister."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from changedetect._registration.synthetic import SmoothWarp, displace, textured_scene, true_field
+from changedetect.coregister import (
+    apply_shift_field,
+    estimate_shift,
+    estimate_shift_field,
+    normalize_radiometry,
+)
+
+MARGIN = 16
+
+
+def _pair(shift: tuple[float, float], *, size: int = 256, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    img = textured_scene((size + 2 * MARGIN, size + 2 * MARGIN), seed=seed)
+    mov = displace(img, lambda r, c: (np.full(r.shape, shift[0]), np.full(r.shape, shift[1])))
+    crop = (slice(MARGIN, -MARGIN), slice(MARGIN, -MARGIN))
+    return img[crop], mov[crop]
+
+
+@pytest.mark.parametrize("shift", [(0.0, 0.0), (0.3, -0.7), (-4.25, 2.6), (9.4, -9.9)])
+def test_known_subpixel_shift_is_recovered(shift: tuple[float, float]) -> None:
+    ref, mov = _pair(shift)
+    est = estimate_shift(ref, mov)
+    assert est.reliable
+    assert est.dx == pytest.approx(shift[0], abs=0.05)
+    assert est.dy == pytest.approx(shift[1], abs=0.05)
+
+
+def test_radiometric_differences_do_not_bias_the_shift() -> None:
+    ref, mov = _pair((2.35, -1.6), seed=1)
+    hazy = 0.55 * mov + 60.0 + np.random.default_rng(0).normal(0, 2.0, mov.shape)
+    gamma = 255 * (np.clip(mov, 1, None) / np.nanmax(mov)) ** 0.6
+    for other in (hazy, gamma, -mov):  # haze and gain, a non-linear curve, contrast inversion
+        est = estimate_shift(ref, other)
+        assert est.reliable
+        assert (est.dx, est.dy) == pytest.approx((2.35, -1.6), abs=0.06)
+
+
+def test_noise_and_a_different_place_are_unreliable() -> None:
+    rng = np.random.default_rng(3)
+    ref = textured_scene((256, 256), seed=4)
+    for other in (rng.normal(size=(256, 256)), textured_scene((256, 256), seed=5)):
+        est = estimate_shift(ref, other)
+        assert not est.reliable
+        assert est.reliability == 0.0
+
+
+def test_a_too_large_shift_is_unreliable() -> None:
+    ref, mov = _pair((9.0, 0.0))
+    assert not estimate_shift(ref, mov, max_shift=5.0).reliable
+
+
+def test_smooth_warp_is_recovered() -> None:
+    size = 512
+    img = textured_scene((size + 2 * MARGIN, size + 2 * MARGIN), seed=7, blocks=120)
+    warp = SmoothWarp((size + 2 * MARGIN,) * 2, sx=1.7, sy=-2.2, ax=1.0, ay=0.8, fr=0.4, fc=0.3)
+    mov = displace(img, warp)
+    crop = (slice(MARGIN, -MARGIN), slice(MARGIN, -MARGIN))
+    ref, mov = img[crop], mov[crop]
+    glob = estimate_shift(ref, mov)
+    fld = estimate_shift_field(ref, mov, initial=(glob.dx, glob.dy))
+    assert fld.n_kept >= 0.8 * fld.n_found
+    rows, cols = np.meshgrid(np.arange(size) + MARGIN, np.arange(size) + MARGIN, indexing="ij")
+    tx, ty = true_field(lambda r, c: warp(r, c), rows.astype(float), cols.astype(float))
+    ex, ey = fld.dense(0, size, 0, size)
+    err = np.hypot(ex - tx, ey - ty)[32:-32, 32:-32]
+    assert np.percentile(err, 95) < 0.25
+    aligned = apply_shift_field(mov, fld)
+    inner = (slice(32, -32), slice(32, -32))
+    before = np.nanmean(np.abs(mov[inner] - ref[inner]))
+    after = np.nanmean(np.abs(aligned[inner] - ref[inner]))
+    assert after < 0.25 * before
+
+
+def test_changed_windows_are_rejected_as_outliers() -> None:
+    ref, mov = _pair((1.3, 0.4), size=512, seed=8)
+    changed = mov.copy()
+    changed[100:228, 100:228] = textured_scene((128, 128), seed=99)  # a rebuilt district
+    fld = estimate_shift_field(ref, changed, initial=(1.3, 0.4))
+    dx, dy = fld.dense(0, 512, 0, 512)
+    assert np.percentile(np.hypot(dx - 1.3, dy - 0.4), 99) < 0.15
+    assert fld.n_kept < fld.n_found
+
+
+def test_radiometric_gain_offset_on_pseudo_invariant_pixels() -> None:
+    rng = np.random.default_rng(0)
+    ref = rng.gamma(2.0, 200.0, size=(4, 128, 128))
+    gain = np.array([0.8, 1.25, 0.9, 1.5])
+    offset = np.array([50.0, -20.0, 10.0, 100.0])
+    mov = (ref - offset[:, None, None]) / gain[:, None, None] + rng.normal(0, 4.0, ref.shape)
+    mov[:, 20:60, 30:90] = rng.uniform(0, 2000, (4, 40, 60))  # changed roofs (15 %)
+    mov[:, 100:110] *= 2.5  # a cloud bank
+    fit = normalize_radiometry(ref, mov)
+    assert fit.gain == pytest.approx(tuple(gain), rel=0.02)
+    assert fit.offset == pytest.approx(tuple(offset), abs=6.0)
+    assert 0.5 < fit.invariant_fraction < 0.9
