@@ -197,16 +197,22 @@ def _from_json(path: Path) -> Discovery:
         features = [f for f in doc.get("features", []) if _is_stac_item(f)]
         return Discovery("stac", [e for f in features for e in _from_stac_item(f, path)], str(path))
     rows = doc
+    default_bands = None
     if isinstance(doc, dict):
-        rows = next((doc[k] for k in _LIST_KEYS if isinstance(doc.get(k), list)), None)
+        default_bands = doc.get("bands") if isinstance(doc.get("bands"), list) else None
+        rows = next((doc[k] for k in _LIST_KEYS if isinstance(doc.get(k), list | dict)), None)
+        if isinstance(rows, dict):  # {"2024-01-31": "tile.tif", ...}
+            rows = [{"date": k, "path": v} for k, v in rows.items()]
     if not isinstance(rows, list):
         raise TimeSeriesError(
             f"manifest '{path}' is neither a list of {{path, date, bands}} objects, an object with one "
             f"of the lists {', '.join(_LIST_KEYS)}, nor a STAC item"
         )
-    return Discovery(
-        "manifest", [_manifest_row(row, path, i) for i, row in enumerate(rows, 1)], str(path)
-    )
+    entries = [_manifest_row(row, path, i) for i, row in enumerate(rows, 1)]
+    for entry in entries:
+        if entry.bands is None and default_bands:
+            entry.bands = _names(default_bands)
+    return Discovery("manifest", entries, str(path))
 
 
 def _from_csv(path: Path) -> list[Entry]:
@@ -237,11 +243,21 @@ def _manifest_row(row: Any, manifest: Path, number: int) -> Entry:
             f"{where}: date {raw_date!r} is missing or not a date (expected YYYY-MM-DD or YYYYMMDD)"
         )
     bands = row.get("bands") or row.get("band")
-    if isinstance(bands, str):
-        bands = [b for b in re.split(r"[;|,\s]+", bands) if b]
     return Entry(
-        path=_resolve(href, manifest), date=date, bands=list(bands) if bands else None, origin=where
+        path=_resolve(href, manifest),
+        date=date,
+        bands=_names(bands) if bands else None,
+        origin=where,
     )
+
+
+def _names(bands: Any) -> list[str]:
+    """Band names from ``"a;b;c"``, ``["a", "b"]`` or ``[{"name": "a"}, ...]``."""
+    if isinstance(bands, str):
+        return [b for b in re.split(r"[;|,\s]+", bands) if b]
+    return [
+        str(b.get("name") or b.get("common_name")) if isinstance(b, dict) else str(b) for b in bands
+    ]
 
 
 def _resolve(href: str, relative_to: Path) -> Path:

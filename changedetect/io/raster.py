@@ -71,7 +71,9 @@ def write_cog(
     compress
         GDAL compression (``deflate``, ``lzw``, ``zstd``, ``none``).
     tags
-        Dataset metadata tags (values are turned into strings).
+        Dataset metadata tags (values are turned into strings).  Default: the
+        array's scalar ``attrs`` (e.g. a ChangeProbability's ``model``,
+        ``model_sha256``, ``before``, ``after``), so provenance travels with the file.
 
     Returns
     -------
@@ -147,6 +149,12 @@ def _describe(dst: Any, arr: xr.DataArray, tags: dict[str, Any] | None) -> None:
     if "band" in arr.coords and arr["band"].dtype.kind in "OU":
         for i, name in enumerate(arr["band"].values, 1):
             dst.set_band_description(i, str(name))
+    if tags is None:
+        tags = {
+            k: v
+            for k, v in arr.attrs.items()
+            if not str(k).startswith("_") and isinstance(v, str | int | float | bool | np.number)
+        }
     if tags:
         dst.update_tags(**{str(k): str(v) for k, v in tags.items()})
 

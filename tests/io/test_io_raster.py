@@ -35,7 +35,10 @@ def _raster(
 def test_float32_yx_roundtrip_is_a_cog(tmp_path: Path) -> None:
     data = np.random.default_rng(3).random((1100, 700)).astype(np.float32)
     data[5, 7] = np.nan
-    out = write_cog(_raster(data, ("y", "x")), tmp_path / "prob.tif")
+    prob = _raster(data, ("y", "x")).assign_attrs(
+        model="vhr-building", before="2024-01-10", _FillValue=np.nan
+    )
+    out = write_cog(prob, tmp_path / "prob.tif")
     with rasterio.open(out) as src:
         assert src.crs.to_epsg() == 32648
         assert src.transform == TRANSFORM
@@ -44,6 +47,8 @@ def test_float32_yx_roundtrip_is_a_cog(tmp_path: Path) -> None:
         assert src.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG"
         assert src.block_shapes[0] == (512, 512)
         assert src.overviews(1) == [2, 4]
+        assert src.tags()["model"] == "vhr-building" and src.tags()["before"] == "2024-01-10"
+        assert "_FillValue" not in src.tags()
         np.testing.assert_array_equal(src.read(1), data)
     assert [p.name for p in tmp_path.iterdir()] == ["prob.tif"]  # no temporary files left
 
@@ -65,6 +70,17 @@ def test_uint8_band_yx_dask_roundtrip_with_names_and_nodata(tmp_path: Path) -> N
     back = open_stack([out.rename(out.with_name("img_20240101.tif"))])
     assert list(back.band.values) == ["red", "green", "nir"]
     assert np.isnan(back.values[0, 1, 0, 0])
+
+
+def test_a_band_of_a_stack_is_written_with_its_grid(tmp_path: Path, write_tif) -> None:
+    data = np.arange(2 * 20 * 30, dtype=np.uint16).reshape(2, 20, 30)
+    write_tif(tmp_path / "in" / "t_20240101.tif", data, descriptions=["red", "nir"])
+    stack = open_stack(tmp_path / "in", chunks=8)
+    out = write_cog(stack.isel(time=0).sel(band="nir"), tmp_path / "nir.tif", dtype="uint8")
+    with rasterio.open(out) as src:
+        assert src.transform == TRANSFORM and src.crs.to_epsg() == 32648
+        assert src.descriptions == ("nir",)
+        np.testing.assert_array_equal(src.read(1), np.clip(data[1], 0, 255))
 
 
 def test_write_cog_refuses_to_overwrite(tmp_path: Path) -> None:

@@ -254,3 +254,39 @@ def test_real_rgb_byte_and_solaris(shared_data: Path, tmp_path: Path) -> None:
     sol = open_series(tmp_path / "sol_20200101.tif")
     assert sol.bands[0].resolution == pytest.approx(0.5, rel=0.01)
     assert sol.crs.to_epsg() == 32616
+
+
+def test_manifest_json_mapping_of_dates_with_shared_band_names(
+    write_tif, tmp_path: Path, rng
+) -> None:
+    for day in (3, 4):
+        write_tif(tmp_path / f"s{day}.tif", rng.integers(0, 9, (2, 5, 5), dtype=np.uint8))
+    doc = {
+        "bands": [{"name": "red"}, {"name": "nir"}],
+        "dates": {"2020-02-04": "s4.tif", "2020-02-03": "s3.tif"},
+    }
+    (tmp_path / "series.json").write_text(json.dumps(doc))
+    series = open_series(tmp_path / "series.json")
+    assert series.dates == [dt.date(2020, 2, 3), dt.date(2020, 2, 4)]
+    assert series.band_names == ["red", "nir"]
+
+
+def test_folder_of_stac_items(write_tif, tmp_path: Path, rng) -> None:
+    for day in ("2024-01-05", "2024-02-05"):
+        write_tif(tmp_path / "cogs" / f"{day}.tif", rng.integers(0, 99, (3, 8, 8), dtype=np.uint8))
+        item = {
+            "type": "Feature",
+            "id": day,
+            "properties": {"datetime": f"{day}T03:00:00Z"},
+            "assets": {
+                "image": {
+                    "href": f"cogs/{day}.tif",
+                    "eo:bands": [{"name": n} for n in ("red", "green", "blue")],
+                }
+            },
+        }
+        (tmp_path / f"item-{day}.json").write_text(json.dumps(item))
+    series = open_series(tmp_path)
+    assert series.kind == "stac"
+    assert series.dates == [dt.date(2024, 1, 5), dt.date(2024, 2, 5)]
+    assert series.band_names == ["red", "green", "blue"]
