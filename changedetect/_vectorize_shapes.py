@@ -1,0 +1,217 @@
+"""Shapes and evidence for :mod:`changedetect.vectorize` (private).
+
+- :func:`regularize`: building-like outlines;
+- :func:`footprint_ids`: stable identifiers;
+- :func:`change_types`: new / altered / demolished from the images or an existing-buildings layer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+
+import geopandas as gpd
+import numpy as np
+import rasterio.features
+import shapely
+import xarray as xr
+from affine import Affine
+from pyproj import CRS, Transformer
+from shapely.geometry import Polygon
+from shapely.geometry.base import BaseGeometry
+
+log = logging.getLogger(__name__)
+
+#: Cell of the footprint-id grid, in degrees of EPSG:4326 (about 4.4 m north-south).
+ID_CELL_DEG = 4e-5
+
+
+def regularize(geom: BaseGeometry, *, rectangularity: float, tolerance: float) -> BaseGeometry:
+    """A building-like outline for a pixel polygon.
+
+    When the polygon fills at least ``rectangularity`` of its minimum rotated
+    rectangle, the rectangle is returned, shrunk about its centre to the
+    polygon's area (a staircase of pixels is a little larger than the wall it
+    traces).  Otherwise the outline is rotated onto its dominant direction,
+    simplified by ``tolerance`` and every edge snapped to that direction or its
+    perpendicular, which keeps L-, T- and U-shaped buildings square.
+    """
+    if geom.is_empty or geom.geom_type != "Polygon" or geom.area <= 0:
+        return geom
+    rect = geom.minimum_rotated_rectangle
+    if rect.geom_type != "Polygon" or rect.area <= 0:
+        return geom
+    if geom.area / rect.area >= rectangularity:
+        k = math.sqrt(geom.area / rect.area)
+        return shapely.affinity.scale(rect, xfact=k, yfact=k, origin=rect.centroid)
+    angle = _dominant_angle(rect)
+    centre = rect.centroid
+    upright = shapely.affinity.rotate(geom, -angle, origin=centre, use_radians=False)
+    squared = _orthogonalise(upright.simplify(tolerance, preserve_topology=True))
+    if squared is None or not squared.is_valid or squared.area < 0.7 * geom.area:
+        return geom.simplify(tolerance, preserve_topology=True)
+    return shapely.affinity.rotate(squared, angle, origin=centre, use_radians=False)
+
+
+def _dominant_angle(rect: Polygon) -> float:
+    """Direction (degrees) of the longest side of a rectangle."""
+    xy = np.asarray(rect.exterior.coords)[:3]
+    sides = np.diff(xy, axis=0)
+    longest = sides[np.argmax(np.hypot(sides[:, 0], sides[:, 1]))]
+    return math.degrees(math.atan2(longest[1], longest[0]))
+
+
+def _orthogonalise(poly: BaseGeometry) -> Polygon | None:
+    """Snap each edge of an axis-near polygon to horizontal or vertical."""
+    if poly.geom_type != "Polygon":
+        return None
+    pts = np.asarray(poly.exterior.coords)[:-1]
+    if len(pts) < 4:
+        return None
+    n = len(pts)
+    horizontal = [abs(pts[(i + 1) % n, 0] - pts[i, 0]) >= abs(pts[(i + 1) % n, 1] - pts[i, 1]) for i in range(n)]
+    # merge runs of edges with the same direction, each run at its mean level
+    out: list[tuple[float, float]] = []
+    levels = []
+    for i in range(n):
+        a, b = pts[i], pts[(i + 1) % n]
+        levels.append((a[1] + b[1]) / 2 if horizontal[i] else (a[0] + b[0]) / 2)
+    for i in range(n):
+        j = (i + 1) % n
+        if horizontal[i] == horizontal[j]:
+            continue
+        # corner between edge i and edge j
+        x = levels[j] if horizontal[i] else levels[i]
+        y = levels[i] if horizontal[i] else levels[j]
+        out.append((x, y))
+    if len(out) < 4:
+        return None
+    squared = Polygon(out)
+    return squared if squared.is_valid else None
+
+
+def footprint_ids(geoms: gpd.GeoSeries) -> list[str]:
+    """``F-`` + 10 hex digits of SHA-1 of the centroid's cell on a fixed EPSG:4326 grid.
+
+    The centroid (taken in the frame's own, projected CRS) is reprojected to
+    EPSG:4326 and rounded to cells of :data:`ID_CELL_DEG` degrees (about
+    4.4 m x 4.4 m at Ho Chi Minh City), so the same structure vectorised again
+    (a later run, another model, a polygon a pixel larger) keeps its id unless
+    its centroid crosses a cell edge.  Two footprints of one run in the same
+    cell get ``-2``, ``-3``, ... after the larger one.
+    """
+    if not len(geoms):
+        return []
+    cen = geoms.centroid
+    if geoms.crs is not None:
+        tr = Transformer.from_crs(geoms.crs, CRS.from_epsg(4326), always_xy=True)
+        lon, lat = tr.transform(cen.x.to_numpy(), cen.y.to_numpy())
+    else:
+        lon, lat = cen.x.to_numpy(), cen.y.to_numpy()
+    cells = np.floor(np.column_stack([lat, lon]) / ID_CELL_DEG).astype(np.int64)
+    base = ["F-" + hashlib.sha1(f"{a},{b}".encode()).hexdigest()[:10] for a, b in cells]
+    order = np.argsort(-geoms.area.to_numpy(), kind="stable")
+    seen: dict[str, int] = {}
+    out = list(base)
+    for i in order:
+        seen[base[i]] = seen.get(base[i], 0) + 1
+        if seen[base[i]] > 1:
+            out[i] = f"{base[i]}-{seen[base[i]]}"
+    return out
+
+
+def change_types(
+    geoms: gpd.GeoSeries,
+    *,
+    before: xr.DataArray | None,
+    after: xr.DataArray | None,
+    buildings: gpd.GeoDataFrame | None,
+    transform: Affine,
+    shape: tuple[int, int],
+) -> list[str]:
+    """``new`` / ``altered`` / ``demolished`` for each footprint.
+
+    - With an existing-buildings layer: a footprint covering at least 20 % of
+      its area with existing buildings is ``altered`` -- or ``demolished`` when
+      the ``after`` image shows no building there any more; otherwise ``new``.
+    - Without it, from the images: a footprint is *built* in an image when it
+      is mostly not vegetation (NDVI < 0.2 with a ``nir`` band, else excess
+      green 2g - r - b below 0.05 of the range) and stands out from a ring
+      around it (median brightness differs by more than 8 % of the image's
+      2-98 % range).  built before and after: ``altered``; only before:
+      ``demolished``; otherwise ``new``.
+    - With neither: ``new``.
+    """
+    n = len(geoms)
+    built_before = _built(geoms, before, transform, shape) if before is not None else None
+    built_after = _built(geoms, after, transform, shape) if after is not None else None
+    if buildings is not None and len(buildings):
+        existing = buildings.to_crs(geoms.crs) if buildings.crs and geoms.crs else buildings
+        tree = shapely.STRtree(np.asarray(existing.geometry.values))
+        gi, bi = tree.query(np.asarray(geoms.values), predicate="intersects")
+        cover = np.zeros(n)
+        inter = shapely.area(shapely.intersection(np.asarray(geoms.values)[gi], tree.geometries[bi]))
+        np.add.at(cover, gi, inter)
+        was = cover >= 0.2 * geoms.area.to_numpy()
+        gone = ~built_after if built_after is not None else np.zeros(n, bool)
+        return ["demolished" if w and g else "altered" if w else "new" for w, g in zip(was, gone, strict=True)]
+    if built_before is None or built_after is None:
+        return ["new"] * n
+    return [
+        "altered" if b and a else "demolished" if b and not a else "new"
+        for b, a in zip(built_before, built_after, strict=True)
+    ]
+
+
+def _built(geoms: gpd.GeoSeries, image: xr.DataArray, transform: Affine, shape: tuple[int, int]) -> np.ndarray:
+    """Whether each footprint looks built in ``image`` (band, y, x) on the probability grid."""
+    bands = [str(b).lower() for b in image["band"].values] if "band" in image.coords else []
+    pick = {name: bands.index(name) for name in ("red", "green", "blue", "nir") if name in bands}
+    if image.shape[-2:] != shape:
+        log.warning("before/after images are not on the probability grid; change_type defaults to 'new'")
+        return np.zeros(len(geoms), bool)
+    out = np.zeros(len(geoms), bool)
+    arr = image.data
+    bright_all = np.asarray(arr[:3, ::8, ::8], dtype=np.float32).mean(axis=0)
+    lo, hi = np.nanpercentile(bright_all, [2, 98]) if np.isfinite(bright_all).any() else (0.0, 1.0)
+    scale = max(float(hi - lo), 1e-6)
+    for k, geom in enumerate(geoms.values):
+        win = _window(geom.buffer(6 * abs(transform.a)).bounds, transform, shape)
+        if win is None:
+            continue
+        (r0, r1), (c0, c1) = win
+        pix = np.asarray(arr[:, r0:r1, c0:c1], dtype=np.float32)
+        wt = transform @ Affine.translation(c0, r0)
+        inside = rasterio.features.geometry_mask([geom], (r1 - r0, c1 - c0), wt, invert=True)
+        ring = rasterio.features.geometry_mask([geom.buffer(6 * abs(transform.a))], (r1 - r0, c1 - c0), wt,
+                                               invert=True) & ~rasterio.features.geometry_mask(
+            [geom.buffer(2 * abs(transform.a))], (r1 - r0, c1 - c0), wt, invert=True)
+        if inside.sum() < 4 or ring.sum() < 4:
+            continue
+        veg = _vegetation(pix, pick)
+        not_veg = np.nanmean(veg[inside] < (0.2 if "nir" in pick else 0.05 * scale))
+        bright = np.nanmean(pix[:3], axis=0)
+        contrast = abs(np.nanmedian(bright[inside]) - np.nanmedian(bright[ring])) / scale
+        out[k] = bool(not_veg >= 0.5 and contrast > 0.08)
+    return out
+
+
+def _vegetation(pix: np.ndarray, pick: dict[str, int]) -> np.ndarray:
+    if "nir" in pick and "red" in pick:
+        nir, red = pix[pick["nir"]], pix[pick["red"]]
+        return (nir - red) / np.maximum(nir + red, 1e-6)
+    r, g, b = (pix[pick.get(c, i)] for i, c in enumerate(("red", "green", "blue")))
+    return 2 * g - r - b
+
+
+def _window(bounds: tuple[float, float, float, float], transform: Affine,
+            shape: tuple[int, int]) -> tuple[tuple[int, int], tuple[int, int]] | None:
+    inv = ~transform
+    cols, rows = zip(*(inv @ (x, y) for x in bounds[0::2] for y in bounds[1::2]), strict=True)
+    r0, r1 = max(int(math.floor(min(rows))), 0), min(int(math.ceil(max(rows))), shape[0])
+    c0, c1 = max(int(math.floor(min(cols))), 0), min(int(math.ceil(max(cols))), shape[1])
+    return ((r0, r1), (c0, c1)) if r1 > r0 and c1 > c0 else None
+
+
+__all__ = ["ID_CELL_DEG", "change_types", "footprint_ids", "regularize"]

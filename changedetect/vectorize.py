@@ -1,0 +1,310 @@
+"""From a change probability raster to building footprints.
+
+Steps (each strip of rows of the raster at a time, so memory stays bounded)::
+
+    hysteresis threshold -> opening / closing / small holes filled -> label
+    -> polygons (rasterio.features.shapes) -> merge across strip seams
+    -> drop small -> simplify -> regularise -> attributes
+
+*Hysteresis*: a pixel is kept when its probability reaches ``low_threshold``
+and it is connected (8-neighbours) to a pixel reaching ``threshold``, so the
+weak edges of a strongly detected building stay attached while weak blobs on
+their own are dropped.  Strips overlap by ``strip_overlap`` rows, so the mask
+of a strip's own rows is the same as if the whole raster had been processed
+at once (as long as a building's weak part is within the overlap of a strong
+part); a building cut by a strip seam comes out as pieces sharing an edge on
+the seam, and pieces sharing a seam edge are dissolved: one building, one
+polygon.
+
+*Regularisation* (``regularize=True``): a polygon filling at least
+``rectangularity`` of its minimum rotated rectangle becomes that rectangle
+(scaled to the polygon's area); other shapes are squared to their dominant
+direction (see :func:`changedetect._vectorize_shapes.regularize`).  The
+``buildingregulariser`` package (MIT) was evaluated too; see ``docs/permits.md``.
+
+Columns of the result (CRS of the probability raster):
+``footprint_id`` (stable: see :func:`changedetect._vectorize_shapes.footprint_ids`),
+``area_m2``, ``prob_mean``, ``prob_max`` (over the footprint's pixels),
+``first_seen`` (median first-seen date of its pixels, ``NaT`` without a series),
+``change_type`` (``new`` / ``altered`` / ``demolished``: see
+:func:`changedetect._vectorize_shapes.change_types`), ``model``, ``model_version``, ``geometry``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import rasterio.features
+import shapely
+import xarray as xr
+from affine import Affine
+from scipy import ndimage
+
+from changedetect._vectorize_shapes import change_types, footprint_ids, regularize
+
+log = logging.getLogger(__name__)
+
+COLUMNS: tuple[str, ...] = (
+    "footprint_id", "area_m2", "prob_mean", "prob_max", "first_seen", "change_type", "model", "model_version",
+)
+
+
+@dataclass(frozen=True)
+class VectorizeConfig:
+    """How a probability raster becomes footprints.
+
+    Parameters
+    ----------
+    threshold
+        A building must contain a pixel at or above this probability.
+    low_threshold
+        Pixels at or above this join a building they touch (hysteresis); ``None``: = ``threshold``.
+    min_area_m2
+        Smaller footprints are dropped.
+    opening_px, closing_px
+        Radius (pixels) of the morphological opening (removes specks, cuts
+        one-pixel bridges) and closing (fills notches); 0 to skip.
+    max_hole_m2
+        Holes smaller than this are filled (courtyards larger are kept).
+    simplify_m
+        Douglas-Peucker tolerance, in CRS units (metres).
+    regularize
+        Square the outlines (see module docstring).
+    rectangularity
+        Minimum area / minimum-rotated-rectangle area to become a rectangle.
+    strip_rows, strip_overlap
+        Rows per processing strip and overlap between strips.
+    """
+
+    threshold: float = 0.5
+    low_threshold: float | None = 0.3
+    min_area_m2: float = 10.0
+    opening_px: int = 1
+    closing_px: int = 1
+    max_hole_m2: float = 10.0
+    simplify_m: float = 0.5
+    regularize: bool = True
+    rectangularity: float = 0.8
+    strip_rows: int = 2048
+    strip_overlap: int = 64
+
+    def __post_init__(self) -> None:
+        low = self.threshold if self.low_threshold is None else self.low_threshold
+        if not 0 < low <= self.threshold <= 1:
+            raise ValueError(f"need 0 < low_threshold <= threshold <= 1, got {low} and {self.threshold}")
+        if self.strip_rows < 16 or self.strip_overlap < 0:
+            raise ValueError("strip_rows must be >= 16 and strip_overlap >= 0")
+
+
+def vectorize(
+    prob: xr.DataArray,
+    *,
+    first_seen: xr.DataArray | None = None,
+    before: xr.DataArray | None = None,
+    after: xr.DataArray | None = None,
+    buildings: gpd.GeoDataFrame | None = None,
+    config: VectorizeConfig = VectorizeConfig(),
+) -> gpd.GeoDataFrame:
+    """Building footprints of a change probability raster.
+
+    Parameters
+    ----------
+    prob
+        ``(y, x)`` float in [0, 1], NaN for no data, georeferenced (rioxarray);
+        attrs ``model`` and ``model_sha256`` / ``model_version`` are copied.
+    first_seen
+        ``(y, x)`` datetime64, or float days since 1970-01-01 (NaN: never), on the same grid.
+    before, after
+        ``(band, y, x)`` images on the same grid (band names ``red``, ``green``,
+        ``blue``, ``nir``), used to tell new / altered / demolished.
+    buildings
+        Existing buildings before the change (any CRS), used the same way.
+    config
+        Thresholds, clean-up and regularisation.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        :data:`COLUMNS` + ``geometry``, largest first.
+    """
+    if prob.ndim != 2:
+        raise ValueError(f"a change probability is (y, x); got dims {prob.dims}")
+    transform = prob.rio.transform()
+    crs = prob.rio.crs
+    shape = (int(prob.shape[0]), int(prob.shape[1]))
+    pixel_m2 = abs(transform.a * transform.e)
+    days = _first_seen_days(first_seen, shape)
+    pieces = [p for r0 in range(0, shape[0], config.strip_rows)
+              for p in _strip(prob, days, r0, transform, pixel_m2, config)]
+    merged = _merge_seams(pieces)
+    frame = _attributes(merged, crs, config, pixel_m2)
+    if len(frame):
+        frame["change_type"] = change_types(frame.geometry, before=before, after=after, buildings=buildings,
+                                            transform=transform, shape=shape)
+    frame["model"] = str(prob.attrs.get("model", ""))
+    frame["model_version"] = str(prob.attrs.get("model_version") or str(prob.attrs.get("model_sha256", ""))[:12])
+    log.info("vectorised %d footprints (%d pieces before seam merge)", len(frame), len(pieces))
+    return gpd.GeoDataFrame(frame[list(COLUMNS) + ["geometry"]], geometry="geometry", crs=crs)
+
+
+def _first_seen_days(first_seen: xr.DataArray | None, shape: tuple[int, int]) -> xr.DataArray | None:
+    if first_seen is None:
+        return None
+    if first_seen.shape != shape:
+        raise ValueError(f"first_seen has shape {first_seen.shape}, the probability {shape}: put them on one grid")
+    return first_seen
+
+
+def _days_block(days: xr.DataArray, r0: int, r1: int) -> np.ndarray:
+    block = np.asarray(days[r0:r1].values)
+    if np.issubdtype(block.dtype, np.datetime64):
+        out = block.astype("datetime64[D]").astype("int64").astype(np.float64)
+        out[np.isnat(block)] = np.nan
+        return out
+    return block.astype(np.float64)
+
+
+def hysteresis(prob: np.ndarray, high: float, low: float) -> np.ndarray:
+    """Pixels >= ``low`` that are 8-connected to a pixel >= ``high``."""
+    weak = prob >= low
+    labels, n = ndimage.label(weak, structure=np.ones((3, 3), bool))
+    keep = np.zeros(n + 1, bool)
+    keep[np.unique(labels[prob >= high])] = True
+    keep[0] = False
+    return keep[labels]
+
+
+def clean_mask(mask: np.ndarray, config: VectorizeConfig, pixel_m2: float) -> np.ndarray:
+    """Opening, closing, and small holes filled."""
+    if config.opening_px:
+        mask = ndimage.binary_opening(mask, structure=_disk(config.opening_px))
+    if config.closing_px:
+        mask = ndimage.binary_closing(mask, structure=_disk(config.closing_px)) | mask
+    holes = ndimage.binary_fill_holes(mask) & ~mask
+    if holes.any() and config.max_hole_m2 > 0:
+        lab, n = ndimage.label(holes)
+        sizes = ndimage.sum_labels(holes, lab, np.arange(1, n + 1)) * pixel_m2
+        small = np.concatenate([[False], sizes < config.max_hole_m2])
+        mask = mask | small[lab]
+    return mask
+
+
+def _disk(r: int) -> np.ndarray:
+    y, x = np.ogrid[-r: r + 1, -r: r + 1]
+    return (x * x + y * y) <= r * r + r  # a plus for r=1, a rounded square beyond
+
+
+def _strip(prob: xr.DataArray, days: xr.DataArray | None, r0: int, transform: Affine, pixel_m2: float,
+           config: VectorizeConfig) -> list[dict]:
+    """Polygons of the rows [r0, r0 + strip_rows), computed on the strip plus its overlap."""
+    height = prob.shape[0]
+    r1 = min(r0 + config.strip_rows, height)
+    e0, e1 = max(r0 - config.strip_overlap, 0), min(r1 + config.strip_overlap, height)
+    p = np.nan_to_num(np.asarray(prob[e0:e1].values, dtype=np.float32), nan=0.0)
+    low = config.threshold if config.low_threshold is None else config.low_threshold
+    mask = clean_mask(hysteresis(p, config.threshold, low), config, pixel_m2)[r0 - e0: r1 - e0]
+    if not mask.any():
+        return []
+    core = p[r0 - e0: r1 - e0]
+    labels, n = ndimage.label(mask)  # 4-connected, as rasterio.features.shapes below
+    idx = np.arange(1, n + 1)
+    sums = ndimage.sum_labels(core, labels, idx)
+    counts = ndimage.sum_labels(mask, labels, idx)
+    maxes = ndimage.maximum(core, labels, idx)
+    seen = _median_days(_days_block(days, r0, r1), labels, n) if days is not None else np.full(n, np.nan)
+    wt = transform @ Affine.translation(0, r0)
+    out = []
+    for geom, value in rasterio.features.shapes(labels.astype(np.int32), mask=mask, transform=wt, connectivity=4):
+        k = int(value) - 1
+        out.append({"geometry": shapely.geometry.shape(geom), "strip": r0, "sum": float(sums[k]),
+                    "count": float(counts[k]), "max": float(maxes[k]), "days": float(seen[k])})
+    return out
+
+
+def _median_days(days: np.ndarray, labels: np.ndarray, n: int) -> np.ndarray:
+    out = np.full(n, np.nan)
+    ok = (labels > 0) & np.isfinite(days)
+    if not ok.any():
+        return out
+    lab, val = labels[ok], days[ok]
+    order = np.lexsort((val, lab))
+    lab, val = lab[order], val[order]
+    starts = np.searchsorted(lab, np.arange(1, n + 1))
+    ends = np.searchsorted(lab, np.arange(1, n + 1), side="right")
+    for k in np.flatnonzero(ends > starts):
+        out[k] = val[(starts[k] + ends[k] - 1) // 2]
+    return out
+
+
+def _merge_seams(pieces: list[dict]) -> list[dict]:
+    """Dissolve pieces of different strips that share an edge (union-find over an STRtree)."""
+    if not pieces:
+        return []
+    geoms = np.array([p["geometry"] for p in pieces], dtype=object)
+    strips = np.array([p["strip"] for p in pieces])
+    tree = shapely.STRtree(geoms)
+    a, b = tree.query(geoms, predicate="intersects")
+    cand = (a < b) & (strips[a] != strips[b])
+    a, b = a[cand], b[cand]
+    shared = shapely.length(shapely.intersection(geoms[a], geoms[b])) > 0
+    parent = np.arange(len(pieces))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return int(i)
+
+    for i, j in zip(a[shared], b[shared], strict=True):
+        ri, rj = root(int(i)), root(int(j))
+        if ri != rj:
+            parent[max(ri, rj)] = min(ri, rj)
+    groups: dict[int, list[int]] = {}
+    for i in range(len(pieces)):
+        groups.setdefault(root(i), []).append(i)
+    merged = []
+    for members in groups.values():
+        if len(members) == 1:
+            merged.append(pieces[members[0]])
+            continue
+        parts = [pieces[m] for m in members]
+        biggest = max(parts, key=lambda q: q["count"])
+        merged.append({
+            "geometry": shapely.union_all([q["geometry"] for q in parts]),
+            "sum": sum(q["sum"] for q in parts), "count": sum(q["count"] for q in parts),
+            "max": max(q["max"] for q in parts), "days": biggest["days"],
+        })
+    return merged
+
+
+def _attributes(pieces: list[dict], crs: object, config: VectorizeConfig, pixel_m2: float) -> gpd.GeoDataFrame:
+    if not pieces:
+        empty = {c: pd.Series(dtype=object) for c in COLUMNS}
+        return gpd.GeoDataFrame(empty, geometry=gpd.GeoSeries([], crs=crs), crs=crs)
+    frame = gpd.GeoDataFrame(pieces, geometry="geometry", crs=crs)
+    metric = frame.geometry if frame.crs is None or frame.crs.is_projected else frame.to_crs(
+        frame.estimate_utm_crs()).geometry
+    frame = frame[metric.area.to_numpy() >= config.min_area_m2].reset_index(drop=True)
+    geoms = frame.geometry.simplify(config.simplify_m, preserve_topology=True)
+    if config.regularize:
+        tol = max(config.simplify_m, 1.5 * pixel_m2 ** 0.5)
+        geoms = gpd.GeoSeries([regularize(g, rectangularity=config.rectangularity, tolerance=tol) for g in geoms],
+                              crs=crs)
+    frame = frame.set_geometry(geoms.make_valid() if len(geoms) else geoms)
+    metric = frame.geometry if frame.crs is None or frame.crs.is_projected else frame.to_crs(
+        frame.estimate_utm_crs()).geometry
+    frame["area_m2"] = np.round(metric.area.to_numpy(), 2)
+    frame["prob_mean"] = np.round(frame["sum"] / np.maximum(frame["count"], 1), 4).astype(np.float32)
+    frame["prob_max"] = frame["max"].astype(np.float32)
+    frame["first_seen"] = pd.to_datetime(frame["days"], unit="D", errors="coerce")
+    frame = frame.sort_values("area_m2", ascending=False, kind="stable").reset_index(drop=True)
+    frame["footprint_id"] = footprint_ids(frame.geometry)
+    frame["change_type"] = "new"
+    return frame
+
+
+__all__ = ["COLUMNS", "VectorizeConfig", "clean_mask", "hysteresis", "vectorize"]
