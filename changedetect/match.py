@@ -48,7 +48,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -213,4 +216,38 @@ def _violation_id(footprint_id: str, status: str) -> str:
     return "V-" + hashlib.sha1(f"{footprint_id}|{status}".encode()).hexdigest()[:12]
 
 
-__all__ = ["COLUMNS", "STATUSES", "MatchConfig", "match"]
+
+
+def match_to_file(
+    footprints_path: str | os.PathLike[str],
+    register: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    config: MatchConfig = MatchConfig(),
+    strict: bool = True,
+    rejects_path: str | os.PathLike[str] | None = None,
+    overwrite: bool = False,
+    **register_options: Any,
+) -> gpd.GeoDataFrame:
+    """Read footprints and a register, :func:`match` them, write the violations.
+
+    ``register_options`` go to :func:`changedetect.permits.load_register`
+    (``layer``, ``table``, ``query``, ``params``, ``column_map``, ``crs``).
+    The output format follows ``out``'s extension (:func:`write_vector`).
+    """
+    from changedetect.errors import OutputExistsError
+    from changedetect.io.registers import read_register
+    from changedetect.io.vectors import write_vector
+    from changedetect.permits import load_register
+
+    if Path(out).exists() and not overwrite:
+        raise OutputExistsError(f"output '{out}' already exists; pass --overwrite to replace it")
+    footprints, _ = read_register(footprints_path)
+    permits = load_register(register, strict=strict, rejects_path=rejects_path, overwrite=overwrite,
+                            **register_options)
+    violations = match(footprints, permits, config=config)
+    write_vector(violations, out, overwrite=overwrite)
+    return violations
+
+
+__all__ = ["COLUMNS", "STATUSES", "MatchConfig", "match", "match_to_file"]

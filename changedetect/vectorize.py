@@ -33,7 +33,9 @@ Columns of the result (CRS of the probability raster):
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
@@ -307,4 +309,56 @@ def _attributes(pieces: list[dict], crs: object, config: VectorizeConfig, pixel_
     return frame
 
 
-__all__ = ["COLUMNS", "VectorizeConfig", "clean_mask", "hysteresis", "vectorize"]
+
+
+def vectorize_file(
+    prob_path: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    first_seen_path: str | os.PathLike[str] | None = None,
+    before_path: str | os.PathLike[str] | None = None,
+    after_path: str | os.PathLike[str] | None = None,
+    buildings_path: str | os.PathLike[str] | None = None,
+    config: VectorizeConfig = VectorizeConfig(),
+    overwrite: bool = False,
+) -> gpd.GeoDataFrame:
+    """:func:`vectorize` a probability GeoTIFF and write the footprints (any :func:`write_vector` format).
+
+    ``first_seen_path``: a raster of days since 1970-01-01 (as ``changedetect
+    detect --series`` writes it) on the same grid; ``before_path`` /
+    ``after_path``: images on the same grid (bands named in their
+    descriptions, else red, green, blue, nir); ``buildings_path``: existing buildings.
+    """
+    import rioxarray
+
+    from changedetect.io.vectors import write_vector
+
+    if Path(out).exists() and not overwrite:
+        from changedetect.errors import OutputExistsError
+
+        raise OutputExistsError(f"output '{out}' already exists; pass --overwrite to replace it")
+
+    def _open(path: str | os.PathLike[str], *, bands: bool) -> xr.DataArray:
+        da = rioxarray.open_rasterio(path, masked=True, chunks={"x": 2048, "y": 2048})
+        if not isinstance(da, xr.DataArray):
+            raise ValueError(f"'{path}' holds several subdatasets; give one raster")
+        if not bands:
+            return da.isel(band=0, drop=True).assign_attrs(da.attrs)
+        names = da.attrs.get("long_name")
+        names = list(names) if isinstance(names, list | tuple) else ["red", "green", "blue", "nir"][: da.sizes["band"]]
+        return da.assign_coords(band=[str(n).lower() for n in names])
+
+    prob = _open(prob_path, bands=False)
+    buildings = gpd.read_file(buildings_path) if buildings_path else None
+    frame = vectorize(
+        prob,
+        first_seen=_open(first_seen_path, bands=False) if first_seen_path else None,
+        before=_open(before_path, bands=True) if before_path else None,
+        after=_open(after_path, bands=True) if after_path else None,
+        buildings=buildings, config=config,
+    )
+    write_vector(frame, out, overwrite=overwrite)
+    return frame
+
+
+__all__ = ["COLUMNS", "VectorizeConfig", "clean_mask", "hysteresis", "vectorize", "vectorize_file"]

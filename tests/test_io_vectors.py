@@ -25,6 +25,7 @@ def frame() -> gpd.GeoDataFrame:
             "permit_ids": [["P-1", "P-2"], []],
             "area_m2": [150.0, 80.5],
             "first_seen": [dt.date(2024, 3, 1), None],
+            "detected": pd.to_datetime(["2024-03-01", None]),
             "address": ["12 Đường Lê Lợi, Quận 1", "Phường Bến Nghé"],
         },
         geometry=[box(x0, y0, x0 + 10, y0 + 15), box(x0 + 50, y0, x0 + 58, y0 + 10)],
@@ -60,6 +61,7 @@ def test_gpkg_field_types(frame: gpd.GeoDataFrame, tmp_path: Path) -> None:
     info = pyogrio.read_info(path, layer="violations")
     types = dict(zip(info["fields"], info["ogr_types"], strict=True))
     assert types["first_seen"] == "OFTDate"
+    assert types["detected"] == "OFTDate"  # whole-day timestamps are written as dates
     assert types["area_m2"] == "OFTReal"
     assert types["permit_ids"] == "OFTString"
     assert info["crs"] == "EPSG:32648"

@@ -114,6 +114,11 @@ def _plain_columns(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
         if col == geom:
             continue
         s = out[col]
+        if pd.api.types.is_datetime64_any_dtype(s) and s.dt.tz is None:
+            valid = s.dropna()
+            if len(valid) and (valid == valid.dt.normalize()).all():  # whole days: a DATE field
+                out[col] = pd.Series([v.date() if not pd.isna(v) else None for v in s], index=s.index, dtype=object)
+            continue
         if s.dtype == object or pd.api.types.is_string_dtype(s):
             values = s.tolist()
             if any(isinstance(v, list | tuple | set | np.ndarray) for v in values):

@@ -1,0 +1,81 @@
+"""``changedetect match``: footprints x permit register -> violations."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from changedetect.cli.options import check_overwrite, out_path_opt, overwrite_opt
+
+
+def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
+    out = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"expected NAME=VALUE, got {item!r}", param_hint=option)
+        out[key.strip()] = value
+    return out
+
+
+@click.command(name="match")
+@click.argument("footprints", type=click.Path(path_type=Path, exists=True))
+@click.option("--permits", "register", required=True,
+              help="Permit register: .gpkg, .geojson, .shp, .parquet, .csv or postgresql://user@host:port/db.")
+@out_path_opt(help="Violations to write: .gpkg, .geojson, .csv (WKT + lon/lat) or .parquet.")
+@click.option("--layer", help="Layer of a multi-layer register file.")
+@click.option("--table", help="PostGIS table ([schema.]name) holding the register.")
+@click.option("--query", help="PostGIS SELECT with %(name)s placeholders (values from --param).")
+@click.option("--param", "params", multiple=True, metavar="NAME=VALUE", help="A query parameter (repeatable).")
+@click.option("--column-map", "column_map", multiple=True, metavar="THEIRS=OURS",
+              help="Map a register column onto a schema name, e.g. --column-map so_gp=permit_id (repeatable).")
+@click.option("--permits-crs", "permits_crs", help="CRS of a register that declares none (CSV with WKT), e.g. EPSG:9210.")
+@click.option("--lenient", is_flag=True, help="Keep the good permits and set bad rows aside instead of failing.")
+@click.option("--rejects", type=click.Path(path_type=Path),
+              help="Where --lenient writes rejected rows [default: OUT's folder, <stem>_rejects.gpkg].")
+@click.option("--tolerance-m2", type=click.FloatRange(0), default=10.0, show_default=True,
+              help="Built area outside the permitted footprint tolerated (m²).")
+@click.option("--tolerance-pct", type=click.FloatRange(0), default=10.0, show_default=True,
+              help="The same, in % of the permitted area (both must be exceeded).")
+@click.option("--min-overlap", type=click.FloatRange(0, 1, min_open=True), default=0.1, show_default=True,
+              help="Least overlap (fraction of the smaller area) for a permit to cover a footprint.")
+@overwrite_opt
+def command(footprints: Path, register: str, out: Path, layer: str | None, table: str | None,
+            query: str | None, params: tuple[str, ...], column_map: tuple[str, ...], permits_crs: str | None,
+            lenient: bool, rejects: Path | None, tolerance_m2: float, tolerance_pct: float,
+            min_overlap: float, overwrite: bool) -> None:
+    """Match FOOTPRINTS against a permit register: one status per footprint.
+
+    Statuses: permitted, unlicensed, exceeds_permit, permit_expired,
+    before_permit, type_mismatch; each row carries the matched permit_ids,
+    overlap_ratio, excess_area_m2 and a one-line reason.  The register may be
+    in any CRS (e.g. VN-2000 EPSG:9210); it is reprojected with the datum shift.
+
+    \b
+    Examples:
+      changedetect match footprints.gpkg --permits permits/sample_register.gpkg --out violations.gpkg
+      changedetect match footprints.gpkg --permits register.csv --permits-crs EPSG:9210 --lenient \\
+          --out violations.csv
+      changedetect match footprints.gpkg --permits postgresql://inspector@localhost:5432/city \\
+          --query "SELECT * FROM permits WHERE district = %(d)s" --param d=12 --out violations.gpkg
+    """
+    from changedetect.match import STATUSES, MatchConfig, match_to_file
+
+    config = MatchConfig(tolerance_m2=tolerance_m2, tolerance_pct=tolerance_pct, min_overlap_ratio=min_overlap)
+    check_overwrite(out, overwrite)
+    if lenient and rejects is None:
+        rejects = out.with_name(f"{out.stem}_rejects.gpkg")
+    if rejects is not None:
+        check_overwrite(rejects, overwrite)
+    violations = match_to_file(
+        footprints, register, out, config=config, strict=not lenient, rejects_path=rejects if lenient else None,
+        overwrite=overwrite, layer=layer, table=table, query=query, params=_pairs(params, "--param") or None,
+        column_map=_pairs(column_map, "--column-map") or None, crs=permits_crs,
+    )
+    counts = violations["status"].value_counts()
+    click.echo(f"Wrote {out}: {len(violations)} footprints")
+    for status in STATUSES:
+        click.echo(f"  {status:<15} {int(counts.get(status, 0))}")
+    if lenient and rejects is not None and rejects.exists():
+        click.echo(f"Rejected permit rows written to {rejects}")
