@@ -45,9 +45,12 @@ from changedetect._registration.report import CoregistrationReport, DateRegistra
 from changedetect._registration.shift import ShiftEstimate, estimate_shift
 from changedetect._registration.warp import apply_shift_field, warp_lazy
 from changedetect.errors import CoregistrationError, CoregistrationWarning
-from changedetect.types import TileStack, check_tilestack
+from changedetect.types import Grid, TileStack, check_tilestack
 
 logger = logging.getLogger(__name__)
+
+#: Matching images up to this many pixels are held in memory; larger ones are read window by window.
+_IN_MEMORY_PIXELS = 4096 * 4096
 
 
 @dataclass(frozen=True)
@@ -295,16 +298,20 @@ def _fit_radiometry(ref: da.Array, warped: da.Array, *, n_windows: int = 16, siz
     return normalize_radiometry(a, b)
 
 
-def _matching_image(stack: TileStack, data: da.Array, i: int, band: str | None) -> da.Array:
+def _matching_image(stack: TileStack, data: da.Array, i: int, band: str | None) -> Any:
     """The 2-D image used for matching: one band, or the NaN-aware mean of all bands."""
     if band is not None:
         names = [str(b) for b in stack["band"].values]
         if band not in names:
             raise CoregistrationError(f"matching band {band!r} is not in the stack; bands are {names}")
-        return data[i, names.index(band)]
+        img = data[i, names.index(band)]
+        return img.compute() if img.size <= _IN_MEMORY_PIXELS else img
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        return da.nanmean(data[i], axis=0)
+        img = da.nanmean(data[i], axis=0)
+        if img.size <= _IN_MEMORY_PIXELS:  # small: read once (tie points read it strip by strip)
+            return img.compute()
+    return img
 
 
 def _reference_index(stack: TileStack, reference: int | str | dt.date | None) -> int:
@@ -332,11 +339,18 @@ def _date_of(stack: TileStack, i: int) -> str:
 
 
 def _to_metres(stack: TileStack, dx: float, dy: float) -> tuple[float, float]:
+    """``(east, north)`` ground displacement in metres (pixels where there is no CRS)."""
+    from changedetect.io.geo import pixel_size_m
+
     try:
-        t = stack.rio.transform()
+        grid = Grid.of(stack)
+        xs, ys = pixel_size_m(grid)
     except Exception:  # no georeferencing: pixel units
         return (dx, -dy)
-    return (float(dx * t.a + dy * t.b), float(dx * t.d + dy * t.e))
+    if not (np.isfinite(xs) and np.isfinite(ys)):
+        return (dx, -dy)
+    t = grid.transform
+    return (float(dx * xs * np.sign(t.a or 1.0)), float(dy * ys * np.sign(t.e or -1.0)))
 
 
 def _crs_string(stack: TileStack) -> str | None:

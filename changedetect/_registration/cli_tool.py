@@ -1,0 +1,117 @@
+"""The file-level tool under ``changedetect coregister``: read onto one grid, register, write.
+
+Kept apart from :mod:`changedetect.coregister` (which is pure): this module opens and
+writes files, through :mod:`changedetect.io` only.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from changedetect._registration.report import CoregistrationReport
+from changedetect.errors import ConfigError, CoregistrationError
+from changedetect.types import Grid
+
+logger = logging.getLogger(__name__)
+
+
+def coregister_files(
+    source: Any,
+    out: str | os.PathLike[str],
+    *,
+    reference: str | None = None,
+    crs: str | None = None,
+    resolution: float | None = None,
+    local: bool = True,
+    radiometric: bool = True,
+    pattern: str | None = None,
+    overwrite: bool = False,
+    progress: bool = False,
+) -> tuple[CoregistrationReport, list[Path]]:
+    """Co-register the tiles of ``source`` and write ``out/aligned_YYYYMMDD.tif`` + ``out/coregistration.json``.
+
+    Returns the report and the written COG paths.
+    """
+    from changedetect.coregister import CoregisterConfig, coregister
+    from changedetect.io import open_series, write_cog
+
+    series = open_series(source, pattern=pattern)
+    ref_idx = reference_index(series, reference)
+    grid = target_grid(series.scenes[ref_idx].grid, crs=crs, resolution=resolution)
+    stack = series.to_stack(grid)
+    config = CoregisterConfig(reference=ref_idx, local=local, radiometric=radiometric)
+    aligned, report = coregister(stack, config=config, progress=progress)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    dates = list(series.dates)
+    iterator: Any = range(len(dates))
+    if progress:
+        from tqdm.auto import tqdm
+
+        iterator = tqdm(iterator, desc="writing", unit="date")
+    for i in iterator:
+        path = out / f"aligned_{dates[i]:%Y%m%d}.tif"
+        entry = report.dates[i]
+        tags = {"date": dates[i].isoformat(), "coregistration": entry.status,
+                "shift_px": f"{entry.shift_px[0]:.4f},{entry.shift_px[1]:.4f}"}
+        written.append(write_cog(aligned.isel(time=i), path, overwrite=overwrite, tags=tags))
+    report.to_json(out / "coregistration.json", overwrite=overwrite)
+    return report, written
+
+
+def reference_index(series: Any, reference: str | None) -> int:
+    """Index of the reference date given as ``YYYY-MM-DD``, ``YYYYMMDD`` or one of its files."""
+    if reference is None:
+        return 0
+    dates = [d.isoformat() for d in series.dates]
+    try:
+        day = dt.date.fromisoformat(reference) if len(reference) in (8, 10) else None
+    except ValueError:
+        day = None
+    if day is not None and day.isoformat() in dates:
+        return dates.index(day.isoformat())
+    target = Path(reference).resolve()
+    for i, scene in enumerate(series.scenes):
+        if any(Path(f).resolve() == target for f in scene.files):
+            return i
+    raise CoregistrationError(
+        f"--reference {reference!r} is neither a date of the series nor one of its files; "
+        f"dates are {', '.join(dates)}"
+    )
+
+
+def target_grid(reference: Grid, *, crs: str | None, resolution: float | None) -> Grid:
+    """The reference date's grid, reprojected to ``crs`` and/or resampled to ``resolution`` metres."""
+    from changedetect.io.geo import regrid
+
+    grid = reference
+    if crs is not None:
+        grid = _reproject(grid, crs)
+    if resolution is not None:
+        if resolution <= 0:
+            raise ConfigError(f"--resolution must be a positive number of metres, got {resolution}")
+        grid = regrid(grid, resolution)
+    return grid
+
+
+def _reproject(grid: Grid, crs: str) -> Grid:
+    from pyproj import CRS
+    from pyproj.exceptions import CRSError
+    from rasterio.warp import calculate_default_transform
+
+    try:
+        dst = CRS.from_user_input(crs)
+    except CRSError as exc:
+        raise ConfigError(f"--crs {crs!r} is not a CRS pyproj knows ({exc}); give e.g. EPSG:32648") from exc
+    if grid.crs is None:
+        raise ConfigError("--crs was given but the tiles carry no CRS; they cannot be reprojected")
+    left, bottom, right, top = grid.bounds
+    transform, width, height = calculate_default_transform(
+        CRS.from_user_input(grid.crs), dst, grid.width, grid.height, left, bottom, right, top
+    )
+    return Grid(crs=dst, transform=transform, width=int(width), height=int(height))
