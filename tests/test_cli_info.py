@@ -68,7 +68,7 @@ def test_info_json_on_synthetic_tiles(tmp_path: Path) -> None:
 
 
 def test_nodata_share_uses_a_decimated_read(tmp_path: Path, monkeypatch) -> None:
-    import changedetect.io.describe as describe_mod
+    import changedetect.io.summary as describe_mod
 
     shapes: list[tuple[int, int] | None] = []
     real = describe_mod.read_float

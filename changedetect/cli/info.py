@@ -35,7 +35,7 @@ def command(paths: tuple[Path, ...], pattern: str | None, as_json: bool) -> None
       changedetect info --json sample_tiles/manifest.json | jq '.bands[].name'
       changedetect info a_20240101.tif b_20240301.tif
     """
-    from changedetect.io.describe import describe
+    from changedetect.io.summary import describe
 
     source: Any = [str(p) for p in paths] if len(paths) > 1 else paths[0]
     info = describe(source, pattern=pattern)

@@ -28,8 +28,9 @@ from changedetect.io.series import (
     open_series,
     open_stack,
 )
+from changedetect.io.summary import describe
 
-_LAZY = {"write_vector": "changedetect.io.vectors", "describe": "changedetect.io.describe"}
+_LAZY = {"write_vector": "changedetect.io.vectors"}
 
 
 def __getattr__(name: str) -> Any:

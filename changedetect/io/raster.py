@@ -25,6 +25,7 @@ from typing import Any, Literal
 import dask.array as da
 import numpy as np
 import rasterio
+import rasterio.errors
 import rasterio.shutil
 import rioxarray  # noqa: F401  (registers the .rio accessor)
 import xarray as xr
@@ -37,6 +38,8 @@ log = logging.getLogger(__name__)
 
 _BLOCK = 512
 _WRITE_CHUNK = 2048
+#: GDAL block cache while writing, in MB: bounds memory whatever the raster's size.
+_CACHE_MB = 256
 
 
 def write_cog(
@@ -85,12 +88,12 @@ def write_cog(
     arr = _as_band_yx(da_)
     if nodata is None and dtype == "float32":
         nodata = float("nan")
-    profile = _profile(arr, dtype, nodata, compress)
+    profile = _profile(arr, dtype, nodata)
     out = Path(path)
-    with atomic_path(out, overwrite=overwrite) as tmp:
+    with atomic_path(out, overwrite=overwrite) as tmp, rasterio.Env(GDAL_CACHEMAX=_CACHE_MB):
         stage = tmp.with_name(tmp.stem + ".stage.tif")
         try:
-            with rasterio.open(stage, "w", **profile) as dst:
+            with _open_stage(stage, profile) as dst:
                 _describe(dst, arr, tags)
                 _store(arr, dst, dtype, nodata)
             resampling = overview_resampling or ("average" if dtype == "float32" else "nearest")
@@ -119,7 +122,16 @@ def _as_band_yx(arr: xr.DataArray) -> xr.DataArray:
     )
 
 
-def _profile(arr: xr.DataArray, dtype: str, nodata: float | None, compress: str) -> dict[str, Any]:
+def _open_stage(stage: Path, profile: dict[str, Any]) -> Any:
+    """The tiled staging GeoTIFF, ZSTD level 1 (fast) where GDAL has it, else DEFLATE level 1."""
+    try:
+        return rasterio.open(stage, "w", **profile, compress="zstd", zstd_level=1)
+    except rasterio.errors.RasterioError:
+        remove_with_sidecars(stage)
+        return rasterio.open(stage, "w", **profile, compress="deflate", zlevel=1)
+
+
+def _profile(arr: xr.DataArray, dtype: str, nodata: float | None) -> dict[str, Any]:
     crs = arr.rio.crs
     height, width = int(arr.sizes["y"]), int(arr.sizes["x"])
     profile: dict[str, Any] = {
@@ -134,12 +146,8 @@ def _profile(arr: xr.DataArray, dtype: str, nodata: float | None, compress: str)
         "tiled": True,
         "blockxsize": _BLOCK,
         "blockysize": _BLOCK,
-        "compress": "deflate" if compress.lower() != "none" else None,
-        "zlevel": 1,
         "BIGTIFF": "IF_SAFER",
     }
-    if profile["compress"] is None:
-        del profile["compress"], profile["zlevel"]
     if crs is None:
         log.warning("writing a raster without CRS (pixel coordinates)")
     return profile
