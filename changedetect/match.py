@@ -144,7 +144,7 @@ def _harmonise_crs(
     """Both frames in one metric CRS; attributes normalised (dates, types)."""
     if footprints.crs is None:
         raise GeoreferenceError("the footprints have no CRS; set it with .set_crs() before matching")
-    if permits.crs is None:
+    if permits.crs is None and len(permits):
         raise PermitSchemaError("the permit register has no CRS; load it with load_register(..., crs=...)")
     if config.working_crs:
         crs = CRS.from_user_input(config.working_crs)
@@ -153,7 +153,7 @@ def _harmonise_crs(
     else:
         crs = CRS.from_user_input(footprints.estimate_utm_crs())
     fp = reproject(footprints, crs).reset_index(drop=True)
-    pm = reproject(permits, crs).reset_index(drop=True)
+    pm = (reproject(permits, crs) if permits.crs is not None else permits.set_crs(crs)).reset_index(drop=True)
     fp["first_seen"] = _dates(fp["first_seen"]) if "first_seen" in fp else pd.NaT
     fp["change_type"] = [_change_kind(v) for v in (fp["change_type"] if "change_type" in fp else [None] * len(fp))]
     for col in ("issued_on", "valid_until"):

@@ -156,7 +156,7 @@ def validate_register(gdf: gpd.GeoDataFrame, *, name: str = "register") -> Valid
             f"required column(s) {', '.join(missing)} missing; found {', '.join(map(str, gdf.columns))}. "
             "Map the register's names with column_map= (--column-map) or rename the columns"
         )))
-    if gdf.crs is None:
+    if gdf.crs is None and len(gdf):
         problems.append(Problem(None, "geometry", (
             "the register has no CRS; declare it in the file (e.g. a .prj beside a Shapefile) "
             "or pass crs= (e.g. 'EPSG:9210' for VN-2000 / TM-3 105-45)"

@@ -1,0 +1,228 @@
+"""The PostGIS register loader against a real, throwaway PostgreSQL + PostGIS server.
+
+The fixture starts its own cluster (initdb in a temporary folder, a free
+localhost port, trust authentication, fsync off), creates the postgis
+extension, loads a register, and stops and deletes the cluster at the end.
+``scripts/setup_postgis.sh`` (run by ``make test``) installs the Debian
+packages.  initdb refuses to run as root: as root the server runs as the
+``postgres`` system user (or a ``cdtest`` user created for the purpose).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import glob
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import geopandas as gpd
+import pytest
+import shapely
+from shapely.geometry import box
+
+from changedetect.errors import ConfigError, PermitSchemaError, RegisterConnectionError
+from changedetect.match import match
+from changedetect.permits import load_register
+
+pytestmark = pytest.mark.postgis
+psycopg = pytest.importorskip("psycopg", reason="psycopg is not installed (pip install '.[postgis]')")
+
+X0, Y0 = 603_800.0, 1_192_100.0  # EPSG:9210
+COLUMNS_SQL = (
+    "permit_id text, permit_type text, issued_on date, valid_until date, permitted_area_m2 double precision, "
+    "address text, status text, district integer, geom geometry(Geometry, {srid})"
+)
+
+
+def _bin_dir() -> Path:
+    for d in sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(Path(p).parent.name), reverse=True):
+        version = Path(d).parent.name
+        if (Path(d) / "initdb").exists() and Path(f"/usr/share/postgresql/{version}/extension/postgis.control").exists():
+            return Path(d)
+    pytest.skip("PostgreSQL with PostGIS is not installed (bash scripts/setup_postgis.sh installs it)")
+
+
+def _server_user() -> str | None:
+    """None when not root; else a system user initdb will accept."""
+    if os.geteuid() != 0:
+        return None
+    for name in ("postgres", "cdtest"):
+        try:
+            pwd.getpwnam(name)
+            return name
+        except KeyError:
+            continue
+    subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", "cdtest"],
+                   check=True, capture_output=True)
+    return "cdtest"
+
+
+def _run(cmd: list[str], user: str | None) -> subprocess.CompletedProcess:
+    if user is not None:
+        cmd = ["runuser", "-u", user, "--", *cmd]
+    return subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=120)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def register_frame(n: int = 6) -> gpd.GeoDataFrame:
+    rows = []
+    for i in range(n):
+        geom = box(X0 + 30 * i, Y0, X0 + 30 * i + 12, Y0 + 15)
+        rows.append({
+            "permit_id": f"GP-2024-{i + 1:04d}", "permit_type": "new_construction",
+            "issued_on": dt.date(2024, 1 + i, 1), "valid_until": dt.date(2025, 12, 31),
+            "permitted_area_m2": 180.0, "address": f"Số {i + 1} Đường Lê Lợi, Quận 1",
+            "status": "active", "district": 12 if i % 2 else 3, "geometry": geom,
+        })
+    return gpd.GeoDataFrame(rows, geometry="geometry", crs="EPSG:9210")
+
+
+def _insert(conn, table: str, frame: gpd.GeoDataFrame) -> None:
+    from psycopg import sql
+
+    srid = frame.crs.to_epsg()
+    with conn.cursor() as cur:
+        cur.execute(sql.SQL("CREATE TABLE {} (" + COLUMNS_SQL.format(srid=int(srid)) + ")").format(
+            sql.Identifier(table)))
+        for rec in frame.to_dict("records"):
+            cur.execute(
+                sql.SQL("INSERT INTO {} VALUES (%s, %s, %s, %s, %s, %s, %s, %s, ST_GeomFromWKB(%s, %s))").format(
+                    sql.Identifier(table)),
+                (rec["permit_id"], rec["permit_type"], rec["issued_on"], rec["valid_until"],
+                 rec["permitted_area_m2"], rec["address"], rec["status"], rec.get("district"),
+                 shapely.to_wkb(rec["geometry"]), int(srid)),
+            )
+    conn.commit()
+
+
+@pytest.fixture(scope="module")
+def postgis_url() -> Iterator[str]:
+    bindir = _bin_dir()
+    user = _server_user()
+    root = Path(tempfile.mkdtemp(prefix="cd-pg-"))
+    data = root / "data"
+    os.chmod(root, 0o755)
+    if user is not None:
+        shutil.chown(root, user=user)
+    port = _free_port()
+    try:
+        _run([str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "cdtest", "-E", "UTF8",
+              "--locale=C", "--no-sync"], user)
+        _run([str(bindir / "pg_ctl"), "-D", str(data), "-l", str(root / "server.log"), "-w", "-t", "60",
+              "-o", f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off", "start"], user)
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
+        log = (root / "server.log").read_text() if (root / "server.log").exists() else ""
+        shutil.rmtree(root, ignore_errors=True)
+        pytest.skip(f"could not start a throwaway PostgreSQL server: {exc}; {getattr(exc, 'stderr', '')} {log}")
+    try:
+        admin = f"postgresql://cdtest@127.0.0.1:{port}/postgres"
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute("CREATE DATABASE registers")
+        url = f"postgresql://cdtest@127.0.0.1:{port}/registers"
+        with psycopg.connect(url) as conn:
+            conn.execute("CREATE EXTENSION postgis")
+            conn.commit()
+            _insert(conn, "permits", register_frame())
+            _insert(conn, "x", register_frame(1))
+            bad = register_frame(3)
+            bad.loc[1, "valid_until"] = dt.date(2023, 1, 1)
+            bad.loc[2, "permit_type"] = "xay_moi"
+            _insert(conn, "bad_permits", bad)
+        yield url
+    finally:
+        subprocess.run(["runuser", "-u", user, "--"] * (user is not None) + [
+            str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"], capture_output=True, timeout=60)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_table_loads_like_the_file(postgis_url: str, tmp_path: Path) -> None:
+    db = load_register(postgis_url, table="permits")
+    path = tmp_path / "reg.gpkg"
+    register_frame().to_file(path)
+    file = load_register(path)
+    assert db.crs.to_epsg() == 9210
+    assert list(db["permit_id"]) == list(file["permit_id"])
+    assert db["issued_on"].tolist() == file["issued_on"].tolist()
+    assert db["address"].iloc[0] == "Số 1 Đường Lê Lợi, Quận 1"
+    assert all(a.equals(b) for a, b in zip(db.geometry, file.geometry, strict=True))
+    assert len(load_register(postgis_url, table="public.permits")) == 6
+
+
+def test_query_with_parameters(postgis_url: str) -> None:
+    got = load_register(postgis_url, query="SELECT * FROM permits WHERE district = %(d)s AND issued_on >= %(since)s",
+                        params={"d": 12, "since": dt.date(2024, 3, 1)})
+    assert list(got["permit_id"]) == ["GP-2024-0004", "GP-2024-0006"]
+
+
+def test_identifiers_are_checked_and_nothing_is_injected(postgis_url: str) -> None:
+    for table in ("permits; DROP TABLE x", "permits--", 'permits"', "a.b.c", "1permits", "per mits"):
+        with pytest.raises(ConfigError, match="plain"):
+            load_register(postgis_url, table=table)
+    with pytest.raises(ConfigError, match="one SELECT"):
+        load_register(postgis_url, query="SELECT * FROM permits; DROP TABLE x")
+    with pytest.raises(ConfigError, match="one SELECT"):
+        load_register(postgis_url, query="DELETE FROM x")
+    # a value that looks like SQL is only ever a value
+    got = load_register(postgis_url, query="SELECT * FROM permits WHERE permit_id = %(p)s",
+                        params={"p": "x'; DROP TABLE x; --"}, strict=False)
+    assert len(got) == 0
+    with psycopg.connect(postgis_url) as conn:
+        assert conn.execute("SELECT count(*) FROM x").fetchone()[0] == 1
+
+
+def test_session_is_read_only(postgis_url: str) -> None:
+    with pytest.raises(PermitSchemaError, match="read-only"):
+        load_register(postgis_url, query="WITH d AS (DELETE FROM x RETURNING *) SELECT * FROM d")
+
+
+def test_bad_rows_in_the_database_are_reported(postgis_url: str) -> None:
+    with pytest.raises(PermitSchemaError) as err:
+        load_register(postgis_url, table="bad_permits")
+    assert "row 2" in str(err.value) and "row 3" in str(err.value)
+
+
+def test_unknown_table_and_closed_port(postgis_url: str) -> None:
+    with pytest.raises(PermitSchemaError, match="refused"):
+        load_register(postgis_url, table="no_such_table")
+    closed = f"postgresql://cdtest@127.0.0.1:{_free_port()}/registers"
+    with pytest.raises(RegisterConnectionError, match="cannot connect"):
+        load_register(closed, table="permits")
+
+
+def test_same_violations_as_the_file(postgis_url: str, tmp_path: Path) -> None:
+    reg = register_frame()
+    path = tmp_path / "reg.gpkg"
+    reg.to_file(path)
+    fps = reg.to_crs("EPSG:32648")[["geometry"]].copy()
+    fps["footprint_id"] = [f"F{i}" for i in range(len(fps))]
+    fps["first_seen"] = dt.date(2024, 4, 15)
+    fps.loc[0, "geometry"] = fps.geometry.iloc[0].buffer(3, join_style="mitre")  # exceeds
+    a = match(fps, load_register(postgis_url, table="permits"))
+    b = match(fps, load_register(path))
+    assert a.drop(columns="geometry").equals(b.drop(columns="geometry"))
+    assert set(a["status"]) == {"exceeds_permit", "permitted", "before_permit"}
+
+
+def test_sample_register_round_trips_through_postgis(postgis_url: str, repo_root: Path) -> None:
+    sample = repo_root / "permits" / "sample_register.gpkg"
+    if not sample.exists():
+        pytest.skip("permits/sample_register.gpkg not generated yet")
+    permits = load_register(sample)
+    with psycopg.connect(postgis_url) as conn:
+        conn.execute("DROP TABLE IF EXISTS sample_register")
+        conn.commit()
+        _insert(conn, "sample_register", permits.assign(district=None))
+    db = load_register(postgis_url, table="sample_register")
+    assert list(db["permit_id"]) == list(permits["permit_id"])
+    assert all(a.equals_exact(b, 1e-9) for a, b in zip(db.geometry, permits.geometry, strict=True))
