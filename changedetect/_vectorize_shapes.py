@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 ID_CELL_DEG = 4e-5
 
 
-def regularize(geom: BaseGeometry, *, rectangularity: float, tolerance: float) -> BaseGeometry:
+def regularize(geom: BaseGeometry, *, rectangularity: float, tolerance: float, min_iou: float = 0.9) -> BaseGeometry:
     """A building-like outline for a pixel polygon.
 
     When the polygon fills at least ``rectangularity`` of its minimum rotated
@@ -35,23 +35,34 @@ def regularize(geom: BaseGeometry, *, rectangularity: float, tolerance: float) -
     polygon's area (a staircase of pixels is a little larger than the wall it
     traces).  Otherwise the outline is rotated onto its dominant direction,
     simplified by ``tolerance`` and every edge snapped to that direction or its
-    perpendicular, which keeps L-, T- and U-shaped buildings square.
+    perpendicular, which keeps L-, T- and U-shaped buildings square.  A
+    squared shape whose IoU with the traced outline is below ``min_iou`` is
+    not used: the outline is only simplified (by ``tolerance``) instead.
     """
     if geom.is_empty or geom.geom_type != "Polygon" or geom.area <= 0:
         return geom
     rect = geom.minimum_rotated_rectangle
     if rect.geom_type != "Polygon" or rect.area <= 0:
         return geom
+    simple = geom.simplify(tolerance, preserve_topology=True)
     if geom.area / rect.area >= rectangularity:
         k = math.sqrt(geom.area / rect.area)
-        return shapely.affinity.scale(rect, xfact=k, yfact=k, origin=rect.centroid)
-    angle = _dominant_angle(rect)
-    centre = rect.centroid
-    upright = shapely.affinity.rotate(geom, -angle, origin=centre, use_radians=False)
-    squared = _orthogonalise(upright.simplify(tolerance, preserve_topology=True))
-    if squared is None or not squared.is_valid or squared.area < 0.7 * geom.area:
-        return geom.simplify(tolerance, preserve_topology=True)
-    return shapely.affinity.rotate(squared, angle, origin=centre, use_radians=False)
+        shaped = shapely.affinity.scale(rect, xfact=k, yfact=k, origin=rect.centroid)
+    else:
+        angle = _dominant_angle(rect)
+        centre = rect.centroid
+        upright = shapely.affinity.rotate(geom, -angle, origin=centre, use_radians=False)
+        squared = _orthogonalise(upright.simplify(tolerance, preserve_topology=True))
+        if squared is None:
+            return simple
+        shaped = shapely.affinity.rotate(squared, angle, origin=centre, use_radians=False)
+    # never trade the traced outline for a shape that disagrees with it
+    return shaped if _iou(shaped, geom) >= min_iou else simple
+
+
+def _iou(a: BaseGeometry, b: BaseGeometry) -> float:
+    union = a.union(b).area
+    return a.intersection(b).area / union if union > 0 else 0.0
 
 
 def _dominant_angle(rect: Polygon) -> float:

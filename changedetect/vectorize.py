@@ -78,6 +78,9 @@ class VectorizeConfig:
         Square the outlines (see module docstring).
     rectangularity
         Minimum area / minimum-rotated-rectangle area to become a rectangle.
+    regularize_min_iou
+        A squared shape is kept only if its IoU with the traced outline is at
+        least this; otherwise the outline is just simplified.
     strip_rows, strip_overlap
         Rows per processing strip and overlap between strips.
     """
@@ -91,6 +94,7 @@ class VectorizeConfig:
     simplify_m: float = 0.5
     regularize: bool = True
     rectangularity: float = 0.8
+    regularize_min_iou: float = 0.9
     strip_rows: int = 2048
     strip_overlap: int = 64
 
@@ -293,9 +297,9 @@ def _attributes(pieces: list[dict], crs: object, config: VectorizeConfig, pixel_
     frame = frame[metric.area.to_numpy() >= config.min_area_m2].reset_index(drop=True)
     geoms = frame.geometry.simplify(config.simplify_m, preserve_topology=True)
     if config.regularize:
-        tol = max(config.simplify_m, 1.5 * pixel_m2 ** 0.5)
-        geoms = gpd.GeoSeries([regularize(g, rectangularity=config.rectangularity, tolerance=tol) for g in geoms],
-                              crs=crs)
+        tol = max(config.simplify_m, pixel_m2 ** 0.5)
+        geoms = gpd.GeoSeries([regularize(g, rectangularity=config.rectangularity, tolerance=tol,
+                                          min_iou=config.regularize_min_iou) for g in geoms], crs=crs)
     frame = frame.set_geometry(geoms.make_valid() if len(geoms) else geoms)
     metric = frame.geometry if frame.crs is None or frame.crs.is_projected else frame.to_crs(
         frame.estimate_utm_crs()).geometry

@@ -1,0 +1,157 @@
+"""How much the vectoriser itself loses: perfect probabilities in, footprints out.
+
+1. solaris: the 43 real building polygons of ``../shared/data/solaris/geotiff_labels.geojson``
+   are rasterised onto the 0.5 m grid of ``sample_geotiff.tif`` (a pixel is a building
+   when its centre is inside) and vectorised back; per-building IoU (median, min) and
+   object-level precision / recall (a match is IoU >= 0.5, one-to-one), for each
+   regulariser: none, ours, and the ``buildingregulariser`` package when installed.
+2. LEVIR-CD samples: each change label (0/255) is used as a perfect probability; the
+   changed buildings (4-connected components of the label, as polygons) are compared
+   with the footprints at IoU >= 0.5: object-level precision and recall.
+3. Optional: with ``--model`` (e.g. vhr-building, if shipped) the same on the model's
+   prediction through :func:`changedetect.detect.detect_pair`.
+
+Usage::
+
+    .venv/bin/python benchmarks/vectorize_quality.py [--data ../shared/data] [--model vhr-building]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import rasterio
+import rasterio.features
+import rioxarray  # noqa: F401
+import shapely
+import xarray as xr
+from affine import Affine
+from PIL import Image
+
+from changedetect._vectorize_shapes import regularize
+from changedetect.vectorize import VectorizeConfig, vectorize
+
+
+def prob_raster(values: np.ndarray, transform: Affine, crs: str) -> xr.DataArray:
+    da = xr.DataArray(values.astype(np.float32), dims=("y", "x"))
+    return da.rio.write_crs(crs).rio.write_transform(transform)
+
+
+def pair_scores(truth: list, pred: list, thr: float = 0.5) -> tuple[np.ndarray, int]:
+    """Best IoU of each truth polygon, and the number of one-to-one matches with IoU >= thr."""
+    if not truth or not pred:
+        return np.zeros(len(truth)), 0
+    tree = shapely.STRtree(pred)
+    ti, pi = tree.query(truth, predicate="intersects")
+    t, p = np.asarray(truth, dtype=object)[ti], np.asarray(pred, dtype=object)[pi]
+    ious = shapely.area(shapely.intersection(t, p)) / shapely.area(shapely.union(t, p))
+    best = np.zeros(len(truth))
+    np.maximum.at(best, ti, ious)
+    used_t, used_p, matches = set(), set(), 0
+    for k in np.argsort(-ious):
+        if ious[k] < thr:
+            break
+        if ti[k] in used_t or pi[k] in used_p:
+            continue
+        used_t.add(ti[k])
+        used_p.add(pi[k])
+        matches += 1
+    return best, matches
+
+
+def solaris(data: Path) -> None:
+    truth = gpd.read_file(data / "solaris" / "geotiff_labels.geojson")
+    with rasterio.open(data / "solaris" / "sample_geotiff.tif") as src:
+        transform, shape, crs = src.transform, (src.height, src.width), src.crs
+    truth = truth.to_crs(crs)
+    mask = rasterio.features.rasterize(((g, 1) for g in truth.geometry), out_shape=shape, transform=transform)
+    prob = prob_raster(mask, transform, crs.to_string())
+    print(f"solaris: {len(truth)} buildings rasterised onto {shape[1]}x{shape[0]} px at {transform.a} m")
+    variants = {"none": VectorizeConfig(regularize=False, min_area_m2=5),
+                "ours": VectorizeConfig(regularize=True, min_area_m2=5)}
+    for name, cfg in variants.items():
+        t0 = time.perf_counter()
+        out = vectorize(prob, config=cfg)
+        _report(f"regularize={name}", list(truth.geometry), list(out.geometry), time.perf_counter() - t0)
+    raw = vectorize(prob, config=VectorizeConfig(regularize=False, simplify_m=0, min_area_m2=5))
+    try:
+        from buildingregulariser import regularize_geodataframe
+    except ImportError:
+        print("  buildingregulariser is not installed: skipped")
+    else:
+        for simplify, parallel in ((1.0, 1.0), (0.5, 1.0), (0.5, 2.0)):
+            t0 = time.perf_counter()
+            reg = regularize_geodataframe(raw[["geometry"]], simplify_tolerance=simplify, parallel_threshold=parallel)
+            _report(f"buildingregulariser (simplify {simplify}, parallel {parallel})", list(truth.geometry),
+                    list(reg.geometry), time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    ours = [regularize(g, rectangularity=0.8, tolerance=0.5, min_iou=0.0) for g in raw.geometry]
+    _report("ours without the IoU guard (squares everything)", list(truth.geometry), ours, time.perf_counter() - t0)
+
+
+def _report(name: str, truth: list, pred: list, seconds: float) -> None:
+    best, matches = pair_scores(truth, pred)
+    print(f"  {name:<55} IoU median {np.median(best):.3f} min {best.min():.3f} | "
+          f"objects P {matches / max(len(pred), 1):.3f} R {matches / len(truth):.3f} "
+          f"({len(pred)} polygons, {seconds:.2f} s)")
+
+
+def levir(data: Path, model: str | None) -> None:
+    folder = data / "levir_samples"
+    transform = Affine(0.5, 0, 500_000.0, 0, -0.5, 1_000_000.0)  # no georeferencing: a 0.5 m grid
+    totals = {"label": [0, 0, 0], "model": [0, 0, 0]}
+    for label_path in sorted((folder / "label").glob("*.png")):
+        label = (np.asarray(Image.open(label_path).convert("L")) > 127).astype(np.uint8)
+        truth = [shapely.geometry.shape(g) for g, v in rasterio.features.shapes(
+            label, mask=label > 0, transform=transform, connectivity=4)]
+        truth = [g for g in truth if g.area >= 10.0]  # the same minimum area as the footprints
+        cfg = VectorizeConfig(min_area_m2=10.0)
+        out = vectorize(prob_raster(label.astype(np.float32), transform, "EPSG:32648"), config=cfg)
+        _, m = pair_scores(truth, list(out.geometry))
+        _add(totals["label"], m, len(out), len(truth))
+        if model:
+            prob = _model_prob(folder, label_path.name, model, transform)
+            pred = vectorize(prob, config=cfg)
+            _, m = pair_scores(truth, list(pred.geometry))
+            _add(totals["model"], m, len(pred), len(truth))
+    for name, (m, n_pred, n_true) in totals.items():
+        if n_true and (name == "label" or model):
+            print(f"levir ({name} as probability): {n_true} changed buildings >= 10 m², {n_pred} footprints, "
+                  f"object P {m / max(n_pred, 1):.3f} R {m / n_true:.3f} (IoU >= 0.5)")
+
+
+def _add(acc: list[int], matches: int, n_pred: int, n_true: int) -> None:
+    acc[0] += matches
+    acc[1] += n_pred
+    acc[2] += n_true
+
+
+def _model_prob(folder: Path, name: str, model: str, transform: Affine) -> xr.DataArray:
+    from changedetect.detect import DetectConfig, detect_pair
+
+    def load(sub: str) -> xr.DataArray:
+        rgb = np.asarray(Image.open(folder / sub / name).convert("RGB"), dtype=np.float32).transpose(2, 0, 1)
+        da = xr.DataArray(rgb, dims=("band", "y", "x"), coords={"band": ["red", "green", "blue"]})
+        return da.rio.write_crs("EPSG:32648").rio.write_transform(transform)
+
+    prob = detect_pair(load("A"), load("B"), config=DetectConfig(model=model))
+    return prob.rio.write_crs("EPSG:32648").rio.write_transform(transform)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[1] / ".." / "shared" / "data")
+    ap.add_argument("--model", default=None, help="Also vectorise a shipped model's prediction on LEVIR.")
+    args = ap.parse_args()
+    if not args.data.is_dir():
+        raise SystemExit(f"{args.data} is absent: the benchmark needs ../shared/data")
+    solaris(args.data)
+    levir(args.data, args.model)
+
+
+if __name__ == "__main__":
+    main()
