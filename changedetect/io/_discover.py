@@ -61,7 +61,7 @@ def discover(source: PathLike | Sequence[PathLike], *, pattern: str | None = Non
             raise TileReadError("an empty list of tiles was given; pass at least one file")
         entries = [_from_name(Path(p), pattern) for p in source]
         return Discovery("list", _plain_image_dates(entries), f"{len(source)} files")
-    path = Path(source)
+    path = Path(source)  # type: ignore[arg-type]  # a str or PathLike here
     if not path.exists():
         raise TileReadError(
             f"'{path}' does not exist; pass a folder of tiles, a manifest (.csv/.json), a STAC item or a raster file"

@@ -16,6 +16,7 @@ import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import dask.array as da
 import numpy as np
@@ -94,7 +95,7 @@ def lazy_band(spec: ReadSpec, chunks: tuple[int, int]) -> da.Array:
         chunks,
     )
     name = f"read-band-{key}"
-    graph = {}
+    graph: dict[Any, Any] = {}
     row = 0
     for i, h in enumerate(ychunks):
         col = 0
@@ -137,12 +138,21 @@ def read_float(
     nodata = src.nodatavals[index - 1]
     if nodata is not None:
         out[np.isnan(out) if np.isnan(nodata) else data == nodata] = np.nan
-    elif MaskFlags.all_valid not in src.mask_flag_enums[index - 1]:
+    elif _has_real_mask(src.mask_flag_enums[index - 1]):
         mask = src.read_masks(
             index, window=window, out_shape=out_shape, resampling=Resampling.nearest
         )
         out[mask == 0] = np.nan
     return out
+
+
+def _has_real_mask(flags: list[MaskFlags]) -> bool:
+    """A mask band to honour: an internal/external mask, not GDAL's guess that a 4th band is alpha.
+
+    A 4-band uint8 GeoTIFF gets RGBA colour interpretation by default, so the NIR band of an
+    RGB+NIR tile would blank every pixel where NIR is 0; an alpha band is read as a band instead.
+    """
+    return MaskFlags.all_valid not in flags and MaskFlags.alpha not in flags
 
 
 def _read_scaled(

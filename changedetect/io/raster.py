@@ -205,7 +205,7 @@ def _store(arr: xr.DataArray, dst: Any, dtype: str, nodata: float | None) -> Non
         data = da.from_array(np.asarray(data), chunks=(-1, _WRITE_CHUNK, _WRITE_CHUNK))
     else:
         data = data.rechunk((-1, _WRITE_CHUNK, _WRITE_CHUNK))
-    da.store(data, _WindowWriter(dst, dtype, nodata), lock=False, compute=True)
+    da.store(data, _WindowWriter(dst, dtype, nodata), lock=False, compute=True)  # type: ignore[arg-type]
 
 
 def _to_cog(src: Path, dst: Path, *, compress: str, resampling: str) -> None:
@@ -227,7 +227,7 @@ def _to_cog(src: Path, dst: Path, *, compress: str, resampling: str) -> None:
         return
     # GDAL < 3.1: build overviews in the staging file, then copy them in front of the data.
     with rasterio.open(src, "r+") as ds:
-        factors = []
+        factors: list[int] = []
         size = max(ds.width, ds.height)
         while size // 2 ** (len(factors) + 1) >= _BLOCK // 2:
             factors.append(2 ** (len(factors) + 1))

@@ -316,7 +316,7 @@ def _scene(date: dt.date, entries: list[Entry], metas: dict[Path, RasterMeta]) -
 
 
 def _band_names(entry: Entry, meta: RasterMeta) -> list[str]:
-    """Manifest/STAC names, else band descriptions, else a Sentinel-2 token, else RGB(A/N), else B1..Bn."""
+    """Manifest/STAC names, else band descriptions, else a Sentinel-2 token, else RGB, else B1..Bn."""
     count = meta.count
     if entry.bands is not None:
         if len(entry.bands) != count:
@@ -330,9 +330,13 @@ def _band_names(entry: Entry, meta: RasterMeta) -> list[str]:
     token = s2_band(entry.path)
     if count == 1 and token:
         return [token]
-    if list(meta.colorinterp[:3]) == ["red", "green", "blue"] and count in (3, 4):
-        extra = ["alpha" if meta.colorinterp[-1] == "alpha" else "nir"] if count == 4 else []
-        return ["red", "green", "blue", *extra]
+    rgb = list(meta.colorinterp[:3]) == ["red", "green", "blue"]
+    if rgb and count == 3:
+        return ["red", "green", "blue"]
+    if rgb and count == 4 and meta.path.suffix.lower() in PLAIN_IMAGE_SUFFIXES:
+        return ["red", "green", "blue", "alpha"]
+    # A 4-band GeoTIFF is RGBA to GDAL by default, whatever it holds (RGB+NIR, BGR+NIR):
+    # without descriptions its order is unknown, so the bands stay B1..B4.
     return [f"B{i}" for i in range(1, count + 1)]
 
 

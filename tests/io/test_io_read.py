@@ -290,3 +290,16 @@ def test_folder_of_stac_items(write_tif, tmp_path: Path, rng) -> None:
     assert series.kind == "stac"
     assert series.dates == [dt.date(2024, 1, 5), dt.date(2024, 2, 5)]
     assert series.band_names == ["red", "green", "blue"]
+
+
+def test_four_band_geotiff_flagged_rgba_is_not_masked_by_its_4th_band(write_tif, tmp_path: Path) -> None:
+    data = np.full((4, 8, 8), 7, dtype=np.uint8)
+    data[3, :4] = 0  # NIR = 0 over water; GDAL calls band 4 "alpha" by default
+    write_tif(tmp_path / "t_20240101.tif", data)
+    with rasterio.open(tmp_path / "t_20240101.tif") as src:
+        assert src.colorinterp[3].name == "alpha"
+    stack = open_stack(tmp_path)
+    assert list(stack.band.values) == ["B1", "B2", "B3", "B4"]  # order unknown without descriptions
+    assert not np.isnan(stack.values).any()
+    grid = open_series(tmp_path).reference_grid(resolution=1.0)  # the warped path too
+    assert not np.isnan(open_stack(tmp_path, grid=grid, resampling="nearest").values).any()
