@@ -103,10 +103,12 @@ def overlap_evidence(
     overlap = np.where(fp_area > 0, 1.0 - excess_counted / np.where(fp_area > 0, fp_area, 1), 0.0)
     overlap = np.where(_any(counted, fi, n), overlap, 0.0)
     excess_valid = _excess(fpg, pmg, fp_area, fi, pi, inter, point, valid, n)
-    excess = np.where(_any(valid, fi, n), excess_valid, np.where(_any(counted, fi, n), excess_counted, fp_area))
+    # what no valid permit allows: all of it when no permit is valid (expired, not yet issued, wrong type)
+    excess = np.where(_any(valid, fi, n), excess_valid, fp_area)
     ids = pm["permit_id"].astype(str).to_numpy()
     permit_ids = [""] * n
-    for f, p in zip(fi[counted].tolist(), pi[counted].tolist(), strict=True):
+    rank = np.lexsort((np.arange(len(fi)), ~compatible, ~valid, fi))  # valid first, then fitting, then overlap
+    for f, p in zip(fi[rank][counted[rank]].tolist(), pi[rank][counted[rank]].tolist(), strict=True):
         permit_ids[f] = f"{permit_ids[f]},{ids[p]}" if permit_ids[f] else ids[p]
     return Evidence(fp_area, np.clip(overlap, 0, 1), np.maximum(excess, 0.0), permit_ids, fi, pi, inter,
                     counted, covers & revoked, compatible, before, after, valid)

@@ -232,3 +232,36 @@ def test_config_is_checked() -> None:
         MatchConfig(min_overlap_ratio=0)
     with pytest.raises(ValueError):
         MatchConfig(tolerance_m2=-1)
+
+
+# --- the generated sample city ---------------------------------------------------------------
+
+
+def test_sample_city_truth_gives_the_expected_violations(repo_root) -> None:
+    """The planted violations of ``python -m changedetect.samplecity``: with the truth footprints,
+    every status, main permit and excess area of permits/expected_violations.csv is reproduced."""
+    import pandas as pd
+
+    from changedetect.permits import load_register
+
+    footprints = repo_root / "sample_tiles" / "truth" / "footprints.gpkg"
+    register = repo_root / "permits" / "sample_register.gpkg"
+    expected = repo_root / "permits" / "expected_violations.csv"
+    if not (footprints.exists() and register.exists() and expected.exists()):
+        pytest.skip("the sample city is not generated (python -m changedetect.samplecity)")
+    truth = gpd.read_file(footprints, layer="footprints").rename(columns={"structure_id": "footprint_id"})
+    permits = load_register(register)
+    assert permits.crs.to_epsg() == 9210 and truth.crs.to_epsg() == 32648
+    got = match(truth, permits).set_index("footprint_id")
+    want = pd.read_csv(expected, dtype={"permit_id": str}).set_index("structure_id")
+    assert sorted(got.index) == sorted(want.index)
+    mismatches = {
+        sid: (row.expected_status, got.loc[sid, "status"])
+        for sid, row in want.iterrows() if got.loc[sid, "status"] != row.expected_status
+    }
+    assert mismatches == {}
+    for sid, row in want.iterrows():
+        main = got.loc[sid, "permit_ids"].split(",")[0]
+        assert main == (row.permit_id if isinstance(row.permit_id, str) else ""), sid
+        assert got.loc[sid, "excess_area_m2"] == pytest.approx(row.excess_area_m2, abs=0.05), sid
+    assert set(want["expected_status"]) == set(got["status"])  # every status is planted

@@ -226,3 +226,8 @@ def test_sample_register_round_trips_through_postgis(postgis_url: str, repo_root
     db = load_register(postgis_url, table="sample_register")
     assert list(db["permit_id"]) == list(permits["permit_id"])
     assert all(a.equals_exact(b, 1e-9) for a, b in zip(db.geometry, permits.geometry, strict=True))
+    truth = repo_root / "sample_tiles" / "truth" / "footprints.gpkg"
+    if truth.exists():
+        fps = gpd.read_file(truth, layer="footprints").rename(columns={"structure_id": "footprint_id"})
+        a, b = match(fps, db), match(fps, permits)
+        assert a.drop(columns="geometry").equals(b.drop(columns="geometry"))
