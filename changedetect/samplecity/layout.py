@@ -1,0 +1,345 @@
+"""The plan of the sample city: roads, blocks, lots, houses, large buildings, trees, a canal.
+
+The plan is drawn in a *street frame* ``(s, t)`` centred on the scene and turned
+by a small angle (District 12's streets are not north-up), then mapped to local
+metres.  Blocks between streets are residential (alleys lined with tube houses,
+shophouses on the streets), industrial (factories in a concrete yard), a school,
+or green land (grass, crops, trees, sites where new buildings will go).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import shapely
+
+from changedetect.samplecity.buildings import house, large_building
+from changedetect.samplecity.spec import Building, CityConfig, Lot, Tree, along, rect
+
+
+@dataclass(frozen=True)
+class Road:
+    """A straight road: centre, direction (angle of its length axis), length, width, kind."""
+
+    cx: float
+    cy: float
+    angle: float
+    length: float
+    width: float
+    kind: str  # arterial | street | alley
+
+    @property
+    def polygon(self) -> shapely.Polygon:
+        """The carriageway in local metres."""
+        return rect(self.cx, self.cy, self.width, self.length, self.angle)
+
+
+@dataclass
+class City:
+    """Everything static about the city (what does not change between dates)."""
+
+    config: CityConfig
+    theta: float
+    roads: list[Road] = field(default_factory=list)
+    cover: list[tuple[shapely.Geometry, str]] = field(default_factory=list)
+    lots: list[Lot] = field(default_factory=list)
+    buildings: list[Building] = field(default_factory=list)
+    trees: list[Tree] = field(default_factory=list)
+    sites: list[tuple[tuple[float, float], float, float, float]] = field(default_factory=list)
+    next_bid: int = 1
+
+    def bid(self) -> int:
+        """A fresh building id."""
+        self.next_bid += 1
+        return self.next_bid - 1
+
+
+class _Frame:
+    """Street frame (s across, t along the depth axis) to local metres."""
+
+    def __init__(self, centre: tuple[float, float], theta: float) -> None:
+        self.centre, self.theta = centre, theta
+
+    def pt(self, s: float, t: float) -> tuple[float, float]:
+        return along(self.centre, self.theta, t, across=s)
+
+    def angle(self, quarter: int) -> float:
+        """Depth axis along +t (0), +s (1), -t (2), -s (3)."""
+        return self.theta + quarter * math.pi / 2
+
+
+def plan_city(config: CityConfig, rng: np.random.Generator) -> City:
+    """Draw the whole static city for ``config``."""
+    ext = config.extent_m
+    half = ext / 2 + config.margin * config.resolution
+    theta = math.radians(rng.uniform(-14.0, 14.0))
+    city = City(config, theta)
+    fr = _Frame((ext / 2, ext / 2), theta)
+    span = half * 1.3
+    t_lines = _lines(rng, span, main=-0.22 * half, spacing=(115.0, 160.0))
+    s_lines = _lines(rng, span, main=0.28 * half, spacing=(130.0, 180.0))
+    for i, (t, w) in enumerate(t_lines):
+        kind = "arterial" if i == 0 else "street"
+        city.roads.append(Road(*fr.pt(0.0, t), fr.angle(1), 2 * span, w, kind))
+    for i, (s, w) in enumerate(s_lines):
+        kind = "arterial" if i == 0 else "street"
+        city.roads.append(Road(*fr.pt(s, 0.0), fr.angle(0), 2 * span, w, kind))
+    ts = sorted(t_lines)
+    ss = sorted(s_lines)
+    t_edges = [(-span, 0.0), *ts, (span, 0.0)]
+    s_edges = [(-span, 0.0), *ss, (span, 0.0)]
+    blocks = []
+    for (ta, wa), (tb, wb) in zip(t_edges[:-1], t_edges[1:], strict=True):
+        for (sa, va), (sb, vb) in zip(s_edges[:-1], s_edges[1:], strict=True):
+            blocks.append((sa + va / 2 + 2.5, sb - vb / 2 - 2.5, ta + wa / 2 + 2.5, tb - wb / 2 - 2.5))
+    uses = _block_uses(rng, blocks, half)
+    for blk, use in zip(blocks, uses, strict=True):
+        if use == "residential":
+            _residential(city, fr, rng, blk)
+        elif use == "industrial":
+            _industrial(city, fr, rng, blk)
+        elif use == "school":
+            _school(city, fr, rng, blk)
+        else:
+            _green(city, fr, rng, blk)
+    _sidewalk_trees(city, fr, rng, t_lines, s_lines, span)
+    if config.size >= 512:
+        _canal(city, fr, rng, half)
+    _drop_trees_on_roofs(city)
+    return city
+
+
+def _lines(rng: np.random.Generator, span: float, *, main: float, spacing: tuple[float, float]) -> list[tuple[float, float]]:
+    """Positions and widths of parallel roads: the arterial at ``main`` first, then streets."""
+    out = [(main + rng.uniform(-8, 8), 22.0)]
+    for sign in (-1, 1):
+        pos = out[0][0] + sign * rng.uniform(*spacing)
+        while abs(pos) < span:
+            out.append((pos, float(rng.uniform(6.0, 8.0))))
+            pos += sign * rng.uniform(*spacing)
+    return out
+
+
+def _block_uses(rng: np.random.Generator, blocks: list[tuple[float, float, float, float]], half: float) -> list[str]:
+    """Residential mostly; one school near the centre; some industry and green land."""
+    uses = [str(rng.choice(["residential", "industrial", "green"], p=[0.64, 0.14, 0.22])) for _ in blocks]
+    dist = [abs((b[0] + b[1]) / 2) + abs((b[2] + b[3]) / 2) for b in blocks]
+    order = np.argsort(dist)
+    big = [i for i in order if blocks[i][1] - blocks[i][0] > 70 and blocks[i][3] - blocks[i][2] > 70]
+    if len(big) >= 3:
+        uses[big[1]] = "school"
+        uses[big[0]] = "residential"
+        uses[big[2]] = "green"
+    return uses
+
+
+def _residential(city: City, fr: _Frame, rng: np.random.Generator, blk: tuple[float, float, float, float]) -> None:
+    """Alleys along t lined with tube houses; shophouse rows on the t-facing streets."""
+    s0, s1, t0, t1 = blk
+    if s1 - s0 < 12 or t1 - t0 < 12:
+        return
+    city.cover.append((_box(fr, s0, s1, t0, t1), "backyard"))
+    front_d = rng.uniform(15.0, 20.0)
+    fronts = (t1 - t0) > 2 * front_d + 24
+    ti0, ti1 = (t0 + front_d, t1 - front_d) if fronts else (t0, t1)
+    alleys: list[tuple[float, float]] = []
+    cursor = s0
+    depth = rng.uniform(11.0, 17.0)
+    _lot_row(city, fr, rng, (s0, 0.0), 1, ti0, ti1, depth, shop=False)
+    cursor = s0 + depth + rng.uniform(0.0, 1.5)
+    while cursor + 3 * depth + 4 < s1:
+        aw = float(rng.uniform(2.5, 4.0))
+        sa = cursor + depth + aw / 2
+        alleys.append((sa, aw))
+        city.roads.append(Road(*fr.pt(sa, (t0 + t1) / 2), fr.angle(0), t1 - t0, aw, "alley"))
+        _lot_row(city, fr, rng, (sa - aw / 2, 0.0), 3, ti0, ti1, depth, shop=False)
+        _lot_row(city, fr, rng, (sa + aw / 2, 0.0), 1, ti0, ti1, depth, shop=False)
+        cursor = sa + aw / 2 + depth + rng.uniform(0.0, 0.8)
+        depth = rng.uniform(11.0, 17.0)
+    if s1 - cursor > 10:
+        _lot_row(city, fr, rng, (s1, 0.0), 3, ti0, ti1, min(depth, s1 - cursor), shop=False)
+    if fronts:
+        gaps = [(sa - aw / 2 - 0.3, sa + aw / 2 + 0.3) for sa, aw in alleys]
+        _front_row(city, fr, rng, t0, 0, s0, s1, front_d, gaps)
+        _front_row(city, fr, rng, t1, 2, s0, s1, front_d, gaps)
+
+
+def _lot_row(
+    city: City, fr: _Frame, rng: np.random.Generator, base: tuple[float, float], quarter: int, t0: float, t1: float, depth: float, *, shop: bool
+) -> None:
+    """Lots whose fronts lie on the line ``s = base[0]`` from ``t0`` to ``t1``, deep along ``quarter``."""
+    t = t0 + rng.uniform(0.0, 2.0)
+    while True:
+        w = float(rng.uniform(3.8, 6.5) if rng.random() > 0.12 else rng.uniform(6.5, 9.0))
+        if t + w > t1:
+            break
+        _add_lot(city, fr, rng, fr.pt(base[0], t + w / 2), fr.angle(quarter), w, depth, shop=shop)
+        t += w
+
+
+def _front_row(
+    city: City, fr: _Frame, rng: np.random.Generator, t_front: float, quarter: int, s0: float, s1: float, depth: float, gaps: list[tuple[float, float]]
+) -> None:
+    """Shophouses whose fronts lie on ``t = t_front``, skipping alley openings."""
+    s = s0 + rng.uniform(0.0, 1.0)
+    while True:
+        w = float(rng.uniform(4.0, 7.0))
+        if s + w > s1:
+            break
+        hit = [g for g in gaps if g[0] < s + w and g[1] > s]
+        if hit:
+            s = max(g[1] for g in hit)
+            continue
+        _add_lot(city, fr, rng, fr.pt(s + w / 2, t_front), fr.angle(quarter), w, depth, shop=True)
+        s += w
+
+
+def _add_lot(city: City, fr: _Frame, rng: np.random.Generator, front: tuple[float, float], angle: float, w: float, depth: float, *, shop: bool) -> None:
+    lid = len(city.lots)
+    if rng.random() < (0.04 if shop else 0.08):
+        city.lots.append(Lot(lid, front, angle, w, depth, None, free_back=depth))
+        if rng.random() < 0.5:
+            x, y = along(front, angle, rng.uniform(0.4, 0.8) * depth)
+            city.trees.append(Tree(x, y, rng.uniform(1.5, 3.0), rng.uniform(4.0, 8.0), rng.uniform(0.8, 1.2)))
+        return
+    back = 0.0 if rng.random() < 0.7 else float(rng.uniform(3.0, min(8.0, depth - 8.0)))
+    floors = int(rng.choice([2, 3, 4, 5, 6], p=[0.2, 0.3, 0.25, 0.15, 0.1])) if shop else None
+    setback = float(rng.uniform(0.0, 0.6))
+    hfront = along(front, angle, setback)
+    b = house(city.bid(), rng, hfront, angle, w - 0.05, depth - back - setback, floors=floors)
+    city.buildings.append(b)
+    city.lots.append(Lot(lid, front, angle, w, depth, b, free_back=back))
+    if back > 3.0 and rng.random() < 0.4:
+        x, y = along(front, angle, depth - back / 2)
+        city.trees.append(Tree(x, y, rng.uniform(1.3, 2.6), rng.uniform(3.5, 7.0), rng.uniform(0.8, 1.2)))
+
+
+def _industrial(city: City, fr: _Frame, rng: np.random.Generator, blk: tuple[float, float, float, float]) -> None:
+    s0, s1, t0, t1 = blk
+    city.cover.append((_box(fr, s0 + 2, s1 - 2, t0 + 2, t1 - 2), "yard"))
+    s = s0 + 6
+    while s < s1 - 30:
+        length = float(rng.uniform(30.0, 80.0))
+        depth = float(min(rng.uniform(20.0, 45.0), t1 - t0 - 16))
+        if depth < 12 or s + length > s1 - 6:
+            break
+        tc = rng.uniform(t0 + 8 + depth / 2, max(t0 + 8 + depth / 2, t1 - 8 - depth / 2))
+        kind = "warehouse" if rng.random() < 0.5 else "factory"
+        city.buildings.append(large_building(city.bid(), rng, fr.pt(s + length / 2, tc), fr.angle(0), length, depth, kind=kind))
+        s += length + rng.uniform(8.0, 20.0)
+    _perimeter_trees(city, fr, rng, blk, spacing=9.0)
+
+
+def _school(city: City, fr: _Frame, rng: np.random.Generator, blk: tuple[float, float, float, float]) -> None:
+    s0, s1, t0, t1 = blk
+    city.cover.append((_box(fr, s0 + 2, s1 - 2, t0 + 2, t1 - 2), "yard"))
+    sm, tm = (s0 + s1) / 2, (t0 + t1) / 2
+    length = min(60.0, s1 - s0 - 16)
+    wing = 9.5
+    leg = min(45.0, t1 - t0 - 16)
+    city.buildings.append(large_building(city.bid(), rng, fr.pt(sm, tm - leg / 2 + wing / 2), fr.angle(0), length, wing, kind="school"))
+    for side in (-1, 1):
+        c = fr.pt(sm + side * (length / 2 - wing / 2), tm + wing / 2)
+        city.buildings.append(large_building(city.bid(), rng, c, fr.angle(1), leg - wing, wing, kind="school"))
+    city.cover.append((_box(fr, sm - length / 4, sm + length / 4, tm + 2, tm + leg / 2 - 4), "court"))
+    for _ in range(6):
+        x, y = fr.pt(sm + rng.uniform(-0.35, 0.35) * length, tm + rng.uniform(-0.1, 0.4) * leg)
+        city.trees.append(Tree(x, y, rng.uniform(3.0, 5.0), rng.uniform(9.0, 14.0), rng.uniform(0.8, 1.2)))
+    _perimeter_trees(city, fr, rng, blk, spacing=11.0)
+
+
+def _green(city: City, fr: _Frame, rng: np.random.Generator, blk: tuple[float, float, float, float]) -> None:
+    """Grass and soil, crop plots, tree clumps, and sites kept free for new buildings."""
+    s0, s1, t0, t1 = blk
+    free: list[shapely.Polygon] = []
+    for _ in range(int(rng.integers(1, 4))):
+        w, d = rng.uniform(20, 45), rng.uniform(15, 30)
+        if s1 - s0 < w + 10 or t1 - t0 < d + 10:
+            continue
+        sc, tc = rng.uniform(s0 + w / 2 + 4, s1 - w / 2 - 4), rng.uniform(t0 + d / 2 + 4, t1 - d / 2 - 4)
+        poly = _box(fr, sc - w / 2, sc + w / 2, tc - d / 2, tc + d / 2)
+        if any(poly.intersects(f) for f in free):
+            continue
+        free.append(poly)
+        city.sites.append((fr.pt(sc, tc - d / 2), fr.angle(0), float(w), float(d)))
+    for _ in range(int(rng.integers(0, 3))):
+        w, d = rng.uniform(15, 35), rng.uniform(12, 25)
+        sc, tc = rng.uniform(s0, s1), rng.uniform(t0, t1)
+        poly = _box(fr, sc - w / 2, sc + w / 2, tc - d / 2, tc + d / 2)
+        if not any(poly.intersects(f) for f in free):
+            city.cover.append((poly, "crop"))
+            free.append(poly)
+    n = int((s1 - s0) * (t1 - t0) / 260)
+    cs, ct = rng.uniform(s0, s1, 6), rng.uniform(t0, t1, 6)
+    for _ in range(n):
+        k = int(rng.integers(0, 6))
+        s, t = cs[k] + rng.normal(0, 14), ct[k] + rng.normal(0, 14)
+        if not (s0 < s < s1 and t0 < t < t1):
+            continue
+        x, y = fr.pt(s, t)
+        if any(f.buffer(2.0).contains(shapely.Point(x, y)) for f in free):
+            continue
+        city.trees.append(Tree(x, y, rng.uniform(1.8, 4.5), rng.uniform(5.0, 13.0), rng.uniform(0.75, 1.25)))
+
+
+def _sidewalk_trees(city: City, fr: _Frame, rng: np.random.Generator, t_lines: list[tuple[float, float]], s_lines: list[tuple[float, float]], span: float) -> None:
+    for lines, along_s in ((t_lines[:1], True), (s_lines[:1], False)):
+        for pos, w in lines:
+            for side in (-1, 1):
+                u = -span + rng.uniform(0, 8)
+                while u < span:
+                    off = pos + side * (w / 2 - 1.6)
+                    x, y = fr.pt(u, off) if along_s else fr.pt(off, u)
+                    city.trees.append(Tree(x, y, rng.uniform(2.0, 3.6), rng.uniform(7.0, 12.0), rng.uniform(0.8, 1.2)))
+                    u += rng.uniform(8.0, 16.0)
+
+
+def _perimeter_trees(city: City, fr: _Frame, rng: np.random.Generator, blk: tuple[float, float, float, float], *, spacing: float) -> None:
+    s0, s1, t0, t1 = blk
+    for s in np.arange(s0 + 3, s1 - 3, spacing):
+        for t in (t0 + 3, t1 - 3):
+            if rng.random() < 0.7:
+                x, y = fr.pt(float(s), t)
+                city.trees.append(Tree(x, y, rng.uniform(2.0, 3.5), rng.uniform(6.0, 10.0), rng.uniform(0.8, 1.2)))
+
+
+def _canal(city: City, fr: _Frame, rng: np.random.Generator, half: float) -> None:
+    """A winding canal (*kênh*) with grassy, tree-lined banks; what it crosses is cleared."""
+    s_c = rng.choice([-1, 1]) * rng.uniform(0.45, 0.7) * half
+    amp, lam, phase = rng.uniform(10, 25), rng.uniform(250, 400), rng.uniform(0, 2 * math.pi)
+    ts = np.linspace(-1.5 * half, 1.5 * half, 200)
+    line = shapely.LineString([fr.pt(float(s_c + amp * math.sin(2 * math.pi * t / lam + phase)), float(t)) for t in ts])
+    water = line.buffer(rng.uniform(6.0, 8.0), cap_style="flat")
+    banks = line.buffer(13.0, cap_style="flat")
+    city.cover.append((banks, "bank"))
+    city.cover.append((water, "water"))
+    keep = [lot for lot in city.lots if not lot.polygon.intersects(banks)]
+    dropped = {lot.house.bid for lot in city.lots if lot.house is not None and lot not in keep}
+    city.lots = keep
+    city.buildings = [b for b in city.buildings if b.bid not in dropped and not b.polygon.intersects(banks)]
+    city.roads = [r for r in city.roads if r.kind != "alley" or not r.polygon.intersects(water)]
+    city.sites = [s for s in city.sites if not rect(*along(s[0], s[1], s[3] / 2), s[2], s[3], s[1]).intersects(banks)]
+    city.trees = [t for t in city.trees if not water.contains(shapely.Point(t.x, t.y))]
+    for i, d in enumerate(np.arange(0, line.length, 9.0)):
+        p = line.interpolate(float(d))
+        side = 10.0 if i % 2 else -10.0
+        q = line.interpolate(float(d) + 1.0)
+        nx, ny = -(q.y - p.y), q.x - p.x
+        if rng.random() < 0.75:
+            city.trees.append(Tree(p.x + nx * side, p.y + ny * side, rng.uniform(2.0, 4.0), rng.uniform(6.0, 12.0), rng.uniform(0.8, 1.2)))
+
+
+def _drop_trees_on_roofs(city: City) -> None:
+    if not city.trees or not city.buildings:
+        return
+    tree = shapely.STRtree([b.polygon for b in city.buildings])
+    pts = shapely.points([(t.x, t.y) for t in city.trees])
+    hit = set(tree.query(pts, predicate="intersects")[0].tolist())
+    city.trees = [t for i, t in enumerate(city.trees) if i not in hit]
+
+
+def _box(fr: _Frame, s0: float, s1: float, t0: float, t1: float) -> shapely.Polygon:
+    c = fr.pt((s0 + s1) / 2, (t0 + t1) / 2)
+    return rect(c[0], c[1], s1 - s0, t1 - t0, fr.theta)

@@ -1,0 +1,154 @@
+"""Known misregistration and radiometry of each date, and the sensor model that applies them.
+
+Convention (also written into ``truth/registration.json``)
+-----------------------------------------------------------
+Pixel coordinates ``(col, row)`` are 0-based with integers at pixel centres.
+A date's image is sampled from the true (reference) scene with::
+
+    image_d(col, row) = scene(col - ux(col, row), row - uy(col, row))
+
+so content appears displaced by ``(ux, uy)`` pixels: a feature at true pixel
+``(c, r)`` is seen near ``(c + ux, r + uy)``.  The displacement field is::
+
+    ux(col, row) = dx + sum_k ax_k * sin(2*pi*(fc_k*col + fr_k*row) + phx_k)
+    uy(col, row) = dy + sum_k ay_k * sin(2*pi*(fc_k*col + fr_k*row) + phy_k)
+
+with frequencies in cycles per pixel.  To put a date back onto the reference
+grid, sample it at ``q + u(p)`` where ``p = q + u(p)`` (:func:`inverse_map`).
+
+Radiometry: ``DN = gain_b * reflectance + offset_b + noise``, rounded and
+clipped to 1..255 (0 never occurs).  Relative to the reference date a date is
+``DN_d ~= rel_gain_b * DN_ref + rel_offset_b`` where the scene did not change.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy import ndimage
+
+from changedetect.samplecity.spec import BANDS, Acquisition, CityConfig
+
+#: DN per unit reflectance at gain 1, and additive path radiance (DN) at haze 1, per band.
+DN_SCALE = np.array([290.0, 290.0, 300.0, 255.0])
+PATH_DN = np.array([9.0, 12.0, 17.0, 5.0])
+#: Standard deviation of the sensor noise (DN): sqrt(READ**2 + SHOT * DN).
+READ_NOISE, SHOT_NOISE = 0.6, 0.004
+#: Blur of the optics and of the detector's pixel, in output pixels (Gaussian sigma).
+PSF_SIGMA = 0.5
+
+
+@dataclass(frozen=True)
+class Misregistration:
+    """Global shift ``(dx, dy)`` plus a sum of plane sinusoids (see the module docstring)."""
+
+    dx: float
+    dy: float
+    terms: tuple[tuple[float, float, float, float, float, float], ...] = ()  # fc, fr, ax, phx, ay, phy
+
+    def displacement(self, cols: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(ux, uy)`` in pixels at the given (date-grid) pixel coordinates."""
+        ux = np.full(np.broadcast(cols, rows).shape, self.dx, np.float64)
+        uy = np.full_like(ux, self.dy)
+        for fc, fr, ax, phx, ay, phy in self.terms:
+            arg = 2 * np.pi * (fc * cols + fr * rows)
+            ux = ux + ax * np.sin(arg + phx)
+            uy = uy + ay * np.sin(arg + phy)
+        return ux, uy
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> Misregistration:
+        """Back from the ``misregistration`` entry of ``truth/registration.json``."""
+        keys = ("fc", "fr", "ax", "phx", "ay", "phy")
+        terms = tuple(tuple(float(t[k]) for k in keys) for t in doc.get("warp_terms", []))
+        shift = doc["global_shift_px"]
+        return cls(float(shift["dx"]), float(shift["dy"]), terms)  # type: ignore[arg-type]
+
+    def to_dict(self, size: int) -> dict[str, Any]:
+        rows, cols = np.mgrid[0:size:8, 0:size:8]
+        ux, uy = self.displacement(cols, rows)
+        return {
+            "global_shift_px": {"dx": self.dx, "dy": self.dy},
+            "mean_displacement_px": {"dx": round(float(ux.mean()), 4), "dy": round(float(uy.mean()), 4)},
+            "max_local_amplitude_px": round(float(np.hypot(ux - self.dx, uy - self.dy).max()), 4),
+            "warp_terms": [dict(zip(("fc", "fr", "ax", "phx", "ay", "phy"), t, strict=True)) for t in self.terms],
+        }
+
+
+def draw_misregistration(rng: np.random.Generator, size: int, reference: bool) -> Misregistration:
+    """A global shift of 0.5-4.5 px and a smooth warp of ~0.5-1.5 px (none for the reference)."""
+    if reference:
+        return Misregistration(0.0, 0.0)
+    mag, ang = rng.uniform(0.8, 4.5), rng.uniform(0, 2 * np.pi)
+    dx, dy = round(mag * math.cos(ang), 3), round(mag * math.sin(ang), 3)
+    terms = []
+    total = rng.uniform(0.6, 1.4)
+    weights = rng.dirichlet([2.0, 2.0, 2.0])
+    for w in weights:
+        wavelength = rng.uniform(0.35, 1.2) * max(size, 256)
+        direction = rng.uniform(0, 2 * np.pi)
+        fc, fr = math.cos(direction) / wavelength, math.sin(direction) / wavelength
+        amp = total * float(w)
+        ax, ay = amp * rng.uniform(-1, 1), amp * rng.uniform(-1, 1)
+        terms.append(tuple(round(float(v), 6) for v in (fc, fr, ax, rng.uniform(0, 2 * np.pi), ay, rng.uniform(0, 2 * np.pi))))
+    return Misregistration(dx, dy, tuple(terms))  # type: ignore[arg-type]
+
+
+def inverse_map(mis: Misregistration, size: int, *, iterations: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    """Where to sample a date to put it on the reference grid: ``(cols, rows)`` float64 of ``(size, size)``.
+
+    Solves ``p = q + u(p)`` for every reference pixel ``q`` by fixed-point iteration.
+    """
+    rows, cols = np.mgrid[0:size, 0:size].astype(np.float64)
+    pc, pr = cols.copy(), rows.copy()
+    for _ in range(iterations):
+        ux, uy = mis.displacement(pc, pr)
+        pc, pr = cols + ux, rows + uy
+    return pc, pr
+
+
+def radiometry(acq: Acquisition) -> tuple[np.ndarray, np.ndarray]:
+    """``(gain, offset)`` per band turning reflectance into DN for ``acq``."""
+    gain = DN_SCALE * np.asarray(acq.gain)
+    offset = PATH_DN * acq.haze
+    return gain, offset
+
+
+def radiometry_dict(acq: Acquisition, ref: Acquisition) -> dict[str, Any]:
+    g, o = radiometry(acq)
+    g0, o0 = radiometry(ref)
+    rel = g / g0
+    return {
+        "bands": list(BANDS),
+        "gain": [round(float(v), 4) for v in g],
+        "offset": [round(float(v), 4) for v in o],
+        "rel_gain": [round(float(v), 6) for v in rel],
+        "rel_offset": [round(float(v), 4) for v in o - rel * o0],
+        "haze": acq.haze,
+        "noise_dn": {"read": READ_NOISE, "shot": SHOT_NOISE},
+    }
+
+
+def observe(refl: np.ndarray, config: CityConfig, mis: Misregistration, acq: Acquisition, rng: np.random.Generator) -> np.ndarray:
+    """Blur, misregister, scale, add noise and quantise: ``(4, size, size)`` uint8.
+
+    ``refl`` is the fine-grid reflectance from :func:`~.scene.render`.
+    """
+    os_, m, n = config.oversample, config.margin, config.size
+    rows, cols = np.mgrid[0:n, 0:n].astype(np.float64)
+    ux, uy = mis.displacement(cols, rows)
+    fr = (rows - uy + m + 0.5) * os_ - 0.5
+    fc = (cols - ux + m + 0.5) * os_ - 0.5
+    gain, offset = radiometry(acq)
+    out = np.empty((len(BANDS), n, n), np.uint8)
+    for b in range(len(BANDS)):
+        band = ndimage.gaussian_filter(refl[b], PSF_SIGMA * os_, mode="nearest")
+        samp = ndimage.map_coordinates(band, [fr, fc], order=3, mode="nearest", prefilter=True)
+        dn = gain[b] * samp + offset[b]
+        sigma = np.sqrt(READ_NOISE**2 + SHOT_NOISE * np.clip(dn, 0, None))
+        dn = dn + sigma * rng.standard_normal(dn.shape)
+        out[b] = np.clip(np.rint(dn), 1, 255).astype(np.uint8)
+    return out

@@ -1,0 +1,195 @@
+"""The generated sample city: reproducible, georeferenced in District 12, with consistent truth."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+import rasterio
+from pyproj import Transformer
+from rasterio.features import rasterize
+from scipy import ndimage
+
+from changedetect.errors import OutputExistsError
+from changedetect.samplecity import CityConfig, generate, output_paths, plan
+from changedetect.samplecity.permits import PERMIT_COLUMNS
+from changedetect.samplecity.registration import Misregistration, inverse_map
+from changedetect.samplecity.verdict import expected_status
+
+REPO = Path(__file__).resolve().parents[1]
+TILES = REPO / "sample_tiles"
+PERMITS = REPO / "permits"
+STATUSES = {"permitted", "unlicensed", "exceeds_permit", "permit_expired", "before_permit", "type_mismatch"}
+SMALL = CityConfig(size=256)
+
+
+@pytest.fixture(scope="module")
+def small_city(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("city")
+    generate(root / "tiles", root / "permits", config=SMALL)
+    return root
+
+
+@pytest.fixture(scope="module")
+def manifest() -> dict:
+    return json.loads((TILES / "manifest.json").read_text(encoding="utf-8"))
+
+
+def test_regeneration_is_byte_identical(small_city: Path, tmp_path: Path) -> None:
+    generate(tmp_path / "tiles", tmp_path / "permits", config=SMALL)
+    first = output_paths(small_city / "tiles", small_city / "permits", SMALL)
+    second = output_paths(tmp_path / "tiles", tmp_path / "permits", SMALL)
+    assert len(first) >= 14
+    for a, b in zip(first, second, strict=True):
+        assert a.read_bytes() == b.read_bytes(), f"{a.name} differs between two runs"
+
+
+def test_another_seed_gives_another_city(small_city: Path, tmp_path: Path) -> None:
+    cfg = CityConfig(size=256, seed=13)
+    generate(tmp_path / "t", tmp_path / "p", config=cfg)
+    name = "district12_20240115.tif"
+    assert (tmp_path / "t" / name).read_bytes() != (small_city / "tiles" / name).read_bytes()
+
+
+def test_existing_outputs_are_not_overwritten(small_city: Path) -> None:
+    with pytest.raises(OutputExistsError, match="--overwrite"):
+        generate(small_city / "tiles", small_city / "permits", config=SMALL)
+
+
+def test_committed_images_are_in_district_12(manifest: dict) -> None:
+    images = manifest["images"]
+    assert len(images) >= 3
+    dates = [dt.date.fromisoformat(i["date"]) for i in images]
+    assert dates == sorted(dates)
+    to_lonlat = Transformer.from_crs(32648, 4326, always_xy=True)
+    for item in images:
+        with rasterio.open(TILES / item["path"]) as src:
+            assert src.crs.to_epsg() == 32648
+            assert src.res == (0.5, 0.5)
+            assert src.count == 4 and src.dtypes == ("uint8",) * 4
+            assert src.descriptions == ("red", "green", "blue", "nir") == tuple(item["bands"])
+            assert src.width >= 1024 and src.height >= 1024
+            assert src.nodata is None
+            left, bottom, right, top = src.bounds
+            lons, lats = to_lonlat.transform([left, right], [bottom, top])
+            assert min(lons) >= 106.63 and max(lons) <= 106.70, lons
+            assert min(lats) >= 10.84 and max(lats) <= 10.89, lats
+            assert src.tags()["ACQUISITION_DATE"] == item["date"]
+
+
+def test_committed_outputs_are_small_and_complete() -> None:
+    paths = output_paths(TILES, PERMITS, CityConfig())
+    missing = [str(p) for p in paths if not p.exists()]
+    assert not missing
+    total = sum(p.stat().st_size for p in paths)
+    assert total < 15 * 2**20, f"{total / 2**20:.1f} MB"
+
+
+def test_committed_truth_matches_the_generator() -> None:
+    """The vector truth is regenerated (no rendering) and compared with the committed files."""
+    pl = plan(CityConfig())
+    assert not pl.mismatches
+    committed = pd.read_csv(PERMITS / "expected_violations.csv", dtype=str, keep_default_na=False)
+    fresh = pl.table.astype(str)
+    assert list(committed["structure_id"]) == list(fresh["structure_id"])
+    assert list(committed["expected_status"]) == list(fresh["expected_status"])
+    register = gpd.read_file(PERMITS / "sample_register.gpkg", layer="permits")
+    assert list(register["permit_id"]) == list(pl.register["permit_id"])
+
+
+def test_register_follows_the_schema() -> None:
+    register = gpd.read_file(PERMITS / "sample_register.gpkg", layer="permits")
+    assert list(register.columns) == PERMIT_COLUMNS
+    assert register.crs.to_epsg() == 9210
+    assert register["permit_id"].is_unique
+    assert set(register["permit_type"]) == {"new_construction", "extension", "renovation", "demolition"}
+    assert set(register["status"]) <= {"active", "expired", "revoked", "completed"}
+    assert (register["valid_until"] >= register["issued_on"]).all()
+    assert (register["permitted_area_m2"] > 0).all()
+    assert register.geometry.is_valid.all() and (register.geom_type == "Polygon").all()
+    assert register["address"].str.contains("Quận 12, TP. Hồ Chí Minh").all()
+    for col in ("issued_on", "valid_until"):
+        pd.to_datetime(register[col], format="%Y-%m-%d")
+
+
+def test_truth_covers_every_status_and_follows_the_rules() -> None:
+    table = pd.read_csv(PERMITS / "expected_violations.csv", dtype=str, keep_default_na=False)
+    assert set(table["expected_status"]) == STATUSES
+    demolitions = table[table["change_type"] == "demolition"]
+    assert "permitted" in set(demolitions["expected_status"])
+    assert set(demolitions["expected_status"]) & {"unlicensed", "type_mismatch"}
+    register = gpd.read_file(PERMITS / "sample_register.gpkg", layer="permits").to_crs(32648)
+    fp = gpd.read_file(TILES / "truth" / "footprints.gpkg", layer="footprints")
+    assert list(fp["structure_id"]) == list(table["structure_id"])
+    used = {p for ids in table["permit_id"] for p in ids.split(";") if p}
+    assert used <= set(register["permit_id"])
+    assert len(set(register["permit_id"]) - used) >= 3  # permits for things never built
+    for (_, f), (_, t) in zip(fp.iterrows(), table.iterrows(), strict=True):
+        status, _, _ = expected_status(f.geometry, f["change_type"], dt.date.fromisoformat(f["first_seen"]), register)
+        assert status == t["expected_status"], f["structure_id"]
+
+
+def test_change_masks_match_footprints(manifest: dict) -> None:
+    fp = gpd.read_file(TILES / "truth" / "footprints.gpkg", layer="footprints")
+    assert set(fp["change_type"]) == {"new", "extension", "demolition"}
+    dates = [i["date"] for i in manifest["images"]]
+    for a, b in zip(dates[:-1], dates[1:], strict=True):
+        name = f"change_{a.replace('-', '')}_{b.replace('-', '')}.tif"
+        with rasterio.open(TILES / "truth" / name) as src:
+            mask = src.read(1)
+            sel = fp[(fp["first_seen"] > a) & (fp["first_seen"] <= b)]
+            assert 15 <= len(sel) <= 30
+            burnt = rasterize(((g, 1) for g in sel.geometry), out_shape=mask.shape, transform=src.transform, dtype="uint8")
+        assert mask.any() and np.array_equal(mask, burnt)
+        assert abs(mask.sum() * 0.25 - sel["area_m2"].sum()) < 0.05 * sel["area_m2"].sum()
+
+
+def _shift(ref: np.ndarray, mov: np.ndarray) -> np.ndarray:
+    """Sub-pixel ``(dx, dy)`` by which ``mov``'s content is displaced from ``ref``'s (phase correlation)."""
+
+    def prep(a: np.ndarray) -> np.ndarray:
+        g = np.hypot(ndimage.sobel(a, 0), ndimage.sobel(a, 1))
+        win = np.outer(np.hanning(a.shape[0]), np.hanning(a.shape[1]))
+        return (g - g.mean()) * win
+
+    cross = np.fft.fft2(prep(mov)) * np.conj(np.fft.fft2(prep(ref)))
+    corr = np.fft.fftshift(np.real(np.fft.ifft2(cross / (np.abs(cross) + 1e-9))))
+    iy, ix = np.unravel_index(np.argmax(corr), corr.shape)
+    out = []
+    for axis, i in ((1, ix), (0, iy)):
+        line = corr[iy, ix - 1 : ix + 2] if axis == 1 else corr[iy - 1 : iy + 2, ix]
+        off = 0.5 * (line[0] - line[2]) / (line[0] - 2 * line[1] + line[2])
+        out.append(i + off - corr.shape[axis] // 2)
+    return np.array(out)
+
+
+def test_registration_truth_realigns_each_date(manifest: dict) -> None:
+    doc = json.loads((TILES / "truth" / "registration.json").read_text(encoding="utf-8"))
+    with rasterio.open(TILES / manifest["images"][0]["path"]) as src:
+        ref = src.read(2).astype(np.float64)
+    n = ref.shape[0]
+    inner = slice(64, n - 64)
+    for entry, item in zip(doc["dates"][1:], manifest["images"][1:], strict=True):
+        mis = Misregistration.from_dict(entry["misregistration"])
+        with rasterio.open(TILES / item["path"]) as src:
+            img = src.read(2).astype(np.float64)
+        raw = _shift(ref[inner, inner], img[inner, inner])
+        mean = entry["misregistration"]["mean_displacement_px"]
+        assert np.hypot(raw[0] - mean["dx"], raw[1] - mean["dy"]) < 0.35, (raw, mean)
+        cols, rows = inverse_map(mis, n)
+        aligned = ndimage.map_coordinates(img, [rows, cols], order=3, mode="nearest")
+        residual = _shift(ref[inner, inner], aligned[inner, inner])
+        assert np.hypot(*residual) < 0.15, residual
+        assert np.hypot(*residual) < np.hypot(*raw) / 4
+
+
+def test_sample_city_opens_as_a_series() -> None:
+    io = pytest.importorskip("changedetect.io")
+    series = io.open_series(TILES)
+    assert [d.isoformat() for d in series.dates][:3] == ["2024-01-15", "2024-07-12", "2025-01-20"]
+    assert [b.name for b in series.bands] == ["red", "green", "blue", "nir"]
