@@ -77,7 +77,7 @@ def _night_candidates(results: list[dict[str, Any]], crs: Any) -> gpd.GeoDataFra
             gdf.insert(2, "after", pair["after"])
             frames.append(_plain(gdf))
     if not frames:
-        return _empty(crs)
+        return _empty(crs).drop(columns=["violation_id", "night"])
     cand = gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), geometry="geometry", crs=crs)
     c = cand.geometry.centroid
     cand["_cy"], cand["_cx"] = -c.y.round(3), c.x.round(3)

@@ -32,7 +32,10 @@ import json
 import logging
 import re
 import shutil
-from dataclasses import asdict, dataclass, field
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -157,13 +160,39 @@ def plan_pairs(acqs: list[Acquisition], processed: dict[str, dict[str, str]]) ->
     return new, pairs
 
 
-def _run_area(task: dict[str, Any]) -> dict[str, Any]:
-    """Run the chain on the date pairs of one area (a Dask task; re-runnable, cached)."""
+_LOCAL = {"depth": 0, "saved": None}
+_LOCAL_LOCK = threading.Lock()
+
+
+@contextmanager
+def _local_dask() -> Iterator[None]:
+    """Inside a Dask task: compute the chain's own arrays on local threads, not on the cluster.
+
+    ``dask.config`` is process-global, so concurrent tasks share one reference-counted
+    setting (a plain ``dask.config.set`` per task would be undone by the first to finish).
+    """
     import dask
 
+    with _LOCAL_LOCK:
+        if _LOCAL["depth"] == 0:
+            _LOCAL["saved"] = dask.config.get("scheduler", None)
+            dask.config.set(scheduler="threads")
+        _LOCAL["depth"] += 1
+    try:
+        yield
+    finally:
+        with _LOCAL_LOCK:
+            _LOCAL["depth"] -= 1
+            if _LOCAL["depth"] == 0:
+                dask.config.set(scheduler=_LOCAL["saved"])
+
+
+def _run_area(task: dict[str, Any]) -> dict[str, Any]:
+    """Run the chain on the date pairs of one area (a Dask task; re-runnable, cached)."""
     from changedetect import pipeline
 
     config = PipelineConfig.from_dict(task["config"])
+    config = replace(config, output=replace(config.output, report=False))  # the night has its own outputs
     runs = []
     try:
         for pair in task["pairs"]:
@@ -175,7 +204,7 @@ def _run_area(task: dict[str, Any]) -> dict[str, Any]:
                     {"path": pair["before_path"], "date": pair["before"]},
                     {"path": pair["after_path"], "date": pair["after"]},
                 ]))
-                with dask.config.set(scheduler="threads"):
+                with _local_dask():
                     pipeline.run(manifest, permits=task["permits"], out=run_dir, config=config,
                                  overwrite=True)
                 checkpoint(f"pair {task['area']} {pair['before']}..{pair['after']} done")
@@ -227,6 +256,8 @@ def run_nightly(
         summary = NightlySummary(night=night_s)
         tasks, new_by_area = _plan(catalog, current, state_dir, str(permits), config, night_s, summary)
         checkpoint("planned")
+        if not new_by_area and night_s in current.nights:  # this night is done: a no-op
+            return _already_done(current, state_dir, out_dir, summary)
         results = _compute(tasks, scheduler=scheduler, workers=workers)
         from changedetect import _merge
 
@@ -245,6 +276,25 @@ def run_nightly(
         summary.new_violations = int((violations["night"] == night_s).sum())
         summary.open_violations = len(violations)
     log.info("night %s: %s", night_s, summary.to_dict())
+    return summary
+
+
+def _already_done(current: State, state_dir: Path, out_dir: Path, summary: NightlySummary) -> NightlySummary:
+    """Nothing new for a night already committed: only restore outputs that went missing."""
+    import geopandas as gpd
+
+    from changedetect import _merge
+
+    violations = gpd.read_parquet(current.violations_path(state_dir))
+    names = [f"violations-{summary.night}.gpkg", f"violations-{summary.night}.csv", "open_violations.gpkg"]
+    if not all((out_dir / n).is_file() for n in names):
+        summary.outputs = _merge.write_outputs(violations, out_dir, summary.night)
+    else:
+        summary.outputs = dict(zip(["night_gpkg", "night_csv", "open_gpkg"], map(str, (out_dir / n for n in names)),
+                                   strict=True))
+    summary.new_violations = 0
+    summary.open_violations = len(violations)
+    log.info("night %s: nothing new", summary.night)
     return summary
 
 

@@ -92,6 +92,7 @@ class RasterImagery:
                 self._indexes = _pick_bands([d or "" for d in src.descriptions], src.count, rgb_bands)
                 self._uint8 = src.dtypes[0] == "uint8"
                 self._nodata = src.nodata
+                self._size = max(src.width, src.height)
         except rasterio.errors.RasterioIOError as exc:
             raise TileReadError(f"report: cannot read raster '{self.path}': {exc}") from None
         self._stretch: tuple[np.ndarray, np.ndarray] | None = None
@@ -109,7 +110,7 @@ class RasterImagery:
         return np.ma.filled(data.astype(np.float32), np.nan)
 
     def overview(self, max_px: int) -> tuple[np.ndarray, tuple[float, float, float, float]]:
-        shape = _fit(self.bounds, max_px)
+        shape = _fit(self.bounds, min(max_px, self._size))
         data = self._read(self.bounds, shape)
         if not self._uint8:
             self._stretch = _percentiles(data)
@@ -212,7 +213,7 @@ def _png(img: Image.Image | np.ndarray) -> str:
     if isinstance(img, np.ndarray):
         img = Image.fromarray(img)
     buf = io.BytesIO()
-    img.save(buf, format="PNG", optimize=True)
+    img.save(buf, format="PNG", compress_level=6)
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
@@ -231,6 +232,9 @@ def _draw_overview(imagery: Imagery | None, gdf: gpd.GeoDataFrame, cfg: ReportCo
     if imagery is not None:
         rgb, bounds = imagery.overview(cfg.overview_px)
         img = Image.fromarray(rgb).convert("RGB")
+        factor = max(1, min(cfg.overview_px, 800) // max(img.size))
+        if factor > 1:  # small scenes: enlarge (nearest) so outlines and numbers stay crisp
+            img = img.resize((img.width * factor, img.height * factor), Image.Resampling.NEAREST)
     else:
         b = gdf.total_bounds
         pad = max(b[2] - b[0], b[3] - b[1], 1.0) * 0.1

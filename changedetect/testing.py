@@ -256,6 +256,31 @@ def make_violations(stack: xr.DataArray | Grid | None = None, *, n: int = 3, see
     return gpd.GeoDataFrame(rows, geometry="geometry", crs=grid.crs)
 
 
+def make_model(folder: str | Path, *, arch: str = "siamese_unet", bands: Sequence[str] = ("red", "green", "blue"),
+               threshold: float = 0.5, seed: int = 0, **arch_kwargs: object) -> Path:
+    """Save a small randomly initialised model (weights + card) into ``folder``; return it.
+
+    Its predictions mean nothing: it is for tests of the plumbing (loading,
+    checksums, the chain's files), never for accuracy.  Pass the folder as
+    ``DetectConfig(model=str(folder))``.
+    """
+    import torch
+
+    from changedetect.nn import get_model
+    from changedetect.weights import ModelCard, save_model
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    kwargs = dict(arch_kwargs) or {"widths": (8, 8, 16, 16, 16)}
+    torch.manual_seed(seed)
+    module = get_model(arch, in_channels=len(bands), **kwargs)
+    card = ModelCard(name=folder.name, version="0-test", arch=arch, bands=tuple(bands),
+                     arch_kwargs={k: list(v) if isinstance(v, tuple) else v for k, v in kwargs.items()},
+                     window=64, threshold=threshold)
+    save_model(module, card, folder)
+    return folder
+
+
 def assert_same_grid(a: xr.DataArray | Grid, b: xr.DataArray | Grid, *, atol: float = 1e-6) -> None:
     """Raise ``AssertionError`` unless ``a`` and ``b`` share CRS, transform and shape."""
     ga = a if isinstance(a, Grid) else Grid.of(a)
@@ -281,5 +306,5 @@ def assert_tilestack(stack: xr.DataArray) -> None:
 
 __all__ = [
     "Building", "assert_same_grid", "assert_tilestack", "default_buildings", "make_footprints",
-    "make_grid", "make_permits", "make_stack", "make_violations", "write_stack",
+    "make_grid", "make_model", "make_permits", "make_stack", "make_violations", "write_stack",
 ]

@@ -1,0 +1,184 @@
+"""The nightly job: incremental, idempotent, crash-safe (SIGKILL), locked.
+
+A catalog of two areas (tiny generated scenes, one date per simulated night)
+is processed night after night.  The reference is an uninterrupted run; the
+crash trials kill the CLI with SIGKILL at every checkpoint of a night and at
+random moments, rerun it, finish the remaining nights and compare every output
+with the reference.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from changedetect._state import KILL_ENV, state_lock
+from changedetect.errors import EXIT_LOCKED, LockedError
+from changedetect.testing import make_footprints, make_permits, make_stack, write_stack
+
+for _mod in ("coregister", "vectorize", "match", "detect"):
+    pytest.importorskip(f"changedetect.{_mod}", reason=f"changedetect.{_mod} has not landed yet")
+
+NIGHTS = ["2024-01-16", "2024-03-16", "2024-05-15"]
+AREAS = {"district1": 1, "district3": 2}
+
+
+def _model(root: Path) -> str:
+    """The shipped building model when there is one, else a tiny random one (plumbing only)."""
+    from changedetect.weights import list_shipped
+
+    if any(c.name == "vhr-building" for c in list_shipped()):
+        return "vhr-building"
+    from changedetect.testing import make_model
+
+    return str(make_model(root / "tiny-model", threshold=0.02))
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    root = tmp_path_factory.mktemp("nightly")
+    full = root / "all_dates"
+    for area, seed in AREAS.items():
+        write_stack(make_stack(n_dates=3, size=64, seed=seed), full / area, prefix=area)
+    register = make_permits(make_footprints(make_stack(n_dates=3, size=64)).iloc[:1])
+    register.to_file(root / "permits.gpkg")
+    model = _model(root)
+    config = root / "nightly.toml"
+    text = f'[detect]\nmodel = "{model}"\nwindow = 64\noverlap = 8\n'
+    if model != "vhr-building":  # a random model: any change is a footprint (plumbing only)
+        text += "[vectorize]\nthreshold = 0.02\nlow_threshold = 0.02\n"
+    config.write_text(text, encoding="utf-8")
+    world = {"root": root, "full": full, "permits": root / "permits.gpkg", "config": config}
+    ref = root / "reference"
+    for night in NIGHTS:
+        _arrive(world, ref / "catalog", night)
+        _run_in_process(world, ref, night)
+        shutil.copytree(ref, root / f"after-{night}")
+    world["reference"] = _outputs(ref)
+    world["after-night-2"] = _outputs(root / f"after-{NIGHTS[1]}")
+    return world
+
+
+def _arrive(world: dict, catalog: Path, night: str) -> None:
+    """Copy the acquisitions dated on or before ``night`` into the catalog (as a data feed would)."""
+    for area in AREAS:
+        (catalog / area).mkdir(parents=True, exist_ok=True)
+        for f in sorted((world["full"] / area).iterdir()):
+            if f.stem.split("_")[-1] <= night.replace("-", "") and not (catalog / area / f.name).exists():
+                shutil.copy(f, catalog / area / f.name)
+
+
+def _run_in_process(world: dict, base: Path, night: str):  # noqa: ANN202
+    from changedetect.config import PipelineConfig
+    from changedetect.nightly import run_nightly
+
+    return run_nightly(base / "catalog", permits=world["permits"], state=base / "state", out=base / "out",
+                       night=night, workers=2, config=PipelineConfig.from_toml(world["config"]))
+
+
+def _cli(world: dict, base: Path, night: str, **env: str) -> list[str]:
+    return [sys.executable, "-m", "changedetect.cli", "nightly", "--catalog", str(base / "catalog"),
+            "--permits", str(world["permits"]), "--state", str(base / "state"), "--out", str(base / "out"),
+            "--night", night, "--config", str(world["config"]), "--json"]
+
+
+def _outputs(base: Path) -> dict:
+    """Every output, in comparable form: the gpkg/csv contents and the committed state."""
+    import geopandas as gpd
+
+    out = {}
+    for f in sorted((base / "out").iterdir()):
+        if f.name.startswith("."):
+            out[f.name] = "LEFTOVER TEMPORARY FILE"
+        elif f.suffix == ".gpkg":
+            gdf = gpd.read_file(f)
+            out[f.name] = (list(gdf.columns), gdf.drop(columns="geometry").astype(str).values.tolist(),
+                           [g.wkt for g in gdf.geometry])
+        else:
+            out[f.name] = f.read_text(encoding="utf-8")
+    state = json.loads((base / "state" / "state.json").read_text())
+    out["state.acquisitions"] = {a: {k: {kk: vv for kk, vv in v.items() if kk != "path"} for k, v in acq.items()}
+                                 for a, acq in state["acquisitions"].items()}
+    out["state.generation"] = state["generation"]
+    return out
+
+
+def test_reference_run_finds_new_violations_each_night(world: dict) -> None:
+    ref = world["reference"]
+    assert set(ref) >= {f"violations-{n}.gpkg" for n in NIGHTS} | {"open_violations.gpkg"}
+    cols, rows, _ = ref["open_violations.gpkg"]
+    assert cols[:3] == ["violation_id", "area", "night"]
+    ids = [r[0] for r in rows]
+    assert len(ids) == len(set(ids)), "violation ids are unique"
+    for night in NIGHTS:
+        tonight = [r for r in rows if r[2] == night]
+        assert len(world["reference"][f"violations-{night}.gpkg"][1]) == len(tonight)
+    assert not [r for r in rows if r[2] == NIGHTS[0]], "the first night only sets the baseline"
+    assert len(ref["state.acquisitions"]["district1"]) == 3
+
+
+def test_second_run_adds_nothing(world: dict, tmp_path: Path) -> None:
+    base = tmp_path / "again"
+    shutil.copytree(world["root"] / f"after-{NIGHTS[-1]}", base)
+    summary = _run_in_process(world, base, NIGHTS[-1])
+    assert summary.new_acquisitions == 0 and summary.pairs == 0 and summary.new_violations == 0
+    assert _outputs(base) == world["reference"]
+
+
+def test_lock_refuses_a_second_run(world: dict, tmp_path: Path) -> None:
+    base = tmp_path / "locked"
+    shutil.copytree(world["root"] / f"after-{NIGHTS[0]}", base)
+    with state_lock(base / "state"):
+        with pytest.raises(LockedError, match="holds the lock"):
+            _run_in_process(world, base, NIGHTS[1])
+        result = subprocess.run(_cli(world, base, NIGHTS[1]), capture_output=True, text=True, timeout=120)
+    assert result.returncode == EXIT_LOCKED, result.stderr
+    assert "lock" in result.stderr
+
+
+def _trial(world: dict, tmp_path: Path, name: str, *, kill_at: int | None = None,
+           delay: float | None = None) -> dict:
+    """Night 2 killed (at a checkpoint or after ``delay`` seconds), then rerun."""
+    base = tmp_path / name
+    shutil.copytree(world["root"] / f"after-{NIGHTS[0]}", base)
+    _arrive(world, base / "catalog", NIGHTS[1])
+    env = dict(os.environ)
+    if kill_at is not None:
+        env[KILL_ENV] = str(kill_at)
+    proc = subprocess.Popen(_cli(world, base, NIGHTS[1]), env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    if delay is not None:
+        time.sleep(delay)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+    _, err = proc.communicate(timeout=180)
+    if kill_at is not None:
+        assert proc.returncode == -signal.SIGKILL, f"not killed at checkpoint {kill_at}: {err[-800:]}"
+    _run_in_process(world, base, NIGHTS[1])  # the next run finishes the night
+    return _outputs(base)
+
+
+#: checkpoints of night 2: planned, 2 pairs, generation, night gpkg, night csv, outputs, committed
+N_CHECKPOINTS = 8
+
+
+@pytest.mark.parametrize("kill_at", range(1, N_CHECKPOINTS + 1))
+def test_sigkill_at_each_checkpoint_then_rerun_gives_the_reference(world: dict, tmp_path: Path,
+                                                                  kill_at: int) -> None:
+    assert _trial(world, tmp_path, f"kill{kill_at}", kill_at=kill_at) == world["after-night-2"]
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_sigkill_at_a_random_moment_then_rerun_gives_the_reference(world: dict, tmp_path: Path,
+                                                                   seed: int) -> None:
+    delay = random.Random(seed).uniform(1.0, 8.0)
+    assert _trial(world, tmp_path, f"timer{seed}", delay=delay) == world["after-night-2"]
