@@ -146,3 +146,18 @@ def test_missing_path_is_one_line_and_exit_2(tmp_path: Path) -> None:
         f"Error: '{tmp_path / 'nowhere'}' does not exist; pass a folder of tiles, a manifest "
         "(.csv/.json), a STAC item or a raster file"
     ]
+
+
+def test_info_on_the_sample_city(repo_root: Path) -> None:
+    tiles = repo_root / "sample_tiles"
+    if not (tiles / "manifest.json").is_file():
+        pytest.skip("sample_tiles/ has not been generated (python -m changedetect.samplecity)")
+    result = CliRunner().invoke(cli, ["info", "--json", str(tiles)])
+    assert result.exit_code == 0, result.output
+    info = json.loads(result.output)
+    assert len(info["dates"]) >= 3 and info["dates"] == sorted(info["dates"])
+    assert [b["name"] for b in info["bands"]] == ["red", "green", "blue", "nir"]
+    assert all(b["resolution"] == 0.5 and b["dtype"] == "uint8" for b in info["bands"])
+    assert info["crs"] == "EPSG:32648"
+    west, south, east, north = info["bounds_lonlat"]
+    assert 106.63 <= west < east <= 106.70 and 10.84 <= south < north <= 10.89

@@ -104,7 +104,10 @@ def regrid(grid: Grid, resolution_m: float) -> Grid:
     left, bottom, right, top = grid.bounds
     width = max(1, round((right - left) / xres))
     height = max(1, round((top - bottom) / yres))
-    transform = Affine(xres, 0.0, left, 0.0, -yres, top)
+    if grid.transform.e > 0:  # pixel coordinates of a plain image: rows go down, y increases
+        transform = Affine(xres, 0.0, left, 0.0, yres, bottom)
+    else:
+        transform = Affine(xres, 0.0, left, 0.0, -yres, top)
     return Grid(crs=grid.crs, transform=transform, width=width, height=height)
 
 

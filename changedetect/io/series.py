@@ -136,8 +136,13 @@ def open_series(
     _check_same_bands(scenes)
     if georeferenced:
         _check_overlap(scenes)
-    series = SeriesSource(scenes, kind=found.kind, source=found.source, georeferenced=georeferenced)
-    series.placeholder_dates = placeholder
+    series = SeriesSource(
+        scenes,
+        kind=found.kind,
+        source=found.source,
+        georeferenced=georeferenced,
+        placeholder_dates=placeholder,
+    )
     log.info("opened %s: %d dates, %d bands", found.source, len(scenes), len(scenes[0].bands))
     return series
 
@@ -153,13 +158,25 @@ class SeriesSource:
     """Metadata of a time series of tiles; pixels are read by :meth:`to_stack`."""
 
     def __init__(
-        self, scenes: Sequence[Scene], *, kind: str, source: str, georeferenced: bool = True
+        self,
+        scenes: Sequence[Scene],
+        *,
+        kind: str,
+        source: str,
+        georeferenced: bool = True,
+        placeholder_dates: bool = False,
     ) -> None:
+        if not scenes:
+            raise TimeSeriesError(f"{source}: a series needs at least one date")
         self.scenes: tuple[Scene, ...] = tuple(scenes)
+        #: What the input was: directory, manifest, sentinel2, list, file, stac.
         self.kind = kind
+        #: The input, as given.
         self.source = source
+        #: False for PNG/JPEG without georeferencing (pixel coordinates).
         self.georeferenced = georeferenced
-        self.placeholder_dates = False
+        #: True when the dates are placeholders (undated plain images or a single undated file).
+        self.placeholder_dates = placeholder_dates
 
     def __repr__(self) -> str:
         dates = ", ".join(d.isoformat() for d in self.dates)

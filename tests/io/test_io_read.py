@@ -292,7 +292,9 @@ def test_folder_of_stac_items(write_tif, tmp_path: Path, rng) -> None:
     assert series.band_names == ["red", "green", "blue"]
 
 
-def test_four_band_geotiff_flagged_rgba_is_not_masked_by_its_4th_band(write_tif, tmp_path: Path) -> None:
+def test_four_band_geotiff_flagged_rgba_is_not_masked_by_its_4th_band(
+    write_tif, tmp_path: Path
+) -> None:
     data = np.full((4, 8, 8), 7, dtype=np.uint8)
     data[3, :4] = 0  # NIR = 0 over water; GDAL calls band 4 "alpha" by default
     write_tif(tmp_path / "t_20240101.tif", data)
@@ -303,3 +305,15 @@ def test_four_band_geotiff_flagged_rgba_is_not_masked_by_its_4th_band(write_tif,
     assert not np.isnan(stack.values).any()
     grid = open_series(tmp_path).reference_grid(resolution=1.0)  # the warped path too
     assert not np.isnan(open_stack(tmp_path, grid=grid, resampling="nearest").values).any()
+
+
+def test_plain_images_regrid_keeps_rows_going_down(tmp_path: Path, rng) -> None:
+    image = rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)
+    image[:4] = 0
+    for name in ("a.png", "b.png"):
+        Image.fromarray(image).save(tmp_path / name)
+    with pytest.warns(NotGeoreferencedWarning):
+        series = open_series([tmp_path / "a.png", tmp_path / "b.png"])
+    half = series.to_stack(series.reference_grid(resolution=2), resampling="average")
+    assert half.shape == (2, 3, 4, 4)
+    assert (half.values[0, :, :2] == 0).all() and (half.values[0, :, 2:] > 0).all()
