@@ -59,8 +59,13 @@ def discover(source: PathLike | Sequence[PathLike], *, pattern: str | None = Non
     if isinstance(source, list | tuple):
         if not source:
             raise TileReadError("an empty list of tiles was given; pass at least one file")
-        entries = [_from_name(Path(p), pattern) for p in source]
-        return Discovery("list", _plain_image_dates(entries), f"{len(source)} files")
+        entries = []
+        for item in map(Path, source):
+            if item.is_dir() or item.suffix.lower() in (".json", ".csv"):
+                entries += discover(item, pattern=pattern).entries  # STAC items, manifests, folders
+            else:
+                entries.append(_from_name(item, pattern))
+        return Discovery("list", _plain_image_dates(entries), f"{len(source)} paths")
     path = Path(source)  # type: ignore[arg-type]  # a str or PathLike here
     if not path.exists():
         raise TileReadError(

@@ -184,7 +184,7 @@ def _read_warped(
     reproject(
         data,
         out,
-        src_transform=src.window_transform(window),
+        src_transform=src.transform @ Affine.translation(window.col_off, window.row_off),
         src_crs=src.crs,
         src_nodata=np.nan,
         dst_transform=dst_transform,

@@ -290,6 +290,8 @@ def test_folder_of_stac_items(write_tif, tmp_path: Path, rng) -> None:
     assert series.kind == "stac"
     assert series.dates == [dt.date(2024, 1, 5), dt.date(2024, 2, 5)]
     assert series.band_names == ["red", "green", "blue"]
+    items = open_series(sorted(tmp_path.glob("item-*.json")))  # a list of items (the nightly job)
+    assert items.kind == "list" and items.dates == series.dates
 
 
 def test_four_band_geotiff_flagged_rgba_is_not_masked_by_its_4th_band(
