@@ -485,12 +485,25 @@ def _file_reader(src: Any, idx: list[int]) -> Reader:
 
 
 def _file_stats(src: Any, idx: list[int], card: Any) -> Any:
-    from rasterio.enums import Resampling
+    """Statistics from the whole scene when small, else from a regular grid of sample windows.
 
-    step = max(1, int(np.ceil(np.sqrt(src.height * src.width / _STATS_PIXELS))))
-    shape = (len(idx), max(1, src.height // step), max(1, src.width // step))
-    data = src.read([i + 1 for i in idx], out_shape=shape, resampling=Resampling.nearest, masked=True)
-    return _sample_stats(card, np.ma.filled(data.astype(np.float32), np.nan))
+    A grid of up to 8 x 8 windows of 128 px spread over the scene (about 1 Mpx) is
+    representative and fast whatever the file's layout; a decimated read of the whole
+    file would decompress every block of it.
+    """
+    from rasterio.windows import Window as RioWindow
+
+    indexes = [i + 1 for i in idx]
+    if src.height * src.width <= _STATS_PIXELS:
+        data = src.read(indexes, masked=True)
+        return _sample_stats(card, np.ma.filled(data.astype(np.float32), np.nan))
+    side = 128
+    rows = np.linspace(0, max(src.height - side, 0), 8).astype(int)
+    cols = np.linspace(0, max(src.width - side, 0), 8).astype(int)
+    parts = [np.ma.filled(src.read(indexes, window=RioWindow(c, r, min(side, src.width), min(side, src.height)),
+                                   masked=True).astype(np.float32), np.nan)
+             for r in rows for c in cols]
+    return _sample_stats(card, np.concatenate([p.reshape(len(idx), -1) for p in parts], axis=1)[:, None, :])
 
 
 def _same_grid(a: Any, b: Any) -> bool:
