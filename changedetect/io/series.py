@@ -22,74 +22,27 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
-import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from pyproj import CRS
-from rasterio.errors import NotGeoreferencedWarning as RioNotGeoreferencedWarning
 
-from changedetect.errors import GeoreferenceError, NotGeoreferencedWarning, TimeSeriesError
+from changedetect.errors import TimeSeriesError
 from changedetect.io import geo
+from changedetect.io._checks import (
+    PLACEHOLDER_EPOCH,
+    check_georeferencing,
+    check_overlap,
+    check_same_bands,
+    fill_placeholder_dates,
+)
 from changedetect.io._discover import Discovery, Entry, PathLike, discover
 from changedetect.io._inspect import RasterMeta, inspect_raster
+from changedetect.io._model import BandInfo, BandSource, Scene
 from changedetect.io._names import PLAIN_IMAGE_SUFFIXES, S2_BANDS, band_sort_key, s2_band
 from changedetect.types import STACK_DIMS, Grid, TileStack  # noqa: F401  (re-exported)
 
 log = logging.getLogger(__name__)
-
-#: Dates given to undated, non-georeferenced image pairs (in file order, one day apart)
-#: and to a single undated raster file.
-PLACEHOLDER_EPOCH = dt.date(1970, 1, 1)
-
-
-@dataclass(frozen=True)
-class BandInfo:
-    """One band as stored on disk.
-
-    ``resolution`` is the ground size of a pixel in metres (side of the square
-    of equal area, measured at the scene centre; NaN without a CRS),
-    ``resolution_xy`` the x and y sizes in metres, ``nominal_resolution`` the
-    sensor's nominal GSD for Sentinel-2 band names (10, 20 or 60 m).
-    """
-
-    name: str
-    resolution: float
-    grid: Grid
-    dtype: str
-    nodata: float | None
-    resolution_xy: tuple[float, float] = (math.nan, math.nan)
-    nominal_resolution: float | None = None
-
-
-@dataclass(frozen=True)
-class BandSource:
-    """Where one band of one date lives: file and 1-based band index."""
-
-    info: BandInfo
-    path: Path
-    index: int
-
-
-@dataclass(frozen=True)
-class Scene:
-    """One date of a series and its bands, in band order."""
-
-    date: dt.date
-    bands: tuple[BandSource, ...]
-
-    @property
-    def files(self) -> list[Path]:
-        """The distinct files of this date, in band order."""
-        return list(dict.fromkeys(b.path for b in self.bands))
-
-    @property
-    def grid(self) -> Grid:
-        """The finest band grid of this date."""
-        return min(
-            (b.info.grid for b in self.bands), key=lambda g: g.resolution[0] * g.resolution[1]
-        )
 
 
 def open_series(
@@ -130,12 +83,12 @@ def open_series(
     """
     found = discover(source, pattern=pattern)
     metas = {e.path: inspect_raster(e.path) for e in found.entries}
-    georeferenced = _check_georeferencing(found, metas)
-    placeholder = _fill_placeholder_dates(found, georeferenced, pattern)
+    georeferenced = check_georeferencing(found, metas)
+    placeholder = fill_placeholder_dates(found, georeferenced, pattern)
     scenes = _build_scenes(found, metas)
-    _check_same_bands(scenes)
+    check_same_bands(scenes)
     if georeferenced:
-        _check_overlap(scenes)
+        check_overlap(scenes)
     series = SeriesSource(
         scenes,
         kind=found.kind,
@@ -245,62 +198,7 @@ class SeriesSource:
         )
 
 
-# --------------------------------------------------------------------------- checks and assembly
-
-
-def _check_georeferencing(found: Discovery, metas: dict[Path, RasterMeta]) -> bool:
-    plain = [m for m in metas.values() if not m.georeferenced]
-    if not plain:
-        return True
-    for meta in plain:
-        if meta.path.suffix.lower() not in PLAIN_IMAGE_SUFFIXES:
-            what = (
-                "a geotransform but no CRS" if meta.has_transform else "no CRS and no geotransform"
-            )
-            raise GeoreferenceError(
-                f"'{meta.path}' has {what}; assign its CRS (e.g. `rio edit-info --crs EPSG:32648 "
-                f"'{meta.path}'` or `gdal_edit.py -a_srs EPSG:32648`) or convert it to PNG to use pixel coordinates"
-            )
-    if len(plain) != len(metas):
-        geo_file = next(m.path for m in metas.values() if m.georeferenced)
-        raise GeoreferenceError(
-            f"'{plain[0].path}' has no georeferencing but '{geo_file}' has; mix of georeferenced "
-            "and plain images in one series: georeference them all or none"
-        )
-    # rasterio warns on every open of such a file (from worker threads too, where a
-    # catch_warnings block is unsafe); ours below says the same once, with the consequence.
-    warnings.filterwarnings(
-        "ignore", message="Dataset has no geotransform", category=RioNotGeoreferencedWarning
-    )
-    warnings.warn(
-        f"{found.source}: images have no georeferencing ({plain[0].path.name}, ...); "
-        "pixel coordinates are used and areas are in pixels, not square metres",
-        NotGeoreferencedWarning,
-        stacklevel=3,
-    )
-    return False
-
-
-def _fill_placeholder_dates(found: Discovery, georeferenced: bool, pattern: str | None) -> bool:
-    undated = [e for e in found.entries if e.date is None]
-    if not undated:
-        return False
-    single_file = found.kind == "file"
-    if (single_file or not georeferenced) and len(undated) == len(found.entries):
-        for i, entry in enumerate(found.entries):
-            entry.date, entry.origin = PLACEHOLDER_EPOCH + dt.timedelta(days=i), "file order"
-        log.warning(
-            "no date in the name(s) of %s: using placeholder dates from %s in file order",
-            found.source,
-            PLACEHOLDER_EPOCH,
-        )
-        return True
-    how = f"the pattern {pattern!r}" if pattern else "a date like 20240131 or 2024-01-31"
-    raise TimeSeriesError(
-        f"no date in the file name '{undated[0].path}' (looked for {how}); rename it like "
-        "'tile_20240131.tif', give a date pattern (pattern=... / --pattern REGEX), or list the files "
-        "with their dates in a manifest (CSV/JSON with columns path,date)"
-    )
+# --------------------------------------------------------------------------- assembly
 
 
 def _build_scenes(found: Discovery, metas: dict[Path, RasterMeta]) -> list[Scene]:
@@ -371,49 +269,8 @@ def _band_info(name: str, meta: RasterMeta, index: int) -> BandInfo:
     )
 
 
-def _check_same_bands(scenes: list[Scene]) -> None:
-    first = scenes[0]
-    ref = [b.info.name for b in first.bands]
-    for i, scene in enumerate(scenes[1:], 1):
-        names = [b.info.name for b in scene.bands]
-        if len(names) != len(ref):
-            raise TimeSeriesError(
-                f"{scene.date.isoformat()} ('{scene.files[0]}') has {len(names)} band(s) but "
-                f"{first.date.isoformat()} ('{first.files[0]}') has {len(ref)}; every date must have the "
-                "same bands: drop the extra bands or list the wanted files in a manifest"
-            )
-        if names != ref:
-            if sorted(names) != sorted(ref):
-                raise TimeSeriesError(
-                    f"{scene.date.isoformat()} ('{scene.files[0]}') has bands {names} but "
-                    f"{first.date.isoformat()} has {ref}; name the bands consistently (manifest 'bands' column)"
-                )
-            order = {n: k for k, n in enumerate(ref)}
-            scenes[i] = Scene(
-                scene.date, tuple(sorted(scene.bands, key=lambda b: order[b.info.name]))
-            )
-
-
-def _check_overlap(scenes: list[Scene]) -> None:
-    first = scenes[0]
-    crs = first.grid.crs
-    ref = first.grid.bounds
-    for scene in scenes[1:]:
-        bounds = geo.bounds_in(scene.grid, crs)
-        if geo.intersection(ref, bounds) is None:
-            name = CRS.from_user_input(crs).to_string() if crs is not None else "pixels"
-            raise GeoreferenceError(
-                f"{scene.date.isoformat()} ('{scene.files[0]}') covers {_fmt(bounds)} in {name}, which does "
-                f"not overlap {first.date.isoformat()} ('{first.files[0]}') at {_fmt(ref)}; check that the "
-                "tiles show the same place and carry the right CRS"
-            )
-
-
-def _fmt(bounds: tuple[float, float, float, float]) -> str:
-    return "(" + ", ".join(f"{v:.6g}" for v in bounds) + ")"
-
-
 __all__ = [
+    "PLACEHOLDER_EPOCH",
     "STACK_DIMS",
     "BandInfo",
     "BandSource",

@@ -1,0 +1,130 @@
+"""Consistency checks of a series before it is built (private helpers of :mod:`changedetect.io.series`)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import warnings
+from pathlib import Path
+
+from pyproj import CRS
+from rasterio.errors import NotGeoreferencedWarning as RioNotGeoreferencedWarning
+
+from changedetect.errors import GeoreferenceError, NotGeoreferencedWarning, TimeSeriesError
+from changedetect.io import geo
+from changedetect.io._discover import Discovery
+from changedetect.io._inspect import RasterMeta
+from changedetect.io._model import Scene
+from changedetect.io._names import PLAIN_IMAGE_SUFFIXES
+
+log = logging.getLogger(__name__)
+
+#: Dates given to undated, non-georeferenced image pairs (in file order, one day apart)
+#: and to a single undated raster file.
+PLACEHOLDER_EPOCH = dt.date(1970, 1, 1)
+
+
+def check_georeferencing(found: Discovery, metas: dict[Path, RasterMeta]) -> bool:
+    plain = [m for m in metas.values() if not m.georeferenced]
+    if not plain:
+        return True
+    for meta in plain:
+        if meta.path.suffix.lower() not in PLAIN_IMAGE_SUFFIXES:
+            what = (
+                "a geotransform but no CRS" if meta.has_transform else "no CRS and no geotransform"
+            )
+            raise GeoreferenceError(
+                f"'{meta.path}' has {what}; assign its CRS (e.g. `rio edit-info --crs EPSG:32648 "
+                f"'{meta.path}'` or `gdal_edit.py -a_srs EPSG:32648`) or convert it to PNG to use pixel coordinates"
+            )
+    if len(plain) != len(metas):
+        geo_file = next(m.path for m in metas.values() if m.georeferenced)
+        raise GeoreferenceError(
+            f"'{plain[0].path}' has no georeferencing but '{geo_file}' has; mix of georeferenced "
+            "and plain images in one series: georeference them all or none"
+        )
+    # rasterio warns on every open of such a file (from worker threads too, where a
+    # catch_warnings block is unsafe); ours below says the same once, with the consequence.
+    warnings.filterwarnings(
+        "ignore", message="Dataset has no geotransform", category=RioNotGeoreferencedWarning
+    )
+    warnings.warn(
+        f"{found.source}: images have no georeferencing ({plain[0].path.name}, ...); "
+        "pixel coordinates are used and areas are in pixels, not square metres",
+        NotGeoreferencedWarning,
+        stacklevel=3,
+    )
+    return False
+
+
+def fill_placeholder_dates(found: Discovery, georeferenced: bool, pattern: str | None) -> bool:
+    undated = [e for e in found.entries if e.date is None]
+    if not undated:
+        return False
+    single_file = found.kind == "file"
+    if (single_file or not georeferenced) and len(undated) == len(found.entries):
+        for i, entry in enumerate(found.entries):
+            entry.date, entry.origin = PLACEHOLDER_EPOCH + dt.timedelta(days=i), "file order"
+        log.warning(
+            "no date in the name(s) of %s: using placeholder dates from %s in file order",
+            found.source,
+            PLACEHOLDER_EPOCH,
+        )
+        return True
+    how = f"the pattern {pattern!r}" if pattern else "a date like 20240131 or 2024-01-31"
+    raise TimeSeriesError(
+        f"no date in the file name '{undated[0].path}' (looked for {how}); rename it like "
+        "'tile_20240131.tif', give a date pattern (pattern=... / --pattern REGEX), or list the files "
+        "with their dates in a manifest (CSV/JSON with columns path,date)"
+    )
+
+
+def check_same_bands(scenes: list[Scene]) -> None:
+    first = scenes[0]
+    ref = [b.info.name for b in first.bands]
+    for i, scene in enumerate(scenes[1:], 1):
+        names = [b.info.name for b in scene.bands]
+        if len(names) != len(ref):
+            raise TimeSeriesError(
+                f"{scene.date.isoformat()} ('{scene.files[0]}') has {len(names)} band(s) but "
+                f"{first.date.isoformat()} ('{first.files[0]}') has {len(ref)}; every date must have the "
+                "same bands: drop the extra bands or list the wanted files in a manifest"
+            )
+        if names != ref:
+            if sorted(names) != sorted(ref):
+                raise TimeSeriesError(
+                    f"{scene.date.isoformat()} ('{scene.files[0]}') has bands {names} but "
+                    f"{first.date.isoformat()} has {ref}; name the bands consistently (manifest 'bands' column)"
+                )
+            order = {n: k for k, n in enumerate(ref)}
+            scenes[i] = Scene(
+                scene.date, tuple(sorted(scene.bands, key=lambda b: order[b.info.name]))
+            )
+
+
+def check_overlap(scenes: list[Scene]) -> None:
+    first = scenes[0]
+    crs = first.grid.crs
+    ref = first.grid.bounds
+    for scene in scenes[1:]:
+        bounds = geo.bounds_in(scene.grid, crs)
+        if geo.intersection(ref, bounds) is None:
+            name = CRS.from_user_input(crs).to_string() if crs is not None else "pixels"
+            raise GeoreferenceError(
+                f"{scene.date.isoformat()} ('{scene.files[0]}') covers {_fmt(bounds)} in {name}, which does "
+                f"not overlap {first.date.isoformat()} ('{first.files[0]}') at {_fmt(ref)}; check that the "
+                "tiles show the same place and carry the right CRS"
+            )
+
+
+def _fmt(bounds: tuple[float, float, float, float]) -> str:
+    return "(" + ", ".join(f"{v:.10g}" for v in bounds) + ")"
+
+
+__all__ = [
+    "PLACEHOLDER_EPOCH",
+    "check_georeferencing",
+    "check_overlap",
+    "check_same_bands",
+    "fill_placeholder_dates",
+]
