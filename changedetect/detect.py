@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -44,10 +45,10 @@ __all__ = [
 
 #: band names that mean the same band (lower case) -> one canonical name.
 _ALIASES: dict[str, str] = {
-    "red": "red", "r": "red", "b04": "red", "b4": "red",
-    "green": "green", "g": "green", "b03": "green", "b3": "green",
-    "blue": "blue", "b": "blue", "b02": "blue", "b2": "blue",
-    "nir": "nir", "b08": "nir", "b8": "nir",
+    "red": "red", "r": "red", "b04": "red",
+    "green": "green", "g": "green", "b03": "green",
+    "blue": "blue", "b": "blue", "b02": "blue",
+    "nir": "nir", "b08": "nir",
 }
 #: spatial sizes are padded to a multiple of this (the networks downsample up to 32x).
 _PAD_MULTIPLE = 32
@@ -132,16 +133,24 @@ def _canon(name: str) -> str:
 
 
 def _anonymous(name: str) -> bool:
+    """``""``, ``"3"``, ``"band_3"``, ``"band3"`` or ``"B3"`` (io's name for an undescribed band)."""
     n = str(name).strip().lower()
-    return n == "" or n == "none" or n.isdigit() or n.removeprefix("band").strip("_ ").isdigit()
+    return n in ("", "none") or bool(re.fullmatch(r"(band[_ ]?|b)?\d", n) or n.isdigit())
 
 
-def resolve_bands(available: Sequence[str], wanted: Sequence[str], *, source: str = "the input") -> list[int]:
+def resolve_bands(
+    available: Sequence[str],
+    wanted: Sequence[str],
+    *,
+    aliases: Mapping[str, Sequence[str]] | None = None,
+    source: str = "the input",
+) -> list[int]:
     """Indices into ``available`` of the bands ``wanted`` by a model, in its order.
 
-    Names match case-insensitively and through aliases (red/green/blue/nir and
-    Sentinel-2's B04/B03/B02/B08).  When the input's bands have no names (``1``,
-    ``band_2``...), they are taken in order.
+    Names match case-insensitively, through the common aliases (red/green/blue/nir
+    and Sentinel-2's B04/B03/B02/B08) and through the card's own ``aliases``.  When
+    the input's bands have no names (``1``, ``band_2``, ``B3``...), the first
+    ``len(wanted)`` are taken in order.
 
     Raises
     ------
@@ -149,7 +158,11 @@ def resolve_bands(available: Sequence[str], wanted: Sequence[str], *, source: st
         Naming the missing bands and the bands the input has.
     """
     canon = [_canon(a) for a in available]
-    idx = [canon.index(_canon(w)) if _canon(w) in canon else -1 for w in wanted]
+    idx = []
+    for w in wanted:
+        names = [w, *((aliases or {}).get(w, ()))]
+        hit = next((canon.index(_canon(n)) for n in names if _canon(n) in canon), -1)
+        idx.append(hit)
     if all(i >= 0 for i in idx):
         return idx
     if all(_anonymous(a) for a in available) and len(available) >= len(wanted):
@@ -374,9 +387,10 @@ def detect_pair(
     loaded = _load_model(config, model)
     card = loaded.card
     wanted = list(card.bands)
-    idx_b = resolve_bands(_band_names(before), wanted, source="BEFORE")
+    aliases = dict(getattr(card, "band_aliases", None) or {})
+    idx_b = resolve_bands(_band_names(before), wanted, aliases=aliases, source="BEFORE")
     after = _on_grid_of(after, before)
-    idx_a = resolve_bands(_band_names(after), wanted, source="AFTER")
+    idx_a = resolve_bands(_band_names(after), wanted, aliases=aliases, source="AFTER")
     shape = (int(before.sizes["y"]), int(before.sizes["x"]))
     step = max(1, int(np.ceil(np.sqrt(shape[0] * shape[1] / _STATS_PIXELS))))
     stats = tuple(
@@ -532,8 +546,6 @@ def _onto(src_after: Any, src_before: Any, after_path: Path) -> Any:
 
 
 def _date_in_name(path: Path) -> str:
-    import re
-
     m = re.search(r"(19|20)(\d{2})-?(\d{2})-?(\d{2})", path.stem)
     return f"{m.group(1)}{m.group(2)}-{m.group(3)}-{m.group(4)}" if m else ""
 
@@ -592,8 +604,11 @@ def detect_to_file(
     counter = _Counter(_threshold(config, card))
     with rasterio.Env(GDAL_CACHEMAX=256), _open(before_path) as src_b, _open(after_path) as raw_a:
         src_a = _onto(raw_a, src_b, after_path)
-        idx_b = resolve_bands(_file_band_names(src_b), list(card.bands), source=f"BEFORE '{before_path}'")
-        idx_a = resolve_bands(_file_band_names(src_a), list(card.bands), source=f"AFTER '{after_path}'")
+        aliases = dict(getattr(card, "band_aliases", None) or {})
+        idx_b = resolve_bands(_file_band_names(src_b), list(card.bands), aliases=aliases,
+                              source=f"BEFORE '{before_path}'")
+        idx_a = resolve_bands(_file_band_names(src_a), list(card.bands), aliases=aliases,
+                              source=f"AFTER '{after_path}'")
         stats = (_file_stats(src_b, idx_b, card), _file_stats(src_a, idx_a, card))
         shape = (src_b.height, src_b.width)
         profile = {"driver": "GTiff", "dtype": "float32", "count": 1, "width": src_b.width,

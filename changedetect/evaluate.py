@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -35,7 +35,16 @@ from changedetect.errors import DatasetError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Evaluation", "Predictor", "evaluate", "evaluate_detailed", "iter_pairs", "make_predictor"]
+__all__ = [
+    "Evaluation",
+    "Pair",
+    "Predictor",
+    "evaluate",
+    "evaluate_detailed",
+    "evaluate_pairs",
+    "iter_pairs",
+    "make_predictor",
+]
 
 _IMAGE_EXT = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 #: Sentinel-2 file suffix of the common band names.
@@ -255,6 +264,35 @@ def make_predictor(model: str | Path, *, threshold: float | None = None, oscd: b
 
 
 # ----------------------------------------------------------------------------- harness
+def evaluate_pairs(
+    pairs: Iterable[Pair],
+    *,
+    model: Predictor,
+    threshold: float | None = None,
+    progress: bool = False,
+) -> Evaluation:
+    """Pooled confusion counts of ``model`` over in-memory :class:`Pair` s.
+
+    ``Pair.before`` / ``Pair.after`` are ``(band, y, x)`` DataArrays with band
+    names; ``Pair.label`` is ``(h, w)`` bool.  NaN probabilities count as no change.
+    """
+    from tqdm.auto import tqdm
+
+    thr = threshold if threshold is not None else model.threshold
+    result = Evaluation(model=model.name, threshold=thr)
+    for pair in tqdm(pairs, disable=not progress, unit="pair"):
+        prob = model(pair.before, pair.after)
+        p = np.nan_to_num(prob, nan=0.0) >= thr
+        y = pair.label
+        counts = {"tp": int((p & y).sum()), "fp": int((p & ~y).sum()),
+                  "fn": int((~p & y).sum()), "tn": int((~p & ~y).sum())}
+        for k, v in counts.items():
+            setattr(result, k, getattr(result, k) + v)
+        result.per_image[pair.name] = {**counts, **_scores(**counts)}
+        logger.info("%s: f1 %.3f", pair.name, result.per_image[pair.name]["f1"])
+    return result
+
+
 def evaluate_detailed(
     path: str | Path,
     *,
@@ -264,23 +302,11 @@ def evaluate_detailed(
     progress: bool = False,
 ) -> Evaluation:
     """Pooled confusion counts of ``model`` over every pair under ``path``."""
-    from tqdm.auto import tqdm
-
     root = Path(path)
     oscd = root.is_dir() and _is_oscd(root)
     pred = model if not isinstance(model, str | Path) else make_predictor(model, threshold=threshold, oscd=oscd)
-    thr = threshold if threshold is not None else pred.threshold
-    result = Evaluation(model=pred.name, threshold=thr)
-    for pair in tqdm(iter_pairs(root, bands=pred.bands, cities=cities), disable=not progress, unit="pair"):
-        prob = pred(pair.before, pair.after)
-        p = np.nan_to_num(prob, nan=0.0) >= thr
-        y = pair.label
-        counts = {"tp": int((p & y).sum()), "fp": int((p & ~y).sum()),
-                  "fn": int((~p & y).sum()), "tn": int((~p & ~y).sum())}
-        for k, v in counts.items():
-            setattr(result, k, getattr(result, k) + v)
-        result.per_image[pair.name] = {**counts, **_scores(**counts)}
-        logger.info("%s: f1 %.3f", pair.name, result.per_image[pair.name]["f1"])
+    result = evaluate_pairs(iter_pairs(root, bands=pred.bands, cities=cities), model=pred,
+                            threshold=threshold, progress=progress)
     if not result.per_image:
         raise DatasetError(f"no labelled pair found under '{root}'")
     return result

@@ -226,3 +226,56 @@ def test_detect_to_file_reads_after_onto_before_grid(tmp_path: Path) -> None:
     with rasterio.open(tmp_path / "p.tif") as p, rasterio.open(tmp_path / "q.tif") as q:
         assert p.transform == TRANSFORM
         np.testing.assert_allclose(p.read(1), q.read(1), atol=1e-3)
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model folder (weights.pt + metadata.json) of the default architecture, random weights."""
+    weights = pytest.importorskip("changedetect.weights")
+    from changedetect.nn import get_model
+
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("models") / "tiny-cli"
+    card = weights.ModelCard(name="tiny-cli", version="0", arch="siamese_unet",
+                             bands=("red", "green", "blue"))
+    weights.save_model(get_model("siamese_unet", in_channels=3), card, folder)
+    return folder
+
+
+def test_cli_detect_pair_and_overwrite(tmp_path: Path, model_dir: Path) -> None:
+    from click.testing import CliRunner
+
+    from changedetect.cli import cli
+
+    a, b = _pair(200, 230)
+    pa = _write(tmp_path / "a.tif", a.values.astype(np.uint8))
+    pb = _write(tmp_path / "b.tif", b.values.astype(np.uint8))
+    out = tmp_path / "prob.tif"
+    args = ["-q", "detect", str(pa), str(pb), "--out", str(out), "--model", str(model_dir), "--window", "128",
+            "--overlap", "16"]
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code == 0, res.output
+    assert "230x200 px" in res.output and "Mpx/s" in res.output
+    with rasterio.open(out) as src:
+        assert src.dtypes[0] == "float32" and src.crs == CRS and src.transform == TRANSFORM
+        assert src.tags()["model"] == "tiny-cli"
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code != 0 and "already exists" in str(res.exception or res.output)
+
+
+def test_cli_detect_series(tmp_path: Path, model_dir: Path) -> None:
+    from click.testing import CliRunner
+
+    from changedetect.cli import cli
+    from changedetect.testing import make_stack, write_stack
+
+    write_stack(make_stack(3, size=96), tmp_path / "tiles")
+    out = tmp_path / "out" / "change.tif"
+    res = CliRunner().invoke(cli, ["-q", "detect", str(tmp_path / "tiles"), "--series", "--out", str(out),
+                                   "--model", str(model_dir), "--window", "64", "--overlap", "16"])
+    assert res.exit_code == 0, res.output
+    with rasterio.open(out) as p, rasterio.open(out.with_name("change_first_seen.tif")) as f:
+        assert p.shape == f.shape == (96, 96)
+        days = f.read(1)
+    finite = days[np.isfinite(days)]
+    assert finite.size == 0 or finite.min() > 19000  # days since 1970 (2022+)
