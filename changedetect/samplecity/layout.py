@@ -65,6 +65,13 @@ class _Frame:
     def pt(self, s: float, t: float) -> tuple[float, float]:
         return along(self.centre, self.theta, t, across=s)
 
+    def visible(self, lo: float, hi: float) -> tuple[float, float, float, float]:
+        """Street-frame bounds ``(s0, s1, t0, t1)`` of the local square ``[lo, hi]``."""
+        cx, cy = self.centre
+        c, s = math.cos(self.theta), math.sin(self.theta)
+        pts = [((x - cx) * c - (y - cy) * s, (x - cx) * s + (y - cy) * c) for x in (lo, hi) for y in (lo, hi)]
+        return (min(p[0] for p in pts), max(p[0] for p in pts), min(p[1] for p in pts), max(p[1] for p in pts))
+
     def angle(self, quarter: int) -> float:
         """Depth axis along +t (0), +s (1), -t (2), -s (3)."""
         return self.theta + quarter * math.pi / 2
@@ -90,10 +97,13 @@ def plan_city(config: CityConfig, rng: np.random.Generator) -> City:
     ss = sorted(s_lines)
     t_edges = [(-span, 0.0), *ts, (span, 0.0)]
     s_edges = [(-span, 0.0), *ss, (span, 0.0)]
+    view = fr.visible(-half + ext / 2 - 12.0, half + ext / 2 + 12.0)
     blocks = []
     for (ta, wa), (tb, wb) in zip(t_edges[:-1], t_edges[1:], strict=True):
         for (sa, va), (sb, vb) in zip(s_edges[:-1], s_edges[1:], strict=True):
-            blocks.append((sa + va / 2 + 2.5, sb - vb / 2 - 2.5, ta + wa / 2 + 2.5, tb - wb / 2 - 2.5))
+            blk = (max(sa + va / 2 + 2.5, view[0]), min(sb - vb / 2 - 2.5, view[1]), max(ta + wa / 2 + 2.5, view[2]), min(tb - wb / 2 - 2.5, view[3]))
+            if blk[1] - blk[0] > 8 and blk[3] - blk[2] > 8:
+                blocks.append(blk)
     uses = _block_uses(rng, blocks, half)
     for blk, use in zip(blocks, uses, strict=True):
         if use == "residential":
@@ -217,18 +227,32 @@ def _add_lot(city: City, fr: _Frame, rng: np.random.Generator, front: tuple[floa
 
 
 def _industrial(city: City, fr: _Frame, rng: np.random.Generator, blk: tuple[float, float, float, float]) -> None:
+    """Rows of factories and warehouses in a concrete yard, an office block, perimeter trees."""
     s0, s1, t0, t1 = blk
     city.cover.append((_box(fr, s0 + 2, s1 - 2, t0 + 2, t1 - 2), "yard"))
-    s = s0 + 6
-    while s < s1 - 30:
-        length = float(rng.uniform(30.0, 80.0))
-        depth = float(min(rng.uniform(20.0, 45.0), t1 - t0 - 16))
-        if depth < 12 or s + length > s1 - 6:
+    t = t0 + rng.uniform(7.0, 12.0)
+    while True:
+        depth = float(rng.uniform(18.0, 40.0))
+        if t + depth > t1 - 7:
             break
-        tc = rng.uniform(t0 + 8 + depth / 2, max(t0 + 8 + depth / 2, t1 - 8 - depth / 2))
-        kind = "warehouse" if rng.random() < 0.5 else "factory"
-        city.buildings.append(large_building(city.bid(), rng, fr.pt(s + length / 2, tc), fr.angle(0), length, depth, kind=kind))
-        s += length + rng.uniform(8.0, 20.0)
+        s = s0 + rng.uniform(6.0, 12.0)
+        while True:
+            length = float(rng.uniform(25.0, 75.0))
+            if s + length > s1 - 6:
+                if s1 - 6 - s > 20:
+                    length = s1 - 6 - s
+                else:
+                    break
+            kind = str(rng.choice(["warehouse", "factory", "office"], p=[0.45, 0.45, 0.10]))
+            if kind == "office":
+                c = fr.pt(s + 8.0, t + 6.0)
+                city.buildings.append(large_building(city.bid(), rng, c, fr.angle(0), 16.0, 12.0, kind="block"))
+                length = 16.0
+            else:
+                c = fr.pt(s + length / 2, t + depth / 2)
+                city.buildings.append(large_building(city.bid(), rng, c, fr.angle(0), length, depth, kind=kind))
+            s += length + rng.uniform(6.0, 15.0)
+        t += depth + rng.uniform(8.0, 16.0)
     _perimeter_trees(city, fr, rng, blk, spacing=9.0)
 
 
@@ -271,7 +295,8 @@ def _green(city: City, fr: _Frame, rng: np.random.Generator, blk: tuple[float, f
         if not any(poly.intersects(f) for f in free):
             city.cover.append((poly, "crop"))
             free.append(poly)
-    n = int((s1 - s0) * (t1 - t0) / 260)
+    _scatter(city, fr, rng, blk, free)
+    n = int((s1 - s0) * (t1 - t0) / 320)
     cs, ct = rng.uniform(s0, s1, 6), rng.uniform(t0, t1, 6)
     for _ in range(n):
         k = int(rng.integers(0, 6))
@@ -282,6 +307,35 @@ def _green(city: City, fr: _Frame, rng: np.random.Generator, blk: tuple[float, f
         if any(f.buffer(2.0).contains(shapely.Point(x, y)) for f in free):
             continue
         city.trees.append(Tree(x, y, rng.uniform(1.8, 4.5), rng.uniform(5.0, 13.0), rng.uniform(0.75, 1.25)))
+
+
+def _scatter(city: City, fr: _Frame, rng: np.random.Generator, blk: tuple[float, float, float, float], free: list[shapely.Polygon]) -> None:
+    """Semi-rural clutter of green land: small houses with yards, dirt paths, bare patches, banana clumps."""
+    s0, s1, t0, t1 = blk
+    area = (s1 - s0) * (t1 - t0)
+    for _ in range(int(rng.poisson(area / 4000)) + 1):
+        sc, tc, half = rng.uniform(s0, s1), rng.uniform(t0, t1), rng.uniform(15.0, 45.0)
+        w = rng.uniform(0.8, 1.2)
+        path = _box(fr, sc - half, sc + half, tc - w, tc + w) if rng.random() < 0.5 else _box(fr, sc - w, sc + w, tc - half, tc + half)
+        city.cover.append((path, "path"))
+    for _ in range(int(rng.poisson(area / 3000))):
+        w, d = rng.uniform(10, 30), rng.uniform(8, 25)
+        sc, tc = rng.uniform(s0, s1), rng.uniform(t0, t1)
+        city.cover.append((_box(fr, sc - w / 2, sc + w / 2, tc - d / 2, tc + d / 2), "bare"))
+    for _ in range(int(rng.poisson(area / 1800))):
+        w, d = rng.uniform(4.5, 7.0), rng.uniform(8.0, 13.0)
+        sc, tc = rng.uniform(s0 + 6, s1 - 6), rng.uniform(t0 + 8, t1 - 14)
+        yard = _box(fr, sc - w / 2 - 2, sc + w / 2 + 2, tc - 3, tc + d + 2)
+        if any(yard.intersects(f) for f in free):
+            continue
+        free.append(yard)
+        city.cover.append((yard, "backyard"))
+        city.buildings.append(house(city.bid(), rng, fr.pt(sc, tc), fr.angle(0), w, d, floors=1, style=str(rng.choice(["metal", "tile"]))))
+    for _ in range(int(rng.poisson(area / 4000))):
+        sc, tc = rng.uniform(s0, s1), rng.uniform(t0, t1)
+        for _ in range(int(rng.integers(4, 10))):
+            x, y = fr.pt(sc + rng.normal(0, 3), tc + rng.normal(0, 3))
+            city.trees.append(Tree(x, y, rng.uniform(1.0, 1.8), rng.uniform(2.5, 4.0), rng.uniform(1.25, 1.45)))
 
 
 def _sidewalk_trees(city: City, fr: _Frame, rng: np.random.Generator, t_lines: list[tuple[float, float]], s_lines: list[tuple[float, float]], span: float) -> None:

@@ -24,7 +24,7 @@ from changedetect.samplecity.layout import City
 from changedetect.samplecity.spec import Acquisition, CityConfig, along, rect
 from changedetect.samplecity.texture import MATERIALS, fractal_noise, mix
 
-COVER = ("natural", "backyard", "yard", "court", "crop", "bank", "water", "sidewalk", "asphalt", "alley", "marking")
+COVER = ("natural", "bare", "path", "backyard", "yard", "court", "crop", "bank", "water", "sidewalk", "asphalt", "alley", "marking")
 _PITCH = {"tile": 24.0, "metal": 13.0, "concrete": 0.0}
 #: Share of light left in a cast shadow (sky light, bluer), per band.
 SHADOW_LIGHT = np.array([0.27, 0.30, 0.40, 0.21], np.float32)[:, None]
@@ -128,7 +128,9 @@ def _ground(st: StaticScene, acq: Acquisition) -> np.ndarray:
         if i == 0 or not m.any():
             continue
         low, mid, fine, v = st.low[m], st.mid[m], st.fine[m], veg[m]
-        if name == "yard":
+        if name in ("bare", "path"):
+            col = np.asarray(MATERIALS["soil"], np.float32)[:, None] * ((1.12 if name == "path" else 1.0) + 0.08 * mid + 0.06 * fine)
+        elif name == "yard":
             col = mix(MATERIALS["concrete"], MATERIALS["old_concrete"], np.clip(0.5 + 0.6 * low, 0, 1)) * (1 + 0.05 * fine)
         elif name == "backyard":
             col = mix(MATERIALS["soil"], MATERIALS["old_concrete"], np.clip(0.5 + mid, 0, 1))
@@ -198,6 +200,13 @@ def _roofs(st: StaticScene, state: DateState, acq: Acquisition, img: np.ndarray,
         1 + 0.09 * mid + 0.04 * fine,
     )
     img[:, m] = cols[p].T * (shade * rim * ridge * tex)[None]
+    leaf = st.leaf[m]
+    plants = (mats == 2) & (leaf > 2.1) & (edge > 0.4)
+    clutter = (mats == 2) & (fine > 2.3) & ~plants
+    sub = img[:, m]
+    sub[:, plants] = np.asarray(MATERIALS["light_canopy"], np.float32)[:, None] * (0.8 + 0.1 * leaf[plants])[None]
+    sub[:, clutter] *= np.where(mid[clutter] > 0, 1.35, 0.6)[None]
+    img[:, m] = sub
     height[m] = attr[p, 6]
     _tanks(st, state, img, height)
 
@@ -226,8 +235,11 @@ def _cars(st: StaticScene, state: DateState, img: np.ndarray, height: np.ndarray
 def _trees(st: StaticScene, state: DateState, acq: Acquisition, img: np.ndarray, height: np.ndarray) -> None:
     g = st.grid
     sun = sun_vector(acq)
-    canopy = np.asarray(MATERIALS["canopy"], np.float32)[:, None, None]
+    dark = np.asarray(MATERIALS["canopy"], np.float32)
+    light = np.asarray(MATERIALS["light_canopy"], np.float32)
     for t in state.trees:
+        hue = (t.tint * 7.31) % 1.0 * 0.55 if t.tint < 1.25 else 0.9
+        canopy = (dark + (light - dark) * hue)[:, None, None]
         c0, c1 = int((t.x - t.r - g.origin) / g.step), int((t.x + t.r - g.origin) / g.step) + 2
         r0, r1 = int((t.y - t.r - g.origin) / g.step), int((t.y + t.r - g.origin) / g.step) + 2
         c0, r0, c1, r1 = max(c0, 0), max(r0, 0), min(c1, g.n), min(r1, g.n)
@@ -246,7 +258,7 @@ def _trees(st: StaticScene, state: DateState, acq: Acquisition, img: np.ndarray,
             continue
         shade = np.clip((dx * sun[0] - dy * sun[1] + nz * sun[2]) / sun[2], 0.35, 1.35)
         clump = 1 + 0.28 * st.leaf[r0:r1, c0:c1]
-        col = canopy * (t.tint * shade * clump)[None]
+        col = canopy * (min(t.tint, 1.1) * shade * clump)[None]
         win = img[:, r0:r1, c0:c1]
         win[:, draw] = col[:, draw]
         height[r0:r1, c0:c1][draw] = ch[draw]
