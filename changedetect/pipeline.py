@@ -57,6 +57,8 @@ OUTPUTS: dict[str, str] = {
     "report": "report.html",
     "run": "run.json",
 }
+#: An aligned stack up to this size is computed once and held in memory (else re-read lazily).
+PERSIST_BYTES = 2 << 30
 STAGES = ("open", "coregister", "detect", "vectorize", "match", "write", "report")
 
 
@@ -164,9 +166,9 @@ def run(
     out = Path(out)
     _check_out(out, overwrite)
     started = dt.datetime.now(dt.UTC)
+    loaded = load_model(config.detect.model, device=config.detect.device)  # fail fast: ModelError
     clock = _Clock(progress)
     try:
-        loaded = load_model(config.detect.model, device=config.detect.device)  # fail fast: ModelError
         with clock.stage("open"):
             series = open_series(tiles if isinstance(tiles, str | Path) else [Path(t) for t in tiles])
             stack = series.to_stack()
@@ -196,6 +198,7 @@ def _chain(stack: xr.DataArray, register: gpd.GeoDataFrame, out: Path, config: P
 
     with clock.stage("coregister"):
         aligned, creport = coreg_mod.coregister(stack, config=config.coregister, progress=progress)
+        aligned = _hold(aligned)
         write_text_atomic(out / OUTPUTS["coregistration"],
                           json.dumps(creport.to_dict(), indent=1, default=str, ensure_ascii=False))
     first_seen = None
@@ -212,6 +215,7 @@ def _chain(stack: xr.DataArray, register: gpd.GeoDataFrame, out: Path, config: P
     with clock.stage("vectorize"):
         footprints = vec_mod.vectorize(prob, first_seen=first_seen, before=aligned.isel(time=0),
                                        after=aligned.isel(time=-1), config=config.vectorize)
+        footprints = _fill_first_seen(footprints, aligned)
         write_vector(footprints, out / OUTPUTS["footprints"], overwrite=True)
     with clock.stage("match"):
         violations = _with_addresses(match_mod.match(footprints, register, config=config.match), register)
@@ -231,6 +235,26 @@ def _chain(stack: xr.DataArray, register: gpd.GeoDataFrame, out: Path, config: P
                          after=out / OUTPUTS["after_rgb"], config=config.report, overwrite=True,
                          run_info=_report_info(times, loaded, len(footprints)))
     return {"violations": violations, "footprints": footprints, "times": times, "prob": prob}
+
+
+def _hold(aligned: xr.DataArray) -> xr.DataArray:
+    """Compute the (lazy) aligned stack once when it fits in memory: every later stage reads it."""
+    if aligned.chunks is not None and aligned.nbytes <= PERSIST_BYTES:
+        return aligned.persist(scheduler="threads")
+    return aligned
+
+
+def _fill_first_seen(footprints: gpd.GeoDataFrame, aligned: xr.DataArray) -> gpd.GeoDataFrame:
+    """A pair has no first-seen raster: its footprints were first seen on the after date."""
+    import pandas as pd
+
+    after = pd.Timestamp(aligned["time"].values[-1])
+    if "first_seen" not in footprints:
+        footprints = footprints.assign(first_seen=after)
+    elif footprints["first_seen"].isna().any():
+        filled = pd.to_datetime(footprints["first_seen"]).fillna(after)
+        footprints = footprints.assign(first_seen=filled)
+    return footprints
 
 
 def _days(first_seen: xr.DataArray) -> xr.DataArray:

@@ -1,0 +1,142 @@
+"""pipeline.run and `changedetect run`: every output, provenance, overwrite, errors."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from changedetect.config import PipelineConfig
+from changedetect.errors import ModelError, OutputExistsError
+from changedetect.testing import make_footprints, make_model, make_permits, make_stack, write_stack
+
+for _mod in ("coregister", "vectorize", "match", "detect"):
+    pytest.importorskip(f"changedetect.{_mod}", reason=f"changedetect.{_mod} has not landed yet")
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    root = tmp_path_factory.mktemp("pipeline")
+    stack = make_stack(n_dates=3, size=64, seed=3)
+    tiles = write_stack(stack, root / "tiles", prefix="district12")
+    pair = root / "pair"
+    pair.mkdir()
+    for p in (tiles[0], tiles[-1]):
+        (pair / p.name).write_bytes(p.read_bytes())
+    make_permits(make_footprints(stack).iloc[:1]).to_file(root / "permits.gpkg")
+    model = make_model(root / "tiny-model")
+    config = PipelineConfig().with_model(str(model))
+    # a random model: make any change a footprint, so that the chain has something to carry
+    config = dataclasses.replace(
+        config, detect=dataclasses.replace(config.detect, window=64, overlap=8),
+        vectorize=dataclasses.replace(config.vectorize, threshold=0.02, low_threshold=0.02))
+    toml = root / "run.toml"
+    toml.write_text(config.to_toml(), encoding="utf-8")
+    return {"root": root, "tiles": root / "tiles", "pair": pair, "tile_paths": tiles,
+            "permits": root / "permits.gpkg", "config": config, "toml": toml}
+
+
+@pytest.fixture(scope="module")
+def series_run(inputs: dict):  # noqa: ANN201
+    from changedetect.pipeline import run
+
+    out = inputs["root"] / "out"
+    return run(inputs["tiles"], permits=inputs["permits"], out=out, config=inputs["config"])
+
+
+def test_every_output_is_written(series_run, inputs: dict) -> None:
+    from changedetect.pipeline import OUTPUTS
+
+    out = series_run.out
+    for name in OUTPUTS.values():
+        assert (out / name).is_file(), name
+    assert not [p for p in out.iterdir() if p.name.startswith(".")], "no temporary file left"
+    assert series_run.n_footprints >= 1
+    assert sum(series_run.counts.values()) == series_run.n_footprints
+    summary = series_run.to_dict()
+    json.dumps(summary)
+    assert summary["dates"] == ["2024-01-15", "2024-03-15", "2024-05-14"]
+    assert set(summary["timings_s"]) == {"open", "coregister", "detect", "vectorize", "match", "write", "report"}
+
+
+def test_run_json_provenance(series_run, inputs: dict) -> None:
+    from changedetect import __version__
+    from changedetect._state import sha256_file
+
+    run = json.loads((series_run.out / "run.json").read_text(encoding="utf-8"))
+    assert run["changedetect_version"] == __version__
+    assert run["model"]["name"] == "tiny-model" and len(run["model"]["sha256"]) == 64
+    tiles = {Path(t["path"]).name: t["sha256"] for t in run["inputs"]["tiles"]}
+    assert tiles == {p.name: sha256_file(p) for p in inputs["tile_paths"]}
+    assert run["inputs"]["permits"]["sha256"] == sha256_file(inputs["permits"])
+    assert run["config"] == inputs["config"].to_dict()
+    assert PipelineConfig.from_dict(run["config"]) == inputs["config"]
+    assert run["dates"] == series_run.dates and run["counts"] == series_run.counts
+
+
+def test_violations_and_report_agree(series_run) -> None:
+    import geopandas as gpd
+
+    violations = gpd.read_file(series_run.out / "violations.gpkg")
+    assert len(violations) == series_run.n_footprints
+    assert {"violation_id", "status", "reason", "permit_ids", "address"} <= set(violations.columns)
+    assert violations["first_seen"].notna().all()
+    html = (series_run.out / "report.html").read_text(encoding="utf-8")
+    cards = re.findall(r'<section class="card status-', html)
+    assert len(cards) == series_run.n_violations
+    csv = (series_run.out / "violations.csv").read_text(encoding="utf-8")
+    assert csv.count("\n") == len(violations) + 1
+
+
+def test_refuses_to_overwrite_a_run(series_run, inputs: dict) -> None:
+    from changedetect.pipeline import run
+
+    with pytest.raises(OutputExistsError, match="overwrite"):
+        run(inputs["tiles"], permits=inputs["permits"], out=series_run.out, config=inputs["config"])
+
+
+def test_a_pair_fills_first_seen_with_the_after_date(inputs: dict, tmp_path: Path) -> None:
+    import geopandas as gpd
+
+    from changedetect.pipeline import run
+
+    out = tmp_path / "pair_out"
+    (out).mkdir()
+    (out / "run.json").write_text("{}")  # an earlier run: needs overwrite
+    summary = run(inputs["pair"], permits=inputs["permits"], out=out, config=inputs["config"], overwrite=True)
+    assert summary.dates == ["2024-01-15", "2024-05-14"]
+    assert not (out / "first_seen.tif").exists()
+    fp = gpd.read_file(out / "footprints.gpkg")
+    assert (fp["first_seen"].astype(str).str[:10] == "2024-05-14").all()
+
+
+def test_missing_model_is_a_model_error_before_any_output(inputs: dict, tmp_path: Path) -> None:
+    from changedetect.pipeline import run
+
+    config = inputs["config"].with_model(str(tmp_path / "no-such-model"))
+    with pytest.raises(ModelError, match="no-such-model"):
+        run(inputs["tiles"], permits=inputs["permits"], out=tmp_path / "out", config=config)
+    assert not any((tmp_path / "out").iterdir())
+
+
+def test_cli_run_json_and_text(inputs: dict, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from changedetect.cli import cli, main
+
+    out = tmp_path / "cli_out"
+    args = ["run", str(inputs["pair"]), "--permits", str(inputs["permits"]), "--out", str(out),
+            "--config", str(inputs["toml"])]
+    result = CliRunner().invoke(cli, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    assert summary["paths"]["report"].endswith("report.html") and "counts" in summary
+    again = CliRunner().invoke(cli, ["-q", *args, "--overwrite"])
+    assert again.exit_code == 0, again.output
+    assert "violations:" in again.output and "report:" in again.output
+    with pytest.raises(SystemExit) as info:
+        main([*args, "--model", "no-such-model", "--overwrite"])
+    assert info.value.code == 2
