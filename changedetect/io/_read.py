@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from dask.highlevelgraph import HighLevelGraph
 from pyproj import CRS
 from rasterio.crs import CRS as RioCRS
 from rasterio.enums import MaskFlags, Resampling
+from rasterio.errors import NotGeoreferencedWarning as RioNotGeoreferencedWarning
 from rasterio.errors import RasterioError
 from rasterio.transform import array_bounds
 from rasterio.warp import reproject, transform_bounds
@@ -39,6 +41,11 @@ log = logging.getLogger(__name__)
 
 #: Source pixels read around a window's footprint, for the resampling kernels.
 _MARGIN = 4
+
+# rasterio.warp.reproject wraps numpy arrays in in-memory datasets that have no transform
+# until it sets the ones we pass, and warns about that on the way; the warning is about
+# its internals, never about the user's files, so it is silenced for that module only.
+warnings.filterwarnings("ignore", category=RioNotGeoreferencedWarning, module=r"rasterio\.warp")
 
 
 @dataclass(frozen=True)

@@ -101,6 +101,10 @@ def test_band_per_file_with_different_resolutions(write_tif, tmp_path: Path, rng
     with rasterio.open(tmp_path / "T48_20200201_B8A.tif") as src:
         coarse = src.read(1).astype(np.float32)
     np.testing.assert_array_equal(stack.sel(band="B8A").values[1], np.kron(coarse, np.ones((2, 2))))
+    tiled = series.to_stack(resampling="bilinear", chunks=7).values  # no seams between blocks
+    np.testing.assert_allclose(
+        tiled, series.to_stack(resampling="bilinear", chunks=64).values, atol=1e-3
+    )
     coarser = series.to_stack(series.reference_grid(resolution=40), resampling="average")
     assert coarser.shape == (2, 3, 5, 5)
 
