@@ -112,3 +112,18 @@ def test_atomic_path_removes_the_temporary_file_on_failure(tmp_path: Path) -> No
         tmp.write_text("whole")
     assert target.read_text() == "whole"
     assert list(tmp_path.iterdir()) == [target]
+
+
+def test_without_gdal_cog_driver_a_tiled_geotiff_with_overviews_is_written(
+    tmp_path: Path, monkeypatch
+) -> None:
+    real = rasterio.Env.drivers
+    monkeypatch.setattr(
+        rasterio.Env, "drivers", lambda self: {k: v for k, v in real(self).items() if k != "COG"}
+    )
+    data = np.random.default_rng(5).random((1030, 600)).astype(np.float32)
+    out = write_cog(_raster(data, ("y", "x")), tmp_path / "old_gdal.tif")
+    with rasterio.open(out) as src:
+        assert src.profile["tiled"] and src.block_shapes[0] == (512, 512)
+        assert src.overviews(1) == [2, 4]
+        np.testing.assert_array_equal(src.read(1), data)
