@@ -114,6 +114,7 @@ def _outputs(base: Path) -> dict:
 
 def test_reference_run_finds_new_violations_each_night(world: dict) -> None:
     ref = world["reference"]
+    assert ref["open_violations.gpkg"][1], "the reference run found violations to carry"
     assert set(ref) >= {f"violations-{n}.gpkg" for n in NIGHTS} | {"open_violations.gpkg"}
     cols, rows, _ = ref["open_violations.gpkg"]
     assert cols[:3] == ["violation_id", "area", "night"]
@@ -182,3 +183,47 @@ def test_sigkill_at_a_random_moment_then_rerun_gives_the_reference(world: dict, 
                                                                    seed: int) -> None:
     delay = random.Random(seed).uniform(1.0, 8.0)
     assert _trial(world, tmp_path, f"timer{seed}", delay=delay) == world["after-night-2"]
+
+
+@pytest.fixture
+def dask_cluster(tmp_path: Path):  # noqa: ANN201
+    """A separately started `dask scheduler` and two `dask worker` processes on localhost."""
+    dask_exe = Path(sys.executable).parent / "dask"
+    if not dask_exe.exists():
+        pytest.skip("the `dask` command is absent from this environment")
+    info = tmp_path / "scheduler.json"
+    procs = [subprocess.Popen([str(dask_exe), "scheduler", "--host", "127.0.0.1", "--port", "0",
+                               "--no-dashboard", "--scheduler-file", str(info)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    try:
+        deadline = time.monotonic() + 60
+        while not info.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        address = json.loads(info.read_text())["address"]
+        procs += [subprocess.Popen([str(dask_exe), "worker", address, "--nworkers", "1", "--nthreads", "1",
+                                    "--no-dashboard", "--local-directory", str(tmp_path / f"w{i}")],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for i in range(2)]
+        from dask.distributed import Client
+
+        with Client(address, timeout="30s") as client:
+            client.wait_for_workers(2, timeout=60)
+        yield address
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+def test_external_scheduler_gives_the_same_result(world: dict, dask_cluster: str, tmp_path: Path) -> None:
+    base = tmp_path / "ext"
+    shutil.copytree(world["root"] / f"after-{NIGHTS[0]}", base)
+    _arrive(world, base / "catalog", NIGHTS[1])
+    result = subprocess.run([*_cli(world, base, NIGHTS[1]), "--scheduler", dask_cluster],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads(result.stdout)["pairs"] == len(AREAS)
+    assert _outputs(base) == world["after-night-2"]
