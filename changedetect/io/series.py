@@ -239,6 +239,14 @@ def _band_names(entry: Entry, meta: RasterMeta) -> list[str]:
                 f"{entry.origin}: {len(entry.bands)} band names {entry.bands} given for '{entry.path}', "
                 f"which has {count} band(s); give one name per band"
             )
+        if all(meta.descriptions) and list(meta.descriptions) != list(entry.bands):
+            log.warning(
+                "%s names the bands of '%s' %s; the file's descriptions say %s: using the former",
+                entry.origin,
+                entry.path,
+                entry.bands,
+                list(meta.descriptions),
+            )
         return list(entry.bands)
     if all(meta.descriptions) and len(set(meta.descriptions)) == count:
         return [str(d) for d in meta.descriptions]
