@@ -120,8 +120,8 @@ def _permitted_geometry(c: Change, case: str, rng: np.random.Generator) -> shape
 
 
 def _jitter(geom: shapely.Geometry, rng: np.random.Generator, scale: float = 1.0) -> shapely.Geometry:
-    g = affinity.rotate(geom, rng.uniform(-0.5, 0.5) * scale, origin="centroid")
-    return affinity.translate(g, rng.uniform(-0.35, 0.35) * scale, rng.uniform(-0.35, 0.35) * scale)
+    g = affinity.rotate(geom, rng.uniform(-0.4, 0.4) * scale, origin="centroid")
+    return affinity.translate(g, rng.uniform(-0.25, 0.25) * scale, rng.uniform(-0.25, 0.25) * scale)
 
 
 def _dates_for(case: str, before: dt.date, seen: dt.date, register: dt.date, rng: np.random.Generator) -> tuple[dt.date, dt.date]:

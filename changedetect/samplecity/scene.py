@@ -122,6 +122,8 @@ def _ground(st: StaticScene, acq: Acquisition) -> np.ndarray:
     grass = tuple(float(a + (b - a) * green) for a, b in zip(MATERIALS["dry_grass"], MATERIALS["green_grass"], strict=True))
     tex = 1.0 + 0.07 * st.mid + 0.05 * st.fine
     img = mix(MATERIALS["soil"], grass, veg) * tex[None]
+    shrub = np.clip((st.leaf - 0.9) * 1.5, 0, 1) * (veg > 0.35)
+    img += (np.asarray(MATERIALS["light_canopy"], np.float32)[:, None, None] * (0.75 + 0.1 * st.fine)[None] - img) * (0.8 * shrub)[None]
     ang = st.city.theta
     for i, name in enumerate(COVER):
         m = st.cover == i

@@ -63,6 +63,7 @@ def truth_table(footprints: gpd.GeoDataFrame, register: gpd.GeoDataFrame, notes:
     ``notes`` adds a word on each structure's case.
     """
     reg = register.to_crs(IMAGE_EPSG)
+    by_id = reg.set_index("permit_id")
     rows = []
     for _, f in footprints.iterrows():
         first = dt.date.fromisoformat(f["first_seen"])
@@ -74,9 +75,25 @@ def truth_table(footprints: gpd.GeoDataFrame, register: gpd.GeoDataFrame, notes:
                 "first_seen": f["first_seen"],
                 "expected_status": status,
                 "permit_id": ";".join(ids),
-                "note": notes.get(f["structure_id"], ""),
+                "note": "; ".join(x for x in (notes.get(f["structure_id"], ""), _why(status, ids, excess, f["first_seen"], by_id)) if x),
                 "area_m2": f["area_m2"],
                 "excess_area_m2": excess,
             }
         )
     return pd.DataFrame(rows, columns=TRUTH_COLUMNS)
+
+
+def _why(status: str, ids: list[str], excess: float, seen: str, by_id: pd.DataFrame) -> str:
+    """A short human-readable reason for ``status``."""
+    if not ids:
+        return "no permit covers it"
+    p = by_id.loc[ids[0]]
+    if status == "type_mismatch":
+        return f"only a {p['permit_type']} permit ({ids[0]}) covers it"
+    if status == "before_permit":
+        return f"first seen {seen}, {ids[0]} issued only on {p['issued_on']}"
+    if status == "permit_expired":
+        return f"{ids[0]} expired on {p['valid_until']}, first seen {seen}"
+    if status == "exceeds_permit":
+        return f"{excess:.1f} m2 built outside {ids[0]} (permitted {p['permitted_area_m2']:.1f} m2)"
+    return f"{ids[0]} ({p['permit_type']}, {p['issued_on']} to {p['valid_until']}) covers it"
