@@ -79,20 +79,21 @@ class Misregistration:
 
 
 def draw_misregistration(rng: np.random.Generator, size: int, reference: bool) -> Misregistration:
-    """A global shift of 0.5-4.5 px and a smooth warp of ~0.5-1.5 px (none for the reference)."""
+    """A global shift of 0.8-4.5 px and a smooth warp of ~0.5-1.5 px (none for the reference)."""
     if reference:
         return Misregistration(0.0, 0.0)
     mag, ang = rng.uniform(0.8, 4.5), rng.uniform(0, 2 * np.pi)
     dx, dy = round(mag * math.cos(ang), 3), round(mag * math.sin(ang), 3)
     terms = []
-    total = rng.uniform(0.6, 1.4)
-    weights = rng.dirichlet([2.0, 2.0, 2.0])
+    total = rng.uniform(0.9, 1.6)
+    weights = rng.dirichlet([3.0, 3.0, 3.0])
     for w in weights:
         wavelength = rng.uniform(0.35, 1.2) * max(size, 256)
         direction = rng.uniform(0, 2 * np.pi)
         fc, fr = math.cos(direction) / wavelength, math.sin(direction) / wavelength
         amp = total * float(w)
-        ax, ay = amp * rng.uniform(-1, 1), amp * rng.uniform(-1, 1)
+        ax = amp * rng.choice([-1.0, 1.0]) * rng.uniform(0.5, 1.0)
+        ay = amp * rng.choice([-1.0, 1.0]) * rng.uniform(0.5, 1.0)
         terms.append(tuple(round(float(v), 6) for v in (fc, fr, ax, rng.uniform(0, 2 * np.pi), ay, rng.uniform(0, 2 * np.pi))))
     return Misregistration(dx, dy, tuple(terms))  # type: ignore[arg-type]
 
