@@ -18,6 +18,8 @@ import shapely
 from pyproj import CRS
 from pyproj.transformer import TransformerGroup
 
+from changedetect._match_overlay import MAX_SUBJECT, Rings, intersection_areas, prepare
+
 if TYPE_CHECKING:
     from changedetect.match import MatchConfig
 
@@ -83,7 +85,13 @@ def overlap_evidence(
     fp_area = shapely.area(fpg)
     pm_area = shapely.area(pmg)
     point = np.isin(shapely.get_type_id(pmg[pi]), (0, 4))
-    inter = np.where(point, np.nan, shapely.area(shapely.intersection(fpg[fi], pmg[pi])))
+    rf, rp = prepare(fpg, MAX_SUBJECT), prepare(pmg, MAX_SUBJECT)
+    inter = np.full(len(fi), np.nan)
+    inter[~point] = intersection_areas(fpg, pmg, fi[~point], pi[~point], rf, rp)
+    inside = np.zeros(len(fi), bool)
+    inside[point] = shapely.intersects(fpg[fi[point]], pmg[pi[point]])
+    real = inside | (inter > 0)  # bounding boxes met; the shapes must too
+    fi, pi, inter, point = fi[real], pi[real], inter[real], point[real]
     order = np.lexsort((-np.nan_to_num(inter, nan=np.inf), fi))
     fi, pi, inter, point = fi[order], pi[order], inter[order], point[order]
     smaller = np.minimum(fp_area[fi], pm_area[pi])
@@ -99,10 +107,10 @@ def overlap_evidence(
     after = compatible & (seen > pm["valid_until"].to_numpy()[pi])
     valid = compatible & ~before & ~after
     n = len(fp)
-    excess_counted = _excess(fpg, pmg, fp_area, fi, pi, inter, point, counted, n)
+    excess_counted = _excess(fpg, pmg, fp_area, fi, pi, inter, point, counted, n, rp)
     overlap = np.where(fp_area > 0, 1.0 - excess_counted / np.where(fp_area > 0, fp_area, 1), 0.0)
     overlap = np.where(_any(counted, fi, n), overlap, 0.0)
-    excess_valid = _excess(fpg, pmg, fp_area, fi, pi, inter, point, valid, n)
+    excess_valid = _excess(fpg, pmg, fp_area, fi, pi, inter, point, valid, n, rp)
     # what no valid permit allows: all of it when no permit is valid (expired, not yet issued, wrong type)
     excess = np.where(_any(valid, fi, n), excess_valid, fp_area)
     ids = pm["permit_id"].astype(str).to_numpy()
@@ -120,20 +128,43 @@ def _any(mask: np.ndarray, fi: np.ndarray, n: int) -> np.ndarray:
 
 def _excess(
     fpg: np.ndarray, pmg: np.ndarray, fp_area: np.ndarray, fi: np.ndarray, pi: np.ndarray,
-    inter: np.ndarray, point: np.ndarray, mask: np.ndarray, n: int,
+    inter: np.ndarray, point: np.ndarray, mask: np.ndarray, n: int, rp: Rings,
 ) -> np.ndarray:
     """Area of each footprint outside the union of its ``mask``-ed polygon permits (its area if none)."""
     poly = mask & ~point
     count = np.bincount(fi[poly], minlength=n)
-    out = fp_area.copy()
-    single = poly & (count[fi] == 1)
-    out[fi[single]] = fp_area[fi[single]] - inter[single]
-    for f in np.flatnonzero(count > 1):
-        parts = pmg[pi[poly & (fi == f)]]
-        out[f] = shapely.area(shapely.difference(fpg[f], shapely.union_all(parts)))
+    out = fp_area - np.bincount(fi[poly], weights=inter[poly], minlength=n)  # exact if permits are disjoint
+    multi = np.flatnonzero(count > 1)
+    if len(multi):
+        sel = np.flatnonzero(poly & (count[fi] > 1))  # pairs of footprints with several permits
+        g_f, g_p = fi[sel], pi[sel]
+        a_idx, b_idx = _pairs_within_groups(g_f)
+        if len(a_idx):
+            overlap = intersection_areas(pmg, pmg, g_p[a_idx], g_p[b_idx], rp, rp)
+            tangled = np.unique(g_f[a_idx][overlap > 1e-6])  # permits overlapping each other: exact union
+            for f in tangled:
+                parts = pmg[g_p[g_f == f]]
+                out[f] = shapely.area(shapely.difference(fpg[f], shapely.union_all(parts)))
     only_points = (np.bincount(fi[mask & point], minlength=n) > 0) & (count == 0)
     out[only_points] = 0.0  # a point permit has no footprint: areas are compared in classify
     return out
+
+
+def _pairs_within_groups(group: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Index pairs ``(a, b)``, ``a < b``, of the elements of each run of equal, sorted ``group`` values."""
+    if len(group) < 2:
+        return np.empty(0, np.intp), np.empty(0, np.intp)
+    starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
+    sizes = np.diff(np.r_[starts, len(group)])
+    a_out, b_out = [], []
+    for size in np.unique(sizes[sizes > 1]):
+        firsts = starts[sizes == size]
+        ia, ib = np.triu_indices(int(size), k=1)
+        a_out.append((firsts[:, None] + ia[None, :]).ravel())
+        b_out.append((firsts[:, None] + ib[None, :]).ravel())
+    if not a_out:
+        return np.empty(0, np.intp), np.empty(0, np.intp)
+    return np.concatenate(a_out), np.concatenate(b_out)
 
 
 def _first(mask: np.ndarray, fi: np.ndarray, n: int) -> np.ndarray:
@@ -175,41 +206,58 @@ def classify(
         "permitted": _first(ev.valid, fi, n),
     }
     revoked = _first(ev.revoked_cover, fi, n)
-    reasons = [
-        _reason(str(s), i, fp, pm, ev, main, revoked, permitted[i], config) for i, s in enumerate(status)
-    ]
+    ctx = _Context(
+        kind=fp["change_type"].tolist(), seen=_iso(fp["first_seen"]), pid=pm["permit_id"].astype(str).tolist(),
+        ptype=pm["permit_type"].tolist(), issued=_iso(pm["issued_on"]), until=_iso(pm["valid_until"]),
+    )
+    pis = ev.pi.tolist()
+    area, excess_l = ev.area_m2.tolist(), excess.tolist()
+    reasons = []
+    for i, s in enumerate(status.tolist()):
+        j = main[s][i] if s in main else revoked[i]
+        reasons.append(_reason(s, i, ctx, pis[j] if j >= 0 else -1, area[i], excess_l[i], float(permitted[i]),
+                               config))
     return status, reasons
 
 
-def _reason(
-    status: str, i: int, fp: gpd.GeoDataFrame, pm: gpd.GeoDataFrame, ev: Evidence, main: dict[str, np.ndarray],
-    revoked: np.ndarray, permitted: float, config: MatchConfig,
-) -> str:
-    kind = str(fp["change_type"].iat[i])
-    what = f"{_KIND_WORD[kind]} of {ev.area_m2[i]:.0f} m²"
-    seen = fp["first_seen"].iat[i]
-    seen_s = "" if pd.isna(seen) else pd.Timestamp(seen).date().isoformat()
+@dataclass
+class _Context:
+    """Plain Python lists of what the reasons quote (fast to index)."""
+
+    kind: list[str]
+    seen: list[str]
+    pid: list[str]
+    ptype: list[str]
+    issued: list[str]
+    until: list[str]
+
+
+def _iso(values: pd.Series) -> list[str]:
+    days = pd.to_datetime(values).to_numpy().astype("datetime64[D]")
+    return ["" if t == "NaT" else t for t in days.astype(str).tolist()]
+
+
+def _reason(status: str, i: int, c: _Context, p: int, area: float, excess: float, permitted: float,
+            config: MatchConfig) -> str:
+    kind = c.kind[i]
+    what = f"{_KIND_WORD[kind]} of {area:.0f} m²"
     if status == "unlicensed":
-        if revoked[i] >= 0:
-            return f"{what}: only a revoked permit ({pm['permit_id'].iat[ev.pi[revoked[i]]]}) covers it"
+        if p >= 0:
+            return f"{what}: only a revoked permit ({c.pid[p]}) covers it"
         return f"{what}: no permit covers it"
-    p = ev.pi[main[status][i]]
-    pid, ptype = pm["permit_id"].iat[p], pm["permit_type"].iat[p]
-    issued = pd.Timestamp(pm["issued_on"].iat[p]).date().isoformat()
-    until = pd.Timestamp(pm["valid_until"].iat[p]).date().isoformat()
+    pid, ptype = c.pid[p], c.ptype[p]
     if status == "type_mismatch":
         need = " or ".join(ALLOWED_TYPES[kind])
         return f"{what} under a {ptype} permit ({pid}); it needs a {need} permit"
     if status == "before_permit":
-        return f"{what} first seen {seen_s}, before permit {pid} was issued on {issued}"
+        return f"{what} first seen {c.seen[i]}, before permit {pid} was issued on {c.issued[p]}"
     if status == "permit_expired":
-        return f"{what} first seen {seen_s}, after permit {pid} expired on {until}"
-    excess = ev.excess_area_m2[i]
+        return f"{what} first seen {c.seen[i]}, after permit {pid} expired on {c.until[p]}"
     pct = 100.0 * excess / permitted if permitted > 0 else float("inf")
     if status == "exceeds_permit":
-        return (f"built {ev.area_m2[i]:.0f} m² against a permit for {permitted:.0f} m² ({pid}): "
+        return (f"built {area:.0f} m² against a permit for {permitted:.0f} m² ({pid}): "
                 f"{excess:.0f} m² ({pct:.0f}%) outside the permitted footprint")
-    return (f"{what} within permit {pid} ({ptype}, valid {issued} to {until}); "
+    return (f"{what} within permit {pid} ({ptype}, valid {c.issued[p]} to {c.until[p]}); "
             f"{excess:.0f} m² outside, within tolerance ({config.tolerance_m2:g} m² or {config.tolerance_pct:g}%)")
 
 

@@ -129,7 +129,7 @@ def match(
         footprints' CRS, in the footprints' order.
     """
     fp, pm, crs = _harmonise_crs(footprints, permits, config)
-    fi, pi = _candidate_pairs(fp, pm)
+    fi, pi, pm = _candidate_pairs(fp, pm)
     ev = _overlap_evidence(fp, pm, fi, pi, config)
     status, reason = _classify(fp, pm, ev, config)
     out = _frame(footprints, ev, status, reason)
@@ -141,7 +141,7 @@ def match(
 def _harmonise_crs(
     footprints: gpd.GeoDataFrame, permits: gpd.GeoDataFrame, config: MatchConfig
 ) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame, CRS]:
-    """Both frames in one metric CRS; attributes normalised (dates, types)."""
+    """Both frames in one metric CRS; the footprints' attributes normalised (dates, kinds)."""
     if footprints.crs is None:
         raise GeoreferenceError("the footprints have no CRS; set it with .set_crs() before matching")
     if permits.crs is None and len(permits):
@@ -153,19 +153,38 @@ def _harmonise_crs(
     else:
         crs = CRS.from_user_input(footprints.estimate_utm_crs())
     fp = reproject(footprints, crs).reset_index(drop=True)
-    pm = (reproject(permits, crs) if permits.crs is not None else permits.set_crs(crs)).reset_index(drop=True)
+    if permits.crs is None:
+        pm = permits.set_crs(crs)
+    else:  # no copy when the register is already in the working CRS: it may hold millions of rows
+        pm = permits if CRS.from_user_input(permits.crs) == crs else reproject(permits, crs)
     fp["first_seen"] = _dates(fp["first_seen"]) if "first_seen" in fp else pd.NaT
-    fp["change_type"] = [_change_kind(v) for v in (fp["change_type"] if "change_type" in fp else [None] * len(fp))]
-    for col in ("issued_on", "valid_until"):
-        pm[col] = _dates(pm[col])
-    pm["permitted_area_m2"] = pd.to_numeric(pm["permitted_area_m2"], errors="coerce")
-    pm["permit_type"] = pm["permit_type"].astype(str).str.strip().str.lower()
-    pm["status"] = pm["status"].astype(str).str.strip().str.lower()
+    kinds = fp["change_type"] if "change_type" in fp else pd.Series([None] * len(fp), dtype=object)
+    fp["change_type"] = kinds.map({v: _change_kind(v) for v in pd.unique(kinds)}).fillna("new").to_numpy(object)
     return fp, pm, crs
 
 
+def _permit_attributes(pm: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """Dates as datetime64, types and statuses in lower case, areas as floats (on the candidates only)."""
+    pm = pm.copy()
+    for col in ("issued_on", "valid_until"):
+        pm[col] = _dates(pm[col])
+    pm["permitted_area_m2"] = pd.to_numeric(pm["permitted_area_m2"], errors="coerce")
+    for col in ("permit_type", "status"):  # normalised once per distinct value
+        values = pm[col]
+        pm[col] = values.map({v: str(v).strip().lower() for v in pd.unique(values)})
+    return pm
+
+
 def _dates(values: pd.Series) -> pd.Series:
-    return pd.to_datetime(pd.Series(values).astype(object), errors="coerce").dt.normalize()
+    """datetime64 days (NaT where unknown) from dates, timestamps or ISO strings."""
+    s = pd.Series(values)
+    if pd.api.types.is_datetime64_any_dtype(s):
+        return s.dt.tz_localize(None).dt.normalize() if getattr(s.dt, "tz", None) else s.dt.normalize()
+    try:
+        days = np.array(s.to_numpy(dtype=object), dtype="datetime64[D]")
+    except (TypeError, ValueError):
+        return pd.to_datetime(s.astype(object), errors="coerce").dt.normalize()
+    return pd.Series(days.astype("datetime64[ns]"), index=s.index)
 
 
 def _change_kind(value: object) -> str:
@@ -177,13 +196,21 @@ def _change_kind(value: object) -> str:
     return "new"
 
 
-def _candidate_pairs(fp: gpd.GeoDataFrame, pm: gpd.GeoDataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """Indices ``(footprint, permit)`` of every intersecting pair, from an STRtree."""
+def _candidate_pairs(
+    fp: gpd.GeoDataFrame, pm: gpd.GeoDataFrame
+) -> tuple[np.ndarray, np.ndarray, gpd.GeoDataFrame]:
+    """Pairs ``(footprint, permit)`` whose bounding boxes meet (the register's STRtree), and the
+    candidate permits alone (``pi`` indexes them), attributes normalised.
+
+    Exact overlaps are measured in :func:`_overlap_evidence`; pairs that only
+    touch get an overlap of 0 and drop out there.
+    """
     if not len(fp) or not len(pm):
-        return np.empty(0, np.intp), np.empty(0, np.intp)
-    fi, pi = fp.sindex.query(pm.geometry.values, predicate="intersects")[::-1]
+        return np.empty(0, np.intp), np.empty(0, np.intp), _permit_attributes(pm.iloc[0:0])
+    fi, pi = pm.sindex.query(fp.geometry.values)
+    used, pi = np.unique(pi, return_inverse=True)
     order = np.lexsort((pi, fi))
-    return fi[order], pi[order]
+    return fi[order], pi[order], _permit_attributes(pm.iloc[used].reset_index(drop=True))
 
 
 def _frame(footprints: gpd.GeoDataFrame, ev: Evidence, status: np.ndarray, reason: list[str]) -> gpd.GeoDataFrame:

@@ -1,0 +1,142 @@
+"""Matching at city scale: N footprints against M generated permits.
+
+Time and peak memory (RSS sampled every 5 ms, above the level before the call) of
+:func:`changedetect.match.match` beside a bare ``geopandas.sjoin(footprints, permits,
+predicate="intersects")`` on the same frames.  Each measurement runs in a fresh
+process on freshly generated data (so no spatial index is reused), and is repeated.
+
+The data: M permits on a regular grid of 12 m x 15 m lots (EPSG:32648, Ho Chi Minh
+City), random types, dates and statuses; N footprints on random lots, each its lot's
+permit grown or shrunk by up to 30 % and shifted by up to 2 m, some on lots without
+a permit.  ``--register-crs EPSG:9210`` stores the permits in VN-2000 so that
+``match`` also reprojects 1M polygons (sjoin is then given both in EPSG:32648).
+
+Usage::
+
+    .venv/bin/python benchmarks/match_scale.py [--footprints 100000] [--permits 1000000] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import multiprocessing as mp
+import statistics
+import threading
+import time
+
+import geopandas as gpd
+import numpy as np
+import psutil
+import shapely
+
+X0, Y0 = 600_000.0, 1_180_000.0
+TYPES = np.array(["new_construction", "extension", "renovation", "demolition"], dtype=object)
+STATUSES = np.array(["active", "completed", "expired", "revoked"], dtype=object)
+
+
+def make_data(n_fp: int, n_pm: int, seed: int = 0, register_crs: str | None = None
+              ) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
+    rng = np.random.default_rng(seed)
+    side = int(np.ceil(np.sqrt(n_pm)))
+    k = np.arange(n_pm)
+    x, y = X0 + 14.0 * (k % side), Y0 + 17.0 * (k // side)
+    permits = gpd.GeoDataFrame({
+        "permit_id": np.char.add("P-", k.astype(str)).astype(object),
+        "permit_type": TYPES[rng.choice(4, n_pm, p=[0.6, 0.2, 0.15, 0.05])],
+        "issued_on": (np.datetime64("2023-01-01") + rng.integers(0, 700, n_pm).astype("timedelta64[D]")),
+        "valid_until": np.datetime64("2026-01-01"),
+        "permitted_area_m2": 180.0,
+        "status": STATUSES[rng.choice(4, n_pm, p=[0.5, 0.35, 0.1, 0.05])],
+        "geometry": shapely.box(x, y, x + 12.0, y + 15.0),
+    }, crs="EPSG:32648")
+    lots = rng.choice(int(n_pm * 1.1), n_fp, replace=False)  # ~10 % of lots have no permit
+    lx, ly = X0 + 14.0 * (lots % side), Y0 + 17.0 * (lots // side)
+    grow = rng.uniform(0.7, 1.3, n_fp)
+    dx, dy = rng.uniform(-2, 2, n_fp), rng.uniform(-2, 2, n_fp)
+    footprints = gpd.GeoDataFrame({
+        "footprint_id": np.char.add("F-", np.arange(n_fp).astype(str)).astype(object),
+        "first_seen": np.datetime64("2024-06-01") + rng.integers(0, 200, n_fp).astype("timedelta64[D]"),
+        "change_type": np.where(rng.random(n_fp) < 0.9, "new", "altered").astype(object),
+        "prob_mean": rng.uniform(0.5, 1, n_fp),
+        "geometry": shapely.box(lx + dx, ly + dy, lx + dx + 12.0 * grow, ly + dy + 15.0 * grow),
+    }, crs="EPSG:32648")
+    if register_crs:
+        permits = permits.to_crs(register_crs)
+    return footprints, permits
+
+
+def _peak_during(fn) -> tuple[float, float, object]:  # noqa: ANN001
+    proc = psutil.Process()
+    base = proc.memory_info().rss
+    peak = [base]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], proc.memory_info().rss)
+            time.sleep(0.005)
+
+    t = threading.Thread(target=sample, daemon=True)
+    t.start()
+    t0 = time.perf_counter()
+    result = fn()
+    seconds = time.perf_counter() - t0
+    done.set()
+    t.join()
+    peak[0] = max(peak[0], proc.memory_info().rss)
+    return seconds, (peak[0] - base) / 2**20, result
+
+
+def _child(which: str, n_fp: int, n_pm: int, register_crs: str | None, queue: mp.Queue) -> None:
+    footprints, permits = make_data(n_fp, n_pm, register_crs=register_crs)
+    if which == "sjoin":
+        if permits.crs != footprints.crs:
+            permits = permits.to_crs(footprints.crs)
+        seconds, mib, out = _peak_during(lambda: gpd.sjoin(footprints, permits, predicate="intersects"))
+        queue.put({"seconds": seconds, "mib": mib, "rows": len(out)})
+    else:
+        from changedetect.match import match
+
+        seconds, mib, out = _peak_during(lambda: match(footprints, permits))
+        queue.put({"seconds": seconds, "mib": mib, "rows": len(out),
+                   "statuses": {k: int(v) for k, v in out["status"].value_counts().items()}})
+
+
+def run(which: str, n_fp: int, n_pm: int, register_crs: str | None) -> dict:
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    p = ctx.Process(target=_child, args=(which, n_fp, n_pm, register_crs, queue))
+    p.start()
+    result = queue.get()
+    p.join()
+    return result
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--footprints", type=int, default=100_000)
+    ap.add_argument("--permits", type=int, default=1_000_000)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--register-crs", default=None, help="Store the permits in this CRS (e.g. EPSG:9210).")
+    args = ap.parse_args()
+    print(f"{args.footprints} footprints x {args.permits} permits "
+          f"(register in {args.register_crs or 'EPSG:32648'}), {args.repeat} runs each, "
+          f"{psutil.cpu_count()} CPUs, {dt.date.today()}")
+    results = {}
+    for which in ("sjoin", "match"):
+        runs = [run(which, args.footprints, args.permits, args.register_crs) for _ in range(args.repeat)]
+        results[which] = runs
+        secs = [r["seconds"] for r in runs]
+        mib = [r["mib"] for r in runs]
+        print(f"  {which:<6} median {statistics.median(secs):6.2f} s (min {min(secs):.2f}, max {max(secs):.2f}), "
+              f"peak +{statistics.median(mib):.0f} MiB, {runs[0]['rows']} rows")
+    ratio = statistics.median(r["seconds"] for r in results["match"]) / statistics.median(
+        r["seconds"] for r in results["sjoin"])
+    print(f"  match / sjoin time: {ratio:.2f}x")
+    print("  statuses: " + json.dumps(results["match"][0]["statuses"]))
+
+
+if __name__ == "__main__":
+    main()
