@@ -86,12 +86,12 @@ def plan_changes(city: City, rng: np.random.Generator, n_dates: int) -> list[Cha
         kinds = ["new"] * round(per_pair * 0.45) + ["extension"] * round(per_pair * 0.3)
         kinds += ["demolition"] * (per_pair - len(kinds))
         if rebuild is not None:
-            ch = _new_on_lot(city, rng, rebuild, "", k, note="rebuilt on the lot demolished before")
-            changes.append(ch)
-            taken.append(ch.whole)
+            again = _new_on_lot(city, rng, rebuild, "", k, note="rebuilt on the lot demolished before")
+            changes.append(again)
+            taken.append(again.whole)
             rebuild = None
         for j, kind in enumerate(kinds):
-            ch = None
+            ch: Change | None = None
             if kind == "new":
                 if j % 4 == 3 and sites:
                     ch = _new_on_site(city, rng, sites.pop(), "", k)
