@@ -65,7 +65,8 @@ class DetectConfig:
     model
         Shipped model name or a path to a model folder (see :mod:`changedetect.weights`).
     window
-        Side of the square windows fed to the network, in pixels.
+        Side of the square windows fed to the network, in pixels; ``None``: the
+        model card's ``window`` (what it was trained and validated at).
     overlap
         Overlap between neighbouring windows (the length of the blending ramps).
     batch_size
@@ -81,7 +82,7 @@ class DetectConfig:
     """
 
     model: str = "vhr-building"
-    window: int = 512
+    window: int | None = None
     overlap: int = 64
     batch_size: int = 4
     tta: bool = False
@@ -90,10 +91,12 @@ class DetectConfig:
     num_threads: int | None = None
 
     def __post_init__(self) -> None:
-        if self.window < 32:
+        if self.window is not None and self.window < 32:
             raise ValueError(f"window must be >= 32 pixels, got {self.window}")
-        if not 0 <= self.overlap < self.window // 2:
+        if self.window is not None and not 0 <= self.overlap < self.window // 2:
             raise ValueError(f"overlap must be in [0, window/2={self.window // 2}), got {self.overlap}")
+        if self.overlap < 0:
+            raise ValueError(f"overlap must be >= 0, got {self.overlap}")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.threshold is not None and not 0.0 < self.threshold < 1.0:
@@ -211,6 +214,8 @@ class _Runner:
         self.module = loaded.module.eval()
         self.card = loaded.card
         self.config = config
+        self.window = int(config.window or getattr(self.card, "window", None) or 512)
+        self.overlap = min(config.overlap, self.window // 4) if config.window is None else config.overlap
         self.device = torch.device(config.device)
         self.module.to(self.device)
         torch.set_num_threads(config.num_threads or os.cpu_count() or 1)
@@ -262,10 +267,10 @@ def _run(
     from tqdm.auto import tqdm
 
     cfg = runner.config
-    acc = StripAccumulator(shape, cfg.overlap)
-    total = sum(len(r) for r in window_rows(shape, cfg.window, cfg.overlap))
+    acc = StripAccumulator(shape, runner.overlap)
+    total = sum(len(r) for r in window_rows(shape, runner.window, runner.overlap))
     with tqdm(total=total, disable=not progress, unit="win", desc="detect") as bar:
-        for row, next_row in iter_blocks(shape, cfg.window, cfg.overlap):
+        for row, next_row in iter_blocks(shape, runner.window, runner.overlap):
             for i in range(0, len(row), cfg.batch_size):
                 _run_batch(row[i : i + cfg.batch_size], read_a, read_b, runner, stats, acc)
                 bar.update(len(row[i : i + cfg.batch_size]))

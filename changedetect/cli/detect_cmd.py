@@ -19,7 +19,7 @@ from changedetect.cli.options import check_overwrite, out_path_opt, overwrite_op
               help="BEFORE is a stack of tiles (folder, manifest...): detect between consecutive "
                    "dates, keep the highest probability and write the date change first appeared.")
 @click.option("--tta", is_flag=True, help="Average over flips and a rotation (4x slower, a bit more accurate).")
-@click.option("--window", type=click.IntRange(32), default=512, show_default=True, help="Window side in pixels.")
+@click.option("--window", type=click.IntRange(32), help="Window side in pixels (default: the model card's).")
 @click.option("--overlap", type=click.IntRange(0), default=64, show_default=True,
               help="Overlap of neighbouring windows in pixels (blended smoothly).")
 @click.option("--batch-size", type=click.IntRange(1), default=4, show_default=True, help="Windows per forward pass.")
@@ -29,7 +29,7 @@ from changedetect.cli.options import check_overwrite, out_path_opt, overwrite_op
 @overwrite_opt
 @click.pass_context
 def command(ctx: click.Context, before: Path, after: Path | None, out: Path, model: str, series: bool,
-            tta: bool, window: int, overlap: int, batch_size: int, threshold: float | None,
+            tta: bool, window: int | None, overlap: int, batch_size: int, threshold: float | None,
             device: str, overwrite: bool) -> None:
     """Change probability between BEFORE and AFTER rasters, written as a COG on BEFORE's grid.
 

@@ -1,0 +1,181 @@
+"""One accuracy table: every shipped model on every held-out set, beside CVA, TinyCD and the floor.
+
+Sets (all held out from every model's training):
+
+- ``levir``: the 11 LEVIR-CD samples (0.5 m, Texas; never trained on);
+- ``oscd-heldout``: the OSCD cities in the s2-urban card's ``val_groups``;
+- ``buildings-heldout``: seeded change pairs synthesised (``changedetect.training.synth.make_pair``)
+  from the fair_oam areas in the vhr-building card's ``val_groups`` (areas never trained on);
+- ``sample-city-heldout``: the sample city's consecutive pairs in the vhr-building card's
+  ``val_groups`` (``sample_city_<k>`` = k-th pair), after ``coregister`` when that module
+  exists, against ``sample_tiles/truth/change_<d1>_<d2>.tif``.
+
+Scores: F1 and IoU of the change class from pixel counts pooled over each set; the floor
+is "everything changed".  RGB models (vhr-building, TinyCD) are not run on Sentinel-2 and
+s2-urban not on RGB sets ("n/a").
+
+Usage::
+
+    .venv/bin/python benchmarks/detection_accuracy.py [--data ../shared/data] [--pairs 64] [--no-tinycd]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import tomllib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+RGB = ("red", "green", "blue")
+
+
+def _da(x: np.ndarray, bands: tuple[str, ...] = RGB) -> xr.DataArray:
+    return xr.DataArray(np.asarray(x, np.float32), dims=("band", "y", "x"), coords={"band": list(bands)})
+
+
+def val_groups(name: str) -> list[str]:
+    """Held-out groups of a model: its card's training record, else its train.toml."""
+    from changedetect.errors import ModelError
+    from changedetect.weights import find_model, read_card
+
+    try:
+        groups = read_card(find_model(name)).training.get("val_groups")
+        if groups:
+            return list(groups)
+    except ModelError:
+        pass
+    toml = REPO / "models" / name / "train.toml"
+    return list(tomllib.loads(toml.read_text()).get("val_groups", [])) if toml.is_file() else []
+
+
+# ----------------------------------------------------------------------------- sets
+def levir_pairs(data: Path) -> list[Any]:
+    from changedetect.evaluate import iter_pairs
+
+    return list(iter_pairs(data / "levir_samples"))
+
+
+def building_pairs(data: Path, groups: list[str], n: int, seed: int = 2026) -> list[Any]:
+    from changedetect.evaluate import Pair
+    from changedetect.training.datasets import load_fair_oam_area
+    from changedetect.training.synth import SynthConfig, make_pair
+
+    images = [im for g in groups if g.startswith("fair_oam_")
+              for im in load_fair_oam_area(data / "buildings" / "fair_oam", int(g.rsplit("_", 1)[1]))]
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        sp = make_pair(images, rng, SynthConfig())
+        out.append(Pair(f"synth_{i:03d}", _da(sp.a * 255), _da(sp.b * 255), sp.label.astype(bool)))
+    return out
+
+
+def sample_city_pairs(groups: list[str]) -> tuple[list[Any], str]:
+    import rasterio
+
+    from changedetect.evaluate import Pair
+    from changedetect.io import open_stack
+
+    folder = REPO / "sample_tiles"
+    stack = open_stack(folder)
+    how = "as written (no coregister module)"
+    try:
+        from changedetect.coregister import coregister
+
+        stack, _ = coregister(stack)
+        how = "after coregister"
+    except ImportError:
+        pass
+    bands = [b for b in RGB if b in [str(x) for x in stack["band"].values]]
+    stack = stack.sel(band=bands)
+    days = [np.datetime_as_string(t, "D").replace("-", "") for t in stack["time"].values]
+    wanted = {int(g.rsplit("_", 1)[1]) for g in groups if g.startswith("sample_city_")}
+    out = []
+    for k in range(1, len(days)):
+        if k not in wanted:
+            continue
+        truth = folder / "truth" / f"change_{days[k - 1]}_{days[k]}.tif"
+        with rasterio.open(truth) as src:
+            label = src.read(1) > 0
+        a, b = (stack.isel(time=t).compute() for t in (k - 1, k))
+        out.append(Pair(f"sample_{days[k - 1]}_{days[k]}", a, b, label))
+    return out, how
+
+
+# ----------------------------------------------------------------------------- table
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, default=REPO / ".." / "shared" / "data")
+    ap.add_argument("--pairs", type=int, default=64, help="synthetic pairs from the held-out building areas")
+    ap.add_argument("--no-tinycd", action="store_true")
+    args = ap.parse_args()
+    from changedetect.evaluate import _CvaPredictor, evaluate_pairs, iter_pairs, make_predictor
+    from changedetect.weights import list_shipped
+
+    shipped = {c.name for c in list_shipped()}
+    vhr_val, s2_val = val_groups("vhr-building"), val_groups("s2-urban")
+    cities = [c for c in s2_val] or None
+    sc_pairs, sc_how = sample_city_pairs(vhr_val or ["sample_city_2"])
+    sets: dict[str, Callable[[], list[Any]]] = {
+        "levir (11 LEVIR-CD samples)": lambda: levir_pairs(args.data),
+        f"buildings-heldout ({args.pairs} synthetic pairs, {', '.join(g for g in vhr_val if 'fair' in g)})":
+            lambda: building_pairs(args.data, vhr_val, args.pairs),
+        f"sample-city-heldout ({len(sc_pairs)} pair(s), {sc_how})": lambda: sc_pairs,
+    }
+    predictors: dict[str, Callable[[], Any]] = {}
+    if "vhr-building" in shipped:
+        predictors["vhr-building"] = lambda: make_predictor("vhr-building")
+    predictors["cva"] = lambda: _CvaPredictor()
+    if not args.no_tinycd:
+        from tinycd import TinyCDPredictor
+
+        predictors["tinycd-levir"] = lambda: TinyCDPredictor("levir")
+        predictors["tinycd-whu"] = lambda: TinyCDPredictor("whu")
+    cols = ["vhr-building", "s2-urban", "cva", "tinycd-levir", "tinycd-whu", "floor"]
+    rows: dict[str, dict[str, str]] = {}
+    for set_name, make in sets.items():
+        pairs = make()
+        row = rows.setdefault(set_name, {})
+        for pname, pmake in predictors.items():
+            t0 = time.perf_counter()
+            ev = evaluate_pairs(pairs, model=pmake())
+            s = ev.scores()
+            row[pname] = f"{s['f1']:.3f} / {s['iou']:.3f}"
+            row["floor"] = f"{ev.floor()['f1']:.3f} / {ev.floor()['iou']:.3f}"
+            print(f"  {set_name} | {pname}: p {s['precision']:.3f} r {s['recall']:.3f} f1 {s['f1']:.3f} "
+                  f"iou {s['iou']:.3f} ({time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)
+    if args.data.joinpath("oscd").is_dir():
+        label = f"oscd-heldout ({', '.join(cities) if cities else 'ALL cities: no s2-urban card'})"
+        row = rows.setdefault(label, {})
+        oscd_preds = {"cva": make_predictor("cva", oscd=True)}
+        if "s2-urban" in shipped:
+            oscd_preds["s2-urban"] = make_predictor("s2-urban")
+        for pname, pred in oscd_preds.items():
+            ev = evaluate_pairs(iter_pairs(args.data / "oscd", bands=pred.bands, cities=cities), model=pred)
+            s = ev.scores()
+            row[pname] = f"{s['f1']:.3f} / {s['iou']:.3f}"
+            row["floor"] = f"{ev.floor()['f1']:.3f} / {ev.floor()['iou']:.3f}"
+            print(f"  {label} | {pname}: p {s['precision']:.3f} r {s['recall']:.3f} f1 {s['f1']:.3f}",
+                  file=sys.stderr, flush=True)
+    print("F1 / IoU of the change class (pixel counts pooled over each set; threshold: each model's card, "
+          "0.5 = Otsu for CVA, 0.5 for TinyCD)\n")
+    print("| held-out set | " + " | ".join(cols) + " |")
+    print("|---|" + "---|" * len(cols))
+    for set_name, row in rows.items():
+        print(f"| {set_name} | " + " | ".join(row.get(c, "n/a") for c in cols) + " |")
+    missing = [m for m in ("vhr-building", "s2-urban") if m not in shipped]
+    if missing:
+        print(f"\n(not shipped yet, so not in the table: {', '.join(missing)})")
+
+
+if __name__ == "__main__":
+    main()
