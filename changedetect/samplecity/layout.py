@@ -106,7 +106,9 @@ def plan_city(config: CityConfig, rng: np.random.Generator) -> City:
                 blocks.append(blk)
     uses = _block_uses(rng, blocks, half)
     for blk, use in zip(blocks, uses, strict=True):
-        if use == "residential":
+        if use == "residential" and rng.random() < 0.35:  # alleys along s: the frame turned by 90 degrees
+            _residential(city, _Frame(fr.centre, fr.theta + math.pi / 2), rng, (-blk[3], -blk[2], blk[0], blk[1]))
+        elif use == "residential":
             _residential(city, fr, rng, blk)
         elif use == "industrial":
             _industrial(city, fr, rng, blk)
@@ -215,6 +217,8 @@ def _add_lot(city: City, fr: _Frame, rng: np.random.Generator, front: tuple[floa
             city.trees.append(Tree(x, y, rng.uniform(1.5, 3.0), rng.uniform(4.0, 8.0), rng.uniform(0.8, 1.2)))
         return
     back = 0.0 if rng.random() < 0.7 else float(rng.uniform(3.0, min(8.0, depth - 8.0)))
+    if back == 0.0 and rng.random() < 0.35:  # jagged backs: a narrow light well or yard
+        back = float(rng.uniform(0.5, 2.0))
     floors = int(rng.choice([2, 3, 4, 5, 6], p=[0.2, 0.3, 0.25, 0.15, 0.1])) if shop else None
     setback = float(rng.uniform(0.0, 0.6))
     hfront = along(front, angle, setback)
