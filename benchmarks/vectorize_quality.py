@@ -8,7 +8,9 @@
 2. LEVIR-CD samples: each change label (0/255) is used as a perfect probability; the
    changed buildings (4-connected components of the label, as polygons) are compared
    with the footprints at IoU >= 0.5: object-level precision and recall.
-3. Optional: with ``--model`` (e.g. vhr-building, if shipped) the same on the model's
+3. footprint_id stability: 100 random rectangles (0.5 m pixels) vectorised, then again with
+   every edge moved by -1, 0 or +1 pixel (3 trials): the share of ids that change.
+4. Optional: with ``--model`` (e.g. vhr-building, if shipped) the same on the model's
    prediction through :func:`changedetect.detect.detect_pair`.
 
 Usage::
@@ -142,6 +144,35 @@ def _model_prob(folder: Path, name: str, model: str, transform: Affine) -> xr.Da
     return prob.rio.write_crs("EPSG:32648").rio.write_transform(transform)
 
 
+def id_stability(trials: int = 3, seed: int = 0) -> None:
+    rng = np.random.default_rng(seed)
+    transform = Affine(0.5, 0, 686_000.0, 0, -0.5, 1_192_000.0)
+
+    def run(boxes: list[tuple[int, int, int, int]]) -> gpd.GeoDataFrame:
+        p = np.zeros((1000, 1000), np.float32)
+        for r0, c0, r1, c1 in boxes:
+            p[r0:r1, c0:c1] = 0.9
+        return vectorize(prob_raster(p, transform, "EPSG:32648"))
+
+    boxes = []
+    for i in range(10):
+        for j in range(10):
+            r0, c0 = 10 + 98 * i + int(rng.integers(0, 20)), 10 + 98 * j + int(rng.integers(0, 20))
+            boxes.append((r0, c0, r0 + int(rng.integers(15, 50)), c0 + int(rng.integers(15, 50))))
+    base = run(boxes)
+    changed = total = 0
+    for _ in range(trials):
+        noisy = [(r0 + int(rng.integers(-1, 2)), c0 + int(rng.integers(-1, 2)), r1 + int(rng.integers(-1, 2)),
+                  c1 + int(rng.integers(-1, 2))) for r0, c0, r1, c1 in boxes]
+        out = run(noisy)
+        for k, c in enumerate(out.geometry.centroid):
+            j = int(np.argmin(base.geometry.centroid.distance(c).to_numpy()))
+            total += 1
+            changed += int(out["footprint_id"].iat[k] != base["footprint_id"].iat[j])
+    print(f"footprint_id: {changed}/{total} ids changed ({100 * changed / total:.1f}%) when every edge of "
+          f"100 buildings moves by -1/0/+1 px (0.5 m), {trials} trials")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[1] / ".." / "shared" / "data")
@@ -151,6 +182,7 @@ def main() -> None:
         raise SystemExit(f"{args.data} is absent: the benchmark needs ../shared/data")
     solaris(args.data)
     levir(args.data, args.model)
+    id_stability()
 
 
 if __name__ == "__main__":
