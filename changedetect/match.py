@@ -61,6 +61,7 @@ from pyproj import CRS
 from changedetect._match_rules import Evidence, reproject
 from changedetect._match_rules import classify as _classify
 from changedetect._match_rules import overlap_evidence as _overlap_evidence
+from changedetect._match_truth import agreement
 from changedetect.errors import GeoreferenceError, PermitSchemaError
 
 log = logging.getLogger(__name__)
@@ -277,4 +278,4 @@ def match_to_file(
     return violations
 
 
-__all__ = ["COLUMNS", "STATUSES", "MatchConfig", "match", "match_to_file"]
+__all__ = ["COLUMNS", "STATUSES", "MatchConfig", "agreement", "match", "match_to_file"]

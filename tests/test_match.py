@@ -297,3 +297,21 @@ def test_fast_overlap_areas_agree_with_geos() -> None:
     fast = intersection_areas(a, b, idx, idx)
     np.testing.assert_allclose(fast, shapely.area(shapely.intersection(a, b)), rtol=1e-9, atol=1e-9)
     assert (fast > 0).sum() > 500
+
+
+def test_agreement_scores_per_status() -> None:
+    import pandas as pd
+
+    from changedetect.match import agreement
+
+    truth = gpd.GeoDataFrame({"structure_id": ["S1", "S2", "S3"]},
+                             geometry=[b(0, 0, 10, 10), b(100, 0, 10, 10), b(200, 0, 10, 10)], crs="EPSG:32648")
+    expected = pd.DataFrame({"structure_id": ["S1", "S2", "S3"],
+                             "expected_status": ["unlicensed", "permitted", "unlicensed"]})
+    found = fp(("a", b(0.5, 0, 10, 10), SEEN, "new"), ("b", b(100, 0, 10, 10), SEEN, "new"),
+               ("c", b(400, 0, 10, 10), SEEN, "new"))
+    v = match(found, register(permit("P", b(100, 0, 10, 10))))
+    table = agreement(v, truth, expected)
+    assert table.loc["unlicensed", ["truth", "detected", "tp"]].tolist() == [2, 2, 1]
+    assert table.loc["unlicensed", "recall"] == 0.5 and table.loc["permitted", "precision"] == 1.0
+    assert table.attrs == {"permitted_flagged": 0, "missed": 1}
