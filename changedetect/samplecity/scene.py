@@ -121,7 +121,8 @@ def _ground(st: StaticScene, acq: Acquisition) -> np.ndarray:
     veg = np.clip(0.5 + 0.55 * st.low + 0.25 * st.mid + 0.35 * (green - 0.5), 0.0, 1.0)
     grass = tuple(float(a + (b - a) * green) for a, b in zip(MATERIALS["dry_grass"], MATERIALS["green_grass"], strict=True))
     tex = 1.0 + 0.07 * st.mid + 0.05 * st.fine
-    img = mix(MATERIALS["soil"], grass, veg) * tex[None]
+    wet = 1.0 - 0.16 * green  # wet-season soil is darker
+    img = mix(MATERIALS["soil"], grass, veg) * (tex * (wet + (1 - wet) * veg))[None]
     shrub = np.clip((st.leaf - 0.9) * 1.5, 0, 1) * (veg > 0.35)
     img += (np.asarray(MATERIALS["light_canopy"], np.float32)[:, None, None] * (0.75 + 0.1 * st.fine)[None] - img) * (0.8 * shrub)[None]
     ang = st.city.theta
@@ -154,6 +155,8 @@ def _ground(st: StaticScene, acq: Acquisition) -> np.ndarray:
                 "marking": np.ones_like(fine),
             }[name]
             col = np.asarray(MATERIALS[name if name != "sidewalk" and name != "alley" else "concrete"], np.float32)[:, None] * factor
+        if name in ("bare", "path", "backyard"):
+            col = col * wet
         img[:, m] = col
     return img.astype(np.float32)
 
@@ -237,8 +240,9 @@ def _cars(st: StaticScene, state: DateState, img: np.ndarray, height: np.ndarray
 def _trees(st: StaticScene, state: DateState, acq: Acquisition, img: np.ndarray, height: np.ndarray) -> None:
     g = st.grid
     sun = sun_vector(acq)
-    dark = np.asarray(MATERIALS["canopy"], np.float32)
-    light = np.asarray(MATERIALS["light_canopy"], np.float32)
+    leafy = np.array([1.0, 1.0, 1.0, 0.88 + 0.2 * acq.greenness], np.float32)  # more NIR in the wet season
+    dark = np.asarray(MATERIALS["canopy"], np.float32) * leafy
+    light = np.asarray(MATERIALS["light_canopy"], np.float32) * leafy
     for t in state.trees:
         hue = (t.tint * 7.31) % 1.0 * 0.55 if t.tint < 1.25 else 0.9
         canopy = (dark + (light - dark) * hue)[:, None, None]
