@@ -324,7 +324,7 @@ def _card(number: int, row: Any, crs: Any, chips: Mapping[str, str], labels: Map
         ("First seen", _fmt(row.get("first_seen"))),
         ("Change type", _fmt(row.get("change_type"))),
         ("Matched permits", permits),
-        ("Address", _fmt(row.get("address")) if "address" in row else None),
+        ("Address", _fmt(row.get("address")) if str(row.get("address") or "").strip() else None),
         ("Lat / lon", latlon),
         ("Working CRS", working),
         ("Violation id", _fmt(row.get("violation_id"))),
