@@ -10,12 +10,18 @@
    with the footprints at IoU >= 0.5: object-level precision and recall.
 3. footprint_id stability: 100 random rectangles (0.5 m pixels) vectorised, then again with
    every edge moved by -1, 0 or +1 pixel (3 trials): the share of ids that change.
-4. Optional: with ``--model`` (e.g. vhr-building, if shipped) the same on the model's
+4. The generated sample city: its truth change masks (``sample_tiles/truth/change_*.tif``) as a
+   perfect probability, first-seen from the two periods, change types from the first and last
+   images -> ``vectorize`` -> ``match`` against ``permits/sample_register.gpkg`` -> agreement with
+   ``permits/expected_violations.csv`` (precision and recall per status).  With
+   ``--violations out/violations.gpkg`` (from ``changedetect run``) that run is scored too.
+5. Optional: with ``--model`` (e.g. vhr-building, if shipped) the same on the model's
    prediction through :func:`changedetect.detect.detect_pair`.
 
 Usage::
 
     .venv/bin/python benchmarks/vectorize_quality.py [--data ../shared/data] [--model vhr-building]
+        [--violations demo_out/violations.gpkg]
 """
 
 from __future__ import annotations
@@ -173,16 +179,62 @@ def id_stability(trials: int = 3, seed: int = 0) -> None:
           f"100 buildings moves by -1/0/+1 px (0.5 m), {trials} trials")
 
 
+def sample_city(repo: Path, violations: Path | None) -> None:
+    import pandas as pd
+
+    from changedetect.match import agreement, match
+    from changedetect.permits import load_register
+
+    truth_dir = repo / "sample_tiles" / "truth"
+    if not (truth_dir / "footprints.gpkg").exists():
+        print("sample city: not generated (python -m changedetect.samplecity): skipped")
+        return
+    changes = sorted(truth_dir.glob("change_*.tif"))
+    dates = sorted({p.stem.split("_")[1] for p in changes} | {p.stem.split("_")[2] for p in changes})
+    steps = [truth_dir / f"change_{a}_{b}.tif" for a, b in zip(dates, dates[1:], strict=False)]
+    first = rioxarray.open_rasterio(steps[0]).squeeze("band", drop=True)
+    prob = np.zeros(first.shape, np.float32)
+    seen = np.full(first.shape, np.datetime64("NaT"), dtype="datetime64[ns]")
+    for step, day in zip(steps, dates[1:], strict=True):
+        mask = rioxarray.open_rasterio(step).squeeze("band", drop=True).values > 0
+        seen[mask & (prob == 0)] = np.datetime64(f"{day[:4]}-{day[4:6]}-{day[6:]}")
+        prob[mask] = 1.0
+    prob_da = prob_raster(prob, first.rio.transform(), first.rio.crs.to_string())
+
+    def image(day: str) -> xr.DataArray:
+        da = rioxarray.open_rasterio(repo / "sample_tiles" / f"district12_{day}.tif").astype("float32")
+        return da.assign_coords(band=["red", "green", "blue", "nir"][: da.sizes["band"]])
+
+    footprints = vectorize(prob_da, first_seen=xr.DataArray(seen, dims=("y", "x")),
+                           before=image(dates[0]), after=image(dates[-1]))
+    permits = load_register(repo / "permits" / "sample_register.gpkg")
+    truth = gpd.read_file(truth_dir / "footprints.gpkg", layer="footprints")
+    expected = pd.read_csv(repo / "permits" / "expected_violations.csv")
+    runs = {"truth change masks": match(footprints, permits)}
+    if violations is not None:
+        runs[f"{violations}"] = gpd.read_file(violations)
+    for name, found in runs.items():
+        table = agreement(found, truth, expected)
+        print(f"sample city ({name}): {len(found)} footprints; missed structures {table.attrs['missed']}, "
+              f"permitted structures flagged {table.attrs['permitted_flagged']}")
+        for status, row in table.iterrows():
+            print(f"  {status:<15} truth {int(row.truth):3d} detected {int(row.detected):3d} tp {int(row.tp):3d} "
+                  f"precision {row.precision:.3f} recall {row.recall:.3f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[1] / ".." / "shared" / "data")
     ap.add_argument("--model", default=None, help="Also vectorise a shipped model's prediction on LEVIR.")
+    ap.add_argument("--violations", type=Path, default=None,
+                    help="Also score this violations file (changedetect run on sample_tiles) against the truth.")
     args = ap.parse_args()
     if not args.data.is_dir():
         raise SystemExit(f"{args.data} is absent: the benchmark needs ../shared/data")
     solaris(args.data)
     levir(args.data, args.model)
     id_stability()
+    sample_city(Path(__file__).resolve().parents[1], args.violations)
 
 
 if __name__ == "__main__":

@@ -143,20 +143,27 @@ def change_types(
 ) -> list[str]:
     """``new`` / ``altered`` / ``demolished`` for each footprint.
 
-    - With an existing-buildings layer: a footprint covering at least 20 % of
-      its area with existing buildings is ``altered`` -- or ``demolished`` when
-      the ``after`` image shows no building there any more; otherwise ``new``.
-    - Without it, from the images: a footprint is *built* in an image when it
-      is mostly not vegetation (NDVI < 0.2 with a ``nir`` band, else excess
-      green 2g - r - b below 0.05 of the range) and stands out from a ring
-      around it (median brightness differs by more than 8 % of the image's
-      2-98 % range).  built before and after: ``altered``; only before:
-      ``demolished``; otherwise ``new``.
-    - With neither: ``new``.
+    From the images (``before`` and ``after`` on the probability grid), per
+    footprint and image: *contrast* = (median brightness inside - median
+    brightness of a ring 2-6 pixels around it) / the image's 2-98 % brightness
+    range, and *built* = mostly not vegetation (NDVI < 0.2 with a ``nir`` band,
+    else excess green 2g - r - b below 5 % of the range) and ``|contrast| > 0.08``.
+
+    - A footprint whose contrast drops by more than 0.1 is ``demolished`` (roofs
+      of dense cities stand out brighter than the ground around them; a cleared
+      lot does not);
+    - else with an existing-buildings layer: at least 20 % covered by existing
+      buildings -> ``altered``, otherwise ``new``;
+    - else built before and after -> ``altered``; otherwise ``new``.
+
+    With neither images nor a buildings layer every footprint is ``new``.  A
+    heuristic: on the generated sample city it is measured, not assumed
+    (``docs/permits.md``).
     """
     n = len(geoms)
-    built_before = _built(geoms, before, transform, shape) if before is not None else None
-    built_after = _built(geoms, after, transform, shape) if after is not None else None
+    b_built, b_con = _built(geoms, before, transform, shape) if before is not None else (None, None)
+    a_built, a_con = _built(geoms, after, transform, shape) if after is not None else (None, None)
+    gone = (a_con - b_con < -0.1) if a_con is not None and b_con is not None else np.zeros(n, bool)
     if buildings is not None and len(buildings):
         existing = buildings.to_crs(geoms.crs) if buildings.crs and geoms.crs else buildings
         tree = shapely.STRtree(np.asarray(existing.geometry.values))
@@ -165,47 +172,51 @@ def change_types(
         inter = shapely.area(shapely.intersection(np.asarray(geoms.values)[gi], tree.geometries[bi]))
         np.add.at(cover, gi, inter)
         was = cover >= 0.2 * geoms.area.to_numpy()
-        gone = ~built_after if built_after is not None else np.zeros(n, bool)
-        return ["demolished" if w and g else "altered" if w else "new" for w, g in zip(was, gone, strict=True)]
-    if built_before is None or built_after is None:
+        if a_built is not None and b_con is None:
+            gone = ~a_built
+        return ["demolished" if g else "altered" if w else "new" for w, g in zip(was, gone, strict=True)]
+    if b_built is None or a_built is None:
         return ["new"] * n
     return [
-        "altered" if b and a else "demolished" if b and not a else "new"
-        for b, a in zip(built_before, built_after, strict=True)
+        "demolished" if g else "altered" if b and a else "new"
+        for b, a, g in zip(b_built, a_built, gone, strict=True)
     ]
 
 
-def _built(geoms: gpd.GeoSeries, image: xr.DataArray, transform: Affine, shape: tuple[int, int]) -> np.ndarray:
-    """Whether each footprint looks built in ``image`` (band, y, x) on the probability grid."""
+def _built(geoms: gpd.GeoSeries, image: xr.DataArray, transform: Affine,
+           shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Whether each footprint looks built in ``image`` (band, y, x), and its signed contrast."""
     bands = [str(b).lower() for b in image["band"].values] if "band" in image.coords else []
     pick = {name: bands.index(name) for name in ("red", "green", "blue", "nir") if name in bands}
+    out = np.zeros(len(geoms), bool)
+    con = np.zeros(len(geoms))
     if image.shape[-2:] != shape:
         log.warning("before/after images are not on the probability grid; change_type defaults to 'new'")
-        return np.zeros(len(geoms), bool)
-    out = np.zeros(len(geoms), bool)
+        return out, con
     arr = image.data
     bright_all = np.asarray(arr[:3, ::8, ::8], dtype=np.float32).mean(axis=0)
     lo, hi = np.nanpercentile(bright_all, [2, 98]) if np.isfinite(bright_all).any() else (0.0, 1.0)
     scale = max(float(hi - lo), 1e-6)
+    px = abs(transform.a)
     for k, geom in enumerate(geoms.values):
-        win = _window(geom.buffer(6 * abs(transform.a)).bounds, transform, shape)
+        win = _window(geom.buffer(6 * px).bounds, transform, shape)
         if win is None:
             continue
         (r0, r1), (c0, c1) = win
         pix = np.asarray(arr[:, r0:r1, c0:c1], dtype=np.float32)
         wt = transform @ Affine.translation(c0, r0)
-        inside = rasterio.features.geometry_mask([geom], (r1 - r0, c1 - c0), wt, invert=True)
-        ring = rasterio.features.geometry_mask([geom.buffer(6 * abs(transform.a))], (r1 - r0, c1 - c0), wt,
-                                               invert=True) & ~rasterio.features.geometry_mask(
-            [geom.buffer(2 * abs(transform.a))], (r1 - r0, c1 - c0), wt, invert=True)
+        size = (r1 - r0, c1 - c0)
+        inside = rasterio.features.geometry_mask([geom], size, wt, invert=True)
+        ring = rasterio.features.geometry_mask([geom.buffer(6 * px)], size, wt, invert=True) & \
+            ~rasterio.features.geometry_mask([geom.buffer(2 * px)], size, wt, invert=True)
         if inside.sum() < 4 or ring.sum() < 4:
             continue
         veg = _vegetation(pix, pick)
         not_veg = np.nanmean(veg[inside] < (0.2 if "nir" in pick else 0.05 * scale))
         bright = np.nanmean(pix[:3], axis=0)
-        contrast = abs(np.nanmedian(bright[inside]) - np.nanmedian(bright[ring])) / scale
-        out[k] = bool(not_veg >= 0.5 and contrast > 0.08)
-    return out
+        con[k] = (np.nanmedian(bright[inside]) - np.nanmedian(bright[ring])) / scale
+        out[k] = bool(not_veg >= 0.5 and abs(con[k]) > 0.08)
+    return out, con
 
 
 def _vegetation(pix: np.ndarray, pick: dict[str, int]) -> np.ndarray:
