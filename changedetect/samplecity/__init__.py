@@ -177,7 +177,7 @@ def _write_truth(out: Path, changes: list[Any], config: CityConfig, reg_doc: lis
     files.append(write_gpkg(out / "truth" / "footprints.gpkg", layers, date=config.register_date.isoformat()))
     doc = {
         "description": "Known misregistration and radiometry of each date against the reference (first) date.",
-        "convention": registration.__doc__.split("Convention (also written into ``truth/registration.json``)")[1].strip(),
+        "convention": list(registration.CONVENTION),
         "crs": "EPSG:32648",
         "transform": list(config.transform)[:6],
         "size": [config.size, config.size],

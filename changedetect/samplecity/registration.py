@@ -32,6 +32,18 @@ from scipy import ndimage
 
 from changedetect.samplecity.spec import BANDS, Acquisition, CityConfig
 
+#: The convention, as written into ``truth/registration.json`` (one string per line).
+CONVENTION: tuple[str, ...] = (
+    "Pixel coordinates (col, row) are 0-based, integers at pixel centres, on the reference grid (see size and transform).",
+    "A date's image is sampled from the true (reference) scene: image_d(col, row) = scene(col - ux(col, row), row - uy(col, row)).",
+    "So content appears displaced by (ux, uy) px: a feature at true pixel (c, r) is seen near (c + ux, r + uy) on date d.",
+    "ux(col, row) = dx + sum_k ax_k * sin(2*pi*(fc_k*col + fr_k*row) + phx_k); uy likewise with ay_k, phy_k (frequencies in cycles per pixel).",
+    "To put date d back on the reference grid, sample it at p where p = q + u(p) for each reference pixel q (fixed-point iteration).",
+    "Python: changedetect.samplecity.registration.inverse_map(Misregistration.from_dict(entry['misregistration']), size) -> (cols, rows).",
+    "A single global shift estimated for date d (content displacement) should be about mean_displacement_px.",
+    "Radiometry: DN = gain_b * reflectance + offset_b + noise, rounded, clipped to 1..255 (0 never occurs).",
+    "Where the scene did not change, DN_d ~= rel_gain_b * DN_ref + rel_offset_b (shadows, vegetation and traffic do change).",
+)
 #: DN per unit reflectance at gain 1, and additive path radiance (DN) at haze 1, per band.
 DN_SCALE = np.array([290.0, 290.0, 300.0, 255.0])
 PATH_DN = np.array([9.0, 12.0, 17.0, 5.0])
