@@ -33,10 +33,10 @@ class Rings:
     convex: np.ndarray
 
 
-def prepare(geoms: np.ndarray, max_vertices: int = MAX_CLIP) -> Rings:
-    """:func:`rings` plus convexity, computed once per geometry."""
+def prepare(geoms: np.ndarray, max_vertices: int = MAX_CLIP, *, convexity: bool = True) -> Rings:
+    """:func:`rings` plus convexity (only clip polygons need it), computed once per geometry."""
     xy, n, ok = rings(geoms, max_vertices)
-    return Rings(xy, n, ok, ok & _convex(xy, n))
+    return Rings(xy, n, ok, ok & _convex(xy, n) if convexity else np.zeros(len(n), bool))
 
 
 def intersection_areas(a: np.ndarray, b: np.ndarray, ia: np.ndarray, ib: np.ndarray,
@@ -45,7 +45,7 @@ def intersection_areas(a: np.ndarray, b: np.ndarray, ia: np.ndarray, ib: np.ndar
     out = np.zeros(len(ia))
     if not len(ia):
         return out
-    ra = ra if ra is not None else prepare(a, MAX_SUBJECT)
+    ra = ra if ra is not None else prepare(a, MAX_SUBJECT, convexity=False)
     rb = rb if rb is not None else prepare(b, MAX_CLIP)
     fast = np.flatnonzero(ra.ok[ia] & rb.convex[ib] & (rb.n[ib] <= MAX_CLIP))
     for start in range(0, len(fast), _CHUNK):

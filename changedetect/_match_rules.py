@@ -85,7 +85,7 @@ def overlap_evidence(
     fp_area = shapely.area(fpg)
     pm_area = shapely.area(pmg)
     point = np.isin(shapely.get_type_id(pmg[pi]), (0, 4))
-    rf, rp = prepare(fpg, MAX_SUBJECT), prepare(pmg, MAX_SUBJECT)
+    rf, rp = prepare(fpg, MAX_SUBJECT, convexity=False), prepare(pmg, MAX_SUBJECT)
     inter = np.full(len(fi), np.nan)
     inter[~point] = intersection_areas(fpg, pmg, fi[~point], pi[~point], rf, rp)
     inside = np.zeros(len(fi), bool)
