@@ -315,3 +315,25 @@ def test_agreement_scores_per_status() -> None:
     assert table.loc["unlicensed", ["truth", "detected", "tp"]].tolist() == [2, 2, 1]
     assert table.loc["unlicensed", "recall"] == 0.5 and table.loc["permitted", "precision"] == 1.0
     assert table.attrs == {"permitted_flagged": 0, "missed": 1}
+
+
+def test_cli_match(tmp_path) -> None:
+    from click.testing import CliRunner
+
+    from changedetect.cli import cli
+    from changedetect.io.vectors import write_vector
+
+    f = fp(("ok", b(0, 0, 10, 15), SEEN, "new"), ("none", b(100, 0, 10, 10), SEEN, "new"))
+    p = register(permit("P-ok", b(0, 0, 10, 15)), permit("P-bad", b(300, 0, 10, 10), status="pending"))
+    write_vector(f, tmp_path / "fp.gpkg")
+    reg = p.to_crs(9210)
+    reg["status"] = reg["status"].astype(object)
+    write_vector(reg, tmp_path / "reg.gpkg")
+    out = tmp_path / "v.csv"
+    base = ["match", str(tmp_path / "fp.gpkg"), "--permits", str(tmp_path / "reg.gpkg"), "--out", str(out)]
+    strict = CliRunner().invoke(cli, base)
+    assert strict.exit_code != 0 and "unknown status 'pending'" in str(strict.exception)
+    res = CliRunner().invoke(cli, [*base, "--lenient"])
+    assert res.exit_code == 0, res.output
+    assert "permitted       1" in res.output and "unlicensed      1" in res.output
+    assert (tmp_path / "v_rejects.gpkg").exists() and out.exists()

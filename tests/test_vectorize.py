@@ -177,3 +177,26 @@ def test_empty_and_nan() -> None:
 def test_config_is_checked() -> None:
     with pytest.raises(ValueError):
         VectorizeConfig(threshold=0.3, low_threshold=0.5)
+
+
+def test_cli_vectorize(tmp_path) -> None:
+    from click.testing import CliRunner
+
+    from changedetect.cli import cli
+
+    p = np.zeros((80, 80), np.float32)
+    p[10:40, 10:50] = 0.9
+    raster(p).rio.to_raster(tmp_path / "prob.tif")
+    days = np.where(p > 0, float(np.datetime64("2024-07-12", "D").astype(int)), np.nan).astype(np.float32)
+    raster(days).rio.to_raster(tmp_path / "fs.tif")
+    out = tmp_path / "fp.gpkg"
+    args = ["vectorize", str(tmp_path / "prob.tif"), "--first-seen", str(tmp_path / "fs.tif"), "--out", str(out)]
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code == 0, res.output
+    assert "1 footprints, 300 m²" in res.output
+    import geopandas as gpd
+
+    back = gpd.read_file(out)
+    assert str(back["first_seen"].iat[0])[:10] == "2024-07-12"
+    again = CliRunner().invoke(cli, args)
+    assert again.exit_code != 0 and "overwrite" in str(again.exception or again.output)
