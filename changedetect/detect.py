@@ -193,14 +193,15 @@ def _load_model(config: DetectConfig, model: _Loaded | None) -> _Loaded:
 
 def _card_stats(card: Any, sample: np.ndarray) -> Any:
     """Scene-wide normalisation statistics of ``sample`` (c, 1, n), or ``None``."""
-    fn = getattr(card, "compute_stats", None)
-    if fn is None:
-        try:
-            from changedetect.weights import compute_stats as fn  # type: ignore[no-redef]
-        except ImportError:
-            return None
     if sample.shape[-1] == 0:
         return None
+    fn: Callable[[np.ndarray], Any] | None = getattr(card, "compute_stats", None)
+    if fn is None:
+        try:
+            from changedetect.weights import compute_stats
+        except ImportError:
+            return None
+        fn = compute_stats
     return fn(sample)
 
 
@@ -286,7 +287,7 @@ def _run_batch(
     xs_a, xs_b, valids, keep = [], [], [], []
     for win in batch:
         a, b = read_a(win), read_b(win)
-        valid = np.isfinite(a).all(axis=0) & np.isfinite(b).all(axis=0)
+        valid = np.asarray(np.isfinite(a).all(axis=0) & np.isfinite(b).all(axis=0), dtype=bool)
         if not valid.any():
             continue
         xs_a.append(runner.prepare(a, stats[0]))
@@ -322,7 +323,7 @@ def _band_names(da: xr.DataArray) -> list[str]:
 
 def _date_of(da: xr.DataArray) -> str:
     if "time" in da.coords and da["time"].size == 1:
-        return str(np.datetime64(da["time"].values.item() if da["time"].ndim else da["time"].values, "D"))
+        return str(np.datetime_as_string(np.asarray(da["time"].values).reshape(-1)[0], unit="D"))
     return str(da.attrs.get("date", ""))
 
 
