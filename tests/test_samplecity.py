@@ -195,3 +195,16 @@ def test_sample_city_opens_as_a_series() -> None:
     series = io.open_series(TILES)
     assert [d.isoformat() for d in series.dates][:3] == ["2024-01-15", "2024-07-12", "2025-01-20"]
     assert [b.name for b in series.bands] == ["red", "green", "blue", "nir"]
+
+
+def test_command_line(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from changedetect.samplecity.__main__ import main
+
+    args = ["--out-tiles", str(tmp_path / "t"), "--out-permits", str(tmp_path / "p"), "--size", "128", "-q"]
+    first = CliRunner().invoke(main, args)
+    assert first.exit_code == 0, first.output
+    assert "expected statuses" in first.output and (tmp_path / "p" / "sample_register.gpkg").is_file()
+    again = CliRunner().invoke(main, args)
+    assert again.exit_code == 2 and "--overwrite" in again.output
