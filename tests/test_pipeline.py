@@ -140,3 +140,17 @@ def test_cli_run_json_and_text(inputs: dict, tmp_path: Path) -> None:
     with pytest.raises(SystemExit) as info:
         main([*args, "--model", "no-such-model", "--overwrite"])
     assert info.value.code == 2
+
+
+def test_cli_report_from_a_run_dir(series_run) -> None:
+    from click.testing import CliRunner
+
+    from changedetect.cli import cli
+
+    out = series_run.out / "again.html"
+    result = CliRunner().invoke(cli, ["report", str(series_run.out), "--out", str(out), "--title", "Quận 12"])
+    assert result.exit_code == 0, result.output
+    html = out.read_text(encoding="utf-8")
+    assert "<title>Quận 12</title>" in html
+    assert html.count('<section class="card status-') == series_run.n_violations
+    assert "2024-01-15" in html and "tiny-model" in html  # run.json's facts in the header
