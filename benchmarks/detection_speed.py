@@ -5,7 +5,10 @@ pair is written under ``--workdir`` (a smooth background with "buildings";
 the after date has new ones), then ``detect_to_file`` runs in a fresh
 subprocess so that its peak resident memory (``ru_maxrss``) is its own.  The
 figures: wall time end to end (reading, normalisation statistics, the network,
-blending, writing the COG), Mpx/s and peak RSS.
+blending, writing the COG), Mpx/s, peak RSS, and the child's CPU seconds (user +
+system) with the 1-minute load average at its end: on a shared machine the wall
+time depends on what else runs, Mpx per CPU-second much less so (x2 on two free
+cores is what the wall figure would be on an idle machine, at best).
 
 Seam check (on the first size): the mean absolute gradient of the probability
 across the columns (rows) where a window starts or ends is compared with the
@@ -117,10 +120,13 @@ def child(before: str, after: str, out: str, model: str, window: int, overlap: i
     t0 = time.perf_counter()
     s = detect_to_file(before, after, out, config=cfg, overwrite=True, model=loaded)
     wall = time.perf_counter() - t0
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    print(json.dumps({"size": s.width, "seconds": wall, "mpx_per_s": s.width * s.height / 1e6 / wall,
-                      "peak_rss_mb": rss / 2**20, "weights": what, "model": s.model,
-                      "threads": os.cpu_count()}))
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = usage.ru_utime + usage.ru_stime
+    mpx = s.width * s.height / 1e6
+    print(json.dumps({"size": s.width, "seconds": wall, "mpx_per_s": mpx / wall,
+                      "cpu_seconds": cpu, "mpx_per_cpu_s": mpx / cpu,
+                      "peak_rss_mb": usage.ru_maxrss * 1024 / 2**20, "weights": what, "model": s.model,
+                      "threads": os.cpu_count(), "load_avg_1min": os.getloadavg()[0]}))
 
 
 # ----------------------------------------------------------------------------- seams
@@ -184,8 +190,8 @@ def main() -> None:
         return
     print(f"detect_to_file, model {args.model}, window {args.window}, overlap {args.overlap}, "
           f"batch {args.batch_size}, {os.cpu_count()} cores")
-    print("| scene | wall (s) | Mpx/s | peak RSS (MB) | weights |")
-    print("|---|---|---|---|---|")
+    print("| scene | wall (s) | Mpx/s (wall) | CPU (s) | Mpx per CPU-s | peak RSS (MB) | load avg | weights |")
+    print("|---|---|---|---|---|---|---|---|")
     for size in args.sizes:
         t0 = time.perf_counter()
         before, after = write_pair(args.workdir, size)
@@ -198,8 +204,9 @@ def main() -> None:
             print(res.stderr, file=sys.stderr)
             raise SystemExit(f"child failed for {size}")
         r = json.loads(res.stdout.strip().splitlines()[-1])
-        print(f"| {size}x{size} | {r['seconds']:.1f} | {r['mpx_per_s']:.2f} | {r['peak_rss_mb']:.0f} | "
-              f"{r['weights']} |  (inputs generated in {gen:.0f} s)", flush=True)
+        print(f"| {size}x{size} | {r['seconds']:.1f} | {r['mpx_per_s']:.2f} | {r['cpu_seconds']:.0f} | "
+              f"{r['mpx_per_cpu_s']:.2f} | {r['peak_rss_mb']:.0f} | {r['load_avg_1min']:.1f} | {r['weights']} |"
+              f"  (inputs generated in {gen:.0f} s)", flush=True)
     seam_check(args)
 
 
