@@ -253,3 +253,22 @@ def test_discover_groups_areas_and_reads_stac_items(tmp_path: Path) -> None:
     assert [q.date for q in new] == ["2024-03-15", "2024-05-14"]
     assert [(a.date, b.date) for a, b in pairs] == [("2024-01-15", "2024-03-15"), ("2024-03-15", "2024-05-14")]
     assert paths[0].name == "district12_20240115.tif"
+
+
+def test_a_bad_area_fails_alone_and_is_retried(world: dict, tmp_path: Path) -> None:
+    base = tmp_path / "bad"
+    shutil.copytree(world["root"] / f"after-{NIGHTS[0]}", base)
+    _arrive(world, base / "catalog", NIGHTS[1])
+    bad = base / "catalog" / "district3" / "district3_20240315.tif"
+    good = bad.read_bytes()
+    bad.write_bytes(b"not a GeoTIFF")
+    summary = _run_in_process(world, base, NIGHTS[1])
+    assert list(summary.failed) == ["district3"] and "district3_20240315" in summary.failed["district3"]
+    state = json.loads((base / "state" / "state.json").read_text())
+    assert len(state["acquisitions"]["district1"]) == 2 and len(state["acquisitions"]["district3"]) == 1
+    bad.write_bytes(good)  # the feed delivers the file again
+    again = _run_in_process(world, base, NIGHTS[1])
+    assert again.failed == {} and again.areas == ["district3"]
+    got, want = _outputs(base), dict(world["after-night-2"])
+    assert got.pop("state.generation") == want.pop("state.generation") + 1  # two commits that night
+    assert got == want
