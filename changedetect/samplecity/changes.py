@@ -62,63 +62,80 @@ class DateState:
     debris: list[tuple[shapely.Geometry, str]] = field(default_factory=list)
 
 
+class _Planner:
+    """Candidate pools (shuffled once) and the space already taken by changes."""
+
+    def __init__(self, city: City, rng: np.random.Generator) -> None:
+        self.city, self.rng = city, rng
+        lots = [city.lots[i] for i in rng.permutation(len(city.lots))]
+        self.vacant = [lot for lot in lots if lot.house is None and lot.width * lot.depth >= 45]
+        self.backs = [lot for lot in lots if lot.house is not None and lot.free_back * lot.width >= 24]
+        self.houses = [lot for lot in lots if lot.house is not None and lot.width * lot.depth >= 50]
+        self.sites = [city.sites[i] for i in rng.permutation(len(city.sites))]
+        self.big = [b for b in city.buildings if b.kind in ("warehouse", "factory")]
+        ext = city.config.extent_m
+        self.inside = shapely.box(6.0, 6.0, ext - 6.0, ext - 6.0)
+        self.taken: list[shapely.Geometry] = []
+        self.changes: list[Change] = []
+
+    def free(self, geom: shapely.Geometry) -> bool:
+        """Inside the image (6 m from its edges) and 1.5 m from every change so far."""
+        return bool(self.inside.contains(geom)) and all(geom.distance(g) > 1.5 for g in self.taken)
+
+    def add(self, ch: Change | None, *, force: bool = False) -> None:
+        if ch is not None and (force or self.free(ch.whole)):
+            self.changes.append(ch)
+            self.taken.append(ch.whole)
+
+    def new(self, k: int, on_site: bool) -> Change | None:
+        if on_site and self.sites:
+            return _new_on_site(self.city, self.rng, self.sites.pop(), "", k)
+        while self.vacant:
+            lot = self.vacant.pop()
+            if self.free(lot.polygon):
+                return _new_on_lot(self.city, self.rng, lot, "", k)
+        return None
+
+    def extension(self, k: int) -> Change | None:
+        while self.backs:
+            lot = self.backs.pop()
+            if self.free(lot.polygon) and lot.house is not None:
+                return _extend(self.city, self.rng, lot, "", k)
+        return None
+
+    def demolition(self, k: int, *, big: bool) -> Change | None:
+        for b in self.big if big else []:
+            if self.free(b.polygon):
+                self.big.remove(b)
+                return Change("", "demolition", k, b, None, b.polygon, b.polygon, b.height, note=f"{b.kind} demolished")
+        while self.houses:
+            lot = self.houses.pop()
+            if lot.house is not None and self.free(lot.polygon) and all(c.lot is not lot for c in self.changes):
+                b = lot.house
+                return Change("", "demolition", k, b, None, b.polygon, b.polygon, b.height, lot=lot, note="house demolished")
+        return None
+
+
 def plan_changes(city: City, rng: np.random.Generator, n_dates: int) -> list[Change]:
-    """Choose the construction changes of every consecutive date pair."""
-    area_factor = (city.config.size / 1024) ** 2
-    per_pair = max(6, round(22 * area_factor))
-    lots = list(city.lots)
-    order = rng.permutation(len(lots))
-    vacant = [lots[i] for i in order if lots[i].house is None and lots[i].width * lots[i].depth >= 45]
-    backs = [lots[i] for i in order if lots[i].house is not None and lots[i].free_back * lots[i].width >= 24]
-    houses = [lots[i] for i in order if lots[i].house is not None and lots[i].width * lots[i].depth >= 50]
-    sites = [city.sites[i] for i in rng.permutation(len(city.sites))]
-    big = [b for b in city.buildings if b.kind in ("warehouse", "factory")]
-    ext = city.config.extent_m
-    inside = shapely.box(6.0, 6.0, ext - 6.0, ext - 6.0)
-    taken: list[shapely.Geometry] = []
-    changes: list[Change] = []
-
-    def free(geom: shapely.Geometry) -> bool:
-        return inside.contains(geom) and all(geom.distance(g) > 1.5 for g in taken)
-
+    """Choose the construction changes of every consecutive date pair (ids ``S001``... in order)."""
+    per_pair = max(6, round(22 * (city.config.size / 1024) ** 2))
+    plan = _Planner(city, rng)
     rebuild: Lot | None = None
     for k in range(1, n_dates):
-        kinds = ["new"] * round(per_pair * 0.45) + ["extension"] * round(per_pair * 0.3)
-        kinds += ["demolition"] * (per_pair - len(kinds))
-        if rebuild is not None:
-            again = _new_on_lot(city, rng, rebuild, "", k, note="rebuilt on the lot demolished before")
-            changes.append(again)
-            taken.append(again.whole)
+        if rebuild is not None:  # the lot demolished on the previous date gets a new house
+            plan.add(_new_on_lot(city, rng, rebuild, "", k, note="rebuilt on the lot demolished before"), force=True)
             rebuild = None
-        for j, kind in enumerate(kinds):
-            ch: Change | None = None
-            if kind == "new":
-                if j % 4 == 3 and sites:
-                    ch = _new_on_site(city, rng, sites.pop(), "", k)
-                while ch is None and vacant:
-                    lot = vacant.pop()
-                    if free(lot.polygon):
-                        ch = _new_on_lot(city, rng, lot, "", k)
-            elif kind == "extension":
-                while ch is None and backs:
-                    lot = backs.pop()
-                    if free(lot.polygon) and lot.house is not None:
-                        ch = _extend(city, rng, lot, "", k)
-            else:
-                if j == len(kinds) - 1 and k == 1 and big and free(big[0].polygon):
-                    b = big.pop(0)
-                    ch = Change("", "demolition", k, b, None, b.polygon, b.polygon, b.height, note=f"{b.kind} demolished")
-                while ch is None and houses:
-                    lot = houses.pop()
-                    if lot.house is not None and free(lot.polygon) and all(c.lot is not lot for c in changes):
-                        b = lot.house
-                        ch = Change("", "demolition", k, b, None, b.polygon, b.polygon, b.height, lot=lot, note="house demolished")
-                        if rebuild is None and k == 1:
-                            rebuild = lot
-            if ch is not None and free(ch.whole):
-                changes.append(ch)
-                taken.append(ch.whole)
-    return [replace(c, sid=f"S{i:03d}") for i, c in enumerate(changes, 1)]
+        n_new, n_ext = round(per_pair * 0.45), round(per_pair * 0.3)
+        for j in range(n_new):
+            plan.add(plan.new(k, on_site=j % 4 == 3))
+        for _ in range(n_ext):
+            plan.add(plan.extension(k))
+        for j in range(per_pair - n_new - n_ext):
+            ch = plan.demolition(k, big=k == 1 and j == 0)
+            plan.add(ch)
+            if k == 1 and rebuild is None and ch is not None and ch.lot is not None and any(c is ch for c in plan.changes):
+                rebuild = ch.lot
+    return [replace(c, sid=f"S{i:03d}") for i, c in enumerate(plan.changes, 1)]
 
 
 def _new_on_lot(city: City, rng: np.random.Generator, lot: Lot, sid: str, k: int, *, note: str = "new house on a vacant lot") -> Change:

@@ -166,7 +166,7 @@ def _debris(st: StaticScene, state: DateState, img: np.ndarray) -> None:
         return
     m = st.grid.burn([(g, 1 if kind == "rubble" else 2) for g, kind in state.debris], dtype="uint8")
     rub = m == 1
-    speck = 1.0 + 0.35 * st.fine[rub] + 0.2 * st.mid[rub]
+    speck = 1.0 + 0.18 * st.fine[rub] + 0.35 * st.mid[rub] + 0.25 * np.tanh(2 * st.leaf[rub])
     img[:, rub] = np.asarray(MATERIALS["rubble"], np.float32)[:, None] * speck[None]
     clr = m == 2
     img[:, clr] = np.asarray(MATERIALS["soil"], np.float32)[:, None] * (1.08 + 0.06 * st.mid[clr])[None]
