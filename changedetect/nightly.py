@@ -56,8 +56,6 @@ log = logging.getLogger(__name__)
 
 _DATE = re.compile(r"(?<!\d)(\d{4})-?(\d{2})-?(\d{2})(?!\d)")
 _RASTER = {".tif", ".tiff"}
-#: IoU above which a new violation is the same building as an already open one.
-SAME_BUILDING_IOU = 0.5
 
 
 @dataclass(frozen=True)
@@ -300,8 +298,6 @@ def _already_done(current: State, state_dir: Path, out_dir: Path, summary: Night
 
 def _plan(catalog: str | Path, current: State, state_dir: Path, permits: str, config: PipelineConfig,
           night: str, summary: NightlySummary) -> tuple[list[dict[str, Any]], dict[str, list[Acquisition]]]:
-    from changedetect.report import RUN_FILES  # noqa: F401  (fail early if the report is broken)
-
     permits_key = sha256_file(permits) if Path(permits).is_file() else permits
     cfg = config.to_dict()
     tasks, new_by_area = [], {}

@@ -269,7 +269,7 @@ def _days(first_seen: xr.DataArray) -> xr.DataArray:
 
 def _rgb8(image: xr.DataArray, rgb_bands: Sequence[str]) -> xr.DataArray:
     """(band, y, x) -> lazily stretched uint8-range (3, y, x): 2-98 % per band from a subsample."""
-    from changedetect.report import _pick_bands
+    from changedetect._imagery import _pick_bands
 
     names = [str(b) for b in image["band"].values]
     rgb = image.isel(band=[i - 1 for i in _pick_bands(names, len(names), rgb_bands)])
