@@ -24,18 +24,19 @@ def expected_status(
 ) -> tuple[str, list[str], float]:
     """``(status, permit_ids, excess_m2)`` of one changed part (EPSG:32648) against ``register`` (EPSG:32648).
 
-    ``permit_ids`` are the permits the status rests on: the covering ones for
-    ``type_mismatch``, the fitting ones otherwise (none for ``unlicensed``).
+    ``permit_ids`` are the permits the status rests on, largest overlap first: the
+    covering ones for ``type_mismatch``, the fitting ones otherwise (none for ``unlicensed``).
     """
     area = part.area
     hits = register.iloc[register.sindex.query(part, predicate="intersects")]
-    cover = []
+    overlaps = []
     for _, p in hits.iterrows():
         if p["status"] == "revoked":
             continue
         inter = shapely.area(shapely.intersection(part, p.geometry))
         if inter >= MIN_OVERLAP * min(area, p.geometry.area):
-            cover.append(p)
+            overlaps.append((-inter, p["permit_id"], p))
+    cover = [p for _, _, p in sorted(overlaps, key=lambda t: (t[0], t[1]))]  # the main (largest overlap) first
     if not cover:
         return "unlicensed", [], round(area, 2)
     fitting = [p for p in cover if p["permit_type"] in ALLOWED[change_type]]
