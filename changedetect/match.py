@@ -56,6 +56,7 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import shapely
 from pyproj import CRS
 
 from changedetect._match_rules import Evidence, reproject
@@ -130,7 +131,7 @@ def match(
         footprints' CRS, in the footprints' order.
     """
     fp, pm, crs = _harmonise_crs(footprints, permits, config)
-    fi, pi, pm = _candidate_pairs(fp, pm)
+    fi, pi, pm = _candidate_pairs(fp, pm, crs)
     ev = _overlap_evidence(fp, pm, fi, pi, config)
     status, reason = _classify(fp, pm, ev, config)
     out = _frame(footprints, ev, status, reason)
@@ -154,10 +155,9 @@ def _harmonise_crs(
     else:
         crs = CRS.from_user_input(footprints.estimate_utm_crs())
     fp = reproject(footprints, crs).reset_index(drop=True)
-    if permits.crs is None:
-        pm = permits.set_crs(crs)
-    else:  # no copy when the register is already in the working CRS: it may hold millions of rows
-        pm = permits if CRS.from_user_input(permits.crs) == crs else reproject(permits, crs)
+    # the register is not copied nor reprojected here: it may hold millions of rows, and only
+    # the candidates of _candidate_pairs are reprojected
+    pm = permits.set_crs(crs) if permits.crs is None else permits
     fp["first_seen"] = _dates(fp["first_seen"]) if "first_seen" in fp else pd.NaT
     kinds = fp["change_type"] if "change_type" in fp else pd.Series([None] * len(fp), dtype=object)
     fp["change_type"] = kinds.map({v: _change_kind(v) for v in pd.unique(kinds)}).fillna("new").to_numpy(object)
@@ -198,20 +198,31 @@ def _change_kind(value: object) -> str:
 
 
 def _candidate_pairs(
-    fp: gpd.GeoDataFrame, pm: gpd.GeoDataFrame
+    fp: gpd.GeoDataFrame, pm: gpd.GeoDataFrame, crs: CRS
 ) -> tuple[np.ndarray, np.ndarray, gpd.GeoDataFrame]:
     """Pairs ``(footprint, permit)`` whose bounding boxes meet (the register's STRtree), and the
-    candidate permits alone (``pi`` indexes them), attributes normalised.
+    candidate permits alone, in the working CRS (``pi`` indexes them), attributes normalised.
 
-    Exact overlaps are measured in :func:`_overlap_evidence`; pairs that only
-    touch get an overlap of 0 and drop out there.
+    When the register is in another CRS the footprints are taken to it for the
+    search (their boxes grown by about half a metre), so that only the
+    candidates are reprojected, not the whole register.  Exact overlaps are
+    measured in :func:`_overlap_evidence`; pairs that only touch drop out there.
     """
+    empty = np.empty(0, np.intp)
     if not len(fp) or not len(pm):
-        return np.empty(0, np.intp), np.empty(0, np.intp), _permit_attributes(pm.iloc[0:0])
-    fi, pi = pm.sindex.query(fp.geometry.values)
+        return empty, empty, _permit_attributes(reproject(pm.iloc[0:0], crs))
+    reg_crs = CRS.from_user_input(pm.crs)
+    if reg_crs == crs:
+        query = fp.geometry.values
+    else:
+        margin = 0.5 / 111_000 if reg_crs.is_geographic else 0.5
+        b = reproject(fp[[fp.geometry.name]], reg_crs).geometry.bounds.to_numpy()
+        query = shapely.box(b[:, 0] - margin, b[:, 1] - margin, b[:, 2] + margin, b[:, 3] + margin)
+    fi, pi = pm.sindex.query(query)
     used, pi = np.unique(pi, return_inverse=True)
     order = np.lexsort((pi, fi))
-    return fi[order], pi[order], _permit_attributes(pm.iloc[used].reset_index(drop=True))
+    candidates = reproject(pm.iloc[used].reset_index(drop=True), crs)
+    return fi[order], pi[order], _permit_attributes(candidates)
 
 
 def _frame(footprints: gpd.GeoDataFrame, ev: Evidence, status: np.ndarray, reason: list[str]) -> gpd.GeoDataFrame:
