@@ -208,3 +208,7 @@ def test_command_line(tmp_path: Path) -> None:
     assert "expected statuses" in first.output and (tmp_path / "p" / "sample_register.gpkg").is_file()
     again = CliRunner().invoke(main, args)
     assert again.exit_code == 2 and "--overwrite" in again.output
+    assert CliRunner().invoke(main, [*args, "--check"]).exit_code == 0
+    (tmp_path / "p" / "expected_violations.csv").write_text("tampered\n", encoding="utf-8")
+    checked = CliRunner().invoke(main, [*args, "--check"])
+    assert checked.exit_code == 1 and "expected_violations.csv" in checked.output

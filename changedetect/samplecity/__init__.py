@@ -196,6 +196,22 @@ def _write_truth(out: Path, changes: list[Any], config: CityConfig, reg_doc: lis
     return files
 
 
+def check(out_tiles: str | Path = "sample_tiles", out_permits: str | Path = "permits", *, config: CityConfig = DEFAULT_CONFIG) -> list[str]:
+    """Regenerate into a temporary folder and compare with the files there.
+
+    Returns the names of the files that are missing or differ (empty: byte-identical).
+    """
+    import tempfile
+
+    out_tiles, out_permits = Path(out_tiles), Path(out_permits)
+    with tempfile.TemporaryDirectory(prefix="samplecity-") as tmp:
+        fresh_tiles, fresh_permits = Path(tmp) / "tiles", Path(tmp) / "permits"
+        generate(fresh_tiles, fresh_permits, config=config)
+        ours = output_paths(out_tiles, out_permits, config)
+        fresh = output_paths(fresh_tiles, fresh_permits, config)
+        return [str(a) for a, b in zip(ours, fresh, strict=True) if not a.is_file() or a.read_bytes() != b.read_bytes()]
+
+
 @dataclass
 class Plan:
     """Everything decided before any pixel is drawn: the city, its changes, the register, the truth."""
@@ -248,4 +264,4 @@ def _write_permits(out: Path, pl: Plan, config: CityConfig, result: SampleCity) 
     result.mismatches = pl.mismatches
 
 
-__all__ = ["DEFAULT_CONFIG", "CityConfig", "Plan", "SampleCity", "generate", "output_paths", "plan"]
+__all__ = ["DEFAULT_CONFIG", "CityConfig", "Plan", "SampleCity", "check", "generate", "output_paths", "plan"]
