@@ -209,6 +209,9 @@ def sample_city(repo: Path, violations: Path | None) -> None:
                            before=image(dates[0]), after=image(dates[-1]))
     permits = load_register(repo / "permits" / "sample_register.gpkg")
     truth = gpd.read_file(truth_dir / "footprints.gpkg", layer="footprints")
+    pairs = gpd.sjoin(truth.to_crs(footprints.crs), footprints, predicate="intersects")
+    print("sample city change_type (truth rows x vectorised columns, structures touching a footprint):")
+    print(pd.crosstab(pairs["change_type_left"], pairs["change_type_right"]).to_string())
     expected = pd.read_csv(repo / "permits" / "expected_violations.csv")
     runs = {"truth change masks": match(footprints, permits)}
     if violations is not None:
