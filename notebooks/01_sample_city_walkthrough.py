@@ -44,8 +44,11 @@ CROP = int(os.environ.get("CHANGEDETECT_NOTEBOOK_CROP", "512")) or None
 # %%
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib_inline.backend_inline import set_matplotlib_formats
 
 from changedetect.io import open_series
+
+set_matplotlib_formats("jpeg")  # imagery: far smaller notebooks than PNG
 
 series = open_series(TILES)
 series
@@ -129,11 +132,15 @@ axes[0].set_title("last date")
 im = axes[1].imshow(prob.values, vmin=0, vmax=1, cmap="magma")
 axes[1].set_title("change probability")
 plt.colorbar(im, ax=axes[1], fraction=0.046)
-days = first_seen.values.astype("datetime64[D]").astype(float)
-days[np.isnat(first_seen.values)] = np.nan
-im = axes[2].imshow(days, cmap="viridis")
-axes[2].set_title("first seen (days since 1970)")
-plt.colorbar(im, ax=axes[2], fraction=0.046)
+seen = first_seen.values.astype("datetime64[D]")
+dates = [str(d) for d in stack["time"].values.astype("datetime64[D]")]
+index = np.full(seen.shape, np.nan)
+for i, d in enumerate(dates):
+    index[seen == np.datetime64(d)] = i
+im = axes[2].imshow(index, cmap=plt.get_cmap("viridis", len(dates)), vmin=-0.5, vmax=len(dates) - 0.5)
+axes[2].set_title("first seen")
+bar = plt.colorbar(im, ax=axes[2], fraction=0.046, ticks=range(len(dates)))
+bar.ax.set_yticklabels(dates)
 for ax in axes:
     ax.axis("off")
 plt.tight_layout()

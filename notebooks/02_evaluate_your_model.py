@@ -48,7 +48,10 @@ import tempfile
 import matplotlib.pyplot as plt
 import numpy as np
 import rasterio
+from matplotlib_inline.backend_inline import set_matplotlib_formats
 from PIL import Image
+
+set_matplotlib_formats("jpeg")  # imagery: far smaller notebooks than PNG
 
 
 def build_levir_folder(root: Path, out: Path, chip: int = 256, n: int = 16) -> Path:
