@@ -106,10 +106,15 @@ def plan_city(config: CityConfig, rng: np.random.Generator) -> City:
                 blocks.append(blk)
     uses = _block_uses(rng, blocks, half)
     for blk, use in zip(blocks, uses, strict=True):
-        if use == "residential" and rng.random() < 0.35:  # alleys along s: the frame turned by 90 degrees
-            _residential(city, _Frame(fr.centre, fr.theta + math.pi / 2), rng, (-blk[3], -blk[2], blk[0], blk[1]))
-        elif use == "residential":
-            _residential(city, fr, rng, blk)
+        if use == "residential":
+            # each block turned a little about its centre; alleys along t, or along s for some
+            sc, tc = (blk[0] + blk[1]) / 2, (blk[2] + blk[3]) / 2
+            hs, ht = (blk[1] - blk[0]) / 2 - 1.0, (blk[3] - blk[2]) / 2 - 1.0
+            local = _Frame(fr.pt(sc, tc), fr.theta + math.radians(rng.uniform(-1.5, 1.5)))
+            if rng.random() < 0.35:
+                _residential(city, _Frame(local.centre, local.theta + math.pi / 2), rng, (-ht, ht, -hs, hs))
+            else:
+                _residential(city, local, rng, (-hs, hs, -ht, ht))
         elif use == "industrial":
             _industrial(city, fr, rng, blk)
         elif use == "school":
@@ -165,7 +170,9 @@ def _residential(city: City, fr: _Frame, rng: np.random.Generator, blk: tuple[fl
         aw = float(rng.uniform(2.5, 4.0))
         sa = cursor + depth + aw / 2
         alleys.append((sa, aw))
-        city.roads.append(Road(*fr.pt(sa, (t0 + t1) / 2), fr.angle(0), t1 - t0, aw, "alley"))
+        reach = (t1 - t0) * (1.0 if rng.random() < 0.7 else rng.uniform(0.55, 0.9))  # some are dead ends
+        start = t0 if rng.random() < 0.5 else t1 - reach
+        city.roads.append(Road(*fr.pt(sa, start + reach / 2), fr.angle(0), reach, aw, "alley"))
         _lot_row(city, fr, rng, (sa - aw / 2, 0.0), 3, ti0, ti1, depth, shop=False)
         _lot_row(city, fr, rng, (sa + aw / 2, 0.0), 1, ti0, ti1, depth, shop=False)
         cursor = sa + aw / 2 + depth + rng.uniform(0.0, 0.8)
