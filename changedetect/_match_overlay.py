@@ -119,7 +119,7 @@ def _convex(xy: np.ndarray, n: np.ndarray) -> np.ndarray:
     turn = d1[..., 0] * d2[..., 1] - d1[..., 1] * d2[..., 0]
     scale = np.abs(d1).sum(-1) * np.abs(d2).sum(-1) + 1e-300
     valid = np.arange(width)[None, :] < n[:, None]
-    return np.where(valid, turn >= -1e-9 * scale, True).all(axis=1)
+    return np.asarray(np.where(valid, turn >= -1e-9 * scale, True).all(axis=1), dtype=bool)
 
 
 def clip_area(subject: np.ndarray, ns: np.ndarray, clip: np.ndarray, nc: np.ndarray) -> np.ndarray:

@@ -187,7 +187,7 @@ def _built(geoms: gpd.GeoSeries, image: xr.DataArray, transform: Affine,
            shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """Whether each footprint looks built in ``image`` (band, y, x), and its signed contrast."""
     bands = [str(b).lower() for b in image["band"].values] if "band" in image.coords else []
-    pick = {name: bands.index(name) for name in ("red", "green", "blue", "nir") if name in bands}
+    pick: dict[str, int] = {name: bands.index(name) for name in ("red", "green", "blue", "nir") if name in bands}
     out = np.zeros(len(geoms), bool)
     con = np.zeros(len(geoms))
     if image.shape[-2:] != shape:

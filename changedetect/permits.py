@@ -122,10 +122,10 @@ def map_columns(gdf: gpd.GeoDataFrame, column_map: Mapping[str, str] | None = No
     for col in gdf.columns:
         if col in mapping:
             continue
-        dst = DEFAULT_COLUMN_MAP.get(str(col).strip().lower())
-        if dst and dst not in targets:
-            mapping[col] = dst
-            targets.add(dst)
+        alias = DEFAULT_COLUMN_MAP.get(str(col).strip().lower())
+        if alias and alias not in targets:
+            mapping[col] = alias
+            targets.add(alias)
     if not mapping:
         return gdf
     out = gdf.rename(columns=mapping)

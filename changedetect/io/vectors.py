@@ -27,16 +27,13 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from changedetect.errors import OutputExistsError
+from changedetect.io.atomic import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +86,7 @@ def write_vector(
     if gdf.crs is None and len(gdf):
         raise ValueError(f"cannot write '{path}': the features have no CRS; set one with .set_crs()")
     frame = _plain_columns(gdf)
-    with _atomic(path, overwrite=overwrite) as tmp:
+    with atomic_path(path, overwrite=overwrite) as tmp:
         if fmt == "gpkg":
             frame.to_file(tmp, driver="GPKG", layer=layer or path.stem, engine="pyogrio", use_arrow=True)
         elif fmt == "geojson":
@@ -154,37 +151,6 @@ def _csv_frame(frame: gpd.GeoDataFrame) -> pd.DataFrame:
     table["lon"] = np.round(cen.x.to_numpy(), 7)
     table["lat"] = np.round(cen.y.to_numpy(), 7)
     return table
-
-
-@contextmanager
-def _atomic(path: Path, *, overwrite: bool) -> Iterator[Path]:
-    """A temporary path beside ``path``, renamed onto it on success.
-
-    Uses :func:`changedetect.io.atomic.atomic_path` when the IO package
-    provides it, else the same logic here.
-    """
-    try:
-        from changedetect.io.atomic import atomic_path
-    except ImportError:
-        atomic_path = None
-    if atomic_path is not None:
-        with atomic_path(path, overwrite=overwrite) as tmp:
-            yield Path(tmp)
-        return
-    if path.exists() and not overwrite:
-        raise OutputExistsError(f"output '{path}' already exists; pass overwrite=True (--overwrite) to replace it")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
-    os.close(fd)
-    tmp = Path(name)
-    tmp.unlink()  # drivers want to create the file themselves
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        for leftover in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm"), Path(f"{tmp}-journal")):
-            if leftover.exists():
-                leftover.unlink()
 
 
 __all__ = ["FORMATS", "write_vector"]
