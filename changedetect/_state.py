@@ -72,6 +72,8 @@ class State:
     acquisitions: dict[str, dict[str, dict[str, str]]] = field(default_factory=dict)
     generation: int = 0
     nights: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: checksum cache: path -> [size, mtime_ns, sha256] (saves re-reading a large catalog)
+    checksums: dict[str, list[Any]] = field(default_factory=dict)
 
     def processed(self, area: str) -> dict[str, dict[str, str]]:
         """The committed acquisitions of ``area`` by checksum."""
@@ -84,7 +86,7 @@ class State:
     def to_json(self) -> dict[str, Any]:
         """JSON-ready dict."""
         return {"version": STATE_VERSION, "generation": self.generation,
-                "acquisitions": self.acquisitions, "nights": self.nights}
+                "acquisitions": self.acquisitions, "nights": self.nights, "checksums": self.checksums}
 
 
 def load_state(state_dir: Path) -> State:
@@ -101,7 +103,7 @@ def load_state(state_dir: Path) -> State:
         raise ConfigError(f"nightly state file '{path}' has version {data.get('version')!r}; "
                           f"this changedetect reads version {STATE_VERSION}")
     return State(acquisitions=data["acquisitions"], generation=int(data["generation"]),
-                 nights=data.get("nights", {}))
+                 nights=data.get("nights", {}), checksums=data.get("checksums", {}))
 
 
 def save_state(state_dir: Path, state: State) -> None:

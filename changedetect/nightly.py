@@ -115,8 +115,25 @@ def _stac_item(path: Path) -> tuple[str, Path] | None:
     return date, (path.parent / href).resolve() if not Path(href).is_absolute() else Path(href)
 
 
-def discover(catalog: str | Path, *, night: str | None = None) -> dict[str, list[Acquisition]]:
-    """Acquisitions of a catalog by area (dated on or before ``night`` when given)."""
+def _checksum(path: Path, known: dict[str, list[Any]] | None) -> str:
+    """sha256 of ``path``, reusing ``known[path] = [size, mtime_ns, sha256]`` when the file is unchanged."""
+    st = path.stat()
+    key = str(path)
+    if known is not None and key in known and known[key][:2] == [st.st_size, st.st_mtime_ns]:
+        return str(known[key][2])
+    digest = sha256_file(path)
+    if known is not None:
+        known[key] = [st.st_size, st.st_mtime_ns, digest]
+    return digest
+
+
+def discover(catalog: str | Path, *, night: str | None = None,
+             known: dict[str, list[Any]] | None = None) -> dict[str, list[Acquisition]]:
+    """Acquisitions of a catalog by area (dated on or before ``night`` when given).
+
+    ``known`` caches checksums by path, size and modification time (updated in place),
+    so that a large catalog is not read again every night.
+    """
     catalog = Path(catalog)
     if not catalog.is_dir():
         raise TileReadError(f"catalog '{catalog}' is not a directory")
@@ -142,7 +159,7 @@ def discover(catalog: str | Path, *, night: str | None = None) -> dict[str, list
             continue
         if not Path(data).is_file():
             raise TileReadError(f"catalog: '{f}' points at '{data}', which does not exist")
-        areas.setdefault(area, []).append(Acquisition(area, date, str(data), sha256_file(data)))
+        areas.setdefault(area, []).append(Acquisition(area, date, str(data), _checksum(Path(data), known)))
     return {a: sorted(acqs, key=lambda q: (q.date, q.path)) for a, acqs in areas.items()}
 
 
@@ -301,7 +318,7 @@ def _plan(catalog: str | Path, current: State, state_dir: Path, permits: str, co
     permits_key = sha256_file(permits) if Path(permits).is_file() else permits
     cfg = config.to_dict()
     tasks, new_by_area = [], {}
-    for area, acqs in discover(catalog, night=night).items():
+    for area, acqs in discover(catalog, night=night, known=current.checksums).items():
         new, pairs = plan_pairs(acqs, current.processed(area))
         if not new:
             continue
@@ -333,7 +350,9 @@ def _next_state(current: State, new_by_area: dict[str, list[Acquisition]], ok_ar
     nights = dict(current.nights)
     nights[night] = {"new_violations": int((violations["night"] == night).sum()),
                      "open_violations": len(violations)}
-    return State(acquisitions=acquisitions, generation=current.generation + 1, nights=nights)
+    checksums = {k: v for k, v in current.checksums.items() if Path(k).exists()}  # filled by discover()
+    return State(acquisitions=acquisitions, generation=current.generation + 1, nights=nights,
+                 checksums=checksums)
 
 
 def _cleanup(state_dir: Path, state: State, results: list[dict[str, Any]]) -> None:
