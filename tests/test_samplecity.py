@@ -184,6 +184,11 @@ def test_registration_truth_realigns_each_date(manifest: dict) -> None:
         # differ from the plain mean by a few tenths of a pixel)
         assert np.hypot(raw[0] - mean["dx"], raw[1] - mean["dy"]) < 0.6, (raw, mean)
         cols, rows = inverse_map(mis, n)
+        grid = entry["misregistration"]["reference_to_date_px"]
+        ticks = np.array(grid["ticks"])
+        sub = np.ix_(ticks, ticks)
+        assert np.abs(cols[sub] - ticks[None, :] - np.array(grid["dx"])).max() < 1e-3
+        assert np.abs(rows[sub] - ticks[:, None] - np.array(grid["dy"])).max() < 1e-3
         aligned = ndimage.map_coordinates(img, [rows, cols], order=3, mode="nearest")
         residual = _shift(ref[inner, inner], aligned[inner, inner])
         assert np.hypot(*residual) < 0.15, residual

@@ -41,6 +41,7 @@ CONVENTION: tuple[str, ...] = (
     "To put date d back on the reference grid, sample it at p where p = q + u(p) for each reference pixel q (fixed-point iteration).",
     "Python: changedetect.samplecity.registration.inverse_map(Misregistration.from_dict(entry['misregistration']), size) -> (cols, rows).",
     "A single global shift estimated for date d (content displacement) should be about mean_displacement_px.",
+    "reference_to_date_px: for reference pixel (col, row) = (ticks[j], ticks[i]), date d shows it at (col + dx[i][j], row + dy[i][j]).",
     "Radiometry: DN = gain_b * reflectance + offset_b + noise, rounded, clipped to 1..255 (0 never occurs).",
     "Where the scene did not change, DN_d ~= rel_gain_b * DN_ref + rel_offset_b (shadows, vegetation and traffic do change).",
 )
@@ -87,6 +88,24 @@ class Misregistration:
             "mean_displacement_px": {"dx": round(float(ux.mean()), 4), "dy": round(float(uy.mean()), 4)},
             "max_local_amplitude_px": round(float(np.hypot(ux - self.dx, uy - self.dy).max()), 4),
             "warp_terms": [dict(zip(("fc", "fr", "ax", "phx", "ay", "phy"), t, strict=True)) for t in self.terms],
+            "reference_to_date_px": self.offset_grid(size),
+        }
+
+    def offset_grid(self, size: int, step: int = 32) -> dict[str, Any]:
+        """Where reference pixel ``(col, row)`` lies on this date: ``(col + dx, row + dy)``, on a grid.
+
+        Solves ``p = q + u(p)`` at ``q`` = every ``step``-th pixel (the last row and column included).
+        """
+        ticks = np.unique(np.r_[np.arange(0, size, step), size - 1]).astype(np.float64)
+        rows, cols = np.meshgrid(ticks, ticks, indexing="ij")
+        pc, pr = cols.copy(), rows.copy()
+        for _ in range(10):
+            ux, uy = self.displacement(pc, pr)
+            pc, pr = cols + ux, rows + uy
+        return {
+            "ticks": [int(t) for t in ticks],
+            "dx": np.round(pc - cols, 4).tolist(),
+            "dy": np.round(pr - rows, 4).tolist(),
         }
 
 
