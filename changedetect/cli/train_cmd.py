@@ -1,0 +1,93 @@
+"""``changedetect train``: train a change-detection model (seeded, checkpointed, resumable)."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from changedetect.cli.options import out_path_opt, overwrite_opt, quiet
+
+if TYPE_CHECKING:
+    from changedetect.training.config import TrainConfig
+
+
+@click.command(name="train")
+@click.argument("config_or_data", type=click.Path(path_type=Path, exists=True))
+@out_path_opt(help="Model folder to write (weights.pt, metadata.json, MODEL_CARD.md, checkpoints/).")
+@click.option("--steps", type=click.IntRange(1), help="Training steps (default: the config's).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+              help="Where to train (auto: CUDA when available).")
+@click.option("--resume/--no-resume", default=True, show_default=True,
+              help="Continue from OUT/checkpoints/last.pt when it exists.")
+@click.option("--workers", type=click.IntRange(0), help="Data-loader worker processes (default: the config's).")
+@click.option("--seed", type=int, help="Random seed (default: the config's).")
+@click.option("--batch-size", type=click.IntRange(1), help="Samples per step (default: the config's).")
+@click.option("--budget-minutes", type=click.FloatRange(0.5),
+              help="Measure the data pipeline for 20 s, then choose --steps to fit this many minutes.")
+@overwrite_opt
+@click.pass_context
+def command(ctx: click.Context, config_or_data: Path, out: Path, steps: int | None, device: str,
+            resume: bool, workers: int | None, seed: int | None, batch_size: int | None,
+            budget_minutes: float | None, overwrite: bool) -> None:
+    """Train a model from a TOML config (or a data folder, with the shipped model's config).
+
+    CONFIG_OR_DATA is a training config such as models/vhr-building/train.toml, or a
+    data folder: ../shared/data/oscd trains an s2-urban-like model, any other folder
+    (holding buildings/) a vhr-building-like one.  A run is seeded; checkpoints go to
+    OUT/checkpoints every few hundred steps and an interrupted run resumes from them.
+
+    \b
+    Examples:
+      changedetect train models/vhr-building/train.toml --out runs/vhr --steps 1500 --workers 2
+      changedetect train models/s2-urban/train.toml --out runs/s2 --device cuda
+      changedetect train ../shared/data/oscd --out runs/s2-default --steps 500
+    """
+    from dataclasses import replace
+
+    from changedetect.errors import OutputExistsError
+    from changedetect.training.train import measure_throughput, train
+
+    config = _config(config_or_data, out)
+    overrides = {k: v for k, v in {"steps": steps, "workers": workers, "seed": seed,
+                                   "batch_size": batch_size}.items() if v is not None}
+    config = replace(config, **overrides)
+    has_ckpt = (out / "checkpoints" / "last.pt").is_file()
+    if (out / "weights.pt").is_file() and not overwrite and not (resume and has_ckpt):
+        raise OutputExistsError(f"'{out}' already holds a trained model; pass --overwrite to retrain "
+                                "or --resume to continue from its checkpoint")
+    if overwrite and not resume and has_ckpt:
+        (out / "checkpoints" / "last.pt").unlink()
+    if budget_minutes is not None:
+        rate = measure_throughput(config)
+        n = max(1, int(budget_minutes * 60 * rate / config.batch_size))
+        click.echo(f"data pipeline: {rate:.1f} samples/s -> {n} steps of {config.batch_size} "
+                   f"in {budget_minutes} min")
+        config = replace(config, steps=n)
+    argv = ["changedetect", "train", str(config_or_data), "--out", str(out), "--steps", str(config.steps),
+            "--seed", str(config.seed), "--device", device]
+    card = train(config, out=out, resume=resume,
+                 progress=not quiet(ctx), device=device, command=shlex.join(argv))
+    click.echo(f"wrote {out} ({card.name} {card.version}, sha256 {card.sha256[:12]}...)")
+    for name, m in card.metrics.items():
+        if isinstance(m, dict) and "f1" in m:
+            click.echo(f"  {name}: F1 {m['f1']:.3f} (P {m['precision']:.3f}, R {m['recall']:.3f}; "
+                       f"'everything changed' floor {m['floor_f1']:.3f}; {m['n_images']} images)")
+
+
+def _config(path: Path, out: Path) -> TrainConfig:
+    from dataclasses import replace
+
+    from changedetect.training.config import TrainConfig
+
+    if path.is_file():
+        return TrainConfig.from_toml(path)
+    is_oscd = (path / "images").is_dir() and (path / "labels").is_dir()
+    name = "s2-urban" if is_oscd or (path / "oscd").is_dir() and not (path / "buildings").is_dir() \
+        else "vhr-building"
+    shipped = Path(__file__).resolve().parents[2] / "models" / name / "train.toml"
+    cfg = TrainConfig.from_toml(shipped) if shipped.is_file() else TrainConfig(name=name)
+    root = path.parent if is_oscd or path.name == "buildings" else path
+    return replace(cfg, data_root=str(root.resolve()), cache=str((out / "cache.npz").resolve()))

@@ -1,0 +1,163 @@
+"""Training configuration: a frozen dataclass and its one-to-one TOML file.
+
+Example (``models/vhr-building/train.toml``)::
+
+    name = "vhr-building"
+    task = "vhr"
+    arch = "siamese_unet"
+    steps = 3000
+
+    [synth]
+    size = 256
+    p_pairing = 0.35
+
+Paths in the file are relative to the file's folder.  An unknown key raises
+:class:`~changedetect.errors.ConfigError` naming it and the allowed ones.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Literal
+
+from changedetect.errors import ConfigError
+from changedetect.training.synth import SynthConfig
+
+Task = Literal["vhr", "s2"]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything a training run depends on (with the seed, it fixes the weights).
+
+    Parameters
+    ----------
+    name, version, description
+        The model's name (its folder under ``models/``), version and one-line description.
+    task
+        ``"vhr"``: RGB building change by pair synthesis from single-date building masks
+        (+ real labelled pairs when given); ``"s2"``: Sentinel-2 pairs with change labels (OSCD).
+    arch, arch_kwargs
+        Registry name and keyword arguments of the network.
+    bands, band_aliases
+        The bands the model reads, in order, and other accepted names.
+    data_root
+        The real data (``../shared/data``); read only when ``cache`` is missing.
+    cache
+        Compact training cache (``.npz``); built from ``data_root`` when absent.
+    train_groups, val_groups
+        VHR: source groups (e.g. ``fair_oam_1``, ``spacenet_rio``, ``sample_city``) for
+        training and held-out validation (split by area, never by tile).  S2: city names.
+    steps, batch_size, lr, weight_decay, seed
+        Optimisation (AdamW, one-cycle schedule peaking at ``lr``).
+    crop
+        Training crop size for the S2 task (VHR: ``synth.size``).
+    pos_weight, dice_weight
+        Loss: ``BCE(pos_weight) + dice_weight * Dice``.
+    p_real
+        VHR: share of samples taken from real labelled pairs (the sample city) when any.
+    checkpoint_every, workers
+        Checkpoint period (steps) and data-loader worker processes (0 = in the main process).
+    threshold, gsd_range_m, window
+        Written into the model card.
+    val_pairs
+        VHR: number of seeded synthetic pairs made from the held-out groups for validation.
+    levir
+        Path (relative to ``data_root``) of the LEVIR samples, evaluation only ("" = skip).
+    synth
+        Pair-synthesis knobs (:class:`~changedetect.training.synth.SynthConfig`).
+    """
+
+    name: str = "vhr-building"
+    version: str = "0.1.0"
+    description: str = ""
+    task: Task = "vhr"
+    arch: str = "siamese_unet"
+    arch_kwargs: dict[str, Any] = field(default_factory=dict)
+    bands: tuple[str, ...] = ("red", "green", "blue")
+    band_aliases: dict[str, list[str]] = field(default_factory=dict)
+    data_root: str = "../shared/data"
+    cache: str = ".cache_train/vhr.npz"
+    train_groups: tuple[str, ...] = ("fair_oam_1", "fair_oam_4", "fair_oam_5", "spacenet_rio",
+                                     "sample_city_1")
+    val_groups: tuple[str, ...] = ("fair_oam_2", "fair_oam_3", "sample_city_2")
+    steps: int = 3000
+    batch_size: int = 16
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    seed: int = 0
+    crop: int = 128
+    pos_weight: float = 1.0
+    dice_weight: float = 1.0
+    p_real: float = 0.1
+    checkpoint_every: int = 250
+    workers: int = 0
+    threshold: float = 0.5
+    gsd_range_m: tuple[float, float] = (0.3, 1.0)
+    window: int = 512
+    val_pairs: int = 64
+    levir: str = "levir_samples"
+    licence: str = ""
+    training_data: str = ""
+    synth: SynthConfig = field(default_factory=SynthConfig)
+
+    def __post_init__(self) -> None:
+        if self.task not in ("vhr", "s2"):
+            raise ConfigError(f"task must be 'vhr' or 's2', got {self.task!r}")
+        for k in ("steps", "batch_size", "checkpoint_every"):
+            if getattr(self, k) < 1:
+                raise ConfigError(f"{k} must be >= 1, got {getattr(self, k)}")
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> TrainConfig:
+        """Read a TOML file; relative ``data_root`` / ``cache`` are taken from the file's folder."""
+        path = Path(path)
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"training config '{path}' does not exist") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"training config '{path}' is not valid TOML: {exc}") from exc
+        cfg = cls.from_dict(data, source=str(path))
+        base = path.resolve().parent
+        return replace(cfg, data_root=str(_rel(base, cfg.data_root)), cache=str(_rel(base, cfg.cache)))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, source: str = "config") -> TrainConfig:
+        """Build from a mapping (a parsed TOML file)."""
+        data = dict(data)
+        synth = data.pop("synth", {})
+        _check_keys(cls, data, source)
+        _check_keys(SynthConfig, synth, f"{source} [synth]")
+        kw: dict[str, Any] = {}
+        for f in fields(cls):
+            if f.name in data:
+                v = data[f.name]
+                kw[f.name] = tuple(v) if isinstance(v, list) and f.name != "arch_kwargs" else v
+        syn = {k: tuple(v) if isinstance(v, list) else v for k, v in synth.items()}
+        try:
+            return cls(**kw, synth=SynthConfig(**syn))
+        except TypeError as exc:
+            raise ConfigError(f"{source}: {exc}") from exc
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain mapping (JSON/TOML-ready)."""
+        return dataclasses.asdict(self)
+
+
+def _rel(base: Path, p: str) -> Path:
+    q = Path(p)
+    return q if q.is_absolute() else (base / q).resolve()
+
+
+def _check_keys(cls: type, data: dict[str, Any], source: str) -> None:
+    allowed = {f.name for f in fields(cls)}
+    bad = sorted(set(data) - allowed)
+    if bad:
+        raise ConfigError(f"{source}: unknown key(s) {', '.join(bad)}; allowed: {', '.join(sorted(allowed))}")
+
+
+__all__ = ["Task", "TrainConfig"]

@@ -1,0 +1,270 @@
+"""The training loop: seeded, checkpointed, resumable; writes a model folder with its card.
+
+``train(config, out=...)`` reads the data (or its cache), trains with AdamW and a
+one-cycle schedule on ``BCE(pos_weight) + Dice``, saves a checkpoint every
+``checkpoint_every`` steps to ``out/checkpoints/last.pt`` (a later call resumes from it),
+evaluates on the held-out sets every checkpoint (logged to ``out/train_log.jsonl``), and
+at the end writes ``weights.pt``, ``metadata.json`` and ``MODEL_CARD.md`` into ``out``
+with the held-out metrics and the "everything changed" floor.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+from torch.utils.data import DataLoader
+
+from changedetect.nn import count_parameters, get_model
+from changedetect.training import datasets as ds
+from changedetect.training.config import TrainConfig
+from changedetect.training.loaders import S2Pairs, VhrPairs, load_data, normalise, split
+from changedetect.training.metrics import Counts, confusion_counts, floor_scores, scores
+from changedetect.training.synth import make_pair
+from changedetect.weights import ModelCard, compute_stats, save_model
+
+log = logging.getLogger(__name__)
+
+
+def resolve_device(device: str) -> torch.device:
+    """``"auto"`` -> CUDA when available, else CPU."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def loss_fn(logits: torch.Tensor, target: torch.Tensor, cfg: TrainConfig) -> torch.Tensor:
+    """``BCE(pos_weight) + dice_weight * (1 - soft Dice)`` over the batch."""
+    pw = torch.tensor(cfg.pos_weight, device=logits.device)
+    bce = F.binary_cross_entropy_with_logits(logits.float(), target, pos_weight=pw)
+    p = torch.sigmoid(logits.float())
+    dice = 1 - (2 * (p * target).sum() + 1) / (p.sum() + target.sum() + 1)
+    return bce + cfg.dice_weight * dice
+
+
+# -- evaluation ---------------------------------------------------------------------------
+def _predict(module: torch.nn.Module, a: np.ndarray, b: np.ndarray, device: torch.device) -> np.ndarray:
+    with torch.inference_mode():
+        ta = torch.from_numpy(a)[None].to(device)
+        tb = torch.from_numpy(b)[None].to(device)
+        return torch.sigmoid(module(ta, tb))[0, 0].float().cpu().numpy()
+
+
+def validation_sets(cfg: TrainConfig, parts: dict[str, list]) -> dict[str, list[tuple[np.ndarray, ...]]]:
+    """Normalised held-out pairs ``(a, b, label)`` per set name (fixed, seeded)."""
+    from changedetect.training.loaders import band_index
+
+    sets: dict[str, list[tuple[np.ndarray, ...]]] = {}
+    if cfg.task == "vhr" and parts["val_images"]:
+        vd = VhrPairs(parts["val_images"], [], cfg, length=cfg.val_pairs, seed=10_000 + 0)
+        items = []
+        for k in range(cfg.val_pairs):
+            rng = np.random.default_rng([99_991, k])
+            p = make_pair(vd.images, rng, cfg.synth, weights=vd.weights)
+            sa = compute_stats(p.photometry[0](vd.stat_px[p.sources[0]]))
+            sb = compute_stats(p.photometry[1](vd.stat_px[p.sources[1]]))
+            items.append((normalise(p.a, sa), normalise(p.b, sb), p.label))
+        sets["heldout_synth_" + "+".join(sorted({im.group for im in parts["val_images"]}))] = items
+    named: dict[str, list[ds.ChangePair]] = {}
+    for p in parts["val_pairs"]:
+        named.setdefault(p.group if cfg.task == "vhr" else "heldout_cities", []).append(p)
+    if parts["levir"]:
+        named["levir_samples"] = parts["levir"]
+    for name, pairs in named.items():
+        items = []
+        for p in pairs:
+            ix = band_index(p.bands, cfg.bands, cfg.band_aliases)
+            a = p.before[ix].astype(np.float32)
+            b = p.after[ix].astype(np.float32)
+            items.append((normalise(a, compute_stats(a)), normalise(b, compute_stats(b)), p.label))
+        sets[name] = items
+    return sets
+
+
+def evaluate_sets(module: torch.nn.Module, sets: dict[str, list[tuple[np.ndarray, ...]]],
+                  device: torch.device, threshold: float) -> dict[str, dict[str, Any]]:
+    """Pooled scores and the floor of every set."""
+    was_training = module.training
+    module.eval()
+    out: dict[str, dict[str, Any]] = {}
+    for name, items in sets.items():
+        total = Counts()
+        for a, b, lab in items:
+            total = total + confusion_counts(_predict(module, a, b, device) >= threshold, lab)
+        s = scores(total)
+        s["floor_f1"] = floor_scores(total)["f1"]
+        s["changed_fraction"] = (total.tp + total.fn) / max(total.total, 1)
+        s["n_images"] = len(items)
+        out[name] = {k: round(v, 4) if isinstance(v, float) else v for k, v in s.items()}
+    module.train(was_training)
+    return out
+
+
+# -- the loop -----------------------------------------------------------------------------
+def train(config: TrainConfig, *, out: str | os.PathLike[str], resume: bool = True, progress: bool = True,
+          device: Literal["auto", "cpu", "cuda"] | str = "auto", command: str = "") -> ModelCard:
+    """Train a model and write ``out/{weights.pt, metadata.json, MODEL_CARD.md}``.
+
+    Parameters
+    ----------
+    config
+        The run (:class:`~changedetect.training.config.TrainConfig`).
+    out
+        Model folder; ``out/checkpoints/`` holds the resumable state.
+    resume
+        Continue from ``out/checkpoints/last.pt`` when it exists.
+    progress
+        Show a tqdm bar.
+    device
+        ``"auto"`` (CUDA if available), ``"cpu"`` or ``"cuda"``.
+    command
+        The command line that started the run, recorded in the card.
+
+    Returns
+    -------
+    ModelCard
+        The card written to ``out/metadata.json``.
+    """
+    from tqdm.auto import tqdm
+
+    out = Path(out)
+    ckdir = out / "checkpoints"
+    ckdir.mkdir(parents=True, exist_ok=True)
+    dev = resolve_device(device)
+    torch.manual_seed(config.seed)
+    images, pairs = load_data(config)
+    parts = split(config, images, pairs)
+    sets = validation_sets(config, parts)
+    bs = config.batch_size
+    if config.task == "vhr":
+        data: torch.utils.data.Dataset = VhrPairs(parts["train_images"], parts["train_pairs"], config,
+                                                  length=config.steps * bs, seed=config.seed)
+    else:
+        data = S2Pairs(parts["train_pairs"], config, length=config.steps * bs, seed=config.seed)
+    model = get_model(config.arch, in_channels=len(config.bands), **config.arch_kwargs).to(dev)
+    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.lr, total_steps=config.steps,
+                                                pct_start=0.15)
+    step, history = 0, []
+    last = ckdir / "last.pt"
+    if resume and last.is_file():
+        state = torch.load(last, map_location=dev, weights_only=False)
+        if state.get("config") != config.to_dict():
+            log.warning("checkpoint %s was made with another config; resuming anyway", last)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        sched.load_state_dict(state["sched"])
+        step, history = int(state["step"]), list(state.get("history", []))
+        log.info("resuming from step %d", step)
+    sampler = range(step * bs, config.steps * bs)
+    loader = DataLoader(data, batch_size=bs, sampler=sampler, num_workers=config.workers,
+                        pin_memory=dev.type == "cuda", drop_last=False,
+                        persistent_workers=config.workers > 0,
+                        prefetch_factor=4 if config.workers > 0 else None)
+    amp = dev.type == "cuda"
+    model.train()
+    t0, run_loss = time.time(), 0.0
+    bar = tqdm(total=config.steps, initial=step, disable=not progress, desc=f"train {config.name}")
+    for a, b, y in loader:
+        a, b, y = (t.to(dev, non_blocking=True) for t in (a, b, y))
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
+            logits = model(a, b)
+        loss = loss_fn(logits, y, config)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        opt.step()
+        sched.step()
+        step += 1
+        run_loss = 0.98 * run_loss + 0.02 * float(loss) if step > 1 else float(loss)
+        bar.update(1)
+        bar.set_postfix(loss=f"{run_loss:.3f}")
+        if step % config.checkpoint_every == 0 or step == config.steps:
+            rec = {"step": step, "loss": round(run_loss, 4), "seconds": round(time.time() - t0, 1),
+                   "eval": evaluate_sets(model, sets, dev, config.threshold)}
+            history.append(rec)
+            _append_log(out / "train_log.jsonl", rec)
+            _save_checkpoint(last, model, opt, sched, step, history, config)
+            log.info("step %d: %s", step, json.dumps(rec["eval"]))
+    bar.close()
+    model.eval()
+    final = evaluate_sets(model, sets, dev, config.threshold)
+    card = _card(config, final, history, dev, command, count_parameters(model), time.time() - t0)
+    card = save_model(model, card, out)
+    log.info("wrote %s (sha256 %s)", out, card.sha256)
+    return card
+
+
+def measure_throughput(config: TrainConfig, *, seconds: float = 20.0) -> float:
+    """Training samples per second the data pipeline delivers with ``config.workers`` workers."""
+    images, pairs = load_data(config)
+    parts = split(config, images, pairs)
+    n = 10_000
+    if config.task == "vhr":
+        data: torch.utils.data.Dataset = VhrPairs(parts["train_images"], parts["train_pairs"], config,
+                                                  length=n, seed=config.seed + 7)
+    else:
+        data = S2Pairs(parts["train_pairs"], config, length=n, seed=config.seed + 7)
+    loader = DataLoader(data, batch_size=config.batch_size, num_workers=config.workers,
+                        prefetch_factor=2 if config.workers > 0 else None)
+    count, t0, t_first = 0, time.time(), None
+    for a, _, _ in loader:
+        if t_first is None:  # skip worker start-up
+            t_first, count = time.time(), 0
+            continue
+        count += a.shape[0]
+        if time.time() - t_first > seconds:
+            break
+    return count / max(time.time() - (t_first or t0), 1e-6)
+
+
+def _save_checkpoint(path: Path, model: torch.nn.Module, opt: torch.optim.Optimizer, sched: Any,
+                     step: int, history: list[dict[str, Any]], config: TrainConfig) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
+                "step": step, "history": history, "config": config.to_dict()}, tmp)
+    tmp.replace(path)
+
+
+def _append_log(path: Path, rec: dict[str, Any]) -> None:
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(rec) + "\n")
+
+
+def _card(cfg: TrainConfig, final: dict[str, Any], history: list[dict[str, Any]], dev: torch.device,
+          command: str, n_params: int, seconds: float) -> ModelCard:
+    # checkpoint noise: the spread of each set's F1 over the last three evaluations
+    noise = {}
+    for name in final:
+        f1s = [h["eval"][name]["f1"] for h in history[-3:] if name in h.get("eval", {})]
+        if len(f1s) > 1:
+            noise[name] = {"f1_last_checkpoints": f1s, "f1_mean": round(float(np.mean(f1s)), 4),
+                           "f1_std": round(float(np.std(f1s)), 4)}
+    devname = torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or "cpu"
+    training = {"data": cfg.training_data, "train_groups": list(cfg.train_groups),
+                "val_groups": list(cfg.val_groups), "command": command, "seed": cfg.seed,
+                "steps": cfg.steps, "batch_size": cfg.batch_size, "device": f"{dev.type}: {devname}",
+                "torch": torch.__version__, "seconds": round(seconds, 1), "parameters": n_params,
+                "config": {k: v for k, v in cfg.to_dict().items() if k not in ("data_root", "cache")}}
+    metrics = dict(final)
+    if noise:
+        metrics["checkpoint_noise"] = noise
+    return ModelCard(name=cfg.name, version=cfg.version, arch=cfg.arch, bands=tuple(cfg.bands),
+                     arch_kwargs=dict(cfg.arch_kwargs), band_aliases=dict(cfg.band_aliases),
+                     normalization={"kind": "per_image_standardize", "clip_percentiles": [1.0, 99.0],
+                                    "note": "each date on robust statistics of its whole scene"},
+                     gsd_range_m=tuple(cfg.gsd_range_m), window=cfg.window, threshold=cfg.threshold,
+                     metrics=metrics, training=training, licence=cfg.licence,
+                     description=cfg.description)
+
+
+__all__ = ["evaluate_sets", "loss_fn", "measure_throughput", "resolve_device", "train",
+           "validation_sets"]
