@@ -236,11 +236,14 @@ def _compute(tasks: list[dict[str, Any]], *, scheduler: str | None, workers: int
         return []
     from dask.distributed import Client, LocalCluster
 
+    if not log.isEnabledFor(logging.DEBUG):  # the cluster's start-up chatter is not the job's news
+        logging.getLogger("distributed").setLevel(logging.WARNING)
     if scheduler:
         with Client(scheduler, timeout="30s") as client:
             return list(client.gather(client.map(_run_area, tasks, pure=False)))
     n = workers or min(2, len(tasks))
-    with LocalCluster(n_workers=1, threads_per_worker=n, processes=False, dashboard_address=None) as cluster, \
+    with LocalCluster(n_workers=1, threads_per_worker=n, processes=False, dashboard_address="127.0.0.1:0",
+                      worker_dashboard_address="127.0.0.1:0") as cluster, \
             Client(cluster) as client:
         return list(client.gather(client.map(_run_area, tasks, pure=False)))
 
