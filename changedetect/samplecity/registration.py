@@ -46,8 +46,8 @@ CONVENTION: tuple[str, ...] = (
     "Where the scene did not change, DN_d ~= rel_gain_b * DN_ref + rel_offset_b (shadows, vegetation and traffic do change).",
 )
 #: DN per unit reflectance at gain 1, and additive path radiance (DN) at haze 1, per band.
-DN_SCALE = np.array([345.0, 345.0, 355.0, 300.0])
-PATH_DN = np.array([9.0, 12.0, 17.0, 5.0])
+DN_SCALE = np.array([300.0, 300.0, 310.0, 270.0])
+PATH_DN = np.array([20.0, 24.0, 32.0, 10.0])
 #: Standard deviation of the sensor noise (DN): sqrt(READ**2 + SHOT * DN).
 READ_NOISE, SHOT_NOISE = 0.6, 0.004
 #: Blur of the optics and of the detector's pixel, in output pixels (Gaussian sigma).

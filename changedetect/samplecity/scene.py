@@ -120,7 +120,7 @@ def _ground(st: StaticScene, acq: Acquisition) -> np.ndarray:
     green = acq.greenness
     veg = np.clip(0.5 + 0.55 * st.low + 0.25 * st.mid + 0.35 * (green - 0.5), 0.0, 1.0)
     grass = tuple(float(a + (b - a) * green) for a, b in zip(MATERIALS["dry_grass"], MATERIALS["green_grass"], strict=True))
-    tex = 1.0 + 0.07 * st.mid + 0.05 * st.fine
+    tex = 1.0 + 0.08 * st.mid + 0.09 * st.fine
     wet = 1.0 - 0.16 * green  # wet-season soil is darker
     img = mix(MATERIALS["soil"], grass, veg) * (tex * (wet + (1 - wet) * veg))[None]
     shrub = np.clip((st.leaf - 0.9) * 1.5, 0, 1) * (veg > 0.35)

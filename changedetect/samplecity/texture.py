@@ -66,7 +66,7 @@ def pick_roof(rng: np.random.Generator, *, kinds: tuple[str, ...] | None = None)
     k = rng.uniform(0.85, 1.12)
     jit = rng.normal(0, 0.015, 4)
     grey = sum(col[:3]) / 3
-    fade = rng.uniform(0.15, 0.45)  # sun-faded, dusty roofs are less saturated than new paint
+    fade = rng.uniform(0.3, 0.6)  # sun-faded, dusty roofs are less saturated than new paint
     faded = [c + (grey - c) * fade if b < 3 else c for b, c in enumerate(col)]
     color = tuple(float(np.clip(c * k + j, 0.02, 0.8)) for c, j in zip(faded, jit, strict=True))
     return name, color  # type: ignore[return-value]
