@@ -28,7 +28,9 @@ log = logging.getLogger(__name__)
 #: change kind -> permit types that allow it
 ALLOWED_TYPES: dict[str, tuple[str, ...]] = {
     "new": ("new_construction", "extension"),
-    "altered": ("new_construction", "extension", "renovation"),
+    # "altered" means built before and after: an extension, a renovation, a rebuild -- or a
+    # partial demolition, which a demolition permit allows
+    "altered": ("new_construction", "extension", "renovation", "demolition"),
     "demolished": ("demolition",),
 }
 _KIND_WORD = {"new": "new building", "altered": "altered building", "demolished": "demolition"}

@@ -26,8 +26,9 @@
    ``type_mismatch``
        permits cover it but none of a type that allows the change: a new
        building needs ``new_construction`` or ``extension``; an altered one
-       ``new_construction``, ``extension`` or ``renovation``; a demolition
-       ``demolition``;
+       (built before and after) ``new_construction``, ``extension``,
+       ``renovation`` or ``demolition`` (a partial demolition); a demolition
+       needs ``demolition``;
    ``before_permit``
        it was first seen before the fitting permit(s) were issued;
    ``permit_expired``
