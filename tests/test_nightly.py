@@ -175,7 +175,7 @@ def test_sigkill_at_each_checkpoint_then_rerun_gives_the_reference(world: dict, 
     assert _trial(world, tmp_path, f"kill{kill_at}", kill_at=kill_at) == world["after-night-2"]
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("seed", [1, 2])
 def test_sigkill_at_a_random_moment_then_rerun_gives_the_reference(world: dict, tmp_path: Path,
                                                                    seed: int) -> None:
     delay = random.Random(seed).uniform(1.0, 8.0)
