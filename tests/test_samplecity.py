@@ -16,7 +16,7 @@ from rasterio.features import rasterize
 from scipy import ndimage
 
 from changedetect.errors import OutputExistsError
-from changedetect.samplecity import CityConfig, generate, output_paths, plan
+from changedetect.samplecity import CityConfig, Plan, generate, output_paths, plan
 from changedetect.samplecity.permits import PERMIT_COLUMNS
 from changedetect.samplecity.registration import Misregistration, inverse_map
 from changedetect.samplecity.verdict import expected_status
@@ -33,6 +33,12 @@ def small_city(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("city")
     generate(root / "tiles", root / "permits", config=SMALL)
     return root
+
+
+@pytest.fixture(scope="module")
+def full_plan() -> Plan:
+    """The vector side of the committed city, regenerated (no rendering)."""
+    return plan(CityConfig())
 
 
 @pytest.fixture(scope="module")
@@ -90,9 +96,9 @@ def test_committed_outputs_are_small_and_complete() -> None:
     assert total < 15 * 2**20, f"{total / 2**20:.1f} MB"
 
 
-def test_committed_truth_matches_the_generator() -> None:
+def test_committed_truth_matches_the_generator(full_plan: Plan) -> None:
     """The vector truth is regenerated (no rendering) and compared with the committed files."""
-    pl = plan(CityConfig())
+    pl = full_plan
     assert not pl.mismatches
     committed = pd.read_csv(PERMITS / "expected_violations.csv", dtype=str, keep_default_na=False)
     fresh = pl.table.astype(str)
@@ -100,6 +106,21 @@ def test_committed_truth_matches_the_generator() -> None:
     assert list(committed["expected_status"]) == list(fresh["expected_status"])
     register = gpd.read_file(PERMITS / "sample_register.gpkg", layer="permits")
     assert list(register["permit_id"]) == list(pl.register["permit_id"])
+
+
+def test_committed_truth_rasters_match_the_generator(full_plan: Plan) -> None:
+    """Building and change masks regenerated without rendering equal the committed ones."""
+    from changedetect.samplecity import changes, truth
+
+    cfg = CityConfig()
+    pl = full_plan
+    tags = [a.tag for a in cfg.acquisitions]
+    states = changes.date_states(pl.city, pl.changes, np.random.default_rng([cfg.seed, 3]), len(tags))
+    for k, tag in enumerate(tags):
+        with rasterio.open(TILES / "truth" / f"buildings_{tag}.tif") as src:
+            assert np.array_equal(src.read(1), truth.building_mask(cfg, states[k])), tag
+    with rasterio.open(TILES / "truth" / f"change_{tags[0]}_{tags[-1]}.tif") as src:
+        assert np.array_equal(src.read(1), truth.change_mask(cfg, pl.changes, 0, len(tags) - 1))
 
 
 def test_register_follows_the_schema() -> None:
