@@ -267,3 +267,10 @@ def test_command_line(tmp_path: Path) -> None:
     (tmp_path / "p" / "expected_violations.csv").write_text("tampered\n", encoding="utf-8")
     checked = CliRunner().invoke(main, [*args, "--check"])
     assert checked.exit_code == 1 and "expected_violations.csv" in checked.output
+
+
+def test_too_small_a_city_is_refused(tmp_path: Path) -> None:
+    from changedetect.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="size >= 128"):
+        generate(tmp_path / "t", tmp_path / "p", config=CityConfig(size=64))

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from changedetect.errors import OutputExistsError
+from changedetect.errors import ConfigError, OutputExistsError
 from changedetect.samplecity.spec import BANDS, CityConfig
 
 log = logging.getLogger(__name__)
@@ -93,7 +93,10 @@ def generate(
     if existing and not overwrite:
         raise OutputExistsError(f"output '{existing[0]}' already exists ({len(existing)} of the sample city's files do); pass --overwrite to regenerate")
     if config.size < 128 or len(config.acquisitions) < 2:
-        raise ValueError(f"a sample city needs size >= 128 and at least 2 dates, got size {config.size} and {len(config.acquisitions)} dates")
+        raise ConfigError(
+            f"a sample city needs size >= 128 px and at least 2 dates, got size {config.size} and "
+            f"{len(config.acquisitions)} date(s); pass a larger size (the committed city uses 1024)"
+        )
     seed = config.seed
     n = len(config.acquisitions)
     pl = plan(config)
