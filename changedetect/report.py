@@ -101,7 +101,7 @@ def _draw_overview(imagery: Imagery | None, gdf: gpd.GeoDataFrame, cfg: ReportCo
     draw = ImageDraw.Draw(img)
     fsize = max(12, img.width // 60)
     font = _font(fsize)
-    width = max(2, img.width // 400)
+    width = max(2, img.width // 250)
     for number, (_, row) in enumerate(gdf.iterrows(), start=1):
         colour = COLOURS.get(str(row["status"]), _DEFAULT_COLOUR)
         rings = _to_pixels(row.geometry, bounds, (img.height, img.width))
