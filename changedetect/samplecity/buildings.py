@@ -9,8 +9,6 @@ have large pitched metal roofs.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from changedetect.samplecity.spec import Building, Roof, along
@@ -121,8 +119,3 @@ def house_row(
         tanks = tuple((t[0] + dx, t[1] + dy) for t in proto.tanks)
         out.append(Building(first_bid + i, "house", roofs, tanks))
     return out
-
-
-def turn(angle: float, quarter: int) -> float:
-    """``angle`` turned by ``quarter`` right angles."""
-    return angle + quarter * math.pi / 2

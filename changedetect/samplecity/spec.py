@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import shapely
 from affine import Affine
@@ -150,7 +150,6 @@ class Building:
     kind: str
     roofs: tuple[Roof, ...]
     tanks: tuple[tuple[float, float], ...] = ()
-    address: str = ""
 
     @property
     def polygon(self) -> shapely.Geometry:
@@ -181,7 +180,7 @@ class Tree:
 class Lot:
     """A plot along an alley or street, with its house (or none when vacant).
 
-    ``frame`` is (cx, cy, angle) of the lot's front centre and its depth axis;
+    ``front`` is the centre of the lot's front edge, ``angle`` its depth axis;
     ``free_back`` is the depth left behind the house (a back yard).
     """
 
@@ -192,8 +191,6 @@ class Lot:
     depth: float
     house: Building | None
     free_back: float = 0.0
-    address: str = ""
-    neighbours: list[int] = field(default_factory=list)
 
     @property
     def polygon(self) -> shapely.Polygon:
