@@ -105,7 +105,8 @@ def merge_night(current: State, state_dir: Path, results: list[dict[str, Any]], 
     previous = (gpd.read_parquet(current.violations_path(state_dir)) if current.generation
                 else _empty(_register_crs(permits)))
     cand = _night_candidates(results, previous.crs)
-    keep, ids = [], []
+    keep: list[int] = []
+    ids: list[str] = []
     counters: dict[str, int] = {}
     stamp = night.replace("-", "")
     for i, row in cand.iterrows():

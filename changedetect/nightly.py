@@ -148,13 +148,13 @@ def discover(catalog: str | Path, *, night: str | None = None,
             entries.append((key, item))
     areas: dict[str, list[Acquisition]] = {}
     for area, f in entries:
-        found = _stac_item(f) if f.suffix.lower() == ".json" else (
+        found: tuple[str | None, Path] | None = _stac_item(f) if f.suffix.lower() == ".json" else (
             (_date_in_name(f.name), f) if f.suffix.lower() in _RASTER else None)
-        if found is None or found[0] is None:
+        date, data = found if found is not None else (None, f)
+        if date is None:
             if f.suffix.lower() in _RASTER | {".json"}:
                 log.warning("catalog: skipping '%s' (no date in its name or STAC item)", f)
             continue
-        date, data = found
         if night is not None and date > night:
             continue
         if not Path(data).is_file():
@@ -175,7 +175,12 @@ def plan_pairs(acqs: list[Acquisition], processed: dict[str, dict[str, str]]) ->
     return new, pairs
 
 
-_LOCAL = {"depth": 0, "saved": None}
+class _LocalDask:
+    depth = 0
+    saved: Any = None
+
+
+_LOCAL = _LocalDask()
 _LOCAL_LOCK = threading.Lock()
 
 
@@ -189,17 +194,17 @@ def _local_dask() -> Iterator[None]:
     import dask
 
     with _LOCAL_LOCK:
-        if _LOCAL["depth"] == 0:
-            _LOCAL["saved"] = dask.config.get("scheduler", None)
+        if _LOCAL.depth == 0:
+            _LOCAL.saved = dask.config.get("scheduler", None)
             dask.config.set(scheduler="threads")
-        _LOCAL["depth"] += 1
+        _LOCAL.depth += 1
     try:
         yield
     finally:
         with _LOCAL_LOCK:
-            _LOCAL["depth"] -= 1
-            if _LOCAL["depth"] == 0:
-                dask.config.set(scheduler=_LOCAL["saved"])
+            _LOCAL.depth -= 1
+            if _LOCAL.depth == 0:
+                dask.config.set(scheduler=_LOCAL.saved)
 
 
 def _run_area(task: dict[str, Any]) -> dict[str, Any]:
