@@ -170,6 +170,19 @@ def test_change_masks_match_footprints(manifest: dict) -> None:
         assert abs(mask.sum() * 0.25 - sel["area_m2"].sum()) < 0.05 * sel["area_m2"].sum()
 
 
+def test_nuisance_masks_flag_what_is_not_construction(manifest: dict) -> None:
+    tags = [i["date"].replace("-", "") for i in manifest["images"]]
+    share = {}
+    for a, b in [*zip(tags[:-1], tags[1:], strict=True), (tags[0], tags[-1])]:
+        with rasterio.open(TILES / "truth" / f"nuisance_{a}_{b}.tif") as src, rasterio.open(TILES / "truth" / f"change_{a}_{b}.tif") as chg:
+            bits, change = src.read(1), chg.read(1)
+        assert not bits[change > 0].any()
+        share[(a, b)] = {bit: float(((bits & bit) > 0).mean()) for bit in (1, 2, 4)}
+        assert all(v > 0 for v in share[(a, b)].values()), (a, b)
+    # January to July moves every shadow; January to January (same sun) much less
+    assert share[(tags[0], tags[1])][4] > 2 * share[(tags[0], tags[-1])][4]
+
+
 def _shift(ref: np.ndarray, mov: np.ndarray) -> np.ndarray:
     """Sub-pixel ``(dx, dy)`` by which ``mov``'s content is displaced from ``ref``'s (phase correlation)."""
 

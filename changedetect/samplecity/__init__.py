@@ -7,6 +7,7 @@ run on this deterministic, seeded city (``python -m changedetect.samplecity``)::
     sample_tiles/manifest.json             path, date, bands of every date
     sample_tiles/truth/registration.json   the misregistration and radiometry of each date
     sample_tiles/truth/change_A_B.tif      changed buildings between two dates (0/1)
+    sample_tiles/truth/nuisance_A_B.tif    what changed without construction (bit flags)
     sample_tiles/truth/buildings_A.tif     buildings standing on a date (0/1)
     sample_tiles/truth/footprints.gpkg     every changed structure (layers footprints, structures)
     permits/sample_register.gpkg           the permit register (layer permits, EPSG:9210)
@@ -53,7 +54,7 @@ def output_paths(out_tiles: Path, out_permits: Path, config: CityConfig) -> list
     truth = out_tiles / "truth"
     paths = [out_tiles / f"district12_{t}.tif" for t in tags] + [out_tiles / "manifest.json"]
     paths += [truth / f"buildings_{t}.tif" for t in tags]
-    paths += [truth / f"change_{a}_{b}.tif" for a, b in _pairs(tags)]
+    paths += [truth / f"{kind}_{a}_{b}.tif" for a, b in _pairs(tags) for kind in ("change", "nuisance")]
     paths += [truth / "registration.json", truth / "footprints.gpkg"]
     return paths + [out_permits / REGISTER_NAME, out_permits / TRUTH_NAME]
 
@@ -108,15 +109,18 @@ def generate(
     result = SampleCity(dates=[a.date.isoformat() for a in config.acquisitions])
     reg_doc: list[dict[str, Any]] = []
     dates = _progress(list(enumerate(config.acquisitions)), progress)
+    nuisance: list[dict[str, np.ndarray]] = []
     for k, acq in dates:
-        refl = scene.render(static, states[k], acq)
+        layers: dict[str, np.ndarray] = {}
+        refl = scene.render(static, states[k], acq, layers)
+        nuisance.append(_reference_layers(layers, states[k], config))
         mis = registration.draw_misregistration(reg_rng, config.size, reference=k == 0)
         img = registration.observe(refl, config, mis, acq, np.random.default_rng([seed, 6, k]))
         del refl
         result.files.append(_write_date(out_tiles, img, config, acq))
         result.files.append(_write_buildings(out_tiles, states[k], config, acq.tag))
         reg_doc.append(_registration_entry(mis, acq, config))
-    result.files += _write_truth(out_tiles, changes, config, reg_doc)
+    result.files += _write_truth(out_tiles, changes, config, reg_doc, nuisance)
     _write_permits(out_permits, pl, config, result)
     from changedetect.samplecity.truth import summary
 
@@ -167,15 +171,29 @@ def _registration_entry(mis: Any, acq: Any, config: CityConfig) -> dict[str, Any
     }
 
 
-def _write_truth(out: Path, changes: list[Any], config: CityConfig, reg_doc: list[dict[str, Any]]) -> list[Path]:
+def _reference_layers(layers: dict[str, np.ndarray], state: Any, config: CityConfig) -> dict[str, np.ndarray]:
+    from changedetect.samplecity import truth
+
+    out = {name: truth.to_reference(mask, config) for name, mask in layers.items()}
+    out["debris"] = truth.debris_code(config, state)
+    return out
+
+
+def _write_truth(
+    out: Path, changes: list[Any], config: CityConfig, reg_doc: list[dict[str, Any]], nuisance: list[dict[str, np.ndarray]]
+) -> list[Path]:
     from changedetect.samplecity import registration, truth
     from changedetect.samplecity.output import write_gpkg, write_json, write_tif
 
     tags = [a.tag for a in config.acquisitions]
     files = []
+    bits = ", ".join(f"{v}={k}" for k, v in truth.NUISANCE_BITS.items())
     for a, b in _pairs(tags):
-        mask = truth.change_mask(config, changes, tags.index(a), tags.index(b))
+        ia, ib = tags.index(a), tags.index(b)
+        mask = truth.change_mask(config, changes, ia, ib)
         files.append(write_tif(out / "truth" / f"change_{a}_{b}.tif", mask, config, descriptions=["changed_building"]))
+        noise = truth.nuisance_mask(config, nuisance[ia], nuisance[ib], mask)
+        files.append(write_tif(out / "truth" / f"nuisance_{a}_{b}.tif", noise, config, descriptions=["nuisance_bits"], tags={"BITS": bits}))
     layers = {"footprints": truth.footprints(config, changes), "structures": truth.footprints(config, changes, whole=True)}
     files.append(write_gpkg(out / "truth" / "footprints.gpkg", layers, date=config.register_date.isoformat()))
     doc = {

@@ -103,16 +103,22 @@ def sun_vector(acq: Acquisition) -> np.ndarray:
     return np.array([math.sin(az) * math.cos(el), math.cos(az) * math.cos(el), math.sin(el)])
 
 
-def render(static: StaticScene, state: DateState, acq: Acquisition) -> np.ndarray:
-    """Surface reflectance ``(4, n, n)`` float32 of one date on the fine grid."""
+def render(static: StaticScene, state: DateState, acq: Acquisition, layers: dict[str, np.ndarray] | None = None) -> np.ndarray:
+    """Surface reflectance ``(4, n, n)`` float32 of one date on the fine grid.
+
+    ``layers``, when given, receives the fine-grid masks of what is not construction:
+    ``canopy`` (tree crowns), ``vehicle`` (visible vehicles) and ``shadow`` (cast shadows).
+    """
     img = _ground(static, acq)
     height = np.zeros(img.shape[1:], np.float32)
     _debris(static, state, img)
     _roofs(static, state, acq, img, height)
-    _cars(static, state, img, height)
-    _trees(static, state, acq, img, height)
+    vehicle = _cars(static, state, img, height)
+    canopy = _trees(static, state, acq, img, height)
     shadow = cast_shadow(height, acq, static.grid.step)
     img[:, shadow] *= SHADOW_LIGHT
+    if layers is not None:
+        layers.update(canopy=canopy, vehicle=vehicle & ~canopy, shadow=shadow)
     return img
 
 
@@ -225,9 +231,9 @@ def _tanks(st: StaticScene, state: DateState, img: np.ndarray, height: np.ndarra
     height[m] += 1.3
 
 
-def _cars(st: StaticScene, state: DateState, img: np.ndarray, height: np.ndarray) -> None:
+def _cars(st: StaticScene, state: DateState, img: np.ndarray, height: np.ndarray) -> np.ndarray:
     if not state.cars:
-        return
+        return np.zeros(height.shape, bool)
     idx = st.grid.burn([(poly, i + 1) for i, (poly, _, _) in enumerate(state.cars)])
     m = (idx > 0) & (height == 0)
     p = idx[m] - 1
@@ -235,10 +241,12 @@ def _cars(st: StaticScene, state: DateState, img: np.ndarray, height: np.ndarray
     hs = np.array([h for _, _, h in state.cars], np.float32)
     img[:, m] = cols[p].T
     height[m] = hs[p]
+    return m
 
 
-def _trees(st: StaticScene, state: DateState, acq: Acquisition, img: np.ndarray, height: np.ndarray) -> None:
+def _trees(st: StaticScene, state: DateState, acq: Acquisition, img: np.ndarray, height: np.ndarray) -> np.ndarray:
     g = st.grid
+    drawn = np.zeros(height.shape, bool)
     sun = sun_vector(acq)
     leafy = np.array([1.0, 1.0, 1.0, 0.88 + 0.2 * acq.greenness], np.float32)  # more NIR in the wet season
     dark = np.asarray(MATERIALS["canopy"], np.float32) * leafy
@@ -268,6 +276,8 @@ def _trees(st: StaticScene, state: DateState, acq: Acquisition, img: np.ndarray,
         win = img[:, r0:r1, c0:c1]
         win[:, draw] = col[:, draw]
         height[r0:r1, c0:c1][draw] = ch[draw]
+        drawn[r0:r1, c0:c1] |= draw
+    return drawn
 
 
 def cast_shadow(height: np.ndarray, acq: Acquisition, step: float) -> np.ndarray:

@@ -17,6 +17,9 @@ from rasterio.features import rasterize
 from changedetect.samplecity.changes import Change, DateState
 from changedetect.samplecity.spec import IMAGE_EPSG, CityConfig
 
+#: Bits of a nuisance mask (changes that are not construction).
+NUISANCE_BITS = {"vegetation": 1, "vehicle": 2, "shadow": 4, "debris": 8}
+
 FOOTPRINT_COLUMNS = ["structure_id", "change_type", "first_seen", "before_date", "area_m2", "height_m", "whole_area_m2", "note", "geometry"]
 
 
@@ -35,6 +38,38 @@ def building_mask(config: CityConfig, state: DateState) -> np.ndarray:
 def change_mask(config: CityConfig, changes: list[Change], a: int, b: int) -> np.ndarray:
     """1 on the changed parts of every change first seen in dates ``a+1 .. b`` (uint8)."""
     return _burn(config, [c.part for c in changes if a < c.date_index <= b])
+
+
+def to_reference(fine: np.ndarray, config: CityConfig) -> np.ndarray:
+    """A fine-grid mask reduced to the reference grid: True where any fine pixel is."""
+    os_, m, n = config.oversample, config.margin * config.oversample, config.size
+    return np.asarray(fine[m : m + n * os_, m : m + n * os_].reshape(n, os_, n, os_).any(axis=(1, 3)))
+
+
+def debris_code(config: CityConfig, state: DateState) -> np.ndarray:
+    """1 where rubble lies, 2 where a demolished site is cleared, 0 elsewhere (reference grid)."""
+    out = np.zeros((config.size, config.size), np.uint8)
+    for code, kind in ((1, "rubble"), (2, "cleared")):
+        out[_burn(config, [g for g, k in state.debris if k == kind]) > 0] = code
+    return out
+
+
+def nuisance_mask(
+    config: CityConfig, a: dict[str, np.ndarray], b: dict[str, np.ndarray], change: np.ndarray
+) -> np.ndarray:
+    """Bit flags (:data:`NUISANCE_BITS`) of what differs between two dates without construction.
+
+    ``a`` and ``b`` hold the reference-grid masks ``canopy``, ``vehicle``, ``shadow`` and
+    ``debris`` of each date; pixels of the construction ``change`` mask are 0.
+    """
+    out = np.zeros((config.size, config.size), np.uint8)
+    out |= np.where(a["canopy"] != b["canopy"], NUISANCE_BITS["vegetation"], 0).astype(np.uint8)
+    out |= np.where(a["vehicle"] | b["vehicle"], NUISANCE_BITS["vehicle"], 0).astype(np.uint8)
+    out |= np.where(a["shadow"] != b["shadow"], NUISANCE_BITS["shadow"], 0).astype(np.uint8)
+    moved = (a["debris"] > 0) & (b["debris"] > 0) & (a["debris"] != b["debris"])
+    out |= np.where(moved, NUISANCE_BITS["debris"], 0).astype(np.uint8)
+    out[change > 0] = 0
+    return out
 
 
 def footprints(config: CityConfig, changes: list[Change], *, whole: bool = False) -> gpd.GeoDataFrame:
