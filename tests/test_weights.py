@@ -97,3 +97,37 @@ def test_constant_band_does_not_divide_by_zero() -> None:
 def test_preprocess_checks_band_count() -> None:
     with pytest.raises(ModelError, match=r"expects \(3, h, w\)"):
         CARD.preprocess(np.zeros((4, 8, 8)))
+
+
+@pytest.mark.parametrize("name", ["vhr-building", "s2-urban"])
+def test_shipped_models_load_and_predict(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CHANGEDETECT_MODELS", raising=False)
+    loaded = load_model(name)
+    card = loaded.card
+    assert card.name == name and len(card.sha256) == 64
+    assert (loaded.path / "weights.pt").stat().st_size < 10_000_000
+    assert (loaded.path / "MODEL_CARD.md").is_file()
+    assert "floor_f1" in next(m for m in card.metrics.values() if isinstance(m, dict) and "f1" in m)
+    a = torch.rand(1, len(card.bands), 72, 88)
+    with torch.no_grad():
+        out = loaded.module(a, a.flip(-1))
+    assert out.shape == (1, 1, 72, 88)
+    rng = np.random.default_rng(0)
+    x = rng.random((len(card.bands), 64, 64)).astype(np.float32)
+    assert loaded.predict(x, x).max() < 0.5  # identical dates: no change
+
+
+def test_models_cli_lists_both_models_as_json(monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from changedetect.cli import cli
+
+    monkeypatch.delenv("CHANGEDETECT_MODELS", raising=False)
+    res = CliRunner().invoke(cli, ["models", "--json"])
+    assert res.exit_code == 0, res.output
+    names = [c["name"] for c in json.loads(res.output)]
+    assert {"vhr-building", "s2-urban"} <= set(names)
+    res = CliRunner().invoke(cli, ["models", "s2-urban"])
+    assert res.exit_code == 0 and "NON-COMMERCIAL" in res.output
+    res = CliRunner().invoke(cli, ["models", "nope"])
+    assert isinstance(res.exception, ModelError)

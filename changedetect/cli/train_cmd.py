@@ -70,6 +70,9 @@ def command(ctx: click.Context, config_or_data: Path, out: Path, steps: int | No
             "--seed", str(config.seed), "--device", device]
     card = train(config, out=out, resume=resume,
                  progress=not quiet(ctx), device=device, command=shlex.join(argv))
+    if card is None:
+        click.echo(f"stopped early; continue with the same command (checkpoint in {out / 'checkpoints'})")
+        return
     click.echo(f"wrote {out} ({card.name} {card.version}, sha256 {card.sha256[:12]}...)")
     for name, m in card.metrics.items():
         if isinstance(m, dict) and "f1" in m:

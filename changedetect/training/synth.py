@@ -284,14 +284,14 @@ def nuisance(x: np.ndarray, mask: np.ndarray, rng: Generator, cfg: SynthConfig,
         t = _smooth_field(shape, rng, cells=2) * rng.uniform(0, 0.35 * s)
         air = np.array([0.75, 0.78, 0.85], np.float32)[:, None, None] * rng.uniform(0.8, 1.1)
         x = x * (1 - t)[None] + air * t[None]
-    u = rng.random()
+    u = rng.random() / max(s, 1e-6)  # blur, sharpen and noise fade out with the strength
     if u < 0.3:
         x = np.stack([ndi.gaussian_filter(c, rng.uniform(0.3, 1.3)) for c in x])
     elif u < 0.45:
         blur = np.stack([ndi.gaussian_filter(c, 1.0) for c in x])
         x = x + rng.uniform(0.3, 1.0) * (x - blur)
-    if rng.random() < 0.5:
-        x = x + rng.normal(0, rng.uniform(0.003, 0.025 * s), x.shape).astype(np.float32)
+    if rng.random() < 0.5 * s:
+        x = x + rng.normal(0, rng.uniform(0.003, 0.003 + 0.022 * s), x.shape).astype(np.float32)
     x = np.clip(x, 0, 1).astype(np.float32)
     if rng.random() < cfg.p_jpeg:
         x = _jpeg(x, int(rng.integers(25, 90)))

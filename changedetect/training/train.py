@@ -23,6 +23,7 @@ import torch
 from torch.nn import functional as F
 from torch.utils.data import DataLoader
 
+from changedetect.errors import ConfigError
 from changedetect.nn import count_parameters, get_model
 from changedetect.training import datasets as ds
 from changedetect.training.config import TrainConfig
@@ -110,7 +111,8 @@ def evaluate_sets(module: torch.nn.Module, sets: dict[str, list[tuple[np.ndarray
 
 # -- the loop -----------------------------------------------------------------------------
 def train(config: TrainConfig, *, out: str | os.PathLike[str], resume: bool = True, progress: bool = True,
-          device: Literal["auto", "cpu", "cuda"] | str = "auto", command: str = "") -> ModelCard:
+          device: Literal["auto", "cpu", "cuda"] | str = "auto", command: str = "",
+          stop_after: int | None = None) -> ModelCard | None:
     """Train a model and write ``out/{weights.pt, metadata.json, MODEL_CARD.md}``.
 
     Parameters
@@ -127,11 +129,19 @@ def train(config: TrainConfig, *, out: str | os.PathLike[str], resume: bool = Tr
         ``"auto"`` (CUDA if available), ``"cpu"`` or ``"cuda"``.
     command
         The command line that started the run, recorded in the card.
+    stop_after
+        Stop at this step (after saving a checkpoint) without writing the model, to
+        continue later with ``resume=True``; ``None`` trains to ``config.steps``.
 
     Returns
     -------
-    ModelCard
-        The card written to ``out/metadata.json``.
+    ModelCard or None
+        The card written to ``out/metadata.json``; ``None`` when stopped early.
+
+    Raises
+    ------
+    ConfigError
+        When resuming from a checkpoint made for another number of steps.
     """
     from tqdm.auto import tqdm
 
@@ -157,6 +167,11 @@ def train(config: TrainConfig, *, out: str | os.PathLike[str], resume: bool = Tr
     last = ckdir / "last.pt"
     if resume and last.is_file():
         state = torch.load(last, map_location=dev, weights_only=False)
+        made_for = state.get("config", {}).get("steps")
+        if made_for != config.steps:
+            raise ConfigError(f"checkpoint '{last}' belongs to a run of {made_for} steps, not "
+                              f"{config.steps}: resume with --steps {made_for} or start over "
+                              "with --no-resume")
         if state.get("config") != config.to_dict():
             log.warning("checkpoint %s was made with another config; resuming anyway", last)
         model.load_state_dict(state["model"])
@@ -194,6 +209,12 @@ def train(config: TrainConfig, *, out: str | os.PathLike[str], resume: bool = Tr
             _append_log(out / "train_log.jsonl", rec)
             _save_checkpoint(last, model, opt, sched, step, history, config)
             log.info("step %d: %s", step, json.dumps(rec["eval"]))
+        if stop_after is not None and step >= stop_after:
+            if step % config.checkpoint_every:
+                _save_checkpoint(last, model, opt, sched, step, history, config)
+            bar.close()
+            log.info("stopped at step %d; resume to continue", step)
+            return None
     bar.close()
     model.eval()
     final = evaluate_sets(model, sets, dev, config.threshold)

@@ -1,0 +1,143 @@
+"""A tiny training run end to end (CPU, seconds), resuming, the config file, the CLI."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from changedetect.errors import ConfigError, OutputExistsError
+from changedetect.training.config import TrainConfig
+from changedetect.training.datasets import ChangePair, LabelledImage, load_cache, save_cache
+from changedetect.training.synth import SynthConfig
+from changedetect.training.train import train
+from changedetect.weights import load_model, sha256_file
+
+TINY = {"widths": [8, 16, 16], "depths": [0, 1, 1], "decoder_width": 8}
+
+
+def _image(seed: int, group: str, size: int = 96) -> LabelledImage:
+    rng = np.random.default_rng(seed)
+    img = rng.integers(60, 120, (3, size, size)).astype(np.uint8)
+    mask = np.zeros((size, size), bool)
+    for _ in range(5):
+        r, c = rng.integers(0, size - 12, 2)
+        mask[r:r + 10, c:c + 8] = True
+    img[:, mask] = 210
+    return LabelledImage(f"im{seed}", img, mask, 0.5, group)
+
+
+def _pair(seed: int, group: str, bands: int = 3, size: int = 64) -> ChangePair:
+    rng = np.random.default_rng(seed)
+    a = rng.integers(0, 255, (bands, size, size)).astype(np.uint8)
+    b = a.copy()
+    lab = np.zeros((size, size), bool)
+    lab[20:30, 20:34] = True
+    b[:, lab] = 250
+    names = ("red", "green", "blue") if bands == 3 else ("B02", "B03", "B04", "B08")
+    return ChangePair(f"p{seed}", a, b, lab, names, 0.5 if bands == 3 else 10.0, group)
+
+
+@pytest.fixture
+def vhr_config(tmp_path: Path) -> TrainConfig:
+    cache = tmp_path / "cache.npz"
+    save_cache(cache, images=[_image(1, "a"), _image(2, "a"), _image(3, "held")],
+               pairs=[_pair(4, "levir"), _pair(5, "real")])
+    return TrainConfig(name="tiny", arch_kwargs=TINY, cache=str(cache), train_groups=("a", "real"),
+                       val_groups=("held",), steps=4, batch_size=2, checkpoint_every=2, val_pairs=2,
+                       p_real=0.5, synth=SynthConfig(size=48, gsd_range_m=(0.5, 1.0)))
+
+
+def test_cache_round_trip(tmp_path: Path) -> None:
+    save_cache(tmp_path / "c.npz", images=[_image(1, "g")], pairs=[_pair(2, "levir")])
+    images, pairs = load_cache(tmp_path / "c.npz")
+    assert images[0].group == "g" and images[0].image.dtype == np.uint8
+    assert pairs[0].bands == ("red", "green", "blue") and pairs[0].label.sum() == 140
+
+
+def test_vhr_training_end_to_end(tmp_path: Path, vhr_config: TrainConfig) -> None:
+    out = tmp_path / "model"
+    card = train(vhr_config, out=out, progress=False, device="cpu", command="pytest")
+    assert card is not None
+    assert card.sha256 == sha256_file(out / "weights.pt")
+    assert {"heldout_synth_held", "levir_samples"} <= set(card.metrics)
+    assert 0 <= card.metrics["levir_samples"]["f1"] <= 1
+    assert card.metrics["levir_samples"]["floor_f1"] > 0
+    loaded = load_model(out)
+    assert loaded.predict(np.zeros((3, 40, 40)), np.ones((3, 40, 40))).shape == (40, 40)
+
+
+def test_interrupted_run_resumes_to_the_same_weights(tmp_path: Path, vhr_config: TrainConfig) -> None:
+    cfg = replace(vhr_config, val_pairs=1)
+    whole = train(cfg, out=tmp_path / "whole", progress=False, device="cpu")
+    out = tmp_path / "split"
+    assert train(cfg, out=out, progress=False, device="cpu", stop_after=2) is None
+    assert not (out / "weights.pt").exists() and (out / "checkpoints" / "last.pt").is_file()
+    resumed = train(cfg, out=out, progress=False, device="cpu")
+    steps = [json.loads(line)["step"] for line in (out / "train_log.jsonl").read_text().splitlines()]
+    assert steps == [2, 4]
+    assert whole is not None and resumed is not None and resumed.sha256 == whole.sha256
+    with pytest.raises(ConfigError, match="resume with --steps 4"):
+        train(replace(cfg, steps=6), out=out, progress=False, device="cpu")
+
+
+def test_same_seed_same_weights(tmp_path: Path, vhr_config: TrainConfig) -> None:
+    cfg = replace(vhr_config, steps=2, val_pairs=1)
+    a = train(cfg, out=tmp_path / "a", progress=False, device="cpu")
+    b = train(cfg, out=tmp_path / "b", progress=False, device="cpu")
+    assert a is not None and b is not None and a.sha256 == b.sha256
+
+
+def test_s2_training_runs(tmp_path: Path) -> None:
+    cache = tmp_path / "s2.npz"
+    save_cache(cache, pairs=[_pair(1, "x", bands=4), _pair(2, "y", bands=4)])
+    cfg = TrainConfig(name="s2tiny", task="s2", arch="siamese_unet_s2", bands=("B02", "B03", "B04", "B08"),
+                      arch_kwargs={"widths": [8, 16], "depths": [0, 1], "decoder_width": 8},
+                      cache=str(cache), train_groups=("x",), val_groups=("y",), steps=2,
+                      batch_size=2, crop=32, checkpoint_every=2)
+    card = train(cfg, out=tmp_path / "s2", progress=False, device="cpu")
+    assert card is not None and card.metrics["heldout_cities"]["n_images"] == 1
+
+
+def test_toml_round_trip_and_errors(tmp_path: Path) -> None:
+    p = tmp_path / "t.toml"
+    p.write_text('name = "x"\nsteps = 7\ncache = "sub/c.npz"\nbands = ["red", "green", "blue"]\n'
+                 '[synth]\nsize = 64\n[band_aliases]\nred = ["B04"]\n')
+    cfg = TrainConfig.from_toml(p)
+    assert cfg.steps == 7 and cfg.synth.size == 64 and cfg.bands == ("red", "green", "blue")
+    assert Path(cfg.cache) == (tmp_path / "sub" / "c.npz").resolve()
+    p.write_text("stepz = 3\n")
+    with pytest.raises(ConfigError, match="stepz"):
+        TrainConfig.from_toml(p)
+    p.write_text("[synth]\nsise = 3\n")
+    with pytest.raises(ConfigError, match="sise"):
+        TrainConfig.from_toml(p)
+
+
+def test_shipped_configs_parse(repo_root: Path) -> None:
+    for name in ("vhr-building", "s2-urban"):
+        cfg = TrainConfig.from_toml(repo_root / "models" / name / "train.toml")
+        assert cfg.name == name
+        assert not set(cfg.train_groups) & set(cfg.val_groups)
+        assert "levir" not in cfg.train_groups
+
+
+def test_cli_trains_and_refuses_to_overwrite(tmp_path: Path, vhr_config: TrainConfig) -> None:
+    from click.testing import CliRunner
+
+    from changedetect.cli import cli
+
+    toml = tmp_path / "tiny.toml"
+    toml.write_text(f'name = "tiny"\ncache = "{vhr_config.cache}"\ntrain_groups = ["a"]\n'
+                    'val_groups = ["held"]\nsteps = 2\nbatch_size = 2\ncheckpoint_every = 2\n'
+                    'val_pairs = 1\nlevir = ""\n[arch_kwargs]\nwidths = [8, 16, 16]\n'
+                    'depths = [0, 1, 1]\ndecoder_width = 8\n[synth]\nsize = 48\n')
+    out = tmp_path / "m"
+    res = CliRunner().invoke(cli, ["-q", "train", str(toml), "--out", str(out), "--device", "cpu"])
+    assert res.exit_code == 0, res.output
+    assert "floor" in res.output and (out / "weights.pt").is_file()
+    res = CliRunner().invoke(cli, ["-q", "train", str(toml), "--out", str(out), "--no-resume"])
+    assert isinstance(res.exception, OutputExistsError)
