@@ -234,7 +234,11 @@ def _chain(stack: xr.DataArray, register: gpd.GeoDataFrame, out: Path, config: P
             write_report(violations, out_path=out / OUTPUTS["report"], before=out / OUTPUTS["before_rgb"],
                          after=out / OUTPUTS["after_rgb"], config=config.report, overwrite=True,
                          run_info=_report_info(times, loaded, len(footprints)))
-    return {"violations": violations, "footprints": footprints, "times": times, "prob": prob}
+    skipped = {"first_seen": first_seen is None or not config.output.first_seen,
+               "violations_csv": not config.output.csv, "report": not config.output.report}
+    written = {k for k in OUTPUTS if not skipped.get(k, False)}
+    return {"violations": violations, "footprints": footprints, "times": times, "prob": prob,
+            "written": written}
 
 
 def _hold(aligned: xr.DataArray) -> xr.DataArray:
@@ -315,7 +319,10 @@ def _finish(series: Any, stack: xr.DataArray, permits: str | Path, out: Path, co
 
     violations = results["violations"]
     counts = {str(k): int(v) for k, v in violations["status"].value_counts().sort_index().items()}
-    paths = {k: out / name for k, name in OUTPUTS.items() if (out / name).exists() or k == "run"}
+    written = results["written"]
+    for k in set(OUTPUTS) - written:  # left by an earlier run in this folder (overwrite)
+        (out / OUTPUTS[k]).unlink(missing_ok=True)
+    paths = {k: out / name for k, name in OUTPUTS.items() if k in written}
     card = loaded.card
     inputs = [{"path": str(p), "sha256": sha256_file(p) if config.output.checksum_inputs else None}
               for p in series.files]

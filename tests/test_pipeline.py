@@ -106,9 +106,10 @@ def test_a_pair_fills_first_seen_with_the_after_date(inputs: dict, tmp_path: Pat
     out = tmp_path / "pair_out"
     (out).mkdir()
     (out / "run.json").write_text("{}")  # an earlier run: needs overwrite
+    (out / "first_seen.tif").write_text("stale")  # from an earlier series run: removed
     summary = run(inputs["pair"], permits=inputs["permits"], out=out, config=inputs["config"], overwrite=True)
     assert summary.dates == ["2024-01-15", "2024-05-14"]
-    assert not (out / "first_seen.tif").exists()
+    assert not (out / "first_seen.tif").exists() and "first_seen" not in summary.paths
     fp = gpd.read_file(out / "footprints.gpkg")
     assert (fp["first_seen"].astype(str).str[:10] == "2024-05-14").all()
 
