@@ -89,7 +89,14 @@ def overlap_evidence(
     point = np.isin(shapely.get_type_id(pmg[pi]), (0, 4))
     rf, rp = prepare(fpg, MAX_SUBJECT, convexity=False), prepare(pmg, MAX_SUBJECT)
     inter = np.full(len(fi), np.nan)
-    inter[~point] = intersection_areas(fpg, pmg, fi[~point], pi[~point], rf, rp)
+    inter[~point] = 0.0
+    # the overlap of the bounding boxes bounds the overlap of the shapes: a pair whose boxes
+    # overlap less than the covering threshold cannot count, and is not measured
+    fb, pb = shapely.bounds(fpg)[fi], shapely.bounds(pmg)[pi]
+    box_overlap = (np.clip(np.minimum(fb[:, 2], pb[:, 2]) - np.maximum(fb[:, 0], pb[:, 0]), 0, None)
+                   * np.clip(np.minimum(fb[:, 3], pb[:, 3]) - np.maximum(fb[:, 1], pb[:, 1]), 0, None))
+    measure = ~point & (box_overlap >= config.min_overlap_ratio * np.minimum(fp_area[fi], pm_area[pi]))
+    inter[measure] = intersection_areas(fpg, pmg, fi[measure], pi[measure], rf, rp)
     inside = np.zeros(len(fi), bool)
     inside[point] = shapely.intersects(fpg[fi[point]], pmg[pi[point]])
     real = inside | (inter > 0)  # bounding boxes met; the shapes must too
