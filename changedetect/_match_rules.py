@@ -215,17 +215,21 @@ def classify(
         "permitted": _first(ev.valid, fi, n),
     }
     revoked = _first(ev.revoked_cover, fi, n)
+    quoted = np.full(n, -1, dtype=np.intp)  # the permit each reason quotes
+    for s, first in (*main.items(), ("unlicensed", revoked)):
+        sel = (status == s) & (first >= 0)
+        quoted[sel] = ev.pi[first[sel]]
+    need = np.unique(quoted[quoted >= 0])  # strings only for the quoted permits, not all candidates
     ctx = _Context(
-        kind=fp["change_type"].tolist(), seen=_iso(fp["first_seen"]), pid=pm["permit_id"].astype(str).tolist(),
-        ptype=pm["permit_type"].tolist(), issued=_iso(pm["issued_on"]), until=_iso(pm["valid_until"]),
+        kind=fp["change_type"].tolist(), seen=_iso(fp["first_seen"]),
+        pid=dict(zip(need.tolist(), pm["permit_id"].take(need).astype(str).tolist(), strict=True)),
+        ptype=dict(zip(need.tolist(), pm["permit_type"].take(need).tolist(), strict=True)),
+        issued=dict(zip(need.tolist(), _iso(pm["issued_on"].take(need)), strict=True)),
+        until=dict(zip(need.tolist(), _iso(pm["valid_until"].take(need)), strict=True)),
     )
-    pis = ev.pi.tolist()
-    area, excess_l = ev.area_m2.tolist(), excess.tolist()
-    reasons = []
-    for i, s in enumerate(status.tolist()):
-        j = main[s][i] if s in main else revoked[i]
-        reasons.append(_reason(s, i, ctx, pis[j] if j >= 0 else -1, area[i], excess_l[i], float(permitted[i]),
-                               config))
+    area, excess_l, perm_l = ev.area_m2.tolist(), excess.tolist(), permitted.tolist()
+    reasons = [_reason(s, i, ctx, q, area[i], excess_l[i], perm_l[i], config)
+               for i, (s, q) in enumerate(zip(status.tolist(), quoted.tolist(), strict=True))]
     return status, reasons
 
 
@@ -235,10 +239,10 @@ class _Context:
 
     kind: list[str]
     seen: list[str]
-    pid: list[str]
-    ptype: list[str]
-    issued: list[str]
-    until: list[str]
+    pid: dict[int, str]
+    ptype: dict[int, str]
+    issued: dict[int, str]
+    until: dict[int, str]
 
 
 def _iso(values: pd.Series) -> list[str]:

@@ -245,7 +245,7 @@ def _frame(footprints: gpd.GeoDataFrame, ev: Evidence, status: np.ndarray, reaso
                        if "prob_mean" in footprints else np.full(n, np.nan)),
     }
     rest = [c for c in footprints.columns if c not in data and c != footprints.geometry.name]
-    frame = pd.DataFrame(data)
+    frame = pd.DataFrame({k: pd.Series(v, dtype=object) if isinstance(v, list) else v for k, v in data.items()})
     for c in rest:
         frame[c] = footprints[c].to_numpy()
     return gpd.GeoDataFrame(frame, geometry=footprints.geometry.to_numpy(), crs=footprints.crs)
