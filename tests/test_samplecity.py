@@ -174,7 +174,7 @@ def test_nuisance_masks_flag_what_is_not_construction(manifest: dict) -> None:
     tags = [i["date"].replace("-", "") for i in manifest["images"]]
     share = {}
     for a, b in [*zip(tags[:-1], tags[1:], strict=True), (tags[0], tags[-1])]:
-        with rasterio.open(TILES / "truth" / f"nuisance_{a}_{b}.tif") as src, rasterio.open(TILES / "truth" / f"change_{a}_{b}.tif") as chg:
+        with rasterio.open(TILES / "truth" / "nuisance" / f"nuisance_{a}_{b}.tif") as src, rasterio.open(TILES / "truth" / f"change_{a}_{b}.tif") as chg:
             bits, change = src.read(1), chg.read(1)
         assert not bits[change > 0].any()
         share[(a, b)] = {bit: float(((bits & bit) > 0).mean()) for bit in (1, 2, 4)}

@@ -7,7 +7,7 @@ run on this deterministic, seeded city (``python -m changedetect.samplecity``)::
     sample_tiles/manifest.json             path, date, bands of every date
     sample_tiles/truth/registration.json   the misregistration and radiometry of each date
     sample_tiles/truth/change_A_B.tif      changed buildings between two dates (0/1)
-    sample_tiles/truth/nuisance_A_B.tif    what changed without construction (bit flags)
+    sample_tiles/truth/nuisance/nuisance_A_B.tif  what changed without construction (bit flags)
     sample_tiles/truth/buildings_A.tif     buildings standing on a date (0/1)
     sample_tiles/truth/footprints.gpkg     every changed structure (layers footprints, structures)
     permits/sample_register.gpkg           the permit register (layer permits, EPSG:9210)
@@ -54,7 +54,8 @@ def output_paths(out_tiles: Path, out_permits: Path, config: CityConfig) -> list
     truth = out_tiles / "truth"
     paths = [out_tiles / f"district12_{t}.tif" for t in tags] + [out_tiles / "manifest.json"]
     paths += [truth / f"buildings_{t}.tif" for t in tags]
-    paths += [truth / f"{kind}_{a}_{b}.tif" for a, b in _pairs(tags) for kind in ("change", "nuisance")]
+    paths += [truth / f"change_{a}_{b}.tif" for a, b in _pairs(tags)]
+    paths += [truth / "nuisance" / f"nuisance_{a}_{b}.tif" for a, b in _pairs(tags)]
     paths += [truth / "registration.json", truth / "footprints.gpkg"]
     return paths + [out_permits / REGISTER_NAME, out_permits / TRUTH_NAME]
 
@@ -193,7 +194,7 @@ def _write_truth(
         mask = truth.change_mask(config, changes, ia, ib)
         files.append(write_tif(out / "truth" / f"change_{a}_{b}.tif", mask, config, descriptions=["changed_building"]))
         noise = truth.nuisance_mask(config, nuisance[ia], nuisance[ib], mask)
-        files.append(write_tif(out / "truth" / f"nuisance_{a}_{b}.tif", noise, config, descriptions=["nuisance_bits"], tags={"BITS": bits}))
+        files.append(write_tif(out / "truth" / "nuisance" / f"nuisance_{a}_{b}.tif", noise, config, descriptions=["nuisance_bits"], tags={"BITS": bits}))
     layers = {"footprints": truth.footprints(config, changes), "structures": truth.footprints(config, changes, whole=True)}
     files.append(write_gpkg(out / "truth" / "footprints.gpkg", layers, date=config.register_date.isoformat()))
     doc = {
