@@ -172,6 +172,9 @@ def main() -> None:
     print("|---|" + "---|" * len(cols))
     for set_name, row in rows.items():
         print(f"| {set_name} | " + " | ".join(row.get(c, "n/a") for c in cols) + " |")
+    for card in list_shipped():
+        print(f"\n{card.name} {card.version}: weights sha256 {card.sha256[:16]}...", end="")
+    print()
     missing = [m for m in ("vhr-building", "s2-urban") if m not in shipped]
     if missing:
         print(f"\n(not shipped yet, so not in the table: {', '.join(missing)})")
