@@ -111,6 +111,23 @@ def load(model: str) -> tuple[Any, str]:
         return LoadedModel(module=module, card=card, path=Path(".")), "random weights, same architecture"
 
 
+def model_only(model: str, window: int, batch: int, repeats: int = 5) -> dict[str, float]:
+    """Throughput of the network alone (random input windows): what the pipeline cannot beat."""
+    import torch
+
+    loaded, _ = load(model)
+    torch.set_num_threads(os.cpu_count() or 1)
+    a, b = torch.randn(batch, 3, window, window), torch.randn(batch, 3, window, window)
+    with torch.inference_mode():
+        loaded.module(a, b)
+        t0, c0 = time.perf_counter(), time.process_time()
+        for _ in range(repeats):
+            loaded.module(a, b)
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    mpx = repeats * batch * window * window / 1e6
+    return {"mpx_per_s": mpx / wall, "mpx_per_cpu_s": mpx / cpu, "load_avg_1min": os.getloadavg()[0]}
+
+
 def child(before: str, after: str, out: str, model: str, window: int, overlap: int, batch: int) -> None:
     """Run detect_to_file once and print one JSON line with the figures."""
     from changedetect.detect import DetectConfig, detect_to_file
@@ -183,6 +200,7 @@ def main() -> None:
     ap.add_argument("--overlap", type=int, default=64)
     ap.add_argument("--batch-size", type=int, default=4)
     ap.add_argument("--seam-size", type=int, default=4096, help="side of the scene used for the seam check")
+    ap.add_argument("--no-seams", action="store_true", help="skip the seam check")
     ap.add_argument("--child", nargs=3, metavar=("BEFORE", "AFTER", "OUT"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -207,7 +225,13 @@ def main() -> None:
         print(f"| {size}x{size} | {r['seconds']:.1f} | {r['mpx_per_s']:.2f} | {r['cpu_seconds']:.0f} | "
               f"{r['mpx_per_cpu_s']:.2f} | {r['peak_rss_mb']:.0f} | {r['load_avg_1min']:.1f} | {r['weights']} |"
               f"  (inputs generated in {gen:.0f} s)", flush=True)
-    seam_check(args)
+    m = model_only(args.model, args.window, args.batch_size)
+    print(f"\nnetwork alone ({args.batch_size} x {args.window}^2 windows, no overlap, no I/O): "
+          f"{m['mpx_per_s']:.2f} Mpx/s wall, {m['mpx_per_cpu_s']:.2f} Mpx per CPU-s "
+          f"(load avg {m['load_avg_1min']:.1f}); overlap {args.overlap} costs a factor "
+          f"{(args.window / (args.window - args.overlap)) ** 2:.2f} in windows", flush=True)
+    if not args.no_seams:
+        seam_check(args)
 
 
 def seam_check(args: argparse.Namespace) -> None:
