@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -101,8 +102,13 @@ def write_csv(path: Path, frame: pd.DataFrame) -> Path:
     return path
 
 
+_NUMBERS = re.compile(r"\[\s*(-?[0-9][0-9.eE+-]*(?:,\s*-?[0-9][0-9.eE+-]*)*)\s*\]")
+
+
 def write_json(path: Path, doc: Any) -> Path:
-    """Indented UTF-8 JSON (non-ASCII kept) ending in a newline."""
+    """Indented UTF-8 JSON (non-ASCII kept; lists of numbers on one line) ending in a newline."""
+    text = json.dumps(doc, indent=2, ensure_ascii=False)
+    text = _NUMBERS.sub(lambda m: "[" + ", ".join(v.strip() for v in m.group(1).split(",")) + "]", text)
     with atomic_path(path, overwrite=True) as tmp:
-        tmp.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        tmp.write_text(text + "\n", encoding="utf-8")
     return path
