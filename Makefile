@@ -30,7 +30,7 @@ lint: setup
 	$(VENV)/bin/ruff check changedetect tests benchmarks scripts cli.py
 
 sample: setup
-	$(PY) -m changedetect.samplecity --out-tiles sample_tiles --out-permits permits
+	$(PY) -m changedetect.samplecity --out-tiles sample_tiles --out-permits permits --overwrite
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
