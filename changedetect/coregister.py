@@ -215,6 +215,7 @@ def _register_date(
     entry.shift_px = (glob.dx, glob.dy)
     entry.shift_m = _to_metres(stack, glob.dx, glob.dy)
     fld = _choose_field(ref_match, mov_match, glob, config, entry)
+    entry.shift_field = fld
     warped = da.stack([warp_lazy(data[i, b], fld, order=config.order) for b in range(len(bands))], axis=0)
     if config.radiometric:
         radio = _fit_radiometry(data[ref_idx], warped)

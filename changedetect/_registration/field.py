@@ -225,7 +225,7 @@ def _match(
     texture = float(np.mean(grad))
     if texture <= 0:
         return (0.0, 0.0, 0.0, False), 0.0, centre
-    est = estimate_shift(a, b, iterations=2, upsample=50, max_shift=params.max_shift,
+    est = estimate_shift(a, b, iterations=3, max_shift=params.max_shift,
                          min_peak_ratio=params.min_peak_ratio, min_snr=params.min_snr)
     energy = grad**2 * np.outer(_taper(a.shape[0]), _taper(a.shape[1]))
     total = float(energy.sum())

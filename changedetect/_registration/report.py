@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,9 @@ class DateRegistration:
         Share of sampled pixels taken as unchanged by the normalisation.
     warnings
         Human-readable warnings about this date.
+    shift_field
+        The correction applied (a :class:`~changedetect.coregister.ShiftField`; evaluate it with
+        ``.evaluate(rows, cols)``); not written to JSON.
     """
 
     date: str
@@ -57,6 +60,11 @@ class DateRegistration:
     offset: dict[str, float] = field(default_factory=dict)
     invariant_fraction: float | None = None
     warnings: list[str] = field(default_factory=list)
+    shift_field: Any = field(default=None, repr=False, compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable dict (without :attr:`shift_field`)."""
+        return {f.name: _jsonable(getattr(self, f.name)) for f in fields(self) if f.name != "shift_field"}
 
     @property
     def reliable(self) -> bool:
@@ -112,7 +120,8 @@ class CoregistrationReport:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable dict."""
-        out = asdict(self)
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "dates"}
+        out["dates"] = [d.to_dict() for d in self.dates]
         out["warnings"] = self.warnings
         out["unreliable"] = self.unreliable
         return _jsonable(out)

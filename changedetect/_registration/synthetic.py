@@ -70,3 +70,23 @@ def true_field(t: Field, rows: np.ndarray, cols: np.ndarray, *, iterations: int 
     for _ in range(iterations):
         dx, dy = t(rows + dy, cols + dx)
     return dx, dy
+
+
+def observe(image: np.ndarray, t: Field | None = None, *, factor: int = 3) -> np.ndarray:
+    """A sensor-like observation of ``image`` displaced by ``t``: each output pixel integrates a
+    ``factor``² grid of sub-pixel samples (cubic) of ``image`` at ``q + o - t(q + o)``.
+
+    Unlike :func:`displace`, this is not the cubic resampling the registration itself uses, so a
+    benchmark built on it does not flatter the method; the reference must be observed the same
+    way (``t=None``) so that both dates share the pixel's integration.
+    """
+    h, w = image.shape
+    rows, cols = np.meshgrid(np.arange(h, dtype=np.float64), np.arange(w, dtype=np.float64), indexing="ij")
+    offsets = (np.arange(factor) + 0.5) / factor - 0.5
+    acc = np.zeros((h, w))
+    for orow in offsets:
+        for ocol in offsets:
+            r, c = rows + orow, cols + ocol
+            tx, ty = t(r, c) if t is not None else (0.0, 0.0)
+            acc += sample(image, r - ty, c - tx, order=3)
+    return acc / factor**2
