@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shlex
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -51,7 +51,7 @@ def command(ctx: click.Context, config_or_data: Path, out: Path, steps: int | No
     from changedetect.training.train import measure_throughput, train
 
     config = _config(config_or_data, out)
-    overrides = {k: v for k, v in {"steps": steps, "workers": workers, "seed": seed,
+    overrides: dict[str, Any] = {k: v for k, v in {"steps": steps, "workers": workers, "seed": seed,
                                    "batch_size": batch_size}.items() if v is not None}
     config = replace(config, **overrides)
     has_ckpt = (out / "checkpoints" / "last.pt").is_file()

@@ -137,7 +137,7 @@ class TrainConfig:
             if f.name in data:
                 v = data[f.name]
                 kw[f.name] = tuple(v) if isinstance(v, list) and f.name != "arch_kwargs" else v
-        syn = {k: tuple(v) if isinstance(v, list) else v for k, v in synth.items()}
+        syn: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in synth.items()}
         try:
             return cls(**kw, synth=SynthConfig(**syn))
         except TypeError as exc:

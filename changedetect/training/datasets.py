@@ -19,6 +19,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -290,7 +291,7 @@ def sample_city_manifest(folder: Path) -> dict[str, object] | None:
 def save_cache(path: Path, *, images: Sequence[LabelledImage] = (), pairs: Sequence[ChangePair] = ()
                ) -> Path:
     """Write images and pairs into one compressed ``.npz`` (uint8 pixels stay uint8)."""
-    arrays: dict[str, np.ndarray] = {}
+    arrays: dict[str, Any] = {}
     index: dict[str, list[dict[str, object]]] = {"images": [], "pairs": []}
     for i, im in enumerate(images):
         arrays[f"im{i}_image"], arrays[f"im{i}_mask"] = im.image, im.mask

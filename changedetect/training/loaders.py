@@ -108,9 +108,9 @@ class VhrPairs(Dataset[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]):
         for x in (p.before[ix], p.after[ix]):
             crop = np.ascontiguousarray(x[:, r:r + win, c:c + win].transpose(1, 2, 0))
             pil = Image.fromarray(crop.astype(np.uint8))
-            out.append(np.asarray(pil.resize((size, size), Image.BILINEAR)).transpose(2, 0, 1) / 255.0)
+            out.append(np.asarray(pil.resize((size, size), Image.Resampling.BILINEAR)).transpose(2, 0, 1) / 255.0)
         lab = Image.fromarray(p.label[r:r + win, c:c + win].astype(np.uint8) * 255)
-        label = np.asarray(lab.resize((size, size), Image.BILINEAR)) > 127
+        label = np.asarray(lab.resize((size, size), Image.Resampling.BILINEAR)) > 127
         sa, sb = self.real_stats[k]
         return normalise(out[0].astype(np.float32), sa), normalise(out[1].astype(np.float32), sb), label
 

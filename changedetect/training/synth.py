@@ -95,8 +95,8 @@ def random_crop(im: LabelledImage, size: int, gsd_m: float, rng: Generator
     mask = im.mask[r:r + win, c:c + win]
     if win != size:
         pil = Image.fromarray(np.ascontiguousarray(img.transpose(1, 2, 0)))
-        img = np.asarray(pil.resize((size, size), Image.BILINEAR)).transpose(2, 0, 1)
-        m = Image.fromarray(mask.astype(np.uint8) * 255).resize((size, size), Image.BILINEAR)
+        img = np.asarray(pil.resize((size, size), Image.Resampling.BILINEAR)).transpose(2, 0, 1)
+        m = Image.fromarray(mask.astype(np.uint8) * 255).resize((size, size), Image.Resampling.BILINEAR)
         mask = np.asarray(m) > 127
     return img.astype(np.float32) / 255.0, mask.copy()
 
@@ -106,7 +106,7 @@ def _smooth_field(shape: tuple[int, int], rng: Generator, *, cells: int = 4) -> 
     from PIL import Image
 
     coarse = rng.random((cells + 1, cells + 1)).astype(np.float32)
-    return np.asarray(Image.fromarray(coarse, mode="F").resize((shape[1], shape[0]), Image.BILINEAR))
+    return np.asarray(Image.fromarray(coarse, mode="F").resize((shape[1], shape[0]), Image.Resampling.BILINEAR))
 
 
 def _shift_int(x: np.ndarray, dy: int, dx: int) -> np.ndarray:
@@ -121,16 +121,20 @@ def _shift_int(x: np.ndarray, dy: int, dx: int) -> np.ndarray:
     return out
 
 
-def _instances(mask: np.ndarray, *, min_px: int = 16, max_frac: float = 0.2) -> list[tuple[slice, ...]]:
-    lab, n = ndi.label(mask)
-    out = []
+Instance = tuple[tuple[slice, slice], int, np.ndarray]
+
+
+def _instances(mask: np.ndarray, *, min_px: int = 16, max_frac: float = 0.2) -> list[Instance]:
+    """Connected building instances: ``(bounding slices, label value, label image)``."""
+    lab, _ = ndi.label(mask)
+    out: list[Instance] = []
     for i, sl in enumerate(ndi.find_objects(lab), start=1):
         if sl is None:
             continue
         area = int((lab[sl] == i).sum())
         if min_px <= area <= max_frac * mask.size:
-            out.append((sl, i, lab))
-    return out  # type: ignore[return-value]
+            out.append(((sl[0], sl[1]), i, lab))
+    return out
 
 
 def _cast_shadow(img: np.ndarray, mask: np.ndarray, rng: Generator, *, length: float,

@@ -66,7 +66,7 @@ def validation_sets(cfg: TrainConfig, parts: dict[str, list]) -> dict[str, list[
     sets: dict[str, list[tuple[np.ndarray, ...]]] = {}
     if cfg.task == "vhr" and parts["val_images"]:
         vd = VhrPairs(parts["val_images"], [], cfg, length=cfg.val_pairs, seed=10_000 + 0)
-        items = []
+        items: list[tuple[np.ndarray, ...]] = []
         for k in range(cfg.val_pairs):
             rng = np.random.default_rng([99_991, k])
             p = make_pair(vd.images, rng, cfg.synth, weights=vd.weights)
@@ -75,18 +75,18 @@ def validation_sets(cfg: TrainConfig, parts: dict[str, list]) -> dict[str, list[
             items.append((normalise(p.a, sa), normalise(p.b, sb), p.label))
         sets["heldout_synth_" + "+".join(sorted({im.group for im in parts["val_images"]}))] = items
     named: dict[str, list[ds.ChangePair]] = {}
-    for p in parts["val_pairs"]:
-        named.setdefault(p.group if cfg.task == "vhr" else "heldout_cities", []).append(p)
+    for vp in parts["val_pairs"]:
+        named.setdefault(vp.group if cfg.task == "vhr" else "heldout_cities", []).append(vp)
     if parts["levir"]:
         named["levir_samples"] = parts["levir"]
     for name, pairs in named.items():
-        items = []
-        for p in pairs:
-            ix = band_index(p.bands, cfg.bands, cfg.band_aliases)
-            a = p.before[ix].astype(np.float32)
-            b = p.after[ix].astype(np.float32)
-            items.append((normalise(a, compute_stats(a)), normalise(b, compute_stats(b)), p.label))
-        sets[name] = items
+        real: list[tuple[np.ndarray, ...]] = []
+        for pair in pairs:
+            ix = band_index(pair.bands, cfg.bands, cfg.band_aliases)
+            a = pair.before[ix].astype(np.float32)
+            b = pair.after[ix].astype(np.float32)
+            real.append((normalise(a, compute_stats(a)), normalise(b, compute_stats(b)), pair.label))
+        sets[name] = real
     return sets
 
 
@@ -282,7 +282,7 @@ def _card(cfg: TrainConfig, final: dict[str, Any], history: list[dict[str, Any]]
                      arch_kwargs=dict(cfg.arch_kwargs), band_aliases=dict(cfg.band_aliases),
                      normalization={"kind": "per_image_standardize", "clip_percentiles": [1.0, 99.0],
                                     "note": "each date on robust statistics of its whole scene"},
-                     gsd_range_m=tuple(cfg.gsd_range_m), window=cfg.window, threshold=cfg.threshold,
+                     gsd_range_m=(float(cfg.gsd_range_m[0]), float(cfg.gsd_range_m[1])), window=cfg.window, threshold=cfg.threshold,
                      metrics=metrics, training=training, licence=cfg.licence,
                      description=cfg.description)
 
