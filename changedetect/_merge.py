@@ -158,4 +158,32 @@ def write_outputs(violations: gpd.GeoDataFrame, out_dir: Path, night: str) -> di
     return {k: str(v) for k, v in paths.items()}
 
 
-__all__ = ["merge_night", "write_generation", "write_outputs"]
+def write_night_reports(violations: gpd.GeoDataFrame, results: list[dict[str, Any]], out_dir: Path,
+                        night: str) -> dict[str, str]:
+    """``report-<night>-<area>.html`` per area with violations first seen tonight.
+
+    The chips come from the area's latest pair of the night (its ``before_rgb.tif`` /
+    ``after_rgb.tif``); the report's date line is the night, so a rerun writes the same file.
+    """
+    from changedetect.report import write_report
+
+    tonight = violations[violations["night"] == night]
+    paths = {}
+    for r in results:
+        if r["error"] or not r["runs"]:
+            continue
+        area, pair = r["area"], max(r["runs"], key=lambda p: p["after"])
+        new = tonight[tonight["area"] == area]
+        if new.empty:
+            continue
+        run_dir = Path(pair["run_dir"])
+        path = out_dir / f"report-{night}-{area}.html"
+        info = {"area": area, "night": night, "before": pair["before"], "after": pair["after"],
+                "generated": f"the night of {night}"}
+        write_report(new, out_path=path, before=run_dir / "before_rgb.tif", after=run_dir / "after_rgb.tif",
+                     run_info=info, overwrite=True)
+        paths[f"report_{area}"] = str(path)
+    return paths
+
+
+__all__ = ["merge_night", "write_generation", "write_night_reports", "write_outputs"]

@@ -121,6 +121,9 @@ def test_reference_run_finds_new_violations_each_night(world: dict) -> None:
         tonight = [r for r in rows if r[2] == night]
         assert len(world["reference"][f"violations-{night}.gpkg"][1]) == len(tonight)
     assert not [r for r in rows if r[2] == NIGHTS[0]], "the first night only sets the baseline"
+    for area in AREAS:  # the inspectors' report of each area with news, one card per new violation
+        html = ref[f"report-{NIGHTS[1]}-{area}.html"]
+        assert html.count('<section class="card') == sum(r[1] == area and r[2] == NIGHTS[1] for r in rows)
     assert len(ref["state.acquisitions"]["district1"]) == 3
 
 
@@ -165,8 +168,8 @@ def _trial(world: dict, tmp_path: Path, name: str, *, kill_at: int | None = None
     return _outputs(base)
 
 
-#: checkpoints of night 2: planned, 2 pairs, generation, night gpkg, night csv, outputs, committed
-N_CHECKPOINTS = 8
+#: checkpoints of night 2: planned, 2 pairs, generation, night gpkg, night csv, outputs, reports, committed
+N_CHECKPOINTS = 9
 
 
 @pytest.mark.parametrize("kill_at", range(1, N_CHECKPOINTS + 1))
