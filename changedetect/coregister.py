@@ -70,9 +70,9 @@ class CoregisterConfig:
         Band used for matching; ``None`` for the mean of all bands.
     max_shift
         Largest plausible shift in pixels; beyond it a date is reported unreliable.
-    global_window, global_windows
-        Scenes larger than ``1.5 * global_window`` pixels on a side are matched on up to
-        ``global_windows`` windows of that size (their robust median), not as a whole.
+    global_window, global_grid
+        The global shift is measured on windows of this size (see :func:`estimate_global_shift`):
+        the central one, or on scenes over four windows wide a ``global_grid``² grid of them.
     min_peak_ratio, min_snr
         Reliability thresholds of the global estimate.
     window, spacing, max_windows
@@ -100,8 +100,8 @@ class CoregisterConfig:
     radiometric: bool = True
     band: str | None = None
     max_shift: float = 20.0
-    global_window: int = 1024
-    global_windows: int = 9
+    global_window: int = 256
+    global_grid: int = 3
     min_peak_ratio: float = 1.6
     min_snr: float = 9.0
     window: int = 128
@@ -229,19 +229,30 @@ def _register_date(
 
 
 def estimate_global_shift(ref: Any, mov: Any, *, config: CoregisterConfig = CoregisterConfig()) -> ShiftEstimate:
-    """Global shift of ``mov`` against ``ref`` (2-D numpy or dask arrays), whole or on a few windows."""
+    """Global shift of ``mov`` against ``ref`` (2-D numpy or dask arrays of one shape).
+
+    Measured on a representative subset: the whole image when it is hardly larger than
+    ``config.global_window``; else its central window (falling back to the whole image
+    when that window cannot be matched, e.g. under a cloud); and on scenes over four
+    windows wide, the median of a ``global_grid`` x ``global_grid`` grid of windows, which
+    must agree.  Only those windows are read.
+    """
     h, w = ref.shape
     kw = {"max_shift": config.max_shift, "min_peak_ratio": config.min_peak_ratio, "min_snr": config.min_snr}
-    if max(h, w) <= 1.5 * config.global_window:
-        return estimate_shift(np.asarray(ref, np.float64), np.asarray(mov, np.float64), **kw)
     size = config.global_window
-    n = max(1, int(round(np.sqrt(config.global_windows))))
-    rows = np.linspace(0, h - min(size, h), n).round().astype(int)
-    cols = np.linspace(0, w - min(size, w), n).round().astype(int)
+    if max(h, w) <= 1.25 * size:
+        return estimate_shift(np.asarray(ref, np.float64), np.asarray(mov, np.float64), **kw)
+    n = 1 if max(h, w) < 4 * size else max(1, config.global_grid)
+    rows = np.linspace(0, h - min(size, h), n + 2)[1:-1].round().astype(int) if n > 1 else [(h - min(size, h)) // 2]
+    cols = np.linspace(0, w - min(size, w), n + 2)[1:-1].round().astype(int) if n > 1 else [(w - min(size, w)) // 2]
     ests = [estimate_shift(np.asarray(ref[r:r + size, c:c + size], np.float64),
                            np.asarray(mov[r:r + size, c:c + size], np.float64), **kw)
             for r in rows for c in cols]
     good = [e for e in ests if e.reliable]
+    if n == 1:
+        if good or h * w > _IN_MEMORY_PIXELS:
+            return ests[0]
+        return estimate_shift(np.asarray(ref, np.float64), np.asarray(mov, np.float64), **kw)
     if len(good) < max(2, len(ests) // 3):
         best = max(ests, key=lambda e: e.peak_ratio)
         return ShiftEstimate(best.dx, best.dy, 0.0, best.peak_ratio, best.snr, False)

@@ -43,6 +43,7 @@ class FieldParams:
     max_shift: float = 20.0
     neighbour_tolerance: float = 0.3
     smoothing: float = 1.0
+    edge_windows: bool = True
 
 
 @dataclass
@@ -148,16 +149,32 @@ class ShiftField:
         ]
 
 
-def window_origins(shape: tuple[int, int], params: FieldParams) -> tuple[np.ndarray, np.ndarray]:
-    """Upper-left corners ``(rows, cols)`` of the matching windows, at most ``params.max_windows``."""
+def window_origins(shape: tuple[int, int], params: FieldParams) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Upper-left corners and sizes ``(rows, cols, sizes)`` of the matching windows.
+
+    A grid of ``params.window`` windows (at most about ``params.max_windows``), plus a ring
+    of half-size windows along the image border when ``params.edge_windows``, so that the
+    field is measured, not extrapolated, within half a window of the edges.
+    """
     h, w = shape
     win = min(params.window, h, w)
     spacing = max(params.spacing, int(math.ceil(math.sqrt(h * w / params.max_windows))))
-    def starts(n: int) -> np.ndarray:
-        count = max(1, (n - win) // spacing + 1)
-        return np.linspace(0, n - win, count).round().astype(int)
-    r0, c0 = np.meshgrid(starts(h), starts(w), indexing="ij")
-    return r0.ravel(), c0.ravel()
+
+    def starts(n: int, size: int) -> np.ndarray:
+        count = max(1, (n - size) // spacing + 1)
+        return np.linspace(0, n - size, count).round().astype(int)
+
+    r0, c0 = np.meshgrid(starts(h, win), starts(w, win), indexing="ij")
+    rows, cols, sizes = [r0.ravel()], [c0.ravel()], [np.full(r0.size, win)]
+    edge = win // 2
+    if params.edge_windows and edge >= 48 and min(h, w) >= 2 * win:
+        along_r, along_c = starts(h, edge), starts(w, edge)
+        for r, c in ((np.zeros_like(along_c), along_c), (np.full_like(along_c, h - edge), along_c),
+                     (along_r[1:-1], np.zeros_like(along_r[1:-1])), (along_r[1:-1], np.full_like(along_r[1:-1], w - edge))):
+            rows.append(r)
+            cols.append(c)
+            sizes.append(np.full(r.size, edge))
+    return np.concatenate(rows), np.concatenate(cols), np.concatenate(sizes)
 
 
 def measure_tie_points(
@@ -165,19 +182,17 @@ def measure_tie_points(
 ) -> ShiftField:
     """Measure the displacement of every window (reading ``ref``/``mov`` one strip of windows at a time).
 
-    ``ref`` and ``mov`` are 2-D numpy or dask arrays of one shape; only a strip
-    ``window + 2 * margin`` rows high is in memory at once.
+    ``ref`` and ``mov`` are 2-D numpy or dask arrays of one shape; only a strip one window
+    high (and the matching strip of ``mov``) is in memory at once.
     """
     h, w = ref.shape
-    win = min(params.window, h, w)
-    r0s, c0s = window_origins((h, w), params)
+    r0s, c0s, sizes = window_origins((h, w), params)
     ix, iy = int(round(initial[0])), int(round(initial[1]))
     out: dict[str, list[float]] = {k: [] for k in ("rows", "cols", "dx", "dy", "rel", "tex", "ok")}
-    for r0 in np.unique(r0s):
+    for r0, win in sorted(set(zip(r0s.tolist(), sizes.tolist(), strict=True))):
         ref_strip = np.asarray(ref[r0 : r0 + win], dtype=np.float64)
-        mr0, mr1 = r0 + iy, r0 + iy + win
-        mov_strip = _read_padded(mov, mr0, mr1, h)
-        for c0 in c0s[r0s == r0]:
+        mov_strip = _read_padded(mov, r0 + iy, r0 + iy + win, h)
+        for c0 in c0s[(r0s == r0) & (sizes == win)]:
             a = ref_strip[:, c0 : c0 + win]
             b = _cols_padded(mov_strip, c0 + ix, c0 + ix + win, w)
             est, texture, (cr, cc) = _match(a, b, params)
