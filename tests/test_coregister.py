@@ -118,3 +118,21 @@ def test_report_json_round_trip(tmp_path: Path) -> None:
                                      "residual_rmse_px", "gain", "offset", "warnings"}
     assert data["crs"] == "EPSG:32648"
     assert not list(tmp_path.glob(".*tmp*"))
+
+
+def test_large_dask_stack_is_registered_on_windows_and_warped_lazily() -> None:
+    import dask.array as da
+
+    size, shift = 1100, (-2.6, 1.35)
+    base = textured_scene((size + 2 * M, size + 2 * M), seed=21, blocks=300)
+    mov = displace(base, lambda r, c: (np.full(r.shape, shift[0]), np.full(r.shape, shift[1])))
+    data = np.stack([base[M:-M, M:-M], mov[M:-M, M:-M]])[:, None].astype(np.float32)
+    stack = xr.DataArray(da.from_array(data, chunks=(1, 1, 512, 512)), dims=("time", "band", "y", "x"),
+                         coords={"time": pd.to_datetime(["2024-01-01", "2024-02-01"]).values, "band": ["pan"],
+                                 "y": np.arange(size, dtype=float)[::-1], "x": np.arange(size, dtype=float)})
+    stack = stack.rio.write_crs("EPSG:32648").rio.write_transform(Affine(1, 0, 0, 0, -1, size))
+    aligned, report = coregister(stack, config=CoregisterConfig(radiometric=False))
+    assert isinstance(aligned.data, da.Array)  # nothing computed yet
+    assert report.dates[1].shift_px == pytest.approx(shift, abs=0.05)
+    window = aligned[:, 0, 300:700, 300:700].values
+    assert np.nanmean(np.abs(window[1] - window[0])) < 0.05 * np.nanstd(window[0])
