@@ -36,6 +36,7 @@ def step_cost(path: Path, *, steps: int = 3) -> dict[str, float]:
     data_ms = (time.process_time() - t) / cfg.batch_size * 1000
     a, b, y = (torch.stack(x) for x in zip(*batch, strict=True))
     model = get_model(cfg.arch, in_channels=len(cfg.bands), **cfg.arch_kwargs)
+    model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     opt = torch.optim.AdamW(model.parameters(), 1e-3)
     walls, cpus = [], []
     for _ in range(steps):

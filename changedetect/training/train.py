@@ -160,6 +160,8 @@ def train(config: TrainConfig, *, out: str | os.PathLike[str], resume: bool = Tr
     else:
         data = S2Pairs(parts["train_pairs"], config, length=config.steps * bs, seed=config.seed)
     model = get_model(config.arch, in_channels=len(config.bands), **config.arch_kwargs).to(dev)
+    if dev.type == "cpu":  # oneDNN convolutions are several times faster in channels-last
+        model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.lr, total_steps=config.steps,
                                                 pct_start=0.15)
