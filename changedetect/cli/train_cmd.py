@@ -92,5 +92,10 @@ def _config(path: Path, out: Path) -> TrainConfig:
         else "vhr-building"
     shipped = Path(__file__).resolve().parents[2] / "models" / name / "train.toml"
     cfg = TrainConfig.from_toml(shipped) if shipped.is_file() else TrainConfig(name=name)
-    root = path.parent if is_oscd or path.name == "buildings" else path
-    return replace(cfg, data_root=str(root.resolve()), cache=str((out / "cache.npz").resolve()))
+    import hashlib
+
+    root = (path.parent if is_oscd or path.name == "buildings" else path).resolve()
+    # the cache holds licensed data: keep it in the git-ignored .cache_train/, never beside the model
+    key = hashlib.sha1(str(root).encode()).hexdigest()[:8]
+    cache = Path(__file__).resolve().parents[2] / ".cache_train" / f"{name}-{key}.npz"
+    return replace(cfg, data_root=str(root), cache=str(cache))
