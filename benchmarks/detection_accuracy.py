@@ -10,6 +10,9 @@ Sets (all held out from every model's training):
   ``val_groups`` (``sample_city_<k>`` = k-th pair), after ``coregister`` when that module
   exists, against ``sample_tiles/truth/change_<d1>_<d2>.tif``.
 
+Then, per change type (new, extension, demolition), how many of the sample city's changed
+structures each model finds in the pair where they changed.
+
 Scores: F1 and IoU of the change class from pixel counts pooled over each set; the floor
 is "everything changed".  RGB models (vhr-building, TinyCD) are not run on Sentinel-2 and
 s2-urban not on RGB sets ("n/a").
@@ -111,12 +114,67 @@ def sample_city_pairs(groups: list[str]) -> tuple[list[Any], str]:
     return out, how
 
 
+def sample_city_objects(predictors: dict[str, Callable[[], Any]], groups: list[str],
+                        share: float = 0.25) -> None:
+    """Per change type: how many of the sample city's changed structures are found.
+
+    A structure (``sample_tiles/truth/footprints.gpkg``, layer ``footprints``) counts as found
+    when at least ``share`` of its footprint's pixels reach the model's threshold in the pair
+    of dates where it changed (``before_date`` -> ``first_seen``).
+    """
+    import geopandas as gpd
+    from rasterio.features import rasterize
+
+    from changedetect.io import open_stack
+
+    folder = REPO / "sample_tiles"
+    stack = open_stack(folder)
+    try:
+        from changedetect.coregister import coregister
+
+        stack, _ = coregister(stack)
+    except ImportError:
+        pass
+    stack = stack.sel(band=list(RGB))
+    days = [np.datetime_as_string(t, "D") for t in stack["time"].values]
+    foot = gpd.read_file(folder / "truth" / "footprints.gpkg", layer="footprints").to_crs(stack.rio.crs)
+    held = {int(g.rsplit("_", 1)[1]) for g in groups if g.startswith("sample_city_")}
+    shape = (stack.sizes["y"], stack.sizes["x"])
+    rows = []
+    flagged: dict[tuple[str, str], float] = {}
+    for name, make in predictors.items():
+        pred = make()
+        probs = {k: pred(stack.isel(time=k - 1).compute(), stack.isel(time=k).compute())
+                 for k in range(1, len(days))}
+        for k, p in probs.items():
+            flagged[(name, "held-out" if k in held else "trained")] = float(
+                np.mean(np.nan_to_num(p) >= pred.threshold))
+        for _, f in foot.iterrows():
+            k = days.index(str(f["first_seen"])[:10])
+            mask = rasterize([f.geometry], out_shape=shape, transform=stack.rio.transform()).astype(bool)
+            hit = float(np.mean(np.nan_to_num(probs[k][mask]) >= pred.threshold)) if mask.any() else 0.0
+            rows.append((name, "held-out" if k in held else "trained", f["change_type"], hit >= share))
+    print(f"\nSample city, structures found (>= {share:.0%} of the footprint at the threshold), "
+          "after coregister; pair 'held-out' = sample_city_<k> in vhr-building's val_groups:\n")
+    kinds = ["new", "extension", "demolition"]
+    print("| model | pair | " + " | ".join(kinds) + " | share of the scene flagged |")
+    print("|---|---|" + "---|" * (len(kinds) + 1))
+    for name in predictors:
+        for split in ("held-out", "trained"):
+            cells = []
+            for kind in kinds:
+                sel = [r[3] for r in rows if r[0] == name and r[1] == split and r[2] == kind]
+                cells.append(f"{sum(sel)}/{len(sel)}")
+            print(f"| {name} | {split} | " + " | ".join(cells) + f" | {100 * flagged[(name, split)]:.1f} % |")
+
+
 # ----------------------------------------------------------------------------- table
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=REPO / ".." / "shared" / "data")
     ap.add_argument("--pairs", type=int, default=64, help="synthetic pairs from the held-out building areas")
     ap.add_argument("--no-tinycd", action="store_true")
+    ap.add_argument("--objects-only", action="store_true", help="only the sample city's per-structure table")
     args = ap.parse_args()
     from changedetect.evaluate import _CvaPredictor, evaluate_pairs, iter_pairs, make_predictor
     from changedetect.weights import list_shipped
@@ -140,6 +198,9 @@ def main() -> None:
 
         predictors["tinycd-levir"] = lambda: TinyCDPredictor("levir")
         predictors["tinycd-whu"] = lambda: TinyCDPredictor("whu")
+    if args.objects_only:
+        sample_city_objects(predictors, vhr_val or ["sample_city_2"])
+        return
     cols = ["vhr-building", "s2-urban", "cva", "tinycd-levir", "tinycd-whu", "floor"]
     rows: dict[str, dict[str, str]] = {}
     for set_name, make in sets.items():
@@ -172,6 +233,7 @@ def main() -> None:
     print("|---|" + "---|" * len(cols))
     for set_name, row in rows.items():
         print(f"| {set_name} | " + " | ".join(row.get(c, "n/a") for c in cols) + " |")
+    sample_city_objects(predictors, vhr_val or ["sample_city_2"])
     for card in list_shipped():
         print(f"\n{card.name} {card.version}: weights sha256 {card.sha256[:16]}...", end="")
     print()
