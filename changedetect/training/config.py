@@ -67,6 +67,8 @@ class TrainConfig:
         VHR: number of seeded synthetic pairs made from the held-out groups for validation.
     levir
         Path (relative to ``data_root``) of the LEVIR samples, evaluation only ("" = skip).
+    init_from
+        A model folder whose weights start the run (fine-tuning); "" = random initialisation.
     synth
         Pair-synthesis knobs (:class:`~changedetect.training.synth.SynthConfig`).
     """
@@ -102,6 +104,7 @@ class TrainConfig:
     levir: str = "levir_samples"
     licence: str = ""
     training_data: str = ""
+    init_from: str = ""
     synth: SynthConfig = field(default_factory=SynthConfig)
 
     def __post_init__(self) -> None:
@@ -123,7 +126,8 @@ class TrainConfig:
             raise ConfigError(f"training config '{path}' is not valid TOML: {exc}") from exc
         cfg = cls.from_dict(data, source=str(path))
         base = path.resolve().parent
-        return replace(cfg, data_root=str(_rel(base, cfg.data_root)), cache=str(_rel(base, cfg.cache)))
+        return replace(cfg, data_root=str(_rel(base, cfg.data_root)), cache=str(_rel(base, cfg.cache)),
+                       init_from=str(_rel(base, cfg.init_from)) if cfg.init_from else "")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], *, source: str = "config") -> TrainConfig:

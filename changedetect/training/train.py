@@ -167,6 +167,12 @@ def train(config: TrainConfig, *, out: str | os.PathLike[str], resume: bool = Tr
                                                 pct_start=0.15)
     step, history = 0, []
     last = ckdir / "last.pt"
+    if config.init_from and not (resume and last.is_file()):
+        from changedetect.weights import load_model
+
+        start = load_model(config.init_from, fold_bn=False, channels_last=False)
+        model.load_state_dict(start.module.state_dict())
+        log.info("starting from the weights of %s (sha256 %s)", config.init_from, start.card.sha256)
     if resume and last.is_file():
         state = torch.load(last, map_location=dev, weights_only=False)
         made_for = state.get("config", {}).get("steps")

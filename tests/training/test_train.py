@@ -141,3 +141,16 @@ def test_cli_trains_and_refuses_to_overwrite(tmp_path: Path, vhr_config: TrainCo
     assert "floor" in res.output and (out / "weights.pt").is_file()
     res = CliRunner().invoke(cli, ["-q", "train", str(toml), "--out", str(out), "--no-resume"])
     assert isinstance(res.exception, OutputExistsError)
+
+
+def test_init_from_starts_from_given_weights(tmp_path: Path, vhr_config: TrainConfig) -> None:
+    import torch
+
+    cfg = replace(vhr_config, steps=2, val_pairs=1)
+    assert train(cfg, out=tmp_path / "base", progress=False, device="cpu") is not None
+    frozen = replace(cfg, init_from=str(tmp_path / "base"), lr=1e-12, weight_decay=0.0, seed=5)
+    assert train(frozen, out=tmp_path / "ft", progress=False, device="cpu") is not None
+    a = torch.load(tmp_path / "base" / "weights.pt", weights_only=True)
+    b = torch.load(tmp_path / "ft" / "weights.pt", weights_only=True)
+    convs = [k for k, v in a.items() if k.endswith("weight") and v.ndim == 4]
+    assert convs and all(torch.allclose(a[k], b[k], atol=1e-6) for k in convs)
