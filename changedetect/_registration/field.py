@@ -285,16 +285,31 @@ def _reject_against_trend(fld: ShiftField) -> None:
 
 
 def _reject_against_neighbours(fld: ShiftField, tolerance: float) -> None:
+    """Drop tie points far from the plane through their nearest kept neighbours (a sloping field
+    is not an outlier; a plane rather than the neighbours' median keeps the test fair on slopes)."""
     k = np.flatnonzero(fld.kept)
     pts = np.column_stack([fld.rows[k], fld.cols[k]])
     n_nb = min(9, k.size)
     _, idx = cKDTree(pts).query(pts, k=n_nb)
+    nb = idx[:, 1:]
     dev = np.zeros(k.size)
     for vals in (fld.dx[k], fld.dy[k]):
-        nb = vals[idx[:, 1:]]
-        dev = np.maximum(dev, np.abs(vals - np.median(nb, axis=1)))
+        pred = _plane_predict(pts, vals, nb) if n_nb >= 5 else np.median(vals[nb], axis=1)
+        dev = np.maximum(dev, np.abs(vals - pred))
     s = _MAD * float(np.median(dev))
     fld.kept[k[dev > max(3 * s, tolerance)]] = False
+
+
+def _plane_predict(pts: np.ndarray, vals: np.ndarray, nb: np.ndarray) -> np.ndarray:
+    """For each point, the value at it of the least-squares plane through its neighbours ``nb``."""
+    centre = pts[:, None, :]
+    d = pts[nb] - centre  # (n, k, 2) offsets from the point
+    scale = np.maximum(np.abs(d).max(axis=(1, 2), keepdims=True), 1.0)
+    design = np.concatenate([np.ones(d.shape[:2] + (1,)), d / scale], axis=2)  # (n, k, 3)
+    gram = np.einsum("nki,nkj->nij", design, design) + 1e-9 * np.eye(3)
+    rhs = np.einsum("nki,nk->ni", design, vals[nb])
+    sol = np.linalg.solve(gram, rhs[..., None])[..., 0]
+    return sol[:, 0]  # the plane's value at the point itself (offset 0)
 
 
 def _poly_design(r: np.ndarray, c: np.ndarray, degree: int) -> np.ndarray:

@@ -66,16 +66,14 @@ def gradient_magnitude(image: np.ndarray, *, sigma: float = 1.0) -> np.ndarray:
     sigma
         Standard deviation of the Gaussian smoothing in pixels (0 for none).
     """
-    img = np.asarray(image, dtype=np.float64)
+    img = np.asarray(image)
     nan = ~np.isfinite(img)
     if nan.any():
         fill = float(np.nanmean(img)) if (~nan).any() else 0.0
         img = np.where(nan, fill, img)
-    if sigma > 0:
-        gx = ndimage.gaussian_filter(img, sigma, order=(0, 1), mode="nearest")
-        gy = ndimage.gaussian_filter(img, sigma, order=(1, 0), mode="nearest")
-    else:
-        gy, gx = np.gradient(img)
+    if sigma > 0:  # smooth once (float32, 3 sigma), then central differences
+        img = ndimage.gaussian_filter(img.astype(np.float32), sigma, mode="nearest", truncate=3.0)
+    gy, gx = np.gradient(img)
     mag = np.hypot(gx, gy)
     if nan.any():
         bad = ndimage.binary_dilation(nan, iterations=max(2, int(math.ceil(3 * sigma))))
@@ -99,6 +97,27 @@ def _tukey(n: int, alpha: float = 0.25) -> np.ndarray:
     win[lo] = 0.5 * (1 + np.cos(np.pi * (2 * x[lo] / alpha - 1)))
     win[hi] = 0.5 * (1 + np.cos(np.pi * (2 * x[hi] / alpha - 2 / alpha + 1)))
     return win
+
+
+def _spectrum(image: np.ndarray) -> np.ndarray:
+    """The apodised spectrum :func:`phase_correlation` computes for ``image`` (to reuse it)."""
+    return sfft.fft2(_apodize(_fast_crop(image)).astype(np.float32))
+
+
+def _shift_bilinear(image: np.ndarray, dx: float, dy: float) -> np.ndarray:
+    """``image`` sampled at ``(x + dx, y + dy)``, bilinear, NaN outside (a constant shift as 4 slices)."""
+    img = np.asarray(image, dtype=np.float32)
+    h, w = img.shape
+    ix, iy = math.floor(dx), math.floor(dy)
+    fx, fy = dx - ix, dy - iy
+    pad = np.full((h + 2 * (abs(iy) + 2), w + 2 * (abs(ix) + 2)), np.nan, np.float32)
+    r0, c0 = abs(iy) + 2, abs(ix) + 2
+    pad[r0 : r0 + h, c0 : c0 + w] = img
+
+    def at(oy: int, ox: int) -> np.ndarray:
+        return pad[r0 + iy + oy : r0 + iy + oy + h, c0 + ix + ox : c0 + ix + ox + w]
+
+    return ((1 - fy) * ((1 - fx) * at(0, 0) + fx * at(0, 1)) + fy * ((1 - fx) * at(1, 0) + fx * at(1, 1)))
 
 
 def _fast_crop(image: np.ndarray) -> np.ndarray:
@@ -163,7 +182,8 @@ def _peak_stats(surface: np.ndarray, peak: tuple[int, int], exclusion: int = 3) 
 
 
 def phase_correlation(
-    ref: np.ndarray, mov: np.ndarray, *, upsample: int = 100, stats: bool = True
+    ref: np.ndarray, mov: np.ndarray, *, upsample: int = 100, stats: bool = True,
+    ref_spectrum: np.ndarray | None = None,
 ) -> tuple[float, float, float, float]:
     """One phase-correlation measurement of prepared (same-shape, finite) images.
 
@@ -178,11 +198,11 @@ def phase_correlation(
     ref, mov = _fast_crop(ref), _fast_crop(mov)
     full = upsample > 1
     fft, ifft = (sfft.fft2, sfft.ifft2) if full else (sfft.rfft2, sfft.irfft2)
-    f_ref = fft(_apodize(ref).astype(np.float32), workers=-1)
-    f_mov = fft(_apodize(mov).astype(np.float32), workers=-1)
+    f_ref = ref_spectrum if ref_spectrum is not None and full else fft(_apodize(ref).astype(np.float32))
+    f_mov = fft(_apodize(mov).astype(np.float32))
     product = f_mov * np.conj(f_ref)
     product /= np.maximum(np.abs(product), np.float32(1e-20))
-    surface = ifft(product, s=ref.shape, workers=-1).real if not full else ifft(product, workers=-1).real
+    surface = ifft(product, s=ref.shape).real if not full else ifft(product).real
     peak = np.unravel_index(int(np.argmax(surface)), surface.shape)
     ratio, snr = _peak_stats(surface, (int(peak[0]), int(peak[1]))) if stats else (math.nan, math.nan)
     shifts = np.array(peak, dtype=np.float64)
@@ -301,16 +321,23 @@ def estimate_shift(
     g_mov = gradient_magnitude(mov, sigma=sigma)
     dx, dy, ratio, snr = phase_correlation(g_ref, g_mov, upsample=upsample)
     first_ratio, first_snr = ratio, snr
+    if not (math.isfinite(dx) and math.isfinite(dy)) or max(abs(dx), abs(dy)) > min(ref.shape) / 3:
+        iterations = 1
+    # later iterations: one fixed crop, clear of the shifted border, so F(ref) is computed once
+    margin = int(math.ceil(max(abs(dx), abs(dy)))) + 3
+    crop = (slice(margin, ref.shape[0] - margin), slice(margin, ref.shape[1] - margin))
+    f_ref = None
     for _ in range(iterations - 1):
-        if not (math.isfinite(dx) and math.isfinite(dy)) or max(abs(dx), abs(dy)) > min(ref.shape) / 3:
+        if g_ref[crop].size < 64:
             break
-        resampled = shift_image(mov, dx, dy, order=3)
-        margin = int(math.ceil(max(abs(dx), abs(dy)))) + 2
-        crop = (slice(margin, ref.shape[0] - margin), slice(margin, ref.shape[1] - margin))
-        if resampled[crop].size < 64:
-            break
+        # bilinear is enough: a symmetric kernel moves no content, and the phase-only
+        # correlation ignores the blur it adds
+        resampled = _shift_bilinear(mov, dx, dy)[crop]
+        if f_ref is None:
+            f_ref = _spectrum(g_ref[crop])
         rdx, rdy, _, _ = phase_correlation(
-            g_ref[crop], gradient_magnitude(resampled[crop], sigma=sigma), upsample=upsample, stats=False
+            g_ref[crop], gradient_magnitude(resampled, sigma=sigma), upsample=upsample, stats=False,
+            ref_spectrum=f_ref,
         )
         if max(abs(rdx), abs(rdy)) > 1.0:  # the residual must be small; otherwise keep the first answer
             break
