@@ -2,14 +2,22 @@
 
 Data flows one way through typed stages::
 
-    io.open_stack -> coregister -> detect -> vectorize -> match -> io writers / report
+    open_series / open_stack -> coregister -> detect_pair / detect_series
+        -> vectorize -> load_register + match -> write_vector / write_report
 
-Only :mod:`changedetect.io` and :mod:`changedetect.pipeline` open files.
+Only :mod:`changedetect.io` and :mod:`changedetect.pipeline` open files; every
+stage in between works on in-memory xarray / GeoDataFrame objects.  The whole
+chain is :func:`run`; the nightly job is :func:`run_nightly`.
+
+Names are imported lazily (PEP 562), so ``import changedetect`` is cheap and
+torch is only imported when a detection function is first used.
 """
 
 from __future__ import annotations
 
+import importlib
 from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
 
 from changedetect import errors
 from changedetect.errors import ChangeDetectError
@@ -19,4 +27,89 @@ try:
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0+unknown"
 
-__all__ = ["ChangeDetectError", "__version__", "errors"]
+#: public name -> module that defines it
+_LAZY: dict[str, str] = {
+    "Grid": "changedetect.types",
+    "open_series": "changedetect.io",
+    "open_stack": "changedetect.io",
+    "write_cog": "changedetect.io",
+    "coregister": "changedetect.coregister",
+    "CoregisterConfig": "changedetect.coregister",
+    "detect_pair": "changedetect.detect",
+    "detect_series": "changedetect.detect",
+    "DetectConfig": "changedetect.detect",
+    "load_model": "changedetect.weights",
+    "list_shipped": "changedetect.weights",
+    "vectorize": "changedetect.vectorize",
+    "VectorizeConfig": "changedetect.vectorize",
+    "load_register": "changedetect.permits",
+    "validate_register": "changedetect.permits",
+    "match": "changedetect.match",
+    "MatchConfig": "changedetect.match",
+    "write_vector": "changedetect.io.vectors",
+    "write_report": "changedetect.report",
+    "evaluate": "changedetect.evaluate",
+    "PipelineConfig": "changedetect.config",
+    "run": "changedetect.pipeline",
+    "RunSummary": "changedetect.pipeline",
+    "run_nightly": "changedetect.nightly",
+}
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from changedetect.config import PipelineConfig
+    from changedetect.coregister import CoregisterConfig, coregister
+    from changedetect.detect import DetectConfig, detect_pair, detect_series
+    from changedetect.evaluate import evaluate
+    from changedetect.io import open_series, open_stack, write_cog
+    from changedetect.io.vectors import write_vector
+    from changedetect.match import MatchConfig, match
+    from changedetect.nightly import run_nightly
+    from changedetect.permits import load_register, validate_register
+    from changedetect.pipeline import RunSummary, run
+    from changedetect.report import write_report
+    from changedetect.types import Grid
+    from changedetect.vectorize import VectorizeConfig, vectorize
+    from changedetect.weights import list_shipped, load_model
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'changedetect' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
+
+__all__ = [
+    "ChangeDetectError",
+    "__version__",
+    "errors",
+    "Grid",
+    "open_series",
+    "open_stack",
+    "write_cog",
+    "coregister",
+    "CoregisterConfig",
+    "detect_pair",
+    "detect_series",
+    "DetectConfig",
+    "load_model",
+    "list_shipped",
+    "vectorize",
+    "VectorizeConfig",
+    "load_register",
+    "validate_register",
+    "match",
+    "MatchConfig",
+    "write_vector",
+    "write_report",
+    "evaluate",
+    "PipelineConfig",
+    "run",
+    "RunSummary",
+    "run_nightly",
+]

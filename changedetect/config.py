@@ -11,7 +11,7 @@ report and output options.  A TOML file maps one-to-one onto it::
     threshold = 0.5
 
     [match]
-    min_overlap = 0.5
+    min_overlap_ratio = 0.1
 
     [report]
     title = "District 12, weekly review"
