@@ -10,7 +10,11 @@ stage in between works on in-memory xarray / GeoDataFrame objects.  The whole
 chain is :func:`run`; the nightly job is :func:`run_nightly`.
 
 Names are imported lazily (PEP 562), so ``import changedetect`` is cheap and
-torch is only imported when a detection function is first used.
+torch is only imported when a detection function is first used.  The stage
+functions whose names are also module names (``coregister``, ``vectorize``,
+``match``, ``evaluate``) are imported from their modules, e.g.
+``from changedetect.match import match``: re-exporting them here would shadow
+the submodules.
 """
 
 from __future__ import annotations
@@ -33,22 +37,18 @@ _LAZY: dict[str, str] = {
     "open_series": "changedetect.io",
     "open_stack": "changedetect.io",
     "write_cog": "changedetect.io",
-    "coregister": "changedetect.coregister",
     "CoregisterConfig": "changedetect.coregister",
     "detect_pair": "changedetect.detect",
     "detect_series": "changedetect.detect",
     "DetectConfig": "changedetect.detect",
     "load_model": "changedetect.weights",
     "list_shipped": "changedetect.weights",
-    "vectorize": "changedetect.vectorize",
     "VectorizeConfig": "changedetect.vectorize",
     "load_register": "changedetect.permits",
     "validate_register": "changedetect.permits",
-    "match": "changedetect.match",
     "MatchConfig": "changedetect.match",
     "write_vector": "changedetect.io.vectors",
     "write_report": "changedetect.report",
-    "evaluate": "changedetect.evaluate",
     "PipelineConfig": "changedetect.config",
     "run": "changedetect.pipeline",
     "RunSummary": "changedetect.pipeline",
@@ -57,18 +57,17 @@ _LAZY: dict[str, str] = {
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from changedetect.config import PipelineConfig
-    from changedetect.coregister import CoregisterConfig, coregister
+    from changedetect.coregister import CoregisterConfig
     from changedetect.detect import DetectConfig, detect_pair, detect_series
-    from changedetect.evaluate import evaluate
     from changedetect.io import open_series, open_stack, write_cog
     from changedetect.io.vectors import write_vector
-    from changedetect.match import MatchConfig, match
+    from changedetect.match import MatchConfig
     from changedetect.nightly import run_nightly
     from changedetect.permits import load_register, validate_register
     from changedetect.pipeline import RunSummary, run
     from changedetect.report import write_report
     from changedetect.types import Grid
-    from changedetect.vectorize import VectorizeConfig, vectorize
+    from changedetect.vectorize import VectorizeConfig
     from changedetect.weights import list_shipped, load_model
 
 
@@ -92,22 +91,18 @@ __all__ = [
     "open_series",
     "open_stack",
     "write_cog",
-    "coregister",
     "CoregisterConfig",
     "detect_pair",
     "detect_series",
     "DetectConfig",
     "load_model",
     "list_shipped",
-    "vectorize",
     "VectorizeConfig",
     "load_register",
     "validate_register",
-    "match",
     "MatchConfig",
     "write_vector",
     "write_report",
-    "evaluate",
     "PipelineConfig",
     "run",
     "RunSummary",

@@ -25,6 +25,14 @@ def test_import_is_light() -> None:
     assert out.stdout.strip() == "False"
 
 
+def test_submodules_are_not_shadowed() -> None:
+    import importlib
+
+    for name in ("coregister", "vectorize", "match", "evaluate", "detect", "pipeline"):
+        module = importlib.import_module(f"changedetect.{name}")
+        assert getattr(changedetect, name) is module, name
+
+
 def test_unknown_attribute() -> None:
     try:
         changedetect.no_such_name  # noqa: B018
