@@ -54,6 +54,10 @@ class PermitSchemaError(ChangeDetectError, ValueError):
     """A permit register violates its schema (a row, a column or the CRS)."""
 
 
+class RegisterReadError(ChangeDetectError, OSError):
+    """A permit register file is missing, unreadable or of an unknown format."""
+
+
 class RegisterConnectionError(ChangeDetectError, ConnectionError):
     """A permit register in a database could not be reached."""
 

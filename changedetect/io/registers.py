@@ -42,10 +42,10 @@ import pandas as pd
 import shapely
 
 from changedetect.errors import (
-    ChangeDetectError,
     ConfigError,
     PermitSchemaError,
     RegisterConnectionError,
+    RegisterReadError,
 )
 
 log = logging.getLogger(__name__)
@@ -55,10 +55,6 @@ _WKT_COLUMNS = ("wkt", "geometry", "geom", "the_geom", "wkb_geometry")
 _LONLAT = (("lon", "lat"), ("lng", "lat"), ("longitude", "latitude"), ("x", "y"))
 _EWKT = re.compile(r"^\s*SRID=(\d+);(.*)$", re.IGNORECASE | re.DOTALL)
 _OGR_SUFFIXES = (".gpkg", ".geojson", ".json", ".shp", ".fgb", ".zip", ".gml", ".kml")
-
-
-class RegisterReadError(ChangeDetectError, OSError):
-    """A register file is missing, unreadable or of an unknown format."""
 
 
 def read_register(
