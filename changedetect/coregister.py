@@ -92,7 +92,7 @@ class CoregisterConfig:
     smoothing
         Smoothing of the thin-plate spline through the tie points.
     order
-        Spline order of the warp: 1 bilinear, 3 cubic.
+        Spline order of the warp: 3 cubic (imagery, default), 1 bilinear, 0 nearest (masks, labels).
     """
 
     reference: int | str | dt.date | None = None
@@ -238,7 +238,8 @@ def estimate_global_shift(ref: Any, mov: Any, *, config: CoregisterConfig = Core
     must agree.  Only those windows are read.
     """
     h, w = ref.shape
-    kw = {"max_shift": config.max_shift, "min_peak_ratio": config.min_peak_ratio, "min_snr": config.min_snr}
+    kw: dict[str, Any] = {"max_shift": config.max_shift, "min_peak_ratio": config.min_peak_ratio,
+                          "min_snr": config.min_snr}
     size = config.global_window
     if max(h, w) <= 1.25 * size:
         return estimate_shift(np.asarray(ref, np.float64), np.asarray(mov, np.float64), **kw)
