@@ -279,3 +279,11 @@ def test_cli_detect_series(tmp_path: Path, model_dir: Path) -> None:
         days = f.read(1)
     finite = days[np.isfinite(days)]
     assert finite.size == 0 or finite.min() > 19000  # days since 1970 (2022+)
+
+
+def test_dask_backed_inputs_give_the_same_result() -> None:
+    pytest.importorskip("dask")
+    a, b = _pair(200, 200)
+    loaded = Loaded(Pointwise(3), FakeCard())
+    lazy = detect_pair(a.chunk({"y": 64, "x": 64}), b.chunk({"y": 64, "x": 64}), config=CFG, model=loaded)
+    np.testing.assert_allclose(lazy.values, detect_pair(a, b, config=CFG, model=loaded).values, atol=1e-6)
