@@ -1,0 +1,310 @@
+"""The engine behind :mod:`changedetect.detect`: configuration, band resolution,
+model loading, scene-wide normalisation statistics and the batched, blended
+window runner.  Private: import the public names from :mod:`changedetect.detect`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import rioxarray  # noqa: F401  (registers the .rio accessor)
+
+from changedetect.errors import ModelError
+from changedetect.tiling import StripAccumulator, Window, iter_blocks, window_rows
+
+logger = logging.getLogger("changedetect.detect")
+
+#: band names that mean the same band (lower case) -> one canonical name.
+_ALIASES: dict[str, str] = {
+    "red": "red", "r": "red", "b04": "red",
+    "green": "green", "g": "green", "b03": "green",
+    "blue": "blue", "b": "blue", "b02": "blue",
+    "nir": "nir", "b08": "nir",
+}
+
+
+#: spatial sizes are padded to a multiple of this (the networks downsample up to 32x).
+_PAD_MULTIPLE = 32
+
+
+#: pixels drawn (per date) to compute the scene-wide normalisation statistics.
+_STATS_PIXELS = 1 << 20
+
+
+@dataclass(frozen=True)
+class DetectConfig:
+    """How to run a change-detection model over a scene.
+
+    Parameters
+    ----------
+    model
+        Shipped model name or a path to a model folder (see :mod:`changedetect.weights`).
+    window
+        Side of the square windows fed to the network, in pixels; ``None``: the
+        model card's ``window`` (what it was trained and validated at).
+    overlap
+        Overlap between neighbouring windows (the length of the blending ramps).
+    batch_size
+        Windows per forward pass.
+    tta
+        Average the predictions over flips and a 90-degree rotation (4x slower).
+    threshold
+        Probability above which a pixel counts as changed; ``None``: the model card's.
+    device
+        Torch device (``"cpu"`` or ``"cuda"``).
+    num_threads
+        Torch intra-op threads; ``None``: every core.
+    """
+
+    model: str = "vhr-building"
+    window: int | None = None
+    overlap: int = 64
+    batch_size: int = 4
+    tta: bool = False
+    threshold: float | None = None
+    device: str = "cpu"
+    num_threads: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.window is not None and self.window < 32:
+            raise ValueError(f"window must be >= 32 pixels, got {self.window}")
+        if self.window is not None and not 0 <= self.overlap < self.window // 2:
+            raise ValueError(f"overlap must be in [0, window/2={self.window // 2}), got {self.overlap}")
+        if self.overlap < 0:
+            raise ValueError(f"overlap must be >= 0, got {self.overlap}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.threshold is not None and not 0.0 < self.threshold < 1.0:
+            raise ValueError(f"threshold must be in (0, 1), got {self.threshold}")
+
+
+@dataclass(frozen=True)
+class DetectSummary:
+    """What :func:`detect_to_file` did."""
+
+    path: Path
+    height: int
+    width: int
+    seconds: float
+    threshold: float
+    share_above: float
+    model: str
+
+    @property
+    def mpx_per_s(self) -> float:
+        """Throughput in megapixels of the scene per second."""
+        return self.height * self.width / 1e6 / max(self.seconds, 1e-9)
+
+
+class _Loaded(Protocol):
+    module: Any
+    card: Any
+
+
+Reader = Callable[[Window], np.ndarray]
+
+
+# ----------------------------------------------------------------------------- bands
+def _canon(name: str) -> str:
+    n = str(name).strip().lower()
+    return _ALIASES.get(n, n)
+
+
+def _anonymous(name: str) -> bool:
+    """``""``, ``"3"``, ``"band_3"``, ``"band3"`` or ``"B3"`` (io's name for an undescribed band)."""
+    n = str(name).strip().lower()
+    return n in ("", "none") or bool(re.fullmatch(r"(band[_ ]?|b)?\d", n) or n.isdigit())
+
+
+def resolve_bands(
+    available: Sequence[str],
+    wanted: Sequence[str],
+    *,
+    aliases: Mapping[str, Sequence[str]] | None = None,
+    source: str = "the input",
+) -> list[int]:
+    """Indices into ``available`` of the bands ``wanted`` by a model, in its order.
+
+    Names match case-insensitively, through the common aliases (red/green/blue/nir
+    and Sentinel-2's B04/B03/B02/B08) and through the card's own ``aliases``.  When
+    the input's bands have no names (``1``, ``band_2``, ``B3``...), the first
+    ``len(wanted)`` are taken in order.
+
+    Raises
+    ------
+    ModelError
+        Naming the missing bands and the bands the input has.
+    """
+    canon = [_canon(a) for a in available]
+    idx = []
+    for w in wanted:
+        names = [w, *((aliases or {}).get(w, ()))]
+        hit = next((canon.index(_canon(n)) for n in names if _canon(n) in canon), -1)
+        idx.append(hit)
+    if all(i >= 0 for i in idx):
+        return idx
+    if all(_anonymous(a) for a in available) and len(available) >= len(wanted):
+        logger.info("%s has unnamed bands: using the first %d as %s", source, len(wanted), list(wanted))
+        return list(range(len(wanted)))
+    missing = [w for w, i in zip(wanted, idx, strict=True) if i < 0]
+    raise ModelError(
+        f"{source} lacks band(s) {missing} that the model needs (it needs {list(wanted)}, "
+        f"the input has {list(map(str, available))}); give a stack with these bands or "
+        "choose a model for the bands you have"
+    )
+
+
+# ----------------------------------------------------------------------------- model
+def _load_model(config: DetectConfig, model: _Loaded | None) -> _Loaded:
+    if model is not None:
+        return model
+    try:
+        from changedetect.weights import load_model
+    except ImportError as exc:  # pragma: no cover - while the weights module is missing
+        raise ModelError(f"cannot load model {config.model!r}: changedetect.weights is unavailable ({exc})") from exc
+    loaded: _Loaded = load_model(config.model, device=config.device)
+    return loaded
+
+
+def _card_stats(card: Any, sample: np.ndarray) -> Any:
+    """Scene-wide normalisation statistics of ``sample`` (c, 1, n), or ``None``."""
+    if sample.shape[-1] == 0:
+        return None
+    fn: Callable[[np.ndarray], Any] | None = getattr(card, "compute_stats", None)
+    if fn is None:
+        try:
+            from changedetect.weights import compute_stats
+        except ImportError:
+            return None
+        fn = compute_stats
+    return fn(sample)
+
+
+class _Runner:
+    """Normalises, pads, batches and runs the network; returns probabilities."""
+
+    def __init__(self, loaded: _Loaded, config: DetectConfig) -> None:
+        import torch
+
+        self.torch = torch
+        self.module = loaded.module.eval()
+        self.card = loaded.card
+        self.config = config
+        self.window = int(config.window or getattr(self.card, "window", None) or 512)
+        self.overlap = min(config.overlap, self.window // 4) if config.window is None else config.overlap
+        self.device = torch.device(config.device)
+        # channels-last is ~15-20 % faster for these small conv nets on CPU (oneDNN)
+        self.module.to(self.device, memory_format=torch.channels_last)
+        torch.set_num_threads(config.num_threads or os.cpu_count() or 1)
+
+    def prepare(self, x: np.ndarray, stats: Any) -> np.ndarray:
+        pre = getattr(self.card, "preprocess", None)
+        y = np.asarray(pre(x, stats) if pre is not None else x, dtype=np.float32)
+        return np.nan_to_num(y, nan=0.0, posinf=0.0, neginf=0.0)
+
+    def __call__(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """``a, b`` (n, c, h, w) normalised -> probabilities (n, h, w) float32."""
+        torch = self.torch
+        n, _, h, w = a.shape
+        ph, pw = -h % _PAD_MULTIPLE, -w % _PAD_MULTIPLE
+        if ph or pw:
+            pad = ((0, 0), (0, 0), (0, ph), (0, pw))
+            a, b = np.pad(a, pad, mode="symmetric"), np.pad(b, pad, mode="symmetric")
+        cl = torch.channels_last
+        ta = torch.from_numpy(np.ascontiguousarray(a)).to(self.device).contiguous(memory_format=cl)
+        tb = torch.from_numpy(np.ascontiguousarray(b)).to(self.device).contiguous(memory_format=cl)
+        with torch.inference_mode():
+            prob = torch.sigmoid(self.module(ta, tb).float())
+            if self.config.tta:
+                for f, inv in _tta_ops(torch):
+                    prob += inv(torch.sigmoid(self.module(f(ta), f(tb)).float()))
+                prob /= 4.0
+        return prob[:, 0, :h, :w].cpu().numpy().astype(np.float32, copy=False)
+
+
+def _tta_ops(torch: Any) -> list[tuple[Callable[[Any], Any], Callable[[Any], Any]]]:
+    return [
+        (lambda t: torch.flip(t, dims=(-1,)), lambda t: torch.flip(t, dims=(-1,))),
+        (lambda t: torch.flip(t, dims=(-2,)), lambda t: torch.flip(t, dims=(-2,))),
+        (lambda t: torch.rot90(t, 1, dims=(-2, -1)), lambda t: torch.rot90(t, -1, dims=(-2, -1))),
+    ]
+
+
+# ----------------------------------------------------------------------------- engine
+def _run(
+    read_a: Reader,
+    read_b: Reader,
+    shape: tuple[int, int],
+    runner: _Runner,
+    stats: tuple[Any, Any],
+    sink: Callable[[int, np.ndarray], None],
+    *,
+    progress: bool = False,
+) -> None:
+    """Stream the windows of a scene through ``runner`` and hand finished rows to ``sink``."""
+    from tqdm.auto import tqdm
+
+    cfg = runner.config
+    acc = StripAccumulator(shape, runner.overlap)
+    total = sum(len(r) for r in window_rows(shape, runner.window, runner.overlap))
+    with tqdm(total=total, disable=not progress, unit="win", desc="detect") as bar:
+        for row, next_row in iter_blocks(shape, runner.window, runner.overlap):
+            for i in range(0, len(row), cfg.batch_size):
+                _run_batch(row[i : i + cfg.batch_size], read_a, read_b, runner, stats, acc)
+                bar.update(len(row[i : i + cfg.batch_size]))
+            top, rows = acc.flush(next_row)
+            if rows.shape[0]:
+                sink(top, rows)
+
+
+def _run_batch(
+    batch: list[Window], read_a: Reader, read_b: Reader, runner: _Runner,
+    stats: tuple[Any, Any], acc: StripAccumulator,
+) -> None:
+    xs_a, xs_b, valids, keep = [], [], [], []
+    for win in batch:
+        a, b = read_a(win), read_b(win)
+        valid = np.asarray(np.isfinite(a).all(axis=0) & np.isfinite(b).all(axis=0), dtype=bool)
+        if not valid.any():
+            continue
+        xs_a.append(runner.prepare(a, stats[0]))
+        xs_b.append(runner.prepare(b, stats[1]))
+        valids.append(valid)
+        keep.append(win)
+    if not keep:
+        return
+    probs = runner(np.stack(xs_a), np.stack(xs_b))
+    for win, prob, valid in zip(keep, probs, valids, strict=True):
+        acc.add(win, prob, valid)
+
+
+def _sample_stats(card: Any, sample: np.ndarray) -> Any:
+    """Statistics from a (c, h, w) subsample, NaN pixels left out."""
+    flat = sample.reshape(sample.shape[0], -1)
+    flat = flat[:, np.isfinite(flat).all(axis=0)]
+    return _card_stats(card, flat[:, None, :])
+
+
+def _threshold(config: DetectConfig, card: Any) -> float:
+    if config.threshold is not None:
+        return config.threshold
+    return float(getattr(card, "threshold", None) or 0.5)
+
+
+def _attrs(card: Any, config: DetectConfig, before: str, after: str) -> dict[str, Any]:
+    return {
+        "model": str(getattr(card, "name", config.model)),
+        "model_sha256": str(getattr(card, "sha256", "")),
+        "model_version": str(getattr(card, "version", "")),
+        "threshold": _threshold(config, card),
+        "before": before,
+        "after": after,
+    }
+

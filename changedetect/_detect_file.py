@@ -1,0 +1,230 @@
+"""File to file detection (:func:`changedetect.detect.detect_to_file`).
+
+Streams two rasters window by window into a probability COG: finished rows
+are written as soon as the blending has settled them, so memory stays bounded
+whatever the scene's size.  Private: import from :mod:`changedetect.detect`.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rioxarray  # noqa: F401  (registers the .rio accessor)
+
+from changedetect._detect_engine import (
+    _STATS_PIXELS,
+    DetectConfig,
+    DetectSummary,
+    Reader,
+    _attrs,
+    _load_model,
+    _Loaded,
+    _run,
+    _Runner,
+    _sample_stats,
+    _threshold,
+    resolve_bands,
+)
+from changedetect.errors import GeoreferenceError
+from changedetect.tiling import Window
+
+logger = logging.getLogger("changedetect.detect")
+
+# ----------------------------------------------------------------------------- files
+def _file_band_names(src: Any) -> list[str]:
+    """Band names of an open rasterio dataset: descriptions, else colour interpretation."""
+    names = []
+    for i in range(src.count):
+        desc = (src.descriptions[i] or "").strip()
+        ci = src.colorinterp[i].name if i < len(src.colorinterp) else ""
+        names.append(desc or (ci if ci in {"red", "green", "blue"} else str(i + 1)))
+    return names
+
+
+def _file_reader(src: Any, idx: list[int]) -> Reader:
+    from rasterio.windows import Window as RioWindow
+
+    indexes = [i + 1 for i in idx]
+
+    def read(win: Window) -> np.ndarray:
+        data = src.read(indexes, window=RioWindow(win.col, win.row, win.width, win.height), masked=True)
+        return np.ma.filled(data.astype(np.float32), np.nan)
+
+    return read
+
+
+def _file_stats(src: Any, idx: list[int], card: Any) -> Any:
+    """Statistics from the whole scene when small, else from a regular grid of sample windows.
+
+    A grid of up to 8 x 8 windows of 128 px spread over the scene (about 1 Mpx) is
+    representative and fast whatever the file's layout; a decimated read of the whole
+    file would decompress every block of it.
+    """
+    from rasterio.windows import Window as RioWindow
+
+    indexes = [i + 1 for i in idx]
+    if src.height * src.width <= _STATS_PIXELS:
+        data = src.read(indexes, masked=True)
+        return _sample_stats(card, np.ma.filled(data.astype(np.float32), np.nan))
+    side = 128
+    rows = np.linspace(0, max(src.height - side, 0), 8).astype(int)
+    cols = np.linspace(0, max(src.width - side, 0), 8).astype(int)
+    parts = [np.ma.filled(src.read(indexes, window=RioWindow(c, r, min(side, src.width), min(side, src.height)),
+                                   masked=True).astype(np.float32), np.nan)
+             for r in rows for c in cols]
+    return _sample_stats(card, np.concatenate([p.reshape(len(idx), -1) for p in parts], axis=1)[:, None, :])
+
+
+def _same_grid(a: Any, b: Any) -> bool:
+    return (a.width, a.height) == (b.width, b.height) and a.crs == b.crs and a.transform.almost_equals(b.transform)
+
+
+def _onto(src_after: Any, src_before: Any, after_path: Path) -> Any:
+    """``src_after`` itself or a WarpedVRT of it on BEFORE's grid."""
+    if _same_grid(src_after, src_before):
+        return src_after
+    if src_before.crs is None or src_after.crs is None:
+        if (src_after.width, src_after.height) == (src_before.width, src_before.height):
+            return src_after
+        raise GeoreferenceError(
+            f"'{after_path}' ({src_after.width}x{src_after.height}) differs in size from BEFORE "
+            f"({src_before.width}x{src_before.height}) and one of them has no CRS; give georeferenced "
+            "rasters or images of the same size"
+        )
+    from rasterio.enums import Resampling
+    from rasterio.vrt import WarpedVRT
+
+    logger.info("reading '%s' onto BEFORE's grid through a WarpedVRT", after_path)
+    return WarpedVRT(src_after, crs=src_before.crs, transform=src_before.transform,
+                     width=src_before.width, height=src_before.height,
+                     resampling=Resampling.bilinear, add_alpha=src_after.nodata is None)
+
+
+def _date_in_name(path: Path) -> str:
+    m = re.search(r"(19|20)(\d{2})-?(\d{2})-?(\d{2})", path.stem)
+    return f"{m.group(1)}{m.group(2)}-{m.group(3)}-{m.group(4)}" if m else ""
+
+
+class _Counter:
+    """Valid and above-threshold pixel counts of the rows written so far."""
+
+    def __init__(self, threshold: float) -> None:
+        self.threshold, self.valid, self.above = threshold, 0, 0
+
+    def update(self, rows: np.ndarray) -> None:
+        finite = np.isfinite(rows)
+        self.valid += int(finite.sum())
+        self.above += int((rows[finite] >= self.threshold).sum())
+
+
+def detect_to_file(
+    before_path: str | Path,
+    after_path: str | Path,
+    out_path: str | Path,
+    *,
+    config: DetectConfig = DetectConfig(),
+    overwrite: bool = False,
+    progress: bool = False,
+    model: _Loaded | None = None,
+) -> DetectSummary:
+    """Stream two rasters through the model into a float32 probability COG on BEFORE's grid.
+
+    Windows are read from the files as they are needed (AFTER through a
+    WarpedVRT when its grid differs from BEFORE's), finished rows are written
+    to a temporary striped GeoTIFF as soon as no later window touches them, and
+    that file is turned into a Cloud-Optimized GeoTIFF and renamed onto
+    ``out_path``.  Peak memory depends on the window, the batch and the scene's
+    width (a strip of about ``window + step`` rows), never on its height.
+
+    Raises
+    ------
+    OutputExistsError
+        If ``out_path`` exists and ``overwrite`` is false.
+    ModelError
+        If a file lacks the bands the model needs.
+    GeoreferenceError
+        If AFTER cannot be put onto BEFORE's grid.
+    """
+    import rasterio
+    from rasterio.windows import Window as RioWindow
+
+    before_path, after_path, out_path = Path(before_path), Path(after_path), Path(out_path)
+    if out_path.exists() and not overwrite:
+        from changedetect.errors import OutputExistsError
+
+        raise OutputExistsError(f"output '{out_path}' already exists; pass overwrite=True (--overwrite) to replace it")
+    loaded = _load_model(config, model)
+    card, runner = loaded.card, _Runner(loaded, config)
+    t0 = time.perf_counter()
+    counter = _Counter(_threshold(config, card))
+    with rasterio.Env(GDAL_CACHEMAX=256), _open(before_path) as src_b, _open(after_path) as raw_a:
+        src_a = _onto(raw_a, src_b, after_path)
+        aliases = dict(getattr(card, "band_aliases", None) or {})
+        idx_b = resolve_bands(_file_band_names(src_b), list(card.bands), aliases=aliases,
+                              source=f"BEFORE '{before_path}'")
+        idx_a = resolve_bands(_file_band_names(src_a), list(card.bands), aliases=aliases,
+                              source=f"AFTER '{after_path}'")
+        stats = (_file_stats(src_b, idx_b, card), _file_stats(src_a, idx_a, card))
+        shape = (src_b.height, src_b.width)
+        profile = {"driver": "GTiff", "dtype": "float32", "count": 1, "width": src_b.width,
+                   "height": src_b.height, "crs": src_b.crs, "transform": src_b.transform,
+                   "nodata": float("nan"), "BIGTIFF": "IF_SAFER"}
+        tags = _attrs(card, config, _date_in_name(before_path), _date_in_name(after_path))
+        with _atomic(out_path) as tmp:
+            strips = tmp.with_name(tmp.name + ".strips.tif")
+            try:
+                with rasterio.open(strips, "w", **profile) as dst:
+                    dst.update_tags(**{k: str(v) for k, v in tags.items()})
+
+                    def sink(top: int, rows: np.ndarray) -> None:
+                        dst.write(rows, 1, window=RioWindow(0, top, rows.shape[1], rows.shape[0]))
+                        counter.update(rows)
+
+                    _run(_file_reader(src_b, idx_b), _file_reader(src_a, idx_a), shape, runner,
+                         stats, sink, progress=progress)
+                _to_cog(strips, tmp)
+            finally:
+                strips.unlink(missing_ok=True)
+        if src_a is not raw_a:
+            src_a.close()
+    seconds = time.perf_counter() - t0
+    share = counter.above / counter.valid if counter.valid else 0.0
+    summary = DetectSummary(out_path, shape[0], shape[1], seconds, counter.threshold, share, tags["model"])
+    logger.info("detect: %dx%d in %.1f s (%.2f Mpx/s), %.2f%% above %.2f", shape[1], shape[0],
+                seconds, summary.mpx_per_s, 100 * share, counter.threshold)
+    return summary
+
+
+def _open(path: Path) -> Any:
+    import rasterio
+    from rasterio.errors import RasterioIOError
+
+    from changedetect.errors import TileReadError
+
+    if not path.exists():
+        raise TileReadError(f"raster '{path}' does not exist")
+    try:
+        return rasterio.open(path)
+    except RasterioIOError as exc:
+        raise TileReadError(f"cannot read '{path}' as a raster: {exc}") from exc
+
+
+def _to_cog(src_path: Path, dst_path: Path) -> None:
+    """Copy a GeoTIFF to a Cloud-Optimized GeoTIFF (deflate, 512 px tiles, overviews)."""
+    from rasterio.shutil import copy as rio_copy
+
+    rio_copy(str(src_path), str(dst_path), driver="COG", COMPRESS="DEFLATE", PREDICTOR="YES",
+             BLOCKSIZE="512", OVERVIEW_RESAMPLING="AVERAGE", BIGTIFF="IF_SAFER", NUM_THREADS="ALL_CPUS")
+
+
+def _atomic(path: Path) -> Any:
+    """Write to a temporary file beside ``path``, renamed onto it on success."""
+    from changedetect.io.atomic import atomic_path
+
+    return atomic_path(path, overwrite=True)
+
