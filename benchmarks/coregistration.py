@@ -110,10 +110,13 @@ def run_global(srcs: dict[str, np.ndarray], rng: np.random.Generator, aro: objec
     return rows
 
 
+CONFIG = CoregisterConfig()
+
+
 def _both_global(name: str, ref: np.ndarray, mov: np.ndarray, truth: tuple[float, float],
                  aro: object | None, base: tuple[tuple[float, float], tuple[float, float]] | None = None) -> dict:
     t0 = time.perf_counter()
-    est = estimate_global_shift(ref, mov)
+    est = estimate_global_shift(ref, mov, config=CONFIG)
     ours_s = time.perf_counter() - t0
     b_ours, b_aro = base or ((0.0, 0.0), (0.0, 0.0))
     row = {"case": name, "truth": truth, "ours_s": ours_s, "ours_ok": est.reliable,
@@ -135,7 +138,7 @@ def run_real_change(data: Path, rng: np.random.Generator, aro: object | None) ->
         stack = open_series(data / f"oscd/images/{city}").to_stack(bands=["B04"]).values[:, 0].astype(np.float64)
         ref = _crop(observe(stack[0]))
         base_mov = _crop(observe(stack[1]))
-        b_ours = estimate_global_shift(ref, base_mov)
+        b_ours = estimate_global_shift(ref, base_mov, config=CONFIG)
         b_aro = aro.arosics_global(ref, base_mov, max_shift=12) if aro is not None else None
         for _ in range(2):
             dx, dy = rng.uniform(-10, 10, 2)
@@ -198,7 +201,7 @@ def run_unregistrable(srcs: dict[str, np.ndarray], rng: np.random.Generator, aro
             h, w = min(ref.shape[0], other.shape[0] - 2 * MARGIN), min(ref.shape[1], other.shape[1] - 2 * MARGIN)
             ref, mov, what = ref[:h, :w], _crop(other)[:h, :w], f"vs {names[(i + 3) % len(names)]}"
         t0 = time.perf_counter()
-        est = estimate_global_shift(ref, mov)
+        est = estimate_global_shift(ref, mov, config=CONFIG)
         row = {"case": f"{name} {what}", "ours_s": time.perf_counter() - t0, "ours_confident": est.reliable}
         if aro is not None:
             res = aro.arosics_global(ref, mov, max_shift=12)
@@ -358,7 +361,13 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[2048, 8192])
     parser.add_argument("--sample", type=Path, default=None, help="only the sample-city test")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--iterations", type=int, default=None,
+                        help="iterations of our global estimate (default: CoregisterConfig's)")
     args = parser.parse_args()
+    global CONFIG
+    if args.iterations is not None:
+        CONFIG = CoregisterConfig(iterations=args.iterations)
+        print(f"our global estimate: {args.iterations} iterations")
     if args.memory:
         run_memory(args.sizes)
         return

@@ -75,6 +75,9 @@ class CoregisterConfig:
         the central one, or on scenes over four windows wide a ``global_grid``² grid of them.
     min_peak_ratio, min_snr
         Reliability thresholds of the global estimate.
+    iterations
+        Measurements of the global estimate (each after resampling by the previous answer):
+        4 converges to ~0.01 px; 2 is about 1.5 times faster and ~0.03 px.
     window, spacing, max_windows
         Tie-point windows: size and spacing in pixels, and a cap on their number
         (the spacing grows on large scenes).
@@ -104,6 +107,7 @@ class CoregisterConfig:
     global_grid: int = 3
     min_peak_ratio: float = 1.6
     min_snr: float = 9.0
+    iterations: int = 4
     window: int = 128
     spacing: int = 64
     max_windows: int = 900
@@ -239,7 +243,7 @@ def estimate_global_shift(ref: Any, mov: Any, *, config: CoregisterConfig = Core
     """
     h, w = ref.shape
     kw: dict[str, Any] = {"max_shift": config.max_shift, "min_peak_ratio": config.min_peak_ratio,
-                          "min_snr": config.min_snr}
+                          "min_snr": config.min_snr, "iterations": config.iterations}
     size = config.global_window
     if max(h, w) <= 1.25 * size:
         return estimate_shift(np.asarray(ref, np.float64), np.asarray(mov, np.float64), **kw)
