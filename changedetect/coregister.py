@@ -77,7 +77,8 @@ class CoregisterConfig:
         Reliability thresholds of the global estimate.
     iterations
         Measurements of the global estimate (each after resampling by the previous answer):
-        4 converges to ~0.01 px; 2 is about 1.5 times faster and ~0.03 px.
+        2 (default) gives ~0.03 px at twice AROSICS's speed; 4 converges to ~0.01 px and
+        takes about 1.5 times longer (see ``docs/benchmarks.md``).
     window, spacing, max_windows
         Tie-point windows: size and spacing in pixels, and a cap on their number
         (the spacing grows on large scenes).
@@ -107,7 +108,7 @@ class CoregisterConfig:
     global_grid: int = 3
     min_peak_ratio: float = 1.6
     min_snr: float = 9.0
-    iterations: int = 4
+    iterations: int = 2
     window: int = 128
     spacing: int = 64
     max_windows: int = 900
