@@ -8,12 +8,16 @@ project's first experiment found it works best (``../shared/notes``): a mix of
   pasted (with a cast shadow and a feathered edge) into one date, and buildings of the crop
   are removed from one date (in-painted with ground from elsewhere); label = the footprints
   that differ;
+* **extensions** (``max_extend`` > 0) -- a building of the crop grows by 2.5-8 m along one
+  of its axes in one date, its roof continued (or, one time in three, another material),
+  with a shadow; label = the grown part only (:func:`extend_instance`);
 
 plus strong **unlabelled nuisance changes** applied to each date independently, so that
 the network learns that they are not change: photometry (gain, offset, gamma, saturation,
 colour temperature), haze, low-frequency shading, vegetation recolouring, shadows in a
 different sun direction, building lean, blur/sharpen, noise, JPEG artefacts, ground texture
-swapped in from elsewhere, and 1-3 px misregistration with a small local warp.
+swapped in from elsewhere, 1-3 px misregistration with a small local warp, and (``p_reroof``)
+repainted roofs -- in the sample city's truth re-roofing is not a construction change.
 
 Images here are float32 ``(3, h, w)`` in ``[0, 1]``; masks ``(h, w)`` bool.
 """
@@ -43,6 +47,8 @@ class SynthConfig:
     misreg_px: float = 3.0
     p_jpeg: float = 0.4
     p_ground_swap: float = 0.5
+    max_extend: int = 0
+    p_reroof: float = 0.0
 
 
 @dataclass
@@ -220,6 +226,128 @@ def remove_instance(img: np.ndarray, mask: np.ndarray, ground: np.ndarray, groun
     return img * (1 - alpha)[None] + fill * alpha[None], foot
 
 
+def _axis(foot: np.ndarray, rng: Generator) -> tuple[float, float]:
+    """A unit vector ``(dy, dx)`` along one of the principal axes of ``foot``, either way."""
+    yx = np.argwhere(foot).astype(np.float64)
+    yx -= yx.mean(axis=0)
+    _, vecs = np.linalg.eigh(yx.T @ yx + 1e-6 * np.eye(2))
+    v = vecs[:, int(rng.integers(2))] * (1 if rng.random() < 0.5 else -1)
+    return float(v[0]), float(v[1])
+
+
+def _step(k: int, u: tuple[float, float]) -> tuple[int, int]:
+    """``k`` pixels along the unit vector ``u``, rounded to whole pixels."""
+    return int(round(k * u[0])), int(round(k * u[1]))
+
+
+def extend_instance(img: np.ndarray, mask: np.ndarray, rng: Generator, *, gsd_m: float,
+                    busy: np.ndarray | None = None, donor: np.ndarray | None = None,
+                    donor_mask: np.ndarray | None = None, grow_m: tuple[float, float] = (2.5, 8.0)
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Grow one building of ``img`` by a few metres along one side (an extension over its yard).
+
+    The grown strip is the building's footprint swept ``grow_m`` metres outwards; its roof
+    continues the building's own roof (its pixels copied outwards, with a small brightness
+    change and sometimes a seam), or, one time in three, takes the colour of a roof of
+    ``donor`` (a new roof part of another material); it casts a shadow on the ground.
+
+    Parameters
+    ----------
+    img, mask
+        The date to change ``(3, s, s)`` in [0, 1] and its buildings; only buildings of
+        ``mask`` grow.
+    gsd_m
+        Metres per pixel of the crop.
+    busy
+        Pixels the extension must keep clear of (other buildings, earlier changes);
+        default ``mask``.
+    donor, donor_mask
+        Another crop and its buildings, for a roof of another colour.
+
+    Returns
+    -------
+    (new image, grown part (bool))
+        The grown part only (never the existing building); empty when nothing could grow.
+    """
+    part = np.zeros_like(mask)
+    inst = _instances(mask)
+    if not inst:
+        return img, part
+    busy = mask if busy is None else busy
+    for _ in range(12):
+        sl, i, lab = inst[int(rng.integers(len(inst)))]
+        foot = lab == i
+        d = max(2, int(round(float(rng.uniform(*grow_m)) / gsd_m)))
+        u = _axis(foot, rng)  # along one of the building's own axes
+        swept = foot.copy()
+        for s in range(1, d + 1):
+            swept |= _shift_int(foot, *_step(s, u))
+        cand = swept & ~foot
+        blocked = ndi.binary_dilation(busy & ~foot, iterations=2)
+        free = cand & ~blocked  # stop short of the neighbours (a yard is rarely empty)
+        if free.sum() >= max(8, 0.6 * cand.sum()):
+            lab_free, n_free = ndi.label(free)
+            if n_free > 1:  # keep the largest piece: one extension, one blob
+                free = lab_free == 1 + int(np.argmax(ndi.sum(free, lab_free, range(1, n_free + 1))))
+            part = free
+            break
+    else:
+        return img, part
+    # roof texture: the building's own roof copied outwards (the farthest copy first)
+    tex = np.zeros_like(img)
+    todo = part.copy()
+    for k in [*range(d, 3 * d + 1), *range(d - 1, 0, -1)]:
+        hit = _shift_int(foot, *_step(k, u)) & todo
+        if hit.any():
+            tex[:, hit] = _shift_int(img, *_step(k, u))[:, hit]
+            todo &= ~hit
+        if not todo.any():
+            break
+    mean = tex[:, part].mean(axis=1)
+    if donor is not None and donor_mask is not None and donor_mask.any() and rng.random() < 1 / 3:
+        target = donor[:, donor_mask].mean(axis=1)  # a roof part of another material
+        tex = tex + (target - mean)[:, None, None] * part[None]
+    else:
+        tex = tex * float(np.exp(rng.normal(0, 0.08)))
+    if rng.random() < 0.5:  # a seam between the old roof and the new part
+        seam = part & ndi.binary_dilation(foot)
+        tex[:, seam] *= float(rng.uniform(0.7, 0.9))
+    out = _cast_shadow(img, part, rng, length=float(rng.uniform(1, 6)),
+                       angle=float(rng.uniform(0, 2 * np.pi)), darkness=float(rng.uniform(0.3, 0.6)))
+    out = np.where(foot[None], img, out)  # the shadow falls on the ground, not on the old roof
+    alpha = np.maximum(ndi.gaussian_filter(part.astype(np.float32), float(rng.uniform(0.3, 0.7))),
+                       part * 0.95)
+    alpha[foot] = 0.0
+    out = out * (1 - alpha)[None] + np.clip(tex, 0, 1) * alpha[None]
+    return np.clip(out, 0, 1).astype(np.float32), part
+
+
+def reroof(img: np.ndarray, mask: np.ndarray, rng: Generator, *, keep: np.ndarray,
+           n: int = 2) -> np.ndarray:
+    """Repaint the roofs of up to ``n`` buildings (new colour or brightness); NOT a change.
+
+    In the sample city's truth a re-roofed or sunlit-differently roof is no construction
+    change, so this is an unlabelled nuisance; buildings touching ``keep`` (the labelled
+    changes) are left alone.
+    """
+    inst = _instances(mask, max_frac=0.5)
+    near = ndi.binary_dilation(keep, iterations=2)
+    inst = [t for t in inst if not (t[2][t[0]] == t[1])[near[t[0]]].any()]
+    out = img
+    for k in rng.permutation(len(inst))[:n]:
+        sl, i, lab = inst[int(k)]
+        foot = (lab == i).astype(np.float32)
+        if rng.random() < 0.5:  # another material: a new mean colour, the texture kept
+            mean = img[:, lab == i].mean(axis=1)
+            target = rng.uniform(0.15, 0.85, 3).astype(np.float32)
+            new = out + (target - mean)[:, None, None]
+        else:  # the same roof, brighter or darker (paint, dirt, another sun on a pitch)
+            new = out * float(np.exp(rng.normal(0, 0.25)))
+        wgt = ndi.gaussian_filter(foot, 0.5)[None]
+        out = out * (1 - wgt) + np.clip(new, 0, 1) * wgt
+    return out.astype(np.float32)
+
+
 # -- nuisances (unlabelled) ---------------------------------------------------------------
 def _warp(x: np.ndarray, dy: float, dx: float, field_y: np.ndarray | None,
           field_x: np.ndarray | None) -> np.ndarray:
@@ -367,6 +495,24 @@ def make_pair(images: list[LabelledImage], rng: Generator, cfg: SynthConfig = Sy
                     xa, ma = new, ma & ~foot
                 label |= foot
                 changed.append(foot)
+        if cfg.max_extend > 0:  # extensions: a building grows; only the grown part is change
+            for _ in range(int(rng.integers(0, cfg.max_extend + 1))):
+                into_b = rng.random() < 0.6
+                tgt, tgt_m = (xb, mb) if into_b else (xa, ma)
+                new, part = extend_instance(tgt, tgt_m & ~label, rng, gsd_m=gsd, busy=tgt_m | label,
+                                            donor=xo, donor_mask=mo)
+                if part.any():
+                    if into_b:
+                        xb, mb = new, mb | part
+                    else:
+                        xa, ma = new, ma | part
+                    label |= part
+                    changed.append(part)
+    if cfg.p_reroof > 0 and rng.random() < cfg.p_reroof:  # unlabelled: not construction
+        if rng.random() < 0.5:
+            xb = reroof(xb, mb, rng, keep=label)
+        else:
+            xa = reroof(xa, ma, rng, keep=label)
     pa, pb = Photometry.random(rng, cfg.nuisance), Photometry.random(rng, cfg.nuisance)
     xa = nuisance(pa(xa), ma, rng, cfg, other=pa(xo))
     xb = nuisance(pb(xb), mb, rng, cfg, other=pb(xo))
@@ -387,5 +533,5 @@ def flip_rot(arrays: list[np.ndarray], rng: Generator) -> list[np.ndarray]:
     return out
 
 
-__all__ = ["Photometry", "SynthConfig", "SynthPair", "flip_rot", "make_pair", "misregister",
-           "nuisance", "paste_instance", "random_crop", "remove_instance"]
+__all__ = ["Photometry", "SynthConfig", "SynthPair", "extend_instance", "flip_rot", "make_pair",
+           "misregister", "nuisance", "paste_instance", "random_crop", "remove_instance", "reroof"]
