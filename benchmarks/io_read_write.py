@@ -16,46 +16,19 @@ from __future__ import annotations
 import argparse
 import shutil
 import statistics
-import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import dask.array as da
 import numpy as np
-import psutil
 import rioxarray  # noqa: F401
 import xarray as xr
+from _memory import peak_rss  # benchmarks/ is on sys.path when run as a script
 from affine import Affine
 
 from changedetect.io import describe, open_series, open_stack, write_cog
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def peak_rss(fn: Callable[[], Any]) -> tuple[Any, float, float]:
-    """Run ``fn``; return its result, wall seconds and peak RSS above the start, in MiB."""
-    proc = psutil.Process()
-    base = proc.memory_info().rss
-    peak = [base]
-    done = threading.Event()
-
-    def sample() -> None:
-        while not done.is_set():
-            peak[0] = max(peak[0], proc.memory_info().rss)
-            time.sleep(0.01)
-
-    thread = threading.Thread(target=sample, daemon=True)
-    thread.start()
-    start = time.perf_counter()
-    try:
-        result = fn()
-    finally:
-        elapsed = time.perf_counter() - start
-        done.set()
-        thread.join()
-    return result, elapsed, (peak[0] - base) / 2**20
 
 
 def lazy_scene(size: int) -> xr.DataArray:

@@ -24,13 +24,12 @@ import datetime as dt
 import json
 import multiprocessing as mp
 import statistics
-import threading
-import time
 
 import geopandas as gpd
 import numpy as np
 import psutil
 import shapely
+from _memory import peak_rss  # benchmarks/ is on sys.path when run as a script
 
 X0, Y0 = 600_000.0, 1_180_000.0
 TYPES = np.array(["new_construction", "extension", "renovation", "demolition"], dtype=object)
@@ -81,25 +80,8 @@ def _release_freed_memory() -> None:
 
 def _peak_during(fn) -> tuple[float, float, object]:  # noqa: ANN001
     _release_freed_memory()
-    proc = psutil.Process()
-    base = proc.memory_info().rss
-    peak = [base]
-    done = threading.Event()
-
-    def sample() -> None:
-        while not done.is_set():
-            peak[0] = max(peak[0], proc.memory_info().rss)
-            time.sleep(0.005)
-
-    t = threading.Thread(target=sample, daemon=True)
-    t.start()
-    t0 = time.perf_counter()
-    result = fn()
-    seconds = time.perf_counter() - t0
-    done.set()
-    t.join()
-    peak[0] = max(peak[0], proc.memory_info().rss)
-    return seconds, (peak[0] - base) / 2**20, result
+    result, seconds, mib = peak_rss(fn, interval=0.005)
+    return seconds, mib, result
 
 
 def _child(which: str, n_fp: int, n_pm: int, register_crs: str | None, queue: mp.Queue) -> None:
