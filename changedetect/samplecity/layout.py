@@ -223,7 +223,7 @@ def _add_lot(city: City, fr: _Frame, rng: np.random.Generator, front: tuple[floa
             x, y = along(front, angle, rng.uniform(0.4, 0.8) * depth)
             city.trees.append(Tree(x, y, rng.uniform(1.5, 3.0), rng.uniform(4.0, 8.0), rng.uniform(0.8, 1.2)))
         return
-    back = 0.0 if rng.random() < 0.7 else float(rng.uniform(3.0, min(8.0, depth - 8.0)))
+    back = 0.0 if rng.random() < 0.7 else float(rng.uniform(3.0, max(3.0, min(8.0, depth - 8.0))))
     if back == 0.0 and rng.random() < 0.35:  # jagged backs: a narrow light well or yard
         back = float(rng.uniform(0.5, 2.0))
     floors = int(rng.choice([2, 3, 4, 5, 6], p=[0.2, 0.3, 0.25, 0.15, 0.1])) if shop else None
