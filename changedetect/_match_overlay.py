@@ -1,42 +1,118 @@
 """Fast overlap areas for :mod:`changedetect.match` (private).
 
-GEOS's overlay (``shapely.intersection``) costs some 30 µs a pair; for the
-100k-footprints x 1M-permits case that is most of the run.  Permits and
-regularised footprints are nearly always small convex or simple polygons, for
-which the area of the intersection follows from clipping one by the other
+GEOS's overlay (``shapely.intersection``) costs some 10-30 µs a pair; for the
+100k-footprints x 1M-permits case that would be most of the run.  Permits and
+regularised footprints are nearly always small simple polygons, for which the
+area of the intersection follows from clipping one by the other
 (Sutherland-Hodgman), vectorised here over all pairs at once in numpy.  The
 clip polygon must be convex (the subject need not be: the degenerate edges the
-algorithm leaves on a concave subject have no area).  Pairs that do not fit
-(holes, several parts, a non-convex permit, many vertices) go to GEOS.  Both
-paths agree to floating-point precision (tested).
+algorithm leaves on a concave subject have no area); when only the subject is
+convex the two swap roles.  Pairs that do not fit (holes, several parts,
+neither convex, many vertices) go to GEOS.  Both paths agree to floating-point
+precision (tested).
+
+Each geometry is read from GEOS once (:func:`prepare`: one ``get_coordinates``
+pass, which for a register of a million rows is the expensive part: the
+candidates lie scattered in memory); areas, bounds, orientation and convexity
+then come from those coordinates.  Rings are stored counter-clockwise, padded
+to a common width by repeating their last vertex, so that the padding forms
+zero-length edges that change no area, no bound and no clip.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import shapely
 
 MAX_SUBJECT = 64
 MAX_CLIP = 32
-_CHUNK = 32_768
+_CELLS = 131_072  # subject x clip vertices per clipping batch: the temporaries stay in the CPU cache
 
 
 @dataclass
 class Rings:
-    """Polygons prepared for clipping: padded counter-clockwise rings (see :func:`rings`)."""
+    """Polygons prepared for clipping (see :func:`prepare`), one column per geometry.
 
-    xy: np.ndarray
-    n: np.ndarray
-    ok: np.ndarray
-    convex: np.ndarray
+    ``x`` and ``y`` are ``(width, n)``: vertex slot first, so that the per-vertex loops of the
+    clipper run over contiguous rows (numpy reduces slowly along a short last axis).
+    """
+
+    x: np.ndarray  # counter-clockwise exterior ring, padded with its last vertex
+    y: np.ndarray
+    n: np.ndarray  # vertex count of the ring (0 where not ``ok``)
+    ok: np.ndarray  # a simple polygon (no hole, one part) of 3..max_vertices vertices
+    area: np.ndarray  # area of every geometry (GEOS's where not ``ok``)
+    bounds: np.ndarray  # (n, 4) minx, miny, maxx, maxy of every geometry
+    kind: np.ndarray  # shapely's type id (a multipolygon of one part counts as a polygon)
+
+    @cached_property
+    def convex(self) -> np.ndarray:
+        """``ok`` and convex: turns left (or goes straight) at every vertex."""
+        x, y, n = self.x, self.y, self.n
+        i = np.arange(x.shape[0])[:, None]
+        nxt = np.where(i + 1 < n[None, :], i + 1, 0)
+        x1, y1 = np.take_along_axis(x, nxt, axis=0), np.take_along_axis(y, nxt, axis=0)
+        x2, y2 = np.take_along_axis(x1, nxt, axis=0), np.take_along_axis(y1, nxt, axis=0)
+        dx1, dy1, dx2, dy2 = x1 - x, y1 - y, x2 - x1, y2 - y1
+        turn = dx1 * dy2 - dy1 * dx2
+        scale = (np.abs(dx1) + np.abs(dy1)) * (np.abs(dx2) + np.abs(dy2)) + 1e-300
+        return self.ok & ((turn >= -1e-9 * scale) | (i >= n[None, :])).all(axis=0)
 
 
-def prepare(geoms: np.ndarray, max_vertices: int = MAX_CLIP, *, convexity: bool = True) -> Rings:
-    """:func:`rings` plus convexity (only clip polygons need it), computed once per geometry."""
-    xy, n, ok = rings(geoms, max_vertices)
-    return Rings(xy, n, ok, ok & _convex(xy, n) if convexity else np.zeros(len(n), bool))
+def prepare(geoms: np.ndarray, max_vertices: int = MAX_SUBJECT) -> Rings:
+    """Rings, vertex counts, areas and bounds of ``geoms`` from one pass over GEOS."""
+    g = np.asarray(geoms, dtype=object)
+    count = len(g)
+    kind = shapely.get_type_id(g)
+    multi = np.flatnonzero(kind == 6)
+    if len(multi):  # a multipolygon of one part is that polygon
+        g = g.copy()
+        one = multi[shapely.get_num_geometries(g[multi]) == 1]
+        g[one] = shapely.get_geometry(g[one], 0)
+        kind[one] = 3
+    rows = np.flatnonzero(kind == 3)
+    coords, owner = shapely.get_coordinates(g[rows], return_index=True)
+    per = np.bincount(owner, minlength=len(rows))
+    start = np.cumsum(per) - per
+    # one ring only: the first vertex comes back exactly once, at the end (a hole or a second
+    # part would close the exterior earlier; a ring touching its own start would come back twice)
+    first = coords[start[owner]]
+    back = (coords[:, 0] == first[:, 0]) & (coords[:, 1] == first[:, 1])
+    closes = np.zeros(len(rows), bool)
+    closes[per > 0] = back[(start + per - 1)[per > 0]]
+    nv = per - 1
+    good = closes & (np.bincount(owner[back], minlength=len(rows)) == 2) & (nv >= 3) & (nv <= max_vertices)
+    ok = np.zeros(count, bool)
+    ok[rows[good]] = True
+    n = np.zeros(count, np.intp)
+    n[rows[good]] = nv[good]
+    area = np.zeros(count)
+    bounds = np.full((count, 4), np.nan)
+    sub = np.flatnonzero(good)
+    width = int(nv[sub].max()) if len(sub) else 0
+    x, y = np.zeros((width, count)), np.zeros((width, count))
+    if len(sub):
+        i, m = np.arange(width)[:, None], nv[sub][None, :]
+        src = start[sub][None, :] + np.minimum(i, m - 1)  # (width, k): padded with the last vertex
+        rx, ry = coords[src, 0], coords[src, 1]
+        lx, ly = rx - rx[0], ry - ry[0]  # near the polygon: UTM coordinates lose digits in products
+        signed = 0.5 * (lx * np.roll(ly, -1, axis=0) - np.roll(lx, -1, axis=0) * ly).sum(axis=0)
+        cw = np.flatnonzero(signed < 0)
+        if len(cw):  # reverse the first n vertices, pad with the (new) last one
+            rev = start[sub[cw]][None, :] + np.where(i < m[:, cw], m[:, cw] - 1 - i, 0)
+            rx[:, cw], ry[:, cw] = coords[rev, 0], coords[rev, 1]
+        cols = rows[good]
+        x[:, cols], y[:, cols] = rx, ry
+        area[cols] = np.abs(signed)
+        bounds[cols] = np.stack([rx.min(axis=0), ry.min(axis=0), rx.max(axis=0), ry.max(axis=0)], axis=1)
+    other = np.flatnonzero(~ok)
+    if len(other):
+        area[other] = shapely.area(g[other])
+        bounds[other] = shapely.bounds(g[other])
+    return Rings(x, y, n, ok, area, bounds, kind)
 
 
 def intersection_areas(a: np.ndarray, b: np.ndarray, ia: np.ndarray, ib: np.ndarray,
@@ -45,117 +121,98 @@ def intersection_areas(a: np.ndarray, b: np.ndarray, ia: np.ndarray, ib: np.ndar
     out = np.zeros(len(ia))
     if not len(ia):
         return out
-    ra = ra if ra is not None else prepare(a, MAX_SUBJECT, convexity=False)
-    rb = rb if rb is not None else prepare(b, MAX_CLIP)
-    fast = np.flatnonzero(ra.ok[ia] & rb.convex[ib] & (rb.n[ib] <= MAX_CLIP))
-    for start in range(0, len(fast), _CHUNK):
-        idx = fast[start: start + _CHUNK]
-        pa, pb = ia[idx], ib[idx]
-        vs, vc = int(ra.n[pa].max()), int(rb.n[pb].max())
-        out[idx] = clip_area(ra.xy[pa, :vs], ra.n[pa], rb.xy[pb, :vc], rb.n[pb])
-    slow = np.ones(len(ia), bool)
-    slow[fast] = False
+    ra = ra if ra is not None else prepare(a)
+    rb = rb if rb is not None else prepare(b)
+    both = ra.ok[ia] & rb.ok[ib]
+    b_clips = both & (rb.n[ib] <= MAX_CLIP)
+    b_clips[b_clips] = rb.convex[ib[b_clips]]
+    a_clips = both & ~b_clips & (ra.n[ia] <= MAX_CLIP)  # else the convex one clips
+    if a_clips.any():
+        a_clips[a_clips] = ra.convex[ia[a_clips]]
+    for clips, (subj, s_idx), (clip, c_idx) in ((b_clips, (ra, ia), (rb, ib)), (a_clips, (rb, ib), (ra, ia))):
+        sel = np.flatnonzero(clips)
+        size = subj.n[s_idx[sel]] * clip.n[c_idx[sel]]
+        bucket = np.ceil(np.log2(np.maximum(size, 1))).astype(int)  # similar sizes together
+        for level in np.unique(bucket).tolist():
+            group = sel[bucket == level]
+            rows = max(256, _CELLS >> level)
+            for lo in range(0, len(group), rows):
+                idx = group[lo: lo + rows]
+                ps, pc = s_idx[idx], c_idx[idx]
+                ws, wc = int(subj.n[ps].max()), int(clip.n[pc].max())
+                out[idx] = clip_area(subj.x[:ws, ps], subj.y[:ws, ps], subj.n[ps], clip.x[:wc, pc], clip.y[:wc, pc])
+    slow = ~(b_clips | a_clips)
     if slow.any():
         out[slow] = shapely.area(shapely.intersection(np.asarray(a)[ia[slow]], np.asarray(b)[ib[slow]]))
     return out
 
 
-def rings(geoms: np.ndarray, max_vertices: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Exterior rings as padded ``(n, width, 2)`` counter-clockwise arrays, vertex counts, usable flags."""
-    g = np.asarray(geoms, dtype=object)
-    kind = shapely.get_type_id(g)
-    multi = np.flatnonzero(kind == 6)
-    if len(multi):
-        g = g.copy()
-        one = multi[shapely.get_num_geometries(g[multi]) == 1]
-        g[one] = shapely.get_geometry(g[one], 0)
-        kind = shapely.get_type_id(g)
-    ok = kind == 3
-    ok[ok] = (shapely.get_num_interior_rings(g[ok]) == 0) & ~shapely.is_empty(g[ok])
-    counts = np.zeros(len(g), dtype=np.intp)
-    if not ok.any():
-        return np.zeros((len(g), 0, 2)), counts, ok
-    coords, owner = shapely.get_coordinates(g[ok], return_index=True)  # no holes: the exterior ring
-    per = np.bincount(owner, minlength=int(ok.sum()))
-    n = per - 1  # the closing vertex repeats the first
-    rows = np.flatnonzero(ok)
-    ok[rows] = (n >= 3) & (n <= max_vertices)
-    width = int(min(max_vertices, n[ok[rows]].max())) if ok.any() else 0
-    starts = np.concatenate([[0], np.cumsum(per)[:-1]])
-    pos = np.arange(len(owner)) - starts[owner]
-    keep = (pos < n[owner]) & ok[rows][owner]
-    xy = np.zeros((len(g), width, 2))
-    xy[rows[owner[keep]], pos[keep]] = coords[keep]
-    counts[rows] = np.where(ok[rows], n, 0)
-    clockwise = _signed_area(xy, counts) < 0
-    if clockwise.any():
-        i = np.arange(width)[None, :]
-        c = counts[clockwise][:, None]
-        rev = np.where(i < c, c - 1 - i, i)
-        xy[clockwise] = np.take_along_axis(xy[clockwise], rev[..., None], axis=1)
-    return xy, counts, ok
+def clip_area(sx: np.ndarray, sy: np.ndarray, ns: np.ndarray, cx: np.ndarray, cy: np.ndarray) -> np.ndarray:
+    """Area of each subject ring (column) clipped by its convex clip ring.
 
-
-def _next(n: np.ndarray, width: int) -> np.ndarray:
-    i = np.arange(width)[None, :]
-    return np.where(i + 1 < n[:, None], i + 1, 0)
-
-
-def _signed_area(xy: np.ndarray, n: np.ndarray) -> np.ndarray:
-    if xy.shape[1] == 0:
-        return np.zeros(len(xy))
-    nxt = np.take_along_axis(xy, _next(n, xy.shape[1])[..., None], axis=1)
-    valid = np.arange(xy.shape[1])[None, :] < n[:, None]
-    cross = xy[..., 0] * nxt[..., 1] - nxt[..., 0] * xy[..., 1]
-    return 0.5 * np.where(valid, cross, 0.0).sum(axis=1)
-
-
-def _convex(xy: np.ndarray, n: np.ndarray) -> np.ndarray:
-    """Whether each counter-clockwise ring turns left (or goes straight) at every vertex."""
-    width = xy.shape[1]
-    nxt = np.take_along_axis(xy, _next(n, width)[..., None], axis=1)
-    nxt2 = np.take_along_axis(nxt, _next(n, width)[..., None], axis=1)
-    d1, d2 = nxt - xy, nxt2 - nxt
-    turn = d1[..., 0] * d2[..., 1] - d1[..., 1] * d2[..., 0]
-    scale = np.abs(d1).sum(-1) * np.abs(d2).sum(-1) + 1e-300
-    valid = np.arange(width)[None, :] < n[:, None]
-    return np.asarray(np.where(valid, turn >= -1e-9 * scale, True).all(axis=1), dtype=bool)
-
-
-def clip_area(subject: np.ndarray, ns: np.ndarray, clip: np.ndarray, nc: np.ndarray) -> np.ndarray:
-    """Area of each subject polygon clipped by its convex, counter-clockwise clip polygon."""
-    m = len(subject)
-    rows = np.arange(m)
-    poly, n = subject.copy(), ns.copy()
-    for k in range(clip.shape[1]):
-        active = k < nc
-        a = clip[:, k]
-        b = clip[rows, np.where(active, (k + 1) % np.maximum(nc, 1), 0)]
-        width = poly.shape[1]
-        idx = np.arange(width)[None, :]
-        valid = idx < n[:, None]
-        prev_i = np.where(idx == 0, np.maximum(n - 1, 0)[:, None], idx - 1)
-        prev = np.take_along_axis(poly, prev_i[..., None], axis=1)
-        e = (b - a)[:, None, :]
-        side_c = e[..., 0] * (poly[..., 1] - a[:, None, 1]) - e[..., 1] * (poly[..., 0] - a[:, None, 0])
-        side_p = e[..., 0] * (prev[..., 1] - a[:, None, 1]) - e[..., 1] * (prev[..., 0] - a[:, None, 0])
-        inc = (side_c >= 0) | ~active[:, None]
-        inp = (side_p >= 0) | ~active[:, None]
-        denom = side_p - side_c
-        t = np.divide(side_p, denom, out=np.zeros_like(denom), where=denom != 0)
-        cross_pt = prev + t[..., None] * (poly - prev)
-        emit_x = valid & (inc != inp)
-        emit_c = valid & inc
-        out = np.stack([cross_pt, poly], axis=2).reshape(m, 2 * width, 2)
-        mask = np.stack([emit_x, emit_c], axis=2).reshape(m, 2 * width)
-        n = mask.sum(axis=1)
-        r, c = np.nonzero(mask)  # row-major: each row's points stay in order
-        pos = np.arange(len(r)) - np.repeat(np.cumsum(n) - n, n)
-        poly = np.zeros((m, max(int(n.max()) if m else 0, 1), 2))
-        poly[r, pos] = out[r, c]
-    area = np.abs(_signed_area(poly, n))
+    Rings are ``(width, m)`` counter-clockwise and padded with their last vertex (``ns``: the
+    subject's vertex counts); a padded clip ring's zero-length edges clip nothing.  Only the
+    edges that cut a subject are applied to it: a subject inside every other half-plane stays
+    so while it is clipped (half-planes are convex).
+    """
+    ox, oy = cx[0], cy[0]  # work near the polygons: UTM coordinates lose digits in the products
+    px, py, n = sx - ox, sy - oy, ns.copy()
+    ax, ay = cx - ox, cy - oy
+    ex, ey = np.roll(ax, -1, axis=0) - ax, np.roll(ay, -1, axis=0) - ay  # the last slot closes the ring
+    # side of every subject vertex to every clip edge, (subject vertex, clip edge, m): >= 0 inside
+    outside = (ex[None] * (py[:, None] - ay[None]) - ey[None] * (px[:, None] - ax[None])) < 0
+    cuts = outside.any(axis=0)  # (clip edge, m)
+    n[outside.all(axis=0).any(axis=0)] = 0  # wholly outside one edge: disjoint
+    cuts &= (n > 0)[None, :]
+    for k in np.flatnonzero(cuts.any(axis=1)).tolist():
+        sub = np.flatnonzero(cuts[k])
+        qx, qy, n[sub] = _clip_edge(px[:, sub], py[:, sub], n[sub], ax[k, sub], ay[k, sub], ex[k, sub], ey[k, sub])
+        width, new = px.shape[0], qx.shape[0]
+        if new > width:  # repeating the last row keeps every ring padded with its last vertex
+            px = np.concatenate([px, np.repeat(px[-1:], new - width, axis=0)])
+            py = np.concatenate([py, np.repeat(py[-1:], new - width, axis=0)])
+        elif new < width:
+            qx = np.concatenate([qx, np.repeat(qx[-1:], width - new, axis=0)])
+            qy = np.concatenate([qy, np.repeat(qy[-1:], width - new, axis=0)])
+        px[:, sub], py[:, sub] = qx, qy
+    area = 0.5 * np.abs((px * np.roll(py, -1, axis=0) - np.roll(px, -1, axis=0) * py).sum(axis=0))
     area[n < 3] = 0.0
     return area
 
 
-__all__ = ["Rings", "clip_area", "intersection_areas", "prepare", "rings"]
+def _clip_edge(px: np.ndarray, py: np.ndarray, n: np.ndarray, ax: np.ndarray, ay: np.ndarray,
+               ex: np.ndarray, ey: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One Sutherland-Hodgman step: each padded ring cut by the half-plane left of ``a + t e``."""
+    width, m = px.shape
+    slot = np.arange(width)[:, None]
+    side = ex * (py - ay) - ey * (px - ax)
+    inside = side >= 0
+    # the last slot repeats the last vertex: the previous of slot 0
+    prev_x, prev_y, side_p = np.roll(px, 1, axis=0), np.roll(py, 1, axis=0), np.roll(side, 1, axis=0)
+    denom = side_p - side
+    t = np.divide(side_p, denom, out=np.zeros_like(denom), where=denom != 0)
+    valid = slot < n[None, :]
+    emit_x = valid & (inside != np.roll(inside, 1, axis=0))  # the crossing, then ...
+    emit_c = valid & inside  # ... the vertex
+    count = emit_x.astype(np.intp) + emit_c
+    end = count.copy()
+    for j in range(1, width):
+        end[j] += end[j - 1]
+    n = end[-1]
+    at = end - count  # where each slot's output starts
+    new = max(int(n.max()), 1)
+    qx, qy = np.zeros((new, m)), np.zeros((new, m))
+    col = np.broadcast_to(np.arange(m), (width, m))
+    r, c = at[emit_x], col[emit_x]
+    qx[r, c] = (prev_x + t * (px - prev_x))[emit_x]
+    qy[r, c] = (prev_y + t * (py - prev_y))[emit_x]
+    r, c = (at + emit_x)[emit_c], col[emit_c]
+    qx[r, c], qy[r, c] = px[emit_c], py[emit_c]
+    last = np.maximum(n - 1, 0)
+    pad = np.arange(new)[:, None] >= n[None, :]
+    qx = np.where(pad, qx[last, np.arange(m)], qx)
+    qy = np.where(pad, qy[last, np.arange(m)], qy)
+    return qx, qy, n
+
+
+__all__ = ["MAX_CLIP", "MAX_SUBJECT", "Rings", "clip_area", "intersection_areas", "prepare"]

@@ -18,7 +18,7 @@ import shapely
 from pyproj import CRS
 from pyproj.transformer import TransformerGroup
 
-from changedetect._match_overlay import MAX_SUBJECT, Rings, intersection_areas, prepare
+from changedetect._match_overlay import Rings, intersection_areas, prepare
 
 if TYPE_CHECKING:
     from changedetect.match import MatchConfig
@@ -60,13 +60,30 @@ def reproject(gdf: gpd.GeoDataFrame, crs: CRS) -> gpd.GeoDataFrame:
 
 
 @dataclass
+class Permits:
+    """The candidate permits as arrays, in the working CRS, their attributes normalised."""
+
+    geometry: np.ndarray
+    permit_id: np.ndarray  # str
+    type_code: np.ndarray  # index into type_names
+    type_names: np.ndarray  # distinct permit types, stripped and in lower case
+    revoked: np.ndarray
+    issued_on: np.ndarray  # datetime64[ns], NaT where unknown
+    valid_until: np.ndarray
+    permitted_area_m2: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.geometry)
+
+
+@dataclass
 class Evidence:
     """Per-footprint evidence (arrays of length n) and the candidate pairs."""
 
     area_m2: np.ndarray
     overlap_ratio: np.ndarray
     excess_area_m2: np.ndarray
-    permit_ids: list[str]
+    permit_ids: np.ndarray
     fi: np.ndarray
     pi: np.ndarray
     inter: np.ndarray
@@ -76,23 +93,23 @@ class Evidence:
     before: np.ndarray
     after: np.ndarray
     valid: np.ndarray
+    point: np.ndarray  # per candidate permit: a point (or multipoint) permit
 
 
 def overlap_evidence(
-    fp: gpd.GeoDataFrame, pm: gpd.GeoDataFrame, fi: np.ndarray, pi: np.ndarray, config: MatchConfig
+    fp: gpd.GeoDataFrame, pm: Permits, fi: np.ndarray, pi: np.ndarray, config: MatchConfig
 ) -> Evidence:
     """Overlap, type fit and date fit of every candidate pair; overlap and excess per footprint."""
-    fpg = np.asarray(fp.geometry.values)
-    pmg = np.asarray(pm.geometry.values)
-    fp_area = shapely.area(fpg)
-    pm_area = shapely.area(pmg)
-    point = np.isin(shapely.get_type_id(pmg[pi]), (0, 4))
-    rf, rp = prepare(fpg, MAX_SUBJECT, convexity=False), prepare(pmg, MAX_SUBJECT)
+    fpg, pmg = np.asarray(fp.geometry.values), pm.geometry
+    rf, rp = prepare(fpg), prepare(pmg)  # one pass over each geometry: rings, areas, bounds
+    fp_area, pm_area = rf.area, rp.area
+    pm_point = np.isin(rp.kind, (0, 4))
+    point = pm_point[pi]
     inter = np.full(len(fi), np.nan)
     inter[~point] = 0.0
     # the overlap of the bounding boxes bounds the overlap of the shapes: a pair whose boxes
     # overlap less than the covering threshold cannot count, and is not measured
-    fb, pb = shapely.bounds(fpg)[fi], shapely.bounds(pmg)[pi]
+    fb, pb = rf.bounds[fi], rp.bounds[pi]
     box_overlap = (np.clip(np.minimum(fb[:, 2], pb[:, 2]) - np.maximum(fb[:, 0], pb[:, 0]), 0, None)
                    * np.clip(np.minimum(fb[:, 3], pb[:, 3]) - np.maximum(fb[:, 1], pb[:, 1]), 0, None))
     measure = ~point & (box_overlap >= config.min_overlap_ratio * np.minimum(fp_area[fi], pm_area[pi]))
@@ -105,15 +122,15 @@ def overlap_evidence(
     fi, pi, inter, point = fi[order], pi[order], inter[order], point[order]
     smaller = np.minimum(fp_area[fi], pm_area[pi])
     covers = point | (inter >= config.min_overlap_ratio * smaller)
-    revoked = pm["status"].to_numpy()[pi] == "revoked"
+    revoked = pm.revoked[pi]
     counted = covers & ~revoked
-    kinds = fp["change_type"].to_numpy()[fi]
-    ptypes = pm["permit_type"].to_numpy()[pi]
-    fit = np.array([t in ALLOWED_TYPES[k] for k, t in zip(kinds, ptypes, strict=True)], dtype=bool)
-    compatible = counted & fit
+    codes, kinds = pd.factorize(fp["change_type"].to_numpy(dtype=object))
+    allowed = np.array([[t in ALLOWED_TYPES[k] for t in pm.type_names.tolist()] for k in kinds.tolist()],
+                       dtype=bool).reshape(len(kinds), len(pm.type_names))
+    compatible = counted & allowed[codes[fi], pm.type_code[pi]]
     seen = fp["first_seen"].to_numpy()[fi]
-    before = compatible & (seen < pm["issued_on"].to_numpy()[pi])
-    after = compatible & (seen > pm["valid_until"].to_numpy()[pi])
+    before = compatible & (seen < pm.issued_on[pi])
+    after = compatible & (seen > pm.valid_until[pi])
     valid = compatible & ~before & ~after
     n = len(fp)
     excess_counted = _excess(fpg, pmg, fp_area, fi, pi, inter, point, counted, n, rp)
@@ -122,13 +139,24 @@ def overlap_evidence(
     excess_valid = _excess(fpg, pmg, fp_area, fi, pi, inter, point, valid, n, rp)
     # what no valid permit allows: all of it when no permit is valid (expired, not yet issued, wrong type)
     excess = np.where(_any(valid, fi, n), excess_valid, fp_area)
-    ids = pm["permit_id"].astype(str).to_numpy()
-    permit_ids = [""] * n
     rank = np.lexsort((np.arange(len(fi)), ~compatible, ~valid, fi))  # valid first, then fitting, then overlap
-    for f, p in zip(fi[rank][counted[rank]].tolist(), pi[rank][counted[rank]].tolist(), strict=True):
-        permit_ids[f] = f"{permit_ids[f]},{ids[p]}" if permit_ids[f] else ids[p]
+    permit_ids = _joined(fi[rank][counted[rank]], pm.permit_id[pi[rank][counted[rank]]], n)
     return Evidence(fp_area, np.clip(overlap, 0, 1), np.maximum(excess, 0.0), permit_ids, fi, pi, inter,
-                    counted, covers & revoked, compatible, before, after, valid)
+                    counted, covers & revoked, compatible, before, after, valid, pm_point)
+
+
+def _joined(group: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
+    """The ``values`` of each run of equal, sorted ``group`` values, comma-joined ("" for none)."""
+    out = np.full(n, "", dtype=object)
+    if not len(group):
+        return out
+    starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
+    sizes = np.diff(np.r_[starts, len(group)])
+    one = sizes == 1
+    out[group[starts[one]]] = values[starts[one]]  # nearly all: one permit
+    for s, k in zip(starts[~one].tolist(), sizes[~one].tolist(), strict=True):
+        out[group[s]] = ",".join(values[s: s + k].tolist())
+    return out
 
 
 def _any(mask: np.ndarray, fi: np.ndarray, n: int) -> np.ndarray:
@@ -177,22 +205,21 @@ def _pairs_within_groups(group: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _first(mask: np.ndarray, fi: np.ndarray, n: int) -> np.ndarray:
-    """Index of the first ``mask``-ed pair of each footprint (largest overlap), -1 if none."""
+    """Index of the first ``mask``-ed pair of each footprint (largest overlap), -1 if none (``fi`` sorted)."""
     out = np.full(n, -1, dtype=np.intp)
     idx = np.flatnonzero(mask)
-    uniq, first = np.unique(fi[idx], return_index=True)
-    out[uniq] = idx[first]
+    f = fi[idx]
+    first = np.r_[True, f[1:] != f[:-1]] if len(f) else np.zeros(0, bool)
+    out[f[first]] = idx[first]
     return out
 
 
-def classify(
-    fp: gpd.GeoDataFrame, pm: gpd.GeoDataFrame, ev: Evidence, config: MatchConfig
-) -> tuple[np.ndarray, list[str]]:
+def classify(fp: gpd.GeoDataFrame, pm: Permits, ev: Evidence, config: MatchConfig) -> tuple[np.ndarray, np.ndarray]:
     """The status of each footprint (see :mod:`changedetect.match` for the precedence) and a reason."""
     n = len(fp)
     fi, pi = ev.fi, ev.pi
-    area_pm = pm["permitted_area_m2"].to_numpy(dtype=float)
-    point = np.isin(shapely.get_type_id(np.asarray(pm.geometry.values)), (0, 4))
+    area_pm = pm.permitted_area_m2
+    point = ev.point
     # permitted area of the valid permits, and point permits' share of the excess
     permitted = np.bincount(fi[ev.valid], weights=area_pm[pi[ev.valid]], minlength=n)
     pt_valid = ev.valid & point[pi]
@@ -204,74 +231,81 @@ def classify(
     over = (excess > config.tolerance_m2) & (excess > config.tolerance_pct / 100.0 * permitted)
     any_counted, any_compat, any_valid = (_any(m, fi, n) for m in (ev.counted, ev.compatible, ev.valid))
     any_before = _any(ev.before, fi, n)
-    status = np.select(
-        [~any_counted, ~any_compat, ~any_valid & any_before, ~any_valid, over],
-        ["unlicensed", "type_mismatch", "before_permit", "permit_expired", "exceeds_permit"],
-        default="permitted",
-    ).astype(object)
-    main = {
-        "type_mismatch": _first(ev.counted, fi, n), "before_permit": _first(ev.before, fi, n),
-        "permit_expired": _first(ev.after, fi, n), "exceeds_permit": _first(ev.valid, fi, n),
-        "permitted": _first(ev.valid, fi, n),
-    }
-    revoked = _first(ev.revoked_cover, fi, n)
+    code = np.select([~any_counted, ~any_compat, ~any_valid & any_before, ~any_valid, over],
+                     [0, 1, 2, 3, 4], default=5)
+    status = _STATUSES[code]
+    first_valid = _first(ev.valid, fi, n)
+    main = (_first(ev.revoked_cover, fi, n), _first(ev.counted, fi, n), _first(ev.before, fi, n),
+            _first(ev.after, fi, n), first_valid, first_valid)
     quoted = np.full(n, -1, dtype=np.intp)  # the permit each reason quotes
-    for s, first in (*main.items(), ("unlicensed", revoked)):
-        sel = (status == s) & (first >= 0)
-        quoted[sel] = ev.pi[first[sel]]
-    need = np.unique(quoted[quoted >= 0])  # strings only for the quoted permits, not all candidates
-    ctx = _Context(
-        kind=fp["change_type"].tolist(), seen=_iso(fp["first_seen"]),
-        pid=dict(zip(need.tolist(), pm["permit_id"].take(need).astype(str).tolist(), strict=True)),
-        ptype=dict(zip(need.tolist(), pm["permit_type"].take(need).tolist(), strict=True)),
-        issued=dict(zip(need.tolist(), _iso(pm["issued_on"].take(need)), strict=True)),
-        until=dict(zip(need.tolist(), _iso(pm["valid_until"].take(need)), strict=True)),
-    )
-    area, excess_l, perm_l = ev.area_m2.tolist(), excess.tolist(), permitted.tolist()
-    reasons = [_reason(s, i, ctx, q, area[i], excess_l[i], perm_l[i], config)
-               for i, (s, q) in enumerate(zip(status.tolist(), quoted.tolist(), strict=True))]
-    return status, reasons
+    for c, first in enumerate(main):
+        sel = (code == c) & (first >= 0)
+        quoted[sel] = pi[first[sel]]
+    return status, _reasons(fp, pm, code, quoted, ev.area_m2, excess, permitted, config)
 
 
-@dataclass
-class _Context:
-    """Plain Python lists of what the reasons quote (fast to index)."""
-
-    kind: list[str]
-    seen: list[str]
-    pid: dict[int, str]
-    ptype: dict[int, str]
-    issued: dict[int, str]
-    until: dict[int, str]
+#: the statuses in order of precedence (as in :data:`changedetect.match.STATUSES`)
+_STATUSES = np.array(["unlicensed", "type_mismatch", "before_permit", "permit_expired", "exceeds_permit",
+                      "permitted"], dtype=object)
 
 
-def _iso(values: pd.Series) -> list[str]:
-    days = pd.to_datetime(values).to_numpy().astype("datetime64[D]")
-    return ["" if t == "NaT" else t for t in days.astype(str).tolist()]
+def _reasons(fp: gpd.GeoDataFrame, pm: Permits, code: np.ndarray, quoted: np.ndarray, area: np.ndarray,
+             excess: np.ndarray, permitted: np.ndarray, config: MatchConfig) -> np.ndarray:
+    """One line per footprint: the strings are built per status, from columns taken once."""
+    out = np.empty(len(code), dtype=object)
+    kinds = fp["change_type"].to_numpy(dtype=object)
+    seen_all = fp["first_seen"].to_numpy()
+    tol = f"({config.tolerance_m2:g} m² or {config.tolerance_pct:g}%)"
+    for c in np.unique(code).tolist():
+        rows = np.flatnonzero(code == c)
+        q = quoted[rows]
+        has = q >= 0
+        q = np.where(has, q, 0)
+        what = [f"{_KIND_WORD[k]} of {a:.0f} m²" for k, a in zip(kinds[rows].tolist(), area[rows].tolist(),
+                                                                  strict=True)]
+        pid = pm.permit_id[q].tolist() if len(pm) else [""] * len(rows)
+        if c == 0:  # unlicensed
+            text = [f"{w}: only a revoked permit ({p}) covers it" if h else f"{w}: no permit covers it"
+                    for w, p, h in zip(what, pid, has.tolist(), strict=True)]
+        elif c == 1:  # type_mismatch
+            ptype = pm.type_names[pm.type_code[q]].tolist()
+            need = [_NEEDS[k] for k in kinds[rows].tolist()]
+            text = [f"{w} under a {t} permit ({p}); it needs a {d} permit"
+                    for w, t, p, d in zip(what, ptype, pid, need, strict=True)]
+        elif c in (2, 3):  # before_permit, permit_expired
+            seen = _iso(seen_all[rows])
+            if c == 2:
+                text = [f"{w} first seen {s}, before permit {p} was issued on {d}"
+                        for w, s, p, d in zip(what, seen, pid, _iso(pm.issued_on[q]), strict=True)]
+            else:
+                text = [f"{w} first seen {s}, after permit {p} expired on {d}"
+                        for w, s, p, d in zip(what, seen, pid, _iso(pm.valid_until[q]), strict=True)]
+        elif c == 4:  # exceeds_permit
+            ex, pa = excess[rows], permitted[rows]
+            pct = np.full(len(rows), np.inf)
+            np.divide(100.0 * ex, pa, out=pct, where=pa > 0)
+            text = [f"built {a:.0f} m² against a permit for {b:.0f} m² ({p}): {e:.0f} m² ({r:.0f}%) "
+                    "outside the permitted footprint"
+                    for a, b, p, e, r in zip(area[rows].tolist(), pa.tolist(), pid, ex.tolist(), pct.tolist(),
+                                             strict=True)]
+        else:  # permitted
+            ptype = pm.type_names[pm.type_code[q]].tolist()
+            issued, until = _iso(pm.issued_on[q]), _iso(pm.valid_until[q])
+            text = [f"{w} within permit {p} ({t}, valid {i} to {u}); {e:.0f} m² outside, within tolerance {tol}"
+                    for w, p, t, i, u, e in zip(what, pid, ptype, issued, until, excess[rows].tolist(),
+                                                strict=True)]
+        out[rows] = text
+    return out
 
 
-def _reason(status: str, i: int, c: _Context, p: int, area: float, excess: float, permitted: float,
-            config: MatchConfig) -> str:
-    kind = c.kind[i]
-    what = f"{_KIND_WORD[kind]} of {area:.0f} m²"
-    if status == "unlicensed":
-        if p >= 0:
-            return f"{what}: only a revoked permit ({c.pid[p]}) covers it"
-        return f"{what}: no permit covers it"
-    pid, ptype = c.pid[p], c.ptype[p]
-    if status == "type_mismatch":
-        need = " or ".join(ALLOWED_TYPES[kind])
-        return f"{what} under a {ptype} permit ({pid}); it needs a {need} permit"
-    if status == "before_permit":
-        return f"{what} first seen {c.seen[i]}, before permit {pid} was issued on {c.issued[p]}"
-    if status == "permit_expired":
-        return f"{what} first seen {c.seen[i]}, after permit {pid} expired on {c.until[p]}"
-    pct = 100.0 * excess / permitted if permitted > 0 else float("inf")
-    if status == "exceeds_permit":
-        return (f"built {area:.0f} m² against a permit for {permitted:.0f} m² ({pid}): "
-                f"{excess:.0f} m² ({pct:.0f}%) outside the permitted footprint")
-    return (f"{what} within permit {pid} ({ptype}, valid {c.issued[p]} to {c.until[p]}); "
-            f"{excess:.0f} m² outside, within tolerance ({config.tolerance_m2:g} m² or {config.tolerance_pct:g}%)")
+_NEEDS = {k: " or ".join(v) for k, v in ALLOWED_TYPES.items()}
 
 
-__all__ = ["ALLOWED_TYPES", "Evidence", "classify", "overlap_evidence", "reproject"]
+def _iso(values: np.ndarray) -> list[str]:
+    """``YYYY-MM-DD`` ("" where unknown) of datetime64 values."""
+    days = np.asarray(values).astype("datetime64[D]").astype(str)
+    days[days == "NaT"] = ""
+    return days.tolist()
+
+
+__all__ = ["ALLOWED_TYPES", "Evidence", "Permits", "classify", "overlap_evidence", "reproject"]

@@ -60,7 +60,7 @@ import pandas as pd
 import shapely
 from pyproj import CRS
 
-from changedetect._match_rules import Evidence, reproject
+from changedetect._match_rules import Evidence, Permits, reproject
 from changedetect._match_rules import classify as _classify
 from changedetect._match_rules import overlap_evidence as _overlap_evidence
 from changedetect._match_truth import agreement
@@ -165,18 +165,6 @@ def _harmonise_crs(
     return fp, pm, crs
 
 
-def _permit_attributes(pm: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
-    """Dates as datetime64, types and statuses in lower case, areas as floats (on the candidates only)."""
-    pm = pm.copy()
-    for col in ("issued_on", "valid_until"):
-        pm[col] = _dates(pm[col])
-    pm["permitted_area_m2"] = pd.to_numeric(pm["permitted_area_m2"], errors="coerce")
-    for col in ("permit_type", "status"):  # normalised once per distinct value
-        values = pm[col]
-        pm[col] = values.map({v: str(v).strip().lower() for v in pd.unique(values)})
-    return pm
-
-
 def _dates(values: pd.Series) -> pd.Series:
     """datetime64 days (NaT where unknown) from dates, timestamps or ISO strings."""
     s = pd.Series(values)
@@ -200,62 +188,94 @@ def _change_kind(value: object) -> str:
 
 def _candidate_pairs(
     fp: gpd.GeoDataFrame, pm: gpd.GeoDataFrame, crs: CRS
-) -> tuple[np.ndarray, np.ndarray, gpd.GeoDataFrame]:
-    """Pairs ``(footprint, permit)`` whose bounding boxes meet (the register's STRtree), and the
-    candidate permits alone, in the working CRS (``pi`` indexes them), attributes normalised.
+) -> tuple[np.ndarray, np.ndarray, Permits]:
+    """Pairs ``(footprint, permit)`` whose bounding boxes meet (an STRtree), and the candidate
+    permits alone as arrays, in the working CRS (``pi`` indexes them), attributes normalised.
 
-    When the register is in another CRS the footprints are taken to it for the
-    search (their boxes grown by about half a metre), so that only the
-    candidates are reprojected, not the whole register.  Exact overlaps are
+    The tree is built on the smaller of the two sets and queried with the other (building a
+    tree costs more per geometry than querying one).  When the register is in another CRS
+    the footprints are taken to it for the search (their boxes grown by about half a metre),
+    so that only the candidates are reprojected, not the whole register.  Exact overlaps are
     measured in :func:`_overlap_evidence`; pairs that only touch drop out there.
     """
     empty = np.empty(0, np.intp)
     if not len(fp) or not len(pm):
-        return empty, empty, _permit_attributes(reproject(pm.iloc[0:0], crs))
+        return empty, empty, _permit_arrays(pm, empty, crs)
     reg_crs = CRS.from_user_input(pm.crs)
     if reg_crs == crs:
-        query = fp.geometry.values
+        query = np.asarray(fp.geometry.values)
     else:
         margin = 0.5 / 111_000 if reg_crs.is_geographic else 0.5
         b = reproject(fp[[fp.geometry.name]], reg_crs).geometry.bounds.to_numpy()
         query = shapely.box(b[:, 0] - margin, b[:, 1] - margin, b[:, 2] + margin, b[:, 3] + margin)
-    fi, pi = pm.sindex.query(query)
+    permits = np.asarray(pm.geometry.values)
+    if len(query) <= len(permits):
+        pi, fi = shapely.STRtree(query).query(permits)
+    else:
+        fi, pi = shapely.STRtree(permits).query(query)
     used, pi = np.unique(pi, return_inverse=True)
     order = np.lexsort((pi, fi))
-    candidates = reproject(pm.iloc[used].reset_index(drop=True), crs)
-    return fi[order], pi[order], _permit_attributes(candidates)
+    return fi[order], pi[order], _permit_arrays(pm, used, crs)
 
 
-def _frame(footprints: gpd.GeoDataFrame, ev: Evidence, status: np.ndarray, reason: list[str]) -> gpd.GeoDataFrame:
+def _permit_arrays(pm: gpd.GeoDataFrame, rows: np.ndarray, crs: CRS) -> Permits:
+    """Rows ``rows`` of the register as :class:`Permits`: geometries in ``crs``, dates as
+    datetime64, types and statuses stripped and in lower case, areas as floats."""
+    geoms = np.asarray(pm.geometry.values)[rows]
+    if pm.crs is not None and CRS.from_user_input(pm.crs) != crs:
+        geoms = np.asarray(reproject(gpd.GeoSeries(geoms, crs=pm.crs), crs).values)
+
+    def column(name: str) -> pd.Series:
+        return pm[name].take(rows).reset_index(drop=True)
+
+    type_code, types = pd.factorize(column("permit_type"), use_na_sentinel=False)
+    status_code, statuses = pd.factorize(column("status"), use_na_sentinel=False)
+    revoked = np.array([str(v).strip().lower() == "revoked" for v in statuses], dtype=bool)
+    return Permits(
+        geometry=geoms,
+        permit_id=column("permit_id").astype(str).to_numpy(dtype=object),
+        type_code=np.asarray(type_code, dtype=np.intp),
+        type_names=np.array([str(v).strip().lower() for v in types], dtype=object),
+        revoked=revoked[status_code] if len(statuses) else np.zeros(len(rows), bool),
+        issued_on=_dates(column("issued_on")).to_numpy(dtype="datetime64[ns]"),
+        valid_until=_dates(column("valid_until")).to_numpy(dtype="datetime64[ns]"),
+        permitted_area_m2=pd.to_numeric(column("permitted_area_m2"), errors="coerce").to_numpy(dtype=float),
+    )
+
+
+def _frame(footprints: gpd.GeoDataFrame, ev: Evidence, status: np.ndarray, reason: np.ndarray) -> gpd.GeoDataFrame:
     n = len(footprints)
-    fids = (footprints["footprint_id"].astype(str).tolist() if "footprint_id" in footprints
-            else [f"F{i:06d}" for i in range(n)])
+    fids = (footprints["footprint_id"].astype(str).to_numpy(dtype=object) if "footprint_id" in footprints
+            else np.array([f"F{i:06d}" for i in range(n)], dtype=object))
     data = {
-        "violation_id": [_violation_id(f, s) for f, s in zip(fids, status, strict=True)],
+        "violation_id": _violation_ids(fids, status),
         "footprint_id": fids,
-        "status": pd.Series(status, dtype=object),
+        "status": status,
         "reason": reason,
         "permit_ids": ev.permit_ids,
         "overlap_ratio": np.round(ev.overlap_ratio, 4),
         "excess_area_m2": np.round(ev.excess_area_m2, 2),
         "area_m2": np.round(ev.area_m2, 2),
-        "first_seen": (footprints["first_seen"].to_numpy() if "first_seen" in footprints else [None] * n),
-        "change_type": (footprints["change_type"].to_numpy() if "change_type" in footprints else ["new"] * n),
+        "first_seen": (footprints["first_seen"].to_numpy() if "first_seen" in footprints
+                       else np.full(n, None, dtype=object)),
+        "change_type": (footprints["change_type"].to_numpy() if "change_type" in footprints
+                        else np.full(n, "new", dtype=object)),
         "confidence": (pd.to_numeric(footprints["prob_mean"], errors="coerce").to_numpy()
                        if "prob_mean" in footprints else np.full(n, np.nan)),
     }
-    rest = [c for c in footprints.columns if c not in data and c != footprints.geometry.name]
-    frame = pd.DataFrame({k: pd.Series(v, dtype=object) if isinstance(v, list) else v for k, v in data.items()})
-    for c in rest:
-        frame[c] = footprints[c].to_numpy()
+    for c in footprints.columns:
+        if c not in data and c != footprints.geometry.name:
+            data[c] = footprints[c].to_numpy()
+    text = ("violation_id", "footprint_id", "status", "reason", "permit_ids")  # object columns, as before
+    frame = pd.DataFrame({k: pd.Series(v, dtype=object) if k in text else v for k, v in data.items()})
     return gpd.GeoDataFrame(frame, geometry=footprints.geometry.to_numpy(), crs=footprints.crs)
 
 
-def _violation_id(footprint_id: str, status: str) -> str:
-    """``V-`` + 12 hex digits of SHA-1(footprint_id|status): stable across runs."""
-    return "V-" + hashlib.sha1(f"{footprint_id}|{status}".encode()).hexdigest()[:12]
-
-
+def _violation_ids(footprint_ids: np.ndarray, status: np.ndarray) -> np.ndarray:
+    """``V-`` + 12 hex digits of SHA-1(footprint_id|status) per row: stable across runs."""
+    sha1 = hashlib.sha1
+    keys = [f"{f}|{s}".encode() for f, s in zip(footprint_ids.tolist(), status.tolist(), strict=True)]
+    return np.array(["V-" + sha1(k).hexdigest()[:12] for k in keys], dtype=object)
 
 
 def match_to_file(
