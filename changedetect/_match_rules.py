@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import geopandas as gpd
 import numpy as np
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from changedetect.match import MatchConfig
 
 log = logging.getLogger(__name__)
+_Geo = TypeVar("_Geo", gpd.GeoDataFrame, gpd.GeoSeries)
 
 #: change kind -> permit types that allow it
 ALLOWED_TYPES: dict[str, tuple[str, ...]] = {
@@ -36,8 +37,8 @@ ALLOWED_TYPES: dict[str, tuple[str, ...]] = {
 _KIND_WORD = {"new": "new building", "altered": "altered building", "demolished": "demolition"}
 
 
-def reproject(gdf: gpd.GeoDataFrame, crs: CRS) -> gpd.GeoDataFrame:
-    """``gdf`` in ``crs``, datum shift included.
+def reproject(gdf: _Geo, crs: CRS) -> _Geo:
+    """``gdf`` (a GeoDataFrame or a GeoSeries) in ``crs``, datum shift included.
 
     pyproj (PROJ) chooses, for each coordinate, the most accurate operation
     whose area of use contains it (for VN-2000 around Ho Chi Minh City: the
@@ -57,6 +58,19 @@ def reproject(gdf: gpd.GeoDataFrame, crs: CRS) -> gpd.GeoDataFrame:
             log.info("reprojecting %d features %s -> %s (e.g. %s)", len(gdf), src.name, crs.name,
                      ops[0].description)
     return gdf.to_crs(crs)
+
+
+@dataclass
+class Footprints:
+    """The footprints as arrays, in the working CRS, their attributes normalised."""
+
+    geometry: np.ndarray
+    first_seen: np.ndarray  # datetime64[ns], NaT where unknown
+    kind: np.ndarray  # "new", "altered" or "demolished"
+    crs: CRS
+
+    def __len__(self) -> int:
+        return len(self.geometry)
 
 
 @dataclass
@@ -97,10 +111,10 @@ class Evidence:
 
 
 def overlap_evidence(
-    fp: gpd.GeoDataFrame, pm: Permits, fi: np.ndarray, pi: np.ndarray, config: MatchConfig
+    fp: Footprints, pm: Permits, fi: np.ndarray, pi: np.ndarray, config: MatchConfig
 ) -> Evidence:
     """Overlap, type fit and date fit of every candidate pair; overlap and excess per footprint."""
-    fpg, pmg = np.asarray(fp.geometry.values), pm.geometry
+    fpg, pmg = fp.geometry, pm.geometry
     rf, rp = prepare(fpg), prepare(pmg)  # one pass over each geometry: rings, areas, bounds
     fp_area, pm_area = rf.area, rp.area
     pm_point = np.isin(rp.kind, (0, 4))
@@ -124,11 +138,11 @@ def overlap_evidence(
     covers = point | (inter >= config.min_overlap_ratio * smaller)
     revoked = pm.revoked[pi]
     counted = covers & ~revoked
-    codes, kinds = pd.factorize(fp["change_type"].to_numpy(dtype=object))
+    codes, kinds = pd.factorize(fp.kind)
     allowed = np.array([[t in ALLOWED_TYPES[k] for t in pm.type_names.tolist()] for k in kinds.tolist()],
                        dtype=bool).reshape(len(kinds), len(pm.type_names))
     compatible = counted & allowed[codes[fi], pm.type_code[pi]]
-    seen = fp["first_seen"].to_numpy()[fi]
+    seen = fp.first_seen[fi]
     before = compatible & (seen < pm.issued_on[pi])
     after = compatible & (seen > pm.valid_until[pi])
     valid = compatible & ~before & ~after
@@ -214,7 +228,7 @@ def _first(mask: np.ndarray, fi: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
-def classify(fp: gpd.GeoDataFrame, pm: Permits, ev: Evidence, config: MatchConfig) -> tuple[np.ndarray, np.ndarray]:
+def classify(fp: Footprints, pm: Permits, ev: Evidence, config: MatchConfig) -> tuple[np.ndarray, np.ndarray]:
     """The status of each footprint (see :mod:`changedetect.match` for the precedence) and a reason."""
     n = len(fp)
     fi, pi = ev.fi, ev.pi
@@ -249,12 +263,11 @@ _STATUSES = np.array(["unlicensed", "type_mismatch", "before_permit", "permit_ex
                       "permitted"], dtype=object)
 
 
-def _reasons(fp: gpd.GeoDataFrame, pm: Permits, code: np.ndarray, quoted: np.ndarray, area: np.ndarray,
+def _reasons(fp: Footprints, pm: Permits, code: np.ndarray, quoted: np.ndarray, area: np.ndarray,
              excess: np.ndarray, permitted: np.ndarray, config: MatchConfig) -> np.ndarray:
     """One line per footprint: the strings are built per status, from columns taken once."""
     out = np.empty(len(code), dtype=object)
-    kinds = fp["change_type"].to_numpy(dtype=object)
-    seen_all = fp["first_seen"].to_numpy()
+    kinds, seen_all = fp.kind, fp.first_seen
     tol = f"({config.tolerance_m2:g} m² or {config.tolerance_pct:g}%)"
     for c in np.unique(code).tolist():
         rows = np.flatnonzero(code == c)
@@ -308,4 +321,4 @@ def _iso(values: np.ndarray) -> list[str]:
     return days.tolist()
 
 
-__all__ = ["ALLOWED_TYPES", "Evidence", "Permits", "classify", "overlap_evidence", "reproject"]
+__all__ = ["ALLOWED_TYPES", "Evidence", "Footprints", "Permits", "classify", "overlap_evidence", "reproject"]

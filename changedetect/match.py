@@ -60,7 +60,7 @@ import pandas as pd
 import shapely
 from pyproj import CRS
 
-from changedetect._match_rules import Evidence, Permits, reproject
+from changedetect._match_rules import Evidence, Footprints, Permits, reproject
 from changedetect._match_rules import classify as _classify
 from changedetect._match_rules import overlap_evidence as _overlap_evidence
 from changedetect._match_truth import agreement
@@ -143,8 +143,9 @@ def match(
 
 def _harmonise_crs(
     footprints: gpd.GeoDataFrame, permits: gpd.GeoDataFrame, config: MatchConfig
-) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame, CRS]:
-    """Both frames in one metric CRS; the footprints' attributes normalised (dates, kinds)."""
+) -> tuple[Footprints, gpd.GeoDataFrame, CRS]:
+    """The footprints as arrays in one metric CRS, their attributes normalised (dates, kinds);
+    the register as it is (its candidates are reprojected in :func:`_candidate_pairs`)."""
     if footprints.crs is None:
         raise GeoreferenceError("the footprints have no CRS; set it with .set_crs() before matching")
     if permits.crs is None and len(permits):
@@ -155,14 +156,19 @@ def _harmonise_crs(
         crs = CRS.from_user_input(footprints.crs)
     else:
         crs = CRS.from_user_input(footprints.estimate_utm_crs())
-    fp = reproject(footprints, crs).reset_index(drop=True)
+    geoms = footprints.geometry
+    if CRS.from_user_input(footprints.crs) != crs:
+        geoms = reproject(geoms, crs)
     # the register is not copied nor reprojected here: it may hold millions of rows, and only
     # the candidates of _candidate_pairs are reprojected
     pm = permits.set_crs(crs) if permits.crs is None else permits
-    fp["first_seen"] = _dates(fp["first_seen"]) if "first_seen" in fp else pd.NaT
-    kinds = fp["change_type"] if "change_type" in fp else pd.Series([None] * len(fp), dtype=object)
-    fp["change_type"] = kinds.map({v: _change_kind(v) for v in pd.unique(kinds)}).fillna("new").to_numpy(object)
-    return fp, pm, crs
+    n = len(footprints)
+    seen = (_dates(footprints["first_seen"]).to_numpy(dtype="datetime64[ns]") if "first_seen" in footprints
+            else np.full(n, np.datetime64("NaT"), dtype="datetime64[ns]"))
+    kinds = footprints["change_type"].to_numpy(dtype=object) if "change_type" in footprints else np.full(n, None)
+    codes, distinct = pd.factorize(kinds, use_na_sentinel=False)
+    kind = np.array([_change_kind(v) for v in distinct] or ["new"], dtype=object)[codes]
+    return Footprints(np.asarray(geoms.values), seen, kind, crs), pm, crs
 
 
 def _dates(values: pd.Series) -> pd.Series:
@@ -187,7 +193,7 @@ def _change_kind(value: object) -> str:
 
 
 def _candidate_pairs(
-    fp: gpd.GeoDataFrame, pm: gpd.GeoDataFrame, crs: CRS
+    fp: Footprints, pm: gpd.GeoDataFrame, crs: CRS
 ) -> tuple[np.ndarray, np.ndarray, Permits]:
     """Pairs ``(footprint, permit)`` whose bounding boxes meet (an STRtree), and the candidate
     permits alone as arrays, in the working CRS (``pi`` indexes them), attributes normalised.
@@ -203,10 +209,10 @@ def _candidate_pairs(
         return empty, empty, _permit_arrays(pm, empty, crs)
     reg_crs = CRS.from_user_input(pm.crs)
     if reg_crs == crs:
-        query = np.asarray(fp.geometry.values)
+        query = fp.geometry
     else:
         margin = 0.5 / 111_000 if reg_crs.is_geographic else 0.5
-        b = reproject(fp[[fp.geometry.name]], reg_crs).geometry.bounds.to_numpy()
+        b = reproject(gpd.GeoSeries(fp.geometry, crs=crs), reg_crs).bounds.to_numpy()
         query = shapely.box(b[:, 0] - margin, b[:, 1] - margin, b[:, 2] + margin, b[:, 3] + margin)
     permits = np.asarray(pm.geometry.values)
     if len(query) <= len(permits):
@@ -245,7 +251,7 @@ def _permit_arrays(pm: gpd.GeoDataFrame, rows: np.ndarray, crs: CRS) -> Permits:
 
 def _frame(footprints: gpd.GeoDataFrame, ev: Evidence, status: np.ndarray, reason: np.ndarray) -> gpd.GeoDataFrame:
     n = len(footprints)
-    fids = (footprints["footprint_id"].astype(str).to_numpy(dtype=object) if "footprint_id" in footprints
+    fids = (_strings(footprints["footprint_id"]) if "footprint_id" in footprints
             else np.array([f"F{i:06d}" for i in range(n)], dtype=object))
     data = {
         "violation_id": _violation_ids(fids, status),
@@ -256,19 +262,33 @@ def _frame(footprints: gpd.GeoDataFrame, ev: Evidence, status: np.ndarray, reaso
         "overlap_ratio": np.round(ev.overlap_ratio, 4),
         "excess_area_m2": np.round(ev.excess_area_m2, 2),
         "area_m2": np.round(ev.area_m2, 2),
-        "first_seen": (footprints["first_seen"].to_numpy() if "first_seen" in footprints
+        "first_seen": (_column(footprints["first_seen"]) if "first_seen" in footprints
                        else np.full(n, None, dtype=object)),
-        "change_type": (footprints["change_type"].to_numpy() if "change_type" in footprints
+        "change_type": (_column(footprints["change_type"]) if "change_type" in footprints
                         else np.full(n, "new", dtype=object)),
         "confidence": (pd.to_numeric(footprints["prob_mean"], errors="coerce").to_numpy()
                        if "prob_mean" in footprints else np.full(n, np.nan)),
     }
+    text = ("violation_id", "footprint_id", "status", "reason", "permit_ids")  # object columns, as before
     for c in footprints.columns:
         if c not in data and c != footprints.geometry.name:
-            data[c] = footprints[c].to_numpy()
-    text = ("violation_id", "footprint_id", "status", "reason", "permit_ids")  # object columns, as before
+            data[c] = _column(footprints[c])
     frame = pd.DataFrame({k: pd.Series(v, dtype=object) if k in text else v for k, v in data.items()})
-    return gpd.GeoDataFrame(frame, geometry=footprints.geometry.to_numpy(), crs=footprints.crs)
+    return gpd.GeoDataFrame(frame, geometry=footprints.geometry.values, crs=footprints.crs)
+
+
+def _column(values: pd.Series) -> Any:
+    """A footprint column as it goes into the output: numpy or extension arrays keep their type,
+    object arrays are inferred again (strings become ``str``) as a new frame would."""
+    return values.to_numpy() if values.dtype == object else values.array
+
+
+def _strings(values: pd.Series) -> np.ndarray:
+    """``values`` as an object array of ``str``."""
+    out = values.to_numpy(dtype=object)
+    if not all(type(v) is str for v in out.tolist()):
+        out = np.array([str(v) for v in out.tolist()], dtype=object)
+    return out
 
 
 def _violation_ids(footprint_ids: np.ndarray, status: np.ndarray) -> np.ndarray:
