@@ -10,11 +10,18 @@ The data: M permits on a regular grid of 12 m x 15 m lots (EPSG:32648, Ho Chi Mi
 City), random types, dates and statuses; N footprints on random lots, each its lot's
 permit grown or shrunk by up to 30 % and shifted by up to 2 m, some on lots without
 a permit.  ``--register-crs EPSG:9210`` stores the permits in VN-2000 so that
-``match`` also reprojects 1M polygons (sjoin is then given both in EPSG:32648).
+``match`` also reprojects its candidates (sjoin is then given both in EPSG:32648).
+``--rotate D`` turns every lot and every footprint by its own angle in [-D, D] degrees
+(axis-aligned boxes are the easy case for nothing in ``match``, but this shows it).
+
+Time is wall-clock; CPU is the calling thread's CPU time (both are single-threaded), which
+varies less than wall time when other jobs share the machine.  The load average is printed
+before and after.
 
 Usage::
 
     .venv/bin/python benchmarks/match_scale.py [--footprints 100000] [--permits 1000000] [--repeat 3]
+        [--register-crs EPSG:9210] [--rotate 15]
 """
 
 from __future__ import annotations
@@ -23,7 +30,9 @@ import argparse
 import datetime as dt
 import json
 import multiprocessing as mp
+import os
 import statistics
+import time
 
 import geopandas as gpd
 import numpy as np
@@ -36,9 +45,22 @@ TYPES = np.array(["new_construction", "extension", "renovation", "demolition"], 
 STATUSES = np.array(["active", "completed", "expired", "revoked"], dtype=object)
 
 
-def make_data(n_fp: int, n_pm: int, seed: int = 0, register_crs: str | None = None
+def _rectangles(x0: np.ndarray, y0: np.ndarray, w: np.ndarray, h: np.ndarray, degrees: np.ndarray) -> np.ndarray:
+    """Rectangles ``(x0, y0, x0 + w, y0 + h)`` turned about their centres (counter-clockwise rings)."""
+    if not np.any(degrees):
+        return shapely.box(x0, y0, x0 + w, y0 + h)
+    a = np.radians(degrees)[:, None]
+    cx, cy = (x0 + w / 2)[:, None], (y0 + h / 2)[:, None]
+    u = np.array([-1, 1, 1, -1, -1])[None, :] * (np.asarray(w) / 2)[..., None]
+    v = np.array([-1, -1, 1, 1, -1])[None, :] * (np.asarray(h) / 2)[..., None]
+    ring = np.stack([cx + u * np.cos(a) - v * np.sin(a), cy + u * np.sin(a) + v * np.cos(a)], axis=-1)
+    return shapely.polygons(ring)
+
+
+def make_data(n_fp: int, n_pm: int, seed: int = 0, register_crs: str | None = None, rotate: float = 0.0
               ) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
     rng = np.random.default_rng(seed)
+    rng_rot = np.random.default_rng(seed + 1)  # its own stream: --rotate 0 gives the same data as before
     side = int(np.ceil(np.sqrt(n_pm)))
     k = np.arange(n_pm)
     x, y = X0 + 14.0 * (k % side), Y0 + 17.0 * (k // side)
@@ -49,7 +71,8 @@ def make_data(n_fp: int, n_pm: int, seed: int = 0, register_crs: str | None = No
         "valid_until": np.datetime64("2026-01-01"),
         "permitted_area_m2": 180.0,
         "status": STATUSES[rng.choice(4, n_pm, p=[0.5, 0.35, 0.1, 0.05])],
-        "geometry": shapely.box(x, y, x + 12.0, y + 15.0),
+        "geometry": _rectangles(x, y, np.full(n_pm, 12.0), np.full(n_pm, 15.0), rng_rot.uniform(-rotate, rotate, n_pm)
+                                if rotate else np.zeros(n_pm)),
     }, crs="EPSG:32648")
     lots = rng.choice(int(n_pm * 1.1), n_fp, replace=False)  # ~10 % of lots have no permit
     lx, ly = X0 + 14.0 * (lots % side), Y0 + 17.0 * (lots // side)
@@ -60,7 +83,8 @@ def make_data(n_fp: int, n_pm: int, seed: int = 0, register_crs: str | None = No
         "first_seen": np.datetime64("2024-06-01") + rng.integers(0, 200, n_fp).astype("timedelta64[D]"),
         "change_type": np.where(rng.random(n_fp) < 0.9, "new", "altered").astype(object),
         "prob_mean": rng.uniform(0.5, 1, n_fp),
-        "geometry": shapely.box(lx + dx, ly + dy, lx + dx + 12.0 * grow, ly + dy + 15.0 * grow),
+        "geometry": _rectangles(lx + dx, ly + dy, 12.0 * grow, 15.0 * grow, rng_rot.uniform(-rotate, rotate, n_fp)
+                                if rotate else np.zeros(n_fp)),
     }, crs="EPSG:32648")
     if register_crs:
         permits = permits.to_crs(register_crs)
@@ -78,19 +102,29 @@ def _release_freed_memory() -> None:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
-def _peak_during(fn) -> tuple[float, float, object]:  # noqa: ANN001
+def _peak_during(fn) -> tuple[float, float, float, object]:  # noqa: ANN001
+    """Wall seconds, peak MiB, CPU seconds of the calling thread, and the result of ``fn()``."""
     _release_freed_memory()
-    result, seconds, mib = peak_rss(fn, interval=0.005)
-    return seconds, mib, result
+    cpu = [0.0]
+
+    def timed() -> object:
+        start = time.thread_time()
+        try:
+            return fn()
+        finally:
+            cpu[0] = time.thread_time() - start
+
+    result, seconds, mib = peak_rss(timed, interval=0.005)
+    return seconds, mib, cpu[0], result
 
 
-def _child(which: str, n_fp: int, n_pm: int, register_crs: str | None, queue: mp.Queue) -> None:
-    footprints, permits = make_data(n_fp, n_pm, register_crs=register_crs)
+def _child(which: str, n_fp: int, n_pm: int, register_crs: str | None, rotate: float, queue: mp.Queue) -> None:
+    footprints, permits = make_data(n_fp, n_pm, register_crs=register_crs, rotate=rotate)
     if which == "sjoin":
         if permits.crs != footprints.crs:
             permits = permits.to_crs(footprints.crs)
-        seconds, mib, out = _peak_during(lambda: gpd.sjoin(footprints, permits, predicate="intersects"))
-        queue.put({"seconds": seconds, "mib": mib, "rows": len(out)})
+        seconds, mib, cpu, out = _peak_during(lambda: gpd.sjoin(footprints, permits, predicate="intersects"))
+        queue.put({"seconds": seconds, "mib": mib, "cpu": cpu, "rows": len(out)})
     elif which == "areas":  # overlap areas of the candidate pairs: GEOS overlay vs the clipper
         from changedetect._match_overlay import intersection_areas
 
@@ -98,26 +132,30 @@ def _child(which: str, n_fp: int, n_pm: int, register_crs: str | None, queue: mp
         p = np.asarray(permits.to_crs(footprints.crs).geometry.values)
         fi, pi = shapely.STRtree(p).query(f)
         used, inv = np.unique(pi, return_inverse=True)
-        geos_s, _, geos = _peak_during(lambda: shapely.area(shapely.intersection(f[fi], p[pi])))
-        clip_s, _, fast = _peak_during(lambda: intersection_areas(f, p[used], fi, inv))
+        geos_s, _, _, geos = _peak_during(lambda: shapely.area(shapely.intersection(f[fi], p[pi])))
+        clip_s, _, _, fast = _peak_during(lambda: intersection_areas(f, p[used], fi, inv))
         queue.put({"pairs": len(fi), "geos": geos_s, "clip": clip_s,
                    "max_abs_diff": float(np.abs(geos - fast).max())})
     else:
         from changedetect.match import match
 
-        seconds, mib, out = _peak_during(lambda: match(footprints, permits))
-        queue.put({"seconds": seconds, "mib": mib, "rows": len(out),
+        seconds, mib, cpu, out = _peak_during(lambda: match(footprints, permits))
+        queue.put({"seconds": seconds, "mib": mib, "cpu": cpu, "rows": len(out),
                    "statuses": {k: int(v) for k, v in out["status"].value_counts().items()}})
 
 
-def run(which: str, n_fp: int, n_pm: int, register_crs: str | None) -> dict:
+def run(which: str, n_fp: int, n_pm: int, register_crs: str | None, rotate: float = 0.0) -> dict:
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
-    p = ctx.Process(target=_child, args=(which, n_fp, n_pm, register_crs, queue))
+    p = ctx.Process(target=_child, args=(which, n_fp, n_pm, register_crs, rotate, queue))
     p.start()
     result = queue.get()
     p.join()
     return result
+
+
+def _load() -> str:
+    return "load average {:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
 
 
 def main() -> None:
@@ -126,24 +164,29 @@ def main() -> None:
     ap.add_argument("--permits", type=int, default=1_000_000)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--register-crs", default=None, help="Store the permits in this CRS (e.g. EPSG:9210).")
+    ap.add_argument("--rotate", type=float, default=0.0, help="Turn lots and footprints by up to this many degrees.")
     args = ap.parse_args()
     print(f"{args.footprints} footprints x {args.permits} permits "
-          f"(register in {args.register_crs or 'EPSG:32648'}), {args.repeat} runs each, "
-          f"{psutil.cpu_count()} CPUs, {dt.date.today()}")
-    results = {}
-    for which in ("sjoin", "match"):
-        runs = [run(which, args.footprints, args.permits, args.register_crs) for _ in range(args.repeat)]
-        results[which] = runs
-        secs = [r["seconds"] for r in runs]
-        mib = [r["mib"] for r in runs]
+          f"(register in {args.register_crs or 'EPSG:32648'}, rotated up to {args.rotate:g}°), {args.repeat} runs "
+          f"each, sjoin and match alternating, {psutil.cpu_count()} CPUs, "
+          f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, {_load()}")
+    results: dict[str, list[dict]] = {"sjoin": [], "match": []}
+    for _ in range(args.repeat):  # alternating, so that a change of load hits both alike
+        for which in results:
+            results[which].append(run(which, args.footprints, args.permits, args.register_crs, args.rotate))
+    for which, runs in results.items():
+        secs, cpu, mib = ([r[k] for r in runs] for k in ("seconds", "cpu", "mib"))
         print(f"  {which:<6} median {statistics.median(secs):6.2f} s (min {min(secs):.2f}, max {max(secs):.2f}), "
-              f"peak +{statistics.median(mib):.0f} MiB, {runs[0]['rows']} rows")
-    areas = run("areas", args.footprints, args.permits, args.register_crs)
+              f"CPU {statistics.median(cpu):.2f} s, peak +{statistics.median(mib):.0f} MiB, {runs[0]['rows']} rows")
+    areas = run("areas", args.footprints, args.permits, args.register_crs, args.rotate)
     print(f"  overlap areas of {areas['pairs']} candidate pairs: GEOS {areas['geos']:.2f} s, "
           f"vectorised clipper {areas['clip']:.2f} s (largest difference {areas['max_abs_diff']:.1e} m²)")
-    ratio = statistics.median(r["seconds"] for r in results["match"]) / statistics.median(
-        r["seconds"] for r in results["sjoin"])
-    print(f"  match / sjoin time: {ratio:.2f}x")
+
+    def ratio(key: str) -> float:
+        return statistics.median(r[key] for r in results["match"]) / statistics.median(
+            r[key] for r in results["sjoin"])
+
+    print(f"  match / sjoin time: {ratio('seconds'):.2f}x (CPU time: {ratio('cpu'):.2f}x); {_load()}")
     print("  statuses: " + json.dumps(results["match"][0]["statuses"]))
 
 

@@ -51,15 +51,26 @@ class Rings:
     @cached_property
     def convex(self) -> np.ndarray:
         """``ok`` and convex: turns left (or goes straight) at every vertex."""
-        x, y, n = self.x, self.y, self.n
-        i = np.arange(x.shape[0])[:, None]
-        nxt = np.where(i + 1 < n[None, :], i + 1, 0)
-        x1, y1 = np.take_along_axis(x, nxt, axis=0), np.take_along_axis(y, nxt, axis=0)
-        x2, y2 = np.take_along_axis(x1, nxt, axis=0), np.take_along_axis(y1, nxt, axis=0)
-        dx1, dy1, dx2, dy2 = x1 - x, y1 - y, x2 - x1, y2 - y1
-        turn = dx1 * dy2 - dy1 * dx2
-        scale = (np.abs(dx1) + np.abs(dy1)) * (np.abs(dx2) + np.abs(dy2)) + 1e-300
-        return self.ok & ((turn >= -1e-9 * scale) | (i >= n[None, :])).all(axis=0)
+        out = np.zeros(len(self.n), bool)
+        width = self.x.shape[0]
+        full = self.ok & (self.n == width)  # no padding: the next vertex is the next row (the usual case)
+        for cols in (np.flatnonzero(full), np.flatnonzero(self.ok & ~full)):
+            if not len(cols):
+                continue
+            x, y, n = self.x[:, cols], self.y[:, cols], self.n[cols]
+            i = np.arange(width)[:, None]
+            if n.min() == width:
+                x1, y1 = np.roll(x, -1, axis=0), np.roll(y, -1, axis=0)
+                x2, y2 = np.roll(x1, -1, axis=0), np.roll(y1, -1, axis=0)
+            else:
+                nxt = np.where(i + 1 < n[None, :], i + 1, 0)
+                x1, y1 = np.take_along_axis(x, nxt, axis=0), np.take_along_axis(y, nxt, axis=0)
+                x2, y2 = np.take_along_axis(x1, nxt, axis=0), np.take_along_axis(y1, nxt, axis=0)
+            dx1, dy1, dx2, dy2 = x1 - x, y1 - y, x2 - x1, y2 - y1
+            turn = dx1 * dy2 - dy1 * dx2
+            scale = (np.abs(dx1) + np.abs(dy1)) * (np.abs(dx2) + np.abs(dy2)) + 1e-300
+            out[cols] = ((turn >= -1e-9 * scale) | (i >= n[None, :])).all(axis=0)
+        return out
 
 
 def prepare(geoms: np.ndarray, max_vertices: int = MAX_SUBJECT) -> Rings:
@@ -97,15 +108,19 @@ def prepare(geoms: np.ndarray, max_vertices: int = MAX_SUBJECT) -> Rings:
     if len(sub):
         i, m = np.arange(width)[:, None], nv[sub][None, :]
         src = start[sub][None, :] + np.minimum(i, m - 1)  # (width, k): padded with the last vertex
-        rx, ry = coords[src, 0], coords[src, 1]
+        cx, cy = np.ascontiguousarray(coords[:, 0]), np.ascontiguousarray(coords[:, 1])
+        rx, ry = cx[src], cy[src]
         lx, ly = rx - rx[0], ry - ry[0]  # near the polygon: UTM coordinates lose digits in products
         signed = 0.5 * (lx * np.roll(ly, -1, axis=0) - np.roll(lx, -1, axis=0) * ly).sum(axis=0)
         cw = np.flatnonzero(signed < 0)
         if len(cw):  # reverse the first n vertices, pad with the (new) last one
             rev = start[sub[cw]][None, :] + np.where(i < m[:, cw], m[:, cw] - 1 - i, 0)
-            rx[:, cw], ry[:, cw] = coords[rev, 0], coords[rev, 1]
+            rx[:, cw], ry[:, cw] = cx[rev], cy[rev]
         cols = rows[good]
-        x[:, cols], y[:, cols] = rx, ry
+        if len(cols) == count:  # all simple polygons: the rings are the arrays
+            x, y = rx, ry
+        else:
+            x[:, cols], y[:, cols] = rx, ry
         area[cols] = np.abs(signed)
         bounds[cols] = np.stack([rx.min(axis=0), ry.min(axis=0), rx.max(axis=0), ry.max(axis=0)], axis=1)
     other = np.flatnonzero(~ok)
@@ -151,30 +166,15 @@ def clip_area(sx: np.ndarray, sy: np.ndarray, ns: np.ndarray, cx: np.ndarray, cy
     """Area of each subject ring (column) clipped by its convex clip ring.
 
     Rings are ``(width, m)`` counter-clockwise and padded with their last vertex (``ns``: the
-    subject's vertex counts); a padded clip ring's zero-length edges clip nothing.  Only the
-    edges that cut a subject are applied to it: a subject inside every other half-plane stays
-    so while it is clipped (half-planes are convex).
+    subject's vertex counts); a padded clip ring's zero-length edges clip nothing, and an
+    edge that does not cut a subject leaves it as it is.
     """
     ox, oy = cx[0], cy[0]  # work near the polygons: UTM coordinates lose digits in the products
     px, py, n = sx - ox, sy - oy, ns.copy()
     ax, ay = cx - ox, cy - oy
     ex, ey = np.roll(ax, -1, axis=0) - ax, np.roll(ay, -1, axis=0) - ay  # the last slot closes the ring
-    # side of every subject vertex to every clip edge, (subject vertex, clip edge, m): >= 0 inside
-    outside = (ex[None] * (py[:, None] - ay[None]) - ey[None] * (px[:, None] - ax[None])) < 0
-    cuts = outside.any(axis=0)  # (clip edge, m)
-    n[outside.all(axis=0).any(axis=0)] = 0  # wholly outside one edge: disjoint
-    cuts &= (n > 0)[None, :]
-    for k in np.flatnonzero(cuts.any(axis=1)).tolist():
-        sub = np.flatnonzero(cuts[k])
-        qx, qy, n[sub] = _clip_edge(px[:, sub], py[:, sub], n[sub], ax[k, sub], ay[k, sub], ex[k, sub], ey[k, sub])
-        width, new = px.shape[0], qx.shape[0]
-        if new > width:  # repeating the last row keeps every ring padded with its last vertex
-            px = np.concatenate([px, np.repeat(px[-1:], new - width, axis=0)])
-            py = np.concatenate([py, np.repeat(py[-1:], new - width, axis=0)])
-        elif new < width:
-            qx = np.concatenate([qx, np.repeat(qx[-1:], width - new, axis=0)])
-            qy = np.concatenate([qy, np.repeat(qy[-1:], width - new, axis=0)])
-        px[:, sub], py[:, sub] = qx, qy
+    for k in range(ax.shape[0]):
+        px, py, n = _clip_edge(px, py, n, ax[k], ay[k], ex[k], ey[k])
     area = 0.5 * np.abs((px * np.roll(py, -1, axis=0) - np.roll(px, -1, axis=0) * py).sum(axis=0))
     area[n < 3] = 0.0
     return area

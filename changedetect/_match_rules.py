@@ -166,10 +166,11 @@ def _joined(group: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
         return out
     starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
     sizes = np.diff(np.r_[starts, len(group)])
-    one = sizes == 1
-    out[group[starts[one]]] = values[starts[one]]  # nearly all: one permit
-    for s, k in zip(starts[~one].tolist(), sizes[~one].tolist(), strict=True):
-        out[group[s]] = ",".join(values[s: s + k].tolist())
+    joined = values[starts].copy()
+    for k in range(1, int(sizes.max())):  # the k-th value of every run that has one
+        more = np.flatnonzero(sizes > k)
+        joined[more] = joined[more] + "," + values[starts[more] + k]
+    out[group[starts]] = joined
     return out
 
 
@@ -274,8 +275,8 @@ def _reasons(fp: Footprints, pm: Permits, code: np.ndarray, quoted: np.ndarray, 
         q = quoted[rows]
         has = q >= 0
         q = np.where(has, q, 0)
-        what = [f"{_KIND_WORD[k]} of {a:.0f} m²" for k, a in zip(kinds[rows].tolist(), area[rows].tolist(),
-                                                                  strict=True)]
+        a0 = _fmt0(area[rows])
+        what = [f"{_KIND_WORD[k]} of {a} m²" for k, a in zip(kinds[rows].tolist(), a0, strict=True)]
         pid = pm.permit_id[q].tolist() if len(pm) else [""] * len(rows)
         if c == 0:  # unlicensed
             text = [f"{w}: only a revoked permit ({p}) covers it" if h else f"{w}: no permit covers it"
@@ -297,21 +298,32 @@ def _reasons(fp: Footprints, pm: Permits, code: np.ndarray, quoted: np.ndarray, 
             ex, pa = excess[rows], permitted[rows]
             pct = np.full(len(rows), np.inf)
             np.divide(100.0 * ex, pa, out=pct, where=pa > 0)
-            text = [f"built {a:.0f} m² against a permit for {b:.0f} m² ({p}): {e:.0f} m² ({r:.0f}%) "
-                    "outside the permitted footprint"
-                    for a, b, p, e, r in zip(area[rows].tolist(), pa.tolist(), pid, ex.tolist(), pct.tolist(),
-                                             strict=True)]
+            text = [f"built {a} m² against a permit for {b} m² ({p}): {e} m² ({r}%) outside the permitted footprint"
+                    for a, b, p, e, r in zip(a0, _fmt0(pa), pid, _fmt0(ex), _fmt0(pct), strict=True)]
         else:  # permitted
             ptype = pm.type_names[pm.type_code[q]].tolist()
             issued, until = _iso(pm.issued_on[q]), _iso(pm.valid_until[q])
-            text = [f"{w} within permit {p} ({t}, valid {i} to {u}); {e:.0f} m² outside, within tolerance {tol}"
-                    for w, p, t, i, u, e in zip(what, pid, ptype, issued, until, excess[rows].tolist(),
-                                                strict=True)]
+            text = [f"{w} within permit {p} ({t}, valid {i} to {u}); {e} m² outside, within tolerance {tol}"
+                    for w, p, t, i, u, e in zip(what, pid, ptype, issued, until, _fmt0(excess[rows]), strict=True)]
         out[rows] = text
     return out
 
 
 _NEEDS = {k: " or ".join(v) for k, v in ALLOWED_TYPES.items()}
+
+
+def _fmt0(values: np.ndarray) -> list[str]:
+    """``f"{v:.0f}"`` of each value; the usual case (finite, >= 0) formats each distinct rounded
+    value once (``rint`` rounds half to even on the binary value, as the format does)."""
+    v = np.asarray(values, dtype=float)
+    out = np.empty(len(v), dtype=object)
+    fast = np.isfinite(v) & (v >= 0) & (v < 1e15)
+    ints, inverse = np.unique(np.rint(v[fast]).astype(np.int64), return_inverse=True)
+    out[fast] = np.array([str(i) for i in ints.tolist()], dtype=object)[inverse]
+    slow = np.flatnonzero(~fast)
+    if len(slow):
+        out[slow] = [f"{x:.0f}" for x in v[slow].tolist()]
+    return out.tolist()
 
 
 def _iso(values: np.ndarray) -> list[str]:

@@ -286,7 +286,7 @@ def _column(values: pd.Series) -> Any:
 def _strings(values: pd.Series) -> np.ndarray:
     """``values`` as an object array of ``str``."""
     out = values.to_numpy(dtype=object)
-    if not all(type(v) is str for v in out.tolist()):
+    if pd.api.types.infer_dtype(out, skipna=False) not in ("string", "empty"):
         out = np.array([str(v) for v in out.tolist()], dtype=object)
     return out
 

@@ -337,3 +337,14 @@ def test_cli_match(tmp_path) -> None:
     assert res.exit_code == 0, res.output
     assert "permitted       1" in res.output and "unlicensed      1" in res.output
     assert (tmp_path / "v_rejects.gpkg").exists() and out.exists()
+
+
+def test_reason_numbers_format_as_python_does() -> None:
+    """The reasons' numbers are formatted once per distinct value; they equal f"{v:.0f}"."""
+    from changedetect._match_rules import _fmt0
+
+    rng = np.random.default_rng(3)
+    values = np.r_[np.arange(0, 20) / 2, rng.uniform(0, 1e4, 2000), [-0.4, -0.5, -2.5, np.nan, np.inf, -np.inf,
+                                                                   1e15, 1e20, 0.49999999999999994, 2.5000001]]
+    assert _fmt0(values) == [f"{v:.0f}" for v in values.tolist()]
+    assert _fmt0(np.zeros(0)) == []
