@@ -287,3 +287,10 @@ def test_too_small_a_city_is_refused(tmp_path: Path) -> None:
 
     with pytest.raises(ConfigError, match="size >= 128"):
         generate(tmp_path / "t", tmp_path / "p", config=CityConfig(size=64))
+
+
+def test_shallow_lots_with_back_yards_plan_without_error() -> None:
+    # seed 145 at 512 px draws a lot shallower than 11 m with a back yard; the yard's depth
+    # range was empty there (numpy: "high - low < 0") before the range was clamped
+    city = plan(CityConfig(seed=145, size=512))
+    assert len(city.changes) > 0
