@@ -132,7 +132,7 @@ def overlap_evidence(
     inside[point] = shapely.intersects(fpg[fi[point]], pmg[pi[point]])
     real = inside | (inter > 0)  # bounding boxes met; the shapes must too
     fi, pi, inter, point = fi[real], pi[real], inter[real], point[real]
-    order = np.lexsort((-np.nan_to_num(inter, nan=np.inf), fi))
+    order = np.lexsort((-np.nan_to_num(inter, nan=np.inf), fi))  # stable: ties keep the permit order
     fi, pi, inter, point = fi[order], pi[order], inter[order], point[order]
     smaller = np.minimum(fp_area[fi], pm_area[pi])
     covers = point | (inter >= config.min_overlap_ratio * smaller)
@@ -191,12 +191,17 @@ def _excess(
         sel = np.flatnonzero(poly & (count[fi] > 1))  # pairs of footprints with several permits
         g_f, g_p = fi[sel], pi[sel]
         a_idx, b_idx = _pairs_within_groups(g_f)
+        # permits whose boxes overlap (neighbours of a cadastre only touch) may overlap each other
+        ba, bb = rp.bounds[g_p[a_idx]], rp.bounds[g_p[b_idx]]
+        meet = ((np.minimum(ba[:, 2], bb[:, 2]) > np.maximum(ba[:, 0], bb[:, 0]))
+                & (np.minimum(ba[:, 3], bb[:, 3]) > np.maximum(ba[:, 1], bb[:, 1])))
+        a_idx, b_idx = a_idx[meet], b_idx[meet]
         if len(a_idx):
             overlap = intersection_areas(pmg, pmg, g_p[a_idx], g_p[b_idx], rp, rp)
             tangled = np.unique(g_f[a_idx][overlap > 1e-6])  # permits overlapping each other: exact union
-            for f in tangled:
-                parts = pmg[g_p[g_f == f]]
-                out[f] = shapely.area(shapely.difference(fpg[f], shapely.union_all(parts)))
+            for f in tangled.tolist():
+                lo, hi = np.searchsorted(g_f, [f, f + 1])
+                out[f] = shapely.area(shapely.difference(fpg[f], shapely.union_all(pmg[g_p[lo:hi]])))
     only_points = (np.bincount(fi[mask & point], minlength=n) > 0) & (count == 0)
     out[only_points] = 0.0  # a point permit has no footprint: areas are compared in classify
     return out
@@ -276,7 +281,7 @@ def _reasons(fp: Footprints, pm: Permits, code: np.ndarray, quoted: np.ndarray, 
         has = q >= 0
         q = np.where(has, q, 0)
         a0 = _fmt0(area[rows])
-        what = [f"{_KIND_WORD[k]} of {a} m²" for k, a in zip(kinds[rows].tolist(), a0, strict=True)]
+        what = _what(kinds[rows], area[rows])
         pid = pm.permit_id[q].tolist() if len(pm) else [""] * len(rows)
         if c == 0:  # unlicensed
             text = [f"{w}: only a revoked permit ({p}) covers it" if h else f"{w}: no permit covers it"
@@ -310,6 +315,19 @@ def _reasons(fp: Footprints, pm: Permits, code: np.ndarray, quoted: np.ndarray, 
 
 
 _NEEDS = {k: " or ".join(v) for k, v in ALLOWED_TYPES.items()}
+
+
+def _what(kinds: np.ndarray, area: np.ndarray) -> list[str]:
+    """``"new building of 120 m²"``: each distinct (kind, rounded area) is formatted once."""
+    codes, distinct = pd.factorize(kinds)
+    rounded = np.rint(area)
+    if not (len(area) and np.isfinite(rounded).all() and (area >= 0).all() and rounded.max() < 1e12):
+        return [f"{_KIND_WORD[k]} of {a:.0f} m²" for k, a in zip(kinds.tolist(), area.tolist(), strict=True)]
+    span = int(rounded.max()) + 1
+    uniq, inverse = np.unique(codes.astype(np.int64) * span + rounded.astype(np.int64), return_inverse=True)
+    words = [_KIND_WORD[k] for k in distinct.tolist()]
+    text = np.array([f"{words[u // span]} of {u % span} m²" for u in uniq.tolist()], dtype=object)
+    return text[inverse].tolist()
 
 
 def _fmt0(values: np.ndarray) -> list[str]:

@@ -220,7 +220,7 @@ def _candidate_pairs(
     else:
         fi, pi = shapely.STRtree(permits).query(query)
     used, pi = np.unique(pi, return_inverse=True)
-    order = np.lexsort((pi, fi))
+    order = np.lexsort((pi, fi))  # by footprint: the overlaps then gather their rings in order
     return fi[order], pi[order], _permit_arrays(pm, used, crs)
 
 

@@ -132,6 +132,17 @@ def test_several_permits_cover_one_building() -> None:
     assert out["overlap_ratio"].iat[0] == pytest.approx(1.0)
 
 
+def test_overlapping_permits_count_their_union_once() -> None:
+    f = fp(("a", b(0, 0, 20, 10), SEEN, "new"), ("b", b(100, 0, 20, 10), SEEN, "new"))
+    p = register(permit("P-1", b(0, 0, 12, 10)), permit("P-2", b(8, 0, 10, 10)),  # 4 m shared, 2 m uncovered
+                 permit("P-3", b(100, 0, 10, 10)), permit("P-4", b(110, 0, 10, 10)))  # touching only
+    out = match(f, p).set_index("footprint_id")
+    assert out.loc["a", "excess_area_m2"] == pytest.approx(20.0)
+    assert out.loc["a", "overlap_ratio"] == pytest.approx(0.9)
+    assert out.loc["b", "excess_area_m2"] == pytest.approx(0.0)
+    assert out.loc["b", "overlap_ratio"] == pytest.approx(1.0)
+
+
 def test_a_valid_permit_wins_over_an_expired_one() -> None:
     f = fp(("a", b(0, 0, 10, 10), SEEN, "new"))
     p = register(
