@@ -30,6 +30,7 @@ import shapely
 MAX_SUBJECT = 64
 MAX_CLIP = 32
 _CELLS = 131_072  # subject x clip vertices per clipping batch: the temporaries stay in the CPU cache
+_COLUMNS = 32_768  # rings per batch where a dozen (width, n) temporaries would otherwise pile up
 
 
 @dataclass
@@ -54,23 +55,25 @@ class Rings:
         out = np.zeros(len(self.n), bool)
         width = self.x.shape[0]
         full = self.ok & (self.n == width)  # no padding: the next vertex is the next row (the usual case)
-        for cols in (np.flatnonzero(full), np.flatnonzero(self.ok & ~full)):
-            if not len(cols):
-                continue
-            x, y, n = self.x[:, cols], self.y[:, cols], self.n[cols]
-            i = np.arange(width)[:, None]
-            if n.min() == width:
-                x1, y1 = np.roll(x, -1, axis=0), np.roll(y, -1, axis=0)
-                x2, y2 = np.roll(x1, -1, axis=0), np.roll(y1, -1, axis=0)
-            else:
-                nxt = np.where(i + 1 < n[None, :], i + 1, 0)
-                x1, y1 = np.take_along_axis(x, nxt, axis=0), np.take_along_axis(y, nxt, axis=0)
-                x2, y2 = np.take_along_axis(x1, nxt, axis=0), np.take_along_axis(y1, nxt, axis=0)
-            dx1, dy1, dx2, dy2 = x1 - x, y1 - y, x2 - x1, y2 - y1
-            turn = dx1 * dy2 - dy1 * dx2
-            scale = (np.abs(dx1) + np.abs(dy1)) * (np.abs(dx2) + np.abs(dy2)) + 1e-300
-            out[cols] = ((turn >= -1e-9 * scale) | (i >= n[None, :])).all(axis=0)
+        for group in (np.flatnonzero(full), np.flatnonzero(self.ok & ~full)):
+            for lo in range(0, len(group), _COLUMNS):  # in slices: a dozen temporaries of this size
+                self._convex_into(out, group[lo: lo + _COLUMNS])
         return out
+
+    def _convex_into(self, out: np.ndarray, cols: np.ndarray) -> None:
+        x, y, n = self.x[:, cols], self.y[:, cols], self.n[cols]
+        i = np.arange(x.shape[0])[:, None]
+        if n.min() == x.shape[0]:
+            x1, y1 = np.roll(x, -1, axis=0), np.roll(y, -1, axis=0)
+            x2, y2 = np.roll(x1, -1, axis=0), np.roll(y1, -1, axis=0)
+        else:
+            nxt = np.where(i + 1 < n[None, :], i + 1, 0)
+            x1, y1 = np.take_along_axis(x, nxt, axis=0), np.take_along_axis(y, nxt, axis=0)
+            x2, y2 = np.take_along_axis(x1, nxt, axis=0), np.take_along_axis(y1, nxt, axis=0)
+        dx1, dy1, dx2, dy2 = x1 - x, y1 - y, x2 - x1, y2 - y1
+        turn = dx1 * dy2 - dy1 * dx2
+        scale = (np.abs(dx1) + np.abs(dy1)) * (np.abs(dx2) + np.abs(dy2)) + 1e-300
+        out[cols] = ((turn >= -1e-9 * scale) | (i >= n[None, :])).all(axis=0)
 
 
 def prepare(geoms: np.ndarray, max_vertices: int = MAX_SUBJECT) -> Rings:
@@ -86,12 +89,15 @@ def prepare(geoms: np.ndarray, max_vertices: int = MAX_SUBJECT) -> Rings:
         kind[one] = 3
     rows = np.flatnonzero(kind == 3)
     coords, owner = shapely.get_coordinates(g[rows], return_index=True)
+    cx, cy = np.ascontiguousarray(coords[:, 0]), np.ascontiguousarray(coords[:, 1])
+    del coords
     per = np.bincount(owner, minlength=len(rows))
     start = np.cumsum(per) - per
     # one ring only: the first vertex comes back exactly once, at the end (a hole or a second
     # part would close the exterior earlier; a ring touching its own start would come back twice)
-    first = coords[start[owner]]
-    back = (coords[:, 0] == first[:, 0]) & (coords[:, 1] == first[:, 1])
+    first = start[owner]
+    back = (cx == cx[first]) & (cy == cy[first])
+    del first
     closes = np.zeros(len(rows), bool)
     closes[per > 0] = back[(start + per - 1)[per > 0]]
     nv = per - 1
@@ -105,22 +111,20 @@ def prepare(geoms: np.ndarray, max_vertices: int = MAX_SUBJECT) -> Rings:
     sub = np.flatnonzero(good)
     width = int(nv[sub].max()) if len(sub) else 0
     x, y = np.zeros((width, count)), np.zeros((width, count))
-    if len(sub):
-        i, m = np.arange(width)[:, None], nv[sub][None, :]
-        src = start[sub][None, :] + np.minimum(i, m - 1)  # (width, k): padded with the last vertex
-        cx, cy = np.ascontiguousarray(coords[:, 0]), np.ascontiguousarray(coords[:, 1])
+    i = np.arange(width)[:, None]
+    for lo in range(0, len(sub), _COLUMNS):  # in slices: the (width, k) temporaries stay small
+        part = sub[lo: lo + _COLUMNS]
+        m, first = nv[part][None, :], start[part][None, :]
+        src = first + np.minimum(i, m - 1)  # (width, k): padded with the last vertex
         rx, ry = cx[src], cy[src]
         lx, ly = rx - rx[0], ry - ry[0]  # near the polygon: UTM coordinates lose digits in products
         signed = 0.5 * (lx * np.roll(ly, -1, axis=0) - np.roll(lx, -1, axis=0) * ly).sum(axis=0)
         cw = np.flatnonzero(signed < 0)
         if len(cw):  # reverse the first n vertices, pad with the (new) last one
-            rev = start[sub[cw]][None, :] + np.where(i < m[:, cw], m[:, cw] - 1 - i, 0)
+            rev = first[:, cw] + np.where(i < m[:, cw], m[:, cw] - 1 - i, 0)
             rx[:, cw], ry[:, cw] = cx[rev], cy[rev]
-        cols = rows[good]
-        if len(cols) == count:  # all simple polygons: the rings are the arrays
-            x, y = rx, ry
-        else:
-            x[:, cols], y[:, cols] = rx, ry
+        cols = rows[part]
+        x[:, cols], y[:, cols] = rx, ry
         area[cols] = np.abs(signed)
         bounds[cols] = np.stack([rx.min(axis=0), ry.min(axis=0), rx.max(axis=0), ry.max(axis=0)], axis=1)
     other = np.flatnonzero(~ok)

@@ -123,9 +123,9 @@ def overlap_evidence(
     inter[~point] = 0.0
     # the overlap of the bounding boxes bounds the overlap of the shapes: a pair whose boxes
     # overlap less than the covering threshold cannot count, and is not measured
-    fb, pb = rf.bounds[fi], rp.bounds[pi]
-    box_overlap = (np.clip(np.minimum(fb[:, 2], pb[:, 2]) - np.maximum(fb[:, 0], pb[:, 0]), 0, None)
-                   * np.clip(np.minimum(fb[:, 3], pb[:, 3]) - np.maximum(fb[:, 1], pb[:, 1]), 0, None))
+    fb, pb = rf.bounds, rp.bounds
+    box_overlap = (np.clip(np.minimum(fb[fi, 2], pb[pi, 2]) - np.maximum(fb[fi, 0], pb[pi, 0]), 0, None)
+                   * np.clip(np.minimum(fb[fi, 3], pb[pi, 3]) - np.maximum(fb[fi, 1], pb[pi, 1]), 0, None))
     measure = ~point & (box_overlap >= config.min_overlap_ratio * np.minimum(fp_area[fi], pm_area[pi]))
     inter[measure] = intersection_areas(fpg, pmg, fi[measure], pi[measure], rf, rp)
     inside = np.zeros(len(fi), bool)
