@@ -58,7 +58,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
-from pyproj import CRS
+from pyproj import CRS, Transformer
 
 from changedetect._match_rules import Evidence, Footprints, Permits, reproject
 from changedetect._match_rules import classify as _classify
@@ -212,8 +212,13 @@ def _candidate_pairs(
         query = fp.geometry
     else:
         margin = 0.5 / 111_000 if reg_crs.is_geographic else 0.5
-        b = reproject(gpd.GeoSeries(fp.geometry, crs=crs), reg_crs).bounds.to_numpy()
-        query = shapely.box(b[:, 0] - margin, b[:, 1] - margin, b[:, 2] + margin, b[:, 3] + margin)
+        # the corners of each footprint's box are enough to bound it in the register's CRS
+        b = shapely.bounds(fp.geometry)
+        xs, ys = b[:, [0, 2, 2, 0]].ravel(), b[:, [1, 1, 3, 3]].ravel()
+        tx, ty = Transformer.from_crs(crs, reg_crs, always_xy=True).transform(xs, ys)
+        tx, ty = np.asarray(tx).reshape(-1, 4), np.asarray(ty).reshape(-1, 4)
+        query = shapely.box(tx.min(axis=1) - margin, ty.min(axis=1) - margin,
+                            tx.max(axis=1) + margin, ty.max(axis=1) + margin)
     permits = np.asarray(pm.geometry.values)
     if len(query) <= len(permits):
         pi, fi = shapely.STRtree(query).query(permits)
