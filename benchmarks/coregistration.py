@@ -325,12 +325,12 @@ def run_sample(folder: Path) -> None:
     h, w = stack.shape[-2:]
     rows, cols = np.meshgrid(np.arange(h, dtype=float), np.arange(w, dtype=float), indexing="ij")
     print(f"\nsample city {folder} ({h}x{w}, {len(truth['dates'])} dates), coregister {seconds:.1f} s")
-    print("| date | status | global shift px | truth mean displacement px | error median px | p95 | max |")
-    print("|---|---|---|---|---|---|---|")
+    print("| date | status | matched on | global shift px | truth mean displacement px | error median px | p95 | max |")
+    print("|---|---|---|---|---|---|---|---|")
     for d in truth["dates"]:
         entry = report[d["date"]]
         if entry.status == "reference":
-            print(f"| {d['date']} | reference | | | | | |")
+            print(f"| {d['date']} | reference | | | | | | |")
             continue
         m = d["misregistration"]
         g, terms = m["global_shift_px"], m["warp_terms"]
@@ -346,8 +346,8 @@ def run_sample(folder: Path) -> None:
         ex, ey = entry.shift_field.dense(0, h, 0, w)
         err = np.hypot(ex - tx, ey - ty)
         md = m["mean_displacement_px"]
-        print(f"| {d['date']} | {entry.status} | {entry.shift_px[0]:+.3f}, {entry.shift_px[1]:+.3f} | "
-              f"{md['dx']:+.3f}, {md['dy']:+.3f} | {np.median(err):.3f} | {np.percentile(err, 95):.3f} | "
+        print(f"| {d['date']} | {entry.status} | {entry.matching} | {entry.shift_px[0]:+.3f}, {entry.shift_px[1]:+.3f} | "
+              f"{md['dx']:+.3f}, {md['dy']:+.3f} | {np.median(err):.4f} | {np.percentile(err, 95):.3f} | "
               f"{err.max():.3f} |")
 
 

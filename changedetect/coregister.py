@@ -28,6 +28,7 @@ Lower-level functions on numpy arrays, used by the benchmark and handy in notebo
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import time
@@ -40,6 +41,7 @@ import numpy as np
 import rioxarray  # noqa: F401  (registers the .rio accessor)
 
 from changedetect._registration.field import FieldParams, ShiftField, estimate_shift_field
+from changedetect._registration.matching import chromatic_bands, dark_level, material_edges
 from changedetect._registration.radiometry import Radiometry, normalize_radiometry
 from changedetect._registration.report import CoregistrationReport, DateRegistration
 from changedetect._registration.shift import ShiftEstimate, estimate_shift
@@ -51,6 +53,8 @@ logger = logging.getLogger(__name__)
 
 #: Matching images up to this many pixels are held in memory; larger ones are read window by window.
 _IN_MEMORY_PIXELS = 4096 * 4096
+#: Gaussian smoothing (px) of the material edges (1: as precise as the brightness gradients on real VHR RGB).
+_MATERIAL_SIGMA = 1.0
 
 
 @dataclass(frozen=True)
@@ -67,7 +71,16 @@ class CoregisterConfig:
     radiometric
         Normalise each band of each date to the reference (gain and offset).
     band
-        Band used for matching; ``None`` for the mean of all bands.
+        Band used for matching; ``None``: see ``matching``.
+    matching
+        What each date is matched on (when ``band`` is ``None``): ``"material"``, the
+        brightness edges weighted by how much of each is a change of colour (red/green
+        chromaticity) rather than of light, so that cast shadows that lengthen or turn with
+        the sun and sun-lit roof slopes hardly count (see
+        :func:`~changedetect._registration.matching.material_edges`); ``"mean"``, the
+        gradients of the mean of all bands; ``"auto"`` (default): ``"material"`` when the stack
+        has bands named red and green, else ``"mean"``. A date that cannot be matched reliably
+        on ``"material"`` (a grey scene) is matched on ``"mean"``.
     max_shift
         Largest plausible shift in pixels; beyond it a date is reported unreliable.
     global_window, global_grid
@@ -94,7 +107,9 @@ class CoregisterConfig:
         The local field is applied only if the kept tie points depart from the global shift
         by more than this RMS (pixels); else the (more precise) global shift is applied.
     smoothing
-        Smoothing of the thin-plate spline through the tie points.
+        Smoothing of the thin-plate spline through the tie points; ``None`` (default): the
+        smoothest of 1, 3, 10 ... 1000 that keeps the RMS residual at the tie points within
+        their own noise (the discrepancy principle; noise measured against each point's neighbours).
     order
         Spline order of the warp: 3 cubic (imagery, default), 1 bilinear, 0 nearest (masks, labels).
     """
@@ -103,6 +118,7 @@ class CoregisterConfig:
     local: bool = True
     radiometric: bool = True
     band: str | None = None
+    matching: str = "auto"
     max_shift: float = 20.0
     global_window: int = 256
     global_grid: int = 3
@@ -118,7 +134,7 @@ class CoregisterConfig:
     neighbour_tolerance: float = 0.3
     min_tie_points: int = 8
     local_min_variation: float = 0.1
-    smoothing: float = 1.0
+    smoothing: float | None = None
     order: int = 3
 
     def field_params(self) -> FieldParams:
@@ -164,7 +180,8 @@ def coregister(
     start = time.perf_counter()
     ref_idx = _reference_index(stack, config.reference)
     data = stack.data if isinstance(stack.data, da.Array) else da.from_array(np.asarray(stack.data), chunks=(1, 1, 1024, 1024))
-    ref_match = _matching_image(stack, data, ref_idx, config.band)
+    kind = _matching_kind(stack, config)
+    ref_match = _matching_image(stack, data, ref_idx, config.band, kind)
     h, w = ref_match.shape
     if min(h, w) < 32:
         raise CoregistrationError(f"the stack is {h}x{w} pixels; at least 32x32 is needed to register dates")
@@ -181,8 +198,9 @@ def coregister(
             out_dates.append(data[i])
             entries.append(_reference_entry(dates[i], bands))
             continue
-        mov_match = _matching_image(stack, data, i, config.band)
-        aligned, entry = _register_date(data, ref_idx, i, ref_match, mov_match, stack, config, dates[i], bands)
+        mov_match = _matching_image(stack, data, i, config.band, kind)
+        aligned, entry = _register_date(data, ref_idx, i, ref_match, mov_match, stack, config, dates[i], bands,
+                                        kind)
         out_dates.append(aligned)
         entries.append(entry)
     result = stack.copy(data=da.stack(out_dates, axis=0).astype(np.float32))
@@ -200,12 +218,16 @@ def coregister(
 
 def _register_date(
     data: da.Array, ref_idx: int, i: int, ref_match: Any, mov_match: Any, stack: TileStack,
-    config: CoregisterConfig, date: str, bands: list[str],
+    config: CoregisterConfig, date: str, bands: list[str], kind: str,
 ) -> tuple[da.Array, DateRegistration]:
     """Estimate, warp and normalise one date (lazily)."""
-    glob = estimate_global_shift(ref_match, mov_match, config=config)
+    glob = estimate_global_shift(ref_match, mov_match, config=config, edges=kind == "material")
+    if not glob.reliable and kind == "material":  # e.g. a grey scene: fall back to brightness
+        ref_match = _matching_image(stack, data, ref_idx, config.band, "mean")
+        mov_match = _matching_image(stack, data, i, config.band, "mean")
+        glob, kind = estimate_global_shift(ref_match, mov_match, config=config), "mean"
     entry = DateRegistration(date=date, status="global", peak_ratio=glob.peak_ratio, snr=glob.snr,
-                             reliability=glob.reliability)
+                             reliability=glob.reliability, matching=kind if config.band is None else config.band)
     if not glob.reliable:
         msg = (f"date {date} could not be registered reliably against {_date_of(stack, ref_idx)} "
                f"(peak ratio {glob.peak_ratio:.2f}, SNR {glob.snr:.1f}; measured shift "
@@ -219,7 +241,7 @@ def _register_date(
         return data[i], entry
     entry.shift_px = (glob.dx, glob.dy)
     entry.shift_m = _to_metres(stack, glob.dx, glob.dy)
-    fld = _choose_field(ref_match, mov_match, glob, config, entry)
+    fld = _choose_field(ref_match, mov_match, glob, config, entry, edges=kind == "material")
     entry.shift_field = fld
     warped = da.stack([warp_lazy(data[i, b], fld, order=config.order) for b in range(len(bands))], axis=0)
     if config.radiometric:
@@ -233,18 +255,21 @@ def _register_date(
     return warped, entry
 
 
-def estimate_global_shift(ref: Any, mov: Any, *, config: CoregisterConfig = CoregisterConfig()) -> ShiftEstimate:
+def estimate_global_shift(
+    ref: Any, mov: Any, *, config: CoregisterConfig = CoregisterConfig(), edges: bool = False
+) -> ShiftEstimate:
     """Global shift of ``mov`` against ``ref`` (2-D numpy or dask arrays of one shape).
 
     Measured on a representative subset: the whole image when it is hardly larger than
     ``config.global_window``; else its central window (falling back to the whole image
     when that window cannot be matched, e.g. under a cloud); and on scenes over four
     windows wide, the median of a ``global_grid`` x ``global_grid`` grid of windows, which
-    must agree.  Only those windows are read.
+    must agree.  Only those windows are read.  ``edges``: ``ref`` and ``mov`` are edge-strength
+    images (``matching="material"``), correlated as they are.
     """
     h, w = ref.shape
     kw: dict[str, Any] = {"max_shift": config.max_shift, "min_peak_ratio": config.min_peak_ratio,
-                          "min_snr": config.min_snr, "iterations": config.iterations}
+                          "min_snr": config.min_snr, "iterations": config.iterations, "edges": edges}
     size = config.global_window
     if max(h, w) <= 1.25 * size:
         return estimate_shift(np.asarray(ref, np.float64), np.asarray(mov, np.float64), **kw)
@@ -272,12 +297,14 @@ def estimate_global_shift(ref: Any, mov: Any, *, config: CoregisterConfig = Core
 
 
 def _choose_field(
-    ref: Any, mov: Any, glob: ShiftEstimate, config: CoregisterConfig, entry: DateRegistration
+    ref: Any, mov: Any, glob: ShiftEstimate, config: CoregisterConfig, entry: DateRegistration, *,
+    edges: bool = False,
 ) -> ShiftField:
     """Tie points; the local field if it is asked for, well supported and not constant, else the global shift."""
     shape = tuple(ref.shape)
     uniform = ShiftField.uniform(shape, glob.dx, glob.dy)  # type: ignore[arg-type]
-    fld = estimate_shift_field(ref, mov, params=config.field_params(), initial=(glob.dx, glob.dy))
+    params = dataclasses.replace(config.field_params(), edges=edges)
+    fld = estimate_shift_field(ref, mov, params=params, initial=(glob.dx, glob.dy))
     entry.tie_points_found, entry.tie_points_kept = fld.n_found, fld.n_kept
     if fld.n_kept == 0:
         return uniform
@@ -316,20 +343,54 @@ def _fit_radiometry(ref: da.Array, warped: da.Array, *, n_windows: int = 16, siz
     return normalize_radiometry(a, b)
 
 
-def _matching_image(stack: TileStack, data: da.Array, i: int, band: str | None) -> Any:
-    """The 2-D image used for matching: one band, or the NaN-aware mean of all bands."""
+def _matching_kind(stack: TileStack, config: CoregisterConfig) -> str:
+    """``"material"`` or ``"mean"`` (see :attr:`CoregisterConfig.matching`)."""
+    if config.matching not in ("auto", "material", "mean"):
+        raise CoregistrationError(f"matching must be 'auto', 'material' or 'mean', got {config.matching!r}")
+    names = [str(b) for b in stack["band"].values]
+    if config.band is not None:
+        return "mean"
+    if config.matching == "material" and chromatic_bands(names) is None:
+        raise CoregistrationError(f"matching on material edges needs bands named red and green; bands are {names}")
+    if config.matching == "mean" or chromatic_bands(names) is None:
+        return "mean"
+    return "material"
+
+
+def _matching_image(stack: TileStack, data: da.Array, i: int, band: str | None, kind: str = "mean") -> Any:
+    """The 2-D image used for matching: one band, the material edges, or the NaN-aware mean of all bands."""
+    names = [str(b) for b in stack["band"].values]
     if band is not None:
-        names = [str(b) for b in stack["band"].values]
         if band not in names:
             raise CoregistrationError(f"matching band {band!r} is not in the stack; bands are {names}")
         img = data[i, names.index(band)]
         return img.compute() if img.size <= _IN_MEMORY_PIXELS else img
+    if kind == "material":
+        red, green = chromatic_bands(names)  # type: ignore[misc]
+        return _material_image(data[i], red, green)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         img = da.nanmean(data[i], axis=0)
         if img.size <= _IN_MEMORY_PIXELS:  # small: read once (tie points read it strip by strip)
             return img.compute()
     return img
+
+
+def _material_image(bands: da.Array, red: int, green: int) -> Any:
+    """:func:`material_edges` of one date: in memory when small, else lazily block by block (with a
+    halo, and the dark-object levels of the whole image so that blocks agree)."""
+    if bands[0].size <= _IN_MEMORY_PIXELS:
+        return material_edges(np.asarray(bands.compute()), red, green, sigma=_MATERIAL_SIGMA)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean = da.nanmean(bands, axis=0)
+    levels = (dark_level(mean), dark_level(bands[red]), dark_level(bands[green]))
+    stack = bands.rechunk({0: -1})
+    depth = {0: 0, 1: 16, 2: 16}
+    return da.map_overlap(
+        lambda b: material_edges(b, red, green, sigma=_MATERIAL_SIGMA, levels=levels), stack,
+        depth=depth, boundary="none", drop_axis=0, dtype=np.float32, trim=True,
+    )
 
 
 def _reference_index(stack: TileStack, reference: int | str | dt.date | None) -> int:

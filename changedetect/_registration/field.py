@@ -42,8 +42,9 @@ class FieldParams:
     min_snr: float = 8.0
     max_shift: float = 20.0
     neighbour_tolerance: float = 0.3
-    smoothing: float = 1.0
+    smoothing: float | None = None
     edge_windows: bool = True
+    edges: bool = False
 
 
 @dataclass
@@ -236,12 +237,12 @@ def _match(
     nan_frac = max(float(np.mean(~np.isfinite(a))), float(np.mean(~np.isfinite(b))))
     if nan_frac > params.max_nan_fraction:
         return (0.0, 0.0, 0.0, False), 0.0, centre
-    grad = gradient_magnitude(a, sigma=1.0)
+    grad = np.nan_to_num(a) if params.edges else gradient_magnitude(a, sigma=1.0)
     texture = float(np.mean(grad))
     if texture <= 0:
         return (0.0, 0.0, 0.0, False), 0.0, centre
     est = estimate_shift(a, b, iterations=3, max_shift=params.max_shift,
-                         min_peak_ratio=params.min_peak_ratio, min_snr=params.min_snr)
+                         min_peak_ratio=params.min_peak_ratio, min_snr=params.min_snr, edges=params.edges)
     energy = grad**2 * np.outer(_taper(a.shape[0]), _taper(a.shape[1]))
     total = float(energy.sum())
     if total > 0:
@@ -321,12 +322,63 @@ def _poly_design(r: np.ndarray, c: np.ndarray, degree: int) -> np.ndarray:
     return np.column_stack(cols)
 
 
+#: Smoothing levels tried by :func:`choose_smoothing` (1 is the least, and the fixed default before).
+SMOOTHING_LEVELS = (1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0)
+
+
+def tie_point_noise(fld: ShiftField, neighbours: int = 24) -> float:
+    """Robust standard deviation (px, per component) of the kept tie points about the local quadratic
+    surface through their ``neighbours`` nearest kept neighbours: their measurement noise, with a
+    smooth (even curved) field removed."""
+    k = np.flatnonzero(fld.kept)
+    n_nb = min(neighbours, k.size - 1)
+    if n_nb < 12:
+        return 0.0
+    pts = np.column_stack([fld.rows[k], fld.cols[k]])
+    _, idx = cKDTree(pts).query(pts, k=n_nb + 1)
+    nb = idx[:, 1:]
+    d = pts[nb] - pts[:, None, :]
+    d = d / np.maximum(np.abs(d).max(axis=(1, 2), keepdims=True), 1.0)
+    design = np.stack([np.ones(d.shape[:2]), d[..., 0], d[..., 1], d[..., 0] ** 2, d[..., 0] * d[..., 1],
+                       d[..., 1] ** 2], axis=2)  # (n, k, 6): the quadratic's value at the point is its constant
+    gram = np.einsum("nki,nkj->nij", design, design) + 1e-9 * np.eye(6)
+    # variance of (value - prediction) for independent noise: sigma^2 (1 + [G^-1]_00)
+    inflation = 1.0 + float(np.median(np.linalg.inv(gram)[:, 0, 0]))
+    var = []
+    for vals in (fld.dx[k], fld.dy[k]):
+        sol = np.linalg.solve(gram, np.einsum("nki,nk->ni", design, vals[nb])[..., None])[..., 0]
+        dev = vals - sol[:, 0]
+        var.append((_MAD * float(np.median(np.abs(dev - np.median(dev))))) ** 2 / inflation)
+    return float(np.sqrt(np.mean(var)))
+
+
+def choose_smoothing(fld: ShiftField) -> float:
+    """The smoothest spline whose RMS residual at the kept tie points stays within their noise
+    (the discrepancy principle): noisy tie points are averaged, precise ones followed."""
+    sigma = tie_point_noise(fld)
+    k = fld.kept
+    chosen = SMOOTHING_LEVELS[0]
+    if sigma <= 0 or fld.n_kept < 6:
+        return chosen
+    for level in SMOOTHING_LEVELS:
+        fld.fit(level)
+        ex, ey = fld.evaluate(fld.rows[k], fld.cols[k])
+        rms = float(np.sqrt(np.mean(((fld.dx[k] - ex) ** 2 + (fld.dy[k] - ey) ** 2) / 2)))
+        if rms > sigma:
+            break
+        chosen = level
+    return chosen
+
+
 def estimate_shift_field(
     ref: Any, mov: Any, *, params: FieldParams = FieldParams(), initial: tuple[float, float] = (0.0, 0.0)
 ) -> ShiftField:
-    """Tie points, outlier rejection and a fitted dense field of ``mov`` against ``ref`` (2-D arrays)."""
+    """Tie points, outlier rejection and a fitted dense field of ``mov`` against ``ref`` (2-D arrays).
+
+    ``params.smoothing`` ``None``: chosen from the tie points' own noise (:func:`choose_smoothing`).
+    """
     fld = measure_tie_points(ref, mov, params=params, initial=initial)
     reject_outliers(fld, params)
-    fld.fit(params.smoothing)
+    fld.fit(params.smoothing if params.smoothing is not None else choose_smoothing(fld))
     logger.debug("shift field: %d tie points found, %d kept", fld.n_found, fld.n_kept)
     return fld

@@ -27,6 +27,8 @@ class DateRegistration:
         The same displacement in CRS units (``east, north``; metres for a projected CRS).
     reliability, peak_ratio, snr
         Of the global estimate (see :class:`~changedetect.coregister.ShiftEstimate`).
+    matching
+        The image the date was matched on: ``"chromaticity"``, ``"mean"`` or a band name.
     tie_points_found, tie_points_kept
         Matching windows measured, and kept after the texture, reliability and outlier tests.
     residual_rmse_px
@@ -52,6 +54,7 @@ class DateRegistration:
     reliability: float = 1.0
     peak_ratio: float | None = None
     snr: float | None = None
+    matching: str | None = None
     tie_points_found: int = 0
     tie_points_kept: int = 0
     residual_rmse_px: float | None = None

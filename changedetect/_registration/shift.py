@@ -82,6 +82,18 @@ def gradient_magnitude(image: np.ndarray, *, sigma: float = 1.0) -> np.ndarray:
     return mag
 
 
+def _represent(image: np.ndarray, sigma: float, edges: bool) -> np.ndarray:
+    """What is phase-correlated: the gradient magnitude of ``image``, or ``image`` itself when it is
+    already an edge-strength image (``edges``), with missing pixels and their neighbours at 0."""
+    if not edges:
+        return gradient_magnitude(image, sigma=sigma)
+    img = np.asarray(image, dtype=np.float64)
+    nan = ~np.isfinite(img)
+    if not nan.any():
+        return img
+    return np.where(ndimage.binary_dilation(nan, iterations=2), 0.0, img)
+
+
 def _apodize(image: np.ndarray) -> np.ndarray:
     """Remove the mean and taper the borders with a Tukey window (alpha 0.25)."""
     h, w = image.shape
@@ -279,6 +291,7 @@ def estimate_shift(
     max_shift: float | None = None,
     min_peak_ratio: float = DEFAULT_MIN_PEAK_RATIO,
     min_snr: float = DEFAULT_MIN_SNR,
+    edges: bool = False,
 ) -> ShiftEstimate:
     """Sub-pixel displacement of ``mov`` relative to ``ref`` (same shape, 2-D).
 
@@ -300,6 +313,10 @@ def estimate_shift(
         Largest plausible shift in pixels; a larger measured shift is reported unreliable.
     min_peak_ratio, min_snr
         Reliability thresholds (see :class:`ShiftEstimate`).
+    edges
+        ``ref`` and ``mov`` are already edge-strength images (see
+        :func:`~changedetect._registration.matching.material_edges`): correlated as they are
+        (``sigma`` unused), not through their gradient magnitude.
 
     Returns
     -------
@@ -311,10 +328,10 @@ def estimate_shift(
     mov = np.asarray(mov, dtype=np.float64)
     if ref.shape != mov.shape or ref.ndim != 2:
         raise ValueError(f"estimate_shift needs two 2-D images of one shape, got {ref.shape} and {mov.shape}")
-    g_ref = gradient_magnitude(ref, sigma=sigma)
+    g_ref = _represent(ref, sigma, edges)
     if not np.any(g_ref > 0) or not np.any(np.isfinite(mov)):
         return ShiftEstimate(0.0, 0.0, 0.0, 1.0, 0.0, False)
-    g_mov = gradient_magnitude(mov, sigma=sigma)
+    g_mov = _represent(mov, sigma, edges)
     dx, dy, ratio, snr = phase_correlation(g_ref, g_mov, upsample=upsample)
     first_ratio, first_snr = ratio, snr
     if not (math.isfinite(dx) and math.isfinite(dy)) or max(abs(dx), abs(dy)) > min(ref.shape) / 3:
@@ -328,11 +345,12 @@ def estimate_shift(
             break
         # bilinear is enough: a symmetric kernel moves no content, and the phase-only
         # correlation ignores the blur it adds
-        resampled = _shift_bilinear(mov, dx, dy)[crop]
+        # (an edge image is resampled by a cubic spline: its ridges are too sharp for bilinear)
+        resampled = (shift_image(mov, dx, dy) if edges else _shift_bilinear(mov, dx, dy))[crop]
         if f_ref is None:
             f_ref = _spectrum(g_ref[crop])
         rdx, rdy, _, _ = phase_correlation(
-            g_ref[crop], gradient_magnitude(resampled, sigma=sigma), upsample=upsample, stats=False,
+            g_ref[crop], _represent(resampled, sigma, edges), upsample=upsample, stats=False,
             ref_spectrum=f_ref,
         )
         if max(abs(rdx), abs(rdy)) > 1.0:  # the residual must be small; otherwise keep the first answer
