@@ -310,6 +310,42 @@ def test_fast_overlap_areas_agree_with_geos() -> None:
     assert (fast > 0).sum() > 500
 
 
+@pytest.mark.parametrize("n_fp, n_pm", [(60, 200), (200, 60)])  # the STRtree goes on either side
+def test_overlap_and_permits_agree_with_geos_on_a_random_city(n_fp: int, n_pm: int) -> None:
+    """overlap_ratio and permit_ids against a plain GEOS computation: turned lots, L-shaped and
+    holed footprints, overlapping and revoked permits."""
+    rng = np.random.default_rng(n_fp)
+
+    def turned(cx: float, cy: float, w: float, h: float) -> shapely.Polygon:
+        return shapely.affinity.rotate(box(cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2), rng.uniform(0, 30))
+
+    lots = [turned(X0 + rng.uniform(0, 200), Y0 + rng.uniform(0, 200), rng.uniform(8, 20), rng.uniform(8, 20))
+            for _ in range(n_pm)]
+    status = rng.choice(["active", "revoked"], n_pm, p=[0.85, 0.15])
+    p = register(*[permit(f"P{i}", g, status=str(s)) for i, (g, s) in enumerate(zip(lots, status, strict=True))])
+    shapes = []
+    for _ in range(n_fp):
+        g = turned(X0 + rng.uniform(0, 200), Y0 + rng.uniform(0, 200), rng.uniform(6, 18), rng.uniform(6, 18))
+        r = rng.random()
+        if r < 0.2:  # an L
+            g = g.difference(shapely.affinity.translate(g, *(rng.uniform(2, 4, 2))))
+        elif r < 0.25:  # a courtyard
+            g = g.difference(g.centroid.buffer(1.0))
+        shapes.append(g)
+    f = fp(*[(f"F{i}", g, SEEN, "new") for i, g in enumerate(shapes)])
+    out = match(f, p)
+    pg = np.asarray(p.geometry.values)
+    for i, g in enumerate(shapes):
+        inter = shapely.area(shapely.intersection(g, pg))
+        counted = (inter > 0) & (inter >= 0.1 * np.minimum(g.area, shapely.area(pg))) & (status == "active")
+        covered = shapely.union_all(pg[counted]) if counted.any() else shapely.Polygon()
+        want = 1.0 - shapely.area(shapely.difference(g, covered)) / g.area if counted.any() else 0.0
+        assert out["overlap_ratio"].iat[i] == pytest.approx(want, abs=1e-4), i
+        got = set(filter(None, out["permit_ids"].iat[i].split(",")))
+        assert got == {f"P{k}" for k in np.flatnonzero(counted)}, i
+    assert (out["overlap_ratio"] > 0).sum() > n_fp // 4
+
+
 def test_agreement_scores_per_status() -> None:
     import pandas as pd
 
