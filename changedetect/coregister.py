@@ -4,12 +4,16 @@ Pure functions over a :data:`~changedetect.types.TileStack` already on one grid
 (reading onto one grid, whatever each file's CRS and resolution, happens in
 :meth:`changedetect.io.SeriesSource.to_stack`).  For each date against the reference:
 
-1. a **global sub-pixel shift** by phase correlation of gradient magnitudes, refined by an
-   upsampled DFT and iterated, with a reliability test (peak-to-second-peak ratio and SNR);
-   a date that fails it gets a warning and is left unshifted, never shifted by a guess;
+1. a **global sub-pixel shift** by phase correlation of gradient magnitudes (of the band mean,
+   or for a stack with red and green bands of the *material edges*: brightness edges weighted
+   by their share of colour change, so that cast shadows and sun-lit slopes, which move with the
+   sun, hardly count), refined by an upsampled DFT and iterated, with a reliability test
+   (peak-to-second-peak ratio and SNR); a date that fails it gets a warning and is left
+   unshifted, never shifted by a guess;
 2. **tie points** on a grid of windows, low-texture windows dropped, outliers (changed
    blocks, clouds, shadows) rejected against a robust trend and against neighbours, and a
-   smooth **local shift field** (thin-plate smoothing spline), applied where it departs
+   smooth **local shift field** (thin-plate smoothing spline, as smooth as the tie points'
+   own noise asks), applied where it departs
    from the global shift by more than ``local_min_variation``;
 3. a lazy **warp** (cubic by default), block by block with a halo: bounded memory;
 4. a per-band **radiometric normalisation** on pseudo-invariant pixels (IR-MAD-style weights).

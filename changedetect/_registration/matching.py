@@ -27,7 +27,7 @@ from scipy import ndimage
 RED_NAMES = ("red", "r")
 GREEN_NAMES = ("green", "g")
 #: Largest number of pixels read to find a band's dark-object level.
-_SAMPLE_PIXELS = 1 << 20
+_SAMPLE_PIXELS = 1 << 14
 
 
 def chromatic_bands(names: list[str]) -> tuple[int, int] | None:
@@ -41,7 +41,7 @@ def chromatic_bands(names: list[str]) -> tuple[int, int] | None:
 def dark_level(band: Any) -> tuple[float, float]:
     """``(offset, floor)`` of one band: its dark-object level and 1 % of its range.
 
-    Read on a regular subsample of at most ~1 Mpx (lazy arrays are only partly read).
+    Read on a regular subsample of at most ~16 000 pixels (lazy arrays are only partly read).
     """
     h, w = band.shape
     step = max(1, int(np.ceil(np.sqrt(h * w / _SAMPLE_PIXELS))))
@@ -64,7 +64,8 @@ def material_edges(
     ``|grad I| * (floor + (1 - floor) * w)`` with ``I`` the mean of ``bands`` and
     ``w = |grad C| / (|grad C| + |grad log I|)``, the share of the edge that is a change of
     colour (``C`` the :func:`chromaticity`) rather than of light (all gradients of the images
-    smoothed by ``sigma``), made one value across each edge's profile (the minimum over 3 x 3
+    smoothed by ``sigma``; those of ``log I`` and ``C`` by the chain rule from the smoothed
+    bands), made one value across each edge's profile (the minimum over 3 x 3
     pixels, then a Gaussian of 1 px) so that the weight, a ratio of noisy and mixed pixels,
     cannot move an edge. A shadow edge scales every band alike: ``w`` near 0. An edge between
     two materials changes their ratio: ``w`` up to 1. ``floor`` keeps grey edges (grey roof on
@@ -75,23 +76,35 @@ def material_edges(
     :func:`dark_level` of the band mean, red and green (else measured on ``bands``; pass them when
     ``bands`` is one block of a larger image).
     """
-    from changedetect._registration.shift import gradient_magnitude
-
     arr = np.asarray(bands, dtype=np.float32)
     nan = ~np.all(np.isfinite(arr), axis=0)
-    bright = np.where(nan, np.nan, arr.mean(axis=0))
-    (offset, floor_level), lev_r, lev_g = levels or (dark_level(bright), dark_level(arr[red]), dark_level(arr[green]))
-    log_bright = np.log(np.maximum(bright - np.float32(offset), np.float32(floor_level)))
-    g_bright = gradient_magnitude(bright, sigma=sigma)
-    g_light = gradient_magnitude(log_bright, sigma=sigma)
-    g_colour = gradient_magnitude(chromaticity(arr[red], arr[green], levels=(lev_r, lev_g)), sigma=sigma)
+    if levels is None:
+        mean = np.where(nan, np.nan, arr.mean(axis=0))
+        levels = (dark_level(mean), dark_level(arr[red]), dark_level(arr[green]))
+    (o_i, f_i), (o_r, f_r), (o_g, f_g) = levels
+    # smooth each band once; the gradients of log I and of C = log(R / G) follow by the chain rule
+    if nan.any():  # fill missing pixels (masked again at the end) so that they do not spread
+        arr = np.where(np.isfinite(arr), arr, np.nanmean(arr, axis=(1, 2), keepdims=True)).astype(np.float32)
+        arr = np.nan_to_num(arr)
+    smooth = [ndimage.gaussian_filter(b, sigma, mode="nearest", truncate=3.0) if sigma > 0 else b for b in arr]
+    grads = [np.gradient(b) for b in smooth]
+    n = np.float32(len(smooth))
+    gy = sum(g[0] for g in grads) / n
+    gx = sum(g[1] for g in grads) / n
+    g_bright = np.hypot(gx, gy)
+    g_light = g_bright / np.maximum(sum(smooth) / n - np.float32(o_i), np.float32(f_i))
+    r = np.maximum(smooth[red] - np.float32(o_r), np.float32(f_r))
+    g = np.maximum(smooth[green] - np.float32(o_g), np.float32(f_g))
+    g_colour = np.hypot(grads[red][1] / r - grads[green][1] / g, grads[red][0] / r - grads[green][0] / g)
     share = g_colour / np.maximum(g_colour + g_light, np.float32(1e-12))
     # one weight across each edge's profile, so that the weight moves no edge: the lowest share
     # within 1 px (an edge next to a shadow outline takes the shadow's), then smoothed over 1 px
-    share = ndimage.minimum_filter(share, size=3, mode="nearest")
+    share = ndimage.minimum_filter1d(ndimage.minimum_filter1d(share, 3, axis=0, mode="nearest"), 3, axis=1,
+                                     mode="nearest")
     share = ndimage.gaussian_filter(share, 1.0, mode="nearest", truncate=3.0)
     out = (g_bright * (floor + (1.0 - floor) * share)).astype(np.float32)
-    out[nan] = np.nan
+    if nan.any():
+        out[ndimage.binary_dilation(nan, iterations=max(2, int(np.ceil(3 * sigma))))] = np.nan
     return out
 
 
