@@ -45,7 +45,7 @@ import numpy as np
 import rioxarray  # noqa: F401  (registers the .rio accessor)
 
 from changedetect._registration.field import FieldParams, ShiftField, estimate_shift_field
-from changedetect._registration.matching import chromatic_bands, dark_level, material_edges
+from changedetect._registration.matching import chromatic_bands, matching_kind, material_edges_of
 from changedetect._registration.radiometry import Radiometry, normalize_radiometry
 from changedetect._registration.report import CoregistrationReport, DateRegistration
 from changedetect._registration.shift import ShiftEstimate, estimate_shift
@@ -57,8 +57,6 @@ logger = logging.getLogger(__name__)
 
 #: Matching images up to this many pixels are held in memory; larger ones are read window by window.
 _IN_MEMORY_PIXELS = 4096 * 4096
-#: Gaussian smoothing (px) of the material edges (1: as precise as the brightness gradients on real VHR RGB).
-_MATERIAL_SIGMA = 1.0
 
 
 @dataclass(frozen=True)
@@ -184,7 +182,7 @@ def coregister(
     start = time.perf_counter()
     ref_idx = _reference_index(stack, config.reference)
     data = stack.data if isinstance(stack.data, da.Array) else da.from_array(np.asarray(stack.data), chunks=(1, 1, 1024, 1024))
-    kind = _matching_kind(stack, config)
+    kind = matching_kind([str(b) for b in stack["band"].values], config.band, config.matching)
     ref_match = _matching_image(stack, data, ref_idx, config.band, kind)
     h, w = ref_match.shape
     if min(h, w) < 32:
@@ -347,20 +345,6 @@ def _fit_radiometry(ref: da.Array, warped: da.Array, *, n_windows: int = 16, siz
     return normalize_radiometry(a, b)
 
 
-def _matching_kind(stack: TileStack, config: CoregisterConfig) -> str:
-    """``"material"`` or ``"mean"`` (see :attr:`CoregisterConfig.matching`)."""
-    if config.matching not in ("auto", "material", "mean"):
-        raise CoregistrationError(f"matching must be 'auto', 'material' or 'mean', got {config.matching!r}")
-    names = [str(b) for b in stack["band"].values]
-    if config.band is not None:
-        return "mean"
-    if config.matching == "material" and chromatic_bands(names) is None:
-        raise CoregistrationError(f"matching on material edges needs bands named red and green; bands are {names}")
-    if config.matching == "mean" or chromatic_bands(names) is None:
-        return "mean"
-    return "material"
-
-
 def _matching_image(stack: TileStack, data: da.Array, i: int, band: str | None, kind: str = "mean") -> Any:
     """The 2-D image used for matching: one band, the material edges, or the NaN-aware mean of all bands."""
     names = [str(b) for b in stack["band"].values]
@@ -371,30 +355,13 @@ def _matching_image(stack: TileStack, data: da.Array, i: int, band: str | None, 
         return img.compute() if img.size <= _IN_MEMORY_PIXELS else img
     if kind == "material":
         red, green = chromatic_bands(names)  # type: ignore[misc]
-        return _material_image(data[i], red, green)
+        return material_edges_of(data[i], red, green, in_memory_pixels=_IN_MEMORY_PIXELS)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         img = da.nanmean(data[i], axis=0)
         if img.size <= _IN_MEMORY_PIXELS:  # small: read once (tie points read it strip by strip)
             return img.compute()
     return img
-
-
-def _material_image(bands: da.Array, red: int, green: int) -> Any:
-    """:func:`material_edges` of one date: in memory when small, else lazily block by block (with a
-    halo, and the dark-object levels of the whole image so that blocks agree)."""
-    if bands[0].size <= _IN_MEMORY_PIXELS:
-        return material_edges(np.asarray(bands.compute()), red, green, sigma=_MATERIAL_SIGMA)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        mean = da.nanmean(bands, axis=0)
-    levels = (dark_level(mean), dark_level(bands[red]), dark_level(bands[green]))
-    stack = bands.rechunk({0: -1})
-    depth = {0: 0, 1: 16, 2: 16}
-    return da.map_overlap(
-        lambda b: material_edges(b, red, green, sigma=_MATERIAL_SIGMA, levels=levels), stack,
-        depth=depth, boundary="none", drop_axis=0, dtype=np.float32, trim=True,
-    )
 
 
 def _reference_index(stack: TileStack, reference: int | str | dt.date | None) -> int:

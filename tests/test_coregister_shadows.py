@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 import xarray as xr
 from affine import Affine
 from scipy import ndimage
 
 from changedetect._registration.field import ShiftField, choose_smoothing, tie_point_noise
-from changedetect._registration.matching import chromatic_bands, chromaticity, material_edges
+from changedetect._registration.matching import (
+    chromatic_bands,
+    chromaticity,
+    matching_kind,
+    material_edges,
+    material_edges_of,
+)
 from changedetect._registration.shift import gradient_magnitude
 from changedetect.coregister import CoregisterConfig, coregister, estimate_global_shift
+from changedetect.errors import CoregistrationError
 
 FINE = 4  # the scene is drawn at 4x and integrated down, so shifts of k/4 px are exact
 SIZE = 256
@@ -146,3 +154,20 @@ def test_tie_point_noise_is_measured_and_smoothing_follows_it() -> None:
 
     assert error(noisy, level) < 0.8 * error(noisy, 1.0)
     assert error(clean, choose_smoothing(clean)) < 0.02
+
+
+def test_material_edges_of_a_large_lazy_image_equal_the_in_memory_ones() -> None:
+    import dask.array as da
+
+    ref, _, _ = _pair(5)
+    lazy = material_edges_of(da.from_array(ref, chunks=(1, 96, 96)), 0, 1, in_memory_pixels=1000)
+    assert isinstance(lazy, da.Array)
+    np.testing.assert_allclose(lazy.compute(), material_edges(ref, 0, 1), atol=1e-4)
+
+
+def test_matching_option_is_checked() -> None:
+    assert matching_kind(["red", "green"], "red", "auto") == "mean"  # one named band wins
+    with pytest.raises(CoregistrationError, match="'auto', 'material' or 'mean'"):
+        matching_kind(["red", "green"], None, "chroma")
+    with pytest.raises(CoregistrationError, match="red and green"):
+        matching_kind(["pan"], None, "material")

@@ -17,11 +17,14 @@ dark-object level (its 0.1 percentile, less 1 % of its range): the additive path
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import dask.array as da
 import numpy as np
 from scipy import ndimage
+
+from changedetect.errors import CoregistrationError
 
 #: Band names (lower case) taken as red and green for the chromaticity.
 RED_NAMES = ("red", "r")
@@ -123,4 +126,34 @@ def chromaticity(
     return lib.log(r / g)
 
 
-__all__ = ["chromatic_bands", "chromaticity", "dark_level", "material_edges"]
+def matching_kind(names: list[str], band: str | None, matching: str) -> str:
+    """``"material"`` or ``"mean"``: what a stack with bands ``names`` is matched on
+    (see :class:`changedetect.coregister.CoregisterConfig`; ``"mean"`` too when one ``band`` is named)."""
+    if matching not in ("auto", "material", "mean"):
+        raise CoregistrationError(f"matching must be 'auto', 'material' or 'mean', got {matching!r}")
+    if band is not None:
+        return "mean"
+    if matching == "material" and chromatic_bands(names) is None:
+        raise CoregistrationError(f"matching on material edges needs bands named red and green; bands are {names}")
+    if matching == "mean" or chromatic_bands(names) is None:
+        return "mean"
+    return "material"
+
+
+def material_edges_of(bands: da.Array, red: int, green: int, *, in_memory_pixels: int) -> Any:
+    """:func:`material_edges` of one date ``(b, h, w)``: in memory when it has up to ``in_memory_pixels``
+    pixels, else lazily block by block (with a halo, and the dark-object levels of the whole image
+    so that the blocks agree)."""
+    if bands[0].size <= in_memory_pixels:
+        return material_edges(np.asarray(bands.compute()), red, green)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean = da.nanmean(bands, axis=0)
+    levels = (dark_level(mean), dark_level(bands[red]), dark_level(bands[green]))
+    return da.map_overlap(
+        lambda b: material_edges(b, red, green, levels=levels), bands.rechunk({0: -1}),
+        depth={0: 0, 1: 16, 2: 16}, boundary="none", drop_axis=0, dtype=np.float32, trim=True,
+    )
+
+
+__all__ = ["chromatic_bands", "chromaticity", "dark_level", "material_edges", "material_edges_of", "matching_kind"]
