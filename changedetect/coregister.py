@@ -109,9 +109,9 @@ class CoregisterConfig:
         The local field is applied only if the kept tie points depart from the global shift
         by more than this RMS (pixels); else the (more precise) global shift is applied.
     smoothing
-        Smoothing of the thin-plate spline through the tie points; ``None`` (default): the
-        smoothest of 1, 3, 10 ... 1000 that keeps the RMS residual at the tie points within
-        their own noise (the discrepancy principle; noise measured against each point's neighbours).
+        Smoothing of the thin-plate spline through the tie points; ``None`` (default): the one
+        of 1, 3, 10 ... 1000 that best predicts tie points left out of the fit (5-fold
+        cross-validation).
     order
         Spline order of the warp: 3 cubic (imagery, default), 1 bilinear, 0 nearest (masks, labels).
     """

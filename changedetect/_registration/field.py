@@ -324,50 +324,31 @@ def _poly_design(r: np.ndarray, c: np.ndarray, degree: int) -> np.ndarray:
 
 #: Smoothing levels tried by :func:`choose_smoothing` (1 is the least, and the fixed default before).
 SMOOTHING_LEVELS = (1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0)
+#: Folds of the cross-validation in :func:`choose_smoothing`.
+CV_FOLDS = 5
 
 
-def tie_point_noise(fld: ShiftField, neighbours: int = 24) -> float:
-    """Robust standard deviation (px, per component) of the kept tie points about the local quadratic
-    surface through their ``neighbours`` nearest kept neighbours: their measurement noise, with a
-    smooth (even curved) field removed."""
+def choose_smoothing(fld: ShiftField, levels: tuple[float, ...] = SMOOTHING_LEVELS) -> float:
+    """The smoothing of the field's spline that best predicts kept tie points left out of the fit
+    (5-fold cross-validation, folds drawn with a fixed seed): noisy tie points are averaged,
+    precise ones followed. 1 with fewer than 12 kept tie points."""
     k = np.flatnonzero(fld.kept)
-    n_nb = min(neighbours, k.size - 1)
-    if n_nb < 12:
-        return 0.0
-    pts = np.column_stack([fld.rows[k], fld.cols[k]])
-    _, idx = cKDTree(pts).query(pts, k=n_nb + 1)
-    nb = idx[:, 1:]
-    d = pts[nb] - pts[:, None, :]
-    d = d / np.maximum(np.abs(d).max(axis=(1, 2), keepdims=True), 1.0)
-    design = np.stack([np.ones(d.shape[:2]), d[..., 0], d[..., 1], d[..., 0] ** 2, d[..., 0] * d[..., 1],
-                       d[..., 1] ** 2], axis=2)  # (n, k, 6): the quadratic's value at the point is its constant
-    gram = np.einsum("nki,nkj->nij", design, design) + 1e-9 * np.eye(6)
-    # variance of (value - prediction) for independent noise: sigma^2 (1 + [G^-1]_00)
-    inflation = 1.0 + float(np.median(np.linalg.inv(gram)[:, 0, 0]))
-    var = []
-    for vals in (fld.dx[k], fld.dy[k]):
-        sol = np.linalg.solve(gram, np.einsum("nki,nk->ni", design, vals[nb])[..., None])[..., 0]
-        dev = vals - sol[:, 0]
-        var.append((_MAD * float(np.median(np.abs(dev - np.median(dev))))) ** 2 / inflation)
-    return float(np.sqrt(np.mean(var)))
-
-
-def choose_smoothing(fld: ShiftField) -> float:
-    """The smoothest spline whose RMS residual at the kept tie points stays within their noise
-    (the discrepancy principle): noisy tie points are averaged, precise ones followed."""
-    sigma = tie_point_noise(fld)
-    k = fld.kept
-    chosen = SMOOTHING_LEVELS[0]
-    if sigma <= 0 or fld.n_kept < 6:
-        return chosen
-    for level in SMOOTHING_LEVELS:
-        fld.fit(level)
-        ex, ey = fld.evaluate(fld.rows[k], fld.cols[k])
-        rms = float(np.sqrt(np.mean(((fld.dx[k] - ex) ** 2 + (fld.dy[k] - ey) ** 2) / 2)))
-        if rms > sigma:
-            break
-        chosen = level
-    return chosen
+    if k.size < 12:
+        return levels[0]
+    fold = np.random.default_rng(0).permutation(k.size) % CV_FOLDS
+    errors = []
+    for level in levels:
+        sq = 0.0
+        for f in range(CV_FOLDS):
+            train = np.zeros(fld.kept.shape, bool)
+            train[k[fold != f]] = True
+            part = ShiftField(fld.shape, fld.rows, fld.cols, fld.dx, fld.dy, fld.reliability, train)
+            part.fit(level)
+            test = k[fold == f]
+            ex, ey = part.evaluate(fld.rows[test], fld.cols[test])
+            sq += float(np.sum((fld.dx[test] - ex) ** 2 + (fld.dy[test] - ey) ** 2))
+        errors.append(sq)
+    return levels[int(np.argmin(errors))]
 
 
 def estimate_shift_field(
@@ -375,7 +356,7 @@ def estimate_shift_field(
 ) -> ShiftField:
     """Tie points, outlier rejection and a fitted dense field of ``mov`` against ``ref`` (2-D arrays).
 
-    ``params.smoothing`` ``None``: chosen from the tie points' own noise (:func:`choose_smoothing`).
+    ``params.smoothing`` ``None``: chosen by cross-validation on the tie points (:func:`choose_smoothing`).
     """
     fld = measure_tie_points(ref, mov, params=params, initial=initial)
     reject_outliers(fld, params)
