@@ -27,7 +27,9 @@ this machine, in the same process.
 reduction) on dask-backed synthetic scenes of two sizes, each in a fresh subprocess.
 
 ``--sample``: alignment of the generated sample city against the truth in
-``sample_tiles/truth/registration.json``.
+``sample_tiles/truth/registration.json``; then what the scene itself moves: the residual after
+the generator's own alignment, on all pixels and without cast-shadow changes (or without trees,
+vehicles and new buildings).
 
 Run::
 
@@ -357,14 +359,14 @@ def run_memory(sizes: list[int]) -> None:
 # --------------------------------------------------------------------------- sample city
 
 
-def run_sample(folder: Path) -> None:
+def run_sample(folder: Path, matching: str = "auto") -> None:
     from changedetect.coregister import coregister
     from changedetect.io import open_series
 
     truth = json.loads((folder / "truth/registration.json").read_text())
     t0 = time.perf_counter()
     stack = open_series(folder).to_stack()
-    _, report = coregister(stack)
+    _, report = coregister(stack, config=CoregisterConfig(matching=matching))
     seconds = time.perf_counter() - t0
     h, w = stack.shape[-2:]
     rows, cols = np.meshgrid(np.arange(h, dtype=float), np.arange(w, dtype=float), indexing="ij")
@@ -395,6 +397,57 @@ def run_sample(folder: Path) -> None:
               f"{err.max():.3f} |")
 
 
+def _lk_residual(a: np.ndarray, b: np.ndarray, weight: np.ndarray) -> tuple[float, float]:
+    """Weighted least-squares (Lucas-Kanade) displacement of ``b`` against ``a`` on their gradient
+    magnitudes (sigma 2), for small residuals; ``weight`` 0 leaves a pixel out (it creates no edge)."""
+    from changedetect._registration.shift import gradient_magnitude
+
+    ga, gb = gradient_magnitude(a, sigma=2.0), gradient_magnitude(b, sigma=2.0)
+    gb = gb * float(np.sum(weight * ga * gb) / np.sum(weight * gb * gb))
+    gy, gx = np.gradient(0.5 * (ga + gb))
+    diff, w = (gb - ga)[24:-24, 24:-24], weight[24:-24, 24:-24]
+    gx, gy = gx[24:-24, 24:-24], gy[24:-24, 24:-24]
+    m = np.array([[np.sum(w * gx * gx), np.sum(w * gx * gy)], [np.sum(w * gx * gy), np.sum(w * gy * gy)]])
+    dx, dy = np.linalg.solve(m, -np.array([np.sum(w * gx * diff), np.sum(w * gy * diff)]))
+    return float(dx), float(dy)
+
+
+def run_sample_residuals(folder: Path) -> None:
+    """What the generated scene itself moves: each date put back on the reference by the generator's
+    own field, then the residual displacement of the band mean, on all pixels and without the pixels
+    whose cast shadow changed (nuisance bit 4) or that hold trees, vehicles or new buildings (bits 1, 2
+    and the change mask), each dilated by 6 px."""
+    import rasterio
+    from scipy import ndimage
+
+    from changedetect.samplecity.registration import Misregistration, inverse_map
+
+    truth = json.loads((folder / "truth/registration.json").read_text())
+
+    def read(path: Path) -> np.ndarray:
+        with rasterio.open(path) as src:
+            return src.read().astype(np.float64)
+
+    ref = read(folder / truth["dates"][0]["path"].removeprefix("../")).mean(axis=0)
+    n = ref.shape[0]
+    print("\nresidual after the generator's own alignment (px, dx, dy; Lucas-Kanade on gradient magnitudes):")
+    print("| date | all pixels | cast-shadow changes left out | trees, vehicles, new buildings left out |")
+    print("|---|---|---|---|")
+    for d in truth["dates"][1:]:
+        tag = d["date"].replace("-", "")
+        cols, rows = inverse_map(Misregistration.from_dict(d["misregistration"]), n)
+        mov = read(folder / d["path"].removeprefix("../"))
+        back = np.mean([ndimage.map_coordinates(b, [rows, cols], order=3, mode="nearest") for b in mov], axis=0)
+        bits = read(folder / f"truth/nuisance/nuisance_{truth['reference'].replace('-', '')}_{tag}.tif")[0].astype(int)
+        built = read(folder / f"truth/change_{truth['reference'].replace('-', '')}_{tag}.tif")[0] > 0
+        cells = []
+        for mask in (np.zeros(ref.shape, bool), (bits & 4) > 0, ((bits & 3) > 0) | built):
+            keep = (~ndimage.binary_dilation(mask, iterations=6)).astype(np.float64) if mask.any() else np.ones(ref.shape)
+            dx, dy = _lk_residual(ref, back, keep)
+            cells.append(f"{dx:+.3f}, {dy:+.3f} ({keep.mean():.0%} kept)")
+        print(f"| {d['date']} | " + " | ".join(cells) + " |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=Path("../shared/data"))
@@ -404,6 +457,8 @@ def main() -> None:
     parser.add_argument("--memory", action="store_true", help="only the memory test")
     parser.add_argument("--sizes", type=int, nargs="+", default=[2048, 8192])
     parser.add_argument("--sample", type=Path, default=None, help="only the sample-city test")
+    parser.add_argument("--matching", default="auto", choices=["auto", "material", "mean"],
+                        help="what coregister matches the sample city on (CoregisterConfig.matching)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--iterations", type=int, default=None,
                         help="iterations of our global estimate (default: CoregisterConfig's)")
@@ -416,7 +471,8 @@ def main() -> None:
         run_memory(args.sizes)
         return
     if args.sample is not None:
-        run_sample(args.sample)
+        run_sample(args.sample, args.matching)
+        run_sample_residuals(args.sample)
         return
     aro = None
     if not args.no_arosics:
