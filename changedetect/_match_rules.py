@@ -249,6 +249,7 @@ def classify(fp: Footprints, pm: Permits, ev: Evidence, config: MatchConfig) -> 
     excess = np.where(_any(ev.valid, fi, n), excess, ev.excess_area_m2)
     ev.excess_area_m2 = excess
     over = (excess > config.tolerance_m2) & (excess > config.tolerance_pct / 100.0 * permitted)
+    over &= _beyond_edge(fp, pm, ev, has_poly & over, permitted, config)
     any_counted, any_compat, any_valid = (_any(m, fi, n) for m in (ev.counted, ev.compatible, ev.valid))
     any_before = _any(ev.before, fi, n)
     code = np.select([~any_counted, ~any_compat, ~any_valid & any_before, ~any_valid, over],
@@ -262,6 +263,27 @@ def classify(fp: Footprints, pm: Permits, ev: Evidence, config: MatchConfig) -> 
         sel = (code == c) & (first >= 0)
         quoted[sel] = pi[first[sel]]
     return status, _reasons(fp, pm, code, quoted, ev.area_m2, excess, permitted, config)
+
+
+def _beyond_edge(fp: Footprints, pm: Permits, ev: Evidence, rows: np.ndarray, permitted: np.ndarray,
+                 config: MatchConfig) -> np.ndarray:
+    """Whether each footprint still exceeds both tolerances outside its permits grown by the edge tolerance.
+
+    Only the ``rows`` over the tolerances as drawn are measured again (the grown excess is never
+    larger); point permits have no outline to grow and keep their verdict.
+    """
+    keep = np.ones(len(fp), bool)
+    d = config.edge_tolerance_m
+    if d <= 0 or not rows.any():
+        return keep
+    poly = ev.valid & ~ev.point[ev.pi]
+    for f in np.flatnonzero(rows).tolist():
+        lo, hi = np.searchsorted(ev.fi, [f, f + 1])  # ev.fi is sorted
+        own = ev.pi[lo:hi][poly[lo:hi]]
+        grown = shapely.union_all(shapely.buffer(pm.geometry[own], d, join_style="mitre"))
+        excess = float(shapely.area(shapely.difference(fp.geometry[f], grown)))
+        keep[f] = excess > config.tolerance_m2 and excess > config.tolerance_pct / 100.0 * permitted[f]
+    return keep
 
 
 #: the statuses in order of precedence (as in :data:`changedetect.match.STATUSES`)

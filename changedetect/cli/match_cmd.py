@@ -38,13 +38,16 @@ def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
               help="Built area outside the permitted footprint tolerated (m²).")
 @click.option("--tolerance-pct", type=click.FloatRange(0), default=10.0, show_default=True,
               help="The same, in % of the permitted area (both must be exceeded).")
+@click.option("--edge-tolerance", type=click.FloatRange(0), default=0.5, show_default=True,
+              help="Positional tolerance of outlines (m): exceeds_permit counts only what lies beyond the "
+                   "permitted footprint grown by this much (about one image pixel).")
 @click.option("--min-overlap", type=click.FloatRange(0, 1, min_open=True), default=0.1, show_default=True,
               help="Least overlap (fraction of the smaller area) for a permit to cover a footprint.")
 @overwrite_opt
 def command(footprints: Path, register: str, out: Path, layer: str | None, table: str | None,
             query: str | None, params: tuple[str, ...], column_map: tuple[str, ...], permits_crs: str | None,
             lenient: bool, rejects: Path | None, tolerance_m2: float, tolerance_pct: float,
-            min_overlap: float, overwrite: bool) -> None:
+            edge_tolerance: float, min_overlap: float, overwrite: bool) -> None:
     """Match FOOTPRINTS against a permit register: one status per footprint.
 
     Statuses: permitted, unlicensed, exceeds_permit, permit_expired,
@@ -62,7 +65,8 @@ def command(footprints: Path, register: str, out: Path, layer: str | None, table
     """
     from changedetect.match import STATUSES, MatchConfig, match_to_file
 
-    config = MatchConfig(tolerance_m2=tolerance_m2, tolerance_pct=tolerance_pct, min_overlap_ratio=min_overlap)
+    config = MatchConfig(tolerance_m2=tolerance_m2, tolerance_pct=tolerance_pct, edge_tolerance_m=edge_tolerance,
+                         min_overlap_ratio=min_overlap)
     check_overwrite(out, overwrite)
     if lenient and rejects is None:
         rejects = out.with_name(f"{out.stem}_rejects.gpkg")
