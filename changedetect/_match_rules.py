@@ -269,20 +269,36 @@ def _beyond_edge(fp: Footprints, pm: Permits, ev: Evidence, rows: np.ndarray, pe
                  config: MatchConfig) -> np.ndarray:
     """Whether each footprint still exceeds both tolerances outside its permits grown by the edge tolerance.
 
-    Only the ``rows`` over the tolerances as drawn are measured again (the grown excess is never
-    larger); point permits have no outline to grow and keep their verdict.
+    Only the ``rows`` over the tolerances as drawn can change (the grown excess is never larger).
+    The band a permit gains by growing ``d`` holds at most ``d`` x its perimeter plus its corners'
+    mitres (at most 5 d² each: shapely's mitre limit is 5): a row whose excess minus that bound still
+    exceeds both tolerances keeps its verdict without any geometry; the others are measured.
+    Point permits have no outline to grow and keep their verdict.
     """
     keep = np.ones(len(fp), bool)
-    d = config.edge_tolerance_m
+    d = config.edge_tolerance_m or 0.0
     if d <= 0 or not rows.any():
         return keep
     poly = ev.valid & ~ev.point[ev.pi]
-    for f in np.flatnonzero(rows).tolist():
-        lo, hi = np.searchsorted(ev.fi, [f, f + 1])  # ev.fi is sorted
-        own = ev.pi[lo:hi][poly[lo:hi]]
-        grown = shapely.union_all(shapely.buffer(pm.geometry[own], d, join_style="mitre"))
-        excess = float(shapely.area(shapely.difference(fp.geometry[f], grown)))
-        keep[f] = excess > config.tolerance_m2 and excess > config.tolerance_pct / 100.0 * permitted[f]
+    sel = poly & rows[ev.fi]
+    fi, pi = ev.fi[sel], ev.pi[sel]
+    geoms = pm.geometry[pi]
+    corners = shapely.get_num_coordinates(geoms) - shapely.get_num_geometries(geoms)  # rings repeat their start
+    band = d * shapely.length(geoms) + 5.0 * d * d * corners
+    bound = np.bincount(fi, weights=band, minlength=len(fp))
+    excess, limit = ev.excess_area_m2, np.maximum(config.tolerance_m2, config.tolerance_pct / 100.0 * permitted)
+    doubt = np.flatnonzero(rows & (excess - bound <= limit))
+    if not len(doubt):
+        return keep
+    # each doubtful footprint minus its grown permits, one permit rank at a time (vectorised)
+    first = np.searchsorted(fi, doubt)  # fi is sorted
+    count = np.bincount(fi, minlength=len(fp))[doubt]
+    rest = fp.geometry[doubt].copy()
+    for k in range(int(count.max())):
+        sub = np.flatnonzero(count > k)
+        grown = shapely.buffer(pm.geometry[pi[first[sub] + k]], d, join_style="mitre")
+        rest[sub] = shapely.difference(rest[sub], grown)
+    keep[doubt] = shapely.area(rest) > limit[doubt]
     return keep
 
 

@@ -91,10 +91,13 @@ class MatchConfig:
         The same, in % of the permitted area.
     edge_tolerance_m
         Positional tolerance of an outline, in metres: for ``exceeds_permit`` the
-        built area is measured outside the permitted footprint grown by this much
-        (a footprint traced from imagery is uncertain by about a pixel along its
-        whole outline, 0.5 m at 0.5 m GSD, and a register's drawings carry their
-        own error).  ``excess_area_m2`` stays the area outside the permit as drawn.
+        built area is measured outside the permitted footprint grown by this much.
+        A footprint traced from imagery is uncertain by about a pixel along its
+        whole outline (0.5 m at 0.5 m GSD: 10-15 m² on a 60-100 m² house), and a
+        register's drawings carry their own error.  ``None`` (the default): 0 here,
+        outlines taken as exact; :func:`changedetect.pipeline.run` sets it to the
+        pixel size of the imagery the footprints were traced from.
+        ``excess_area_m2`` stays the area outside the permit as drawn.
     min_overlap_ratio
         A permit covers a footprint when their overlap is at least this
         fraction of the smaller of the two areas.
@@ -105,12 +108,12 @@ class MatchConfig:
 
     tolerance_m2: float = 10.0
     tolerance_pct: float = 10.0
-    edge_tolerance_m: float = 0.5
+    edge_tolerance_m: float | None = None
     min_overlap_ratio: float = 0.1
     working_crs: str | None = None
 
     def __post_init__(self) -> None:
-        if self.tolerance_m2 < 0 or self.tolerance_pct < 0 or self.edge_tolerance_m < 0:
+        if self.tolerance_m2 < 0 or self.tolerance_pct < 0 or (self.edge_tolerance_m or 0.0) < 0:
             raise ValueError("tolerances must be >= 0")
         if not 0 < self.min_overlap_ratio <= 1:
             raise ValueError(f"min_overlap_ratio must be in (0, 1], got {self.min_overlap_ratio}")

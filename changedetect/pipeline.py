@@ -28,7 +28,7 @@ import platform
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -218,7 +218,10 @@ def _chain(stack: xr.DataArray, register: gpd.GeoDataFrame, out: Path, config: P
         footprints = _fill_first_seen(footprints, aligned)
         write_vector(footprints, out / OUTPUTS["footprints"], overwrite=True)
     with clock.stage("match"):
-        violations = _with_addresses(match_mod.match(footprints, register, config=config.match), register)
+        mconfig = config.match
+        if mconfig.edge_tolerance_m is None:  # outlines traced from pixels: one pixel of positional tolerance
+            mconfig = replace(mconfig, edge_tolerance_m=float(abs(prob.rio.resolution()[0])))
+        violations = _with_addresses(match_mod.match(footprints, register, config=mconfig), register)
     with clock.stage("write"):
         write_vector(violations, out / OUTPUTS["violations"], overwrite=True)
         if config.output.csv:
@@ -238,6 +241,7 @@ def _chain(stack: xr.DataArray, register: gpd.GeoDataFrame, out: Path, config: P
                "violations_csv": not config.output.csv, "report": not config.output.report}
     written = {k for k in OUTPUTS if not skipped.get(k, False)}
     return {"violations": violations, "footprints": footprints, "times": times, "prob": prob,
+            "edge_tolerance_m": mconfig.edge_tolerance_m,
             "written": written}
 
 
@@ -339,6 +343,7 @@ def _finish(series: Any, stack: xr.DataArray, permits: str | Path, out: Path, co
         "dates": results["times"],
         "crs": str(stack.rio.crs),
         "config": config.to_dict(),
+        "effective": {"match.edge_tolerance_m": results["edge_tolerance_m"]},
         "timings_s": {k: round(v, 3) for k, v in clock.timings.items()},
         "counts": counts,
         "n_footprints": len(results["footprints"]),

@@ -105,7 +105,7 @@ def test_tolerances_need_both_m2_and_pct() -> None:
     p = register(permit("P-a", b(0, 0, 10, 15)), permit("P-big", b(100, 0, 40, 25)))
     # a: 5 m² (3%) outside; big: 12 m² (1.2%) outside -> both within the default tolerances
     assert status_of(f, p) == {"a": "permitted", "big": "permitted"}
-    exact = {"edge_tolerance_m": 0.0}  # outlines taken as exact: only the area tolerances
+    exact: dict = {}  # outlines taken as exact (the default): only the area tolerances
     assert status_of(f, p, tolerance_m2=1, tolerance_pct=1, **exact) == {"a": "exceeds_permit", "big": "exceeds_permit"}
     assert status_of(f, p, tolerance_m2=1, tolerance_pct=2, **exact) == {"a": "exceeds_permit", "big": "permitted"}
     assert status_of(f, p, tolerance_m2=6, tolerance_pct=1, **exact) == {"a": "permitted", "big": "exceeds_permit"}
@@ -116,9 +116,9 @@ def test_edge_tolerance_forgives_an_outline_traced_a_pixel_too_wide() -> None:
     # "wing": a 4 m wing built beyond the permit (40 m² outside): beyond any edge tolerance
     f = fp(("wide", b(-0.5, -0.5, 11, 9), SEEN, "new"), ("wing", b(100, 0, 14, 10), SEEN, "new"))
     p = register(permit("P-wide", b(0, 0, 10, 8)), permit("P-wing", b(100, 0, 10, 10)))
-    assert status_of(f, p, edge_tolerance_m=0.0) == {"wide": "exceeds_permit", "wing": "exceeds_permit"}
-    assert status_of(f, p) == {"wide": "permitted", "wing": "exceeds_permit"}  # default 0.5 m
-    out = match(f, p).set_index("footprint_id")
+    assert status_of(f, p) == {"wide": "exceeds_permit", "wing": "exceeds_permit"}  # default: exact outlines
+    assert status_of(f, p, edge_tolerance_m=0.5) == {"wide": "permitted", "wing": "exceeds_permit"}
+    out = match(f, p, config=MatchConfig(edge_tolerance_m=0.5)).set_index("footprint_id")
     assert out.loc["wide", "excess_area_m2"] == pytest.approx(19.0)  # evidence: the outline as drawn
     assert status_of(f, p, edge_tolerance_m=1.0)["wing"] == "exceeds_permit"  # 30 m² beyond 1 m
     with pytest.raises(ValueError, match="tolerances"):

@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
+import rasterio
 
 from changedetect.config import PipelineConfig
 from changedetect.errors import ModelError, OutputExistsError
@@ -75,6 +76,10 @@ def test_run_json_provenance(series_run, inputs: dict) -> None:
     assert run["config"] == inputs["config"].to_dict()
     assert PipelineConfig.from_dict(run["config"]) == inputs["config"]
     assert run["dates"] == series_run.dates and run["counts"] == series_run.counts
+    # footprints traced from pixels: matching allows one pixel of positional tolerance
+    res = abs(rasterio.open(inputs["tile_paths"][0]).res[0])
+    assert run["config"]["match"]["edge_tolerance_m"] is None
+    assert run["effective"]["match.edge_tolerance_m"] == pytest.approx(res)
 
 
 def test_violations_and_report_agree(series_run) -> None:

@@ -38,9 +38,10 @@ def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
               help="Built area outside the permitted footprint tolerated (m²).")
 @click.option("--tolerance-pct", type=click.FloatRange(0), default=10.0, show_default=True,
               help="The same, in % of the permitted area (both must be exceeded).")
-@click.option("--edge-tolerance", type=click.FloatRange(0), default=0.5, show_default=True,
+@click.option("--edge-tolerance", type=click.FloatRange(0), default=0.0, show_default=True,
               help="Positional tolerance of outlines (m): exceeds_permit counts only what lies beyond the "
-                   "permitted footprint grown by this much (about one image pixel).")
+                   "permitted footprint grown by this much.  For footprints traced from imagery give its "
+                   "pixel size, e.g. 0.5 (`changedetect run` does).")
 @click.option("--min-overlap", type=click.FloatRange(0, 1, min_open=True), default=0.1, show_default=True,
               help="Least overlap (fraction of the smaller area) for a permit to cover a footprint.")
 @overwrite_opt
