@@ -118,7 +118,8 @@ def _peak_during(fn) -> tuple[float, float, float, object]:  # noqa: ANN001
     return seconds, mib, cpu[0], result
 
 
-def _child(which: str, n_fp: int, n_pm: int, register_crs: str | None, rotate: float, queue: mp.Queue) -> None:
+def _child(which: str, n_fp: int, n_pm: int, register_crs: str | None, rotate: float, edge: float,
+           queue: mp.Queue) -> None:
     footprints, permits = make_data(n_fp, n_pm, register_crs=register_crs, rotate=rotate)
     if which == "sjoin":
         to_crs = 0.0
@@ -140,17 +141,18 @@ def _child(which: str, n_fp: int, n_pm: int, register_crs: str | None, rotate: f
         queue.put({"pairs": len(fi), "geos": geos_s, "clip": clip_s,
                    "max_abs_diff": float(np.abs(geos - fast).max())})
     else:
-        from changedetect.match import match
+        from changedetect.match import MatchConfig, match
 
-        seconds, mib, cpu, out = _peak_during(lambda: match(footprints, permits))
+        config = MatchConfig(edge_tolerance_m=edge)
+        seconds, mib, cpu, out = _peak_during(lambda: match(footprints, permits, config=config))
         queue.put({"seconds": seconds, "mib": mib, "cpu": cpu, "rows": len(out),
                    "statuses": {k: int(v) for k, v in out["status"].value_counts().items()}})
 
 
-def run(which: str, n_fp: int, n_pm: int, register_crs: str | None, rotate: float = 0.0) -> dict:
+def run(which: str, n_fp: int, n_pm: int, register_crs: str | None, rotate: float = 0.0, edge: float = 0.0) -> dict:
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
-    p = ctx.Process(target=_child, args=(which, n_fp, n_pm, register_crs, rotate, queue))
+    p = ctx.Process(target=_child, args=(which, n_fp, n_pm, register_crs, rotate, edge, queue))
     p.start()
     result = queue.get()
     p.join()
@@ -168,15 +170,19 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--register-crs", default=None, help="Store the permits in this CRS (e.g. EPSG:9210).")
     ap.add_argument("--rotate", type=float, default=0.0, help="Turn lots and footprints by up to this many degrees.")
+    ap.add_argument("--edge-tolerance", type=float, default=0.0,
+                    help="MatchConfig.edge_tolerance_m (0: the library default; `changedetect run` uses the pixel size).")
     args = ap.parse_args()
     print(f"{args.footprints} footprints x {args.permits} permits "
-          f"(register in {args.register_crs or 'EPSG:32648'}, rotated up to {args.rotate:g}°), {args.repeat} runs "
+          f"(register in {args.register_crs or 'EPSG:32648'}, rotated up to {args.rotate:g}°, edge tolerance "
+          f"{args.edge_tolerance:g} m), {args.repeat} runs "
           f"each, sjoin and match alternating, {psutil.cpu_count()} CPUs, "
           f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, {_load()}")
     results: dict[str, list[dict]] = {"sjoin": [], "match": []}
     for _ in range(args.repeat):  # alternating, so that a change of load hits both alike
         for which in results:
-            results[which].append(run(which, args.footprints, args.permits, args.register_crs, args.rotate))
+            results[which].append(run(which, args.footprints, args.permits, args.register_crs, args.rotate,
+                                      args.edge_tolerance))
     for which, runs in results.items():
         secs, cpu, mib = ([r[k] for r in runs] for k in ("seconds", "cpu", "mib"))
         print(f"  {which:<6} median {statistics.median(secs):6.2f} s (min {min(secs):.2f}, max {max(secs):.2f}), "
