@@ -111,7 +111,7 @@ class CoregisterConfig:
     smoothing
         Smoothing of the thin-plate spline through the tie points; ``None`` (default): the one
         of 1, 3, 10 ... 1000 that best predicts tie points left out of the fit (5-fold
-        cross-validation).
+        cross-validation); the spline is then refitted with Tukey weights on the tie points.
     order
         Spline order of the warp: 3 cubic (imagery, default), 1 bilinear, 0 nearest (masks, labels).
     """

@@ -169,3 +169,17 @@ def test_matching_option_is_checked() -> None:
         matching_kind(["red", "green"], None, "chroma")
     with pytest.raises(CoregistrationError, match="red and green"):
         matching_kind(["pan"], None, "material")
+
+
+def test_robust_fit_resists_the_tie_points_still_far_off() -> None:
+    fld, tx, ty = _field(0.05, seed=1)
+    far = np.arange(0, fld.n_found, 9)  # every 9th tie point 0.6-1 px off, spread over the scene
+    fld.dx[far] += np.random.default_rng(2).uniform(0.6, 1.0, far.size)
+
+    def error(robust: bool) -> float:
+        fld.fit(10.0, robust=robust)
+        ex, ey = fld.evaluate(fld.rows, fld.cols)
+        return float(np.median(np.hypot(ex - tx, ey - ty)))
+
+    plain, robust = error(False), error(True)
+    assert robust < 0.7 * plain

@@ -133,8 +133,13 @@ class ShiftField:
         scale = float(max(self.shape))
         return np.column_stack([rows / scale, cols / scale])
 
-    def fit(self, smoothing: float = 1.0) -> None:
-        """Fit the dense model on the kept tie points (a thin-plate smoothing spline with a linear trend)."""
+    def fit(self, smoothing: float = 1.0, *, robust: bool = False) -> None:
+        """Fit the dense model on the kept tie points (a thin-plate smoothing spline with a linear trend).
+
+        ``robust``: then refit three times, each tie point's smoothing divided by its Tukey
+        biweight (4.685 robust sigmas of the distances to the previous fit), so that the few
+        tie points still far off after outlier rejection pull the field less.
+        """
         k = self.kept
         pts = self._normalise(self.rows[k], self.cols[k])
         n = int(k.sum())
@@ -142,12 +147,20 @@ class ShiftField:
             self.constant = (float(np.median(self.dx[k])), float(np.median(self.dy[k]))) if n else (0.0, 0.0)
             return
         degree = 1 if n >= 6 else 0
-        s = smoothing * 1e-3 * n / max(n, 1)
-        self._models = [
-            RBFInterpolator(pts, vals[k], kernel="thin_plate_spline", smoothing=s, degree=degree,
-                            neighbors=None if n <= 1500 else 200)
-            for vals in (self.dx, self.dy)
-        ]
+        s: float | np.ndarray = smoothing * 1e-3
+        self.constant = None
+        for i in range(4 if robust and n >= 12 else 1):
+            if i:
+                ex, ey = self.evaluate(self.rows[k], self.cols[k])
+                dist = np.hypot(self.dx[k] - ex, self.dy[k] - ey)
+                scale = max(_MAD * float(np.median(dist)), 1e-6)
+                weight = np.clip(1 - (dist / (4.685 * scale)) ** 2, 0, None) ** 2
+                s = smoothing * 1e-3 / np.maximum(weight, 1e-3)
+            self._models = [
+                RBFInterpolator(pts, vals[k], kernel="thin_plate_spline", smoothing=s, degree=degree,
+                                neighbors=None if n <= 1500 else 200)
+                for vals in (self.dx, self.dy)
+            ]
 
 
 def window_origins(shape: tuple[int, int], params: FieldParams) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -360,6 +373,6 @@ def estimate_shift_field(
     """
     fld = measure_tie_points(ref, mov, params=params, initial=initial)
     reject_outliers(fld, params)
-    fld.fit(params.smoothing if params.smoothing is not None else choose_smoothing(fld))
+    fld.fit(params.smoothing if params.smoothing is not None else choose_smoothing(fld), robust=True)
     logger.debug("shift field: %d tie points found, %d kept", fld.n_found, fld.n_kept)
     return fld
