@@ -324,9 +324,10 @@ def scene(shift, block_info=None):
     return (100 + a @ b).astype(np.float32)
 dates = [da.map_blocks(scene, s, chunks=((chunk,) * (size // chunk),) * 2, dtype=np.float32)
          for s in ((0.0, 0.0), (dx, dy))]
-data = da.stack(dates)[:, None]
+bands = {bands!r}
+data = da.stack([da.stack([d * (1 - 0.1 * j) + 10 * j for j in range(len(bands))]) for d in dates])
 stack = xr.DataArray(data, dims=("time", "band", "y", "x"),
-    coords={{"time": pd.to_datetime(["2024-01-01", "2024-06-01"]).values, "band": ["pan"],
+    coords={{"time": pd.to_datetime(["2024-01-01", "2024-06-01"]).values, "band": bands,
             "y": 1e6 - 0.5 * (np.arange(size) + 0.5), "x": 5e5 + 0.5 * (np.arange(size) + 0.5)}})
 stack = stack.rio.write_crs("EPSG:32648").rio.write_transform(Affine(0.5, 0, 5e5, 0, -0.5, 1e6))
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -339,20 +340,21 @@ t2 = time.perf_counter()
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 d = report.dates[1]
 print(f"{{size}} {{base / 1024:.0f}} {{peak / 1024:.0f}} {{t1 - t0:.1f}} {{t2 - t1:.1f}} "
-      f"{{d.shift_px[0] - dx:+.4f}} {{d.shift_px[1] - dy:+.4f}} {{d.status}} {{diff:.4f}}")
+      f"{{d.shift_px[0] - dx:+.4f}} {{d.shift_px[1] - dy:+.4f}} {{d.status}}/{{d.matching}} {{diff:.4f}}")
 """
 
 
-def run_memory(sizes: list[int]) -> None:
+def run_memory(sizes: list[int], rgb: bool = False) -> None:
     root = str(Path(__file__).resolve().parents[1])
+    bands = ["red", "green", "blue"] if rgb else ["pan"]
     print("\n| scene (px) | float32 per date | baseline RSS MiB | peak RSS MiB | estimate s | warp+stream s "
           "| shift error dx, dy px | mode | mean abs diff after |")
     print("|---|---|---|---|---|---|---|---|---|")
     for size in sizes:
-        code = _MEMORY_CHILD.format(root=root, size=size)
+        code = _MEMORY_CHILD.format(root=root, size=size, bands=bands)
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
         s, base, peak, t_est, t_warp, ex, ey, mode, diff = out.stdout.split()
-        print(f"| {s}² | {int(s) ** 2 * 4 / 2**20:.0f} MiB | {base} | {peak} | {t_est} | {t_warp} | "
+        print(f"| {s}² | {int(s) ** 2 * 4 * len(bands) / 2**20:.0f} MiB | {base} | {peak} | {t_est} | {t_warp} | "
               f"{ex}, {ey} | {mode} | {diff} |")
 
 
@@ -456,6 +458,8 @@ def main() -> None:
     parser.add_argument("--no-arosics", action="store_true")
     parser.add_argument("--memory", action="store_true", help="only the memory test")
     parser.add_argument("--sizes", type=int, nargs="+", default=[2048, 8192])
+    parser.add_argument("--rgb", action="store_true",
+                        help="memory test on a red/green/blue stack (matched on material edges)")
     parser.add_argument("--sample", type=Path, default=None, help="only the sample-city test")
     parser.add_argument("--matching", default="auto", choices=["auto", "material", "mean"],
                         help="what coregister matches the sample city on (CoregisterConfig.matching)")
@@ -468,7 +472,7 @@ def main() -> None:
         CONFIG = CoregisterConfig(iterations=args.iterations)
         print(f"our global estimate: {args.iterations} iterations")
     if args.memory:
-        run_memory(args.sizes)
+        run_memory(args.sizes, args.rgb)
         return
     if args.sample is not None:
         run_sample(args.sample, args.matching)
