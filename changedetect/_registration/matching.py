@@ -17,6 +17,8 @@ dark-object level (its 0.1 percentile, less 1 % of its range): the additive path
 
 from __future__ import annotations
 
+import os
+import tempfile
 import warnings
 from typing import Any
 
@@ -140,20 +142,53 @@ def matching_kind(names: list[str], band: str | None, matching: str) -> str:
     return "material"
 
 
+class RowFile:
+    """A 2-D float32 image kept in an anonymous temporary file and read back by slices of rows
+    (``img[r0:r1]``, ``img[r0:r1, c0:c1]``), with explicit reads: memory holds only what is read."""
+
+    def __init__(self, shape: tuple[int, int]) -> None:
+        self.shape = shape
+        self.ndim = 2
+        self.dtype = np.dtype(np.float32)
+        self._file = tempfile.TemporaryFile()  # noqa: SIM115  (lives as long as the image; deleted when collected)
+
+    def write_rows(self, r0: int, rows: np.ndarray) -> None:
+        """Store ``rows`` (``(n, w)``) from row ``r0``."""
+        os.pwrite(self._file.fileno(), np.ascontiguousarray(rows, np.float32).tobytes(), r0 * self.shape[1] * 4)
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        rows, cols = (key, slice(None)) if not isinstance(key, tuple) else key
+        r0, r1, _ = rows.indices(self.shape[0])
+        w = self.shape[1]
+        buf = os.pread(self._file.fileno(), max(r1 - r0, 0) * w * 4, r0 * w * 4)
+        return np.frombuffer(buf, np.float32).reshape(-1, w)[:, cols].copy()
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        out = self[:, :]
+        return out if dtype is None else out.astype(dtype)
+
+
 def material_edges_of(bands: da.Array, red: int, green: int, *, in_memory_pixels: int) -> Any:
     """:func:`material_edges` of one date ``(b, h, w)``: in memory when it has up to ``in_memory_pixels``
-    pixels, else lazily block by block (with a halo, and the dark-object levels of the whole image
-    so that the blocks agree)."""
+    pixels; else computed once, one row of blocks at a time (with a 16 px halo, and the dark-object
+    levels of the whole image so that blocks agree), into a :class:`RowFile` read back by strips."""
     if bands[0].size <= in_memory_pixels:
         return material_edges(np.asarray(bands.compute()), red, green)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         mean = da.nanmean(bands, axis=0)
     levels = (dark_level(mean), dark_level(bands[red]), dark_level(bands[green]))
-    return da.map_overlap(
+    lazy = da.map_overlap(
         lambda b: material_edges(b, red, green, levels=levels), bands.rechunk({0: -1}),
         depth={0: 0, 1: 16, 2: 16}, boundary="none", drop_axis=0, dtype=np.float32, trim=True,
     )
+    out = RowFile(tuple(lazy.shape))  # type: ignore[arg-type]
+    r0 = 0
+    for height in lazy.chunks[0]:
+        out.write_rows(r0, lazy[r0:r0 + height].compute())
+        r0 += height
+    return out
 
 
-__all__ = ["chromatic_bands", "chromaticity", "dark_level", "material_edges", "material_edges_of", "matching_kind"]
+__all__ = ["RowFile", "chromatic_bands", "chromaticity", "dark_level", "material_edges", "material_edges_of",
+           "matching_kind"]
