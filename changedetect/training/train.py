@@ -207,7 +207,8 @@ def train(config: TrainConfig, *, out: str | os.PathLike[str], resume: bool = Tr
         opt.step()
         sched.step()
         step += 1
-        run_loss = 0.98 * run_loss + 0.02 * float(loss) if step > 1 else float(loss)
+        value = float(loss.detach())
+        run_loss = 0.98 * run_loss + 0.02 * value if step > 1 else value
         bar.update(1)
         bar.set_postfix(loss=f"{run_loss:.3f}")
         if step % config.checkpoint_every == 0 or step == config.steps:
