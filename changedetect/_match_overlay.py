@@ -219,4 +219,34 @@ def _clip_edge(px: np.ndarray, py: np.ndarray, n: np.ndarray, ax: np.ndarray, ay
     return qx, qy, n
 
 
-__all__ = ["MAX_CLIP", "MAX_SUBJECT", "Rings", "clip_area", "intersection_areas", "prepare"]
+def grow_convex(r: Rings, cols: np.ndarray, d: float) -> tuple[Rings, np.ndarray]:
+    """The convex rings ``cols`` of ``r`` grown outwards by ``d`` (mitre joins), and which are usable.
+
+    Each vertex moves along the bisector of its two edges' outward normals by
+    ``d / (1 + cos)`` of their angle, so that both edges move out by exactly ``d``; a ring
+    with a zero-length edge or a corner sharper than shapely's mitre limit (5) is flagged
+    unusable (the caller falls back to ``shapely.buffer``).
+    """
+    x, y, n = r.x[:, cols], r.y[:, cols], r.n[cols]
+    width = x.shape[0]
+    i = np.arange(width)[:, None]
+    m = np.maximum(n, 1)[None, :]
+    prev, nxt = (i - 1) % m, (i + 1) % m
+    ix, iy = x - np.take_along_axis(x, prev, axis=0), y - np.take_along_axis(y, prev, axis=0)
+    ox, oy = np.take_along_axis(x, nxt, axis=0) - x, np.take_along_axis(y, nxt, axis=0) - y
+    with np.errstate(divide="ignore", invalid="ignore"):
+        li, lo = np.hypot(ix, iy), np.hypot(ox, oy)
+        nix, niy, nox, noy = iy / li, -ix / li, oy / lo, -ox / lo  # outward normals (counter-clockwise rings)
+        cos1 = 1.0 + nix * nox + niy * noy
+        gx, gy = x + d * (nix + nox) / cos1, y + d * (niy + noy) / cos1
+    valid = i < n[None, :]
+    usable = r.ok[cols] & r.convex[cols] & np.where(valid, np.isfinite(gx) & (cos1 >= 2.0 / 25.0), True).all(axis=0)
+    last = np.maximum(n - 1, 0)
+    gx = np.where(valid, gx, gx[last, np.arange(len(cols))])  # padding: the last vertex again
+    gy = np.where(valid, gy, gy[last, np.arange(len(cols))])
+    gx, gy = np.nan_to_num(gx), np.nan_to_num(gy)
+    k = len(cols)
+    return Rings(gx, gy, np.where(usable, n, 0), usable, np.zeros(k), np.zeros((k, 4)), np.full(k, 3)), usable
+
+
+__all__ = ["MAX_CLIP", "MAX_SUBJECT", "Rings", "clip_area", "grow_convex", "intersection_areas", "prepare"]

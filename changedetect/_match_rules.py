@@ -18,7 +18,7 @@ import shapely
 from pyproj import CRS
 from pyproj.transformer import TransformerGroup
 
-from changedetect._match_overlay import Rings, intersection_areas, prepare
+from changedetect._match_overlay import MAX_CLIP, Rings, grow_convex, intersection_areas, prepare
 
 if TYPE_CHECKING:
     from changedetect.match import MatchConfig
@@ -290,9 +290,24 @@ def _beyond_edge(fp: Footprints, pm: Permits, ev: Evidence, rows: np.ndarray, pe
     doubt = np.flatnonzero(rows & (excess - bound <= limit))
     if not len(doubt):
         return keep
-    # each doubtful footprint minus its grown permits, one permit rank at a time (vectorised)
     first = np.searchsorted(fi, doubt)  # fi is sorted
     count = np.bincount(fi, minlength=len(fp))[doubt]
+    # one convex permit (the usual case): its outline grown in numpy, the overlap clipped in numpy
+    one = np.flatnonzero(count == 1)
+    own = pi[first[one]]
+    rp = prepare(pm.geometry[own], max_vertices=MAX_CLIP)
+    rg, fast = grow_convex(rp, np.arange(len(own)), d)
+    rf = prepare(fp.geometry[doubt[one]])
+    fast &= rf.ok & rg.convex
+    idx = np.flatnonzero(fast)
+    inside = intersection_areas(fp.geometry[doubt[one]], np.empty(len(own), object), idx, idx, rf, rg)
+    keep[doubt[one[idx]]] = rf.area[idx] - inside > limit[doubt[one[idx]]]
+    # the others: each footprint minus its grown permits, one permit rank at a time (GEOS, vectorised)
+    slow = np.ones(len(doubt), bool)
+    slow[one[idx]] = False
+    doubt, first, count = doubt[slow], first[slow], count[slow]
+    if not len(doubt):
+        return keep
     rest = fp.geometry[doubt].copy()
     for k in range(int(count.max())):
         sub = np.flatnonzero(count > k)

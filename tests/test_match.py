@@ -361,6 +361,43 @@ def test_overlap_and_permits_agree_with_geos_on_a_random_city(n_fp: int, n_pm: i
     assert (out["overlap_ratio"] > 0).sum() > n_fp // 4
 
 
+def test_edge_tolerance_agrees_with_geos_buffers_on_a_random_city() -> None:
+    """exceeds_permit with an edge tolerance against shapely.buffer + difference: turned lots
+    (the numpy path), L-shaped footprints and neighbouring permits (the GEOS path)."""
+    rng = np.random.default_rng(7)
+
+    def turned(cx: float, cy: float, w: float, h: float, deg: float) -> shapely.Polygon:
+        return shapely.affinity.rotate(box(cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2), deg)
+
+    lots, shapes = [], []
+    for k in range(300):
+        cx, cy, w, h, deg = X0 + (k % 20) * 16.0, Y0 + (k // 20) * 18.0, 12.0, 14.0, rng.uniform(0, 20)
+        lots.append(turned(cx, cy, w, h, deg))
+        g = turned(cx + rng.uniform(-1, 1), cy + rng.uniform(-1, 1), w * rng.uniform(0.9, 1.3),
+                   h * rng.uniform(0.9, 1.2), deg + rng.uniform(-3, 3))
+        if rng.random() < 0.2:  # an L
+            g = g.difference(shapely.affinity.translate(g, *(rng.uniform(3, 5, 2))))
+        shapes.append(g)
+    p = register(*[permit(f"P{i}", g) for i, g in enumerate(lots)])
+    f = fp(*[(f"F{i}", g, SEEN, "new") for i, g in enumerate(shapes)])
+    for d in (0.5, 1.5):
+        out = match(f, p, config=MatchConfig(edge_tolerance_m=d))
+        plain = match(f, p)
+        pg = np.asarray(p.geometry.values)
+        grown = shapely.buffer(pg, d, join_style="mitre")
+        for i, g in enumerate(shapes):
+            if plain["status"].iat[i] != "exceeds_permit":
+                assert out["status"].iat[i] == plain["status"].iat[i], i
+                continue
+            ids = [int(t[1:]) for t in plain["permit_ids"].iat[i].split(",")]
+            beyond = shapely.area(shapely.difference(g, shapely.union_all(grown[ids])))
+            permitted = sum(lots[k].area for k in ids)
+            want = "exceeds_permit" if beyond > max(10.0, 0.1 * permitted) else "permitted"
+            assert out["status"].iat[i] == want, (d, i, beyond)
+        assert (out["status"] == "exceeds_permit").sum() < (plain["status"] == "exceeds_permit").sum()
+        assert (out["status"] == "exceeds_permit").sum() > (10 if d < 1 else 2)
+
+
 def test_agreement_scores_per_status() -> None:
     import pandas as pd
 
