@@ -100,3 +100,42 @@ def test_radiometric_gain_offset_on_pseudo_invariant_pixels() -> None:
     assert fit.gain == pytest.approx(tuple(gain), rel=0.02)
     assert fit.offset == pytest.approx(tuple(offset), abs=6.0)
     assert 0.5 < fit.invariant_fraction < 0.9
+
+
+@pytest.mark.parametrize("shift", [(0.3, -0.7), (-4.2, 3.99), (0.0, 0.0), (-7.5, 7.5)])
+def test_constant_cubic_shift_matches_the_spline_warp(shift: tuple[float, float]) -> None:
+    from changedetect._registration.shift import _shift_cubic, shift_image
+
+    img = np.random.default_rng(1).normal(size=(120, 100))
+    dx, dy = shift
+    m = int(np.ceil(max(abs(dx), abs(dy)))) + 3
+    crop = (slice(m, 120 - m), slice(m, 100 - m))
+    np.testing.assert_allclose(_shift_cubic(img, dx, dy, crop), shift_image(img, dx, dy)[crop], atol=1e-9)
+    img[40, 50] = np.nan  # missing pixels: the general warp (NaN around them)
+    np.testing.assert_array_equal(np.isnan(_shift_cubic(img, dx, dy, crop)), np.isnan(shift_image(img, dx, dy)[crop]))
+
+
+def test_material_edge_helpers_match_their_reference_forms() -> None:
+    from scipy import ndimage
+
+    from changedetect._registration.matching import _dark_levels, _min3, dark_level
+
+    x = np.random.default_rng(2).gamma(2.0, 30.0, size=(3, 90, 70)).astype(np.float32)
+    for axis in (0, 1):
+        np.testing.assert_array_equal(_min3(x[0], axis), ndimage.minimum_filter1d(x[0], 3, axis=axis, mode="nearest"))
+    assert _dark_levels(list(x)) == tuple(dark_level(b) for b in x)
+
+
+def test_refinement_from_the_parabola_agrees_with_the_coarse_to_fine_one() -> None:
+    from changedetect._registration import shift as sh
+
+    ref, mov = _pair((2.37, -5.61), size=128)
+    g_ref, g_mov = sh.gradient_magnitude(ref, sigma=2.0), sh.gradient_magnitude(mov, sigma=2.0)
+    dx, dy, _, _ = sh.phase_correlation(g_ref, g_mov)
+    r, m = sh._fast_crop(g_ref), sh._fast_crop(g_mov)
+    product = sh.sfft.rfft2(sh._apodize(m).astype(np.float32)) * np.conj(sh.sfft.rfft2(sh._apodize(r).astype(np.float32)))
+    product /= np.maximum(np.abs(product), np.float32(1e-20))
+    coarse, _ = sh._refine(product, r.shape, np.round(np.array([dy, dx])), 10, 15)
+    fine, inside = sh._refine(product, r.shape, coarse, 100, 20)
+    assert inside
+    assert (dx, dy) == pytest.approx((fine[1], fine[0]), abs=1e-9)

@@ -59,6 +59,16 @@ def dark_level(band: Any) -> tuple[float, float]:
     return float(lo) - floor, floor
 
 
+def _dark_levels(bands: list[np.ndarray]) -> tuple[tuple[float, float], ...]:
+    """:func:`dark_level` of several finite bands of one shape, in one percentile call."""
+    h, w = bands[0].shape
+    step = max(1, int(np.ceil(np.sqrt(h * w / _SAMPLE_PIXELS))))
+    sample = np.stack([b[::step, ::step].ravel() for b in bands]).astype(np.float64)
+    lo, hi = np.percentile(sample, [0.1, 99.0], axis=1)
+    floor = np.maximum(0.01 * (hi - lo), 1e-6)
+    return tuple((float(a) - float(f), float(f)) for a, f in zip(lo, floor, strict=True))
+
+
 def material_edges(
     bands: np.ndarray, red: int, green: int, *, sigma: float = 1.0, floor: float = 0.1,
     levels: tuple[tuple[float, float], tuple[float, float], tuple[float, float]] | None = None,
@@ -84,14 +94,15 @@ def material_edges(
     arr = np.asarray(bands, dtype=np.float32)
     nan = ~np.all(np.isfinite(arr), axis=0)
     if levels is None:
-        mean = np.where(nan, np.nan, arr.mean(axis=0))
-        levels = (dark_level(mean), dark_level(arr[red]), dark_level(arr[green]))
+        mean = arr.mean(axis=0)
+        levels = _dark_levels([mean, arr[red], arr[green]]) if not nan.any() else (
+            dark_level(np.where(nan, np.nan, mean)), dark_level(arr[red]), dark_level(arr[green]))
     (o_i, f_i), (o_r, f_r), (o_g, f_g) = levels
     # smooth each band once; the gradients of log I and of C = log(R / G) follow by the chain rule
     if nan.any():  # fill missing pixels (masked again at the end) so that they do not spread
         arr = np.where(np.isfinite(arr), arr, np.nanmean(arr, axis=(1, 2), keepdims=True)).astype(np.float32)
         arr = np.nan_to_num(arr)
-    smooth = [ndimage.gaussian_filter(b, sigma, mode="nearest", truncate=3.0) if sigma > 0 else b for b in arr]
+    smooth = list(ndimage.gaussian_filter(arr, (0, sigma, sigma), mode="nearest", truncate=3.0) if sigma > 0 else arr)
     grads = [np.gradient(b) for b in smooth]
     n = np.float32(len(smooth))
     gy = sum(g[0] for g in grads) / n
@@ -104,12 +115,23 @@ def material_edges(
     share = g_colour / np.maximum(g_colour + g_light, np.float32(1e-12))
     # one weight across each edge's profile, so that the weight moves no edge: the lowest share
     # within 1 px (an edge next to a shadow outline takes the shadow's), then smoothed over 1 px
-    share = ndimage.minimum_filter1d(ndimage.minimum_filter1d(share, 3, axis=0, mode="nearest"), 3, axis=1,
-                                     mode="nearest")
+    share = _min3(_min3(share, 0), 1)
     share = ndimage.gaussian_filter(share, 1.0, mode="nearest", truncate=3.0)
     out = (g_bright * (floor + (1.0 - floor) * share)).astype(np.float32)
     if nan.any():
         out[ndimage.binary_dilation(nan, iterations=max(2, int(np.ceil(3 * sigma))))] = np.nan
+    return out
+
+
+def _min3(a: np.ndarray, axis: int) -> np.ndarray:
+    """The minimum over 3 pixels along ``axis`` (edges repeated): ``minimum_filter1d(a, 3, mode="nearest")``
+    as two ``np.minimum`` of shifted views, several times faster on small images."""
+    out = a.copy()
+    lo = [slice(None)] * a.ndim
+    hi = [slice(None)] * a.ndim
+    lo[axis], hi[axis] = slice(None, -1), slice(1, None)
+    np.minimum(out[tuple(lo)], a[tuple(hi)], out=out[tuple(lo)])
+    np.minimum(out[tuple(hi)], a[tuple(lo)], out=out[tuple(hi)])
     return out
 
 

@@ -98,7 +98,15 @@ def _apodize(image: np.ndarray) -> np.ndarray:
     """Remove the mean and taper the borders with a Tukey window (alpha 0.25)."""
     h, w = image.shape
     out = image - image.mean()
-    return out * np.outer(_tukey(h), _tukey(w))
+    return out * _window2d(h, w)
+
+
+@functools.lru_cache(maxsize=16)
+def _window2d(h: int, w: int) -> np.ndarray:
+    """The 2-D Tukey window of :func:`_apodize` (computed once per shape; read-only)."""
+    win = np.outer(_tukey(h), _tukey(w))
+    win.flags.writeable = False
+    return win
 
 
 @functools.lru_cache(maxsize=32)
@@ -134,6 +142,33 @@ def _shift_bilinear(image: np.ndarray, dx: float, dy: float) -> np.ndarray:
     return ((1 - fy) * ((1 - fx) * at(0, 0) + fx * at(0, 1)) + fy * ((1 - fx) * at(1, 0) + fx * at(1, 1)))
 
 
+def _cubic_weights(t: float) -> np.ndarray:
+    """The cubic B-spline's weights of the 4 coefficients around a sample ``t`` (in [0, 1)) past the first."""
+    return np.array([(1 - t) ** 3, 3 * t**3 - 6 * t**2 + 4, -3 * t**3 + 3 * t**2 + 3 * t + 1, t**3]) / 6.0
+
+
+def _shift_cubic(image: np.ndarray, dx: float, dy: float, crop: tuple[slice, slice]) -> np.ndarray:
+    """``shift_image(image, dx, dy)[crop]`` (cubic spline, ``mode="nearest"``): for a constant shift the
+    spline's weights are the same at every pixel, so after the prefilter the interpolation is 4 shifted
+    slices per axis, computed on ``crop`` only (4-5 times faster than ``map_coordinates``). Falls back
+    to :func:`shift_image` when ``image`` has missing pixels or ``crop`` samples outside it."""
+    img = np.asarray(image, dtype=np.float64)
+    h, w = img.shape
+    r0, r1, _ = crop[0].indices(h)
+    c0, c1, _ = crop[1].indices(w)
+    inside = r0 + dy >= -0.5 and r1 - 1 + dy <= h - 0.5 and c0 + dx >= -0.5 and c1 - 1 + dx <= w - 0.5
+    if not inside or r1 <= r0 or c1 <= c0 or not np.isfinite(img).all():
+        return shift_image(img, dx, dy)[crop]
+    pad = 12  # as map_coordinates pads for mode "nearest" before its prefilter
+    coef = ndimage.spline_filter(np.pad(img, pad, mode="edge"), 3, output=np.float64, mode="nearest")
+    iy, ix = math.floor(dy), math.floor(dx)
+    wy, wx = _cubic_weights(dy - iy), _cubic_weights(dx - ix)
+    ra, ca = r0 + iy - 1 + pad, c0 + ix - 1 + pad
+    n, m = r1 - r0, c1 - c0
+    rows = sum(wy[k] * coef[ra + k : ra + k + n, ca : ca + m + 3] for k in range(4))
+    return sum(wx[k] * rows[:, k : k + m] for k in range(4))  # type: ignore[no-any-return]
+
+
 def _fast_crop(image: np.ndarray) -> np.ndarray:
     """Centre crop to the largest FFT-friendly (2, 3, 5-smooth) shape."""
     h, w = image.shape
@@ -150,14 +185,14 @@ def _fast_len_below(n: int) -> int:
 
 
 def _refine(product: np.ndarray, shape: tuple[int, int], shifts: np.ndarray, factor: int,
-            region: int) -> np.ndarray:
+            region: int) -> tuple[np.ndarray, bool]:
     """Move ``shifts`` to the maximum of the correlation surface upsampled ``factor`` times around it.
 
     The matrix-product DFT of Guizar-Sicairos et al. (2008), on the Hermitian half-spectrum of
     a real surface (``product`` from ``rfft2``): ``Re(K_rows @ product @ K_cols.T)`` with the
     non-edge columns counted twice.  Computed with ``np.einsum``, without BLAS: these products
     are tiny, and a multi-threaded BLAS on a busy machine spends far longer synchronising its
-    threads than computing.
+    threads than computing.  Also returns whether the maximum is inside the region (not on its edge).
     """
     h, w = shape
     shifts = np.round(shifts * factor) / factor
@@ -172,7 +207,8 @@ def _refine(product: np.ndarray, shape: tuple[int, int], shifts: np.ndarray, fac
     k_cols = (np.exp(2j * np.pi * (shifts[1] + steps)[:, None] * fv[None, :]) * weight).astype(np.complex64)
     surface = np.einsum("ah,hr->ar", k_rows, np.einsum("hw,rw->hr", product, k_cols)).real
     sub = np.unravel_index(int(np.argmax(surface)), surface.shape)
-    return shifts + (np.array(sub, dtype=np.float64) - centre) / factor
+    inside = all(0 < int(i) < region - 1 for i in sub)
+    return shifts + (np.array(sub, dtype=np.float64) - centre) / factor, inside
 
 
 def _peak_stats(surface: np.ndarray, peak: tuple[int, int], exclusion: int = 3) -> tuple[float, float]:
@@ -199,7 +235,9 @@ def phase_correlation(
     """One phase-correlation measurement of prepared (same-shape, finite) images.
 
     ``upsample > 1``: the integer peak is refined by an upsampled DFT (precision
-    ``1 / upsample`` px).  ``upsample <= 1``: by a parabola through the peak's neighbours.
+    ``1 / upsample`` px) around a parabola's sub-pixel estimate; when the refined maximum lands
+    on the edge of its region (the parabola was off), first at a factor 10 around the integer
+    peak, then at ``upsample``.  ``upsample <= 1``: by the parabola through the peak's neighbours.
 
     Returns
     -------
@@ -220,9 +258,15 @@ def phase_correlation(
     shifts[wrap] -= shape[wrap]
     if upsample > 1:
         coarse = min(upsample, 10)
-        shifts = _refine(product, ref.shape, shifts, coarse, int(math.ceil(coarse * 1.5)))
+        fine_region = int(math.ceil(upsample * 2.0 / coarse))
+        if upsample > coarse:  # the correlation peak is unimodal at this scale: an inside maximum is the one
+            guess = shifts + _parabola_fit(surface, (int(peak[0]), int(peak[1])))
+            fine, inside = _refine(product, ref.shape, guess, upsample, fine_region)
+            if inside:
+                return float(fine[1]), float(fine[0]), ratio, snr
+        shifts, _ = _refine(product, ref.shape, shifts, coarse, int(math.ceil(coarse * 1.5)))
         if upsample > coarse:
-            shifts = _refine(product, ref.shape, shifts, upsample, int(math.ceil(upsample * 2.0 / coarse)))
+            shifts, _ = _refine(product, ref.shape, shifts, upsample, fine_region)
     else:
         shifts = shifts + _parabola_fit(surface, (int(peak[0]), int(peak[1])))
     return float(shifts[1]), float(shifts[0]), ratio, snr
@@ -346,7 +390,7 @@ def estimate_shift(
         # bilinear is enough: a symmetric kernel moves no content, and the phase-only
         # correlation ignores the blur it adds
         # (an edge image is resampled by a cubic spline: its ridges are too sharp for bilinear)
-        resampled = (shift_image(mov, dx, dy) if edges else _shift_bilinear(mov, dx, dy))[crop]
+        resampled = _shift_cubic(mov, dx, dy, crop) if edges else _shift_bilinear(mov, dx, dy)[crop]
         if f_ref is None:
             f_ref = _spectrum(g_ref[crop])
         rdx, rdy, _, _ = phase_correlation(
