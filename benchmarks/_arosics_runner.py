@@ -4,7 +4,7 @@ Only imported by ``benchmarks/coregistration.py``; AROSICS is not a dependency o
 changedetect.  It installs in a separate environment::
 
     apt-get install libgdal-dev
-    python -m venv /work/bench-venv && /work/bench-venv/bin/pip install numpy
+    python -m venv /work/bench-venv && /work/bench-venv/bin/pip install numpy "setuptools>=77" wheel
     /work/bench-venv/bin/pip install --no-build-isolation gdal==$(gdal-config --version) arosics
     /work/bench-venv/bin/pip install -e . --no-deps && /work/bench-venv/bin/pip install rasterio xarray rioxarray dask psutil
 
