@@ -173,15 +173,30 @@ def clip_area(sx: np.ndarray, sy: np.ndarray, ns: np.ndarray, cx: np.ndarray, cy
     subject's vertex counts); a padded clip ring's zero-length edges clip nothing, and an
     edge that does not cut a subject leaves it as it is.
     """
-    ox, oy = cx[0], cy[0]  # work near the polygons: UTM coordinates lose digits in the products
+    px, py, n = _clipped(sx, sy, ns, cx, cy, cx[0], cy[0])
+    area = 0.5 * np.abs((px * np.roll(py, -1, axis=0) - np.roll(px, -1, axis=0) * py).sum(axis=0))
+    area[n < 3] = 0.0
+    return area
+
+
+def clip_rings(sx: np.ndarray, sy: np.ndarray, ns: np.ndarray, cx: np.ndarray, cy: np.ndarray
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each subject ring clipped by its convex clip ring, as rings again: ``(x, y, n)``."""
+    ox, oy = cx[0], cy[0]
+    px, py, n = _clipped(sx, sy, ns, cx, cy, ox, oy)
+    return px + ox, py + oy, n
+
+
+def _clipped(sx: np.ndarray, sy: np.ndarray, ns: np.ndarray, cx: np.ndarray, cy: np.ndarray,
+             ox: np.ndarray, oy: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sutherland-Hodgman over every edge of the clip rings, near ``(ox, oy)`` (UTM coordinates
+    lose digits in the products)."""
     px, py, n = sx - ox, sy - oy, ns.copy()
     ax, ay = cx - ox, cy - oy
     ex, ey = np.roll(ax, -1, axis=0) - ax, np.roll(ay, -1, axis=0) - ay  # the last slot closes the ring
     for k in range(ax.shape[0]):
         px, py, n = _clip_edge(px, py, n, ax[k], ay[k], ex[k], ey[k])
-    area = 0.5 * np.abs((px * np.roll(py, -1, axis=0) - np.roll(px, -1, axis=0) * py).sum(axis=0))
-    area[n < 3] = 0.0
-    return area
+    return px, py, n
 
 
 def _clip_edge(px: np.ndarray, py: np.ndarray, n: np.ndarray, ax: np.ndarray, ay: np.ndarray,
@@ -249,4 +264,4 @@ def grow_convex(r: Rings, cols: np.ndarray, d: float) -> tuple[Rings, np.ndarray
     return Rings(gx, gy, np.where(usable, n, 0), usable, np.zeros(k), np.zeros((k, 4)), np.full(k, 3)), usable
 
 
-__all__ = ["MAX_CLIP", "MAX_SUBJECT", "Rings", "clip_area", "grow_convex", "intersection_areas", "prepare"]
+__all__ = ["MAX_CLIP", "MAX_SUBJECT", "Rings", "clip_area", "clip_rings", "grow_convex", "intersection_areas", "prepare"]

@@ -18,7 +18,8 @@ import shapely
 from pyproj import CRS
 from pyproj.transformer import TransformerGroup
 
-from changedetect._match_overlay import MAX_CLIP, Rings, grow_convex, intersection_areas, prepare
+from changedetect._match_edge import beyond_edge
+from changedetect._match_overlay import Rings, intersection_areas, prepare
 
 if TYPE_CHECKING:
     from changedetect.match import MatchConfig
@@ -249,7 +250,8 @@ def classify(fp: Footprints, pm: Permits, ev: Evidence, config: MatchConfig) -> 
     excess = np.where(_any(ev.valid, fi, n), excess, ev.excess_area_m2)
     ev.excess_area_m2 = excess
     over = (excess > config.tolerance_m2) & (excess > config.tolerance_pct / 100.0 * permitted)
-    over &= _beyond_edge(fp, pm, ev, has_poly & over, permitted, config)
+    over &= beyond_edge(fp.geometry, pm.geometry, ev.fi, ev.pi, ev.valid & ~ev.point[ev.pi], ev.excess_area_m2,
+                        has_poly & over, permitted, config)
     any_counted, any_compat, any_valid = (_any(m, fi, n) for m in (ev.counted, ev.compatible, ev.valid))
     any_before = _any(ev.before, fi, n)
     code = np.select([~any_counted, ~any_compat, ~any_valid & any_before, ~any_valid, over],
@@ -263,58 +265,6 @@ def classify(fp: Footprints, pm: Permits, ev: Evidence, config: MatchConfig) -> 
         sel = (code == c) & (first >= 0)
         quoted[sel] = pi[first[sel]]
     return status, _reasons(fp, pm, code, quoted, ev.area_m2, excess, permitted, config)
-
-
-def _beyond_edge(fp: Footprints, pm: Permits, ev: Evidence, rows: np.ndarray, permitted: np.ndarray,
-                 config: MatchConfig) -> np.ndarray:
-    """Whether each footprint still exceeds both tolerances outside its permits grown by the edge tolerance.
-
-    Only the ``rows`` over the tolerances as drawn can change (the grown excess is never larger).
-    The band a permit gains by growing ``d`` holds at most ``d`` x its perimeter plus its corners'
-    mitres (at most 5 d² each: shapely's mitre limit is 5): a row whose excess minus that bound still
-    exceeds both tolerances keeps its verdict without any geometry; the others are measured.
-    Point permits have no outline to grow and keep their verdict.
-    """
-    keep = np.ones(len(fp), bool)
-    d = config.edge_tolerance_m or 0.0
-    if d <= 0 or not rows.any():
-        return keep
-    poly = ev.valid & ~ev.point[ev.pi]
-    sel = poly & rows[ev.fi]
-    fi, pi = ev.fi[sel], ev.pi[sel]
-    geoms = pm.geometry[pi]
-    corners = shapely.get_num_coordinates(geoms) - shapely.get_num_geometries(geoms)  # rings repeat their start
-    band = d * shapely.length(geoms) + 5.0 * d * d * corners
-    bound = np.bincount(fi, weights=band, minlength=len(fp))
-    excess, limit = ev.excess_area_m2, np.maximum(config.tolerance_m2, config.tolerance_pct / 100.0 * permitted)
-    doubt = np.flatnonzero(rows & (excess - bound <= limit))
-    if not len(doubt):
-        return keep
-    first = np.searchsorted(fi, doubt)  # fi is sorted
-    count = np.bincount(fi, minlength=len(fp))[doubt]
-    # one convex permit (the usual case): its outline grown in numpy, the overlap clipped in numpy
-    one = np.flatnonzero(count == 1)
-    own = pi[first[one]]
-    rp = prepare(pm.geometry[own], max_vertices=MAX_CLIP)
-    rg, fast = grow_convex(rp, np.arange(len(own)), d)
-    rf = prepare(fp.geometry[doubt[one]])
-    fast &= rf.ok & rg.convex
-    idx = np.flatnonzero(fast)
-    inside = intersection_areas(fp.geometry[doubt[one]], np.empty(len(own), object), idx, idx, rf, rg)
-    keep[doubt[one[idx]]] = rf.area[idx] - inside > limit[doubt[one[idx]]]
-    # the others: each footprint minus its grown permits, one permit rank at a time (GEOS, vectorised)
-    slow = np.ones(len(doubt), bool)
-    slow[one[idx]] = False
-    doubt, first, count = doubt[slow], first[slow], count[slow]
-    if not len(doubt):
-        return keep
-    rest = fp.geometry[doubt].copy()
-    for k in range(int(count.max())):
-        sub = np.flatnonzero(count > k)
-        grown = shapely.buffer(pm.geometry[pi[first[sub] + k]], d, join_style="mitre")
-        rest[sub] = shapely.difference(rest[sub], grown)
-    keep[doubt] = shapely.area(rest) > limit[doubt]
-    return keep
 
 
 #: the statuses in order of precedence (as in :data:`changedetect.match.STATUSES`)

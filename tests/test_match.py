@@ -366,13 +366,17 @@ def test_edge_tolerance_agrees_with_geos_buffers_on_a_random_city() -> None:
     (the numpy path), L-shaped footprints and neighbouring permits (the GEOS path)."""
     rng = np.random.default_rng(7)
 
-    def turned(cx: float, cy: float, w: float, h: float, deg: float) -> shapely.Polygon:
-        return shapely.affinity.rotate(box(cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2), deg)
+    def turned(cx: float, cy: float, w: float, h: float, deg: float, part: int = 0) -> shapely.Polygon:
+        x0, x1 = (cx - w / 2, cx + w / 2) if not part else ((cx - w / 2, cx) if part == 1 else (cx, cx + w / 2))
+        return shapely.affinity.rotate(box(x0, cy - h / 2, x1, cy + h / 2), deg, origin=(cx, cy))
 
     lots, shapes = [], []
     for k in range(300):
         cx, cy, w, h, deg = X0 + (k % 20) * 16.0, Y0 + (k // 20) * 18.0, 12.0, 14.0, rng.uniform(0, 20)
-        lots.append(turned(cx, cy, w, h, deg))
+        if k % 3:
+            lots.append(turned(cx, cy, w, h, deg))
+        else:  # a lot under two permits (two halves): inclusion-exclusion of their grown outlines
+            lots += [turned(cx, cy, w, h, deg, 1), turned(cx, cy, w, h, deg, 2)]
         g = turned(cx + rng.uniform(-1, 1), cy + rng.uniform(-1, 1), w * rng.uniform(0.9, 1.3),
                    h * rng.uniform(0.9, 1.2), deg + rng.uniform(-3, 3))
         if rng.random() < 0.2:  # an L
