@@ -9,6 +9,7 @@ as :func:`changedetect.weights.compute_stats` does for a whole scene at inferenc
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 import numpy as np
@@ -179,8 +180,12 @@ def build_data(cfg: TrainConfig, *, sample_city: Path | None = None
             p.before, p.after = _quantise(p.before), _quantise(p.after)
             pairs.append(p)
         return images, pairs
+    seeds = sorted({int(g.split("_")[2]) for g in groups if re.fullmatch(r"gen_city_\d+_\d+", g)})
     for g in sorted(groups):
-        if g.startswith("fair_oam_"):
+        if g.startswith("gen_city_"):
+            if not re.fullmatch(r"gen_city_\d+_\d+", g):
+                raise DatasetError(f"VHR data group {g!r}: a generated city is gen_city_<seed>_<pair>")
+        elif g.startswith("fair_oam_"):
             images += ds.load_fair_oam_area(root / "buildings" / "fair_oam", int(g.rsplit("_", 1)[1]))
         elif g == "spacenet_rio":
             images += ds.load_spacenet_rio(root / "buildings" / "spacenet_rio")
@@ -197,9 +202,13 @@ def build_data(cfg: TrainConfig, *, sample_city: Path | None = None
             pairs += found
         else:
             raise DatasetError(f"unknown VHR data group {g!r}; use fair_oam_<1-5>, spacenet_rio, "
-                               "dubai_hitl or sample_city_<k>")
+                               "dubai_hitl, sample_city_<k> or gen_city_<seed>_<k>")
     if cfg.levir and (root / cfg.levir).is_dir():
         pairs += ds.load_levir(root / cfg.levir)
+    if seeds:  # generated training cities, made beside the cache (as `python -m ...training.datasets` does)
+        folder = Path(cfg.cache).parent / "gencity"
+        log.info("generated training cities %s in %s", seeds, folder)
+        pairs += ds.generated_city_pairs(folder, seeds, size=512, bands=cfg.bands)
     return images, pairs
 
 

@@ -81,3 +81,27 @@ def test_default_config_draws_no_extension() -> None:
 def test_generated_cities_refuse_the_held_out_seed(tmp_path) -> None:
     with pytest.raises(DatasetError, match="seed 12"):
         generated_city_pairs(tmp_path, [101, 12])
+
+
+def test_generated_city_groups_are_made_beside_the_cache(tmp_path, monkeypatch) -> None:
+    # `changedetect train models/vhr-building/finetune.toml` alone builds its generated cities
+    import dataclasses
+
+    from changedetect.training import datasets as ds
+    from changedetect.training.config import TrainConfig
+    from changedetect.training.loaders import build_data
+
+    calls = []
+
+    def fake(folder, seeds, *, size, bands):
+        calls.append((folder, list(seeds), size, tuple(bands)))
+        return []
+
+    monkeypatch.setattr(ds, "generated_city_pairs", fake)
+    cfg = TrainConfig.from_dict({"name": "t", "data_root": str(tmp_path), "cache": str(tmp_path / "c" / "x.npz"),
+                                 "train_groups": ["gen_city_103_1", "gen_city_101_2", "gen_city_101_1"],
+                                 "val_groups": [], "levir": ""})
+    assert build_data(cfg) == ([], [])
+    assert calls == [(tmp_path / "c" / "gencity", [101, 103], 512, ("red", "green", "blue"))]
+    with pytest.raises(DatasetError, match=r"gen_city_<seed>_<pair>"):
+        build_data(dataclasses.replace(cfg, train_groups=["gen_city_x"]))
