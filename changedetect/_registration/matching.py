@@ -1,4 +1,4 @@
-"""The 2-D image each date is matched on: brightness, or a shading-invariant chromaticity.
+"""The 2-D image each date is matched on: material edges (brightness edges weighted by colour change).
 
 Cast shadows and sun-lit roof slopes move with the sun, not with the ground: on a
 very-high-resolution urban scene a shadow 5 % longer on another date moves the far edge

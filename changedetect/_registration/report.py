@@ -28,7 +28,8 @@ class DateRegistration:
     reliability, peak_ratio, snr
         Of the global estimate (see :class:`~changedetect.coregister.ShiftEstimate`).
     matching
-        The image the date was matched on: ``"chromaticity"``, ``"mean"`` or a band name.
+        The image the date was matched on: ``"material"`` (material edges), ``"mean"`` (the band
+        mean) or the name of the band given in the configuration.
     tie_points_found, tie_points_kept
         Matching windows measured, and kept after the texture, reliability and outlier tests.
     residual_rmse_px
