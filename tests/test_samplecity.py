@@ -294,3 +294,10 @@ def test_shallow_lots_with_back_yards_plan_without_error() -> None:
     # range was empty there (numpy: "high - low < 0") before the range was clamped
     city = plan(CityConfig(seed=145, size=512))
     assert len(city.changes) > 0
+
+
+def test_shallow_green_blocks_plan_without_error() -> None:
+    # seed 149 at 512 px has a green block under 22 m deep: scattering houses with yards
+    # there drew from an empty range ("high - low < 0") before such blocks were skipped
+    city = plan(CityConfig(seed=149, size=512))
+    assert len(city.changes) > 0

@@ -333,7 +333,10 @@ def _scatter(city: City, fr: _Frame, rng: np.random.Generator, blk: tuple[float,
         w, d = rng.uniform(10, 30), rng.uniform(8, 25)
         sc, tc = rng.uniform(s0, s1), rng.uniform(t0, t1)
         city.cover.append((_box(fr, sc - w / 2, sc + w / 2, tc - d / 2, tc + d / 2), "bare"))
-    for _ in range(int(rng.poisson(area / 1800))):
+    n_houses = int(rng.poisson(area / 1800))
+    if s1 - s0 < 12 or t1 - t0 < 22:  # too shallow for a house with a yard (seed 149 at 512 px)
+        n_houses = 0
+    for _ in range(n_houses):
         w, d = rng.uniform(4.5, 7.0), rng.uniform(8.0, 13.0)
         sc, tc = rng.uniform(s0 + 6, s1 - 6), rng.uniform(t0 + 8, t1 - 14)
         yard = _box(fr, sc - w / 2 - 2, sc + w / 2 + 2, tc - 3, tc + d + 2)
