@@ -1,7 +1,7 @@
 """Shapes and evidence for :mod:`changedetect.vectorize` (private).
 
 - :func:`regularize`: building-like outlines;
-- :func:`footprint_ids`: stable identifiers;
+- :func:`footprint_ids`: stable identifiers, and :func:`carry_ids`: the previous run's ids carried over by overlap;
 - :func:`change_types`: new / altered / demolished from the images or an existing-buildings layer.
 """
 
@@ -25,6 +25,10 @@ log = logging.getLogger(__name__)
 
 #: Cell of the footprint-id grid, in degrees of EPSG:4326 (about 4.4 m north-south).
 ID_CELL_DEG = 4e-5
+#: :func:`carry_ids`: a new footprint takes a previous one's id at this IoU ...
+CARRY_MIN_IOU = 0.5
+#: ... or when their intersection covers this share of the smaller of the two.
+CARRY_MIN_COVER = 0.8
 
 
 def regularize(geom: BaseGeometry, *, rectangularity: float, tolerance: float, min_iou: float = 0.9) -> BaseGeometry:
@@ -110,10 +114,13 @@ def footprint_ids(geoms: gpd.GeoSeries) -> list[str]:
     4.4 m x 4.4 m at Ho Chi Minh City), so the same structure vectorised again
     (a later run, another model, a polygon a pixel larger) keeps its id unless
     its centroid crosses a cell edge.  Two footprints of one run in the same
-    cell get ``-2``, ``-3``, ... after the larger one.
+    cell get ``-2``, ``-3``, ... after the larger one.  To follow structures
+    across runs reliably, give the previous run's footprints to :func:`carry_ids`.
     """
-    if not len(geoms):
-        return []
+    return carry_ids(geoms, None)
+
+
+def _cell_hashes(geoms: gpd.GeoSeries) -> list[str]:
     cen = geoms.centroid
     if geoms.crs is not None:
         tr = Transformer.from_crs(geoms.crs, CRS.from_epsg(4326), always_xy=True)
@@ -121,15 +128,111 @@ def footprint_ids(geoms: gpd.GeoSeries) -> list[str]:
     else:
         lon, lat = cen.x.to_numpy(), cen.y.to_numpy()
     cells = np.floor(np.column_stack([lat, lon]) / ID_CELL_DEG).astype(np.int64)
-    base = ["F-" + hashlib.sha1(f"{a},{b}".encode()).hexdigest()[:10] for a, b in cells]
-    order = np.argsort(-geoms.area.to_numpy(), kind="stable")
-    seen: dict[str, int] = {}
-    out = list(base)
-    for i in order:
-        seen[base[i]] = seen.get(base[i], 0) + 1
-        if seen[base[i]] > 1:
-            out[i] = f"{base[i]}-{seen[base[i]]}"
-    return out
+    return ["F-" + hashlib.sha1(f"{a},{b}".encode()).hexdigest()[:10] for a, b in cells]
+
+
+def carry_ids(
+    new: gpd.GeoSeries,
+    previous: gpd.GeoDataFrame | None,
+    *,
+    min_iou: float = CARRY_MIN_IOU,
+    min_cover: float = CARRY_MIN_COVER,
+) -> list[str]:
+    """Ids of the footprints ``new``, carried over from the ``previous`` run's footprints by overlap.
+
+    A pair (new footprint, previous footprint) is a *candidate* when their IoU
+    is at least ``min_iou`` or the intersection covers at least ``min_cover``
+    of the smaller of the two (a structure that grew or shrank).  Candidates
+    are assigned one-to-one, greedily by decreasing IoU (ties: larger cover,
+    then position in the tables), and each assigned new footprint takes the
+    previous footprint's ``footprint_id``.  So when a structure splits, the
+    piece with the highest IoU keeps the id (the others get fresh ids); when
+    structures merge, the merged footprint keeps the id of the one it overlaps
+    best (the others' ids are not used again in this run).
+
+    Every other footprint gets the cell id of :func:`footprint_ids`; when that
+    id is already taken (by a larger footprint of this run or by any id still
+    present in ``previous``), it gets the first free ``-2``, ``-3``, ...  A
+    footprint that does not overlap a previous one well therefore never takes
+    its id, even when their centroids share a cell.  ``previous`` is
+    reprojected to the CRS of ``new``.  Without ``previous`` (``None`` or
+    empty) the result is exactly :func:`footprint_ids`.
+
+    Raises
+    ------
+    GeoreferenceError
+        One of the two has a CRS and the other has none.
+    ValueError
+        ``previous`` has no ``footprint_id`` column.
+    """
+    n = len(new)
+    if not n:
+        return []
+    out: list[str | None] = [None] * n
+    taken: set[str] = set()
+    if previous is not None and len(previous):
+        prev_ids, prev_geoms = _previous(previous, new.crs)
+        taken = set(prev_ids)
+        for i, j in _assign(np.asarray(new.values), prev_geoms, prev_ids, min_iou=min_iou, min_cover=min_cover):
+            out[i] = prev_ids[j]
+    base = _cell_hashes(new)
+    for i in np.argsort(-new.area.to_numpy(), kind="stable"):
+        if out[i] is not None:
+            continue
+        candidate, k = base[i], 1
+        while candidate in taken:
+            k += 1
+            candidate = f"{base[i]}-{k}"
+        taken.add(candidate)
+        out[i] = candidate
+    return [str(v) for v in out]
+
+
+def _previous(previous: gpd.GeoDataFrame, crs: object) -> tuple[list[str], np.ndarray]:
+    """The previous footprints' ids and geometries in ``crs``."""
+    from changedetect.errors import GeoreferenceError
+
+    if "footprint_id" not in previous:
+        raise ValueError(f"the previous footprints have no 'footprint_id' column (columns: "
+                         f"{', '.join(map(str, previous.columns))}); give footprints written by changedetect")
+    if (previous.crs is None) != (crs is None):
+        raise GeoreferenceError("the previous footprints and the new ones do not both have a CRS; "
+                                "set the missing one (GeoDataFrame.set_crs) before carrying ids over")
+    if crs is not None and previous.crs != crs:
+        previous = previous.to_crs(crs)
+    ids = [str(v) for v in previous["footprint_id"]]
+    return ids, np.asarray(previous.geometry.values)
+
+
+def _assign(new: np.ndarray, prev: np.ndarray, prev_ids: list[str], *, min_iou: float,
+            min_cover: float) -> list[tuple[int, int]]:
+    """One-to-one (new index, previous index) pairs, greedy by IoU (see :func:`carry_ids`).
+
+    One-to-one over ids too: a previous id given twice is carried over once.
+    """
+    tree = shapely.STRtree(prev)  # missing and empty geometries are not indexed
+    ni, pi = tree.query(new, predicate="intersects")
+    if not len(ni):
+        return []
+    inter = shapely.area(shapely.intersection(new[ni], prev[pi]))
+    a_new, a_prev = shapely.area(new[ni]), shapely.area(prev[pi])
+    union = a_new + a_prev - inter
+    iou = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+    smaller = np.minimum(a_new, a_prev)
+    cover = np.divide(inter, smaller, out=np.zeros_like(inter), where=smaller > 0)
+    ok = (inter > 0) & ((iou >= min_iou) | (cover >= min_cover))
+    ni, pi, iou, cover = ni[ok], pi[ok], iou[ok], cover[ok]
+    pairs: list[tuple[int, int]] = []
+    used_new: set[int] = set()
+    used_ids: set[str] = set()
+    for k in np.lexsort((pi, ni, -cover, -iou)):
+        i, j = int(ni[k]), int(pi[k])
+        if i in used_new or prev_ids[j] in used_ids:
+            continue
+        used_new.add(i)
+        used_ids.add(prev_ids[j])
+        pairs.append((i, j))
+    return pairs
 
 
 def change_types(
@@ -236,4 +339,5 @@ def _window(bounds: tuple[float, float, float, float], transform: Affine,
     return ((r0, r1), (c0, c1)) if r1 > r0 and c1 > c0 else None
 
 
-__all__ = ["ID_CELL_DEG", "change_types", "footprint_ids", "regularize"]
+__all__ = ["CARRY_MIN_COVER", "CARRY_MIN_IOU", "ID_CELL_DEG", "carry_ids", "change_types", "footprint_ids",
+           "regularize"]

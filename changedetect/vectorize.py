@@ -23,7 +23,8 @@ direction (see :func:`changedetect._vectorize_shapes.regularize`).  The
 ``buildingregulariser`` package (MIT) was evaluated too; see ``docs/permits.md``.
 
 Columns of the result (CRS of the probability raster):
-``footprint_id`` (stable: see :func:`changedetect._vectorize_shapes.footprint_ids`),
+``footprint_id`` (stable: see :func:`changedetect._vectorize_shapes.footprint_ids`; with the
+previous run's footprints, carried over by overlap: :func:`changedetect._vectorize_shapes.carry_ids`),
 ``area_m2``, ``prob_mean``, ``prob_max`` (over the footprint's pixels),
 ``first_seen`` (median first-seen date of its pixels, ``NaT`` without a series),
 ``change_type`` (``new`` / ``altered`` / ``demolished``: see
@@ -46,7 +47,13 @@ import xarray as xr
 from affine import Affine
 from scipy import ndimage
 
-from changedetect._vectorize_shapes import change_types, footprint_ids, regularize
+from changedetect._vectorize_shapes import (
+    CARRY_MIN_COVER,
+    CARRY_MIN_IOU,
+    carry_ids,
+    change_types,
+    regularize,
+)
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +90,11 @@ class VectorizeConfig:
         least this; otherwise the outline is just simplified.
     strip_rows, strip_overlap
         Rows per processing strip and overlap between strips.
+    carry_min_iou, carry_min_cover
+        With the previous run's footprints (``vectorize(..., previous=...)``), a
+        footprint takes a previous one's ``footprint_id`` when their IoU is at
+        least ``carry_min_iou`` or their intersection covers at least
+        ``carry_min_cover`` of the smaller (see :func:`~changedetect._vectorize_shapes.carry_ids`).
     """
 
     threshold: float = 0.5
@@ -97,6 +109,8 @@ class VectorizeConfig:
     regularize_min_iou: float = 0.9
     strip_rows: int = 2048
     strip_overlap: int = 64
+    carry_min_iou: float = CARRY_MIN_IOU
+    carry_min_cover: float = CARRY_MIN_COVER
 
     def __post_init__(self) -> None:
         low = self.threshold if self.low_threshold is None else self.low_threshold
@@ -104,6 +118,9 @@ class VectorizeConfig:
             raise ValueError(f"need 0 < low_threshold <= threshold <= 1, got {low} and {self.threshold}")
         if self.strip_rows < 16 or self.strip_overlap < 0:
             raise ValueError("strip_rows must be >= 16 and strip_overlap >= 0")
+        if not (0 < self.carry_min_iou <= 1 and 0 < self.carry_min_cover <= 1):
+            raise ValueError(f"carry_min_iou and carry_min_cover must be in (0, 1], got {self.carry_min_iou} "
+                             f"and {self.carry_min_cover}")
 
 
 def vectorize(
@@ -113,6 +130,7 @@ def vectorize(
     before: xr.DataArray | None = None,
     after: xr.DataArray | None = None,
     buildings: gpd.GeoDataFrame | None = None,
+    previous: gpd.GeoDataFrame | None = None,
     config: VectorizeConfig = VectorizeConfig(),
 ) -> gpd.GeoDataFrame:
     """Building footprints of a change probability raster.
@@ -129,6 +147,11 @@ def vectorize(
         ``blue``, ``nir``), used to tell new / altered / demolished.
     buildings
         Existing buildings before the change (any CRS), used the same way.
+    previous
+        The footprints of the previous run over the same ground (any CRS, with
+        their ``footprint_id``): a footprint that overlaps one of them well
+        takes its id, so a structure keeps its id from run to run even when its
+        outline changes a little (see ``carry_min_iou``).
     config
         Thresholds, clean-up and regularisation.
 
@@ -148,13 +171,20 @@ def vectorize(
               for p in _strip(prob, days, r0, transform, pixel_m2, config)]
     merged = _merge_seams(pieces)
     frame = _attributes(merged, crs, config, pixel_m2)
+    frame["footprint_id"] = carry_ids(frame.geometry, previous, min_iou=config.carry_min_iou,
+                                      min_cover=config.carry_min_cover)
     if len(frame):
         frame["change_type"] = change_types(frame.geometry, before=before, after=after, buildings=buildings,
                                             transform=transform, shape=shape)
     frame["model"] = str(prob.attrs.get("model", ""))
     frame["model_version"] = str(prob.attrs.get("model_version") or str(prob.attrs.get("model_sha256", ""))[:12])
-    log.info("vectorised %d footprints (%d pieces before seam merge)", len(frame), len(pieces))
-    return gpd.GeoDataFrame(frame[list(COLUMNS) + ["geometry"]], geometry="geometry", crs=crs)
+    carried = int(frame["footprint_id"].isin(set(previous["footprint_id"].astype(str))).sum()) \
+        if previous is not None and len(previous) else 0
+    log.info("vectorised %d footprints (%d pieces before seam merge; %d ids carried over from %d previous)",
+             len(frame), len(pieces), carried, 0 if previous is None else len(previous))
+    out = gpd.GeoDataFrame(frame[list(COLUMNS) + ["geometry"]], geometry="geometry", crs=crs)
+    out.attrs["carried_ids"] = carried
+    return out
 
 
 def _first_seen_days(first_seen: xr.DataArray | None, shape: tuple[int, int]) -> xr.DataArray | None:
@@ -308,7 +338,6 @@ def _attributes(pieces: list[dict], crs: object, config: VectorizeConfig, pixel_
     frame["prob_max"] = frame["max"].astype(np.float32)
     frame["first_seen"] = pd.to_datetime(frame["days"], unit="D", errors="coerce")
     frame = frame.sort_values("area_m2", ascending=False, kind="stable").reset_index(drop=True)
-    frame["footprint_id"] = footprint_ids(frame.geometry)
     frame["change_type"] = "new"
     return frame
 
@@ -323,6 +352,7 @@ def vectorize_file(
     before_path: str | os.PathLike[str] | None = None,
     after_path: str | os.PathLike[str] | None = None,
     buildings_path: str | os.PathLike[str] | None = None,
+    previous_path: str | os.PathLike[str] | None = None,
     config: VectorizeConfig = VectorizeConfig(),
     overwrite: bool = False,
 ) -> gpd.GeoDataFrame:
@@ -331,7 +361,8 @@ def vectorize_file(
     ``first_seen_path``: a raster of days since 1970-01-01 (as ``changedetect
     detect --series`` writes it) on the same grid; ``before_path`` /
     ``after_path``: images on the same grid (bands named in their
-    descriptions, else red, green, blue, nir); ``buildings_path``: existing buildings.
+    descriptions, else red, green, blue, nir); ``buildings_path``: existing buildings;
+    ``previous_path``: the previous run's footprints (:func:`load_previous`), whose ids are carried over.
     """
     import rioxarray
 
@@ -354,15 +385,48 @@ def vectorize_file(
 
     prob = _open(prob_path, bands=False)
     buildings = gpd.read_file(buildings_path) if buildings_path else None
+    previous = load_previous(previous_path) if previous_path else None
     frame = vectorize(
         prob,
         first_seen=_open(first_seen_path, bands=False) if first_seen_path else None,
         before=_open(before_path, bands=True) if before_path else None,
         after=_open(after_path, bands=True) if after_path else None,
-        buildings=buildings, config=config,
+        buildings=buildings, previous=previous, config=config,
     )
     write_vector(frame, out, overwrite=overwrite)
     return frame
 
 
-__all__ = ["COLUMNS", "VectorizeConfig", "clean_mask", "hysteresis", "vectorize", "vectorize_file"]
+def load_previous(path: str | os.PathLike[str]) -> gpd.GeoDataFrame:
+    """The footprints of a previous run: a vector file (``.gpkg``, ``.parquet``, ...) or a run folder.
+
+    A folder is a ``changedetect run`` output folder: its ``footprints.gpkg`` is read.
+
+    Raises
+    ------
+    ConfigError
+        Not such a file or folder, unreadable, or without a ``footprint_id`` column.
+    """
+    from changedetect.errors import ConfigError
+
+    p = Path(path)
+    if p.is_dir():
+        if not (p / "footprints.gpkg").is_file():
+            raise ConfigError(f"previous footprints: folder '{p}' has no footprints.gpkg; give the output "
+                              "folder of an earlier `changedetect run` or a footprints file")
+        p = p / "footprints.gpkg"
+    if not p.is_file():
+        raise ConfigError(f"previous footprints: '{p}' does not exist; give an earlier run's footprints "
+                          "file or output folder")
+    try:
+        frame = gpd.read_parquet(p) if p.suffix.lower() == ".parquet" else gpd.read_file(p)
+    except Exception as exc:  # noqa: BLE001 - pyogrio / pyarrow raise many kinds
+        raise ConfigError(f"previous footprints: cannot read '{p}' ({exc})") from None
+    if "footprint_id" not in frame:
+        raise ConfigError(f"previous footprints: '{p}' has no footprint_id column; give footprints "
+                          "written by `changedetect vectorize` or `changedetect run`")
+    return frame
+
+
+__all__ = ["COLUMNS", "VectorizeConfig", "clean_mask", "hysteresis", "load_previous", "vectorize",
+           "vectorize_file"]

@@ -200,3 +200,124 @@ def test_cli_vectorize(tmp_path) -> None:
     assert str(back["first_seen"].iat[0])[:10] == "2024-07-12"
     again = CliRunner().invoke(cli, args)
     assert again.exit_code != 0 and "overwrite" in str(again.exception or again.output)
+
+
+# --- footprint ids carried over from the previous run -------------------------------------------------
+
+
+def _one(r0: int, c0: int, r1: int, c1: int, size: int = 200) -> np.ndarray:
+    p = np.zeros((size, size), np.float32)
+    p[r0:r1, c0:c1] = 0.9
+    return p
+
+
+def _crossing_box() -> tuple[tuple[int, int, int, int], tuple[int, int, int, int]]:
+    """A building whose cell id changes when its east wall moves out by one pixel (found, not assumed)."""
+    for c0 in range(20, 60):
+        small, grown = (40, c0, 80, c0 + 40), (40, c0, 80, c0 + 41)
+        a, b = vectorize(raster(_one(*small))), vectorize(raster(_one(*grown)))
+        if a["footprint_id"].iat[0] != b["footprint_id"].iat[0]:
+            return small, grown
+    raise AssertionError("no position where a one-pixel growth crosses a cell edge")
+
+
+def test_an_outline_grown_by_a_pixel_keeps_its_id_with_previous() -> None:
+    small, grown = _crossing_box()
+    before = vectorize(raster(_one(*small)))
+    alone = vectorize(raster(_one(*grown)))
+    assert alone["footprint_id"].iat[0] != before["footprint_id"].iat[0]  # the cell id alone changes
+    after = vectorize(raster(_one(*grown)), previous=before)
+    assert after["footprint_id"].tolist() == before["footprint_id"].tolist()
+    assert after.attrs["carried_ids"] == 1
+    # the previous footprints in another CRS (as a GeoPackage in EPSG:4326 would give them)
+    assert vectorize(raster(_one(*grown)), previous=before.to_crs(4326))["footprint_id"].tolist() == \
+        before["footprint_id"].tolist()
+
+
+def test_a_structure_that_grows_keeps_its_id_and_a_different_one_does_not_take_it() -> None:
+    before = vectorize(raster(_one(40, 40, 80, 80)))  # 20 m x 20 m
+    old_id = before["footprint_id"].iat[0]
+    # grown to 20 m x 50 m (IoU 0.39, but it holds 97.5 % of the old outline): the same structure
+    grown = vectorize(raster(_one(41, 40, 80, 140)), previous=before)
+    assert grown["footprint_id"].tolist() == [old_id]
+    # with a higher IoU threshold and a cover rule of 100 % it is not carried: the rule is what decides
+    strict = VectorizeConfig(carry_min_iou=0.9, carry_min_cover=1.0)
+    assert vectorize(raster(_one(41, 40, 80, 140)), previous=before, config=strict)["footprint_id"].iat[0] != old_id
+
+
+def _same_cell_pair() -> tuple[tuple[int, int, int, int], tuple[int, int, int, int]]:
+    """A 5 m building and a neighbour 3.5 m east of it (30 % overlap) whose centroids share an id cell."""
+    for c0 in range(40, 60):
+        old, other = (60, c0, 70, c0 + 10), (60, c0 + 7, 70, c0 + 17)
+        a, b = vectorize(raster(_one(*old))), vectorize(raster(_one(*other)))
+        if a["footprint_id"].iat[0] == b["footprint_id"].iat[0]:
+            return old, other
+    raise AssertionError("no position where the two share a cell")
+
+
+def test_a_different_structure_never_takes_a_previous_id() -> None:
+    old_box, other = _same_cell_pair()
+    before = vectorize(raster(_one(*old_box)))
+    old_id = before["footprint_id"].iat[0]
+    alone = vectorize(raster(_one(*other)))
+    assert alone["footprint_id"].iat[0] == old_id  # without previous, the cell id collides
+    after = vectorize(raster(_one(*other)), previous=before)
+    assert after["footprint_id"].tolist() == [f"{old_id}-2"]  # overlaps by 30 %: a fresh id, never the old one
+
+
+def test_split_and_merge_keep_one_id_each() -> None:
+    import geopandas as gpd
+
+    from changedetect._vectorize_shapes import carry_ids
+
+    def frame(boxes: list, ids: list[str]) -> gpd.GeoDataFrame:
+        return gpd.GeoDataFrame({"footprint_id": ids}, geometry=[px_box(*b) for b in boxes], crs="EPSG:32648")
+
+    big = frame([(0, 0, 40, 100)], ["F-big"])
+    pieces = gpd.GeoSeries([px_box(0, 0, 40, 30), px_box(0, 35, 40, 100)], crs="EPSG:32648")
+    ids = carry_ids(pieces, big)
+    assert ids[1] == "F-big" and ids[0] != "F-big" and not ids[0].startswith("F-big")  # the larger piece
+    two = frame([(0, 0, 40, 45), (0, 50, 40, 100)], ["F-west", "F-east"])
+    merged = gpd.GeoSeries([px_box(0, 0, 40, 100)], crs="EPSG:32648")
+    assert carry_ids(merged, two) == ["F-east"]  # the one it overlaps best
+    # a previous id given twice is carried over once
+    twice = frame([(0, 0, 40, 45), (0, 50, 40, 100)], ["F-x", "F-x"])
+    out = carry_ids(gpd.GeoSeries([px_box(0, 0, 40, 45), px_box(0, 50, 40, 100)], crs="EPSG:32648"), twice)
+    assert out.count("F-x") == 1 and len(set(out)) == 2
+
+
+def test_previous_must_have_ids_and_a_crs() -> None:
+    import geopandas as gpd
+
+    from changedetect.errors import GeoreferenceError
+
+    p = raster(_one(40, 40, 80, 80))
+    with pytest.raises(ValueError, match="footprint_id"):
+        vectorize(p, previous=gpd.GeoDataFrame(geometry=[px_box(40, 40, 80, 80)], crs="EPSG:32648"))
+    with pytest.raises(GeoreferenceError, match="CRS"):
+        vectorize(p, previous=gpd.GeoDataFrame({"footprint_id": ["F-a"]}, geometry=[px_box(40, 40, 80, 80)]))
+    assert vectorize(p, previous=vectorize(raster(np.zeros((200, 200), np.float32))))["footprint_id"].tolist() == \
+        vectorize(p)["footprint_id"].tolist()
+
+
+def test_cli_vectorize_previous(tmp_path) -> None:
+    import geopandas as gpd
+    from click.testing import CliRunner
+
+    from changedetect.cli import cli
+
+    small, grown = _crossing_box()
+    raster(_one(*small)).rio.to_raster(tmp_path / "p1.tif")
+    raster(_one(*grown)).rio.to_raster(tmp_path / "p2.tif")
+    first = CliRunner().invoke(cli, ["vectorize", str(tmp_path / "p1.tif"), "--out", str(tmp_path / "f1.gpkg")])
+    assert first.exit_code == 0, first.output
+    second = CliRunner().invoke(cli, ["vectorize", str(tmp_path / "p2.tif"), "--out", str(tmp_path / "f2.gpkg"),
+                                      "--previous", str(tmp_path / "f1.gpkg")])
+    assert second.exit_code == 0, second.output
+    assert "1 ids carried over" in second.output
+    ids1 = gpd.read_file(tmp_path / "f1.gpkg")["footprint_id"].tolist()
+    assert gpd.read_file(tmp_path / "f2.gpkg")["footprint_id"].tolist() == ids1
+    (tmp_path / "bad.gpkg").write_text("not a geopackage")
+    bad = CliRunner().invoke(cli, ["vectorize", str(tmp_path / "p2.tif"), "--out", str(tmp_path / "f3.gpkg"),
+                                   "--previous", str(tmp_path / "bad.gpkg")])
+    assert bad.exit_code != 0 and "previous footprints" in str(bad.exception or bad.output)

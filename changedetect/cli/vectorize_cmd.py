@@ -26,10 +26,13 @@ _FILE = click.Path(path_type=Path, exists=True, dir_okay=False)
 @click.option("--before", type=_FILE, help="Image before the change (same grid), to tell new/altered/demolished.")
 @click.option("--after", type=_FILE, help="Image after the change (same grid).")
 @click.option("--buildings", type=_FILE, help="Existing buildings (vector file) before the change.")
+@click.option("--previous", type=click.Path(path_type=Path, exists=True),
+              help="Footprints of the previous run over the same ground (file, or a `run` output folder): "
+                   "a footprint overlapping one of them well keeps its footprint_id.")
 @overwrite_opt
 def command(prob: Path, out: Path, threshold: float, low_threshold: float, min_area: float,
             no_regularize: bool, first_seen: Path | None, before: Path | None, after: Path | None,
-            buildings: Path | None, overwrite: bool) -> None:
+            buildings: Path | None, previous: Path | None, overwrite: bool) -> None:
     """Turn the change probability raster PROB into building footprints.
 
     Hysteresis threshold, morphological clean-up, polygons merged across
@@ -37,12 +40,15 @@ def command(prob: Path, out: Path, threshold: float, low_threshold: float, min_a
     Each footprint gets a stable id, its area, mean and max probability, the
     date it was first seen (with --first-seen) and whether it is a new,
     altered or demolished building (with --before/--after or --buildings).
+    With --previous, ids are carried over from the previous run's footprints
+    by overlap, so a structure keeps its id from run to run.
 
     \b
     Examples:
       changedetect vectorize change.tif --out footprints.gpkg
       changedetect vectorize change.tif --first-seen change_first_seen.tif --min-area 20 \\
           --threshold 0.6 --out footprints.parquet --overwrite
+      changedetect vectorize change_2025.tif --previous footprints_2024.gpkg --out footprints_2025.gpkg
     """
     from changedetect.vectorize import VectorizeConfig, vectorize_file
 
@@ -53,7 +59,9 @@ def command(prob: Path, out: Path, threshold: float, low_threshold: float, min_a
         raise click.BadParameter(str(exc)) from exc
     check_overwrite(out, overwrite)
     frame = vectorize_file(prob, out, first_seen_path=first_seen, before_path=before, after_path=after,
-                           buildings_path=buildings, config=config, overwrite=overwrite)
+                           buildings_path=buildings, previous_path=previous, config=config,
+                           overwrite=overwrite)
     kinds = ", ".join(f"{k} {v}" for k, v in frame["change_type"].value_counts().items()) or "none"
     total = float(frame["area_m2"].sum()) if len(frame) else 0.0
-    click.echo(f"Wrote {out}: {len(frame)} footprints, {total:.0f} m² in all ({kinds})")
+    carried = f"; {frame.attrs.get('carried_ids', 0)} ids carried over from {previous}" if previous else ""
+    click.echo(f"Wrote {out}: {len(frame)} footprints, {total:.0f} m² in all ({kinds}){carried}")
