@@ -206,7 +206,7 @@ def id_stability(trials: int = 3, seed: int = 0) -> None:
     The scattered layout draws its boxes and noise from ``seed`` in the same order as before the
     ``previous`` option existed, so its "without" figure is comparable with earlier runs.  Then,
     for the row houses: every house moved by half the terrace pitch (a different structure on
-    each lot, overlapping two old ones by 1-2.5 m): how many of them take an old id.
+    each lot, overlapping its old house by 0.5-2.5 m and the next by 1 m): how many of them take an old id.
     """
     rng = np.random.default_rng(seed)
     transform = Affine(0.5, 0, 686_000.0, 0, -0.5, 1_192_000.0)
