@@ -16,7 +16,9 @@ the nightly job call.  It writes into one output folder::
                              every parameter, stage timings, dates; written LAST
 
 Every file is written atomically; an existing output folder is refused unless
-``overwrite`` is given.
+``overwrite`` is given.  With ``previous`` (the footprints of an earlier run over
+the same ground, or its output folder) each footprint that overlaps a previous
+one well keeps its ``footprint_id`` (:func:`changedetect._vectorize_shapes.carry_ids`).
 """
 
 from __future__ import annotations
@@ -74,6 +76,8 @@ class RunSummary:
     model_sha256: str
     paths: dict[str, Path] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    #: footprint ids carried over from ``previous`` (None: no previous footprints given)
+    carried_ids: int | None = None
 
     @property
     def n_violations(self) -> int:
@@ -87,6 +91,7 @@ class RunSummary:
             "n_violations": self.n_violations, "dates": list(self.dates), "model": self.model,
             "model_sha256": self.model_sha256, "paths": {k: str(v) for k, v in self.paths.items()},
             "timings_s": {k: round(v, 3) for k, v in self.timings.items()},
+            "carried_ids": self.carried_ids,
         }
 
 
@@ -135,6 +140,7 @@ def run(
     config: PipelineConfig | None = None,
     overwrite: bool = False,
     progress: bool = False,
+    previous: str | Path | gpd.GeoDataFrame | None = None,
 ) -> RunSummary:
     """Run the whole chain on a stack of tiles and a permit register.
 
@@ -153,6 +159,10 @@ def run(
         Replace the outputs of an earlier run in ``out``.
     progress
         Progress bars (stages, and detection windows).
+    previous
+        The footprints of an earlier run over the same ground: a GeoDataFrame, a
+        footprints file, or an earlier run's output folder (its ``footprints.gpkg``).
+        Footprints that overlap one of them well keep its ``footprint_id``.
 
     Raises
     ------
@@ -173,8 +183,9 @@ def run(
             series = open_series(tiles if isinstance(tiles, str | Path) else [Path(t) for t in tiles])
             stack = series.to_stack()
             register = _load_permits(permits)
-        paths = _chain(stack, register, out, config, loaded, clock, progress)
-        summary = _finish(series, stack, permits, out, config, loaded, clock, paths, started)
+            before, before_info = _load_previous(previous)
+        paths = _chain(stack, register, out, config, loaded, clock, progress, before)
+        summary = _finish(series, stack, permits, out, config, loaded, clock, paths, started, before_info)
     finally:
         clock.close()
     return summary
@@ -186,8 +197,22 @@ def _load_permits(permits: str | Path) -> gpd.GeoDataFrame:
     return load_register(permits)
 
 
+def _load_previous(previous: str | Path | gpd.GeoDataFrame | None) -> tuple[gpd.GeoDataFrame | None,
+                                                                           dict[str, Any] | None]:
+    """The previous footprints and their provenance (read before any output is written)."""
+    if previous is None:
+        return None, None
+    if not isinstance(previous, str | Path):
+        return previous, {"path": None, "sha256": None, "footprints": len(previous)}
+    from changedetect.vectorize import load_previous
+
+    path = Path(previous) / OUTPUTS["footprints"] if Path(previous).is_dir() else Path(previous)
+    frame = load_previous(previous)
+    return frame, {"path": str(path), "sha256": sha256_file(path), "footprints": len(frame)}
+
+
 def _chain(stack: xr.DataArray, register: gpd.GeoDataFrame, out: Path, config: PipelineConfig,
-           loaded: Any, clock: _Clock, progress: bool) -> dict[str, Any]:
+           loaded: Any, clock: _Clock, progress: bool, previous: gpd.GeoDataFrame | None) -> dict[str, Any]:
     """The stages; returns the in-memory results the summary needs."""
     from changedetect import coregister as coreg_mod
     from changedetect import detect as detect_mod
@@ -214,7 +239,8 @@ def _chain(stack: xr.DataArray, register: gpd.GeoDataFrame, out: Path, config: P
             write_cog(_days(first_seen), out / OUTPUTS["first_seen"], overwrite=True)
     with clock.stage("vectorize"):
         footprints = vec_mod.vectorize(prob, first_seen=first_seen, before=aligned.isel(time=0),
-                                       after=aligned.isel(time=-1), config=config.vectorize)
+                                       after=aligned.isel(time=-1), previous=previous, config=config.vectorize)
+        carried = footprints.attrs.get("carried_ids", 0) if previous is not None else None
         footprints = _fill_first_seen(footprints, aligned)
         write_vector(footprints, out / OUTPUTS["footprints"], overwrite=True)
     with clock.stage("match"):
@@ -241,7 +267,7 @@ def _chain(stack: xr.DataArray, register: gpd.GeoDataFrame, out: Path, config: P
                "violations_csv": not config.output.csv, "report": not config.output.report}
     written = {k for k in OUTPUTS if not skipped.get(k, False)}
     return {"violations": violations, "footprints": footprints, "times": times, "prob": prob,
-            "edge_tolerance_m": mconfig.edge_tolerance_m,
+            "edge_tolerance_m": mconfig.edge_tolerance_m, "carried_ids": carried,
             "written": written}
 
 
@@ -317,7 +343,8 @@ def _report_info(times: list[str], loaded: Any, n_footprints: int) -> dict[str, 
 
 
 def _finish(series: Any, stack: xr.DataArray, permits: str | Path, out: Path, config: PipelineConfig,
-            loaded: Any, clock: _Clock, results: dict[str, Any], started: dt.datetime) -> RunSummary:
+            loaded: Any, clock: _Clock, results: dict[str, Any], started: dt.datetime,
+            previous: dict[str, Any] | None) -> RunSummary:
     """Write run.json (last) and build the summary."""
     from changedetect import __version__
 
@@ -331,6 +358,7 @@ def _finish(series: Any, stack: xr.DataArray, permits: str | Path, out: Path, co
     inputs = [{"path": str(p), "sha256": sha256_file(p) if config.output.checksum_inputs else None}
               for p in series.files]
     ppath = Path(str(permits))
+    prev = None if previous is None else {**previous, "carried_ids": results["carried_ids"]}
     provenance = {
         "changedetect_version": __version__,
         "started": started.isoformat(timespec="seconds"),
@@ -339,7 +367,8 @@ def _finish(series: Any, stack: xr.DataArray, permits: str | Path, out: Path, co
         "model": {"name": card.name, "version": getattr(card, "version", ""), "sha256": card.sha256,
                   "path": str(getattr(loaded, "path", ""))},
         "inputs": {"tiles": inputs, "permits": {"path": str(permits),
-                   "sha256": sha256_file(ppath) if ppath.is_file() else None}},
+                   "sha256": sha256_file(ppath) if ppath.is_file() else None},
+                   "previous_footprints": prev},
         "dates": results["times"],
         "crs": str(stack.rio.crs),
         "config": config.to_dict(),
@@ -352,7 +381,8 @@ def _finish(series: Any, stack: xr.DataArray, permits: str | Path, out: Path, co
     }
     write_text_atomic(out / OUTPUTS["run"], json.dumps(provenance, indent=1, ensure_ascii=False, default=str))
     return RunSummary(out=out, counts=counts, n_footprints=len(results["footprints"]), dates=results["times"],
-                      model=card.name, model_sha256=card.sha256, paths=paths, timings=clock.timings)
+                      model=card.name, model_sha256=card.sha256, paths=paths, timings=clock.timings,
+                      carried_ids=results["carried_ids"])
 
 
 __all__ = ["OUTPUTS", "STAGES", "RunSummary", "run"]

@@ -160,3 +160,51 @@ def test_cli_report_from_a_run_dir(series_run) -> None:
     assert "<title>Quận 12</title>" in html
     assert html.count('<section class="card status-') == series_run.n_violations
     assert "2024-01-15" in html and "tiny-model" in html  # run.json's facts in the header
+
+
+def test_previous_footprints_keep_their_ids(series_run, inputs: dict, tmp_path: Path) -> None:
+    """An earlier run's footprints (here renamed and grown by 0.5 m) lend their ids by overlap."""
+    import geopandas as gpd
+
+    from changedetect._state import sha256_file
+    from changedetect.pipeline import run
+
+    earlier = gpd.read_file(series_run.out / "footprints.gpkg")
+    assert len(earlier) >= 1
+    earlier["footprint_id"] = [f"F-earlier-{k}" for k in range(len(earlier))]
+    earlier["geometry"] = earlier.geometry.buffer(0.5, join_style="mitre")
+    prev_path = tmp_path / "earlier.gpkg"
+    earlier.to_crs(4326).to_file(prev_path)  # another CRS than the run's
+    summary = run(inputs["pair"], permits=inputs["permits"], out=tmp_path / "next", config=inputs["config"],
+                  previous=prev_path)
+    now = gpd.read_file(tmp_path / "next" / "footprints.gpkg")
+    inter = gpd.overlay(now[["footprint_id", "geometry"]], earlier[["footprint_id", "geometry"]],
+                        how="intersection", keep_geom_type=True)
+    best = {}
+    for _, row in inter.iterrows():
+        a = now.geometry[now["footprint_id"] == row["footprint_id_1"]].iat[0]
+        b = earlier.geometry[earlier["footprint_id"] == row["footprint_id_2"]].iat[0]
+        best[row["footprint_id_1"]] = max(best.get(row["footprint_id_1"], 0.0), row.geometry.area / a.union(b).area)
+    well = [fid for fid, v in best.items() if v >= 0.5]
+    assert well, "the pair run finds at least one of the series run's footprints again"
+    assert all(fid.startswith("F-earlier-") for fid in well)
+    assert summary.carried_ids == int(now["footprint_id"].str.startswith("F-earlier-").sum()) >= len(well)
+    provenance = json.loads((tmp_path / "next" / "run.json").read_text(encoding="utf-8"))
+    assert provenance["inputs"]["previous_footprints"]["sha256"] == sha256_file(prev_path)
+    assert provenance["inputs"]["previous_footprints"]["carried_ids"] == summary.carried_ids
+    assert series_run.carried_ids is None
+
+
+def test_cli_run_previous_folder(series_run, inputs: dict, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from changedetect.cli import cli
+
+    args = ["run", str(inputs["tiles"]), "--permits", str(inputs["permits"]), "--out", str(tmp_path / "again"),
+            "--config", str(inputs["toml"]), "--previous", str(series_run.out), "--json"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    assert summary["carried_ids"] == summary["n_footprints"] == series_run.n_footprints  # the same inputs again
+    bad = CliRunner().invoke(cli, [*args[:-3], "--previous", str(tmp_path), "--overwrite"])
+    assert bad.exit_code != 0 and "footprints.gpkg" in str(bad.exception or bad.output)

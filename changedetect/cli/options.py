@@ -23,6 +23,13 @@ def out_path_opt(*, help: str, required: bool = True) -> Callable[[F], F]:
     )
 
 
+previous_opt = click.option(
+    "--previous", type=click.Path(path_type=Path, exists=True),
+    help="Footprints of the previous run over the same ground: a footprints file, or the output folder of an "
+         "earlier `changedetect run`. A footprint overlapping one of them well (IoU >= 0.5, or 80 %% of the "
+         "smaller covered) keeps its footprint_id.")
+
+
 def check_overwrite(path: Path, overwrite: bool) -> None:
     """Refuse to replace an existing output unless ``--overwrite`` was given."""
     if path.exists() and not overwrite and (path.is_file() or any(path.iterdir())):

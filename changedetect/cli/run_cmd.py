@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from changedetect.cli.options import json_opt, out_path_opt, overwrite_opt, quiet
+from changedetect.cli.options import json_opt, out_path_opt, overwrite_opt, previous_opt, quiet
 
 
 @click.command(name="run")
@@ -19,11 +19,12 @@ from changedetect.cli.options import json_opt, out_path_opt, overwrite_opt, quie
 @click.option("--model", help="Model name or folder (default: the config's, vhr-building).")
 @click.option("--config", "config_path", type=click.Path(path_type=Path, exists=True, dir_okay=False),
               help="TOML file mapping one-to-one onto the configuration (see docs/report.md).")
+@previous_opt
 @json_opt
 @overwrite_opt
 @click.pass_context
 def command(ctx: click.Context, tiles: Path, permits: str, out: Path, model: str | None,
-            config_path: Path | None, as_json: bool, overwrite: bool) -> None:
+            config_path: Path | None, previous: Path | None, as_json: bool, overwrite: bool) -> None:
     """Co-register, detect, vectorise, match and report, in one go.
 
     TILES is anything `changedetect info` reads: a folder of GeoTIFFs with dates
@@ -36,6 +37,9 @@ def command(ctx: click.Context, tiles: Path, permits: str, out: Path, model: str
     With a configuration file and another model, printing JSON:
       changedetect run tiles/ --permits register.gpkg --out out/ \\
           --config run.toml --model vhr-building --json
+    \b
+    The next acquisition, keeping the footprint ids of the previous run:
+      changedetect run tiles_2025/ --permits register.gpkg --out out_2025/ --previous out_2024/
     """
     import json
 
@@ -44,7 +48,7 @@ def command(ctx: click.Context, tiles: Path, permits: str, out: Path, model: str
 
     config = PipelineConfig.from_toml(config_path) if config_path else PipelineConfig()
     config = config.with_model(model)
-    summary = run(tiles, permits=permits, out=out, config=config, overwrite=overwrite,
+    summary = run(tiles, permits=permits, out=out, config=config, overwrite=overwrite, previous=previous,
                   progress=not quiet(ctx) and not as_json)
     if as_json:
         click.echo(json.dumps(summary.to_dict(), indent=1))
@@ -58,7 +62,8 @@ def _text(s: dict[str, Any]) -> str:
         "",
         f"changedetect run: {len(s['dates'])} dates {s['dates'][0]} .. {s['dates'][-1]}, "
         f"model {s['model']} ({s['model_sha256'][:12]})",
-        f"  footprints found:   {s['n_footprints']}",
+        f"  footprints found:   {s['n_footprints']}"
+        + (f" ({s['carried_ids']} ids carried over from the previous run)" if s.get("carried_ids") is not None else ""),
         f"  violations:         {s['n_violations']}",
     ]
     order = ["unlicensed", "exceeds_permit", "permit_expired", "type_mismatch", "before_permit", "permitted"]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from changedetect.cli.options import check_overwrite, out_path_opt, overwrite_opt
+from changedetect.cli.options import check_overwrite, out_path_opt, overwrite_opt, previous_opt
 
 _FILE = click.Path(path_type=Path, exists=True, dir_okay=False)
 
@@ -26,9 +26,7 @@ _FILE = click.Path(path_type=Path, exists=True, dir_okay=False)
 @click.option("--before", type=_FILE, help="Image before the change (same grid), to tell new/altered/demolished.")
 @click.option("--after", type=_FILE, help="Image after the change (same grid).")
 @click.option("--buildings", type=_FILE, help="Existing buildings (vector file) before the change.")
-@click.option("--previous", type=click.Path(path_type=Path, exists=True),
-              help="Footprints of the previous run over the same ground (file, or a `run` output folder): "
-                   "a footprint overlapping one of them well keeps its footprint_id.")
+@previous_opt
 @overwrite_opt
 def command(prob: Path, out: Path, threshold: float, low_threshold: float, min_area: float,
             no_regularize: bool, first_seen: Path | None, before: Path | None, after: Path | None,
