@@ -91,13 +91,29 @@ def _iou(a: Any, b: Any) -> float:
     return float(inter / union) if union > 0 else 0.0
 
 
+def _ids(frame: pd.DataFrame) -> np.ndarray:
+    """The ``footprint_id`` of each row ('' when absent)."""
+    if "footprint_id" not in frame:
+        return np.full(len(frame), "", dtype=object)
+    return frame["footprint_id"].fillna("").astype(str).to_numpy()
+
+
+def _same(geom: Any, fid: str, other: Any, other_fid: str) -> bool:
+    """The same building: IoU >= 0.5, or the same footprint id and touching."""
+    if fid and fid == other_fid and geom.intersects(other):
+        return True
+    return _iou(geom, other) >= SAME_BUILDING_IOU
+
+
 def merge_night(current: State, state_dir: Path, results: list[dict[str, Any]], night: str, *,
                 permits: str) -> gpd.GeoDataFrame:
     """The cumulative violations after this night: the committed ones plus the night's new ones.
 
     A night's violation that overlaps an open violation of the same area (or an
-    earlier one of the same night) with IoU >= 0.5 is the same building and is
-    not added again.  New ids are ``<area>-<YYYYMMDD>-<nnn>``, numbered in a
+    earlier one of the same night) with IoU >= 0.5, or that has its
+    ``footprint_id`` and touches it (the id was carried over from the previous
+    night's footprints: the same structure, whose outline may have grown), is
+    the same building and is not added again.  New ids are ``<area>-<YYYYMMDD>-<nnn>``, numbered in a
     fixed order (area, dates, north to south, west to east).
     """
     import geopandas as gpd
@@ -109,11 +125,14 @@ def merge_night(current: State, state_dir: Path, results: list[dict[str, Any]], 
     ids: list[str] = []
     counters: dict[str, int] = {}
     stamp = night.replace("-", "")
+    prev_ids = _ids(previous)
+    cand_ids = _ids(cand)
     for i, row in cand.iterrows():
         area = row["area"]
-        same_area = list(previous.geometry[previous["area"] == area]) + [cand.geometry[j] for j in keep
-                                                                           if cand["area"][j] == area]
-        if any(_iou(row.geometry, g) >= SAME_BUILDING_IOU for g in same_area):
+        mine = previous["area"] == area
+        same_area = list(zip(previous.geometry[mine], prev_ids[mine.to_numpy()], strict=True)) + [
+            (cand.geometry[j], cand_ids[j]) for j in keep if cand["area"][j] == area]
+        if any(_same(row.geometry, cand_ids[i], g, fid) for g, fid in same_area):
             continue
         if area not in counters:
             prefix = f"{area}-{stamp}-"

@@ -18,6 +18,13 @@ It then writes ``OUT/violations-YYYY-MM-DD.gpkg``/``.csv`` (violations first
 seen that night), ``OUT/open_violations.gpkg`` (cumulative, stable ids
 ``<area>-<YYYYMMDD night>-<nnn>``), and commits ``STATE/state.json``.
 
+Footprint ids follow structures from night to night: each area's footprints of
+its latest pair are kept in ``STATE/footprints-<generation>.parquet`` and given
+to the area's next pair as ``previous`` (:func:`changedetect.pipeline.run`), so
+a footprint overlapping one of them well keeps its ``footprint_id``; the merge
+then treats a violation with the ``footprint_id`` of an open one of the same
+area (and touching it) as the same structure, even when its outline grew.
+
 Why it is crash-safe: every output is written atomically; each pair's run
 lands in a work folder named by the checksums of its inputs and configuration
 and is reused when complete; ids are a deterministic function of the committed
@@ -39,6 +46,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from changedetect import _nightly_footprints as _footprints
 from changedetect._state import (
     State,
     checkpoint,
@@ -214,6 +222,7 @@ def _run_area(task: dict[str, Any]) -> dict[str, Any]:
     config = PipelineConfig.from_dict(task["config"])
     config = replace(config, output=replace(config.output, report=False))  # the night has its own outputs
     runs = []
+    previous: Any = task.get("previous")  # the area's committed footprints, then each pair's own
     try:
         for pair in task["pairs"]:
             run_dir = Path(pair["run_dir"])
@@ -226,9 +235,10 @@ def _run_area(task: dict[str, Any]) -> dict[str, Any]:
                 ]))
                 with _local_dask():
                     pipeline.run(manifest, permits=task["permits"], out=run_dir, config=config,
-                                 overwrite=True)
+                                 overwrite=True, previous=previous)
                 checkpoint(f"pair {task['area']} {pair['before']}..{pair['after']} done")
             runs.append(pair)
+            previous = run_dir / "footprints.gpkg"
     except ChangeDetectError as exc:
         log.error("area %s failed: %s", task["area"], exc)
         return {"area": task["area"], "error": str(exc), "runs": runs}
@@ -275,9 +285,12 @@ def run_nightly(
     state_dir, out_dir = Path(state), Path(out)
     config = config or PipelineConfig()
     with state_lock(state_dir):
+        _remove_stale_temporaries(state_dir, out_dir)
         current = load_state(state_dir)
         summary = NightlySummary(night=night_s)
-        tasks, new_by_area = _plan(catalog, current, state_dir, str(permits), config, night_s, summary)
+        committed = _footprints.load(state_dir, current.generation)
+        tasks, new_by_area = _plan(catalog, current, state_dir, str(permits), config, night_s, summary,
+                                   committed)
         checkpoint("planned")
         if not new_by_area and night_s in current.nights:  # this night is done: a no-op
             return _already_done(current, state_dir, out_dir, summary)
@@ -290,6 +303,7 @@ def run_nightly(
         new_state = _next_state(current, new_by_area, ok_areas | (set(new_by_area) - {t["area"] for t in tasks}),
                                 night_s, violations)
         _merge.write_generation(violations, new_state.violations_path(state_dir))
+        _footprints.save(_footprints.next_table(committed, results), state_dir, new_state.generation)
         checkpoint("generation written")
         summary.outputs = _merge.write_outputs(violations, out_dir, night_s)
         checkpoint("outputs written")
@@ -302,6 +316,22 @@ def run_nightly(
         summary.open_violations = len(violations)
     log.info("night %s: %s", night_s, summary.to_dict())
     return summary
+
+
+def _remove_stale_temporaries(*folders: Path) -> None:
+    """Temporary files that a killed run left beside its outputs (``.<name>.tmp-XXXXXXXX<suffix>``).
+
+    Only this job writes there and it holds the lock, so none of them is being written now.
+    """
+    from changedetect.io.atomic import is_temp_name
+
+    for folder in folders:
+        if not folder.is_dir():
+            continue
+        for f in folder.iterdir():
+            if is_temp_name(f) and f.is_file():
+                log.info("removing %s, left by an interrupted run", f)
+                f.unlink(missing_ok=True)
 
 
 def _already_done(current: State, state_dir: Path, out_dir: Path, summary: NightlySummary) -> NightlySummary:
@@ -324,7 +354,12 @@ def _already_done(current: State, state_dir: Path, out_dir: Path, summary: Night
 
 
 def _plan(catalog: str | Path, current: State, state_dir: Path, permits: str, config: PipelineConfig,
-          night: str, summary: NightlySummary) -> tuple[list[dict[str, Any]], dict[str, list[Acquisition]]]:
+          night: str, summary: NightlySummary,
+          committed: Any = None) -> tuple[list[dict[str, Any]], dict[str, list[Acquisition]]]:
+    """The areas' tasks.  A pair's work folder is named by a checksum of its inputs, the register,
+    the configuration and its previous footprints (the area's committed ones for its first pair,
+    the folder of the pair before it for the others), so a complete run is reused only when all
+    of these are the same."""
     permits_key = sha256_file(permits) if Path(permits).is_file() else permits
     cfg = config.to_dict()
     tasks, new_by_area = [], {}
@@ -338,11 +373,14 @@ def _plan(catalog: str | Path, current: State, state_dir: Path, permits: str, co
         if not pairs:
             continue
         summary.pairs += len(pairs)
-        tasks.append({"area": area, "permits": permits, "config": cfg, "pairs": [
-            {"before": a.date, "after": b.date, "before_path": a.path, "after_path": b.path,
-             "run_dir": str(state_dir / "work" / _safe(area) / sha256_json(
-                 [a.sha256, b.sha256, permits_key, cfg])[:16])}
-            for a, b in pairs]})
+        previous = _footprints.of_area(committed, area)
+        prev_key = _footprints.checksum(previous)
+        runs = []
+        for a, b in pairs:
+            prev_key = sha256_json([a.sha256, b.sha256, permits_key, cfg, prev_key])[:16]
+            runs.append({"before": a.date, "after": b.date, "before_path": a.path, "after_path": b.path,
+                         "run_dir": str(state_dir / "work" / _safe(area) / prev_key)})
+        tasks.append({"area": area, "permits": permits, "config": cfg, "previous": previous, "pairs": runs})
     return tasks, new_by_area
 
 
@@ -367,9 +405,9 @@ def _next_state(current: State, new_by_area: dict[str, list[Acquisition]], ok_ar
 
 def _cleanup(state_dir: Path, state: State, results: list[dict[str, Any]]) -> None:
     """Remove older generations and the committed pairs' work folders (safe to skip)."""
-    keep = state.violations_path(state_dir).name
-    for old in state_dir.glob("violations-*.parquet"):
-        if old.name != keep:
+    keep = {state.violations_path(state_dir).name, _footprints.path(state_dir, state.generation).name}
+    for old in [*state_dir.glob("violations-*.parquet"), *state_dir.glob("footprints-*.parquet")]:
+        if old.name not in keep:
             old.unlink(missing_ok=True)
     for r in results:
         if r["error"]:

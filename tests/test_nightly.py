@@ -103,6 +103,10 @@ def _outputs(base: Path) -> dict:
         else:
             out[f.name] = f.read_text(encoding="utf-8")
     state = json.loads((base / "state" / "state.json").read_text())
+    kept = base / "state" / f"footprints-{state['generation']:06d}.parquet"
+    fp = gpd.read_parquet(kept)
+    out["state.footprints"] = (list(fp.columns), fp.drop(columns="geometry").astype(str).values.tolist(),
+                               [g.wkt for g in fp.geometry])
     out["state.acquisitions"] = {a: {k: {kk: vv for kk, vv in v.items() if kk != "path"} for k, v in acq.items()}
                                  for a, acq in state["acquisitions"].items()}
     out["state.generation"] = state["generation"]
@@ -275,3 +279,79 @@ def test_a_bad_area_fails_alone_and_is_retried(world: dict, tmp_path: Path) -> N
     got, want = _outputs(base), dict(world["after-night-2"])
     assert got.pop("state.generation") == want.pop("state.generation") + 1  # two commits that night
     assert got == want
+
+
+def test_temporary_files_of_a_killed_run_are_removed(world: dict, tmp_path: Path) -> None:
+    """A SIGKILL while an output is being written leaves its temporary file: the next run removes it."""
+    base = tmp_path / "temps"
+    shutil.copytree(world["root"] / f"after-{NIGHTS[0]}", base)
+    _arrive(world, base / "catalog", NIGHTS[1])
+    (base / "out" / f".violations-{NIGHTS[1]}.tmp-0badc0de.gpkg").write_bytes(b"half a GeoPackage")
+    (base / "out" / f".violations-{NIGHTS[1]}.tmp-0badc0de.gpkg-journal").write_bytes(b"")
+    (base / "state" / ".violations-000002.tmp-0badc0de.parquet").write_bytes(b"half")
+    _run_in_process(world, base, NIGHTS[1])
+    assert _outputs(base) == world["after-night-2"]  # which flags any hidden file left in out/
+    assert not [f for f in (base / "state").iterdir() if f.name.startswith(".")]
+
+
+def test_footprint_ids_follow_structures_from_night_to_night(world: dict) -> None:
+    """Night 3's pairs get night 2's footprints as previous: a footprint overlapping one well keeps its id."""
+    import geopandas as gpd
+    import numpy as np
+    import shapely
+
+    def kept(night: str) -> gpd.GeoDataFrame:
+        return gpd.read_parquet(next((world["root"] / f"after-{night}" / "state").glob("footprints-*.parquet")))
+
+    assert list(kept(NIGHTS[0])["area"]) == [], "the first night runs no pair: no footprints"
+    night2, night3 = kept(NIGHTS[1]), kept(NIGHTS[2])
+    assert set(night2["area"]) == set(night3["area"]) == set(AREAS)
+    assert (night3["after"] > night2["after"].max()).all()
+    carried = 0
+    for area in AREAS:
+        old, new = night2[night2["area"] == area], night3[night3["area"] == area]
+        metric = old.estimate_utm_crs()
+        o, n = np.asarray(old.to_crs(metric).geometry.values), np.asarray(new.to_crs(metric).geometry.values)
+        inter = shapely.area(shapely.intersection(n[:, None], o[None, :]))
+        iou = inter / shapely.area(shapely.union(n[:, None], o[None, :]))
+        for i, j in enumerate(iou.argmax(axis=1)):
+            mutual = iou[i, j] >= 0.5 and iou[:, j].argmax() == i
+            if mutual:
+                assert new["footprint_id"].iat[i] == old["footprint_id"].iat[j]
+                carried += 1
+            elif new["footprint_id"].iat[i] in set(old["footprint_id"]):  # a carried id: it overlaps that one
+                k = list(old["footprint_id"]).index(new["footprint_id"].iat[i])
+                assert inter[i, k] > 0
+    assert carried >= 1, "the tiny model finds the same blobs on consecutive nights"
+
+
+def test_merge_keeps_one_violation_for_a_structure_whose_outline_grew(tmp_path: Path) -> None:
+    """An open violation and tonight's of the same footprint_id but IoU 0.4: one structure, one id."""
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    from changedetect import _merge
+    from changedetect._state import State
+
+    crs = "EPSG:32648"
+    state = State(generation=1)
+    open_ = gpd.GeoDataFrame({"violation_id": ["d1-20240316-001"], "area": ["d1"], "night": ["2024-03-16"],
+                              "before": ["2024-01-15"], "after": ["2024-03-15"], "run_violation_id": ["V-1"],
+                              "footprint_id": ["F-aaaaaaaaaa"], "status": ["unlicensed"]},
+                             geometry=[box(0, 0, 20, 20)], crs=crs)
+    open_.to_parquet(state.violations_path(tmp_path))
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    tonight = gpd.GeoDataFrame({"violation_id": ["V-2", "V-3"], "footprint_id": ["F-aaaaaaaaaa", "F-bbbbbbbbbb"],
+                                "status": ["unlicensed", "unlicensed"]},
+                               geometry=[box(0, 0, 20, 50), box(100, 0, 120, 20)], crs=crs)
+    tonight.to_file(run_dir / "violations.gpkg")
+    results = [{"area": "d1", "error": None,
+                "runs": [{"before": "2024-03-15", "after": "2024-05-14", "run_dir": str(run_dir)}]}]
+    merged = _merge.merge_night(state, tmp_path, results, "2024-05-15", permits=str(tmp_path / "none.gpkg"))
+    assert list(merged["violation_id"]) == ["d1-20240316-001", "d1-20240515-001"]
+    assert list(merged["footprint_id"]) == ["F-aaaaaaaaaa", "F-bbbbbbbbbb"]
+    # without the shared id the grown outline (IoU 0.4) would be a second violation
+    tonight.assign(footprint_id=["F-cccccccccc", "F-bbbbbbbbbb"]).to_file(run_dir / "violations.gpkg")
+    again = _merge.merge_night(state, tmp_path, results, "2024-05-15", permits=str(tmp_path / "none.gpkg"))
+    assert len(again) == 3
