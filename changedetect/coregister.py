@@ -7,7 +7,8 @@ Pure functions over a :data:`~changedetect.types.TileStack` already on one grid
 1. a **global sub-pixel shift** by phase correlation of gradient magnitudes (of the band mean,
    or for a stack with red and green bands of the *material edges*: brightness edges weighted
    by their share of colour change, so that cast shadows and sun-lit slopes, which move with the
-   sun, hardly count), refined by an upsampled DFT and iterated, with a reliability test
+   sun, hardly count), the sub-pixel peak located on the band-limited correlation surface
+   (Newton's method on its exact derivatives), with a reliability test
    (peak-to-second-peak ratio and SNR); a date that fails it gets a warning and is left
    unshifted, never shifted by a guess;
 2. **tie points** on a grid of windows, low-texture windows dropped, outliers (changed
@@ -92,8 +93,9 @@ class CoregisterConfig:
         Reliability thresholds of the global estimate.
     iterations
         Measurements of the global estimate (each after resampling by the previous answer):
-        2 (default) gives ~0.03 px at twice AROSICS's speed; 4 converges to ~0.01 px and
-        takes about 1.5 times longer (see ``docs/benchmarks.md``).
+        1 (default) gives ~0.01 px on the benchmark's real imagery (the sub-pixel peak is
+        band-limited); 2 gains a few thousandths of a pixel on some classes in twice the
+        time (see ``docs/benchmarks.md``).
     window, spacing, max_windows
         Tie-point windows: size and spacing in pixels, and a cap on their number
         (the spacing grows on large scenes).
@@ -126,7 +128,7 @@ class CoregisterConfig:
     global_grid: int = 3
     min_peak_ratio: float = 1.6
     min_snr: float = 9.0
-    iterations: int = 2
+    iterations: int = 1
     window: int = 128
     spacing: int = 64
     max_windows: int = 900
@@ -274,18 +276,17 @@ def estimate_global_shift(
                           "min_snr": config.min_snr, "iterations": config.iterations, "edges": edges}
     size = config.global_window
     if max(h, w) <= 1.25 * size:
-        return estimate_shift(np.asarray(ref, np.float64), np.asarray(mov, np.float64), **kw)
+        return estimate_shift(np.asarray(ref), np.asarray(mov), **kw)
     n = 1 if max(h, w) < 4 * size else max(1, config.global_grid)
     rows = np.linspace(0, h - min(size, h), n + 2)[1:-1].round().astype(int) if n > 1 else [(h - min(size, h)) // 2]
     cols = np.linspace(0, w - min(size, w), n + 2)[1:-1].round().astype(int) if n > 1 else [(w - min(size, w)) // 2]
-    ests = [estimate_shift(np.asarray(ref[r:r + size, c:c + size], np.float64),
-                           np.asarray(mov[r:r + size, c:c + size], np.float64), **kw)
+    ests = [estimate_shift(np.asarray(ref[r:r + size, c:c + size]), np.asarray(mov[r:r + size, c:c + size]), **kw)
             for r in rows for c in cols]
     good = [e for e in ests if e.reliable]
     if n == 1:
         if good or h * w > _IN_MEMORY_PIXELS:
             return ests[0]
-        return estimate_shift(np.asarray(ref, np.float64), np.asarray(mov, np.float64), **kw)
+        return estimate_shift(np.asarray(ref), np.asarray(mov), **kw)
     if len(good) < max(2, len(ests) // 3):
         best = max(ests, key=lambda e: e.peak_ratio)
         return ShiftEstimate(best.dx, best.dy, 0.0, best.peak_ratio, best.snr, False)

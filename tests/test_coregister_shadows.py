@@ -71,10 +71,11 @@ def test_lengthening_shadows_pull_brightness_and_much_less_material_edges() -> N
         assert on_material.reliable
         err_mean.append(np.hypot(on_mean.dx - tx, on_mean.dy - ty))
         err_material.append(np.hypot(on_material.dx - tx, on_material.dy - ty))
-    # the shadows' 1 px motion pulls the brightness estimate by 0.15-0.25 px
-    assert min(err_mean) > 0.12
-    assert max(err_material) < 0.15
-    assert np.mean(err_mean) > 1.5 * np.mean(err_material)
+    # the shadows' 1 px motion pulls the brightness estimate by 0.10-0.13 px, all the same way
+    # (0.16-0.23 px before the sub-pixel peak was band-limited); material edges 0.035-0.042 px
+    assert min(err_mean) > 0.09
+    assert max(err_material) < 0.07
+    assert np.mean(err_mean) > 2.0 * np.mean(err_material)
 
 
 def _stack(ref: np.ndarray, mov: np.ndarray, bands: list[str]) -> xr.DataArray:

@@ -118,23 +118,92 @@ def test_constant_cubic_shift_matches_the_spline_warp(shift: tuple[float, float]
 def test_material_edge_helpers_match_their_reference_forms() -> None:
     from scipy import ndimage
 
-    from changedetect._registration.matching import _dark_levels, _min3, dark_level
+    from changedetect._registration.matching import (
+        _dark_levels,
+        _gradient,
+        _min3,
+        _norm,
+        _percentiles,
+        dark_level,
+    )
 
     x = np.random.default_rng(2).gamma(2.0, 30.0, size=(3, 90, 70)).astype(np.float32)
     for axis in (0, 1):
         np.testing.assert_array_equal(_min3(x[0], axis), ndimage.minimum_filter1d(x[0], 3, axis=axis, mode="nearest"))
     assert _dark_levels(list(x)) == tuple(dark_level(b) for b in x)
+    for n in (1, 2, 7, 6300):
+        sample = x.reshape(3, -1)[:, :n]
+        expected = np.percentile(sample.astype(np.float64), [0.1, 99.0], axis=1).T
+        np.testing.assert_array_equal(np.array(_percentiles(sample)), expected)
+    gy, gx = np.gradient(x[1])
+    np.testing.assert_array_equal(np.stack(_gradient(x[1])), np.stack([gy, gx]))
+    np.testing.assert_allclose(_norm(gx, gy), np.hypot(gx, gy), rtol=1e-6)
 
 
-def test_refinement_from_the_parabola_agrees_with_the_coarse_to_fine_one() -> None:
+def _material_edges_formula(bands: np.ndarray, red: int, green: int, sigma: float = 1.0,
+                            floor: float = 0.1) -> np.ndarray:
+    """The material edges as their docstring writes them (float64, np.gradient, np.hypot, np.percentile)."""
+    from scipy import ndimage
+
+    arr = bands.astype(np.float64)
+    step = max(1, int(np.ceil(np.sqrt(arr[0].size / (1 << 14)))))
+
+    def level(b: np.ndarray) -> tuple[float, float]:
+        lo, hi = np.percentile(b[::step, ::step], [0.1, 99.0])
+        return lo - max(0.01 * (hi - lo), 1e-6), max(0.01 * (hi - lo), 1e-6)
+
+    (o_i, f_i), (o_r, f_r), (o_g, f_g) = level(arr.mean(axis=0)), level(arr[red]), level(arr[green])
+    smooth = [ndimage.gaussian_filter(b, sigma, mode="nearest", truncate=3.0) for b in arr]
+    mean = sum(smooth) / len(smooth)
+    gy, gx = np.gradient(mean)
+    g_bright = np.hypot(gx, gy)
+    g_light = g_bright / np.maximum(mean - o_i, f_i)
+    (ry, rx), (yy, yx) = np.gradient(smooth[red]), np.gradient(smooth[green])
+    r, g = np.maximum(smooth[red] - o_r, f_r), np.maximum(smooth[green] - o_g, f_g)
+    g_colour = np.hypot(rx / r - yx / g, ry / r - yy / g)
+    share = g_colour / np.maximum(g_colour + g_light, 1e-12)
+    share = ndimage.minimum_filter(share, 3, mode="nearest")
+    share = ndimage.gaussian_filter(share, 1.0, mode="nearest", truncate=3.0)
+    return g_bright * (floor + (1 - floor) * share)
+
+
+def test_material_edges_equal_their_formula() -> None:
+    from changedetect._registration.matching import material_edges
+
+    rng = np.random.default_rng(5)
+    scene = _smoothed(rng.gamma(2.0, 40.0, size=(3, 150, 130)))
+    got = material_edges(scene.astype(np.float32), 0, 1)
+    expected = _material_edges_formula(scene.astype(np.float32), 0, 1)
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, expected, rtol=2e-4, atol=2e-5 * float(expected.max()))
+
+
+def _smoothed(x: np.ndarray) -> np.ndarray:
+    from scipy import ndimage
+
+    return ndimage.gaussian_filter(x, (0, 1.5, 1.5)) + 20.0
+
+
+def test_newton_finds_the_maximum_of_the_band_limited_surface(monkeypatch: pytest.MonkeyPatch) -> None:
     from changedetect._registration import shift as sh
 
     ref, mov = _pair((2.37, -5.61), size=128)
     g_ref, g_mov = sh.gradient_magnitude(ref, sigma=2.0), sh.gradient_magnitude(mov, sigma=2.0)
-    dx, dy, _, _ = sh.phase_correlation(g_ref, g_mov)
     r, m = sh._fast_crop(g_ref), sh._fast_crop(g_mov)
-    product = sh.sfft.rfft2(sh._apodize(m).astype(np.float32)) * np.conj(sh.sfft.rfft2(sh._apodize(r).astype(np.float32)))
+    product = sh.sfft.rfft2(sh._apodize(m)) * np.conj(sh.sfft.rfft2(sh._apodize(r)))
     product /= np.maximum(np.abs(product), np.float32(1e-20))
+    h, w = r.shape
+    banded = product * np.outer(sh._band(h, sh.BAND_SIGMA), sh._band(w, sh.BAND_SIGMA)[: w // 2 + 1])
+    coarse, _ = sh._refine(banded, r.shape, np.array([-6.0, 2.0]), 10, 15)
+    fine, inside = sh._refine(banded, r.shape, coarse, 1000, 300)  # a 0.001 px grid over +-0.15 px
+    assert inside
+    dx, dy, _, _ = sh.phase_correlation(g_ref, g_mov)
+    assert (dx, dy) == pytest.approx((fine[1], fine[0]), abs=1.5e-3)
+    # without Newton (not concave, or not converging): the upsampled DFT of the same surface
+    monkeypatch.setattr(sh, "_newton_peak", lambda *a, **k: None)
+    assert sh.phase_correlation(g_ref, g_mov)[:2] == pytest.approx((dx, dy), abs=0.011)
+    # the whole band: the upsampled DFT from the parabola, as the coarse-to-fine one
+    dx, dy, _, _ = sh.phase_correlation(g_ref, g_mov, band=None)
     coarse, _ = sh._refine(product, r.shape, np.round(np.array([dy, dx])), 10, 15)
     fine, inside = sh._refine(product, r.shape, coarse, 100, 20)
     assert inside

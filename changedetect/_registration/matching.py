@@ -50,23 +50,63 @@ def dark_level(band: Any) -> tuple[float, float]:
     """
     h, w = band.shape
     step = max(1, int(np.ceil(np.sqrt(h * w / _SAMPLE_PIXELS))))
-    sample = np.asarray(band[::step, ::step], dtype=np.float64)
+    sample = np.asarray(band[::step, ::step]).ravel()
     sample = sample[np.isfinite(sample)]
     if sample.size == 0:
         return 0.0, 1.0
-    lo, hi = np.percentile(sample, [0.1, 99.0])
-    floor = max(0.01 * float(hi - lo), 1e-6)
-    return float(lo) - floor, floor
+    lo, hi = _percentiles(sample[None, :])[0]
+    floor = max(0.01 * (hi - lo), 1e-6)
+    return lo - floor, floor
 
 
 def _dark_levels(bands: list[np.ndarray]) -> tuple[tuple[float, float], ...]:
-    """:func:`dark_level` of several finite bands of one shape, in one percentile call."""
+    """:func:`dark_level` of several finite bands of one shape, in one partition."""
     h, w = bands[0].shape
     step = max(1, int(np.ceil(np.sqrt(h * w / _SAMPLE_PIXELS))))
-    sample = np.stack([b[::step, ::step].ravel() for b in bands]).astype(np.float64)
-    lo, hi = np.percentile(sample, [0.1, 99.0], axis=1)
-    floor = np.maximum(0.01 * (hi - lo), 1e-6)
-    return tuple((float(a) - float(f), float(f)) for a, f in zip(lo, floor, strict=True))
+    out = []
+    for lo, hi in _percentiles(np.stack([np.asarray(b[::step, ::step]).ravel() for b in bands])):
+        floor = max(0.01 * (hi - lo), 1e-6)
+        out.append((lo - floor, floor))
+    return tuple(out)
+
+
+def _percentiles(sample: np.ndarray, qs: tuple[float, float] = (0.1, 99.0)) -> list[tuple[float, float]]:
+    """``np.percentile(sample, qs, axis=1)`` of a finite ``(k, n)`` sample (linear interpolation, in float64,
+    bit for bit) by one ``np.partition`` in the sample's own type: several times faster on small samples."""
+    n = sample.shape[1]
+    pos = [q / 100.0 * (n - 1) for q in qs]
+    lo = [int(np.floor(p)) for p in pos]
+    hi = [min(i + 1, n - 1) for i in lo]
+    part = np.partition(sample, sorted(set(lo + hi)), axis=1)
+    out = []
+    for row in part:
+        vals = []
+        for p, i, j in zip(pos, lo, hi, strict=True):
+            a, b, t = float(row[i]), float(row[j]), p - i
+            vals.append(b - (b - a) * (1 - t) if t >= 0.5 else a + (b - a) * t)  # as numpy's _lerp
+        out.append((vals[0], vals[1]))
+    return out
+
+
+def _gradient(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.gradient(a)`` of a 2-D float32 array (central differences, one-sided at the borders), by slices."""
+    gy, gx = np.empty_like(a), np.empty_like(a)
+    np.subtract(a[2:], a[:-2], out=gy[1:-1])
+    gy[1:-1] *= np.float32(0.5)
+    np.subtract(a[1], a[0], out=gy[0])
+    np.subtract(a[-1], a[-2], out=gy[-1])
+    np.subtract(a[:, 2:], a[:, :-2], out=gx[:, 1:-1])
+    gx[:, 1:-1] *= np.float32(0.5)
+    np.subtract(a[:, 1], a[:, 0], out=gx[:, 0])
+    np.subtract(a[:, -1], a[:, -2], out=gx[:, -1])
+    return gy, gx
+
+
+def _norm(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """``sqrt(x² + y²)`` (``np.hypot`` without its overflow guard, several times faster)."""
+    out = np.multiply(x, x)
+    out += y * y
+    return np.sqrt(out, out=out)
 
 
 def material_edges(
@@ -94,30 +134,37 @@ def material_edges(
     arr = np.asarray(bands, dtype=np.float32)
     nan = ~np.all(np.isfinite(arr), axis=0)
     if levels is None:
-        mean = arr.mean(axis=0)
-        levels = _dark_levels([mean, arr[red], arr[green]]) if not nan.any() else (
-            dark_level(np.where(nan, np.nan, mean)), dark_level(arr[red]), dark_level(arr[green]))
+        if nan.any():
+            levels = (dark_level(np.where(nan, np.nan, arr.mean(axis=0))), dark_level(arr[red]),
+                      dark_level(arr[green]))
+        else:  # the mean of the sampled pixels only
+            h, w = arr.shape[1:]
+            step = max(1, int(np.ceil(np.sqrt(h * w / _SAMPLE_PIXELS))))
+            levels = _dark_levels([arr[:, ::step, ::step].mean(axis=0), arr[red, ::step, ::step],
+                                   arr[green, ::step, ::step]])
     (o_i, f_i), (o_r, f_r), (o_g, f_g) = levels
     # smooth each band once; the gradients of log I and of C = log(R / G) follow by the chain rule
     if nan.any():  # fill missing pixels (masked again at the end) so that they do not spread
         arr = np.where(np.isfinite(arr), arr, np.nanmean(arr, axis=(1, 2), keepdims=True)).astype(np.float32)
         arr = np.nan_to_num(arr)
-    smooth = list(ndimage.gaussian_filter(arr, (0, sigma, sigma), mode="nearest", truncate=3.0) if sigma > 0 else arr)
-    grads = [np.gradient(b) for b in smooth]
+    smooth = ndimage.gaussian_filter(arr, (0, sigma, sigma), mode="nearest", truncate=3.0) if sigma > 0 else arr
     n = np.float32(len(smooth))
-    gy = sum(g[0] for g in grads) / n
-    gx = sum(g[1] for g in grads) / n
-    g_bright = np.hypot(gx, gy)
-    g_light = g_bright / np.maximum(sum(smooth) / n - np.float32(o_i), np.float32(f_i))
+    total = smooth.sum(axis=0)
+    g_bright = _norm(*_gradient(total))
+    g_bright /= n  # |grad I|, I the band mean
+    g_light = g_bright / np.maximum(total / n - np.float32(o_i), np.float32(f_i))
+    (ry, rx), (gy, gx) = _gradient(smooth[red]), _gradient(smooth[green])
     r = np.maximum(smooth[red] - np.float32(o_r), np.float32(f_r))
     g = np.maximum(smooth[green] - np.float32(o_g), np.float32(f_g))
-    g_colour = np.hypot(grads[red][1] / r - grads[green][1] / g, grads[red][0] / r - grads[green][0] / g)
+    g_colour = _norm(rx / r - gx / g, ry / r - gy / g)
     share = g_colour / np.maximum(g_colour + g_light, np.float32(1e-12))
     # one weight across each edge's profile, so that the weight moves no edge: the lowest share
     # within 1 px (an edge next to a shadow outline takes the shadow's), then smoothed over 1 px
     share = _min3(_min3(share, 0), 1)
     share = ndimage.gaussian_filter(share, 1.0, mode="nearest", truncate=3.0)
-    out = (g_bright * (floor + (1.0 - floor) * share)).astype(np.float32)
+    share *= np.float32(1.0 - floor)
+    share += np.float32(floor)
+    out = g_bright * share
     if nan.any():
         out[ndimage.binary_dilation(nan, iterations=max(2, int(np.ceil(3 * sigma))))] = np.nan
     return out

@@ -8,10 +8,13 @@ The aligned image is ``mov`` sampled at ``(x + dx, y + dy)``.
 
 The estimator works on the gradient magnitude of smoothed images, which survives
 gain, offset, haze and contrast inversion.  The integer peak of the phase-only
-correlation surface is refined to sub-pixel by an upsampled DFT (Guizar-Sicairos
-et al. 2008, as scikit-image's ``phase_cross_correlation``), and the whole estimate
-is iterated (resample the moving image, measure the residual) so that the final
-answer is measured near zero shift, where phase correlation has no bias.
+correlation surface (and its reliability) comes from the whole band; the sub-pixel peak
+is the maximum of the band-limited surface (each frequency weighted by a Gaussian,
+Takita et al. 2003), found by Newton's method on its exact derivatives (or, should that
+fail, by an upsampled DFT, Guizar-Sicairos et al. 2008).  The highest frequencies, where
+aliasing and noise make the two images' phases disagree with the shift, would otherwise
+pull the peak towards whole pixels.  The estimate can be iterated (resample the moving
+image, measure the residual); one measurement is the default of the global shift.
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ from scipy import ndimage
 DEFAULT_MIN_PEAK_RATIO = 1.6
 #: Below this peak height, in robust standard deviations of the correlation surface, a match is not trusted.
 DEFAULT_MIN_SNR = 9.0
+#: Spread, in cycles per pixel, of the Gaussian band weight under which the sub-pixel peak is located.
+BAND_SIGMA = 0.12
 
 
 @dataclass(frozen=True)
@@ -87,7 +92,7 @@ def _represent(image: np.ndarray, sigma: float, edges: bool) -> np.ndarray:
     already an edge-strength image (``edges``), with missing pixels and their neighbours at 0."""
     if not edges:
         return gradient_magnitude(image, sigma=sigma)
-    img = np.asarray(image, dtype=np.float64)
+    img = np.asarray(image, dtype=np.float32)
     nan = ~np.isfinite(img)
     if not nan.any():
         return img
@@ -95,16 +100,16 @@ def _represent(image: np.ndarray, sigma: float, edges: bool) -> np.ndarray:
 
 
 def _apodize(image: np.ndarray) -> np.ndarray:
-    """Remove the mean and taper the borders with a Tukey window (alpha 0.25)."""
+    """Remove the mean and taper the borders with a Tukey window (alpha 0.25); float32."""
     h, w = image.shape
-    out = image - image.mean()
+    out = (image - image.mean()).astype(np.float32, copy=False)
     return out * _window2d(h, w)
 
 
 @functools.lru_cache(maxsize=16)
 def _window2d(h: int, w: int) -> np.ndarray:
-    """The 2-D Tukey window of :func:`_apodize` (computed once per shape; read-only)."""
-    win = np.outer(_tukey(h), _tukey(w))
+    """The 2-D Tukey window of :func:`_apodize`, float32 (computed once per shape; read-only)."""
+    win = np.outer(_tukey(h), _tukey(w)).astype(np.float32)
     win.flags.writeable = False
     return win
 
@@ -123,7 +128,7 @@ def _tukey(n: int, alpha: float = 0.25) -> np.ndarray:
 
 def _spectrum(image: np.ndarray) -> np.ndarray:
     """The apodised spectrum :func:`phase_correlation` computes for ``image`` (to reuse it)."""
-    return sfft.rfft2(_apodize(_fast_crop(image)).astype(np.float32))
+    return sfft.rfft2(_apodize(_fast_crop(image)))
 
 
 def _shift_bilinear(image: np.ndarray, dx: float, dy: float) -> np.ndarray:
@@ -199,16 +204,80 @@ def _refine(product: np.ndarray, shape: tuple[int, int], shifts: np.ndarray, fac
     centre = float(np.fix(region / 2.0))
     steps = (np.arange(region) - centre) / factor
     fu, fv = np.fft.fftfreq(h), np.fft.rfftfreq(w)
-    weight = np.full(fv.size, 2.0)
-    weight[0] = 1.0
-    if w % 2 == 0:
-        weight[-1] = 1.0
+    weight = _hermitian(w)
     k_rows = np.exp(2j * np.pi * (shifts[0] + steps)[:, None] * fu[None, :]).astype(np.complex64)
     k_cols = (np.exp(2j * np.pi * (shifts[1] + steps)[:, None] * fv[None, :]) * weight).astype(np.complex64)
     surface = np.einsum("ah,hr->ar", k_rows, np.einsum("hw,rw->hr", product, k_cols)).real
     sub = np.unravel_index(int(np.argmax(surface)), surface.shape)
     inside = all(0 < int(i) < region - 1 for i in sub)
     return shifts + (np.array(sub, dtype=np.float64) - centre) / factor, inside
+
+
+def _hermitian(w: int) -> np.ndarray:
+    """How many times each ``rfft`` column of a real ``w``-wide image counts in the full spectrum."""
+    weight = np.full(w // 2 + 1, 2.0)
+    weight[0] = 1.0
+    if w % 2 == 0:
+        weight[-1] = 1.0
+    return weight
+
+
+@functools.lru_cache(maxsize=32)
+def _band(n: int, sigma: float) -> np.ndarray:
+    """The band-limiting weight ``exp(-f² / 2σ²)`` of the ``n`` FFT frequencies ``f`` of an axis (read-only)."""
+    out = np.exp(-0.5 * (np.fft.fftfreq(n) / sigma) ** 2)
+    out.flags.writeable = False
+    return out
+
+
+@functools.lru_cache(maxsize=16)
+def _newton_axes(h: int, w: int, sigma: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``2πi f`` of the rows' and the ``rfft`` columns' frequencies, and their weights in the band-limited
+    surface (the Gaussian band; the columns' also counting the Hermitian half twice)."""
+    tu = 2j * np.pi * np.fft.fftfreq(h)
+    tv = 2j * np.pi * np.fft.rfftfreq(w)
+    out = (tu, tv, _band(h, sigma).copy(), _band(w, sigma)[: w // 2 + 1] * _hermitian(w))  # the band is even
+    for a in out:
+        a.flags.writeable = False
+    return out
+
+
+def _newton_peak(product: np.ndarray, shape: tuple[int, int], guess: np.ndarray, *, sigma: float = BAND_SIGMA,
+                 max_iter: int = 8, tol: float = 1e-3) -> np.ndarray | None:
+    """The maximum near ``guess`` (rows, columns) of the band-limited correlation surface, by Newton's method.
+
+    The surface is the phase-only correlation with each frequency ``(u, v)`` of the normalised
+    cross-power spectrum ``product`` (``rfft2`` half) weighted by ``exp(-(u² + v²) / 2σ²)``
+    (band-limited phase-only correlation, Takita et al. 2003): the highest frequencies of two
+    images, where aliasing and noise make their phases disagree with the shift, pull the
+    sub-pixel peak towards whole pixels; the weight leaves them out without moving a symmetric
+    peak.  Its value and first and second derivatives at any point are exact sums over the
+    spectrum (the band-limited interpolation an upsampled DFT samples), separable in rows and
+    columns, so each Newton step costs two small products.  Stops when a step is under ``tol``
+    px (the error left is then about its square).  ``None`` when the surface is not concave
+    there, the steps leave the pixel around ``guess`` or do not converge.
+    """
+    h, w = shape
+    tu, tv, gu, gv = _newton_axes(h, w, sigma)
+    p = product.astype(np.complex128)
+    y, x = float(guess[0]), float(guess[1])
+    for _ in range(max_iter):
+        b = gv * np.exp(tv * x)
+        q = np.einsum("hw,kw->kh", p, np.stack([b, b * tv, b * tv * tv]))  # no BLAS (see _refine)
+        a = gu * np.exp(tu * y)
+        m = np.einsum("ih,jh->ij", np.stack([a, a * tu, a * tu * tu]), q).real  # m[i, j]: d^i/dy^i d^j/dx^j
+        hyy, hxy, hxx = float(m[2, 0]), float(m[1, 1]), float(m[0, 2])
+        det = hyy * hxx - hxy * hxy
+        if not (hyy < 0 and det > 0):
+            return None
+        sy = -(hxx * m[1, 0] - hxy * m[0, 1]) / det
+        sx = -(hyy * m[0, 1] - hxy * m[1, 0]) / det
+        y, x = y + sy, x + sx
+        if max(abs(y - guess[0]), abs(x - guess[1])) > 1.0:
+            return None
+        if max(abs(sy), abs(sx)) < tol:
+            return np.array([y, x])
+    return None
 
 
 def _peak_stats(surface: np.ndarray, peak: tuple[int, int], exclusion: int = 3) -> tuple[float, float]:
@@ -230,14 +299,18 @@ def _peak_stats(surface: np.ndarray, peak: tuple[int, int], exclusion: int = 3) 
 
 def phase_correlation(
     ref: np.ndarray, mov: np.ndarray, *, upsample: int = 100, stats: bool = True,
-    ref_spectrum: np.ndarray | None = None,
+    ref_spectrum: np.ndarray | None = None, band: float | None = BAND_SIGMA,
 ) -> tuple[float, float, float, float]:
     """One phase-correlation measurement of prepared (same-shape, finite) images.
 
-    ``upsample > 1``: the integer peak is refined by an upsampled DFT (precision
-    ``1 / upsample`` px) around a parabola's sub-pixel estimate; when the refined maximum lands
-    on the edge of its region (the parabola was off), first at a factor 10 around the integer
-    peak, then at ``upsample``.  ``upsample <= 1``: by the parabola through the peak's neighbours.
+    The integer peak and its statistics come from the whole-band phase-only correlation surface.
+    ``upsample > 1``: the sub-pixel peak is the maximum of the band-limited surface (every
+    frequency weighted by a Gaussian of ``band`` cycles per pixel, see :func:`_newton_peak`),
+    found by Newton's method from the parabola through the integer peak; should that fail,
+    by an upsampled DFT of the same surface (precision ``1 / upsample`` px; Guizar-Sicairos
+    et al. 2008), first at a factor 10 around the integer peak, then at ``upsample``.
+    ``band=None``: the whole band (an upsampled DFT around the parabola's estimate).
+    ``upsample <= 1``: the parabola through the peak's neighbours.
 
     Returns
     -------
@@ -245,8 +318,8 @@ def phase_correlation(
         ``peak_ratio`` and ``snr`` are NaN when ``stats`` is false.
     """
     ref, mov = _fast_crop(ref), _fast_crop(mov)
-    f_ref = ref_spectrum if ref_spectrum is not None else sfft.rfft2(_apodize(ref).astype(np.float32))
-    f_mov = sfft.rfft2(_apodize(mov).astype(np.float32))
+    f_ref = ref_spectrum if ref_spectrum is not None else sfft.rfft2(_apodize(ref))
+    f_mov = sfft.rfft2(_apodize(mov))
     product = f_mov * np.conj(f_ref)
     product /= np.maximum(np.abs(product), np.float32(1e-20))
     surface = sfft.irfft2(product, s=ref.shape)
@@ -256,19 +329,25 @@ def phase_correlation(
     shape = np.array(surface.shape)
     wrap = shifts > shape // 2
     shifts[wrap] -= shape[wrap]
-    if upsample > 1:
-        coarse = min(upsample, 10)
-        fine_region = int(math.ceil(upsample * 2.0 / coarse))
-        if upsample > coarse:  # the correlation peak is unimodal at this scale: an inside maximum is the one
-            guess = shifts + _parabola_fit(surface, (int(peak[0]), int(peak[1])))
-            fine, inside = _refine(product, ref.shape, guess, upsample, fine_region)
-            if inside:
-                return float(fine[1]), float(fine[0]), ratio, snr
-        shifts, _ = _refine(product, ref.shape, shifts, coarse, int(math.ceil(coarse * 1.5)))
-        if upsample > coarse:
-            shifts, _ = _refine(product, ref.shape, shifts, upsample, fine_region)
-    else:
+    if upsample <= 1:
         shifts = shifts + _parabola_fit(surface, (int(peak[0]), int(peak[1])))
+        return float(shifts[1]), float(shifts[0]), ratio, snr
+    guess = shifts + _parabola_fit(surface, (int(peak[0]), int(peak[1])))
+    if band:
+        fine = _newton_peak(product, ref.shape, guess, sigma=band)
+        if fine is not None:
+            return float(fine[1]), float(fine[0]), ratio, snr
+        h, w = ref.shape
+        product = product * np.outer(_band(h, band), _band(w, band)[: w // 2 + 1]).astype(np.float32)
+    coarse = min(upsample, 10)
+    fine_region = int(math.ceil(upsample * 2.0 / coarse))
+    if upsample > coarse:  # the correlation peak is unimodal at this scale: an inside maximum is the one
+        fine, inside = _refine(product, ref.shape, guess, upsample, fine_region)
+        if inside:
+            return float(fine[1]), float(fine[0]), ratio, snr
+    shifts, _ = _refine(product, ref.shape, shifts, coarse, int(math.ceil(coarse * 1.5)))
+    if upsample > coarse:
+        shifts, _ = _refine(product, ref.shape, shifts, upsample, fine_region)
     return float(shifts[1]), float(shifts[0]), ratio, snr
 
 
@@ -336,6 +415,7 @@ def estimate_shift(
     min_peak_ratio: float = DEFAULT_MIN_PEAK_RATIO,
     min_snr: float = DEFAULT_MIN_SNR,
     edges: bool = False,
+    band: float | None = BAND_SIGMA,
 ) -> ShiftEstimate:
     """Sub-pixel displacement of ``mov`` relative to ``ref`` (same shape, 2-D).
 
@@ -347,9 +427,10 @@ def estimate_shift(
         Measurements in all: after the first, ``mov`` is resampled by the running estimate
         and the residual is measured and added (stops early below 0.002 px).
     upsample
-        Upsampling factor of the DFT refinement of the peak (precision ``1 / upsample`` px,
-        Guizar-Sicairos et al. 2008); 0 or 1: a parabola through the peak's neighbours
-        (cheaper, unbiased at zero shift, slower to converge).
+        Over 1: the sub-pixel peak is refined (see :func:`phase_correlation`; the upsampling
+        factor of the DFT refinement, precision ``1 / upsample`` px, when Newton's method on
+        the band-limited surface fails or ``band`` is ``None``); 0 or 1: a parabola through
+        the peak's neighbours (cheaper, unbiased at zero shift, slower to converge).
     sigma
         Gaussian smoothing before the gradient, in pixels (2 keeps sensor noise, which
         dominates the highest frequencies of a whitened spectrum, from biasing the peak).
@@ -361,6 +442,10 @@ def estimate_shift(
         ``ref`` and ``mov`` are already edge-strength images (see
         :func:`~changedetect._registration.matching.material_edges`): correlated as they are
         (``sigma`` unused), not through their gradient magnitude.
+    band
+        Spread (cycles per pixel) of the Gaussian band weight of the sub-pixel peak
+        (:data:`BAND_SIGMA`); ``None``: the whole band (the tie points' choice, see
+        :func:`~changedetect._registration.field.estimate_shift_field`).
 
     Returns
     -------
@@ -368,15 +453,16 @@ def estimate_shift(
         Unreliable estimates keep the measured ``dx``, ``dy`` for diagnosis; callers must
         not apply them.
     """
-    ref = np.asarray(ref, dtype=np.float64)
-    mov = np.asarray(mov, dtype=np.float64)
+    dtype = np.float32 if edges else np.float64  # edge images are float32; brightness as given, in float64
+    ref = np.asarray(ref, dtype=dtype)
+    mov = np.asarray(mov, dtype=dtype)
     if ref.shape != mov.shape or ref.ndim != 2:
         raise ValueError(f"estimate_shift needs two 2-D images of one shape, got {ref.shape} and {mov.shape}")
     g_ref = _represent(ref, sigma, edges)
     if not np.any(g_ref > 0) or not np.any(np.isfinite(mov)):
         return ShiftEstimate(0.0, 0.0, 0.0, 1.0, 0.0, False)
     g_mov = _represent(mov, sigma, edges)
-    dx, dy, ratio, snr = phase_correlation(g_ref, g_mov, upsample=upsample)
+    dx, dy, ratio, snr = phase_correlation(g_ref, g_mov, upsample=upsample, band=band)
     first_ratio, first_snr = ratio, snr
     if not (math.isfinite(dx) and math.isfinite(dy)) or max(abs(dx), abs(dy)) > min(ref.shape) / 3:
         iterations = 1
@@ -395,7 +481,7 @@ def estimate_shift(
             f_ref = _spectrum(g_ref[crop])
         rdx, rdy, _, _ = phase_correlation(
             g_ref[crop], _represent(resampled, sigma, edges), upsample=upsample, stats=False,
-            ref_spectrum=f_ref,
+            ref_spectrum=f_ref, band=band,
         )
         if max(abs(rdx), abs(rdy)) > 1.0:  # the residual must be small; otherwise keep the first answer
             break
