@@ -142,7 +142,7 @@ def discover(catalog: str | Path, *, night: str | None = None,
     ``known`` caches checksums by path, size and modification time (updated in place),
     so that a large catalog is not read again every night.
     """
-    catalog = Path(catalog)
+    catalog = Path(catalog).absolute()  # the pairs run from their work folders: no relative paths
     if not catalog.is_dir():
         raise TileReadError(f"catalog '{catalog}' is not a directory")
     entries: list[tuple[str, Path]] = []
@@ -283,6 +283,8 @@ def run_nightly(
     """
     night_s = (dt.date.fromisoformat(str(night)) if night else dt.date.today()).isoformat()
     state_dir, out_dir = Path(state), Path(out)
+    if Path(permits).is_file():  # the pairs run from their work folders (and maybe on other hosts)
+        permits = Path(permits).absolute()
     config = config or PipelineConfig()
     with state_lock(state_dir):
         _remove_stale_temporaries(state_dir, out_dir)

@@ -355,3 +355,19 @@ def test_merge_keeps_one_violation_for_a_structure_whose_outline_grew(tmp_path: 
     tonight.assign(footprint_id=["F-cccccccccc", "F-bbbbbbbbbb"]).to_file(run_dir / "violations.gpkg")
     again = _merge.merge_night(state, tmp_path, results, "2024-05-15", permits=str(tmp_path / "none.gpkg"))
     assert len(again) == 3
+
+
+def test_relative_paths_work(world: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--catalog catalog --state state` from the folder that holds them (the pairs run elsewhere)."""
+    from changedetect.config import PipelineConfig
+    from changedetect.nightly import run_nightly
+
+    base = tmp_path / "relative"
+    shutil.copytree(world["root"] / f"after-{NIGHTS[0]}", base)
+    _arrive(world, base / "catalog", NIGHTS[1])
+    shutil.copy(world["permits"], base / "permits.gpkg")
+    monkeypatch.chdir(base)
+    summary = run_nightly("catalog", permits="permits.gpkg", state="state", out="out", night=NIGHTS[1],
+                          workers=2, config=PipelineConfig.from_toml(world["config"]))
+    assert summary.failed == {} and summary.pairs == len(AREAS)
+    assert _outputs(base) == world["after-night-2"]
