@@ -65,15 +65,22 @@ def checksum(frame: gpd.GeoDataFrame | None) -> str:
 
 
 def next_table(committed: gpd.GeoDataFrame | None, results: list[dict[str, Any]]) -> gpd.GeoDataFrame:
-    """The committed footprints with each successful area's rows replaced by its latest pair's."""
+    """The committed footprints with each successful area's rows replaced by its latest pair's.
+
+    A pair dated before the area's committed footprints (an acquisition that arrived late)
+    does not replace them: the next night continues from the latest date.
+    """
     import geopandas as gpd
 
     frames = []
     replaced = set()
+    latest = {} if committed is None else committed.groupby("area")["after"].max().to_dict()
     for r in results:
         if r["error"] or not r["runs"]:
             continue
         pair = max(r["runs"], key=lambda p: p["after"])
+        if pair["after"] < latest.get(r["area"], ""):
+            continue
         fp = gpd.read_file(Path(pair["run_dir"]) / "footprints.gpkg")
         fp = fp[["footprint_id", "geometry"]].to_crs(CRS)
         fp.insert(0, "area", r["area"])

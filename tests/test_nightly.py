@@ -371,3 +371,41 @@ def test_relative_paths_work(world: dict, tmp_path: Path, monkeypatch: pytest.Mo
                           workers=2, config=PipelineConfig.from_toml(world["config"]))
     assert summary.failed == {} and summary.pairs == len(AREAS)
     assert _outputs(base) == world["after-night-2"]
+
+
+def test_kept_footprints_follow_the_latest_pair_of_each_area(tmp_path: Path) -> None:
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    from changedetect import _nightly_footprints as fps
+
+    def fp(ids: list[str], x0: float) -> gpd.GeoDataFrame:
+        return gpd.GeoDataFrame({"footprint_id": ids}, crs="EPSG:32648",
+                                geometry=[box(x0 + 10 * k, 0, x0 + 10 * k + 5, 5) for k in range(len(ids))])
+
+    committed = pd_concat([fp(["F-a1"], 686_000).assign(area="a", after="2024-05-14"),
+                           fp(["F-b1"], 686_100).assign(area="b", after="2024-05-14"),
+                           fp(["F-c1"], 686_200).assign(area="c", after="2024-05-14")]).to_crs(4326)
+    results = []
+    for area, after, ids, error in (("a", "2024-03-15", ["F-a2"], None), ("b", "2024-07-01", ["F-b2", "F-b3"], None),
+                                    ("c", "2024-07-01", ["F-c2"], "tile unreadable")):
+        run_dir = tmp_path / area
+        run_dir.mkdir()
+        fp(ids, 686_000).to_file(run_dir / "footprints.gpkg")
+        results.append({"area": area, "error": error, "runs": [{"after": after, "run_dir": str(run_dir)}]})
+    table = fps.next_table(committed[["area", "after", "footprint_id", "geometry"]], results)
+    assert list(table["footprint_id"]) == ["F-a1", "F-b2", "F-b3", "F-c1"]  # late pair, new pair, failed area
+    assert list(table["after"]) == ["2024-05-14", "2024-07-01", "2024-07-01", "2024-05-14"]
+    assert table.crs.to_epsg() == 4326
+    fps.save(table, tmp_path, 3)
+    back = fps.load(tmp_path, 3)
+    assert back is not None and list(back["footprint_id"]) == list(table["footprint_id"])
+    assert fps.checksum(fps.of_area(back, "b")) == fps.checksum(fps.of_area(table, "b")) != fps.checksum(None)
+    assert fps.of_area(back, "zzz") is None and fps.load(tmp_path, 4) is None
+
+
+def pd_concat(frames: list):  # noqa: ANN201
+    import geopandas as gpd
+    import pandas as pd
+
+    return gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), geometry="geometry", crs=frames[0].crs)
