@@ -120,7 +120,8 @@ def test_material_edge_helpers_match_their_reference_forms() -> None:
 
     from changedetect._registration.matching import (
         _dark_levels,
-        _gradient,
+        _gaussian,
+        _gradient2,
         _min3,
         _norm,
         _percentiles,
@@ -136,7 +137,16 @@ def test_material_edge_helpers_match_their_reference_forms() -> None:
         expected = np.percentile(sample.astype(np.float64), [0.1, 99.0], axis=1).T
         np.testing.assert_array_equal(np.array(_percentiles(sample)), expected)
     gy, gx = np.gradient(x[1])
-    np.testing.assert_array_equal(np.stack(_gradient(x[1])), np.stack([gy, gx]))
+    np.testing.assert_array_equal(np.stack(_gradient2(x[1])), 2 * np.stack([gy, gx]))
+    for sigma in (1.0, 0.7, 2.0):  # the Gaussian without scipy's wrapper: bit for bit, also into float32
+        expected = ndimage.gaussian_filter(x, (0, sigma, sigma), mode="nearest", truncate=3.0)
+        np.testing.assert_array_equal(_gaussian(x, sigma, np.empty_like(x)), expected)
+        expected = ndimage.gaussian_filter(x.astype(np.float64), (0, sigma, sigma), output=np.float32,
+                                           mode="nearest", truncate=3.0)
+        np.testing.assert_array_equal(_gaussian(x.astype(np.float64), sigma, np.empty_like(x)), expected)
+        plane = x[0].copy()
+        expected = ndimage.gaussian_filter(plane, sigma, mode="nearest", truncate=3.0)
+        np.testing.assert_array_equal(_gaussian(plane, sigma, plane), expected)
     np.testing.assert_allclose(_norm(gx, gy), np.hypot(gx, gy), rtol=1e-6)
 
 

@@ -93,10 +93,10 @@ def _represent(image: np.ndarray, sigma: float, edges: bool) -> np.ndarray:
     if not edges:
         return gradient_magnitude(image, sigma=sigma)
     img = np.asarray(image, dtype=np.float32)
-    nan = ~np.isfinite(img)
-    if not nan.any():
+    if np.isfinite(img.sum()):  # no missing pixel (one pass, no mask)
         return img
-    return np.where(ndimage.binary_dilation(nan, iterations=2), 0.0, img)
+    nan = ~np.isfinite(img)
+    return np.where(ndimage.binary_dilation(nan, iterations=2), np.float32(0.0), img)
 
 
 def _apodize(image: np.ndarray) -> np.ndarray:
@@ -182,6 +182,7 @@ def _fast_crop(image: np.ndarray) -> np.ndarray:
     return image[r0 : r0 + fh, c0 : c0 + fw]
 
 
+@functools.lru_cache(maxsize=64)
 def _fast_len_below(n: int) -> int:
     m = n
     while m > 8 and sfft.next_fast_len(m, real=True) != m:
@@ -259,11 +260,11 @@ def _newton_peak(product: np.ndarray, shape: tuple[int, int], guess: np.ndarray,
     """
     h, w = shape
     tu, tv, gu, gv = _newton_axes(h, w, sigma)
-    p = product.astype(np.complex128)
     y, x = float(guess[0]), float(guess[1])
     for _ in range(max_iter):
         b = gv * np.exp(tv * x)
-        q = np.einsum("hw,kw->kh", p, np.stack([b, b * tv, b * tv * tv]))  # no BLAS (see _refine)
+        cols = np.stack([b, b * tv, b * tv * tv]).astype(product.dtype)  # float32 sums suffice (1e-6 px)
+        q = np.einsum("hw,kw->kh", product, cols)  # no BLAS (see _refine)
         a = gu * np.exp(tu * y)
         m = np.einsum("ih,jh->ij", np.stack([a, a * tu, a * tu * tu]), q).real  # m[i, j]: d^i/dy^i d^j/dx^j
         hyy, hxy, hxx = float(m[2, 0]), float(m[1, 1]), float(m[0, 2])
@@ -281,20 +282,32 @@ def _newton_peak(product: np.ndarray, shape: tuple[int, int], guess: np.ndarray,
 
 
 def _peak_stats(surface: np.ndarray, peak: tuple[int, int], exclusion: int = 3) -> tuple[float, float]:
-    """Peak-to-second-peak ratio and robust SNR of a (real) correlation surface."""
+    """Peak-to-second-peak ratio and robust SNR of a (real) correlation surface (left as it was)."""
     top = float(surface[peak])
-    masked = surface.copy()
     h, w = surface.shape
     rows = np.arange(peak[0] - exclusion, peak[0] + exclusion + 1) % h
     cols = np.arange(peak[1] - exclusion, peak[1] + exclusion + 1) % w
-    masked[np.ix_(rows, cols)] = -np.inf
-    second = float(masked.max())
-    sample = surface[::2, ::2]  # robust level and spread: a quarter of the surface is plenty
-    med = float(np.median(sample))
-    mad = float(np.median(np.abs(sample - med))) * 1.4826
+    block = np.ix_(rows, cols)
+    kept = surface[block].copy()  # the highest value away from the peak, without copying the surface
+    surface[block] = -np.inf
+    second = float(surface.max())
+    surface[block] = kept
+    sample = surface[::2, ::2].ravel()  # robust level and spread: a quarter of the surface is plenty
+    med = _median(sample)
+    mad = _median(np.abs(sample - med, out=sample)) * 1.4826
     ratio = top / second if second > 0 else float("inf")
     snr = (top - med) / mad if mad > 0 else float("inf")
     return ratio, snr
+
+
+def _median(x: np.ndarray) -> float:
+    """``np.median`` of a 1-D array ``x``, which it reorders (one partition, no copy)."""
+    k = x.size // 2
+    if x.size % 2:
+        x.partition(k)
+        return float(x[k])
+    x.partition(k - 1)  # the k-th order statistic is then the least of those above
+    return float(np.mean(np.array([x[k - 1], x[k:].min()])))
 
 
 def phase_correlation(
@@ -459,7 +472,7 @@ def estimate_shift(
     if ref.shape != mov.shape or ref.ndim != 2:
         raise ValueError(f"estimate_shift needs two 2-D images of one shape, got {ref.shape} and {mov.shape}")
     g_ref = _represent(ref, sigma, edges)
-    if not np.any(g_ref > 0) or not np.any(np.isfinite(mov)):
+    if not g_ref.max() > 0 or not np.any(np.isfinite(mov)):
         return ShiftEstimate(0.0, 0.0, 0.0, 1.0, 0.0, False)
     g_mov = _represent(mov, sigma, edges)
     dx, dy, ratio, snr = phase_correlation(g_ref, g_mov, upsample=upsample, band=band)
