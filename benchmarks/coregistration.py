@@ -17,8 +17,9 @@ Cases are built from real imagery in ``../shared/data`` (never copied into the r
   :func:`~changedetect.coregister.coregister` matches a stack with red and green bands (AROSICS
   on the band mean); with radiometry: one gamma, a gain and an offset per band, noise.
 
-Both tools get the same arrays and a 12 px search range.  Ours: :func:`estimate_global_shift`
-and :func:`estimate_shift_field` with :class:`CoregisterConfig` defaults (window 128, spacing 64);
+Both tools get the same arrays (float32, as a TileStack holds them) and a 12 px search range.
+Ours: :func:`estimate_global_shift` and :func:`estimate_shift_field` with :class:`CoregisterConfig`
+defaults (window 128, spacing 64);
 AROSICS: ``COREG`` (window 256 or the largest power of two that fits) and ``COREG_LOCAL``
 (window 128, grid 64).  Times are wall-clock seconds of the estimation only (no warping), on
 this machine, in the same process.
@@ -93,6 +94,11 @@ def _crop(a: np.ndarray) -> np.ndarray:
     return a[MARGIN:-MARGIN, MARGIN:-MARGIN]
 
 
+def _f32(a: np.ndarray) -> np.ndarray:
+    """A case image as a TileStack holds it (float32), for both tools, before either is timed."""
+    return np.asarray(a, dtype=np.float32)
+
+
 def _radiometry(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     lo, hi = np.nanpercentile(img, [1, 99])
     x = np.clip((img - lo) / (hi - lo + 1e-9), 0, None)
@@ -136,7 +142,7 @@ def run_global_rgb(srcs: dict[str, np.ndarray], rng: np.random.Generator, aro: o
     stack), AROSICS on the band mean.  Radiometry: one gamma, a gain and offset per band, noise."""
     rows = []
     for name, img in srcs.items():
-        ref = np.stack([_crop(observe(b)) for b in img])
+        ref = _f32(np.stack([_crop(observe(b)) for b in img]))
         t0 = time.perf_counter()
         ref_edges = material_edges(ref, 0, 1)  # once per chip, timed: the reference of a series of dates
         ref_s = time.perf_counter() - t0
@@ -147,6 +153,7 @@ def run_global_rgb(srcs: dict[str, np.ndarray], rng: np.random.Generator, aro: o
                 gamma = rng.uniform(0.7, 1.4)
                 mov = np.stack([rng.uniform(0.6, 1.4) * 255 * (np.clip(b, 0, None) / 255) ** gamma
                                 + rng.uniform(-10, 20) for b in mov]) + rng.normal(0, 2.0, mov.shape)
+            mov = _f32(mov)
             t0 = time.perf_counter()
             material_edges(ref, 0, 1)  # per pair: the reference's edges again (the same), timed in every case
             pair_ref_s = time.perf_counter() - t0
@@ -168,6 +175,7 @@ def run_global_rgb(srcs: dict[str, np.ndarray], rng: np.random.Generator, aro: o
 
 def _both_global(name: str, ref: np.ndarray, mov: np.ndarray, truth: tuple[float, float],
                  aro: object | None, base: tuple[tuple[float, float], tuple[float, float]] | None = None) -> dict:
+    ref, mov = _f32(ref), _f32(mov)
     t0 = time.perf_counter()
     est = estimate_global_shift(ref, mov, config=CONFIG)
     ours_s = time.perf_counter() - t0
@@ -189,8 +197,8 @@ def run_real_change(data: Path, rng: np.random.Generator, aro: object | None) ->
     rows = []
     for city in CITIES:
         stack = open_series(data / f"oscd/images/{city}").to_stack(bands=["B04"]).values[:, 0].astype(np.float64)
-        ref = _crop(observe(stack[0]))
-        base_mov = _crop(observe(stack[1]))
+        ref = _f32(_crop(observe(stack[0])))
+        base_mov = _f32(_crop(observe(stack[1])))
         b_ours = estimate_global_shift(ref, base_mov, config=CONFIG)
         b_aro = aro.arosics_global(ref, base_mov, max_shift=12) if aro is not None else None
         for _ in range(2):
@@ -214,7 +222,7 @@ def run_local(srcs: dict[str, np.ndarray], rng: np.random.Generator, aro: object
             continue
         warp = SmoothWarp(img.shape, *rng.uniform(-4, 4, 2), *rng.uniform(0.5, 1.5, 2),
                           *rng.uniform(0.25, 0.6, 2), *rng.uniform(0, 2 * np.pi, 2))
-        ref, mov = _crop(observe(img)), _crop(observe(img, warp))
+        ref, mov = _f32(_crop(observe(img))), _f32(_crop(observe(img, warp)))
         t0 = time.perf_counter()
         glob = estimate_global_shift(ref, mov, config=config)
         fld = estimate_shift_field(ref, mov, params=config.field_params(), initial=(glob.dx, glob.dy))
@@ -253,6 +261,7 @@ def run_unregistrable(srcs: dict[str, np.ndarray], rng: np.random.Generator, aro
             other = srcs[names[(i + 3) % len(names)]]
             h, w = min(ref.shape[0], other.shape[0] - 2 * MARGIN), min(ref.shape[1], other.shape[1] - 2 * MARGIN)
             ref, mov, what = ref[:h, :w], _crop(other)[:h, :w], f"vs {names[(i + 3) % len(names)]}"
+        ref, mov = _f32(ref), _f32(mov)
         t0 = time.perf_counter()
         est = estimate_global_shift(ref, mov, config=CONFIG)
         row = {"case": f"{name} {what}", "ours_s": time.perf_counter() - t0, "ours_confident": est.reliable}

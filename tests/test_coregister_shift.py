@@ -115,39 +115,65 @@ def test_constant_cubic_shift_matches_the_spline_warp(shift: tuple[float, float]
     np.testing.assert_array_equal(np.isnan(_shift_cubic(img, dx, dy, crop)), np.isnan(shift_image(img, dx, dy)[crop]))
 
 
-def test_material_edge_helpers_match_their_reference_forms() -> None:
+def test_material_edge_kernels_match_their_reference_forms() -> None:
     from scipy import ndimage
 
-    from changedetect._registration.matching import (
-        _dark_levels,
-        _gaussian,
-        _gradient2,
-        _min3,
-        _norm,
-        _percentiles,
-        dark_level,
+    from changedetect._registration.kernels import (
+        gaussian,
+        gradient2,
+        min3,
+        norm,
+        percentiles,
+        scratch,
     )
+    from changedetect._registration.matching import _dark_levels, dark_level
 
     x = np.random.default_rng(2).gamma(2.0, 30.0, size=(3, 90, 70)).astype(np.float32)
+    out, tmp = np.empty_like(x[0]), np.empty_like(x[0])
     for axis in (0, 1):
-        np.testing.assert_array_equal(_min3(x[0], axis), ndimage.minimum_filter1d(x[0], 3, axis=axis, mode="nearest"))
-    assert _dark_levels(list(x)) == tuple(dark_level(b) for b in x)
+        expected = ndimage.minimum_filter1d(x[0], 3, axis=axis, mode="nearest")
+        np.testing.assert_array_equal(min3(x[0], axis, out, tmp), expected)
+    mean = x.mean(axis=0)
+    assert _dark_levels(x, 0, 1) == (dark_level(mean), dark_level(x[0]), dark_level(x[1]))
     for n in (1, 2, 7, 6300):
-        sample = x.reshape(3, -1)[:, :n]
+        sample = x.reshape(3, -1)[:, :n].copy()
         expected = np.percentile(sample.astype(np.float64), [0.1, 99.0], axis=1).T
-        np.testing.assert_array_equal(np.array(_percentiles(sample)), expected)
+        np.testing.assert_array_equal(np.array(percentiles(sample)), expected)
     gy, gx = np.gradient(x[1])
-    np.testing.assert_array_equal(np.stack(_gradient2(x[1])), 2 * np.stack([gy, gx]))
+    gradient2(x[1], out, tmp)
+    np.testing.assert_array_equal(np.stack([out, tmp]), 2 * np.stack([gy, gx]))
+    np.testing.assert_allclose(norm(gx, gy, out, tmp), np.hypot(gx, gy), rtol=1e-6)
     for sigma in (1.0, 0.7, 2.0):  # the Gaussian without scipy's wrapper: bit for bit, also into float32
         expected = ndimage.gaussian_filter(x, (0, sigma, sigma), mode="nearest", truncate=3.0)
-        np.testing.assert_array_equal(_gaussian(x, sigma, np.empty_like(x)), expected)
+        np.testing.assert_array_equal(gaussian(x, sigma, np.empty_like(x)), expected)
         expected = ndimage.gaussian_filter(x.astype(np.float64), (0, sigma, sigma), output=np.float32,
                                            mode="nearest", truncate=3.0)
-        np.testing.assert_array_equal(_gaussian(x.astype(np.float64), sigma, np.empty_like(x)), expected)
+        np.testing.assert_array_equal(gaussian(x.astype(np.float64), sigma, np.empty_like(x)), expected)
         plane = x[0].copy()
         expected = ndimage.gaussian_filter(plane, sigma, mode="nearest", truncate=3.0)
-        np.testing.assert_array_equal(_gaussian(plane, sigma, plane), expected)
-    np.testing.assert_allclose(_norm(gx, gy), np.hypot(gx, gy), rtol=1e-6)
+        np.testing.assert_array_equal(gaussian(plane, sigma, plane), expected)
+    # scratch arrays: the same ones again for the same caller, shape and type; large ones are not kept
+    first = scratch("test", (4, 5), 2)
+    assert all(a is b for a, b in zip(first, scratch("test", (4, 5), 2), strict=True))
+    assert scratch("test", (4, 6), 2)[0].shape == (4, 6)
+    big = (1024, 1024)
+    assert scratch("test", big, 1)[0] is not scratch("test", big, 1)[0]
+
+
+def test_material_edges_do_not_depend_on_the_previous_call() -> None:
+    from changedetect._registration.matching import material_edges
+
+    rng = np.random.default_rng(8)
+    a, b = (_smoothed(rng.gamma(2.0, 40.0, size=(3, 60, 50))).astype(np.float32) for _ in range(2))
+    first = material_edges(a, 0, 1)
+    material_edges(b, 0, 1)  # the same scratch arrays, other values
+    again = material_edges(a, 0, 1)
+    np.testing.assert_array_equal(first, again)
+    assert not np.shares_memory(first, again)
+    with_nan = a.copy()
+    with_nan[2, 10:14, 20:25] = np.nan
+    assert np.isnan(material_edges(with_nan, 0, 1)).any()
+    np.testing.assert_array_equal(material_edges(a, 0, 1), first)
 
 
 def _material_edges_formula(bands: np.ndarray, red: int, green: int, sigma: float = 1.0,

@@ -17,7 +17,6 @@ dark-object level (its 0.1 percentile, less 1 % of its range): the additive path
 
 from __future__ import annotations
 
-import functools
 import os
 import tempfile
 import warnings
@@ -27,6 +26,15 @@ import dask.array as da
 import numpy as np
 from scipy import ndimage
 
+from changedetect._registration.kernels import (
+    at_least,
+    gaussian,
+    gradient2,
+    min3,
+    norm,
+    percentiles,
+    scratch,
+)
 from changedetect.errors import CoregistrationError
 
 #: Band names (lower case) taken as red and green for the chromaticity.
@@ -55,63 +63,27 @@ def dark_level(band: Any) -> tuple[float, float]:
     sample = sample[np.isfinite(sample)]
     if sample.size == 0:
         return 0.0, 1.0
-    lo, hi = _percentiles(sample[None, :])[0]
+    lo, hi = percentiles(sample[None, :])[0]
     floor = max(0.01 * (hi - lo), 1e-6)
     return lo - floor, floor
 
 
-def _dark_levels(bands: list[np.ndarray]) -> tuple[tuple[float, float], ...]:
-    """:func:`dark_level` of several finite bands of one shape, in one partition."""
-    h, w = bands[0].shape
+def _dark_levels(bands: np.ndarray, red: int, green: int) -> tuple[tuple[float, float], ...]:
+    """:func:`dark_level` of the mean, red and green of finite ``(b, h, w)`` bands, in one partition of a
+    sample reused per thread (the mean of the sampled pixels only)."""
+    h, w = bands.shape[1:]
     step = max(1, int(np.ceil(np.sqrt(h * w / _SAMPLE_PIXELS))))
+    sub = bands[:, ::step, ::step]
+    shape = sub.shape[1:]
+    sample = scratch("dark_levels", (3, shape[0] * shape[1]), 1, bands.dtype)[0]
+    np.mean(sub, axis=0, out=sample[0].reshape(shape))
+    sample[1].reshape(shape)[...] = sub[red]
+    sample[2].reshape(shape)[...] = sub[green]
     out = []
-    for lo, hi in _percentiles(np.stack([np.asarray(b[::step, ::step]).ravel() for b in bands])):
+    for lo, hi in percentiles(sample):
         floor = max(0.01 * (hi - lo), 1e-6)
         out.append((lo - floor, floor))
     return tuple(out)
-
-
-def _percentiles(sample: np.ndarray, qs: tuple[float, float] = (0.1, 99.0)) -> list[tuple[float, float]]:
-    """``np.percentile(sample, qs, axis=1)`` of a finite ``(k, n)`` sample (linear interpolation, in float64,
-    bit for bit), several times faster on small samples: one ``np.partition`` at the lower order statistic
-    of each percentile, in the sample's own type; the next one up is the least of those above it."""
-    n = sample.shape[1]
-    pos = [q / 100.0 * (n - 1) for q in qs]
-    lo = [int(np.floor(p)) for p in pos]
-    part = np.partition(sample, sorted(set(lo)), axis=1)
-    at = {i: part[:, i] for i in lo}
-    above = {i: part[:, i + 1:].min(axis=1) if i + 1 < n else part[:, i] for i in lo}
-    out = []
-    for k in range(sample.shape[0]):
-        vals = []
-        for p, i in zip(pos, lo, strict=True):
-            a, b, t = float(at[i][k]), float(above[i][k]), p - i
-            vals.append(b - (b - a) * (1 - t) if t >= 0.5 else a + (b - a) * t)  # as numpy's _lerp
-        out.append((vals[0], vals[1]))
-    return out
-
-
-def _gradient2(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Twice ``np.gradient(a)`` of a 2-D array (central differences, one-sided at the borders), by slices:
-    the factor 2 is exact and cancels in every ratio, so it is left in (one product less per axis)."""
-    gy, gx = np.empty_like(a), np.empty_like(a)
-    np.subtract(a[2:], a[:-2], out=gy[1:-1])
-    np.subtract(a[1], a[0], out=gy[0])
-    np.subtract(a[-1], a[-2], out=gy[-1])
-    gy[[0, -1]] *= 2
-    np.subtract(a[:, 2:], a[:, :-2], out=gx[:, 1:-1])
-    np.subtract(a[:, 1], a[:, 0], out=gx[:, 0])
-    np.subtract(a[:, -1], a[:, -2], out=gx[:, -1])
-    gx[:, [0, -1]] *= 2
-    return gy, gx
-
-
-def _norm(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """``sqrt(x² + y²)`` (``np.hypot`` without its overflow guard, several times faster)."""
-    out = np.multiply(x, x)
-    y2 = np.multiply(y, y)
-    out += y2
-    return np.sqrt(out, out=out)
 
 
 def material_edges(
@@ -139,83 +111,60 @@ def material_edges(
     arr = np.asarray(bands)
     if arr.dtype not in (np.float32, np.float64):
         arr = arr.astype(np.float32)
-    # one sum finds whether any pixel is missing (NaN or infinite); the mask only then
-    nan = None if np.isfinite(arr.sum()) else ~np.all(np.isfinite(arr), axis=0)
-    if levels is None:
-        if nan is not None:
+    h, w = arr.shape[1:]
+    # every intermediate in arrays reused per thread (kernels.scratch); only the result is new
+    smooth = scratch("material_edges_bands", arr.shape, 1)[0]
+    total, g_bright, b1, b2, b3, b4, tmp = scratch("material_edges", (h, w), 7)
+
+    def smoothed(a: np.ndarray) -> None:  # each band once, float32 (the gradients of log I and
+        # of C = log(R / G) follow by the chain rule)
+        if sigma > 0:
+            gaussian(a, sigma, smooth)
+        else:
+            np.copyto(smooth, a)
+
+    measured = levels is None
+    if measured:  # (before the smoothing, which then finds the bands in the cache) assuming no missing pixel
+        levels = _dark_levels(arr, red, green)
+    smoothed(arr)
+    # a missing pixel (NaN or infinite) spreads over its smoothed neighbourhood: one sum finds it
+    nan = None if np.isfinite(smooth.sum()) else ~np.all(np.isfinite(arr), axis=0)
+    if nan is not None:  # fill missing pixels (masked again at the end) so that they do not spread
+        if measured:
             levels = (dark_level(np.where(nan, np.nan, arr.mean(axis=0))), dark_level(arr[red]),
                       dark_level(arr[green]))
-        else:  # the mean of the sampled pixels only
-            h, w = arr.shape[1:]
-            step = max(1, int(np.ceil(np.sqrt(h * w / _SAMPLE_PIXELS))))
-            levels = _dark_levels([arr[:, ::step, ::step].mean(axis=0), arr[red, ::step, ::step],
-                                   arr[green, ::step, ::step]])
+        smoothed(np.nan_to_num(np.where(np.isfinite(arr), arr, np.nanmean(arr, axis=(1, 2), keepdims=True))))
+    assert levels is not None
     (o_i, f_i), (o_r, f_r), (o_g, f_g) = levels
-    # smooth each band once (in float32); the gradients of log I and of C = log(R / G) follow by the chain rule
-    if nan is not None:  # fill missing pixels (masked again at the end) so that they do not spread
-        arr = np.where(np.isfinite(arr), arr, np.nanmean(arr, axis=(1, 2), keepdims=True))
-        arr = np.nan_to_num(arr)
-    smooth = _gaussian(arr, sigma, np.empty(arr.shape, np.float32)) if sigma > 0 else arr.astype(np.float32)
     n = np.float32(len(smooth))
-    total = smooth.sum(axis=0)  # n I, I the band mean
-    g_bright = _norm(*_gradient2(total))  # 2 n |grad I| (every gradient here is twice np.gradient's)
-    total -= n * np.float32(o_i)  # (in place from here: fewer temporaries)
-    g_light = np.maximum(total, n * np.float32(f_i), out=total)
+    np.sum(smooth, axis=0, out=total)  # n I, I the band mean
+    gradient2(total, b1, b2)  # every gradient here is twice np.gradient's (the factor cancels)
+    norm(b1, b2, g_bright, tmp)  # 2 n |grad I|
+    total -= n * np.float32(o_i)
+    g_light = at_least(total, n * np.float32(f_i), total, tmp)
     np.divide(g_bright, g_light, out=g_light)  # 2 |grad log I|
-    (ry, rx), (gy, gx) = _gradient2(smooth[red]), _gradient2(smooth[green])
-    r = np.maximum(smooth[red] - np.float32(o_r), np.float32(f_r))
-    g = np.maximum(smooth[green] - np.float32(o_g), np.float32(f_g))
-    for a, b in ((rx, r), (ry, r), (gx, g), (gy, g)):
+    gradient2(smooth[red], b1, b2)
+    gradient2(smooth[green], b3, b4)
+    r, g = smooth[red], smooth[green]  # the smoothed red and green are not needed any more: in place
+    r -= np.float32(o_r)
+    at_least(r, f_r, r, tmp)
+    g -= np.float32(o_g)
+    at_least(g, f_g, g, tmp)
+    for a, b in ((b1, r), (b2, r), (b3, g), (b4, g)):
         np.divide(a, b, out=a)
-    g_colour = _norm(np.subtract(rx, gx, out=rx), np.subtract(ry, gy, out=ry))  # 2 |grad C|
+    g_colour = norm(np.subtract(b1, b3, out=b1), np.subtract(b2, b4, out=b2), b1, tmp)  # 2 |grad C|
     share = np.add(g_colour, g_light, out=g_light)
-    np.maximum(share, np.float32(1e-12), out=share)
+    at_least(share, 1e-12, share, tmp)
     np.divide(g_colour, share, out=share)
     # one weight across each edge's profile, so that the weight moves no edge: the lowest share
     # within 1 px (an edge next to a shadow outline takes the shadow's), then smoothed over 1 px
-    share = _min3(_min3(share, 0), 1)
-    share = _gaussian(share, 1.0, share)
+    share = min3(min3(share, 0, b2, tmp), 1, share, tmp)
+    gaussian(share, 1.0, share)
     share *= np.float32((1.0 - floor) / (2 * n))
     share += np.float32(floor / (2 * n))
     out = g_bright * share
     if nan is not None:
         out[ndimage.binary_dilation(nan, iterations=max(2, int(np.ceil(3 * sigma))))] = np.nan
-    return out
-
-
-def _gaussian(a: np.ndarray, sigma: float, out: np.ndarray) -> np.ndarray:
-    """``ndimage.gaussian_filter`` over the last two axes (``mode="nearest"``, ``truncate=3``) into ``out``
-    (which may be ``a``), bit for bit, without the wrapper's per-call work."""
-    weights = _gaussian_weights(float(sigma))
-    ndimage.correlate1d(a, weights, axis=-2, output=out, mode="nearest")
-    return ndimage.correlate1d(out, weights, axis=-1, output=out, mode="nearest")  # type: ignore[no-any-return]
-
-
-@functools.lru_cache(maxsize=8)
-def _gaussian_weights(sigma: float) -> np.ndarray:
-    """The kernel ``ndimage.gaussian_filter1d`` builds for ``sigma`` and ``truncate=3`` (read-only)."""
-    radius = int(3.0 * sigma + 0.5)
-    x = np.arange(-radius, radius + 1)
-    phi = np.exp(-0.5 / (sigma * sigma) * x**2)
-    phi /= phi.sum()
-    phi.flags.writeable = False
-    return phi
-
-
-def _min3(a: np.ndarray, axis: int) -> np.ndarray:
-    """The minimum over 3 pixels along ``axis`` (edges repeated): ``minimum_filter1d(a, 3, mode="nearest")``
-    as the minimum of neighbouring pairs, then of neighbouring pairs of those, several times faster on
-    small images."""
-    def cut(x: np.ndarray, part: slice | int) -> np.ndarray:
-        key: list[slice | int] = [slice(None)] * x.ndim
-        key[axis] = part
-        return x[tuple(key)]
-
-    pairs = np.minimum(cut(a, slice(None, -1)), cut(a, slice(1, None)))
-    out = np.empty_like(a)
-    np.minimum(cut(pairs, slice(None, -1)), cut(pairs, slice(1, None)), out=cut(out, slice(1, -1)))
-    cut(out, 0)[...] = cut(pairs, 0)
-    cut(out, -1)[...] = cut(pairs, -1)
     return out
 
 

@@ -225,22 +225,27 @@ def _hermitian(w: int) -> np.ndarray:
 
 @functools.lru_cache(maxsize=32)
 def _band(n: int, sigma: float) -> np.ndarray:
-    """The band-limiting weight ``exp(-f² / 2σ²)`` of the ``n`` FFT frequencies ``f`` of an axis (read-only)."""
-    out = np.exp(-0.5 * (np.fft.fftfreq(n) / sigma) ** 2)
+    """The band-limiting weight ``exp(-f² / 2σ²)`` of the ``n`` FFT frequencies ``f`` of an axis, truncated
+    at 3σ as every Gaussian here (read-only)."""
+    f = np.fft.fftfreq(n)
+    out = np.where(np.abs(f) <= 3.0 * sigma, np.exp(-0.5 * (f / sigma) ** 2), 0.0)
     out.flags.writeable = False
     return out
 
 
 @functools.lru_cache(maxsize=16)
-def _newton_axes(h: int, w: int, sigma: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """``2πi f`` of the rows' and the ``rfft`` columns' frequencies, and their weights in the band-limited
-    surface (the Gaussian band; the columns' also counting the Hermitian half twice)."""
-    tu = 2j * np.pi * np.fft.fftfreq(h)
-    tv = 2j * np.pi * np.fft.rfftfreq(w)
-    out = (tu, tv, _band(h, sigma).copy(), _band(w, sigma)[: w // 2 + 1] * _hermitian(w))  # the band is even
+def _newton_axes(h: int, w: int, sigma: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+    """Of the half-spectrum's frequencies inside the band: ``2πi f`` of the rows' and the ``rfft`` columns',
+    their weights in the band-limited surface (the Gaussian; the columns' also counting the Hermitian half
+    twice), the rows' indices and the number of columns (the first ones) (read-only)."""
+    rows = np.flatnonzero(_band(h, sigma) > 0)
+    cols = int(np.count_nonzero(_band(w, sigma)[: w // 2 + 1] > 0))
+    tu = 2j * np.pi * np.fft.fftfreq(h)[rows]
+    tv = 2j * np.pi * np.fft.rfftfreq(w)[:cols]
+    out = (tu, tv, _band(h, sigma)[rows], (_band(w, sigma)[: w // 2 + 1] * _hermitian(w))[:cols], rows)
     for a in out:
         a.flags.writeable = False
-    return out
+    return (*out, cols)
 
 
 def _newton_peak(product: np.ndarray, shape: tuple[int, int], guess: np.ndarray, *, sigma: float = BAND_SIGMA,
@@ -260,7 +265,8 @@ def _newton_peak(product: np.ndarray, shape: tuple[int, int], guess: np.ndarray,
     there, the steps leave the pixel around ``guess`` or do not converge.
     """
     h, w = shape
-    tu, tv, gu, gv = _newton_axes(h, w, sigma)
+    tu, tv, gu, gv, rows, cols = _newton_axes(h, w, sigma)
+    product = product[rows, :cols]  # the frequencies inside the band only
     y, x = float(guess[0]), float(guess[1])
     for _ in range(max_iter):
         b = gv * np.exp(tv * x)
