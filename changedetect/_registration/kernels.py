@@ -143,9 +143,14 @@ def _extreme(row: np.ndarray, m: int, *, largest: bool) -> np.ndarray:
     dealt = row[: groups * size].reshape(size, groups)  # group g: row[g::groups]
     if largest:
         threshold = np.partition(dealt.max(axis=0), groups - m)[groups - m]
-        return np.sort(row[row >= threshold])[-m:]
-    threshold = np.partition(dealt.min(axis=0), m - 1)[m - 1]
-    return np.sort(row[row <= threshold])[:m]
+        found = np.sort(row[row >= threshold])[-m:]
+    else:
+        threshold = np.partition(dealt.min(axis=0), m - 1)[m - 1]
+        found = np.sort(row[row <= threshold])[:m]
+    if found.size < m:  # only with NaN (not finite: the caller's answer is not used), as a sort gives
+        ordered = np.sort(row)
+        return ordered[n - m:] if largest else ordered[:m]
+    return found
 
 
 __all__ = ["SCRATCH_ELEMENTS", "at_least", "gaussian", "gradient2", "min3", "norm", "percentiles", "scratch"]
