@@ -123,6 +123,7 @@ def test_material_edge_kernels_match_their_reference_forms() -> None:
         gradient2,
         min3,
         norm,
+        order_statistics,
         percentiles,
         scratch,
     )
@@ -139,6 +140,10 @@ def test_material_edge_kernels_match_their_reference_forms() -> None:
         sample = x.reshape(3, -1)[:, :n].copy()
         expected = np.percentile(sample.astype(np.float64), [0.1, 99.0], axis=1).T
         np.testing.assert_array_equal(np.array(percentiles(sample)), expected)
+    values = x.ravel()
+    ranks = (0, 7, values.size // 2, values.size - 1)
+    assert order_statistics(values, ranks) == [float(v) for v in np.sort(values)[list(ranks)]]
+    assert order_statistics(np.round(values[:501]), (250,)) == [float(np.median(np.round(values[:501])))]
     gy, gx = np.gradient(x[1])
     gradient2(x[1], out, tmp)
     np.testing.assert_array_equal(np.stack([out, tmp]), 2 * np.stack([gy, gx]))

@@ -153,4 +153,21 @@ def _extreme(row: np.ndarray, m: int, *, largest: bool) -> np.ndarray:
     return found
 
 
-__all__ = ["SCRATCH_ELEMENTS", "at_least", "gaussian", "gradient2", "min3", "norm", "percentiles", "scratch"]
+def order_statistics(x: np.ndarray, ranks: tuple[int, ...], bins: int = 1024) -> list[float]:
+    """The values of ranks ``ranks`` (0-based, ascending) of a finite 1-D float array, exactly: binned by
+    value (a monotonic map, so every value of a bin is at least those of the bins below), counted, and
+    the rank found among the few values of its bin, not by partitioning all."""
+    lo, hi = float(x.min()), float(x.max())
+    if not hi > lo:
+        return [lo for _ in ranks]
+    index = ((x - lo) * ((bins - 1) / (hi - lo))).astype(np.intp)
+    below = np.concatenate([[0], np.cumsum(np.bincount(index, minlength=bins))])
+    out = []
+    for rank in ranks:
+        b = int(np.searchsorted(below, rank, side="right")) - 1
+        members = x[index == b]
+        out.append(float(np.partition(members, rank - int(below[b]))[rank - int(below[b])]))
+    return out
+
+
+__all__ = ["SCRATCH_ELEMENTS", "at_least", "gaussian", "gradient2", "min3", "norm", "order_statistics", "percentiles", "scratch"]

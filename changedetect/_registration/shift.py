@@ -27,6 +27,8 @@ import numpy as np
 from scipy import fft as sfft
 from scipy import ndimage
 
+from changedetect._registration.kernels import at_least, order_statistics, scratch
+
 #: Below this peak-to-second-peak ratio a match is not trusted.
 DEFAULT_MIN_PEAK_RATIO = 1.6
 #: Below this peak height, in robust standard deviations of the correlation surface, a match is not trusted.
@@ -99,11 +101,18 @@ def _represent(image: np.ndarray, sigma: float, edges: bool) -> np.ndarray:
     return np.where(ndimage.binary_dilation(nan, iterations=2), np.float32(0.0), img)
 
 
-def _apodize(image: np.ndarray) -> np.ndarray:
-    """Remove the mean and taper the borders with a Tukey window (alpha 0.25); float32."""
+def _apodize(image: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Remove the mean and taper the borders with a Tukey window (alpha 0.25); float32 (into ``out``)."""
     h, w = image.shape
-    out = (image - image.mean()).astype(np.float32, copy=False)
-    return out * _window2d(h, w)
+    out = np.empty((h, w), np.float32) if out is None else out
+    np.subtract(image, image.mean(), out=out, casting="unsafe")
+    out *= _window2d(h, w)
+    return out
+
+
+def _apodized_spectrum(image: np.ndarray) -> np.ndarray:
+    """``rfft2(_apodize(image))``, the apodised image in an array reused per thread."""
+    return sfft.rfft2(_apodize(image, scratch("apodize", image.shape, 1)[0]))
 
 
 @functools.lru_cache(maxsize=16)
@@ -128,7 +137,7 @@ def _tukey(n: int, alpha: float = 0.25) -> np.ndarray:
 
 def _spectrum(image: np.ndarray) -> np.ndarray:
     """The apodised spectrum :func:`phase_correlation` computes for ``image`` (to reuse it)."""
-    return sfft.rfft2(_apodize(_fast_crop(image)))
+    return _apodized_spectrum(_fast_crop(image))
 
 
 def _shift_bilinear(image: np.ndarray, dx: float, dy: float) -> np.ndarray:
@@ -308,13 +317,12 @@ def _peak_stats(surface: np.ndarray, peak: tuple[int, int], exclusion: int = 3) 
 
 
 def _median(x: np.ndarray) -> float:
-    """``np.median`` of a 1-D array ``x``, which it reorders (one partition, no copy)."""
+    """``np.median`` of a finite 1-D float array ``x``, bit for bit (see :func:`~.kernels.order_statistics`)."""
     k = x.size // 2
     if x.size % 2:
-        x.partition(k)
-        return float(x[k])
-    x.partition(k - 1)  # the k-th order statistic is then the least of those above
-    return float(np.mean(np.array([x[k - 1], x[k:].min()])))
+        return float(order_statistics(x, (k,))[0])
+    lower, upper = order_statistics(x, (k - 1, k))
+    return float(np.mean(np.array([lower, upper], dtype=x.dtype)))
 
 
 def phase_correlation(
@@ -338,10 +346,12 @@ def phase_correlation(
         ``peak_ratio`` and ``snr`` are NaN when ``stats`` is false.
     """
     ref, mov = _fast_crop(ref), _fast_crop(mov)
-    f_ref = ref_spectrum if ref_spectrum is not None else sfft.rfft2(_apodize(ref))
-    f_mov = sfft.rfft2(_apodize(mov))
-    product = f_mov * np.conj(f_ref)
-    product /= np.maximum(np.abs(product), np.float32(1e-20))
+    f_ref = ref_spectrum if ref_spectrum is not None else _apodized_spectrum(ref)
+    product = _apodized_spectrum(mov)
+    product *= np.conj(f_ref)
+    magnitude = np.abs(product)  # each frequency to unit magnitude: times 1 / |.|, on the float pairs
+    np.divide(1.0, at_least(magnitude, 1e-20, magnitude, scratch("magnitude", magnitude.shape, 1)[0]), out=magnitude)
+    product.view(np.float32).reshape(*product.shape, 2)[...] *= magnitude[..., None]
     surface = sfft.irfft2(product, s=ref.shape)
     peak = np.unravel_index(int(np.argmax(surface)), surface.shape)
     ratio, snr = _peak_stats(surface, (int(peak[0]), int(peak[1]))) if stats else (math.nan, math.nan)
