@@ -351,7 +351,9 @@ def phase_correlation(
     product *= np.conj(f_ref)
     magnitude = np.abs(product)  # each frequency to unit magnitude: times 1 / |.|, on the float pairs
     np.divide(1.0, at_least(magnitude, 1e-20, magnitude, scratch("magnitude", magnitude.shape, 1)[0]), out=magnitude)
-    product.view(np.float32).reshape(*product.shape, 2)[...] *= magnitude[..., None]
+    pairs = product.view(np.float32)  # (h, 2 w'): real and imaginary parts interleaved
+    pairs[:, 0::2] *= magnitude
+    pairs[:, 1::2] *= magnitude
     surface = sfft.irfft2(product, s=ref.shape)
     peak = np.unravel_index(int(np.argmax(surface)), surface.shape)
     ratio, snr = _peak_stats(surface, (int(peak[0]), int(peak[1]))) if stats else (math.nan, math.nan)
