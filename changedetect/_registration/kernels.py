@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import threading
+from typing import Any
 
 import numpy as np
 from scipy import ndimage
@@ -23,7 +24,7 @@ SCRATCH_ELEMENTS = 1 << 19
 _LOCAL = threading.local()
 
 
-def scratch(name: str, shape: tuple[int, ...], count: int, dtype: type = np.float32) -> list[np.ndarray]:
+def scratch(name: str, shape: tuple[int, ...], count: int, dtype: Any = np.float32) -> list[np.ndarray]:
     """``count`` uninitialised arrays of ``shape`` for the caller ``name``, reused by this thread's next call
     with the same name, shape and type: their contents must not outlive the call that asked for them."""
     if int(np.prod(shape)) > SCRATCH_ELEMENTS:

@@ -68,7 +68,8 @@ def dark_level(band: Any) -> tuple[float, float]:
     return lo - floor, floor
 
 
-def _dark_levels(bands: np.ndarray, red: int, green: int) -> tuple[tuple[float, float], ...]:
+def _dark_levels(bands: np.ndarray, red: int, green: int) -> tuple[tuple[float, float], tuple[float, float],
+                                                                   tuple[float, float]]:
     """:func:`dark_level` of the mean, red and green of finite ``(b, h, w)`` bands, in one partition of a
     sample reused per thread (the mean of the sampled pixels only)."""
     h, w = bands.shape[1:]
@@ -79,11 +80,8 @@ def _dark_levels(bands: np.ndarray, red: int, green: int) -> tuple[tuple[float, 
     np.mean(sub, axis=0, out=sample[0].reshape(shape))
     sample[1].reshape(shape)[...] = sub[red]
     sample[2].reshape(shape)[...] = sub[green]
-    out = []
-    for lo, hi in percentiles(sample):
-        floor = max(0.01 * (hi - lo), 1e-6)
-        out.append((lo - floor, floor))
-    return tuple(out)
+    (mean, r, g) = ((lo - max(0.01 * (hi - lo), 1e-6), max(0.01 * (hi - lo), 1e-6)) for lo, hi in percentiles(sample))
+    return mean, r, g
 
 
 def material_edges(
@@ -141,7 +139,7 @@ def material_edges(
     gradient2(total, b1, b2)  # every gradient here is twice np.gradient's (the factor cancels)
     norm(b1, b2, g_bright, tmp)  # 2 n |grad I|
     total -= n * np.float32(o_i)
-    g_light = at_least(total, n * np.float32(f_i), total, tmp)
+    g_light = at_least(total, float(n * np.float32(f_i)), total, tmp)
     np.divide(g_bright, g_light, out=g_light)  # 2 |grad log I|
     gradient2(smooth[red], b1, b2)
     gradient2(smooth[green], b3, b4)
