@@ -175,6 +175,8 @@ def main() -> None:
     ap.add_argument("--pairs", type=int, default=64, help="synthetic pairs from the held-out building areas")
     ap.add_argument("--no-tinycd", action="store_true")
     ap.add_argument("--objects-only", action="store_true", help="only the sample city's per-structure table")
+    ap.add_argument("--vhr-model", default="vhr-building",
+                    help="model folder to score in the vhr-building column (default: the shipped one)")
     args = ap.parse_args()
     from changedetect.evaluate import _CvaPredictor, evaluate_pairs, iter_pairs, make_predictor
     from changedetect.weights import list_shipped
@@ -191,7 +193,7 @@ def main() -> None:
     }
     predictors: dict[str, Callable[[], Any]] = {}
     if "vhr-building" in shipped:
-        predictors["vhr-building"] = lambda: make_predictor("vhr-building")
+        predictors["vhr-building"] = lambda: make_predictor(args.vhr_model)
     predictors["cva"] = lambda: _CvaPredictor()
     if not args.no_tinycd:
         from tinycd import TinyCDPredictor
