@@ -70,8 +70,8 @@ def dark_level(band: Any) -> tuple[float, float]:
 
 def _dark_levels(bands: np.ndarray, red: int, green: int) -> tuple[tuple[float, float], tuple[float, float],
                                                                    tuple[float, float]]:
-    """:func:`dark_level` of the mean, red and green of finite ``(b, h, w)`` bands, in one partition of a
-    sample reused per thread (the mean of the sampled pixels only)."""
+    """:func:`dark_level` of the mean, red and green of finite ``(b, h, w)`` bands, from one sample in an
+    array reused per thread (the mean of the sampled pixels only)."""
     h, w = bands.shape[1:]
     step = max(1, int(np.ceil(np.sqrt(h * w / _SAMPLE_PIXELS))))
     sub = bands[:, ::step, ::step]
@@ -80,7 +80,8 @@ def _dark_levels(bands: np.ndarray, red: int, green: int) -> tuple[tuple[float, 
     np.mean(sub, axis=0, out=sample[0].reshape(shape))
     sample[1].reshape(shape)[...] = sub[red]
     sample[2].reshape(shape)[...] = sub[green]
-    (mean, r, g) = ((lo - max(0.01 * (hi - lo), 1e-6), max(0.01 * (hi - lo), 1e-6)) for lo, hi in percentiles(sample))
+    floors = [(lo, max(0.01 * (hi - lo), 1e-6)) for lo, hi in percentiles(sample)]
+    mean, r, g = ((lo - floor, floor) for lo, floor in floors)
     return mean, r, g
 
 
