@@ -94,7 +94,7 @@ class CoregisterConfig:
     iterations
         Measurements of the global estimate (each after resampling by the previous answer):
         1 (default) gives ~0.01 px on the benchmark's real imagery (the sub-pixel peak is
-        band-limited); 2 is 0.002-0.008 px better on known shifts, worse on real change, and
+        band-limited); 2 is 0.003-0.008 px better on known shifts, worse on real change, and
         1.3-1.6 times slower (see ``docs/benchmarks.md``).
     window, spacing, max_windows
         Tie-point windows: size and spacing in pixels, and a cap on their number
