@@ -162,8 +162,8 @@ def carry_ids(
     ------
     GeoreferenceError
         One of the two has a CRS and the other has none.
-    ValueError
-        ``previous`` has no ``footprint_id`` column.
+    ConfigError
+        ``previous`` has no ``footprint_id`` column (a ``ValueError`` too).
     """
     n = len(new)
     if not n:
@@ -188,13 +188,43 @@ def carry_ids(
     return [str(v) for v in out]
 
 
+def check_previous(previous: gpd.GeoDataFrame, source: str = "the previous footprints", *,
+                   require_crs: bool = True) -> gpd.GeoDataFrame:
+    """``previous`` ready for :func:`carry_ids`: checked, rows without an id dropped, shapes made valid.
+
+    Raises
+    ------
+    ConfigError
+        No ``footprint_id`` column, or no CRS while ``require_crs`` (``source`` names the file
+        in the message).
+    """
+    from changedetect.errors import ConfigError
+
+    if "footprint_id" not in previous:
+        raise ConfigError(f"{source} have no 'footprint_id' column (columns: "
+                          f"{', '.join(map(str, previous.columns))}); give footprints written by "
+                          "`changedetect vectorize` or `changedetect run`")
+    if require_crs and previous.crs is None:
+        raise ConfigError(f"{source} have no CRS; give footprints written by changedetect (they carry "
+                          "one) or set it (GeoDataFrame.set_crs) before carrying ids over")
+    ids = previous["footprint_id"]
+    keep = ids.notna().to_numpy() & (ids.astype(str).str.strip() != "").to_numpy()
+    keep &= ~(previous.geometry.isna().to_numpy() | previous.geometry.is_empty.to_numpy())
+    if not keep.all():
+        log.warning("%s: %d row(s) without a footprint_id or a shape ignored", source, int((~keep).sum()))
+    out = previous.loc[keep]
+    geoms = out.geometry.to_numpy()
+    bad = ~shapely.is_valid(geoms)
+    if bad.any():  # e.g. self-intersections from an edit in a GIS: intersections would raise
+        out = out.set_geometry(np.where(bad, shapely.make_valid(geoms), geoms), crs=out.crs)
+    return out
+
+
 def _previous(previous: gpd.GeoDataFrame, crs: object) -> tuple[list[str], np.ndarray]:
     """The previous footprints' ids and geometries in ``crs``."""
     from changedetect.errors import GeoreferenceError
 
-    if "footprint_id" not in previous:
-        raise ValueError(f"the previous footprints have no 'footprint_id' column (columns: "
-                         f"{', '.join(map(str, previous.columns))}); give footprints written by changedetect")
+    previous = check_previous(previous, require_crs=False)
     if (previous.crs is None) != (crs is None):
         raise GeoreferenceError("the previous footprints and the new ones do not both have a CRS; "
                                 "set the missing one (GeoDataFrame.set_crs) before carrying ids over")
@@ -339,5 +369,5 @@ def _window(bounds: tuple[float, float, float, float], transform: Affine,
     return ((r0, r1), (c0, c1)) if r1 > r0 and c1 > c0 else None
 
 
-__all__ = ["CARRY_MIN_COVER", "CARRY_MIN_IOU", "ID_CELL_DEG", "carry_ids", "change_types", "footprint_ids",
+__all__ = ["CARRY_MIN_COVER", "CARRY_MIN_IOU", "ID_CELL_DEG", "carry_ids", "change_types", "check_previous", "footprint_ids",
            "regularize"]

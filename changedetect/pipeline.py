@@ -203,7 +203,10 @@ def _load_previous(previous: str | Path | gpd.GeoDataFrame | None) -> tuple[gpd.
     if previous is None:
         return None, None
     if not isinstance(previous, str | Path):
-        return previous, {"path": None, "sha256": None, "footprints": len(previous)}
+        from changedetect._vectorize_shapes import check_previous
+
+        frame = check_previous(previous, "the previous footprints given to run()")
+        return frame, {"path": None, "sha256": None, "footprints": len(frame)}
     from changedetect.vectorize import load_previous
 
     path = Path(previous) / OUTPUTS["footprints"] if Path(previous).is_dir() else Path(previous)

@@ -405,7 +405,8 @@ def load_previous(path: str | os.PathLike[str]) -> gpd.GeoDataFrame:
     Raises
     ------
     ConfigError
-        Not such a file or folder, unreadable, or without a ``footprint_id`` column.
+        Not such a file or folder, unreadable, without a ``footprint_id`` column or without a
+        CRS.  Rows without an id are dropped (with a warning), invalid shapes made valid.
     """
     from changedetect.errors import ConfigError
 
@@ -422,10 +423,9 @@ def load_previous(path: str | os.PathLike[str]) -> gpd.GeoDataFrame:
         frame = gpd.read_parquet(p) if p.suffix.lower() == ".parquet" else gpd.read_file(p)
     except Exception as exc:  # noqa: BLE001 - pyogrio / pyarrow raise many kinds
         raise ConfigError(f"previous footprints: cannot read '{p}' ({exc})") from None
-    if "footprint_id" not in frame:
-        raise ConfigError(f"previous footprints: '{p}' has no footprint_id column; give footprints "
-                          "written by `changedetect vectorize` or `changedetect run`")
-    return frame
+    from changedetect._vectorize_shapes import check_previous
+
+    return check_previous(frame, f"previous footprints: '{p}'")
 
 
 __all__ = ["COLUMNS", "VectorizeConfig", "clean_mask", "hysteresis", "load_previous", "vectorize",

@@ -300,6 +300,41 @@ def test_previous_must_have_ids_and_a_crs() -> None:
         vectorize(p)["footprint_id"].tolist()
 
 
+def test_previous_with_broken_shapes_and_missing_ids(tmp_path) -> None:
+    import geopandas as gpd
+
+    from changedetect._vectorize_shapes import carry_ids
+    from changedetect.errors import ConfigError
+    from changedetect.vectorize import load_previous
+
+    crs = "EPSG:32648"
+    new = gpd.GeoSeries([px_box(0, 0, 40, 40), px_box(100, 100, 140, 140)], crs=crs)
+    x0, y0, x1, y1 = px_box(0, 0, 40, 40).bounds
+    bowtie = shapely.Polygon([(x0, y0), (x1, y1), (x1, y0), (x0, y1)])  # self-intersecting, as a GIS edit leaves
+    assert not bowtie.is_valid
+    prev = gpd.GeoDataFrame({"footprint_id": ["F-old", None]}, geometry=[bowtie, px_box(100, 100, 140, 140)],
+                            crs=crs)
+    out = carry_ids(new, prev)  # GEOS raised a TopologyException on the bow-tie before it was made valid
+    assert "None" not in out and "nan" not in out
+    assert out[1] != out[0] and out[1].startswith("F-")
+    # a file without a CRS is refused when it is read, with the file's name
+    gpd.GeoDataFrame({"footprint_id": ["F-a"]}, geometry=[px_box(0, 0, 40, 40)]).to_file(tmp_path / "nocrs.gpkg")
+    with pytest.raises(ConfigError, match="nocrs.gpkg.*no CRS"):
+        load_previous(tmp_path / "nocrs.gpkg")
+
+
+def test_run_checks_previous_before_any_work() -> None:
+    import geopandas as gpd
+
+    from changedetect.errors import ConfigError
+    from changedetect.pipeline import _load_previous
+
+    with pytest.raises(ConfigError, match="footprint_id"):
+        _load_previous(gpd.GeoDataFrame(geometry=[px_box(0, 0, 4, 4)], crs="EPSG:32648"))
+    with pytest.raises(ConfigError, match="no CRS"):
+        _load_previous(gpd.GeoDataFrame({"footprint_id": ["F-a"]}, geometry=[px_box(0, 0, 4, 4)]))
+
+
 def test_cli_vectorize_previous(tmp_path) -> None:
     import geopandas as gpd
     from click.testing import CliRunner

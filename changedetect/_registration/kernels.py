@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
-#: Arrays of up to this many elements are reused per thread by :func:`scratch` (a few MiB in all);
+#: Arrays of up to this many elements are reused per thread by :func:`scratch` (at most ~20 MiB a thread,
+#: kept for the thread's life: a dozen planes of up to 2 MiB);
 #: larger ones are allocated per call (memory stays bounded on large scenes' blocks).
 SCRATCH_ELEMENTS = 1 << 19
 

@@ -132,7 +132,9 @@ def material_edges(
         if measured:
             levels = (dark_level(np.where(nan, np.nan, arr.mean(axis=0))), dark_level(arr[red]),
                       dark_level(arr[green]))
-        smoothed(np.nan_to_num(np.where(np.isfinite(arr), arr, np.nanmean(arr, axis=(1, 2), keepdims=True))))
+        finite = np.isfinite(arr)  # the fill from finite pixels only (an infinite one would make it inf)
+        fill = np.nanmean(np.where(finite, arr, np.nan), axis=(1, 2), keepdims=True)
+        smoothed(np.nan_to_num(np.where(finite, arr, fill)))
     assert levels is not None
     (o_i, f_i), (o_r, f_r), (o_g, f_g) = levels
     n = np.float32(len(smooth))

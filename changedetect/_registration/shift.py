@@ -316,7 +316,7 @@ def estimate_shift(
         ``(h, w)`` images of one band (or a band mean); NaN marks missing pixels.
     iterations
         Measurements in all: after the first, ``mov`` is resampled by the running estimate
-        and the residual is measured and added (stops early below 0.002 px).
+        and the residual is measured and added (stops early below 0.005 px).
     upsample
         Over 1: the sub-pixel peak is refined (see :func:`phase_correlation`; the upsampling
         factor of the DFT refinement, precision ``1 / upsample`` px, when Newton's method on
