@@ -75,9 +75,13 @@ def _night_candidates(results: list[dict[str, Any]], crs: Any) -> gpd.GeoDataFra
             gdf.insert(0, "area", r["area"])
             gdf.insert(1, "before", pair["before"])
             gdf.insert(2, "after", pair["after"])
-            frames.append(_plain(gdf))
+            gdf = _plain(gdf)
+            ids = gdf["footprint_id"].fillna("").astype(str) if "footprint_id" in gdf else None
+            carried = set(pair.get("carried") or [])  # ids this pair took from its previous footprints
+            gdf["_carried"] = False if ids is None else ids.isin(carried) & (ids != "")
+            frames.append(gdf)
     if not frames:
-        return _empty(crs).drop(columns=["violation_id", "night"])
+        return _empty(crs).drop(columns=["violation_id", "night"]).assign(_carried=pd.Series(dtype=bool))
     cand = gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), geometry="geometry", crs=crs)
     c = cand.geometry.centroid
     cand["_cy"], cand["_cx"] = -c.y.round(3), c.x.round(3)
@@ -99,7 +103,10 @@ def _ids(frame: pd.DataFrame) -> np.ndarray:
 
 
 def _same(geom: Any, fid: str, other: Any, other_fid: str) -> bool:
-    """The same building: IoU >= 0.5, or the same footprint id and touching."""
+    """The same building: IoU >= 0.5, or the same footprint id and touching.
+
+    ``fid`` is '' unless the id was carried over (not merely the same cell hash).
+    """
     if fid and fid == other_fid and geom.intersects(other):
         return True
     return _iou(geom, other) >= SAME_BUILDING_IOU
@@ -110,11 +117,13 @@ def merge_night(current: State, state_dir: Path, results: list[dict[str, Any]], 
     """The cumulative violations after this night: the committed ones plus the night's new ones.
 
     A night's violation that overlaps an open violation of the same area (or an
-    earlier one of the same night) with IoU >= 0.5, or that has its
-    ``footprint_id`` and touches it (the id was carried over from the previous
-    night's footprints: the same structure, whose outline may have grown), is
-    the same building and is not added again.  New ids are ``<area>-<YYYYMMDD>-<nnn>``, numbered in a
-    fixed order (area, dates, north to south, west to east).
+    earlier one of the same night) with IoU >= 0.5, or whose ``footprint_id`` its
+    pair carried over from its previous footprints (``pair["carried"]``) and that
+    has that id and touches it (the same structure, whose outline may have grown),
+    is the same building and is not added again.  An id that was not carried over
+    (a fresh cell hash, which may equal an open violation's by chance) counts for
+    nothing: such a violation is matched by IoU only.  New ids are ``<area>-<YYYYMMDD>-<nnn>``,
+    numbered in a fixed order (area, dates, north to south, west to east).
     """
     import geopandas as gpd
 
@@ -126,12 +135,13 @@ def merge_night(current: State, state_dir: Path, results: list[dict[str, Any]], 
     counters: dict[str, int] = {}
     stamp = night.replace("-", "")
     prev_ids = _ids(previous)
-    cand_ids = _ids(cand)
+    cand_ids = np.where(cand["_carried"].to_numpy(dtype=bool), _ids(cand), "")  # the carried ids only
+    kept_ids = _ids(cand)
     for i, row in cand.iterrows():
         area = row["area"]
         mine = previous["area"] == area
         same_area = list(zip(previous.geometry[mine], prev_ids[mine.to_numpy()], strict=True)) + [
-            (cand.geometry[j], cand_ids[j]) for j in keep if cand["area"][j] == area]
+            (cand.geometry[j], kept_ids[j]) for j in keep if cand["area"][j] == area]
         if any(_same(row.geometry, cand_ids[i], g, fid) for g, fid in same_area):
             continue
         if area not in counters:
@@ -140,7 +150,7 @@ def merge_night(current: State, state_dir: Path, results: list[dict[str, Any]], 
         counters[area] += 1
         keep.append(i)
         ids.append(f"{area}-{stamp}-{counters[area]:03d}")
-    new = cand.loc[keep].copy()
+    new = cand.loc[keep].drop(columns="_carried")
     new.insert(0, "violation_id", ids)
     new.insert(2, "night", night)
     merged = pd.concat([previous, new], ignore_index=True) if len(previous) else new

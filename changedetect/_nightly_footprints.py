@@ -4,8 +4,9 @@
 the footprints of the latest pair that ran for it (columns ``area``, ``after``,
 ``footprint_id``, ``geometry``), rows sorted by area and id.  It is written with the
 night's generation of the violations, before the state is committed, and read back
-for the next night's first pair of each area as ``previous``
-(:func:`changedetect.pipeline.run`).  Like the violations, it is a deterministic
+the next night as ``previous`` (:func:`changedetect.pipeline.run`) by each pair of the
+area whose first date is on or after their ``after`` date, unless a pair of that night
+ending in between is more recent (``changedetect.nightly._plan``).  Like the violations, it is a deterministic
 function of the committed state and the night's pair runs, so a rerun after a crash
 writes the same file; an area that failed keeps its committed rows.
 """

@@ -19,11 +19,13 @@ seen that night), ``OUT/open_violations.gpkg`` (cumulative, stable ids
 ``<area>-<YYYYMMDD night>-<nnn>``), and commits ``STATE/state.json``.
 
 Footprint ids follow structures from night to night: each area's footprints of
-its latest pair are kept in ``STATE/footprints-<generation>.parquet`` and given
-to the area's next pair as ``previous`` (:func:`changedetect.pipeline.run`), so
-a footprint overlapping one of them well keeps its ``footprint_id``; the merge
-then treats a violation with the ``footprint_id`` of an open one of the same
-area (and touching it) as the same structure, even when its outline grew.
+its latest pair are kept in ``STATE/footprints-<generation>.parquet``; each pair
+gets as ``previous`` (:func:`changedetect.pipeline.run`) the most recent footprints
+dated on or before its ``before`` date (those kept, or an earlier pair's of the
+night), so a footprint overlapping one of them well keeps its ``footprint_id``.
+The merge then treats a violation whose id was so carried over and that touches an
+open one of the same area with that id as the same structure, even when its
+outline grew; other violations are matched by IoU >= 0.5 only.
 
 Why it is crash-safe: every output is written atomically; each pair's run
 lands in a work folder named by the checksums of its inputs and configuration
@@ -216,16 +218,22 @@ def _local_dask() -> Iterator[None]:
 
 
 def _run_area(task: dict[str, Any]) -> dict[str, Any]:
-    """Run the chain on the date pairs of one area (a Dask task; re-runnable, cached)."""
+    """Run the chain on the date pairs of one area (a Dask task; re-runnable, cached).
+
+    Each pair gets the previous footprints :func:`_plan` chose for it (``pair["previous"]``:
+    ``"committed"``, the work folder of an earlier pair of the night, or None) and records
+    in ``pair["carried"]`` the footprint ids it carried over from them (the merge's
+    same-id rule holds for those only).
+    """
     from changedetect import pipeline
 
     config = PipelineConfig.from_dict(task["config"])
     config = replace(config, output=replace(config.output, report=False))  # the night has its own outputs
     runs = []
-    previous: Any = task.get("previous")  # the area's committed footprints, then each pair's own
     try:
         for pair in task["pairs"]:
             run_dir = Path(pair["run_dir"])
+            previous = _previous_of(task, pair)
             if not (run_dir / "run.json").is_file():
                 run_dir.mkdir(parents=True, exist_ok=True)
                 manifest = run_dir.parent / f"{run_dir.name}.manifest.json"
@@ -237,12 +245,34 @@ def _run_area(task: dict[str, Any]) -> dict[str, Any]:
                     pipeline.run(manifest, permits=task["permits"], out=run_dir, config=config,
                                  overwrite=True, previous=previous)
                 checkpoint(f"pair {task['area']} {pair['before']}..{pair['after']} done")
-            runs.append(pair)
-            previous = run_dir / "footprints.gpkg"
+            runs.append({**pair, "carried": _carried(run_dir, previous)})
     except ChangeDetectError as exc:
         log.error("area %s failed: %s", task["area"], exc)
         return {"area": task["area"], "error": str(exc), "runs": runs}
     return {"area": task["area"], "error": None, "runs": runs}
+
+
+def _previous_of(task: dict[str, Any], pair: dict[str, Any]) -> Any:
+    """The previous footprints of a pair: the committed ones, an earlier pair's file, or None."""
+    if pair.get("previous") == "committed":
+        return task.get("committed")
+    if pair.get("previous"):
+        return Path(pair["previous"]) / "footprints.gpkg"
+    return None
+
+
+def _carried(run_dir: Path, previous: Any) -> list[str]:
+    """The footprint ids of a pair's run that it carried over from ``previous`` (sorted).
+
+    New ids avoid those of ``previous`` (``docs/permits.md``), so an id found in both was carried.
+    """
+    if previous is None:
+        return []
+    import geopandas as gpd
+
+    before = previous if not isinstance(previous, str | Path) else gpd.read_file(previous)
+    mine = gpd.read_file(run_dir / "footprints.gpkg", columns=["footprint_id"], ignore_geometry=True)
+    return sorted(set(mine["footprint_id"].astype(str)) & set(before["footprint_id"].astype(str)))
 
 
 def _compute(tasks: list[dict[str, Any]], *, scheduler: str | None, workers: int | None) -> list[dict[str, Any]]:
@@ -358,10 +388,15 @@ def _already_done(current: State, state_dir: Path, out_dir: Path, summary: Night
 def _plan(catalog: str | Path, current: State, state_dir: Path, permits: str, config: PipelineConfig,
           night: str, summary: NightlySummary,
           committed: Any = None) -> tuple[list[dict[str, Any]], dict[str, list[Acquisition]]]:
-    """The areas' tasks.  A pair's work folder is named by a checksum of its inputs, the register,
-    the configuration and its previous footprints (the area's committed ones for its first pair,
-    the folder of the pair before it for the others), so a complete run is reused only when all
-    of these are the same."""
+    """The areas' tasks.
+
+    Each pair's previous footprints are the most recent set dated on or before its ``before``
+    date: the area's committed ones (dated by their pair's ``after``) or those of an earlier
+    pair of the night (its ``after``; on a tie, the night's pair), or none.  A pair's work
+    folder is named by a checksum of its inputs, the register, the configuration and that
+    choice (the committed footprints' checksum, or the chosen pair's folder name), so a
+    complete run is reused only when all of these are the same.
+    """
     permits_key = sha256_file(permits) if Path(permits).is_file() else permits
     cfg = config.to_dict()
     tasks, new_by_area = [], {}
@@ -375,14 +410,21 @@ def _plan(catalog: str | Path, current: State, state_dir: Path, permits: str, co
         if not pairs:
             continue
         summary.pairs += len(pairs)
-        previous = _footprints.of_area(committed, area)
-        prev_key = _footprints.checksum(previous)
+        mine = _footprints.of_area(committed, area)
+        # (date, what the pair gets as previous, its part of the work folder's key)
+        sets = [] if mine is None else [(str(mine["after"].max()), "committed", _footprints.checksum(mine))]
         runs = []
         for a, b in pairs:
-            prev_key = sha256_json([a.sha256, b.sha256, permits_key, cfg, prev_key])[:16]
+            chosen: tuple[str, str | None, str] = ("", None, _footprints.checksum(None))
+            for candidate in sets:
+                if candidate[0] <= a.date and candidate[0] >= chosen[0]:
+                    chosen = candidate
+            key = sha256_json([a.sha256, b.sha256, permits_key, cfg, chosen[2]])[:16]
+            run_dir = str(state_dir / "work" / _safe(area) / key)
             runs.append({"before": a.date, "after": b.date, "before_path": a.path, "after_path": b.path,
-                         "run_dir": str(state_dir / "work" / _safe(area) / prev_key)})
-        tasks.append({"area": area, "permits": permits, "config": cfg, "previous": previous, "pairs": runs})
+                         "run_dir": run_dir, "previous": chosen[1]})
+            sets.append((b.date, run_dir, key))
+        tasks.append({"area": area, "permits": permits, "config": cfg, "committed": mine, "pairs": runs})
     return tasks, new_by_area
 
 

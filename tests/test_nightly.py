@@ -346,15 +346,140 @@ def test_merge_keeps_one_violation_for_a_structure_whose_outline_grew(tmp_path: 
                                 "status": ["unlicensed", "unlicensed"]},
                                geometry=[box(0, 0, 20, 50), box(100, 0, 120, 20)], crs=crs)
     tonight.to_file(run_dir / "violations.gpkg")
-    results = [{"area": "d1", "error": None,
-                "runs": [{"before": "2024-03-15", "after": "2024-05-14", "run_dir": str(run_dir)}]}]
+    pair = {"before": "2024-03-15", "after": "2024-05-14", "run_dir": str(run_dir), "carried": ["F-aaaaaaaaaa"]}
+    results = [{"area": "d1", "error": None, "runs": [pair]}]
     merged = _merge.merge_night(state, tmp_path, results, "2024-05-15", permits=str(tmp_path / "none.gpkg"))
     assert list(merged["violation_id"]) == ["d1-20240316-001", "d1-20240515-001"]
     assert list(merged["footprint_id"]) == ["F-aaaaaaaaaa", "F-bbbbbbbbbb"]
+    assert "_carried" not in merged
     # without the shared id the grown outline (IoU 0.4) would be a second violation
     tonight.assign(footprint_id=["F-cccccccccc", "F-bbbbbbbbbb"]).to_file(run_dir / "violations.gpkg")
     again = _merge.merge_night(state, tmp_path, results, "2024-05-15", permits=str(tmp_path / "none.gpkg"))
     assert len(again) == 3
+
+
+def test_merge_same_id_counts_only_when_the_pair_carried_it(tmp_path: Path) -> None:
+    """An id equal to an open violation's only by its cell hash (the open one's structure is not in
+    the pair's previous footprints) is no evidence: a different structure touching it is new."""
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    from changedetect import _merge
+    from changedetect._state import State
+
+    crs = "EPSG:32648"
+    state = State(generation=1)
+    gpd.GeoDataFrame({"violation_id": ["d1-20240316-001"], "area": ["d1"], "night": ["2024-03-16"],
+                      "before": ["2024-01-15"], "after": ["2024-03-15"], "run_violation_id": ["V-1"],
+                      "footprint_id": ["F-aaaaaaaaaa"], "status": ["unlicensed"]},
+                     geometry=[box(0, 0, 4, 4)], crs=crs).to_parquet(state.violations_path(tmp_path))
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    # a 4 x 8 m neighbour touching the open 4 x 4 m one (IoU 0), its id the same cell hash
+    gpd.GeoDataFrame({"violation_id": ["V-2"], "footprint_id": ["F-aaaaaaaaaa"], "status": ["unlicensed"]},
+                     geometry=[box(4, 0, 8, 8)], crs=crs).to_file(run_dir / "violations.gpkg")
+    pair = {"before": "2024-03-15", "after": "2024-05-14", "run_dir": str(run_dir)}
+    for carried, n in (([], 2), (["F-bbbbbbbbbb"], 2), (["F-aaaaaaaaaa"], 1)):
+        results = [{"area": "d1", "error": None, "runs": [{**pair, "carried": carried}]}]
+        merged = _merge.merge_night(state, tmp_path, results, "2024-05-15", permits=str(tmp_path / "none.gpkg"))
+        assert len(merged) == n, carried
+    assert list(merged["violation_id"]) == ["d1-20240316-001"]
+
+
+def _late_catalog(tmp_path: Path) -> tuple[Path, object, object]:
+    """Area d1: 01-01 and 03-01 committed (footprints kept after 03-01); 02-01 (late) and 04-01 arrive.
+    Area d2: 01-01 committed; 02-01 and 03-01 arrive (a plain chain)."""
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    from changedetect._state import State, sha256_file
+
+    cat = tmp_path / "catalog"
+    files = {}
+    for area, dates in (("d1", ["20240101", "20240201", "20240301", "20240401"]),
+                        ("d2", ["20240101", "20240201", "20240301"])):
+        (cat / area).mkdir(parents=True)
+        for d in dates:  # discover() only reads names and checksums
+            files[area, d] = cat / area / f"{area}_{d}.tif"
+            files[area, d].write_bytes(f"{area} {d}".encode())
+    done = {"d1": ["20240101", "20240301"], "d2": ["20240101"]}
+    state = State(generation=1, acquisitions={area: {
+        sha256_file(files[area, d]): {"path": str(files[area, d]), "date": f"{d[:4]}-{d[4:6]}-{d[6:]}",
+                                      "night": "2024-03-02"} for d in dates} for area, dates in done.items()})
+    committed = gpd.GeoDataFrame({"area": ["d1", "d2"], "after": ["2024-03-01", "2024-01-01"],
+                                  "footprint_id": ["F-d1committed", "F-d2committed"]},
+                                 geometry=[box(105, 10, 105.001, 10.001)] * 2, crs="EPSG:4326")
+    return cat, state, committed
+
+
+def test_each_pair_gets_the_latest_footprints_dated_on_or_before_its_first_date(tmp_path: Path) -> None:
+    from changedetect.config import PipelineConfig
+    from changedetect.nightly import NightlySummary, _plan
+
+    cat, state, committed = _late_catalog(tmp_path)
+    sd = tmp_path / "state"
+
+    def plan(table: object) -> dict[str, list[dict]]:
+        tasks, _ = _plan(cat, state, sd, "register.gpkg", PipelineConfig(), "2024-04-02",
+                         NightlySummary("2024-04-02"), table)
+        return {t["area"]: t["pairs"] for t in tasks}
+
+    pairs = plan(committed)
+    d1, d2 = pairs["d1"], pairs["d2"]
+    assert [(p["before"], p["after"]) for p in d1] == [("2024-01-01", "2024-02-01"), ("2024-03-01", "2024-04-01")]
+    # the late pair has nothing dated on or before 01-01; the next one continues from the kept 03-01 ones
+    assert [p["previous"] for p in d1] == [None, "committed"]
+    assert [p["previous"] for p in d2] == ["committed", d2[0]["run_dir"]]  # a chain: the pair before
+    # the work folders' keys follow the same choice: 03-01..04-01 does not depend on the late pair ...
+    (cat / "d1" / "d1_20240201.tif").write_bytes(b"the late file, delivered again")
+    again = plan(committed)
+    assert again["d1"][0]["run_dir"] != d1[0]["run_dir"] and again["d1"][1]["run_dir"] == d1[1]["run_dir"]
+    # ... but on the committed footprints it was given
+    moved = committed.assign(footprint_id=["F-d1other", "F-d2committed"])
+    other = plan(moved)
+    assert other["d1"][0]["run_dir"] == again["d1"][0]["run_dir"]
+    assert other["d1"][1]["run_dir"] != again["d1"][1]["run_dir"]
+    assert [p["run_dir"] for p in other["d2"]] == [p["run_dir"] for p in d2]
+
+
+def test_run_area_gives_each_pair_its_chosen_previous_and_records_the_carried_ids(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Dask task hands pipeline.run the previous footprints _plan chose (not the pair before it)."""
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    from changedetect import nightly, pipeline
+    from changedetect.config import PipelineConfig
+
+    cat, state, committed = _late_catalog(tmp_path)
+    tasks, _ = nightly._plan(cat, state, tmp_path / "state", "register.gpkg", PipelineConfig(), "2024-04-02",
+                             nightly.NightlySummary("2024-04-02"), committed)
+    given: list[list[str] | None] = []
+
+    def fake_run(manifest: Path, *, out: Path, previous: object, **_: object) -> None:
+        if previous is None:
+            given.append(None)
+        else:
+            frame = previous if isinstance(previous, gpd.GeoDataFrame) else gpd.read_file(previous)
+            given.append(sorted(frame["footprint_id"]))
+        first = json.loads(Path(manifest).read_text())[0]["date"]
+        ids = [f"F-{Path(out).name[:6]}", *(given[-1] or [])]  # a fresh id, and every previous one carried
+        gpd.GeoDataFrame({"footprint_id": ids}, geometry=[box(105, 10, 105.001, 10.001)] * len(ids),
+                         crs="EPSG:4326").to_file(Path(out) / "footprints.gpkg")
+        (Path(out) / "run.json").write_text(json.dumps({"first": first}))
+
+    monkeypatch.setattr(pipeline, "run", fake_run)
+    d1 = nightly._run_area(next(t for t in tasks if t["area"] == "d1"))
+    assert d1["error"] is None
+    assert given == [None, ["F-d1committed"]]  # not the late pair's footprints
+    assert [p["carried"] for p in d1["runs"]] == [[], ["F-d1committed"]]
+    given.clear()
+    d2 = nightly._run_area(next(t for t in tasks if t["area"] == "d2"))
+    fresh = f"F-{Path(d2['runs'][0]['run_dir']).name[:6]}"
+    assert given == [["F-d2committed"], sorted([fresh, "F-d2committed"])]
+    assert [p["carried"] for p in d2["runs"]] == [["F-d2committed"], sorted([fresh, "F-d2committed"])]
+    given.clear()
+    assert nightly._run_area(next(t for t in tasks if t["area"] == "d2")) == d2 and given == []  # reused
 
 
 def test_relative_paths_work(world: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
