@@ -195,7 +195,7 @@ def test_previous_footprints_keep_their_ids(series_run, inputs: dict, tmp_path: 
     assert series_run.carried_ids is None
 
 
-def test_cli_run_previous_folder(series_run, inputs: dict, tmp_path: Path) -> None:
+def test_cli_run_previous_folder(series_run, inputs: dict, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from click.testing import CliRunner
 
     from changedetect.cli import cli
@@ -206,5 +206,15 @@ def test_cli_run_previous_folder(series_run, inputs: dict, tmp_path: Path) -> No
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output)
     assert summary["carried_ids"] == summary["n_footprints"] == series_run.n_footprints  # the same inputs again
-    bad = CliRunner().invoke(cli, [*args[:-3], "--previous", str(tmp_path), "--overwrite"])
-    assert bad.exit_code != 0 and "footprints.gpkg" in str(bad.exception or bad.output)
+    from changedetect.cli import main
+
+    capsys.readouterr()
+    written = (tmp_path / "again" / "violations.gpkg").stat().st_mtime_ns
+    with pytest.raises(SystemExit) as exited:  # what the console script does: one line, exit 2, no output
+        main([*args[:-3], "--previous", str(tmp_path), "--overwrite"])
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("Error:")]
+    assert exited.value.code == 2 and "Traceback" not in err
+    assert len(errors) == 1 and errors[0].startswith("Error: previous footprints: folder")
+    assert "footprints.gpkg" in errors[0]
+    assert (tmp_path / "again" / "violations.gpkg").stat().st_mtime_ns == written  # refused before any output
