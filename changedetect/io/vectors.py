@@ -153,4 +153,35 @@ def _csv_frame(frame: gpd.GeoDataFrame) -> pd.DataFrame:
     return table
 
 
-__all__ = ["FORMATS", "write_vector"]
+def load_previous(path: str | os.PathLike[str]) -> gpd.GeoDataFrame:
+    """The footprints of a previous run: a vector file (``.gpkg``, ``.parquet``, ...) or a run folder.
+
+    A folder is a ``changedetect run`` output folder: its ``footprints.gpkg`` is read.
+
+    Raises
+    ------
+    ConfigError
+        Not such a file or folder, unreadable, without a ``footprint_id`` column or without a
+        CRS.  Rows without an id are dropped (with a warning), invalid shapes made valid.
+    """
+    from changedetect.errors import ConfigError
+
+    p = Path(path)
+    if p.is_dir():
+        if not (p / "footprints.gpkg").is_file():
+            raise ConfigError(f"previous footprints: folder '{p}' has no footprints.gpkg; give the output "
+                              "folder of an earlier `changedetect run` or a footprints file")
+        p = p / "footprints.gpkg"
+    if not p.is_file():
+        raise ConfigError(f"previous footprints: '{p}' does not exist; give an earlier run's footprints "
+                          "file or output folder")
+    try:
+        frame = gpd.read_parquet(p) if p.suffix.lower() == ".parquet" else gpd.read_file(p)
+    except Exception as exc:  # noqa: BLE001 - pyogrio / pyarrow raise many kinds
+        raise ConfigError(f"previous footprints: cannot read '{p}' ({exc})") from None
+    from changedetect._vectorize_shapes import check_previous
+
+    return check_previous(frame, f"previous footprints: '{p}'")
+
+
+__all__ = ["FORMATS", "load_previous", "write_vector"]
