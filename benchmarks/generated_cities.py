@@ -46,6 +46,11 @@ def city(seed: int, folder: Path, size: int) -> Path:
     return tiles
 
 
+def _totals() -> dict[str, Any]:
+    """Counters of one model: [found, total] per change type, pixel counts, false-alarm blobs, km²."""
+    return {k: [0, 0] for k in KINDS} | {"tp": 0, "fp": 0, "fn": 0, "n": 0, "blobs": 0, "km2": 0.0}
+
+
 def score_city(tiles: Path, predictors: dict[str, Callable[[Any, Any], np.ndarray]],
                thresholds: dict[str, float], share: float = 0.25, min_blob_m2: float = 20.0
                ) -> dict[str, dict[str, Any]]:
@@ -66,13 +71,12 @@ def score_city(tiles: Path, predictors: dict[str, Callable[[Any, Any], np.ndarra
     px_m2 = abs(tr.a * tr.e)
     masks = [rasterize([g], out_shape=shape, transform=tr).astype(bool) for g in foot.geometry]
     pair_of = [days.index(str(d)[:10]) for d in foot["first_seen"]]
+    dates = [stack.isel(time=k).compute() for k in range(len(days))]  # once, for every model
     out: dict[str, dict[str, Any]] = {}
     for name, pred in predictors.items():
-        res: dict[str, Any] = {k: [0, 0] for k in KINDS}
-        res.update(tp=0, fp=0, fn=0, n=0, blobs=0, km2=0.0)
+        res = _totals()
         for k in range(1, len(days)):
-            valid_ab = stack.isel(time=k - 1).compute(), stack.isel(time=k).compute()
-            prob = np.nan_to_num(pred(*valid_ab))
+            prob = np.nan_to_num(pred(dates[k - 1], dates[k]))
             flag = prob >= thresholds[name]
             truth = np.zeros(shape, bool)
             for m, p, kind in zip(masks, pair_of, foot["change_type"], strict=True):
@@ -121,9 +125,9 @@ def main() -> None:
     total: dict[str, dict[str, Any]] = {}
     t0 = time.perf_counter()
     for seed in seeds:
-        res = score_city(city(seed, args.cities, args.size), dict(preds.items()), thresholds)
+        res = score_city(city(seed, args.cities, args.size), preds, thresholds)
         for name, r in res.items():
-            acc = total.setdefault(name, {k: [0, 0] for k in KINDS} | dict(tp=0, fp=0, fn=0, n=0, blobs=0, km2=0.0))
+            acc = total.setdefault(name, _totals())
             for key, v in r.items():
                 if key in KINDS:
                     acc[key] = [acc[key][0] + v[0], acc[key][1] + v[1]]

@@ -76,9 +76,9 @@ def _night_candidates(results: list[dict[str, Any]], crs: Any) -> gpd.GeoDataFra
             gdf.insert(1, "before", pair["before"])
             gdf.insert(2, "after", pair["after"])
             gdf = _plain(gdf)
-            ids = gdf["footprint_id"].fillna("").astype(str) if "footprint_id" in gdf else None
+            ids = _ids(gdf)
             carried = set(pair.get("carried") or [])  # ids this pair took from its previous footprints
-            gdf["_carried"] = False if ids is None else ids.isin(carried) & (ids != "")
+            gdf["_carried"] = np.isin(ids, list(carried)) & (ids != "")
             frames.append(gdf)
     if not frames:
         return _empty(crs).drop(columns=["violation_id", "night"]).assign(_carried=pd.Series(dtype=bool))

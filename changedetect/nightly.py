@@ -168,7 +168,8 @@ def _carried(run_dir: Path, previous: Any) -> list[str]:
         return []
     import geopandas as gpd
 
-    before = previous if not isinstance(previous, str | Path) else gpd.read_file(previous)
+    before = previous if not isinstance(previous, str | Path) else gpd.read_file(
+        previous, columns=["footprint_id"], ignore_geometry=True)
     mine = gpd.read_file(run_dir / "footprints.gpkg", columns=["footprint_id"], ignore_geometry=True)
     return sorted(set(mine["footprint_id"].astype(str)) & set(before["footprint_id"].astype(str)))
 
