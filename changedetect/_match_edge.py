@@ -17,6 +17,7 @@ import shapely
 from changedetect._match_overlay import MAX_CLIP, clip_area, clip_rings, grow_convex, prepare
 
 if TYPE_CHECKING:
+    from changedetect._match_rules import Permits
     from changedetect.match import MatchConfig
 
 
@@ -79,3 +80,45 @@ def beyond_edge(fpg: np.ndarray, pmg: np.ndarray, fi: np.ndarray, pi: np.ndarray
 
 
 __all__ = ["beyond_edge"]
+
+
+def attached_extensions(fpg: np.ndarray, kind: np.ndarray, seen: np.ndarray, pm: Permits, rows: np.ndarray,
+                        config: MatchConfig) -> tuple[np.ndarray, np.ndarray]:
+    """The extension permit each of ``rows`` (unlicensed footprints) is built against, or -1.
+
+    A change that no permit covers but that touches the outline of an ``extension`` permit
+    (within ``edge_tolerance_m``; it may overlap it by less than the covering ratio) valid on
+    its first-seen date is read as that extension built beyond its permit: a footprint traced
+    from imagery often catches only the part outside the drawn outline.  Demolitions, point
+    and revoked permits never attach.  Returns ``(permit index per footprint, area outside it)``.
+    """
+    n = len(fpg)
+    out, outside = np.full(n, -1, dtype=np.intp), np.zeros(n)
+    rows = rows[kind[rows] != "demolished"]
+    if not config.attach_to_extensions or not len(rows) or not len(pm):
+        return out, outside
+    types = pm.type_names[pm.type_code] if len(pm.type_names) else np.empty(0, object)
+    poly = ~np.isin(shapely.get_type_id(pm.geometry), (0, 4))
+    cand = np.flatnonzero((types == "extension") & ~pm.revoked & poly)
+    if not len(cand):
+        return out, outside
+    d = config.edge_tolerance_m or 0.0
+    tree = shapely.STRtree(pm.geometry[cand])
+    if d > 0:
+        r, c = tree.query(fpg[rows], predicate="dwithin", distance=d)
+    else:
+        r, c = tree.query(fpg[rows], predicate="intersects")
+    f, p = rows[r], cand[c]
+    s = seen[f]
+    ok = ~((s < pm.issued_on[p]) | (s > pm.valid_until[p]))  # NaT compares False: unknown dates fit
+    f, p = f[ok], p[ok]
+    if not len(f):
+        return out, outside
+    dist = shapely.distance(fpg[f], pm.geometry[p])
+    order = np.lexsort((p, dist, f))  # per footprint: the nearest permit (ties: register order)
+    f, p = f[order], p[order]
+    first = np.r_[True, f[1:] != f[:-1]]
+    f, p = f[first], p[first]
+    out[f] = p
+    outside[f] = shapely.area(shapely.difference(fpg[f], pm.geometry[p]))
+    return out, outside

@@ -22,7 +22,9 @@
 4. **One status per footprint**, the first that applies (precedence):
 
    ``unlicensed``
-       no permit covers it;
+       no permit covers it (a change touching the outline of a valid
+       ``extension`` permit is measured against that permit instead:
+       ``MatchConfig.attach_to_extensions``);
    ``type_mismatch``
        permits cover it but none of a type that allows the change: a new
        building needs ``new_construction`` or ``extension``; an altered one
@@ -101,6 +103,13 @@ class MatchConfig:
     min_overlap_ratio
         A permit covers a footprint when their overlap is at least this
         fraction of the smaller of the two areas.
+    attach_to_extensions
+        A change that no permit covers but that touches the outline of an
+        ``extension`` permit valid when it was first seen (within ``edge_tolerance_m``)
+        is that extension built beyond its permit: it is measured against that permit
+        (``exceeds_permit`` over the tolerances) instead of being ``unlicensed``.
+        Imagery often shows only the part of an extension outside the drawn outline.
+        ``False``: such changes stay ``unlicensed``.
     working_crs
         CRS to measure areas in (default: the footprints' CRS when it is
         projected, else its UTM zone).
@@ -110,6 +119,7 @@ class MatchConfig:
     tolerance_pct: float = 10.0
     edge_tolerance_m: float | None = None
     min_overlap_ratio: float = 0.1
+    attach_to_extensions: bool = True
     working_crs: str | None = None
 
     def __post_init__(self) -> None:
@@ -142,7 +152,8 @@ def match(
         footprints' CRS, in the footprints' order.
     """
     fp, pm, crs = _harmonise_crs(footprints, permits, config)
-    fi, pi, pm = _candidate_pairs(fp, pm, crs)
+    grow = (config.edge_tolerance_m or 0.0) if config.attach_to_extensions else 0.0
+    fi, pi, pm = _candidate_pairs(fp, pm, crs, grow)
     ev = _overlap_evidence(fp, pm, fi, pi, config)
     status, reason = _classify(fp, pm, ev, config)
     out = _frame(footprints, ev, status, reason)
@@ -203,10 +214,12 @@ def _change_kind(value: object) -> str:
 
 
 def _candidate_pairs(
-    fp: Footprints, pm: gpd.GeoDataFrame, crs: CRS
+    fp: Footprints, pm: gpd.GeoDataFrame, crs: CRS, grow: float = 0.0
 ) -> tuple[np.ndarray, np.ndarray, Permits]:
     """Pairs ``(footprint, permit)`` whose bounding boxes meet (an STRtree), and the candidate
     permits alone as arrays, in the working CRS (``pi`` indexes them), attributes normalised.
+    ``grow`` (metres) widens the footprints' boxes, so that permits within that distance are
+    candidates too (extension permits a footprint is built against).
 
     The tree is built on the smaller of the two sets and queried with the other (building a
     tree costs more per geometry than querying one).  When the register is in another CRS
@@ -218,10 +231,13 @@ def _candidate_pairs(
     if not len(fp) or not len(pm):
         return empty, empty, _permit_arrays(pm, empty, crs)
     reg_crs = CRS.from_user_input(pm.crs)
-    if reg_crs == crs:
+    if reg_crs == crs and grow <= 0:
         query = fp.geometry
+    elif reg_crs == crs:
+        b = shapely.bounds(fp.geometry)
+        query = shapely.box(b[:, 0] - grow, b[:, 1] - grow, b[:, 2] + grow, b[:, 3] + grow)
     else:
-        margin = 0.5 / 111_000 if reg_crs.is_geographic else 0.5
+        margin = (0.5 + grow) / 111_000 if reg_crs.is_geographic else 0.5 + grow
         # the corners of each footprint's box are enough to bound it in the register's CRS
         b = shapely.bounds(fp.geometry)
         xs, ys = b[:, [0, 2, 2, 0]].ravel(), b[:, [1, 1, 3, 3]].ravel()

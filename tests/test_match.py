@@ -451,3 +451,32 @@ def test_reason_numbers_format_as_python_does() -> None:
                                                                    1e15, 1e20, 0.49999999999999994, 2.5000001]]
     assert _fmt0(values) == [f"{v:.0f}" for v in values.tolist()]
     assert _fmt0(np.zeros(0)) == []
+
+
+def test_a_change_against_an_extension_permits_outline_exceeds_that_permit() -> None:
+    # the house and its permitted extension (P-ext, 10 x 8 m); imagery shows only the 4 m built
+    # beyond the permit's back wall, overlapping it by 0.2 m (2 % of the footprint: not covering)
+    beyond = b(0, 7.8, 10, 4.2)
+    f = fp(("ext", beyond, SEEN, "new"), ("next-door", b(50, 7.8, 10, 4.2), SEEN, "new"),
+           ("late", b(100, 7.8, 10, 4.2), dt.date(2026, 3, 1), "new"),
+           ("gone", b(150, 7.8, 10, 4.2), SEEN, "demolished"))
+    p = register(permit("P-ext", b(0, 0, 10, 8), ptype="extension"),
+                 permit("P-new", b(50, 0, 10, 8)),  # a neighbour's new-construction permit: not attached
+                 permit("P-old", b(100, 0, 10, 8), ptype="extension", until="2025-12-31"),
+                 permit("P-dem", b(150, 0, 10, 8), ptype="extension"))
+    out = match(f, p).set_index("footprint_id")
+    assert out.loc["ext", "status"] == "exceeds_permit"
+    assert out.loc["ext", "permit_ids"] == "P-ext"
+    assert out.loc["ext", "excess_area_m2"] == pytest.approx(40.0)
+    assert "outline of extension permit P-ext" in out.loc["ext", "reason"]
+    assert out.loc["next-door", "status"] == "unlicensed"
+    assert out.loc["late", "status"] == "unlicensed"  # first seen after the permit expired
+    assert out.loc["gone", "status"] == "unlicensed"  # a demolition never attaches
+    assert status_of(f, p, attach_to_extensions=False)["ext"] == "unlicensed"
+    # a gap of 0.4 m: attached only within the edge tolerance
+    g = fp(("gap", b(0, 8.4, 10, 4), SEEN, "new"))
+    assert status_of(g, p) == {"gap": "unlicensed"}
+    assert status_of(g, p, edge_tolerance_m=0.5) == {"gap": "exceeds_permit"}
+    # a small lean-to within the tolerances (6 m² < 10 m²) is permitted under the extension permit
+    s = fp(("small", b(0, 8.0, 3, 2), SEEN, "new"))
+    assert status_of(s, p) == {"small": "permitted"}
