@@ -57,6 +57,10 @@ class TrainConfig:
         Training crop size for the S2 task (VHR: ``synth.size``).
     pos_weight, dice_weight
         Loss: ``BCE(pos_weight) + dice_weight * Dice``.
+    hard_pos_boost
+        Extra BCE weight on changed pixels the model still misses: each positive pixel is
+        weighted ``1 + hard_pos_boost * (1 - p)**2`` (``p`` its current probability, not
+        differentiated), so faint changes the model suppresses count more; 0 = plain BCE.
     p_real
         VHR: share of samples taken from real labelled pairs (the sample city) when any.
     checkpoint_every, workers
@@ -94,6 +98,7 @@ class TrainConfig:
     crop: int = 128
     pos_weight: float = 1.0
     dice_weight: float = 1.0
+    hard_pos_boost: float = 0.0
     p_real: float = 0.1
     checkpoint_every: int = 250
     workers: int = 0
@@ -113,6 +118,8 @@ class TrainConfig:
         for k in ("steps", "batch_size", "checkpoint_every"):
             if getattr(self, k) < 1:
                 raise ConfigError(f"{k} must be >= 1, got {getattr(self, k)}")
+        if self.hard_pos_boost < 0:
+            raise ConfigError(f"hard_pos_boost must be >= 0, got {self.hard_pos_boost}")
 
     @classmethod
     def from_toml(cls, path: str | Path) -> TrainConfig:

@@ -43,10 +43,17 @@ def resolve_device(device: str) -> torch.device:
 
 
 def loss_fn(logits: torch.Tensor, target: torch.Tensor, cfg: TrainConfig) -> torch.Tensor:
-    """``BCE(pos_weight) + dice_weight * (1 - soft Dice)`` over the batch."""
+    """``BCE(pos_weight) + dice_weight * (1 - soft Dice)`` over the batch.
+
+    With ``cfg.hard_pos_boost > 0`` each changed pixel's BCE term is weighted
+    ``1 + hard_pos_boost * (1 - p)**2`` (``p`` detached): missed positives count more.
+    """
     pw = torch.tensor(cfg.pos_weight, device=logits.device)
-    bce = F.binary_cross_entropy_with_logits(logits.float(), target, pos_weight=pw)
     p = torch.sigmoid(logits.float())
+    weight = None
+    if cfg.hard_pos_boost > 0:
+        weight = 1 + cfg.hard_pos_boost * target * (1 - p.detach()) ** 2
+    bce = F.binary_cross_entropy_with_logits(logits.float(), target, weight=weight, pos_weight=pw)
     dice = 1 - (2 * (p * target).sum() + 1) / (p.sum() + target.sum() + 1)
     return bce + cfg.dice_weight * dice
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import replace
 from pathlib import Path
 
@@ -154,3 +155,28 @@ def test_init_from_starts_from_given_weights(tmp_path: Path, vhr_config: TrainCo
     b = torch.load(tmp_path / "ft" / "weights.pt", weights_only=True)
     convs = [k for k, v in a.items() if k.endswith("weight") and v.ndim == 4]
     assert convs and all(torch.allclose(a[k], b[k], atol=1e-6) for k in convs)
+
+
+def test_hard_pos_boost_weights_missed_changes_more() -> None:
+    import torch
+
+    from changedetect.training.train import loss_fn
+
+    target = torch.zeros(1, 1, 4, 4)
+    target[..., :2, :] = 1.0
+    logits = torch.zeros(1, 1, 4, 4)
+    logits[..., 0, :] = 6.0   # found positives
+    logits[..., 1, :] = -6.0  # missed positives
+    logits[..., 2:, :] = -6.0  # right negatives
+    plain = TrainConfig(task="vhr", dice_weight=0.0)
+    boosted = replace(plain, hard_pos_boost=4.0)
+    base, more = float(loss_fn(logits, target, plain)), float(loss_fn(logits, target, boosted))
+    # the missed row's BCE (about 6 per pixel, a quarter of the pixels) counts about 1 + 4 times
+    miss_bce, miss_p = math.log1p(math.exp(6.0)), 1 / (1 + math.exp(6.0))
+    assert more == pytest.approx(base + 4 * (1 - miss_p) ** 2 * miss_bce / 4, rel=1e-3)
+    found_only = logits.clone()
+    found_only[..., 1, :] = 6.0
+    assert float(loss_fn(found_only, target, boosted)) == pytest.approx(float(loss_fn(found_only, target, plain)),
+                                                                         rel=1e-3)
+    with pytest.raises(ConfigError, match="hard_pos_boost"):
+        TrainConfig(task="vhr", hard_pos_boost=-1.0)
