@@ -442,6 +442,22 @@ def test_cli_match(tmp_path) -> None:
     assert (tmp_path / "v_rejects.gpkg").exists() and out.exists()
 
 
+def test_cli_attach_extensions_flag_with_a_vn2000_register(tmp_path) -> None:
+    from click.testing import CliRunner
+
+    from changedetect.cli import cli
+    from changedetect.io.vectors import write_vector
+
+    write_vector(fp(("ext", b(0, 7.8, 10, 4.2), SEEN, "new")), tmp_path / "fp.gpkg")
+    write_vector(register(permit("P-ext", b(0, 0, 10, 8), ptype="extension")).to_crs(9210), tmp_path / "reg.gpkg")
+    base = ["match", str(tmp_path / "fp.gpkg"), "--permits", str(tmp_path / "reg.gpkg"), "--edge-tolerance", "0.5"]
+    on = CliRunner().invoke(cli, [*base, "--out", str(tmp_path / "on.csv")])
+    off = CliRunner().invoke(cli, [*base, "--out", str(tmp_path / "off.csv"), "--no-attach-extensions"])
+    assert on.exit_code == 0 and off.exit_code == 0, (on.output, off.output)
+    assert "exceeds_permit  1" in on.output and "unlicensed      0" in on.output
+    assert "unlicensed      1" in off.output and "exceeds_permit  0" in off.output
+
+
 def test_reason_numbers_format_as_python_does() -> None:
     """The reasons' numbers are formatted once per distinct value; they equal f"{v:.0f}"."""
     from changedetect._match_rules import _fmt0

@@ -44,11 +44,14 @@ def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
                    "pixel size, e.g. 0.5 (`changedetect run` does).")
 @click.option("--min-overlap", type=click.FloatRange(0, 1, min_open=True), default=0.1, show_default=True,
               help="Least overlap (fraction of the smaller area) for a permit to cover a footprint.")
+@click.option("--attach-extensions/--no-attach-extensions", default=True, show_default=True,
+              help="Measure a change that no permit covers but that touches the outline of a valid extension "
+                   "permit against that permit (exceeds_permit) rather than calling it unlicensed.")
 @overwrite_opt
 def command(footprints: Path, register: str, out: Path, layer: str | None, table: str | None,
             query: str | None, params: tuple[str, ...], column_map: tuple[str, ...], permits_crs: str | None,
             lenient: bool, rejects: Path | None, tolerance_m2: float, tolerance_pct: float,
-            edge_tolerance: float, min_overlap: float, overwrite: bool) -> None:
+            edge_tolerance: float, min_overlap: float, attach_extensions: bool, overwrite: bool) -> None:
     """Match FOOTPRINTS against a permit register: one status per footprint.
 
     Statuses: permitted, unlicensed, exceeds_permit, permit_expired,
@@ -67,7 +70,7 @@ def command(footprints: Path, register: str, out: Path, layer: str | None, table
     from changedetect.match import STATUSES, MatchConfig, match_to_file
 
     config = MatchConfig(tolerance_m2=tolerance_m2, tolerance_pct=tolerance_pct, edge_tolerance_m=edge_tolerance,
-                         min_overlap_ratio=min_overlap)
+                         min_overlap_ratio=min_overlap, attach_to_extensions=attach_extensions)
     check_overwrite(out, overwrite)
     if lenient and rejects is None:
         rejects = out.with_name(f"{out.stem}_rejects.gpkg")
