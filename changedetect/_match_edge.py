@@ -1,4 +1,8 @@
-"""Edge tolerance of ``exceeds_permit`` for :mod:`changedetect.match` (private).
+"""What happens at a permit's edge, for :mod:`changedetect.match` (private).
+
+:func:`beyond_edge`: the edge tolerance of ``exceeds_permit``.  :func:`attached_extensions`:
+changes no permit covers, built against the outline of extension permits.
+
 
 A footprint over the area tolerances as drawn is measured again against its permits grown
 by ``MatchConfig.edge_tolerance_m``.  Convex permits (nearly all: lots and buildings are
@@ -9,6 +13,7 @@ mitre joins, then ``difference``).  Both give the same verdicts (tested against 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -79,29 +84,45 @@ def beyond_edge(fpg: np.ndarray, pmg: np.ndarray, fi: np.ndarray, pi: np.ndarray
     return keep
 
 
-__all__ = ["beyond_edge"]
+#: an overbuild larger than this share of the permitted area is not read as that extension
+MAX_ATTACHED_SHARE = 0.5
+
+
+@dataclass
+class Attached:
+    """Footprints measured against the extension permits they are built against."""
+
+    rows: np.ndarray  # footprint indices
+    quoted: np.ndarray  # per row: the nearest permit (ties: smallest permit_id)
+    permit_ids: np.ndarray  # per row: the attached permits, comma-joined, nearest first
+    outside: np.ndarray  # per row: area outside their union as drawn (m²)
+    permitted: np.ndarray  # per row: their permitted areas, summed
 
 
 def attached_extensions(fpg: np.ndarray, kind: np.ndarray, seen: np.ndarray, pm: Permits, rows: np.ndarray,
-                        config: MatchConfig) -> tuple[np.ndarray, np.ndarray]:
-    """The extension permit each of ``rows`` (unlicensed footprints) is built against, or -1.
+                        config: MatchConfig) -> Attached:
+    """Which of ``rows`` (unlicensed footprints) are extensions built beyond their permit.
 
-    A change that no permit covers but that touches the outline of an ``extension`` permit
-    (within ``edge_tolerance_m``; it may overlap it by less than the covering ratio) valid on
-    its first-seen date is read as that extension built beyond its permit: a footprint traced
-    from imagery often catches only the part outside the drawn outline.  Demolitions, point
-    and revoked permits never attach.  Returns ``(permit index per footprint, area outside it)``.
+    A new or altered change that no permit covers but that touches the outline of one or
+    more ``extension`` permits (within ``edge_tolerance_m``; it may overlap them by less
+    than the covering ratio) valid on its first-seen date is read as that extension built
+    beyond its permit -- a footprint traced from imagery often catches only the part
+    outside the drawn outline -- when (1) what lies outside the permits grown by the edge
+    tolerance exceeds both tolerances and (2) what lies outside them as drawn is at most
+    :data:`MAX_ATTACHED_SHARE` of their permitted area (a whole neighbouring house against
+    a small extension permit is not that extension).  Otherwise the footprint stays
+    unlicensed: the rule never makes a footprint ``permitted``.  Demolitions, point and
+    revoked permits, and permits without a permitted area never attach.
     """
-    n = len(fpg)
-    out, outside = np.full(n, -1, dtype=np.intp), np.zeros(n)
+    empty = Attached(np.empty(0, np.intp), np.empty(0, np.intp), np.empty(0, object), np.empty(0), np.empty(0))
     rows = rows[kind[rows] != "demolished"]
     if not config.attach_to_extensions or not len(rows) or not len(pm):
-        return out, outside
+        return empty
     types = pm.type_names[pm.type_code] if len(pm.type_names) else np.empty(0, object)
     poly = ~np.isin(shapely.get_type_id(pm.geometry), (0, 4))
-    cand = np.flatnonzero((types == "extension") & ~pm.revoked & poly)
+    cand = np.flatnonzero((types == "extension") & ~pm.revoked & poly & np.isfinite(pm.permitted_area_m2))
     if not len(cand):
-        return out, outside
+        return empty
     d = config.edge_tolerance_m or 0.0
     tree = shapely.STRtree(pm.geometry[cand])
     if d > 0:
@@ -113,12 +134,24 @@ def attached_extensions(fpg: np.ndarray, kind: np.ndarray, seen: np.ndarray, pm:
     ok = ~((s < pm.issued_on[p]) | (s > pm.valid_until[p]))  # NaT compares False: unknown dates fit
     f, p = f[ok], p[ok]
     if not len(f):
-        return out, outside
+        return empty
     dist = shapely.distance(fpg[f], pm.geometry[p])
-    order = np.lexsort((p, dist, f))  # per footprint: the nearest permit (ties: register order)
+    order = np.lexsort((pm.permit_id[p].astype(str), dist, f))  # nearest first, then by permit_id
     f, p = f[order], p[order]
-    first = np.r_[True, f[1:] != f[:-1]]
-    f, p = f[first], p[first]
-    out[f] = p
-    outside[f] = shapely.area(shapely.difference(fpg[f], pm.geometry[p]))
-    return out, outside
+    starts = np.flatnonzero(np.r_[True, f[1:] != f[:-1]])
+    ends = np.r_[starts[1:], len(f)]
+    foot = f[starts]
+    unions = np.array([shapely.union_all(pm.geometry[p[a:b]]) for a, b in zip(starts, ends, strict=True)],
+                      dtype=object)
+    outside = shapely.area(shapely.difference(fpg[foot], unions))
+    beyond = (shapely.area(shapely.difference(fpg[foot], shapely.buffer(unions, d, join_style="mitre")))
+              if d > 0 else outside)
+    permitted = np.add.reduceat(pm.permitted_area_m2[p], starts)
+    keep = ((beyond > config.tolerance_m2) & (beyond > config.tolerance_pct / 100.0 * permitted)
+            & (outside <= MAX_ATTACHED_SHARE * permitted))
+    ids = np.array([",".join(pm.permit_id[p[a:b]].astype(str)) for a, b in zip(starts, ends, strict=True)],
+                   dtype=object)
+    return Attached(foot[keep], p[starts][keep], ids[keep], outside[keep], permitted[keep])
+
+
+__all__ = ["MAX_ATTACHED_SHARE", "Attached", "attached_extensions", "beyond_edge"]

@@ -264,23 +264,21 @@ def classify(fp: Footprints, pm: Permits, ev: Evidence, config: MatchConfig) -> 
     for c, first in enumerate(main):
         sel = (code == c) & (first >= 0)
         quoted[sel] = pi[first[sel]]
-    att, outside = attached_extensions(fp.geometry, fp.kind, fp.first_seen, pm,
-                                       np.flatnonzero((code == 0) & (quoted < 0)), config)
-    a = np.flatnonzero(att >= 0)
-    if len(a):  # built against an extension permit's outline: measured against that permit
-        pa = pm.permitted_area_m2[att[a]]
-        permitted[a] = np.where(np.isfinite(pa), pa, shapely.area(pm.geometry[att[a]]))
-        excess[a] = outside[a]
-        ev.overlap_ratio[a] = np.clip(1.0 - outside[a] / np.maximum(ev.area_m2[a], 1e-9), 0, 1)
-        ev.permit_ids[a] = pm.permit_id[att[a]]
-        code[a] = np.where((outside[a] > config.tolerance_m2)
-                           & (outside[a] > config.tolerance_pct / 100.0 * permitted[a]), 4, 5)
-        quoted[a] = att[a]
+    att = attached_extensions(fp.geometry, fp.kind, fp.first_seen, pm,
+                              np.flatnonzero((code == 0) & (quoted < 0)), config)
+    a = att.rows
+    if len(a):  # extensions built beyond their permits: exceeds_permit, with those permits as evidence
+        permitted[a], excess[a] = att.permitted, att.outside
+        ev.overlap_ratio[a] = np.clip(1.0 - att.outside / np.maximum(ev.area_m2[a], 1e-9), 0, 1)
+        ev.permit_ids[a] = att.permit_ids
+        code[a], quoted[a] = 4, att.quoted
         status = _STATUSES[code]
     reasons = _reasons(fp, pm, code, quoted, ev.area_m2, excess, permitted, config)
-    for k, w in zip(a.tolist(), _what(fp.kind[a], ev.area_m2[a]), strict=True):
-        reasons[k] = (f"{w} built against the outline of extension permit {pm.permit_id[att[k]]} "
-                      f"({permitted[k]:.0f} m² permitted), which covers little of it: {excess[k]:.0f} m² outside")
+    pct = _fmt0(100.0 * att.outside / np.maximum(att.permitted, 1e-9))
+    for k, w, ids, e, r in zip(a.tolist(), _what(fp.kind[a], ev.area_m2[a]), att.permit_ids.tolist(),
+                               _fmt0(att.outside), pct, strict=True):
+        reasons[k] = (f"{w} built against the outline of extension permit(s) {ids} ({permitted[k]:.0f} m² "
+                      f"permitted), which cover little of it: {e} m² ({r}%) outside")
     return status, reasons
 
 

@@ -231,15 +231,16 @@ def _candidate_pairs(
     if not len(fp) or not len(pm):
         return empty, empty, _permit_arrays(pm, empty, crs)
     reg_crs = CRS.from_user_input(pm.crs)
+    grow /= _metres_per_unit(crs)  # in the working CRS's units
     if reg_crs == crs and grow <= 0:
         query = fp.geometry
     elif reg_crs == crs:
         b = shapely.bounds(fp.geometry)
         query = shapely.box(b[:, 0] - grow, b[:, 1] - grow, b[:, 2] + grow, b[:, 3] + grow)
     else:
-        margin = (0.5 + grow) / 111_000 if reg_crs.is_geographic else 0.5 + grow
-        # the corners of each footprint's box are enough to bound it in the register's CRS
-        b = shapely.bounds(fp.geometry)
+        margin = 0.5 / 111_000 if reg_crs.is_geographic else 0.5 / _metres_per_unit(reg_crs)
+        # the corners of each footprint's (grown) box are enough to bound it in the register's CRS
+        b = shapely.bounds(fp.geometry) + np.array([-grow, -grow, grow, grow])
         xs, ys = b[:, [0, 2, 2, 0]].ravel(), b[:, [1, 1, 3, 3]].ravel()
         tx, ty = Transformer.from_crs(crs, reg_crs, always_xy=True).transform(xs, ys)
         tx, ty = np.asarray(tx).reshape(-1, 4), np.asarray(ty).reshape(-1, 4)
@@ -253,6 +254,15 @@ def _candidate_pairs(
     used, pi = np.unique(pi, return_inverse=True)
     order = np.lexsort((pi, fi))  # by footprint: the overlaps then gather their rings in order
     return fi[order], pi[order], _permit_arrays(pm, used, crs)
+
+
+def _metres_per_unit(crs: CRS) -> float:
+    """Metres per unit of a projected CRS's first axis (1 when unknown)."""
+    try:
+        factor = float(crs.axis_info[0].unit_conversion_factor)
+    except (IndexError, TypeError, ValueError):
+        return 1.0
+    return factor if factor > 0 and not crs.is_geographic else 1.0
 
 
 def _permit_arrays(pm: gpd.GeoDataFrame, rows: np.ndarray, crs: CRS) -> Permits:

@@ -448,8 +448,9 @@ def test_cli_attach_extensions_flag_with_a_vn2000_register(tmp_path) -> None:
     from changedetect.cli import cli
     from changedetect.io.vectors import write_vector
 
-    write_vector(fp(("ext", b(0, 7.8, 10, 4.2), SEEN, "new")), tmp_path / "fp.gpkg")
-    write_vector(register(permit("P-ext", b(0, 0, 10, 8), ptype="extension")).to_crs(9210), tmp_path / "reg.gpkg")
+    # a 0.3 m gap behind the permit's back wall: the candidate search must grow by the edge tolerance
+    write_vector(fp(("ext", b(0, 12.3, 10, 4), SEEN, "new")), tmp_path / "fp.gpkg")
+    write_vector(register(permit("P-ext", b(0, 0, 10, 12), ptype="extension")).to_crs(9210), tmp_path / "reg.gpkg")
     base = ["match", str(tmp_path / "fp.gpkg"), "--permits", str(tmp_path / "reg.gpkg"), "--edge-tolerance", "0.5"]
     on = CliRunner().invoke(cli, [*base, "--out", str(tmp_path / "on.csv")])
     off = CliRunner().invoke(cli, [*base, "--out", str(tmp_path / "off.csv"), "--no-attach-extensions"])
@@ -470,29 +471,79 @@ def test_reason_numbers_format_as_python_does() -> None:
 
 
 def test_a_change_against_an_extension_permits_outline_exceeds_that_permit() -> None:
-    # the house and its permitted extension (P-ext, 10 x 8 m); imagery shows only the 4 m built
-    # beyond the permit's back wall, overlapping it by 0.2 m (2 % of the footprint: not covering)
-    beyond = b(0, 7.8, 10, 4.2)
-    f = fp(("ext", beyond, SEEN, "new"), ("next-door", b(50, 7.8, 10, 4.2), SEEN, "new"),
-           ("late", b(100, 7.8, 10, 4.2), dt.date(2026, 3, 1), "new"),
-           ("gone", b(150, 7.8, 10, 4.2), SEEN, "demolished"))
-    p = register(permit("P-ext", b(0, 0, 10, 8), ptype="extension"),
-                 permit("P-new", b(50, 0, 10, 8)),  # a neighbour's new-construction permit: not attached
-                 permit("P-old", b(100, 0, 10, 8), ptype="extension", until="2025-12-31"),
-                 permit("P-dem", b(150, 0, 10, 8), ptype="extension"))
+    # a house and its permitted extension (P-ext, 10 x 12 m); imagery shows only the 4 m built
+    # beyond the permit's back wall, overlapping it by 0.2 m (5 % of the footprint: not covering)
+    f = fp(("ext", b(0, 11.8, 10, 4.2), SEEN, "new"), ("next-door", b(50, 11.8, 10, 4.2), SEEN, "new"),
+           ("late", b(100, 11.8, 10, 4.2), dt.date(2026, 3, 1), "new"),
+           ("gone", b(150, 11.8, 10, 4.2), SEEN, "demolished"),
+           ("altered", b(200, 11.8, 10, 4.2), SEEN, "altered"))
+    p = register(permit("P-ext", b(0, 0, 10, 12), ptype="extension"),
+                 permit("P-new", b(50, 0, 10, 12)),  # a neighbour's new-construction permit: not attached
+                 permit("P-old", b(100, 0, 10, 12), ptype="extension", until="2025-12-31"),
+                 permit("P-dem", b(150, 0, 10, 12), ptype="extension"),
+                 permit("P-alt", b(200, 0, 10, 12), ptype="extension"))
     out = match(f, p).set_index("footprint_id")
     assert out.loc["ext", "status"] == "exceeds_permit"
     assert out.loc["ext", "permit_ids"] == "P-ext"
     assert out.loc["ext", "excess_area_m2"] == pytest.approx(40.0)
-    assert "outline of extension permit P-ext" in out.loc["ext", "reason"]
+    assert out.loc["ext", "overlap_ratio"] == pytest.approx(2.0 / 42.0, abs=1e-4)
+    assert out.loc["ext", "reason"] == ("new building of 42 m² built against the outline of extension permit(s) "
+                                        "P-ext (120 m² permitted), which cover little of it: 40 m² (33%) outside")
     assert out.loc["next-door", "status"] == "unlicensed"
     assert out.loc["late", "status"] == "unlicensed"  # first seen after the permit expired
     assert out.loc["gone", "status"] == "unlicensed"  # a demolition never attaches
+    assert out.loc["altered", "status"] == "exceeds_permit"
     assert status_of(f, p, attach_to_extensions=False)["ext"] == "unlicensed"
-    # a gap of 0.4 m: attached only within the edge tolerance
-    g = fp(("gap", b(0, 8.4, 10, 4), SEEN, "new"))
-    assert status_of(g, p) == {"gap": "unlicensed"}
-    assert status_of(g, p, edge_tolerance_m=0.5) == {"gap": "exceeds_permit"}
-    # a small lean-to within the tolerances (6 m² < 10 m²) is permitted under the extension permit
-    s = fp(("small", b(0, 8.0, 3, 2), SEEN, "new"))
-    assert status_of(s, p) == {"small": "permitted"}
+
+
+def test_attached_extensions_edge_cases() -> None:
+    p = register(permit("P-ext", b(0, 0, 10, 12), ptype="extension"))
+    # a 0.4 m gap: attached only within the edge tolerance
+    gap = fp(("gap", b(0, 12.4, 10, 4), SEEN, "new"))
+    assert status_of(gap, p) == {"gap": "unlicensed"}
+    assert status_of(gap, p, edge_tolerance_m=0.5) == {"gap": "exceeds_permit"}
+    # the edge tolerance applies: 14 m² outside as drawn, 9 m² beyond the outline grown by 0.5 m
+    near = fp(("near", b(0, 11.9, 10, 1.5), SEEN, "new"))
+    assert status_of(near, p) == {"near": "exceeds_permit"}
+    assert status_of(near, p, edge_tolerance_m=0.5) == {"near": "unlicensed"}
+    # never permitted: a 6 m² lean-to within the tolerances stays unlicensed
+    assert status_of(fp(("small", b(0, 12.0, 3, 2), SEEN, "new")), p) == {"small": "unlicensed"}
+    # a whole house (150 m²) against a 120 m² extension permit is not that extension
+    assert status_of(fp(("house", b(0, 12.0, 10, 15), SEEN, "new")), p) == {"house": "unlicensed"}
+    # revoked and point extension permits never attach, nor does a footprint a revoked permit covers
+    f = fp(("r", b(0, 11.8, 10, 4.2), SEEN, "new"))
+    revoked = register(permit("P-rev", b(0, 0, 10, 12), ptype="extension", status="revoked"))
+    assert status_of(f, revoked) == {"r": "unlicensed"}
+    point = register(permit("P-pt", Point(X0 + 5, Y0 + 11.7), ptype="extension", area=120))  # 0.1 m away
+    assert status_of(f, point, edge_tolerance_m=0.5) == {"r": "unlicensed"}
+    covered = register(permit("P-ext", b(0, 0, 10, 12), ptype="extension"),
+                       permit("P-rev", b(0, 11.8, 10, 4.2), status="revoked"))
+    out = match(f, covered).set_index("footprint_id")
+    assert out.loc["r", "status"] == "unlicensed" and "revoked permit (P-rev)" in out.loc["r", "reason"]
+    # unknown first-seen: the dates fit (as for covering permits)
+    assert status_of(fp(("nat", b(0, 11.8, 10, 4.2), None, "new")), p) == {"nat": "exceeds_permit"}
+
+
+def test_attached_to_two_extension_permits_whatever_the_register_order() -> None:
+    # the footprint spans the back walls of two touching lots' extension permits
+    f = fp(("both", b(0, 11.8, 20, 4.2), SEEN, "new"))
+    rows = [permit("P-b", b(0, 0, 10, 12), ptype="extension", area=100),
+            permit("P-a", b(10, 0, 10, 12), ptype="extension", area=100)]
+    one = match(f, register(*rows)).iloc[0]
+    two = match(f, register(*rows[::-1])).iloc[0]
+    assert one["status"] == two["status"] == "exceeds_permit"
+    assert one["permit_ids"] == two["permit_ids"] == "P-a,P-b"  # equally near: by permit_id
+    assert one["violation_id"] == two["violation_id"]
+    assert one["excess_area_m2"] == pytest.approx(80.0)  # outside their union
+    assert "(200 m² permitted)" in one["reason"]
+
+
+@pytest.mark.parametrize("reg_crs", ["EPSG:4326", "EPSG:3857", "EPSG:32633"])
+def test_attach_search_grows_in_metres_whatever_the_registers_crs(reg_crs: str) -> None:
+    # Oslo (59.9 N), footprints in UTM 32N; a 1.3 m gap east of the permit, edge tolerance 1.66 m
+    x0, y0 = 597_000.0, 6_643_000.0
+    f = fp(("gap", box(x0 + 11.3, y0, x0 + 15.3, y0 + 8), SEEN, "new"), crs="EPSG:32632")
+    p = register(permit("P-ext", box(x0, y0 - 2, x0 + 10, y0 + 10), ptype="extension"), crs="EPSG:32632")
+    assert status_of(f, p, edge_tolerance_m=1.66) == {"gap": "exceeds_permit"}
+    assert status_of(f, p.to_crs(reg_crs), edge_tolerance_m=1.66) == {"gap": "exceeds_permit"}
+    assert status_of(f, p.to_crs(reg_crs), edge_tolerance_m=1.0) == {"gap": "unlicensed"}

@@ -18,6 +18,7 @@ Paths in the file are relative to the file's folder.  An unknown key raises
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -118,7 +119,7 @@ class TrainConfig:
         for k in ("steps", "batch_size", "checkpoint_every"):
             if getattr(self, k) < 1:
                 raise ConfigError(f"{k} must be >= 1, got {getattr(self, k)}")
-        if self.hard_pos_boost < 0:
+        if not math.isfinite(self.hard_pos_boost) or self.hard_pos_boost < 0:
             raise ConfigError(f"hard_pos_boost must be >= 0, got {self.hard_pos_boost}")
 
     @classmethod

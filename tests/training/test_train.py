@@ -178,5 +178,12 @@ def test_hard_pos_boost_weights_missed_changes_more() -> None:
     found_only[..., 1, :] = 6.0
     assert float(loss_fn(found_only, target, boosted)) == pytest.approx(float(loss_fn(found_only, target, plain)),
                                                                          rel=1e-3)
-    with pytest.raises(ConfigError, match="hard_pos_boost"):
-        TrainConfig(task="vhr", hard_pos_boost=-1.0)
+    # the weight is not differentiated: the gradient is BCE's, scaled per pixel by the weight
+    x = logits.clone().requires_grad_(True)
+    loss_fn(x, target, boosted).backward()
+    p = torch.sigmoid(logits)
+    weight = 1 + 4.0 * target * (1 - p) ** 2
+    assert torch.allclose(x.grad, weight * (p - target) / target.numel(), atol=1e-7)
+    for bad in (-1.0, float("nan")):
+        with pytest.raises(ConfigError, match="hard_pos_boost"):
+            TrainConfig(task="vhr", hard_pos_boost=bad)
