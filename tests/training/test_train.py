@@ -187,3 +187,26 @@ def test_hard_pos_boost_weights_missed_changes_more() -> None:
     for bad in (-1.0, float("nan")):
         with pytest.raises(ConfigError, match="hard_pos_boost"):
             TrainConfig(task="vhr", hard_pos_boost=bad)
+
+
+def test_building_segmenter_stage_trains_and_loads(tmp_path: Path, repo_root: Path) -> None:
+    import torch
+
+    from changedetect.training.buildings import BuildingConfig, train_buildings
+
+    save_cache(tmp_path / "cache.npz", images=[_image(7, "fair_oam_1", size=160), _image(8, "fair_oam_2", size=160)])
+    init = repo_root / "models" / "vhr-building" / "stage1"
+    cfg = BuildingConfig(init_from=str(init), cities=str(tmp_path / "cities"), seeds=(5, 5), size=128,
+                         cache=str(tmp_path / "cache.npz"), steps=2, batch_size=2, chip=96, threads=1)
+    info = train_buildings(cfg, tmp_path / "seg", progress=False)
+    assert info["generated_dates"] == 3 and info["real_mosaics"] == 1  # the held-out area is not used
+    seg = load_model(tmp_path / "seg", fold_bn=False, channels_last=False)
+    assert seg.card.sha256 == sha256_file(tmp_path / "seg" / "weights.pt")
+    assert seg.card.name == "vhr-building-buildings" and seg.card.bands == ("red", "green", "blue")
+    start = load_model(init, fold_bn=False, channels_last=False).module.state_dict()
+    moved = [k for k, v in seg.module.state_dict().items() if v.dtype.is_floating_point
+             and not torch.equal(v, start[k])]
+    assert moved  # two optimiser steps changed the weights
+    again = train_buildings(cfg, tmp_path / "seg2", progress=False)
+    assert again["generated_dates"] == 3  # the generated city is reused, not regenerated
+    assert sha256_file(tmp_path / "seg2" / "weights.pt") == seg.card.sha256  # seeded: the same weights

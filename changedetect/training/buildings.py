@@ -1,0 +1,174 @@
+"""A single-date building segmenter, the stage between ``stage1`` and ``vhr-building`` 0.3.0.
+
+The change network is fed one date twice (``model(x, x)``: the fusion sees ``|a - b| = 0``
+and ``a + b = 2a``) and trained to outline the buildings of that date: the 444 dates of the
+generated training cities (:mod:`changedetect.samplecity` seeds 101-248, 512 px, put on their
+reference grid, with the generator's building masks) and the training areas' real mosaics
+(fAIr/OpenAerialMap areas 1, 4, 5 and SpaceNet Rio from the ``.npz`` cache; never the
+held-out areas 2 and 3, never LEVIR).  Learning what a roof looks like on one date, whatever
+its colour, is what the change fine-tune then starts from (``finetune.toml``'s
+``init_from``): the same fine-tune from ``stage1`` gave LEVIR F1 0.569, from this stage 0.637
+(docs/models.md, runs 10 and 13).
+
+One command (2-core CPU: about 6 minutes, plus about 1 minute to read the cities)::
+
+    python -m changedetect.training.buildings --out models/vhr-building/buildings
+
+Seeded; the samples and their order depend only on ``--seed``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from changedetect.training.datasets import _to_reference, load_cache
+
+log = logging.getLogger(__name__)
+
+TRAIN_GROUPS = ("fair_oam_1", "fair_oam_4", "fair_oam_5", "spacenet_rio")
+BANDS = ("red", "green", "blue")
+
+
+@dataclass(frozen=True)
+class BuildingConfig:
+    """How the segmenter is trained (defaults: the shipped run)."""
+
+    init_from: str = "models/vhr-building/stage1"
+    cities: str = ".cache_train/gencity"
+    seeds: tuple[int, int] = (101, 248)
+    size: int = 512
+    cache: str = ".cache_train/vhr.npz"
+    steps: int = 1500
+    batch_size: int = 8
+    chip: int = 256
+    lr: float = 1e-3
+    p_real: float = 0.3
+    seed: int = 0
+    threads: int = 2
+
+
+def city_dates(folder: Path, seeds: range, size: int = 512) -> tuple[np.ndarray, np.ndarray]:
+    """Every date of the generated cities ``seeds`` on its reference grid, and its building mask.
+
+    Returns ``images (n, 3, h, w) uint8`` and ``masks (n, h, w) bool``; cities missing from
+    ``folder`` are generated (``size`` px; 512: a few seconds each).
+    """
+    import rasterio
+
+    from changedetect.samplecity import generate
+    from changedetect.samplecity.spec import CityConfig
+
+    images, masks = [], []
+    for seed in seeds:
+        tiles = folder / f"seed_{seed}" / "tiles"
+        if not (tiles / "manifest.json").is_file():
+            generate(tiles, tiles.parent / "permits", config=CityConfig(seed=seed, size=size), overwrite=True)
+        reg = json.loads((tiles / "truth" / "registration.json").read_text())
+        maps = {d["path"].rsplit("_", 1)[-1][:8]: d.get("misregistration") for d in reg["dates"]}
+        for tag, mis in maps.items():
+            with rasterio.open(tiles / f"district12_{tag}.tif") as src:
+                names = [d.lower() if d else "" for d in src.descriptions]
+                x = src.read([names.index(b) + 1 for b in BANDS])
+            with rasterio.open(tiles / "truth" / f"buildings_{tag}.tif") as src:
+                masks.append(src.read(1) > 0)
+            images.append(_to_reference(x, mis))
+    return np.stack(images), np.stack(masks)
+
+
+def train_buildings(config: BuildingConfig, out: Path, *, progress: bool = True) -> dict[str, Any]:
+    """Train the segmenter and write ``out/{weights.pt, metadata.json, MODEL_CARD.md}``."""
+    import torch
+    import torch.nn.functional as F
+    from tqdm.auto import tqdm
+
+    from changedetect.weights import load_model, save_model
+
+    torch.set_num_threads(config.threads)
+    torch.manual_seed(config.seed)
+    start = load_model(config.init_from, fold_bn=False, channels_last=False)
+    card, model = start.card, start.module.train().to(memory_format=torch.channels_last)
+    t0 = time.time()
+    gi, gm = city_dates(Path(config.cities), range(config.seeds[0], config.seeds[1] + 1), config.size)
+    gstats = [card.compute_stats(x) for x in gi]
+    real = [r for r in load_cache(Path(config.cache))[0]
+            if r.group in TRAIN_GROUPS and min(r.image.shape[-2:]) >= config.chip]
+    rstats = [card.compute_stats(r.image) for r in real]
+    log.info("%d generated dates, %d real mosaics (%.0f s)", len(gi), len(real), time.time() - t0)
+    rng = np.random.default_rng(config.seed)
+    c = config.chip
+
+    def sample() -> tuple[np.ndarray, np.ndarray]:
+        if rng.random() < config.p_real:
+            k = rng.integers(len(real))
+            x, m, st = real[k].image, real[k].mask, rstats[k]
+        else:
+            k = rng.integers(len(gi))
+            x, m, st = gi[k], gm[k], gstats[k]
+        h, w = m.shape
+        r0, c0 = rng.integers(0, h - c + 1), rng.integers(0, w - c + 1)
+        xc = card.preprocess(x[:, r0:r0 + c, c0:c0 + c], st)
+        mc = m[r0:r0 + c, c0:c0 + c].astype(np.float32)
+        turns = rng.integers(4)
+        xc, mc = np.rot90(xc, turns, (1, 2)), np.rot90(mc, turns)
+        if rng.random() < 0.5:
+            xc, mc = xc[:, :, ::-1], mc[:, ::-1]
+        xc = xc * rng.uniform(0.85, 1.15, (3, 1, 1)) + rng.normal(0, 0.1, (3, 1, 1))
+        return np.ascontiguousarray(xc, dtype=np.float32), np.ascontiguousarray(mc)
+
+    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.lr, total_steps=config.steps, pct_start=0.15)
+    bar = tqdm(range(config.steps), disable=not progress, desc="train buildings")
+    for _ in bar:
+        xs, ms = zip(*[sample() for _ in range(config.batch_size)], strict=True)
+        x = torch.from_numpy(np.stack(xs)).to(memory_format=torch.channels_last)
+        y = torch.from_numpy(np.stack(ms))[:, None]
+        logits = model(x, x)
+        p = torch.sigmoid(logits)
+        loss = F.binary_cross_entropy_with_logits(logits, y) + 1 - (2 * (p * y).sum() + 1) / (p.sum() + y.sum() + 1)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        opt.step()
+        sched.step()
+        bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
+    seconds = time.time() - t0
+    training = {"command": "python -m changedetect.training.buildings --out models/vhr-building/buildings",
+                "config": {k: list(v) if isinstance(v, tuple) else v for k, v in vars(config).items()},
+                "seconds": round(seconds, 1), "device": "cpu",
+                "data": "444 dates of generated cities (seeds 101-248) with their building masks; fAIr/OpenAerialMap "
+                        "areas 1, 4, 5 and SpaceNet Rio mosaics (OpenStreetMap labels, ODbL; CC BY-SA 4.0)"}
+    seg_card = replace(card, name="vhr-building-buildings", version="0.3.0-buildings",
+                       description="Single-date building segmenter (feed one date as both inputs): the stage "
+                                   "vhr-building 0.3.0 is fine-tuned from. Not a change detector.",
+                       metrics={}, training=training)
+    out.mkdir(parents=True, exist_ok=True)
+    save_model(model.eval(), seg_card, out)
+    return {"seconds": seconds, "generated_dates": len(gi), "real_mosaics": len(real)}
+
+
+def _main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m changedetect.training.buildings", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", type=Path, required=True, help="model folder to write")
+    ap.add_argument("--init-from", default=BuildingConfig.init_from)
+    ap.add_argument("--cities", default=BuildingConfig.cities, help="folder of generated cities (seed_<n>/)")
+    ap.add_argument("--cache", default=BuildingConfig.cache, help="training cache with the real mosaics")
+    ap.add_argument("--steps", type=int, default=BuildingConfig.steps)
+    ap.add_argument("--seed", type=int, default=BuildingConfig.seed)
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    cfg = BuildingConfig(init_from=args.init_from, cities=args.cities, cache=args.cache, steps=args.steps,
+                         seed=args.seed)
+    print(json.dumps(train_buildings(cfg, args.out)))
+
+
+if __name__ == "__main__":
+    _main()
