@@ -135,13 +135,14 @@ def _run_area(task: dict[str, Any]) -> dict[str, Any]:
             if not (run_dir / "run.json").is_file():
                 run_dir.mkdir(parents=True, exist_ok=True)
                 manifest = run_dir.parent / f"{run_dir.name}.manifest.json"
-                write_text_atomic(manifest, json.dumps([
+                ref = pair.get("reference")  # the area's first acquisition: one grid for every night
+                write_text_atomic(manifest, json.dumps(([ref] if ref else []) + [
                     {"path": pair["before_path"], "date": pair["before"]},
                     {"path": pair["after_path"], "date": pair["after"]},
                 ]))
                 with _local_dask():
                     pipeline.run(manifest, permits=task["permits"], out=run_dir, config=config,
-                                 overwrite=True, previous=previous)
+                                 overwrite=True, previous=previous, register_to=ref["date"] if ref else None)
                 checkpoint(f"pair {task['area']} {pair['before']}..{pair['after']} done")
             runs.append({**pair, "carried": _carried(run_dir, previous)})
     except ChangeDetectError as exc:
@@ -313,15 +314,18 @@ def _plan(catalog: str | Path, current: State, state_dir: Path, permits: str, co
         # (date, what the pair gets as previous, its part of the work folder's key)
         sets = [] if mine is None else [(str(mine["after"].max()), "committed", _footprints.checksum(mine))]
         runs = []
+        first = acqs[0]  # every pair is registered onto the area's first acquisition
         for a, b in pairs:
+            reference = {"path": first.path, "date": first.date} if first.date < a.date else None
             chosen: tuple[str, str | None, str] = ("", None, _footprints.checksum(None))
             for candidate in sets:
                 if candidate[0] <= a.date and candidate[0] >= chosen[0]:
                     chosen = candidate
-            key = sha256_json([a.sha256, b.sha256, permits_key, cfg, chosen[2]])[:16]
+            key = sha256_json([a.sha256, b.sha256, permits_key, cfg, chosen[2]]
+                              + ([first.sha256] if reference else []))[:16]
             run_dir = str(state_dir / "work" / _safe(area) / key)
             runs.append({"before": a.date, "after": b.date, "before_path": a.path, "after_path": b.path,
-                         "run_dir": run_dir, "previous": chosen[1]})
+                         "run_dir": run_dir, "previous": chosen[1], "reference": reference})
             sets.append((b.date, run_dir, key))
         tasks.append({"area": area, "permits": permits, "config": cfg, "committed": mine, "pairs": runs})
     return tasks, new_by_area

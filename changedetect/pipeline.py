@@ -38,7 +38,7 @@ import numpy as np
 
 from changedetect._state import sha256_file, write_text_atomic
 from changedetect.config import PipelineConfig
-from changedetect.errors import OutputExistsError
+from changedetect.errors import ConfigError, OutputExistsError
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -141,6 +141,7 @@ def run(
     overwrite: bool = False,
     progress: bool = False,
     previous: str | Path | gpd.GeoDataFrame | None = None,
+    register_to: str | None = None,
 ) -> RunSummary:
     """Run the whole chain on a stack of tiles and a permit register.
 
@@ -163,6 +164,11 @@ def run(
         The footprints of an earlier run over the same ground: a GeoDataFrame, a
         footprints file, or an earlier run's output folder (its ``footprints.gpkg``).
         Footprints that overlap one of them well keep its ``footprint_id``.
+    register_to
+        ISO date of one date of ``tiles`` used only as the co-registration reference: every
+        other date is aligned onto its grid, then it is dropped before detection (the nightly
+        job registers every pair of an area onto the area's first acquisition, so that all
+        nights' footprints share one grid).
 
     Raises
     ------
@@ -184,7 +190,9 @@ def run(
             stack = series.to_stack()
             register = _load_permits(permits)
             before, before_info = _load_previous(previous)
-        paths = _chain(stack, register, out, config, loaded, clock, progress, before)
+        if register_to is not None:
+            config = replace(config, coregister=replace(config.coregister, reference=register_to))
+        paths = _chain(stack, register, out, config, loaded, clock, progress, before, register_to)
         summary = _finish(series, stack, permits, out, config, loaded, clock, paths, started, before_info)
     finally:
         clock.close()
@@ -215,7 +223,8 @@ def _load_previous(previous: str | Path | gpd.GeoDataFrame | None) -> tuple[gpd.
 
 
 def _chain(stack: xr.DataArray, register: gpd.GeoDataFrame, out: Path, config: PipelineConfig,
-           loaded: Any, clock: _Clock, progress: bool, previous: gpd.GeoDataFrame | None) -> dict[str, Any]:
+           loaded: Any, clock: _Clock, progress: bool, previous: gpd.GeoDataFrame | None,
+           register_to: str | None = None) -> dict[str, Any]:
     """The stages; returns the in-memory results the summary needs."""
     from changedetect import coregister as coreg_mod
     from changedetect import detect as detect_mod
@@ -227,6 +236,12 @@ def _chain(stack: xr.DataArray, register: gpd.GeoDataFrame, out: Path, config: P
     with clock.stage("coregister"):
         aligned, creport = coreg_mod.coregister(stack, config=config.coregister, progress=progress)
         aligned = _hold(aligned)
+        if register_to is not None:  # a reference for the grid only, not a date of the series
+            keep = [str(t)[:10] != register_to for t in aligned["time"].values]
+            aligned = aligned.isel(time=[i for i, k in enumerate(keep) if k])
+            if aligned.sizes["time"] < 2:
+                raise ConfigError(f"register_to={register_to!r}: the reference date is used for "
+                                  "registration only; give two more dates to compare")
         write_text_atomic(out / OUTPUTS["coregistration"],
                           json.dumps(creport.to_dict(), indent=1, default=str, ensure_ascii=False))
     first_seen = None

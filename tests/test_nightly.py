@@ -440,6 +440,10 @@ def test_each_pair_gets_the_latest_footprints_dated_on_or_before_its_first_date(
     assert other["d1"][0]["run_dir"] == again["d1"][0]["run_dir"]
     assert other["d1"][1]["run_dir"] != again["d1"][1]["run_dir"]
     assert [p["run_dir"] for p in other["d2"]] == [p["run_dir"] for p in d2]
+    # every pair is registered onto its area's first acquisition (but a pair that starts there)
+    first = {a: {"path": str(cat / a / f"{a}_20240101.tif"), "date": "2024-01-01"} for a in ("d1", "d2")}
+    assert [p["reference"] for p in d1] == [None, first["d1"]]
+    assert [p["reference"] for p in d2] == [None, first["d2"]]
 
 
 def test_run_area_gives_each_pair_its_chosen_previous_and_records_the_carried_ids(

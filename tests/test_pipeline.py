@@ -218,3 +218,24 @@ def test_cli_run_previous_folder(series_run, inputs: dict, tmp_path: Path, capsy
     assert len(errors) == 1 and errors[0].startswith("Error: previous footprints: folder")
     assert "footprints.gpkg" in errors[0]
     assert (tmp_path / "again" / "violations.gpkg").stat().st_mtime_ns == written  # refused before any output
+
+
+def test_register_to_aligns_on_a_date_then_leaves_it_out(inputs: dict, tmp_path: Path) -> None:
+    import geopandas as gpd
+
+    from changedetect.errors import ConfigError
+    from changedetect.pipeline import run
+
+    dates = [p.stem.split("_")[-1] for p in inputs["tile_paths"]]
+    first = f"{dates[0][:4]}-{dates[0][4:6]}-{dates[0][6:]}"
+    out = tmp_path / "registered"
+    summary = run(inputs["tiles"], permits=inputs["permits"], out=out, config=inputs["config"], register_to=first)
+    assert first not in summary.dates and len(summary.dates) == 2  # compared: the two later dates only
+    report = json.loads((out / "coregistration.json").read_text())
+    assert report["reference"] == first  # ... both aligned onto the first date's grid
+    assert not (out / "first_seen.tif").exists()  # a pair
+    fp = gpd.read_file(out / "footprints.gpkg")
+    assert (fp["first_seen"].astype(str).str[:10] == summary.dates[-1]).all()
+    with pytest.raises(ConfigError, match="registration only"):
+        run(inputs["pair"], permits=inputs["permits"], out=tmp_path / "two", config=inputs["config"],
+            register_to=first)
