@@ -94,7 +94,8 @@ def train_buildings(config: BuildingConfig, out: Path, *, progress: bool = True)
     torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
     start = load_model(config.init_from, fold_bn=False, channels_last=False)
-    card, model = start.card, start.module.train().to(memory_format=torch.channels_last)
+    card = start.card
+    model = start.module.train().to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     t0 = time.time()
     gi, gm = city_dates(Path(config.cities), range(config.seeds[0], config.seeds[1] + 1), config.size)
     gstats = [card.compute_stats(x) for x in gi]
@@ -116,7 +117,7 @@ def train_buildings(config: BuildingConfig, out: Path, *, progress: bool = True)
         r0, c0 = rng.integers(0, h - c + 1), rng.integers(0, w - c + 1)
         xc = card.preprocess(x[:, r0:r0 + c, c0:c0 + c], st)
         mc = m[r0:r0 + c, c0:c0 + c].astype(np.float32)
-        turns = rng.integers(4)
+        turns = int(rng.integers(4))
         xc, mc = np.rot90(xc, turns, (1, 2)), np.rot90(mc, turns)
         if rng.random() < 0.5:
             xc, mc = xc[:, :, ::-1], mc[:, ::-1]
