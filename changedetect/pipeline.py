@@ -222,6 +222,26 @@ def _load_previous(previous: str | Path | gpd.GeoDataFrame | None) -> tuple[gpd.
     return frame, {"path": str(path), "sha256": sha256_file(path), "footprints": len(frame)}
 
 
+def _presence(aligned: xr.DataArray, config: PipelineConfig, loaded: Any,
+              progress: bool) -> tuple[tuple[xr.DataArray, xr.DataArray] | None, str]:
+    """Building probability of the first and last dates, from the building segmenter that
+    ``config.vectorize.change_type_model`` names, and that model's folder (None and "": none,
+    change_type from the images)."""
+    from changedetect import detect as detect_mod
+    from changedetect.weights import load_model
+
+    name = config.vectorize.change_type_model
+    if name == "auto":
+        stage = Path(loaded.path) / "buildings"
+        name = str(stage) if (stage / "metadata.json").is_file() else ""
+    if not name:
+        return None, ""
+    seg = load_model(name, device=config.detect.device)
+    before, after = (detect_mod.detect_pair(aligned.isel(time=i), aligned.isel(time=i), config=config.detect,
+                                            progress=progress, model=seg) for i in (0, -1))
+    return (before, after), str(seg.path)
+
+
 def _chain(stack: xr.DataArray, register: gpd.GeoDataFrame, out: Path, config: PipelineConfig,
            loaded: Any, clock: _Clock, progress: bool, previous: gpd.GeoDataFrame | None,
            register_to: str | None = None) -> dict[str, Any]:
@@ -256,8 +276,10 @@ def _chain(stack: xr.DataArray, register: gpd.GeoDataFrame, out: Path, config: P
         if first_seen is not None and config.output.first_seen:
             write_cog(_days(first_seen), out / OUTPUTS["first_seen"], overwrite=True)
     with clock.stage("vectorize"):
+        presence, type_model = _presence(aligned, config, loaded, progress)
         footprints = vec_mod.vectorize(prob, first_seen=first_seen, before=aligned.isel(time=0),
-                                       after=aligned.isel(time=-1), previous=previous, config=config.vectorize)
+                                       after=aligned.isel(time=-1), previous=previous, presence=presence,
+                                       config=config.vectorize)
         carried = footprints.attrs.get("carried_ids", 0) if previous is not None else None
         footprints = _fill_first_seen(footprints, aligned)
         write_vector(footprints, out / OUTPUTS["footprints"], overwrite=True)
@@ -285,7 +307,7 @@ def _chain(stack: xr.DataArray, register: gpd.GeoDataFrame, out: Path, config: P
                "violations_csv": not config.output.csv, "report": not config.output.report}
     written = {k for k in OUTPUTS if not skipped.get(k, False)}
     return {"violations": violations, "footprints": footprints, "times": times, "prob": prob,
-            "edge_tolerance_m": mconfig.edge_tolerance_m, "carried_ids": carried,
+            "edge_tolerance_m": mconfig.edge_tolerance_m, "carried_ids": carried, "change_type_model": type_model,
             "written": written}
 
 
@@ -390,7 +412,8 @@ def _finish(series: Any, stack: xr.DataArray, permits: str | Path, out: Path, co
         "dates": results["times"],
         "crs": str(stack.rio.crs),
         "config": config.to_dict(),
-        "effective": {"match.edge_tolerance_m": results["edge_tolerance_m"]},
+        "effective": {"match.edge_tolerance_m": results["edge_tolerance_m"],
+                      "vectorize.change_type_model": results["change_type_model"]},
         "timings_s": {k: round(v, 3) for k, v in clock.timings.items()},
         "counts": counts,
         "n_footprints": len(results["footprints"]),

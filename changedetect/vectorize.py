@@ -47,6 +47,7 @@ import xarray as xr
 from affine import Affine
 from scipy import ndimage
 
+from changedetect._change_presence import presence_means, presence_types
 from changedetect._vectorize_shapes import (
     CARRY_MIN_COVER,
     CARRY_MIN_IOU,
@@ -96,6 +97,12 @@ class VectorizeConfig:
         footprint takes a previous one's ``footprint_id`` when their IoU is at
         least ``carry_min_iou`` or their intersection covers at least
         ``carry_min_cover`` of the smaller (see :func:`~changedetect._vectorize_shapes.carry_ids`).
+    change_type_model
+        For :func:`changedetect.pipeline.run`: the single-date building segmenter whose
+        before/after building probabilities decide ``change_type`` (the ``presence``
+        argument of :func:`vectorize`). ``"auto"``: the change model's ``buildings/`` stage
+        when it has one (vhr-building does); a model name or folder; ``""``: the images'
+        brightness-contrast heuristic.
     """
 
     threshold: float = 0.5
@@ -108,6 +115,7 @@ class VectorizeConfig:
     regularize: bool = True
     rectangularity: float = 0.8
     regularize_min_iou: float = 0.9
+    change_type_model: str = "auto"
     strip_rows: int = 2048
     strip_overlap: int = 64
     carry_min_iou: float = CARRY_MIN_IOU
@@ -132,6 +140,7 @@ def vectorize(
     after: xr.DataArray | None = None,
     buildings: gpd.GeoDataFrame | None = None,
     previous: gpd.GeoDataFrame | None = None,
+    presence: tuple[xr.DataArray, xr.DataArray] | None = None,
     config: VectorizeConfig = VectorizeConfig(),
 ) -> gpd.GeoDataFrame:
     """Building footprints of a change probability raster.
@@ -148,6 +157,10 @@ def vectorize(
         ``blue``, ``nir``), used to tell new / altered / demolished.
     buildings
         Existing buildings before the change (any CRS), used the same way.
+    presence
+        ``(before, after)`` building probabilities ``(y, x)`` on the same grid (a
+        single-date building segmenter's): ``change_type`` is then read from them
+        (:mod:`changedetect._change_presence`); an existing-buildings layer still wins.
     previous
         The footprints of the previous run over the same ground (any CRS, with
         their ``footprint_id``): a footprint that overlaps one of them well
@@ -177,6 +190,10 @@ def vectorize(
     if len(frame):
         frame["change_type"] = change_types(frame.geometry, before=before, after=after, buildings=buildings,
                                             transform=transform, shape=shape)
+        if presence is not None and (buildings is None or not len(buildings)):
+            geoms = np.asarray(frame.geometry.values)
+            pb, pa = (presence_means(geoms, np.asarray(p.values), transform) for p in presence)
+            frame["change_type"] = presence_types(pb, pa, list(frame["change_type"]))
     frame["model"] = str(prob.attrs.get("model", ""))
     frame["model_version"] = str(prob.attrs.get("model_version") or str(prob.attrs.get("model_sha256", ""))[:12])
     carried = int(frame["footprint_id"].isin(set(previous["footprint_id"].astype(str))).sum()) \

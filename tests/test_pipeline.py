@@ -239,3 +239,23 @@ def test_register_to_aligns_on_a_date_then_leaves_it_out(inputs: dict, tmp_path:
     with pytest.raises(ConfigError, match="registration only"):
         run(inputs["pair"], permits=inputs["permits"], out=tmp_path / "two", config=inputs["config"],
             register_to=first)
+
+
+def test_change_type_from_the_models_building_stage(series_run, inputs: dict, tmp_path: Path) -> None:
+    import shutil
+
+    from changedetect.pipeline import run
+
+    plain = json.loads((inputs["root"] / "out" / "run.json").read_text())
+    assert plain["effective"]["vectorize.change_type_model"] == ""  # the tiny model has no buildings/ stage
+    model = Path(inputs["config"].detect.model)
+    staged = tmp_path / "staged-model"
+    shutil.copytree(model, staged)
+    shutil.copytree(model, staged / "buildings")  # any network can stand in for the segmenter here
+    config = inputs["config"].with_model(str(staged))
+    run(inputs["pair"], permits=inputs["permits"], out=tmp_path / "auto", config=config)
+    used = json.loads((tmp_path / "auto" / "run.json").read_text())["effective"]["vectorize.change_type_model"]
+    assert Path(used) == (staged / "buildings").resolve() or Path(used) == staged / "buildings"
+    off = dataclasses.replace(config, vectorize=dataclasses.replace(config.vectorize, change_type_model=""))
+    run(inputs["pair"], permits=inputs["permits"], out=tmp_path / "off", config=off)
+    assert json.loads((tmp_path / "off" / "run.json").read_text())["effective"]["vectorize.change_type_model"] == ""

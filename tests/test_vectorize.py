@@ -168,6 +168,34 @@ def test_change_type_from_images_and_from_buildings() -> None:
     assert vectorize(prob, buildings=existing, after=grass)["change_type"].tolist() == ["demolished"]
 
 
+def test_change_type_from_building_presence_before_and_after() -> None:
+    from changedetect._change_presence import presence_types
+
+    # three footprints; the images say nothing useful (grass on both dates: the heuristic's "new")
+    p = np.zeros((80, 120), np.float32)
+    for c0 in (5, 45, 85):
+        p[20:40, c0:c0 + 25] = 0.9
+    prob, grass = raster(p), raster(np.stack([_scene(False)[:, :, 0]] * 120, axis=-1), dims=("band", "y", "x"))
+    before, after = np.zeros((80, 120), np.float32), np.zeros((80, 120), np.float32)
+    after[20:40, 5:30] = 0.9  # nothing, then a building: new
+    before[20:40, 45:70] = 0.95  # a building, then ground: demolished
+    before[20:40, 85:110], after[20:40, 85:110] = 0.9, 0.8  # a building on both dates: altered
+    before[30, 90] = np.nan  # no data is left out of the means
+    out = vectorize(prob, before=grass, after=grass, presence=(raster(before), raster(after)))
+    order = np.argsort(out.geometry.centroid.x.to_numpy())
+    assert out["change_type"].to_numpy()[order].tolist() == ["new", "demolished", "altered"]
+    assert vectorize(prob, before=grass, after=grass)["change_type"].tolist() == ["new"] * 3  # images alone
+    import geopandas as gpd  # an existing-buildings layer still wins
+
+    existing = gpd.GeoDataFrame(geometry=[px_box(20, 5, 40, 30)], crs="EPSG:32648")
+    out = vectorize(prob, buildings=existing, presence=(raster(before), raster(after)))
+    assert sorted(out["change_type"]) == ["altered", "new", "new"]
+    # the thresholds: a rise of 0.3 from below 0.5; neither date built is "new"; NaN falls back
+    b = np.array([0.1, 0.9, 0.6, 0.2, 0.45, np.nan])
+    a = np.array([0.5, 0.5, 0.7, 0.3, 0.74, 0.9])
+    assert presence_types(b, a, ["x"] * 6) == ["new", "demolished", "altered", "new", "altered", "x"]
+
+
 def test_empty_and_nan() -> None:
     p = np.full((40, 40), np.nan, np.float32)
     out = vectorize(raster(p))
