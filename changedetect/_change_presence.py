@@ -7,8 +7,8 @@ after (``a``):
 - ``demolished`` when ``b - a >= RISE`` and ``b >= PRESENT`` (a building, then much less of one);
 - ``new`` when ``a - b >= RISE`` and ``b < PRESENT`` (little building before, much more after),
   or when neither date looks built (weak evidence: the default kind);
-- ``altered`` otherwise (built on both dates: an extension over a roof, a rebuild, a partial
-  demolition).
+- ``altered`` otherwise: built on at least one date with no clear rise or fall (an extension
+  over a roof, a rebuild, a partial demolition; also a crossing of 0.5 by less than ``RISE``).
 
 This reads what each date shows, whatever the roof's colour, where the brightness-contrast
 heuristic of :func:`changedetect._vectorize_shapes.change_types` reads a roof standing out from

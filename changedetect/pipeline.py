@@ -183,16 +183,19 @@ def run(
     _check_out(out, overwrite)
     started = dt.datetime.now(dt.UTC)
     loaded = load_model(config.detect.model, device=config.detect.device)  # fail fast: ModelError
+    segmenter = _segmenter(config, loaded)  # the same
     clock = _Clock(progress)
     try:
         with clock.stage("open"):
             series = open_series(tiles if isinstance(tiles, str | Path) else [Path(t) for t in tiles])
-            stack = series.to_stack()
+            # a registration-only reference must not impose its grid: the first compared date's
+            grids = [sc.grid for sc in series.scenes if sc.date.isoformat() != register_to]
+            stack = series.to_stack(grid=grids[0] if register_to is not None and grids else None)
             register = _load_permits(permits)
             before, before_info = _load_previous(previous)
         if register_to is not None:
             config = replace(config, coregister=replace(config.coregister, reference=register_to))
-        paths = _chain(stack, register, out, config, loaded, clock, progress, before, register_to)
+        paths = _chain(stack, register, out, config, (loaded, segmenter), clock, progress, before, register_to)
         summary = _finish(series, stack, permits, out, config, loaded, clock, paths, started, before_info)
     finally:
         clock.close()
@@ -222,12 +225,9 @@ def _load_previous(previous: str | Path | gpd.GeoDataFrame | None) -> tuple[gpd.
     return frame, {"path": str(path), "sha256": sha256_file(path), "footprints": len(frame)}
 
 
-def _presence(aligned: xr.DataArray, config: PipelineConfig, loaded: Any,
-              progress: bool) -> tuple[tuple[xr.DataArray, xr.DataArray] | None, str]:
-    """Building probability of the first and last dates, from the building segmenter that
-    ``config.vectorize.change_type_model`` names, and that model's folder (None and "": none,
-    change_type from the images)."""
-    from changedetect import detect as detect_mod
+def _segmenter(config: PipelineConfig, loaded: Any) -> Any:
+    """The single-date building segmenter ``config.vectorize.change_type_model`` names, loaded
+    (None: none; ``"auto"``: the change model's ``buildings/`` stage when it has one)."""
     from changedetect.weights import load_model
 
     name = config.vectorize.change_type_model
@@ -235,17 +235,37 @@ def _presence(aligned: xr.DataArray, config: PipelineConfig, loaded: Any,
         stage = Path(loaded.path) / "buildings"
         name = str(stage) if (stage / "metadata.json").is_file() else ""
     if not name:
-        return None, ""
+        return None
     seg = load_model(name, device=config.detect.device)
+    if seg.card.name == loaded.card.name and seg.card.sha256 == loaded.card.sha256:
+        raise ConfigError(f"change_type_model {name!r} is the change model itself; give its building "
+                          "segmenter (e.g. 'vhr-building/buildings') or '' for the image heuristic")
+    return seg
+
+
+def _presence(aligned: xr.DataArray, config: PipelineConfig, seg: Any,
+              progress: bool) -> tuple[xr.DataArray, xr.DataArray] | None:
+    """Building probability of the first and last dates from the segmenter (None without one)."""
+    from changedetect import detect as detect_mod
+
+    if seg is None:
+        return None
     before, after = (detect_mod.detect_pair(aligned.isel(time=i), aligned.isel(time=i), config=config.detect,
                                             progress=progress, model=seg) for i in (0, -1))
-    return (before, after), str(seg.path)
+    return before, after
+
+
+def _segmenter_info(seg: Any) -> dict[str, Any] | None:
+    if seg is None:
+        return None
+    return {"name": seg.card.name, "version": seg.card.version, "sha256": seg.card.sha256, "path": str(seg.path)}
 
 
 def _chain(stack: xr.DataArray, register: gpd.GeoDataFrame, out: Path, config: PipelineConfig,
-           loaded: Any, clock: _Clock, progress: bool, previous: gpd.GeoDataFrame | None,
+           models: tuple[Any, Any], clock: _Clock, progress: bool, previous: gpd.GeoDataFrame | None,
            register_to: str | None = None) -> dict[str, Any]:
     """The stages; returns the in-memory results the summary needs."""
+    loaded, segmenter = models
     from changedetect import coregister as coreg_mod
     from changedetect import detect as detect_mod
     from changedetect import match as match_mod
@@ -276,7 +296,7 @@ def _chain(stack: xr.DataArray, register: gpd.GeoDataFrame, out: Path, config: P
         if first_seen is not None and config.output.first_seen:
             write_cog(_days(first_seen), out / OUTPUTS["first_seen"], overwrite=True)
     with clock.stage("vectorize"):
-        presence, type_model = _presence(aligned, config, loaded, progress)
+        presence = _presence(aligned, config, segmenter, progress)
         footprints = vec_mod.vectorize(prob, first_seen=first_seen, before=aligned.isel(time=0),
                                        after=aligned.isel(time=-1), previous=previous, presence=presence,
                                        config=config.vectorize)
@@ -307,7 +327,7 @@ def _chain(stack: xr.DataArray, register: gpd.GeoDataFrame, out: Path, config: P
                "violations_csv": not config.output.csv, "report": not config.output.report}
     written = {k for k in OUTPUTS if not skipped.get(k, False)}
     return {"violations": violations, "footprints": footprints, "times": times, "prob": prob,
-            "edge_tolerance_m": mconfig.edge_tolerance_m, "carried_ids": carried, "change_type_model": type_model,
+            "edge_tolerance_m": mconfig.edge_tolerance_m, "carried_ids": carried, "change_type_model": _segmenter_info(segmenter),
             "written": written}
 
 

@@ -241,21 +241,66 @@ def test_register_to_aligns_on_a_date_then_leaves_it_out(inputs: dict, tmp_path:
             register_to=first)
 
 
+def _constant_segmenter(folder: Path, logit: float) -> Path:
+    """A stand-in building segmenter that says ``sigmoid(logit)`` everywhere."""
+    import torch
+
+    from changedetect.testing import make_model
+    from changedetect.weights import load_model, save_model
+
+    make_model(folder)
+    seg = load_model(folder, fold_bn=False, channels_last=False)
+    last = seg.module.head[-1]
+    with torch.no_grad():
+        last.weight.zero_()
+        last.bias.fill_(logit)
+    save_model(seg.module, seg.card, folder)
+    return folder
+
+
 def test_change_type_from_the_models_building_stage(series_run, inputs: dict, tmp_path: Path) -> None:
     import shutil
 
+    import geopandas as gpd
+
+    from changedetect.errors import ConfigError
     from changedetect.pipeline import run
 
     plain = json.loads((inputs["root"] / "out" / "run.json").read_text())
-    assert plain["effective"]["vectorize.change_type_model"] == ""  # the tiny model has no buildings/ stage
+    assert plain["effective"]["vectorize.change_type_model"] is None  # the tiny model has no buildings/ stage
     model = Path(inputs["config"].detect.model)
     staged = tmp_path / "staged-model"
     shutil.copytree(model, staged)
-    shutil.copytree(model, staged / "buildings")  # any network can stand in for the segmenter here
+    _constant_segmenter(staged / "buildings", 8.0)  # "a building everywhere, on both dates": altered
     config = inputs["config"].with_model(str(staged))
     run(inputs["pair"], permits=inputs["permits"], out=tmp_path / "auto", config=config)
     used = json.loads((tmp_path / "auto" / "run.json").read_text())["effective"]["vectorize.change_type_model"]
-    assert Path(used) == (staged / "buildings").resolve() or Path(used) == staged / "buildings"
+    assert used["name"] == "buildings" and len(used["sha256"]) == 64
+    kinds = gpd.read_file(tmp_path / "auto" / "footprints.gpkg")["change_type"]
+    assert len(kinds) and set(kinds) == {"altered"}
     off = dataclasses.replace(config, vectorize=dataclasses.replace(config.vectorize, change_type_model=""))
     run(inputs["pair"], permits=inputs["permits"], out=tmp_path / "off", config=off)
-    assert json.loads((tmp_path / "off" / "run.json").read_text())["effective"]["vectorize.change_type_model"] == ""
+    assert json.loads((tmp_path / "off" / "run.json").read_text())["effective"]["vectorize.change_type_model"] is None
+    assert set(gpd.read_file(tmp_path / "off" / "footprints.gpkg")["change_type"]) != {"altered"}
+    # the change model itself is refused, before any output
+    itself = dataclasses.replace(config, vectorize=dataclasses.replace(config.vectorize, change_type_model=str(staged)))
+    with pytest.raises(ConfigError, match="change model itself"):
+        run(inputs["pair"], permits=inputs["permits"], out=tmp_path / "itself", config=itself)
+    assert not any((tmp_path / "itself").iterdir())
+
+
+def test_register_to_keeps_the_pairs_own_grid(inputs: dict, tmp_path: Path) -> None:
+    from changedetect.pipeline import run
+
+    small = write_stack(make_stack(n_dates=1, size=32, seed=3), tmp_path / "ref", prefix="district12")[0]
+    ref_date = "2024-01-15"
+    pair = inputs["tile_paths"][1:]
+    manifest = tmp_path / "m.json"
+    manifest.write_text(json.dumps([{"path": str(small), "date": ref_date}] + [
+        {"path": str(p), "date": f"{p.stem[-8:-4]}-{p.stem[-4:-2]}-{p.stem[-2:]}"} for p in pair]))
+    out = tmp_path / "out"
+    summary = run(manifest, permits=inputs["permits"], out=out, config=inputs["config"], register_to=ref_date)
+    assert ref_date not in summary.dates
+    with rasterio.open(out / "change_probability.tif") as src, rasterio.open(pair[0]) as first:
+        assert (src.width, src.height) == (first.width, first.height) == (64, 64)  # not the 32 px reference's
+        assert src.transform.almost_equals(first.transform)

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from changedetect.errors import DatasetError
 from changedetect.training.datasets import _to_reference, load_cache
 
 log = logging.getLogger(__name__)
@@ -83,7 +84,9 @@ def city_dates(folder: Path, seeds: range, size: int = 512) -> tuple[np.ndarray,
     return np.stack(images), np.stack(masks)
 
 
-def train_buildings(config: BuildingConfig, out: Path, *, progress: bool = True) -> dict[str, Any]:
+def train_buildings(config: BuildingConfig, out: Path, *, progress: bool = True,
+                    command: str = "python -m changedetect.training.buildings --out models/vhr-building/buildings",
+                    ) -> dict[str, Any]:
     """Train the segmenter and write ``out/{weights.pt, metadata.json, MODEL_CARD.md}``."""
     import torch
     import torch.nn.functional as F
@@ -91,6 +94,9 @@ def train_buildings(config: BuildingConfig, out: Path, *, progress: bool = True)
 
     from changedetect.weights import load_model, save_model
 
+    if not Path(config.cache).is_file():
+        raise DatasetError(f"training cache '{config.cache}' does not exist: it holds the real mosaics and is "
+                           "written by stage 1's run (changedetect train models/vhr-building/train.toml ...)")
     torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
     start = load_model(config.init_from, fold_bn=False, channels_last=False)
@@ -141,7 +147,7 @@ def train_buildings(config: BuildingConfig, out: Path, *, progress: bool = True)
         sched.step()
         bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
     seconds = time.time() - t0
-    training = {"command": "python -m changedetect.training.buildings --out models/vhr-building/buildings",
+    training = {"command": command,
                 "config": {k: list(v) if isinstance(v, tuple) else v for k, v in vars(config).items()},
                 "seconds": round(seconds, 1), "device": "cpu",
                 "data": "444 dates of generated cities (seeds 101-248) with their building masks; fAIr/OpenAerialMap "
@@ -168,7 +174,10 @@ def _main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     cfg = BuildingConfig(init_from=args.init_from, cities=args.cities, cache=args.cache, steps=args.steps,
                          seed=args.seed)
-    print(json.dumps(train_buildings(cfg, args.out)))
+    import sys
+
+    command = " ".join(["python -m changedetect.training.buildings", *(argv if argv is not None else sys.argv[1:])])
+    print(json.dumps(train_buildings(cfg, args.out, command=command)))
 
 
 if __name__ == "__main__":

@@ -210,3 +210,14 @@ def test_building_segmenter_stage_trains_and_loads(tmp_path: Path, repo_root: Pa
     again = train_buildings(cfg, tmp_path / "seg2", progress=False)
     assert again["generated_dates"] == 3  # the generated city is reused, not regenerated
     assert sha256_file(tmp_path / "seg2" / "weights.pt") == seg.card.sha256  # seeded: the same weights
+
+
+def test_building_segmenter_stage_needs_the_cache(tmp_path: Path, repo_root: Path) -> None:
+    from changedetect.errors import DatasetError
+    from changedetect.training.buildings import BuildingConfig, train_buildings
+
+    cfg = BuildingConfig(init_from=str(repo_root / "models" / "vhr-building" / "stage1"),
+                         cities=str(tmp_path / "cities"), cache=str(tmp_path / "missing.npz"))
+    with pytest.raises(DatasetError, match="missing.npz"):
+        train_buildings(cfg, tmp_path / "seg", progress=False)
+    assert not (tmp_path / "cities").exists()  # failed before generating any city
