@@ -183,7 +183,7 @@ def run(
     _check_out(out, overwrite)
     started = dt.datetime.now(dt.UTC)
     loaded = load_model(config.detect.model, device=config.detect.device)  # fail fast: ModelError
-    segmenter = _segmenter(config, loaded)  # the same
+    segmenter = _segmenter(config, loaded)  # the building segmenter for change_type: also before any output
     clock = _Clock(progress)
     try:
         with clock.stage("open"):
@@ -265,7 +265,6 @@ def _chain(stack: xr.DataArray, register: gpd.GeoDataFrame, out: Path, config: P
            models: tuple[Any, Any], clock: _Clock, progress: bool, previous: gpd.GeoDataFrame | None,
            register_to: str | None = None) -> dict[str, Any]:
     """The stages; returns the in-memory results the summary needs."""
-    loaded, segmenter = models
     from changedetect import coregister as coreg_mod
     from changedetect import detect as detect_mod
     from changedetect import match as match_mod
@@ -273,6 +272,7 @@ def _chain(stack: xr.DataArray, register: gpd.GeoDataFrame, out: Path, config: P
     from changedetect.io import write_cog
     from changedetect.io.vectors import write_vector
 
+    loaded, segmenter = models
     with clock.stage("coregister"):
         aligned, creport = coreg_mod.coregister(stack, config=config.coregister, progress=progress)
         aligned = _hold(aligned)
@@ -327,7 +327,8 @@ def _chain(stack: xr.DataArray, register: gpd.GeoDataFrame, out: Path, config: P
                "violations_csv": not config.output.csv, "report": not config.output.report}
     written = {k for k in OUTPUTS if not skipped.get(k, False)}
     return {"violations": violations, "footprints": footprints, "times": times, "prob": prob,
-            "edge_tolerance_m": mconfig.edge_tolerance_m, "carried_ids": carried, "change_type_model": _segmenter_info(segmenter),
+            "edge_tolerance_m": mconfig.edge_tolerance_m, "carried_ids": carried,
+            "change_type_model": _segmenter_info(segmenter),
             "written": written}
 
 
