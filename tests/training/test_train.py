@@ -221,3 +221,26 @@ def test_building_segmenter_stage_needs_the_cache(tmp_path: Path, repo_root: Pat
     with pytest.raises(DatasetError, match="missing.npz"):
         train_buildings(cfg, tmp_path / "seg", progress=False)
     assert not (tmp_path / "cities").exists()  # failed before generating any city
+
+
+def test_building_segmenter_evaluation_scores_against_the_floor(tmp_path: Path, repo_root: Path) -> None:
+    import torch
+
+    from changedetect.testing import make_model
+    from changedetect.training.buildings import evaluate_buildings
+    from changedetect.weights import load_model, save_model
+
+    save_cache(tmp_path / "cache.npz", images=[_image(7, "fair_oam_2", size=96), _image(8, "fair_oam_1", size=96)])
+    make_model(tmp_path / "everywhere")
+    seg = load_model(tmp_path / "everywhere", fold_bn=False, channels_last=False)
+    with torch.no_grad():  # a segmenter that says "building" everywhere scores exactly the floor
+        seg.module.head[-1].weight.zero_()
+        seg.module.head[-1].bias.fill_(8.0)
+    save_model(seg.module, seg.card, tmp_path / "everywhere")
+    res = evaluate_buildings(tmp_path / "everywhere", cache=tmp_path / "cache.npz",
+                             sample_tiles=repo_root / "sample_tiles")
+    held = res["heldout_fair_oam_2+fair_oam_3"]
+    assert held["n_images"] == 1  # fair_oam_1 is a training area
+    assert held["iou"] == held["floor_iou"] == pytest.approx(_image(7, "x", size=96).mask.mean(), abs=1e-4)
+    assert {"sample_city_20240115", "sample_city_20240712", "sample_city_20250120"} <= set(res)
+    assert res["sample_city_20250120"]["iou"] == res["sample_city_20250120"]["floor_iou"]
