@@ -243,18 +243,16 @@ def _segmenter(config: PipelineConfig, loaded: Any) -> Any:
     return seg
 
 
-def _typed_by_presence(footprints: gpd.GeoDataFrame, aligned: xr.DataArray, seg: Any) -> gpd.GeoDataFrame:
-    """``change_type`` from the building segmenter's probability inside each footprint on the first
-    and last dates (run on windows around the footprints only); unchanged without a segmenter."""
-    from changedetect._change_presence import presence_around, presence_types
+def _presence(aligned: xr.DataArray, config: PipelineConfig, seg: Any,
+              progress: bool) -> tuple[xr.DataArray, xr.DataArray] | None:
+    """Building probability of the first and last dates from the segmenter (None without one)."""
+    from changedetect import detect as detect_mod
 
-    if seg is None or not len(footprints):
-        return footprints
-    geoms = np.asarray(footprints.geometry.values)
-    transform = aligned.rio.transform()
-    before, after = (presence_around(geoms, aligned.isel(time=i), seg, transform) for i in (0, -1))
-    footprints["change_type"] = presence_types(before, after, list(footprints["change_type"]))
-    return footprints
+    if seg is None:
+        return None
+    before, after = (detect_mod.detect_pair(aligned.isel(time=i), aligned.isel(time=i), config=config.detect,
+                                            progress=progress, model=seg) for i in (0, -1))
+    return before, after
 
 
 def _segmenter_info(seg: Any) -> dict[str, Any] | None:
@@ -298,9 +296,10 @@ def _chain(stack: xr.DataArray, register: gpd.GeoDataFrame, out: Path, config: P
         if first_seen is not None and config.output.first_seen:
             write_cog(_days(first_seen), out / OUTPUTS["first_seen"], overwrite=True)
     with clock.stage("vectorize"):
+        presence = _presence(aligned, config, segmenter, progress)
         footprints = vec_mod.vectorize(prob, first_seen=first_seen, before=aligned.isel(time=0),
-                                       after=aligned.isel(time=-1), previous=previous, config=config.vectorize)
-        footprints = _typed_by_presence(footprints, aligned, segmenter)
+                                       after=aligned.isel(time=-1), previous=previous, presence=presence,
+                                       config=config.vectorize)
         carried = footprints.attrs.get("carried_ids", 0) if previous is not None else None
         footprints = _fill_first_seen(footprints, aligned)
         write_vector(footprints, out / OUTPUTS["footprints"], overwrite=True)
