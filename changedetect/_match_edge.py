@@ -3,7 +3,6 @@
 :func:`beyond_edge`: the edge tolerance of ``exceeds_permit``.  :func:`attached_extensions`:
 changes no permit covers, built against the outline of extension permits.
 
-
 A footprint over the area tolerances as drawn is measured again against its permits grown
 by ``MatchConfig.edge_tolerance_m``.  Convex permits (nearly all: lots and buildings are
 rectangles) are grown and clipped in numpy (:mod:`changedetect._match_overlay`), one permit

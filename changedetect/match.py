@@ -104,12 +104,13 @@ class MatchConfig:
         A permit covers a footprint when their overlap is at least this
         fraction of the smaller of the two areas.
     attach_to_extensions
-        A change that no permit covers but that touches the outline of an
-        ``extension`` permit valid when it was first seen (within ``edge_tolerance_m``)
-        is that extension built beyond its permit: it is measured against that permit
-        (``exceeds_permit`` over the tolerances) instead of being ``unlicensed``.
-        Imagery often shows only the part of an extension outside the drawn outline.
-        ``False``: such changes stay ``unlicensed``.
+        A new or altered change that no permit covers but that touches the outline of
+        ``extension`` permits valid when it was first seen (within ``edge_tolerance_m``)
+        is read as that extension built beyond its permit: ``exceeds_permit`` with those
+        permits as evidence when what lies outside them exceeds both tolerances and is at
+        most half their permitted area; otherwise it stays ``unlicensed`` (the rule never
+        makes a change ``permitted``).  Imagery often shows only the part of an extension
+        outside the drawn outline.  ``False``: such changes stay ``unlicensed``.
     working_crs
         CRS to measure areas in (default: the footprints' CRS when it is
         projected, else its UTM zone).

@@ -243,13 +243,13 @@ def _segmenter(config: PipelineConfig, loaded: Any) -> Any:
     return seg
 
 
-def _presence(aligned: xr.DataArray, config: PipelineConfig, seg: Any,
+def _presence(aligned: xr.DataArray, prob: xr.DataArray, config: PipelineConfig, seg: Any,
               progress: bool) -> tuple[xr.DataArray, xr.DataArray] | None:
     """Building probability of the first and last dates from the segmenter (None without one)."""
     from changedetect import detect as detect_mod
 
-    if seg is None:
-        return None
+    if seg is None or not bool(np.nanmax(prob.values, initial=0.0) >= config.vectorize.threshold):
+        return None  # no segmenter, or no pixel can become a footprint: nothing to type
     before, after = (detect_mod.detect_pair(aligned.isel(time=i), aligned.isel(time=i), config=config.detect,
                                             progress=progress, model=seg) for i in (0, -1))
     return before, after
@@ -296,7 +296,7 @@ def _chain(stack: xr.DataArray, register: gpd.GeoDataFrame, out: Path, config: P
         if first_seen is not None and config.output.first_seen:
             write_cog(_days(first_seen), out / OUTPUTS["first_seen"], overwrite=True)
     with clock.stage("vectorize"):
-        presence = _presence(aligned, config, segmenter, progress)
+        presence = _presence(aligned, prob, config, segmenter, progress)
         footprints = vec_mod.vectorize(prob, first_seen=first_seen, before=aligned.isel(time=0),
                                        after=aligned.isel(time=-1), previous=previous, presence=presence,
                                        config=config.vectorize)

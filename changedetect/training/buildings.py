@@ -23,6 +23,7 @@ import argparse
 import json
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from changedetect.errors import DatasetError
-from changedetect.training.datasets import _to_reference, load_cache
+from changedetect.training.datasets import _to_reference, ensure_city, load_cache
 
 log = logging.getLogger(__name__)
 
@@ -56,31 +57,33 @@ class BuildingConfig:
     threads: int = 2
 
 
+def dates_on_reference(tiles: Path) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
+    """``(tag, image (3, h, w) uint8, buildings (h, w) bool)`` for each date of a generated city,
+    the image put on the truth's reference grid with the generator's known misregistration."""
+    import rasterio
+
+    reg = json.loads((tiles / "truth" / "registration.json").read_text())
+    for d in reg["dates"]:
+        tag = d["path"].rsplit("_", 1)[-1][:8]
+        with rasterio.open(tiles / f"district12_{tag}.tif") as src:
+            names = [n.lower() if n else "" for n in src.descriptions]
+            x = src.read([names.index(b) + 1 for b in BANDS])
+        with rasterio.open(tiles / "truth" / f"buildings_{tag}.tif") as src:
+            mask = src.read(1) > 0
+        yield tag, _to_reference(x, d.get("misregistration")), mask
+
+
 def city_dates(folder: Path, seeds: range, size: int = 512) -> tuple[np.ndarray, np.ndarray]:
     """Every date of the generated cities ``seeds`` on its reference grid, and its building mask.
 
     Returns ``images (n, 3, h, w) uint8`` and ``masks (n, h, w) bool``; cities missing from
     ``folder`` are generated (``size`` px; 512: a few seconds each).
     """
-    import rasterio
-
-    from changedetect.samplecity import generate
-    from changedetect.samplecity.spec import CityConfig
-
     images, masks = [], []
     for seed in seeds:
-        tiles = folder / f"seed_{seed}" / "tiles"
-        if not (tiles / "manifest.json").is_file():
-            generate(tiles, tiles.parent / "permits", config=CityConfig(seed=seed, size=size), overwrite=True)
-        reg = json.loads((tiles / "truth" / "registration.json").read_text())
-        maps = {d["path"].rsplit("_", 1)[-1][:8]: d.get("misregistration") for d in reg["dates"]}
-        for tag, mis in maps.items():
-            with rasterio.open(tiles / f"district12_{tag}.tif") as src:
-                names = [d.lower() if d else "" for d in src.descriptions]
-                x = src.read([names.index(b) + 1 for b in BANDS])
-            with rasterio.open(tiles / "truth" / f"buildings_{tag}.tif") as src:
-                masks.append(src.read(1) > 0)
-            images.append(_to_reference(x, mis))
+        for _, x, mask in dates_on_reference(ensure_city(folder, seed, size)):
+            images.append(x)
+            masks.append(mask)
     return np.stack(images), np.stack(masks)
 
 
@@ -168,7 +171,6 @@ def evaluate_buildings(model: str | Path, *, cache: str | Path = BuildingConfig.
     the held-out real areas (fAIr/OpenAerialMap 2 and 3, from the cache) and each date of the
     committed sample city (seed 12; each date put on the truth's grid with its known
     misregistration).  Sets whose data is absent are left out."""
-    import rasterio
     import torch
 
     from changedetect.weights import load_model
@@ -187,16 +189,9 @@ def evaluate_buildings(model: str | Path, *, cache: str | Path = BuildingConfig.
             if r.group in ("fair_oam_2", "fair_oam_3"):
                 sets.setdefault("heldout_fair_oam_2+fair_oam_3", []).append((r.image, r.mask & r.valid))
     tiles = Path(sample_tiles)
-    reg_file = tiles / "truth" / "registration.json"
-    if reg_file.is_file():
-        reg = json.loads(reg_file.read_text())
-        for d in reg["dates"]:
-            tag = d["path"].rsplit("_", 1)[-1][:8]
-            with rasterio.open(tiles / f"district12_{tag}.tif") as src:
-                names = [n.lower() if n else "" for n in src.descriptions]
-                x = _to_reference(src.read([names.index(b) + 1 for b in BANDS]), d.get("misregistration"))
-            with rasterio.open(tiles / "truth" / f"buildings_{tag}.tif") as src:
-                sets[f"sample_city_{tag}"] = [(x, src.read(1) > 0)]
+    if (tiles / "truth" / "registration.json").is_file():
+        for tag, x, mask in dates_on_reference(tiles):
+            sets[f"sample_city_{tag}"] = [(x, mask)]
     out = {}
     for name, items in sets.items():
         inter = union = built = pixels = 0

@@ -120,7 +120,7 @@ class TrainConfig:
             if getattr(self, k) < 1:
                 raise ConfigError(f"{k} must be >= 1, got {getattr(self, k)}")
         if not math.isfinite(self.hard_pos_boost) or self.hard_pos_boost < 0:
-            raise ConfigError(f"hard_pos_boost must be >= 0, got {self.hard_pos_boost}")
+            raise ConfigError(f"hard_pos_boost must be a finite number >= 0, got {self.hard_pos_boost}")
 
     @classmethod
     def from_toml(cls, path: str | Path) -> TrainConfig:

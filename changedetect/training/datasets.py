@@ -333,6 +333,18 @@ def load_cache(path: Path) -> tuple[list[LabelledImage], list[ChangePair]]:
 HELD_OUT_CITY_SEED = 12
 
 
+def ensure_city(folder: str | Path, seed: int, size: int = 512) -> Path:
+    """``folder/seed_<seed>/tiles``, generating that city there first when it is missing."""
+    from changedetect.samplecity import generate
+    from changedetect.samplecity.spec import CityConfig
+
+    tiles = Path(folder) / f"seed_{seed}" / "tiles"
+    if not (tiles / "manifest.json").is_file():
+        log.info("generating training city seed %d (%d px) into %s", seed, size, tiles)
+        generate(tiles, tiles.parent / "permits", config=CityConfig(seed=seed, size=size), overwrite=True)
+    return tiles
+
+
 def generated_city_pairs(folder: Path, seeds: Sequence[int], *, size: int = 512,
                          bands: Sequence[str] = ("red", "green", "blue"), chip: int = 256,
                          random_chips: int = 2) -> list[ChangePair]:
@@ -355,19 +367,12 @@ def generated_city_pairs(folder: Path, seeds: Sequence[int], *, size: int = 512,
     """
     from scipy import ndimage as ndi
 
-    from changedetect.samplecity import generate
-    from changedetect.samplecity.spec import CityConfig
-
     if HELD_OUT_CITY_SEED in seeds:
         raise DatasetError(f"seed {HELD_OUT_CITY_SEED} is the committed sample city (its pair 2 is "
                            "held out): choose other seeds for training cities")
     out: list[ChangePair] = []
     for seed in seeds:
-        tiles = Path(folder) / f"seed_{seed}" / "tiles"
-        if not (tiles / "manifest.json").is_file():
-            log.info("generating training city seed %d (%d px) into %s", seed, size, tiles)
-            generate(tiles, tiles.parent / "permits", config=CityConfig(seed=seed, size=size),
-                     overwrite=True)
+        tiles = ensure_city(folder, seed, size)
         reg = json.loads((tiles / "truth" / "registration.json").read_text())
         maps = {d["path"].rsplit("_", 1)[-1][:8]: d.get("misregistration") for d in reg["dates"]}
         rng = np.random.default_rng([seed, 7])
@@ -433,7 +438,7 @@ def _main(argv: list[str] | None = None) -> None:
     log.info("wrote %s with %d generated pairs", args.out, len(pairs))
 
 
-__all__ = ["ChangePair", "LabelledImage", "add_pairs_to_cache", "generated_city_pairs", "load_cache", "load_dubai_hitl", "load_fair_oam_area",
+__all__ = ["ChangePair", "LabelledImage", "add_pairs_to_cache", "ensure_city", "generated_city_pairs", "load_cache", "load_dubai_hitl", "load_fair_oam_area",
            "load_levir", "load_oscd_city", "load_sample_city", "load_spacenet_rio", "save_cache"]
 
 
