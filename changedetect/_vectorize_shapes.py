@@ -121,12 +121,13 @@ def footprint_ids(geoms: gpd.GeoSeries) -> list[str]:
 
 
 def _cell_hashes(geoms: gpd.GeoSeries) -> list[str]:
-    cen = geoms.centroid
+    cen = shapely.centroid(np.asarray(geoms.values))  # planar in the CRS; fine for a building
+    x, y = shapely.get_x(cen), shapely.get_y(cen)
     if geoms.crs is not None:
         tr = Transformer.from_crs(geoms.crs, CRS.from_epsg(4326), always_xy=True)
-        lon, lat = tr.transform(cen.x.to_numpy(), cen.y.to_numpy())
+        lon, lat = tr.transform(x, y)
     else:
-        lon, lat = cen.x.to_numpy(), cen.y.to_numpy()
+        lon, lat = x, y
     cells = np.floor(np.column_stack([lat, lon]) / ID_CELL_DEG).astype(np.int64)
     return ["F-" + hashlib.sha1(f"{a},{b}".encode()).hexdigest()[:10] for a, b in cells]
 
@@ -176,7 +177,7 @@ def carry_ids(
         for i, j in _assign(np.asarray(new.values), prev_geoms, prev_ids, min_iou=min_iou, min_cover=min_cover):
             out[i] = prev_ids[j]
     base = _cell_hashes(new)
-    for i in np.argsort(-new.area.to_numpy(), kind="stable"):
+    for i in np.argsort(-shapely.area(np.asarray(new.values)), kind="stable"):  # larger first, any CRS
         if out[i] is not None:
             continue
         candidate, k = base[i], 1

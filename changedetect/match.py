@@ -66,7 +66,7 @@ from changedetect._match_rules import Evidence, Footprints, Permits, reproject
 from changedetect._match_rules import classify as _classify
 from changedetect._match_rules import overlap_evidence as _overlap_evidence
 from changedetect._match_truth import agreement
-from changedetect.errors import GeoreferenceError, PermitSchemaError
+from changedetect.errors import ConfigError, GeoreferenceError, PermitSchemaError
 
 log = logging.getLogger(__name__)
 
@@ -112,8 +112,9 @@ class MatchConfig:
         makes a change ``permitted``).  Imagery often shows only the part of an extension
         outside the drawn outline.  ``False``: such changes stay ``unlicensed``.
     working_crs
-        CRS to measure areas in (default: the footprints' CRS when it is
-        projected, else its UTM zone).
+        CRS to measure areas in; it must be projected and in metres.  Default: the
+        footprints' CRS when it is (UTM, VN-2000), else the footprints' UTM zone
+        (a geographic CRS, or a state plane in feet, whose areas would be ft²).
     """
 
     tolerance_m2: float = 10.0
@@ -128,6 +129,15 @@ class MatchConfig:
             raise ValueError("tolerances must be >= 0")
         if not 0 < self.min_overlap_ratio <= 1:
             raise ValueError(f"min_overlap_ratio must be in (0, 1], got {self.min_overlap_ratio}")
+        if self.working_crs:
+            try:
+                crs = CRS.from_user_input(self.working_crs)
+            except Exception as exc:
+                raise ConfigError(f"working_crs {self.working_crs!r} is not a CRS pyproj knows: {exc}") from exc
+            if not _in_metres(crs):
+                raise ConfigError(f"working_crs {self.working_crs!r} ({crs.name}) does not measure in metres; "
+                                  "areas and tolerances are in m²: give a metric projected CRS (the UTM "
+                                  "zone, e.g. EPSG:32648) or leave it unset")
 
 
 def match(
@@ -174,7 +184,7 @@ def _harmonise_crs(
         raise PermitSchemaError("the permit register has no CRS; load it with load_register(..., crs=...)")
     if config.working_crs:
         crs = CRS.from_user_input(config.working_crs)
-    elif footprints.crs.is_projected:
+    elif _in_metres(CRS.from_user_input(footprints.crs)):
         crs = CRS.from_user_input(footprints.crs)
     else:
         crs = CRS.from_user_input(footprints.estimate_utm_crs())
@@ -255,6 +265,11 @@ def _candidate_pairs(
     used, pi = np.unique(pi, return_inverse=True)
     order = np.lexsort((pi, fi))  # by footprint: the overlaps then gather their rings in order
     return fi[order], pi[order], _permit_arrays(pm, used, crs)
+
+
+def _in_metres(crs: CRS) -> bool:
+    """A projected CRS whose unit is the metre."""
+    return bool(crs.is_projected) and abs(_metres_per_unit(crs) - 1.0) < 1e-9
 
 
 def _metres_per_unit(crs: CRS) -> float:

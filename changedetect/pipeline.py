@@ -306,7 +306,10 @@ def _chain(stack: xr.DataArray, register: gpd.GeoDataFrame, out: Path, config: P
     with clock.stage("match"):
         mconfig = config.match
         if mconfig.edge_tolerance_m is None:  # outlines traced from pixels: one pixel of positional tolerance
-            mconfig = replace(mconfig, edge_tolerance_m=float(abs(prob.rio.resolution()[0])))
+            from changedetect.io.geo import resolution_m
+            from changedetect.types import Grid
+
+            mconfig = replace(mconfig, edge_tolerance_m=round(resolution_m(Grid.of(prob)), 4))
         violations = _with_addresses(match_mod.match(footprints, register, config=mconfig), register)
     with clock.stage("write"):
         write_vector(violations, out / OUTPUTS["violations"], overwrite=True)

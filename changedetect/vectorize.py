@@ -34,6 +34,7 @@ previous run's footprints, carried over by overlap: :func:`changedetect._vectori
 from __future__ import annotations
 
 import logging
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,7 +56,9 @@ from changedetect._vectorize_shapes import (
     change_types,
     regularize,
 )
+from changedetect.io.geo import pixel_size_m
 from changedetect.io.vectors import load_previous
+from changedetect.types import Grid
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +85,7 @@ class VectorizeConfig:
     max_hole_m2
         Holes smaller than this are filled (courtyards larger are kept).
     simplify_m
-        Douglas-Peucker tolerance, in CRS units (metres).
+        Douglas-Peucker tolerance, in metres (converted to the CRS's units).
     regularize
         Square the outlines (see module docstring).
     rectangularity
@@ -179,12 +182,12 @@ def vectorize(
     transform = prob.rio.transform()
     crs = prob.rio.crs
     shape = (int(prob.shape[0]), int(prob.shape[1]))
-    pixel_m2 = abs(transform.a * transform.e)
+    pixel_m2, unit_m = _pixel_area_m2(prob)
     days = _first_seen_days(first_seen, shape)
     pieces = [p for r0 in range(0, shape[0], config.strip_rows)
               for p in _strip(prob, days, r0, transform, pixel_m2, config)]
     merged = _merge_seams(pieces)
-    frame = _attributes(merged, crs, config, pixel_m2)
+    frame = _attributes(merged, crs, config, pixel_m2, unit_m)
     frame["footprint_id"] = carry_ids(frame.geometry, previous, min_iou=config.carry_min_iou,
                                       min_cover=config.carry_min_cover)
     if len(frame):
@@ -335,23 +338,53 @@ def _merge_seams(pieces: list[dict]) -> list[dict]:
     return merged
 
 
-def _attributes(pieces: list[dict], crs: object, config: VectorizeConfig, pixel_m2: float) -> gpd.GeoDataFrame:
+def _pixel_area_m2(prob: xr.DataArray) -> tuple[float, float]:
+    """A pixel's ground area (m²) at the scene centre, and metres per CRS unit there.
+
+    Metres whatever the CRS: US-survey-foot state planes, Web Mercator and geographic
+    grids are measured on the ellipsoid (:func:`changedetect.io.geo.pixel_size_m`).  Without
+    a CRS the grid's units are taken as metres.
+    """
+    transform = prob.rio.transform()
+    units2 = abs(transform.a * transform.e)
+    if prob.rio.crs is None or units2 == 0:
+        return units2, 1.0
+    sx, sy = pixel_size_m(Grid.of(prob))
+    if not (math.isfinite(sx) and math.isfinite(sy)) or sx * sy <= 0:
+        return units2, 1.0
+    return sx * sy, math.sqrt(sx * sy / units2)
+
+
+def _metric(frame: gpd.GeoDataFrame) -> gpd.GeoSeries:
+    """The geometries in metres: as they are in a metre-based projected CRS (or none), else in
+    the local UTM zone (a feet-based state plane's areas would be ft², a geographic one's deg²)."""
+    crs = frame.crs
+    if crs is None or (crs.is_projected and abs(_unit_factor(crs) - 1.0) < 1e-9):
+        return frame.geometry
+    return frame.to_crs(frame.estimate_utm_crs()).geometry
+
+
+def _unit_factor(crs: object) -> float:
+    try:
+        return float(crs.axis_info[0].unit_conversion_factor)  # type: ignore[attr-defined]
+    except (AttributeError, IndexError, TypeError, ValueError):
+        return 1.0
+
+
+def _attributes(pieces: list[dict], crs: object, config: VectorizeConfig, pixel_m2: float,
+                unit_m: float = 1.0) -> gpd.GeoDataFrame:
     if not pieces:
         empty = {c: pd.Series(dtype=object) for c in COLUMNS}
         return gpd.GeoDataFrame(empty, geometry=gpd.GeoSeries([], crs=crs), crs=crs)
     frame = gpd.GeoDataFrame(pieces, geometry="geometry", crs=crs)
-    metric = frame.geometry if frame.crs is None or frame.crs.is_projected else frame.to_crs(
-        frame.estimate_utm_crs()).geometry
-    frame = frame[metric.area.to_numpy() >= config.min_area_m2].reset_index(drop=True)
-    geoms = frame.geometry.simplify(config.simplify_m, preserve_topology=True)
+    frame = frame[_metric(frame).area.to_numpy() >= config.min_area_m2].reset_index(drop=True)
+    geoms = frame.geometry.simplify(config.simplify_m / unit_m, preserve_topology=True)
     if config.regularize:
-        tol = max(config.simplify_m, pixel_m2 ** 0.5)
+        tol = max(config.simplify_m, pixel_m2 ** 0.5) / unit_m  # in CRS units
         geoms = gpd.GeoSeries([regularize(g, rectangularity=config.rectangularity, tolerance=tol,
                                           min_iou=config.regularize_min_iou) for g in geoms], crs=crs)
     frame = frame.set_geometry(geoms.make_valid() if len(geoms) else geoms)
-    metric = frame.geometry if frame.crs is None or frame.crs.is_projected else frame.to_crs(
-        frame.estimate_utm_crs()).geometry
-    frame["area_m2"] = np.round(metric.area.to_numpy(), 2)
+    frame["area_m2"] = np.round(_metric(frame).area.to_numpy(), 2)
     frame["prob_mean"] = np.round(frame["sum"] / np.maximum(frame["count"], 1), 4).astype(np.float32)
     frame["prob_max"] = frame["max"].astype(np.float32)
     frame["first_seen"] = pd.to_datetime(frame["days"], unit="D", errors="coerce")

@@ -224,6 +224,26 @@ def test_footprints_in_geographic_crs_are_measured_in_metres() -> None:
     assert out["area_m2"].iat[0] == pytest.approx(180.0, rel=1e-3)
 
 
+def test_footprints_in_a_feet_state_plane_are_measured_in_metres() -> None:
+    """NY Long Island state plane (EPSG:2263, US survey feet): areas and tolerances stay m²."""
+    ft = 1 / 0.3048006096
+    x0, y0 = 985_000.0, 200_000.0
+
+    def bf(w: float, h: float):  # a w x h metre box, drawn in feet
+        return box(x0, y0, x0 + w * ft, y0 + h * ft)
+
+    f = fp(("house", bf(10, 16.8), SEEN, "new"), crs="EPSG:2263")
+    p = register(permit("P1", bf(10, 16), area=160.0), crs="EPSG:2263")
+    out = match(f, p, config=MatchConfig(tolerance_pct=0))
+    assert out["area_m2"].iat[0] == pytest.approx(168.0, rel=2e-3)
+    assert out["excess_area_m2"].iat[0] == pytest.approx(8.0, rel=2e-2)
+    assert out["status"].iat[0] == "permitted"  # 8 m² outside: under the 10 m² tolerance (86 ft² is not)
+    with pytest.raises(ValueError, match="does not measure in metres"):
+        MatchConfig(working_crs="EPSG:2263")
+    with pytest.raises(ValueError, match="not a CRS"):
+        MatchConfig(working_crs="EPSG:not-a-code")
+
+
 def test_vn2000_datum_shift_is_applied() -> None:
     """The same building drawn in VN-2000 / TM-3 105-45 (EPSG:9210) and in UTM 48N matches;
     reading the VN-2000 coordinates as if they were on the WGS 84 datum puts the permit

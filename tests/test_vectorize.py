@@ -384,3 +384,21 @@ def test_cli_vectorize_previous(tmp_path) -> None:
     bad = CliRunner().invoke(cli, ["vectorize", str(tmp_path / "p2.tif"), "--out", str(tmp_path / "f3.gpkg"),
                                    "--previous", str(tmp_path / "bad.gpkg")])
     assert bad.exit_code != 0 and "previous footprints" in str(bad.exception or bad.output)
+
+
+@pytest.mark.parametrize("crs, res", [("EPSG:2263", 0.5 / 0.3048006096), ("EPSG:4326", 0.5 / 111_320.0)])
+def test_areas_and_minimum_area_are_metres_whatever_the_crs_unit(crs: str, res: float) -> None:
+    """A NY state plane in US survey feet, or lon/lat degrees: area_m2 and min_area_m2 stay in m²."""
+    x0, y0 = (985_000.0, 200_000.0) if crs == "EPSG:2263" else (-73.98, 40.75)
+    p = np.zeros((80, 80), np.float32)
+    p[10:30, 10:30] = 0.9  # 20 x 20 pixels of about 0.5 m: about 100 m²
+    p[50:56, 50:56] = 0.9  # 6 x 6 pixels: about 9 m², under the 10 m² minimum
+    t = Affine(res, 0, x0, 0, -res, y0)
+    coords = {"y": y0 - res * (np.arange(80) + 0.5), "x": x0 + res * (np.arange(80) + 0.5)}
+    prob = xr.DataArray(p, dims=("y", "x"), coords=coords).rio.write_crs(crs).rio.write_transform(t)
+    out = vectorize(prob, config=VectorizeConfig(regularize=False))
+    assert len(out) == 1 and out.crs == prob.rio.crs
+    expected = 100.0 if crs == "EPSG:2263" else 100.0 * np.cos(np.radians(40.75))  # a degree of lon shrinks
+    assert out["area_m2"].iloc[0] == pytest.approx(expected, rel=0.03)
+    # the outline was simplified by 0.5 m, not by 0.5 CRS units (which would be 0.15 m or 55 km)
+    assert len(shapely.get_coordinates(out.geometry.iloc[0])) <= 6
