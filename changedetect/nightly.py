@@ -27,6 +27,11 @@ The merge then treats a violation whose id was so carried over and that touches 
 open one of the same area with that id as the same structure, even when its
 outline grew; other violations are matched by IoU >= 0.5 only.
 
+Every pair of an area is co-registered onto the area's reference: its earliest readable
+acquisition, pinned in the state at the area's first commit and kept afterwards (a late,
+older acquisition does not move it); unreadable files older than it are reported and left
+out of the pairs (:mod:`changedetect._nightly_reference`).
+
 Why it is crash-safe: every output is written atomically; each pair's run
 lands in a work folder named by the checksums of its inputs and configuration
 and is reused when complete; ids are a deterministic function of the committed
@@ -49,11 +54,11 @@ from pathlib import Path
 from typing import Any
 
 from changedetect import _nightly_footprints as _footprints
+from changedetect import _nightly_reference as _reference
 from changedetect._nightly_catalog import Acquisition, discover, plan_pairs
+from changedetect._nightly_reference import NightState
 from changedetect._state import (
-    State,
     checkpoint,
-    load_state,
     save_state,
     sha256_file,
     sha256_json,
@@ -77,6 +82,11 @@ class NightlySummary:
     areas: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
     outputs: dict[str, str] = field(default_factory=dict)
+    #: the registration reference (path, date, sha256) of each area with new acquisitions
+    references: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: problems that did not fail an area, one line each: unreadable files left out,
+    #: a pinned reference that vanished or changed
+    warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
@@ -135,7 +145,7 @@ def _run_area(task: dict[str, Any]) -> dict[str, Any]:
             if not (run_dir / "run.json").is_file():
                 run_dir.mkdir(parents=True, exist_ok=True)
                 manifest = run_dir.parent / f"{run_dir.name}.manifest.json"
-                ref = pair.get("reference")  # the area's first acquisition: one grid for every night
+                ref = pair.get("reference")  # the area's reference acquisition: one grid for every night
                 write_text_atomic(manifest, json.dumps(([ref] if ref else []) + [
                     {"path": pair["before_path"], "date": pair["before"]},
                     {"path": pair["after_path"], "date": pair["after"]},
@@ -218,7 +228,7 @@ def run_nightly(
     config = config or PipelineConfig()
     with state_lock(state_dir):
         _remove_stale_temporaries(state_dir, out_dir)
-        current = load_state(state_dir)
+        current = _reference.load(state_dir)
         summary = NightlySummary(night=night_s)
         committed = _footprints.load(state_dir, current.generation)
         tasks, new_by_area = _plan(catalog, current, state_dir, str(permits), config, night_s, summary,
@@ -233,7 +243,7 @@ def run_nightly(
         ok_areas = {r["area"] for r in results if not r["error"]}
         summary.failed = {r["area"]: r["error"] for r in results if r["error"]}
         new_state = _next_state(current, new_by_area, ok_areas | (set(new_by_area) - {t["area"] for t in tasks}),
-                                night_s, violations)
+                                night_s, violations, summary.references)
         _merge.write_generation(violations, new_state.violations_path(state_dir))
         _footprints.save(_footprints.next_table(committed, results), state_dir, new_state.generation)
         checkpoint("generation written")
@@ -266,7 +276,7 @@ def _remove_stale_temporaries(*folders: Path) -> None:
                 f.unlink(missing_ok=True)
 
 
-def _already_done(current: State, state_dir: Path, out_dir: Path, summary: NightlySummary) -> NightlySummary:
+def _already_done(current: NightState, state_dir: Path, out_dir: Path, summary: NightlySummary) -> NightlySummary:
     """Nothing new for a night already committed: only restore outputs that went missing."""
     import geopandas as gpd
 
@@ -285,7 +295,7 @@ def _already_done(current: State, state_dir: Path, out_dir: Path, summary: Night
     return summary
 
 
-def _plan(catalog: str | Path, current: State, state_dir: Path, permits: str, config: PipelineConfig,
+def _plan(catalog: str | Path, current: NightState, state_dir: Path, permits: str, config: PipelineConfig,
           night: str, summary: NightlySummary,
           committed: Any = None) -> tuple[list[dict[str, Any]], dict[str, list[Acquisition]]]:
     """The areas' tasks.
@@ -296,17 +306,36 @@ def _plan(catalog: str | Path, current: State, state_dir: Path, permits: str, co
     folder is named by a checksum of its inputs, the register, the configuration and that
     choice (the committed footprints' checksum, or the chosen pair's folder name), so a
     complete run is reused only when all of these are the same.
+
+    Each area with new acquisitions gets its registration reference
+    (:func:`changedetect._nightly_reference.choose`: the pinned one, else the earliest readable,
+    recorded in ``summary.references`` to be pinned at the commit).  The acquisitions found
+    unreadable on the way are reported (``summary.warnings``) and left out of the pairs: a new
+    acquisition is paired with the previous one that is not among them; being new, they are
+    committed with the area (they take part in no pair).
     """
     permits_key = sha256_file(permits) if Path(permits).is_file() else permits
     cfg = config.to_dict()
     tasks, new_by_area = [], {}
+    checked: dict[str, str | None] = {}  # the readability check: once a night per file
     for area, acqs in discover(catalog, night=night, known=current.checksums).items():
-        new, pairs = plan_pairs(acqs, current.processed(area))
-        if not new:
+        processed = current.processed(area)
+        if all(q.sha256 in processed for q in acqs):
             continue
+        choice = _reference.choose(area, acqs, current.references.get(area), current.checksums, checked)
+        for message in choice.unreadable.values():
+            log.error("%s", message)
+        if choice.warning:
+            log.warning("%s", choice.warning)
+        summary.warnings += [*choice.unreadable.values(), *([choice.warning] if choice.warning else [])]
+        new = [q for q in acqs if q.sha256 not in processed]
+        _, pairs = plan_pairs([q for q in acqs if q.path not in choice.unreadable], processed)
         new_by_area[area] = new
         summary.new_acquisitions += len(new)
         summary.areas.append(area)
+        first = choice.reference  # every pair is registered onto it (but a pair that contains it)
+        if first is not None:
+            summary.references[area] = _reference.record(first)
         if not pairs:
             continue
         summary.pairs += len(pairs)
@@ -314,15 +343,15 @@ def _plan(catalog: str | Path, current: State, state_dir: Path, permits: str, co
         # (date, what the pair gets as previous, its part of the work folder's key)
         sets = [] if mine is None else [(str(mine["after"].max()), "committed", _footprints.checksum(mine))]
         runs = []
-        first = acqs[0]  # every pair is registered onto the area's first acquisition
         for a, b in pairs:
-            reference = {"path": first.path, "date": first.date} if first.date < a.date else None
+            reference = None if first is None or first.path in (a.path, b.path) else {
+                "path": first.path, "date": first.date}
             chosen: tuple[str, str | None, str] = ("", None, _footprints.checksum(None))
             for candidate in sets:
                 if candidate[0] <= a.date and candidate[0] >= chosen[0]:
                     chosen = candidate
             key = sha256_json([a.sha256, b.sha256, permits_key, cfg, chosen[2]]
-                              + ([first.sha256] if reference else []))[:16]
+                              + ([first.sha256] if first is not None and reference else []))[:16]
             run_dir = str(state_dir / "work" / _safe(area) / key)
             runs.append({"before": a.date, "after": b.date, "before_path": a.path, "after_path": b.path,
                          "run_dir": run_dir, "previous": chosen[1], "reference": reference})
@@ -335,8 +364,9 @@ def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", name)
 
 
-def _next_state(current: State, new_by_area: dict[str, list[Acquisition]], ok_areas: set[str], night: str,
-                violations: Any) -> State:
+def _next_state(current: NightState, new_by_area: dict[str, list[Acquisition]], ok_areas: set[str], night: str,
+                violations: Any, references: dict[str, dict[str, str]]) -> NightState:
+    """The state to commit: a successful area's new acquisitions, and its reference pinned."""
     acquisitions = {a: dict(v) for a, v in current.acquisitions.items()}
     for area, new in new_by_area.items():
         if area in ok_areas:
@@ -346,11 +376,16 @@ def _next_state(current: State, new_by_area: dict[str, list[Acquisition]], ok_ar
     nights[night] = {"new_violations": int((violations["night"] == night).sum()),
                      "open_violations": len(violations)}
     checksums = {k: v for k, v in current.checksums.items() if Path(k).exists()}  # filled by discover()
-    return State(acquisitions=acquisitions, generation=current.generation + 1, nights=nights,
-                 checksums=checksums)
+    pinned = dict(current.references)
+    for area, ref in sorted(references.items()):
+        if area in ok_areas and pinned.get(area) != ref:
+            log.info("area %s: registration reference pinned: %s (%s)", area, ref["path"], ref["date"])
+            pinned[area] = ref
+    return NightState(acquisitions=acquisitions, generation=current.generation + 1, nights=nights,
+                      checksums=checksums, references=pinned)
 
 
-def _cleanup(state_dir: Path, state: State, results: list[dict[str, Any]]) -> None:
+def _cleanup(state_dir: Path, state: NightState, results: list[dict[str, Any]]) -> None:
     """Remove older generations and the committed pairs' work folders (safe to skip)."""
     keep = {state.violations_path(state_dir).name, _footprints.path(state_dir, state.generation).name}
     for old in [*state_dir.glob("violations-*.parquet"), *state_dir.glob("footprints-*.parquet")]:

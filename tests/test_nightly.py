@@ -10,6 +10,7 @@ with the reference.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import random
 import shutil
@@ -263,19 +264,30 @@ def test_discover_groups_areas_and_reads_stac_items(tmp_path: Path) -> None:
 
 
 def test_a_bad_area_fails_alone_and_is_retried(world: dict, tmp_path: Path) -> None:
+    """(A new unreadable acquisition that is not the area's reference fails its pair, and so the area.)
+    The state is one written before references were pinned: a successful area pins its reference."""
     base = tmp_path / "bad"
     shutil.copytree(world["root"] / f"after-{NIGHTS[0]}", base)
+    state_file = base / "state" / "state.json"
+    old = json.loads(state_file.read_text())
+    assert set(old.pop("references")) == set(AREAS)  # pinned on the first night (the baseline)
+    state_file.write_text(json.dumps(old))
     _arrive(world, base / "catalog", NIGHTS[1])
     bad = base / "catalog" / "district3" / "district3_20240315.tif"
     good = bad.read_bytes()
     bad.write_bytes(b"not a GeoTIFF")
     summary = _run_in_process(world, base, NIGHTS[1])
     assert list(summary.failed) == ["district3"] and "district3_20240315" in summary.failed["district3"]
-    state = json.loads((base / "state" / "state.json").read_text())
+    state = json.loads(state_file.read_text())
     assert len(state["acquisitions"]["district1"]) == 2 and len(state["acquisitions"]["district3"]) == 1
+    assert list(state["references"]) == ["district1"]  # the failed area pins nothing
+    assert Path(state["references"]["district1"]["path"]).name == "district1_20240115.tif"
     bad.write_bytes(good)  # the feed delivers the file again
     again = _run_in_process(world, base, NIGHTS[1])
     assert again.failed == {} and again.areas == ["district3"]
+    state = json.loads(state_file.read_text())
+    assert [(a, r["date"]) for a, r in sorted(state["references"].items())] == [
+        ("district1", "2024-01-15"), ("district3", "2024-01-15")]
     got, want = _outputs(base), dict(world["after-night-2"])
     assert got.pop("state.generation") == want.pop("state.generation") + 1  # two commits that night
     assert got == want
@@ -386,13 +398,18 @@ def test_merge_same_id_counts_only_when_the_pair_carried_it(tmp_path: Path) -> N
     assert list(merged["violation_id"]) == ["d1-20240316-001"]
 
 
-def _late_catalog(tmp_path: Path) -> tuple[Path, object, object]:
+def _late_catalog(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, object, object]:
     """Area d1: 01-01 and 03-01 committed (footprints kept after 03-01); 02-01 (late) and 04-01 arrive.
-    Area d2: 01-01 committed; 02-01 and 03-01 arrive (a plain chain)."""
+    Area d2: 01-01 committed; 02-01 and 03-01 arrive (a plain chain).  No reference pinned yet (a
+    state written before they were); the stand-in files pass the readability check."""
     import geopandas as gpd
     from shapely.geometry import box
 
-    from changedetect._state import State, sha256_file
+    from changedetect import _nightly_reference
+    from changedetect._nightly_reference import NightState as State
+    from changedetect._state import sha256_file
+
+    monkeypatch.setattr(_nightly_reference, "unreadable_reason", lambda path: None)
 
     cat = tmp_path / "catalog"
     files = {}
@@ -412,11 +429,12 @@ def _late_catalog(tmp_path: Path) -> tuple[Path, object, object]:
     return cat, state, committed
 
 
-def test_each_pair_gets_the_latest_footprints_dated_on_or_before_its_first_date(tmp_path: Path) -> None:
+def test_each_pair_gets_the_latest_footprints_dated_on_or_before_its_first_date(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from changedetect.config import PipelineConfig
     from changedetect.nightly import NightlySummary, _plan
 
-    cat, state, committed = _late_catalog(tmp_path)
+    cat, state, committed = _late_catalog(tmp_path, monkeypatch)
     sd = tmp_path / "state"
 
     def plan(table: object) -> dict[str, list[dict]]:
@@ -455,7 +473,7 @@ def test_run_area_gives_each_pair_its_chosen_previous_and_records_the_carried_id
     from changedetect import nightly, pipeline
     from changedetect.config import PipelineConfig
 
-    cat, state, committed = _late_catalog(tmp_path)
+    cat, state, committed = _late_catalog(tmp_path, monkeypatch)
     tasks, _ = nightly._plan(cat, state, tmp_path / "state", "register.gpkg", PipelineConfig(), "2024-04-02",
                              nightly.NightlySummary("2024-04-02"), committed)
     given: list[list[str] | None] = []
@@ -538,3 +556,116 @@ def pd_concat(frames: list):  # noqa: ANN201
     import pandas as pd
 
     return gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), geometry="geometry", crs=frames[0].crs)
+
+
+def test_a_backfilled_older_acquisition_does_not_move_the_pinned_reference(world: dict, tmp_path: Path) -> None:
+    """Night 3 with an acquisition older than the area's first one arriving late: its pairs are still
+    registered onto the pinned reference, so its outputs are the uninterrupted run's."""
+    from changedetect import _nightly_reference
+    from changedetect._state import sha256_file
+    from changedetect.config import PipelineConfig
+    from changedetect.nightly import NightlySummary, _plan
+
+    base = tmp_path / "backfill"
+    shutil.copytree(world["root"] / f"after-{NIGHTS[1]}", base)
+    first = base / "catalog" / "district1" / "district1_20240115.tif"
+    pinned = json.loads((base / "state" / "state.json").read_text())["references"]["district1"]
+    assert (pinned["date"], pinned["sha256"]) == ("2024-01-15", sha256_file(first))
+    _arrive(world, base / "catalog", NIGHTS[2])
+    late = base / "catalog" / "district1" / "district1_20231115.tif"  # another image, dated earlier
+    shutil.copy(base / "catalog" / "district3" / "district3_20240115.tif", late)
+    tasks, _ = _plan(base / "catalog", _nightly_reference.load(base / "state"), base / "state",
+                     str(world["permits"]), PipelineConfig.from_toml(world["config"]), NIGHTS[2],
+                     NightlySummary(NIGHTS[2]), None)
+    pairs = next(t for t in tasks if t["area"] == "district1")["pairs"]
+    assert [(p["before"], p["after"], p["reference"]) for p in pairs] == [
+        ("2024-03-15", "2024-05-14", {"path": str(first), "date": "2024-01-15"})]  # register_to 01-15
+    summary = _run_in_process(world, base, NIGHTS[2])
+    assert summary.failed == {} and summary.warnings == [] and summary.pairs == len(AREAS)
+    assert summary.references["district1"] == {"path": str(first), "date": "2024-01-15",
+                                               "sha256": pinned["sha256"]}
+    state = json.loads((base / "state" / "state.json").read_text())
+    assert state["references"]["district1"] == summary.references["district1"]  # still 01-15 (its new path)
+    assert len(state["acquisitions"]["district1"]) == 4  # the late one is committed
+    got, want = _outputs(base), world["reference"]
+    for name in (f"violations-{NIGHTS[2]}.gpkg", "open_violations.gpkg", "state.footprints"):
+        assert got[name] == want[name], name
+
+
+def test_an_unreadable_first_file_does_not_block_its_area(world: dict, tmp_path: Path,
+                                                         caplog: pytest.LogCaptureFixture) -> None:
+    """The area's first acquisition is truncated: it is reported (its name, what to do, no traceback),
+    the earliest readable one becomes the reference, and the later pair runs and finds violations."""
+    import geopandas as gpd
+
+    base = tmp_path / "corrupt"
+    folder = base / "catalog" / "district1"
+    folder.mkdir(parents=True)
+    bad = folder / "district1_20240115.tif"
+    bad.write_bytes((world["full"] / "district1" / bad.name).read_bytes()[:100])
+
+    def night(name: str) -> tuple:
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="changedetect"):
+            summary = _run_in_process(world, base, name)
+        named = [r for r in caplog.records if bad.name in r.getMessage()]
+        return summary, named, json.loads((base / "state" / "state.json").read_text())
+
+    summary, named, state = night(NIGHTS[0])  # alone: nothing to pair, no reference to pin
+    assert summary.failed == {} and summary.pairs == 0 and summary.references == {}
+    assert len(named) == 1 and named[0].levelno == logging.ERROR and named[0].exc_info is None
+    assert summary.warnings == [named[0].getMessage()] and "replace it with a good copy" in summary.warnings[0]
+    assert len(state["acquisitions"]["district1"]) == 1 and state["references"] == {}
+    for f in ("district1_20240315.tif", "district1_20240514.tif"):  # the later acquisitions arrive
+        shutil.copy(world["full"] / "district1" / f, folder / f)
+    summary, named, state = night(NIGHTS[2])
+    assert summary.failed == {} and summary.pairs == 1, summary.failed
+    assert len(named) == 1 and summary.warnings == [named[0].getMessage()] and "Traceback" not in caplog.text
+    assert summary.references["district1"]["path"] == str(folder / "district1_20240315.tif")
+    assert state["references"]["district1"]["date"] == "2024-03-15"  # pinned
+    assert len(state["acquisitions"]["district1"]) == 3
+    tonight = gpd.read_file(base / "out" / f"violations-{NIGHTS[2]}.gpkg")
+    assert summary.new_violations == len(tonight) > 0
+    assert set(zip(tonight["before"], tonight["after"], strict=True)) == {("2024-03-15", "2024-05-14")}
+
+
+def test_a_pinned_reference_that_vanished_or_changed_is_reported_and_replaced(tmp_path: Path) -> None:
+    import pandas as pd
+
+    from changedetect._nightly_reference import NightState, choose, load, record
+    from changedetect._state import load_state, save_state
+    from changedetect.nightly import _next_state, discover
+
+    paths = write_stack(make_stack(n_dates=3, size=32, seed=5), tmp_path / "cat" / "d", prefix="d")
+    acqs = discover(tmp_path / "cat")["d"]
+    checked: dict = {}
+    assert choose("d", acqs, None, {}, checked).reference == acqs[0] and list(checked) == [acqs[0].path]
+    pin = record(acqs[0])
+    kept = choose("d", acqs, pin, {}, {})
+    assert (kept.reference, kept.unreadable, kept.warning) == (acqs[0], {}, None)
+    # a state committed with it, read back (and by a reader of the plain State, which ignores it)
+    sd = tmp_path / "state"
+    sd.mkdir()
+    save_state(sd, NightState(generation=1, references={"d": pin}))
+    assert load(sd).references == {"d": pin} and load_state(sd).generation == 1
+    old = json.loads((sd / "state.json").read_text())
+    del old["references"]  # a state written before references were pinned
+    (sd / "state.json").write_text(json.dumps(old))
+    assert load(sd).references == {}
+
+    paths[0].write_bytes(paths[0].read_bytes()[:100])  # rewritten: another checksum, and unreadable
+    changed = choose("d", discover(tmp_path / "cat")["d"], pin, {}, {})
+    assert changed.reference is not None and changed.reference.path == str(paths[1])
+    assert changed.warning is not None and "has changed" in changed.warning and str(paths[0]) in changed.warning
+    assert list(changed.unreadable) == [str(paths[0])]
+    paths[0].unlink()
+    gone = choose("d", discover(tmp_path / "cat")["d"], pin, {}, {})
+    assert gone.reference is not None and gone.reference.path == str(paths[1]) and gone.unreadable == {}
+    assert gone.warning is not None and "no longer in the catalog" in gone.warning
+
+    # the commit pins the night's reference of each area that succeeded, and only of those
+    night = {"night": pd.Series([], dtype=object)}
+    current = NightState(generation=1, references={"d": pin, "e": pin})
+    new = _next_state(current, {"d": [], "e": [], "f": []}, {"d", "f"}, "2024-06-01", pd.DataFrame(night),
+                      {"d": record(gone.reference), "e": record(acqs[2]), "f": record(acqs[2])})
+    assert new.references == {"d": record(gone.reference), "e": pin, "f": record(acqs[2])}
