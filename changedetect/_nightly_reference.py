@@ -11,7 +11,7 @@ Every pair of an area is co-registered onto one acquisition of the area, its *re
   says so and falls back as below; the fallback is pinned at the next commit.
 - Without a pin (a new area, or a state written before references were pinned) the reference
   is the area's **earliest readable** acquisition: candidates are checked in date order with a
-  cheap read (open the file, read one pixel at two corners: :func:`unreadable_reason`), once
+  cheap read (header, block offsets, one pixel at two corners: :func:`unreadable_reason`), once
   per night each, until one passes.  Those that fail are *unreadable*: reported once, named,
   with what to do; the job leaves them out of the area's pairs (see ``changedetect.nightly``).
 """
@@ -26,7 +26,7 @@ from typing import Any
 
 from changedetect._nightly_catalog import Acquisition, _checksum
 from changedetect._state import State, load_state
-from changedetect.errors import ConfigError
+from changedetect.errors import ChangeDetectError, ConfigError
 
 log = logging.getLogger("changedetect.nightly")
 
@@ -63,18 +63,26 @@ def record(acq: Acquisition) -> dict[str, str]:
 
 
 def unreadable_reason(path: str | Path) -> str | None:
-    """Why ``path`` cannot be read as a raster (None when it can): open it and read the pixel at two
-    opposite corners of every band (a truncated file fails at one of them, or already at opening)."""
+    """Why ``path`` cannot be read as a raster, naming it (None when it can).
+
+    The cheap check of :func:`changedetect.io._inspect.inspect_raster` (header, and a GeoTIFF's
+    block offsets against the file's size), then the pixel at two opposite corners of every band.
+    """
     import rasterio
     from rasterio.windows import Window
 
+    from changedetect.io._inspect import inspect_raster
+
     try:
+        inspect_raster(path)
         with rasterio.open(path) as ds:
             for col, row in ((0, 0), (ds.width - 1, ds.height - 1)):
                 ds.read(window=Window(col, row, 1, 1))
+    except ChangeDetectError as exc:  # names the file and what to do
+        return str(exc)
     except Exception as exc:  # any failure means the pipeline could not read it either
         text = str(exc).strip().splitlines()
-        return (text[0] if text else type(exc).__name__)[:300]
+        return f"'{path}' cannot be read ({(text[0] if text else type(exc).__name__)[:300]})"
     return None
 
 
@@ -115,9 +123,9 @@ def choose(area: str, acqs: list[Acquisition], pinned: dict[str, str] | None,
         if reason is None:
             found = q
             break
-        unreadable[q.path] = (f"area {area}: '{q.path}' cannot be read ({reason}); it is left out of the "
-                              "area's pairs and is not its registration reference; replace it with a good "
-                              "copy (a new file is a new acquisition) or remove it from the catalog")
+        unreadable[q.path] = (f"area {area}: {reason}. It is left out of the area's pairs and is not its "
+                              "registration reference; a good copy will be a new acquisition (or remove the "
+                              "file from the catalog)")
     if warning is not None:
         warning += (f"; tonight's pairs are registered onto '{found.path}' ({found.date}), which becomes the "
                     "area's reference when the night is committed (earlier nights' footprints were "
