@@ -33,8 +33,10 @@ def command(catalog: Path, permits: str, state: Path, out: Path, night: dt.datet
 
     Writes the violations first seen tonight and updates the cumulative register of
     open violations (stable ids).  Running it twice adds nothing; killed at any
-    moment, the next run finishes the night exactly.  Exit 3 when another run holds
-    the lock.  Scheduling examples (cron, systemd timer): docs/nightly.md.
+    moment, the next run finishes the night exactly.  Exit 2 when an area failed (it is
+    retried next night), 3 when another run holds the lock.  An unreadable acquisition
+    older than an area's registration reference, or a reference that vanished, is printed
+    as a WARNING and the area goes on (exit 0).  Scheduling examples: docs/nightly.md.
 
     \b
     Example:
@@ -63,6 +65,8 @@ def command(catalog: Path, permits: str, state: Path, out: Path, night: dt.datet
                    f"{s['new_violations']} new violation(s), {s['open_violations']} open in total")
         for key, path in s["outputs"].items():
             click.echo(f"  {key:<11} {path}")
+        for message in s.get("warnings", []):
+            click.echo(f"  WARNING {message}", err=True)
         for area, err in s["failed"].items():
             click.echo(f"  FAILED {area}: {err}", err=True)
     if s["failed"]:
