@@ -61,6 +61,13 @@ class DetectConfig:
         Torch device (``"cpu"`` or ``"cuda"``).
     num_threads
         Torch intra-op threads; ``None``: every core.
+    season_days
+        :func:`~changedetect.detect.detect_series` only.  Besides consecutive dates, compare
+        each date with the latest date a whole number of years before it whose day of the
+        year is within this many days of its own (a same-season, "anniversary" pair), when
+        that date is not its predecessor.  Same-season dates share the sun's elevation and
+        the vegetation's phase: a structure that the moving shadows of consecutive dates
+        hide stands out.  ``None``: consecutive pairs only.
     """
 
     model: str = "vhr-building"
@@ -71,8 +78,11 @@ class DetectConfig:
     threshold: float | None = None
     device: str = "cpu"
     num_threads: int | None = None
+    season_days: int | None = 45
 
     def __post_init__(self) -> None:
+        if self.season_days is not None and not 0 <= self.season_days <= 91:
+            raise ValueError(f"season_days must be in [0, 91] or None, got {self.season_days}")
         if self.window is not None and self.window < 32:
             raise ValueError(f"window must be >= 32 pixels, got {self.window}")
         if self.window is not None and not 0 <= self.overlap < self.window // 2:

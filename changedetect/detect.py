@@ -3,8 +3,9 @@
 :func:`detect_pair` works on two in-memory (or dask-backed) ``(band, y, x)``
 DataArrays; :func:`detect_to_file` streams two raster files into a
 probability COG with memory bounded whatever the scene's size;
-:func:`detect_series` runs between consecutive dates of a TileStack and keeps,
-per pixel, the highest probability and the date change first appeared.
+:func:`detect_series` runs between consecutive dates of a TileStack (and same-season
+dates a year or more apart, :func:`series_pairs`) and keeps, per pixel, the highest
+probability and the date change first appeared.
 
 All three share one engine: the scene is cut into overlapping windows
 (:mod:`changedetect.tiling`), windows are normalised with ONE set of statistics
@@ -49,6 +50,8 @@ __all__ = [
     "detect_series",
     "detect_to_file",
     "resolve_bands",
+    "season_partner",
+    "series_pairs",
 ]
 
 
@@ -167,21 +170,68 @@ def _with_georef(prob: xr.DataArray, like: xr.DataArray) -> xr.DataArray:
     return prob
 
 
+def season_partner(times: np.ndarray, j: int, season_days: int | None = 45,
+                   before: int | None = None) -> int | None:
+    """Index of the latest date before ``before`` (default ``j - 1``) that lies at least
+    300 days before date ``j`` with a day of the year within ``season_days`` of ``j``'s, or
+    ``None`` (also when ``season_days`` is ``None``)."""
+    if season_days is None:
+        return None
+    days = np.asarray(times, dtype="datetime64[D]")
+    doy = [int((d - d.astype("datetime64[Y]")).astype(int)) for d in days]
+    for i in range((j - 1 if before is None else before) - 1, -1, -1):
+        gap = int((days[j] - days[i]).astype(int))
+        shift = abs(doy[j] - doy[i])
+        if gap >= 300 and min(shift, 365 - shift) <= season_days:
+            return i
+    return None
+
+
+def series_pairs(times: np.ndarray, season_days: int | None = 45) -> list[tuple[int, int]]:
+    """The date pairs :func:`detect_series` compares, as ``(before, after)`` indices.
+
+    First every consecutive pair, in order; then, for each date ``j`` and when
+    ``season_days`` is not ``None``, its :func:`season_partner`: the latest earlier date
+    ``i < j - 1`` that lies at least 300 days before it with a day of the year within
+    ``season_days`` of ``j``'s (a same-season pair).  At most one such pair per date, so the
+    work stays linear in the number of dates.
+
+    >>> t = np.array(["2024-01-15", "2024-07-12", "2025-01-20"], dtype="datetime64[D]")
+    >>> series_pairs(t)
+    [(0, 1), (1, 2), (0, 2)]
+    >>> series_pairs(t, None)
+    [(0, 1), (1, 2)]
+    """
+    pairs = [(i, i + 1) for i in range(len(times) - 1)]
+    for j in range(2, len(times)):
+        i = season_partner(times, j, season_days)
+        if i is not None:
+            pairs.append((i, j))
+    return pairs
+
+
 def detect_series(
     stack: xr.DataArray,
     *,
     config: DetectConfig = DetectConfig(),
     progress: bool = False,
     model: _Loaded | None = None,
+    pairs: list[tuple[int, int]] | None = None,
 ) -> tuple[xr.DataArray, xr.DataArray]:
-    """Change between consecutive dates of a TileStack, kept per pixel.
+    """Change between the dates of a TileStack, kept per pixel.
+
+    The pairs are ``pairs`` (``(before, after)`` indices into ``time``, in order of
+    precedence for ``first_seen``), by default :func:`series_pairs`: consecutive dates, then
+    same-season dates a year or more apart (``config.season_days``).
 
     Returns
     -------
     (ChangeProbability, first_seen)
-        The highest probability over the consecutive pairs, and ``(y, x)``
-        datetime64[ns]: the AFTER date of the first pair whose probability
-        reaches the threshold (``NaT`` where change never appears).
+        The highest probability over the pairs, and ``(y, x)`` datetime64[ns]: the AFTER
+        date of the first consecutive pair whose probability reaches the threshold; where
+        only a same-season pair reaches it, that pair's AFTER date (the first date the
+        change is seen for sure: a consecutive pair could not place it); ``NaT`` where
+        change never appears.  ``attrs["pairs"]`` lists the pairs compared.
     """
     if stack.sizes.get("time", 0) < 2:
         raise ValueError(f"a series needs at least 2 dates, got {stack.sizes.get('time', 0)}")
@@ -189,20 +239,25 @@ def detect_series(
     thr = _threshold(config, loaded.card)
     times = stack["time"].values
     best: xr.DataArray | None = None
-    first = np.full((stack.sizes["y"], stack.sizes["x"]), np.datetime64("NaT", "ns"))
-    for i in range(stack.sizes["time"] - 1):
-        logger.info("detect: %s -> %s", str(times[i])[:10], str(times[i + 1])[:10])
-        prob = detect_pair(stack.isel(time=i), stack.isel(time=i + 1), config=config,
+    first = np.full((stack.sizes["y"], stack.sizes["x"]), np.datetime64("NaT"), dtype="datetime64[ns]")
+    n = len(times)
+    pairs = series_pairs(times, config.season_days) if pairs is None else list(pairs)
+    if not pairs or any(not 0 <= i < j < n for i, j in pairs):
+        raise ValueError(f"pairs must be (before, after) indices with 0 <= before < after < {n}, got {pairs}")
+    for i, j in pairs:
+        logger.info("detect: %s -> %s%s", str(times[i])[:10], str(times[j])[:10],
+                    "" if j == i + 1 else " (same season)")
+        prob = detect_pair(stack.isel(time=i), stack.isel(time=j), config=config,
                            progress=progress, model=loaded)
         values = prob.values
-        first[(values >= thr) & np.isnat(first)] = times[i + 1]
+        first[(values >= thr) & np.isnat(first)] = times[j]
         if best is None:
             best = prob
         else:
             best.values = np.fmax(best.values, values)
     assert best is not None
     best.attrs["after"] = str(np.datetime64(times[-1], "D"))
+    best.attrs["pairs"] = ";".join(f"{str(times[i])[:10]}/{str(times[j])[:10]}" for i, j in pairs)
     first_seen = xr.DataArray(first, dims=("y", "x"), coords={k: best[k] for k in ("y", "x") if k in best.coords},
                               name="first_seen")
     return best, _with_georef(first_seen, stack.isel(time=0))
-

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +20,7 @@ from changedetect.detect import (
     detect_series,
     detect_to_file,
     resolve_bands,
+    series_pairs,
 )
 from changedetect.errors import ModelError, OutputExistsError
 
@@ -171,13 +172,38 @@ def test_series_keeps_max_and_first_seen() -> None:
     times = np.array(["2024-01-01", "2024-06-01", "2025-01-01"], dtype="datetime64[ns]")
     stack = xr.concat([a, b, c], dim="time").assign_coords(time=times).transpose("time", "band", "y", "x")
     loaded = Loaded(Pointwise(3), FakeCard())
-    prob, first = detect_series(stack, config=CFG, model=loaded)
+    consecutive = replace(CFG, season_days=None)
+    prob, first = detect_series(stack, config=consecutive, model=loaded)
     p1 = detect_pair(a, b, config=CFG, model=loaded).values
     p2 = detect_pair(b, c, config=CFG, model=loaded).values
     np.testing.assert_allclose(prob.values, np.fmax(p1, p2))
     expect = np.where(p1 >= 0.5, times[1], np.where(p2 >= 0.5, times[2], np.datetime64("NaT")))
     np.testing.assert_array_equal(first.values, expect.astype("datetime64[ns]"))
     assert first.dtype == np.dtype("datetime64[ns]")
+    # 2024-01-01 and 2025-01-01 share a season: that pair is compared too, and dates only
+    # the pixels that no consecutive pair flagged, with its AFTER date
+    prob, first = detect_series(stack, config=CFG, model=loaded)
+    p02 = detect_pair(a, c, config=CFG, model=loaded).values
+    assert ((p02 >= 0.5) & (p1 < 0.5) & (p2 < 0.5)).any()  # the case below is exercised
+    np.testing.assert_allclose(prob.values, np.fmax(np.fmax(p1, p2), p02))
+    expect = np.where(np.isnat(expect.astype("datetime64[ns]")),
+                      np.where(p02 >= 0.5, times[2], np.datetime64("NaT")), expect).astype("datetime64[ns]")
+    np.testing.assert_array_equal(first.values, expect)
+    assert prob.attrs["pairs"] == "2024-01-01/2024-06-01;2024-06-01/2025-01-01;2024-01-01/2025-01-01"
+
+
+def test_series_pairs_add_one_same_season_pair_per_date() -> None:
+    t = np.array(["2023-12-20", "2024-03-01", "2024-06-01", "2024-09-01", "2024-12-28", "2025-03-05",
+                  "2026-01-02"], dtype="datetime64[D]")
+    consecutive = [(i, i + 1) for i in range(6)]
+    # 2024-12-28 / 2023-12-20 (8 days apart in the year, across New Year), 2025-03-05 / 2024-03-01,
+    # 2026-01-02 / 2024-12-28 (the latest qualifying date, not the first)
+    assert series_pairs(t) == [*consecutive, (0, 4), (1, 5), (4, 6)]
+    assert series_pairs(t, season_days=None) == consecutive
+    assert series_pairs(t, season_days=3) == [*consecutive, (1, 5)]
+    assert series_pairs(t[:2]) == [(0, 1)]
+    with pytest.raises(ValueError, match="season_days"):
+        DetectConfig(season_days=120)
 
 
 def _write(path: Path, data: np.ndarray, transform: Affine = TRANSFORM) -> Path:
