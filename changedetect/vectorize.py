@@ -100,6 +100,11 @@ class VectorizeConfig:
         footprint takes a previous one's ``footprint_id`` when their IoU is at
         least ``carry_min_iou`` or their intersection covers at least
         ``carry_min_cover`` of the smaller (see :func:`~changedetect._vectorize_shapes.carry_ids`).
+    min_presence
+        With ``presence`` (a building segmenter's before/after probabilities): a footprint
+        whose mean building probability is below this on both dates is dropped, since no
+        building stands there before or after (a vehicle, a lawn, a moving shadow).
+        ``None``: keep every footprint.
     change_type_model
         For :func:`changedetect.pipeline.run`: the single-date building segmenter whose
         before/after building probabilities decide ``change_type`` (the ``presence``
@@ -119,6 +124,7 @@ class VectorizeConfig:
     rectangularity: float = 0.8
     regularize_min_iou: float = 0.9
     change_type_model: str = "auto"
+    min_presence: float | None = 0.3
     strip_rows: int = 2048
     strip_overlap: int = 64
     carry_min_iou: float = CARRY_MIN_IOU
@@ -128,6 +134,8 @@ class VectorizeConfig:
         low = self.threshold if self.low_threshold is None else self.low_threshold
         if not 0 < low <= self.threshold <= 1:
             raise ValueError(f"need 0 < low_threshold <= threshold <= 1, got {low} and {self.threshold}")
+        if self.min_presence is not None and not 0 <= self.min_presence <= 1:
+            raise ValueError(f"min_presence must be in [0, 1] or None, got {self.min_presence}")
         if self.strip_rows < 16 or self.strip_overlap < 0:
             raise ValueError("strip_rows must be >= 16 and strip_overlap >= 0")
         if not (0 < self.carry_min_iou <= 1 and 0 < self.carry_min_cover <= 1):
@@ -193,10 +201,18 @@ def vectorize(
     if len(frame):
         frame["change_type"] = change_types(frame.geometry, before=before, after=after, buildings=buildings,
                                             transform=transform, shape=shape)
-        if presence is not None and (buildings is None or not len(buildings)):
+        if presence is not None:
             geoms = np.asarray(frame.geometry.values)
             pb, pa = (presence_means(geoms, np.asarray(p.values), transform) for p in presence)
-            frame["change_type"] = presence_types(pb, pa, list(frame["change_type"]))
+            if buildings is None or not len(buildings):  # an existing-buildings layer wins for the kind
+                frame["change_type"] = presence_types(pb, pa, list(frame["change_type"]))
+            if config.min_presence is not None:
+                unbuilt = (pb < config.min_presence) & (pa < config.min_presence)  # NaN on either: kept
+                frame = frame[~unbuilt].reset_index(drop=True)
+                dropped = int(unbuilt.sum())
+                if dropped:
+                    log.info("dropped %d footprints with no building on either date (building probability "
+                             "< %.2f before and after)", dropped, config.min_presence)
     frame["model"] = str(prob.attrs.get("model", ""))
     frame["model_version"] = str(prob.attrs.get("model_version") or str(prob.attrs.get("model_sha256", ""))[:12])
     carried = int(frame["footprint_id"].isin(set(previous["footprint_id"].astype(str))).sum()) \

@@ -196,6 +196,28 @@ def test_change_type_from_building_presence_before_and_after() -> None:
     assert presence_types(b, a, ["x"] * 6) == ["new", "demolished", "altered", "new", "altered", "x"]
 
 
+def test_footprints_with_no_building_on_either_date_are_dropped() -> None:
+    p = np.zeros((80, 120), np.float32)
+    for c0 in (5, 45, 85):
+        p[20:40, c0:c0 + 25] = 0.9
+    prob = raster(p)
+    before, after = np.zeros((80, 120), np.float32), np.zeros((80, 120), np.float32)
+    after[20:40, 5:30] = 0.9  # a new building
+    before[20:40, 45:70], after[20:40, 45:70] = 0.2, 0.25  # a car or a shadow: no building either side
+    before[20:40, 85:110] = np.nan  # no segmenter data: kept
+    presence = (raster(before), raster(after))
+    out = vectorize(prob, presence=presence)
+    assert sorted(out.geometry.centroid.x.round() - X0) == [9.0, 49.0]  # columns 17.5 and 97.5 (0.5 m)
+    assert len(vectorize(prob, presence=presence, config=VectorizeConfig(min_presence=None))) == 3
+    assert len(vectorize(prob, presence=presence, config=VectorizeConfig(min_presence=0.2))) == 3
+    import geopandas as gpd  # an existing-buildings layer decides the kind, not whether it is a building
+
+    existing = gpd.GeoDataFrame(geometry=[px_box(20, 45, 40, 70)], crs="EPSG:32648")
+    assert len(vectorize(prob, presence=presence, buildings=existing)) == 2
+    with pytest.raises(ValueError, match="min_presence"):
+        VectorizeConfig(min_presence=1.5)
+
+
 def test_empty_and_nan() -> None:
     p = np.full((40, 40), np.nan, np.float32)
     out = vectorize(raster(p))
