@@ -17,7 +17,10 @@ report and output options.  A TOML file maps one-to-one onto it::
     title = "District 12, weekly review"
 
 A table is a dataclass, a key is a field; a key that is not a field raises
-:class:`~changedetect.errors.ConfigError` naming it and the allowed ones.
+:class:`~changedetect.errors.ConfigError` naming it and the allowed ones.  TOML has no
+null: ``false`` sets an optional field to ``None`` (``season_days = false`` in ``[detect]``
+compares consecutive dates only; ``min_presence = false`` in ``[vectorize]`` keeps every
+footprint).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import tomllib
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from enum import Enum
@@ -189,12 +193,24 @@ def _build(default: Any, data: Mapping[str, Any], *, where: str, path: str) -> A
         current = getattr(default, key)
         if is_dataclass(current) and not isinstance(current, type):
             changes[key] = _build(current, value, where=where, path=full)
+        elif value is False and not isinstance(current, bool) and _optional(default, key):
+            changes[key] = None  # TOML has no null: `false` turns an optional setting off
         else:
             changes[key] = _coerce(current, value, where=where, key=full)
     try:
         return replace(default, **changes)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{where}: [{path or 'top level'}] {exc}") from None
+
+
+def _optional(default: Any, key: str) -> bool:
+    """Whether field ``key`` of dataclass ``default`` accepts ``None``."""
+    try:
+        hint = typing.get_type_hints(type(default))[key]
+    except Exception:  # an annotation that cannot be resolved: be strict
+        return False
+    args = typing.get_args(hint)
+    return type(None) in args and bool not in args
 
 
 def _coerce(current: Any, value: Any, *, where: str, key: str) -> Any:
@@ -246,7 +262,7 @@ def _to_toml(data: Mapping[str, Any]) -> str:
     lines: list[str] = []
 
     def table(prefix: str, d: Mapping[str, Any]) -> None:
-        scalars = {k: v for k, v in d.items() if not isinstance(v, Mapping) and v is not None}
+        scalars = {k: v for k, v in d.items() if not isinstance(v, Mapping)}
         if prefix:
             lines.append(f"[{prefix}]")
         lines.extend(f"{k} = {_toml_value(v)}" for k, v in scalars.items())
@@ -262,6 +278,8 @@ def _to_toml(data: Mapping[str, Any]) -> str:
 def _toml_value(v: Any) -> str:
     import json
 
+    if v is None:  # TOML has no null; `false` reads back as None for an optional field
+        return "false"
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, list):

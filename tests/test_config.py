@@ -108,3 +108,21 @@ def test_real_stage_configs_round_trip(tmp_path: Path) -> None:
     assert PipelineConfig.from_toml(path) == cfg
     with pytest.raises(ConfigError, match="unknown key 'match.nope'"):
         PipelineConfig.from_dict({"match": {"nope": 1}})
+
+
+def test_false_turns_an_optional_setting_off_and_none_round_trips(tmp_path: Path) -> None:
+    for mod in ("detect", "vectorize"):
+        pytest.importorskip(f"changedetect.{mod}")
+    path = tmp_path / "off.toml"
+    path.write_text("[detect]\nseason_days = false\n[vectorize]\nmin_presence = false\n"
+                    "low_threshold = false\n", encoding="utf-8")
+    cfg = PipelineConfig.from_toml(path)
+    assert cfg.detect.season_days is None and cfg.vectorize.min_presence is None
+    assert cfg.vectorize.low_threshold is None
+    assert cfg.detect.tta is False and cfg.vectorize.threshold == 0.5  # the others keep their defaults
+    again = tmp_path / "again.toml"
+    again.write_text(cfg.to_toml(), encoding="utf-8")
+    assert PipelineConfig.from_toml(again) == cfg  # None written as false, read back as None
+    path.write_text("[vectorize]\nthreshold = false\n", encoding="utf-8")  # not optional: an error
+    with pytest.raises(ConfigError, match="threshold"):
+        PipelineConfig.from_toml(path)
