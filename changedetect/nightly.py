@@ -146,13 +146,18 @@ def _run_area(task: dict[str, Any]) -> dict[str, Any]:
                 run_dir.mkdir(parents=True, exist_ok=True)
                 manifest = run_dir.parent / f"{run_dir.name}.manifest.json"
                 ref = pair.get("reference")  # the area's reference acquisition: one grid for every night
-                write_text_atomic(manifest, json.dumps(([ref] if ref else []) + [
-                    {"path": pair["before_path"], "date": pair["before"]},
-                    {"path": pair["after_path"], "date": pair["after"]},
-                ]))
+                partner = pair.get("partner")  # a same-season acquisition a year or more before AFTER
+                extra = [d for d in (ref, partner) if d]
+                write_text_atomic(manifest, json.dumps(
+                    sorted({d["path"]: d for d in extra}.values(), key=lambda d: d["date"]) + [
+                        {"path": pair["before_path"], "date": pair["before"]},
+                        {"path": pair["after_path"], "date": pair["after"]},
+                    ]))
+                compare = [(pair["before"], pair["after"])] + ([(partner["date"], pair["after"])] if partner else [])
                 with _local_dask():
                     pipeline.run(manifest, permits=task["permits"], out=run_dir, config=config,
-                                 overwrite=True, previous=previous, register_to=ref["date"] if ref else None)
+                                 overwrite=True, previous=previous, register_to=ref["date"] if ref else None,
+                                 pairs=compare)
                 checkpoint(f"pair {task['area']} {pair['before']}..{pair['after']} done")
             runs.append({**pair, "carried": _carried(run_dir, previous)})
     except ChangeDetectError as exc:
@@ -343,21 +348,42 @@ def _plan(catalog: str | Path, current: NightState, state_dir: Path, permits: st
         # (date, what the pair gets as previous, its part of the work folder's key)
         sets = [] if mine is None else [(str(mine["after"].max()), "committed", _footprints.checksum(mine))]
         runs = []
+        usable = sorted((q for q in acqs if q.path not in choice.unreadable), key=lambda q: (q.date, q.path))
         for a, b in pairs:
             reference = None if first is None or first.path in (a.path, b.path) else {
                 "path": first.path, "date": first.date}
+            partner = _season_partner(usable, a, b, config.detect.season_days)
             chosen: tuple[str, str | None, str] = ("", None, _footprints.checksum(None))
             for candidate in sets:
                 if candidate[0] <= a.date and candidate[0] >= chosen[0]:
                     chosen = candidate
             key = sha256_json([a.sha256, b.sha256, permits_key, cfg, chosen[2]]
-                              + ([first.sha256] if first is not None and reference else []))[:16]
+                              + ([first.sha256] if first is not None and reference else [])
+                              + ([partner.sha256] if partner is not None else []))[:16]
             run_dir = str(state_dir / "work" / _safe(area) / key)
             runs.append({"before": a.date, "after": b.date, "before_path": a.path, "after_path": b.path,
-                         "run_dir": run_dir, "previous": chosen[1], "reference": reference})
+                         "run_dir": run_dir, "previous": chosen[1], "reference": reference,
+                         "partner": None if partner is None else {"path": partner.path, "date": partner.date}})
             sets.append((b.date, run_dir, key))
         tasks.append({"area": area, "permits": permits, "config": cfg, "committed": mine, "pairs": runs})
     return tasks, new_by_area
+
+
+def _season_partner(usable: list[Acquisition], a: Acquisition, b: Acquisition,
+                    season_days: int | None) -> Acquisition | None:
+    """The same-season partner of the pair ``(a, b)``: the latest acquisition before ``a``
+    at least 300 days before ``b`` with a day of the year within ``season_days`` of ``b``'s
+    (:func:`changedetect.detect.season_partner`, as ``changedetect run`` pairs a series), or None."""
+    import numpy as np
+
+    from changedetect.detect import season_partner
+
+    earlier = [q for q in usable if q.date < a.date]
+    if season_days is None or not earlier:
+        return None
+    times = np.array([q.date for q in earlier] + [b.date], dtype="datetime64[D]")
+    i = season_partner(times, len(earlier), season_days, before=len(earlier))
+    return None if i is None else earlier[i]
 
 
 def _safe(name: str) -> str:

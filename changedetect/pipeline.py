@@ -142,6 +142,7 @@ def run(
     progress: bool = False,
     previous: str | Path | gpd.GeoDataFrame | None = None,
     register_to: str | None = None,
+    pairs: Sequence[tuple[str, str]] | None = None,
 ) -> RunSummary:
     """Run the whole chain on a stack of tiles and a permit register.
 
@@ -169,6 +170,12 @@ def run(
         other date is aligned onto its grid, then it is dropped before detection (the nightly
         job registers every pair of an area onto the area's first acquisition, so that all
         nights' footprints share one grid).
+    pairs
+        ISO ``(before, after)`` dates of the pairs to compare, in order of precedence for
+        ``first_seen`` (default: :func:`changedetect.detect.series_pairs`, or the one pair of
+        two dates).  The stages after detection (change type, report images) start at the
+        first pair's BEFORE date, whose grid the run keeps: the nightly job compares
+        ``(previous, new)`` and a same-season partner ``(partner, new)``.
 
     Raises
     ------
@@ -189,13 +196,15 @@ def run(
         with clock.stage("open"):
             series = open_series(tiles if isinstance(tiles, str | Path) else [Path(t) for t in tiles])
             # a registration-only reference must not impose its grid: the first compared date's
-            grids = [sc.grid for sc in series.scenes if sc.date.isoformat() != register_to]
+            grids = [sc.grid for sc in series.scenes if sc.date.isoformat() != register_to
+                     and (not pairs or sc.date.isoformat() == pairs[0][0])]
             stack = series.to_stack(grid=grids[0] if register_to is not None and grids else None)
             register = _load_permits(permits)
             before, before_info = _load_previous(previous)
         if register_to is not None:
             config = replace(config, coregister=replace(config.coregister, reference=register_to))
-        paths = _chain(stack, register, out, config, (loaded, segmenter), clock, progress, before, register_to)
+        paths = _chain(stack, register, out, config, (loaded, segmenter), clock, progress, before, register_to,
+                       pairs)
         summary = _finish(series, stack, permits, out, config, loaded, clock, paths, started, before_info)
     finally:
         clock.close()
@@ -263,7 +272,7 @@ def _segmenter_info(seg: Any) -> dict[str, Any] | None:
 
 def _chain(stack: xr.DataArray, register: gpd.GeoDataFrame, out: Path, config: PipelineConfig,
            models: tuple[Any, Any], clock: _Clock, progress: bool, previous: gpd.GeoDataFrame | None,
-           register_to: str | None = None) -> dict[str, Any]:
+           register_to: str | None = None, pairs: Sequence[tuple[str, str]] | None = None) -> dict[str, Any]:
     """The stages; returns the in-memory results the summary needs."""
     from changedetect import coregister as coreg_mod
     from changedetect import detect as detect_mod
@@ -276,8 +285,9 @@ def _chain(stack: xr.DataArray, register: gpd.GeoDataFrame, out: Path, config: P
     with clock.stage("coregister"):
         aligned, creport = coreg_mod.coregister(stack, config=config.coregister, progress=progress)
         aligned = _hold(aligned)
-        if register_to is not None:  # a reference for the grid only, not a date of the series
-            keep = [str(t)[:10] != register_to for t in aligned["time"].values]
+        if register_to is not None:  # a reference for the grid only, unless a pair compares it
+            needed = {d for pair in pairs or () for d in pair}
+            keep = [str(t)[:10] != register_to or str(t)[:10] in needed for t in aligned["time"].values]
             aligned = aligned.isel(time=[i for i, k in enumerate(keep) if k])
             if aligned.sizes["time"] < 2:
                 raise ConfigError(f"register_to={register_to!r}: the reference date is used for "
@@ -286,12 +296,17 @@ def _chain(stack: xr.DataArray, register: gpd.GeoDataFrame, out: Path, config: P
                           json.dumps(creport.to_dict(), indent=1, default=str, ensure_ascii=False))
     first_seen = None
     with clock.stage("detect"):
-        if aligned.sizes["time"] == 2:
+        index = _pair_indices(aligned, pairs)
+        if index is not None and len(index) == 1:  # one explicit pair: just those two dates
+            aligned, index = aligned.isel(time=list(index[0])), None
+        if index is None and aligned.sizes["time"] == 2:
             prob = detect_mod.detect_pair(aligned.isel(time=0), aligned.isel(time=1), config=config.detect,
                                           progress=progress, model=loaded)
         else:
             prob, first_seen = detect_mod.detect_series(aligned, config=config.detect, progress=progress,
-                                                        model=loaded)
+                                                        model=loaded, pairs=index)
+            if index is not None:  # the later stages start at the first pair's BEFORE date
+                aligned = aligned.isel(time=slice(index[0][0], None))
         write_cog(prob, out / OUTPUTS["probability"], overwrite=True)
         if first_seen is not None and config.output.first_seen:
             write_cog(_days(first_seen), out / OUTPUTS["first_seen"], overwrite=True)
@@ -333,6 +348,19 @@ def _chain(stack: xr.DataArray, register: gpd.GeoDataFrame, out: Path, config: P
             "edge_tolerance_m": mconfig.edge_tolerance_m, "carried_ids": carried,
             "change_type_model": _segmenter_info(segmenter),
             "written": written}
+
+
+def _pair_indices(aligned: xr.DataArray, pairs: Sequence[tuple[str, str]] | None) -> list[tuple[int, int]] | None:
+    """``pairs`` (ISO dates) as indices into ``aligned``'s time, or None."""
+    if pairs is None:
+        return None
+    days = [str(t)[:10] for t in aligned["time"].values]
+    missing = sorted({d for pair in pairs for d in pair} - set(days))
+    if not pairs:
+        raise ConfigError("pairs: give at least one (before, after) pair of dates, or None for the default")
+    if missing:
+        raise ConfigError(f"pairs {list(pairs)}: date(s) {missing} are not in the series ({', '.join(days)})")
+    return [(days.index(b), days.index(a)) for b, a in pairs]
 
 
 def _hold(aligned: xr.DataArray) -> xr.DataArray:
@@ -437,6 +465,7 @@ def _finish(series: Any, stack: xr.DataArray, permits: str | Path, out: Path, co
         "crs": str(stack.rio.crs),
         "config": config.to_dict(),
         "effective": {"match.edge_tolerance_m": results["edge_tolerance_m"],
+                      "detect.pairs": str(results["prob"].attrs.get("pairs", "/".join(results["times"][:2]))),
                       "vectorize.change_type_model": results["change_type_model"]},
         "timings_s": {k: round(v, 3) for k, v in clock.timings.items()},
         "counts": counts,

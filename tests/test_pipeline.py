@@ -304,3 +304,25 @@ def test_register_to_keeps_the_pairs_own_grid(inputs: dict, tmp_path: Path) -> N
     with rasterio.open(out / "change_probability.tif") as src, rasterio.open(pair[0]) as first:
         assert (src.width, src.height) == (first.width, first.height) == (64, 64)  # not the 32 px reference's
         assert src.transform.almost_equals(first.transform)
+
+
+def test_explicit_pairs_compare_only_those_and_start_at_the_first_before(inputs: dict) -> None:
+    """The nightly job's call: (previous, new) and a partner (earlier, new); later stages from `previous`."""
+    from changedetect.errors import ConfigError
+    from changedetect.pipeline import run
+
+    pairs = [("2024-03-15", "2024-05-14"), ("2024-01-15", "2024-05-14")]
+    out = inputs["root"] / "out-pairs"
+    config = inputs["config"]  # the random model's probabilities are low: first_seen from 0.02 up
+    config = dataclasses.replace(config, detect=dataclasses.replace(config.detect, threshold=0.02))
+    summary = run(inputs["tiles"], permits=inputs["permits"], out=out, config=config, pairs=pairs)
+    doc = json.loads((out / "run.json").read_text(encoding="utf-8"))
+    assert doc["effective"]["detect.pairs"] == "2024-03-15/2024-05-14;2024-01-15/2024-05-14"
+    assert summary.dates == ["2024-03-15", "2024-05-14"]
+    with rasterio.open(out / "first_seen.tif") as src:  # every change is first seen on the AFTER date
+        days = src.read(1)
+    seen = days[days == days]
+    assert seen.size and set(seen.astype(int).tolist()) == {19857}  # 2024-05-14
+    with pytest.raises(ConfigError, match=r"2023-01-01.*not in the series"):
+        run(inputs["tiles"], permits=inputs["permits"], out=inputs["root"] / "out-bad", config=inputs["config"],
+            pairs=[("2023-01-01", "2024-05-14")])
