@@ -187,6 +187,20 @@ def season_partner(times: np.ndarray, j: int, season_days: int | None = 45,
     return None
 
 
+def _masked(stack: xr.DataArray, mask_pairs: list[tuple[int, int]], thr: float, config: DetectConfig,
+            loaded: _Loaded, progress: bool) -> np.ndarray | None:
+    """Pixels (grown by two) where a pair of ``mask_pairs`` reaches ``thr``, or None."""
+    from scipy import ndimage
+
+    masked = None
+    for i, j in mask_pairs:
+        logger.info("detect (mask): %s -> %s", str(stack["time"].values[i])[:10], str(stack["time"].values[j])[:10])
+        p = detect_pair(stack.isel(time=i), stack.isel(time=j), config=config, progress=progress, model=loaded).values
+        hit = np.nan_to_num(p) >= thr
+        masked = hit if masked is None else masked | hit
+    return None if masked is None else ndimage.binary_dilation(masked, iterations=2)
+
+
 def series_pairs(times: np.ndarray, season_days: int | None = 45) -> list[tuple[int, int]]:
     """The date pairs :func:`detect_series` compares, as ``(before, after)`` indices.
 
@@ -217,12 +231,17 @@ def detect_series(
     progress: bool = False,
     model: _Loaded | None = None,
     pairs: list[tuple[int, int]] | None = None,
+    mask_pairs: list[tuple[int, int]] | None = None,
 ) -> tuple[xr.DataArray, xr.DataArray]:
     """Change between the dates of a TileStack, kept per pixel.
 
     The pairs are ``pairs`` (``(before, after)`` indices into ``time``, in order of
     precedence for ``first_seen``), by default :func:`series_pairs`: consecutive dates, then
-    same-season dates a year or more apart (``config.season_days``).
+    same-season dates a year or more apart (``config.season_days``).  Where a pair of
+    ``mask_pairs`` reaches the threshold (grown by two pixels), the pairs after the first
+    count no change: the nightly job compares ``(previous, new)`` and ``(partner, new)``
+    and masks ``(partner, previous)``, what changed before tonight's pair (earlier nights'
+    news, whose first-seen date this run cannot know).
 
     Returns
     -------
@@ -242,13 +261,17 @@ def detect_series(
     first = np.full((stack.sizes["y"], stack.sizes["x"]), np.datetime64("NaT"), dtype="datetime64[ns]")
     n = len(times)
     pairs = series_pairs(times, config.season_days) if pairs is None else list(pairs)
-    if not pairs or any(not 0 <= i < j < n for i, j in pairs):
-        raise ValueError(f"pairs must be (before, after) indices with 0 <= before < after < {n}, got {pairs}")
-    for i, j in pairs:
+    if not pairs or any(not 0 <= i < j < n for i, j in [*pairs, *(mask_pairs or [])]):
+        raise ValueError(f"pairs must be (before, after) indices with 0 <= before < after < {n}, "
+                         f"got {pairs} (mask {mask_pairs})")
+    masked = _masked(stack, mask_pairs or [], thr, config, loaded, progress)
+    for rank, (i, j) in enumerate(pairs):
         logger.info("detect: %s -> %s%s", str(times[i])[:10], str(times[j])[:10],
                     "" if j == i + 1 else " (same season)")
         prob = detect_pair(stack.isel(time=i), stack.isel(time=j), config=config,
                            progress=progress, model=loaded)
+        if rank and masked is not None:  # NaN (no data) stays NaN
+            prob.values = np.where(masked & np.isfinite(prob.values), np.float32(0), prob.values)
         values = prob.values
         first[(values >= thr) & np.isnat(first)] = times[j]
         if best is None:
@@ -258,6 +281,8 @@ def detect_series(
     assert best is not None
     best.attrs["after"] = str(np.datetime64(times[-1], "D"))
     best.attrs["pairs"] = ";".join(f"{str(times[i])[:10]}/{str(times[j])[:10]}" for i, j in pairs)
+    if mask_pairs:
+        best.attrs["mask_pairs"] = ";".join(f"{str(times[i])[:10]}/{str(times[j])[:10]}" for i, j in mask_pairs)
     first_seen = xr.DataArray(first, dims=("y", "x"), coords={k: best[k] for k in ("y", "x") if k in best.coords},
                               name="first_seen")
     return best, _with_georef(first_seen, stack.isel(time=0))

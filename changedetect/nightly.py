@@ -153,11 +153,13 @@ def _run_area(task: dict[str, Any]) -> dict[str, Any]:
                         {"path": pair["before_path"], "date": pair["before"]},
                         {"path": pair["after_path"], "date": pair["after"]},
                     ]))
+                # with a partner: (previous, new) + (partner, new), not counting what (partner, previous)
+                # shows, which earlier nights reported with their own first-seen dates
                 compare = [(pair["before"], pair["after"])] + ([(partner["date"], pair["after"])] if partner else [])
                 with _local_dask():
                     pipeline.run(manifest, permits=task["permits"], out=run_dir, config=config,
                                  overwrite=True, previous=previous, register_to=ref["date"] if ref else None,
-                                 pairs=compare)
+                                 pairs=compare, mask_pairs=[(partner["date"], pair["before"])] if partner else None)
                 checkpoint(f"pair {task['area']} {pair['before']}..{pair['after']} done")
             runs.append({**pair, "carried": _carried(run_dir, previous)})
     except ChangeDetectError as exc:

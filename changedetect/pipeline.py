@@ -143,6 +143,7 @@ def run(
     previous: str | Path | gpd.GeoDataFrame | None = None,
     register_to: str | None = None,
     pairs: Sequence[tuple[str, str]] | None = None,
+    mask_pairs: Sequence[tuple[str, str]] | None = None,
 ) -> RunSummary:
     """Run the whole chain on a stack of tiles and a permit register.
 
@@ -176,6 +177,9 @@ def run(
         two dates).  The stages after detection (change type, report images) start at the
         first pair's BEFORE date, whose grid the run keeps: the nightly job compares
         ``(previous, new)`` and a same-season partner ``(partner, new)``.
+    mask_pairs
+        ISO pairs whose changes the pairs after the first do not count (the nightly job
+        masks ``(partner, previous)``: earlier nights' news); needs ``pairs``.
 
     Raises
     ------
@@ -204,7 +208,7 @@ def run(
         if register_to is not None:
             config = replace(config, coregister=replace(config.coregister, reference=register_to))
         paths = _chain(stack, register, out, config, (loaded, segmenter), clock, progress, before, register_to,
-                       pairs)
+                       pairs, mask_pairs)
         summary = _finish(series, stack, permits, out, config, loaded, clock, paths, started, before_info)
     finally:
         clock.close()
@@ -272,7 +276,8 @@ def _segmenter_info(seg: Any) -> dict[str, Any] | None:
 
 def _chain(stack: xr.DataArray, register: gpd.GeoDataFrame, out: Path, config: PipelineConfig,
            models: tuple[Any, Any], clock: _Clock, progress: bool, previous: gpd.GeoDataFrame | None,
-           register_to: str | None = None, pairs: Sequence[tuple[str, str]] | None = None) -> dict[str, Any]:
+           register_to: str | None = None, pairs: Sequence[tuple[str, str]] | None = None,
+           mask_pairs: Sequence[tuple[str, str]] | None = None) -> dict[str, Any]:
     """The stages; returns the in-memory results the summary needs."""
     from changedetect import coregister as coreg_mod
     from changedetect import detect as detect_mod
@@ -286,7 +291,7 @@ def _chain(stack: xr.DataArray, register: gpd.GeoDataFrame, out: Path, config: P
         aligned, creport = coreg_mod.coregister(stack, config=config.coregister, progress=progress)
         aligned = _hold(aligned)
         if register_to is not None:  # a reference for the grid only, unless a pair compares it
-            needed = {d for pair in pairs or () for d in pair}
+            needed = {d for pair in [*(pairs or ()), *(mask_pairs or ())] for d in pair}
             keep = [str(t)[:10] != register_to or str(t)[:10] in needed for t in aligned["time"].values]
             aligned = aligned.isel(time=[i for i, k in enumerate(keep) if k])
             if aligned.sizes["time"] < 2:
@@ -296,7 +301,9 @@ def _chain(stack: xr.DataArray, register: gpd.GeoDataFrame, out: Path, config: P
                           json.dumps(creport.to_dict(), indent=1, default=str, ensure_ascii=False))
     first_seen = None
     with clock.stage("detect"):
-        index = _pair_indices(aligned, pairs)
+        if mask_pairs and not pairs:
+            raise ConfigError("mask_pairs needs pairs: the pairs after the first are the ones masked")
+        index, masks = _pair_indices(aligned, pairs), _pair_indices(aligned, mask_pairs or None)
         if index is not None and len(index) == 1:  # one explicit pair: just those two dates
             aligned, index = aligned.isel(time=list(index[0])), None
         if index is None and aligned.sizes["time"] == 2:
@@ -304,7 +311,7 @@ def _chain(stack: xr.DataArray, register: gpd.GeoDataFrame, out: Path, config: P
                                           progress=progress, model=loaded)
         else:
             prob, first_seen = detect_mod.detect_series(aligned, config=config.detect, progress=progress,
-                                                        model=loaded, pairs=index)
+                                                        model=loaded, pairs=index, mask_pairs=masks)
             if index is not None:  # the later stages start at the first pair's BEFORE date
                 aligned = aligned.isel(time=slice(index[0][0], None))
         write_cog(prob, out / OUTPUTS["probability"], overwrite=True)
@@ -466,6 +473,7 @@ def _finish(series: Any, stack: xr.DataArray, permits: str | Path, out: Path, co
         "config": config.to_dict(),
         "effective": {"match.edge_tolerance_m": results["edge_tolerance_m"],
                       "detect.pairs": str(results["prob"].attrs.get("pairs", "/".join(results["times"][:2]))),
+                      "detect.mask_pairs": results["prob"].attrs.get("mask_pairs"),
                       "vectorize.change_type_model": results["change_type_model"]},
         "timings_s": {k: round(v, 3) for k, v in clock.timings.items()},
         "counts": counts,

@@ -313,3 +313,27 @@ def test_dask_backed_inputs_give_the_same_result() -> None:
     loaded = Loaded(Pointwise(3), FakeCard())
     lazy = detect_pair(a.chunk({"y": 64, "x": 64}), b.chunk({"y": 64, "x": 64}), config=CFG, model=loaded)
     np.testing.assert_allclose(lazy.values, detect_pair(a, b, config=CFG, model=loaded).values, atol=1e-6)
+
+
+def test_mask_pairs_silence_the_later_pairs_only() -> None:
+    """The nightly call: (previous, new) first, (partner, new) masked where (partner, previous) changed."""
+    from scipy import ndimage
+
+    a, b = _pair(128, 128)
+    c = b.copy(deep=True)
+    c.values[:, 10:40, 10:40] = 255 - c.values[:, 10:40, 10:40]
+    times = np.array(["2024-01-01", "2024-06-01", "2025-01-01"], dtype="datetime64[ns]")
+    stack = xr.concat([a, b, c], dim="time").assign_coords(time=times).transpose("time", "band", "y", "x")
+    loaded = Loaded(Pointwise(3), FakeCard())
+    prob, first = detect_series(stack, config=CFG, model=loaded, pairs=[(1, 2), (0, 2)], mask_pairs=[(0, 1)])
+    p12, p02, p01 = (detect_pair(stack.isel(time=i), stack.isel(time=j), config=CFG, model=loaded).values
+                     for i, j in ((1, 2), (0, 2), (0, 1)))
+    masked = ndimage.binary_dilation(p01 >= 0.5, iterations=2)
+    assert masked.any() and (~masked).any() and ((p12 >= 0.5) & masked).any()
+    np.testing.assert_allclose(prob.values, np.fmax(p12, np.where(masked, 0, p02)))
+    assert prob.attrs["pairs"] == "2024-06-01/2025-01-01;2024-01-01/2025-01-01"
+    assert prob.attrs["mask_pairs"] == "2024-01-01/2024-06-01"
+    seen = (p12 >= 0.5) | (np.where(masked, 0, p02) >= 0.5)
+    np.testing.assert_array_equal(first.values, np.where(seen, times[2], np.datetime64("NaT")))
+    with pytest.raises(ValueError, match="mask"):
+        detect_series(stack, config=CFG, model=loaded, pairs=[(1, 2)], mask_pairs=[(2, 0)])

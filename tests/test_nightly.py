@@ -669,3 +669,52 @@ def test_a_pinned_reference_that_vanished_or_changed_is_reported_and_replaced(tm
     new = _next_state(current, {"d": [], "e": [], "f": []}, {"d", "f"}, "2024-06-01", pd.DataFrame(night),
                       {"d": record(gone.reference), "e": record(acqs[2]), "f": record(acqs[2])})
     assert new.references == {"d": record(gone.reference), "e": pin, "f": record(acqs[2])}
+
+
+def test_a_pair_with_a_same_season_partner_compares_it_and_masks_earlier_news(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """2024-07-01 -> 2025-01-05 gets the partner 2024-01-01 (a year before, same season): pipeline.run
+    compares (previous, new) and (partner, new), masking (partner, previous); none without season pairs."""
+    from dataclasses import replace
+
+    from changedetect import _nightly_reference, nightly, pipeline
+    from changedetect._nightly_reference import NightState as State
+    from changedetect._state import sha256_file
+    from changedetect.config import PipelineConfig
+
+    monkeypatch.setattr(_nightly_reference, "unreadable_reason", lambda path: None)
+    cat = tmp_path / "catalog" / "d1"
+    cat.mkdir(parents=True)
+    files = {d: cat / f"d1_{d}.tif" for d in ("20240101", "20240701", "20250105")}
+    for d, f in files.items():
+        f.write_bytes(d.encode())
+    state = State(generation=1, acquisitions={"d1": {
+        sha256_file(files[d]): {"path": str(files[d]), "date": f"{d[:4]}-{d[4:6]}-{d[6:]}", "night": "2024-07-02"}
+        for d in ("20240101", "20240701")}})
+
+    def plan(config: PipelineConfig) -> list[dict]:
+        tasks, _ = nightly._plan(cat.parent, state, tmp_path / "state", "register.gpkg", config, "2025-01-06",
+                                 nightly.NightlySummary("2025-01-06"), None)
+        return tasks[0]["pairs"]
+
+    [pair] = plan(PipelineConfig())
+    assert (pair["before"], pair["after"]) == ("2024-07-01", "2025-01-05")
+    assert pair["partner"] == {"path": str(files["20240101"]), "date": "2024-01-01"}
+    base = PipelineConfig()
+    [plain] = plan(replace(base, detect=replace(base.detect, season_days=None)))
+    assert plain["partner"] is None and plain["run_dir"] != pair["run_dir"]
+    calls: list[dict] = []
+
+    def fake_run(manifest: Path, *, out: Path, **kwargs: object) -> None:
+        calls.append({"dates": [d["date"] for d in json.loads(Path(manifest).read_text())], **kwargs})
+        (Path(out) / "run.json").write_text("{}")
+
+    monkeypatch.setattr(pipeline, "run", fake_run)
+    monkeypatch.setattr(nightly, "_carried", lambda run_dir, previous: [])
+    task = {"area": "d1", "permits": "register.gpkg", "config": base.to_dict(), "committed": None, "pairs": [pair]}
+    assert nightly._run_area(task)["error"] is None
+    [call] = calls
+    assert call["dates"] == ["2024-01-01", "2024-07-01", "2025-01-05"]  # the partner is also the reference
+    assert call["register_to"] == "2024-01-01"
+    assert call["pairs"] == [("2024-07-01", "2025-01-05"), ("2024-01-01", "2025-01-05")]
+    assert call["mask_pairs"] == [("2024-01-01", "2024-07-01")]
