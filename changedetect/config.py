@@ -204,12 +204,13 @@ def _build(default: Any, data: Mapping[str, Any], *, where: str, path: str) -> A
 
 
 def _optional(default: Any, key: str) -> bool:
-    """Whether field ``key`` of dataclass ``default`` accepts ``None``."""
+    """Whether field ``key`` of dataclass ``default`` accepts ``None`` (and is not a ``bool``)."""
     try:
-        hint = typing.get_type_hints(type(default))[key]
-    except Exception:  # an annotation that cannot be resolved: be strict
-        return False
-    args = typing.get_args(hint)
+        args = typing.get_args(typing.get_type_hints(type(default))[key])
+    except Exception:  # a name imported for type checking only: read the annotation's text
+        text = next((f.type for f in fields(default) if f.name == key), "")
+        parts = {part.strip() for part in str(text).split("|")}
+        return "None" in parts and "bool" not in parts
     return type(None) in args and bool not in args
 
 
@@ -221,6 +222,8 @@ def _coerce(current: Any, value: Any, *, where: str, key: str) -> Any:
         if not isinstance(value, bool):
             raise ConfigError(f"{where}: '{key}' must be true or false, got {value!r}")
         return value
+    if isinstance(current, int) and isinstance(value, bool):  # a bool is an int to Python, not to TOML
+        raise ConfigError(f"{where}: '{key}' must be int, got {str(value).lower()}")
     if isinstance(current, Enum):
         try:
             return type(current)(value)

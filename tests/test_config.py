@@ -5,11 +5,15 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from changedetect.config import OutputConfig, PipelineConfig, ReportConfig
 from changedetect.errors import ConfigError
+
+if TYPE_CHECKING:
+    from decimal import Decimal  # for type checkers only: typing.get_type_hints cannot resolve it
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,3 +130,29 @@ def test_false_turns_an_optional_setting_off_and_none_round_trips(tmp_path: Path
     path.write_text("[vectorize]\nthreshold = false\n", encoding="utf-8")  # not optional: an error
     with pytest.raises(ConfigError, match="threshold"):
         PipelineConfig.from_toml(path)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Unresolvable:
+    precise: Decimal | None = None  # makes typing.get_type_hints fail for the whole class
+    count: int | None = 5
+    flag: bool | None = True
+
+
+def test_false_is_none_for_an_optional_field_whose_annotations_cannot_be_resolved() -> None:
+    """Before: `count = false` became False (0) without a word, since a bool is an int."""
+    from changedetect.config import _build
+
+    assert _build(_Unresolvable(), {"count": False}, where="t.toml", path="s").count is None
+    assert _build(_Unresolvable(), {"flag": False}, where="t.toml", path="s").flag is False
+    assert _build(_Unresolvable(), {"count": 7}, where="t.toml", path="s").count == 7
+
+
+@pytest.mark.parametrize("value", [True, False])
+def test_a_bool_for_an_int_setting_is_an_error(value: bool) -> None:
+    """TOML's true / false are not numbers: `window = true` was taken as window = 1."""
+    with pytest.raises(ConfigError, match="'detect.window' must be int"):
+        _from({"detect": {"window": value}})
+    pytest.importorskip("changedetect.detect")
+    with pytest.raises(ConfigError, match="'detect.season_days' must be int"):  # was season_days = 1
+        PipelineConfig.from_dict({"detect": {"season_days": True}})
