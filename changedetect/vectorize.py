@@ -196,23 +196,24 @@ def vectorize(
               for p in _strip(prob, days, r0, transform, pixel_m2, config)]
     merged = _merge_seams(pieces)
     frame = _attributes(merged, crs, config, pixel_m2, unit_m)
+    means = None
+    if presence is not None and len(frame):
+        geoms = np.asarray(frame.geometry.values)
+        pb, pa = (presence_means(geoms, np.asarray(p.values), transform) for p in presence)
+        if config.min_presence is not None:  # before the ids: a dropped blob takes none from a building
+            unbuilt = (pb < config.min_presence) & (pa < config.min_presence)  # NaN on either: kept
+            frame, pb, pa = frame[~unbuilt].reset_index(drop=True), pb[~unbuilt], pa[~unbuilt]
+            if unbuilt.any():
+                log.info("dropped %d footprints with no building on either date (building probability "
+                         "< %.2f before and after)", int(unbuilt.sum()), config.min_presence)
+        means = (pb, pa)
     frame["footprint_id"] = carry_ids(frame.geometry, previous, min_iou=config.carry_min_iou,
                                       min_cover=config.carry_min_cover)
     if len(frame):
         frame["change_type"] = change_types(frame.geometry, before=before, after=after, buildings=buildings,
                                             transform=transform, shape=shape)
-        if presence is not None:
-            geoms = np.asarray(frame.geometry.values)
-            pb, pa = (presence_means(geoms, np.asarray(p.values), transform) for p in presence)
-            if buildings is None or not len(buildings):  # an existing-buildings layer wins for the kind
-                frame["change_type"] = presence_types(pb, pa, list(frame["change_type"]))
-            if config.min_presence is not None:
-                unbuilt = (pb < config.min_presence) & (pa < config.min_presence)  # NaN on either: kept
-                frame = frame[~unbuilt].reset_index(drop=True)
-                dropped = int(unbuilt.sum())
-                if dropped:
-                    log.info("dropped %d footprints with no building on either date (building probability "
-                             "< %.2f before and after)", dropped, config.min_presence)
+        if means is not None and (buildings is None or not len(buildings)):  # a buildings layer wins for the kind
+            frame["change_type"] = presence_types(*means, list(frame["change_type"]))
     frame["model"] = str(prob.attrs.get("model", ""))
     frame["model_version"] = str(prob.attrs.get("model_version") or str(prob.attrs.get("model_sha256", ""))[:12])
     carried = int(frame["footprint_id"].isin(set(previous["footprint_id"].astype(str))).sum()) \
@@ -371,11 +372,13 @@ def _pixel_area_m2(prob: xr.DataArray) -> tuple[float, float]:
     return sx * sy, math.sqrt(sx * sy / units2)
 
 
-def _metric(frame: gpd.GeoDataFrame) -> gpd.GeoSeries:
-    """The geometries in metres: as they are in a metre-based projected CRS (or none), else in
-    the local UTM zone (a feet-based state plane's areas would be ft², a geographic one's deg²)."""
+def _metric(frame: gpd.GeoDataFrame, unit_m: float = 1.0) -> gpd.GeoSeries:
+    """The geometries in metres: as they are in a metre-based projected CRS (or none) whose
+    scale is true here (``unit_m``, ground metres per CRS unit, is 1), else in the local UTM
+    zone (a feet-based state plane's areas would be ft², a geographic one's deg², and Web
+    Mercator's are 1/cos²(latitude) too large: 1.7 × at 40°)."""
     crs = frame.crs
-    if crs is None or (crs.is_projected and abs(_unit_factor(crs) - 1.0) < 1e-9):
+    if crs is None or (crs.is_projected and abs(_unit_factor(crs) - 1.0) < 1e-9 and abs(unit_m - 1.0) < 1e-6):
         return frame.geometry
     return frame.to_crs(frame.estimate_utm_crs()).geometry
 
@@ -393,14 +396,14 @@ def _attributes(pieces: list[dict], crs: object, config: VectorizeConfig, pixel_
         empty = {c: pd.Series(dtype=object) for c in COLUMNS}
         return gpd.GeoDataFrame(empty, geometry=gpd.GeoSeries([], crs=crs), crs=crs)
     frame = gpd.GeoDataFrame(pieces, geometry="geometry", crs=crs)
-    frame = frame[_metric(frame).area.to_numpy() >= config.min_area_m2].reset_index(drop=True)
+    frame = frame[_metric(frame, unit_m).area.to_numpy() >= config.min_area_m2].reset_index(drop=True)
     geoms = frame.geometry.simplify(config.simplify_m / unit_m, preserve_topology=True)
     if config.regularize:
         tol = max(config.simplify_m, pixel_m2 ** 0.5) / unit_m  # in CRS units
         geoms = gpd.GeoSeries([regularize(g, rectangularity=config.rectangularity, tolerance=tol,
                                           min_iou=config.regularize_min_iou) for g in geoms], crs=crs)
     frame = frame.set_geometry(geoms.make_valid() if len(geoms) else geoms)
-    frame["area_m2"] = np.round(_metric(frame).area.to_numpy(), 2)
+    frame["area_m2"] = np.round(_metric(frame, unit_m).area.to_numpy(), 2)
     frame["prob_mean"] = np.round(frame["sum"] / np.maximum(frame["count"], 1), 4).astype(np.float32)
     frame["prob_max"] = frame["max"].astype(np.float32)
     frame["first_seen"] = pd.to_datetime(frame["days"], unit="D", errors="coerce")

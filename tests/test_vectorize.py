@@ -218,6 +218,23 @@ def test_footprints_with_no_building_on_either_date_are_dropped() -> None:
         VectorizeConfig(min_presence=1.5)
 
 
+def test_a_dropped_blob_takes_no_id_from_a_kept_footprint() -> None:
+    """A lawn ring with no building on either date (dropped) around a new building whose centroid
+    shares its 4.4 m id cell: the building gets the id it gets alone (it got a '-2' id, the larger
+    lawn taking the cell's, and would have changed id the night the lawn is gone)."""
+    p = np.zeros((120, 120), np.float32)
+    p[10:110, 10:110] = 0.9
+    p[30:90, 30:90] = 0.0  # the ring's courtyard, 900 m²: kept as a hole
+    p[55:65, 55:65] = 0.9  # the building, 25 m², at the ring's centre
+    before, after = np.full_like(p, 0.1), np.full_like(p, 0.1)
+    after[55:65, 55:65] = 0.9
+    out = vectorize(raster(p), presence=(raster(before), raster(after)))
+    alone = np.zeros_like(p)
+    alone[55:65, 55:65] = 0.9
+    assert out["footprint_id"].tolist() == vectorize(raster(alone))["footprint_id"].tolist()
+    assert out["change_type"].tolist() == ["new"] and out["area_m2"].tolist() == [25.0]
+
+
 def test_empty_and_nan() -> None:
     p = np.full((40, 40), np.nan, np.float32)
     out = vectorize(raster(p))
@@ -408,10 +425,15 @@ def test_cli_vectorize_previous(tmp_path) -> None:
     assert bad.exit_code != 0 and "previous footprints" in str(bad.exception or bad.output)
 
 
-@pytest.mark.parametrize("crs, res", [("EPSG:2263", 0.5 / 0.3048006096), ("EPSG:4326", 0.5 / 111_320.0)])
+@pytest.mark.parametrize("crs, res", [("EPSG:2263", 0.5 / 0.3048006096), ("EPSG:4326", 0.5 / 111_320.0),
+                                      ("EPSG:3857", 0.5 / np.cos(np.radians(40.75)))])
 def test_areas_and_minimum_area_are_metres_whatever_the_crs_unit(crs: str, res: float) -> None:
-    """A NY state plane in US survey feet, or lon/lat degrees: area_m2 and min_area_m2 stay in m²."""
-    x0, y0 = (985_000.0, 200_000.0) if crs == "EPSG:2263" else (-73.98, 40.75)
+    """A NY state plane in US survey feet, lon/lat degrees, or Web Mercator (metres, but 1.74 x too
+    long at 40.75 N): area_m2 and min_area_m2 stay in ground m²."""
+    from pyproj import Transformer
+
+    x0, y0 = {"EPSG:2263": (985_000.0, 200_000.0), "EPSG:4326": (-73.98, 40.75)}.get(
+        crs) or Transformer.from_crs(4326, 3857, always_xy=True).transform(-73.98, 40.75)
     p = np.zeros((80, 80), np.float32)
     p[10:30, 10:30] = 0.9  # 20 x 20 pixels of about 0.5 m: about 100 m²
     p[50:56, 50:56] = 0.9  # 6 x 6 pixels: about 9 m², under the 10 m² minimum
@@ -420,7 +442,7 @@ def test_areas_and_minimum_area_are_metres_whatever_the_crs_unit(crs: str, res: 
     prob = xr.DataArray(p, dims=("y", "x"), coords=coords).rio.write_crs(crs).rio.write_transform(t)
     out = vectorize(prob, config=VectorizeConfig(regularize=False))
     assert len(out) == 1 and out.crs == prob.rio.crs
-    expected = 100.0 if crs == "EPSG:2263" else 100.0 * np.cos(np.radians(40.75))  # a degree of lon shrinks
+    expected = 100.0 * np.cos(np.radians(40.75)) if crs == "EPSG:4326" else 100.0  # a degree of lon shrinks
     assert out["area_m2"].iloc[0] == pytest.approx(expected, rel=0.03)
     # the outline was simplified by 0.5 m, not by 0.5 CRS units (which would be 0.15 m or 55 km)
     assert len(shapely.get_coordinates(out.geometry.iloc[0])) <= 6
