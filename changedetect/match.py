@@ -4,9 +4,11 @@
 
     _harmonise_crs -> _candidate_pairs -> _overlap_evidence -> _classify -> _frame
 
-1. **CRS.**  Work in the footprints' CRS when it is projected (else its UTM
-   zone).  The register is reprojected with pyproj's best available
-   transformation for its area, datum shift included: between VN-2000
+1. **CRS.**  Work in the footprints' CRS when it is projected in metres and of
+   true scale there, within 2 % in area (else their UTM zone: a geographic CRS,
+   feet, or Web Mercator, whose areas are 1/cos²(latitude) too large).  The
+   register is reprojected with pyproj's best available transformation for its
+   area, datum shift included: between VN-2000
    (EPSG:9210, Ho Chi Minh City's cadastral maps) and WGS 84 / UTM 48N
    (EPSG:32648) that shift is about 230 m, larger than a city block.
 2. **Candidates** from a spatial index (``STRtree``): every (footprint, permit)
@@ -60,7 +62,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
-from pyproj import CRS, Transformer
+from pyproj import CRS, Proj, Transformer
 
 from changedetect._match_rules import Evidence, Footprints, Permits, reproject
 from changedetect._match_rules import classify as _classify
@@ -69,6 +71,10 @@ from changedetect._match_truth import agreement
 from changedetect.errors import ConfigError, GeoreferenceError, PermitSchemaError
 
 log = logging.getLogger(__name__)
+
+#: a working CRS may draw ground areas at most 2 % too large or small where the footprints are
+#: (1 % in length, as :func:`changedetect.io.geo.pixel_size_m`); UTM within its zone: 0.2 %
+MAX_AREA_DISTORTION = 0.02
 
 STATUSES: tuple[str, ...] = (
     "unlicensed", "type_mismatch", "before_permit", "permit_expired", "exceeds_permit", "permitted",
@@ -112,9 +118,11 @@ class MatchConfig:
         makes a change ``permitted``).  Imagery often shows only the part of an extension
         outside the drawn outline.  ``False``: such changes stay ``unlicensed``.
     working_crs
-        CRS to measure areas in; it must be projected and in metres.  Default: the
-        footprints' CRS when it is (UTM, VN-2000), else the footprints' UTM zone
-        (a geographic CRS, or a state plane in feet, whose areas would be ft²).
+        CRS to measure areas in; it must be projected, in metres and of true scale
+        where the footprints are (within 2 % in area; else :func:`match` raises
+        ``ConfigError``).  Default: the footprints' CRS when it is (UTM, VN-2000),
+        else the footprints' UTM zone (a geographic CRS, a state plane in feet,
+        whose areas would be ft², or Web Mercator).
     """
 
     tolerance_m2: float = 10.0
@@ -182,11 +190,17 @@ def _harmonise_crs(
         raise GeoreferenceError("the footprints have no CRS; set it with .set_crs() before matching")
     if permits.crs is None and len(permits):
         raise PermitSchemaError("the permit register has no CRS; load it with load_register(..., crs=...)")
+    own = CRS.from_user_input(footprints.crs)
     if config.working_crs:
         crs = CRS.from_user_input(config.working_crs)
-    elif _in_metres(CRS.from_user_input(footprints.crs)):
-        crs = CRS.from_user_input(footprints.crs)
-    else:
+        scale = _areal_scale(crs, footprints)
+        if abs(scale - 1.0) > MAX_AREA_DISTORTION:
+            raise ConfigError(f"working_crs {config.working_crs!r} ({crs.name}) draws the footprints' ground "
+                              f"{scale:.3f} times its area here, and tolerances are in m²: give the UTM "
+                              "zone (or another CRS of true scale here), or leave it unset")
+    elif _in_metres(own) and abs(_areal_scale(own, footprints) - 1.0) <= MAX_AREA_DISTORTION:
+        crs = own
+    else:  # geographic, in feet, or metres of a distorted scale here (Web Mercator: 1/cos²(lat))
         crs = CRS.from_user_input(footprints.estimate_utm_crs())
     geoms = footprints.geometry
     if CRS.from_user_input(footprints.crs) != crs:
@@ -265,6 +279,20 @@ def _candidate_pairs(
     used, pi = np.unique(pi, return_inverse=True)
     order = np.lexsort((pi, fi))  # by footprint: the overlaps then gather their rings in order
     return fi[order], pi[order], _permit_arrays(pm, used, crs)
+
+
+def _areal_scale(crs: CRS, footprints: gpd.GeoDataFrame) -> float:
+    """Map area / ground area of projected ``crs`` at the centre of ``footprints`` (1 when unknown)."""
+    if not crs.is_projected or not len(footprints):
+        return 1.0
+    try:
+        x0, y0, x1, y1 = footprints.total_bounds
+        lon, lat = Transformer.from_crs(footprints.crs, CRS.from_epsg(4326), always_xy=True).transform(
+            (x0 + x1) / 2, (y0 + y1) / 2)
+        scale = float(Proj(crs).get_factors(lon, lat, errcheck=False).areal_scale)
+    except Exception:  # PROJ cannot tell (a projection without factors): take it as true
+        return 1.0
+    return scale if np.isfinite(scale) and scale > 0 else 1.0
 
 
 def _in_metres(crs: CRS) -> bool:

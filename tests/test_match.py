@@ -244,6 +244,33 @@ def test_footprints_in_a_feet_state_plane_are_measured_in_metres() -> None:
         MatchConfig(working_crs="EPSG:not-a-code")
 
 
+def test_footprints_in_web_mercator_are_measured_in_ground_metres() -> None:
+    """Web Mercator is in metres but draws ground 1/cos²(lat) too large (1.74 x at 40.75 N): the UTM
+    zone is used instead, and a working_crs of the kind is refused where it distorts."""
+    from pyproj import Transformer
+
+    lat = 40.75
+    x0, y0 = Transformer.from_crs(4326, 3857, always_xy=True).transform(-73.98, lat)
+    k = 1 / np.cos(np.radians(lat))
+
+    def bm(w: float, h: float):  # a w x h ground-metre box, drawn in Web Mercator
+        return box(x0, y0, x0 + w * k, y0 + h * k)
+
+    f = fp(("house", bm(10, 16.8), SEEN, "new"), crs="EPSG:3857")
+    p = register(permit("P1", bm(10, 16), area=160.0), crs="EPSG:3857")
+    out = match(f, p, config=MatchConfig(tolerance_pct=0))
+    assert out.crs.to_epsg() == 3857
+    assert out["area_m2"].iat[0] == pytest.approx(168.0, rel=2e-3)  # was 292 'm²'
+    assert out["status"].iat[0] == "permitted"  # 8 m² outside (it was 14 'm²': exceeds_permit)
+    with pytest.raises(ValueError, match="1.7.. times its area"):
+        match(f, p, config=MatchConfig(working_crs="EPSG:3857"))
+    # at 5 N Web Mercator draws areas 0.8 % too large: accepted when asked for
+    near_equator = box(11_900_000, 557_000, 11_900_010, 557_016)
+    out = match(fp(("house", near_equator, SEEN, "new"), crs="EPSG:3857"),
+                register(permit("P1", near_equator), crs="EPSG:3857"), config=MatchConfig(working_crs="EPSG:3857"))
+    assert out["status"].tolist() == ["permitted"] and out["area_m2"].iat[0] == pytest.approx(160.0)
+
+
 def test_vn2000_datum_shift_is_applied() -> None:
     """The same building drawn in VN-2000 / TM-3 105-45 (EPSG:9210) and in UTM 48N matches;
     reading the VN-2000 coordinates as if they were on the WGS 84 datum puts the permit
