@@ -250,7 +250,8 @@ def detect_series(
         date of the first consecutive pair whose probability reaches the threshold; where
         only a same-season pair reaches it, that pair's AFTER date (the first date the
         change is seen for sure: a consecutive pair could not place it); ``NaT`` where
-        change never appears.  ``attrs["pairs"]`` lists the pairs compared.
+        change never appears.  ``attrs["pairs"]`` lists the pairs compared, ``attrs["before"]``
+        and ``attrs["after"]`` are the earliest and the latest date they compare.
     """
     if stack.sizes.get("time", 0) < 2:
         raise ValueError(f"a series needs at least 2 dates, got {stack.sizes.get('time', 0)}")
@@ -279,7 +280,9 @@ def detect_series(
         else:
             best.values = np.fmax(best.values, values)
     assert best is not None
-    best.attrs["after"] = str(np.datetime64(times[-1], "D"))
+    # the dates compared (not the stack's ends: explicit pairs may leave some out)
+    best.attrs["before"] = str(np.datetime64(times[min(i for i, _ in pairs)], "D"))
+    best.attrs["after"] = str(np.datetime64(times[max(j for _, j in pairs)], "D"))
     best.attrs["pairs"] = ";".join(f"{str(times[i])[:10]}/{str(times[j])[:10]}" for i, j in pairs)
     if mask_pairs:
         best.attrs["mask_pairs"] = ";".join(f"{str(times[i])[:10]}/{str(times[j])[:10]}" for i, j in mask_pairs)

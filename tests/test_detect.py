@@ -337,3 +337,16 @@ def test_mask_pairs_silence_the_later_pairs_only() -> None:
     np.testing.assert_array_equal(first.values, np.where(seen, times[2], np.datetime64("NaT")))
     with pytest.raises(ValueError, match="mask"):
         detect_series(stack, config=CFG, model=loaded, pairs=[(1, 2)], mask_pairs=[(2, 0)])
+
+
+def test_series_attrs_name_the_dates_compared() -> None:
+    """attrs before / after: the earliest and latest dates the pairs compare (they were the first
+    pair's BEFORE and the stack's last date, which explicit pairs may leave out)."""
+    a, b = _pair(64, 64)
+    times = np.array(["2024-01-01", "2024-06-01", "2025-01-01"], dtype="datetime64[ns]")
+    stack = xr.concat([a, b, b], dim="time").assign_coords(time=times).transpose("time", "band", "y", "x")
+    loaded = Loaded(Pointwise(3), FakeCard())
+    prob, _ = detect_series(stack, config=CFG, model=loaded, pairs=[(1, 2), (0, 2)])
+    assert (prob.attrs["before"], prob.attrs["after"]) == ("2024-01-01", "2025-01-01")
+    prob, _ = detect_series(stack, config=CFG, model=loaded, pairs=[(0, 1)])
+    assert (prob.attrs["before"], prob.attrs["after"]) == ("2024-01-01", "2024-06-01")
