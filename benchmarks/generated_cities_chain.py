@@ -72,6 +72,7 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=512)
     ap.add_argument("--cities", type=Path, default=REPO / ".cache_bench" / "gencity")
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    ap.add_argument("--keep", type=Path, help="keep each run's output folder under this folder")
     args = ap.parse_args()
     from changedetect.config import PipelineConfig
     from changedetect.pipeline import run
@@ -81,7 +82,8 @@ def main() -> None:
     tables: dict[str, list[pd.DataFrame]] = {v: [] for v in args.variants}
     totals: dict[str, dict[str, int]] = {v: {} for v in args.variants}
     t0 = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="cd-chain-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="cd-chain-") as scratch:
+        tmp = args.keep or Path(scratch)
         for seed in seeds:
             tiles = city(seed, args.cities, args.size)
             for v in args.variants:
@@ -90,7 +92,8 @@ def main() -> None:
                 config = replace(base, detect=replace(base.detect, season_days=season),
                                  vectorize=replace(base.vectorize, min_presence=presence))
                 out = Path(tmp) / f"{seed}-{v}"
-                run(tiles, permits=tiles.parent / "permits" / "sample_register.gpkg", out=out, config=config)
+                run(tiles, permits=tiles.parent / "permits" / "sample_register.gpkg", out=out, config=config,
+                    overwrite=True)
                 table, counts = score(out, tiles)
                 tables[v].append(table[["truth", "detected", "tp"]])
                 for k, n in counts.items():
