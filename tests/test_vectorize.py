@@ -446,3 +446,24 @@ def test_areas_and_minimum_area_are_metres_whatever_the_crs_unit(crs: str, res: 
     assert out["area_m2"].iloc[0] == pytest.approx(expected, rel=0.03)
     # the outline was simplified by 0.5 m, not by 0.5 CRS units (which would be 0.15 m or 55 km)
     assert len(shapely.get_coordinates(out.geometry.iloc[0])) <= 6
+
+
+def test_simplify_m_is_metres_on_a_feet_grid() -> None:
+    """A triangle's staircase outline on a 0.5 m grid drawn in US survey feet (EPSG:2263) is
+    simplified as on the same grid in UTM: by 0.5 m, not by 0.5 ft = 0.15 m (the square of the
+    test above has 5 vertices whatever the tolerance, so it cannot tell)."""
+    from rasterio.features import rasterize
+
+    tri = shapely.Polygon([(10, 10), (110, 40), (30, 100)])  # in pixels (column, row)
+    p = rasterize([tri], out_shape=(120, 120)).astype(np.float32) * 0.9
+
+    def vertices(crs: str, res: float, x0: float, y0: float, simplify_m: float = 0.5) -> int:
+        coords = {"y": y0 - res * (np.arange(120) + 0.5), "x": x0 + res * (np.arange(120) + 0.5)}
+        prob = xr.DataArray(p, dims=("y", "x"), coords=coords).rio.write_crs(crs).rio.write_transform(
+            Affine(res, 0, x0, 0, -res, y0))
+        out = vectorize(prob, config=VectorizeConfig(regularize=False, simplify_m=simplify_m))
+        return len(shapely.get_coordinates(out.geometry.iloc[0]))
+
+    utm, utm_fine = (vertices("EPSG:32618", 0.5, 585_000.0, 4_511_000.0, s) for s in (0.5, 0.15))
+    assert utm_fine > 2 * utm  # the tolerance matters for this outline
+    assert vertices("EPSG:2263", 0.5 / 0.3048006096, 985_000.0, 200_000.0) <= 1.2 * utm
