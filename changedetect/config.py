@@ -28,6 +28,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import tomllib
+import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, is_dataclass, replace
@@ -195,6 +196,9 @@ def _build(default: Any, data: Mapping[str, Any], *, where: str, path: str) -> A
             changes[key] = _build(current, value, where=where, path=full)
         elif value is False and not isinstance(current, bool) and _optional(default, key):
             changes[key] = None  # TOML has no null: `false` turns an optional setting off
+        elif value is True and current is None and "bool" not in _members(default, key):
+            raise ConfigError(f"{where}: '{full}' does not take true (false turns it off; give a value "
+                              f"of the type {_annotation(default, key)})")
         else:
             changes[key] = _coerce(current, value, where=where, key=full)
     try:
@@ -205,13 +209,24 @@ def _build(default: Any, data: Mapping[str, Any], *, where: str, path: str) -> A
 
 def _optional(default: Any, key: str) -> bool:
     """Whether field ``key`` of dataclass ``default`` accepts ``None`` (and is not a ``bool``)."""
+    members = _members(default, key)
+    return "None" in members and "bool" not in members
+
+
+def _members(default: Any, key: str) -> set[str]:
+    """The type names field ``key``'s annotation allows (``int | None``: int, None)."""
     try:
-        args = typing.get_args(typing.get_type_hints(type(default))[key])
+        hint = typing.get_type_hints(type(default))[key]
     except Exception:  # a name imported for type checking only: read the annotation's text
-        text = next((f.type for f in fields(default) if f.name == key), "")
-        parts = {part.strip() for part in str(text).split("|")}
-        return "None" in parts and "bool" not in parts
-    return type(None) in args and bool not in args
+        return {part.strip() for part in _annotation(default, key).split("|")}
+    args = typing.get_args(hint) if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union \
+        else (hint,)
+    return {"None" if a is type(None) else getattr(a, "__name__", str(a)) for a in args}
+
+
+def _annotation(default: Any, key: str) -> str:
+    hint = next((f.type for f in fields(default) if f.name == key), "")
+    return hint if isinstance(hint, str) else getattr(hint, "__name__", str(hint))
 
 
 def _coerce(current: Any, value: Any, *, where: str, key: str) -> Any:

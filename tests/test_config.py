@@ -146,6 +146,8 @@ def test_false_is_none_for_an_optional_field_whose_annotations_cannot_be_resolve
     assert _build(_Unresolvable(), {"count": False}, where="t.toml", path="s").count is None
     assert _build(_Unresolvable(), {"flag": False}, where="t.toml", path="s").flag is False
     assert _build(_Unresolvable(), {"count": 7}, where="t.toml", path="s").count == 7
+    with pytest.raises(ConfigError, match="'s.precise' does not take true"):
+        _build(_Unresolvable(), {"precise": True}, where="t.toml", path="s")
 
 
 @pytest.mark.parametrize("value", [True, False])
@@ -156,3 +158,14 @@ def test_a_bool_for_an_int_setting_is_an_error(value: bool) -> None:
     pytest.importorskip("changedetect.detect")
     with pytest.raises(ConfigError, match="'detect.season_days' must be int"):  # was season_days = 1
         PipelineConfig.from_dict({"detect": {"season_days": True}})
+
+
+def test_true_for_an_optional_setting_that_is_not_a_bool_is_an_error() -> None:
+    """`threshold = true` was threshold = True (1.0: nothing detected), `reference = true` the index 1."""
+    for mod in ("coregister", "detect"):
+        pytest.importorskip(f"changedetect.{mod}")
+    with pytest.raises(ConfigError, match="'detect.threshold' does not take true"):
+        PipelineConfig.from_dict({"detect": {"threshold": True}})
+    with pytest.raises(ConfigError, match="'coregister.reference' does not take true"):
+        PipelineConfig.from_dict({"coregister": {"reference": True}})
+    assert PipelineConfig.from_dict({"detect": {"threshold": 0.4}}).detect.threshold == 0.4
