@@ -120,11 +120,14 @@ def sample_city_objects(predictors: dict[str, Callable[[], Any]], groups: list[s
 
     A structure (``sample_tiles/truth/footprints.gpkg``, layer ``footprints``) counts as found
     when at least ``share`` of its footprint's pixels reach the model's threshold in the pair
-    of dates where it changed (``before_date`` -> ``first_seen``).
+    of dates where it changed (``before_date`` -> ``first_seen``); the "+ same-season" rows
+    also count the same-season pairs that ``detect_series`` adds
+    (:func:`changedetect.detect.series_pairs`) and that span the change.
     """
     import geopandas as gpd
     from rasterio.features import rasterize
 
+    from changedetect.detect import series_pairs
     from changedetect.io import open_stack
 
     folder = REPO / "sample_tiles"
@@ -146,26 +149,38 @@ def sample_city_objects(predictors: dict[str, Callable[[], Any]], groups: list[s
         pred = make()
         probs = {k: pred(stack.isel(time=k - 1).compute(), stack.isel(time=k).compute())
                  for k in range(1, len(days))}
+        season = {(i, j): pred(stack.isel(time=i).compute(), stack.isel(time=j).compute())
+                  for i, j in series_pairs(stack["time"].values) if j != i + 1}
         for k, p in probs.items():
             flagged[(name, "held-out" if k in held else "trained")] = float(
                 np.mean(np.nan_to_num(p) >= pred.threshold))
         for _, f in foot.iterrows():
             k = days.index(str(f["first_seen"])[:10])
             mask = rasterize([f.geometry], out_shape=shape, transform=stack.rio.transform()).astype(bool)
-            hit = float(np.mean(np.nan_to_num(probs[k][mask]) >= pred.threshold)) if mask.any() else 0.0
-            rows.append((name, "held-out" if k in held else "trained", f["change_type"], hit >= share))
+            hit = _share(probs[k], mask, pred.threshold)
+            split = "held-out" if k in held else "trained"
+            rows.append((name, split, f["change_type"], hit >= share))
+            spanning = [_share(p, mask, pred.threshold) for (i, j), p in season.items() if i < k <= j]
+            rows.append((name, f"{split} + same-season", f["change_type"], max([hit, *spanning]) >= share))
     print(f"\nSample city, structures found (>= {share:.0%} of the footprint at the threshold), "
           "after coregister; pair 'held-out' = sample_city_<k> in vhr-building's val_groups:\n")
     kinds = ["new", "extension", "demolition"]
     print("| model | pair | " + " | ".join(kinds) + " | share of the scene flagged |")
     print("|---|---|" + "---|" * (len(kinds) + 1))
     for name in predictors:
-        for split in ("held-out", "trained"):
+        for split in ("held-out", "held-out + same-season", "trained", "trained + same-season"):
             cells = []
             for kind in kinds:
                 sel = [r[3] for r in rows if r[0] == name and r[1] == split and r[2] == kind]
                 cells.append(f"{sum(sel)}/{len(sel)}")
-            print(f"| {name} | {split} | " + " | ".join(cells) + f" | {100 * flagged[(name, split)]:.1f} % |")
+            scene = flagged.get((name, split))
+            print(f"| {name} | {split} | " + " | ".join(cells) + " | "
+                  + ("" if scene is None else f"{100 * scene:.1f} %") + " |")
+
+
+def _share(prob: np.ndarray, mask: np.ndarray, threshold: float) -> float:
+    """Share of ``mask``'s pixels where ``prob`` reaches ``threshold`` (0 for an empty mask)."""
+    return float(np.mean(np.nan_to_num(prob[mask]) >= threshold)) if mask.any() else 0.0
 
 
 # ----------------------------------------------------------------------------- table
