@@ -170,21 +170,26 @@ def _with_georef(prob: xr.DataArray, like: xr.DataArray) -> xr.DataArray:
     return prob
 
 
-def season_partner(times: np.ndarray, j: int, season_days: int | None = 45,
-                   before: int | None = None) -> int | None:
-    """Index of the latest date before ``before`` (default ``j - 1``) that lies at least
-    300 days before date ``j`` with a day of the year within ``season_days`` of ``j``'s, or
-    ``None`` (also when ``season_days`` is ``None``)."""
-    if season_days is None:
+def season_partner(times: np.ndarray, j: int, season_days: int | None = 45) -> int | None:
+    """Index of date ``j``'s same-season partner, or ``None``.
+
+    The partner is the latest date ``i < j - 1`` at least 300 days before date ``j`` whose day
+    of the year is within ``season_days`` of ``j``'s.  None when ``season_days`` is None, or
+    when the predecessor ``j - 1`` is itself such a date (a yearly series' consecutive pairs
+    are already same-season: no two-year pair is added).
+    """
+    if season_days is None or j < 2:
         return None
     days = np.asarray(times, dtype="datetime64[D]")
     doy = [int((d - d.astype("datetime64[Y]")).astype(int)) for d in days]
-    for i in range((j - 1 if before is None else before) - 1, -1, -1):
-        gap = int((days[j] - days[i]).astype(int))
+
+    def same_season(i: int) -> bool:
         shift = abs(doy[j] - doy[i])
-        if gap >= 300 and min(shift, 365 - shift) <= season_days:
-            return i
-    return None
+        return int((days[j] - days[i]).astype(int)) >= 300 and min(shift, 365 - shift) <= season_days
+
+    if same_season(j - 1):
+        return None
+    return next((i for i in range(j - 2, -1, -1) if same_season(i)), None)
 
 
 def _masked(stack: xr.DataArray, mask_pairs: list[tuple[int, int]], thr: float, config: DetectConfig,
@@ -207,8 +212,8 @@ def series_pairs(times: np.ndarray, season_days: int | None = 45) -> list[tuple[
     First every consecutive pair, in order; then, for each date ``j`` and when
     ``season_days`` is not ``None``, its :func:`season_partner`: the latest earlier date
     ``i < j - 1`` that lies at least 300 days before it with a day of the year within
-    ``season_days`` of ``j``'s (a same-season pair).  At most one such pair per date, so the
-    work stays linear in the number of dates.
+    ``season_days`` of ``j``'s (a same-season pair), unless its predecessor already is one.
+    At most one such pair per date, so the work stays linear in the number of dates.
 
     >>> t = np.array(["2024-01-15", "2024-07-12", "2025-01-20"], dtype="datetime64[D]")
     >>> series_pairs(t)

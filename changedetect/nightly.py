@@ -158,7 +158,8 @@ def _run_area(task: dict[str, Any]) -> dict[str, Any]:
                 compare = [(pair["before"], pair["after"])] + ([(partner["date"], pair["after"])] if partner else [])
                 with _local_dask():
                     pipeline.run(manifest, permits=task["permits"], out=run_dir, config=config,
-                                 overwrite=True, previous=previous, register_to=ref["date"] if ref else None,
+                                 overwrite=True, previous=previous,
+                                 register_to=pair.get("register_to") or (ref["date"] if ref else None),
                                  pairs=compare, mask_pairs=[(partner["date"], pair["before"])] if partner else None)
                 checkpoint(f"pair {task['area']} {pair['before']}..{pair['after']} done")
             runs.append({**pair, "carried": _carried(run_dir, previous)})
@@ -354,7 +355,7 @@ def _plan(catalog: str | Path, current: NightState, state_dir: Path, permits: st
         for a, b in pairs:
             reference = None if first is None or first.path in (a.path, b.path) else {
                 "path": first.path, "date": first.date}
-            partner = _season_partner(usable, a, b, config.detect.season_days)
+            partner = _season_partner(usable, a, b, config.detect.season_days, checked)
             chosen: tuple[str, str | None, str] = ("", None, _footprints.checksum(None))
             for candidate in sets:
                 if candidate[0] <= a.date and candidate[0] >= chosen[0]:
@@ -365,27 +366,37 @@ def _plan(catalog: str | Path, current: NightState, state_dir: Path, permits: st
             run_dir = str(state_dir / "work" / _safe(area) / key)
             runs.append({"before": a.date, "after": b.date, "before_path": a.path, "after_path": b.path,
                          "run_dir": run_dir, "previous": chosen[1], "reference": reference,
+                         "register_to": None if first is None else first.date,
                          "partner": None if partner is None else {"path": partner.path, "date": partner.date}})
             sets.append((b.date, run_dir, key))
         tasks.append({"area": area, "permits": permits, "config": cfg, "committed": mine, "pairs": runs})
     return tasks, new_by_area
 
 
-def _season_partner(usable: list[Acquisition], a: Acquisition, b: Acquisition,
-                    season_days: int | None) -> Acquisition | None:
-    """The same-season partner of the pair ``(a, b)``: the latest acquisition before ``a``
-    at least 300 days before ``b`` with a day of the year within ``season_days`` of ``b``'s
-    (:func:`changedetect.detect.season_partner`, as ``changedetect run`` pairs a series), or None."""
+def _season_partner(usable: list[Acquisition], a: Acquisition, b: Acquisition, season_days: int | None,
+                    checked: dict[str, str | None]) -> Acquisition | None:
+    """The same-season partner of the pair ``(a, b)`` (:func:`changedetect.detect.season_partner`
+    over the area's acquisitions up to ``a``, then ``b``, as ``changedetect run`` pairs a
+    series: none when ``a`` itself is a year before ``b``), or None.  A partner that fails the
+    readability check (``checked`` caches it for the night) is passed over for the next one."""
     import numpy as np
 
     from changedetect.detect import season_partner
 
-    earlier = [q for q in usable if q.date < a.date]
-    if season_days is None or not earlier:
-        return None
-    times = np.array([q.date for q in earlier] + [b.date], dtype="datetime64[D]")
-    i = season_partner(times, len(earlier), season_days, before=len(earlier))
-    return None if i is None else earlier[i]
+    candidates = [q for q in usable if q.date < a.date]
+    while season_days is not None and candidates:
+        times = np.array([q.date for q in candidates] + [a.date, b.date], dtype="datetime64[D]")
+        i = season_partner(times, len(candidates) + 1, season_days)
+        if i is None:
+            return None
+        q = candidates[i]
+        if q.path not in checked:
+            checked[q.path] = _reference.unreadable_reason(q.path)
+        if checked[q.path] is None:
+            return q
+        log.warning("not comparing %s as the same-season partner of %s: %s", q.path, b.path, checked[q.path])
+        candidates = candidates[:i] + candidates[i + 1:]
+    return None
 
 
 def _safe(name: str) -> str:

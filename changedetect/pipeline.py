@@ -200,9 +200,11 @@ def run(
         with clock.stage("open"):
             series = open_series(tiles if isinstance(tiles, str | Path) else [Path(t) for t in tiles])
             # a registration-only reference must not impose its grid: the first compared date's
-            grids = [sc.grid for sc in series.scenes if sc.date.isoformat() != register_to
-                     and (not pairs or sc.date.isoformat() == pairs[0][0])]
-            stack = series.to_stack(grid=grids[0] if register_to is not None and grids else None)
+            _check_pairs(pairs, mask_pairs, [sc.date.isoformat() for sc in series.scenes])  # before any work
+            # with pairs, the first pair's BEFORE date's grid
+            grids = ([sc.grid for sc in series.scenes if sc.date.isoformat() == pairs[0][0]] if pairs
+                     else [sc.grid for sc in series.scenes if sc.date.isoformat() != register_to])
+            stack = series.to_stack(grid=grids[0] if (register_to is not None or pairs) and grids else None)
             register = _load_permits(permits)
             before, before_info = _load_previous(previous)
         if register_to is not None:
@@ -301,8 +303,6 @@ def _chain(stack: xr.DataArray, register: gpd.GeoDataFrame, out: Path, config: P
                           json.dumps(creport.to_dict(), indent=1, default=str, ensure_ascii=False))
     first_seen = None
     with clock.stage("detect"):
-        if mask_pairs and not pairs:
-            raise ConfigError("mask_pairs needs pairs: the pairs after the first are the ones masked")
         index, masks = _pair_indices(aligned, pairs), _pair_indices(aligned, mask_pairs or None)
         if index is not None and len(index) == 1:  # one explicit pair: just those two dates
             aligned, index = aligned.isel(time=list(index[0])), None
@@ -313,7 +313,7 @@ def _chain(stack: xr.DataArray, register: gpd.GeoDataFrame, out: Path, config: P
             prob, first_seen = detect_mod.detect_series(aligned, config=config.detect, progress=progress,
                                                         model=loaded, pairs=index, mask_pairs=masks)
             if index is not None:  # the later stages start at the first pair's BEFORE date
-                aligned = aligned.isel(time=slice(index[0][0], None))
+                aligned = aligned.isel(time=slice(index[0][0], max(j for _, j in index) + 1))
         write_cog(prob, out / OUTPUTS["probability"], overwrite=True)
         if first_seen is not None and config.output.first_seen:
             write_cog(_days(first_seen), out / OUTPUTS["first_seen"], overwrite=True)
@@ -357,16 +357,27 @@ def _chain(stack: xr.DataArray, register: gpd.GeoDataFrame, out: Path, config: P
             "written": written}
 
 
+def _check_pairs(pairs: Sequence[tuple[str, str]] | None, mask_pairs: Sequence[tuple[str, str]] | None,
+                 days: list[str]) -> None:
+    """ConfigError unless ``pairs`` and ``mask_pairs`` are (before, after) dates of the series."""
+    if mask_pairs and not pairs:
+        raise ConfigError("mask_pairs needs pairs: the pairs after the first are the ones masked")
+    if pairs is not None and not pairs:
+        raise ConfigError("pairs: give at least one (before, after) pair of dates, or None for the default")
+    every = [*(pairs or ()), *(mask_pairs or ())]
+    missing = sorted({d for pair in every for d in pair} - set(days))
+    if missing:
+        raise ConfigError(f"pairs {every}: date(s) {missing} are not in the series ({', '.join(days)})")
+    reversed_ = [pair for pair in every if pair[0] >= pair[1]]
+    if reversed_:
+        raise ConfigError(f"pairs {reversed_}: each pair is (before, after) with before earlier than after")
+
+
 def _pair_indices(aligned: xr.DataArray, pairs: Sequence[tuple[str, str]] | None) -> list[tuple[int, int]] | None:
-    """``pairs`` (ISO dates) as indices into ``aligned``'s time, or None."""
+    """``pairs`` (ISO dates, checked by :func:`_check_pairs`) as indices into ``aligned``'s time, or None."""
     if pairs is None:
         return None
     days = [str(t)[:10] for t in aligned["time"].values]
-    missing = sorted({d for pair in pairs for d in pair} - set(days))
-    if not pairs:
-        raise ConfigError("pairs: give at least one (before, after) pair of dates, or None for the default")
-    if missing:
-        raise ConfigError(f"pairs {list(pairs)}: date(s) {missing} are not in the series ({', '.join(days)})")
     return [(days.index(b), days.index(a)) for b, a in pairs]
 
 

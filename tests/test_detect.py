@@ -202,6 +202,9 @@ def test_series_pairs_add_one_same_season_pair_per_date() -> None:
     assert series_pairs(t, season_days=None) == consecutive
     assert series_pairs(t, season_days=3) == [*consecutive, (1, 5)]
     assert series_pairs(t[:2]) == [(0, 1)]
+    yearly = np.array(["2022-01-10", "2023-01-12", "2024-01-09", "2024-07-01", "2025-01-15"], dtype="datetime64[D]")
+    # consecutive yearly dates are already same-season: no two-year pair; July -> January gets one
+    assert series_pairs(yearly) == [(0, 1), (1, 2), (2, 3), (3, 4), (2, 4)]
     with pytest.raises(ValueError, match="season_days"):
         DetectConfig(season_days=120)
 

@@ -718,3 +718,10 @@ def test_a_pair_with_a_same_season_partner_compares_it_and_masks_earlier_news(
     assert call["register_to"] == "2024-01-01"
     assert call["pairs"] == [("2024-07-01", "2025-01-05"), ("2024-01-01", "2025-01-05")]
     assert call["mask_pairs"] == [("2024-01-01", "2024-07-01")]
+    # a partner that cannot be read is passed over (the pinned reference is July: nothing else checks it)
+    monkeypatch.setattr(_nightly_reference, "unreadable_reason",
+                        lambda path: "truncated" if Path(path).name == "d1_20240101.tif" else None)
+    state.references["d1"] = {"path": str(files["20240701"]), "date": "2024-07-01",
+                              "sha256": sha256_file(files["20240701"])}
+    [skipped] = plan(PipelineConfig())
+    assert skipped["partner"] is None and skipped["register_to"] == "2024-07-01"

@@ -326,3 +326,10 @@ def test_explicit_pairs_compare_only_those_and_start_at_the_first_before(inputs:
     with pytest.raises(ConfigError, match=r"2023-01-01.*not in the series"):
         run(inputs["tiles"], permits=inputs["permits"], out=inputs["root"] / "out-bad", config=inputs["config"],
             pairs=[("2023-01-01", "2024-05-14")])
+    with pytest.raises(ConfigError, match="before earlier than after"):
+        run(inputs["tiles"], permits=inputs["permits"], out=inputs["root"] / "out-bad", config=inputs["config"],
+            pairs=[("2024-05-14", "2024-03-15")])
+    # the later stages stop at the last date a pair compares, and start at the first pair's BEFORE
+    early = run(inputs["tiles"], permits=inputs["permits"], out=inputs["root"] / "out-early", config=config,
+                pairs=[("2024-01-15", "2024-03-15")])
+    assert early.dates == ["2024-01-15", "2024-03-15"]
