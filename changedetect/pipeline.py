@@ -34,8 +34,19 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
+from changedetect._pipeline_steps import (
+    check_pairs,
+    days_raster,
+    fill_first_seen,
+    hold,
+    load_segmenter,
+    pair_indices,
+    presence_rasters,
+    report_info,
+    rgb8,
+    segmenter_info,
+    with_addresses,
+)
 from changedetect._state import sha256_file, write_text_atomic
 from changedetect.config import PipelineConfig
 from changedetect.errors import ConfigError, OutputExistsError
@@ -59,8 +70,6 @@ OUTPUTS: dict[str, str] = {
     "report": "report.html",
     "run": "run.json",
 }
-#: An aligned stack up to this size is computed once and held in memory (else re-read lazily).
-PERSIST_BYTES = 2 << 30
 STAGES = ("open", "coregister", "detect", "vectorize", "match", "write", "report")
 
 
@@ -194,13 +203,13 @@ def run(
     _check_out(out, overwrite)
     started = dt.datetime.now(dt.UTC)
     loaded = load_model(config.detect.model, device=config.detect.device)  # fail fast: ModelError
-    segmenter = _segmenter(config, loaded)  # the building segmenter for change_type: also before any output
+    segmenter = load_segmenter(config, loaded)  # the building segmenter for change_type: also before any output
     clock = _Clock(progress)
     try:
         with clock.stage("open"):
             series = open_series(tiles if isinstance(tiles, str | Path) else [Path(t) for t in tiles])
             # a registration-only reference must not impose its grid: the first compared date's
-            _check_pairs(pairs, mask_pairs, [sc.date.isoformat() for sc in series.scenes])  # before any work
+            check_pairs(pairs, mask_pairs, [sc.date.isoformat() for sc in series.scenes])  # before any work
             # with pairs, the first pair's BEFORE date's grid
             grids = ([sc.grid for sc in series.scenes if sc.date.isoformat() == pairs[0][0]] if pairs
                      else [sc.grid for sc in series.scenes if sc.date.isoformat() != register_to])
@@ -240,42 +249,6 @@ def _load_previous(previous: str | Path | gpd.GeoDataFrame | None) -> tuple[gpd.
     return frame, {"path": str(path), "sha256": sha256_file(path), "footprints": len(frame)}
 
 
-def _segmenter(config: PipelineConfig, loaded: Any) -> Any:
-    """The single-date building segmenter ``config.vectorize.change_type_model`` names, loaded
-    (None: none; ``"auto"``: the change model's ``buildings/`` stage when it has one)."""
-    from changedetect.weights import load_model
-
-    name = config.vectorize.change_type_model
-    if name == "auto":
-        stage = Path(loaded.path) / "buildings"
-        name = str(stage) if (stage / "metadata.json").is_file() else ""
-    if not name:
-        return None
-    seg = load_model(name, device=config.detect.device)
-    if seg.card.name == loaded.card.name and seg.card.sha256 == loaded.card.sha256:
-        raise ConfigError(f"change_type_model {name!r} is the change model itself; give its building "
-                          "segmenter (e.g. 'vhr-building/buildings') or '' for the image heuristic")
-    return seg
-
-
-def _presence(aligned: xr.DataArray, prob: xr.DataArray, config: PipelineConfig, seg: Any,
-              progress: bool) -> tuple[xr.DataArray, xr.DataArray] | None:
-    """Building probability of the first and last dates from the segmenter (None without one)."""
-    from changedetect import detect as detect_mod
-
-    if seg is None or not bool(np.nanmax(prob.values, initial=0.0) >= config.vectorize.threshold):
-        return None  # no segmenter, or no pixel can become a footprint: nothing to type
-    before, after = (detect_mod.detect_pair(aligned.isel(time=i), aligned.isel(time=i), config=config.detect,
-                                            progress=progress, model=seg) for i in (0, -1))
-    return before, after
-
-
-def _segmenter_info(seg: Any) -> dict[str, Any] | None:
-    if seg is None:
-        return None
-    return {"name": seg.card.name, "version": seg.card.version, "sha256": seg.card.sha256, "path": str(seg.path)}
-
-
 def _chain(stack: xr.DataArray, register: gpd.GeoDataFrame, out: Path, config: PipelineConfig,
            models: tuple[Any, Any], clock: _Clock, progress: bool, previous: gpd.GeoDataFrame | None,
            register_to: str | None = None, pairs: Sequence[tuple[str, str]] | None = None,
@@ -291,7 +264,7 @@ def _chain(stack: xr.DataArray, register: gpd.GeoDataFrame, out: Path, config: P
     loaded, segmenter = models
     with clock.stage("coregister"):
         aligned, creport = coreg_mod.coregister(stack, config=config.coregister, progress=progress)
-        aligned = _hold(aligned)
+        aligned = hold(aligned)
         if register_to is not None:  # a reference for the grid only, unless a pair compares it
             needed = {d for pair in [*(pairs or ()), *(mask_pairs or ())] for d in pair}
             keep = [str(t)[:10] != register_to or str(t)[:10] in needed for t in aligned["time"].values]
@@ -303,7 +276,7 @@ def _chain(stack: xr.DataArray, register: gpd.GeoDataFrame, out: Path, config: P
                           json.dumps(creport.to_dict(), indent=1, default=str, ensure_ascii=False))
     first_seen = None
     with clock.stage("detect"):
-        index, masks = _pair_indices(aligned, pairs), _pair_indices(aligned, mask_pairs or None)
+        index, masks = pair_indices(aligned, pairs), pair_indices(aligned, mask_pairs or None)
         if index is not None and len(index) == 1:  # one explicit pair: just those two dates
             aligned, index = aligned.isel(time=list(index[0])), None
         if index is None and aligned.sizes["time"] == 2:
@@ -316,14 +289,14 @@ def _chain(stack: xr.DataArray, register: gpd.GeoDataFrame, out: Path, config: P
                 aligned = aligned.isel(time=slice(index[0][0], max(j for _, j in index) + 1))
         write_cog(prob, out / OUTPUTS["probability"], overwrite=True)
         if first_seen is not None and config.output.first_seen:
-            write_cog(_days(first_seen), out / OUTPUTS["first_seen"], overwrite=True)
+            write_cog(days_raster(first_seen), out / OUTPUTS["first_seen"], overwrite=True)
     with clock.stage("vectorize"):
-        presence = _presence(aligned, prob, config, segmenter, progress)
+        presence = presence_rasters(aligned, prob, config, segmenter, progress)
         footprints = vec_mod.vectorize(prob, first_seen=first_seen, before=aligned.isel(time=0),
                                        after=aligned.isel(time=-1), previous=previous, presence=presence,
                                        config=config.vectorize)
         carried = footprints.attrs.get("carried_ids", 0) if previous is not None else None
-        footprints = _fill_first_seen(footprints, aligned)
+        footprints = fill_first_seen(footprints, aligned)
         write_vector(footprints, out / OUTPUTS["footprints"], overwrite=True)
     with clock.stage("match"):
         mconfig = config.match
@@ -332,13 +305,13 @@ def _chain(stack: xr.DataArray, register: gpd.GeoDataFrame, out: Path, config: P
             from changedetect.types import Grid
 
             mconfig = replace(mconfig, edge_tolerance_m=round(resolution_m(Grid.of(prob)), 4))
-        violations = _with_addresses(match_mod.match(footprints, register, config=mconfig), register)
+        violations = with_addresses(match_mod.match(footprints, register, config=mconfig), register)
     with clock.stage("write"):
         write_vector(violations, out / OUTPUTS["violations"], overwrite=True)
         if config.output.csv:
             write_vector(violations, out / OUTPUTS["violations_csv"], overwrite=True)
-        for key, index in (("before_rgb", 0), ("after_rgb", -1)):
-            write_cog(_rgb8(aligned.isel(time=index), config.report.rgb_bands), out / OUTPUTS[key],
+        for key, at in (("before_rgb", 0), ("after_rgb", -1)):
+            write_cog(rgb8(aligned.isel(time=at), config.report.rgb_bands), out / OUTPUTS[key],
                       dtype="uint8", nodata=0, overwrite=True)
     times = [str(t)[:10] for t in aligned["time"].values]
     with clock.stage("report"):
@@ -347,109 +320,14 @@ def _chain(stack: xr.DataArray, register: gpd.GeoDataFrame, out: Path, config: P
 
             write_report(violations, out_path=out / OUTPUTS["report"], before=out / OUTPUTS["before_rgb"],
                          after=out / OUTPUTS["after_rgb"], config=config.report, overwrite=True,
-                         run_info=_report_info(times, loaded, len(footprints)))
+                         run_info=report_info(times, loaded, len(footprints)))
     skipped = {"first_seen": first_seen is None or not config.output.first_seen,
                "violations_csv": not config.output.csv, "report": not config.output.report}
     written = {k for k in OUTPUTS if not skipped.get(k, False)}
     return {"violations": violations, "footprints": footprints, "times": times, "prob": prob,
             "edge_tolerance_m": mconfig.edge_tolerance_m, "carried_ids": carried,
-            "change_type_model": _segmenter_info(segmenter),
+            "change_type_model": segmenter_info(segmenter),
             "written": written}
-
-
-def _check_pairs(pairs: Sequence[tuple[str, str]] | None, mask_pairs: Sequence[tuple[str, str]] | None,
-                 days: list[str]) -> None:
-    """ConfigError unless ``pairs`` and ``mask_pairs`` are (before, after) dates of the series."""
-    if mask_pairs and not pairs:
-        raise ConfigError("mask_pairs needs pairs: the pairs after the first are the ones masked")
-    if pairs is not None and not pairs:
-        raise ConfigError("pairs: give at least one (before, after) pair of dates, or None for the default")
-    every = [*(pairs or ()), *(mask_pairs or ())]
-    missing = sorted({d for pair in every for d in pair} - set(days))
-    if missing:
-        raise ConfigError(f"pairs {every}: date(s) {missing} are not in the series ({', '.join(days)})")
-    reversed_ = [pair for pair in every if pair[0] >= pair[1]]
-    if reversed_:
-        raise ConfigError(f"pairs {reversed_}: each pair is (before, after) with before earlier than after")
-
-
-def _pair_indices(aligned: xr.DataArray, pairs: Sequence[tuple[str, str]] | None) -> list[tuple[int, int]] | None:
-    """``pairs`` (ISO dates, checked by :func:`_check_pairs`) as indices into ``aligned``'s time, or None."""
-    if pairs is None:
-        return None
-    days = [str(t)[:10] for t in aligned["time"].values]
-    return [(days.index(b), days.index(a)) for b, a in pairs]
-
-
-def _hold(aligned: xr.DataArray) -> xr.DataArray:
-    """Compute the (lazy) aligned stack once when it fits in memory: every later stage reads it."""
-    if aligned.chunks is not None and aligned.nbytes <= PERSIST_BYTES:
-        return aligned.persist(scheduler="threads")
-    return aligned
-
-
-def _fill_first_seen(footprints: gpd.GeoDataFrame, aligned: xr.DataArray) -> gpd.GeoDataFrame:
-    """A pair has no first-seen raster: its footprints were first seen on the after date."""
-    import pandas as pd
-
-    after = pd.Timestamp(aligned["time"].values[-1])
-    if "first_seen" not in footprints:
-        footprints = footprints.assign(first_seen=after)
-    elif footprints["first_seen"].isna().any():
-        filled = pd.to_datetime(footprints["first_seen"]).fillna(after)
-        footprints = footprints.assign(first_seen=filled)
-    return footprints
-
-
-def _days(first_seen: xr.DataArray) -> xr.DataArray:
-    """datetime64 (y, x) -> float32 days since 1970-01-01, NaN where NaT."""
-    values = first_seen.values
-    days = (values.astype("datetime64[D]").astype("int64")).astype(np.float32)
-    days[np.isnat(values)] = np.nan
-    out = first_seen.copy(data=days)
-    out.attrs = {"units": "days since 1970-01-01"}
-    return out
-
-
-def _rgb8(image: xr.DataArray, rgb_bands: Sequence[str]) -> xr.DataArray:
-    """(band, y, x) -> lazily stretched uint8-range (3, y, x): 2-98 % per band from a subsample."""
-    from changedetect._imagery import _pick_bands
-
-    names = [str(b) for b in image["band"].values]
-    rgb = image.isel(band=[i - 1 for i in _pick_bands(names, len(names), rgb_bands)])
-    step = max(1, int(np.ceil(np.sqrt(rgb.sizes["y"] * rgb.sizes["x"] / 250_000))))
-    sample = np.asarray(rgb.isel(y=slice(None, None, step), x=slice(None, None, step)).values, dtype=np.float32)
-    flat = sample.reshape(sample.shape[0], -1)
-    if np.isfinite(flat).any() and np.nanmax(flat) <= 255 and np.nanmin(flat) >= 0:
-        lo, hi = np.zeros(3), np.full(3, 255.0)  # already 8-bit: keep the radiometry
-    else:
-        lo = np.nan_to_num(np.nanpercentile(flat, 2, axis=1))
-        hi = np.nan_to_num(np.nanpercentile(flat, 98, axis=1), nan=1.0)
-    hi = np.where(hi > lo, hi, lo + 1)
-    scaled = ((rgb - lo[:, None, None]) / (hi - lo)[:, None, None] * 254 + 1).clip(1, 255)
-    return scaled.where(rgb.notnull()).astype(np.float32)
-
-
-def _with_addresses(violations: gpd.GeoDataFrame, register: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
-    """Add ``address``: the matched permits' addresses (for inspectors), when the register has them."""
-    if "address" not in register or "permit_ids" not in violations or "address" in violations:
-        return violations
-    lookup = dict(zip(register["permit_id"].astype(str), register["address"].astype(str), strict=False))
-
-    def addresses(ids: Any) -> str:
-        if ids is None or (isinstance(ids, float) and np.isnan(ids)):
-            return ""
-        items = ids if isinstance(ids, list | tuple | np.ndarray) else str(ids).replace(";", ",").split(",")
-        return "; ".join(lookup[i.strip()] for i in map(str, items) if i.strip() in lookup)
-
-    out = violations.copy()
-    out.insert(out.columns.get_loc("geometry"), "address", out["permit_ids"].map(addresses))
-    return out
-
-
-def _report_info(times: list[str], loaded: Any, n_footprints: int) -> dict[str, Any]:
-    return {"before": times[0], "after": times[-1], "dates": len(times), "model": loaded.card.name,
-            "model_version": getattr(loaded.card, "version", ""), "footprints": n_footprints}
 
 
 def _finish(series: Any, stack: xr.DataArray, permits: str | Path, out: Path, config: PipelineConfig,
@@ -490,7 +368,7 @@ def _finish(series: Any, stack: xr.DataArray, permits: str | Path, out: Path, co
         "counts": counts,
         "n_footprints": len(results["footprints"]),
         "outputs": {k: p.name for k, p in paths.items()},
-        "report_info": _report_info(results["times"], loaded, len(results["footprints"])),
+        "report_info": report_info(results["times"], loaded, len(results["footprints"])),
     }
     write_text_atomic(out / OUTPUTS["run"], json.dumps(provenance, indent=1, ensure_ascii=False, default=str))
     return RunSummary(out=out, counts=counts, n_footprints=len(results["footprints"]), dates=results["times"],

@@ -1,0 +1,152 @@
+"""The helpers of :func:`changedetect.pipeline.run` (private): the building segmenter and its
+presence rasters, explicit date pairs, holding the aligned stack, first-seen dates, report
+images and addresses.  Pure functions on in-memory objects; the pipeline opens the files."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from changedetect.config import PipelineConfig
+from changedetect.errors import ConfigError
+
+if TYPE_CHECKING:
+    import geopandas as gpd
+    import xarray as xr
+
+#: An aligned stack up to this size is computed once and held in memory (else re-read lazily).
+PERSIST_BYTES = 2 << 30
+
+
+def load_segmenter(config: PipelineConfig, loaded: Any) -> Any:
+    """The single-date building segmenter ``config.vectorize.change_type_model`` names, loaded
+    (None: none; ``"auto"``: the change model's ``buildings/`` stage when it has one)."""
+    from changedetect.weights import load_model
+
+    name = config.vectorize.change_type_model
+    if name == "auto":
+        stage = Path(loaded.path) / "buildings"
+        name = str(stage) if (stage / "metadata.json").is_file() else ""
+    if not name:
+        return None
+    seg = load_model(name, device=config.detect.device)
+    if seg.card.name == loaded.card.name and seg.card.sha256 == loaded.card.sha256:
+        raise ConfigError(f"change_type_model {name!r} is the change model itself; give its building "
+                          "segmenter (e.g. 'vhr-building/buildings') or '' for the image heuristic")
+    return seg
+
+
+def presence_rasters(aligned: xr.DataArray, prob: xr.DataArray, config: PipelineConfig, seg: Any,
+              progress: bool) -> tuple[xr.DataArray, xr.DataArray] | None:
+    """Building probability of the first and last dates from the segmenter (None without one)."""
+    from changedetect import detect as detect_mod
+
+    if seg is None or not bool(np.nanmax(prob.values, initial=0.0) >= config.vectorize.threshold):
+        return None  # no segmenter, or no pixel can become a footprint: nothing to type
+    before, after = (detect_mod.detect_pair(aligned.isel(time=i), aligned.isel(time=i), config=config.detect,
+                                            progress=progress, model=seg) for i in (0, -1))
+    return before, after
+
+
+def segmenter_info(seg: Any) -> dict[str, Any] | None:
+    if seg is None:
+        return None
+    return {"name": seg.card.name, "version": seg.card.version, "sha256": seg.card.sha256, "path": str(seg.path)}
+
+
+def check_pairs(pairs: Sequence[tuple[str, str]] | None, mask_pairs: Sequence[tuple[str, str]] | None,
+                 days: list[str]) -> None:
+    """ConfigError unless ``pairs`` and ``mask_pairs`` are (before, after) dates of the series."""
+    if mask_pairs and not pairs:
+        raise ConfigError("mask_pairs needs pairs: the pairs after the first are the ones masked")
+    if pairs is not None and not pairs:
+        raise ConfigError("pairs: give at least one (before, after) pair of dates, or None for the default")
+    every = [*(pairs or ()), *(mask_pairs or ())]
+    missing = sorted({d for pair in every for d in pair} - set(days))
+    if missing:
+        raise ConfigError(f"pairs {every}: date(s) {missing} are not in the series ({', '.join(days)})")
+    reversed_ = [pair for pair in every if pair[0] >= pair[1]]
+    if reversed_:
+        raise ConfigError(f"pairs {reversed_}: each pair is (before, after) with before earlier than after")
+
+
+def pair_indices(aligned: xr.DataArray, pairs: Sequence[tuple[str, str]] | None) -> list[tuple[int, int]] | None:
+    """``pairs`` (ISO dates, checked by :func:`check_pairs`) as indices into ``aligned``'s time, or None."""
+    if pairs is None:
+        return None
+    days = [str(t)[:10] for t in aligned["time"].values]
+    return [(days.index(b), days.index(a)) for b, a in pairs]
+
+
+def hold(aligned: xr.DataArray) -> xr.DataArray:
+    """Compute the (lazy) aligned stack once when it fits in memory: every later stage reads it."""
+    if aligned.chunks is not None and aligned.nbytes <= PERSIST_BYTES:
+        return aligned.persist(scheduler="threads")
+    return aligned
+
+
+def fill_first_seen(footprints: gpd.GeoDataFrame, aligned: xr.DataArray) -> gpd.GeoDataFrame:
+    """A pair has no first-seen raster: its footprints were first seen on the after date."""
+    import pandas as pd
+
+    after = pd.Timestamp(aligned["time"].values[-1])
+    if "first_seen" not in footprints:
+        footprints = footprints.assign(first_seen=after)
+    elif footprints["first_seen"].isna().any():
+        filled = pd.to_datetime(footprints["first_seen"]).fillna(after)
+        footprints = footprints.assign(first_seen=filled)
+    return footprints
+
+
+def days_raster(first_seen: xr.DataArray) -> xr.DataArray:
+    """datetime64 (y, x) -> float32 days since 1970-01-01, NaN where NaT."""
+    values = first_seen.values
+    days = (values.astype("datetime64[D]").astype("int64")).astype(np.float32)
+    days[np.isnat(values)] = np.nan
+    out = first_seen.copy(data=days)
+    out.attrs = {"units": "days since 1970-01-01"}
+    return out
+
+
+def rgb8(image: xr.DataArray, rgb_bands: Sequence[str]) -> xr.DataArray:
+    """(band, y, x) -> lazily stretched uint8-range (3, y, x): 2-98 % per band from a subsample."""
+    from changedetect._imagery import _pick_bands
+
+    names = [str(b) for b in image["band"].values]
+    rgb = image.isel(band=[i - 1 for i in _pick_bands(names, len(names), rgb_bands)])
+    step = max(1, int(np.ceil(np.sqrt(rgb.sizes["y"] * rgb.sizes["x"] / 250_000))))
+    sample = np.asarray(rgb.isel(y=slice(None, None, step), x=slice(None, None, step)).values, dtype=np.float32)
+    flat = sample.reshape(sample.shape[0], -1)
+    if np.isfinite(flat).any() and np.nanmax(flat) <= 255 and np.nanmin(flat) >= 0:
+        lo, hi = np.zeros(3), np.full(3, 255.0)  # already 8-bit: keep the radiometry
+    else:
+        lo = np.nan_to_num(np.nanpercentile(flat, 2, axis=1))
+        hi = np.nan_to_num(np.nanpercentile(flat, 98, axis=1), nan=1.0)
+    hi = np.where(hi > lo, hi, lo + 1)
+    scaled = ((rgb - lo[:, None, None]) / (hi - lo)[:, None, None] * 254 + 1).clip(1, 255)
+    return scaled.where(rgb.notnull()).astype(np.float32)
+
+
+def with_addresses(violations: gpd.GeoDataFrame, register: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """Add ``address``: the matched permits' addresses (for inspectors), when the register has them."""
+    if "address" not in register or "permit_ids" not in violations or "address" in violations:
+        return violations
+    lookup = dict(zip(register["permit_id"].astype(str), register["address"].astype(str), strict=False))
+
+    def addresses(ids: Any) -> str:
+        if ids is None or (isinstance(ids, float) and np.isnan(ids)):
+            return ""
+        items = ids if isinstance(ids, list | tuple | np.ndarray) else str(ids).replace(";", ",").split(",")
+        return "; ".join(lookup[i.strip()] for i in map(str, items) if i.strip() in lookup)
+
+    out = violations.copy()
+    out.insert(out.columns.get_loc("geometry"), "address", out["permit_ids"].map(addresses))
+    return out
+
+
+def report_info(times: list[str], loaded: Any, n_footprints: int) -> dict[str, Any]:
+    return {"before": times[0], "after": times[-1], "dates": len(times), "model": loaded.card.name,
+            "model_version": getattr(loaded.card, "version", ""), "footprints": n_footprints}
