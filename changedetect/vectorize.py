@@ -34,7 +34,6 @@ previous run's footprints, carried over by overlap: :func:`changedetect._vectori
 from __future__ import annotations
 
 import logging
-import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,7 +55,7 @@ from changedetect._vectorize_shapes import (
     change_types,
     regularize,
 )
-from changedetect.io.geo import pixel_size_m
+from changedetect.io.geo import ground_pixel, in_metres
 from changedetect.io.vectors import load_previous
 from changedetect.types import Grid
 
@@ -190,7 +189,8 @@ def vectorize(
     transform = prob.rio.transform()
     crs = prob.rio.crs
     shape = (int(prob.shape[0]), int(prob.shape[1]))
-    pixel_m2, unit_m = _pixel_area_m2(prob)
+    pixel_m2, unit_m = ground_pixel(Grid.of(prob)) if prob.rio.crs is not None else (
+        abs(prob.rio.transform().a * prob.rio.transform().e), 1.0)
     days = _first_seen_days(first_seen, shape)
     pieces = [p for r0 in range(0, shape[0], config.strip_rows)
               for p in _strip(prob, days, r0, transform, pixel_m2, config)]
@@ -355,55 +355,20 @@ def _merge_seams(pieces: list[dict]) -> list[dict]:
     return merged
 
 
-def _pixel_area_m2(prob: xr.DataArray) -> tuple[float, float]:
-    """A pixel's ground area (m²) at the scene centre, and metres per CRS unit there.
-
-    Metres whatever the CRS: US-survey-foot state planes, Web Mercator and geographic
-    grids are measured on the ellipsoid (:func:`changedetect.io.geo.pixel_size_m`).  Without
-    a CRS the grid's units are taken as metres.
-    """
-    transform = prob.rio.transform()
-    units2 = abs(transform.a * transform.e)
-    if prob.rio.crs is None or units2 == 0:
-        return units2, 1.0
-    sx, sy = pixel_size_m(Grid.of(prob))
-    if not (math.isfinite(sx) and math.isfinite(sy)) or sx * sy <= 0:
-        return units2, 1.0
-    return sx * sy, math.sqrt(sx * sy / units2)
-
-
-def _metric(frame: gpd.GeoDataFrame, unit_m: float = 1.0) -> gpd.GeoSeries:
-    """The geometries in metres: as they are in a metre-based projected CRS (or none) whose
-    scale is true here (``unit_m``, ground metres per CRS unit, is 1), else in the local UTM
-    zone (a feet-based state plane's areas would be ft², a geographic one's deg², and Web
-    Mercator's are 1/cos²(latitude) too large: 1.7 × at 40°)."""
-    crs = frame.crs
-    if crs is None or (crs.is_projected and abs(_unit_factor(crs) - 1.0) < 1e-9 and abs(unit_m - 1.0) < 1e-6):
-        return frame.geometry
-    return frame.to_crs(frame.estimate_utm_crs()).geometry
-
-
-def _unit_factor(crs: object) -> float:
-    try:
-        return float(crs.axis_info[0].unit_conversion_factor)  # type: ignore[attr-defined]
-    except (AttributeError, IndexError, TypeError, ValueError):
-        return 1.0
-
-
 def _attributes(pieces: list[dict], crs: object, config: VectorizeConfig, pixel_m2: float,
                 unit_m: float = 1.0) -> gpd.GeoDataFrame:
     if not pieces:
         empty = {c: pd.Series(dtype=object) for c in COLUMNS}
         return gpd.GeoDataFrame(empty, geometry=gpd.GeoSeries([], crs=crs), crs=crs)
     frame = gpd.GeoDataFrame(pieces, geometry="geometry", crs=crs)
-    frame = frame[_metric(frame, unit_m).area.to_numpy() >= config.min_area_m2].reset_index(drop=True)
+    frame = frame[in_metres(frame, unit_m).area.to_numpy() >= config.min_area_m2].reset_index(drop=True)
     geoms = frame.geometry.simplify(config.simplify_m / unit_m, preserve_topology=True)
     if config.regularize:
         tol = max(config.simplify_m, pixel_m2 ** 0.5) / unit_m  # in CRS units
         geoms = gpd.GeoSeries([regularize(g, rectangularity=config.rectangularity, tolerance=tol,
                                           min_iou=config.regularize_min_iou) for g in geoms], crs=crs)
     frame = frame.set_geometry(geoms.make_valid() if len(geoms) else geoms)
-    frame["area_m2"] = np.round(_metric(frame, unit_m).area.to_numpy(), 2)
+    frame["area_m2"] = np.round(in_metres(frame, unit_m).area.to_numpy(), 2)
     frame["prob_mean"] = np.round(frame["sum"] / np.maximum(frame["count"], 1), 4).astype(np.float32)
     frame["prob_max"] = frame["max"].astype(np.float32)
     frame["first_seen"] = pd.to_datetime(frame["days"], unit="D", errors="coerce")

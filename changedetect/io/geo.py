@@ -9,11 +9,15 @@ centre instead of pretending degrees are metres.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 from affine import Affine
 from pyproj import CRS, Geod, Transformer
 
 from changedetect.types import Grid
+
+if TYPE_CHECKING:
+    import geopandas as gpd
 
 _WGS84 = CRS.from_epsg(4326)
 
@@ -37,6 +41,42 @@ def pixel_size_m(grid: Grid) -> tuple[float, float]:
         if all(abs(n - g) <= 0.01 * g for n, g in zip(nominal, geodesic, strict=True)):
             return nominal
     return geodesic
+
+
+def ground_pixel(grid: Grid) -> tuple[float, float]:
+    """A pixel's ground area (m²) at the centre of ``grid``, and ground metres per CRS unit there.
+
+    Metres whatever the CRS: US-survey-foot state planes, Web Mercator and geographic grids
+    are measured on the ellipsoid (:func:`pixel_size_m`).  Without a CRS (or where it cannot be
+    measured) the grid's units are taken as metres.
+    """
+    units2 = abs(grid.transform.a * grid.transform.e)
+    if grid.crs is None or units2 == 0:
+        return units2, 1.0
+    sx, sy = pixel_size_m(grid)
+    if not (math.isfinite(sx) and math.isfinite(sy)) or sx * sy <= 0:
+        return units2, 1.0
+    return sx * sy, math.sqrt(sx * sy / units2)
+
+
+def in_metres(frame: gpd.GeoDataFrame | gpd.GeoSeries, unit_m: float = 1.0) -> gpd.GeoSeries:
+    """``frame``'s geometries where lengths and areas are ground metres: as they are in a
+    metre-based projected CRS (or none) whose scale is true here (``unit_m``, ground metres per
+    CRS unit from :func:`ground_pixel`, is 1), else in the local UTM zone (a feet-based state
+    plane's areas would be ft², a geographic one's deg², and Web Mercator's are
+    1/cos²(latitude) too large: 1.7 × at 40°)."""
+    geoms = frame.geometry if hasattr(frame, "geometry") else frame
+    crs = geoms.crs
+    if crs is None or (crs.is_projected and abs(_unit_factor(crs) - 1.0) < 1e-9 and abs(unit_m - 1.0) < 1e-6):
+        return geoms
+    return geoms.to_crs(geoms.estimate_utm_crs())
+
+
+def _unit_factor(crs: CRS) -> float:
+    try:
+        return float(crs.axis_info[0].unit_conversion_factor)
+    except (AttributeError, IndexError, TypeError, ValueError):
+        return 1.0
 
 
 def resolution_m(grid: Grid) -> float:
