@@ -725,3 +725,21 @@ def test_a_pair_with_a_same_season_partner_compares_it_and_masks_earlier_news(
                               "sha256": sha256_file(files["20240701"])}
     [skipped] = plan(PipelineConfig())
     assert skipped["partner"] is None and skipped["register_to"] == "2024-07-01"
+
+
+def test_the_command_prints_the_nights_warnings_and_exits_0(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from changedetect import nightly
+    from changedetect.cli import cli
+
+    def fake(*args: object, **kwargs: object) -> nightly.NightlySummary:
+        return nightly.NightlySummary("2025-01-21", new_acquisitions=1, areas=["d1"],
+                                      warnings=["d1_20240115.tif is truncated or corrupt; copy it again"])
+
+    monkeypatch.setattr(nightly, "run_nightly", fake)
+    (tmp_path / "catalog").mkdir()
+    result = CliRunner().invoke(cli, ["nightly", "--catalog", str(tmp_path / "catalog"), "--permits", "r.gpkg",
+                                      "--state", str(tmp_path / "st"), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert "WARNING d1_20240115.tif is truncated or corrupt; copy it again" in result.output
