@@ -308,6 +308,16 @@ def test_cli_detect_series(tmp_path: Path, model_dir: Path) -> None:
         days = f.read(1)
     finite = days[np.isfinite(days)]
     assert finite.size == 0 or finite.min() > 19000  # days since 1970 (2022+)
+    # January, July, January: the same-season pair is compared too, unless --consecutive-only
+    write_stack(make_stack(3, size=96, dates=["2024-01-15", "2024-07-12", "2025-01-20"]), tmp_path / "year")
+    for flag, pairs in (([], "2024-01-15/2024-07-12;2024-07-12/2025-01-20;2024-01-15/2025-01-20"),
+                        (["--consecutive-only"], "2024-01-15/2024-07-12;2024-07-12/2025-01-20")):
+        res = CliRunner().invoke(cli, ["-q", "detect", str(tmp_path / "year"), "--series", "--out", str(out),
+                                       "--model", str(model_dir), "--window", "64", "--overlap", "16",
+                                       "--overwrite", *flag])
+        assert res.exit_code == 0, res.output
+        with rasterio.open(out) as p:
+            assert p.tags()["pairs"] == pairs
 
 
 def test_dask_backed_inputs_give_the_same_result() -> None:

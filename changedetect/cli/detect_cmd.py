@@ -17,7 +17,11 @@ from changedetect.cli.options import check_overwrite, out_path_opt, overwrite_op
               help="Shipped model name or model folder (see `changedetect models`).")
 @click.option("--series", is_flag=True,
               help="BEFORE is a stack of tiles (folder, manifest...): detect between consecutive "
-                   "dates, keep the highest probability and write the date change first appeared.")
+                   "dates (and same-season dates a year apart), keep the highest probability and "
+                   "write the date change first appeared.")
+@click.option("--consecutive-only", is_flag=True,
+              help="With --series: compare consecutive dates only, not also each date with its "
+                   "same-season partner a year or more before (see docs/detection.md).")
 @click.option("--tta", is_flag=True, help="Average over flips and a rotation (4x slower, a bit more accurate).")
 @click.option("--window", type=click.IntRange(32), help="Window side in pixels (default: the model card's).")
 @click.option("--overlap", type=click.IntRange(0), default=64, show_default=True,
@@ -29,7 +33,7 @@ from changedetect.cli.options import check_overwrite, out_path_opt, overwrite_op
 @overwrite_opt
 @click.pass_context
 def command(ctx: click.Context, before: Path, after: Path | None, out: Path, model: str, series: bool,
-            tta: bool, window: int | None, overlap: int, batch_size: int, threshold: float | None,
+            consecutive_only: bool, tta: bool, window: int | None, overlap: int, batch_size: int, threshold: float | None,
             device: str, overwrite: bool) -> None:
     """Change probability between BEFORE and AFTER rasters, written as a COG on BEFORE's grid.
 
@@ -49,7 +53,8 @@ def command(ctx: click.Context, before: Path, after: Path | None, out: Path, mod
 
     try:
         config = DetectConfig(model=model, window=window, overlap=overlap, batch_size=batch_size,
-                              tta=tta, threshold=threshold, device=device)
+                              tta=tta, threshold=threshold, device=device,
+                              season_days=None if consecutive_only else DetectConfig.season_days)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc
     check_overwrite(out, overwrite)
