@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -116,8 +118,9 @@ ax.set_aspect("equal")
 
 # %% [markdown]
 # ## 3. Change probability
-# `detect_series` runs the model between consecutive dates and keeps, per pixel, the highest
-# probability and the first date it crossed the threshold.
+# `detect_series` runs the model between consecutive dates, and between same-season dates a year
+# or more apart (here January 2024 → January 2025, where the shadows fall alike: `prob.attrs["pairs"]`),
+# and keeps, per pixel, the highest probability and the first date it crossed the threshold.
 
 # %%
 from changedetect.detect import DetectConfig, detect_series
