@@ -27,6 +27,10 @@ def main() -> None:
     parser.add_argument("--truth", type=Path, default=REPO / "sample_tiles" / "truth" / "footprints.gpkg")
     parser.add_argument("--expected", type=Path, default=REPO / "permits" / "expected_violations.csv")
     args = parser.parse_args()
+    for path in (args.run_dir / "violations.gpkg", args.truth, args.expected):
+        if not path.is_file():
+            parser.error(f"{path} does not exist: give the output folder of `changedetect run` "
+                         "(and the sample city's truth files)")
     violations = gpd.read_file(args.run_dir / "violations.gpkg")
     truth = gpd.read_file(args.truth, layer="footprints")
     expected = pd.read_csv(args.expected)
