@@ -165,12 +165,19 @@ def test_small_scene_smaller_than_window() -> None:
     np.testing.assert_allclose(prob.values, _whole_image(loaded, a, b), atol=1e-5)
 
 
-def test_series_keeps_max_and_first_seen() -> None:
+def _three_dates() -> tuple[xr.DataArray, np.ndarray]:
+    """January, June, the next January (the last two differ in a 30 px square), and their times."""
     a, b = _pair(128, 128)
     c = b.copy(deep=True)
     c.values[:, 10:40, 10:40] = 255 - c.values[:, 10:40, 10:40]
     times = np.array(["2024-01-01", "2024-06-01", "2025-01-01"], dtype="datetime64[ns]")
     stack = xr.concat([a, b, c], dim="time").assign_coords(time=times).transpose("time", "band", "y", "x")
+    return stack, times
+
+
+def test_series_keeps_max_and_first_seen() -> None:
+    stack, times = _three_dates()
+    a, b, c = (stack.isel(time=i) for i in range(3))
     loaded = Loaded(Pointwise(3), FakeCard())
     consecutive = replace(CFG, season_days=None)
     prob, first = detect_series(stack, config=consecutive, model=loaded)
@@ -332,11 +339,7 @@ def test_mask_pairs_silence_the_later_pairs_only() -> None:
     """The nightly call: (previous, new) first, (partner, new) masked where (partner, previous) changed."""
     from scipy import ndimage
 
-    a, b = _pair(128, 128)
-    c = b.copy(deep=True)
-    c.values[:, 10:40, 10:40] = 255 - c.values[:, 10:40, 10:40]
-    times = np.array(["2024-01-01", "2024-06-01", "2025-01-01"], dtype="datetime64[ns]")
-    stack = xr.concat([a, b, c], dim="time").assign_coords(time=times).transpose("time", "band", "y", "x")
+    stack, times = _three_dates()
     loaded = Loaded(Pointwise(3), FakeCard())
     prob, first = detect_series(stack, config=CFG, model=loaded, pairs=[(1, 2), (0, 2)], mask_pairs=[(0, 1)])
     p12, p02, p01 = (detect_pair(stack.isel(time=i), stack.isel(time=j), config=CFG, model=loaded).values
