@@ -46,6 +46,8 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "DetectConfig",
     "DetectSummary",
+    "combine_pairs",
+    "detect_each_pair",
     "detect_pair",
     "detect_series",
     "detect_to_file",
@@ -246,7 +248,8 @@ def detect_series(
     ``mask_pairs`` reaches the threshold (grown by two pixels), the pairs after the first
     count no change: the nightly job compares ``(previous, new)`` and ``(partner, new)``
     and masks ``(partner, previous)``, what changed before tonight's pair (earlier nights'
-    news, whose first-seen date this run cannot know).
+    news, whose first-seen date this run cannot know).  :func:`detect_each_pair` gives each
+    pair's own probability.
 
     Returns
     -------
@@ -258,19 +261,35 @@ def detect_series(
         change never appears.  ``attrs["pairs"]`` lists the pairs compared, ``attrs["before"]``
         and ``attrs["after"]`` are the earliest and the latest date they compare.
     """
+    loaded = _load_model(config, model)
+    events = detect_each_pair(stack, config=config, progress=progress, model=loaded, pairs=pairs,
+                              mask_pairs=mask_pairs)
+    return combine_pairs(events, stack, _threshold(config, loaded.card))
+
+
+def detect_each_pair(
+    stack: xr.DataArray,
+    *,
+    config: DetectConfig = DetectConfig(),
+    progress: bool = False,
+    model: _Loaded | None = None,
+    pairs: list[tuple[int, int]] | None = None,
+    mask_pairs: list[tuple[int, int]] | None = None,
+) -> list[tuple[int, int, xr.DataArray]]:
+    """Each pair's change probability, as ``(before, after, ChangeProbability)`` in order of
+    precedence; the pairs and the mask as in :func:`detect_series`."""
     if stack.sizes.get("time", 0) < 2:
         raise ValueError(f"a series needs at least 2 dates, got {stack.sizes.get('time', 0)}")
     loaded = _load_model(config, model)
     thr = _threshold(config, loaded.card)
     times = stack["time"].values
-    best: xr.DataArray | None = None
-    first = np.full((stack.sizes["y"], stack.sizes["x"]), np.datetime64("NaT"), dtype="datetime64[ns]")
     n = len(times)
     pairs = series_pairs(times, config.season_days) if pairs is None else list(pairs)
     if not pairs or any(not 0 <= i < j < n for i, j in [*pairs, *(mask_pairs or [])]):
         raise ValueError(f"pairs must be (before, after) indices with 0 <= before < after < {n}, "
                          f"got {pairs} (mask {mask_pairs})")
     masked = _masked(stack, mask_pairs or [], thr, config, loaded, progress)
+    events = []
     for rank, (i, j) in enumerate(pairs):
         logger.info("detect: %s -> %s%s", str(times[i])[:10], str(times[j])[:10],
                     "" if j == i + 1 else " (same season)")
@@ -278,19 +297,28 @@ def detect_series(
                            progress=progress, model=loaded)
         if rank and masked is not None:  # NaN (no data) stays NaN
             prob.values = np.where(masked & np.isfinite(prob.values), np.float32(0), prob.values)
+        if mask_pairs:
+            prob.attrs["mask_pairs"] = ";".join(f"{str(times[a])[:10]}/{str(times[b])[:10]}" for a, b in mask_pairs)
+        events.append((i, j, prob))
+    return events
+
+
+def combine_pairs(events: list[tuple[int, int, xr.DataArray]], stack: xr.DataArray,
+                  threshold: float) -> tuple[xr.DataArray, xr.DataArray]:
+    """The highest probability of :func:`detect_each_pair`'s pairs, and the first-seen date:
+    the AFTER date of the first pair, in their order, that reaches ``threshold``."""
+    times = stack["time"].values
+    first = np.full((stack.sizes["y"], stack.sizes["x"]), np.datetime64("NaT"), dtype="datetime64[ns]")
+    best = events[0][2].copy(deep=True)  # the pairs' own rasters stay as they are
+    for _, j, prob in events:
         values = prob.values
-        first[(values >= thr) & np.isnat(first)] = times[j]
-        if best is None:
-            best = prob
-        else:
-            best.values = np.fmax(best.values, values)
-    assert best is not None
+        first[(values >= threshold) & np.isnat(first)] = times[j]
+        best.values = np.fmax(best.values, values)
+    pairs = [(i, j) for i, j, _ in events]
     # the dates compared (not the stack's ends: explicit pairs may leave some out)
     best.attrs["before"] = str(np.datetime64(times[min(i for i, _ in pairs)], "D"))
     best.attrs["after"] = str(np.datetime64(times[max(j for _, j in pairs)], "D"))
     best.attrs["pairs"] = ";".join(f"{str(times[i])[:10]}/{str(times[j])[:10]}" for i, j in pairs)
-    if mask_pairs:
-        best.attrs["mask_pairs"] = ";".join(f"{str(times[i])[:10]}/{str(times[j])[:10]}" for i, j in mask_pairs)
     first_seen = xr.DataArray(first, dims=("y", "x"), coords={k: best[k] for k in ("y", "x") if k in best.coords},
                               name="first_seen")
     return best, _with_georef(first_seen, stack.isel(time=0))

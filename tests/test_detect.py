@@ -16,6 +16,7 @@ from torch import nn
 
 from changedetect.detect import (
     DetectConfig,
+    detect_each_pair,
     detect_pair,
     detect_series,
     detect_to_file,
@@ -366,3 +367,24 @@ def test_series_attrs_name_the_dates_compared() -> None:
     assert (prob.attrs["before"], prob.attrs["after"]) == ("2024-01-01", "2025-01-01")
     prob, _ = detect_series(stack, config=CFG, model=loaded, pairs=[(0, 1)])
     assert (prob.attrs["before"], prob.attrs["after"]) == ("2024-01-01", "2024-06-01")
+
+
+def test_each_pairs_probability_and_their_combination() -> None:
+    """detect_each_pair gives each pair's own raster (the default pairs: consecutive + same season);
+    combine_pairs of them is detect_series, and leaves them as they were."""
+    from changedetect.detect import combine_pairs
+
+    stack, times = _three_dates()
+    loaded = Loaded(Pointwise(3), FakeCard())
+    events = detect_each_pair(stack, config=CFG, model=loaded)
+    assert [(i, j) for i, j, _ in events] == [(0, 1), (1, 2), (0, 2)]
+    for i, j, prob in events:
+        np.testing.assert_array_equal(prob.values, detect_pair(stack.isel(time=i), stack.isel(time=j),
+                                                               config=CFG, model=loaded).values)
+    kept = [p.values.copy() for _, _, p in events]
+    prob, first = combine_pairs(events, stack, 0.5)
+    series, series_first = detect_series(stack, config=CFG, model=loaded)
+    np.testing.assert_array_equal(prob.values, series.values)
+    np.testing.assert_array_equal(first.values, series_first.values)
+    for (_, _, p), before in zip(events, kept, strict=True):
+        np.testing.assert_array_equal(p.values, before)
