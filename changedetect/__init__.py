@@ -40,6 +40,7 @@ _LAZY: dict[str, str] = {
     "CoregisterConfig": "changedetect.coregister",
     "detect_pair": "changedetect.detect",
     "detect_series": "changedetect.detect",
+    "detect_each_pair": "changedetect.detect",
     "DetectConfig": "changedetect.detect",
     "load_model": "changedetect.weights",
     "list_shipped": "changedetect.weights",
@@ -58,7 +59,7 @@ _LAZY: dict[str, str] = {
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from changedetect.config import PipelineConfig
     from changedetect.coregister import CoregisterConfig
-    from changedetect.detect import DetectConfig, detect_pair, detect_series
+    from changedetect.detect import DetectConfig, detect_each_pair, detect_pair, detect_series
     from changedetect.io import open_series, open_stack, write_cog
     from changedetect.io.vectors import write_vector
     from changedetect.match import MatchConfig
@@ -94,6 +95,7 @@ __all__ = [
     "CoregisterConfig",
     "detect_pair",
     "detect_series",
+    "detect_each_pair",
     "DetectConfig",
     "load_model",
     "list_shipped",
