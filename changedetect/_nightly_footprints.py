@@ -6,7 +6,7 @@ the footprints of the latest pair that ran for it (columns ``area``, ``after``,
 night's generation of the violations, before the state is committed, and read back
 the next night as ``previous`` (:func:`changedetect.pipeline.run`) by each pair of the
 area whose first date is on or after their ``after`` date, unless a pair of that night
-ending in between is more recent (``changedetect.nightly._plan``).  Like the violations, it is a deterministic
+ending in between is more recent (``changedetect._nightly_plan.plan_night``).  Like the violations, it is a deterministic
 function of the committed state and the night's pair runs, so a rerun after a crash
 writes the same file; an area that failed keeps its committed rows.
 """

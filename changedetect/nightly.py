@@ -44,7 +44,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import re
 import shutil
 import threading
 from collections.abc import Iterator
@@ -56,12 +55,11 @@ from typing import Any
 from changedetect import _nightly_footprints as _footprints
 from changedetect import _nightly_reference as _reference
 from changedetect._nightly_catalog import Acquisition, discover, plan_pairs
+from changedetect._nightly_plan import plan_night
 from changedetect._nightly_reference import NightState
 from changedetect._state import (
     checkpoint,
     save_state,
-    sha256_file,
-    sha256_json,
     state_lock,
     write_text_atomic,
 )
@@ -128,7 +126,7 @@ def _local_dask() -> Iterator[None]:
 def _run_area(task: dict[str, Any]) -> dict[str, Any]:
     """Run the chain on the date pairs of one area (a Dask task; re-runnable, cached).
 
-    Each pair gets the previous footprints :func:`_plan` chose for it (``pair["previous"]``:
+    Each pair gets the previous footprints :func:`~changedetect._nightly_plan.plan_night` chose for it (``pair["previous"]``:
     ``"committed"``, the work folder of an earlier pair of the night, or None) and records
     in ``pair["carried"]`` the footprint ids it carried over from them (the merge's
     same-id rule holds for those only).
@@ -239,7 +237,7 @@ def run_nightly(
         current = _reference.load(state_dir)
         summary = NightlySummary(night=night_s)
         committed = _footprints.load(state_dir, current.generation)
-        tasks, new_by_area = _plan(catalog, current, state_dir, str(permits), config, night_s, summary,
+        tasks, new_by_area = plan_night(catalog, current, state_dir, str(permits), config, night_s, summary,
                                    committed)
         checkpoint("planned")
         if not new_by_area and night_s in current.nights:  # this night is done: a no-op
@@ -301,106 +299,6 @@ def _already_done(current: NightState, state_dir: Path, out_dir: Path, summary: 
     summary.open_violations = len(violations)
     log.info("night %s: nothing new", summary.night)
     return summary
-
-
-def _plan(catalog: str | Path, current: NightState, state_dir: Path, permits: str, config: PipelineConfig,
-          night: str, summary: NightlySummary,
-          committed: Any = None) -> tuple[list[dict[str, Any]], dict[str, list[Acquisition]]]:
-    """The areas' tasks.
-
-    Each pair's previous footprints are the most recent set dated on or before its ``before``
-    date: the area's committed ones (dated by their pair's ``after``) or those of an earlier
-    pair of the night (its ``after``; on a tie, the night's pair), or none.  A pair's work
-    folder is named by a checksum of its inputs, the register, the configuration and that
-    choice (the committed footprints' checksum, or the chosen pair's folder name), so a
-    complete run is reused only when all of these are the same.
-
-    Each area with new acquisitions gets its registration reference
-    (:func:`changedetect._nightly_reference.choose`: the pinned one, else the earliest readable,
-    recorded in ``summary.references`` to be pinned at the commit).  The acquisitions found
-    unreadable on the way are reported (``summary.warnings``) and left out of the pairs: a new
-    acquisition is paired with the previous one that is not among them; being new, they are
-    committed with the area (they take part in no pair).
-    """
-    permits_key = sha256_file(permits) if Path(permits).is_file() else permits
-    cfg = config.to_dict()
-    tasks, new_by_area = [], {}
-    checked: dict[str, str | None] = {}  # the readability check: once a night per file
-    for area, acqs in discover(catalog, night=night, known=current.checksums).items():
-        processed = current.processed(area)
-        if all(q.sha256 in processed for q in acqs):
-            continue
-        choice = _reference.choose(area, acqs, current.references.get(area), current.checksums, checked)
-        for message in choice.unreadable.values():
-            log.error("%s", message)
-        if choice.warning:
-            log.warning("%s", choice.warning)
-        summary.warnings += [*choice.unreadable.values(), *([choice.warning] if choice.warning else [])]
-        new = [q for q in acqs if q.sha256 not in processed]
-        _, pairs = plan_pairs([q for q in acqs if q.path not in choice.unreadable], processed)
-        new_by_area[area] = new
-        summary.new_acquisitions += len(new)
-        summary.areas.append(area)
-        first = choice.reference  # every pair is registered onto it (but a pair that contains it)
-        if first is not None:
-            summary.references[area] = _reference.record(first)
-        if not pairs:
-            continue
-        summary.pairs += len(pairs)
-        mine = _footprints.of_area(committed, area)
-        # (date, what the pair gets as previous, its part of the work folder's key)
-        sets = [] if mine is None else [(str(mine["after"].max()), "committed", _footprints.checksum(mine))]
-        runs = []
-        usable = sorted((q for q in acqs if q.path not in choice.unreadable), key=lambda q: (q.date, q.path))
-        for a, b in pairs:
-            reference = None if first is None or first.path in (a.path, b.path) else {
-                "path": first.path, "date": first.date}
-            partner = _season_partner(usable, a, b, config.detect.season_days, checked)
-            chosen: tuple[str, str | None, str] = ("", None, _footprints.checksum(None))
-            for candidate in sets:
-                if candidate[0] <= a.date and candidate[0] >= chosen[0]:
-                    chosen = candidate
-            key = sha256_json([a.sha256, b.sha256, permits_key, cfg, chosen[2]]
-                              + ([first.sha256] if first is not None and reference else [])
-                              + ([partner.sha256] if partner is not None else []))[:16]
-            run_dir = str(state_dir / "work" / _safe(area) / key)
-            runs.append({"before": a.date, "after": b.date, "before_path": a.path, "after_path": b.path,
-                         "run_dir": run_dir, "previous": chosen[1], "reference": reference,
-                         "register_to": None if first is None else first.date,
-                         "partner": None if partner is None else {"path": partner.path, "date": partner.date}})
-            sets.append((b.date, run_dir, key))
-        tasks.append({"area": area, "permits": permits, "config": cfg, "committed": mine, "pairs": runs})
-    return tasks, new_by_area
-
-
-def _season_partner(usable: list[Acquisition], a: Acquisition, b: Acquisition, season_days: int | None,
-                    checked: dict[str, str | None]) -> Acquisition | None:
-    """The same-season partner of the pair ``(a, b)`` (:func:`changedetect.detect.season_partner`
-    over the area's acquisitions up to ``a``, then ``b``, as ``changedetect run`` pairs a
-    series: none when ``a`` itself is a year before ``b``), or None.  A partner that fails the
-    readability check (``checked`` caches it for the night) is passed over for the next one."""
-    import numpy as np
-
-    from changedetect.detect import season_partner
-
-    candidates = [q for q in usable if q.date < a.date]
-    while season_days is not None and candidates:
-        times = np.array([q.date for q in candidates] + [a.date, b.date], dtype="datetime64[D]")
-        i = season_partner(times, len(candidates) + 1, season_days)
-        if i is None:
-            return None
-        q = candidates[i]
-        if q.path not in checked:
-            checked[q.path] = _reference.unreadable_reason(q.path)
-        if checked[q.path] is None:
-            return q
-        log.warning("not comparing %s as the same-season partner of %s: %s", q.path, b.path, checked[q.path])
-        candidates = candidates[:i] + candidates[i + 1:]
-    return None
-
-
-def _safe(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", name)
 
 
 def _next_state(current: NightState, new_by_area: dict[str, list[Acquisition]], ok_areas: set[str], night: str,

@@ -431,14 +431,15 @@ def _late_catalog(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path
 
 def test_each_pair_gets_the_latest_footprints_dated_on_or_before_its_first_date(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from changedetect._nightly_plan import plan_night
     from changedetect.config import PipelineConfig
-    from changedetect.nightly import NightlySummary, _plan
+    from changedetect.nightly import NightlySummary
 
     cat, state, committed = _late_catalog(tmp_path, monkeypatch)
     sd = tmp_path / "state"
 
     def plan(table: object) -> dict[str, list[dict]]:
-        tasks, _ = _plan(cat, state, sd, "register.gpkg", PipelineConfig(), "2024-04-02",
+        tasks, _ = plan_night(cat, state, sd, "register.gpkg", PipelineConfig(), "2024-04-02",
                          NightlySummary("2024-04-02"), table)
         return {t["area"]: t["pairs"] for t in tasks}
 
@@ -466,15 +467,16 @@ def test_each_pair_gets_the_latest_footprints_dated_on_or_before_its_first_date(
 
 def test_run_area_gives_each_pair_its_chosen_previous_and_records_the_carried_ids(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The Dask task hands pipeline.run the previous footprints _plan chose (not the pair before it)."""
+    """The Dask task hands pipeline.run the previous footprints plan_night chose (not the pair before it)."""
     import geopandas as gpd
     from shapely.geometry import box
 
     from changedetect import nightly, pipeline
+    from changedetect._nightly_plan import plan_night
     from changedetect.config import PipelineConfig
 
     cat, state, committed = _late_catalog(tmp_path, monkeypatch)
-    tasks, _ = nightly._plan(cat, state, tmp_path / "state", "register.gpkg", PipelineConfig(), "2024-04-02",
+    tasks, _ = plan_night(cat, state, tmp_path / "state", "register.gpkg", PipelineConfig(), "2024-04-02",
                              nightly.NightlySummary("2024-04-02"), committed)
     given: list[list[str] | None] = []
 
@@ -562,9 +564,10 @@ def test_a_backfilled_older_acquisition_does_not_move_the_pinned_reference(world
     """Night 3 with an acquisition older than the area's first one arriving late: its pairs are still
     registered onto the pinned reference, so its outputs are the uninterrupted run's."""
     from changedetect import _nightly_reference
+    from changedetect._nightly_plan import plan_night
     from changedetect._state import sha256_file
     from changedetect.config import PipelineConfig
-    from changedetect.nightly import NightlySummary, _plan
+    from changedetect.nightly import NightlySummary
 
     base = tmp_path / "backfill"
     shutil.copytree(world["root"] / f"after-{NIGHTS[1]}", base)
@@ -574,7 +577,7 @@ def test_a_backfilled_older_acquisition_does_not_move_the_pinned_reference(world
     _arrive(world, base / "catalog", NIGHTS[2])
     late = base / "catalog" / "district1" / "district1_20231115.tif"  # another image, dated earlier
     shutil.copy(base / "catalog" / "district3" / "district3_20240115.tif", late)
-    tasks, _ = _plan(base / "catalog", _nightly_reference.load(base / "state"), base / "state",
+    tasks, _ = plan_night(base / "catalog", _nightly_reference.load(base / "state"), base / "state",
                      str(world["permits"]), PipelineConfig.from_toml(world["config"]), NIGHTS[2],
                      NightlySummary(NIGHTS[2]), None)
     pairs = next(t for t in tasks if t["area"] == "district1")["pairs"]
@@ -678,6 +681,7 @@ def test_a_pair_with_a_same_season_partner_compares_it_and_masks_earlier_news(
     from dataclasses import replace
 
     from changedetect import _nightly_reference, nightly, pipeline
+    from changedetect._nightly_plan import plan_night
     from changedetect._nightly_reference import NightState as State
     from changedetect._state import sha256_file
     from changedetect.config import PipelineConfig
@@ -693,7 +697,7 @@ def test_a_pair_with_a_same_season_partner_compares_it_and_masks_earlier_news(
         for d in ("20240101", "20240701")}})
 
     def plan(config: PipelineConfig) -> list[dict]:
-        tasks, _ = nightly._plan(cat.parent, state, tmp_path / "state", "register.gpkg", config, "2025-01-06",
+        tasks, _ = plan_night(cat.parent, state, tmp_path / "state", "register.gpkg", config, "2025-01-06",
                                  nightly.NightlySummary("2025-01-06"), None)
         return tasks[0]["pairs"]
 
