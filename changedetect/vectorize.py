@@ -41,13 +41,16 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-import rasterio.features
-import shapely
 import xarray as xr
-from affine import Affine
-from scipy import ndimage
 
 from changedetect._change_presence import presence_means, presence_types
+from changedetect._vectorize_raster import (
+    clean_mask,
+    first_seen_days,
+    hysteresis,
+    merge_seams,
+    trace_strip,
+)
 from changedetect._vectorize_shapes import (
     CARRY_MIN_COVER,
     CARRY_MIN_IOU,
@@ -191,10 +194,10 @@ def vectorize(
     shape = (int(prob.shape[0]), int(prob.shape[1]))
     pixel_m2, unit_m = ground_pixel(Grid.of(prob)) if prob.rio.crs is not None else (
         abs(prob.rio.transform().a * prob.rio.transform().e), 1.0)
-    days = _first_seen_days(first_seen, shape)
+    days = first_seen_days(first_seen, shape)
     pieces = [p for r0 in range(0, shape[0], config.strip_rows)
-              for p in _strip(prob, days, r0, transform, pixel_m2, config)]
-    merged = _merge_seams(pieces)
+              for p in trace_strip(prob, days, r0, transform, pixel_m2, config)]
+    merged = merge_seams(pieces)
     frame = _attributes(merged, crs, config, pixel_m2, unit_m)
     means = None
     if presence is not None and len(frame):
@@ -223,136 +226,6 @@ def vectorize(
     out = gpd.GeoDataFrame(frame[list(COLUMNS) + ["geometry"]], geometry="geometry", crs=crs)
     out.attrs["carried_ids"] = carried
     return out
-
-
-def _first_seen_days(first_seen: xr.DataArray | None, shape: tuple[int, int]) -> xr.DataArray | None:
-    if first_seen is None:
-        return None
-    if first_seen.shape != shape:
-        raise ValueError(f"first_seen has shape {first_seen.shape}, the probability {shape}: put them on one grid")
-    return first_seen
-
-
-def _days_block(days: xr.DataArray, r0: int, r1: int) -> np.ndarray:
-    block = np.asarray(days[r0:r1].values)
-    if np.issubdtype(block.dtype, np.datetime64):
-        out = block.astype("datetime64[D]").astype("int64").astype(np.float64)
-        out[np.isnat(block)] = np.nan
-        return out
-    return block.astype(np.float64)
-
-
-def hysteresis(prob: np.ndarray, high: float, low: float) -> np.ndarray:
-    """Pixels >= ``low`` that are 8-connected to a pixel >= ``high``."""
-    weak = prob >= low
-    labels, n = ndimage.label(weak, structure=np.ones((3, 3), bool))
-    keep = np.zeros(n + 1, bool)
-    keep[np.unique(labels[prob >= high])] = True
-    keep[0] = False
-    return keep[labels]
-
-
-def clean_mask(mask: np.ndarray, config: VectorizeConfig, pixel_m2: float) -> np.ndarray:
-    """Opening, closing, and small holes filled."""
-    if config.opening_px:
-        mask = ndimage.binary_opening(mask, structure=_disk(config.opening_px))
-    if config.closing_px:
-        mask = ndimage.binary_closing(mask, structure=_disk(config.closing_px)) | mask
-    holes = ndimage.binary_fill_holes(mask) & ~mask
-    if holes.any() and config.max_hole_m2 > 0:
-        lab, n = ndimage.label(holes)
-        sizes = ndimage.sum_labels(holes, lab, np.arange(1, n + 1)) * pixel_m2
-        small = np.concatenate([[False], sizes < config.max_hole_m2])
-        mask = mask | small[lab]
-    return mask
-
-
-def _disk(r: int) -> np.ndarray:
-    y, x = np.ogrid[-r: r + 1, -r: r + 1]
-    return (x * x + y * y) <= r * r + r  # a plus for r=1, a rounded square beyond
-
-
-def _strip(prob: xr.DataArray, days: xr.DataArray | None, r0: int, transform: Affine, pixel_m2: float,
-           config: VectorizeConfig) -> list[dict]:
-    """Polygons of the rows [r0, r0 + strip_rows), computed on the strip plus its overlap."""
-    height = prob.shape[0]
-    r1 = min(r0 + config.strip_rows, height)
-    e0, e1 = max(r0 - config.strip_overlap, 0), min(r1 + config.strip_overlap, height)
-    p = np.nan_to_num(np.asarray(prob[e0:e1].values, dtype=np.float32), nan=0.0)
-    low = config.threshold if config.low_threshold is None else config.low_threshold
-    mask = clean_mask(hysteresis(p, config.threshold, low), config, pixel_m2)[r0 - e0: r1 - e0]
-    if not mask.any():
-        return []
-    core = p[r0 - e0: r1 - e0]
-    labels, n = ndimage.label(mask)  # 4-connected, as rasterio.features.shapes below
-    idx = np.arange(1, n + 1)
-    sums = ndimage.sum_labels(core, labels, idx)
-    counts = ndimage.sum_labels(mask, labels, idx)
-    maxes = ndimage.maximum(core, labels, idx)
-    seen = _median_days(_days_block(days, r0, r1), labels, n) if days is not None else np.full(n, np.nan)
-    wt = transform @ Affine.translation(0, r0)
-    out = []
-    for geom, value in rasterio.features.shapes(labels.astype(np.int32), mask=mask, transform=wt, connectivity=4):
-        k = int(value) - 1
-        out.append({"geometry": shapely.geometry.shape(geom), "strip": r0, "sum": float(sums[k]),
-                    "count": float(counts[k]), "max": float(maxes[k]), "days": float(seen[k])})
-    return out
-
-
-def _median_days(days: np.ndarray, labels: np.ndarray, n: int) -> np.ndarray:
-    out = np.full(n, np.nan)
-    ok = (labels > 0) & np.isfinite(days)
-    if not ok.any():
-        return out
-    lab, val = labels[ok], days[ok]
-    order = np.lexsort((val, lab))
-    lab, val = lab[order], val[order]
-    starts = np.searchsorted(lab, np.arange(1, n + 1))
-    ends = np.searchsorted(lab, np.arange(1, n + 1), side="right")
-    for k in np.flatnonzero(ends > starts):
-        out[k] = val[(starts[k] + ends[k] - 1) // 2]
-    return out
-
-
-def _merge_seams(pieces: list[dict]) -> list[dict]:
-    """Dissolve pieces of different strips that share an edge (union-find over an STRtree)."""
-    if not pieces:
-        return []
-    geoms = np.array([p["geometry"] for p in pieces], dtype=object)
-    strips = np.array([p["strip"] for p in pieces])
-    tree = shapely.STRtree(geoms)
-    a, b = tree.query(geoms, predicate="intersects")
-    cand = (a < b) & (strips[a] != strips[b])
-    a, b = a[cand], b[cand]
-    shared = shapely.length(shapely.intersection(geoms[a], geoms[b])) > 0
-    parent = np.arange(len(pieces))
-
-    def root(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return int(i)
-
-    for i, j in zip(a[shared], b[shared], strict=True):
-        ri, rj = root(int(i)), root(int(j))
-        if ri != rj:
-            parent[max(ri, rj)] = min(ri, rj)
-    groups: dict[int, list[int]] = {}
-    for i in range(len(pieces)):
-        groups.setdefault(root(i), []).append(i)
-    merged = []
-    for members in groups.values():
-        if len(members) == 1:
-            merged.append(pieces[members[0]])
-            continue
-        parts = [pieces[m] for m in members]
-        biggest = max(parts, key=lambda q: q["count"])
-        merged.append({
-            "geometry": shapely.union_all([q["geometry"] for q in parts]),
-            "sum": sum(q["sum"] for q in parts), "count": sum(q["count"] for q in parts),
-            "max": max(q["max"] for q in parts), "days": biggest["days"],
-        })
-    return merged
 
 
 def _attributes(pieces: list[dict], crs: object, config: VectorizeConfig, pixel_m2: float,
