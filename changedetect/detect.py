@@ -306,9 +306,21 @@ def detect_each_pair(
 def combine_pairs(events: list[tuple[int, int, xr.DataArray]], stack: xr.DataArray,
                   threshold: float) -> tuple[xr.DataArray, xr.DataArray]:
     """The highest probability of :func:`detect_each_pair`'s pairs, and the first-seen date:
-    the AFTER date of the first pair, in their order, that reaches ``threshold``."""
+    the AFTER date of the first pair, in their order, that reaches ``threshold``.  The pairs'
+    own rasters are left as they are.  ``ValueError`` when there are no pairs, or one is not
+    on ``stack``'s grid or names dates outside it."""
     times = stack["time"].values
-    first = np.full((stack.sizes["y"], stack.sizes["x"]), np.datetime64("NaT"), dtype="datetime64[ns]")
+    shape = (stack.sizes["y"], stack.sizes["x"])
+    if not events:
+        raise ValueError("combine_pairs: no pairs to combine (give detect_each_pair's list)")
+    for i, j, prob in events:
+        if prob.shape != shape:
+            raise ValueError(f"combine_pairs: the pair ({i}, {j}) has a raster of {prob.shape} pixels, "
+                             f"the stack {shape}: give rasters on the stack's grid (detect_each_pair's)")
+        if not 0 <= i < j < len(times):
+            raise ValueError(f"combine_pairs: the pair ({i}, {j}) names indices that are not dates of the "
+                             f"stack (0 <= before < after < {len(times)})")
+    first = np.full(shape, np.datetime64("NaT"), dtype="datetime64[ns]")
     best = events[0][2].copy(deep=True)  # the pairs' own rasters stay as they are
     for _, j, prob in events:
         values = prob.values

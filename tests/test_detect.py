@@ -388,3 +388,47 @@ def test_each_pairs_probability_and_their_combination() -> None:
     np.testing.assert_array_equal(first.values, series_first.values)
     for (_, _, p), before in zip(events, kept, strict=True):
         np.testing.assert_array_equal(p.values, before)
+
+
+def test_combine_pairs_follows_the_events_order_and_refuses_bad_events() -> None:
+    """combine_pairs keeps the highest probability and dates each pixel by the first pair, in the
+    order given, that reaches the threshold; the pairs' own rasters and attrs stay as they were;
+    no pairs, or a raster off the stack's grid, is one clear ValueError (not an IndexError)."""
+    from changedetect.detect import combine_pairs
+
+    stack, times = _three_dates()
+    loaded = Loaded(Pointwise(3), FakeCard())
+    events = detect_each_pair(stack, config=CFG, model=loaded)
+    attrs = [dict(p.attrs) for _, _, p in events]
+    values = [p.values for _, _, p in events]
+    for order in ([0, 1, 2], [2, 0, 1]):
+        prob, first = combine_pairs([events[k] for k in order], stack, 0.5)
+        np.testing.assert_array_equal(prob.values, np.fmax(np.fmax(values[0], values[1]), values[2]))
+        expect = np.full(first.shape, np.datetime64("NaT"), dtype="datetime64[ns]")
+        for k in order:
+            expect[(values[k] >= 0.5) & np.isnat(expect)] = times[events[k][1]]
+        np.testing.assert_array_equal(first.values, expect)
+    assert (~np.isnat(expect)).any()
+    assert [dict(p.attrs) for _, _, p in events] == attrs  # combine_pairs wrote its attrs on a copy
+    with pytest.raises(ValueError, match="no pairs"):
+        combine_pairs([], stack, 0.5)
+    i, j, p = events[0]
+    with pytest.raises(ValueError, match=r"\(64, 64\).*\(128, 128\)"):
+        combine_pairs([(i, j, p.isel(y=slice(0, 64), x=slice(0, 64)))], stack, 0.5)
+    with pytest.raises(ValueError, match="not dates of the stack"):
+        combine_pairs([(0, 3, p)], stack, 0.5)
+
+
+def test_cli_consecutive_only_needs_series(tmp_path: Path) -> None:
+    """--consecutive-only only means something for a series: on a pair it is refused, not ignored."""
+    from click.testing import CliRunner
+
+    from changedetect.cli import cli
+
+    a, b = _pair(64, 64)
+    pa = _write(tmp_path / "a.tif", a.values.astype(np.uint8))
+    pb = _write(tmp_path / "b.tif", b.values.astype(np.uint8))
+    out = tmp_path / "prob.tif"
+    res = CliRunner().invoke(cli, ["-q", "detect", str(pa), str(pb), "--out", str(out), "--consecutive-only"])
+    assert res.exit_code == 2 and "--consecutive-only" in res.output and "--series" in res.output, res.output
+    assert not out.exists()

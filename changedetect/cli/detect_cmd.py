@@ -51,6 +51,8 @@ def command(ctx: click.Context, before: Path, after: Path | None, out: Path, mod
     """
     from changedetect.detect import DetectConfig
 
+    if consecutive_only and not series:
+        raise click.UsageError("--consecutive-only chooses a series' pairs: give it with --series")
     try:
         config = DetectConfig(model=model, window=window, overlap=overlap, batch_size=batch_size,
                               tta=tta, threshold=threshold, device=device,
