@@ -74,7 +74,7 @@ def plan_night(catalog: str | Path, current: NightState, state_dir: Path, permit
         for a, b in pairs:
             reference = None if first is None or first.path in (a.path, b.path) else {
                 "path": first.path, "date": first.date}
-            partner = _season_partner(usable, a, b, config.detect.season_days, checked)
+            partner = _season_partner(usable, a, b, config.detect.season_days, checked, summary.warnings)
             chosen: tuple[str, str | None, str] = ("", None, _footprints.checksum(None))
             for candidate in sets:
                 if candidate[0] <= a.date and candidate[0] >= chosen[0]:
@@ -93,11 +93,12 @@ def plan_night(catalog: str | Path, current: NightState, state_dir: Path, permit
 
 
 def _season_partner(usable: list[Acquisition], a: Acquisition, b: Acquisition, season_days: int | None,
-                    checked: dict[str, str | None]) -> Acquisition | None:
+                    checked: dict[str, str | None], warnings: list[str]) -> Acquisition | None:
     """The same-season partner of the pair ``(a, b)`` (:func:`changedetect.detect.season_partner`
     over the area's acquisitions up to ``a``, then ``b``, as ``changedetect run`` pairs a
     series: none when ``a`` itself is a year before ``b``), or None.  A partner that fails the
-    readability check (``checked`` caches it for the night) is passed over for the next one."""
+    readability check (``checked`` caches it for the night) is passed over for the next one,
+    with a warning logged and added to ``warnings`` (the night's, once each)."""
     import numpy as np
 
     from changedetect.detect import season_partner
@@ -113,7 +114,10 @@ def _season_partner(usable: list[Acquisition], a: Acquisition, b: Acquisition, s
             checked[q.path] = _reference.unreadable_reason(q.path)
         if checked[q.path] is None:
             return q
-        log.warning("not comparing %s as the same-season partner of %s: %s", q.path, b.path, checked[q.path])
+        message = f"not comparing {q.path} as the same-season partner of {b.path}: {checked[q.path]}"
+        log.warning("%s", message)
+        if message not in warnings:
+            warnings.append(message)
         candidates = candidates[:i] + candidates[i + 1:]
     return None
 

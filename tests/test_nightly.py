@@ -696,9 +696,9 @@ def test_a_pair_with_a_same_season_partner_compares_it_and_masks_earlier_news(
         sha256_file(files[d]): {"path": str(files[d]), "date": f"{d[:4]}-{d[4:6]}-{d[6:]}", "night": "2024-07-02"}
         for d in ("20240101", "20240701")}})
 
-    def plan(config: PipelineConfig) -> list[dict]:
+    def plan(config: PipelineConfig, summary: nightly.NightlySummary | None = None) -> list[dict]:
         tasks, _ = plan_night(cat.parent, state, tmp_path / "state", "register.gpkg", config, "2025-01-06",
-                                 nightly.NightlySummary("2025-01-06"), None)
+                              summary or nightly.NightlySummary("2025-01-06"), None)
         return tasks[0]["pairs"]
 
     [pair] = plan(PipelineConfig())
@@ -727,8 +727,12 @@ def test_a_pair_with_a_same_season_partner_compares_it_and_masks_earlier_news(
                         lambda path: "truncated" if Path(path).name == "d1_20240101.tif" else None)
     state.references["d1"] = {"path": str(files["20240701"]), "date": "2024-07-01",
                               "sha256": sha256_file(files["20240701"])}
-    [skipped] = plan(PipelineConfig())
+    summary = nightly.NightlySummary("2025-01-06")
+    [skipped] = plan(PipelineConfig(), summary)
     assert skipped["partner"] is None and skipped["register_to"] == "2024-07-01"
+    # reported as the night's other problems that fail no area (--json warnings, WARNING lines, even with -q)
+    assert [w for w in summary.warnings if "d1_20240101.tif" in w and "same-season partner" in w
+            and "truncated" in w] == summary.warnings and len(summary.warnings) == 1
 
 
 def test_the_command_prints_the_nights_warnings_and_exits_0(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
