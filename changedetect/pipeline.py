@@ -177,9 +177,10 @@ def run(
         Footprints that overlap one of them well keep its ``footprint_id``.
     register_to
         ISO date of one date of ``tiles`` used only as the co-registration reference: every
-        other date is aligned onto its grid, then it is dropped before detection (the nightly
-        job registers every pair of an area onto the area's first acquisition, so that all
-        nights' footprints share one grid).
+        other date is aligned onto it, then it is dropped before detection unless a pair of
+        ``pairs`` or ``mask_pairs`` compares it (the nightly job registers every pair of an area
+        onto the area's pinned reference acquisition, so that all nights' footprints share one
+        grid).
     pairs
         ISO ``(before, after)`` dates of the pairs to compare, in order of precedence for
         ``first_seen`` (default: :func:`changedetect.detect.series_pairs`, or the one pair of
@@ -208,9 +209,9 @@ def run(
     try:
         with clock.stage("open"):
             series = open_series(tiles if isinstance(tiles, str | Path) else [Path(t) for t in tiles])
-            # a registration-only reference must not impose its grid: the first compared date's
             check_pairs(pairs, mask_pairs, [sc.date.isoformat() for sc in series.scenes])  # before any work
-            # with pairs, the first pair's BEFORE date's grid
+            # a registration-only reference must not impose its grid: the first compared date's
+            # (with pairs, the first pair's BEFORE date's)
             grids = ([sc.grid for sc in series.scenes if sc.date.isoformat() == pairs[0][0]] if pairs
                      else [sc.grid for sc in series.scenes if sc.date.isoformat() != register_to])
             stack = series.to_stack(grid=grids[0] if (register_to is not None or pairs) and grids else None)
