@@ -59,14 +59,20 @@ def ground_pixel(grid: Grid) -> tuple[float, float]:
     return sx * sy, math.sqrt(sx * sy / units2)
 
 
-def in_metres(frame: gpd.GeoDataFrame | gpd.GeoSeries, unit_m: float = 1.0) -> gpd.GeoSeries:
+def in_metres(frame: gpd.GeoDataFrame | gpd.GeoSeries, unit_m: float | None = None) -> gpd.GeoSeries:
     """``frame``'s geometries where lengths and areas are ground metres: as they are in a
     metre-based projected CRS (or none) whose scale is true here (``unit_m``, ground metres per
-    CRS unit from :func:`ground_pixel`, is 1), else in the local UTM zone (a feet-based state
-    plane's areas would be ft², a geographic one's deg², and Web Mercator's are
-    1/cos²(latitude) too large: 1.7 × at 40°)."""
+    CRS unit from :func:`ground_pixel`, is 1; by default measured at the centre of ``frame``'s
+    bounds), else in the local UTM zone (a feet-based state plane's areas would be ft², a
+    geographic one's deg², and Web Mercator's are 1/cos²(latitude) too large: 1.7 × at 40°)."""
     geoms = frame.geometry if hasattr(frame, "geometry") else frame
     crs = geoms.crs
+    if unit_m is None:
+        unit_m = 1.0
+        if crs is not None and crs.is_projected and len(geoms) and not geoms.is_empty.all():
+            left, bottom, right, top = geoms.total_bounds
+            centre = Affine(1, 0, (left + right) / 2, 0, -1, (bottom + top) / 2)
+            unit_m = ground_pixel(Grid(crs, centre, 1, 1))[1]
     if crs is None or (crs.is_projected and abs(_unit_factor(crs) - 1.0) < 1e-9 and abs(unit_m - 1.0) < 1e-6):
         return geoms
     return geoms.to_crs(geoms.estimate_utm_crs())
