@@ -333,3 +333,10 @@ def test_explicit_pairs_compare_only_those_and_start_at_the_first_before(inputs:
     early = run(inputs["tiles"], permits=inputs["permits"], out=inputs["root"] / "out-early", config=config,
                 pairs=[("2024-01-15", "2024-03-15")])
     assert early.dates == ["2024-01-15", "2024-03-15"]
+    # also with two pairs (the series path): a later date no pair compares is not the AFTER image
+    later = inputs["root"] / "later.json"
+    later.write_text(json.dumps([{"path": str(p), "date": d} for p, d in zip(
+        [*inputs["tile_paths"], inputs["tile_paths"][0]], ["2024-01-15", "2024-03-15", "2024-05-14", "2024-09-01"],
+        strict=True)]))
+    two = run(later, permits=inputs["permits"], out=inputs["root"] / "out-two", config=config, pairs=pairs)
+    assert two.dates == ["2024-03-15", "2024-05-14"]
