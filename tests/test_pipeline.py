@@ -340,3 +340,21 @@ def test_explicit_pairs_compare_only_those_and_start_at_the_first_before(inputs:
         strict=True)]))
     two = run(later, permits=inputs["permits"], out=inputs["root"] / "out-two", config=config, pairs=pairs)
     assert two.dates == ["2024-03-15", "2024-05-14"]
+
+
+def test_explicit_pairs_keep_the_first_pairs_before_grid(inputs: dict, tmp_path: Path) -> None:
+    """Without register_to too, the run is on the first pair's BEFORE grid, not the first date's."""
+    from changedetect.pipeline import run
+
+    small = write_stack(make_stack(n_dates=1, size=32, seed=3), tmp_path / "early", prefix="district12")[0]
+    later = inputs["tile_paths"][1:]
+    manifest = tmp_path / "m.json"
+    manifest.write_text(json.dumps([{"path": str(small), "date": "2023-12-01"}] + [
+        {"path": str(p), "date": d} for p, d in zip(later, ["2024-03-15", "2024-05-14"], strict=True)]))
+    out = tmp_path / "out"
+    summary = run(manifest, permits=inputs["permits"], out=out, config=inputs["config"],
+                  pairs=[("2024-03-15", "2024-05-14"), ("2023-12-01", "2024-05-14")])
+    assert summary.dates == ["2024-03-15", "2024-05-14"]
+    with rasterio.open(out / "change_probability.tif") as src, rasterio.open(later[0]) as first:
+        assert (src.width, src.height) == (first.width, first.height) == (64, 64)  # not the 32 px first date's
+        assert src.transform.almost_equals(first.transform)
