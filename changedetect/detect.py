@@ -277,7 +277,8 @@ def detect_each_pair(
     mask_pairs: list[tuple[int, int]] | None = None,
 ) -> list[tuple[int, int, xr.DataArray]]:
     """Each pair's change probability, as ``(before, after, ChangeProbability)`` in order of
-    precedence; the pairs and the mask as in :func:`detect_series`."""
+    precedence; the pairs and the mask as in :func:`detect_series` (the pairs after the first,
+    the masked ones, carry ``attrs["mask_pairs"]``)."""
     if stack.sizes.get("time", 0) < 2:
         raise ValueError(f"a series needs at least 2 dates, got {stack.sizes.get('time', 0)}")
     loaded = _load_model(config, model)
@@ -297,7 +298,7 @@ def detect_each_pair(
                            progress=progress, model=loaded)
         if rank and masked is not None:  # NaN (no data) stays NaN
             prob.values = np.where(masked & np.isfinite(prob.values), np.float32(0), prob.values)
-        if mask_pairs:
+        if rank and mask_pairs:  # the first pair is never masked
             prob.attrs["mask_pairs"] = ";".join(f"{str(times[a])[:10]}/{str(times[b])[:10]}" for a, b in mask_pairs)
         events.append((i, j, prob))
     return events
@@ -331,6 +332,9 @@ def combine_pairs(events: list[tuple[int, int, xr.DataArray]], stack: xr.DataArr
     best.attrs["before"] = str(np.datetime64(times[min(i for i, _ in pairs)], "D"))
     best.attrs["after"] = str(np.datetime64(times[max(j for _, j in pairs)], "D"))
     best.attrs["pairs"] = ";".join(f"{str(times[i])[:10]}/{str(times[j])[:10]}" for i, j in pairs)
+    masks = [p.attrs["mask_pairs"] for _, _, p in events if "mask_pairs" in p.attrs]
+    if masks:  # the later pairs' mask (detect_each_pair's)
+        best.attrs["mask_pairs"] = masks[0]
     first_seen = xr.DataArray(first, dims=("y", "x"), coords={k: best[k] for k in ("y", "x") if k in best.coords},
                               name="first_seen")
     return best, _with_georef(first_seen, stack.isel(time=0))

@@ -354,6 +354,11 @@ def test_mask_pairs_silence_the_later_pairs_only() -> None:
     np.testing.assert_array_equal(first.values, np.where(seen, times[2], np.datetime64("NaT")))
     with pytest.raises(ValueError, match="mask"):
         detect_series(stack, config=CFG, model=loaded, pairs=[(1, 2)], mask_pairs=[(2, 0)])
+    # each pair's own raster says whether it was masked: the first is not
+    first_pair, second = detect_each_pair(stack, config=CFG, model=loaded, pairs=[(1, 2), (0, 2)],
+                                          mask_pairs=[(0, 1)])
+    assert "mask_pairs" not in first_pair[2].attrs and second[2].attrs["mask_pairs"] == "2024-01-01/2024-06-01"
+    np.testing.assert_array_equal(first_pair[2].values, p12)
 
 
 def test_series_attrs_name_the_dates_compared() -> None:
