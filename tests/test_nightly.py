@@ -733,6 +733,12 @@ def test_a_pair_with_a_same_season_partner_compares_it_and_masks_earlier_news(
     # reported as the night's other problems that fail no area (--json warnings, WARNING lines, even with -q)
     assert [w for w in summary.warnings if "d1_20240101.tif" in w and "same-season partner" in w
             and "truncated" in w] == summary.warnings and len(summary.warnings) == 1
+    # ... for the next one: a readable January two years before the new date
+    older = cat / "d1_20230110.tif"
+    older.write_bytes(b"20230110")
+    state.acquisitions["d1"][sha256_file(older)] = {"path": str(older), "date": "2023-01-10", "night": "2023-01-11"}
+    [next_one] = plan(PipelineConfig())
+    assert next_one["partner"] == {"path": str(older), "date": "2023-01-10"}
 
 
 def test_the_command_prints_the_nights_warnings_and_exits_0(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
