@@ -23,8 +23,8 @@ log = logging.getLogger("changedetect.nightly")
 
 
 def plan_night(catalog: str | Path, current: NightState, state_dir: Path, permits: str, config: PipelineConfig,
-          night: str, summary: NightlySummary,
-          committed: Any = None) -> tuple[list[dict[str, Any]], dict[str, list[Acquisition]]]:
+               night: str, summary: NightlySummary,
+               committed: Any = None) -> tuple[list[dict[str, Any]], dict[str, list[Acquisition]]]:
     """The areas' tasks.
 
     Each pair's previous footprints are the most recent set dated on or before its ``before``

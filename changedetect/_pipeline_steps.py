@@ -40,7 +40,7 @@ def load_segmenter(config: PipelineConfig, loaded: Any) -> Any:
 
 
 def presence_rasters(aligned: xr.DataArray, prob: xr.DataArray, config: PipelineConfig, seg: Any,
-              progress: bool) -> tuple[xr.DataArray, xr.DataArray] | None:
+                     progress: bool) -> tuple[xr.DataArray, xr.DataArray] | None:
     """Building probability of the first and last dates from the segmenter (None without one)."""
     from changedetect import detect as detect_mod
 
@@ -58,7 +58,7 @@ def segmenter_info(seg: Any) -> dict[str, Any] | None:
 
 
 def check_pairs(pairs: Sequence[tuple[str, str]] | None, mask_pairs: Sequence[tuple[str, str]] | None,
-                 days: list[str]) -> None:
+                days: list[str]) -> None:
     """ConfigError unless ``pairs`` and ``mask_pairs`` are (before, after) dates of the series."""
     if mask_pairs and not pairs:
         raise ConfigError("mask_pairs needs pairs: the pairs after the first are the ones masked")

@@ -65,7 +65,7 @@ def _disk(r: int) -> np.ndarray:
 
 
 def trace_strip(prob: xr.DataArray, days: xr.DataArray | None, r0: int, transform: Affine, pixel_m2: float,
-           config: VectorizeConfig) -> list[dict]:
+                config: VectorizeConfig) -> list[dict]:
     """Polygons of the rows [r0, r0 + strip_rows), computed on the strip plus its overlap."""
     height = prob.shape[0]
     r1 = min(r0 + config.strip_rows, height)

@@ -238,7 +238,7 @@ def run_nightly(
         summary = NightlySummary(night=night_s)
         committed = _footprints.load(state_dir, current.generation)
         tasks, new_by_area = plan_night(catalog, current, state_dir, str(permits), config, night_s, summary,
-                                   committed)
+                                        committed)
         checkpoint("planned")
         if not new_by_area and night_s in current.nights:  # this night is done: a no-op
             return _already_done(current, state_dir, out_dir, summary)
