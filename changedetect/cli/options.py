@@ -26,7 +26,7 @@ def out_path_opt(*, help: str, required: bool = True) -> Callable[[F], F]:
 previous_opt = click.option(
     "--previous", type=click.Path(path_type=Path, exists=True),
     help="Footprints of the previous run over the same ground: a footprints file, or the output folder of an "
-         "earlier `changedetect run`. A footprint overlapping one of them well (IoU >= 0.5, or 80 %% of the "
+         "earlier `changedetect run`. A footprint overlapping one of them well (IoU >= 0.5, or 80 % of the "
          "smaller covered) keeps its footprint_id.")
 
 

@@ -30,6 +30,11 @@ def command(ctx: click.Context, tiles: Path, permits: str, out: Path, model: str
     TILES is anything `changedetect info` reads: a folder of GeoTIFFs with dates
     in their names, a manifest (.csv/.json), a Sentinel-2 city folder, ...
 
+    With three dates or more, consecutive dates are compared, and each date with
+    the date a year or more before it in the same season (shadows fall alike);
+    `season_days = false` in the [detect] table of --config compares consecutive
+    dates only.
+
     \b
     Example (the bundled sample city; `make demo` runs exactly this):
       changedetect run sample_tiles --permits permits/sample_register.gpkg --out demo_out
