@@ -299,9 +299,14 @@ def detect_each_pair(
         if rank and masked is not None:  # NaN (no data) stays NaN
             prob.values = np.where(masked & np.isfinite(prob.values), np.float32(0), prob.values)
         if rank and mask_pairs:  # the first pair is never masked
-            prob.attrs["mask_pairs"] = ";".join(f"{str(times[a])[:10]}/{str(times[b])[:10]}" for a, b in mask_pairs)
+            prob.attrs["mask_pairs"] = _pair_labels(times, mask_pairs)
         events.append((i, j, prob))
     return events
+
+
+def _pair_labels(times: np.ndarray, pairs: list[tuple[int, int]]) -> str:
+    """``"before/after;..."`` ISO dates of ``pairs`` (the ``pairs`` / ``mask_pairs`` attrs)."""
+    return ";".join(f"{str(times[i])[:10]}/{str(times[j])[:10]}" for i, j in pairs)
 
 
 def combine_pairs(events: list[tuple[int, int, xr.DataArray]], stack: xr.DataArray,
@@ -331,7 +336,7 @@ def combine_pairs(events: list[tuple[int, int, xr.DataArray]], stack: xr.DataArr
     # the dates compared (not the stack's ends: explicit pairs may leave some out)
     best.attrs["before"] = str(np.datetime64(times[min(i for i, _ in pairs)], "D"))
     best.attrs["after"] = str(np.datetime64(times[max(j for _, j in pairs)], "D"))
-    best.attrs["pairs"] = ";".join(f"{str(times[i])[:10]}/{str(times[j])[:10]}" for i, j in pairs)
+    best.attrs["pairs"] = _pair_labels(times, pairs)
     masks = [p.attrs["mask_pairs"] for _, _, p in events if "mask_pairs" in p.attrs]
     if masks:  # the later pairs' mask (detect_each_pair's)
         best.attrs["mask_pairs"] = masks[0]

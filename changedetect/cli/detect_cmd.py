@@ -77,16 +77,15 @@ def command(ctx: click.Context, before: Path, after: Path | None, out: Path, mod
 def _series(tiles: Path, out: Path, config: object, *, overwrite: bool, progress: bool) -> None:
     import numpy as np
 
+    from changedetect._pipeline_steps import days_raster
     from changedetect.detect import detect_series
     from changedetect.io import open_stack, write_cog
 
     first_path = out.with_name(f"{out.stem}_first_seen{out.suffix or '.tif'}")
     check_overwrite(first_path, overwrite)
     prob, first = detect_series(open_stack(tiles), config=config, progress=progress)  # type: ignore[arg-type]
-    days = (first.values.astype("datetime64[D]").astype("float64"))
-    days[np.isnat(first.values)] = np.nan
     write_cog(prob, out, dtype="float32", overwrite=overwrite)
-    write_cog(first.copy(data=days.astype("float32")), first_path, dtype="float32", overwrite=overwrite)
+    write_cog(days_raster(first), first_path, dtype="float32", overwrite=overwrite)
     thr = float(prob.attrs.get("threshold", 0.5))
     share = float(np.nanmean(prob.values >= thr)) if np.isfinite(prob.values).any() else 0.0
     click.echo(f"Wrote {out} and {first_path} ({prob.sizes['x']}x{prob.sizes['y']} px, "
