@@ -69,6 +69,7 @@ from changedetect._match_rules import classify as _classify
 from changedetect._match_rules import overlap_evidence as _overlap_evidence
 from changedetect._match_truth import agreement
 from changedetect.errors import ConfigError, GeoreferenceError, PermitSchemaError
+from changedetect.io.geo import metres_per_unit
 
 log = logging.getLogger(__name__)
 
@@ -256,14 +257,14 @@ def _candidate_pairs(
     if not len(fp) or not len(pm):
         return empty, empty, _permit_arrays(pm, empty, crs)
     reg_crs = CRS.from_user_input(pm.crs)
-    grow /= _metres_per_unit(crs)  # in the working CRS's units
+    grow /= metres_per_unit(crs)  # in the working CRS's units
     if reg_crs == crs and grow <= 0:
         query = fp.geometry
     elif reg_crs == crs:
         b = shapely.bounds(fp.geometry)
         query = shapely.box(b[:, 0] - grow, b[:, 1] - grow, b[:, 2] + grow, b[:, 3] + grow)
     else:
-        margin = 0.5 / 111_000 if reg_crs.is_geographic else 0.5 / _metres_per_unit(reg_crs)
+        margin = 0.5 / 111_000 if reg_crs.is_geographic else 0.5 / metres_per_unit(reg_crs)
         # the corners of each footprint's (grown) box are enough to bound it in the register's CRS
         b = shapely.bounds(fp.geometry) + np.array([-grow, -grow, grow, grow])
         xs, ys = b[:, [0, 2, 2, 0]].ravel(), b[:, [1, 1, 3, 3]].ravel()
@@ -297,16 +298,7 @@ def _areal_scale(crs: CRS, footprints: gpd.GeoDataFrame) -> float:
 
 def _in_metres(crs: CRS) -> bool:
     """A projected CRS whose unit is the metre."""
-    return bool(crs.is_projected) and abs(_metres_per_unit(crs) - 1.0) < 1e-9
-
-
-def _metres_per_unit(crs: CRS) -> float:
-    """Metres per unit of a projected CRS's first axis (1 when unknown)."""
-    try:
-        factor = float(crs.axis_info[0].unit_conversion_factor)
-    except (IndexError, TypeError, ValueError):
-        return 1.0
-    return factor if factor > 0 and not crs.is_geographic else 1.0
+    return bool(crs.is_projected) and abs(metres_per_unit(crs) - 1.0) < 1e-9
 
 
 def _permit_arrays(pm: gpd.GeoDataFrame, rows: np.ndarray, crs: CRS) -> Permits:

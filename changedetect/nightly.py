@@ -157,7 +157,7 @@ def _run_area(task: dict[str, Any]) -> dict[str, Any]:
                 with _local_dask():
                     pipeline.run(manifest, permits=task["permits"], out=run_dir, config=config,
                                  overwrite=True, previous=previous,
-                                 register_to=pair.get("register_to") or (ref["date"] if ref else None),
+                                 register_to=pair.get("register_to"),  # the area's reference date
                                  pairs=compare, mask_pairs=[(partner["date"], pair["before"])] if partner else None)
                 checkpoint(f"pair {task['area']} {pair['before']}..{pair['after']} done")
             runs.append({**pair, "carried": _carried(run_dir, previous)})

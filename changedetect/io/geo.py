@@ -36,7 +36,7 @@ def pixel_size_m(grid: Grid) -> tuple[float, float]:
     crs = CRS.from_user_input(grid.crs)
     geodesic = _geodesic_pixel_size(grid, crs)
     if crs.is_projected:
-        factor = crs.axis_info[0].unit_conversion_factor if crs.axis_info else 1.0
+        factor = metres_per_unit(crs)
         nominal = (grid.resolution[0] * factor, grid.resolution[1] * factor)
         if all(abs(n - g) <= 0.01 * g for n, g in zip(nominal, geodesic, strict=True)):
             return nominal
@@ -73,16 +73,19 @@ def in_metres(frame: gpd.GeoDataFrame | gpd.GeoSeries, unit_m: float | None = No
             left, bottom, right, top = geoms.total_bounds
             centre = Affine(1, 0, (left + right) / 2, 0, -1, (bottom + top) / 2)
             unit_m = ground_pixel(Grid(crs, centre, 1, 1))[1]
-    if crs is None or (crs.is_projected and abs(_unit_factor(crs) - 1.0) < 1e-9 and abs(unit_m - 1.0) < 1e-6):
+    if crs is None or (crs.is_projected and abs(metres_per_unit(crs) - 1.0) < 1e-9 and abs(unit_m - 1.0) < 1e-6):
         return geoms
     return geoms.to_crs(geoms.estimate_utm_crs())
 
 
-def _unit_factor(crs: CRS) -> float:
+def metres_per_unit(crs: CRS) -> float:
+    """Metres per unit of a projected CRS's first axis (0.3048006 for US survey feet; 1 when
+    unknown, and for a geographic CRS, whose degrees have no fixed length)."""
     try:
-        return float(crs.axis_info[0].unit_conversion_factor)
+        factor = float(crs.axis_info[0].unit_conversion_factor)
     except (AttributeError, IndexError, TypeError, ValueError):
         return 1.0
+    return factor if factor > 0 and not crs.is_geographic else 1.0
 
 
 def resolution_m(grid: Grid) -> float:
