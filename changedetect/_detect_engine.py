@@ -68,6 +68,11 @@ class DetectConfig:
         that date is not its predecessor.  Same-season dates share the sun's elevation and
         the vegetation's phase: a structure that the moving shadows of consecutive dates
         hide stands out.  ``None``: consecutive pairs only.
+    presence_check
+        :func:`~changedetect.detect.detect_series` and ``detect_each_pair`` only, when they are
+        given a building ``segmenter``: raise the probability of a same-season pair where the
+        network hints at change (0.3) and the segmenter sees a building on one date and none on
+        the other (:mod:`changedetect.presence`).  ``False``: the network alone.
     """
 
     model: str = "vhr-building"
@@ -79,6 +84,7 @@ class DetectConfig:
     device: str = "cpu"
     num_threads: int | None = None
     season_days: int | None = 45
+    presence_check: bool = True
 
     def __post_init__(self) -> None:
         if self.season_days is not None and not 0 <= self.season_days <= 91:

@@ -5,7 +5,6 @@ images and addresses.  Pure functions on in-memory objects; the pipeline opens t
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -24,12 +23,11 @@ PERSIST_BYTES = 2 << 30
 def load_segmenter(config: PipelineConfig, loaded: Any) -> Any:
     """The single-date building segmenter ``config.vectorize.change_type_model`` names, loaded
     (None: none; ``"auto"``: the change model's ``buildings/`` stage when it has one)."""
-    from changedetect.weights import load_model
+    from changedetect.weights import building_segmenter, load_model
 
     name = config.vectorize.change_type_model
     if name == "auto":
-        stage = Path(loaded.path) / "buildings"
-        name = str(stage) if (stage / "metadata.json").is_file() else ""
+        return building_segmenter(loaded, device=config.detect.device)
     if not name:
         return None
     seg = load_model(name, device=config.detect.device)

@@ -39,6 +39,7 @@ from changedetect._detect_engine import (
 )
 from changedetect._detect_file import detect_to_file
 from changedetect.errors import GeoreferenceError
+from changedetect.presence import DatePresence
 from changedetect.tiling import Window
 
 logger = logging.getLogger(__name__)
@@ -194,15 +195,25 @@ def season_partner(times: np.ndarray, j: int, season_days: int | None = 45) -> i
     return next((i for i in range(j - 2, -1, -1) if same_season(i)), None)
 
 
+def _pair_probability(stack: xr.DataArray, i: int, j: int, config: DetectConfig, loaded: _Loaded,
+                      progress: bool, presence: DatePresence | None, *, mask: bool = False) -> xr.DataArray:
+    """The network's probability between dates ``i`` and ``j``, with the presence check applied
+    when there is a segmenter (``presence``): on same-season pairs, and on any ``mask`` pair."""
+    prob = detect_pair(stack.isel(time=i), stack.isel(time=j), config=config, progress=progress, model=loaded)
+    if presence is not None:
+        prob.values = presence.confirm(i, j, prob.values, _threshold(config, loaded.card), any_season=mask)
+    return prob
+
+
 def _masked(stack: xr.DataArray, mask_pairs: list[tuple[int, int]], thr: float, config: DetectConfig,
-            loaded: _Loaded, progress: bool) -> np.ndarray | None:
+            loaded: _Loaded, progress: bool, presence: DatePresence | None) -> np.ndarray | None:
     """Pixels (grown by two) where a pair of ``mask_pairs`` reaches ``thr``, or None."""
     from scipy import ndimage
 
     masked = None
     for i, j in mask_pairs:
         logger.info("detect (mask): %s -> %s", str(stack["time"].values[i])[:10], str(stack["time"].values[j])[:10])
-        p = detect_pair(stack.isel(time=i), stack.isel(time=j), config=config, progress=progress, model=loaded).values
+        p = _pair_probability(stack, i, j, config, loaded, progress, presence, mask=True).values
         hit = np.nan_to_num(p) >= thr
         masked = hit if masked is None else masked | hit
     return None if masked is None else ndimage.binary_dilation(masked, iterations=2)
@@ -239,6 +250,7 @@ def detect_series(
     model: _Loaded | None = None,
     pairs: list[tuple[int, int]] | None = None,
     mask_pairs: list[tuple[int, int]] | None = None,
+    segmenter: _Loaded | None = None,
 ) -> tuple[xr.DataArray, xr.DataArray]:
     """Change between the dates of a TileStack, kept per pixel.
 
@@ -249,7 +261,9 @@ def detect_series(
     count no change: the nightly job compares ``(previous, new)`` and ``(partner, new)``
     and masks ``(partner, previous)``, what changed before tonight's pair (earlier nights'
     news, whose first-seen date this run cannot know).  :func:`detect_each_pair` gives each
-    pair's own probability.
+    pair's own probability.  With a building ``segmenter`` (a loaded model, e.g. the change
+    model's ``buildings/`` stage) and ``config.presence_check``, each pair's probability is
+    raised where the segmenter confirms what the network hints at (:mod:`changedetect.presence`).
 
     Returns
     -------
@@ -263,7 +277,7 @@ def detect_series(
     """
     loaded = _load_model(config, model)
     events = detect_each_pair(stack, config=config, progress=progress, model=loaded, pairs=pairs,
-                              mask_pairs=mask_pairs)
+                              mask_pairs=mask_pairs, segmenter=segmenter)
     return combine_pairs(events, stack, _threshold(config, loaded.card))
 
 
@@ -275,10 +289,13 @@ def detect_each_pair(
     model: _Loaded | None = None,
     pairs: list[tuple[int, int]] | None = None,
     mask_pairs: list[tuple[int, int]] | None = None,
+    segmenter: _Loaded | None = None,
 ) -> list[tuple[int, int, xr.DataArray]]:
     """Each pair's change probability, as ``(before, after, ChangeProbability)`` in order of
-    precedence; the pairs and the mask as in :func:`detect_series` (the pairs after the first,
-    the masked ones, carry ``attrs["mask_pairs"]``)."""
+    precedence; the pairs, the mask and the presence check (``segmenter``) as in
+    :func:`detect_series` (the pairs after the first, the masked ones, carry
+    ``attrs["mask_pairs"]``; checked pairs carry ``attrs["presence_check"]``, the segmenter's
+    name, version and sha256)."""
     if stack.sizes.get("time", 0) < 2:
         raise ValueError(f"a series needs at least 2 dates, got {stack.sizes.get('time', 0)}")
     loaded = _load_model(config, model)
@@ -289,13 +306,17 @@ def detect_each_pair(
     if not pairs or any(not 0 <= i < j < n for i, j in [*pairs, *(mask_pairs or [])]):
         raise ValueError(f"pairs must be (before, after) indices with 0 <= before < after < {n}, "
                          f"got {pairs} (mask {mask_pairs})")
-    masked = _masked(stack, mask_pairs or [], thr, config, loaded, progress)
+    presence = (DatePresence(stack, segmenter, config, progress)
+                if segmenter is not None and config.presence_check else None)
+    masked = _masked(stack, mask_pairs or [], thr, config, loaded, progress, presence)
     events = []
     for rank, (i, j) in enumerate(pairs):
         logger.info("detect: %s -> %s%s", str(times[i])[:10], str(times[j])[:10],
                     "" if j == i + 1 else " (same season)")
-        prob = detect_pair(stack.isel(time=i), stack.isel(time=j), config=config,
-                           progress=progress, model=loaded)
+        prob = _pair_probability(stack, i, j, config, loaded, progress, presence)
+        if presence is not None:
+            card = presence.segmenter.card
+            prob.attrs["presence_check"] = f"{card.name} {card.version} sha256:{card.sha256}"
         if rank and masked is not None:  # NaN (no data) stays NaN
             prob.values = np.where(masked & np.isfinite(prob.values), np.float32(0), prob.values)
         if rank and mask_pairs:  # the first pair is never masked

@@ -50,6 +50,7 @@ from changedetect._pipeline_steps import (
 from changedetect._state import sha256_file, write_text_atomic
 from changedetect.config import PipelineConfig
 from changedetect.errors import ConfigError, OutputExistsError
+from changedetect.presence import DatePresence
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -283,9 +284,13 @@ def _chain(stack: xr.DataArray, register: gpd.GeoDataFrame, out: Path, config: P
         if index is None and aligned.sizes["time"] == 2:
             prob = detect_mod.detect_pair(aligned.isel(time=0), aligned.isel(time=1), config=config.detect,
                                           progress=progress, model=loaded)
+            if segmenter is not None and config.detect.presence_check:
+                prob.values = DatePresence(aligned, segmenter, config.detect, progress).confirm(
+                    0, 1, prob.values, float(prob.attrs.get("threshold", 0.5)))
         else:
             prob, first_seen = detect_mod.detect_series(aligned, config=config.detect, progress=progress,
-                                                        model=loaded, pairs=index, mask_pairs=masks)
+                                                        model=loaded, pairs=index, mask_pairs=masks,
+                                                        segmenter=segmenter)
             if index is not None:  # the later stages start at the first pair's BEFORE date
                 aligned = aligned.isel(time=slice(index[0][0], max(j for _, j in index) + 1))
         write_cog(prob, out / OUTPUTS["probability"], overwrite=True)

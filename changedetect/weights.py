@@ -365,6 +365,19 @@ def load_model(name_or_path: str | os.PathLike[str], *, device: str = "cpu",
     return LoadedModel(module=module, card=card, path=folder)
 
 
+def building_segmenter(model: LoadedModel | str | os.PathLike[str], *, device: str = "cpu") -> LoadedModel | None:
+    """A change model's single-date building segmenter (its ``buildings/`` stage), loaded; None
+    when it has none.  Used for the presence check of :func:`changedetect.detect.detect_series`
+    and for footprints' ``change_type``.
+
+    >>> building_segmenter("vhr-building").card.name  # doctest: +SKIP
+    'vhr-building-buildings'
+    """
+    folder = model.path if hasattr(model, "path") else find_model(model)  # type: ignore[arg-type]
+    stage = Path(folder) / "buildings"
+    return load_model(stage, device=device) if (stage / METADATA_FILE).is_file() else None
+
+
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -419,5 +432,5 @@ def render_card(card: ModelCard) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["LoadedModel", "ModelCard", "NormStats", "compute_stats", "find_model", "list_shipped",
-           "load_model", "models_dirs", "read_card", "render_card", "save_model", "sha256_file"]
+__all__ = ["LoadedModel", "ModelCard", "NormStats", "building_segmenter", "compute_stats", "find_model",
+           "list_shipped", "load_model", "models_dirs", "read_card", "render_card", "save_model", "sha256_file"]

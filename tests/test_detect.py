@@ -425,7 +425,8 @@ def test_combine_pairs_follows_the_events_order_and_refuses_bad_events() -> None
 
 
 def test_cli_consecutive_only_needs_series(tmp_path: Path) -> None:
-    """--consecutive-only only means something for a series: on a pair it is refused, not ignored."""
+    """--consecutive-only and --no-presence-check only mean something for a series: on a pair they
+    are refused, not ignored."""
     from click.testing import CliRunner
 
     from changedetect.cli import cli
@@ -436,4 +437,7 @@ def test_cli_consecutive_only_needs_series(tmp_path: Path) -> None:
     out = tmp_path / "prob.tif"
     res = CliRunner().invoke(cli, ["-q", "detect", str(pa), str(pb), "--out", str(out), "--consecutive-only"])
     assert res.exit_code == 2 and "--consecutive-only" in res.output and "--series" in res.output, res.output
+    assert not out.exists()
+    res = CliRunner().invoke(cli, ["-q", "detect", str(pa), str(pb), "--out", str(out), "--no-presence-check"])
+    assert res.exit_code == 2 and "--no-presence-check" in res.output and "--series" in res.output, res.output
     assert not out.exists()

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from changedetect.cli.options import check_overwrite, out_path_opt, overwrite_opt, quiet
+
+if TYPE_CHECKING:
+    from changedetect.detect import DetectConfig
 
 
 @click.command(name="detect")
@@ -22,6 +26,9 @@ from changedetect.cli.options import check_overwrite, out_path_opt, overwrite_op
 @click.option("--consecutive-only", is_flag=True,
               help="With --series: compare consecutive dates only, not also each date with its "
                    "same-season partner a year or more before (see docs/detection.md).")
+@click.option("--no-presence-check", is_flag=True,
+              help="With --series: the network alone, without the presence check by the model's "
+                   "building segmenter (its buildings/ stage; see docs/detection.md).")
 @click.option("--tta", is_flag=True, help="Average over flips and a rotation (4x slower, a bit more accurate).")
 @click.option("--window", type=click.IntRange(32), help="Window side in pixels (default: the model card's).")
 @click.option("--overlap", type=click.IntRange(0), default=64, show_default=True,
@@ -33,7 +40,7 @@ from changedetect.cli.options import check_overwrite, out_path_opt, overwrite_op
 @overwrite_opt
 @click.pass_context
 def command(ctx: click.Context, before: Path, after: Path | None, out: Path, model: str, series: bool,
-            consecutive_only: bool, tta: bool, window: int | None, overlap: int, batch_size: int, threshold: float | None,
+            consecutive_only: bool, no_presence_check: bool, tta: bool, window: int | None, overlap: int, batch_size: int, threshold: float | None,
             device: str, overwrite: bool) -> None:
     """Change probability between BEFORE and AFTER rasters, written as a COG on BEFORE's grid.
 
@@ -53,10 +60,13 @@ def command(ctx: click.Context, before: Path, after: Path | None, out: Path, mod
 
     if consecutive_only and not series:
         raise click.UsageError("--consecutive-only chooses a series' pairs: give it with --series")
+    if no_presence_check and not series:
+        raise click.UsageError("--no-presence-check applies to a series: give it with --series")
     try:
         config = DetectConfig(model=model, window=window, overlap=overlap, batch_size=batch_size,
                               tta=tta, threshold=threshold, device=device,
-                              season_days=None if consecutive_only else DetectConfig.season_days)
+                              season_days=None if consecutive_only else DetectConfig.season_days,
+                              presence_check=not no_presence_check)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc
     check_overwrite(out, overwrite)
@@ -74,16 +84,20 @@ def command(ctx: click.Context, before: Path, after: Path | None, out: Path, mod
                f"{100 * s.share_above:.2f}% of pixels >= {s.threshold:.2f} (model {s.model})")
 
 
-def _series(tiles: Path, out: Path, config: object, *, overwrite: bool, progress: bool) -> None:
+def _series(tiles: Path, out: Path, config: DetectConfig, *, overwrite: bool, progress: bool) -> None:
     import numpy as np
 
     from changedetect._pipeline_steps import days_raster
     from changedetect.detect import detect_series
     from changedetect.io import open_stack, write_cog
+    from changedetect.weights import building_segmenter, load_model
 
     first_path = out.with_name(f"{out.stem}_first_seen{out.suffix or '.tif'}")
     check_overwrite(first_path, overwrite)
-    prob, first = detect_series(open_stack(tiles), config=config, progress=progress)  # type: ignore[arg-type]
+    loaded = load_model(config.model, device=config.device)
+    segmenter = building_segmenter(loaded, device=config.device) if config.presence_check else None
+    prob, first = detect_series(open_stack(tiles), config=config, progress=progress,
+                                model=loaded, segmenter=segmenter)
     write_cog(prob, out, dtype="float32", overwrite=overwrite)
     write_cog(days_raster(first), first_path, dtype="float32", overwrite=overwrite)
     thr = float(prob.attrs.get("threshold", 0.5))

@@ -1,0 +1,174 @@
+"""The presence check: change the network hints at, confirmed by a building segmenter."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import xarray as xr
+from test_detect import CFG, FakeCard, Loaded, _da
+from torch import nn
+
+from changedetect.detect import detect_each_pair, detect_series
+from changedetect.presence import PresenceCheck, confirmed_change
+
+PX = 0.25  # m² per pixel (0.5 m)
+
+
+def _scene() -> tuple[np.ndarray, np.ndarray]:
+    """Building probability before (none) and after (a 12 x 12 px house, 36 m², at 0.95)."""
+    before = np.full((40, 40), 0.05, np.float32)
+    after = before.copy()
+    after[10:22, 10:22] = 0.95
+    return before, after
+
+
+def test_a_hint_confirmed_by_the_segmenter_is_raised() -> None:
+    before, after = _scene()
+    prob = np.zeros_like(before)
+    prob[15, 15] = 0.35  # the network's hint, below its threshold
+    out = confirmed_change(before, after, prob, pixel_m2=PX)
+    assert out[11:21, 10:22].min() == pytest.approx((0.95 + 1 - 0.05) / 2)  # (the opening rounds corners)
+    assert out[:10].max() == 0 and out[22:].max() == 0  # nothing outside the house
+    assert out.dtype == np.float32
+    # a demolition is the same with the dates swapped
+    np.testing.assert_allclose(confirmed_change(after, before, prob, pixel_m2=PX), out)
+
+
+def test_no_hint_no_change_and_the_networks_own_outline_is_kept() -> None:
+    before, after = _scene()
+    nothing = np.zeros_like(before)
+    nothing[15, 15] = 0.2  # below check.support (0.3)
+    np.testing.assert_array_equal(confirmed_change(before, after, nothing, pixel_m2=PX), nothing)
+    # the network outlines half of the house itself: the object is its, left as it is
+    own = np.zeros_like(before)
+    own[10:16, 10:22] = 0.9
+    np.testing.assert_array_equal(confirmed_change(before, after, own, pixel_m2=PX), own)
+    # ... but a sliver of decision (under check.decided of the object) is raised with the rest
+    sliver = np.zeros_like(before)
+    sliver[10:12, 10:14] = 0.9
+    assert confirmed_change(before, after, sliver, pixel_m2=PX)[20, 20] > 0.5
+
+
+def test_small_objects_weak_presence_and_a_building_on_both_dates_are_left() -> None:
+    before, after = _scene()
+    prob = np.zeros_like(before)
+    prob[15, 15] = 0.35
+    # 36 m² < 40 m²: too small
+    small = confirmed_change(before, after, prob, pixel_m2=PX, check=PresenceCheck(min_area_m2=40))
+    np.testing.assert_array_equal(small, prob)
+    # the segmenter is not sure enough of the house (0.8 < presence 0.85)
+    unsure = after.copy()
+    unsure[10:22, 10:22] = 0.8
+    np.testing.assert_array_equal(confirmed_change(before, unsure, prob, pixel_m2=PX), prob)
+    # a building on both dates (re-roofed, relit): no change
+    built = before.copy()
+    built[10:22, 10:22] = 0.6
+    np.testing.assert_array_equal(confirmed_change(built, after, prob, pixel_m2=PX), prob)
+
+
+def test_nan_stays_nan_and_bad_input_is_refused() -> None:
+    before, after = _scene()
+    prob = np.zeros_like(before)
+    prob[15, 15] = 0.35
+    prob[11, 11] = np.nan
+    out = confirmed_change(before, after, prob, pixel_m2=PX)
+    assert np.isnan(out[11, 11]) and out[12, 12] > 0.9
+    with pytest.raises(ValueError, match="shapes"):
+        confirmed_change(before, after[:10], prob, pixel_m2=PX)
+    with pytest.raises(ValueError, match="presence"):
+        PresenceCheck(presence=0)
+    with pytest.raises(ValueError, match="min_area_m2"):
+        PresenceCheck(min_area_m2=-1)
+
+
+class Hint(nn.Module):
+    """A change model that only hints: 0.35 where the dates differ, 0.01 elsewhere."""
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        differ = (a - b).abs().mean(dim=1, keepdim=True) > 0.5
+        return torch.where(differ, torch.logit(torch.tensor(0.35)), torch.logit(torch.tensor(0.01)))
+
+
+class Bright(nn.Module):
+    """A "building segmenter" (fed one date twice): very bright pixels (z > 2.5) are buildings (p 0.98)."""
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return torch.where(a.mean(dim=1, keepdim=True) > 2.5, 4.0, -4.0) + 0 * b[:, :1]
+
+
+def _series() -> xr.DataArray:
+    """January, June, the next January: dark ground; a bright 16 x 16 px house (64 m²) from June on."""
+    rng = np.random.default_rng(0)
+    ground = 50 + 5 * rng.random((3, 64, 64))
+    built = ground.copy()
+    built[:, 20:36, 20:36] = 200
+    times = np.array(["2024-01-01", "2024-06-01", "2025-01-01"], dtype="datetime64[ns]")
+    return (xr.concat([_da(ground), _da(built), _da(built.copy())], dim="time")
+            .assign_coords(time=times).transpose("time", "band", "y", "x"))
+
+
+def test_detect_series_confirms_the_hint_on_the_same_season_pair_only() -> None:
+    stack = _series()
+    loaded = Loaded(Hint(), FakeCard())
+    segmenter = Loaded(Bright(), FakeCard(name="bright", version="1"))
+    alone, first_alone = detect_series(stack, config=CFG, model=loaded)
+    assert 0.3 < float(alone.values[28, 28]) < 0.5 and np.isnat(first_alone.values).all()
+    prob, first = detect_series(stack, config=CFG, model=loaded, segmenter=segmenter)
+    assert float(prob.values[28, 28]) > 0.9 and float(prob.values[5, 5]) < 0.5  # only the house is raised
+    # found by the January -> January pair: first seen on its AFTER date, as detect_series dates
+    # what only a same-season pair finds
+    assert (first.values[20:36, 21:35] == np.datetime64("2025-01-01", "ns")).all()
+    assert np.isnat(first.values[:18]).all()
+    assert prob.attrs["presence_check"].startswith("bright 1 sha256:")
+    # January -> June is not checked: the sun differs, winter shadows would pass for buildings
+    events = detect_each_pair(stack, config=CFG, model=loaded, segmenter=segmenter)
+    assert [(i, j) for i, j, _ in events] == [(0, 1), (1, 2), (0, 2)]
+    alone_pair = detect_each_pair(stack, config=CFG, model=loaded, pairs=[(0, 1)])[0][2].values
+    np.testing.assert_array_equal(events[0][2].values, alone_pair)
+    assert float(alone_pair[28, 28]) < 0.5 and float(events[2][2].values[28, 28]) > 0.9
+    # switched off: the network alone
+    off, _ = detect_series(stack, config=replace(CFG, presence_check=False), model=loaded, segmenter=segmenter)
+    np.testing.assert_array_equal(off.values, alone.values)
+    assert "presence_check" not in off.attrs
+    # the nightly's mask pair is checked whatever its seasons, so that what may have been found
+    # before tonight is not reported again
+    events = detect_each_pair(stack, config=CFG, model=loaded, segmenter=segmenter, pairs=[(1, 2), (0, 2)],
+                              mask_pairs=[(0, 1)])
+    assert float(events[1][2].values[28, 28]) == 0.0
+    unmasked = detect_each_pair(stack, config=CFG, model=loaded, segmenter=segmenter, pairs=[(1, 2), (0, 2)])
+    assert float(unmasked[1][2].values[28, 28]) > 0.9
+
+
+def test_same_season_and_check_validation() -> None:
+    from changedetect.presence import same_season
+
+    assert same_season(np.datetime64("2024-03-01"), np.datetime64("2025-04-10"), 45)
+    assert not same_season(np.datetime64("2024-03-01"), np.datetime64("2025-04-20"), 45)
+    with pytest.raises(ValueError, match="season_days"):
+        PresenceCheck(season_days=120)
+
+
+def test_cli_detect_series_uses_the_models_segmenter(tmp_path: Path) -> None:
+    """`detect --series` with the shipped model loads its buildings/ stage for the check (the COG
+    says so in its tags); --no-presence-check leaves it out."""
+    import rasterio
+    from click.testing import CliRunner
+
+    from changedetect.cli import cli
+    from changedetect.testing import make_stack, write_stack
+
+    write_stack(make_stack(3, size=96, dates=["2024-01-15", "2024-07-12", "2025-01-20"]), tmp_path / "tiles")
+    out = tmp_path / "change.tif"
+    for flag, checked in (([], True), (["--no-presence-check"], False)):
+        res = CliRunner().invoke(cli, ["-q", "detect", str(tmp_path / "tiles"), "--series", "--out", str(out),
+                                       "--overwrite", *flag])
+        assert res.exit_code == 0, res.output
+        with rasterio.open(out) as src:
+            tags = src.tags()
+        assert ("presence_check" in tags) is checked, tags
+        if checked:
+            assert tags["presence_check"].startswith("vhr-building-buildings ")
