@@ -115,14 +115,16 @@ def sample_city_pairs(groups: list[str]) -> tuple[list[Any], str]:
 
 
 def sample_city_objects(predictors: dict[str, Callable[[], Any]], groups: list[str],
-                        share: float = 0.25) -> None:
+                        share: float = 0.25, checked_model: str | None = None) -> None:
     """Per change type: how many of the sample city's changed structures are found.
 
     A structure (``sample_tiles/truth/footprints.gpkg``, layer ``footprints``) counts as found
     when at least ``share`` of its footprint's pixels reach the model's threshold in the pair
     of dates where it changed (``before_date`` -> ``first_seen``); the "+ same-season" rows
     also count the same-season pairs that ``detect_series`` adds
-    (:func:`changedetect.detect.series_pairs`) and that span the change.
+    (:func:`changedetect.detect.series_pairs`) and that span the change; the "+ presence check"
+    rows (``checked_model``, a model with a ``buildings/`` segmenter) are those pairs as
+    ``detect_series`` gives them with the segmenter's presence check (``changedetect.presence``).
     """
     import geopandas as gpd
     from rasterio.features import rasterize
@@ -162,20 +164,49 @@ def sample_city_objects(predictors: dict[str, Callable[[], Any]], groups: list[s
             rows.append((name, split, f["change_type"], hit >= share))
             spanning = [_share(p, mask, pred.threshold) for (i, j), p in season.items() if i < k <= j]
             rows.append((name, f"{split} + same-season", f["change_type"], max([hit, *spanning]) >= share))
+    if checked_model is not None:
+        rows += _checked_rows(checked_model, stack, foot, days, held, share)
     print(f"\nSample city, structures found (>= {share:.0%} of the footprint at the threshold), "
           "after coregister; pair 'held-out' = sample_city_<k> in vhr-building's val_groups:\n")
     kinds = ["new", "extension", "demolition"]
     print("| model | pair | " + " | ".join(kinds) + " | share of the scene flagged |")
     print("|---|---|" + "---|" * (len(kinds) + 1))
     for name in predictors:
-        for split in ("held-out", "held-out + same-season", "trained", "trained + same-season"):
+        for split in ("held-out", "held-out + same-season", "held-out + same-season + presence check",
+                      "trained", "trained + same-season", "trained + same-season + presence check"):
             cells = []
             for kind in kinds:
                 sel = [r[3] for r in rows if r[0] == name and r[1] == split and r[2] == kind]
                 cells.append(f"{sum(sel)}/{len(sel)}")
+            if not any(r[0] == name and r[1] == split for r in rows):
+                continue
             scene = flagged.get((name, split))
             print(f"| {name} | {split} | " + " | ".join(cells) + " | "
                   + ("" if scene is None else f"{100 * scene:.1f} %") + " |")
+
+
+def _checked_rows(model: str, stack: xr.DataArray, foot: Any, days: list[str], held: set[int],
+                  share: float) -> list[tuple[str, str, str, bool]]:
+    """The "+ presence check" rows of :func:`sample_city_objects` (none without a segmenter)."""
+    from rasterio.features import rasterize
+
+    from changedetect.detect import DetectConfig, detect_each_pair
+    from changedetect.weights import load_model
+
+    loaded = load_model(model)
+    stage = Path(loaded.path) / "buildings"
+    if not (stage / "metadata.json").is_file():
+        return []
+    events = detect_each_pair(stack, config=DetectConfig(model=model), model=loaded, segmenter=load_model(stage))
+    shape = (stack.sizes["y"], stack.sizes["x"])
+    rows = []
+    for _, f in foot.iterrows():
+        k = days.index(str(f["first_seen"])[:10])
+        mask = rasterize([f.geometry], out_shape=shape, transform=stack.rio.transform()).astype(bool)
+        hit = max(_share(p.values, mask, loaded.card.threshold) for i, j, p in events if i < k <= j)
+        split = "held-out" if k in held else "trained"
+        rows.append(("vhr-building", f"{split} + same-season + presence check", f["change_type"], hit >= share))
+    return rows
 
 
 def _share(prob: np.ndarray, mask: np.ndarray, threshold: float) -> float:
@@ -215,8 +246,9 @@ def main() -> None:
 
         predictors["tinycd-levir"] = lambda: TinyCDPredictor("levir")
         predictors["tinycd-whu"] = lambda: TinyCDPredictor("whu")
+    checked = args.vhr_model if "vhr-building" in predictors else None
     if args.objects_only:
-        sample_city_objects(predictors, vhr_val or ["sample_city_2"])
+        sample_city_objects(predictors, vhr_val or ["sample_city_2"], checked_model=checked)
         return
     cols = ["vhr-building", "s2-urban", "cva", "tinycd-levir", "tinycd-whu", "floor"]
     rows: dict[str, dict[str, str]] = {}
@@ -250,7 +282,7 @@ def main() -> None:
     print("|---|" + "---|" * len(cols))
     for set_name, row in rows.items():
         print(f"| {set_name} | " + " | ".join(row.get(c, "n/a") for c in cols) + " |")
-    sample_city_objects(predictors, vhr_val or ["sample_city_2"])
+    sample_city_objects(predictors, vhr_val or ["sample_city_2"], checked_model=checked)
     for card in list_shipped():
         print(f"\n{card.name} {card.version}: weights sha256 {card.sha256[:16]}...", end="")
     print()

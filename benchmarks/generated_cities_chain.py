@@ -19,9 +19,11 @@ summed over the cities:
   its status (a wrong status, an extra fragment of a structure), permitted ones flagged apart.
 
 Variants: ``default`` (the default configuration: consecutive dates plus same-season pairs,
-``DetectConfig.season_days = 45``, and footprints with no building on either date dropped,
-``VectorizeConfig.min_presence = 0.3``); ``no-presence-filter`` (``min_presence = None``);
-``consecutive-only`` (``season_days = None`` too: the chain before both)::
+``DetectConfig.season_days = 45``; footprints with no building on either date dropped,
+``VectorizeConfig.min_presence = 0.3``; the segmenter's presence check,
+``DetectConfig.presence_check``); ``no-presence-check`` (without the check);
+``no-presence-filter`` (without the check nor ``min_presence``); ``consecutive-only``
+(``season_days = None`` too: the chain before all three)::
 
     .venv/bin/python benchmarks/generated_cities_chain.py --seeds 301-320
 """
@@ -41,11 +43,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from generated_cities import city  # noqa: E402  (the same cached cities)
 
 REPO = Path(__file__).resolve().parents[1]
-#: name -> (DetectConfig.season_days, VectorizeConfig.min_presence)
-VARIANTS: dict[str, tuple[int | None, float | None]] = {
-    "default": (45, 0.3),
-    "no-presence-filter": (45, None),
-    "consecutive-only": (None, None),
+#: name: (DetectConfig.season_days, VectorizeConfig.min_presence, DetectConfig.presence_check)
+VARIANTS: dict[str, tuple[int | None, float | None, bool]] = {
+    "default": (45, 0.3, True),
+    "no-presence-check": (45, 0.3, False),
+    "no-presence-filter": (45, None, False),
+    "consecutive-only": (None, None, False),
 }
 
 
@@ -95,8 +98,8 @@ def main() -> None:
             tiles = city(seed, args.cities, args.size)
             for v in args.variants:
                 base = PipelineConfig()
-                season, presence = VARIANTS[v]
-                config = replace(base, detect=replace(base.detect, season_days=season),
+                season, presence, check = VARIANTS[v]
+                config = replace(base, detect=replace(base.detect, season_days=season, presence_check=check),
                                  vectorize=replace(base.vectorize, min_presence=presence))
                 out = Path(tmp) / f"{seed}-{v}"
                 run(tiles, permits=tiles.parent / "permits" / "sample_register.gpkg", out=out, config=config,
