@@ -121,12 +121,17 @@ ax.set_aspect("equal")
 # `detect_series` runs the model between consecutive dates, and between same-season dates a year
 # or more apart (here January 2024 → January 2025, where the shadows fall alike: `prob.attrs["pairs"]`),
 # and keeps, per pixel, the highest probability and the first date it crossed the threshold.
+# Given the model's building segmenter, it also runs the *presence check* on the same-season pair:
+# where the network only hints at change and the segmenter sees a building on one date and none on
+# the other, the probability is raised (`docs/detection.md`).
 
 # %%
 from changedetect.detect import DetectConfig, detect_series
+from changedetect.weights import building_segmenter
 
 aligned = aligned.persist()
-prob, first_seen = detect_series(aligned, config=DetectConfig(model=MODEL))
+segmenter = building_segmenter(MODEL)  # None for a model without a buildings/ stage: no check
+prob, first_seen = detect_series(aligned, config=DetectConfig(model=MODEL), segmenter=segmenter)
 print(prob.attrs)
 
 fig, axes = plt.subplots(1, 3, figsize=(16, 5))
