@@ -2,7 +2,10 @@
 
 ``STATE/footprints-<generation>.parquet`` (GeoParquet, EPSG:4326) holds, for every area,
 the footprints of the latest pair that ran for it (columns ``area``, ``after``,
-``footprint_id``, ``geometry``), rows sorted by area and id.  It is written with the
+``footprint_id``, ``change_type``, ``geometry``; states written before 2026-11-30 have no
+``change_type``, which then counts as unknown), rows sorted by area and id.  The kind keeps
+a demolition's id from passing to the building later put up on its lot
+(:func:`changedetect._vectorize_shapes.carry_ids`).  It is written with the
 night's generation of the violations, before the state is committed, and read back
 the next night as ``previous`` (:func:`changedetect.pipeline.run`) by each pair of the
 area whose first date is on or after their ``after`` date, unless a pair of that night
@@ -25,7 +28,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-COLUMNS = ["area", "after", "footprint_id"]
+COLUMNS = ["area", "after", "footprint_id", "change_type"]
 CRS = "EPSG:4326"
 
 
@@ -59,8 +62,10 @@ def checksum(frame: gpd.GeoDataFrame | None) -> str:
     if frame is None:
         return "none"
     h = hashlib.sha256()
-    for fid, wkb in zip(frame["footprint_id"].astype(str), frame.geometry.to_wkb(), strict=True):
+    kinds = frame["change_type"].fillna("").astype(str) if "change_type" in frame else [""] * len(frame)
+    for fid, kind, wkb in zip(frame["footprint_id"].astype(str), kinds, frame.geometry.to_wkb(), strict=True):
         h.update(fid.encode())
+        h.update(kind.encode())
         h.update(bytes(wkb))
     return h.hexdigest()
 
@@ -83,7 +88,9 @@ def next_table(committed: gpd.GeoDataFrame | None, results: list[dict[str, Any]]
         if pair["after"] < latest.get(r["area"], ""):
             continue
         fp = gpd.read_file(Path(pair["run_dir"]) / "footprints.gpkg")
-        fp = fp[["footprint_id", "geometry"]].to_crs(CRS)
+        if "change_type" not in fp:
+            fp["change_type"] = None
+        fp = fp[["footprint_id", "change_type", "geometry"]].to_crs(CRS)
         fp.insert(0, "area", r["area"])
         fp.insert(1, "after", pair["after"])
         frames.append(fp)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+from collections.abc import Sequence
 
 import geopandas as gpd
 import numpy as np
@@ -138,6 +139,7 @@ def carry_ids(
     *,
     min_iou: float = CARRY_MIN_IOU,
     min_cover: float = CARRY_MIN_COVER,
+    kinds: Sequence[str] | None = None,
 ) -> list[str]:
     """Ids of the footprints ``new``, carried over from the ``previous`` run's footprints by overlap.
 
@@ -150,6 +152,11 @@ def carry_ids(
     piece with the highest IoU keeps the id (the others get fresh ids); when
     structures merge, the merged footprint keeps the id of the one it overlaps
     best (the others' ids are not used again in this run).
+
+    With ``kinds`` (the new footprints' ``change_type``) and a ``change_type`` column in
+    ``previous``, a ``demolished`` footprint and one that is not are never candidates: a
+    house demolished and the house later put up on its lot are two structures (two events,
+    two ids), however much they overlap.  A missing kind on either side is no objection.
 
     Every other footprint gets the cell id of :func:`footprint_ids`; when that
     id is already taken (by a larger footprint of this run or by any id still
@@ -172,9 +179,13 @@ def carry_ids(
     out: list[str | None] = [None] * n
     taken: set[str] = set()
     if previous is not None and len(previous):
-        prev_ids, prev_geoms = _previous(previous, new.crs)
+        prev_ids, prev_geoms, prev_kinds = _previous(previous, new.crs)
         taken = set(prev_ids)
-        for i, j in _assign(np.asarray(new.values), prev_geoms, prev_ids, min_iou=min_iou, min_cover=min_cover):
+        new_kinds = [str(k) for k in kinds] if kinds is not None else None
+        if new_kinds is not None and len(new_kinds) != n:
+            raise ValueError(f"carry_ids: {len(new_kinds)} kinds for {n} footprints")
+        for i, j in _assign(np.asarray(new.values), prev_geoms, prev_ids, min_iou=min_iou, min_cover=min_cover,
+                            kinds=(new_kinds, prev_kinds) if new_kinds is not None and prev_kinds else None):
             out[i] = prev_ids[j]
     base = _cell_hashes(new)
     for i in np.argsort(-shapely.area(np.asarray(new.values)), kind="stable"):  # larger first, any CRS
@@ -221,8 +232,8 @@ def check_previous(previous: gpd.GeoDataFrame, source: str = "the previous footp
     return out
 
 
-def _previous(previous: gpd.GeoDataFrame, crs: object) -> tuple[list[str], np.ndarray]:
-    """The previous footprints' ids and geometries in ``crs``."""
+def _previous(previous: gpd.GeoDataFrame, crs: object) -> tuple[list[str], np.ndarray, list[str] | None]:
+    """The previous footprints' ids, geometries in ``crs`` and change types (None without the column)."""
     from changedetect.errors import GeoreferenceError
 
     previous = check_previous(previous, require_crs=False)
@@ -232,14 +243,17 @@ def _previous(previous: gpd.GeoDataFrame, crs: object) -> tuple[list[str], np.nd
     if crs is not None and previous.crs != crs:
         previous = previous.to_crs(crs)
     ids = [str(v) for v in previous["footprint_id"]]
-    return ids, np.asarray(previous.geometry.values)
+    kinds = ([str(v) if isinstance(v, str) else "" for v in previous["change_type"]]
+             if "change_type" in previous else None)
+    return ids, np.asarray(previous.geometry.values), kinds
 
 
 def _assign(new: np.ndarray, prev: np.ndarray, prev_ids: list[str], *, min_iou: float,
-            min_cover: float) -> list[tuple[int, int]]:
+            min_cover: float, kinds: tuple[list[str], list[str]] | None = None) -> list[tuple[int, int]]:
     """One-to-one (new index, previous index) pairs, greedy by IoU (see :func:`carry_ids`).
 
-    One-to-one over ids too: a previous id given twice is carried over once.
+    One-to-one over ids too: a previous id given twice is carried over once.  ``kinds`` (new,
+    previous change types): a ``demolished`` one and one that is not never pair ('' = unknown).
     """
     tree = shapely.STRtree(prev)  # missing and empty geometries are not indexed
     ni, pi = tree.query(new, predicate="intersects")
@@ -252,6 +266,11 @@ def _assign(new: np.ndarray, prev: np.ndarray, prev_ids: list[str], *, min_iou: 
     smaller = np.minimum(a_new, a_prev)
     cover = np.divide(inter, smaller, out=np.zeros_like(inter), where=smaller > 0)
     ok = (inter > 0) & ((iou >= min_iou) | (cover >= min_cover))
+    if kinds is not None:
+        gone_new = np.array([k == "demolished" for k in kinds[0]])[ni]
+        gone_prev = np.array([k == "demolished" for k in kinds[1]])[pi]
+        known = (np.array([k != "" for k in kinds[0]])[ni]) & (np.array([k != "" for k in kinds[1]])[pi])
+        ok &= ~known | (gone_new == gone_prev)
     ni, pi, iou, cover = ni[ok], pi[ok], iou[ok], cover[ok]
     pairs: list[tuple[int, int]] = []
     used_new: set[int] = set()

@@ -210,13 +210,14 @@ def vectorize(
                 log.info("dropped %d footprints with no building on either date (building probability "
                          "< %.2f before and after)", int(unbuilt.sum()), config.min_presence)
         means = (pb, pa)
-    frame["footprint_id"] = carry_ids(frame.geometry, previous, min_iou=config.carry_min_iou,
-                                      min_cover=config.carry_min_cover)
-    if len(frame):
+    if len(frame):  # the kind before the ids: a demolition and a rebuild on its lot are two structures
         frame["change_type"] = change_types(frame.geometry, before=before, after=after, buildings=buildings,
                                             transform=transform, shape=shape)
         if means is not None and (buildings is None or not len(buildings)):  # a buildings layer wins for the kind
             frame["change_type"] = presence_types(*means, list(frame["change_type"]))
+    frame["footprint_id"] = carry_ids(frame.geometry, previous, min_iou=config.carry_min_iou,
+                                      min_cover=config.carry_min_cover,
+                                      kinds=list(frame["change_type"]) if len(frame) else None)
     frame["model"] = str(prob.attrs.get("model", ""))
     frame["model_version"] = str(prob.attrs.get("model_version") or str(prob.attrs.get("model_sha256", ""))[:12])
     carried = int(frame["footprint_id"].isin(set(previous["footprint_id"].astype(str))).sum()) \

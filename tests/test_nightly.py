@@ -540,17 +540,23 @@ def test_kept_footprints_follow_the_latest_pair_of_each_area(tmp_path: Path) -> 
                                     ("c", "2024-07-01", ["F-c2"], "tile unreadable")):
         run_dir = tmp_path / area
         run_dir.mkdir()
-        fp(ids, 686_000).to_file(run_dir / "footprints.gpkg")
+        kinds = ["new", "demolished"][:len(ids)] if area == "b" else [None] * len(ids)
+        fp(ids, 686_000).assign(change_type=kinds).to_file(run_dir / "footprints.gpkg")
         results.append({"area": area, "error": error, "runs": [{"after": after, "run_dir": str(run_dir)}]})
     table = fps.next_table(committed[["area", "after", "footprint_id", "geometry"]], results)
     assert list(table["footprint_id"]) == ["F-a1", "F-b2", "F-b3", "F-c1"]  # late pair, new pair, failed area
     assert list(table["after"]) == ["2024-05-14", "2024-07-01", "2024-07-01", "2024-05-14"]
     assert table.crs.to_epsg() == 4326
+    # the kinds travel with the ids (a demolition's id must not pass to a rebuild next night)
+    assert list(table["change_type"].iloc[1:3]) == ["new", "demolished"]
+    assert table["change_type"].iloc[[0, 3]].isna().all()  # rows of a state written before kinds were kept
     fps.save(table, tmp_path, 3)
     back = fps.load(tmp_path, 3)
     assert back is not None and list(back["footprint_id"]) == list(table["footprint_id"])
     assert fps.checksum(fps.of_area(back, "b")) == fps.checksum(fps.of_area(table, "b")) != fps.checksum(None)
     assert fps.of_area(back, "zzz") is None and fps.load(tmp_path, 4) is None
+    b = fps.of_area(back, "b")
+    assert fps.checksum(b) != fps.checksum(b.assign(change_type=["new", "new"]))
 
 
 def pd_concat(frames: list):  # noqa: ANN201

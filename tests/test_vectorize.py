@@ -353,6 +353,36 @@ def test_split_and_merge_keep_one_id_each() -> None:
     assert out.count("F-x") == 1 and len(set(out)) == 2
 
 
+def test_a_demolition_and_the_building_on_its_lot_are_two_structures() -> None:
+    """With kinds, a demolished footprint never passes its id to one that is not (nor back)."""
+    import geopandas as gpd
+
+    from changedetect._vectorize_shapes import carry_ids
+
+    lot = gpd.GeoDataFrame({"footprint_id": ["F-lot"], "change_type": ["demolished"]},
+                           geometry=[px_box(0, 0, 40, 40)], crs="EPSG:32648")
+    rebuilt = gpd.GeoSeries([px_box(0, 0, 40, 38)], crs="EPSG:32648")
+    assert carry_ids(rebuilt, lot) == ["F-lot"]  # no kinds given: overlap alone decides
+    assert carry_ids(rebuilt, lot, kinds=["new"]) != ["F-lot"]
+    assert carry_ids(rebuilt, lot, kinds=["demolished"]) == ["F-lot"]  # the same demolition, seen again
+    assert carry_ids(rebuilt, lot.assign(change_type=["new"]), kinds=["altered"]) == ["F-lot"]
+    assert carry_ids(rebuilt, lot.drop(columns="change_type"), kinds=["new"]) == ["F-lot"]  # kind unknown
+    assert carry_ids(rebuilt, lot.assign(change_type=[None]), kinds=["new"]) == ["F-lot"]
+    with pytest.raises(ValueError, match="kinds"):
+        carry_ids(rebuilt, lot, kinds=["new", "new"])
+
+
+def test_vectorize_keeps_a_demolitions_id_from_the_rebuild() -> None:
+    """vectorize types its footprints before carrying ids, and passes the kinds on."""
+    first = vectorize(raster(_one(40, 40, 80, 90)))
+    kind = first["change_type"].iat[0]
+    again = vectorize(raster(_one(40, 40, 80, 88)), previous=first)
+    assert again["footprint_id"].tolist() == first["footprint_id"].tolist()  # same kind: the same structure
+    other = "new" if kind == "demolished" else "demolished"
+    rebuilt = vectorize(raster(_one(40, 40, 80, 88)), previous=first.assign(change_type=[other]))
+    assert rebuilt["footprint_id"].iat[0] != first["footprint_id"].iat[0]
+
+
 def test_previous_must_have_ids_and_a_crs() -> None:
     import geopandas as gpd
 
