@@ -20,6 +20,9 @@ if TYPE_CHECKING:
     from changedetect.nightly import NightlySummary
 
 log = logging.getLogger("changedetect.nightly")
+#: ``extra`` of the log records whose message is also in the night's summary (``warnings``,
+#: ``failed``): the CLI prints the summary and leaves these out unless ``--verbose``.
+IN_SUMMARY = {"in_summary": True}
 
 
 def plan_night(catalog: str | Path, current: NightState, state_dir: Path, permits: str, config: PipelineConfig,
@@ -50,13 +53,14 @@ def plan_night(catalog: str | Path, current: NightState, state_dir: Path, permit
         if all(q.sha256 in processed for q in acqs):
             continue
         choice = _reference.choose(area, acqs, current.references.get(area), current.checksums, checked)
-        for message in choice.unreadable.values():
-            log.error("%s", message)
-        if choice.warning:
-            log.warning("%s", choice.warning)
-        summary.warnings += [*choice.unreadable.values(), *([choice.warning] if choice.warning else [])]
         new = [q for q in acqs if q.sha256 not in processed]
-        _, pairs = plan_pairs([q for q in acqs if q.path not in choice.unreadable], processed)
+        unreadable = {**choice.unreadable, **_unreadable_new(area, new, choice, checked)}
+        for message in unreadable.values():
+            log.error("%s", message, extra=IN_SUMMARY)
+        if choice.warning:
+            log.warning("%s", choice.warning, extra=IN_SUMMARY)
+        summary.warnings += [*unreadable.values(), *([choice.warning] if choice.warning else [])]
+        _, pairs = plan_pairs([q for q in acqs if q.path not in unreadable], processed)
         new_by_area[area] = new
         summary.new_acquisitions += len(new)
         summary.areas.append(area)
@@ -70,7 +74,7 @@ def plan_night(catalog: str | Path, current: NightState, state_dir: Path, permit
         # (date, what the pair gets as previous, its part of the work folder's key)
         sets = [] if mine is None else [(str(mine["after"].max()), "committed", _footprints.checksum(mine))]
         runs = []
-        usable = sorted((q for q in acqs if q.path not in choice.unreadable), key=lambda q: (q.date, q.path))
+        usable = sorted((q for q in acqs if q.path not in unreadable), key=lambda q: (q.date, q.path))
         for a, b in pairs:
             reference = None if first is None or first.path in (a.path, b.path) else {
                 "path": first.path, "date": first.date}
@@ -90,6 +94,23 @@ def plan_night(catalog: str | Path, current: NightState, state_dir: Path, permit
             sets.append((b.date, run_dir, key))
         tasks.append({"area": area, "permits": permits, "config": cfg, "committed": mine, "pairs": runs})
     return tasks, new_by_area
+
+
+def _unreadable_new(area: str, new: list[Acquisition], choice: _reference.Choice,
+                    checked: dict[str, str | None]) -> dict[str, str]:
+    """The night's new acquisitions that fail the cheap readability check (path -> message;
+    ``checked`` caches the check for the night): left out of the pairs, as an unreadable
+    reference candidate is, instead of failing their area night after night."""
+    out = {}
+    for q in new:
+        if q.path in choice.unreadable or (choice.reference is not None and q.path == choice.reference.path):
+            continue
+        if q.path not in checked:
+            checked[q.path] = _reference.unreadable_reason(q.path)
+        if checked[q.path] is not None:
+            out[q.path] = (f"area {area}: {checked[q.path]}. It is left out of the area's pairs; a good copy "
+                           "will be a new acquisition (or remove the file from the catalog)")
+    return out
 
 
 def _season_partner(usable: list[Acquisition], a: Acquisition, b: Acquisition, season_days: int | None,
@@ -115,7 +136,7 @@ def _season_partner(usable: list[Acquisition], a: Acquisition, b: Acquisition, s
         if checked[q.path] is None:
             return q
         message = f"not comparing {q.path} as the same-season partner of {b.path}: {checked[q.path]}"
-        log.warning("%s", message)
+        log.warning("%s", message, extra=IN_SUMMARY)
         if message not in warnings:
             warnings.append(message)
         candidates = candidates[:i] + candidates[i + 1:]

@@ -55,7 +55,7 @@ from typing import Any
 from changedetect import _nightly_footprints as _footprints
 from changedetect import _nightly_reference as _reference
 from changedetect._nightly_catalog import Acquisition, discover, plan_pairs
-from changedetect._nightly_plan import plan_night
+from changedetect._nightly_plan import IN_SUMMARY, plan_night
 from changedetect._nightly_reference import NightState
 from changedetect._state import (
     checkpoint,
@@ -162,7 +162,7 @@ def _run_area(task: dict[str, Any]) -> dict[str, Any]:
                 checkpoint(f"pair {task['area']} {pair['before']}..{pair['after']} done")
             runs.append({**pair, "carried": _carried(run_dir, previous)})
     except ChangeDetectError as exc:
-        log.error("area %s failed: %s", task["area"], exc)
+        log.error("area %s failed: %s", task["area"], exc, extra=IN_SUMMARY)
         return {"area": task["area"], "error": str(exc), "runs": runs}
     return {"area": task["area"], "error": None, "runs": runs}
 

@@ -263,9 +263,11 @@ def test_discover_groups_areas_and_reads_stac_items(tmp_path: Path) -> None:
     assert paths[0].name == "district12_20240115.tif"
 
 
-def test_a_bad_area_fails_alone_and_is_retried(world: dict, tmp_path: Path) -> None:
-    """(A new unreadable acquisition that is not the area's reference fails its pair, and so the area.)
-    The state is one written before references were pinned: a successful area pins its reference."""
+def test_an_unreadable_new_acquisition_is_left_out_and_its_area_goes_on(world: dict, tmp_path: Path) -> None:
+    """A new acquisition that fails the cheap read is reported, left out of the pairs and committed
+    (not retried night after night); a good copy is a new acquisition, processed the next run, and
+    then the night's outputs are the uninterrupted run's.  The state is one written before
+    references were pinned: both areas pin theirs."""
     base = tmp_path / "bad"
     shutil.copytree(world["root"] / f"after-{NIGHTS[0]}", base)
     state_file = base / "state" / "state.json"
@@ -277,17 +279,62 @@ def test_a_bad_area_fails_alone_and_is_retried(world: dict, tmp_path: Path) -> N
     good = bad.read_bytes()
     bad.write_bytes(b"not a GeoTIFF")
     summary = _run_in_process(world, base, NIGHTS[1])
-    assert list(summary.failed) == ["district3"] and "district3_20240315" in summary.failed["district3"]
+    assert summary.failed == {} and summary.pairs == 1  # district1's pair; district3 has none tonight
+    assert [w for w in summary.warnings if "district3_20240315" in w and "left out" in w] == summary.warnings
     state = json.loads(state_file.read_text())
+    assert len(state["acquisitions"]["district1"]) == 2 and len(state["acquisitions"]["district3"]) == 2
+    assert [(a, r["date"]) for a, r in sorted(state["references"].items())] == [
+        ("district1", "2024-01-15"), ("district3", "2024-01-15")]
+    again = _run_in_process(world, base, NIGHTS[1])  # nothing new: the bad file is not retried
+    assert again.pairs == 0 and again.warnings == []
+    bad.write_bytes(good)  # the feed delivers the file again
+    third = _run_in_process(world, base, NIGHTS[1])
+    assert third.failed == {} and third.areas == ["district3"] and third.pairs == 1
+    got, want = _outputs(base), dict(world["after-night-2"])
+    assert got.pop("state.generation") == want.pop("state.generation") + 1  # two commits that night
+    bad_entry = got["state.acquisitions"]["district3"]
+    assert len(bad_entry) == len(want["state.acquisitions"]["district3"]) + 1  # the bad copy, processed
+    got.pop("state.acquisitions"), want.pop("state.acquisitions")
+    assert got == want
+
+
+def test_the_cli_says_each_unreadable_file_once(world: dict, tmp_path: Path) -> None:
+    """Plain output: the summary's WARNING line, not also the log line it repeats (that one with -v)."""
+    base = tmp_path / "cli-bad"
+    shutil.copytree(world["root"] / f"after-{NIGHTS[0]}", base)
+    _arrive(world, base / "catalog", NIGHTS[1])
+    (base / "catalog" / "district3" / "district3_20240315.tif").write_bytes(b"not a GeoTIFF")
+    cmd = [c for c in _cli(world, base, NIGHTS[1]) if c != "--json"]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr
+    said = (res.stdout + res.stderr).count("district3_20240315.tif' is not a raster")
+    assert said == 1 and "WARNING area district3" in res.stderr, res.stdout + res.stderr
+
+
+def test_a_bad_area_fails_alone_and_is_retried(world: dict, tmp_path: Path) -> None:
+    """A new acquisition that passes the cheap read but fails in its pair (here a one-band
+    raster where the model needs red, green and blue) fails its area, which commits nothing
+    and is retried; the other area goes on."""
+    import rasterio
+
+    base = tmp_path / "failing"
+    shutil.copytree(world["root"] / f"after-{NIGHTS[0]}", base)
+    _arrive(world, base / "catalog", NIGHTS[1])
+    bad = base / "catalog" / "district3" / "district3_20240315.tif"
+    good = bad.read_bytes()
+    with rasterio.open(bad) as src:
+        profile, band = src.profile, src.read(1)
+    profile.update(count=1)
+    bad.unlink()
+    with rasterio.open(bad, "w", **profile) as dst:
+        dst.write(band, 1)
+    summary = _run_in_process(world, base, NIGHTS[1])
+    assert list(summary.failed) == ["district3"] and "district3_20240315" in summary.failed["district3"]
+    state = json.loads((base / "state" / "state.json").read_text())
     assert len(state["acquisitions"]["district1"]) == 2 and len(state["acquisitions"]["district3"]) == 1
-    assert list(state["references"]) == ["district1"]  # the failed area pins nothing
-    assert Path(state["references"]["district1"]["path"]).name == "district1_20240115.tif"
     bad.write_bytes(good)  # the feed delivers the file again
     again = _run_in_process(world, base, NIGHTS[1])
     assert again.failed == {} and again.areas == ["district3"]
-    state = json.loads(state_file.read_text())
-    assert [(a, r["date"]) for a, r in sorted(state["references"].items())] == [
-        ("district1", "2024-01-15"), ("district3", "2024-01-15")]
     got, want = _outputs(base), dict(world["after-night-2"])
     assert got.pop("state.generation") == want.pop("state.generation") + 1  # two commits that night
     assert got == want

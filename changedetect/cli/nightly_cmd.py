@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from pathlib import Path
 
 import click
@@ -35,8 +36,8 @@ def command(catalog: Path, permits: str, state: Path, out: Path, night: dt.datet
     open violations (stable ids).  Running it twice adds nothing; killed at any
     moment, the next run finishes the night exactly.  Exit 2 when an area failed (it is
     retried next night), 3 when another run holds the lock.  An unreadable acquisition
-    older than an area's registration reference, or a reference that vanished, is printed
-    as a WARNING and the area goes on (exit 0).  Scheduling examples: docs/nightly.md.
+    (one that fails a cheap read of its header and corner pixels), or a reference that
+    vanished, is printed as a WARNING, left out of the pairs, and the area goes on (exit 0).  Scheduling examples: docs/nightly.md.
 
     \b
     Example:
@@ -53,9 +54,19 @@ def command(catalog: Path, permits: str, state: Path, out: Path, night: dt.datet
     from changedetect.nightly import run_nightly
 
     config = PipelineConfig.from_toml(config_path) if config_path else PipelineConfig()
-    summary = run_nightly(catalog, permits=permits, state=state, out=out,
-                          night=night.date() if night else None, scheduler=scheduler, workers=workers,
-                          config=config.with_model(model))
+    opts = click.get_current_context().find_root().obj or {}
+    # the summary below prints the night's warnings and failures: their log lines only with -v
+    hide = None if as_json or opts.get("verbose") or opts.get("debug") else _NotInSummary()
+    nightly_log = logging.getLogger("changedetect.nightly")
+    if hide is not None:
+        nightly_log.addFilter(hide)
+    try:
+        summary = run_nightly(catalog, permits=permits, state=state, out=out,
+                              night=night.date() if night else None, scheduler=scheduler, workers=workers,
+                              config=config.with_model(model))
+    finally:
+        if hide is not None:
+            nightly_log.removeFilter(hide)
     s = summary.to_dict()
     if as_json:
         click.echo(json.dumps(s, indent=1))
@@ -71,3 +82,10 @@ def command(catalog: Path, permits: str, state: Path, out: Path, night: dt.datet
             click.echo(f"  FAILED {area}: {err}", err=True)
     if s["failed"]:
         raise SystemExit(2)
+
+
+class _NotInSummary(logging.Filter):
+    """Drops the log records that the night's summary repeats (``extra=IN_SUMMARY``)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not getattr(record, "in_summary", False)
