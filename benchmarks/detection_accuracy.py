@@ -191,13 +191,13 @@ def _checked_rows(model: str, stack: xr.DataArray, foot: Any, days: list[str], h
     from rasterio.features import rasterize
 
     from changedetect.detect import DetectConfig, detect_each_pair
-    from changedetect.weights import load_model
+    from changedetect.weights import building_segmenter, load_model
 
     loaded = load_model(model)
-    stage = Path(loaded.path) / "buildings"
-    if not (stage / "metadata.json").is_file():
+    segmenter = building_segmenter(loaded)
+    if segmenter is None:
         return []
-    events = detect_each_pair(stack, config=DetectConfig(model=model), model=loaded, segmenter=load_model(stage))
+    events = detect_each_pair(stack, config=DetectConfig(model=model), model=loaded, segmenter=segmenter)
     shape = (stack.sizes["y"], stack.sizes["x"])
     rows = []
     for _, f in foot.iterrows():

@@ -16,6 +16,8 @@ if TYPE_CHECKING:
     import geopandas as gpd
     import xarray as xr
 
+    from changedetect.presence import DatePresence
+
 #: An aligned stack up to this size is computed once and held in memory (else re-read lazily).
 PERSIST_BYTES = 2 << 30
 
@@ -37,16 +39,14 @@ def load_segmenter(config: PipelineConfig, loaded: Any) -> Any:
     return seg
 
 
-def presence_rasters(aligned: xr.DataArray, prob: xr.DataArray, config: PipelineConfig, seg: Any,
-                     progress: bool) -> tuple[xr.DataArray, xr.DataArray] | None:
-    """Building probability of the first and last dates from the segmenter (None without one)."""
-    from changedetect import detect as detect_mod
-
-    if seg is None or not bool(np.nanmax(prob.values, initial=0.0) >= config.vectorize.threshold):
+def presence_rasters(prob: xr.DataArray, config: PipelineConfig, dates: DatePresence | None,
+                     kept: tuple[int, int]) -> tuple[xr.DataArray, xr.DataArray] | None:
+    """Building probability of the first and last dates the later stages keep (``kept``: their
+    indices in ``dates``' stack), reused from the presence check where it computed them (None
+    without a segmenter, or when no pixel can become a footprint)."""
+    if dates is None or not bool(np.nanmax(prob.values, initial=0.0) >= config.vectorize.threshold):
         return None  # no segmenter, or no pixel can become a footprint: nothing to type
-    before, after = (detect_mod.detect_pair(aligned.isel(time=i), aligned.isel(time=i), config=config.detect,
-                                            progress=progress, model=seg) for i in (0, -1))
-    return before, after
+    return dates.raster(kept[0]), dates.raster(kept[1])
 
 
 def segmenter_info(seg: Any) -> dict[str, Any] | None:

@@ -39,7 +39,7 @@ from changedetect._detect_engine import (
 )
 from changedetect._detect_file import detect_to_file
 from changedetect.errors import GeoreferenceError
-from changedetect.presence import DatePresence
+from changedetect.presence import DatePresence, same_season
 from changedetect.tiling import Window
 
 logger = logging.getLogger(__name__)
@@ -184,25 +184,39 @@ def season_partner(times: np.ndarray, j: int, season_days: int | None = 45) -> i
     if season_days is None or j < 2:
         return None
     days = np.asarray(times, dtype="datetime64[D]")
-    doy = [int((d - d.astype("datetime64[Y]")).astype(int)) for d in days]
 
-    def same_season(i: int) -> bool:
-        shift = abs(doy[j] - doy[i])
-        return int((days[j] - days[i]).astype(int)) >= 300 and min(shift, 365 - shift) <= season_days
+    def partner(i: int) -> bool:
+        return int((days[j] - days[i]).astype(int)) >= 300 and same_season(days[i], days[j], season_days)
 
-    if same_season(j - 1):
+    if partner(j - 1):
         return None
-    return next((i for i in range(j - 2, -1, -1) if same_season(i)), None)
+    return next((i for i in range(j - 2, -1, -1) if partner(i)), None)
 
 
 def _pair_probability(stack: xr.DataArray, i: int, j: int, config: DetectConfig, loaded: _Loaded,
                       progress: bool, presence: DatePresence | None, *, mask: bool = False) -> xr.DataArray:
     """The network's probability between dates ``i`` and ``j``, with the presence check applied
-    when there is a segmenter (``presence``): on same-season pairs, and on any ``mask`` pair."""
+    when there is a segmenter (``presence``): on same-season pairs, and on any ``mask`` pair.
+    A checked pair's raster says so in ``attrs["presence_check"]``."""
     prob = detect_pair(stack.isel(time=i), stack.isel(time=j), config=config, progress=progress, model=loaded)
-    if presence is not None:
+    if presence is not None and (mask or presence.applies(i, j)):
         prob.values = presence.confirm(i, j, prob.values, _threshold(config, loaded.card), any_season=mask)
+        prob.attrs["presence_check"] = presence.label()
     return prob
+
+
+def _date_presence(stack: xr.DataArray, segmenter: _Loaded | DatePresence | None, config: DetectConfig,
+                   progress: bool) -> DatePresence | None:
+    """The presence check's per-date rasters for ``stack`` (None: no segmenter, or switched off)."""
+    if segmenter is None or not config.presence_check:
+        return None
+    if not isinstance(segmenter, DatePresence):
+        return DatePresence(stack, segmenter, config, progress)
+    theirs = segmenter.stack
+    if theirs.sizes != stack.sizes or not np.array_equal(theirs["time"].values, stack["time"].values):
+        raise ValueError("the DatePresence given as segmenter was made for another stack "
+                         f"({dict(theirs.sizes)} vs {dict(stack.sizes)}): make it on this one")
+    return segmenter
 
 
 def _masked(stack: xr.DataArray, mask_pairs: list[tuple[int, int]], thr: float, config: DetectConfig,
@@ -250,7 +264,7 @@ def detect_series(
     model: _Loaded | None = None,
     pairs: list[tuple[int, int]] | None = None,
     mask_pairs: list[tuple[int, int]] | None = None,
-    segmenter: _Loaded | None = None,
+    segmenter: _Loaded | DatePresence | None = None,
 ) -> tuple[xr.DataArray, xr.DataArray]:
     """Change between the dates of a TileStack, kept per pixel.
 
@@ -262,8 +276,12 @@ def detect_series(
     and masks ``(partner, previous)``, what changed before tonight's pair (earlier nights'
     news, whose first-seen date this run cannot know).  :func:`detect_each_pair` gives each
     pair's own probability.  With a building ``segmenter`` (a loaded model, e.g. the change
-    model's ``buildings/`` stage) and ``config.presence_check``, each pair's probability is
-    raised where the segmenter confirms what the network hints at (:mod:`changedetect.presence`).
+    model's ``buildings/`` stage from :func:`changedetect.weights.building_segmenter`, or a
+    :class:`~changedetect.presence.DatePresence` of this stack, to keep its rasters) and
+    ``config.presence_check``, the probability of each same-season pair is raised where the
+    segmenter confirms what the network hints at (:mod:`changedetect.presence`); the result's
+    ``attrs["presence_check"]`` names the segmenter and ``attrs["presence_check_pairs"]`` the
+    pairs it checked.
 
     Returns
     -------
@@ -289,7 +307,7 @@ def detect_each_pair(
     model: _Loaded | None = None,
     pairs: list[tuple[int, int]] | None = None,
     mask_pairs: list[tuple[int, int]] | None = None,
-    segmenter: _Loaded | None = None,
+    segmenter: _Loaded | DatePresence | None = None,
 ) -> list[tuple[int, int, xr.DataArray]]:
     """Each pair's change probability, as ``(before, after, ChangeProbability)`` in order of
     precedence; the pairs, the mask and the presence check (``segmenter``) as in
@@ -306,17 +324,13 @@ def detect_each_pair(
     if not pairs or any(not 0 <= i < j < n for i, j in [*pairs, *(mask_pairs or [])]):
         raise ValueError(f"pairs must be (before, after) indices with 0 <= before < after < {n}, "
                          f"got {pairs} (mask {mask_pairs})")
-    presence = (DatePresence(stack, segmenter, config, progress)
-                if segmenter is not None and config.presence_check else None)
+    presence = _date_presence(stack, segmenter, config, progress)
     masked = _masked(stack, mask_pairs or [], thr, config, loaded, progress, presence)
     events = []
     for rank, (i, j) in enumerate(pairs):
         logger.info("detect: %s -> %s%s", str(times[i])[:10], str(times[j])[:10],
                     "" if j == i + 1 else " (same season)")
         prob = _pair_probability(stack, i, j, config, loaded, progress, presence)
-        if presence is not None:
-            card = presence.segmenter.card
-            prob.attrs["presence_check"] = f"{card.name} {card.version} sha256:{card.sha256}"
         if rank and masked is not None:  # NaN (no data) stays NaN
             prob.values = np.where(masked & np.isfinite(prob.values), np.float32(0), prob.values)
         if rank and mask_pairs:  # the first pair is never masked
@@ -358,6 +372,11 @@ def combine_pairs(events: list[tuple[int, int, xr.DataArray]], stack: xr.DataArr
     best.attrs["before"] = str(np.datetime64(times[min(i for i, _ in pairs)], "D"))
     best.attrs["after"] = str(np.datetime64(times[max(j for _, j in pairs)], "D"))
     best.attrs["pairs"] = _pair_labels(times, pairs)
+    best.attrs.pop("presence_check", None)  # events[0]'s: set below from every pair
+    checked = [(i, j, p.attrs["presence_check"]) for i, j, p in events if "presence_check" in p.attrs]
+    if checked:
+        best.attrs["presence_check"] = checked[0][2]
+        best.attrs["presence_check_pairs"] = _pair_labels(times, [(i, j) for i, j, _ in checked])
     masks = [p.attrs["mask_pairs"] for _, _, p in events if "mask_pairs" in p.attrs]
     if masks:  # the later pairs' mask (detect_each_pair's)
         best.attrs["mask_pairs"] = masks[0]

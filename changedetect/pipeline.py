@@ -281,23 +281,27 @@ def _chain(stack: xr.DataArray, register: gpd.GeoDataFrame, out: Path, config: P
         index, masks = pair_indices(aligned, pairs), pair_indices(aligned, mask_pairs or None)
         if index is not None and len(index) == 1:  # one explicit pair: just those two dates
             aligned, index = aligned.isel(time=list(index[0])), None
+        # each date's building probability, computed once: for the presence check and change_type
+        dates = None if segmenter is None else DatePresence(aligned, segmenter, config.detect, progress)
+        kept = (0, aligned.sizes["time"] - 1)  # the dates the later stages keep, as indices here
         if index is None and aligned.sizes["time"] == 2:
             prob = detect_mod.detect_pair(aligned.isel(time=0), aligned.isel(time=1), config=config.detect,
                                           progress=progress, model=loaded)
-            if segmenter is not None and config.detect.presence_check:
-                prob.values = DatePresence(aligned, segmenter, config.detect, progress).confirm(
-                    0, 1, prob.values, float(prob.attrs.get("threshold", 0.5)))
+            if dates is not None and config.detect.presence_check and dates.applies(0, 1):
+                prob.values = dates.confirm(0, 1, prob.values, float(prob.attrs.get("threshold", 0.5)))
+                prob.attrs["presence_check"] = dates.label()
         else:
             prob, first_seen = detect_mod.detect_series(aligned, config=config.detect, progress=progress,
                                                         model=loaded, pairs=index, mask_pairs=masks,
-                                                        segmenter=segmenter)
+                                                        segmenter=dates)
             if index is not None:  # the later stages start at the first pair's BEFORE date
-                aligned = aligned.isel(time=slice(index[0][0], max(j for _, j in index) + 1))
+                kept = (index[0][0], max(j for _, j in index))
+                aligned = aligned.isel(time=slice(kept[0], kept[1] + 1))
         write_cog(prob, out / OUTPUTS["probability"], overwrite=True)
         if first_seen is not None and config.output.first_seen:
             write_cog(days_raster(first_seen), out / OUTPUTS["first_seen"], overwrite=True)
     with clock.stage("vectorize"):
-        presence = presence_rasters(aligned, prob, config, segmenter, progress)
+        presence = presence_rasters(prob, config, dates, kept)
         footprints = vec_mod.vectorize(prob, first_seen=first_seen, before=aligned.isel(time=0),
                                        after=aligned.isel(time=-1), previous=previous, presence=presence,
                                        config=config.vectorize)

@@ -373,7 +373,7 @@ def building_segmenter(model: LoadedModel | str | os.PathLike[str], *, device: s
     >>> building_segmenter("vhr-building").card.name  # doctest: +SKIP
     'vhr-building-buildings'
     """
-    folder = model.path if hasattr(model, "path") else find_model(model)  # type: ignore[arg-type]
+    folder = model.path if isinstance(model, LoadedModel) else find_model(model)
     stage = Path(folder) / "buildings"
     return load_model(stage, device=device) if (stage / METADATA_FILE).is_file() else None
 

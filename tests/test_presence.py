@@ -31,7 +31,7 @@ def test_a_hint_confirmed_by_the_segmenter_is_raised() -> None:
     prob = np.zeros_like(before)
     prob[15, 15] = 0.35  # the network's hint, below its threshold
     out = confirmed_change(before, after, prob, pixel_m2=PX)
-    assert out[11:21, 10:22].min() == pytest.approx((0.95 + 1 - 0.05) / 2)  # (the opening rounds corners)
+    assert out[11:21, 10:22].min() == pytest.approx(0.525)  # just above 0.5 (the opening rounds corners)
     assert out[:10].max() == 0 and out[22:].max() == 0  # nothing outside the house
     assert out.dtype == np.float32
     # a demolition is the same with the dates swapped
@@ -50,7 +50,17 @@ def test_no_hint_no_change_and_the_networks_own_outline_is_kept() -> None:
     # ... but a sliver of decision (under check.decided of the object) is raised with the rest
     sliver = np.zeros_like(before)
     sliver[10:12, 10:14] = 0.9
-    assert confirmed_change(before, after, sliver, pixel_m2=PX)[20, 20] > 0.5
+    assert confirmed_change(before, after, sliver, pixel_m2=PX)[20, 20] == pytest.approx(0.525)
+    # a separate detection of the network just beside the house (a neighbour, 1 px away): raising
+    # the house would merge the two into one bloated outline, so it is left alone
+    beside = np.zeros_like(before)
+    beside[15, 15] = 0.35
+    beside[10:22, 23:30] = 0.9
+    np.testing.assert_array_equal(confirmed_change(before, after, beside, pixel_m2=PX), beside)
+    beside[10:22, 23:26] = 0  # 4 px away: raised
+    assert confirmed_change(before, after, beside, pixel_m2=PX)[15, 15] == pytest.approx(0.525)
+    # the raise is relative to the threshold the network is read at
+    assert confirmed_change(before, after, nothing + 0.15, pixel_m2=PX, threshold=0.7)[15, 15] == pytest.approx(0.715)
 
 
 def test_small_objects_weak_presence_and_a_building_on_both_dates_are_left() -> None:
@@ -70,15 +80,34 @@ def test_small_objects_weak_presence_and_a_building_on_both_dates_are_left() -> 
     np.testing.assert_array_equal(confirmed_change(built, after, prob, pixel_m2=PX), prob)
 
 
-def test_nan_stays_nan_and_bad_input_is_refused() -> None:
+def test_nan_stays_nan_and_no_data_is_neither_a_building_nor_its_absence() -> None:
     before, after = _scene()
     prob = np.zeros_like(before)
     prob[15, 15] = 0.35
     prob[11, 11] = np.nan
     out = confirmed_change(before, after, prob, pixel_m2=PX)
-    assert np.isnan(out[11, 11]) and out[12, 12] > 0.9
+    assert np.isnan(out[11, 11]) and out[12, 12] > 0.5
+    # a building on both dates; on the after date a 12 m² patch reads 0.1 (too small to count),
+    # beside a strip with no data: the strip must not count as "no building" and grow the patch
+    both = np.full((40, 40), 0.9, np.float32)
+    patchy = both.copy()
+    patchy[10:22, 20:24] = 0.1  # 48 px = 12 m² < 15 m²
+    hint = np.zeros_like(both)
+    hint[15, 21] = 0.35
+    assert not (confirmed_change(patchy, both, hint, pixel_m2=PX) > 0.5).any()
+    patchy[:, :20] = np.nan
+    hint[:, :20] = np.nan
+    out = confirmed_change(patchy, both, hint, pixel_m2=PX)
+    assert not (out > 0.5).any() and np.isnan(out[:, :20]).all()
+
+
+def test_bad_input_is_refused() -> None:
+    before, after = _scene()
+    prob = np.zeros_like(before)
     with pytest.raises(ValueError, match="shapes"):
         confirmed_change(before, after[:10], prob, pixel_m2=PX)
+    with pytest.raises(ValueError, match="below the threshold"):
+        confirmed_change(before, after, prob, pixel_m2=PX, threshold=0.3)
     with pytest.raises(ValueError, match="presence"):
         PresenceCheck(presence=0)
     with pytest.raises(ValueError, match="min_area_m2"):
@@ -112,24 +141,30 @@ def _series() -> xr.DataArray:
 
 
 def test_detect_series_confirms_the_hint_on_the_same_season_pair_only() -> None:
+    from changedetect.presence import DatePresence
+
     stack = _series()
     loaded = Loaded(Hint(), FakeCard())
     segmenter = Loaded(Bright(), FakeCard(name="bright", version="1"))
     alone, first_alone = detect_series(stack, config=CFG, model=loaded)
     assert 0.3 < float(alone.values[28, 28]) < 0.5 and np.isnat(first_alone.values).all()
     prob, first = detect_series(stack, config=CFG, model=loaded, segmenter=segmenter)
-    assert float(prob.values[28, 28]) > 0.9 and float(prob.values[5, 5]) < 0.5  # only the house is raised
+    assert float(prob.values[28, 28]) == pytest.approx(0.525) and float(prob.values[5, 5]) < 0.5
     # found by the January -> January pair: first seen on its AFTER date, as detect_series dates
     # what only a same-season pair finds
     assert (first.values[20:36, 21:35] == np.datetime64("2025-01-01", "ns")).all()
     assert np.isnat(first.values[:18]).all()
     assert prob.attrs["presence_check"].startswith("bright 1 sha256:")
+    assert prob.attrs["presence_check_pairs"] == "2024-01-01/2025-01-01"
     # January -> June is not checked: the sun differs, winter shadows would pass for buildings
     events = detect_each_pair(stack, config=CFG, model=loaded, segmenter=segmenter)
     assert [(i, j) for i, j, _ in events] == [(0, 1), (1, 2), (0, 2)]
     alone_pair = detect_each_pair(stack, config=CFG, model=loaded, pairs=[(0, 1)])[0][2].values
     np.testing.assert_array_equal(events[0][2].values, alone_pair)
-    assert float(alone_pair[28, 28]) < 0.5 and float(events[2][2].values[28, 28]) > 0.9
+    assert float(alone_pair[28, 28]) < 0.5 and float(events[2][2].values[28, 28]) > 0.5
+    assert ["presence_check" in p.attrs for _, _, p in events] == [False, False, True]
+    unchecked, _ = detect_series(stack, config=CFG, model=loaded, segmenter=segmenter, pairs=[(0, 1), (1, 2)])
+    assert "presence_check" not in unchecked.attrs  # only cross-season pairs: nothing was checked
     # switched off: the network alone
     off, _ = detect_series(stack, config=replace(CFG, presence_check=False), model=loaded, segmenter=segmenter)
     np.testing.assert_array_equal(off.values, alone.values)
@@ -140,7 +175,18 @@ def test_detect_series_confirms_the_hint_on_the_same_season_pair_only() -> None:
                               mask_pairs=[(0, 1)])
     assert float(events[1][2].values[28, 28]) == 0.0
     unmasked = detect_each_pair(stack, config=CFG, model=loaded, segmenter=segmenter, pairs=[(1, 2), (0, 2)])
-    assert float(unmasked[1][2].values[28, 28]) > 0.9
+    assert float(unmasked[1][2].values[28, 28]) > 0.5
+    # a DatePresence keeps the rasters it computed (for the pipeline's change_type), and must be
+    # made on the same stack
+    dates = DatePresence(stack, segmenter, CFG)
+    again, _ = detect_series(stack, config=CFG, model=loaded, segmenter=dates)
+    np.testing.assert_array_equal(again.values, prob.values)
+    assert sorted(dates.rasters) == [0, 2] and float(dates.raster(-1).values[28, 28]) > 0.9
+    with pytest.raises(ValueError, match="another stack"):
+        detect_series(stack.isel(time=[0, 2]), config=CFG, model=loaded, segmenter=dates)
+    # the check's season follows DetectConfig.season_days
+    assert DatePresence(stack, segmenter, replace(CFG, season_days=10)).check.season_days == 10
+    assert DatePresence(stack, segmenter, replace(CFG, season_days=None)).check.season_days == 45
 
 
 def test_same_season_and_check_validation() -> None:

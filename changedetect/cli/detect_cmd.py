@@ -94,10 +94,10 @@ def _series(tiles: Path, out: Path, config: DetectConfig, *, overwrite: bool, pr
 
     first_path = out.with_name(f"{out.stem}_first_seen{out.suffix or '.tif'}")
     check_overwrite(first_path, overwrite)
+    stack = open_stack(tiles)  # a bad folder fails before the models are loaded
     loaded = load_model(config.model, device=config.device)
     segmenter = building_segmenter(loaded, device=config.device) if config.presence_check else None
-    prob, first = detect_series(open_stack(tiles), config=config, progress=progress,
-                                model=loaded, segmenter=segmenter)
+    prob, first = detect_series(stack, config=config, progress=progress, model=loaded, segmenter=segmenter)
     write_cog(prob, out, dtype="float32", overwrite=overwrite)
     write_cog(days_raster(first), first_path, dtype="float32", overwrite=overwrite)
     thr = float(prob.attrs.get("threshold", 0.5))
