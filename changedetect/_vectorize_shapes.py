@@ -181,7 +181,7 @@ def carry_ids(
     if previous is not None and len(previous):
         prev_ids, prev_geoms, prev_kinds = _previous(previous, new.crs)
         taken = set(prev_ids)
-        new_kinds = [str(k) for k in kinds] if kinds is not None else None
+        new_kinds = [k if isinstance(k, str) else "" for k in kinds] if kinds is not None else None
         if new_kinds is not None and len(new_kinds) != n:
             raise ValueError(f"carry_ids: {len(new_kinds)} kinds for {n} footprints")
         for i, j in _assign(np.asarray(new.values), prev_geoms, prev_ids, min_iou=min_iou, min_cover=min_cover,

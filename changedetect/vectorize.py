@@ -215,9 +215,13 @@ def vectorize(
                                             transform=transform, shape=shape)
         if means is not None and (buildings is None or not len(buildings)):  # a buildings layer wins for the kind
             frame["change_type"] = presence_types(*means, list(frame["change_type"]))
+    # the kinds keep a demolition's id from a rebuild on its lot, when they rest on evidence
+    # (without images, presence or a buildings layer every footprint is `new` by default)
+    typed = means is not None or (buildings is not None and len(buildings) > 0) or (
+        before is not None and after is not None)
     frame["footprint_id"] = carry_ids(frame.geometry, previous, min_iou=config.carry_min_iou,
                                       min_cover=config.carry_min_cover,
-                                      kinds=list(frame["change_type"]) if len(frame) else None)
+                                      kinds=list(frame["change_type"]) if typed and len(frame) else None)
     frame["model"] = str(prob.attrs.get("model", ""))
     frame["model_version"] = str(prob.attrs.get("model_version") or str(prob.attrs.get("model_sha256", ""))[:12])
     carried = int(frame["footprint_id"].isin(set(previous["footprint_id"].astype(str))).sum()) \

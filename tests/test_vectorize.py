@@ -368,19 +368,31 @@ def test_a_demolition_and_the_building_on_its_lot_are_two_structures() -> None:
     assert carry_ids(rebuilt, lot.assign(change_type=["new"]), kinds=["altered"]) == ["F-lot"]
     assert carry_ids(rebuilt, lot.drop(columns="change_type"), kinds=["new"]) == ["F-lot"]  # kind unknown
     assert carry_ids(rebuilt, lot.assign(change_type=[None]), kinds=["new"]) == ["F-lot"]
+    assert carry_ids(rebuilt, lot, kinds=[None]) == ["F-lot"] == carry_ids(rebuilt, lot, kinds=[np.nan])
     with pytest.raises(ValueError, match="kinds"):
         carry_ids(rebuilt, lot, kinds=["new", "new"])
 
 
 def test_vectorize_keeps_a_demolitions_id_from_the_rebuild() -> None:
-    """vectorize types its footprints before carrying ids, and passes the kinds on."""
-    first = vectorize(raster(_one(40, 40, 80, 90)))
-    kind = first["change_type"].iat[0]
-    again = vectorize(raster(_one(40, 40, 80, 88)), previous=first)
-    assert again["footprint_id"].tolist() == first["footprint_id"].tolist()  # same kind: the same structure
-    other = "new" if kind == "demolished" else "demolished"
-    rebuilt = vectorize(raster(_one(40, 40, 80, 88)), previous=first.assign(change_type=[other]))
-    assert rebuilt["footprint_id"].iat[0] != first["footprint_id"].iat[0]
+    """vectorize types its footprints (here from building presence) before carrying ids and passes
+    the kinds on: a demolition, then a house on its lot, are two structures; the same demolition
+    seen again keeps its id; without evidence for the kind (the default `new`), overlap decides."""
+    p = np.zeros((80, 80), np.float32)
+    p[20:40, 20:45] = 0.9
+    built, empty = np.zeros((80, 80), np.float32), np.zeros((80, 80), np.float32)
+    built[20:40, 20:45] = 0.95
+    demolished = vectorize(raster(p), presence=(raster(built), raster(empty)))
+    assert demolished["change_type"].tolist() == ["demolished"]
+    p2 = p.copy()
+    p2[38:40] = 0  # the next run's outline differs a little
+    again = vectorize(raster(p2), presence=(raster(built), raster(empty)), previous=demolished)
+    assert again["change_type"].tolist() == ["demolished"]
+    assert again["footprint_id"].tolist() == demolished["footprint_id"].tolist()
+    rebuilt = vectorize(raster(p2), presence=(raster(empty), raster(built)), previous=demolished)
+    assert rebuilt["change_type"].tolist() == ["new"]
+    assert rebuilt["footprint_id"].iat[0] != demolished["footprint_id"].iat[0]
+    untyped = vectorize(raster(p2), previous=demolished)  # `new` by default, not from evidence
+    assert untyped["footprint_id"].tolist() == demolished["footprint_id"].tolist()
 
 
 def test_previous_must_have_ids_and_a_crs() -> None:
