@@ -289,6 +289,52 @@ def test_change_type_from_the_models_building_stage(series_run, inputs: dict, tm
     assert not any((tmp_path / "itself").iterdir())
 
 
+def test_run_applies_the_presence_check_on_same_season_dates_and_reuses_its_rasters(
+        inputs: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The wiring of the check in `run` (the rule itself: tests/test_presence.py): a two-date run
+    on same-season dates applies it and says so in the probability's tags; each date's building
+    raster is computed once, for the check and for change_type; switched off, only change_type
+    asks for them."""
+    import shutil
+
+    import numpy as np
+
+    from changedetect import presence
+    from changedetect.pipeline import run
+
+    staged = tmp_path / "staged-model"
+    shutil.copytree(Path(inputs["config"].detect.model), staged)
+    _constant_segmenter(staged / "buildings", 8.0)
+    config = inputs["config"].with_model(str(staged))
+    tiles = tmp_path / "jan-jan"
+    write_stack(make_stack(size=64, seed=3, dates=["2024-01-15", "2025-01-20"]), tiles, prefix="district12")
+    calls: list[str] = []
+    real = presence.building_presence
+
+    def counted(date, segmenter, cfg, progress=False):  # noqa: ANN001, ANN202
+        calls.append(str(date["time"].values)[:10] if "time" in date.coords else "?")
+        return real(date, segmenter, cfg, progress)
+
+    def confirm_a_square(before, after, prob, **kwargs):  # noqa: ANN001, ANN003, ANN202
+        out = np.asarray(prob, dtype=np.float32).copy()
+        out[20:40, 20:40] = 0.9
+        return out
+
+    monkeypatch.setattr(presence, "building_presence", counted)
+    monkeypatch.setattr(presence, "confirmed_change", confirm_a_square)
+    run(tiles, permits=inputs["permits"], out=tmp_path / "on", config=config)
+    with rasterio.open(tmp_path / "on" / "change_probability.tif") as src:
+        tags, prob = src.tags(), src.read(1)
+    assert tags["presence_check"].startswith("buildings ") and (prob[20:40, 20:40] >= 0.9).all()
+    assert sorted(calls) == ["2024-01-15", "2025-01-20"]  # once each: the check's, reused for change_type
+    calls.clear()
+    off = dataclasses.replace(config, detect=dataclasses.replace(config.detect, presence_check=False))
+    run(tiles, permits=inputs["permits"], out=tmp_path / "off", config=off)
+    with rasterio.open(tmp_path / "off" / "change_probability.tif") as src:
+        assert "presence_check" not in src.tags() and not (src.read(1)[20:40, 20:40] >= 0.9).all()
+    assert sorted(calls) == ["2024-01-15", "2025-01-20"]  # change_type only
+
+
 def test_register_to_keeps_the_pairs_own_grid(inputs: dict, tmp_path: Path) -> None:
     from changedetect.pipeline import run
 
