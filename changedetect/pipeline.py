@@ -284,12 +284,9 @@ def _chain(stack: xr.DataArray, register: gpd.GeoDataFrame, out: Path, config: P
         # each date's building probability, computed once: for the presence check and change_type
         dates = None if segmenter is None else DatePresence(aligned, segmenter, config.detect, progress)
         kept = (0, aligned.sizes["time"] - 1)  # the dates the later stages keep, as indices here
-        if index is None and aligned.sizes["time"] == 2:
-            prob = detect_mod.detect_pair(aligned.isel(time=0), aligned.isel(time=1), config=config.detect,
-                                          progress=progress, model=loaded)
-            if dates is not None and config.detect.presence_check and dates.applies(0, 1):
-                prob.values = dates.confirm(0, 1, prob.values, float(prob.attrs.get("threshold", 0.5)))
-                prob.attrs["presence_check"] = dates.label()
+        if index is None and aligned.sizes["time"] == 2:  # one pair: its probability, no first-seen raster
+            prob = detect_mod.detect_each_pair(aligned, config=config.detect, progress=progress, model=loaded,
+                                               pairs=[(0, 1)], segmenter=dates)[0][2]
         else:
             prob, first_seen = detect_mod.detect_series(aligned, config=config.detect, progress=progress,
                                                         model=loaded, pairs=index, mask_pairs=masks,

@@ -40,8 +40,8 @@ if TYPE_CHECKING:
 @overwrite_opt
 @click.pass_context
 def command(ctx: click.Context, before: Path, after: Path | None, out: Path, model: str, series: bool,
-            consecutive_only: bool, no_presence_check: bool, tta: bool, window: int | None, overlap: int, batch_size: int, threshold: float | None,
-            device: str, overwrite: bool) -> None:
+            consecutive_only: bool, no_presence_check: bool, tta: bool, window: int | None, overlap: int,
+            batch_size: int, threshold: float | None, device: str, overwrite: bool) -> None:
     """Change probability between BEFORE and AFTER rasters, written as a COG on BEFORE's grid.
 
     AFTER is read onto BEFORE's grid when the two differ (reprojection on the

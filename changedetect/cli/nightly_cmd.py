@@ -37,7 +37,8 @@ def command(catalog: Path, permits: str, state: Path, out: Path, night: dt.datet
     moment, the next run finishes the night exactly.  Exit 2 when an area failed (it is
     retried next night), 3 when another run holds the lock.  An unreadable acquisition
     (one that fails a cheap read of its header and corner pixels), or a reference that
-    vanished, is printed as a WARNING, left out of the pairs, and the area goes on (exit 0).  Scheduling examples: docs/nightly.md.
+    vanished, is printed as a WARNING, left out of the pairs, and the area goes on (exit 0).
+    Scheduling examples: docs/nightly.md.
 
     \b
     Example:
