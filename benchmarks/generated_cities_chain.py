@@ -23,7 +23,9 @@ Variants: ``default`` (the default configuration: consecutive dates plus same-se
 ``VectorizeConfig.min_presence = 0.3``; the segmenter's presence check,
 ``DetectConfig.presence_check``); ``no-presence-check`` (without the check);
 ``no-presence-filter`` (without the check nor ``min_presence``); ``consecutive-only``
-(``season_days = None`` too: the chain before all three)::
+(``season_days = None`` too: the chain before all three); ``same-season-check`` (the presence
+check on same-season pairs only, as it was until 2026-11-30: no pair of different seasons
+checked against two same-season dates that bracket it, ``PresenceCheck.across_seasons``)::
 
     .venv/bin/python benchmarks/generated_cities_chain.py --seeds 301-320
 """
@@ -31,11 +33,13 @@ Variants: ``default`` (the default configuration: consecutive dates plus same-se
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
+from unittest import mock
 
 import pandas as pd
 
@@ -49,7 +53,18 @@ VARIANTS: dict[str, tuple[int | None, float | None, bool]] = {
     "no-presence-check": (45, 0.3, False),
     "no-presence-filter": (45, None, False),
     "consecutive-only": (None, None, False),
+    "same-season-check": (45, 0.3, True),
 }
+
+
+def _variant_context(name: str) -> contextlib.AbstractContextManager[object]:
+    """``same-season-check``: the check's ``across_seasons`` off (the pipeline builds its own
+    :class:`~changedetect.presence.DatePresence`, with the default thresholds)."""
+    if name != "same-season-check":
+        return contextlib.nullcontext()
+    from changedetect.presence import DatePresence
+
+    return mock.patch.object(DatePresence, "same_sun", lambda self, i, j: None)
 
 
 def score(run_dir: Path, tiles: Path) -> tuple[pd.DataFrame, dict[str, int]]:
@@ -102,8 +117,9 @@ def main() -> None:
                 config = replace(base, detect=replace(base.detect, season_days=season, presence_check=check),
                                  vectorize=replace(base.vectorize, min_presence=presence))
                 out = Path(tmp) / f"{seed}-{v}"
-                run(tiles, permits=tiles.parent / "permits" / "sample_register.gpkg", out=out, config=config,
-                    overwrite=True)
+                with _variant_context(v):
+                    run(tiles, permits=tiles.parent / "permits" / "sample_register.gpkg", out=out,
+                        config=config, overwrite=True)
                 table, counts = score(out, tiles)
                 tables[v].append(table[["truth", "detected", "tp"]])
                 for k, n in counts.items():

@@ -72,7 +72,9 @@ class DetectConfig:
         :func:`~changedetect.detect.detect_series` and ``detect_each_pair`` only, when they are
         given a building ``segmenter``: raise the probability of a same-season pair where the
         network hints at change (0.3) and the segmenter sees a building on one date and none on
-        the other (:mod:`changedetect.presence`).  ``False``: the network alone.
+        the other (:mod:`changedetect.presence`); of a pair of different seasons, only where two
+        same-season dates of the series bracket it and show the same change.  ``False``: the
+        network alone.
     """
 
     model: str = "vhr-building"

@@ -196,7 +196,8 @@ def season_partner(times: np.ndarray, j: int, season_days: int | None = 45) -> i
 def _pair_probability(stack: xr.DataArray, i: int, j: int, config: DetectConfig, loaded: _Loaded,
                       progress: bool, presence: DatePresence | None, *, mask: bool = False) -> xr.DataArray:
     """The network's probability between dates ``i`` and ``j``, with the presence check applied
-    when there is a segmenter (``presence``): on same-season pairs, and on any ``mask`` pair.
+    when there is a segmenter (``presence``): on the pairs it :meth:`~DatePresence.applies` to,
+    and on any ``mask`` pair.
     A checked pair's raster says so in ``attrs["presence_check"]``."""
     prob = detect_pair(stack.isel(time=i), stack.isel(time=j), config=config, progress=progress, model=loaded)
     if presence is not None and (mask or presence.applies(i, j)):
@@ -279,7 +280,9 @@ def detect_series(
     model's ``buildings/`` stage from :func:`changedetect.weights.building_segmenter`, or a
     :class:`~changedetect.presence.DatePresence` of this stack, to keep its rasters) and
     ``config.presence_check``, the probability of each same-season pair is raised where the
-    segmenter confirms what the network hints at (:mod:`changedetect.presence`); the result's
+    segmenter confirms what the network hints at (:mod:`changedetect.presence`), and of each
+    pair of different seasons that two same-season dates bracket, where they show the same
+    change (:meth:`~changedetect.presence.DatePresence.same_sun`); the result's
     ``attrs["presence_check"]`` names the segmenter and ``attrs["presence_check_pairs"]`` the
     pairs it checked.
 

@@ -101,6 +101,33 @@ def test_nan_stays_nan_and_no_data_is_neither_a_building_nor_its_absence() -> No
     assert not (out > 0.5).any() and np.isnan(out[:, :20]).all()
 
 
+def test_across_seasons_the_change_must_hold_under_the_same_sun() -> None:
+    before, after = _scene()  # January (no house), July (a house)
+    prob = np.zeros_like(before)
+    prob[15, 15] = 0.35
+    # the next January sees the house too (same_sun: the two Januaries): confirmed
+    out = confirmed_change(before, after, prob, pixel_m2=PX, same_sun=(before, after))
+    assert out[15, 15] == pytest.approx(0.525)
+    np.testing.assert_array_equal(out, confirmed_change(before, after, prob, pixel_m2=PX))
+    # it does not (July's "house" was a yard lit by the high sun): left as it is
+    np.testing.assert_array_equal(confirmed_change(before, after, prob, pixel_m2=PX, same_sun=(before, before)),
+                                  prob)
+    unsure = after.copy()
+    unsure[10:22, 10:22] = 0.8  # below presence (0.85) in the same sun
+    np.testing.assert_array_equal(confirmed_change(before, after, prob, pixel_m2=PX, same_sun=(before, unsure)),
+                                  prob)
+    # a demolition: the pair and its same-sun dates swapped together
+    np.testing.assert_allclose(confirmed_change(after, before, prob, pixel_m2=PX, same_sun=(after, before)), out)
+    np.testing.assert_array_equal(confirmed_change(after, before, prob, pixel_m2=PX, same_sun=(after, after)),
+                                  prob)
+    # no data in the same-sun dates is no evidence: the object's pixels there are left out
+    holed = after.copy()
+    holed[10:22, 10:14] = np.nan
+    assert confirmed_change(before, after, prob, pixel_m2=PX, same_sun=(before, holed))[15, 15] > 0.5
+    with pytest.raises(ValueError, match="same_sun"):
+        confirmed_change(before, after, prob, pixel_m2=PX, same_sun=(before[:10], after))
+
+
 def test_bad_input_is_refused() -> None:
     before, after = _scene()
     prob = np.zeros_like(before)
@@ -130,17 +157,37 @@ class Bright(nn.Module):
 
 
 def _series() -> xr.DataArray:
-    """January, June, the next January: dark ground; a bright 16 x 16 px house (64 m²) from June on."""
+    """January, June, the next January: dark ground; a bright 16 x 16 px house (64 m²) from June
+    on; a bright 12 x 12 px yard (36 m²), lit in June only (the segmenter takes it for a roof)."""
     rng = np.random.default_rng(0)
     ground = 50 + 5 * rng.random((3, 64, 64))
     built = ground.copy()
     built[:, 20:36, 20:36] = 200
+    lit = built.copy()
+    lit[:, 44:56, 44:56] = 200
     times = np.array(["2024-01-01", "2024-06-01", "2025-01-01"], dtype="datetime64[ns]")
-    return (xr.concat([_da(ground), _da(built), _da(built.copy())], dim="time")
+    return (xr.concat([_da(ground), _da(lit), _da(built.copy())], dim="time")
             .assign_coords(time=times).transpose("time", "band", "y", "x"))
 
 
-def test_detect_series_confirms_the_hint_on_the_same_season_pair_only() -> None:
+def test_same_sun_dates_of_a_cross_season_pair() -> None:
+    from changedetect.presence import DatePresence
+
+    stack = _series()
+    segmenter = Loaded(Bright(), FakeCard(name="bright", version="1"))
+    dates = DatePresence(stack, segmenter, CFG)
+    # January -> June: January and the next January; June -> January: the two Januaries too
+    assert dates.same_sun(0, 1) == (0, 2) and dates.same_sun(1, 2) == (0, 2)
+    assert dates.same_sun(0, 2) is None  # already of one season
+    assert [dates.applies(i, j) for i, j in [(0, 1), (1, 2), (0, 2)]] == [True, True, True]
+    two = DatePresence(stack.isel(time=[0, 1]), segmenter, CFG)  # no date brackets them
+    assert two.same_sun(0, 1) is None and not two.applies(0, 1)
+    off = DatePresence(stack, segmenter, CFG, check=PresenceCheck(across_seasons=False))
+    assert off.same_sun(0, 1) is None and not off.applies(0, 1) and off.applies(0, 2)
+    assert dates.rasters == {}  # nothing computed to answer
+
+
+def test_detect_series_confirms_the_hint_under_the_same_sun_only() -> None:
     from changedetect.presence import DatePresence
 
     stack = _series()
@@ -148,23 +195,33 @@ def test_detect_series_confirms_the_hint_on_the_same_season_pair_only() -> None:
     segmenter = Loaded(Bright(), FakeCard(name="bright", version="1"))
     alone, first_alone = detect_series(stack, config=CFG, model=loaded)
     assert 0.3 < float(alone.values[28, 28]) < 0.5 and np.isnat(first_alone.values).all()
+    assert 0.3 < float(alone.values[50, 50]) < 0.5  # the lit yard: a hint too
     prob, first = detect_series(stack, config=CFG, model=loaded, segmenter=segmenter)
     assert float(prob.values[28, 28]) == pytest.approx(0.525) and float(prob.values[5, 5]) < 0.5
-    # found by the January -> January pair: first seen on its AFTER date, as detect_series dates
-    # what only a same-season pair finds
-    assert (first.values[20:36, 21:35] == np.datetime64("2025-01-01", "ns")).all()
-    assert np.isnat(first.values[:18]).all()
+    # January -> June is checked against the two Januaries (the same sun): the house, which still
+    # stands the next January, is found there and first seen in June; the yard, a roof to the
+    # segmenter in June only, is not
+    assert (first.values[20:36, 21:35] == np.datetime64("2024-06-01", "ns")).all()
+    assert np.isnat(first.values[:18]).all() and np.isnat(first.values[40:]).all()
+    assert float(prob.values[50, 50]) < 0.5
     assert prob.attrs["presence_check"].startswith("bright 1 sha256:")
-    assert prob.attrs["presence_check_pairs"] == "2024-01-01/2025-01-01"
-    # January -> June is not checked: the sun differs, winter shadows would pass for buildings
+    assert prob.attrs["presence_check_pairs"] == "2024-01-01/2024-06-01;2024-06-01/2025-01-01;2024-01-01/2025-01-01"
     events = detect_each_pair(stack, config=CFG, model=loaded, segmenter=segmenter)
     assert [(i, j) for i, j, _ in events] == [(0, 1), (1, 2), (0, 2)]
+    assert float(events[0][2].values[28, 28]) > 0.5 and float(events[2][2].values[28, 28]) > 0.5
+    assert ["presence_check" in p.attrs for _, _, p in events] == [True, True, True]
+    # without the next January, nothing brackets January -> June: it is not checked (winter
+    # shadows would pass for buildings), and the house stays a hint
+    two = stack.isel(time=[0, 1])
+    unchecked, _ = detect_series(two, config=CFG, model=loaded, segmenter=segmenter)
+    assert "presence_check" not in unchecked.attrs and float(unchecked.values[28, 28]) < 0.5
+    # nor with across_seasons off: then only the January -> January pair is checked
+
+    same_only = DatePresence(stack, segmenter, CFG, check=PresenceCheck(across_seasons=False))
+    events = detect_each_pair(stack, config=CFG, model=loaded, segmenter=same_only)
     alone_pair = detect_each_pair(stack, config=CFG, model=loaded, pairs=[(0, 1)])[0][2].values
     np.testing.assert_array_equal(events[0][2].values, alone_pair)
-    assert float(alone_pair[28, 28]) < 0.5 and float(events[2][2].values[28, 28]) > 0.5
     assert ["presence_check" in p.attrs for _, _, p in events] == [False, False, True]
-    unchecked, _ = detect_series(stack, config=CFG, model=loaded, segmenter=segmenter, pairs=[(0, 1), (1, 2)])
-    assert "presence_check" not in unchecked.attrs  # only cross-season pairs: nothing was checked
     # switched off: the network alone
     off, _ = detect_series(stack, config=replace(CFG, presence_check=False), model=loaded, segmenter=segmenter)
     np.testing.assert_array_equal(off.values, alone.values)
@@ -181,7 +238,7 @@ def test_detect_series_confirms_the_hint_on_the_same_season_pair_only() -> None:
     dates = DatePresence(stack, segmenter, CFG)
     again, _ = detect_series(stack, config=CFG, model=loaded, segmenter=dates)
     np.testing.assert_array_equal(again.values, prob.values)
-    assert sorted(dates.rasters) == [0, 2] and float(dates.raster(-1).values[28, 28]) > 0.9
+    assert sorted(dates.rasters) == [0, 1, 2] and float(dates.raster(-1).values[28, 28]) > 0.9
     with pytest.raises(ValueError, match="another stack"):
         detect_series(stack.isel(time=[0, 2]), config=CFG, model=loaded, segmenter=dates)
     # the check's season follows DetectConfig.season_days
