@@ -121,9 +121,11 @@ ax.set_aspect("equal")
 # `detect_series` runs the model between consecutive dates, and between same-season dates a year
 # or more apart (here January 2024 → January 2025, where the shadows fall alike: `prob.attrs["pairs"]`),
 # and keeps, per pixel, the highest probability and the first date it crossed the threshold.
-# Given the model's building segmenter, it also runs the *presence check* on the same-season pair:
-# where the network only hints at change and the segmenter sees a building on one date and none on
-# the other, the probability is raised (`docs/detection.md`).
+# Given the model's building segmenter, it also runs the *presence check*: where the network only
+# hints at change and the segmenter sees a building on one date and none on the other, the
+# probability is raised. It checks the same-season pair, and the two pairs across seasons (January →
+# July, July → January) against the two Januaries (the same sun: a shadow is not taken for a roof), as
+# `prob.attrs["presence_check_pairs"]` says (`docs/detection.md`).
 
 # %%
 from changedetect.detect import DetectConfig, detect_series
