@@ -75,6 +75,10 @@ class DetectConfig:
         the other (:mod:`changedetect.presence`); of a pair of different seasons, only where two
         same-season dates of the series bracket it and show the same change.  ``False``: the
         network alone.
+    presence_across_seasons
+        With ``presence_check``: also check pairs of different seasons under the same sun, as
+        above (``PresenceCheck.across_seasons``).  ``False``: same-season pairs only (the rule
+        until 2026-11-30).
     """
 
     model: str = "vhr-building"
@@ -87,6 +91,7 @@ class DetectConfig:
     num_threads: int | None = None
     season_days: int | None = 45
     presence_check: bool = True
+    presence_across_seasons: bool = True
 
     def __post_init__(self) -> None:
         if self.season_days is not None and not 0 <= self.season_days <= 91:

@@ -57,10 +57,12 @@ class PresenceCheck:
         An object the network already outlines over at least this share (its probability at
         the threshold) is the network's: its outlines are tighter than the segmenter's.
     season_days
-        :class:`DatePresence` checks two dates only when their days of the year are within this
-        many days: the same sun, the same shadows.  Across seasons the segmenter takes a winter
-        shadow for a building and flags the ground it falls on (on 20 fresh generated cities,
-        checking every pair flagged 2 more permitted structures and 1 more false blob).
+        Two dates are of the same season when their days of the year are within this many
+        days: the same sun, the same shadows.  :class:`DatePresence` checks such a pair on its
+        own; across seasons the segmenter takes a winter shadow for a building and flags the
+        ground it falls on (on 20 fresh generated cities, checking every pair on its own
+        flagged 2 more permitted structures and 1 more false blob), so a pair of different
+        seasons is checked only against two same-season dates (``across_seasons``).
         :func:`changedetect.detect.detect_each_pair` uses ``DetectConfig.season_days`` (45
         when that is None).
     across_seasons
@@ -68,6 +70,7 @@ class PresenceCheck:
         it under the same sun (a later date of BEFORE's season, or an earlier one of AFTER's):
         an object is then confirmed only if the segmenter sees the same change between those
         two same-season dates (``same_sun`` of :func:`confirmed_change`).
+        ``DetectConfig.presence_across_seasons``.
     """
 
     presence: float = 0.85
@@ -111,7 +114,11 @@ def _appeared(gone: np.ndarray, stands: np.ndarray, prob: np.ndarray, valid: np.
     ok = ((size >= min_px) & (mean_stands >= check.presence) & (mean_stands - mean_gone >= check.delta)
           & (hint >= check.support) & (decided < check.decided))
     if same_sun is not None:  # the same change under the same sun: not a shadow
-        sun_gone, sun_stands = (ndimage.mean(x, labels, idx) for x in same_sun)
+        # over the object's pixels with data on both same-sun dates (NaN: none; an object with
+        # none at all is not confirmed)
+        seen = np.where(np.isfinite(same_sun[0]) & np.isfinite(same_sun[1]), labels, 0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            sun_gone, sun_stands = (ndimage.mean(np.nan_to_num(x), seen, idx) for x in same_sun)
         ok &= (sun_stands >= check.presence) & (sun_stands - sun_gone >= check.delta)
     # an object within 2 px of a detection the network decided outside it is left alone: raised,
     # it would merge with that detection and bloat its outline (a permitted house `exceeds_permit`)
@@ -168,12 +175,13 @@ def confirmed_change(before: np.ndarray, after: np.ndarray, prob: np.ndarray, *,
                          f"({threshold}), and the threshold below 1")
     sun = () if same_sun is None else tuple(same_sun)
     if any(x.shape != prob.shape for x in sun):
-        raise ValueError(f"confirmed_change: same_sun's shapes {[x.shape for x in sun]} differ from {prob.shape}")
-    b, a, p, *sun = (np.asarray(x, dtype=np.float32) for x in (before, after, prob, *sun))
-    valid = np.isfinite(b) & np.isfinite(a) & np.isfinite(p)
-    for x in sun:
-        valid &= np.isfinite(x)
-    b, a, p, *sun = (np.where(valid, x, np.float32(0)) for x in (b, a, p, *sun))
+        raise ValueError(f"confirmed_change: same_sun's shapes {[x.shape for x in sun]} "
+                         f"differ from {prob.shape}")
+    b, a, p = (np.asarray(x, dtype=np.float32) for x in (before, after, prob))
+    valid = np.isfinite(b) & np.isfinite(a) & np.isfinite(p)  # the pair's own: objects are traced on it
+    b, a, p = (np.where(valid, x, np.float32(0)) for x in (b, a, p))
+    # the same-sun dates' no data is left out of their means only (NaN)
+    sun = [np.where(valid, np.asarray(x, dtype=np.float32), np.float32(np.nan)) for x in sun]
     min_px = int(np.ceil(check.min_area_m2 / pixel_m2)) if pixel_m2 > 0 else 0
     raise_to = np.float32(threshold + (1.0 - threshold) / 20.0)
     hit = np.zeros(b.shape, dtype=bool)
@@ -214,7 +222,8 @@ def building_presence(date: xr.DataArray, segmenter: _Loaded, config: DetectConf
 
 class DatePresence:
     """The building probability of each date of ``stack``, computed once (when a pair first needs
-    it), and :func:`confirmed_change` on a pair of its dates when they are of the same season.
+    it), and :func:`confirmed_change` on a pair of its dates when they are of the same season, or
+    when two same-season dates of the stack bracket them (:meth:`same_sun`).
 
     Give one to :func:`changedetect.detect.detect_series` as ``segmenter`` to keep its rasters
     afterwards (``changedetect run`` reuses the first and last dates' to type footprints).
@@ -227,7 +236,8 @@ class DatePresence:
 
         self.stack, self.segmenter, self.config, self.progress = stack, segmenter, config, progress
         days = config.season_days if config.season_days is not None else PresenceCheck.season_days
-        self.check = check if check is not None else PresenceCheck(season_days=days)
+        self.check = check if check is not None else PresenceCheck(
+            season_days=days, across_seasons=config.presence_across_seasons)
         self.rasters: dict[int, xr.DataArray] = {}
         try:
             grid = Grid.of(stack)
@@ -251,8 +261,11 @@ class DatePresence:
         """For dates ``i`` -> ``j`` of different seasons, two dates of the same season that
         bracket them: ``(i, k)``, the first later date ``k > j`` of ``i``'s season, else
         ``(h, j)``, the last earlier date ``h < i`` of ``j``'s season; None when there is none,
-        ``check.across_seasons`` is off, or ``i`` and ``j`` share a season."""
+        ``check.across_seasons`` is off, or ``i`` and ``j`` share a season.  The nearest such
+        dates: the further the bracket reaches, the more can change in between (a change seen
+        between ``i`` and ``k`` is dated on ``j`` by the pair)."""
         times = self.stack["time"].values
+        i, j = (range(len(times))[x] for x in (i, j))  # -1 is the last date
         days = self.check.season_days
         if not self.check.across_seasons or same_season(times[i], times[j], days):
             return None
@@ -275,8 +288,9 @@ class DatePresence:
         seasons with :meth:`same_sun`'s dates (``any_season``: checked whatever the seasons, with
         the pair's two dates alone: the nightly's mask pair, which must cover all that an earlier
         night may have found, so that nothing is reported twice); else ``prob`` as it is."""
+        times = self.stack["time"].values
         sun = None if any_season else self.same_sun(i, j)
-        if not (any_season or sun is not None or self.applies(i, j)):
+        if not (any_season or sun is not None or same_season(times[i], times[j], self.check.season_days)):
             return prob
         bracket = None if sun is None else (self.raster(sun[0]).values, self.raster(sun[1]).values)
         return confirmed_change(self.raster(i).values, self.raster(j).values, prob, pixel_m2=self.pixel_m2,

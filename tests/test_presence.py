@@ -123,7 +123,19 @@ def test_across_seasons_the_change_must_hold_under_the_same_sun() -> None:
     # no data in the same-sun dates is no evidence: the object's pixels there are left out
     holed = after.copy()
     holed[10:22, 10:14] = np.nan
-    assert confirmed_change(before, after, prob, pixel_m2=PX, same_sun=(before, holed))[15, 15] > 0.5
+    out = confirmed_change(before, after, prob, pixel_m2=PX, same_sun=(before, holed))
+    assert (out[11:21, 10:22] > 0.5).all()  # the strip has data on both dates of the pair: raised too
+    blind = np.full_like(after, np.nan)  # no data at all on a same-sun date: no evidence, not confirmed
+    np.testing.assert_array_equal(confirmed_change(before, after, prob, pixel_m2=PX, same_sun=(before, blind)),
+                                  prob)
+    # a detection of the network just beside the house, where a same-sun date has no data: the
+    # house is still left alone (raised, it would merge with it)
+    beside = prob.copy()
+    beside[10:22, 23:30] = 0.9
+    holed = after.copy()
+    holed[:, 23:] = np.nan
+    np.testing.assert_array_equal(confirmed_change(before, after, beside, pixel_m2=PX, same_sun=(before, holed)),
+                                  beside)
     with pytest.raises(ValueError, match="same_sun"):
         confirmed_change(before, after, prob, pixel_m2=PX, same_sun=(before[:10], after))
 
@@ -184,7 +196,21 @@ def test_same_sun_dates_of_a_cross_season_pair() -> None:
     assert two.same_sun(0, 1) is None and not two.applies(0, 1)
     off = DatePresence(stack, segmenter, CFG, check=PresenceCheck(across_seasons=False))
     assert off.same_sun(0, 1) is None and not off.applies(0, 1) and off.applies(0, 2)
+    config_off = DatePresence(stack, segmenter, replace(CFG, presence_across_seasons=False))
+    assert not config_off.check.across_seasons and config_off.same_sun(0, 1) is None
+    from changedetect.config import PipelineConfig  # ... as `changedetect run --config` sets it
+
+    assert not PipelineConfig.from_dict({"detect": {"presence_across_seasons": False}}).detect.presence_across_seasons
     assert dates.rasters == {}  # nothing computed to answer
+    # five dates, two years: the nearest bracketing dates, a later one of BEFORE's season first
+    times = np.array(["2024-01-10", "2024-07-10", "2025-01-10", "2025-07-10", "2026-01-10"], dtype="datetime64[ns]")
+    five = xr.concat([stack.isel(time=0)] * 5, dim="time").assign_coords(time=times)
+    dates = DatePresence(five, segmenter, CFG)
+    assert dates.same_sun(0, 1) == (0, 2)  # the next January, not the one after
+    assert dates.same_sun(1, 2) == (1, 3)  # July and the next July, before the earlier January
+    assert dates.same_sun(3, 4) == (2, 4)  # no later July: the last January before it
+    assert dates.same_sun(0, 3) == (0, 4)  # an explicit longer pair: a date after its AFTER date
+    assert dates.same_sun(-2, -1) == (2, 4)  # negative indices as the stack's
 
 
 def test_detect_series_confirms_the_hint_under_the_same_sun_only() -> None:
@@ -216,7 +242,6 @@ def test_detect_series_confirms_the_hint_under_the_same_sun_only() -> None:
     unchecked, _ = detect_series(two, config=CFG, model=loaded, segmenter=segmenter)
     assert "presence_check" not in unchecked.attrs and float(unchecked.values[28, 28]) < 0.5
     # nor with across_seasons off: then only the January -> January pair is checked
-
     same_only = DatePresence(stack, segmenter, CFG, check=PresenceCheck(across_seasons=False))
     events = detect_each_pair(stack, config=CFG, model=loaded, segmenter=same_only)
     alone_pair = detect_each_pair(stack, config=CFG, model=loaded, pairs=[(0, 1)])[0][2].values
@@ -231,8 +256,15 @@ def test_detect_series_confirms_the_hint_under_the_same_sun_only() -> None:
     events = detect_each_pair(stack, config=CFG, model=loaded, segmenter=segmenter, pairs=[(1, 2), (0, 2)],
                               mask_pairs=[(0, 1)])
     assert float(events[1][2].values[28, 28]) == 0.0
+    assert "presence_check" in events[0][2].attrs  # (June, January), against the two Januaries
     unmasked = detect_each_pair(stack, config=CFG, model=loaded, segmenter=segmenter, pairs=[(1, 2), (0, 2)])
     assert float(unmasked[1][2].values[28, 28]) > 0.5
+    # ... with its own two dates alone: the June-only yard, which the two Januaries rule out for a
+    # pair, may have been found on an earlier night's pair, so the mask keeps it
+    hint = detect_each_pair(stack, config=CFG, model=loaded, pairs=[(0, 1)])[0][2].values
+    dates = DatePresence(stack, segmenter, CFG)
+    assert float(dates.confirm(0, 1, hint, any_season=True)[50, 50]) > 0.5
+    assert float(dates.confirm(0, 1, hint)[50, 50]) < 0.5
     # a DatePresence keeps the rasters it computed (for the pipeline's change_type), and must be
     # made on the same stack
     dates = DatePresence(stack, segmenter, CFG)
