@@ -44,6 +44,7 @@ _LAZY: dict[str, str] = {
     "DetectConfig": "changedetect.detect",
     "load_model": "changedetect.weights",
     "list_shipped": "changedetect.weights",
+    "export_onnx": "changedetect.export",
     "VectorizeConfig": "changedetect.vectorize",
     "load_register": "changedetect.permits",
     "validate_register": "changedetect.permits",
@@ -60,6 +61,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from changedetect.config import PipelineConfig
     from changedetect.coregister import CoregisterConfig
     from changedetect.detect import DetectConfig, detect_each_pair, detect_pair, detect_series
+    from changedetect.export import export_onnx
     from changedetect.io import open_series, open_stack, write_cog
     from changedetect.io.vectors import write_vector
     from changedetect.match import MatchConfig
@@ -99,6 +101,7 @@ __all__ = [
     "DetectConfig",
     "load_model",
     "list_shipped",
+    "export_onnx",
     "VectorizeConfig",
     "load_register",
     "validate_register",

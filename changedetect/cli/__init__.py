@@ -40,6 +40,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "report": ("report_cmd", "Write the inspectors' self-contained HTML report."),
     "nightly": ("nightly_cmd", "Incremental, idempotent nightly job over a catalog."),
     "models": ("models_cmd", "List the shipped models and show their cards."),
+    "export": ("export_cmd", "Export a model to ONNX with its normalisation, for deployment."),
 }
 
 _STATE: dict[str, bool] = {"debug": False}
