@@ -84,6 +84,34 @@ def _same_grid(a: Any, b: Any) -> bool:
     return (a.width, a.height) == (b.width, b.height) and a.crs == b.crs and a.transform.almost_equals(b.transform)
 
 
+def _check_inputs(before_path: Path, after_path: Path) -> None:
+    """One clear error before any work: a missing, unreadable or truncated file
+    (``TileReadError``), a CRS on one date only, or dates whose footprints do not overlap
+    (``GeoreferenceError``)."""
+    from rasterio.crs import CRS
+
+    from changedetect.io._inspect import inspect_raster
+    from changedetect.io.geo import bounds_in, intersection
+
+    def name(crs: Any) -> str:
+        c = CRS.from_user_input(crs)
+        return f"EPSG:{c.to_epsg()}" if c.to_epsg() else c.to_string()[:80]
+
+    before, after = inspect_raster(before_path), inspect_raster(after_path)
+    if (before.crs is None) != (after.crs is None):
+        missing, other = (before_path, after) if before.crs is None else (after_path, before)
+        raise GeoreferenceError(
+            f"'{missing}' has no CRS but the other date has {name(other.crs)}: set its CRS (e.g. gdal_edit.py "
+            f"-a_srs {name(other.crs)} '{missing}') or give two georeferenced rasters")
+    if before.crs is None:
+        return  # two plain images: same size, pixel coordinates (_onto checks the size)
+    b, a = before.grid.bounds, bounds_in(after.grid, before.crs)
+    if intersection(b, a) is None:
+        raise GeoreferenceError(
+            f"'{after_path}' does not overlap '{before_path}': AFTER covers {tuple(round(v, 1) for v in a)} and "
+            f"BEFORE {tuple(round(v, 1) for v in b)} in {name(before.crs)}; give two acquisitions of the same place")
+
+
 def _onto(src_after: Any, src_before: Any, after_path: Path) -> Any:
     """``src_after`` itself or a WarpedVRT of it on BEFORE's grid."""
     if _same_grid(src_after, src_before):
@@ -158,6 +186,7 @@ def detect_to_file(
         from changedetect.errors import OutputExistsError
 
         raise OutputExistsError(f"output '{out_path}' already exists; pass overwrite=True (--overwrite) to replace it")
+    _check_inputs(before_path, after_path)
     loaded = _load_model(config, model)
     card, runner = loaded.card, _Runner(loaded, config)
     t0 = time.perf_counter()

@@ -38,7 +38,7 @@ from changedetect._detect_engine import (
     resolve_bands,
 )
 from changedetect._detect_file import detect_to_file
-from changedetect.errors import GeoreferenceError
+from changedetect.errors import GeoreferenceError, TimeSeriesError
 from changedetect.presence import DatePresence, same_season
 from changedetect.tiling import Window
 
@@ -318,7 +318,9 @@ def detect_each_pair(
     ``attrs["mask_pairs"]``; checked pairs carry ``attrs["presence_check"]``, the segmenter's
     name, version and sha256)."""
     if stack.sizes.get("time", 0) < 2:
-        raise ValueError(f"a series needs at least 2 dates, got {stack.sizes.get('time', 0)}")
+        days = ", ".join(str(t)[:10] for t in stack["time"].values) if "time" in stack.coords else "none"
+        raise TimeSeriesError(f"change detection needs two or more dates; the stack holds "
+                              f"{stack.sizes.get('time', 0)} ({days}): add the tiles of another date")
     loaded = _load_model(config, model)
     thr = _threshold(config, loaded.card)
     times = stack["time"].values

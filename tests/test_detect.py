@@ -265,6 +265,33 @@ def test_detect_to_file_reads_after_onto_before_grid(tmp_path: Path) -> None:
         np.testing.assert_allclose(p.read(1), q.read(1), atol=1e-3)
 
 
+def test_detect_to_file_refuses_bad_pairs_before_any_work(tmp_path: Path) -> None:
+    from changedetect.errors import GeoreferenceError, TileReadError, TimeSeriesError
+
+    a, b = _pair(200, 200)
+    pa = _write(tmp_path / "a.tif", a.values.astype(np.uint8))
+    loaded = Loaded(Pointwise(3), FakeCard())
+    out = tmp_path / "p.tif"
+    far = _write(tmp_path / "far.tif", b.values.astype(np.uint8), Affine(0.5, 0, 650000, 0, -0.5, 1200000))
+    with pytest.raises(GeoreferenceError, match=r"'.*far.tif' does not overlap .*EPSG:32648"):
+        detect_to_file(pa, far, out, config=CFG, model=loaded)
+    with rasterio.open(tmp_path / "nocrs.tif", "w", driver="GTiff", width=200, height=200, count=3,
+                       dtype="uint8") as dst:
+        dst.write(b.values.astype(np.uint8))
+    with pytest.raises(GeoreferenceError, match=r"'.*nocrs.tif' has no CRS but the other date has EPSG:32648"):
+        detect_to_file(pa, tmp_path / "nocrs.tif", out, config=CFG, model=loaded)
+    cut = tmp_path / "cut.tif"
+    data = (pb := _write(tmp_path / "b.tif", b.values.astype(np.uint8))).read_bytes()
+    cut.write_bytes(data[: len(data) * 2 // 3])  # the header survives, blocks are lost
+    with pytest.raises(TileReadError, match=r"'.*cut.tif' (is truncated|.*cannot be opened: it is truncated)"):
+        detect_to_file(pa, cut, out, config=CFG, model=loaded)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.tif", "b.tif", "cut.tif", "far.tif", "nocrs.tif"]
+    detect_to_file(pa, pb, out, config=CFG, model=loaded)  # a good pair still runs
+    one = xr.concat([a], dim="time").assign_coords(time=[np.datetime64("2024-01-15", "ns")])
+    with pytest.raises(TimeSeriesError, match=r"two or more dates; the stack holds 1 \(2024-01-15\)"):
+        detect_series(one, config=CFG, model=loaded)
+
+
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A model folder (weights.pt + metadata.json) of the default architecture, random weights."""
