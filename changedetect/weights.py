@@ -19,7 +19,7 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
+import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -379,8 +379,19 @@ def building_segmenter(model: LoadedModel | str | os.PathLike[str], *, device: s
 
 
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to a temporary file beside ``path`` and rename it.
+
+    The file gets the usual permissions (0666 less the umask, 0644 by default), not
+    mkstemp's 0600, so that another account (a nightly service) can read the model.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    while True:
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            break
+        except FileExistsError:  # pragma: no cover - 32 random bits
+            continue
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)

@@ -131,3 +131,18 @@ def test_models_cli_lists_both_models_as_json(monkeypatch: pytest.MonkeyPatch) -
     assert res.exit_code == 0 and "NON-COMMERCIAL" in res.output
     res = CliRunner().invoke(cli, ["models", "nope"])
     assert isinstance(res.exception, ModelError)
+
+
+def test_saved_model_files_get_the_usual_permissions(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        module = get_model(CARD.arch, in_channels=3, **CARD.arch_kwargs)
+        save_model(module, CARD, tmp_path / "m")
+    finally:
+        os.umask(old)
+    for name in ("weights.pt", "metadata.json", "MODEL_CARD.md"):
+        assert stat.S_IMODE((tmp_path / "m" / name).stat().st_mode) == 0o644, name
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["MODEL_CARD.md", "metadata.json", "weights.pt"]
