@@ -21,7 +21,11 @@ def first_seen_days(first_seen: xr.DataArray | None, shape: tuple[int, int]) -> 
     if first_seen is None:
         return None
     if first_seen.shape != shape:
-        raise ValueError(f"first_seen has shape {first_seen.shape}, the probability {shape}: put them on one grid")
+        from changedetect.errors import GeoreferenceError
+
+        raise GeoreferenceError(f"the first-seen raster has {first_seen.shape[0]}x{first_seen.shape[1]} pixels and "
+                                f"the probability {shape[0]}x{shape[1]}: give the first-seen raster written with this "
+                                "probability (detect --series writes both on one grid)")
     return first_seen
 
 

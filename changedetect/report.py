@@ -303,10 +303,19 @@ def write_report(
     """
     from changedetect.io.atomic import atomic_path
 
+    source = "the violations given"
     if not hasattr(violations, "geometry"):
         import geopandas as gpd
 
+        source = f"'{violations}'"
         violations = gpd.read_file(violations)
+    missing = [c for c in ("status", "geometry") if c not in violations.columns]
+    if missing:
+        from changedetect.errors import ConfigError
+
+        raise ConfigError(f"{source} has no {' and no '.join(missing)} column: it is not a violation list "
+                          "(columns " + ", ".join(map(str, violations.columns[:8])) + "); give the output of "
+                          "`changedetect match` or violations.gpkg of `changedetect run`")
     info = dict(run_info or {})
     if stack is not None:
         before = before or StackImagery(stack, 0, rgb_bands=config.rgb_bands)

@@ -82,6 +82,17 @@ def test_refuses_to_overwrite(stack, tmp_path: Path) -> None:
     assert out.read_text() != "keep"
 
 
+def test_a_file_that_is_not_a_violation_list_is_refused(stack, tmp_path: Path) -> None:
+    from changedetect.errors import ConfigError
+
+    footprints = make_violations(stack, n=2).drop(columns=["status"])
+    path = tmp_path / "footprints.gpkg"
+    footprints.to_file(path)
+    with pytest.raises(ConfigError, match=r"'.*footprints.gpkg' has no status column: it is not a violation list"):
+        write_report(path, out_path=tmp_path / "r.html", stack=stack)
+    assert not (tmp_path / "r.html").exists()
+
+
 def test_no_violations_says_so() -> None:
     v = make_violations(n=1).iloc[:0]
     assert "No violations found" in render_report(v)

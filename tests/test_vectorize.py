@@ -140,6 +140,11 @@ def test_first_seen_is_the_median_date() -> None:
     assert pd.Timestamp(out["first_seen"].iat[0]) == pd.Timestamp("2024-03-15")
     days = xr.DataArray(np.where(np.isnat(seen), np.nan, seen.astype("datetime64[D]").astype(float)), dims=("y", "x"))
     assert pd.Timestamp(vectorize(raster(p), first_seen=days)["first_seen"].iat[0]) == pd.Timestamp("2024-03-15")
+    # another grid: one clear error (exit 2 in the CLI)
+    from changedetect.errors import GeoreferenceError
+
+    with pytest.raises(GeoreferenceError, match="first-seen raster has 30x60 pixels and the probability 60x60"):
+        vectorize(raster(p), first_seen=days[:30])
 
 
 def _scene(with_building: bool) -> np.ndarray:
