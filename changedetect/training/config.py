@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import tomllib
+import typing
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -144,12 +145,11 @@ class TrainConfig:
         synth = data.pop("synth", {})
         _check_keys(cls, data, source)
         _check_keys(SynthConfig, synth, f"{source} [synth]")
-        kw: dict[str, Any] = {}
-        for f in fields(cls):
-            if f.name in data:
-                v = data[f.name]
-                kw[f.name] = tuple(v) if isinstance(v, list) and f.name != "arch_kwargs" else v
-        syn: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in synth.items()}
+        if not isinstance(synth, dict):
+            raise ConfigError(f"{source}: 'synth' must be a table ([synth]), got {_shown(synth)}")
+        hints, synth_hints = typing.get_type_hints(cls), typing.get_type_hints(SynthConfig)
+        kw = {k: _typed(hints[k], v, where=source, key=k) for k, v in data.items()}
+        syn = {k: _typed(synth_hints[k], v, where=f"{source} [synth]", key=k) for k, v in synth.items()}
         try:
             return cls(**kw, synth=SynthConfig(**syn))
         except TypeError as exc:
@@ -163,6 +163,77 @@ class TrainConfig:
 def _rel(base: Path, p: str) -> Path:
     q = Path(p)
     return q if q.is_absolute() else (base / q).resolve()
+
+
+def _shown(value: Any) -> str:
+    kind = {bool: "boolean", int: "integer", float: "float", str: "string", list: "array",
+            dict: "table"}.get(type(value), type(value).__name__)
+    return f"{kind} {str(value).lower() if isinstance(value, bool) else repr(value)}"
+
+
+def _typed(hint: Any, value: Any, *, where: str, key: str) -> Any:
+    """``value`` (parsed TOML) checked against the field's type ``hint``; lists become tuples.
+
+    Raises :class:`ConfigError` naming the key, the expected type and the value.
+    """
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+
+    def bad(expected: str) -> ConfigError:
+        return ConfigError(f"{where}: '{key}' must be {expected}, got {_shown(value)}")
+
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise bad("true or false")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise bad("an integer")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise bad("a number")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise bad("a string")
+        return value
+    if origin is Literal:
+        if value not in args:
+            raise bad("one of " + ", ".join(repr(a) for a in args))
+        return value
+    if origin is tuple:
+        if args and args[-1] is Ellipsis:
+            if not isinstance(value, list | tuple) or not all(_fits(args[0], v) for v in value):
+                raise bad(f"an array of {_name(args[0])}s")
+            return tuple(float(v) if args[0] is float else v for v in value)
+        if not isinstance(value, list | tuple) or len(value) != len(args) \
+                or not all(_fits(a, v) for a, v in zip(args, value, strict=True)):
+            raise bad(f"an array of {len(args)} {_name(args[0])}s")
+        return tuple(float(v) if a is float else v for a, v in zip(args, value, strict=True))
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise bad("a table")
+        inner = args[1] if args else Any
+        if typing.get_origin(inner) is list:
+            elem = typing.get_args(inner)[0]
+            for k, v in value.items():
+                if not isinstance(v, list) or not all(_fits(elem, x) for x in v):
+                    raise ConfigError(f"{where}: '{key}.{k}' must be an array of {_name(elem)}s, "
+                                      f"got {_shown(v)}")
+        return value
+    return value
+
+
+def _fits(hint: Any, value: Any) -> bool:
+    if hint is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, hint) if isinstance(hint, type) else True
+
+
+def _name(hint: Any) -> str:
+    return {float: "number", int: "integer", str: "string"}.get(hint, getattr(hint, "__name__", str(hint)))
 
 
 def _check_keys(cls: type, data: dict[str, Any], source: str) -> None:

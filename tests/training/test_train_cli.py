@@ -1,0 +1,79 @@
+"""`changedetect train` on the command line: bad configs, the output folder, workers, the cache."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from changedetect.cli import main
+from changedetect.errors import ConfigError
+from changedetect.training.config import TrainConfig
+from changedetect.training.datasets import LabelledImage, save_cache
+
+TINY_TOML = ('name = "tiny"\ncache = "{cache}"\ntrain_groups = ["a"]\nval_groups = ["held"]\n'
+             'steps = {steps}\nbatch_size = 2\ncheckpoint_every = 2\nval_pairs = 1\nlevir = ""\n'
+             'seed = {seed}\n{extra}'
+             '[arch_kwargs]\nwidths = [8, 16, 16]\ndepths = [0, 1, 1]\ndecoder_width = 8\n[synth]\nsize = 48\n')
+
+
+def _image(seed: int, group: str, size: int = 96) -> LabelledImage:
+    rng = np.random.default_rng(seed)
+    img = rng.integers(60, 120, (3, size, size)).astype(np.uint8)
+    mask = np.zeros((size, size), bool)
+    mask[20:30, 40:50] = True
+    img[:, mask] = 210
+    return LabelledImage(f"im{seed}", img, mask, 0.5, group, np.ones((size, size), bool))
+
+
+def _toml(tmp_path: Path, *, steps: int = 2, seed: int = 0, extra: str = "", name: str = "tiny.toml") -> Path:
+    cache = tmp_path / "cache.npz"
+    if not cache.is_file():
+        save_cache(cache, images=[_image(1, "a"), _image(2, "a"), _image(3, "held")])
+    toml = tmp_path / name
+    toml.write_text(TINY_TOML.format(cache=cache, steps=steps, seed=seed, extra=extra))
+    return toml
+
+
+def _train(capsys: pytest.CaptureFixture[str], *args: str | Path) -> tuple[int, str]:
+    """Exit status and output (stdout + stderr) of ``changedetect -q train ARGS`` on the CPU."""
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as info:
+        main(["-q", "train", *map(str, args), "--device", "cpu"])
+    got = capsys.readouterr()
+    return int(info.value.code or 0), got.out + got.err
+
+
+@pytest.mark.parametrize(("line", "expected"), [
+    ('lr = "fast"', "'lr' must be a number, got string 'fast'"),
+    ("steps = 2.5", "'steps' must be an integer, got float 2.5"),
+    ("batch_size = true", "'batch_size' must be an integer, got boolean true"),
+    ('bands = "red"', "'bands' must be an array of strings, got string 'red'"),
+    ("gsd_range_m = [0.3]", "'gsd_range_m' must be an array of 2 numbers, got array [0.3]"),
+    ("[synth]\nsize = \"big\"", "[synth]: 'size' must be an integer, got string 'big'"),
+])
+def test_wrong_type_names_key_type_and_value(tmp_path: Path, line: str, expected: str) -> None:
+    p = tmp_path / "t.toml"
+    p.write_text(line + "\n")
+    with pytest.raises(ConfigError) as info:
+        TrainConfig.from_toml(p)
+    assert expected in str(info.value)
+
+
+def test_numbers_and_arrays_still_convert(tmp_path: Path) -> None:
+    p = tmp_path / "t.toml"
+    p.write_text('lr = 1\ngsd_range_m = [1, 2]\nbands = ["r"]\n[synth]\ngsd_range_m = [0.5, 1]\n')
+    cfg = TrainConfig.from_toml(p)
+    assert cfg.lr == 1.0 and isinstance(cfg.lr, float)
+    assert cfg.gsd_range_m == (1.0, 2.0) and cfg.bands == ("r",) and cfg.synth.gsd_range_m == (0.5, 1.0)
+
+
+def test_cli_wrong_type_is_exit_2_before_any_output(tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    toml = _toml(tmp_path, extra='lr = "fast"\n')
+    out = tmp_path / "m"
+    code, text = _train(capsys, toml, "--out", out, "--steps", "1")
+    assert code == 2, text
+    assert text.strip().splitlines() == [f"Error: {toml}: 'lr' must be a number, got string 'fast'"]
+    assert not out.exists()
