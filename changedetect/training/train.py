@@ -58,6 +58,20 @@ def loss_fn(logits: torch.Tensor, target: torch.Tensor, cfg: TrainConfig) -> tor
     return bce + cfg.dice_weight * dice
 
 
+def data_workers(asked: int) -> int:
+    """``asked`` data-loader workers, capped at the CPU cores this process may use.
+
+    More workers than cores only slow the run down (torch warns "will create N worker
+    processes ... suggested max number of worker in current system is M"); the cap is
+    logged once.  Samples do not depend on the number of workers.
+    """
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    if asked > cores:
+        log.info("using %d data-loader workers, not %d: this machine has %d CPU cores", cores, asked, cores)
+        return cores
+    return asked
+
+
 # -- evaluation ---------------------------------------------------------------------------
 def _predict(module: torch.nn.Module, a: np.ndarray, b: np.ndarray, device: torch.device) -> np.ndarray:
     with torch.inference_mode():
@@ -195,10 +209,11 @@ def train(config: TrainConfig, *, out: str | os.PathLike[str], resume: bool = Tr
         step, history = int(state["step"]), list(state.get("history", []))
         log.info("resuming from step %d", step)
     sampler = range(step * bs, config.steps * bs)
-    loader = DataLoader(data, batch_size=bs, sampler=sampler, num_workers=config.workers,
+    workers = data_workers(config.workers)
+    loader = DataLoader(data, batch_size=bs, sampler=sampler, num_workers=workers,
                         pin_memory=dev.type == "cuda", drop_last=False,
-                        persistent_workers=config.workers > 0,
-                        prefetch_factor=4 if config.workers > 0 else None)
+                        persistent_workers=workers > 0,
+                        prefetch_factor=4 if workers > 0 else None)
     amp = dev.type == "cuda"
     model.train()
     t0, run_loss = time.time(), 0.0
@@ -250,8 +265,9 @@ def measure_throughput(config: TrainConfig, *, seconds: float = 20.0) -> float:
                                                   length=n, seed=config.seed + 7)
     else:
         data = S2Pairs(parts["train_pairs"], config, length=n, seed=config.seed + 7)
-    loader = DataLoader(data, batch_size=config.batch_size, num_workers=config.workers,
-                        prefetch_factor=2 if config.workers > 0 else None)
+    workers = data_workers(config.workers)
+    loader = DataLoader(data, batch_size=config.batch_size, num_workers=workers,
+                        prefetch_factor=2 if workers > 0 else None)
     count, t0, t_first = 0, time.time(), None
     for a, _, _ in loader:
         if t_first is None:  # skip worker start-up
@@ -303,5 +319,5 @@ def _card(cfg: TrainConfig, final: dict[str, Any], history: list[dict[str, Any]]
                      description=cfg.description)
 
 
-__all__ = ["evaluate_sets", "loss_fn", "measure_throughput", "resolve_device", "train",
+__all__ = ["data_workers", "evaluate_sets", "loss_fn", "measure_throughput", "resolve_device", "train",
            "validation_sets"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -77,3 +78,29 @@ def test_cli_wrong_type_is_exit_2_before_any_output(tmp_path: Path,
     assert code == 2, text
     assert text.strip().splitlines() == [f"Error: {toml}: 'lr' must be a number, got string 'fast'"]
     assert not out.exists()
+
+
+def test_workers_are_capped_at_the_cpu_cores(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                             caplog: pytest.LogCaptureFixture) -> None:
+    import os
+
+    from torch.utils.data import DataLoader
+
+    from changedetect.training import train as train_mod
+
+    asked: list[int] = []
+
+    def spy(data: Any, **kw: Any) -> DataLoader[Any]:
+        asked.append(kw["num_workers"])
+        return DataLoader(data, **{**kw, "num_workers": 0, "persistent_workers": False, "prefetch_factor": None})
+
+    monkeypatch.setattr(train_mod, "DataLoader", spy)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0}, raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 1)
+    cfg = TrainConfig.from_toml(_toml(tmp_path, extra="workers = 14\n"))
+    caplog.set_level("INFO", logger="changedetect.training.train")
+    assert train_mod.train(cfg, out=tmp_path / "m", progress=False, device="cpu") is not None
+    assert asked == [1]
+    capped = [r.getMessage() for r in caplog.records if "data-loader workers" in r.getMessage()]
+    assert capped == ["using 1 data-loader workers, not 14: this machine has 1 CPU cores"]
+    assert train_mod.data_workers(0) == 0 and train_mod.data_workers(1) == 1
