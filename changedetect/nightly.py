@@ -142,6 +142,8 @@ def _run_area(task: dict[str, Any]) -> dict[str, Any]:
             previous = _previous_of(task, pair)
             if not (run_dir / "run.json").is_file():
                 run_dir.mkdir(parents=True, exist_ok=True)
+                for stale in run_dir.parent.glob(f".{run_dir.name}.tmp-*"):  # a killed run's staging folder
+                    shutil.rmtree(stale, ignore_errors=True)
                 manifest = run_dir.parent / f"{run_dir.name}.manifest.json"
                 ref = pair.get("reference")  # the area's reference acquisition: one grid for every night
                 partner = pair.get("partner")  # a same-season acquisition a year or more before AFTER

@@ -26,7 +26,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import os
 import platform
+import shutil
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -202,12 +205,16 @@ def run(
 
     config = config or PipelineConfig()
     out = Path(out)
+    created = not out.exists()
     _check_out(out, overwrite)
     started = dt.datetime.now(dt.UTC)
-    loaded = load_model(config.detect.model, device=config.detect.device)  # fail fast: ModelError
-    segmenter = load_segmenter(config, loaded)  # the building segmenter for change_type: also before any output
     clock = _Clock(progress)
+    # every output is written to a staging folder beside OUT and moved into it at the end, run.json
+    # last: an interrupted or failed run leaves OUT as it was (an earlier run's outputs included)
+    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
+        loaded = load_model(config.detect.model, device=config.detect.device)  # fail fast: ModelError
+        segmenter = load_segmenter(config, loaded)  # the building segmenter for change_type: before any work
         with clock.stage("open"):
             series = open_series(tiles if isinstance(tiles, str | Path) else [Path(t) for t in tiles])
             check_pairs(pairs, mask_pairs, [sc.date.isoformat() for sc in series.scenes])  # before any work
@@ -220,12 +227,31 @@ def run(
             before, before_info = _load_previous(previous)
         if register_to is not None:
             config = replace(config, coregister=replace(config.coregister, reference=register_to))
-        paths = _chain(stack, register, out, config, (loaded, segmenter), clock, progress, before, register_to,
+        paths = _chain(stack, register, stage, config, (loaded, segmenter), clock, progress, before, register_to,
                        pairs, mask_pairs)
-        summary = _finish(series, stack, permits, out, config, loaded, clock, paths, started, before_info)
+        summary = _finish(series, stack, permits, stage, config, loaded, clock, paths, started, before_info)
+        _publish(stage, out)
+    except BaseException:
+        if created and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()  # a folder this run made and never filled
+        raise
     finally:
         clock.close()
-    return summary
+        shutil.rmtree(stage, ignore_errors=True)
+    return replace(summary, out=out, paths={k: out / p.name for k, p in summary.paths.items()})
+
+
+def _publish(stage: Path, out: Path) -> None:
+    """Move a finished run's outputs from ``stage`` into ``out``: the old run.json first goes (a
+    crash in between leaves no run.json: an unfinished folder), the outputs an earlier run left
+    and this one did not write go, and the new run.json comes last."""
+    (out / OUTPUTS["run"]).unlink(missing_ok=True)
+    written = {p.name for p in stage.iterdir()}
+    for name in sorted(written - {OUTPUTS["run"]}):
+        os.replace(stage / name, out / name)
+    for name in set(OUTPUTS.values()) - written:  # left by an earlier run in this folder (overwrite)
+        (out / name).unlink(missing_ok=True)
+    os.replace(stage / OUTPUTS["run"], out / OUTPUTS["run"])
 
 
 def _load_permits(permits: str | Path) -> gpd.GeoDataFrame:
@@ -346,8 +372,6 @@ def _finish(series: Any, stack: xr.DataArray, permits: str | Path, out: Path, co
     violations = results["violations"]
     counts = {str(k): int(v) for k, v in violations["status"].value_counts().sort_index().items()}
     written = results["written"]
-    for k in set(OUTPUTS) - written:  # left by an earlier run in this folder (overwrite)
-        (out / OUTPUTS[k]).unlink(missing_ok=True)
     paths = {k: out / name for k, name in OUTPUTS.items() if k in written}
     card = loaded.card
     inputs = [{"path": str(p), "sha256": sha256_file(p) if config.output.checksum_inputs else None}

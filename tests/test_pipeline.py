@@ -103,6 +103,36 @@ def test_refuses_to_overwrite_a_run(series_run, inputs: dict) -> None:
         run(inputs["tiles"], permits=inputs["permits"], out=series_run.out, config=inputs["config"])
 
 
+def test_a_run_that_fails_midway_leaves_the_earlier_run_as_it_was(
+        series_run, inputs: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    from changedetect import pipeline
+    from changedetect.pipeline import run
+
+    out = tmp_path / "rerun"
+    shutil.copytree(series_run.out, out)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    def broken_report(*args: object, **kwargs: object) -> None:  # fails after every other output is written
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pipeline, "write_report", broken_report, raising=False)
+    import changedetect.report as report_mod
+
+    monkeypatch.setattr(report_mod, "write_report", broken_report)
+    with pytest.raises(KeyboardInterrupt):
+        run(inputs["tiles"], permits=inputs["permits"], out=out, config=inputs["config"], overwrite=True)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # not a file changed, none added
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rerun"]  # no staging folder left
+    monkeypatch.undo()
+    # a failed first run leaves no empty folder behind
+    with pytest.raises(KeyboardInterrupt):
+        monkeypatch.setattr(report_mod, "write_report", broken_report)
+        run(inputs["tiles"], permits=inputs["permits"], out=tmp_path / "new", config=inputs["config"])
+    assert not (tmp_path / "new").exists()
+
+
 def test_a_pair_fills_first_seen_with_the_after_date(inputs: dict, tmp_path: Path) -> None:
     import geopandas as gpd
 
@@ -125,7 +155,7 @@ def test_missing_model_is_a_model_error_before_any_output(inputs: dict, tmp_path
     config = inputs["config"].with_model(str(tmp_path / "no-such-model"))
     with pytest.raises(ModelError, match="no-such-model"):
         run(inputs["tiles"], permits=inputs["permits"], out=tmp_path / "out", config=config)
-    assert not any((tmp_path / "out").iterdir())
+    assert not (tmp_path / "out").exists()  # nothing written, not even the folder
 
 
 def test_cli_run_json_and_text(inputs: dict, tmp_path: Path) -> None:
@@ -286,7 +316,7 @@ def test_change_type_from_the_models_building_stage(series_run, inputs: dict, tm
     itself = dataclasses.replace(config, vectorize=dataclasses.replace(config.vectorize, change_type_model=str(staged)))
     with pytest.raises(ConfigError, match="change model itself"):
         run(inputs["pair"], permits=inputs["permits"], out=tmp_path / "itself", config=itself)
-    assert not any((tmp_path / "itself").iterdir())
+    assert not (tmp_path / "itself").exists()
 
 
 def test_run_applies_the_presence_check_on_same_season_dates_and_reuses_its_rasters(
