@@ -70,6 +70,14 @@ class OutputExistsError(ChangeDetectError, FileExistsError):
     """An output exists and ``overwrite`` was not asked for."""
 
 
+class OutputFormatError(ChangeDetectError, ValueError):
+    """An output path names a format changedetect does not write (e.g. ``.shp``)."""
+
+
+class OutputLocationError(ChangeDetectError, OSError):
+    """An output folder cannot be created or written to."""
+
+
 class LockedError(ChangeDetectError, RuntimeError):
     """Another run holds the lock on a state directory."""
 

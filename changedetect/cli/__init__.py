@@ -6,7 +6,7 @@ lazily so that ``changedetect --help`` stays fast and torch is only imported
 by the commands that need it.
 
 Exit codes: 0 success; 1 internal error (a bug); 2 bad input or usage;
-3 another run holds the lock; 4 violations found with ``--fail-on-violations``.
+3 another run holds the lock; 130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
@@ -44,6 +44,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 _STATE: dict[str, bool] = {"debug": False}
+
+#: Exit status after Ctrl-C (128 + SIGINT, as shells report it).
+EXIT_INTERRUPTED = 130
 
 
 class LazyGroup(click.Group):
@@ -110,9 +113,12 @@ def main(argv: list[str] | None = None) -> Any:
     except click.ClickException as exc:
         exc.show()
         sys.exit(EXIT_BAD_INPUT if exc.exit_code == 2 else exc.exit_code)
-    except click.Abort:
+    except click.Abort as exc:  # click turns Ctrl-C (KeyboardInterrupt) into Abort
+        if isinstance(exc.__context__, KeyboardInterrupt):
+            click.echo("Interrupted.", err=True)
+            sys.exit(EXIT_INTERRUPTED)
         click.echo("Aborted.", err=True)
-        sys.exit(EXIT_INTERNAL)
+        sys.exit(EXIT_BAD_INPUT)
     except ChangeDetectError as exc:
         if _STATE["debug"]:
             raise
@@ -120,7 +126,7 @@ def main(argv: list[str] | None = None) -> Any:
         sys.exit(EXIT_LOCKED if isinstance(exc, LockedError) else EXIT_BAD_INPUT)
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
-        sys.exit(130)
+        sys.exit(EXIT_INTERRUPTED)
     except Exception as exc:  # a bug: say so, once, and how to see more
         if _STATE["debug"]:
             raise

@@ -7,7 +7,13 @@ from typing import Any
 
 import click
 
-from changedetect.cli.options import check_overwrite, out_path_opt, overwrite_opt, quiet
+from changedetect.cli.options import (
+    check_overwrite,
+    check_writable,
+    out_path_opt,
+    overwrite_opt,
+    quiet,
+)
 
 
 @click.command(name="coregister", context_settings={"help_option_names": ["-h", "--help"]})
@@ -48,6 +54,7 @@ def command(ctx: click.Context, tiles: tuple[Path, ...], out: Path, reference: s
     from changedetect._registration.cli_tool import coregister_files
 
     check_overwrite(out, overwrite)
+    check_writable(out, folder=True)
     source: Any = [str(p) for p in tiles] if len(tiles) > 1 else tiles[0]
     report, written = coregister_files(
         source, out, reference=reference, crs=crs, resolution=resolution, local=not no_local,

@@ -7,7 +7,15 @@ from typing import TYPE_CHECKING
 
 import click
 
-from changedetect.cli.options import check_overwrite, out_path_opt, overwrite_opt, quiet
+from changedetect.cli.options import (
+    check_device,
+    check_overwrite,
+    check_suffix,
+    check_writable,
+    out_path_opt,
+    overwrite_opt,
+    quiet,
+)
 
 if TYPE_CHECKING:
     from changedetect.detect import DetectConfig
@@ -58,10 +66,13 @@ def command(ctx: click.Context, before: Path, after: Path | None, out: Path, mod
     """
     from changedetect.detect import DetectConfig
 
+    check_suffix(out, (".tif", ".tiff"), what="the probability raster",
+                 hint=" (a Cloud-Optimized GeoTIFF is written)")
     if consecutive_only and not series:
         raise click.UsageError("--consecutive-only chooses a series' pairs: give it with --series")
     if no_presence_check and not series:
         raise click.UsageError("--no-presence-check applies to a series: give it with --series")
+    device = check_device(device)
     try:
         config = DetectConfig(model=model, window=window, overlap=overlap, batch_size=batch_size,
                               tta=tta, threshold=threshold, device=device,
@@ -70,6 +81,7 @@ def command(ctx: click.Context, before: Path, after: Path | None, out: Path, mod
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc
     check_overwrite(out, overwrite)
+    check_writable(out)
     if series:
         if after is not None:
             raise click.UsageError("with --series give one TILES argument, not BEFORE and AFTER")
@@ -92,7 +104,7 @@ def _series(tiles: Path, out: Path, config: DetectConfig, *, overwrite: bool, pr
     from changedetect.io import open_stack, write_cog
     from changedetect.weights import building_segmenter, load_model
 
-    first_path = out.with_name(f"{out.stem}_first_seen{out.suffix or '.tif'}")
+    first_path = out.with_name(f"{out.stem}_first_seen{out.suffix}")
     check_overwrite(first_path, overwrite)
     stack = open_stack(tiles)  # a bad folder fails before the models are loaded
     loaded = load_model(config.model, device=config.device)

@@ -7,7 +7,13 @@ from pathlib import Path
 
 import click
 
-from changedetect.cli.options import json_opt, out_path_opt, overwrite_opt
+from changedetect.cli.options import (
+    check_overwrite,
+    check_writable,
+    json_opt,
+    out_path_opt,
+    overwrite_opt,
+)
 
 
 @click.command(name="export")
@@ -39,6 +45,8 @@ def command(model: str, out: Path, opset: int, no_check: bool, overwrite: bool,
     """
     from changedetect.export import export_onnx
 
+    check_overwrite(out, overwrite)
+    check_writable(out, folder=True)
     summary = export_onnx(model, out, opset=opset, overwrite=overwrite, check=not no_check)
     meta = summary.metadata
     if as_json:

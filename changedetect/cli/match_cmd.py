@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from changedetect.cli.options import check_overwrite, out_path_opt, overwrite_opt
+from changedetect.cli.options import check_overwrite, check_writable, out_path_opt, overwrite_opt
 
 
 def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
@@ -67,15 +67,20 @@ def command(footprints: Path, register: str, out: Path, layer: str | None, table
       changedetect match footprints.gpkg --permits postgresql://inspector@localhost:5432/city \\
           --query "SELECT * FROM permits WHERE district = %(d)s" --param d=12 --out violations.gpkg
     """
+    from changedetect.io.vectors import vector_format
     from changedetect.match import STATUSES, MatchConfig, match_to_file
 
     config = MatchConfig(tolerance_m2=tolerance_m2, tolerance_pct=tolerance_pct, edge_tolerance_m=edge_tolerance,
                          min_overlap_ratio=min_overlap, attach_to_extensions=attach_extensions)
+    vector_format(out)
     check_overwrite(out, overwrite)
+    check_writable(out)
     if lenient and rejects is None:
         rejects = out.with_name(f"{out.stem}_rejects.gpkg")
     if rejects is not None:
+        vector_format(rejects)
         check_overwrite(rejects, overwrite)
+        check_writable(rejects)
     violations = match_to_file(
         footprints, register, out, config=config, strict=not lenient, rejects_path=rejects if lenient else None,
         overwrite=overwrite, layer=layer, table=table, query=query, params=_pairs(params, "--param") or None,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from changedetect.cli.options import json_opt
+from changedetect.cli.options import check_device, check_writable, json_opt
 
 
 @click.command(name="nightly")
@@ -55,6 +55,9 @@ def command(catalog: Path, permits: str, state: Path, out: Path, night: dt.datet
     from changedetect.nightly import run_nightly
 
     config = PipelineConfig.from_toml(config_path) if config_path else PipelineConfig()
+    check_device(config.detect.device, fix='device = "cpu" in the [detect] table of --config')
+    check_writable(state, folder=True)
+    check_writable(out, folder=True)
     opts = click.get_current_context().find_root().obj or {}
     # the summary below prints the night's warnings and failures: their log lines only with -v
     hide = None if as_json or opts.get("verbose") or opts.get("debug") else _NotInSummary()

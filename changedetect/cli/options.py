@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+import tempfile
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
-from changedetect.errors import OutputExistsError
+from changedetect.errors import (
+    ConfigError,
+    OutputExistsError,
+    OutputFormatError,
+    OutputLocationError,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -40,3 +47,85 @@ def quiet(ctx: click.Context) -> bool:
     """Whether the user asked for no progress bars."""
     root = ctx.find_root()
     return bool(root.obj and root.obj.get("quiet"))
+
+
+def check_writable(path: Path, *, folder: bool = False) -> None:
+    """Fail fast, before any work, when ``path`` cannot be written.
+
+    ``path`` is an output file (``folder=False``) or an output folder.  The
+    folder that will receive the output (the file's parent; a folder output's
+    parent, and the folder itself when it exists already) is created if
+    missing, then a temporary file is created and removed in it.
+
+    Raises
+    ------
+    OutputLocationError
+        The folder cannot be created, or a file cannot be created in it.
+    """
+    targets = [path.parent]
+    if folder and path.is_dir():
+        targets.append(path)
+    for target in targets:
+        _probe(target if str(target) else Path("."))
+
+
+def _probe(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        where = exc.filename if isinstance(exc.filename, str) else folder
+        raise OutputLocationError(_unwritable(where, exc)) from None
+    try:
+        fd, name = tempfile.mkstemp(prefix=".changedetect-write-test-", dir=folder)
+    except OSError as exc:
+        raise OutputLocationError(_unwritable(folder, exc)) from None
+    os.close(fd)
+    os.unlink(name)
+
+
+def _unwritable(folder: str | Path, exc: OSError) -> str:
+    return f"cannot write to '{folder}': {exc.strerror or exc}; choose a writable folder"
+
+
+def check_suffix(path: Path, allowed: Iterable[str], *, what: str, hint: str = "") -> None:
+    """Refuse an output whose extension is not one of ``allowed`` (lower case, with the dot)."""
+    allowed = sorted(allowed)
+    if path.suffix.lower() not in allowed:
+        got = f"extension '{path.suffix}'" if path.suffix else "no extension"
+        raise OutputFormatError(f"cannot write {what} '{path}': {got}; use one of {', '.join(allowed)}{hint}")
+
+
+def check_device(device: str, *, fix: str = "--device cpu") -> str:
+    """The torch device ``device`` (``cpu``, ``cuda``, ``cuda:1``, ``mps``) if this machine has it.
+
+    ``fix`` is what the messages tell the user to do instead (the option, or the config key).
+
+    Raises
+    ------
+    ConfigError
+        Not a device name torch knows, or a device this torch build or machine lacks.
+    """
+    name = device.strip().lower()
+    if name == "cpu":
+        return name
+    import torch
+
+    try:
+        parsed = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise ConfigError(f"unknown device {device!r}: torch devices are cpu or cuda (cuda:N for the N-th GPU); "
+                          f"use {fix}") from None
+    if parsed.type == "cpu":
+        return name
+    if parsed.type == "cuda":
+        if torch.version.cuda is None:
+            raise ConfigError(f"CUDA is not available in this torch build; use {fix}")
+        if not torch.cuda.is_available():
+            raise ConfigError(f"no CUDA GPU found (torch built with CUDA {torch.version.cuda}); use {fix}")
+        if parsed.index is not None and parsed.index >= torch.cuda.device_count():
+            raise ConfigError(f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA GPU(s), "
+                              f"numbered from 0; use cuda:0, or {fix}")
+        return name
+    if parsed.type == "mps" and torch.backends.mps.is_available():
+        return name
+    raise ConfigError(f"device {device!r} is not available here; use {fix}")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from changedetect.cli.options import json_opt, overwrite_opt
+from changedetect.cli.options import check_overwrite, check_writable, json_opt, overwrite_opt
 
 
 @click.command(name="report")
@@ -48,11 +48,17 @@ def command(run_dir: Path | None, violations: Path | None, before: Path | None, 
     if title:
         config = dataclasses.replace(config, title=title)
     if run_dir is not None:
+        target = out if out is not None else run_dir / "report.html"
+    elif violations is None or out is None:
+        raise click.UsageError("give a RUN_DIR, or --violations and --out (with --before/--after)")
+    else:
+        target = out
+    check_overwrite(target, overwrite)
+    check_writable(target)
+    if run_dir is not None:
         path = report_from_run(run_dir, out_path=out, config=config, overwrite=overwrite)
     else:
-        if violations is None or out is None:
-            raise click.UsageError("give a RUN_DIR, or --violations and --out (with --before/--after)")
-        path = write_report(violations, out_path=out, before=before, after=after, config=config,
+        path = write_report(violations, out_path=target, before=before, after=after, config=config,
                             overwrite=overwrite)
     size = path.stat().st_size
     if as_json:

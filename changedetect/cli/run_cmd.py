@@ -7,7 +7,15 @@ from typing import Any
 
 import click
 
-from changedetect.cli.options import json_opt, out_path_opt, overwrite_opt, previous_opt, quiet
+from changedetect.cli.options import (
+    check_device,
+    check_writable,
+    json_opt,
+    out_path_opt,
+    overwrite_opt,
+    previous_opt,
+    quiet,
+)
 
 
 @click.command(name="run")
@@ -53,12 +61,27 @@ def command(ctx: click.Context, tiles: Path, permits: str, out: Path, model: str
 
     config = PipelineConfig.from_toml(config_path) if config_path else PipelineConfig()
     config = config.with_model(model)
+    check_device(config.detect.device, fix='device = "cpu" in the [detect] table of --config')
+    _check_out(out, overwrite)
+    check_writable(out, folder=True)
     summary = run(tiles, permits=permits, out=out, config=config, overwrite=overwrite, previous=previous,
                   progress=not quiet(ctx) and not as_json)
     if as_json:
         click.echo(json.dumps(summary.to_dict(), indent=1))
         return
     click.echo(_text(summary.to_dict()))
+
+
+def _check_out(out: Path, overwrite: bool) -> None:
+    """The library's own check (``pipeline.run``), worded for the command line."""
+    from changedetect.errors import OutputExistsError
+    from changedetect.pipeline import OUTPUTS
+
+    if out.exists() and not out.is_dir():
+        raise OutputExistsError(f"output '{out}' is a file; give a folder for the run's outputs")
+    if out.is_dir() and not overwrite and any(p.name in OUTPUTS.values() for p in out.iterdir()):
+        raise OutputExistsError(f"output folder '{out}' already holds a run; pass --overwrite to replace it, "
+                                "or choose another folder")
 
 
 def _text(s: dict[str, Any]) -> str:

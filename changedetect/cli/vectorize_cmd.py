@@ -6,7 +6,13 @@ from pathlib import Path
 
 import click
 
-from changedetect.cli.options import check_overwrite, out_path_opt, overwrite_opt, previous_opt
+from changedetect.cli.options import (
+    check_overwrite,
+    check_writable,
+    out_path_opt,
+    overwrite_opt,
+    previous_opt,
+)
 
 _FILE = click.Path(path_type=Path, exists=True, dir_okay=False)
 
@@ -48,6 +54,7 @@ def command(prob: Path, out: Path, threshold: float, low_threshold: float, min_a
           --threshold 0.6 --out footprints.parquet --overwrite
       changedetect vectorize change_2025.tif --previous footprints_2024.gpkg --out footprints_2025.gpkg
     """
+    from changedetect.io.vectors import vector_format
     from changedetect.vectorize import VectorizeConfig, vectorize_file
 
     try:
@@ -55,7 +62,9 @@ def command(prob: Path, out: Path, threshold: float, low_threshold: float, min_a
                                  min_area_m2=min_area, regularize=not no_regularize)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc
+    vector_format(out)
     check_overwrite(out, overwrite)
+    check_writable(out)
     frame = vectorize_file(prob, out, first_seen_path=first_seen, before_path=before, after_path=after,
                            buildings_path=buildings, previous_path=previous, config=config,
                            overwrite=overwrite)

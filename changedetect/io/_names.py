@@ -34,9 +34,14 @@ def date_from_name(name: str, pattern: str | None = None) -> dt.date | None:
     pattern
         Optional regular expression; the group named ``date`` (else group 1,
         else the whole match) holds the date as ``YYYYMMDD`` or ``YYYY-MM-DD``.
+
+    Raises
+    ------
+    TimeSeriesError
+        ``pattern`` is not a valid regular expression.
     """
     if pattern is not None:
-        match = re.search(pattern, name)
+        match = date_pattern(pattern).search(name)
         if match is None:
             return None
         text = match.groupdict().get("date") or (
@@ -49,6 +54,19 @@ def date_from_name(name: str, pattern: str | None = None) -> dt.date | None:
         except ValueError:  # e.g. 20241399: not a date, keep looking
             continue
     return None
+
+
+def date_pattern(pattern: str) -> re.Pattern[str]:
+    """``pattern`` compiled, or a :class:`~changedetect.errors.TimeSeriesError` naming it and the regex error."""
+    from changedetect.errors import TimeSeriesError
+
+    try:
+        return re.compile(pattern)
+    except re.error as exc:
+        raise TimeSeriesError(
+            f"the date pattern {pattern!r} (--pattern / pattern=) is not a valid regular expression: {exc}; "
+            r"e.g. '(?P<date>\d{8})' finds 20240131"
+        ) from None
 
 
 def parse_date(text: str) -> dt.date | None:

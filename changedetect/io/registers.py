@@ -75,8 +75,15 @@ def read_register(
         messages (a path, or a URL without its password plus the table).
         ``frame.attrs["geometry_errors"]`` maps a row index to why its WKT
         could not be parsed (CSV only).
+
+    Raises
+    ------
+    ConfigError
+        ``crs`` is not a CRS pyproj knows; ``table``/``query`` given for a file.
     """
     text = os.fspath(source)
+    if crs is not None:
+        crs = _checked_crs(crs)
     if text.startswith(("postgresql://", "postgres://")):
         return _read_postgis(text, table=table, query=query, params=params)
     if table is not None or query is not None:
@@ -99,6 +106,20 @@ def read_register(
     if frame.crs is None and crs is not None:
         frame = frame.set_crs(crs)
     return frame.reset_index(drop=True), str(path)
+
+
+def _checked_crs(crs: Any) -> Any:
+    """``crs`` as a :class:`pyproj.CRS`, or a :class:`ConfigError` naming the value."""
+    from pyproj import CRS
+    from pyproj.exceptions import CRSError
+
+    try:
+        return CRS.from_user_input(crs)
+    except CRSError as exc:
+        raise ConfigError(
+            f"the register's CRS {str(crs)!r} (--permits-crs / crs=) is not a CRS pyproj knows ({exc}); "
+            "give an EPSG code such as 'EPSG:9210' (VN-2000 / TM-3 105-45) or 'EPSG:4326'"
+        ) from None
 
 
 def _guard(path: Path, read: Any) -> gpd.GeoDataFrame:

@@ -69,20 +69,21 @@ def write_vector(
         not kept).  Without it an existing file raises
         :class:`~changedetect.errors.OutputExistsError`.
     layer
-        GeoPackage layer name (default: the file name without extension).
+        GeoPackage layer name, and the GeoJSON ``name`` member (default: the file name without
+        extension).
 
     Returns
     -------
     Path
         The written file.
+
+    Raises
+    ------
+    OutputFormatError
+        An extension not listed above (a ``ValueError`` too).
     """
     path = Path(path)
-    fmt = FORMATS.get(path.suffix.lower())
-    if fmt is None:
-        raise ValueError(
-            f"cannot write '{path}': unknown extension '{path.suffix}'; "
-            f"use one of {', '.join(sorted(FORMATS))}"
-        )
+    fmt = vector_format(path)
     if gdf.crs is None and len(gdf):
         raise ValueError(f"cannot write '{path}': the features have no CRS; set one with .set_crs()")
     frame = _plain_columns(gdf)
@@ -91,8 +92,8 @@ def write_vector(
             frame.to_file(tmp, driver="GPKG", layer=layer or path.stem, engine="pyogrio", use_arrow=True)
         elif fmt == "geojson":
             frame = frame.to_crs(4326) if frame.crs is not None else frame
-            frame.to_file(
-                tmp, driver="GeoJSON", engine="pyogrio", use_arrow=True,
+            frame.to_file(  # the layer's "name" member, shown by QGIS: the target's, not the temporary file's
+                tmp, driver="GeoJSON", layer=layer or path.stem, engine="pyogrio", use_arrow=True,
                 layer_options={"RFC7946": "YES", "COORDINATE_PRECISION": "7"},
             )
         elif fmt == "csv":
@@ -101,6 +102,27 @@ def write_vector(
             frame.to_parquet(tmp, index=False)
     log.info("wrote %d features to %s", len(gdf), path)
     return path
+
+
+def vector_format(path: str | os.PathLike[str]) -> str:
+    """The format :func:`write_vector` writes to ``path`` (``gpkg``, ``geojson``, ``csv``, ``parquet``).
+
+    Raises
+    ------
+    OutputFormatError
+        The extension is not one of :data:`FORMATS` (Shapefiles are read, not written).
+    """
+    from changedetect.errors import OutputFormatError
+
+    path = Path(path)
+    fmt = FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        got = f"unknown extension '{path.suffix}'" if path.suffix else "no extension"
+        shp = " (Shapefiles are read but not written: use .gpkg)" if path.suffix.lower() == ".shp" else ""
+        raise OutputFormatError(
+            f"cannot write '{path}': {got}; use one of {', '.join(sorted(FORMATS))}{shp}"
+        )
+    return fmt
 
 
 def _plain_columns(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
@@ -184,4 +206,4 @@ def load_previous(path: str | os.PathLike[str]) -> gpd.GeoDataFrame:
     return check_previous(frame, f"previous footprints: '{p}'")
 
 
-__all__ = ["FORMATS", "load_previous", "write_vector"]
+__all__ = ["FORMATS", "load_previous", "vector_format", "write_vector"]
