@@ -344,8 +344,12 @@ def _built(geoms: gpd.GeoSeries, image: xr.DataArray, transform: Affine,
     out = np.zeros(len(geoms), bool)
     con = np.zeros(len(geoms))
     if image.shape[-2:] != shape:
-        log.warning("before/after images are not on the probability grid; change_type defaults to 'new'")
-        return out, con
+        from changedetect.errors import GeoreferenceError
+
+        raise GeoreferenceError(
+            f"the before/after image has {image.shape[-2]}x{image.shape[-1]} pixels and the probability "
+            f"{shape[0]}x{shape[1]}: give images on the probability's grid (the co-registered dates, or a "
+            "run's before_rgb.tif / after_rgb.tif)")
     arr = image.data
     bright_all = np.asarray(arr[:3, ::8, ::8], dtype=np.float32).mean(axis=0)
     lo, hi = np.nanpercentile(bright_all, [2, 98]) if np.isfinite(bright_all).any() else (0.0, 1.0)

@@ -166,6 +166,11 @@ def test_change_type_from_images_and_from_buildings() -> None:
     repainted = roof.copy()
     repainted[0] = np.where(roof[0] > 150, 230, roof[0])
     assert vectorize(prob, before=roof, after=repainted)["change_type"].tolist() == ["altered"]
+    # an image on another grid: refused, not guessed
+    from changedetect.errors import GeoreferenceError
+
+    with pytest.raises(GeoreferenceError, match="image has 40x40 pixels and the probability 80x80"):
+        vectorize(prob, before=roof[:, :40, :40], after=roof)
     import geopandas as gpd
 
     existing = gpd.GeoDataFrame(geometry=[px_box(22, 22, 38, 38)], crs="EPSG:32648").to_crs(4326)
