@@ -154,12 +154,14 @@ def validate_register(gdf: gpd.GeoDataFrame, *, name: str = "register") -> Valid
     if missing:
         problems.append(Problem(None, ", ".join(missing), (
             f"required column(s) {', '.join(missing)} missing; found {', '.join(map(str, gdf.columns))}. "
-            "Map the register's names with column_map= (--column-map) or rename the columns"
+            "Rename the columns, or map the register's names onto them (column_map= in Python, "
+            "--column-map with `changedetect match`)"
         )))
     if gdf.crs is None and len(gdf):
         problems.append(Problem(None, "geometry", (
-            "the register has no CRS; declare it in the file (e.g. a .prj beside a Shapefile) "
-            "or pass crs= (e.g. 'EPSG:9210' for VN-2000 / TM-3 105-45)"
+            "the register has no CRS; declare it in the file (a .prj beside a Shapefile or CSV, or an "
+            "'SRID=9210;' prefix on a CSV's WKT) or give it (crs= in Python, --permits-crs with "
+            "`changedetect match`), e.g. 'EPSG:9210' for VN-2000 / TM-3 105-45"
         )))
     if problems:
         empty = gdf.iloc[0:0]
@@ -315,7 +317,8 @@ def load_register(
     result = validate_register(map_columns(raw, column_map), name=name)
     if result.fatal or (strict and result.problems):
         raise PermitSchemaError(result.report() + (
-            "\nFix these rows, or load with strict=False (--lenient) to keep the good rows"
+            "\nFix these rows in the register; to go on with the good rows only, load it with strict=False "
+            "in Python or `changedetect match --lenient` (which sets the bad rows aside in a rejects file)"
             if not result.fatal else ""
         ))
     if result.repairs:

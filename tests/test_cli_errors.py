@@ -278,3 +278,42 @@ def test_ctrl_c_inside_a_command_exits_130(
     code, err = _exit(["info", str(tmp_path)], capsys)
     assert code == 130
     assert err.strip() == "Interrupted."
+
+
+# --- S1: messages name what the command can do -------------------------------------------------------
+
+
+def test_run_register_errors_point_to_what_exists(
+    repo_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    nocrs = tmp_path / "nocrs.csv"
+    nocrs.write_text(_wkt_register(tmp_path / "reg.csv").read_text())
+    bad_rows = tmp_path / "bad.csv"
+    bad_rows.write_text(nocrs.read_text().replace("2023-01-01", "15/03/2023")
+                        .replace("POLYGON ((", "SRID=9210;POLYGON (("))
+    args = ["-q", "run", str(repo_root / "sample_tiles"), "--out", str(tmp_path / "o"), "--permits"]
+    code, err = _exit([*args, str(nocrs)], capsys)
+    assert code == 2, err
+    assert "--permits-crs with `changedetect match`" in err and "pass crs=" not in err
+    code, err = _exit([*args, str(bad_rows)], capsys)
+    assert code == 2, err
+    assert "15/03/2023" in err
+    assert "`changedetect match --lenient`" in err and "(--lenient)" not in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_run_and_report_over_an_existing_output_say_pass_overwrite(
+    repo_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    done = tmp_path / "done"
+    done.mkdir()
+    (done / "footprints.gpkg").write_bytes(b"x")
+    (done / "report.html").write_text("<html></html>")
+    code, err = _exit(["run", str(repo_root / "sample_tiles"), "--permits", str(REGISTER), "--out", str(done)],
+                      capsys)
+    assert code == 2, err
+    assert _error_line(err) == (f"Error: output folder '{done}' already holds a run; pass --overwrite to replace "
+                                "it, or choose another folder")
+    code, err = _exit(["report", str(done)], capsys)
+    assert code == 2, err
+    assert _error_line(err) == f"Error: output '{done / 'report.html'}' already exists; pass --overwrite to replace it"
