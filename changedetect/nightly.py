@@ -234,6 +234,7 @@ def run_nightly(
     if Path(permits).is_file():  # the pairs run from their work folders (and maybe on other hosts)
         permits = Path(permits).absolute()
     config = config or PipelineConfig()
+    _check_shared_inputs(permits, config)  # once, before any area: one message, not one per area
     with state_lock(state_dir):
         _remove_stale_temporaries(state_dir, out_dir)
         current = _reference.load(state_dir)
@@ -266,6 +267,16 @@ def run_nightly(
         summary.open_violations = len(violations)
     log.info("night %s: %s", night_s, summary.to_dict())
     return summary
+
+
+def _check_shared_inputs(permits: str | Path, config: PipelineConfig) -> None:
+    """The register and the model every area uses: a bad one is one error (exit 2) before the
+    lock is taken or anything is written, instead of the same failure in every area."""
+    from changedetect.permits import load_register
+    from changedetect.weights import find_model
+
+    find_model(config.detect.model)  # ModelError listing the models there are
+    load_register(permits)  # PermitSchemaError / RegisterReadError naming the rows
 
 
 def _remove_stale_temporaries(*folders: Path) -> None:

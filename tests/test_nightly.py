@@ -340,6 +340,33 @@ def test_a_bad_area_fails_alone_and_is_retried(world: dict, tmp_path: Path) -> N
     assert got == want
 
 
+def test_a_bad_register_or_model_fails_the_night_once_before_any_area(world: dict, tmp_path: Path) -> None:
+    """What every area shares is checked once, before the lock and before anything is written."""
+    import geopandas as gpd
+
+    from changedetect.config import PipelineConfig
+    from changedetect.errors import ModelError, PermitSchemaError
+    from changedetect.nightly import run_nightly
+
+    base = tmp_path / "shared"
+    shutil.copytree(world["root"] / f"after-{NIGHTS[0]}", base)
+    _arrive(world, base / "catalog", NIGHTS[1])
+    before = _outputs(base)
+    register = gpd.read_file(world["permits"])
+    register["issued_on"] = "15/03/2024"  # not a date
+    bad = tmp_path / "bad_register.gpkg"
+    register.to_file(bad)
+    config = PipelineConfig.from_toml(world["config"])
+    with pytest.raises(PermitSchemaError, match="issued_on"):
+        run_nightly(base / "catalog", permits=bad, state=base / "state", out=base / "out", night=NIGHTS[1],
+                    workers=2, config=config)
+    with pytest.raises(ModelError, match="no-such-model"):
+        run_nightly(base / "catalog", permits=world["permits"], state=base / "state", out=base / "out",
+                    night=NIGHTS[1], workers=2, config=config.with_model("no-such-model"))
+    assert _outputs(base) == before  # nothing written, nothing committed
+    assert not (base / "state" / "work").exists() or not any((base / "state" / "work").rglob("run.json"))
+
+
 def test_temporary_files_of_a_killed_run_are_removed(world: dict, tmp_path: Path) -> None:
     """A SIGKILL while an output is being written leaves its temporary file: the next run removes it."""
     base = tmp_path / "temps"
