@@ -21,8 +21,11 @@ if TYPE_CHECKING:
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
               help="Where to train (auto: CUDA when available).")
 @click.option("--resume/--no-resume", default=True, show_default=True,
-              help="Continue from OUT/checkpoints/last.pt when it exists.")
-@click.option("--workers", type=click.IntRange(0), help="Data-loader worker processes (default: the config's).")
+              help="Continue an interrupted run of the same config from OUT/checkpoints/last.pt. "
+                   "OUT holding anything else (another config's run, a finished model, other files) "
+                   "is refused unless --overwrite, which starts afresh.")
+@click.option("--workers", type=click.IntRange(0),
+              help="Data-loader worker processes (default: the config's; capped at the CPU cores).")
 @click.option("--seed", type=int, help="Random seed (default: the config's).")
 @click.option("--batch-size", type=click.IntRange(1), help="Samples per step (default: the config's).")
 @click.option("--budget-minutes", type=click.FloatRange(0.5),
@@ -37,7 +40,9 @@ def command(ctx: click.Context, config_or_data: Path, out: Path, steps: int | No
     CONFIG_OR_DATA is a training config such as models/vhr-building/train.toml, or a
     data folder: ../shared/data/oscd trains an s2-urban-like model, any other folder
     (holding buildings/) a vhr-building-like one.  A run is seeded; checkpoints go to
-    OUT/checkpoints every few hundred steps and an interrupted run resumes from them.
+    OUT/checkpoints every few hundred steps and an interrupted run resumes from them
+    when the same command is run again.  A non-empty OUT that is not an interrupted
+    run of this config is refused unless --overwrite (which starts afresh).
 
     \b
     Examples:
@@ -47,20 +52,22 @@ def command(ctx: click.Context, config_or_data: Path, out: Path, steps: int | No
     """
     from dataclasses import replace
 
-    from changedetect.errors import OutputExistsError
+    from changedetect.training.outdir import prepare_out
     from changedetect.training.train import measure_throughput, train
 
     config = _config(config_or_data, out)
     overrides: dict[str, Any] = {k: v for k, v in {"steps": steps, "workers": workers, "seed": seed,
                                    "batch_size": batch_size}.items() if v is not None}
     config = replace(config, **overrides)
-    has_ckpt = (out / "checkpoints" / "last.pt").is_file()
-    if (out / "weights.pt").is_file() and not overwrite and not (resume and has_ckpt):
-        raise OutputExistsError(f"'{out}' already holds a trained model; pass --overwrite to retrain "
-                                "or --resume to continue from its checkpoint")
-    if overwrite and not resume and has_ckpt:
-        (out / "checkpoints" / "last.pt").unlink()
-    if budget_minutes is not None:
+    resuming = prepare_out(config, out, overwrite=overwrite, resume=resume,
+                           any_steps=budget_minutes is not None)
+    if resuming is not None:
+        reached, total = resuming
+        config = replace(config, steps=total)
+        if not quiet(ctx):
+            click.echo(f"resuming the interrupted run in {out} at step {reached} of {total} "
+                       "(--overwrite starts afresh)", err=True)
+    elif budget_minutes is not None:
         rate = measure_throughput(config)
         n = max(1, int(budget_minutes * 60 * rate / config.batch_size))
         click.echo(f"data pipeline: {rate:.1f} samples/s -> {n} steps of {config.batch_size} "
@@ -68,7 +75,7 @@ def command(ctx: click.Context, config_or_data: Path, out: Path, steps: int | No
         config = replace(config, steps=n)
     argv = ["changedetect", "train", str(config_or_data), "--out", str(out), "--steps", str(config.steps),
             "--seed", str(config.seed), "--device", device]
-    card = train(config, out=out, resume=resume,
+    card = train(config, out=out, resume=resuming is not None,
                  progress=not quiet(ctx), device=device, command=shlex.join(argv))
     if card is None:
         click.echo(f"stopped early; continue with the same command (checkpoint in {out / 'checkpoints'})")

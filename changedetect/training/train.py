@@ -29,6 +29,7 @@ from changedetect.training import datasets as ds
 from changedetect.training.config import TrainConfig
 from changedetect.training.loaders import S2Pairs, VhrPairs, load_data, normalise, split
 from changedetect.training.metrics import Counts, confusion_counts, floor_scores, scores
+from changedetect.training.outdir import config_differences
 from changedetect.training.synth import make_pair
 from changedetect.weights import ModelCard, compute_stats, save_model
 
@@ -162,13 +163,15 @@ def train(config: TrainConfig, *, out: str | os.PathLike[str], resume: bool = Tr
     Raises
     ------
     ConfigError
-        When resuming from a checkpoint made for another number of steps.
+        When resuming from a checkpoint made with another config (another number of
+        steps, seed, ...; ``workers`` may differ).  The card then always records the
+        seed and the command that started the run (a resuming command is listed under
+        ``resumed_with``), never those of a later call.
     """
     from tqdm.auto import tqdm
 
     out = Path(out)
     ckdir = out / "checkpoints"
-    ckdir.mkdir(parents=True, exist_ok=True)
     dev = resolve_device(device)
     torch.manual_seed(config.seed)
     images, pairs = load_data(config)
@@ -186,7 +189,7 @@ def train(config: TrainConfig, *, out: str | os.PathLike[str], resume: bool = Tr
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.lr, total_steps=config.steps,
                                                 pct_start=0.15)
-    step, history = 0, []
+    step, history, commands, spent = 0, [], [command] if command else [], 0.0
     last = ckdir / "last.pt"
     if config.init_from and not (resume and last.is_file()):
         from changedetect.weights import load_model
@@ -199,14 +202,19 @@ def train(config: TrainConfig, *, out: str | os.PathLike[str], resume: bool = Tr
         made_for = state.get("config", {}).get("steps")
         if made_for != config.steps:
             raise ConfigError(f"checkpoint '{last}' belongs to a run of {made_for} steps, not "
-                              f"{config.steps}: resume with --steps {made_for} or start over "
-                              "with --no-resume")
-        if state.get("config") != config.to_dict():
-            log.warning("checkpoint %s was made with another config; resuming anyway", last)
+                              f"{config.steps}: resume with --steps {made_for}, or start afresh "
+                              "with --overwrite")
+        diff = config_differences(state.get("config", {}), config)
+        if diff:
+            raise ConfigError(f"checkpoint '{last}' was made with another config ({'; '.join(diff)}): "
+                              "resume with the same settings, or start afresh with --overwrite")
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
         sched.load_state_dict(state["sched"])
         step, history = int(state["step"]), list(state.get("history", []))
+        made_by = list(state.get("commands", []))
+        commands = made_by + [c for c in commands if c not in made_by]
+        spent = float(state.get("seconds", 0.0))
         log.info("resuming from step %d", step)
     sampler = range(step * bs, config.steps * bs)
     workers = data_workers(config.workers)
@@ -215,8 +223,11 @@ def train(config: TrainConfig, *, out: str | os.PathLike[str], resume: bool = Tr
                         persistent_workers=workers > 0,
                         prefetch_factor=4 if workers > 0 else None)
     amp = dev.type == "cuda"
+    ckdir.mkdir(parents=True, exist_ok=True)
+    if step == 0:  # a fresh run: no log lines of an earlier one
+        (out / "train_log.jsonl").unlink(missing_ok=True)
     model.train()
-    t0, run_loss = time.time(), 0.0
+    t0, run_loss = time.time() - spent, 0.0
     bar = tqdm(total=config.steps, initial=step, disable=not progress, desc=f"train {config.name}")
     for a, b, y in loader:
         a, b, y = (t.to(dev, non_blocking=True) for t in (a, b, y))
@@ -238,18 +249,18 @@ def train(config: TrainConfig, *, out: str | os.PathLike[str], resume: bool = Tr
                    "eval": evaluate_sets(model, sets, dev, config.threshold)}
             history.append(rec)
             _append_log(out / "train_log.jsonl", rec)
-            _save_checkpoint(last, model, opt, sched, step, history, config)
+            _save_checkpoint(last, model, opt, sched, step, history, config, commands, time.time() - t0)
             log.info("step %d: %s", step, json.dumps(rec["eval"]))
         if stop_after is not None and step >= stop_after:
             if step % config.checkpoint_every:
-                _save_checkpoint(last, model, opt, sched, step, history, config)
+                _save_checkpoint(last, model, opt, sched, step, history, config, commands, time.time() - t0)
             bar.close()
             log.info("stopped at step %d; resume to continue", step)
             return None
     bar.close()
     model.eval()
     final = evaluate_sets(model, sets, dev, config.threshold)
-    card = _card(config, final, history, dev, command, count_parameters(model), time.time() - t0)
+    card = _card(config, final, history, dev, commands, count_parameters(model), time.time() - t0)
     card = save_model(model, card, out)
     log.info("wrote %s (sha256 %s)", out, card.sha256)
     return card
@@ -280,10 +291,12 @@ def measure_throughput(config: TrainConfig, *, seconds: float = 20.0) -> float:
 
 
 def _save_checkpoint(path: Path, model: torch.nn.Module, opt: torch.optim.Optimizer, sched: Any,
-                     step: int, history: list[dict[str, Any]], config: TrainConfig) -> None:
+                     step: int, history: list[dict[str, Any]], config: TrainConfig, commands: list[str],
+                     seconds: float) -> None:
     tmp = path.with_suffix(".tmp")
     torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
-                "step": step, "history": history, "config": config.to_dict()}, tmp)
+                "step": step, "history": history, "config": config.to_dict(), "commands": commands,
+                "seconds": seconds}, tmp)
     tmp.replace(path)
 
 
@@ -293,7 +306,7 @@ def _append_log(path: Path, rec: dict[str, Any]) -> None:
 
 
 def _card(cfg: TrainConfig, final: dict[str, Any], history: list[dict[str, Any]], dev: torch.device,
-          command: str, n_params: int, seconds: float) -> ModelCard:
+          commands: list[str], n_params: int, seconds: float) -> ModelCard:
     # checkpoint noise: the spread of each set's F1 over the last three evaluations
     noise = {}
     for name in final:
@@ -303,10 +316,13 @@ def _card(cfg: TrainConfig, final: dict[str, Any], history: list[dict[str, Any]]
                            "f1_std": round(float(np.std(f1s)), 4)}
     devname = torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or "cpu"
     training = {"data": cfg.training_data, "train_groups": list(cfg.train_groups),
-                "val_groups": list(cfg.val_groups), "command": command, "seed": cfg.seed,
+                "val_groups": list(cfg.val_groups), "command": commands[0] if commands else "",
+                "seed": cfg.seed,
                 "steps": cfg.steps, "batch_size": cfg.batch_size, "device": f"{dev.type}: {devname}",
                 "torch": torch.__version__, "seconds": round(seconds, 1), "parameters": n_params,
                 "config": {k: v for k, v in cfg.to_dict().items() if k not in ("data_root", "cache")}}
+    if len(commands) > 1:
+        training["resumed_with"] = commands[1:]
     metrics = dict(final)
     if noise:
         metrics["checkpoint_noise"] = noise

@@ -104,3 +104,86 @@ def test_workers_are_capped_at_the_cpu_cores(tmp_path: Path, monkeypatch: pytest
     capped = [r.getMessage() for r in caplog.records if "data-loader workers" in r.getMessage()]
     assert capped == ["using 1 data-loader workers, not 14: this machine has 1 CPU cores"]
     assert train_mod.data_workers(0) == 0 and train_mod.data_workers(1) == 1
+
+
+def _card(out: Path) -> dict[str, Any]:
+    import json
+
+    return dict(json.loads((out / "metadata.json").read_text()))
+
+
+def test_cli_refuses_a_folder_that_is_not_a_run_of_this_config(tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    toml = _toml(tmp_path)
+    out = tmp_path / "run1"
+    out.mkdir()
+    (out / "run.json").write_text("{}")
+    code, text = _train(capsys, toml, "--out", out)
+    assert code == 2 and "is not empty" in text and "pass --overwrite to replace it" in text, text
+    assert sorted(p.name for p in out.iterdir()) == ["run.json"]
+    code, text = _train(capsys, toml, "--out", out, "--overwrite")
+    assert code == 0, text
+    assert (out / "weights.pt").is_file() and (out / "run.json").read_text() == "{}"
+    empty = tmp_path / "empty"
+    (empty / "checkpoints").mkdir(parents=True)  # empty folders are no one's output
+    assert _train(capsys, toml, "--out", empty)[0] == 0
+
+
+def test_cli_never_rewrites_a_finished_model_with_another_seed(tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    from changedetect.weights import sha256_file
+
+    toml = _toml(tmp_path)
+    out = tmp_path / "m"
+    assert _train(capsys, toml, "--out", out)[0] == 0
+    before = {n: (out / n).read_bytes() for n in ("weights.pt", "metadata.json", "MODEL_CARD.md")}
+    code, text = _train(capsys, toml, "--out", out, "--seed", "5")
+    assert code == 2 and "another config" in text and "seed: 0 there, 5 here" in text, text
+    code, text = _train(capsys, toml, "--out", out)  # the very same run again: nothing to resume
+    assert code == 2 and "already holds the finished model" in text, text
+    assert {n: (out / n).read_bytes() for n in before} == before
+    code, text = _train(capsys, toml, "--out", out, "--seed", "5", "--overwrite")
+    assert code == 0, text
+    card = _card(out)
+    assert card["training"]["seed"] == 5 and "--seed 5" in card["training"]["command"]
+    assert card["sha256"] == sha256_file(out / "weights.pt") != _card_sha(before["metadata.json"])
+    log_steps = [line for line in (out / "train_log.jsonl").read_text().splitlines() if line]
+    assert len(log_steps) == 1  # the seed-0 run's log line went with its checkpoint
+
+
+def _card_sha(meta: bytes) -> str:
+    import json
+
+    return str(json.loads(meta)["sha256"])
+
+
+def test_cli_resumes_an_interrupted_run_of_this_config(tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    from changedetect.training.train import train
+
+    toml = _toml(tmp_path, steps=4)
+    out = tmp_path / "m"
+    cfg = TrainConfig.from_toml(toml)
+    assert train(cfg, out=out, progress=False, device="cpu", stop_after=2, command="first") is None
+    code, text = _train(capsys, toml, "--out", out, "--seed", "3")
+    assert code == 2 and "seed: 0 there, 3 here" in text and not (out / "weights.pt").exists(), text
+    code, text = _train(capsys, toml, "--out", out, "--no-resume")
+    assert code == 2 and "interrupted run of this config (step 2 of 4)" in text, text
+    code, text = _train(capsys, toml, "--out", out, "--workers", "1")  # workers do not change the weights
+    assert code == 0, text
+    training = _card(out)["training"]
+    assert training["command"] == "first" and training["seed"] == 0
+    assert len(training["resumed_with"]) == 1 and "changedetect train" in training["resumed_with"][0]
+
+
+def test_resuming_a_checkpoint_of_another_config_is_refused(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from changedetect.training.train import train
+
+    cfg = TrainConfig.from_toml(_toml(tmp_path, steps=4))
+    out = tmp_path / "m"
+    assert train(cfg, out=out, progress=False, device="cpu", stop_after=2) is None
+    with pytest.raises(ConfigError, match="another config .*lr: 0.002 there, 0.01 here"):
+        train(replace(cfg, lr=0.01), out=out, progress=False, device="cpu")
+    assert not (out / "weights.pt").exists()
