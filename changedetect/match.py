@@ -173,13 +173,35 @@ def match(
     """
     fp, pm, crs = _harmonise_crs(footprints, permits, config)
     grow = (config.edge_tolerance_m or 0.0) if config.attach_to_extensions else 0.0
-    fi, pi, pm = _candidate_pairs(fp, pm, crs, grow)
+    fi, pi, pm_candidates = _candidate_pairs(fp, pm, crs, grow)
+    if len(fp) and len(pm) and not len(fi):
+        _warn_if_far(fp, pm, crs)
+    pm = pm_candidates
     ev = _overlap_evidence(fp, pm, fi, pi, config)
     status, reason = _classify(fp, pm, ev, config)
     out = _frame(footprints, ev, status, reason)
     log.info("matched %d footprints against %d permits in %s: %s", len(out), len(permits), crs.name,
              dict(out["status"].value_counts()))
     return out
+
+
+#: how far from the footprints a register must hold a permit not to be called "elsewhere" (m)
+_NEAR_M = 1000.0
+
+
+def _warn_if_far(fp: Footprints, pm: gpd.GeoDataFrame, crs: CRS) -> None:
+    """A warning when no permit lies within :data:`_NEAR_M` of the footprints: every footprint is
+    then ``unlicensed``, which more often means a register in the wrong place (a wrongly declared
+    CRS, another district) than a district without a single permit."""
+    x0, y0, x1, y1 = shapely.total_bounds(fp.geometry)
+    near = _NEAR_M / metres_per_unit(crs)
+    area = gpd.GeoSeries([shapely.box(x0 - near, y0 - near, x1 + near, y1 + near)], crs=crs).to_crs(pm.crs)
+    if len(pm.sindex.query(area.iloc[0], predicate="intersects")):
+        return
+    where = ", ".join(f"{v:.0f}" for v in (x0, y0, x1, y1))
+    log.warning("no permit of the register lies within %.0f m of the footprints (%s in %s): every footprint "
+                "is unlicensed. Check that the register covers this area and that its CRS is declared "
+                "right (a wrong CRS puts it kilometres away)", _NEAR_M, where, crs.to_string())
 
 
 def _harmonise_crs(

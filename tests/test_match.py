@@ -216,6 +216,20 @@ def test_register_in_another_crs(crs: str) -> None:
     assert status_of(f, p.to_crs(crs)) == {"a": "permitted", "b": "permitted"}
 
 
+def test_a_register_far_from_the_footprints_is_warned_about(caplog: pytest.LogCaptureFixture) -> None:
+    f, p = _case()
+    with caplog.at_level("WARNING", logger="changedetect"):
+        assert status_of(f, p) == {"a": "permitted", "b": "permitted"}
+        near = register(permit("P-x", b(600, 0, 10, 10)))  # 550 m away: no candidate, but near
+        assert status_of(f, near) == {"a": "unlicensed", "b": "unlicensed"}
+    assert "no permit of the register" not in caplog.text
+    far = p.copy()
+    far["geometry"] = far.geometry.translate(50_000, 0)  # as a wrongly declared CRS would put it
+    with caplog.at_level("WARNING", logger="changedetect"):
+        assert status_of(f, far.to_crs("EPSG:9210")) == {"a": "unlicensed", "b": "unlicensed"}
+    assert "no permit of the register lies within 1000 m of the footprints" in caplog.text
+
+
 def test_footprints_in_geographic_crs_are_measured_in_metres() -> None:
     f, p = _case()
     out = match(f.to_crs(4326), p.to_crs(9210))
