@@ -199,12 +199,33 @@ def _build(default: Any, data: Mapping[str, Any], *, where: str, path: str) -> A
         elif value is True and current is None and "bool" not in _members(default, key):
             raise ConfigError(f"{where}: '{full}' does not take true (false turns it off; give a value "
                               f"of the type {_annotation(default, key)})")
+        elif current is None:  # an optional setting: its type from the annotation
+            changes[key] = _coerce_optional(default, key, value, where=where, full=full)
         else:
             changes[key] = _coerce(current, value, where=where, key=full)
     try:
         return replace(default, **changes)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{where}: [{path or 'top level'}] {exc}") from None
+
+
+_SIMPLE = {"int": int, "float": float, "str": str, "bool": bool}
+
+
+def _coerce_optional(default: Any, key: str, value: Any, *, where: str, full: str) -> Any:
+    """``value`` for a field whose default is None, checked against its annotation's simple types
+    (``int | None``: an int; an int where a float is asked is taken as a float)."""
+    members = _members(default, key) - {"None"}
+    if not members or not members <= set(_SIMPLE):
+        return value  # other types (paths, tuples, ...) are checked where they are used
+    if isinstance(value, bool) and "bool" not in members:
+        raise ConfigError(f"{where}: '{full}' must be {' or '.join(sorted(members))}, got {str(value).lower()}")
+    if any(isinstance(value, _SIMPLE[m]) for m in members):
+        return value
+    if isinstance(value, int) and "float" in members:
+        return float(value)
+    raise ConfigError(f"{where}: '{full}' must be {' or '.join(sorted(members))}, got {type(value).__name__} "
+                      f"{value!r}")
 
 
 def _optional(default: Any, key: str) -> bool:

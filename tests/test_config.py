@@ -160,6 +160,16 @@ def test_a_bool_for_an_int_setting_is_an_error(value: bool) -> None:
         PipelineConfig.from_dict({"detect": {"season_days": True}})
 
 
+def test_a_wrong_type_for_an_optional_setting_names_the_key_and_the_type() -> None:
+    """`window = "big"` (default None) reached DetectConfig's checks: "'<' not supported ..."."""
+    pytest.importorskip("changedetect.detect")
+    with pytest.raises(ConfigError, match=r"'detect.window' must be int, got str 'big'"):
+        PipelineConfig.from_dict({"detect": {"window": "big"}})
+    with pytest.raises(ConfigError, match=r"'detect.threshold' must be float, got str '0.6'"):
+        PipelineConfig.from_dict({"detect": {"threshold": "0.6"}})
+    assert PipelineConfig.from_dict({"detect": {"window": 256, "threshold": 0.6}}).detect.window == 256
+
+
 def test_true_for_an_optional_setting_that_is_not_a_bool_is_an_error() -> None:
     """`threshold = true` was threshold = True (1.0: nothing detected), `reference = true` the index 1."""
     for mod in ("coregister", "detect"):
