@@ -146,7 +146,8 @@ def _jsonable(obj: Any) -> Any:
     if isinstance(obj, list | tuple):
         return [_jsonable(v) for v in obj]
     if isinstance(obj, float):
-        return round(obj, 6) if obj == obj and abs(obj) != float("inf") else None
+        # 10 significant digits, not 6 decimals: a pixel of 4.6e-06 degrees stays itself
+        return float(f"{obj:.10g}") if obj == obj and abs(obj) != float("inf") else None
     if hasattr(obj, "item"):  # numpy scalars
         return _jsonable(obj.item())
     return obj
