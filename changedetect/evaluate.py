@@ -131,7 +131,30 @@ def _read_image(path: Path, *, kind: str) -> tuple[np.ndarray, list[str]]:
                           else str(i + 1)) for i in range(src.count)]
     except RasterioIOError as exc:
         raise DatasetError(f"cannot read {kind} '{path}': {exc}") from exc
+    _check_complete(path, kind)
     return data, names
+
+
+def _check_complete(path: Path, kind: str) -> None:
+    """DatasetError for a truncated file: GDAL reads a PNG's or JPEG's missing rows as zeros, and
+    a cut label would be scored as "no change" without a word."""
+    from changedetect.errors import TileReadError
+    from changedetect.io._inspect import inspect_raster
+
+    if path.suffix.lower() in {".png", ".jpg", ".jpeg"}:
+        from PIL import Image
+
+        try:
+            with Image.open(path) as im:
+                im.load()
+        except (OSError, SyntaxError) as exc:  # PIL: "image file is truncated", broken chunks
+            raise DatasetError(f"{kind} '{path}' is truncated or corrupt ({exc}); copy it again or "
+                               "remove the pair") from exc
+        return
+    try:
+        inspect_raster(path)
+    except TileReadError as exc:
+        raise DatasetError(f"{kind}: {exc}") from exc
 
 
 def _as_da(data: np.ndarray, names: list[str]) -> xr.DataArray:

@@ -80,6 +80,19 @@ def test_bad_layouts_name_what_is_missing(tmp_path: Path) -> None:
         evaluate(oscd, model="cva")
 
 
+def test_a_truncated_image_is_an_error_not_a_score(tmp_path: Path) -> None:
+    """GDAL reads a cut PNG's missing rows as zeros: the pair was scored as if nothing changed."""
+    root = _levir(tmp_path / "levir")
+    big = (np.random.default_rng(0).random((256, 256, 3)) * 255).astype(np.uint8)
+    for sub in ("A", "B"):
+        Image.fromarray(big).save(root / sub / "p1.png")
+    Image.fromarray(np.zeros((256, 256), np.uint8)).save(root / "label" / "p1.png")
+    data = (root / "B" / "p1.png").read_bytes()
+    (root / "B" / "p1.png").write_bytes(data[: len(data) // 2])
+    with pytest.raises(DatasetError, match=r"image '.*B/p1.png' is truncated or corrupt"):
+        evaluate(root, model=DiffPredictor())
+
+
 def test_cli_json_has_exactly_the_keys(tmp_path: Path) -> None:
     root = _levir(tmp_path / "levir")
     res = CliRunner().invoke(cli, ["evaluate", str(root), "--model", "cva", "--json"])
