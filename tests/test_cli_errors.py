@@ -317,3 +317,53 @@ def test_run_and_report_over_an_existing_output_say_pass_overwrite(
     code, err = _exit(["report", str(done)], capsys)
     assert code == 2, err
     assert _error_line(err) == f"Error: output '{done / 'report.html'}' already exists; pass --overwrite to replace it"
+
+
+# --- S7: each warning once, one clean line -----------------------------------------------------------
+
+
+def _warn_log_and_stop(*args: object, **kwargs: object) -> None:
+    import logging
+    import warnings
+
+    from changedetect.errors import CoregistrationWarning
+
+    warnings.warn("date 2024-07-12 could not be registered", CoregistrationWarning, stacklevel=2)
+    logging.getLogger("changedetect.coregister").warning("date 2024-07-12 could not be registered")
+    warnings.warn("'crs' was not provided", UserWarning, stacklevel=2)
+    raise TimeSeriesError("stop here")
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_each_warning_is_one_line_said_once(
+    verbose: bool, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    import io
+    import logging
+    import warnings
+
+    import changedetect.io.summary as summary
+
+    monkeypatch.setattr(summary, "describe", _warn_log_and_stop)
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("always")
+            code, _ = _exit([*(["-v"] if verbose else []), "info", str(tmp_path)], capsys)
+    finally:
+        root.removeHandler(handler)
+    assert code == 2
+    lines = [line for line in stream.getvalue().splitlines() if line.startswith("WARNING")]
+    assert len(stream.getvalue().splitlines()) == len(lines) == 2, stream.getvalue()
+    if verbose:
+        assert lines[0].startswith("WARNING changedetect: date 2024-07-12 could not be registered "
+                                   "(CoregistrationWarning at ")
+        assert lines[1].startswith("WARNING py.warnings: UserWarning: 'crs' was not provided (")
+        assert "info.py:" in lines[1]  # stacklevel=2: the caller of the patched describe
+    else:
+        assert lines == ["WARNING changedetect: date 2024-07-12 could not be registered",
+                         "WARNING py.warnings: UserWarning: 'crs' was not provided"]

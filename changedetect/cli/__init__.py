@@ -15,7 +15,8 @@ import importlib
 import importlib.util
 import logging
 import sys
-from typing import Any
+import warnings
+from typing import Any, TextIO
 
 import click
 
@@ -24,6 +25,7 @@ from changedetect.errors import (
     EXIT_INTERNAL,
     EXIT_LOCKED,
     ChangeDetectError,
+    ChangeDetectWarning,
     LockedError,
 )
 
@@ -47,6 +49,58 @@ _STATE: dict[str, bool] = {"debug": False}
 
 #: Exit status after Ctrl-C (128 + SIGINT, as shells report it).
 EXIT_INTERRUPTED = 130
+
+
+class _WarningsOnce(logging.Filter):
+    """Each Python warning as one log line, said once.
+
+    Without it (``logging.captureWarnings``) a warning is printed with the path
+    and source line of the code that raised it, and again by the library's own
+    log line saying the same.  Here a warning becomes one ``WARNING`` line (its
+    category and source location only with ``-v`` or ``--debug``), and a
+    warning and a log record with the same text are shown once, whichever
+    comes first.  Installed by the group on the root logger's handlers.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.detailed = False
+        self.warned: set[str] = set()
+        self.logged: set[str] = set()
+
+    def install(self, *, detailed: bool) -> None:
+        self.detailed = detailed
+        self.warned.clear()
+        self.logged.clear()
+        for handler in logging.getLogger().handlers:
+            if self not in handler.filters:
+                handler.addFilter(self)
+        warnings.showwarning = self.show
+
+    def show(self, message: Warning | str, category: type[Warning], filename: str, lineno: int,
+             file: TextIO | None = None, line: str | None = None) -> None:
+        """``warnings.showwarning``: log the warning unless its text was just logged."""
+        text = str(message).strip()
+        if text in self.logged or text in self.warned:
+            return
+        self.warned.add(text)
+        ours = issubclass(category, ChangeDetectWarning)
+        shown = text if ours else f"{category.__name__}: {text}"
+        if self.detailed:
+            shown += f" ({category.__name__} at {filename}:{lineno})" if ours else f" ({filename}:{lineno})"
+        logging.getLogger("changedetect" if ours else "py.warnings").warning(shown, extra={"_py_warning": True})
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno != logging.WARNING or getattr(record, "_py_warning", False):
+            return True
+        text = record.getMessage().strip()
+        if text in self.warned:
+            return False  # the warning said it already
+        self.logged.add(text)
+        return True
+
+
+_WARNINGS_ONCE = _WarningsOnce()
 
 
 class LazyGroup(click.Group):
@@ -98,7 +152,7 @@ def cli(ctx: click.Context, verbose: int, quiet: bool, debug: bool) -> None:
     elif verbose >= 2 or debug:
         level = logging.DEBUG
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-    logging.captureWarnings(True)
+    _WARNINGS_ONCE.install(detailed=bool(verbose or debug))
     ctx.ensure_object(dict)
     ctx.obj.update(verbose=verbose, quiet=quiet, debug=debug)
 
