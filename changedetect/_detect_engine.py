@@ -196,6 +196,27 @@ def _load_model(config: DetectConfig, model: _Loaded | None) -> _Loaded:
     return loaded
 
 
+def check_gsd(card: Any, crs: Any, transform: Any, width: int, height: int, source: str) -> None:
+    """A warning when the imagery's ground pixel lies well outside the model card's ``gsd_range_m``
+    (below half its lower end or above 1.5 times its upper end): a 10 m Sentinel-2 model on 0.5 m
+    imagery runs without error and finds nothing useful.  Silent without a CRS (units unknown)."""
+    rng = getattr(card, "gsd_range_m", None)
+    if crs is None or not rng:
+        return
+    from changedetect.io.geo import ground_pixel
+    from changedetect.types import Grid
+
+    try:
+        gsd = float(np.sqrt(ground_pixel(Grid(crs=crs, transform=transform, width=width, height=height))[0]))
+    except Exception:  # an odd CRS: nothing to say
+        return
+    lo, hi = float(rng[0]), float(rng[1])
+    if gsd < lo / 2 or gsd > hi * 1.5:
+        made = f"{lo:g} m" if lo == hi else f"{lo:g}-{hi:g} m"
+        logger.warning("model '%s' is made for %s pixels, and %s has %.2f m pixels: expect poor results; "
+                       "`changedetect models` lists the models and their resolutions", card.name, made, source, gsd)
+
+
 def _card_stats(card: Any, sample: np.ndarray) -> Any:
     """Scene-wide normalisation statistics of ``sample`` (c, 1, n), or ``None``."""
     if sample.shape[-1] == 0:

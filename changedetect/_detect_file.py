@@ -28,6 +28,7 @@ from changedetect._detect_engine import (
     _Runner,
     _sample_stats,
     _threshold,
+    check_gsd,
     resolve_bands,
 )
 from changedetect.errors import GeoreferenceError
@@ -193,6 +194,7 @@ def detect_to_file(
     counter = _Counter(_threshold(config, card))
     with rasterio.Env(GDAL_CACHEMAX=256), _open(before_path) as src_b, _open(after_path) as raw_a:
         src_a = _onto(raw_a, src_b, after_path)
+        check_gsd(card, src_b.crs, src_b.transform, src_b.width, src_b.height, f"'{before_path}'")
         aliases = dict(getattr(card, "band_aliases", None) or {})
         idx_b = resolve_bands(_file_band_names(src_b), list(card.bands), aliases=aliases,
                               source=f"BEFORE '{before_path}'")

@@ -17,6 +17,7 @@ weights and handed back strip by strip.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 import numpy as np
@@ -35,6 +36,7 @@ from changedetect._detect_engine import (
     _Runner,
     _sample_stats,
     _threshold,
+    check_gsd,
     resolve_bands,
 )
 from changedetect._detect_file import detect_to_file
@@ -325,6 +327,10 @@ def detect_each_pair(
     thr = _threshold(config, loaded.card)
     times = stack["time"].values
     n = len(times)
+    if "x" in stack.dims and "y" in stack.dims:
+        with contextlib.suppress(Exception):  # no georeferencing: nothing to check
+            check_gsd(loaded.card, stack.rio.crs, stack.rio.transform(), stack.sizes["x"], stack.sizes["y"],
+                      "the stack")
     pairs = series_pairs(times, config.season_days) if pairs is None else list(pairs)
     if not pairs or any(not 0 <= i < j < n for i, j in [*pairs, *(mask_pairs or [])]):
         raise ValueError(f"pairs must be (before, after) indices with 0 <= before < after < {n}, "

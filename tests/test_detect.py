@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -290,6 +291,29 @@ def test_detect_to_file_refuses_bad_pairs_before_any_work(tmp_path: Path) -> Non
     one = xr.concat([a], dim="time").assign_coords(time=[np.datetime64("2024-01-15", "ns")])
     with pytest.raises(TimeSeriesError, match=r"two or more dates; the stack holds 1 \(2024-01-15\)"):
         detect_series(one, config=CFG, model=loaded)
+
+
+def test_a_model_far_from_its_resolution_is_warned_about(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    a, b = _pair(64, 64)
+    pa = _write(tmp_path / "a.tif", a.values.astype(np.uint8))  # 0.5 m pixels
+    pb = _write(tmp_path / "b.tif", b.values.astype(np.uint8))
+    coarse = Loaded(Pointwise(3), dataclasses.replace(FakeCard(), name="s2"))
+    object.__setattr__(coarse.card, "gsd_range_m", (10.0, 10.0))
+    with caplog.at_level("WARNING", logger="changedetect"):
+        detect_to_file(pa, pb, tmp_path / "p.tif", config=CFG, model=coarse)
+    assert "model 's2' is made for 10 m pixels, and '" in caplog.text and "has 0.50 m pixels" in caplog.text
+    caplog.clear()
+    fine = Loaded(Pointwise(3), dataclasses.replace(FakeCard(), name="vhr"))
+    object.__setattr__(fine.card, "gsd_range_m", (0.3, 1.0))
+    with caplog.at_level("WARNING", logger="changedetect"):
+        detect_to_file(pa, pb, tmp_path / "q.tif", config=CFG, model=fine)
+        stack = xr.concat([a, b], dim="time").assign_coords(
+            time=np.array(["2024-01-01", "2024-07-01"], dtype="datetime64[ns]"))
+        detect_series(stack, config=CFG, model=fine)
+    assert "made for" not in caplog.text
+    with caplog.at_level("WARNING", logger="changedetect"):
+        detect_series(stack, config=CFG, model=coarse)
+    assert "and the stack has 0.50 m pixels" in caplog.text
 
 
 @pytest.fixture(scope="module")
