@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -288,11 +288,17 @@ def sample_city_manifest(folder: Path) -> dict[str, object] | None:
 
 
 # -- cache -------------------------------------------------------------------------------
-def save_cache(path: Path, *, images: Sequence[LabelledImage] = (), pairs: Sequence[ChangePair] = ()
-               ) -> Path:
-    """Write images and pairs into one compressed ``.npz`` (uint8 pixels stay uint8)."""
+def save_cache(path: Path, *, images: Sequence[LabelledImage] = (), pairs: Sequence[ChangePair] = (),
+               source: Mapping[str, Any] | None = None) -> Path:
+    """Write images and pairs into one compressed ``.npz`` (uint8 pixels stay uint8).
+
+    ``source`` records what the cache was built from (``data_root``, task, groups, bands;
+    :func:`changedetect.training.loaders.cache_key`), read back by :func:`cache_source`.
+    """
     arrays: dict[str, Any] = {}
-    index: dict[str, list[dict[str, object]]] = {"images": [], "pairs": []}
+    index: dict[str, Any] = {"images": [], "pairs": []}
+    if source is not None:
+        index["source"] = dict(source)
     for i, im in enumerate(images):
         arrays[f"im{i}_image"], arrays[f"im{i}_mask"] = im.image, im.mask
         assert im.valid is not None
@@ -309,6 +315,14 @@ def save_cache(path: Path, *, images: Sequence[LabelledImage] = (), pairs: Seque
     np.savez_compressed(tmp, **arrays)
     tmp.replace(path)
     return path
+
+
+def cache_source(path: Path) -> dict[str, Any] | None:
+    """What the cache at ``path`` was built from (see :func:`save_cache`); ``None`` if unrecorded."""
+    with np.load(Path(path)) as z:
+        index = json.loads(bytes(z["index"]).decode())
+    src = index.get("source") if isinstance(index, dict) else None
+    return dict(src) if isinstance(src, dict) else None
 
 
 def load_cache(path: Path) -> tuple[list[LabelledImage], list[ChangePair]]:
@@ -415,7 +429,11 @@ def add_pairs_to_cache(base: Path, out: Path, pairs: Sequence[ChangePair]) -> Pa
     """Write ``out``: everything in the cache ``base`` plus ``pairs`` (e.g. generated cities)."""
     images, old = load_cache(base)
     names = {p.name for p in old}
-    return save_cache(out, images=images, pairs=[*old, *(p for p in pairs if p.name not in names)])
+    source = cache_source(base)
+    if source is not None:  # the new cache also holds the added pairs' groups
+        source["groups"] = sorted({*source.get("groups", []), *(p.group for p in pairs)})
+    return save_cache(out, images=images, pairs=[*old, *(p for p in pairs if p.name not in names)],
+                      source=source)
 
 
 def _main(argv: list[str] | None = None) -> None:
@@ -438,7 +456,7 @@ def _main(argv: list[str] | None = None) -> None:
     log.info("wrote %s with %d generated pairs", args.out, len(pairs))
 
 
-__all__ = ["ChangePair", "LabelledImage", "add_pairs_to_cache", "ensure_city", "generated_city_pairs", "load_cache", "load_dubai_hitl", "load_fair_oam_area",
+__all__ = ["ChangePair", "LabelledImage", "add_pairs_to_cache", "cache_source", "ensure_city", "generated_city_pairs", "load_cache", "load_dubai_hitl", "load_fair_oam_area",
            "load_levir", "load_oscd_city", "load_sample_city", "load_spacenet_rio", "save_cache"]
 
 

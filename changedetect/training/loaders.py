@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -229,14 +230,56 @@ def _quantise(x: np.ndarray) -> np.ndarray:
     return out
 
 
+def cache_key(cfg: TrainConfig) -> dict[str, Any]:
+    """What a training cache built for ``cfg`` holds: its data root, task, groups and bands."""
+    return {"data_root": str(Path(cfg.data_root).resolve()), "task": cfg.task,
+            "groups": sorted(set(cfg.train_groups) | set(cfg.val_groups)), "levir": cfg.levir,
+            "bands": list(cfg.bands), "band_aliases": {k: list(v) for k, v in sorted(cfg.band_aliases.items())}}
+
+
+def check_cache(cfg: TrainConfig, cache: Path) -> None:
+    """Refuse a cache built for other data than ``cfg`` names (see :func:`cache_key`).
+
+    A cache from another ``data_root`` is refused while the config's data root exists
+    (delete the cache to rebuild it from there); when that root is absent (a cache carried
+    to another machine) it is used, with a warning naming where it came from.  An older
+    cache that records nothing is used with a warning.
+    """
+    src = ds.cache_source(cache)
+    want = cache_key(cfg)
+    fix = (f"delete it to rebuild it from '{want['data_root']}', or set `cache` in the config to "
+           "another file")
+    if src is None:
+        why = fix if Path(cfg.data_root).is_dir() else f"data root '{want['data_root']}' is absent"
+        log.warning("training cache %s does not record the data it was built from (an older cache); "
+                    "using it as it is (%s)", cache, why)
+        return
+    problems = [f"{k} {src.get(k)!r}, not {want[k]!r}" for k in ("task", "bands", "band_aliases")
+                if src.get(k) != want[k]]
+    missing = sorted(set(want["groups"]) - set(src.get("groups", [])))
+    if missing:
+        problems.append(f"no group(s) {', '.join(missing)}")
+    if cfg.levir and src.get("levir") != cfg.levir:
+        problems.append(f"levir {src.get('levir')!r}, not {cfg.levir!r}")
+    if problems:
+        raise DatasetError(f"training cache '{cache}' was built for another config ({'; '.join(problems)}): {fix}")
+    if src.get("data_root") != want["data_root"]:
+        if Path(cfg.data_root).is_dir():
+            raise DatasetError(f"training cache '{cache}' was built from data_root '{src.get('data_root')}', "
+                               f"not '{want['data_root']}' (the config's): {fix}")
+        log.warning("data root %s is absent: training from the cache %s, built from %s",
+                    want["data_root"], cache, src.get("data_root"))
+
+
 def load_data(cfg: TrainConfig) -> tuple[list[ds.LabelledImage], list[ds.ChangePair]]:
-    """The cache if present, else the data read from ``data_root`` (then cached)."""
+    """The cache if present (checked by :func:`check_cache`), else the data read from ``data_root``, then cached."""
     cache = Path(cfg.cache)
     if cache.is_file():
+        check_cache(cfg, cache)
         log.info("reading training cache %s", cache)
         return ds.load_cache(cache)
     images, pairs = build_data(cfg)
-    ds.save_cache(cache, images=images, pairs=pairs)
+    ds.save_cache(cache, images=images, pairs=pairs, source=cache_key(cfg))
     log.info("wrote training cache %s (%.1f MB)", cache, cache.stat().st_size / 1e6)
     return images, pairs
 
@@ -255,4 +298,5 @@ def split(cfg: TrainConfig, images: list[ds.LabelledImage], pairs: list[ds.Chang
     }
 
 
-__all__ = ["S2Pairs", "VhrPairs", "band_index", "build_data", "load_data", "normalise", "split"]
+__all__ = ["S2Pairs", "VhrPairs", "band_index", "build_data", "cache_key", "check_cache", "load_data", "normalise",
+           "split"]

@@ -187,3 +187,58 @@ def test_resuming_a_checkpoint_of_another_config_is_refused(tmp_path: Path) -> N
     with pytest.raises(ConfigError, match="another config .*lr: 0.002 there, 0.01 here"):
         train(replace(cfg, lr=0.01), out=out, progress=False, device="cpu")
     assert not (out / "weights.pt").exists()
+
+
+def test_cache_from_another_data_root_is_refused_or_named(tmp_path: Path,
+                                                          caplog: pytest.LogCaptureFixture) -> None:
+    from dataclasses import replace
+
+    from changedetect.errors import DatasetError
+    from changedetect.training.datasets import add_pairs_to_cache, cache_source
+    from changedetect.training.loaders import cache_key, load_data
+
+    (tmp_path / "rootA").mkdir()
+    (tmp_path / "rootB").mkdir()
+    cache = tmp_path / "c.npz"
+    built = TrainConfig(cache=str(cache), data_root=str(tmp_path / "rootA"), train_groups=("a",),
+                        val_groups=("held",), levir="")
+    save_cache(cache, images=[_image(1, "a"), _image(3, "held")], source=cache_key(built))
+    assert len(load_data(built)[0]) == 2  # its own data root: used
+    other = replace(built, data_root=str(tmp_path / "rootB"))
+    with pytest.raises(DatasetError, match=r"built from data_root '.*rootA', not '.*rootB'.*delete it"):
+        load_data(other)
+    caplog.set_level("WARNING", logger="changedetect.training.loaders")
+    absent = replace(built, data_root=str(tmp_path / "nonexistent"))
+    assert len(load_data(absent)[0]) == 2  # a carried cache: used, with a word
+    assert any("nonexistent is absent: training from the cache" in r.getMessage() and "rootA" in r.getMessage()
+               for r in caplog.records)
+    with pytest.raises(DatasetError, match="no group.*extra"):
+        load_data(replace(built, train_groups=("a", "extra")))
+    with pytest.raises(DatasetError, match="task 'vhr', not 's2'"):
+        load_data(replace(built, task="s2"))
+    add_pairs_to_cache(cache, tmp_path / "more.npz", [])
+    assert cache_source(tmp_path / "more.npz") == cache_source(cache) == cache_key(built)
+    caplog.clear()
+    save_cache(cache, images=[_image(1, "a"), _image(3, "held")])  # an older cache: says so
+    assert len(load_data(other)[0]) == 2
+    assert any("does not record the data it was built from" in r.getMessage() for r in caplog.records)
+
+
+def test_a_built_cache_records_its_data_root(tmp_path: Path) -> None:
+    from changedetect.errors import DatasetError
+    from changedetect.training.datasets import cache_source
+    from changedetect.training.loaders import load_data
+
+    for name in ("rootA", "rootB"):
+        (tmp_path / name).mkdir()
+    toml = tmp_path / "t.toml"
+    body = ('data_root = "{root}"\ncache = "c.npz"\ntrain_groups = ["sample_city_1"]\n'
+            'val_groups = ["sample_city_2"]\nlevir = ""\n')
+    toml.write_text(body.format(root="rootA"))
+    built = load_data(TrainConfig.from_toml(toml))  # read from the committed sample city, then cached
+    assert [p.group for p in built[1]] == ["sample_city_1", "sample_city_2"]
+    source = cache_source(tmp_path / "c.npz")
+    assert source is not None and source["data_root"] == str((tmp_path / "rootA").resolve())
+    toml.write_text(body.format(root="rootB"))
+    with pytest.raises(DatasetError, match="rootA"):
+        load_data(TrainConfig.from_toml(toml))
