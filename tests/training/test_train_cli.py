@@ -242,3 +242,30 @@ def test_a_built_cache_records_its_data_root(tmp_path: Path) -> None:
     toml.write_text(body.format(root="rootB"))
     with pytest.raises(DatasetError, match="rootA"):
         load_data(TrainConfig.from_toml(toml))
+
+
+def test_a_failed_data_load_leaves_no_folder(tmp_path: Path) -> None:
+    from changedetect.errors import DatasetError
+    from changedetect.training.train import train
+
+    cfg = TrainConfig(cache=str(tmp_path / "missing.npz"), data_root=str(tmp_path / "nodata"))
+    with pytest.raises(DatasetError, match="nodata"):
+        train(cfg, out=tmp_path / "m", progress=False, device="cpu")
+    assert not (tmp_path / "m").exists()
+
+
+def test_budget_run_resumes_with_its_own_step_count(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from changedetect.errors import OutputExistsError
+    from changedetect.training.outdir import prepare_out
+    from changedetect.training.train import train
+
+    cfg = TrainConfig.from_toml(_toml(tmp_path, steps=4))
+    out = tmp_path / "m"
+    assert train(cfg, out=out, progress=False, device="cpu", stop_after=2) is None
+    assert prepare_out(replace(cfg, steps=9), out, any_steps=True) == (2, 4)
+    with pytest.raises(OutputExistsError, match="resume it with --steps 4"):
+        prepare_out(replace(cfg, steps=9), out)
+    assert prepare_out(replace(cfg, steps=9), out, overwrite=True) is None
+    assert not (out / "checkpoints" / "last.pt").exists() and not (out / "train_log.jsonl").exists()
