@@ -12,7 +12,8 @@ Example (``models/vhr-building/train.toml``)::
     p_pairing = 0.35
 
 Paths in the file are relative to the file's folder.  An unknown key raises
-:class:`~changedetect.errors.ConfigError` naming it and the allowed ones.
+:class:`~changedetect.errors.ConfigError` naming it and the allowed ones; a value of the
+wrong type one naming the key, the expected type and the value.
 """
 
 from __future__ import annotations
@@ -143,10 +144,10 @@ class TrainConfig:
         """Build from a mapping (a parsed TOML file)."""
         data = dict(data)
         synth = data.pop("synth", {})
-        _check_keys(cls, data, source)
-        _check_keys(SynthConfig, synth, f"{source} [synth]")
         if not isinstance(synth, dict):
             raise ConfigError(f"{source}: 'synth' must be a table ([synth]), got {_shown(synth)}")
+        _check_keys(cls, data, source)
+        _check_keys(SynthConfig, synth, f"{source} [synth]")
         hints, synth_hints = typing.get_type_hints(cls), typing.get_type_hints(SynthConfig)
         kw = {k: _typed(hints[k], v, where=source, key=k) for k, v in data.items()}
         syn = {k: _typed(synth_hints[k], v, where=f"{source} [synth]", key=k) for k, v in synth.items()}

@@ -53,6 +53,7 @@ def _train(capsys: pytest.CaptureFixture[str], *args: str | Path) -> tuple[int, 
     ('bands = "red"', "'bands' must be an array of strings, got string 'red'"),
     ("gsd_range_m = [0.3]", "'gsd_range_m' must be an array of 2 numbers, got array [0.3]"),
     ("[synth]\nsize = \"big\"", "[synth]: 'size' must be an integer, got string 'big'"),
+    ("synth = 3", "'synth' must be a table ([synth]), got integer 3"),
 ])
 def test_wrong_type_names_key_type_and_value(tmp_path: Path, line: str, expected: str) -> None:
     p = tmp_path / "t.toml"
