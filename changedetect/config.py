@@ -216,7 +216,7 @@ def _coerce_optional(default: Any, key: str, value: Any, *, where: str, full: st
     """``value`` for a field whose default is None, checked against its annotation's simple types
     (``int | None``: an int; an int where a float is asked is taken as a float)."""
     members = _members(default, key) - {"None"}
-    if not members or not members <= set(_SIMPLE):
+    if value is None or not members or not members <= set(_SIMPLE):  # None: from_dict of to_dict
         return value  # other types (paths, tuples, ...) are checked where they are used
     if isinstance(value, bool) and "bool" not in members:
         raise ConfigError(f"{where}: '{full}' must be {' or '.join(sorted(members))}, got {str(value).lower()}")

@@ -168,6 +168,8 @@ def test_a_wrong_type_for_an_optional_setting_names_the_key_and_the_type() -> No
     with pytest.raises(ConfigError, match=r"'detect.threshold' must be float, got str '0.6'"):
         PipelineConfig.from_dict({"detect": {"threshold": "0.6"}})
     assert PipelineConfig.from_dict({"detect": {"window": 256, "threshold": 0.6}}).detect.window == 256
+    default = PipelineConfig()
+    assert PipelineConfig.from_dict(default.to_dict()) == default  # None round-trips (the nightly's path)
 
 
 def test_true_for_an_optional_setting_that_is_not_a_bool_is_an_error() -> None:
