@@ -80,7 +80,7 @@ def prepare_out(config: TrainConfig, out: Path, *, overwrite: bool = False, resu
     last = out / "checkpoints" / "last.pt"
     if not last.is_file():
         what = "already holds a trained model" if (out / "weights.pt").is_file() else "is not empty"
-        raise OutputExistsError(f"'{out}' {what} and holds no interrupted training run to resume; "
+        raise OutputExistsError(f"'{out}' {what} (no interrupted training run to resume); "
                                 "pass --overwrite to replace it, or choose another folder")
     state = _checkpoint(last)
     made, step = dict(state.get("config", {})), int(state.get("step", 0))
