@@ -291,6 +291,13 @@ def vectorize_file(
         if not isinstance(da, xr.DataArray):
             raise ValueError(f"'{path}' holds several subdatasets; give one raster")
         if not bands:
+            stored = np.dtype(da.encoding.get("dtype", da.dtype))  # as in the file (masked reads are float)
+            if da.sizes.get("band", 1) != 1 or not np.issubdtype(stored, np.floating):
+                from changedetect.errors import ConfigError
+
+                raise ConfigError(f"'{path}' has {da.sizes.get('band', 1)} band(s) of {stored}: PROB is a change "
+                                  "probability raster, one float band in [0, 1] (what `changedetect detect` "
+                                  "writes), not an image")
             return da.isel(band=0, drop=True).assign_attrs(da.attrs)
         names = da.attrs.get("long_name")
         names = list(names) if isinstance(names, list | tuple) else ["red", "green", "blue", "nir"][: da.sizes["band"]]

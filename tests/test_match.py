@@ -503,6 +503,21 @@ def test_cli_match(tmp_path) -> None:
     assert (tmp_path / "v_rejects.gpkg").exists() and out.exists()
 
 
+def test_match_to_file_names_the_footprints_as_footprints(tmp_path) -> None:
+    from changedetect.errors import ConfigError, RegisterReadError
+    from changedetect.io.vectors import write_vector
+    from changedetect.match import match_to_file
+
+    p = register(permit("P-ok", b(0, 0, 10, 15)))
+    write_vector(p, tmp_path / "reg.gpkg")
+    (tmp_path / "prob.tif").write_bytes(b"II*\x00")
+    with pytest.raises(RegisterReadError, match=r"^footprints file '.*prob.tif': unknown format"):
+        match_to_file(tmp_path / "prob.tif", tmp_path / "reg.gpkg", tmp_path / "v.gpkg")
+    with pytest.raises(ConfigError, match="looks like a permit register"):  # the register given twice
+        match_to_file(tmp_path / "reg.gpkg", tmp_path / "reg.gpkg", tmp_path / "v.gpkg")
+    assert not (tmp_path / "v.gpkg").exists()
+
+
 def test_cli_attach_extensions_flag_with_a_vn2000_register(tmp_path) -> None:
     from click.testing import CliRunner
 

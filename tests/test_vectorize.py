@@ -271,6 +271,13 @@ def test_cli_vectorize(tmp_path) -> None:
     res = CliRunner().invoke(cli, args)
     assert res.exit_code == 0, res.output
     assert "1 footprints, 300 m²" in res.output
+    from changedetect.errors import ConfigError
+    from changedetect.vectorize import vectorize_file
+
+    image = np.zeros((3, 80, 80), np.uint8)  # an RGB tile given as PROB
+    raster(image, dims=("band", "y", "x")).rio.to_raster(tmp_path / "rgb.tif")
+    with pytest.raises(ConfigError, match=r"has 3 band\(s\) of uint8: PROB is a change probability raster"):
+        vectorize_file(tmp_path / "rgb.tif", tmp_path / "x.gpkg")
     import geopandas as gpd
 
     back = gpd.read_file(out)
