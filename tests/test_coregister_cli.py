@@ -50,6 +50,12 @@ def test_cli_writes_aligned_cogs_and_the_report(tmp_path: Path) -> None:
     assert re.search(r"2024-02-15  shift \+1\.[45]\d, -2\.[23]\d px", result.output), result.output
     again = CliRunner().invoke(cli, ["coregister", str(tiles), "--out", str(out)])
     assert again.exit_code != 0 and "--overwrite" in str(again.exception or again.output)
+    # overwritten with one date fewer: the other date's COG goes too (info would read it)
+    (tiles / "district12_20240215.tif").rename(tmp_path / "aside.tif")
+    (tiles / "district12_20240315.tif").write_bytes((tmp_path / "aside.tif").read_bytes())
+    third = CliRunner().invoke(cli, ["-q", "coregister", str(tiles), "--out", str(out), "--overwrite"])
+    assert third.exit_code == 0, third.output
+    assert sorted(p.name for p in out.glob("aligned_*.tif")) == ["aligned_20240115.tif", "aligned_20240315.tif"]
 
 
 def test_cli_reference_crs_and_resolution(tmp_path: Path) -> None:

@@ -61,6 +61,8 @@ def coregister_files(
                 "shift_px": f"{entry.shift_px[0]:.4f},{entry.shift_px[1]:.4f}"}
         written.append(write_cog(aligned.isel(time=i), path, overwrite=overwrite, tags=tags))
     report.to_json(out / "coregistration.json", overwrite=overwrite)
+    for stale in set(out.glob("aligned_*.tif")) - set(written):  # an earlier run's other dates (overwrite)
+        stale.unlink()
     return report, written
 
 
