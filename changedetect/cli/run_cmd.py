@@ -22,8 +22,9 @@ from changedetect.cli.options import (
 @click.argument("tiles", type=click.Path(path_type=Path, exists=True))
 @click.option("--permits", required=True, type=str,
               help="Permit register: .gpkg/.geojson/.shp/.parquet/.csv or a postgresql:// URL.")
-@out_path_opt(help="Output folder (coregistration.json, change_probability.tif, footprints.gpkg, "
-                   "violations.gpkg/.csv, report.html, run.json).")
+@out_path_opt(help="Output folder (coregistration.json, change_probability.tif, first_seen.tif, "
+                   "before_rgb.tif, after_rgb.tif, footprints.gpkg, violations.gpkg/.csv, report.html, "
+                   "run.json).")
 @click.option("--model", help="Model name or folder (default: the config's, vhr-building).")
 @click.option("--config", "config_path", type=click.Path(path_type=Path, exists=True, dir_okay=False),
               help="TOML file mapping one-to-one onto the configuration (see docs/report.md).")
@@ -94,11 +95,14 @@ def _text(s: dict[str, Any]) -> str:
         + (f" ({s['carried_ids']} ids carried over from the previous run)" if s.get("carried_ids") is not None else ""),
         f"  violations:         {s['n_violations']}",
     ]
-    order = ["unlicensed", "exceeds_permit", "permit_expired", "type_mismatch", "before_permit", "permitted"]
+    order = ["unlicensed", "exceeds_permit", "permit_expired", "type_mismatch", "before_permit"]
     counts = s["counts"]
-    for status in order + sorted(set(counts) - set(order)):
+    for status in order + sorted(set(counts) - set(order) - {"permitted"}):
         if status in counts:
             lines.append(f"    {status.replace('_', ' '):<18}{counts[status]:>4}")
+    if "permitted" in counts:
+        lines.append(f"  permitted:          {counts['permitted']} (footprints within a valid permit; in the "
+                     "violation files, not in the report)")
     t = s["timings_s"]
     lines.append("  time: " + ", ".join(f"{k} {v:.1f} s" for k, v in t.items()) + f" (total {sum(t.values()):.1f} s)")
     paths = s["paths"]
