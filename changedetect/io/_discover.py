@@ -228,11 +228,17 @@ def _from_csv(path: Path) -> list[Entry]:
         ]
     if not rows:
         raise TimeSeriesError(f"manifest '{path}' has no rows; expected columns path,date[,bands]")
-    return [_manifest_row(row, path, i) for i, row in enumerate(rows, 2)]  # row 1 is the header
+    columns = list(rows[0])
+    for keys, what in ((_PATH_KEYS, "path"), (_DATE_KEYS, "date")):
+        if not any(k in columns for k in keys):
+            raise TimeSeriesError(f"manifest '{path}' has no '{what}' column (columns: "
+                                  f"{', '.join(c for c in columns if c) or 'none'}); expected path,date[,bands]")
+    # rows are numbered as a spreadsheet shows them: the header is line 1, the first row line 2
+    return [_manifest_row(row, path, i, line=True) for i, row in enumerate(rows, 2)]
 
 
-def _manifest_row(row: Any, manifest: Path, number: int) -> Entry:
-    where = f"manifest '{manifest}', row {number}"
+def _manifest_row(row: Any, manifest: Path, number: int, *, line: bool = False) -> Entry:
+    where = f"manifest '{manifest}', {'line' if line else 'row'} {number}"
     if not isinstance(row, dict):
         raise TimeSeriesError(f"{where}: expected an object with 'path' and 'date', got {row!r}")
     row = {str(k).lower(): v for k, v in row.items()}

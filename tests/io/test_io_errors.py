@@ -36,6 +36,16 @@ def test_missing_file_in_a_manifest(write_tif, tmp_path: Path) -> None:
         open_series(tmp_path / "m.csv")
 
 
+def test_a_manifest_without_a_date_column_says_so(write_tif, tmp_path: Path) -> None:
+    _tile(write_tif, tmp_path / "a.tif")
+    (tmp_path / "m.csv").write_text("path,when\na.tif,2024-01-01\n")
+    with pytest.raises(TimeSeriesError, match=r"has no 'date' column \(columns: path, when\)"):
+        open_series(tmp_path / "m.csv")
+    (tmp_path / "m.csv").write_text("path,date\na.tif,2024-01-01\na.tif,someday\n")
+    with pytest.raises(TimeSeriesError, match=r"line 3: date 'someday' is missing or not a date"):
+        open_series(tmp_path / "m.csv")  # the line a spreadsheet shows (the header is line 1)
+
+
 def test_not_a_raster(write_tif, tmp_path: Path) -> None:
     _tile(write_tif, tmp_path / "a_20240101.tif")
     (tmp_path / "b_20240201.tif").write_text("path,date\nthis is a CSV saved as .tif\n")
