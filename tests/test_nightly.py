@@ -367,6 +367,16 @@ def test_a_bad_register_or_model_fails_the_night_once_before_any_area(world: dic
     assert not (base / "state" / "work").exists() or not any((base / "state" / "work").rglob("run.json"))
 
 
+def test_an_empty_catalog_is_warned_about(world: dict, tmp_path: Path) -> None:
+    from changedetect.config import PipelineConfig
+    from changedetect.nightly import run_nightly
+
+    (tmp_path / "catalog").mkdir()
+    summary = run_nightly(tmp_path / "catalog", permits=world["permits"], state=tmp_path / "state",
+                          out=tmp_path / "out", night=NIGHTS[0], config=PipelineConfig.from_toml(world["config"]))
+    assert any("holds no acquisitions" in w and "check --catalog" in w for w in summary.warnings)
+
+
 def test_temporary_files_of_a_killed_run_are_removed(world: dict, tmp_path: Path) -> None:
     """A SIGKILL while an output is being written leaves its temporary file: the next run removes it."""
     base = tmp_path / "temps"
