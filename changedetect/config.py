@@ -78,6 +78,46 @@ class ReportConfig:
 
 
 @dataclass(frozen=True)
+class PermitsConfig:
+    """How ``changedetect run`` and ``changedetect nightly`` read the permit register: the
+    options of :func:`changedetect.permits.load_register` (and of ``changedetect match``).
+
+    Parameters
+    ----------
+    table, query, params
+        For a ``postgresql://`` register: a table (``schema.table``), or one ``SELECT`` with
+        ``%(name)s`` placeholders and their values (a TOML table, e.g. ``params = {d = "12"}``).
+    layer
+        Layer of a multi-layer file (GeoPackage).
+    column_map
+        Register column -> schema column, for registers that name things differently.
+    crs
+        CRS of a register that declares none (a CSV with WKT), e.g. ``"EPSG:9210"``.
+    strict
+        ``False``: keep the good rows, warn about the bad ones and write them to
+        ``permit_rejects.gpkg`` in the run's folder (lenient).
+    """
+
+    table: str | None = None
+    query: str | None = None
+    params: dict[str, str] | None = None
+    layer: str | None = None
+    column_map: dict[str, str] | None = None
+    crs: str | None = None
+    strict: bool = True
+
+    def load(self, source: str | Path, *, rejects_path: str | Path | None = None) -> Any:
+        """The validated register (:func:`changedetect.permits.load_register` with these options)."""
+        from changedetect.permits import load_register
+
+        return load_register(source, layer=self.layer, table=self.table, query=self.query,
+                             params=dict(self.params) if self.params else None,
+                             column_map=dict(self.column_map) if self.column_map else None, crs=self.crs,
+                             strict=self.strict, rejects_path=None if self.strict else rejects_path,
+                             overwrite=True)
+
+
+@dataclass(frozen=True)
 class OutputConfig:
     """What a run writes beside the violations.
 
@@ -139,6 +179,7 @@ class PipelineConfig:
     match: MatchConfig = field(default_factory=_match_config)
     report: ReportConfig = field(default_factory=ReportConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
+    permits: PermitsConfig = field(default_factory=PermitsConfig)
 
     @classmethod
     def from_toml(cls, path: str | Path) -> PipelineConfig:
@@ -332,4 +373,4 @@ def _toml_value(v: Any) -> str:
     return json.dumps(str(v), ensure_ascii=False)
 
 
-__all__ = ["OutputConfig", "PipelineConfig", "ReportConfig"]
+__all__ = ["OutputConfig", "PermitsConfig", "PipelineConfig", "ReportConfig"]

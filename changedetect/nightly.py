@@ -272,11 +272,10 @@ def run_nightly(
 def _check_shared_inputs(permits: str | Path, config: PipelineConfig) -> None:
     """The register and the model every area uses: a bad one is one error (exit 2) before the
     lock is taken or anything is written, instead of the same failure in every area."""
-    from changedetect.permits import load_register
     from changedetect.weights import find_model
 
     find_model(config.detect.model)  # ModelError listing the models there are
-    load_register(permits)  # PermitSchemaError / RegisterReadError naming the rows
+    config.permits.load(permits)  # PermitSchemaError / RegisterReadError naming the rows ([permits] options)
 
 
 def _remove_stale_temporaries(*folders: Path) -> None:

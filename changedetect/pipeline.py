@@ -223,7 +223,7 @@ def run(
             grids = ([sc.grid for sc in series.scenes if sc.date.isoformat() == pairs[0][0]] if pairs
                      else [sc.grid for sc in series.scenes if sc.date.isoformat() != register_to])
             stack = series.to_stack(grid=grids[0] if (register_to is not None or pairs) and grids else None)
-            register = _load_permits(permits)
+            register = config.permits.load(permits, rejects_path=stage / "permit_rejects.gpkg")
             before, before_info = _load_previous(previous)
         if register_to is not None:
             config = replace(config, coregister=replace(config.coregister, reference=register_to))
@@ -252,12 +252,6 @@ def _publish(stage: Path, out: Path) -> None:
     for name in set(OUTPUTS.values()) - written:  # left by an earlier run in this folder (overwrite)
         (out / name).unlink(missing_ok=True)
     os.replace(stage / OUTPUTS["run"], out / OUTPUTS["run"])
-
-
-def _load_permits(permits: str | Path) -> gpd.GeoDataFrame:
-    from changedetect.permits import load_register
-
-    return load_register(permits)
 
 
 def _load_previous(previous: str | Path | gpd.GeoDataFrame | None) -> tuple[gpd.GeoDataFrame | None,

@@ -231,3 +231,49 @@ def test_sample_register_round_trips_through_postgis(postgis_url: str, repo_root
         fps = gpd.read_file(truth, layer="footprints").rename(columns={"structure_id": "footprint_id"})
         a, b = match(fps, db), match(fps, permits)
         assert a.drop(columns="geometry").equals(b.drop(columns="geometry"))
+
+
+def test_run_and_its_cli_read_the_register_from_postgis(postgis_url: str, tmp_path: Path) -> None:
+    """`changedetect run --permits postgresql://... --table T` (or [permits] table = T): the same
+    violations as the GeoPackage; without a table, one clear error."""
+    import dataclasses
+
+    from changedetect.cli import main as cli_main
+    from changedetect.config import PermitsConfig, PipelineConfig
+    from changedetect.pipeline import run
+    from changedetect.testing import (
+        make_footprints,
+        make_model,
+        make_permits,
+        make_stack,
+        write_stack,
+    )
+
+    stack = make_stack(n_dates=2, size=64, seed=3)
+    write_stack(stack, tmp_path / "tiles", prefix="district12")
+    make_permits(make_footprints(stack).iloc[:2]).to_file(tmp_path / "reg.gpkg")
+    permits = load_register(tmp_path / "reg.gpkg")
+    with psycopg.connect(postgis_url) as conn:
+        conn.execute("DROP TABLE IF EXISTS run_register")
+        conn.commit()
+        _insert(conn, "run_register", permits.assign(district=None))
+    config = PipelineConfig().with_model(str(make_model(tmp_path / "tiny-model")))
+    config = dataclasses.replace(  # a random model: make any change a footprint
+        config, detect=dataclasses.replace(config.detect, window=64, overlap=8),
+        vectorize=dataclasses.replace(config.vectorize, threshold=0.02, low_threshold=0.02))
+    file_run = run(tmp_path / "tiles", permits=tmp_path / "reg.gpkg", out=tmp_path / "file", config=config)
+    db_run = run(tmp_path / "tiles", permits=postgis_url, out=tmp_path / "db",
+                 config=dataclasses.replace(config, permits=PermitsConfig(table="run_register")))
+    a = gpd.read_file(tmp_path / "file" / "violations.gpkg").drop(columns="geometry")
+    b = gpd.read_file(tmp_path / "db" / "violations.gpkg").drop(columns="geometry")
+    assert len(a) == file_run.n_footprints >= 1 and a.equals(b) and db_run.counts == file_run.counts
+    toml = tmp_path / "run.toml"
+    toml.write_text(config.to_toml(), encoding="utf-8")
+    base = ["-q", "run", str(tmp_path / "tiles"), "--permits", postgis_url, "--config", str(toml)]
+    with pytest.raises(SystemExit) as no_table:
+        cli_main([*base, "--out", str(tmp_path / "cli0")])
+    assert no_table.value.code == 2  # "a postgresql:// register needs exactly one of table= or query="
+    with pytest.raises(SystemExit) as done:
+        cli_main([*base, "--table", "run_register", "--out", str(tmp_path / "cli")])
+    assert done.value.code == 0
+    assert gpd.read_file(tmp_path / "cli" / "violations.gpkg").drop(columns="geometry").equals(b)

@@ -5,10 +5,17 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from pathlib import Path
+from typing import Any
 
 import click
 
-from changedetect.cli.options import check_device, check_writable, json_opt
+from changedetect.cli.options import (
+    check_device,
+    check_writable,
+    json_opt,
+    register_opts,
+    with_register_options,
+)
 
 
 @click.command(name="nightly")
@@ -26,10 +33,11 @@ from changedetect.cli.options import check_device, check_writable, json_opt
 @click.option("--model", help="Model name or folder (default: the config's, vhr-building).")
 @click.option("--config", "config_path", type=click.Path(path_type=Path, exists=True, dir_okay=False),
               help="TOML configuration (as for `changedetect run`).")
+@register_opts
 @json_opt
 def command(catalog: Path, permits: str, state: Path, out: Path, night: dt.datetime | None,
             scheduler: str | None, workers: int | None, model: str | None, config_path: Path | None,
-            as_json: bool) -> None:
+            as_json: bool, **register: Any) -> None:
     """Process what arrived in the catalog since the last run, area by area, on Dask.
 
     Writes the violations first seen tonight and updates the cumulative register of
@@ -54,7 +62,8 @@ def command(catalog: Path, permits: str, state: Path, out: Path, night: dt.datet
     from changedetect.config import PipelineConfig
     from changedetect.nightly import run_nightly
 
-    config = PipelineConfig.from_toml(config_path) if config_path else PipelineConfig()
+    config = with_register_options(PipelineConfig.from_toml(config_path) if config_path else PipelineConfig(),
+                                   register)
     check_device(config.detect.device, fix='device = "cpu" in the [detect] table of --config')
     check_writable(state, folder=True)
     check_writable(out, folder=True)

@@ -129,3 +129,53 @@ def check_device(device: str, *, fix: str = "--device cpu") -> str:
     if parsed.type == "mps" and torch.backends.mps.is_available():
         return name
     raise ConfigError(f"device {device!r} is not available here; use {fix}")
+
+
+def register_opts(f: F) -> F:
+    """The permit register's reading options, for commands that take ``--permits`` and a
+    ``--config`` (run, nightly): each overrides the ``[permits]`` table of the configuration."""
+    for option in reversed([
+        click.option("--layer", "permits_layer", help="Layer of a multi-layer register file."),
+        click.option("--table", "permits_table", help="PostGIS table ([schema.]name) holding the register."),
+        click.option("--query", "permits_query",
+                     help="PostGIS SELECT with %(name)s placeholders (values from --param)."),
+        click.option("--param", "permits_params", multiple=True, metavar="NAME=VALUE",
+                     help="A query parameter (repeatable)."),
+        click.option("--column-map", "permits_column_map", multiple=True, metavar="THEIRS=OURS",
+                     help="Map a register column onto a schema name, e.g. --column-map so_gp=permit_id."),
+        click.option("--permits-crs", "permits_crs",
+                     help="CRS of a register that declares none (CSV with WKT), e.g. EPSG:9210."),
+        click.option("--lenient", "permits_lenient", is_flag=True,
+                     help="Keep the good permits and set bad rows aside (permit_rejects.gpkg) instead of failing."),
+    ]):
+        f = option(f)
+    return f
+
+
+def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"expected NAME=VALUE, got {item!r}", param_hint=option)
+        out[key.strip()] = value
+    return out
+
+
+def with_register_options(config: Any, options: dict[str, Any]) -> Any:
+    """``config`` (a PipelineConfig) with the ``permits_*`` options of :func:`register_opts`
+    that were given replacing its ``[permits]`` values."""
+    from dataclasses import replace
+
+    changes: dict[str, Any] = {}
+    for key, field_name in (("permits_layer", "layer"), ("permits_table", "table"), ("permits_query", "query"),
+                            ("permits_crs", "crs")):
+        if options.get(key):
+            changes[field_name] = options[key]
+    if options.get("permits_params"):
+        changes["params"] = _pairs(options["permits_params"], "--param")
+    if options.get("permits_column_map"):
+        changes["column_map"] = _pairs(options["permits_column_map"], "--column-map")
+    if options.get("permits_lenient"):
+        changes["strict"] = False
+    return replace(config, permits=replace(config.permits, **changes)) if changes else config

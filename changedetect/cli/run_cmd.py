@@ -15,6 +15,8 @@ from changedetect.cli.options import (
     overwrite_opt,
     previous_opt,
     quiet,
+    register_opts,
+    with_register_options,
 )
 
 
@@ -28,12 +30,14 @@ from changedetect.cli.options import (
 @click.option("--model", help="Model name or folder (default: the config's, vhr-building).")
 @click.option("--config", "config_path", type=click.Path(path_type=Path, exists=True, dir_okay=False),
               help="TOML file mapping one-to-one onto the configuration (see docs/report.md).")
+@register_opts
 @previous_opt
 @json_opt
 @overwrite_opt
 @click.pass_context
 def command(ctx: click.Context, tiles: Path, permits: str, out: Path, model: str | None,
-            config_path: Path | None, previous: Path | None, as_json: bool, overwrite: bool) -> None:
+            config_path: Path | None, previous: Path | None, as_json: bool, overwrite: bool,
+            **register: Any) -> None:
     """Co-register, detect, vectorise, match and report, in one go.
 
     TILES is anything `changedetect info` reads: a folder of GeoTIFFs with dates
@@ -54,6 +58,10 @@ def command(ctx: click.Context, tiles: Path, permits: str, out: Path, model: str
     \b
     The next acquisition, keeping the footprint ids of the previous run:
       changedetect run tiles_2025/ --permits register.gpkg --out out_2025/ --previous out_2024/
+    \b
+    A city's register in PostGIS (or, in --config, a [permits] table with the same keys):
+      changedetect run tiles/ --permits postgresql://inspector@db:5432/city --table cadastre.permits \\
+          --out out/
     """
     import json
 
@@ -61,7 +69,7 @@ def command(ctx: click.Context, tiles: Path, permits: str, out: Path, model: str
     from changedetect.pipeline import run
 
     config = PipelineConfig.from_toml(config_path) if config_path else PipelineConfig()
-    config = config.with_model(model)
+    config = with_register_options(config.with_model(model), register)
     check_device(config.detect.device, fix='device = "cpu" in the [detect] table of --config')
     _check_out(out, overwrite)
     check_writable(out, folder=True)
