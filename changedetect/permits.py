@@ -155,13 +155,13 @@ def validate_register(gdf: gpd.GeoDataFrame, *, name: str = "register") -> Valid
         problems.append(Problem(None, ", ".join(missing), (
             f"required column(s) {', '.join(missing)} missing; found {', '.join(map(str, gdf.columns))}. "
             "Rename the columns, or map the register's names onto them (column_map= in Python, "
-            "--column-map with `changedetect match`)"
+            "--column-map on the command line, column_map in the [permits] table of --config)"
         )))
     if gdf.crs is None and len(gdf):
         problems.append(Problem(None, "geometry", (
             "the register has no CRS; declare it in the file (a .prj beside a Shapefile or CSV, or an "
-            "'SRID=9210;' prefix on a CSV's WKT) or give it (crs= in Python, --permits-crs with "
-            "`changedetect match`), e.g. 'EPSG:9210' for VN-2000 / TM-3 105-45"
+            "'SRID=9210;' prefix on a CSV's WKT) or give it (crs= in Python, --permits-crs on the "
+            "command line, crs in the [permits] table of --config), e.g. 'EPSG:9210' for VN-2000 / TM-3 105-45"
         )))
     if problems:
         empty = gdf.iloc[0:0]
@@ -318,7 +318,8 @@ def load_register(
     if result.fatal or (strict and result.problems):
         raise PermitSchemaError(result.report() + (
             "\nFix these rows in the register; to go on with the good rows only, load it with strict=False "
-            "in Python or `changedetect match --lenient` (which sets the bad rows aside in a rejects file)"
+            "in Python, or give --lenient on the command line (strict = false in the [permits] table of "
+            "--config), which sets the bad rows aside in a rejects file"
             if not result.fatal else ""
         ))
     if result.repairs:

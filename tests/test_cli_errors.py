@@ -294,12 +294,14 @@ def test_run_register_errors_point_to_what_exists(
     args = ["-q", "run", str(repo_root / "sample_tiles"), "--out", str(tmp_path / "o"), "--permits"]
     code, err = _exit([*args, str(nocrs)], capsys)
     assert code == 2, err
-    assert "--permits-crs with `changedetect match`" in err and "pass crs=" not in err
+    assert "--permits-crs on the command line" in err and "pass crs=" not in err
     code, err = _exit([*args, str(bad_rows)], capsys)
     assert code == 2, err
     assert "15/03/2023" in err
-    assert "`changedetect match --lenient`" in err and "(--lenient)" not in err
+    assert "give --lenient on the command line" in err and "(--lenient)" not in err
     assert not (tmp_path / "o").exists()
+    code, err = _exit([*args, str(nocrs), "--permits-crs", "EPSG:9210", "--lenient"], capsys)  # both exist on run
+    assert code == 0, err
 
 
 def test_run_and_report_over_an_existing_output_say_pass_overwrite(
