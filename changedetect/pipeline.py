@@ -136,13 +136,14 @@ class _Clock:
             self.bar.close()
 
 
-def _check_out(out: Path, overwrite: bool) -> None:
+def check_out(out: Path, overwrite: bool, *, hint: str = "overwrite=True (--overwrite)") -> None:
+    """OutputExistsError when ``out`` is a file, or already holds a run and ``overwrite`` is off
+    (``hint`` names how to pass it: the command line says ``--overwrite``)."""
     if out.exists() and not out.is_dir():
         raise OutputExistsError(f"output '{out}' is a file; give a folder for the run's outputs")
     if out.is_dir() and not overwrite and any(p for p in out.iterdir() if p.name in OUTPUTS.values()):
-        raise OutputExistsError(f"output folder '{out}' already holds a run; pass overwrite=True "
-                                "(--overwrite) to replace it, or choose another folder")
-    out.mkdir(parents=True, exist_ok=True)
+        raise OutputExistsError(f"output folder '{out}' already holds a run; pass {hint} to replace it, "
+                                "or choose another folder")
 
 
 def run(
@@ -206,7 +207,8 @@ def run(
     config = config or PipelineConfig()
     out = Path(out)
     created = not out.exists()
-    _check_out(out, overwrite)
+    check_out(out, overwrite)
+    out.mkdir(parents=True, exist_ok=True)
     started = dt.datetime.now(dt.UTC)
     clock = _Clock(progress)
     # every output is written to a staging folder beside OUT and moved into it at the end, run.json
@@ -401,4 +403,4 @@ def _finish(series: Any, stack: xr.DataArray, permits: str | Path, out: Path, co
                       carried_ids=results["carried_ids"])
 
 
-__all__ = ["OUTPUTS", "STAGES", "RunSummary", "run"]
+__all__ = ["OUTPUTS", "STAGES", "RunSummary", "check_out", "run"]

@@ -66,12 +66,12 @@ def command(ctx: click.Context, tiles: Path, permits: str, out: Path, model: str
     import json
 
     from changedetect.config import PipelineConfig
-    from changedetect.pipeline import run
+    from changedetect.pipeline import check_out, run
 
     config = PipelineConfig.from_toml(config_path) if config_path else PipelineConfig()
     config = with_register_options(config.with_model(model), register)
     check_device(config.detect.device, fix='device = "cpu" in the [detect] table of --config')
-    _check_out(out, overwrite)
+    check_out(out, overwrite, hint="--overwrite")
     check_writable(out, folder=True)
     summary = run(tiles, permits=permits, out=out, config=config, overwrite=overwrite, previous=previous,
                   progress=not quiet(ctx) and not as_json)
@@ -79,18 +79,6 @@ def command(ctx: click.Context, tiles: Path, permits: str, out: Path, model: str
         click.echo(json.dumps(summary.to_dict(), indent=1))
         return
     click.echo(_text(summary.to_dict()))
-
-
-def _check_out(out: Path, overwrite: bool) -> None:
-    """The library's own check (``pipeline.run``), worded for the command line."""
-    from changedetect.errors import OutputExistsError
-    from changedetect.pipeline import OUTPUTS
-
-    if out.exists() and not out.is_dir():
-        raise OutputExistsError(f"output '{out}' is a file; give a folder for the run's outputs")
-    if out.is_dir() and not overwrite and any(p.name in OUTPUTS.values() for p in out.iterdir()):
-        raise OutputExistsError(f"output folder '{out}' already holds a run; pass --overwrite to replace it, "
-                                "or choose another folder")
 
 
 def _text(s: dict[str, Any]) -> str:
