@@ -141,9 +141,7 @@ def _run_area(task: dict[str, Any]) -> dict[str, Any]:
             run_dir = Path(pair["run_dir"])
             previous = _previous_of(task, pair)
             if not (run_dir / "run.json").is_file():
-                run_dir.mkdir(parents=True, exist_ok=True)
-                for stale in run_dir.parent.glob(f".{run_dir.name}.tmp-*"):  # a killed run's staging folder
-                    shutil.rmtree(stale, ignore_errors=True)
+                run_dir.mkdir(parents=True, exist_ok=True)  # (run removes a killed run's staging folder in it)
                 manifest = run_dir.parent / f"{run_dir.name}.manifest.json"
                 ref = pair.get("reference")  # the area's reference acquisition: one grid for every night
                 partner = pair.get("partner")  # a same-season acquisition a year or more before AFTER

@@ -75,6 +75,9 @@ OUTPUTS: dict[str, str] = {
     "run": "run.json",
 }
 STAGES = ("open", "coregister", "detect", "vectorize", "match", "write", "report")
+#: the rows of the register that a lenient run set aside (``[permits] strict = false``)
+REJECTS = "permit_rejects.gpkg"
+_STAGE_PREFIX = ".run.tmp-"
 
 
 @dataclass
@@ -211,9 +214,12 @@ def run(
     out.mkdir(parents=True, exist_ok=True)
     started = dt.datetime.now(dt.UTC)
     clock = _Clock(progress)
-    # every output is written to a staging folder beside OUT and moved into it at the end, run.json
-    # last: an interrupted or failed run leaves OUT as it was (an earlier run's outputs included)
-    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    # every output is written to a staging folder inside OUT (the same filesystem, whatever OUT is
+    # mounted on) and moved into OUT at the end, run.json last: an interrupted or failed run leaves
+    # OUT as it was, an earlier run's outputs included
+    for stale in out.glob(f"{_STAGE_PREFIX}*"):  # a killed run's
+        shutil.rmtree(stale, ignore_errors=True)
+    stage = Path(tempfile.mkdtemp(prefix=_STAGE_PREFIX, dir=out))
     try:
         loaded = load_model(config.detect.model, device=config.detect.device)  # fail fast: ModelError
         segmenter = load_segmenter(config, loaded)  # the building segmenter for change_type: before any work
@@ -225,7 +231,7 @@ def run(
             grids = ([sc.grid for sc in series.scenes if sc.date.isoformat() == pairs[0][0]] if pairs
                      else [sc.grid for sc in series.scenes if sc.date.isoformat() != register_to])
             stack = series.to_stack(grid=grids[0] if (register_to is not None or pairs) and grids else None)
-            register = config.permits.load(permits, rejects_path=stage / "permit_rejects.gpkg")
+            register = config.permits.load(permits, rejects_path=stage / REJECTS)
             before, before_info = _load_previous(previous)
         if register_to is not None:
             config = replace(config, coregister=replace(config.coregister, reference=register_to))
@@ -234,6 +240,7 @@ def run(
         summary = _finish(series, stack, permits, stage, config, loaded, clock, paths, started, before_info)
         _publish(stage, out)
     except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
         if created and out.is_dir() and not any(out.iterdir()):
             out.rmdir()  # a folder this run made and never filled
         raise
@@ -251,7 +258,7 @@ def _publish(stage: Path, out: Path) -> None:
     written = {p.name for p in stage.iterdir()}
     for name in sorted(written - {OUTPUTS["run"]}):
         os.replace(stage / name, out / name)
-    for name in set(OUTPUTS.values()) - written:  # left by an earlier run in this folder (overwrite)
+    for name in {*OUTPUTS.values(), REJECTS} - written:  # left by an earlier run in this folder (overwrite)
         (out / name).unlink(missing_ok=True)
     os.replace(stage / OUTPUTS["run"], out / OUTPUTS["run"])
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -131,6 +132,50 @@ def test_a_run_that_fails_midway_leaves_the_earlier_run_as_it_was(
         monkeypatch.setattr(report_mod, "write_report", broken_report)
         run(inputs["tiles"], permits=inputs["permits"], out=tmp_path / "new", config=inputs["config"])
     assert not (tmp_path / "new").exists()
+
+
+def test_an_output_folder_on_another_filesystem(inputs: dict, tmp_path: Path) -> None:
+    """OUT a symlink (or a mount) onto another filesystem: the staging folder is inside OUT, so
+    moving the outputs in is a rename, never a cross-device move (which failed and lost the run)."""
+    import os
+    import shutil
+
+    from changedetect.pipeline import OUTPUTS, run
+
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or os.stat(shm).st_dev == os.stat(tmp_path).st_dev:
+        pytest.skip("no second filesystem (/dev/shm) beside the temporary folder here")
+    target = Path(tempfile.mkdtemp(prefix="cd-out-", dir=shm))
+    try:
+        (tmp_path / "out").symlink_to(target)
+        run(inputs["tiles"], permits=inputs["permits"], out=tmp_path / "out", config=inputs["config"])
+        assert {p.name for p in target.iterdir()} == set(OUTPUTS.values())  # no staging folder left
+        (target / "stale.run").mkdir()
+        (target / ".run.tmp-killed").mkdir()  # a killed run's staging folder: removed by the next
+        run(inputs["tiles"], permits=inputs["permits"], out=tmp_path / "out", config=inputs["config"],
+            overwrite=True)
+        assert sorted(p.name for p in target.iterdir() if p.name.startswith(".")) == []
+    finally:
+        shutil.rmtree(target, ignore_errors=True)
+
+
+def test_a_lenient_run_sets_bad_permits_aside_and_a_later_run_clears_them(inputs: dict, tmp_path: Path) -> None:
+    import geopandas as gpd
+    import pandas as pd
+
+    from changedetect.config import PermitsConfig
+    from changedetect.pipeline import REJECTS, run
+
+    good = gpd.read_file(inputs["permits"])
+    bad_row = good.iloc[:1].assign(permit_id="P-bad", issued_on="15/03/2024")
+    bad = gpd.GeoDataFrame(pd.concat([good, bad_row], ignore_index=True), crs=good.crs)
+    bad.to_file(tmp_path / "bad.gpkg")
+    lenient = dataclasses.replace(inputs["config"], permits=PermitsConfig(strict=False))
+    out = tmp_path / "out"
+    run(inputs["tiles"], permits=tmp_path / "bad.gpkg", out=out, config=lenient)
+    assert gpd.read_file(out / REJECTS)["permit_id"].tolist() == ["P-bad"]
+    run(inputs["tiles"], permits=inputs["permits"], out=out, config=inputs["config"], overwrite=True)
+    assert not (out / REJECTS).exists()  # nothing rejected this time: the old file would mislead
 
 
 def test_a_pair_fills_first_seen_with_the_after_date(inputs: dict, tmp_path: Path) -> None:

@@ -53,18 +53,17 @@ def check_writable(path: Path, *, folder: bool = False) -> None:
     """Fail fast, before any work, when ``path`` cannot be written.
 
     ``path`` is an output file (``folder=False``) or an output folder.  The
-    folder that will receive the output (the file's parent; a folder output's
-    parent, and the folder itself when it exists already) is created if
-    missing, then a temporary file is created and removed in it.
+    folder that will receive the output (the file's parent; an output folder
+    itself when it exists, else its parent) is created if missing, then a
+    temporary file is created and removed in it.
 
     Raises
     ------
     OutputLocationError
         The folder cannot be created, or a file cannot be created in it.
     """
-    targets = [path.parent]
-    if folder and path.is_dir():
-        targets.append(path)
+    # an existing output folder is written inside (run stages there too); else its parent, to make it
+    targets = [path] if folder and path.is_dir() else [path.parent]
     for target in targets:
         _probe(target if str(target) else Path("."))
 
