@@ -8,7 +8,13 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from changedetect.cli.options import out_path_opt, overwrite_opt, quiet
+from changedetect.cli.options import (
+    check_device,
+    check_writable,
+    out_path_opt,
+    overwrite_opt,
+    quiet,
+)
 
 if TYPE_CHECKING:
     from changedetect.training.config import TrainConfig
@@ -55,6 +61,9 @@ def command(ctx: click.Context, config_or_data: Path, out: Path, steps: int | No
     from changedetect.training.outdir import prepare_out
     from changedetect.training.train import measure_throughput, train
 
+    if device != "auto":
+        check_device(device)  # before any data is read
+    check_writable(out, folder=True)
     config = _config(config_or_data, out)
     overrides: dict[str, Any] = {k: v for k, v in {"steps": steps, "workers": workers, "seed": seed,
                                    "batch_size": batch_size}.items() if v is not None}

@@ -73,9 +73,7 @@ def prepare_out(config: TrainConfig, out: Path, *, overwrite: bool = False, resu
         raise OutputExistsError(f"'{out}' is a file; --out takes a model folder")
     if not _has_files(out):
         return None
-    if overwrite:
-        for name in RUN_STATE:
-            (out / name).unlink(missing_ok=True)
+    if overwrite:  # a fresh start: train() clears the old run's state once its data are loaded
         return None
     last = out / "checkpoints" / "last.pt"
     if not last.is_file():

@@ -177,6 +177,12 @@ def train(config: TrainConfig, *, out: str | os.PathLike[str], resume: bool = Tr
     images, pairs = load_data(config)
     parts = split(config, images, pairs)
     sets = validation_sets(config, parts)
+    if not resume:  # a fresh start (--overwrite): an older run's checkpoint and log go only now, once the
+        # data are loaded, so that a start that fails keeps them
+        from changedetect.training.outdir import RUN_STATE
+
+        for name in RUN_STATE:
+            (out / name).unlink(missing_ok=True)
     bs = config.batch_size
     if config.task == "vhr":
         data: torch.utils.data.Dataset = VhrPairs(parts["train_images"], parts["train_pairs"], config,

@@ -269,4 +269,29 @@ def test_budget_run_resumes_with_its_own_step_count(tmp_path: Path) -> None:
     with pytest.raises(OutputExistsError, match="resume it with --steps 4"):
         prepare_out(replace(cfg, steps=9), out)
     assert prepare_out(replace(cfg, steps=9), out, overwrite=True) is None
-    assert not (out / "checkpoints" / "last.pt").exists() and not (out / "train_log.jsonl").exists()
+    # a fresh start's data load that fails keeps the interrupted run (it is cleared only once the
+    # new run's data are loaded)
+    with pytest.raises(Exception, match="cache"):
+        train(replace(cfg, steps=9, cache=str(tmp_path / "no-cache.npz"), data_root=str(tmp_path / "nowhere")),
+              out=out, resume=False, progress=False, device="cpu")
+    assert (out / "checkpoints" / "last.pt").exists() and (out / "train_log.jsonl").exists()
+    train(replace(cfg, steps=3), out=out, resume=False, progress=False, device="cpu", stop_after=1)
+    import torch
+
+    assert torch.load(out / "checkpoints" / "last.pt", weights_only=False)["config"]["steps"] == 3  # the new run's
+
+
+def test_an_unwritable_out_or_an_absent_device_is_refused_before_any_data(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import torch
+
+    toml = _toml(tmp_path)
+    code, text = _train(capsys, toml, "--out", "/proc/changedetect-model")
+    assert code == 2 and "cannot write to '/proc'" in text, text
+    if not torch.cuda.is_available():
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as info:
+            main(["-q", "train", str(toml), "--out", str(tmp_path / "m"), "--device", "cuda"])
+        got = capsys.readouterr()
+        assert info.value.code == 2 and "CUDA is not available" in got.out + got.err
+        assert not (tmp_path / "m").exists()
