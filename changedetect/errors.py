@@ -18,8 +18,6 @@ EXIT_INTERNAL = 1
 EXIT_BAD_INPUT = 2
 #: Exit status when another run holds the lock (nightly job).
 EXIT_LOCKED = 3
-#: Exit status when the run finished but found violations and ``--fail-on-violations`` was given.
-EXIT_VIOLATIONS = 4
 
 
 class ChangeDetectError(Exception):
