@@ -99,7 +99,8 @@ class DetectConfig:
         if self.window is not None and self.window < 32:
             raise ValueError(f"window must be >= 32 pixels, got {self.window}")
         if self.window is not None and not 0 <= self.overlap < self.window // 2:
-            raise ValueError(f"overlap must be in [0, window/2={self.window // 2}), got {self.overlap}")
+            raise ValueError(f"overlap must be in [0, window/2={self.window // 2}), got {self.overlap}: give a "
+                             "smaller overlap (--overlap) or a larger window")
         if self.overlap < 0:
             raise ValueError(f"overlap must be >= 0, got {self.overlap}")
         if self.batch_size < 1:

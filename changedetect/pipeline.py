@@ -144,7 +144,14 @@ def check_out(out: Path, overwrite: bool, *, hint: str = "overwrite=True (--over
     (``hint`` names how to pass it: the command line says ``--overwrite``)."""
     if out.exists() and not out.is_dir():
         raise OutputExistsError(f"output '{out}' is a file; give a folder for the run's outputs")
-    if out.is_dir() and not overwrite and any(p for p in out.iterdir() if p.name in OUTPUTS.values()):
+    try:
+        held = out.is_dir() and any(p for p in out.iterdir() if p.name in OUTPUTS.values())
+    except OSError as exc:  # a folder that cannot be listed
+        from changedetect.errors import OutputLocationError
+
+        raise OutputLocationError(f"cannot read the output folder '{out}': {exc.strerror or exc}; choose "
+                                  "another folder") from None
+    if held and not overwrite:
         raise OutputExistsError(f"output folder '{out}' already holds a run; pass {hint} to replace it, "
                                 "or choose another folder")
 

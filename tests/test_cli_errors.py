@@ -369,3 +369,24 @@ def test_each_warning_is_one_line_said_once(
     else:
         assert lines == ["WARNING changedetect: date 2024-07-12 could not be registered",
                          "WARNING py.warnings: UserWarning: 'crs' was not provided"]
+
+
+def test_an_output_folder_that_cannot_be_listed_is_exit_2(
+    repo_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """As root every folder can be listed: the permission error is simulated on the output folder."""
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real = Path.iterdir
+
+    def iterdir(self: Path):  # noqa: ANN202
+        if self == locked:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real(self)
+
+    monkeypatch.setattr(Path, "iterdir", iterdir)
+    for argv in (["coregister", str(repo_root / "sample_tiles"), "--out", str(locked)],
+                 ["run", str(repo_root / "sample_tiles"), "--permits",
+                  str(repo_root / "permits" / "sample_register.gpkg"), "--out", str(locked)]):
+        code, err = _exit(["-q", *argv], capsys)
+        assert code == 2 and "locked" in _error_line(err) and "Permission denied" in err, err

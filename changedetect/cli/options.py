@@ -39,7 +39,11 @@ previous_opt = click.option(
 
 def check_overwrite(path: Path, overwrite: bool) -> None:
     """Refuse to replace an existing output unless ``--overwrite`` was given."""
-    if path.exists() and not overwrite and (path.is_file() or any(path.iterdir())):
+    try:
+        taken = path.exists() and (path.is_file() or any(path.iterdir()))
+    except OSError as exc:  # a folder that cannot be listed
+        raise OutputLocationError(_unwritable(path, exc)) from None
+    if taken and not overwrite:
         raise OutputExistsError(f"output '{path}' already exists; pass --overwrite to replace it")
 
 
