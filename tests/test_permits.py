@@ -240,3 +240,12 @@ def test_sample_register_loads(repo_root: Path, with_truth: bool) -> None:
     permits = load_register(path)
     assert len(permits) > 0 and permits.crs is not None
     assert permits["permit_id"].is_unique
+
+
+def test_an_unknown_layer_lists_the_layers_there_are(tmp_path: Path) -> None:
+    path = tmp_path / "two.gpkg"
+    good_register().to_file(path, layer="permits_2024")
+    good_register(2).to_file(path, layer="permits_2025")
+    assert len(load_register(path, layer="permits_2025")) == 2
+    with pytest.raises(RegisterReadError, match="has no layer 'permits'; its layers: permits_2024, permits_2025"):
+        load_register(path, layer="permits")

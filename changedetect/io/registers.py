@@ -133,6 +133,16 @@ def _guard(path: Path, read: Any) -> gpd.GeoDataFrame:
 
 
 def _read_ogr(path: Path, layer: str | None) -> gpd.GeoDataFrame:
+    if layer is not None:
+        import pyogrio
+
+        try:
+            layers = [str(name) for name, _ in pyogrio.list_layers(path)]
+        except Exception:  # unreadable: the read below says so
+            layers = None
+        if layers is not None and layer not in layers:
+            raise RegisterReadError(f"permit register '{path}' has no layer {layer!r}; its layers: "
+                                    f"{', '.join(layers) or 'none'} (--layer)")
     try:
         return _guard(path, lambda: gpd.read_file(path, layer=layer, engine="pyogrio"))
     except UnicodeDecodeError:
