@@ -155,8 +155,10 @@ def _profile(arr: xr.DataArray, dtype: str, nodata: float | None) -> dict[str, A
 
 def _describe(dst: Any, arr: xr.DataArray, tags: dict[str, Any] | None) -> None:
     if "band" in arr.coords and arr["band"].dtype.kind in "OU":
-        for i, name in enumerate(arr["band"].values, 1):
+        for i, name in enumerate(np.atleast_1d(arr["band"].values), 1):
             dst.set_band_description(i, str(name))
+    elif dst.count == 1 and arr.name:  # one band without a band name: the array's (change_probability)
+        dst.set_band_description(1, str(arr.name))
     if tags is None:
         tags = {
             k: v

@@ -50,7 +50,10 @@ def test_float32_yx_roundtrip_is_a_cog(tmp_path: Path) -> None:
         assert src.tags()["model"] == "vhr-building" and src.tags()["before"] == "2024-01-10"
         assert "_FillValue" not in src.tags()
         np.testing.assert_array_equal(src.read(1), data)
+        assert src.descriptions == (None,)  # an unnamed array: no band description
     assert [p.name for p in tmp_path.iterdir()] == ["prob.tif"]  # no temporary files left
+    with rasterio.open(write_cog(prob.rename("change_probability"), tmp_path / "named.tif")) as src:
+        assert src.descriptions == ("change_probability",)  # QGIS shows it as the band's name
 
 
 def test_uint8_band_yx_dask_roundtrip_with_names_and_nodata(tmp_path: Path) -> None:
