@@ -201,6 +201,17 @@ def _s2_band(folder: Path, band: str, shape: tuple[int, int]) -> np.ndarray:
         return src.read(1, out_shape=shape, resampling=Resampling.bilinear).astype(np.float32)
 
 
+def _count_pairs(root: Path, oscd: bool, cities: Sequence[str] | None) -> int | None:
+    """How many pairs :func:`iter_pairs` will give (labels or cities), or None when unknown."""
+    folder = root / ("labels" if oscd else "label")
+    if not folder.is_dir():
+        return None
+    if oscd:
+        names = [p.name for p in folder.iterdir() if p.is_dir()]
+        return len([c for c in names if not cities or c in set(cities)])
+    return sum(1 for p in folder.iterdir() if p.suffix.lower() in _IMAGE_EXT)
+
+
 def _oscd_pairs(root: Path, bands: Sequence[str], cities: Sequence[str] | None) -> Iterator[Pair]:
     images, labels = root / "images", root / "labels"
     for sub in (images, labels):
@@ -293,8 +304,10 @@ def evaluate_pairs(
     model: Predictor,
     threshold: float | None = None,
     progress: bool = False,
+    total: int | None = None,
 ) -> Evaluation:
-    """Pooled confusion counts of ``model`` over in-memory :class:`Pair` s.
+    """Pooled confusion counts of ``model`` over in-memory :class:`Pair` s (``total``: how many,
+    for the progress bar, when ``pairs`` is an iterator).
 
     ``Pair.before`` / ``Pair.after`` are ``(band, y, x)`` DataArrays with band
     names; ``Pair.label`` is ``(h, w)`` bool.  NaN probabilities count as no change.
@@ -303,7 +316,7 @@ def evaluate_pairs(
 
     thr = threshold if threshold is not None else model.threshold
     result = Evaluation(model=model.name, threshold=thr)
-    for pair in tqdm(pairs, disable=not progress, unit="pair"):
+    for pair in tqdm(pairs, disable=not progress, unit="pair", total=total):
         prob = model(pair.before, pair.after)
         p = np.nan_to_num(prob, nan=0.0) >= thr
         y = pair.label
@@ -329,7 +342,7 @@ def evaluate_detailed(
     oscd = root.is_dir() and _is_oscd(root)
     pred = model if not isinstance(model, str | Path) else make_predictor(model, threshold=threshold, oscd=oscd)
     result = evaluate_pairs(iter_pairs(root, bands=pred.bands, cities=cities), model=pred,
-                            threshold=threshold, progress=progress)
+                            threshold=threshold, progress=progress, total=_count_pairs(root, oscd, cities))
     if not result.per_image:
         raise DatasetError(f"no labelled pair found under '{root}'")
     return result

@@ -80,6 +80,16 @@ def test_bad_layouts_name_what_is_missing(tmp_path: Path) -> None:
         evaluate(oscd, model="cva")
 
 
+def test_the_progress_bar_knows_how_many_pairs(tmp_path: Path) -> None:
+    from changedetect.evaluate import _count_pairs
+
+    assert _count_pairs(_levir(tmp_path / "levir"), False, None) == 2
+    (tmp_path / "oscd" / "labels" / "paris").mkdir(parents=True)
+    (tmp_path / "oscd" / "labels" / "lasvegas").mkdir()
+    assert _count_pairs(tmp_path / "oscd", True, None) == 2 and _count_pairs(tmp_path / "oscd", True, ["paris"]) == 1
+    assert _count_pairs(tmp_path / "nowhere", False, None) is None
+
+
 def test_a_truncated_image_is_an_error_not_a_score(tmp_path: Path) -> None:
     """GDAL reads a cut PNG's missing rows as zeros: the pair was scored as if nothing changed."""
     root = _levir(tmp_path / "levir")
