@@ -66,7 +66,8 @@ def unreadable_reason(path: str | Path) -> str | None:
     """Why ``path`` cannot be read as a raster, naming it (None when it can).
 
     The cheap check of :func:`changedetect.io._inspect.inspect_raster` (header, and a GeoTIFF's
-    block offsets against the file's size), then the pixel at two opposite corners of every band.
+    block offsets against the file's size), a CRS, then the pixel at two opposite corners of
+    every band.
     """
     import rasterio
     from rasterio.windows import Window
@@ -74,7 +75,10 @@ def unreadable_reason(path: str | Path) -> str | None:
     from changedetect.io._inspect import inspect_raster
 
     try:
-        inspect_raster(path)
+        meta = inspect_raster(path)
+        if meta.crs is None:  # it could never be put on the area's grid: every night would fail the area
+            return (f"'{path}' has no CRS, so it cannot be placed on the area's grid: set it (e.g. gdal_edit.py "
+                    "-a_srs EPSG:32648) and deliver the file again")
         with rasterio.open(path) as ds:
             for col, row in ((0, 0), (ds.width - 1, ds.height - 1)):
                 ds.read(window=Window(col, row, 1, 1))

@@ -298,6 +298,25 @@ def test_an_unreadable_new_acquisition_is_left_out_and_its_area_goes_on(world: d
     assert got == want
 
 
+def test_a_new_acquisition_without_a_crs_is_left_out_not_failed_every_night(world: dict, tmp_path: Path) -> None:
+    import rasterio
+
+    base = tmp_path / "nocrs"
+    shutil.copytree(world["root"] / f"after-{NIGHTS[0]}", base)
+    _arrive(world, base / "catalog", NIGHTS[1])
+    bad = base / "catalog" / "district3" / "district3_20240315.tif"
+    with rasterio.open(bad) as src:
+        profile, data = src.profile, src.read()
+    profile.pop("crs", None)
+    bad.unlink()
+    with rasterio.open(bad, "w", **profile) as dst:
+        dst.write(data)
+    summary = _run_in_process(world, base, NIGHTS[1])
+    assert summary.failed == {} and summary.pairs == 1  # district1's pair; district3 waits for a good copy
+    assert any("district3_20240315" in w and "has no CRS" in w for w in summary.warnings)
+    assert _run_in_process(world, base, NIGHTS[1]).warnings == []  # reported once, not every night
+
+
 def test_the_cli_says_each_unreadable_file_once(world: dict, tmp_path: Path) -> None:
     """Plain output: the summary's WARNING line, not also the log line it repeats (that one with -v)."""
     base = tmp_path / "cli-bad"
