@@ -17,7 +17,6 @@ weights and handed back strip by strip.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 
 import numpy as np
@@ -327,10 +326,12 @@ def detect_each_pair(
     thr = _threshold(config, loaded.card)
     times = stack["time"].values
     n = len(times)
-    if "x" in stack.dims and "y" in stack.dims:
-        with contextlib.suppress(Exception):  # no georeferencing: nothing to check
-            check_gsd(loaded.card, stack.rio.crs, stack.rio.transform(), stack.sizes["x"], stack.sizes["y"],
-                      "the stack")
+    try:
+        crs, transform = stack.rio.crs, stack.rio.transform()
+    except Exception:  # rioxarray: no georeferencing (no x/y, no transform): nothing to check
+        crs = transform = None
+    if crs is not None:
+        check_gsd(loaded.card, crs, transform, stack.sizes["x"], stack.sizes["y"], "the stack")
     pairs = series_pairs(times, config.season_days) if pairs is None else list(pairs)
     if not pairs or any(not 0 <= i < j < n for i, j in [*pairs, *(mask_pairs or [])]):
         raise ValueError(f"pairs must be (before, after) indices with 0 <= before < after < {n}, "

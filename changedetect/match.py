@@ -68,7 +68,7 @@ from changedetect._match_rules import Evidence, Footprints, Permits, reproject
 from changedetect._match_rules import classify as _classify
 from changedetect._match_rules import overlap_evidence as _overlap_evidence
 from changedetect._match_truth import agreement
-from changedetect.errors import ChangeDetectError, ConfigError, GeoreferenceError, PermitSchemaError
+from changedetect.errors import ConfigError, GeoreferenceError, PermitSchemaError
 from changedetect.io.geo import metres_per_unit
 
 log = logging.getLogger(__name__)
@@ -421,11 +421,7 @@ def match_to_file(
 
     if Path(out).exists() and not overwrite:
         raise OutputExistsError(f"output '{out}' already exists; pass --overwrite to replace it")
-    try:
-        footprints, _ = read_register(footprints_path)
-    except ChangeDetectError as exc:  # its messages speak of a register: this file is the footprints
-        raise type(exc)(str(exc).replace("permit register", "footprints file")
-                        .replace("(--permits)", "(FOOTPRINTS)")) from exc
+    footprints, _ = read_register(footprints_path, what="footprints file")
     if "permit_id" in footprints.columns and "footprint_id" not in footprints.columns:
         raise ConfigError(f"footprints file '{footprints_path}' has a permit_id column and no footprint_id: it "
                           "looks like a permit register; give the footprints `changedetect vectorize` or "

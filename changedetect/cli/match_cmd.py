@@ -6,17 +6,13 @@ from pathlib import Path
 
 import click
 
-from changedetect.cli.options import check_overwrite, check_writable, out_path_opt, overwrite_opt
-
-
-def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
-    out = {}
-    for item in values:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise click.BadParameter(f"expected NAME=VALUE, got {item!r}", param_hint=option)
-        out[key.strip()] = value
-    return out
+from changedetect.cli.options import (
+    check_overwrite,
+    check_writable,
+    name_value_pairs,
+    out_path_opt,
+    overwrite_opt,
+)
 
 
 @click.command(name="match")
@@ -83,8 +79,8 @@ def command(footprints: Path, register: str, out: Path, layer: str | None, table
         check_writable(rejects)
     violations = match_to_file(
         footprints, register, out, config=config, strict=not lenient, rejects_path=rejects if lenient else None,
-        overwrite=overwrite, layer=layer, table=table, query=query, params=_pairs(params, "--param") or None,
-        column_map=_pairs(column_map, "--column-map") or None, crs=permits_crs,
+        overwrite=overwrite, layer=layer, table=table, query=query, params=name_value_pairs(params, "--param") or None,
+        column_map=name_value_pairs(column_map, "--column-map") or None, crs=permits_crs,
     )
     counts = violations["status"].value_counts()
     click.echo(f"Wrote {out}: {len(violations)} footprints")

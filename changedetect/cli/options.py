@@ -67,9 +67,7 @@ def check_writable(path: Path, *, folder: bool = False) -> None:
         The folder cannot be created, or a file cannot be created in it.
     """
     # an existing output folder is written inside (run stages there too); else its parent, to make it
-    targets = [path] if folder and path.is_dir() else [path.parent]
-    for target in targets:
-        _probe(target if str(target) else Path("."))
+    _probe(path if folder and path.is_dir() else path.parent)
 
 
 def _probe(folder: Path) -> None:
@@ -155,7 +153,8 @@ def register_opts(f: F) -> F:
     return f
 
 
-def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
+def name_value_pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
+    """``NAME=VALUE`` option values (``--param``, ``--column-map``) as a dict; a usage error otherwise."""
     out: dict[str, str] = {}
     for item in values:
         key, sep, value = item.partition("=")
@@ -176,9 +175,9 @@ def with_register_options(config: Any, options: dict[str, Any]) -> Any:
         if options.get(key):
             changes[field_name] = options[key]
     if options.get("permits_params"):
-        changes["params"] = _pairs(options["permits_params"], "--param")
+        changes["params"] = name_value_pairs(options["permits_params"], "--param")
     if options.get("permits_column_map"):
-        changes["column_map"] = _pairs(options["permits_column_map"], "--column-map")
+        changes["column_map"] = name_value_pairs(options["permits_column_map"], "--column-map")
     if options.get("permits_lenient"):
         changes["strict"] = False
     return replace(config, permits=replace(config.permits, **changes)) if changes else config

@@ -65,8 +65,10 @@ def read_register(
     query: str | None = None,
     params: Mapping[str, Any] | tuple[Any, ...] | None = None,
     crs: Any = None,
+    what: str = "permit register",
 ) -> tuple[gpd.GeoDataFrame, str]:
-    """Read a register without validating it.
+    """Read a register without validating it (``what`` names the file in messages: the
+    footprints that ``match`` reads the same way are not a register).
 
     Returns
     -------
@@ -90,17 +92,18 @@ def read_register(
         raise ConfigError(f"table= and query= are for postgresql:// registers, not for the file '{text}'")
     path = Path(text)
     if not path.exists():
-        raise RegisterReadError(f"permit register '{path}' does not exist; check the path (--permits)")
+        hint = " (--permits)" if what == "permit register" else ""
+        raise RegisterReadError(f"{what} '{path}' does not exist; check the path{hint}")
     suffix = path.suffix.lower()
     if suffix == ".csv":
-        frame = _read_csv(path, crs)
+        frame = _read_csv(path, crs, what)
     elif suffix in (".parquet", ".geoparquet"):
-        frame = _guard(path, lambda: gpd.read_parquet(path))
+        frame = _guard(path, lambda: gpd.read_parquet(path), what)
     elif suffix in _OGR_SUFFIXES or path.is_dir():
-        frame = _read_ogr(path, layer)
+        frame = _read_ogr(path, layer, what)
     else:
         raise RegisterReadError(
-            f"permit register '{path}': unknown format '{suffix}'; use .gpkg, .geojson, .shp, .parquet, "
+            f"{what} '{path}': unknown format '{suffix}'; use .gpkg, .geojson, .shp, .parquet, "
             ".csv or a postgresql:// URL"
         )
     if frame.crs is None and crs is not None:
@@ -122,17 +125,17 @@ def _checked_crs(crs: Any) -> Any:
         ) from None
 
 
-def _guard(path: Path, read: Any) -> gpd.GeoDataFrame:
+def _guard(path: Path, read: Any, what: str) -> gpd.GeoDataFrame:
     try:
         frame: gpd.GeoDataFrame = read()
     except (OSError, ValueError, RuntimeError) as exc:
         if isinstance(exc, UnicodeDecodeError):
             raise
-        raise RegisterReadError(f"permit register '{path}' cannot be read: {exc}") from exc
+        raise RegisterReadError(f"{what} '{path}' cannot be read: {exc}") from exc
     return frame
 
 
-def _read_ogr(path: Path, layer: str | None) -> gpd.GeoDataFrame:
+def _read_ogr(path: Path, layer: str | None, what: str) -> gpd.GeoDataFrame:
     if layer is not None:
         import pyogrio
 
@@ -141,13 +144,13 @@ def _read_ogr(path: Path, layer: str | None) -> gpd.GeoDataFrame:
         except Exception:  # unreadable: the read below says so
             layers = None
         if layers is not None and layer not in layers:
-            raise RegisterReadError(f"permit register '{path}' has no layer {layer!r}; its layers: "
+            raise RegisterReadError(f"{what} '{path}' has no layer {layer!r}; its layers: "
                                     f"{', '.join(layers) or 'none'} (--layer)")
     try:
-        return _guard(path, lambda: gpd.read_file(path, layer=layer, engine="pyogrio"))
+        return _guard(path, lambda: gpd.read_file(path, layer=layer, engine="pyogrio"), what)
     except UnicodeDecodeError:
         log.info("%s: text is not all UTF-8; re-reading with the bad bytes escaped", path)
-    frame = _guard(path, lambda: gpd.read_file(path, layer=layer, engine="pyogrio", encoding="latin1"))
+    frame = _guard(path, lambda: gpd.read_file(path, layer=layer, engine="pyogrio", encoding="latin1"), what)
     for col in frame.columns:
         if col != frame.geometry.name and (frame[col].dtype == object or pd.api.types.is_string_dtype(frame[col])):
             frame[col] = pd.Series([  # object dtype: arrow strings cannot hold the escapes
@@ -157,13 +160,13 @@ def _read_ogr(path: Path, layer: str | None) -> gpd.GeoDataFrame:
     return frame
 
 
-def _read_csv(path: Path, crs: Any) -> gpd.GeoDataFrame:
+def _read_csv(path: Path, crs: Any, what: str) -> gpd.GeoDataFrame:
     raw = path.read_bytes()
     text = raw.decode("utf-8-sig" if raw.startswith(b"\xef\xbb\xbf") else "utf-8", "surrogateescape")
     # the csv module, not pandas: pandas re-encodes the text and cannot keep undecodable bytes
     rows = list(csv.reader(io.StringIO(text, newline="")))
     if not rows:
-        raise PermitSchemaError(f"permit register '{path}' is empty (no header line)")
+        raise PermitSchemaError(f"{what} '{path}' is empty (no header line)")
     header, width = rows[0], len(rows[0])
     body = [[(v if v != "" else None) for v in (r + [""] * width)[:width]] for r in rows[1:] if r]
     table = pd.DataFrame(body, columns=header, dtype=object)
@@ -185,7 +188,7 @@ def _read_csv(path: Path, crs: Any) -> gpd.GeoDataFrame:
         pair = next(((lower[a], lower[b]) for a, b in _LONLAT if a in lower and b in lower), None)
         if pair is None:
             raise PermitSchemaError(
-                f"permit register '{path}': no geometry column; a CSV register needs a WKT column "
+                f"{what} '{path}': no geometry column; a CSV needs a WKT column "
                 f"({', '.join(_WKT_COLUMNS)}) or lon/lat columns; found {', '.join(map(str, table.columns))}"
             )
         xs = pd.to_numeric(table[pair[0]], errors="coerce")
