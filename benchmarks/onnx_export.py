@@ -39,13 +39,13 @@ def main() -> None:
     from changedetect.coregister import coregister
     from changedetect.export import INPUTS, export_onnx
     from changedetect.io import open_stack
-    from changedetect.weights import compute_stats, load_model
+    from changedetect.weights import load_model
 
     loaded = load_model(args.model)
     bands = list(loaded.card.bands)
     stack, _ = coregister(open_stack(REPO / "sample_tiles"))
     pair = stack.sel(band=bands).isel(time=[1, 2]).values.astype(np.float32)  # (2, c, h, w)
-    stats = [compute_stats(pair[k]) for k in range(2)]
+    stats = [loaded.card.compute_stats(pair[k]) for k in range(2)]  # the card's transform, if any
     size, n = 512, 4
     h, w = (s - s % size for s in pair.shape[2:])
     wins = [(y, x) for y in range(0, h, size) for x in range(0, w, size)]

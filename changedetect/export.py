@@ -62,12 +62,14 @@ def _deployable(loaded: LoadedModel) -> Any:
     import torch
 
     class Deployable(torch.nn.Module):
-        def __init__(self, net: torch.nn.Module) -> None:
+        def __init__(self, net: torch.nn.Module, transform: str) -> None:
             super().__init__()
             self.net = net
+            self.sqrt = transform == "sqrt"
 
-        @staticmethod
-        def _standardise(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+        def _standardise(self, x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+            if self.sqrt:  # the card's pixel transform (changedetect.weights.apply_transform)
+                x = torch.sqrt(torch.clamp(x, min=0.0))
             y = (x - mean[:, :, None, None]) / std[:, :, None, None]
             y = torch.where(torch.isnan(y), torch.zeros_like(y), y)
             return torch.clamp(y, -CLIP_SIGMA, CLIP_SIGMA)
@@ -79,19 +81,21 @@ def _deployable(loaded: LoadedModel) -> Any:
             return torch.sigmoid(self.net(a, b))
 
     net = copy.deepcopy(loaded.module).to(memory_format=torch.contiguous_format)  # the caller's stays as it is
-    return Deployable(net).eval()
+    return Deployable(net, loaded.card.transform).eval()
 
 
-def _example(c: int, size: int, seed: int = 0) -> tuple[np.ndarray, ...]:
-    """A seeded random pair (with some no data) and its statistics, in the graph's input order."""
+def _example(c: int, size: int, seed: int = 0, card: Any = None) -> tuple[np.ndarray, ...]:
+    """A seeded random pair (with some no data) and its statistics (``card``'s, when given), in the
+    graph's input order."""
     from changedetect.weights import compute_stats
 
+    stats = card.compute_stats if card is not None else compute_stats
     rng = np.random.default_rng(seed)
     before = (rng.random((1, c, size, size)) * 255).astype(np.float32)
     after = before.copy()
     after[:, :, size // 4: size // 2, size // 4: size // 2] = 255 - after[:, :, size // 4: size // 2, size // 4: size // 2]
     after[:, :, :8] = np.nan
-    sb, sa = compute_stats(before[0]), compute_stats(after[0])
+    sb, sa = stats(before[0]), stats(after[0])
     return before, after, sb.mean[None], sb.std[None], sa.mean[None], sa.std[None]
 
 
@@ -108,18 +112,20 @@ def _metadata(loaded: LoadedModel, opset: int) -> dict[str, Any]:
             "before": f"(n, {len(bands)}, h, w) float32: raw values of the earlier date, bands {bands} in this "
                       f"order, NaN = no data; h and w multiples of {SIZE_MULTIPLE}",
             "after": "the same for the later date, on the same grid",
-            "mean_before": f"(n, {len(bands)}) float32: per-band mean of the earlier date's whole scene (below)",
+            "mean_before": f"(n, {len(bands)}) float32: per-band mean of the earlier date's whole scene "
+                           "(below; of the transformed values when the normalization names a transform)",
             "std_before": f"(n, {len(bands)}) float32: its per-band standard deviation",
             "mean_after": "the same for the later date", "std_after": "the same for the later date",
         },
         "outputs": {"probability": "(n, 1, h, w) float32 in [0, 1]: change where it reaches `threshold`"},
         "normalization": dict(card.normalization),
         "statistics": ("per date and band, over the whole scene (not per window): take a regular subsample of at "
-                       "most 2**20 pixels (every k-th row and column, k = ceil(sqrt(h*w / 2**20))), drop NaN, "
+                       "most 2**20 pixels (every k-th row and column, k = ceil(sqrt(h*w / 2**20))), apply the "
+                       "normalization's transform if it names one (sqrt: of max(x, 0)), drop NaN, "
                        "clip to the normalization's clip_percentiles, then mean and standard deviation (a "
                        "standard deviation below 1e-6 * max(1, |mean|) counts as 1): "
                        "changedetect.weights.compute_stats"),
-        "inside": f"(x - mean) / std, NaN -> 0, clipped to +-{CLIP_SIGMA:g} std; the network; a sigmoid",
+        "inside": f"the transform (if any), (x - mean) / std, NaN -> 0, clipped to +-{CLIP_SIGMA:g} std; the network; a sigmoid",
         "windows": (f"feed windows of `window` px (any multiple of {SIZE_MULTIPLE} works) overlapping by 64 px "
                     "and blend them, as changedetect detect does, for scenes larger than one window"),
     }
@@ -165,7 +171,7 @@ def export_onnx(model: str | os.PathLike[str] | LoadedModel, out: str | os.PathL
 
     loaded = model if isinstance(model, LoadedModel) else load_model(model, channels_last=False)
     wrapper = _deployable(loaded)
-    example = _example(len(loaded.card.bands), 64)
+    example = _example(len(loaded.card.bands), 64, card=loaded.card)
     dynamic = {name: {0: "n", 2: "h", 3: "w"} if name in ("before", "after") else {0: "n"} for name in INPUTS}
     dynamic["probability"] = {0: "n", 2: "h", 3: "w"}
     out.parent.mkdir(parents=True, exist_ok=True)

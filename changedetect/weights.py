@@ -39,6 +39,26 @@ METADATA_FILE = "metadata.json"
 CARD_FILE = "MODEL_CARD.md"
 #: Values beyond this many standard deviations are clipped after normalisation.
 CLIP_SIGMA = 8.0
+#: Pixel transforms a card's ``normalization["transform"]`` may name (applied before the statistics).
+TRANSFORMS = ("none", "sqrt")
+
+
+def apply_transform(x: np.ndarray, kind: str | None) -> np.ndarray:
+    """The card's pixel transform, applied before standardisation (float32; NaN stays NaN).
+
+    ``"none"`` (or None) leaves the values as they are.  ``"sqrt"`` takes the square root of
+    the (non-negative part of the) values: the variance-stabilising transform of photon-limited
+    imagery, which also shrinks a shadow's factor (21-40 % of the light) to its square root, so
+    that what lies in shadow keeps more of its contrast.  Both are free of the data's scale
+    (``sqrt(k x) = sqrt(k) sqrt(x)``, and standardisation removes ``sqrt(k)``), so DN, reflectance
+    and 0-1 floats give the same network input.
+    """
+    kind = kind or "none"
+    if kind == "none":
+        return np.asarray(x, np.float32)
+    if kind == "sqrt":
+        return np.sqrt(np.maximum(np.asarray(x, np.float32), np.float32(0.0)))
+    raise ModelError(f"unknown normalization transform {kind!r} (expected one of {list(TRANSFORMS)})")
 
 
 @dataclass(frozen=True)
@@ -108,7 +128,9 @@ class ModelCard:
         Other names accepted for each band (e.g. ``{"red": ["B04", "r"]}``).
     normalization
         ``{"kind": "per_image_standardize", ...}`` (robust per-band scene statistics,
-        each date on its own) or ``{"kind": "fixed", "mean": [...], "std": [...]}``.
+        each date on its own) or ``{"kind": "fixed", "mean": [...], "std": [...]}``;
+        an optional ``"transform"`` (:data:`TRANSFORMS`, default ``"none"``) is applied to the
+        pixels first (:func:`apply_transform`), the statistics being those of the transformed scene.
     gsd_range_m
         Ground sample distances (metres) the model was trained for.
     window
@@ -196,14 +218,28 @@ class ModelCard:
         return out
 
     # -- normalisation ----------------------------------------------------------------
+    @property
+    def transform(self) -> str:
+        """The pixel transform applied before standardisation (``"none"`` or ``"sqrt"``)."""
+        kind = str(self.normalization.get("transform") or "none")
+        if kind not in TRANSFORMS:
+            raise ModelError(f"model '{self.name}': unknown normalization transform {kind!r} "
+                             f"(expected one of {list(TRANSFORMS)})")
+        return kind
+
     def compute_stats(self, x: np.ndarray) -> NormStats:
-        """Scene statistics for :meth:`preprocess`; ``x`` is ``(c, h, w)`` in the card's band order."""
+        """Scene statistics for :meth:`preprocess`; ``x`` is ``(c, h, w)`` in the card's band order
+        (raw pixels: the card's transform is applied here)."""
         kind = self.normalization.get("kind")
         if kind == "fixed":
             return NormStats(np.asarray(self.normalization["mean"], np.float32),
                              np.asarray(self.normalization["std"], np.float32))
         if kind == "per_image_standardize":
             p = self.normalization.get("clip_percentiles", (1.0, 99.0))
+            if self.transform != "none":
+                c, h, w = x.shape
+                step = max(1, int(np.ceil(np.sqrt(h * w / (1 << 20)))))
+                x = apply_transform(x[:, ::step, ::step], self.transform)
             return compute_stats(x, clip_percentiles=(float(p[0]), float(p[1])))
         raise ModelError(f"model '{self.name}': unknown normalization kind {kind!r} "
                          "(expected 'per_image_standardize' or 'fixed')")
@@ -219,7 +255,7 @@ class ModelCard:
             raise ModelError(f"model '{self.name}' expects ({len(self.bands)}, h, w) arrays with bands "
                              f"{list(self.bands)}, got shape {x.shape}")
         stats = stats if stats is not None else self.compute_stats(x)
-        y = (np.asarray(x, np.float32) - stats.mean[:, None, None]) / stats.std[:, None, None]
+        y = (apply_transform(x, self.transform) - stats.mean[:, None, None]) / stats.std[:, None, None]
         np.nan_to_num(y, copy=False, nan=0.0, posinf=CLIP_SIGMA, neginf=-CLIP_SIGMA)
         return np.clip(y, -CLIP_SIGMA, CLIP_SIGMA, out=y)
 
@@ -443,5 +479,5 @@ def render_card(card: ModelCard) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["LoadedModel", "ModelCard", "NormStats", "building_segmenter", "compute_stats", "find_model",
+__all__ = ["TRANSFORMS", "LoadedModel", "ModelCard", "NormStats", "apply_transform", "building_segmenter", "compute_stats", "find_model",
            "list_shipped", "load_model", "models_dirs", "read_card", "render_card", "save_model", "sha256_file"]

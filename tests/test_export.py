@@ -53,6 +53,29 @@ def test_the_graph_normalises_and_predicts_as_torch_does(tiny_model: Path, tmp_p
     assert session.run(None, two)[0].shape == (2, 1, 64, 96)
 
 
+def test_a_card_with_a_transform_exports_it_inside_the_graph(tiny_model: Path, tmp_path: Path) -> None:  # noqa: F811
+    import shutil
+
+    shutil.copytree(tiny_model, tmp_path / "tiny_sqrt")  # the same weights, a card naming the sqrt transform
+    meta_path = tmp_path / "tiny_sqrt" / "metadata.json"
+    card = json.loads(meta_path.read_text())
+    card["normalization"]["transform"] = "sqrt"
+    meta_path.write_text(json.dumps(card))
+    export_onnx(tmp_path / "tiny_sqrt", tmp_path / "deploy")
+    meta = json.loads((tmp_path / "deploy" / "export.json").read_text())
+    assert meta["normalization"]["transform"] == "sqrt" and "sqrt" in meta["statistics"]
+    before, after = _pair(64, 64)
+    model = load_model(tmp_path / "tiny_sqrt")
+    sb, sa = model.card.compute_stats(before), model.card.compute_stats(after)
+    session = ort.InferenceSession(str(tmp_path / "deploy" / "model.onnx"), providers=["CPUExecutionProvider"])
+    got = session.run(None, dict(zip(INPUTS, [before[None], after[None], sb.mean[None], sb.std[None],
+                                              sa.mean[None], sa.std[None]], strict=True)))[0][0, 0]
+    np.testing.assert_allclose(got, model.predict(before, after, stats_before=sb, stats_after=sa), atol=1e-5)
+    # without the transform in the graph the same inputs would give other probabilities
+    plain = load_model(tiny_model).predict(before, after, stats_before=sb, stats_after=sa)
+    assert np.abs(got - plain).max() > 1e-3
+
+
 def test_an_existing_output_is_kept_unless_overwrite_and_a_failure_leaves_nothing(
         tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
     out = tmp_path / "deploy"

@@ -13,6 +13,7 @@ from changedetect.errors import ModelError
 from changedetect.nn import get_model
 from changedetect.weights import (
     ModelCard,
+    apply_transform,
     compute_stats,
     list_shipped,
     load_model,
@@ -92,6 +93,42 @@ def test_scene_statistics_make_windows_agree() -> None:
 def test_constant_band_does_not_divide_by_zero() -> None:
     stats = compute_stats(np.full((2, 8, 8), 5.0))
     np.testing.assert_array_equal(stats.std, [1.0, 1.0])
+
+
+def test_sqrt_transform_is_free_of_the_data_scale_and_keeps_contrast_in_shadow() -> None:
+    from dataclasses import replace
+
+    card = replace(CARD, normalization={**CARD.normalization, "transform": "sqrt"})
+    rng = np.random.default_rng(3)
+    scene = rng.uniform(20, 220, (3, 128, 128)).astype(np.float32)
+    scene[:, 40:80, 40:80] *= 0.3  # a shadow keeps 30 % of the light
+    scene[0, :3, :3] = np.nan
+    x = card.preprocess(scene, card.compute_stats(scene))
+    # DN, 0-1 floats and reflectance x 10,000 give the same network input
+    for scale in (1 / 255, 10_000 / 255):
+        y = card.preprocess(scene * scale, card.compute_stats(scene * scale))
+        np.testing.assert_allclose(y, x, atol=2e-4)
+    # the statistics are those of the transformed scene, computed windows agree with the whole
+    stats = card.compute_stats(scene)
+    np.testing.assert_allclose(stats.mean, np.nanmean(np.sqrt(np.clip(scene, 0, None)), axis=(1, 2)), rtol=0.02)
+    np.testing.assert_array_equal(card.preprocess(scene[:, 30:90, 30:90], stats), x[:, 30:90, 30:90])
+    # inside the shadow the spread (relative to the whole scene's) is sqrt(0.3), not 0.3
+    plain = CARD.preprocess(scene, CARD.compute_stats(scene))
+    ratio_sqrt = x[:, 40:80, 40:80].std() / x[:, 90:, 90:].std()
+    ratio_plain = plain[:, 40:80, 40:80].std() / plain[:, 90:, 90:].std()
+    assert ratio_plain < 0.4 < 0.45 < ratio_sqrt
+    assert x[0, 0, 0] == 0.0 and np.isfinite(x).all()
+    np.testing.assert_array_equal(apply_transform(np.array([-4.0, 0.0, 9.0]), "sqrt"), [0.0, 0.0, 3.0])
+
+
+def test_an_unknown_transform_is_refused_with_the_choices() -> None:
+    from dataclasses import replace
+
+    card = replace(CARD, normalization={**CARD.normalization, "transform": "log"})
+    with pytest.raises(ModelError, match=r"unknown normalization transform 'log' \(expected one of \['none', 'sqrt'\]\)"):
+        card.preprocess(np.ones((3, 8, 8)))
+    with pytest.raises(ModelError, match="unknown normalization transform"):
+        apply_transform(np.ones(3), "gamma")
 
 
 def test_preprocess_checks_band_count() -> None:

@@ -55,6 +55,8 @@ class BuildingConfig:
     p_real: float = 0.3
     seed: int = 0
     threads: int = 2
+    #: pixel transform before standardisation (:data:`changedetect.weights.TRANSFORMS`)
+    transform: str = "none"
 
 
 def dates_on_reference(tiles: Path) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
@@ -103,7 +105,8 @@ def train_buildings(config: BuildingConfig, out: Path, *, progress: bool = True,
     torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
     start = load_model(config.init_from, fold_bn=False, channels_last=False)
-    card = start.card
+    card = replace(start.card, normalization={**start.card.normalization, "transform": config.transform})
+    card.transform  # noqa: B018 (an unknown transform fails here, before the data is read)
     model = start.module.train().to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     t0 = time.time()
     gi, gm = city_dates(Path(config.cities), range(config.seeds[0], config.seeds[1] + 1), config.size)
@@ -217,6 +220,8 @@ def _main(argv: list[str] | None = None) -> None:
     ap.add_argument("--cache", default=BuildingConfig.cache, help="training cache with the real mosaics")
     ap.add_argument("--steps", type=int, default=BuildingConfig.steps)
     ap.add_argument("--seed", type=int, default=BuildingConfig.seed)
+    ap.add_argument("--transform", default=BuildingConfig.transform, choices=["none", "sqrt"],
+                    help="pixel transform before standardisation (default: %(default)s)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.evaluate is not None:
@@ -225,7 +230,7 @@ def _main(argv: list[str] | None = None) -> None:
     if args.out is None:
         ap.error("--out is required to train")
     cfg = BuildingConfig(init_from=args.init_from, cities=args.cities, cache=args.cache, steps=args.steps,
-                         seed=args.seed)
+                         seed=args.seed, transform=args.transform)
     import sys
 
     command = " ".join(["python -m changedetect.training.buildings", *(argv if argv is not None else sys.argv[1:])])

@@ -28,6 +28,7 @@ from typing import Any, Literal
 
 from changedetect.errors import ConfigError
 from changedetect.training.synth import SynthConfig
+from changedetect.weights import TRANSFORMS
 
 Task = Literal["vhr", "s2"]
 
@@ -76,6 +77,9 @@ class TrainConfig:
         Path (relative to ``data_root``) of the LEVIR samples, evaluation only ("" = skip).
     init_from
         A model folder whose weights start the run (fine-tuning); "" = random initialisation.
+    transform
+        Pixel transform applied before each date's standardisation, written into the card
+        (``"none"`` or ``"sqrt"``: :func:`changedetect.weights.apply_transform`).
     synth
         Pair-synthesis knobs (:class:`~changedetect.training.synth.SynthConfig`).
     """
@@ -113,6 +117,7 @@ class TrainConfig:
     licence: str = ""
     training_data: str = ""
     init_from: str = ""
+    transform: str = "none"
     synth: SynthConfig = field(default_factory=SynthConfig)
 
     def __post_init__(self) -> None:
@@ -121,6 +126,8 @@ class TrainConfig:
         for k in ("steps", "batch_size", "checkpoint_every"):
             if getattr(self, k) < 1:
                 raise ConfigError(f"{k} must be >= 1, got {getattr(self, k)}")
+        if self.transform not in TRANSFORMS:
+            raise ConfigError(f"transform must be one of {list(TRANSFORMS)}, got {self.transform!r}")
         if not math.isfinite(self.hard_pos_boost) or self.hard_pos_boost < 0:
             raise ConfigError(f"hard_pos_boost must be a finite number >= 0, got {self.hard_pos_boost}")
 

@@ -21,7 +21,7 @@ from changedetect.errors import DatasetError
 from changedetect.training import datasets as ds
 from changedetect.training.config import TrainConfig
 from changedetect.training.synth import flip_rot, make_pair
-from changedetect.weights import CLIP_SIGMA, NormStats, compute_stats
+from changedetect.weights import CLIP_SIGMA, NormStats, apply_transform, compute_stats
 
 log = logging.getLogger(__name__)
 STAT_SAMPLES = 4096
@@ -31,6 +31,14 @@ def normalise(x: np.ndarray, stats: NormStats) -> np.ndarray:
     """``(c, h, w)`` -> standardised float32, clipped to +-CLIP_SIGMA (as ModelCard.preprocess)."""
     y = (x - stats.mean[:, None, None]) / stats.std[:, None, None]
     return np.clip(y, -CLIP_SIGMA, CLIP_SIGMA).astype(np.float32)
+
+
+def synth_normalised(p: Any, stat_px: list[np.ndarray], transform: str) -> tuple[np.ndarray, np.ndarray]:
+    """Both dates of a synthesised pair ``p`` transformed and standardised, each with the statistics
+    of its whole source image (``stat_px``, seen through the pair's photometry)."""
+    sa = compute_stats(apply_transform(p.photometry[0](stat_px[p.sources[0]]), transform))
+    sb = compute_stats(apply_transform(p.photometry[1](stat_px[p.sources[1]]), transform))
+    return normalise(apply_transform(p.a, transform), sa), normalise(apply_transform(p.b, transform), sb)
 
 
 def band_index(names: tuple[str, ...], wanted: tuple[str, ...], aliases: dict[str, list[str]]
@@ -74,8 +82,9 @@ class VhrPairs(Dataset[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]):
         rng = np.random.default_rng(seed)
         self.stat_px = [_stat_sample(im.image, im.valid, rng) for im in images]
         self.real_idx = [band_index(p.bands, cfg.bands, cfg.band_aliases) for p in real]
-        self.real_stats = [(compute_stats(p.before[ix].astype(np.float32) / 255),
-                            compute_stats(p.after[ix].astype(np.float32) / 255))
+        t = cfg.transform
+        self.real_stats = [(compute_stats(apply_transform(p.before[ix].astype(np.float32) / 255, t)),
+                            compute_stats(apply_transform(p.after[ix].astype(np.float32) / 255, t)))
                            for p, ix in zip(real, self.real_idx, strict=True)]
 
     def __len__(self) -> int:
@@ -87,9 +96,7 @@ class VhrPairs(Dataset[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]):
             a, b, lab = self._real(rng)
         else:
             p = make_pair(self.images, rng, self.cfg.synth, weights=self.weights)
-            sa = compute_stats(p.photometry[0](self.stat_px[p.sources[0]]))
-            sb = compute_stats(p.photometry[1](self.stat_px[p.sources[1]]))
-            a, b, lab = normalise(p.a, sa), normalise(p.b, sb), p.label
+            a, b, lab = (*synth_normalised(p, self.stat_px, self.cfg.transform), p.label)
         if rng.random() < 0.5:
             a, b = b, a
         a, b, lab = flip_rot([a, b, lab[None].astype(np.float32)], rng)
@@ -114,7 +121,8 @@ class VhrPairs(Dataset[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]):
         lab = Image.fromarray(p.label[r:r + win, c:c + win].astype(np.uint8) * 255)
         label = np.asarray(lab.resize((size, size), Image.Resampling.BILINEAR)) > 127
         sa, sb = self.real_stats[k]
-        return normalise(out[0].astype(np.float32), sa), normalise(out[1].astype(np.float32), sb), label
+        t = self.cfg.transform
+        return normalise(apply_transform(out[0], t), sa), normalise(apply_transform(out[1], t), sb), label
 
 
 class S2Pairs(Dataset[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]):
@@ -130,7 +138,8 @@ class S2Pairs(Dataset[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]):
         self.items = []
         for p in pairs:
             ix = band_index(p.bands, cfg.bands, cfg.band_aliases)
-            a, b = p.before[ix].astype(np.float32), p.after[ix].astype(np.float32)
+            a = apply_transform(p.before[ix].astype(np.float32), cfg.transform)
+            b = apply_transform(p.after[ix].astype(np.float32), cfg.transform)
             self.items.append((normalise(a, compute_stats(a)), normalise(b, compute_stats(b)),
                                p.label, np.argwhere(p.label)))
         area = np.array([p.label.size for p in pairs], float)
@@ -299,4 +308,4 @@ def split(cfg: TrainConfig, images: list[ds.LabelledImage], pairs: list[ds.Chang
 
 
 __all__ = ["S2Pairs", "VhrPairs", "band_index", "build_data", "cache_key", "check_cache", "load_data", "normalise",
-           "split"]
+           "split", "synth_normalised"]

@@ -27,11 +27,18 @@ from changedetect.errors import ConfigError
 from changedetect.nn import count_parameters, get_model
 from changedetect.training import datasets as ds
 from changedetect.training.config import TrainConfig
-from changedetect.training.loaders import S2Pairs, VhrPairs, load_data, normalise, split
+from changedetect.training.loaders import (
+    S2Pairs,
+    VhrPairs,
+    load_data,
+    normalise,
+    split,
+    synth_normalised,
+)
 from changedetect.training.metrics import Counts, confusion_counts, floor_scores, scores
 from changedetect.training.outdir import config_differences
 from changedetect.training.synth import make_pair
-from changedetect.weights import ModelCard, compute_stats, save_model
+from changedetect.weights import ModelCard, apply_transform, compute_stats, save_model
 
 log = logging.getLogger(__name__)
 
@@ -92,9 +99,7 @@ def validation_sets(cfg: TrainConfig, parts: dict[str, list]) -> dict[str, list[
         for k in range(cfg.val_pairs):
             rng = np.random.default_rng([99_991, k])
             p = make_pair(vd.images, rng, cfg.synth, weights=vd.weights)
-            sa = compute_stats(p.photometry[0](vd.stat_px[p.sources[0]]))
-            sb = compute_stats(p.photometry[1](vd.stat_px[p.sources[1]]))
-            items.append((normalise(p.a, sa), normalise(p.b, sb), p.label))
+            items.append((*synth_normalised(p, vd.stat_px, cfg.transform), p.label))
         sets["heldout_synth_" + "+".join(sorted({im.group for im in parts["val_images"]}))] = items
     named: dict[str, list[ds.ChangePair]] = {}
     for vp in parts["val_pairs"]:
@@ -105,8 +110,8 @@ def validation_sets(cfg: TrainConfig, parts: dict[str, list]) -> dict[str, list[
         real: list[tuple[np.ndarray, ...]] = []
         for pair in pairs:
             ix = band_index(pair.bands, cfg.bands, cfg.band_aliases)
-            a = pair.before[ix].astype(np.float32)
-            b = pair.after[ix].astype(np.float32)
+            a = apply_transform(pair.before[ix].astype(np.float32), cfg.transform)
+            b = apply_transform(pair.after[ix].astype(np.float32), cfg.transform)
             real.append((normalise(a, compute_stats(a)), normalise(b, compute_stats(b)), pair.label))
         sets[name] = real
     return sets
@@ -335,6 +340,7 @@ def _card(cfg: TrainConfig, final: dict[str, Any], history: list[dict[str, Any]]
     return ModelCard(name=cfg.name, version=cfg.version, arch=cfg.arch, bands=tuple(cfg.bands),
                      arch_kwargs=dict(cfg.arch_kwargs), band_aliases=dict(cfg.band_aliases),
                      normalization={"kind": "per_image_standardize", "clip_percentiles": [1.0, 99.0],
+                                    **({"transform": cfg.transform} if cfg.transform != "none" else {}),
                                     "note": "each date on robust statistics of its whole scene"},
                      gsd_range_m=(float(cfg.gsd_range_m[0]), float(cfg.gsd_range_m[1])), window=cfg.window, threshold=cfg.threshold,
                      metrics=metrics, training=training, licence=cfg.licence,

@@ -71,6 +71,26 @@ def test_vhr_training_end_to_end(tmp_path: Path, vhr_config: TrainConfig) -> Non
     assert loaded.predict(np.zeros((3, 40, 40)), np.ones((3, 40, 40))).shape == (40, 40)
 
 
+def test_a_pixel_transform_reaches_the_samples_and_the_card(tmp_path: Path, vhr_config: TrainConfig) -> None:
+    from changedetect.training.loaders import VhrPairs, load_data, split
+    from changedetect.weights import compute_stats
+
+    cfg = replace(vhr_config, transform="sqrt", steps=2)
+    parts = split(cfg, *load_data(cfg))
+    plain = VhrPairs(parts["train_images"], parts["train_pairs"], vhr_config, length=4, seed=0)
+    rooted = VhrPairs(parts["train_images"], parts["train_pairs"], cfg, length=4, seed=0)
+    before = parts["train_pairs"][0].before.astype(np.float32) / 255
+    np.testing.assert_allclose(rooted.real_stats[0][0].mean, compute_stats(np.sqrt(before)).mean, rtol=1e-6)
+    np.testing.assert_allclose(plain.real_stats[0][0].mean, compute_stats(before).mean, rtol=1e-6)
+    a_plain, a_rooted = plain[1][0].numpy(), rooted[1][0].numpy()  # the same sample, seen through each
+    assert a_plain.shape == a_rooted.shape and not np.allclose(a_plain, a_rooted, atol=1e-3)
+    card = train(cfg, out=tmp_path / "model", progress=False, device="cpu", command="pytest")
+    assert card is not None and card.normalization["transform"] == "sqrt"
+    assert load_model(tmp_path / "model").card.transform == "sqrt"
+    with pytest.raises(ConfigError, match=r"transform must be one of \['none', 'sqrt'\], got 'log'"):
+        replace(vhr_config, transform="log")
+
+
 def test_interrupted_run_resumes_to_the_same_weights(tmp_path: Path, vhr_config: TrainConfig) -> None:
     cfg = replace(vhr_config, val_pairs=1)
     whole = train(cfg, out=tmp_path / "whole", progress=False, device="cpu")
