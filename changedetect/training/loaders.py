@@ -20,6 +20,7 @@ from torch.utils.data import Dataset
 from changedetect.errors import DatasetError
 from changedetect.training import datasets as ds
 from changedetect.training.config import TrainConfig
+from changedetect.training.shade import shade_pair
 from changedetect.training.synth import flip_rot, make_pair
 from changedetect.weights import CLIP_SIGMA, NormStats, apply_transform, compute_stats
 
@@ -96,6 +97,8 @@ class VhrPairs(Dataset[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]):
             a, b, lab = self._real(rng)
         else:
             p = make_pair(self.images, rng, self.cfg.synth, weights=self.weights)
+            if self.cfg.synth.p_shade > 0 and rng.random() < self.cfg.synth.p_shade:
+                p.a, p.b = shade_pair(p.a, p.b, p.label, rng)
             a, b, lab = (*synth_normalised(p, self.stat_px, self.cfg.transform), p.label)
         if rng.random() < 0.5:
             a, b = b, a
@@ -121,6 +124,8 @@ class VhrPairs(Dataset[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]):
         lab = Image.fromarray(p.label[r:r + win, c:c + win].astype(np.uint8) * 255)
         label = np.asarray(lab.resize((size, size), Image.Resampling.BILINEAR)) > 127
         sa, sb = self.real_stats[k]
+        if self.cfg.synth.p_shade > 0 and rng.random() < self.cfg.synth.p_shade:
+            out[0], out[1] = shade_pair(out[0].astype(np.float32), out[1].astype(np.float32), label, rng)
         t = self.cfg.transform
         return normalise(apply_transform(out[0], t), sa), normalise(apply_transform(out[1], t), sb), label
 

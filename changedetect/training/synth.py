@@ -57,6 +57,9 @@ class SynthConfig:
     p_ground_swap: float = 0.5
     max_extend: int = 0
     p_reroof: float = 0.0
+    #: share of training samples (synthesised and real pairs) given a deep shadow
+    #: (:func:`changedetect.training.shade.shade_pair`); 0 draws nothing, so older runs are unchanged
+    p_shade: float = 0.0
 
 
 @dataclass
