@@ -88,6 +88,8 @@ def main() -> None:
     ap.add_argument("--cities", type=Path, default=REPO / ".cache_bench" / "gencity")
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     ap.add_argument("--keep", type=Path, help="keep each run's output folder under this folder")
+    ap.add_argument("--model", default="vhr-building",
+                    help="change model (a shipped name or a candidate's folder, with its buildings/ stage)")
     args = ap.parse_args()
     from changedetect.config import PipelineConfig
     from changedetect.pipeline import run
@@ -104,8 +106,8 @@ def main() -> None:
             for v in args.variants:
                 base = PipelineConfig()
                 season, presence, check, across = VARIANTS[v]
-                config = replace(base, detect=replace(base.detect, season_days=season, presence_check=check,
-                                                      presence_across_seasons=across),
+                config = replace(base, detect=replace(base.detect, model=str(args.model), season_days=season,
+                                                      presence_check=check, presence_across_seasons=across),
                                  vectorize=replace(base.vectorize, min_presence=presence))
                 out = Path(tmp) / f"{seed}-{v}"
                 run(tiles, permits=tiles.parent / "permits" / "sample_register.gpkg", out=out, config=config,
@@ -115,8 +117,8 @@ def main() -> None:
                 for k, n in counts.items():
                     totals[v][k] = totals[v].get(k, 0) + n
             print(f"  seed {seed} done ({time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)
-    print(f"\nThe whole chain (`changedetect run`) on fresh generated cities (seeds {args.seeds}, "
-          f"{args.size} px at 0.5 m, three dates each, never trained on):\n")
+    print(f"\nThe whole chain (`changedetect run`, model {args.model}) on fresh generated cities (seeds "
+          f"{args.seeds}, {args.size} px at 0.5 m, three dates each, never trained on):\n")
     print("| variant | structures found right (recall) | precision | planted violations found right | "
           "permitted flagged | false blobs | other wrong rows | structures missed |")
     print("|---|---|---|---|---|---|---|---|")

@@ -32,6 +32,7 @@ import numpy as np
 
 from changedetect.errors import DatasetError
 from changedetect.training.datasets import _to_reference, ensure_city, load_cache
+from changedetect.training.shade import shade_image
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,9 @@ class BuildingConfig:
     threads: int = 2
     #: pixel transform before standardisation (:data:`changedetect.weights.TRANSFORMS`)
     transform: str = "none"
+    #: share of chips given a deep shadow (:func:`changedetect.training.shade.shade_image`);
+    #: 0 draws nothing, so the shipped run reproduces
+    p_shade: float = 0.0
 
 
 def dates_on_reference(tiles: Path) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
@@ -127,8 +131,10 @@ def train_buildings(config: BuildingConfig, out: Path, *, progress: bool = True,
             x, m, st = gi[k], gm[k], gstats[k]
         h, w = m.shape
         r0, c0 = rng.integers(0, h - c + 1), rng.integers(0, w - c + 1)
-        xc = card.preprocess(x[:, r0:r0 + c, c0:c0 + c], st)
-        mc = m[r0:r0 + c, c0:c0 + c].astype(np.float32)
+        xc, mc = x[:, r0:r0 + c, c0:c0 + c], m[r0:r0 + c, c0:c0 + c]
+        if config.p_shade > 0 and rng.random() < config.p_shade:
+            xc = shade_image(xc, mc, rng)
+        xc, mc = card.preprocess(xc, st), mc.astype(np.float32)
         turns = int(rng.integers(4))
         xc, mc = np.rot90(xc, turns, (1, 2)), np.rot90(mc, turns)
         if rng.random() < 0.5:
@@ -222,6 +228,8 @@ def _main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seed", type=int, default=BuildingConfig.seed)
     ap.add_argument("--transform", default=BuildingConfig.transform, choices=["none", "sqrt"],
                     help="pixel transform before standardisation (default: %(default)s)")
+    ap.add_argument("--p-shade", type=float, default=BuildingConfig.p_shade,
+                    help="share of chips given a deep shadow (default: %(default)s)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.evaluate is not None:
@@ -230,7 +238,8 @@ def _main(argv: list[str] | None = None) -> None:
     if args.out is None:
         ap.error("--out is required to train")
     cfg = BuildingConfig(init_from=args.init_from, cities=args.cities, cache=args.cache, steps=args.steps,
-                         seed=args.seed, transform=args.transform)
+                         seed=args.seed, transform=args.transform,
+                         p_shade=args.p_shade)
     import sys
 
     command = " ".join(["python -m changedetect.training.buildings", *(argv if argv is not None else sys.argv[1:])])

@@ -47,11 +47,10 @@ def _darken(x: np.ndarray, soft: np.ndarray, rng: Generator) -> np.ndarray:
     return (x * factor).astype(np.float32)
 
 
-def shade_pair(a: np.ndarray, b: np.ndarray, label: np.ndarray, rng: Generator
-               ) -> tuple[np.ndarray, np.ndarray]:
-    """``a`` and ``b`` with one deep shadow laid over them (see the module docstring)."""
-    shape = (int(label.shape[0]), int(label.shape[1]))
-    comps, n = ndi.label(label)
+def _aimed_shadow(target: np.ndarray, rng: Generator) -> np.ndarray:
+    """A soft shadow over one connected part of ``target`` half the time, anywhere the other half."""
+    shape = (int(target.shape[0]), int(target.shape[1]))
+    comps, n = ndi.label(target)
     if n and rng.random() < 0.5:
         k = int(rng.integers(1, n + 1))
         rows, cols = np.nonzero(comps == k)
@@ -60,7 +59,20 @@ def shade_pair(a: np.ndarray, b: np.ndarray, label: np.ndarray, rng: Generator
     else:
         centre = (float(rng.uniform(0, shape[0])), float(rng.uniform(0, shape[1])))
         extent = float(rng.uniform(16, 60))
-    soft = shadow_mask(shape, centre, extent, rng)
+    return shadow_mask(shape, centre, extent, rng)
+
+
+def shade_image(x: np.ndarray, buildings: np.ndarray, rng: Generator) -> np.ndarray:
+    """One date with one deep shadow, over a building half the time (for the single-date building
+    segmenter: a roof in shade is still a roof, and dark ground is not one).  Multiplicative, so
+    ``x`` may be in any unit (DN, reflectance, 0-1)."""
+    return _darken(np.asarray(x, np.float32), _aimed_shadow(buildings, rng), rng)
+
+
+def shade_pair(a: np.ndarray, b: np.ndarray, label: np.ndarray, rng: Generator
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """``a`` and ``b`` with one deep shadow laid over them (see the module docstring)."""
+    soft = _aimed_shadow(label, rng)
     u = rng.random()
     if u < 0.4:  # the same sun on both dates
         return _darken(a, soft, rng), _darken(b, soft, rng)
@@ -73,4 +85,4 @@ def shade_pair(a: np.ndarray, b: np.ndarray, label: np.ndarray, rng: Generator
     return a, _darken(b, soft, rng)
 
 
-__all__ = ["KEEP", "shade_pair", "shadow_mask"]
+__all__ = ["KEEP", "shade_image", "shade_pair", "shadow_mask"]

@@ -76,3 +76,19 @@ def test_the_shade_knob_reads_from_toml(tmp_path: Path) -> None:
     path = tmp_path / "c.toml"
     path.write_text("[synth]\np_shade = 0.3\n")
     assert TrainConfig.from_toml(path).synth.p_shade == 0.3
+
+
+def test_one_date_is_shaded_alike_in_any_unit_and_half_the_time_over_a_building() -> None:
+    from changedetect.training.shade import shade_image
+
+    x = _flat(0.5, size=256)
+    buildings = np.zeros((256, 256), bool)
+    buildings[30:44, 200:220] = True
+    on_building = 0
+    for seed in range(100):
+        y = shade_image(x, buildings, np.random.default_rng(seed))
+        # multiplicative: DN in 0-255 get the same shadow
+        np.testing.assert_allclose(shade_image(x * 255, buildings, np.random.default_rng(seed)), y * 255, rtol=1e-5)
+        assert y.min() >= 0.5 * KEEP[0] - 1e-6 and (y < 0.5 * KEEP[1] + 1e-3).any()
+        on_building += bool(y[0][buildings].mean() < 0.3)
+    assert 35 < on_building < 80
