@@ -1,0 +1,105 @@
+"""Per-structure diagnostics of a change model and its building segmenter on the sample city.
+
+For each of the sample city's 43 changed structures (``sample_tiles/truth/footprints.gpkg``),
+after ``coregister``: the change network's probability inside the footprint on the consecutive
+pair where it changed and, for the second pair, on the January -> January pair that
+``detect_series`` adds (share of the footprint at the threshold, and the largest value), and
+the building segmenter's mean probability inside it on each of the three dates.  A structure
+counts as *found by the network* when 25 % of its footprint reaches the threshold on one of those
+pairs (as ``benchmarks/detection_accuracy.py --objects-only`` counts, without the presence
+check), and as *clear to the segmenter* when its mean building probability rises (falls, for a
+demolition) by at least ``PresenceCheck.delta`` across its pair and reaches
+``PresenceCheck.presence`` on the date it stands.  Then the share of the scene flagged away from
+any change (4 px from it) on each pair.
+
+Used to see why a structure is missed (S032, S041 of issue 4) and whether a candidate model
+changes that; the whole chain's figures are ``benchmarks/sample_city_agreement.py``'s::
+
+    .venv/bin/python benchmarks/sample_city_structures.py --model vhr-building
+    .venv/bin/python benchmarks/sample_city_structures.py --model /tmp/candidate --all
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+FOUND_SHARE = 0.25
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="vhr-building", help="shipped name or model folder (with buildings/)")
+    ap.add_argument("--segmenter", help="building segmenter folder (default: the model's buildings/)")
+    ap.add_argument("--all", action="store_true", help="print every structure, not only the doubtful ones")
+    args = ap.parse_args()
+
+    import geopandas as gpd
+    import rasterio
+    import torch
+    from rasterio.features import rasterize
+    from scipy import ndimage as ndi
+
+    from changedetect.coregister import coregister
+    from changedetect.evaluate import make_predictor
+    from changedetect.io import open_stack
+    from changedetect.presence import PresenceCheck
+    from changedetect.weights import building_segmenter, load_model
+
+    tiles = REPO / "sample_tiles"
+    stack, _ = coregister(open_stack(tiles))
+    rgb = stack.sel(band=["red", "green", "blue"])
+    dates = [np.datetime_as_string(t, "D") for t in rgb["time"].values]
+    days = [rgb.isel(time=k).compute() for k in range(len(dates))]
+    predict = make_predictor(args.model)
+    prob = {(0, 1): predict(days[0], days[1]), (1, 2): predict(days[1], days[2]), (0, 2): predict(days[0], days[2])}
+    seg = load_model(args.segmenter, fold_bn=False, channels_last=False) if args.segmenter else \
+        building_segmenter(load_model(args.model))
+    if seg is None:
+        raise SystemExit(f"{args.model} has no buildings/ stage: pass --segmenter")
+    built = []
+    for day in days:
+        x = day.values.astype(np.float32)
+        t = torch.from_numpy(seg.card.preprocess(x, seg.card.compute_stats(x)))[None]
+        with torch.inference_mode():
+            built.append(torch.sigmoid(seg.module.eval()(t, t))[0, 0].numpy())
+    check = PresenceCheck()
+    truth = gpd.read_file(tiles / "truth" / "footprints.gpkg", layer="footprints").to_crs(stack.rio.crs)
+    shape, transform = (stack.sizes["y"], stack.sizes["x"]), stack.rio.transform()
+    found = clear = 0
+    print(f"model {args.model}, segmenter {seg.path}\n")
+    print("| structure | type | pair | network: share >= threshold, max | Jan->Jan: share, max | "
+          "segmenter mean per date | found | clear |")
+    print("|---|---|---|---|---|---|---|---|")
+    for _, f in truth.iterrows():
+        m = rasterize([f.geometry], out_shape=shape, transform=transform).astype(bool)
+        j = dates.index(str(f["first_seen"])[:10])
+        pairs = [(j - 1, j)] + ([(0, 2)] if j == 2 else [])
+        shares = {p: float((np.nan_to_num(prob[p])[m] >= 0.5).mean()) for p in pairs}
+        peaks = {p: float(np.nan_to_num(prob[p])[m].max()) for p in pairs}
+        s = [float(b[m].mean()) for b in built]
+        rise = s[j] - s[j - 1] if f["change_type"] != "demolition" else s[j - 1] - s[j]
+        is_found = max(shares.values()) >= FOUND_SHARE
+        is_clear = rise >= check.delta and max(s[j - 1], s[j]) >= check.presence
+        found, clear = found + is_found, clear + is_clear
+        if args.all or not (is_found and is_clear):
+            jj = f"{shares[(0, 2)]:.2f}, {peaks[(0, 2)]:.2f}" if j == 2 else ""
+            print(f"| {f['structure_id']} | {f['change_type']} | {dates[j - 1]} -> {dates[j]} | "
+                  f"{shares[(j - 1, j)]:.2f}, {peaks[(j - 1, j)]:.2f} | {jj} | {' / '.join(f'{v:.2f}' for v in s)} | "
+                  f"{'yes' if is_found else 'no'} | {'yes' if is_clear else 'no'} |")
+    changed = np.zeros(shape, bool)
+    for path in (tiles / "truth").glob("change_*.tif"):
+        with rasterio.open(path) as src:
+            changed |= src.read(1) > 0
+    near = ndi.binary_dilation(changed, iterations=4)
+    print(f"\nfound by the network: {found} of {len(truth)}; clear to the segmenter: {clear} of {len(truth)}")
+    for p, v in prob.items():
+        print(f"pair {dates[p[0]]} -> {dates[p[1]]}: {((np.nan_to_num(v) >= 0.5) & ~near).mean():.4f} of the scene "
+              "flagged away from any change")
+
+
+if __name__ == "__main__":
+    main()
