@@ -256,18 +256,24 @@ def load_oscd_city(root: Path, city: str, *, bands: Sequence[str] = ("B02", "B03
     return ChangePair(f"oscd_{city}", dates[0], dates[1], label, tuple(bands), 10.0, city, meta)
 
 
-def load_sample_city(folder: Path) -> list[ChangePair]:
+def load_sample_city(folder: Path, *, first_last: bool = False) -> list[ChangePair]:
     """Consecutive-date pairs of the generated sample city with their truth change masks.
 
     Pairs ``<name>_<YYYYMMDD>.tif`` files in date order with ``truth/*<d1>*<d2>*.tif``;
     pair ``k`` (from 1) gets group ``sample_city_<k>`` so that pairs can be split.
+    ``first_last`` adds the pair of the first and the last date (group ``sample_city_1<n>``
+    for ``n`` dates, e.g. ``sample_city_13``): in the generated cities the same season, the
+    kind of pair ``changedetect.detect.detect_series`` adds.
     """
     import rasterio
 
     folder = Path(folder)
     tifs = sorted(t for t in folder.glob("*.tif") if re.search(r"_(\d{8})\.tif$", t.name))
+    todo = [(t1, t2, f"sample_city_{k + 1}") for k, (t1, t2) in enumerate(zip(tifs, tifs[1:], strict=False))]
+    if first_last and len(tifs) > 2:
+        todo.append((tifs[0], tifs[-1], f"sample_city_1{len(tifs)}"))
     out = []
-    for k, (t1, t2) in enumerate(zip(tifs, tifs[1:], strict=False)):
+    for t1, t2, group in todo:
         d1 = re.search(r"(\d{8})", t1.name)[1]  # type: ignore[index]
         d2 = re.search(r"(\d{8})", t2.name)[1]  # type: ignore[index]
         cands = [p for p in (folder / "truth").glob("*.tif") if d1 in p.name and d2 in p.name]
@@ -277,7 +283,7 @@ def load_sample_city(folder: Path) -> list[ChangePair]:
             names = [str(n or f"b{i + 1}").lower() for i, n in enumerate(a.descriptions)]
             label = lab.read(1) > 0
             out.append(ChangePair(f"sample_{d1}_{d2}", a.read(), b.read(), label, tuple(names),
-                                  float(abs(a.transform.a)), f"sample_city_{k + 1}"))
+                                  float(abs(a.transform.a)), group))
     return out
 
 
@@ -361,7 +367,7 @@ def ensure_city(folder: str | Path, seed: int, size: int = 512) -> Path:
 
 def generated_city_pairs(folder: Path, seeds: Sequence[int], *, size: int = 512,
                          bands: Sequence[str] = ("red", "green", "blue"), chip: int = 256,
-                         random_chips: int = 2) -> list[ChangePair]:
+                         random_chips: int = 2, first_last: bool = False) -> list[ChangePair]:
     """Change-centred chips of procedurally generated cities (``changedetect.samplecity``).
 
     Each seed's city is generated into ``folder/seed_<seed>/`` unless already there
@@ -372,7 +378,8 @@ def generated_city_pairs(folder: Path, seeds: Sequence[int], *, size: int = 512,
     misregistration (``truth/registration.json``), so that the labels are exact; then one
     ``chip``² chip is cut around every changed structure (randomly offset) plus
     ``random_chips`` chips anywhere. Chips of pair ``k`` of seed ``s`` get group
-    ``gen_city_<s>_<k>``.
+    ``gen_city_<s>_<k>``; with ``first_last``, the first and last dates (January -> January: the
+    same sun) are a pair too, group ``gen_city_<s>_13``, and only its chips are returned.
 
     Raises
     ------
@@ -389,8 +396,10 @@ def generated_city_pairs(folder: Path, seeds: Sequence[int], *, size: int = 512,
         tiles = ensure_city(folder, seed, size)
         reg = json.loads((tiles / "truth" / "registration.json").read_text())
         maps = {d["path"].rsplit("_", 1)[-1][:8]: d.get("misregistration") for d in reg["dates"]}
-        rng = np.random.default_rng([seed, 7])
-        for p in load_sample_city(tiles):
+        rng = np.random.default_rng([seed, 7, 13] if first_last else [seed, 7])
+        for p in load_sample_city(tiles, first_last=first_last):
+            if first_last and p.group != "sample_city_13":
+                continue
             low = [b.lower() for b in p.bands]
             ix = [low.index(b) for b in bands]
             d1, d2 = p.name.split("_")[1:3]
@@ -447,11 +456,14 @@ def _main(argv: list[str] | None = None) -> None:
     ap.add_argument("--size", type=int, default=512)
     ap.add_argument("--cities", type=Path, default=None,
                     help="folder of the generated cities (default: BASE's folder/gencity)")
+    ap.add_argument("--first-last", action="store_true",
+                    help="add only the first -> last date pair of each city (group gen_city_<seed>_13)")
     args = ap.parse_args(argv)
     lo, _, hi = args.seeds.partition("-")
     seeds = list(range(int(lo), int(hi or lo) + 1))
     logging.basicConfig(level=logging.INFO)
-    pairs = generated_city_pairs(args.cities or args.base.parent / "gencity", seeds, size=args.size)
+    pairs = generated_city_pairs(args.cities or args.base.parent / "gencity", seeds, size=args.size,
+                                 first_last=args.first_last)
     add_pairs_to_cache(args.base, args.out, pairs)
     log.info("wrote %s with %d generated pairs", args.out, len(pairs))
 

@@ -44,3 +44,18 @@ def test_missing_folders_raise_dataset_errors(tmp_path: Path) -> None:
         load_oscd_city(tmp_path, "nowhere")
     with pytest.raises(DatasetError, match="fair_oam area folder"):
         load_fair_oam_area(tmp_path, 9)
+
+
+def test_the_first_and_last_dates_make_a_pair_of_their_own(repo_root: Path) -> None:
+    from changedetect.training.datasets import load_sample_city
+
+    plain = load_sample_city(repo_root / "sample_tiles")
+    both = load_sample_city(repo_root / "sample_tiles", first_last=True)
+    assert [p.group for p in plain] == ["sample_city_1", "sample_city_2"]
+    assert [p.group for p in both] == ["sample_city_1", "sample_city_2", "sample_city_13"]
+    january = both[2]
+    assert january.name == "sample_20240115_20250120"
+    # the generator's first -> last truth holds every change of either consecutive pair
+    np.testing.assert_array_equal(january.label, plain[0].label | plain[1].label)
+    np.testing.assert_array_equal(january.before, plain[0].before)
+    np.testing.assert_array_equal(january.after, plain[1].after)
