@@ -155,6 +155,7 @@ def vectorize(
     previous: gpd.GeoDataFrame | None = None,
     presence: tuple[xr.DataArray, xr.DataArray] | None = None,
     config: VectorizeConfig = VectorizeConfig(),
+    progress: bool = False,
 ) -> gpd.GeoDataFrame:
     """Building footprints of a change probability raster.
 
@@ -181,6 +182,8 @@ def vectorize(
         outline changes a little (see ``carry_min_iou``).
     config
         Thresholds, clean-up and regularisation.
+    progress
+        Show a progress bar over the raster's strips of ``config.strip_rows`` rows.
 
     Returns
     -------
@@ -195,7 +198,10 @@ def vectorize(
     pixel_m2, unit_m = ground_pixel(Grid.of(prob)) if prob.rio.crs is not None else (
         abs(prob.rio.transform().a * prob.rio.transform().e), 1.0)
     days = first_seen_days(first_seen, shape)
-    pieces = [p for r0 in range(0, shape[0], config.strip_rows)
+    from tqdm.auto import tqdm
+
+    strips = range(0, shape[0], config.strip_rows)
+    pieces = [p for r0 in tqdm(strips, desc="vectorize", unit="strip", disable=not progress or len(strips) < 2)
               for p in trace_strip(prob, days, r0, transform, pixel_m2, config)]
     merged = merge_seams(pieces)
     frame = _attributes(merged, crs, config, pixel_m2, unit_m)
@@ -268,6 +274,7 @@ def vectorize_file(
     previous_path: str | os.PathLike[str] | None = None,
     config: VectorizeConfig = VectorizeConfig(),
     overwrite: bool = False,
+    progress: bool = False,
 ) -> gpd.GeoDataFrame:
     """:func:`vectorize` a probability GeoTIFF and write the footprints (any :func:`write_vector` format).
 
@@ -311,7 +318,7 @@ def vectorize_file(
         first_seen=_open(first_seen_path, bands=False) if first_seen_path else None,
         before=_open(before_path, bands=True) if before_path else None,
         after=_open(after_path, bands=True) if after_path else None,
-        buildings=buildings, previous=previous, config=config,
+        buildings=buildings, previous=previous, config=config, progress=progress,
     )
     write_vector(frame, out, overwrite=overwrite)
     return frame

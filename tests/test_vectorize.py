@@ -112,6 +112,18 @@ def test_one_building_across_strip_seams_is_one_polygon(strip_rows: int) -> None
     assert iou(strips.geometry.iat[0], whole.geometry.iat[0]) > 0.999
 
 
+def test_a_progress_bar_counts_the_strips_only_when_asked(capsys: pytest.CaptureFixture[str]) -> None:
+    p = np.zeros((200, 120), np.float32)
+    p[20:180, 30:70] = 0.9
+    config = VectorizeConfig(regularize=False, strip_rows=50, strip_overlap=8)
+    quiet = vectorize(raster(p), config=config)
+    assert "vectorize" not in capsys.readouterr().err
+    shown = vectorize(raster(p), config=config, progress=True)
+    err = capsys.readouterr().err
+    assert "vectorize" in err and "4/4" in err and "strip" in err
+    assert len(shown) == len(quiet) == 1
+
+
 def test_footprint_id_is_stable_under_small_noise() -> None:
     rng = np.random.default_rng(0)
     base = np.zeros((200, 200), np.float32)

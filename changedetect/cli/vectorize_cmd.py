@@ -12,6 +12,7 @@ from changedetect.cli.options import (
     out_path_opt,
     overwrite_opt,
     previous_opt,
+    quiet,
 )
 
 _FILE = click.Path(path_type=Path, exists=True, dir_okay=False)
@@ -34,7 +35,8 @@ _FILE = click.Path(path_type=Path, exists=True, dir_okay=False)
 @click.option("--buildings", type=_FILE, help="Existing buildings (vector file) before the change.")
 @previous_opt
 @overwrite_opt
-def command(prob: Path, out: Path, threshold: float, low_threshold: float, min_area: float,
+@click.pass_context
+def command(ctx: click.Context, prob: Path, out: Path, threshold: float, low_threshold: float, min_area: float,
             no_regularize: bool, first_seen: Path | None, before: Path | None, after: Path | None,
             buildings: Path | None, previous: Path | None, overwrite: bool) -> None:
     """Turn the change probability raster PROB into building footprints.
@@ -67,7 +69,7 @@ def command(prob: Path, out: Path, threshold: float, low_threshold: float, min_a
     check_writable(out)
     frame = vectorize_file(prob, out, first_seen_path=first_seen, before_path=before, after_path=after,
                            buildings_path=buildings, previous_path=previous, config=config,
-                           overwrite=overwrite)
+                           overwrite=overwrite, progress=not quiet(ctx))
     kinds = ", ".join(f"{k} {v}" for k, v in frame["change_type"].value_counts().items()) or "none"
     total = float(frame["area_m2"].sum()) if len(frame) else 0.0
     carried = f"; {frame.attrs.get('carried_ids', 0)} ids carried over from {previous}" if previous else ""
