@@ -337,7 +337,7 @@ def _chain(stack: xr.DataArray, register: gpd.GeoDataFrame, out: Path, config: P
         presence = presence_rasters(prob, config, dates, kept)
         footprints = vec_mod.vectorize(prob, first_seen=first_seen, before=aligned.isel(time=0),
                                        after=aligned.isel(time=-1), previous=previous, presence=presence,
-                                       config=config.vectorize)
+                                       config=config.vectorize, progress=progress)
         carried = footprints.attrs.get("carried_ids", 0) if previous is not None else None
         footprints = fill_first_seen(footprints, aligned)
         write_vector(footprints, out / OUTPUTS["footprints"], overwrite=True)
