@@ -412,7 +412,8 @@ def match_to_file(
 
     ``register_options`` go to :func:`changedetect.permits.load_register`
     (``layer``, ``table``, ``query``, ``params``, ``column_map``, ``crs``).
-    The output format follows ``out``'s extension (:func:`write_vector`).
+    The output format follows ``out``'s extension (:func:`write_vector`); the rows carry the
+    matched permits' ``address`` when the register has addresses, as ``changedetect run``'s do.
     """
     from changedetect.errors import OutputExistsError
     from changedetect.io.registers import read_register
@@ -428,7 +429,9 @@ def match_to_file(
                           "`changedetect run` wrote, and the register with --permits")
     permits = load_register(register, strict=strict, rejects_path=rejects_path, overwrite=overwrite,
                             **register_options)
-    violations = match(footprints, permits, config=config)
+    from changedetect._pipeline_steps import with_addresses
+
+    violations = with_addresses(match(footprints, permits, config=config), permits)  # as `run` writes them
     write_vector(violations, out, overwrite=overwrite)
     return violations
 

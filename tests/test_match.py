@@ -501,6 +501,11 @@ def test_cli_match(tmp_path) -> None:
     assert res.exit_code == 0, res.output
     assert "permitted       1" in res.output and "unlicensed      1" in res.output
     assert (tmp_path / "v_rejects.gpkg").exists() and out.exists()
+    import pandas as pd
+
+    rows = pd.read_csv(out).set_index("status")
+    assert rows.loc["permitted", "address"] == "Quận 1"  # the matched permit's, as `run` writes it
+    assert pd.isna(rows.loc["unlicensed", "address"]) or rows.loc["unlicensed", "address"] == ""
 
 
 def test_match_to_file_names_the_footprints_as_footprints(tmp_path) -> None:
