@@ -254,6 +254,9 @@ def iter_pairs(path: str | Path, *, bands: Sequence[str] | None = None,
     if _is_oscd(root):
         yield from _oscd_pairs(root, tuple(bands or _CVA_S2_BANDS), cities)
     else:
+        if cities:
+            raise DatasetError(f"'{root}' is a LEVIR-style folder (A/, B/, label/): --cities / cities= choose "
+                               "cities of an OSCD-style root (images/<city>/, labels/<city>/); drop it")
         yield from _levir_pairs(root)
 
 

@@ -105,16 +105,24 @@ class ValidationResult:
         return "\n".join(lines)
 
 
-def map_columns(gdf: gpd.GeoDataFrame, column_map: Mapping[str, str] | None = None) -> gpd.GeoDataFrame:
+def map_columns(gdf: gpd.GeoDataFrame, column_map: Mapping[str, str] | None = None, *,
+                name: str | None = None) -> gpd.GeoDataFrame:
     """Rename a register's columns onto the schema names.
 
     ``column_map`` (register name -> schema name) is applied first, then the
     aliases of :data:`~changedetect._permit_schema.DEFAULT_COLUMN_MAP`
-    (case-insensitive) for columns that are still missing.
+    (case-insensitive) for columns that are still missing.  A ``column_map`` key that is
+    not a column of ``gdf`` is a :class:`PermitSchemaError` (naming ``name``, the register).
     """
     mapping: dict[str, str] = {}
     taken = set(gdf.columns)
     user = dict(column_map or {})
+    absent = [src for src in user if src not in gdf.columns]
+    if absent:
+        raise PermitSchemaError(
+            f"{name or 'the register'}: the column map names {', '.join(repr(a) for a in absent)}, which the register "
+            f"does not have (its columns: {', '.join(str(c) for c in gdf.columns)}); map NAME=SCHEMA_NAME with "
+            "NAME one of the register's columns (--column-map, column_map=)")
     for src, dst in user.items():
         if src in gdf.columns and src != dst:
             mapping[src] = dst
@@ -314,7 +322,7 @@ def load_register(
     from changedetect.io.registers import read_register
 
     raw, name = read_register(source, layer=layer, table=table, query=query, params=params, crs=crs)
-    result = validate_register(map_columns(raw, column_map), name=name)
+    result = validate_register(map_columns(raw, column_map, name=name), name=name)
     if result.fatal or (strict and result.problems):
         raise PermitSchemaError(result.report() + (
             "\nFix these rows in the register; to go on with the good rows only, load it with strict=False "

@@ -134,3 +134,13 @@ def test_levir_samples_with_cva(shared_data: Path) -> None:
     s = evaluate(shared_data / "levir_samples", model="cva")
     assert s["n_images"] == 11
     assert 0.0 < s["f1"] < 1.0
+
+
+def test_cities_on_a_levir_folder_is_refused(tmp_path: Path) -> None:
+    from changedetect.errors import DatasetError
+    from changedetect.evaluate import iter_pairs
+
+    root = _levir(tmp_path / "levir")
+    with pytest.raises(DatasetError, match="LEVIR-style folder .* --cities"):
+        list(iter_pairs(root, cities=["paris"]))
+    assert len(list(iter_pairs(root))) > 0

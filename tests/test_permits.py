@@ -215,6 +215,34 @@ def test_column_mapping() -> None:
         "permit_type", "issued_on", "valid_until", "permitted_area_m2", "address", "status"]
 
 
+def test_a_column_map_naming_no_column_and_params_without_a_query_are_refused(tmp_path: Path) -> None:
+    from changedetect.errors import ConfigError
+
+    reg = good_register().rename(columns={"permit_type": "kind_of_work"})
+    with pytest.raises(PermitSchemaError, match=r"reg.gpkg: the column map names 'kind_of_wrok', which the "
+                                                r"register does not have \(its columns: permit_id, kind_of_work"):
+        map_columns(reg, {"kind_of_wrok": "permit_type"}, name="reg.gpkg")
+    write_vector(reg, tmp_path / "reg.gpkg")
+    with pytest.raises(PermitSchemaError, match="'nope'"):
+        load_register(tmp_path / "reg.gpkg", column_map={"kind_of_work": "permit_type", "nope": "address"})
+    assert len(load_register(tmp_path / "reg.gpkg", column_map={"kind_of_work": "permit_type"})) == 4
+    with pytest.raises(ConfigError, match=r"params= \(--param\) .*reg.gpkg' is read without a query"):
+        load_register(tmp_path / "reg.gpkg", params={"ward": "Đa Kao"})
+
+
+def test_a_crs_given_for_a_register_that_declares_another_is_named_in_a_warning(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    write_vector(good_register(), tmp_path / "reg.gpkg")  # EPSG:9210
+    with caplog.at_level("WARNING", logger="changedetect.io.registers"):
+        frame, _ = read_register(tmp_path / "reg.gpkg", crs="EPSG:32648")
+    assert frame.crs.to_epsg() == 9210
+    assert "declares its CRS (EPSG:9210)" in caplog.text and "EPSG:32648" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="changedetect.io.registers"):
+        read_register(tmp_path / "reg.gpkg", crs="EPSG:9210")  # the same: nothing to say
+    assert caplog.text == ""
+
+
 def test_values_are_normalised() -> None:
     reg = good_register()
     reg["permit_type"] = ["New Construction", "EXTENSION ", "renovation", "Demolition"]

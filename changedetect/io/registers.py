@@ -86,6 +86,10 @@ def read_register(
     text = os.fspath(source)
     if crs is not None:
         crs = _checked_crs(crs)
+    if params and query is None:
+        shown = _safe_url(text) if "://" in text else text
+        raise ConfigError(f"params= (--param) are the values of a query's placeholders, and {what} '{shown}' is "
+                          "read without a query=/--query; give the query or drop the parameters")
     if text.startswith(("postgresql://", "postgres://")):
         return _read_postgis(text, table=table, query=query, params=params)
     if table is not None or query is not None:
@@ -108,6 +112,9 @@ def read_register(
         )
     if frame.crs is None and crs is not None:
         frame = frame.set_crs(crs)
+    elif crs is not None and not frame.crs.equals(crs):
+        log.warning("%s '%s' declares its CRS (%s): the CRS given for it (%s, --permits-crs / crs=) is for "
+                    "registers without one and is not used", what, path, frame.crs.to_string(), crs.to_string())
     return frame.reset_index(drop=True), str(path)
 
 
