@@ -175,7 +175,8 @@ def resolve_bands(
     if all(i >= 0 for i in idx):
         return idx
     if all(_anonymous(a) for a in available) and len(available) >= len(wanted):
-        logger.info("%s has unnamed bands: using the first %d as %s", source, len(wanted), list(wanted))
+        logger.warning("%s has unnamed bands: using the first %d as %s; if they are in another order, name "
+                       "them (band descriptions in the file, or \"bands\" in the series' manifest.json)", source, len(wanted), list(wanted))
         return list(range(len(wanted)))
     missing = [w for w, i in zip(wanted, idx, strict=True) if i < 0]
     raise ModelError(

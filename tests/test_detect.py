@@ -153,6 +153,16 @@ def test_band_selection_by_alias_and_order() -> None:
     assert resolve_bands(["1", "2", "3"], ["red", "green", "blue"]) == [0, 1, 2]
 
 
+def test_unnamed_bands_taken_in_order_are_named_in_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level("WARNING", logger="changedetect"):
+        assert resolve_bands(["1", "2", "3", "4"], ["red", "green", "blue"], source="AFTER 'b.tif'") == [0, 1, 2]
+    assert "AFTER 'b.tif' has unnamed bands: using the first 3 as ['red', 'green', 'blue']" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="changedetect"):
+        assert resolve_bands(["blue", "green", "red"], ["red", "green", "blue"]) == [2, 1, 0]
+    assert caplog.text == ""  # named bands: nothing to say
+
+
 def test_missing_bands_raise_model_error_naming_them() -> None:
     a, b = _pair()
     card = FakeCard(bands=("B02", "B03", "B04", "B08"))
