@@ -73,7 +73,7 @@ class NormStats:
 
 
 def compute_stats(x: np.ndarray, *, max_pixels: int = 1 << 20, clip_percentiles: tuple[float, float]
-                  = (1.0, 99.0)) -> NormStats:
+                  = (1.0, 99.0), transform: str | None = None) -> NormStats:
     """Robust per-band mean and standard deviation of a scene.
 
     Parameters
@@ -87,6 +87,9 @@ def compute_stats(x: np.ndarray, *, max_pixels: int = 1 << 20, clip_percentiles:
     clip_percentiles
         Values outside these percentiles are clipped before the mean and std are taken,
         so that clouds, glints and nodata borders barely move the statistics.
+    transform
+        A pixel transform (:func:`apply_transform`) applied to the subsample first: the
+        statistics are then those of the transformed scene.
 
     Returns
     -------
@@ -97,7 +100,10 @@ def compute_stats(x: np.ndarray, *, max_pixels: int = 1 << 20, clip_percentiles:
         raise ValueError(f"compute_stats expects a (band, y, x) array, got shape {x.shape}")
     c, h, w = x.shape
     step = max(1, int(np.ceil(np.sqrt(h * w / max_pixels))))
-    sub = np.asarray(x[:, ::step, ::step], dtype=np.float64).reshape(c, -1)
+    sub = x[:, ::step, ::step]
+    if transform not in (None, "none"):  # (without one, the values are read as they are, as always)
+        sub = apply_transform(sub, transform)
+    sub = np.asarray(sub, dtype=np.float64).reshape(c, -1)
     mean = np.zeros(c, np.float32)
     std = np.ones(c, np.float32)
     for i in range(c):
@@ -236,11 +242,7 @@ class ModelCard:
                              np.asarray(self.normalization["std"], np.float32))
         if kind == "per_image_standardize":
             p = self.normalization.get("clip_percentiles", (1.0, 99.0))
-            if self.transform != "none":
-                c, h, w = x.shape
-                step = max(1, int(np.ceil(np.sqrt(h * w / (1 << 20)))))
-                x = apply_transform(x[:, ::step, ::step], self.transform)
-            return compute_stats(x, clip_percentiles=(float(p[0]), float(p[1])))
+            return compute_stats(x, clip_percentiles=(float(p[0]), float(p[1])), transform=self.transform)
         raise ModelError(f"model '{self.name}': unknown normalization kind {kind!r} "
                          "(expected 'per_image_standardize' or 'fixed')")
 
