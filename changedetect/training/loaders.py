@@ -37,8 +37,8 @@ def normalise(x: np.ndarray, stats: NormStats) -> np.ndarray:
 def synth_normalised(p: Any, stat_px: list[np.ndarray], transform: str) -> tuple[np.ndarray, np.ndarray]:
     """Both dates of a synthesised pair ``p`` transformed and standardised, each with the statistics
     of its whole source image (``stat_px``, seen through the pair's photometry)."""
-    sa = compute_stats(apply_transform(p.photometry[0](stat_px[p.sources[0]]), transform))
-    sb = compute_stats(apply_transform(p.photometry[1](stat_px[p.sources[1]]), transform))
+    sa = compute_stats(p.photometry[0](stat_px[p.sources[0]]), transform=transform)
+    sb = compute_stats(p.photometry[1](stat_px[p.sources[1]]), transform=transform)
     return normalise(apply_transform(p.a, transform), sa), normalise(apply_transform(p.b, transform), sb)
 
 
@@ -84,8 +84,8 @@ class VhrPairs(Dataset[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]):
         self.stat_px = [_stat_sample(im.image, im.valid, rng) for im in images]
         self.real_idx = [band_index(p.bands, cfg.bands, cfg.band_aliases) for p in real]
         t = cfg.transform
-        self.real_stats = [(compute_stats(apply_transform(p.before[ix].astype(np.float32) / 255, t)),
-                            compute_stats(apply_transform(p.after[ix].astype(np.float32) / 255, t)))
+        self.real_stats = [(compute_stats(p.before[ix].astype(np.float32) / 255, transform=t),
+                            compute_stats(p.after[ix].astype(np.float32) / 255, transform=t))
                            for p, ix in zip(real, self.real_idx, strict=True)]
 
     def __len__(self) -> int:
