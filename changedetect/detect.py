@@ -197,14 +197,21 @@ def season_partner(times: np.ndarray, j: int, season_days: int | None = 45) -> i
 def _pair_probability(stack: xr.DataArray, i: int, j: int, config: DetectConfig, loaded: _Loaded,
                       progress: bool, presence: DatePresence | None, *, mask: bool = False) -> xr.DataArray:
     """The network's probability between dates ``i`` and ``j``, with the presence check applied
-    when there is a segmenter (``presence``): on the pairs it :meth:`~DatePresence.applies` to,
-    and on any ``mask`` pair.
-    A checked pair's raster says so in ``attrs["presence_check"]``."""
+    when there is a segmenter (``presence``) and ``mask`` (a mask pair, checked whatever the
+    seasons).  A checked pair's raster says so in ``attrs["presence_check"]``."""
     prob = detect_pair(stack.isel(time=i), stack.isel(time=j), config=config, progress=progress, model=loaded)
-    if presence is not None and (mask or presence.applies(i, j)):
-        prob.values = presence.confirm(i, j, prob.values, _threshold(config, loaded.card), any_season=mask)
-        prob.attrs["presence_check"] = presence.label()
+    if presence is not None and mask:
+        _confirm(prob, i, j, presence, _threshold(config, loaded.card), mask=True)
     return prob
+
+
+def _confirm(prob: xr.DataArray, i: int, j: int, presence: DatePresence, threshold: float, *,
+             mask: bool = False, decided: np.ndarray | None = None) -> None:
+    """The presence check on pair ``(i, j)``'s raster, in place (``decided``: where the network
+    decided change on any pair of the series)."""
+    if mask or presence.applies(i, j):
+        prob.values = presence.confirm(i, j, prob.values, threshold, any_season=mask, decided=decided)
+        prob.attrs["presence_check"] = presence.label()
 
 
 def _date_presence(stack: xr.DataArray, segmenter: _Loaded | DatePresence | None, config: DetectConfig,
@@ -339,15 +346,21 @@ def detect_each_pair(
     presence = _date_presence(stack, segmenter, config, progress)
     masked = _masked(stack, mask_pairs or [], thr, config, loaded, progress, presence)
     events = []
-    for rank, (i, j) in enumerate(pairs):
+    for i, j in pairs:
         logger.info("detect: %s -> %s%s", str(times[i])[:10], str(times[j])[:10],
                     "" if j == i + 1 else " (same season)")
-        prob = _pair_probability(stack, i, j, config, loaded, progress, presence)
+        events.append((i, j, _pair_probability(stack, i, j, config, loaded, progress, presence)))
+    if presence is not None:  # every pair's own decisions first: a confirmed object must not join one
+        decided = np.zeros(events[0][2].shape, dtype=bool)
+        for _, _, prob in events:
+            decided |= np.nan_to_num(prob.values) >= thr
+        for i, j, prob in events:
+            _confirm(prob, i, j, presence, thr, decided=decided)
+    for rank, (_, _, prob) in enumerate(events):
         if rank and masked is not None:  # NaN (no data) stays NaN
             prob.values = np.where(masked & np.isfinite(prob.values), np.float32(0), prob.values)
         if rank and mask_pairs:  # the first pair is never masked
             prob.attrs["mask_pairs"] = _pair_labels(times, mask_pairs)
-        events.append((i, j, prob))
     return events
 
 

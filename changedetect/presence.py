@@ -94,7 +94,8 @@ class PresenceCheck:
 
 def _appeared(gone: np.ndarray, stands: np.ndarray, prob: np.ndarray, valid: np.ndarray, min_px: int,
               check: PresenceCheck, threshold: float,
-              same_sun: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+              same_sun: tuple[np.ndarray, np.ndarray] | None = None,
+              decided: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Labels of the objects standing in ``stands`` and not in ``gone`` (valid pixels only: no
     data is neither a building nor its absence), and which of them are confirmed; with
     ``same_sun`` (``(gone, stands)`` of a same-season pair), only those that pass the presence
@@ -110,9 +111,10 @@ def _appeared(gone: np.ndarray, stands: np.ndarray, prob: np.ndarray, valid: np.
     mean_gone = ndimage.mean(gone, labels, idx)
     mean_stands = ndimage.mean(stands, labels, idx)
     hint = ndimage.maximum(prob, labels, idx)
-    decided = ndimage.mean(prob >= threshold, labels, idx)  # the share the network outlines itself
+    net = prob >= threshold if decided is None else (prob >= threshold) | decided
+    share = ndimage.mean(net, labels, idx)  # the share the network outlines itself (on any pair)
     ok = ((size >= min_px) & (mean_stands >= check.presence) & (mean_stands - mean_gone >= check.delta)
-          & (hint >= check.support) & (decided < check.decided))
+          & (hint >= check.support) & (share < check.decided))
     if same_sun is not None:  # the same change under the same sun: not a shadow
         # over the object's pixels with data on both same-sun dates (NaN: none; an object with
         # none at all is not confirmed)
@@ -122,7 +124,7 @@ def _appeared(gone: np.ndarray, stands: np.ndarray, prob: np.ndarray, valid: np.
         ok &= (sun_stands >= check.presence) & (sun_stands - sun_gone >= check.delta)
     # an object within 2 px of a detection the network decided outside it is left alone: raised,
     # it would merge with that detection and bloat its outline (a permitted house `exceeds_permit`)
-    beside = ndimage.binary_dilation((prob >= threshold) & ~rough, iterations=2)
+    beside = ndimage.binary_dilation(net & ~rough, iterations=2)
     ok &= ~ndimage.maximum(beside, labels, idx).astype(bool)
     confirmed = np.zeros(n + 1, dtype=bool)
     confirmed[idx[ok]] = True
@@ -132,7 +134,8 @@ def _appeared(gone: np.ndarray, stands: np.ndarray, prob: np.ndarray, valid: np.
 
 def confirmed_change(before: np.ndarray, after: np.ndarray, prob: np.ndarray, *, pixel_m2: float,
                      threshold: float = 0.5, check: PresenceCheck = PresenceCheck(),
-                     same_sun: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+                     same_sun: tuple[np.ndarray, np.ndarray] | None = None,
+                     decided: np.ndarray | None = None) -> np.ndarray:
     """Change probability raised where the segmenter confirms what the network hints at.
 
     Parameters
@@ -151,6 +154,14 @@ def confirmed_change(before: np.ndarray, after: np.ndarray, prob: np.ndarray, *,
         earlier date of AFTER's season and AFTER).  An object is then confirmed only when the
         segmenter sees the same change between them too (the presence thresholds on its means
         there): a winter shadow taken for a roof on one date is not one on the other.
+    decided
+        ``(y, x)`` bool: where the network decided change by itself on another pair of the
+        series (:func:`changedetect.detect.detect_each_pair` passes every pair's).  Such an
+        object is the network's, as on this pair (``check.decided``), and an object beside
+        one is left alone: raised, it would join that detection when the pairs are combined
+        and bloat its outline (on the sample city, a permitted house the network outlines
+        on the January pair took a confirmed yard beside it from the July one, and came out
+        ``exceeds_permit``).
 
     Returns
     -------
@@ -174,6 +185,8 @@ def confirmed_change(before: np.ndarray, after: np.ndarray, prob: np.ndarray, *,
         raise ValueError(f"confirmed_change: the hint ({check.support}) must be below the threshold "
                          f"({threshold}), and the threshold below 1")
     sun = () if same_sun is None else tuple(same_sun)
+    if decided is not None and decided.shape != prob.shape:
+        raise ValueError(f"confirmed_change: decided's shape {decided.shape} differs from {prob.shape}")
     if any(x.shape != prob.shape for x in sun):
         raise ValueError(f"confirmed_change: same_sun's shapes {[x.shape for x in sun]} "
                          f"differ from {prob.shape}")
@@ -188,7 +201,8 @@ def confirmed_change(before: np.ndarray, after: np.ndarray, prob: np.ndarray, *,
     for flip in (False, True):  # new buildings, then demolitions
         gone, stands = (a, b) if flip else (b, a)
         bracket = (sun[1], sun[0]) if flip and sun else (sun[0], sun[1]) if sun else None
-        labels, confirmed = _appeared(gone, stands, p, valid, min_px, check, threshold, bracket)
+        labels, confirmed = _appeared(gone, stands, p, valid, min_px, check, threshold, bracket,
+                                      None if decided is None else np.asarray(decided, dtype=bool) & valid)
         hit |= confirmed[labels]
     out = np.asarray(prob, dtype=np.float32).copy()
     out[hit] = np.fmax(out[hit], raise_to)
@@ -283,18 +297,20 @@ class DatePresence:
         return same_season(times[i], times[j], self.check.season_days) or self.same_sun(i, j) is not None
 
     def confirm(self, i: int, j: int, prob: np.ndarray, threshold: float = 0.5, *,
-                any_season: bool = False) -> np.ndarray:
+                any_season: bool = False, decided: np.ndarray | None = None) -> np.ndarray:
         """``prob`` of dates ``i`` -> ``j`` with the check applied when :meth:`applies`, across
         seasons with :meth:`same_sun`'s dates (``any_season``: checked whatever the seasons, with
         the pair's two dates alone: the nightly's mask pair, which must cover all that an earlier
-        night may have found, so that nothing is reported twice); else ``prob`` as it is."""
+        night may have found, so that nothing is reported twice); else ``prob`` as it is.
+        ``decided``: where the network decided change on the series' other pairs
+        (:func:`confirmed_change`)."""
         times = self.stack["time"].values
         sun = None if any_season else self.same_sun(i, j)
         if not (any_season or sun is not None or same_season(times[i], times[j], self.check.season_days)):
             return prob
         bracket = None if sun is None else (self.raster(sun[0]).values, self.raster(sun[1]).values)
         return confirmed_change(self.raster(i).values, self.raster(j).values, prob, pixel_m2=self.pixel_m2,
-                                threshold=threshold, check=self.check, same_sun=bracket)
+                                threshold=threshold, check=self.check, same_sun=bracket, decided=decided)
 
     def label(self) -> str:
         """The segmenter's name, version and sha256 (``attrs["presence_check"]``)."""

@@ -175,6 +175,8 @@ def vectorize(
         ``(before, after)`` building probabilities ``(y, x)`` on the same grid (a
         single-date building segmenter's): ``change_type`` is then read from them
         (:mod:`changedetect._change_presence`); an existing-buildings layer still wins.
+        They also keep the clean-up's closing from joining a building that appeared to one
+        that went (:func:`~changedetect._vectorize_raster.close_within`).
     previous
         The footprints of the previous run over the same ground (any CRS, with
         their ``footprint_id``): a footprint that overlaps one of them well
@@ -197,12 +199,15 @@ def vectorize(
     shape = (int(prob.shape[0]), int(prob.shape[1]))
     pixel_m2, unit_m = ground_pixel(Grid.of(prob)) if prob.rio.crs is not None else (
         abs(prob.rio.transform().a * prob.rio.transform().e), 1.0)
+    if presence is not None and any(tuple(p.shape) != shape for p in presence):
+        raise ValueError(f"presence rasters {[tuple(p.shape) for p in presence]} are not on the probability's "
+                         f"grid {shape}: give the segmenter's rasters of the same scene")
     days = first_seen_days(first_seen, shape)
     from tqdm.auto import tqdm
 
     strips = range(0, shape[0], config.strip_rows)
     pieces = [p for r0 in tqdm(strips, desc="vectorize", unit="strip", disable=not progress or len(strips) < 2)
-              for p in trace_strip(prob, days, r0, transform, pixel_m2, config)]
+              for p in trace_strip(prob, days, r0, transform, pixel_m2, config, presence)]
     merged = merge_seams(pieces)
     frame = _attributes(merged, crs, config, pixel_m2, unit_m)
     means = None

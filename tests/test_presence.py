@@ -63,6 +63,46 @@ def test_no_hint_no_change_and_the_networks_own_outline_is_kept() -> None:
     assert confirmed_change(before, after, nothing + 0.15, pixel_m2=PX, threshold=0.7)[15, 15] == pytest.approx(0.715)
 
 
+def test_what_the_network_decided_on_another_pair_is_left_to_it() -> None:
+    before, after = _scene()
+    prob = np.zeros_like(before)
+    prob[15, 15] = 0.35
+    elsewhere = np.zeros(before.shape, bool)
+    assert confirmed_change(before, after, prob, pixel_m2=PX, decided=elsewhere)[15, 15] == pytest.approx(0.525)
+    # the network outlined most of the house on another pair: the object is its
+    elsewhere[10:18, 10:22] = True
+    np.testing.assert_array_equal(confirmed_change(before, after, prob, pixel_m2=PX, decided=elsewhere), prob)
+    # a detection of another pair just beside the object: raised, the two would join when the
+    # pairs are combined
+    elsewhere[:] = False
+    elsewhere[10:22, 23:30] = True
+    np.testing.assert_array_equal(confirmed_change(before, after, prob, pixel_m2=PX, decided=elsewhere), prob)
+    elsewhere[10:22, 23:26] = False  # 4 px away: raised
+    assert confirmed_change(before, after, prob, pixel_m2=PX, decided=elsewhere)[15, 15] == pytest.approx(0.525)
+    with pytest.raises(ValueError, match="decided"):
+        confirmed_change(before, after, prob, pixel_m2=PX, decided=elsewhere[:10])
+
+
+def test_detect_each_pair_gives_the_check_every_pairs_decisions(monkeypatch: pytest.MonkeyPatch) -> None:
+    from changedetect.presence import DatePresence
+
+    stack = _series()
+    loaded = Loaded(Hint(), FakeCard())
+    raw = [p.values.copy() for _, _, p in detect_each_pair(stack, config=CFG, model=loaded)]
+    seen = []
+    original = DatePresence.confirm
+
+    def spy(self, i, j, prob, threshold=0.5, *, any_season=False, decided=None):  # noqa: ANN001, ANN202
+        seen.append(decided.copy())
+        return original(self, i, j, prob, threshold, any_season=any_season, decided=decided)
+
+    monkeypatch.setattr(DatePresence, "confirm", spy)
+    strong = replace(CFG, threshold=0.34)  # the hints (0.35) are decisions at 0.34
+    detect_each_pair(stack, config=strong, model=loaded, segmenter=Loaded(Bright(), FakeCard(name="b", version="1")))
+    union = np.logical_or.reduce([np.nan_to_num(r) >= 0.34 for r in raw])
+    assert len(seen) == 3 and union.any() and all(np.array_equal(d, union) for d in seen)
+
+
 def test_small_objects_weak_presence_and_a_building_on_both_dates_are_left() -> None:
     before, after = _scene()
     prob = np.zeros_like(before)

@@ -218,6 +218,28 @@ def test_change_type_from_building_presence_before_and_after() -> None:
     assert presence_types(b, a, ["x"] * 6) == ["new", "demolished", "altered", "new", "altered", "x"]
 
 
+def test_the_closing_does_not_join_a_new_building_to_one_that_went() -> None:
+    # two detections a pixel apart: a new extension (rows 20-39) and, beside it, a winter
+    # shadow the segmenter took for a building that then went (rows 41-55)
+    p = np.zeros((80, 80), np.float32)
+    p[20:40, 20:40] = 0.9
+    p[41:56, 10:26] = 0.9
+    prob = raster(p)
+    before, after = np.full((80, 80), 0.05, np.float32), np.full((80, 80), 0.05, np.float32)
+    after[20:40, 20:40] = 0.95
+    before[41:56, 10:26] = 0.9
+    out = vectorize(prob, presence=(raster(before), raster(after)), config=VectorizeConfig(regularize=False))
+    assert sorted(out["area_m2"]) == [60.0, 100.0]  # 15 x 16 and 20 x 20 px of 0.25 m²
+    assert sorted(out["change_type"]) == ["demolished", "new"]
+    # the same two as one kind (both new) are one object with a crack, closed as before
+    after[41:56, 10:26], before[41:56, 10:26] = 0.95, 0.05
+    joined = vectorize(prob, presence=(raster(before), raster(after)), config=VectorizeConfig(regularize=False))
+    assert len(joined) == 1 and joined["area_m2"].iloc[0] > 160
+    assert len(vectorize(prob, config=VectorizeConfig(regularize=False))) == 1  # no segmenter: a plain closing
+    with pytest.raises(ValueError, match="grid"):
+        vectorize(prob, presence=(raster(before[:40]), raster(after[:40])))
+
+
 def test_footprints_with_no_building_on_either_date_are_dropped() -> None:
     p = np.zeros((80, 120), np.float32)
     for c0 in (5, 45, 85):
