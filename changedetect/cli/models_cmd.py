@@ -70,8 +70,8 @@ def _metric_lines(metrics: dict[str, Any]) -> list[str]:
     out = []
     for k, m in metrics.items():
         if isinstance(m, dict) and "f1" in m:
-            line = (f"{k}: F1 {m['f1']:.3f} (P {m['precision']:.3f}, R {m['recall']:.3f}), "
-                    f"floor {m.get('floor_f1', float('nan')):.3f}")
+            pr = f" (P {m['precision']:.3f}, R {m['recall']:.3f})" if "precision" in m and "recall" in m else ""
+            line = f"{k}: F1 {m['f1']:.3f}{pr}, floor {m.get('floor_f1', float('nan')):.3f}"
             if isinstance(m.get("cva_otsu"), dict):
                 line += f", CVA {m['cva_otsu']['f1']:.3f}"
             if "seeds_f1_mean" in m:

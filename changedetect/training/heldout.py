@@ -26,10 +26,16 @@ from changedetect.weights import load_model
 
 
 def heldout_scores(model_dir: Path, *, config: Path | None = None) -> dict[str, dict[str, Any]]:
-    """``{set: {"model": scores, "cva": scores, "floor_f1": .., "n_images": ..}}``."""
+    """``{set: {"model": scores, "cva": scores, "floor_f1": .., "n_images": ..}}``.
+
+    The held-out sets are those of ``config`` (default: the folder's ``train.toml``, or for a
+    stage folder without one, such as ``models/vhr-building/stage1``, its parent's)."""
     from changedetect.baselines import cva_probability
 
-    cfg = TrainConfig.from_toml(config or model_dir / "train.toml")
+    if config is None:
+        config = next((c for c in (model_dir / "train.toml", model_dir.parent / "train.toml") if c.is_file()),
+                      model_dir / "train.toml")
+    cfg = TrainConfig.from_toml(config)
     loaded = load_model(model_dir)
     parts = split(cfg, *load_data(cfg))
     out: dict[str, dict[str, Any]] = {}
@@ -55,9 +61,12 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("models", nargs="+", type=Path)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--config", type=Path, default=None,
+                    help="training config whose held-out sets to score (default: each folder's train.toml, "
+                         "or its parent's for a stage folder)")
     args = ap.parse_args(argv)
     torch.set_num_threads(max(1, torch.get_num_threads()))
-    res = {str(m): heldout_scores(m) for m in args.models}
+    res = {str(m): heldout_scores(m, config=args.config) for m in args.models}
     if args.json:
         print(json.dumps(res, indent=2))
         return

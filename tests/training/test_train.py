@@ -144,9 +144,10 @@ def test_shipped_configs_parse(repo_root: Path) -> None:
         assert cfg.name == name
         assert not set(cfg.train_groups) & set(cfg.val_groups)
         assert "levir" not in cfg.train_groups
-    for extra in ("finetune.toml", "finetune_run16.toml"):  # the shipped fine-tune and the candidate
+    for extra in ("finetune.toml",):  # the shipped fine-tune (0.4.0: with first -> last pairs)
         cfg = TrainConfig.from_toml(repo_root / "models" / "vhr-building" / extra)
         assert not set(cfg.train_groups) & set(cfg.val_groups) and "levir" not in cfg.train_groups
+        assert cfg.version == "0.4.0" and any(g.endswith("_13") for g in cfg.train_groups)
         # the sample city's held-out pair never trains, neither alone nor inside its first -> last pair
         assert not {"sample_city_2", "sample_city_13"} & set(cfg.train_groups)
         assert not any(g.startswith("gen_city_12_") for g in cfg.train_groups)
