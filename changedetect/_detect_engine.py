@@ -79,6 +79,11 @@ class DetectConfig:
         With ``presence_check``: also check pairs of different seasons under the same sun, as
         above (``PresenceCheck.across_seasons``).  ``False``: same-season pairs only (the rule
         until 2026-11-30).
+    rebuilds
+        :func:`changedetect.pipeline.run` only, on its default pairs and with a building
+        segmenter: a building put up on a lot whose building was demolished earlier in the
+        series becomes a footprint of its own, dated and matched on its own
+        (:mod:`changedetect._rebuilds`); ``False``: it stays under the demolition's footprint.
     """
 
     model: str = "vhr-building"
@@ -92,6 +97,7 @@ class DetectConfig:
     season_days: int | None = 45
     presence_check: bool = True
     presence_across_seasons: bool = True
+    rebuilds: bool = True
 
     def __post_init__(self) -> None:
         if self.season_days is not None and not 0 <= self.season_days <= 91:

@@ -99,6 +99,38 @@ def fill_first_seen(footprints: gpd.GeoDataFrame, aligned: xr.DataArray) -> gpd.
     return footprints
 
 
+def with_rebuilds(footprints: gpd.GeoDataFrame, rebuilt: tuple[xr.DataArray, xr.DataArray],
+                  previous: gpd.GeoDataFrame | None, config: Any) -> gpd.GeoDataFrame:
+    """``footprints`` plus the rebuilds' own (:func:`changedetect._rebuilds.rebuilds`): typed
+    ``new``, dated by their pair, largest first.  A rebuild's id is carried over only from a
+    previous footprint that was not a demolition (the lot's demolition keeps its own), and never
+    repeats an id of ``footprints`` (the first free ``-2``, ``-3`` ...)."""
+    import pandas as pd
+
+    from changedetect.vectorize import vectorize
+
+    prev = previous
+    if prev is not None and len(prev) and "change_type" in prev:
+        prev = prev[prev["change_type"].astype(str) != "demolished"]
+    extra = vectorize(rebuilt[0], first_seen=rebuilt[1], previous=prev, config=config)
+    if not len(extra):
+        return footprints
+    extra["change_type"] = "new"
+    taken = set(footprints["footprint_id"].astype(str))
+    ids = []
+    for fid in extra["footprint_id"].astype(str):
+        k, new = 2, fid
+        while new in taken:
+            new, k = f"{fid}-{k}", k + 1
+        taken.add(new)
+        ids.append(new)
+    extra["footprint_id"] = ids
+    both = pd.concat([footprints, extra.to_crs(footprints.crs) if footprints.crs else extra], ignore_index=True)
+    both = both.sort_values("area_m2", ascending=False, kind="stable").reset_index(drop=True)
+    both.attrs = {**footprints.attrs, "rebuilds": len(extra)}
+    return type(footprints)(both, geometry="geometry", crs=footprints.crs)
+
+
 def days_raster(first_seen: xr.DataArray) -> xr.DataArray:
     """datetime64 (y, x) -> float32 days since 1970-01-01, NaN where NaT."""
     values = first_seen.values

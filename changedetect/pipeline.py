@@ -49,6 +49,7 @@ from changedetect._pipeline_steps import (
     rgb8,
     segmenter_info,
     with_addresses,
+    with_rebuilds,
 )
 from changedetect._state import sha256_file, write_text_atomic
 from changedetect.config import PipelineConfig
@@ -296,6 +297,8 @@ def _chain(stack: xr.DataArray, register: gpd.GeoDataFrame, out: Path, config: P
     from changedetect import detect as detect_mod
     from changedetect import match as match_mod
     from changedetect import vectorize as vec_mod
+    from changedetect._detect_engine import _threshold as detect_threshold
+    from changedetect._rebuilds import rebuilds
     from changedetect.io import write_cog
     from changedetect.io.vectors import write_vector
 
@@ -312,7 +315,7 @@ def _chain(stack: xr.DataArray, register: gpd.GeoDataFrame, out: Path, config: P
                                   "registration only; give two more dates to compare")
         write_text_atomic(out / OUTPUTS["coregistration"],
                           json.dumps(creport.to_dict(), indent=1, default=str, ensure_ascii=False))
-    first_seen = None
+    first_seen = rebuilt = None
     with clock.stage("detect"):
         index, masks = pair_indices(aligned, pairs), pair_indices(aligned, mask_pairs or None)
         if index is not None and len(index) == 1:  # one explicit pair: just those two dates
@@ -324,9 +327,12 @@ def _chain(stack: xr.DataArray, register: gpd.GeoDataFrame, out: Path, config: P
             prob = detect_mod.detect_each_pair(aligned, config=config.detect, progress=progress, model=loaded,
                                                pairs=[(0, 1)], segmenter=dates)[0][2]
         else:
-            prob, first_seen = detect_mod.detect_series(aligned, config=config.detect, progress=progress,
-                                                        model=loaded, pairs=index, mask_pairs=masks,
-                                                        segmenter=dates)
+            events = detect_mod.detect_each_pair(aligned, config=config.detect, progress=progress, model=loaded,
+                                                 pairs=index, mask_pairs=masks, segmenter=dates)
+            thr = detect_threshold(config.detect, loaded.card)
+            prob, first_seen = detect_mod.combine_pairs(events, aligned, thr)
+            if index is None and dates is not None and config.detect.rebuilds:
+                rebuilt = rebuilds(events, aligned["time"].values, thr, dates, dates.pixel_m2)
             if index is not None:  # the later stages start at the first pair's BEFORE date
                 kept = (index[0][0], max(j for _, j in index))
                 aligned = aligned.isel(time=slice(kept[0], kept[1] + 1))
@@ -339,6 +345,8 @@ def _chain(stack: xr.DataArray, register: gpd.GeoDataFrame, out: Path, config: P
                                        after=aligned.isel(time=-1), previous=previous, presence=presence,
                                        config=config.vectorize, progress=progress)
         carried = footprints.attrs.get("carried_ids", 0) if previous is not None else None
+        if rebuilt is not None:  # a building put up on a lot demolished earlier: a footprint of its own
+            footprints = with_rebuilds(footprints, rebuilt, previous, config.vectorize)
         footprints = fill_first_seen(footprints, aligned)
         write_vector(footprints, out / OUTPUTS["footprints"], overwrite=True)
     with clock.stage("match"):
