@@ -83,10 +83,14 @@ def rebuilds(events: list[tuple[int, int, xr.DataArray]], times: np.ndarray, thr
     if len(steps) < 2:
         return None
     template = steps[0][1]
-    hit = np.stack([np.nan_to_num(p.values) >= threshold for _, p in steps])  # (k, y, x)
-    first = np.where(hit.any(0), hit.argmax(0), -1)
-    later = hit & (np.arange(len(steps))[:, None, None] > first[None])
-    second = np.where(later.any(0), later.argmax(0), -1)
+    # per pixel, the first consecutive step that reaches the threshold and the next one after it
+    # (two int16 rasters, whatever the number of dates)
+    first = np.full(template.shape, -1, dtype=np.int16)
+    second = np.full(template.shape, -1, dtype=np.int16)
+    for k, (_, p) in enumerate(steps):
+        hit = np.nan_to_num(p.values) >= threshold
+        second[hit & (first >= 0) & (second < 0)] = k
+        first[hit & (first < 0)] = k
     if (second < 0).all():
         return None
     raw = second >= 0
@@ -95,7 +99,7 @@ def rebuilds(events: list[tuple[int, int, xr.DataArray]], times: np.ndarray, thr
         return None
     # the opening drops specks (and an object's corners): give the corners back
     labels = np.where(raw, ndimage.maximum_filter(labels, size=3), 0)
-    lots, _ = ndimage.label(hit.any(0), structure=np.ones((3, 3), bool))  # what changed at all
+    lots, _ = ndimage.label(first >= 0, structure=np.ones((3, 3), bool))  # what changed at all
     lot_boxes = ndimage.find_objects(lots)
     min_px = int(np.ceil(check.min_area_m2 / pixel_m2)) if pixel_m2 > 0 else 0
     out = np.zeros(template.shape, dtype=np.float32)
