@@ -26,7 +26,8 @@ Variants: ``default`` (the default configuration: consecutive dates plus same-se
 (``season_days = None`` too: the chain before all three); ``same-season-check`` (the presence
 check on same-season pairs only, as it was until 2026-11-30: no pair of different seasons
 checked against two same-season dates that bracket it: ``DetectConfig.presence_across_seasons``
-off)::
+off); ``no-same-sun`` (every footprint first seen across seasons kept, as until 2026-11-30:
+``DetectConfig.same_sun_share = None``)::
 
     .venv/bin/python benchmarks/generated_cities_chain.py --seeds 301-320
 """
@@ -47,13 +48,14 @@ from generated_cities import city  # noqa: E402  (the same cached cities)
 
 REPO = Path(__file__).resolve().parents[1]
 #: name: (DetectConfig.season_days, VectorizeConfig.min_presence, DetectConfig.presence_check,
-#: DetectConfig.presence_across_seasons)
-VARIANTS: dict[str, tuple[int | None, float | None, bool, bool]] = {
-    "default": (45, 0.3, True, True),
-    "no-presence-check": (45, 0.3, False, True),
-    "no-presence-filter": (45, None, False, True),
-    "consecutive-only": (None, None, False, True),
-    "same-season-check": (45, 0.3, True, False),
+#: DetectConfig.presence_across_seasons, DetectConfig.same_sun_share)
+VARIANTS: dict[str, tuple[int | None, float | None, bool, bool, float | None]] = {
+    "default": (45, 0.3, True, True, 0.05),
+    "no-presence-check": (45, 0.3, False, True, 0.05),
+    "no-presence-filter": (45, None, False, True, 0.05),
+    "consecutive-only": (None, None, False, True, None),
+    "same-season-check": (45, 0.3, True, False, 0.05),
+    "no-same-sun": (45, 0.3, True, True, None),
 }
 
 
@@ -105,9 +107,10 @@ def main() -> None:
             tiles = city(seed, args.cities, args.size)
             for v in args.variants:
                 base = PipelineConfig()
-                season, presence, check, across = VARIANTS[v]
+                season, presence, check, across, sun = VARIANTS[v]
                 config = replace(base, detect=replace(base.detect, model=str(args.model), season_days=season,
-                                                      presence_check=check, presence_across_seasons=across),
+                                                      presence_check=check, presence_across_seasons=across,
+                                                      same_sun_share=sun),
                                  vectorize=replace(base.vectorize, min_presence=presence))
                 out = Path(tmp) / f"{seed}-{v}"
                 run(tiles, permits=tiles.parent / "permits" / "sample_register.gpkg", out=out, config=config,

@@ -79,6 +79,12 @@ class DetectConfig:
         With ``presence_check``: also check pairs of different seasons under the same sun, as
         above (``PresenceCheck.across_seasons``).  ``False``: same-season pairs only (the rule
         until 2026-11-30).
+    same_sun_share
+        :func:`changedetect.pipeline.run` only, on its default pairs: a footprint first seen on a
+        consecutive pair of different seasons is dropped when the network decides change over
+        less than this share of it on a same-season pair of the series that spans that pair (a
+        moved shadow is no change under the same sun; :mod:`changedetect._same_sun`).  ``None``:
+        every footprint is kept.
     rebuilds
         :func:`changedetect.pipeline.run` only, on its default pairs and with a building
         segmenter: a building put up on a lot whose building was demolished earlier in the
@@ -97,9 +103,12 @@ class DetectConfig:
     season_days: int | None = 45
     presence_check: bool = True
     presence_across_seasons: bool = True
+    same_sun_share: float | None = 0.05
     rebuilds: bool = True
 
     def __post_init__(self) -> None:
+        if self.same_sun_share is not None and not 0 < self.same_sun_share <= 1:
+            raise ValueError(f"same_sun_share must be in (0, 1] or None, got {self.same_sun_share}")
         if self.season_days is not None and not 0 <= self.season_days <= 91:
             raise ValueError(f"season_days must be in [0, 91] or None, got {self.season_days}")
         if self.window is not None and self.window < 32:

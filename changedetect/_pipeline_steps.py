@@ -131,6 +131,26 @@ def with_rebuilds(footprints: gpd.GeoDataFrame, rebuilt: tuple[xr.DataArray, xr.
     return type(footprints)(both, geometry="geometry", crs=footprints.crs)
 
 
+def drop_unconfirmed(footprints: gpd.GeoDataFrame, events: list[tuple[int, int, xr.DataArray]],
+                     aligned: xr.DataArray, config: Any, threshold: float) -> gpd.GeoDataFrame:
+    """``footprints`` without those first seen across seasons that a same-season pair spanning
+    their pair does not confirm (:func:`changedetect._same_sun.unconfirmed`); the count dropped
+    is ``attrs["unconfirmed_across_seasons"]``."""
+    import logging
+
+    from changedetect._same_sun import unconfirmed
+
+    days = config.season_days if config.season_days is not None else 45
+    drop = unconfirmed(footprints, events, aligned["time"].values, threshold, config.same_sun_share, days)
+    if not drop.any():
+        return footprints
+    logging.getLogger("changedetect.pipeline").info(
+        "dropped %d footprints first seen across seasons and not seen under the same sun", int(drop.sum()))
+    kept = footprints[~drop].reset_index(drop=True)
+    kept.attrs = {**footprints.attrs, "unconfirmed_across_seasons": int(drop.sum())}
+    return kept
+
+
 def days_raster(first_seen: xr.DataArray) -> xr.DataArray:
     """datetime64 (y, x) -> float32 days since 1970-01-01, NaN where NaT."""
     values = first_seen.values

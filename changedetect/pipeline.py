@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 from changedetect._pipeline_steps import (
     check_pairs,
     days_raster,
+    drop_unconfirmed,
     fill_first_seen,
     hold,
     load_segmenter,
@@ -315,7 +316,7 @@ def _chain(stack: xr.DataArray, register: gpd.GeoDataFrame, out: Path, config: P
                                   "registration only; give two more dates to compare")
         write_text_atomic(out / OUTPUTS["coregistration"],
                           json.dumps(creport.to_dict(), indent=1, default=str, ensure_ascii=False))
-    first_seen = rebuilt = None
+    first_seen = rebuilt = events = None
     with clock.stage("detect"):
         index, masks = pair_indices(aligned, pairs), pair_indices(aligned, mask_pairs or None)
         if index is not None and len(index) == 1:  # one explicit pair: just those two dates
@@ -345,6 +346,8 @@ def _chain(stack: xr.DataArray, register: gpd.GeoDataFrame, out: Path, config: P
                                        after=aligned.isel(time=-1), previous=previous, presence=presence,
                                        config=config.vectorize, progress=progress)
         carried = footprints.attrs.get("carried_ids", 0) if previous is not None else None
+        if events is not None and index is None and config.detect.same_sun_share is not None:
+            footprints = drop_unconfirmed(footprints, events, aligned, config.detect, thr)
         if rebuilt is not None:  # a building put up on a lot demolished earlier: a footprint of its own
             footprints = with_rebuilds(footprints, rebuilt, previous, config.vectorize)
         footprints = fill_first_seen(footprints, aligned)

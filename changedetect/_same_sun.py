@@ -1,0 +1,75 @@
+"""Footprints first seen across seasons must hold under the same sun (private).
+
+Between two dates of different seasons every cast shadow moves, and the change network, trained
+to ignore moving shadows, still flags some: on 80 fresh generated cities, 53 of 0.4.0's 60 false
+blobs were first seen on a January -> July pair, most of them on a shadow that moved.  A series
+often has a pair of the **same season** that spans such a pair (January -> the next January:
+:func:`changedetect.detect.series_pairs` adds it), and there a moved shadow is no change at all.
+:func:`unconfirmed` marks the footprints first seen on a consecutive pair of different seasons over
+which the network decides change on less than ``share`` of the footprint on a same-season pair
+of the series that spans that pair.  A footprint without such a pair is never marked.
+
+What it costs is a change undone before the spanning pair's last date (a house demolished and
+rebuilt to look the same, a temporary structure), and a change the same-season pair cannot see
+(an extension in a neighbour's winter shadow on both Januaries): measured in
+``docs/benchmarks.md``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+if TYPE_CHECKING:
+    import geopandas as gpd
+    import xarray as xr
+
+__all__ = ["unconfirmed"]
+
+
+def unconfirmed(footprints: gpd.GeoDataFrame, events: list[tuple[int, int, xr.DataArray]], times: np.ndarray,
+                threshold: float, share: float, season_days: int) -> np.ndarray:
+    """Which of ``footprints`` (with ``first_seen``, on the pairs' grid and CRS) were first seen on a
+    consecutive pair of different seasons and are decided over less than ``share`` of their area on
+    every same-season pair of ``events`` that spans it (:func:`changedetect.detect.detect_each_pair`'s
+    ``(before, after, probability)``).
+
+    Returns
+    -------
+    numpy.ndarray
+        bool, one per footprint: True = not confirmed under the same sun.
+    """
+    from changedetect._change_presence import presence_means
+    from changedetect.presence import same_season
+
+    out = np.zeros(len(footprints), dtype=bool)
+    if not len(footprints) or "first_seen" not in footprints:
+        return out
+    seen = pd.to_datetime(footprints["first_seen"]).to_numpy().astype("datetime64[D]")
+    days = np.asarray(times).astype("datetime64[D]")
+    spans = [(i, j, p) for i, j, p in events if j > i + 1 and same_season(times[i], times[j], season_days)]
+    if not spans:
+        return out
+    geoms = np.asarray(footprints.geometry.values)
+    decided: dict[int, np.ndarray] = {}  # per spanning pair, the decided share of every footprint
+    for i, j in [(i, j) for i, j, _ in events if j == i + 1]:
+        if same_season(times[i], times[j], season_days):
+            continue
+        rows = np.flatnonzero(seen == days[j])  # first seen on this pair
+        if not len(rows):
+            continue
+        held = np.zeros(len(rows), dtype=bool)
+        checked = False
+        for s, (a, b, p) in enumerate(spans):
+            if a <= i and b >= j:
+                checked = True
+                if s not in decided:
+                    transform = p.rio.transform()
+                    hit = (np.nan_to_num(p.values) >= threshold).astype(np.float32)
+                    decided[s] = presence_means(geoms, hit, transform)
+                held |= np.nan_to_num(decided[s][rows], nan=1.0) >= share
+        if checked:
+            out[rows[~held]] = True
+    return out
