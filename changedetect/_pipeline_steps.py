@@ -102,29 +102,22 @@ def fill_first_seen(footprints: gpd.GeoDataFrame, aligned: xr.DataArray) -> gpd.
 def with_rebuilds(footprints: gpd.GeoDataFrame, rebuilt: tuple[xr.DataArray, xr.DataArray],
                   previous: gpd.GeoDataFrame | None, config: Any) -> gpd.GeoDataFrame:
     """``footprints`` plus the rebuilds' own (:func:`changedetect._rebuilds.rebuilds`): typed
-    ``new``, dated by their pair, largest first.  A rebuild's id is carried over only from a
-    previous footprint that was not a demolition (the lot's demolition keeps its own), and never
-    repeats an id of ``footprints`` (the first free ``-2``, ``-3`` ...)."""
+    ``new``, dated by their pair, largest first.  Their ids come from
+    :func:`~changedetect._vectorize_shapes.carry_ids` with ``footprints``' ids reserved: carried
+    over from a previous footprint that was not a demolition (the lot's demolition keeps its own),
+    else the first free ``-2``, ``-3`` ... of their cell."""
     import pandas as pd
 
+    from changedetect._vectorize_shapes import carry_ids
     from changedetect.vectorize import vectorize
 
-    prev = previous
-    if prev is not None and len(prev) and "change_type" in prev:
-        prev = prev[prev["change_type"].astype(str) != "demolished"]
-    extra = vectorize(rebuilt[0], first_seen=rebuilt[1], previous=prev, config=config)
+    extra = vectorize(rebuilt[0], first_seen=rebuilt[1], config=config)
     if not len(extra):
         return footprints
     extra["change_type"] = "new"
-    taken = set(footprints["footprint_id"].astype(str))
-    ids = []
-    for fid in extra["footprint_id"].astype(str):
-        k, new = 2, fid
-        while new in taken:
-            new, k = f"{fid}-{k}", k + 1
-        taken.add(new)
-        ids.append(new)
-    extra["footprint_id"] = ids
+    extra["footprint_id"] = carry_ids(extra.geometry, previous, min_iou=config.carry_min_iou,
+                                      min_cover=config.carry_min_cover, kinds=list(extra["change_type"]),
+                                      reserved=set(footprints["footprint_id"].astype(str)))
     both = pd.concat([footprints, extra.to_crs(footprints.crs) if footprints.crs else extra], ignore_index=True)
     both = both.sort_values("area_m2", ascending=False, kind="stable").reset_index(drop=True)
     both.attrs = {**footprints.attrs, "rebuilds": len(extra)}

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 import geopandas as gpd
 import numpy as np
@@ -140,6 +140,7 @@ def carry_ids(
     min_iou: float = CARRY_MIN_IOU,
     min_cover: float = CARRY_MIN_COVER,
     kinds: Sequence[str] | None = None,
+    reserved: Collection[str] = (),
 ) -> list[str]:
     """Ids of the footprints ``new``, carried over from the ``previous`` run's footprints by overlap.
 
@@ -162,7 +163,8 @@ def carry_ids(
     id is already taken (by a larger footprint of this run or by any id still
     present in ``previous``), it gets the first free ``-2``, ``-3``, ...  A
     footprint that does not overlap a previous one well therefore never takes
-    its id, even when their centroids share a cell.  ``previous`` is
+    its id, even when their centroids share a cell.  ``reserved``: ids already given to other
+    footprints of this run, neither carried over nor reused.  ``previous`` is
     reprojected to the CRS of ``new``.  Without ``previous`` (``None`` or
     empty) the result is exactly :func:`footprint_ids`.
 
@@ -177,16 +179,17 @@ def carry_ids(
     if not n:
         return []
     out: list[str | None] = [None] * n
-    taken: set[str] = set()
+    taken: set[str] = set(reserved)
     if previous is not None and len(previous):
         prev_ids, prev_geoms, prev_kinds = _previous(previous, new.crs)
-        taken = set(prev_ids)
+        taken |= set(prev_ids)
         new_kinds = [k if isinstance(k, str) else "" for k in kinds] if kinds is not None else None
         if new_kinds is not None and len(new_kinds) != n:
             raise ValueError(f"carry_ids: {len(new_kinds)} kinds for {n} footprints")
         for i, j in _assign(np.asarray(new.values), prev_geoms, prev_ids, min_iou=min_iou, min_cover=min_cover,
                             kinds=(new_kinds, prev_kinds) if new_kinds is not None and prev_kinds else None):
-            out[i] = prev_ids[j]
+            if prev_ids[j] not in reserved:
+                out[i] = prev_ids[j]
     base = _cell_hashes(new)
     for i in np.argsort(-shapely.area(np.asarray(new.values)), kind="stable"):  # larger first, any CRS
         if out[i] is not None:

@@ -101,6 +101,10 @@ def test_with_rebuilds_adds_new_footprints_with_their_own_ids() -> None:
                                 geometry=[box(X0 + 5, Y0 - 15, X0 + 15, Y0 - 5)] * 2, crs="EPSG:32648")
     again = with_rebuilds(lot, (prob, seen), previous, VectorizeConfig(regularize=False))
     assert again.loc[again["change_type"] == "new", "footprint_id"].tolist() == ["F-old-house"]
+    # ... unless this run already gave that id to the lot: never two rows with one id
+    taken = with_rebuilds(lot.assign(footprint_id="F-old-house"), (prob, seen), previous,
+                          VectorizeConfig(regularize=False))
+    assert taken["footprint_id"].nunique() == 2
     # nothing to add
     empty = raster(np.zeros((48, 48)))
     assert with_rebuilds(lot, (empty, seen), None, VectorizeConfig()) is lot
