@@ -2,7 +2,7 @@
 
 The committed sample city has one held-out date pair with 22 changed structures: too few to
 tell two models apart.  This benchmark generates cities with seeds that no training config
-uses (default 301-310; training uses 101-248 and the sample city's seed 12), each 512 px at
+uses (default 301-310; training uses 101-299 and the sample city's seed 12), each 512 px at
 0.5 m with three dates, runs ``coregister`` and each model's ``detect`` on both consecutive
 pairs, and scores every changed structure of the generator's truth
 (``truth/footprints.gpkg``) as the sample-city table of ``detection_accuracy.py`` does: found
@@ -32,17 +32,20 @@ REPO = Path(__file__).resolve().parents[1]
 KINDS = ("new", "extension", "demolition")
 
 
-def city(seed: int, folder: Path, size: int) -> Path:
-    """The generated city ``seed`` (generated on first use)."""
+def city(seed: int, folder: Path, size: int, *, shaded: float = 0.0) -> Path:
+    """The generated city ``seed`` (generated on first use; ``shaded``: its shaded-demolition share)."""
     from changedetect.samplecity import generate
     from changedetect.samplecity.spec import CityConfig
     from changedetect.training.datasets import HELD_OUT_CITY_SEED
 
-    if seed == HELD_OUT_CITY_SEED or 101 <= seed <= 248:
-        sys.exit(f"seed {seed} is the sample city's or a training city's: choose seeds outside 12 and 101-248")
+    if seed == HELD_OUT_CITY_SEED or 101 <= seed <= 299:
+        sys.exit(f"seed {seed} is the sample city's or a training city's: choose seeds outside 12 and 101-299")
+    if shaded:
+        folder = folder.with_name(folder.name + "_shaded")
     tiles = folder / f"seed_{seed}" / "tiles"
     if not (tiles / "manifest.json").is_file():
-        generate(tiles, tiles.parent / "permits", config=CityConfig(seed=seed, size=size), overwrite=True)
+        generate(tiles, tiles.parent / "permits", config=CityConfig(seed=seed, size=size, shaded_demolitions=shaded),
+                 overwrite=True)
     return tiles
 
 
@@ -104,9 +107,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", nargs="+", default=["vhr-building", "cva"],
                     help="shipped model names, model folders, 'cva', 'tinycd-levir' or 'tinycd-whu'")
-    ap.add_argument("--seeds", default="301-310", help="first-last; never 12 or 101-248 (training cities)")
+    ap.add_argument("--seeds", default="301-310", help="first-last; never 12 or 101-299 (training cities)")
     ap.add_argument("--size", type=int, default=512)
     ap.add_argument("--cities", type=Path, default=REPO / ".cache_bench" / "gencity")
+    ap.add_argument("--shaded-demolitions", type=float, default=0.0, metavar="P",
+                    help="generate the cities with this share of house demolitions drawn from houses half "
+                         "in a taller neighbour's winter shadow (the hard case; cities go to CITIES_shaded)")
     args = ap.parse_args()
     from changedetect.evaluate import make_predictor
 
@@ -125,7 +131,7 @@ def main() -> None:
     total: dict[str, dict[str, Any]] = {}
     t0 = time.perf_counter()
     for seed in seeds:
-        res = score_city(city(seed, args.cities, args.size), preds, thresholds)
+        res = score_city(city(seed, args.cities, args.size, shaded=args.shaded_demolitions), preds, thresholds)
         for name, r in res.items():
             acc = total.setdefault(name, _totals())
             for key, v in r.items():

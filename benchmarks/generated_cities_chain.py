@@ -85,7 +85,7 @@ def score(run_dir: Path, tiles: Path) -> tuple[pd.DataFrame, dict[str, int]]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--seeds", default="301-320", help="first-last; never 12 or 101-248 (training cities)")
+    ap.add_argument("--seeds", default="301-320", help="first-last; never 12 or 101-299 (training cities)")
     ap.add_argument("--size", type=int, default=512)
     ap.add_argument("--cities", type=Path, default=REPO / ".cache_bench" / "gencity")
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))

@@ -301,3 +301,40 @@ def test_shallow_green_blocks_plan_without_error() -> None:
     # there drew from an empty range ("high - low < 0") before such blocks were skipped
     city = plan(CityConfig(seed=149, size=512))
     assert len(city.changes) > 0
+
+
+def _house_demolitions(pl: Plan) -> list:
+    return [c for c in pl.changes if c.change_type == "demolition" and c.lot is not None]
+
+
+def test_shaded_share_follows_the_sun() -> None:
+    from changedetect.samplecity.changes import shaded_share
+    from changedetect.samplecity.spec import Building, Roof
+
+    jan = CityConfig().acquisitions[0]  # sun in the south-east: shadows fall north-west
+    low = Building(1, "house", (Roof(0.0, 0.0, 6.0, 6.0, 0.0, 4.0, "tile", (0.5, 0.3, 0.2, 0.3), True),))
+    # a 16 m block 2 m south-east of the house (local y grows southwards) shades most of it
+    tall_se = Building(2, "apartment", (Roof(6.0, 8.0, 6.0, 6.0, 0.0, 16.0, "concrete", (0.5, 0.5, 0.5, 0.5), False),))
+    # the same block north-west of it shades nothing of the house
+    tall_nw = Building(3, "apartment", (Roof(-6.0, -8.0, 6.0, 6.0, 0.0, 16.0, "concrete", (0.5, 0.5, 0.5, 0.5), False),))
+    # a neighbour no taller than the house casts nothing on its roof
+    low_se = Building(4, "house", (Roof(6.0, 8.0, 6.0, 6.0, 0.0, 4.0, "tile", (0.5, 0.3, 0.2, 0.3), True),))
+    assert shaded_share(low, [low, tall_se], jan) > 0.5
+    assert shaded_share(low, [low, tall_nw], jan) == 0.0
+    assert shaded_share(low, [low, low_se], jan) == 0.0
+
+
+def test_shaded_demolitions_are_drawn_from_shaded_houses() -> None:
+    from changedetect.samplecity.changes import shaded_share
+
+    ordinary = plan(CityConfig(seed=251, size=512))
+    shaded = plan(CityConfig(seed=251, size=512, shaded_demolitions=1.0))
+    jan = shaded.city.config.acquisitions[0]
+    shares = [shaded_share(c.before, shaded.city.buildings, jan) for c in _house_demolitions(shaded)]
+    assert shares and min(shares) >= 0.5
+    before = [shaded_share(c.before, ordinary.city.buildings, jan) for c in _house_demolitions(ordinary)]
+    assert min(before) < 0.5  # drawn from every house otherwise
+    # only the demolitions' draw changes: the same city, the same new buildings
+    assert len(shaded.city.buildings) == len(ordinary.city.buildings)
+    assert [c.sid for c in shaded.changes if c.change_type == "new"] == \
+        [c.sid for c in ordinary.changes if c.change_type == "new"]

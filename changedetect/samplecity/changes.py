@@ -24,10 +24,11 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 import shapely
+import shapely.affinity
 
 from changedetect.samplecity.buildings import extension_roof, house, house_row, large_building
 from changedetect.samplecity.layout import City
-from changedetect.samplecity.spec import Building, Lot, Tree, along, rect
+from changedetect.samplecity.spec import Acquisition, Building, Lot, Tree, along, rect
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,9 @@ class _Planner:
         self.vacant = [lot for lot in lots if lot.house is None and lot.width * lot.depth >= 45]
         self.backs = [lot for lot in lots if lot.house is not None and lot.free_back * lot.width >= 24]
         self.houses = [lot for lot in lots if lot.house is not None and lot.width * lot.depth >= 50]
+        self.p_shaded = city.config.shaded_demolitions
+        self.shaded = [lot for lot in self.houses if self.p_shaded > 0 and lot.house is not None
+                       and shaded_share(lot.house, city.buildings, city.config.acquisitions[0]) >= 0.5]
         self.sites = [city.sites[i] for i in rng.permutation(len(city.sites))]
         self.big = [b for b in city.buildings if b.kind in ("warehouse", "factory")]
         ext = city.config.extent_m
@@ -108,12 +112,38 @@ class _Planner:
             if self.free(b.polygon):
                 self.big.remove(b)
                 return Change("", "demolition", k, b, None, b.polygon, b.polygon, b.height, note=f"{b.kind} demolished")
-        while self.houses:
-            lot = self.houses.pop()
+        pool = self.shaded if self.shaded and self.rng.random() < self.p_shaded else self.houses
+        while pool:
+            lot = pool.pop()
             if lot.house is not None and self.free(lot.polygon) and all(c.lot is not lot for c in self.changes):
                 b = lot.house
                 return Change("", "demolition", k, b, None, b.polygon, b.polygon, b.height, lot=lot, note="house demolished")
         return None
+
+
+def shaded_share(house: Building, buildings: list[Building], acq: Acquisition) -> float:
+    """Share of ``house``'s footprint in the cast shadow of a taller building under ``acq``'s sun.
+
+    Each building at least 1 m taller than the house casts its footprint's sweep away from the
+    sun, as far as its height above the house's roof reaches at the sun's elevation (local
+    metres: x east, y south).
+    """
+    az, el = math.radians(acq.sun_azimuth_deg), math.radians(acq.sun_elevation_deg)
+    away = np.array([-math.sin(az), math.cos(az)])
+    roof = house.polygon
+    shade = []
+    for b in buildings:
+        rise = b.height - house.height
+        if b.bid == house.bid or rise < 1.0:
+            continue
+        reach = rise / math.tan(el)
+        if b.polygon.distance(roof) > reach:
+            continue
+        far = shapely.affinity.translate(b.polygon, *(away * reach))
+        shade.append(shapely.union_all([b.polygon, far]).convex_hull)
+    if not shade or roof.area <= 0:
+        return 0.0
+    return float(shapely.union_all(shade).intersection(roof).area / roof.area)
 
 
 def plan_changes(city: City, rng: np.random.Generator, n_dates: int) -> list[Change]:

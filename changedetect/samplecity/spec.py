@@ -77,6 +77,13 @@ class CityConfig:
         Rendering is done at ``resolution / oversample`` and integrated down.
     acquisitions
         The dates, the first being the reference of the registration truth.
+    shaded_demolitions
+        Chance that a house demolition is drawn from the houses a taller neighbour's
+        shadow covers (half the roof or more) on the first date, rather than from
+        every house: the hard case of a house pulled down inside a neighbour's winter
+        shadow.  0 (the default, and the committed sample city's) draws from every house;
+        training cities for that case use more (``python -m changedetect.training.datasets
+        --shaded-demolitions``).
     """
 
     seed: int = 12
@@ -87,6 +94,7 @@ class CityConfig:
     oversample: int = 2
     acquisitions: tuple[Acquisition, ...] = DEFAULT_ACQUISITIONS
     register_date: dt.date = dt.date(2025, 3, 31)
+    shaded_demolitions: float = 0.0
 
     @property
     def extent_m(self) -> float:

@@ -19,11 +19,14 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from changedetect.errors import DatasetError
+
+if TYPE_CHECKING:
+    from changedetect.samplecity.spec import CityConfig
 
 log = logging.getLogger(__name__)
 
@@ -351,17 +354,27 @@ def load_cache(path: Path) -> tuple[list[LabelledImage], list[ChangePair]]:
 #: The committed sample city's seed: its second date pair is held out, so it is never
 #: generated here for training.
 HELD_OUT_CITY_SEED = 12
+#: Training cities whose house demolitions are drawn from houses a taller neighbour's winter
+#: shadow half covers (``CityConfig.shaded_demolitions``): the hard case of a house pulled down
+#: in shade, rare among ordinary cities' demolitions.
+SHADED_SEEDS = range(251, 300)
+
+
+def city_config(seed: int, size: int = 512) -> CityConfig:
+    """The generator's config of training city ``seed`` (``SHADED_SEEDS`` with shaded demolitions)."""
+    from changedetect.samplecity.spec import CityConfig
+
+    return CityConfig(seed=seed, size=size, shaded_demolitions=1.0 if seed in SHADED_SEEDS else 0.0)
 
 
 def ensure_city(folder: str | Path, seed: int, size: int = 512) -> Path:
     """``folder/seed_<seed>/tiles``, generating that city there first when it is missing."""
     from changedetect.samplecity import generate
-    from changedetect.samplecity.spec import CityConfig
 
     tiles = Path(folder) / f"seed_{seed}" / "tiles"
     if not (tiles / "manifest.json").is_file():
         log.info("generating training city seed %d (%d px) into %s", seed, size, tiles)
-        generate(tiles, tiles.parent / "permits", config=CityConfig(seed=seed, size=size), overwrite=True)
+        generate(tiles, tiles.parent / "permits", config=city_config(seed, size), overwrite=True)
     return tiles
 
 
@@ -468,7 +481,7 @@ def _main(argv: list[str] | None = None) -> None:
     log.info("wrote %s with %d generated pairs", args.out, len(pairs))
 
 
-__all__ = ["ChangePair", "LabelledImage", "add_pairs_to_cache", "cache_source", "ensure_city", "generated_city_pairs", "load_cache", "load_dubai_hitl", "load_fair_oam_area",
+__all__ = ["SHADED_SEEDS", "ChangePair", "LabelledImage", "add_pairs_to_cache", "cache_source", "city_config", "ensure_city", "generated_city_pairs", "load_cache", "load_dubai_hitl", "load_fair_oam_area",
            "load_levir", "load_oscd_city", "load_sample_city", "load_spacenet_rio", "save_cache"]
 
 
