@@ -161,6 +161,56 @@ def merge_night(current: State, state_dir: Path, results: list[dict[str, Any]], 
     return merged[[*order, "geometry"]].reset_index(drop=True)
 
 
+def withdraw_unconfirmed(violations: gpd.GeoDataFrame, results: list[dict[str, Any]], night: str, *,
+                         share: float | None, season_days: int | None) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
+    """Take out of the register the earlier nights' violations that tonight's same-season pair does
+    not confirm: ``(kept, withdrawn)``.
+
+    A pair run with a same-season partner writes that pair's decisions
+    (``same_season_change.tif``, :func:`changedetect._pipeline_steps.same_season_decisions`).
+    An open violation of the pair's area, reported on an earlier night from a pair of two seasons
+    that lies within the partner pair, over less than ``share`` of which that pair decides change,
+    was most likely a shadow that moved between the seasons (:mod:`changedetect._same_sun`): it
+    is withdrawn, with the night (``withdrawn``) and the reason (``withdrawn_reason``).  ``share``
+    None (``DetectConfig.same_sun_share``) withdraws nothing.
+    """
+    import rasterio
+
+    from changedetect._same_sun import unconfirmed_rows
+    from changedetect.pipeline import OUTPUTS
+
+    drop = np.zeros(len(violations), dtype=bool)
+    reason = np.full(len(violations), "", dtype=object)
+    if share is not None and len(violations):
+        days = season_days if season_days is not None else 45
+        for r in results:
+            if r["error"]:
+                continue
+            for pair in r["runs"]:
+                file = Path(pair["run_dir"]) / OUTPUTS["same_season"]
+                if not file.is_file():
+                    continue
+                with rasterio.open(file) as src:
+                    decided, transform, crs = src.read(1) == 1, src.transform, src.crs
+                    span = src.tags()["PAIR"].split("/")
+                idx = np.flatnonzero(((violations["area"] == r["area"]) & (violations["night"] != night)).to_numpy())
+                if not len(idx):
+                    continue
+                rows = violations.iloc[idx]
+                marked = unconfirmed_rows(rows.geometry.to_crs(crs).values,
+                                          rows["before"].astype(str).to_numpy(dtype="datetime64[D]"),
+                                          rows["after"].astype(str).to_numpy(dtype="datetime64[D]"), decided,
+                                          transform, (np.datetime64(span[0]), np.datetime64(span[1])), share, days)
+                drop[idx[marked]] = True
+                reason[idx[marked]] = (f"not seen under the same sun: {span[0]} -> {span[1]} decides change "
+                                       f"on less than {share:.0%} of it (a shadow that moved between the seasons)")
+    withdrawn = violations[drop].assign(withdrawn=night, withdrawn_reason=list(reason[drop]))
+    if drop.any():
+        log.info("night %s: %d earlier violation(s) withdrawn, not seen under the same sun: %s", night,
+                 int(drop.sum()), ", ".join(withdrawn["violation_id"].astype(str)))
+    return violations[~drop].reset_index(drop=True), withdrawn.reset_index(drop=True)
+
+
 def write_generation(violations: gpd.GeoDataFrame, path: Path) -> None:
     """The cumulative table as GeoParquet in the state directory (atomic)."""
     from changedetect.io.vectors import write_vector
@@ -168,8 +218,11 @@ def write_generation(violations: gpd.GeoDataFrame, path: Path) -> None:
     write_vector(violations, path, overwrite=True)
 
 
-def write_outputs(violations: gpd.GeoDataFrame, out_dir: Path, night: str) -> dict[str, str]:
-    """``violations-<night>.gpkg``/``.csv`` (first seen tonight) and ``open_violations.gpkg``."""
+def write_outputs(violations: gpd.GeoDataFrame, out_dir: Path, night: str,
+                  withdrawn: gpd.GeoDataFrame | None = None) -> dict[str, str]:
+    """``violations-<night>.gpkg``/``.csv`` (first seen tonight), ``open_violations.gpkg``, and
+    ``withdrawn-<night>.gpkg``/``.csv`` when earlier violations were withdrawn tonight
+    (:func:`withdraw_unconfirmed`)."""
     from changedetect.io.vectors import write_vector
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -183,6 +236,11 @@ def write_outputs(violations: gpd.GeoDataFrame, out_dir: Path, night: str) -> di
     checkpoint("night gpkg written")
     write_vector(tonight, paths["night_csv"], overwrite=True)
     checkpoint("night csv written")
+    if withdrawn is not None and len(withdrawn):
+        paths["withdrawn_gpkg"] = out_dir / f"withdrawn-{night}.gpkg"
+        paths["withdrawn_csv"] = out_dir / f"withdrawn-{night}.csv"
+        write_vector(withdrawn, paths["withdrawn_gpkg"], overwrite=True)
+        write_vector(withdrawn, paths["withdrawn_csv"], overwrite=True)
     write_vector(violations, paths["open_gpkg"], overwrite=True)
     return {k: str(v) for k, v in paths.items()}
 

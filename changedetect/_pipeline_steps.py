@@ -124,17 +124,46 @@ def with_rebuilds(footprints: gpd.GeoDataFrame, rebuilt: tuple[xr.DataArray, xr.
     return type(footprints)(both, geometry="geometry", crs=footprints.crs)
 
 
+def same_season_decisions(events: list[tuple[int, int, xr.DataArray]],
+                          unmasked: dict[tuple[int, int], np.ndarray] | None, times: np.ndarray,
+                          config: Any) -> xr.DataArray | None:
+    """The first masked same-season pair's decisions before the mask (uint8 ``(y, x)``, 1 = change),
+    with ``attrs["pair"]`` ``"before/after"``; None without one (or without ``config.same_sun_share``).
+
+    In the nightly job that pair is ``(partner, new)``: a year apart, under the same sun.  What
+    earlier nights reported across seasons between those dates is checked against it
+    (:func:`changedetect._same_sun.unconfirmed_rows`)."""
+    from changedetect.presence import same_season
+
+    if not unmasked or config.same_sun_share is None:
+        return None
+    days = config.season_days if config.season_days is not None else 45
+    for i, j, prob in events:
+        if (i, j) in unmasked and j > i + 1 and same_season(times[i], times[j], days):
+            out = prob.copy(data=unmasked[(i, j)].astype(np.uint8))
+            out.attrs = {"pair": f"{str(times[i])[:10]}/{str(times[j])[:10]}"}
+            return out
+    return None
+
+
 def drop_unconfirmed(footprints: gpd.GeoDataFrame, events: list[tuple[int, int, xr.DataArray]],
-                     aligned: xr.DataArray, config: Any, threshold: float) -> gpd.GeoDataFrame:
+                     times: np.ndarray, config: Any, threshold: float,
+                     unmasked: dict[tuple[int, int], np.ndarray] | None = None) -> gpd.GeoDataFrame:
     """``footprints`` without those first seen across seasons that a same-season pair spanning
     their pair does not confirm (:func:`changedetect._same_sun.unconfirmed`); the count dropped
-    is ``attrs["unconfirmed_across_seasons"]``."""
+    is ``attrs["unconfirmed_across_seasons"]``.  ``times`` are the dates the events' indices
+    name; a pair in ``unmasked`` (:func:`changedetect.detect.detect_each_pair`'s) is checked on its
+    decisions before the mask, which hides what earlier nights reported and so what the pair saw."""
     import logging
 
     from changedetect._same_sun import unconfirmed
 
+    if unmasked:
+        events = [(i, j, p.copy(data=unmasked[(i, j)].astype(np.float32)) if (i, j) in unmasked else p)
+                  for i, j, p in events]
+
     days = config.season_days if config.season_days is not None else 45
-    drop = unconfirmed(footprints, events, aligned["time"].values, threshold, config.same_sun_share, days)
+    drop = unconfirmed(footprints, events, times, threshold, config.same_sun_share, days)
     if not drop.any():
         return footprints
     logging.getLogger("changedetect.pipeline").info(

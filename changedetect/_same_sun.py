@@ -9,6 +9,10 @@ often has a pair of the **same season** that spans such a pair (January -> the n
 which the network decides change on less than ``share`` of the footprint on a same-season pair
 of the series that spans that pair.  A footprint without such a pair is never marked.
 
+The nightly job sees one date a night, so a footprint first seen on a January -> July night can
+only be checked on the night a same-season partner of a later date arrives (the next January):
+:func:`unconfirmed_rows` checks earlier nights' violations against that pair's decisions.
+
 What it costs is a change undone before the spanning pair's last date (a house demolished and
 rebuilt to look the same, a temporary structure), and a change the same-season pair cannot see
 (an extension in a neighbour's winter shadow on both Januaries): measured in
@@ -25,8 +29,9 @@ import pandas as pd
 if TYPE_CHECKING:
     import geopandas as gpd
     import xarray as xr
+    from affine import Affine
 
-__all__ = ["unconfirmed"]
+__all__ = ["unconfirmed", "unconfirmed_rows"]
 
 
 def unconfirmed(footprints: gpd.GeoDataFrame, events: list[tuple[int, int, xr.DataArray]], times: np.ndarray,
@@ -72,4 +77,35 @@ def unconfirmed(footprints: gpd.GeoDataFrame, events: list[tuple[int, int, xr.Da
                 held |= np.nan_to_num(decided[s][rows], nan=1.0) >= share
         if checked:
             out[rows[~held]] = True
+    return out
+
+
+def unconfirmed_rows(geoms: np.ndarray, before: np.ndarray, after: np.ndarray, decided: np.ndarray,
+                     transform: Affine, span: tuple[np.datetime64, np.datetime64], share: float,
+                     season_days: int) -> np.ndarray:
+    """Which rows (footprints or violations first seen on the pair ``before[k] -> after[k]``, dates)
+    the same-season pair ``span`` does not confirm: those whose pair lies within ``span``, is not
+    ``span`` itself, spans two seasons, and over less than ``share`` of whose area ``decided``
+    (``span``'s decisions, ``(y, x)`` bool on the grid of ``transform``; ``geoms`` in its CRS) is
+    True.  A row that covers no pixel of ``decided`` is never marked.
+
+    Returns
+    -------
+    numpy.ndarray
+        bool, one per row: True = not confirmed under the same sun.
+    """
+    from changedetect._change_presence import presence_means
+    from changedetect.presence import same_season
+
+    start, end = (np.datetime64(d, "D") for d in span)
+    b = np.asarray(before).astype("datetime64[D]")
+    a = np.asarray(after).astype("datetime64[D]")
+    inside = (b >= start) & (a <= end) & ~((b == start) & (a == end)) & (a > b)
+    inside &= np.array([not same_season(x, y, season_days) for x, y in zip(b, a, strict=True)], dtype=bool)
+    out = np.zeros(len(geoms), dtype=bool)
+    rows = np.flatnonzero(inside)
+    if not len(rows):
+        return out
+    means = presence_means(np.asarray(geoms)[rows], np.asarray(decided, dtype=np.float32), transform)
+    out[rows] = np.nan_to_num(means, nan=1.0) < share
     return out

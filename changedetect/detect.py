@@ -319,12 +319,16 @@ def detect_each_pair(
     pairs: list[tuple[int, int]] | None = None,
     mask_pairs: list[tuple[int, int]] | None = None,
     segmenter: _Loaded | DatePresence | None = None,
+    unmasked: dict[tuple[int, int], np.ndarray] | None = None,
 ) -> list[tuple[int, int, xr.DataArray]]:
     """Each pair's change probability, as ``(before, after, ChangeProbability)`` in order of
     precedence; the pairs, the mask and the presence check (``segmenter``) as in
     :func:`detect_series` (the pairs after the first, the masked ones, carry
     ``attrs["mask_pairs"]``; checked pairs carry ``attrs["presence_check"]``, the segmenter's
-    name, version and sha256)."""
+    name, version and sha256).  ``unmasked``, a dict, receives each masked pair's decisions
+    before the mask (``(y, x)`` bool at the threshold), keyed by ``(before, after)``: the
+    nightly job checks earlier nights' violations against them
+    (:func:`changedetect._same_sun.unconfirmed_rows`)."""
     if stack.sizes.get("time", 0) < 2:
         days = ", ".join(str(t)[:10] for t in stack["time"].values) if "time" in stack.coords else "none"
         raise TimeSeriesError(f"change detection needs two or more dates; the stack holds "
@@ -356,7 +360,9 @@ def detect_each_pair(
             decided |= np.nan_to_num(prob.values) >= thr
         for i, j, prob in events:
             _confirm(prob, i, j, presence, thr, decided=decided)
-    for rank, (_, _, prob) in enumerate(events):
+    for rank, (i, j, prob) in enumerate(events):
+        if rank and masked is not None and unmasked is not None:
+            unmasked[(i, j)] = np.nan_to_num(prob.values) >= thr
         if rank and masked is not None:  # NaN (no data) stays NaN
             prob.values = np.where(masked & np.isfinite(prob.values), np.float32(0), prob.values)
         if rank and mask_pairs:  # the first pair is never masked

@@ -16,7 +16,10 @@ with the previous acquisition of the area, and runs the chain
 on Dask distributed (a ``LocalCluster``, or the scheduler at ``scheduler``).
 It then writes ``OUT/violations-YYYY-MM-DD.gpkg``/``.csv`` (violations first
 seen that night), ``OUT/open_violations.gpkg`` (cumulative, stable ids
-``<area>-<YYYYMMDD night>-<nnn>``), and commits ``STATE/state.json``.
+``<area>-<YYYYMMDD night>-<nnn>``), and commits ``STATE/state.json``.  A night whose pair has a
+same-season partner (a year before) also withdraws the earlier nights' violations reported
+across seasons that the partner pair does not see (``OUT/withdrawn-YYYY-MM-DD.gpkg/.csv``: most
+are shadows that moved with the seasons; :func:`changedetect._merge.withdraw_unconfirmed`).
 
 Footprint ids follow structures from night to night: each area's footprints of
 its latest pair are kept in ``STATE/footprints-<generation>.parquet``; each pair
@@ -77,6 +80,9 @@ class NightlySummary:
     pairs: int = 0
     new_violations: int = 0
     open_violations: int = 0
+    #: earlier nights' violations taken out of the register tonight: reported across seasons,
+    #: not seen under the same sun (``OUT/withdrawn-<night>.gpkg``/``.csv``, :func:`changedetect._merge.withdraw_unconfirmed`)
+    withdrawn: list[str] = field(default_factory=list)
     areas: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
     outputs: dict[str, str] = field(default_factory=dict)
@@ -247,6 +253,9 @@ def run_nightly(
         from changedetect import _merge
 
         violations = _merge.merge_night(current, state_dir, results, night_s, permits=str(permits))
+        violations, withdrawn = _merge.withdraw_unconfirmed(violations, results, night_s,
+                                                            share=config.detect.same_sun_share,
+                                                            season_days=config.detect.season_days)
         ok_areas = {r["area"] for r in results if not r["error"]}
         summary.failed = {r["area"]: r["error"] for r in results if r["error"]}
         new_state = _next_state(current, new_by_area, ok_areas | (set(new_by_area) - {t["area"] for t in tasks}),
@@ -254,7 +263,7 @@ def run_nightly(
         _merge.write_generation(violations, new_state.violations_path(state_dir))
         _footprints.save(_footprints.next_table(committed, results), state_dir, new_state.generation)
         checkpoint("generation written")
-        summary.outputs = _merge.write_outputs(violations, out_dir, night_s)
+        summary.outputs = _merge.write_outputs(violations, out_dir, night_s, withdrawn)
         checkpoint("outputs written")
         summary.outputs.update(_merge.write_night_reports(violations, results, out_dir, night_s))
         checkpoint("reports written")
@@ -262,6 +271,7 @@ def run_nightly(
         checkpoint("state committed")
         _cleanup(state_dir, new_state, results)
         summary.new_violations = int((violations["night"] == night_s).sum())
+        summary.withdrawn = withdrawn["violation_id"].astype(str).tolist()
         summary.open_violations = len(violations)
     log.info("night %s: %s", night_s, summary.to_dict())
     return summary

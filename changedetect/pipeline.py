@@ -48,6 +48,7 @@ from changedetect._pipeline_steps import (
     presence_rasters,
     report_info,
     rgb8,
+    same_season_decisions,
     segmenter_info,
     with_addresses,
     with_rebuilds,
@@ -75,6 +76,8 @@ OUTPUTS: dict[str, str] = {
     "violations_csv": "violations.csv",
     "report": "report.html",
     "run": "run.json",
+    #: explicit pairs with a masked same-season pair only (the nightly job): that pair's decisions
+    "same_season": "same_season_change.tif",
 }
 STAGES = ("open", "coregister", "detect", "vectorize", "match", "write", "report")
 #: the rows of the register that a lenient run set aside (``[permits] strict = false``)
@@ -316,7 +319,7 @@ def _chain(stack: xr.DataArray, register: gpd.GeoDataFrame, out: Path, config: P
                                   "registration only; give two more dates to compare")
         write_text_atomic(out / OUTPUTS["coregistration"],
                           json.dumps(creport.to_dict(), indent=1, default=str, ensure_ascii=False))
-    first_seen = rebuilt = events = None
+    first_seen = rebuilt = events = unmasked = None
     with clock.stage("detect"):
         index, masks = pair_indices(aligned, pairs), pair_indices(aligned, mask_pairs or None)
         if index is not None and len(index) == 1:  # one explicit pair: just those two dates
@@ -328,10 +331,16 @@ def _chain(stack: xr.DataArray, register: gpd.GeoDataFrame, out: Path, config: P
             prob = detect_mod.detect_each_pair(aligned, config=config.detect, progress=progress, model=loaded,
                                                pairs=[(0, 1)], segmenter=dates)[0][2]
         else:
+            unmasked = {} if masks else None
             events = detect_mod.detect_each_pair(aligned, config=config.detect, progress=progress, model=loaded,
-                                                 pairs=index, mask_pairs=masks, segmenter=dates)
+                                                 pairs=index, mask_pairs=masks, segmenter=dates, unmasked=unmasked)
             thr = detect_threshold(config.detect, loaded.card)
             prob, first_seen = detect_mod.combine_pairs(events, aligned, thr)
+            times = aligned["time"].values  # the events' indices, before the dates kept below
+            same_sun = same_season_decisions(events, unmasked, times, config.detect)
+            if same_sun is not None:  # the nightly job checks earlier nights' violations on it
+                write_cog(same_sun, out / OUTPUTS["same_season"], dtype="uint8", overwrite=True,
+                          tags={"PAIR": same_sun.attrs["pair"]})
             if index is None and dates is not None and config.detect.rebuilds:
                 rebuilt = rebuilds(events, aligned["time"].values, thr, dates, dates.pixel_m2)
             if index is not None:  # the later stages start at the first pair's BEFORE date
@@ -346,8 +355,8 @@ def _chain(stack: xr.DataArray, register: gpd.GeoDataFrame, out: Path, config: P
                                        after=aligned.isel(time=-1), previous=previous, presence=presence,
                                        config=config.vectorize, progress=progress)
         carried = footprints.attrs.get("carried_ids", 0) if previous is not None else None
-        if events is not None and index is None and config.detect.same_sun_share is not None:
-            footprints = drop_unconfirmed(footprints, events, aligned, config.detect, thr)
+        if events is not None and config.detect.same_sun_share is not None:
+            footprints = drop_unconfirmed(footprints, events, times, config.detect, thr, unmasked=unmasked)
         if rebuilt is not None:  # a building put up on a lot demolished earlier: a footprint of its own
             footprints = with_rebuilds(footprints, rebuilt, previous, config.vectorize)
         footprints = fill_first_seen(footprints, aligned)

@@ -420,6 +420,12 @@ def test_mask_pairs_silence_the_later_pairs_only() -> None:
                                           mask_pairs=[(0, 1)])
     assert "mask_pairs" not in first_pair[2].attrs and second[2].attrs["mask_pairs"] == "2024-01-01/2024-06-01"
     np.testing.assert_array_equal(first_pair[2].values, p12)
+    # ... and what the masked pair decided before its mask is handed back when asked for
+    unmasked: dict = {}
+    detect_each_pair(stack, config=CFG, model=loaded, pairs=[(1, 2), (0, 2)], mask_pairs=[(0, 1)], unmasked=unmasked)
+    assert list(unmasked) == [(0, 2)]
+    np.testing.assert_array_equal(unmasked[(0, 2)], p02 >= 0.5)
+    assert (unmasked[(0, 2)] & masked).any()  # what the mask hides
 
 
 def test_series_attrs_name_the_dates_compared() -> None:

@@ -9,10 +9,10 @@ import pytest
 import rioxarray  # noqa: F401
 import xarray as xr
 from affine import Affine
-from shapely.geometry import box
+from shapely.geometry import Polygon, box
 
-from changedetect._pipeline_steps import drop_unconfirmed
-from changedetect._same_sun import unconfirmed
+from changedetect._pipeline_steps import drop_unconfirmed, same_season_decisions
+from changedetect._same_sun import unconfirmed, unconfirmed_rows
 from changedetect.detect import DetectConfig
 
 X0, Y0, RES = 686_000.0, 1_192_000.0, 0.5
@@ -66,9 +66,78 @@ def test_what_the_rule_leaves_alone() -> None:
 
 
 def test_drop_unconfirmed_counts_what_it_drops() -> None:
-    stack = xr.DataArray(np.zeros((3, 1, 40, 40), np.float32), dims=("time", "band", "y", "x"),
-                         coords={"time": TIMES})
-    kept = drop_unconfirmed(_footprints(), _events(), stack, DetectConfig(), 0.5)
+    kept = drop_unconfirmed(_footprints(), _events(), TIMES, DetectConfig(), 0.5)
     assert kept["footprint_id"].tolist() == ["house"] and kept.attrs["unconfirmed_across_seasons"] == 1
     with pytest.raises(ValueError, match="same_sun_share"):
         DetectConfig(same_sun_share=0.0)
+
+
+def test_earlier_nights_rows_are_checked_against_a_later_same_season_pair() -> None:
+    # the nightly job: night 2 reported the shadow and the house (January -> July); night 3's
+    # partner pair January -> January decides the house only
+    fp = _footprints()
+    decided = _events()[2][2].values >= 0.5
+    before = np.array(["2024-01-15", "2024-01-15"], dtype="datetime64[D]")
+    after = np.array(["2024-07-12", "2024-07-12"], dtype="datetime64[D]")
+    span = (TIMES[0], TIMES[2])
+    transform = Affine(RES, 0, X0, 0, -RES, Y0)
+    rows = unconfirmed_rows(fp.geometry.values, before, after, decided, transform, span, 0.05, 45)
+    assert rows.tolist() == [True, False]
+    # a pair of one season, a pair outside the span, the span itself, or a row off the raster: kept
+    same = np.array(["2024-12-20", "2024-12-20"], dtype="datetime64[D]")
+    assert not unconfirmed_rows(fp.geometry.values, same, same + 30, decided, transform, span, 0.05, 45).any()
+    late = np.array(["2024-07-12", "2024-07-12"], dtype="datetime64[D]")
+    assert not unconfirmed_rows(fp.geometry.values, late, late + 400, decided, transform, span, 0.05, 45).any()
+    ends = np.array([span[0], span[0]], dtype="datetime64[D]"), np.array([span[1], span[1]], dtype="datetime64[D]")
+    assert not unconfirmed_rows(fp.geometry.values, *ends, decided, transform, span, 0.05, 45).any()
+    far = np.array([Polygon([(0, 0), (1, 0), (1, 1)])], dtype=object)  # nowhere near the raster
+    assert not unconfirmed_rows(far, before[:1], after[:1], decided, transform, span, 0.05, 45).any()
+
+
+def test_the_masked_same_season_pair_is_kept_before_its_mask() -> None:
+    events = _events()
+    unmasked = {(0, 2): events[2][2].values >= 0.5}
+    out = same_season_decisions(events, unmasked, TIMES, DetectConfig())
+    assert out is not None and out.dtype == np.uint8 and out.attrs["pair"] == "2024-01-15/2025-01-20"
+    assert int(out.values.sum()) == 100 and out.rio.crs is not None
+    # none without a masked same-season pair, or with the rule off
+    assert same_season_decisions(events, {(1, 2): unmasked[(0, 2)]}, TIMES, DetectConfig()) is None
+    assert same_season_decisions(events, unmasked, TIMES, DetectConfig(same_sun_share=None)) is None
+    assert same_season_decisions(events, None, TIMES, DetectConfig()) is None
+
+
+def test_the_nightly_merge_withdraws_what_the_partner_pair_does_not_see(tmp_path) -> None:  # noqa: ANN001
+    from changedetect import _merge
+    from changedetect.io import write_cog
+    from changedetect.pipeline import OUTPUTS
+
+    # night 2 (January -> July) reported a moved shadow and a house; night 3's pair has the
+    # partner January -> January, which decides the house only
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    decided = raster((_events()[2][2].values >= 0.5).astype(np.float32))
+    write_cog(decided, run_dir / OUTPUTS["same_season"], dtype="uint8", tags={"PAIR": "2024-01-15/2025-01-20"})
+    fp = _footprints()
+    register = gpd.GeoDataFrame({
+        "violation_id": ["d1-20240713-001", "d1-20240713-002", "d2-20240713-001", "d1-20250121-001"],
+        "area": ["d1", "d1", "d2", "d1"], "night": ["2024-07-13"] * 3 + ["2025-01-21"],
+        "before": ["2024-01-15"] * 3 + ["2024-07-12"], "after": ["2024-07-12"] * 3 + ["2025-01-20"],
+        "status": ["unlicensed"] * 4},
+        geometry=[fp.geometry[0], fp.geometry[1], fp.geometry[0], fp.geometry[0]], crs="EPSG:32648").to_crs(9210)
+    results = [{"area": "d1", "error": None, "runs": [{"run_dir": str(run_dir)}]}]
+    kept, gone = _merge.withdraw_unconfirmed(register, results, "2025-01-21", share=0.05, season_days=45)
+    # the shadow goes; the house stays, and so do another area's row and tonight's own
+    assert gone["violation_id"].tolist() == ["d1-20240713-001"]
+    assert gone["withdrawn"].tolist() == ["2025-01-21"] and "same sun" in gone["withdrawn_reason"][0]
+    assert kept["violation_id"].tolist() == ["d1-20240713-002", "d2-20240713-001", "d1-20250121-001"]
+    # the rule off, a failed area or a pair without a partner: nothing withdrawn
+    assert len(_merge.withdraw_unconfirmed(register, results, "2025-01-21", share=None, season_days=45)[1]) == 0
+    failed = [{**results[0], "error": "boom"}]
+    assert len(_merge.withdraw_unconfirmed(register, failed, "2025-01-21", share=0.05, season_days=45)[1]) == 0
+    (run_dir / OUTPUTS["same_season"]).unlink()
+    assert len(_merge.withdraw_unconfirmed(register, results, "2025-01-21", share=0.05, season_days=45)[1]) == 0
+    # the night's outputs list what was withdrawn, in both formats
+    paths = _merge.write_outputs(kept, tmp_path / "out", "2025-01-21", gone)
+    assert gpd.read_file(paths["withdrawn_gpkg"])["violation_id"].tolist() == ["d1-20240713-001"]
+    assert pd.read_csv(paths["withdrawn_csv"])["withdrawn_reason"].str.contains("same sun").all()
+    assert "withdrawn_gpkg" not in _merge.write_outputs(kept, tmp_path / "out2", "2025-01-21", gone.iloc[:0])

@@ -25,7 +25,8 @@ from changedetect.cli.options import (
 @click.option("--state", "state", required=True, type=click.Path(path_type=Path, file_okay=False),
               help="State folder (lock, what was processed, cumulative violations).")
 @click.option("--out", "-o", "out", required=True, type=click.Path(path_type=Path, file_okay=False),
-              help="Output folder: violations-YYYY-MM-DD.gpkg/.csv and open_violations.gpkg.")
+              help="Output folder: violations-YYYY-MM-DD.gpkg/.csv, open_violations.gpkg, and "
+                   "withdrawn-YYYY-MM-DD.gpkg/.csv on a night that withdraws earlier violations.")
 @click.option("--night", type=click.DateTime(formats=["%Y-%m-%d"]),
               help="The night to process (default: today); acquisitions dated later wait.")
 @click.option("--scheduler", help="Address of a running Dask scheduler (default: a LocalCluster).")
@@ -86,7 +87,9 @@ def command(catalog: Path, permits: str, state: Path, out: Path, night: dt.datet
     else:
         click.echo(f"night {s['night']}: {s['new_acquisitions']} new acquisition(s) in "
                    f"{len(s['areas'])} area(s), {s['pairs']} pair(s) run; "
-                   f"{s['new_violations']} new violation(s), {s['open_violations']} open in total")
+                   f"{s['new_violations']} new violation(s), "
+                   + (f"{len(s['withdrawn'])} withdrawn, " if s["withdrawn"] else "")
+                   + f"{s['open_violations']} open in total")
         for key, path in s["outputs"].items():
             click.echo(f"  {key:<11} {path}")
         for message in s.get("warnings", []):
