@@ -273,4 +273,4 @@ def write_night_reports(violations: gpd.GeoDataFrame, results: list[dict[str, An
     return paths
 
 
-__all__ = ["merge_night", "write_generation", "write_night_reports", "write_outputs"]
+__all__ = ["merge_night", "withdraw_unconfirmed", "write_generation", "write_night_reports", "write_outputs"]
