@@ -246,11 +246,13 @@ def write_outputs(violations: gpd.GeoDataFrame, out_dir: Path, night: str,
 
 
 def write_night_reports(violations: gpd.GeoDataFrame, results: list[dict[str, Any]], out_dir: Path,
-                        night: str) -> dict[str, str]:
-    """``report-<night>-<area>.html`` per area with violations first seen tonight.
+                        night: str, withdrawn: gpd.GeoDataFrame | None = None) -> dict[str, str]:
+    """``report-<night>-<area>.html`` per area with violations first seen, or withdrawn, tonight.
 
     The chips come from the area's latest pair of the night (its ``before_rgb.tif`` /
     ``after_rgb.tif``); the report's date line is the night, so a rerun writes the same file.
+    Violations withdrawn tonight (:func:`withdraw_unconfirmed`) are named in its header, so that
+    an inspector holding an earlier night's report learns which of its cards no longer stand.
     """
     from changedetect.report import write_report
 
@@ -261,12 +263,17 @@ def write_night_reports(violations: gpd.GeoDataFrame, results: list[dict[str, An
             continue
         area, pair = r["area"], max(r["runs"], key=lambda p: p["after"])
         new = tonight[tonight["area"] == area]
-        if new.empty:
+        gone = [] if withdrawn is None or not len(withdrawn) else \
+            withdrawn.loc[withdrawn["area"] == area, "violation_id"].astype(str).tolist()
+        if new.empty and not gone:
             continue
         run_dir = Path(pair["run_dir"])
         path = out_dir / f"report-{night}-{area}.html"
         info = {"area": area, "night": night, "before": pair["before"], "after": pair["after"],
                 "generated": f"the night of {night}"}
+        if gone:
+            info["withdrawn tonight"] = (f"{len(gone)}: {', '.join(gone)} (not seen under the same sun; "
+                                         f"withdrawn-{night}.csv gives the reasons)")
         write_report(new, out_path=path, before=run_dir / "before_rgb.tif", after=run_dir / "after_rgb.tif",
                      run_info=info, overwrite=True)
         paths[f"report_{area}"] = str(path)

@@ -265,7 +265,7 @@ def run_nightly(
         checkpoint("generation written")
         summary.outputs = _merge.write_outputs(violations, out_dir, night_s, withdrawn)
         checkpoint("outputs written")
-        summary.outputs.update(_merge.write_night_reports(violations, results, out_dir, night_s))
+        summary.outputs.update(_merge.write_night_reports(violations, results, out_dir, night_s, withdrawn))
         checkpoint("reports written")
         save_state(state_dir, new_state)
         checkpoint("state committed")

@@ -141,3 +141,15 @@ def test_the_nightly_merge_withdraws_what_the_partner_pair_does_not_see(tmp_path
     assert gpd.read_file(paths["withdrawn_gpkg"])["violation_id"].tolist() == ["d1-20240713-001"]
     assert pd.read_csv(paths["withdrawn_csv"])["withdrawn_reason"].str.contains("same sun").all()
     assert "withdrawn_gpkg" not in _merge.write_outputs(kept, tmp_path / "out2", "2025-01-21", gone.iloc[:0])
+    # the night's report of the area names them, even on a night with nothing new there
+    rgb = xr.concat([raster(np.full((40, 40), 100.0))] * 3, dim="band").assign_coords(band=[1, 2, 3])
+    for name in ("before_rgb.tif", "after_rgb.tif"):
+        write_cog(rgb, run_dir / name, dtype="uint8")
+    runs = [{"area": "d1", "error": None, "runs": [{"run_dir": str(run_dir), "before": "2024-07-12",
+                                                    "after": "2025-01-20"}]}]
+    quiet = kept[kept["night"] != "2025-01-21"]
+    reports = _merge.write_night_reports(quiet, runs, tmp_path / "out", "2025-01-21", gone)
+    html = (tmp_path / "out" / "report-2025-01-21-d1.html").read_text(encoding="utf-8")
+    assert reports == {"report_d1": str(tmp_path / "out" / "report-2025-01-21-d1.html")}
+    assert "withdrawn tonight" in html and "d1-20240713-001" in html
+    assert _merge.write_night_reports(quiet, runs, tmp_path / "out3", "2025-01-21", gone.iloc[:0]) == {}
