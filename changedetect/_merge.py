@@ -180,6 +180,7 @@ def withdraw_unconfirmed(violations: gpd.GeoDataFrame, results: list[dict[str, A
     from changedetect.pipeline import OUTPUTS
 
     drop = np.zeros(len(violations), dtype=bool)
+    confirmed = np.zeros(len(violations), dtype=bool)
     reason = np.full(len(violations), "", dtype=object)
     if share is not None and len(violations):
         days = season_days if season_days is not None else 45
@@ -197,13 +198,16 @@ def withdraw_unconfirmed(violations: gpd.GeoDataFrame, results: list[dict[str, A
                 if not len(idx):
                     continue
                 rows = violations.iloc[idx]
-                marked = unconfirmed_rows(rows.geometry.to_crs(crs).values,
-                                          rows["before"].astype(str).to_numpy(dtype="datetime64[D]"),
-                                          rows["after"].astype(str).to_numpy(dtype="datetime64[D]"), decided,
-                                          transform, (np.datetime64(span[0]), np.datetime64(span[1])), share, days)
+                args = (rows.geometry.to_crs(crs).values, rows["before"].astype(str).to_numpy(dtype="datetime64[D]"),
+                        rows["after"].astype(str).to_numpy(dtype="datetime64[D]"), decided, transform,
+                        (np.datetime64(span[0]), np.datetime64(span[1])))
+                marked = unconfirmed_rows(*args, share, days)
+                checkable = unconfirmed_rows(*args, np.inf, days)  # every row this pair can judge
+                confirmed[idx[checkable & ~marked]] = True
                 drop[idx[marked]] = True
                 reason[idx[marked]] = (f"not seen under the same sun: {span[0]} -> {span[1]} decides change "
                                        f"on less than {share:.0%} of it (a shadow that moved between the seasons)")
+        drop &= ~confirmed  # two pairs of the night may judge a row: one that sees it keeps it
     withdrawn = violations[drop].assign(withdrawn=night, withdrawn_reason=list(reason[drop]))
     if drop.any():
         log.info("night %s: %d earlier violation(s) withdrawn, not seen under the same sun: %s", night,

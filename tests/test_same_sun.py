@@ -130,6 +130,14 @@ def test_the_nightly_merge_withdraws_what_the_partner_pair_does_not_see(tmp_path
     assert gone["violation_id"].tolist() == ["d1-20240713-001"]
     assert gone["withdrawn"].tolist() == ["2025-01-21"] and "same sun" in gone["withdrawn_reason"][0]
     assert kept["violation_id"].tolist() == ["d1-20240713-002", "d2-20240713-001", "d1-20250121-001"]
+    # a second pair of the night whose partner pair sees the shadow too keeps it
+    seen_dir = tmp_path / "run2"
+    seen_dir.mkdir()
+    both = (_events()[2][2].values >= 0.5) | (_events()[0][2].values >= 0.5)
+    write_cog(raster(both.astype(np.float32)), seen_dir / OUTPUTS["same_season"], dtype="uint8",
+              tags={"PAIR": "2024-01-15/2025-01-20"})
+    two = [{**results[0], "runs": [{"run_dir": str(run_dir)}, {"run_dir": str(seen_dir)}]}]
+    assert len(_merge.withdraw_unconfirmed(register, two, "2025-01-21", share=0.05, season_days=45)[1]) == 0
     # the rule off, a failed area or a pair without a partner: nothing withdrawn
     assert len(_merge.withdraw_unconfirmed(register, results, "2025-01-21", share=None, season_days=45)[1]) == 0
     failed = [{**results[0], "error": "boom"}]
