@@ -4,7 +4,9 @@ For each of the sample city's 43 changed structures (``sample_tiles/truth/footpr
 after ``coregister``: the change network's probability inside the footprint on the consecutive
 pair where it changed and, for the second pair, on the January -> January pair that
 ``detect_series`` adds (share of the footprint at the threshold, and the largest value), and
-the building segmenter's mean probability inside it on each of the three dates.  A structure
+the building segmenter's mean probability inside it on each of the three dates, and the median
+brightness (mean of R, G, B) of its west and east halves on each date (a change in shade:
+S041 is as dark on both Januaries).  A structure
 counts as *found by the network* when 25 % of its footprint reaches the threshold on one of those
 pairs (as ``benchmarks/detection_accuracy.py --objects-only`` counts, without the presence
 check), and as *clear to the segmenter* when its mean building probability rises (falls, for a
@@ -71,9 +73,10 @@ def main() -> None:
     shape, transform = (stack.sizes["y"], stack.sizes["x"]), stack.rio.transform()
     found = clear = 0
     print(f"model {args.model}, segmenter {seg.path}\n")
+    bright = [np.nanmean(day.values.astype(np.float32), axis=0) for day in days]  # mean of R, G, B
     print("| structure | type | pair | network: share >= threshold, max | Jan->Jan: share, max | "
-          "segmenter mean per date | found | clear |")
-    print("|---|---|---|---|---|---|---|---|")
+          "segmenter mean per date | median brightness per date (west / east half) | found | clear |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for _, f in truth.iterrows():
         m = rasterize([f.geometry], out_shape=shape, transform=transform).astype(bool)
         j = dates.index(str(f["first_seen"])[:10])
@@ -89,7 +92,7 @@ def main() -> None:
             jj = f"{shares[(0, 2)]:.2f}, {peaks[(0, 2)]:.2f}" if j == 2 else ""
             print(f"| {f['structure_id']} | {f['change_type']} | {dates[j - 1]} -> {dates[j]} | "
                   f"{shares[(j - 1, j)]:.2f}, {peaks[(j - 1, j)]:.2f} | {jj} | {' / '.join(f'{v:.2f}' for v in s)} | "
-                  f"{'yes' if is_found else 'no'} | {'yes' if is_clear else 'no'} |")
+                  f"{_halves(bright, m)} | {'yes' if is_found else 'no'} | {'yes' if is_clear else 'no'} |")
     changed = np.zeros(shape, bool)
     for path in (tiles / "truth").glob("change_*.tif"):
         with rasterio.open(path) as src:
@@ -99,6 +102,14 @@ def main() -> None:
     for p, v in prob.items():
         print(f"pair {dates[p[0]]} -> {dates[p[1]]}: {((np.nan_to_num(v) >= 0.5) & ~near).mean():.4f} of the scene "
               "flagged away from any change")
+
+
+def _halves(bright: list[np.ndarray], mask: np.ndarray) -> str:
+    """Median brightness inside ``mask`` per date, as ``west / east`` halves (split at its middle column)."""
+    rows, cols = np.nonzero(mask)
+    west = cols < (cols.min() + cols.max()) / 2
+    return "; ".join(f"{np.nanmedian(b[rows[west], cols[west]]):.0f} / {np.nanmedian(b[rows[~west], cols[~west]]):.0f}"
+                     for b in bright)
 
 
 if __name__ == "__main__":
