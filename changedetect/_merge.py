@@ -172,7 +172,9 @@ def withdraw_unconfirmed(violations: gpd.GeoDataFrame, results: list[dict[str, A
     that lies within the partner pair, over less than ``share`` of which that pair decides change,
     was most likely a shadow that moved between the seasons (:mod:`changedetect._same_sun`): it
     is withdrawn, with the night (``withdrawn``) and the reason (``withdrawn_reason``).  ``share``
-    None (``DetectConfig.same_sun_share``) withdraws nothing.
+    None (``DetectConfig.same_sun_share``) withdraws nothing.  Every row gets the column
+    ``same_sun`` (:func:`_same_sun_column`): ``pending`` marks a violation seen across seasons that
+    no same-season pair has checked yet, the likeliest to be withdrawn later.
     """
     import rasterio
 
@@ -208,11 +210,40 @@ def withdraw_unconfirmed(violations: gpd.GeoDataFrame, results: list[dict[str, A
                 reason[idx[marked]] = (f"not seen under the same sun: {span[0]} -> {span[1]} decides change "
                                        f"on less than {share:.0%} of it (a shadow that moved between the seasons)")
         drop &= ~confirmed  # two pairs of the night may judge a row: one that sees it keeps it
+        violations = violations.assign(same_sun=_same_sun_column(violations, results, night, confirmed, days))
     withdrawn = violations[drop].assign(withdrawn=night, withdrawn_reason=list(reason[drop]))
     if drop.any():
         log.info("night %s: %d earlier violation(s) withdrawn, not seen under the same sun: %s", night,
                  int(drop.sum()), ", ".join(withdrawn["violation_id"].astype(str)))
     return violations[~drop].reset_index(drop=True), withdrawn.reset_index(drop=True)
+
+
+def _same_sun_column(violations: gpd.GeoDataFrame, results: list[dict[str, Any]], night: str,
+                     confirmed: np.ndarray, season_days: int) -> list[str]:
+    """Each row's ``same_sun``: ``not needed`` (its pair lies within one season), ``confirmed``
+    (its pair spans two seasons and a same-season pair saw it: tonight's with a partner, whose run
+    dropped what that pair did not see, or an earlier night's judged tonight), ``pending`` (not
+    checked yet: no same-season date of its AFTER's season a year before), or '' (unknown: a row
+    from before the column)."""
+    from changedetect.presence import same_season
+
+    old = violations["same_sun"].fillna("").astype(str).to_numpy() if "same_sun" in violations else \
+        np.full(len(violations), "", dtype=object)
+    partnered = {(r["area"], str(p.get("before")), str(p.get("after"))): bool(p.get("partner"))
+                 for r in results if not r["error"] for p in r["runs"]}
+    out = []
+    for k, (area, tonight, before, after) in enumerate(zip(violations["area"], violations["night"] == night,
+                                                           violations["before"].astype(str),
+                                                           violations["after"].astype(str), strict=True)):
+        if confirmed[k]:
+            out.append("confirmed")
+        elif not tonight:
+            out.append(old[k])
+        elif same_season(np.datetime64(before), np.datetime64(after), season_days):
+            out.append("not needed")
+        else:
+            out.append("confirmed" if partnered.get((area, before, after)) else "pending")
+    return out
 
 
 def write_generation(violations: gpd.GeoDataFrame, path: Path) -> None:

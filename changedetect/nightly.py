@@ -83,6 +83,9 @@ class NightlySummary:
     #: earlier nights' violations taken out of the register tonight: reported across seasons,
     #: not seen under the same sun (``OUT/withdrawn-<night>.gpkg``/``.csv``, :func:`changedetect._merge.withdraw_unconfirmed`)
     withdrawn: list[str] = field(default_factory=list)
+    #: open violations seen across seasons that no same-season pair has checked yet (``same_sun``
+    #: ``pending``: the next night with a same-season partner confirms or withdraws them)
+    pending: int = 0
     areas: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
     outputs: dict[str, str] = field(default_factory=dict)
@@ -273,6 +276,7 @@ def run_nightly(
         summary.new_violations = int((violations["night"] == night_s).sum())
         summary.withdrawn = withdrawn["violation_id"].astype(str).tolist()
         summary.open_violations = len(violations)
+        summary.pending = _pending(violations)
     log.info("night %s: %s", night_s, summary.to_dict())
     return summary
 
@@ -317,8 +321,14 @@ def _already_done(current: NightState, state_dir: Path, out_dir: Path, summary: 
                                    strict=True))
     summary.new_violations = 0
     summary.open_violations = len(violations)
+    summary.pending = _pending(violations)
     log.info("night %s: nothing new", summary.night)
     return summary
+
+
+def _pending(violations: Any) -> int:
+    """How many open violations await a same-season check (``same_sun == "pending"``)."""
+    return int((violations["same_sun"] == "pending").sum()) if "same_sun" in violations else 0
 
 
 def _next_state(current: NightState, new_by_area: dict[str, list[Acquisition]], ok_areas: set[str], night: str,

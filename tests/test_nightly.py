@@ -876,3 +876,14 @@ def test_the_command_prints_the_nights_warnings_and_exits_0(tmp_path: Path, monk
                                       "--state", str(tmp_path / "st"), "--out", str(tmp_path / "out")])
     assert result.exit_code == 0, result.output
     assert "WARNING d1_20240115.tif is truncated or corrupt; copy it again" in result.output
+    assert "withdrawn" not in result.output and "awaiting" not in result.output
+
+    def later(*args: object, **kwargs: object) -> nightly.NightlySummary:
+        return nightly.NightlySummary("2025-01-21", new_acquisitions=1, areas=["d1"], new_violations=4,
+                                      open_violations=9, withdrawn=["d1-20240713-002", "d1-20240713-006"],
+                                      pending=3)
+
+    monkeypatch.setattr(nightly, "run_nightly", later)
+    result = CliRunner().invoke(cli, ["nightly", "--catalog", str(tmp_path / "catalog"), "--permits", "r.gpkg",
+                                      "--state", str(tmp_path / "st"), "--out", str(tmp_path / "out")])
+    assert "4 new violation(s), 2 withdrawn, 9 open in total (3 awaiting a same-season check)" in result.output

@@ -130,6 +130,16 @@ def test_the_nightly_merge_withdraws_what_the_partner_pair_does_not_see(tmp_path
     assert gone["violation_id"].tolist() == ["d1-20240713-001"]
     assert gone["withdrawn"].tolist() == ["2025-01-21"] and "same sun" in gone["withdrawn_reason"][0]
     assert kept["violation_id"].tolist() == ["d1-20240713-002", "d2-20240713-001", "d1-20250121-001"]
+    # the house is now confirmed; the other area's row was not checked; tonight's row came from a
+    # cross-season pair without a partner (this test's run names none): pending
+    assert kept["same_sun"].tolist() == ["confirmed", "", "pending"]
+    partnered = [{**results[0], "runs": [{"run_dir": str(run_dir), "before": "2024-07-12", "after": "2025-01-20",
+                                          "partner": {"date": "2024-01-15"}}]}]
+    assert _merge.withdraw_unconfirmed(register, partnered, "2025-01-21", share=0.05,
+                                       season_days=45)[0]["same_sun"].tolist()[-1] == "confirmed"
+    within = register.assign(before=["2024-01-15"] * 3 + ["2024-12-20"])  # tonight's pair within one season
+    assert _merge.withdraw_unconfirmed(within, results, "2025-01-21", share=0.05,
+                                       season_days=45)[0]["same_sun"].tolist()[-1] == "not needed"
     # a second pair of the night whose partner pair sees the shadow too keeps it
     seen_dir = tmp_path / "run2"
     seen_dir.mkdir()

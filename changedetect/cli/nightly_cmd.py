@@ -89,7 +89,8 @@ def command(catalog: Path, permits: str, state: Path, out: Path, night: dt.datet
                    f"{len(s['areas'])} area(s), {s['pairs']} pair(s) run; "
                    f"{s['new_violations']} new violation(s), "
                    + (f"{len(s['withdrawn'])} withdrawn, " if s["withdrawn"] else "")
-                   + f"{s['open_violations']} open in total")
+                   + f"{s['open_violations']} open in total"
+                   + (f" ({s['pending']} awaiting a same-season check)" if s["pending"] else ""))
         for key, path in s["outputs"].items():
             click.echo(f"  {key:<11} {path}")
         for message in s.get("warnings", []):
