@@ -194,7 +194,8 @@ def withdraw_unconfirmed(violations: gpd.GeoDataFrame, results: list[dict[str, A
                 if not file.is_file():
                     continue
                 with rasterio.open(file) as src:
-                    decided, transform, crs = src.read(1) == 1, src.transform, src.crs
+                    raw, transform, crs = src.read(1), src.transform, src.crs
+                    decided = np.where(raw == 255, np.nan, raw == 1).astype(np.float32)  # 255: no data
                     span = src.tags()["PAIR"].split("/")
                 idx = np.flatnonzero(((violations["area"] == r["area"]) & (violations["night"] != night)).to_numpy())
                 if not len(idx):

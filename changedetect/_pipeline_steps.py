@@ -127,8 +127,9 @@ def with_rebuilds(footprints: gpd.GeoDataFrame, rebuilt: tuple[xr.DataArray, xr.
 def same_season_decisions(events: list[tuple[int, int, xr.DataArray]],
                           unmasked: dict[tuple[int, int], np.ndarray] | None, times: np.ndarray,
                           config: Any) -> xr.DataArray | None:
-    """The first masked same-season pair's decisions before the mask (uint8 ``(y, x)``, 1 = change),
-    with ``attrs["pair"]`` ``"before/after"``; None without one (or without ``config.same_sun_share``).
+    """The first masked same-season pair's decisions before the mask (uint8 ``(y, x)``, 1 = change,
+    0 = none, 255 = no data), with ``attrs["pair"]`` ``"before/after"``; None without one (or without
+    ``config.same_sun_share``).
 
     In the nightly job that pair is ``(partner, new)``: a year apart, under the same sun.  What
     earlier nights reported across seasons between those dates is checked against it
@@ -140,7 +141,8 @@ def same_season_decisions(events: list[tuple[int, int, xr.DataArray]],
     days = config.season_days if config.season_days is not None else 45
     for i, j, prob in events:
         if (i, j) in unmasked and j > i + 1 and same_season(times[i], times[j], days):
-            out = prob.copy(data=unmasked[(i, j)].astype(np.uint8))
+            d = unmasked[(i, j)]
+            out = prob.copy(data=np.where(np.isfinite(d), d, 255).astype(np.uint8))
             out.attrs = {"pair": f"{str(times[i])[:10]}/{str(times[j])[:10]}"}
             return out
     return None

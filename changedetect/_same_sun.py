@@ -72,7 +72,8 @@ def unconfirmed(footprints: gpd.GeoDataFrame, events: list[tuple[int, int, xr.Da
                 checked = True
                 if s not in decided:
                     transform = p.rio.transform()
-                    hit = (np.nan_to_num(p.values) >= threshold).astype(np.float32)
+                    v = p.values  # no data stays NaN: a footprint it covers cannot be judged
+                    hit = np.where(np.isfinite(v), v >= threshold, np.nan).astype(np.float32)
                     decided[s] = presence_means(geoms, hit, transform)
                 held |= np.nan_to_num(decided[s][rows], nan=1.0) >= share
         if checked:
@@ -86,8 +87,8 @@ def unconfirmed_rows(geoms: np.ndarray, before: np.ndarray, after: np.ndarray, d
     """Which rows (footprints or violations first seen on the pair ``before[k] -> after[k]``, dates)
     the same-season pair ``span`` does not confirm: those whose pair lies within ``span``, is not
     ``span`` itself, spans two seasons, and over less than ``share`` of whose area ``decided``
-    (``span``'s decisions, ``(y, x)`` bool on the grid of ``transform``; ``geoms`` in its CRS) is
-    True.  A row that covers no pixel of ``decided`` is never marked.
+    (``span``'s decisions, ``(y, x)`` 1 / 0 on the grid of ``transform``; ``geoms`` in its CRS) is
+    True; NaN is no data).  A row that covers no pixel of ``decided`` with data is never marked.
 
     Returns
     -------

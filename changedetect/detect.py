@@ -326,7 +326,8 @@ def detect_each_pair(
     :func:`detect_series` (the pairs after the first, the masked ones, carry
     ``attrs["mask_pairs"]``; checked pairs carry ``attrs["presence_check"]``, the segmenter's
     name, version and sha256).  ``unmasked``, a dict, receives each masked pair's decisions
-    before the mask (``(y, x)`` bool at the threshold), keyed by ``(before, after)``: the
+    before the mask (``(y, x)`` float32: 1 at or above the threshold, 0 below, NaN where the pair
+    has no data), keyed by ``(before, after)``: the
     nightly job checks earlier nights' violations against them
     (:func:`changedetect._same_sun.unconfirmed_rows`)."""
     if stack.sizes.get("time", 0) < 2:
@@ -362,7 +363,8 @@ def detect_each_pair(
             _confirm(prob, i, j, presence, thr, decided=decided)
     for rank, (i, j, prob) in enumerate(events):
         if rank and masked is not None and unmasked is not None:
-            unmasked[(i, j)] = np.nan_to_num(prob.values) >= thr
+            v = prob.values
+            unmasked[(i, j)] = np.where(np.isfinite(v), v >= thr, np.nan).astype(np.float32)
         if rank and masked is not None:  # NaN (no data) stays NaN
             prob.values = np.where(masked & np.isfinite(prob.values), np.float32(0), prob.values)
         if rank and mask_pairs:  # the first pair is never masked

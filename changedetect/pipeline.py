@@ -339,7 +339,7 @@ def _chain(stack: xr.DataArray, register: gpd.GeoDataFrame, out: Path, config: P
             times = aligned["time"].values  # the events' indices, before the dates kept below
             same_sun = same_season_decisions(events, unmasked, times, config.detect)
             if same_sun is not None:  # the nightly job checks earlier nights' violations on it
-                write_cog(same_sun, out / OUTPUTS["same_season"], dtype="uint8", overwrite=True,
+                write_cog(same_sun, out / OUTPUTS["same_season"], dtype="uint8", nodata=255, overwrite=True,
                           tags={"PAIR": same_sun.attrs["pair"]})
             if index is None and dates is not None and config.detect.rebuilds:
                 rebuilt = rebuilds(events, aligned["time"].values, thr, dates, dates.pixel_m2)

@@ -424,8 +424,8 @@ def test_mask_pairs_silence_the_later_pairs_only() -> None:
     unmasked: dict = {}
     detect_each_pair(stack, config=CFG, model=loaded, pairs=[(1, 2), (0, 2)], mask_pairs=[(0, 1)], unmasked=unmasked)
     assert list(unmasked) == [(0, 2)]
-    np.testing.assert_array_equal(unmasked[(0, 2)], p02 >= 0.5)
-    assert (unmasked[(0, 2)] & masked).any()  # what the mask hides
+    np.testing.assert_array_equal(unmasked[(0, 2)], (p02 >= 0.5).astype(np.float32))
+    assert ((unmasked[(0, 2)] == 1) & masked).any()  # what the mask hides
 
 
 def test_series_attrs_name_the_dates_compared() -> None:

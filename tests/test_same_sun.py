@@ -63,6 +63,10 @@ def test_what_the_rule_leaves_alone() -> None:
     # no same-season pair spans January -> July: nothing to check against
     assert not unconfirmed(_footprints(), _events()[:2], TIMES, 0.5, 0.05, 45).any()
     assert not unconfirmed(_footprints().iloc[:0], _events(), TIMES, 0.5, 0.05, 45).any()
+    # where the same-season pair has no data the footprint cannot be judged: kept
+    ev = _events()
+    ev[2][2].values[SHADOW] = np.nan
+    assert unconfirmed(_footprints(), ev, TIMES, 0.5, 0.05, 45).tolist() == [False, False]
 
 
 def test_drop_unconfirmed_counts_what_it_drops() -> None:
@@ -148,6 +152,16 @@ def test_the_nightly_merge_withdraws_what_the_partner_pair_does_not_see(tmp_path
               tags={"PAIR": "2024-01-15/2025-01-20"})
     two = [{**results[0], "runs": [{"run_dir": str(run_dir)}, {"run_dir": str(seen_dir)}]}]
     assert len(_merge.withdraw_unconfirmed(register, two, "2025-01-21", share=0.05, season_days=45)[1]) == 0
+    # where the partner pair has no data (255) nothing can be judged: the shadow stays
+    blind_dir = tmp_path / "run3"
+    blind_dir.mkdir()
+    blind = (_events()[2][2].values >= 0.5).astype(np.float32)
+    blind[SHADOW] = np.nan
+    out = same_season_decisions(_events(), {(0, 2): blind}, TIMES, DetectConfig())
+    assert out is not None and int(out.values[SHADOW].min()) == 255
+    write_cog(out, blind_dir / OUTPUTS["same_season"], dtype="uint8", nodata=255, tags={"PAIR": out.attrs["pair"]})
+    blind_run = [{**results[0], "runs": [{"run_dir": str(blind_dir)}]}]
+    assert len(_merge.withdraw_unconfirmed(register, blind_run, "2025-01-21", share=0.05, season_days=45)[1]) == 0
     # the rule off, a failed area or a pair without a partner: nothing withdrawn
     assert len(_merge.withdraw_unconfirmed(register, results, "2025-01-21", share=None, season_days=45)[1]) == 0
     failed = [{**results[0], "error": "boom"}]
