@@ -47,7 +47,10 @@ def command(catalog: Path, permits: str, state: Path, out: Path, night: dt.datet
     retried next night), 3 when another run holds the lock.  An unreadable acquisition
     (one that fails a cheap read of its header and corner pixels), or a reference that
     vanished, is printed as a WARNING, left out of the pairs, and the area goes on (exit 0).
-    Scheduling examples: docs/nightly.md.
+    A night with a date of the same season a year before withdraws the earlier
+    cross-season violations that pair does not see (most are shadows that moved with the
+    sun: withdrawn-YYYY-MM-DD.gpkg says which and why); each open violation's `same_sun`
+    column says whether it was checked yet.  Scheduling examples: docs/nightly.md.
 
     \b
     Example:
