@@ -169,6 +169,15 @@ def _coords(geom: Any, crs: Any) -> tuple[str, str]:
     return latlon, working
 
 
+#: the nightly register's ``same_sun`` column, for inspectors (absent or empty: no row)
+SAME_SUN = {
+    "pending": "pending: seen between two seasons, where shadows move; the next date of the same "
+               "season confirms or withdraws it",
+    "confirmed": "confirmed under the same sun",
+    "not needed": "not needed (both dates of one season)",
+}
+
+
 def _card(number: int, row: Any, crs: Any, chips: Mapping[str, str], labels: Mapping[str, str]) -> str:
     e = html.escape
     status = str(row.get("status", ""))
@@ -186,6 +195,7 @@ def _card(number: int, row: Any, crs: Any, chips: Mapping[str, str], labels: Map
         ("Lat / lon", latlon),
         ("Working CRS", working),
         ("Violation id", _fmt(row.get("violation_id"))),
+        ("Same-sun check", SAME_SUN.get(str(row.get("same_sun") or ""))),
     ]
     rows = "".join(f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in evidence if v is not None)
     figs = "".join(

@@ -185,3 +185,12 @@ def test_the_nightly_merge_withdraws_what_the_partner_pair_does_not_see(tmp_path
     assert reports == {"report_d1": str(tmp_path / "out" / "report-2025-01-21-d1.html")}
     assert "withdrawn tonight" in html and "d1-20240713-001" in html
     assert _merge.write_night_reports(quiet, runs, tmp_path / "out3", "2025-01-21", gone.iloc[:0]) == {}
+
+
+def test_the_report_card_says_where_a_violation_stands_under_the_same_sun() -> None:
+    from changedetect.report import render_report
+
+    fp = _footprints().assign(status="unlicensed", violation_id=["v1", "v2"], same_sun=["pending", ""])
+    html = render_report(fp)
+    assert html.count("Same-sun check") == 1 and "pending: seen between two seasons" in html
+    assert "Same-sun check" not in render_report(fp.drop(columns="same_sun"))
