@@ -59,6 +59,26 @@ VARIANTS: dict[str, tuple[int | None, float | None, bool, bool, float | None]] =
 }
 
 
+def false_blobs(violations: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFrame:
+    """The non-``permitted`` rows of ``violations`` that lie over no truth structure (under a tenth
+    of their area on one)."""
+    flagged = violations[violations["status"] != "permitted"]
+    if flagged.empty:
+        return flagged
+    area = truth.to_crs(violations.crs).union_all()
+    on_truth = flagged.geometry.intersection(area).area / flagged.geometry.area.clip(lower=1e-12)
+    return flagged[on_truth < 0.1]
+
+
+def add_city_args(ap: argparse.ArgumentParser) -> None:
+    """The options every generated-cities chain benchmark takes."""
+    ap.add_argument("--seeds", default="301-320", help="first-last; never 12 or 101-299 (training cities)")
+    ap.add_argument("--size", type=int, default=512)
+    ap.add_argument("--cities", type=Path, default=REPO / ".cache_bench" / "gencity")
+    ap.add_argument("--model", default="vhr-building",
+                    help="change model (a shipped name or a candidate's folder, with its buildings/ stage)")
+
+
 def score(run_dir: Path, tiles: Path) -> tuple[pd.DataFrame, dict[str, int]]:
     """Agreement table of one run, and the counts the summary needs."""
     import geopandas as gpd
@@ -72,9 +92,7 @@ def score(run_dir: Path, tiles: Path) -> tuple[pd.DataFrame, dict[str, int]]:
     planted = expected[expected["expected_status"] != "permitted"]
     found = int(sum(table.loc[s, "tp"] for s in set(planted["expected_status"]) if s in table.index))
     flagged = violations[violations["status"] != "permitted"]
-    planted_area = truth.to_crs(violations.crs).union_all()
-    on_truth = flagged.geometry.intersection(planted_area).area / flagged.geometry.area.clip(lower=1e-12)
-    blobs = int((on_truth < 0.1).sum())
+    blobs = len(false_blobs(violations, truth))
     flagged_right = int(table.loc["all", "tp"]) - int(table.loc["permitted", "tp"] if "permitted" in table.index else 0)
     permitted_flagged = int(table.attrs["permitted_flagged"])
     counts = {"violations": len(planted), "found": found, "permitted_flagged": permitted_flagged,
@@ -85,13 +103,9 @@ def score(run_dir: Path, tiles: Path) -> tuple[pd.DataFrame, dict[str, int]]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--seeds", default="301-320", help="first-last; never 12 or 101-299 (training cities)")
-    ap.add_argument("--size", type=int, default=512)
-    ap.add_argument("--cities", type=Path, default=REPO / ".cache_bench" / "gencity")
+    add_city_args(ap)
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     ap.add_argument("--keep", type=Path, help="keep each run's output folder under this folder")
-    ap.add_argument("--model", default="vhr-building",
-                    help="change model (a shipped name or a candidate's folder, with its buildings/ stage)")
     args = ap.parse_args()
     from changedetect.config import PipelineConfig
     from changedetect.pipeline import run

@@ -29,7 +29,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from generated_cities import city  # noqa: E402  (the same cached cities)
-from generated_cities_chain import score  # noqa: E402
+from generated_cities_chain import add_city_args, false_blobs, score  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 VARIANTS: dict[str, float | None] = {"default": 0.05, "no-same-sun": None}
@@ -59,11 +59,8 @@ def nights(tiles: Path, work: Path, config: object) -> tuple[Path, list[str]]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--seeds", default="301-320", help="first-last; never 12 or 101-299 (training cities)")
-    ap.add_argument("--size", type=int, default=512)
-    ap.add_argument("--cities", type=Path, default=REPO / ".cache_bench" / "gencity")
+    add_city_args(ap)
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
-    ap.add_argument("--model", default="vhr-building", help="change model (a shipped name or a candidate's folder)")
     args = ap.parse_args()
     import geopandas as gpd
 
@@ -129,12 +126,7 @@ def _blob_nights(violations: pd.DataFrame, tiles: Path) -> Counter[str]:
     import geopandas as gpd
 
     truth = gpd.read_file(tiles / "truth" / "footprints.gpkg", layer="footprints")
-    flagged = violations[violations["status"] != "permitted"]
-    if flagged.empty:
-        return Counter()
-    area = truth.to_crs(flagged.crs).union_all()
-    on_truth = flagged.geometry.intersection(area).area / flagged.geometry.area.clip(lower=1e-12)
-    return Counter(str(d)[:10] for d in flagged.loc[on_truth < 0.1, "first_seen"])
+    return Counter(str(d)[:10] for d in false_blobs(violations, truth)["first_seen"])
 
 
 if __name__ == "__main__":
