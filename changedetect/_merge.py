@@ -178,7 +178,7 @@ def withdraw_unconfirmed(violations: gpd.GeoDataFrame, results: list[dict[str, A
     """
     import rasterio
 
-    from changedetect._same_sun import unconfirmed_rows
+    from changedetect._same_sun import judged
     from changedetect.pipeline import OUTPUTS
 
     drop = np.zeros(len(violations), dtype=bool)
@@ -193,23 +193,19 @@ def withdraw_unconfirmed(violations: gpd.GeoDataFrame, results: list[dict[str, A
                 file = Path(pair["run_dir"]) / OUTPUTS["same_season"]
                 if not file.is_file():
                     continue
+                mine = ((violations["area"] == r["area"]) & (violations["night"] != night)).to_numpy()
                 with rasterio.open(file) as src:
-                    raw, transform, crs = src.read(1), src.transform, src.crs
-                    decided = np.where(raw == 255, np.nan, raw == 1).astype(np.float32)  # 255: no data
                     span = src.tags()["PAIR"].split("/")
-                idx = np.flatnonzero(((violations["area"] == r["area"]) & (violations["night"] != night)).to_numpy())
-                if not len(idx):
-                    continue
-                rows = violations.iloc[idx]
-                args = (rows.geometry.to_crs(crs).values, rows["before"].astype(str).to_numpy(dtype="datetime64[D]"),
-                        rows["after"].astype(str).to_numpy(dtype="datetime64[D]"), decided, transform,
-                        (np.datetime64(span[0]), np.datetime64(span[1])))
-                marked = unconfirmed_rows(*args, share, days)
-                checkable = unconfirmed_rows(*args, np.inf, days)  # every row this pair can judge
-                confirmed[idx[checkable & ~marked]] = True
-                drop[idx[marked]] = True
-                reason[idx[marked]] = (f"not seen under the same sun: {span[0]} -> {span[1]} decides change "
-                                       f"on less than {share:.0%} of it (a shadow that moved between the seasons)")
+                    dates = (violations["before"].astype(str).to_numpy(dtype="datetime64[D]"),
+                             violations["after"].astype(str).to_numpy(dtype="datetime64[D]"))
+                    idx = np.flatnonzero(mine & judged(*dates, (np.datetime64(span[0]), np.datetime64(span[1])),
+                                                       days))
+                    shares = _decided_shares(src, violations.geometry.iloc[idx].to_crs(src.crs).values)
+                seen = np.isnan(shares) | (shares >= share)  # no data there: it cannot be judged
+                confirmed[idx[seen]] = True
+                drop[idx[~seen]] = True
+                reason[idx[~seen]] = (f"not seen under the same sun: {span[0]} -> {span[1]} decides change "
+                                      f"on less than {share:.0%} of it (a shadow that moved between the seasons)")
         drop &= ~confirmed  # two pairs of the night may judge a row: one that sees it keeps it
         violations = violations.assign(same_sun=_same_sun_column(violations, results, night, confirmed, days))
     withdrawn = violations[drop].assign(withdrawn=night, withdrawn_reason=list(reason[drop]))
@@ -217,6 +213,33 @@ def withdraw_unconfirmed(violations: gpd.GeoDataFrame, results: list[dict[str, A
         log.info("night %s: %d earlier violation(s) withdrawn, not seen under the same sun: %s", night,
                  int(drop.sum()), ", ".join(withdrawn["violation_id"].astype(str)))
     return violations[~drop].reset_index(drop=True), withdrawn.reset_index(drop=True)
+
+
+def _decided_shares(src: Any, geoms: np.ndarray) -> np.ndarray:
+    """Share of each geometry (in ``src``'s CRS) that ``same_season_change.tif`` (open as ``src``)
+    marks as change, read window by window (the area's raster is never read whole); NaN where it
+    covers no pixel with data."""
+    import math
+
+    from rasterio.errors import WindowError
+    from rasterio.windows import Window, from_bounds
+
+    from changedetect._change_presence import presence_means
+
+    out = np.full(len(geoms), np.nan)
+    whole = Window(0, 0, src.width, src.height)
+    for k, geom in enumerate(geoms):
+        w = from_bounds(*geom.bounds, transform=src.transform)
+        c0, r0 = math.floor(w.col_off) - 1, math.floor(w.row_off) - 1
+        c1, r1 = math.ceil(w.col_off + w.width) + 1, math.ceil(w.row_off + w.height) + 1
+        try:
+            win = Window(c0, r0, c1 - c0, r1 - r0).intersection(whole)
+        except WindowError:  # off the raster: nothing to judge
+            continue
+        raw = src.read(1, window=win)
+        decided = np.where(raw == 255, np.nan, raw == 1).astype(np.float32)  # 255: no data
+        out[k] = presence_means(np.array([geom], dtype=object), decided, src.window_transform(win))[0]
+    return out
 
 
 def _same_sun_column(violations: gpd.GeoDataFrame, results: list[dict[str, Any]], night: str,

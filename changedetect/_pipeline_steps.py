@@ -133,7 +133,7 @@ def same_season_decisions(events: list[tuple[int, int, xr.DataArray]],
 
     In the nightly job that pair is ``(partner, new)``: a year apart, under the same sun.  What
     earlier nights reported across seasons between those dates is checked against it
-    (:func:`changedetect._same_sun.unconfirmed_rows`)."""
+    (``changedetect._merge.withdraw_unconfirmed``)."""
     from changedetect.presence import same_season
 
     if not unmasked or config.same_sun_share is None:

@@ -11,7 +11,8 @@ of the series that spans that pair.  A footprint without such a pair is never ma
 
 The nightly job sees one date a night, so a footprint first seen on a January -> July night can
 only be checked on the night a same-season partner of a later date arrives (the next January):
-:func:`unconfirmed_rows` checks earlier nights' violations against that pair's decisions.
+:func:`judged` says which earlier nights' violations that pair can check
+(``changedetect._merge.withdraw_unconfirmed`` does, on its decisions).
 
 What it costs is a change undone before the spanning pair's last date (a house demolished and
 rebuilt to look the same, a temporary structure), and a change the same-season pair cannot see
@@ -29,9 +30,8 @@ import pandas as pd
 if TYPE_CHECKING:
     import geopandas as gpd
     import xarray as xr
-    from affine import Affine
 
-__all__ = ["unconfirmed", "unconfirmed_rows"]
+__all__ = ["judged", "unconfirmed"]
 
 
 def unconfirmed(footprints: gpd.GeoDataFrame, events: list[tuple[int, int, xr.DataArray]], times: np.ndarray,
@@ -81,32 +81,14 @@ def unconfirmed(footprints: gpd.GeoDataFrame, events: list[tuple[int, int, xr.Da
     return out
 
 
-def unconfirmed_rows(geoms: np.ndarray, before: np.ndarray, after: np.ndarray, decided: np.ndarray,
-                     transform: Affine, span: tuple[np.datetime64, np.datetime64], share: float,
-                     season_days: int) -> np.ndarray:
-    """Which rows (footprints or violations first seen on the pair ``before[k] -> after[k]``, dates)
-    the same-season pair ``span`` does not confirm: those whose pair lies within ``span``, is not
-    ``span`` itself, spans two seasons, and over less than ``share`` of whose area ``decided``
-    (``span``'s decisions, ``(y, x)`` 1 / 0 on the grid of ``transform``; ``geoms`` in its CRS) is
-    True; NaN is no data).  A row that covers no pixel of ``decided`` with data is never marked.
-
-    Returns
-    -------
-    numpy.ndarray
-        bool, one per row: True = not confirmed under the same sun.
-    """
-    from changedetect._change_presence import presence_means
+def judged(before: np.ndarray, after: np.ndarray, span: tuple[np.datetime64, np.datetime64],
+           season_days: int) -> np.ndarray:
+    """Which pairs ``before[k] -> after[k]`` the same-season pair ``span`` judges: those within it,
+    not ``span`` itself, that span two seasons (bool, one per pair)."""
     from changedetect.presence import same_season
 
     start, end = (np.datetime64(d, "D") for d in span)
     b = np.asarray(before).astype("datetime64[D]")
     a = np.asarray(after).astype("datetime64[D]")
     inside = (b >= start) & (a <= end) & ~((b == start) & (a == end)) & (a > b)
-    inside &= np.array([not same_season(x, y, season_days) for x, y in zip(b, a, strict=True)], dtype=bool)
-    out = np.zeros(len(geoms), dtype=bool)
-    rows = np.flatnonzero(inside)
-    if not len(rows):
-        return out
-    means = presence_means(np.asarray(geoms)[rows], np.asarray(decided, dtype=np.float32), transform)
-    out[rows] = np.nan_to_num(means, nan=1.0) < share
-    return out
+    return inside & np.array([not same_season(x, y, season_days) for x, y in zip(b, a, strict=True)], dtype=bool)

@@ -329,7 +329,7 @@ def detect_each_pair(
     before the mask (``(y, x)`` float32: 1 at or above the threshold, 0 below, NaN where the pair
     has no data), keyed by ``(before, after)``: the
     nightly job checks earlier nights' violations against them
-    (:func:`changedetect._same_sun.unconfirmed_rows`)."""
+    (``changedetect._merge.withdraw_unconfirmed``)."""
     if stack.sizes.get("time", 0) < 2:
         days = ", ".join(str(t)[:10] for t in stack["time"].values) if "time" in stack.coords else "none"
         raise TimeSeriesError(f"change detection needs two or more dates; the stack holds "

@@ -9,10 +9,10 @@ import pytest
 import rioxarray  # noqa: F401
 import xarray as xr
 from affine import Affine
-from shapely.geometry import Polygon, box
+from shapely.geometry import box
 
 from changedetect._pipeline_steps import drop_unconfirmed, same_season_decisions
-from changedetect._same_sun import unconfirmed, unconfirmed_rows
+from changedetect._same_sun import judged, unconfirmed
 from changedetect.detect import DetectConfig
 
 X0, Y0, RES = 686_000.0, 1_192_000.0, 0.5
@@ -76,26 +76,16 @@ def test_drop_unconfirmed_counts_what_it_drops() -> None:
         DetectConfig(same_sun_share=0.0)
 
 
-def test_earlier_nights_rows_are_checked_against_a_later_same_season_pair() -> None:
-    # the nightly job: night 2 reported the shadow and the house (January -> July); night 3's
-    # partner pair January -> January decides the house only
-    fp = _footprints()
-    decided = _events()[2][2].values >= 0.5
-    before = np.array(["2024-01-15", "2024-01-15"], dtype="datetime64[D]")
-    after = np.array(["2024-07-12", "2024-07-12"], dtype="datetime64[D]")
+def test_which_earlier_pairs_a_later_same_season_pair_judges() -> None:
+    # the nightly job: night 2's pair January -> July lies within night 3's partner pair
+    # January -> January (the shares are tested with the merge, below)
     span = (TIMES[0], TIMES[2])
-    transform = Affine(RES, 0, X0, 0, -RES, Y0)
-    rows = unconfirmed_rows(fp.geometry.values, before, after, decided, transform, span, 0.05, 45)
-    assert rows.tolist() == [True, False]
-    # a pair of one season, a pair outside the span, the span itself, or a row off the raster: kept
-    same = np.array(["2024-12-20", "2024-12-20"], dtype="datetime64[D]")
-    assert not unconfirmed_rows(fp.geometry.values, same, same + 30, decided, transform, span, 0.05, 45).any()
-    late = np.array(["2024-07-12", "2024-07-12"], dtype="datetime64[D]")
-    assert not unconfirmed_rows(fp.geometry.values, late, late + 400, decided, transform, span, 0.05, 45).any()
-    ends = np.array([span[0], span[0]], dtype="datetime64[D]"), np.array([span[1], span[1]], dtype="datetime64[D]")
-    assert not unconfirmed_rows(fp.geometry.values, *ends, decided, transform, span, 0.05, 45).any()
-    far = np.array([Polygon([(0, 0), (1, 0), (1, 1)])], dtype=object)  # nowhere near the raster
-    assert not unconfirmed_rows(far, before[:1], after[:1], decided, transform, span, 0.05, 45).any()
+    d = np.array(["2024-01-15", "2024-07-12", "2024-12-20", "2025-01-10", "2025-01-20", "2025-09-01"],
+                 dtype="datetime64[D]")
+    before, after = d[[0, 0, 2, 1, 0]], d[[1, 1, 3, 5, 4]]
+    # judged: the January -> July pairs; not: a pair within one season, one reaching past the
+    # span, the span itself
+    assert judged(before, after, span, 45).tolist() == [True, True, False, False, False]
 
 
 def test_the_masked_same_season_pair_is_kept_before_its_mask() -> None:
@@ -144,6 +134,12 @@ def test_the_nightly_merge_withdraws_what_the_partner_pair_does_not_see(tmp_path
     within = register.assign(before=["2024-01-15"] * 3 + ["2024-12-20"])  # tonight's pair within one season
     assert _merge.withdraw_unconfirmed(within, results, "2025-01-21", share=0.05,
                                        season_days=45)[0]["same_sun"].tolist()[-1] == "not needed"
+    # a violation off the partner pair's raster cannot be judged (NaN): kept
+    import rasterio
+
+    with rasterio.open(run_dir / OUTPUTS["same_season"]) as src:
+        shares = _merge._decided_shares(src, np.array([fp.geometry[1], px_box(slice(0, 5), slice(100, 105))]))
+    assert shares[0] == 1.0 and np.isnan(shares[1])
     # a second pair of the night whose partner pair sees the shadow too keeps it
     seen_dir = tmp_path / "run2"
     seen_dir.mkdir()
