@@ -99,6 +99,8 @@ class RunSummary:
     timings: dict[str, float] = field(default_factory=dict)
     #: footprint ids carried over from ``previous`` (None: no previous footprints given)
     carried_ids: int | None = None
+    #: footprints first seen across seasons and dropped: the same-season pair did not see them
+    same_sun_dropped: int = 0
 
     @property
     def n_violations(self) -> int:
@@ -112,7 +114,7 @@ class RunSummary:
             "n_violations": self.n_violations, "dates": list(self.dates), "model": self.model,
             "model_sha256": self.model_sha256, "paths": {k: str(v) for k, v in self.paths.items()},
             "timings_s": {k: round(v, 3) for k, v in self.timings.items()},
-            "carried_ids": self.carried_ids,
+            "carried_ids": self.carried_ids, "same_sun_dropped": self.same_sun_dropped,
         }
 
 
@@ -319,7 +321,8 @@ def _chain(stack: xr.DataArray, register: gpd.GeoDataFrame, out: Path, config: P
                                   "registration only; give two more dates to compare")
         write_text_atomic(out / OUTPUTS["coregistration"],
                           json.dumps(creport.to_dict(), indent=1, default=str, ensure_ascii=False))
-    first_seen = rebuilt = events = unmasked = None
+    first_seen = rebuilt = events = unmasked = same_sun = None
+    dropped = 0
     with clock.stage("detect"):
         index, masks = pair_indices(aligned, pairs), pair_indices(aligned, mask_pairs or None)
         if index is not None and len(index) == 1:  # one explicit pair: just those two dates
@@ -357,6 +360,7 @@ def _chain(stack: xr.DataArray, register: gpd.GeoDataFrame, out: Path, config: P
         carried = footprints.attrs.get("carried_ids", 0) if previous is not None else None
         if events is not None and config.detect.same_sun_share is not None:
             footprints = drop_unconfirmed(footprints, events, times, config.detect, thr, unmasked=unmasked)
+            dropped = int(footprints.attrs.get("unconfirmed_across_seasons", 0))
         if rebuilt is not None:  # a building put up on a lot demolished earlier: a footprint of its own
             footprints = with_rebuilds(footprints, rebuilt, previous, config.vectorize)
         footprints = fill_first_seen(footprints, aligned)
@@ -385,11 +389,12 @@ def _chain(stack: xr.DataArray, register: gpd.GeoDataFrame, out: Path, config: P
                          after=out / OUTPUTS["after_rgb"], config=config.report, overwrite=True,
                          run_info=report_info(times, loaded, len(footprints)))
     skipped = {"first_seen": first_seen is None or not config.output.first_seen,
-               "violations_csv": not config.output.csv, "report": not config.output.report}
+               "violations_csv": not config.output.csv, "report": not config.output.report,
+               "same_season": same_sun is None}
     written = {k for k in OUTPUTS if not skipped.get(k, False)}
     return {"violations": violations, "footprints": footprints, "times": times, "prob": prob,
             "edge_tolerance_m": mconfig.edge_tolerance_m, "carried_ids": carried,
-            "change_type_model": segmenter_info(segmenter),
+            "change_type_model": segmenter_info(segmenter), "same_sun_dropped": dropped,
             "written": written}
 
 
@@ -428,13 +433,15 @@ def _finish(series: Any, stack: xr.DataArray, permits: str | Path, out: Path, co
         "timings_s": {k: round(v, 3) for k, v in clock.timings.items()},
         "counts": counts,
         "n_footprints": len(results["footprints"]),
+        # footprints first seen across seasons that the same-season pair did not see (docs/detection.md)
+        "same_sun_dropped": results["same_sun_dropped"],
         "outputs": {k: p.name for k, p in paths.items()},
         "report_info": report_info(results["times"], loaded, len(results["footprints"])),
     }
     write_text_atomic(out / OUTPUTS["run"], json.dumps(provenance, indent=1, ensure_ascii=False, default=str))
     return RunSummary(out=out, counts=counts, n_footprints=len(results["footprints"]), dates=results["times"],
                       model=card.name, model_sha256=card.sha256, paths=paths, timings=clock.timings,
-                      carried_ids=results["carried_ids"])
+                      carried_ids=results["carried_ids"], same_sun_dropped=results["same_sun_dropped"])
 
 
 __all__ = ["OUTPUTS", "STAGES", "RunSummary", "check_out", "run"]

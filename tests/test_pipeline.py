@@ -75,6 +75,8 @@ def test_run_json_provenance(series_run, inputs: dict) -> None:
     assert tiles == {p.name: sha256_file(p) for p in inputs["tile_paths"]}
     assert run["inputs"]["permits"]["sha256"] == sha256_file(inputs["permits"])
     assert run["config"] == inputs["config"].to_dict()
+    # only what was written is listed (no same-season pair here: no same_season_change.tif)
+    assert "same_season" not in run["outputs"] and run["same_sun_dropped"] == 0
     assert PipelineConfig.from_dict(run["config"]) == inputs["config"]
     assert run["dates"] == series_run.dates and run["counts"] == series_run.counts
     # footprints traced from pixels: matching allows one pixel of positional tolerance

@@ -88,7 +88,9 @@ def _text(s: dict[str, Any]) -> str:
         f"changedetect run: {len(s['dates'])} dates {s['dates'][0]} .. {s['dates'][-1]}, "
         f"model {s['model']} ({s['model_sha256'][:12]})",
         f"  footprints found:   {s['n_footprints']}"
-        + (f" ({s['carried_ids']} ids carried over from the previous run)" if s.get("carried_ids") is not None else ""),
+        + (f" ({s['carried_ids']} ids carried over from the previous run)" if s.get("carried_ids") is not None else "")
+        + (f"; {s['same_sun_dropped']} more first seen across seasons dropped (not seen under the same sun)"
+           if s.get("same_sun_dropped") else ""),
         f"  violations:         {s['n_violations']}",
     ]
     order = ["unlicensed", "exceeds_permit", "permit_expired", "type_mismatch", "before_permit"]
