@@ -130,14 +130,17 @@ def _chip(imagery: Imagery, geom: Any, cfg: ReportConfig, colour: tuple[int, int
 
 
 def sort_by_urgency(violations: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
-    """Most urgent first: status severity, then larger area, then higher confidence."""
+    """Most urgent first: status severity, then (the nightly register) those a same-season pair
+    has checked before those still ``pending`` (the likelier to be withdrawn), then larger area,
+    then higher confidence."""
     df = violations.copy()
     df["_sev"] = df["status"].map(lambda s: SEVERITY.get(str(s), 5))
+    df["_pend"] = (df["same_sun"] == "pending") if "same_sun" in df else False
     area = df.get("area_m2", df.geometry.area)
     df["_area"] = -area.fillna(0).astype(float)
     df["_conf"] = -np.asarray(df.get("confidence", 0.0), dtype=float)
-    df = df.sort_values(["_sev", "_area", "_conf"], kind="stable")
-    return df.drop(columns=["_sev", "_area", "_conf"])
+    df = df.sort_values(["_sev", "_pend", "_area", "_conf"], kind="stable")
+    return df.drop(columns=["_sev", "_pend", "_area", "_conf"])
 
 
 def _fmt(value: Any, unit: str = "", digits: int = 2) -> str:

@@ -190,3 +190,13 @@ def test_the_report_card_says_where_a_violation_stands_under_the_same_sun() -> N
     html = render_report(fp)
     assert html.count("Same-sun check") == 1 and "pending: seen between two seasons" in html
     assert "Same-sun check" not in render_report(fp.drop(columns="same_sun"))
+
+
+def test_pending_violations_come_after_checked_ones_of_their_status() -> None:
+    from changedetect.report import sort_by_urgency
+
+    fp = gpd.GeoDataFrame({"violation_id": ["a", "b", "c"], "status": ["unlicensed", "unlicensed", "exceeds_permit"],
+                           "area_m2": [90.0, 20.0, 50.0], "same_sun": ["pending", "confirmed", "pending"]},
+                          geometry=[px_box(*SHADOW)] * 3, crs="EPSG:32648")
+    assert sort_by_urgency(fp)["violation_id"].tolist() == ["b", "a", "c"]
+    assert sort_by_urgency(fp.drop(columns="same_sun"))["violation_id"].tolist() == ["a", "b", "c"]
