@@ -481,3 +481,25 @@ def test_explicit_pairs_keep_the_first_pairs_before_grid(inputs: dict, tmp_path:
     with rasterio.open(out / "change_probability.tif") as src, rasterio.open(later[0]) as first:
         assert (src.width, src.height) == (first.width, first.height) == (64, 64)  # not the 32 px first date's
         assert src.transform.almost_equals(first.transform)
+
+
+def test_a_masked_same_season_pair_leaves_its_decisions_for_the_nightly_job(inputs: dict, tmp_path: Path) -> None:
+    """The nightly call: (previous, new) and (partner, new), masking (partner, previous)."""
+    import numpy as np
+
+    from changedetect.pipeline import OUTPUTS, run
+
+    stack = make_stack(dates=["2024-01-15", "2024-07-12", "2025-01-20"], size=64, seed=5)
+    tiles = write_stack(stack, tmp_path / "tiles", prefix="d1")
+    out = tmp_path / "out"
+    summary = run(tmp_path / "tiles", permits=inputs["permits"], out=out, config=inputs["config"],
+                  pairs=[("2024-07-12", "2025-01-20"), ("2024-01-15", "2025-01-20")],
+                  mask_pairs=[("2024-01-15", "2024-07-12")])
+    assert len(tiles) == 3 and summary.same_sun_dropped >= 0
+    with rasterio.open(out / OUTPUTS["same_season"]) as src:
+        values = src.read(1)
+        assert src.dtypes[0] == "uint8" and src.nodata == 255 and src.tags()["PAIR"] == "2024-01-15/2025-01-20"
+        assert set(np.unique(values)) <= {0, 1, 255} and src.shape == (64, 64)
+    run_json = json.loads((out / "run.json").read_text(encoding="utf-8"))
+    assert run_json["outputs"]["same_season"] == OUTPUTS["same_season"]
+    assert run_json["same_sun_dropped"] == summary.same_sun_dropped
