@@ -219,23 +219,17 @@ def _decided_shares(src: Any, geoms: np.ndarray) -> np.ndarray:
     """Share of each geometry (in ``src``'s CRS) that ``same_season_change.tif`` (open as ``src``)
     marks as change, read window by window (the area's raster is never read whole); NaN where it
     covers no pixel with data."""
-    import math
-
-    from rasterio.errors import WindowError
-    from rasterio.windows import Window, from_bounds
+    from rasterio.windows import Window
 
     from changedetect._change_presence import presence_means
+    from changedetect._vectorize_shapes import _window
 
     out = np.full(len(geoms), np.nan)
-    whole = Window(0, 0, src.width, src.height)
     for k, geom in enumerate(geoms):
-        w = from_bounds(*geom.bounds, transform=src.transform)
-        c0, r0 = math.floor(w.col_off) - 1, math.floor(w.row_off) - 1
-        c1, r1 = math.ceil(w.col_off + w.width) + 1, math.ceil(w.row_off + w.height) + 1
-        try:
-            win = Window(c0, r0, c1 - c0, r1 - r0).intersection(whole)
-        except WindowError:  # off the raster: nothing to judge
+        box = _window(geom.bounds, src.transform, (src.height, src.width))  # presence_means's own window
+        if box is None:  # off the raster: nothing to judge
             continue
+        win = Window.from_slices(*box)
         raw = src.read(1, window=win)
         decided = np.where(raw == 255, np.nan, raw == 1).astype(np.float32)  # 255: no data
         out[k] = presence_means(np.array([geom], dtype=object), decided, src.window_transform(win))[0]

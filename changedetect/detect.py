@@ -327,9 +327,8 @@ def detect_each_pair(
     ``attrs["mask_pairs"]``; checked pairs carry ``attrs["presence_check"]``, the segmenter's
     name, version and sha256).  ``unmasked``, a dict, receives each masked pair's decisions
     before the mask (``(y, x)`` float32: 1 at or above the threshold, 0 below, NaN where the pair
-    has no data), keyed by ``(before, after)``: the
-    nightly job checks earlier nights' violations against them
-    (``changedetect._merge.withdraw_unconfirmed``)."""
+    has no data), keyed by ``(before, after)``: the nightly job checks earlier nights'
+    violations against them (``changedetect._merge.withdraw_unconfirmed``)."""
     if stack.sizes.get("time", 0) < 2:
         days = ", ".join(str(t)[:10] for t in stack["time"].values) if "time" in stack.coords else "none"
         raise TimeSeriesError(f"change detection needs two or more dates; the stack holds "
