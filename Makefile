@@ -28,6 +28,7 @@ test: setup
 
 lint: setup
 	$(VENV)/bin/ruff check changedetect tests benchmarks scripts cli.py
+	$(VENV)/bin/mypy changedetect
 
 sample: setup
 	$(PY) -m changedetect.samplecity --out-tiles sample_tiles --out-permits permits --overwrite

@@ -87,7 +87,7 @@ def judged(before: np.ndarray, after: np.ndarray, span: tuple[np.datetime64, np.
     not ``span`` itself, that span two seasons (bool, one per pair)."""
     from changedetect.presence import same_season
 
-    start, end = (np.datetime64(d, "D") for d in span)
+    start, end = np.asarray(span).astype("datetime64[D]")
     b = np.asarray(before).astype("datetime64[D]")
     a = np.asarray(after).astype("datetime64[D]")
     inside = (b >= start) & (a <= end) & ~((b == start) & (a == end)) & (a > b)

@@ -116,7 +116,8 @@ def trace_strip(prob: xr.DataArray, days: xr.DataArray | None, r0: int, transfor
     e0, e1 = max(r0 - config.strip_overlap, 0), min(r1 + config.strip_overlap, height)
     p = np.nan_to_num(np.asarray(prob[e0:e1].values, dtype=np.float32), nan=0.0)
     low = config.threshold if config.low_threshold is None else config.low_threshold
-    kinds = None if presence is None else change_kinds(*(np.asarray(x[e0:e1].values) for x in presence))
+    kinds = None if presence is None else change_kinds(np.asarray(presence[0][e0:e1].values),
+                                                       np.asarray(presence[1][e0:e1].values))
     mask = clean_mask(hysteresis(p, config.threshold, low), config, pixel_m2, kinds)[r0 - e0: r1 - e0]
     if not mask.any():
         return []

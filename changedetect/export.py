@@ -80,7 +80,7 @@ def _deployable(loaded: LoadedModel) -> Any:
             b = self._standardise(after, mean_after, std_after)
             return torch.sigmoid(self.net(a, b))
 
-    net = copy.deepcopy(loaded.module).to(memory_format=torch.contiguous_format)  # the caller's stays as it is
+    net = copy.deepcopy(loaded.module).to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]  # the caller's stays as it is
     return Deployable(net, loaded.card.transform).eval()
 
 

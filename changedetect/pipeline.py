@@ -60,6 +60,7 @@ from changedetect.presence import DatePresence
 
 if TYPE_CHECKING:
     import geopandas as gpd
+    import numpy as np
     import xarray as xr
 
 log = logging.getLogger(__name__)
@@ -321,7 +322,8 @@ def _chain(stack: xr.DataArray, register: gpd.GeoDataFrame, out: Path, config: P
                                   "registration only; give two more dates to compare")
         write_text_atomic(out / OUTPUTS["coregistration"],
                           json.dumps(creport.to_dict(), indent=1, default=str, ensure_ascii=False))
-    first_seen = rebuilt = events = unmasked = same_sun = None
+    first_seen = rebuilt = events = same_sun = None
+    unmasked: dict[tuple[int, int], np.ndarray] | None = None
     dropped = 0
     with clock.stage("detect"):
         index, masks = pair_indices(aligned, pairs), pair_indices(aligned, mask_pairs or None)
@@ -339,8 +341,8 @@ def _chain(stack: xr.DataArray, register: gpd.GeoDataFrame, out: Path, config: P
                                                  pairs=index, mask_pairs=masks, segmenter=dates, unmasked=unmasked)
             thr = detect_threshold(config.detect, loaded.card)
             prob, first_seen = detect_mod.combine_pairs(events, aligned, thr)
-            times = aligned["time"].values  # the events' indices, before the dates kept below
-            same_sun = same_season_decisions(events, unmasked, times, config.detect)
+            stamps = aligned["time"].values  # the events' indices, before the dates kept below
+            same_sun = same_season_decisions(events, unmasked, stamps, config.detect)
             if same_sun is not None:  # the nightly job checks earlier nights' violations on it
                 write_cog(same_sun, out / OUTPUTS["same_season"], dtype="uint8", nodata=255, overwrite=True,
                           tags={"PAIR": same_sun.attrs["pair"]})
@@ -359,7 +361,7 @@ def _chain(stack: xr.DataArray, register: gpd.GeoDataFrame, out: Path, config: P
                                        config=config.vectorize, progress=progress)
         carried = footprints.attrs.get("carried_ids", 0) if previous is not None else None
         if events is not None and config.detect.same_sun_share is not None:
-            footprints = drop_unconfirmed(footprints, events, times, config.detect, thr, unmasked=unmasked)
+            footprints = drop_unconfirmed(footprints, events, stamps, config.detect, thr, unmasked=unmasked)
             dropped = int(footprints.attrs.get("unconfirmed_across_seasons", 0))
         if rebuilt is not None:  # a building put up on a lot demolished earlier: a footprint of its own
             footprints = with_rebuilds(footprints, rebuilt, previous, config.vectorize)

@@ -194,7 +194,7 @@ def confirmed_change(before: np.ndarray, after: np.ndarray, prob: np.ndarray, *,
     valid = np.isfinite(b) & np.isfinite(a) & np.isfinite(p)  # the pair's own: objects are traced on it
     b, a, p = (np.where(valid, x, np.float32(0)) for x in (b, a, p))
     # the same-sun dates' no data is left out of their means only (NaN)
-    sun = [np.where(valid, np.asarray(x, dtype=np.float32), np.float32(np.nan)) for x in sun]
+    sun = tuple(np.where(valid, np.asarray(x, dtype=np.float32), np.float32(np.nan)) for x in sun)
     min_px = int(np.ceil(check.min_area_m2 / pixel_m2)) if pixel_m2 > 0 else 0
     raise_to = np.float32(threshold + (1.0 - threshold) / 20.0)
     hit = np.zeros(b.shape, dtype=bool)

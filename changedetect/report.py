@@ -317,7 +317,7 @@ def write_report(
     from changedetect.io.atomic import atomic_path
 
     source = "the violations given"
-    if not hasattr(violations, "geometry"):
+    if isinstance(violations, (str, Path)):
         import geopandas as gpd
 
         source = f"'{violations}'"

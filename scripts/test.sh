@@ -9,6 +9,8 @@ for s in scripts/setup_*.sh; do
   [ -e "$s" ] && bash "$s"
 done
 .venv/bin/ruff check changedetect tests benchmarks scripts cli.py
+# the package's type hints are checked too (pyproject's [tool.mypy])
+.venv/bin/mypy changedetect
 set +e
 $PY -m pytest -q -p no:cacheprovider --timeout=900 "$@"
 rc=$?
