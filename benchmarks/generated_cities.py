@@ -36,7 +36,7 @@ def city(seed: int, folder: Path, size: int, *, shaded: float = 0.0) -> Path:
     """The generated city ``seed`` (generated on first use; ``shaded``: its shaded-demolition share)."""
     from changedetect.samplecity import generate
     from changedetect.samplecity.spec import CityConfig
-    from changedetect.training.datasets import HELD_OUT_CITY_SEED
+    from changedetect.training.generated import HELD_OUT_CITY_SEED
 
     if seed == HELD_OUT_CITY_SEED or 101 <= seed <= 299:
         sys.exit(f"seed {seed} is the sample city's or a training city's: choose seeds outside 12 and 101-299")

@@ -31,7 +31,8 @@ from typing import Any
 import numpy as np
 
 from changedetect.errors import DatasetError
-from changedetect.training.datasets import _to_reference, ensure_city, load_cache
+from changedetect.training.datasets import load_cache
+from changedetect.training.generated import _to_reference, ensure_city
 from changedetect.training.shade import shade_image
 
 log = logging.getLogger(__name__)

@@ -19,6 +19,7 @@ from torch.utils.data import Dataset
 
 from changedetect.errors import DatasetError
 from changedetect.training import datasets as ds
+from changedetect.training import generated
 from changedetect.training.config import TrainConfig
 from changedetect.training.shade import shade_pair
 from changedetect.training.synth import flip_rot, make_pair
@@ -223,7 +224,7 @@ def build_data(cfg: TrainConfig, *, sample_city: Path | None = None
     if seeds:  # generated training cities, made beside the cache (as `python -m ...training.datasets` does)
         folder = Path(cfg.cache).parent / "gencity"
         log.info("generated training cities %s in %s", seeds, folder)
-        pairs += ds.generated_city_pairs(folder, seeds, size=512, bands=cfg.bands)
+        pairs += generated.generated_city_pairs(folder, seeds, size=512, bands=cfg.bands)
     return images, pairs
 
 

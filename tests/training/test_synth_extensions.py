@@ -7,7 +7,8 @@ import pytest
 from scipy import ndimage as ndi
 
 from changedetect.errors import DatasetError
-from changedetect.training.datasets import LabelledImage, generated_city_pairs
+from changedetect.training.datasets import LabelledImage
+from changedetect.training.generated import generated_city_pairs
 from changedetect.training.synth import SynthConfig, extend_instance, make_pair, reroof
 
 ONLY_EXTEND = SynthConfig(size=96, gsd_range_m=(0.5, 0.5), p_pairing=0.0, nuisance=0.0, misreg_px=0.0,
@@ -87,7 +88,7 @@ def test_generated_city_groups_are_made_beside_the_cache(tmp_path, monkeypatch) 
     # `changedetect train models/vhr-building/finetune.toml` alone builds its generated cities
     import dataclasses
 
-    from changedetect.training import datasets as ds
+    from changedetect.training import generated
     from changedetect.training.config import TrainConfig
     from changedetect.training.loaders import build_data
 
@@ -97,7 +98,7 @@ def test_generated_city_groups_are_made_beside_the_cache(tmp_path, monkeypatch) 
         calls.append((folder, list(seeds), size, tuple(bands)))
         return []
 
-    monkeypatch.setattr(ds, "generated_city_pairs", fake)
+    monkeypatch.setattr(generated, "generated_city_pairs", fake)
     cfg = TrainConfig.from_dict({"name": "t", "data_root": str(tmp_path), "cache": str(tmp_path / "c" / "x.npz"),
                                  "train_groups": ["gen_city_103_1", "gen_city_101_2", "gen_city_101_1"],
                                  "val_groups": [], "levir": ""})

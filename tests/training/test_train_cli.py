@@ -195,7 +195,8 @@ def test_cache_from_another_data_root_is_refused_or_named(tmp_path: Path,
     from dataclasses import replace
 
     from changedetect.errors import DatasetError
-    from changedetect.training.datasets import add_pairs_to_cache, cache_source
+    from changedetect.training.datasets import cache_source
+    from changedetect.training.generated import add_pairs_to_cache
     from changedetect.training.loaders import cache_key, load_data
 
     (tmp_path / "rootA").mkdir()
