@@ -85,7 +85,7 @@ def score(run_dir: Path, tiles: Path) -> tuple[pd.DataFrame, dict[str, int]]:
 
     from changedetect.match import agreement
 
-    violations = gpd.read_file(run_dir / "violations.gpkg")
+    violations = gpd.read_file(run_dir / "violations.gpkg", layer="violations")
     truth = gpd.read_file(tiles / "truth" / "footprints.gpkg", layer="footprints")
     expected = pd.read_csv(tiles.parent / "permits" / "expected_violations.csv")
     table = agreement(violations, truth, expected)

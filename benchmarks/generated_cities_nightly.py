@@ -90,7 +90,7 @@ def main() -> None:
                 totals[v]["detected"] += int(table.loc["all", "detected"])
                 totals[v]["right"] += int(table.loc["all", "tp"])
                 totals[v]["truth"] += int(table.loc["all", "truth"])
-                blob_nights[v].update(_blob_nights(gpd.read_file(run_dir / "violations.gpkg"), tiles))
+                blob_nights[v].update(_blob_nights(gpd.read_file(run_dir / "violations.gpkg", layer="violations"), tiles))
             print(f"  seed {seed} done ({time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)
     print(f"\nThe nightly job (model {args.model}) fed one date a night on fresh generated cities (seeds "
           f"{args.seeds}, {args.size} px at 0.5 m, three dates each, never trained on); the open register "

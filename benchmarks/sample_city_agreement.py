@@ -31,7 +31,7 @@ def main() -> None:
         if not path.is_file():
             parser.error(f"{path} does not exist: give the output folder of `changedetect run` "
                          "(and the sample city's truth files)")
-    violations = gpd.read_file(args.run_dir / "violations.gpkg")
+    violations = gpd.read_file(args.run_dir / "violations.gpkg", layer="violations")
     truth = gpd.read_file(args.truth, layer="footprints")
     expected = pd.read_csv(args.expected)
     table = agreement(violations, truth, expected)

@@ -273,7 +273,9 @@ def sample_city(repo: Path, violations: Path | None) -> None:
     expected = pd.read_csv(repo / "permits" / "expected_violations.csv")
     runs = {"truth change masks": match(footprints, permits)}
     if violations is not None:
-        runs[f"{violations}"] = gpd.read_file(violations)
+        from changedetect.io.vectors import feature_layer
+
+        runs[f"{violations}"] = gpd.read_file(violations, layer=feature_layer(violations))
     for name, found in runs.items():
         table = agreement(found, truth, expected)
         print(f"sample city ({name}): {len(found)} footprints; missed structures {table.attrs['missed']}, "

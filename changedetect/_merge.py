@@ -67,7 +67,7 @@ def _night_candidates(results: list[dict[str, Any]], crs: Any) -> gpd.GeoDataFra
         if r["error"]:
             continue
         for pair in r["runs"]:
-            gdf = gpd.read_file(Path(pair["run_dir"]) / "violations.gpkg")
+            gdf = gpd.read_file(Path(pair["run_dir"]) / "violations.gpkg", layer="violations")
             gdf = gdf[gdf["status"] != "permitted"].to_crs(crs)
             if gdf.empty:
                 continue
@@ -186,6 +186,8 @@ def withdraw_unconfirmed(violations: gpd.GeoDataFrame, results: list[dict[str, A
     reason = np.full(len(violations), "", dtype=object)
     if share is not None and len(violations):
         days = season_days if season_days is not None else 45
+        done = ((violations["same_sun"] == "confirmed").to_numpy() if "same_sun" in violations  # judged once
+                else np.zeros(len(violations), dtype=bool))
         for r in results:
             if r["error"]:
                 continue
@@ -193,7 +195,7 @@ def withdraw_unconfirmed(violations: gpd.GeoDataFrame, results: list[dict[str, A
                 file = Path(pair["run_dir"]) / OUTPUTS["same_season"]
                 if not file.is_file():
                     continue
-                mine = ((violations["area"] == r["area"]) & (violations["night"] != night)).to_numpy()
+                mine = ((violations["area"] == r["area"]) & (violations["night"] != night)).to_numpy() & ~done
                 with rasterio.open(file) as src:
                     span = src.tags()["PAIR"].split("/")
                     dates = (violations["before"].astype(str).to_numpy(dtype="datetime64[D]"),
@@ -201,10 +203,10 @@ def withdraw_unconfirmed(violations: gpd.GeoDataFrame, results: list[dict[str, A
                     idx = np.flatnonzero(mine & judged(*dates, (np.datetime64(span[0]), np.datetime64(span[1])),
                                                        days))
                     shares = _decided_shares(src, violations.geometry.iloc[idx].to_crs(src.crs).values)
-                seen = np.isnan(shares) | (shares >= share)  # no data there: it cannot be judged
+                seen, unseen = shares >= share, shares < share  # NaN (no data there): neither, not judged
                 confirmed[idx[seen]] = True
-                drop[idx[~seen]] = True
-                reason[idx[~seen]] = (f"not seen under the same sun: {span[0]} -> {span[1]} decides change "
+                drop[idx[unseen]] = True
+                reason[idx[unseen]] = (f"not seen under the same sun: {span[0]} -> {span[1]} decides change "
                                       f"on less than {share:.0%} of it (a shadow that moved between the seasons)")
         drop &= ~confirmed  # two pairs of the night may judge a row: one that sees it keeps it
         violations = violations.assign(same_sun=_same_sun_column(violations, results, night, confirmed, days))
@@ -255,7 +257,7 @@ def _same_sun_column(violations: gpd.GeoDataFrame, results: list[dict[str, Any]]
                                                            violations["after"].astype(str), strict=True)):
         if confirmed[k]:
             out.append("confirmed")
-        elif not tonight:
+        elif not tonight or (old[k] and (area, before, after) not in partnered):  # an earlier run's row
             out.append(old[k])
         elif same_season(np.datetime64(before), np.datetime64(after), season_days):
             out.append("not needed")
@@ -276,8 +278,12 @@ def write_outputs(violations: gpd.GeoDataFrame, out_dir: Path, night: str,
     """``violations-<night>.gpkg``/``.csv`` (first seen tonight), ``open_violations.gpkg``, and
     ``withdrawn-<night>.gpkg``/``.csv`` when earlier violations were withdrawn tonight
     (:func:`withdraw_unconfirmed`)."""
-    from changedetect.io.vectors import write_vector
+    import geopandas as gpd
 
+    from changedetect.io.vectors import write_vector
+    from changedetect.report import violations_qml
+
+    style = violations_qml()  # the GeoPackages open in QGIS coloured by status
     out_dir.mkdir(parents=True, exist_ok=True)
     tonight = violations[violations["night"] == night]
     paths = {
@@ -285,16 +291,20 @@ def write_outputs(violations: gpd.GeoDataFrame, out_dir: Path, night: str,
         "night_csv": out_dir / f"violations-{night}.csv",
         "open_gpkg": out_dir / "open_violations.gpkg",
     }
-    write_vector(tonight, paths["night_gpkg"], overwrite=True)
+    write_vector(tonight, paths["night_gpkg"], overwrite=True, qgis_style=style)
     checkpoint("night gpkg written")
     write_vector(tonight, paths["night_csv"], overwrite=True)
     checkpoint("night csv written")
     if withdrawn is not None and len(withdrawn):
         paths["withdrawn_gpkg"] = out_dir / f"withdrawn-{night}.gpkg"
         paths["withdrawn_csv"] = out_dir / f"withdrawn-{night}.csv"
-        write_vector(withdrawn, paths["withdrawn_gpkg"], overwrite=True)
+        if paths["withdrawn_gpkg"].is_file():  # an earlier run of this night (a late acquisition) withdrew others
+            earlier = gpd.read_file(paths["withdrawn_gpkg"], layer=paths["withdrawn_gpkg"].stem).to_crs(withdrawn.crs)
+            withdrawn = pd.concat([earlier[~earlier["violation_id"].isin(withdrawn["violation_id"])], withdrawn],
+                                  ignore_index=True)
+        write_vector(withdrawn, paths["withdrawn_gpkg"], overwrite=True, qgis_style=style)
         write_vector(withdrawn, paths["withdrawn_csv"], overwrite=True)
-    write_vector(violations, paths["open_gpkg"], overwrite=True)
+    write_vector(violations, paths["open_gpkg"], overwrite=True, qgis_style=style)
     return {k: str(v) for k, v in paths.items()}
 
 

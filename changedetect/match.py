@@ -432,7 +432,9 @@ def match_to_file(
     from changedetect._pipeline_steps import with_addresses
 
     violations = with_addresses(match(footprints, permits, config=config), permits)  # as `run` writes them
-    write_vector(violations, out, overwrite=overwrite)
+    from changedetect.report import violations_qml
+
+    write_vector(violations, out, overwrite=overwrite, qgis_style=violations_qml())
     return violations
 
 

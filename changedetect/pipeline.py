@@ -308,6 +308,7 @@ def _chain(stack: xr.DataArray, register: gpd.GeoDataFrame, out: Path, config: P
     from changedetect._rebuilds import rebuilds
     from changedetect.io import write_cog
     from changedetect.io.vectors import write_vector
+    from changedetect.report import violations_qml
 
     loaded, segmenter = models
     with clock.stage("coregister"):
@@ -376,7 +377,7 @@ def _chain(stack: xr.DataArray, register: gpd.GeoDataFrame, out: Path, config: P
             mconfig = replace(mconfig, edge_tolerance_m=round(resolution_m(Grid.of(prob)), 4))
         violations = with_addresses(match_mod.match(footprints, register, config=mconfig), register)
     with clock.stage("write"):
-        write_vector(violations, out / OUTPUTS["violations"], overwrite=True)
+        write_vector(violations, out / OUTPUTS["violations"], overwrite=True, qgis_style=violations_qml())
         if config.output.csv:
             write_vector(violations, out / OUTPUTS["violations_csv"], overwrite=True)
         for key, at in (("before_rgb", 0), ("after_rgb", -1)):

@@ -51,6 +51,16 @@ COLOURS: dict[str, tuple[int, int, int]] = {
     "type_mismatch": (240, 220, 0), "before_permit": (0, 170, 230), "permitted": (40, 200, 80),
 }
 _DEFAULT_COLOUR = (255, 255, 255)
+
+
+def violations_qml() -> str:
+    """The QGIS style of a violation list: each ``status`` in :data:`COLOURS`' colour, as on the
+    report's chips, most urgent first in the legend (what ``changedetect run``, ``match`` and
+    ``nightly`` store in their GeoPackages, :func:`changedetect.io.qgis_style.add_default_style`)."""
+    from changedetect.io.qgis_style import categorized_qml
+
+    order = sorted(COLOURS, key=lambda k: SEVERITY.get(k, 99))
+    return categorized_qml("status", {k: (COLOURS[k], k.replace("_", " ")) for k in order})
 _DEFAULT_CONFIG = ReportConfig()
 #: The files of a run directory the report reads.
 RUN_FILES = {"violations": "violations.gpkg", "before": "before_rgb.tif", "after": "after_rgb.tif"}
@@ -320,8 +330,10 @@ def write_report(
     if isinstance(violations, (str, Path)):
         import geopandas as gpd
 
+        from changedetect.io.vectors import feature_layer
+
         source = f"'{violations}'"
-        violations = gpd.read_file(violations)
+        violations = gpd.read_file(violations, layer=feature_layer(violations))
     missing = [c for c in ("status", "geometry") if c not in violations.columns]
     if missing:
         from changedetect.errors import ConfigError

@@ -98,7 +98,7 @@ def _outputs(base: Path) -> dict:
         if f.name.startswith("."):
             out[f.name] = "LEFTOVER TEMPORARY FILE"
         elif f.suffix == ".gpkg":
-            gdf = gpd.read_file(f)
+            gdf = gpd.read_file(f, layer=f.stem)
             out[f.name] = (list(gdf.columns), gdf.drop(columns="geometry").astype(str).values.tolist(),
                            [g.wkt for g in gdf.geometry])
         else:
@@ -120,6 +120,10 @@ def test_reference_run_finds_new_violations_each_night(world: dict) -> None:
     assert set(ref) >= {f"violations-{n}.gpkg" for n in NIGHTS} | {"open_violations.gpkg"}
     cols, rows, _ = ref["open_violations.gpkg"]
     assert cols[:3] == ["violation_id", "area", "night"]
+    from changedetect.io.qgis_style import read_default_style
+
+    assert read_default_style(world["root"] / "reference" / "out" / "open_violations.gpkg", "open_violations"), \
+        "the register opens in QGIS coloured by status"
     ids = [r[0] for r in rows]
     assert len(ids) == len(set(ids)), "violation ids are unique"
     for night in NIGHTS:
@@ -746,7 +750,7 @@ def test_an_unreadable_first_file_does_not_block_its_area(world: dict, tmp_path:
     assert summary.references["district1"]["path"] == str(folder / "district1_20240315.tif")
     assert state["references"]["district1"]["date"] == "2024-03-15"  # pinned
     assert len(state["acquisitions"]["district1"]) == 3
-    tonight = gpd.read_file(base / "out" / f"violations-{NIGHTS[2]}.gpkg")
+    tonight = gpd.read_file(base / "out" / f"violations-{NIGHTS[2]}.gpkg", layer=f"violations-{NIGHTS[2]}")
     assert summary.new_violations == len(tonight) > 0
     assert set(zip(tonight["before"], tonight["after"], strict=True)) == {("2024-03-15", "2024-05-14")}
 

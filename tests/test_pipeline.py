@@ -88,8 +88,13 @@ def test_run_json_provenance(series_run, inputs: dict) -> None:
 def test_violations_and_report_agree(series_run) -> None:
     import geopandas as gpd
 
-    violations = gpd.read_file(series_run.out / "violations.gpkg")
+    from changedetect.io.qgis_style import read_default_style
+    from changedetect.report import violations_qml
+
+    violations = gpd.read_file(series_run.out / "violations.gpkg", layer="violations")
     assert len(violations) == series_run.n_footprints
+    # it opens in QGIS coloured by status (tests/io/test_qgis_style.py)
+    assert read_default_style(series_run.out / "violations.gpkg", "violations") == violations_qml()
     assert {"violation_id", "status", "reason", "permit_ids", "address"} <= set(violations.columns)
     assert violations["first_seen"].notna().all()
     html = (series_run.out / "report.html").read_text(encoding="utf-8")

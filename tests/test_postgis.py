@@ -264,8 +264,8 @@ def test_run_and_its_cli_read_the_register_from_postgis(postgis_url: str, tmp_pa
     file_run = run(tmp_path / "tiles", permits=tmp_path / "reg.gpkg", out=tmp_path / "file", config=config)
     db_run = run(tmp_path / "tiles", permits=postgis_url, out=tmp_path / "db",
                  config=dataclasses.replace(config, permits=PermitsConfig(table="run_register")))
-    a = gpd.read_file(tmp_path / "file" / "violations.gpkg").drop(columns="geometry")
-    b = gpd.read_file(tmp_path / "db" / "violations.gpkg").drop(columns="geometry")
+    a = gpd.read_file(tmp_path / "file" / "violations.gpkg", layer="violations").drop(columns="geometry")
+    b = gpd.read_file(tmp_path / "db" / "violations.gpkg", layer="violations").drop(columns="geometry")
     assert len(a) == file_run.n_footprints >= 1 and a.equals(b) and db_run.counts == file_run.counts
     toml = tmp_path / "run.toml"
     toml.write_text(config.to_toml(), encoding="utf-8")
@@ -276,4 +276,4 @@ def test_run_and_its_cli_read_the_register_from_postgis(postgis_url: str, tmp_pa
     with pytest.raises(SystemExit) as done:
         cli_main([*base, "--table", "run_register", "--out", str(tmp_path / "cli")])
     assert done.value.code == 0
-    assert gpd.read_file(tmp_path / "cli" / "violations.gpkg").drop(columns="geometry").equals(b)
+    assert gpd.read_file(tmp_path / "cli" / "violations.gpkg", layer="violations").drop(columns="geometry").equals(b)

@@ -143,7 +143,11 @@ def _guard(path: Path, read: Any, what: str) -> gpd.GeoDataFrame:
 
 
 def _read_ogr(path: Path, layer: str | None, what: str) -> gpd.GeoDataFrame:
-    if layer is not None:
+    if layer is None:  # a GeoPackage with a saved QGIS style: its one feature layer
+        from changedetect.io.vectors import feature_layer
+
+        layer = feature_layer(path)
+    else:
         import pyogrio
 
         try:

@@ -5,7 +5,9 @@ The format is chosen by the file extension:
 ``.gpkg``
     GeoPackage in the frame's own CRS (one layer, named after the file unless
     ``layer`` is given).  Dates are written as ``DATE`` fields, timestamps as
-    ``DATETIME``; lists as comma-joined text.  Opens as is in QGIS.
+    ``DATETIME``; lists as comma-joined text; GeoPackage 1.2, which older QGIS
+    releases read too.  Opens as is in QGIS; with ``qgis_style`` (what the violation
+    lists get) it opens coloured by status (:mod:`changedetect.io.qgis_style`).
 ``.geojson`` / ``.json``
     GeoJSON in EPSG:4326, longitude first, as RFC 7946 requires (the frame is
     reprojected; coordinates keep 7 decimals, about 1 cm).
@@ -54,6 +56,7 @@ def write_vector(
     *,
     overwrite: bool = False,
     layer: str | None = None,
+    qgis_style: str | None = None,
 ) -> Path:
     """Write ``gdf`` atomically to ``path`` in the format its extension names.
 
@@ -71,6 +74,10 @@ def write_vector(
     layer
         GeoPackage layer name, and the GeoJSON ``name`` member (default: the file name without
         extension).
+    qgis_style
+        A QGIS style (QML, e.g. :func:`changedetect.report.violations_qml`) stored in a GeoPackage
+        as the layer's default (:func:`changedetect.io.qgis_style.add_default_style`): QGIS opens
+        the layer with it.  Other formats ignore it.
 
     Returns
     -------
@@ -89,7 +96,14 @@ def write_vector(
     frame = _plain_columns(gdf)
     with atomic_path(path, overwrite=overwrite) as tmp:
         if fmt == "gpkg":
-            frame.to_file(tmp, driver="GPKG", layer=layer or path.stem, engine="pyogrio", use_arrow=True)
+            # GeoPackage 1.2: what QGIS 3.22 LTR's GDAL (3.6) reads without a warning; the tables
+            # are the same for this content
+            frame.to_file(tmp, driver="GPKG", layer=layer or path.stem, engine="pyogrio", use_arrow=True,
+                          dataset_options={"VERSION": "1.2"})
+            if qgis_style is not None:  # inside the atomic write: the file appears with its style
+                from changedetect.io.qgis_style import add_default_style
+
+                add_default_style(tmp, layer or path.stem, qgis_style)
         elif fmt == "geojson":
             frame = frame.to_crs(4326) if frame.crs is not None else frame
             frame.to_file(  # the layer's "name" member, shown by QGIS: the target's, not the temporary file's
@@ -102,6 +116,23 @@ def write_vector(
             frame.to_parquet(tmp, index=False)
     log.info("wrote %d features to %s", len(gdf), path)
     return path
+
+
+def feature_layer(path: str | os.PathLike[str]) -> str | None:
+    """The layer to read from a GeoPackage when none is named: its only feature layer, when it
+    has other tables besides (QGIS's ``layer_styles``: :func:`write_vector`'s ``qgis_style``), so
+    that reading it neither warns nor picks a style table; None otherwise (the reader's default).
+    """
+    if Path(path).suffix.lower() != ".gpkg":
+        return None
+    import pyogrio
+
+    try:
+        layers = pyogrio.list_layers(path)
+    except Exception:  # noqa: BLE001 - unreadable: the read itself says so
+        return None
+    features = [str(name) for name, kind in layers if kind is not None]
+    return features[0] if len(features) == 1 and len(layers) > 1 else None
 
 
 def vector_format(path: str | os.PathLike[str]) -> str:
@@ -206,4 +237,4 @@ def load_previous(path: str | os.PathLike[str]) -> gpd.GeoDataFrame:
     return check_previous(frame, f"previous footprints: '{p}'")
 
 
-__all__ = ["FORMATS", "load_previous", "vector_format", "write_vector"]
+__all__ = ["FORMATS", "feature_layer", "load_previous", "vector_format", "write_vector"]
