@@ -112,8 +112,26 @@ def _same(geom: Any, fid: str, other: Any, other_fid: str) -> bool:
     return _iou(geom, other) >= SAME_BUILDING_IOU
 
 
+def merge_and_withdraw(current: State, state_dir: Path, results: list[dict[str, Any]], night: str, *,
+                       permits: str, share: float | None,
+                       season_days: int | None) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
+    """:func:`merge_night`, then :func:`withdraw_unconfirmed`: ``(register, withdrawn)``.
+
+    When violations are withdrawn, the night is merged again without them: a violation of
+    tonight that was taken for one of them (an outline that grew from a withdrawn blob, say) is
+    tonight's own structure, and must not leave the register with the blob.
+    """
+    merged = merge_night(current, state_dir, results, night, permits=permits)
+    kept, withdrawn = withdraw_unconfirmed(merged, results, night, share=share, season_days=season_days)
+    if len(withdrawn):
+        gone = set(withdrawn["violation_id"].astype(str))
+        merged = merge_night(current, state_dir, results, night, permits=permits, without=gone)
+        kept, _ = withdraw_unconfirmed(merged, results, night, share=share, season_days=season_days)
+    return kept, withdrawn
+
+
 def merge_night(current: State, state_dir: Path, results: list[dict[str, Any]], night: str, *,
-                permits: str) -> gpd.GeoDataFrame:
+                permits: str, without: set[str] | frozenset[str] = frozenset()) -> gpd.GeoDataFrame:
     """The cumulative violations after this night: the committed ones plus the night's new ones.
 
     A night's violation that overlaps an open violation of the same area (or an
@@ -123,12 +141,15 @@ def merge_night(current: State, state_dir: Path, results: list[dict[str, Any]], 
     is the same building and is not added again.  An id that was not carried over
     (a fresh cell hash, which may equal an open violation's by chance) counts for
     nothing: such a violation is matched by IoU only.  New ids are ``<area>-<YYYYMMDD>-<nnn>``,
-    numbered in a fixed order (area, dates, north to south, west to east).
+    numbered in a fixed order (area, dates, north to south, west to east).  ``without``: ids of
+    committed violations to leave out (withdrawn tonight, :func:`merge_and_withdraw`).
     """
     import geopandas as gpd
 
     previous = (gpd.read_parquet(current.violations_path(state_dir)) if current.generation
                 else _empty(_register_crs(permits)))
+    if without:
+        previous = previous[~previous["violation_id"].astype(str).isin(without)].reset_index(drop=True)
     cand = _night_candidates(results, previous.crs)
     keep: list[int] = []
     ids: list[str] = []
@@ -183,6 +204,7 @@ def withdraw_unconfirmed(violations: gpd.GeoDataFrame, results: list[dict[str, A
 
     drop = np.zeros(len(violations), dtype=bool)
     confirmed = np.zeros(len(violations), dtype=bool)
+    blind = np.zeros(len(violations), dtype=bool)  # tonight's, where the partner pair has no data
     reason = np.full(len(violations), "", dtype=object)
     if share is not None and len(violations):
         days = season_days if season_days is not None else 45
@@ -195,21 +217,28 @@ def withdraw_unconfirmed(violations: gpd.GeoDataFrame, results: list[dict[str, A
                 file = Path(pair["run_dir"]) / OUTPUTS["same_season"]
                 if not file.is_file():
                     continue
-                mine = ((violations["area"] == r["area"]) & (violations["night"] != night)).to_numpy() & ~done
+                area = (violations["area"] == r["area"]).to_numpy()
+                earlier = area & (violations["night"] != night).to_numpy() & ~done
                 with rasterio.open(file) as src:
                     span = src.tags()["PAIR"].split("/")
                     dates = (violations["before"].astype(str).to_numpy(dtype="datetime64[D]"),
                              violations["after"].astype(str).to_numpy(dtype="datetime64[D]"))
-                    idx = np.flatnonzero(mine & judged(*dates, (np.datetime64(span[0]), np.datetime64(span[1])),
-                                                       days))
+                    inside = judged(*dates, (np.datetime64(span[0]), np.datetime64(span[1])), days)
+                    idx = np.flatnonzero(earlier & inside)
                     shares = _decided_shares(src, violations.geometry.iloc[idx].to_crs(src.crs).values)
+                    # tonight's own were checked by their run, which keeps what the pair has no data
+                    # over unjudged: those are still pending
+                    own = np.flatnonzero(area & (violations["night"] == night).to_numpy() & inside)
+                    own_shares = _decided_shares(src, violations.geometry.iloc[own].to_crs(src.crs).values)
+                blind[own[np.isnan(own_shares)]] = True
                 seen, unseen = shares >= share, shares < share  # NaN (no data there): neither, not judged
                 confirmed[idx[seen]] = True
                 drop[idx[unseen]] = True
                 reason[idx[unseen]] = (f"not seen under the same sun: {span[0]} -> {span[1]} decides change "
                                       f"on less than {share:.0%} of it (a shadow that moved between the seasons)")
         drop &= ~confirmed  # two pairs of the night may judge a row: one that sees it keeps it
-        violations = violations.assign(same_sun=_same_sun_column(violations, results, night, confirmed, days))
+        violations = violations.assign(same_sun=_same_sun_column(violations, results, night, confirmed, days,
+                                                                 blind))
     withdrawn = violations[drop].assign(withdrawn=night, withdrawn_reason=list(reason[drop]))
     if drop.any():
         log.info("night %s: %d earlier violation(s) withdrawn, not seen under the same sun: %s", night,
@@ -239,12 +268,13 @@ def _decided_shares(src: Any, geoms: np.ndarray) -> np.ndarray:
 
 
 def _same_sun_column(violations: gpd.GeoDataFrame, results: list[dict[str, Any]], night: str,
-                     confirmed: np.ndarray, season_days: int) -> list[str]:
+                     confirmed: np.ndarray, season_days: int, blind: np.ndarray | None = None) -> list[str]:
     """Each row's ``same_sun``: ``not needed`` (its pair lies within one season), ``confirmed``
     (its pair spans two seasons and a same-season pair saw it: tonight's with a partner, whose run
     dropped what that pair did not see, or an earlier night's judged tonight), ``pending`` (not
-    checked yet: no same-season date of its AFTER's season a year before), or '' (unknown: a row
-    from before the column)."""
+    checked yet: no same-season date of its AFTER's season a year before, or, ``blind``, tonight's
+    partner pair has no data over it), or '' (unknown: a row from before the column)."""
+    blind = np.zeros(len(violations), dtype=bool) if blind is None else blind
     from changedetect.presence import same_season
 
     old = violations["same_sun"].fillna("").astype(str).to_numpy() if "same_sun" in violations else \
@@ -262,7 +292,7 @@ def _same_sun_column(violations: gpd.GeoDataFrame, results: list[dict[str, Any]]
         elif same_season(np.datetime64(before), np.datetime64(after), season_days):
             out.append("not needed")
         else:
-            out.append("confirmed" if partnered.get((area, before, after)) else "pending")
+            out.append("confirmed" if partnered.get((area, before, after)) and not blind[k] else "pending")
     return out
 
 

@@ -255,10 +255,10 @@ def run_nightly(
         results = _compute(tasks, scheduler=scheduler, workers=workers)
         from changedetect import _merge
 
-        violations = _merge.merge_night(current, state_dir, results, night_s, permits=str(permits))
-        violations, withdrawn = _merge.withdraw_unconfirmed(violations, results, night_s,
-                                                            share=config.detect.same_sun_share,
-                                                            season_days=config.detect.season_days)
+        violations, withdrawn = _merge.merge_and_withdraw(current, state_dir, results, night_s,
+                                                          permits=str(permits),
+                                                          share=config.detect.same_sun_share,
+                                                          season_days=config.detect.season_days)
         ok_areas = {r["area"] for r in results if not r["error"]}
         summary.failed = {r["area"]: r["error"] for r in results if r["error"]}
         new_state = _next_state(current, new_by_area, ok_areas | (set(new_by_area) - {t["area"] for t in tasks}),
