@@ -83,9 +83,11 @@ def score(run_dir: Path, tiles: Path) -> tuple[pd.DataFrame, dict[str, int]]:
     """Agreement table of one run, and the counts the summary needs."""
     import geopandas as gpd
 
+    from changedetect.io.vectors import feature_layer
     from changedetect.match import agreement
 
-    violations = gpd.read_file(run_dir / "violations.gpkg", layer="violations")
+    path = run_dir / "violations.gpkg"  # run's, or the nightly's open register copied there
+    violations = gpd.read_file(path, layer=feature_layer(path))
     truth = gpd.read_file(tiles / "truth" / "footprints.gpkg", layer="footprints")
     expected = pd.read_csv(tiles.parent / "permits" / "expected_violations.csv")
     table = agreement(violations, truth, expected)

@@ -90,7 +90,8 @@ def main() -> None:
                 totals[v]["detected"] += int(table.loc["all", "detected"])
                 totals[v]["right"] += int(table.loc["all", "tp"])
                 totals[v]["truth"] += int(table.loc["all", "truth"])
-                blob_nights[v].update(_blob_nights(gpd.read_file(run_dir / "violations.gpkg", layer="violations"), tiles))
+                blob_nights[v].update(_blob_nights(gpd.read_file(out / "open_violations.gpkg",
+                                                                 layer="open_violations"), tiles))
             print(f"  seed {seed} done ({time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)
     print(f"\nThe nightly job (model {args.model}) fed one date a night on fresh generated cities (seeds "
           f"{args.seeds}, {args.size} px at 0.5 m, three dates each, never trained on); the open register "
@@ -110,7 +111,7 @@ def _withdrawn(out: Path, nights_run: list[str], tiles: Path) -> pd.Series:
     """Each withdrawn violation: True when it lay on a planted violation (half its area on one)."""
     import geopandas as gpd
 
-    frames = [gpd.read_file(f) for n in nights_run if (f := out / f"withdrawn-{n}.gpkg").is_file()]
+    frames = [gpd.read_file(f, layer=f.stem) for n in nights_run if (f := out / f"withdrawn-{n}.gpkg").is_file()]
     if not frames:
         return pd.Series(dtype=bool)
     geoms = gpd.GeoSeries(pd.concat([f.geometry for f in frames], ignore_index=True), crs=frames[0].crs)

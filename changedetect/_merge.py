@@ -296,6 +296,22 @@ def _same_sun_column(violations: gpd.GeoDataFrame, results: list[dict[str, Any]]
     return out
 
 
+def withdrawn_table(current: State, state_dir: Path, withdrawn: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """Every violation withdrawn so far: the committed table (``State.withdrawn_path``) plus
+    tonight's, once each (a rerun of the night withdraws the same rows again)."""
+    import geopandas as gpd
+
+    path = current.withdrawn_path(state_dir)
+    if not path.is_file():
+        return withdrawn.reset_index(drop=True)
+    earlier = gpd.read_parquet(path)
+    if not len(withdrawn):
+        return earlier
+    earlier = earlier[~earlier["violation_id"].isin(withdrawn["violation_id"])].to_crs(withdrawn.crs)
+    return gpd.GeoDataFrame(pd.concat([earlier, withdrawn], ignore_index=True), geometry="geometry",
+                            crs=withdrawn.crs)
+
+
 def write_generation(violations: gpd.GeoDataFrame, path: Path) -> None:
     """The cumulative table as GeoParquet in the state directory (atomic)."""
     from changedetect.io.vectors import write_vector
@@ -307,9 +323,7 @@ def write_outputs(violations: gpd.GeoDataFrame, out_dir: Path, night: str,
                   withdrawn: gpd.GeoDataFrame | None = None) -> dict[str, str]:
     """``violations-<night>.gpkg``/``.csv`` (first seen tonight), ``open_violations.gpkg``, and
     ``withdrawn-<night>.gpkg``/``.csv`` when earlier violations were withdrawn tonight
-    (:func:`withdraw_unconfirmed`)."""
-    import geopandas as gpd
-
+    (:func:`withdraw_unconfirmed`; every run of the night's: :func:`withdrawn_table`)."""
     from changedetect.io.vectors import write_vector
     from changedetect.report import violations_qml
 
@@ -328,10 +342,6 @@ def write_outputs(violations: gpd.GeoDataFrame, out_dir: Path, night: str,
     if withdrawn is not None and len(withdrawn):
         paths["withdrawn_gpkg"] = out_dir / f"withdrawn-{night}.gpkg"
         paths["withdrawn_csv"] = out_dir / f"withdrawn-{night}.csv"
-        if paths["withdrawn_gpkg"].is_file():  # an earlier run of this night (a late acquisition) withdrew others
-            earlier = gpd.read_file(paths["withdrawn_gpkg"], layer=paths["withdrawn_gpkg"].stem).to_crs(withdrawn.crs)
-            withdrawn = pd.concat([earlier[~earlier["violation_id"].isin(withdrawn["violation_id"])], withdrawn],
-                                  ignore_index=True)
         write_vector(withdrawn, paths["withdrawn_gpkg"], overwrite=True, qgis_style=style)
         write_vector(withdrawn, paths["withdrawn_csv"], overwrite=True)
     write_vector(violations, paths["open_gpkg"], overwrite=True, qgis_style=style)

@@ -83,6 +83,11 @@ class State:
         """The cumulative violations file of a generation (default: the committed one)."""
         return state_dir / f"violations-{self.generation if generation is None else generation:06d}.parquet"
 
+    def withdrawn_path(self, state_dir: Path, generation: int | None = None) -> Path:
+        """Every violation withdrawn so far, with its night and reason, as of a generation (default:
+        the committed one); absent while none has been."""
+        return state_dir / f"withdrawn-{self.generation if generation is None else generation:06d}.parquet"
+
     def to_json(self) -> dict[str, Any]:
         """JSON-ready dict."""
         return {"version": STATE_VERSION, "generation": self.generation,

@@ -264,11 +264,16 @@ def run_nightly(
         new_state = _next_state(current, new_by_area, ok_areas | (set(new_by_area) - {t["area"] for t in tasks}),
                                 night_s, violations, summary.references)
         _merge.write_generation(violations, new_state.violations_path(state_dir))
+        everything = _merge.withdrawn_table(current, state_dir, withdrawn)
+        if len(everything):  # kept in the state: the night's file can be restored, and added to
+            _merge.write_generation(everything, new_state.withdrawn_path(state_dir))
         _footprints.save(_footprints.next_table(committed, results), state_dir, new_state.generation)
         checkpoint("generation written")
-        summary.outputs = _merge.write_outputs(violations, out_dir, night_s, withdrawn)
+        night_withdrawn = everything[everything["withdrawn"] == night_s] if len(everything) else withdrawn
+        summary.outputs = _merge.write_outputs(violations, out_dir, night_s, night_withdrawn)
         checkpoint("outputs written")
-        summary.outputs.update(_merge.write_night_reports(violations, results, out_dir, night_s, withdrawn))
+        summary.outputs.update(_merge.write_night_reports(violations, results, out_dir, night_s,
+                                                          night_withdrawn))
         checkpoint("reports written")
         save_state(state_dir, new_state)
         checkpoint("state committed")
@@ -313,12 +318,19 @@ def _already_done(current: NightState, state_dir: Path, out_dir: Path, summary: 
     from changedetect import _merge
 
     violations = gpd.read_parquet(current.violations_path(state_dir))
+    withdrawn = (gpd.read_parquet(current.withdrawn_path(state_dir)) if current.withdrawn_path(state_dir).is_file()
+                 else None)
+    if withdrawn is not None:
+        withdrawn = withdrawn[withdrawn["withdrawn"] == summary.night]
     names = [f"violations-{summary.night}.gpkg", f"violations-{summary.night}.csv", "open_violations.gpkg"]
+    keys = ["night_gpkg", "night_csv", "open_gpkg"]
+    if withdrawn is not None and len(withdrawn):
+        names += [f"withdrawn-{summary.night}.gpkg", f"withdrawn-{summary.night}.csv"]
+        keys += ["withdrawn_gpkg", "withdrawn_csv"]
     if not all((out_dir / n).is_file() for n in names):
-        summary.outputs = _merge.write_outputs(violations, out_dir, summary.night)
+        summary.outputs = _merge.write_outputs(violations, out_dir, summary.night, withdrawn)
     else:
-        summary.outputs = dict(zip(["night_gpkg", "night_csv", "open_gpkg"], map(str, (out_dir / n for n in names)),
-                                   strict=True))
+        summary.outputs = dict(zip(keys, map(str, (out_dir / n for n in names)), strict=True))
     summary.new_violations = 0
     summary.open_violations = len(violations)
     summary.pending = _pending(violations)
@@ -354,8 +366,10 @@ def _next_state(current: NightState, new_by_area: dict[str, list[Acquisition]], 
 
 def _cleanup(state_dir: Path, state: NightState, results: list[dict[str, Any]]) -> None:
     """Remove older generations and the committed pairs' work folders (safe to skip)."""
-    keep = {state.violations_path(state_dir).name, _footprints.path(state_dir, state.generation).name}
-    for old in [*state_dir.glob("violations-*.parquet"), *state_dir.glob("footprints-*.parquet")]:
+    keep = {state.violations_path(state_dir).name, _footprints.path(state_dir, state.generation).name,
+            state.withdrawn_path(state_dir).name}
+    for old in [*state_dir.glob("violations-*.parquet"), *state_dir.glob("footprints-*.parquet"),
+                *state_dir.glob("withdrawn-*.parquet")]:
         if old.name not in keep:
             old.unlink(missing_ok=True)
     for r in results:

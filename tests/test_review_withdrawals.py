@@ -154,15 +154,28 @@ def test_tonights_confirmed_violation_survives_the_withdrawal_of_the_open_one_it
 
 def test_a_second_run_of_the_night_adds_to_its_withdrawn_file(tmp_path: Path) -> None:
     """A late acquisition re-opens a committed night and withdraws another violation: the night's
-    withdrawn file lists both (the first run's rows are no longer in the register or anywhere else)."""
+    withdrawn file lists both (the first run's rows are no longer in the register: the state keeps
+    every withdrawn row, ``State.withdrawn_path``)."""
+    from changedetect._state import State
+
     reg = _register()
     first = reg.assign(withdrawn=NIGHT, withdrawn_reason="not seen under the same sun")
     second = first.assign(violation_id="d2-20240713-001", area="d2")
-    _merge.write_outputs(reg.iloc[:0], tmp_path, NIGHT, first)
-    paths = _merge.write_outputs(reg.iloc[:0], tmp_path, NIGHT, second)
-    assert gpd.read_file(paths["withdrawn_gpkg"])["violation_id"].tolist() == ["d1-20240713-001",
-                                                                              "d2-20240713-001"]
+    state_dir = tmp_path / "state"
+    state_dir.mkdir()
+    everything = _merge.withdrawn_table(State(generation=1), state_dir, first)
+    _merge.write_generation(everything, State(generation=1).withdrawn_path(state_dir))
+    _merge.write_outputs(reg.iloc[:0], tmp_path, NIGHT, everything)
+    # the second run: the first one's rows come from the state, once each (first is withdrawn again too)
+    everything = _merge.withdrawn_table(State(generation=1), state_dir, pd.concat([second, first]))
+    assert sorted(everything["violation_id"]) == ["d1-20240713-001", "d2-20240713-001"]
+    everything = _merge.withdrawn_table(State(generation=1), state_dir, second)
+    paths = _merge.write_outputs(reg.iloc[:0], tmp_path, NIGHT, everything[everything["withdrawn"] == NIGHT])
+    assert sorted(gpd.read_file(paths["withdrawn_gpkg"], layer=f"withdrawn-{NIGHT}")["violation_id"]) == [
+        "d1-20240713-001", "d2-20240713-001"]
     assert len(pd.read_csv(paths["withdrawn_csv"])) == 2
+    # nothing withdrawn tonight: the committed table as it is
+    assert len(_merge.withdrawn_table(State(generation=1), state_dir, reg.iloc[:0])) == 1
 
 
 def test_a_violation_confirmed_under_the_same_sun_is_not_judged_again(tmp_path: Path) -> None:
@@ -201,3 +214,26 @@ def test_tonights_violation_where_the_partner_pair_has_no_data_is_not_confirmed(
     _decisions(tmp_path / "run", np.where(np.isnan(blind), 1, blind))  # data there, change decided
     kept, gone = _merge.withdraw_unconfirmed(tonight, results, NIGHT, share=0.05, season_days=45)
     assert kept["same_sun"].tolist() == ["confirmed"] and len(gone) == 0
+
+
+def test_a_done_night_restores_its_withdrawn_files_from_the_state(tmp_path: Path) -> None:
+    """Running a committed night again restores missing outputs, the withdrawn ones too."""
+    from changedetect._state import State
+    from changedetect.nightly import NightlySummary, _already_done
+
+    state_dir, out = tmp_path / "state", tmp_path / "out"
+    state_dir.mkdir()
+    state = State(generation=3)
+    _merge.write_generation(_register("confirmed").assign(violation_id="d1-20250121-001", night=NIGHT),
+                            state.violations_path(state_dir))
+    gone = _register().assign(withdrawn=NIGHT, withdrawn_reason="not seen under the same sun")
+    older = gone.assign(violation_id="d1-20240101-001", withdrawn="2024-01-02")  # another night's
+    _merge.write_generation(pd.concat([older, gone], ignore_index=True), state.withdrawn_path(state_dir))
+    summary = _already_done(state, state_dir, out, NightlySummary(night=NIGHT))
+    assert set(summary.outputs) == {"night_gpkg", "night_csv", "open_gpkg", "withdrawn_gpkg", "withdrawn_csv"}
+    back = gpd.read_file(out / f"withdrawn-{NIGHT}.gpkg", layer=f"withdrawn-{NIGHT}")
+    assert back["violation_id"].tolist() == ["d1-20240713-001"]  # tonight's only
+    # all there: nothing rewritten, the same keys
+    stamp = (out / f"withdrawn-{NIGHT}.csv").stat().st_mtime_ns
+    again = _already_done(state, state_dir, out, NightlySummary(night=NIGHT))
+    assert again.outputs == summary.outputs and (out / f"withdrawn-{NIGHT}.csv").stat().st_mtime_ns == stamp
