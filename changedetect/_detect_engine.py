@@ -135,6 +135,8 @@ class DetectSummary:
     threshold: float
     share_above: float
     model: str
+    #: share of BEFORE's pixels with data on both dates (AFTER may cover less, or have no data)
+    valid_share: float = 1.0
 
     @property
     def mpx_per_s(self) -> float:

@@ -47,14 +47,26 @@ def _file_band_names(src: Any) -> list[str]:
     return names
 
 
+def _read(src: Any, indexes: list[int], window: Any = None) -> np.ndarray:
+    """``(c, h, w)`` float32 with NaN where ``src`` has no data (its nodata, mask or alpha band, and
+    outside AFTER's footprint when ``src`` is :func:`_onto`'s VRT, whose nodata is NaN)."""
+    import warnings
+
+    from rasterio.errors import NodataShadowWarning
+
+    with warnings.catch_warnings():  # the VRT's NaN nodata and a source alpha band: both mean no data
+        warnings.simplefilter("ignore", NodataShadowWarning)
+        data = src.read(indexes, window=window, masked=True)
+    return np.ma.filled(data.astype(np.float32), np.nan)
+
+
 def _file_reader(src: Any, idx: list[int]) -> Reader:
     from rasterio.windows import Window as RioWindow
 
     indexes = [i + 1 for i in idx]
 
     def read(win: Window) -> np.ndarray:
-        data = src.read(indexes, window=RioWindow(win.col, win.row, win.width, win.height), masked=True)
-        return np.ma.filled(data.astype(np.float32), np.nan)
+        return _read(src, indexes, RioWindow(win.col, win.row, win.width, win.height))
 
     return read
 
@@ -70,13 +82,11 @@ def _file_stats(src: Any, idx: list[int], card: Any) -> Any:
 
     indexes = [i + 1 for i in idx]
     if src.height * src.width <= _STATS_PIXELS:
-        data = src.read(indexes, masked=True)
-        return _sample_stats(card, np.ma.filled(data.astype(np.float32), np.nan))
+        return _sample_stats(card, _read(src, indexes))
     side = 128
     rows = np.linspace(0, max(src.height - side, 0), 8).astype(int)
     cols = np.linspace(0, max(src.width - side, 0), 8).astype(int)
-    parts = [np.ma.filled(src.read(indexes, window=RioWindow(c, r, min(side, src.width), min(side, src.height)),
-                                   masked=True).astype(np.float32), np.nan)
+    parts = [_read(src, indexes, RioWindow(c, r, min(side, src.width), min(side, src.height)))
              for r in rows for c in cols]
     return _sample_stats(card, np.concatenate([p.reshape(len(idx), -1) for p in parts], axis=1)[:, None, :])
 
@@ -114,7 +124,8 @@ def _check_inputs(before_path: Path, after_path: Path) -> None:
 
 
 def _onto(src_after: Any, src_before: Any, after_path: Path) -> Any:
-    """``src_after`` itself or a WarpedVRT of it on BEFORE's grid."""
+    """``src_after`` itself or a WarpedVRT of it on BEFORE's grid: float32 with NaN as nodata, so that
+    what lies outside AFTER (or under its nodata, mask or alpha band) reads as no data, not 0."""
     if _same_grid(src_after, src_before):
         return src_after
     if src_before.crs is None or src_after.crs is None:
@@ -131,7 +142,7 @@ def _onto(src_after: Any, src_before: Any, after_path: Path) -> Any:
     logger.info("reading '%s' onto BEFORE's grid through a WarpedVRT", after_path)
     return WarpedVRT(src_after, crs=src_before.crs, transform=src_before.transform,
                      width=src_before.width, height=src_before.height,
-                     resampling=Resampling.bilinear, add_alpha=src_after.nodata is None)
+                     resampling=Resampling.bilinear, dtype="float32", nodata=float("nan"))
 
 
 def _date_in_name(path: Path) -> str:
@@ -225,7 +236,12 @@ def detect_to_file(
             src_a.close()
     seconds = time.perf_counter() - t0
     share = counter.above / counter.valid if counter.valid else 0.0
-    summary = DetectSummary(out_path, shape[0], shape[1], seconds, counter.threshold, share, tags["model"])
+    summary = DetectSummary(out_path, shape[0], shape[1], seconds, counter.threshold, share, tags["model"],
+                            counter.valid / (shape[0] * shape[1]))
+    if summary.valid_share < 0.5:
+        logger.warning("only %.1f%% of BEFORE's pixels have data on both dates: AFTER '%s' covers little of "
+                       "BEFORE, or its nodata, mask or alpha band hides most of it", 100 * summary.valid_share,
+                       after_path)
     logger.info("detect: %dx%d in %.1f s (%.2f Mpx/s), %.2f%% above %.2f", shape[1], shape[0],
                 seconds, summary.mpx_per_s, 100 * share, counter.threshold)
     return summary

@@ -276,6 +276,33 @@ def test_detect_to_file_reads_after_onto_before_grid(tmp_path: Path) -> None:
         np.testing.assert_allclose(p.read(1), q.read(1), atol=1e-3)
 
 
+def test_what_after_does_not_cover_is_no_data_not_zero(tmp_path: Path) -> None:
+    """AFTER on another grid covering part of BEFORE, with no nodata value set: outside it the
+    probability is NaN (the VRT's nodata), not a change computed against zeros; a 4-band AFTER
+    whose 4th band is flagged alpha (rasterio's default for RGBA uint8) is read, not refused."""
+    from rasterio.enums import ColorInterp
+
+    a, b = _pair(200, 200)
+    pa = _write(tmp_path / "a.tif", a.values.astype(np.uint8))
+    part = Affine(0.5, 0, 600000 + 25.0, 0, -0.5, 1200000)  # starts 50 px east of BEFORE's west edge
+    pb = _write(tmp_path / "b.tif", b.values.astype(np.uint8)[:, :, 50:], part)
+    loaded = Loaded(Pointwise(3), FakeCard())
+    summary = detect_to_file(pa, pb, tmp_path / "p.tif", config=CFG, model=loaded)
+    with rasterio.open(tmp_path / "p.tif") as src:
+        values = src.read(1)
+    assert np.isnan(values[:, :49]).all() and np.isfinite(values[:, 51:]).all()
+    assert summary.valid_share == pytest.approx(150 / 200, abs=0.01)
+    rgba = tmp_path / "rgba.tif"
+    with rasterio.open(rgba, "w", driver="GTiff", width=150, height=200, count=4, dtype="uint8", crs=CRS,
+                       transform=part, photometric="RGB", alpha="YES") as dst:
+        dst.write(np.concatenate([b.values.astype(np.uint8)[:, :, 50:], np.full((1, 200, 150), 255, np.uint8)]))
+    with rasterio.open(rgba) as src:
+        assert src.colorinterp[3] == ColorInterp.alpha
+    summary = detect_to_file(pa, rgba, tmp_path / "r.tif", config=CFG, model=loaded)
+    with rasterio.open(tmp_path / "r.tif") as src:
+        np.testing.assert_allclose(src.read(1), values, atol=1e-3, equal_nan=True)  # alpha 255: all data
+
+
 def test_detect_to_file_refuses_bad_pairs_before_any_work(tmp_path: Path) -> None:
     from changedetect.errors import GeoreferenceError, TileReadError, TimeSeriesError
 

@@ -93,7 +93,8 @@ def command(ctx: click.Context, before: Path, after: Path | None, out: Path, mod
 
     s = detect_to_file(before, after, out, config=config, overwrite=overwrite, progress=not quiet(ctx))
     click.echo(f"Wrote {s.path}: {s.width}x{s.height} px in {s.seconds:.1f} s ({s.mpx_per_s:.2f} Mpx/s), "
-               f"{100 * s.share_above:.2f}% of pixels >= {s.threshold:.2f} (model {s.model})")
+               f"{100 * s.share_above:.2f}% of pixels >= {s.threshold:.2f} (model {s.model})"
+               + (f"; {100 * s.valid_share:.1f}% of the scene has data on both dates" if s.valid_share < 0.995 else ""))
 
 
 def _series(tiles: Path, out: Path, config: DetectConfig, *, overwrite: bool, progress: bool) -> None:
