@@ -193,8 +193,8 @@ def withdraw_unconfirmed(violations: gpd.GeoDataFrame, results: list[dict[str, A
     that lies within the partner pair, over less than ``share`` of which that pair decides change,
     was most likely a shadow that moved between the seasons (:mod:`changedetect._same_sun`): it
     is withdrawn, with the night (``withdrawn``) and the reason (``withdrawn_reason``).  ``share``
-    None (``DetectConfig.same_sun_share``) withdraws nothing.  Every row gets the column
-    ``same_sun`` (:func:`_same_sun_column`): ``pending`` marks a violation seen across seasons that
+    None (``DetectConfig.same_sun_share``) withdraws nothing and adds no column; otherwise every row
+    gets the column ``same_sun`` (:func:`_same_sun_column`): ``pending`` marks a violation seen across seasons that
     no same-season pair has checked yet, the likeliest to be withdrawn later.
     """
     import rasterio

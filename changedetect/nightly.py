@@ -44,6 +44,7 @@ output, so a killed job's next run redoes exactly the uncommitted night.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -378,6 +379,8 @@ def _cleanup(state_dir: Path, state: NightState, results: list[dict[str, Any]]) 
         for pair in r["runs"]:
             shutil.rmtree(pair["run_dir"], ignore_errors=True)
             Path(f"{pair['run_dir']}.manifest.json").unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # the area's folder, once empty (not while a pair is left)
+                Path(pair["run_dir"]).parent.rmdir()
 
 
 __all__ = ["Acquisition", "NightlySummary", "discover", "plan_pairs", "run_nightly"]

@@ -124,6 +124,8 @@ def test_reference_run_finds_new_violations_each_night(world: dict) -> None:
 
     assert read_default_style(world["root"] / "reference" / "out" / "open_violations.gpkg", "open_violations"), \
         "the register opens in QGIS coloured by status"
+    work = world["root"] / "reference" / "state" / "work"
+    assert not [p for p in work.glob("*") if p.is_dir() and not any(p.iterdir())], "no empty area folders left"
     ids = [r[0] for r in rows]
     assert len(ids) == len(set(ids)), "violation ids are unique"
     for night in NIGHTS:
