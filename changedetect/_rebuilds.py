@@ -76,7 +76,8 @@ def rebuilds(events: list[tuple[int, int, xr.DataArray]], times: np.ndarray, thr
     -------
     (xarray.DataArray, xarray.DataArray) or None
         ``(y, x)`` float32: the second event's pair probability inside each rebuild, 0 elsewhere
-        (NaN stays NaN); ``(y, x)`` datetime64[ns]: that pair's AFTER date there, NaT elsewhere.
+        (NaN where no pair of ``events`` has data); ``(y, x)`` datetime64[ns]: that pair's AFTER
+        date there, NaT elsewhere.
         None when the series has no rebuild.
     """
     steps = sorted(((i, p) for i, j, p in events if j == i + 1), key=lambda e: e[0])
@@ -128,7 +129,9 @@ def rebuilds(events: list[tuple[int, int, xr.DataArray]], times: np.ndarray, thr
         seen[box][inside] = times[d]
     if np.isnat(seen).all():
         return None
-    out[np.isnan(template.values)] = np.nan
+    # no data where no pair has any (not where the first pair has none: a rebuild on a lot the
+    # first date does not cover is still one)
+    out[np.logical_and.reduce([np.isnan(p.values) for _, _, p in events])] = np.nan
     prob_da = template.copy(data=out)
     prob_da.attrs = {**template.attrs, "event": "rebuilt"}
     seen_da = xr.DataArray(seen, dims=template.dims, coords={k: template[k] for k in template.dims if k in template.coords},
