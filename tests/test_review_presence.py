@@ -61,3 +61,33 @@ def test_a_rebuild_where_the_first_date_has_no_data_is_still_traced() -> None:
     # where no pair has data the result stays no data; elsewhere outside the lot it is 0
     assert np.isnan(prob.values[:, 44:]).all() and not np.isnan(prob.values[:, :44]).any()
     assert float(prob.values[:, 30:44].max()) == 0.0
+
+
+@pytest.mark.xfail(strict=True, reason="the same-sun rule (_same_sun.unconfirmed) reads the network's decisions only: a footprint the presence check confirmed against the two same-sun dates is dropped")
+def test_what_the_segmenter_confirmed_under_the_same_sun_survives_the_same_sun_rule() -> None:
+    """A new house that the network only hints at on January -> July and misses on January ->
+    January (the sample city's S008 in docs/detection.md: 0.00 on the January pair) is confirmed
+    by the presence check *against the two Januaries* (the segmenter sees it come between them)
+    and raised on January -> July.  `run`'s same-sun rule then asks the January -> January
+    *network* decisions to cover 5 % of it, finds none, and drops it: the cross-season presence
+    check can never add a footprint the same-season network pair misses, which is the one case
+    it exists for."""
+    import geopandas as gpd  # noqa: F401  (vectorize's frame)
+
+    from changedetect._pipeline_steps import drop_unconfirmed
+    from changedetect.detect import DetectConfig
+    from changedetect.presence import confirmed_change
+
+    times = np.array(["2024-01-15", "2024-07-12", "2025-01-20"], dtype="datetime64[ns]")
+    jan, jul, jan2 = (np.full((48, 48), 0.05, np.float32) for _ in range(3))
+    jul[LOT] = jan2[LOT] = 0.95  # the segmenter: no house in January, a house in July and the next January
+    hint = np.zeros((48, 48), np.float32)
+    hint[20, 20] = 0.35  # the network's hint on January -> July, nothing on the other pairs
+    p01 = confirmed_change(jan, jul, hint, pixel_m2=0.25, same_sun=(jan, jan2))
+    assert float(p01[20, 20]) == pytest.approx(0.525)  # confirmed under the same sun, raised
+    events = [(0, 1, _raster(p01)), (1, 2, _raster(np.zeros((48, 48)))), (0, 2, _raster(np.zeros((48, 48))))]
+    seen = _raster(np.zeros((48, 48))).copy(data=np.where(p01 >= 0.5, times[1], np.datetime64("NaT")))
+    fp = vectorize(events[0][2], first_seen=seen, config=VectorizeConfig(regularize=False))
+    assert len(fp) == 1 and str(fp["first_seen"].iloc[0])[:10] == "2024-07-12"
+    kept = drop_unconfirmed(fp, events, times, DetectConfig(), 0.5)
+    assert len(kept) == 1
