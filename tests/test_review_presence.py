@@ -91,3 +91,47 @@ def test_what_the_segmenter_confirmed_under_the_same_sun_survives_the_same_sun_r
     assert len(fp) == 1 and str(fp["first_seen"].iloc[0])[:10] == "2024-07-12"
     kept = drop_unconfirmed(fp, events, times, DetectConfig(), 0.5)
     assert len(kept) == 1
+
+
+def _regrid(stack: xr.DataArray, crs: str, transform: Affine) -> xr.DataArray:
+    """``stack`` with its pixels put on another grid (coords follow the transform)."""
+    h, w = stack.sizes["y"], stack.sizes["x"]
+    xs = transform.c + transform.a * (np.arange(w) + 0.5)
+    ys = transform.f + transform.e * (np.arange(h) + 0.5)
+    out = stack.drop_vars("spatial_ref", errors="ignore").assign_coords(x=xs, y=ys)
+    return out.rio.write_crs(crs).rio.write_transform(transform)
+
+
+def test_the_presence_checks_minimum_area_is_in_ground_metres_on_any_grid() -> None:
+    """DatePresence measures a pixel in ground m² whatever the grid: on a geographic grid (a pixel
+    of 5e-6° is ~0.3 m², not 2.5e-11 "m²", which would make the 15 m² minimum billions of pixels
+    and confirm nothing), on a non-square projected pixel, and 1 m² without georeferencing."""
+    from pyproj import Geod
+    from test_detect import CFG, FakeCard, Loaded
+    from test_presence import Bright, _series
+
+    from changedetect.presence import DatePresence, PresenceCheck
+
+    stack = _series()
+    segmenter = Loaded(Bright(), FakeCard(name="bright", version="1"))
+    hint = np.full((64, 64), 0.01, np.float32)
+    hint[28, 28] = 0.35  # the network's hint inside the 16 x 16 px house (January -> next January)
+    deg = _regrid(stack, "EPSG:4326", Affine(5e-6, 0, 105.0, 0, -5e-6, 10.8))
+    dates = DatePresence(deg, segmenter, CFG)
+    geod = Geod(ellps="WGS84")
+    lon, lat = 105.0 + 32 * 5e-6, 10.8 - 32 * 5e-6
+    dx = geod.inv(lon, lat, lon + 5e-6, lat)[2]
+    dy = geod.inv(lon, lat, lon, lat + 5e-6)[2]
+    assert dates.pixel_m2 == pytest.approx(dx * dy, rel=0.01)
+    # the 16 x 16 px house is ~77 m² there: confirmed (January -> January, same season)
+    assert float(dates.confirm(0, 2, hint)[28, 28]) == pytest.approx(0.525)
+    # a non-square projected pixel: 0.5 m x 0.25 m
+    flat = _regrid(stack, "EPSG:32648", Affine(0.5, 0, 600_000, 0, -0.25, 1_200_000))
+    assert DatePresence(flat, segmenter, CFG).pixel_m2 == pytest.approx(0.125)
+    # 0.125 m² x 256 px = 32 m² >= 15: confirmed; with a 40 m² minimum it is not
+    assert float(DatePresence(flat, segmenter, CFG).confirm(0, 2, hint)[28, 28]) == pytest.approx(0.525)
+    strict = DatePresence(flat, segmenter, CFG, check=PresenceCheck(min_area_m2=40))
+    assert float(strict.confirm(0, 2, hint)[28, 28]) == pytest.approx(0.35)
+    # no georeferencing at all: a pixel is taken as 1 m²
+    bare = xr.DataArray(stack.values, dims=stack.dims, coords={"time": stack["time"], "band": stack["band"]})
+    assert DatePresence(bare, segmenter, CFG).pixel_m2 == 1.0
