@@ -123,9 +123,14 @@ def _appeared(gone: np.ndarray, stands: np.ndarray, prob: np.ndarray, valid: np.
             sun_gone, sun_stands = (ndimage.mean(np.nan_to_num(x), seen, idx) for x in same_sun)
         ok &= (sun_stands >= check.presence) & (sun_stands - sun_gone >= check.delta)
     # an object within 2 px of a detection the network decided outside it is left alone: raised,
-    # it would merge with that detection and bloat its outline (a permitted house `exceeds_permit`)
-    beside = ndimage.binary_dilation(net & ~rough, iterations=2)
-    ok &= ~ndimage.maximum(beside, labels, idx).astype(bool)
+    # it would merge with that detection and bloat its outline (a permitted house `exceeds_permit`).
+    # Outside it: outside its own region of `rough` (another building the segmenter sees counts)
+    region, _ = ndimage.label(rough)
+    near = ndimage.iterate_structure(ndimage.generate_binary_structure(2, 1), 2)  # within 2 px
+    hi = ndimage.maximum_filter(np.where(net, region, -1), footprint=near, mode="constant", cval=-1)
+    lo = ndimage.minimum_filter(np.where(net, region, region.max() + 1), footprint=near, mode="constant",
+                                cval=region.max() + 1)
+    ok &= ~ndimage.maximum((hi > region) | (lo < region), labels, idx).astype(bool)
     confirmed = np.zeros(n + 1, dtype=bool)
     confirmed[idx[ok]] = True
     labels = np.where(stands - gone >= 0.5, labels, 0)  # the object's core: its fringe is uncertain

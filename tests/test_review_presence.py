@@ -135,3 +135,35 @@ def test_the_presence_checks_minimum_area_is_in_ground_metres_on_any_grid() -> N
     # no georeferencing at all: a pixel is taken as 1 m²
     bare = xr.DataArray(stack.values, dims=stack.dims, coords={"time": stack["time"], "band": stack["band"]})
     assert DatePresence(bare, segmenter, CFG).pixel_m2 == 1.0
+
+
+def test_an_object_beside_a_building_the_network_decided_is_left_alone() -> None:
+    """docs/detection.md: an object that lies within 2 px of a detection of the network outside
+    it is not raised (raised, it would merge with that detection into one bloated outline).  The
+    rule counted only detections where the segmenter sees no building; the usual neighbour is
+    another new house, which the segmenter *does* see, so the hinted house beside it was raised."""
+    from changedetect.presence import confirmed_change
+
+    before = np.full((40, 40), 0.05, np.float32)
+    after = before.copy()
+    after[10:22, 10:22] = 0.95  # house A: the network only hints at it
+    after[10:22, 23:30] = 0.95  # house B, 1 px away: new too, and the network outlines it
+    prob = np.zeros_like(before)
+    prob[15, 15] = 0.35
+    prob[10:22, 23:30] = 0.9
+    np.testing.assert_array_equal(confirmed_change(before, after, prob, pixel_m2=0.25), prob)
+    # ... and when another pair of the series decided B
+    hint = np.zeros_like(before)
+    hint[15, 15] = 0.35
+    decided = np.zeros(before.shape, bool)
+    decided[10:22, 23:30] = True
+    np.testing.assert_array_equal(confirmed_change(before, after, hint, pixel_m2=0.25, decided=decided), hint)
+    # B 4 px away: A is raised (and B, the network's own, is left as it is)
+    after[10:22, 23:26] = 0.05
+    prob[10:22, 23:26] = 0.0
+    out = confirmed_change(before, after, prob, pixel_m2=0.25)
+    assert float(out[15, 15]) == pytest.approx(0.525)
+    np.testing.assert_array_equal(out[10:22, 26:30], prob[10:22, 26:30])
+    # the network's own decisions inside A's own outline never count against A
+    prob[10:12, 10:14] = 0.9
+    assert float(confirmed_change(before, after, prob, pixel_m2=0.25)[20, 20]) == pytest.approx(0.525)
