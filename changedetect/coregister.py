@@ -235,8 +235,12 @@ def _register_date(
     if not glob.reliable:
         msg = (f"date {date} could not be registered reliably against {_date_of(stack, ref_idx)} "
                f"(peak ratio {glob.peak_ratio:.2f}, SNR {glob.snr:.1f}; measured shift "
-               f"{glob.dx:+.2f}, {glob.dy:+.2f} px not trusted): no shift applied. Check that it "
-               "covers the same place and is not cloud-covered")
+               f"{glob.dx:+.2f}, {glob.dy:+.2f} px not trusted): no shift applied. "
+               + (f"It exceeds max_shift ({config.max_shift:g} px): if the dates really are that far apart, "
+                  "raise CoregisterConfig(max_shift=...)"
+                  if max(abs(glob.dx), abs(glob.dy)) > config.max_shift and glob.peak_ratio >= config.min_peak_ratio
+                  and glob.snr >= config.min_snr else
+                  "Check that it covers the same place and is not cloud-covered"))
         warnings.warn(msg, CoregistrationWarning, stacklevel=3)
         logger.warning(msg)
         entry.status, entry.reliability = "unreliable", 0.0
@@ -309,15 +313,15 @@ def _choose_field(
     params = dataclasses.replace(config.field_params(), edges=edges)
     fld = estimate_shift_field(ref, mov, params=params, initial=(glob.dx, glob.dy))
     entry.tie_points_found, entry.tie_points_kept = fld.n_found, fld.n_kept
+    if config.local and fld.n_kept < config.min_tie_points:
+        entry.warnings.append(f"local field not applied: only {fld.n_kept} reliable tie points "
+                              f"(at least {config.min_tie_points} needed); global shift applied")
     if fld.n_kept == 0:
         return uniform
     k = fld.kept
     dev = np.hypot(fld.dx[k] - glob.dx, fld.dy[k] - glob.dy)
     rms_global = float(np.sqrt(np.mean(dev**2)))
     use_local = config.local and fld.n_kept >= config.min_tie_points and rms_global > config.local_min_variation
-    if config.local and fld.n_kept < config.min_tie_points:
-        entry.warnings.append(f"local field not applied: only {fld.n_kept} reliable tie points "
-                              f"(at least {config.min_tie_points} needed); global shift applied")
     if not use_local:
         entry.residual_rmse_px = rms_global
         return uniform

@@ -52,14 +52,29 @@ def apply_shift_field(image: np.ndarray, fld: ShiftField | tuple[float, float], 
     return sample(image, rows + dy, cols + dx, order=order).astype(image.dtype if image.dtype.kind == "f" else np.float32)
 
 
+def _halo_chunks(chunks: tuple[int, ...], depth: int) -> tuple[int, ...]:
+    """``chunks``, or blocks of ``max(depth, 256)`` with a last one thinner than ``depth`` merged into the
+    one before: ``dask.array.overlap`` would otherwise rechunk it on its own, out of step with the block
+    offsets :func:`warp_lazy` reads (a 1030 px scene in 1024 px blocks)."""
+    if min(chunks) >= depth:
+        return chunks
+    size = max(depth, 256)
+    out = [size] * (sum(chunks) // size)
+    rest = sum(chunks) % size
+    if out and 0 < rest < depth:
+        out[-1] += rest
+    elif rest:
+        out.append(rest)
+    return tuple(out)
+
+
 def warp_lazy(image: Any, fld: ShiftField, *, order: int = 3) -> da.Array:
     """Lazy warp of a 2-D dask (or numpy) array; chunks as the input's (rechunked if smaller than the halo)."""
     arr = image if isinstance(image, da.Array) else da.from_array(np.asarray(image), chunks=1024)
     h, w = arr.shape
     depth = int(math.ceil(fld.max_abs())) + _SPLINE_MARGIN
-    if min(min(arr.chunks[0]), min(arr.chunks[1])) < depth and min(h, w) > depth:
-        arr = arr.rechunk((max(depth, 256), max(depth, 256)))
     depth_r, depth_c = min(depth, h - 1), min(depth, w - 1)
+    arr = arr.rechunk((_halo_chunks(arr.chunks[0], depth_r), _halo_chunks(arr.chunks[1], depth_c)))
     padded = da.overlap.overlap(arr, depth={0: depth_r, 1: depth_c}, boundary="none")
     starts_r = np.cumsum((0,) + arr.chunks[0])
     starts_c = np.cumsum((0,) + arr.chunks[1])

@@ -1,0 +1,60 @@
+"""Review of reading tiles and co-registration: defects found with real-imagery situations in mind."""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from pathlib import Path
+
+import dask.array as da
+import numpy as np
+import pytest
+
+from changedetect._registration.field import ShiftField
+from changedetect._registration.synthetic import textured_scene
+from changedetect._registration.warp import apply_shift_field, warp_lazy
+from changedetect.coregister import CoregisterConfig, coregister
+from changedetect.errors import CoregistrationWarning
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_coregister import _stack  # noqa: E402
+
+
+@pytest.mark.parametrize("chunks", [256, (256, 300)])
+def test_lazy_warp_of_a_scene_whose_last_block_is_thinner_than_the_halo(chunks: int | tuple[int, int]) -> None:
+    """A 262 px scene read in 256 px blocks (to_stack's 1024 on a 1030 px scene) has a 6 px last block,
+    thinner than the halo: dask's overlap rechunks it on its own, out of step with the block offsets
+    the warp uses, and the last 6 columns (and rows) were sampled from the wrong pixels (off by up to
+    76 digital numbers on a 1030 px scene)."""
+    img = textured_scene((262, 262), seed=3)
+    fld = ShiftField.uniform(img.shape, 2.5, -1.5)
+    lazy = warp_lazy(da.from_array(img, chunks=chunks), fld).compute()
+    eager = apply_shift_field(img, (2.5, -1.5))
+    assert lazy.shape == eager.shape
+    np.testing.assert_array_equal(np.isnan(lazy), np.isnan(eager))
+    ok = np.isfinite(eager)
+    assert np.abs(lazy[ok] - eager[ok]).max() < 1e-3
+
+
+def test_a_date_registered_without_any_tie_point_says_so() -> None:
+    """A date that covers only the bottom 36 rows: the global shift is measured there, but no tie-point
+    window has enough data to confirm it.  With 1-7 tie points the report warns that the local field
+    was not applied; with none it said nothing (status "global", no warning)."""
+    stack = _stack([(0, 0), (2.3, -1.4)])
+    stack.values[1, :, :220, :] = np.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CoregistrationWarning)
+        _, report = coregister(stack, config=CoregisterConfig(radiometric=False))
+    entry = report.dates[1]
+    assert entry.status == "global" and entry.tie_points_kept == 0
+    assert any("tie point" in w for w in entry.warnings), entry.warnings
+
+
+def test_a_shift_beyond_max_shift_names_max_shift_not_clouds() -> None:
+    """A 25 px shift is measured confidently (peak ratio 80) but exceeds max_shift (20 px): the warning
+    blamed coverage or clouds and never named the limit that refused it, nor how to raise it."""
+    stack = _stack([(0, 0), (25.0, 0.0)])
+    with pytest.warns(CoregistrationWarning, match="max_shift"):
+        _, report = coregister(stack, config=CoregisterConfig(radiometric=False, local=False))
+    assert report.dates[1].status == "unreliable"
+    assert "max_shift" in report.dates[1].warnings[0]
