@@ -58,3 +58,25 @@ def test_a_shift_beyond_max_shift_names_max_shift_not_clouds() -> None:
         _, report = coregister(stack, config=CoregisterConfig(radiometric=False, local=False))
     assert report.dates[1].status == "unreliable"
     assert "max_shift" in report.dates[1].warnings[0]
+
+
+def test_sentinel2_l2a_band_files_with_a_resolution_suffix(tmp_path: Path) -> None:
+    """L2A products name their band files ``T48PXS_20240131T031051_B02_10m.jp2``: the band token was
+    only looked for at the very end of the name, so every file became band "B1" and the folder was
+    refused as "date 2024-01-31 appears more than once ... with the same band(s) B1"."""
+    import rasterio
+    from affine import Affine
+
+    from changedetect.io import open_series
+
+    for day in ("20240131T031051", "20240301T031051"):
+        for band, res in (("B04", 10), ("B02", 10), ("B05", 20)):
+            n = 400 // res
+            with rasterio.open(tmp_path / f"T48PXS_{day}_{band}_{res}m.tif", "w", driver="GTiff", width=n,
+                               height=n, count=1, dtype="uint16", crs="EPSG:32648",
+                               transform=Affine(res, 0, 683_000.0, 0, -res, 1_203_000.0)) as dst:
+                dst.write(np.full((1, n, n), 1000, np.uint16))
+    series = open_series(tmp_path)
+    assert series.band_names == ["B02", "B04", "B05"]
+    assert [b.nominal_resolution for b in series.bands] == [10.0, 10.0, 20.0]
+    assert series.to_stack().shape == (2, 3, 40, 40)

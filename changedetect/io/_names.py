@@ -9,8 +9,8 @@ from pathlib import Path
 #: ``20240131``, ``2024-01-31``, ``2024_01_31``, ``20171107T105229`` (not inside a longer number).
 DATE_RE = re.compile(r"(?<!\d)((?:19|20)\d{2})([-_.]?)(\d{2})\2(\d{2})(?!\d)")
 
-#: Sentinel-2 band tokens at the end of a file stem: ``..._B02``, ``..._B8A``.
-S2_BAND_RE = re.compile(r"(?:^|[_\-.])(B(?:0?[1-9]|1[0-2]|8A))$", re.IGNORECASE)
+#: Sentinel-2 band tokens at the end of a file stem: ``..._B02``, ``..._B8A``, or L2A's ``..._B02_10m``.
+S2_BAND_RE = re.compile(r"(?:^|[_\-.])(B(?:0?[1-9]|1[0-2]|8A))(?:_[126]0m)?$", re.IGNORECASE)
 
 #: Sentinel-2 MSI bands in their conventional order, with their nominal resolution in metres.
 S2_BANDS: dict[str, int] = {
