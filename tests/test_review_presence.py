@@ -167,3 +167,44 @@ def test_an_object_beside_a_building_the_network_decided_is_left_alone() -> None
     # the network's own decisions inside A's own outline never count against A
     prob[10:12, 10:14] = 0.9
     assert float(confirmed_change(before, after, prob, pixel_m2=0.25)[20, 20]) == pytest.approx(0.525)
+
+
+def test_run_with_explicit_pairs_hands_the_later_steps_the_pairs_own_dates(tmp_path, monkeypatch) -> None:  # noqa: ANN001
+    """The nightly call on a series with an earlier date no pair compares: the event indices the
+    same-sun rule and the masked pair's raster read must name the requested dates (the aligned
+    stack is cut to the first pair's BEFORE only after detection)."""
+    import dataclasses
+
+    import rasterio
+
+    from changedetect import _same_sun
+    from changedetect.config import PipelineConfig
+    from changedetect.pipeline import OUTPUTS, run
+    from changedetect.testing import (
+        make_footprints,
+        make_model,
+        make_permits,
+        make_stack,
+        write_stack,
+    )
+
+    stack = make_stack(dates=["2023-07-10", "2024-01-15", "2024-07-12", "2025-01-20"], size=64, seed=5)
+    write_stack(stack, tmp_path / "tiles", prefix="d1")
+    make_permits(make_footprints(stack).iloc[:1]).to_file(tmp_path / "permits.gpkg")
+    config = PipelineConfig().with_model(str(make_model(tmp_path / "model")))
+    config = dataclasses.replace(config, detect=dataclasses.replace(config.detect, window=64, overlap=8))
+    seen: list[list[tuple[str, str]]] = []
+    real = _same_sun.unconfirmed
+
+    def spy(footprints, events, times, *args):  # noqa: ANN001, ANN002, ANN202
+        seen.append([(str(times[i])[:10], str(times[j])[:10]) for i, j, _ in events])
+        return real(footprints, events, times, *args)
+
+    monkeypatch.setattr(_same_sun, "unconfirmed", spy)
+    pairs = [("2024-07-12", "2025-01-20"), ("2024-01-15", "2025-01-20")]
+    summary = run(tmp_path / "tiles", permits=tmp_path / "permits.gpkg", out=tmp_path / "out", config=config,
+                  pairs=pairs, mask_pairs=[("2024-01-15", "2024-07-12")])
+    assert seen == [pairs]
+    assert summary.dates == ["2024-07-12", "2025-01-20"]
+    with rasterio.open(tmp_path / "out" / OUTPUTS["same_season"]) as src:
+        assert src.tags()["PAIR"] == "2024-01-15/2025-01-20"
