@@ -208,3 +208,27 @@ def test_run_with_explicit_pairs_hands_the_later_steps_the_pairs_own_dates(tmp_p
     assert summary.dates == ["2024-07-12", "2025-01-20"]
     with rasterio.open(tmp_path / "out" / OUTPUTS["same_season"]) as src:
         assert src.tags()["PAIR"] == "2024-01-15/2025-01-20"
+
+
+@pytest.mark.xfail(strict=True, reason="run traces footprints at VectorizeConfig.threshold (0.5) whatever the "
+                   "change threshold (DetectConfig.threshold, by default the model card's): the presence check "
+                   "raises to just above the latter")
+def test_a_confirmed_object_becomes_a_footprint_whatever_the_models_threshold() -> None:
+    """docs/detection.md: a confirmed object is raised to just above the network's threshold, "it
+    becomes a footprint".  `run` reads that threshold from DetectConfig (default: the model card's)
+    but traces footprints with the default VectorizeConfig (0.5): with a card of 0.4 (or
+    `[detect] threshold = 0.4`) the raised core is 0.43 and is never traced; first_seen, the
+    same-sun rule and the rebuilds read 0.4 too, so pixels in [0.4, 0.5) are change for them and
+    not for the footprints."""
+    from changedetect.config import PipelineConfig
+    from changedetect.presence import confirmed_change
+
+    before = np.full((48, 48), 0.05, np.float32)
+    after = before.copy()
+    after[LOT] = 0.95
+    hint = np.zeros_like(before)
+    hint[20, 20] = 0.35
+    prob = confirmed_change(before, after, hint, pixel_m2=0.25, threshold=0.4)
+    assert float(prob[20, 20]) == pytest.approx(0.43)  # confirmed, raised just above 0.4
+    fp = vectorize(_raster(prob), config=PipelineConfig().vectorize)  # as run traces it
+    assert len(fp) == 1
