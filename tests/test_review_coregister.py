@@ -80,3 +80,42 @@ def test_sentinel2_l2a_band_files_with_a_resolution_suffix(tmp_path: Path) -> No
     assert series.band_names == ["B02", "B04", "B05"]
     assert [b.nominal_resolution for b in series.bands] == [10.0, 10.0, 20.0]
     assert series.to_stack().shape == (2, 3, 40, 40)
+
+
+@pytest.mark.xfail(strict=True, reason="_read._read_warped reads the source window at full resolution; a "
+                   "decimated read (overviews) changes GDAL's downsampling kernels (bilinear: 8 % of the "
+                   "scene's std. dev. on a 20x reduction): not a few-line fix")
+def test_reading_onto_a_much_coarser_grid_reads_a_bounded_window(tmp_path: Path, monkeypatch) -> None:
+    """DESIGN.md / docs/io.md: memory is bounded by the block size.  A 0.5 m tile read onto a 10 m grid
+    read every source pixel under each block at full resolution (400 times the block: a 1024 px block
+    at 10 m from 0.3 m imagery is a 34k x 34k float32 window, 4.6 GB)."""
+    import rasterio
+    from affine import Affine
+
+    from changedetect.io import _read, open_series
+
+    n = 800
+    rng = np.random.default_rng(0)
+    for day in ("20240101", "20240301"):
+        with rasterio.open(tmp_path / f"t_{day}.tif", "w", driver="GTiff", width=n, height=n, count=1,
+                           dtype="uint16", nodata=0, crs="EPSG:32648",
+                           transform=Affine(0.5, 0, 683_000.0, 0, -0.5, 1_203_000.0)) as dst:
+            data = rng.integers(900, 1100, (1, n, n)).astype(np.uint16)
+            data[0, :200] = 0  # a nodata strip: 10 rows of the 10 m grid
+            dst.write(data)
+    series = open_series(tmp_path)
+    grid = series.reference_grid(resolution=10.0)
+    read: list[int] = []
+    real = _read.read_float
+
+    def spy(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        out = real(*args, **kwargs)
+        read.append(out.size)
+        return out
+
+    monkeypatch.setattr(_read, "read_float", spy)
+    stack = series.to_stack(grid, resampling="average").values
+    assert stack.shape == (2, 1, 40, 40)
+    assert max(read) <= 16 * 40 * 40, max(read)
+    assert np.isnan(stack[:, 0, :10]).all() and np.isfinite(stack[:, 0, 10:]).all()
+    assert np.nanmean(stack) == pytest.approx(999.5, abs=2)
