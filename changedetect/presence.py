@@ -206,8 +206,9 @@ def confirmed_change(before: np.ndarray, after: np.ndarray, prob: np.ndarray, *,
     for flip in (False, True):  # new buildings, then demolitions
         gone, stands = (a, b) if flip else (b, a)
         bracket = (sun[1], sun[0]) if flip and sun else (sun[0], sun[1]) if sun else None
+        # (another pair's decisions count where this pair has no data too: combined, they join)
         labels, confirmed = _appeared(gone, stands, p, valid, min_px, check, threshold, bracket,
-                                      None if decided is None else np.asarray(decided, dtype=bool) & valid)
+                                      None if decided is None else np.asarray(decided, dtype=bool))
         hit |= confirmed[labels]
     out = np.asarray(prob, dtype=np.float32).copy()
     out[hit] = np.fmax(out[hit], raise_to)

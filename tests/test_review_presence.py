@@ -232,3 +232,26 @@ def test_a_confirmed_object_becomes_a_footprint_whatever_the_models_threshold() 
     assert float(prob[20, 20]) == pytest.approx(0.43)  # confirmed, raised just above 0.4
     fp = vectorize(_raster(prob), config=PipelineConfig().vectorize)  # as run traces it
     assert len(fp) == 1
+
+
+def test_a_detection_of_another_pair_where_this_pair_has_no_data_still_keeps_an_object_beside_it() -> None:
+    """``decided`` (another pair's decisions) was cut to this pair's valid pixels, so a house that
+    another pair outlines just where this pair has no data (BEFORE does not cover it) did not
+    keep the hinted house beside it from being raised: combined, the two join into one outline,
+    which is what the rule is there to prevent."""
+    from changedetect.presence import confirmed_change
+
+    before = np.full((40, 40), 0.05, np.float32)
+    before[:, 24:] = np.nan  # BEFORE covers the left part only
+    after = np.full((40, 40), 0.05, np.float32)
+    after[10:22, 10:23] = 0.95  # the hinted house
+    after[10:22, 24:30] = 0.95  # the house another pair outlines, 1 px away, where this pair has no data
+    prob = np.zeros_like(before)
+    prob[15, 15] = 0.35
+    prob[:, 24:] = np.nan
+    decided = np.zeros(before.shape, bool)
+    decided[10:22, 24:30] = True
+    out = confirmed_change(before, after, prob, pixel_m2=0.25, decided=decided)
+    np.testing.assert_array_equal(out, prob)
+    decided[10:22, 24:27] = False  # 4 px away: raised
+    assert float(confirmed_change(before, after, prob, pixel_m2=0.25, decided=decided)[15, 15]) == pytest.approx(0.525)
