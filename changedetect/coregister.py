@@ -257,6 +257,10 @@ def _register_date(
         entry.gain = dict(zip(bands, radio.gain, strict=True))
         entry.offset = dict(zip(bands, radio.offset, strict=True))
         entry.invariant_fraction = radio.invariant_fraction
+        if radio.unfitted:
+            entry.warnings.append(
+                f"radiometric normalisation not applied to band(s) {', '.join(bands[b] for b in radio.unfitted)}: "
+                "on its pseudo-invariant pixels the fit explains little (clouds, haze or change over most of the date?)")
         gain = np.asarray(radio.gain, np.float32)[:, None, None]
         offset = np.asarray(radio.offset, np.float32)[:, None, None]
         warped = warped * gain + offset

@@ -119,3 +119,30 @@ def test_reading_onto_a_much_coarser_grid_reads_a_bounded_window(tmp_path: Path,
     assert max(read) <= 16 * 40 * 40, max(read)
     assert np.isnan(stack[:, 0, :10]).all() and np.isfinite(stack[:, 0, 10:]).all()
     assert np.nanmean(stack) == pytest.approx(999.5, abs=2)
+
+
+@pytest.mark.parametrize("cloud", [0.4, 0.5, 0.7, 0.85])
+def test_a_mostly_cloudy_date_is_not_normalised_by_the_clouds(cloud: float) -> None:
+    """The other date is 0.8 x + 12 of the reference with its top rows under a flat bright cloud.  The
+    gain and offset fitted on "pseudo-invariant" pixels were the clouds': gain 0.04-0.12 at 70 % cloud,
+    0.3-0.5 at 50 %,
+    -8266 (offset 1.6 million) at 85 %, turning the clear rows into nonsense, with no warning.  A band
+    whose fit explains nothing must be left as it is, and the report must say so."""
+    stack = _stack([(0, 0), (0, 0)])
+    rows = int(256 * cloud)
+    other = stack.values[1] * 0.8 + 12
+    other[:, :rows] = 230 + np.random.default_rng(0).normal(0, 2, (3, rows, 256))
+    stack.values[1] = other
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CoregistrationWarning)
+        aligned, report = coregister(stack, config=CoregisterConfig(local=False))
+    entry = report.dates[1]
+    assert entry.status == "global"
+    clear = aligned.values[1, :, rows + 8 : -8, 8:-8]
+    truth = stack.values[0, :, rows + 8 : -8, 8:-8]
+    for k, band in enumerate(("red", "green", "blue")):
+        if entry.gain[band] == 1.0 and entry.offset[band] == 0.0:  # left as it is: said so
+            assert any("radiometric" in w and band in w for w in entry.warnings), entry.warnings
+        else:  # or fitted right
+            assert entry.gain[band] == pytest.approx(1.25, rel=0.05)
+            assert np.nanmedian(np.abs(clear[k] - truth[k])) < 3.0

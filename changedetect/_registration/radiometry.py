@@ -17,6 +17,8 @@ import numpy as np
 from scipy import stats
 
 _MAD = 1.4826
+#: A band whose fit correlates less than this on its pseudo-invariant pixels is not normalised.
+MIN_CORRELATION = 0.5
 
 
 @dataclass(frozen=True)
@@ -31,12 +33,17 @@ class Radiometry:
         Share of the sampled pixels with a no-change weight above 0.5.
     n_pixels
         Pixels used in the fit.
+    unfitted
+        Bands left as they are (gain 1, offset 0): on their pseudo-invariant pixels the fit explained
+        little (weighted correlation under :data:`MIN_CORRELATION`, or a gain not above 0), as when
+        clouds cover most of the date.
     """
 
     gain: tuple[float, ...]
     offset: tuple[float, ...]
     invariant_fraction: float
     n_pixels: int
+    unfitted: tuple[int, ...] = ()
 
     @classmethod
     def identity(cls, n_bands: int) -> Radiometry:
@@ -103,7 +110,20 @@ def normalize_radiometry(
             break
         weights = new
     frac = float(np.mean(weights > 0.5))
-    return Radiometry(tuple(map(float, gain)), tuple(map(float, offset)), frac, int(idx.size))
+    # the fit of a date mostly under cloud is the cloud's (gain ~0, or of any sign): leave such bands alone
+    bad = ~((_correlation(x, y, weights) >= MIN_CORRELATION) & (gain > 0))
+    gain, offset = np.where(bad, 1.0, gain), np.where(bad, 0.0, offset)
+    unfitted = tuple(int(b) for b in np.flatnonzero(bad))
+    return Radiometry(tuple(map(float, gain)), tuple(map(float, offset)), frac, int(idx.size), unfitted)
+
+
+def _correlation(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Weighted correlation of ``x`` and ``y``, band by band (0 where either is constant)."""
+    sw = max(float(w.sum()), 1e-12)
+    dx = x - ((x * w).sum(axis=1) / sw)[:, None]
+    dy = y - ((y * w).sum(axis=1) / sw)[:, None]
+    den = np.sqrt((w * dx * dx).sum(axis=1) * (w * dy * dy).sum(axis=1))
+    return np.where(den > 0, (w * dx * dy).sum(axis=1) / np.maximum(den, 1e-300), 0.0)
 
 
 def _robust_start(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
