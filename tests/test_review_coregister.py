@@ -146,3 +146,23 @@ def test_a_mostly_cloudy_date_is_not_normalised_by_the_clouds(cloud: float) -> N
         else:  # or fitted right
             assert entry.gain[band] == pytest.approx(1.25, rel=0.05)
             assert np.nanmedian(np.abs(clear[k] - truth[k])) < 3.0
+
+
+@pytest.mark.parametrize("crs", [None, "EPSG:3857", "EPSG:4326"])
+def test_shift_m_is_the_same_ground_displacement_whatever_the_target_crs(tmp_path: Path, crs: str | None) -> None:
+    """The CLI's test passes --no-radiometric and then accepts any gain when radiometric is off, and checks
+    no shift.  Pinned here: against a later reference (shifted by (0.75, 0.5) px of 0.5 m), the first date
+    is reported 0.375 m west and 0.25 m north, on the UTM grid, on a 1 m Web Mercator grid and in degrees."""
+    from test_coregister_cli import _tiles
+
+    from changedetect._registration.cli_tool import coregister_files
+
+    tiles = _tiles(tmp_path / "tiles", [(0, 0), (0.75, 0.5)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CoregistrationWarning)
+        report, _ = coregister_files(tiles, tmp_path / "out", reference="2024-02-15", crs=crs,
+                                     resolution=1.0 if crs == "EPSG:3857" else None, local=False,
+                                     radiometric=False)
+    first = report.dates[0]
+    assert report.reference == "2024-02-15" and first.status == "global"
+    assert first.shift_m == pytest.approx((-0.375, 0.25), abs=0.02)
