@@ -166,3 +166,14 @@ def test_shift_m_is_the_same_ground_displacement_whatever_the_target_crs(tmp_pat
     first = report.dates[0]
     assert report.reference == "2024-02-15" and first.status == "global"
     assert first.shift_m == pytest.approx((-0.375, 0.25), abs=0.02)
+
+
+def test_a_constant_band_is_left_alone_without_a_warning() -> None:
+    """An RGBA PNG's alpha band is 255 on both dates: nothing to fit, nothing to warn about."""
+    from changedetect.coregister import normalize_radiometry
+
+    rng = np.random.default_rng(0)
+    ref = np.stack([rng.uniform(0, 200, (64, 64)), np.full((64, 64), 255.0)])
+    fit = normalize_radiometry(ref, ref * np.array([0.5, 1.0])[:, None, None])
+    assert fit.gain == pytest.approx((2.0, 1.0)) and fit.offset == pytest.approx((0.0, 0.0), abs=1e-6)
+    assert fit.unfitted == ()

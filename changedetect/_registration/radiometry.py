@@ -111,19 +111,20 @@ def normalize_radiometry(
         weights = new
     frac = float(np.mean(weights > 0.5))
     # the fit of a date mostly under cloud is the cloud's (gain ~0, or of any sign): leave such bands alone
-    bad = ~((_correlation(x, y, weights) >= MIN_CORRELATION) & (gain > 0))
+    corr = _correlation(x, y, weights)
+    bad = ~((corr >= MIN_CORRELATION) & (gain > 0))
     gain, offset = np.where(bad, 1.0, gain), np.where(bad, 0.0, offset)
-    unfitted = tuple(int(b) for b in np.flatnonzero(bad))
+    unfitted = tuple(int(b) for b in np.flatnonzero(bad & np.isfinite(corr)))  # a constant band (alpha) is no news
     return Radiometry(tuple(map(float, gain)), tuple(map(float, offset)), frac, int(idx.size), unfitted)
 
 
 def _correlation(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """Weighted correlation of ``x`` and ``y``, band by band (0 where either is constant)."""
+    """Weighted correlation of ``x`` and ``y``, band by band (NaN where either is constant)."""
     sw = max(float(w.sum()), 1e-12)
     dx = x - ((x * w).sum(axis=1) / sw)[:, None]
     dy = y - ((y * w).sum(axis=1) / sw)[:, None]
     den = np.sqrt((w * dx * dx).sum(axis=1) * (w * dy * dy).sum(axis=1))
-    return np.where(den > 0, (w * dx * dy).sum(axis=1) / np.maximum(den, 1e-300), 0.0)
+    return np.where(den > 0, (w * dx * dy).sum(axis=1) / np.maximum(den, 1e-300), np.nan)
 
 
 def _robust_start(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
