@@ -177,3 +177,50 @@ def test_a_constant_band_is_left_alone_without_a_warning() -> None:
     fit = normalize_radiometry(ref, ref * np.array([0.5, 1.0])[:, None, None])
     assert fit.gain == pytest.approx((2.0, 1.0)) and fit.offset == pytest.approx((0.0, 0.0), abs=1e-6)
     assert fit.unfitted == ()
+
+
+def _two_tiles(folder: Path) -> None:
+    import rasterio
+    from affine import Affine
+
+    for name in ("a.tif", "b.tif"):
+        with rasterio.open(folder / name, "w", driver="GTiff", width=8, height=8, count=1, dtype="uint8",
+                           crs="EPSG:32648", transform=Affine(0.5, 0, 683_000.0, 0, -0.5, 1_203_000.0)) as dst:
+            dst.write(np.ones((1, 8, 8), np.uint8))
+
+
+@pytest.mark.parametrize(("name", "content"), [
+    # Excel on a French or Vietnamese Windows saves CSV in the ANSI code page, not UTF-8
+    ("manifest.csv", "path,date\nCréteil_a.tif,2024-01-01\nb.tif,2024-02-01\n".encode("cp1252")),
+    # a STAC search that found nothing, saved as is
+    ("items.json", b'{"type": "FeatureCollection", "features": []}'),
+    ("empty.json", b"[]"),
+    # a STAC asset without its href, a manifest row whose path is a number, bands a number
+    ("item.json", b'{"type": "Feature", "id": "x", "properties": {"datetime": "2024-01-01T00:00:00Z"},'
+                  b' "assets": {"b": {"type": "image/tiff; application=geotiff"}}}'),
+    ("rows.json", b'[{"path": 5, "date": "2024-01-01"}, {"path": "b.tif", "date": "2024-02-01"}]'),
+    ("bands.json", b'[{"path": "a.tif", "date": "2024-01-01", "bands": 3}]'),
+    # a STAC item with "properties": null
+    ("null.json", b'{"type": "Feature", "id": "x", "properties": null, "assets": {"b": {"href": "a.tif"}}}'),
+], ids=["csv-cp1252", "stac-empty-collection", "empty-list", "stac-asset-without-href", "path-number", "bands-number",
+        "stac-null-properties"])
+def test_a_malformed_manifest_is_one_clear_error(tmp_path: Path, name: str, content: bytes) -> None:
+    """Each of these crashed with a bare UnicodeDecodeError, IndexError, KeyError or TypeError."""
+    from changedetect.errors import ChangeDetectError
+    from changedetect.io import open_series
+
+    _two_tiles(tmp_path)
+    (tmp_path / name).write_bytes(content)
+    with pytest.raises(ChangeDetectError, match=name.replace(".", r"\.")):
+        open_series(tmp_path / name)
+
+
+def test_stac_eo_bands_given_as_plain_names(tmp_path: Path) -> None:
+    """``"eo:bands": ["pan"]`` (names, not objects) crashed with AttributeError: 'str' object has no attribute 'get'."""
+    from changedetect.io import open_series
+
+    _two_tiles(tmp_path)
+    item = tmp_path / "item.json"
+    item.write_text('{"type": "Feature", "id": "x", "properties": {"datetime": "2024-01-01T00:00:00Z"},'
+                    ' "assets": {"b": {"href": "a.tif", "eo:bands": ["pan"]}}}')
+    assert open_series(item).band_names == ["pan"]

@@ -221,11 +221,16 @@ def _from_json(path: Path) -> Discovery:
 
 
 def _from_csv(path: Path) -> list[Entry]:
-    with path.open(newline="", encoding="utf-8-sig") as fh:
-        reader = csv.DictReader(fh)
-        rows = [
-            {(k or "").strip().lower(): (v or "").strip() for k, v in row.items()} for row in reader
-        ]
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as fh:
+            reader = csv.DictReader(fh)
+            rows = [
+                {(k or "").strip().lower(): (v or "").strip() for k, v in row.items()} for row in reader
+            ]
+    except UnicodeDecodeError as exc:
+        raise TimeSeriesError(
+            f"manifest '{path}' is not UTF-8 text ({exc}); save it as UTF-8 (Excel: 'CSV UTF-8')"
+        ) from None
     if not rows:
         raise TimeSeriesError(f"manifest '{path}' has no rows; expected columns path,date[,bands]")
     columns = list(rows[0])
@@ -243,9 +248,9 @@ def _manifest_row(row: Any, manifest: Path, number: int, *, line: bool = False) 
         raise TimeSeriesError(f"{where}: expected an object with 'path' and 'date', got {row!r}")
     row = {str(k).lower(): v for k, v in row.items()}
     href = next((row[k] for k in _PATH_KEYS if row.get(k)), None)
-    if href is None:
+    if not isinstance(href, str):
         raise TimeSeriesError(
-            f"{where}: no 'path' (found keys: {', '.join(sorted(row)) or 'none'})"
+            f"{where}: no 'path' as text (found keys: {', '.join(sorted(row)) or 'none'}; path {href!r})"
         )
     raw_date = next((row[k] for k in _DATE_KEYS if row.get(k)), None)
     date = parse_date(str(raw_date)) if raw_date is not None else None
@@ -254,6 +259,8 @@ def _manifest_row(row: Any, manifest: Path, number: int, *, line: bool = False) 
             f"{where}: date {raw_date!r} is missing or not a date (expected YYYY-MM-DD or YYYYMMDD)"
         )
     bands = row.get("bands") or row.get("band")
+    if bands and not isinstance(bands, str | list):
+        raise TimeSeriesError(f"{where}: bands {bands!r} is neither a list of names nor 'a;b;c'")
     return Entry(
         path=_resolve(href, manifest),
         date=date,
@@ -282,7 +289,7 @@ def _resolve(href: str, relative_to: Path) -> Path:
 
 
 def _from_stac_item(item: dict[str, Any], path: Path) -> list[Entry]:
-    props = item.get("properties", {})
+    props = item.get("properties") or {}
     raw = props.get("datetime") or props.get("start_datetime")
     date = parse_date(raw) if raw else None
     where = f"STAC item '{item.get('id', path.name)}' in '{path}'"
@@ -299,8 +306,11 @@ def _from_stac_item(item: dict[str, Any], path: Path) -> list[Entry]:
         raise TileReadError(f"{where} has no raster data assets (GeoTIFF/COG hrefs)")
     entries = []
     for key, asset in assets:
-        names = [b.get("name") or b.get("common_name") for b in asset.get("eo:bands", [])]
-        bands = names if names and all(names) else [key]
+        names = [b.get("name") or b.get("common_name") if isinstance(b, dict) else b
+                 for b in asset.get("eo:bands") or []]
+        bands = [str(n) for n in names] if names and all(names) else [key]
+        if not isinstance(asset.get("href"), str):
+            raise TileReadError(f"{where}: asset '{key}' has no href; give the path of its file")
         entries.append(
             Entry(path=_resolve(asset["href"], path), date=date, bands=bands, origin=where)
         )

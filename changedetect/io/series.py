@@ -82,6 +82,8 @@ def open_series(
     >>> stack = series.to_stack()          # 13 bands on the 10 m grid, lazy
     """
     found = discover(source, pattern=pattern)
+    if not found.entries:
+        raise TimeSeriesError(f"'{found.source}' lists no tiles; give at least one file with its date")
     metas = {e.path: inspect_raster(e.path) for e in found.entries}
     georeferenced = check_georeferencing(found, metas)
     placeholder = fill_placeholder_dates(found, georeferenced, pattern)
