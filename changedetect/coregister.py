@@ -382,7 +382,10 @@ def _reference_index(stack: TileStack, reference: int | str | dt.date | None) ->
         if not -n <= int(reference) < n:
             raise CoregistrationError(f"reference index {reference} is out of range for {n} dates ({dates})")
         return int(reference) % n
-    key = reference.isoformat() if isinstance(reference, dt.date) else str(reference)
+    if isinstance(reference, np.datetime64):  # a value of the stack's time coordinate
+        key = str(np.datetime_as_string(reference, unit="D"))
+    else:  # a datetime (or pandas Timestamp) is a date too: its day
+        key = reference.isoformat()[:10] if isinstance(reference, dt.date) else str(reference)
     if key not in dates:
         raise CoregistrationError(f"reference date {key!r} is not in the stack; dates are {dates}")
     return dates.index(key)
@@ -423,6 +426,8 @@ def _crs_string(stack: TileStack) -> str | None:
 def _config_dict(config: CoregisterConfig) -> dict[str, Any]:
     out = asdict(config)
     ref = out["reference"]
+    if isinstance(ref, np.datetime64):
+        ref = str(np.datetime_as_string(ref, unit="D"))
     out["reference"] = ref.isoformat() if isinstance(ref, dt.date) else ref
     return out
 

@@ -224,3 +224,21 @@ def test_stac_eo_bands_given_as_plain_names(tmp_path: Path) -> None:
     item.write_text('{"type": "Feature", "id": "x", "properties": {"datetime": "2024-01-01T00:00:00Z"},'
                     ' "assets": {"b": {"href": "a.tif", "eo:bands": ["pan"]}}}')
     assert open_series(item).band_names == ["pan"]
+
+
+def test_the_reference_may_be_a_datetime_or_a_time_coordinate_value() -> None:
+    """A ``datetime`` is a ``date`` (and ``pandas.Timestamp`` a ``datetime``), and ``stack.time.values[1]``
+    the natural way to name a date of a stack: each was refused as "reference date '2024-03-31T00:00:00'
+    is not in the stack; dates are ['2024-01-01', '2024-03-31']"."""
+    import datetime as dt
+    import json
+
+    import pandas as pd
+
+    stack = _stack([(0, 0), (0.5, 0.25)])
+    second = stack["time"].values[1]
+    for reference in (second, pd.Timestamp(second), dt.datetime(2024, 3, 31, 10, 30)):
+        _, report = coregister(stack, config=CoregisterConfig(reference=reference, local=False, radiometric=False))
+        assert report.reference == "2024-03-31"
+        assert report.dates[0].shift_px == pytest.approx((-0.5, -0.25), abs=0.05)
+        assert json.loads(json.dumps(report.to_dict()))["config"]["reference"].startswith("2024-03-31")
