@@ -39,7 +39,8 @@ from changedetect.types import Grid
 
 log = logging.getLogger(__name__)
 
-#: Source pixels read around a window's footprint, for the resampling kernels.
+#: Source pixels read around a window's footprint, for the resampling kernels (times the reduction
+#: factor onto a coarser grid, where GDAL widens the kernels as much).
 _MARGIN = 4
 
 # rasterio.warp.reproject wraps numpy arrays in in-memory datasets that have no transform
@@ -184,7 +185,7 @@ def _read_warped(
     out = np.full((h, w), np.nan, dtype=np.float32)
     dst_crs = RioCRS.from_user_input(spec.grid.crs)
     dst_transform = spec.grid.transform @ Affine.translation(col, row)
-    window = _source_window(src, dst_crs, array_bounds(h, w, dst_transform))
+    window = _source_window(src, dst_crs, array_bounds(h, w, dst_transform), (h, w))
     if window is None:
         return out  # the window lies outside this file: all nodata, nothing read
     data = read_float(src, spec.index, window)
@@ -203,19 +204,25 @@ def _read_warped(
 
 
 def _source_window(
-    src: rasterio.DatasetReader, dst_crs: RioCRS, bounds: tuple[float, float, float, float]
+    src: rasterio.DatasetReader,
+    dst_crs: RioCRS,
+    bounds: tuple[float, float, float, float],
+    shape: tuple[int, int],
 ) -> Window | None:
-    """The pixel window of ``src`` covering ``bounds`` (in ``dst_crs``) plus a resampling margin."""
+    """The pixel window of ``src`` covering ``bounds`` (in ``dst_crs``, ``shape`` target pixels) plus a
+    resampling margin."""
     west, south, east, north = bounds
     if src.crs != dst_crs:
         west, south, east, north = transform_bounds(
             dst_crs, src.crs, west, south, east, north, densify_pts=21
         )
     win = from_bounds(west, south, east, north, transform=src.transform)
-    col0 = math.floor(min(win.col_off, win.col_off + win.width)) - _MARGIN
-    row0 = math.floor(min(win.row_off, win.row_off + win.height)) - _MARGIN
-    col1 = math.ceil(max(win.col_off, win.col_off + win.width)) + _MARGIN
-    row1 = math.ceil(max(win.row_off, win.row_off + win.height)) + _MARGIN
+    reduction = max(1.0, abs(win.width) / shape[1], abs(win.height) / shape[0])
+    margin = math.ceil(_MARGIN * reduction)
+    col0 = math.floor(min(win.col_off, win.col_off + win.width)) - margin
+    row0 = math.floor(min(win.row_off, win.row_off + win.height)) - margin
+    col1 = math.ceil(max(win.col_off, win.col_off + win.width)) + margin
+    row1 = math.ceil(max(win.row_off, win.row_off + win.height)) + margin
     col0, row0 = max(col0, 0), max(row0, 0)
     col1, row1 = min(col1, src.width), min(row1, src.height)
     if col1 <= col0 or row1 <= row0:
