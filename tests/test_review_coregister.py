@@ -285,3 +285,22 @@ def test_a_coarser_grid_read_block_by_block_has_no_seams(tmp_path: Path, resampl
     blocks = series.to_stack(grid, resampling=resampling, chunks=8).values
     np.testing.assert_array_equal(np.isnan(whole), np.isnan(blocks))
     assert np.nanmax(np.abs(whole - blocks)) < 1e-3
+
+
+def test_a_second_series_into_the_same_out_folder_writes_nothing_without_overwrite(tmp_path: Path) -> None:
+    """Other dates into an existing output folder: the new dates' COGs were written, then the existing
+    coregistration.json refused, leaving one run's report beside another run's images."""
+    from test_coregister_cli import _tiles
+
+    from changedetect._registration.cli_tool import coregister_files
+    from changedetect.errors import OutputExistsError
+
+    out = tmp_path / "out"
+    coregister_files(_tiles(tmp_path / "a", [(0, 0), (0.5, 0.5)]), out, local=False, radiometric=False)
+    before = sorted(p.name for p in out.iterdir())
+    other = _tiles(tmp_path / "b", [(0, 0), (0.5, 0.5), (1, 1), (1.5, 1.5)])
+    for old in ("district12_20240115.tif", "district12_20240215.tif"):
+        (other / old).unlink()  # dates 2024-03-15 and 2024-04-15: new dates, same report name
+    with pytest.raises(OutputExistsError):
+        coregister_files(other, out, local=False, radiometric=False)
+    assert sorted(p.name for p in out.iterdir()) == before

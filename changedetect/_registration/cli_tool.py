@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from changedetect._registration.report import CoregistrationReport
-from changedetect.errors import ConfigError, CoregistrationError
+from changedetect.errors import ConfigError, CoregistrationError, OutputExistsError
 from changedetect.types import Grid
 
 logger = logging.getLogger(__name__)
@@ -39,6 +39,10 @@ def coregister_files(
     from changedetect.coregister import CoregisterConfig, coregister
     from changedetect.io import open_series, write_cog
 
+    report_path = Path(out) / "coregistration.json"
+    if report_path.exists() and not overwrite:  # refused before any image is written, not half-way
+        raise OutputExistsError(f"output '{report_path}' already exists; pass --overwrite (overwrite=True) "
+                                "to replace that run's files, or choose another --out folder")
     series = open_series(source, pattern=pattern)
     ref_idx = reference_index(series, reference)
     grid = target_grid(series.scenes[ref_idx].grid, crs=crs, resolution=resolution)
