@@ -44,7 +44,7 @@ def presence_rasters(prob: xr.DataArray, config: PipelineConfig, dates: DatePres
     """Building probability of the first and last dates the later stages keep (``kept``: their
     indices in ``dates``' stack), reused from the presence check where it computed them (None
     without a segmenter, or when no pixel can become a footprint)."""
-    if dates is None or not bool(np.nanmax(prob.values, initial=0.0) >= config.vectorize.threshold):
+    if dates is None or not bool(np.nanmax(prob.values, initial=0.0) >= config.vectorize.for_probability(prob).threshold):
         return None  # no segmenter, or no pixel can become a footprint: nothing to type
     return dates.raster(kept[0]), dates.raster(kept[1])
 
@@ -148,14 +148,41 @@ def same_season_decisions(events: list[tuple[int, int, xr.DataArray]],
     return None
 
 
+def segmenter_held(dates: Any) -> Any:
+    """For :func:`changedetect._same_sun.unconfirmed`: the footprints first seen on a pair of two
+    seasons that the building segmenter sees come or go between the two same-season dates that
+    bracket the pair (``DatePresence.same_sun``, by the presence check's thresholds): a change
+    confirmed under the same sun, not a moved shadow, even where the same-season network pair
+    does not decide it (the presence check raised it on that evidence)."""
+    from changedetect._change_presence import presence_means
+
+    def held(i: int, j: int, geoms: np.ndarray) -> np.ndarray:
+        sun = dates.same_sun(i, j)
+        if sun is None or not len(geoms):
+            return np.zeros(len(geoms), dtype=bool)
+        first, last = (dates.raster(k) for k in sun)
+        transform = first.rio.transform()
+        a, b = (presence_means(geoms, r.values, transform) for r in (first, last))
+        check = dates.check
+        with np.errstate(invalid="ignore"):
+            seen = (((b >= check.presence) & (b - a >= check.delta))
+                    | ((a >= check.presence) & (a - b >= check.delta)))
+        return np.asarray(np.nan_to_num(seen, nan=0.0), dtype=bool)
+
+    return held
+
+
 def drop_unconfirmed(footprints: gpd.GeoDataFrame, events: list[tuple[int, int, xr.DataArray]],
                      times: np.ndarray, config: Any, threshold: float,
-                     unmasked: dict[tuple[int, int], np.ndarray] | None = None) -> gpd.GeoDataFrame:
+                     unmasked: dict[tuple[int, int], np.ndarray] | None = None,
+                     dates: Any = None) -> gpd.GeoDataFrame:
     """``footprints`` without those first seen across seasons that a same-season pair spanning
     their pair does not confirm (:func:`changedetect._same_sun.unconfirmed`); the count dropped
     is ``attrs["unconfirmed_across_seasons"]``.  ``times`` are the dates the events' indices
     name; a pair in ``unmasked`` (:func:`changedetect.detect.detect_each_pair`'s) is checked on its
-    decisions before the mask, which hides what earlier nights reported and so what the pair saw."""
+    decisions before the mask, which hides what earlier nights reported and so what the pair saw.
+    ``dates`` (a :class:`changedetect.presence.DatePresence` on the events' stack): what its
+    segmenter sees change between two same-season dates is confirmed too (:func:`segmenter_held`)."""
     import logging
 
     from changedetect._same_sun import unconfirmed
@@ -165,7 +192,8 @@ def drop_unconfirmed(footprints: gpd.GeoDataFrame, events: list[tuple[int, int, 
                   for i, j, p in events]
 
     days = config.season_days if config.season_days is not None else 45
-    drop = unconfirmed(footprints, events, times, threshold, config.same_sun_share, days)
+    held = segmenter_held(dates) if dates is not None and config.presence_check else None
+    drop = unconfirmed(footprints, events, times, threshold, config.same_sun_share, days, held)
     if not drop.any():
         return footprints
     logging.getLogger("changedetect.pipeline").info(

@@ -22,6 +22,7 @@ rebuilt to look the same, a temporary structure), and a change the same-season p
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -34,12 +35,19 @@ if TYPE_CHECKING:
 __all__ = ["judged", "unconfirmed"]
 
 
+#: ``held(i, j, geometries)``: which footprints first seen on pair ``i -> j`` another judge saw
+#: change under the same sun (bool, one per geometry)
+Held = Callable[[int, int, np.ndarray], np.ndarray]
+
+
 def unconfirmed(footprints: gpd.GeoDataFrame, events: list[tuple[int, int, xr.DataArray]], times: np.ndarray,
-                threshold: float, share: float, season_days: int) -> np.ndarray:
+                threshold: float, share: float, season_days: int, held_by: Held | None = None) -> np.ndarray:
     """Which of ``footprints`` (with ``first_seen``, on the pairs' grid and CRS) were first seen on a
     consecutive pair of different seasons and are decided over less than ``share`` of their area on
     every same-season pair of ``events`` that spans it (:func:`changedetect.detect.detect_each_pair`'s
-    ``(before, after, probability)``).
+    ``(before, after, probability)``), and that ``held_by`` (the building segmenter between two
+    same-season dates, :func:`changedetect._pipeline_steps.segmenter_held`) does not see change
+    under the same sun either.
 
     Returns
     -------
@@ -76,6 +84,9 @@ def unconfirmed(footprints: gpd.GeoDataFrame, events: list[tuple[int, int, xr.Da
                     hit = np.where(np.isfinite(v), v >= threshold, np.nan).astype(np.float32)
                     decided[s] = presence_means(geoms, hit, transform)
                 held |= np.nan_to_num(decided[s][rows], nan=1.0) >= share
+        if checked and held_by is not None and not held.all():
+            rest = rows[~held]
+            held[~held] = held_by(i, j, geoms[rest])
         if checked:
             out[rows[~held]] = True
     return out

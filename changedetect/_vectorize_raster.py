@@ -115,6 +115,8 @@ def trace_strip(prob: xr.DataArray, days: xr.DataArray | None, r0: int, transfor
     r1 = min(r0 + config.strip_rows, height)
     e0, e1 = max(r0 - config.strip_overlap, 0), min(r1 + config.strip_overlap, height)
     p = np.nan_to_num(np.asarray(prob[e0:e1].values, dtype=np.float32), nan=0.0)
+    config = config.for_probability(prob)  # a threshold of None: the probability's own
+    assert config.threshold is not None
     low = config.threshold if config.low_threshold is None else config.low_threshold
     kinds = None if presence is None else change_kinds(np.asarray(presence[0][e0:e1].values),
                                                        np.asarray(presence[1][e0:e1].values))

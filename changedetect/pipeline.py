@@ -362,7 +362,8 @@ def _chain(stack: xr.DataArray, register: gpd.GeoDataFrame, out: Path, config: P
                                        config=config.vectorize, progress=progress)
         carried = footprints.attrs.get("carried_ids", 0) if previous is not None else None
         if events is not None and config.detect.same_sun_share is not None:
-            footprints = drop_unconfirmed(footprints, events, stamps, config.detect, thr, unmasked=unmasked)
+            footprints = drop_unconfirmed(footprints, events, stamps, config.detect, thr, unmasked=unmasked,
+                                          dates=dates)
             dropped = int(footprints.attrs.get("unconfirmed_across_seasons", 0))
         if rebuilt is not None:  # a building put up on a lot demolished earlier: a footprint of its own
             footprints = with_rebuilds(footprints, rebuilt, previous, config.vectorize)

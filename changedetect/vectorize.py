@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import geopandas as gpd
@@ -76,9 +76,13 @@ class VectorizeConfig:
     Parameters
     ----------
     threshold
-        A building must contain a pixel at or above this probability.
+        A building must contain a pixel at or above this probability.  ``None`` (the default): the
+        probability's own decision threshold, ``attrs["threshold"]``, which detection sets from
+        ``DetectConfig.threshold`` or the model card (0.5 when it has none), so that footprints are
+        traced where change was decided (first-seen dates, the presence check's raised objects).
     low_threshold
-        Pixels at or above this join a building they touch (hysteresis); ``None``: = ``threshold``.
+        Pixels at or above this join a building they touch (hysteresis); ``None``: = ``threshold``;
+        never above ``threshold``.
     min_area_m2
         Smaller footprints are dropped.
     opening_px, closing_px
@@ -115,7 +119,7 @@ class VectorizeConfig:
         brightness-contrast heuristic.
     """
 
-    threshold: float = 0.5
+    threshold: float | None = None
     low_threshold: float | None = 0.3
     min_area_m2: float = 10.0
     opening_px: int = 1
@@ -133,11 +137,25 @@ class VectorizeConfig:
     carry_min_cover: float = CARRY_MIN_COVER
 
     def __post_init__(self) -> None:
-        low = self.threshold if self.low_threshold is None else self.low_threshold
-        if not 0 < low <= self.threshold <= 1:
-            raise ValueError(f"need 0 < low_threshold <= threshold <= 1, got {low} and {self.threshold}")
+        if self.threshold is not None:
+            low = self.threshold if self.low_threshold is None else self.low_threshold
+            if not 0 < low <= self.threshold <= 1:
+                raise ValueError(f"need 0 < low_threshold <= threshold <= 1, got {low} and {self.threshold}")
+        elif self.low_threshold is not None and not 0 < self.low_threshold <= 1:
+            raise ValueError(f"need 0 < low_threshold <= 1, got {self.low_threshold}")
         if self.min_presence is not None and not 0 <= self.min_presence <= 1:
             raise ValueError(f"min_presence must be in [0, 1] or None, got {self.min_presence}")
+
+    def for_probability(self, prob: xr.DataArray) -> VectorizeConfig:
+        """This configuration with ``threshold`` decided for ``prob`` (its ``attrs["threshold"]``
+        when None, else 0.5) and ``low_threshold`` no higher."""
+        if self.threshold is not None:
+            return self
+        threshold = float(prob.attrs.get("threshold", 0.5))
+        if not 0 < threshold < 1:
+            raise ValueError(f"the change probability's threshold attribute is {threshold}: not in (0, 1)")
+        low = threshold if self.low_threshold is None else min(self.low_threshold, threshold)
+        return replace(self, threshold=threshold, low_threshold=low)
         if self.strip_rows < 16 or self.strip_overlap < 0:
             raise ValueError("strip_rows must be >= 16 and strip_overlap >= 0")
         if not (0 < self.carry_min_iou <= 1 and 0 < self.carry_min_cover <= 1):
@@ -194,6 +212,7 @@ def vectorize(
     """
     if prob.ndim != 2:
         raise ValueError(f"a change probability is (y, x); got dims {prob.dims}")
+    config = config.for_probability(prob)
     transform = prob.rio.transform()
     crs = prob.rio.crs
     shape = (int(prob.shape[0]), int(prob.shape[1]))

@@ -123,12 +123,13 @@ def test_false_turns_an_optional_setting_off_and_none_round_trips(tmp_path: Path
     cfg = PipelineConfig.from_toml(path)
     assert cfg.detect.season_days is None and cfg.vectorize.min_presence is None
     assert cfg.vectorize.low_threshold is None
-    assert cfg.detect.tta is False and cfg.vectorize.threshold == 0.5  # the others keep their defaults
+    assert cfg.detect.tta is False and cfg.vectorize.min_area_m2 == 10.0  # the others keep their defaults
+    assert cfg.vectorize.threshold is None  # by default: the probability's own decision threshold
     again = tmp_path / "again.toml"
     again.write_text(cfg.to_toml(), encoding="utf-8")
     assert PipelineConfig.from_toml(again) == cfg  # None written as false, read back as None
-    path.write_text("[vectorize]\nthreshold = false\n", encoding="utf-8")  # not optional: an error
-    with pytest.raises(ConfigError, match="threshold"):
+    path.write_text("[detect]\ntta = false\nbatch_size = false\n", encoding="utf-8")  # not optional: an error
+    with pytest.raises(ConfigError, match="batch_size"):
         PipelineConfig.from_toml(path)
 
 

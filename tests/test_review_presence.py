@@ -63,7 +63,6 @@ def test_a_rebuild_where_the_first_date_has_no_data_is_still_traced() -> None:
     assert float(prob.values[:, 30:44].max()) == 0.0
 
 
-@pytest.mark.xfail(strict=True, reason="the same-sun rule (_same_sun.unconfirmed) reads the network's decisions only: a footprint the presence check confirmed against the two same-sun dates is dropped")
 def test_what_the_segmenter_confirmed_under_the_same_sun_survives_the_same_sun_rule() -> None:
     """A new house that the network only hints at on January -> July and misses on January ->
     January (the sample city's S008 in docs/detection.md: 0.00 on the January pair) is confirmed
@@ -76,7 +75,7 @@ def test_what_the_segmenter_confirmed_under_the_same_sun_survives_the_same_sun_r
 
     from changedetect._pipeline_steps import drop_unconfirmed
     from changedetect.detect import DetectConfig
-    from changedetect.presence import confirmed_change
+    from changedetect.presence import PresenceCheck, confirmed_change
 
     times = np.array(["2024-01-15", "2024-07-12", "2025-01-20"], dtype="datetime64[ns]")
     jan, jul, jan2 = (np.full((48, 48), 0.05, np.float32) for _ in range(3))
@@ -89,8 +88,27 @@ def test_what_the_segmenter_confirmed_under_the_same_sun_survives_the_same_sun_r
     seen = _raster(np.zeros((48, 48))).copy(data=np.where(p01 >= 0.5, times[1], np.datetime64("NaT")))
     fp = vectorize(events[0][2], first_seen=seen, config=VectorizeConfig(regularize=False))
     assert len(fp) == 1 and str(fp["first_seen"].iloc[0])[:10] == "2024-07-12"
-    kept = drop_unconfirmed(fp, events, times, DetectConfig(), 0.5)
-    assert len(kept) == 1
+    assert len(drop_unconfirmed(fp, events, times, DetectConfig(), 0.5)) == 0  # the network's decisions alone
+
+    class Dates:  # what DatePresence gives drop_unconfirmed: the bracket and the segmenter's rasters
+        check = PresenceCheck()
+
+        def same_sun(self, i: int, j: int) -> tuple[int, int] | None:
+            return (0, 2) if (i, j) == (0, 1) else None
+
+        def raster(self, k: int) -> xr.DataArray:
+            return _raster((jan, jul, jan2)[k])
+
+    kept = drop_unconfirmed(fp, events, times, DetectConfig(), 0.5, dates=Dates())
+    assert len(kept) == 1 and "unconfirmed_across_seasons" not in kept.attrs
+    # a moved shadow: the segmenter sees nothing come between the two Januaries either
+    still = _raster(np.full((48, 48), 0.05, np.float32))
+    Dates.raster = lambda self, k: (_raster(jan), _raster(jul), still)[k]  # type: ignore[method-assign]
+    assert len(drop_unconfirmed(fp, events, times, DetectConfig(), 0.5, dates=Dates())) == 0
+    # the check off: the network's decisions alone
+    off = DetectConfig(presence_check=False)
+    Dates.raster = lambda self, k: _raster((jan, jul, jan2)[k])  # type: ignore[method-assign]
+    assert len(drop_unconfirmed(fp, events, times, off, 0.5, dates=Dates())) == 0
 
 
 def _regrid(stack: xr.DataArray, crs: str, transform: Affine) -> xr.DataArray:
@@ -210,9 +228,6 @@ def test_run_with_explicit_pairs_hands_the_later_steps_the_pairs_own_dates(tmp_p
         assert src.tags()["PAIR"] == "2024-01-15/2025-01-20"
 
 
-@pytest.mark.xfail(strict=True, reason="run traces footprints at VectorizeConfig.threshold (0.5) whatever the "
-                   "change threshold (DetectConfig.threshold, by default the model card's): the presence check "
-                   "raises to just above the latter")
 def test_a_confirmed_object_becomes_a_footprint_whatever_the_models_threshold() -> None:
     """docs/detection.md: a confirmed object is raised to just above the network's threshold, "it
     becomes a footprint".  `run` reads that threshold from DetectConfig (default: the model card's)
@@ -230,8 +245,13 @@ def test_a_confirmed_object_becomes_a_footprint_whatever_the_models_threshold() 
     hint[20, 20] = 0.35
     prob = confirmed_change(before, after, hint, pixel_m2=0.25, threshold=0.4)
     assert float(prob[20, 20]) == pytest.approx(0.43)  # confirmed, raised just above 0.4
-    fp = vectorize(_raster(prob), config=PipelineConfig().vectorize)  # as run traces it
+    raster = _raster(prob)
+    raster.attrs["threshold"] = 0.4  # as detection writes it (DetectConfig.threshold or the card's)
+    fp = vectorize(raster, config=PipelineConfig().vectorize)  # as run traces it
     assert len(fp) == 1
+    # a threshold set in [vectorize] is used as it is; without the attribute, 0.5
+    assert len(vectorize(raster, config=VectorizeConfig(threshold=0.5))) == 0
+    assert len(vectorize(_raster(prob), config=PipelineConfig().vectorize)) == 0
 
 
 def test_a_detection_of_another_pair_where_this_pair_has_no_data_still_keeps_an_object_beside_it() -> None:

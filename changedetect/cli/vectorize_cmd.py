@@ -21,8 +21,10 @@ _FILE = click.Path(path_type=Path, exists=True, dir_okay=False)
 @click.command(name="vectorize")
 @click.argument("prob", type=_FILE)
 @out_path_opt(help="Footprints to write: .gpkg, .geojson, .csv (WKT + lon/lat) or .parquet.")
-@click.option("--threshold", type=click.FloatRange(0, 1, min_open=True), default=0.5, show_default=True,
-              help="A footprint must hold a pixel of at least this probability.")
+@click.option("--threshold", type=click.FloatRange(0, 1, min_open=True), default=None,
+              help="A footprint must hold a pixel of at least this probability.  [default: the raster's own "
+                   "decision threshold, its 'threshold' tag as detect writes it (the model card's); 0.5 "
+                   "without one]")
 @click.option("--low-threshold", type=click.FloatRange(0, 1, min_open=True), default=0.3, show_default=True,
               help="Pixels of at least this probability join a footprint they touch (hysteresis).")
 @click.option("--min-area", "min_area", type=click.FloatRange(0), default=10.0, show_default=True,
@@ -36,7 +38,8 @@ _FILE = click.Path(path_type=Path, exists=True, dir_okay=False)
 @previous_opt
 @overwrite_opt
 @click.pass_context
-def command(ctx: click.Context, prob: Path, out: Path, threshold: float, low_threshold: float, min_area: float,
+def command(ctx: click.Context, prob: Path, out: Path, threshold: float | None, low_threshold: float,
+            min_area: float,
             no_regularize: bool, first_seen: Path | None, before: Path | None, after: Path | None,
             buildings: Path | None, previous: Path | None, overwrite: bool) -> None:
     """Turn the change probability raster PROB into building footprints.
@@ -60,7 +63,8 @@ def command(ctx: click.Context, prob: Path, out: Path, threshold: float, low_thr
     from changedetect.vectorize import VectorizeConfig, vectorize_file
 
     try:
-        config = VectorizeConfig(threshold=threshold, low_threshold=min(low_threshold, threshold),
+        config = VectorizeConfig(threshold=threshold,
+                                 low_threshold=low_threshold if threshold is None else min(low_threshold, threshold),
                                  min_area_m2=min_area, regularize=not no_regularize)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc
