@@ -58,6 +58,8 @@ logger = logging.getLogger(__name__)
 
 #: Matching images up to this many pixels are held in memory; larger ones are read window by window.
 _IN_MEMORY_PIXELS = 4096 * 4096
+#: Below this many pixels across, a date's report warns that its shift is rough (tests/test_review_coregister.py)
+SMALL_SCENE_PX = 64
 
 
 @dataclass(frozen=True)
@@ -249,6 +251,10 @@ def _register_date(
         return data[i], entry
     entry.shift_px = (glob.dx, glob.dy)
     entry.shift_m = _to_metres(stack, glob.dx, glob.dy)
+    side = min(stack.sizes["y"], stack.sizes["x"])
+    if side < SMALL_SCENE_PX:  # measured: 0.15-0.7 px off at 32-40 px, 0.02-0.09 px from 64 px
+        entry.warnings.append(f"the scene is only {side} px across: a shift measured on so few pixels is "
+                              "accurate to a few tenths of a pixel at best; register a larger area")
     fld = _choose_field(ref_match, mov_match, glob, config, entry, edges=kind == "material")
     entry.shift_field = fld
     warped = da.stack([warp_lazy(data[i, b], fld, order=config.order) for b in range(len(bands))], axis=0)
