@@ -81,6 +81,16 @@ def test_sentinel2_l2a_band_files_with_a_resolution_suffix(tmp_path: Path) -> No
     assert [b.nominal_resolution for b in series.bands] == [10.0, 10.0, 20.0]
     assert series.to_stack().shape == (2, 3, 40, 40)
 
+    # a real R10m/R20m folder also holds the L2A side products: left out, not taken for bands
+    for day in ("20240131T031051", "20240301T031051"):
+        for product, count in (("AOT", 1), ("WVP", 1), ("TCI", 3), ("SCL", 1)):
+            with rasterio.open(tmp_path / f"T48PXS_{day}_{product}_10m.tif", "w", driver="GTiff", width=40,
+                               height=40, count=count, dtype="uint8", crs="EPSG:32648",
+                               transform=Affine(10, 0, 683_000.0, 0, -10, 1_203_000.0)) as dst:
+                dst.write(np.full((count, 40, 40), 7, np.uint8))
+    series = open_series(tmp_path)
+    assert series.band_names == ["B02", "B04", "B05"]
+
 
 @pytest.mark.xfail(strict=True, reason="_read._read_warped reads the source window at full resolution; a "
                    "decimated read (overviews) changes GDAL's downsampling kernels (bilinear: 8 % of the "

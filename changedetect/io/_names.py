@@ -12,6 +12,10 @@ DATE_RE = re.compile(r"(?<!\d)((?:19|20)\d{2})([-_.]?)(\d{2})\2(\d{2})(?!\d)")
 #: Sentinel-2 band tokens at the end of a file stem: ``..._B02``, ``..._B8A``, or L2A's ``..._B02_10m``.
 S2_BAND_RE = re.compile(r"(?:^|[_\-.])(B(?:0?[1-9]|1[0-2]|8A))(?:_[126]0m)?$", re.IGNORECASE)
 
+#: Sentinel-2 L2A products that lie beside the band files (aerosol, water vapour, true colour,
+#: scene classification, cloud and snow probabilities): not bands of the image.
+S2_AUX_RE = re.compile(r"(?:^|[_\-.])(AOT|WVP|TCI|SCL|CLD|SNW|CLDPRB|SNWPRB)(?:_[126]0m)?$", re.IGNORECASE)
+
 #: Sentinel-2 MSI bands in their conventional order, with their nominal resolution in metres.
 S2_BANDS: dict[str, int] = {
     "B01": 60, "B02": 10, "B03": 10, "B04": 10, "B05": 20, "B06": 20, "B07": 20,

@@ -39,7 +39,7 @@ from changedetect.io._checks import (
 from changedetect.io._discover import Discovery, Entry, PathLike, discover
 from changedetect.io._inspect import RasterMeta, inspect_raster
 from changedetect.io._model import BandInfo, BandSource, Scene
-from changedetect.io._names import PLAIN_IMAGE_SUFFIXES, S2_BANDS, band_sort_key, s2_band
+from changedetect.io._names import PLAIN_IMAGE_SUFFIXES, S2_AUX_RE, S2_BANDS, band_sort_key, s2_band
 from changedetect.types import STACK_DIMS, Grid, TileStack  # noqa: F401  (re-exported)
 
 log = logging.getLogger(__name__)
@@ -212,6 +212,12 @@ def _build_scenes(found: Discovery, metas: dict[Path, RasterMeta]) -> list[Scene
 
 
 def _scene(date: dt.date, entries: list[Entry], metas: dict[Path, RasterMeta]) -> Scene:
+    if any(s2_band(e.path) for e in entries):  # a Sentinel-2 folder: its L2A side products are not bands
+        aux = [e for e in entries if e.bands is None and S2_AUX_RE.search(e.path.stem)]
+        if aux:
+            log.info("date %s: leaving out Sentinel-2 side products %s", date.isoformat(),
+                     ", ".join(e.path.name for e in aux))
+            entries = [e for e in entries if e not in aux]
     bands: list[BandSource] = []
     for entry in entries:
         meta = metas[entry.path]
