@@ -10,26 +10,7 @@ for exe in chromium chromium-browser; do
     exit 0
   fi
 done
-if ! command -v apt-get >/dev/null 2>&1; then
-  echo "setup_chromium: skipped (no apt-get: not a Debian/Ubuntu machine); install chromium yourself to run the browser test"
-  exit 0
-fi
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then
-  if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
-    SUDO="sudo -n"
-  else
-    echo "setup_chromium: skipped (not root and no password-less sudo); run 'apt-get install chromium' as root"
-    exit 0
-  fi
-fi
-export DEBIAN_FRONTEND=noninteractive
-if ! $SUDO apt-get update -qq; then
-  echo "setup_chromium: skipped (apt-get update failed: no access to the Debian mirrors?)"
-  exit 0
-fi
-if ! $SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null; then
-  echo "setup_chromium: skipped (apt-get install chromium failed)"
-  exit 0
-fi
+. "$(dirname "$0")/_apt.sh"
+apt_ready setup_chromium "run 'apt-get install chromium'" || exit 0
+apt_install setup_chromium chromium || exit 0
 echo "setup_chromium: installed $(command -v chromium) ($(chromium --version 2>/dev/null))"

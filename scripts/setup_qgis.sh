@@ -8,26 +8,7 @@ if [ -x /usr/bin/python3 ] && /usr/bin/python3 -c "import qgis.core" >/dev/null 
   echo "setup_qgis: QGIS's Python bindings are already installed"
   exit 0
 fi
-if ! command -v apt-get >/dev/null 2>&1; then
-  echo "setup_qgis: skipped (no apt-get: not a Debian/Ubuntu machine); install QGIS's Python bindings yourself to run the QGIS test"
-  exit 0
-fi
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then
-  if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
-    SUDO="sudo -n"
-  else
-    echo "setup_qgis: skipped (not root and no password-less sudo); run 'apt-get install python3-qgis' as root"
-    exit 0
-  fi
-fi
-export DEBIAN_FRONTEND=noninteractive
-if ! $SUDO apt-get update -qq; then
-  echo "setup_qgis: skipped (apt-get update failed: no access to the Debian mirrors?)"
-  exit 0
-fi
-if ! $SUDO apt-get install -y -qq --no-install-recommends python3-qgis >/dev/null; then
-  echo "setup_qgis: skipped (apt-get install python3-qgis failed)"
-  exit 0
-fi
+. "$(dirname "$0")/_apt.sh"
+apt_ready setup_qgis "run 'apt-get install python3-qgis'" || exit 0
+apt_install setup_qgis python3-qgis || exit 0
 echo "setup_qgis: installed QGIS $(/usr/bin/python3 -c 'from qgis.core import Qgis; print(Qgis.version())' 2>/dev/null)"
