@@ -284,6 +284,13 @@ def _time(rows: list[dict], key: str) -> float:
     return float(sum(r.get(key, 0.0) for r in rows))
 
 
+def _vs(aro_t: float, ours_t: float, aro_ok: bool) -> str:
+    """AROSICS's time and the speed-up cells: '-' when AROSICS was not run."""
+    if not aro_ok:
+        return "- | -"
+    return f"{aro_t:.2f} | {aro_t / ours_t:.1f}x" if ours_t else f"{aro_t:.2f} | -"
+
+
 def print_tables(results: dict[str, list[dict]], local_rows: list[dict], pooled: dict, aro_ok: bool) -> None:
     print("\n| case class | cases | ours: median / p95 error px (answered) | AROSICS: median / p95 (answered) "
           "| ours s | AROSICS s | speed-up |")
@@ -291,12 +298,11 @@ def print_tables(results: dict[str, list[dict]], local_rows: list[dict], pooled:
     for cls, rows in results.items():
         ours_t, aro_t = _time(rows, "ours_s"), _time(rows, "aro_s")
         print(f"| {cls} | {len(rows)} | {_summ(rows, 'ours_err')} | "
-              f"{_summ(rows, 'aro_err') if aro_ok else 'not run'} | {ours_t:.2f} | "
-              f"{aro_t:.2f} | {aro_t / ours_t if aro_ok and ours_t else float('nan'):.1f}x |")
+              f"{_summ(rows, 'aro_err') if aro_ok else 'not run'} | {ours_t:.2f} | {_vs(aro_t, ours_t, aro_ok)} |")
         if any("ours_series_s" in r for r in rows):
             ser_t = _time(rows, "ours_series_s")
             print(f"| ... as a series (the reference's edges once per chip) | {len(rows)} | | | {ser_t:.2f} | "
-                  f"{aro_t:.2f} | {aro_t / ser_t if aro_ok and ser_t else float('nan'):.1f}x |")
+                  f"{_vs(aro_t, ser_t, aro_ok)} |")
     if local_rows:
         ours_t, aro_t = _time(local_rows, "ours_s"), _time(local_rows, "aro_s")
         tp, atp, dense = pooled["ours_tp"], pooled["aro_tp"], pooled["ours_dense"]
@@ -305,8 +311,7 @@ def print_tables(results: dict[str, list[dict]], local_rows: list[dict], pooled:
             return f"{np.median(a):.3f} / {np.percentile(a, 95):.3f} ({a.size} pts)" if a.size else "n/a"
 
         print(f"| local smooth warp, tie points | {len(local_rows)} | {q(tp)} | "
-              f"{q(atp) if aro_ok else 'not run'} | {ours_t:.2f} | {aro_t:.2f} | "
-              f"{aro_t / ours_t if aro_ok and ours_t else float('nan'):.1f}x |")
+              f"{q(atp) if aro_ok else 'not run'} | {ours_t:.2f} | {_vs(aro_t, ours_t, aro_ok)} |")
         print(f"| local smooth warp, every pixel (ours) | {len(local_rows)} | {q(dense)} | - | | | |")
 
 
