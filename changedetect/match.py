@@ -176,6 +176,9 @@ def match(
     fi, pi, pm_candidates = _candidate_pairs(fp, pm, crs, grow)
     if len(fp) and len(pm) and not len(fi):
         _warn_if_far(fp, pm, crs)
+    elif len(fp) and not len(pm):
+        log.warning("the permit register is empty: every footprint is unlicensed. Check the register's source "
+                    "(the file, --layer, --query and its --param values)")
     pm = pm_candidates
     ev = _overlap_evidence(fp, pm, fi, pi, config)
     status, reason = _classify(fp, pm, ev, config)
@@ -228,6 +231,11 @@ def _harmonise_crs(
     geoms = footprints.geometry
     if CRS.from_user_input(footprints.crs) != crs:
         geoms = reproject(geoms, crs)
+    arr = np.asarray(geoms.values)
+    bad = ~shapely.is_valid(arr) & ~shapely.is_missing(arr)  # a bow-tie's signed area is 0: measure it repaired
+    if bad.any():
+        arr = arr.copy()
+        arr[bad] = shapely.make_valid(arr[bad], method="structure", keep_collapsed=False)
     # the register is not copied nor reprojected here: it may hold millions of rows, and only
     # the candidates of _candidate_pairs are reprojected
     pm = permits.set_crs(crs) if permits.crs is None else permits
@@ -237,7 +245,7 @@ def _harmonise_crs(
     kinds = footprints["change_type"].to_numpy(dtype=object) if "change_type" in footprints else np.full(n, None)
     codes, distinct = pd.factorize(kinds, use_na_sentinel=False)
     kind = np.array([_change_kind(v) for v in distinct] or ["new"], dtype=object)[codes]
-    return Footprints(np.asarray(geoms.values), seen, kind, crs), pm, crs
+    return Footprints(arr, seen, kind, crs), pm, crs
 
 
 def _dates(values: pd.Series) -> pd.Series:

@@ -193,7 +193,11 @@ def _read_csv(path: Path, crs: Any, what: str) -> gpd.GeoDataFrame:
                 errors[i] = err
             if srid:
                 srids.add(srid)
-        found_crs = crs or (f"EPSG:{srids.pop()}" if len(srids) == 1 else None) or _prj_beside(path)
+        if len(srids) > 1:
+            raise PermitSchemaError(f"{what} '{path}': the WKT declares several SRIDs "
+                                    f"({', '.join(map(str, sorted(srids)))}); transform the geometries to one CRS")
+        # the file's own CRS (EWKT, .prj) wins; read_register names a different crs= in a warning
+        found_crs = (f"EPSG:{srids.pop()}" if srids else None) or _prj_beside(path) or crs
         frame = gpd.GeoDataFrame(table.drop(columns=[wkt_col]), geometry=gpd.GeoSeries(geoms), crs=found_crs)
     else:
         pair = next(((lower[a], lower[b]) for a, b in _LONLAT if a in lower and b in lower), None)
