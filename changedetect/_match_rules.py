@@ -235,6 +235,17 @@ def _first(mask: np.ndarray, fi: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
+def _first_by(mask: np.ndarray, key: np.ndarray, fi: np.ndarray, n: int) -> np.ndarray:
+    """As :func:`_first`, the pair of smallest ``key`` first (ties: the largest overlap)."""
+    idx = np.flatnonzero(mask)
+    idx = idx[np.lexsort((key[idx], fi[idx]))]  # stable
+    out = np.full(n, -1, dtype=np.intp)
+    f = fi[idx]
+    first = np.r_[True, f[1:] != f[:-1]] if len(f) else np.zeros(0, bool)
+    out[f[first]] = idx[first]
+    return out
+
+
 def classify(fp: Footprints, pm: Permits, ev: Evidence, config: MatchConfig) -> tuple[np.ndarray, np.ndarray]:
     """The status of each footprint (see :mod:`changedetect.match` for the precedence) and a reason."""
     n = len(fp)
@@ -258,8 +269,9 @@ def classify(fp: Footprints, pm: Permits, ev: Evidence, config: MatchConfig) -> 
                      [0, 1, 2, 3, 4], default=5)
     status = _STATUSES[code]
     first_valid = _first(ev.valid, fi, n)
-    main = (_first(ev.revoked_cover, fi, n), _first(ev.counted, fi, n), _first(ev.before, fi, n),
-            _first(ev.after, fi, n), first_valid, first_valid)
+    # dates: the earliest-issued / latest-expiring fitting permit decides, whatever the register's row order
+    main = (_first(ev.revoked_cover, fi, n), _first(ev.counted, fi, n), _first_by(ev.before, pm.issued_on[pi].astype(np.int64), fi, n),
+            _first_by(ev.after, -pm.valid_until[pi].astype(np.int64), fi, n), first_valid, first_valid)
     quoted = np.full(n, -1, dtype=np.intp)  # the permit each reason quotes
     for c, first in enumerate(main):
         sel = (code == c) & (first >= 0)

@@ -92,3 +92,17 @@ def test_a_self_intersecting_footprint_is_measured_as_repaired() -> None:
     assert out["status"].tolist() == ["permitted"]
     assert out["area_m2"].tolist() == [50.0]
     assert out.geometry.iloc[0].equals(bow)  # the output keeps the footprint as given
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_date_reasons_quote_the_decisive_permit_whatever_the_register_order(reverse: bool) -> None:
+    # a lot's permit and its renewal, drawn alike: the reason quoted whichever came first in the
+    # register ("after permit P-2021 expired on 2021-12-31" although the renewal ran to 2023-12-31)
+    rows = [permit("P-2021", b(0, 0, 10, 10), issued="2021-01-01", until="2021-12-31"),
+            permit("P-2023", b(0, 0, 10, 10), issued="2023-01-01", until="2023-12-31")]
+    f = fp(("late", b(0, 0, 10, 10), dt.date(2024, 6, 1), "new"), ("early", b(0, 0, 10, 10), dt.date(2020, 6, 1), "new"))
+    out = match(f, register(*(rows[::-1] if reverse else rows))).set_index("footprint_id")
+    assert out.loc["late", "status"] == "permit_expired"
+    assert out.loc["late", "reason"].endswith("after permit P-2023 expired on 2023-12-31")
+    assert out.loc["early", "status"] == "before_permit"
+    assert out.loc["early", "reason"].endswith("before permit P-2021 was issued on 2021-01-01")
