@@ -132,6 +132,10 @@ def test_match_rejects_path_format_is_checked(
                        "--rejects", str(tmp_path / "rej.shp"), "--out", str(tmp_path / "v.gpkg")], capsys)
     assert code == 2
     assert "unknown extension '.shp'" in _error_line(err)
+    # --rejects without --lenient would be ignored: refused, naming the missing option, before any work
+    code, err = _exit(["match", str(dummies["fp.gpkg"]), "--permits", str(REGISTER),
+                       "--rejects", str(tmp_path / "rej.gpkg"), "--out", str(tmp_path / "v.gpkg")], capsys)
+    assert code == 2 and "add --lenient" in err and not (tmp_path / "v.gpkg").exists()
 
 
 def test_write_vector_format_error_is_a_changedetect_error(tmp_path: Path) -> None:

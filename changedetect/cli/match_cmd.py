@@ -71,6 +71,9 @@ def command(footprints: Path, register: str, out: Path, layer: str | None, table
     vector_format(out)
     check_overwrite(out, overwrite)
     check_writable(out)
+    if rejects is not None and not lenient:
+        raise click.UsageError("--rejects is where --lenient writes the rows it sets aside: add --lenient, "
+                               "or drop --rejects (without --lenient a bad row stops the match)")
     if lenient and rejects is None:
         rejects = out.with_name(f"{out.stem}_rejects.gpkg")
     if rejects is not None:
