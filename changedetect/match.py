@@ -240,6 +240,11 @@ def _harmonise_crs(
     # the candidates of _candidate_pairs are reprojected
     pm = permits.set_crs(crs) if permits.crs is None else permits
     n = len(footprints)
+    if "first_seen" in footprints and pd.api.types.is_numeric_dtype(footprints["first_seen"]) \
+            and footprints["first_seen"].notna().any():
+        example = footprints["first_seen"].dropna().iloc[0]
+        raise ConfigError(f"the footprints' first_seen holds numbers ({example}), not dates: give dates "
+                          "(YYYY-MM-DD), as `changedetect vectorize` writes them")
     seen = (_dates(footprints["first_seen"]).to_numpy(dtype="datetime64[ns]") if "first_seen" in footprints
             else np.full(n, np.datetime64("NaT"), dtype="datetime64[ns]"))
     kinds = footprints["change_type"].to_numpy(dtype=object) if "change_type" in footprints else np.full(n, None)

@@ -106,3 +106,21 @@ def test_date_reasons_quote_the_decisive_permit_whatever_the_register_order(reve
     assert out.loc["late", "reason"].endswith("after permit P-2023 expired on 2023-12-31")
     assert out.loc["early", "status"] == "before_permit"
     assert out.loc["early", "reason"].endswith("before permit P-2021 was issued on 2021-01-01")
+
+
+def test_first_seen_given_as_numbers_is_refused_not_read_as_nanoseconds() -> None:
+    """A hand-made footprints file with first_seen as days since 1970 (19900.0) was read as
+    nanoseconds (1970-01-01), and its footprint came out before_permit."""
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    from changedetect.errors import ConfigError
+    from changedetect.match import match
+
+    fp = gpd.GeoDataFrame({"footprint_id": ["F-1"], "first_seen": [19900.0]},
+                          geometry=[box(0, 0, 10, 10)], crs="EPSG:32648")
+    permits = gpd.GeoDataFrame({"permit_id": ["P-1"], "issued_on": ["2020-01-01"], "valid_until": ["2030-01-01"],
+                                "permitted_area_m2": [100.0], "building_type": ["house"]},
+                               geometry=[box(0, 0, 10, 10)], crs="EPSG:32648")
+    with pytest.raises(ConfigError, match=r"first_seen holds numbers \(19900\.0\), not dates"):
+        match(fp, permits)
