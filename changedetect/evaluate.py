@@ -176,6 +176,11 @@ def _levir_pairs(root: Path) -> Iterator[Pair]:
     labels = sorted(p for p in (root / "label").iterdir() if p.suffix.lower() in _IMAGE_EXT)
     if not labels:
         raise DatasetError(f"'{root / 'label'}' holds no PNG/JPEG/GeoTIFF label")
+    stems = [p.stem for p in labels]
+    twice = sorted({s for s in stems if stems.count(s) > 1})
+    if twice:  # one A/B pair would be scored against each of them
+        raise DatasetError(f"'{root / 'label'}' holds several labels named {twice} (different extensions); "
+                           "keep one per pair")
     for lab in labels:
         paths = {sub: _find(root / sub, lab.stem) for sub in ("A", "B")}
         for sub, p in paths.items():
@@ -186,7 +191,9 @@ def _levir_pairs(root: Path) -> Iterator[Pair]:
         y, _ = _read_image(lab, kind="label")
         if a.shape[1:] != y.shape[1:] or b.shape[1:] != y.shape[1:]:
             raise DatasetError(f"pair '{lab.stem}': sizes differ (A {a.shape[1:]}, B {b.shape[1:]}, label {y.shape[1:]})")
-        yield Pair(lab.stem, _as_da(a, names_a), _as_da(b, names_b), y[0] > 0)
+        # a JPEG's 0/255 label rings (1..14, 240..254) around its edges: halfway decides there
+        lossy = lab.suffix.lower() in {".jpg", ".jpeg"} and y.max() > 1
+        yield Pair(lab.stem, _as_da(a, names_a), _as_da(b, names_b), y[0] > (127 if lossy else 0))
 
 
 def _s2_band(folder: Path, band: str, shape: tuple[int, int]) -> np.ndarray:
@@ -197,8 +204,11 @@ def _s2_band(folder: Path, band: str, shape: tuple[int, int]) -> np.ndarray:
     hits = sorted(folder.glob(f"*_{suffix}.tif")) or sorted(folder.glob(f"{suffix}.tif"))
     if not hits:
         raise DatasetError(f"'{folder}' has no file for band {band} (expected '*_{suffix}.tif')")
-    with rasterio.open(hits[0]) as src:
-        return src.read(1, out_shape=shape, resampling=Resampling.bilinear).astype(np.float32)
+    try:
+        with rasterio.open(hits[0]) as src:
+            return src.read(1, out_shape=shape, resampling=Resampling.bilinear).astype(np.float32)
+    except rasterio.errors.RasterioIOError as exc:
+        raise DatasetError(f"cannot read band {band} '{hits[0]}': {exc}") from exc
 
 
 def _count_pairs(root: Path, oscd: bool, cities: Sequence[str] | None) -> int | None:
@@ -321,6 +331,9 @@ def evaluate_pairs(
     result = Evaluation(model=model.name, threshold=thr)
     for pair in tqdm(pairs, disable=not progress, unit="pair", total=total):
         prob = model(pair.before, pair.after)
+        if np.shape(prob) != np.shape(pair.label):
+            raise DatasetError(f"pair '{pair.name}': {model.name} gave a probability of shape {np.shape(prob)} "
+                               f"for a label of shape {np.shape(pair.label)}")
         p = np.nan_to_num(prob, nan=0.0) >= thr
         y = pair.label
         counts = {"tp": int((p & y).sum()), "fp": int((p & ~y).sum()),

@@ -117,7 +117,7 @@ def _draw_overview(imagery: Imagery | None, gdf: gpd.GeoDataFrame, cfg: ReportCo
         rings = _to_pixels(row.geometry, bounds, (img.height, img.width))
         for ring in rings:
             draw.line(ring, fill=colour, width=width)
-        if rings:
+        if rings and rings[0]:
             x = min(max(p[0] for p in rings[0]) + 2, img.width - fsize * 2)
             y = max(min(p[1] for p in rings[0]) - 2, fsize + 2)
             draw.text((x, y), str(number), fill=colour, font=font, anchor="lb",
@@ -130,13 +130,25 @@ def _chip(imagery: Imagery, geom: Any, cfg: ReportConfig, colour: tuple[int, int
 
     x0, y0, x1, y1 = geom.bounds
     cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-    half = max(x1 - x0, y1 - y0) / 2 + cfg.chip_margin_m
+    half = max(x1 - x0, y1 - y0) / 2 + cfg.chip_margin_m / _metres_per_unit(imagery.crs)
     bounds = (cx - half, cy - half, cx + half, cy + half)
     img = Image.fromarray(imagery.chip(bounds, cfg.chip_px)).convert("RGB")
     draw = ImageDraw.Draw(img)
     for ring in _to_pixels(geom, bounds, (img.height, img.width)):
         draw.line(ring, fill=colour, width=2)
     return _png(img)
+
+
+def _metres_per_unit(crs: Any) -> float:
+    """Ground metres per unit of ``crs`` (a degree of latitude for a geographic one; 1 without)."""
+    if crs is None:
+        return 1.0
+    from pyproj import CRS
+
+    from changedetect.io.geo import metres_per_unit
+
+    crs = CRS.from_user_input(crs)
+    return 111_320.0 if crs.is_geographic else metres_per_unit(crs)
 
 
 def sort_by_urgency(violations: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
@@ -146,7 +158,7 @@ def sort_by_urgency(violations: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     df = violations.copy()
     df["_sev"] = df["status"].map(lambda s: SEVERITY.get(str(s), 5))
     df["_pend"] = (df["same_sun"] == "pending") if "same_sun" in df else False
-    area = df.get("area_m2", df.geometry.area)
+    area = df["area_m2"] if "area_m2" in df else df.geometry.area  # noqa: SIM401 (get() would compute the area)
     df["_area"] = -area.fillna(0).astype(float)
     df["_conf"] = -np.asarray(df.get("confidence", 0.0), dtype=float)
     df = df.sort_values(["_sev", "_pend", "_area", "_conf"], kind="stable")
@@ -173,6 +185,8 @@ def _fmt(value: Any, unit: str = "", digits: int = 2) -> str:
 def _coords(geom: Any, crs: Any) -> tuple[str, str]:
     from pyproj import CRS, Transformer
 
+    if geom is None or geom.is_empty:
+        return "–", "–"
     p = geom.representative_point()
     working = f"{p.x:,.1f} E, {p.y:,.1f} N ({CRS.from_user_input(crs).to_string()})" if crs else f"{p.x:.1f}, {p.y:.1f}"
     if crs is None:
@@ -251,7 +265,8 @@ def render_report(
     for number, (_, row) in enumerate(gdf.iterrows(), start=1):
         colour = COLOURS.get(str(row["status"]), _DEFAULT_COLOUR)
         chips = {key: _chip(img, row.geometry, config, colour)
-                 for key, img in (("before", before), ("after", after)) if img is not None}
+                 for key, img in (("before", before), ("after", after))
+                 if img is not None and row.geometry is not None and not row.geometry.is_empty}
         cards.append(_card(number, row, gdf.crs, chips, labels))
     counts = gdf["status"].value_counts().to_dict() if "status" in gdf else {}
     return _page(title=config.title, overview=overview, cards=cards, counts=counts,

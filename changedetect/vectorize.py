@@ -145,6 +145,12 @@ class VectorizeConfig:
             raise ValueError(f"need 0 < low_threshold <= 1, got {self.low_threshold}")
         if self.min_presence is not None and not 0 <= self.min_presence <= 1:
             raise ValueError(f"min_presence must be in [0, 1] or None, got {self.min_presence}")
+        if self.strip_rows < 16 or self.strip_overlap < 0:
+            raise ValueError(f"strip_rows must be >= 16 and strip_overlap >= 0, got {self.strip_rows} and "
+                             f"{self.strip_overlap}")
+        if not (0 < self.carry_min_iou <= 1 and 0 < self.carry_min_cover <= 1):
+            raise ValueError(f"carry_min_iou and carry_min_cover must be in (0, 1], got {self.carry_min_iou} "
+                             f"and {self.carry_min_cover}")
 
     def for_probability(self, prob: xr.DataArray) -> VectorizeConfig:
         """This configuration with ``threshold`` decided for ``prob`` (its ``attrs["threshold"]``
@@ -156,11 +162,6 @@ class VectorizeConfig:
             raise ValueError(f"the change probability's threshold attribute is {threshold}: not in (0, 1)")
         low = threshold if self.low_threshold is None else min(self.low_threshold, threshold)
         return replace(self, threshold=threshold, low_threshold=low)
-        if self.strip_rows < 16 or self.strip_overlap < 0:
-            raise ValueError("strip_rows must be >= 16 and strip_overlap >= 0")
-        if not (0 < self.carry_min_iou <= 1 and 0 < self.carry_min_cover <= 1):
-            raise ValueError(f"carry_min_iou and carry_min_cover must be in (0, 1], got {self.carry_min_iou} "
-                             f"and {self.carry_min_cover}")
 
 
 def vectorize(
