@@ -257,6 +257,8 @@ def render_report(
     if not config.include_permitted and "status" in gdf:
         gdf = gdf[gdf["status"] != "permitted"]
     gdf = sort_by_urgency(gdf)
+    counts = gdf["status"].value_counts().to_dict() if "status" in gdf else {}  # of all, not only the cards
+    hidden = max(len(gdf) - config.max_cards, 0) if config.max_cards else 0
     if config.max_cards:
         gdf = gdf.iloc[: config.max_cards]
     overview = _draw_overview(after or before, gdf, config) if len(gdf) or after or before else ""
@@ -268,7 +270,9 @@ def render_report(
                  for key, img in (("before", before), ("after", after))
                  if img is not None and row.geometry is not None and not row.geometry.is_empty}
         cards.append(_card(number, row, gdf.crs, chips, labels))
-    counts = gdf["status"].value_counts().to_dict() if "status" in gdf else {}
+    if hidden:
+        cards.append(f'<p class="card empty">{hidden} more violations not shown (at most {config.max_cards} '
+                     "cards, max_cards): see the violation list.</p>")
     return _page(title=config.title, overview=overview, cards=cards, counts=counts,
                  run_info=dict(run_info or {}))
 

@@ -145,3 +145,13 @@ def test_an_unreadable_oscd_band_is_a_dataset_error(tmp_path: Path) -> None:
     (tmp_path / "images" / "c1" / "imgs_2" / "c1_B08.tif").write_bytes(b"not a tiff")
     with pytest.raises(DatasetError, match=r"cannot read band B08 '.*c1_B08.tif'"):
         evaluate(tmp_path, model="cva")
+
+
+def test_max_cards_keeps_the_header_counts_of_every_violation() -> None:
+    v = make_violations(n=12)  # two of each status, two permitted
+    shown = render_report(v, config=ReportConfig(max_cards=3))
+    everything = render_report(v)
+    header = re.compile(r"<li><b>(\d+)</b> to inspect</li>")
+    assert header.findall(shown) == header.findall(everything) == ["10"]  # was "3": 7 hidden without a word
+    assert len(re.findall(r'<section class="card ', shown)) == 3
+    assert "7 more violations not shown" in shown
