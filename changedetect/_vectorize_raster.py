@@ -115,6 +115,11 @@ def trace_strip(prob: xr.DataArray, days: xr.DataArray | None, r0: int, transfor
     r1 = min(r0 + config.strip_rows, height)
     e0, e1 = max(r0 - config.strip_overlap, 0), min(r1 + config.strip_overlap, height)
     p = np.nan_to_num(np.asarray(prob[e0:e1].values, dtype=np.float32), nan=0.0)
+    if p.size and float(p.max()) > 1.5:  # a percent or 0..255 raster (not a noisy 1.01): everything passes
+        from changedetect.errors import ConfigError
+
+        raise ConfigError(f"the change probability reaches {float(p.max()):g}: not a probability in [0, 1] "
+                          "(a percentage or an 8-bit image?)")
     config = config.for_probability(prob)  # a threshold of None: the probability's own
     assert config.threshold is not None
     low = config.threshold if config.low_threshold is None else config.low_threshold

@@ -336,6 +336,11 @@ def vectorize_file(
         return da.assign_coords(band=[str(n).lower() for n in names])
 
     prob = _open(prob_path, bands=False)
+    if prob.rio.crs is None:  # the footprints could not be written, after all the work
+        from changedetect.errors import GeoreferenceError
+
+        raise GeoreferenceError(f"'{prob_path}' has no CRS: footprints need one; give the probability raster "
+                                "written by `changedetect detect`, or set its CRS (gdal_edit.py -a_srs)")
     buildings = gpd.read_file(buildings_path) if buildings_path else None
     previous = load_previous(previous_path) if previous_path else None
     frame = vectorize(

@@ -155,3 +155,31 @@ def test_max_cards_keeps_the_header_counts_of_every_violation() -> None:
     assert header.findall(shown) == header.findall(everything) == ["10"]  # was "3": 7 hidden without a word
     assert len(re.findall(r'<section class="card ', shown)) == 3
     assert "7 more violations not shown" in shown
+
+
+def _prob_tif(path: Path, values: np.ndarray, crs: str | None) -> Path:
+    from rasterio.transform import from_origin
+
+    with rasterio.open(path, "w", driver="GTiff", width=values.shape[1], height=values.shape[0], count=1,
+                       dtype="float32", crs=crs, transform=from_origin(0, 40, 0.5, 0.5), nodata=np.nan) as dst:
+        dst.write(values.astype(np.float32)[None])
+    return path
+
+
+def test_cli_vectorize_a_probability_without_a_crs_is_one_clear_error(tmp_path: Path) -> None:
+    from changedetect.cli import main
+
+    p = np.zeros((40, 40), np.float32)
+    p[5:25, 5:25] = 0.9
+    prob = _prob_tif(tmp_path / "nocrs.tif", p, None)
+    with pytest.raises(SystemExit) as exit_info:  # was "Internal error: ValueError ... a bug", after all the work
+        main(["vectorize", str(prob), "-o", str(tmp_path / "f.gpkg")])
+    assert exit_info.value.code == 2
+    assert not (tmp_path / "f.gpkg").exists()
+
+
+def test_a_probability_in_percent_is_refused() -> None:
+    p = np.zeros((40, 40), np.float32)
+    p[5:25, 5:25] = 90.0  # percent: every non-zero pixel passed 0.5, prob_mean 90 written without a word
+    with pytest.raises(ValueError, match=r"not a probability in \[0, 1\]"):
+        vectorize(raster(p))
