@@ -46,6 +46,12 @@ def regularize(geom: BaseGeometry, *, rectangularity: float, tolerance: float, m
     """
     if geom.is_empty or geom.geom_type != "Polygon" or geom.area <= 0:
         return geom
+    if geom.interiors:  # courtyards (larger than max_hole_m2): square the outer walls, keep the holes
+        outer = regularize(Polygon(geom.exterior), rectangularity=rectangularity, tolerance=tolerance,
+                           min_iou=min_iou)
+        shaped = outer.difference(shapely.union_all([Polygon(r) for r in geom.interiors]))
+        simple = geom.simplify(tolerance, preserve_topology=True)
+        return shaped if shaped.geom_type == "Polygon" and _iou(shaped, geom) >= min_iou else simple
     rect = geom.minimum_rotated_rectangle
     if rect.geom_type != "Polygon" or rect.area <= 0:
         return geom

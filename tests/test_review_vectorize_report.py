@@ -183,3 +183,16 @@ def test_a_probability_in_percent_is_refused() -> None:
     p[5:25, 5:25] = 90.0  # percent: every non-zero pixel passed 0.5, prob_mean 90 written without a word
     with pytest.raises(ValueError, match=r"not a probability in \[0, 1\]"):
         vectorize(raster(p))
+
+
+def test_regularising_keeps_a_courtyard_larger_than_max_hole() -> None:
+    p = np.zeros((80, 80), np.float32)
+    p[10:50, 10:50] = 0.9
+    p[20:27, 20:27] = 0  # a 12.25 m² courtyard (max_hole_m2 10): kept by the clean-up ...
+    traced = vectorize(raster(p), config=VectorizeConfig(regularize=False)).geometry.iloc[0]
+    squared = vectorize(raster(p)).geometry.iloc[0]
+    assert len(traced.interiors) == 1
+    # ... and was lost by the rectangle fit (a solid 387.75 m² square, every wall moved inward)
+    assert len(squared.interiors) == 1
+    assert squared.area == pytest.approx(traced.area, rel=0.01)
+    assert squared.symmetric_difference(traced).area < 0.02 * traced.area
