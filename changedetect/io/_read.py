@@ -42,6 +42,10 @@ log = logging.getLogger(__name__)
 #: Source pixels read around a window's footprint, for the resampling kernels (times the reduction
 #: factor onto a coarser grid, where GDAL widens the kernels as much).
 _MARGIN = 4
+#: The most source pixels one warped read takes (64 MiB of float32): a block of a much coarser grid
+#: (0.3 m imagery onto 10 m) is warped piece by piece, each from its own source window, so that
+#: memory stays bounded whatever the reduction; the pieces' margins make them agree with one read.
+MAX_SOURCE_PIXELS = 4096 * 4096
 
 # rasterio.warp.reproject wraps numpy arrays in in-memory datasets that have no transform
 # until it sets the ones we pass, and warns about that on the way; the warning is about
@@ -188,6 +192,15 @@ def _read_warped(
     window = _source_window(src, dst_crs, array_bounds(h, w, dst_transform), (h, w))
     if window is None:
         return out  # the window lies outside this file: all nodata, nothing read
+    pixels = int(window.width) * int(window.height)
+    if pixels > MAX_SOURCE_PIXELS and max(h, w) > 1:  # a much coarser grid: piece by piece
+        step = max(1, int(max(h, w) * math.sqrt(MAX_SOURCE_PIXELS / pixels)))
+        step = min(step, max(h, w) // 2 or 1)
+        for r in range(0, h, step):
+            for c in range(0, w, step):
+                out[r:r + step, c:c + step] = _read_warped(src, spec, row + r, col + c, min(step, h - r),
+                                                           min(step, w - c))
+        return out
     data = read_float(src, spec.index, window)
     reproject(
         data,
