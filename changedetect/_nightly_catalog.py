@@ -50,13 +50,16 @@ def _stac_item(path: Path) -> tuple[str, Path] | None:
         item = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError, UnicodeDecodeError):
         return None
-    if not isinstance(item, dict) or item.get("type") != "Feature" or "assets" not in item:
+    if not isinstance(item, dict) or item.get("type") != "Feature" or not isinstance(item.get("assets"), dict):
         return None
-    when = (item.get("properties") or {}).get("datetime") or ""
-    date = when[:10] if re.match(r"\d{4}-\d{2}-\d{2}", when) else _date_in_name(path.name)
-    assets = [a for a in item["assets"].values()
-              if Path(str(a.get("href", ""))).suffix.lower() in _RASTER
-              and ("data" in (a.get("roles") or ["data"]) or "visual" in (a.get("roles") or []))]
+    try:  # a malformed item (properties or an asset not an object, a datetime not a string) is no item
+        when = str((item.get("properties") or {}).get("datetime") or "")
+        date = when[:10] if re.match(r"\d{4}-\d{2}-\d{2}", when) else _date_in_name(path.name)
+        assets = [a for a in item["assets"].values()
+                  if Path(str(a.get("href", ""))).suffix.lower() in _RASTER
+                  and ("data" in (a.get("roles") or ["data"]) or "visual" in (a.get("roles") or []))]
+    except (AttributeError, TypeError):
+        return None
     if date is None or not assets:
         return None
     href = str(assets[0]["href"]).removeprefix("file://")
@@ -75,12 +78,15 @@ def _checksum(path: Path, known: dict[str, list[Any]] | None) -> str:
     return digest
 
 
-def discover(catalog: str | Path, *, night: str | None = None,
-             known: dict[str, list[Any]] | None = None) -> dict[str, list[Acquisition]]:
+def discover(catalog: str | Path, *, night: str | None = None, known: dict[str, list[Any]] | None = None,
+             problems: list[str] | None = None) -> dict[str, list[Acquisition]]:
     """Acquisitions of a catalog by area (dated on or before ``night`` when given).
 
     ``known`` caches checksums by path, size and modification time (updated in place),
-    so that a large catalog is not read again every night.
+    so that a large catalog is not read again every night.  A dated entry whose data file is
+    missing or cannot be read (a STAC item delivered before its COG, a broken link, no
+    permission) is left out, its message appended to ``problems`` (logged when None): one such
+    file must not stop every area of the catalog.
     """
     catalog = Path(catalog).absolute()  # the pairs run from their work folders: no relative paths
     if not catalog.is_dir():
@@ -105,9 +111,19 @@ def discover(catalog: str | Path, *, night: str | None = None,
             continue
         if night is not None and date > night:
             continue
-        if not Path(data).is_file():
-            raise TileReadError(f"catalog: '{f}' points at '{data}', which does not exist")
-        areas.setdefault(area, []).append(Acquisition(area, date, str(data), _checksum(Path(data), known)))
+        try:
+            if not Path(data).is_file():
+                raise FileNotFoundError(f"'{data}' does not exist")
+            digest = _checksum(Path(data), known)
+        except OSError as exc:
+            message = (f"catalog: '{f}' left out tonight, its data cannot be read ({exc}); it is picked up "
+                       "once the file is there and readable")
+            if problems is None:
+                log.warning("%s", message)
+            else:
+                problems.append(message)
+            continue
+        areas.setdefault(area, []).append(Acquisition(area, date, str(data), digest))
     return {a: sorted(acqs, key=lambda q: (q.date, q.path)) for a, acqs in areas.items()}
 
 

@@ -48,7 +48,11 @@ def plan_night(catalog: str | Path, current: NightState, state_dir: Path, permit
     cfg = config.to_dict()
     tasks, new_by_area = [], {}
     checked: dict[str, str | None] = {}  # the readability check: once a night per file
-    found = discover(catalog, night=night, known=current.checksums)
+    problems: list[str] = []
+    found = discover(catalog, night=night, known=current.checksums, problems=problems)
+    for message in problems:
+        log.warning("%s", message, extra=IN_SUMMARY)
+    summary.warnings += problems
     if not found:  # a wrong --catalog path, or a feed that never delivered: say so, it is not a quiet night
         message = (f"catalog '{catalog}' holds no acquisitions dated on or before {night} (GeoTIFFs with a "
                    "date in their name, or STAC items, in it or in one folder per area): check --catalog")

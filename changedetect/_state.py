@@ -104,11 +104,16 @@ def load_state(state_dir: Path) -> State:
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"nightly state file '{path}' is corrupt ({exc}); restore it from a backup "
                           "or remove the state directory to start over") from None
-    if data.get("version") != STATE_VERSION:
-        raise ConfigError(f"nightly state file '{path}' has version {data.get('version')!r}; "
+    if not isinstance(data, dict) or data.get("version") != STATE_VERSION:
+        found = data.get("version") if isinstance(data, dict) else None
+        raise ConfigError(f"nightly state file '{path}' has version {found!r}; "
                           f"this changedetect reads version {STATE_VERSION}")
-    return State(acquisitions=data["acquisitions"], generation=int(data["generation"]),
-                 nights=data.get("nights", {}), checksums=data.get("checksums", {}))
+    try:
+        return State(acquisitions=dict(data["acquisitions"]), generation=int(data["generation"]),
+                     nights=dict(data.get("nights", {})), checksums=dict(data.get("checksums", {})))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ConfigError(f"nightly state file '{path}' is malformed ({type(exc).__name__}: {exc}); restore it "
+                          "from a backup or remove the state directory to start over") from None
 
 
 def save_state(state_dir: Path, state: State) -> None:
