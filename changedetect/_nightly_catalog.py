@@ -100,7 +100,7 @@ def discover(catalog: str | Path, *, night: str | None = None, known: dict[str, 
         else:
             key = _DATE.sub("", item.stem).strip("_-. ") or "default"
             entries.append((key, item))
-    areas: dict[str, list[Acquisition]] = {}
+    areas: dict[str, dict[str, Acquisition]] = {}  # area -> data path -> acquisition
     for area, f in entries:
         found: tuple[str | None, Path] | None = _stac_item(f) if f.suffix.lower() == ".json" else (
             (_date_in_name(f.name), f) if f.suffix.lower() in _RASTER else None)
@@ -123,8 +123,10 @@ def discover(catalog: str | Path, *, night: str | None = None, known: dict[str, 
             else:
                 problems.append(message)
             continue
-        areas.setdefault(area, []).append(Acquisition(area, date, str(data), digest))
-    return {a: sorted(acqs, key=lambda q: (q.date, q.path)) for a, acqs in areas.items()}
+        mine = areas.setdefault(area, {})
+        if str(data) not in mine or f.suffix.lower() == ".json":  # a COG beside its STAC item: the item's date
+            mine[str(data)] = Acquisition(area, date, str(data), digest)
+    return {a: sorted(acqs.values(), key=lambda q: (q.date, q.path)) for a, acqs in areas.items()}
 
 
 def plan_pairs(acqs: list[Acquisition], processed: dict[str, dict[str, str]]) -> tuple[list[Acquisition], list[tuple[Acquisition, Acquisition]]]:

@@ -187,3 +187,19 @@ def test_a_full_disk_while_committing_leaves_the_previous_state(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["state.json"]  # no temporary file left
     monkeypatch.undo()
     assert load(tmp_path) == before
+
+
+def test_a_stac_item_beside_its_cog_is_one_acquisition_not_two(tmp_path: Path) -> None:
+    """A catalog that keeps each item JSON next to its COG (the usual STAC layout) listed the COG
+    twice (once by its name, once by the item): two identical pairs ran into one work folder and
+    the night counted two new acquisitions."""
+    from changedetect._nightly_catalog import discover, plan_pairs
+
+    cat = tmp_path / "cat"
+    cogs = write_stack(make_stack(n_dates=2, size=32, seed=3), cat / "d7", prefix="scene")
+    for i, cog in enumerate(cogs):
+        _stac(cat / "d7", f"item{i}", cog.name, datetime=f"{cog.stem[-8:-4]}-{cog.stem[-4:-2]}-{cog.stem[-2:]}")
+    acqs = discover(cat)["d7"]
+    assert [q.path for q in acqs] == [str(c) for c in cogs]
+    new, pairs = plan_pairs(acqs, {acqs[0].sha256: {}})
+    assert len(new) == 1 and len(pairs) == 1
