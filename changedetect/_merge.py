@@ -148,6 +148,11 @@ def merge_night(current: State, state_dir: Path, results: list[dict[str, Any]], 
 
     previous = (gpd.read_parquet(current.violations_path(state_dir)) if current.generation
                 else _empty(_register_crs(permits)))
+    # every id ever given, withdrawn ones too: a new id never repeats one (a night run again)
+    used = set(previous["violation_id"].astype(str)) | set(without)
+    if current.withdrawn_path(state_dir).is_file():
+        used |= set(pd.read_parquet(current.withdrawn_path(state_dir), columns=["violation_id"])["violation_id"]
+                    .astype(str))
     if without:
         previous = previous[~previous["violation_id"].astype(str).isin(without)].reset_index(drop=True)
     cand = _night_candidates(results, previous.crs)
@@ -167,7 +172,8 @@ def merge_night(current: State, state_dir: Path, results: list[dict[str, Any]], 
             continue
         if area not in counters:
             prefix = f"{area}-{stamp}-"
-            counters[area] = int(previous["violation_id"].astype(str).str.startswith(prefix).sum())
+            counters[area] = max((int(v[len(prefix):]) for v in used
+                                  if v.startswith(prefix) and v[len(prefix):].isdigit()), default=0)
         counters[area] += 1
         keep.append(i)
         ids.append(f"{area}-{stamp}-{counters[area]:03d}")

@@ -237,3 +237,28 @@ def test_a_done_night_restores_its_withdrawn_files_from_the_state(tmp_path: Path
     stamp = (out / f"withdrawn-{NIGHT}.csv").stat().st_mtime_ns
     again = _already_done(state, state_dir, out, NightlySummary(night=NIGHT))
     assert again.outputs == summary.outputs and (out / f"withdrawn-{NIGHT}.csv").stat().st_mtime_ns == stamp
+
+
+def test_a_new_id_never_repeats_one_given_before_even_withdrawn(tmp_path: Path) -> None:
+    """The night's counter counted the open ids of its prefix: with -001 withdrawn and -002 open, a
+    second run of that night (a late acquisition) numbered its new violation -002 again."""
+    from changedetect._state import State
+
+    state_dir = tmp_path / "state"
+    state_dir.mkdir()
+    state = State(generation=1)
+    stamp = NIGHT.replace("-", "")
+    open_one = _register("confirmed").assign(violation_id=f"d1-{stamp}-002", night=NIGHT, run_violation_id="V-9",
+                                            footprint_id="F-z")
+    open_one.to_parquet(state.violations_path(state_dir))
+    gone = _register().assign(violation_id=f"d1-{stamp}-001", night=NIGHT, withdrawn=NIGHT,
+                              withdrawn_reason="not seen under the same sun")
+    _merge.write_generation(gone, state.withdrawn_path(state_dir))
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    far = box(X0 + 15, Y0 - 15, X0 + 19, Y0 - 11)  # a new structure, away from the open one
+    gpd.GeoDataFrame({"violation_id": ["V-1"], "footprint_id": ["F-new"], "status": ["unlicensed"]},
+                     geometry=[far], crs="EPSG:32648").to_file(run_dir / "violations.gpkg")
+    results = [{"area": "d1", "error": None, "runs": [{**_run(run_dir), "carried": []}]}]
+    merged = _merge.merge_night(state, state_dir, results, NIGHT, permits=str(tmp_path / "none.gpkg"))
+    assert sorted(merged["violation_id"]) == [f"d1-{stamp}-002", f"d1-{stamp}-003"]
