@@ -394,3 +394,20 @@ def test_an_output_folder_that_cannot_be_listed_is_exit_2(
                   str(repo_root / "permits" / "sample_register.gpkg"), "--out", str(locked)]):
         code, err = _exit(["-q", *argv], capsys)
         assert code == 2 and "locked" in _error_line(err) and "Permission denied" in err, err
+
+
+def test_a_full_disk_is_one_clear_error_not_a_bug(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """"No space left on device" is the machine's state, not a bug: exit 2 and one line saying what to do
+    (it printed "Internal error ... This is a bug")."""
+    import errno
+
+    import changedetect.io.summary as summary
+
+    def full(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "info.json"))
+
+    monkeypatch.setattr(summary, "describe", full)
+    code, err = _exit(["info", str(tmp_path)], capsys)
+    line = _error_line(err)
+    assert code == 2 and line.startswith("Error: no space left on the disk writing ") and "free some space" in line

@@ -11,6 +11,7 @@ Exit codes: 0 success; 1 internal error (a bug); 2 bad input or usage;
 
 from __future__ import annotations
 
+import errno
 import importlib
 import importlib.util
 import logging
@@ -184,6 +185,12 @@ def main(argv: list[str] | None = None) -> Any:
     except Exception as exc:  # a bug: say so, once, and how to see more
         if _STATE["debug"]:
             raise
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):  # not a bug: the disk
+            where = f" writing '{exc.filename}'" if exc.filename else ""
+            click.echo(f"Error: no space left on the disk{where} ({exc.strerror}): free some space and run the "
+                       "command again (outputs are written to temporary files and renamed, so nothing "
+                       "half-written is left, and a nightly state stays as it was)", err=True)
+            sys.exit(EXIT_BAD_INPUT)
         click.echo(
             f"Internal error: {type(exc).__name__}: {exc}\n"
             "This is a bug in changedetect. Re-run with --debug for the traceback and report it.",
