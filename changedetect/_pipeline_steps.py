@@ -163,11 +163,7 @@ def segmenter_held(dates: Any) -> Any:
         first, last = (dates.raster(k) for k in sun)
         transform = first.rio.transform()
         a, b = (presence_means(geoms, r.values, transform) for r in (first, last))
-        check = dates.check
-        with np.errstate(invalid="ignore"):
-            seen = (((b >= check.presence) & (b - a >= check.delta))
-                    | ((a >= check.presence) & (a - b >= check.delta)))
-        return np.asarray(np.nan_to_num(seen, nan=0.0), dtype=bool)
+        return np.asarray(dates.check.appeared(a, b) | dates.check.appeared(b, a), dtype=bool)
 
     return held
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from scipy import ndimage
@@ -91,6 +91,13 @@ class PresenceCheck:
         if self.min_area_m2 < 0:
             raise ValueError(f"PresenceCheck.min_area_m2 must be >= 0, got {self.min_area_m2}")
 
+    def appeared(self, gone: Any, stands: Any) -> Any:
+        """Whether mean building probabilities ``gone`` -> ``stands`` (floats or arrays) show a
+        building come: ``stands`` reaches ``presence`` and exceeds ``gone`` by ``delta`` (NaN: no).
+        A building went where ``appeared(stands, gone)``."""
+        with np.errstate(invalid="ignore"):
+            return (np.asarray(stands) >= self.presence) & (np.asarray(stands) - np.asarray(gone) >= self.delta)
+
 
 def _appeared(gone: np.ndarray, stands: np.ndarray, prob: np.ndarray, valid: np.ndarray, min_px: int,
               check: PresenceCheck, threshold: float,
@@ -113,7 +120,7 @@ def _appeared(gone: np.ndarray, stands: np.ndarray, prob: np.ndarray, valid: np.
     hint = ndimage.maximum(prob, labels, idx)
     net = prob >= threshold if decided is None else (prob >= threshold) | decided
     share = ndimage.mean(net, labels, idx)  # the share the network outlines itself (on any pair)
-    ok = ((size >= min_px) & (mean_stands >= check.presence) & (mean_stands - mean_gone >= check.delta)
+    ok = ((size >= min_px) & check.appeared(mean_gone, mean_stands)
           & (hint >= check.support) & (share < check.decided))
     if same_sun is not None:  # the same change under the same sun: not a shadow
         # over the object's pixels with data on both same-sun dates (NaN: none; an object with
@@ -121,7 +128,7 @@ def _appeared(gone: np.ndarray, stands: np.ndarray, prob: np.ndarray, valid: np.
         seen = np.where(np.isfinite(same_sun[0]) & np.isfinite(same_sun[1]), labels, 0)
         with np.errstate(invalid="ignore", divide="ignore"):
             sun_gone, sun_stands = (ndimage.mean(np.nan_to_num(x), seen, idx) for x in same_sun)
-        ok &= (sun_stands >= check.presence) & (sun_stands - sun_gone >= check.delta)
+        ok &= check.appeared(sun_gone, sun_stands)
     # an object within 2 px of a detection the network decided outside it is left alone: raised,
     # it would merge with that detection and bloat its outline (a permitted house `exceeds_permit`).
     # Outside it: outside its own region of `rough` (another building the segmenter sees counts)
