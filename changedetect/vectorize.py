@@ -158,8 +158,11 @@ class VectorizeConfig:
         if self.threshold is not None:
             return self
         threshold = float(prob.attrs.get("threshold", 0.5))
-        if not 0 < threshold < 1:
-            raise ValueError(f"the change probability's threshold attribute is {threshold}: not in (0, 1)")
+        if not 0 < threshold <= 1:
+            from changedetect.errors import ConfigError
+
+            raise ConfigError(f"the change probability's 'threshold' attribute (tag) is {threshold}, not in "
+                              "(0, 1]: give the threshold yourself (VectorizeConfig(threshold=...), --threshold)")
         low = threshold if self.low_threshold is None else min(self.low_threshold, threshold)
         return replace(self, threshold=threshold, low_threshold=low)
 
