@@ -8,19 +8,11 @@ import pytest
 import rioxarray  # noqa: F401
 import xarray as xr
 from affine import Affine
+from test_rebuilds import LOT
+from test_rebuilds import raster as _raster  # the same 0.5 m UTM grid as the rebuild tests
 
 from changedetect._rebuilds import rebuilds
 from changedetect.vectorize import VectorizeConfig, vectorize
-
-X0, Y0, RES = 686_000.0, 1_192_000.0, 0.5
-LOT = (slice(10, 30), slice(10, 30))  # 20 x 20 px, 100 m²
-
-
-def _raster(values: np.ndarray) -> xr.DataArray:
-    h, w = values.shape
-    da = xr.DataArray(values.astype(np.float32), dims=("y", "x"),
-                      coords={"y": Y0 - RES * (np.arange(h) + 0.5), "x": X0 + RES * (np.arange(w) + 0.5)})
-    return da.rio.write_crs("EPSG:32648").rio.write_transform(Affine(RES, 0, X0, 0, -RES, Y0))
 
 
 class _Dates:
