@@ -6,6 +6,9 @@ Cases are built from real imagery in ``../shared/data`` (never copied into the r
 * ``global``: a known sub-pixel shift (uniform in +-10 px), observed sensor-like (each pixel
   integrates 3x3 cubic sub-samples, so the generator is not the resampler under test);
 * ``global+radiometry``: the same with gain, offset, gamma and noise on the moving image;
+* ``shared nodata``: the ``global`` case with both dates clipped to one area (an L-shaped nodata
+  margin over the top 30 % and the left 25 % of the grid, the same pixels in both): a missing-data
+  edge both dates share must not pull the shift towards zero;
 * ``real change``: the OSCD second date (real change, season, sensor) shifted by a known amount;
   its own residual misregistration is unknown, so the error is differential:
   ``(estimate(shifted) - estimate(unshifted)) - known shift``, for both tools alike;
@@ -189,6 +192,23 @@ def _both_global(name: str, ref: np.ndarray, mov: np.ndarray, truth: tuple[float
                    aro_err=float(np.hypot(res.dx - b_aro[0] - truth[0], res.dy - b_aro[1] - truth[1]))
                    if res.ok else np.nan)
     return row
+
+
+def run_shared_nodata(srcs: dict[str, np.ndarray], rng: np.random.Generator, aro: object | None,
+                      per_source: int) -> list[dict]:
+    """``run_global``'s cases with one L-shaped nodata margin on both dates' grid (top 30 %, left 25 %)."""
+    rows = []
+    for name, img in srcs.items():
+        ref = _crop(observe(img))
+        h, w = ref.shape
+        r, c = np.mgrid[:h, :w]
+        clip = (r < 0.3 * h) | (c < 0.25 * w)
+        ref = np.where(clip, np.nan, ref)
+        for _ in range(per_source):
+            dx, dy = rng.uniform(-10, 10, 2)
+            mov = np.where(clip, np.nan, _crop(observe(img, _const(dx, dy))))
+            rows.append(_both_global(name, ref, mov, (dx, dy), aro))
+    return rows
 
 
 def run_real_change(data: Path, rng: np.random.Generator, aro: object | None) -> list[dict]:
@@ -396,8 +416,9 @@ def main() -> None:
     parser.add_argument("--sample", type=Path, default=None, help="only the sample-city test")
     parser.add_argument("--matching", default="auto", choices=["auto", "material", "mean"],
                         help="what coregister matches the sample city on (CoregisterConfig.matching)")
-    parser.add_argument("--only", choices=["rgb"], default=None,
-                        help="only these case classes (rgb: the two RGB-chip classes, for quick runs; other draws)")
+    parser.add_argument("--only", choices=["rgb", "nodata"], default=None,
+                        help="only these case classes (rgb: the two RGB-chip classes, for quick runs, other draws; "
+                             "nodata: the shared-nodata class)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--iterations", type=int, default=None,
                         help="iterations of our global estimate (default: CoregisterConfig's)")
@@ -434,6 +455,13 @@ def main() -> None:
         results["global shift"] = run_global(srcs, rng, aro, args.per_source, radiometric=False)
         results["global shift + radiometry"] = run_global(srcs, rng, aro, args.per_source, radiometric=True)
         results["real change (OSCD date 2), differential"] = run_real_change(args.data, rng, aro)
+    if args.only in (None, "nodata"):
+        srcs = srcs or sources(args.data, args.chips)
+        results["global shift, both dates clipped to one area (shared nodata margin)"] = run_shared_nodata(
+            srcs, np.random.default_rng(args.seed + 1), aro, args.per_source)
+        if args.only:
+            print_tables(results, [], {}, aro is not None)
+            return
     rgb = sources_rgb(args.data, args.chips)
     results["RGB chips, global shift (ours on material edges)"] = run_global_rgb(
         rgb, rng, aro, 2 * args.per_source, radiometric=False)

@@ -258,13 +258,11 @@ def test_the_reference_may_be_a_datetime_or_a_time_coordinate_value() -> None:
         assert json.loads(json.dumps(report.to_dict()))["config"]["reference"].startswith("2024-03-31")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "tie-point windows may be up to 30 % nodata (FieldParams.max_nan_fraction); next to a nodata edge both "
-    "dates share, a window's estimate is off by 0.2 px and, with 8 tie points kept, the spline applies it as a "
-    "local warp of up to 0.64 px (0.34 px wrong).  Needs mask-aware matching (a tapered mask or masked NCC), "
-    "not a few lines"))
 def test_a_nodata_corner_both_dates_share_does_not_bend_a_uniform_shift() -> None:
-    """Both dates clipped to the same area (an L-shaped nodata margin): the truth is one shift everywhere."""
+    """Both dates clipped to the same area (an L-shaped nodata margin): the truth is one shift everywhere.
+
+    The shared nodata edge voted for no shift: the global estimate was 0.08 px short and the local
+    field bent by up to 0.34 px; matched inside the box both dates cover, 0.012 px."""
     stack = _stack([(0, 0), (2.3, -1.4)])
     r, c = np.mgrid[:256, :256]
     nodata = (r < 90) | (c < 60)
@@ -273,7 +271,7 @@ def test_a_nodata_corner_both_dates_share_does_not_bend_a_uniform_shift() -> Non
     rr, cc = np.mgrid[0:256:8, 0:256:8]
     ex, ey = report.dates[1].shift_field.evaluate(rr, cc)
     error = np.hypot(ex - 2.3, ey + 1.4)[~nodata[rr, cc]]
-    assert error.max() < 0.15, (report.dates[1].status, float(error.max()))
+    assert error.max() < 0.05, (report.dates[1].status, float(error.max()))
 
 
 @pytest.mark.parametrize("resampling", ["bilinear", "cubic", "lanczos"])

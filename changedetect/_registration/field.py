@@ -21,6 +21,7 @@ from scipy import ndimage
 from scipy.interpolate import RBFInterpolator
 from scipy.spatial import cKDTree
 
+from changedetect._registration.nodata import both_finite, covered_box
 from changedetect._registration.shift import estimate_shift, gradient_magnitude
 
 logger = logging.getLogger(__name__)
@@ -250,6 +251,12 @@ def _match(
     nan_frac = max(float(np.mean(~np.isfinite(a))), float(np.mean(~np.isfinite(b))))
     if nan_frac > params.max_nan_fraction:
         return (0.0, 0.0, 0.0, False), 0.0, centre
+    r0 = c0 = 0
+    shared = not np.isfinite(a).all() and not np.isfinite(b).all()
+    box = covered_box(both_finite(a, b)) if shared else None
+    if box is not None:  # nodata edges in both windows are no edges (changedetect._registration.nodata)
+        a, b = a[box], b[box]
+        r0, c0 = box[0].start, box[1].start
     grad = np.nan_to_num(a) if params.edges else gradient_magnitude(a, sigma=1.0)
     texture = float(np.mean(grad))
     if texture <= 0:
@@ -261,8 +268,8 @@ def _match(
     energy = grad**2 * np.outer(_taper(a.shape[0]), _taper(a.shape[1]))
     total = float(energy.sum())
     if total > 0:
-        centre = (float((energy.sum(axis=1) * np.arange(a.shape[0])).sum() / total),
-                  float((energy.sum(axis=0) * np.arange(a.shape[1])).sum() / total))
+        centre = (r0 + float((energy.sum(axis=1) * np.arange(a.shape[0])).sum() / total),
+                  c0 + float((energy.sum(axis=0) * np.arange(a.shape[1])).sum() / total))
     return (est.dx, est.dy, est.reliability, est.reliable), texture, centre
 
 

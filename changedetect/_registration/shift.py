@@ -28,6 +28,7 @@ from scipy import fft as sfft
 from scipy import ndimage
 
 from changedetect._registration.kernels import at_least, scratch
+from changedetect._registration.nodata import both_finite, covered_box
 from changedetect._registration.peak import (
     BAND_SIGMA,
     _band,
@@ -349,6 +350,10 @@ def estimate_shift(
     mov = np.asarray(mov, dtype=dtype)
     if ref.shape != mov.shape or ref.ndim != 2:
         raise ValueError(f"estimate_shift needs two 2-D images of one shape, got {ref.shape} and {mov.shape}")
+    if not np.isfinite(ref.sum()) and not np.isfinite(mov.sum()):  # two nodata edges: match where both have data
+        box = covered_box(both_finite(ref, mov))
+        if box is not None:
+            ref, mov = ref[box], mov[box]
     g_ref = _represent(ref, sigma, edges)
     if not g_ref.max() > 0 or not np.any(np.isfinite(mov)):
         return ShiftEstimate(0.0, 0.0, 0.0, 1.0, 0.0, False)
