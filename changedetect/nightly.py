@@ -68,7 +68,7 @@ from changedetect._state import (
     write_text_atomic,
 )
 from changedetect.config import PipelineConfig
-from changedetect.errors import ChangeDetectError
+from changedetect.errors import ChangeDetectError, ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -219,6 +219,24 @@ def _compute(tasks: list[dict[str, Any]], *, scheduler: str | None, workers: int
         return list(client.gather(client.map(_run_area, tasks, pure=False)))
 
 
+def _night(night: str | dt.date | None) -> str:
+    """The night as ``YYYY-MM-DD``: today's by default; a night that has not come yet is refused (a
+    typo there would name tonight's files after it and mark the catalog's later acquisitions done)."""
+    today = dt.date.today()
+    if night is None:
+        return today.isoformat()
+    try:
+        day = night if isinstance(night, dt.date) else dt.date.fromisoformat(str(night))
+    except ValueError:
+        raise ConfigError(f"night {night!r} is not a date: give it as YYYY-MM-DD") from None
+    if isinstance(day, dt.datetime):
+        day = day.date()
+    if day > today + dt.timedelta(days=1):  # a day's grace: the catalog's clock may be ahead of ours
+        raise ConfigError(f"night {day.isoformat()} has not come yet (today is {today.isoformat()}): "
+                          "give tonight's date or an earlier one, or leave --night out for today")
+    return day.isoformat()
+
+
 def run_nightly(
     catalog: str | Path,
     *,
@@ -234,10 +252,12 @@ def run_nightly(
 
     Raises
     ------
+    ConfigError
+        ``night`` is not a date, or is later than tomorrow.
     LockedError
         Another run holds ``STATE/lock``.
     """
-    night_s = (dt.date.fromisoformat(str(night)) if night else dt.date.today()).isoformat()
+    night_s = _night(night)
     state_dir, out_dir = Path(state), Path(out)
     if Path(permits).is_file():  # the pairs run from their work folders (and maybe on other hosts)
         permits = Path(permits).absolute()

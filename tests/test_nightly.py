@@ -893,3 +893,30 @@ def test_the_command_prints_the_nights_warnings_and_exits_0(tmp_path: Path, monk
     result = CliRunner().invoke(cli, ["nightly", "--catalog", str(tmp_path / "catalog"), "--permits", "r.gpkg",
                                       "--state", str(tmp_path / "st"), "--out", str(tmp_path / "out")])
     assert "4 new violation(s), 2 withdrawn, 9 open in total (3 awaiting a same-season check)" in result.output
+
+
+def test_a_night_that_has_not_come_is_refused_before_anything_is_written(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--night 2062-11-30 for 2026-11-30 (a typo) named the night's files after it and marked the
+    catalog's acquisitions as processed; now one line, exit 2, and nothing in the state or output."""
+    import datetime as dt
+
+    import changedetect.cli as cdcli
+    from changedetect.errors import ConfigError
+    from changedetect.nightly import _night
+
+    (tmp_path / "catalog").mkdir()
+    later = (dt.date.today() + dt.timedelta(days=30)).isoformat()
+    cdcli._STATE["debug"] = False
+    with pytest.raises(SystemExit) as exc:
+        cdcli.main(["nightly", "--catalog", str(tmp_path / "catalog"), "--permits", "r.gpkg",
+                    "--state", str(tmp_path / "st"), "--out", str(tmp_path / "out"), "--night", later])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2, err
+    assert f"night {later} has not come yet" in err and "Traceback" not in err
+    assert not any((tmp_path / "st").glob("*")) and not any((tmp_path / "out").glob("*"))
+    tomorrow = dt.date.today() + dt.timedelta(days=1)
+    assert _night(tomorrow) == tomorrow.isoformat()  # a day's grace for the catalog's clock
+    assert _night(None) == dt.date.today().isoformat()
+    with pytest.raises(ConfigError, match="not a date"):
+        _night("2024-13-40")
