@@ -13,16 +13,22 @@ Example
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import secrets
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from changedetect.errors import OutputExistsError
+from changedetect.errors import ChangeDetectError, OutputExistsError
 
 log = logging.getLogger(__name__)
+
+#: A writer that fails while its folder has less than this free was stopped by a full disk (GDAL's
+#: writers say so in their own words, without an errno: pyogrio's "cannot rollback", rasterio's "Write failed").
+_FULL_BELOW = 16 * 2**20
 
 #: Suffixes of the side files that GDAL/SQLite may leave beside a temporary file.
 _SIDECARS = (".aux.xml", ".ovr", "-wal", "-shm", "-journal", ".msk")
@@ -97,8 +103,24 @@ def atomic_path(path: str | os.PathLike[str], *, overwrite: bool = False) -> Ite
         _refuse_existing(path, overwrite)
         os.replace(tmp, path)
         log.debug("wrote %s", path)
+    except Exception as exc:
+        if _disk_full(path.parent, exc):  # measured before the temporary file goes and frees its space
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from exc
+        raise
     finally:
         remove_with_sidecars(tmp)
+
+
+def _disk_full(folder: Path, exc: Exception) -> bool:
+    """Whether a write into ``folder`` that raised ``exc`` failed for want of disk space."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return False  # says so itself
+    if isinstance(exc, ChangeDetectError):
+        return False  # a refusal, not a failed write
+    try:
+        return shutil.disk_usage(folder).free < _FULL_BELOW
+    except OSError:
+        return False
 
 
 def _refuse_existing(path: Path, overwrite: bool) -> None:

@@ -1,0 +1,295 @@
+"""Review of the `run` command's plumbing, its configuration, the vector writers, `export` and `info`.
+
+Each test pins a defect found in review: it failed on the code before the fix.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyogrio
+import pytest
+import rasterio
+from affine import Affine
+from rasterio.warp import transform as warp_transform
+from shapely.geometry import box
+
+import changedetect.cli as cdcli
+from changedetect.config import PipelineConfig
+from changedetect.errors import ConfigError, OutputExistsError
+from changedetect.io.vectors import write_vector
+
+
+def _exit(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    """Exit status and stderr of ``changedetect ARGV`` through its console entry point."""
+    code: int | str | None = 0
+    try:
+        cdcli.main(argv)
+    except SystemExit as exc:
+        code = exc.code
+    return int(code or 0), capsys.readouterr().err
+
+
+def _violations(n: int = 2) -> gpd.GeoDataFrame:
+    x0, y0 = 686_000.0, 1_192_000.0  # EPSG:32648, Ho Chi Minh City
+    frame = gpd.GeoDataFrame(
+        {"violation_id": [f"V-{i}" for i in range(n)], "status": ["unlicensed"] * n,
+         "first_seen": pd.to_datetime(["2024-07-12"] * n),
+         "address": ["Lô B2, Đường Tô Ký, Phường Trung Mỹ Tây, Quận 12"] * n},
+        geometry=[box(x0 + 20 * i, y0, x0 + 20 * i + 10, y0 + 10) for i in range(n)], crs="EPSG:32648")
+    return frame
+
+
+# --- a full disk -----------------------------------------------------------------------------------------------
+
+
+def _disk_full(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The disk has no space left: GDAL's writers fail with their own exception (no errno)."""
+    real = shutil.disk_usage
+
+    def usage(path: str | os.PathLike[str]) -> object:
+        return real(path)._replace(free=0)
+
+    monkeypatch.setattr(shutil, "disk_usage", usage)
+
+
+def test_a_full_disk_while_writing_a_geopackage_is_an_enospc_oserror(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """pyogrio reports a full disk as DataLayerError('... cannot rollback - no transaction is active') and
+    rasterio as RasterioIOError('Write failed') without an errno: the CLI printed "Internal error ... This is a
+    bug" (exit 1) where README promises exit 2 and one line."""
+    def failing(*args: object, **kwargs: object) -> None:
+        Path(args[1] if len(args) > 1 else kwargs["path"]).write_bytes(b"half")  # type: ignore[arg-type]
+        raise pyogrio.errors.DataLayerError("Error while writing batch to OGR layer: sqlite3_exec(ROLLBACK) "
+                                            "failed: cannot rollback - no transaction is active")
+
+    monkeypatch.setattr(pyogrio, "write_dataframe", failing)
+    _disk_full(monkeypatch)
+    with pytest.raises(OSError) as info:
+        write_vector(_violations(), tmp_path / "violations.gpkg")
+    assert info.value.errno == errno.ENOSPC and str(tmp_path / "violations.gpkg") == info.value.filename
+    assert isinstance(info.value.__cause__, pyogrio.errors.DataLayerError)
+    assert list(tmp_path.iterdir()) == []  # nothing half-written
+
+
+def test_a_writer_bug_with_space_left_is_not_called_a_full_disk(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    def failing(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("a real bug")
+
+    monkeypatch.setattr(pyogrio, "write_dataframe", failing)
+    with pytest.raises(RuntimeError, match="a real bug"):
+        write_vector(_violations(), tmp_path / "violations.gpkg")
+
+
+def test_a_full_disk_in_a_command_is_exit_2_and_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    foot = tmp_path / "footprints.gpkg"
+    write_vector(_violations().drop(columns="status").assign(footprint_id=["F-1", "F-2"]), foot)
+    register = Path(__file__).resolve().parents[1] / "permits" / "sample_register.gpkg"
+    if not register.is_file():
+        pytest.skip("permits/sample_register.gpkg is not in this checkout")
+    real = pyogrio.write_dataframe
+
+    def failing(df: object, path: str, *args: object, **kwargs: object) -> None:
+        real(df, path, *args, **kwargs)
+        raise pyogrio.errors.DataLayerError("Error while writing batch to OGR layer: Cannot write feature")
+
+    monkeypatch.setattr(pyogrio, "write_dataframe", failing)
+    _disk_full(monkeypatch)
+    out = tmp_path / "out" / "violations.gpkg"
+    code, err = _exit(["-q", "match", str(foot), "--permits", str(register), "--out", str(out)], capsys)
+    lines = [ln for ln in err.splitlines() if ln.startswith(("Error", "Internal"))]
+    assert code == 2, err
+    assert len(lines) == 1 and lines[0].startswith("Error: no space left on the disk writing "), err
+    assert not out.exists() and [p.name for p in out.parent.iterdir()] == []
+
+
+@pytest.mark.skipif(shutil.which("unshare") is None or sys.platform != "linux", reason="needs Linux unshare")
+def test_a_really_full_tmpfs(tmp_path: Path) -> None:
+    """The same on a real 300 KiB tmpfs (a private mount namespace): GeoPackage and GeoJSON."""
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    script = textwrap.dedent(f"""
+        import errno, sys
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        import geopandas as gpd, pandas as pd
+        from test_review_run_export import _violations
+        from changedetect.io.vectors import write_vector
+        big = _violations(4000)
+        for ext in (".gpkg", ".geojson"):
+            try:
+                write_vector(big, {str(mnt)!r} + "/v" + ext)
+                print(ext, "written")
+            except OSError as exc:
+                print(ext, "errno", exc.errno)
+        import os
+        print("left", sorted(os.listdir({str(mnt)!r})))
+    """)
+    cmd = ["unshare", "-rm", "sh", "-c", f"mount -t tmpfs -o size=300k tmpfs {mnt} && exec {sys.executable} -"]
+    probe = subprocess.run(["unshare", "-rm", "true"], capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip(f"user namespaces are not available here: {probe.stderr.decode().strip()}")
+    done = subprocess.run(cmd, input=script, capture_output=True, text=True, timeout=300)
+    if "mount:" in done.stderr:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    assert f".gpkg errno {errno.ENOSPC}" in done.stdout, done.stdout + done.stderr
+    assert f".geojson errno {errno.ENOSPC}" in done.stdout, done.stdout + done.stderr
+    assert "left []" in done.stdout
+
+
+# --- configuration ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("data", "needles"), [
+    ({"detect": {"treshold": 0.5}}, ["'detect.treshold'", "did you mean 'threshold'"]),
+    ({"detekt": {"threshold": 0.5}}, ["[detekt]", "did you mean [detect]"]),
+    ({"report": {"chip_pixels": 100}}, ["'report.chip_pixels'", "did you mean 'chip_px'"]),
+])
+def test_an_unknown_key_or_table_names_the_nearest_valid_name(data: dict, needles: list[str]) -> None:
+    with pytest.raises(ConfigError) as info:
+        PipelineConfig.from_dict(data, source="run.toml")
+    for needle in needles:
+        assert needle in str(info.value), str(info.value)
+
+
+@pytest.mark.parametrize(("report", "needle"), [
+    ({"chip_px": 0}, "chip_px"),              # crashed "cannot write empty image" after the whole run
+    ({"overview_px": -1}, "overview_px"),
+    ({"max_cards": -1}, "max_cards"),         # silently dropped the last card
+    ({"chip_margin_m": -100}, "chip_margin_m"),  # WindowError after the whole run
+    ({"chip_margin_m": float("nan")}, "chip_margin_m"),
+    ({"rgb_bands": "red"}, "rgb_bands"),      # taken as the bands 'r', 'e', 'd'
+    ({"rgb_bands": ["nir", "red"]}, "rgb_bands"),  # broadcast error writing before_rgb.tif
+    ({"rgb_bands": [1, 2, 3]}, "rgb_bands"),  # AttributeError: 'int' object has no attribute 'lower'
+])
+def test_a_bad_report_setting_is_refused_when_the_config_is_read(report: dict, needle: str) -> None:
+    with pytest.raises(ConfigError, match=needle) as info:
+        PipelineConfig.from_dict({"report": report}, source="run.toml")
+    assert str(info.value).startswith("run.toml: ")
+
+
+@pytest.mark.parametrize(("permits", "needle"), [
+    ({"params": "x"}, "params"),              # dict('x'): ValueError in load_register, "Internal error"
+    ({"column_map": ["so_gp"]}, "column_map"),
+    ({"column_map": {"so_gp": 5}}, "column_map"),
+])
+def test_a_register_option_of_the_wrong_shape_is_refused(permits: dict, needle: str) -> None:
+    with pytest.raises(ConfigError, match=needle):
+        PipelineConfig.from_dict({"permits": permits}, source="run.toml")
+
+
+def test_good_report_and_register_settings_still_read(tmp_path: Path) -> None:
+    cfg = PipelineConfig.from_dict({"report": {"rgb_bands": ["nir", "red", "green"], "chip_px": 64, "max_cards": 0,
+                                               "chip_margin_m": 0},
+                                    "permits": {"params": {"d": "12"}, "column_map": {"so_gp": "permit_id"}}})
+    assert cfg.report.rgb_bands == ("nir", "red", "green") and cfg.report.chip_margin_m == 0.0
+    assert cfg.permits.params == {"d": "12"} and cfg.permits.column_map == {"so_gp": "permit_id"}
+    (tmp_path / "run.toml").write_text(cfg.to_toml(), encoding="utf-8")
+    assert PipelineConfig.from_toml(tmp_path / "run.toml") == cfg
+
+
+def test_a_config_path_that_is_a_folder_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="configuration file"):
+        PipelineConfig.from_toml(tmp_path)
+
+
+# --- export -------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture()
+def tiny_model(tmp_path: Path) -> Path:
+    pytest.importorskip("onnx", reason="the onnx extra is not installed (pip install '.[onnx]')")
+    import torch
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_weights import CARD
+
+    from changedetect.nn import get_model
+    from changedetect.weights import save_model
+
+    torch.manual_seed(0)
+    folder = tmp_path / "tiny"
+    save_model(get_model(CARD.arch, in_channels=3, **CARD.arch_kwargs), CARD, folder)
+    return folder
+
+
+def test_export_overwrite_into_the_current_folder_keeps_the_users_files(
+        tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """`changedetect export MODEL --out . --overwrite` deleted every file of the current folder, then failed
+    with 'OSError: [Errno 22] Invalid argument' (an Internal error) and wrote nothing."""
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "thesis.docx").write_text("years of work")
+    monkeypatch.chdir(work)
+    code, err = _exit(["-q", "export", str(tiny_model), "--out", ".", "--overwrite", "--no-check"], capsys)
+    assert code == 0, err
+    assert (work / "thesis.docx").read_text() == "years of work"
+    assert {"model.onnx", "export.json"} <= {p.name for p in work.iterdir()}
+    assert not [p for p in work.iterdir() if p.name.startswith(".")]  # no staging folder left
+
+
+def test_export_overwrite_replaces_its_own_files_only(tiny_model: Path, tmp_path: Path) -> None:
+    from changedetect.export import export_onnx
+
+    out = tmp_path / "deploy"
+    export_onnx(tiny_model, out, check=False)
+    (out / "notes.txt").write_text("mine")
+    (out / "model.onnx").write_bytes(b"stale")
+    with pytest.raises(OutputExistsError):
+        export_onnx(tiny_model, out, check=False)
+    export_onnx(tiny_model, out, overwrite=True, check=False)
+    assert (out / "notes.txt").read_text() == "mine"
+    assert (out / "model.onnx").read_bytes() != b"stale"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["deploy", "tiny"]
+
+
+# --- info ---------------------------------------------------------------------------------------------------
+
+
+def _mixed_crs_folder(folder: Path) -> Path:
+    folder.mkdir()
+    size = 64
+    data = np.full((3, size, size), 100, dtype=np.uint8)
+    with rasterio.open(folder / "a_20240101.tif", "w", driver="GTiff", width=size, height=size, count=3,
+                       dtype="uint8", crs="EPSG:32648", transform=Affine(0.5, 0, 683_000, 0, -0.5, 1_203_000)) as dst:
+        dst.write(data)
+    xs, ys = warp_transform("EPSG:32648", "EPSG:4326", [683_000], [1_203_000])
+    with rasterio.open(folder / "b_20240301.tif", "w", driver="GTiff", width=size, height=size, count=3,
+                       dtype="uint8", crs="EPSG:4326", transform=Affine(4.6e-6, 0, xs[0], 0, -4.6e-6, ys[0])) as dst:
+        dst.write(data)
+    return folder
+
+
+def test_info_on_dates_in_different_crs_says_so(tmp_path: Path) -> None:
+    """A folder whose second date is in EPSG:4326 was described as 'CRS: EPSG:32648' only."""
+    import json
+
+    from click.testing import CliRunner
+
+    folder = _mixed_crs_folder(tmp_path / "mixed")
+    text = CliRunner().invoke(cdcli.cli, ["info", str(folder)])
+    assert text.exit_code == 0, text.output
+    assert "EPSG:4326" in text.output and "2024-03-01" in text.output.split("CRS:")[1], text.output
+    info = json.loads(CliRunner().invoke(cdcli.cli, ["info", "--json", str(folder)]).output)
+    assert [s["crs"] for s in info["scenes"]] == ["EPSG:32648", "EPSG:4326"]
+
+
+def test_info_on_one_crs_says_nothing_more(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    folder = _mixed_crs_folder(tmp_path / "mixed")
+    (folder / "b_20240301.tif").unlink()
+    shutil.copy(folder / "a_20240101.tif", folder / "a_20240301.tif")
+    out = CliRunner().invoke(cdcli.cli, ["info", str(folder)]).output
+    assert "differ" not in out and out.count("EPSG:") == 1, out
