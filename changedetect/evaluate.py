@@ -31,7 +31,7 @@ from typing import Any, Protocol
 import numpy as np
 import xarray as xr
 
-from changedetect.errors import DatasetError
+from changedetect.errors import ChangeDetectError, DatasetError
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +71,7 @@ class Pair:
     before: xr.DataArray
     after: xr.DataArray
     label: np.ndarray
+    source: str = ""  # the files it was read from, for messages
 
 
 @dataclass
@@ -181,6 +182,13 @@ def _levir_pairs(root: Path) -> Iterator[Pair]:
     if twice:  # one A/B pair would be scored against each of them
         raise DatasetError(f"'{root / 'label'}' holds several labels named {twice} (different extensions); "
                            "keep one per pair")
+    for sub in ("A", "B"):  # a pair without its label would be left out of the scores without a word
+        unlabelled = sorted(p.name for p in (root / sub).iterdir()
+                            if p.suffix.lower() in _IMAGE_EXT and p.stem not in set(stems))
+        if unlabelled:
+            shown = ", ".join(repr(n) for n in unlabelled[:5]) + (" ..." if len(unlabelled) > 5 else "")
+            raise DatasetError(f"{len(unlabelled)} image(s) in '{root / sub}' ({shown}) have no label in "
+                               f"'{root / 'label'}': add their labels, or move the pairs out of '{root}'")
     for lab in labels:
         paths = {sub: _find(root / sub, lab.stem) for sub in ("A", "B")}
         for sub, p in paths.items():
@@ -193,7 +201,8 @@ def _levir_pairs(root: Path) -> Iterator[Pair]:
             raise DatasetError(f"pair '{lab.stem}': sizes differ (A {a.shape[1:]}, B {b.shape[1:]}, label {y.shape[1:]})")
         # a JPEG's 0/255 label rings (1..14, 240..254) around its edges: halfway decides there
         lossy = lab.suffix.lower() in {".jpg", ".jpeg"} and y.max() > 1
-        yield Pair(lab.stem, _as_da(a, names_a), _as_da(b, names_b), y[0] > (127 if lossy else 0))
+        yield Pair(lab.stem, _as_da(a, names_a), _as_da(b, names_b), y[0] > (127 if lossy else 0),
+                   source=f"{paths['A']}, {paths['B']}")
 
 
 def _s2_band(folder: Path, band: str, shape: tuple[int, int]) -> np.ndarray:
@@ -238,6 +247,11 @@ def _oscd_pairs(root: Path, bands: Sequence[str], cities: Sequence[str] | None) 
         if not cm.is_file():
             raise DatasetError(f"city '{city}' has no change map '{cm}'")
         y, _ = _read_image(cm, kind="label")
+        found = sorted(int(v) for v in np.unique(y[0]))
+        if not set(found) <= {1, 2}:  # a 0/1 or 0/255 map would score every change as a miss
+            raise DatasetError(f"change map '{cm}' holds values {found[:10]}; an OSCD-style map has 1 = no change, "
+                               "2 = change: convert it (e.g. 0/1 -> 1/2), or give the pair as a LEVIR-style "
+                               "folder (A/, B/, label/ with 0/255 or 0/1 labels)")
         shape = y.shape[1:]
         dates = []
         for d in ("imgs_1", "imgs_2"):
@@ -330,7 +344,11 @@ def evaluate_pairs(
     thr = threshold if threshold is not None else model.threshold
     result = Evaluation(model=model.name, threshold=thr)
     for pair in tqdm(pairs, disable=not progress, unit="pair", total=total):
-        prob = model(pair.before, pair.after)
+        try:
+            prob = model(pair.before, pair.after)
+        except ChangeDetectError as exc:  # say which pair (and files) the model could not read
+            where = f"pair '{pair.name}'" + (f" ({pair.source})" if pair.source else "")
+            raise type(exc)(f"{where}: {exc}") from exc
         if np.shape(prob) != np.shape(pair.label):
             raise DatasetError(f"pair '{pair.name}': {model.name} gave a probability of shape {np.shape(prob)} "
                                f"for a label of shape {np.shape(pair.label)}")
