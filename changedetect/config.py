@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import difflib
 import tomllib
 import types
 import typing
@@ -76,6 +77,22 @@ class ReportConfig:
     max_cards: int = 0
     include_permitted: bool = False
 
+    def __post_init__(self) -> None:
+        bands = self.rgb_bands
+        if isinstance(bands, str) or not isinstance(bands, tuple | list) or len(bands) != 3 \
+                or not all(isinstance(b, str) and b for b in bands):
+            raise ConfigError(f"rgb_bands must be three band names (red, green, blue), e.g. "
+                              f"[\"red\", \"green\", \"blue\"], got {bands!r}")
+        for name in ("chip_px", "overview_px"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name} must be a whole number of pixels, 1 or more, got {value!r}")
+        if isinstance(self.max_cards, bool) or not isinstance(self.max_cards, int) or self.max_cards < 0:
+            raise ConfigError(f"max_cards must be 0 (all cards) or more, got {self.max_cards!r}")
+        margin = self.chip_margin_m
+        if isinstance(margin, bool) or not isinstance(margin, int | float) or not 0 <= margin < float("inf"):
+            raise ConfigError(f"chip_margin_m must be metres, 0 or more, got {margin!r}")
+
 
 @dataclass(frozen=True)
 class PermitsConfig:
@@ -105,6 +122,18 @@ class PermitsConfig:
     column_map: dict[str, str] | None = None
     crs: str | None = None
     strict: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("params", "column_map"):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            example = 'params = {d = "12"}' if name == "params" else 'column_map = {so_gp = "permit_id"}'
+            if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+                raise ConfigError(f"{name} must be a table of names and values, e.g. {example}, got {value!r}")
+            if name == "column_map" and not all(isinstance(v, str) and v for v in value.values()):
+                raise ConfigError(f"column_map maps a register column onto a schema column name, e.g. {example}; "
+                                  f"got {value!r}")
 
     def load(self, source: str | Path, *, rejects_path: str | Path | None = None) -> Any:
         """The validated register (:func:`changedetect.permits.load_register` with these options)."""
@@ -195,6 +224,9 @@ class PipelineConfig:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise ConfigError(f"configuration file '{path}' does not exist") from None
+        except OSError as exc:  # a folder, no permission, ...
+            raise ConfigError(f"cannot read configuration file '{path}': {exc.strerror or exc}; give a TOML "
+                              "file") from None
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"configuration file '{path}' is not valid TOML: {exc}") from None
         return cls.from_dict(data, source=str(path))
@@ -228,10 +260,13 @@ def _build(default: Any, data: Mapping[str, Any], *, where: str, path: str) -> A
     for key, value in data.items():
         full = f"{path}.{key}" if path else key
         if key not in names:
-            raise ConfigError(
-                f"{where}: unknown key '{full}'; allowed keys"
-                f"{' in [' + path + ']' if path else ''}: {', '.join(names)}"
-            )
+            near = difflib.get_close_matches(key, names, n=1, cutoff=0.6)
+            if not path:  # a top-level name is a table
+                guess = f" (did you mean [{near[0]}]?)" if near else ""
+                raise ConfigError(f"{where}: unknown key '{key}'{guess}; allowed tables: "
+                                  f"{', '.join(f'[{n}]' for n in names)}")
+            guess = f" (did you mean '{near[0]}'?)" if near else ""
+            raise ConfigError(f"{where}: unknown key '{full}'{guess}; allowed keys in [{path}]: {', '.join(names)}")
         current = getattr(default, key)
         if is_dataclass(current) and not isinstance(current, type):
             changes[key] = _build(current, value, where=where, path=full)

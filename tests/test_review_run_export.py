@@ -152,7 +152,7 @@ def test_a_really_full_tmpfs(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("data", "needles"), [
     ({"detect": {"treshold": 0.5}}, ["'detect.treshold'", "did you mean 'threshold'"]),
-    ({"detekt": {"threshold": 0.5}}, ["[detekt]", "did you mean [detect]"]),
+    ({"detekt": {"threshold": 0.5}}, ["'detekt'", "did you mean [detect]"]),
     ({"report": {"chip_pixels": 100}}, ["'report.chip_pixels'", "did you mean 'chip_px'"]),
 ])
 def test_an_unknown_key_or_table_names_the_nearest_valid_name(data: dict, needles: list[str]) -> None:
