@@ -159,6 +159,9 @@ class ModelCard:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], *, source: str = "metadata") -> ModelCard:
         """Build from a ``metadata.json`` mapping; unknown keys are ignored with a log line."""
+        if not isinstance(d, Mapping):
+            raise ModelError(f"{source}: a model card is a JSON object, got {type(d).__name__}; "
+                             "restore it from git or retrain")
         names = {f.name for f in fields(cls)}
         missing = [k for k in ("name", "version", "arch", "bands") if k not in d]
         if missing:
@@ -168,6 +171,7 @@ class ModelCard:
         if extra:
             log.info("%s: ignoring unknown card keys %s", source, extra)
         kw = {k: v for k, v in d.items() if k in names}
+        _check_types(kw, source)
         kw["bands"] = tuple(kw["bands"])
         if "gsd_range_m" in kw:
             lo, hi = kw["gsd_range_m"]
@@ -245,6 +249,43 @@ class ModelCard:
         y = (apply_transform(x, self.transform) - stats.mean[:, None, None]) / stats.std[:, None, None]
         np.nan_to_num(y, copy=False, nan=0.0, posinf=CLIP_SIGMA, neginf=-CLIP_SIGMA)
         return np.clip(y, -CLIP_SIGMA, CLIP_SIGMA, out=y)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+#: What each card field must hold: a test and how to say it.
+_CARD_TYPES: dict[str, tuple[Any, str]] = {
+    "name": (lambda v: isinstance(v, str) and v != "", "a non-empty string"),
+    "version": (lambda v: isinstance(v, str), "a string"),
+    "arch": (lambda v: isinstance(v, str), "a string"),
+    "bands": (lambda v: isinstance(v, list | tuple) and bool(v) and all(isinstance(b, str) for b in v),
+              "an array of strings"),
+    "arch_kwargs": (lambda v: isinstance(v, Mapping), "an object"),
+    "band_aliases": (lambda v: isinstance(v, Mapping) and all(
+        isinstance(a, list | tuple) and all(isinstance(x, str) for x in a) for a in v.values()),
+        "an object of arrays of strings"),
+    "normalization": (lambda v: isinstance(v, Mapping), "an object"),
+    "gsd_range_m": (lambda v: isinstance(v, list | tuple) and len(v) == 2 and all(_is_number(x) for x in v),
+                    "an array of 2 numbers"),
+    "window": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0, "a positive integer"),
+    "threshold": (_is_number, "a number"),
+    "sha256": (lambda v: isinstance(v, str), "a string"),
+    "metrics": (lambda v: isinstance(v, Mapping), "an object"),
+    "training": (lambda v: isinstance(v, Mapping), "an object"),
+    "licence": (lambda v: isinstance(v, str), "a string"),
+    "description": (lambda v: isinstance(v, str), "a string"),
+}
+
+
+def _check_types(kw: Mapping[str, Any], source: str) -> None:
+    """ModelError naming the first card field whose value is of the wrong kind (a hand-edited card)."""
+    for key, value in kw.items():
+        ok, expected = _CARD_TYPES.get(key, (lambda v: True, ""))
+        if not ok(value):
+            raise ModelError(f"{source}: '{key}' must be {expected}, got {json.dumps(value)[:60]}; "
+                             "restore the card from git or retrain")
 
 
 def render_card(card: ModelCard) -> str:

@@ -128,6 +128,10 @@ def find_model(name_or_path: str | os.PathLike[str]) -> Path:
         return p.parent
     if p.is_dir() and (p / METADATA_FILE).is_file():
         return p
+    if p.is_dir() and (p / WEIGHTS_FILE).is_file():  # a model folder that lost its card
+        raise ModelError(f"model folder '{p}' has no {METADATA_FILE} (its card: bands, normalisation, sha256), "
+                         f"so its {WEIGHTS_FILE} cannot be used; restore the card from where the weights came "
+                         "from, or retrain with `changedetect train`")
     for d in models_dirs():
         cand = d / str(name_or_path)
         if (cand / METADATA_FILE).is_file():
