@@ -145,7 +145,8 @@ def export_onnx(model: str | os.PathLike[str] | LoadedModel, out: str | os.PathL
     opset
         ONNX opset version.
     overwrite
-        Replace an existing ``out``.
+        Write into an existing, non-empty ``out``, replacing an earlier export's files there (the
+        folder's other files are kept).
     check
         Run the exported graph with onnxruntime on a seeded random 64 px pair and record the
         largest difference from torch (``max_abs_diff``, also in ``export.json``).
@@ -192,15 +193,28 @@ def export_onnx(model: str | os.PathLike[str] | LoadedModel, out: str | os.PathL
         (tmp / EXPORT_FILE).write_text(json.dumps(meta, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
         if (loaded.path / CARD_FILE).is_file():
             shutil.copy2(loaded.path / CARD_FILE, tmp / CARD_FILE)
-        if out.is_dir():
-            shutil.rmtree(out)
-        elif out.exists():
-            out.unlink()
-        tmp.rename(out)
+        _publish(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return ExportSummary(folder=out, onnx_sha256=meta["onnx_sha256"], max_abs_diff=diff, metadata=meta)
+
+
+def _publish(tmp: Path, out: Path) -> None:
+    """Move the export staged in ``tmp`` to ``out``: the folder itself when ``out`` is new, else file by file
+    (export.json last), replacing an earlier export's files and keeping every other file of ``out`` (an
+    existing folder may be the current one, or hold the user's work: it is never removed)."""
+    if out.exists() and not out.is_dir():
+        out.unlink()
+    if not out.exists():
+        tmp.rename(out)
+        return
+    written = {p.name for p in tmp.iterdir()}
+    for name in sorted(written - {EXPORT_FILE}) + [EXPORT_FILE]:
+        os.replace(tmp / name, out / name)
+    if CARD_FILE not in written:  # an earlier export's card is not this model's
+        (out / CARD_FILE).unlink(missing_ok=True)
+    tmp.rmdir()
 
 
 def _check(path: Path, wrapper: Any, example: tuple[np.ndarray, ...]) -> float:

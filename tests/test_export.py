@@ -95,8 +95,8 @@ def test_an_existing_output_is_kept_unless_overwrite_and_a_failure_leaves_nothin
     assert sorted(p.name for p in tmp_path.iterdir()) == ["deploy", "tiny"]  # no temporary folder left
     assert (out / "keep.txt").read_text() == "mine"  # the old output untouched
     monkeypatch.undo()
-    export_onnx(tiny_model, out, overwrite=True, check=False)
-    assert sorted(p.name for p in out.iterdir()) == ["MODEL_CARD.md", "export.json", "model.onnx"]
+    export_onnx(tiny_model, out, overwrite=True, check=False)  # replaces an export's files, keeps the user's
+    assert sorted(p.name for p in out.iterdir()) == ["MODEL_CARD.md", "export.json", "keep.txt", "model.onnx"]
     assert json.loads((out / "export.json").read_text())["checked"] is None
 
 
