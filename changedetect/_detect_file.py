@@ -47,20 +47,47 @@ def _file_band_names(src: Any) -> list[str]:
     return names
 
 
-def _read(src: Any, indexes: list[int], window: Any = None) -> np.ndarray:
-    """``(c, h, w)`` float32 with NaN where ``src`` has no data (its nodata, mask or alpha band, and
-    outside AFTER's footprint when ``src`` is :func:`_onto`'s VRT, whose nodata is NaN)."""
-    import warnings
+class _Bands:
+    """A raster's bands on BEFORE's grid, read window by window as ``(c, h, w)`` float32 with NaN where
+    the file has no data (its nodata value, else its mask band), through io's reads: AFTER on another
+    grid is warped band by band from the source window under each window, and a 4th band that GDAL
+    merely flags as alpha (its default for 4-band uint8 GeoTIFFs: NIR in an RGB+NIR file) is read as
+    a band, never as a mask, as :func:`changedetect.io.open_stack` does.  (A WarpedVRT took that NIR
+    band for opacity and returned all-NaN windows; a masked read blanked every pixel where NIR = 0.)"""
 
-    from rasterio.errors import NodataShadowWarning
+    def __init__(self, src: Any, onto: Any = None) -> None:
+        self.src = src
+        like = onto if onto is not None else src
+        self.height, self.width = int(like.height), int(like.width)
+        self.warp = onto is not None and not _same_grid(src, onto) and src.crs is not None and onto.crs is not None
+        if self.warp:
+            from changedetect.types import Grid
 
-    with warnings.catch_warnings():  # the VRT's NaN nodata and a source alpha band: both mean no data
-        warnings.simplefilter("ignore", NodataShadowWarning)
-        data = src.read(indexes, window=window, masked=True)
-    return np.ma.filled(data.astype(np.float32), np.nan)
+            self.grid = Grid(crs=onto.crs, transform=onto.transform, width=onto.width, height=onto.height)
+            self.source_grid = Grid(crs=src.crs, transform=src.transform, width=src.width, height=src.height)
+
+    def read(self, indexes: list[int], window: Any = None) -> np.ndarray:
+        """Bands ``indexes`` (1-based) of ``window`` (a rasterio Window on BEFORE's grid; None: all)."""
+        from rasterio.enums import Resampling
+        from rasterio.windows import Window as RioWindow
+
+        from changedetect.io._read import ReadSpec, _read_warped, read_float
+
+        win = window if window is not None else RioWindow(0, 0, self.width, self.height)
+        if not self.warp:
+            return np.stack([read_float(self.src, i, win) for i in indexes])
+        row, col, h, w = int(win.row_off), int(win.col_off), int(win.height), int(win.width)
+        return np.stack([_read_warped(self.src, ReadSpec(Path(self.src.name), i, self.source_grid, self.grid,
+                                                         Resampling.bilinear, None), row, col, h, w)
+                         for i in indexes])
 
 
-def _file_reader(src: Any, idx: list[int]) -> Reader:
+def _read(src: _Bands, indexes: list[int], window: Any = None) -> np.ndarray:
+    """``(c, h, w)`` float32 with NaN where ``src`` has no data (see :class:`_Bands`)."""
+    return src.read(indexes, window)
+
+
+def _file_reader(src: _Bands, idx: list[int]) -> Reader:
     from rasterio.windows import Window as RioWindow
 
     indexes = [i + 1 for i in idx]
@@ -71,7 +98,7 @@ def _file_reader(src: Any, idx: list[int]) -> Reader:
     return read
 
 
-def _file_stats(src: Any, idx: list[int], card: Any) -> Any:
+def _file_stats(src: _Bands, idx: list[int], card: Any) -> Any:
     """Statistics from the whole scene when small, else from a regular grid of sample windows.
 
     A grid of up to 8 x 8 windows of 128 px spread over the scene (about 1 Mpx) is
@@ -123,26 +150,21 @@ def _check_inputs(before_path: Path, after_path: Path) -> None:
             f"BEFORE {tuple(round(v, 1) for v in b)} in {name(before.crs)}; give two acquisitions of the same place")
 
 
-def _onto(src_after: Any, src_before: Any, after_path: Path) -> Any:
-    """``src_after`` itself or a WarpedVRT of it on BEFORE's grid: float32 with NaN as nodata, so that
-    what lies outside AFTER (or under its nodata, mask or alpha band) reads as no data, not 0."""
-    if _same_grid(src_after, src_before):
-        return src_after
-    if src_before.crs is None or src_after.crs is None:
-        if (src_after.width, src_after.height) == (src_before.width, src_before.height):
-            return src_after
-        raise GeoreferenceError(
-            f"'{after_path}' ({src_after.width}x{src_after.height}) differs in size from BEFORE "
-            f"({src_before.width}x{src_before.height}) and one of them has no CRS; give georeferenced "
-            "rasters or images of the same size"
-        )
-    from rasterio.enums import Resampling
-    from rasterio.vrt import WarpedVRT
-
-    logger.info("reading '%s' onto BEFORE's grid through a WarpedVRT", after_path)
-    return WarpedVRT(src_after, crs=src_before.crs, transform=src_before.transform,
-                     width=src_before.width, height=src_before.height,
-                     resampling=Resampling.bilinear, dtype="float32", nodata=float("nan"))
+def _onto(src_after: Any, src_before: Any, after_path: Path) -> _Bands:
+    """``src_after``'s bands on BEFORE's grid (:class:`_Bands`): what lies outside AFTER (or under its
+    nodata or mask) reads as no data, not 0."""
+    if not _same_grid(src_after, src_before) and (src_before.crs is None or src_after.crs is None):
+        if (src_after.width, src_after.height) != (src_before.width, src_before.height):
+            raise GeoreferenceError(
+                f"'{after_path}' ({src_after.width}x{src_after.height}) differs in size from BEFORE "
+                f"({src_before.width}x{src_before.height}) and one of them has no CRS; give georeferenced "
+                "rasters or images of the same size"
+            )
+        return _Bands(src_after)
+    bands = _Bands(src_after, src_before)
+    if bands.warp:
+        logger.info("reading '%s' onto BEFORE's grid, window by window", after_path)
+    return bands
 
 
 def _date_in_name(path: Path) -> str:
@@ -174,8 +196,8 @@ def detect_to_file(
 ) -> DetectSummary:
     """Stream two rasters through the model into a float32 probability COG on BEFORE's grid.
 
-    Windows are read from the files as they are needed (AFTER through a
-    WarpedVRT when its grid differs from BEFORE's), finished rows are written
+    Windows are read from the files as they are needed (AFTER warped band by
+    band onto BEFORE's grid when the grids differ), finished rows are written
     to a temporary striped GeoTIFF as soon as no later window touches them, and
     that file is turned into a Cloud-Optimized GeoTIFF and renamed onto
     ``out_path``.  Peak memory depends on the window, the batch and the scene's
@@ -204,14 +226,14 @@ def detect_to_file(
     t0 = time.perf_counter()
     counter = _Counter(_threshold(config, card))
     with rasterio.Env(GDAL_CACHEMAX=256), _open(before_path) as src_b, _open(after_path) as raw_a:
-        src_a = _onto(raw_a, src_b, after_path)
+        src_a, bands_b = _onto(raw_a, src_b, after_path), _Bands(src_b)
         check_gsd(card, src_b.crs, src_b.transform, src_b.width, src_b.height, f"'{before_path}'")
         aliases = dict(getattr(card, "band_aliases", None) or {})
         idx_b = resolve_bands(_file_band_names(src_b), list(card.bands), aliases=aliases,
                               source=f"BEFORE '{before_path}'")
-        idx_a = resolve_bands(_file_band_names(src_a), list(card.bands), aliases=aliases,
+        idx_a = resolve_bands(_file_band_names(raw_a), list(card.bands), aliases=aliases,
                               source=f"AFTER '{after_path}'")
-        stats = (_file_stats(src_b, idx_b, card), _file_stats(src_a, idx_a, card))
+        stats = (_file_stats(bands_b, idx_b, card), _file_stats(src_a, idx_a, card))
         shape = (src_b.height, src_b.width)
         profile = {"driver": "GTiff", "dtype": "float32", "count": 1, "width": src_b.width,
                    "height": src_b.height, "crs": src_b.crs, "transform": src_b.transform,
@@ -227,13 +249,11 @@ def detect_to_file(
                         dst.write(rows, 1, window=RioWindow(0, top, rows.shape[1], rows.shape[0]))
                         counter.update(rows)
 
-                    _run(_file_reader(src_b, idx_b), _file_reader(src_a, idx_a), shape, runner,
+                    _run(_file_reader(bands_b, idx_b), _file_reader(src_a, idx_a), shape, runner,
                          stats, sink, progress=progress)
                 _to_cog(strips, tmp)
             finally:
                 strips.unlink(missing_ok=True)
-        if src_a is not raw_a:
-            src_a.close()
     seconds = time.perf_counter() - t0
     share = counter.above / counter.valid if counter.valid else 0.0
     summary = DetectSummary(out_path, shape[0], shape[1], seconds, counter.threshold, share, tags["model"],
