@@ -69,6 +69,10 @@ def format_info(info: dict[str, Any]) -> str:
         lines.append("CRS:    none (pixel coordinates)")
     else:
         lines.append(f"CRS:    {info['crs']} ({info['crs_name']})")
+        others = [f"{sc['date']} {sc['crs'] or 'none'}" for sc in info["scenes"] if sc.get("crs") != info["crs"]]
+        if others:
+            lines.append(f"        the first date's; the dates differ: {', '.join(others)} (changedetect run "
+                         "reprojects every date onto the first date's grid)")
         b = info["bounds"]
         lines.append(
             f"Bounds: {b[0]:.6f}, {b[1]:.6f}, {b[2]:.6f}, {b[3]:.6f} (left, bottom, right, top)"
