@@ -157,7 +157,6 @@ def test_a_model_folder_without_its_card_is_named_as_such(tmp_path: Path) -> Non
     ("p_real = 2.0", "'p_real' must be between 0 and 1"),
     ("gsd_range_m = [0.0, 1.0]", "'gsd_range_m' must be two ground sample distances 0 < low <= high"),
     ("gsd_range_m = [2.0, 1.0]", "'gsd_range_m' must be two ground sample distances 0 < low <= high"),
-    ('bands = ["red", "green"]', "task 'vhr' trains on RGB images: 'bands' must name 3 bands"),
     ("steps = 0", "steps must be >= 1, got 0"),
 ])
 def test_config_values_out_of_range_name_the_file_and_the_key(tmp_path: Path, line: str, expected: str) -> None:
@@ -175,6 +174,15 @@ def test_a_negative_learning_rate_is_exit_2_not_a_bug_report(tmp_path: Path,
     code, out, err = _run(capsys, "-q", "train", toml, "--out", tmp_path / "m", "--device", "cpu")
     assert code == 2 and "'lr' must be a number > 0" in err and "Internal error" not in err, err
     assert not (tmp_path / "m").exists() or not any((tmp_path / "m").iterdir())
+
+
+def test_a_vhr_run_of_two_bands_is_exit_2_before_any_data(tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    toml = tmp_path / "t.toml"
+    toml.write_text(TINY_TOML.format(cache=tmp_path / "absent.npz", steps=2, extra='bands = ["red", "green"]\n'))
+    code, out, err = _run(capsys, "-q", "train", toml, "--out", tmp_path / "m", "--device", "cpu")
+    # it was 'Internal error: ValueError: expected 2 bands, got 3' at the first batch, once the data were read
+    assert code == 2 and "task 'vhr' trains on RGB images: 'bands' must name 3 bands" in err, err
 
 
 def test_init_from_may_name_a_shipped_model(tmp_path: Path) -> None:

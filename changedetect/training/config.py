@@ -11,7 +11,8 @@ Example (``models/vhr-building/train.toml``)::
     size = 256
     p_pairing = 0.35
 
-Paths in the file are relative to the file's folder.  An unknown key raises
+Paths in the file are relative to the file's folder (``init_from`` may also be a shipped
+model's name).  An unknown key raises
 :class:`~changedetect.errors.ConfigError` naming it and the allowed ones; a value of the
 wrong type one naming the key, the expected type and the value.
 """
@@ -76,7 +77,8 @@ class TrainConfig:
     levir
         Path (relative to ``data_root``) of the LEVIR samples, evaluation only ("" = skip).
     init_from
-        A model folder whose weights start the run (fine-tuning); "" = random initialisation.
+        A model folder (in a file: relative to it) or a shipped model's name whose weights start
+        the run (fine-tuning); "" = random initialisation.
     transform
         Pixel transform applied before each date's standardisation, written into the card
         (``"none"`` or ``"sqrt"``: :func:`changedetect.weights.apply_transform`).
@@ -130,6 +132,20 @@ class TrainConfig:
             raise ConfigError(f"transform must be one of {list(TRANSFORMS)}, got {self.transform!r}")
         if not math.isfinite(self.hard_pos_boost) or self.hard_pos_boost < 0:
             raise ConfigError(f"hard_pos_boost must be a finite number >= 0, got {self.hard_pos_boost}")
+        # caught here, not by the optimiser or the card after the data are read (an 'Internal error', or
+        # a model whose threshold no probability reaches)
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ConfigError(f"'lr' must be a number > 0, got {self.lr}")
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise ConfigError(f"'weight_decay' must be a number >= 0, got {self.weight_decay}")
+        if not 0 < self.threshold < 1:
+            raise ConfigError(f"'threshold' must be between 0 and 1 (a probability), got {self.threshold}")
+        if not 0 <= self.p_real <= 1:
+            raise ConfigError(f"'p_real' must be between 0 and 1 (a share of the samples), got {self.p_real}")
+        lo, hi = self.gsd_range_m
+        if not (0 < lo <= hi and math.isfinite(hi)):
+            raise ConfigError(f"'gsd_range_m' must be two ground sample distances 0 < low <= high (metres), "
+                              f"got {list(self.gsd_range_m)}")
 
     @classmethod
     def from_toml(cls, path: str | Path) -> TrainConfig:
@@ -144,7 +160,7 @@ class TrainConfig:
         cfg = cls.from_dict(data, source=str(path))
         base = path.resolve().parent
         return replace(cfg, data_root=str(_rel(base, cfg.data_root)), cache=str(_rel(base, cfg.cache)),
-                       init_from=str(_rel(base, cfg.init_from)) if cfg.init_from else "")
+                       init_from=_init_from(base, cfg.init_from))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], *, source: str = "config") -> TrainConfig:
@@ -160,7 +176,7 @@ class TrainConfig:
         syn = {k: _typed(synth_hints[k], v, where=f"{source} [synth]", key=k) for k, v in synth.items()}
         try:
             return cls(**kw, synth=SynthConfig(**syn))
-        except TypeError as exc:
+        except (TypeError, ConfigError) as exc:  # the file's name with what is wrong in it
             raise ConfigError(f"{source}: {exc}") from exc
 
     def to_dict(self) -> dict[str, Any]:
@@ -171,6 +187,17 @@ class TrainConfig:
 def _rel(base: Path, p: str) -> Path:
     q = Path(p)
     return q if q.is_absolute() else (base / q).resolve()
+
+
+def _init_from(base: Path, value: str) -> str:
+    """``init_from`` of a file in ``base``: a path (``stage1``, ``../m``) relative to the file, or a
+    shipped model's name (``vhr-building``) when no such folder is there and it is a bare name."""
+    if not value:
+        return ""
+    q = Path(value)
+    if q.is_absolute() or (base / q).exists() or len(q.parts) > 1 or value.startswith("."):
+        return str(_rel(base, value))
+    return value
 
 
 def _shown(value: Any) -> str:

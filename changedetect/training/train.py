@@ -177,6 +177,9 @@ def train(config: TrainConfig, *, out: str | os.PathLike[str], resume: bool = Tr
 
     out = Path(out)
     ckdir = out / "checkpoints"
+    if config.task == "vhr" and len(config.bands) != 3:  # (the network would fail on the first batch)
+        raise ConfigError(f"task 'vhr' trains on RGB images: 'bands' must name 3 bands (e.g. "
+                          f"[\"red\", \"green\", \"blue\"]), got {list(config.bands)}")
     dev = resolve_device(device)
     torch.manual_seed(config.seed)
     images, pairs = load_data(config)
