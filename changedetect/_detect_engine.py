@@ -16,7 +16,7 @@ from typing import Any, Protocol
 import numpy as np
 import rioxarray  # noqa: F401  (registers the .rio accessor)
 
-from changedetect.errors import ModelError
+from changedetect.errors import ConfigError, ModelError
 from changedetect.tiling import StripAccumulator, Window, iter_blocks, window_rows
 
 logger = logging.getLogger("changedetect.detect")
@@ -50,7 +50,9 @@ class DetectConfig:
         Side of the square windows fed to the network, in pixels; ``None``: the
         model card's ``window`` (what it was trained and validated at).
     overlap
-        Overlap between neighbouring windows (the length of the blending ramps).
+        Overlap between neighbouring windows (the length of the blending ramps), less than half
+        the window (with the card's window, ``ConfigError`` otherwise; the default 64 becomes a
+        quarter of a card's window of 128 px or less).
     batch_size
         Windows per forward pass.
     tta
@@ -261,7 +263,13 @@ class _Runner:
         self.card = loaded.card
         self.config = config
         self.window = int(config.window or getattr(self.card, "window", None) or 512)
-        self.overlap = min(config.overlap, self.window // 4) if config.window is None else config.overlap
+        self.overlap = config.overlap
+        if config.window is None and config.overlap >= self.window // 2:  # checked here: the card's window
+            if config.overlap != DetectConfig.overlap:
+                raise ConfigError(f"an overlap of {config.overlap} px must be less than half the model card's "
+                                  f"window ({self.window} px): give a smaller overlap (--overlap) or a window "
+                                  "(--window) more than twice as large")
+            self.overlap = self.window // 4  # the default overlap, on a small card window
         self.device = torch.device(config.device)
         # channels-last is ~15-20 % faster for these small conv nets on CPU (oneDNN)
         self.module.to(self.device, memory_format=torch.channels_last)

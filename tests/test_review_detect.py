@@ -65,3 +65,35 @@ def test_rgbn_file_whose_nir_gdal_flags_as_alpha_is_read_as_a_band_not_a_mask(
     with rasterio.open(tmp_path / "warped.tif") as src:
         np.testing.assert_allclose(src.read(1), ref, atol=1e-3)
     assert summary.valid_share == 1.0
+
+
+def test_an_overlap_given_with_the_cards_window_is_used_or_refused_never_silently_cut(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Without --window (the card's 512 px), --overlap 200 was cut to 128 and --overlap 600 to 128
+    without a word, while --window 512 --overlap 600 was refused: the overlap asked for is used
+    when it is below half the window, refused with one line (exit 2) otherwise."""
+    from changedetect._detect_engine import _Runner
+    from changedetect.cli import main
+    from changedetect.detect import DetectConfig
+    from changedetect.errors import ConfigError
+
+    card = FakeCard()
+    object.__setattr__(card, "window", 512)
+    loaded = Loaded(Pointwise(3), card)
+    assert _Runner(loaded, DetectConfig(model="tiny", overlap=200, num_threads=1)).overlap == 200
+    assert _Runner(loaded, DetectConfig(model="tiny", num_threads=1)).overlap == 64  # the default
+    with pytest.raises(ConfigError, match=r"overlap of 600 px .* half the model card's window \(512 px\)"):
+        _Runner(loaded, DetectConfig(model="tiny", overlap=600, num_threads=1))
+    small = FakeCard()
+    object.__setattr__(small, "window", 96)  # the default overlap adapts to a small card window
+    assert _Runner(Loaded(Pointwise(3), small), DetectConfig(model="tiny", num_threads=1)).overlap == 24
+
+    a, b = _pair(64, 64)
+    pa = _write_bands(tmp_path / "a.tif", a.values, descriptions=("red", "green", "blue"))
+    pb = _write_bands(tmp_path / "b.tif", b.values, descriptions=("red", "green", "blue"))
+    with pytest.raises(SystemExit) as exit_:
+        main(["-q", "detect", str(pa), str(pb), "--out", str(tmp_path / "p.tif"), "--overlap", "600"])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2, err
+    assert err.startswith("Error: an overlap of 600 px") and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "p.tif").exists()

@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 @click.option("--tta", is_flag=True, help="Average over flips and a rotation (4x slower, a bit more accurate).")
 @click.option("--window", type=click.IntRange(32), help="Window side in pixels (default: the model card's).")
 @click.option("--overlap", type=click.IntRange(0), default=64, show_default=True,
-              help="Overlap of neighbouring windows in pixels (blended smoothly).")
+              help="Overlap of neighbouring windows in pixels (blended smoothly); less than half the window.")
 @click.option("--batch-size", type=click.IntRange(1), default=4, show_default=True, help="Windows per forward pass.")
 @click.option("--threshold", type=click.FloatRange(0, 1, min_open=True, max_open=True),
               help="Probability counted as change in the summary (default: the model card's).")
