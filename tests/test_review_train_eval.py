@@ -71,6 +71,9 @@ def test_a_model_that_cannot_read_a_pair_names_the_pair(tmp_path: Path,
     assert "p1" in lines[0] and str(root / "A" / "p1.png") in lines[0], err  # which pair, which file
 
 
+GRID = rasterio.Affine(10.0, 0.0, 500_000.0, 0.0, -10.0, 5_000_000.0)
+
+
 def _oscd(root: Path, label_values: tuple[int, int]) -> Path:
     """One OSCD-style city 'c1' of 24x24 with the four 10 m bands and a change map."""
     rng = np.random.default_rng(1)
@@ -82,18 +85,17 @@ def _oscd(root: Path, label_values: tuple[int, int]) -> Path:
             if d == "imgs_2":
                 data[:, 4:12, 4:12] = 4000
             with rasterio.open(folder / f"S2_T1_{band}.tif", "w", driver="GTiff", width=24, height=24,
-                               count=1, dtype="uint16") as dst:
+                               count=1, dtype="uint16", crs="EPSG:32631", transform=GRID) as dst:
                 dst.write(data)
     (root / "labels" / "c1" / "cm").mkdir(parents=True)
     cm = np.full((1, 24, 24), label_values[0], np.uint8)
     cm[:, 4:12, 4:12] = label_values[1]
     with rasterio.open(root / "labels" / "c1" / "cm" / "c1-cm.tif", "w", driver="GTiff", width=24, height=24,
-                       count=1, dtype="uint8") as dst:
+                       count=1, dtype="uint8", crs="EPSG:32631", transform=GRID) as dst:
         dst.write(cm)
     return root
 
 
-@pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
 def test_an_oscd_change_map_of_other_values_is_refused_not_scored_as_no_change(tmp_path: Path) -> None:
     good = evaluate_detailed(_oscd(tmp_path / "good", (1, 2)), model="cva")
     assert good.tp + good.fn == 64  # 1 = no change, 2 = change
@@ -196,7 +198,6 @@ def test_init_from_may_name_a_shipped_model(tmp_path: Path) -> None:
     assert TrainConfig.from_toml(toml).init_from == str((tmp_path / "stage").resolve())
 
 
-@pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
 def test_training_on_an_oscd_root_of_another_name(tmp_path: Path) -> None:
     from changedetect.cli.train_cmd import _config
     from changedetect.training.loaders import build_data

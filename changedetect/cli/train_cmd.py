@@ -110,7 +110,8 @@ def _config(path: Path, out: Path) -> TrainConfig:
     cfg = TrainConfig.from_toml(shipped) if shipped.is_file() else TrainConfig(name=name)
     import hashlib
 
-    root = (path.parent if is_oscd or path.name == "buildings" else path).resolve()
+    # the folder that holds oscd/ (or buildings/); an OSCD-style root of another name is read as it is
+    root = (path.parent if (is_oscd and path.name == "oscd") or path.name == "buildings" else path).resolve()
     # the cache holds licensed data: keep it in the git-ignored .cache_train/, never beside the model
     key = hashlib.sha1(str(root).encode()).hexdigest()[:8]
     cache = Path(__file__).resolve().parents[2] / ".cache_train" / f"{name}-{key}.npz"

@@ -191,8 +191,10 @@ def build_data(cfg: TrainConfig, *, sample_city: Path | None = None
     images: list[ds.LabelledImage] = []
     pairs: list[ds.ChangePair] = []
     if cfg.task == "s2":
+        # data_root holds oscd/, or is an OSCD-style root itself (images/, labels/) of any name
+        oscd = root if (root / "images").is_dir() and (root / "labels").is_dir() else root / "oscd"
         for city in sorted(groups):
-            p = ds.load_oscd_city(root / "oscd", city, bands=_s2_names(cfg))
+            p = ds.load_oscd_city(oscd, city, bands=_s2_names(cfg))
             p.before, p.after = _quantise(p.before), _quantise(p.after)
             pairs.append(p)
         return images, pairs
