@@ -293,3 +293,47 @@ def test_info_on_one_crs_says_nothing_more(tmp_path: Path) -> None:
     shutil.copy(folder / "a_20240101.tif", folder / "a_20240301.tif")
     out = CliRunner().invoke(cdcli.cli, ["info", str(folder)]).output
     assert "differ" not in out and out.count("EPSG:") == 1, out
+
+
+# --- an empty violation list --------------------------------------------------------------------------------
+
+
+def _match_frames() -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
+    from changedetect.match import match
+    from changedetect.testing import make_footprints, make_permits
+
+    footprints = make_footprints()
+    permits = make_permits(footprints)
+    return match(footprints, permits), match(footprints.iloc[:0], permits)
+
+
+def test_an_empty_violation_list_has_the_schema_of_a_full_one(tmp_path: Path) -> None:
+    """A night without violations wrote first_seen as a DATETIME field (a DATE otherwise) in the GeoPackage,
+    and in GeoParquet the text columns as Arrow `null` and first_seen as a timestamp (string, date32
+    otherwise): a reader of a folder of nights meets two schemas."""
+    import pyarrow.parquet as pq
+
+    full, empty = _match_frames()
+    assert len(full) and not len(empty)
+    for name, frame in (("full", full), ("empty", empty)):
+        write_vector(frame, tmp_path / f"{name}.gpkg")
+        write_vector(frame, tmp_path / f"{name}.parquet")
+    a, b = pyogrio.read_info(tmp_path / "full.gpkg"), pyogrio.read_info(tmp_path / "empty.gpkg")
+    assert list(a["fields"]) == list(b["fields"])
+    assert dict(zip(a["fields"], a["ogr_types"], strict=True)) == dict(zip(b["fields"], b["ogr_types"], strict=True))
+    assert dict(zip(a["fields"], a["ogr_types"], strict=True))["first_seen"] == "OFTDate"
+    sa, sb = pq.read_schema(tmp_path / "full.parquet"), pq.read_schema(tmp_path / "empty.parquet")
+    assert {f.name: str(f.type) for f in sa} == {f.name: str(f.type) for f in sb}
+    assert str(sa.field("first_seen").type) == "date32[day]" and str(sa.field("status").type) == "string"
+    back = gpd.read_parquet(tmp_path / "empty.parquet")
+    assert len(back) == 0 and back.crs == full.crs
+
+
+def test_an_all_nat_date_column_is_still_a_date(tmp_path: Path) -> None:
+    frame = _violations()
+    frame["first_seen"] = pd.NaT
+    frame["first_seen"] = frame["first_seen"].astype("datetime64[ns]")
+    write_vector(frame, tmp_path / "v.gpkg")
+    info = pyogrio.read_info(tmp_path / "v.gpkg")
+    assert dict(zip(info["fields"], info["ogr_types"], strict=True))["first_seen"] == "OFTDate"
+    assert gpd.read_file(tmp_path / "v.gpkg")["first_seen"].isna().all()

@@ -34,6 +34,7 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from changedetect.io.atomic import atomic_path
 
@@ -168,9 +169,14 @@ def _plain_columns(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
             valid = s.dropna()
             if len(valid) and (valid == valid.dt.normalize()).all():  # whole days: a DATE field
                 out[col] = pd.Series([v.date() if not pd.isna(v) else None for v in s], index=s.index, dtype=object)
+            elif not len(valid):  # no value to see (an empty list): a date, as when filled
+                out[col] = pd.Series(pd.NaT, index=s.index, dtype="datetime64[s]").astype(_DATE)
             continue
         if s.dtype == object or pd.api.types.is_string_dtype(s):
             values = s.tolist()
+            if s.dtype == object and all(_isnull(v) for v in values):  # no value to type it: text, as when filled
+                out[col] = pd.Series(values, index=s.index, dtype=object).astype(_TEXT)
+                continue
             if any(isinstance(v, list | tuple | set | np.ndarray) for v in values):
                 out[col] = [
                     ",".join(str(x) for x in v) if isinstance(v, list | tuple | set | np.ndarray) else v
@@ -184,6 +190,12 @@ def _plain_columns(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
                     for v in values
                 ]
     return out
+
+
+#: Arrow types of a date column and of a text column without values, so that an empty list (a night without
+#: violations) has the fields of a full one: DATE, not DATETIME; Parquet string and date32, not null/timestamp
+_DATE = pd.ArrowDtype(pa.date32())
+_TEXT = pd.ArrowDtype(pa.string())
 
 
 def _isnull(v: object) -> bool:
