@@ -203,7 +203,7 @@ def train(config: TrainConfig, *, out: str | os.PathLike[str], resume: bool = Tr
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.lr, total_steps=config.steps,
                                                 pct_start=0.15)
-    step, history, commands, spent = 0, [], [command] if command else [], 0.0
+    step, history, commands, spent, resumed_loss = 0, [], [command] if command else [], 0.0, 0.0
     last = ckdir / "last.pt"
     if config.init_from and not (resume and last.is_file()):
         from changedetect.weights import load_model
@@ -229,6 +229,7 @@ def train(config: TrainConfig, *, out: str | os.PathLike[str], resume: bool = Tr
         made_by = list(state.get("commands", []))
         commands = made_by + [c for c in commands if c not in made_by]
         spent = float(state.get("seconds", 0.0))
+        resumed_loss = float(state.get("run_loss", 0.0))  # the running loss goes on, not from 0
         log.info("resuming from step %d", step)
     sampler = range(step * bs, config.steps * bs)
     workers = data_workers(config.workers)
@@ -241,7 +242,7 @@ def train(config: TrainConfig, *, out: str | os.PathLike[str], resume: bool = Tr
     if step == 0:  # a fresh run: no log lines of an earlier one
         (out / "train_log.jsonl").unlink(missing_ok=True)
     model.train()
-    t0, run_loss = time.time() - spent, 0.0
+    t0, run_loss = time.time() - spent, resumed_loss
     bar = tqdm(total=config.steps, initial=step, disable=not progress, desc=f"train {config.name}")
     for a, b, y in loader:
         a, b, y = (t.to(dev, non_blocking=True) for t in (a, b, y))
@@ -263,11 +264,13 @@ def train(config: TrainConfig, *, out: str | os.PathLike[str], resume: bool = Tr
                    "eval": evaluate_sets(model, sets, dev, config.threshold)}
             history.append(rec)
             _append_log(out / "train_log.jsonl", rec)
-            _save_checkpoint(last, model, opt, sched, step, history, config, commands, time.time() - t0)
+            _save_checkpoint(last, model, opt, sched, step, history, config, commands, time.time() - t0,
+                             run_loss)
             log.info("step %d: %s", step, json.dumps(rec["eval"]))
         if stop_after is not None and step >= stop_after:
             if step % config.checkpoint_every:
-                _save_checkpoint(last, model, opt, sched, step, history, config, commands, time.time() - t0)
+                _save_checkpoint(last, model, opt, sched, step, history, config, commands, time.time() - t0,
+                                 run_loss)
             bar.close()
             log.info("stopped at step %d; resume to continue", step)
             return None
@@ -306,11 +309,11 @@ def measure_throughput(config: TrainConfig, *, seconds: float = 20.0) -> float:
 
 def _save_checkpoint(path: Path, model: torch.nn.Module, opt: torch.optim.Optimizer, sched: Any,
                      step: int, history: list[dict[str, Any]], config: TrainConfig, commands: list[str],
-                     seconds: float) -> None:
+                     seconds: float, run_loss: float) -> None:
     tmp = path.with_suffix(".tmp")
     torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
                 "step": step, "history": history, "config": config.to_dict(), "commands": commands,
-                "seconds": seconds}, tmp)
+                "seconds": seconds, "run_loss": run_loss}, tmp)
     tmp.replace(path)
 
 
