@@ -424,7 +424,7 @@ def _finish(series: Any, stack: xr.DataArray, permits: str | Path, out: Path, co
         "python": platform.python_version(),
         "model": {"name": card.name, "version": getattr(card, "version", ""), "sha256": card.sha256,
                   "path": str(getattr(loaded, "path", ""))},
-        "inputs": {"tiles": inputs, "permits": {"path": str(permits),
+        "inputs": {"tiles": inputs, "permits": {"path": _shown(permits),
                    "sha256": sha256_file(ppath) if ppath.is_file() else None},
                    "previous_footprints": prev},
         "dates": results["times"],
@@ -446,6 +446,14 @@ def _finish(series: Any, stack: xr.DataArray, permits: str | Path, out: Path, co
     return RunSummary(out=out, counts=counts, n_footprints=len(results["footprints"]), dates=results["times"],
                       model=card.name, model_sha256=card.sha256, paths=paths, timings=clock.timings,
                       carried_ids=results["carried_ids"], same_sun_dropped=results["same_sun_dropped"])
+
+
+def _shown(permits: str | Path) -> str:
+    """The register as run.json records it: a database URL without its password."""
+    from changedetect.io.registers import _safe_url
+
+    text = str(permits)
+    return _safe_url(text) if "://" in text else text
 
 
 __all__ = ["OUTPUTS", "STAGES", "RunSummary", "check_out", "run"]

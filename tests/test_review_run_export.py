@@ -337,3 +337,36 @@ def test_an_all_nat_date_column_is_still_a_date(tmp_path: Path) -> None:
     info = pyogrio.read_info(tmp_path / "v.gpkg")
     assert dict(zip(info["fields"], info["ogr_types"], strict=True))["first_seen"] == "OFTDate"
     assert gpd.read_file(tmp_path / "v.gpkg")["first_seen"].isna().all()
+
+
+# --- run.json provenance ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """test_pipeline's tiny series, register and random model."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    import test_pipeline
+
+    return test_pipeline.inputs.__wrapped__(tmp_path_factory)  # type: ignore[attr-defined]
+
+
+def test_a_register_url_password_is_not_written_to_run_json(inputs: dict, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--permits postgresql://inspector:s3cret@db/city` was recorded verbatim in run.json (a file handed to
+    inspectors and archived with each night), though every message already hides the password."""
+    from changedetect.config import PermitsConfig
+    from changedetect.pipeline import run
+
+    register = gpd.read_file(inputs["permits"])
+    monkeypatch.setattr(PermitsConfig, "load", lambda self, source, **kw: register)
+    url = "postgresql://inspector:s3cret@db.example:5432/city?sslmode=require"
+    out = tmp_path / "out"
+    run(inputs["tiles"], permits=url, out=out, config=inputs["config"])
+    text = (out / "run.json").read_text(encoding="utf-8")
+    assert "s3cret" not in text
+    import json
+
+    recorded = json.loads(text)["inputs"]["permits"]
+    assert recorded["path"] == "postgresql://inspector:***@db.example:5432/city?sslmode=require"
+    assert recorded["sha256"] is None
