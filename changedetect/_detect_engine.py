@@ -205,6 +205,19 @@ def resolve_bands(
     )
 
 
+def same_transform(a: Any, b: Any, width: int, height: int) -> bool:
+    """Whether two affine transforms put a ``width`` x ``height`` grid's corners within a hundredth of
+    ``b``'s pixel of each other (``np.allclose`` on the coefficients allows 6 m at a UTM easting of
+    600 km, and ``Affine.almost_equals``' 1e-5 is three 0.3 m pixels in degrees)."""
+    pixel = float(np.sqrt(abs(b.a * b.e - b.b * b.d)))
+    for col, row in ((0, 0), (width, 0), (0, height), (width, height)):
+        xa, ya = a @ (col, row)
+        xb, yb = b @ (col, row)
+        if max(abs(xa - xb), abs(ya - yb)) > 0.01 * pixel:
+            return False
+    return True
+
+
 # ----------------------------------------------------------------------------- model
 def _load_model(config: DetectConfig, model: _Loaded | None) -> _Loaded:
     if model is not None:

@@ -30,6 +30,7 @@ from changedetect._detect_engine import (
     _threshold,
     check_gsd,
     resolve_bands,
+    same_transform,
 )
 from changedetect.errors import GeoreferenceError
 from changedetect.tiling import Window
@@ -119,7 +120,8 @@ def _file_stats(src: _Bands, idx: list[int], card: Any) -> Any:
 
 
 def _same_grid(a: Any, b: Any) -> bool:
-    return (a.width, a.height) == (b.width, b.height) and a.crs == b.crs and a.transform.almost_equals(b.transform)
+    return ((a.width, a.height) == (b.width, b.height) and a.crs == b.crs
+            and same_transform(a.transform, b.transform, b.width, b.height))
 
 
 def _check_inputs(before_path: Path, after_path: Path) -> None:

@@ -37,6 +37,7 @@ from changedetect._detect_engine import (
     _threshold,
     check_gsd,
     resolve_bands,
+    same_transform,
 )
 from changedetect._detect_file import detect_to_file
 from changedetect.errors import GeoreferenceError, TimeSeriesError
@@ -87,8 +88,8 @@ def _on_grid_of(after: xr.DataArray, before: xr.DataArray) -> xr.DataArray:
     same_shape = after.sizes["y"] == before.sizes["y"] and after.sizes["x"] == before.sizes["x"]
     try:
         crs_b, crs_a = before.rio.crs, after.rio.crs
-        same = same_shape and crs_a == crs_b and np.allclose(
-            tuple(after.rio.transform())[:6], tuple(before.rio.transform())[:6])
+        same = same_shape and crs_a == crs_b and same_transform(
+            after.rio.transform(), before.rio.transform(), before.sizes["x"], before.sizes["y"])
     except Exception:  # no georeferencing: only the shapes can be compared
         crs_b = crs_a = None
         same = same_shape

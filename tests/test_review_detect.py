@@ -7,11 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
+import rioxarray  # noqa: F401
+import xarray as xr
 from affine import Affine
 from rasterio.enums import ColorInterp
 from test_detect import CFG, CRS, TRANSFORM, FakeCard, Loaded, Pointwise, _pair
 
-from changedetect.detect import detect_to_file
+from changedetect.detect import detect_pair, detect_to_file
 
 
 def _write_bands(path: Path, data: np.ndarray, transform: Affine = TRANSFORM,
@@ -97,3 +99,59 @@ def test_an_overlap_given_with_the_cards_window_is_used_or_refused_never_silentl
     assert exit_.value.code == 2, err
     assert err.startswith("Error: an overlap of 600 px") and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "p.tif").exists()
+
+
+def _shifted(da: xr.DataArray, px: int) -> xr.DataArray:
+    """``da``'s ground on a grid ``px`` pixels further east, same size (its last ``px`` columns NaN)."""
+    t = da.rio.transform()
+    data = np.full(da.shape, np.nan, np.float32)
+    data[:, :, :-px] = da.values[:, :, px:]
+    moved = t @ Affine.translation(px, 0)
+    out = xr.DataArray(data, dims=da.dims, coords={"band": da["band"].values, "y": da["y"].values,
+                                                     "x": da["x"].values + px * t.a})
+    return out.rio.write_crs(da.rio.crs).rio.write_transform(moved)
+
+
+@pytest.mark.parametrize("crs, pixel", [("EPSG:32648", 0.5), ("EPSG:4326", 3e-6)])
+def test_detect_pair_reads_an_after_a_few_pixels_off_onto_befores_grid(crs: str, pixel: float) -> None:
+    """AFTER of BEFORE's size and CRS on a grid 10 px east (5 m at 0.5 m, 3e-5 deg at 0.3 m) was taken
+    for BEFORE's grid (np.allclose on the transform: 1e-5 of 600000 m is 6 m) and compared pixel by
+    pixel with ground 10 px away; it is now put onto BEFORE's grid, like a farther one."""
+    a, b = _pair(120, 160)
+    t = Affine(pixel, 0, 600000 * pixel / 0.5 if crs == "EPSG:32648" else 106.6, 0, -pixel,
+               1200000 * pixel / 0.5 if crs == "EPSG:32648" else 10.9)
+    a = a.rio.write_crs(crs).rio.write_transform(t)
+    a = a.assign_coords(x=t.c + pixel * (np.arange(160) + 0.5), y=t.f - pixel * (np.arange(120) + 0.5))
+    loaded = Loaded(Pointwise(3), FakeCard())
+    ref = detect_pair(a, a, config=CFG, model=loaded).values
+    prob = detect_pair(a, _shifted(a, 10), config=CFG, model=loaded)
+    assert prob.rio.transform() == t
+    assert np.isnan(prob.values[:, :10]).all()  # west of AFTER's grid
+    np.testing.assert_allclose(prob.values[:, 11:-1], ref[:, 11:-1], atol=1e-3)  # bilinear at the edges
+
+
+def test_detect_to_file_reads_an_after_two_pixels_off_in_degrees_onto_befores_grid(tmp_path: Path) -> None:
+    """In EPSG:4326 at 0.3 m (3e-6 deg) an AFTER of BEFORE's size 2 px east passed Affine.almost_equals
+    (1e-5 deg) and was read pixel for pixel; it is now read onto BEFORE's grid."""
+    a, _ = _pair(100, 120)
+    t = Affine(3e-6, 0, 106.6, 0, -3e-6, 10.9)
+    data = a.values.astype(np.uint8)
+
+    def write(path: Path, values: np.ndarray, transform: Affine) -> Path:
+        with rasterio.open(path, "w", driver="GTiff", width=120, height=100, count=3, dtype="uint8",
+                           crs="EPSG:4326", transform=transform) as dst:
+            dst.write(values)
+            dst.descriptions = ("red", "green", "blue")
+        return path
+
+    moved = np.zeros_like(data)
+    moved[:, :, :-2] = data[:, :, 2:]
+    pa = write(tmp_path / "a.tif", data, t)
+    pb = write(tmp_path / "b.tif", moved, t @ Affine.translation(2, 0))
+    loaded = Loaded(Pointwise(3), FakeCard())
+    summary = detect_to_file(pa, pb, tmp_path / "p.tif", config=CFG, model=loaded)
+    detect_to_file(pa, pa, tmp_path / "same.tif", config=CFG, model=loaded)
+    with rasterio.open(tmp_path / "p.tif") as p, rasterio.open(tmp_path / "same.tif") as same:
+        prob, ref = p.read(1), same.read(1)
+    assert np.isnan(prob[:, :2]).all() and summary.valid_share == pytest.approx(118 / 120)
+    np.testing.assert_allclose(prob[:, 3:-3], ref[:, 3:-3], atol=1e-3)
