@@ -174,7 +174,7 @@ def load_model(name_or_path: str | os.PathLike[str], *, device: str = "cpu",
     if not wpath.is_file():
         raise ModelError(f"model '{card.name}': '{wpath}' is missing; restore it from git (git lfs pull?)")
     digest = sha256_file(wpath)
-    if card.sha256 and digest != card.sha256:
+    if card.sha256 and digest != card.sha256.strip().lower():  # (Get-FileHash prints capitals)
         raise ModelError(f"model '{card.name}': sha256 of '{wpath}' is {digest} but its card says "
                          f"{card.sha256}; the weights are corrupt or were replaced: restore them "
                          "from git or retrain with `changedetect train`")

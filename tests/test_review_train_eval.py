@@ -238,3 +238,51 @@ def test_a_resumed_run_logs_the_same_losses_as_an_uninterrupted_one(tmp_path: Pa
 
     # the running loss restarted from 0 after a resume: 0.0306 logged at step 4 for 1.474
     assert losses(tmp_path / "split") == pytest.approx(losses(tmp_path / "whole"), rel=1e-3)
+
+
+def test_a_card_sha256_in_capitals_is_the_same_checksum(tmp_path: Path) -> None:
+    from changedetect.weights import load_model
+
+    folder = _copy_model(tmp_path, "upper")
+    meta = json.loads((folder / "metadata.json").read_text())
+    # Windows' Get-FileHash and CertUtil print the digest in capitals: the same weights were refused as corrupt
+    meta["sha256"] = meta["sha256"].upper()
+    (folder / "metadata.json").write_text(json.dumps(meta))
+    assert load_model(folder).card.name == "upper"
+    meta["sha256"] = "0" * 64
+    (folder / "metadata.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelError, match="sha256"):
+        load_model(folder)
+
+
+def test_a_run_killed_between_its_log_line_and_its_checkpoint_logs_each_step_once(tmp_path: Path,
+                                                                                 monkeypatch: pytest.MonkeyPatch
+                                                                                 ) -> None:
+    from changedetect.training import train as train_mod
+    from changedetect.training.datasets import LabelledImage, save_cache
+
+    rng = np.random.default_rng(1)
+    img = rng.integers(60, 120, (3, 96, 96)).astype(np.uint8)
+    mask = np.zeros((96, 96), bool)
+    mask[20:30, 40:50] = True
+    images = [LabelledImage(f"im{k}", img, mask, 0.5, g, np.ones((96, 96), bool))
+              for k, g in enumerate(("a", "a", "held"))]
+    save_cache(tmp_path / "cache.npz", images=images)
+    toml = tmp_path / "t.toml"
+    toml.write_text(TINY_TOML.format(cache=tmp_path / "cache.npz", steps=4, extra=""))
+    cfg = TrainConfig.from_toml(toml)
+    out = tmp_path / "m"
+    real_save = train_mod._save_checkpoint
+
+    def killed_at_step_4(path: Path, *args: object, **kw: object) -> None:
+        if args[3] == 4:  # step: Ctrl-C while the checkpoint is written, after the log line
+            raise KeyboardInterrupt
+        real_save(path, *args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(train_mod, "_save_checkpoint", killed_at_step_4)
+    with pytest.raises(KeyboardInterrupt):
+        train_mod.train(cfg, out=out, progress=False, device="cpu")
+    monkeypatch.setattr(train_mod, "_save_checkpoint", real_save)
+    assert train_mod.train(cfg, out=out, progress=False, device="cpu") is not None
+    steps = [json.loads(line)["step"] for line in (out / "train_log.jsonl").read_text().splitlines()]
+    assert steps == [2, 4]  # was [2, 4, 4]

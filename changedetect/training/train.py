@@ -241,6 +241,8 @@ def train(config: TrainConfig, *, out: str | os.PathLike[str], resume: bool = Tr
     ckdir.mkdir(parents=True, exist_ok=True)
     if step == 0:  # a fresh run: no log lines of an earlier one
         (out / "train_log.jsonl").unlink(missing_ok=True)
+    else:  # a run stopped between a log line and its checkpoint: the steps redone are logged again
+        _trim_log(out / "train_log.jsonl", step)
     model.train()
     t0, run_loss = time.time() - spent, resumed_loss
     bar = tqdm(total=config.steps, initial=step, disable=not progress, desc=f"train {config.name}")
@@ -315,6 +317,25 @@ def _save_checkpoint(path: Path, model: torch.nn.Module, opt: torch.optim.Optimi
                 "step": step, "history": history, "config": config.to_dict(), "commands": commands,
                 "seconds": seconds, "run_loss": run_loss}, tmp)
     tmp.replace(path)
+
+
+def _trim_log(path: Path, step: int) -> None:
+    """Keep the log lines of steps up to ``step`` (the checkpoint's), written to a temporary file and renamed."""
+    if not path.is_file():
+        return
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    kept = [ln for ln in lines if _log_step(ln) <= step]
+    if kept != lines:
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text("".join(kept), encoding="utf-8")
+        tmp.replace(path)
+
+
+def _log_step(line: str) -> int:
+    try:
+        return int(json.loads(line).get("step", 0))
+    except (ValueError, AttributeError, TypeError):
+        return 1 << 62  # a line cut by the interruption: dropped
 
 
 def _append_log(path: Path, rec: dict[str, Any]) -> None:
