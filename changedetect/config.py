@@ -380,14 +380,23 @@ def _to_toml(data: Mapping[str, Any]) -> str:
         scalars = {k: v for k, v in d.items() if not isinstance(v, Mapping)}
         if prefix:
             lines.append(f"[{prefix}]")
-        lines.extend(f"{k} = {_toml_value(v)}" for k, v in scalars.items())
+        lines.extend(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in scalars.items())
         lines.append("")
         for k, v in d.items():
             if isinstance(v, Mapping):
-                table(f"{prefix}.{k}" if prefix else k, v)
+                table(f"{prefix}.{_toml_key(k)}" if prefix else _toml_key(k), v)
 
     table("", data)
     return "\n".join(lines).strip() + "\n"
+
+
+def _toml_key(key: str) -> str:
+    """``key`` bare when TOML allows it, else quoted (a register's column names: ``"Số giấy phép"``,
+    ``"dia.chi"``, which bare would be a dotted key)."""
+    import json
+    import re
+
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else json.dumps(key, ensure_ascii=False)
 
 
 def _toml_value(v: Any) -> str:

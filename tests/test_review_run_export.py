@@ -370,3 +370,16 @@ def test_a_register_url_password_is_not_written_to_run_json(inputs: dict, tmp_pa
     recorded = json.loads(text)["inputs"]["permits"]
     assert recorded["path"] == "postgresql://inspector:***@db.example:5432/city?sslmode=require"
     assert recorded["sha256"] is None
+
+
+def test_to_toml_quotes_register_column_names_that_are_not_bare_keys(tmp_path: Path) -> None:
+    """A Vietnamese register's column map ({"Số giấy phép" = "permit_id"}) was written as a bare key, which
+    TOML refuses ('Expected = after a key'); a name with a dot was written as a dotted key (another table)."""
+    cfg = PipelineConfig.from_dict({"permits": {"column_map": {"Số giấy phép": "permit_id", "dia.chi": "address",
+                                                               "so_gp": "permit_id"},
+                                                "params": {"quận": "12"}}})
+    path = tmp_path / "run.toml"
+    path.write_text(cfg.to_toml(), encoding="utf-8")
+    back = PipelineConfig.from_toml(path)
+    assert back == cfg
+    assert back.permits.column_map == {"Số giấy phép": "permit_id", "dia.chi": "address", "so_gp": "permit_id"}
