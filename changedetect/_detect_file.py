@@ -209,6 +209,8 @@ def detect_to_file(
     ------
     OutputExistsError
         If ``out_path`` exists and ``overwrite`` is false.
+    OutputLocationError
+        If ``out_path`` is BEFORE or AFTER itself (even with ``overwrite``).
     ModelError
         If a file lacks the bands the model needs.
     GeoreferenceError
@@ -218,6 +220,12 @@ def detect_to_file(
     from rasterio.windows import Window as RioWindow
 
     before_path, after_path, out_path = Path(before_path), Path(after_path), Path(out_path)
+    for which, path in (("BEFORE", before_path), ("AFTER", after_path)):
+        if out_path.exists() and path.exists() and out_path.samefile(path):
+            from changedetect.errors import OutputLocationError
+
+            raise OutputLocationError(f"output '{out_path}' is the {which} raster itself; write the probability "
+                                      "to another file (--out)")
     if out_path.exists() and not overwrite:
         from changedetect.errors import OutputExistsError
 

@@ -155,3 +155,20 @@ def test_detect_to_file_reads_an_after_two_pixels_off_in_degrees_onto_befores_gr
         prob, ref = p.read(1), same.read(1)
     assert np.isnan(prob[:, :2]).all() and summary.valid_share == pytest.approx(118 / 120)
     np.testing.assert_allclose(prob[:, 3:-3], ref[:, 3:-3], atol=1e-3)
+
+
+def test_an_output_that_is_one_of_the_inputs_is_refused_even_with_overwrite(tmp_path: Path) -> None:
+    """``detect a.tif b.tif --out a.tif --overwrite`` replaced the BEFORE imagery by its own probability."""
+    from changedetect.errors import OutputLocationError
+
+    a, b = _pair(64, 64)
+    pa = _write_bands(tmp_path / "a.tif", a.values, descriptions=("red", "green", "blue"))
+    pb = _write_bands(tmp_path / "b.tif", b.values, descriptions=("red", "green", "blue"))
+    before = pa.read_bytes()
+    loaded = Loaded(Pointwise(3), FakeCard())
+    for out, which in ((pa, "BEFORE"), (tmp_path / "." / "b.tif", "AFTER")):
+        with pytest.raises(OutputLocationError, match=rf"'.*{out.name}' is the {which} raster itself"):
+            detect_to_file(pa, pb, out, config=CFG, model=loaded, overwrite=True)
+    assert pa.read_bytes() == before
+    with rasterio.open(pb) as src:
+        assert src.count == 3 and src.dtypes[0] == "uint8"
