@@ -383,3 +383,25 @@ def test_to_toml_quotes_register_column_names_that_are_not_bare_keys(tmp_path: P
     back = PipelineConfig.from_toml(path)
     assert back == cfg
     assert back.permits.column_map == {"Số giấy phép": "permit_id", "dia.chi": "address", "so_gp": "permit_id"}
+
+
+def test_run_takes_several_tile_files_as_info_does(inputs: dict, tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """`run --help` says TILES is anything `info` reads, and `info a_20240101.tif b_20240301.tif` reads two files;
+    `run` took one path only ('Got unexpected extra argument')."""
+    import json
+
+    first, last = inputs["tile_paths"][0], inputs["tile_paths"][-1]
+    out = tmp_path / "out"
+    code = 0
+    try:
+        cdcli.main(["-q", "run", str(first), str(last), "--permits", str(inputs["permits"]), "--out", str(out),
+                    "--config", str(inputs["toml"]), "--json"])
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    summary = json.loads(captured.out)
+    assert len(summary["dates"]) == 2 and (out / "run.json").is_file()
+    recorded = json.loads((out / "run.json").read_text(encoding="utf-8"))["inputs"]["tiles"]
+    assert sorted(Path(t["path"]).name for t in recorded) == sorted([first.name, last.name])

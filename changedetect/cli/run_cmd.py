@@ -21,7 +21,7 @@ from changedetect.cli.options import (
 
 
 @click.command(name="run")
-@click.argument("tiles", type=click.Path(path_type=Path, exists=True))
+@click.argument("tiles", nargs=-1, required=True, type=click.Path(path_type=Path, exists=True))
 @click.option("--permits", required=True, type=str,
               help="Permit register: .gpkg/.geojson/.shp/.parquet/.csv or a postgresql:// URL.")
 @out_path_opt(help="Output folder (coregistration.json, change_probability.tif, first_seen.tif, "
@@ -35,13 +35,14 @@ from changedetect.cli.options import (
 @json_opt
 @overwrite_opt
 @click.pass_context
-def command(ctx: click.Context, tiles: Path, permits: str, out: Path, model: str | None,
+def command(ctx: click.Context, tiles: tuple[Path, ...], permits: str, out: Path, model: str | None,
             config_path: Path | None, previous: Path | None, as_json: bool, overwrite: bool,
             **register: Any) -> None:
     """Co-register, detect, vectorise, match and report, in one go.
 
     TILES is anything `changedetect info` reads: a folder of GeoTIFFs with dates
-    in their names, a manifest (.csv/.json), a Sentinel-2 city folder, ...
+    in their names, a manifest (.csv/.json), a Sentinel-2 city folder, or
+    several dated raster files (before.tif after.tif), ...
 
     With three dates or more, consecutive dates are compared, and each date with
     the date a year or more before it in the same season (shadows fall alike);
@@ -73,7 +74,7 @@ def command(ctx: click.Context, tiles: Path, permits: str, out: Path, model: str
     check_device(config.detect.device, fix='device = "cpu" in the [detect] table of --config')
     check_out(out, overwrite, hint="--overwrite")
     check_writable(out, folder=True)
-    summary = run(tiles, permits=permits, out=out, config=config, overwrite=overwrite, previous=previous,
+    summary = run(tiles[0] if len(tiles) == 1 else list(tiles), permits=permits, out=out, config=config, overwrite=overwrite, previous=previous,
                   progress=not quiet(ctx) and not as_json)
     if as_json:
         click.echo(json.dumps(summary.to_dict(), indent=1))
