@@ -43,7 +43,8 @@ if TYPE_CHECKING:
               help="Overlap of neighbouring windows in pixels (blended smoothly); less than half the window.")
 @click.option("--batch-size", type=click.IntRange(1), default=4, show_default=True, help="Windows per forward pass.")
 @click.option("--threshold", type=click.FloatRange(0, 1, min_open=True, max_open=True),
-              help="Probability counted as change in the summary (default: the model card's).")
+              help="Probability counted as change: in the summary and in the raster's 'threshold' tag, "
+                   "which `changedetect vectorize` decides on (default: the model card's).")
 @click.option("--device", default="cpu", show_default=True, help="Torch device (cpu, cuda).")
 @overwrite_opt
 @click.pass_context
