@@ -126,10 +126,15 @@ def _read_image(path: Path, *, kind: str) -> tuple[np.ndarray, list[str]]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
             with rasterio.open(path) as src:
-                data = src.read()
+                # a PNG's alpha band is a mask, not a colour: it is left out (not a GeoTIFF's: GDAL calls
+                # the fourth band of any 4-band uint8 GeoTIFF alpha, a near-infrared band too)
+                png = path.suffix.lower() not in {".tif", ".tiff"}
+                keep = [i for i in range(src.count)
+                        if not (png and src.count > 1 and src.colorinterp[i].name == "alpha")]
+                data = src.read([i + 1 for i in keep])
                 names = [(src.descriptions[i] or "").strip() or
                          (src.colorinterp[i].name if src.colorinterp[i].name in {"red", "green", "blue"}
-                          else str(i + 1)) for i in range(src.count)]
+                          else str(i + 1)) for i in keep]
     except RasterioIOError as exc:
         raise DatasetError(f"cannot read {kind} '{path}': {exc}") from exc
     _check_complete(path, kind)
@@ -294,6 +299,10 @@ class _CvaPredictor:
     def __call__(self, before: xr.DataArray, after: xr.DataArray) -> np.ndarray:
         from changedetect.baselines import cva_probability
 
+        if before.shape[0] != after.shape[0]:
+            raise DatasetError(f"the dates have {before.shape[0]} band(s) {list(map(str, before.band.values))} "
+                               f"and {after.shape[0]} {list(map(str, after.band.values))}; CVA compares the "
+                               "same bands: save both dates with the same bands")
         return cva_probability(before.values, after.values)[0]
 
 

@@ -74,6 +74,19 @@ def test_a_model_that_cannot_read_a_pair_names_the_pair(tmp_path: Path,
 GRID = rasterio.Affine(10.0, 0.0, 500_000.0, 0.0, -10.0, 5_000_000.0)
 
 
+def test_rgba_and_rgb_dates_of_one_pair_are_compared_on_their_colours(tmp_path: Path) -> None:
+    root = _levir(tmp_path / "levir")
+    rgb = evaluate_detailed(root, model="cva")
+    for name in ("p1", "p2"):  # the after date saved with an alpha channel (an export from another tool)
+        Image.open(root / "B" / f"{name}.png").convert("RGBA").save(root / "B" / f"{name}.png")
+    # was 'Internal error: ValueError: the two dates differ in shape: (3, 32, 32) vs (4, 32, 32)'
+    rgba = evaluate_detailed(root, model="cva")
+    assert (rgba.tp, rgba.fp, rgba.fn) == (rgb.tp, rgb.fp, rgb.fn)
+    Image.open(root / "A" / "p2.png").convert("L").save(root / "A" / "p2.png")
+    with pytest.raises(DatasetError, match=r"pair 'p2'.*A/p2.png.*1 band.*3"):
+        evaluate(root, model="cva")
+
+
 def _oscd(root: Path, label_values: tuple[int, int]) -> Path:
     """One OSCD-style city 'c1' of 24x24 with the four 10 m bands and a change map."""
     rng = np.random.default_rng(1)
