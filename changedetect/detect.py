@@ -121,7 +121,8 @@ def detect_pair(
     before, after
         ``(band, y, x)`` DataArrays (float, NaN as nodata; dask-backed is fine:
         only the windows being processed are read).  ``after`` is reprojected
-        onto ``before``'s grid when the two differ.
+        onto ``before``'s grid when the two differ, whole and in memory
+        (:func:`detect_to_file` streams that case too).
     config
         Model, window, overlap, batch size, TTA, threshold.
     progress
