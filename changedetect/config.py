@@ -261,8 +261,11 @@ def _build(default: Any, data: Mapping[str, Any], *, where: str, path: str) -> A
         full = f"{path}.{key}" if path else key
         if key not in names:
             near = difflib.get_close_matches(key, names, n=1, cutoff=0.6)
-            if not path:  # a top-level name is a table
-                guess = f" (did you mean [{near[0]}]?)" if near else ""
+            if not path:  # a top-level name is a table, or a stage's key written above its table's header
+                owners = [n for n in names if is_dataclass(sub := getattr(default, n)) and key in
+                          {f.name for f in fields(sub)}]
+                guess = (f" ('{key}' is a key of {', '.join(f'[{n}]' for n in owners)}: write it below that table's "
+                         "header)" if owners else f" (did you mean [{near[0]}]?)" if near else "")
                 raise ConfigError(f"{where}: unknown key '{key}'{guess}; allowed tables: "
                                   f"{', '.join(f'[{n}]' for n in names)}")
             guess = f" (did you mean '{near[0]}'?)" if near else ""

@@ -405,3 +405,11 @@ def test_run_takes_several_tile_files_as_info_does(inputs: dict, tmp_path: Path,
     assert len(summary["dates"]) == 2 and (out / "run.json").is_file()
     recorded = json.loads((out / "run.json").read_text(encoding="utf-8"))["inputs"]["tiles"]
     assert sorted(Path(t["path"]).name for t in recorded) == sorted([first.name, last.name])
+
+
+def test_a_stage_key_outside_its_table_says_which_table_it_belongs_to() -> None:
+    """`threshold = 0.6` above any [table] header: the message said only 'unknown key' and listed the tables."""
+    with pytest.raises(ConfigError, match=r"'threshold' is a key of \[detect\], \[vectorize\]"):
+        PipelineConfig.from_dict({"threshold": 0.6}, source="run.toml")
+    with pytest.raises(ConfigError, match=r"did you mean \[detect\]"):
+        PipelineConfig.from_dict({"detec": {}}, source="run.toml")
