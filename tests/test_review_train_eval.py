@@ -299,3 +299,14 @@ def test_a_run_killed_between_its_log_line_and_its_checkpoint_logs_each_step_onc
     assert train_mod.train(cfg, out=out, progress=False, device="cpu") is not None
     steps = [json.loads(line)["step"] for line in (out / "train_log.jsonl").read_text().splitlines()]
     assert steps == [2, 4]  # was [2, 4, 4]
+
+
+def test_a_folder_that_is_neither_data_nor_a_config_is_named(tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    model = tmp_path / "vhr"  # a model folder given for CONFIG_OR_DATA: its train.toml was meant
+    model.mkdir()
+    (model / "train.toml").write_text('name = "x"\n')
+    code, out, err = _run(capsys, "-q", "train", model, "--out", tmp_path / "m", "--device", "cpu")
+    # it was read as a VHR data root: "fair_oam area folder '.../vhr/buildings/fair_oam/data/1' is missing"
+    assert code == 2 and "fair_oam" not in err, err
+    assert "neither a training config" in err and str(model / "train.toml") in err, err

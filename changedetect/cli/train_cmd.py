@@ -99,11 +99,17 @@ def command(ctx: click.Context, config_or_data: Path, out: Path, steps: int | No
 def _config(path: Path, out: Path) -> TrainConfig:
     from dataclasses import replace
 
+    from changedetect.errors import ConfigError
     from changedetect.training.config import TrainConfig
 
     if path.is_file():
         return TrainConfig.from_toml(path)
     is_oscd = (path / "images").is_dir() and (path / "labels").is_dir()
+    if not (is_oscd or path.name == "buildings" or (path / "buildings").is_dir() or (path / "oscd").is_dir()):
+        tomls = sorted(path.glob("*.toml"))
+        hint = f"; did you mean {', '.join(map(str, tomls))}?" if tomls else ""
+        raise ConfigError(f"'{path}' is neither a training config (a .toml file) nor a data folder (one holding "
+                          f"buildings/ or oscd/, or an OSCD-style root with images/ and labels/){hint}")
     name = "s2-urban" if is_oscd or (path / "oscd").is_dir() and not (path / "buildings").is_dir() \
         else "vhr-building"
     shipped = Path(__file__).resolve().parents[2] / "models" / name / "train.toml"
