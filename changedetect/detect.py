@@ -103,7 +103,8 @@ def _on_grid_of(after: xr.DataArray, before: xr.DataArray) -> xr.DataArray:
         )
     from rasterio.enums import Resampling
 
-    return after.rio.reproject_match(before, resampling=Resampling.bilinear, nodata=np.nan)
+    # float first: NaN is the nodata outside AFTER (an integer array, as open_rasterio gives, cannot hold it)
+    return after.astype(np.float32).rio.reproject_match(before, resampling=Resampling.bilinear, nodata=np.nan)
 
 
 def detect_pair(

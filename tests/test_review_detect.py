@@ -172,3 +172,17 @@ def test_an_output_that_is_one_of_the_inputs_is_refused_even_with_overwrite(tmp_
     assert pa.read_bytes() == before
     with rasterio.open(pb) as src:
         assert src.count == 3 and src.dtypes[0] == "uint8"
+
+
+def test_detect_pair_takes_integer_arrays_on_another_grid() -> None:
+    """uint16 DataArrays (what rioxarray.open_rasterio gives) with AFTER on another grid raised
+    'ValueError: cannot convert float NaN to integer' from the reprojection; they give the float result."""
+    a, _ = _pair(96, 128)
+    a = a.round()
+    after = _shifted(a, 8)
+    loaded = Loaded(Pointwise(3), FakeCard())
+    ref = detect_pair(a, after, config=CFG, model=loaded).values
+    ints = (a.astype(np.uint16), after.fillna(0).astype(np.uint16))
+    prob = detect_pair(*ints, config=CFG, model=loaded).values
+    assert np.isnan(prob[:, :8]).all()
+    np.testing.assert_allclose(prob[:, 9:-9], ref[:, 9:-9], atol=1e-3)
