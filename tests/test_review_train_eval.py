@@ -310,3 +310,24 @@ def test_a_folder_that_is_neither_data_nor_a_config_is_named(tmp_path: Path,
     # it was read as a VHR data root: "fair_oam area folder '.../vhr/buildings/fair_oam/data/1' is missing"
     assert code == 2 and "fair_oam" not in err, err
     assert "neither a training config" in err and str(model / "train.toml") in err, err
+
+
+def test_the_card_records_a_command_that_repeats_the_run(tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    from changedetect.training.datasets import LabelledImage, save_cache
+
+    rng = np.random.default_rng(2)
+    img = rng.integers(60, 120, (3, 96, 96)).astype(np.uint8)
+    mask = np.zeros((96, 96), bool)
+    mask[20:30, 40:50] = True
+    save_cache(tmp_path / "cache.npz", images=[LabelledImage(f"im{k}", img, mask, 0.5, g, np.ones((96, 96), bool))
+                                               for k, g in enumerate(("a", "a", "held"))])
+    toml = tmp_path / "t.toml"
+    toml.write_text(TINY_TOML.format(cache=tmp_path / "cache.npz", steps=2, extra=""))
+    code, out, err = _run(capsys, "-q", "train", toml, "--out", tmp_path / "m", "--device", "cpu",
+                          "--batch-size", "1")
+    assert code == 0, err
+    card = json.loads((tmp_path / "m" / "metadata.json").read_text())["training"]
+    assert card["batch_size"] == 1
+    # the command left --batch-size out: run again as recorded, it trained with the file's 2
+    assert "--batch-size 1" in card["command"], card["command"]

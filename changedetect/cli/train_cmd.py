@@ -83,7 +83,7 @@ def command(ctx: click.Context, config_or_data: Path, out: Path, steps: int | No
                    f"in {budget_minutes} min")
         config = replace(config, steps=n)
     argv = ["changedetect", "train", str(config_or_data), "--out", str(out), "--steps", str(config.steps),
-            "--seed", str(config.seed), "--device", device]
+            "--seed", str(config.seed), "--batch-size", str(config.batch_size), "--device", device]
     card = train(config, out=out, resume=resuming is not None,
                  progress=not quiet(ctx), device=device, command=shlex.join(argv))
     if card is None:
