@@ -78,7 +78,8 @@ def format_info(info: dict[str, Any]) -> str:
             f"Bounds: {b[0]:.6f}, {b[1]:.6f}, {b[2]:.6f}, {b[3]:.6f} (left, bottom, right, top)"
         )
         ll = info["bounds_lonlat"]
-        lines.append(f"        lon {ll[0]:.5f} to {ll[2]:.5f}, lat {ll[1]:.5f} to {ll[3]:.5f}")
+        lines.append(f"        lon {ll[0]:.5f} to {ll[2]:.5f}, lat {ll[1]:.5f} to {ll[3]:.5f}" if ll is not None
+                     else "        no longitude/latitude: the CRS has no transformation to WGS 84 (a local grid)")
     res = f", {grid['resolution']:g} m pixels" if grid["resolution"] is not None else ""
     lines.append(
         f"Grid:   {grid['width']} x {grid['height']} px (finest band of the first date{res})"

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from affine import Affine
 from pyproj import CRS, Geod, Transformer
+from pyproj.exceptions import ProjError
 
 from changedetect.types import Grid
 
@@ -29,12 +30,17 @@ def pixel_size_m(grid: Grid) -> tuple[float, float]:
     the pixel size in CRS units, unless the projection distorts scale by more
     than 1 % at the centre (Web Mercator away from the equator), where the
     geodesic size is given.  For a geographic CRS it is always the geodesic size.
-    ``(nan, nan)`` when the grid has no CRS.
+    ``(nan, nan)`` when the grid has no CRS; the size in CRS units (times their metres) in a local
+    site grid that has no transformation to WGS 84.
     """
     if grid.crs is None:
         return (math.nan, math.nan)
     crs = CRS.from_user_input(grid.crs)
-    geodesic = _geodesic_pixel_size(grid, crs)
+    try:
+        geodesic = _geodesic_pixel_size(grid, crs)
+    except ProjError:  # a local (engineering) site grid: no way to the ellipsoid; its units are its metres
+        factor = metres_per_unit(crs)
+        return (grid.resolution[0] * factor, grid.resolution[1] * factor)
     if crs.is_projected:
         factor = metres_per_unit(crs)
         nominal = (grid.resolution[0] * factor, grid.resolution[1] * factor)

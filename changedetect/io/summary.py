@@ -83,7 +83,7 @@ def describe(
             "transform": list(grid.transform)[:6],
         },
         "bounds": list(grid.bounds),
-        "bounds_lonlat": list(b) if (b := geo.bounds_lonlat(grid)) is not None else None,
+        "bounds_lonlat": list(b) if (b := _lonlat(grid)) is not None else None,
         "size": {
             "dates": len(series.dates),
             "bands": len(series.bands),
@@ -109,6 +109,16 @@ def _band(info: Any) -> dict[str, Any]:
         "dtype": info.dtype,
         "nodata": None if info.nodata is None or math.isnan(info.nodata) else info.nodata,
     }
+
+
+def _lonlat(grid: Any) -> tuple[float, float, float, float] | None:
+    """The grid's bounds in degrees, or None without a CRS or in one with no way to WGS 84 (a local site grid)."""
+    from pyproj.exceptions import ProjError
+
+    try:
+        return geo.bounds_lonlat(grid)
+    except ProjError:
+        return None
 
 
 def _crs_id(crs: CRS | None) -> str | None:
