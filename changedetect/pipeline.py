@@ -246,6 +246,7 @@ def run(
             grids = ([sc.grid for sc in series.scenes if sc.date.isoformat() == pairs[0][0]] if pairs
                      else [sc.grid for sc in series.scenes if sc.date.isoformat() != register_to])
             stack = series.to_stack(grid=grids[0] if (register_to is not None or pairs) and grids else None)
+            _check_lonlat(stack, series.source)  # footprint ids, areas, the CSV and GeoJSON need WGS 84
             register = config.permits.load(permits, rejects_path=stage / REJECTS)
             before, before_info = _load_previous(previous)
         if register_to is not None:
@@ -446,6 +447,26 @@ def _finish(series: Any, stack: xr.DataArray, permits: str | Path, out: Path, co
     return RunSummary(out=out, counts=counts, n_footprints=len(results["footprints"]), dates=results["times"],
                       model=card.name, model_sha256=card.sha256, paths=paths, timings=clock.timings,
                       carried_ids=results["carried_ids"], same_sun_dropped=results["same_sun_dropped"])
+
+
+def _check_lonlat(stack: xr.DataArray, source: str) -> None:
+    """GeoreferenceError when the tiles' CRS has no transformation to WGS 84 (a local site grid)."""
+    from pyproj import CRS, Transformer
+    from pyproj.exceptions import ProjError
+
+    from changedetect.errors import GeoreferenceError
+
+    crs = stack.rio.crs
+    if crs is None:
+        return
+    try:
+        Transformer.from_crs(CRS.from_user_input(crs), 4326, always_xy=True)
+    except ProjError:
+        name = CRS.from_user_input(crs).name
+        raise GeoreferenceError(
+            f"tiles '{source}' are in the local CRS '{name}', which has no transformation to WGS 84: footprint "
+            "ids, areas and the CSV/GeoJSON violation lists need one; reproject the tiles to a map projection "
+            "(e.g. gdalwarp -t_srs EPSG:32648 in.tif out.tif, your UTM zone or VN-2000)") from None
 
 
 def _shown(permits: str | Path) -> str:

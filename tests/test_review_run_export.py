@@ -413,3 +413,59 @@ def test_a_stage_key_outside_its_table_says_which_table_it_belongs_to() -> None:
         PipelineConfig.from_dict({"threshold": 0.6}, source="run.toml")
     with pytest.raises(ConfigError, match=r"did you mean \[detect\]"):
         PipelineConfig.from_dict({"detec": {}}, source="run.toml")
+
+
+def test_info_on_tiles_in_a_local_site_grid(tmp_path: Path) -> None:
+    """A drone orthomosaic in a local engineering CRS (LOCAL_CS, no way to WGS 84): `info` printed
+    'Internal error: ProjError: Error creating Transformer from CRS. This is a bug' (exit 1)."""
+    import json
+
+    from click.testing import CliRunner
+    from rasterio.crs import CRS as RioCRS
+
+    folder = tmp_path / "site"
+    folder.mkdir()
+    local = RioCRS.from_wkt('LOCAL_CS["site grid",LOCAL_DATUM["unknown",32767],UNIT["metre",1],'
+                            'AXIS["Easting",EAST],AXIS["Northing",NORTH]]')
+    for name in ("site_20240101.tif", "site_20240301.tif"):
+        with rasterio.open(folder / name, "w", driver="GTiff", width=32, height=32, count=3, dtype="uint8",
+                           crs=local, transform=Affine(0.5, 0, 1000, 0, -0.5, 2000)) as dst:
+            dst.write(np.full((3, 32, 32), 100, dtype=np.uint8))
+    done = CliRunner().invoke(cdcli.cli, ["info", str(folder)])
+    assert done.exit_code == 0, done.output
+    assert "site grid" in done.output and "Bounds: 1000.000000, 1984.000000, 1016.000000, 2000.000000" in done.output
+    assert "lon " not in done.output
+    info = json.loads(CliRunner().invoke(cdcli.cli, ["info", "--json", str(folder)]).output)
+    assert info["bounds_lonlat"] is None and info["bounds"] == [1000.0, 1984.0, 1016.0, 2000.0]
+
+
+def test_run_on_a_local_site_grid_is_refused_before_any_work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same tiles in `run`: 'ProjError: Error creating Transformer from CRS' from vectorize, after
+    co-registration and detection (footprint ids, areas, the CSV and GeoJSON all need WGS 84)."""
+    import changedetect.coregister as coreg
+    from changedetect.errors import GeoreferenceError
+    from changedetect.pipeline import run
+    from changedetect.testing import (
+        make_footprints,
+        make_model,
+        make_permits,
+        make_stack,
+        write_stack,
+    )
+
+    wkt = ('LOCAL_CS["site grid",LOCAL_DATUM["unknown",32767],UNIT["metre",1],AXIS["Easting",EAST],'
+           'AXIS["Northing",NORTH]]')
+    stack = make_stack(n_dates=2, size=32, seed=3)
+    write_stack(stack.rio.write_crs(wkt), tmp_path / "tiles", prefix="site")
+    make_permits(make_footprints(stack).iloc[:1]).to_file(tmp_path / "permits.gpkg")
+    model = make_model(tmp_path / "m")
+
+    def not_reached(*args: object, **kwargs: object) -> None:
+        raise AssertionError("co-registration started")
+
+    monkeypatch.setattr(coreg, "coregister", not_reached)
+    with pytest.raises(GeoreferenceError, match="site grid") as info:
+        run(tmp_path / "tiles", permits=tmp_path / "permits.gpkg", out=tmp_path / "out",
+            config=PipelineConfig().with_model(str(model)))
+    assert "WGS 84" in str(info.value) and "gdalwarp" in str(info.value)
+    assert not (tmp_path / "out").exists()
