@@ -219,9 +219,28 @@ def same_transform(a: Any, b: Any, width: int, height: int) -> bool:
 
 
 # ----------------------------------------------------------------------------- model
+def torch_device(name: str) -> Any:
+    """``torch.device(name)`` when this machine has it, else one ``ConfigError`` (torch's own is an
+    ``AssertionError: Torch not compiled with CUDA enabled`` from deep inside ``Module.to``)."""
+    import torch
+
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise ConfigError(f"unknown device {name!r}: torch devices are cpu or cuda (cuda:N for the N-th GPU); "
+                          "use device='cpu'") from None
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if (device.type == "cuda" and (device.index or 0) >= count) or (
+            device.type == "mps" and not torch.backends.mps.is_available()):
+        raise ConfigError(f"device {name!r} is not available here ({count} CUDA GPU(s) usable by this torch "
+                          "build); use device='cpu' (--device cpu, device = \"cpu\" in [detect])")
+    return device
+
+
 def _load_model(config: DetectConfig, model: _Loaded | None) -> _Loaded:
     if model is not None:
         return model
+    torch_device(config.device)
     try:
         from changedetect.weights import load_model
     except ImportError as exc:  # pragma: no cover - while the weights module is missing
@@ -283,7 +302,7 @@ class _Runner:
                                   f"window ({self.window} px): give a smaller overlap (--overlap) or a window "
                                   "(--window) more than twice as large")
             self.overlap = self.window // 4  # the default overlap, on a small card window
-        self.device = torch.device(config.device)
+        self.device = torch_device(config.device)
         # channels-last is ~15-20 % faster for these small conv nets on CPU (oneDNN)
         self.module.to(self.device, memory_format=torch.channels_last)
         torch.set_num_threads(config.num_threads or os.cpu_count() or 1)

@@ -186,3 +186,29 @@ def test_detect_pair_takes_integer_arrays_on_another_grid() -> None:
     prob = detect_pair(*ints, config=CFG, model=loaded).values
     assert np.isnan(prob[:, :8]).all()
     np.testing.assert_allclose(prob[:, 9:-9], ref[:, 9:-9], atol=1e-3)
+
+
+def test_a_device_this_machine_lacks_is_one_config_error_from_the_python_api(tmp_path: Path) -> None:
+    """DetectConfig(device="cuda") on a machine without a CUDA GPU raised torch's bare
+    'AssertionError: Torch not compiled with CUDA enabled' from detect_to_file / detect_pair (the
+    CLI checks --device itself); it is a ConfigError naming the device and saying to use cpu."""
+    import torch
+
+    from changedetect.detect import DetectConfig
+    from changedetect.errors import ConfigError
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA GPU: cuda is a device it has")
+    a, b = _pair(64, 64)
+    pa = _write_bands(tmp_path / "a.tif", a.values, descriptions=("red", "green", "blue"))
+    pb = _write_bands(tmp_path / "b.tif", b.values, descriptions=("red", "green", "blue"))
+    for device in ("cuda", "cuda:1"):
+        config = DetectConfig(window=64, overlap=16, device=device)
+        with pytest.raises(ConfigError, match=rf"device '{device}' is not available .*device='cpu'"):
+            detect_to_file(pa, pb, tmp_path / "p.tif", config=config)
+        with pytest.raises(ConfigError, match=rf"device '{device}'"):
+            detect_pair(a, b, config=config, model=Loaded(Pointwise(3), FakeCard()))
+    with pytest.raises(ConfigError, match="unknown device 'gpu'"):
+        detect_pair(a, b, config=DetectConfig(window=64, overlap=16, device="gpu"),
+                    model=Loaded(Pointwise(3), FakeCard()))
+    assert not (tmp_path / "p.tif").exists()
