@@ -221,7 +221,7 @@ class PipelineConfig:
         """
         path = Path(path)
         try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
+            data = tomllib.loads(path.read_text(encoding="utf-8-sig"))  # a BOM, as some Windows editors write
         except FileNotFoundError:
             raise ConfigError(f"configuration file '{path}' does not exist") from None
         except OSError as exc:  # a folder, no permission, ...

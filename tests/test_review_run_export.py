@@ -469,3 +469,10 @@ def test_run_on_a_local_site_grid_is_refused_before_any_work(tmp_path: Path, mon
             config=PipelineConfig().with_model(str(model)))
     assert "WGS 84" in str(info.value) and "gdalwarp" in str(info.value)
     assert not (tmp_path / "out").exists()
+
+
+def test_a_toml_file_saved_with_a_byte_order_mark_reads(tmp_path: Path) -> None:
+    """Windows editors may save UTF-8 with a BOM: 'not valid TOML: Invalid statement (at line 1, column 1)'."""
+    path = tmp_path / "run.toml"
+    path.write_bytes('[report]\ntitle = "Quận 12, tuần 48"\n'.encode("utf-8-sig"))
+    assert PipelineConfig.from_toml(path).report.title == "Quận 12, tuần 48"
