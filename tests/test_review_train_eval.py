@@ -331,3 +331,18 @@ def test_the_card_records_a_command_that_repeats_the_run(tmp_path: Path,
     assert card["batch_size"] == 1
     # the command left --batch-size out: run again as recorded, it trained with the file's 2
     assert "--batch-size 1" in card["command"], card["command"]
+
+
+def test_a_config_without_data_root_and_cache_uses_the_repository_defaults(tmp_path: Path) -> None:
+    folder = tmp_path / "models" / "mine"
+    folder.mkdir(parents=True)
+    toml = folder / "train.toml"
+    toml.write_text('name = "mine"\n')
+    cfg = TrainConfig.from_toml(toml)
+    # they were taken from the file's folder: data_root '<tmp>/models/shared/data' (nowhere), and the
+    # cache of licensed data written to 'models/mine/.cache_train/vhr.npz', beside the model and not git-ignored
+    assert Path(cfg.data_root) == (REPO / ".." / "shared" / "data").resolve()
+    assert Path(cfg.cache) == REPO / ".cache_train" / "mine.npz"
+    toml.write_text('name = "mine"\ndata_root = "data"\ncache = "c.npz"\n')  # given ones stay relative to the file
+    cfg = TrainConfig.from_toml(toml)
+    assert Path(cfg.data_root) == folder / "data" and Path(cfg.cache) == folder / "c.npz"

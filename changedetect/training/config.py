@@ -12,7 +12,8 @@ Example (``models/vhr-building/train.toml``)::
     p_pairing = 0.35
 
 Paths in the file are relative to the file's folder (``init_from`` may also be a shipped
-model's name).  An unknown key raises
+model's name); without ``data_root`` the repository's ``../shared/data`` is read, without ``cache``
+the cache is the repository's ``.cache_train/<name>.npz``.  An unknown key raises
 :class:`~changedetect.errors.ConfigError` naming it and the allowed ones; a value of the
 wrong type one naming the key, the expected type and the value.
 """
@@ -32,6 +33,8 @@ from changedetect.training.synth import SynthConfig
 from changedetect.weights import TRANSFORMS
 
 Task = Literal["vhr", "s2"]
+#: The repository (the folder holding ``models/`` and the git-ignored ``.cache_train/``).
+REPO = Path(__file__).resolve().parents[2]
 
 
 @dataclass(frozen=True)
@@ -159,8 +162,11 @@ class TrainConfig:
             raise ConfigError(f"training config '{path}' is not valid TOML: {exc}") from exc
         cfg = cls.from_dict(data, source=str(path))
         base = path.resolve().parent
-        return replace(cfg, data_root=str(_rel(base, cfg.data_root)), cache=str(_rel(base, cfg.cache)),
-                       init_from=_init_from(base, cfg.init_from))
+        # what the file does not give is the repository's: ../shared/data beside it, and a cache of the
+        # model's own in its git-ignored .cache_train/ (never beside a config in models/<name>/)
+        data_root = _rel(base, cfg.data_root) if "data_root" in data else _rel(REPO, cfg.data_root)
+        cache = _rel(base, cfg.cache) if "cache" in data else REPO / ".cache_train" / f"{cfg.name}.npz"
+        return replace(cfg, data_root=str(data_root), cache=str(cache), init_from=_init_from(base, cfg.init_from))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], *, source: str = "config") -> TrainConfig:
