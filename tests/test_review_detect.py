@@ -212,3 +212,17 @@ def test_a_device_this_machine_lacks_is_one_config_error_from_the_python_api(tmp
         detect_pair(a, b, config=DetectConfig(window=64, overlap=16, device="gpu"),
                     model=Loaded(Pointwise(3), FakeCard()))
     assert not (tmp_path / "p.tif").exists()
+
+
+def test_a_usage_error_leaves_no_output_folder(tmp_path: Path) -> None:
+    """`detect a.tif --out new/p.tif` (AFTER forgotten) made the folder new/ before saying AFTER is missing."""
+    from click.testing import CliRunner
+
+    from changedetect.cli import cli
+
+    a, _ = _pair(64, 64)
+    pa = _write_bands(tmp_path / "a.tif", a.values, descriptions=("red", "green", "blue"))
+    for args in ([str(pa)], [str(pa), str(pa), "--series"]):
+        res = CliRunner().invoke(cli, ["-q", "detect", *args, "--out", str(tmp_path / "new" / "p.tif")])
+        assert res.exit_code == 2 and ("AFTER" in res.output or "--series" in res.output), res.output
+        assert not (tmp_path / "new").exists()

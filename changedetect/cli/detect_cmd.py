@@ -81,15 +81,15 @@ def command(ctx: click.Context, before: Path, after: Path | None, out: Path, mod
                               presence_check=not no_presence_check)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc
+    if series and after is not None:
+        raise click.UsageError("with --series give one TILES argument, not BEFORE and AFTER")
+    if not series and after is None:
+        raise click.UsageError("give BEFORE and AFTER rasters (or one stack of tiles with --series)")
     check_overwrite(out, overwrite)
     check_writable(out)
-    if series:
-        if after is not None:
-            raise click.UsageError("with --series give one TILES argument, not BEFORE and AFTER")
+    if after is None:  # --series (checked above)
         _series(before, out, config, overwrite=overwrite, progress=not quiet(ctx))
         return
-    if after is None:
-        raise click.UsageError("give BEFORE and AFTER rasters (or one stack of tiles with --series)")
     from changedetect.detect import detect_to_file
 
     s = detect_to_file(before, after, out, config=config, overwrite=overwrite, progress=not quiet(ctx))
