@@ -426,7 +426,7 @@ def _finish(series: Any, stack: xr.DataArray, permits: str | Path, out: Path, co
         "model": {"name": card.name, "version": getattr(card, "version", ""), "sha256": card.sha256,
                   "path": str(getattr(loaded, "path", ""))},
         "inputs": {"tiles": inputs, "permits": {"path": _shown(permits),
-                   "sha256": sha256_file(ppath) if ppath.is_file() else None},
+                   "sha256": _register_sha256(ppath) if ppath.is_file() else None},
                    "previous_footprints": prev},
         "dates": results["times"],
         "crs": str(stack.rio.crs),
@@ -467,6 +467,21 @@ def _check_lonlat(stack: xr.DataArray, source: str) -> None:
             f"tiles '{source}' are in the local CRS '{name}', which has no transformation to WGS 84: footprint "
             "ids, areas and the CSV/GeoJSON violation lists need one; reproject the tiles to a map projection "
             "(e.g. gdalwarp -t_srs EPSG:32648 in.tif out.tif, your UTM zone or VN-2000)") from None
+
+
+#: the files of a Shapefile whose content the register's checksum covers (attributes live in the .dbf)
+_SHAPEFILE_PARTS = (".shp", ".shx", ".dbf", ".prj", ".cpg")
+
+
+def _register_sha256(path: Path) -> str:
+    """The register file's sha256; for a Shapefile, the sha256 of its parts' (name: sha256) lines."""
+    if path.suffix.lower() != ".shp":
+        return sha256_file(path)
+    import hashlib
+
+    lines = [f"{p.suffix.lower()}: {sha256_file(p)}\n" for suffix in _SHAPEFILE_PARTS
+             for p in [path.with_suffix(suffix), path.with_suffix(suffix.upper())] if p.is_file()]
+    return hashlib.sha256("".join(dict.fromkeys(lines)).encode()).hexdigest()
 
 
 def _shown(permits: str | Path) -> str:

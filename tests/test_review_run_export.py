@@ -476,3 +476,24 @@ def test_a_toml_file_saved_with_a_byte_order_mark_reads(tmp_path: Path) -> None:
     path = tmp_path / "run.toml"
     path.write_bytes('[report]\ntitle = "Quận 12, tuần 48"\n'.encode("utf-8-sig"))
     assert PipelineConfig.from_toml(path).report.title == "Quận 12, tuần 48"
+
+
+def test_run_json_register_checksum_covers_a_shapefiles_attributes(inputs: dict, tmp_path: Path) -> None:
+    """A Shapefile register's sha256 in run.json was the .shp's alone: revoking a permit (its status lives in the
+    .dbf) left the recorded checksum unchanged, so the provenance could not tell the two registers apart."""
+    import json
+
+    from changedetect.pipeline import run
+
+    register = gpd.read_file(inputs["permits"])
+    shp = tmp_path / "register" / "permits.shp"
+    shp.parent.mkdir()
+    register.to_file(shp)
+    recorded = []
+    for k, status in enumerate(("active", "revoked")):
+        register.assign(status=status).to_file(shp)
+        out = tmp_path / f"out{k}"
+        run(inputs["tiles"], permits=shp, out=out, config=inputs["config"])
+        recorded.append(json.loads((out / "run.json").read_text(encoding="utf-8"))["inputs"]["permits"]["sha256"])
+    assert all(isinstance(r, str) and len(r) == 64 for r in recorded)
+    assert recorded[0] != recorded[1]
