@@ -173,6 +173,8 @@ def test_a_model_folder_without_its_card_is_named_as_such(tmp_path: Path) -> Non
     ("gsd_range_m = [0.0, 1.0]", "'gsd_range_m' must be two ground sample distances 0 < low <= high"),
     ("gsd_range_m = [2.0, 1.0]", "'gsd_range_m' must be two ground sample distances 0 < low <= high"),
     ("steps = 0", "steps must be >= 1, got 0"),
+    # found only once the data were read (a first run builds the cache from data_root first)
+    ('train_groups = ["a", "b"]\nval_groups = ["b"]', "groups ['b'] are both in train_groups and val_groups"),
 ])
 def test_config_values_out_of_range_name_the_file_and_the_key(tmp_path: Path, line: str, expected: str) -> None:
     toml = tmp_path / "bad.toml"

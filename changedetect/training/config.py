@@ -145,6 +145,9 @@ class TrainConfig:
             raise ConfigError(f"'threshold' must be between 0 and 1 (a probability), got {self.threshold}")
         if not 0 <= self.p_real <= 1:
             raise ConfigError(f"'p_real' must be between 0 and 1 (a share of the samples), got {self.p_real}")
+        both = sorted(set(self.train_groups) & set(self.val_groups))
+        if both:  # a held-out score of what was trained on
+            raise ConfigError(f"groups {both} are both in train_groups and val_groups; hold each out or train on it")
         lo, hi = self.gsd_range_m
         if not (0 < lo <= hi and math.isfinite(hi)):
             raise ConfigError(f"'gsd_range_m' must be two ground sample distances 0 < low <= high (metres), "
