@@ -202,6 +202,19 @@ def test_a_vhr_run_of_two_bands_is_exit_2_before_any_data(tmp_path: Path,
     assert code == 2 and "task 'vhr' trains on RGB images: 'bands' must name 3 bands" in err, err
 
 
+@pytest.mark.parametrize(("line", "expected"), [
+    ('arch = "nosuch"', "unknown model architecture 'nosuch'"),
+    ('init_from = "nosuch"', "unknown model 'nosuch'"),
+])
+def test_an_unknown_network_or_starting_model_is_named_before_any_data(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], line: str, expected: str) -> None:
+    toml = tmp_path / "t.toml"
+    toml.write_text(TINY_TOML.format(cache=tmp_path / "absent.npz", steps=2, extra=line + "\n"))
+    code, out, err = _run(capsys, "-q", "train", toml, "--out", tmp_path / "m", "--device", "cpu")
+    # it was found after the data were read: here 'data root ... is absent'; on a first run, after the cache was built
+    assert code == 2 and expected in err and "data root" not in err, err
+
+
 def test_init_from_may_name_a_shipped_model(tmp_path: Path) -> None:
     toml = tmp_path / "ft.toml"
     toml.write_text('name = "x"\ninit_from = "s2-urban"\n')

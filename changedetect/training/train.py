@@ -181,6 +181,7 @@ def train(config: TrainConfig, *, out: str | os.PathLike[str], resume: bool = Tr
         raise ConfigError(f"task 'vhr' trains on RGB images: 'bands' must name 3 bands (e.g. "
                           f"[\"red\", \"green\", \"blue\"]), got {list(config.bands)}")
     dev = resolve_device(device)
+    _check_model(config)
     torch.manual_seed(config.seed)
     images, pairs = load_data(config)
     parts = split(config, images, pairs)
@@ -307,6 +308,17 @@ def measure_throughput(config: TrainConfig, *, seconds: float = 20.0) -> float:
         if time.time() - t_first > seconds:
             break
     return count / max(time.time() - (t_first or t0), 1e-6)
+
+
+def _check_model(config: TrainConfig) -> None:
+    """An unknown ``arch`` / ``arch_kwargs`` or ``init_from`` named before the data are read (a first run
+    builds its cache from ``data_root`` first); the global random state is left as it was."""
+    with torch.random.fork_rng(devices=[]):
+        get_model(config.arch, in_channels=len(config.bands), **config.arch_kwargs)
+    if config.init_from:
+        from changedetect.weights import find_model
+
+        find_model(config.init_from)
 
 
 def _save_checkpoint(path: Path, model: torch.nn.Module, opt: torch.optim.Optimizer, sched: Any,
