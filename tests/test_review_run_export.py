@@ -497,3 +497,22 @@ def test_run_json_register_checksum_covers_a_shapefiles_attributes(inputs: dict,
         recorded.append(json.loads((out / "run.json").read_text(encoding="utf-8"))["inputs"]["permits"]["sha256"])
     assert all(isinstance(r, str) and len(r) == 64 for r in recorded)
     assert recorded[0] != recorded[1]
+
+
+def test_info_text_names_a_crs_without_an_epsg_code_instead_of_printing_its_wkt(tmp_path: Path) -> None:
+    """A CRS without an authority code (a local grid, many ESRI-written GeoTIFFs) filled the CRS line with its
+    whole WKT (over 200 characters)."""
+    from click.testing import CliRunner
+    from rasterio.crs import CRS as RioCRS
+
+    folder = tmp_path / "site"
+    folder.mkdir()
+    local = RioCRS.from_wkt('LOCAL_CS["site grid",LOCAL_DATUM["unknown",32767],UNIT["metre",1],'
+                            'AXIS["Easting",EAST],AXIS["Northing",NORTH]]')
+    for name in ("site_20240101.tif", "site_20240301.tif"):
+        with rasterio.open(folder / name, "w", driver="GTiff", width=32, height=32, count=3, dtype="uint8",
+                           crs=local, transform=Affine(0.5, 0, 1000, 0, -0.5, 2000)) as dst:
+            dst.write(np.full((3, 32, 32), 100, dtype=np.uint8))
+    out = CliRunner().invoke(cdcli.cli, ["info", str(folder)]).output
+    line = next(ln for ln in out.splitlines() if ln.startswith("CRS:"))
+    assert "site grid" in line and "ENGCRS" not in line and len(line) < 120, line

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -68,8 +69,8 @@ def format_info(info: dict[str, Any]) -> str:
     if info["crs"] is None:
         lines.append("CRS:    none (pixel coordinates)")
     else:
-        lines.append(f"CRS:    {info['crs']} ({info['crs_name']})")
-        others = [f"{sc['date']} {sc['crs'] or 'none'}" for sc in info["scenes"] if sc.get("crs") != info["crs"]]
+        lines.append(f"CRS:    {_crs_text(info['crs'], info['crs_name'])}")
+        others = [f"{sc['date']} {_crs_text(sc['crs'])}" for sc in info["scenes"] if sc.get("crs") != info["crs"]]
         if others:
             lines.append(f"        the first date's; the dates differ: {', '.join(others)} (changedetect run "
                          "reprojects every date onto the first date's grid)")
@@ -89,6 +90,17 @@ def format_info(info: dict[str, Any]) -> str:
         f"nodata {100 * (info['nodata_share'] or 0):.1f} % overall"
     )
     return "\n".join(lines)
+
+
+def _crs_text(crs: str | None, name: str | None = None) -> str:
+    """``EPSG:32648 (WGS 84 / UTM zone 48N)``; a CRS without an authority code (given as WKT) by its name."""
+    if crs is None:
+        return "none"
+    if not re.fullmatch(r"[A-Za-z]+:\w+", crs):  # WKT: its name, not a screenful
+        from pyproj import CRS
+
+        return f"{name or CRS.from_user_input(crs).name} (no EPSG code; its WKT is in --json)"
+    return f"{crs} ({name})" if name else crs
 
 
 def _band_line(band: dict[str, Any]) -> str:
