@@ -516,3 +516,18 @@ def test_info_text_names_a_crs_without_an_epsg_code_instead_of_printing_its_wkt(
     out = CliRunner().invoke(cdcli.cli, ["info", str(folder)]).output
     line = next(ln for ln in out.splitlines() if ln.startswith("CRS:"))
     assert "site grid" in line and "ENGCRS" not in line and len(line) < 120, line
+
+
+@pytest.mark.parametrize("ext", [".geojson", ".csv"])
+def test_geojson_or_csv_of_features_in_a_local_grid_is_a_clear_error(tmp_path: Path, ext: str) -> None:
+    """GeoJSON and the CSV's WKT are WGS 84: features in a local grid raised 'ProjError: Error creating
+    Transformer from CRS' (an Internal error in `match --out x.geojson`)."""
+    from changedetect.errors import OutputFormatError
+
+    wkt = ('LOCAL_CS["site grid",LOCAL_DATUM["unknown",32767],UNIT["metre",1],AXIS["Easting",EAST],'
+           'AXIS["Northing",NORTH]]')
+    frame = _violations().set_crs(wkt, allow_override=True)
+    with pytest.raises(OutputFormatError, match=r"site grid.*\.gpkg"):
+        write_vector(frame, tmp_path / f"v{ext}")
+    assert list(tmp_path.iterdir()) == []
+    write_vector(frame, tmp_path / "v.gpkg")  # keeps the CRS

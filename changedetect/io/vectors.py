@@ -94,6 +94,8 @@ def write_vector(
     fmt = vector_format(path)
     if gdf.crs is None and len(gdf):
         raise ValueError(f"cannot write '{path}': the features have no CRS; set one with .set_crs()")
+    if fmt in ("geojson", "csv") and gdf.crs is not None:
+        _check_lonlat(gdf, path)
     frame = _plain_columns(gdf)
     with atomic_path(path, overwrite=overwrite) as tmp:
         if fmt == "gpkg":
@@ -117,6 +119,22 @@ def write_vector(
             frame.to_parquet(tmp, index=False)
     log.info("wrote %d features to %s", len(gdf), path)
     return path
+
+
+def _check_lonlat(gdf: gpd.GeoDataFrame, path: Path) -> None:
+    """OutputFormatError when ``gdf``'s CRS has no transformation to WGS 84 (GeoJSON's and the CSV's)."""
+    from pyproj import Transformer
+    from pyproj.exceptions import ProjError
+
+    from changedetect.errors import OutputFormatError
+
+    try:
+        Transformer.from_crs(gdf.crs, 4326, always_xy=True)
+    except ProjError:
+        raise OutputFormatError(
+            f"cannot write '{path}': its coordinates are WGS 84 longitude/latitude and the features' CRS "
+            f"'{gdf.crs.name}' has no transformation to it (a local grid); write .gpkg or .parquet, which keep "
+            "the CRS") from None
 
 
 def feature_layer(path: str | os.PathLike[str]) -> str | None:
