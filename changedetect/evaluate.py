@@ -167,6 +167,11 @@ def _as_da(data: np.ndarray, names: list[str]) -> xr.DataArray:
     return xr.DataArray(data.astype(np.float32), dims=("band", "y", "x"), coords={"band": names})
 
 
+def _is_image(p: Path) -> bool:
+    """An image file by its name; hidden files (macOS's '._name.png' beside each file on a USB drive) are not."""
+    return p.suffix.lower() in _IMAGE_EXT and not p.name.startswith(".")
+
+
 def _find(folder: Path, stem: str) -> Path | None:
     for ext in _IMAGE_EXT:
         for cand in (folder / f"{stem}{ext}", folder / f"{stem}{ext.upper()}"):
@@ -179,7 +184,7 @@ def _levir_pairs(root: Path) -> Iterator[Pair]:
     for sub in ("A", "B", "label"):
         if not (root / sub).is_dir():
             raise DatasetError(f"LEVIR-style folder '{root}' has no '{sub}/' folder (expected A/, B/, label/)")
-    labels = sorted(p for p in (root / "label").iterdir() if p.suffix.lower() in _IMAGE_EXT)
+    labels = sorted(p for p in (root / "label").iterdir() if _is_image(p))
     if not labels:
         raise DatasetError(f"'{root / 'label'}' holds no PNG/JPEG/GeoTIFF label")
     stems = [p.stem for p in labels]
@@ -189,7 +194,7 @@ def _levir_pairs(root: Path) -> Iterator[Pair]:
                            "keep one per pair")
     for sub in ("A", "B"):  # a pair without its label would be left out of the scores without a word
         unlabelled = sorted(p.name for p in (root / sub).iterdir()
-                            if p.suffix.lower() in _IMAGE_EXT and p.stem not in set(stems))
+                            if _is_image(p) and p.stem not in set(stems))
         if unlabelled:
             shown = ", ".join(repr(n) for n in unlabelled[:5]) + (" ..." if len(unlabelled) > 5 else "")
             raise DatasetError(f"{len(unlabelled)} image(s) in '{root / sub}' ({shown}) have no label in "
@@ -233,7 +238,7 @@ def _count_pairs(root: Path, oscd: bool, cities: Sequence[str] | None) -> int | 
     if oscd:
         names = [p.name for p in folder.iterdir() if p.is_dir()]
         return len([c for c in names if not cities or c in set(cities)])
-    return sum(1 for p in folder.iterdir() if p.suffix.lower() in _IMAGE_EXT)
+    return sum(1 for p in folder.iterdir() if _is_image(p))
 
 
 def _oscd_pairs(root: Path, bands: Sequence[str], cities: Sequence[str] | None) -> Iterator[Pair]:

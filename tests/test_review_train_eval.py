@@ -61,6 +61,14 @@ def test_a_levir_pair_without_its_label_is_named_not_left_out(tmp_path: Path) ->
         evaluate(root, model="cva")
 
 
+def test_hidden_files_beside_the_images_are_not_pairs(tmp_path: Path) -> None:
+    root = _levir(tmp_path / "levir")
+    for sub in ("A", "B", "label"):  # macOS's AppleDouble files on a USB drive: '._p1.png', 4 kB, not a PNG
+        (root / sub / "._p1.png").write_bytes(b"\x00\x05\x16\x07" + bytes(60))
+    # was "cannot read image '.../A/._p1.png'"
+    assert evaluate(root, model="cva")["n_images"] == 2
+
+
 def test_a_model_that_cannot_read_a_pair_names_the_pair(tmp_path: Path,
                                                         capsys: pytest.CaptureFixture[str]) -> None:
     root = _levir(tmp_path / "gray", bands=1)  # one-band images: no red, green, blue for the model
