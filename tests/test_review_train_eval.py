@@ -369,3 +369,10 @@ def test_a_config_without_data_root_and_cache_uses_the_repository_defaults(tmp_p
     toml.write_text('name = "mine"\ndata_root = "data"\ncache = "c.npz"\n')  # given ones stay relative to the file
     cfg = TrainConfig.from_toml(toml)
     assert Path(cfg.data_root) == folder / "data" and Path(cfg.cache) == folder / "c.npz"
+
+
+def test_a_training_config_saved_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
+    toml = tmp_path / "bom.toml"
+    toml.write_bytes(b"\xef\xbb\xbf" + b'name = "x"\nsteps = 7\n')  # Notepad's "UTF-8 with BOM"
+    # was "not valid TOML: Invalid statement (at line 1, column 1)"
+    assert TrainConfig.from_toml(toml).steps == 7

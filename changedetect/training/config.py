@@ -158,7 +158,7 @@ class TrainConfig:
         """Read a TOML file; relative ``data_root`` / ``cache`` are taken from the file's folder."""
         path = Path(path)
         try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
+            data = tomllib.loads(path.read_text(encoding="utf-8-sig"))  # (a BOM, as Notepad writes, skipped)
         except FileNotFoundError:
             raise ConfigError(f"training config '{path}' does not exist") from None
         except tomllib.TOMLDecodeError as exc:
