@@ -27,7 +27,8 @@ IN_SUMMARY = {"in_summary": True}
 
 def plan_night(catalog: str | Path, current: NightState, state_dir: Path, permits: str, config: PipelineConfig,
                night: str, summary: NightlySummary,
-               committed: Any = None) -> tuple[list[dict[str, Any]], dict[str, list[Acquisition]]]:
+               committed: Any = None, register_key: str | None = None
+               ) -> tuple[list[dict[str, Any]], dict[str, list[Acquisition]]]:
     """The areas' tasks.
 
     Each pair's previous footprints are the most recent set dated on or before its ``before``
@@ -44,7 +45,10 @@ def plan_night(catalog: str | Path, current: NightState, state_dir: Path, permit
     acquisition is paired with the previous one that is not among them; being new, they are
     committed with the area (they take part in no pair).
     """
-    permits_key = sha256_file(permits) if Path(permits).is_file() else permits
+    # the register's content (``register_key``, :func:`~changedetect._state.sha256_frame` of the loaded
+    # register: a Shapefile's .dbf, a PostGIS table) names the work folders, so a night resumed after
+    # the register changed computes again; else the file's checksum (or the URL)
+    permits_key = register_key or (sha256_file(permits) if Path(permits).is_file() else permits)
     cfg = config.to_dict()
     tasks, new_by_area = [], {}
     checked: dict[str, str | None] = {}  # the readability check: once a night per file

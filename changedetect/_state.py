@@ -56,6 +56,27 @@ def sha256_file(path: str | Path, *, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+def sha256_frame(frame: Any) -> str:
+    """Hex sha256 of a (Geo)DataFrame's content: its columns and their types, its values, its
+    geometries (WKB) and CRS, whatever it was read from (every part of a Shapefile, a database
+    table, a GeoPackage whose layer styles changed but not its rows: the same rows, the same sum)."""
+    import pandas as pd
+
+    h = hashlib.sha256()
+    geom = frame.geometry.name if hasattr(frame, "geometry") and hasattr(frame, "crs") else None
+    h.update(json.dumps([[str(c), str(t)] for c, t in frame.dtypes.items()]).encode())
+    data = frame.drop(columns=geom) if geom else frame
+    try:
+        h.update(pd.util.hash_pandas_object(pd.DataFrame(data), index=True).to_numpy().tobytes())
+    except TypeError:  # unhashable cells (lists, dicts): their text
+        h.update(data.astype(str).to_csv().encode())
+    if geom:
+        h.update(str(frame.crs).encode())
+        for wkb in frame.geometry.to_wkb():
+            h.update(wkb or b"-")
+    return h.hexdigest()
+
+
 def sha256_json(obj: Any) -> str:
     """Hex sha256 of an object's canonical JSON."""
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()

@@ -64,6 +64,7 @@ from changedetect._nightly_reference import NightState
 from changedetect._state import (
     checkpoint,
     save_state,
+    sha256_frame,
     state_lock,
     write_text_atomic,
 )
@@ -262,14 +263,14 @@ def run_nightly(
     if Path(permits).is_file():  # the pairs run from their work folders (and maybe on other hosts)
         permits = Path(permits).absolute()
     config = config or PipelineConfig()
-    _check_shared_inputs(permits, config)  # once, before any area: one message, not one per area
+    register = _check_shared_inputs(permits, config)  # once, before any area: one message, not one per area
     with state_lock(state_dir):
         _remove_stale_temporaries(state_dir, out_dir)
         current = _reference.load(state_dir)
         summary = NightlySummary(night=night_s)
         committed = _footprints.load(state_dir, current.generation)
         tasks, new_by_area = plan_night(catalog, current, state_dir, str(permits), config, night_s, summary,
-                                        committed)
+                                        committed, register_key=sha256_frame(register))
         checkpoint("planned")
         if not new_by_area and night_s in current.nights:  # this night is done: a no-op
             return _already_done(current, state_dir, out_dir, summary)
@@ -307,13 +308,14 @@ def run_nightly(
     return summary
 
 
-def _check_shared_inputs(permits: str | Path, config: PipelineConfig) -> None:
+def _check_shared_inputs(permits: str | Path, config: PipelineConfig) -> Any:
     """The register and the model every area uses: a bad one is one error (exit 2) before the
-    lock is taken or anything is written, instead of the same failure in every area."""
+    lock is taken or anything is written, instead of the same failure in every area.  Returns the
+    loaded register (its content names the night's work folders)."""
     from changedetect.weights import find_model
 
     find_model(config.detect.model)  # ModelError listing the models there are
-    config.permits.load(permits)  # PermitSchemaError / RegisterReadError naming the rows ([permits] options)
+    return config.permits.load(permits)  # PermitSchemaError / RegisterReadError naming the rows
 
 
 def _remove_stale_temporaries(*folders: Path) -> None:

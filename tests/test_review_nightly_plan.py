@@ -203,3 +203,46 @@ def test_a_stac_item_beside_its_cog_is_one_acquisition_not_two(tmp_path: Path) -
     assert [q.path for q in acqs] == [str(c) for c in cogs]
     new, pairs = plan_pairs(acqs, {acqs[0].sha256: {}})
     assert len(new) == 1 and len(pairs) == 1
+
+
+def test_a_register_changed_in_its_dbf_or_its_table_names_new_work_folders(tmp_path: Path) -> None:
+    """The work folders were keyed by the register file's checksum (a Shapefile's .shp alone, a
+    PostGIS URL's text): a permit revoked in the .dbf or in the database between a crashed night and
+    its rerun reused the work done against the old register.  Now the loaded register's content
+    keys them; a GeoPackage rewritten with the same rows (a QGIS style added) keeps its key."""
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    from changedetect._nightly_plan import plan_night
+    from changedetect._nightly_reference import NightState
+    from changedetect._state import sha256_file, sha256_frame
+    from changedetect.config import PipelineConfig
+    from changedetect.nightly import NightlySummary
+
+    reg = gpd.GeoDataFrame({"permit_id": ["P1", "P2"], "status": ["approved", "approved"],
+                            "issued": ["2023-01-01", "2023-02-01"]},
+                           geometry=[box(0, 0, 10, 10), box(20, 20, 30, 30)], crs="EPSG:32648")
+    shp = tmp_path / "register.shp"
+    reg.to_file(shp)
+    before_shp, before = sha256_file(shp), sha256_frame(gpd.read_file(shp))
+    reg.loc[1, "status"] = "revoked"
+    reg.to_file(shp)
+    assert sha256_file(shp) == before_shp  # what keyed the work folders did not see the change
+    after = sha256_frame(gpd.read_file(shp))
+    assert after != before
+    gpkg = tmp_path / "r.gpkg"
+    reg.to_file(gpkg, layer="permits")
+    same = sha256_frame(gpd.read_file(gpkg, layer="permits"))
+    gpd.GeoDataFrame({"x": [1]}, geometry=[box(0, 0, 1, 1)], crs="EPSG:4326").to_file(gpkg, layer="other")
+    assert sha256_frame(gpd.read_file(gpkg, layer="permits")) == same
+
+    cat = tmp_path / "cat"
+    write_stack(make_stack(n_dates=2, size=32, seed=3), cat / "a", prefix="a")
+
+    def folders(key: str) -> list[str]:
+        tasks, _ = plan_night(cat, NightState(), tmp_path / "state", str(shp), PipelineConfig(), "2024-12-31",
+                              NightlySummary("2024-12-31"), None, register_key=key)
+        return [p["run_dir"] for t in tasks for p in t["pairs"]]
+
+    assert folders(before) != folders(after)
+    assert folders(after) == folders(after)
