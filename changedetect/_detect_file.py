@@ -38,23 +38,37 @@ from changedetect.tiling import Window
 logger = logging.getLogger("changedetect.detect")
 
 # ----------------------------------------------------------------------------- files
-def _file_band_names(src: Any) -> list[str]:
-    """Band names of an open rasterio dataset: descriptions, else colour interpretation."""
-    names = []
+def _file_bands(src: Any) -> tuple[list[str], list[int]]:
+    """Names and 0-based indices of an open rasterio dataset's bands (descriptions, else colour
+    interpretation), leaving out a binary alpha band, which is the file's mask (as in ``open_stack``)."""
+    from changedetect.io._read import alpha_mask_band
+
+    alpha = alpha_mask_band(src)
+    names, indices = [], []
     for i in range(src.count):
+        if i + 1 == alpha:
+            continue
         desc = (src.descriptions[i] or "").strip()
         ci = src.colorinterp[i].name if i < len(src.colorinterp) else ""
         names.append(desc or (ci if ci in {"red", "green", "blue"} else str(i + 1)))
-    return names
+        indices.append(i)
+    return names, indices
+
+
+def _resolve(src: Any, card: Any, aliases: dict[str, Any], source: str) -> list[int]:
+    """0-based indices of the bands of ``src`` the model needs, in its order."""
+    names, indices = _file_bands(src)
+    return [indices[i] for i in resolve_bands(names, list(card.bands), aliases=aliases, source=source)]
 
 
 class _Bands:
     """A raster's bands on BEFORE's grid, read window by window as ``(c, h, w)`` float32 with NaN where
-    the file has no data (its nodata value, else its mask band), through io's reads: AFTER on another
-    grid is warped band by band from the source window under each window, and a 4th band that GDAL
-    merely flags as alpha (its default for 4-band uint8 GeoTIFFs: NIR in an RGB+NIR file) is read as
-    a band, never as a mask, as :func:`changedetect.io.open_stack` does.  (A WarpedVRT took that NIR
-    band for opacity and returned all-NaN windows; a masked read blanked every pixel where NIR = 0.)"""
+    the file has no data (its nodata value, else its mask band, else a binary alpha band), through io's
+    reads: AFTER on another grid is warped band by band from the source window under each window, and
+    a 4th band that GDAL merely flags as alpha (its default for 4-band uint8 GeoTIFFs: NIR in an RGB+NIR
+    file) is read as a band unless its values are only 0 and 255 (an orthomosaic's alpha: the mask), as
+    :func:`changedetect.io.open_stack` does.  (A WarpedVRT took that NIR band for opacity and returned
+    all-NaN windows; a masked read blanked every pixel where NIR = 0.)"""
 
     def __init__(self, src: Any, onto: Any = None) -> None:
         self.src = src
@@ -239,10 +253,8 @@ def detect_to_file(
         src_a, bands_b = _onto(raw_a, src_b, after_path), _Bands(src_b)
         check_gsd(card, src_b.crs, src_b.transform, src_b.width, src_b.height, f"'{before_path}'")
         aliases = dict(getattr(card, "band_aliases", None) or {})
-        idx_b = resolve_bands(_file_band_names(src_b), list(card.bands), aliases=aliases,
-                              source=f"BEFORE '{before_path}'")
-        idx_a = resolve_bands(_file_band_names(raw_a), list(card.bands), aliases=aliases,
-                              source=f"AFTER '{after_path}'")
+        idx_b = _resolve(src_b, card, aliases, f"BEFORE '{before_path}'")
+        idx_a = _resolve(raw_a, card, aliases, f"AFTER '{after_path}'")
         stats = (_file_stats(bands_b, idx_b, card), _file_stats(src_a, idx_a, card))
         shape = (src_b.height, src_b.width)
         profile = {"driver": "GTiff", "dtype": "float32", "count": 1, "width": src_b.width,

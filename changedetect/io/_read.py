@@ -7,13 +7,16 @@ resampling kernel) are read and reprojected, the result is float32 with nodata
 as NaN.  Memory stays bounded by the number of blocks in flight.  (The warp is
 a per-window ``rasterio.warp.reproject``, i.e. a WarpedVRT restricted to one
 band: GDAL's warper would otherwise treat a 4th band flagged as alpha, common
-in RGB+NIR files, as a mask for all bands.)
+in RGB+NIR files, as a mask for all bands.)  A band flagged as alpha is the
+mask only when its values are binary (:func:`alpha_mask_band`: an orthomosaic's
+0 outside its footprint, 255 inside); its NaN then travel through the warp.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +30,7 @@ from dask.base import tokenize
 from dask.highlevelgraph import HighLevelGraph
 from pyproj import CRS
 from rasterio.crs import CRS as RioCRS
-from rasterio.enums import MaskFlags, Resampling
+from rasterio.enums import ColorInterp, MaskFlags, Resampling
 from rasterio.errors import NotGeoreferencedWarning as RioNotGeoreferencedWarning
 from rasterio.errors import RasterioError
 from rasterio.transform import array_bounds
@@ -155,6 +158,9 @@ def read_float(
             index, window=window, out_shape=out_shape, resampling=Resampling.nearest
         )
         out[mask == 0] = np.nan
+    elif (alpha := alpha_mask_band(src)) is not None:
+        opacity = src.read(alpha, window=window, out_shape=out_shape, resampling=Resampling.nearest)
+        out[opacity == 0] = np.nan
     return out
 
 
@@ -162,9 +168,61 @@ def _has_real_mask(flags: list[MaskFlags]) -> bool:
     """A mask band to honour: an internal/external mask, not GDAL's guess that a 4th band is alpha.
 
     A 4-band uint8 GeoTIFF gets RGBA colour interpretation by default, so the NIR band of an
-    RGB+NIR tile would blank every pixel where NIR is 0; an alpha band is read as a band instead.
+    RGB+NIR tile would blank every pixel where NIR is 0; an alpha band is a mask only when
+    :func:`alpha_mask_band` finds it binary.
     """
     return MaskFlags.all_valid not in flags and MaskFlags.alpha not in flags
+
+
+#: Longest side of the decimated read that decides whether an alpha band is a mask.
+ALPHA_SAMPLE = 1024
+#: Share of the sample allowed between 0 and the full value (an alpha band's feathered edge).
+ALPHA_TOLERANCE = 0.01
+_alpha_cache: dict[tuple[object, ...], int | None] = {}
+_alpha_lock = threading.Lock()
+
+
+def alpha_mask_band(src: rasterio.DatasetReader) -> int | None:
+    """The 1-based index of the band GDAL flags as alpha when it is a real opacity mask, else None.
+
+    GDAL flags the 4th band of any 4-band uint8 GeoTIFF as alpha, the NIR band of an RGB+NIR file
+    too; an orthomosaic's alpha is 0 outside its footprint and 255 (the dtype's maximum) inside.  The
+    band is taken for a mask when a decimated read of it (at most :data:`ALPHA_SAMPLE` pixels on the
+    longest side, served from the overviews when there are some) holds the full value and nothing
+    else but 0, bar :data:`ALPHA_TOLERANCE` of it; a file without a nodata value only.  The answer is
+    kept per file (path, size and modification time), so that every window read agrees.
+    """
+    if any(v is not None for v in src.nodatavals):
+        return None
+    flags = src.mask_flag_enums
+    alphas = [i for i, ci in enumerate(src.colorinterp, 1) if ci == ColorInterp.alpha]
+    if not alphas or not any(MaskFlags.alpha in f for f in flags):
+        return None
+    index = alphas[0]
+    dtype = np.dtype(src.dtypes[index - 1])
+    if dtype.kind not in "ui":
+        return None
+    try:
+        stat = Path(src.name).stat()
+        key: tuple[object, ...] = (src.name, stat.st_size, stat.st_mtime_ns, index)
+    except OSError:  # not a local file (/vsicurl/, /vsimem/): keyed by name alone
+        key = (src.name, index)
+    with _alpha_lock:
+        if key in _alpha_cache:
+            return _alpha_cache[key]
+    scale = max(src.width, src.height) / ALPHA_SAMPLE
+    shape = (max(1, round(src.height / scale)), max(1, round(src.width / scale))) if scale > 1 else None
+    sample = src.read(index, out_shape=shape, resampling=Resampling.nearest)
+    full = np.iinfo(dtype).max
+    binary = bool((sample == full).any()) and float(((sample != 0) & (sample != full)).mean()) <= ALPHA_TOLERANCE
+    result = index if binary else None
+    log.debug("band %d of %s flagged alpha: %s", index, src.name,
+              "binary, used as the mask" if binary else "not binary, read as a band")
+    with _alpha_lock:
+        if len(_alpha_cache) > 4096:
+            _alpha_cache.clear()
+        _alpha_cache[key] = result
+    return result
 
 
 def _read_scaled(
@@ -183,8 +241,9 @@ def _read_warped(
     """Warp one window: read the source footprint of the window (plus a margin), reproject it.
 
     This is what a WarpedVRT does, done per band on a float32 copy with NaN as
-    nodata, so that an alpha or NIR band flagged as alpha in a 4-band file
-    cannot blank out the others (GDAL's warper would use it as a mask).
+    nodata, so that a NIR band flagged as alpha in a 4-band file cannot blank
+    out the others (GDAL's warper would use it as a mask); a binary alpha band
+    is the mask, applied by :func:`read_float` before the warp.
     """
     out = np.full((h, w), np.nan, dtype=np.float32)
     dst_crs = RioCRS.from_user_input(spec.grid.crs)
@@ -243,4 +302,4 @@ def _source_window(
     return Window(col0, row0, col1 - col0, row1 - row0)
 
 
-__all__ = ["ReadSpec", "chunk_sizes", "read_float", "lazy_band", "read_window", "resampling_of"]
+__all__ = ["ReadSpec", "alpha_mask_band", "chunk_sizes", "read_float", "lazy_band", "read_window", "resampling_of"]

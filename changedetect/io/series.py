@@ -25,9 +25,11 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
+import rasterio
 from pyproj import CRS
+from rasterio.errors import RasterioError
 
-from changedetect.errors import TimeSeriesError
+from changedetect.errors import TileReadError, TimeSeriesError
 from changedetect.io import geo
 from changedetect.io._checks import (
     PLACEHOLDER_EPOCH,
@@ -40,6 +42,7 @@ from changedetect.io._discover import Discovery, Entry, PathLike, discover
 from changedetect.io._inspect import RasterMeta, inspect_raster
 from changedetect.io._model import BandInfo, BandSource, Scene
 from changedetect.io._names import PLAIN_IMAGE_SUFFIXES, S2_AUX_RE, S2_BANDS, band_sort_key, s2_band
+from changedetect.io._read import alpha_mask_band
 from changedetect.types import STACK_DIMS, Grid, TileStack  # noqa: F401  (re-exported)
 
 log = logging.getLogger(__name__)
@@ -221,7 +224,9 @@ def _scene(date: dt.date, entries: list[Entry], metas: dict[Path, RasterMeta]) -
     bands: list[BandSource] = []
     for entry in entries:
         meta = metas[entry.path]
-        for index, name in enumerate(_band_names(entry, meta), 1):
+        alpha = _alpha_mask(meta)
+        indexes = [i for i in range(1, meta.count + 1) if i != alpha]
+        for index, name in zip(indexes, _band_names(entry, meta, indexes), strict=True):
             bands.append(
                 BandSource(info=_band_info(name, meta, index), path=entry.path, index=index)
             )
@@ -238,36 +243,65 @@ def _scene(date: dt.date, entries: list[Entry], metas: dict[Path, RasterMeta]) -
     return Scene(date=date, bands=tuple(bands))
 
 
-def _band_names(entry: Entry, meta: RasterMeta) -> list[str]:
-    """Manifest/STAC names, else band descriptions, else a Sentinel-2 token, else RGB, else B1..Bn."""
-    count = meta.count
+def _alpha_mask(meta: RasterMeta) -> int | None:
+    """The band of ``meta``'s file that is its validity mask (a binary alpha band), else None.
+
+    Only files with a band GDAL calls alpha and no nodata value are opened for the sample
+    :func:`~changedetect.io._read.alpha_mask_band` reads.
+    """
+    if "alpha" not in meta.colorinterp or meta.nodata is not None:
+        return None
+    try:
+        with rasterio.open(meta.path) as src:
+            return alpha_mask_band(src)
+    except RasterioError as exc:
+        raise TileReadError(
+            f"reading the alpha band of '{meta.path}' failed: {exc}; the file may be truncated or corrupt: "
+            "copy or download it again"
+        ) from exc
+
+
+def _band_names(entry: Entry, meta: RasterMeta, indexes: list[int]) -> list[str]:
+    """Names of the bands ``indexes`` (all but an alpha mask): manifest/STAC names, else band
+    descriptions, else a Sentinel-2 token, else RGB, else B1..Bn."""
+    count = len(indexes)
+    alpha = meta.count != count  # one band is the file's alpha mask, not a band
+    descriptions = [meta.descriptions[i - 1] for i in indexes]
     if entry.bands is not None:
-        if len(entry.bands) != count:
+        given = list(entry.bands)
+        if alpha and len(given) == meta.count:  # a name for the alpha band too: it stays the mask
+            (extra,) = sorted(set(range(1, meta.count + 1)) - set(indexes))
+            log.info("%s: band %d (%r) of '%s' is its alpha mask, not a band", entry.origin, extra,
+                     given[extra - 1], entry.path)
+            given = [given[i - 1] for i in indexes]
+        if len(given) != count:
+            mask = f" and an alpha band used as its mask; give {count} names or {meta.count}" if alpha else ""
             raise TimeSeriesError(
                 f"{entry.origin}: {len(entry.bands)} band names {entry.bands} given for '{entry.path}', "
-                f"which has {count} band(s); give one name per band"
+                f"which has {count} band(s){mask}; give one name per band"
             )
-        if all(meta.descriptions) and list(meta.descriptions) != list(entry.bands):
+        if all(descriptions) and descriptions != given:
             log.warning(
                 "%s names the bands of '%s' %s; the file's descriptions say %s: using the former",
                 entry.origin,
                 entry.path,
-                entry.bands,
-                list(meta.descriptions),
+                given,
+                descriptions,
             )
-        return list(entry.bands)
-    if all(meta.descriptions) and len(set(meta.descriptions)) == count:
-        return [str(d) for d in meta.descriptions]
+        return given
+    if all(descriptions) and len(set(descriptions)) == count:
+        return [str(d) for d in descriptions]
     token = s2_band(entry.path)
     if count == 1 and token:
         return [token]
-    rgb = list(meta.colorinterp[:3]) == ["red", "green", "blue"]
+    rgb = [meta.colorinterp[i - 1] for i in indexes[:3]] == ["red", "green", "blue"]
     if rgb and count == 3:
         return ["red", "green", "blue"]
     if rgb and count == 4 and meta.path.suffix.lower() in PLAIN_IMAGE_SUFFIXES:
         return ["red", "green", "blue", "alpha"]
     # A 4-band GeoTIFF is RGBA to GDAL by default, whatever it holds (RGB+NIR, BGR+NIR):
-    # without descriptions its order is unknown, so the bands stay B1..B4.
+    # without descriptions its order is unknown, so the bands stay B1..B4 (unless the 4th is a
+    # binary alpha band: then it is the mask, and the three others are RGB as an RGB file's).
     return [f"B{i}" for i in range(1, count + 1)]
 
 
