@@ -88,3 +88,14 @@ def test_failed_write_leaves_nothing(frame: gpd.GeoDataFrame, tmp_path: Path) ->
 def test_unknown_extension(frame: gpd.GeoDataFrame, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"\.gpkg"):
         write_vector(frame, tmp_path / "v.shp")
+
+
+def test_the_csv_carries_a_utf8_mark_for_excel_and_reads_back_everywhere(frame: gpd.GeoDataFrame,
+                                                                          tmp_path: Path) -> None:
+    """Excel on Windows opens a CSV without a byte-order mark in the local code page: 'Đường Lê Lợi'
+    came out as 'Ä�Æ°á»�ng'.  With the mark, pandas, GDAL (and QGIS through it) read the same columns."""
+    path = write_vector(frame, tmp_path / "v.csv")
+    assert path.read_bytes().startswith(b"\xef\xbb\xbf")
+    assert pd.read_csv(path).columns[0] == "violation_id"
+    back = pyogrio.read_dataframe(path)
+    assert back.columns[0] == "violation_id" and back["address"].iloc[0] == "12 Đường Lê Lợi, Quận 1"

@@ -14,7 +14,8 @@ The format is chosen by the file extension:
 ``.csv``
     One row per feature: the attributes, ``wkt`` (the geometry as WKT in
     EPSG:4326) and ``lon`` / ``lat`` (the centroid, taken in the frame's CRS and
-    then reprojected).  In QGIS: *Add Delimited Text Layer*, geometry from the
+    then reprojected); UTF-8 with a byte-order mark, so that Excel shows accented
+    (Vietnamese) text right.  In QGIS: *Add Delimited Text Layer*, geometry from the
     ``wkt`` field, CRS EPSG:4326.
 ``.parquet`` / ``.geoparquet``
     GeoParquet (1.x metadata, CRS as PROJJSON) in the frame's own CRS.
@@ -114,7 +115,9 @@ def write_vector(
                 layer_options={"RFC7946": "YES", "COORDINATE_PRECISION": "7"},
             )
         elif fmt == "csv":
-            _csv_frame(frame).to_csv(tmp, index=False)
+            # with a UTF-8 byte-order mark: Excel on Windows, where inspectors open it, reads a CSV
+            # without one in the local code page and garbles Vietnamese (pandas, GDAL, QGIS skip the mark)
+            _csv_frame(frame).to_csv(tmp, index=False, encoding="utf-8-sig")
         else:
             frame.to_parquet(tmp, index=False)
     log.info("wrote %d features to %s", len(gdf), path)
