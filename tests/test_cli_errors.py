@@ -411,3 +411,18 @@ def test_a_full_disk_is_one_clear_error_not_a_bug(tmp_path: Path, monkeypatch: p
     code, err = _exit(["info", str(tmp_path)], capsys)
     line = _error_line(err)
     assert code == 2 and line.startswith("Error: no space left on the disk writing ") and "free some space" in line
+
+
+@pytest.mark.parametrize("name", ["result.gpkg", "violations.csv", "out.tif"])
+def test_an_output_folder_named_like_a_file_is_refused_before_any_work(
+        name: str, dummies: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`run --out result.gpkg` made a folder named result.gpkg (which QGIS then would not open as a
+    GeoPackage); it is refused in one line, naming the folder to give instead, and nothing is made."""
+    out = tmp_path / name
+    code, err = _exit(["run", str(dummies["a.tif"]), "--permits", "r.gpkg", "--out", str(out)], capsys)
+    assert code == 2, err
+    assert f"names a {out.suffix} file, but this output is a folder" in err and str(out.with_suffix("")) in err
+    assert not out.exists()
+    out.write_text("x")  # an existing file of that name
+    code, err = _exit(["run", str(dummies["a.tif"]), "--permits", "r.gpkg", "--out", str(out)], capsys)
+    assert code == 2 and "is a file" in err and "folder" in err

@@ -66,8 +66,27 @@ def check_writable(path: Path, *, folder: bool = False) -> None:
     OutputLocationError
         The folder cannot be created, or a file cannot be created in it.
     """
+    if folder:
+        _check_folder_name(path)
     # an existing output folder is written inside (run stages there too); else its parent, to make it
     _probe(path if folder and path.is_dir() else path.parent)
+
+
+#: Names that are files, not the output folder a command asks for (``run --out result.gpkg`` made a
+#: folder of that name, which QGIS then refused to open as a GeoPackage).
+_FILE_SUFFIXES = frozenset({".gpkg", ".geojson", ".json", ".csv", ".parquet", ".geoparquet", ".shp", ".tif",
+                            ".tiff", ".html", ".zip", ".onnx"})
+
+
+def _check_folder_name(path: Path) -> None:
+    stem = path.with_suffix("") if path.suffix else path
+    if path.is_file():
+        raise OutputLocationError(f"'{path}' is a file, but this output is a folder (it will hold several "
+                                  f"files): give a folder, e.g. '{stem}_out'")
+    if not path.exists() and path.suffix.lower() in _FILE_SUFFIXES:
+        raise OutputLocationError(f"'{path}' names a {path.suffix} file, but this output is a folder (it will "
+                                  f"hold several files, e.g. violations.gpkg and report.html): give a folder, "
+                                  f"e.g. '{stem}'")
 
 
 def _probe(folder: Path) -> None:
