@@ -86,11 +86,11 @@ class _Bands:
         from rasterio.enums import Resampling
         from rasterio.windows import Window as RioWindow
 
-        from changedetect.io._read import ReadSpec, _read_warped, read_float
+        from changedetect.io._read import ReadSpec, _read_warped, read_float_bands
 
         win = window if window is not None else RioWindow(0, 0, self.width, self.height)
         if not self.warp:
-            return np.stack([read_float(self.src, i, win) for i in indexes])
+            return read_float_bands(self.src, indexes, win)
         row, col, h, w = int(win.row_off), int(win.col_off), int(win.height), int(win.width)
         return np.stack([_read_warped(self.src, ReadSpec(Path(self.src.name), i, self.source_grid, self.grid,
                                                          Resampling.bilinear, None), row, col, h, w)

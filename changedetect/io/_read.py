@@ -164,6 +164,26 @@ def read_float(
     return out
 
 
+def read_float_bands(src: rasterio.DatasetReader, indexes: list[int], window: Window) -> np.ndarray:
+    """:func:`read_float` of several bands of one window, ``(c, h, w)``, in one read of the file (a
+    pixel-interleaved tile is decompressed once, not once per band: detect_to_file's windows read
+    band by band ran at 2.1 Mpx/s against 2.9 at 4096², ``benchmarks/detection_speed.py``)."""
+    data = src.read(indexes, window=window)
+    out = data.astype(np.float32)
+    opacity = None
+    for k, index in enumerate(indexes):
+        nodata = src.nodatavals[index - 1]
+        if nodata is not None:
+            out[k][np.isnan(out[k]) if np.isnan(nodata) else data[k] == nodata] = np.nan
+        elif _has_real_mask(src.mask_flag_enums[index - 1]):
+            out[k][src.read_masks(index, window=window) == 0] = np.nan
+        elif (alpha := alpha_mask_band(src)) is not None:
+            if opacity is None:
+                opacity = src.read(alpha, window=window) == 0
+            out[k][opacity] = np.nan
+    return out
+
+
 def _has_real_mask(flags: list[MaskFlags]) -> bool:
     """A mask band to honour: an internal/external mask, not GDAL's guess that a 4th band is alpha.
 

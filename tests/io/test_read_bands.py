@@ -1,0 +1,44 @@
+"""read_float_bands: several bands in one read give what read_float gives band by band."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from affine import Affine
+from rasterio.windows import Window
+
+from changedetect.io._read import read_float, read_float_bands
+
+
+def _write(path: Path, data: np.ndarray, **extra: object) -> Path:
+    with rasterio.open(path, "w", driver="GTiff", width=data.shape[2], height=data.shape[1], count=data.shape[0],
+                       dtype=data.dtype, crs="EPSG:32648", transform=Affine(0.5, 0, 680_000, 0, -0.5, 1_200_000),
+                       tiled=True, blockxsize=64, blockysize=64, compress="deflate", **extra) as dst:
+        dst.write(data)
+    return path
+
+
+@pytest.mark.parametrize("case", ["plain", "nodata", "alpha", "nir"])
+def test_one_read_of_several_bands_equals_band_by_band_reads(tmp_path: Path, case: str) -> None:
+    rng = np.random.default_rng(1)
+    data = rng.integers(1, 255, (4, 200, 150)).astype(np.uint8)
+    extra: dict[str, object] = {}
+    if case == "nodata":
+        data[:, :30] = 0
+        extra["nodata"] = 0
+    elif case == "alpha":  # an orthomosaic: alpha 0 outside, 255 inside, RGB 0 outside
+        data[3] = 255
+        data[:, 150:] = 0
+    elif case == "nir":
+        data[3, :20] = 0  # NIR flagged alpha by GDAL, with zeros that are data
+    path = _write(tmp_path / f"{case}.tif", data, **extra)
+    window = Window(10, 20, 120, 170)
+    with rasterio.open(path) as src:
+        one = read_float_bands(src, [1, 2, 3], window)
+        each = np.stack([read_float(src, i, window) for i in (1, 2, 3)])
+    np.testing.assert_array_equal(one, each)
+    assert one.dtype == np.float32 and one.shape == (3, 170, 120)
+    assert np.isnan(one).any() == (case in ("nodata", "alpha"))
