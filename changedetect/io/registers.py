@@ -18,11 +18,16 @@ Sources
     EPSG:4326 unless ``crs`` says otherwise).  The CRS of WKT comes from
     ``crs=``, an EWKT prefix, or a ``.prj`` file beside the CSV.
 ``postgresql://user@host:port/db``
-    With ``table="schema.table"`` (identifiers checked against
-    ``[A-Za-z_][A-Za-z0-9_]*`` and quoted by psycopg) or ``query="SELECT ...
-    WHERE issued_on > %(since)s"`` with ``params={"since": ...}``: values are
-    always sent as parameters, never pasted into the SQL.  The session is
-    read-only.  The CRS is the geometry's SRID.
+    With ``table="schema.table"`` (each part letters, digits and ``_``, Vietnamese
+    letters too, not starting with a digit; quoted by psycopg, so case is kept) or
+    ``query="SELECT ... WHERE issued_on > %(since)s"`` with ``params={"since": ...}``:
+    values are always sent as parameters, never pasted into the SQL.  The session is
+    read-only.  The CRS is the geometry's SRID (``crs=`` for SRID 0).  A password with
+    ``@``, ``/`` or ``%`` must be percent-encoded in the URL, or left out for libpq's
+    ``PGPASSWORD``, ``~/.pgpass`` or ``PGSERVICE`` (``postgresql://?service=name``).
+    NULL geometries and curved ones (``CURVEPOLYGON``, which GEOS cannot read) are row
+    problems of validation.  The rows are read at once (a register of 1M permits
+    takes a few GB of memory).
 """
 
 from __future__ import annotations
@@ -35,7 +40,6 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import geopandas as gpd
 import pandas as pd
@@ -44,13 +48,12 @@ import shapely
 from changedetect.errors import (
     ConfigError,
     PermitSchemaError,
-    RegisterConnectionError,
     RegisterReadError,
 )
+from changedetect.io._postgis import _read_postgis, _safe_url, check_identifier
 
 log = logging.getLogger(__name__)
 
-_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _WKT_COLUMNS = ("wkt", "geometry", "geom", "the_geom", "wkb_geometry")
 _LONLAT = (("lon", "lat"), ("lng", "lat"), ("longitude", "latitude"), ("x", "y"))
 _EWKT = re.compile(r"^\s*SRID=(\d+);(.*)$", re.IGNORECASE | re.DOTALL)
@@ -91,7 +94,8 @@ def read_register(
         raise ConfigError(f"params= (--param) are the values of a query's placeholders, and {what} '{shown}' is "
                           "read without a query=/--query; give the query or drop the parameters")
     if text.startswith(("postgresql://", "postgres://")):
-        return _read_postgis(text, table=table, query=query, params=params)
+        db_frame, name = _read_postgis(text, table=table, query=query, params=params)
+        return _with_crs(db_frame, crs, name, what), name
     if table is not None or query is not None:
         raise ConfigError(f"table= and query= are for postgresql:// registers, not for the file '{text}'")
     path = Path(text)
@@ -110,12 +114,17 @@ def read_register(
             f"{what} '{path}': unknown format '{suffix}'; use .gpkg, .geojson, .shp, .parquet, "
             ".csv or a postgresql:// URL"
         )
+    return _with_crs(frame, crs, str(path), what).reset_index(drop=True), str(path)
+
+
+def _with_crs(frame: gpd.GeoDataFrame, crs: Any, name: str, what: str) -> gpd.GeoDataFrame:
+    """``crs`` for a register that declares none (a CSV's WKT, a PostGIS SRID 0); its own wins."""
     if frame.crs is None and crs is not None:
         frame = frame.set_crs(crs)
     elif crs is not None and not frame.crs.equals(crs):
         log.warning("%s '%s' declares its CRS (%s): the CRS given for it (%s, --permits-crs / crs=) is for "
-                    "registers without one and is not used", what, path, frame.crs.to_string(), crs.to_string())
-    return frame.reset_index(drop=True), str(path)
+                    "registers without one and is not used", what, name, frame.crs.to_string(), crs.to_string())
+    return frame
 
 
 def _checked_crs(crs: Any) -> Any:
@@ -235,100 +244,6 @@ def _parse_wkt(value: Any) -> tuple[Any, int | None, str | None]:
 def _prj_beside(path: Path) -> str | None:
     prj = path.with_suffix(".prj")
     return prj.read_text().strip() if prj.exists() else None
-
-
-def _safe_url(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password:
-        host = parts.hostname or ""
-        netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
-        parts = parts._replace(netloc=netloc)
-    return urlunsplit(parts)
-
-
-def check_identifier(name: str) -> tuple[str, ...]:
-    """Split ``schema.table`` and check each part is a plain SQL identifier.
-
-    Raises
-    ------
-    ConfigError
-        A part is not ``[A-Za-z_][A-Za-z0-9_]*`` (at most 63 characters).
-    """
-    parts = tuple(name.split("."))
-    if not 1 <= len(parts) <= 2 or not all(_IDENT.match(p) for p in parts):
-        raise ConfigError(
-            f"table {name!r} is not a plain [schema.]table name (letters, digits and _ only); "
-            "to filter rows use query= with parameters"
-        )
-    return parts
-
-
-def _check_query(query: str) -> str:
-    body = query.strip().rstrip(";").strip()
-    if not re.match(r"^(select|with)\b", body, re.IGNORECASE) or ";" in body:
-        raise ConfigError(
-            "query= must be one SELECT (or WITH ... SELECT) statement, with values passed as "
-            "%(name)s placeholders and params=; got: " + (body[:60] + "..." if len(body) > 60 else body)
-        )
-    return body
-
-
-def _read_postgis(
-    url: str, *, table: str | None, query: str | None, params: Mapping[str, Any] | tuple[Any, ...] | None
-) -> tuple[gpd.GeoDataFrame, str]:
-    import psycopg
-    from psycopg import sql
-
-    if (table is None) == (query is None):
-        raise ConfigError("a postgresql:// register needs exactly one of table= or query=")
-    stmt: Any
-    if table is not None:
-        stmt = sql.SQL("SELECT * FROM {}").format(sql.Identifier(*check_identifier(table)))
-        name = f"{_safe_url(url)} table={table}"
-    else:
-        stmt = sql.SQL(_check_query(str(query)))  # type: ignore[arg-type]  # checked: one SELECT
-        name = f"{_safe_url(url)} query"
-    try:
-        conn = psycopg.connect(url, connect_timeout=10)
-    except psycopg.Error as exc:
-        raise RegisterConnectionError(
-            f"cannot connect to the permit register {_safe_url(url)}: {str(exc).strip()}; "
-            "check the host, port, database, user and that the server is running"
-        ) from exc
-    try:
-        conn.read_only = True
-        with conn.cursor() as cur:
-            cur.execute("SELECT oid FROM pg_type WHERE typname = %s", ("geometry",))
-            geom_oids = {r[0] for r in cur.fetchall()}
-            if not geom_oids:
-                raise PermitSchemaError(f"permit register {name}: the database has no PostGIS extension")
-            cur.execute(stmt, params)
-            columns = [d.name for d in cur.description or []]
-            types = [d.type_code for d in cur.description or []]
-            rows = cur.fetchall()
-    except psycopg.Error as exc:
-        raise PermitSchemaError(f"permit register {name}: the database refused the read: {str(exc).strip()}") from exc
-    finally:
-        conn.close()
-    return _frame_from_rows(columns, types, rows, geom_oids, name), name
-
-
-def _frame_from_rows(
-    columns: list[str], types: list[int], rows: list[tuple[Any, ...]], geom_oids: set[int], name: str
-) -> gpd.GeoDataFrame:
-    geom_cols = [c for c, t in zip(columns, types, strict=True) if t in geom_oids]
-    if not geom_cols:
-        raise PermitSchemaError(f"permit register {name}: the result has no geometry column")
-    gcol = next((c for c in geom_cols if c in ("geometry", "geom")), geom_cols[0])
-    table = pd.DataFrame.from_records(rows, columns=columns)
-    geoms = shapely.from_wkb(table[gcol].tolist()) if len(table) else []
-    srids = {int(s) for s in shapely.get_srid(geoms)} if len(table) else set()
-    crs = f"EPSG:{srids.pop()}" if len(srids) == 1 and 0 not in srids else None
-    if len(srids) > 1:
-        raise PermitSchemaError(f"permit register {name}: geometries have several SRIDs; transform them to one")
-    geoms = shapely.set_srid(geoms, 0) if len(table) else geoms
-    attrs = table.drop(columns=geom_cols).astype(object)
-    return gpd.GeoDataFrame(attrs, geometry=gpd.GeoSeries(geoms), crs=crs)
 
 
 __all__ = ["RegisterReadError", "check_identifier", "read_register"]
