@@ -294,7 +294,13 @@ def test_the_nightly_job_reads_a_postgis_register_once_a_night(
     import changedetect.io.registers as registers
     from changedetect.config import PermitsConfig, PipelineConfig
     from changedetect.nightly import run_nightly
-    from changedetect.testing import make_footprints, make_model, make_permits, make_stack, write_stack
+    from changedetect.testing import (
+        make_footprints,
+        make_model,
+        make_permits,
+        make_stack,
+        write_stack,
+    )
 
     stack = make_stack(n_dates=3, size=64, seed=3)
     write_stack(stack, tmp_path / "catalog" / "district12", prefix="district12")
@@ -319,3 +325,19 @@ def test_the_nightly_job_reads_a_postgis_register_once_a_night(
                           night=dates[-1], workers=1, config=config)
     assert summary.pairs >= 2 and not summary.failed
     assert len(reads) == 1, reads
+
+
+def test_placeholders_and_params_that_do_not_agree_are_a_config_error(tables: str) -> None:
+    """psycopg refuses these before anything reaches the server: not 'the database refused the read'."""
+    cases = [
+        ("SELECT * FROM rv_null WHERE permit_id LIKE 'GP-%' AND status = %(s)s", {"s": "active"}, "%%"),
+        ("SELECT * FROM rv_null WHERE status = %(s)s", {"st": "active"}, "--param"),
+    ]
+    for query, params, hint in cases:
+        with pytest.raises(ConfigError, match="placeholder") as err:
+            load_register(tables, query=query, params=params, strict=False)
+        assert hint in str(err.value) and "database refused" not in str(err.value)
+    # the literal written %% works
+    got = load_register(tables, query="SELECT * FROM rv_null WHERE permit_id LIKE 'GP-%%' AND status = %(s)s",
+                        params={"s": "active"}, strict=False)
+    assert list(got["permit_id"]) == ["GP-1"]

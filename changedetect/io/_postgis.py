@@ -147,6 +147,13 @@ def _read_postgis(
                     f"permit register {name}: the database refused the read: {_one_line(exc)}; check table= "
                     "(--table, [schema.]name; a name is case-sensitive)"
                     + _tables_there(cur)) from exc
+            except psycopg.ProgrammingError as exc:
+                if exc.sqlstate is not None:  # the server's: below
+                    raise
+                raise ConfigError(  # psycopg's, before anything is sent
+                    f"permit register {name}: the query's placeholders and params= do not agree "
+                    f"({_one_line(exc)}); each %(name)s needs a value in params= (--param name=VALUE), "
+                    "and a literal % in the query is written %%") from None
             columns = [d.name for d in cur.description or []]
             types = [d.type_code for d in cur.description or []]
             rows = cur.fetchall()
