@@ -116,6 +116,29 @@ class CoregistrationReport:
         """Dates that could not be registered."""
         return [d.date for d in self.dates if not d.reliable]
 
+    def __repr__(self) -> str:
+        """One line for the grid, one per date (the whole record is :meth:`to_dict`)."""
+        h, w = self.shape
+        head = (f"CoregistrationReport(reference {self.reference}, {_crs_label(self.crs)}, {h}x{w} px, "
+                f"{len(self.dates)} dates, {self.seconds:.1f} s)")
+        return "\n".join([head, *(f"  {_date_line(d)}" for d in self.dates)])
+
+    def _repr_html_(self) -> str:
+        """A table of the dates, for Jupyter."""
+        from html import escape
+
+        h, w = self.shape
+        cells = [[d.date, d.status, f"{d.shift_px[0]:+.2f}, {d.shift_px[1]:+.2f}", f"{d.reliability:.2f}",
+                  f"{d.tie_points_kept}/{d.tie_points_found}",
+                  "" if d.residual_rmse_px is None else f"{d.residual_rmse_px:.3f}", "; ".join(d.warnings)]
+                 for d in self.dates]
+        head = ("date", "status", "shift (px, dx, dy)", "reliability", "tie points kept/found",
+                "residual RMSE (px)", "warnings")
+        rows = "".join("<tr>" + "".join(f"<td>{escape(str(c))}</td>" for c in row) + "</tr>" for row in cells)
+        return (f"<b>CoregistrationReport</b>: reference {escape(self.reference)}, "
+                f"{escape(_crs_label(self.crs))}, {h}&times;{w} px, {self.seconds:.1f} s"
+                "<table><tr>" + "".join(f"<th>{escape(c)}</th>" for c in head) + f"</tr>{rows}</table>")
+
     def __getitem__(self, date: str) -> DateRegistration:
         for d in self.dates:
             if d.date == date:
@@ -138,6 +161,30 @@ class CoregistrationReport:
         with atomic_path(path, overwrite=overwrite) as tmp:
             tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
         return path
+
+
+def _crs_label(crs: str | None) -> str:
+    """``EPSG:n`` as it is; a WKT by its name (a local grid's WKT is hundreds of characters)."""
+    if crs is None:
+        return "no CRS"
+    if len(crs) <= 40:
+        return crs
+    try:
+        from pyproj import CRS
+
+        return f"{CRS.from_user_input(crs).name} (WKT)"
+    except Exception:  # not a CRS pyproj reads: its start
+        return crs[:37] + "..."
+
+
+def _date_line(d: DateRegistration) -> str:
+    if d.status == "reference":
+        return f"{d.date}  reference"
+    line = (f"{d.date}  {d.status:<10}  shift {d.shift_px[0]:+.2f}, {d.shift_px[1]:+.2f} px  "
+            f"reliability {d.reliability:.2f}  tie points {d.tie_points_kept}/{d.tie_points_found}")
+    if d.residual_rmse_px is not None:
+        line += f"  residual {d.residual_rmse_px:.3f} px"
+    return line + (f"  ({len(d.warnings)} warning{'s' * (len(d.warnings) > 1)})" if d.warnings else "")
 
 
 def _jsonable(obj: Any) -> Any:

@@ -1,0 +1,231 @@
+"""Review of the public Python API as a GIS analyst meets it in a notebook (README's *Python API*,
+the stage functions, their result objects and the notebooks' prose)."""
+
+from __future__ import annotations
+
+import os
+import re
+import warnings
+from pathlib import Path
+
+import dask.array as da
+import numpy as np
+import pytest
+import xarray as xr
+from dask.callbacks import Callback
+
+import changedetect
+from changedetect.coregister import coregister
+from changedetect.match import match
+from changedetect.testing import make_footprints, make_permits, make_stack
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _readme_python_blocks() -> list[str]:
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    section = text.split("## The Python API", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```python\n(.*?)```", section, flags=re.S)
+
+
+def test_readme_python_api_runs_as_written_and_gives_the_counts_it_states(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every line of README's Python API block, run in a folder laid out as the repository, and
+    the row counts README's prose gives for the snippet and for `run` (read from README itself)."""
+    if not (REPO / "sample_tiles" / "manifest.json").is_file():
+        pytest.skip("sample_tiles/ is absent: run `python -m changedetect.samplecity`")
+    blocks = _readme_python_blocks()
+    assert blocks, "README's Python API section has no python block"
+    (tmp_path / "permits").mkdir()
+    (tmp_path / "sample_tiles").symlink_to(REPO / "sample_tiles")
+    for name in ("sample_register.gpkg", "schema.json"):
+        (tmp_path / "permits" / name).symlink_to(REPO / "permits" / name)
+    monkeypatch.chdir(tmp_path)
+    namespace: dict[str, object] = {}
+    for block in blocks:
+        exec(compile(block, "README.md", "exec"), namespace)  # noqa: S102
+    prose = (REPO / "README.md").read_text(encoding="utf-8")
+    said = re.search(r"has (\d+) rows \((\d+) `unlicensed`, (\d+) `exceeds_permit`\)\s+where `run` gives "
+                     r"(\d+) \((\d+) and (\d+)\)", prose)
+    assert said, "README no longer states the snippet's and run's counts in the expected words"
+    rows, unlicensed, exceeds, run_rows, run_unlicensed, run_exceeds = map(int, said.groups())
+    violations = namespace["violations"]
+    counts = violations["status"].value_counts()  # type: ignore[attr-defined]
+    assert (len(violations), counts.get("unlicensed", 0), counts.get("exceeds_permit", 0)) == (  # type: ignore[arg-type]
+        rows, unlicensed, exceeds)
+    summary = namespace["summary"]
+    assert (summary.n_footprints, summary.counts.get("unlicensed", 0),  # type: ignore[attr-defined]
+            summary.counts.get("exceeds_permit", 0)) == (run_rows, run_unlicensed, run_exceeds)  # type: ignore[attr-defined]
+    assert Path("violations.gpkg").is_file() and Path("out", "violations.gpkg").is_file()
+
+
+def test_every_public_name_has_a_docstring() -> None:
+    for name in changedetect.__all__:
+        if name in ("__version__", "errors"):
+            continue
+        obj = getattr(changedetect, name)
+        assert (obj.__doc__ or "").strip(), f"changedetect.{name} has no docstring"
+    import changedetect.io as cio
+
+    for name in cio.__all__:
+        assert (getattr(cio, name).__doc__ or "").strip(), f"changedetect.io.{name} has no docstring"
+
+
+# ----------------------------------------------------------------------------- result objects
+def _report() -> changedetect.coregister.CoregistrationReport:  # type: ignore[name-defined]
+    from changedetect._registration.report import CoregistrationReport, DateRegistration
+
+    dates = [DateRegistration(date="2024-01-15", status="reference",
+                              gain={b: 1.0 for b in "rgbn"}, offset={b: 0.0 for b in "rgbn"}),
+             DateRegistration(date="2024-07-12", status="local", shift_px=(1.0082, 3.0681), shift_m=(0.504, -1.534),
+                              reliability=0.836, peak_ratio=6.1, snr=44.3, matching="material",
+                              tie_points_found=285, tie_points_kept=272, residual_rmse_px=0.144, max_local_px=1.57,
+                              gain={b: 1.06 for b in "rgbn"}, offset={b: -10.4 for b in "rgbn"},
+                              invariant_fraction=0.52),
+             DateRegistration(date="2025-01-20", status="unreliable", reliability=0.1,
+                              warnings=["could not be registered <reliably>"])]
+    config = {f"option_{i}": i for i in range(25)}
+    return CoregistrationReport(reference="2024-01-15", crs="EPSG:32648",
+                                transform=(0.5, 0.0, 679828.0, 0.0, -0.5, 1202292.0), shape=(1024, 1024),
+                                dates=dates, config=config, seconds=4.2)
+
+
+def test_coregistration_report_repr_is_a_short_summary_not_a_dump() -> None:
+    # the dataclass repr printed every field of every date and the whole configuration: ~3,000
+    # characters on the sample city for a report evaluated at the end of a notebook cell
+    text = repr(_report())
+    assert len(text) < 800, text
+    lines = text.splitlines()
+    assert len(lines) <= 8
+    assert "2024-07-12" in text and "local" in text and "unreliable" in text and "EPSG:32648" in text
+    assert "option_3" not in text  # the configuration is in .config / .to_dict(), not the repr
+    assert "+1.01" in text and "+3.07" in text  # the shift, in pixels, rounded
+
+
+def test_coregistration_report_renders_as_an_html_table_in_jupyter() -> None:
+    html = _report()._repr_html_()
+    assert html.count("<tr") == 4  # header + 3 dates
+    assert "&lt;reliably&gt;" in html  # escaped
+    assert "272" in html and "285" in html
+
+
+# ----------------------------------------------------------------------------- stage inputs
+def test_coregister_given_a_dataset_says_to_make_it_a_dataarray() -> None:
+    stack = make_stack(2, size=64)
+    with pytest.raises(TypeError, match=r"xarray\.Dataset.*to_dataarray\(.band.\)"):
+        coregister(stack.to_dataset(dim="band"))  # type: ignore[arg-type]
+
+
+def test_coregister_given_transposed_dims_says_how_to_transpose() -> None:
+    stack = make_stack(2, size=64)
+    with pytest.raises(ValueError, match=r"\.transpose\('time', 'band', 'y', 'x'\)"):
+        coregister(stack.transpose("band", "time", "y", "x"))
+
+
+def test_a_dataset_with_one_variable_is_still_refused_by_name() -> None:
+    stack = make_stack(2, size=64)
+    with pytest.raises(TypeError, match="Dataset"):
+        coregister(stack.to_dataset(name="tiles"))  # type: ignore[arg-type]
+
+
+# ----------------------------------------------------------------------------- match keeps the index
+def test_match_keeps_the_footprints_index() -> None:
+    # an analyst filters footprints and joins the statuses back: with a fresh RangeIndex the
+    # statuses landed on the wrong rows (or NaN) silently
+    stack = make_stack(3, size=128)
+    footprints = make_footprints(stack)
+    assert len(footprints) >= 2
+    permits = make_permits(footprints.iloc[:1])
+    subset = footprints.iloc[1:]
+    violations = match(subset, permits)
+    assert list(violations.index) == list(subset.index)
+    joined = subset.join(violations[["status"]])
+    assert joined["status"].notna().all()
+    named = footprints.set_index(footprints["footprint_id"].rename("fid"))
+    assert list(match(named, permits).index) == list(named.index)
+    assert match(named, permits).index.name == "fid"
+
+
+def test_match_on_a_filtered_frame_still_writes_no_index_column(tmp_path: Path) -> None:
+    import geopandas as gpd
+
+    stack = make_stack(3, size=128)
+    footprints = make_footprints(stack)
+    violations = match(footprints.iloc[1:], make_permits(footprints.iloc[:1]))
+    path = changedetect.write_vector(violations, tmp_path / "v.gpkg")
+    back = gpd.read_file(path, layer="v")
+    assert list(back.columns) == list(violations.columns)
+
+
+# ----------------------------------------------------------------------------- laziness
+class _Biggest(Callback):
+    """The largest array any dask task produced (a whole-stack .values shows as a big one)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.largest = 0
+
+    def _posttask(self, key, result, dsk, state, id) -> None:  # noqa: ANN001, A002
+        nbytes = getattr(result, "nbytes", 0)
+        if isinstance(nbytes, int):
+            self.largest = max(self.largest, nbytes)
+
+
+def test_coregister_of_a_chunked_stack_stays_lazy_and_never_materialises_the_stack(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import changedetect.coregister as cg
+
+    size = 512
+    numpy_stack = make_stack(3, size=size)
+    stack = numpy_stack.copy(data=da.from_array(numpy_stack.values, chunks=(1, 1, 128, 128)))
+    # a whole-city stack: above the size read into memory at once (lowered, to keep the test small)
+    monkeypatch.setattr(cg, "_IN_MEMORY_PIXELS", 128 * 128)
+    with _Biggest() as probe, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        aligned, _ = coregister(stack)
+    # a small scene's radiometry is fitted on one whole date (up to 2048² px); never more
+    one_date = stack.nbytes // stack.sizes["time"]
+    assert 0 < probe.largest <= one_date, probe.largest
+    assert isinstance(aligned.data, da.Array)
+    assert aligned.rio.crs == stack.rio.crs
+    np.testing.assert_array_equal(aligned["time"].values, stack["time"].values)
+
+
+# ----------------------------------------------------------------------------- warnings
+def test_vectorize_on_imagery_with_no_data_pixels_raises_no_numpy_warning() -> None:
+    """An aligned date has NaN at its edge (warped in from outside): numpy's 'Mean of empty slice'
+    reached the analyst's notebook (notebook 01, section 4) and says nothing useful."""
+    from changedetect.vectorize import vectorize
+
+    stack = make_stack(2, size=96)
+    after = stack.isel(time=1).copy(deep=True)
+    before = stack.isel(time=0)
+    prob = xr.zeros_like(stack.isel(time=0, band=0), dtype=np.float32)
+    prob[30:60, 30:60] = 0.95
+    prob.attrs.update(threshold=0.5, model="m")
+    after[:, 25:45, 25:45] = np.nan  # no data over part of the footprint and its ring
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        footprints = vectorize(prob, before=before, after=after)
+    assert len(footprints) == 1
+
+
+# ----------------------------------------------------------------------------- notebooks
+def test_notebook_map_title_says_what_the_white_lines_are() -> None:
+    source = (REPO / "notebooks" / "01_sample_city_walkthrough.py").read_text(encoding="utf-8")
+    assert 'permits.to_crs(aligned.rio.crs).boundary.plot(ax=ax, color="white"' in source
+    from changedetect.report import COLOURS
+
+    assert COLOURS["permitted"] != (255, 255, 255)  # permitted footprints are drawn in their colour
+    assert "white: permitted footprints" not in source
+    assert os.path.isfile(REPO / "notebooks" / "01_sample_city_walkthrough.ipynb")
+
+
+def test_coregistration_report_repr_names_a_wkt_crs_instead_of_printing_it() -> None:
+    from dataclasses import replace
+
+    from pyproj import CRS
+
+    wkt = CRS.from_epsg(32648).to_wkt()
+    text = repr(replace(_report(), crs=wkt))
+    assert "WGS 84 / UTM zone 48N" in text and wkt not in text
