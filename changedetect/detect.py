@@ -43,6 +43,7 @@ from changedetect._detect_file import detect_to_file
 from changedetect.errors import GeoreferenceError, TimeSeriesError
 from changedetect.presence import DatePresence, same_season
 from changedetect.tiling import Window
+from changedetect.types import check_tilestack
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +72,23 @@ def _date_of(da: xr.DataArray) -> str:
     if "time" in da.coords and da["time"].size == 1:
         return str(np.datetime_as_string(np.asarray(da["time"].values).reshape(-1)[0], unit="D"))
     return str(da.attrs.get("date", ""))
+
+
+def _one_date(da: xr.DataArray, which: str) -> xr.DataArray:
+    """``da`` as ``(band, y, x)``: any order of those dims is transposed (lazily); anything else is
+    refused naming what to give."""
+    want = ("band", "y", "x")
+    if isinstance(da, xr.Dataset):
+        raise TypeError(f"{which} is an xarray.Dataset (variables {list(da.data_vars)}); give one DataArray "
+                        "(band, y, x): ds.to_dataarray('band'), or a date of a TileStack (stack.isel(time=i))")
+    if not isinstance(da, xr.DataArray):
+        raise TypeError(f"{which} must be an xarray.DataArray (band, y, x), got {type(da).__name__}")
+    if tuple(da.dims) == want:
+        return da
+    if set(da.dims) == set(want):
+        return da.transpose(*want)
+    raise ValueError(f"{which} has dims {tuple(da.dims)}; one date is (band, y, x): select a date of a "
+                     "TileStack with stack.isel(time=i), or add a band dim with .expand_dims('band')")
 
 
 def _array_reader(da: xr.DataArray, idx: list[int]) -> Reader:
@@ -138,6 +156,7 @@ def detect_pair(
         has no data; attrs ``model``, ``model_sha256``, ``model_version``,
         ``threshold``, ``before``, ``after``.
     """
+    before, after = _one_date(before, "BEFORE"), _one_date(after, "AFTER")
     loaded = _load_model(config, model)
     card = loaded.card
     wanted = list(card.bands)
@@ -332,6 +351,7 @@ def detect_each_pair(
     before the mask (``(y, x)`` float32: 1 at or above the threshold, 0 below, NaN where the pair
     has no data), keyed by ``(before, after)``: the nightly job checks earlier nights'
     violations against them (``changedetect._merge.withdraw_unconfirmed``)."""
+    check_tilestack(stack)
     if stack.sizes.get("time", 0) < 2:
         days = ", ".join(str(t)[:10] for t in stack["time"].values) if "time" in stack.coords else "none"
         raise TimeSeriesError(f"change detection needs two or more dates; the stack holds "

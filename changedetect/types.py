@@ -82,9 +82,20 @@ class Grid:
 
 
 def check_tilestack(stack: xr.DataArray) -> None:
-    """Raise ``ValueError`` unless ``stack`` follows the TileStack conventions."""
+    """Raise ``ValueError`` unless ``stack`` follows the TileStack conventions (``TypeError``
+    unless it is a DataArray)."""
+    if isinstance(stack, xr.Dataset):
+        raise TypeError(
+            f"a TileStack is one xarray.DataArray {STACK_DIMS}, got an xarray.Dataset with variables "
+            f"{list(stack.data_vars)}: give ds.to_dataarray('band').transpose{STACK_DIMS} (one variable "
+            "per band), or ds['<name>'] (one variable holding the bands)")
+    if not isinstance(stack, xr.DataArray):
+        raise TypeError(f"a TileStack is an xarray.DataArray {STACK_DIMS}, got {type(stack).__name__}: "
+                        "open tiles with changedetect.open_stack")
     if tuple(stack.dims) != STACK_DIMS:
-        raise ValueError(f"a TileStack has dims {STACK_DIMS}, got {tuple(stack.dims)}")
+        hint = (f": reorder them with .transpose{STACK_DIMS}" if set(stack.dims) == set(STACK_DIMS)
+                else "")
+        raise ValueError(f"a TileStack has dims {STACK_DIMS}, got {tuple(stack.dims)}{hint}")
     if not np.issubdtype(stack["time"].dtype, np.datetime64):
         raise ValueError("a TileStack's 'time' coordinate must be datetime64")
     if stack.sizes["time"] > 1 and not bool((np.diff(stack["time"].values) > np.timedelta64(0)).all()):

@@ -229,3 +229,23 @@ def test_coregistration_report_repr_names_a_wkt_crs_instead_of_printing_it() -> 
     wkt = CRS.from_epsg(32648).to_wkt()
     text = repr(replace(_report(), crs=wkt))
     assert "WGS 84 / UTM zone 48N" in text and wkt not in text
+
+
+def _tiny_model(tmp_path: Path) -> str:
+    from changedetect.testing import make_model
+
+    return str(make_model(tmp_path / "tiny", bands=("red", "green", "blue")))
+
+
+def test_detect_pair_accepts_a_date_in_any_dim_order_and_refuses_a_dataset_by_name(tmp_path: Path) -> None:
+    config = changedetect.DetectConfig(model=_tiny_model(tmp_path))
+    stack = make_stack(2, size=96)
+    before, after = stack.isel(time=0), stack.isel(time=1)
+    expected = changedetect.detect_pair(before, after, config=config)
+    got = changedetect.detect_pair(before.transpose("y", "x", "band"), after.transpose("x", "band", "y"),
+                                   config=config)
+    np.testing.assert_array_equal(got.values, expected.values)
+    with pytest.raises(TypeError, match=r"BEFORE is an xarray\.Dataset.*to_dataarray"):
+        changedetect.detect_pair(before.to_dataset(dim="band"), after, config=config)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="Dataset"):
+        changedetect.detect_series(stack.to_dataset(dim="band"), config=config)  # type: ignore[arg-type]
