@@ -109,7 +109,8 @@ class PermitsConfig:
     column_map
         Register column -> schema column, for registers that name things differently.
     crs
-        CRS of a register that declares none (a CSV with WKT), e.g. ``"EPSG:9210"``.
+        CRS of a register that declares none (a CSV with WKT, PostGIS geometries of SRID 0),
+        e.g. ``"EPSG:9210"``.
     strict
         ``False``: keep the good rows, warn about the bad ones and write them to
         ``permit_rejects.gpkg`` in the run's folder (lenient).

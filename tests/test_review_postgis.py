@@ -341,3 +341,25 @@ def test_placeholders_and_params_that_do_not_agree_are_a_config_error(tables: st
     got = load_register(tables, query="SELECT * FROM rv_null WHERE permit_id LIKE 'GP-%%' AND status = %(s)s",
                         params={"s": "active"}, strict=False)
     assert list(got["permit_id"]) == ["GP-1"]
+
+
+def test_a_city_srid_of_its_own_is_read_from_spatial_ref_sys(tables: str) -> None:
+    """Cities add their own VN-2000 definitions to spatial_ref_sys (SRIDs that are no EPSG code)."""
+    from pyproj import CRS
+
+    vn2000 = CRS.from_epsg(9210)  # (not in every PostGIS's spatial_ref_sys: EPSG added it in 2022)
+    with psycopg.connect(tables, autocommit=True) as conn:
+        conn.execute("INSERT INTO spatial_ref_sys (srid, auth_name, auth_srid, srtext, proj4text) VALUES "
+                     "(910210, 'HCMC', 910210, %s, %s)", (vn2000.to_wkt("WKT1_GDAL"), vn2000.to_proj4()))
+    _sql(tables,
+         "INSERT INTO spatial_ref_sys (srid, auth_name, auth_srid, srtext, proj4text) VALUES "
+         "(910211, 'HCMC', 910211, 'not a CRS', '')",
+         "CREATE TABLE rv_city_srid AS SELECT permit_id, permit_type, issued_on, valid_until, permitted_area_m2, "
+         "address, status, ST_SetSRID(geom, 910210) AS geom FROM rv_null WHERE geom IS NOT NULL",
+         "CREATE TABLE rv_bad_srid AS SELECT permit_id, permit_type, issued_on, valid_until, permitted_area_m2, "
+         "address, status, ST_SetSRID(geom, 910211) AS geom FROM rv_null WHERE geom IS NOT NULL")
+    got = load_register(tables, table="rv_city_srid")
+    assert got.crs.equals(CRS.from_epsg(9210), ignore_axis_order=True)
+    with pytest.raises(PermitSchemaError, match=r"SRID 910211 .*ST_Transform") as err:
+        load_register(tables, table="rv_bad_srid")
+    assert "\n" not in str(err.value)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import struct
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import geopandas as gpd
@@ -157,11 +157,34 @@ def _read_postgis(
             columns = [d.name for d in cur.description or []]
             types = [d.type_code for d in cur.description or []]
             rows = cur.fetchall()
+            frame = _frame_from_rows(columns, types, rows, geom_oids, name, lambda srid: _crs_of(cur, srid, name))
     except psycopg.Error as exc:
         raise PermitSchemaError(f"permit register {name}: the database refused the read: {_one_line(exc)}") from exc
     finally:
         conn.close()
-    return _frame_from_rows(columns, types, rows, geom_oids, name), name
+    return frame, name
+
+
+def _crs_of(cur: Any, srid: int, name: str) -> Any:
+    """The CRS of an SRID as the database defines it (spatial_ref_sys): its EPSG code, else its WKT or
+    PROJ text (a city's own VN-2000 definition), else a :class:`PermitSchemaError`."""
+    from pyproj import CRS
+    from pyproj.exceptions import CRSError
+
+    cur.execute("SELECT auth_name, auth_srid, srtext, proj4text FROM spatial_ref_sys WHERE srid = %s", (srid,))
+    row = cur.fetchone()
+    tries = [f"EPSG:{srid}"] if row is None else [
+        f"{row[0]}:{row[1]}" if row[0] and row[1] else None, row[2], row[3]]
+    for text in tries:
+        if text and text.strip():
+            try:
+                return CRS.from_user_input(text)
+            except CRSError:
+                continue
+    where = "is not in the database's spatial_ref_sys" if row is None else "is defined in spatial_ref_sys as no CRS pyproj reads"
+    raise PermitSchemaError(
+        f"permit register {name}: the geometries' SRID {srid} {where}; transform them to a known CRS "
+        "(ST_Transform(geom, 9210) for VN-2000 / TM-3 105-45) or fix its spatial_ref_sys row")
 
 
 def _tables_there(cur: Any, limit: int = 10) -> str:
@@ -178,7 +201,8 @@ def _tables_there(cur: Any, limit: int = 10) -> str:
 
 
 def _frame_from_rows(
-    columns: list[str], types: list[int], rows: list[tuple[Any, ...]], geom_oids: set[int], name: str
+    columns: list[str], types: list[int], rows: list[tuple[Any, ...]], geom_oids: set[int], name: str,
+    crs_of: Callable[[int], Any],
 ) -> gpd.GeoDataFrame:
     geom_cols = [c for c, t in zip(columns, types, strict=True) if t in geom_oids]
     if not geom_cols:
@@ -197,7 +221,7 @@ def _frame_from_rows(
     if len(srids) > 1:
         raise PermitSchemaError(f"permit register {name}: geometries have several SRIDs "
                                 f"({', '.join(map(str, sorted(srids)))}); transform them to one (ST_Transform)")
-    crs = f"EPSG:{srids.pop()}" if len(srids) == 1 and 0 not in srids else None
+    crs = crs_of(srids.pop()) if len(srids) == 1 and 0 not in srids else None
     geoms = shapely.set_srid(geoms, 0)
     table = pd.DataFrame.from_records(rows, columns=columns)
     attrs = table.drop(columns=geom_cols).astype(object)
