@@ -169,7 +169,7 @@ def match(
     -------
     geopandas.GeoDataFrame
         :data:`COLUMNS` + the footprints' other columns + ``geometry``, in the
-        footprints' CRS, in the footprints' order.
+        footprints' CRS, in the footprints' order and with their index.
     """
     fp, pm, crs = _harmonise_crs(footprints, permits, config)
     grow = (config.edge_tolerance_m or 0.0) if config.attach_to_extensions else 0.0
@@ -386,6 +386,7 @@ def _frame(footprints: gpd.GeoDataFrame, ev: Evidence, status: np.ndarray, reaso
         if c not in data and c != footprints.geometry.name:
             data[c] = _column(footprints[c])
     frame = pd.DataFrame({k: pd.Series(v, dtype=object) if k in text else v for k, v in data.items()})
+    frame.index = footprints.index  # the footprints' rows: a caller joins the statuses back on it
     return gpd.GeoDataFrame(frame, geometry=footprints.geometry.values, crs=footprints.crs)
 
 
