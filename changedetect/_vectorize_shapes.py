@@ -345,6 +345,19 @@ def change_types(
     ]
 
 
+def _band_mean(pix: np.ndarray) -> np.ndarray:
+    """``np.nanmean(pix, axis=0)`` without numpy's 'Mean of empty slice' warning where no band has data."""
+    count = np.isfinite(pix).sum(axis=0)
+    total = np.where(np.isfinite(pix), pix, 0).sum(axis=0)
+    return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+
+
+def _median(values: np.ndarray) -> float:
+    """``np.nanmedian`` without numpy's 'All-NaN slice' warning (NaN: no data)."""
+    finite = values[np.isfinite(values)]
+    return float(np.median(finite)) if finite.size else float("nan")
+
+
 def _built(geoms: gpd.GeoSeries, image: xr.DataArray, transform: Affine,
            shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """Whether each footprint looks built in ``image`` (band, y, x), and its signed contrast."""
@@ -379,8 +392,8 @@ def _built(geoms: gpd.GeoSeries, image: xr.DataArray, transform: Affine,
             continue
         veg = _vegetation(pix, pick)
         not_veg = np.nanmean(veg[inside] < (0.2 if "nir" in pick else 0.05 * scale))
-        bright = np.nanmean(pix[:3], axis=0)
-        con[k] = (np.nanmedian(bright[inside]) - np.nanmedian(bright[ring])) / scale
+        bright = _band_mean(pix[:3])  # NaN where no band has data (an aligned date's edge): no warning
+        con[k] = (_median(bright[inside]) - _median(bright[ring])) / scale
         out[k] = bool(not_veg >= 0.5 and abs(con[k]) > 0.08)
     return out, con
 

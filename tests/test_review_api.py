@@ -208,6 +208,10 @@ def test_vectorize_on_imagery_with_no_data_pixels_raises_no_numpy_warning() -> N
         warnings.simplefilter("error", RuntimeWarning)
         footprints = vectorize(prob, before=before, after=after)
     assert len(footprints) == 1
+    after[:, 15:75, 15:75] = np.nan  # none at all over the footprint and its ring
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        assert len(vectorize(prob, before=before, after=after)) == 1
 
 
 # ----------------------------------------------------------------------------- notebooks
