@@ -352,7 +352,10 @@ def _run(
     progress: bool = False,
 ) -> None:
     """Stream the windows of a scene through ``runner`` and hand finished rows to ``sink``."""
-    from tqdm.auto import tqdm
+    if progress:  # tqdm.auto warns in a notebook without ipywidgets, bar or not
+        from tqdm.auto import tqdm
+    else:
+        from tqdm import tqdm
 
     cfg = runner.config
     acc = StripAccumulator(shape, runner.overlap)

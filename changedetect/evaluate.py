@@ -353,7 +353,10 @@ def evaluate_pairs(
     ``Pair.before`` / ``Pair.after`` are ``(band, y, x)`` DataArrays with band
     names; ``Pair.label`` is ``(h, w)`` bool.  NaN probabilities count as no change.
     """
-    from tqdm.auto import tqdm
+    if progress:  # tqdm.auto warns in a notebook without ipywidgets, bar or not
+        from tqdm.auto import tqdm
+    else:
+        from tqdm import tqdm
 
     thr = threshold if threshold is not None else model.threshold
     result = Evaluation(model=model.name, threshold=thr)

@@ -226,7 +226,10 @@ def vectorize(
         raise ValueError(f"presence rasters {[tuple(p.shape) for p in presence]} are not on the probability's "
                          f"grid {shape}: give the segmenter's rasters of the same scene")
     days = first_seen_days(first_seen, shape)
-    from tqdm.auto import tqdm
+    if progress:  # tqdm.auto warns in a notebook without ipywidgets, bar or not
+        from tqdm.auto import tqdm
+    else:
+        from tqdm import tqdm
 
     strips = range(0, shape[0], config.strip_rows)
     pieces = [p for r0 in tqdm(strips, desc="vectorize", unit="strip", disable=not progress or len(strips) < 2)

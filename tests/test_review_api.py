@@ -253,3 +253,26 @@ def test_detect_pair_accepts_a_date_in_any_dim_order_and_refuses_a_dataset_by_na
         changedetect.detect_pair(before.to_dataset(dim="band"), after, config=config)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="Dataset"):
         changedetect.detect_series(stack.to_dataset(dim="band"), config=config)  # type: ignore[arg-type]
+
+
+def test_stages_without_a_progress_bar_do_not_import_tqdm_auto(tmp_path: Path) -> None:
+    """tqdm.auto, imported on every call, printed 'TqdmWarning: IProgress not found. Please update jupyter
+    and ipywidgets' in notebooks without ipywidgets (notebooks 01 and 02) for bars nobody asked for."""
+    import subprocess
+    import sys
+
+    model = _tiny_model(tmp_path)
+    code = f"""
+import sys, changedetect as cd
+from changedetect.testing import make_stack
+from changedetect.coregister import coregister
+from changedetect.vectorize import vectorize
+stack = make_stack(2, size=96)
+aligned, _ = coregister(stack)
+prob, first = cd.detect_series(aligned, config=cd.DetectConfig(model={model!r}))
+vectorize(prob, first_seen=first)
+print(sorted(m for m in sys.modules if m.startswith("tqdm.auto")))
+"""
+    out = subprocess.run([sys.executable, "-W", "ignore", "-c", code], capture_output=True, text=True,
+                         check=True, cwd=tmp_path)
+    assert out.stdout.strip().splitlines()[-1] == "[]"
