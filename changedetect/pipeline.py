@@ -108,6 +108,14 @@ class RunSummary:
         """Footprints whose status is not ``permitted``."""
         return sum(n for s, n in self.counts.items() if s != "permitted")
 
+    def __repr__(self) -> str:
+        """What a notebook shows: the counts, dates, model and folder (every field: :meth:`to_dict`)."""
+        counts = ", ".join(f"{s} {n}" for s, n in sorted(self.counts.items(), key=lambda kv: (-kv[1], kv[0])))
+        dates = f"{self.dates[0]} .. {self.dates[-1]} ({len(self.dates)} dates)" if self.dates else "no dates"
+        return (f"RunSummary(out='{self.out}', {self.n_footprints} footprints, {self.n_violations} violations"
+                f"{': ' + counts if counts else ''}; {dates}; model {self.model} {self.model_sha256[:12]}; "
+                f"{sum(self.timings.values()):.1f} s)")
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
         return {

@@ -276,3 +276,19 @@ print(sorted(m for m in sys.modules if m.startswith("tqdm.auto")))
     out = subprocess.run([sys.executable, "-W", "ignore", "-c", code], capture_output=True, text=True,
                          check=True, cwd=tmp_path)
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_run_summary_repr_is_one_readable_line() -> None:
+    from changedetect.pipeline import STAGES, RunSummary
+
+    out = Path("out")
+    summary = RunSummary(out=out, counts={"permitted": 22, "unlicensed": 12, "exceeds_permit": 2},
+                         n_footprints=36, dates=["2024-01-15", "2024-07-12", "2025-01-20"], model="vhr-building",
+                         model_sha256="c768673dca5d2dd7ec706e96585754c025b4b6efff413282d83596f2be91aa1b",
+                         paths={f"file{i}": out / f"file{i}.gpkg" for i in range(10)},
+                         timings={s: 1.2345678 for s in STAGES})
+    text = repr(summary)
+    assert len(text) < 300 and "\n" not in text, text
+    assert "36 footprints" in text and "14 violations" in text and "unlicensed 12" in text
+    assert "2024-01-15 .. 2025-01-20" in text and "c768673dca5d" in text and "8.6 s" in text
+    assert "file3" not in text  # the paths are in .paths / .to_dict()
