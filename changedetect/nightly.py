@@ -68,7 +68,7 @@ from changedetect._state import (
     state_lock,
     write_text_atomic,
 )
-from changedetect.config import PipelineConfig
+from changedetect.config import PermitsConfig, PipelineConfig
 from changedetect.errors import ChangeDetectError, ConfigError
 
 log = logging.getLogger(__name__)
@@ -265,12 +265,15 @@ def run_nightly(
     config = config or PipelineConfig()
     register = _check_shared_inputs(permits, config)  # once, before any area: one message, not one per area
     with state_lock(state_dir):
-        _remove_stale_temporaries(state_dir, out_dir)
+        _remove_stale_temporaries(state_dir, out_dir, state_dir / "register")
         current = _reference.load(state_dir)
         summary = NightlySummary(night=night_s)
         committed = _footprints.load(state_dir, current.generation)
+        key = sha256_frame(register)
+        if not Path(permits).is_file():  # a database: read once a night, the pairs read tonight's copy
+            permits, config = _register_copy(register, key, state_dir), replace(config, permits=PermitsConfig())
         tasks, new_by_area = plan_night(catalog, current, state_dir, str(permits), config, night_s, summary,
-                                        committed, register_key=sha256_frame(register))
+                                        committed, register_key=key)
         checkpoint("planned")
         if not new_by_area and night_s in current.nights:  # this night is done: a no-op
             return _already_done(current, state_dir, out_dir, summary)
@@ -298,6 +301,7 @@ def run_nightly(
                                                           night_withdrawn))
         checkpoint("reports written")
         save_state(state_dir, new_state)
+        _remove_older_register_copies(state_dir, permits)
         checkpoint("state committed")
         _cleanup(state_dir, new_state, results)
         summary.new_violations = int((violations["night"] == night_s).sum())
@@ -316,6 +320,31 @@ def _check_shared_inputs(permits: str | Path, config: PipelineConfig) -> Any:
 
     find_model(config.detect.model)  # ModelError listing the models there are
     return config.permits.load(permits)  # PermitSchemaError / RegisterReadError naming the rows
+
+
+def _register_copy(register: Any, key: str, state_dir: Path) -> Path:
+    """Tonight's copy of a database register (GeoParquet, ``STATE/register/register-<key>.parquet``).
+
+    A PostGIS register is read once a night, by :func:`_check_shared_inputs`; every pair (on this host
+    or a Dask worker) reads this copy, so all of them match against the rows the work folders are
+    keyed by, even if a permit is added or revoked in the database during the night, and the
+    database answers one query a night rather than one per pair.  A rerun of the night with the
+    same rows finds its copy.
+    """
+    from changedetect.io.atomic import atomic_path
+
+    path = state_dir / "register" / f"register-{key[:16]}.parquet"
+    if not path.is_file():
+        with atomic_path(path) as tmp:
+            register.to_parquet(tmp)
+    return path
+
+
+def _remove_older_register_copies(state_dir: Path, tonight: str | Path) -> None:
+    """Once the night is committed, the copies of earlier nights' registers are not needed."""
+    for old in (state_dir / "register").glob("register-*.parquet"):
+        if old != Path(tonight):
+            old.unlink(missing_ok=True)
 
 
 def _remove_stale_temporaries(*folders: Path) -> None:

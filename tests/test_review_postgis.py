@@ -282,11 +282,6 @@ def test_safe_url_keeps_what_is_not_secret() -> None:
 
 # --- the nightly job -----------------------------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason=(
-    "the nightly job reads a PostGIS register once in _check_shared_inputs (whose frame names the work "
-    "folders) and again in every pair's pipeline.run (task['permits'] is the URL): 1 + N reads a night, "
-    "and a permit added or revoked during the night gives pairs and areas different registers than the "
-    "one their work folders are keyed on; needs pipeline.run to take the loaded register"))
 def test_the_nightly_job_reads_a_postgis_register_once_a_night(
         tables: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import dataclasses
@@ -324,7 +319,10 @@ def test_the_nightly_job_reads_a_postgis_register_once_a_night(
     summary = run_nightly(tmp_path / "catalog", permits=tables, state=tmp_path / "state", out=tmp_path / "out",
                           night=dates[-1], workers=1, config=config)
     assert summary.pairs >= 2 and not summary.failed
-    assert len(reads) == 1, reads
+    # read from the database once (in _check_shared_inputs); every pair reads tonight's copy of it
+    assert [r for r in reads if r.startswith("postgresql")] == [tables], reads
+    copies = list((tmp_path / "state" / "register").glob("register-*.parquet"))
+    assert len(copies) == 1 and all(r == str(copies[0]) for r in reads[1:]), reads
 
 
 def test_placeholders_and_params_that_do_not_agree_are_a_config_error(tables: str) -> None:
