@@ -68,6 +68,13 @@ COLUMNS: tuple[str, ...] = (
     "footprint_id", "area_m2", "prob_mean", "prob_max", "first_seen", "change_type", "model", "model_version",
 )
 
+#: the column types of a result with footprints (:func:`_attributes`), given to one without
+_EMPTY_TYPES: dict[str, object] = {
+    "footprint_id": str, "area_m2": np.float64, "prob_mean": np.float32, "prob_max": np.float32,
+    "first_seen": pd.to_datetime(pd.Series([], dtype=float), unit="D").dtype, "change_type": str,
+    "model": str, "model_version": str,
+}
+
 
 @dataclass(frozen=True)
 class VectorizeConfig:
@@ -266,6 +273,8 @@ def vectorize(
     log.info("vectorised %d footprints (%d pieces before seam merge; %d ids carried over from %d previous)",
              len(frame), len(pieces), carried, 0 if previous is None else len(previous))
     out = gpd.GeoDataFrame(frame[list(COLUMNS) + ["geometry"]], geometry="geometry", crs=crs)
+    if not len(out):  # nothing found: the columns of a full result, typed (concat, .dt, a GeoPackage's fields)
+        out = out.astype(_EMPTY_TYPES)
     out.attrs["carried_ids"] = carried
     return out
 

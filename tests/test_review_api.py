@@ -292,3 +292,29 @@ def test_run_summary_repr_is_one_readable_line() -> None:
     assert "36 footprints" in text and "14 violations" in text and "unlicensed 12" in text
     assert "2024-01-15 .. 2025-01-20" in text and "c768673dca5d" in text and "8.6 s" in text
     assert "file3" not in text  # the paths are in .paths / .to_dict()
+
+
+def _prob(size: int = 96, value: float = 0.95) -> xr.DataArray:
+    stack = make_stack(2, size=size)
+    prob = xr.zeros_like(stack.isel(time=0, band=0), dtype=np.float32)
+    prob[30:60, 30:60] = value
+    prob.attrs.update(threshold=0.5, model="m")
+    return prob
+
+
+def test_vectorize_with_nothing_found_keeps_the_columns_types(tmp_path: Path) -> None:
+    """No change: the empty frame had object columns (area_m2, first_seen...) and a float64
+    footprint_id, so `fp.first_seen.dt.year` raised, concat with other runs turned every column into
+    object, and its GeoPackage had area_m2 as TEXT and footprint_id as REAL."""
+    import pyogrio
+
+    from changedetect.vectorize import vectorize
+
+    some, none = vectorize(_prob()), vectorize(_prob(value=0.1))
+    assert len(some) == 1 and len(none) == 0
+    assert none.dtypes.to_dict() == some.dtypes.to_dict()
+    assert none.crs == some.crs
+    assert len(none[none["first_seen"].dt.year == 2025]) == 0
+    paths = [changedetect.write_vector(f, tmp_path / f"{name}.gpkg") for name, f in (("some", some), ("none", none))]
+    types = [dict(zip(*(pyogrio.read_info(p)[k] for k in ("fields", "dtypes")), strict=True)) for p in paths]
+    assert types[0] == types[1]
