@@ -201,7 +201,7 @@ ax.set_xlim(left, right)
 ax.set_ylim(bottom, top)
 if len(violations):
     ax.legend(loc="lower right")
-ax.set_title("Footprints by status (white: permitted footprints)")
+ax.set_title("Footprints by status (white: the permits' outlines)")
 
 # %% [markdown]
 # ## 7. The inspectors' report
