@@ -28,7 +28,7 @@ import os
 import shutil
 import tempfile
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +54,8 @@ class ExportSummary:
     folder: Path
     onnx_sha256: str
     max_abs_diff: float | None  #: against torch on a seeded random pair; None when not checked
-    metadata: dict[str, Any]
+    #: export.json's content (left out of the repr: it is the whole file)
+    metadata: dict[str, Any] = field(repr=False)
 
 
 def _deployable(loaded: LoadedModel) -> Any:

@@ -345,3 +345,14 @@ def test_notebook_02_builds_its_labelled_pairs_from_aligned_dates(tmp_path: Path
         est = estimate_global_shift(a, b)
         shifts.append(float(np.hypot(est.dx, est.dy)))
     assert np.median(shifts) < 0.5, shifts
+
+
+def test_export_summary_repr_leaves_out_the_whole_export_json(tmp_path: Path) -> None:
+    from changedetect.export import ExportSummary
+
+    meta = {"format": "onnx", "inputs": {f"input{i}": {"shape": ["n", 3, "h", "w"], "doc": "x" * 80} for i in range(6)}}
+    summary = ExportSummary(folder=tmp_path, onnx_sha256="ab" * 32, max_abs_diff=1.1e-7, metadata=meta)
+    text = repr(summary)
+    assert len(text) < 400 and "input3" not in text, text
+    assert str(tmp_path) in text and "abab" in text and "1.1e-07" in text
+    assert summary.metadata == meta
