@@ -101,6 +101,17 @@ class NightlySummary:
         """JSON-ready dict."""
         return asdict(self)
 
+    def __repr__(self) -> str:
+        """The night in one line (ids, paths and references: :meth:`to_dict`)."""
+        failed = f", {len(self.failed)} failed: {', '.join(sorted(self.failed))}" if self.failed else ""
+        if len(failed) > 80:
+            failed = failed[:77] + "..."
+        n = len(self.warnings)
+        return (f"NightlySummary({self.night}: {self.new_acquisitions} new acquisitions, {self.pairs} pairs, "
+                f"{self.new_violations} new violations, {self.open_violations} open ({self.pending} pending), "
+                f"{len(self.withdrawn)} withdrawn; {len(self.areas)} areas{failed}"
+                f"{f'; {n} warning' + 's' * (n > 1) if n else ''})")
+
 
 class _LocalDask:
     depth = 0

@@ -356,3 +356,22 @@ def test_export_summary_repr_leaves_out_the_whole_export_json(tmp_path: Path) ->
     assert len(text) < 400 and "input3" not in text, text
     assert str(tmp_path) in text and "abab" in text and "1.1e-07" in text
     assert summary.metadata == meta
+
+
+def test_nightly_summary_repr_is_a_short_account_of_the_night() -> None:
+    from changedetect.nightly import NightlySummary
+
+    areas = [f"district{i:02d}" for i in range(24)]
+    summary = NightlySummary(
+        "2025-01-21", new_acquisitions=30, pairs=48, new_violations=7, open_violations=120,
+        withdrawn=[f"d01-20240712-{i:03d}" for i in range(9)], pending=11, areas=areas,
+        failed={"district07": "cannot read 'x.tif': not a raster"},
+        outputs={"violations": "/srv/out/violations-2025-01-21.gpkg", "open": "/srv/out/open_violations.gpkg"},
+        references={a: {"path": f"/data/{a}/2024-01-15.tif", "date": "2024-01-15", "sha256": "f" * 64} for a in areas},
+        warnings=["district03: 'bad.tif' left out"])
+    text = repr(summary)
+    assert len(text) < 400, text
+    for part in ("2025-01-21", "30 new acquisitions", "48 pairs", "7 new violations", "120 open",
+                 "11 pending", "9 withdrawn", "24 areas", "district07", "1 warning"):
+        assert part in text, (part, text)
+    assert "f" * 64 not in text
