@@ -192,7 +192,9 @@ def vectorize(
     ----------
     prob
         ``(y, x)`` float in [0, 1], NaN for no data, georeferenced (rioxarray);
-        attrs ``model`` and ``model_sha256`` / ``model_version`` are copied.
+        attrs ``model`` and ``model_sha256`` / ``model_version`` are copied.  A one-band
+        ``(band, y, x)`` raster, as ``rioxarray.open_rasterio`` reads a file, is taken as ``(y, x)``
+        (so are ``first_seen`` and ``presence``).
     first_seen
         ``(y, x)`` datetime64, or float days since 1970-01-01 (NaN: never), on the same grid.
     before, after
@@ -221,8 +223,10 @@ def vectorize(
     geopandas.GeoDataFrame
         :data:`COLUMNS` + ``geometry``, largest first.
     """
-    if prob.ndim != 2:
-        raise ValueError(f"a change probability is (y, x); got dims {prob.dims}")
+    prob = _plane(prob, "a change probability")
+    first_seen = None if first_seen is None else _plane(first_seen, "a first-seen raster")
+    if presence is not None:
+        presence = (_plane(presence[0], "a building probability"), _plane(presence[1], "a building probability"))
     config = config.for_probability(prob)
     transform = prob.rio.transform()
     crs = prob.rio.crs
@@ -277,6 +281,17 @@ def vectorize(
         out = out.astype(_EMPTY_TYPES)
     out.attrs["carried_ids"] = carried
     return out
+
+
+def _plane(raster: xr.DataArray, what: str) -> xr.DataArray:
+    """``raster`` as ``(y, x)``: a one-band raster as rioxarray reads a file, ``(band: 1, y, x)``, loses
+    its band (attrs, CRS and transform kept)."""
+    if raster.ndim == 3 and "band" in raster.dims and raster.sizes["band"] == 1:
+        raster = raster.isel(band=0, drop=True).assign_attrs(raster.attrs)
+    if raster.ndim != 2:
+        raise ValueError(f"{what} is (y, x); got dims {raster.dims}{dict(raster.sizes)}: select one band "
+                         "(.isel(band=i)) or date (.isel(time=i))")
+    return raster
 
 
 def _attributes(pieces: list[dict], crs: object, config: VectorizeConfig, pixel_m2: float,

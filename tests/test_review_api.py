@@ -375,3 +375,28 @@ def test_nightly_summary_repr_is_a_short_account_of_the_night() -> None:
                  "11 pending", "9 withdrawn", "24 areas", "district07", "1 warning"):
         assert part in text, (part, text)
     assert "f" * 64 not in text
+
+
+def test_vectorize_takes_one_band_rasters_as_rioxarray_reads_them(tmp_path: Path) -> None:
+    """`rioxarray.open_rasterio('change_probability.tif')` is (band: 1, y, x): vectorize said only
+    'a change probability is (y, x)', and a first-seen raster read so was 'the first-seen raster
+    has 1x96 pixels and the probability 96x96'."""
+    import rioxarray
+
+    from changedetect.vectorize import vectorize
+
+    prob = _prob()
+    days = xr.full_like(prob, np.nan, dtype=np.float64)
+    days[30:60, 30:60] = float(np.datetime64("2024-07-12", "D").astype(int))
+    days = days.rio.write_crs(prob.rio.crs).rio.write_transform(prob.rio.transform())
+    changedetect.write_cog(prob, tmp_path / "p.tif")
+    changedetect.write_cog(days.astype(np.float32), tmp_path / "f.tif")
+    read = rioxarray.open_rasterio(tmp_path / "p.tif", masked=True)
+    first = rioxarray.open_rasterio(tmp_path / "f.tif", masked=True)
+    assert read.dims == ("band", "y", "x")
+    expected = vectorize(prob, first_seen=days)
+    got = vectorize(read, first_seen=first)  # type: ignore[arg-type]
+    assert list(got["footprint_id"]) == list(expected["footprint_id"])
+    assert list(got["first_seen"]) == list(expected["first_seen"])
+    with pytest.raises(ValueError, match=r"isel\(band=i\)"):
+        vectorize(xr.concat([prob, prob], dim="band"))
