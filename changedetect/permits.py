@@ -93,6 +93,12 @@ class ValidationResult:
         """No problems at all (repairs are not problems)."""
         return not self.problems
 
+    def __repr__(self) -> str:
+        """What a notebook shows: the counts and the first problems (the frames: ``.permits``, ``.rejects``)."""
+        head = (f"ValidationResult('{self.name}': {len(self.permits)} permits kept, {len(self.rejects)} rows "
+                f"rejected, {len(self.problems)} problem(s), {len(self.repairs)} repair(s))")
+        return head if not self.problems else head + "\n" + self.report(limit=5).split("\n", 1)[1]
+
     def report(self, limit: int = MAX_LISTED) -> str:
         """The problems as text: a headline, then one line each (at most ``limit``)."""
         rows = {p.row for p in self.problems if p.row is not None}

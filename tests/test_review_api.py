@@ -400,3 +400,31 @@ def test_vectorize_takes_one_band_rasters_as_rioxarray_reads_them(tmp_path: Path
     assert list(got["first_seen"]) == list(expected["first_seen"])
     with pytest.raises(ValueError, match=r"isel\(band=i\)"):
         vectorize(xr.concat([prob, prob], dim="band"))
+
+
+def test_report_of_violations_with_the_footprints_index(tmp_path: Path) -> None:
+    from changedetect.report import write_report
+
+    stack = make_stack(3, size=128)
+    footprints = make_footprints(stack)
+    footprints.index = [7, 3][: len(footprints)] + list(range(100, 100 + len(footprints) - 2))
+    violations = match(footprints, make_permits(footprints.iloc[:1]))
+    path = write_report(violations, out_path=tmp_path / "r.html", stack=stack)
+    text = path.read_text(encoding="utf-8")
+    flagged = violations.loc[violations["status"] != "permitted", "violation_id"]
+    assert len(flagged) and all(v in text for v in flagged)
+
+
+def test_validation_result_repr_says_what_was_found_not_the_frames() -> None:
+    import geopandas as gpd
+
+    register = gpd.read_file(REPO / "permits" / "sample_register.gpkg")
+    register.loc[register.index[:30], "issued_on"] = None
+    result = changedetect.validate_register(register)
+    text = repr(result)
+    assert len(text.splitlines()) <= 9 and len(text) < 1200, text
+    assert f"{len(result.permits)} permits kept" in text and f"{len(result.rejects)} rows rejected" in text
+    assert "row 1" in text and "'issued_on'" in text and "... and" in text
+    assert "POLYGON" not in text
+    clean = repr(changedetect.validate_register(gpd.read_file(REPO / "permits" / "sample_register.gpkg")))
+    assert "0 rows rejected" in clean and "\n" not in clean
