@@ -155,6 +155,14 @@ class ModelCard:
     licence: str = ""
     description: str = ""
 
+    def __repr__(self) -> str:
+        """One line (every field: :meth:`to_dict` or ``MODEL_CARD.md``)."""
+        lo, hi = self.gsd_range_m
+        gsd = f"{lo:g} m" if lo == hi else f"{lo:g}-{hi:g} m"
+        sha = f", sha256 {self.sha256[:12]}" if self.sha256 else ""
+        return (f"ModelCard({self.name!r} {self.version}, {self.arch}, bands {'/'.join(self.bands)}, GSD {gsd}, "
+                f"window {self.window}, threshold {self.threshold:g}{sha})")
+
     # -- construction -----------------------------------------------------------------
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], *, source: str = "metadata") -> ModelCard:

@@ -58,6 +58,12 @@ class LoadedModel:
     card: ModelCard
     path: Path
 
+    def __repr__(self) -> str:
+        """One line: the card's name and version, the folder, the network's size (not its layers)."""
+        n = sum(int(p.numel()) for p in self.module.parameters())
+        return (f"LoadedModel({self.card.name!r} {self.card.version} from '{self.path}', "
+                f"{type(self.module).__name__} of {n:,} parameters, bands {'/'.join(self.card.bands)})")
+
     def predict(self, before: np.ndarray, after: np.ndarray, *, stats_before: NormStats | None = None,
                 stats_after: NormStats | None = None) -> np.ndarray:
         """Change probability of one small pair: ``(c, h, w) x 2 -> (h, w)`` float32 in [0, 1].

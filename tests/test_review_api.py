@@ -428,3 +428,25 @@ def test_validation_result_repr_says_what_was_found_not_the_frames() -> None:
     assert "POLYGON" not in text
     clean = repr(changedetect.validate_register(gpd.read_file(REPO / "permits" / "sample_register.gpkg")))
     assert "0 rows rejected" in clean and "\n" not in clean
+
+
+def test_model_cards_and_loaded_models_print_as_one_line_each() -> None:
+    """`cd.list_shipped()` printed 24,547 characters for two cards (every metric, the training
+    record); `cd.load_model(name)` 28,512 characters over 253 lines (the torch module)."""
+    from changedetect.testing import make_model
+
+    cards = changedetect.list_shipped()
+    assert cards
+    for card in cards:
+        text = repr(card)
+        assert len(text) < 300 and "\n" not in text, text
+        assert card.name in text and card.version in text and all(b in text for b in card.bands)
+        assert card.sha256[:12] in text
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = make_model(Path(tmp) / "tiny")
+        loaded = changedetect.load_model(str(folder))
+        text = repr(loaded)
+        assert len(text) < 400 and "\n" not in text, text
+        assert "tiny" in text and "0-test" in text and "parameters" in text and str(folder) in text
