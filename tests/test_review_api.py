@@ -450,3 +450,18 @@ def test_model_cards_and_loaded_models_print_as_one_line_each() -> None:
         text = repr(loaded)
         assert len(text) < 400 and "\n" not in text, text
         assert "tiny" in text and "0-test" in text and "parameters" in text and str(folder) in text
+
+
+def test_detect_pair_on_dask_dates_reads_windows_not_whole_dates(tmp_path: Path) -> None:
+    """'dask-backed is fine: only the windows being processed are read' (detect_pair's docstring):
+    no dask task may produce a whole date (a .values on it), only windows and the decimated sample
+    of the scene statistics."""
+    size = 1536
+    numpy_stack = make_stack(2, size=size, bands=("red", "green", "blue"), noise=1.0)
+    stack = numpy_stack.copy(data=da.from_array(numpy_stack.values, chunks=(1, 1, 512, 512)))
+    config = changedetect.DetectConfig(model=_tiny_model(tmp_path), window=512, overlap=32)
+    with _Biggest() as probe:
+        prob = changedetect.detect_pair(stack.isel(time=0), stack.isel(time=1), config=config)
+    one_date = stack.nbytes // stack.sizes["time"]
+    assert 0 < probe.largest < one_date / 2, (probe.largest, one_date)
+    assert prob.shape == (size, size) and prob.rio.crs == stack.rio.crs
