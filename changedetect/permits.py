@@ -327,6 +327,9 @@ def load_register(
     """
     from changedetect.io.registers import read_register
 
+    if isinstance(source, gpd.GeoDataFrame):
+        raise TypeError("load_register reads a register file or postgresql:// URL; for a GeoDataFrame "
+                        "already in memory use validate_register(map_columns(gdf)) and its .permits")
     raw, name = read_register(source, layer=layer, table=table, query=query, params=params, crs=crs)
     result = validate_register(map_columns(raw, column_map, name=name), name=name)
     if result.fatal or (strict and result.problems):

@@ -227,9 +227,15 @@ def run(
     OutputExistsError, ModelError, TileReadError, PermitSchemaError, ...
         Bad input, with a message naming the file and what to do.
     """
+    from geopandas import GeoDataFrame
+
     from changedetect.io import open_series
     from changedetect.weights import load_model
 
+    if isinstance(permits, GeoDataFrame):  # run reads the register itself: run.json records its checksum
+        raise TypeError("run reads the permit register itself (run.json records its checksum): give its file or "
+                        "postgresql:// URL; for permits already in memory call the stages, "
+                        "match(footprints, permits)")
     config = config or PipelineConfig()
     out = Path(out)
     created = not out.exists()

@@ -465,3 +465,16 @@ def test_detect_pair_on_dask_dates_reads_windows_not_whole_dates(tmp_path: Path)
     one_date = stack.nbytes // stack.sizes["time"]
     assert 0 < probe.largest < one_date / 2, (probe.largest, one_date)
     assert prob.shape == (size, size) and prob.rio.crs == stack.rio.crs
+
+
+def test_a_permits_geodataframe_where_a_register_source_is_expected_is_told_what_to_do(tmp_path: Path) -> None:
+    """`cd.run(..., permits=gdf)` and `cd.load_register(gdf)` raised Python's bare 'expected str, bytes or
+    os.PathLike object, not GeoDataFrame'."""
+    import geopandas as gpd
+
+    register = gpd.read_file(REPO / "permits" / "sample_register.gpkg")
+    with pytest.raises(TypeError, match=r"validate_register"):
+        changedetect.load_register(register)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"file or postgresql:// URL.*match\(footprints, permits\)"):
+        changedetect.run(REPO / "sample_tiles", permits=register, out=tmp_path / "out")  # type: ignore[arg-type]
+    assert not (tmp_path / "out").exists()
