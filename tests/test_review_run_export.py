@@ -29,14 +29,26 @@ from changedetect.errors import ConfigError, OutputExistsError
 from changedetect.io.vectors import write_vector
 
 
+def _site_grid_tiles(tmp_path: Path) -> Path:
+    """Two dates in a local site grid (a LOCAL_CS with no way to WGS 84, as drone surveys give)."""
+    from rasterio.crs import CRS as RioCRS
+
+    folder = tmp_path / "site"
+    folder.mkdir()
+    local = RioCRS.from_wkt('LOCAL_CS["site grid",LOCAL_DATUM["unknown",32767],UNIT["metre",1],'
+                            'AXIS["Easting",EAST],AXIS["Northing",NORTH]]')
+    for name in ("site_20240101.tif", "site_20240301.tif"):
+        with rasterio.open(folder / name, "w", driver="GTiff", width=32, height=32, count=3, dtype="uint8",
+                           crs=local, transform=Affine(0.5, 0, 1000, 0, -0.5, 2000)) as dst:
+            dst.write(np.full((3, 32, 32), 100, dtype=np.uint8))
+    return folder
+
+
 def _exit(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
     """Exit status and stderr of ``changedetect ARGV`` through its console entry point."""
-    code: int | str | None = 0
-    try:
-        cdcli.main(argv)
-    except SystemExit as exc:
-        code = exc.code
-    return int(code or 0), capsys.readouterr().err
+    from test_cli_errors import _exit as exit_of
+
+    return exit_of(argv, capsys)
 
 
 def _violations(n: int = 2) -> gpd.GeoDataFrame:
@@ -421,16 +433,8 @@ def test_info_on_tiles_in_a_local_site_grid(tmp_path: Path) -> None:
     import json
 
     from click.testing import CliRunner
-    from rasterio.crs import CRS as RioCRS
 
-    folder = tmp_path / "site"
-    folder.mkdir()
-    local = RioCRS.from_wkt('LOCAL_CS["site grid",LOCAL_DATUM["unknown",32767],UNIT["metre",1],'
-                            'AXIS["Easting",EAST],AXIS["Northing",NORTH]]')
-    for name in ("site_20240101.tif", "site_20240301.tif"):
-        with rasterio.open(folder / name, "w", driver="GTiff", width=32, height=32, count=3, dtype="uint8",
-                           crs=local, transform=Affine(0.5, 0, 1000, 0, -0.5, 2000)) as dst:
-            dst.write(np.full((3, 32, 32), 100, dtype=np.uint8))
+    folder = _site_grid_tiles(tmp_path)
     done = CliRunner().invoke(cdcli.cli, ["info", str(folder)])
     assert done.exit_code == 0, done.output
     assert "site grid" in done.output and "Bounds: 1000.000000, 1984.000000, 1016.000000, 2000.000000" in done.output
@@ -503,16 +507,8 @@ def test_info_text_names_a_crs_without_an_epsg_code_instead_of_printing_its_wkt(
     """A CRS without an authority code (a local grid, many ESRI-written GeoTIFFs) filled the CRS line with its
     whole WKT (over 200 characters)."""
     from click.testing import CliRunner
-    from rasterio.crs import CRS as RioCRS
 
-    folder = tmp_path / "site"
-    folder.mkdir()
-    local = RioCRS.from_wkt('LOCAL_CS["site grid",LOCAL_DATUM["unknown",32767],UNIT["metre",1],'
-                            'AXIS["Easting",EAST],AXIS["Northing",NORTH]]')
-    for name in ("site_20240101.tif", "site_20240301.tif"):
-        with rasterio.open(folder / name, "w", driver="GTiff", width=32, height=32, count=3, dtype="uint8",
-                           crs=local, transform=Affine(0.5, 0, 1000, 0, -0.5, 2000)) as dst:
-            dst.write(np.full((3, 32, 32), 100, dtype=np.uint8))
+    folder = _site_grid_tiles(tmp_path)
     out = CliRunner().invoke(cdcli.cli, ["info", str(folder)]).output
     line = next(ln for ln in out.splitlines() if ln.startswith("CRS:"))
     assert "site grid" in line and "ENGCRS" not in line and len(line) < 120, line
