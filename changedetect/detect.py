@@ -91,6 +91,15 @@ def _one_date(da: xr.DataArray, which: str) -> xr.DataArray:
                      "TileStack with stack.isel(time=i), or add a band dim with .expand_dims('band')")
 
 
+def _held(da: xr.DataArray) -> xr.DataArray:
+    """``da`` computed once and held for the call when it is dask-backed and fits (as ``run`` holds the
+    aligned stack): every window, pair and presence date reads it, and a lazy warp (coregister's) would
+    be recomputed for each of them; a larger one stays lazy and is read window by window."""
+    from changedetect._pipeline_steps import hold
+
+    return hold(da)
+
+
 def _array_reader(da: xr.DataArray, idx: list[int]) -> Reader:
     sel = da.isel(band=idx)
 
@@ -138,8 +147,9 @@ def detect_pair(
     Parameters
     ----------
     before, after
-        ``(band, y, x)`` DataArrays (float, NaN as nodata; dask-backed is fine:
-        only the windows being processed are read).  ``after`` is reprojected
+        ``(band, y, x)`` DataArrays (float, NaN as nodata; dask-backed is fine: a date of
+        up to 2 GiB is computed once and held for the call, a larger one is read window by
+        window).  ``after`` is reprojected
         onto ``before``'s grid when the two differ, whole and in memory
         (:func:`detect_to_file` streams that case too).
     config
@@ -156,7 +166,7 @@ def detect_pair(
         has no data; attrs ``model``, ``model_sha256``, ``model_version``,
         ``threshold``, ``before``, ``after``.
     """
-    before, after = _one_date(before, "BEFORE"), _one_date(after, "AFTER")
+    before, after = _held(_one_date(before, "BEFORE")), _held(_one_date(after, "AFTER"))
     loaded = _load_model(config, model)
     card = loaded.card
     wanted = list(card.bands)
@@ -352,6 +362,7 @@ def detect_each_pair(
     has no data), keyed by ``(before, after)``: the nightly job checks earlier nights'
     violations against them (``changedetect._merge.withdraw_unconfirmed``)."""
     check_tilestack(stack)
+    stack = _held(stack)
     if stack.sizes.get("time", 0) < 2:
         days = ", ".join(str(t)[:10] for t in stack["time"].values) if "time" in stack.coords else "none"
         raise TimeSeriesError(f"change detection needs two or more dates; the stack holds "

@@ -259,6 +259,10 @@ def vectorize(
                          "< %.2f before and after)", int(unbuilt.sum()), config.min_presence)
         means = (pb, pa)
     if len(frame):  # the kind before the ids: a demolition and a rebuild on its lot are two structures
+        from changedetect._pipeline_steps import hold
+
+        # each footprint reads a window of both images: a lazy warp (coregister's) is computed once, not per footprint
+        before, after = (None if im is None else hold(im) for im in (before, after))
         frame["change_type"] = change_types(frame.geometry, before=before, after=after, buildings=buildings,
                                             transform=transform, shape=shape)
         if means is not None and (buildings is None or not len(buildings)):  # a buildings layer wins for the kind
