@@ -523,3 +523,16 @@ def test_vectorize_with_lazy_images_computes_each_block_once() -> None:
     footprints = vectorize(prob, before=stack.isel(time=0), after=stack.isel(time=1))
     assert len(footprints) == 5
     assert len(computed) <= source.npartitions, (len(computed), source.npartitions)
+
+
+def test_series_repr_of_a_long_series_stays_one_short_line(tmp_path: Path) -> None:
+    from changedetect.testing import write_stack
+
+    dates = [f"2024-{m:02d}-{d:02d}" for m in range(1, 13) for d in (1, 15)]
+    write_stack(make_stack(size=32, dates=dates, noise=0.0), tmp_path / "tiles")
+    series = changedetect.open_series(tmp_path / "tiles")
+    text = repr(series)
+    assert len(series.dates) == 24 and len(text) < 250 and "\n" not in text, text
+    assert "24 dates" in text and "2024-01-01" in text and "2024-12-15" in text and "..." in text
+    short = repr(changedetect.open_series(REPO / "sample_tiles")) if (REPO / "sample_tiles").is_dir() else ""
+    assert not short or ("2024-07-12" in short and "..." not in short)

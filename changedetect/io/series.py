@@ -137,7 +137,8 @@ class SeriesSource:
         self.placeholder_dates = placeholder_dates
 
     def __repr__(self) -> str:
-        dates = ", ".join(d.isoformat() for d in self.dates)
+        days = [d.isoformat() for d in self.dates]
+        dates = ", ".join(days if len(days) <= 8 else [*days[:3], "...", *days[-2:]])  # a year of dates: one line
         return f"<SeriesSource {self.kind} '{self.source}': {len(self.dates)} dates [{dates}], bands {self.band_names}>"
 
     @property
