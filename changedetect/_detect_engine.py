@@ -5,10 +5,12 @@ window runner.  Private: import the public names from :mod:`changedetect.detect`
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import logging
 import os
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -20,6 +22,35 @@ from changedetect.errors import ConfigError, ModelError
 from changedetect.tiling import StripAccumulator, Window, iter_blocks, window_rows
 
 logger = logging.getLogger("changedetect.detect")
+
+#: the warnings already said in this call (:func:`said_once`); None outside one
+_SAID: contextvars.ContextVar[set[str] | None] = contextvars.ContextVar("changedetect_detect_said", default=None)
+
+
+@contextlib.contextmanager
+def said_once() -> Iterator[None]:
+    """Within it, each of :func:`warn_once`'s warnings is logged once: a call that detects many
+    pairs (``detect_series``, ``evaluate_pairs``) says "BEFORE has unnamed bands" once, not per pair
+    and per date.  Nested scopes share the outermost one."""
+    if _SAID.get() is not None:
+        yield
+        return
+    token = _SAID.set(set())
+    try:
+        yield
+    finally:
+        _SAID.reset(token)
+
+
+def warn_once(msg: str, *args: Any) -> None:
+    """``logger.warning(msg, *args)``, unless the same text was said in this :func:`said_once` scope."""
+    said = _SAID.get()
+    if said is not None:
+        text = msg % args if args else msg
+        if text in said:
+            return
+        said.add(text)
+    logger.warning(msg, *args)
 
 #: band names that mean the same band (lower case) -> one canonical name.
 _ALIASES: dict[str, str] = {
@@ -194,7 +225,7 @@ def resolve_bands(
     if all(i >= 0 for i in idx):
         return idx
     if all(_anonymous(a) for a in available) and len(available) >= len(wanted):
-        logger.warning("%s has unnamed bands: using the first %d as %s; if they are in another order, name "
+        warn_once("%s has unnamed bands: using the first %d as %s; if they are in another order, name "
                        "them (band descriptions in the file, or \"bands\" in the series' manifest.json)", source, len(wanted), list(wanted))
         return list(range(len(wanted)))
     missing = [w for w, i in zip(wanted, idx, strict=True) if i < 0]

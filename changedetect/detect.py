@@ -37,6 +37,7 @@ from changedetect._detect_engine import (
     _threshold,
     check_gsd,
     resolve_bands,
+    said_once,
     same_transform,
 )
 from changedetect._detect_file import detect_to_file
@@ -297,6 +298,7 @@ def series_pairs(times: np.ndarray, season_days: int | None = 45) -> list[tuple[
     return pairs
 
 
+@said_once()
 def detect_series(
     stack: xr.DataArray,
     *,
@@ -342,6 +344,7 @@ def detect_series(
     return combine_pairs(events, stack, _threshold(config, loaded.card))
 
 
+@said_once()
 def detect_each_pair(
     stack: xr.DataArray,
     *,

@@ -31,6 +31,7 @@ from typing import Any, Protocol
 import numpy as np
 import xarray as xr
 
+from changedetect._detect_engine import said_once
 from changedetect.errors import ChangeDetectError, DatasetError
 
 logger = logging.getLogger(__name__)
@@ -339,6 +340,7 @@ def make_predictor(model: str | Path, *, threshold: float | None = None, oscd: b
 
 
 # ----------------------------------------------------------------------------- harness
+@said_once()
 def evaluate_pairs(
     pairs: Iterable[Pair],
     *,

@@ -53,14 +53,15 @@ EXIT_INTERRUPTED = 130
 
 
 class _WarningsOnce(logging.Filter):
-    """Each Python warning as one log line, said once.
+    """Each Python warning and each warning log line said once per command.
 
     Without it (``logging.captureWarnings``) a warning is printed with the path
     and source line of the code that raised it, and again by the library's own
     log line saying the same.  Here a warning becomes one ``WARNING`` line (its
     category and source location only with ``-v`` or ``--debug``), and a
     warning and a log record with the same text are shown once, whichever
-    comes first.  Installed by the group on the root logger's handlers.
+    comes first; a log warning repeated verbatim (per pair, per date, per window) is
+    shown the first time only.  Installed by the group on the root logger's handlers.
     """
 
     def __init__(self) -> None:
@@ -94,11 +95,14 @@ class _WarningsOnce(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if record.levelno != logging.WARNING or getattr(record, "_py_warning", False):
             return True
-        text = record.getMessage().strip()
-        if text in self.warned:
-            return False  # the warning said it already
-        self.logged.add(text)
-        return True
+        shown = getattr(record, "_said_first", None)  # decided once per record, for every handler
+        if shown is None:
+            text = record.getMessage().strip()
+            # the warning, or the same log line, said it already in this command
+            shown = text not in self.warned and text not in self.logged
+            self.logged.add(text)
+            record._said_first = shown
+        return bool(shown)
 
 
 _WARNINGS_ONCE = _WarningsOnce()
