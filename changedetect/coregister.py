@@ -235,17 +235,13 @@ def _register_date(
     entry = DateRegistration(date=date, status="global", peak_ratio=glob.peak_ratio, snr=glob.snr,
                              reliability=glob.reliability, matching=kind if config.band is None else config.band)
     if not glob.reliable:
-        msg = (f"date {date} could not be registered reliably against {_date_of(stack, ref_idx)} "
-               f"(peak ratio {glob.peak_ratio:.2f}, SNR {glob.snr:.1f}; measured shift "
-               f"{glob.dx:+.2f}, {glob.dy:+.2f} px not trusted): no shift applied. "
-               + (f"It exceeds max_shift ({config.max_shift:g} px): if the dates really are that far apart, "
-                  "raise CoregisterConfig(max_shift=...)"
-                  if max(abs(glob.dx), abs(glob.dy)) > config.max_shift and glob.peak_ratio >= config.min_peak_ratio
-                  and glob.snr >= config.min_snr else
-                  "Check that it covers the same place and is not cloud-covered"))
+        msg = (f"date {date} could not be registered reliably against {_date_of(stack, ref_idx)}: "
+               f"{glob.reason or 'the match failed'} (measured shift {glob.dx:+.2f}, {glob.dy:+.2f} px, "
+               f"peak ratio {glob.peak_ratio:.2f}, SNR {glob.snr:.1f}; not trusted): no shift applied. "
+               + _advice(glob, config))
         warnings.warn(msg, CoregistrationWarning, stacklevel=3)
         logger.warning(msg)
-        entry.status, entry.reliability = "unreliable", 0.0
+        entry.status, entry.reliability, entry.reason = "unreliable", 0.0, glob.reason or "the match failed"
         entry.warnings.append(msg)
         entry.gain, entry.offset = dict.fromkeys(bands, 1.0), dict.fromkeys(bands, 0.0)
         return data[i], entry
@@ -273,6 +269,20 @@ def _register_date(
     return warped, entry
 
 
+def _advice(glob: ShiftEstimate, config: CoregisterConfig) -> str:
+    """What to do about a date refused for ``glob.reason``."""
+    if "max_shift" in glob.reason and "peak ratio" not in glob.reason and "SNR" not in glob.reason:
+        return ("If the dates really are that far apart, raise CoregisterConfig(max_shift=...) "
+                f"(now {config.max_shift:g} px)")
+    if "disagree" in glob.reason:
+        return ("Check that both dates are orthorectified onto the same grid and resolution; the central "
+                "window alone is CoregisterConfig(global_grid=1)")
+    if "windows matched" in glob.reason:
+        return ("Most of the scene has too little texture in common (water, bare ground, cloud, a changed "
+                "area?): check the date's coverage and cloud, or register a smaller, textured area")
+    return "Check that it covers the same place and is not cloud-covered"
+
+
 def estimate_global_shift(
     ref: Any, mov: Any, *, config: CoregisterConfig = CoregisterConfig(), edges: bool = False
 ) -> ShiftEstimate:
@@ -282,7 +292,9 @@ def estimate_global_shift(
     ``config.global_window``; else its central window (falling back to the whole image
     when that window cannot be matched, e.g. under a cloud); and on scenes over four
     windows wide, the median of a ``global_grid`` x ``global_grid`` grid of windows, which
-    must agree.  Only those windows are read.  ``edges``: ``ref`` and ``mov`` are edge-strength
+    must agree (within 1 px); when fewer than a third of them match (texture in one corner only),
+    the whole image (when in memory) confirmed by the windows that did.  Only those windows are read.
+    An unreliable estimate's ``reason`` says which test it failed.  ``edges``: ``ref`` and ``mov`` are edge-strength
     images (``matching="material"``), correlated as they are.
     """
     h, w = ref.shape
@@ -301,16 +313,30 @@ def estimate_global_shift(
         if good or h * w > _IN_MEMORY_PIXELS:
             return ests[0]
         return estimate_shift(np.asarray(ref), np.asarray(mov), **kw)
-    if len(good) < max(2, len(ests) // 3):
-        best = max(ests, key=lambda e: e.peak_ratio)
-        return ShiftEstimate(best.dx, best.dy, 0.0, best.peak_ratio, best.snr, False)
+    need = max(2, len(ests) // 3)
+    if len(good) < need:
+        best = max(good or ests, key=lambda e: e.peak_ratio)
+        if good and h * w <= _IN_MEMORY_PIXELS:
+            # texture in a corner only (the rest smooth, water, cloud): the whole scene, matched on its
+            # own, confirmed by every window that matched
+            whole = estimate_shift(np.asarray(ref), np.asarray(mov), **kw)
+            if whole.reliable and all(np.hypot(e.dx - whole.dx, e.dy - whole.dy) < 1.0 for e in good):
+                return whole
+        why = (f"only {len(good)} of {len(ests)} measuring windows matched (at least {need} needed"
+               + ("" if h * w > _IN_MEMORY_PIXELS or not good else
+                  ", and the whole scene, matched on its own, did not confirm them") + ")")
+        return ShiftEstimate(best.dx, best.dy, 0.0, best.peak_ratio, best.snr, False,
+                             why + ("" if good else f"; the best window: {best.reason}"))
     dx = float(np.median([e.dx for e in good]))
     dy = float(np.median([e.dy for e in good]))
     spread = float(np.median([np.hypot(e.dx - dx, e.dy - dy) for e in good]))
     reliable = spread < 1.0
+    why = "" if reliable else (
+        f"the {len(good)} matched windows disagree (their shifts lie a median {spread:.1f} px from the "
+        "median shift; under 1 px needed): the date is rotated, scaled or distorted against the reference")
     return ShiftEstimate(dx, dy, float(np.median([e.reliability for e in good])) if reliable else 0.0,
                          float(np.median([e.peak_ratio for e in good])), float(np.median([e.snr for e in good])),
-                         reliable)
+                         reliable, why)
 
 
 def _choose_field(

@@ -43,6 +43,9 @@ class DateRegistration:
         Share of sampled pixels taken as unchanged by the normalisation.
     warnings
         Human-readable warnings about this date.
+    reason
+        Why a date is ``"unreliable"`` (the test its global shift failed: a threshold, too few
+        windows matched, windows that disagree, ``max_shift``); ``None`` otherwise.
     shift_field
         The correction applied (a :class:`~changedetect.coregister.ShiftField`; evaluate it with
         ``.evaluate(rows, cols)``); not written to JSON.
@@ -64,6 +67,7 @@ class DateRegistration:
     offset: dict[str, float] = field(default_factory=dict)
     invariant_fraction: float | None = None
     warnings: list[str] = field(default_factory=list)
+    reason: str | None = None
     shift_field: Any = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import fft as sfft
@@ -61,6 +61,8 @@ class ShiftEstimate:
         Peak height over the surface's robust standard deviation (about 4-5 for noise).
     reliable
         Whether the thresholds were met.
+    reason
+        Why the estimate is not reliable (which threshold or test it failed); ``""`` when it is.
     """
 
     dx: float
@@ -69,6 +71,7 @@ class ShiftEstimate:
     peak_ratio: float
     snr: float
     reliable: bool
+    reason: str = field(default="", compare=False)
 
 
 def gradient_magnitude(image: np.ndarray, *, sigma: float = 1.0) -> np.ndarray:
@@ -356,7 +359,7 @@ def estimate_shift(
             ref, mov = ref[box], mov[box]
     g_ref = _represent(ref, sigma, edges)
     if not g_ref.max() > 0 or not np.any(np.isfinite(mov)):
-        return ShiftEstimate(0.0, 0.0, 0.0, 1.0, 0.0, False)
+        return ShiftEstimate(0.0, 0.0, 0.0, 1.0, 0.0, False, "one of the images has no texture or no data to match")
     g_mov = _represent(mov, sigma, edges)
     dx, dy, ratio, snr = phase_correlation(g_ref, g_mov, upsample=upsample, band=band)
     first_ratio, first_snr = ratio, snr
@@ -384,8 +387,13 @@ def estimate_shift(
         dx, dy = dx + rdx, dy + rdy
         if max(abs(rdx), abs(rdy)) < 0.005:
             break
-    reliable = first_ratio >= min_peak_ratio and first_snr >= min_snr
+    failed = []
+    if not first_ratio >= min_peak_ratio:
+        failed.append(f"peak ratio {first_ratio:.2f} under min_peak_ratio {min_peak_ratio:g}")
+    if not first_snr >= min_snr:
+        failed.append(f"SNR {first_snr:.1f} under min_snr {min_snr:g}")
     if max_shift is not None and max(abs(dx), abs(dy)) > max_shift:
-        reliable = False
+        failed.append(f"shift {dx:+.2f}, {dy:+.2f} px beyond max_shift {max_shift:g} px")
+    reliable = not failed
     reliability = max(0.0, 1.0 - 1.0 / first_ratio) if reliable else 0.0
-    return ShiftEstimate(dx, dy, reliability, first_ratio, first_snr, reliable)
+    return ShiftEstimate(dx, dy, reliability, first_ratio, first_snr, reliable, "; ".join(failed))
