@@ -90,7 +90,9 @@ class RasterImagery:
 
 
 class StackImagery:
-    """Chips from one date of a lazy TileStack (only the windows asked for are computed)."""
+    """Chips from one date of a TileStack.  A dask-backed date of up to 2 GiB (its three bands) is
+    computed once and held (coregister's lazy warp would otherwise be recomputed under the overview
+    and under every chip); a larger one is read window by window."""
 
     def __init__(self, stack: xr.DataArray, date_index: int, *,
                  rgb_bands: Sequence[str] = ("red", "green", "blue")) -> None:
@@ -98,7 +100,9 @@ class StackImagery:
 
         names = [str(b) for b in stack["band"].values]
         idx = [i - 1 for i in _pick_bands(names, len(names), rgb_bands)]
-        self.da = stack.isel(time=date_index, band=idx)
+        from changedetect._pipeline_steps import hold
+
+        self.da = hold(stack.isel(time=date_index, band=idx))
         self.crs = stack.rio.crs
         self.grid = Grid.of(stack)
         self.bounds = self.grid.bounds

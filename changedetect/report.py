@@ -12,8 +12,9 @@ permits, the evidence numbers and the coordinates (lat/lon and working CRS).
 
 Image chips are read window by window from rasters on disk
 (:class:`RasterImagery`, rasterio windows and decimated reads) or from a
-lazy :data:`~changedetect.types.TileStack` (:class:`StackImagery`); a whole
-scene is never read at full resolution.
+:data:`~changedetect.types.TileStack` (:class:`StackImagery`: a dask-backed date of up to 2 GiB,
+such as coregister's lazy warp, is computed once for the overview and all chips; a larger one is
+read window by window).
 """
 
 from __future__ import annotations

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
+import dask.array as da
 import numpy as np
 import pandas as pd
 import pytest
@@ -90,3 +92,24 @@ def test_a_low_peak_names_the_threshold_it_missed() -> None:
     assert not est.reliable
     assert "peak ratio" in est.reason and "1.6" in est.reason, est.reason
 
+
+def test_write_report_on_a_lazy_aligned_stack_computes_each_block_once(tmp_path: Path) -> None:
+    """write_report(stack=coregister's lazy stack): the overview and every chip of both dates computed
+    the blocks under them again, i.e. recomputed the co-registration warp once per chip."""
+    from changedetect.report import write_report
+    from changedetect.testing import make_violations
+
+    numpy_stack = make_stack(2, size=256, noise=1.0)
+    source = da.from_array(numpy_stack.values, chunks=(1, 1, 128, 128))
+    computed: list[tuple[int, ...]] = []
+
+    def warp(block: np.ndarray) -> np.ndarray:  # stands for coregister's lazy warp of a block
+        if block.size:
+            computed.append(block.shape)
+        return block + 0
+
+    stack = numpy_stack.copy(data=source.map_blocks(warp, dtype=source.dtype))
+    violations = make_violations(numpy_stack, n=6)
+    write_report(violations, out_path=tmp_path / "r.html", stack=stack)
+    assert computed, "the stack was never read"
+    assert len(computed) <= source.npartitions, (len(computed), source.npartitions)
