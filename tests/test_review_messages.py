@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import io
 import logging
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -86,3 +89,28 @@ def test_cli_says_a_repeated_log_warning_once(
                              "WARNING changedetect.detect: AFTER has unnamed bands: using the first 3"]
     finally:
         root.removeHandler(handler)
+
+
+def _into_closed_pipe(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """``changedetect ARGS | true`` without the race: the reader's end is closed before it starts."""
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        return subprocess.run([sys.executable, "-m", "changedetect.cli", *args], stdout=write,
+                              stderr=subprocess.PIPE, text=True, cwd=cwd, timeout=300, check=False)
+    finally:
+        os.close(write)
+
+
+@pytest.mark.parametrize("args", [["info", "sample_tiles"], ["info", "sample_tiles", "--json"], ["info", "--help"]])
+def test_a_closed_pipe_exits_141_quietly(args: list[str], repo_root: Path) -> None:
+    done = _into_closed_pipe(args, repo_root)
+    assert done.returncode == 141, done.stderr  # 128 + SIGPIPE, as `yes | head` reports; 1 says "a bug"
+    assert done.stderr == ""
+
+
+def test_a_pipe_read_to_the_end_still_exits_0(repo_root: Path) -> None:
+    done = subprocess.run(f"'{sys.executable}' -m changedetect.cli info sample_tiles --json | head -c 10 >/dev/null; "
+                          "echo ${PIPESTATUS[0]}", shell=True, executable="/bin/bash", capture_output=True,
+                          text=True, cwd=repo_root, timeout=300, check=False)
+    assert done.stdout.strip() in ("0", "141"), done  # head may close before the JSON is all written

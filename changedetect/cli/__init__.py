@@ -6,18 +6,22 @@ lazily so that ``changedetect --help`` stays fast and torch is only imported
 by the commands that need it.
 
 Exit codes: 0 success; 1 internal error (a bug); 2 bad input or usage;
-3 another run holds the lock; 130 interrupted (Ctrl-C).
+3 another run holds the lock; 130 interrupted (Ctrl-C); 141 the output pipe was closed
+(``changedetect info TILES | head -1``), said by nothing.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import importlib
 import importlib.util
 import logging
+import os
 import sys
 import warnings
-from typing import Any, TextIO
+from collections.abc import Iterator
+from typing import Any, NoReturn, TextIO
 
 import click
 
@@ -50,6 +54,34 @@ _STATE: dict[str, bool] = {"debug": False}
 
 #: Exit status after Ctrl-C (128 + SIGINT, as shells report it).
 EXIT_INTERRUPTED = 130
+#: Exit status when the reader of stdout went away (128 + SIGPIPE, as shells report ``yes | head``).
+#: click's own handling exits 1, which here means a bug.
+EXIT_PIPE_CLOSED = 141
+
+
+class _PipeClosed(Exception):
+    """stdout's reader went away (EPIPE); not an ``OSError``, so that click does not turn it into exit 1."""
+
+
+@contextlib.contextmanager
+def _pipe_guard() -> Iterator[None]:
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno != errno.EPIPE:
+            raise
+        raise _PipeClosed() from exc
+
+
+def _quiet_pipe_exit() -> NoReturn:
+    """Exit 141 without a word: stdout now goes to /dev/null, so that the interpreter's last flush
+    does not print 'Exception ignored ... BrokenPipeError' (Python's documented recipe)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    sys.exit(EXIT_PIPE_CLOSED)
 
 
 class _WarningsOnce(logging.Filter):
@@ -69,6 +101,7 @@ class _WarningsOnce(logging.Filter):
         self.detailed = False
         self.warned: set[str] = set()
         self.logged: set[str] = set()
+        self._showwarning = warnings.showwarning
 
     def install(self, *, detailed: bool) -> None:
         self.detailed = detailed
@@ -77,7 +110,17 @@ class _WarningsOnce(logging.Filter):
         for handler in logging.getLogger().handlers:
             if self not in handler.filters:
                 handler.addFilter(self)
+        if warnings.showwarning != self.show:
+            self._showwarning = warnings.showwarning
         warnings.showwarning = self.show
+
+    def uninstall(self) -> None:
+        """Leave logging and warnings as :meth:`install` found them (``main`` called from Python, a test,
+        a notebook: later log lines of the same text are not this command's to drop)."""
+        for handler in logging.getLogger().handlers:
+            handler.removeFilter(self)
+        if warnings.showwarning == self.show:
+            warnings.showwarning = self._showwarning
 
     def show(self, message: Warning | str, category: type[Warning], filename: str, lineno: int,
              file: TextIO | None = None, line: str | None = None) -> None:
@@ -110,6 +153,15 @@ _WARNINGS_ONCE = _WarningsOnce()
 
 class LazyGroup(click.Group):
     """A group whose subcommands are imported on first use."""
+
+    def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None,
+                     **extra: Any) -> click.Context:
+        with _pipe_guard():  # --help, --version
+            return super().make_context(info_name, args, parent, **extra)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        with _pipe_guard():
+            return super().invoke(ctx)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return [name for name, (mod, _) in COMMANDS.items() if _module_exists(mod)]
@@ -165,8 +217,19 @@ def cli(ctx: click.Context, verbose: int, quiet: bool, debug: bool) -> None:
 def main(argv: list[str] | None = None) -> Any:
     """Entry point of the ``changedetect`` console script."""
     try:
+        _main(argv)
+    finally:
+        _WARNINGS_ONCE.uninstall()
+
+
+def _main(argv: list[str] | None) -> NoReturn:
+    try:
         rv = cli.main(args=argv, prog_name="changedetect", standalone_mode=False)
+        with _pipe_guard():
+            sys.stdout.flush()  # what print() left in the buffer: a closed pipe shows here
         sys.exit(rv if isinstance(rv, int) else 0)
+    except _PipeClosed:
+        _quiet_pipe_exit()
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
