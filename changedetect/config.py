@@ -114,6 +114,9 @@ class PermitsConfig:
     strict
         ``False``: keep the good rows, warn about the bad ones and write them to
         ``permit_rejects.gpkg`` in the run's folder (lenient).
+    timezone
+        For a ``postgresql://`` register: the city's time zone, e.g. ``"Asia/Ho_Chi_Minh"``; a
+        ``timestamp with time zone`` permit date is its calendar day there (unset: the server's).
     """
 
     table: str | None = None
@@ -123,6 +126,7 @@ class PermitsConfig:
     column_map: dict[str, str] | None = None
     crs: str | None = None
     strict: bool = True
+    timezone: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("params", "column_map"):
@@ -144,7 +148,7 @@ class PermitsConfig:
                              params=dict(self.params) if self.params else None,
                              column_map=dict(self.column_map) if self.column_map else None, crs=self.crs,
                              strict=self.strict, rejects_path=None if self.strict else rejects_path,
-                             overwrite=True)
+                             overwrite=True, timezone=self.timezone)
 
 
 @dataclass(frozen=True)

@@ -425,7 +425,7 @@ def match_to_file(
     """Read footprints and a register, :func:`match` them, write the violations.
 
     ``register_options`` go to :func:`changedetect.permits.load_register`
-    (``layer``, ``table``, ``query``, ``params``, ``column_map``, ``crs``).
+    (``layer``, ``table``, ``query``, ``params``, ``column_map``, ``crs``, ``timezone``).
     The output format follows ``out``'s extension (:func:`write_vector`); the rows carry the
     matched permits' ``address`` when the register has addresses, as ``changedetect run``'s do.
     """

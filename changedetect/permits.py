@@ -291,6 +291,7 @@ def load_register(
     strict: bool = True,
     rejects_path: str | os.PathLike[str] | None = None,
     overwrite: bool = False,
+    timezone: str | None = None,
 ) -> gpd.GeoDataFrame:
     """Read, map and validate a permit register.
 
@@ -314,6 +315,10 @@ def load_register(
         Lenient mode: where to write the rejected rows (any :func:`write_vector` format).
     overwrite
         Replace an existing rejects file.
+    timezone
+        PostGIS only: the time zone (an IANA name, e.g. ``"Asia/Ho_Chi_Minh"``) whose calendar day a
+        ``timestamp with time zone`` permit date is taken as (the session's ``TimeZone``); ``None``:
+        the server's (or ``PGTZ``'s).  ``date`` and text columns are read as they are.
 
     Returns
     -------
@@ -330,7 +335,8 @@ def load_register(
     if isinstance(source, gpd.GeoDataFrame):
         raise TypeError("load_register reads a register file or postgresql:// URL; for a GeoDataFrame "
                         "already in memory use validate_register(map_columns(gdf)) and its .permits")
-    raw, name = read_register(source, layer=layer, table=table, query=query, params=params, crs=crs)
+    raw, name = read_register(source, layer=layer, table=table, query=query, params=params, crs=crs,
+                              timezone=timezone)
     result = validate_register(map_columns(raw, column_map, name=name), name=name)
     if result.fatal or (strict and result.problems):
         raise PermitSchemaError(result.report() + (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import logging
 import os
@@ -13,6 +14,15 @@ import numpy as np
 import pytest
 
 from changedetect.cli import main
+
+try:  # the throwaway PostgreSQL server of tests/test_postgis.py (its module skips without psycopg)
+    from test_postgis import postgis_url  # noqa: F401  (a fixture)
+except pytest.skip.Exception as _skipped:
+    _NO_PSYCOPG = str(_skipped)
+
+    @pytest.fixture(scope="module")
+    def postgis_url() -> str:
+        pytest.skip(_NO_PSYCOPG)
 
 UNNAMED = "has unnamed bands"
 
@@ -114,3 +124,64 @@ def test_a_pipe_read_to_the_end_still_exits_0(repo_root: Path) -> None:
                           "echo ${PIPESTATUS[0]}", shell=True, executable="/bin/bash", capture_output=True,
                           text=True, cwd=repo_root, timeout=300, check=False)
     assert done.stdout.strip() in ("0", "141"), done  # head may close before the JSON is all written
+
+
+# --- 3. a timestamptz permit date is the day in the city's time zone ------------------------------------
+
+MIDNIGHT_HCMC = "('GP-TZ-1', 'new_construction', '2024-01-01 00:00+07', '2025-12-31 00:00+07', 180, 'Số 1', 'active', "
+
+
+@pytest.fixture(scope="module")
+def tz_register(request: pytest.FixtureRequest) -> str:
+    url: str = request.getfixturevalue("postgis_url")
+    import psycopg
+    from test_postgis import X0, Y0
+
+    box = f"POLYGON(({X0} {Y0}, {X0 + 12} {Y0}, {X0 + 12} {Y0 + 15}, {X0} {Y0 + 15}, {X0} {Y0}))"
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("ALTER DATABASE registers SET TimeZone = 'Etc/UTC'")  # a server in UTC
+        conn.execute("CREATE TABLE tz_permits (permit_id text, permit_type text, issued_on timestamptz, "
+                     "valid_until timestamptz, permitted_area_m2 float8, address text, status text, "
+                     "geom geometry(Polygon, 9210))")
+        conn.execute(f"INSERT INTO tz_permits VALUES {MIDNIGHT_HCMC} ST_GeomFromText('{box}', 9210))")
+    return url
+
+
+@pytest.mark.postgis
+def test_timestamptz_permit_dates_are_days_in_the_named_time_zone(
+    tz_register: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from changedetect.config import PermitsConfig
+    from changedetect.permits import load_register
+
+    monkeypatch.delenv("PGTZ", raising=False)
+    # without a time zone: the server's (UTC here), as docs/permits.md says: the day before
+    got = load_register(tz_register, table="tz_permits")
+    assert got["issued_on"].tolist() == [dt.date(2023, 12, 31)]
+    assert got["valid_until"].tolist() == [dt.date(2025, 12, 30)]
+    for permits in (load_register(tz_register, table="tz_permits", timezone="Asia/Ho_Chi_Minh"),
+                    PermitsConfig(table="tz_permits", timezone="Asia/Ho_Chi_Minh").load(tz_register)):
+        assert permits["issued_on"].tolist() == [dt.date(2024, 1, 1)]
+        assert permits["valid_until"].tolist() == [dt.date(2025, 12, 31)]
+
+
+@pytest.mark.postgis
+def test_an_unknown_time_zone_is_one_line(tz_register: str) -> None:
+    from changedetect.errors import ConfigError
+    from changedetect.permits import load_register
+
+    with pytest.raises(ConfigError, match=r"time zone 'Asia/Saigonn'.*Asia/Ho_Chi_Minh") as err:
+        load_register(tz_register, table="tz_permits", timezone="Asia/Saigonn")
+    assert "\n" not in str(err.value)
+
+
+def test_the_time_zone_is_a_permits_option_of_the_config_and_the_cli(tmp_path: Path) -> None:
+    from changedetect.cli.options import with_register_options
+    from changedetect.config import PipelineConfig
+
+    toml = tmp_path / "city.toml"
+    toml.write_text('[permits]\ntable = "permits"\ntimezone = "Asia/Ho_Chi_Minh"\n')
+    assert PipelineConfig.from_toml(toml).permits.timezone == "Asia/Ho_Chi_Minh"
+    given = with_register_options(PipelineConfig(), {"permits_timezone": "Asia/Bangkok"})
+    assert given.permits.timezone == "Asia/Bangkok"
+    assert with_register_options(PipelineConfig.from_toml(toml), {}).permits.timezone == "Asia/Ho_Chi_Minh"

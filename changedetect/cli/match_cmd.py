@@ -27,6 +27,9 @@ from changedetect.cli.options import (
 @click.option("--column-map", "column_map", multiple=True, metavar="THEIRS=OURS",
               help="Map a register column onto a schema name, e.g. --column-map so_gp=permit_id (repeatable).")
 @click.option("--permits-crs", "permits_crs", help="CRS of a register that declares none (CSV with WKT), e.g. EPSG:9210.")
+@click.option("--permits-timezone", "permits_timezone", metavar="ZONE",
+              help="PostGIS register: the city's time zone (e.g. Asia/Ho_Chi_Minh); a timestamptz permit date "
+                   "is its day there, not in the server's zone.")
 @click.option("--lenient", is_flag=True, help="Keep the good permits and set bad rows aside instead of failing.")
 @click.option("--rejects", type=click.Path(path_type=Path),
               help="Where --lenient writes rejected rows [default: OUT's folder, <stem>_rejects.gpkg].")
@@ -46,7 +49,7 @@ from changedetect.cli.options import (
 @overwrite_opt
 def command(footprints: Path, register: str, out: Path, layer: str | None, table: str | None,
             query: str | None, params: tuple[str, ...], column_map: tuple[str, ...], permits_crs: str | None,
-            lenient: bool, rejects: Path | None, tolerance_m2: float, tolerance_pct: float,
+            permits_timezone: str | None, lenient: bool, rejects: Path | None, tolerance_m2: float, tolerance_pct: float,
             edge_tolerance: float, min_overlap: float, attach_extensions: bool, overwrite: bool) -> None:
     """Match FOOTPRINTS against a permit register: one status per footprint.
 
@@ -84,6 +87,7 @@ def command(footprints: Path, register: str, out: Path, layer: str | None, table
         footprints, register, out, config=config, strict=not lenient, rejects_path=rejects if lenient else None,
         overwrite=overwrite, layer=layer, table=table, query=query, params=name_value_pairs(params, "--param") or None,
         column_map=name_value_pairs(column_map, "--column-map") or None, crs=permits_crs,
+        timezone=permits_timezone,
     )
     counts = violations["status"].value_counts()
     click.echo(f"Wrote {out}: {len(violations)} footprints")

@@ -165,6 +165,9 @@ def register_opts(f: F) -> F:
                      help="Map a register column onto a schema name, e.g. --column-map so_gp=permit_id."),
         click.option("--permits-crs", "permits_crs",
                      help="CRS of a register that declares none (CSV with WKT), e.g. EPSG:9210."),
+        click.option("--permits-timezone", "permits_timezone", metavar="ZONE",
+                     help="PostGIS register: the city's time zone (e.g. Asia/Ho_Chi_Minh); a timestamptz permit "
+                          "date is its day there, not in the server's zone."),
         click.option("--lenient", "permits_lenient", is_flag=True,
                      help="Keep the good permits and set bad rows aside (permit_rejects.gpkg) instead of failing."),
     ]):
@@ -190,7 +193,7 @@ def with_register_options(config: Any, options: dict[str, Any]) -> Any:
 
     changes: dict[str, Any] = {}
     for key, field_name in (("permits_layer", "layer"), ("permits_table", "table"), ("permits_query", "query"),
-                            ("permits_crs", "crs")):
+                            ("permits_crs", "crs"), ("permits_timezone", "timezone")):
         if options.get(key):
             changes[field_name] = options[key]
     if options.get("permits_params"):

@@ -97,7 +97,8 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _read_postgis(
-    url: str, *, table: str | None, query: str | None, params: Mapping[str, Any] | tuple[Any, ...] | None
+    url: str, *, table: str | None, query: str | None, params: Mapping[str, Any] | tuple[Any, ...] | None,
+    timezone: str | None = None,
 ) -> tuple[gpd.GeoDataFrame, str]:
     try:
         import psycopg
@@ -135,6 +136,8 @@ def _read_postgis(
     try:
         conn.read_only = True
         with conn.cursor() as cur:
+            if timezone is not None:  # a timestamptz date is the day in this zone, not the server's
+                _set_timezone(conn, cur, timezone, name)
             cur.execute("SELECT oid FROM pg_type WHERE typname = %s", ("geometry",))
             geom_oids = {r[0] for r in cur.fetchall()}
             if not geom_oids:
@@ -163,6 +166,21 @@ def _read_postgis(
     finally:
         conn.close()
     return frame, name
+
+
+def _set_timezone(conn: Any, cur: Any, timezone: str, name: str) -> None:
+    """The session's ``TimeZone`` (psycopg then gives ``timestamptz`` values in it), or one
+    :class:`ConfigError` for a zone the server does not know."""
+    import psycopg
+
+    try:
+        cur.execute("SELECT set_config('TimeZone', %s, false)", (str(timezone),))
+    except (psycopg.errors.InvalidParameterValue, psycopg.errors.DataException) as exc:
+        conn.rollback()
+        raise ConfigError(
+            f"permit register {name}: unknown time zone {timezone!r} ({_one_line(exc)}); give the city's "
+            "IANA time zone name, e.g. Asia/Ho_Chi_Minh (timezone= / [permits] timezone / --permits-timezone)"
+        ) from None
 
 
 def _crs_of(cur: Any, srid: int, name: str) -> Any:

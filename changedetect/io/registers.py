@@ -69,6 +69,7 @@ def read_register(
     params: Mapping[str, Any] | tuple[Any, ...] | None = None,
     crs: Any = None,
     what: str = "permit register",
+    timezone: str | None = None,
 ) -> tuple[gpd.GeoDataFrame, str]:
     """Read a register without validating it (``what`` names the file in messages: the
     footprints that ``match`` reads the same way are not a register).
@@ -94,7 +95,7 @@ def read_register(
         raise ConfigError(f"params= (--param) are the values of a query's placeholders, and {what} '{shown}' is "
                           "read without a query=/--query; give the query or drop the parameters")
     if text.startswith(("postgresql://", "postgres://")):
-        db_frame, name = _read_postgis(text, table=table, query=query, params=params)
+        db_frame, name = _read_postgis(text, table=table, query=query, params=params, timezone=timezone)
         return _with_crs(db_frame, crs, name, what), name
     if table is not None or query is not None:
         raise ConfigError(f"table= and query= are for postgresql:// registers, not for the file '{text}'")
