@@ -185,3 +185,19 @@ def test_the_time_zone_is_a_permits_option_of_the_config_and_the_cli(tmp_path: P
     given = with_register_options(PipelineConfig(), {"permits_timezone": "Asia/Bangkok"})
     assert given.permits.timezone == "Asia/Bangkok"
     assert with_register_options(PipelineConfig.from_toml(toml), {}).permits.timezone == "Asia/Ho_Chi_Minh"
+
+
+def test_a_command_run_through_clirunner_leaves_no_filter_behind(caplog: pytest.LogCaptureFixture) -> None:
+    """CliRunner calls the group without main(), so the once-per-command filter stayed on the root
+    logger's handlers with its memory of the command's lines, and later library calls' identical
+    warnings were dropped (the unnamed-bands tests failed after test_cli in the full suite)."""
+    from click.testing import CliRunner
+
+    from changedetect.cli import _WARNINGS_ONCE, cli
+
+    assert CliRunner().invoke(cli, ["models"]).exit_code == 0
+    assert not any(_WARNINGS_ONCE in h.filters for h in logging.getLogger().handlers)
+    _WARNINGS_ONCE.logged.add("the same words")  # as if the command had said it
+    with caplog.at_level(logging.WARNING, logger="changedetect"):
+        logging.getLogger("changedetect.test").warning("the same words")
+    assert [r.getMessage() for r in caplog.records] == ["the same words"]

@@ -210,6 +210,9 @@ def cli(ctx: click.Context, verbose: int, quiet: bool, debug: bool) -> None:
         level = logging.DEBUG
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     _WARNINGS_ONCE.install(detailed=bool(verbose or debug))
+    # off again when the command ends, however it was called (main, CliRunner, a notebook): left on the
+    # root handlers, its memory of this command's lines dropped the same lines of later library calls
+    ctx.call_on_close(_WARNINGS_ONCE.uninstall)
     ctx.ensure_object(dict)
     ctx.obj.update(verbose=verbose, quiet=quiet, debug=debug)
 
