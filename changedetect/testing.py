@@ -304,7 +304,24 @@ def assert_tilestack(stack: xr.DataArray) -> None:
     assert stack.rio.crs is not None, "a TileStack carries a CRS (rioxarray)"
 
 
+def counting_lazy(stack: xr.DataArray, chunks: tuple[int, ...]) -> tuple[xr.DataArray, list[tuple[int, ...]]]:
+    """A dask-backed copy of ``stack`` (``chunks``) and the list into which each block computed from it
+    records its shape: it stands for coregister's lazy warp, to count how often a stage computes a block
+    (a stage that reads one block many times recomputes the warp as many times)."""
+    import dask.array as da
+
+    computed: list[tuple[int, ...]] = []
+
+    def warp(block: np.ndarray) -> np.ndarray:
+        if block.size:
+            computed.append(block.shape)
+        return block + 0
+
+    source = da.from_array(stack.values, chunks=chunks)
+    return stack.copy(data=source.map_blocks(warp, dtype=source.dtype)), computed
+
+
 __all__ = [
-    "Building", "assert_same_grid", "assert_tilestack", "default_buildings", "make_footprints",
+    "Building", "assert_same_grid", "assert_tilestack", "counting_lazy", "default_buildings", "make_footprints",
     "make_grid", "make_model", "make_permits", "make_stack", "make_violations", "write_stack",
 ]

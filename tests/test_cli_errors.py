@@ -6,6 +6,10 @@ before any work is done.  The inputs are dummies where the check has to come bef
 
 from __future__ import annotations
 
+import io
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import geopandas as gpd
@@ -28,6 +32,20 @@ def _exit(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str
         cdcli.main(argv)
     code = info.value.code
     return (code if isinstance(code, int) else 1), capsys.readouterr().err
+
+
+@contextmanager
+def root_log() -> Iterator[io.StringIO]:
+    """What the root logger's handlers print during the block, as the CLI formats it."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        yield stream
+    finally:
+        root.removeHandler(handler)
 
 
 def _error_line(err: str) -> str:
@@ -344,24 +362,14 @@ def _warn_log_and_stop(*args: object, **kwargs: object) -> None:
 def test_each_warning_is_one_line_said_once(
     verbose: bool, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str],
 ) -> None:
-    import io
-    import logging
     import warnings
 
     import changedetect.io.summary as summary
 
     monkeypatch.setattr(summary, "describe", _warn_log_and_stop)
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.addHandler(handler)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("always")
-            code, _ = _exit([*(["-v"] if verbose else []), "info", str(tmp_path)], capsys)
-    finally:
-        root.removeHandler(handler)
+    with root_log() as stream, warnings.catch_warnings():
+        warnings.simplefilter("always")
+        code, _ = _exit([*(["-v"] if verbose else []), "info", str(tmp_path)], capsys)
     assert code == 2
     lines = [line for line in stream.getvalue().splitlines() if line.startswith("WARNING")]
     assert len(stream.getvalue().splitlines()) == len(lines) == 2, stream.getvalue()

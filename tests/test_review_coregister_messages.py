@@ -5,7 +5,6 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
-import dask.array as da
 import numpy as np
 import pandas as pd
 import pytest
@@ -16,7 +15,7 @@ import changedetect.coregister as coreg
 from changedetect._registration.synthetic import displace, textured_scene
 from changedetect.coregister import CoregisterConfig, coregister, estimate_global_shift
 from changedetect.errors import CoregistrationWarning
-from changedetect.testing import make_stack
+from changedetect.testing import counting_lazy, make_stack
 
 BIG = 1100  # over four global windows (256 px) wide: the shift is the median of a 3x3 grid of windows
 
@@ -100,16 +99,8 @@ def test_write_report_on_a_lazy_aligned_stack_computes_each_block_once(tmp_path:
     from changedetect.testing import make_violations
 
     numpy_stack = make_stack(2, size=256, noise=1.0)
-    source = da.from_array(numpy_stack.values, chunks=(1, 1, 128, 128))
-    computed: list[tuple[int, ...]] = []
-
-    def warp(block: np.ndarray) -> np.ndarray:  # stands for coregister's lazy warp of a block
-        if block.size:
-            computed.append(block.shape)
-        return block + 0
-
-    stack = numpy_stack.copy(data=source.map_blocks(warp, dtype=source.dtype))
+    stack, computed = counting_lazy(numpy_stack, (1, 1, 128, 128))  # stands for coregister's lazy warp
     violations = make_violations(numpy_stack, n=6)
     write_report(violations, out_path=tmp_path / "r.html", stack=stack)
     assert computed, "the stack was never read"
-    assert len(computed) <= source.npartitions, (len(computed), source.npartitions)
+    assert len(computed) <= stack.data.npartitions, (len(computed), stack.data.npartitions)

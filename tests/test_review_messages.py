@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import io
 import logging
 import os
 import subprocess
@@ -83,12 +82,9 @@ def test_cli_says_a_repeated_log_warning_once(
     import changedetect.io.summary as summary
 
     monkeypatch.setattr(summary, "describe", _log_thrice_and_stop)
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.addHandler(handler)
-    try:
+    from test_cli_errors import root_log
+
+    with root_log() as stream:
         for _ in range(2):  # once per command: a second command in the same process says it again
             stream.seek(0)
             stream.truncate()
@@ -97,8 +93,6 @@ def test_cli_says_a_repeated_log_warning_once(
             lines = [line for line in stream.getvalue().splitlines() if UNNAMED in line]
             assert lines == ["WARNING changedetect.detect: BEFORE has unnamed bands: using the first 3",
                              "WARNING changedetect.detect: AFTER has unnamed bands: using the first 3"]
-    finally:
-        root.removeHandler(handler)
 
 
 def _into_closed_pipe(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
