@@ -1,0 +1,84 @@
+"""What one night of :mod:`changedetect.nightly` starts from: the night's date, the register and model every
+area shares (read once, before the lock), tonight's copy of a database register, and the temporary
+files a killed run left behind."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from pathlib import Path
+from typing import Any
+
+from changedetect.config import PipelineConfig
+from changedetect.errors import ConfigError
+
+log = logging.getLogger("changedetect.nightly")
+
+
+def _night(night: str | dt.date | None) -> str:
+    """The night as ``YYYY-MM-DD``: today's by default; a night that has not come yet is refused (a
+    typo there would name tonight's files after it and mark the catalog's later acquisitions done)."""
+    today = dt.date.today()
+    if night is None:
+        return today.isoformat()
+    try:
+        day = night if isinstance(night, dt.date) else dt.date.fromisoformat(str(night))
+    except ValueError:
+        raise ConfigError(f"night {night!r} is not a date: give it as YYYY-MM-DD") from None
+    if isinstance(day, dt.datetime):
+        day = day.date()
+    if day > today + dt.timedelta(days=1):  # a day's grace: the catalog's clock may be ahead of ours
+        raise ConfigError(f"night {day.isoformat()} has not come yet (today is {today.isoformat()}): "
+                          "give tonight's date or an earlier one, or leave --night out for today")
+    return day.isoformat()
+
+
+def _check_shared_inputs(permits: str | Path, config: PipelineConfig) -> Any:
+    """The register and the model every area uses: a bad one is one error (exit 2) before the
+    lock is taken or anything is written, instead of the same failure in every area.  Returns the
+    loaded register (its content names the night's work folders)."""
+    from changedetect.weights import find_model
+
+    find_model(config.detect.model)  # ModelError listing the models there are
+    return config.permits.load(permits)  # PermitSchemaError / RegisterReadError naming the rows
+
+
+def _register_copy(register: Any, key: str, state_dir: Path) -> Path:
+    """Tonight's copy of a database register (GeoParquet, ``STATE/register/register-<key>.parquet``).
+
+    A PostGIS register is read once a night, by :func:`_check_shared_inputs`; every pair (on this host
+    or a Dask worker) reads this copy, so all of them match against the rows the work folders are
+    keyed by, even if a permit is added or revoked in the database during the night, and the
+    database answers one query a night rather than one per pair.  A rerun of the night with the
+    same rows finds its copy.
+    """
+    from changedetect.io.atomic import atomic_path
+
+    path = state_dir / "register" / f"register-{key[:16]}.parquet"
+    if not path.is_file():
+        with atomic_path(path) as tmp:
+            register.to_parquet(tmp)
+    return path
+
+
+def _remove_older_register_copies(state_dir: Path, tonight: str | Path) -> None:
+    """Once the night is committed, the copies of earlier nights' registers are not needed."""
+    for old in (state_dir / "register").glob("register-*.parquet"):
+        if old != Path(tonight):
+            old.unlink(missing_ok=True)
+
+
+def _remove_stale_temporaries(*folders: Path) -> None:
+    """Temporary files that a killed run left beside its outputs (``.<name>.tmp-XXXXXXXX<suffix>``).
+
+    Only this job writes there and it holds the lock, so none of them is being written now.
+    """
+    from changedetect.io.atomic import is_temp_name
+
+    for folder in folders:
+        if not folder.is_dir():
+            continue
+        for f in folder.iterdir():
+            if is_temp_name(f) and f.is_file():
+                log.info("removing %s, left by an interrupted run", f)
+                f.unlink(missing_ok=True)
