@@ -1,0 +1,139 @@
+"""What :mod:`changedetect.detect` checks of its inputs before running a model: which of the input's
+bands the model reads (by name, through aliases, or in order when unnamed, said once per call), whether
+two grids are the same, and whether the imagery's pixel size suits the model."""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import logging
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from changedetect.errors import ModelError
+
+logger = logging.getLogger("changedetect.detect")
+
+#: the warnings already said in this call (:func:`said_once`); None outside one
+_SAID: contextvars.ContextVar[set[str] | None] = contextvars.ContextVar("changedetect_detect_said", default=None)
+
+
+@contextlib.contextmanager
+def said_once() -> Iterator[None]:
+    """Within it, each of :func:`warn_once`'s warnings is logged once: a call that detects many
+    pairs (``detect_series``, ``evaluate_pairs``) says "BEFORE has unnamed bands" once, not per pair
+    and per date.  Nested scopes share the outermost one."""
+    if _SAID.get() is not None:
+        yield
+        return
+    token = _SAID.set(set())
+    try:
+        yield
+    finally:
+        _SAID.reset(token)
+
+
+def warn_once(msg: str, *args: Any) -> None:
+    """``logger.warning(msg, *args)``, unless the same text was said in this :func:`said_once` scope."""
+    said = _SAID.get()
+    if said is not None:
+        text = msg % args if args else msg
+        if text in said:
+            return
+        said.add(text)
+    logger.warning(msg, *args)
+
+#: band names that mean the same band (lower case) -> one canonical name.
+_ALIASES: dict[str, str] = {
+    "red": "red", "r": "red", "b04": "red",
+    "green": "green", "g": "green", "b03": "green",
+    "blue": "blue", "b": "blue", "b02": "blue",
+    "nir": "nir", "b08": "nir",
+}
+
+
+def _canon(name: str) -> str:
+    n = str(name).strip().lower()
+    return _ALIASES.get(n, n)
+
+
+def _anonymous(name: str) -> bool:
+    """``""``, ``"3"``, ``"band_3"``, ``"band3"`` or ``"B3"`` (io's name for an undescribed band)."""
+    n = str(name).strip().lower()
+    return n in ("", "none") or bool(re.fullmatch(r"(band[_ ]?|b)?\d", n) or n.isdigit())
+
+
+def resolve_bands(
+    available: Sequence[str],
+    wanted: Sequence[str],
+    *,
+    aliases: Mapping[str, Sequence[str]] | None = None,
+    source: str = "the input",
+) -> list[int]:
+    """Indices into ``available`` of the bands ``wanted`` by a model, in its order.
+
+    Names match case-insensitively, through the common aliases (red/green/blue/nir
+    and Sentinel-2's B04/B03/B02/B08) and through the card's own ``aliases``.  When
+    the input's bands have no names (``1``, ``band_2``, ``B3``...), the first
+    ``len(wanted)`` are taken in order.
+
+    Raises
+    ------
+    ModelError
+        Naming the missing bands and the bands the input has.
+    """
+    canon = [_canon(a) for a in available]
+    idx = []
+    for w in wanted:
+        names = [w, *((aliases or {}).get(w, ()))]
+        hit = next((canon.index(_canon(n)) for n in names if _canon(n) in canon), -1)
+        idx.append(hit)
+    if all(i >= 0 for i in idx):
+        return idx
+    if all(_anonymous(a) for a in available) and len(available) >= len(wanted):
+        warn_once("%s has unnamed bands: using the first %d as %s; if they are in another order, name "
+                       "them (band descriptions in the file, or \"bands\" in the series' manifest.json)", source, len(wanted), list(wanted))
+        return list(range(len(wanted)))
+    missing = [w for w, i in zip(wanted, idx, strict=True) if i < 0]
+    raise ModelError(
+        f"{source} lacks band(s) {missing} that the model needs (it needs {list(wanted)}, "
+        f"the input has {list(map(str, available))}); give a stack with these bands or "
+        "choose a model for the bands you have"
+    )
+
+
+def same_transform(a: Any, b: Any, width: int, height: int) -> bool:
+    """Whether two affine transforms put a ``width`` x ``height`` grid's corners within a hundredth of
+    ``b``'s pixel of each other (``np.allclose`` on the coefficients allows 6 m at a UTM easting of
+    600 km, and ``Affine.almost_equals``' 1e-5 is three 0.3 m pixels in degrees)."""
+    pixel = float(np.sqrt(abs(b.a * b.e - b.b * b.d)))
+    for col, row in ((0, 0), (width, 0), (0, height), (width, height)):
+        xa, ya = a @ (col, row)
+        xb, yb = b @ (col, row)
+        if max(abs(xa - xb), abs(ya - yb)) > 0.01 * pixel:
+            return False
+    return True
+
+
+def check_gsd(card: Any, crs: Any, transform: Any, width: int, height: int, source: str) -> None:
+    """A warning when the imagery's ground pixel lies well outside the model card's ``gsd_range_m``
+    (below half its lower end or above 1.5 times its upper end): a 10 m Sentinel-2 model on 0.5 m
+    imagery runs without error and finds nothing useful.  Silent without a CRS (units unknown)."""
+    rng = getattr(card, "gsd_range_m", None)
+    if crs is None or not rng:
+        return
+    from changedetect.io.geo import ground_pixel
+    from changedetect.types import Grid
+
+    try:
+        gsd = float(np.sqrt(ground_pixel(Grid(crs=crs, transform=transform, width=width, height=height))[0]))
+    except Exception:  # an odd CRS: nothing to say
+        return
+    lo, hi = float(rng[0]), float(rng[1])
+    if gsd < lo / 2 or gsd > hi * 1.5:
+        made = f"{lo:g} m" if lo == hi else f"{lo:g}-{hi:g} m"
+        logger.warning("model '%s' is made for %s pixels, and %s has %.2f m pixels: expect poor results; "
+                       "`changedetect models` lists the models and their resolutions", card.name, made, source, gsd)
