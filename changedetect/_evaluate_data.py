@@ -1,0 +1,211 @@
+"""The labelled pairs :mod:`changedetect.evaluate` scores, read from a LEVIR-style folder (``A/``, ``B/``,
+``label/``) or an OSCD-style root (``images/<city>/imgs_1|2/*_B02.tif``, ``labels/<city>/cm/<city>-cm.tif``);
+see that module's docstring for the layouts."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from changedetect.errors import DatasetError
+
+logger = logging.getLogger("changedetect.evaluate")
+
+_IMAGE_EXT = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
+#: Sentinel-2 file suffix of the common band names.
+_S2_NAME = {"blue": "B02", "green": "B03", "red": "B04", "nir": "B08"}
+#: bands CVA reads from a Sentinel-2 (OSCD) pair: the 10 m bands (and any reader given no bands).
+_CVA_S2_BANDS = ("B02", "B03", "B04", "B08")
+
+
+@dataclass
+class Pair:
+    """One labelled pair: ``before``/``after`` ``(band, y, x)``, ``label`` (h, w) bool."""
+
+    name: str
+    before: xr.DataArray
+    after: xr.DataArray
+    label: np.ndarray
+    source: str = ""  # the files it was read from, for messages
+
+
+def _read_image(path: Path, *, kind: str) -> tuple[np.ndarray, list[str]]:
+    import rasterio
+    from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            with rasterio.open(path) as src:
+                # a PNG's alpha band is a mask, not a colour: it is left out (not a GeoTIFF's: GDAL calls
+                # the fourth band of any 4-band uint8 GeoTIFF alpha, a near-infrared band too)
+                png = path.suffix.lower() not in {".tif", ".tiff"}
+                keep = [i for i in range(src.count)
+                        if not (png and src.count > 1 and src.colorinterp[i].name == "alpha")]
+                data = src.read([i + 1 for i in keep])
+                names = [(src.descriptions[i] or "").strip() or
+                         (src.colorinterp[i].name if src.colorinterp[i].name in {"red", "green", "blue"}
+                          else str(i + 1)) for i in keep]
+    except RasterioIOError as exc:
+        raise DatasetError(f"cannot read {kind} '{path}': {exc}") from exc
+    _check_complete(path, kind)
+    return data, names
+
+
+def _check_complete(path: Path, kind: str) -> None:
+    """DatasetError for a truncated file: GDAL reads a PNG's or JPEG's missing rows as zeros, and
+    a cut label would be scored as "no change" without a word."""
+    from changedetect.errors import TileReadError
+    from changedetect.io._inspect import inspect_raster
+
+    if path.suffix.lower() in {".png", ".jpg", ".jpeg"}:
+        from PIL import Image
+
+        try:
+            with Image.open(path) as im:
+                im.load()
+        except (OSError, SyntaxError) as exc:  # PIL: "image file is truncated", broken chunks
+            raise DatasetError(f"{kind} '{path}' is truncated or corrupt ({exc}); copy it again or "
+                               "remove the pair") from exc
+        return
+    try:
+        inspect_raster(path)
+    except TileReadError as exc:
+        raise DatasetError(f"{kind}: {exc}") from exc
+
+
+def _as_da(data: np.ndarray, names: list[str]) -> xr.DataArray:
+    return xr.DataArray(data.astype(np.float32), dims=("band", "y", "x"), coords={"band": names})
+
+
+def _is_image(p: Path) -> bool:
+    """An image file by its name; hidden files (macOS's '._name.png' beside each file on a USB drive) are not."""
+    return p.suffix.lower() in _IMAGE_EXT and not p.name.startswith(".")
+
+
+def _find(folder: Path, stem: str) -> Path | None:
+    for ext in _IMAGE_EXT:
+        for cand in (folder / f"{stem}{ext}", folder / f"{stem}{ext.upper()}"):
+            if cand.is_file():
+                return cand
+    return None
+
+
+def _levir_pairs(root: Path) -> Iterator[Pair]:
+    for sub in ("A", "B", "label"):
+        if not (root / sub).is_dir():
+            raise DatasetError(f"LEVIR-style folder '{root}' has no '{sub}/' folder (expected A/, B/, label/)")
+    labels = sorted(p for p in (root / "label").iterdir() if _is_image(p))
+    if not labels:
+        raise DatasetError(f"'{root / 'label'}' holds no PNG/JPEG/GeoTIFF label")
+    stems = [p.stem for p in labels]
+    twice = sorted({s for s in stems if stems.count(s) > 1})
+    if twice:  # one A/B pair would be scored against each of them
+        raise DatasetError(f"'{root / 'label'}' holds several labels named {twice} (different extensions); "
+                           "keep one per pair")
+    for sub in ("A", "B"):  # a pair without its label would be left out of the scores without a word
+        unlabelled = sorted(p.name for p in (root / sub).iterdir()
+                            if _is_image(p) and p.stem not in set(stems))
+        if unlabelled:
+            shown = ", ".join(repr(n) for n in unlabelled[:5]) + (" ..." if len(unlabelled) > 5 else "")
+            raise DatasetError(f"{len(unlabelled)} image(s) in '{root / sub}' ({shown}) have no label in "
+                               f"'{root / 'label'}': add their labels, or move the pairs out of '{root}'")
+    for lab in labels:
+        paths = {sub: _find(root / sub, lab.stem) for sub in ("A", "B")}
+        for sub, p in paths.items():
+            if p is None:
+                raise DatasetError(f"label '{lab.name}' has no matching image in '{root / sub}'")
+        a, names_a = _read_image(paths["A"], kind="image")  # type: ignore[arg-type]
+        b, names_b = _read_image(paths["B"], kind="image")  # type: ignore[arg-type]
+        y, _ = _read_image(lab, kind="label")
+        if a.shape[1:] != y.shape[1:] or b.shape[1:] != y.shape[1:]:
+            raise DatasetError(f"pair '{lab.stem}': sizes differ (A {a.shape[1:]}, B {b.shape[1:]}, label {y.shape[1:]})")
+        # a JPEG's 0/255 label rings (1..14, 240..254) around its edges: halfway decides there
+        lossy = lab.suffix.lower() in {".jpg", ".jpeg"} and y.max() > 1
+        yield Pair(lab.stem, _as_da(a, names_a), _as_da(b, names_b), y[0] > (127 if lossy else 0),
+                   source=f"{paths['A']}, {paths['B']}")
+
+
+def _s2_band(folder: Path, band: str, shape: tuple[int, int]) -> np.ndarray:
+    import rasterio
+    from rasterio.enums import Resampling
+
+    suffix = _S2_NAME.get(band.lower(), band.upper())
+    hits = sorted(folder.glob(f"*_{suffix}.tif")) or sorted(folder.glob(f"{suffix}.tif"))
+    if not hits:
+        raise DatasetError(f"'{folder}' has no file for band {band} (expected '*_{suffix}.tif')")
+    try:
+        with rasterio.open(hits[0]) as src:
+            return src.read(1, out_shape=shape, resampling=Resampling.bilinear).astype(np.float32)
+    except rasterio.errors.RasterioIOError as exc:
+        raise DatasetError(f"cannot read band {band} '{hits[0]}': {exc}") from exc
+
+
+def _count_pairs(root: Path, oscd: bool, cities: Sequence[str] | None) -> int | None:
+    """How many pairs :func:`iter_pairs` will give (labels or cities), or None when unknown."""
+    folder = root / ("labels" if oscd else "label")
+    if not folder.is_dir():
+        return None
+    if oscd:
+        names = [p.name for p in folder.iterdir() if p.is_dir()]
+        return len([c for c in names if not cities or c in set(cities)])
+    return sum(1 for p in folder.iterdir() if _is_image(p))
+
+
+def _oscd_pairs(root: Path, bands: Sequence[str], cities: Sequence[str] | None) -> Iterator[Pair]:
+    images, labels = root / "images", root / "labels"
+    for sub in (images, labels):
+        if not sub.is_dir():
+            raise DatasetError(f"OSCD-style root '{root}' has no '{sub.name}/' folder (expected images/ and labels/)")
+    names = sorted(p.name for p in labels.iterdir() if p.is_dir())
+    if cities:
+        unknown = sorted(set(cities) - set(names))
+        if unknown:
+            raise DatasetError(f"cities {unknown} are not in '{labels}' (it has {names})")
+        names = [c for c in names if c in set(cities)]
+    for city in names:
+        cm = labels / city / "cm" / f"{city}-cm.tif"
+        if not cm.is_file():
+            raise DatasetError(f"city '{city}' has no change map '{cm}'")
+        y, _ = _read_image(cm, kind="label")
+        found = sorted(int(v) for v in np.unique(y[0]))
+        if not set(found) <= {1, 2}:  # a 0/1 or 0/255 map would score every change as a miss
+            raise DatasetError(f"change map '{cm}' holds values {found[:10]}; an OSCD-style map has 1 = no change, "
+                               "2 = change: convert it (e.g. 0/1 -> 1/2), or give the pair as a LEVIR-style "
+                               "folder (A/, B/, label/ with 0/255 or 0/1 labels)")
+        shape = y.shape[1:]
+        dates = []
+        for d in ("imgs_1", "imgs_2"):
+            folder = images / city / d
+            if not folder.is_dir():
+                raise DatasetError(f"city '{city}' has no image folder '{folder}'")
+            dates.append(_as_da(np.stack([_s2_band(folder, b, shape) for b in bands]), list(bands)))
+        yield Pair(city, dates[0], dates[1], y[0] == 2)
+
+
+def _is_oscd(root: Path) -> bool:
+    return (root / "images").is_dir() or (root / "labels").is_dir()
+
+
+def iter_pairs(path: str | Path, *, bands: Sequence[str] | None = None,
+               cities: Sequence[str] | None = None) -> Iterator[Pair]:
+    """The labelled pairs of a LEVIR-style folder or an OSCD-style root.
+
+    ``bands`` (needed for OSCD) are the band names to read; ``cities`` restricts OSCD.
+    """
+    root = Path(path)
+    if not root.is_dir():
+        raise DatasetError(f"evaluation data '{root}' is not a folder (expected A/, B/, label/ or images/, labels/)")
+    if _is_oscd(root):
+        yield from _oscd_pairs(root, tuple(bands or _CVA_S2_BANDS), cities)
+    else:
+        if cities:
+            raise DatasetError(f"'{root}' is a LEVIR-style folder (A/, B/, label/): --cities / cities= choose "
+                               "cities of an OSCD-style root (images/<city>/, labels/<city>/); drop it")
+        yield from _levir_pairs(root)
