@@ -148,27 +148,26 @@ def read_float(
     resampling: Resampling = Resampling.nearest,
 ) -> np.ndarray:
     """Read one band's window as float32 with NaN where the file says nodata (value or mask)."""
-    data = src.read(index, window=window, out_shape=out_shape, resampling=resampling)
-    out = data.astype(np.float32)
-    nodata = src.nodatavals[index - 1]
-    if nodata is not None:
-        out[np.isnan(out) if np.isnan(nodata) else data == nodata] = np.nan
-    elif _has_real_mask(src.mask_flag_enums[index - 1]):
-        mask = src.read_masks(
-            index, window=window, out_shape=out_shape, resampling=Resampling.nearest
-        )
-        out[mask == 0] = np.nan
-    elif (alpha := alpha_mask_band(src)) is not None:
-        opacity = src.read(alpha, window=window, out_shape=out_shape, resampling=Resampling.nearest)
-        out[opacity == 0] = np.nan
-    return out
+    return read_float_bands(src, [index], window, out_shape=out_shape, resampling=resampling)[0]
 
 
-def read_float_bands(src: rasterio.DatasetReader, indexes: list[int], window: Window) -> np.ndarray:
-    """:func:`read_float` of several bands of one window, ``(c, h, w)``, in one read of the file (a
-    pixel-interleaved tile is decompressed once, not once per band: detect_to_file's windows read
-    band by band ran at 2.1 Mpx/s against 2.9 at 4096², ``benchmarks/detection_speed.py``)."""
-    data = src.read(indexes, window=window)
+def read_float_bands(
+    src: rasterio.DatasetReader,
+    indexes: list[int],
+    window: Window,
+    *,
+    out_shape: tuple[int, int] | None = None,
+    resampling: Resampling = Resampling.nearest,
+) -> np.ndarray:
+    """Bands ``indexes`` of one window, ``(c, h, w)`` float32, NaN where the file says nodata: its
+    nodata value, else a real mask band, else a binary alpha band (:func:`alpha_mask_band`).
+
+    One read of the file for all bands (a pixel-interleaved tile is decompressed once, not once per
+    band: detect_to_file's windows read band by band ran at 2.1 Mpx/s against 2.9 at 4096²,
+    ``benchmarks/detection_speed.py``); masks at ``out_shape`` are read with nearest resampling.
+    """
+    shape = None if out_shape is None else (len(indexes), *out_shape)
+    data = src.read(indexes, window=window, out_shape=shape, resampling=resampling)
     out = data.astype(np.float32)
     opacity = None
     for k, index in enumerate(indexes):
@@ -176,10 +175,11 @@ def read_float_bands(src: rasterio.DatasetReader, indexes: list[int], window: Wi
         if nodata is not None:
             out[k][np.isnan(out[k]) if np.isnan(nodata) else data[k] == nodata] = np.nan
         elif _has_real_mask(src.mask_flag_enums[index - 1]):
-            out[k][src.read_masks(index, window=window) == 0] = np.nan
+            mask = src.read_masks(index, window=window, out_shape=out_shape, resampling=Resampling.nearest)
+            out[k][mask == 0] = np.nan
         elif (alpha := alpha_mask_band(src)) is not None:
             if opacity is None:
-                opacity = src.read(alpha, window=window) == 0
+                opacity = src.read(alpha, window=window, out_shape=out_shape, resampling=Resampling.nearest) == 0
             out[k][opacity] = np.nan
     return out
 
