@@ -23,6 +23,7 @@ import json
 import logging
 import os
 import secrets
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -214,13 +215,12 @@ def building_segmenter(model: LoadedModel | str | os.PathLike[str], *, device: s
     return load_model(stage, device=device) if (stage / METADATA_FILE).is_file() else None
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path`` and rename it.
+def _write_temp(path: Path, data: bytes) -> Path:
+    """Write ``data`` (flushed to disk) to a fresh temporary file beside ``path``; return its path.
 
     The file gets the usual permissions (0666 less the umask, 0644 by default), not
     mkstemp's 0600, so that another account (a nightly service) can read the model.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
     while True:
         tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
         try:
@@ -231,18 +231,98 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-        os.replace(tmp, path)
+            f.flush()
+            os.fsync(f.fileno())
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
+    return tmp
+
+
+def _keep_old(path: Path) -> Path | None:
+    """A second name (a hard link, else a copy) for the file at ``path`` before it is replaced, to
+    put it back should a later rename of the set fail; None when there is no such file."""
+    if not path.is_file():
+        return None
+    while True:
+        old = path.parent / f".{path.name}.{secrets.token_hex(4)}.old"
+        try:
+            os.link(path, old)
+            return old
+        except FileExistsError:  # pragma: no cover - 32 random bits
+            continue
+        except OSError:  # a file system without hard links
+            shutil.copy2(path, old)
+            return old
+
+
+def _sync_folder(folder: Path) -> None:
+    """Make the renames in ``folder`` durable (POSIX; a no-op where folders cannot be opened)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _replace_together(folder: Path, files: dict[str, bytes]) -> None:
+    """Put ``files`` (name -> bytes) into ``folder`` all together or not at all.
+
+    Every file is first written in full to a temporary name (a full disk stops here, with
+    nothing replaced); then each is renamed over its target in the order given, keeping a
+    second name of the file it replaces, so that a rename that fails puts back those
+    already replaced.  Anything else in ``folder`` is left alone.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    temps: list[Path] = []
+    olds: dict[str, Path | None] = {}
+    done: list[str] = []
+    try:
+        for name, data in files.items():
+            temps.append(_write_temp(folder / name, data))
+        for name, tmp in zip(files, temps, strict=True):
+            olds[name] = _keep_old(folder / name)
+            os.replace(tmp, folder / name)
+            done.append(name)
+    except BaseException:
+        for name in reversed(done):
+            old = olds[name]
+            try:
+                if old is None:
+                    (folder / name).unlink(missing_ok=True)
+                else:
+                    os.replace(old, folder / name)
+            except OSError as exc:  # the first error is the one raised; this one is said
+                log.error("could not put back the previous '%s' (%s)%s", folder / name, exc,
+                          f"; it is kept as '{old}'" if old is not None else "")
+                olds[name] = None  # the copy stays, for the user
+        raise
+    finally:
+        for tmp in temps:
+            tmp.unlink(missing_ok=True)
+        for maybe in olds.values():
+            if maybe is not None:
+                maybe.unlink(missing_ok=True)
+        _sync_folder(folder)
 
 
 def save_model(module: nn.Module, card: ModelCard, folder: Path, *, card_markdown: str | None = None
                ) -> ModelCard:
     """Write ``weights.pt``, ``metadata.json`` (with the sha256 filled in) and ``MODEL_CARD.md``.
 
-    Each file is written to a temporary name in ``folder`` and renamed.  Returns the card
-    with its ``sha256`` set.
+    The three files are replaced together or not at all: all are made in memory, then
+    written in full to temporary names in ``folder``, then renamed (a failed rename puts
+    back the files already replaced), so that an error (a card that is not JSON, a full
+    disk) leaves the previous model as it was.  ``metadata.json`` is renamed first: should
+    the process die between two renames, the new card's sha256 refuses the old weights
+    rather than an old card describing new weights.  Whatever else ``folder`` holds (a
+    ``buildings/`` stage, a training config) is left alone.  Returns the card with its
+    ``sha256`` set.
     """
     import io
     from dataclasses import replace
@@ -254,11 +334,10 @@ def save_model(module: nn.Module, card: ModelCard, folder: Path, *, card_markdow
     torch.save(state, buf)
     data = buf.getvalue()
     card = replace(card, sha256=hashlib.sha256(data).hexdigest())
-    _atomic_write_bytes(folder / WEIGHTS_FILE, data)
     meta = json.dumps(card.to_dict(), indent=2, ensure_ascii=False) + "\n"
-    _atomic_write_bytes(folder / METADATA_FILE, meta.encode("utf-8"))
     md = card_markdown if card_markdown is not None else render_card(card)
-    _atomic_write_bytes(folder / CARD_FILE, md.encode("utf-8"))
+    _replace_together(Path(folder), {METADATA_FILE: meta.encode("utf-8"), WEIGHTS_FILE: data,
+                                     CARD_FILE: md.encode("utf-8")})
     return card
 
 

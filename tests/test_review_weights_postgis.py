@@ -1,0 +1,116 @@
+"""Review of saving model folders (all files or none) and of streaming the PostGIS register."""
+
+from __future__ import annotations
+
+import errno
+import os
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from changedetect.nn import get_model
+from changedetect.weights import ModelCard, load_model, read_card, save_model
+
+CARD = ModelCard(name="tiny", version="0.0.1", arch="siamese_unet", bands=("red", "green", "blue"),
+                 arch_kwargs={"widths": [8, 16, 16], "depths": [0, 1, 1], "decoder_width": 8})
+OWNED = ("MODEL_CARD.md", "metadata.json", "weights.pt")
+
+
+def _module(seed: int) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return get_model(CARD.arch, in_channels=3, **CARD.arch_kwargs)
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    """Every file under ``folder`` (subfolders too), by relative path."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture
+def saved(tmp_path: Path) -> Path:
+    """A valid model folder that also holds things save_model does not own (a stage, a config)."""
+    folder = tmp_path / "m"
+    save_model(_module(0), CARD, folder)
+    (folder / "stage1").mkdir()
+    (folder / "stage1" / "weights.pt").write_bytes(b"stage one")
+    (folder / "finetune.toml").write_text("steps = 3\n")
+    return folder
+
+
+def _assert_old_model_intact(folder: Path, before: dict[str, bytes]) -> None:
+    assert _snapshot(folder) == before  # byte for byte, nothing new (no temporaries, no backups)
+    assert sorted(p.name for p in folder.iterdir()) == sorted([*OWNED, "finetune.toml", "stage1"])
+    assert read_card(folder).version == CARD.version
+    # the sha256 of the card still matches its weights (load_model checks it); no BN folding, to compare
+    raw = load_model(folder, fold_bn=False, channels_last=False).module.state_dict()
+    ref = _module(0).state_dict()
+    assert all(torch.equal(raw[k], ref[k]) for k in ref)
+
+
+def test_a_card_that_cannot_be_written_leaves_the_old_model(saved: Path) -> None:
+    before = _snapshot(saved)
+    bad = replace(CARD, version="0.0.2", metrics={"f1": np.float32(0.5)})  # not JSON-serialisable
+    with pytest.raises(TypeError, match="float32"):
+        save_model(_module(1), bad, saved)
+    _assert_old_model_intact(saved, before)
+
+
+def test_a_full_disk_midway_leaves_the_old_model(saved: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    before = _snapshot(saved)
+    real_open = os.open
+    opened: list[str] = []
+
+    def open_(path: os.PathLike[str] | str, flags: int, *args: int, **kwargs: int) -> int:
+        if Path(path).parent == saved and flags & os.O_CREAT:
+            opened.append(str(path))
+            if len(opened) == 2:  # the first file went through; the disk is full for the second
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", open_)
+    with pytest.raises(OSError, match="No space"):
+        save_model(_module(1), replace(CARD, version="0.0.2"), saved)
+    monkeypatch.undo()
+    assert len(opened) == 2
+    _assert_old_model_intact(saved, before)
+
+
+@pytest.mark.parametrize("fail_at", [1, 2, 3])
+def test_a_rename_that_fails_midway_puts_the_old_files_back(saved: Path, monkeypatch: pytest.MonkeyPatch,
+                                                           fail_at: int) -> None:
+    before = _snapshot(saved)
+    real_replace = os.replace
+    calls: list[str] = []
+
+    def replace_(src: os.PathLike[str] | str, dst: os.PathLike[str] | str) -> None:
+        if Path(dst).parent == saved and Path(dst).name in OWNED:
+            calls.append(Path(dst).name)
+            if len(calls) == fail_at:
+                raise OSError(errno.EIO, os.strerror(errno.EIO), str(dst))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace_)
+    with pytest.raises(OSError, match="Input/output"):
+        save_model(_module(1), replace(CARD, version="0.0.2"), saved)
+    monkeypatch.undo()
+    _assert_old_model_intact(saved, before)
+
+
+def test_a_successful_save_replaces_only_its_own_files(saved: Path) -> None:
+    card = save_model(_module(1), replace(CARD, version="0.0.2"), saved)
+    assert sorted(p.name for p in saved.iterdir()) == sorted([*OWNED, "finetune.toml", "stage1"])
+    assert (saved / "stage1" / "weights.pt").read_bytes() == b"stage one"
+    assert read_card(saved).version == "0.0.2" and read_card(saved).sha256 == card.sha256
+    raw = load_model(saved, fold_bn=False, channels_last=False).module.state_dict()
+    ref = _module(1).state_dict()
+    assert all(torch.equal(raw[k], ref[k]) for k in ref)
+
+
+def test_a_first_save_that_fails_leaves_no_half_model(tmp_path: Path) -> None:
+    folder = tmp_path / "new"
+    with pytest.raises(TypeError):
+        save_model(_module(1), replace(CARD, metrics={"f1": np.float32(0.5)}), folder)
+    assert not folder.exists() or list(folder.iterdir()) == []
