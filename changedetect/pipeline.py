@@ -195,7 +195,8 @@ def run(
     permits
         A permit register file or ``postgresql://`` URL (:func:`changedetect.permits.load_register`).
     out
-        Output folder (created); see the module docstring for its files.
+        Output folder (created, with any missing parents; a failed run removes again the folders
+        it made and leaves an existing one as it was); see the module docstring for its files.
     config
         Every parameter; default :class:`~changedetect.config.PipelineConfig`.
     overwrite
@@ -229,17 +230,43 @@ def run(
     """
     from geopandas import GeoDataFrame
 
-    from changedetect.io import open_series
-    from changedetect.weights import load_model
-
     if isinstance(permits, GeoDataFrame):  # run reads the register itself: run.json records its checksum
         raise TypeError("run reads the permit register itself (run.json records its checksum): give its file or "
                         "postgresql:// URL; for permits already in memory call the stages, "
                         "match(footprints, permits)")
     config = config or PipelineConfig()
     out = Path(out)
-    created = not out.exists()
     check_out(out, overwrite)
+    with removing_new_folders(out):  # a failed run leaves no folder it made (OUT, its parents) behind
+        return _run_in(out, tiles, permits, config, progress, previous, register_to, pairs, mask_pairs)
+
+
+@contextmanager
+def removing_new_folders(out: Path) -> Iterator[None]:
+    """Should the body raise, remove again the folders on the way to ``out`` (``out`` included) that
+    did not exist on entry and are empty: a failed run (or the CLI's write check before it) leaves no
+    new folder behind; a folder that existed before, or holds anything, stays."""
+    missing = [p for p in (out, *out.parents) if not p.exists()]  # deepest first
+    try:
+        yield
+    except BaseException:
+        for folder in missing:
+            try:
+                if folder.is_dir():
+                    folder.rmdir()  # OSError when not empty: then neither are its parents
+            except OSError:
+                break
+        raise
+
+
+def _run_in(out: Path, tiles: str | Path | Sequence[str | Path], permits: str | Path, config: PipelineConfig,
+            progress: bool, previous: str | Path | gpd.GeoDataFrame | None,
+            register_to: str | None, pairs: Sequence[tuple[str, str]] | None,
+            mask_pairs: Sequence[tuple[str, str]] | None) -> RunSummary:
+    """:func:`run` once its arguments are checked: make ``out``, stage, publish."""
+    from changedetect.io import open_series
+    from changedetect.weights import load_model
+
     out.mkdir(parents=True, exist_ok=True)
     started = dt.datetime.now(dt.UTC)
     clock = _Clock(progress)
@@ -269,11 +296,6 @@ def run(
                        pairs, mask_pairs)
         summary = _finish(series, stack, permits, stage, config, loaded, clock, paths, started, before_info)
         _publish(stage, out)
-    except BaseException:
-        shutil.rmtree(stage, ignore_errors=True)
-        if created and out.is_dir() and not any(out.iterdir()):
-            out.rmdir()  # a folder this run made and never filled
-        raise
     finally:
         clock.close()
         shutil.rmtree(stage, ignore_errors=True)
