@@ -35,6 +35,10 @@ _PAD_MULTIPLE = 32
 #: pixels drawn (per date) to compute the scene-wide normalisation statistics.
 _STATS_PIXELS = 1 << 20
 
+#: the grid of sample windows (_STATS_GRID x _STATS_GRID windows of _STATS_SIDE px) a larger scene's
+#: statistics are drawn from, unless fewer than _STATS_MIN_VALID of its pixels hold data.
+_STATS_GRID, _STATS_SIDE, _STATS_MIN_VALID = 8, 128, 0.125
+
 
 @dataclass(frozen=True)
 class DetectConfig:
@@ -309,6 +313,33 @@ def _sample_stats(card: Any, sample: np.ndarray) -> Any:
     flat = sample.reshape(sample.shape[0], -1)
     flat = flat[:, np.isfinite(flat).all(axis=0)]
     return _card_stats(card, flat[:, None, :])
+
+
+def _scene_stats(read: Reader, shape: tuple[int, int], card: Any) -> Any:
+    """One date's normalisation statistics, drawn through ``read`` alike for a file
+    (:func:`~changedetect.detect.detect_to_file`) and an array (:func:`~changedetect.detect.detect_pair`),
+    so that the two give the same probabilities.
+
+    A scene of up to ``_STATS_PIXELS`` is read whole.  A larger one is sampled on a grid of 8 x 8
+    windows of 128 px spread over it (about 1 Mpx, fast whatever the file's layout: a decimated read
+    decompresses every block); when fewer than an eighth of those pixels hold data (a mostly-nodata
+    scene, whose data may lie between the windows: its statistics were None and each window was then
+    normalised on its own) the whole scene is read strip by strip, keeping a regular subsample.
+    """
+    h, w = shape
+    if h * w <= _STATS_PIXELS:
+        return _sample_stats(card, read(Window(0, 0, h, w)))
+    side_h, side_w = min(_STATS_SIDE, h), min(_STATS_SIDE, w)
+    rows = np.linspace(0, h - side_h, _STATS_GRID).astype(int)
+    cols = np.linspace(0, w - side_w, _STATS_GRID).astype(int)
+    parts = [read(Window(int(r), int(c), side_h, side_w)) for r in rows for c in cols]
+    grid = np.concatenate([p.reshape(p.shape[0], -1) for p in parts], axis=1)
+    if np.isfinite(grid).all(axis=0).mean() >= _STATS_MIN_VALID:
+        return _sample_stats(card, grid[:, None, :])
+    step = int(np.ceil(np.sqrt(h * w / _STATS_PIXELS)))
+    strip = step * max(1, (_STATS_PIXELS * 4) // (w * step))  # rows per read: a multiple of the step
+    sub = [read(Window(top, 0, min(strip, h - top), w))[:, ::step, ::step] for top in range(0, h, strip)]
+    return _sample_stats(card, np.concatenate(sub, axis=1))
 
 
 def _threshold(config: DetectConfig, card: Any) -> float:

@@ -17,7 +17,6 @@ import numpy as np
 import rioxarray  # noqa: F401  (registers the .rio accessor)
 
 from changedetect._detect_engine import (
-    _STATS_PIXELS,
     DetectConfig,
     DetectSummary,
     Reader,
@@ -26,7 +25,7 @@ from changedetect._detect_engine import (
     _Loaded,
     _run,
     _Runner,
-    _sample_stats,
+    _scene_stats,
     _threshold,
     check_gsd,
     resolve_bands,
@@ -114,23 +113,8 @@ def _file_reader(src: _Bands, idx: list[int]) -> Reader:
 
 
 def _file_stats(src: _Bands, idx: list[int], card: Any) -> Any:
-    """Statistics from the whole scene when small, else from a regular grid of sample windows.
-
-    A grid of up to 8 x 8 windows of 128 px spread over the scene (about 1 Mpx) is
-    representative and fast whatever the file's layout; a decimated read of the whole
-    file would decompress every block of it.
-    """
-    from rasterio.windows import Window as RioWindow
-
-    indexes = [i + 1 for i in idx]
-    if src.height * src.width <= _STATS_PIXELS:
-        return _sample_stats(card, _read(src, indexes))
-    side = 128
-    rows = np.linspace(0, max(src.height - side, 0), 8).astype(int)
-    cols = np.linspace(0, max(src.width - side, 0), 8).astype(int)
-    parts = [_read(src, indexes, RioWindow(c, r, min(side, src.width), min(side, src.height)))
-             for r in rows for c in cols]
-    return _sample_stats(card, np.concatenate([p.reshape(len(idx), -1) for p in parts], axis=1)[:, None, :])
+    """The scene's statistics, sampled as :func:`~changedetect.detect.detect_pair` samples an array's."""
+    return _scene_stats(_file_reader(src, idx), (src.height, src.width), card)
 
 
 def _same_grid(a: Any, b: Any) -> bool:

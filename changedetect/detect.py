@@ -24,7 +24,6 @@ import rioxarray  # noqa: F401  (registers the .rio accessor)
 import xarray as xr
 
 from changedetect._detect_engine import (
-    _STATS_PIXELS,
     DetectConfig,
     DetectSummary,
     Reader,
@@ -33,7 +32,7 @@ from changedetect._detect_engine import (
     _Loaded,
     _run,
     _Runner,
-    _sample_stats,
+    _scene_stats,
     _threshold,
     check_gsd,
     resolve_bands,
@@ -176,12 +175,7 @@ def detect_pair(
     after = _on_grid_of(after, before)
     idx_a = resolve_bands(_band_names(after), wanted, aliases=aliases, source="AFTER")
     shape = (int(before.sizes["y"]), int(before.sizes["x"]))
-    step = max(1, int(np.ceil(np.sqrt(shape[0] * shape[1] / _STATS_PIXELS))))
-    stats = tuple(
-        _sample_stats(card, np.asarray(da.isel(band=idx, y=slice(None, None, step),
-                                               x=slice(None, None, step)).values, dtype=np.float32))
-        for da, idx in ((before, idx_b), (after, idx_a))
-    )
+    stats = tuple(_scene_stats(_array_reader(da, idx), shape, card) for da, idx in ((before, idx_b), (after, idx_a)))
     out = np.full(shape, np.nan, dtype=np.float32)
 
     def sink(top: int, rows: np.ndarray) -> None:
