@@ -124,3 +124,16 @@ def test_a_failed_run_leaves_an_existing_out_as_it_was(inputs: dict[str, Path], 
         assert code == 2, err
     assert _tree(out) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_pipeline_names_still_import_from_pipeline() -> None:
+    """The split moved the output folder's rules and the stages into private modules; what callers
+    import from changedetect.pipeline is the same object."""
+    from changedetect import _pipeline_chain, _pipeline_output, pipeline
+
+    assert pipeline.OUTPUTS is _pipeline_output.OUTPUTS and pipeline.REJECTS == "permit_rejects.gpkg"
+    assert pipeline.check_out is _pipeline_output.check_out
+    assert pipeline.removing_new_folders is _pipeline_output.removing_new_folders
+    assert pipeline.STAGES is _pipeline_chain.STAGES
+    assert callable(pipeline._load_previous) and pipeline.RunSummary.__module__ == "changedetect.pipeline"
+    assert set(pipeline.__all__) == {"OUTPUTS", "STAGES", "RunSummary", "check_out", "run"}

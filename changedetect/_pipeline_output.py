@@ -1,0 +1,81 @@
+"""The output folder of :func:`changedetect.pipeline.run` (private): its file names, the refusal
+to replace an earlier run, the staging folder's publication, and the folders a failed run made."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from changedetect.errors import OutputExistsError
+
+#: Output file names (keys of :attr:`RunSummary.paths`).
+OUTPUTS: dict[str, str] = {
+    "coregistration": "coregistration.json",
+    "probability": "change_probability.tif",
+    "first_seen": "first_seen.tif",
+    "before_rgb": "before_rgb.tif",
+    "after_rgb": "after_rgb.tif",
+    "footprints": "footprints.gpkg",
+    "violations": "violations.gpkg",
+    "violations_csv": "violations.csv",
+    "report": "report.html",
+    "run": "run.json",
+    #: explicit pairs with a masked same-season pair only (the nightly job): that pair's decisions
+    "same_season": "same_season_change.tif",
+}
+#: the rows of the register that a lenient run set aside (``[permits] strict = false``)
+REJECTS = "permit_rejects.gpkg"
+STAGE_PREFIX = ".run.tmp-"
+
+
+def check_out(out: Path, overwrite: bool, *, hint: str = "overwrite=True (--overwrite)") -> None:
+    """OutputExistsError when ``out`` is a file, or already holds a run and ``overwrite`` is off
+    (``hint`` names how to pass it: the command line says ``--overwrite``)."""
+    if out.exists() and not out.is_dir():
+        raise OutputExistsError(f"output '{out}' is a file; give a folder for the run's outputs")
+    try:
+        held = out.is_dir() and any(p for p in out.iterdir() if p.name in OUTPUTS.values())
+    except OSError as exc:  # a folder that cannot be listed
+        from changedetect.errors import OutputLocationError
+
+        raise OutputLocationError(f"cannot read the output folder '{out}': {exc.strerror or exc}; choose "
+                                  "another folder") from None
+    if held and not overwrite:
+        raise OutputExistsError(f"output folder '{out}' already holds a run; pass {hint} to replace it, "
+                                "or choose another folder")
+
+
+@contextmanager
+def removing_new_folders(out: Path) -> Iterator[None]:
+    """Should the body raise, remove again the folders on the way to ``out`` (``out`` included) that
+    did not exist on entry and are empty: a failed run (or the CLI's write check before it) leaves no
+    new folder behind; a folder that existed before, or holds anything, stays."""
+    missing = [p for p in (out, *out.parents) if not p.exists()]  # deepest first
+    try:
+        yield
+    except BaseException:
+        for folder in missing:
+            try:
+                if folder.is_dir():
+                    folder.rmdir()  # OSError when not empty: then neither are its parents
+            except OSError:
+                break
+        raise
+
+
+def publish(stage: Path, out: Path) -> None:
+    """Move a finished run's outputs from ``stage`` into ``out``: the old run.json first goes (a
+    crash in between leaves no run.json: an unfinished folder), the outputs an earlier run left
+    and this one did not write go, and the new run.json comes last."""
+    (out / OUTPUTS["run"]).unlink(missing_ok=True)
+    written = {p.name for p in stage.iterdir()}
+    for name in sorted(written - {OUTPUTS["run"]}):
+        os.replace(stage / name, out / name)
+    for name in {*OUTPUTS.values(), REJECTS} - written:  # left by an earlier run in this folder (overwrite)
+        (out / name).unlink(missing_ok=True)
+    os.replace(stage / OUTPUTS["run"], out / OUTPUTS["run"])
+
+
+__all__ = ["OUTPUTS", "REJECTS", "STAGE_PREFIX", "check_out", "publish", "removing_new_folders"]
