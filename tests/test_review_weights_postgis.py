@@ -11,6 +11,15 @@ import numpy as np
 import pytest
 import torch
 
+try:
+    import psycopg  # noqa: F401
+except ImportError:
+    @pytest.fixture(scope="module")
+    def postgis_url() -> str:
+        pytest.skip("psycopg is not installed (pip install '.[postgis]')")
+else:
+    from test_postgis import postgis_url  # noqa: F401  (the throwaway PostGIS server's fixture)
+
 from changedetect.nn import get_model
 from changedetect.weights import ModelCard, load_model, read_card, save_model
 
@@ -114,3 +123,88 @@ def test_a_first_save_that_fails_leaves_no_half_model(tmp_path: Path) -> None:
     with pytest.raises(TypeError):
         save_model(_module(1), replace(CARD, metrics={"f1": np.float32(0.5)}), folder)
     assert not folder.exists() or list(folder.iterdir()) == []
+
+
+# -- the PostGIS register, read in batches ----------------------------------------------------
+def _postgis_module():  # type: ignore[no-untyped-def]
+    from changedetect.io import _postgis
+
+    return _postgis
+
+
+@pytest.fixture(scope="module")
+def big_table(postgis_url: str) -> str:
+    """23 permits (more than a few batches of 3): district NULL on even rows, row 8 a curve, row 11
+    without geometry."""
+    import psycopg
+    from test_postgis import X0, Y0
+
+    env = f"ST_MakeEnvelope({X0} + 30 * i, {Y0}, {X0} + 30 * i + 12, {Y0} + 15, 9210)"
+    curve = (f"ST_GeomFromText('CURVEPOLYGON(CIRCULARSTRING({X0} {Y0}, {X0 + 10} {Y0 + 10}, {X0 + 20} {Y0}, "
+             f"{X0 + 10} {Y0 - 10}, {X0} {Y0}))', 9210)")
+    with psycopg.connect(postgis_url, autocommit=True) as conn:
+        conn.execute(
+            "CREATE TABLE rw_big AS SELECT 'GP-' || lpad(i::text, 4, '0') AS permit_id, "
+            "'new_construction'::text AS permit_type, date '2024-01-01' + i AS issued_on, "
+            "date '2025-12-31' AS valid_until, 180.0::float8 AS permitted_area_m2, 'Số ' || i AS address, "
+            "'active'::text AS status, CASE WHEN i % 2 = 0 THEN NULL ELSE i END AS district, "
+            f"(CASE WHEN i = 11 THEN NULL WHEN i = 8 THEN {curve} ELSE {env} END)::geometry(Geometry, 9210) "
+            "AS geom FROM generate_series(1, 23) AS i ORDER BY i")
+    return postgis_url
+
+
+@pytest.mark.postgis
+def test_a_register_larger_than_a_batch_is_streamed_and_reads_the_same(
+        big_table: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import psycopg
+    from geopandas.testing import assert_geodataframe_equal
+
+    pg = _postgis_module()
+    whole, name = pg._read_postgis(big_table, table="rw_big", query=None, params=None)
+    fetched: list[int] = []
+    real_fetchmany = psycopg.ServerCursor.fetchmany
+
+    def fetchmany(self: psycopg.ServerCursor, size: int = 0) -> list:  # type: ignore[type-arg]
+        rows = real_fetchmany(self, size)
+        fetched.append(len(rows))
+        return rows
+
+    monkeypatch.setattr(psycopg.ServerCursor, "fetchmany", fetchmany)
+    monkeypatch.setattr(pg, "_BATCH", 3)
+    batched, name2 = pg._read_postgis(big_table, table="rw_big", query=None, params=None)
+    assert fetched[:8] == [3] * 7 + [2] and sum(fetched) == 23  # in batches, from a server-side cursor
+    assert name2 == name and len(whole) == 23
+    assert_geodataframe_equal(batched, whole)
+    assert batched.attrs["geometry_errors"] == whole.attrs["geometry_errors"]
+    assert sorted(whole.attrs["geometry_errors"]) == [7]  # the curve: its row index, not its index in a batch
+    assert whole.geometry.iloc[10] is None and whole.crs.to_epsg() == 9210
+    assert whole["district"].isna().tolist() == [i % 2 == 0 for i in range(1, 24)]
+
+
+@pytest.mark.postgis
+def test_row_problems_in_later_batches_name_their_rows(big_table: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from changedetect.errors import PermitSchemaError
+    from changedetect.permits import load_register
+
+    pg = _postgis_module()
+    monkeypatch.setattr(pg, "_BATCH", 3)
+    with pytest.raises(PermitSchemaError) as err:
+        load_register(big_table, table="rw_big")
+    assert "row 8" in str(err.value) and "CurvePolygon" in str(err.value)
+    assert "row 11" in str(err.value) and "missing geometry" in str(err.value)
+    got = load_register(big_table, query="SELECT * FROM rw_big WHERE geom IS NOT NULL AND NOT "
+                        "ST_HasArc(geom) AND district = %(d)s", params={"d": 13}, strict=False)
+    assert list(got["permit_id"]) == ["GP-0013"]
+
+
+@pytest.mark.postgis
+def test_a_data_modifying_query_is_still_refused_as_read_only(big_table: str,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from changedetect.errors import PermitSchemaError
+    from changedetect.permits import load_register
+
+    pg = _postgis_module()
+    monkeypatch.setattr(pg, "_BATCH", 3)
+    with pytest.raises(PermitSchemaError, match="read-only"):  # not DECLARE's own refusal
+        load_register(big_table, query="WITH d AS (DELETE FROM rw_big RETURNING *) SELECT * FROM d",
+                      timezone="Asia/Ho_Chi_Minh")

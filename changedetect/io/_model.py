@@ -52,9 +52,12 @@ class Scene:
 
     @property
     def grid(self) -> Grid:
-        """The finest band grid of this date."""
+        """The finest band grid of this date (north-up: a rotated or south-up file's is
+        :func:`~changedetect.io.geo.north_up`'s grid over its footprint)."""
+        from changedetect.io.geo import north_up
+
         return min(
-            (b.info.grid for b in self.bands), key=lambda g: g.resolution[0] * g.resolution[1]
+            (north_up(b.info.grid) for b in self.bands), key=lambda g: g.resolution[0] * g.resolution[1]
         )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import struct
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import geopandas as gpd
@@ -25,6 +25,8 @@ _BAD_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
 #: (E)WKB type codes of the curved and other types GEOS does not read
 _CURVED = {8: "CircularString", 9: "CompoundCurve", 10: "CurvePolygon", 11: "MultiCurve", 12: "MultiSurface",
            13: "Curve", 14: "Surface", 15: "PolyhedralSurface", 16: "TIN", 17: "Triangle"}
+#: rows fetched from the server at a time
+_BATCH = 10_000
 
 
 def _split_url(url: str) -> tuple[str, str | None, str, bool]:
@@ -142,30 +144,62 @@ def _read_postgis(
             geom_oids = {r[0] for r in cur.fetchall()}
             if not geom_oids:
                 raise PermitSchemaError(f"permit register {name}: the database has no PostGIS extension")
+            rows = _execute(conn, cur, stmt, params, timezone, name)
             try:
-                cur.execute(stmt, params)
-            except psycopg.errors.UndefinedTable as exc:
-                conn.rollback()
-                raise PermitSchemaError(
-                    f"permit register {name}: the database refused the read: {_one_line(exc)}; check table= "
-                    "(--table, [schema.]name; a name is case-sensitive)"
-                    + _tables_there(cur)) from exc
-            except psycopg.ProgrammingError as exc:
-                if exc.sqlstate is not None:  # the server's: below
-                    raise
-                raise ConfigError(  # psycopg's, before anything is sent
-                    f"permit register {name}: the query's placeholders and params= do not agree "
-                    f"({_one_line(exc)}); each %(name)s needs a value in params= (--param name=VALUE), "
-                    "and a literal % in the query is written %%") from None
-            columns = [d.name for d in cur.description or []]
-            types = [d.type_code for d in cur.description or []]
-            rows = cur.fetchall()
-            frame = _frame_from_rows(columns, types, rows, geom_oids, name, lambda srid: _crs_of(cur, srid, name))
+                columns = [d.name for d in rows.description or []]
+                types = [d.type_code for d in rows.description or []]
+                frame = _frame_from_batches(columns, types, _batches(rows), geom_oids, name,
+                                            lambda srid: _crs_of(cur, srid, name))
+            finally:
+                rows.close()
     except psycopg.Error as exc:
         raise PermitSchemaError(f"permit register {name}: the database refused the read: {_one_line(exc)}") from exc
     finally:
         conn.close()
     return frame, name
+
+
+def _execute(conn: Any, cur: Any, stmt: Any, params: Any, timezone: str | None, name: str) -> Any:
+    """Run the read in a server-side cursor, whose rows then come :data:`_BATCH` at a time
+    (a city's whole register never sits twice in memory, as libpq's result and as rows).
+
+    A statement ``DECLARE`` refuses (a data-modifying ``WITH``, say) is run again in ``cur``,
+    a client-side cursor, whose error (or rows) is then what the caller gets: the same
+    one-line messages as an unbatched read."""
+    import psycopg
+
+    server = conn.cursor(name="changedetect_register")
+    try:
+        cur.execute("SELECT set_config('cursor_tuple_fraction', '1', true)")  # all rows are read: plan for them
+        server.execute(stmt, params)
+        return server
+    except psycopg.Error:
+        server.close()
+        conn.rollback()
+        if timezone is not None:  # the rollback undid it
+            _set_timezone(conn, cur, timezone, name)
+    try:
+        cur.execute(stmt, params)
+    except psycopg.errors.UndefinedTable as exc:
+        conn.rollback()
+        raise PermitSchemaError(
+            f"permit register {name}: the database refused the read: {_one_line(exc)}; check table= "
+            "(--table, [schema.]name; a name is case-sensitive)"
+            + _tables_there(cur)) from exc
+    except psycopg.ProgrammingError as exc:
+        if exc.sqlstate is not None:  # the server's: the caller's one line
+            raise
+        raise ConfigError(  # psycopg's, before anything is sent
+            f"permit register {name}: the query's placeholders and params= do not agree "
+            f"({_one_line(exc)}); each %(name)s needs a value in params= (--param name=VALUE), "
+            "and a literal % in the query is written %%") from None
+    return cur
+
+
+def _batches(cur: Any) -> Iterator[list[tuple[Any, ...]]]:
+    """The rows of ``cur``, :data:`_BATCH` at a time."""
+    while batch := cur.fetchmany(_BATCH):
+        yield batch
 
 
 def _set_timezone(conn: Any, cur: Any, timezone: str, name: str) -> None:
@@ -218,10 +252,15 @@ def _tables_there(cur: Any, limit: int = 10) -> str:
     return f"; tables with a geometry column here: {', '.join(found[:limit])}{more}"
 
 
-def _frame_from_rows(
-    columns: list[str], types: list[int], rows: list[tuple[Any, ...]], geom_oids: set[int], name: str,
-    crs_of: Callable[[int], Any],
+def _frame_from_batches(
+    columns: list[str], types: list[int], batches: Iterable[list[tuple[Any, ...]]], geom_oids: set[int],
+    name: str, crs_of: Callable[[int], Any],
 ) -> gpd.GeoDataFrame:
+    """The register from its rows, read batch by batch: each batch's (E)WKB is parsed and let go
+    at once, its other values kept; ``attrs["geometry_errors"]`` maps a row's index in the whole
+    result to why its geometry is unreadable."""
+    import numpy as np
+
     geom_cols = [c for c, t in zip(columns, types, strict=True) if t in geom_oids]
     if not geom_cols:
         raise PermitSchemaError(
@@ -234,15 +273,23 @@ def _frame_from_rows(
             f"geom or geometry; name the permitted footprints: query='SELECT *, {geom_cols[-1]} AS geom FROM ...'")
     gcol = gcol or geom_cols[0]
     at = columns.index(gcol)
-    geoms, errors = _geometries([r[at] for r in rows], gcol)
+    keep = [i for i, c in enumerate(columns) if c not in geom_cols]
+    parts: list[Any] = []
+    errors: dict[int, str] = {}
+    rows: list[tuple[Any, ...]] = []
+    for batch in batches:
+        geoms_b, errors_b = _geometries([r[at] for r in batch], gcol)
+        errors.update((len(rows) + i, why) for i, why in errors_b.items())
+        parts.append(geoms_b)
+        rows.extend(tuple(r[i] for i in keep) for r in batch)
+    geoms = np.concatenate(parts) if parts else np.full(0, None, dtype=object)
     srids = {int(s) for g, s in zip(geoms, shapely.get_srid(geoms), strict=True) if g is not None}
     if len(srids) > 1:
         raise PermitSchemaError(f"permit register {name}: geometries have several SRIDs "
                                 f"({', '.join(map(str, sorted(srids)))}); transform them to one (ST_Transform)")
     crs = crs_of(srids.pop()) if len(srids) == 1 and 0 not in srids else None
     geoms = shapely.set_srid(geoms, 0)
-    table = pd.DataFrame.from_records(rows, columns=columns)
-    attrs = table.drop(columns=geom_cols).astype(object)
+    attrs = pd.DataFrame.from_records(rows, columns=[columns[i] for i in keep]).astype(object)
     frame = gpd.GeoDataFrame(attrs, geometry=gpd.GeoSeries(geoms), crs=crs)
     frame.attrs["geometry_errors"] = errors
     return frame

@@ -35,7 +35,7 @@ from rasterio.errors import NotGeoreferencedWarning as RioNotGeoreferencedWarnin
 from rasterio.errors import RasterioError
 from rasterio.transform import array_bounds
 from rasterio.warp import reproject, transform_bounds
-from rasterio.windows import Window, from_bounds
+from rasterio.windows import Window
 
 from changedetect.errors import TileReadError
 from changedetect.types import Grid
@@ -308,13 +308,16 @@ def _source_window(
         west, south, east, north = transform_bounds(
             dst_crs, src.crs, west, south, east, north, densify_pts=21
         )
-    win = from_bounds(west, south, east, north, transform=src.transform)
-    reduction = max(1.0, abs(win.width) / shape[1], abs(win.height) / shape[0])
+    # the corners in the file's pixels, whatever its transform (south-up, rotated: rasterio's
+    # from_bounds refuses a south-up transform as "inconsistent" with the bounds)
+    inverse = ~src.transform
+    cols, rows = zip(*(inverse * (x, y) for x in (west, east) for y in (south, north)), strict=True)
+    reduction = max(1.0, (max(cols) - min(cols)) / shape[1], (max(rows) - min(rows)) / shape[0])
     margin = math.ceil(_MARGIN * reduction)
-    col0 = math.floor(min(win.col_off, win.col_off + win.width)) - margin
-    row0 = math.floor(min(win.row_off, win.row_off + win.height)) - margin
-    col1 = math.ceil(max(win.col_off, win.col_off + win.width)) + margin
-    row1 = math.ceil(max(win.row_off, win.row_off + win.height)) + margin
+    col0 = math.floor(min(cols)) - margin
+    row0 = math.floor(min(rows)) - margin
+    col1 = math.ceil(max(cols)) + margin
+    row1 = math.ceil(max(rows)) + margin
     col0, row0 = max(col0, 0), max(row0, 0)
     col1, row1 = min(col1, src.width), min(row1, src.height)
     if col1 <= col0 or row1 <= row0:

@@ -141,6 +141,23 @@ def intersection(
     return (left, bottom, right, top)
 
 
+def north_up(grid: Grid) -> Grid:
+    """``grid`` itself when it is north-up (rows go south, columns east), else the north-up grid over
+    its footprint with its pixel size, as ``gdalwarp`` makes one: the grid a rotated, sheared or
+    south-up file is read onto.  A grid without a CRS (pixel coordinates) is returned as it is.
+    """
+    t = grid.transform
+    if grid.crs is None or (t.b == 0 and t.d == 0 and t.a > 0 and t.e < 0):
+        return grid
+    xres, yres = math.hypot(t.a, t.d), math.hypot(t.b, t.e)  # one column's and one row's step on the ground
+    corners = [t * (c, r) for c in (0, grid.width) for r in (0, grid.height)]
+    left, right = min(x for x, _ in corners), max(x for x, _ in corners)
+    bottom, top = min(y for _, y in corners), max(y for _, y in corners)
+    width = max(1, math.ceil((right - left) / xres - 1e-6))
+    height = max(1, math.ceil((top - bottom) / yres - 1e-6))
+    return Grid(crs=grid.crs, transform=Affine(xres, 0.0, left, 0.0, -yres, top), width=width, height=height)
+
+
 def regrid(grid: Grid, resolution_m: float) -> Grid:
     """A grid over the same bounds and CRS as ``grid`` with square pixels of ``resolution_m`` metres.
 
@@ -166,4 +183,4 @@ def regrid(grid: Grid, resolution_m: float) -> Grid:
     return Grid(crs=grid.crs, transform=transform, width=width, height=height)
 
 
-__all__ = ["bounds_in", "bounds_lonlat", "intersection", "pixel_size_m", "regrid", "resolution_m"]
+__all__ = ["bounds_in", "bounds_lonlat", "intersection", "north_up", "pixel_size_m", "regrid", "resolution_m"]

@@ -308,7 +308,7 @@ def _band_names(entry: Entry, meta: RasterMeta, indexes: list[int]) -> list[str]
 
 def _band_info(name: str, meta: RasterMeta, index: int) -> BandInfo:
     grid = meta.grid
-    xy = geo.pixel_size_m(grid)
+    xy = geo.pixel_size_m(geo.north_up(grid))  # a rotated file's pixels measured along its rows and columns
     return BandInfo(
         name=name,
         resolution=math.sqrt(xy[0] * xy[1]),
