@@ -7,22 +7,16 @@ correct result or one clear error naming the file, row or band and what to do.
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
-import pandas as pd
-import pyogrio
 import pytest
 import rasterio
 from affine import Affine
-from shapely.geometry import box
-
-from changedetect.errors import PermitSchemaError, RegisterReadError, TimeSeriesError
 from changedetect.io import open_series
-from changedetect.permits import load_register
 from changedetect.types import Grid
+from shapely.geometry import box
 
 X0, Y0 = 680_000.0, 1_200_000.0  # UTM 48N, Ho Chi Minh City
 
@@ -87,71 +81,3 @@ def test_rotated_sheared_and_south_up_geotiffs_are_read_onto_a_north_up_grid(
     assert inside.sum() > 200
     expected = data[np.floor(r[inside]).astype(int), np.floor(c[inside]).astype(int)]
     np.testing.assert_array_equal(got[inside], expected)
-
-
-def test_mosaic_tiles_of_one_date_say_how_to_mosaic(tmp_path: Path) -> None:
-    # A date delivered as two tiles side by side (with a gap between them): the message used to
-    # suggest naming each file's bands in a manifest (which would make a 6-band date).
-    _tif(tmp_path / "t1_20240101.tif")
-    _tif(tmp_path / "t2_20240101.tif", Affine(1, 0, X0 + 40, 0, -1, Y0), seed=1)
-    _tif(tmp_path / "b_20240301.tif", seed=2)
-    with pytest.raises(TimeSeriesError, match=r"t1_20240101\.tif.*t2_20240101\.tif.*gdalbuildvrt"):
-        open_series(tmp_path)
-
-
-def test_semicolon_manifest_from_a_vietnamese_excel(tmp_path: Path) -> None:
-    # Excel in a locale whose decimal mark is a comma (vi-VN) saves CSV with ';' between fields.
-    _tif(tmp_path / "a.tif")
-    _tif(tmp_path / "b.tif", seed=1)
-    (tmp_path / "list.csv").write_text("path;date\na.tif;2024-01-15\nb.tif;2024-03-15\n", encoding="utf-8")
-    assert open_series(tmp_path / "list.csv").dates == [dt.date(2024, 1, 15), dt.date(2024, 3, 15)]
-
-
-# --------------------------------------------------------------------------- permits
-
-
-def test_geopackage_with_several_layers_needs_a_layer(tmp_path: Path) -> None:
-    # Before: the first layer was read with pyogrio's warning only, whichever year it held.
-    path = tmp_path / "permits.gpkg"
-    _register(3).to_file(path, layer="giay_phep_2023")
-    _register(2).to_file(path, layer="giay_phep_2024")
-    with pytest.raises(RegisterReadError, match=r"permits\.gpkg' has 2 layers \(giay_phep_2023, giay_phep_2024\).*--layer"):
-        load_register(path)
-    assert len(load_register(path, layer="giay_phep_2024")) == 2
-
-
-def test_geopackage_layer_without_geometry_is_one_clear_error(tmp_path: Path) -> None:
-    # Before: AttributeError: 'DataFrame' object has no attribute 'crs'.
-    path = tmp_path / "permits.gpkg"
-    pyogrio.write_dataframe(pd.DataFrame(_register().drop(columns="geometry")), path, layer="bang", driver="GPKG")
-    with pytest.raises(RegisterReadError, match=r"permits\.gpkg'.*layer 'bang' has no geometry"):
-        load_register(path)
-
-
-def test_projected_coordinates_in_a_lonlat_register_are_named(tmp_path: Path) -> None:
-    # x/y columns of a CSV are taken as EPSG:4326: UTM metres there were kept as 'degrees' and
-    # no permit could ever match a footprint (every structure unlicensed).
-    path = tmp_path / "permits.csv"
-    path.write_text("permit_id,permit_type,issued_on,valid_until,permitted_area_m2,status,x,y\n"
-                    "A,new_construction,2024-01-01,2025-01-01,100,active,106.62,10.86\n"
-                    "B,new_construction,2024-01-01,2025-01-01,100,active,680005,1200005\n", encoding="utf-8")
-    with pytest.raises(PermitSchemaError, match=r"row 2 \(permit_id 'B'\), column 'geometry': .*680005.*EPSG:4326.*--permits-crs"):
-        load_register(path)
-    assert list(load_register(path, strict=False)["permit_id"]) == ["A"]
-
-
-def test_semicolon_register_csv(tmp_path: Path) -> None:
-    path = tmp_path / "permits.csv"
-    path.write_text("permit_id;permit_type;issued_on;valid_until;permitted_area_m2;status;wkt\n"
-                    f"A;new_construction;2024-01-01;2025-01-01;100;active;POINT ({X0} {Y0})\n", encoding="utf-8")
-    assert list(load_register(path, crs="EPSG:32648")["permit_id"]) == ["A"]
-
-
-def test_day_month_year_dates_get_their_iso_form_in_the_message(tmp_path: Path) -> None:
-    # dd/mm/yyyy is how dates are written in Vietnam; the message says how to write them.
-    reg = _register(1)
-    reg["issued_on"] = ["15/01/2024"]
-    path = tmp_path / "permits.gpkg"
-    reg.to_file(path)
-    with pytest.raises(PermitSchemaError, match=r"'15/01/2024' is not a date.*day/month/year.*2024-01-15"):
-        load_register(path)
