@@ -137,3 +137,15 @@ def test_pipeline_names_still_import_from_pipeline() -> None:
     assert pipeline.STAGES is _pipeline_chain.STAGES
     assert callable(pipeline._load_previous) and pipeline.RunSummary.__module__ == "changedetect.pipeline"
     assert set(pipeline.__all__) == {"OUTPUTS", "STAGES", "RunSummary", "check_out", "run"}
+
+
+def test_match_names_still_import_from_match() -> None:
+    """The split moved the inputs (working CRS, candidates) and the output frame into private modules;
+    match's public names and its named steps are still there."""
+    from changedetect import _match_frame, _match_inputs, match
+
+    assert match.MAX_AREA_DISTORTION == _match_inputs.MAX_AREA_DISTORTION == 0.02
+    assert match._harmonise_crs is _match_inputs.harmonise_crs and match._frame is _match_frame.frame
+    assert match._candidate_pairs is _match_inputs.candidate_pairs
+    assert set(match.__all__) == {"COLUMNS", "STATUSES", "MatchConfig", "agreement", "match", "match_to_file"}
+    assert all(hasattr(match, name) for name in match.__all__)

@@ -1,0 +1,181 @@
+"""The inputs of :func:`changedetect.match.match` as arrays (private): the footprints in one
+metric working CRS of true scale, their dates and change kinds normalised, and the candidate
+(footprint, permit) pairs from a spatial index, with the candidate permits alone reprojected."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from pyproj import CRS, Proj, Transformer
+
+from changedetect._match_rules import Footprints, Permits, reproject
+from changedetect.errors import ConfigError, GeoreferenceError, PermitSchemaError
+from changedetect.io.geo import metres_per_unit
+
+if TYPE_CHECKING:
+    from changedetect.match import MatchConfig
+
+#: a working CRS may draw ground areas at most 2 % too large or small where the footprints are
+#: (1 % in length, as :func:`changedetect.io.geo.pixel_size_m`); UTM within its zone: 0.2 %
+MAX_AREA_DISTORTION = 0.02
+
+
+def harmonise_crs(
+    footprints: gpd.GeoDataFrame, permits: gpd.GeoDataFrame, config: MatchConfig
+) -> tuple[Footprints, gpd.GeoDataFrame, CRS]:
+    """The footprints as arrays in one metric CRS, their attributes normalised (dates, kinds);
+    the register as it is (its candidates are reprojected in :func:`candidate_pairs`)."""
+    if footprints.crs is None:
+        raise GeoreferenceError("the footprints have no CRS; set it with .set_crs() before matching")
+    if permits.crs is None and len(permits):
+        raise PermitSchemaError("the permit register has no CRS; load it with load_register(..., crs=...)")
+    own = CRS.from_user_input(footprints.crs)
+    if config.working_crs:
+        crs = CRS.from_user_input(config.working_crs)
+        scale = _areal_scale(crs, footprints)
+        if abs(scale - 1.0) > MAX_AREA_DISTORTION:
+            raise ConfigError(f"working_crs {config.working_crs!r} ({crs.name}) draws the footprints' ground "
+                              f"{scale:.3f} times its area here, and tolerances are in m²: give the UTM "
+                              "zone (or another CRS of true scale here), or leave it unset")
+    elif in_metres(own) and abs(_areal_scale(own, footprints) - 1.0) <= MAX_AREA_DISTORTION:
+        crs = own
+    else:  # geographic, in feet, or metres of a distorted scale here (Web Mercator: 1/cos²(lat))
+        crs = CRS.from_user_input(footprints.estimate_utm_crs())
+    geoms = footprints.geometry
+    if CRS.from_user_input(footprints.crs) != crs:
+        geoms = reproject(geoms, crs)
+    arr = np.asarray(geoms.values)
+    bad = ~shapely.is_valid(arr) & ~shapely.is_missing(arr)  # a bow-tie's signed area is 0: measure it repaired
+    if bad.any():
+        arr = arr.copy()
+        arr[bad] = shapely.make_valid(arr[bad], method="structure", keep_collapsed=False)
+    # the register is not copied nor reprojected here: it may hold millions of rows, and only
+    # the candidates of candidate_pairs are reprojected
+    pm = permits.set_crs(crs) if permits.crs is None else permits
+    n = len(footprints)
+    if "first_seen" in footprints and pd.api.types.is_numeric_dtype(footprints["first_seen"]) \
+            and footprints["first_seen"].notna().any():
+        example = footprints["first_seen"].dropna().iloc[0]
+        raise ConfigError(f"the footprints' first_seen holds numbers ({example}), not dates: give dates "
+                          "(YYYY-MM-DD), as `changedetect vectorize` writes them")
+    seen = (_dates(footprints["first_seen"]).to_numpy(dtype="datetime64[ns]") if "first_seen" in footprints
+            else np.full(n, np.datetime64("NaT"), dtype="datetime64[ns]"))
+    kinds = footprints["change_type"].to_numpy(dtype=object) if "change_type" in footprints else np.full(n, None)
+    codes, distinct = pd.factorize(kinds, use_na_sentinel=False)
+    kind = np.array([_change_kind(v) for v in distinct] or ["new"], dtype=object)[codes]
+    return Footprints(arr, seen, kind, crs), pm, crs
+
+
+def _dates(values: pd.Series) -> pd.Series:
+    """datetime64 days (NaT where unknown) from dates, timestamps or ISO strings."""
+    s = pd.Series(values)
+    if pd.api.types.is_datetime64_any_dtype(s):
+        return s.dt.tz_localize(None).dt.normalize() if getattr(s.dt, "tz", None) else s.dt.normalize()
+    try:
+        days = np.array(s.to_numpy(dtype=object), dtype="datetime64[D]")
+    except (TypeError, ValueError):
+        return pd.to_datetime(s.astype(object), errors="coerce").dt.normalize()
+    return pd.Series(days.astype("datetime64[ns]"), index=s.index)
+
+
+def _change_kind(value: object) -> str:
+    text = str(value or "").lower()
+    if text.startswith("demol"):
+        return "demolished"
+    if text.startswith(("alter", "extend", "extens", "modif")):
+        return "altered"
+    return "new"
+
+
+def candidate_pairs(
+    fp: Footprints, pm: gpd.GeoDataFrame, crs: CRS, grow: float = 0.0
+) -> tuple[np.ndarray, np.ndarray, Permits]:
+    """Pairs ``(footprint, permit)`` whose bounding boxes meet (an STRtree), and the candidate
+    permits alone as arrays, in the working CRS (``pi`` indexes them), attributes normalised.
+    ``grow`` (metres) widens the footprints' boxes, so that permits within that distance are
+    candidates too (extension permits a footprint is built against).
+
+    The tree is built on the smaller of the two sets and queried with the other (building a
+    tree costs more per geometry than querying one).  When the register is in another CRS
+    the footprints are taken to it for the search (their boxes grown by about half a metre),
+    so that only the candidates are reprojected, not the whole register.  Exact overlaps are
+    measured in :func:`changedetect._match_rules.overlap_evidence`; pairs that only touch drop out there.
+    """
+    empty = np.empty(0, np.intp)
+    if not len(fp) or not len(pm):
+        return empty, empty, _permit_arrays(pm, empty, crs)
+    reg_crs = CRS.from_user_input(pm.crs)
+    grow /= metres_per_unit(crs)  # in the working CRS's units
+    if reg_crs == crs and grow <= 0:
+        query = fp.geometry
+    elif reg_crs == crs:
+        b = shapely.bounds(fp.geometry)
+        query = shapely.box(b[:, 0] - grow, b[:, 1] - grow, b[:, 2] + grow, b[:, 3] + grow)
+    else:
+        margin = 0.5 / 111_000 if reg_crs.is_geographic else 0.5 / metres_per_unit(reg_crs)
+        # the corners of each footprint's (grown) box are enough to bound it in the register's CRS
+        b = shapely.bounds(fp.geometry) + np.array([-grow, -grow, grow, grow])
+        xs, ys = b[:, [0, 2, 2, 0]].ravel(), b[:, [1, 1, 3, 3]].ravel()
+        tx, ty = Transformer.from_crs(crs, reg_crs, always_xy=True).transform(xs, ys)
+        tx, ty = np.asarray(tx).reshape(-1, 4), np.asarray(ty).reshape(-1, 4)
+        query = shapely.box(tx.min(axis=1) - margin, ty.min(axis=1) - margin,
+                            tx.max(axis=1) + margin, ty.max(axis=1) + margin)
+    permits = np.asarray(pm.geometry.values)
+    if len(query) <= len(permits):
+        pi, fi = shapely.STRtree(query).query(permits)
+    else:
+        fi, pi = shapely.STRtree(permits).query(query)
+    used, pi = np.unique(pi, return_inverse=True)
+    order = np.lexsort((pi, fi))  # by footprint: the overlaps then gather their rings in order
+    return fi[order], pi[order], _permit_arrays(pm, used, crs)
+
+
+def _areal_scale(crs: CRS, footprints: gpd.GeoDataFrame) -> float:
+    """Map area / ground area of projected ``crs`` at the centre of ``footprints`` (1 when unknown)."""
+    if not crs.is_projected or not len(footprints):
+        return 1.0
+    try:
+        x0, y0, x1, y1 = footprints.total_bounds
+        lon, lat = Transformer.from_crs(footprints.crs, CRS.from_epsg(4326), always_xy=True).transform(
+            (x0 + x1) / 2, (y0 + y1) / 2)
+        scale = float(Proj(crs).get_factors(lon, lat, errcheck=False).areal_scale)
+    except Exception:  # PROJ cannot tell (a projection without factors): take it as true
+        return 1.0
+    return scale if np.isfinite(scale) and scale > 0 else 1.0
+
+
+def in_metres(crs: CRS) -> bool:
+    """A projected CRS whose unit is the metre."""
+    return bool(crs.is_projected) and abs(metres_per_unit(crs) - 1.0) < 1e-9
+
+
+def _permit_arrays(pm: gpd.GeoDataFrame, rows: np.ndarray, crs: CRS) -> Permits:
+    """Rows ``rows`` of the register as :class:`Permits`: geometries in ``crs``, dates as
+    datetime64, types and statuses stripped and in lower case, areas as floats."""
+    geoms = np.asarray(pm.geometry.values)[rows]
+    if pm.crs is not None and CRS.from_user_input(pm.crs) != crs:
+        geoms = np.asarray(reproject(gpd.GeoSeries(geoms, crs=pm.crs), crs).values)
+
+    def column(name: str) -> pd.Series:
+        return pm[name].take(rows).reset_index(drop=True)
+
+    type_code, types = pd.factorize(column("permit_type"), use_na_sentinel=False)
+    status_code, statuses = pd.factorize(column("status"), use_na_sentinel=False)
+    revoked = np.array([str(v).strip().lower() == "revoked" for v in statuses], dtype=bool)
+    return Permits(
+        geometry=geoms,
+        permit_id=column("permit_id").astype(str).to_numpy(dtype=object),
+        type_code=np.asarray(type_code, dtype=np.intp),
+        type_names=np.array([str(v).strip().lower() for v in types], dtype=object),
+        revoked=revoked[status_code] if len(statuses) else np.zeros(len(rows), bool),
+        issued_on=_dates(column("issued_on")).to_numpy(dtype="datetime64[ns]"),
+        valid_until=_dates(column("valid_until")).to_numpy(dtype="datetime64[ns]"),
+        permitted_area_m2=pd.to_numeric(column("permitted_area_m2"), errors="coerce").to_numpy(dtype=float),
+    )
+
+
+__all__ = ["MAX_AREA_DISTORTION", "candidate_pairs", "harmonise_crs", "in_metres"]
