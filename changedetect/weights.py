@@ -104,9 +104,12 @@ def read_card(folder: Path) -> ModelCard:
     """The :class:`ModelCard` of a model folder."""
     meta = folder / METADATA_FILE
     try:
-        data = json.loads(meta.read_text(encoding="utf-8"))
+        data = json.loads(meta.read_text(encoding="utf-8-sig"))  # a BOM: Notepad, PowerShell 5's UTF8
     except FileNotFoundError:
         raise ModelError(f"model folder '{folder}' has no {METADATA_FILE}") from None
+    except UnicodeDecodeError as exc:
+        raise ModelError(f"'{meta}' is not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start}); "
+                         "save it as UTF-8 or restore it from git") from None
     except json.JSONDecodeError as exc:
         raise ModelError(f"'{meta}' is not valid JSON ({exc}); restore it from git") from exc
     return ModelCard.from_dict(data, source=str(meta))

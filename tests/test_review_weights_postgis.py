@@ -125,6 +125,27 @@ def test_a_first_save_that_fails_leaves_no_half_model(tmp_path: Path) -> None:
     assert not folder.exists() or list(folder.iterdir()) == []
 
 
+
+def test_a_card_saved_with_a_byte_order_mark_is_read(saved: Path) -> None:
+    """Notepad and Windows PowerShell 5 (Set-Content -Encoding UTF8) put a BOM before UTF-8 text."""
+    meta = saved / "metadata.json"
+    meta.write_bytes(b"\xef\xbb\xbf" + meta.read_bytes())
+    assert read_card(saved).name == "tiny"
+    load_model(saved)
+
+
+def test_a_card_that_is_not_utf8_is_one_clear_error(saved: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from changedetect.errors import ModelError
+    from changedetect.weights import list_shipped
+
+    meta = saved / "metadata.json"
+    meta.write_bytes(meta.read_text().replace('"description": ""', '"description": "Café"').encode("cp1252"))
+    with pytest.raises(ModelError, match=r"metadata\.json' is not UTF-8 text.*byte 0xe9.*UTF-8"):
+        read_card(saved)
+    monkeypatch.setenv("CHANGEDETECT_MODELS", str(saved.parent))
+    assert "tiny" not in [c.name for c in list_shipped()]  # skipped with a warning, the others still listed
+
+
 # -- the PostGIS register, read in batches ----------------------------------------------------
 def _postgis_module():  # type: ignore[no-untyped-def]
     from changedetect.io import _postgis
@@ -208,3 +229,11 @@ def test_a_data_modifying_query_is_still_refused_as_read_only(big_table: str,
     with pytest.raises(PermitSchemaError, match="read-only"):  # not DECLARE's own refusal
         load_register(big_table, query="WITH d AS (DELETE FROM rw_big RETURNING *) SELECT * FROM d",
                       timezone="Asia/Ho_Chi_Minh")
+
+
+@pytest.mark.postgis
+def test_an_empty_result_is_an_empty_register_with_its_columns(big_table: str) -> None:
+    pg = _postgis_module()
+    empty, _ = pg._read_postgis(big_table, table=None, query="SELECT * FROM rw_big WHERE false", params=None)
+    assert len(empty) == 0 and "permit_id" in empty.columns and "geom" not in empty.columns
+    assert empty.crs is None and empty.attrs["geometry_errors"] == {}
