@@ -1,7 +1,8 @@
 """The engine behind :mod:`changedetect.detect`: configuration, model loading,
-scene-wide normalisation statistics and the batched, blended window runner (the
-checks of the inputs, band resolution among them, are :mod:`changedetect._detect_inputs`).
-Private: import the public names from :mod:`changedetect.detect`.
+scene-wide normalisation statistics, the batched, blended window runner and the
+output's attributes and georeferencing (the checks of the inputs, band resolution
+among them, are :mod:`changedetect._detect_inputs`).  Private: import the public names
+from :mod:`changedetect.detect`.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import rioxarray  # noqa: F401  (registers the .rio accessor)
@@ -24,6 +25,9 @@ from changedetect._detect_inputs import (  # noqa: F401  (re-exported: detect, _
 )
 from changedetect.errors import ConfigError, ModelError
 from changedetect.tiling import StripAccumulator, Window, iter_blocks, window_rows
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 logger = logging.getLogger("changedetect.detect")
 
@@ -358,3 +362,13 @@ def _attrs(card: Any, config: DetectConfig, before: str, after: str) -> dict[str
         "after": after,
     }
 
+
+def _with_georef(prob: xr.DataArray, like: xr.DataArray) -> xr.DataArray:
+    try:
+        crs = like.rio.crs
+        if crs is not None:
+            prob = prob.rio.write_crs(crs)
+            prob = prob.rio.write_transform(like.rio.transform())
+    except Exception:  # not georeferenced: keep pixel coordinates
+        logger.debug("BEFORE has no georeferencing; the probability has none either")
+    return prob
