@@ -11,12 +11,17 @@ from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
+import pyogrio
 import pytest
 import rasterio
 from affine import Affine
-from changedetect.io import open_series
-from changedetect.types import Grid
 from shapely.geometry import box
+
+from changedetect.errors import RegisterReadError
+from changedetect.io import open_series
+from changedetect.permits import load_register
+from changedetect.types import Grid
 
 X0, Y0 = 680_000.0, 1_200_000.0  # UTM 48N, Ho Chi Minh City
 
@@ -81,3 +86,23 @@ def test_rotated_sheared_and_south_up_geotiffs_are_read_onto_a_north_up_grid(
     assert inside.sum() > 200
     expected = data[np.floor(r[inside]).astype(int), np.floor(c[inside]).astype(int)]
     np.testing.assert_array_equal(got[inside], expected)
+
+
+# --------------------------------------------------------------------------- permits
+
+def test_geopackage_with_several_layers_needs_a_layer(tmp_path: Path) -> None:
+    # Before: the first layer was read with pyogrio's warning only, whichever year it held.
+    path = tmp_path / "permits.gpkg"
+    _register(3).to_file(path, layer="giay_phep_2023")
+    _register(2).to_file(path, layer="giay_phep_2024")
+    with pytest.raises(RegisterReadError, match=r"permits\.gpkg' has 2 layers \(giay_phep_2023, giay_phep_2024\).*--layer"):
+        load_register(path)
+    assert len(load_register(path, layer="giay_phep_2024")) == 2
+
+
+def test_geopackage_layer_without_geometry_is_one_clear_error(tmp_path: Path) -> None:
+    # Before: AttributeError: 'DataFrame' object has no attribute 'crs'.
+    path = tmp_path / "permits.gpkg"
+    pyogrio.write_dataframe(pd.DataFrame(_register().drop(columns="geometry")), path, layer="bang", driver="GPKG")
+    with pytest.raises(RegisterReadError, match=r"permits\.gpkg'.*layer 'bang' has no geometry"):
+        load_register(path)

@@ -153,20 +153,28 @@ def _guard(path: Path, read: Any, what: str) -> gpd.GeoDataFrame:
 
 
 def _read_ogr(path: Path, layer: str | None, what: str) -> gpd.GeoDataFrame:
-    if layer is None:  # a GeoPackage with a saved QGIS style: its one feature layer
-        from changedetect.io.vectors import feature_layer
+    import pyogrio
 
-        layer = feature_layer(path)
-    else:
-        import pyogrio
-
-        try:
-            layers = [str(name) for name, _ in pyogrio.list_layers(path)]
-        except Exception:  # unreadable: the read below says so
-            layers = None
-        if layers is not None and layer not in layers:
+    try:
+        kinds = {str(name): kind for name, kind in pyogrio.list_layers(path)}
+    except Exception:  # noqa: BLE001 - unreadable: the read below says so
+        kinds = None
+    if kinds is not None:
+        features = [name for name, kind in kinds.items() if kind is not None]
+        if layer is None:  # its one feature layer (a GeoPackage may hold QGIS's layer_styles table too)
+            if len(features) > 1:
+                raise RegisterReadError(
+                    f"{what} '{path}' has {len(features)} layers ({', '.join(features)}); name the one to "
+                    "read with --layer NAME (layer= in Python, layer in the [permits] table of --config)")
+            layer = features[0] if features else next(iter(kinds), None)
+        elif layer not in kinds:
             raise RegisterReadError(f"{what} '{path}' has no layer {layer!r}; its layers: "
-                                    f"{', '.join(layers) or 'none'} (--layer)")
+                                    f"{', '.join(kinds) or 'none'} (--layer)")
+        if layer is not None and kinds[layer] is None:
+            others = f"; its layers with geometry: {', '.join(features)} (--layer)" if features else ""
+            raise RegisterReadError(
+                f"{what} '{path}': layer '{layer}' has no geometry (a table without a geometry column){others}; "
+                "give the layer that holds the permitted footprints")
     try:
         return _guard(path, lambda: gpd.read_file(path, layer=layer, engine="pyogrio"), what)
     except UnicodeDecodeError:
