@@ -82,6 +82,7 @@ SCHEMA: dict[str, Any] = {
         "permitted_area_m2 is a number greater than 0",
         "permit_type and status take one of the allowed values (case and spaces are normalised)",
         "text is valid UTF-8",
+        "in a geographic CRS (EPSG:4326), coordinates are longitudes and latitudes (projected metres mean a wrong CRS)",
     ],
 }
 

@@ -186,9 +186,12 @@ def validate_register(gdf: gpd.GeoDataFrame, *, name: str = "register") -> Valid
     repairs: list[Problem] = []
     first_row: dict[str, int] = {}
     geom_errors: Mapping[int, str] = gdf.attrs.get("geometry_errors", {})
+    degrees = gdf.crs.to_string() if gdf.crs is not None and gdf.crs.is_geographic else None
     for i, rec in enumerate(gdf.to_dict("records")):
         row = i + 1
         row_problems, values, note = _check_row(rec, gdf.geometry.name, geom_errors.get(i))
+        if degrees and values.get("geometry") is not None:
+            row_problems += _not_degrees(values["geometry"], degrees)
         pid = values.get("permit_id")
         if pid is not None and not any(p.column == "permit_id" for p in row_problems):
             if pid in first_row:
@@ -255,6 +258,19 @@ def _check_row(
             if err:
                 probs.append(Problem(0, str(col), err))
     return probs, out, note
+
+
+def _not_degrees(geom: Any, crs: str) -> list[Problem]:
+    """A problem when ``geom``, in the geographic CRS ``crs``, lies outside longitude/latitude range:
+    projected metres (a CSV's x/y, a wrong .prj) would otherwise never meet a footprint."""
+    left, bottom, right, top = geom.bounds
+    if left >= -180 and right <= 180 and bottom >= -90 and top <= 90:
+        return []
+    return [Problem(0, "geometry", (
+        f"coordinates ({left:.10g}, {bottom:.10g}) are not longitude/latitude, but the register's CRS is {crs} "
+        "(degrees); if they are projected metres, give the register's real CRS (its .prj, an 'SRID=...;' WKT "
+        "prefix, or --permits-crs / crs= for a CSV's x/y columns, e.g. EPSG:9210 or EPSG:32648)"
+    ))]
 
 
 def _rejects_frame(gdf: gpd.GeoDataFrame, reasons: Mapping[int, list[str]]) -> gpd.GeoDataFrame:

@@ -18,7 +18,7 @@ import rasterio
 from affine import Affine
 from shapely.geometry import box
 
-from changedetect.errors import RegisterReadError
+from changedetect.errors import PermitSchemaError, RegisterReadError
 from changedetect.io import open_series
 from changedetect.permits import load_register
 from changedetect.types import Grid
@@ -106,3 +106,14 @@ def test_geopackage_layer_without_geometry_is_one_clear_error(tmp_path: Path) ->
     pyogrio.write_dataframe(pd.DataFrame(_register().drop(columns="geometry")), path, layer="bang", driver="GPKG")
     with pytest.raises(RegisterReadError, match=r"permits\.gpkg'.*layer 'bang' has no geometry"):
         load_register(path)
+
+def test_projected_coordinates_in_a_lonlat_register_are_named(tmp_path: Path) -> None:
+    # x/y columns of a CSV are taken as EPSG:4326: UTM metres there were kept as 'degrees' and
+    # no permit could ever match a footprint (every structure unlicensed).
+    path = tmp_path / "permits.csv"
+    path.write_text("permit_id,permit_type,issued_on,valid_until,permitted_area_m2,status,x,y\n"
+                    "A,new_construction,2024-01-01,2025-01-01,100,active,106.62,10.86\n"
+                    "B,new_construction,2024-01-01,2025-01-01,100,active,680005,1200005\n", encoding="utf-8")
+    with pytest.raises(PermitSchemaError, match=r"row 2 \(permit_id 'B'\), column 'geometry': .*680005.*EPSG:4326.*--permits-crs"):
+        load_register(path)
+    assert list(load_register(path, strict=False)["permit_id"]) == ["A"]
