@@ -7,6 +7,7 @@ correct result or one clear error naming the file, row or band and what to do.
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import geopandas as gpd
@@ -117,3 +118,17 @@ def test_projected_coordinates_in_a_lonlat_register_are_named(tmp_path: Path) ->
     with pytest.raises(PermitSchemaError, match=r"row 2 \(permit_id 'B'\), column 'geometry': .*680005.*EPSG:4326.*--permits-crs"):
         load_register(path)
     assert list(load_register(path, strict=False)["permit_id"]) == ["A"]
+
+def test_semicolon_manifest_from_a_vietnamese_excel(tmp_path: Path) -> None:
+    # Excel in a locale whose decimal mark is a comma (vi-VN) saves CSV with ';' between fields.
+    _tif(tmp_path / "a.tif")
+    _tif(tmp_path / "b.tif", seed=1)
+    (tmp_path / "list.csv").write_text("path;date\na.tif;2024-01-15\nb.tif;2024-03-15\n", encoding="utf-8")
+    assert open_series(tmp_path / "list.csv").dates == [dt.date(2024, 1, 15), dt.date(2024, 3, 15)]
+
+
+def test_semicolon_register_csv(tmp_path: Path) -> None:
+    path = tmp_path / "permits.csv"
+    path.write_text("permit_id;permit_type;issued_on;valid_until;permitted_area_m2;status;wkt\n"
+                    f"A;new_construction;2024-01-01;2025-01-01;100;active;POINT ({X0} {Y0})\n", encoding="utf-8")
+    assert list(load_register(path, crs="EPSG:32648")["permit_id"]) == ["A"]

@@ -220,10 +220,18 @@ def _from_json(path: Path) -> Discovery:
     return Discovery("manifest", entries, str(path))
 
 
+def csv_delimiter(header: str) -> str:
+    """The field separator of a CSV from its header line: ``,``, or ``;`` / tab where the header holds
+    more of them (Excel writes ``;`` where the decimal mark is a comma, as in Vietnamese settings)."""
+    return max((",", ";", "\t"), key=header.count)
+
+
 def _from_csv(path: Path) -> list[Entry]:
     try:
         with path.open(newline="", encoding="utf-8-sig") as fh:
-            reader = csv.DictReader(fh)
+            header = fh.readline()
+            fh.seek(0)
+            reader = csv.DictReader(fh, delimiter=csv_delimiter(header))
             rows = [
                 {(k or "").strip().lower(): (v or "").strip() for k, v in row.items()} for row in reader
             ]
@@ -323,4 +331,4 @@ def _is_raster_asset(asset: dict[str, Any]) -> bool:
     return "tiff" in media or "jp2" in media or href.endswith((".tif", ".tiff", ".jp2", ".vrt"))
 
 
-__all__ = ["Discovery", "Entry", "discover"]
+__all__ = ["Discovery", "Entry", "csv_delimiter", "discover"]

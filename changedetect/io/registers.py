@@ -50,6 +50,7 @@ from changedetect.errors import (
     PermitSchemaError,
     RegisterReadError,
 )
+from changedetect.io._discover import csv_delimiter
 from changedetect.io._postgis import _read_postgis, _safe_url, check_identifier
 
 log = logging.getLogger(__name__)
@@ -193,7 +194,7 @@ def _read_csv(path: Path, crs: Any, what: str) -> gpd.GeoDataFrame:
     raw = path.read_bytes()
     text = raw.decode("utf-8-sig" if raw.startswith(b"\xef\xbb\xbf") else "utf-8", "surrogateescape")
     # the csv module, not pandas: pandas re-encodes the text and cannot keep undecodable bytes
-    rows = list(csv.reader(io.StringIO(text, newline="")))
+    rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=csv_delimiter(text.split("\n", 1)[0])))
     if not rows:
         raise PermitSchemaError(f"{what} '{path}' is empty (no header line)")
     header, width = rows[0], len(rows[0])
