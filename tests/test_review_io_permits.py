@@ -19,7 +19,7 @@ import rasterio
 from affine import Affine
 from shapely.geometry import box
 
-from changedetect.errors import PermitSchemaError, RegisterReadError
+from changedetect.errors import PermitSchemaError, RegisterReadError, TimeSeriesError
 from changedetect.io import open_series
 from changedetect.permits import load_register
 from changedetect.types import Grid
@@ -132,3 +132,11 @@ def test_semicolon_register_csv(tmp_path: Path) -> None:
     path.write_text("permit_id;permit_type;issued_on;valid_until;permitted_area_m2;status;wkt\n"
                     f"A;new_construction;2024-01-01;2025-01-01;100;active;POINT ({X0} {Y0})\n", encoding="utf-8")
     assert list(load_register(path, crs="EPSG:32648")["permit_id"]) == ["A"]
+def test_mosaic_tiles_of_one_date_say_how_to_mosaic(tmp_path: Path) -> None:
+    # A date delivered as two tiles side by side (with a gap between them): the message used to
+    # suggest naming each file's bands in a manifest (which would make a 6-band date).
+    _tif(tmp_path / "t1_20240101.tif")
+    _tif(tmp_path / "t2_20240101.tif", Affine(1, 0, X0 + 40, 0, -1, Y0), seed=1)
+    _tif(tmp_path / "b_20240301.tif", seed=2)
+    with pytest.raises(TimeSeriesError, match=r"t1_20240101\.tif.*t2_20240101\.tif.*gdalbuildvrt"):
+        open_series(tmp_path)

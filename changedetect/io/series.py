@@ -235,6 +235,14 @@ def _scene(date: dt.date, entries: list[Entry], metas: dict[Path, RasterMeta]) -
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         files = [str(e.path) for e in entries]
+        per_file = {e.path: sorted(b.info.name for b in bands if b.path == e.path) for e in entries}
+        if len({tuple(v) for v in per_file.values()}) == 1 and len({metas[e.path].grid for e in entries}) > 1:
+            raise TimeSeriesError(  # the tiles of one date's mosaic: same bands, different places
+                f"date {date.isoformat()} comes as {len(files)} tiles with the same bands ({', '.join(files[:3])}"
+                f"{', ...' if len(files) > 3 else ''}): mosaic them into one file per date, e.g. `gdalbuildvrt "
+                f"-addalpha {date.isoformat()}.vrt TILE1 TILE2 ...` (gaps between tiles then read as nodata), and "
+                "give that file (in another folder, or in a manifest) instead of the tiles"
+            )
         raise TimeSeriesError(
             f"date {date.isoformat()} appears more than once ({', '.join(files[:3])}) with the same "
             f"band(s) {', '.join(dupes)}; keep one file per date, or name each file's bands in a manifest"
