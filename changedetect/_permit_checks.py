@@ -21,6 +21,7 @@ from shapely.geometry.base import BaseGeometry
 from changedetect._permit_schema import DATE_FORMAT_HUMAN
 
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}([T ]00:00(:00(\.0+)?)?)?$")
+_DMY_RE = re.compile(r"^(\d{1,2})[/.\-](\d{1,2})[/.\-](\d{4})$")
 _SURROGATES = re.compile("[\ud800-\udfff\ufffd]")
 
 
@@ -113,7 +114,27 @@ def check_date(value: Any, column: str) -> tuple[dt.date | None, str | None]:
             return dt.date.fromisoformat(text[:10]), None
         except ValueError:
             pass
-    return None, f"{shown(text)} is not a date (expected {DATE_FORMAT_HUMAN}, e.g. 2024-03-31)"
+    return None, f"{shown(text)} is not a date (expected {DATE_FORMAT_HUMAN}, e.g. 2024-03-31){_dmy_hint(text)}"
+
+
+def _dmy_hint(text: str) -> str:
+    """What a ``dd/mm/yyyy`` date (as written in Vietnam) is in ISO form, for the message."""
+    m = _DMY_RE.match(text)
+    if m is None:
+        return ""
+    a, b, year = (int(g) for g in m.groups())
+    forms = {}
+    for day, month, order in ((a, b, "day/month/year"), (b, a, "month/day/year")):
+        try:
+            forms[order] = dt.date(year, month, day).isoformat()
+        except ValueError:
+            continue
+    if len(set(forms.values())) == 1:
+        (order, iso), *_ = forms.items()
+        return f"; {'write it ' if a == b else f'as {order}, write it '}{iso}"
+    if len(forms) == 2:
+        return f"; as day/month/year, write it {forms['day/month/year']} (as month/day/year: {forms['month/day/year']})"
+    return ""
 
 
 def check_area(value: Any) -> tuple[float | None, str | None]:

@@ -140,3 +140,12 @@ def test_mosaic_tiles_of_one_date_say_how_to_mosaic(tmp_path: Path) -> None:
     _tif(tmp_path / "b_20240301.tif", seed=2)
     with pytest.raises(TimeSeriesError, match=r"t1_20240101\.tif.*t2_20240101\.tif.*gdalbuildvrt"):
         open_series(tmp_path)
+
+def test_day_month_year_dates_get_their_iso_form_in_the_message(tmp_path: Path) -> None:
+    # dd/mm/yyyy is how dates are written in Vietnam; the message says how to write them.
+    reg = _register(1)
+    reg["issued_on"] = ["15/01/2024"]
+    path = tmp_path / "permits.gpkg"
+    reg.to_file(path)
+    with pytest.raises(PermitSchemaError, match=r"'15/01/2024' is not a date.*day/month/year.*2024-01-15"):
+        load_register(path)
