@@ -4,11 +4,10 @@ to replace an earlier run, the staging folder's publication, and the folders a f
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from changedetect.errors import OutputExistsError
+from changedetect.io.atomic import removing_new_folders  # re-exported (it lived here)
 
 #: Output file names (keys of :attr:`RunSummary.paths`).
 OUTPUTS: dict[str, str] = {
@@ -45,24 +44,6 @@ def check_out(out: Path, overwrite: bool, *, hint: str = "overwrite=True (--over
     if held and not overwrite:
         raise OutputExistsError(f"output folder '{out}' already holds a run; pass {hint} to replace it, "
                                 "or choose another folder")
-
-
-@contextmanager
-def removing_new_folders(out: Path) -> Iterator[None]:
-    """Should the body raise, remove again the folders on the way to ``out`` (``out`` included) that
-    did not exist on entry and are empty: a failed run (or the CLI's write check before it) leaves no
-    new folder behind; a folder that existed before, or holds anything, stays."""
-    missing = [p for p in (out, *out.parents) if not p.exists()]  # deepest first
-    try:
-        yield
-    except BaseException:
-        for folder in missing:
-            try:
-                if folder.is_dir():
-                    folder.rmdir()  # OSError when not empty: then neither are its parents
-            except OSError:
-                break
-        raise
 
 
 def publish(stage: Path, out: Path) -> None:

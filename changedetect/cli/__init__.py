@@ -160,7 +160,9 @@ class LazyGroup(click.Group):
             return super().make_context(info_name, args, parent, **extra)
 
     def invoke(self, ctx: click.Context) -> Any:
-        with _pipe_guard():
+        from changedetect.cli.options import command_cleanup
+
+        with _pipe_guard(), command_cleanup(ctx):  # a failed command leaves no folder its write check made
             return super().invoke(ctx)
 
     def list_commands(self, ctx: click.Context) -> list[str]:

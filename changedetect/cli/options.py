@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -53,19 +54,45 @@ def quiet(ctx: click.Context) -> bool:
     return bool(root.obj and root.obj.get("quiet"))
 
 
+#: Key in the click context's ``meta`` of the :class:`ExitStack` of :func:`command_cleanup`.
+_CLEANUP = "changedetect.cleanup"
+
+
+@contextmanager
+def command_cleanup(ctx: click.Context) -> Iterator[None]:
+    """Around a subcommand (the group's ``invoke``): should it fail, the folders that
+    :func:`check_writable` made for its outputs, and those its work made on the way to them, are
+    removed again while empty (a failed ``match --out new/a/b/v.gpkg`` leaves no new/a/b)."""
+    with ExitStack() as stack:
+        ctx.meta[_CLEANUP] = stack
+        try:
+            yield
+        finally:
+            ctx.meta.pop(_CLEANUP, None)
+
+
 def check_writable(path: Path, *, folder: bool = False) -> None:
     """Fail fast, before any work, when ``path`` cannot be written.
 
     ``path`` is an output file (``folder=False``) or an output folder.  The
     folder that will receive the output (the file's parent; an output folder
     itself when it exists, else its parent) is created if missing, then a
-    temporary file is created and removed in it.
+    temporary file is created and removed in it.  Under :func:`command_cleanup`
+    (every subcommand of ``changedetect``), should the command then fail, the
+    folders on the way to ``path`` that did not exist here go again while empty.
 
     Raises
     ------
     OutputLocationError
         The folder cannot be created, or a file cannot be created in it.
     """
+    ctx = click.get_current_context(silent=True)
+    stack = ctx.meta.get(_CLEANUP) if ctx is not None else None
+    if isinstance(stack, ExitStack):
+        # imported here: changedetect.io imports rasterio, which `changedetect --help` need not wait for
+        from changedetect.io.atomic import removing_new_folders
+
+        stack.enter_context(removing_new_folders(path))
     if folder:
         _check_folder_name(path)
     # an existing output folder is written inside (run stages there too); else its parent, to make it

@@ -67,16 +67,15 @@ def command(ctx: click.Context, tiles: tuple[Path, ...], permits: str, out: Path
     import json
 
     from changedetect.config import PipelineConfig
-    from changedetect.pipeline import check_out, removing_new_folders, run
+    from changedetect.pipeline import check_out, run
 
     config = PipelineConfig.from_toml(config_path) if config_path else PipelineConfig()
     config = with_register_options(config.with_model(model), register)
     check_device(config.detect.device, fix='device = "cpu" in the [detect] table of --config')
     check_out(out, overwrite, hint="--overwrite")
-    with removing_new_folders(out):  # the write check makes OUT's parent: gone again if the run fails
-        check_writable(out, folder=True)
-        summary = run(tiles[0] if len(tiles) == 1 else list(tiles), permits=permits, out=out, config=config,
-                      overwrite=overwrite, previous=previous, progress=not quiet(ctx) and not as_json)
+    check_writable(out, folder=True)  # makes OUT's parent: gone again if the run fails (command_cleanup)
+    summary = run(tiles[0] if len(tiles) == 1 else list(tiles), permits=permits, out=out, config=config,
+                  overwrite=overwrite, previous=previous, progress=not quiet(ctx) and not as_json)
     if as_json:
         click.echo(json.dumps(summary.to_dict(), indent=1))
         return

@@ -131,4 +131,23 @@ def _refuse_existing(path: Path, overwrite: bool) -> None:
         )
 
 
-__all__ = ["atomic_path", "is_temp_name", "remove_with_sidecars", "temp_name"]
+@contextmanager
+def removing_new_folders(out: str | os.PathLike[str]) -> Iterator[None]:
+    """Should the body raise, remove again the folders on the way to ``out`` (``out`` included) that
+    did not exist on entry and are empty: a failed run or command (or the CLI's write check before it)
+    leaves no new folder behind; a folder that existed before, or holds anything, stays."""
+    out = Path(out)
+    missing = [p for p in (out, *out.parents) if not p.exists()]  # deepest first
+    try:
+        yield
+    except BaseException:
+        for folder in missing:
+            try:
+                if folder.is_dir():
+                    folder.rmdir()  # OSError when not empty: then neither are its parents
+            except OSError:
+                break
+        raise
+
+
+__all__ = ["atomic_path", "is_temp_name", "remove_with_sidecars", "removing_new_folders", "temp_name"]
