@@ -149,3 +149,14 @@ def test_day_month_year_dates_get_their_iso_form_in_the_message(tmp_path: Path) 
     reg.to_file(path)
     with pytest.raises(PermitSchemaError, match=r"'15/01/2024' is not a date.*day/month/year.*2024-01-15"):
         load_register(path)
+
+
+def test_day_first_file_names_with_a_pattern_of_named_parts(tmp_path: Path) -> None:
+    # 'anh_15-01-2024.tif': a pattern whose group holds the day-first text used to give
+    # "no date in the file name" (it had matched), and no pattern could read such names.
+    for name in ("anh_15-01-2024.tif", "anh_15-03-2024.tif"):
+        _tif(tmp_path / name)
+    with pytest.raises(TimeSeriesError, match=r"finds '15-01-2024' in the file name 'anh_15-01-2024\.tif'.*\?P<day>"):
+        open_series(tmp_path, pattern=r"(\d{2}-\d{2}-\d{4})")
+    dated = open_series(tmp_path, pattern=r"(?P<day>\d{2})-(?P<month>\d{2})-(?P<year>\d{4})")
+    assert dated.dates == [dt.date(2024, 1, 15), dt.date(2024, 3, 15)]

@@ -18,7 +18,8 @@ from changedetect.cli.options import json_opt
     "--pattern",
     default=None,
     metavar="REGEX",
-    help="Regular expression finding the date in file names (group 'date': YYYYMMDD or YYYY-MM-DD).",
+    help="Regular expression finding the date in file names: group 'date' (YYYYMMDD or YYYY-MM-DD), "
+    "or groups 'year', 'month', 'day' (e.g. '(?P<day>\\d{2})-(?P<month>\\d{2})-(?P<year>\\d{4})').",
 )
 @json_opt
 def command(paths: tuple[Path, ...], pattern: str | None, as_json: bool) -> None:

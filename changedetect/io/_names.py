@@ -29,29 +29,44 @@ PLAIN_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
 
 def date_from_name(name: str, pattern: str | None = None) -> dt.date | None:
-    """The first valid calendar date in ``name``, or ``None``.
+    r"""The first valid calendar date in ``name``, or ``None``.
 
     Parameters
     ----------
     name
         A file name (or stem).
     pattern
-        Optional regular expression; the group named ``date`` (else group 1,
-        else the whole match) holds the date as ``YYYYMMDD`` or ``YYYY-MM-DD``.
+        Optional regular expression; the groups named ``year``, ``month`` and ``day``
+        (any order: ``(?P<day>\d{2})-(?P<month>\d{2})-(?P<year>\d{4})`` for ``15-01-2024``),
+        else the group named ``date`` (else group 1, else the whole match) holding the date as
+        ``YYYYMMDD`` or ``YYYY-MM-DD``.
 
     Raises
     ------
     TimeSeriesError
-        ``pattern`` is not a valid regular expression.
+        ``pattern`` is not a valid regular expression, or it matches text that is not a date.
     """
     if pattern is not None:
         match = date_pattern(pattern).search(name)
         if match is None:
             return None
-        text = match.groupdict().get("date") or (
-            match.group(1) if match.groups() else match.group(0)
-        )
-        return parse_date(text)
+        groups = match.groupdict()
+        if all(groups.get(k) for k in ("year", "month", "day")):
+            text = f"{groups['year']}-{groups['month']}-{groups['day']}"
+            found = parse_date(f"{int(groups['year']):04d}{int(groups['month']):02d}{int(groups['day']):02d}")
+        else:
+            text = groups.get("date") or (match.group(1) if match.groups() else match.group(0))
+            found = parse_date(text)
+        if found is None:
+            from changedetect.errors import TimeSeriesError
+
+            raise TimeSeriesError(
+                f"the date pattern {pattern!r} finds {text!r} in the file name '{name}', which is not "
+                + ("a calendar date (year-month-day)" if "year" in groups else "a date as YYYYMMDD or YYYY-MM-DD")
+                + "; for other orders name the parts: "
+                r"'(?P<day>\d{2})-(?P<month>\d{2})-(?P<year>\d{4})' reads 15-01-2024"
+            )
+        return found
     for match in DATE_RE.finditer(name):
         try:
             return dt.date(int(match.group(1)), int(match.group(3)), int(match.group(4)))
