@@ -353,7 +353,13 @@ def write_report(
         from changedetect.io.vectors import feature_layer
 
         source = f"'{violations}'"
-        violations = gpd.read_file(violations, layer=feature_layer(violations))
+        try:
+            violations = gpd.read_file(violations, layer=feature_layer(violations))
+        except Exception as exc:  # noqa: BLE001 - pyogrio raises many kinds
+            from changedetect.errors import ConfigError
+
+            raise ConfigError(f"cannot read the violations {source} ({exc}); give the output of "
+                              "`changedetect match` or violations.gpkg of `changedetect run`") from None
     missing = [c for c in ("status", "geometry") if c not in violations.columns]
     if missing:
         from changedetect.errors import ConfigError

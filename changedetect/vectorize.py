@@ -353,7 +353,15 @@ def vectorize_file(
         raise OutputExistsError(f"output '{out}' already exists; pass --overwrite to replace it")
 
     def _open(path: str | os.PathLike[str], *, bands: bool) -> xr.DataArray:
-        da = rioxarray.open_rasterio(path, masked=True, chunks={"x": 2048, "y": 2048})
+        from rasterio.errors import RasterioIOError
+
+        from changedetect.io._inspect import inspect_raster
+
+        try:
+            da = rioxarray.open_rasterio(path, masked=True, chunks={"x": 2048, "y": 2048})
+        except RasterioIOError:
+            inspect_raster(Path(path))  # a missing or foreign file: one TileReadError naming it and why
+            raise
         if not isinstance(da, xr.DataArray):
             raise ValueError(f"'{path}' holds several subdatasets; give one raster")
         if not bands:
@@ -375,7 +383,12 @@ def vectorize_file(
 
         raise GeoreferenceError(f"'{prob_path}' has no CRS: footprints need one; give the probability raster "
                                 "written by `changedetect detect`, or set its CRS (gdal_edit.py -a_srs)")
-    buildings = gpd.read_file(buildings_path) if buildings_path else None
+    try:
+        buildings = gpd.read_file(buildings_path) if buildings_path else None
+    except Exception as exc:  # noqa: BLE001 - pyogrio raises many kinds
+        from changedetect.errors import ConfigError
+
+        raise ConfigError(f"buildings: cannot read '{buildings_path}' ({exc}); give a vector file") from None
     previous = load_previous(previous_path) if previous_path else None
     frame = vectorize(
         prob,

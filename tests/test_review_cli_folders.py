@@ -135,3 +135,32 @@ def test_removing_new_folders_keeps_its_old_import() -> None:
     from changedetect.io import atomic
 
     assert pipeline.removing_new_folders is _pipeline_output.removing_new_folders is atomic.removing_new_folders
+
+
+#: A file that is no raster and no vector file, given where each command reads one.
+UNREADABLE: dict[str, Callable[[Path, Path, Path], list[str]]] = {
+    "vectorize PROB": lambda bad, prob, out: ["vectorize", str(bad.with_suffix(".tif")), "--out", str(out / "f.gpkg")],
+    "vectorize --first-seen": lambda bad, prob, out: ["vectorize", str(prob), "--first-seen",
+                                                      str(bad.with_suffix(".tif")), "--out", str(out / "f.gpkg")],
+    "vectorize --before": lambda bad, prob, out: ["vectorize", str(prob), "--before", str(bad.with_suffix(".tif")),
+                                                  "--after", str(bad.with_suffix(".tif")), "--out", str(out / "f.gpkg")],
+    "vectorize --buildings": lambda bad, prob, out: ["vectorize", str(prob), "--buildings",
+                                                     str(bad.with_suffix(".gpkg")), "--out", str(out / "f.gpkg")],
+    "report --violations": lambda bad, prob, out: ["report", "--violations", str(bad.with_suffix(".gpkg")),
+                                                   "--out", str(out / "r.html")],
+}
+
+
+@pytest.mark.parametrize("name", sorted(UNREADABLE))
+def test_an_unreadable_input_is_one_line_naming_it(name: str, bad: dict[str, Path], tmp_path: Path) -> None:
+    """`vectorize garbage.tif` was 'Internal error: RasterioIOError ... This is a bug' (exit 1), and
+    `report --violations garbage.gpkg` 'Internal error: DataSourceError': a user's wrong file, not a bug."""
+    stack = make_stack(n_dates=2, size=32, seed=3)
+    prob = stack.isel(time=0, band=0, drop=True).astype("float32") * 0
+    prob.rio.to_raster(tmp_path / "prob.tif")
+    code, err = _cli(["-q", *UNREADABLE[name](bad["garbage.tif"], tmp_path / "prob.tif", tmp_path / "out")])
+    assert code == 2, err
+    assert "Internal error" not in err and "Traceback" not in err, err
+    lines = [ln for ln in err.splitlines() if ln.startswith("Error")]
+    assert len(lines) == 1 and "garbage" in lines[0], err
+    assert not (tmp_path / "out").exists()
