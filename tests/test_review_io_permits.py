@@ -19,7 +19,7 @@ import rasterio
 from affine import Affine
 from shapely.geometry import box
 
-from changedetect.errors import PermitSchemaError, RegisterReadError, TimeSeriesError
+from changedetect.errors import PermitSchemaError, RegisterReadError, TileReadError, TimeSeriesError
 from changedetect.io import open_series
 from changedetect.permits import load_register
 from changedetect.types import Grid
@@ -160,3 +160,21 @@ def test_day_first_file_names_with_a_pattern_of_named_parts(tmp_path: Path) -> N
         open_series(tmp_path, pattern=r"(\d{2}-\d{2}-\d{4})")
     dated = open_series(tmp_path, pattern=r"(?P<day>\d{2})-(?P<month>\d{2})-(?P<year>\d{4})")
     assert dated.dates == [dt.date(2024, 1, 15), dt.date(2024, 3, 15)]
+
+
+def test_vrt_mosaic_whose_source_is_gone_names_it(tmp_path: Path) -> None:
+    # A VRT built by gdalbuildvrt points at its tiles; with one moved away, every read failed as
+    # "Read failed. See previous exception ...; the file may be truncated or corrupt".
+    _tif(tmp_path / "a_20240101.tif")
+    tile = _tif(tmp_path / "tile.tif", seed=1)
+    vrt = tmp_path / "b_20240301.vrt"
+    bands = "".join(
+        f'<VRTRasterBand dataType="Byte" band="{b}"><ColorInterp>{c}</ColorInterp><SimpleSource><SourceFilename '
+        f'relativeToVRT="1">tile.tif</SourceFilename><SourceBand>{b}</SourceBand></SimpleSource></VRTRasterBand>'
+        for b, c in ((1, "Red"), (2, "Green"), (3, "Blue")))
+    vrt.write_text(f'<VRTDataset rasterXSize="32" rasterYSize="32"><SRS>EPSG:32648</SRS>'
+                   f"<GeoTransform>{X0}, 1, 0, {Y0}, 0, -1</GeoTransform>{bands}</VRTDataset>")
+    assert len(open_series([tmp_path / "a_20240101.tif", vrt]).dates) == 2  # whole, it reads
+    tile.rename(tmp_path / "moved.tif")
+    with pytest.raises(TileReadError, match=r"b_20240301\.vrt' is a VRT whose source file '.*tile\.tif' does not exist"):
+        open_series(tmp_path)

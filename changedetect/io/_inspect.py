@@ -87,6 +87,7 @@ def inspect_raster(path: str | Path) -> RasterMeta:
             with rasterio.open(path) as src:
                 meta = _meta_of(path, src)
                 _check_not_truncated(path, src)
+                _check_vrt_sources(path, src)
     except RasterioIOError as exc:
         raise _open_error(path, exc) from exc
     log.debug(
@@ -141,6 +142,19 @@ def sniff(path: Path) -> str | None:
         if head.startswith(magic):
             return kind
     return None
+
+
+def _check_vrt_sources(path: Path, src: rasterio.DatasetReader) -> None:
+    """A VRT (a ``gdalbuildvrt`` mosaic) whose source files are gone fails only when its pixels are read;
+    say which file is missing when it is opened."""
+    if src.driver != "VRT":
+        return
+    for name in src.files[1:]:
+        if not name.startswith("/vsi") and not Path(name).exists():
+            raise TileReadError(
+                f"'{path}' is a VRT whose source file '{name}' does not exist; restore that file, or rebuild "
+                "the VRT from the files as they are now (gdalbuildvrt)"
+            )
 
 
 def _check_not_truncated(path: Path, src: rasterio.DatasetReader) -> None:
