@@ -142,6 +142,13 @@ def map_columns(gdf: gpd.GeoDataFrame, column_map: Mapping[str, str] | None = No
             targets.add(alias)
     if not mapping:
         return gdf
+    result = [mapping.get(c, c) for c in gdf.columns]
+    for twice in dict.fromkeys(n for n in result if result.count(n) > 1):
+        sources = [str(c) for c in gdf.columns if mapping.get(c, c) == twice]
+        raise PermitSchemaError(
+            f"{name or 'the register'}: the columns {' and '.join(repr(c) for c in sources)} would all be named "
+            f"{twice!r} by the column map; map only one of them onto it, and rename a column of that name that "
+            f"is not the one to use (e.g. --column-map {twice}=old_{twice} --column-map {sources[-1]}={twice})")
     out = gdf.rename(columns=mapping)
     if gdf.geometry.name in mapping:
         out = out.set_geometry(mapping[gdf.geometry.name])
@@ -186,12 +193,15 @@ def validate_register(gdf: gpd.GeoDataFrame, *, name: str = "register") -> Valid
     repairs: list[Problem] = []
     first_row: dict[str, int] = {}
     geom_errors: Mapping[int, str] = gdf.attrs.get("geometry_errors", {})
+    line_errors: Mapping[int, str] = gdf.attrs.get("line_errors", {})
     degrees = gdf.crs.to_string() if gdf.crs is not None and gdf.crs.is_geographic else None
     for i, rec in enumerate(gdf.to_dict("records")):
         row = i + 1
         row_problems, values, note = _check_row(rec, gdf.geometry.name, geom_errors.get(i))
         if degrees and values.get("geometry") is not None:
             row_problems += _not_degrees(values["geometry"], degrees)
+        if i in line_errors:  # a CSV line with more fields than its header: its values may have moved
+            row_problems.insert(0, Problem(0, None, line_errors[i]))
         pid = values.get("permit_id")
         if pid is not None and not any(p.column == "permit_id" for p in row_problems):
             if pid in first_row:

@@ -178,3 +178,48 @@ def test_vrt_mosaic_whose_source_is_gone_names_it(tmp_path: Path) -> None:
     tile.rename(tmp_path / "moved.tif")
     with pytest.raises(TileReadError, match=r"b_20240301\.vrt' is a VRT whose source file '.*tile\.tif' does not exist"):
         open_series(tmp_path)
+
+
+_HEADER = "permit_id,permit_type,issued_on,valid_until,permitted_area_m2,status"
+
+
+def test_excel_csv_with_empty_trailing_columns_and_rows(tmp_path: Path) -> None:
+    # Excel exports formatted-but-empty columns as ",," and empty rows as ",,,,": it was
+    # "ValueError: Buffer has wrong number of dimensions" (several columns named '').
+    path = tmp_path / "permits.csv"
+    path.write_text(f"{_HEADER},wkt,,\nA,new_construction,2024-01-01,2025-01-01,100,active,POINT ({X0} {Y0}),,\n"
+                    ",,,,,,,,\n", encoding="utf-8")
+    permits = load_register(path, crs="EPSG:32648")
+    assert list(permits["permit_id"]) == ["A"] and "" not in permits.columns
+
+
+def test_csv_columns_named_twice_are_one_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "permits.csv"
+    path.write_text(f"{_HEADER},note,note,wkt\nA,new_construction,2024-01-01,2025-01-01,100,active,a,b,POINT (1 2)\n",
+                    encoding="utf-8")
+    with pytest.raises(PermitSchemaError, match=r"permits\.csv' has the column\(s\) 'note' more than once"):
+        load_register(path, crs="EPSG:32648")
+
+
+def test_unquoted_separator_in_a_csv_value_names_the_row(tmp_path: Path) -> None:
+    # An address with an unquoted comma in the last column: its tail ', Phường 5' was dropped silently.
+    path = tmp_path / "permits.csv"
+    path.write_text(f"{_HEADER},wkt,address\n"
+                    f"A,new_construction,2024-01-01,2025-01-01,100,active,POINT ({X0} {Y0}),\"12 Lê Lợi, Phường 5\"\n"
+                    f"B,new_construction,2024-01-01,2025-01-01,100,active,POINT ({X0} {Y0}),12 Lê Lợi, Phường 5\n",
+                    encoding="utf-8")
+    with pytest.raises(PermitSchemaError, match=r"row 2 \(permit_id 'B'\): the line has 9 fields but the header 8"):
+        load_register(path, crs="EPSG:32648")
+    kept = load_register(path, crs="EPSG:32648", strict=False)
+    assert list(kept["address"]) == ["12 Lê Lợi, Phường 5"]
+
+
+def test_column_map_onto_a_column_the_register_has(tmp_path: Path) -> None:
+    # Mapping 'so_gp_moi' onto 'permit_id' in a register that has a 'permit_id' column too was
+    # "AttributeError: 'DataFrame' object has no attribute 'tolist'".
+    path = tmp_path / "permits.gpkg"
+    _register().assign(so_gp_moi=["X1", "X2", "X3"]).to_file(path)
+    with pytest.raises(PermitSchemaError, match=r"'permit_id' and 'so_gp_moi' would all be named 'permit_id'"):
+        load_register(path, column_map={"so_gp_moi": "permit_id"})
+    renamed = load_register(path, column_map={"permit_id": "old_permit_id", "so_gp_moi": "permit_id"})
+    assert list(renamed["permit_id"]) == ["X1", "X2", "X3"]

@@ -198,8 +198,25 @@ def _read_csv(path: Path, crs: Any, what: str) -> gpd.GeoDataFrame:
     if not rows:
         raise PermitSchemaError(f"{what} '{path}' is empty (no header line)")
     header, width = rows[0], len(rows[0])
-    body = [[(v if v != "" else None) for v in (r + [""] * width)[:width]] for r in rows[1:] if r]
-    table = pd.DataFrame(body, columns=header, dtype=object)
+    body: list[list[str | None]] = []
+    line_errors: dict[int, str] = {}
+    for r in rows[1:]:
+        if not any(v.strip() for v in r):  # a blank line, or one of only separators (Excel's ",,,,")
+            continue
+        if any(v.strip() for v in r[width:]):
+            line_errors[len(body)] = (
+                f"the line has {len(r)} fields but the header {width}: a value holding the separator "
+                f"{csv_delimiter(text.split(chr(10), 1)[0])!r} must be in double quotes (\"12 Lê Lợi, Phường 5\")")
+        body.append([(v if v != "" else None) for v in (r + [""] * width)[:width]])
+    table = pd.DataFrame(body, columns=range(width), dtype=object)
+    # columns without a name: dropped when empty (Excel's trailing ",,"), else named by their number
+    keep = [j for j in range(width) if header[j].strip() or table[j].notna().any()]
+    names = [header[j].strip() or f"column_{j + 1}" for j in keep]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise PermitSchemaError(f"{what} '{path}' has the column(s) {', '.join(repr(n) for n in twice)} more than "
+                                "once in its header; rename or remove the copies")
+    table = table[keep].set_axis(names, axis=1)
     lower = {str(c).lower(): c for c in table.columns}
     wkt_col = next((lower[c] for c in _WKT_COLUMNS if c in lower), None)
     errors: dict[int, str] = {}
@@ -233,6 +250,7 @@ def _read_csv(path: Path, crs: Any, what: str) -> gpd.GeoDataFrame:
         pts = [None if i in errors else shapely.Point(x, y) for i, (x, y) in enumerate(zip(xs, ys, strict=True))]
         frame = gpd.GeoDataFrame(table.drop(columns=list(pair)), geometry=gpd.GeoSeries(pts), crs=crs or "EPSG:4326")
     frame.attrs["geometry_errors"] = errors
+    frame.attrs["line_errors"] = line_errors
     return frame
 
 
