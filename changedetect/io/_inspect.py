@@ -150,7 +150,7 @@ def _check_vrt_sources(path: Path, src: rasterio.DatasetReader) -> None:
     if src.driver != "VRT":
         return
     for name in src.files[1:]:
-        if not name.startswith("/vsi") and not Path(name).exists():
+        if not name.startswith("/vsi") and "://" not in name and not Path(name).exists():
             raise TileReadError(
                 f"'{path}' is a VRT whose source file '{name}' does not exist; restore that file, or rebuild "
                 "the VRT from the files as they are now (gdalbuildvrt)"
