@@ -70,15 +70,15 @@ class _Bands:
     all-NaN windows; a masked read blanked every pixel where NIR = 0.)"""
 
     def __init__(self, src: Any, onto: Any = None) -> None:
+        from changedetect.types import Grid
+
         self.src = src
         like = onto if onto is not None else src
         self.height, self.width = int(like.height), int(like.width)
         self.warp = onto is not None and not _same_grid(src, onto) and src.crs is not None and onto.crs is not None
         if self.warp:
-            from changedetect.types import Grid
-
             self.grid = Grid(crs=onto.crs, transform=onto.transform, width=onto.width, height=onto.height)
-            self.source_grid = Grid(crs=src.crs, transform=src.transform, width=src.width, height=src.height)
+            self.source_grid = _grid(src)
 
     def read(self, indexes: list[int], window: Any = None) -> np.ndarray:
         """Bands ``indexes`` (1-based) of ``window`` (a rasterio Window on BEFORE's grid; None: all)."""
@@ -117,6 +117,22 @@ def _file_stats(src: _Bands, idx: list[int], card: Any) -> Any:
     return _scene_stats(_file_reader(src, idx), (src.height, src.width), card)
 
 
+def _grid(src: Any) -> Any:
+    """An open dataset's own pixel grid."""
+    from changedetect.types import Grid
+
+    return Grid(crs=src.crs, transform=src.transform, width=src.width, height=src.height)
+
+
+def _target(src: Any) -> Any:
+    """The grid the probability is written on: BEFORE's own when it is north-up (read directly, no
+    per-window work), else the north-up grid over its footprint (:func:`changedetect.io.geo.north_up`,
+    as ``open_stack`` and ``gdalwarp`` make it), onto which BEFORE and AFTER are both warped."""
+    from changedetect.io.geo import north_up
+
+    return north_up(_grid(src))
+
+
 def _same_grid(a: Any, b: Any) -> bool:
     return ((a.width, a.height) == (b.width, b.height) and a.crs == b.crs
             and same_transform(a.transform, b.transform, b.width, b.height))
@@ -129,7 +145,7 @@ def _check_inputs(before_path: Path, after_path: Path) -> None:
     from rasterio.crs import CRS
 
     from changedetect.io._inspect import inspect_raster
-    from changedetect.io.geo import bounds_in, intersection
+    from changedetect.io.geo import bounds_in, intersection, north_up
 
     def name(crs: Any) -> str:
         c = CRS.from_user_input(crs)
@@ -143,7 +159,7 @@ def _check_inputs(before_path: Path, after_path: Path) -> None:
             f"-a_srs {name(other.crs)} '{missing}') or give two georeferenced rasters")
     if before.crs is None:
         return  # two plain images: same size, pixel coordinates (_onto checks the size)
-    b, a = before.grid.bounds, bounds_in(after.grid, before.crs)
+    b, a = north_up(before.grid).bounds, bounds_in(north_up(after.grid), before.crs)  # a rotated grid's footprint
     if intersection(b, a) is None:
         raise GeoreferenceError(
             f"'{after_path}' does not overlap '{before_path}': AFTER covers {tuple(round(v, 1) for v in a)} and "
@@ -151,8 +167,9 @@ def _check_inputs(before_path: Path, after_path: Path) -> None:
 
 
 def _onto(src_after: Any, src_before: Any, after_path: Path) -> _Bands:
-    """``src_after``'s bands on BEFORE's grid (:class:`_Bands`): what lies outside AFTER (or under its
-    nodata or mask) reads as no data, not 0."""
+    """``src_after``'s bands on ``src_before`` (BEFORE's open dataset, or the :class:`~changedetect.types.Grid`
+    the probability is written on; :class:`_Bands`): what lies outside AFTER (or under its nodata or mask)
+    reads as no data, not 0."""
     if not _same_grid(src_after, src_before) and (src_before.crs is None or src_after.crs is None):
         if (src_after.width, src_after.height) != (src_before.width, src_before.height):
             raise GeoreferenceError(
@@ -234,15 +251,19 @@ def detect_to_file(
     t0 = time.perf_counter()
     counter = _Counter(_threshold(config, card))
     with rasterio.Env(GDAL_CACHEMAX=256), _open(before_path) as src_b, _open(after_path) as raw_a:
-        src_a, bands_b = _onto(raw_a, src_b, after_path), _Bands(src_b)
-        check_gsd(card, src_b.crs, src_b.transform, src_b.width, src_b.height, f"'{before_path}'")
+        grid = _target(src_b)
+        src_a, bands_b = _onto(raw_a, grid, after_path), _onto(src_b, grid, before_path)
+        if bands_b.warp:
+            logger.info("BEFORE '%s' is not north-up (rotated or south-up): the probability is written on the "
+                        "north-up grid over its footprint", before_path)
+        check_gsd(card, grid.crs, grid.transform, grid.width, grid.height, f"'{before_path}'")
         aliases = dict(getattr(card, "band_aliases", None) or {})
         idx_b = _resolve(src_b, card, aliases, f"BEFORE '{before_path}'")
         idx_a = _resolve(raw_a, card, aliases, f"AFTER '{after_path}'")
         stats = (_file_stats(bands_b, idx_b, card), _file_stats(src_a, idx_a, card))
-        shape = (src_b.height, src_b.width)
-        profile = {"driver": "GTiff", "dtype": "float32", "count": 1, "width": src_b.width,
-                   "height": src_b.height, "crs": src_b.crs, "transform": src_b.transform,
+        shape = (grid.height, grid.width)
+        profile = {"driver": "GTiff", "dtype": "float32", "count": 1, "width": grid.width,
+                   "height": grid.height, "crs": src_b.crs, "transform": grid.transform,
                    "nodata": float("nan"), "BIGTIFF": "IF_SAFER"}
         tags = _attrs(card, config, _date_in_name(before_path), _date_in_name(after_path))
         with _atomic(out_path) as tmp:

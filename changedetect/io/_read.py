@@ -311,7 +311,7 @@ def _source_window(
     # the corners in the file's pixels, whatever its transform (south-up, rotated: rasterio's
     # from_bounds refuses a south-up transform as "inconsistent" with the bounds)
     inverse = ~src.transform
-    cols, rows = zip(*(inverse * (x, y) for x in (west, east) for y in (south, north)), strict=True)
+    cols, rows = zip(*(inverse @ (x, y) for x in (west, east) for y in (south, north)), strict=True)
     reduction = max(1.0, (max(cols) - min(cols)) / shape[1], (max(rows) - min(rows)) / shape[0])
     margin = math.ceil(_MARGIN * reduction)
     col0 = math.floor(min(cols)) - margin

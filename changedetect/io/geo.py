@@ -150,7 +150,7 @@ def north_up(grid: Grid) -> Grid:
     if grid.crs is None or (t.b == 0 and t.d == 0 and t.a > 0 and t.e < 0):
         return grid
     xres, yres = math.hypot(t.a, t.d), math.hypot(t.b, t.e)  # one column's and one row's step on the ground
-    corners = [t * (c, r) for c in (0, grid.width) for r in (0, grid.height)]
+    corners = [t @ (c, r) for c in (0, grid.width) for r in (0, grid.height)]
     left, right = min(x for x, _ in corners), max(x for x, _ in corners)
     bottom, top = min(y for _, y in corners), max(y for _, y in corners)
     width = max(1, math.ceil((right - left) / xres - 1e-6))

@@ -1,0 +1,64 @@
+"""Follow-ups to the north-up reading of rotated/south-up GeoTIFFs, Landsat file names and RGB band names."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from affine import Affine
+from test_detect import CFG, FakeCard, Loaded, Pointwise
+
+from changedetect.detect import detect_to_file
+
+CRS = "EPSG:32648"
+NORTH_UP = Affine(0.5, 0, 600000, 0, -0.5, 1200000)
+SOUTH_UP = Affine(0.5, 0, 600000, 0, 0.5, 1200000 - 150)  # same footprint, rows go north
+QUARTER = NORTH_UP @ Affine(0, -1, 300, 1, 0, 0)  # a quarter turn: pixel (col, row) is north-up (300 - row, col)
+
+
+def _turned(data: np.ndarray, how: str) -> tuple[np.ndarray, Affine]:
+    """The same ground as ``data`` on NORTH_UP, written south-up or a quarter turn round."""
+    if how == "south-up":
+        return np.ascontiguousarray(data[:, ::-1]), SOUTH_UP
+    return np.ascontiguousarray(np.rot90(data, 1, axes=(1, 2))), QUARTER
+
+
+def _write(path: Path, data: np.ndarray, transform: Affine) -> Path:
+    with rasterio.open(path, "w", driver="GTiff", width=data.shape[2], height=data.shape[1],
+                       count=data.shape[0], dtype="uint8", crs=CRS, transform=transform) as dst:
+        dst.write(data)
+        dst.descriptions = ("red", "green", "blue")
+    return path
+
+
+def _scene(seed: int, changed: bool) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    x = (rng.random((3, 300, 300)) * 255).astype(np.uint8)
+    if changed:
+        x[:, 100:160, 50:200] = 255 - x[:, 100:160, 50:200]
+    return x
+
+
+@pytest.mark.parametrize("how", ["south-up", "quarter-turn"])
+@pytest.mark.parametrize("flip", ["after", "before", "both"])
+def test_detect_reads_a_south_up_or_rotated_before_or_after_onto_the_right_ground(
+        tmp_path: Path, flip: str, how: str) -> None:
+    """`changedetect detect` on a south-up (positive e, rows flipped) or quarter-turned BEFORE or AFTER
+    gives the north-up pair's probability, on the north-up grid over BEFORE's footprint (as open_stack
+    and gdalwarp).  A south-up BEFORE gave a south-up probability whose rows were flipped against a
+    north-up AFTER's; a quarter-turned one was 'does not overlap' (zero-size bounds)."""
+    a, b = _scene(0, False), _scene(0, True)
+    loaded = Loaded(Pointwise(3), FakeCard())
+    pa, pb = _write(tmp_path / "a.tif", a, NORTH_UP), _write(tmp_path / "b.tif", b, NORTH_UP)
+    detect_to_file(pa, pb, tmp_path / "ref.tif", config=CFG, model=loaded)
+    with rasterio.open(tmp_path / "ref.tif") as src:
+        ref, ref_transform = src.read(1), src.transform
+    sa = _write(tmp_path / "a_s.tif", *_turned(a, how)) if flip in ("before", "both") else pa
+    sb = _write(tmp_path / "b_s.tif", *_turned(b, how)) if flip in ("after", "both") else pb
+    detect_to_file(sa, sb, tmp_path / "out.tif", config=CFG, model=loaded)
+    with rasterio.open(tmp_path / "out.tif") as src:
+        out, transform = src.read(1), src.transform
+    assert transform.almost_equals(ref_transform)
+    np.testing.assert_allclose(out, ref, atol=1e-4)
