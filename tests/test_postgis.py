@@ -1,8 +1,8 @@
 """The PostGIS register loader against a real, throwaway PostgreSQL + PostGIS server.
 
-The fixture starts its own cluster (initdb in a temporary folder, a free
-localhost port, trust authentication, fsync off), creates the postgis
-extension, loads a register, and stops and deletes the cluster at the end.
+The fixture starts its own cluster (:func:`changedetect.testing_postgis.throwaway_postgis`:
+initdb in a temporary folder, a free localhost port, trust authentication, fsync off),
+creates the postgis extension, loads a register, and stops and deletes the cluster at the end.
 ``scripts/setup_postgis.sh`` (run by ``make test``) installs the Debian
 packages.  initdb refuses to run as root: as root the server runs as the
 ``postgres`` system user (or a ``cdtest`` user created for the purpose).
@@ -10,14 +10,8 @@ packages.  initdb refuses to run as root: as root the server runs as the
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-import glob
-import os
-import pwd
-import shutil
-import socket
-import subprocess
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,6 +23,15 @@ from shapely.geometry import box
 from changedetect.errors import ConfigError, PermitSchemaError, RegisterConnectionError
 from changedetect.match import match
 from changedetect.permits import load_register
+from changedetect.testing_postgis import (
+    INSTALL_HINT,
+    PostgisUnavailable,
+    free_port,
+    postgis_bin_dir,
+    run_as,
+    server_user,
+    throwaway_postgis,
+)
 
 pytestmark = pytest.mark.postgis
 psycopg = pytest.importorskip("psycopg", reason="psycopg is not installed (pip install '.[postgis]')")
@@ -41,38 +44,14 @@ COLUMNS_SQL = (
 
 
 def _bin_dir() -> Path:
-    for d in sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(Path(p).parent.name), reverse=True):
-        version = Path(d).parent.name
-        if (Path(d) / "initdb").exists() and Path(f"/usr/share/postgresql/{version}/extension/postgis.control").exists():
-            return Path(d)
-    pytest.skip("PostgreSQL with PostGIS is not installed (bash scripts/setup_postgis.sh installs it)")
+    bindir = postgis_bin_dir()
+    if bindir is None:
+        pytest.skip(f"PostgreSQL with PostGIS is not installed ({INSTALL_HINT})")
+    return bindir
 
 
-def _server_user() -> str | None:
-    """None when not root; else a system user initdb will accept."""
-    if os.geteuid() != 0:
-        return None
-    for name in ("postgres", "cdtest"):
-        try:
-            pwd.getpwnam(name)
-            return name
-        except KeyError:
-            continue
-    subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", "cdtest"],
-                   check=True, capture_output=True)
-    return "cdtest"
-
-
-def _run(cmd: list[str], user: str | None) -> subprocess.CompletedProcess:
-    if user is not None:
-        cmd = ["runuser", "-u", user, "--", *cmd]
-    return subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=120)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+# the throwaway-server helpers under the names other test modules import them by
+_server_user, _run, _free_port = server_user, run_as, free_port
 
 
 def register_frame(n: int = 6) -> gpd.GeoDataFrame:
@@ -108,31 +87,12 @@ def _insert(conn, table: str, frame: gpd.GeoDataFrame) -> None:
 
 @pytest.fixture(scope="module")
 def postgis_url() -> Iterator[str]:
-    bindir = _bin_dir()
-    user = _server_user()
-    root = Path(tempfile.mkdtemp(prefix="cd-pg-"))
-    data = root / "data"
-    os.chmod(root, 0o755)
-    if user is not None:
-        shutil.chown(root, user=user)
-    port = _free_port()
-    try:
-        _run([str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "cdtest", "-E", "UTF8",
-              "--locale=C", "--no-sync"], user)
-        _run([str(bindir / "pg_ctl"), "-D", str(data), "-l", str(root / "server.log"), "-w", "-t", "60",
-              "-o", f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off", "start"], user)
-    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
-        log = (root / "server.log").read_text() if (root / "server.log").exists() else ""
-        shutil.rmtree(root, ignore_errors=True)
-        pytest.skip(f"could not start a throwaway PostgreSQL server: {exc}; {getattr(exc, 'stderr', '')} {log}")
-    try:
-        admin = f"postgresql://cdtest@127.0.0.1:{port}/postgres"
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute("CREATE DATABASE registers")
-        url = f"postgresql://cdtest@127.0.0.1:{port}/registers"
+    with contextlib.ExitStack() as stack:
+        try:
+            url = stack.enter_context(throwaway_postgis("registers"))
+        except PostgisUnavailable as exc:
+            pytest.skip(str(exc))
         with psycopg.connect(url) as conn:
-            conn.execute("CREATE EXTENSION postgis")
-            conn.commit()
             _insert(conn, "permits", register_frame())
             _insert(conn, "x", register_frame(1))
             bad = register_frame(3)
@@ -140,10 +100,6 @@ def postgis_url() -> Iterator[str]:
             bad.loc[2, "permit_type"] = "xay_moi"
             _insert(conn, "bad_permits", bad)
         yield url
-    finally:
-        subprocess.run(["runuser", "-u", user, "--"] * (user is not None) + [
-            str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"], capture_output=True, timeout=60)
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def test_table_loads_like_the_file(postgis_url: str, tmp_path: Path) -> None:
