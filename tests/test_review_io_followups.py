@@ -62,3 +62,41 @@ def test_detect_reads_a_south_up_or_rotated_before_or_after_onto_the_right_groun
         out, transform = src.read(1), src.transform
     assert transform.almost_equals(ref_transform)
     np.testing.assert_allclose(out, ref, atol=1e-4)
+
+
+LANDSAT = Affine(30, 0, 600000, 0, -30, 1200000)
+
+
+def _single(path: Path, value: int, dtype: str = "uint16") -> Path:
+    with rasterio.open(path, "w", driver="GTiff", width=20, height=20, count=1, dtype=dtype, crs=CRS,
+                       transform=LANDSAT, nodata=0) as dst:
+        dst.write(np.full((1, 20, 20), value, dtype))
+    return path
+
+
+@pytest.mark.parametrize("sensor, bands", [
+    ("LC09", {"SR_B2": "blue", "SR_B3": "green", "SR_B4": "red", "SR_B5": "nir"}),
+    ("LE07", {"SR_B1": "blue", "SR_B2": "green", "SR_B3": "red", "SR_B4": "nir"}),
+])
+def test_landsat_collection2_band_files_are_named_as_landsat_bands_not_sentinel2(
+        tmp_path: Path, sensor: str, bands: dict[str, str]) -> None:
+    """A folder of Landsat Collection 2 Level-2 band files (..._SR_B5.TIF) is a series of Landsat
+    bands: blue/green/red/nir at 30 m, dated by the acquisition (4th field), its QA side products
+    left out.  _SR_B5 was read as Sentinel-2's B05 (red edge, nominal 20 m), _SR_B2 as B02 and so on,
+    and the single-band QA files were all 'B1': 'date ... appears more than once with the same band B1'."""
+    from changedetect.io import open_series, open_stack
+
+    for acquired, processed in (("20240115", "20240117"), ("20240131", "20240202")):
+        stem = f"{sensor}_L2SP_125052_{acquired}_{processed}_02_T1"
+        for k, (token, _) in enumerate(bands.items()):
+            _single(tmp_path / f"{stem}_{token}.TIF", 7000 + 100 * k)
+        _single(tmp_path / f"{stem}_QA_PIXEL.TIF", 21824)
+        _single(tmp_path / f"{stem}_QA_RADSAT.TIF", 1)
+        _single(tmp_path / f"{stem}_SR_QA_AEROSOL.TIF", 1, "uint8")
+    series = open_series(tmp_path)
+    assert [b.name for b in series.bands] == list(bands.values())
+    assert [b.nominal_resolution for b in series.bands] == [30.0] * len(bands)
+    stack = open_stack(tmp_path)
+    assert [str(t)[:10] for t in stack.time.values] == ["2024-01-15", "2024-01-31"]
+    assert list(stack.band.values) == ["blue", "green", "red", "nir"]
+    np.testing.assert_array_equal(stack.isel(time=0).values[:, 0, 0], [7000, 7100, 7200, 7300])

@@ -17,7 +17,8 @@ class BandInfo:
     ``resolution`` is the ground size of a pixel in metres (side of the square
     of equal area, measured at the scene centre; NaN without a CRS),
     ``resolution_xy`` the x and y sizes in metres, ``nominal_resolution`` the
-    sensor's nominal GSD for Sentinel-2 band names (10, 20 or 60 m).
+    sensor's nominal GSD for Sentinel-2 band names (10, 20 or 60 m) and Landsat band files (30 m,
+    the panchromatic band 15 m).
     """
 
     name: str

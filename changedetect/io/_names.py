@@ -22,6 +22,40 @@ S2_BANDS: dict[str, int] = {
     "B08": 10, "B8A": 20, "B09": 60, "B10": 60, "B11": 20, "B12": 20,
 }  # fmt: skip
 
+#: A Landsat product id (``LC09_L2SP_125052_20240115_20240117_02_T1``: sensor and satellite, level,
+#: path/row, acquisition date, processing date, collection, tier) and the file's part after it.
+LANDSAT_RE = re.compile(r"^L([COTEM])(0[4-9])_L[12][A-Z]{2}_\d{6}_\d{8}_\d{8}_\d{2}_(?:T1|T2|RT)_(.+)$",
+                        re.IGNORECASE)
+#: The band files of a Landsat product: ``SR_B5`` / ``ST_B10`` (Level-2), ``B5`` (Level-1).
+_LANDSAT_BAND_RE = re.compile(r"^(?:S[RT]_)?B(\d{1,2})$", re.IGNORECASE)
+#: Landsat band numbers -> names (STAC's common names; ``nir`` as the models name it), OLI/TIRS
+#: (Landsat 8, 9) and TM/ETM+ (Landsat 4, 5, 7).
+LANDSAT_OLI: dict[int, str] = {
+    1: "coastal", 2: "blue", 3: "green", 4: "red", 5: "nir", 6: "swir16", 7: "swir22", 8: "pan",
+    9: "cirrus", 10: "lwir11", 11: "lwir12",
+}  # fmt: skip
+LANDSAT_TM: dict[int, str] = {1: "blue", 2: "green", 3: "red", 4: "nir", 5: "swir16", 6: "lwir", 7: "swir22", 8: "pan"}
+
+
+def landsat_product(path: Path) -> bool:
+    """Whether ``path``'s stem is a Landsat product id followed by a band or side product."""
+    return LANDSAT_RE.match(path.stem) is not None
+
+
+def landsat_band(path: Path) -> tuple[str, int, float] | None:
+    """Name, band number and nominal resolution (m: 30, the panchromatic band 15) of a Landsat band
+    file (``LC09_L2SP_125052_20240115_20240117_02_T1_SR_B5.TIF``: ``("nir", 5, 30.0)``), or ``None``
+    (another file, or a product's QA and atmospheric side products: ``_QA_PIXEL``, ``_SR_QA_AEROSOL``)."""
+    match = LANDSAT_RE.match(path.stem)
+    band = _LANDSAT_BAND_RE.match(match.group(3)) if match else None
+    if match is None or band is None:
+        return None
+    table = LANDSAT_OLI if match.group(1).upper() in "CO" else LANDSAT_TM
+    number = int(band.group(1))
+    name = table.get(number)
+    return None if name is None else (name, number, 15.0 if name == "pan" else 30.0)
+
+
 #: Extensions scanned in a directory (lower case).
 RASTER_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".jp2", ".vrt")
 #: Extensions of images without georeferencing (benchmark folders).
@@ -101,8 +135,9 @@ def parse_date(text: str) -> dt.date | None:
 
 
 def s2_band(path: Path) -> str | None:
-    """The Sentinel-2 band token ending ``path``'s stem (``B02``, ``B8A``), normalised, or ``None``."""
-    match = S2_BAND_RE.search(path.stem)
+    """The Sentinel-2 band token ending ``path``'s stem (``B02``, ``B8A``), normalised, or ``None``
+    (also for a Landsat product's file: its ``_SR_B5`` is Landsat's NIR, not Sentinel-2's red edge)."""
+    match = None if landsat_product(path) else S2_BAND_RE.search(path.stem)
     if match is None:
         return None
     token = match.group(1).upper()
@@ -131,11 +166,14 @@ def read_dates_txt(path: Path) -> list[dt.date]:
 
 __all__ = [
     "DATE_RE",
+    "LANDSAT_RE",
     "PLAIN_IMAGE_SUFFIXES",
     "RASTER_SUFFIXES",
     "S2_BANDS",
     "band_sort_key",
     "date_from_name",
+    "landsat_band",
+    "landsat_product",
     "parse_date",
     "read_dates_txt",
     "s2_band",

@@ -41,7 +41,15 @@ from changedetect.io._checks import (
 from changedetect.io._discover import Discovery, Entry, PathLike, discover
 from changedetect.io._inspect import RasterMeta, inspect_raster
 from changedetect.io._model import BandInfo, BandSource, Scene
-from changedetect.io._names import PLAIN_IMAGE_SUFFIXES, S2_AUX_RE, S2_BANDS, band_sort_key, s2_band
+from changedetect.io._names import (
+    PLAIN_IMAGE_SUFFIXES,
+    S2_AUX_RE,
+    S2_BANDS,
+    band_sort_key,
+    landsat_band,
+    landsat_product,
+    s2_band,
+)
 from changedetect.io._read import alpha_mask_band
 from changedetect.types import STACK_DIMS, Grid, TileStack  # noqa: F401  (re-exported)
 
@@ -222,6 +230,12 @@ def _scene(date: dt.date, entries: list[Entry], metas: dict[Path, RasterMeta]) -
             log.info("date %s: leaving out Sentinel-2 side products %s", date.isoformat(),
                      ", ".join(e.path.name for e in aux))
             entries = [e for e in entries if e not in aux]
+    if any(landsat_band(e.path) for e in entries):  # a Landsat product: its QA and atmospheric files are not bands
+        aux = [e for e in entries if e.bands is None and landsat_product(e.path) and not landsat_band(e.path)]
+        if aux:
+            log.info("date %s: leaving out Landsat side products %s", date.isoformat(),
+                     ", ".join(e.path.name for e in aux))
+            entries = [e for e in entries if e not in aux]
     bands: list[BandSource] = []
     for entry in entries:
         meta = metas[entry.path]
@@ -249,6 +263,8 @@ def _scene(date: dt.date, entries: list[Entry], metas: dict[Path, RasterMeta]) -
         )
     if all(s2_band(b.path) == b.info.name for b in bands) and len(entries) > 1:
         bands.sort(key=lambda b: band_sort_key(b.info.name))
+    elif all((lb := landsat_band(b.path)) and lb[0] == b.info.name for b in bands) and len(entries) > 1:
+        bands.sort(key=lambda b: (landsat_band(b.path) or ("", 0, 0.0))[1])  # B2 before B10
     return Scene(date=date, bands=tuple(bands))
 
 
@@ -272,7 +288,7 @@ def _alpha_mask(meta: RasterMeta) -> int | None:
 
 def _band_names(entry: Entry, meta: RasterMeta, indexes: list[int]) -> list[str]:
     """Names of the bands ``indexes`` (all but an alpha mask): manifest/STAC names, else band
-    descriptions, else a Sentinel-2 token, else RGB, else B1..Bn."""
+    descriptions, else a Sentinel-2 or Landsat band file's band, else RGB, else B1..Bn."""
     count = len(indexes)
     alpha = meta.count != count  # one band is the file's alpha mask, not a band
     descriptions = [meta.descriptions[i - 1] for i in indexes]
@@ -300,7 +316,8 @@ def _band_names(entry: Entry, meta: RasterMeta, indexes: list[int]) -> list[str]
         return given
     if all(descriptions) and len(set(descriptions)) == count:
         return [str(d) for d in descriptions]
-    token = s2_band(entry.path)
+    landsat = landsat_band(entry.path)
+    token = s2_band(entry.path) or (landsat[0] if landsat else None)
     if count == 1 and token:
         return [token]
     rgb = [meta.colorinterp[i - 1] for i in indexes[:3]] == ["red", "green", "blue"]
@@ -324,8 +341,16 @@ def _band_info(name: str, meta: RasterMeta, index: int) -> BandInfo:
         dtype=meta.dtypes[index - 1],
         nodata=meta.nodata,
         resolution_xy=xy,
-        nominal_resolution=float(S2_BANDS[name]) if name in S2_BANDS else None,
+        nominal_resolution=_nominal(name, meta),
     )
+
+
+def _nominal(name: str, meta: RasterMeta) -> float | None:
+    """The sensor's nominal resolution of a Sentinel-2 band or a Landsat band file's band."""
+    landsat = landsat_band(meta.path)
+    if landsat is not None and meta.count == 1:
+        return landsat[2] if landsat[0] == name else None
+    return float(S2_BANDS[name]) if name in S2_BANDS else None
 
 
 __all__ = [
