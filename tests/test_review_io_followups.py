@@ -100,3 +100,47 @@ def test_landsat_collection2_band_files_are_named_as_landsat_bands_not_sentinel2
     assert [str(t)[:10] for t in stack.time.values] == ["2024-01-15", "2024-01-31"]
     assert list(stack.band.values) == ["blue", "green", "red", "nir"]
     np.testing.assert_array_equal(stack.isel(time=0).values[:, 0, 0], [7000, 7100, 7200, 7300])
+
+
+def _rgb_file(path: Path, data: np.ndarray, descriptions: tuple[str, ...] | None = None,
+              photometric: str | None = None) -> Path:
+    kw = {"photometric": photometric} if photometric else {}
+    with rasterio.open(path, "w", driver="GTiff", width=data.shape[2], height=data.shape[1], count=3,
+                       dtype="uint8", crs=CRS, transform=NORTH_UP, **kw) as dst:
+        dst.write(data)
+        if descriptions:
+            dst.descriptions = descriptions
+    return path
+
+
+def test_a_date_named_blue_green_red_beside_an_untagged_rgb_date_is_combined_by_name(tmp_path: Path) -> None:
+    """A date whose descriptions say blue, green, red (BGR order) beside a 3-band uint8 date without
+    descriptions (GDAL's RGB photometric tag: red, green, blue) gives each band its own values on both
+    dates, in open_stack and in detect_to_file; a date with neither names nor the RGB tag is one error
+    naming its file, saying it has no band names (it said "has bands ['B1', 'B2', 'B3']", leaving the
+    user to guess where those came from) and how to name them."""
+    from changedetect.errors import TimeSeriesError
+    from changedetect.io import open_stack
+
+    rgb = np.stack([np.full((20, 20), v, np.uint8) for v in (10, 20, 30)])
+    _rgb_file(tmp_path / "a_20240101.tif", np.ascontiguousarray(rgb[::-1]), ("blue", "green", "red"))
+    _rgb_file(tmp_path / "b_20240201.tif", rgb)
+    stack = open_stack(tmp_path)
+    assert list(stack.band.values) == ["blue", "green", "red"]
+    np.testing.assert_array_equal(stack.values[:, :, 0, 0], [[30, 20, 10], [30, 20, 10]])
+
+    _rgb_file(tmp_path / "c_20240301.tif", rgb, photometric="MINISBLACK")
+    with pytest.raises(TimeSeriesError, match=r"c_20240301\.tif.*no band names.*manifest") as err:
+        open_stack(tmp_path)
+    assert "['B1', 'B2', 'B3']" in str(err.value) and "['blue', 'green', 'red']" in str(err.value)
+
+    a, b = _scene(0, False), _scene(0, True)
+    loaded = Loaded(Pointwise(3), FakeCard())
+    ref = tmp_path / "ref.tif"
+    detect_to_file(_write(tmp_path / "pa.tif", a, NORTH_UP), _rgb_file(tmp_path / "pb.tif", b), ref,
+                   config=CFG, model=loaded)
+    out = tmp_path / "bgr.tif"
+    detect_to_file(_rgb_file(tmp_path / "qa.tif", np.ascontiguousarray(a[::-1]), ("blue", "green", "red")),
+                   _rgb_file(tmp_path / "qb.tif", b), out, config=CFG, model=loaded)
+    with rasterio.open(ref) as r, rasterio.open(out) as o:
+        np.testing.assert_allclose(o.read(1), r.read(1), atol=1e-5)

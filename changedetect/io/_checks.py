@@ -79,6 +79,11 @@ def fill_placeholder_dates(found: Discovery, georeferenced: bool, pattern: str |
     )
 
 
+def _unnamed(names: list[str]) -> bool:
+    """Whether ``names`` are io's B1..Bn for a file whose bands have no names."""
+    return names == [f"B{i}" for i in range(1, len(names) + 1)]
+
+
 def check_same_bands(scenes: list[Scene]) -> None:
     first = scenes[0]
     ref = [b.info.name for b in first.bands]
@@ -92,9 +97,15 @@ def check_same_bands(scenes: list[Scene]) -> None:
             )
         if names != ref:
             if sorted(names) != sorted(ref):
+                unnamed = next(((s, n) for s, n in ((scene, names), (first, ref)) if _unnamed(n)), None)
+                why = "" if unnamed is None else (
+                    f": '{unnamed[0].files[0]}' has no band names (no band descriptions, and not tagged RGB), "
+                    f"so its bands are {unnamed[1]}; name them in a manifest (path,date,bands with e.g. "
+                    "red;green;blue) or set the file's band descriptions")
                 raise TimeSeriesError(
                     f"{scene.date.isoformat()} ('{scene.files[0]}') has bands {names} but "
-                    f"{first.date.isoformat()} has {ref}; name the bands consistently (manifest 'bands' column)"
+                    f"{first.date.isoformat()} has {ref}"
+                    + (why or "; name the bands consistently (manifest 'bands' column)")
                 )
             order = {n: k for k, n in enumerate(ref)}
             scenes[i] = Scene(
