@@ -16,6 +16,7 @@ Pure numpy: no model, no training data.
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 __all__ = ["cva_magnitude", "cva_probability", "otsu_threshold"]
 
@@ -31,19 +32,21 @@ def _standardise(x: np.ndarray, valid: np.ndarray) -> np.ndarray:
     return out
 
 
-def cva_magnitude(before: np.ndarray, after: np.ndarray) -> np.ndarray:
+def cva_magnitude(before: ArrayLike, after: ArrayLike) -> np.ndarray:
     """Length of the change vector of per-band standardised images.
 
     Parameters
     ----------
     before, after
-        ``(c, h, w)`` arrays of the same bands; NaN marks no data.
+        ``(c, h, w)`` arrays of the same bands (numpy, or a stack's dates as
+        ``xarray.DataArray`` ``(band, y, x)``); NaN marks no data.
 
     Returns
     -------
     np.ndarray
         ``(h, w)`` float32, NaN where either date has no data.
     """
+    before, after = np.asarray(before), np.asarray(after)
     if before.shape != after.shape:
         raise ValueError(f"the two dates differ in shape: {before.shape} vs {after.shape}")
     valid = np.isfinite(before).all(axis=0) & np.isfinite(after).all(axis=0)
@@ -75,7 +78,7 @@ def otsu_threshold(values: np.ndarray, *, bins: int = 256) -> float:
     return float(edges[k + 1])
 
 
-def cva_probability(before: np.ndarray, after: np.ndarray) -> tuple[np.ndarray, float]:
+def cva_probability(before: ArrayLike, after: ArrayLike) -> tuple[np.ndarray, float]:
     """CVA magnitude mapped to [0, 1) with Otsu's threshold at 0.5.
 
     Returns

@@ -43,3 +43,20 @@ def test_cva_nan_and_shape_checks() -> None:
     assert np.isnan(cva_magnitude(a, b)[0, 0])
     with pytest.raises(ValueError, match="differ in shape"):
         cva_magnitude(a, np.ones((2, 9, 10)))
+
+
+def test_cva_takes_the_dates_as_xarray_as_docs_show_it() -> None:
+    """docs/detection.md calls cva_probability on a stack's dates (DataArrays): same answer as on numpy."""
+    import xarray as xr
+
+    rng = np.random.default_rng(3)
+    before = rng.normal(size=(3, 32, 32)).astype(np.float32)
+    after = before.copy()
+    after[:, 8:16, 8:16] += 4.0
+    after[0, 0, 0] = np.nan
+    dims = ("band", "y", "x")
+    got, t = cva_probability(xr.DataArray(before, dims=dims), xr.DataArray(after, dims=dims))
+    want, t_np = cva_probability(before, after)
+    assert isinstance(got, np.ndarray)
+    np.testing.assert_array_equal(got, want)
+    assert t == t_np and np.isnan(got[0, 0]) and (got[8:16, 8:16] >= 0.5).all()

@@ -101,7 +101,8 @@ def test_unwritable_output_is_exit_2_before_any_work(
     code, err = _exit(argv, capsys)
     assert code == 2, err
     assert _error_line(err) == (
-        f"Error: cannot write to '{ro}': No such file or directory; choose a writable folder"
+        f"Error: cannot write to '{ro}': files cannot be created in this folder (a system or virtual "
+        f"filesystem: mkstemp says 'No such file or directory'); choose a writable folder"
     )
     assert not (tmp_path / "st").exists() and not (tmp_path / "nout").exists()  # nothing begun
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
@@ -131,7 +132,10 @@ def _probe(folder: Path) -> None:
 
 
 def _unwritable(folder: str | Path, exc: OSError) -> str:
-    return f"cannot write to '{folder}': {exc.strerror or exc}; choose a writable folder"
+    why = exc.strerror or str(exc)
+    if exc.errno == errno.ENOENT and Path(folder).is_dir():  # /proc, /sys: the folder is there, files are not
+        why = f"files cannot be created in this folder (a system or virtual filesystem: mkstemp says '{why}')"
+    return f"cannot write to '{folder}': {why}; choose a writable folder"
 
 
 def check_suffix(path: Path, allowed: Iterable[str], *, what: str, hint: str = "") -> None:

@@ -50,7 +50,7 @@ def command(ctx: click.Context, tiles: tuple[Path, ...], permits: str, out: Path
     dates only.
 
     \b
-    Example (the bundled sample city; `make demo` runs exactly this):
+    Example (the bundled sample city; `make demo` runs this, with --overwrite):
       changedetect run sample_tiles --permits permits/sample_register.gpkg --out demo_out
     \b
     With a configuration file and another model, printing JSON:
