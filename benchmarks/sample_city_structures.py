@@ -71,12 +71,24 @@ def main() -> None:
     check = PresenceCheck()
     truth = gpd.read_file(tiles / "truth" / "footprints.gpkg", layer="footprints").to_crs(stack.rio.crs)
     shape, transform = (stack.sizes["y"], stack.sizes["x"]), stack.rio.transform()
+    changed = np.zeros(shape, bool)
+    for path in (tiles / "truth").glob("change_*.tif"):
+        with rasterio.open(path) as src:
+            changed |= src.read(1) > 0
+    near = ndi.binary_dilation(changed, iterations=4)
+    # how much the colour changes under the same sun (January -> January), against unchanged ground
+    colour = np.sqrt(np.square(days[2].values.astype(np.float32) - days[0].values.astype(np.float32)).sum(axis=0))
+    far = ~ndi.binary_dilation(changed, iterations=6)
+    ground = np.nanpercentile(colour[far], [50, 95])
     found = clear = 0
     print(f"model {args.model}, segmenter {seg.path}\n")
+    print(f"colour change January -> January (length of the RGB difference) on unchanged ground: median "
+          f"{ground[0]:.1f}, 95th percentile {ground[1]:.1f}\n")
     bright = [np.nanmean(day.values.astype(np.float32), axis=0) for day in days]  # mean of R, G, B
     print("| structure | type | pair | network: share >= threshold, max | Jan->Jan: share, max | "
-          "segmenter mean per date | median brightness per date (west / east half) | found | clear |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          "segmenter mean per date | median brightness per date (west / east half) | "
+          "Jan->Jan colour change: median, share over ground's 95th pct | found | clear |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for _, f in truth.iterrows():
         m = rasterize([f.geometry], out_shape=shape, transform=transform).astype(bool)
         j = dates.index(str(f["first_seen"])[:10])
@@ -92,12 +104,8 @@ def main() -> None:
             jj = f"{shares[(0, 2)]:.2f}, {peaks[(0, 2)]:.2f}" if j == 2 else ""
             print(f"| {f['structure_id']} | {f['change_type']} | {dates[j - 1]} -> {dates[j]} | "
                   f"{shares[(j - 1, j)]:.2f}, {peaks[(j - 1, j)]:.2f} | {jj} | {' / '.join(f'{v:.2f}' for v in s)} | "
-                  f"{_halves(bright, m)} | {'yes' if is_found else 'no'} | {'yes' if is_clear else 'no'} |")
-    changed = np.zeros(shape, bool)
-    for path in (tiles / "truth").glob("change_*.tif"):
-        with rasterio.open(path) as src:
-            changed |= src.read(1) > 0
-    near = ndi.binary_dilation(changed, iterations=4)
+                  f"{_halves(bright, m)} | {np.nanmedian(colour[m]):.1f}, {(colour[m] > ground[1]).mean():.2f} | "
+                  f"{'yes' if is_found else 'no'} | {'yes' if is_clear else 'no'} |")
     print(f"\nfound by the network: {found} of {len(truth)}; clear to the segmenter: {clear} of {len(truth)}")
     for p, v in prob.items():
         print(f"pair {dates[p[0]]} -> {dates[p[1]]}: {((np.nan_to_num(v) >= 0.5) & ~near).mean():.4f} of the scene "
