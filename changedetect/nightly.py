@@ -66,7 +66,7 @@ from changedetect._nightly_inputs import (
     _remove_older_register_copies,
     _remove_stale_temporaries,
 )
-from changedetect._nightly_plan import IN_SUMMARY, plan_night
+from changedetect._nightly_plan import IN_SUMMARY, _safe, plan_night
 from changedetect._nightly_reference import NightState
 from changedetect._state import (
     checkpoint,
@@ -192,8 +192,20 @@ def _run_area(task: dict[str, Any]) -> dict[str, Any]:
             runs.append({**pair, "carried": _carried(run_dir, previous)})
     except ChangeDetectError as exc:
         log.error("area %s failed: %s", task["area"], exc, extra=IN_SUMMARY)
+        _drop_empty_run(Path(pair["run_dir"]))  # nothing of the failed pair to reuse
         return {"area": task["area"], "error": str(exc), "runs": runs}
     return {"area": task["area"], "error": None, "runs": runs}
+
+
+def _drop_empty_run(run_dir: Path) -> None:
+    """Remove a failed pair's work folder, and its manifest, when the run left nothing in it."""
+    try:
+        run_dir.rmdir()
+    except OSError:  # not empty (or gone)
+        return
+    Path(f"{run_dir}.manifest.json").unlink(missing_ok=True)
+    with contextlib.suppress(OSError):  # the area's folder, once empty
+        run_dir.parent.rmdir()
 
 
 def _previous_of(task: dict[str, Any], pair: dict[str, Any]) -> Any:
@@ -373,14 +385,21 @@ def _cleanup(state_dir: Path, state: NightState, results: list[dict[str, Any]]) 
                 *state_dir.glob("withdrawn-*.parquet")]:
         if old.name not in keep:
             old.unlink(missing_ok=True)
+    failed = {_safe(r["area"]) for r in results if r["error"]}  # their complete pairs are reused next run
     for r in results:
         if r["error"]:
             continue
         for pair in r["runs"]:
+            # the whole area folder: also the pairs of an earlier, failed attempt whose inputs have since
+            # changed (their keys will never come again)
+            area_dir = Path(pair["run_dir"]).parent
+            if area_dir.name not in failed:
+                shutil.rmtree(area_dir, ignore_errors=True)
+                continue
             shutil.rmtree(pair["run_dir"], ignore_errors=True)
             Path(f"{pair['run_dir']}.manifest.json").unlink(missing_ok=True)
             with contextlib.suppress(OSError):  # the area's folder, once empty (not while a pair is left)
-                Path(pair["run_dir"]).parent.rmdir()
+                area_dir.rmdir()
 
 
 __all__ = ["Acquisition", "NightlySummary", "discover", "plan_pairs", "run_nightly"]
