@@ -49,13 +49,11 @@ import datetime as dt
 import json
 import logging
 import shutil
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from changedetect import _nightly_dask as _dask
 from changedetect import _nightly_footprints as _footprints
 from changedetect import _nightly_reference as _reference
 from changedetect._nightly_catalog import Acquisition, discover, plan_pairs
@@ -120,38 +118,6 @@ class NightlySummary:
                 f"{f'; {n} warning' + 's' * (n > 1) if n else ''})")
 
 
-class _LocalDask:
-    depth = 0
-    saved: Any = None
-
-
-_LOCAL = _LocalDask()
-_LOCAL_LOCK = threading.Lock()
-
-
-@contextmanager
-def _local_dask() -> Iterator[None]:
-    """Inside a Dask task: compute the chain's own arrays on local threads, not on the cluster.
-
-    ``dask.config`` is process-global, so concurrent tasks share one reference-counted
-    setting (a plain ``dask.config.set`` per task would be undone by the first to finish).
-    """
-    import dask
-
-    with _LOCAL_LOCK:
-        if _LOCAL.depth == 0:
-            _LOCAL.saved = dask.config.get("scheduler", None)
-            dask.config.set(scheduler="threads")
-        _LOCAL.depth += 1
-    try:
-        yield
-    finally:
-        with _LOCAL_LOCK:
-            _LOCAL.depth -= 1
-            if _LOCAL.depth == 0:
-                dask.config.set(scheduler=_LOCAL.saved)
-
-
 def _run_area(task: dict[str, Any]) -> dict[str, Any]:
     """Run the chain on the date pairs of one area (a Dask task; re-runnable, cached).
 
@@ -160,6 +126,11 @@ def _run_area(task: dict[str, Any]) -> dict[str, Any]:
     in ``pair["carried"]`` the footprint ids it carried over from them (the merge's
     same-id rule holds for those only).
     """
+    with _dask.running(task):  # (an interrupted night waits for it)
+        return _run_pairs(task)
+
+
+def _run_pairs(task: dict[str, Any]) -> dict[str, Any]:
     from changedetect import pipeline
 
     config = PipelineConfig.from_dict(task["config"])
@@ -183,14 +154,18 @@ def _run_area(task: dict[str, Any]) -> dict[str, Any]:
                 # with a partner: (previous, new) + (partner, new), not counting what (partner, previous)
                 # shows, which earlier nights reported with their own first-seen dates
                 compare = [(pair["before"], pair["after"])] + ([(partner["date"], pair["after"])] if partner else [])
-                with _local_dask():
+                with _dask.local_dask():
                     pipeline.run(manifest, permits=task["permits"], out=run_dir, config=config,
                                  overwrite=True, previous=previous,
                                  register_to=pair.get("register_to"),  # the area's reference date
                                  pairs=compare, mask_pairs=[(partner["date"], pair["before"])] if partner else None)
                 checkpoint(f"pair {task['area']} {pair['before']}..{pair['after']} done")
             runs.append({**pair, "carried": _carried(run_dir, previous)})
-    except ChangeDetectError as exc:
+    except Exception as exc:
+        if _dask.abandoned(task):  # Ctrl-C gave the night up while this pair ran on: it failed
+            return {"area": task["area"], "error": "interrupted", "runs": runs}  # for that, say nothing
+        if not isinstance(exc, ChangeDetectError):
+            raise
         log.error("area %s failed: %s", task["area"], exc, extra=IN_SUMMARY)
         _drop_empty_run(Path(pair["run_dir"]))  # nothing of the failed pair to reuse
         return {"area": task["area"], "error": str(exc), "runs": runs}
@@ -233,21 +208,8 @@ def _carried(run_dir: Path, previous: Any) -> list[str]:
 
 
 def _compute(tasks: list[dict[str, Any]], *, scheduler: str | None, workers: int | None) -> list[dict[str, Any]]:
-    """Run the area tasks on Dask distributed; results in the order of ``tasks``."""
-    if not tasks:
-        return []
-    from dask.distributed import Client, LocalCluster
-
-    if not log.isEnabledFor(logging.DEBUG):  # the cluster's start-up chatter is not the job's news
-        logging.getLogger("distributed").setLevel(logging.WARNING)
-    if scheduler:
-        with Client(scheduler, timeout="30s") as client:
-            return list(client.gather(client.map(_run_area, tasks, pure=False)))
-    n = workers or min(2, len(tasks))
-    with LocalCluster(n_workers=1, threads_per_worker=n, processes=False, dashboard_address="127.0.0.1:0",
-                      worker_dashboard_address="127.0.0.1:0") as cluster, \
-            Client(cluster) as client:
-        return list(client.gather(client.map(_run_area, tasks, pure=False)))
+    """Run the area tasks on Dask distributed; results in the order of ``tasks`` (Ctrl-C: :mod:`._nightly_dask`)."""
+    return _dask.compute(_run_area, tasks, scheduler=scheduler, workers=workers)
 
 
 def run_nightly(

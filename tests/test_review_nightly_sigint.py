@@ -1,0 +1,165 @@
+"""Review: Ctrl-C (a real SIGINT) to ``changedetect nightly`` while its pairs run on Dask distributed.
+
+The reviewer saw exit 130 and a correct next run, but stderr also held two asyncio
+``Task exception was never retrieved ... AllExit`` tracebacks from ``distributed`` (and its
+``CancelledError`` warnings): the user must see one line, ``Interrupted.``, and nothing else.
+
+The job runs in a child process started as cron starts it (``python -m changedetect.cli nightly``,
+without ``-v``), except that the chain's ``pipeline.run`` first touches a marker file and then
+waits for the SIGINT before it runs on, so that the SIGINT lands while every area's pair is running
+on the cluster (the real pairs of this tiny catalog take about a second; the marker makes the
+moment certain, not a guess), and the pairs go on after it, as real ones do.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from changedetect.testing import make_footprints, make_permits, make_stack, write_stack
+
+pytestmark = pytest.mark.skipif(os.name != "posix", reason="sends a POSIX SIGINT to a child process")
+
+NIGHT = "2024-03-16"
+AREAS = {"district1": 1, "district3": 2}
+
+#: the child: ``pipeline.run`` of each pair touches ``$MARKER_DIR/<area>`` when ``MARKER_DIR`` is set
+#: and waits for the SIGINT (at most 60 s) before running on; then the console entry point as installed
+CHILD = """
+import os, signal, sys, threading
+from pathlib import Path
+from changedetect import pipeline
+real, interrupted = pipeline.run, threading.Event()
+def on_sigint(signum, frame):
+    interrupted.set()
+    signal.default_int_handler(signum, frame)
+signal.signal(signal.SIGINT, on_sigint)
+def run(manifest, **kwargs):
+    marks = os.environ.get("MARKER_DIR")
+    if marks:
+        (Path(marks) / Path(manifest).parent.name).touch()
+        interrupted.wait(60)
+    return real(manifest, **kwargs)
+pipeline.run = run
+from changedetect.cli import main
+sys.argv[0] = "changedetect"
+main(sys.argv[1:])
+"""
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Two areas of two tiny dates each (one pair each on ``NIGHT``), a register and a tiny model."""
+    from changedetect.testing import make_model
+
+    root = tmp_path_factory.mktemp("nightly_sigint")
+    for area, seed in AREAS.items():
+        write_stack(make_stack(n_dates=2, size=64, seed=seed), root / "tiles" / area, prefix=area)
+    make_permits(make_footprints(make_stack(n_dates=2, size=64)).iloc[:1]).to_file(root / "permits.gpkg")
+    model = make_model(root / "tiny-model", threshold=0.02)
+    (root / "nightly.toml").write_text(f'[detect]\nmodel = "{model}"\nwindow = 64\noverlap = 8\n'
+                                       "[vectorize]\nthreshold = 0.02\nlow_threshold = 0.02\n", encoding="utf-8")
+    return {"root": root, "tiles": root / "tiles", "permits": root / "permits.gpkg", "config": root / "nightly.toml"}
+
+
+def _start(world: dict[str, Path], base: Path, *extra: str, marker_dir: Path | None = None) -> subprocess.Popen[str]:
+    argv = ["nightly", "--catalog", str(base / "catalog"), "--permits", str(world["permits"]),
+            "--state", str(base / "state"), "--out", str(base / "out"), "--night", NIGHT,
+            "--config", str(world["config"]), "--workers", "2", *extra]
+    env = {k: v for k, v in os.environ.items() if k not in ("MARKER_DIR", "CHANGEDETECT_NIGHTLY_KILL_AT")}
+    if marker_dir is not None:
+        env["MARKER_DIR"] = str(marker_dir)
+    return subprocess.Popen([sys.executable, "-c", CHILD, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env, cwd=base)
+
+
+def _wait_for(paths: list[Path], proc: subprocess.Popen[str], limit: float = 60.0) -> None:
+    """Until every path exists (the pairs have started); fails if the job ends or never gets there."""
+    end = time.monotonic() + limit
+    while not all(p.exists() for p in paths):
+        if proc.poll() is not None:
+            out, err = proc.communicate()
+            pytest.fail(f"the job ended ({proc.returncode}) before its pairs started:\n{err}")
+        if time.monotonic() > end:
+            proc.kill()
+            proc.communicate()
+            pytest.fail("the pairs never started")
+        time.sleep(0.05)
+
+
+def test_sigint_while_the_pairs_run_on_dask_prints_one_line_exits_130_and_the_next_run_finishes(
+        world: dict[str, Path], tmp_path: Path) -> None:
+    shutil.copytree(world["tiles"], tmp_path / "catalog")
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    proc = _start(world, tmp_path, marker_dir=marks)
+    _wait_for([marks / area for area in AREAS], proc)
+    proc.send_signal(signal.SIGINT)
+    try:
+        stdout, stderr = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        stdout, stderr = proc.communicate()
+        pytest.fail(f"the job did not end after Ctrl-C:\n{stderr}")
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr and "never retrieved" not in stderr, stderr
+    assert stderr.strip().splitlines() == ["Interrupted."], "one line, nothing of distributed's shutdown:\n" + stderr
+    assert stdout == ""
+    assert not (tmp_path / "state" / "state.json").exists(), "nothing committed"
+
+    proc = _start(world, tmp_path, "--json")
+    stdout, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 0, stderr
+    summary = json.loads(stdout)
+    assert summary["pairs"] == len(AREAS) and summary["failed"] == {}
+    assert sorted(json.loads((tmp_path / "state" / "state.json").read_text())["acquisitions"]) == sorted(AREAS)
+
+
+_STARTED = threading.Event()
+
+
+def _area(task: dict) -> dict:
+    """A pair that is still inside the chain's local-threads setting when the client closes."""
+    import dask
+
+    from changedetect import _nightly_dask
+
+    with _nightly_dask.running(task), _nightly_dask.local_dask():
+        _STARTED.set()
+        end = time.monotonic() + 20
+        while dask.config.get("scheduler", None) == "threads" and time.monotonic() < end:
+            time.sleep(0.02)  # until the client has closed (it restores its own setting)
+    return {"area": task["area"], "error": None, "runs": []}
+
+
+def test_an_interrupted_night_leaves_the_process_able_to_compute_with_dask() -> None:
+    """In a notebook: a pair still inside the chain's local-threads setting when the client closed
+    put back "dask.distributed" once it ended, and every later Dask computation of the kernel failed
+    ("Requested dask.distributed scheduler but no Client active"); nor are Dask's loggers left off."""
+    import _thread
+    import logging
+
+    import dask
+    import dask.array as da
+
+    from changedetect import _nightly_dask
+
+    started = _STARTED
+    started.clear()
+    threading.Thread(target=lambda: started.wait(30) and _thread.interrupt_main(), daemon=True).start()
+    before = dask.config.get("scheduler", None)
+    with pytest.raises(KeyboardInterrupt):
+        _nightly_dask.compute(_area, [{"area": "a"}], scheduler=None, workers=1)
+    assert started.is_set()
+    assert dask.config.get("scheduler", None) == before
+    assert int(da.ones(4, chunks=2).sum().compute()) == 4
+    assert not logging.getLogger("distributed").disabled and not logging.getLogger("asyncio").disabled
