@@ -109,7 +109,8 @@ def in_core(footprints: gpd.GeoDataFrame, transform: Any, core: tuple[Span, Span
     import shapely
 
     pts = shapely.point_on_surface(np.asarray(footprints.geometry.values))
-    col, row = ~transform * (shapely.get_x(pts), shapely.get_y(pts))
+    inv, x, y = ~transform, shapely.get_x(pts), shapely.get_y(pts)
+    col, row = inv.a * x + inv.b * y + inv.c, inv.d * x + inv.e * y + inv.f
     (r0, r1), (c0, c1) = core
     return np.asarray((row >= r0) & (row < r1) & (col >= c0) & (col < c1), dtype=bool)
 
