@@ -8,6 +8,7 @@ its core.  Memory is bounded by the block; the footprints grow with the building
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -165,8 +166,8 @@ def run_blocks(aligned: xr.DataArray, index: list[tuple[int, int]] | None, masks
                 block = block.compute() if block.chunks is not None else block
                 found = find(block, index, masks, config, models, clock, progress, previous)
                 rasters = _rasters(found, config)
-                if first is None:
-                    first = found
+                if first is None:  # the probability's grid and attributes, not its values: held to the end
+                    first = (_template(aligned, found.prob), found.kept, found.footprints.attrs)
                     for key, (raster, dtype, nodata, tags) in rasters.items():
                         writers[key] = files.enter_context(_writer(aligned, raster, out / OUTPUTS[key], dtype,
                                                                    nodata, tags))
@@ -181,14 +182,15 @@ def run_blocks(aligned: xr.DataArray, index: list[tuple[int, int]] | None, masks
                         set(previous["footprint_id"].astype(str)) if previous is not None else set()).sum())
                 dropped += found.dropped
                 del block, found, rasters
+                gc.collect()  # a block's arrays sit in reference cycles: freed now, not blocks later
             clock.block = ""
     finally:
         SCENE_STATS.reset(token)
     both = pd.concat(frames, ignore_index=True)
     both = both.sort_values("area_m2", ascending=False, kind="stable").reset_index(drop=True)
     footprints = unique_ids(gpd.GeoDataFrame(both, geometry="geometry", crs=frames[0].crs), previous)
-    footprints.attrs = {**frames[0].attrs, "unconfirmed_across_seasons": dropped, "blocks": len(blocks)}
-    return Blocked(_template(aligned, first.prob), footprints, first.kept, carried, dropped, set(writers))
+    footprints.attrs = {**first[2], "unconfirmed_across_seasons": dropped, "blocks": len(blocks)}
+    return Blocked(first[0], footprints, first[1], carried, dropped, set(writers))
 
 
 def _rasters(found: Any, config: PipelineConfig) -> dict[str, tuple[xr.DataArray, str, float | None, Any]]:
