@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -42,6 +43,13 @@ _STATS_PIXELS = 1 << 20
 #: the grid of sample windows (_STATS_GRID x _STATS_GRID windows of _STATS_SIDE px) a larger scene's
 #: statistics are drawn from, unless fewer than _STATS_MIN_VALID of its pixels hold data.
 _STATS_GRID, _STATS_SIDE, _STATS_MIN_VALID = 8, 128, 0.125
+
+
+#: A blocked run's source of whole-scene normalisation statistics: called with one date of a block
+#: (``(band, y, x)``, its ``time`` coordinate naming the date), the band indices and the model card,
+#: it returns that date's statistics over the whole scene (None: each call draws its own from the
+#: arrays it is given, as ever).  Set by :mod:`changedetect._pipeline_blocks`.
+SCENE_STATS: ContextVar[Callable[[Any, list[int], Any], Any] | None] = ContextVar("scene_stats", default=None)
 
 
 @dataclass(frozen=True)

@@ -15,26 +15,19 @@ from typing import TYPE_CHECKING, Any
 from changedetect._pipeline_output import OUTPUTS
 from changedetect._pipeline_steps import (
     days_raster,
-    drop_unconfirmed,
-    fill_first_seen,
     hold,
     pair_indices,
-    presence_rasters,
     report_info,
     rgb8,
-    same_season_decisions,
     segmenter_info,
     with_addresses,
-    with_rebuilds,
 )
 from changedetect._state import write_text_atomic
 from changedetect.config import PipelineConfig
 from changedetect.errors import ConfigError
-from changedetect.presence import DatePresence
 
 if TYPE_CHECKING:
     import geopandas as gpd
-    import numpy as np
     import xarray as xr
 
 log = logging.getLogger("changedetect.pipeline")  # the stages' lines, as before the split
@@ -47,6 +40,8 @@ class Clock:
 
     def __init__(self, progress: bool) -> None:
         self.timings: dict[str, float] = {}
+        #: " (block i of n)" while a blocked run is in one of its blocks (in the bar and the log)
+        self.block = ""
         self.bar: Any = None
         if progress:
             from tqdm.auto import tqdm
@@ -55,13 +50,15 @@ class Clock:
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
+        """Time stage ``name`` (a stage entered again, as each block enters detect: the times add up)."""
         if self.bar is not None:
-            self.bar.set_description(f"run: {name}")
-        log.info("stage %s", name)
+            self.bar.set_description(f"run: {name}{self.block}")
+        log.info("stage %s%s", name, self.block)
         t0 = time.perf_counter()
         yield
-        self.timings[name] = time.perf_counter() - t0
-        if self.bar is not None:
+        again = name in self.timings
+        self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - t0
+        if self.bar is not None and not again:
             self.bar.update(1)
 
     def close(self) -> None:
@@ -76,11 +73,9 @@ def chain(stack: xr.DataArray, register: gpd.GeoDataFrame, out: Path, config: Pi
           mask_pairs: Sequence[tuple[str, str]] | None = None) -> dict[str, Any]:
     """The stages; returns the in-memory results the summary needs."""
     from changedetect import coregister as coreg_mod
-    from changedetect import detect as detect_mod
     from changedetect import match as match_mod
-    from changedetect import vectorize as vec_mod
-    from changedetect._detect_engine import _threshold as detect_threshold
-    from changedetect._rebuilds import rebuilds
+    from changedetect._pipeline_blocks import is_blocked, run_blocks
+    from changedetect._pipeline_find import find
     from changedetect.io import write_cog
     from changedetect.io.vectors import write_vector
     from changedetect.report import violations_qml
@@ -98,51 +93,29 @@ def chain(stack: xr.DataArray, register: gpd.GeoDataFrame, out: Path, config: Pi
                                   "registration only; give two more dates to compare")
         write_text_atomic(out / OUTPUTS["coregistration"],
                           json.dumps(creport.to_dict(), indent=1, default=str, ensure_ascii=False))
-    first_seen = rebuilt = events = same_sun = None
-    unmasked: dict[tuple[int, int], np.ndarray] | None = None
-    dropped = 0
-    with clock.stage("detect"):
-        index, masks = pair_indices(aligned, pairs), pair_indices(aligned, mask_pairs or None)
-        if index is not None and len(index) == 1:  # one explicit pair: just those two dates
-            aligned, index = aligned.isel(time=list(index[0])), None
-        # each date's building probability, computed once: for the presence check and change_type
-        dates = None if segmenter is None else DatePresence(aligned, segmenter, config.detect, progress)
-        kept = (0, aligned.sizes["time"] - 1)  # the dates the later stages keep, as indices here
-        if index is None and aligned.sizes["time"] == 2:  # one pair: its probability, no first-seen raster
-            prob = detect_mod.detect_each_pair(aligned, config=config.detect, progress=progress, model=loaded,
-                                               pairs=[(0, 1)], segmenter=dates)[0][2]
-        else:
-            unmasked = {} if masks else None
-            events = detect_mod.detect_each_pair(aligned, config=config.detect, progress=progress, model=loaded,
-                                                 pairs=index, mask_pairs=masks, segmenter=dates, unmasked=unmasked)
-            thr = detect_threshold(config.detect, loaded.card)
-            prob, first_seen = detect_mod.combine_pairs(events, aligned, thr)
-            stamps = aligned["time"].values  # the events' indices, before the dates kept below
-            same_sun = same_season_decisions(events, unmasked, stamps, config.detect)
-            if same_sun is not None:  # the nightly job checks earlier nights' violations on it
-                write_cog(same_sun, out / OUTPUTS["same_season"], dtype="uint8", nodata=255, overwrite=True,
-                          tags={"PAIR": same_sun.attrs["pair"]})
-            if index is None and dates is not None and config.detect.rebuilds:
-                rebuilt = rebuilds(events, aligned["time"].values, thr, dates, dates.pixel_m2)
-            if index is not None:  # the later stages start at the first pair's BEFORE date
-                kept = (index[0][0], max(j for _, j in index))
-                aligned = aligned.isel(time=slice(kept[0], kept[1] + 1))
-        write_cog(prob, out / OUTPUTS["probability"], overwrite=True)
-        if first_seen is not None and config.output.first_seen:
-            write_cog(days_raster(first_seen), out / OUTPUTS["first_seen"], overwrite=True)
+    index, masks = pair_indices(aligned, pairs), pair_indices(aligned, mask_pairs or None)
+    if index is not None and len(index) == 1:  # one explicit pair: just those two dates
+        aligned, index = aligned.isel(time=list(index[0])), None
+    written_rasters: set[str] = set()
+    if is_blocked(aligned, config):  # a scene larger than one block: memory bounded by the block
+        blocked = run_blocks(aligned, index, masks, config, models, clock, progress, previous, out)
+        prob, footprints, kept = blocked.prob, blocked.footprints, blocked.kept
+        carried, dropped, written_rasters = blocked.carried, blocked.dropped, blocked.written
+    else:
+        found = find(aligned, index, masks, config, models, clock, progress, previous)
+        prob, footprints, kept, carried, dropped = (found.prob, found.footprints, found.kept, found.carried,
+                                                    found.dropped)
+        with clock.stage("detect"):
+            if found.same_sun is not None:  # the nightly job checks earlier nights' violations on it
+                write_cog(found.same_sun, out / OUTPUTS["same_season"], dtype="uint8", nodata=255,
+                          overwrite=True, tags={"PAIR": found.same_sun.attrs["pair"]})
+                written_rasters.add("same_season")
+            write_cog(prob, out / OUTPUTS["probability"], overwrite=True)
+            if found.first_seen is not None and config.output.first_seen:
+                write_cog(days_raster(found.first_seen), out / OUTPUTS["first_seen"], overwrite=True)
+                written_rasters.add("first_seen")
+    aligned = aligned.isel(time=slice(kept[0], kept[1] + 1))
     with clock.stage("vectorize"):
-        presence = presence_rasters(prob, config, dates, kept)
-        footprints = vec_mod.vectorize(prob, first_seen=first_seen, before=aligned.isel(time=0),
-                                       after=aligned.isel(time=-1), previous=previous, presence=presence,
-                                       config=config.vectorize, progress=progress)
-        carried = footprints.attrs.get("carried_ids", 0) if previous is not None else None
-        if events is not None and config.detect.same_sun_share is not None:
-            footprints = drop_unconfirmed(footprints, events, stamps, config.detect, thr, unmasked=unmasked,
-                                          dates=dates)
-            dropped = int(footprints.attrs.get("unconfirmed_across_seasons", 0))
-        if rebuilt is not None:  # a building put up on a lot demolished earlier: a footprint of its own
-            footprints = with_rebuilds(footprints, rebuilt, previous, config.vectorize)
-        footprints = fill_first_seen(footprints, aligned)
         write_vector(footprints, out / OUTPUTS["footprints"], overwrite=True)
     with clock.stage("match"):
         mconfig = config.match
@@ -167,9 +140,8 @@ def chain(stack: xr.DataArray, register: gpd.GeoDataFrame, out: Path, config: Pi
             write_report(violations, out_path=out / OUTPUTS["report"], before=out / OUTPUTS["before_rgb"],
                          after=out / OUTPUTS["after_rgb"], config=config.report, overwrite=True,
                          run_info=report_info(times, loaded, len(footprints)))
-    skipped = {"first_seen": first_seen is None or not config.output.first_seen,
-               "violations_csv": not config.output.csv, "report": not config.output.report,
-               "same_season": same_sun is None}
+    skipped = {"first_seen": "first_seen" not in written_rasters, "violations_csv": not config.output.csv,
+               "report": not config.output.report, "same_season": "same_season" not in written_rasters}
     written = {k for k in OUTPUTS if not skipped.get(k, False)}
     return {"violations": violations, "footprints": footprints, "times": times, "prob": prob,
             "edge_tolerance_m": mconfig.edge_tolerance_m, "carried_ids": carried,

@@ -37,6 +37,7 @@ from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from changedetect._run_config import RunConfig
 from changedetect.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -214,6 +215,7 @@ class PipelineConfig:
     report: ReportConfig = field(default_factory=ReportConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     permits: PermitsConfig = field(default_factory=PermitsConfig)
+    run: RunConfig = field(default_factory=RunConfig)
 
     @classmethod
     def from_toml(cls, path: str | Path) -> PipelineConfig:
@@ -425,4 +427,4 @@ def _toml_value(v: Any) -> str:
     return json.dumps(str(v), ensure_ascii=False)
 
 
-__all__ = ["OutputConfig", "PermitsConfig", "PipelineConfig", "ReportConfig"]
+__all__ = ["OutputConfig", "PermitsConfig", "PipelineConfig", "ReportConfig", "RunConfig"]

@@ -24,6 +24,7 @@ import rioxarray  # noqa: F401  (registers the .rio accessor)
 import xarray as xr
 
 from changedetect._detect_engine import (
+    SCENE_STATS,
     DetectConfig,
     DetectSummary,
     Reader,
@@ -177,7 +178,9 @@ def detect_pair(
     after = _on_grid_of(after, before)
     idx_a = resolve_bands(_band_names(after), wanted, aliases=aliases, source="AFTER")
     shape = (int(before.sizes["y"]), int(before.sizes["x"]))
-    stats = tuple(_scene_stats(_array_reader(da, idx), shape, card) for da, idx in ((before, idx_b), (after, idx_a)))
+    scene = SCENE_STATS.get()  # a block of a larger scene: that scene's statistics, not the block's
+    stats = tuple(_scene_stats(_array_reader(da, idx), shape, card) if scene is None else scene(da, idx, card)
+                  for da, idx in ((before, idx_b), (after, idx_a)))
     out = np.full(shape, np.nan, dtype=np.float32)
 
     def sink(top: int, rows: np.ndarray) -> None:

@@ -16,9 +16,11 @@ Example
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -109,6 +111,44 @@ def write_cog(
         profile["height"],
     )
     return out
+
+
+@contextlib.contextmanager
+def cog_windows(
+    like: xr.DataArray,
+    path: str | os.PathLike[str],
+    *,
+    dtype: Literal["float32", "uint8"] = "float32",
+    nodata: float | None = None,
+    overwrite: bool = False,
+    tags: dict[str, Any] | None = None,
+) -> Iterator[Callable[[xr.DataArray | np.ndarray, int, int], None]]:
+    """:func:`write_cog` for a raster made window by window: ``like`` (``(y, x)`` or ``(band, y, x)``,
+    dask-backed is fine: it is never read) gives the grid, the band names and the tags; the context
+    yields ``write(window, row, col)``, which stores a ``(y, x)`` / ``(band, y, x)`` window at that
+    pixel offset into the tiled staging GeoTIFF.  On leaving, the staging file becomes the COG at
+    ``path`` (atomically); an exception leaves nothing behind.  Windows never written are nodata."""
+    arr = _as_band_yx(like)
+    if nodata is None and dtype == "float32":
+        nodata = float("nan")
+    profile = _profile(arr, dtype, nodata)
+    out = Path(path)
+    with atomic_path(out, overwrite=overwrite) as tmp, rasterio.Env(GDAL_CACHEMAX=_CACHE_MB):
+        stage = tmp.with_name(tmp.stem + ".stage.tif")
+        try:
+            with _open_stage(stage, profile) as dst:
+                _describe(dst, arr, tags)
+
+                def write(window: xr.DataArray | np.ndarray, row: int, col: int) -> None:
+                    block = np.asarray(window.values if isinstance(window, xr.DataArray) else window)
+                    block = block[None] if block.ndim == 2 else block
+                    dst.write(_cast(block, dtype, nodata), window=Window(col, row, block.shape[2], block.shape[1]))
+
+                yield write
+            _to_cog(stage, tmp, compress="deflate", resampling="average" if dtype == "float32" else "nearest")
+        finally:
+            remove_with_sidecars(stage)
+    log.info("wrote %s (%s, window by window, %dx%d)", out, dtype, profile["width"], profile["height"])
 
 
 def _as_band_yx(arr: xr.DataArray) -> xr.DataArray:

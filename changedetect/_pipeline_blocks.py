@@ -1,0 +1,213 @@
+"""Detection and vectorisation of a scene larger than one block (private): the co-registered stack
+is split into cores of at most ``config.run.block_px`` a side, each read with ``halo_px`` around it
+and held in memory; :func:`changedetect._pipeline_find.find` runs on each, with the whole scene's
+normalisation statistics (:class:`SceneStats`); each core's rasters are written into the scene's
+outputs window by window, and each block keeps the footprints whose representative point lies in
+its core.  Memory is bounded by the block; the footprints grow with the buildings only."""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from changedetect._detect_engine import SCENE_STATS, _scene_stats
+from changedetect._pipeline_find import find
+from changedetect._pipeline_output import OUTPUTS
+from changedetect._pipeline_steps import days_raster
+from changedetect.config import PipelineConfig
+from changedetect.tiling import Window
+
+if TYPE_CHECKING:
+    import geopandas as gpd
+    import xarray as xr
+
+    from changedetect._pipeline_chain import Clock
+
+log = logging.getLogger("changedetect.pipeline")
+
+Span = tuple[int, int]
+
+
+def spans(size: int, block: int, halo: int) -> list[tuple[Span, Span]]:
+    """``(core, outer)`` pixel ranges along one axis: equal cores of at most ``block`` covering
+    ``size``, each grown by ``halo`` on both sides within ``[0, size)``."""
+    n = -(-size // block)
+    edges = np.linspace(0, size, n + 1).round().astype(int)
+    return [((int(a), int(b)), (max(0, int(a) - halo), min(size, int(b) + halo))) for a, b in zip(edges, edges[1:], strict=False)]
+
+
+def is_blocked(aligned: xr.DataArray, config: PipelineConfig) -> bool:
+    """Whether the scene is larger than one block in either dimension."""
+    return max(int(aligned.sizes["y"]), int(aligned.sizes["x"])) > config.run.block_px
+
+
+class SceneStats:
+    """The whole scene's normalisation statistics of each date (:data:`SCENE_STATS`), drawn from
+    the (lazy) co-registered ``stack`` as :func:`changedetect.detect.detect_pair` draws them from a
+    whole scene (``_scene_stats``: sample windows only), once per date, band set and model card."""
+
+    def __init__(self, stack: xr.DataArray) -> None:
+        self.stack = stack
+        self.times = list(stack["time"].values)
+        self.shape = (int(stack.sizes["y"]), int(stack.sizes["x"]))
+        self.names = [str(b) for b in stack["band"].values]
+        self.cache: dict[tuple[int, tuple[int, ...], int], Any] = {}
+        self.reads: dict[tuple[int, int, int, int, int], np.ndarray] = {}
+
+    def __call__(self, date: xr.DataArray, idx: list[int], card: Any) -> Any:
+        i = self.times.index(date["time"].values)
+        if [str(b) for b in date["band"].values] != self.names:
+            raise ValueError("a block's bands are not the scene's")
+        key = (i, tuple(idx), id(card))
+        if key not in self.cache:
+            self.cache[key] = _scene_stats(self._reader(i, idx), self.shape, card)
+        return self.cache[key]
+
+    def _reader(self, i: int, idx: list[int]) -> Callable[[Window], np.ndarray]:
+        def read(win: Window) -> np.ndarray:
+            at = (i, win.row, win.col, win.height, win.width)
+            data = self.reads.get(at)
+            if data is None:
+                rows, cols = win.slices
+                data = np.asarray(self.stack.isel(time=i, y=rows, x=cols).values, dtype=np.float32)
+                if win.height * win.width <= 256 * 256:  # the sample windows: shared by the cards
+                    self.reads[at] = data
+            return data[idx]
+
+        return read
+
+
+@dataclass
+class Blocked:
+    """What the blocks found together (the rasters are written)."""
+
+    prob: xr.DataArray  # the scene's grid and the probability's attributes; its values are not the probability
+    footprints: gpd.GeoDataFrame
+    kept: tuple[int, int]
+    carried: int | None
+    dropped: int
+    written: set[str] = field(default_factory=set)
+
+
+def _template(aligned: xr.DataArray, like: xr.DataArray) -> xr.DataArray:
+    """A zero-cost raster on the scene's grid with ``like``'s name and attributes."""
+    base = aligned.isel(time=0, band=0, drop=True)
+    shape = (int(base.sizes["y"]), int(base.sizes["x"]))
+    out = base.copy(data=np.broadcast_to(np.zeros((), dtype=like.dtype), shape))
+    out.name, out.attrs = like.name, dict(like.attrs)
+    return out
+
+
+def in_core(footprints: gpd.GeoDataFrame, transform: Any, core: tuple[Span, Span]) -> np.ndarray:
+    """Which footprints' representative points (``point_on_surface``) lie in ``core``'s pixels."""
+    import shapely
+
+    pts = shapely.point_on_surface(np.asarray(footprints.geometry.values))
+    inv, x, y = ~transform, shapely.get_x(pts), shapely.get_y(pts)
+    col, row = inv.a * x + inv.b * y + inv.c, inv.d * x + inv.e * y + inv.f
+    (r0, r1), (c0, c1) = core
+    return np.asarray((row >= r0) & (row < r1) & (col >= c0) & (col < c1), dtype=bool)
+
+
+def unique_ids(footprints: gpd.GeoDataFrame, previous: gpd.GeoDataFrame | None) -> gpd.GeoDataFrame:
+    """Footprints of two blocks may take one id (two cells' hashes alike, one previous id carried
+    twice): the larger keeps it, the other takes its cell's first free ``-2``, ``-3``, ..."""
+    from changedetect._vectorize_shapes import _cell_hashes
+
+    ids = footprints["footprint_id"].astype(str).tolist()
+    if len(set(ids)) == len(ids):
+        return footprints
+    taken = set(ids) | (set(previous["footprint_id"].astype(str)) if previous is not None and len(previous) else set())
+    seen: set[str] = set()
+    for k, fid in enumerate(ids):  # largest first
+        if fid in seen:
+            base = _cell_hashes(footprints.geometry.iloc[[k]])[0]
+            n = 2
+            while f"{base}-{n}" in taken:
+                n += 1
+            ids[k] = f"{base}-{n}"
+            taken.add(ids[k])
+        seen.add(ids[k])
+    log.info("blocks: %d footprint id(s) taken twice given fresh ones", sum(a != b for a, b in
+                                                                           zip(ids, footprints["footprint_id"], strict=True)))
+    return footprints.assign(footprint_id=ids)
+
+
+def run_blocks(aligned: xr.DataArray, index: list[tuple[int, int]] | None, masks: list[tuple[int, int]] | None,
+               config: PipelineConfig, models: tuple[Any, Any], clock: Clock, progress: bool,
+               previous: gpd.GeoDataFrame | None, out: Path) -> Blocked:
+    """:func:`find` block by block; writes the probability, first-seen and same-season rasters."""
+    import geopandas as gpd
+    import pandas as pd
+
+    h, w = int(aligned.sizes["y"]), int(aligned.sizes["x"])
+    blocks = [(ry, rx) for ry in spans(h, config.run.block_px, config.run.halo_px)
+              for rx in spans(w, config.run.block_px, config.run.halo_px)]
+    transform = aligned.rio.transform()
+    frames: list[gpd.GeoDataFrame] = []
+    writers: dict[str, Callable[[Any, int, int], None]] = {}
+    first: Any = None
+    carried: int | None = None
+    dropped = 0
+    token = SCENE_STATS.set(SceneStats(aligned))
+    try:
+        with contextlib.ExitStack() as files:
+            for n, ((core_y, outer_y), (core_x, outer_x)) in enumerate(blocks, 1):
+                clock.block = f" (block {n} of {len(blocks)})"
+                log.info("block %d of %d: rows %d-%d, columns %d-%d", n, len(blocks), *core_y, *core_x)
+                block = aligned.isel(y=slice(*outer_y), x=slice(*outer_x))
+                block = block.compute() if block.chunks is not None else block
+                found = find(block, index, masks, config, models, clock, progress, previous)
+                rasters = _rasters(found, config)
+                if first is None:  # the probability's grid and attributes, not its values: held to the end
+                    first = (_template(aligned, found.prob), found.kept, found.footprints.attrs)
+                    for key, (raster, dtype, nodata, tags) in rasters.items():
+                        writers[key] = files.enter_context(_writer(aligned, raster, out / OUTPUTS[key], dtype,
+                                                                   nodata, tags))
+                core = (slice(core_y[0] - outer_y[0], core_y[1] - outer_y[0]),
+                        slice(core_x[0] - outer_x[0], core_x[1] - outer_x[0]))
+                for key, (raster, *_rest) in rasters.items():
+                    writers[key](raster.values[core], core_y[0], core_x[0])
+                keep = in_core(found.footprints, transform, (core_y, core_x))
+                frames.append(found.footprints[keep])
+                if found.carried is not None:
+                    carried = (carried or 0) + int(found.footprints["footprint_id"][keep].isin(
+                        set(previous["footprint_id"].astype(str)) if previous is not None else set()).sum())
+                dropped += found.dropped
+                del block, found, rasters
+                gc.collect()  # a block's arrays sit in reference cycles: freed now, not blocks later
+            clock.block = ""
+    finally:
+        SCENE_STATS.reset(token)
+    both = pd.concat(frames, ignore_index=True)
+    both = both.sort_values("area_m2", ascending=False, kind="stable").reset_index(drop=True)
+    footprints = unique_ids(gpd.GeoDataFrame(both, geometry="geometry", crs=frames[0].crs), previous)
+    footprints.attrs = {**first[2], "unconfirmed_across_seasons": dropped, "blocks": len(blocks)}
+    return Blocked(first[0], footprints, first[1], carried, dropped, set(writers))
+
+
+def _rasters(found: Any, config: PipelineConfig) -> dict[str, tuple[xr.DataArray, str, float | None, Any]]:
+    """The block's rasters to write, as the whole scene's path writes them."""
+    out: dict[str, tuple[xr.DataArray, str, float | None, Any]] = {"probability": (found.prob, "float32", None, None)}
+    if found.same_sun is not None:
+        out["same_season"] = (found.same_sun, "uint8", 255, {"PAIR": found.same_sun.attrs["pair"]})
+    if found.first_seen is not None and config.output.first_seen:
+        out["first_seen"] = (days_raster(found.first_seen), "float32", None, None)
+    return out
+
+
+def _writer(aligned: xr.DataArray, like: xr.DataArray, path: Path, dtype: Any, nodata: float | None,
+            tags: Any) -> Any:
+    from changedetect.io.raster import cog_windows
+
+    return cog_windows(_template(aligned, like), path, dtype=dtype, nodata=nodata, overwrite=True, tags=tags)
+
+
+__all__ = ["Blocked", "SceneStats", "in_core", "is_blocked", "run_blocks", "spans", "unique_ids"]

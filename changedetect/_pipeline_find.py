@@ -1,0 +1,97 @@
+"""Detection and vectorisation of :func:`changedetect.pipeline.run` on one co-registered stack
+(private): the whole scene, or one block of a larger one (:mod:`changedetect._pipeline_blocks`).
+The same code for both, so that the rules (presence check, same-sun drop, rebuilds, first-seen,
+previous ids) are the same; it writes nothing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from changedetect._pipeline_steps import (
+    drop_unconfirmed,
+    fill_first_seen,
+    presence_rasters,
+    same_season_decisions,
+    with_rebuilds,
+)
+from changedetect.config import PipelineConfig
+from changedetect.presence import DatePresence
+
+if TYPE_CHECKING:
+    import geopandas as gpd
+    import numpy as np
+    import xarray as xr
+
+    from changedetect._pipeline_chain import Clock
+
+
+@dataclass
+class Found:
+    """What detection and vectorisation found on a stack."""
+
+    prob: xr.DataArray
+    #: the first-seen raster (datetime64), None for one pair
+    first_seen: xr.DataArray | None
+    #: the first masked same-season pair's decisions (:func:`same_season_decisions`), or None
+    same_sun: xr.DataArray | None
+    footprints: gpd.GeoDataFrame
+    #: the dates the later stages keep: indices into the stack given
+    kept: tuple[int, int]
+    #: ids carried over from the previous footprints (None without them)
+    carried: int | None
+    #: footprints dropped as not confirmed under the same sun
+    dropped: int
+
+
+def find(aligned: xr.DataArray, index: list[tuple[int, int]] | None, masks: list[tuple[int, int]] | None,
+         config: PipelineConfig, models: tuple[Any, Any], clock: Clock, progress: bool,
+         previous: gpd.GeoDataFrame | None) -> Found:
+    """Detect on ``aligned``'s pairs (``index``, None: the series' own; ``masks``: mask pairs, as
+    indices) and vectorise, in ``clock``'s stages ``detect`` and ``vectorize``."""
+    from changedetect import detect as detect_mod
+    from changedetect import vectorize as vec_mod
+    from changedetect._detect_engine import _threshold as detect_threshold
+    from changedetect._rebuilds import rebuilds
+
+    loaded, segmenter = models
+    first_seen = rebuilt = events = same_sun = None
+    unmasked: dict[tuple[int, int], np.ndarray] | None = None
+    with clock.stage("detect"):
+        # each date's building probability, computed once: for the presence check and change_type
+        dates = None if segmenter is None else DatePresence(aligned, segmenter, config.detect, progress)
+        kept = (0, aligned.sizes["time"] - 1)  # the dates the later stages keep, as indices here
+        if index is None and aligned.sizes["time"] == 2:  # one pair: its probability, no first-seen raster
+            prob = detect_mod.detect_each_pair(aligned, config=config.detect, progress=progress, model=loaded,
+                                               pairs=[(0, 1)], segmenter=dates)[0][2]
+        else:
+            unmasked = {} if masks else None
+            events = detect_mod.detect_each_pair(aligned, config=config.detect, progress=progress, model=loaded,
+                                                 pairs=index, mask_pairs=masks, segmenter=dates, unmasked=unmasked)
+            thr = detect_threshold(config.detect, loaded.card)
+            prob, first_seen = detect_mod.combine_pairs(events, aligned, thr)
+            stamps = aligned["time"].values  # the events' indices, before the dates kept below
+            same_sun = same_season_decisions(events, unmasked, stamps, config.detect)
+            if index is None and dates is not None and config.detect.rebuilds:
+                rebuilt = rebuilds(events, aligned["time"].values, thr, dates, dates.pixel_m2)
+            if index is not None:  # the later stages start at the first pair's BEFORE date
+                kept = (index[0][0], max(j for _, j in index))
+    aligned = aligned.isel(time=slice(kept[0], kept[1] + 1))
+    dropped = 0
+    with clock.stage("vectorize"):
+        presence = presence_rasters(prob, config, dates, kept)
+        footprints = vec_mod.vectorize(prob, first_seen=first_seen, before=aligned.isel(time=0),
+                                       after=aligned.isel(time=-1), previous=previous, presence=presence,
+                                       config=config.vectorize, progress=progress)
+        carried = footprints.attrs.get("carried_ids", 0) if previous is not None else None
+        if events is not None and config.detect.same_sun_share is not None:
+            footprints = drop_unconfirmed(footprints, events, stamps, config.detect, thr, unmasked=unmasked,
+                                          dates=dates)
+            dropped = int(footprints.attrs.get("unconfirmed_across_seasons", 0))
+        if rebuilt is not None:  # a building put up on a lot demolished earlier: a footprint of its own
+            footprints = with_rebuilds(footprints, rebuilt, previous, config.vectorize)
+        footprints = fill_first_seen(footprints, aligned)
+    return Found(prob, first_seen, same_sun, footprints, kept, carried, dropped)
+
+
+__all__ = ["Found", "find"]

@@ -1,0 +1,35 @@
+"""The ``[run]`` table of a run's configuration: how :func:`changedetect.pipeline.run` splits a
+scene larger than one block.  Private: import :class:`RunConfig` from :mod:`changedetect.config`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """How a run holds a large scene in memory.
+
+    Parameters
+    ----------
+    block_px
+        A co-registered scene of at most this many pixels a side runs whole.  A larger one runs
+        detection and vectorisation block by block (cores of ``block_px`` a side, each read with
+        ``halo_px`` around it), so that memory is bounded by the block, not the scene: about
+        3 GiB at the default 4096 px with three dates of four bands.  The normalisation statistics
+        are the whole scene's; a footprint belongs to the block whose core holds its
+        representative point.
+    halo_px
+        Pixels read around each block's core (clipped at the scene's edge): a building that
+        crosses the core's edge is traced whole from the halo.  Give more than the largest
+        building's side in pixels.
+    """
+
+    block_px: int = 4096
+    halo_px: int = 256
+
+    def __post_init__(self) -> None:
+        if self.block_px < 256:
+            raise ValueError(f"block_px must be >= 256, got {self.block_px}")
+        if not 0 <= self.halo_px <= self.block_px:
+            raise ValueError(f"halo_px must be in [0, block_px={self.block_px}], got {self.halo_px}")

@@ -1,0 +1,217 @@
+"""`changedetect run` on a scene larger than one block ([run] block_px): detection and
+vectorisation block by block, with the whole scene's statistics, rasters written window by window,
+one footprint per structure; a scene of one block runs the whole-scene code unchanged."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import rasterio
+import shapely
+
+from changedetect._pipeline_blocks import SceneStats, in_core, spans, unique_ids
+from changedetect.config import PipelineConfig, RunConfig
+from changedetect.errors import ConfigError
+from changedetect.testing import make_footprints, make_model, make_permits, make_stack, write_stack
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE, REGISTER = ROOT / "sample_tiles", ROOT / "permits" / "sample_register.gpkg"
+RASTERS = ("change_probability.tif", "first_seen.tif")
+
+
+def _with_run(config: PipelineConfig, block: int, halo: int) -> PipelineConfig:
+    return dataclasses.replace(config, run=RunConfig(block_px=block, halo_px=halo))
+
+
+def _footprints(out: Path) -> gpd.GeoDataFrame:
+    return gpd.read_file(out / "footprints.gpkg")
+
+
+# ----------------------------------------------------------------------------- the parts
+@pytest.mark.parametrize(("size", "block", "halo"), [(1024, 512, 128), (8192, 4096, 256), (1000, 300, 50), (256, 256, 0)])
+def test_spans_cover_the_axis_once_with_cores_no_larger_than_a_block(size: int, block: int, halo: int) -> None:
+    got = spans(size, block, halo)
+    cores = [c for c, _ in got]
+    assert cores[0][0] == 0 and cores[-1][1] == size
+    assert all(a[1] == b[0] for a, b in zip(cores, cores[1:], strict=False))  # no gap, no overlap
+    assert all(0 < b - a <= block for a, b in cores)
+    for (c0, c1), (o0, o1) in got:
+        assert o0 == max(0, c0 - halo) and o1 == min(size, c1 + halo)
+
+
+def test_each_footprint_belongs_to_exactly_one_core() -> None:
+    from affine import Affine
+
+    transform = Affine(0.5, 0, 1000.0, 0, -0.5, 2000.0)
+    rng = np.random.default_rng(0)
+    xs, ys = 1000 + rng.uniform(0, 190, 300), 2000 - rng.uniform(0, 190, 300)  # inside the 400² px grid
+    boxes = gpd.GeoDataFrame(geometry=[shapely.box(x, y - 6, x + 9, y) for x, y in zip(xs, ys, strict=True)])
+    axis = spans(400, 128, 16)
+    owners = sum(in_core(boxes, transform, (ry, rx)).astype(int) for ry, _ in axis for rx, _ in axis)
+    assert (owners == 1).all()
+
+
+def test_footprint_ids_taken_by_two_blocks_become_unique() -> None:
+    geoms = [shapely.box(0, 0, 10, 10), shapely.box(0.5, 0.5, 4, 4), shapely.box(100, 100, 103, 103)]
+    frame = gpd.GeoDataFrame({"footprint_id": ["F-a", "F-a", "F-b"]}, geometry=geoms, crs="EPSG:32648")
+    previous = gpd.GeoDataFrame({"footprint_id": ["F-c"]}, geometry=[shapely.box(500, 500, 501, 501)],
+                                crs="EPSG:32648")
+    ids = list(unique_ids(frame, previous)["footprint_id"])
+    assert ids[0] == "F-a" and ids[2] == "F-b" and len(set(ids)) == 3 and ids[1].endswith("-2")
+    assert unique_ids(frame.iloc[[0, 2]], None) is not None
+
+
+def test_scene_stats_are_those_of_the_whole_scene_for_any_block() -> None:
+    from changedetect._detect_engine import _scene_stats
+    from changedetect.detect import _array_reader
+
+    class Card:
+        @staticmethod
+        def compute_stats(sample: np.ndarray) -> tuple[float, ...]:
+            return tuple(float(v) for v in sample.mean(axis=(1, 2)))
+
+    stack = make_stack(n_dates=2, size=1100, seed=1)  # over _STATS_PIXELS: sampled windows
+    stats = SceneStats(stack)
+    whole = _scene_stats(_array_reader(stack.isel(time=1), [0, 2]), (1100, 1100), Card)
+    for rows, cols in ((slice(0, 300), slice(0, 300)), (slice(800, 1100), slice(500, 1000))):
+        block = stack.isel(y=rows, x=cols).isel(time=1)
+        assert stats(block, [0, 2], Card) == whole
+        assert _scene_stats(_array_reader(block, [0, 2]), (300, block.sizes["x"]), Card) != whole
+
+
+def test_run_table_is_checked() -> None:
+    assert PipelineConfig.from_dict({"run": {"block_px": 2048, "halo_px": 128}}).run == RunConfig(2048, 128)
+    with pytest.raises(ConfigError, match="halo_px"):
+        PipelineConfig.from_dict({"run": {"block_px": 512, "halo_px": 600}})
+    with pytest.raises(ConfigError, match="block_px"):
+        PipelineConfig.from_dict({"run": {"block_px": 16}})
+
+
+def test_cog_windows_writes_what_write_cog_writes(tmp_path: Path) -> None:
+    from changedetect.io.raster import cog_windows, write_cog
+
+    stack = make_stack(n_dates=1, size=300, seed=2)
+    plane = stack.isel(time=0, band=0, drop=True).astype(np.float32)
+    plane.values[:20, :20] = np.nan
+    plane.attrs = {"threshold": 0.5}
+    write_cog(plane, tmp_path / "whole.tif")
+    with cog_windows(plane, tmp_path / "windows.tif") as write:
+        for (r0, r1), _ in spans(300, 128, 0):
+            for (c0, c1), _ in spans(300, 128, 0):
+                write(plane.values[r0:r1, c0:c1], r0, c0)
+    with rasterio.open(tmp_path / "whole.tif") as a, rasterio.open(tmp_path / "windows.tif") as b:
+        np.testing.assert_array_equal(a.read(), b.read())
+        pa, pb = ({k: v for k, v in p.profile.items() if k != "nodata"} for p in (a, b))
+        assert pa == pb and np.isnan(a.nodata) and np.isnan(b.nodata)
+        assert a.tags() == b.tags() and a.overviews(1) == b.overviews(1)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+# ----------------------------------------------------------------------------- a tiny model's run
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    root = tmp_path_factory.mktemp("blocked")
+    stack = make_stack(n_dates=3, size=300, seed=3)
+    write_stack(stack, root / "tiles", prefix="district12")
+    make_permits(make_footprints(stack).iloc[:1]).to_file(root / "permits.gpkg")
+    config = PipelineConfig().with_model(str(make_model(root / "tiny-model")))
+    config = dataclasses.replace(
+        config, detect=dataclasses.replace(config.detect, window=64, overlap=8),
+        vectorize=dataclasses.replace(config.vectorize, threshold=0.02, low_threshold=0.02),
+        output=dataclasses.replace(config.output, report=False))
+    return {"root": root, "config": config}
+
+
+def _run(tiny: dict, name: str, config: PipelineConfig, previous: Path | None = None) -> Path:
+    from changedetect.pipeline import run
+
+    out = tiny["root"] / name
+    run(tiny["root"] / "tiles", permits=tiny["root"] / "permits.gpkg", out=out, config=config, previous=previous)
+    return out
+
+
+@pytest.fixture(scope="module")
+def default(tiny: dict) -> Path:
+    return _run(tiny, "default", tiny["config"])
+
+
+def test_a_scene_of_one_block_runs_whole(tiny: dict, default: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import changedetect._pipeline_blocks as blocks
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a scene of one block was split")
+
+    monkeypatch.setattr(blocks, "run_blocks", refuse)
+    one = _run(tiny, "one-block", _with_run(tiny["config"], 300, 256))
+    for name in RASTERS:
+        assert (one / name).read_bytes() == (default / name).read_bytes(), name
+    a, b = _footprints(default), _footprints(one)
+    assert list(a["footprint_id"]) == list(b["footprint_id"]) and a.geometry.geom_equals_exact(b.geometry, 0).all()
+
+
+def test_a_larger_scene_runs_block_by_block(tiny: dict, default: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger="changedetect.pipeline"):
+        out = _run(tiny, "blocks", _with_run(tiny["config"], 256, 32))
+    assert "block 4 of 4" in caplog.text and "stage detect (block 1 of 4)" in caplog.text
+    for name in RASTERS:
+        with rasterio.open(out / name) as src, rasterio.open(default / name) as whole:
+            assert (src.shape, src.transform, src.crs) == (whole.shape, whole.transform, whole.crs)
+            assert src.tags() == whole.tags() and src.descriptions == whole.descriptions
+            a, b = src.read(1), whole.read(1)
+            assert (np.isnan(a) == np.isnan(b)).mean() > 0.99  # the same pixels hold data (and change)
+    fp = _footprints(out)
+    assert len(fp) and fp["footprint_id"].is_unique
+    # the next run, given these footprints as the previous ones, carries every id over
+    again = _footprints(_run(tiny, "blocks-again", _with_run(tiny["config"], 256, 32), previous=out))
+    assert set(again["footprint_id"]) == set(fp["footprint_id"])
+
+
+# ----------------------------------------------------------------------------- the sample city
+@pytest.fixture(scope="module")
+def sample_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    if not any(SAMPLE.glob("district12_*.tif")) or not REGISTER.is_file():
+        pytest.skip("the sample city (sample_tiles/, permits/sample_register.gpkg) is absent")
+    from changedetect.pipeline import run
+
+    root = tmp_path_factory.mktemp("sample")
+    config = PipelineConfig()
+    config = dataclasses.replace(config, output=dataclasses.replace(config.output, report=False))
+    run(SAMPLE, permits=REGISTER, out=root / "whole", config=config)
+    run(SAMPLE, permits=REGISTER, out=root / "blocks", config=_with_run(config, 512, 128))
+    return root / "whole", root / "blocks"
+
+
+def test_sample_city_in_blocks_finds_the_same_violations(sample_runs: tuple[Path, Path]) -> None:
+    whole, blocks = sample_runs
+    a, b = _footprints(whole), _footprints(blocks)
+    assert b["footprint_id"].is_unique
+    # one footprint per structure: each blocked footprint overlaps one whole-scene footprint well
+    # (one cut at a core's edge would be a fraction of it, one taken twice a duplicate)
+    ious = []
+    for geom in b.geometry:
+        hits = [geom.intersection(g).area / geom.union(g).area for g in a.geometry if g.intersects(geom)]
+        ious.append(max(hits, default=0.0))
+    assert len(a) == len(b) and min(ious) > 0.8, sorted(ious)[:5]
+    # the same status for the same structure (matched by overlap: two neighbours of one id cell may
+    # swap their -2 suffixes when their outlines differ by a pixel)
+    va, vb = (gpd.read_file(o / "violations.gpkg", layer="violations") for o in (whole, blocks))
+    for geom, status in zip(vb.geometry, vb["status"], strict=True):
+        best = max(range(len(va)), key=lambda i: geom.intersection(va.geometry.iloc[i]).area)
+        assert va["status"].iloc[best] == status
+    assert sorted(vb["status"]) == sorted(va["status"])
+
+
+def test_sample_city_in_blocks_has_no_seams(sample_runs: tuple[Path, Path]) -> None:
+    whole, blocks = sample_runs
+    with rasterio.open(whole / "change_probability.tif") as x, rasterio.open(blocks / "change_probability.tif") as y:
+        p, q = x.read(1), y.read(1)
+    assert (np.isnan(p) == np.isnan(q)).all()
+    d = np.abs(np.nan_to_num(p) - np.nan_to_num(q))
+    # the network's windows fall elsewhere in a block: small differences, no band along the cores' edges
+    assert (d > 0.1).mean() < 1e-3
+    assert ((p >= 0.5) != (q >= 0.5)).sum() < 0.01 * (p >= 0.5).sum()
