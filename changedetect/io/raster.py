@@ -90,27 +90,30 @@ def write_cog(
     arr = _as_band_yx(da_)
     if nodata is None and dtype == "float32":
         nodata = float("nan")
-    profile = _profile(arr, dtype, nodata)
     out = Path(path)
+    with _staged_cog(arr, out, dtype, nodata, overwrite, tags, compress, overview_resampling) as dst:
+        _store(arr, dst, dtype, nodata)
+    log.info("wrote %s (%s, %d band(s), %dx%d)", out, dtype, arr.sizes["band"], arr.sizes["x"], arr.sizes["y"])
+    return out
+
+
+@contextlib.contextmanager
+def _staged_cog(arr: xr.DataArray, out: Path, dtype: str, nodata: float | None, overwrite: bool,
+                tags: dict[str, Any] | None, compress: str = "deflate", overview_resampling: str | None = None,
+                ) -> Iterator[Any]:
+    """The open tiled staging GeoTIFF on ``arr``'s grid, described and tagged; on leaving, made
+    the COG at ``out`` (atomically: an exception leaves nothing behind)."""
+    profile = _profile(arr, dtype, nodata)
     with atomic_path(out, overwrite=overwrite) as tmp, rasterio.Env(GDAL_CACHEMAX=_CACHE_MB):
         stage = tmp.with_name(tmp.stem + ".stage.tif")
         try:
             with _open_stage(stage, profile) as dst:
                 _describe(dst, arr, tags)
-                _store(arr, dst, dtype, nodata)
+                yield dst
             resampling = overview_resampling or ("average" if dtype == "float32" else "nearest")
             _to_cog(stage, tmp, compress=compress, resampling=resampling)
         finally:
             remove_with_sidecars(stage)
-    log.info(
-        "wrote %s (%s, %d band(s), %dx%d)",
-        out,
-        dtype,
-        profile["count"],
-        profile["width"],
-        profile["height"],
-    )
-    return out
 
 
 @contextlib.contextmanager
@@ -131,24 +134,16 @@ def cog_windows(
     arr = _as_band_yx(like)
     if nodata is None and dtype == "float32":
         nodata = float("nan")
-    profile = _profile(arr, dtype, nodata)
     out = Path(path)
-    with atomic_path(out, overwrite=overwrite) as tmp, rasterio.Env(GDAL_CACHEMAX=_CACHE_MB):
-        stage = tmp.with_name(tmp.stem + ".stage.tif")
-        try:
-            with _open_stage(stage, profile) as dst:
-                _describe(dst, arr, tags)
+    with _staged_cog(arr, out, dtype, nodata, overwrite, tags) as dst:
 
-                def write(window: xr.DataArray | np.ndarray, row: int, col: int) -> None:
-                    block = np.asarray(window.values if isinstance(window, xr.DataArray) else window)
-                    block = block[None] if block.ndim == 2 else block
-                    dst.write(_cast(block, dtype, nodata), window=Window(col, row, block.shape[2], block.shape[1]))
+        def write(window: xr.DataArray | np.ndarray, row: int, col: int) -> None:
+            block = np.asarray(window.values if isinstance(window, xr.DataArray) else window)
+            block = block[None] if block.ndim == 2 else block
+            dst.write(_cast(block, dtype, nodata), window=Window(col, row, block.shape[2], block.shape[1]))
 
-                yield write
-            _to_cog(stage, tmp, compress="deflate", resampling="average" if dtype == "float32" else "nearest")
-        finally:
-            remove_with_sidecars(stage)
-    log.info("wrote %s (%s, window by window, %dx%d)", out, dtype, profile["width"], profile["height"])
+        yield write
+    log.info("wrote %s (%s, window by window, %dx%d)", out, dtype, arr.sizes["x"], arr.sizes["y"])
 
 
 def _as_band_yx(arr: xr.DataArray) -> xr.DataArray:
