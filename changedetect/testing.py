@@ -321,7 +321,22 @@ def counting_lazy(stack: xr.DataArray, chunks: tuple[int, ...]) -> tuple[xr.Data
     return stack.copy(data=source.map_blocks(warp, dtype=source.dtype)), computed
 
 
+def make_nightly_catalog(root: str | Path, areas: dict[str, int]) -> dict[str, Path]:
+    """A tiny nightly world under ``root``: per area (name -> seed) two 64 px dates in
+    ``tiles/<area>/``, a one-permit register ``permits.gpkg``, a tiny model and a ``nightly.toml``
+    that uses it (64 px windows, low thresholds so that the model's noise makes footprints).
+    Returns the paths by name: ``root``, ``tiles``, ``permits``, ``config``."""
+    root = Path(root)
+    for area, seed in areas.items():
+        write_stack(make_stack(n_dates=2, size=64, seed=seed), root / "tiles" / area, prefix=area)
+    make_permits(make_footprints(make_stack(n_dates=2, size=64)).iloc[:1]).to_file(root / "permits.gpkg")
+    model = make_model(root / "tiny-model", threshold=0.02)
+    (root / "nightly.toml").write_text(f'[detect]\nmodel = "{model}"\nwindow = 64\noverlap = 8\n'
+                                       "[vectorize]\nthreshold = 0.02\nlow_threshold = 0.02\n", encoding="utf-8")
+    return {"root": root, "tiles": root / "tiles", "permits": root / "permits.gpkg", "config": root / "nightly.toml"}
+
+
 __all__ = [
     "Building", "assert_same_grid", "assert_tilestack", "counting_lazy", "default_buildings", "make_footprints",
-    "make_grid", "make_model", "make_permits", "make_stack", "make_violations", "write_stack",
+    "make_grid", "make_model", "make_nightly_catalog", "make_permits", "make_stack", "make_violations", "write_stack",
 ]

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from changedetect.testing import make_footprints, make_permits, make_stack, write_stack
+from changedetect.testing import make_nightly_catalog
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="sends a POSIX SIGINT to a child process")
 
@@ -59,16 +59,7 @@ main(sys.argv[1:])
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Two areas of two tiny dates each (one pair each on ``NIGHT``), a register and a tiny model."""
-    from changedetect.testing import make_model
-
-    root = tmp_path_factory.mktemp("nightly_sigint")
-    for area, seed in AREAS.items():
-        write_stack(make_stack(n_dates=2, size=64, seed=seed), root / "tiles" / area, prefix=area)
-    make_permits(make_footprints(make_stack(n_dates=2, size=64)).iloc[:1]).to_file(root / "permits.gpkg")
-    model = make_model(root / "tiny-model", threshold=0.02)
-    (root / "nightly.toml").write_text(f'[detect]\nmodel = "{model}"\nwindow = 64\noverlap = 8\n'
-                                       "[vectorize]\nthreshold = 0.02\nlow_threshold = 0.02\n", encoding="utf-8")
-    return {"root": root, "tiles": root / "tiles", "permits": root / "permits.gpkg", "config": root / "nightly.toml"}
+    return make_nightly_catalog(tmp_path_factory.mktemp("nightly_sigint"), AREAS)
 
 
 def _start(world: dict[str, Path], base: Path, *extra: str, marker_dir: Path | None = None) -> subprocess.Popen[str]:
