@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-import changedetect.cli as cdcli
 from changedetect.config import PipelineConfig
 from changedetect.errors import ConfigError, ModelError, RegisterReadError
 from changedetect.testing import make_footprints, make_model, make_permits, make_stack, write_stack
@@ -34,11 +33,10 @@ def _tree(folder: Path) -> dict[str, bytes | None]:
 
 
 def _exit(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    cdcli._STATE["debug"] = False
-    with pytest.raises(SystemExit) as info:
-        cdcli.main(argv)
-    code = info.value.code
-    return (code if isinstance(code, int) else 1), capsys.readouterr().err
+    """Exit status and stderr of ``changedetect ARGV`` (as tests/test_cli_errors.py runs it)."""
+    from test_cli_errors import _exit as exit_of
+
+    return exit_of(argv, capsys)
 
 
 @pytest.mark.parametrize("which", ["missing", "corrupt"])
