@@ -1,7 +1,8 @@
 """`changedetect run` on the sample city tiled K x K times: wall time and peak RSS of the whole chain.
 
-The README promises that tiles are read "lazily and windowed, so a whole city never has to
-fit in memory"; this measures the whole chain (co-registration, the series' pairs with the
+A whole city must never have to fit in memory (tiles are read lazily and windowed; since the
+blocked run, a scene larger than ``[run] block_px`` is detected and vectorised block by block);
+this measures the whole chain (co-registration, the series' pairs with the
 building segmenter's presence check, vectorise, match, write, report) on scenes far larger
 than the 1024² sample city.
 
@@ -178,6 +179,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-rss-gb", type=float, default=6.0,
                         help="kill the run when its process tree passes this many GiB (default 6)")
     parser.add_argument("--cli", type=Path, default=CLI, help="the changedetect console script")
+    parser.add_argument("--block-px", type=int, default=None,
+                        help="run with [run] block_px = N (a scene larger than N px a side is detected and "
+                             "vectorised block by block); default: the library's (4096)")
     args = parser.parse_args(argv)
 
     import rasterio
@@ -195,6 +199,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"K={k}: inputs ready in {time.perf_counter() - t0:.1f} s ({tiles}, {register})", flush=True)
         cmd = [str(args.cli), "-v", "run", str(tiles), "--permits", str(register), "--out", str(folder / "out"),
                "--overwrite", "--json"]
+        if args.block_px is not None:
+            config = folder / f"block{args.block_px}.toml"
+            config.write_text(f"[run]\nblock_px = {args.block_px}\n", encoding="utf-8")
+            cmd += ["--config", str(config)]
         load0 = os.getloadavg()[0]
         res = measure(cmd, args.max_rss_gb * 2**30, folder / "run.stderr.log")
         load1 = os.getloadavg()[0]
