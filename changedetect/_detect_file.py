@@ -70,15 +70,12 @@ class _Bands:
     all-NaN windows; a masked read blanked every pixel where NIR = 0.)"""
 
     def __init__(self, src: Any, onto: Any = None) -> None:
-        from changedetect.types import Grid
-
         self.src = src
         like = onto if onto is not None else src
         self.height, self.width = int(like.height), int(like.width)
         self.warp = onto is not None and not _same_grid(src, onto) and src.crs is not None and onto.crs is not None
         if self.warp:
-            self.grid = Grid(crs=onto.crs, transform=onto.transform, width=onto.width, height=onto.height)
-            self.source_grid = _grid(src)
+            self.grid, self.source_grid = _grid(onto), _grid(src)
 
     def read(self, indexes: list[int], window: Any = None) -> np.ndarray:
         """Bands ``indexes`` (1-based) of ``window`` (a rasterio Window on BEFORE's grid; None: all)."""
