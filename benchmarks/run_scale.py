@@ -182,6 +182,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--block-px", type=int, default=None,
                         help="run with [run] block_px = N (a scene larger than N px a side is detected and "
                              "vectorised block by block); default: the library's (4096)")
+    parser.add_argument("--hold-gib", type=float, default=None,
+                        help="run with [run] hold_gib = G (a co-registered stack larger than G GiB is written "
+                             "to scratch files and read back window by window); default: the library's (2)")
     args = parser.parse_args(argv)
 
     import rasterio
@@ -199,9 +202,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"K={k}: inputs ready in {time.perf_counter() - t0:.1f} s ({tiles}, {register})", flush=True)
         cmd = [str(args.cli), "-v", "run", str(tiles), "--permits", str(register), "--out", str(folder / "out"),
                "--overwrite", "--json"]
-        if args.block_px is not None:
-            config = folder / f"block{args.block_px}.toml"
-            config.write_text(f"[run]\nblock_px = {args.block_px}\n", encoding="utf-8")
+        keys = {"block_px": args.block_px, "hold_gib": args.hold_gib}
+        if any(v is not None for v in keys.values()):
+            config = folder / ("run_" + "_".join(f"{k}{v}" for k, v in keys.items() if v is not None) + ".toml")
+            config.write_text("[run]\n" + "".join(f"{k} = {v}\n" for k, v in keys.items() if v is not None),
+                              encoding="utf-8")
             cmd += ["--config", str(config)]
         load0 = os.getloadavg()[0]
         res = measure(cmd, args.max_rss_gb * 2**30, folder / "run.stderr.log")

@@ -70,8 +70,9 @@ class Clock:
 def chain(stack: xr.DataArray, register: gpd.GeoDataFrame, out: Path, config: PipelineConfig,
           models: tuple[Any, Any], clock: Clock, progress: bool, previous: gpd.GeoDataFrame | None,
           register_to: str | None = None, pairs: Sequence[tuple[str, str]] | None = None,
-          mask_pairs: Sequence[tuple[str, str]] | None = None) -> dict[str, Any]:
-    """The stages; returns the in-memory results the summary needs."""
+          mask_pairs: Sequence[tuple[str, str]] | None = None, spill: Path | None = None) -> dict[str, Any]:
+    """The stages; returns the in-memory results the summary needs (``spill``: a scratch folder for
+    a co-registered stack larger than ``[run] hold_gib``)."""
     from changedetect import coregister as coreg_mod
     from changedetect import match as match_mod
     from changedetect._pipeline_blocks import is_blocked, run_blocks
@@ -83,7 +84,7 @@ def chain(stack: xr.DataArray, register: gpd.GeoDataFrame, out: Path, config: Pi
     loaded, segmenter = models
     with clock.stage("coregister"):
         aligned, creport = coreg_mod.coregister(stack, config=config.coregister, progress=progress)
-        aligned = hold(aligned)
+        aligned = hold(aligned, limit=int(config.run.hold_gib * 2**30), spill=spill)
         if register_to is not None:  # a reference for the grid only, unless a pair compares it
             needed = {d for pair in [*(pairs or ()), *(mask_pairs or ())] for d in pair}
             keep = [str(t)[:10] != register_to or str(t)[:10] in needed for t in aligned["time"].values]

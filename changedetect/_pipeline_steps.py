@@ -5,6 +5,7 @@ images and addresses.  Pure functions on in-memory objects; the pipeline opens t
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
 
     from changedetect.presence import DatePresence
 
-#: An aligned stack up to this size is computed once and held in memory (else re-read lazily).
+#: An aligned stack up to this size is computed once and held in memory (``[run] hold_gib``'s default).
 PERSIST_BYTES = 2 << 30
 
 
@@ -79,11 +80,20 @@ def pair_indices(aligned: xr.DataArray, pairs: Sequence[tuple[str, str]] | None)
     return [(days.index(b), days.index(a)) for b, a in pairs]
 
 
-def hold(aligned: xr.DataArray) -> xr.DataArray:
-    """Compute the (lazy) aligned stack once when it fits in memory: every later stage reads it."""
-    if aligned.chunks is not None and aligned.nbytes <= PERSIST_BYTES:
+def hold(aligned: xr.DataArray, *, limit: int = PERSIST_BYTES, spill: Path | None = None) -> xr.DataArray:
+    """Compute the (lazy) aligned stack once: held in memory when it is at most ``limit`` bytes,
+    else written to scratch files in ``spill`` and read back window by window
+    (:func:`changedetect.io.spill.spill_stack`), or left lazy (recomputed at every read) when
+    ``spill`` is None.  Every later stage reads it."""
+    if aligned.chunks is None:
+        return aligned
+    if aligned.nbytes <= limit:
         return aligned.persist(scheduler="threads")
-    return aligned
+    if spill is None:
+        return aligned
+    from changedetect.io.spill import spill_stack
+
+    return spill_stack(aligned, spill)
 
 
 def fill_first_seen(footprints: gpd.GeoDataFrame, aligned: xr.DataArray) -> gpd.GeoDataFrame:

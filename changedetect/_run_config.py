@@ -1,5 +1,5 @@
-"""The ``[run]`` table of a run's configuration: how :func:`changedetect.pipeline.run` splits a
-scene larger than one block.  Private: import :class:`RunConfig` from :mod:`changedetect.config`."""
+"""The ``[run]`` table of a run's configuration: how :func:`changedetect.pipeline.run` holds the
+co-registered stack and splits a scene larger than one block.  Private: import :class:`RunConfig` from :mod:`changedetect.config`."""
 
 from __future__ import annotations
 
@@ -23,13 +23,26 @@ class RunConfig:
         Pixels read around each block's core (clipped at the scene's edge): a building that
         crosses the core's edge is traced whole from the halo.  Give more than the largest
         building's side in pixels.
+    hold_gib
+        A co-registered stack (every date and band, float32) of at most this many GiB is computed
+        once and held in memory.  A larger one is written once to scratch GeoTIFFs (in
+        ``spill_dir``) and read back window by window: its warp is computed once, not at every
+        read, and memory stays bounded.
+    spill_dir
+        Where the scratch files of a stack larger than ``hold_gib`` go (a new folder in it,
+        removed when the run ends); ``None`` = inside the run's output folder.  It needs free
+        space for the stack's size (checked first: a clear error, not a full disk).
     """
 
     block_px: int = 4096
     halo_px: int = 256
+    hold_gib: float = 2.0
+    spill_dir: str | None = None
 
     def __post_init__(self) -> None:
         if self.block_px < 256:
             raise ValueError(f"block_px must be >= 256, got {self.block_px}")
         if not 0 <= self.halo_px <= self.block_px:
             raise ValueError(f"halo_px must be in [0, block_px={self.block_px}], got {self.halo_px}")
+        if not self.hold_gib >= 0:
+            raise ValueError(f"hold_gib must be >= 0 (GiB), got {self.hold_gib}")

@@ -47,6 +47,7 @@ from changedetect._pipeline_output import (
 from changedetect._pipeline_steps import check_pairs, load_segmenter, report_info
 from changedetect._state import sha256_file, write_text_atomic
 from changedetect.config import PipelineConfig
+from changedetect.errors import ConfigError
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -180,7 +181,9 @@ def _run_in(out: Path, tiles: str | Path | Sequence[str | Path], permits: str | 
     for stale in out.glob(f"{STAGE_PREFIX}*"):  # a killed run's
         shutil.rmtree(stale, ignore_errors=True)
     stage = Path(tempfile.mkdtemp(prefix=STAGE_PREFIX, dir=out))
+    spill: Path | None = None
     try:
+        spill = _spill_folder(config, out)  # a large co-registered stack's scratch files
         loaded = load_model(config.detect.model, device=config.detect.device)  # fail fast: ModelError
         segmenter = load_segmenter(config, loaded)  # the building segmenter for change_type: before any work
         with clock.stage("open"):
@@ -197,13 +200,26 @@ def _run_in(out: Path, tiles: str | Path | Sequence[str | Path], permits: str | 
         if register_to is not None:
             config = replace(config, coregister=replace(config.coregister, reference=register_to))
         paths = chain(stack, register, stage, config, (loaded, segmenter), clock, progress, before, register_to,
-                      pairs, mask_pairs)
+                      pairs, mask_pairs, spill=spill)
         summary = _finish(series, stack, permits, stage, config, loaded, clock, paths, started, before_info)
         publish(stage, out)
     finally:
         clock.close()
         shutil.rmtree(stage, ignore_errors=True)
+        if spill is not None:
+            shutil.rmtree(spill, ignore_errors=True)
     return replace(summary, out=out, paths={k: out / p.name for k, p in summary.paths.items()})
+
+
+def _spill_folder(config: PipelineConfig, out: Path) -> Path:
+    """A new scratch folder for a co-registered stack too large to hold (``[run] spill_dir``, else
+    inside OUT, where a killed run's is removed by the next run's clean-up of stale stages)."""
+    where = Path(config.run.spill_dir).expanduser() if config.run.spill_dir else out
+    try:
+        return Path(tempfile.mkdtemp(prefix=f"{STAGE_PREFIX}spill-", dir=where))
+    except OSError as exc:
+        raise ConfigError(f"[run] spill_dir = '{where}': cannot make a scratch folder there "
+                          f"({exc.strerror or exc}); give an existing folder you can write to") from None
 
 
 def _load_previous(previous: str | Path | gpd.GeoDataFrame | None) -> tuple[gpd.GeoDataFrame | None,
