@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from changedetect._detect_engine import SCENE_STATS, _scene_stats
-from changedetect._pipeline_find import find
+from changedetect._pipeline_find import carried_ids, find
 from changedetect._pipeline_output import OUTPUTS
 from changedetect._pipeline_steps import days_raster
 from changedetect.config import PipelineConfig
@@ -154,7 +154,7 @@ def run_blocks(aligned: xr.DataArray, index: list[tuple[int, int]] | None, masks
     frames: list[gpd.GeoDataFrame] = []
     writers: dict[str, Callable[[Any, int, int], None]] = {}
     first: Any = None
-    carried: int | None = None
+    rebuilt: int | None = None
     dropped = 0
     token = SCENE_STATS.set(SceneStats(aligned))
     try:
@@ -177,10 +177,10 @@ def run_blocks(aligned: xr.DataArray, index: list[tuple[int, int]] | None, masks
                     writers[key](raster.values[core], core_y[0], core_x[0])
                 keep = in_core(found.footprints, transform, (core_y, core_x))
                 frames.append(found.footprints[keep])
-                if found.carried is not None:
-                    carried = (carried or 0) + int(found.footprints["footprint_id"][keep].isin(
-                        set(previous["footprint_id"].astype(str)) if previous is not None else set()).sum())
                 dropped += found.dropped
+                if "rebuild_ids" in found.footprints.attrs:  # the rebuilds this block keeps
+                    ids = found.footprints["footprint_id"].astype(str)
+                    rebuilt = (rebuilt or 0) + int((keep & ids.isin(found.footprints.attrs["rebuild_ids"])).sum())
                 del block, found, rasters
                 gc.collect()  # a block's arrays sit in reference cycles: freed now, not blocks later
             clock.block = ""
@@ -190,6 +190,10 @@ def run_blocks(aligned: xr.DataArray, index: list[tuple[int, int]] | None, masks
     both = both.sort_values("area_m2", ascending=False, kind="stable").reset_index(drop=True)
     footprints = unique_ids(gpd.GeoDataFrame(both, geometry="geometry", crs=frames[0].crs), previous)
     footprints.attrs = {**first[2], "unconfirmed_across_seasons": dropped, "blocks": len(blocks)}
+    footprints.attrs.pop("rebuild_ids", None)
+    if rebuilt is not None:  # the rebuilds the blocks kept, summed
+        footprints.attrs["rebuilds"] = rebuilt
+    carried = carried_ids(footprints, previous)
     return Blocked(first[0], footprints, first[1], carried, dropped, set(writers))
 
 

@@ -38,7 +38,7 @@ class Found:
     footprints: gpd.GeoDataFrame
     #: the dates the later stages keep: indices into the stack given
     kept: tuple[int, int]
-    #: ids carried over from the previous footprints (None without them)
+    #: footprints that kept a previous footprint's id (None without previous footprints)
     carried: int | None
     #: footprints dropped as not confirmed under the same sun
     dropped: int
@@ -83,7 +83,6 @@ def find(aligned: xr.DataArray, index: list[tuple[int, int]] | None, masks: list
         footprints = vec_mod.vectorize(prob, first_seen=first_seen, before=aligned.isel(time=0),
                                        after=aligned.isel(time=-1), previous=previous, presence=presence,
                                        config=config.vectorize, progress=progress)
-        carried = footprints.attrs.get("carried_ids", 0) if previous is not None else None
         if events is not None and config.detect.same_sun_share is not None:
             footprints = drop_unconfirmed(footprints, events, stamps, config.detect, thr, unmasked=unmasked,
                                           dates=dates)
@@ -91,7 +90,15 @@ def find(aligned: xr.DataArray, index: list[tuple[int, int]] | None, masks: list
         if rebuilt is not None:  # a building put up on a lot demolished earlier: a footprint of its own
             footprints = with_rebuilds(footprints, rebuilt, previous, config.vectorize)
         footprints = fill_first_seen(footprints, aligned)
-    return Found(prob, first_seen, same_sun, footprints, kept, carried, dropped)
+    return Found(prob, first_seen, same_sun, footprints, kept, carried_ids(footprints, previous), dropped)
 
 
-__all__ = ["Found", "find"]
+def carried_ids(footprints: gpd.GeoDataFrame, previous: gpd.GeoDataFrame | None) -> int | None:
+    """How many of the final ``footprints`` (after the same-sun drop, with the rebuilds) kept a
+    ``previous`` footprint's id; None without previous footprints."""
+    if previous is None:
+        return None
+    return int(footprints["footprint_id"].astype(str).isin(set(previous["footprint_id"].astype(str))).sum())
+
+
+__all__ = ["Found", "carried_ids", "find"]

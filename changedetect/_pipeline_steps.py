@@ -130,7 +130,7 @@ def with_rebuilds(footprints: gpd.GeoDataFrame, rebuilt: tuple[xr.DataArray, xr.
                                       reserved=set(footprints["footprint_id"].astype(str)))
     both = pd.concat([footprints, extra.to_crs(footprints.crs) if footprints.crs else extra], ignore_index=True)
     both = both.sort_values("area_m2", ascending=False, kind="stable").reset_index(drop=True)
-    both.attrs = {**footprints.attrs, "rebuilds": len(extra)}
+    both.attrs = {**footprints.attrs, "rebuilds": len(extra), "rebuild_ids": list(extra["footprint_id"].astype(str))}
     return type(footprints)(both, geometry="geometry", crs=footprints.crs)
 
 

@@ -171,6 +171,18 @@ def test_a_larger_scene_runs_block_by_block(tiny: dict, default: Path, caplog: p
     assert set(again["footprint_id"]) == set(fp["footprint_id"])
 
 
+def test_carried_ids_count_the_final_footprints_whole_or_in_blocks(tiny: dict, default: Path) -> None:
+    from changedetect.pipeline import run
+
+    before = set(_footprints(default)["footprint_id"])
+    for name, config in (("carried-whole", tiny["config"]), ("carried-blocks", _with_run(tiny["config"], 256, 32))):
+        out = tiny["root"] / name
+        summary = run(tiny["root"] / "tiles", permits=tiny["root"] / "permits.gpkg", out=out, config=config,
+                      previous=default)
+        now = _footprints(out)["footprint_id"]
+        assert summary.carried_ids == int(now.isin(before).sum()) > 0, name
+
+
 # ----------------------------------------------------------------------------- the sample city
 @pytest.fixture(scope="module")
 def sample_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:

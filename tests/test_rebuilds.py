@@ -94,6 +94,7 @@ def test_with_rebuilds_adds_new_footprints_with_their_own_ids() -> None:
     ids = list(both["footprint_id"])
     assert len(set(ids)) == 2 and ids[1] == ids[0] + "-2"  # the same centroid cell: a suffix
     assert both.attrs["rebuilds"] == 1
+    assert both.attrs["rebuild_ids"] == list(both.loc[both["change_type"] == "new", "footprint_id"])  # what a block keeps
     # a previous run's footprints: the rebuild carries the id of the previous new house, never
     # the demolition's
     previous = gpd.GeoDataFrame({"footprint_id": ["F-old-demolition", "F-old-house"],
