@@ -49,6 +49,11 @@ def command(ctx: click.Context, tiles: tuple[Path, ...], permits: str, out: Path
     `season_days = false` in the [detect] table of --config compares consecutive
     dates only.
 
+    A whole district fits: a scene larger than 4096 px a side is detected block
+    by block ([run] block_px), and a co-registered stack over 2 GiB ([run]
+    hold_gib) is written once to scratch GeoTIFFs in OUT, or in [run] spill_dir,
+    removed when the run ends (the disk must have room for the whole stack).
+
     \b
     Example (the bundled sample city; `make demo` runs this, with --overwrite):
       changedetect run sample_tiles --permits permits/sample_register.gpkg --out demo_out
