@@ -37,7 +37,7 @@ def _config() -> PipelineConfig:
 
 
 def _from(data: dict, base: PipelineConfig | None = None) -> PipelineConfig:
-    from changedetect.config import _build
+    from changedetect._config_toml import _build
 
     return _build(base or _config(), data, where="test.toml", path="")
 
@@ -142,7 +142,7 @@ class _Unresolvable:
 
 def test_false_is_none_for_an_optional_field_whose_annotations_cannot_be_resolved() -> None:
     """Before: `count = false` became False (0) without a word, since a bool is an int."""
-    from changedetect.config import _build
+    from changedetect._config_toml import _build
 
     assert _build(_Unresolvable(), {"count": False}, where="t.toml", path="s").count is None
     assert _build(_Unresolvable(), {"flag": False}, where="t.toml", path="s").flag is False
