@@ -11,7 +11,9 @@ Writing::
     write_cog(probability, "out/change.tif")            # float32 Cloud-Optimized GeoTIFF, atomic
     write_cog(mask, "out/mask.tif", dtype="uint8", nodata=255)
 
-Vectors are written by :func:`changedetect.io.vectors.write_vector`.
+Vectors are written by :func:`changedetect.io.vectors.write_vector`.  A co-registered stack too
+large to hold in memory is computed once into scratch GeoTIFFs and read back window by window by
+:func:`changedetect.io.spill.spill_stack` (as ``changedetect run`` does above ``[run] hold_gib``).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from changedetect.io.series import (
 )
 from changedetect.io.summary import describe
 
-_LAZY = {"write_vector": "changedetect.io.vectors"}
+_LAZY = {"write_vector": "changedetect.io.vectors", "spill_stack": "changedetect.io.spill"}
 
 
 def __getattr__(name: str) -> Any:
@@ -50,6 +52,7 @@ __all__ = [
     "describe",
     "open_series",
     "open_stack",
+    "spill_stack",
     "write_cog",
     "write_vector",
 ]
