@@ -84,7 +84,7 @@ def chain(stack: xr.DataArray, register: gpd.GeoDataFrame, out: Path, config: Pi
     loaded, segmenter = models
     with clock.stage("coregister"):
         aligned, creport = coreg_mod.coregister(stack, config=config.coregister, progress=progress)
-        aligned = hold(aligned, limit=int(config.run.hold_gib * 2**30), spill=spill)
+        aligned = hold(aligned, limit=config.run.hold_gib * 2**30, spill=spill)  # (inf: always held)
         if register_to is not None:  # a reference for the grid only, unless a pair compares it
             needed = {d for pair in [*(pairs or ()), *(mask_pairs or ())] for d in pair}
             keep = [str(t)[:10] != register_to or str(t)[:10] in needed for t in aligned["time"].values]

@@ -80,7 +80,7 @@ def pair_indices(aligned: xr.DataArray, pairs: Sequence[tuple[str, str]] | None)
     return [(days.index(b), days.index(a)) for b, a in pairs]
 
 
-def hold(aligned: xr.DataArray, *, limit: int = PERSIST_BYTES, spill: Path | None = None) -> xr.DataArray:
+def hold(aligned: xr.DataArray, *, limit: float = PERSIST_BYTES, spill: Path | None = None) -> xr.DataArray:
     """Compute the (lazy) aligned stack once: held in memory when it is at most ``limit`` bytes,
     else written to scratch files in ``spill`` and read back window by window
     (:func:`changedetect.io.spill.spill_stack`), or left lazy (recomputed at every read) when

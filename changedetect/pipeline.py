@@ -213,10 +213,17 @@ def _run_in(out: Path, tiles: str | Path | Sequence[str | Path], permits: str | 
 
 def _spill_folder(config: PipelineConfig, out: Path) -> Path:
     """A new scratch folder for a co-registered stack too large to hold (``[run] spill_dir``, else
-    inside OUT, where a killed run's is removed by the next run's clean-up of stale stages)."""
+    inside OUT).  Its name carries OUT's: a killed run's (as large as its stack) is removed by the
+    next run into the same OUT, as its stages are, and another OUT's run sharing ``spill_dir``
+    keeps its own."""
+    import hashlib
+
     where = Path(config.run.spill_dir).expanduser() if config.run.spill_dir else out
+    prefix = f"{STAGE_PREFIX}spill-{hashlib.sha256(str(out.resolve()).encode()).hexdigest()[:12]}-"
     try:
-        return Path(tempfile.mkdtemp(prefix=f"{STAGE_PREFIX}spill-", dir=where))
+        for stale in where.glob(f"{prefix}*"):  # a killed run's
+            shutil.rmtree(stale, ignore_errors=True)
+        return Path(tempfile.mkdtemp(prefix=prefix, dir=where))
     except OSError as exc:
         raise ConfigError(f"[run] spill_dir = '{where}': cannot make a scratch folder there "
                           f"({exc.strerror or exc}); give an existing folder you can write to") from None

@@ -132,3 +132,116 @@ def test_a_missing_spill_dir_is_a_clear_error_and_leaves_no_output(tiny: dict, t
     with pytest.raises(ConfigError, match=r"spill_dir = '.*nowhere'.*existing folder"):
         _run(tiny, "missing-spill-dir", RunConfig(spill_dir=str(tmp_path / "nowhere")))
     assert not (tiny["root"] / "missing-spill-dir").exists()
+
+
+# ----------------------------------------------------------------------------- review: defects found
+def test_a_failing_window_leaves_no_write_running_when_the_files_close(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before: dask raised one window's error while another thread still wrote its own window, and
+    the scratch files were closed under that write (GDAL freeing a dataset in use: a crash, not
+    the error)."""
+    import threading
+
+    import dask
+
+    import changedetect.io.spill as spill_mod
+
+    writing, closing, written = threading.Event(), threading.Event(), threading.Event()
+    closed_under_write: list[bool] = []
+
+    class Closing:  # the scratch dataset, saying when it starts to close
+        def __init__(self, dst: Any) -> None:
+            self.dst = dst
+
+        def __enter__(self) -> Closing:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            closing.set()
+            self.dst.close()
+
+        def write(self, *args: Any, **kwargs: Any) -> None:
+            self.dst.write(*args, **kwargs)
+
+    class SlowWriter(spill_mod._WindowWriter):  # the first write is still running when a window fails
+        def __setitem__(self, key: Any, block: np.ndarray) -> None:
+            first = not writing.is_set()
+            writing.set()
+            if first:
+                closing.wait(timeout=2)
+            closed_under_write.append(closing.is_set())
+            if not closing.is_set():
+                super().__setitem__(key, block)
+            written.set()
+
+    def window(x: np.ndarray, block_info: Any = None) -> np.ndarray:
+        if block_info[0]["chunk-location"] == (0, 0, 1, 1):  # fails once another window is being written
+            writing.wait(timeout=10)
+            raise OSError("a corrupt source tile")
+        return x
+
+    real_open = spill_mod._open
+    monkeypatch.setattr(spill_mod, "_open", lambda path, profile: Closing(real_open(path, profile)))
+    monkeypatch.setattr(spill_mod, "_WindowWriter", SlowWriter)
+    stack, values = _lazy_stack()
+    stack = stack.isel(time=[0]).copy(data=da.from_array(values[:1], chunks=(1, 4, 1024, 1024)).map_blocks(
+        window, dtype=np.float32))
+    with dask.config.set(num_workers=2), pytest.raises(OSError, match="corrupt source tile"):
+        spill_stack(stack, tmp_path / "scratch")
+    assert written.wait(timeout=10) and closed_under_write and not any(closed_under_write)
+
+
+def test_a_stack_with_x_before_y_spills_in_its_own_order(tmp_path: Path) -> None:
+    """Before: a (time, band, x, y) stack failed with GDAL's 'Write failed' (or, square, wrote its
+    rows as columns)."""
+    stack, values = _lazy_stack()
+    stack = stack.isel(x=slice(0, 1000)).transpose("time", "band", "x", "y")
+    out = spill_stack(stack, tmp_path / "scratch")
+    assert out.dims == stack.dims
+    np.testing.assert_array_equal(out.values, values[..., :1000].transpose(0, 1, 3, 2))
+
+
+def test_hold_gib_inf_holds_any_stack_in_memory(tiny: dict, spills: list[Path]) -> None:
+    """Before: `hold_gib = inf` (valid TOML: never spill) failed the run with OverflowError."""
+    out = _run(tiny, "held-inf", RunConfig(hold_gib=float("inf")))
+    assert spills == [] and (out / "run.json").is_file()
+
+
+def test_a_killed_run_s_scratch_in_spill_dir_goes_with_the_next_run_into_its_out(tiny: dict,
+                                                                                 tmp_path: Path) -> None:
+    """Before: a killed (e.g. out-of-memory) run's scratch in [run] spill_dir, as large as its stack,
+    stayed there for good: only those inside OUT were removed by the next run."""
+    from changedetect.pipeline import _spill_folder
+
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    run = RunConfig(spill_dir=str(scratch))
+    config = dataclasses.replace(tiny["config"], run=run)
+    stale = _spill_folder(config, tiny["root"] / "killed")  # what the killed run left
+    (stale / "date_000.tif").write_bytes(b"\0" * 1024)
+    other = _spill_folder(config, tiny["root"] / "another")  # another OUT's run, maybe running now
+    _run(tiny, "killed", run)
+    assert not stale.exists() and other.exists()
+
+
+def test_a_disk_filled_during_the_spill_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before: the free space was checked first only; a disk filled after it (another run's outputs,
+    a quota) failed the run with 'Internal error: RasterioIOError: Write failed ... This is a bug'."""
+    import shutil
+
+    import rasterio.errors
+
+    import changedetect.io.spill as spill_mod
+
+    stack, _ = _lazy_stack()
+    usage = shutil.disk_usage(tmp_path)
+    frees = iter([stack.nbytes * 2])  # room at the check, none later
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage._replace(free=next(frees, 0)))
+
+    class Full(spill_mod._WindowWriter):  # what GDAL says when the disk is full
+        def __setitem__(self, key: Any, block: np.ndarray) -> None:
+            raise rasterio.errors.RasterioIOError("Write failed. See previous exception for details.")
+
+    monkeypatch.setattr(spill_mod, "_WindowWriter", Full)
+    with pytest.raises(OutputLocationError, match=r"scratch.*disk is full.*spill_dir"):
+        spill_stack(stack, tmp_path / "scratch")

@@ -19,9 +19,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import dask
 import dask.array as da
 import numpy as np
 import rasterio
@@ -29,14 +31,18 @@ import rasterio.errors
 import xarray as xr
 from dask.base import tokenize
 from dask.highlevelgraph import HighLevelGraph
+from dask.system import CPU_COUNT
 from rasterio.windows import Window
 
 from changedetect.errors import OutputLocationError
 from changedetect.io._read import chunk_sizes
+from changedetect.io.atomic import _disk_full
 from changedetect.io.raster import _WindowWriter
 
 log = logging.getLogger("changedetect.io")
 
+_ADVICE = ("free some space there, set [run] spill_dir to a folder on a larger disk, or raise [run] hold_gib "
+           "if this machine has the memory")
 #: tiles of the scratch files and chunks of the stack read back from them
 SPILL_TILE = 512
 READ_CHUNK = 1024
@@ -52,15 +58,14 @@ def spill_stack(stack: xr.DataArray, folder: str | Path) -> xr.DataArray:
     OutputLocationError
         when ``folder``'s disk has less free space than the stack's uncompressed size.
     """
+    order, stack = stack.dims, stack.transpose("time", "band", "y", "x")  # the files' (band, row, column)
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     need, free = int(stack.nbytes), shutil.disk_usage(folder).free
     if free < need:
         raise OutputLocationError(
             f"the co-registered stack ({need / 2**30:.1f} GiB) is too large to hold in memory and must be "
-            f"written to disk while the run lasts, but {folder} has {free / 2**30:.1f} GiB free: free some "
-            "space there, set [run] spill_dir to a folder on a larger disk, or raise [run] hold_gib if this "
-            "machine has the memory")
+            f"written to disk while the run lasts, but {folder} has {free / 2**30:.1f} GiB free: {_ADVICE}")
     nt, nb, h, w = (int(stack.sizes[d]) for d in ("time", "band", "y", "x"))
     data = stack.data if isinstance(stack.data, da.Array) else da.from_array(np.asarray(stack.data))
     data = data.astype(np.float32).rechunk((1, nb, SPILL_TILE * 2, SPILL_TILE * 2))
@@ -68,16 +73,27 @@ def spill_stack(stack: xr.DataArray, folder: str | Path) -> xr.DataArray:
     log.info("spilling the co-registered stack (%d dates, %.1f GiB) to %s", nt, need / 2**30, folder)
     profile = _profile(nb, h, w)
     profile.update(transform=stack.rio.transform(), crs=stack.rio.crs)  # georeferenced, for whoever looks
-    with rasterio.Env(GDAL_NUM_THREADS="1"), contextlib.ExitStack() as files:
-        dsts = [files.enter_context(_open(p, profile)) for p in paths]
-        targets: list[Any] = [_WindowWriter(d, "float32", None) for d in dsts]
-        # threads, as `hold` persists: inside a nightly Dask worker the default would be the cluster
-        da.store([data[t] for t in range(nt)], targets, lock=False, compute=True, scheduler="threads")
+    try:
+        with rasterio.Env(GDAL_NUM_THREADS="1"), contextlib.ExitStack() as files:
+            dsts = [files.enter_context(_open(p, profile)) for p in paths]
+            targets: list[Any] = [_WindowWriter(d, "float32", None) for d in dsts]
+            # threads, as `hold` persists (inside a nightly Dask worker the default would be the cluster),
+            # in a pool of our own that is drained before the files close: dask raises a window's error
+            # (or Ctrl-C) while other threads still write theirs, and a file closed under a write crashes
+            with ThreadPoolExecutor(dask.config.get("num_workers", None) or CPU_COUNT) as pool:
+                da.store([data[t] for t in range(nt)], targets, lock=False, compute=True, scheduler="threads",
+                         pool=pool)
+    except Exception as exc:  # (closing a file on a full disk fails too)
+        if _disk_full(folder, exc):  # checked first, but filled since (another run's outputs, a quota)
+            raise OutputLocationError(
+                f"writing the co-registered stack's scratch files ({need / 2**30:.1f} GiB) to {folder}: the "
+                f"disk is full: {_ADVICE}") from exc
+        raise
     arrays = [_lazy_file(p, nb, h, w) for p in paths]
     out = xr.DataArray(da.stack(arrays), coords=stack.coords, dims=stack.dims, name=stack.name,
                        attrs=dict(stack.attrs))
     out.encoding = dict(stack.encoding)
-    return out
+    return out.transpose(*order)
 
 
 def _profile(count: int, height: int, width: int) -> dict[str, Any]:
