@@ -245,3 +245,15 @@ def test_a_disk_filled_during_the_spill_is_a_clear_error(tmp_path: Path, monkeyp
     monkeypatch.setattr(spill_mod, "_WindowWriter", Full)
     with pytest.raises(OutputLocationError, match=r"scratch.*disk is full.*spill_dir"):
         spill_stack(stack, tmp_path / "scratch")
+
+
+def test_a_spill_into_a_relative_folder_reads_back_from_another_working_folder(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before: the lazy reads kept the relative path, so a notebook that changed folder after
+    spilling (``%cd``, ``os.chdir``) read 'No such file or directory'."""
+    stack, values = _lazy_stack()
+    monkeypatch.chdir(tmp_path)
+    out = spill_stack(stack, "scratch")
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    np.testing.assert_array_equal(out.values, values)

@@ -59,7 +59,7 @@ def spill_stack(stack: xr.DataArray, folder: str | Path) -> xr.DataArray:
         when ``folder``'s disk has less free space than the stack's uncompressed size.
     """
     order, stack = stack.dims, stack.transpose("time", "band", "y", "x")  # the files' (band, row, column)
-    folder = Path(folder)
+    folder = Path(folder).absolute()  # read back lazily, maybe after a notebook changed folder
     folder.mkdir(parents=True, exist_ok=True)
     need, free = int(stack.nbytes), shutil.disk_usage(folder).free
     if free < need:
