@@ -30,8 +30,9 @@ class RunConfig:
         read, and memory stays bounded.
     spill_dir
         Where the scratch files of a stack larger than ``hold_gib`` go (a new folder in it,
-        removed when the run ends); ``None`` = inside the run's output folder.  It needs free
-        space for the stack's size (checked first: a clear error, not a full disk).
+        removed when the run ends, or, left by a killed run, by the next run into the same output
+        folder); ``None`` = inside the run's output folder.  It needs free space for the stack's
+        size (checked first: a clear error, not a full disk).
     """
 
     block_px: int = 4096
