@@ -84,7 +84,6 @@ def chain(stack: xr.DataArray, register: gpd.GeoDataFrame, out: Path, config: Pi
     loaded, segmenter = models
     with clock.stage("coregister"):
         aligned, creport = coreg_mod.coregister(stack, config=config.coregister, progress=progress)
-        aligned = hold(aligned, limit=config.run.hold_gib * 2**30, spill=spill)  # (inf: always held)
         if register_to is not None:  # a reference for the grid only, unless a pair compares it
             needed = {d for pair in [*(pairs or ()), *(mask_pairs or ())] for d in pair}
             keep = [str(t)[:10] != register_to or str(t)[:10] in needed for t in aligned["time"].values]
@@ -92,6 +91,8 @@ def chain(stack: xr.DataArray, register: gpd.GeoDataFrame, out: Path, config: Pi
             if aligned.sizes["time"] < 2:
                 raise ConfigError(f"register_to={register_to!r}: the reference date is used for "
                                   "registration only; give two more dates to compare")
+        # computed once, held or spilled: the dates compared only (inf: always held)
+        aligned = hold(aligned, limit=config.run.hold_gib * 2**30, spill=spill)
         write_text_atomic(out / OUTPUTS["coregistration"],
                           json.dumps(creport.to_dict(), indent=1, default=str, ensure_ascii=False))
     index, masks = pair_indices(aligned, pairs), pair_indices(aligned, mask_pairs or None)

@@ -27,7 +27,10 @@ class RunConfig:
         A co-registered stack (every date and band, float32) of at most this many GiB is computed
         once and held in memory.  A larger one is written once to scratch GeoTIFFs (in
         ``spill_dir``) and read back window by window: its warp is computed once, not at every
-        read, and memory stays bounded.
+        read, and memory stays bounded.  A registration-only reference date (``register_to``)
+        is not counted.  It bounds the stack, not the run: detection still holds each pair's two
+        dates (and the presence check each date) in memory when they fit in 2 GiB, as it does
+        for any stack; to bound a run's memory, lower ``block_px``.
     spill_dir
         Where the scratch files of a stack larger than ``hold_gib`` go (a new folder in it,
         removed when the run ends, or, left by a killed run, by the next run into the same output

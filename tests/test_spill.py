@@ -257,3 +257,22 @@ def test_a_spill_into_a_relative_folder_reads_back_from_another_working_folder(
     (tmp_path / "elsewhere").mkdir()
     monkeypatch.chdir(tmp_path / "elsewhere")
     np.testing.assert_array_equal(out.values, values)
+
+
+def test_a_registration_only_reference_is_not_spilled(tiny: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    import changedetect.io.spill as spill_mod
+    from changedetect.pipeline import run as run_chain
+
+    dates: list[list[str]] = []
+    real = spill_mod.spill_stack
+
+    def spy(stack: Any, folder: Any) -> Any:
+        dates.append([str(t)[:10] for t in stack["time"].values])
+        return real(stack, folder)
+
+    monkeypatch.setattr(spill_mod, "spill_stack", spy)
+    stack_dates = sorted(p.stem.split("_")[-1] for p in (tiny["root"] / "tiles").glob("*.tif"))
+    first = f"{stack_dates[0][:4]}-{stack_dates[0][4:6]}-{stack_dates[0][6:]}"
+    run_chain(tiny["root"] / "tiles", permits=tiny["root"] / "permits.gpkg", out=tiny["root"] / "register-to",
+              config=dataclasses.replace(tiny["config"], run=RunConfig(hold_gib=0)), register_to=first)
+    assert len(dates) == 1 and first not in dates[0] and len(dates[0]) == 2  # the two compared dates only
