@@ -21,9 +21,11 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Literal
 
+import dask
 import dask.array as da
 import numpy as np
 import rasterio
@@ -31,6 +33,7 @@ import rasterio.errors
 import rasterio.shutil
 import rioxarray  # noqa: F401  (registers the .rio accessor)
 import xarray as xr
+from dask.system import CPU_COUNT
 from rasterio.crs import CRS as RioCRS
 from rasterio.windows import Window
 
@@ -236,13 +239,23 @@ class _WindowWriter:
             self.dst.write(data, indexes=indexes, window=window)
 
 
+def store_drained(sources: list[da.Array], targets: list[Any]) -> None:
+    """:func:`dask.array.store` of ``sources`` into ``targets`` (``__setitem__`` writers of open
+    datasets) on threads of a pool of its own, drained before returning: dask raises a window's
+    error (or Ctrl-C) while other threads still write theirs, and a dataset closed under a write
+    can crash GDAL instead of showing the error.  Threads, not the default scheduler: inside a
+    nightly Dask worker that would be the cluster."""
+    with ThreadPoolExecutor(dask.config.get("num_workers", None) or CPU_COUNT) as pool:
+        da.store(sources, targets, lock=False, compute=True, scheduler="threads", pool=pool)
+
+
 def _store(arr: xr.DataArray, dst: Any, dtype: str, nodata: float | None) -> None:
     data = arr.data
     if not isinstance(data, da.Array):
         data = da.from_array(np.asarray(data), chunks=(-1, _WRITE_CHUNK, _WRITE_CHUNK))
     else:
         data = data.rechunk((-1, _WRITE_CHUNK, _WRITE_CHUNK))
-    da.store(data, _WindowWriter(dst, dtype, nodata), lock=False, compute=True)  # type: ignore[arg-type]
+    store_drained([data], [_WindowWriter(dst, dtype, nodata)])
 
 
 def _to_cog(src: Path, dst: Path, *, compress: str, resampling: str) -> None:

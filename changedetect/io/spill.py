@@ -19,11 +19,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import shutil
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import dask
 import dask.array as da
 import numpy as np
 import rasterio
@@ -31,13 +29,12 @@ import rasterio.errors
 import xarray as xr
 from dask.base import tokenize
 from dask.highlevelgraph import HighLevelGraph
-from dask.system import CPU_COUNT
 from rasterio.windows import Window
 
 from changedetect.errors import OutputLocationError
 from changedetect.io._read import chunk_sizes
 from changedetect.io.atomic import _disk_full
-from changedetect.io.raster import _WindowWriter
+from changedetect.io.raster import _WindowWriter, store_drained
 
 log = logging.getLogger("changedetect.io")
 
@@ -77,12 +74,7 @@ def spill_stack(stack: xr.DataArray, folder: str | Path) -> xr.DataArray:
         with rasterio.Env(GDAL_NUM_THREADS="1"), contextlib.ExitStack() as files:
             dsts = [files.enter_context(_open(p, profile)) for p in paths]
             targets: list[Any] = [_WindowWriter(d, "float32", None) for d in dsts]
-            # threads, as `hold` persists (inside a nightly Dask worker the default would be the cluster),
-            # in a pool of our own that is drained before the files close: dask raises a window's error
-            # (or Ctrl-C) while other threads still write theirs, and a file closed under a write crashes
-            with ThreadPoolExecutor(dask.config.get("num_workers", None) or CPU_COUNT) as pool:
-                da.store([data[t] for t in range(nt)], targets, lock=False, compute=True, scheduler="threads",
-                         pool=pool)
+            store_drained([data[t] for t in range(nt)], targets)  # drained before the files close
     except Exception as exc:  # (closing a file on a full disk fails too)
         if _disk_full(folder, exc):  # checked first, but filled since (another run's outputs, a quota)
             raise OutputLocationError(
