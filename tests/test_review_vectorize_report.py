@@ -196,3 +196,11 @@ def test_regularising_keeps_a_courtyard_larger_than_max_hole() -> None:
     assert len(squared.interiors) == 1
     assert squared.area == pytest.approx(traced.area, rel=0.01)
     assert squared.symmetric_difference(traced).area < 0.02 * traced.area
+
+
+def test_a_district_s_report_draws_the_500_most_urgent_cards_by_default() -> None:
+    v = make_violations(n=612)  # 510 to inspect
+    shown = render_report(v)
+    assert len(re.findall(r'<section class="card ', shown)) == 500
+    assert "10 more violations not shown" in shown
+    assert len(re.findall(r'<section class="card ', render_report(v, config=ReportConfig(max_cards=0)))) == 510
