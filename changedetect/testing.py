@@ -22,6 +22,7 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -281,6 +282,30 @@ def make_model(folder: str | Path, *, arch: str = "siamese_unet", bands: Sequenc
     return folder
 
 
+def make_run_inputs(root: str | Path, *, size: int = 300, seed: int = 3) -> Any:
+    """A tiny run's inputs under ``root``: three dates of ``size``² px in ``tiles/``, a one-permit
+    ``permits.gpkg`` and a random model (:func:`make_model`); returns the
+    :class:`~changedetect.config.PipelineConfig` that runs them in seconds (64 px windows, a low
+    threshold so that the random model finds footprints, no report).  For tests of the whole
+    chain's plumbing, never of accuracy::
+
+        config = make_run_inputs(tmp_path)
+        run(tmp_path / "tiles", permits=tmp_path / "permits.gpkg", out=tmp_path / "out", config=config)
+    """
+    from dataclasses import replace
+
+    from changedetect.config import PipelineConfig
+
+    root = Path(root)
+    stack = make_stack(n_dates=3, size=size, seed=seed)
+    write_stack(stack, root / "tiles", prefix="district12")
+    make_permits(make_footprints(stack).iloc[:1]).to_file(root / "permits.gpkg")
+    config = PipelineConfig().with_model(str(make_model(root / "tiny-model")))
+    return replace(config, detect=replace(config.detect, window=64, overlap=8),
+                   vectorize=replace(config.vectorize, threshold=0.02, low_threshold=0.02),
+                   output=replace(config.output, report=False))
+
+
 def assert_same_grid(a: xr.DataArray | Grid, b: xr.DataArray | Grid, *, atol: float = 1e-6) -> None:
     """Raise ``AssertionError`` unless ``a`` and ``b`` share CRS, transform and shape."""
     ga = a if isinstance(a, Grid) else Grid.of(a)
@@ -338,5 +363,6 @@ def make_nightly_catalog(root: str | Path, areas: dict[str, int]) -> dict[str, P
 
 __all__ = [
     "Building", "assert_same_grid", "assert_tilestack", "counting_lazy", "default_buildings", "make_footprints",
-    "make_grid", "make_model", "make_nightly_catalog", "make_permits", "make_stack", "make_violations", "write_stack",
+    "make_grid", "make_model", "make_nightly_catalog", "make_permits", "make_run_inputs", "make_stack", "make_violations",
+    "write_stack",
 ]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,3 +24,73 @@ def shared_data() -> Path:
 def repo_root() -> Path:
     """The repository root."""
     return REPO
+
+
+class WriteRace:
+    """A window that fails while another thread still writes its own into an open dataset: wrap the
+    dataset with :meth:`dataset` and the writer class with :meth:`writer`, fail a window with
+    :meth:`failing`; :meth:`held` says whether every write ended before the dataset closed."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.writing, self.closing, self.written = threading.Event(), threading.Event(), threading.Event()
+        self.closed_under_write: list[bool] = []
+
+    def dataset(self, dst: Any) -> Any:
+        race = self
+
+        class Closing:  # the dataset, saying when it starts to close
+            def __init__(self) -> None:
+                object.__setattr__(self, "dst", dst)
+
+            def __enter__(self) -> Any:
+                return self
+
+            def __exit__(self, *exc: object) -> None:
+                race.closing.set()
+                dst.close()
+
+            def __getattr__(self, name: str) -> Any:
+                return getattr(dst, name)
+
+            def __setattr__(self, name: str, value: Any) -> None:
+                setattr(dst, name, value)
+
+        return Closing()
+
+    def writer(self, base: type) -> type:
+        race = self
+
+        class SlowWriter(base):  # type: ignore[misc,valid-type]  # the first write still runs when a window fails
+            def __setitem__(self, key: Any, block: Any) -> None:
+                first = not race.writing.is_set()
+                race.writing.set()
+                if first:
+                    race.closing.wait(timeout=2)
+                race.closed_under_write.append(race.closing.is_set())
+                if not race.closing.is_set():
+                    super().__setitem__(key, block)
+                race.written.set()
+
+        return SlowWriter
+
+    def failing(self, location: tuple[int, ...]) -> Callable[..., Any]:
+        """A ``map_blocks`` function that fails at chunk ``location`` once another window is being written."""
+
+        def window(x: Any, block_info: Any = None) -> Any:
+            if block_info[0]["chunk-location"] == location:
+                self.writing.wait(timeout=10)
+                raise OSError("a corrupt source tile")
+            return x
+
+        return window
+
+    def held(self) -> bool:
+        return self.written.wait(timeout=10) and bool(self.closed_under_write) and not any(self.closed_under_write)
+
+
+@pytest.fixture
+def write_race() -> WriteRace:
+    """See :class:`WriteRace`."""
+    return WriteRace()

@@ -17,7 +17,7 @@ import shapely
 from changedetect._pipeline_blocks import SceneStats, in_core, spans, unique_ids
 from changedetect.config import PipelineConfig, RunConfig
 from changedetect.errors import ConfigError
-from changedetect.testing import make_footprints, make_model, make_permits, make_stack, write_stack
+from changedetect.testing import make_run_inputs, make_stack
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE, REGISTER = ROOT / "sample_tiles", ROOT / "permits" / "sample_register.gpkg"
@@ -116,15 +116,7 @@ def test_cog_windows_writes_what_write_cog_writes(tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> dict:
     root = tmp_path_factory.mktemp("blocked")
-    stack = make_stack(n_dates=3, size=300, seed=3)
-    write_stack(stack, root / "tiles", prefix="district12")
-    make_permits(make_footprints(stack).iloc[:1]).to_file(root / "permits.gpkg")
-    config = PipelineConfig().with_model(str(make_model(root / "tiny-model")))
-    config = dataclasses.replace(
-        config, detect=dataclasses.replace(config.detect, window=64, overlap=8),
-        vectorize=dataclasses.replace(config.vectorize, threshold=0.02, low_threshold=0.02),
-        output=dataclasses.replace(config.output, report=False))
-    return {"root": root, "config": config}
+    return {"root": root, "config": make_run_inputs(root)}
 
 
 def _run(tiny: dict, name: str, config: PipelineConfig, previous: Path | None = None) -> Path:

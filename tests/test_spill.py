@@ -14,7 +14,7 @@ import pytest
 from changedetect.config import PipelineConfig, RunConfig
 from changedetect.errors import ConfigError, OutputLocationError
 from changedetect.io.spill import spill_stack
-from changedetect.testing import make_footprints, make_model, make_permits, make_stack, write_stack
+from changedetect.testing import make_run_inputs, make_stack
 
 RASTERS = ("change_probability.tif", "first_seen.tif")
 
@@ -67,15 +67,7 @@ def test_run_table_takes_hold_gib_and_spill_dir() -> None:
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> dict:
     root = tmp_path_factory.mktemp("spill")
-    stack = make_stack(n_dates=3, size=300, seed=3)
-    write_stack(stack, root / "tiles", prefix="district12")
-    make_permits(make_footprints(stack).iloc[:1]).to_file(root / "permits.gpkg")
-    config = PipelineConfig().with_model(str(make_model(root / "tiny-model")))
-    config = dataclasses.replace(
-        config, detect=dataclasses.replace(config.detect, window=64, overlap=8),
-        vectorize=dataclasses.replace(config.vectorize, threshold=0.02, low_threshold=0.02),
-        output=dataclasses.replace(config.output, report=False))
-    return {"root": root, "config": config}
+    return {"root": root, "config": make_run_inputs(root)}
 
 
 def _run(tiny: dict, name: str, run: RunConfig) -> Path:
@@ -135,60 +127,24 @@ def test_a_missing_spill_dir_is_a_clear_error_and_leaves_no_output(tiny: dict, t
 
 
 # ----------------------------------------------------------------------------- review: defects found
-def test_a_failing_window_leaves_no_write_running_when_the_files_close(tmp_path: Path,
-                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failing_window_leaves_no_write_running_when_the_files_close(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, write_race: Any) -> None:
     """Before: dask raised one window's error while another thread still wrote its own window, and
     the scratch files were closed under that write (GDAL freeing a dataset in use: a crash, not
     the error)."""
-    import threading
-
     import dask
 
     import changedetect.io.spill as spill_mod
 
-    writing, closing, written = threading.Event(), threading.Event(), threading.Event()
-    closed_under_write: list[bool] = []
-
-    class Closing:  # the scratch dataset, saying when it starts to close
-        def __init__(self, dst: Any) -> None:
-            self.dst = dst
-
-        def __enter__(self) -> Closing:
-            return self
-
-        def __exit__(self, *exc: object) -> None:
-            closing.set()
-            self.dst.close()
-
-        def write(self, *args: Any, **kwargs: Any) -> None:
-            self.dst.write(*args, **kwargs)
-
-    class SlowWriter(spill_mod._WindowWriter):  # the first write is still running when a window fails
-        def __setitem__(self, key: Any, block: np.ndarray) -> None:
-            first = not writing.is_set()
-            writing.set()
-            if first:
-                closing.wait(timeout=2)
-            closed_under_write.append(closing.is_set())
-            if not closing.is_set():
-                super().__setitem__(key, block)
-            written.set()
-
-    def window(x: np.ndarray, block_info: Any = None) -> np.ndarray:
-        if block_info[0]["chunk-location"] == (0, 0, 1, 1):  # fails once another window is being written
-            writing.wait(timeout=10)
-            raise OSError("a corrupt source tile")
-        return x
-
     real_open = spill_mod._open
-    monkeypatch.setattr(spill_mod, "_open", lambda path, profile: Closing(real_open(path, profile)))
-    monkeypatch.setattr(spill_mod, "_WindowWriter", SlowWriter)
+    monkeypatch.setattr(spill_mod, "_open", lambda path, profile: write_race.dataset(real_open(path, profile)))
+    monkeypatch.setattr(spill_mod, "_WindowWriter", write_race.writer(spill_mod._WindowWriter))
     stack, values = _lazy_stack()
     stack = stack.isel(time=[0]).copy(data=da.from_array(values[:1], chunks=(1, 4, 1024, 1024)).map_blocks(
-        window, dtype=np.float32))
+        write_race.failing((0, 0, 1, 1)), dtype=np.float32))
     with dask.config.set(num_workers=2), pytest.raises(OSError, match="corrupt source tile"):
         spill_stack(stack, tmp_path / "scratch")
-    assert written.wait(timeout=10) and closed_under_write and not any(closed_under_write)
+    assert write_race.held()
 
 
 def test_a_stack_with_x_before_y_spills_in_its_own_order(tmp_path: Path) -> None:

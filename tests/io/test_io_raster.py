@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import dask.array as da
 import numpy as np
@@ -132,68 +133,25 @@ def test_without_gdal_cog_driver_a_tiled_geotiff_with_overviews_is_written(
         np.testing.assert_array_equal(src.read(1), data)
 
 
-def test_write_cog_leaves_no_write_running_when_a_window_fails(tmp_path: Path,
-                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_write_cog_leaves_no_write_running_when_a_window_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                write_race: Any) -> None:
     """Before: dask raised one window's error while another thread still wrote its window into the
     staging GeoTIFF, which was then closed under that write (a crash in GDAL, not the error)."""
-    import threading
-    from typing import Any
-
     import dask
-    import dask.array as da
 
     import changedetect.io.raster as raster_mod
 
-    writing, closing, written = threading.Event(), threading.Event(), threading.Event()
-    closed_under_write: list[bool] = []
-
-    class Closing:  # the staging dataset, saying when it starts to close
-        def __init__(self, dst: Any) -> None:
-            self.dst = dst
-
-        def __enter__(self) -> Any:
-            return self
-
-        def __exit__(self, *exc: object) -> None:
-            closing.set()
-            self.dst.close()
-
-        def __getattr__(self, name: str) -> Any:
-            return getattr(self.dst, name)
-
-        def __setattr__(self, name: str, value: Any) -> None:
-            if name == "dst":
-                object.__setattr__(self, name, value)
-            else:
-                setattr(self.dst, name, value)
-
-    class SlowWriter(raster_mod._WindowWriter):  # the first write still runs when a window fails
-        def __setitem__(self, key: Any, block: np.ndarray) -> None:
-            first = not writing.is_set()
-            writing.set()
-            if first:
-                closing.wait(timeout=2)
-            closed_under_write.append(closing.is_set())
-            if not closing.is_set():
-                super().__setitem__(key, block)
-            written.set()
-
-    def window(x: np.ndarray, block_info: Any = None) -> np.ndarray:
-        if block_info[0]["chunk-location"] == (0, 1, 1):  # fails once another window is being written
-            writing.wait(timeout=10)
-            raise OSError("a corrupt source tile")
-        return x
-
     real_open = raster_mod._open_stage
-    monkeypatch.setattr(raster_mod, "_open_stage", lambda stage, profile: Closing(real_open(stage, profile)))
-    monkeypatch.setattr(raster_mod, "_WindowWriter", SlowWriter)
-    size = 2 * raster_mod._WRITE_CHUNK  # four windows written
+    monkeypatch.setattr(raster_mod, "_open_stage", lambda stage, profile: write_race.dataset(real_open(stage, profile)))
+    monkeypatch.setattr(raster_mod, "_WindowWriter", write_race.writer(raster_mod._WindowWriter))
+    size = chunk = raster_mod._WRITE_CHUNK
+    size *= 2  # four windows written
     plane = xr.DataArray(np.ones((1, size, size), np.float32), dims=("band", "y", "x"),
                          coords={"y": np.arange(size)[::-1] + 0.5, "x": np.arange(size) + 0.5})
-    chunk = raster_mod._WRITE_CHUNK
     plane = plane.rio.write_crs("EPSG:32648").copy(
-        data=da.from_array(plane.values, chunks=(1, chunk, chunk)).map_blocks(window, dtype=np.float32))
+        data=da.from_array(plane.values, chunks=(1, chunk, chunk)).map_blocks(write_race.failing((0, 1, 1)),
+                                                                             dtype=np.float32))
     with dask.config.set(num_workers=2), pytest.raises(OSError, match="corrupt source tile"):
         raster_mod.write_cog(plane, tmp_path / "p.tif")
-    assert written.wait(timeout=10) and closed_under_write and not any(closed_under_write)
+    assert write_race.held()
     assert not list(tmp_path.iterdir())  # nothing half-written
