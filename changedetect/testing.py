@@ -306,6 +306,22 @@ def make_run_inputs(root: str | Path, *, size: int = 300, seed: int = 3) -> Any:
                    output=replace(config.output, report=False))
 
 
+def make_one_band(tile: str | Path) -> bytes:
+    """Rewrite raster ``tile`` as its first band alone, in place (a date that passes a cheap read
+    but fails in its pair, which needs the model's bands); return its old bytes to put back."""
+    import rasterio
+
+    tile = Path(tile)
+    old = tile.read_bytes()
+    with rasterio.open(tile) as src:
+        profile, band = src.profile, src.read(1)
+    profile.update(count=1)
+    tile.unlink()
+    with rasterio.open(tile, "w", **profile) as dst:
+        dst.write(band, 1)
+    return old
+
+
 def assert_same_grid(a: xr.DataArray | Grid, b: xr.DataArray | Grid, *, atol: float = 1e-6) -> None:
     """Raise ``AssertionError`` unless ``a`` and ``b`` share CRS, transform and shape."""
     ga = a if isinstance(a, Grid) else Grid.of(a)
@@ -363,6 +379,6 @@ def make_nightly_catalog(root: str | Path, areas: dict[str, int]) -> dict[str, P
 
 __all__ = [
     "Building", "assert_same_grid", "assert_tilestack", "counting_lazy", "default_buildings", "make_footprints",
-    "make_grid", "make_model", "make_nightly_catalog", "make_permits", "make_run_inputs", "make_stack", "make_violations",
+    "make_grid", "make_model", "make_nightly_catalog", "make_one_band", "make_permits", "make_run_inputs", "make_stack", "make_violations",
     "write_stack",
 ]

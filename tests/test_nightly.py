@@ -24,7 +24,13 @@ import pytest
 
 from changedetect._state import KILL_ENV, state_lock
 from changedetect.errors import EXIT_LOCKED, LockedError
-from changedetect.testing import make_footprints, make_permits, make_stack, write_stack
+from changedetect.testing import (
+    make_footprints,
+    make_one_band,
+    make_permits,
+    make_stack,
+    write_stack,
+)
 
 for _mod in ("coregister", "vectorize", "match", "detect"):
     pytest.importorskip(f"changedetect.{_mod}", reason=f"changedetect.{_mod} has not landed yet")
@@ -340,19 +346,12 @@ def test_a_bad_area_fails_alone_and_is_retried(world: dict, tmp_path: Path) -> N
     """A new acquisition that passes the cheap read but fails in its pair (here a one-band
     raster where the model needs red, green and blue) fails its area, which commits nothing
     and is retried; the other area goes on."""
-    import rasterio
 
     base = tmp_path / "failing"
     shutil.copytree(world["root"] / f"after-{NIGHTS[0]}", base)
     _arrive(world, base / "catalog", NIGHTS[1])
     bad = base / "catalog" / "district3" / "district3_20240315.tif"
-    good = bad.read_bytes()
-    with rasterio.open(bad) as src:
-        profile, band = src.profile, src.read(1)
-    profile.update(count=1)
-    bad.unlink()
-    with rasterio.open(bad, "w", **profile) as dst:
-        dst.write(band, 1)
+    good = make_one_band(bad)
     summary = _run_in_process(world, base, NIGHTS[1])
     assert list(summary.failed) == ["district3"] and "district3_20240315" in summary.failed["district3"]
     state = json.loads((base / "state" / "state.json").read_text())

@@ -18,7 +18,7 @@ import pytest
 from click.testing import CliRunner
 
 import changedetect.cli as cdcli
-from changedetect.testing import make_nightly_catalog
+from changedetect.testing import make_nightly_catalog, make_one_band
 
 NIGHT = "2024-03-16"
 AREAS = {"district1": 1, "district3": 2}
@@ -34,20 +34,6 @@ def _catalog(world: dict[str, Path], base: Path) -> Path:
     catalog = base / "catalog"
     shutil.copytree(world["tiles"], catalog)
     return catalog
-
-
-def _one_band(tile: Path) -> bytes:
-    """Make ``tile`` a one-band raster (it passes the nightly's cheap read, fails in its pair); its old bytes."""
-    import rasterio
-
-    good = tile.read_bytes()
-    with rasterio.open(tile) as src:
-        profile, band = src.profile, src.read(1)
-    profile.update(count=1)
-    tile.unlink()
-    with rasterio.open(tile, "w", **profile) as dst:
-        dst.write(band, 1)
-    return good
 
 
 def _nightly(world: dict[str, Path], catalog: Path, state: Path, out: Path, *extra: str) -> tuple[int, str, str]:
@@ -124,7 +110,7 @@ def test_one_failed_area_keeps_the_others_outputs_and_state_and_the_next_run_fin
     uninterrupted run, with no work folder or empty folder left."""
     catalog = _catalog(world, tmp_path)
     bad = catalog / "district3" / "district3_20240315.tif"
-    good = _one_band(bad)
+    good = make_one_band(bad)
     state, out = tmp_path / "new" / "state", tmp_path / "new2" / "a" / "out"
     ran = _count_pairs(monkeypatch)
     code, stdout, stderr = _nightly(world, catalog, state, out)
@@ -163,7 +149,7 @@ def test_a_night_where_every_area_fails_leaves_no_empty_folder_and_the_next_run_
     goods = {}
     for area in AREAS:
         bad = catalog / area / f"{area}_20240315.tif"
-        goods[bad] = _one_band(bad)
+        goods[bad] = make_one_band(bad)
     state, out = tmp_path / "new" / "state", tmp_path / "new2" / "a" / "out"
     code, stdout, stderr = _nightly(world, catalog, state, out)
     assert code == 2, stderr
