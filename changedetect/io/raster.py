@@ -88,11 +88,7 @@ def write_cog(
     pathlib.Path
         ``path``.
     """
-    if dtype not in ("float32", "uint8"):
-        raise ValueError(f"dtype must be 'float32' or 'uint8', got {dtype!r}")
-    arr = _as_band_yx(da_)
-    if nodata is None and dtype == "float32":
-        nodata = float("nan")
+    arr, nodata = _checked(da_, dtype, nodata)
     out = Path(path)
     with _staged_cog(arr, out, dtype, nodata, overwrite, tags, compress, overview_resampling) as dst:
         _store(arr, dst, dtype, nodata)
@@ -134,9 +130,7 @@ def cog_windows(
     yields ``write(window, row, col)``, which stores a ``(y, x)`` / ``(band, y, x)`` window at that
     pixel offset into the tiled staging GeoTIFF.  On leaving, the staging file becomes the COG at
     ``path`` (atomically); an exception leaves nothing behind.  Windows never written are nodata."""
-    arr = _as_band_yx(like)
-    if nodata is None and dtype == "float32":
-        nodata = float("nan")
+    arr, nodata = _checked(like, dtype, nodata)
     out = Path(path)
     with _staged_cog(arr, out, dtype, nodata, overwrite, tags) as dst:
 
@@ -147,6 +141,16 @@ def cog_windows(
 
         yield write
     log.info("wrote %s (%s, window by window, %dx%d)", out, dtype, arr.sizes["x"], arr.sizes["y"])
+
+
+def _checked(arr: xr.DataArray, dtype: str, nodata: float | None) -> tuple[xr.DataArray, float | None]:
+    """``arr`` as ``(band, y, x)`` and the nodata to store (NaN by default for float32), for
+    :func:`write_cog` and :func:`cog_windows` alike."""
+    if dtype not in ("float32", "uint8"):
+        raise ValueError(f"dtype must be 'float32' or 'uint8', got {dtype!r}")
+    if nodata is None and dtype == "float32":
+        nodata = float("nan")
+    return _as_band_yx(arr), nodata
 
 
 def _as_band_yx(arr: xr.DataArray) -> xr.DataArray:

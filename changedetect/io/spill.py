@@ -7,8 +7,8 @@ and a run read its warped dates many times (each pair, each presence pass, each 
 report's rasters): at 8192² the network's pass over a warped date took 116 s against 20 s over the
 reference date read from its file (``docs/benchmarks.md``).  :func:`spill_stack` writes each date
 once into a tiled float32 GeoTIFF (512² tiles, band-interleaved, ZSTD with the floating-point
-predictor where GDAL has it) and returns the same stack reading those files lazily, window by window, so memory stays
-bounded by the chunks and the warp is paid once.
+predictor where GDAL has it) and returns the same stack reading those files lazily, window by
+window, so memory stays bounded by the chunks and the warp is paid once.
 
 The files are scratch: the caller gives a folder it removes afterwards
 (:func:`changedetect.pipeline.run` makes one inside OUT, or in ``[run] spill_dir``).
