@@ -177,7 +177,8 @@ def run_blocks(aligned: xr.DataArray, index: list[tuple[int, int]] | None, masks
                     writers[key](raster.values[core], core_y[0], core_x[0])
                 keep = in_core(found.footprints, transform, (core_y, core_x))
                 frames.append(found.footprints[keep])
-                dropped += found.dropped
+                if found.dropped_rows is not None and len(found.dropped_rows):  # those in its core, as it keeps
+                    dropped += int(in_core(found.dropped_rows, transform, (core_y, core_x)).sum())
                 if "rebuild_ids" in found.footprints.attrs:  # the rebuilds this block keeps
                     ids = found.footprints["footprint_id"].astype(str)
                     rebuilt = (rebuilt or 0) + int((keep & ids.isin(found.footprints.attrs["rebuild_ids"])).sum())

@@ -9,11 +9,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from changedetect._pipeline_steps import (
-    drop_unconfirmed,
     fill_first_seen,
     presence_rasters,
     same_season_decisions,
+    unconfirmed_mask,
     with_rebuilds,
+    without,
 )
 from changedetect.config import PipelineConfig
 from changedetect.presence import DatePresence
@@ -40,8 +41,13 @@ class Found:
     kept: tuple[int, int]
     #: footprints that kept a previous footprint's id (None without previous footprints)
     carried: int | None
-    #: footprints dropped as not confirmed under the same sun
-    dropped: int
+    #: the footprints dropped as not confirmed under the same sun (a block counts those in its core)
+    dropped_rows: gpd.GeoDataFrame | None = None
+
+    @property
+    def dropped(self) -> int:
+        """How many footprints were dropped as not confirmed under the same sun."""
+        return 0 if self.dropped_rows is None else len(self.dropped_rows)
 
 
 def find(aligned: xr.DataArray, index: list[tuple[int, int]] | None, masks: list[tuple[int, int]] | None,
@@ -77,20 +83,20 @@ def find(aligned: xr.DataArray, index: list[tuple[int, int]] | None, masks: list
             if index is not None:  # the later stages start at the first pair's BEFORE date
                 kept = (index[0][0], max(j for _, j in index))
     aligned = aligned.isel(time=slice(kept[0], kept[1] + 1))
-    dropped = 0
+    dropped_rows = None
     with clock.stage("vectorize"):
         presence = presence_rasters(prob, config, dates, kept)
         footprints = vec_mod.vectorize(prob, first_seen=first_seen, before=aligned.isel(time=0),
                                        after=aligned.isel(time=-1), previous=previous, presence=presence,
                                        config=config.vectorize, progress=progress)
         if events is not None and config.detect.same_sun_share is not None:
-            footprints = drop_unconfirmed(footprints, events, stamps, config.detect, thr, unmasked=unmasked,
-                                          dates=dates)
-            dropped = int(footprints.attrs.get("unconfirmed_across_seasons", 0))
+            drop = unconfirmed_mask(footprints, events, stamps, config.detect, thr, unmasked=unmasked, dates=dates)
+            dropped_rows = footprints[drop]
+            footprints = without(footprints, drop)
         if rebuilt is not None:  # a building put up on a lot demolished earlier: a footprint of its own
             footprints = with_rebuilds(footprints, rebuilt, previous, config.vectorize)
         footprints = fill_first_seen(footprints, aligned)
-    return Found(prob, first_seen, same_sun, footprints, kept, carried_ids(footprints, previous), dropped)
+    return Found(prob, first_seen, same_sun, footprints, kept, carried_ids(footprints, previous), dropped_rows)
 
 
 def carried_ids(footprints: gpd.GeoDataFrame, previous: gpd.GeoDataFrame | None) -> int | None:

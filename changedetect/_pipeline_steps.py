@@ -178,28 +178,40 @@ def segmenter_held(dates: Any) -> Any:
     return held
 
 
-def drop_unconfirmed(footprints: gpd.GeoDataFrame, events: list[tuple[int, int, xr.DataArray]],
+def unconfirmed_mask(footprints: gpd.GeoDataFrame, events: list[tuple[int, int, xr.DataArray]],
                      times: np.ndarray, config: Any, threshold: float,
                      unmasked: dict[tuple[int, int], np.ndarray] | None = None,
-                     dates: Any = None) -> gpd.GeoDataFrame:
-    """``footprints`` without those first seen across seasons that a same-season pair spanning
-    their pair does not confirm (:func:`changedetect._same_sun.unconfirmed`); the count dropped
-    is ``attrs["unconfirmed_across_seasons"]``.  ``times`` are the dates the events' indices
-    name; a pair in ``unmasked`` (:func:`changedetect.detect.detect_each_pair`'s) is checked on its
-    decisions before the mask, which hides what earlier nights reported and so what the pair saw.
-    ``dates`` (a :class:`changedetect.presence.DatePresence` on the events' stack): what its
-    segmenter sees change between two same-season dates is confirmed too (:func:`segmenter_held`)."""
-    import logging
-
+                     dates: Any = None) -> np.ndarray:
+    """Which ``footprints`` (a bool per row) were first seen across seasons and are not confirmed
+    by a same-season pair spanning their pair (:func:`changedetect._same_sun.unconfirmed`).
+    ``times`` are the dates the events' indices name; a pair in ``unmasked``
+    (:func:`changedetect.detect.detect_each_pair`'s) is checked on its decisions before the mask,
+    which hides what earlier nights reported and so what the pair saw.  ``dates`` (a
+    :class:`changedetect.presence.DatePresence` on the events' stack): what its segmenter sees
+    change between two same-season dates is confirmed too (:func:`segmenter_held`)."""
     from changedetect._same_sun import unconfirmed
 
     if unmasked:
         events = [(i, j, p.copy(data=unmasked[(i, j)].astype(np.float32)) if (i, j) in unmasked else p)
                   for i, j, p in events]
-
     days = config.season_days if config.season_days is not None else 45
     held = segmenter_held(dates) if dates is not None and config.presence_check else None
-    drop = unconfirmed(footprints, events, times, threshold, config.same_sun_share, days, held)
+    return np.asarray(unconfirmed(footprints, events, times, threshold, config.same_sun_share, days, held), dtype=bool)
+
+
+def drop_unconfirmed(footprints: gpd.GeoDataFrame, events: list[tuple[int, int, xr.DataArray]],
+                     times: np.ndarray, config: Any, threshold: float,
+                     unmasked: dict[tuple[int, int], np.ndarray] | None = None,
+                     dates: Any = None) -> gpd.GeoDataFrame:
+    """``footprints`` without those :func:`unconfirmed_mask` marks; the count dropped is
+    ``attrs["unconfirmed_across_seasons"]``."""
+    return without(footprints, unconfirmed_mask(footprints, events, times, config, threshold, unmasked, dates))
+
+
+def without(footprints: gpd.GeoDataFrame, drop: np.ndarray) -> gpd.GeoDataFrame:
+    """``footprints`` without the rows ``drop`` marks, their count in ``attrs["unconfirmed_across_seasons"]``."""
+    import logging
+
     if not drop.any():
         return footprints
     logging.getLogger("changedetect.pipeline").info(

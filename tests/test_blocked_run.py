@@ -219,3 +219,11 @@ def test_sample_city_in_blocks_has_no_seams(sample_runs: tuple[Path, Path]) -> N
     # the network's windows fall elsewhere in a block: small differences, no band along the cores' edges
     assert (d > 0.1).mean() < 1e-3
     assert ((p >= 0.5) != (q >= 0.5)).sum() < 0.01 * (p >= 0.5).sum()
+
+
+def test_sample_city_in_blocks_counts_each_same_sun_drop_once(sample_runs: tuple[Path, Path]) -> None:
+    import json
+
+    whole, blocks = (json.loads((o / "run.json").read_text())["same_sun_dropped"] for o in sample_runs)
+    # a footprint dropped in a block's halo is its neighbour's to count (in_core), not both blocks'
+    assert whole > 0 and blocks == whole, (whole, blocks)
