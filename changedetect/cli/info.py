@@ -67,6 +67,10 @@ def format_info(info: dict[str, Any]) -> str:
     lines.append("Bands:")
     for band in info["bands"]:
         lines.append("  " + _band_line(band))
+    others = _other_resolutions(info)
+    if others:
+        lines.append(f"        the first date's; the dates differ: {', '.join(others)} (changedetect run "
+                     "resamples every date onto the first date's grid)")
     if info["crs"] is None:
         lines.append("CRS:    none (pixel coordinates)")
     else:
@@ -91,6 +95,15 @@ def format_info(info: dict[str, Any]) -> str:
         f"nodata {100 * (info['nodata_share'] or 0):.1f} % overall"
     )
     return "\n".join(lines)
+
+
+def _other_resolutions(info: dict[str, Any]) -> list[str]:
+    """``2024-02-20 0.6 m`` for each date whose finest band's pixel differs from the first date's by over 1 %."""
+    first = info["grid"]["resolution"]
+    if first is None:
+        return []
+    return [f"{sc['date']} {round(sc['resolution'], 2):g} m" for sc in info["scenes"]
+            if sc.get("resolution") is not None and abs(sc["resolution"] - first) > 0.01 * first]
 
 
 def _crs_text(crs: str | None, name: str | None = None) -> str:

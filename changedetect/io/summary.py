@@ -35,7 +35,8 @@ def describe(
 ) -> dict[str, Any]:
     """Describe a series: dates, bands and their resolutions, CRS, bounds, size, nodata share.
 
-    The grid, bounds, bands and ``crs`` are the first date's; each scene's ``crs`` is its own.
+    The grid, bounds, bands and ``crs`` are the first date's; each scene's ``crs`` and
+    ``resolution`` are its own.
 
     Parameters
     ----------
@@ -53,7 +54,8 @@ def describe(
         ``bands`` (``name``, ``resolution`` in metres, ``resolution_xy``,
         ``nominal_resolution``, ``width``, ``height``, ``dtype``, ``nodata``),
         ``crs``, ``crs_name``, ``grid``, ``bounds``, ``bounds_lonlat``, ``size``,
-        ``scenes`` (per date: files, ``crs``, ``nodata_share``), ``nodata_share``,
+        ``scenes`` (per date: files, ``crs``, ``resolution`` in metres
+        of its finest band, ``nodata_share``), ``nodata_share``,
         ``georeferenced``, ``placeholder_dates``.
     """
     series = source if isinstance(source, SeriesSource) else open_series(source, pattern=pattern)  # type: ignore[arg-type]
@@ -64,6 +66,7 @@ def describe(
             "date": s.date.isoformat(),
             "files": [str(p) for p in s.files],
             "crs": _crs_id(CRS.from_user_input(s.grid.crs) if s.grid.crs is not None else None),
+            "resolution": _round(geo.resolution_m(s.grid)),  # its finest band's, in metres
             "nodata_share": _round(_scene_nodata_share(s.bands, sample)),
         }
         for s in series.scenes
