@@ -20,7 +20,11 @@ if TYPE_CHECKING:
 
 
 class Imagery(Protocol):
-    """Where image chips come from: one date of a scene, read window by window."""
+    """Where image chips come from: one date of a scene, read window by window.
+
+    An optional ``pixel`` attribute (the pixel's side in units of ``crs``) lets a chip's margin
+    be counted in pixels too (:attr:`changedetect.config.ReportConfig.chip_margin_px`).
+    """
 
     crs: Any
 
@@ -57,6 +61,7 @@ class RasterImagery:
                 self._uint8 = src.dtypes[0] == "uint8"
                 self._nodata = src.nodata
                 self._size = max(src.width, src.height)
+                self.pixel = float(max(abs(src.res[0]), abs(src.res[1])))
         except rasterio.errors.RasterioIOError as exc:
             raise TileReadError(f"report: cannot read raster '{self.path}': {exc}") from None
         self._stretch: tuple[np.ndarray, np.ndarray] | None = None
@@ -106,6 +111,7 @@ class StackImagery:
         self.crs = stack.rio.crs
         self.grid = Grid.of(stack)
         self.bounds = self.grid.bounds
+        self.pixel = float(max(abs(self.grid.transform.a), abs(self.grid.transform.e)))
         self._stretch: tuple[np.ndarray, np.ndarray] | None = None
 
     def overview(self, max_px: int) -> tuple[np.ndarray, tuple[float, float, float, float]]:
@@ -135,10 +141,18 @@ class StackImagery:
 
 
 def _pick_bands(names: Sequence[str], count: int, wanted: Sequence[str]) -> list[int]:
-    """1-based band indexes: by name when all are found, else the first three (or 1 as grey)."""
-    lower = [n.lower() for n in names]
-    if all(w.lower() in lower for w in wanted):
-        return [lower.index(w.lower()) + 1 for w in wanted]
+    """1-based band indexes: by name when all are found, else the first three (or 1 as grey).
+
+    Names match case-insensitively, directly or through the common aliases (Sentinel-2's
+    B04/B03/B02/B08 are red/green/blue/nir): a Sentinel-2 stack's first three bands are
+    B01 (aerosols, 60 m), B02 and B03, not a true-colour image.
+    """
+    from changedetect._detect_inputs import _canon
+
+    for key in (str.lower, _canon):
+        have = [key(n) for n in names]
+        if all(key(w) in have for w in wanted):
+            return [have.index(key(w)) + 1 for w in wanted]
     return [1, 2, 3] if count >= 3 else [1, 1, 1]
 
 

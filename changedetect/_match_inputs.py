@@ -43,8 +43,10 @@ def harmonise_crs(
                               "zone (or another CRS of true scale here), or leave it unset")
     elif in_metres(own) and abs(_areal_scale(own, footprints) - 1.0) <= MAX_AREA_DISTORTION:
         crs = own
-    else:  # geographic, in feet, or metres of a distorted scale here (Web Mercator: 1/cos²(lat))
-        crs = CRS.from_user_input(footprints.estimate_utm_crs())
+    elif np.isfinite(footprints.total_bounds).all():  # geographic, in feet, or metres of a distorted
+        crs = CRS.from_user_input(footprints.estimate_utm_crs())  # scale here (Web Mercator: 1/cos²(lat))
+    else:  # no footprint (a quiet scene in EPSG:4326): nothing is measured, and there is no UTM zone to pick
+        crs = own
     geoms = footprints.geometry
     if CRS.from_user_input(footprints.crs) != crs:
         geoms = reproject(geoms, crs)

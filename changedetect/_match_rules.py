@@ -319,7 +319,7 @@ def _reasons(fp: Footprints, pm: Permits, code: np.ndarray, quoted: np.ndarray, 
         elif c == 1:  # type_mismatch
             ptype = pm.type_names[pm.type_code[q]].tolist()
             need = [_NEEDS[k] for k in kinds[rows].tolist()]
-            text = [f"{w} under a {t} permit ({p}); it needs a {d} permit"
+            text = [f"{w} under {_a(t)} permit ({p}); it needs {_a(d)} permit"
                     for w, t, p, d in zip(what, ptype, pid, need, strict=True)]
         elif c in (2, 3):  # before_permit, permit_expired
             seen = _iso(seen_all[rows])
@@ -345,6 +345,11 @@ def _reasons(fp: Footprints, pm: Permits, code: np.ndarray, quoted: np.ndarray, 
 
 
 _NEEDS = {k: " or ".join(v) for k, v in ALLOWED_TYPES.items()}
+
+
+def _a(word: str) -> str:
+    """``word`` with its indefinite article: 'an extension', 'a renovation'."""
+    return f"{'an' if word[:1] in ('a', 'e', 'i', 'o', 'u') else 'a'} {word}"
 
 
 def _what(kinds: np.ndarray, area: np.ndarray) -> list[str]:

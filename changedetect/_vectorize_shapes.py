@@ -361,8 +361,13 @@ def _median(values: np.ndarray) -> float:
 def _built(geoms: gpd.GeoSeries, image: xr.DataArray, transform: Affine,
            shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """Whether each footprint looks built in ``image`` (band, y, x), and its signed contrast."""
-    bands = [str(b).lower() for b in image["band"].values] if "band" in image.coords else []
+    from changedetect._detect_inputs import _canon
+
+    # by name, Sentinel-2's too (B04/B03/B02/B08): its first three bands are B01 (60 m aerosols), B02, B03
+    bands = [_canon(str(b)) for b in image["band"].values] if "band" in image.coords else []
     pick: dict[str, int] = {name: bands.index(name) for name in ("red", "green", "blue", "nir") if name in bands}
+    rgb = [pick[c] for c in ("red", "green", "blue")] if all(c in pick for c in ("red", "green", "blue")) \
+        else [0, 1, 2][: image.shape[0]]
     out = np.zeros(len(geoms), bool)
     con = np.zeros(len(geoms))
     if image.shape[-2:] != shape:
@@ -373,7 +378,7 @@ def _built(geoms: gpd.GeoSeries, image: xr.DataArray, transform: Affine,
             f"{shape[0]}x{shape[1]}: give images on the probability's grid (the co-registered dates, or a "
             "run's before_rgb.tif / after_rgb.tif)")
     arr = image.data
-    bright_all = np.asarray(arr[:3, ::8, ::8], dtype=np.float32).mean(axis=0)
+    bright_all = np.asarray(arr[rgb, ::8, ::8], dtype=np.float32).mean(axis=0)
     lo, hi = np.nanpercentile(bright_all, [2, 98]) if np.isfinite(bright_all).any() else (0.0, 1.0)
     scale = max(float(hi - lo), 1e-6)
     px = abs(transform.a)
@@ -392,7 +397,7 @@ def _built(geoms: gpd.GeoSeries, image: xr.DataArray, transform: Affine,
             continue
         veg = _vegetation(pix, pick)
         not_veg = np.nanmean(veg[inside] < (0.2 if "nir" in pick else 0.05 * scale))
-        bright = _band_mean(pix[:3])  # NaN where no band has data (an aligned date's edge): no warning
+        bright = _band_mean(pix[rgb])  # NaN where no band has data (an aligned date's edge): no warning
         con[k] = (_median(bright[inside]) - _median(bright[ring])) / scale
         out[k] = bool(not_veg >= 0.5 and abs(con[k]) > 0.08)
     return out, con

@@ -57,6 +57,10 @@ class ReportConfig:
         Side of a before/after image chip, in pixels of the report.
     chip_margin_m
         Ground margin around a footprint in a chip, in metres.
+    chip_margin_px
+        The margin is at least this many pixels of the imagery: 15 m is 30 pixels at 0.5 m but
+        a pixel and a half of Sentinel-2's 10 m, where a small footprint's chip would show no
+        ground around it (8 pixels: 80 m at 10 m).
     overview_px
         Longest side of the overview map, in pixels.
     max_cards
@@ -71,6 +75,7 @@ class ReportConfig:
     rgb_bands: tuple[str, ...] = ("red", "green", "blue")
     chip_px: int = 200
     chip_margin_m: float = 15.0
+    chip_margin_px: int = 8
     overview_px: int = 1200
     max_cards: int = 500
     include_permitted: bool = False
@@ -90,6 +95,9 @@ class ReportConfig:
         margin = self.chip_margin_m
         if isinstance(margin, bool) or not isinstance(margin, int | float) or not 0 <= margin < float("inf"):
             raise ConfigError(f"chip_margin_m must be metres, 0 or more, got {margin!r}")
+        px = self.chip_margin_px
+        if isinstance(px, bool) or not isinstance(px, int) or px < 0:
+            raise ConfigError(f"chip_margin_px must be a whole number of pixels, 0 or more, got {px!r}")
 
 
 @dataclass(frozen=True)

@@ -131,7 +131,9 @@ def _chip(imagery: Imagery, geom: Any, cfg: ReportConfig, colour: tuple[int, int
 
     x0, y0, x1, y1 = geom.bounds
     cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-    half = max(x1 - x0, y1 - y0) / 2 + cfg.chip_margin_m / _metres_per_unit(imagery.crs)
+    pixel = float(getattr(imagery, "pixel", 0.0))  # in the CRS's units; 0 when the imagery does not say
+    margin = max(cfg.chip_margin_m / _metres_per_unit(imagery.crs), cfg.chip_margin_px * pixel)
+    half = max(x1 - x0, y1 - y0) / 2 + margin
     bounds = (cx - half, cy - half, cx + half, cy + half)
     img = Image.fromarray(imagery.chip(bounds, cfg.chip_px)).convert("RGB")
     draw = ImageDraw.Draw(img)

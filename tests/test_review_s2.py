@@ -1,0 +1,159 @@
+"""A Sentinel-2 user's defects (review of 2026-11-30 on OSCD pisa/rennes, reproduced on tiny
+synthetic data): band names B02/B03/B04/B08 mean blue/green/red/nir for the report's images
+and the change-type heuristic, an empty footprint list in EPSG:4326 is matched, and chips
+of 10 m imagery show the ground around a footprint."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+from shapely.geometry import box
+from test_match import b, fp, permit, register
+
+from changedetect._imagery import StackImagery, _pick_bands
+from changedetect.match import match
+from changedetect.testing import make_grid
+from changedetect.vectorize import vectorize
+
+S2_BANDS = ["B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11", "B12"]
+
+
+def test_sentinel2_band_names_give_a_true_colour_rgb() -> None:
+    assert _pick_bands(S2_BANDS, len(S2_BANDS), ("red", "green", "blue")) == [4, 3, 2]
+    assert _pick_bands(["b04", "b03", "b02"], 3, ("red", "green", "blue")) == [1, 2, 3]
+    assert _pick_bands(["nir", "red", "green", "blue"], 4, ("red", "green", "blue")) == [2, 3, 4]
+
+
+def _stack(bands: list[str], planes: dict[str, np.ndarray], times: list[str], resolution: float) -> xr.DataArray:
+    grid = make_grid(planes[next(iter(planes))].shape[-1], resolution=resolution)
+    data = np.stack([np.stack([planes[name][t] for name in bands]) for t in range(len(times))]).astype(np.float32)
+    da = xr.DataArray(data, dims=("time", "band", "y", "x"),
+                      coords={"time": pd.DatetimeIndex(times), "band": bands, **grid.coords()})
+    return da.rio.write_crs(grid.crs).rio.write_transform(grid.transform)
+
+
+def test_stack_imagery_of_a_sentinel2_stack_reads_b04_b03_b02() -> None:
+    planes = {name: np.full((1, 8, 8), 10.0 * k) for k, name in enumerate(S2_BANDS)}
+    img = StackImagery(_stack(S2_BANDS, planes, ["2017-06-01"], 10.0), 0)
+    assert [str(v) for v in img.da["band"].values] == ["B04", "B03", "B02"]
+
+
+def _field_becomes_roof(size: int = 48) -> dict[str, np.ndarray]:
+    """Two dates of 10 m Sentinel-2-like bands: a green field (high NIR) amid dark asphalt
+    becomes a bright roof; B01 (aerosol) is a flat haze that says nothing of either."""
+    inside = (slice(18, 30), slice(18, 30))
+    planes: dict[str, np.ndarray] = {}
+    asphalt = {"B01": 1400, "B02": 20, "B03": 20, "B04": 20, "B08": 30}
+    field = {"B01": 1400, "B02": 30, "B03": 80, "B04": 40, "B08": 220}
+    roof = {"B01": 1400, "B02": 200, "B03": 200, "B04": 200, "B08": 200}
+    rng = np.random.default_rng(0)
+    for name in asphalt:
+        img = np.full((2, size, size), float(asphalt[name]))
+        img[0][inside] = field[name]
+        img[1][inside] = roof[name]
+        planes[name] = img + rng.normal(0, 1, img.shape)
+    return planes
+
+
+def test_change_type_reads_sentinel2_bands_by_their_names() -> None:
+    planes = _field_becomes_roof()
+    prob_grid = make_grid(48, resolution=10.0)
+    prob = xr.DataArray(np.zeros((48, 48), np.float32), dims=("y", "x"), coords=prob_grid.coords())
+    prob = prob.rio.write_crs(prob_grid.crs).rio.write_transform(prob_grid.transform)
+    prob[18:30, 18:30] = 0.9
+    prob.attrs["threshold"] = 0.5
+    named = _stack(["blue", "green", "red", "nir"], {k: planes[v] for k, v in
+                   {"blue": "B02", "green": "B03", "red": "B04", "nir": "B08"}.items()},
+                   ["2015-07-04", "2018-02-11"], 10.0)
+    s2 = _stack(["B01", "B02", "B03", "B04", "B08"], planes, ["2015-07-04", "2018-02-11"], 10.0)
+    kinds = {}
+    for key, stack in (("named", named), ("s2", s2)):
+        out = vectorize(prob, before=stack.isel(time=0), after=stack.isel(time=-1))
+        assert len(out) == 1
+        kinds[key] = out["change_type"].iloc[0]
+    assert kinds == {"named": "new", "s2": "new"}  # B01 was read as red, the field as built
+
+
+def test_an_empty_footprint_list_in_epsg4326_is_matched() -> None:
+    empty = gpd.GeoDataFrame({"footprint_id": [], "first_seen": [], "change_type": []},
+                             geometry=[], crs="EPSG:4326")
+    permits = gpd.GeoDataFrame([permit("P-1", box(10.38, 43.70, 10.39, 43.71))], crs="EPSG:4326")
+    out = match(empty, permits)
+    assert len(out) == 0
+    assert out.crs == empty.crs
+
+
+def test_an_empty_footprint_list_in_epsg4326_is_matched_by_the_cli(tmp_path) -> None:
+    from click.testing import CliRunner
+
+    from changedetect.cli import cli
+
+    empty = gpd.GeoDataFrame({"footprint_id": [], "first_seen": [], "change_type": []},
+                             geometry=gpd.GeoSeries([], crs="EPSG:4326"), crs="EPSG:4326")
+    empty.to_file(tmp_path / "fp.gpkg", layer="footprints")
+    gpd.GeoDataFrame([permit("P-1", box(10.38, 43.70, 10.39, 43.71))], crs="EPSG:4326").to_file(
+        tmp_path / "permits.gpkg", layer="permits")
+    res = CliRunner().invoke(cli, ["match", str(tmp_path / "fp.gpkg"), "--permits", str(tmp_path / "permits.gpkg"),
+                                    "--out", str(tmp_path / "v.gpkg")])
+    assert res.exit_code == 0, res.output
+    assert len(gpd.read_file(tmp_path / "v.gpkg", layer="v")) == 0
+
+
+@pytest.mark.parametrize(("ptype", "kind", "article"), [("extension", "demolished", "an extension"),
+                                                         ("renovation", "new", "a renovation")])
+def test_type_mismatch_reason_uses_the_right_article(ptype: str, kind: str, article: str) -> None:
+    seen = dt.date(2024, 6, 1)
+    out = match(fp(("F1", b(0, 0, 10, 10), seen, kind)), register(permit("P-1", b(0, 0, 10, 10), ptype=ptype)))
+    reason = out["reason"].iloc[0]
+    assert out["status"].iloc[0] == "type_mismatch"
+    assert f"under {article} permit" in reason, reason
+
+
+def _geotiff(path, resolution: float, size: int = 64):  # noqa: ANN001, ANN202
+    import rasterio
+
+    grid = make_grid(size, resolution=resolution)
+    with rasterio.open(path, "w", driver="GTiff", width=size, height=size, count=3, dtype="uint8",
+                       crs=grid.crs, transform=grid.transform) as dst:
+        dst.write(np.full((3, size, size), 100, np.uint8))
+        dst.descriptions = ("B04", "B03", "B02")
+    return grid
+
+
+@pytest.mark.parametrize(("resolution", "min_side_m"), [(10.0, 30 + 2 * 80), (0.5, 30 + 2 * 15)])
+def test_a_chip_of_10m_imagery_shows_the_ground_around_the_footprint(tmp_path, resolution: float,
+                                                                      min_side_m: float) -> None:
+    """At 10 m a 15 m margin is a pixel and a half: a small footprint's chip was a blur of 6 px."""
+    from changedetect._imagery import RasterImagery
+    from changedetect.config import ReportConfig
+    from changedetect.report import _chip
+
+    grid = _geotiff(tmp_path / "after.tif", resolution)
+    asked: list[tuple[float, float, float, float]] = []
+
+    class Recording(RasterImagery):
+        def chip(self, bounds: tuple[float, float, float, float], size: int) -> np.ndarray:
+            asked.append(bounds)
+            return super().chip(bounds, size)
+
+    left, top = grid.transform.c, grid.transform.f
+    geom = box(left + 100, top - 130, left + 130, top - 100)  # 30 m x 30 m
+    _chip(Recording(tmp_path / "after.tif"), geom, ReportConfig(), (255, 0, 0))
+    side = asked[0][2] - asked[0][0]
+    assert side == pytest.approx(min_side_m)  # 8 pixels of margin at 10 m, the 15 m at 0.5 m
+    _chip(Recording(tmp_path / "after.tif"), geom, ReportConfig(chip_margin_m=0, chip_margin_px=0), (255, 0, 0))
+    assert asked[1][2] - asked[1][0] == pytest.approx(30)
+
+
+@pytest.mark.parametrize("value", [-1, True, 1.5])
+def test_a_bad_chip_margin_px_is_refused(value: object) -> None:
+    from changedetect.config import ReportConfig
+    from changedetect.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="chip_margin_px"):
+        ReportConfig(chip_margin_px=value)  # type: ignore[arg-type]
