@@ -4,7 +4,9 @@ images and addresses.  Pure functions on in-memory objects; the pipeline opens t
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +23,21 @@ if TYPE_CHECKING:
 
 #: An aligned stack up to this size is computed once and held in memory (``[run] hold_gib``'s default).
 PERSIST_BYTES = 2 << 30
+
+#: The largest array :func:`hold` keeps in memory by default: ``PERSIST_BYTES``, or ``[run] hold_gib``
+#: while a run is under :func:`holding`, so that detection, the presence check and the change
+#: types respect the run's bound as the co-registered stack does.
+HOLD_LIMIT: ContextVar[float] = ContextVar("changedetect_hold_limit", default=PERSIST_BYTES)
+
+
+@contextmanager
+def holding(limit: float) -> Iterator[None]:
+    """Within the block, :func:`hold` keeps arrays of at most ``limit`` bytes in memory."""
+    token = HOLD_LIMIT.set(limit)
+    try:
+        yield
+    finally:
+        HOLD_LIMIT.reset(token)
 
 
 def load_segmenter(config: PipelineConfig, loaded: Any) -> Any:
@@ -80,14 +97,15 @@ def pair_indices(aligned: xr.DataArray, pairs: Sequence[tuple[str, str]] | None)
     return [(days.index(b), days.index(a)) for b, a in pairs]
 
 
-def hold(aligned: xr.DataArray, *, limit: float = PERSIST_BYTES, spill: Path | None = None) -> xr.DataArray:
-    """Compute the (lazy) aligned stack once: held in memory when it is at most ``limit`` bytes,
+def hold(aligned: xr.DataArray, *, limit: float | None = None, spill: Path | None = None) -> xr.DataArray:
+    """Compute the (lazy) aligned stack once: held in memory when it is at most ``limit`` bytes
+    (None: :data:`HOLD_LIMIT`'s, 2 GiB outside a run),
     else written to scratch files in ``spill`` and read back window by window
     (:func:`changedetect.io.spill.spill_stack`), or left lazy (recomputed at every read) when
     ``spill`` is None.  Every later stage reads it."""
     if aligned.chunks is None:
         return aligned
-    if aligned.nbytes <= limit:
+    if aligned.nbytes <= (HOLD_LIMIT.get() if limit is None else limit):
         return aligned.persist(scheduler="threads")
     if spill is None:
         return aligned

@@ -28,9 +28,11 @@ class RunConfig:
         once and held in memory.  A larger one is written once to scratch GeoTIFFs (in
         ``spill_dir``) and read back window by window: its warp is computed once, not at every
         read, and memory stays bounded.  A registration-only reference date (``register_to``)
-        is not counted.  It bounds the stack, not the run: detection still holds each pair's two
-        dates (and the presence check each date) in memory when they fit in 2 GiB, as it does
-        for any stack; to bound a run's memory, lower ``block_px``.
+        is not counted.  The same bound holds for what the later stages keep in memory of the
+        scene (a pair's two dates for detection, each date for the presence check, the two dates
+        for the change types): above it they read window by window.  A scene larger than
+        ``block_px`` is read one block at a time, and each block is held whole: lower
+        ``block_px`` to bound that too.
     spill_dir
         Where the scratch files of a stack larger than ``hold_gib`` go (a new folder in it,
         removed when the run ends, or, left by a killed run, by the next run into the same output

@@ -44,7 +44,7 @@ from changedetect._pipeline_output import (
     publish,
     removing_new_folders,
 )
-from changedetect._pipeline_steps import check_pairs, load_segmenter, report_info
+from changedetect._pipeline_steps import check_pairs, holding, load_segmenter, report_info
 from changedetect._state import sha256_file, write_text_atomic
 from changedetect.config import PipelineConfig
 from changedetect.errors import ConfigError
@@ -199,8 +199,9 @@ def _run_in(out: Path, tiles: str | Path | Sequence[str | Path], permits: str | 
             before, before_info = _load_previous(previous)
         if register_to is not None:
             config = replace(config, coregister=replace(config.coregister, reference=register_to))
-        paths = chain(stack, register, stage, config, (loaded, segmenter), clock, progress, before, register_to,
-                      pairs, mask_pairs, spill=spill)
+        with holding(config.run.hold_gib * 2**30):  # every stage's in-memory holds, not the stack's only
+            paths = chain(stack, register, stage, config, (loaded, segmenter), clock, progress, before,
+                          register_to, pairs, mask_pairs, spill=spill)
         summary = _finish(series, stack, permits, stage, config, loaded, clock, paths, started, before_info)
         publish(stage, out)
     finally:

@@ -232,3 +232,29 @@ def test_a_registration_only_reference_is_not_spilled(tiny: dict, monkeypatch: p
     run_chain(tiny["root"] / "tiles", permits=tiny["root"] / "permits.gpkg", out=tiny["root"] / "register-to",
               config=dataclasses.replace(tiny["config"], run=RunConfig(hold_gib=0)), register_to=first)
     assert len(dates) == 1 and first not in dates[0] and len(dates[0]) == 2  # the two compared dates only
+
+
+def test_hold_gib_bounds_every_hold_of_the_run_not_only_the_stack(tiny: dict, spills: list[Path],
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before: detection, the presence check and the change types held the spilled stack (or each
+    date of it) again whenever it fit in 2 GiB, whatever ``hold_gib`` said."""
+    import xarray as xr
+
+    held: list[int] = []
+    real = xr.DataArray.persist
+
+    def spy(self: xr.DataArray, **kwargs: Any) -> xr.DataArray:
+        held.append(int(self.nbytes))
+        return real(self, **kwargs)
+
+    monkeypatch.setattr(xr.DataArray, "persist", spy)
+    limit_gib = 1.5 * 300 * 300 * 4 / 2**30  # more than one band of one date, less than one date's four
+    out = _run(tiny, "bounded", RunConfig(hold_gib=limit_gib))
+    assert len(spills) == 1 and (out / "run.json").is_file()
+    assert all(n <= limit_gib * 2**30 for n in held), held
+    # outside a run, the default bound again: a 1 MiB lazy array is held
+    from changedetect._pipeline_steps import hold
+
+    held.clear()
+    hold(xr.DataArray(da.zeros((512, 512), dtype=np.float32, chunks=256)))
+    assert held == [512 * 512 * 4]
