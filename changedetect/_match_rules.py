@@ -338,8 +338,14 @@ def _reasons(fp: Footprints, pm: Permits, code: np.ndarray, quoted: np.ndarray, 
         else:  # permitted
             ptype = pm.type_names[pm.type_code[q]].tolist()
             issued, until = _iso(pm.issued_on[q]), _iso(pm.valid_until[q])
-            text = [f"{w} within permit {p} ({t}, valid {i} to {u}); {e} m² outside, within tolerance {tol}"
-                    for w, p, t, i, u, e in zip(what, pid, ptype, issued, until, _fmt0(excess[rows]), strict=True)]
+            # over the area tolerances as drawn, a footprint passed on the edge tolerance (a pixel
+            # of 10 m imagery is a wide band): say which one let it through
+            edge = excess[rows] > np.maximum(config.tolerance_m2, config.tolerance_pct / 100.0 * permitted[rows])
+            near = f"within {config.edge_tolerance_m or 0.0:g} m of its outline (edge tolerance)"
+            text = [f"{w} within permit {p} ({t}, valid {i} to {u}); {e} m² outside, "
+                    f"{near if g else 'within tolerance ' + tol}"
+                    for w, p, t, i, u, e, g in zip(what, pid, ptype, issued, until, _fmt0(excess[rows]),
+                                                   edge.tolist(), strict=True)]
         out[rows] = text
     return out
 

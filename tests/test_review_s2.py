@@ -157,3 +157,20 @@ def test_a_bad_chip_margin_px_is_refused(value: object) -> None:
 
     with pytest.raises(ConfigError, match="chip_margin_px"):
         ReportConfig(chip_margin_px=value)  # type: ignore[arg-type]
+
+
+def test_a_footprint_permitted_by_the_edge_tolerance_says_so() -> None:
+    """rennes: 'new building of 13691 m² within permit P-1 ...; 2305 m² outside, within tolerance
+    (10 m² or 10%)': 2305 m² is 17 % of that permit; what let it pass was the 10 m edge tolerance."""
+    from changedetect.match import MatchConfig
+
+    seen = dt.date(2024, 6, 1)
+    out = match(fp(("F1", b(0, 0, 100, 100), seen, "new")), register(permit("P-1", b(5, 5, 90, 90))),
+                config=MatchConfig(edge_tolerance_m=10.0))
+    assert out["status"].iloc[0] == "permitted"
+    reason = out["reason"].iloc[0]
+    assert "1900 m² outside" in reason and "(10 m² or 10%)" not in reason, reason
+    assert "within 10 m of its outline" in reason, reason
+    inside = match(fp(("F1", b(0, 0, 100, 100), seen, "new")), register(permit("P-1", b(0, 0, 100, 99.99))),
+                   config=MatchConfig(edge_tolerance_m=10.0))
+    assert "within tolerance (10 m² or 10%)" in inside["reason"].iloc[0]
