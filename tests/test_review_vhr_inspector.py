@@ -2,6 +2,10 @@
 
 Found on a real panchromatic tile and a second delivery reprojected to another UTM zone at 0.6 m:
 
+- ``changedetect run`` on tiles without the model's bands co-registered the whole scene first
+  and only then failed, with a message naming ``BEFORE`` (an argument of ``detect``, not of
+  ``run``): the bands are known when the tiles are opened, so the run must stop there and name
+  the tiles;
 - ``changedetect info`` said nothing of a date delivered at another resolution (it notes a date
   in another CRS), though ``run`` resamples that date onto the first date's grid.
 """
@@ -11,8 +15,33 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 import rasterio
 from affine import Affine
+
+from changedetect.errors import ModelError
+from changedetect.testing import make_one_band, make_run_inputs
+
+
+def test_run_refuses_tiles_without_the_models_bands_before_coregistering(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from changedetect import coregister as coreg_mod
+    from changedetect.pipeline import run
+
+    config = make_run_inputs(tmp_path, size=96)
+    for tile in sorted((tmp_path / "tiles").glob("*.tif")):
+        make_one_band(tile)  # a panchromatic delivery: one band, no name
+
+    def no_coregistration(*args: object, **kwargs: object) -> None:
+        raise AssertionError("co-registration started on tiles the model cannot read")
+
+    monkeypatch.setattr(coreg_mod, "coregister", no_coregistration)
+    with pytest.raises(ModelError) as err:
+        run(tmp_path / "tiles", permits=tmp_path / "permits.gpkg", out=tmp_path / "out", config=config)
+    message = str(err.value)
+    assert "tiles" in message and "BEFORE" not in message, message
+    assert "red" in message, message  # what the model needs
+    assert not (tmp_path / "out").exists()
 
 
 def _tile(path: Path, resolution: float, size: int) -> None:
