@@ -174,3 +174,17 @@ def test_a_footprint_permitted_by_the_edge_tolerance_says_so() -> None:
     inside = match(fp(("F1", b(0, 0, 100, 100), seen, "new")), register(permit("P-1", b(0, 0, 100, 99.99))),
                    config=MatchConfig(edge_tolerance_m=10.0))
     assert "within tolerance (10 m² or 10%)" in inside["reason"].iloc[0]
+
+
+def test_an_empty_violation_list_in_epsg4326_is_written_as_csv_without_a_warning(tmp_path) -> None:
+    """A quiet Sentinel-2 scene (0 footprints, EPSG:4326): `changedetect run` printed geopandas'
+    'Geometry is in a geographic CRS. Results from 'centroid' are likely incorrect'."""
+    import warnings
+
+    from changedetect.io import write_vector
+
+    empty = gpd.GeoDataFrame({"violation_id": [], "status": []}, geometry=gpd.GeoSeries([], crs="EPSG:4326"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        write_vector(empty, tmp_path / "v.csv")
+    assert pd.read_csv(tmp_path / "v.csv").columns.tolist()[-3:] == ["wkt", "lon", "lat"]

@@ -226,8 +226,10 @@ def _isnull(v: object) -> bool:
 def _csv_frame(frame: gpd.GeoDataFrame) -> pd.DataFrame:
     """Attributes + ``wkt`` (EPSG:4326) + centroid ``lon``/``lat``."""
     geoms = frame.geometry
-    if frame.crs is not None and not frame.crs.is_projected and len(frame):
-        centroids = geoms.to_crs(frame.estimate_utm_crs()).centroid  # centroids need metres
+    if frame.crs is not None and not frame.crs.is_projected:  # centroids need metres
+        # no footprint (a quiet scene in EPSG:4326) has no UTM zone, and nothing to take a centroid of
+        located = bool(np.isfinite(frame.total_bounds).all())
+        centroids = geoms.to_crs(frame.estimate_utm_crs()).centroid if located else geoms
     else:
         centroids = geoms.centroid
     wgs = geoms.to_crs(4326) if frame.crs is not None else geoms
