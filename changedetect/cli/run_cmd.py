@@ -24,7 +24,7 @@ from changedetect.cli.options import (
 @click.argument("tiles", nargs=-1, required=True, type=click.Path(path_type=Path, exists=True))
 @click.option("--permits", required=True, type=str,
               help="Permit register: .gpkg/.geojson/.shp/.parquet/.csv or a postgresql:// URL.")
-@out_path_opt(help="Output folder (coregistration.json, change_probability.tif, first_seen.tif, "
+@out_path_opt(help="Output folder (coregistration.json, change_probability.tif, first_seen.tif with 3+ dates, "
                    "before_rgb.tif, after_rgb.tif, footprints.gpkg, violations.gpkg/.csv, report.html, "
                    "run.json).")
 @click.option("--model", help="Model name or folder (default: the config's, vhr-building).")
