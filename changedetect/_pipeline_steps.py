@@ -272,7 +272,9 @@ def with_addresses(violations: gpd.GeoDataFrame, register: gpd.GeoDataFrame) -> 
     """Add ``address``: the matched permits' addresses (for inspectors), when the register has them."""
     if "address" not in register or "permit_ids" not in violations or "address" in violations:
         return violations
-    lookup = dict(zip(register["permit_id"].astype(str), register["address"].astype(str), strict=False))
+    # only the permits that give one: astype(str) keeps a missing address NaN (pandas 3), a float in join
+    given = register["address"].notna()
+    lookup = dict(zip(register["permit_id"][given].astype(str), register["address"][given].astype(str), strict=False))
 
     def addresses(ids: Any) -> str:
         if ids is None or (isinstance(ids, float) and np.isnan(ids)):

@@ -188,3 +188,23 @@ def test_an_empty_violation_list_in_epsg4326_is_written_as_csv_without_a_warning
         warnings.simplefilter("error")
         write_vector(empty, tmp_path / "v.csv")
     assert pd.read_csv(tmp_path / "v.csv").columns.tolist()[-3:] == ["wkt", "lon", "lat"]
+
+
+def test_a_register_without_addresses_is_matched_by_the_cli(tmp_path) -> None:
+    """`address` is optional, but a register without it (rennes, a CSV of permits) made
+    `changedetect match` and `run` fail with exit 1 once a footprint lay in a permit: pandas'
+    astype(str) keeps a missing address NaN, and '; '.join took the float."""
+    from click.testing import CliRunner
+
+    from changedetect.cli import cli
+    from changedetect.testing import make_footprints, make_permits
+
+    footprints = make_footprints()
+    footprints.to_file(tmp_path / "fp.gpkg", layer="footprints")
+    make_permits(footprints).drop(columns="address").to_file(tmp_path / "permits.gpkg", layer="permits")
+    res = CliRunner().invoke(cli, ["match", str(tmp_path / "fp.gpkg"), "--permits", str(tmp_path / "permits.gpkg"),
+                                   "--out", str(tmp_path / "v.gpkg")])
+    assert res.exit_code == 0, res.output
+    out = gpd.read_file(tmp_path / "v.gpkg", layer="v")
+    assert (out["status"] == "permitted").all() and len(out) == len(footprints)
+    assert out["address"].fillna("").eq("").all()
