@@ -43,6 +43,7 @@ class Clock:
         #: " (block i of n)" while a blocked run is in one of its blocks (in the bar and the log)
         self.block = ""
         self.bar: Any = None
+        self.current = ""  # the stage entered last
         if progress:
             from tqdm.auto import tqdm
 
@@ -54,6 +55,7 @@ class Clock:
         if self.bar is not None:
             self.bar.set_description(f"run: {name}{self.block}")
         log.info("stage %s%s", name, self.block)
+        self.current = name
         t0 = time.perf_counter()
         yield
         again = name in self.timings
@@ -61,9 +63,10 @@ class Clock:
         if self.bar is not None and not again:
             self.bar.update(1)
 
-    def close(self) -> None:
+    def close(self, failed: bool = False) -> None:
+        """End the bar: ``run: done``, or where a failed run stopped (its error is printed below)."""
         if self.bar is not None:
-            self.bar.set_description("run: done")
+            self.bar.set_description(f"run: stopped in {self.current or 'setup'}" if failed else "run: done")
             self.bar.close()
 
 

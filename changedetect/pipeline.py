@@ -182,6 +182,7 @@ def _run_in(out: Path, tiles: str | Path | Sequence[str | Path], permits: str | 
         shutil.rmtree(stale, ignore_errors=True)
     stage = Path(tempfile.mkdtemp(prefix=STAGE_PREFIX, dir=out))
     spill: Path | None = None
+    done = False
     try:
         spill = _spill_folder(config, out)  # a large co-registered stack's scratch files
         loaded = load_model(config.detect.model, device=config.detect.device)  # fail fast: ModelError
@@ -205,8 +206,9 @@ def _run_in(out: Path, tiles: str | Path | Sequence[str | Path], permits: str | 
                           register_to, pairs, mask_pairs, spill=spill)
         summary = _finish(series, stack, permits, stage, config, loaded, clock, paths, started, before_info)
         publish(stage, out)
+        done = True
     finally:
-        clock.close()
+        clock.close(failed=not done)
         shutil.rmtree(stage, ignore_errors=True)
         if spill is not None:
             shutil.rmtree(spill, ignore_errors=True)

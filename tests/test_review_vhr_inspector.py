@@ -44,6 +44,20 @@ def test_run_refuses_tiles_without_the_models_bands_before_coregistering(
     assert not (tmp_path / "out").exists()
 
 
+def test_a_failed_runs_progress_bar_does_not_say_done(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The bar ended on 'run: done' above the error line of a run that failed."""
+    from changedetect.pipeline import run
+
+    config = make_run_inputs(tmp_path, size=96)
+    for tile in sorted((tmp_path / "tiles").glob("*.tif")):
+        make_one_band(tile)
+    with pytest.raises(ModelError):
+        run(tmp_path / "tiles", permits=tmp_path / "permits.gpkg", out=tmp_path / "out", config=config,
+            progress=True)
+    err = capsys.readouterr().err
+    assert "run: done" not in err and "run: stopped in open" in err, err
+
+
 def _tile(path: Path, resolution: float, size: int) -> None:
     profile = {"driver": "GTiff", "width": size, "height": size, "count": 3, "dtype": "uint8",
                "crs": "EPSG:32648", "transform": Affine(resolution, 0, 680000.0, 0, -resolution, 1200000.0)}
