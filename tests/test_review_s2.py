@@ -208,3 +208,15 @@ def test_a_register_without_addresses_is_matched_by_the_cli(tmp_path) -> None:
     out = gpd.read_file(tmp_path / "v.gpkg", layer="v")
     assert (out["status"] == "permitted").all() and len(out) == len(footprints)
     assert out["address"].fillna("").eq("").all()
+
+
+def test_a_card_in_epsg4326_gives_its_working_coordinates_to_the_metre() -> None:
+    """pisa: 'Working CRS 10.4 E, 43.7 N (EPSG:4326)': one decimal of a degree is 8-11 km."""
+    from shapely.geometry import Point
+
+    from changedetect.report import _coords
+
+    _, working = _coords(Point(10.4323481, 43.7095812), "EPSG:4326")
+    assert working.startswith("10.432348 E, 43.709581 N"), working
+    _, utm = _coords(Point(686_123.44, 1_192_456.78), "EPSG:32648")
+    assert utm.startswith("686,123.4 E, 1,192,456.8 N"), utm
