@@ -105,6 +105,16 @@ def resolve_bands(
     )
 
 
+def check_stack_bands(stack: Any, card: Any, source: str) -> None:
+    """ModelError naming ``source`` when the stack lacks a band the model needs: checked when tiles
+    are opened, before co-registration or detection start on the whole scene.  Unnamed bands pass
+    (detection takes the first ones, and says so once)."""
+    names = [str(b) for b in stack["band"].values]
+    if all(_anonymous(n) for n in names) and len(names) >= len(card.bands):
+        return
+    resolve_bands(names, list(card.bands), aliases=dict(getattr(card, "band_aliases", None) or {}), source=source)
+
+
 def same_transform(a: Any, b: Any, width: int, height: int) -> bool:
     """Whether two affine transforms put a ``width`` x ``height`` grid's corners within a hundredth of
     ``b``'s pixel of each other (``np.allclose`` on the coefficients allows 6 m at a UTM easting of

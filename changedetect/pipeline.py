@@ -169,6 +169,7 @@ def _run_in(out: Path, tiles: str | Path | Sequence[str | Path], permits: str | 
             register_to: str | None, pairs: Sequence[tuple[str, str]] | None,
             mask_pairs: Sequence[tuple[str, str]] | None) -> RunSummary:
     """:func:`run` once its arguments are checked: make ``out``, stage, publish."""
+    from changedetect._detect_inputs import check_stack_bands
     from changedetect.io import open_series
     from changedetect.weights import load_model
 
@@ -196,7 +197,7 @@ def _run_in(out: Path, tiles: str | Path | Sequence[str | Path], permits: str | 
                      else [sc.grid for sc in series.scenes if sc.date.isoformat() != register_to])
             stack = series.to_stack(grid=grids[0] if (register_to is not None or pairs) and grids else None)
             _check_lonlat(stack, series.source)  # footprint ids, areas, the CSV and GeoJSON need WGS 84
-            _check_bands(stack, loaded, series.source)  # the model's bands: before co-registering the scene
+            check_stack_bands(stack, loaded.card, f"tiles '{series.source}'")  # before co-registering the scene
             register = config.permits.load(permits, rejects_path=stage / REJECTS)
             before, before_info = _load_previous(previous)
         if register_to is not None:
@@ -314,18 +315,6 @@ def _check_lonlat(stack: xr.DataArray, source: str) -> None:
             f"tiles '{source}' are in the local CRS '{name}', which has no transformation to WGS 84: footprint "
             "ids, areas and the CSV/GeoJSON violation lists need one; reproject the tiles to a map projection "
             "(e.g. gdalwarp -t_srs EPSG:32648 in.tif out.tif, your UTM zone or VN-2000)") from None
-
-
-def _check_bands(stack: xr.DataArray, loaded: Any, source: str) -> None:
-    """ModelError, naming the tiles, when they lack a band the model needs (detection would find out
-    only after co-registering the whole scene)."""
-    from changedetect._detect_inputs import _anonymous, resolve_bands
-
-    card, names = loaded.card, [str(b) for b in stack["band"].values]
-    if all(_anonymous(n) for n in names) and len(names) >= len(card.bands):
-        return  # unnamed bands: detection takes the first ones, and says so once
-    resolve_bands(names, list(card.bands), aliases=dict(getattr(card, "band_aliases", None) or {}),
-                  source=f"tiles '{source}'")
 
 
 #: the files of a Shapefile whose content the register's checksum covers (attributes live in the .dbf)

@@ -58,6 +58,22 @@ def test_a_failed_runs_progress_bar_does_not_say_done(tmp_path: Path, capsys: py
     assert "run: done" not in err and "run: stopped in open" in err, err
 
 
+def test_detect_series_names_the_tiles_that_lack_the_models_bands(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``detect TILES --series`` said 'BEFORE lacks band(s)', naming no folder."""
+    import changedetect.cli as cdcli
+
+    config = make_run_inputs(tmp_path, size=96)
+    for tile in sorted((tmp_path / "tiles").glob("*.tif")):
+        make_one_band(tile)
+    with pytest.raises(SystemExit) as done:
+        cdcli.main(["-q", "detect", str(tmp_path / "tiles"), "--series", "--model", config.detect.model,
+                    "--out", str(tmp_path / "prob.tif")])
+    err = capsys.readouterr().err
+    assert done.value.code == 2, err
+    assert f"'{tmp_path / 'tiles'}' lacks band(s)" in err and "Traceback" not in err, err
+
+
 def _tile(path: Path, resolution: float, size: int) -> None:
     profile = {"driver": "GTiff", "width": size, "height": size, "count": 3, "dtype": "uint8",
                "crs": "EPSG:32648", "transform": Affine(resolution, 0, 680000.0, 0, -resolution, 1200000.0)}

@@ -101,6 +101,7 @@ def command(ctx: click.Context, before: Path, after: Path | None, out: Path, mod
 def _series(tiles: Path, out: Path, config: DetectConfig, *, overwrite: bool, progress: bool) -> None:
     import numpy as np
 
+    from changedetect._detect_inputs import check_stack_bands
     from changedetect._pipeline_steps import days_raster
     from changedetect.detect import detect_series
     from changedetect.io import open_stack, write_cog
@@ -110,6 +111,7 @@ def _series(tiles: Path, out: Path, config: DetectConfig, *, overwrite: bool, pr
     check_overwrite(first_path, overwrite)
     stack = open_stack(tiles)  # a bad folder fails before the models are loaded
     loaded = load_model(config.model, device=config.device)
+    check_stack_bands(stack, loaded.card, f"tiles '{tiles}'")
     segmenter = building_segmenter(loaded, device=config.device) if config.presence_check else None
     prob, first = detect_series(stack, config=config, progress=progress, model=loaded, segmenter=segmenter)
     write_cog(prob, out, dtype="float32", overwrite=overwrite)
