@@ -83,8 +83,11 @@ def _night_candidates(results: list[dict[str, Any]], crs: Any) -> gpd.GeoDataFra
     if not frames:
         return _empty(crs).drop(columns=["violation_id", "night"]).assign(_carried=pd.Series(dtype=bool))
     cand = gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), geometry="geometry", crs=crs)
-    c = cand.geometry.centroid
-    cand["_cy"], cand["_cx"] = -c.y.round(3), c.x.round(3)
+    import shapely
+
+    # a sort key only: shapely's planar centroid, without geopandas' warning in a geographic CRS
+    c = shapely.centroid(np.asarray(cand.geometry.values))
+    cand["_cy"], cand["_cx"] = -np.round(shapely.get_y(c), 3), np.round(shapely.get_x(c), 3)
     cand = cand.sort_values(["area", "after", "before", "_cy", "_cx", "run_violation_id"], kind="stable")
     return cand.drop(columns=["_cy", "_cx"]).reset_index(drop=True)
 

@@ -220,3 +220,21 @@ def test_a_card_in_epsg4326_gives_its_working_coordinates_to_the_metre() -> None
     assert working.startswith("10.432348 E, 43.709581 N"), working
     _, utm = _coords(Point(686_123.44, 1_192_456.78), "EPSG:32648")
     assert utm.startswith("686,123.4 E, 1,192,456.8 N"), utm
+
+
+def test_nightly_candidates_in_epsg4326_raise_no_centroid_warning(tmp_path) -> None:
+    """A register in EPSG:4326 (the nightly merges in its CRS): every night printed geopandas'
+    'Geometry is in a geographic CRS. Results from 'centroid' are likely incorrect' (pisa)."""
+    import warnings
+
+    from changedetect._merge import _night_candidates
+    from changedetect.testing import make_violations
+
+    (tmp_path / "run").mkdir()
+    make_violations(n=3).to_crs("EPSG:4326").to_file(tmp_path / "run" / "violations.gpkg", layer="violations")
+    results = [{"area": "pisa", "error": None,
+                "runs": [{"run_dir": str(tmp_path / "run"), "before": "2015-07-04", "after": "2018-02-11"}]}]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        cand = _night_candidates(results, "EPSG:4326")
+    assert len(cand) == len(cand[cand["status"] != "permitted"]) > 0
