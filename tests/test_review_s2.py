@@ -238,3 +238,46 @@ def test_nightly_candidates_in_epsg4326_raise_no_centroid_warning(tmp_path) -> N
         warnings.simplefilter("error")
         cand = _night_candidates(results, "EPSG:4326")
     assert len(cand) == len(cand[cand["status"] != "permitted"]) > 0
+
+
+def _s2_band_files(folder, *, nodata: float | None = None) -> None:  # noqa: ANN001
+    """Two dates of Sentinel-2 band files (uint16, 10 m and one 20 m band); the second date's
+    left third lies outside the swath: 0, Sentinel-2's NODATA, with no nodata tag."""
+    import rasterio
+
+    folder.mkdir()
+    rng = np.random.default_rng(1)
+    for day in ("20150704", "20180211"):
+        for band, res in (("B02", 10.0), ("B03", 10.0), ("B04", 10.0), ("B08", 10.0), ("B11", 20.0)):
+            size = int(60 * 10 / res)
+            grid = make_grid(size, resolution=res)
+            data = rng.integers(800, 3000, (size, size)).astype(np.uint16)
+            if day == "20180211":
+                data[:, : size // 3] = 0
+            with rasterio.open(folder / f"T32TPP_{day}_{band}.tif", "w", driver="GTiff", width=size, height=size,
+                               count=1, dtype="uint16", crs=grid.crs, transform=grid.transform, nodata=nodata) as dst:
+                dst.write(data, 1)
+
+
+def test_sentinel2_zeros_outside_the_swath_are_nodata(tmp_path) -> None:
+    """pisa with its second date's left 30 % zero-filled (as a JP2 converted without a nodata
+    tag): 177 footprints instead of 87, one of 5.7 km², 23 % of the rest marked as change."""
+    from changedetect.io import describe, open_stack
+
+    _s2_band_files(tmp_path / "s2")
+    stack = open_stack(tmp_path / "s2")
+    later = stack.sel(band=["B02", "B08", "B11"]).isel(time=1).values
+    assert np.isnan(later[:, :, :18]).all()  # the strip (B11's 20 m pixels: 10 columns of 20 at 10 m)
+    assert np.isfinite(later[:, :, 22:]).all()
+    assert np.isfinite(stack.isel(time=0).values).all()
+    info = describe(tmp_path / "s2")
+    assert info["scenes"][1]["nodata_share"] == pytest.approx(1 / 3, abs=0.02)
+    assert info["scenes"][0]["nodata_share"] == 0
+
+
+def test_a_declared_nodata_still_wins_over_sentinel2_zero(tmp_path) -> None:
+    from changedetect.io import open_stack
+
+    _s2_band_files(tmp_path / "s2", nodata=65535)
+    later = open_stack(tmp_path / "s2").isel(time=1).values
+    assert np.isfinite(later).all() and (later[:, :, :15] == 0).all()

@@ -128,7 +128,7 @@ def read_window(spec: ReadSpec, window: tuple[int, int, int, int]) -> np.ndarray
     try:
         with rasterio.open(spec.path) as src:
             if spec.mode == "direct":
-                return read_float(src, spec.index, Window(col, row, w, h))
+                return read_float(src, spec.index, Window(col, row, w, h), nodata=spec.nodata)
             if spec.mode == "plain":
                 return _read_scaled(src, spec, row, col, h, w)
             return _read_warped(src, spec, row, col, h, w)
@@ -146,9 +146,11 @@ def read_float(
     *,
     out_shape: tuple[int, int] | None = None,
     resampling: Resampling = Resampling.nearest,
+    nodata: float | None = None,
 ) -> np.ndarray:
-    """Read one band's window as float32 with NaN where the file says nodata (value or mask)."""
-    return read_float_bands(src, [index], window, out_shape=out_shape, resampling=resampling)[0]
+    """Read one band's window as float32 with NaN where the file says nodata (value or mask), or
+    where it holds ``nodata`` when it declares none (Sentinel-2's 0: :attr:`BandInfo.nodata`)."""
+    return read_float_bands(src, [index], window, out_shape=out_shape, resampling=resampling, nodata=nodata)[0]
 
 
 def read_float_bands(
@@ -158,9 +160,11 @@ def read_float_bands(
     *,
     out_shape: tuple[int, int] | None = None,
     resampling: Resampling = Resampling.nearest,
+    nodata: float | None = None,
 ) -> np.ndarray:
     """Bands ``indexes`` of one window, ``(c, h, w)`` float32, NaN where the file says nodata: its
-    nodata value, else a real mask band, else a binary alpha band (:func:`alpha_mask_band`).
+    nodata value, else ``nodata`` (a value the format defines, which the file does not declare:
+    Sentinel-2's 0), else a real mask band, else a binary alpha band (:func:`alpha_mask_band`).
 
     One read of the file for all bands (a pixel-interleaved tile is decompressed once, not once per
     band: detect_to_file's windows read band by band ran at 2.1 Mpx/s against 2.9 at 4096²,
@@ -171,9 +175,10 @@ def read_float_bands(
     out = data.astype(np.float32)
     opacity = None
     for k, index in enumerate(indexes):
-        nodata = src.nodatavals[index - 1]
-        if nodata is not None:
-            out[k][np.isnan(out[k]) if np.isnan(nodata) else data[k] == nodata] = np.nan
+        value = src.nodatavals[index - 1]
+        value = nodata if value is None else value
+        if value is not None:
+            out[k][np.isnan(out[k]) if np.isnan(value) else data[k] == value] = np.nan
         elif _has_real_mask(src.mask_flag_enums[index - 1]):
             mask = src.read_masks(index, window=window, out_shape=out_shape, resampling=Resampling.nearest)
             out[k][mask == 0] = np.nan
@@ -252,7 +257,7 @@ def _read_scaled(
     sy = spec.source_grid.height / spec.grid.height
     sx = spec.source_grid.width / spec.grid.width
     window = Window(col * sx, row * sy, w * sx, h * sy)
-    return read_float(src, spec.index, window, out_shape=(h, w), resampling=spec.resampling)
+    return read_float(src, spec.index, window, out_shape=(h, w), resampling=spec.resampling, nodata=spec.nodata)
 
 
 def _read_warped(
@@ -280,7 +285,7 @@ def _read_warped(
                 out[r:r + step, c:c + step] = _read_warped(src, spec, row + r, col + c, min(step, h - r),
                                                            min(step, w - c))
         return out
-    data = read_float(src, spec.index, window)
+    data = read_float(src, spec.index, window, nodata=spec.nodata)
     reproject(
         data,
         out,

@@ -339,7 +339,10 @@ def _band_info(name: str, meta: RasterMeta, index: int) -> BandInfo:
         resolution=math.sqrt(xy[0] * xy[1]),
         grid=grid,
         dtype=meta.dtypes[index - 1],
-        nodata=meta.nodata,
+        # Sentinel-2 products define 0 as NODATA (outside the swath); a JP2 converted to GeoTIFF
+        # seldom declares it, and zeros read as data are a strip of change along the swath edge
+        nodata=0.0 if meta.nodata is None and name in S2_BANDS and meta.dtypes[index - 1] == "uint16"
+        else meta.nodata,
         resolution_xy=xy,
         nominal_resolution=_nominal(name, meta),
     )

@@ -147,7 +147,8 @@ def _scene_nodata_share(bands: Sequence[BandSource], sample: int) -> float:
             else (max(1, round(grid.height / scale)), max(1, round(grid.width / scale)))
         )
         with rasterio.open(band.path) as src:
-            data = read_float(src, band.index, Window(0, 0, src.width, src.height), out_shape=shape)
+            data = read_float(src, band.index, Window(0, 0, src.width, src.height), out_shape=shape,
+                              nodata=band.info.nodata)
         shares.append(float(np.isnan(data).mean()))
     log.debug("nodata shares %s", shares)
     return float(np.mean(shares)) if shares else math.nan
