@@ -74,6 +74,10 @@ class _Bands:
         like = onto if onto is not None else src
         self.height, self.width = int(like.height), int(like.width)
         self.warp = onto is not None and not _same_grid(src, onto) and src.crs is not None and onto.crs is not None
+        from changedetect.io.series import s2_nodata
+
+        # a stack of Sentinel-2 bands that declares no nodata: 0 is the products' NODATA (open_stack's rule)
+        self.nodata = s2_nodata([d or "" for d in src.descriptions], str(src.dtypes[0]))
         if self.warp:
             self.grid, self.source_grid = _grid(onto), _grid(src)
 
@@ -86,10 +90,10 @@ class _Bands:
 
         win = window if window is not None else RioWindow(0, 0, self.width, self.height)
         if not self.warp:
-            return read_float_bands(self.src, indexes, win)
+            return read_float_bands(self.src, indexes, win, nodata=self.nodata)
         row, col, h, w = int(win.row_off), int(win.col_off), int(win.height), int(win.width)
         return np.stack([_read_warped(self.src, ReadSpec(Path(self.src.name), i, self.source_grid, self.grid,
-                                                         Resampling.bilinear, None), row, col, h, w)
+                                                         Resampling.bilinear, self.nodata), row, col, h, w)
                          for i in indexes])
 
 

@@ -281,3 +281,28 @@ def test_a_declared_nodata_still_wins_over_sentinel2_zero(tmp_path) -> None:
     _s2_band_files(tmp_path / "s2", nodata=65535)
     later = open_stack(tmp_path / "s2").isel(time=1).values
     assert np.isfinite(later).all() and (later[:, :, :15] == 0).all()
+
+
+def test_detect_on_stacked_sentinel2_geotiffs_leaves_the_zero_strip_out(tmp_path) -> None:
+    """`changedetect detect before.tif after.tif --model s2-urban` on raw uint16 stacks (bands
+    described B02, B03, B04, B08, no nodata tag) read the swath's zeros as reflectance."""
+    import rasterio
+
+    from changedetect.detect import DetectConfig, detect_to_file
+
+    grid = make_grid(96, resolution=10.0)
+    rng = np.random.default_rng(2)
+    for name in ("before", "after"):
+        data = rng.integers(800, 3000, (4, 96, 96)).astype(np.uint16)
+        if name == "after":
+            data[:, :, :32] = 0
+        with rasterio.open(tmp_path / f"{name}.tif", "w", driver="GTiff", width=96, height=96, count=4,
+                           dtype="uint16", crs=grid.crs, transform=grid.transform) as dst:
+            dst.write(data)
+            dst.descriptions = ("B02", "B03", "B04", "B08")
+    detect_to_file(tmp_path / "before.tif", tmp_path / "after.tif", tmp_path / "p.tif",
+                   config=DetectConfig(model="s2-urban", window=64, overlap=16))
+    with rasterio.open(tmp_path / "p.tif") as src:
+        prob = src.read(1)
+    assert np.isnan(prob[:, :32]).all()
+    assert np.isfinite(prob[:, 40:]).all()

@@ -339,13 +339,17 @@ def _band_info(name: str, meta: RasterMeta, index: int) -> BandInfo:
         resolution=math.sqrt(xy[0] * xy[1]),
         grid=grid,
         dtype=meta.dtypes[index - 1],
-        # Sentinel-2 products define 0 as NODATA (outside the swath); a JP2 converted to GeoTIFF
-        # seldom declares it, and zeros read as data are a strip of change along the swath edge
-        nodata=0.0 if meta.nodata is None and name in S2_BANDS and meta.dtypes[index - 1] == "uint16"
-        else meta.nodata,
+        nodata=meta.nodata if meta.nodata is not None else s2_nodata([name], meta.dtypes[index - 1]),
         resolution_xy=xy,
         nominal_resolution=_nominal(name, meta),
     )
+
+
+def s2_nodata(names: Sequence[str], dtype: str) -> float | None:
+    """0 for uint16 Sentinel-2 bands (any of ``names`` is B01..B12 or B8A), whose products define 0 as
+    NODATA outside the swath: a JP2 converted to GeoTIFF seldom declares it, and zeros read as data
+    are a strip of change along the swath's edge.  None otherwise (for a file that declares none)."""
+    return 0.0 if dtype == "uint16" and any(str(n) in S2_BANDS for n in names) else None
 
 
 def _nominal(name: str, meta: RasterMeta) -> float | None:
@@ -365,4 +369,5 @@ __all__ = [
     "SeriesSource",
     "open_series",
     "open_stack",
+    "s2_nodata",
 ]
