@@ -145,5 +145,20 @@ def check_gsd(card: Any, crs: Any, transform: Any, width: int, height: int, sour
     lo, hi = float(rng[0]), float(rng[1])
     if gsd < lo / 2 or gsd > hi * 1.5:
         made = f"{lo:g} m" if lo == hi else f"{lo:g}-{hi:g} m"
-        logger.warning("model '%s' is made for %s pixels, and %s has %.2f m pixels: expect poor results; "
-                       "`changedetect models` lists the models and their resolutions", card.name, made, source, gsd)
+        fits = _fitting_models(gsd, card.name)
+        hint = (f"--model {fits[0]} is made for such pixels" if fits
+                else "`changedetect models` lists the models and their resolutions")
+        logger.warning("model '%s' is made for %s pixels, and %s has %.2f m pixels: expect poor results; %s",
+                       card.name, made, source, gsd, hint)
+
+
+def _fitting_models(gsd: float, other_than: str) -> list[str]:
+    """Names of the shipped models whose ``gsd_range_m`` takes ``gsd`` metres (as :func:`check_gsd` judges)."""
+    from changedetect.weights import list_shipped
+
+    names = []
+    for card in list_shipped():
+        rng = getattr(card, "gsd_range_m", None)
+        if card.name != other_than and rng and float(rng[0]) / 2 <= gsd <= float(rng[1]) * 1.5:
+            names.append(card.name)
+    return names

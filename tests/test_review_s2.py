@@ -306,3 +306,22 @@ def test_detect_on_stacked_sentinel2_geotiffs_leaves_the_zero_strip_out(tmp_path
         prob = src.read(1)
     assert np.isnan(prob[:, :32]).all()
     assert np.isfinite(prob[:, 40:]).all()
+
+
+def test_the_gsd_warning_names_the_shipped_model_for_10m(caplog: pytest.LogCaptureFixture) -> None:
+    """rennes with the default model: 'model 'vhr-building' is made for 0.3-1 m pixels, and the
+    stack has 10.39 m pixels: expect poor results' (0 footprints) without saying which fits."""
+    import logging
+
+    from changedetect._detect_inputs import check_gsd
+    from changedetect.weights import find_model, read_card
+
+    grid = make_grid(64, resolution=10.0)
+    with caplog.at_level(logging.WARNING):
+        check_gsd(read_card(find_model("vhr-building")), grid.crs, grid.transform, 64, 64, "the stack")
+    assert "--model s2-urban" in caplog.text, caplog.text
+    caplog.clear()
+    fine = make_grid(64, resolution=0.5)
+    with caplog.at_level(logging.WARNING):
+        check_gsd(read_card(find_model("s2-urban")), fine.crs, fine.transform, 64, 64, "the stack")
+    assert "--model vhr-building" in caplog.text, caplog.text
