@@ -31,6 +31,7 @@ from changedetect._detect_engine import (
     resolve_bands,
     same_transform,
 )
+from changedetect._detect_inputs import check_colour
 from changedetect.errors import GeoreferenceError
 from changedetect.tiling import Window
 
@@ -261,8 +262,10 @@ def detect_to_file(
         aliases = dict(getattr(card, "band_aliases", None) or {})
         idx_b = _resolve(src_b, card, aliases, f"BEFORE '{before_path}'")
         idx_a = _resolve(raw_a, card, aliases, f"AFTER '{after_path}'")
-        stats = (_file_stats(bands_b, idx_b, card), _file_stats(src_a, idx_a, card))
         shape = (grid.height, grid.width)
+        check_colour(_file_reader(bands_b, idx_b), shape, card, f"BEFORE '{before_path}'")
+        check_colour(_file_reader(src_a, idx_a), shape, card, f"AFTER '{after_path}'")
+        stats = (_file_stats(bands_b, idx_b, card), _file_stats(src_a, idx_a, card))
         profile = {"driver": "GTiff", "dtype": "float32", "count": 1, "width": grid.width,
                    "height": grid.height, "crs": src_b.crs, "transform": grid.transform,
                    "nodata": float("nan"), "BIGTIFF": "IF_SAFER"}

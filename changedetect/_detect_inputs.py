@@ -1,6 +1,7 @@
 """What :mod:`changedetect.detect` checks of its inputs before running a model: which of the input's
 bands the model reads (by name, through aliases, or in order when unnamed, said once per call), whether
-two grids are the same, and whether the imagery's pixel size suits the model."""
+two grids are the same, whether the imagery's pixel size suits the model, and whether its red, green
+and blue are one grey image (a colour model on panchromatic imagery)."""
 
 from __future__ import annotations
 
@@ -150,6 +151,17 @@ def check_gsd(card: Any, crs: Any, transform: Any, width: int, height: int, sour
                 else "`changedetect models` lists the models and their resolutions")
         logger.warning("model '%s' is made for %s pixels, and %s has %.2f m pixels: expect poor results; %s",
                        card.name, made, source, gsd, hint)
+
+
+def check_colour(read: Any, shape: tuple[int, int], card: Any, label: str) -> None:
+    """A warning, once per ``label`` (a date, a file), when the model reads red, green and blue and
+    they are one grey image copied three times (:func:`changedetect._grey.looks_grey`, on a few
+    windows read through ``read``: the model's bands in its order, as detection reads them)."""
+    from changedetect._grey import grey_warning, looks_grey, rgb_positions, sample_windows
+
+    pos = rgb_positions([str(b) for b in card.bands])
+    if pos is not None and looks_grey(sample_windows(read, shape)[pos]):
+        grey_warning(logger, label, str(getattr(card, "name", "")) or None, say=warn_once)
 
 
 def _fitting_models(gsd: float, other_than: str) -> list[str]:

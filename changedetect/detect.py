@@ -42,6 +42,7 @@ from changedetect._detect_engine import (
     same_transform,
 )
 from changedetect._detect_file import detect_to_file
+from changedetect._detect_inputs import check_colour
 from changedetect._detect_pairs import _pair_labels, combine_pairs, season_partner, series_pairs
 from changedetect.errors import GeoreferenceError, TimeSeriesError
 from changedetect.presence import DatePresence
@@ -178,6 +179,8 @@ def detect_pair(
     after = _on_grid_of(after, before)
     idx_a = resolve_bands(_band_names(after), wanted, aliases=aliases, source="AFTER")
     shape = (int(before.sizes["y"]), int(before.sizes["x"]))
+    for da, idx in ((before, idx_b), (after, idx_a)):  # a grey date: said once per date
+        check_colour(_array_reader(da, idx), shape, card, f"date {_date_of(da)}" if _date_of(da) else "the input")
     scene = SCENE_STATS.get()  # a block of a larger scene: that scene's statistics, not the block's
     stats = tuple(_scene_stats(_array_reader(da, idx), shape, card) if scene is None else scene(da, idx, card)
                   for da, idx in ((before, idx_b), (after, idx_a)))

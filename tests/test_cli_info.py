@@ -71,15 +71,17 @@ def test_nodata_share_uses_a_decimated_read(tmp_path: Path, monkeypatch) -> None
     import changedetect.io.summary as describe_mod
 
     shapes: list[tuple[int, int] | None] = []
+    windows: list[tuple[int, int]] = []  # full-resolution reads (the panchromatic check's windows)
     real = describe_mod.read_float
 
     def spy(src, index, window, *, out_shape=None, **kw):
-        shapes.append(out_shape)
+        (shapes.append(out_shape) if out_shape is not None else windows.append((window.width, window.height)))
         return real(src, index, window, out_shape=out_shape, **kw)
 
     monkeypatch.setattr(describe_mod, "read_float", spy)
     info = describe_mod.describe(_dated_tiles(tmp_path / "t", n=1, size=600), sample=64)
     assert shapes == [(64, 64)] * 4
+    assert windows and all(w <= 128 and h <= 128 for w, h in windows)  # never the whole scene
     assert info["scenes"][0]["nodata_share"] == pytest.approx(0.25, abs=0.02)
 
 

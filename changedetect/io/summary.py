@@ -8,6 +8,7 @@ a whole scene into memory.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -20,6 +21,7 @@ import rasterio
 from pyproj import CRS
 from rasterio.windows import Window
 
+from changedetect._grey import grey_warning, looks_grey, rgb_positions, sample_windows
 from changedetect.io import geo
 from changedetect.io._read import read_float
 from changedetect.io.series import BandSource, SeriesSource, open_series
@@ -55,7 +57,9 @@ def describe(
         ``nominal_resolution``, ``width``, ``height``, ``dtype``, ``nodata``),
         ``crs``, ``crs_name``, ``grid``, ``bounds``, ``bounds_lonlat``, ``size``,
         ``scenes`` (per date: files, ``crs``, ``resolution`` in metres
-        of its finest band, ``nodata_share``), ``nodata_share``,
+        of its finest band, ``nodata_share``, ``panchromatic``: whether its red, green and blue
+        are one grey image, from a few full-resolution windows; None without those three bands),
+        ``nodata_share``,
         ``georeferenced``, ``placeholder_dates``.
     """
     series = source if isinstance(source, SeriesSource) else open_series(source, pattern=pattern)  # type: ignore[arg-type]
@@ -68,9 +72,13 @@ def describe(
             "crs": _crs_id(CRS.from_user_input(s.grid.crs) if s.grid.crs is not None else None),
             "resolution": _round(geo.resolution_m(s.grid)),  # its finest band's, in metres
             "nodata_share": _round(_scene_nodata_share(s.bands, sample)),
+            "panchromatic": _panchromatic(s.bands),
         }
         for s in series.scenes
     ]
+    for sc, scene in zip(scenes, series.scenes, strict=True):  # once per date
+        if sc["panchromatic"]:
+            grey_warning(log, f"{sc['date']} ('{Path(scene.files[0]).name}')", None)
     files = series.files
     return {
         "source": series.source,
@@ -133,6 +141,28 @@ def _crs_id(crs: CRS | None) -> str | None:
 
 def _round(value: float) -> float | None:
     return None if value is None or math.isnan(value) else round(float(value), 4)
+
+
+def _panchromatic(bands: Sequence[BandSource]) -> bool | None:
+    """Whether the scene's red, green and blue are one grey image copied three times
+    (:func:`changedetect._grey.looks_grey` on 3 x 3 windows of 128 px); None without the three
+    bands, or when they lie on different grids."""
+    pos = rgb_positions([b.info.name for b in bands])
+    if pos is None:
+        return None
+    rgb = [bands[i] for i in pos]
+    grid = rgb[0].info.grid
+    if any((b.info.grid.width, b.info.grid.height) != (grid.width, grid.height) for b in rgb):
+        return None
+
+    with contextlib.ExitStack() as files:
+        srcs = {p: files.enter_context(rasterio.open(p)) for p in dict.fromkeys(b.path for b in rgb)}
+
+        def read(win: Any) -> np.ndarray:
+            at = Window(win.col, win.row, win.width, win.height)
+            return np.stack([read_float(srcs[b.path], b.index, at, nodata=b.info.nodata) for b in rgb])
+
+        return looks_grey(sample_windows(read, (grid.height, grid.width)))
 
 
 def _scene_nodata_share(bands: Sequence[BandSource], sample: int) -> float:
