@@ -69,7 +69,9 @@ def harmonise_crs(
     kinds = footprints["change_type"].to_numpy(dtype=object) if "change_type" in footprints else np.full(n, None)
     codes, distinct = pd.factorize(kinds, use_na_sentinel=False)
     kind = np.array([_change_kind(v) for v in distinct] or ["new"], dtype=object)[codes]
-    return Footprints(arr, seen, kind, crs), pm, crs
+    absent = (_dates(footprints["before_date"]).to_numpy(dtype="datetime64[ns]") if "before_date" in footprints
+              else None)  # the last date without it (run writes it): when it changed, not only when seen
+    return Footprints(arr, seen, kind, crs, absent), pm, crs
 
 
 def _dates(values: pd.Series) -> pd.Series:

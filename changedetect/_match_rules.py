@@ -20,6 +20,9 @@ from pyproj.transformer import TransformerGroup
 
 from changedetect._match_edge import attached_extensions, beyond_edge
 from changedetect._match_overlay import Rings, intersection_areas, prepare
+from changedetect._match_reasons import describe as _what
+from changedetect._match_reasons import fmt0 as _fmt0
+from changedetect._match_reasons import reasons as _reasons
 
 if TYPE_CHECKING:
     from changedetect.match import MatchConfig
@@ -35,7 +38,6 @@ ALLOWED_TYPES: dict[str, tuple[str, ...]] = {
     "altered": ("new_construction", "extension", "renovation", "demolition"),
     "demolished": ("demolition",),
 }
-_KIND_WORD = {"new": "new building", "altered": "altered building", "demolished": "demolition"}
 
 
 def reproject(gdf: _Geo, crs: CRS) -> _Geo:
@@ -69,6 +71,12 @@ class Footprints:
     first_seen: np.ndarray  # datetime64[ns], NaT where unknown
     kind: np.ndarray  # "new", "altered" or "demolished"
     crs: CRS
+    #: the last date it was not there yet (datetime64[ns], NaT where unknown): it changed after it
+    before: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.before is None:
+            self.before = np.full(len(self.geometry), np.datetime64("NaT"), dtype="datetime64[ns]")
 
     def __len__(self) -> int:
         return len(self.geometry)
@@ -145,7 +153,11 @@ def overlap_evidence(
     compatible = counted & allowed[codes[fi], pm.type_code[pi]]
     seen = fp.first_seen[fi]
     before = compatible & (seen < pm.issued_on[pi])
-    after = compatible & (seen > pm.valid_until[pi])
+    # expired only when the change came after the expiry: after the last date without it when that
+    # is known (a permit that ran out between that date and first_seen may have covered the work)
+    absent = fp.before[fi] if fp.before is not None else np.full(len(fi), np.datetime64("NaT"), "datetime64[ns]")
+    until = pm.valid_until[pi]
+    after = compatible & np.where(np.isnat(absent), seen > until, absent >= until)
     valid = compatible & ~before & ~after
     n = len(fp)
     excess_counted = _excess(fpg, pmg, fp_area, fi, pi, inter, point, counted, n, rp)
@@ -297,99 +309,6 @@ def classify(fp: Footprints, pm: Permits, ev: Evidence, config: MatchConfig) -> 
 #: the statuses in order of precedence (as in :data:`changedetect.match.STATUSES`)
 _STATUSES = np.array(["unlicensed", "type_mismatch", "before_permit", "permit_expired", "exceeds_permit",
                       "permitted"], dtype=object)
-
-
-def _reasons(fp: Footprints, pm: Permits, code: np.ndarray, quoted: np.ndarray, area: np.ndarray,
-             excess: np.ndarray, permitted: np.ndarray, config: MatchConfig) -> np.ndarray:
-    """One line per footprint: the strings are built per status, from columns taken once."""
-    out = np.empty(len(code), dtype=object)
-    kinds, seen_all = fp.kind, fp.first_seen
-    tol = f"({config.tolerance_m2:g} m² or {config.tolerance_pct:g}%)"
-    for c in np.unique(code).tolist():
-        rows = np.flatnonzero(code == c)
-        q = quoted[rows]
-        has = q >= 0
-        q = np.where(has, q, 0)
-        a0 = _fmt0(area[rows])
-        what = _what(kinds[rows], area[rows])
-        pid = pm.permit_id[q].tolist() if len(pm) else [""] * len(rows)
-        if c == 0:  # unlicensed
-            text = [f"{w}: only a revoked permit ({p}) covers it" if h else f"{w}: no permit covers it"
-                    for w, p, h in zip(what, pid, has.tolist(), strict=True)]
-        elif c == 1:  # type_mismatch
-            ptype = pm.type_names[pm.type_code[q]].tolist()
-            need = [_NEEDS[k] for k in kinds[rows].tolist()]
-            text = [f"{w} under {_a(t)} permit ({p}); it needs {_a(d)} permit"
-                    for w, t, p, d in zip(what, ptype, pid, need, strict=True)]
-        elif c in (2, 3):  # before_permit, permit_expired
-            seen = _iso(seen_all[rows])
-            if c == 2:
-                text = [f"{w} first seen {s}, before permit {p} was issued on {d}"
-                        for w, s, p, d in zip(what, seen, pid, _iso(pm.issued_on[q]), strict=True)]
-            else:
-                text = [f"{w} first seen {s}, after permit {p} expired on {d}"
-                        for w, s, p, d in zip(what, seen, pid, _iso(pm.valid_until[q]), strict=True)]
-        elif c == 4:  # exceeds_permit
-            ex, pa = excess[rows], permitted[rows]
-            pct = np.full(len(rows), np.inf)
-            np.divide(100.0 * ex, pa, out=pct, where=pa > 0)
-            text = [f"built {a} m² against a permit for {b} m² ({p}): {e} m² ({r}%) outside the permitted footprint"
-                    for a, b, p, e, r in zip(a0, _fmt0(pa), pid, _fmt0(ex), _fmt0(pct), strict=True)]
-        else:  # permitted
-            ptype = pm.type_names[pm.type_code[q]].tolist()
-            issued, until = _iso(pm.issued_on[q]), _iso(pm.valid_until[q])
-            # over the area tolerances as drawn, a footprint passed on the edge tolerance (a pixel
-            # of 10 m imagery is a wide band): say which one let it through
-            edge = excess[rows] > np.maximum(config.tolerance_m2, config.tolerance_pct / 100.0 * permitted[rows])
-            near = f"within {config.edge_tolerance_m or 0.0:g} m of its outline (edge tolerance)"
-            text = [f"{w} within permit {p} ({t}, valid {i} to {u}); {e} m² outside, "
-                    f"{near if g else 'within tolerance ' + tol}"
-                    for w, p, t, i, u, e, g in zip(what, pid, ptype, issued, until, _fmt0(excess[rows]),
-                                                   edge.tolist(), strict=True)]
-        out[rows] = text
-    return out
-
-
-_NEEDS = {k: " or ".join(v) for k, v in ALLOWED_TYPES.items()}
-
-
-def _a(word: str) -> str:
-    """``word`` with its indefinite article: 'an extension', 'a renovation'."""
-    return f"{'an' if word[:1] in ('a', 'e', 'i', 'o', 'u') else 'a'} {word}"
-
-
-def _what(kinds: np.ndarray, area: np.ndarray) -> list[str]:
-    """``"new building of 120 m²"``: each distinct (kind, rounded area) is formatted once."""
-    codes, distinct = pd.factorize(kinds)
-    rounded = np.rint(area)
-    if not (len(area) and np.isfinite(rounded).all() and (area >= 0).all() and rounded.max() < 1e12):
-        return [f"{_KIND_WORD[k]} of {a:.0f} m²" for k, a in zip(kinds.tolist(), area.tolist(), strict=True)]
-    span = int(rounded.max()) + 1
-    uniq, inverse = np.unique(codes.astype(np.int64) * span + rounded.astype(np.int64), return_inverse=True)
-    words = [_KIND_WORD[k] for k in distinct.tolist()]
-    text = np.array([f"{words[u // span]} of {u % span} m²" for u in uniq.tolist()], dtype=object)
-    return text[inverse].tolist()
-
-
-def _fmt0(values: np.ndarray) -> list[str]:
-    """``f"{v:.0f}"`` of each value; the usual case (finite, >= 0) formats each distinct rounded
-    value once (``rint`` rounds half to even on the binary value, as the format does)."""
-    v = np.asarray(values, dtype=float)
-    out = np.empty(len(v), dtype=object)
-    fast = np.isfinite(v) & (v >= 0) & (v < 1e15)
-    ints, inverse = np.unique(np.rint(v[fast]).astype(np.int64), return_inverse=True)
-    out[fast] = np.array([str(i) for i in ints.tolist()], dtype=object)[inverse]
-    slow = np.flatnonzero(~fast)
-    if len(slow):
-        out[slow] = [f"{x:.0f}" for x in v[slow].tolist()]
-    return out.tolist()
-
-
-def _iso(values: np.ndarray) -> list[str]:
-    """``YYYY-MM-DD`` ("" where unknown) of datetime64 values."""
-    days = np.asarray(values).astype("datetime64[D]").astype(str)
-    days[days == "NaT"] = ""
-    return days.tolist()
 
 
 __all__ = ["ALLOWED_TYPES", "Evidence", "Footprints", "Permits", "classify", "overlap_evidence", "reproject"]

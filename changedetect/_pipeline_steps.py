@@ -115,7 +115,9 @@ def hold(aligned: xr.DataArray, *, limit: float | None = None, spill: Path | Non
 
 
 def fill_first_seen(footprints: gpd.GeoDataFrame, aligned: xr.DataArray) -> gpd.GeoDataFrame:
-    """A pair has no first-seen raster: its footprints were first seen on the after date."""
+    """A pair has no first-seen raster: its footprints were first seen on the after date.  Each
+    footprint's ``before_date`` is the last of ``aligned``'s dates before its ``first_seen`` (the
+    last image without it: it changed after that date), NaT when none is."""
     import pandas as pd
 
     after = pd.Timestamp(aligned["time"].values[-1])
@@ -124,7 +126,13 @@ def fill_first_seen(footprints: gpd.GeoDataFrame, aligned: xr.DataArray) -> gpd.
     elif footprints["first_seen"].isna().any():
         filled = pd.to_datetime(footprints["first_seen"]).fillna(after)
         footprints = footprints.assign(first_seen=filled)
-    return footprints
+    days = np.sort(np.asarray(aligned["time"].values, dtype="datetime64[D]"))
+    seen = pd.to_datetime(footprints["first_seen"]).to_numpy(dtype="datetime64[D]")
+    at = np.searchsorted(days, seen, side="left") - 1  # the last date strictly before first_seen
+    before = np.where(at >= 0, days[np.clip(at, 0, None)], np.datetime64("NaT")).astype("datetime64[ns]")
+    out = footprints.assign(before_date=pd.to_datetime(before))
+    cols = [c for c in out.columns if c != "before_date"]
+    return out[[*cols[:cols.index("first_seen") + 1], "before_date", *cols[cols.index("first_seen") + 1:]]]
 
 
 def with_rebuilds(footprints: gpd.GeoDataFrame, rebuilt: tuple[xr.DataArray, xr.DataArray],

@@ -36,7 +36,10 @@
    ``before_permit``
        it was first seen before the fitting permit(s) were issued;
    ``permit_expired``
-       it was first seen after the fitting permit(s) expired (``valid_until``);
+       it changed after the fitting permit(s) expired (``valid_until``): its
+       ``before_date`` (the last image without it; ``run`` writes it) is on or
+       after ``valid_until``, or without one its ``first_seen`` is after it.  A
+       permit that ran out between the two may have covered the work: it counts;
    ``exceeds_permit``
        the built area outside the valid permits' footprints exceeds both
        ``tolerance_m2`` and ``tolerance_pct`` % of the permitted area;
@@ -48,8 +51,8 @@
    ``overlap_ratio``, ``excess_area_m2``, ``reason``) and a stable
    ``violation_id`` (a hash of ``footprint_id`` and status), in the footprints' CRS.
 
-Steps 1-2 live in :mod:`changedetect._match_inputs`, 3-4 in :mod:`changedetect._match_rules`,
-5 in :mod:`changedetect._match_frame`.
+Steps 1-2 live in :mod:`changedetect._match_inputs`, 3-4 in :mod:`changedetect._match_rules`
+(the reasons in :mod:`changedetect._match_reasons`), 5 in :mod:`changedetect._match_frame`.
 """
 
 from __future__ import annotations
@@ -159,7 +162,8 @@ def match(
     ----------
     footprints
         As :func:`changedetect.vectorize.vectorize` gives them: ``footprint_id``,
-        ``geometry`` and, when known, ``first_seen``, ``change_type``
+        ``geometry`` and, when known, ``first_seen``, ``before_date`` (the last date
+        without it, as ``run`` writes it), ``change_type``
         (``new`` / ``altered`` / ``demolished``; default ``new``), ``prob_mean``.
     permits
         A validated register (:func:`changedetect.permits.load_register`), any CRS.
