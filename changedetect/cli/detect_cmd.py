@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 @click.command(name="detect")
 @click.argument("before", type=click.Path(path_type=Path, exists=True))
-@click.argument("after", required=False, type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.argument("after", required=False, type=click.Path(path_type=Path, exists=True))
 @out_path_opt(help="Probability raster to write (float32 Cloud-Optimized GeoTIFF on BEFORE's grid).")
 @click.option("--model", "-m", default="vhr-building", show_default=True,
               help="Shipped model name or model folder (see `changedetect models`).")
@@ -85,6 +85,7 @@ def command(ctx: click.Context, before: Path, after: Path | None, out: Path, mod
         raise click.UsageError("with --series give one TILES argument, not BEFORE and AFTER")
     if not series and after is None:
         raise click.UsageError("give BEFORE and AFTER rasters (or one stack of tiles with --series)")
+    _check_files(before, after)
     check_overwrite(out, overwrite)
     check_writable(out)
     if after is None:  # --series (checked above)
@@ -96,6 +97,18 @@ def command(ctx: click.Context, before: Path, after: Path | None, out: Path, mod
     click.echo(f"Wrote {s.path}: {s.width}x{s.height} px in {s.seconds:.1f} s ({s.mpx_per_s:.2f} Mpx/s), "
                f"{100 * s.share_above:.2f}% of pixels >= {s.threshold:.2f} (model {s.model})"
                + (f"; {100 * s.valid_share:.1f}% of the scene has data on both dates" if s.valid_share < 0.995 else ""))
+
+
+def _check_files(before: Path, after: Path | None) -> None:
+    """A folder given as BEFORE or AFTER of a pair: say to give it alone with --series, or two files."""
+    folders = [(which, p) for which, p in (("BEFORE", before), ("AFTER", after)) if p is not None and p.is_dir()]
+    if after is None or not folders:
+        return
+    named = " and ".join(f"{which} '{p}'" for which, p in folders)
+    raise click.UsageError(
+        f"{named} {'are folders' if len(folders) > 1 else 'is a folder'}: to compare the dates of a folder of "
+        f"tiles give it alone with --series (changedetect detect {folders[0][1]} --series --out change.tif), "
+        "or give two raster files (changedetect detect before.tif after.tif --out change.tif)")
 
 
 def _series(tiles: Path, out: Path, config: DetectConfig, *, overwrite: bool, progress: bool) -> None:

@@ -83,6 +83,7 @@ def command(footprints: Path, register: str, out: Path, layer: str | None, table
         vector_format(rejects)
         check_overwrite(rejects, overwrite)
         check_writable(rejects)
+    _warn_untyped(footprints)
     violations = match_to_file(
         footprints, register, out, config=config, strict=not lenient, rejects_path=rejects if lenient else None,
         overwrite=overwrite, layer=layer, table=table, query=query, params=name_value_pairs(params, "--param") or None,
@@ -95,3 +96,17 @@ def command(footprints: Path, register: str, out: Path, layer: str | None, table
         click.echo(f"  {status:<15} {int(counts.get(status, 0))}")
     if lenient and rejects is not None and rejects.exists():
         click.echo(f"Rejected permit rows written to {rejects}")
+
+
+def _warn_untyped(footprints: Path) -> None:
+    """One warning when the footprints have no ``change_type``: match takes every one as new."""
+    import logging
+
+    from changedetect.io.vectors import vector_columns
+
+    columns = vector_columns(footprints)
+    if columns is not None and "change_type" not in columns:
+        logging.getLogger("changedetect.match").warning(
+            "footprints '%s' have no change_type column: every footprint is taken as new, so a permitted "
+            "demolition or renovation can come out type_mismatch; add a change_type column (new, altered or "
+            "demolished), as `changedetect vectorize` and `changedetect run` write it", footprints)

@@ -157,6 +157,28 @@ def feature_layer(path: str | os.PathLike[str]) -> str | None:
     return features[0] if len(features) == 1 and len(layers) > 1 else None
 
 
+def vector_columns(path: str | os.PathLike[str]) -> list[str] | None:
+    """The attribute columns of a vector file, from its schema only (no feature is read); None when
+    they cannot be told (an unknown format, an unreadable file: the read that follows says why)."""
+    p = Path(path)
+    suffix = p.suffix.lower()
+    try:
+        if suffix in (".parquet", ".geoparquet"):
+            import pyarrow.parquet as pq
+
+            return [str(n) for n in pq.read_schema(p).names]
+        if suffix == ".csv":
+            import csv
+
+            with p.open(encoding="utf-8-sig", newline="") as f:
+                return [h.strip() for h in next(csv.reader(f), [])]
+        import pyogrio
+
+        return [str(n) for n in pyogrio.read_info(p, layer=feature_layer(p))["fields"]]
+    except Exception:  # noqa: BLE001 - unreadable: the read itself says so
+        return None
+
+
 def vector_format(path: str | os.PathLike[str]) -> str:
     """The format :func:`write_vector` writes to ``path`` (``gpkg``, ``geojson``, ``csv``, ``parquet``).
 
