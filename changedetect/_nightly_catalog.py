@@ -2,7 +2,10 @@
 
 See :mod:`changedetect.nightly` for the catalog's layout (one folder per area, or
 files grouped by their name without the date; GeoTIFF/COG with the date in the
-name, or STAC item JSON files pointing at one local COG).
+name, or STAC item JSON files pointing at one local COG).  One-band files named by
+their band (Sentinel-2's ``T32TPP_20180211_B02.tif``, a Landsat product's ``..._SR_B5.TIF``,
+read as :func:`changedetect.io.open_series` reads them) are grouped: one date's band files
+of an area are one acquisition, whose checksum covers every one of them.
 """
 
 from __future__ import annotations
@@ -15,8 +18,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from changedetect._state import sha256_file
+from changedetect._state import sha256_file, sha256_json
 from changedetect.errors import TileReadError
+from changedetect.io._names import (
+    LANDSAT_RE,
+    S2_AUX_RE,
+    S2_BAND_RE,
+    band_sort_key,
+    landsat_band,
+    landsat_product,
+    s2_band,
+)
 
 log = logging.getLogger("changedetect.nightly")
 
@@ -26,12 +38,23 @@ _RASTER = {".tif", ".tiff"}
 
 @dataclass(frozen=True)
 class Acquisition:
-    """One date of one area: the raster to read, its date and checksum."""
+    """One date of one area: the raster to read, its date and checksum.
+
+    A date delivered as one file per band has its band files in ``files`` (in band order; ``path``
+    is the first) and their bands in ``bands``; its ``sha256`` covers them all (:func:`band_group`).
+    """
 
     area: str
     date: str
     path: str
     sha256: str
+    files: tuple[str, ...] = ()
+    bands: tuple[str, ...] = ()
+
+    @property
+    def paths(self) -> tuple[str, ...]:
+        """Every file of the acquisition (its band files, or its one raster)."""
+        return self.files or (self.path,)
 
 
 def _date_in_name(name: str) -> str | None:
@@ -78,6 +101,86 @@ def _checksum(path: Path, known: dict[str, list[Any]] | None) -> str:
     return digest
 
 
+def band_of(path: Path) -> str | None:
+    """The band a one-band file holds by its name, as :func:`changedetect.io.open_series` names it
+    (Sentinel-2's ``B02``, ``B8A``; a Landsat product's ``SR_B5`` as ``nir``), else None."""
+    landsat = landsat_band(path)
+    return s2_band(path) or (landsat[0] if landsat else None)
+
+
+def _side_product(path: Path) -> bool:
+    """A Sentinel-2 L2A side product (``_SCL``, ``_AOT``, ...) or a Landsat product's QA file:
+    left out of a date that has band files, as :func:`changedetect.io.open_series` leaves them out."""
+    return S2_AUX_RE.search(path.stem) is not None or (landsat_product(path) and landsat_band(path) is None)
+
+
+def _area_of(path: Path) -> str:
+    """The area of a file lying directly in the catalog: its name without its band and dates."""
+    stem = path.stem
+    landsat = LANDSAT_RE.match(stem)
+    band = None if landsat else (S2_BAND_RE.search(stem) or S2_AUX_RE.search(stem))
+    if landsat is not None:
+        stem = stem[:landsat.start(3)]
+    elif band is not None:
+        stem = stem[:band.start()]
+    return _DATE.sub("", stem).strip("_-. ") or "default"
+
+
+def _band_order(path: Path) -> tuple[int, str, str]:
+    landsat = landsat_band(path)
+    return (landsat[1], "", path.name) if landsat else (*band_sort_key(s2_band(path) or ""), path.name)
+
+
+def band_group(area: str, date: str, files: list[Path], known: dict[str, list[Any]] | None) -> Acquisition:
+    """One date's band files as one acquisition: files in band order; its checksum is the sha256 of
+    the ``[band, file's sha256]`` list in that order (a single band file keeps its own checksum), so
+    a band file changed, added or removed makes the date a new acquisition, and the order in which
+    the files arrived does not matter.
+
+    Raises
+    ------
+    TileReadError
+        Two files of the date hold one band (two tiles of one date in one area), naming them.
+    OSError
+        A band file cannot be read.
+    """
+    files = sorted(files, key=_band_order)
+    names = [band_of(f) or "" for f in files]
+    dupes = sorted({n for n in names if names.count(n) > 1}, key=band_sort_key)
+    if dupes:
+        twice = [f"'{f}'" for f, n in zip(files, names, strict=True) if n == dupes[0]]
+        raise TileReadError(
+            f"area {area}: {date} has {len(twice)} files for band {dupes[0]} ({', '.join(twice)}): one date of "
+            "an area is one scene, so put each tile in an area folder of its own (or mosaic the tiles into "
+            "one file per band); the date is left out until then")
+    digests = [_checksum(f, known) for f in files]
+    digest = digests[0] if len(files) == 1 else sha256_json([list(x) for x in zip(names, digests, strict=True)])
+    return Acquisition(area, date, str(files[0]), digest, tuple(map(str, files)), tuple(names))
+
+
+def incomplete(area: str, acqs: list[Acquisition], processed: dict[str, Any]) -> dict[str, str]:
+    """The new band-per-file dates of an area that lack a band some other date of the area has
+    (its bands still arriving): path -> one line naming the date and the missing bands.  They are
+    left for a later night, as a STAC item whose COG has not arrived; a date with more bands than
+    the others is not incomplete (its pair will say which bands differ)."""
+    groups = [q for q in acqs if q.bands]
+    out = {}
+    for q in groups:
+        if q.sha256 in processed:
+            continue
+        others = [p for p in groups if p.date != q.date]
+        missing = sorted({b for p in others for b in p.bands} - set(q.bands), key=band_sort_key)
+        if not missing:
+            continue
+        example = next(p for p in others if missing[0] in p.bands)
+        where = example.files[example.bands.index(missing[0])]
+        out[q.path] = (f"area {area}: {q.date} is incomplete, missing {', '.join(missing)} (which the area's other "
+                       f"dates have, e.g. '{where}'): only {', '.join(q.bands)} are there ('{q.path}'"
+                       f"{', ...' if len(q.files) > 1 else ''}); it is left out tonight and taken up on the first "
+                       "night all its bands are there")
+    return out
+
+
 def discover(catalog: str | Path, *, night: str | None = None, known: dict[str, list[Any]] | None = None,
              problems: list[str] | None = None) -> dict[str, list[Acquisition]]:
     """Acquisitions of a catalog by area (dated on or before ``night`` when given).
@@ -86,11 +189,20 @@ def discover(catalog: str | Path, *, night: str | None = None, known: dict[str, 
     so that a large catalog is not read again every night.  A dated entry whose data file is
     missing or cannot be read (a STAC item delivered before its COG, a broken link, no
     permission) is left out, its message appended to ``problems`` (logged when None): one such
-    file must not stop every area of the catalog.
+    file must not stop every area of the catalog.  One date's band files of an area are one
+    acquisition (:func:`band_group`; its side products left out); a date with two files for one
+    band is left out the same way.
     """
     catalog = Path(catalog).absolute()  # the pairs run from their work folders: no relative paths
     if not catalog.is_dir():
         raise TileReadError(f"catalog '{catalog}' is not a directory")
+
+    def problem(message: str) -> None:
+        if problems is None:
+            log.warning("%s", message)
+        else:
+            problems.append(message)
+
     entries: list[tuple[str, Path]] = []
     for item in sorted(catalog.iterdir()):
         if item.name.startswith("."):
@@ -98,9 +210,11 @@ def discover(catalog: str | Path, *, night: str | None = None, known: dict[str, 
         if item.is_dir():
             entries += [(item.name, f) for f in sorted(item.iterdir()) if not f.name.startswith(".")]
         else:
-            key = _DATE.sub("", item.stem).strip("_-. ") or "default"
-            entries.append((key, item))
+            entries.append((_area_of(item), item))
     areas: dict[str, dict[str, Acquisition]] = {}  # area -> data path -> acquisition
+    bands: dict[tuple[str, str], list[Path]] = {}  # (area, date) -> its band files
+    side: dict[tuple[str, str], list[Path]] = {}  # (area, date) -> side products (L2A SCL, Landsat QA)
+    dated: list[tuple[str, Path, str, Path]] = []
     for area, f in entries:
         found: tuple[str | None, Path] | None = _stac_item(f) if f.suffix.lower() == ".json" else (
             (_date_in_name(f.name), f) if f.suffix.lower() in _RASTER else None)
@@ -111,21 +225,40 @@ def discover(catalog: str | Path, *, night: str | None = None, known: dict[str, 
             continue
         if night is not None and date > night:
             continue
+        if f.suffix.lower() in _RASTER and band_of(f) is not None:
+            bands.setdefault((area, date), []).append(f)
+        elif f.suffix.lower() in _RASTER and _side_product(f):
+            side.setdefault((area, date), []).append(f)
+        else:
+            dated.append((area, f, date, Path(data)))
+    for (area, date), files in side.items():
+        if (area, date) in bands:
+            log.info("area %s, %s: leaving out side products %s", area, date, ", ".join(f.name for f in files))
+        else:  # no band files beside it: a raster like any other
+            dated += [(area, f, date, f) for f in files]
+    for area, f, date, data in dated:
         try:
-            if not Path(data).is_file():
+            if not data.is_file():
                 raise FileNotFoundError(f"'{data}' does not exist")
-            digest = _checksum(Path(data), known)
+            digest = _checksum(data, known)
         except OSError as exc:
-            message = (f"catalog: '{f}' left out tonight, its data cannot be read ({exc}); it is picked up "
-                       "once the file is there and readable")
-            if problems is None:
-                log.warning("%s", message)
-            else:
-                problems.append(message)
+            problem(f"catalog: '{f}' left out tonight, its data cannot be read ({exc}); it is picked up "
+                    "once the file is there and readable")
             continue
         mine = areas.setdefault(area, {})
         if str(data) not in mine or f.suffix.lower() == ".json":  # a COG beside its STAC item: the item's date
             mine[str(data)] = Acquisition(area, date, str(data), digest)
+    for (area, date), files in sorted(bands.items()):
+        try:
+            acq = band_group(area, date, files, known)
+        except TileReadError as exc:
+            problem(str(exc))
+            continue
+        except OSError as exc:
+            problem(f"catalog: area {area}, {date}: left out tonight, a band file cannot be read ({exc}); it is "
+                    "picked up once its files are there and readable")
+            continue
+        areas.setdefault(area, {})[acq.path] = acq
     return {a: sorted(acqs.values(), key=lambda q: (q.date, q.path)) for a, acqs in areas.items()}
 
 
@@ -141,4 +274,4 @@ def plan_pairs(acqs: list[Acquisition], processed: dict[str, dict[str, str]]) ->
     return new, pairs
 
 
-__all__ = ["Acquisition", "discover", "plan_pairs"]
+__all__ = ["Acquisition", "band_group", "band_of", "discover", "incomplete", "plan_pairs"]

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from changedetect import _nightly_footprints as _footprints
 from changedetect import _nightly_reference as _reference
-from changedetect._nightly_catalog import Acquisition, discover, plan_pairs
+from changedetect._nightly_catalog import Acquisition, discover, incomplete, plan_pairs
 from changedetect._nightly_reference import NightState
 from changedetect._state import sha256_file, sha256_json
 from changedetect.config import PipelineConfig
@@ -64,6 +64,11 @@ def plan_night(catalog: str | Path, current: NightState, state_dir: Path, permit
         summary.warnings.append(message)
     for area, acqs in found.items():
         processed = current.processed(area)
+        waiting = incomplete(area, acqs, processed)  # a band-per-file date whose bands are still arriving
+        for message in waiting.values():
+            log.warning("%s", message, extra=IN_SUMMARY)
+        summary.warnings += waiting.values()
+        acqs = [q for q in acqs if q.path not in waiting]
         if all(q.sha256 in processed for q in acqs):
             continue
         choice = _reference.choose(area, acqs, current.references.get(area), current.checksums, checked)
@@ -90,8 +95,7 @@ def plan_night(catalog: str | Path, current: NightState, state_dir: Path, permit
         runs = []
         usable = sorted((q for q in acqs if q.path not in unreadable), key=lambda q: (q.date, q.path))
         for a, b in pairs:
-            reference = None if first is None or first.path in (a.path, b.path) else {
-                "path": first.path, "date": first.date}
+            reference = None if first is None or first.path in (a.path, b.path) else _where(first)
             partner = _season_partner(usable, a, b, config.detect.season_days, checked, summary.warnings)
             chosen: tuple[str, str | None, str] = ("", None, _footprints.checksum(None))
             for candidate in sets:
@@ -102,9 +106,10 @@ def plan_night(catalog: str | Path, current: NightState, state_dir: Path, permit
                               + ([partner.sha256] if partner is not None else []))[:16]
             run_dir = str(state_dir / "work" / _safe(area) / key)
             runs.append({"before": a.date, "after": b.date, "before_path": a.path, "after_path": b.path,
+                         "before_files": list(a.paths), "after_files": list(b.paths),
                          "run_dir": run_dir, "previous": chosen[1], "reference": reference,
                          "register_to": None if first is None else first.date,
-                         "partner": None if partner is None else {"path": partner.path, "date": partner.date}})
+                         "partner": None if partner is None else _where(partner)})
             sets.append((b.date, run_dir, key))
         tasks.append({"area": area, "permits": permits, "config": cfg, "committed": mine, "pairs": runs})
     return tasks, new_by_area
@@ -120,7 +125,7 @@ def _unreadable_new(area: str, new: list[Acquisition], choice: _reference.Choice
         if q.path in choice.unreadable or (choice.reference is not None and q.path == choice.reference.path):
             continue
         if q.path not in checked:
-            checked[q.path] = _reference.unreadable_reason(q.path)
+            checked[q.path] = _reference.acquisition_unreadable(q)
         if checked[q.path] is not None:
             out[q.path] = (f"area {area}: {checked[q.path]}. It is left out of the area's pairs; a good copy "
                            "will be a new acquisition (or remove the file from the catalog)")
@@ -146,7 +151,7 @@ def _season_partner(usable: list[Acquisition], a: Acquisition, b: Acquisition, s
             return None
         q = candidates[i]
         if q.path not in checked:
-            checked[q.path] = _reference.unreadable_reason(q.path)
+            checked[q.path] = _reference.acquisition_unreadable(q)
         if checked[q.path] is None:
             return q
         message = f"not comparing {q.path} as the same-season partner of {b.path}: {checked[q.path]}"
@@ -155,6 +160,11 @@ def _season_partner(usable: list[Acquisition], a: Acquisition, b: Acquisition, s
             warnings.append(message)
         candidates = candidates[:i] + candidates[i + 1:]
     return None
+
+
+def _where(q: Acquisition) -> dict[str, Any]:
+    """An acquisition as a pair's task names it: its path and date (and a band-per-file date's files)."""
+    return {"path": q.path, "date": q.date, **({"files": list(q.files)} if q.files else {})}
 
 
 def _safe(name: str) -> str:

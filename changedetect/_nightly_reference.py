@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from changedetect._nightly_catalog import Acquisition, _checksum
+from changedetect._nightly_catalog import Acquisition, _checksum, band_group
 from changedetect._state import State, load_state
 from changedetect.errors import ChangeDetectError, ConfigError
 
@@ -37,7 +37,7 @@ _KEYS = ("path", "date", "sha256")
 class NightState(State):
     """The committed state plus each area's pinned reference (``references[area]``)."""
 
-    references: dict[str, dict[str, str]] = field(default_factory=dict)
+    references: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready dict (a reader of the plain :class:`State` ignores ``references``)."""
@@ -50,16 +50,29 @@ def load(state_dir: Path) -> NightState:
     path = state_dir / "state.json"
     refs = json.loads(path.read_text(encoding="utf-8")).get("references", {}) if path.exists() else {}
     if not isinstance(refs, dict) or not all(
-            isinstance(r, dict) and all(isinstance(r.get(k), str) for k in _KEYS) for r in refs.values()):
+            isinstance(r, dict) and all(isinstance(r.get(k), str) for k in _KEYS)
+            and (isinstance(r.get("files", []), list) and all(isinstance(f, str) for f in r.get("files", [])))
+            for r in refs.values()):
         raise ConfigError(f"nightly state file '{path}': 'references' must map each area to its "
                           "reference's path, date and sha256; remove the state directory to start over")
     return NightState(acquisitions=base.acquisitions, generation=base.generation, nights=base.nights,
-                      checksums=base.checksums, references={a: {k: r[k] for k in _KEYS} for a, r in refs.items()})
+                      checksums=base.checksums,
+                      references={a: {k: r[k] for k in (*_KEYS, "files") if k in r} for a, r in refs.items()})
 
 
-def record(acq: Acquisition) -> dict[str, str]:
-    """How a reference is pinned in the state."""
-    return {"path": acq.path, "date": acq.date, "sha256": acq.sha256}
+def record(acq: Acquisition) -> dict[str, Any]:
+    """How a reference is pinned in the state (a band-per-file date with its band files)."""
+    return {"path": acq.path, "date": acq.date, "sha256": acq.sha256, **({"files": list(acq.files)} if acq.files else {})}
+
+
+def acquisition_unreadable(acq: Acquisition) -> str | None:
+    """Why one of ``acq``'s files (each band file of a band-per-file date) cannot be read, naming
+    it (:func:`unreadable_reason`), or None."""
+    for path in acq.paths:
+        reason = unreadable_reason(path)
+        if reason is not None:
+            return reason if len(acq.paths) == 1 else f"{acq.date}'s band file {reason}"
+    return None
 
 
 def unreadable_reason(path: str | Path) -> str | None:
@@ -101,7 +114,7 @@ class Choice:
     warning: str | None = None
 
 
-def choose(area: str, acqs: list[Acquisition], pinned: dict[str, str] | None,
+def choose(area: str, acqs: list[Acquisition], pinned: dict[str, Any] | None,
            checksums: dict[str, list[Any]] | None, checked: dict[str, str | None]) -> Choice:
     """The reference of ``area`` tonight: the pinned one if still there, else the earliest readable.
 
@@ -115,14 +128,20 @@ def choose(area: str, acqs: list[Acquisition], pinned: dict[str, str] | None,
         if same:
             return Choice(same[0])
         where = Path(pinned["path"])
-        if where.is_file() and _checksum(where, checksums) == pinned["sha256"]:  # dated after the night
+        if pinned.get("files"):  # a band-per-file date, dated after the night
+            files = [Path(f) for f in pinned["files"]]
+            if all(f.is_file() for f in files):
+                again = band_group(area, pinned["date"], files, checksums)
+                if again.sha256 == pinned["sha256"]:
+                    return Choice(again)
+        elif where.is_file() and _checksum(where, checksums) == pinned["sha256"]:  # dated after the night
             return Choice(Acquisition(area, pinned["date"], pinned["path"], pinned["sha256"]))
         what = "has changed (another checksum)" if where.is_file() else "is no longer in the catalog"
         warning = f"area {area}: its registration reference '{pinned['path']}' ({pinned['date']}) {what}"
     unreadable, found = {}, None
     for q in acqs:
         if q.path not in checked:
-            checked[q.path] = unreadable_reason(q.path)
+            checked[q.path] = acquisition_unreadable(q)
         reason = checked[q.path]
         if reason is None:
             found = q
@@ -138,4 +157,4 @@ def choose(area: str, acqs: list[Acquisition], pinned: dict[str, str] | None,
     return Choice(found, unreadable, warning)
 
 
-__all__ = ["Choice", "NightState", "choose", "load", "record", "unreadable_reason"]
+__all__ = ["Choice", "NightState", "acquisition_unreadable", "choose", "load", "record", "unreadable_reason"]

@@ -5,7 +5,9 @@ A *catalog* is a directory that receives acquisitions over time:
 - each sub-folder is an **area** (``catalog/district12/...``) holding one file per
   date: GeoTIFF/COG with the date in the name (``YYYYMMDD`` or ``YYYY-MM-DD``),
   or STAC item JSON files whose single data asset is a local COG (date from
-  ``properties.datetime``);
+  ``properties.datetime``), or one file per band and date (``T32TPP_20180211_B02.tif``:
+  one date's band files are one acquisition, a date still missing bands waits;
+  :func:`changedetect._nightly_catalog.band_group`);
 - files directly in the catalog are grouped by their name with the date removed
   (``district12_20240115.tif`` -> area ``district12``).
 
@@ -96,8 +98,9 @@ class NightlySummary:
     areas: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
     outputs: dict[str, str] = field(default_factory=dict)
-    #: the registration reference (path, date, sha256) of each area with new acquisitions
-    references: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: the registration reference (path, date, sha256; a band-per-file date's ``files``) of each area
+    #: with new acquisitions
+    references: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: problems that did not fail an area, one line each: unreadable files left out,
     #: a pinned reference that vanished or changed
     warnings: list[str] = field(default_factory=list)
@@ -147,10 +150,10 @@ def _run_pairs(task: dict[str, Any]) -> dict[str, Any]:
                 partner = pair.get("partner")  # a same-season acquisition a year or more before AFTER
                 extra = [d for d in (ref, partner) if d]
                 write_text_atomic(manifest, json.dumps(
-                    sorted({d["path"]: d for d in extra}.values(), key=lambda d: d["date"]) + [
-                        {"path": pair["before_path"], "date": pair["before"]},
-                        {"path": pair["after_path"], "date": pair["after"]},
-                    ]))
+                    [row for d in sorted({d["path"]: d for d in extra}.values(), key=lambda d: d["date"])
+                     for row in _rows(d.get("files") or [d["path"]], d["date"])]
+                    + _rows(pair.get("before_files") or [pair["before_path"]], pair["before"])
+                    + _rows(pair.get("after_files") or [pair["after_path"]], pair["after"])))
                 # with a partner: (previous, new) + (partner, new), not counting what (partner, previous)
                 # shows, which earlier nights reported with their own first-seen dates
                 compare = [(pair["before"], pair["after"])] + ([(partner["date"], pair["after"])] if partner else [])
@@ -170,6 +173,12 @@ def _run_pairs(task: dict[str, Any]) -> dict[str, Any]:
         _drop_empty_run(Path(pair["run_dir"]))  # nothing of the failed pair to reuse
         return {"area": task["area"], "error": str(exc), "runs": runs}
     return {"area": task["area"], "error": None, "runs": runs}
+
+
+def _rows(files: list[str], date: str) -> list[dict[str, str]]:
+    """A date's manifest rows: one per file (a band-per-file date's band files, which
+    :func:`changedetect.io.open_series` reads as one date's bands)."""
+    return [{"path": f, "date": date} for f in files]
 
 
 def _drop_empty_run(run_dir: Path) -> None:
@@ -319,7 +328,7 @@ def _pending(violations: Any) -> int:
 
 
 def _next_state(current: NightState, new_by_area: dict[str, list[Acquisition]], ok_areas: set[str], night: str,
-                violations: Any, references: dict[str, dict[str, str]]) -> NightState:
+                violations: Any, references: dict[str, dict[str, Any]]) -> NightState:
     """The state to commit: a successful area's new acquisitions, and its reference pinned."""
     acquisitions = {a: dict(v) for a, v in current.acquisitions.items()}
     for area, new in new_by_area.items():
