@@ -199,3 +199,19 @@ def test_two_files_of_one_band_and_date_leave_the_date_out_with_one_warning(tmp_
     (line,) = problems
     assert "2024-01-15 has 2 files for band B02" in line and "T32TPQ_20240115_B02.tif" in line
     assert "area folder of its own" in line
+
+
+def test_a_pinned_band_per_file_reference_dated_after_the_night_is_kept(tmp_path: Path) -> None:
+    """A night earlier than the pinned reference's date (a late rerun) finds the reference by its band
+    files, not by its first file's checksum (which never equals the date's)."""
+    from changedetect._nightly_catalog import discover
+    from changedetect._nightly_reference import choose, record
+
+    cat = tmp_path / "cat"
+    _split(make_stack(n_dates=2, size=32, seed=3, bands=BANDS), cat / "a", "T32TPP")
+    pinned = record(discover(cat)["a"][1])
+    assert len(pinned["files"]) == 3
+    tonight = discover(cat, night="2024-02-01")["a"]  # the pinned date is after this night
+    choice = choose("a", tonight, pinned, {}, {})
+    assert choice.warning is None and choice.reference is not None
+    assert choice.reference.sha256 == pinned["sha256"] and list(choice.reference.files) == pinned["files"]
