@@ -12,6 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from changedetect._pipeline_bands import chain_bands
 from changedetect._pipeline_output import OUTPUTS
 from changedetect._pipeline_steps import (
     days_raster,
@@ -94,7 +95,11 @@ def chain(stack: xr.DataArray, register: gpd.GeoDataFrame, out: Path, config: Pi
             if aligned.sizes["time"] < 2:
                 raise ConfigError(f"register_to={register_to!r}: the reference date is used for "
                                   "registration only; give two more dates to compare")
-        # computed once, held or spilled: the dates compared only (inf: always held)
+        read = [str(b) for b in aligned["band"].values]
+        used = chain_bands(read, [m.card for m in models if m is not None], config.report.rgb_bands)
+        if used is not None and len(used) < len(read):  # measured on every band, warped on these only
+            aligned = aligned.sel(band=used)
+        # computed once, held or spilled: the dates compared and the bands read after (inf: always held)
         aligned = hold(aligned, limit=config.run.hold_gib * 2**30, spill=spill)
         write_text_atomic(out / OUTPUTS["coregistration"],
                           json.dumps(creport.to_dict(), indent=1, default=str, ensure_ascii=False))
@@ -151,7 +156,7 @@ def chain(stack: xr.DataArray, register: gpd.GeoDataFrame, out: Path, config: Pi
     return {"violations": violations, "footprints": footprints, "times": times, "prob": prob,
             "edge_tolerance_m": mconfig.edge_tolerance_m, "carried_ids": carried,
             "change_type_model": segmenter_info(segmenter), "same_sun_dropped": dropped,
-            "written": written}
+            "written": written, "bands": {"read": read, "used": [str(b) for b in aligned["band"].values]}}
 
 
 __all__ = ["STAGES", "Clock", "chain"]

@@ -278,6 +278,8 @@ def _finish(series: Any, stack: xr.DataArray, permits: str | Path, out: Path, co
                    "previous_footprints": prev},
         "dates": results["times"],
         "crs": str(stack.rio.crs),
+        # co-registration is measured on every band read; the bands used are warped, held and detected on
+        "bands": results["bands"],
         "config": config.to_dict(),
         "effective": {"match.edge_tolerance_m": results["edge_tolerance_m"],
                       "detect.pairs": str(results["prob"].attrs.get("pairs", "/".join(results["times"][:2]))),
