@@ -143,6 +143,7 @@ def chain(stack: xr.DataArray, register: gpd.GeoDataFrame, out: Path, config: Pi
             write_cog(rgb8(aligned.isel(time=at), config.report.rgb_bands), out / OUTPUTS[key],
                       dtype="uint8", nodata=0, overwrite=True)
     times = [str(t)[:10] for t in aligned["time"].values]
+    coverage = _coverage(out, times)
     with clock.stage("report"):
         if config.output.report:
             from changedetect.report import write_report
@@ -156,7 +157,21 @@ def chain(stack: xr.DataArray, register: gpd.GeoDataFrame, out: Path, config: Pi
     return {"violations": violations, "footprints": footprints, "times": times, "prob": prob,
             "edge_tolerance_m": mconfig.edge_tolerance_m, "carried_ids": carried,
             "change_type_model": segmenter_info(segmenter), "same_sun_dropped": dropped,
-            "written": written, "bands": {"read": read, "used": [str(b) for b in aligned["band"].values]}}
+            "written": written, "bands": {"read": read, "used": [str(b) for b in aligned["band"].values]},
+            "coverage_both_dates": coverage}
+
+
+def _coverage(out: Path, times: list[str]) -> float:
+    """The share of the scene with data on both the first and the last compared date, from the masks
+    of the RGB images just written (their overviews: not the scene again); a warning under half."""
+    from changedetect.io.raster import valid_share
+
+    share = round(valid_share([out / OUTPUTS["before_rgb"], out / OUTPUTS["after_rgb"]]), 4)
+    if share < 0.5:
+        log.warning("only %.1f %% of the scene has data on both %s and %s (the first and last compared dates): "
+                    "no change can be seen elsewhere; check that the tiles cover the area (`changedetect info` "
+                    "gives each date's nodata share)", 100 * share, times[0], times[-1])
+    return share
 
 
 __all__ = ["STAGES", "Clock", "chain"]

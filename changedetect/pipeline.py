@@ -70,6 +70,8 @@ class RunSummary:
     carried_ids: int | None = None
     #: footprints first seen across seasons and dropped: the same-season pair did not see them
     same_sun_dropped: int = 0
+    #: share of the scene with data on both the first and the last compared date (0..1)
+    coverage_both_dates: float | None = None
 
     @property
     def n_violations(self) -> int:
@@ -92,6 +94,7 @@ class RunSummary:
             "model_sha256": self.model_sha256, "paths": {k: str(v) for k, v in self.paths.items()},
             "timings_s": {k: round(v, 3) for k, v in self.timings.items()},
             "carried_ids": self.carried_ids, "same_sun_dropped": self.same_sun_dropped,
+            "coverage_both_dates": self.coverage_both_dates,
         }
 
 
@@ -290,13 +293,16 @@ def _finish(series: Any, stack: xr.DataArray, permits: str | Path, out: Path, co
         "n_footprints": len(results["footprints"]),
         # footprints first seen across seasons that the same-season pair did not see (docs/detection.md)
         "same_sun_dropped": results["same_sun_dropped"],
+        # share of the scene with data on both the first and the last compared date (docs/report.md)
+        "coverage_both_dates": results["coverage_both_dates"],
         "outputs": {k: p.name for k, p in paths.items()},
         "report_info": report_info(results["times"], loaded, len(results["footprints"])),
     }
     write_text_atomic(out / OUTPUTS["run"], json.dumps(provenance, indent=1, ensure_ascii=False, default=str))
     return RunSummary(out=out, counts=counts, n_footprints=len(results["footprints"]), dates=results["times"],
                       model=card.name, model_sha256=card.sha256, paths=paths, timings=clock.timings,
-                      carried_ids=results["carried_ids"], same_sun_dropped=results["same_sun_dropped"])
+                      carried_ids=results["carried_ids"], same_sun_dropped=results["same_sun_dropped"],
+                      coverage_both_dates=results["coverage_both_dates"])
 
 
 def _check_lonlat(stack: xr.DataArray, source: str) -> None:

@@ -99,6 +99,9 @@ def _text(s: dict[str, Any]) -> str:
            if s.get("same_sun_dropped") else ""),
         f"  violations:         {s['n_violations']}",
     ]
+    if s.get("coverage_both_dates") is not None:
+        lines.insert(3, f"  coverage:           {100 * s['coverage_both_dates']:.1f} % of the scene has data on both "
+                        f"{s['dates'][0]} and {s['dates'][-1]}")
     order = ["unlicensed", "exceeds_permit", "permit_expired", "type_mismatch", "before_permit"]
     counts = s["counts"]
     for status in order + sorted(set(counts) - set(order) - {"permitted"}):

@@ -20,6 +20,7 @@ import contextlib
 import logging
 import os
 import threading
+import warnings
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -299,4 +300,25 @@ def _to_cog(src: Path, dst: Path, *, compress: str, resampling: str) -> None:
     )
 
 
-__all__ = ["write_cog"]
+def valid_share(paths: list[Path], *, side: int = 1024) -> float:
+    """The share of pixels with data in every band of every raster of ``paths`` (one grid), from a
+    nearest-neighbour read of their masks at most ``side`` px on the longest side (a COG serves it
+    from its overviews, as :func:`write_cog` makes them for uint8): never the whole scene.  NaN
+    without ``paths``."""
+    from rasterio.enums import Resampling
+
+    both: np.ndarray | None = None
+    for path in paths:
+        with rasterio.open(path) as src:
+            scale = max(src.width, src.height) / side
+            shape = ((src.height, src.width) if scale <= 1
+                     else (max(1, round(src.height / scale)), max(1, round(src.width / scale))))
+            with warnings.catch_warnings():  # a 4-band uint8 file: its nodata, not GDAL's alpha, says
+                warnings.simplefilter("ignore", rasterio.errors.NodataShadowWarning)
+                masks = src.read_masks(out_shape=(src.count, *shape), resampling=Resampling.nearest)
+        valid = (masks > 0).all(axis=0)
+        both = valid if both is None else both & valid
+    return float(both.mean()) if both is not None else float("nan")
+
+
+__all__ = ["valid_share", "write_cog"]
