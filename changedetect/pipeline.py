@@ -172,7 +172,7 @@ def _run_in(out: Path, tiles: str | Path | Sequence[str | Path], permits: str | 
             register_to: str | None, pairs: Sequence[tuple[str, str]] | None,
             mask_pairs: Sequence[tuple[str, str]] | None) -> RunSummary:
     """:func:`run` once its arguments are checked: make ``out``, stage, publish."""
-    from changedetect._detect_inputs import check_stack_bands
+    from changedetect._detect_inputs import check_stack_bands, said_once
     from changedetect.io import open_series
     from changedetect.weights import load_model
 
@@ -205,7 +205,9 @@ def _run_in(out: Path, tiles: str | Path | Sequence[str | Path], permits: str | 
             before, before_info = _load_previous(previous)
         if register_to is not None:
             config = replace(config, coregister=replace(config.coregister, reference=register_to))
-        with holding(config.run.hold_gib * 2**30):  # every stage's in-memory holds, not the stack's only
+        # every stage's in-memory holds bounded, not the stack's only; each warning said once in the
+        # run, not once per block (a blocked run detects block by block)
+        with holding(config.run.hold_gib * 2**30), said_once():
             paths = chain(stack, register, stage, config, (loaded, segmenter), clock, progress, before,
                           register_to, pairs, mask_pairs, spill=spill)
         summary = _finish(series, stack, permits, stage, config, loaded, clock, paths, started, before_info)
