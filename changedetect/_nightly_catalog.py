@@ -14,6 +14,7 @@ import datetime as dt
 import json
 import logging
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -158,18 +159,25 @@ def band_group(area: str, date: str, files: list[Path], known: dict[str, list[An
     return Acquisition(area, date, str(files[0]), digest, tuple(map(str, files)), tuple(names))
 
 
-def incomplete(area: str, acqs: list[Acquisition], processed: dict[str, Any]) -> dict[str, str]:
+def incomplete(area: str, acqs: list[Acquisition], processed: dict[str, Any],
+               reads: Collection[str] | None = None) -> dict[str, str]:
     """The new band-per-file dates of an area that lack a band some other date of the area has
     (its bands still arriving): path -> one line naming the date and the missing bands.  They are
     left for a later night, as a STAC item whose COG has not arrived; a date with more bands than
-    the others is not incomplete (its pair will say which bands differ)."""
+    the others is not incomplete (its pair will say which bands differ).  ``reads``: the bands the
+    run reads (canonical names, :func:`changedetect._detect_inputs._canon`); only those count, so
+    that an archive delivered with more bands than the feed (13 Sentinel-2 bands, L1C's B10) does
+    not hold every later date back (None: every band counts)."""
+    from changedetect._detect_inputs import _canon
+
     groups = [q for q in acqs if q.bands]
     out = {}
     for q in groups:
         if q.sha256 in processed:
             continue
         others = [p for p in groups if p.date != q.date]
-        missing = sorted({b for p in others for b in p.bands} - set(q.bands), key=band_sort_key)
+        missing = sorted({b for p in others for b in p.bands if reads is None or _canon(b) in reads}
+                         - set(q.bands), key=band_sort_key)
         if not missing:
             continue
         example = next(p for p in others if missing[0] in p.bands)

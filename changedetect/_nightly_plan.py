@@ -62,9 +62,10 @@ def plan_night(catalog: str | Path, current: NightState, state_dir: Path, permit
                    "date in their name, or STAC items, in it or in one folder per area): check --catalog")
         log.warning("%s", message, extra=IN_SUMMARY)
         summary.warnings.append(message)
+    reads = _bands_read(config)
     for area, acqs in found.items():
         processed = current.processed(area)
-        waiting = incomplete(area, acqs, processed)  # a band-per-file date whose bands are still arriving
+        waiting = incomplete(area, acqs, processed, reads)  # a band-per-file date whose bands are still arriving
         for message in waiting.values():
             log.warning("%s", message, extra=IN_SUMMARY)
         summary.warnings += waiting.values()
@@ -160,6 +161,23 @@ def _season_partner(usable: list[Acquisition], a: Acquisition, b: Acquisition, s
             warnings.append(message)
         candidates = candidates[:i] + candidates[i + 1:]
     return None
+
+
+def _bands_read(config: PipelineConfig) -> set[str] | None:
+    """The bands a pair's run reads after co-registration (canonical names): the change model's
+    (by its card, with its aliases), the report's RGB and the change-type heuristic's red, green,
+    blue and nir (as :func:`changedetect._pipeline_bands.chain_bands` keeps them); None when the
+    model's card cannot be read here (every band then counts; the pair's run says what is wrong)."""
+    from changedetect._detect_inputs import _canon
+    from changedetect.errors import ChangeDetectError
+    from changedetect.weights import find_model, read_card
+
+    try:
+        card = read_card(find_model(config.detect.model))
+    except (ChangeDetectError, OSError):
+        return None
+    aliases = [a for names in dict(card.band_aliases or {}).values() for a in names]
+    return {_canon(b) for b in (*card.bands, *aliases, *config.report.rgb_bands, "red", "green", "blue", "nir")}
 
 
 def _where(q: Acquisition) -> dict[str, Any]:
