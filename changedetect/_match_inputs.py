@@ -4,6 +4,7 @@ metric working CRS of true scale, their dates and change kinds normalised, and t
 
 from __future__ import annotations
 
+import warnings
 from typing import TYPE_CHECKING
 
 import geopandas as gpd
@@ -59,11 +60,11 @@ def harmonise_crs(
     # the candidates of candidate_pairs are reprojected
     pm = permits.set_crs(crs) if permits.crs is None else permits
     n = len(footprints)
-    if "first_seen" in footprints and pd.api.types.is_numeric_dtype(footprints["first_seen"]) \
-            and footprints["first_seen"].notna().any():
-        example = footprints["first_seen"].dropna().iloc[0]
-        raise ConfigError(f"the footprints' first_seen holds numbers ({example}), not dates: give dates "
-                          "(YYYY-MM-DD), as `changedetect vectorize` writes them")
+    for col in ("first_seen", "before_date"):
+        if col in footprints and pd.api.types.is_numeric_dtype(footprints[col]) and footprints[col].notna().any():
+            example = footprints[col].dropna().iloc[0]
+            raise ConfigError(f"the footprints' {col} holds numbers ({example}), not dates: give dates "
+                              "(YYYY-MM-DD), as `changedetect vectorize` and `changedetect run` write them")
     seen = (_dates(footprints["first_seen"]).to_numpy(dtype="datetime64[ns]") if "first_seen" in footprints
             else np.full(n, np.datetime64("NaT"), dtype="datetime64[ns]"))
     kinds = footprints["change_type"].to_numpy(dtype=object) if "change_type" in footprints else np.full(n, None)
@@ -80,10 +81,32 @@ def _dates(values: pd.Series) -> pd.Series:
     if pd.api.types.is_datetime64_any_dtype(s):
         return s.dt.tz_localize(None).dt.normalize() if getattr(s.dt, "tz", None) else s.dt.normalize()
     try:
-        days = np.array(s.to_numpy(dtype=object), dtype="datetime64[D]")
-    except (TypeError, ValueError):
-        return pd.to_datetime(s.astype(object), errors="coerce").dt.normalize()
+        with warnings.catch_warnings():  # a text timestamp with a UTC offset: numpy would take it to UTC
+            warnings.simplefilter("error", UserWarning)
+            days = np.array(s.to_numpy(dtype=object), dtype="datetime64[D]")
+    except (TypeError, ValueError, UserWarning):
+        try:
+            parsed = pd.to_datetime(s.astype(object), errors="coerce")
+        except (TypeError, ValueError):  # offsets that differ from row to row
+            parsed = None
+        if parsed is not None and pd.api.types.is_datetime64_any_dtype(parsed):
+            return (parsed.dt.tz_localize(None) if parsed.dt.tz is not None else parsed).dt.normalize()
+        return pd.Series([_local_day(v) for v in s.tolist()], index=s.index, dtype="datetime64[ns]")
     return pd.Series(days.astype("datetime64[ns]"), index=s.index)
+
+
+def _local_day(value: object) -> pd.Timestamp:
+    """The day of a date, timestamp or ISO text; a timestamp with a UTC offset is its local day there
+    (as a timezone-aware column is), NaT where unknown or unreadable."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return pd.NaT
+    try:
+        stamp = pd.Timestamp(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return pd.NaT
+    if stamp is pd.NaT:
+        return pd.NaT
+    return (stamp.tz_localize(None) if stamp.tzinfo is not None else stamp).normalize()
 
 
 def _change_kind(value: object) -> str:
