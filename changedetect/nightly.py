@@ -149,11 +149,11 @@ def _run_pairs(task: dict[str, Any]) -> dict[str, Any]:
                 ref = pair.get("reference")  # the area's reference acquisition: one grid for every night
                 partner = pair.get("partner")  # a same-season acquisition a year or more before AFTER
                 extra = [d for d in (ref, partner) if d]
-                write_text_atomic(manifest, json.dumps(
-                    [row for d in sorted({d["path"]: d for d in extra}.values(), key=lambda d: d["date"])
-                     for row in _rows(d.get("files") or [d["path"]], d["date"])]
-                    + _rows(pair.get("before_files") or [pair["before_path"]], pair["before"])
-                    + _rows(pair.get("after_files") or [pair["after_path"]], pair["after"])))
+                dates = [(d.get("files") or [d["path"]], d["date"])
+                         for d in sorted({d["path"]: d for d in extra}.values(), key=lambda d: d["date"])]
+                dates += [(pair.get("before_files") or [pair["before_path"]], pair["before"]),
+                          (pair.get("after_files") or [pair["after_path"]], pair["after"])]
+                write_text_atomic(manifest, json.dumps(_manifest(dates)))
                 # with a partner: (previous, new) + (partner, new), not counting what (partner, previous)
                 # shows, which earlier nights reported with their own first-seen dates
                 compare = [(pair["before"], pair["after"])] + ([(partner["date"], pair["after"])] if partner else [])
@@ -175,10 +175,19 @@ def _run_pairs(task: dict[str, Any]) -> dict[str, Any]:
     return {"area": task["area"], "error": None, "runs": runs}
 
 
-def _rows(files: list[str], date: str) -> list[dict[str, str]]:
-    """A date's manifest rows: one per file (a band-per-file date's band files, which
-    :func:`changedetect.io.open_series` reads as one date's bands)."""
-    return [{"path": f, "date": date} for f in files]
+def _manifest(dates: list[tuple[list[str], str]]) -> list[dict[str, str]]:
+    """A pair's manifest rows, one per file of each ``(files, date)`` (a band-per-file date's band
+    files, which :func:`changedetect.io.open_series` reads as one date's bands).  When every date
+    is band-per-file, only the bands they all have: an archive delivered with more bands than the
+    feed (13 Sentinel-2 bands beside the 4 a model reads, L1C's B10 beside L2A) is compared on the
+    bands its dates share, as every date of a series must have the same bands."""
+    from changedetect._nightly_catalog import band_of
+
+    bands = [[band_of(Path(f)) for f in files] for files, _ in dates]
+    shared = set.intersection(*(set(b) for b in bands)) if bands else set()
+    keep = shared if shared and None not in shared else None  # a date of one multi-band file: all of it
+    return [{"path": f, "date": date} for (files, date), names in zip(dates, bands, strict=True)
+            for f, name in zip(files, names, strict=True) if keep is None or name in keep]
 
 
 def _drop_empty_run(run_dir: Path) -> None:

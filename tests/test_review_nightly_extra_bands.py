@@ -61,3 +61,22 @@ def test_a_date_still_missing_a_band_the_model_reads_waits(tmp_path: Path) -> No
     tasks, new, warnings = _plan(cat, tmp_path)
     assert [q.date for q in new["a"]] == ["2024-01-15", "2024-03-15"]
     assert len(warnings) == 1 and "2024-05-14 is incomplete, missing B03 (" in warnings[0], warnings
+
+
+def test_an_area_whose_archive_has_more_bands_than_its_feed_runs(tmp_path: Path) -> None:
+    """The pairs compare the bands every date of the pair has: before, the archive date's pair failed
+    ('2024-03-15 (...) has 3 band(s) but 2024-01-15 (...) has 4') and so did the area, every night."""
+    from changedetect.config import PipelineConfig
+    from changedetect.nightly import run_nightly
+    from changedetect.testing import make_nightly_catalog
+
+    (tmp_path / "world").mkdir()
+    world = make_nightly_catalog(tmp_path / "world", {})  # its model, register and configuration
+    stack = make_stack(n_dates=3, size=64, seed=1, bands=("B02", "B03", "B04"))
+    cat = tmp_path / "catalog"
+    _split(stack.isel(time=[0]), cat / "pisa", "T32TPP", ("B02", "B03", "B04", "B11"))
+    _split(stack.isel(time=[1, 2]), cat / "pisa", "T32TPP", ("B02", "B03", "B04"))
+    summary = run_nightly(cat, permits=world["permits"], state=tmp_path / "state", out=tmp_path / "out",
+                          night="2024-05-15", workers=1, config=PipelineConfig.from_toml(world["config"]))
+    assert not summary.failed, summary.failed
+    assert (summary.new_acquisitions, summary.pairs) == (3, 2) and summary.warnings == []
