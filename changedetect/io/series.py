@@ -241,9 +241,11 @@ def _scene(date: dt.date, entries: list[Entry], metas: dict[Path, RasterMeta]) -
         meta = metas[entry.path]
         alpha = _alpha_mask(meta)
         indexes = [i for i in range(1, meta.count + 1) if i != alpha]
-        for index, name in zip(indexes, _band_names(entry, meta, indexes), strict=True):
+        named = _band_names(entry, meta, indexes)
+        unnamed = named == [f"B{i}" for i in range(1, len(named) + 1)]  # io's B1..Bn: not Sentinel-2's B10..B12
+        for index, name in zip(indexes, named, strict=True):
             bands.append(
-                BandSource(info=_band_info(name, meta, index), path=entry.path, index=index)
+                BandSource(info=_band_info(name, meta, index, unnamed=unnamed), path=entry.path, index=index)
             )
     names = [b.info.name for b in bands]
     dupes = sorted({n for n in names if names.count(n) > 1})
@@ -331,17 +333,20 @@ def _band_names(entry: Entry, meta: RasterMeta, indexes: list[int]) -> list[str]
     return [f"B{i}" for i in range(1, count + 1)]
 
 
-def _band_info(name: str, meta: RasterMeta, index: int) -> BandInfo:
+def _band_info(name: str, meta: RasterMeta, index: int, *, unnamed: bool = False) -> BandInfo:
+    """``unnamed``: ``name`` is io's B1..Bn for a file without band names, whose B10..B12 are not
+    Sentinel-2's (no Sentinel-2 nodata nor nominal resolution for them)."""
     grid = meta.grid
     xy = geo.pixel_size_m(geo.north_up(grid))  # a rotated file's pixels measured along its rows and columns
+    s2 = not unnamed
     return BandInfo(
         name=name,
         resolution=math.sqrt(xy[0] * xy[1]),
         grid=grid,
         dtype=meta.dtypes[index - 1],
-        nodata=meta.nodata if meta.nodata is not None else s2_nodata([name], meta.dtypes[index - 1]),
+        nodata=meta.nodata if meta.nodata is not None or not s2 else s2_nodata([name], meta.dtypes[index - 1]),
         resolution_xy=xy,
-        nominal_resolution=_nominal(name, meta),
+        nominal_resolution=_nominal(name, meta) if s2 else None,
     )
 
 
