@@ -6,7 +6,8 @@ A *catalog* is a directory that receives acquisitions over time:
   date: GeoTIFF/COG with the date in the name (``YYYYMMDD`` or ``YYYY-MM-DD``),
   or STAC item JSON files whose single data asset is a local COG (date from
   ``properties.datetime``), or one file per band and date (``T32TPP_20180211_B02.tif``:
-  one date's band files are one acquisition, a date still missing bands waits;
+  one date's band files are one acquisition, a date still missing a band the run reads
+  waits, a pair compares the bands its dates share;
   :func:`changedetect._nightly_catalog.band_group`);
 - files directly in the catalog are grouped by their name with the date removed
   (``district12_20240115.tif`` -> area ``district12``).
