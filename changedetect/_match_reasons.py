@@ -20,7 +20,7 @@ def _maybe_in_time(text: list[str], fp: Footprints, pm: Permits, rows: np.ndarra
     change and its first-seen date: it counts, since the work may have been done in time."""
     until, seen = pm.valid_until[q], fp.first_seen[rows]
     absent = fp.before[rows] if fp.before is not None else np.full(len(rows), np.datetime64("NaT"), "datetime64[ns]")
-    late = ~np.isnat(absent) & (absent < until) & (seen > until)
+    late = ~np.isnat(absent) & (absent < seen) & (absent < until) & (seen > until)
     if not late.any():
         return text
     b, s = _iso(absent), _iso(seen)

@@ -157,7 +157,8 @@ def overlap_evidence(
     # is known (a permit that ran out between that date and first_seen may have covered the work)
     absent = fp.before[fi] if fp.before is not None else np.full(len(fi), np.datetime64("NaT"), "datetime64[ns]")
     until = pm.valid_until[pi]
-    after = compatible & np.where(np.isnat(absent), seen > until, absent >= until)
+    known = ~np.isnat(absent) & (np.isnat(seen) | (absent < seen))  # a before_date not before first_seen: ignored
+    after = compatible & np.where(known, absent >= until, seen > until)
     valid = compatible & ~before & ~after
     n = len(fp)
     excess_counted = _excess(fpg, pmg, fp_area, fi, pi, inter, point, counted, n, rp)

@@ -185,7 +185,7 @@ def incomplete(area: str, acqs: list[Acquisition], processed: dict[str, Any],
         out[q.path] = (f"area {area}: {q.date} is incomplete, missing {', '.join(missing)} (which the area's other "
                        f"dates have, e.g. '{where}'): only {', '.join(q.bands)} are there ('{q.path}'"
                        f"{', ...' if len(q.files) > 1 else ''}); it is left out tonight and taken up on the first "
-                       "night all its bands are there")
+                       "night they are there")
     return out
 
 

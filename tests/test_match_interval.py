@@ -37,6 +37,8 @@ def _permit(valid_until: str) -> gpd.GeoDataFrame:
     ("2024-01-15", "2023-12-01", "permit_expired"),  # ran out before the last image without it
     (None, "2024-03-01", "permit_expired"),          # no before_date (vectorize's own footprints): as before
     ("2024-01-15", "2024-09-01", "permitted"),       # valid at first_seen
+    ("2024-07-12", "2024-09-01", "permitted"),       # a before_date not before first_seen is ignored
+    ("2024-08-01", "2024-07-20", "permitted"),       # ... the rule falls back to first_seen (valid then)
 ])
 def test_expired_only_when_the_change_came_after_the_expiry(before_date: str | None, valid_until: str,
                                                             status: str) -> None:
