@@ -191,9 +191,11 @@ def _coords(geom: Any, crs: Any) -> tuple[str, str]:
     if geom is None or geom.is_empty:
         return "–", "–"
     p = geom.representative_point()
-    digits = 6 if crs and CRS.from_user_input(crs).is_geographic else 1  # degrees: 1e-6 is ~0.1 m, 0.1 is ~10 km
-    working = (f"{p.x:,.{digits}f} E, {p.y:,.{digits}f} N ({CRS.from_user_input(crs).to_string()})" if crs
-               else f"{p.x:.1f}, {p.y:.1f}")
+    if crs and CRS.from_user_input(crs).is_geographic:  # degrees: 1e-6 is ~0.1 m; west and south by letter
+        working = (f"{abs(p.x):.6f} {'E' if p.x >= 0 else 'W'}, {abs(p.y):.6f} {'N' if p.y >= 0 else 'S'} "
+                   f"({CRS.from_user_input(crs).to_string()})")
+    else:  # eastings and northings
+        working = f"{p.x:,.1f} E, {p.y:,.1f} N ({CRS.from_user_input(crs).to_string()})" if crs else f"{p.x:.1f}, {p.y:.1f}"
     if crs is None:
         return "–", working
     lon, lat = Transformer.from_crs(crs, "EPSG:4326", always_xy=True).transform(p.x, p.y)

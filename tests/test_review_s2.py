@@ -325,3 +325,13 @@ def test_the_gsd_warning_names_the_shipped_model_for_10m(caplog: pytest.LogCaptu
     with caplog.at_level(logging.WARNING):
         check_gsd(read_card(find_model("s2-urban")), fine.crs, fine.transform, 64, 64, "the stack")
     assert "--model vhr-building" in caplog.text, caplog.text
+
+
+def test_a_card_in_epsg4326_west_or_south_names_its_hemisphere() -> None:
+    """Before: 'Working CRS -73.985512 E, -33.868820 N' for a point in the western and southern hemispheres."""
+    from shapely.geometry import Point
+
+    from changedetect.report import _coords
+
+    _, working = _coords(Point(-73.985512, -33.86882), "EPSG:4326")
+    assert working.startswith("73.985512 W, 33.868820 S"), working
