@@ -11,7 +11,7 @@ after (``a``):
   over a roof, a rebuild, a partial demolition; also a crossing of 0.5 by less than ``RISE``).
 
 This reads what each date shows, whatever the roof's colour, where the brightness-contrast
-heuristic of :func:`changedetect._vectorize_shapes.change_types` reads a roof standing out from
+heuristic of :func:`changedetect._change_types.change_types` reads a roof standing out from
 the ground around it; measured on the sample city in ``docs/permits.md``.
 """
 
@@ -21,7 +21,7 @@ import numpy as np
 import rasterio.features
 from affine import Affine
 
-from changedetect._vectorize_shapes import _window
+from changedetect._change_types import window as _window
 
 #: least rise (or fall) of the mean building probability for new (or demolished)
 RISE = 0.3

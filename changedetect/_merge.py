@@ -262,7 +262,7 @@ def _decided_shares(src: Any, geoms: np.ndarray) -> np.ndarray:
     from rasterio.windows import Window
 
     from changedetect._change_presence import presence_means
-    from changedetect._vectorize_shapes import _window
+    from changedetect._change_types import window as _window
 
     out = np.full(len(geoms), np.nan)
     for k, geom in enumerate(geoms):

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-#: the bands the change-type heuristic reads by name (``_vectorize_shapes._built``): red, green and
+#: the bands the change-type heuristic reads by name (``_change_types._built``): red, green and
 #: blue must all be there (else it takes the first three), nir when there is one (NDVI)
 _HEURISTIC = ("red", "green", "blue")
 

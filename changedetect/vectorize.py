@@ -28,7 +28,7 @@ previous run's footprints, carried over by overlap: :func:`changedetect._vectori
 ``area_m2``, ``prob_mean``, ``prob_max`` (over the footprint's pixels),
 ``first_seen`` (median first-seen date of its pixels, ``NaT`` without a series),
 ``change_type`` (``new`` / ``altered`` / ``demolished``: see
-:func:`changedetect._vectorize_shapes.change_types`), ``model``, ``model_version``, ``geometry``.
+:func:`changedetect._change_types.change_types`), ``model``, ``model_version``, ``geometry``.
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ import pandas as pd
 import xarray as xr
 
 from changedetect._change_presence import presence_means, presence_types
+from changedetect._change_types import change_types
 from changedetect._vectorize_raster import (
     clean_mask,
     first_seen_days,
@@ -55,7 +56,6 @@ from changedetect._vectorize_shapes import (
     CARRY_MIN_COVER,
     CARRY_MIN_IOU,
     carry_ids,
-    change_types,
     regularize,
 )
 from changedetect.io.geo import ground_pixel, in_metres
