@@ -24,7 +24,6 @@ import datetime as dt
 import html
 import io
 import logging
-import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,6 +31,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from changedetect._imagery import Imagery, RasterImagery, StackImagery, _fit
+from changedetect._report_card import card as _card
+from changedetect._report_card import fmt as _fmt
 from changedetect.config import ReportConfig
 
 if TYPE_CHECKING:
@@ -166,84 +167,6 @@ def sort_by_urgency(violations: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     df["_conf"] = -np.asarray(df.get("confidence", 0.0), dtype=float)
     df = df.sort_values(["_sev", "_pend", "_area", "_conf"], kind="stable")
     return df.drop(columns=["_sev", "_pend", "_area", "_conf"])
-
-
-def _fmt(value: Any, unit: str = "", digits: int = 2) -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "–"
-    try:
-        import pandas as pd
-
-        if value is pd.NaT or (not isinstance(value, str | bytes) and pd.isna(value)):
-            return "–"
-        if isinstance(value, pd.Timestamp | dt.datetime):
-            return value.date().isoformat()
-    except (TypeError, ValueError):
-        pass
-    if isinstance(value, float | np.floating):
-        return f"{value:,.{digits}f}{unit}"
-    return f"{value}{unit}"
-
-
-def _coords(geom: Any, crs: Any) -> tuple[str, str]:
-    from pyproj import CRS, Transformer
-
-    if geom is None or geom.is_empty:
-        return "–", "–"
-    p = geom.representative_point()
-    if crs and CRS.from_user_input(crs).is_geographic:  # degrees: 1e-6 is ~0.1 m; west and south by letter
-        working = (f"{abs(p.x):.6f} {'E' if p.x >= 0 else 'W'}, {abs(p.y):.6f} {'N' if p.y >= 0 else 'S'} "
-                   f"({CRS.from_user_input(crs).to_string()})")
-    else:  # eastings and northings
-        working = f"{p.x:,.1f} E, {p.y:,.1f} N ({CRS.from_user_input(crs).to_string()})" if crs else f"{p.x:.1f}, {p.y:.1f}"
-    if crs is None:
-        return "–", working
-    lon, lat = Transformer.from_crs(crs, "EPSG:4326", always_xy=True).transform(p.x, p.y)
-    latlon = f"{abs(lat):.6f}° {'N' if lat >= 0 else 'S'}, {abs(lon):.6f}° {'E' if lon >= 0 else 'W'}"
-    return latlon, working
-
-
-#: the nightly register's ``same_sun`` column, for inspectors (absent or empty: no row)
-SAME_SUN = {
-    "pending": "pending: seen between two seasons, where shadows move; the next date of the same "
-               "season confirms or withdraws it",
-    "confirmed": "confirmed under the same sun",
-    "not needed": "not needed (both dates of one season)",
-}
-
-
-def _card(number: int, row: Any, crs: Any, chips: Mapping[str, str], labels: Mapping[str, str]) -> str:
-    e = html.escape
-    status = str(row.get("status", ""))
-    latlon, working = _coords(row.geometry, crs)
-    permits = str(row.get("permit_ids", "") or "").strip() or "none"
-    evidence: list[tuple[str, str | None]] = [
-        ("Area", _fmt(row.get("area_m2"), " m²", 1)),
-        ("Excess area", _fmt(row.get("excess_area_m2"), " m²", 1)),
-        ("Overlap with permit", _fmt(row.get("overlap_ratio"), "", 2)),
-        ("Confidence", _fmt(row.get("confidence"), "", 2)),
-        ("First seen", _fmt(row.get("first_seen"))),
-        ("Change type", _fmt(row.get("change_type"))),
-        ("Matched permits", permits),
-        ("Address", _fmt(row.get("address")) if str(row.get("address") or "").strip() else None),
-        ("Lat / lon", latlon),
-        ("Working CRS", working),
-        ("Violation id", _fmt(row.get("violation_id"))),
-        ("Same-sun check", SAME_SUN.get(str(row.get("same_sun") or ""))),
-    ]
-    rows = "".join(f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in evidence if v is not None)
-    figs = "".join(
-        f'<figure><img src="{src}" alt="{e(labels[key])} image of violation {number}">'
-        f"<figcaption>{e(labels[key])}</figcaption></figure>"
-        for key, src in chips.items()
-    )
-    return (
-        f'<section class="card status-{e(status)}" id="v{number}">'
-        f'<h2><span class="num">{number}</span> <span class="badge badge-{e(status)}">'
-        f"{e(status.replace('_', ' '))}</span> {e(_fmt(row.get('violation_id')))}</h2>"
-        f'<p class="reason">{e(str(row.get("reason", "") or ""))}</p>'
-        f'<div class="body"><div class="chips">{figs}</div><table class="evidence">{rows}</table></div></section>'
-    )
 
 
 def render_report(

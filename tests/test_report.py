@@ -124,3 +124,21 @@ def test_cli_report_from_files(stack, tmp_path: Path) -> None:
     assert "Report:" in result.output and len(_cards(out.read_text())) == 2
     again = CliRunner().invoke(cli, args)
     assert again.exit_code != 0 and isinstance(again.exception, OutputExistsError)
+
+
+def test_a_card_says_when_the_structure_was_not_there_yet() -> None:
+    """run's before_date (the last image without the change) is on the card beside first_seen."""
+    import geopandas as gpd
+    import pandas as pd
+    from shapely.geometry import box
+
+    from changedetect._report_card import card
+
+    row = gpd.GeoDataFrame({"status": ["unlicensed"], "first_seen": [pd.Timestamp("2025-01-20")],
+                            "before_date": [pd.Timestamp("2024-07-12")]},
+                           geometry=[box(680000, 1202000, 680010, 1202010)], crs="EPSG:32648").iloc[0]
+    html = card(1, row, "EPSG:32648", {}, {})
+    assert "<th>Not yet there on</th><td>2024-07-12</td>" in html and "<td>2025-01-20</td>" in html
+    assert "Not yet there on" not in card(1, row.drop("before_date"), "EPSG:32648", {}, {})
+    assert "Not yet there on" not in card(1, pd.concat([row.drop("before_date"), pd.Series({"before_date": pd.NaT})]),
+                                          "EPSG:32648", {}, {})

@@ -214,7 +214,7 @@ def test_a_card_in_epsg4326_gives_its_working_coordinates_to_the_metre() -> None
     """pisa: 'Working CRS 10.4 E, 43.7 N (EPSG:4326)': one decimal of a degree is 8-11 km."""
     from shapely.geometry import Point
 
-    from changedetect.report import _coords
+    from changedetect._report_card import _coords
 
     _, working = _coords(Point(10.4323481, 43.7095812), "EPSG:4326")
     assert working.startswith("10.432348 E, 43.709581 N"), working
@@ -331,7 +331,7 @@ def test_a_card_in_epsg4326_west_or_south_names_its_hemisphere() -> None:
     """Before: 'Working CRS -73.985512 E, -33.868820 N' for a point in the western and southern hemispheres."""
     from shapely.geometry import Point
 
-    from changedetect.report import _coords
+    from changedetect._report_card import _coords
 
     _, working = _coords(Point(-73.985512, -33.86882), "EPSG:4326")
     assert working.startswith("73.985512 W, 33.868820 S"), working
