@@ -22,8 +22,6 @@ GREY_CORRELATION = 0.999
 _MEDIAN_SHARE = 0.01
 #: the sample: a grid of GRID x GRID windows of SIDE px spread over the scene
 _GRID, _SIDE = 3, 128
-#: the three band names (lower case, with the common aliases) that make a colour image
-RGB_NAMES = (("red", "r", "b04"), ("green", "g", "b03"), ("blue", "b", "b02"))
 
 
 def looks_grey(sample: np.ndarray) -> bool:
@@ -59,9 +57,10 @@ def sample_windows(read: Callable[[Window], np.ndarray], shape: tuple[int, int])
 def rgb_positions(names: Sequence[str]) -> list[int] | None:
     """Positions of red, green and blue among band ``names`` (by name or alias, any case), or None
     when one of them is missing."""
-    low = [str(n).strip().lower() for n in names]
-    found = [next((i for i, n in enumerate(low) if n in aliases), -1) for aliases in RGB_NAMES]
-    return found if min(found) >= 0 else None
+    from changedetect._detect_inputs import _canon  # the aliases detection resolves bands through
+
+    canon = [_canon(n) for n in names]
+    return [canon.index(c) for c in ("red", "green", "blue")] if {"red", "green", "blue"} <= set(canon) else None
 
 
 def grey_warning(logger: logging.Logger, label: str, model: str | None,
@@ -75,4 +74,4 @@ def grey_warning(logger: logging.Logger, label: str, model: str | None,
                             "pansharpened) product if there is one", label, who)
 
 
-__all__ = ["GREY_CORRELATION", "RGB_NAMES", "grey_warning", "looks_grey", "rgb_positions", "sample_windows"]
+__all__ = ["GREY_CORRELATION", "grey_warning", "looks_grey", "rgb_positions", "sample_windows"]

@@ -147,13 +147,22 @@ def _pick_bands(names: Sequence[str], count: int, wanted: Sequence[str]) -> list
     B04/B03/B02/B08 are red/green/blue/nir): a Sentinel-2 stack's first three bands are
     B01 (aerosols, 60 m), B02 and B03, not a true-colour image.
     """
+    found = bands_by_name(names, wanted)
+    if found is not None:
+        return [i + 1 for i in found]
+    return [1, 2, 3] if count >= 3 else [1, 1, 1]
+
+
+def bands_by_name(names: Sequence[str], wanted: Sequence[str]) -> list[int] | None:
+    """0-based indexes of ``wanted`` among ``names``, case-insensitively, directly or through the
+    common aliases; None when one is not found (:func:`_pick_bands` then takes the first three)."""
     from changedetect._detect_inputs import _canon
 
     for key in (str.lower, _canon):
         have = [key(n) for n in names]
         if all(key(w) in have for w in wanted):
-            return [have.index(key(w)) + 1 for w in wanted]
-    return [1, 2, 3] if count >= 3 else [1, 1, 1]
+            return [have.index(key(w)) for w in wanted]
+    return None
 
 
 def _fit(bounds: Sequence[float], max_px: int) -> tuple[int, int]:

@@ -62,9 +62,10 @@ def plan_night(catalog: str | Path, current: NightState, state_dir: Path, permit
                    "date in their name, or STAC items, in it or in one folder per area): check --catalog")
         log.warning("%s", message, extra=IN_SUMMARY)
         summary.warnings.append(message)
-    reads = _bands_read(config)
+    card = _model_card(config)
     for area, acqs in found.items():
         processed = current.processed(area)
+        reads = _bands_read(card, config, acqs)
         waiting = incomplete(area, acqs, processed, reads)  # a band-per-file date whose bands are still arriving
         for message in waiting.values():
             log.warning("%s", message, extra=IN_SUMMARY)
@@ -163,21 +164,28 @@ def _season_partner(usable: list[Acquisition], a: Acquisition, b: Acquisition, s
     return None
 
 
-def _bands_read(config: PipelineConfig) -> set[str] | None:
-    """The bands a pair's run reads after co-registration (canonical names): the change model's
-    (by its card, with its aliases), the report's RGB and the change-type heuristic's red, green,
-    blue and nir (as :func:`changedetect._pipeline_bands.chain_bands` keeps them); None when the
-    model's card cannot be read here (every band then counts; the pair's run says what is wrong)."""
-    from changedetect._detect_inputs import _canon
+def _model_card(config: PipelineConfig) -> Any:
+    """The change model's card, or None when it cannot be read here (the pairs' runs say why)."""
     from changedetect.errors import ChangeDetectError
     from changedetect.weights import find_model, read_card
 
     try:
-        card = read_card(find_model(config.detect.model))
+        return read_card(find_model(config.detect.model))
     except (ChangeDetectError, OSError):
         return None
-    aliases = [a for names in dict(card.band_aliases or {}).values() for a in names]
-    return {_canon(b) for b in (*card.bands, *aliases, *config.report.rgb_bands, "red", "green", "blue", "nir")}
+
+
+def _bands_read(card: Any, config: PipelineConfig, acqs: list[Acquisition]) -> set[str] | None:
+    """The bands of an area's band-per-file dates that a pair's run reads after co-registration
+    (canonical names), as :func:`changedetect._pipeline_bands.chain_bands` picks them from the
+    bands its dates have; None (every band counts) without a card or where the run would read
+    every band."""
+    from changedetect._detect_inputs import _canon
+    from changedetect._pipeline_bands import chain_bands
+
+    names = sorted({b for q in acqs for b in q.bands})
+    used = None if card is None or not names else chain_bands(names, [card], config.report.rgb_bands)
+    return None if used is None else {_canon(b) for b in used}
 
 
 def _where(q: Acquisition) -> dict[str, Any]:

@@ -25,6 +25,7 @@ def chain_bands(names: Sequence[str], cards: Sequence[Any], rgb_bands: Sequence[
     pick bands by position: unnamed bands (``B1..Bn``), or RGB bands not found by name.
     """
     from changedetect._detect_inputs import _anonymous, _canon, resolve_bands
+    from changedetect._imagery import bands_by_name
     from changedetect.errors import ModelError
 
     names = [str(n) for n in names]
@@ -41,23 +42,11 @@ def chain_bands(names: Sequence[str], cards: Sequence[Any], rgb_bands: Sequence[
     if not all(c in canon for c in _HEURISTIC):
         return None
     keep.update(canon.index(c) for c in (*_HEURISTIC, "nir") if c in canon)
-    rgb = _by_name(names, rgb_bands)
+    rgb = bands_by_name(names, rgb_bands)  # as the report's images pick them
     if rgb is None:
         return None
     keep.update(rgb)
     return [n for i, n in enumerate(names) if i in keep]
-
-
-def _by_name(names: Sequence[str], wanted: Sequence[str]) -> list[int] | None:
-    """0-based indexes of ``wanted`` as :func:`changedetect._imagery._pick_bands` finds them by
-    name (None where it would take the first three)."""
-    from changedetect._detect_inputs import _canon
-
-    for key in (str.lower, _canon):
-        have = [key(n) for n in names]
-        if all(key(w) in have for w in wanted):
-            return [have.index(key(w)) for w in wanted]
-    return None
 
 
 __all__ = ["chain_bands"]
