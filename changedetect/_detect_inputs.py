@@ -62,9 +62,10 @@ def _canon(name: str) -> str:
 
 
 def _anonymous(name: str) -> bool:
-    """``""``, ``"3"``, ``"band_3"``, ``"band3"`` or ``"B3"`` (io's name for an undescribed band)."""
+    """``""``, ``"3"``, ``"band_3"``, ``"band3"`` or ``"B3"`` (io's name for an undescribed band), of any
+    number of digits (a 12-band file's ``B10``..``B12``); not Sentinel-2's zero-padded ``B02``."""
     n = str(name).strip().lower()
-    return n in ("", "none") or bool(re.fullmatch(r"(band[_ ]?|b)?\d", n) or n.isdigit())
+    return n in ("", "none") or bool(re.fullmatch(r"band[_ ]?\d+|b[1-9]\d*|\d+", n))
 
 
 def resolve_bands(
