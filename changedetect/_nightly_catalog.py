@@ -116,13 +116,20 @@ def _side_product(path: Path) -> bool:
 
 
 def _area_of(path: Path) -> str:
-    """The area of a file lying directly in the catalog: its name without its band and dates."""
+    """The area of a file lying directly in the catalog: its name without its band and dates.
+
+    A Landsat product's file (``LC09_L2SP_125052_20240109_..._02_T1_SR_B5.TIF``) belongs to its WRS-2
+    path/row (``125052``), whichever satellite or collection tier delivered it, so that LC08's and
+    LC09's dates of one scene are one series; Level-1 files (digital numbers, not reflectance) are
+    another series of it (``125052_L1``).
+    """
     stem = path.stem
     landsat = LANDSAT_RE.match(stem)
-    band = None if landsat else (S2_BAND_RE.search(stem) or S2_AUX_RE.search(stem))
     if landsat is not None:
-        stem = stem[:landsat.start(3)]
-    elif band is not None:
+        level, path_row = stem.split("_")[1:3]
+        return path_row if level[1] != "1" else f"{path_row}_L1"
+    band = S2_BAND_RE.search(stem) or S2_AUX_RE.search(stem)
+    if band is not None:
         stem = stem[:band.start()]
     return _DATE.sub("", stem).strip("_-. ") or "default"
 
