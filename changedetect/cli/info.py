@@ -41,7 +41,8 @@ def command(paths: tuple[Path, ...], pattern: str | None, as_json: bool) -> None
 
     source: Any = [str(p) for p in paths] if len(paths) > 1 else paths[0]
     info = describe(source, pattern=pattern)
-    if as_json:
+    if as_json:  # what describe() said on stderr, also where a script reading the JSON looks
+        info["warnings"] = info_warnings(info)
         click.echo(json.dumps(info, indent=2, ensure_ascii=False))
     else:
         click.echo(format_info(info))
@@ -95,6 +96,21 @@ def format_info(info: dict[str, Any]) -> str:
         f"nodata {100 * (info['nodata_share'] or 0):.1f} % overall"
     )
     return "\n".join(lines)
+
+
+def info_warnings(info: dict[str, Any]) -> list[str]:
+    """The warnings :func:`changedetect.io.summary.describe` logs for ``info``, one line each: a date
+    whose red, green and blue look like one grey band (``panchromatic``), in the words it logs."""
+    import logging
+
+    from changedetect._grey import grey_warning
+
+    said: list[str] = []
+    for scene in info["scenes"]:
+        if scene.get("panchromatic"):
+            grey_warning(logging.getLogger(__name__), f"{scene['date']} ('{Path(scene['files'][0]).name}')", None,
+                         say=lambda fmt, *args: said.append(fmt % args))
+    return said
 
 
 def _other_resolutions(info: dict[str, Any]) -> list[str]:
