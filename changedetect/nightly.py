@@ -56,6 +56,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from changedetect import _nightly_coverage as _coverage
 from changedetect import _nightly_dask as _dask
 from changedetect import _nightly_footprints as _footprints
 from changedetect import _nightly_reference as _reference
@@ -105,6 +106,9 @@ class NightlySummary:
     #: problems that did not fail an area, one line each: unreadable files left out,
     #: a pinned reference that vanished or changed
     warnings: list[str] = field(default_factory=list)
+    #: per area, each pair run tonight: ``before``, ``after`` and ``coverage_both_dates``, the share of
+    #: the scene with data on both (a warning under half: :mod:`changedetect._nightly_coverage`)
+    coverage: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
@@ -271,6 +275,7 @@ def run_nightly(
         if not new_by_area and night_s in current.nights:  # this night is done: a no-op
             return _already_done(current, state_dir, out_dir, summary)
         results = _compute(tasks, scheduler=scheduler, workers=workers)
+        _coverage.record(summary, results)
         from changedetect import _merge
 
         violations, withdrawn = _merge.merge_and_withdraw(current, state_dir, results, night_s,

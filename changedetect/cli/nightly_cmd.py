@@ -74,16 +74,19 @@ def command(catalog: Path, permits: str, state: Path, out: Path, night: dt.datet
     opts = click.get_current_context().find_root().obj or {}
     # the summary below prints the night's warnings and failures: their log lines only with -v
     hide = None if as_json or opts.get("verbose") or opts.get("debug") else _NotInSummary()
-    nightly_log = logging.getLogger("changedetect.nightly")
+    # (a pair's low-coverage line: the summary's names the area)
+    logs = [logging.getLogger("changedetect.nightly"), logging.getLogger("changedetect.pipeline")]
     if hide is not None:
-        nightly_log.addFilter(hide)
+        for one in logs:
+            one.addFilter(hide)
     try:
         summary = run_nightly(catalog, permits=permits, state=state, out=out,
                               night=night.date() if night else None, scheduler=scheduler, workers=workers,
                               config=config.with_model(model))
     finally:
         if hide is not None:
-            nightly_log.removeFilter(hide)
+            for one in logs:
+                one.removeFilter(hide)
     s = summary.to_dict()
     if as_json:
         click.echo(json.dumps(s, indent=1))
@@ -96,6 +99,11 @@ def command(catalog: Path, permits: str, state: Path, out: Path, night: dt.datet
                    + (f" ({s['pending']} awaiting a same-season check)" if s["pending"] else ""))
         for key, path in s["outputs"].items():
             click.echo(f"  {key:<11} {path}")
+        for area, pairs in s["coverage"].items():
+            for c in pairs:
+                share = "unknown" if c["coverage_both_dates"] is None else f"{100 * c['coverage_both_dates']:.1f} %"
+                click.echo(f"  {'coverage':<11} {area} {c['before']}..{c['after']}: {share} of the scene has data "
+                           "on both dates")
         for message in s.get("warnings", []):
             click.echo(f"  WARNING {message}", err=True)
         for area, err in s["failed"].items():
@@ -105,7 +113,10 @@ def command(catalog: Path, permits: str, state: Path, out: Path, night: dt.datet
 
 
 class _NotInSummary(logging.Filter):
-    """Drops the log records that the night's summary repeats (``extra=IN_SUMMARY``)."""
+    """Drops the log records that the night's summary repeats (``extra=IN_SUMMARY``, and a pair's
+    run's warning that its dates share data over under half the scene: the summary's ``coverage``
+    and its warning, :mod:`changedetect._nightly_coverage`)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not getattr(record, "in_summary", False)
+        pair_coverage = record.module == "_pipeline_chain" and record.funcName == "_coverage"
+        return not (getattr(record, "in_summary", False) or pair_coverage)

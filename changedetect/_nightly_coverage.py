@@ -1,0 +1,68 @@
+"""How much of each area's scene the night's pairs could see (private; :mod:`changedetect.nightly`).
+
+Each pair's run measures the share of the scene with data on both of its dates
+(``coverage_both_dates`` in its ``run.json``: :func:`changedetect.pipeline.run`, on the pair's
+before and after dates, not the partner or the reference, which only mask or register).  The
+night's summary gives it per area and pair, and warns, as ``run`` does, when it is under half:
+a delivery cut by a swath edge or a nodata band looks like a quiet night otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("changedetect.nightly")
+
+#: a pair's share of the scene with data on both dates under which the night warns (``run``'s)
+LOW_COVERAGE = 0.5
+
+
+def pair_coverage(results: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Area -> one ``{"before", "after", "coverage_both_dates"}`` per pair that ran to the end
+    (in a failed area too: those before its failure), read from each pair's ``run.json`` (None
+    when a run of an older version did not measure it); areas without such a pair are left out."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for result in results:
+        for pair in result["runs"]:
+            out.setdefault(result["area"], []).append(
+                {"before": pair["before"], "after": pair["after"], "coverage_both_dates": _read(pair["run_dir"])})
+    return dict(sorted(out.items()))
+
+
+def _read(run_dir: str) -> float | None:
+    try:
+        value = json.loads((Path(run_dir) / "run.json").read_text(encoding="utf-8")).get("coverage_both_dates")
+    except (OSError, ValueError):
+        return None
+    return None if value is None else float(value)
+
+
+def low_coverage(coverage: dict[str, list[dict[str, Any]]]) -> list[str]:
+    """One warning per pair with data on both dates over less than :data:`LOW_COVERAGE` of the scene."""
+    out = []
+    for area, pairs in coverage.items():
+        for c in pairs:
+            share = c["coverage_both_dates"]
+            if share is not None and share < LOW_COVERAGE:
+                out.append(f"area {area}: only {100 * share:.1f} % of the scene has data on both {c['before']} "
+                           f"and {c['after']} (the pair {c['before']}..{c['after']}): no change can be seen "
+                           "elsewhere; check that the tiles cover the area (`changedetect info` gives each date's "
+                           "nodata share)")
+    return out
+
+
+def record(summary: Any, results: list[dict[str, Any]]) -> None:
+    """Put the night's pairs' coverage in ``summary`` (``coverage``), and its warnings (``warnings``,
+    also logged: the CLI prints the summary's, the log's only with ``-v``)."""
+    from changedetect._nightly_plan import IN_SUMMARY
+
+    summary.coverage = pair_coverage(results)
+    for message in low_coverage(summary.coverage):
+        log.warning("%s", message, extra=IN_SUMMARY)
+        summary.warnings.append(message)
+
+
+__all__ = ["LOW_COVERAGE", "low_coverage", "pair_coverage", "record"]
