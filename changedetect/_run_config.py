@@ -1,5 +1,5 @@
 """The ``[run]`` table of a run's configuration: how :func:`changedetect.pipeline.run` holds the
-co-registered stack and splits a scene larger than one block.  Private: import :class:`RunConfig` from :mod:`changedetect.config`."""
+co-registered stack, splits a scene larger than one block and masks Sentinel-2 clouds.  Private: import :class:`RunConfig` from :mod:`changedetect.config`."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class RunConfig:
-    """How a run holds a large scene in memory.
+    """How a run holds a large scene in memory, and whether it masks Sentinel-2 clouds.
 
     Parameters
     ----------
@@ -38,12 +38,19 @@ class RunConfig:
         removed when the run ends, or, left by a killed run, by the next run into the same output
         folder); ``None`` = inside the run's output folder.  It needs free space for the stack's
         size (checked first: a clear error, not a full disk).
+    cloud_mask
+        A date delivered with a Sentinel-2 L2A scene classification (``*_SCL_20m`` beside its band
+        files, or a band named SCL) has its no data, defective, cloud shadow, cloud and thin cirrus
+        pixels read as no data (:mod:`changedetect.io.clouds`): a cloud on one date is not change.
+        ``False`` (``--no-cloud-mask``) reads them as data.  Either way ``run.json``'s ``clouds``
+        says how much of each such date is cloud, and a date mostly cloud is warned about.
     """
 
     block_px: int = 4096
     halo_px: int = 256
     hold_gib: float = 2.0
     spill_dir: str | None = None
+    cloud_mask: bool = True
 
     def __post_init__(self) -> None:
         if self.block_px < 256:

@@ -72,6 +72,9 @@ class RunSummary:
     same_sun_dropped: int = 0
     #: share of the scene with data on both the first and the last compared date (0..1)
     coverage_both_dates: float | None = None
+    #: per date with a Sentinel-2 scene classification (SCL): ``date``, ``cloud_share``, ``masked_share``
+    #: (clouds and the SCL's no data), ``masked`` (``[run] cloud_mask``); empty without one
+    clouds: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def n_violations(self) -> int:
@@ -94,7 +97,7 @@ class RunSummary:
             "model_sha256": self.model_sha256, "paths": {k: str(v) for k, v in self.paths.items()},
             "timings_s": {k: round(v, 3) for k, v in self.timings.items()},
             "carried_ids": self.carried_ids, "same_sun_dropped": self.same_sun_dropped,
-            "coverage_both_dates": self.coverage_both_dates,
+            "coverage_both_dates": self.coverage_both_dates, "clouds": [dict(c) for c in self.clouds],
         }
 
 
@@ -198,7 +201,9 @@ def _run_in(out: Path, tiles: str | Path | Sequence[str | Path], permits: str | 
             # (with pairs, the first pair's BEFORE date's)
             grids = ([sc.grid for sc in series.scenes if sc.date.isoformat() == pairs[0][0]] if pairs
                      else [sc.grid for sc in series.scenes if sc.date.isoformat() != register_to])
-            stack = series.to_stack(grid=grids[0] if (register_to is not None or pairs) and grids else None)
+            grid = grids[0] if (register_to is not None or pairs) and grids else series.reference_grid()
+            stack = series.to_stack(grid=grid, cloud_mask=config.run.cloud_mask)
+            clouds = _clouds(series, grid, config.run.cloud_mask)
             _check_lonlat(stack, series.source)  # footprint ids, areas, the CSV and GeoJSON need WGS 84
             check_stack_bands(stack, loaded.card, f"tiles '{series.source}'")  # before co-registering the scene
             register = config.permits.load(permits, rejects_path=stage / REJECTS)
@@ -210,7 +215,8 @@ def _run_in(out: Path, tiles: str | Path | Sequence[str | Path], permits: str | 
         with holding(config.run.hold_gib * 2**30), said_once():
             paths = chain(stack, register, stage, config, (loaded, segmenter), clock, progress, before,
                           register_to, pairs, mask_pairs, spill=spill)
-        summary = _finish(series, stack, permits, stage, config, loaded, clock, paths, started, before_info)
+        summary = _finish(series, stack, permits, stage, config, loaded, clock, {**paths, "clouds": clouds},
+                          started, before_info)
         publish(stage, out)
         done = True
     finally:
@@ -297,6 +303,8 @@ def _finish(series: Any, stack: xr.DataArray, permits: str | Path, out: Path, co
         "same_sun_dropped": results["same_sun_dropped"],
         # share of the scene with data on both the first and the last compared date (docs/report.md)
         "coverage_both_dates": results["coverage_both_dates"],
+        # per date with a Sentinel-2 scene classification: its cloud share and whether it was masked
+        "clouds": results["clouds"],
         "outputs": {k: p.name for k, p in paths.items()},
         "report_info": report_info(results["times"], loaded, len(results["footprints"])),
     }
@@ -304,7 +312,17 @@ def _finish(series: Any, stack: xr.DataArray, permits: str | Path, out: Path, co
     return RunSummary(out=out, counts=counts, n_footprints=len(results["footprints"]), dates=results["times"],
                       model=card.name, model_sha256=card.sha256, paths=paths, timings=clock.timings,
                       carried_ids=results["carried_ids"], same_sun_dropped=results["same_sun_dropped"],
-                      coverage_both_dates=results["coverage_both_dates"])
+                      coverage_both_dates=results["coverage_both_dates"], clouds=results["clouds"])
+
+
+def _clouds(series: Any, grid: Any, mask: bool) -> list[dict[str, Any]]:
+    """Each date's cloud share by its Sentinel-2 SCL on the run's grid (none without one), whether it
+    is masked (``[run] cloud_mask``), and one warning for the dates that are mostly cloud."""
+    from changedetect.io.clouds import cloud_shares, warn_cloudy
+
+    shares = [{**c, "masked": mask} for c in cloud_shares(series, grid=grid)]
+    warn_cloudy(shares, masked=mask)
+    return shares
 
 
 def _check_lonlat(stack: xr.DataArray, source: str) -> None:

@@ -31,13 +31,17 @@ def coregister_files(
     pattern: str | None = None,
     overwrite: bool = False,
     progress: bool = False,
+    cloud_mask: bool = True,
 ) -> tuple[CoregistrationReport, list[Path]]:
     """Co-register the tiles of ``source`` and write ``out/aligned_YYYYMMDD.tif`` + ``out/coregistration.json``.
+
+    ``cloud_mask``: a date's Sentinel-2 scene classification (SCL) masks its clouds (:mod:`changedetect.io.clouds`).
 
     Returns the report and the written COG paths.
     """
     from changedetect.coregister import CoregisterConfig, coregister
     from changedetect.io import open_series, write_cog
+    from changedetect.io.clouds import cloud_shares, warn_cloudy
 
     report_path = Path(out) / "coregistration.json"
     if report_path.exists() and not overwrite:  # refused before any image is written, not half-way
@@ -46,7 +50,8 @@ def coregister_files(
     series = open_series(source, pattern=pattern)
     ref_idx = reference_index(series, reference)
     grid = target_grid(series.scenes[ref_idx].grid, crs=crs, resolution=resolution)
-    stack = series.to_stack(grid)
+    stack = series.to_stack(grid, cloud_mask=cloud_mask)
+    warn_cloudy(cloud_shares(series, grid=grid), masked=cloud_mask)
     config = CoregisterConfig(reference=ref_idx, local=local, radiometric=radiometric)
     aligned, report = coregister(stack, config=config, progress=progress)
     out = Path(out)

@@ -10,6 +10,7 @@ import click
 from changedetect.cli.options import (
     check_overwrite,
     check_writable,
+    cloud_mask_opt,
     out_path_opt,
     overwrite_opt,
     quiet,
@@ -28,11 +29,12 @@ from changedetect.cli.options import (
 @click.option("--no-radiometric", is_flag=True, help="Do not normalise gain and offset per band.")
 @click.option("--pattern", default=None, metavar="REGEX",
               help="Regular expression finding the date in file names (group 'date').")
+@cloud_mask_opt
 @overwrite_opt
 @click.pass_context
 def command(ctx: click.Context, tiles: tuple[Path, ...], out: Path, reference: str | None,
             crs: str | None, resolution: float | None, no_local: bool, no_radiometric: bool,
-            pattern: str | None, overwrite: bool) -> None:
+            pattern: str | None, cloud_mask: bool | None, overwrite: bool) -> None:
     """Co-register a time series of tiles: one grid, sub-pixel alignment, radiometric normalisation.
 
     TILES takes the same inputs as `changedetect info`: a folder of dated
@@ -59,6 +61,7 @@ def command(ctx: click.Context, tiles: tuple[Path, ...], out: Path, reference: s
     report, written = coregister_files(
         source, out, reference=reference, crs=crs, resolution=resolution, local=not no_local,
         radiometric=not no_radiometric, pattern=pattern, overwrite=overwrite, progress=not quiet(ctx),
+        cloud_mask=cloud_mask is not False,
     )
     for entry in report.dates:
         click.echo(_summary_line(entry))

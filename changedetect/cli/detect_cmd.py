@@ -12,6 +12,7 @@ from changedetect.cli.options import (
     check_overwrite,
     check_suffix,
     check_writable,
+    cloud_mask_opt,
     out_path_opt,
     overwrite_opt,
     quiet,
@@ -46,11 +47,13 @@ if TYPE_CHECKING:
               help="Probability counted as change: in the summary and in the raster's 'threshold' tag, "
                    "which `changedetect vectorize` decides on (default: the model card's).")
 @click.option("--device", default="cpu", show_default=True, help="Torch device (cpu, cuda).")
+@cloud_mask_opt
 @overwrite_opt
 @click.pass_context
 def command(ctx: click.Context, before: Path, after: Path | None, out: Path, model: str, series: bool,
             consecutive_only: bool, no_presence_check: bool, tta: bool, window: int | None, overlap: int,
-            batch_size: int, threshold: float | None, device: str, overwrite: bool) -> None:
+            batch_size: int, threshold: float | None, device: str, cloud_mask: bool | None,
+            overwrite: bool) -> None:
     """Change probability between BEFORE and AFTER rasters, written as a COG on BEFORE's grid.
 
     AFTER is read onto BEFORE's grid when the two differ (reprojection on the
@@ -71,6 +74,9 @@ def command(ctx: click.Context, before: Path, after: Path | None, out: Path, mod
                  hint=" (a Cloud-Optimized GeoTIFF is written)")
     if consecutive_only and not series:
         raise click.UsageError("--consecutive-only chooses a series' pairs: give it with --series")
+    if cloud_mask is not None and not series:
+        raise click.UsageError("--cloud-mask/--no-cloud-mask read a series' Sentinel-2 SCL: give it with --series "
+                               "(two files are read as they are)")
     if no_presence_check and not series:
         raise click.UsageError("--no-presence-check applies to a series: give it with --series")
     device = check_device(device)
@@ -89,7 +95,7 @@ def command(ctx: click.Context, before: Path, after: Path | None, out: Path, mod
     check_overwrite(out, overwrite)
     check_writable(out)
     if after is None:  # --series (checked above)
-        _series(before, out, config, overwrite=overwrite, progress=not quiet(ctx))
+        _series(before, out, config, overwrite=overwrite, progress=not quiet(ctx), cloud_mask=cloud_mask is not False)
         return
     from changedetect.detect import detect_to_file
 
@@ -111,18 +117,22 @@ def _check_files(before: Path, after: Path | None) -> None:
         "or give two raster files (changedetect detect before.tif after.tif --out change.tif)")
 
 
-def _series(tiles: Path, out: Path, config: DetectConfig, *, overwrite: bool, progress: bool) -> None:
+def _series(tiles: Path, out: Path, config: DetectConfig, *, overwrite: bool, progress: bool,
+            cloud_mask: bool = True) -> None:
     import numpy as np
 
     from changedetect._detect_inputs import check_stack_bands
     from changedetect._pipeline_steps import days_raster
     from changedetect.detect import detect_series
-    from changedetect.io import open_stack, write_cog
+    from changedetect.io import open_series, write_cog
+    from changedetect.io.clouds import cloud_shares, warn_cloudy
     from changedetect.weights import building_segmenter, load_model
 
     first_path = out.with_name(f"{out.stem}_first_seen{out.suffix}")
     check_overwrite(first_path, overwrite)
-    stack = open_stack(tiles)  # a bad folder fails before the models are loaded
+    series = open_series(tiles)  # a bad folder fails before the models are loaded
+    stack = series.to_stack(cloud_mask=cloud_mask)
+    warn_cloudy(cloud_shares(series), masked=cloud_mask)
     loaded = load_model(config.model, device=config.device)
     check_stack_bands(stack, loaded.card, f"tiles '{tiles}'")
     segmenter = building_segmenter(loaded, device=config.device) if config.presence_check else None

@@ -64,10 +64,15 @@ def format_info(info: dict[str, Any]) -> str:
         shown = Path(files[0]).name + (f" (+{len(files) - 1} files)" if len(files) > 1 else "")
         lines.append(
             f"  {scene['date']}  nodata {100 * (scene['nodata_share'] or 0):5.1f} %  {shown}"
+            + (f"  cloud {100 * scene['cloud_share']:.1f} % (SCL)" if scene.get("cloud_share") is not None
+               else "")
         )
     lines.append("Bands:")
     for band in info["bands"]:
         lines.append("  " + _band_line(band))
+    if info.get("scl"):
+        lines.append("  " + _band_line(info["scl"]) + " (scene classification, not a band: masks clouds, their "
+                     "shadows and no data; --no-cloud-mask keeps them)")
     others = _other_resolutions(info)
     if others:
         lines.append(f"        the first date's; the dates differ: {', '.join(others)} (changedetect run "

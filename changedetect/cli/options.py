@@ -38,6 +38,12 @@ previous_opt = click.option(
          "earlier `changedetect run`. A footprint overlapping one of them well (IoU >= 0.5, or 80 % of the "
          "smaller covered) keeps its footprint_id.")
 
+cloud_mask_opt = click.option(
+    "--cloud-mask/--no-cloud-mask", "cloud_mask", default=None,
+    help="A date with a Sentinel-2 scene classification (*_SCL_20m beside its bands, or a band named SCL): read "
+         "its clouds, cloud shadows, cirrus and no data as no data (the default; [run] cloud_mask in --config), "
+         "or as data (--no-cloud-mask).")
+
 
 def check_overwrite(path: Path, overwrite: bool) -> None:
     """Refuse to replace an existing output unless ``--overwrite`` was given."""

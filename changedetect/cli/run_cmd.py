@@ -10,6 +10,7 @@ import click
 from changedetect.cli.options import (
     check_device,
     check_writable,
+    cloud_mask_opt,
     json_opt,
     out_path_opt,
     overwrite_opt,
@@ -32,12 +33,13 @@ from changedetect.cli.options import (
               help="TOML file mapping one-to-one onto the configuration (see docs/report.md).")
 @register_opts
 @previous_opt
+@cloud_mask_opt
 @json_opt
 @overwrite_opt
 @click.pass_context
 def command(ctx: click.Context, tiles: tuple[Path, ...], permits: str, out: Path, model: str | None,
-            config_path: Path | None, previous: Path | None, as_json: bool, overwrite: bool,
-            **register: Any) -> None:
+            config_path: Path | None, previous: Path | None, cloud_mask: bool | None, as_json: bool,
+            overwrite: bool, **register: Any) -> None:
     """Co-register, detect, vectorise, match and report, in one go.
 
     TILES is anything `changedetect info` reads: a folder of GeoTIFFs with dates
@@ -70,12 +72,15 @@ def command(ctx: click.Context, tiles: tuple[Path, ...], permits: str, out: Path
           --out out/
     """
     import json
+    from dataclasses import replace
 
     from changedetect.config import PipelineConfig
     from changedetect.pipeline import check_out, run
 
     config = PipelineConfig.from_toml(config_path) if config_path else PipelineConfig()
     config = with_register_options(config.with_model(model), register)
+    if cloud_mask is not None:
+        config = replace(config, run=replace(config.run, cloud_mask=cloud_mask))
     check_device(config.detect.device, fix='device = "cpu" in the [detect] table of --config')
     check_out(out, overwrite, hint="--overwrite")
     check_writable(out, folder=True)  # makes OUT's parent: gone again if the run fails (command_cleanup)
@@ -102,6 +107,9 @@ def _text(s: dict[str, Any]) -> str:
     if s.get("coverage_both_dates") is not None:
         lines.insert(3, f"  coverage:           {100 * s['coverage_both_dates']:.1f} % of the scene has data on both "
                         f"{s['dates'][0]} and {s['dates'][-1]}")
+    for c in s.get("clouds") or []:
+        lines.insert(len(lines) - 1, f"  cloud {c['date']}:   {100 * c['cloud_share']:.1f} % of the scene by its SCL"
+                     + (", masked as no data" if c["masked"] else ", not masked (--no-cloud-mask): read as data"))
     order = ["unlicensed", "exceeds_permit", "permit_expired", "type_mismatch", "before_permit"]
     counts = s["counts"]
     for status in order + sorted(set(counts) - set(order) - {"permitted"}):

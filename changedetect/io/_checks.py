@@ -109,7 +109,7 @@ def check_same_bands(scenes: list[Scene]) -> None:
                 )
             order = {n: k for k, n in enumerate(ref)}
             scenes[i] = Scene(
-                scene.date, tuple(sorted(scene.bands, key=lambda b: order[b.info.name]))
+                scene.date, tuple(sorted(scene.bands, key=lambda b: order[b.info.name])), scl=scene.scl
             )
 
 

@@ -41,15 +41,17 @@ class BandSource:
 
 @dataclass(frozen=True)
 class Scene:
-    """One date of a series and its bands, in band order."""
+    """One date of a series and its bands, in band order; ``scl``: its Sentinel-2 L2A scene
+    classification (a file beside the bands or a band named SCL), the date's cloud mask, never a band."""
 
     date: dt.date
     bands: tuple[BandSource, ...]
+    scl: BandSource | None = None
 
     @property
     def files(self) -> list[Path]:
-        """The distinct files of this date, in band order."""
-        return list(dict.fromkeys(b.path for b in self.bands))
+        """The distinct files of this date, in band order (its SCL's last)."""
+        return list(dict.fromkeys([*(b.path for b in self.bands), *([self.scl.path] if self.scl else [])]))
 
     @property
     def grid(self) -> Grid:

@@ -16,6 +16,10 @@ S2_BAND_RE = re.compile(r"(?:^|[_\-.])(B(?:0?[1-9]|1[0-2]|8A))(?:_[126]0m)?$", r
 #: scene classification, cloud and snow probabilities): not bands of the image.
 S2_AUX_RE = re.compile(r"(?:^|[_\-.])(AOT|WVP|TCI|SCL|CLD|SNW|CLDPRB|SNWPRB)(?:_[126]0m)?$", re.IGNORECASE)
 
+#: Sentinel-2 L2A's scene classification layer: a file whose stem ends ``_SCL`` / ``_SCL_20m``, or a band
+#: named ``SCL`` (a band description, a manifest's or a STAC asset's name); the date's cloud mask, not a band.
+S2_SCL_RE = re.compile(r"(?:^|[_\-.])SCL(?:_[126]0m)?$", re.IGNORECASE)
+
 #: Sentinel-2 MSI bands in their conventional order, with their nominal resolution in metres.
 S2_BANDS: dict[str, int] = {
     "B01": 60, "B02": 10, "B03": 10, "B04": 10, "B05": 20, "B06": 20, "B07": 20,
@@ -144,6 +148,12 @@ def s2_band(path: Path) -> str | None:
     return token if token == "B8A" else f"B{int(token[1:]):02d}"
 
 
+def is_scl(name: str) -> bool:
+    """Whether a band name or file stem is Sentinel-2 L2A's scene classification (``SCL``, ``scl``,
+    ``T32TPP_20180211T101021_SCL_20m``)."""
+    return S2_SCL_RE.search(str(name).strip()) is not None
+
+
 def band_sort_key(name: str) -> tuple[int, str]:
     """Order Sentinel-2 bands B01..B08, B8A, B09..B12; other names after them, by name."""
     order = list(S2_BANDS)
@@ -170,8 +180,10 @@ __all__ = [
     "PLAIN_IMAGE_SUFFIXES",
     "RASTER_SUFFIXES",
     "S2_BANDS",
+    "S2_SCL_RE",
     "band_sort_key",
     "date_from_name",
+    "is_scl",
     "landsat_band",
     "landsat_product",
     "parse_date",

@@ -13,6 +13,7 @@ from pyproj import CRS
 
 from changedetect.errors import TimeSeriesError
 from changedetect.io._read import ReadSpec, lazy_band, resampling_of
+from changedetect.io.clouds import scl_mask
 from changedetect.types import STACK_DIMS, Grid, TileStack
 
 if TYPE_CHECKING:
@@ -26,6 +27,7 @@ def build_stack(
     resampling: str = "bilinear",
     chunks: int | tuple[int, int] = 1024,
     bands: Sequence[str] | None = None,
+    cloud_mask: bool = True,
 ) -> TileStack:
     """See :meth:`changedetect.io.SeriesSource.to_stack`."""
     method = resampling_of(resampling)
@@ -48,6 +50,9 @@ def build_stack(
             )
             for n in names
         ]
+        if cloud_mask and scene.scl is not None:
+            masked = scl_mask(scene.scl, grid, size)
+            layers = [da.where(masked, np.float32(np.nan), layer) for layer in layers]
         per_date.append(da.stack(layers, axis=0))
     data = da.stack(per_date, axis=0)
     res = {b.name: b.resolution for b in series.bands}

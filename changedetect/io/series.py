@@ -46,6 +46,7 @@ from changedetect.io._names import (
     S2_AUX_RE,
     S2_BANDS,
     band_sort_key,
+    is_scl,
     landsat_band,
     landsat_product,
     s2_band,
@@ -186,6 +187,7 @@ class SeriesSource:
         resampling: str = "bilinear",
         chunks: int | tuple[int, int] = 1024,
         bands: Sequence[str] | None = None,
+        cloud_mask: bool = True,
     ) -> TileStack:
         """A lazy :data:`~changedetect.types.TileStack` of every date on ``grid``.
 
@@ -199,6 +201,11 @@ class SeriesSource:
             Block size in pixels (``y`` and ``x``); each block is one windowed read.
         bands
             Names of the bands to read, in the wanted order; default all.
+        cloud_mask
+            Where a date has a Sentinel-2 L2A scene classification (:attr:`Scene.scl`), its pixels
+            of no data, defective, cloud shadow, cloud (medium, high) and thin cirrus
+            (:data:`changedetect.io.clouds.SCL_MASKED`) are NaN in every band of that date; the
+            SCL is read onto ``grid`` by nearest neighbour.  ``False`` reads them as data.
 
         Returns
         -------
@@ -208,7 +215,8 @@ class SeriesSource:
         from changedetect.io._stack import build_stack
 
         return build_stack(
-            self, grid or self.reference_grid(), resampling=resampling, chunks=chunks, bands=bands
+            self, grid or self.reference_grid(), resampling=resampling, chunks=chunks, bands=bands,
+            cloud_mask=cloud_mask,
         )
 
 
@@ -224,6 +232,8 @@ def _build_scenes(found: Discovery, metas: dict[Path, RasterMeta]) -> list[Scene
 
 
 def _scene(date: dt.date, entries: list[Entry], metas: dict[Path, RasterMeta]) -> Scene:
+    scl_files = [e for e in entries if e.bands is None and is_scl(e.path.stem)]  # L2A's SCL: the mask
+    entries = [e for e in entries if e not in scl_files]
     if any(s2_band(e.path) for e in entries):  # a Sentinel-2 folder: its L2A side products are not bands
         aux = [e for e in entries if e.bands is None and S2_AUX_RE.search(e.path.stem)]
         if aux:
@@ -247,6 +257,9 @@ def _scene(date: dt.date, entries: list[Entry], metas: dict[Path, RasterMeta]) -
             bands.append(
                 BandSource(info=_band_info(name, meta, index, unnamed=unnamed), path=entry.path, index=index)
             )
+    scl = _scl(date, [*[BandSource(info=_band_info("SCL", metas[e.path], 1, unnamed=True), path=e.path, index=1)
+                        for e in scl_files], *[b for b in bands if is_scl(b.info.name)]])
+    bands = [b for b in bands if not is_scl(b.info.name)]
     names = [b.info.name for b in bands]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
@@ -267,7 +280,20 @@ def _scene(date: dt.date, entries: list[Entry], metas: dict[Path, RasterMeta]) -
         bands.sort(key=lambda b: band_sort_key(b.info.name))
     elif all((lb := landsat_band(b.path)) and lb[0] == b.info.name for b in bands) and len(entries) > 1:
         bands.sort(key=lambda b: (landsat_band(b.path) or ("", 0, 0.0))[1])  # B2 before B10
-    return Scene(date=date, bands=tuple(bands))
+    return Scene(date=date, bands=tuple(bands), scl=scl)
+
+
+def _scl(date: dt.date, found: list[BandSource]) -> BandSource | None:
+    """The date's one scene classification layer (Sentinel-2 L2A's SCL), or None."""
+    if len(found) > 1:
+        raise TimeSeriesError(
+            f"date {date.isoformat()} has {len(found)} scene classification layers (SCL: "
+            f"{', '.join(f'{b.path.name} band {b.index}' for b in found)}); keep one per date"
+        )
+    if found:
+        log.info("date %s: '%s' (band %d) is its scene classification (SCL), masking clouds, not a band",
+                 date.isoformat(), found[0].path.name, found[0].index)
+    return found[0] if found else None
 
 
 def _alpha_mask(meta: RasterMeta) -> int | None:

@@ -24,6 +24,7 @@ from rasterio.windows import Window
 from changedetect._grey import grey_warning, looks_grey, rgb_positions, sample_windows
 from changedetect.io import geo
 from changedetect.io._read import read_float
+from changedetect.io.clouds import cloud_shares
 from changedetect.io.series import BandSource, SeriesSource, open_series
 
 log = logging.getLogger(__name__)
@@ -58,9 +59,11 @@ def describe(
         ``crs``, ``crs_name``, ``grid``, ``bounds``, ``bounds_lonlat``, ``size``,
         ``scenes`` (per date: files, ``crs``, ``resolution`` in metres
         of its finest band, ``nodata_share``, ``panchromatic``: whether its red, green and blue
-        are one grey image, from a few full-resolution windows; None without those three bands),
-        ``nodata_share``,
-        ``georeferenced``, ``placeholder_dates``.
+        are one grey image, from a few full-resolution windows; None without those three bands;
+        ``cloud_share``: the share its Sentinel-2 scene classification (SCL, among its files, not a
+        band) calls cloud or cloud shadow, None without one; :mod:`changedetect.io.clouds`),
+        ``scl`` (the scene classification's band record, as ``bands``'; None without one),
+        ``nodata_share``, ``georeferenced``, ``placeholder_dates``.
     """
     series = source if isinstance(source, SeriesSource) else open_series(source, pattern=pattern)  # type: ignore[arg-type]
     grid = series.reference_grid()
@@ -73,9 +76,13 @@ def describe(
             "resolution": _round(geo.resolution_m(s.grid)),  # its finest band's, in metres
             "nodata_share": _round(_scene_nodata_share(s.bands, sample)),
             "panchromatic": _panchromatic(s.bands),
+            "cloud_share": None,  # filled below for a date with a Sentinel-2 SCL
         }
         for s in series.scenes
     ]
+    shares = {c["date"]: c["cloud_share"] for c in cloud_shares(series, side=sample)}
+    for sc in scenes:
+        sc["cloud_share"] = shares.get(sc["date"])
     for sc, scene in zip(scenes, series.scenes, strict=True):  # once per date
         if sc["panchromatic"]:
             grey_warning(log, f"{sc['date']} ('{Path(scene.files[0]).name}')", None)
@@ -103,6 +110,8 @@ def describe(
             "bytes": sum(Path(f).stat().st_size for f in files),
         },
         "scenes": scenes,
+        # the first date's Sentinel-2 scene classification (a date's cloud mask, not a band), or None
+        "scl": next((_band(sc.scl.info) for sc in series.scenes if sc.scl is not None), None),
         "nodata_share": _round(float(np.mean([s["nodata_share"] for s in scenes]))),
         "georeferenced": series.georeferenced,
         "placeholder_dates": series.placeholder_dates,

@@ -1,0 +1,93 @@
+"""Sentinel-2 L2A's scene classification layer (SCL) as a date's cloud mask.
+
+An L2A delivery carries, beside its bands, the scene classification at 20 m (``*_SCL_20m.jp2``, or a
+band named ``SCL``).  :meth:`~changedetect.io.SeriesSource.to_stack` makes the pixels of the classes
+:data:`SCL_MASKED` NaN in every band of that date, as a no-data pixel is: a cloud on one date is
+then neither change nor data (the SCL is read onto the grid by nearest neighbour, never
+interpolated: a class is a label, not a quantity).  :func:`cloud_shares` says how much of each date
+is cloud, from a decimated read, for ``info`` and ``run``'s summary.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import dask.array as da
+import numpy as np
+from rasterio.enums import Resampling
+
+from changedetect.io._model import BandSource
+from changedetect.io._read import ReadSpec, lazy_band, read_window
+from changedetect.types import Grid
+
+if TYPE_CHECKING:
+    from changedetect.io.series import SeriesSource
+
+log = logging.getLogger(__name__)
+
+#: SCL classes that are cloud: 3 cloud shadow, 8 cloud (medium probability), 9 cloud (high
+#: probability), 10 thin cirrus.
+SCL_CLOUD: tuple[int, ...] = (3, 8, 9, 10)
+#: SCL classes masked as no data: the clouds, 0 no data and 1 saturated or defective.  Snow (11),
+#: water (6), dark areas (2) and unclassified (7) are data.
+SCL_MASKED: tuple[int, ...] = (0, 1, *SCL_CLOUD)
+#: A date more cloud than this (a share of the scene) is said to be mostly cloud.
+CLOUDY = 0.5
+
+
+def _spec(scl: BandSource, grid: Grid) -> ReadSpec:
+    """The SCL read onto ``grid`` by nearest neighbour; its own nodata (if it declares one) reads NaN."""
+    return ReadSpec(path=scl.path, index=scl.index, source_grid=scl.info.grid, grid=grid,
+                    resampling=Resampling.nearest, nodata=None)
+
+
+def _masked(classes: Any) -> Any:
+    """Where ``classes`` (float, NaN where the SCL has no data) is one of :data:`SCL_MASKED`."""
+    return np.isnan(classes) | np.isin(classes, SCL_MASKED)
+
+
+def scl_mask(scl: BandSource, grid: Grid, chunks: tuple[int, int]) -> da.Array:
+    """Lazy ``(y, x)`` bool on ``grid``: True where the SCL says :data:`SCL_MASKED` (or has no data),
+    in blocks of ``chunks`` as :func:`~changedetect.io._read.lazy_band`'s, so that it masks the
+    bands block by block."""
+    classes = lazy_band(_spec(scl, grid), chunks)
+    return da.map_blocks(_masked, classes, dtype=bool)
+
+
+def cloud_shares(series: SeriesSource, *, grid: Grid | None = None, side: int = 1024) -> list[dict[str, Any]]:
+    """Per date with an SCL: ``date``, ``cloud_share`` (classes :data:`SCL_CLOUD`) and
+    ``masked_share`` (:data:`SCL_MASKED`, the no data and defective pixels too) of ``grid`` (default
+    the series' reference grid), read by nearest neighbour on that grid decimated to at most
+    ``side`` px a side (the 20 m SCL's overviews serve it when it has some); dates without an SCL
+    are left out."""
+    from changedetect.io.geo import regrid, resolution_m
+
+    grid = grid or series.reference_grid()
+    scale = max(grid.width, grid.height) / side
+    coarse = grid if scale <= 1 else regrid(grid, resolution_m(grid) * scale)
+    shares = []
+    for scene in series.scenes:
+        if scene.scl is None:
+            continue
+        classes = read_window(_spec(scene.scl, coarse), (0, 0, coarse.height, coarse.width))
+        shares.append({"date": scene.date.isoformat(),
+                       "cloud_share": round(float(np.isin(classes, SCL_CLOUD).mean()), 4),
+                       "masked_share": round(float(_masked(classes).mean()), 4)})
+    return shares
+
+
+def warn_cloudy(shares: Sequence[dict[str, Any]], *, masked: bool) -> None:
+    """One warning naming the dates that are mostly cloud (over :data:`CLOUDY`)."""
+    cloudy = [s for s in shares if s["cloud_share"] > CLOUDY]
+    if not cloudy:
+        return
+    dates = ", ".join(f"{s['date']} ({100 * s['cloud_share']:.0f} % cloud)" for s in cloudy)
+    what = ("masked as no data: little of it can be compared" if masked else
+            "NOT masked ([run] cloud_mask = false / --no-cloud-mask): its clouds read as change")
+    log.warning("mostly cloud by its Sentinel-2 scene classification (SCL): %s; %s; choose a clearer "
+                "date if there is one", dates, what)
+
+
+__all__ = ["CLOUDY", "SCL_CLOUD", "SCL_MASKED", "cloud_shares", "scl_mask", "warn_cloudy"]
