@@ -243,3 +243,20 @@ def test_cli_detect_series_masks_clouds(folder: Path, run_inputs: dict, tmp_path
     files = [str(next(folder.glob(f"*{day}*B02_10m.tif"))) for day in DATES]
     two = CliRunner().invoke(cli, ["detect", *files, "--out", str(tmp_path / "x.tif"), "--no-cloud-mask"])
     assert two.exit_code == 2 and "--series" in two.output, two.output
+
+
+def test_a_stac_item_with_an_scl_asset(folder: Path, tmp_path: Path) -> None:
+    """Earth Search / Planetary Computer items name the asset ``scl`` / ``SCL``: the date's mask."""
+    from changedetect.io import open_series
+
+    for k, day in enumerate(DATES):
+        assets = {name: {"href": str(next(folder.glob(f"*{day}*_{name}_10m.tif"))), "type": "image/tiff",
+                         "roles": ["data"]} for name in BANDS}
+        assets["scl"] = {"href": str(next(folder.glob(f"*{day}*_SCL_20m.tif"))), "type": "image/tiff",
+                         "roles": ["data"]}
+        item = {"type": "Feature", "id": f"S2_{day}", "properties": {"datetime": f"{day[:4]}-{day[4:6]}-{day[6:]}T10:00:00Z"},
+                "assets": assets}
+        (tmp_path / f"item_{k}.json").write_text(json.dumps(item), encoding="utf-8")
+    series = open_series(tmp_path)
+    assert series.band_names == list(BANDS)
+    np.testing.assert_array_equal(np.isnan(series.to_stack().values[1, 3]), _masked_10m(True))
