@@ -17,10 +17,10 @@ from dataclasses import dataclass
 import numpy as np
 import shapely
 from affine import Affine
-from rasterio.features import rasterize
 
 from changedetect.samplecity.changes import DateState
 from changedetect.samplecity.layout import City
+from changedetect.samplecity.raster import burn
 from changedetect.samplecity.spec import Acquisition, CityConfig, along, rect
 from changedetect.samplecity.texture import MATERIALS, fractal_noise, mix
 
@@ -54,7 +54,7 @@ class FineGrid:
         """Rasterise ``(geometry, value)`` pairs (later ones on top), 0 elsewhere."""
         if not shapes:
             return np.zeros((self.n, self.n), dtype)
-        return rasterize(shapes, out_shape=(self.n, self.n), transform=self.transform, fill=0, dtype=dtype)
+        return burn(shapes, (self.n, self.n), self.transform, fill=0, dtype=dtype)
 
 
 class StaticScene:

@@ -82,7 +82,7 @@ class CityConfig:
         shadow covers (half the roof or more) on the first date, rather than from
         every house: the hard case of a house pulled down inside a neighbour's winter
         shadow.  0 (the default, and the committed sample city's) draws from every house;
-        training cities 251-299 use 1 (``changedetect.training.datasets.SHADED_SEEDS``).
+        training cities 251-299 and 1001-1200 use 1 (``changedetect.training.datasets.SHADED_SEEDS``).
     """
 
     seed: int = 12

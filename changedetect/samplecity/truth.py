@@ -8,14 +8,18 @@ later than ``b``; nuisance changes (trees, cars, shadows, seasons) are not in it
 
 from __future__ import annotations
 
-import geopandas as gpd
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
 import shapely
-from rasterio.features import rasterize
 
 from changedetect.samplecity.changes import Change, DateState
+from changedetect.samplecity.raster import burn
 from changedetect.samplecity.spec import IMAGE_EPSG, CityConfig
+
+if TYPE_CHECKING:  # geopandas only for footprints(): rendering needs no geopandas
+    import geopandas as gpd
 
 #: Bits of a nuisance mask (changes that are not construction).
 NUISANCE_BITS = {"vegetation": 1, "vehicle": 2, "shadow": 4, "debris": 8}
@@ -27,7 +31,7 @@ def _burn(config: CityConfig, geoms: list[shapely.Geometry]) -> np.ndarray:
     if not geoms:
         return np.zeros((config.size, config.size), np.uint8)
     shapes = [(shapely.set_precision(config.to_utm(g), 0.001), 1) for g in geoms]
-    return rasterize(shapes, out_shape=(config.size, config.size), transform=config.transform, fill=0, dtype="uint8")
+    return burn(shapes, (config.size, config.size), config.transform, fill=0, dtype="uint8")
 
 
 def building_mask(config: CityConfig, state: DateState) -> np.ndarray:
@@ -91,6 +95,8 @@ def footprints(config: CityConfig, changes: list[Change], *, whole: bool = False
                 "geometry": shapely.set_precision(geom, 0.001),
             }
         )
+    import geopandas as gpd
+
     frame = pd.DataFrame(rows, columns=FOOTPRINT_COLUMNS)
     return gpd.GeoDataFrame(frame, geometry="geometry", crs=f"EPSG:{IMAGE_EPSG}")
 

@@ -1,7 +1,7 @@
 """Generated training cities: change pairs from the procedural city generator.
 
 :func:`generated_city_pairs` generates training cities (``changedetect.samplecity``, seeds
-101-299, never the committed sample city's 12) and cuts change-centred chips of their date
+101-299 and 1001-1200, never the committed sample city's 12) and cuts change-centred chips of their date
 pairs, put back on the truth's reference grid so that the labels are exact;
 :func:`add_pairs_to_cache` adds them to a training cache (:mod:`changedetect.training.datasets`).
 ``python -m changedetect.training.datasets BASE OUT --seeds 101-124`` (or ``-m
@@ -39,8 +39,9 @@ log = logging.getLogger("changedetect.training.datasets")
 HELD_OUT_CITY_SEED = 12
 #: Training cities whose house demolitions are drawn from houses a taller neighbour's winter
 #: shadow half covers (``CityConfig.shaded_demolitions``): the hard case of a house pulled down
-#: in shade, rare among ordinary cities' demolitions.
-SHADED_SEEDS = range(251, 300)
+#: in shade, rare among ordinary cities' demolitions. 251-299 since run 18; 1001-1200 added for
+#: run 20 (never the evaluation cities: 12, 301-420, 701-740).
+SHADED_SEEDS: frozenset[int] = frozenset({*range(251, 300), *range(1001, 1201)})
 
 
 def city_config(seed: int, size: int = 512) -> CityConfig:
@@ -82,8 +83,6 @@ def generated_city_pairs(folder: Path, seeds: Sequence[int], *, size: int = 512,
     DatasetError
         For seed 12 (the committed sample city, whose second pair is held out).
     """
-    from scipy import ndimage as ndi
-
     if HELD_OUT_CITY_SEED in seeds:
         raise DatasetError(f"seed {HELD_OUT_CITY_SEED} is the committed sample city (its pair 2 is "
                            "held out): choose other seeds for training cities")
@@ -100,19 +99,74 @@ def generated_city_pairs(folder: Path, seeds: Sequence[int], *, size: int = 512,
             ix = [low.index(b) for b in bands]
             d1, d2 = p.name.split("_")[1:3]
             a, b = (_to_reference(x[ix], maps.get(d)) for x, d in ((p.before, d1), (p.after, d2)))
-            h, w = p.label.shape
-            lab, n = ndi.label(p.label)
-            centres = [((s0.start + s0.stop) // 2, (s1.start + s1.stop) // 2)
-                       for s0, s1 in ndi.find_objects(lab)]
-            centres += [(int(rng.integers(h)), int(rng.integers(w))) for _ in range(random_chips)]
-            for j, (cy, cx) in enumerate(centres):
-                r = int(np.clip(cy - rng.integers(chip // 6, chip - chip // 6), 0, h - chip))
-                c = int(np.clip(cx - rng.integers(chip // 6, chip - chip // 6), 0, w - chip))
-                sl = (slice(r, r + chip), slice(c, c + chip))
-                out.append(ChangePair(f"gen{seed}_{p.name}_{j}", np.ascontiguousarray(a[:, sl[0], sl[1]]),
-                                      np.ascontiguousarray(b[:, sl[0], sl[1]]), p.label[sl].copy(),
-                                      tuple(bands), p.gsd_m, f"gen_city_{seed}_{p.group.rsplit('_', 1)[1]}",
-                                      {"seed": str(seed), "size": str(size)}))
+            out += _cut_chips(seed, size, p.name, p.group, a, b, p.label, rng, tuple(bands), p.gsd_m,
+                              chip=chip, random_chips=random_chips)
+    return out
+
+
+def city_chips(seed: int, *, size: int = 512, bands: Sequence[str] = ("red", "green", "blue"),
+               chip: int = 256, random_chips: int = 2, first_last: bool = False) -> list[ChangePair]:
+    """The chips :func:`generated_city_pairs` cuts from city ``seed``, rendered in memory.
+
+    No file is written or read, and neither rasterio nor geopandas is needed (the lent GPU
+    machine renders the training cities on its own cores, ``scripts/gpu_finetune.py``).  The
+    consecutive pairs' chips come first; with ``first_last``, then those of the first -> last
+    pair: equal, chip for chip, to ``generated_city_pairs(folder, [seed])`` followed by
+    ``generated_city_pairs(folder, [seed], first_last=True)`` (the tests compare them).
+    """
+    from changedetect.samplecity import changes as ch
+    from changedetect.samplecity import layout, registration, scene, truth
+    from changedetect.samplecity.spec import BANDS
+
+    if seed == HELD_OUT_CITY_SEED:
+        raise DatasetError(f"seed {HELD_OUT_CITY_SEED} is the committed sample city (its pair 2 is "
+                           "held out): choose other seeds for training cities")
+    config = city_config(seed, size)
+    n = len(config.acquisitions)
+    city = layout.plan_city(config, np.random.default_rng([seed, 1]))  # as samplecity.plan does
+    changes = ch.plan_changes(city, np.random.default_rng([seed, 2]), n)
+    states = ch.date_states(city, changes, np.random.default_rng([seed, 3]), n)
+    static = scene.StaticScene(city, np.random.default_rng([seed, 4]))
+    reg_rng = np.random.default_rng([seed, 5])
+    ix = [list(BANDS).index(b) for b in bands]
+    dates = []  # each date on the reference grid, as generate() writes it and the file path reads it back
+    for k, acq in enumerate(config.acquisitions):
+        mis = registration.draw_misregistration(reg_rng, config.size, reference=k == 0)
+        img = registration.observe(scene.render(static, states[k], acq, {}), config, mis, acq,
+                                   np.random.default_rng([seed, 6, k]))
+        dates.append((acq.tag, _to_reference(img[ix], mis.to_dict(config.size))))
+    todo = [(k, k + 1, f"sample_city_{k + 1}", [seed, 7]) for k in range(n - 1)]
+    if first_last and n > 2:
+        todo.append((0, n - 1, f"sample_city_1{n}", [seed, 7, 13]))
+    out: list[ChangePair] = []
+    rngs: dict[tuple[int, ...], np.random.Generator] = {}
+    for ia, ib, group, key in todo:
+        rng = rngs.setdefault(tuple(key), np.random.default_rng(key))
+        label = truth.change_mask(config, changes, ia, ib) > 0
+        name = f"sample_{dates[ia][0]}_{dates[ib][0]}"
+        out += _cut_chips(seed, size, name, group, dates[ia][1], dates[ib][1], label, rng, tuple(bands),
+                          float(config.resolution), chip=chip, random_chips=random_chips)
+    return out
+
+
+def _cut_chips(seed: int, size: int, name: str, group: str, a: np.ndarray, b: np.ndarray, label: np.ndarray,
+               rng: np.random.Generator, bands: tuple[str, ...], gsd_m: float, *, chip: int,
+               random_chips: int) -> list[ChangePair]:
+    """One ``chip``² chip around every changed structure (randomly offset) plus ``random_chips`` anywhere."""
+    from scipy import ndimage as ndi
+
+    h, w = label.shape
+    lab, _ = ndi.label(label)
+    centres = [((s0.start + s0.stop) // 2, (s1.start + s1.stop) // 2) for s0, s1 in ndi.find_objects(lab)]
+    centres += [(int(rng.integers(h)), int(rng.integers(w))) for _ in range(random_chips)]
+    out = []
+    for j, (cy, cx) in enumerate(centres):
+        r = int(np.clip(cy - rng.integers(chip // 6, chip - chip // 6), 0, h - chip))
+        c = int(np.clip(cx - rng.integers(chip // 6, chip - chip // 6), 0, w - chip))
+        sl = (slice(r, r + chip), slice(c, c + chip))
+        out.append(ChangePair(f"gen{seed}_{name}_{j}", np.ascontiguousarray(a[:, sl[0], sl[1]]),
+                              np.ascontiguousarray(b[:, sl[0], sl[1]]), label[sl].copy(), bands, gsd_m,
+                              f"gen_city_{seed}_{group.rsplit('_', 1)[1]}", {"seed": str(seed), "size": str(size)}))
     return out
 
 
@@ -164,7 +218,7 @@ def _main(argv: list[str] | None = None) -> None:
     log.info("wrote %s with %d generated pairs", args.out, len(pairs))
 
 
-__all__ = ["HELD_OUT_CITY_SEED", "SHADED_SEEDS", "add_pairs_to_cache", "city_config", "ensure_city",
+__all__ = ["HELD_OUT_CITY_SEED", "SHADED_SEEDS", "add_pairs_to_cache", "city_chips", "city_config", "ensure_city",
            "generated_city_pairs"]
 
 
