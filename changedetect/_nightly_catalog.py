@@ -15,7 +15,7 @@ import json
 import logging
 import re
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from changedetect.io._names import (
     S2_AUX_RE,
     S2_BAND_RE,
     band_sort_key,
+    is_scl,
     landsat_band,
     landsat_product,
     s2_band,
@@ -43,6 +44,8 @@ class Acquisition:
 
     A date delivered as one file per band has its band files in ``files`` (in band order; ``path``
     is the first) and their bands in ``bands``; its ``sha256`` covers them all (:func:`band_group`).
+    ``scl``: its Sentinel-2 scene classification beside it (``*_SCL_20m.tif`` beside its band files
+    or its one raster), which its pair's run reads as the date's cloud mask; not in ``sha256``.
     """
 
     area: str
@@ -51,11 +54,17 @@ class Acquisition:
     sha256: str
     files: tuple[str, ...] = ()
     bands: tuple[str, ...] = ()
+    scl: str | None = None
 
     @property
     def paths(self) -> tuple[str, ...]:
-        """Every file of the acquisition (its band files, or its one raster)."""
+        """Every image file of the acquisition (its band files, or its one raster)."""
         return self.files or (self.path,)
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        """What a run reads of the date: :attr:`paths` and its SCL."""
+        return (*self.paths, *([self.scl] if self.scl else []))
 
 
 def _date_in_name(name: str) -> str | None:
@@ -246,9 +255,12 @@ def discover(catalog: str | Path, *, night: str | None = None, known: dict[str, 
             side.setdefault((area, date), []).append(f)
         else:
             dated.append((area, f, date, Path(data)))
+    scls = _scls(side, bands, dated)
     for (area, date), files in side.items():
-        if (area, date) in bands:
-            log.info("area %s, %s: leaving out side products %s", area, date, ", ".join(f.name for f in files))
+        if (area, date) in bands or (area, date) in scls:
+            rest = [f for f in files if f != scls.get((area, date))]
+            if rest:
+                log.info("area %s, %s: leaving out side products %s", area, date, ", ".join(f.name for f in rest))
         else:  # no band files beside it: a raster like any other
             dated += [(area, f, date, f) for f in files]
     for area, f, date, data in dated:
@@ -262,7 +274,8 @@ def discover(catalog: str | Path, *, night: str | None = None, known: dict[str, 
             continue
         mine = areas.setdefault(area, {})
         if str(data) not in mine or f.suffix.lower() == ".json":  # a COG beside its STAC item: the item's date
-            mine[str(data)] = Acquisition(area, date, str(data), digest)
+            scl = scls.get((area, date))
+            mine[str(data)] = Acquisition(area, date, str(data), digest, scl=str(scl) if scl else None)
     for (area, date), files in sorted(bands.items()):
         try:
             acq = band_group(area, date, files, known)
@@ -273,8 +286,25 @@ def discover(catalog: str | Path, *, night: str | None = None, known: dict[str, 
             problem(f"catalog: area {area}, {date}: left out tonight, a band file cannot be read ({exc}); it is "
                     "picked up once its files are there and readable")
             continue
+        if (area, date) in scls:
+            acq = replace(acq, scl=str(scls[(area, date)]))
         areas.setdefault(area, {})[acq.path] = acq
     return {a: sorted(acqs.values(), key=lambda q: (q.date, q.path)) for a, acqs in areas.items()}
+
+
+def _scls(side: dict[tuple[str, str], list[Path]], bands: dict[tuple[str, str], list[Path]],
+          dated: list[tuple[str, Path, str, Path]]) -> dict[tuple[str, str], Path]:
+    """``(area, date) -> its one SCL file`` among its side products, where the date has band files
+    or one other raster (a stacked file, a STAC item's COG) for it to mask."""
+    rasters: dict[tuple[str, str], set[Path]] = {}
+    for area, _, date, data in dated:
+        rasters.setdefault((area, date), set()).add(data)
+    out = {}
+    for key, files in side.items():
+        found = [f for f in files if is_scl(f.stem)]
+        if len(found) == 1 and (key in bands or len(rasters.get(key, ())) == 1):
+            out[key] = found[0]
+    return out
 
 
 def plan_pairs(acqs: list[Acquisition], processed: dict[str, dict[str, str]]) -> tuple[list[Acquisition], list[tuple[Acquisition, Acquisition]]]:

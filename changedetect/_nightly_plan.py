@@ -108,7 +108,7 @@ def plan_night(catalog: str | Path, current: NightState, state_dir: Path, permit
                               + ([partner.sha256] if partner is not None else []))[:16]
             run_dir = str(state_dir / "work" / _safe(area) / key)
             runs.append({"before": a.date, "after": b.date, "before_path": a.path, "after_path": b.path,
-                         "before_files": list(a.paths), "after_files": list(b.paths),
+                         "before_files": list(a.inputs), "after_files": list(b.inputs),
                          "run_dir": run_dir, "previous": chosen[1], "reference": reference,
                          "register_to": None if first is None else first.date,
                          "partner": None if partner is None else _where(partner)})
@@ -189,8 +189,9 @@ def _bands_read(card: Any, config: PipelineConfig, acqs: list[Acquisition]) -> s
 
 
 def _where(q: Acquisition) -> dict[str, Any]:
-    """An acquisition as a pair's task names it: its path and date (and a band-per-file date's files)."""
-    return {"path": q.path, "date": q.date, **({"files": list(q.files)} if q.files else {})}
+    """An acquisition as a pair's task names it: its path and date (and a band-per-file date's files,
+    or its SCL beside it: :attr:`~changedetect._nightly_catalog.Acquisition.inputs`)."""
+    return {"path": q.path, "date": q.date, **({"files": list(q.inputs)} if q.files or q.scl else {})}
 
 
 def _safe(name: str) -> str:

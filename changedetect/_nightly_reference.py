@@ -68,10 +68,11 @@ def record(acq: Acquisition) -> dict[str, Any]:
 def acquisition_unreadable(acq: Acquisition) -> str | None:
     """Why one of ``acq``'s files (each band file of a band-per-file date) cannot be read, naming
     it (:func:`unreadable_reason`), or None."""
-    for path in acq.paths:
+    for path in acq.inputs:
         reason = unreadable_reason(path)
         if reason is not None:
-            return reason if len(acq.paths) == 1 else f"{acq.date}'s band file {reason}"
+            what = "scene classification (SCL)" if path == acq.scl else "band file"
+            return reason if len(acq.inputs) == 1 else f"{acq.date}'s {what} {reason}"
     return None
 
 

@@ -182,17 +182,19 @@ def _run_pairs(task: dict[str, Any]) -> dict[str, Any]:
 
 def _manifest(dates: list[tuple[list[str], str]]) -> list[dict[str, str]]:
     """A pair's manifest rows, one per file of each ``(files, date)`` (a band-per-file date's band
-    files, which :func:`changedetect.io.open_series` reads as one date's bands).  When every date
-    is band-per-file, only the bands they all have: an archive delivered with more bands than the
-    feed (13 Sentinel-2 bands beside the 4 a model reads, L1C's B10 beside L2A) is compared on the
-    bands its dates share, as every date of a series must have the same bands."""
+    files, which :func:`changedetect.io.open_series` reads as one date's bands; a date's SCL, its
+    cloud mask).  When every date is band-per-file, only the bands they all have: an archive
+    delivered with more bands than the feed (13 Sentinel-2 bands beside the 4 a model reads, L1C's
+    B10 beside L2A) is compared on the bands its dates share, as every date of a series must have
+    the same bands."""
     from changedetect._nightly_catalog import band_of
+    from changedetect.io._names import is_scl
 
-    bands = [[band_of(Path(f)) for f in files] for files, _ in dates]
+    bands = [[band_of(Path(f)) for f in files if not is_scl(Path(f).stem)] for files, _ in dates]
     shared = set.intersection(*(set(b) for b in bands)) if bands else set()
     keep = shared if shared and None not in shared else None  # a date of one multi-band file: all of it
-    return [{"path": f, "date": date} for (files, date), names in zip(dates, bands, strict=True)
-            for f, name in zip(files, names, strict=True) if keep is None or name in keep]
+    return [{"path": f, "date": date} for files, date in dates for f in files
+            if is_scl(Path(f).stem) or keep is None or band_of(Path(f)) in keep]
 
 
 def _drop_empty_run(run_dir: Path) -> None:
