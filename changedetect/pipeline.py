@@ -73,7 +73,7 @@ class RunSummary:
     #: share of the scene with data on both the first and the last compared date (0..1)
     coverage_both_dates: float | None = None
     #: per date with a Sentinel-2 scene classification (SCL): ``date``, ``cloud_share``, ``masked_share``
-    #: (clouds and the SCL's no data), ``masked`` (``[run] cloud_mask``); empty without one
+    #: (clouds and the SCL's no data), ``scl`` (its file), ``masked`` (``[run] cloud_mask``); empty without one
     clouds: list[dict[str, Any]] = field(default_factory=list)
 
     @property

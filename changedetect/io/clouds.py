@@ -57,8 +57,9 @@ def scl_mask(scl: BandSource, grid: Grid, chunks: tuple[int, int]) -> da.Array:
 
 
 def cloud_shares(series: SeriesSource, *, grid: Grid | None = None, side: int = 1024) -> list[dict[str, Any]]:
-    """Per date with an SCL: ``date``, ``cloud_share`` (classes :data:`SCL_CLOUD`) and
-    ``masked_share`` (:data:`SCL_MASKED`, the no data and defective pixels too) of ``grid`` (default
+    """Per date with an SCL: ``date``, ``cloud_share`` (classes :data:`SCL_CLOUD`),
+    ``masked_share`` (:data:`SCL_MASKED`, the no data and defective pixels too, and where the SCL
+    does not reach) and ``scl`` (its file's name) of ``grid`` (default
     the series' reference grid), read by nearest neighbour on that grid decimated to at most
     ``side`` px a side (the 20 m SCL's overviews serve it when it has some); dates without an SCL
     are left out."""
@@ -74,20 +75,33 @@ def cloud_shares(series: SeriesSource, *, grid: Grid | None = None, side: int = 
         classes = read_window(_spec(scene.scl, coarse), (0, 0, coarse.height, coarse.width))
         shares.append({"date": scene.date.isoformat(),
                        "cloud_share": round(float(np.isin(classes, SCL_CLOUD).mean()), 4),
-                       "masked_share": round(float(_masked(classes).mean()), 4)})
+                       "masked_share": round(float(_masked(classes).mean()), 4),
+                       "scl": scene.scl.path.name})
     return shares
 
 
 def warn_cloudy(shares: Sequence[dict[str, Any]], *, masked: bool) -> None:
-    """One warning naming the dates that are mostly cloud (over :data:`CLOUDY`)."""
-    cloudy = [s for s in shares if s["cloud_share"] > CLOUDY]
+    """One warning naming the dates that are mostly cloud, or mostly masked (over :data:`CLOUDY`):
+    an SCL that says no data where the bands have some (another tile's SCL, one that covers part of
+    the scene) would take the date away in silence."""
+    cloudy = [s for s in shares if max(s["cloud_share"], s.get("masked_share", 0.0)) > CLOUDY]
     if not cloudy:
         return
-    dates = ", ".join(f"{s['date']} ({100 * s['cloud_share']:.0f} % cloud)" for s in cloudy)
+    dates = ", ".join(_said(s) for s in cloudy)
     what = ("masked as no data: little of it can be compared" if masked else
             "NOT masked ([run] cloud_mask = false / --no-cloud-mask): its clouds read as change")
     log.warning("mostly cloud by its Sentinel-2 scene classification (SCL): %s; %s; choose a clearer "
                 "date if there is one", dates, what)
+
+
+def _said(share: dict[str, Any]) -> str:
+    """``2018-02-11 (62 % cloud)``, with the SCL's no data when that is what masks most of it."""
+    cloud, masked = share["cloud_share"], share.get("masked_share", 0.0)
+    if masked - cloud <= CLOUDY / 2:
+        return f"{share['date']} ({100 * cloud:.0f} % cloud)"
+    return (f"{share['date']} ({100 * cloud:.0f} % cloud, {100 * masked:.0f} % masked: its SCL "
+            f"'{share.get('scl', '?')}' says no data or defective there, or does not reach there; check "
+            "that it is this date's SCL, of the bands' tile)")
 
 
 __all__ = ["CLOUDY", "SCL_CLOUD", "SCL_MASKED", "cloud_shares", "scl_mask", "warn_cloudy"]
