@@ -21,36 +21,46 @@ LOW_COVERAGE = 0.5
 
 
 def pair_coverage(results: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
-    """Area -> one ``{"before", "after", "coverage_both_dates"}`` per pair that ran to the end
-    (in a failed area too: those before its failure), read from each pair's ``run.json`` (None
-    when a run of an older version did not measure it); areas without such a pair are left out."""
+    """Area -> one ``{"before", "after", "coverage_both_dates", "clouds"}`` per pair that ran to the
+    end (in a failed area too: those before its failure), read from each pair's ``run.json`` (None
+    when a run of an older version did not measure it; ``clouds``: date -> cloud share of the pair's
+    dates whose Sentinel-2 SCL masked their clouds); areas without such a pair are left out."""
     out: dict[str, list[dict[str, Any]]] = {}
     for result in results:
         for pair in result["runs"]:
+            share, clouds = _read(pair["run_dir"], (pair["before"], pair["after"]))
             out.setdefault(result["area"], []).append(
-                {"before": pair["before"], "after": pair["after"], "coverage_both_dates": _read(pair["run_dir"])})
+                {"before": pair["before"], "after": pair["after"], "coverage_both_dates": share, "clouds": clouds})
     return dict(sorted(out.items()))
 
 
-def _read(run_dir: str) -> float | None:
+def _read(run_dir: str, dates: tuple[str, str]) -> tuple[float | None, dict[str, float]]:
     try:
-        value = json.loads((Path(run_dir) / "run.json").read_text(encoding="utf-8")).get("coverage_both_dates")
-    except (OSError, ValueError):
-        return None
-    return None if value is None else float(value)
+        doc = json.loads((Path(run_dir) / "run.json").read_text(encoding="utf-8"))
+        value = doc.get("coverage_both_dates")
+        clouds = {str(c["date"]): float(c["cloud_share"]) for c in doc.get("clouds") or []
+                  if c.get("masked") and c.get("date") in dates}
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return None, {}
+    return None if value is None else float(value), clouds
 
 
 def low_coverage(coverage: dict[str, list[dict[str, Any]]]) -> list[str]:
-    """One warning per pair with data on both dates over less than :data:`LOW_COVERAGE` of the scene."""
+    """One warning per pair with data on both dates over less than :data:`LOW_COVERAGE` of the scene,
+    saying why when it is the clouds its dates' SCL masked (a tenth of the scene or more)."""
     out = []
     for area, pairs in coverage.items():
         for c in pairs:
             share = c["coverage_both_dates"]
-            if share is not None and share < LOW_COVERAGE:
-                out.append(f"area {area}: only {100 * share:.1f} % of the scene has data on both {c['before']} "
-                           f"and {c['after']} (the pair {c['before']}..{c['after']}): no change can be seen "
-                           "elsewhere; check that the tiles cover the area (`changedetect info` gives each date's "
-                           "nodata share)")
+            if share is None or share >= LOW_COVERAGE:
+                continue
+            clouds = {d: v for d, v in (c.get("clouds") or {}).items() if v >= 0.1}
+            why = (f"{', '.join(f'{d} is {100 * v:.0f} % cloud' for d, v in clouds.items())} by its Sentinel-2 "
+                   "scene classification (SCL), masked as no data: a clearer date will see more" if clouds else
+                   "check that the tiles cover the area (`changedetect info` gives each date's nodata share)")
+            out.append(f"area {area}: only {100 * share:.1f} % of the scene has data on both {c['before']} "
+                       f"and {c['after']} (the pair {c['before']}..{c['after']}): no change can be seen "
+                       f"elsewhere; {why}")
     return out
 
 

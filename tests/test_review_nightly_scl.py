@@ -96,3 +96,25 @@ def test_a_nightly_pair_masks_the_clouds(nights: list, area: str) -> None:
     assert len(cover) == 1
     assert cover[0]["coverage_both_dates"] == pytest.approx(1 - s2._masked_10m(True).mean(), abs=0.01)
     assert float(np.mean(s2._masked_10m(True))) > 0.05  # the cloud is large enough to tell
+
+
+def test_a_pair_under_half_covered_for_its_clouds_says_so(tmp_path: Path) -> None:
+    """The night's low-coverage warning names the clouds when the pair's SCL masked them, rather than
+    sending the reader to the tiles' nodata share (0 % there)."""
+    import json
+
+    from changedetect._nightly_coverage import low_coverage, pair_coverage
+
+    runs = []
+    for name, clouds in (("cloudy", [{"date": "2020-01-05", "cloud_share": 0.0, "masked": True},
+                                     {"date": "2020-07-04", "cloud_share": 0.62, "masked": True}]),
+                         ("cut", [])):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "run.json").write_text(json.dumps({"coverage_both_dates": 0.38, "clouds": clouds}))
+        runs.append({"area": name, "runs": [{"before": "2020-01-05", "after": "2020-07-04",
+                                              "run_dir": str(tmp_path / name)}]})
+    cover = pair_coverage(runs)
+    assert cover["cloudy"][0]["clouds"] == {"2020-01-05": 0.0, "2020-07-04": 0.62}
+    said = dict(zip(sorted(cover), low_coverage(cover), strict=True))
+    assert "2020-07-04 is 62 % cloud" in said["cloudy"] and "nodata share" not in said["cloudy"], said
+    assert "nodata share" in said["cut"] and "cloud" not in said["cut"], said
