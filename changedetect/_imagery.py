@@ -172,12 +172,14 @@ def _fit(bounds: Sequence[float], max_px: int) -> tuple[int, int]:
 
 
 def _percentiles(data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-band 2nd and 98th percentiles of ``(3, h, w)`` data (NaN ignored)."""
+    """Per-band 2nd and 98th percentiles of ``(3, h, w)`` (or ``(3, n)``) data, NaN ignored; 0 and 1
+    for a band with no data (a date its SCL masks whole: no data, and no numpy warning)."""
     flat = data.reshape(data.shape[0], -1)
-    if not np.isfinite(flat).any():
-        return np.zeros(data.shape[0]), np.ones(data.shape[0])
-    lo = np.nanpercentile(flat, 2, axis=1)
-    hi = np.nanpercentile(flat, 98, axis=1)
+    lo, hi = np.zeros(flat.shape[0]), np.ones(flat.shape[0])
+    some = np.isfinite(flat).any(axis=1)
+    if some.any():
+        lo[some] = np.nanpercentile(flat[some], 2, axis=1)
+        hi[some] = np.nanpercentile(flat[some], 98, axis=1)
     return lo, np.where(hi > lo, hi, lo + 1)
 
 

@@ -47,17 +47,17 @@ def _read(run_dir: str, dates: tuple[str, str]) -> tuple[float | None, dict[str,
 
 def low_coverage(coverage: dict[str, list[dict[str, Any]]]) -> list[str]:
     """One warning per pair with data on both dates over less than :data:`LOW_COVERAGE` of the scene,
-    saying why when it is the clouds its dates' SCL masked (a tenth of the scene or more)."""
+    saying why when it is the clouds its dates' SCL masked (:func:`changedetect.io.clouds.coverage_reason`,
+    as ``run``'s)."""
+    from changedetect.io.clouds import coverage_reason
+
     out = []
     for area, pairs in coverage.items():
         for c in pairs:
             share = c["coverage_both_dates"]
             if share is None or share >= LOW_COVERAGE:
                 continue
-            clouds = {d: v for d, v in (c.get("clouds") or {}).items() if v >= 0.1}
-            why = (f"{', '.join(f'{d} is {100 * v:.0f} % cloud' for d, v in clouds.items())} by its Sentinel-2 "
-                   "scene classification (SCL), masked as no data: a clearer date will see more" if clouds else
-                   "check that the tiles cover the area (`changedetect info` gives each date's nodata share)")
+            why = coverage_reason(c.get("clouds") or {})
             out.append(f"area {area}: only {100 * share:.1f} % of the scene has data on both {c['before']} "
                        f"and {c['after']} (the pair {c['before']}..{c['after']}): no change can be seen "
                        f"elsewhere; {why}")

@@ -163,15 +163,25 @@ def chain(stack: xr.DataArray, register: gpd.GeoDataFrame, out: Path, config: Pi
 
 def _coverage(out: Path, times: list[str]) -> float:
     """The share of the scene with data on both the first and the last compared date, from the masks
-    of the RGB images just written (their overviews: not the scene again); a warning under half."""
+    of the RGB images just written (their overviews: not the scene again); :func:`warn_coverage` says
+    when it is under half."""
     from changedetect.io.raster import valid_share
 
-    share = round(valid_share([out / OUTPUTS["before_rgb"], out / OUTPUTS["after_rgb"]]), 4)
-    if share < 0.5:
-        log.warning("only %.1f %% of the scene has data on both %s and %s (the first and last compared dates): "
-                    "no change can be seen elsewhere; check that the tiles cover the area (`changedetect info` "
-                    "gives each date's nodata share)", 100 * share, times[0], times[-1])
-    return share
+    return round(valid_share([out / OUTPUTS["before_rgb"], out / OUTPUTS["after_rgb"]]), 4)
 
 
-__all__ = ["STAGES", "Clock", "chain"]
+def warn_coverage(share: float, times: Sequence[str], clouds: Sequence[dict[str, Any]]) -> None:
+    """A warning when under half the scene has data on both the first and the last compared date,
+    saying why when it is the clouds their SCL masked (``clouds``: run.json's, per date;
+    :func:`changedetect.io.clouds.coverage_reason`, the nightly job's words)."""
+    from changedetect.io.clouds import coverage_reason
+
+    if share >= 0.5:
+        return
+    masked = {str(c["date"]): float(c["cloud_share"]) for c in clouds
+              if c.get("masked") and c.get("date") in (times[0], times[-1])}
+    log.warning("only %.1f %% of the scene has data on both %s and %s (the first and last compared dates): "
+                "no change can be seen elsewhere; %s", 100 * share, times[0], times[-1], coverage_reason(masked))
+
+
+__all__ = ["STAGES", "Clock", "chain", "warn_coverage"]

@@ -259,7 +259,7 @@ def days_raster(first_seen: xr.DataArray) -> xr.DataArray:
 
 def rgb8(image: xr.DataArray, rgb_bands: Sequence[str]) -> xr.DataArray:
     """(band, y, x) -> lazily stretched uint8-range (3, y, x): 2-98 % per band from a subsample."""
-    from changedetect._imagery import _pick_bands
+    from changedetect._imagery import _percentiles, _pick_bands
 
     names = [str(b) for b in image["band"].values]
     rgb = image.isel(band=[i - 1 for i in _pick_bands(names, len(names), rgb_bands)])
@@ -268,10 +268,8 @@ def rgb8(image: xr.DataArray, rgb_bands: Sequence[str]) -> xr.DataArray:
     flat = sample.reshape(sample.shape[0], -1)
     if np.isfinite(flat).any() and np.nanmax(flat) <= 255 and np.nanmin(flat) >= 0:
         lo, hi = np.zeros(3), np.full(3, 255.0)  # already 8-bit: keep the radiometry
-    else:
-        lo = np.nan_to_num(np.nanpercentile(flat, 2, axis=1))
-        hi = np.nan_to_num(np.nanpercentile(flat, 98, axis=1), nan=1.0)
-    hi = np.where(hi > lo, hi, lo + 1)
+    else:  # a band with no data (a date its SCL masks whole) stays no data, without numpy's warning
+        lo, hi = _percentiles(flat)
     scaled = ((rgb - lo[:, None, None]) / (hi - lo)[:, None, None] * 254 + 1).clip(1, 255)
     return scaled.where(rgb.notnull()).astype(np.float32)
 

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from changedetect._pipeline_chain import STAGES, Clock, chain
+from changedetect._pipeline_chain import STAGES, Clock, chain, warn_coverage
 from changedetect._pipeline_output import (
     OUTPUTS,
     REJECTS,
@@ -215,6 +215,7 @@ def _run_in(out: Path, tiles: str | Path | Sequence[str | Path], permits: str | 
         with holding(config.run.hold_gib * 2**30), said_once():
             paths = chain(stack, register, stage, config, (loaded, segmenter), clock, progress, before,
                           register_to, pairs, mask_pairs, spill=spill)
+        warn_coverage(paths["coverage_both_dates"], paths["times"], clouds)
         summary = _finish(series, stack, permits, stage, config, loaded, clock, {**paths, "clouds": clouds},
                           started, before_info)
         publish(stage, out)

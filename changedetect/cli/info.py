@@ -64,8 +64,7 @@ def format_info(info: dict[str, Any]) -> str:
         shown = Path(files[0]).name + (f" (+{len(files) - 1} files)" if len(files) > 1 else "")
         lines.append(
             f"  {scene['date']}  nodata {100 * (scene['nodata_share'] or 0):5.1f} %  {shown}"
-            + (f"  cloud {100 * scene['cloud_share']:.1f} % (SCL)" if scene.get("cloud_share") is not None
-               else "")
+            + _cloud_text(scene)
         )
     lines.append("Bands:")
     for band in info["bands"]:
@@ -103,18 +102,39 @@ def format_info(info: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _cloud_text(scene: dict[str, Any]) -> str:
+    """``  cloud 12.0 % (SCL)``, with the share its SCL masks when that reads otherwise (an SCL of
+    another tile masks its whole date at 0 % cloud); empty without an SCL."""
+    cloud, masked = scene.get("cloud_share"), scene.get("masked_share")
+    if cloud is None:
+        return ""
+    shown = f"{100 * cloud:.1f} %"
+    if masked is not None and f"{100 * masked:.1f} %" != shown:
+        shown += f", masked {100 * masked:.1f} %"
+    return f"  cloud {shown} (SCL)"
+
+
 def info_warnings(info: dict[str, Any]) -> list[str]:
-    """The warnings :func:`changedetect.io.summary.describe` logs for ``info``, one line each: a date
-    whose red, green and blue look like one grey band (``panchromatic``), in the words it logs."""
+    """The warnings :func:`changedetect.io.summary.describe` logs for ``info``, one line each, in the
+    words it logs: a date whose red, green and blue look like one grey band (``panchromatic``), the
+    dates mostly cloud or masked by their SCL (:func:`changedetect.io.clouds.warn_cloudy`)."""
     import logging
 
     from changedetect._grey import grey_warning
+    from changedetect.io.clouds import warn_cloudy
 
     said: list[str] = []
+
+    def say(fmt: str, *args: Any) -> None:
+        said.append(fmt % args)
+
     for scene in info["scenes"]:
         if scene.get("panchromatic"):
             grey_warning(logging.getLogger(__name__), f"{scene['date']} ('{Path(scene['files'][0]).name}')", None,
-                         say=lambda fmt, *args: said.append(fmt % args))
+                         say=say)
+    warn_cloudy([{"date": sc["date"], "cloud_share": sc["cloud_share"], "masked_share": sc.get("masked_share") or 0.0,
+                  "scl": sc.get("scl_file")} for sc in info["scenes"] if sc.get("cloud_share") is not None],
+                masked=True, say=say)
     return said
 
 

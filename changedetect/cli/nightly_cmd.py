@@ -118,5 +118,5 @@ class _NotInSummary(logging.Filter):
     and its warning, :mod:`changedetect._nightly_coverage`)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        pair_coverage = record.module == "_pipeline_chain" and record.funcName == "_coverage"
+        pair_coverage = record.module == "_pipeline_chain" and record.funcName == "warn_coverage"
         return not (getattr(record, "in_summary", False) or pair_coverage)

@@ -11,7 +11,7 @@ is cloud, from a decimated read, for ``info`` and ``run``'s summary.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import dask.array as da
@@ -35,6 +35,8 @@ SCL_CLOUD: tuple[int, ...] = (3, 8, 9, 10)
 SCL_MASKED: tuple[int, ...] = (0, 1, *SCL_CLOUD)
 #: A date more cloud than this (a share of the scene) is said to be mostly cloud.
 CLOUDY = 0.5
+#: A masked cloud share of a date from which a pair's low coverage is put down to its clouds.
+EXPLAINS = 0.1
 
 
 def _spec(scl: BandSource, grid: Grid) -> ReadSpec:
@@ -80,18 +82,30 @@ def cloud_shares(series: SeriesSource, *, grid: Grid | None = None, side: int = 
     return shares
 
 
-def warn_cloudy(shares: Sequence[dict[str, Any]], *, masked: bool) -> None:
+def warn_cloudy(shares: Sequence[dict[str, Any]], *, masked: bool, say: Callable[..., None] | None = None) -> None:
     """One warning naming the dates that are mostly cloud, or mostly masked (over :data:`CLOUDY`):
     an SCL that says no data where the bands have some (another tile's SCL, one that covers part of
-    the scene) would take the date away in silence."""
+    the scene) would take the date away in silence.  ``say(fmt, *args)`` says it (default: this
+    module's logger; ``info --json`` collects it)."""
     cloudy = [s for s in shares if max(s["cloud_share"], s.get("masked_share", 0.0)) > CLOUDY]
     if not cloudy:
         return
     dates = ", ".join(_said(s) for s in cloudy)
     what = ("masked as no data: little of it can be compared" if masked else
             "NOT masked ([run] cloud_mask = false / --no-cloud-mask): its clouds read as change")
-    log.warning("mostly cloud by its Sentinel-2 scene classification (SCL): %s; %s; choose a clearer "
-                "date if there is one", dates, what)
+    (say or log.warning)("mostly cloud by its Sentinel-2 scene classification (SCL): %s; %s; choose a clearer "
+                         "date if there is one", dates, what)
+
+
+def coverage_reason(clouds: Mapping[str, float]) -> str:
+    """Why little of a pair's scene has data on both its dates, as ``run``'s and the nightly job's
+    low-coverage warnings end: its dates' clouds that their SCL masked (``clouds``: date -> cloud
+    share, of those dates only) when one is :data:`EXPLAINS` or more, else the tiles' coverage."""
+    cloudy = {d: v for d, v in clouds.items() if v >= EXPLAINS}
+    if cloudy:
+        return (f"{', '.join(f'{d} is {100 * v:.0f} % cloud' for d, v in cloudy.items())} by its Sentinel-2 "
+                "scene classification (SCL), masked as no data: a clearer date will see more")
+    return "check that the tiles cover the area (`changedetect info` gives each date's nodata share)"
 
 
 def _said(share: dict[str, Any]) -> str:
@@ -104,4 +118,5 @@ def _said(share: dict[str, Any]) -> str:
             "that it is this date's SCL, of the bands' tile)")
 
 
-__all__ = ["CLOUDY", "SCL_CLOUD", "SCL_MASKED", "cloud_shares", "scl_mask", "warn_cloudy"]
+__all__ = ["CLOUDY", "EXPLAINS", "SCL_CLOUD", "SCL_MASKED", "cloud_shares", "coverage_reason", "scl_mask",
+           "warn_cloudy"]

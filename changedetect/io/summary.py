@@ -24,7 +24,7 @@ from rasterio.windows import Window
 from changedetect._grey import grey_warning, looks_grey, rgb_positions, sample_windows
 from changedetect.io import geo
 from changedetect.io._read import read_float
-from changedetect.io.clouds import cloud_shares
+from changedetect.io.clouds import cloud_shares, warn_cloudy
 from changedetect.io.series import BandSource, SeriesSource, open_series
 
 log = logging.getLogger(__name__)
@@ -61,7 +61,9 @@ def describe(
         of its finest band, ``nodata_share``, ``panchromatic``: whether its red, green and blue
         are one grey image, from a few full-resolution windows; None without those three bands;
         ``cloud_share``: the share its Sentinel-2 scene classification (SCL, among its files, not a
-        band) calls cloud or cloud shadow, None without one; :mod:`changedetect.io.clouds`),
+        band) calls cloud or cloud shadow, None without one; :mod:`changedetect.io.clouds`;
+        ``masked_share``: the share it masks, its no data and defective pixels and where it does not
+        reach too, and ``scl_file``: its file's name, None without one),
         ``scl`` (the scene classification's band record, as ``bands``'; None without one),
         ``nodata_share``, ``georeferenced``, ``placeholder_dates``.
     """
@@ -76,13 +78,17 @@ def describe(
             "resolution": _round(geo.resolution_m(s.grid)),  # its finest band's, in metres
             "nodata_share": _round(_scene_nodata_share(s.bands, sample)),
             "panchromatic": _panchromatic(s.bands),
-            "cloud_share": None,  # filled below for a date with a Sentinel-2 SCL
+            # filled below for a date with a Sentinel-2 SCL
+            "cloud_share": None, "masked_share": None, "scl_file": None,
         }
         for s in series.scenes
     ]
-    shares = {c["date"]: c["cloud_share"] for c in cloud_shares(series, side=sample)}
+    shares = cloud_shares(series, side=sample)
+    by_date = {c["date"]: c for c in shares}
     for sc in scenes:
-        sc["cloud_share"] = shares.get(sc["date"])
+        c = by_date.get(sc["date"], {})
+        sc["cloud_share"], sc["masked_share"], sc["scl_file"] = c.get("cloud_share"), c.get("masked_share"), c.get("scl")
+    warn_cloudy(shares, masked=True)  # as run says it (masked: its default)
     for sc, scene in zip(scenes, series.scenes, strict=True):  # once per date
         if sc["panchromatic"]:
             grey_warning(log, f"{sc['date']} ('{Path(scene.files[0]).name}')", None)
