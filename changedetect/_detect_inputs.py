@@ -37,11 +37,12 @@ def said_once() -> Iterator[None]:
         _SAID.reset(token)
 
 
-def warn_once(msg: str, *args: Any) -> None:
-    """``logger.warning(msg, *args)``, unless the same text was said in this :func:`said_once` scope."""
+def warn_once(msg: str, *args: Any, key: str | None = None) -> None:
+    """``logger.warning(msg, *args)``, unless the same text (or the same ``key``: a warning whose
+    numbers may differ a little from block to block) was said in this :func:`said_once` scope."""
     said = _SAID.get()
     if said is not None:
-        text = msg % args if args else msg
+        text = key if key is not None else (msg % args if args else msg)
         if text in said:
             return
         said.add(text)
@@ -63,9 +64,22 @@ def _canon(name: str) -> str:
 
 def _anonymous(name: str) -> bool:
     """``""``, ``"3"``, ``"band_3"``, ``"band3"`` or ``"B3"`` (io's name for an undescribed band), of any
-    number of digits (a 12-band file's ``B10``..``B12``); not Sentinel-2's zero-padded ``B02``."""
+    number of digits (a 12-band file's ``B10``..``B12``); not Sentinel-2's zero-padded ``B02``.  One
+    name cannot tell io's ``B10`` from Sentinel-2's: a stack's bands are judged by :func:`unnamed`."""
     n = str(name).strip().lower()
     return n in ("", "none") or bool(re.fullmatch(r"band[_ ]?\d+|b[1-9]\d*|\d+", n))
+
+
+def unnamed(names: Sequence[str]) -> bool:
+    """Whether a stack's bands have no names, so that a model takes its first bands in order: each
+    :func:`_anonymous`, and Sentinel-2's ``B10``..``B12`` only among io's own ``B1``..``Bn`` (a file
+    without band descriptions; :mod:`changedetect.io` never zero-pads them): a Sentinel-2 series of
+    B10, B11 and B12 alone is refused as lacking red, green and blue, not read as them."""
+    low = [str(n).strip().lower() for n in names]
+    if not all(_anonymous(n) for n in low):
+        return False
+    sentinel2 = any(re.fullmatch(r"b1[0-2]", n) for n in low)
+    return not sentinel2 or low == [f"b{i}" for i in range(1, len(low) + 1)]
 
 
 def resolve_bands(
@@ -95,7 +109,7 @@ def resolve_bands(
         idx.append(hit)
     if all(i >= 0 for i in idx):
         return idx
-    if all(_anonymous(a) for a in available) and len(available) >= len(wanted):
+    if unnamed(available) and len(available) >= len(wanted):
         warn_once("%s has unnamed bands: using the first %d as %s; if they are in another order, name "
                        "them (band descriptions in the file, or \"bands\" in the series' manifest.json)", source, len(wanted), list(wanted))
         return list(range(len(wanted)))
@@ -112,7 +126,7 @@ def check_stack_bands(stack: Any, card: Any, source: str) -> None:
     are opened, before co-registration or detection start on the whole scene.  Unnamed bands pass
     (detection takes the first ones, and says so once)."""
     names = [str(b) for b in stack["band"].values]
-    if all(_anonymous(n) for n in names) and len(names) >= len(card.bands):
+    if unnamed(names) and len(names) >= len(card.bands):
         return
     resolve_bands(names, list(card.bands), aliases=dict(getattr(card, "band_aliases", None) or {}), source=source)
 
@@ -150,8 +164,9 @@ def check_gsd(card: Any, crs: Any, transform: Any, width: int, height: int, sour
         fits = _fitting_models(gsd, card.name)
         hint = (f"--model {fits[0]} is made for such pixels" if fits
                 else "`changedetect models` lists the models and their resolutions")
-        logger.warning("model '%s' is made for %s pixels, and %s has %.2f m pixels: expect poor results; %s",
-                       card.name, made, source, gsd, hint)
+        # once in a call (a blocked run's blocks, a geographic CRS's pixel a little larger in each)
+        warn_once("model '%s' is made for %s pixels, and %s has %.2f m pixels: expect poor results; %s",
+                  card.name, made, source, gsd, hint, key=f"gsd {card.name} {source}")
 
 
 def check_colour(read: Any, shape: tuple[int, int], card: Any, label: str) -> None:

@@ -24,12 +24,12 @@ def chain_bands(names: Sequence[str], cards: Sequence[Any], rgb_bands: Sequence[
     heuristic read, in the stack's order; None (every band, as before) when one of them would
     pick bands by position: unnamed bands (``B1..Bn``), or RGB bands not found by name.
     """
-    from changedetect._detect_inputs import _anonymous, _canon, resolve_bands
+    from changedetect._detect_inputs import _canon, resolve_bands, unnamed
     from changedetect._imagery import bands_by_name
     from changedetect.errors import ModelError
 
     names = [str(n) for n in names]
-    if all(_anonymous(n) for n in names):
+    if unnamed(names):
         return None
     keep: set[int] = set()
     for card in cards:
