@@ -22,11 +22,19 @@ then the device call (``carry: [".devrun"]``, ``timeout_s`` 595)::
     PYTHONPATH=/tmp/site PYTHONUNBUFFERED=1 python3 scripts/gpu_finetune.py scripts/gpu/run20b.toml \\
         --base .devrun/vhr_base.npz --out $OUT --deadline 548
 
+A run the deadline stopped goes on from its checkpoint (here, on the CPU, or in a later call)::
+
+    mkdir -p runs/w/run20b && tar -xf run20b_partial.tar -C runs/w/run20b
+    .venv/bin/python scripts/gpu_finetune.py scripts/gpu/run20b.toml --base .devrun/vhr_base.npz \
+        --work runs/w --out runs/gpu --device cpu --procs 2 --deadline 1e9
+
 Run 20 (``docs/models.md``) measured about 10 steps of 16 per second per config with three
 configs side by side (4 workers each) after 118 s of rendering 297 cities on 15 cores.
-The configs are ordinary training configs (``changedetect train`` runs them too, writing the
-cities to files first); the order of the training chips here is the base cache's, then every
-city's consecutive pairs by seed, then the first -> last pairs by seed.
+The configs are ordinary training configs: ``changedetect train`` runs them too once their cache
+holds the cities' chips (the ``python -m changedetect.training.datasets`` commands in
+``models/vhr-building/finetune.toml``, with these seeds), but its chips come in another order,
+so its weights are not these. Here the order is the base cache's, then every city's consecutive
+pairs by seed, then the first -> last pairs by seed.
 """
 
 from __future__ import annotations
@@ -79,13 +87,18 @@ def render(tasks: list[tuple[int, bool]], procs: int) -> list[Any]:
 def _train(path: str, folder: str, images: list[Any], pairs: list[Any], device: str) -> None:
     import logging
 
+    import torch
+
     import changedetect.training.train as tr
     from changedetect.training.config import TrainConfig
 
+    # a forked child must not enter the OpenMP pool of a parent that ran torch (it hangs there): one
+    # intra-op thread (on the GPU the trainer's own CPU work is small; the loader has its workers)
+    torch.set_num_threads(1)
     logging.basicConfig(level=logging.INFO, filename=f"{folder}.log")
     cfg = TrainConfig.from_toml(Path(path))
     tr.load_data = lambda cfg: (images, pairs)  # the data rendered above, shared by fork
-    tr.train(cfg, out=folder, resume=False, progress=False, device=device,
+    tr.train(cfg, out=folder, resume=True, progress=False, device=device,
              command=f"python3 scripts/gpu_finetune.py {path} (cities rendered in memory; {os.cpu_count()} cores)")
 
 
@@ -121,6 +134,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--deadline", type=float, default=548.0, help="seconds from the start; runs still going are stopped")
     ap.add_argument("--procs", type=int, default=max(1, (os.cpu_count() or 2) - 1), help="processes rendering cities")
     ap.add_argument("--device", default="cuda")
+    ap.add_argument("--work", type=Path, default=None,
+                    help="folder of the model folders (default: a new temporary one); a config whose folder "
+                         "holds a checkpoint (a tar of a stopped run, unpacked into WORK/<config name>) resumes it")
     ap.add_argument("--make-base", nargs=2, type=Path, metavar=("CACHE", "CONFIG"))
     args = ap.parse_args(argv)
     if args.make_base:
@@ -137,7 +153,8 @@ def main(argv: list[str] | None = None) -> int:
     pairs = pairs + render(city_seeds(configs), args.procs)
     say(f"{len(pairs)} pairs in all")
     args.out.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix="gpu_finetune_"))  # the model folders; only tars go to --out
+    work = args.work or Path(tempfile.mkdtemp(prefix="gpu_finetune_"))  # model folders; only tars go to --out
+    work.mkdir(parents=True, exist_ok=True)
     ctx = mp.get_context("fork")  # the parent never touches CUDA: each child starts its own
     runs = {p: ctx.Process(target=_train, args=(str(p), str(work / p.stem), images, pairs, args.device))
             for p in args.configs}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 import tarfile
 from pathlib import Path
@@ -10,9 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import changedetect.training.train as tr
 from changedetect.training import generated
 from changedetect.training.config import TrainConfig
-from changedetect.training.datasets import ChangePair, LabelledImage, save_cache
+from changedetect.training.datasets import ChangePair, LabelledImage, load_cache, save_cache
 
 
 @pytest.fixture
@@ -103,3 +105,23 @@ def test_it_asks_for_configs_and_a_base(gpu, capsys) -> None:
     with pytest.raises(SystemExit):
         gpu.main([])
     assert "--base CACHE" in capsys.readouterr().err
+
+
+def test_a_stopped_run_goes_on_from_its_checkpoint_in_work(gpu, tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(generated, "city_chips", _fake_city_chips)
+    rng = np.random.default_rng(1)
+    save_cache(tmp_path / "base.npz", images=[LabelledImage("im", rng.integers(60, 200, (3, 96, 96)).astype(np.uint8),
+                                                            rng.random((96, 96)) > 0.7, 0.5, "real")], pairs=[])
+    cfg = _config(tmp_path, "go", ["real", "gen_city_101_1"])
+    folder = tmp_path / "w" / "go"
+    images, pairs = load_cache(tmp_path / "base.npz")
+    pairs = pairs + gpu.render(gpu.city_seeds([TrainConfig.from_toml(cfg)]), 1)
+    monkeypatch.setattr(tr, "load_data", lambda c: (images, pairs))
+    # stopped after its first checkpoint, in this process: torch has run here before the script forks
+    assert tr.train(TrainConfig.from_toml(cfg), out=folder, progress=False, device="cpu", stop_after=2) is None
+    assert (folder / "checkpoints" / "last.pt").is_file() and not (folder / "weights.pt").exists()
+    assert gpu.main([str(cfg), "--base", str(tmp_path / "base.npz"), "--out", str(tmp_path / "o"), "--work",
+                     str(tmp_path / "w"), "--device", "cpu", "--procs", "1"]) == 0
+    steps = [json.loads(line)["step"] for line in (folder / "train_log.jsonl").read_text().splitlines()]
+    assert steps == [2, 4]  # the first checkpoint's line kept, the run went on to the end
+    assert (tmp_path / "o" / "go.tar").is_file()
