@@ -19,6 +19,7 @@ See ``docs/sample_city.md`` for what is drawn, the conventions and the rules.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -87,9 +88,6 @@ def generate(
     progress
         Show a progress bar over the dates.
     """
-    from changedetect.samplecity import changes as ch
-    from changedetect.samplecity import registration, scene
-
     out_tiles, out_permits = Path(out_tiles), Path(out_permits)
     existing = [p for p in output_paths(out_tiles, out_permits, config) if p.exists()]
     if existing and not overwrite:
@@ -99,28 +97,19 @@ def generate(
             f"a sample city needs size >= 128 px and at least 2 dates, got size {config.size} and "
             f"{len(config.acquisitions)} date(s); pass a larger size (the committed city uses 1024)"
         )
-    seed = config.seed
-    n = len(config.acquisitions)
+    from changedetect.samplecity.render import render_dates
+
     pl = plan(config)
     city, changes = pl.city, pl.changes
-    states = ch.date_states(city, changes, np.random.default_rng([seed, 3]), n)
-    static = scene.StaticScene(city, np.random.default_rng([seed, 4]))
-    reg_rng = np.random.default_rng([seed, 5])
     log.info("city: %d buildings, %d trees, %d changes", len(city.buildings), len(city.trees), len(changes))
     result = SampleCity(dates=[a.date.isoformat() for a in config.acquisitions])
     reg_doc: list[dict[str, Any]] = []
-    dates = _progress(list(enumerate(config.acquisitions)), progress)
     nuisance: list[dict[str, np.ndarray]] = []
-    for k, acq in dates:
-        layers: dict[str, np.ndarray] = {}
-        refl = scene.render(static, states[k], acq, layers)
-        nuisance.append(_reference_layers(layers, states[k], config))
-        mis = registration.draw_misregistration(reg_rng, config.size, reference=k == 0)
-        img = registration.observe(refl, config, mis, acq, np.random.default_rng([seed, 6, k]))
-        del refl
-        result.files.append(_write_date(out_tiles, img, config, acq))
-        result.files.append(_write_buildings(out_tiles, states[k], config, acq.tag))
-        reg_doc.append(_registration_entry(mis, acq, config))
+    for d in _progress(render_dates(config, city, changes), progress, len(config.acquisitions)):
+        nuisance.append(_reference_layers(d.layers, d.state, config))
+        result.files.append(_write_date(out_tiles, d.image, config, d.acquisition))
+        result.files.append(_write_buildings(out_tiles, d.state, config, d.acquisition.tag))
+        reg_doc.append(_registration_entry(d.misregistration, d.acquisition, config))
     result.files += _write_truth(out_tiles, changes, config, reg_doc, nuisance)
     _write_permits(out_permits, pl, config, result)
     from changedetect.samplecity.truth import summary
@@ -129,12 +118,12 @@ def generate(
     return result
 
 
-def _progress(items: list[Any], progress: bool) -> Any:
+def _progress(items: Iterable[Any], progress: bool, total: int) -> Iterable[Any]:
     if not progress:
         return items
     from tqdm import tqdm
 
-    return tqdm(items, desc="dates", unit="date")
+    return tqdm(items, desc="dates", unit="date", total=total)
 
 
 def _write_date(out: Path, img: np.ndarray, config: CityConfig, acq: Any) -> Path:
@@ -251,13 +240,11 @@ def plan(config: CityConfig = DEFAULT_CONFIG) -> Plan:
     ``register`` is the permit register (EPSG:9210, with a helper column
     ``target``), ``table`` the expected violations.
     """
-    from changedetect.samplecity import changes as ch
-    from changedetect.samplecity import layout, permits, truth, verdict
+    from changedetect.samplecity import permits, truth, verdict
+    from changedetect.samplecity.render import city_and_changes
 
-    seed, n = config.seed, len(config.acquisitions)
-    city = layout.plan_city(config, np.random.default_rng([seed, 1]))
-    changes = ch.plan_changes(city, np.random.default_rng([seed, 2]), n)
-    rng = np.random.default_rng([seed, 7])
+    city, changes = city_and_changes(config)
+    rng = np.random.default_rng([config.seed, 7])
     cases = permits.assign_cases(changes, rng)
     register = permits.build_register(city, changes, cases, rng)
     notes = {c.sid: c.note for c in changes}

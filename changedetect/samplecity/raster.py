@@ -34,9 +34,9 @@ def _spans(geom: shapely.Geometry, inverse: Affine, height: int
 
     A row is crossed by the edges whose span ``[y_low, y_high)`` holds its centre; along it the
     crossings pair up (even-odd), and a pixel is in when its centre lies in ``(x_in, x_out]``, as
-    GDAL decides a centre on a vertical edge.  A centre exactly on a horizontal edge is where
-    GDAL's answer depends on the grid's orientation and this one may differ by that row; the
-    generator's shapes never put one there (the sample city is byte-identical).
+    GDAL decides a centre on a vertical edge.  A centre exactly on a horizontal edge may differ
+    from GDAL by that row (GDAL burnt it on a north-up grid and not on a north-down one in the
+    cases tried); the generator's shapes never put one there (the sample city is byte-identical).
     """
     edges = []
     for ring in _rings(geom):

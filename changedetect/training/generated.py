@@ -114,8 +114,8 @@ def city_chips(seed: int, *, size: int = 512, bands: Sequence[str] = ("red", "gr
     pair: equal, chip for chip, to ``generated_city_pairs(folder, [seed])`` followed by
     ``generated_city_pairs(folder, [seed], first_last=True)`` (the tests compare them).
     """
-    from changedetect.samplecity import changes as ch
-    from changedetect.samplecity import layout, registration, scene, truth
+    from changedetect.samplecity import truth
+    from changedetect.samplecity.render import city_and_changes, render_dates
     from changedetect.samplecity.spec import BANDS
 
     if seed == HELD_OUT_CITY_SEED:
@@ -123,18 +123,11 @@ def city_chips(seed: int, *, size: int = 512, bands: Sequence[str] = ("red", "gr
                            "held out): choose other seeds for training cities")
     config = city_config(seed, size)
     n = len(config.acquisitions)
-    city = layout.plan_city(config, np.random.default_rng([seed, 1]))  # as samplecity.plan does
-    changes = ch.plan_changes(city, np.random.default_rng([seed, 2]), n)
-    states = ch.date_states(city, changes, np.random.default_rng([seed, 3]), n)
-    static = scene.StaticScene(city, np.random.default_rng([seed, 4]))
-    reg_rng = np.random.default_rng([seed, 5])
+    city, changes = city_and_changes(config)
     ix = [list(BANDS).index(b) for b in bands]
-    dates = []  # each date on the reference grid, as generate() writes it and the file path reads it back
-    for k, acq in enumerate(config.acquisitions):
-        mis = registration.draw_misregistration(reg_rng, config.size, reference=k == 0)
-        img = registration.observe(scene.render(static, states[k], acq, {}), config, mis, acq,
-                                   np.random.default_rng([seed, 6, k]))
-        dates.append((acq.tag, _to_reference(img[ix], mis.to_dict(config.size))))
+    # each date on the reference grid, as generate() writes it and the file path reads it back
+    dates = [(d.acquisition.tag, _to_reference(d.image[ix], d.misregistration.to_dict(config.size)))
+             for d in render_dates(config, city, changes)]
     todo = [(k, k + 1, f"sample_city_{k + 1}", [seed, 7]) for k in range(n - 1)]
     if first_last and n > 2:
         todo.append((0, n - 1, f"sample_city_1{n}", [seed, 7, 13]))
