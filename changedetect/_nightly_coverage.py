@@ -14,10 +14,9 @@ import logging
 from pathlib import Path
 from typing import Any
 
-log = logging.getLogger("changedetect.nightly")
+from changedetect.io.clouds import LOW_COVERAGE, coverage_reason, masked_clouds
 
-#: a pair's share of the scene with data on both dates under which the night warns (``run``'s)
-LOW_COVERAGE = 0.5
+log = logging.getLogger("changedetect.nightly")
 
 
 def pair_coverage(results: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
@@ -38,8 +37,7 @@ def _read(run_dir: str, dates: tuple[str, str]) -> tuple[float | None, dict[str,
     try:
         doc = json.loads((Path(run_dir) / "run.json").read_text(encoding="utf-8"))
         value = doc.get("coverage_both_dates")
-        clouds = {str(c["date"]): float(c["cloud_share"]) for c in doc.get("clouds") or []
-                  if c.get("masked") and c.get("date") in dates}
+        clouds = masked_clouds(doc.get("clouds") or [], dates)
     except (OSError, ValueError, TypeError, KeyError, AttributeError):
         return None, {}
     return None if value is None else float(value), clouds
@@ -49,8 +47,6 @@ def low_coverage(coverage: dict[str, list[dict[str, Any]]]) -> list[str]:
     """One warning per pair with data on both dates over less than :data:`LOW_COVERAGE` of the scene,
     saying why when it is the clouds its dates' SCL masked (:func:`changedetect.io.clouds.coverage_reason`,
     as ``run``'s)."""
-    from changedetect.io.clouds import coverage_reason
-
     out = []
     for area, pairs in coverage.items():
         for c in pairs:

@@ -174,12 +174,11 @@ def warn_coverage(share: float, times: Sequence[str], clouds: Sequence[dict[str,
     """A warning when under half the scene has data on both the first and the last compared date,
     saying why when it is the clouds their SCL masked (``clouds``: run.json's, per date;
     :func:`changedetect.io.clouds.coverage_reason`, the nightly job's words)."""
-    from changedetect.io.clouds import coverage_reason
+    from changedetect.io.clouds import LOW_COVERAGE, coverage_reason, masked_clouds
 
-    if share >= 0.5:
+    if share >= LOW_COVERAGE:
         return
-    masked = {str(c["date"]): float(c["cloud_share"]) for c in clouds
-              if c.get("masked") and c.get("date") in (times[0], times[-1])}
+    masked = masked_clouds(clouds, (times[0], times[-1]))
     log.warning("only %.1f %% of the scene has data on both %s and %s (the first and last compared dates): "
                 "no change can be seen elsewhere; %s", 100 * share, times[0], times[-1], coverage_reason(masked))
 

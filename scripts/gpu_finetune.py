@@ -144,10 +144,17 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not args.configs or args.base is None:
         ap.error("give the configs to train and --base CACHE (or --make-base CACHE CONFIG)")
+    if not args.base.is_file():
+        ap.error(f"base cache '{args.base}' not found: make it here with --make-base {args.base} "
+                 "models/vhr-building/train.toml and carry it")
+    from changedetect.errors import ChangeDetectError
     from changedetect.training import datasets as ds
     from changedetect.training.config import TrainConfig
 
-    configs = [TrainConfig.from_toml(p) for p in args.configs]
+    try:
+        configs = [TrainConfig.from_toml(p) for p in args.configs]
+    except (ChangeDetectError, OSError) as exc:
+        ap.error(str(exc))
     images, pairs = ds.load_cache(args.base)
     say(f"base cache {args.base}: {len(images)} images, {len(pairs)} pairs")
     pairs = pairs + render(city_seeds(configs), args.procs)
@@ -169,13 +176,15 @@ def main(argv: list[str] | None = None) -> int:
             if len(lines) > seen.get(p, 0):
                 seen[p] = len(lines)
                 say(p.stem, lines[-1][:400])
+    failed = 0
     for p, proc in runs.items():
         partial = proc.is_alive()
         if partial:
             proc.kill()
+        failed += not partial and proc.exitcode != 0
         tar = pack(work / p.stem, args.out, partial)
         say(p.stem, "stopped at the deadline" if partial else f"ended (exit {proc.exitcode})", "->", tar)
-    return 0
+    return 1 if failed else 0  # a run the deadline stopped is not a failure: its checkpoint resumes it
 
 
 if __name__ == "__main__":

@@ -37,6 +37,9 @@ SCL_MASKED: tuple[int, ...] = (0, 1, *SCL_CLOUD)
 CLOUDY = 0.5
 #: A masked cloud share of a date from which a pair's low coverage is put down to its clouds.
 EXPLAINS = 0.1
+#: A pair's share of the scene with data on both its dates under which ``run`` and the nightly
+#: job warn.
+LOW_COVERAGE = 0.5
 
 
 def _spec(scl: BandSource, grid: Grid) -> ReadSpec:
@@ -97,6 +100,12 @@ def warn_cloudy(shares: Sequence[dict[str, Any]], *, masked: bool, say: Callable
                          "date if there is one", dates, what)
 
 
+def masked_clouds(clouds: Sequence[Mapping[str, Any]], dates: Sequence[str]) -> dict[str, float]:
+    """Date -> cloud share of those of ``dates`` whose SCL masked their clouds, from ``run.json``'s
+    ``clouds`` (what :func:`coverage_reason` takes)."""
+    return {str(c["date"]): float(c["cloud_share"]) for c in clouds if c.get("masked") and c.get("date") in dates}
+
+
 def coverage_reason(clouds: Mapping[str, float]) -> str:
     """Why little of a pair's scene has data on both its dates, as ``run``'s and the nightly job's
     low-coverage warnings end: its dates' clouds that their SCL masked (``clouds``: date -> cloud
@@ -118,5 +127,5 @@ def _said(share: dict[str, Any]) -> str:
             "that it is this date's SCL, of the bands' tile)")
 
 
-__all__ = ["CLOUDY", "EXPLAINS", "SCL_CLOUD", "SCL_MASKED", "cloud_shares", "coverage_reason", "scl_mask",
-           "warn_cloudy"]
+__all__ = ["CLOUDY", "EXPLAINS", "LOW_COVERAGE", "SCL_CLOUD", "SCL_MASKED", "cloud_shares", "coverage_reason",
+           "masked_clouds", "scl_mask", "warn_cloudy"]

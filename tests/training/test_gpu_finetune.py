@@ -125,3 +125,14 @@ def test_a_stopped_run_goes_on_from_its_checkpoint_in_work(gpu, tmp_path, monkey
     steps = [json.loads(line)["step"] for line in (folder / "train_log.jsonl").read_text().splitlines()]
     assert steps == [2, 4]  # the first checkpoint's line kept, the run went on to the end
     assert (tmp_path / "o" / "go.tar").is_file()
+
+
+def test_a_run_that_fails_fails_the_call_and_a_missing_base_is_named(gpu, tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.setattr(generated, "city_chips", _fake_city_chips)
+    save_cache(tmp_path / "base.npz", images=[], pairs=[])
+    cfg = _config(tmp_path, "empty", ["gen_city_101_1"])  # no image to synthesise from: train refuses
+    assert gpu.main([str(cfg), "--base", str(tmp_path / "base.npz"), "--out", str(tmp_path / "o"),
+                     "--device", "cpu", "--procs", "1"]) == 1
+    with pytest.raises(SystemExit):
+        gpu.main([str(cfg), "--base", str(tmp_path / "nope.npz")])
+    assert "nope.npz' not found" in capsys.readouterr().err
