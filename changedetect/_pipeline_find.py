@@ -95,7 +95,9 @@ def find(aligned: xr.DataArray, index: list[tuple[int, int]] | None, masks: list
             footprints = without(footprints, drop)
         if rebuilt is not None:  # a building put up on a lot demolished earlier: a footprint of its own
             footprints = with_rebuilds(footprints, rebuilt, previous, config.vectorize)
-        footprints = fill_first_seen(footprints, aligned)
+        # the pairs compared, as indices into the dates kept (one before the first kept: left out)
+        compared = None if index is None else [(i - kept[0], j - kept[0]) for i, j in index if i >= kept[0]]
+        footprints = fill_first_seen(footprints, aligned, compared)
     return Found(prob, first_seen, same_sun, footprints, kept, carried_ids(footprints, previous), dropped_rows)
 
 

@@ -114,10 +114,14 @@ def hold(aligned: xr.DataArray, *, limit: float | None = None, spill: Path | Non
     return spill_stack(aligned, spill)
 
 
-def fill_first_seen(footprints: gpd.GeoDataFrame, aligned: xr.DataArray) -> gpd.GeoDataFrame:
+def fill_first_seen(footprints: gpd.GeoDataFrame, aligned: xr.DataArray,
+                    pairs: list[tuple[int, int]] | None = None) -> gpd.GeoDataFrame:
     """A pair has no first-seen raster: its footprints were first seen on the after date.  Each
-    footprint's ``before_date`` is the last of ``aligned``'s dates before its ``first_seen`` (the
-    last image without it: it changed after that date), NaT when none is."""
+    footprint's ``before_date`` is the last image without it (it changed after that date), NaT when
+    none is: the last of ``aligned``'s dates before its ``first_seen`` when ``pairs`` is None (the
+    series' own pairs, which compare every date with the next); with explicit ``pairs`` (indices
+    into ``aligned``), which may skip dates, the latest BEFORE date of the pairs that end on its
+    ``first_seen`` (else the last date a pair compared before it), never a date no pair compared."""
     import pandas as pd
 
     after = pd.Timestamp(aligned["time"].values[-1])
@@ -126,11 +130,19 @@ def fill_first_seen(footprints: gpd.GeoDataFrame, aligned: xr.DataArray) -> gpd.
     elif footprints["first_seen"].isna().any():
         filled = pd.to_datetime(footprints["first_seen"]).fillna(after)
         footprints = footprints.assign(first_seen=filled)
-    days = np.sort(np.asarray(aligned["time"].values, dtype="datetime64[D]"))
+    stamps = np.asarray(aligned["time"].values, dtype="datetime64[D]")
     seen = pd.to_datetime(footprints["first_seen"]).to_numpy(dtype="datetime64[D]")
-    at = np.searchsorted(days, seen, side="left") - 1  # the last date strictly before first_seen
-    before = np.where(at >= 0, days[np.clip(at, 0, None)], np.datetime64("NaT")).astype("datetime64[ns]")
-    out = footprints.assign(before_date=pd.to_datetime(before))
+    days = np.unique(stamps if pairs is None else stamps[[k for p in pairs for k in p]])
+    at = np.searchsorted(days, seen, side="left") - 1  # the last (compared) date strictly before first_seen
+    before = (np.where(at >= 0, days[np.clip(at, 0, None)], np.datetime64("NaT")) if len(days)
+              else np.full(len(seen), np.datetime64("NaT"), dtype="datetime64[D]"))
+    if pairs is not None:
+        ends: dict[np.datetime64, np.datetime64] = {}
+        for i, j in pairs:  # the latest BEFORE date of the pairs ending on each after date
+            if stamps[i] < stamps[j]:
+                ends[stamps[j]] = max(ends.get(stamps[j], stamps[i]), stamps[i])
+        before = np.array([ends.get(s, b) for s, b in zip(seen, before, strict=True)], dtype="datetime64[D]")
+    out = footprints.assign(before_date=pd.to_datetime(before.astype("datetime64[ns]")))
     cols = [c for c in out.columns if c != "before_date"]
     return out[[*cols[:cols.index("first_seen") + 1], "before_date", *cols[cols.index("first_seen") + 1:]]]
 

@@ -61,3 +61,23 @@ def test_before_date_is_the_last_date_before_first_seen() -> None:
     assert out["first_seen"].iloc[2] == pd.Timestamp("2025-01-20")  # a pair's footprint: the after date
     early = fill_first_seen(fp.assign(first_seen=pd.to_datetime(["2024-01-15"] * 3)), aligned)
     assert early["before_date"].isna().all()  # first seen on the first date: nothing earlier
+
+
+def test_before_date_with_explicit_pairs_is_a_compared_date() -> None:
+    """Pairs that skip a date (the nightly job's, or ``run``'s explicit ones): the last image
+    without the change is the BEFORE date of a pair that ends on its first_seen, never a date
+    between that no pair compared."""
+    times = pd.to_datetime(["2024-01-15", "2024-07-12", "2025-01-20"])
+    aligned = xr.DataArray(np.zeros((3, 1, 2, 2), np.float32), dims=("time", "band", "y", "x"),
+                           coords={"time": times.values})
+    fp = gpd.GeoDataFrame({"footprint_id": ["a", "b"], "first_seen": pd.to_datetime(["2025-01-20", "2024-07-12"])},
+                          geometry=[box(0, 0, 1, 1)] * 2, crs=CRS)
+    skip = fill_first_seen(fp, aligned, pairs=[(0, 2)])  # 2024-07-12 never compared
+    assert skip["before_date"].iloc[0] == pd.Timestamp("2024-01-15")
+    both = fill_first_seen(fp, aligned, pairs=[(0, 1), (0, 2)])
+    assert [d.date().isoformat() for d in both["before_date"]] == ["2024-01-15", "2024-01-15"]
+    chain = fill_first_seen(fp, aligned, pairs=[(0, 1), (1, 2), (0, 2)])  # the latest pair before it
+    assert [d.date().isoformat() for d in chain["before_date"]] == ["2024-07-12", "2024-01-15"]
+    # a first_seen no pair ends on (an edited value): the last COMPARED date before it
+    odd = fill_first_seen(fp.assign(first_seen=pd.to_datetime(["2024-09-01", "2024-07-12"])), aligned, pairs=[(0, 2)])
+    assert odd["before_date"].iloc[0] == pd.Timestamp("2024-01-15")

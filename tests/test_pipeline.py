@@ -8,6 +8,8 @@ import re
 import tempfile
 from pathlib import Path
 
+import geopandas as gpd
+import pandas as pd
 import pytest
 import rasterio
 
@@ -461,6 +463,14 @@ def test_explicit_pairs_compare_only_those_and_start_at_the_first_before(inputs:
     early = run(inputs["tiles"], permits=inputs["permits"], out=inputs["root"] / "out-early", config=config,
                 pairs=[("2024-01-15", "2024-03-15")])
     assert early.dates == ["2024-01-15", "2024-03-15"]
+    # a pair that skips a date: the last image without a change is its BEFORE date, not the date
+    # between that nothing compared
+    skip_out = inputs["root"] / "out-skip"
+    run(inputs["tiles"], permits=inputs["permits"], out=skip_out, config=config,
+        pairs=[("2024-01-15", "2024-05-14"), ("2024-01-15", "2024-03-15")])
+    skipped = gpd.read_file(skip_out / "footprints.gpkg")
+    late = skipped[pd.to_datetime(skipped["first_seen"]).dt.date.astype(str) == "2024-05-14"]
+    assert len(late) and set(pd.to_datetime(late["before_date"]).dt.date.astype(str)) == {"2024-01-15"}
     # also with two pairs (the series path): a later date no pair compares is not the AFTER image
     later = inputs["root"] / "later.json"
     later.write_text(json.dumps([{"path": str(p), "date": d} for p, d in zip(
