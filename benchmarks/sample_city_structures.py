@@ -9,7 +9,9 @@ brightness (mean of R, G, B) of its west and east halves on each date (a change 
 S041 is as dark on both Januaries).  A structure
 counts as *found by the network* when 25 % of its footprint reaches the threshold on one of those
 pairs (as ``benchmarks/detection_accuracy.py --objects-only`` counts, without the presence
-check), and as *clear to the segmenter* when its mean building probability rises (falls, for a
+check), and *found on the series raster* when 25 % of it reaches the threshold on the highest
+probability of those pairs (what ``detect_series`` writes for the series, without the presence
+check: a pixel flagged by either pair counts), and as *clear to the segmenter* when its mean building probability rises (falls, for a
 demolition) by at least ``PresenceCheck.delta`` across its pair and reaches
 ``PresenceCheck.presence`` on the date it stands.  Then the share of the scene flagged away from
 any change (4 px from it) on each pair.
@@ -80,15 +82,15 @@ def main() -> None:
     colour = np.sqrt(np.square(days[2].values.astype(np.float32) - days[0].values.astype(np.float32)).sum(axis=0))
     far = ~ndi.binary_dilation(changed, iterations=6)
     ground = np.nanpercentile(colour[far], [50, 95])
-    found = clear = 0
+    found = clear = series_found = 0
     print(f"model {args.model}, segmenter {seg.path}\n")
     print(f"colour change January -> January (length of the RGB difference) on unchanged ground: median "
           f"{ground[0]:.1f}, 95th percentile {ground[1]:.1f}\n")
     bright = [np.nanmean(day.values.astype(np.float32), axis=0) for day in days]  # mean of R, G, B
     print("| structure | type | pair | network: share >= threshold, max | Jan->Jan: share, max | "
-          "segmenter mean per date | median brightness per date (west / east half) | "
+          "series raster: share | segmenter mean per date | median brightness per date (west / east half) | "
           "Jan->Jan colour change: median, share over ground's 95th pct | found | clear |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for _, f in truth.iterrows():
         m = rasterize([f.geometry], out_shape=shape, transform=transform).astype(bool)
         j = dates.index(str(f["first_seen"])[:10])
@@ -98,15 +100,18 @@ def main() -> None:
         s = [float(b[m].mean()) for b in built]
         rise = s[j] - s[j - 1] if f["change_type"] != "demolition" else s[j - 1] - s[j]
         is_found = max(shares.values()) >= FOUND_SHARE
+        series = float((np.max([np.nan_to_num(prob[p])[m] for p in pairs], axis=0) >= 0.5).mean())
+        series_found += series >= FOUND_SHARE
         is_clear = rise >= check.delta and max(s[j - 1], s[j]) >= check.presence
         found, clear = found + is_found, clear + is_clear
         if args.all or not (is_found and is_clear):
             jj = f"{shares[(0, 2)]:.2f}, {peaks[(0, 2)]:.2f}" if j == 2 else ""
             print(f"| {f['structure_id']} | {f['change_type']} | {dates[j - 1]} -> {dates[j]} | "
-                  f"{shares[(j - 1, j)]:.2f}, {peaks[(j - 1, j)]:.2f} | {jj} | {' / '.join(f'{v:.2f}' for v in s)} | "
+                  f"{shares[(j - 1, j)]:.2f}, {peaks[(j - 1, j)]:.2f} | {jj} | {series:.2f} | {' / '.join(f'{v:.2f}' for v in s)} | "
                   f"{_halves(bright, m)} | {np.nanmedian(colour[m]):.1f}, {(colour[m] > ground[1]).mean():.2f} | "
                   f"{'yes' if is_found else 'no'} | {'yes' if is_clear else 'no'} |")
-    print(f"\nfound by the network: {found} of {len(truth)}; clear to the segmenter: {clear} of {len(truth)}")
+    print(f"\nfound by the network: {found} of {len(truth)} on one pair, {series_found} on the series raster; "
+          f"clear to the segmenter: {clear} of {len(truth)}")
     for p, v in prob.items():
         print(f"pair {dates[p[0]]} -> {dates[p[1]]}: {((np.nan_to_num(v) >= 0.5) & ~near).mean():.4f} of the scene "
               "flagged away from any change")
