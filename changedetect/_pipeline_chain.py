@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -74,12 +74,14 @@ class Clock:
 def chain(stack: xr.DataArray, register: gpd.GeoDataFrame, out: Path, config: PipelineConfig,
           models: tuple[Any, Any], clock: Clock, progress: bool, previous: gpd.GeoDataFrame | None,
           register_to: str | None = None, pairs: Sequence[tuple[str, str]] | None = None,
-          mask_pairs: Sequence[tuple[str, str]] | None = None, spill: Path | None = None) -> dict[str, Any]:
+          mask_pairs: Sequence[tuple[str, str]] | None = None, spill: Path | None = None,
+          clouds: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
     """The stages; returns the in-memory results the summary needs (``spill``: a scratch folder for
-    a co-registered stack larger than ``[run] hold_gib``)."""
+    a co-registered stack larger than ``[run] hold_gib``; ``clouds``: run.json's, for the coverage)."""
     from changedetect import coregister as coreg_mod
     from changedetect import match as match_mod
     from changedetect._pipeline_blocks import is_blocked, run_blocks
+    from changedetect._pipeline_coverage import compared_pairs, coverage_of, valid_masks
     from changedetect._pipeline_find import find
     from changedetect.io import write_cog
     from changedetect.io.vectors import write_vector
@@ -106,6 +108,9 @@ def chain(stack: xr.DataArray, register: gpd.GeoDataFrame, out: Path, config: Pi
     index, masks = pair_indices(aligned, pairs), pair_indices(aligned, mask_pairs or None)
     if index is not None and len(index) == 1:  # one explicit pair: just those two dates
         aligned, index = aligned.isel(time=list(index[0])), None
+    compared = compared_pairs(aligned, index, config.detect.season_days)
+    valid = valid_masks(aligned, [d for pair in compared for d in pair])  # before the dates are cut
+    compared_days = [str(t)[:10] for t in aligned["time"].values]
     written_rasters: set[str] = set()
     if is_blocked(aligned, config):  # a scene larger than one block: memory bounded by the block
         blocked = run_blocks(aligned, index, masks, config, models, clock, progress, previous, out)
@@ -144,13 +149,15 @@ def chain(stack: xr.DataArray, register: gpd.GeoDataFrame, out: Path, config: Pi
                       dtype="uint8", nodata=0, overwrite=True)
     times = [str(t)[:10] for t in aligned["time"].values]
     coverage = _coverage(out, times)
+    pairs_coverage = coverage_of(compared_days, compared, valid, clouds, {(times[0], times[-1]): coverage})
     with clock.stage("report"):
         if config.output.report:
             from changedetect.report import write_report
 
             write_report(violations, out_path=out / OUTPUTS["report"], before=out / OUTPUTS["before_rgb"],
                          after=out / OUTPUTS["after_rgb"], config=config.report, overwrite=True,
-                         run_info=report_info(times, loaded, len(footprints)))
+                         run_info=report_info(times, loaded, len(footprints)),
+                         coverage={**pairs_coverage, "clouds": list(clouds)})
     skipped = {"first_seen": "first_seen" not in written_rasters, "violations_csv": not config.output.csv,
                "report": not config.output.report, "same_season": "same_season" not in written_rasters}
     written = {k for k in OUTPUTS if not skipped.get(k, False)}
@@ -158,7 +165,7 @@ def chain(stack: xr.DataArray, register: gpd.GeoDataFrame, out: Path, config: Pi
             "edge_tolerance_m": mconfig.edge_tolerance_m, "carried_ids": carried,
             "change_type_model": segmenter_info(segmenter), "same_sun_dropped": dropped,
             "written": written, "bands": {"read": read, "used": [str(b) for b in aligned["band"].values]},
-            "coverage_both_dates": coverage}
+            "coverage_both_dates": coverage, "coverage": pairs_coverage}
 
 
 def _coverage(out: Path, times: list[str]) -> float:
@@ -170,17 +177,19 @@ def _coverage(out: Path, times: list[str]) -> float:
     return round(valid_share([out / OUTPUTS["before_rgb"], out / OUTPUTS["after_rgb"]]), 4)
 
 
-def warn_coverage(share: float, times: Sequence[str], clouds: Sequence[dict[str, Any]]) -> None:
+def warn_coverage(share: float, times: Sequence[str], clouds: Sequence[dict[str, Any]],
+                  tiles_nodata: Mapping[str, float] | None = None) -> None:
     """A warning when under half the scene has data on both the first and the last compared date,
-    saying why when it is the clouds their SCL masked (``clouds``: run.json's, per date;
-    :func:`changedetect.io.clouds.coverage_reason`, the nightly job's words)."""
-    from changedetect.io.clouds import LOW_COVERAGE, coverage_reason, masked_clouds
+    naming what masked it (:func:`changedetect.io.clouds.coverage_why`): the classes the dates'
+    SCL masked (``clouds``: run.json's, per date) and the tiles' own no data (``tiles_nodata``:
+    date -> share, run.json's ``coverage`` dates)."""
+    from changedetect.io.clouds import LOW_COVERAGE, coverage_why
 
     if share >= LOW_COVERAGE:
         return
-    masked = masked_clouds(clouds, (times[0], times[-1]))
+    why = coverage_why(clouds, (times[0], times[-1]), tiles_nodata=tiles_nodata)
     log.warning("only %.1f %% of the scene has data on both %s and %s (the first and last compared dates): "
-                "no change can be seen elsewhere; %s", 100 * share, times[0], times[-1], coverage_reason(masked))
+                "no change can be seen elsewhere; %s", 100 * share, times[0], times[-1], why)
 
 
 __all__ = ["STAGES", "Clock", "chain", "warn_coverage"]

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from changedetect._pipeline_chain import STAGES, Clock, chain, warn_coverage
+from changedetect._pipeline_coverage import tiles_nodata
 from changedetect._pipeline_output import (
     OUTPUTS,
     REJECTS,
@@ -75,6 +76,9 @@ class RunSummary:
     #: per date with a Sentinel-2 scene classification (SCL): ``date``, ``cloud_share``, ``masked_share``
     #: (clouds and the SCL's no data), ``scl`` (its file), ``masked`` (``[run] cloud_mask``); empty without one
     clouds: list[dict[str, Any]] = field(default_factory=list)
+    #: run.json's ``coverage``: ``pairs`` (each compared pair's ``coverage_both_dates`` and ``low``)
+    #: and ``dates`` (``valid_share``, ``tiles_nodata_share``)
+    coverage: dict[str, Any] = field(default_factory=dict)
 
     @property
     def n_violations(self) -> int:
@@ -98,6 +102,7 @@ class RunSummary:
             "timings_s": {k: round(v, 3) for k, v in self.timings.items()},
             "carried_ids": self.carried_ids, "same_sun_dropped": self.same_sun_dropped,
             "coverage_both_dates": self.coverage_both_dates, "clouds": [dict(c) for c in self.clouds],
+            "coverage": dict(self.coverage),
         }
 
 
@@ -214,8 +219,8 @@ def _run_in(out: Path, tiles: str | Path | Sequence[str | Path], permits: str | 
         # run, not once per block (a blocked run detects block by block)
         with holding(config.run.hold_gib * 2**30), said_once():
             paths = chain(stack, register, stage, config, (loaded, segmenter), clock, progress, before,
-                          register_to, pairs, mask_pairs, spill=spill)
-        warn_coverage(paths["coverage_both_dates"], paths["times"], clouds)
+                          register_to, pairs, mask_pairs, spill=spill, clouds=clouds)
+        warn_coverage(paths["coverage_both_dates"], paths["times"], clouds, tiles_nodata(paths["coverage"]))
         summary = _finish(series, stack, permits, stage, config, loaded, clock, {**paths, "clouds": clouds},
                           started, before_info)
         publish(stage, out)
@@ -306,6 +311,9 @@ def _finish(series: Any, stack: xr.DataArray, permits: str | Path, out: Path, co
         "coverage_both_dates": results["coverage_both_dates"],
         # per date with a Sentinel-2 scene classification: its cloud share and whether it was masked
         "clouds": results["clouds"],
+        # per compared pair: its share with data on both dates (low: under half); per date: with data,
+        # without data beyond what its SCL masked (docs/report.md)
+        "coverage": results["coverage"],
         "outputs": {k: p.name for k, p in paths.items()},
         "report_info": report_info(results["times"], loaded, len(results["footprints"])),
     }
@@ -313,7 +321,8 @@ def _finish(series: Any, stack: xr.DataArray, permits: str | Path, out: Path, co
     return RunSummary(out=out, counts=counts, n_footprints=len(results["footprints"]), dates=results["times"],
                       model=card.name, model_sha256=card.sha256, paths=paths, timings=clock.timings,
                       carried_ids=results["carried_ids"], same_sun_dropped=results["same_sun_dropped"],
-                      coverage_both_dates=results["coverage_both_dates"], clouds=results["clouds"])
+                      coverage_both_dates=results["coverage_both_dates"], clouds=results["clouds"],
+                      coverage=results["coverage"])
 
 
 def _clouds(series: Any, grid: Any, mask: bool) -> list[dict[str, Any]]:

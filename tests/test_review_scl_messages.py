@@ -86,7 +86,8 @@ def test_run_on_an_all_cloud_date(all_cloud: dict, caplog: pytest.LogCaptureFixt
         assert not src.read_masks(1).any()
     said = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and "data on both" in r.getMessage()]
     assert len(said) == 1, said
-    assert "2020-07-04 is 100 % cloud by its Sentinel-2 scene classification (SCL)" in said[0], said
+    assert ("2020-07-04 is 100 % masked by its Sentinel-2 scene classification (SCL): 100 % cloud, high "
+            "probability (9): a clearer date will see more") in said[0], said  # its classes (coverage_why)
     assert "check that the tiles cover the area" not in said[0], said
 
 

@@ -33,6 +33,13 @@ SCL_CLOUD: tuple[int, ...] = (3, 8, 9, 10)
 #: SCL classes masked as no data: the clouds, 0 no data and 1 saturated or defective.  Snow (11),
 #: water (6), dark areas (2) and unclassified (7) are data.
 SCL_MASKED: tuple[int, ...] = (0, 1, *SCL_CLOUD)
+#: What each class of :data:`SCL_MASKED` is called in ``cloud_shares``' ``masked_classes``, the
+#: low-coverage warnings and the report (its number in brackets).
+SCL_NAMES: dict[int, str] = {0: "no data (0)", 1: "saturated or defective (1)", 3: "cloud shadow (3)",
+                             8: "cloud, medium probability (8)", 9: "cloud, high probability (9)",
+                             10: "thin cirrus (10)"}
+#: ``masked_classes``' name for the pixels where the SCL itself has no data or does not reach.
+OUTSIDE_SCL = "outside the SCL"
 #: A date more cloud than this (a share of the scene) is said to be mostly cloud.
 CLOUDY = 0.5
 #: A masked cloud share of a date from which a pair's low coverage is put down to its clouds.
@@ -64,7 +71,8 @@ def scl_mask(scl: BandSource, grid: Grid, chunks: tuple[int, int]) -> da.Array:
 def cloud_shares(series: SeriesSource, *, grid: Grid | None = None, side: int = 1024) -> list[dict[str, Any]]:
     """Per date with an SCL: ``date``, ``cloud_share`` (classes :data:`SCL_CLOUD`),
     ``masked_share`` (:data:`SCL_MASKED`, the no data and defective pixels too, and where the SCL
-    does not reach) and ``scl`` (its file's name) of ``grid`` (default
+    does not reach), ``masked_classes`` (:data:`SCL_NAMES` / :data:`OUTSIDE_SCL` -> share, the
+    classes present only) and ``scl`` (its file's name) of ``grid`` (default
     the series' reference grid), read by nearest neighbour on that grid decimated to at most
     ``side`` px a side (the 20 m SCL's overviews serve it when it has some); dates without an SCL
     are left out."""
@@ -81,8 +89,16 @@ def cloud_shares(series: SeriesSource, *, grid: Grid | None = None, side: int = 
         shares.append({"date": scene.date.isoformat(),
                        "cloud_share": round(float(np.isin(classes, SCL_CLOUD).mean()), 4),
                        "masked_share": round(float(_masked(classes).mean()), 4),
+                       "masked_classes": _classes(classes),
                        "scl": scene.scl.path.name})
     return shares
+
+
+def _classes(classes: np.ndarray) -> dict[str, float]:
+    """Share of each masked class present in ``classes`` (NaN: :data:`OUTSIDE_SCL`)."""
+    found = {name: float(np.mean(classes == c)) for c, name in SCL_NAMES.items()}
+    found[OUTSIDE_SCL] = float(np.isnan(classes).mean())
+    return {name: round(v, 4) for name, v in found.items() if v > 0}
 
 
 def warn_cloudy(shares: Sequence[dict[str, Any]], *, masked: bool, say: Callable[..., None] | None = None) -> None:
@@ -109,12 +125,49 @@ def masked_clouds(clouds: Sequence[Mapping[str, Any]], dates: Sequence[str]) -> 
 def coverage_reason(clouds: Mapping[str, float]) -> str:
     """Why little of a pair's scene has data on both its dates, as ``run``'s and the nightly job's
     low-coverage warnings end: its dates' clouds that their SCL masked (``clouds``: date -> cloud
-    share, of those dates only) when one is :data:`EXPLAINS` or more, else the tiles' coverage."""
+    share, of those dates only) when one is :data:`EXPLAINS` or more, else the tiles' coverage.
+    It sees clouds only: an SCL that masks its no data blames the tiles; :func:`coverage_why`, which
+    ``run`` says, names the classes (``run.json``'s ``clouds`` as they are)."""
     cloudy = {d: v for d, v in clouds.items() if v >= EXPLAINS}
     if cloudy:
         return (f"{', '.join(f'{d} is {100 * v:.0f} % cloud' for d, v in cloudy.items())} by its Sentinel-2 "
                 "scene classification (SCL), masked as no data: a clearer date will see more")
-    return "check that the tiles cover the area (`changedetect info` gives each date's nodata share)"
+    return _CHECK_TILES
+
+
+def coverage_why(clouds: Sequence[Mapping[str, Any]], dates: Sequence[str], *,
+                 tiles_nodata: Mapping[str, float] | None = None) -> str:
+    """Why little of a pair's scene has data on both its dates, naming what masked it: on each of
+    ``dates`` whose SCL masked :data:`EXPLAINS` or more (``clouds``: ``run.json``'s, per date; those
+    not ``masked``, as with ``--no-cloud-mask``, left out), the SCL classes it masked
+    (``masked_classes``), and the tiles' own no data (``tiles_nodata``: date -> share outside what
+    the SCL masked, when known); then what to do: a clearer date for clouds, the SCL's date and tile
+    for its no data, the tiles' coverage for theirs (or when nothing else explains it)."""
+    by_date = {str(c.get("date")): c for c in clouds if c.get("masked")}
+    said, todo = [], []
+    for date in dict.fromkeys(dates):
+        c = by_date.get(date)
+        if c is not None and float(c.get("masked_share", 0.0)) >= EXPLAINS:
+            cloud, masked = float(c.get("cloud_share", 0.0)), float(c.get("masked_share", 0.0))
+            classes = c.get("masked_classes") or {"cloud": cloud, "no data, defective or outside the SCL":
+                                                  max(masked - cloud, 0.0)}
+            shown = sorted(((v, k) for k, v in classes.items() if v >= 0.005), key=lambda vk: -vk[0])
+            said.append(f"{date} is {100 * masked:.0f} % masked by its Sentinel-2 scene classification (SCL): "
+                        + ", ".join(f"{100 * v:.0f} % {k}" for v, k in shown))
+            if cloud >= EXPLAINS:
+                todo.append("a clearer date will see more")
+            if masked - cloud >= EXPLAINS:
+                scl = f"'{c['scl']}'" if c.get("scl") else "its SCL"
+                todo.append(f"check that {scl} is this date's SCL, of the bands' tile")
+        if tiles_nodata and tiles_nodata.get(date, 0.0) >= EXPLAINS:
+            said.append(f"{date}'s tiles have no data over {100 * tiles_nodata[date]:.0f} % of the scene")
+            todo.append(_CHECK_TILES)
+    if not said:
+        return _CHECK_TILES
+    return "; ".join(said) + ": " + "; ".join(dict.fromkeys(todo))
+
+
+_CHECK_TILES = "check that the tiles cover the area (`changedetect info` gives each date's nodata share)"
 
 
 def _said(share: dict[str, Any]) -> str:
@@ -127,5 +180,5 @@ def _said(share: dict[str, Any]) -> str:
             "that it is this date's SCL, of the bands' tile)")
 
 
-__all__ = ["CLOUDY", "EXPLAINS", "LOW_COVERAGE", "SCL_CLOUD", "SCL_MASKED", "cloud_shares", "coverage_reason",
-           "masked_clouds", "scl_mask", "warn_cloudy"]
+__all__ = ["CLOUDY", "EXPLAINS", "LOW_COVERAGE", "OUTSIDE_SCL", "SCL_CLOUD", "SCL_MASKED", "SCL_NAMES", "cloud_shares",
+           "coverage_reason", "coverage_why", "masked_clouds", "scl_mask", "warn_cloudy"]
