@@ -2,23 +2,26 @@
 
 See :mod:`changedetect.nightly` for the catalog's layout (one folder per area, or
 files grouped by their name without the date; GeoTIFF/COG with the date in the
-name, or STAC item JSON files pointing at one local COG).  One-band files named by
+name, or STAC item JSON files with local assets).  One-band files named by
 their band (Sentinel-2's ``T32TPP_20180211_B02.tif``, a Landsat product's ``..._SR_B5.TIF``,
 read as :func:`changedetect.io.open_series` reads them) are grouped: one date's band files
-of an area are one acquisition, whose checksum covers every one of them.
+of an area are one acquisition, whose checksum covers every one of them.  So are a STAC item's
+band assets (one file per band, :mod:`changedetect._nightly_stac`), named by the item; its SCL
+asset is the date's cloud mask.  A date's SCL has a checksum of its own (``scl_sha256``), kept
+apart from the date's: :mod:`changedetect._nightly_scl` compares a date again when it changes.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import re
-from collections.abc import Collection
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from changedetect._nightly_stac import Item, read_item
 from changedetect._state import sha256_file, sha256_json
 from changedetect.errors import TileReadError
 from changedetect.io._names import (
@@ -45,7 +48,10 @@ class Acquisition:
     A date delivered as one file per band has its band files in ``files`` (in band order; ``path``
     is the first) and their bands in ``bands``; its ``sha256`` covers them all (:func:`band_group`).
     ``scl``: its Sentinel-2 scene classification beside it (``*_SCL_20m.tif`` beside its band files
-    or its one raster), which its pair's run reads as the date's cloud mask; not in ``sha256``.
+    or its one raster, a STAC item's SCL asset), which its pair's run reads as the date's cloud mask;
+    not in ``sha256`` (a state keeps the dates it knows), but checksummed on its own in ``scl_sha256``
+    (:mod:`changedetect._nightly_scl`).  ``named``: ``bands`` were given by a STAC item, not read
+    from the file names, so a pair's manifest names them (:meth:`rows`).
     """
 
     area: str
@@ -55,6 +61,8 @@ class Acquisition:
     files: tuple[str, ...] = ()
     bands: tuple[str, ...] = ()
     scl: str | None = None
+    scl_sha256: str | None = None
+    named: bool = False
 
     @property
     def paths(self) -> tuple[str, ...]:
@@ -66,6 +74,13 @@ class Acquisition:
         """What a run reads of the date: :attr:`paths` and its SCL."""
         return (*self.paths, *([self.scl] if self.scl else []))
 
+    def band_names(self) -> list[str | None]:
+        """The band name a pair's manifest gives each of :attr:`inputs` (``SCL`` for the SCL), where a
+        STAC item named them; None where the file's name or its own descriptions say it."""
+        if not self.named:
+            return [None] * len(self.inputs)
+        return [*self.bands, *(["SCL"] if self.scl else [])]
+
 
 def _date_in_name(name: str) -> str | None:
     m = _DATE.search(name)
@@ -75,28 +90,6 @@ def _date_in_name(name: str) -> str | None:
         return dt.date(int(m[1]), int(m[2]), int(m[3])).isoformat()
     except ValueError:
         return None
-
-
-def _stac_item(path: Path) -> tuple[str, Path] | None:
-    """``(date, data file)`` of a STAC item JSON pointing at one local COG, else None."""
-    try:
-        item = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
-        return None
-    if not isinstance(item, dict) or item.get("type") != "Feature" or not isinstance(item.get("assets"), dict):
-        return None
-    try:  # a malformed item (properties or an asset not an object, a datetime not a string) is no item
-        when = str((item.get("properties") or {}).get("datetime") or "")
-        date = when[:10] if re.match(r"\d{4}-\d{2}-\d{2}", when) else _date_in_name(path.name)
-        assets = [a for a in item["assets"].values()
-                  if Path(str(a.get("href", ""))).suffix.lower() in _RASTER
-                  and ("data" in (a.get("roles") or ["data"]) or "visual" in (a.get("roles") or []))]
-    except (AttributeError, TypeError):
-        return None
-    if date is None or not assets:
-        return None
-    href = str(assets[0]["href"]).removeprefix("file://")
-    return date, (path.parent / href).resolve() if not Path(href).is_absolute() else Path(href)
 
 
 def _checksum(path: Path, known: dict[str, list[Any]] | None) -> str:
@@ -148,11 +141,13 @@ def _band_order(path: Path) -> tuple[int, str, str]:
     return (landsat[1], "", path.name) if landsat else (*band_sort_key(s2_band(path) or ""), path.name)
 
 
-def band_group(area: str, date: str, files: list[Path], known: dict[str, list[Any]] | None) -> Acquisition:
+def band_group(area: str, date: str, files: list[Path], known: dict[str, list[Any]] | None,
+               names: list[str] | None = None) -> Acquisition:
     """One date's band files as one acquisition: files in band order; its checksum is the sha256 of
     the ``[band, file's sha256]`` list in that order (a single band file keeps its own checksum), so
     a band file changed, added or removed makes the date a new acquisition, and the order in which
-    the files arrived does not matter.
+    the files arrived does not matter.  ``names``: the files' bands as a STAC item names them, in
+    band order (the acquisition is then ``named``); else read from the file names.
 
     Raises
     ------
@@ -161,8 +156,9 @@ def band_group(area: str, date: str, files: list[Path], known: dict[str, list[An
     OSError
         A band file cannot be read.
     """
-    files = sorted(files, key=_band_order)
-    names = [band_of(f) or "" for f in files]
+    if names is None:
+        files = sorted(files, key=_band_order)
+    given, names = names is not None, names or [band_of(f) or "" for f in files]
     dupes = sorted({n for n in names if names.count(n) > 1}, key=band_sort_key)
     if dupes:
         twice = [f"'{f}'" for f, n in zip(files, names, strict=True) if n == dupes[0]]
@@ -172,7 +168,7 @@ def band_group(area: str, date: str, files: list[Path], known: dict[str, list[An
             "one file per band); the date is left out until then")
     digests = [_checksum(f, known) for f in files]
     digest = digests[0] if len(files) == 1 else sha256_json([list(x) for x in zip(names, digests, strict=True)])
-    return Acquisition(area, date, str(files[0]), digest, tuple(map(str, files)), tuple(names))
+    return Acquisition(area, date, str(files[0]), digest, tuple(map(str, files)), tuple(names), named=given)
 
 
 def incomplete(area: str, acqs: list[Acquisition], processed: dict[str, Any],
@@ -239,23 +235,37 @@ def discover(catalog: str | Path, *, night: str | None = None, known: dict[str, 
     bands: dict[tuple[str, str], list[Path]] = {}  # (area, date) -> its band files
     side: dict[tuple[str, str], list[Path]] = {}  # (area, date) -> side products (L2A SCL, Landsat QA)
     dated: list[tuple[str, Path, str, Path]] = []
+    items = {f: read_item(f) for _, f in entries if f.suffix.lower() == ".json"}
+    # an item's files are read through it: not loose files of their own (a COG beside its item: the item's date)
+    through_items = {p for it in items.values() if it is not None for p in it.files}
+    groups: list[tuple[str, str, Item]] = []  # items with one file per band
+    item_scls: dict[tuple[str, str], Path] = {}
     for area, f in entries:
-        found: tuple[str | None, Path] | None = _stac_item(f) if f.suffix.lower() == ".json" else (
-            (_date_in_name(f.name), f) if f.suffix.lower() in _RASTER else None)
-        date, data = found if found is not None else (None, f)
+        if f in through_items or f.resolve() in through_items:
+            continue
+        stac = items.get(f)
+        date = (stac.date if stac is not None else None) or (
+            _date_in_name(f.name) if f.suffix.lower() in _RASTER or stac is not None else None)
         if date is None:
             if f.suffix.lower() in _RASTER | {".json"}:
                 log.warning("catalog: skipping '%s' (no date in its name or STAC item)", f)
             continue
         if night is not None and date > night:
             continue
-        if f.suffix.lower() in _RASTER and band_of(f) is not None:
+        if stac is not None:
+            if len(stac.assets) > 1:
+                groups.append((area, date, stac))
+            else:
+                dated.append((area, f, date, stac.assets[0][1]))
+            if stac.scl is not None:
+                item_scls[(area, date)] = stac.scl
+        elif band_of(f) is not None:
             bands.setdefault((area, date), []).append(f)
-        elif f.suffix.lower() in _RASTER and _side_product(f):
+        elif _side_product(f):
             side.setdefault((area, date), []).append(f)
         else:
-            dated.append((area, f, date, Path(data)))
-    scls = _scls(side, bands, dated)
+            dated.append((area, f, date, f))
+    scls = {**_scls(side, bands, dated, [(a, d) for a, d, _ in groups]), **item_scls}
     for (area, date), files in side.items():
         if (area, date) in bands or (area, date) in scls:
             rest = [f for f in files if f != scls.get((area, date))]
@@ -272,13 +282,14 @@ def discover(catalog: str | Path, *, night: str | None = None, known: dict[str, 
             problem(f"catalog: '{f}' left out tonight, its data cannot be read ({exc}); it is picked up "
                     "once the file is there and readable")
             continue
-        mine = areas.setdefault(area, {})
-        if str(data) not in mine or f.suffix.lower() == ".json":  # a COG beside its STAC item: the item's date
-            scl = scls.get((area, date))
-            mine[str(data)] = Acquisition(area, date, str(data), digest, scl=str(scl) if scl else None)
-    for (area, date), files in sorted(bands.items()):
+        scl = scls.get((area, date))
+        areas.setdefault(area, {})[str(data)] = Acquisition(area, date, str(data), digest,
+                                                            scl=str(scl) if scl else None)
+    per_band = [(area, date, files, None) for (area, date), files in sorted(bands.items())] + [
+        (area, date, [f for _, f in item.assets], [n for n, _ in item.assets]) for area, date, item in groups]
+    for area, date, files, names in per_band:
         try:
-            acq = band_group(area, date, files, known)
+            acq = band_group(area, date, files, known, names)
         except TileReadError as exc:
             problem(str(exc))
             continue
@@ -289,20 +300,39 @@ def discover(catalog: str | Path, *, night: str | None = None, known: dict[str, 
         if (area, date) in scls:
             acq = replace(acq, scl=str(scls[(area, date)]))
         areas.setdefault(area, {})[acq.path] = acq
-    return {a: sorted(acqs.values(), key=lambda q: (q.date, q.path)) for a, acqs in areas.items()}
+    return {a: sorted(_with_scl_checksums(acqs.values(), known, problem), key=lambda q: (q.date, q.path))
+            for a, acqs in areas.items()}
+
+
+def _with_scl_checksums(acqs: Iterable[Acquisition], known: dict[str, list[Any]] | None,
+                        problem: Callable[[str], None]) -> list[Acquisition]:
+    """``acqs`` with their SCL's checksum; an SCL that cannot be read is left out of its date tonight
+    (one problem line): the date is compared again once it can be (:mod:`changedetect._nightly_scl`)."""
+    out = []
+    for q in acqs:
+        if q.scl is not None:
+            try:
+                q = replace(q, scl_sha256=_checksum(Path(q.scl), known))
+            except OSError as exc:
+                problem(f"catalog: area {q.area}, {q.date}: its scene classification (SCL) '{q.scl}' cannot be "
+                        f"read ({exc}); the date goes on without its cloud mask tonight and is compared again "
+                        "once the SCL is readable")
+                q = replace(q, scl=None)
+        out.append(q)
+    return out
 
 
 def _scls(side: dict[tuple[str, str], list[Path]], bands: dict[tuple[str, str], list[Path]],
-          dated: list[tuple[str, Path, str, Path]]) -> dict[tuple[str, str], Path]:
+          dated: list[tuple[str, Path, str, Path]], items: list[tuple[str, str]]) -> dict[tuple[str, str], Path]:
     """``(area, date) -> its one SCL file`` among its side products, where the date has band files
-    or one other raster (a stacked file, a STAC item's COG) for it to mask."""
+    or one other raster (a stacked file, a STAC item's COG or its band assets) for it to mask."""
     rasters: dict[tuple[str, str], set[Path]] = {}
     for area, _, date, data in dated:
         rasters.setdefault((area, date), set()).add(data)
     out = {}
     for key, files in side.items():
         found = [f for f in files if is_scl(f.stem)]
-        if len(found) == 1 and (key in bands or len(rasters.get(key, ())) == 1):
+        if len(found) == 1 and (key in bands or key in items or len(rasters.get(key, ())) == 1):
             out[key] = found[0]
     return out
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from changedetect import _nightly_footprints as _footprints
 from changedetect import _nightly_reference as _reference
+from changedetect import _nightly_scl as _scl
 from changedetect._nightly_catalog import Acquisition, discover, incomplete, plan_pairs
 from changedetect._nightly_reference import NightState
 from changedetect._state import sha256_file, sha256_json
@@ -27,9 +28,16 @@ IN_SUMMARY = {"in_summary": True}
 
 def plan_night(catalog: str | Path, current: NightState, state_dir: Path, permits: str, config: PipelineConfig,
                night: str, summary: NightlySummary,
-               committed: Any = None, register_key: str | None = None
+               committed: Any = None, register_key: str | None = None,
+               scl_records: dict[str, dict[str, str]] | None = None,
                ) -> tuple[list[dict[str, Any]], dict[str, list[Acquisition]]]:
     """The areas' tasks.
+
+    A processed date whose SCL is new or changed is compared again: its pairs are planned as a new
+    date's, named in ``summary.reruns``; the SCL checksums to commit with each area go to
+    ``scl_records`` (:mod:`changedetect._nightly_scl`).  A rerun pair whose second date is that of
+    the area's committed footprints gets them as ``previous`` (they are its own earlier run's), so
+    its structures keep their ids.
 
     Each pair's previous footprints are the most recent set dated on or before its ``before``
     date: the area's committed ones (dated by their pair's ``after``) or those of an earlier
@@ -63,6 +71,8 @@ def plan_night(catalog: str | Path, current: NightState, state_dir: Path, permit
         log.warning("%s", message, extra=IN_SUMMARY)
         summary.warnings.append(message)
     card = _model_card(config)
+    state_file = state_dir / "state.json"
+    committed_at = state_file.stat().st_mtime if state_file.is_file() else None
     for area, acqs in found.items():
         processed = current.processed(area)
         reads = _bands_read(card, config, acqs)
@@ -71,7 +81,14 @@ def plan_night(catalog: str | Path, current: NightState, state_dir: Path, permit
             log.warning("%s", message, extra=IN_SUMMARY)
         summary.warnings += waiting.values()
         acqs = [q for q in acqs if q.path not in waiting]
-        if all(q.sha256 in processed for q in acqs):
+        scl = _scl.changes(acqs, processed, committed_at)  # a late or replaced SCL: its date again
+        if scl_records is not None and scl.record:
+            scl_records[area] = scl.record
+        if scl.adopted:
+            message = _scl.adopted_warning(area, scl.adopted, state_file)
+            log.warning("%s", message, extra=IN_SUMMARY)
+            summary.warnings.append(message)
+        if all(q.sha256 in processed for q in acqs) and not scl.rerun:
             continue
         choice = _reference.choose(area, acqs, current.references.get(area), current.checksums, checked)
         new = [q for q in acqs if q.sha256 not in processed]
@@ -81,7 +98,14 @@ def plan_night(catalog: str | Path, current: NightState, state_dir: Path, permit
         if choice.warning:
             log.warning("%s", choice.warning, extra=IN_SUMMARY)
         summary.warnings += [*unreadable.values(), *([choice.warning] if choice.warning else [])]
-        _, pairs = plan_pairs([q for q in acqs if q.path not in unreadable], processed)
+        usable = sorted((q for q in acqs if q.path not in unreadable), key=lambda q: (q.date, q.path))
+        _, pairs = plan_pairs(usable, processed)
+        again = _scl.rerun_pairs(usable, set(scl.rerun))
+        pairs = sorted({(a.path, b.path): (a, b) for a, b in [*pairs, *again]}.values(),
+                       key=lambda ab: (ab[1].date, ab[1].path, ab[0].date))
+        summary.reruns += [{"area": area, "date": q.date, "reason": scl.rerun[q.sha256]}
+                           for q in acqs if q.sha256 in scl.rerun]
+        summary.reruns += _stac_upgrades(area, new, processed)
         new_by_area[area] = new
         summary.new_acquisitions += len(new)
         summary.areas.append(area)
@@ -95,20 +119,24 @@ def plan_night(catalog: str | Path, current: NightState, state_dir: Path, permit
         # (date, what the pair gets as previous, its part of the work folder's key)
         sets = [] if mine is None else [(str(mine["after"].max()), "committed", _footprints.checksum(mine))]
         runs = []
-        usable = sorted((q for q in acqs if q.path not in unreadable), key=lambda q: (q.date, q.path))
         for a, b in pairs:
             reference = None if first is None or first.path in (a.path, b.path) else _where(first)
             partner = _season_partner(usable, a, b, config.detect.season_days, checked, summary.warnings)
             chosen: tuple[str, str | None, str] = ("", None, _footprints.checksum(None))
+            rerun = a.sha256 in processed and b.sha256 in processed  # its own earlier run's footprints: theirs
             for candidate in sets:
-                if candidate[0] <= a.date and candidate[0] >= chosen[0]:
+                if (candidate[0] <= a.date or rerun and candidate[1] == "committed" and candidate[0] == b.date) \
+                        and candidate[0] >= chosen[0]:
                     chosen = candidate
+            masks = [q.scl_sha256 for q in (a, b, partner) if q is not None and q.scl_sha256]
             key = sha256_json([a.sha256, b.sha256, permits_key, cfg, chosen[2]]
                               + ([first.sha256] if first is not None and reference else [])
-                              + ([partner.sha256] if partner is not None else []))[:16]
+                              + ([partner.sha256] if partner is not None else [])
+                              + ([["scl", *masks]] if masks else []))[:16]  # a late SCL: another run
             run_dir = str(state_dir / "work" / _safe(area) / key)
             runs.append({"before": a.date, "after": b.date, "before_path": a.path, "after_path": b.path,
                          "before_files": list(a.inputs), "after_files": list(b.inputs),
+                         "before_bands": a.band_names(), "after_bands": b.band_names(),
                          "run_dir": run_dir, "previous": chosen[1], "reference": reference,
                          "register_to": None if first is None else first.date,
                          "partner": None if partner is None else _where(partner)})
@@ -190,8 +218,23 @@ def _bands_read(card: Any, config: PipelineConfig, acqs: list[Acquisition]) -> s
 
 def _where(q: Acquisition) -> dict[str, Any]:
     """An acquisition as a pair's task names it: its path and date (and a band-per-file date's files,
-    or its SCL beside it: :attr:`~changedetect._nightly_catalog.Acquisition.inputs`)."""
-    return {"path": q.path, "date": q.date, **({"files": list(q.inputs)} if q.files or q.scl else {})}
+    or its SCL beside it: :attr:`~changedetect._nightly_catalog.Acquisition.inputs`; a STAC item's
+    band names)."""
+    return {"path": q.path, "date": q.date, **({"files": list(q.inputs)} if q.files or q.scl else {}),
+            **({"bands": q.band_names()} if q.named else {})}
+
+
+def _stac_upgrades(area: str, new: list[Acquisition], processed: dict[str, dict[str, Any]]) -> list[dict[str, str]]:
+    """The new STAC items of several band assets that the state knew by their first asset alone (an
+    earlier version read only that one): said in the night's ``reruns``, as they are compared again."""
+    out = []
+    for q in new:
+        old = [r for r in processed.values() if q.named and r.get("date") == q.date and r.get("path") in q.files]
+        if old:
+            out.append({"area": area, "date": q.date, "reason": (
+                f"its STAC item is now read with its {len(q.files)} band assets ({', '.join(q.bands)}); an earlier "
+                f"version read only '{old[0]['path']}'")})
+    return out
 
 
 def _safe(name: str) -> str:

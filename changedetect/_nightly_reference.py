@@ -57,12 +57,13 @@ def load(state_dir: Path) -> NightState:
                           "reference's path, date and sha256; remove the state directory to start over")
     return NightState(acquisitions=base.acquisitions, generation=base.generation, nights=base.nights,
                       checksums=base.checksums,
-                      references={a: {k: r[k] for k in (*_KEYS, "files") if k in r} for a, r in refs.items()})
+                      references={a: {k: r[k] for k in (*_KEYS, "files", "bands") if k in r} for a, r in refs.items()})
 
 
 def record(acq: Acquisition) -> dict[str, Any]:
     """How a reference is pinned in the state (a band-per-file date with its band files)."""
-    return {"path": acq.path, "date": acq.date, "sha256": acq.sha256, **({"files": list(acq.files)} if acq.files else {})}
+    return {"path": acq.path, "date": acq.date, "sha256": acq.sha256, **({"files": list(acq.files)} if acq.files else {}),
+            **({"bands": list(acq.bands)} if acq.named else {})}  # a STAC item's band names
 
 
 def acquisition_unreadable(acq: Acquisition) -> str | None:
@@ -132,7 +133,7 @@ def choose(area: str, acqs: list[Acquisition], pinned: dict[str, Any] | None,
         if pinned.get("files"):  # a band-per-file date, dated after the night
             files = [Path(f) for f in pinned["files"]]
             if all(f.is_file() for f in files):
-                again = band_group(area, pinned["date"], files, checksums)
+                again = band_group(area, pinned["date"], files, checksums, pinned.get("bands"))
                 if again.sha256 == pinned["sha256"]:
                     return Choice(again)
         elif where.is_file() and _checksum(where, checksums) == pinned["sha256"]:  # dated after the night

@@ -86,7 +86,9 @@ def sha256_json(obj: Any) -> str:
 class State:
     """What the nightly job has committed.
 
-    ``acquisitions[area][sha256] = {"path", "date", "night"}``; ``generation``
+    ``acquisitions[area][sha256] = {"path", "date", "night", "scl"}`` (``scl``: the sha256 of the
+    date's scene classification when it was last compared, ``""`` for none; absent in states written
+    before it was kept: :mod:`changedetect._nightly_scl`); ``generation``
     numbers the cumulative violations file; ``nights[night]`` summarises each commit.
     """
 

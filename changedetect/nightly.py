@@ -4,8 +4,9 @@ A *catalog* is a directory that receives acquisitions over time:
 
 - each sub-folder is an **area** (``catalog/district12/...``) holding one file per
   date: GeoTIFF/COG with the date in the name (``YYYYMMDD`` or ``YYYY-MM-DD``),
-  or STAC item JSON files whose single data asset is a local COG (date from
-  ``properties.datetime``), or one file per band and date (``T32TPP_20180211_B02.tif``:
+  or STAC item JSON files with local assets (date from ``properties.datetime``; one data COG,
+  or one asset per band, read as one date's band files, its SCL asset its cloud mask:
+  :mod:`changedetect._nightly_stac`), or one file per band and date (``T32TPP_20180211_B02.tif``:
   one date's band files are one acquisition, a date still missing a band the run reads
   waits, a pair compares the bands its dates share;
   :func:`changedetect._nightly_catalog.band_group`);
@@ -16,7 +17,11 @@ Each night (``night``, default today) the job takes, per area, the acquisitions
 dated on or before the night whose sha256 is not yet in the state, pairs each
 with the previous acquisition of the area, and runs the chain
 (:func:`changedetect.pipeline.run`) on those pairs only; areas run in parallel
-on Dask distributed (a ``LocalCluster``, or the scheduler at ``scheduler``).
+on Dask distributed (a ``LocalCluster``, or the scheduler at ``scheduler``).  A processed
+date whose Sentinel-2 scene classification (SCL, its cloud mask) arrived late or changed is
+compared again, its pairs run once more (``reruns`` of the summary says which and why); a state
+written before SCL checksums is upgraded by the SCL files' modification times
+(:mod:`changedetect._nightly_scl`).
 It then writes ``OUT/violations-YYYY-MM-DD.gpkg``/``.csv`` (violations first
 seen that night), ``OUT/open_violations.gpkg`` (cumulative, stable ids
 ``<area>-<YYYYMMDD night>-<nnn>``), and commits ``STATE/state.json``.  A night whose pair has a
@@ -52,7 +57,7 @@ import datetime as dt
 import json
 import logging
 import shutil
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +75,7 @@ from changedetect._nightly_inputs import (
 )
 from changedetect._nightly_plan import IN_SUMMARY, _safe, plan_night
 from changedetect._nightly_reference import NightState
+from changedetect._nightly_summary import NightlySummary
 from changedetect._state import (
     checkpoint,
     save_state,
@@ -81,50 +87,6 @@ from changedetect.config import PermitsConfig, PipelineConfig
 from changedetect.errors import ChangeDetectError
 
 log = logging.getLogger(__name__)
-
-@dataclass
-class NightlySummary:
-    """What one nightly run did."""
-
-    night: str
-    new_acquisitions: int = 0
-    pairs: int = 0
-    new_violations: int = 0
-    open_violations: int = 0
-    #: earlier nights' violations taken out of the register tonight: reported across seasons,
-    #: not seen under the same sun (``OUT/withdrawn-<night>.gpkg``/``.csv``, :func:`changedetect._merge.withdraw_unconfirmed`)
-    withdrawn: list[str] = field(default_factory=list)
-    #: open violations seen across seasons that no same-season pair has checked yet (``same_sun``
-    #: ``pending``: the next night with a same-season partner confirms or withdraws them)
-    pending: int = 0
-    areas: list[str] = field(default_factory=list)
-    failed: dict[str, str] = field(default_factory=dict)
-    outputs: dict[str, str] = field(default_factory=dict)
-    #: the registration reference (path, date, sha256; a band-per-file date's ``files``) of each area
-    #: with new acquisitions
-    references: dict[str, dict[str, Any]] = field(default_factory=dict)
-    #: problems that did not fail an area, one line each: unreadable files left out,
-    #: a pinned reference that vanished or changed
-    warnings: list[str] = field(default_factory=list)
-    #: per area, each pair run tonight: ``before``, ``after`` and ``coverage_both_dates``, the share of
-    #: the scene with data on both (a warning under half: :mod:`changedetect._nightly_coverage`)
-    coverage: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict."""
-        return asdict(self)
-
-    def __repr__(self) -> str:
-        """The night in one line (ids, paths and references: :meth:`to_dict`)."""
-        failed = f", {len(self.failed)} failed: {', '.join(sorted(self.failed))}" if self.failed else ""
-        if len(failed) > 80:
-            failed = failed[:77] + "..."
-        n = len(self.warnings)
-        return (f"NightlySummary({self.night}: {self.new_acquisitions} new acquisitions, {self.pairs} pairs, "
-                f"{self.new_violations} new violations, {self.open_violations} open ({self.pending} pending), "
-                f"{len(self.withdrawn)} withdrawn; {len(self.areas)} areas{failed}"
-                f"{f'; {n} warning' + 's' * (n > 1) if n else ''})")
-
 
 def _run_area(task: dict[str, Any]) -> dict[str, Any]:
     """Run the chain on the date pairs of one area (a Dask task; re-runnable, cached).
@@ -154,10 +116,10 @@ def _run_pairs(task: dict[str, Any]) -> dict[str, Any]:
                 ref = pair.get("reference")  # the area's reference acquisition: one grid for every night
                 partner = pair.get("partner")  # a same-season acquisition a year or more before AFTER
                 extra = [d for d in (ref, partner) if d]
-                dates = [(d.get("files") or [d["path"]], d["date"])
+                dates = [(d.get("files") or [d["path"]], d["date"], d.get("bands"))
                          for d in sorted({d["path"]: d for d in extra}.values(), key=lambda d: d["date"])]
-                dates += [(pair.get("before_files") or [pair["before_path"]], pair["before"]),
-                          (pair.get("after_files") or [pair["after_path"]], pair["after"])]
+                dates += [(pair.get("before_files") or [pair["before_path"]], pair["before"], pair.get("before_bands")),
+                          (pair.get("after_files") or [pair["after_path"]], pair["after"], pair.get("after_bands"))]
                 write_text_atomic(manifest, json.dumps(_manifest(dates)))
                 # with a partner: (previous, new) + (partner, new), not counting what (partner, previous)
                 # shows, which earlier nights reported with their own first-seen dates
@@ -180,21 +142,28 @@ def _run_pairs(task: dict[str, Any]) -> dict[str, Any]:
     return {"area": task["area"], "error": None, "runs": runs}
 
 
-def _manifest(dates: list[tuple[list[str], str]]) -> list[dict[str, str]]:
-    """A pair's manifest rows, one per file of each ``(files, date)`` (a band-per-file date's band
-    files, which :func:`changedetect.io.open_series` reads as one date's bands; a date's SCL, its
-    cloud mask).  When every date is band-per-file, only the bands they all have: an archive
+def _manifest(dates: list[tuple[list[str], str, list[str | None] | None]] | list[tuple[list[str], str]]
+              ) -> list[dict[str, str]]:
+    """A pair's manifest rows, one per file of each ``(files, date[, names])`` (a band-per-file date's
+    band files, which :func:`changedetect.io.open_series` reads as one date's bands; a date's SCL, its
+    cloud mask; ``names``: the files' band names where a STAC item gave them, written in the rows, the
+    SCL's as ``SCL``).  When every date is band-per-file, only the bands they all have: an archive
     delivered with more bands than the feed (13 Sentinel-2 bands beside the 4 a model reads, L1C's
     B10 beside L2A) is compared on the bands its dates share, as every date of a series must have
     the same bands."""
     from changedetect._nightly_catalog import band_of
     from changedetect.io._names import is_scl
 
-    bands = [[band_of(Path(f)) for f in files if not is_scl(Path(f).stem)] for files, _ in dates]
-    shared = set.intersection(*(set(b) for b in bands)) if bands else set()
+    rows = []  # (file, date, its name in the manifest, its band, whether it is the SCL)
+    for d in dates:
+        names = d[2] if len(d) > 2 and d[2] else [None] * len(d[0])
+        rows += [(f, d[1], n, n or band_of(Path(f)), is_scl(n or Path(f).stem))
+                 for f, n in zip(d[0], names, strict=True)]
+    bands = [{b for _, day, _, b, scl in rows if day == d[1] and not scl} for d in dates]
+    shared = set.intersection(*bands) if bands else set()
     keep = shared if shared and None not in shared else None  # a date of one multi-band file: all of it
-    return [{"path": f, "date": date} for files, date in dates for f in files
-            if is_scl(Path(f).stem) or keep is None or band_of(Path(f)) in keep]
+    return [{"path": f, "date": date, **({"bands": n} if n else {})} for f, date, n, band, scl in rows
+            if scl or keep is None or band in keep]
 
 
 def _drop_empty_run(run_dir: Path) -> None:
@@ -271,8 +240,9 @@ def run_nightly(
         key = sha256_frame(register)
         if not Path(permits).is_file():  # a database: read once a night, the pairs read tonight's copy
             permits, config = _register_copy(register, key, state_dir), replace(config, permits=PermitsConfig())
+        scl_records: dict[str, dict[str, str]] = {}
         tasks, new_by_area = plan_night(catalog, current, state_dir, str(permits), config, night_s, summary,
-                                        committed, register_key=key)
+                                        committed, register_key=key, scl_records=scl_records)
         checkpoint("planned")
         if not new_by_area and night_s in current.nights:  # this night is done: a no-op
             return _already_done(current, state_dir, out_dir, summary)
@@ -286,8 +256,9 @@ def run_nightly(
                                                           season_days=config.detect.season_days)
         ok_areas = {r["area"] for r in results if not r["error"]}
         summary.failed = {r["area"]: r["error"] for r in results if r["error"]}
-        new_state = _next_state(current, new_by_area, ok_areas | (set(new_by_area) - {t["area"] for t in tasks}),
-                                night_s, violations, summary.references)
+        idle = (set(new_by_area) | set(scl_records)) - {t["area"] for t in tasks}  # nothing to run: ok
+        new_state = _next_state(current, new_by_area, ok_areas | idle, night_s, violations, summary.references,
+                                scl_records)
         _merge.write_generation(violations, new_state.violations_path(state_dir))
         everything = _merge.withdrawn_table(current, state_dir, withdrawn)
         if len(everything):  # kept in the state: the night's file can be restored, and added to
@@ -345,13 +316,21 @@ def _pending(violations: Any) -> int:
 
 
 def _next_state(current: NightState, new_by_area: dict[str, list[Acquisition]], ok_areas: set[str], night: str,
-                violations: Any, references: dict[str, dict[str, Any]]) -> NightState:
-    """The state to commit: a successful area's new acquisitions, and its reference pinned."""
-    acquisitions = {a: dict(v) for a, v in current.acquisitions.items()}
+                violations: Any, references: dict[str, dict[str, Any]],
+                scl_records: dict[str, dict[str, str]] | None = None) -> NightState:
+    """The state to commit: a successful area's new acquisitions (with their SCL's checksum, ``""``
+    for none), the SCL checksums of its dates compared again or upgraded (``scl_records``:
+    :mod:`changedetect._nightly_scl`), and its reference pinned."""
+    acquisitions = {a: {k: dict(r) for k, r in v.items()} for a, v in current.acquisitions.items()}
     for area, new in new_by_area.items():
         if area in ok_areas:
             acquisitions.setdefault(area, {}).update(
-                {q.sha256: {"path": q.path, "date": q.date, "night": night} for q in new})
+                {q.sha256: {"path": q.path, "date": q.date, "night": night, "scl": q.scl_sha256 or ""} for q in new})
+    for area, records in (scl_records or {}).items():
+        if area in ok_areas:
+            for sha, scl in records.items():
+                if sha in acquisitions.get(area, {}):
+                    acquisitions[area][sha]["scl"] = scl
     nights = dict(current.nights)
     nights[night] = {"new_violations": int((violations["night"] == night).sum()),
                      "open_violations": len(violations)}

@@ -99,6 +99,8 @@ def command(catalog: Path, permits: str, state: Path, out: Path, night: dt.datet
                    + (f" ({s['pending']} awaiting a same-season check)" if s["pending"] else ""))
         for key, path in s["outputs"].items():
             click.echo(f"  {key:<11} {path}")
+        for again in s.get("reruns", []):
+            click.echo(f"  {'again':<11} {again['area']} {again['date']}: {again['reason']}")
         for area, pairs in s["coverage"].items():
             for c in pairs:
                 share = "unknown" if c["coverage_both_dates"] is None else f"{100 * c['coverage_both_dates']:.1f} %"

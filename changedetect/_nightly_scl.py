@@ -1,0 +1,112 @@
+"""A date's Sentinel-2 scene classification (SCL) that arrives or changes after the date was compared
+(private; :mod:`changedetect.nightly`).
+
+The SCL is the date's cloud mask, not part of its checksum (``sha256``: the state keeps knowing its
+dates); its own checksum (``Acquisition.scl_sha256``) is recorded with the date in the state
+(``acquisitions[area][sha256]["scl"]``: the SCL's sha256, ``""`` when the date had none).  L2A side
+products often land a night after their bands, and may be reprocessed: a processed date whose SCL
+is new (recorded ``""``) or changed is **compared again**, its pairs (the previous date -> it, it ->
+the next date) run once more with its cloud mask, and the night's summary names it and why
+(``reruns``).  An SCL that vanishes makes no rerun (no new information); the record keeps the last.
+
+A state written before SCL checksums has records without ``"scl"``: it cannot say whether a date's
+SCL was there when the date was compared.  Neither rerunning every date of a city nor ignoring a
+truly late SCL is right, so the files' modification times decide, once per date:
+
+- an SCL written **after the state's last commit** (``state.json``'s time) while none of its date's
+  image files was is taken as arrived late: the date is compared again (a rerun, as above);
+- otherwise (an older SCL, or a date whose files were all written again, as when a catalog is copied
+  to another disk) the SCL is taken as there when the date was compared: its checksum is recorded,
+  nothing runs, and one warning line per area names those dates, saying how to compare one again.
+
+Either way the record then has its ``"scl"`` and later nights compare checksums only.  Reruns add no
+second row for a building already open: the night's merge takes a violation overlapping an open one
+(IoU >= 0.5) for the same building, as for a rewritten file (:func:`changedetect._merge.merge_night`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from changedetect._nightly_catalog import Acquisition
+
+
+@dataclass
+class SclChanges:
+    """What an area's SCLs ask of tonight."""
+
+    #: sha256 of each processed date to compare again -> why (one line)
+    rerun: dict[str, str] = field(default_factory=dict)
+    #: sha256 of each processed date -> the SCL checksum to record at the commit
+    record: dict[str, str] = field(default_factory=dict)
+    #: the legacy dates whose SCL is taken as there when they were compared (one warning names them)
+    adopted: list[str] = field(default_factory=list)
+
+
+def changes(acqs: list[Acquisition], processed: dict[str, dict[str, Any]], committed_at: float | None) -> SclChanges:
+    """The processed dates of an area (``acqs``) whose SCL is new or changed since they were compared,
+    and the SCL checksums to record.  ``committed_at``: ``state.json``'s modification time (seconds),
+    which dates a legacy record's SCL (see the module docstring)."""
+    out = SclChanges()
+    for q in acqs:
+        record = processed.get(q.sha256)
+        if record is None:
+            continue
+        now = q.scl_sha256 or ""
+        if "scl" in record:
+            if now and now != record["scl"]:
+                what = "arrived after" if not record["scl"] else "changed since"
+                out.rerun[q.sha256] = (f"its scene classification (SCL) '{q.scl}' {what} it was compared: its "
+                                       "pairs run again with its cloud mask")
+                out.record[q.sha256] = now
+            continue
+        out.record[q.sha256] = now
+        if not now:
+            continue
+        if _late(q, committed_at):
+            out.rerun[q.sha256] = (f"its scene classification (SCL) '{q.scl}' arrived after it was compared "
+                                   "(written after the state's last commit, its bands before): its pairs run "
+                                   "again with its cloud mask")
+        else:
+            out.adopted.append(q.date)
+    return out
+
+
+def _late(q: Acquisition, committed_at: float | None) -> bool:
+    """A legacy date's SCL was written after the state's last commit, and none of its image files was."""
+    if committed_at is None or q.scl is None:
+        return False
+    try:
+        return Path(q.scl).stat().st_mtime > committed_at and all(
+            Path(f).stat().st_mtime <= committed_at for f in q.paths)
+    except OSError:
+        return False
+
+
+def adopted_warning(area: str, dates: list[str], state_file: Path) -> str:
+    """The one line naming an area's legacy dates whose SCL is taken as there when they were compared."""
+    shown = ", ".join(sorted(dates)[:5]) + (f" and {len(dates) - 5} more" if len(dates) > 5 else "")
+    return (f"area {area}: the state, written before the nightly job kept each SCL's checksum, does not say "
+            f"whether the scene classification (SCL) of {shown} was there when compared; their SCL files are "
+            "older than its last commit (or came with their bands), so they are taken as there and not compared "
+            f"again. To compare one again with its cloud mask, remove its entry under 'acquisitions' in "
+            f"'{state_file}' while no night runs")
+
+
+def rerun_pairs(acqs: list[Acquisition], rerun: set[str]) -> list[tuple[Acquisition, Acquisition]]:
+    """The pairs of the dates compared again: (the previous date, it) and (it, the next date), the
+    pairs they took part in (``acqs``: the area's usable acquisitions)."""
+    ordered = sorted(acqs, key=lambda p: (p.date, p.path))
+    pairs = []
+    for i, q in enumerate(ordered):
+        if q.sha256 not in rerun:
+            continue
+        earlier = [p for p in ordered[:i] if p.date < q.date]
+        later = [p for p in ordered[i + 1:] if p.date > q.date]
+        pairs += [*([(earlier[-1], q)] if earlier else []), *([(q, later[0])] if later else [])]
+    return pairs
+
+
+__all__ = ["SclChanges", "adopted_warning", "changes", "rerun_pairs"]

@@ -1,0 +1,57 @@
+"""What one night of the nightly job did (:class:`NightlySummary`, re-exported by :mod:`changedetect.nightly`)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass
+class NightlySummary:
+    """What one nightly run did."""
+
+    night: str
+    new_acquisitions: int = 0
+    pairs: int = 0
+    new_violations: int = 0
+    open_violations: int = 0
+    #: earlier nights' violations taken out of the register tonight: reported across seasons,
+    #: not seen under the same sun (``OUT/withdrawn-<night>.gpkg``/``.csv``, :func:`changedetect._merge.withdraw_unconfirmed`)
+    withdrawn: list[str] = field(default_factory=list)
+    #: open violations seen across seasons that no same-season pair has checked yet (``same_sun``
+    #: ``pending``: the next night with a same-season partner confirms or withdraws them)
+    pending: int = 0
+    areas: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    outputs: dict[str, str] = field(default_factory=dict)
+    #: the registration reference (path, date, sha256; a band-per-file date's ``files``) of each area
+    #: with new acquisitions
+    references: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: problems that did not fail an area, one line each: unreadable files left out,
+    #: a pinned reference that vanished or changed
+    warnings: list[str] = field(default_factory=list)
+    #: per area, each pair run tonight: ``before``, ``after`` and ``coverage_both_dates``, the share of
+    #: the scene with data on both (a warning under half: :mod:`changedetect._nightly_coverage`)
+    coverage: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    #: processed dates compared again tonight, each ``{"area", "date", "reason"}``: a scene
+    #: classification (SCL) that arrived late or changed (:mod:`changedetect._nightly_scl`)
+    reruns: list[dict[str, str]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        return asdict(self)
+
+    def __repr__(self) -> str:
+        """The night in one line (ids, paths and references: :meth:`to_dict`)."""
+        failed = f", {len(self.failed)} failed: {', '.join(sorted(self.failed))}" if self.failed else ""
+        if len(failed) > 80:
+            failed = failed[:77] + "..."
+        n = len(self.warnings)
+        again = f", {len(self.reruns)} dates again" if self.reruns else ""
+        return (f"NightlySummary({self.night}: {self.new_acquisitions} new acquisitions{again}, {self.pairs} pairs, "
+                f"{self.new_violations} new violations, {self.open_violations} open ({self.pending} pending), "
+                f"{len(self.withdrawn)} withdrawn; {len(self.areas)} areas{failed}"
+                f"{f'; {n} warning' + 's' * (n > 1) if n else ''})")
+
+
+__all__ = ["NightlySummary"]
