@@ -106,8 +106,9 @@ def test_a_pair_under_half_covered_for_its_clouds_says_so(tmp_path: Path) -> Non
     from changedetect._nightly_coverage import low_coverage, pair_coverage
 
     runs = []
-    for name, clouds in (("cloudy", [{"date": "2020-01-05", "cloud_share": 0.0, "masked": True},
-                                     {"date": "2020-07-04", "cloud_share": 0.62, "masked": True}]),
+    for name, clouds in (("cloudy", [{"date": "2020-01-05", "cloud_share": 0.0, "masked_share": 0.0, "masked": True},
+                                     {"date": "2020-07-04", "cloud_share": 0.62, "masked_share": 0.62, "masked": True,
+                                      "masked_classes": {"cloud, high probability (9)": 0.62}}]),
                          ("cut", [])):
         (tmp_path / name).mkdir()
         (tmp_path / name / "run.json").write_text(json.dumps({"coverage_both_dates": 0.38, "clouds": clouds}))
@@ -116,5 +117,6 @@ def test_a_pair_under_half_covered_for_its_clouds_says_so(tmp_path: Path) -> Non
     cover = pair_coverage(runs)
     assert cover["cloudy"][0]["clouds"] == {"2020-01-05": 0.0, "2020-07-04": 0.62}
     said = dict(zip(sorted(cover), low_coverage(cover), strict=True))
-    assert "2020-07-04 is 62 % cloud" in said["cloudy"] and "nodata share" not in said["cloudy"], said
+    assert "2020-07-04 is 62 % masked by its Sentinel-2 scene classification (SCL): 62 % cloud, high probability (9): " \
+        "a clearer date will see more" in said["cloudy"] and "nodata share" not in said["cloudy"], said
     assert "nodata share" in said["cut"] and "cloud" not in said["cut"], said

@@ -91,15 +91,6 @@ def test_run_on_an_all_cloud_date(all_cloud: dict, caplog: pytest.LogCaptureFixt
     assert "check that the tiles cover the area" not in said[0], said
 
 
-def test_run_without_the_mask_does_not_blame_the_clouds() -> None:
-    """The shared wording: a cloud share counts only where the SCL masked it (as the nightly's)."""
-    from changedetect.io.clouds import coverage_reason
-
-    assert "tiles cover the area" in coverage_reason({})
-    assert "tiles cover the area" in coverage_reason({"2020-07-04": 0.05})
-    assert coverage_reason({"2020-07-04": 0.62}).startswith("2020-07-04 is 62 % cloud by its Sentinel-2")
-
-
 # ------------------------------------------------------------------------------------ info
 def test_info_shows_what_an_scl_elsewhere_masks(tmp_path: Path) -> None:
     folder = s2.s2_folder(tmp_path)

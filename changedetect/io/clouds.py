@@ -118,21 +118,8 @@ def warn_cloudy(shares: Sequence[dict[str, Any]], *, masked: bool, say: Callable
 
 def masked_clouds(clouds: Sequence[Mapping[str, Any]], dates: Sequence[str]) -> dict[str, float]:
     """Date -> cloud share of those of ``dates`` whose SCL masked their clouds, from ``run.json``'s
-    ``clouds`` (what :func:`coverage_reason` takes)."""
+    ``clouds`` (each pair's ``clouds`` in the nightly summary's ``coverage``)."""
     return {str(c["date"]): float(c["cloud_share"]) for c in clouds if c.get("masked") and c.get("date") in dates}
-
-
-def coverage_reason(clouds: Mapping[str, float]) -> str:
-    """Why little of a pair's scene has data on both its dates, as ``run``'s and the nightly job's
-    low-coverage warnings end: its dates' clouds that their SCL masked (``clouds``: date -> cloud
-    share, of those dates only) when one is :data:`EXPLAINS` or more, else the tiles' coverage.
-    It sees clouds only: an SCL that masks its no data blames the tiles; :func:`coverage_why`, which
-    ``run`` says, names the classes (``run.json``'s ``clouds`` as they are)."""
-    cloudy = {d: v for d, v in clouds.items() if v >= EXPLAINS}
-    if cloudy:
-        return (f"{', '.join(f'{d} is {100 * v:.0f} % cloud' for d, v in cloudy.items())} by its Sentinel-2 "
-                "scene classification (SCL), masked as no data: a clearer date will see more")
-    return _CHECK_TILES
 
 
 def coverage_why(clouds: Sequence[Mapping[str, Any]], dates: Sequence[str], *,
@@ -181,4 +168,4 @@ def _said(share: dict[str, Any]) -> str:
 
 
 __all__ = ["CLOUDY", "EXPLAINS", "LOW_COVERAGE", "OUTSIDE_SCL", "SCL_CLOUD", "SCL_MASKED", "SCL_NAMES", "cloud_shares",
-           "coverage_reason", "coverage_why", "masked_clouds", "scl_mask", "warn_cloudy"]
+           "coverage_why", "masked_clouds", "scl_mask", "warn_cloudy"]
