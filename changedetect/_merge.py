@@ -118,18 +118,21 @@ def _same(geom: Any, fid: str, other: Any, other_fid: str) -> bool:
 def merge_and_withdraw(current: State, state_dir: Path, results: list[dict[str, Any]], night: str, *,
                        permits: str, share: float | None,
                        season_days: int | None) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
-    """:func:`merge_night`, then :func:`withdraw_unconfirmed`: ``(register, withdrawn)``.
+    """:func:`merge_night`, then the withdrawals (:mod:`changedetect._withdraw_masked`'s, of a rerun
+    pair's violations under a late SCL's mask, and :func:`withdraw_unconfirmed`'s): ``(register, withdrawn)``.
 
     When violations are withdrawn, the night is merged again without them: a violation of
     tonight that was taken for one of them (an outline that grew from a withdrawn blob, say) is
     tonight's own structure, and must not leave the register with the blob.
     """
+    from changedetect._withdraw_masked import withdraw_all as _withdraw
+
     merged = merge_night(current, state_dir, results, night, permits=permits)
-    kept, withdrawn = withdraw_unconfirmed(merged, results, night, share=share, season_days=season_days)
+    kept, withdrawn = _withdraw(merged, results, night, share=share, season_days=season_days)
     if len(withdrawn):
         gone = set(withdrawn["violation_id"].astype(str))
         merged = merge_night(current, state_dir, results, night, permits=permits, without=gone)
-        kept, _ = withdraw_unconfirmed(merged, results, night, share=share, season_days=season_days)
+        kept, _ = _withdraw(merged, results, night, share=share, season_days=season_days)
     return kept, withdrawn
 
 
@@ -366,6 +369,7 @@ def write_night_reports(violations: gpd.GeoDataFrame, results: list[dict[str, An
     Violations withdrawn tonight (:func:`withdraw_unconfirmed`) are named in its header, so that
     an inspector holding an earlier night's report learns which of its cards no longer stand.
     """
+    from changedetect._withdraw_masked import reasons, said
     from changedetect.report import write_report
 
     tonight = violations[violations["night"] == night]
@@ -383,9 +387,9 @@ def write_night_reports(violations: gpd.GeoDataFrame, results: list[dict[str, An
         path = out_dir / f"report-{night}-{area}.html"
         info = {"area": area, "night": night, "before": pair["before"], "after": pair["after"],
                 "generated": f"the night of {night}"}
-        if gone:
-            info["withdrawn tonight"] = (f"{len(gone)}: {', '.join(gone)} (not seen under the same sun; "
-                                         f"withdrawn-{night}.csv gives the reasons)")
+        if gone and withdrawn is not None:
+            why = said(reasons(withdrawn[withdrawn["area"] == area]))
+            info["withdrawn tonight"] = f"{len(gone)}: {', '.join(gone)} ({why}; withdrawn-{night}.csv gives the reasons)"
         write_report(new, out_path=path, before=run_dir / "before_rgb.tif", after=run_dir / "after_rgb.tif",
                      run_info=info, overwrite=True)
         paths[f"report_{area}"] = str(path)

@@ -139,7 +139,9 @@ def plan_night(catalog: str | Path, current: NightState, state_dir: Path, permit
                          "before_bands": a.band_names(), "after_bands": b.band_names(),
                          "run_dir": run_dir, "previous": chosen[1], "reference": reference,
                          "register_to": None if first is None else first.date,
-                         "partner": None if partner is None else _where(partner)})
+                         "partner": None if partner is None else _where(partner),
+                         # its dates whose SCL came late: what it reported under them may be withdrawn
+                         "scl_rerun": {q.date: scl.rerun[q.sha256] for q in (a, b) if rerun and q.sha256 in scl.rerun}})
             sets.append((b.date, run_dir, key))
         tasks.append({"area": area, "permits": permits, "config": cfg, "committed": mine, "pairs": runs})
     return tasks, new_by_area

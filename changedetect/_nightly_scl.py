@@ -21,7 +21,9 @@ truly late SCL is right, so the files' modification times decide, once per date:
 
 Either way the record then has its ``"scl"`` and later nights compare checksums only.  Reruns add no
 second row for a building already open: the night's merge takes a violation overlapping an open one
-(IoU >= 0.5) for the same building, as for a rewritten file (:func:`changedetect._merge.merge_night`).
+(IoU >= 0.5) for the same building, as for a rewritten file (:func:`changedetect._merge.merge_night`);
+what the first run reported under what the SCL now masks, and the rerun no longer finds, is withdrawn
+(each rerun pair's ``scl_rerun``: :mod:`changedetect._withdraw_masked`).
 """
 
 from __future__ import annotations

@@ -15,9 +15,13 @@ class NightlySummary:
     pairs: int = 0
     new_violations: int = 0
     open_violations: int = 0
-    #: earlier nights' violations taken out of the register tonight: reported across seasons,
-    #: not seen under the same sun (``OUT/withdrawn-<night>.gpkg``/``.csv``, :func:`changedetect._merge.withdraw_unconfirmed`)
+    #: earlier nights' violations taken out of the register tonight (``OUT/withdrawn-<night>.gpkg``/``.csv``):
+    #: reported across seasons, not seen under the same sun (:func:`changedetect._merge.withdraw_unconfirmed`),
+    #: or reported under what a late SCL masks (:mod:`changedetect._withdraw_masked`)
     withdrawn: list[str] = field(default_factory=list)
+    #: how many of ``withdrawn`` for each reason: ``not seen under the same sun``, ``under a cloud a late
+    #: SCL masks`` (a rerun's date now masks it: :mod:`changedetect._withdraw_masked`)
+    withdrawn_reasons: dict[str, int] = field(default_factory=dict)
     #: open violations seen across seasons that no same-season pair has checked yet (``same_sun``
     #: ``pending``: the next night with a same-season partner confirms or withdraws them)
     pending: int = 0

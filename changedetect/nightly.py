@@ -19,7 +19,8 @@ with the previous acquisition of the area, and runs the chain
 (:func:`changedetect.pipeline.run`) on those pairs only; areas run in parallel
 on Dask distributed (a ``LocalCluster``, or the scheduler at ``scheduler``).  A processed
 date whose Sentinel-2 scene classification (SCL, its cloud mask) arrived late or changed is
-compared again, its pairs run once more (``reruns`` of the summary says which and why); a state
+compared again, its pairs run once more (``reruns`` of the summary says which and why; what they
+reported under what its SCL now masks, and no longer find, is withdrawn: :mod:`changedetect._withdraw_masked`); a state
 written before SCL checksums is upgraded by the SCL files' modification times
 (:mod:`changedetect._nightly_scl`).
 It then writes ``OUT/violations-YYYY-MM-DD.gpkg``/``.csv`` (violations first
@@ -65,6 +66,7 @@ from changedetect import _nightly_coverage as _coverage
 from changedetect import _nightly_dask as _dask
 from changedetect import _nightly_footprints as _footprints
 from changedetect import _nightly_reference as _reference
+from changedetect import _withdraw_masked
 from changedetect._nightly_catalog import Acquisition, discover, plan_pairs
 from changedetect._nightly_inputs import (
     _check_shared_inputs,
@@ -277,6 +279,7 @@ def run_nightly(
         _cleanup(state_dir, new_state, results)
         summary.new_violations = int((violations["night"] == night_s).sum())
         summary.withdrawn = withdrawn["violation_id"].astype(str).tolist()
+        summary.withdrawn_reasons = _withdraw_masked.reasons(withdrawn)
         summary.open_violations = len(violations)
         summary.pending = _pending(violations)
     log.info("night %s: %s", night_s, summary.to_dict())

@@ -94,7 +94,8 @@ def command(catalog: Path, permits: str, state: Path, out: Path, night: dt.datet
         click.echo(f"night {s['night']}: {s['new_acquisitions']} new acquisition(s) in "
                    f"{len(s['areas'])} area(s), {s['pairs']} pair(s) run; "
                    f"{s['new_violations']} new violation(s), "
-                   + (f"{len(s['withdrawn'])} withdrawn, " if s["withdrawn"] else "")
+                   + (f"{len(s['withdrawn'])} withdrawn{_why(s.get('withdrawn_reasons') or {})}, "
+                      if s["withdrawn"] else "")
                    + f"{s['open_violations']} open in total"
                    + (f" ({s['pending']} awaiting a same-season check)" if s["pending"] else ""))
         for key, path in s["outputs"].items():
@@ -112,6 +113,14 @@ def command(catalog: Path, permits: str, state: Path, out: Path, night: dt.datet
             click.echo(f"  FAILED {area}: {err}", err=True)
     if s["failed"]:
         raise SystemExit(2)
+
+
+def _why(reasons: dict[str, int]) -> str:
+    """Why violations were withdrawn, when any for another reason than the same sun (the usual one,
+    said by the withdrawn files): `` (1 under a cloud a late SCL masks, 5 not seen under the same sun)``."""
+    if set(reasons) <= {"not seen under the same sun"}:
+        return ""
+    return " (" + ", ".join(f"{n} {kind}" for kind, n in reasons.items()) + ")"
 
 
 class _NotInSummary(logging.Filter):

@@ -1,0 +1,173 @@
+"""The nightly job withdraws what a late scene classification shows was a cloud (private;
+:func:`changedetect._merge.merge_and_withdraw`).
+
+A date whose Sentinel-2 SCL arrives late, or changes, is compared again
+(:mod:`changedetect._nightly_scl`): its pairs run once more, now masking its clouds, cloud shadows
+and no data.  What the first run reported under such a cloud (a white blob read as a new roof) is
+then no longer found, and the merge alone would leave it open: a false alarm an inspector would
+be sent to.  :func:`withdraw_masked` withdraws, from the register, each violation of a rerun pair
+(its row's ``before`` and ``after`` are the pair's, reported on an earlier night) that
+
+- the rerun no longer finds: none of the rerun's footprints (``footprints.gpkg``, any status) is the
+  same building by the merge's rule (IoU >= 0.5, or the footprint id the rerun carried over and
+  touching: :func:`changedetect._merge._same`), so a building still found, whatever its status
+  now, is not touched; and
+- lies mostly (:data:`MOSTLY`) where the late date now has no data in the rerun: the no data of that
+  date's image in the rerun's folder (``before_rgb.tif`` for the pair's before date,
+  ``after_rgb.tif`` for its after date), counted only when the rerun's ``run.json`` says that
+  date's SCL masked it.  The date's bands are those of the first run (the same checksum), which
+  found the violation on data: so what has no data there now is what the SCL masks.
+
+A violation the rerun does not find for any other reason (outside the mask) stays open.  The
+withdrawn rows keep their columns, with ``withdrawn`` (the night) and ``withdrawn_reason``
+(``under a cloud a late SCL masks: ...``), as the same-sun withdrawals
+(:func:`changedetect._merge.withdraw_unconfirmed`) are kept.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import geopandas as gpd
+
+log = logging.getLogger("changedetect._merge")
+
+#: The share of a violation under the late date's mask from which it is withdrawn.
+MOSTLY = 0.5
+#: ``withdrawn_reason`` starts with this (then ``": "`` and the details).
+KIND = "under a cloud a late SCL masks"
+
+
+def withdraw_masked(violations: gpd.GeoDataFrame, results: list[dict[str, Any]],
+                    night: str) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
+    """``(kept, withdrawn)``: the earlier nights' violations of tonight's rerun pairs (``pair["scl_rerun"]``:
+    date -> why, the pair's dates whose SCL arrived late or changed) that the rerun no longer finds and
+    that lie mostly under what the late SCL now masks (see the module docstring)."""
+    drop = np.zeros(len(violations), dtype=bool)
+    reason = np.full(len(violations), "", dtype=object)
+    for r in results:
+        if r["error"]:
+            continue
+        for pair in r["runs"]:
+            late = pair.get("scl_rerun") or {}
+            if not late or not len(violations):
+                continue
+            rows = np.flatnonzero((violations["area"] == r["area"]).to_numpy()
+                                  & (violations["before"].astype(str) == pair["before"]).to_numpy()
+                                  & (violations["after"].astype(str) == pair["after"]).to_numpy()
+                                  & (violations["night"] != night).to_numpy() & ~drop)
+            if not len(rows):
+                continue
+            run_dir = Path(pair["run_dir"])
+            gone = rows[~_found_again(violations.iloc[rows], run_dir, pair.get("carried") or [])]
+            clouds = _clouds(run_dir)
+            for date in sorted(late):
+                c = clouds.get(date)
+                if c is None or not c.get("masked") or not len(gone):
+                    continue
+                image = run_dir / ("before_rgb.tif" if date == pair["before"] else "after_rgb.tif")
+                shares = _masked_shares(image, violations.geometry.iloc[gone])
+                hit = gone[shares >= MOSTLY]  # NaN (off the image): not judged
+                drop[hit] = True
+                scl = f" ('{c['scl']}')" if c.get("scl") else ""
+                for k, share in zip(hit, shares[shares >= MOSTLY], strict=True):
+                    reason[k] = (f"{KIND}: {share:.0%} of it lies where the Sentinel-2 scene classification (SCL) "
+                                 f"of {date}{scl} masks cloud, cloud shadow or no data; that SCL came after the pair "
+                                 f"{pair['before']} -> {pair['after']} was first compared, and compared again with "
+                                 "it the pair no longer finds this")
+                gone = gone[~np.isin(gone, hit)]
+    withdrawn = violations[drop].assign(withdrawn=night, withdrawn_reason=list(reason[drop]))
+    if drop.any():
+        log.info("night %s: %d earlier violation(s) withdrawn, %s: %s", night, int(drop.sum()), KIND,
+                 ", ".join(withdrawn["violation_id"].astype(str)))
+    return violations[~drop].reset_index(drop=True), withdrawn.reset_index(drop=True)
+
+
+def withdraw_all(merged: gpd.GeoDataFrame, results: list[dict[str, Any]], night: str, *, share: float | None,
+                 season_days: int | None) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
+    """:func:`withdraw_masked`, then what the same sun does not confirm
+    (:func:`changedetect._merge.withdraw_unconfirmed`): ``(kept, withdrawn)``, both kinds in one table."""
+    import geopandas as gpd
+    import pandas as pd
+
+    from changedetect._merge import withdraw_unconfirmed
+
+    kept, masked = withdraw_masked(merged, results, night)
+    kept, unseen = withdraw_unconfirmed(kept, results, night, share=share, season_days=season_days)
+    if not len(masked) or not len(unseen):
+        return kept, masked if len(masked) else unseen
+    return kept, gpd.GeoDataFrame(pd.concat([masked, unseen], ignore_index=True), geometry="geometry",
+                                  crs=merged.crs)
+
+
+def _found_again(rows: gpd.GeoDataFrame, run_dir: Path, carried: list[str]) -> np.ndarray:
+    """Per row: one of the rerun's footprints is the same building (the merge's rule)."""
+    import geopandas as gpd
+
+    from changedetect._merge import _ids, _same
+
+    found = gpd.read_file(run_dir / "footprints.gpkg")
+    if not len(found):
+        return np.zeros(len(rows), dtype=bool)
+    found = found.to_crs(rows.crs)
+    fids = np.where(np.isin(_ids(found), list(carried)), _ids(found), "")  # the carried ids only
+    row_ids = _ids(rows)
+    return np.array([any(_same(f, fid, g, row_ids[k]) for f, fid in zip(found.geometry, fids, strict=True))
+                     for k, g in enumerate(rows.geometry)], dtype=bool)
+
+
+def _clouds(run_dir: Path) -> dict[str, dict[str, Any]]:
+    """Date -> the rerun's ``run.json`` ``clouds`` entry ({} when it cannot be read)."""
+    try:
+        doc = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+        return {str(c["date"]): c for c in doc.get("clouds") or []}
+    except (OSError, ValueError, TypeError, KeyError):
+        return {}
+
+
+def _masked_shares(image: Path, geoms: gpd.GeoSeries) -> np.ndarray:
+    """Share of each geometry's pixels that ``image`` (a run's uint8 RGB, 0 = no data) has no data on,
+    read window by window; NaN where it covers no pixel of the image."""
+    import rasterio
+    from rasterio.windows import Window
+
+    from changedetect._change_presence import presence_means
+    from changedetect._change_types import window
+
+    out = np.full(len(geoms), np.nan)
+    if not image.is_file():
+        return out
+    with rasterio.open(image) as src:
+        for k, geom in enumerate(geoms.to_crs(src.crs).values):
+            box = window(geom.bounds, src.transform, (src.height, src.width))
+            if box is None:
+                continue
+            win = Window.from_slices(*box)
+            nodata = (src.read_masks(1, window=win) == 0).astype(np.float32)
+            out[k] = presence_means(np.array([geom], dtype=object), nodata, src.window_transform(win))[0]
+    return out
+
+
+def reasons(withdrawn: gpd.GeoDataFrame) -> dict[str, int]:
+    """How many of ``withdrawn`` for each kind of reason (``withdrawn_reason`` up to its first ``:``)."""
+    if not len(withdrawn) or "withdrawn_reason" not in withdrawn:
+        return {}
+    kinds = withdrawn["withdrawn_reason"].fillna("").astype(str).str.split(":").str[0]
+    return dict(sorted(Counter(kinds).items()))
+
+
+def said(counts: dict[str, int]) -> str:
+    """``counts`` (:func:`reasons`) in words: the kind alone when there is one, else each with its count."""
+    if len(counts) == 1:
+        return next(iter(counts))
+    return ", ".join(f"{n} {kind}" for kind, n in counts.items())
+
+
+__all__ = ["KIND", "MOSTLY", "reasons", "said", "withdraw_all", "withdraw_masked"]
