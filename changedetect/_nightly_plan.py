@@ -30,14 +30,16 @@ def plan_night(catalog: str | Path, current: NightState, state_dir: Path, permit
                night: str, summary: NightlySummary,
                committed: Any = None, register_key: str | None = None,
                scl_records: dict[str, dict[str, str]] | None = None,
+               scl_settled: dict[str, dict[str, str]] | None = None,
                ) -> tuple[list[dict[str, Any]], dict[str, list[Acquisition]]]:
     """The areas' tasks.
 
     A processed date whose SCL is new or changed is compared again: its pairs are planned as a new
     date's, named in ``summary.reruns``; the SCL checksums to commit with each area go to
-    ``scl_records`` (:mod:`changedetect._nightly_scl`).  A rerun pair whose second date is that of
-    the area's committed footprints gets them as ``previous`` (they are its own earlier run's), so
-    its structures keep their ids.
+    ``scl_records`` (:mod:`changedetect._nightly_scl`), and those a state written before SCL
+    checksums is upgraded with, committed whatever the area's outcome, to ``scl_settled``.  A rerun
+    pair whose second date is that of the area's committed footprints gets them as ``previous``
+    (they are its own earlier run's), so its structures keep their ids.
 
     Each pair's previous footprints are the most recent set dated on or before its ``before``
     date: the area's committed ones (dated by their pair's ``after``) or those of an earlier
@@ -84,6 +86,8 @@ def plan_night(catalog: str | Path, current: NightState, state_dir: Path, permit
         scl = _scl.changes(acqs, processed, committed_at)  # a late or replaced SCL: its date again
         if scl_records is not None and scl.record:
             scl_records[area] = scl.record
+        if scl_settled is not None and scl.settled:
+            scl_settled[area] = scl.settled
         if scl.adopted:
             message = _scl.adopted_warning(area, scl.adopted, state_file)
             log.warning("%s", message, extra=IN_SUMMARY)

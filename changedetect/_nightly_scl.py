@@ -19,7 +19,10 @@ truly late SCL is right, so the files' modification times decide, once per date:
   to another disk) the SCL is taken as there when the date was compared: its checksum is recorded,
   nothing runs, and one warning line per area names those dates, saying how to compare one again.
 
-Either way the record then has its ``"scl"`` and later nights compare checksums only.  Reruns add no
+Either way the record then has its ``"scl"`` and later nights compare checksums only: the decision
+is committed even when the area fails that night (``SclChanges.settled``: ``""`` for a late SCL, so the
+next night still compares its date again, as the failed night rewrote ``state.json`` and a second
+decision by the modification times would take the SCL as older than the last commit).  Reruns add no
 second row for a building already open: the night's merge takes a violation overlapping an open one
 (IoU >= 0.5) for the same building, as for a rewritten file (:func:`changedetect._merge.merge_night`);
 what the first run reported under what the SCL now masks, and the rerun no longer finds, is withdrawn
@@ -45,6 +48,9 @@ class SclChanges:
     record: dict[str, str] = field(default_factory=dict)
     #: the legacy dates whose SCL is taken as there when they were compared (one warning names them)
     adopted: list[str] = field(default_factory=list)
+    #: sha256 of each legacy processed date -> what its record gets whether or not its area succeeds
+    #: tonight: ``""`` (compared without an SCL) for a late one, its checksum for an adopted one
+    settled: dict[str, str] = field(default_factory=dict)
 
 
 def changes(acqs: list[Acquisition], processed: dict[str, dict[str, Any]], committed_at: float | None) -> SclChanges:
@@ -64,10 +70,11 @@ def changes(acqs: list[Acquisition], processed: dict[str, dict[str, Any]], commi
                                        "pairs run again with its cloud mask")
                 out.record[q.sha256] = now
             continue
-        out.record[q.sha256] = now
+        out.record[q.sha256] = out.settled[q.sha256] = now
         if not now:
             continue
         if _late(q, committed_at):
+            out.settled[q.sha256] = ""  # a failed night leaves it to be compared again the next
             out.rerun[q.sha256] = (f"its scene classification (SCL) '{q.scl}' arrived after it was compared "
                                    "(written after the state's last commit, its bands before): its pairs run "
                                    "again with its cloud mask")

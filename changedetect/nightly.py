@@ -243,8 +243,10 @@ def run_nightly(
         if not Path(permits).is_file():  # a database: read once a night, the pairs read tonight's copy
             permits, config = _register_copy(register, key, state_dir), replace(config, permits=PermitsConfig())
         scl_records: dict[str, dict[str, str]] = {}
+        scl_settled: dict[str, dict[str, str]] = {}  # a legacy state's SCL decisions: committed in any case
         tasks, new_by_area = plan_night(catalog, current, state_dir, str(permits), config, night_s, summary,
-                                        committed, register_key=key, scl_records=scl_records)
+                                        committed, register_key=key, scl_records=scl_records,
+                                        scl_settled=scl_settled)
         checkpoint("planned")
         if not new_by_area and night_s in current.nights:  # this night is done: a no-op
             return _already_done(current, state_dir, out_dir, summary)
@@ -260,7 +262,7 @@ def run_nightly(
         summary.failed = {r["area"]: r["error"] for r in results if r["error"]}
         idle = (set(new_by_area) | set(scl_records)) - {t["area"] for t in tasks}  # nothing to run: ok
         new_state = _next_state(current, new_by_area, ok_areas | idle, night_s, violations, summary.references,
-                                scl_records)
+                                scl_records, scl_settled)
         _merge.write_generation(violations, new_state.violations_path(state_dir))
         everything = _merge.withdrawn_table(current, state_dir, withdrawn)
         if len(everything):  # kept in the state: the night's file can be restored, and added to
@@ -320,20 +322,23 @@ def _pending(violations: Any) -> int:
 
 def _next_state(current: NightState, new_by_area: dict[str, list[Acquisition]], ok_areas: set[str], night: str,
                 violations: Any, references: dict[str, dict[str, Any]],
-                scl_records: dict[str, dict[str, str]] | None = None) -> NightState:
+                scl_records: dict[str, dict[str, str]] | None = None,
+                scl_settled: dict[str, dict[str, str]] | None = None) -> NightState:
     """The state to commit: a successful area's new acquisitions (with their SCL's checksum, ``""``
     for none), the SCL checksums of its dates compared again or upgraded (``scl_records``:
-    :mod:`changedetect._nightly_scl`), and its reference pinned."""
+    :mod:`changedetect._nightly_scl`), and its reference pinned; any area's upgrade of a record
+    written before SCL checksums (``scl_settled``), so that a failed night does not decide it again."""
     acquisitions = {a: {k: dict(r) for k, r in v.items()} for a, v in current.acquisitions.items()}
     for area, new in new_by_area.items():
         if area in ok_areas:
             acquisitions.setdefault(area, {}).update(
                 {q.sha256: {"path": q.path, "date": q.date, "night": night, "scl": q.scl_sha256 or ""} for q in new})
-    for area, records in (scl_records or {}).items():
-        if area in ok_areas:
-            for sha, scl in records.items():
-                if sha in acquisitions.get(area, {}):
-                    acquisitions[area][sha]["scl"] = scl
+    settled = [(area, records) for area, records in (scl_settled or {}).items()]  # any area: decided once
+    done = [(area, records) for area, records in (scl_records or {}).items() if area in ok_areas]
+    for area, records in [*settled, *done]:
+        for sha, scl in records.items():
+            if sha in acquisitions.get(area, {}):
+                acquisitions[area][sha]["scl"] = scl
     nights = dict(current.nights)
     nights[night] = {"new_violations": int((violations["night"] == night).sum()),
                      "open_violations": len(violations)}
