@@ -20,6 +20,7 @@ import pytest
 import rasterio
 from affine import Affine
 from shapely.geometry import box
+from test_review_s2_clouds import _write  # an EPSG:32632 GeoTIFF with band names
 
 from changedetect.testing import make_nightly_catalog
 
@@ -53,15 +54,6 @@ def _brighter_model(folder: Path) -> Path:
     if "review_brighter" not in cd_nn.list_models():
         cd_nn.register("review_brighter")(lambda **kw: Brighter(**kw))
     return make_model(folder, arch="review_brighter", bands=("blue", "green", "red"), threshold=0.5, widths=1)
-
-
-def _write(path: Path, data: np.ndarray, transform: Affine, names: tuple[str, ...] = ()) -> None:
-    profile = {"driver": "GTiff", "width": data.shape[-1], "height": data.shape[-2], "count": data.shape[0],
-               "dtype": str(data.dtype), "crs": "EPSG:32632", "transform": transform}
-    with rasterio.open(path, "w", **profile) as dst:
-        dst.write(data)
-        for i, name in enumerate(names, 1):
-            dst.set_band_description(i, name)
 
 
 def _world(root: Path) -> dict[str, Any]:
