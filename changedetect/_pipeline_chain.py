@@ -178,18 +178,28 @@ def _coverage(out: Path, times: list[str]) -> float:
 
 
 def warn_coverage(share: float, times: Sequence[str], clouds: Sequence[dict[str, Any]],
-                  tiles_nodata: Mapping[str, float] | None = None) -> None:
+                  coverage: Mapping[str, Any] | None = None) -> None:
     """A warning when under half the scene has data on both the first and the last compared date,
-    naming what masked it (:func:`changedetect.io.clouds.coverage_why`): the classes the dates'
-    SCL masked (``clouds``: run.json's, per date) and the tiles' own no data (``tiles_nodata``:
-    date -> share, run.json's ``coverage`` dates)."""
+    and one for each other compared pair under half (``coverage``: run.json's, its ``pairs``; each
+    pair once), naming what masked it (:func:`changedetect.io.clouds.coverage_why`): the classes the
+    dates' SCL masked (``clouds``: run.json's, per date) and the tiles' own no data (``coverage``'s
+    ``dates``).  All said here: the nightly job leaves this function's warnings to its summary."""
+    from changedetect._pipeline_coverage import tiles_nodata
     from changedetect.io.clouds import LOW_COVERAGE, coverage_why
 
-    if share >= LOW_COVERAGE:
-        return
-    why = coverage_why(clouds, (times[0], times[-1]), tiles_nodata=tiles_nodata)
-    log.warning("only %.1f %% of the scene has data on both %s and %s (the first and last compared dates): "
-                "no change can be seen elsewhere; %s", 100 * share, times[0], times[-1], why)
+    nodata = tiles_nodata(dict(coverage or {}))
+    first_last = (times[0], times[-1])
+    if share < LOW_COVERAGE:
+        log.warning("only %.1f %% of the scene has data on both %s and %s (the first and last compared dates): "
+                    "no change can be seen elsewhere; %s", 100 * share, *first_last,
+                    coverage_why(clouds, first_last, tiles_nodata=nodata))
+    low = {(str(p["before"]), str(p["after"])): float(p["coverage_both_dates"])
+           for p in (coverage or {}).get("pairs") or [] if p.get("low")}
+    for (before, after), pair_share in low.items():
+        if (before, after) != first_last:
+            log.warning("only %.1f %% of the scene has data on both %s and %s (a compared pair): no change between "
+                        "them can be seen elsewhere; %s", 100 * pair_share, before, after,
+                        coverage_why(clouds, (before, after), tiles_nodata=nodata))
 
 
 __all__ = ["STAGES", "Clock", "chain", "warn_coverage"]

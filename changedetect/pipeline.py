@@ -36,7 +36,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from changedetect._pipeline_chain import STAGES, Clock, chain, warn_coverage
-from changedetect._pipeline_coverage import tiles_nodata
 from changedetect._pipeline_output import (
     OUTPUTS,
     REJECTS,
@@ -74,7 +73,8 @@ class RunSummary:
     #: share of the scene with data on both the first and the last compared date (0..1)
     coverage_both_dates: float | None = None
     #: per date with a Sentinel-2 scene classification (SCL): ``date``, ``cloud_share``, ``masked_share``
-    #: (clouds and the SCL's no data), ``scl`` (its file), ``masked`` (``[run] cloud_mask``); empty without one
+    #: (clouds and the SCL's no data), ``masked_classes``, where the bands have data; ``masked_where_no_data``
+    #: (what it masked where they have none), ``scl`` (its file), ``masked`` (``[run] cloud_mask``); empty without one
     clouds: list[dict[str, Any]] = field(default_factory=list)
     #: run.json's ``coverage``: ``pairs`` (each compared pair's ``coverage_both_dates`` and ``low``)
     #: and ``dates`` (``valid_share``, ``tiles_nodata_share``)
@@ -220,7 +220,7 @@ def _run_in(out: Path, tiles: str | Path | Sequence[str | Path], permits: str | 
         with holding(config.run.hold_gib * 2**30), said_once():
             paths = chain(stack, register, stage, config, (loaded, segmenter), clock, progress, before,
                           register_to, pairs, mask_pairs, spill=spill, clouds=clouds)
-        warn_coverage(paths["coverage_both_dates"], paths["times"], clouds, tiles_nodata(paths["coverage"]))
+        warn_coverage(paths["coverage_both_dates"], paths["times"], clouds, paths["coverage"])
         summary = _finish(series, stack, permits, stage, config, loaded, clock, {**paths, "clouds": clouds},
                           started, before_info)
         publish(stage, out)

@@ -16,10 +16,17 @@ from typing import TYPE_CHECKING, Any
 
 import dask.array as da
 import numpy as np
+import rasterio
+from affine import Affine
+from rasterio.crs import CRS as RioCRS
 from rasterio.enums import Resampling
+from rasterio.errors import RasterioError
+from rasterio.warp import reproject
+from rasterio.windows import Window
 
+from changedetect.errors import TileReadError
 from changedetect.io._model import BandSource
-from changedetect.io._read import ReadSpec, lazy_band, read_window
+from changedetect.io._read import ReadSpec, lazy_band, read_float, read_window
 from changedetect.types import Grid
 
 if TYPE_CHECKING:
@@ -72,7 +79,9 @@ def cloud_shares(series: SeriesSource, *, grid: Grid | None = None, side: int = 
     """Per date with an SCL: ``date``, ``cloud_share`` (classes :data:`SCL_CLOUD`),
     ``masked_share`` (:data:`SCL_MASKED`, the no data and defective pixels too, and where the SCL
     does not reach), ``masked_classes`` (:data:`SCL_NAMES` / :data:`OUTSIDE_SCL` -> share, the
-    classes present only) and ``scl`` (its file's name) of ``grid`` (default
+    classes present only), these three where the date's bands have data (:func:`bands_have_data`);
+    ``masked_where_no_data`` (what it masks where they have none: a swath edge's no data is the
+    tiles', not the SCL's) and ``scl`` (its file's name); shares of ``grid`` (default
     the series' reference grid), read by nearest neighbour on that grid decimated to at most
     ``side`` px a side (the 20 m SCL's overviews serve it when it has some); dates without an SCL
     are left out."""
@@ -86,12 +95,52 @@ def cloud_shares(series: SeriesSource, *, grid: Grid | None = None, side: int = 
         if scene.scl is None:
             continue
         classes = read_window(_spec(scene.scl, coarse), (0, 0, coarse.height, coarse.width))
+        data = bands_have_data(scene.bands, coarse)
+        counted = np.where(data, classes, -1.0)  # -1: the bands' own no data, neither masked nor a class
         shares.append({"date": scene.date.isoformat(),
-                       "cloud_share": round(float(np.isin(classes, SCL_CLOUD).mean()), 4),
-                       "masked_share": round(float(_masked(classes).mean()), 4),
-                       "masked_classes": _classes(classes),
+                       "cloud_share": round(float(np.isin(counted, SCL_CLOUD).mean()), 4),
+                       "masked_share": round(float(_masked(counted).mean()), 4),
+                       "masked_classes": _classes(counted),
+                       "masked_where_no_data": round(float((_masked(classes) & ~data).mean()), 4),
                        "scl": scene.scl.path.name})
     return shares
+
+
+def bands_have_data(bands: Sequence[BandSource], grid: Grid) -> np.ndarray:
+    """``(y, x)`` bool on ``grid`` (a coarse one): True where every one of ``bands`` has data, each
+    read decimated (its overviews, a JPEG 2000's resolution levels) to about ``grid``'s resolution and
+    then put on ``grid`` by nearest neighbour: a validity, not the pixels, so never at full resolution."""
+    data = np.ones(grid.shape, dtype=bool)
+    for band in bands:
+        data &= ~np.isnan(_decimated(band, grid))
+    return data
+
+
+def _decimated(band: BandSource, grid: Grid) -> np.ndarray:
+    """One band on ``grid``, float32 with NaN where it has no data, from a decimated read."""
+    source = band.info.grid
+    spec = ReadSpec(path=band.path, index=band.index, source_grid=source, grid=grid,
+                    resampling=Resampling.nearest, nodata=band.info.nodata)
+    if spec.mode != "warp":  # the same grid, or none to warp on: read_window reads it decimated already
+        return read_window(spec, (0, 0, grid.height, grid.width))
+    from changedetect.io.geo import resolution_m
+
+    step = max(1.0, resolution_m(grid) / resolution_m(source) / 2)  # about 2 source px a grid px
+    shape = (max(1, round(source.height / step)), max(1, round(source.width / step)))
+    out = np.full(grid.shape, np.nan, dtype=np.float32)
+    try:
+        with rasterio.open(band.path) as src:
+            values = read_float(src, band.index, Window(0, 0, src.width, src.height), out_shape=shape,
+                                nodata=band.info.nodata)
+            reproject(values, out, src_transform=src.transform @ Affine.scale(src.width / shape[1],
+                                                                               src.height / shape[0]),
+                      src_crs=src.crs, src_nodata=np.nan, dst_transform=grid.transform,
+                      dst_crs=RioCRS.from_user_input(grid.crs), dst_nodata=np.nan, resampling=Resampling.nearest)
+    except RasterioError as exc:
+        raise TileReadError(f"reading band {band.index} of '{band.path}' (decimated, for its share under its "
+                            f"SCL) failed: {exc}; the file may be truncated or corrupt: copy or download it "
+                            "again") from exc
+    return out
 
 
 def _classes(classes: np.ndarray) -> dict[str, float]:
@@ -167,5 +216,5 @@ def _said(share: dict[str, Any]) -> str:
             "that it is this date's SCL, of the bands' tile)")
 
 
-__all__ = ["CLOUDY", "EXPLAINS", "LOW_COVERAGE", "OUTSIDE_SCL", "SCL_CLOUD", "SCL_MASKED", "SCL_NAMES", "cloud_shares",
-           "coverage_why", "masked_clouds", "scl_mask", "warn_cloudy"]
+__all__ = ["CLOUDY", "EXPLAINS", "LOW_COVERAGE", "OUTSIDE_SCL", "SCL_CLOUD", "SCL_MASKED", "SCL_NAMES",
+           "bands_have_data", "cloud_shares", "coverage_why", "masked_clouds", "scl_mask", "warn_cloudy"]

@@ -63,7 +63,7 @@ def describe(
         ``cloud_share``: the share its Sentinel-2 scene classification (SCL, among its files, not a
         band) calls cloud or cloud shadow, None without one; :mod:`changedetect.io.clouds`;
         ``masked_share``: the share it masks, its no data and defective pixels and where it does not
-        reach too, and ``scl_file``: its file's name, None without one),
+        reach too, both where the bands have data, and ``scl_file``: its file's name, None without one),
         ``scl`` (the scene classification's band record, as ``bands``'; None without one),
         ``nodata_share``, ``georeferenced``, ``placeholder_dates``.
     """
