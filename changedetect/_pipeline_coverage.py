@@ -4,15 +4,14 @@
 A change is only seen where both dates of a pair have data: a cloud its Sentinel-2 SCL masked,
 the SCL's own no data, or a tile that does not reach, leaves that part of the scene unchecked,
 and "no violation there" means "not looked at".  :func:`coverage_of` measures, from the co-registered
-stack decimated to at most 1024 px a side (a held stack: in memory; a spilled one: one strided read
-of its scratch files), each compared date's share with data in every band and each compared
-pair's share with data on both dates; ``run`` writes it to ``run.json`` (``coverage``), puts it in
+stack decimated to at most 1024 px a side (a held stack: in memory; a spilled one: as sampled while its
+scratch files were written, :func:`changedetect.io.spill.sampled_valid`, never by reading them again), each
+compared date's share with data in every band and each compared pair's share with data on both dates; ``run`` writes it to ``run.json`` (``coverage``), puts it in
 the inspectors' report and says a low pair's reason (:func:`changedetect.io.clouds.coverage_why`).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -37,11 +36,19 @@ def compared_pairs(aligned: xr.DataArray, index: list[tuple[int, int]] | None,
 
 def valid_masks(aligned: xr.DataArray, dates: Sequence[int], *, side: int = 1024) -> dict[int, np.ndarray]:
     """Date index -> ``(y, x)`` bool, True where the date has data in every band, on ``aligned``'s
-    grid decimated (every n-th pixel, nearest) to at most ``side`` px on the longest side."""
+    grid decimated (every n-th pixel, nearest) to at most ``side`` px on the longest side: for a
+    spilled stack, the sample its spill took (:func:`changedetect.io.spill.sampled_valid`; a strided
+    read through dask would decompress every tile of those dates again), else read from ``aligned``."""
+    from changedetect.io.spill import sample_step, sampled_valid
+
     wanted = sorted(set(dates))
     if not wanted:
         return {}
-    step = max(1, math.ceil(max(aligned.sizes["y"], aligned.sizes["x"]) / side))
+    step = sample_step(aligned.sizes["y"], aligned.sizes["x"], side)
+    sampled = sampled_valid(aligned, step)
+    times = [str(t) for t in aligned["time"].values]
+    if sampled is not None and all(times[i] in sampled for i in wanted):
+        return {i: sampled[times[i]] for i in wanted}
     coarse = aligned.isel(time=wanted, y=slice(step // 2, None, step), x=slice(step // 2, None, step))
     valid = np.asarray(coarse.notnull().all("band").values, dtype=bool)
     return dict(zip(wanted, valid, strict=True))

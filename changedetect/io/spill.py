@@ -8,7 +8,9 @@ report's rasters): at 8192² the network's pass over a warped date took 116 s ag
 reference date read from its file (``docs/benchmarks.md``).  :func:`spill_stack` writes each date
 once into a tiled float32 GeoTIFF (512² tiles, band-interleaved, ZSTD with the floating-point
 predictor where GDAL has it) and returns the same stack reading those files lazily, window by
-window, so memory stays bounded by the chunks and the warp is paid once.
+window, so memory stays bounded by the chunks and the warp is paid once.  While it writes
+them it samples, every n-th pixel, where each date has data in every band (:func:`sampled_valid`):
+``run``'s coverage reads that instead of every tile of the compared dates again.
 
 The files are scratch: the caller gives a folder it removes afterwards
 (:func:`changedetect.pipeline.run` makes one inside OUT, or in ``[run] spill_dir``).
@@ -18,7 +20,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import shutil
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +47,10 @@ _ADVICE = ("free some space there, set [run] spill_dir to a folder on a larger d
 #: tiles of the scratch files and chunks of the stack read back from them
 SPILL_TILE = 512
 READ_CHUNK = 1024
+#: :func:`spill_stack` samples each date's validity every n-th pixel (from n // 2) to at most this
+#: many a side, in ``attrs[VALID_ATTR]`` of the stack it returns (:func:`sampled_valid` reads it)
+VALID_SIDE = 1024
+VALID_ATTR = "_spilled_valid"
 
 
 def spill_stack(stack: xr.DataArray, folder: str | Path) -> xr.DataArray:
@@ -67,14 +75,15 @@ def spill_stack(stack: xr.DataArray, folder: str | Path) -> xr.DataArray:
     data = stack.data if isinstance(stack.data, da.Array) else da.from_array(np.asarray(stack.data))
     data = data.astype(np.float32).rechunk((1, nb, SPILL_TILE * 2, SPILL_TILE * 2))
     paths = [folder / f"date_{t:03d}.tif" for t in range(nt)]
+    step = sample_step(h, w)
     log.info("spilling the co-registered stack (%d dates, %.1f GiB) to %s", nt, need / 2**30, folder)
     profile = _profile(nb, h, w)
     profile.update(transform=stack.rio.transform(), crs=stack.rio.crs)  # georeferenced, for whoever looks
     try:
         with rasterio.Env(GDAL_NUM_THREADS="1"), contextlib.ExitStack() as files:
             dsts = [files.enter_context(_open(p, profile)) for p in paths]
-            targets: list[Any] = [_WindowWriter(d, "float32", None) for d in dsts]
-            store_drained([data[t] for t in range(nt)], targets)  # drained before the files close
+            targets = [_Sampling(_WindowWriter(d, "float32", None), h, w, step) for d in dsts]
+            store_drained([data[t] for t in range(nt)], list(targets))  # drained before the files close
     except Exception as exc:  # (closing a file on a full disk fails too)
         if _disk_full(folder, exc):  # checked first, but filled since (another run's outputs, a quota)
             raise OutputLocationError(
@@ -82,10 +91,48 @@ def spill_stack(stack: xr.DataArray, folder: str | Path) -> xr.DataArray:
                 f"disk is full: {_ADVICE}") from exc
         raise
     arrays = [_lazy_file(p, nb, h, w) for p in paths]
+    sampled = {"step": step, "shape": (h, w), "bands": [str(b) for b in stack["band"].values],
+               "dates": {str(t): target.valid for t, target in zip(stack["time"].values, targets, strict=True)}}
     out = xr.DataArray(da.stack(arrays), coords=stack.coords, dims=stack.dims, name=stack.name,
-                       attrs=dict(stack.attrs))
+                       attrs={**stack.attrs, VALID_ATTR: sampled})
     out.encoding = dict(stack.encoding)
     return out.transpose(*order)
+
+
+def sample_step(height: int, width: int, side: int = VALID_SIDE) -> int:
+    """Every how many pixels a ``height`` x ``width`` grid is sampled to at most ``side`` a side."""
+    return max(1, math.ceil(max(height, width) / side))
+
+
+def sampled_valid(stack: xr.DataArray, step: int) -> dict[str, np.ndarray] | None:
+    """ISO time -> ``(y, x)`` bool, where that date of a spilled ``stack`` has data in every band,
+    sampled every ``step``-th pixel from ``step // 2`` as its scratch files were written; None when
+    ``stack`` was not spilled with that step, or has other bands or another extent since."""
+    sampled = stack.attrs.get(VALID_ATTR)
+    if (not sampled or sampled["step"] != step or sampled["shape"] != (stack.sizes["y"], stack.sizes["x"])
+            or sampled["bands"] != [str(b) for b in stack["band"].values]):
+        return None
+    return dict(sampled["dates"])
+
+
+class _Sampling:
+    """A date's ``__setitem__`` target: writes each window (``writer``) and samples where every band
+    has data, every ``step``-th pixel from ``step // 2`` (``valid``)."""
+
+    def __init__(self, writer: Any, height: int, width: int, step: int) -> None:
+        self.writer, self.step, off = writer, step, step // 2
+        self.valid = np.zeros((len(range(off, height, step)), len(range(off, width, step))), dtype=bool)
+        self.lock = threading.Lock()
+
+    def __setitem__(self, key: tuple[slice, slice, slice], block: np.ndarray) -> None:
+        self.writer[key] = block
+        _, rows, cols = key
+        (r0, c0), step, off = (rows.start or 0, cols.start or 0), self.step, self.step // 2
+        ry, cx = (off - r0) % step, (off - c0) % step  # the block's first sampled row and column
+        sub = np.isfinite(block[:, ry::step, cx::step]).all(axis=0)
+        i, j = (r0 + ry - off) // step, (c0 + cx - off) // step
+        with self.lock:
+            self.valid[i:i + sub.shape[0], j:j + sub.shape[1]] = sub
 
 
 def _profile(count: int, height: int, width: int) -> dict[str, Any]:
@@ -127,4 +174,4 @@ def _lazy_file(path: Path, bands: int, height: int, width: int) -> da.Array:
     return da.Array(hlg, name, chunks=((1,) * bands, ychunks, xchunks), dtype=np.float32)
 
 
-__all__ = ["spill_stack"]
+__all__ = ["VALID_ATTR", "VALID_SIDE", "sample_step", "sampled_valid", "spill_stack"]
