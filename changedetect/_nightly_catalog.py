@@ -51,7 +51,8 @@ class Acquisition:
     or its one raster, a STAC item's SCL asset), which its pair's run reads as the date's cloud mask;
     not in ``sha256`` (a state keeps the dates it knows), but checksummed on its own in ``scl_sha256``
     (:mod:`changedetect._nightly_scl`).  ``named``: ``bands`` were given by a STAC item, not read
-    from the file names, so a pair's manifest names them (:meth:`rows`).
+    from the file names, so a pair's manifest names them (:meth:`rows`).  ``item_files``: a STAC item's
+    every raster asset, by which a state written when the job read its first asset alone knows the date.
     """
 
     area: str
@@ -63,6 +64,7 @@ class Acquisition:
     scl: str | None = None
     scl_sha256: str | None = None
     named: bool = False
+    item_files: tuple[str, ...] = ()
 
     @property
     def paths(self) -> tuple[str, ...]:
@@ -240,6 +242,7 @@ def discover(catalog: str | Path, *, night: str | None = None, known: dict[str, 
     through_items = {p for it in items.values() if it is not None for p in it.files}
     groups: list[tuple[str, str, Item]] = []  # items with one file per band
     item_scls: dict[tuple[str, str], Path] = {}
+    item_files: dict[tuple[str, str], tuple[str, ...]] = {}  # (area, date) -> every raster its item names
     for area, f in entries:
         if f in through_items or f.resolve() in through_items:
             continue
@@ -253,6 +256,7 @@ def discover(catalog: str | Path, *, night: str | None = None, known: dict[str, 
         if night is not None and date > night:
             continue
         if stac is not None:
+            item_files[(area, date)] = tuple(map(str, stac.rasters))
             if len(stac.assets) > 1:
                 groups.append((area, date, stac))
             else:
@@ -284,7 +288,8 @@ def discover(catalog: str | Path, *, night: str | None = None, known: dict[str, 
             continue
         scl = scls.get((area, date))
         areas.setdefault(area, {})[str(data)] = Acquisition(area, date, str(data), digest,
-                                                            scl=str(scl) if scl else None)
+                                                            scl=str(scl) if scl else None,
+                                                            item_files=item_files.get((area, date), ()))
     per_band = [(area, date, files, None) for (area, date), files in sorted(bands.items())] + [
         (area, date, [f for _, f in item.assets], [n for n, _ in item.assets]) for area, date, item in groups]
     for area, date, files, names in per_band:
@@ -299,6 +304,7 @@ def discover(catalog: str | Path, *, night: str | None = None, known: dict[str, 
             continue
         if (area, date) in scls:
             acq = replace(acq, scl=str(scls[(area, date)]))
+        acq = replace(acq, item_files=item_files.get((area, date), ()))
         areas.setdefault(area, {})[acq.path] = acq
     return {a: sorted(_with_scl_checksums(acqs.values(), known, problem), key=lambda q: (q.date, q.path))
             for a, acqs in areas.items()}

@@ -235,7 +235,8 @@ def _stac_upgrades(area: str, new: list[Acquisition], processed: dict[str, dict[
     earlier version read only that one): said in the night's ``reruns``, as they are compared again."""
     out = []
     for q in new:
-        old = [r for r in processed.values() if q.named and r.get("date") == q.date and r.get("path") in q.files]
+        old = [r for r in processed.values() if q.named and r.get("date") == q.date
+               and r.get("path") in (q.item_files or q.files)]  # its first asset: a band, aot, visual ...
         if old:
             out.append({"area": area, "date": q.date, "reason": (
                 f"its STAC item is now read with its {len(q.files)} band assets ({', '.join(q.bands)}); an earlier "

@@ -112,7 +112,7 @@ class Choice:
     reference: Acquisition | None
     #: path -> one-line message, for the acquisitions that failed the check tonight
     unreadable: dict[str, str] = field(default_factory=dict)
-    #: the pinned reference vanished or changed (one line), else None
+    #: the pinned reference vanished or changed, or is re-pinned as its STAC item (one line), else None
     warning: str | None = None
 
 
@@ -129,6 +129,13 @@ def choose(area: str, acqs: list[Acquisition], pinned: dict[str, Any] | None,
         same = [q for q in acqs if q.sha256 == pinned["sha256"]]
         if same:
             return Choice(same[0])
+        item = _item_of(pinned, acqs)
+        if item is not None:
+            return Choice(item, warning=(
+                f"area {area}: its registration reference '{pinned['path']}' ({pinned['date']}) is one asset of a "
+                "STAC item, pinned when the job read an item's first asset alone; tonight's pairs are registered "
+                f"onto the item as it is now read, its {len(item.paths)} band asset(s) ({', '.join(item.bands)}), "
+                "which becomes the area's reference when the night is committed"))
         where = Path(pinned["path"])
         if pinned.get("files"):  # a band-per-file date, dated after the night
             files = [Path(f) for f in pinned["files"]]
@@ -157,6 +164,17 @@ def choose(area: str, acqs: list[Acquisition], pinned: dict[str, Any] | None,
                     "registered onto the old one)" if found is not None else
                     "; no other acquisition of the area is readable")
     return Choice(found, unreadable, warning)
+
+
+def _item_of(pinned: dict[str, Any], acqs: list[Acquisition]) -> Acquisition | None:
+    """The acquisition read from the STAC item one of whose assets is a reference pinned by a version
+    that read an item's first asset alone (``aot``, ``visual``, one band; a pin without ``files``): the
+    item's band assets now, which a pair reads (that one file beside them would be a date of other
+    bands, and fail the area).  None when the pin is no such asset."""
+    if pinned.get("files"):
+        return None
+    return next((q for q in acqs if q.item_files and q.date == pinned["date"] and pinned["path"] in q.item_files),
+                None)
 
 
 __all__ = ["Choice", "NightState", "acquisition_unreadable", "choose", "load", "record", "unreadable_reason"]

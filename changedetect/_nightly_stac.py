@@ -32,11 +32,14 @@ _COMMON = {"coastal": "B01", "blue": "B02", "green": "B03", "red": "B04", "reded
 @dataclass(frozen=True)
 class Item:
     """A STAC item of the catalog: its date (None: not in the item, the caller reads its file name),
-    its band assets ``(band name, file)`` in band order, and its SCL asset's file."""
+    its band assets ``(band name, file)`` in band order, and its SCL asset's file; ``rasters``: every
+    raster asset's file (side products and ``visual`` included), one of which a state written when the
+    job read an item's first asset alone knows the date by."""
 
     date: str | None
     assets: tuple[tuple[str, Path], ...]
     scl: Path | None = None
+    rasters: tuple[Path, ...] = ()
 
     @property
     def files(self) -> tuple[Path, ...]:
@@ -68,7 +71,7 @@ def read_item(path: Path) -> Item | None:
     if not found:
         return None
     found.sort(key=lambda x: (*band_sort_key(_COMMON.get(x[0].lower(), x[0].upper())), x[0]))
-    return Item(when[:10] if _DAY.match(when) else None, tuple(found), mask)
+    return Item(when[:10] if _DAY.match(when) else None, tuple(found), mask, tuple(_href(path, a) for _, a in raster))
 
 
 def band_name(key: str, asset: dict[str, Any]) -> str:
