@@ -106,6 +106,13 @@ class DetectConfig:
         segmenter: a building put up on a lot whose building was demolished earlier in the
         series becomes a footprint of its own, dated and matched on its own
         (:mod:`changedetect._rebuilds`); ``False``: it stays under the demolition's footprint.
+    fill_masked_before
+        :func:`~changedetect.detect.detect_series` and ``detect_each_pair`` only, on the series'
+        own pairs (not explicit ``pairs``): the BEFORE image of each consecutive pair is filled,
+        where it has no data (a cloud its SCL masked), from the latest earlier date of the stack
+        with data there, pixel by pixel (the last clear view; :mod:`changedetect._fill_before`),
+        so that a building put up under a cloud is seen by the pair after it.  ``False``: a
+        pixel without data on BEFORE is no change on that pair.
     """
 
     model: str = "vhr-building"
@@ -121,6 +128,7 @@ class DetectConfig:
     presence_across_seasons: bool = True
     same_sun_share: float | None = 0.05
     rebuilds: bool = True
+    fill_masked_before: bool = True
 
     def __post_init__(self) -> None:
         if self.same_sun_share is not None and not 0 < self.same_sun_share <= 1:

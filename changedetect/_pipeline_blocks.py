@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from changedetect._detect_engine import SCENE_STATS, _scene_stats
+from changedetect._fill_before import FILLED_ATTR, Counts, fill_window, filled_counts
 from changedetect._pipeline_find import carried_ids, find
 from changedetect._pipeline_output import OUTPUTS
 from changedetect._pipeline_steps import days_raster
@@ -58,17 +59,28 @@ class SceneStats:
         self.times = list(stack["time"].values)
         self.shape = (int(stack.sizes["y"]), int(stack.sizes["x"]))
         self.names = [str(b) for b in stack["band"].values]
-        self.cache: dict[tuple[int, tuple[int, ...], int], Any] = {}
+        self.cache: dict[tuple[int, tuple[int, ...], int, bool], Any] = {}
         self.reads: dict[tuple[int, int, int, int, int], np.ndarray] = {}
 
     def __call__(self, date: xr.DataArray, idx: list[int], card: Any) -> Any:
         i = self.times.index(date["time"].values)
         if [str(b) for b in date["band"].values] != self.names:
             raise ValueError("a block's bands are not the scene's")
-        key = (i, tuple(idx), id(card))
+        filled = bool(date.attrs.get(FILLED_ATTR))  # a BEFORE filled from earlier dates: the filled scene's
+        key = (i, tuple(idx), id(card), filled)
         if key not in self.cache:
-            self.cache[key] = _scene_stats(self._reader(i, idx), self.shape, card)
+            read = self._filled_reader(i, idx) if filled else self._reader(i, idx)
+            self.cache[key] = _scene_stats(read, self.shape, card)
         return self.cache[key]
+
+    def _filled_reader(self, i: int, idx: list[int]) -> Callable[[Window], np.ndarray]:
+        every = list(range(len(self.names)))
+        reads = [self._reader(k, every) for k in range(i, -1, -1)]
+
+        def read(win: Window) -> np.ndarray:
+            return fill_window([r(win) for r in reads])[idx]
+
+        return read
 
     def _reader(self, i: int, idx: list[int]) -> Callable[[Window], np.ndarray]:
         def read(win: Window) -> np.ndarray:
@@ -94,6 +106,8 @@ class Blocked:
     carried: int | None
     dropped: int
     written: set[str] = field(default_factory=set)
+    #: the pixels of each consecutive pair's BEFORE filled from earlier dates, the blocks' cores summed
+    filled: list[Counts] = field(default_factory=list)
 
 
 def _template(aligned: xr.DataArray, like: xr.DataArray) -> xr.DataArray:
@@ -156,6 +170,7 @@ def run_blocks(aligned: xr.DataArray, index: list[tuple[int, int]] | None, masks
     first: Any = None
     rebuilt: int | None = None
     dropped = 0
+    filled: list[Counts] = []
     token = SCENE_STATS.set(SceneStats(aligned))
     try:
         with contextlib.ExitStack() as files:
@@ -175,6 +190,7 @@ def run_blocks(aligned: xr.DataArray, index: list[tuple[int, int]] | None, masks
                         slice(core_x[0] - outer_x[0], core_x[1] - outer_x[0]))
                 for key, (raster, *_rest) in rasters.items():
                     writers[key](raster.values[core], core_y[0], core_x[0])
+                filled.append(filled_counts(found.filled, block["time"].values, core))
                 keep = in_core(found.footprints, transform, (core_y, core_x))
                 frames.append(found.footprints[keep])
                 if found.dropped_rows is not None and len(found.dropped_rows):  # those in its core, as it keeps
@@ -195,7 +211,7 @@ def run_blocks(aligned: xr.DataArray, index: list[tuple[int, int]] | None, masks
     if rebuilt is not None:  # the rebuilds the blocks kept, summed
         footprints.attrs["rebuilds"] = rebuilt
     carried = carried_ids(footprints, previous)
-    return Blocked(first[0], footprints, first[1], carried, dropped, set(writers))
+    return Blocked(first[0], footprints, first[1], carried, dropped, set(writers), filled)
 
 
 def _rasters(found: Any, config: PipelineConfig) -> dict[str, tuple[xr.DataArray, str, float | None, Any]]:

@@ -80,6 +80,7 @@ def chain(stack: xr.DataArray, register: gpd.GeoDataFrame, out: Path, config: Pi
     a co-registered stack larger than ``[run] hold_gib``; ``clouds``: run.json's, for the coverage)."""
     from changedetect import coregister as coreg_mod
     from changedetect import match as match_mod
+    from changedetect._fill_before import filled_counts, filled_record
     from changedetect._pipeline_blocks import is_blocked, run_blocks
     from changedetect._pipeline_coverage import compared_pairs, coverage_of, valid_masks
     from changedetect._pipeline_find import find
@@ -116,10 +117,12 @@ def chain(stack: xr.DataArray, register: gpd.GeoDataFrame, out: Path, config: Pi
         blocked = run_blocks(aligned, index, masks, config, models, clock, progress, previous, out)
         prob, footprints, kept = blocked.prob, blocked.footprints, blocked.kept
         carried, dropped, written_rasters = blocked.carried, blocked.dropped, blocked.written
+        filled = blocked.filled
     else:
         found = find(aligned, index, masks, config, models, clock, progress, previous)
         prob, footprints, kept, carried, dropped = (found.prob, found.footprints, found.kept, found.carried,
                                                     found.dropped)
+        filled = [filled_counts(found.filled, aligned["time"].values)]
         with clock.stage("detect"):
             if found.same_sun is not None:  # the nightly job checks earlier nights' violations on it
                 write_cog(found.same_sun, out / OUTPUTS["same_season"], dtype="uint8", nodata=255,
@@ -165,7 +168,8 @@ def chain(stack: xr.DataArray, register: gpd.GeoDataFrame, out: Path, config: Pi
             "edge_tolerance_m": mconfig.edge_tolerance_m, "carried_ids": carried,
             "change_type_model": segmenter_info(segmenter), "same_sun_dropped": dropped,
             "written": written, "bands": {"read": read, "used": [str(b) for b in aligned["band"].values]},
-            "coverage_both_dates": coverage, "coverage": pairs_coverage}
+            "coverage_both_dates": coverage, "coverage": pairs_coverage,
+            "filled_before": filled_record(filled, int(aligned.sizes["y"]) * int(aligned.sizes["x"]))}
 
 
 def _coverage(out: Path, times: list[str]) -> float:

@@ -5,7 +5,7 @@ previous ids) are the same; it writes nothing."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from changedetect._pipeline_steps import (
@@ -43,6 +43,9 @@ class Found:
     carried: int | None
     #: the footprints dropped as not confirmed under the same sun (a block counts those in its core)
     dropped_rows: gpd.GeoDataFrame | None = None
+    #: each consecutive pair's BEFORE pixels filled from earlier dates (``detect_each_pair(filled=)``),
+    #: as indices into the stack given; empty when none was filled or filling is off
+    filled: dict[tuple[int, int], np.ndarray | None] = field(default_factory=dict)
 
     @property
     def dropped(self) -> int:
@@ -63,6 +66,7 @@ def find(aligned: xr.DataArray, index: list[tuple[int, int]] | None, masks: list
     loaded, segmenter = models
     first_seen = rebuilt = events = same_sun = None
     unmasked: dict[tuple[int, int], np.ndarray] | None = None
+    filled: dict[tuple[int, int], np.ndarray | None] = {}
     with clock.stage("detect"):
         # each date's building probability, computed once: for the presence check and change_type
         dates = None if segmenter is None else DatePresence(aligned, segmenter, config.detect, progress)
@@ -73,7 +77,8 @@ def find(aligned: xr.DataArray, index: list[tuple[int, int]] | None, masks: list
         else:
             unmasked = {} if masks else None
             events = detect_mod.detect_each_pair(aligned, config=config.detect, progress=progress, model=loaded,
-                                                 pairs=index, mask_pairs=masks, segmenter=dates, unmasked=unmasked)
+                                                 pairs=index, mask_pairs=masks, segmenter=dates, unmasked=unmasked,
+                                                 filled=filled)
             thr = detect_threshold(config.detect, loaded.card)
             prob, first_seen = detect_mod.combine_pairs(events, aligned, thr)
             stamps = aligned["time"].values  # the events' indices, before the dates kept below
@@ -98,7 +103,8 @@ def find(aligned: xr.DataArray, index: list[tuple[int, int]] | None, masks: list
         # the pairs compared, as indices into the dates kept (one before the first kept: left out)
         compared = None if index is None else [(i - kept[0], j - kept[0]) for i, j in index if i >= kept[0]]
         footprints = fill_first_seen(footprints, aligned, compared)
-    return Found(prob, first_seen, same_sun, footprints, kept, carried_ids(footprints, previous), dropped_rows)
+    return Found(prob, first_seen, same_sun, footprints, kept, carried_ids(footprints, previous), dropped_rows,
+                 filled)
 
 
 def carried_ids(footprints: gpd.GeoDataFrame, previous: gpd.GeoDataFrame | None) -> int | None:

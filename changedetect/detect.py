@@ -44,6 +44,7 @@ from changedetect._detect_engine import (
 from changedetect._detect_file import detect_to_file
 from changedetect._detect_inputs import check_colour
 from changedetect._detect_pairs import _pair_labels, combine_pairs, season_partner, series_pairs
+from changedetect._fill_before import fill_before
 from changedetect.errors import GeoreferenceError, TimeSeriesError
 from changedetect.presence import DatePresence
 from changedetect.tiling import Window
@@ -199,11 +200,14 @@ def detect_pair(
 
 
 def _pair_probability(stack: xr.DataArray, i: int, j: int, config: DetectConfig, loaded: _Loaded,
-                      progress: bool, presence: DatePresence | None, *, mask: bool = False) -> xr.DataArray:
-    """The network's probability between dates ``i`` and ``j``, with the presence check applied
+                      progress: bool, presence: DatePresence | None, *, mask: bool = False,
+                      before: xr.DataArray | None = None) -> xr.DataArray:
+    """The network's probability between dates ``i`` and ``j`` (``before``: date ``i`` as filled by
+    :func:`~changedetect._fill_before.fill_before`), with the presence check applied
     when there is a segmenter (``presence``) and ``mask`` (a mask pair, checked whatever the
     seasons).  A checked pair's raster says so in ``attrs["presence_check"]``."""
-    prob = detect_pair(stack.isel(time=i), stack.isel(time=j), config=config, progress=progress, model=loaded)
+    before = stack.isel(time=i) if before is None else before
+    prob = detect_pair(before, stack.isel(time=j), config=config, progress=progress, model=loaded)
     if presence is not None and mask:
         _confirm(prob, i, j, presence, _threshold(config, loaded.card), mask=True)
     return prob
@@ -303,6 +307,7 @@ def detect_each_pair(
     mask_pairs: list[tuple[int, int]] | None = None,
     segmenter: _Loaded | DatePresence | None = None,
     unmasked: dict[tuple[int, int], np.ndarray] | None = None,
+    filled: dict[tuple[int, int], np.ndarray | None] | None = None,
 ) -> list[tuple[int, int, xr.DataArray]]:
     """Each pair's change probability, as ``(before, after, ChangeProbability)`` in order of
     precedence; the pairs, the mask and the presence check (``segmenter``) as in
@@ -311,7 +316,13 @@ def detect_each_pair(
     name, version and sha256).  ``unmasked``, a dict, receives each masked pair's decisions
     before the mask (``(y, x)`` float32: 1 at or above the threshold, 0 below, NaN where the pair
     has no data), keyed by ``(before, after)``: the nightly job checks earlier nights'
-    violations against them (``changedetect._merge.withdraw_unconfirmed``)."""
+    violations against them (``changedetect._merge.withdraw_unconfirmed``).
+
+    With ``config.fill_masked_before`` and the series' own pairs (``pairs`` None), each consecutive
+    pair's BEFORE is filled where it has no data from the latest earlier date with data there
+    (:mod:`changedetect._fill_before`); ``filled``, a dict, receives for each consecutive pair after
+    the first the ``(y, x)`` int16 index of the date each BEFORE pixel came from (-1: not filled), or
+    None when nothing was filled."""
     check_tilestack(stack)
     stack = _held(stack)
     if stack.sizes.get("time", 0) < 2:
@@ -328,6 +339,7 @@ def detect_each_pair(
         crs = transform = None
     if crs is not None:
         check_gsd(loaded.card, crs, transform, stack.sizes["x"], stack.sizes["y"], "the stack")
+    fill = config.fill_masked_before and pairs is None  # explicit pairs may leave dates out: never filled
     pairs = series_pairs(times, config.season_days) if pairs is None else list(pairs)
     if not pairs or any(not 0 <= i < j < n for i, j in [*pairs, *(mask_pairs or [])]):
         raise ValueError(f"pairs must be (before, after) indices with 0 <= before < after < {n}, "
@@ -338,7 +350,16 @@ def detect_each_pair(
     for i, j in pairs:
         logger.info("detect: %s -> %s%s", str(times[i])[:10], str(times[j])[:10],
                     "" if j == i + 1 else " (same season)")
-        events.append((i, j, _pair_probability(stack, i, j, config, loaded, progress, presence)))
+        before = None
+        if fill and j == i + 1 and i > 0:  # the last clear view where date i has no data
+            done = fill_before(stack, i)
+            before = done.image
+            if filled is not None:
+                filled[(i, j)] = done.source
+            if done.source is not None:
+                logger.info("detect: %s's no data filled from earlier dates over %.2f %% of the scene",
+                            str(times[i])[:10], 100 * done.share())
+        events.append((i, j, _pair_probability(stack, i, j, config, loaded, progress, presence, before=before)))
     if presence is not None:  # every pair's own decisions first: a confirmed object must not join one
         decided = np.zeros(events[0][2].shape, dtype=bool)
         for _, _, prob in events:

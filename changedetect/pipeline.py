@@ -314,6 +314,9 @@ def _finish(series: Any, stack: xr.DataArray, permits: str | Path, out: Path, co
         # per compared pair: its share with data on both dates (low: under half); per date: with data,
         # without data beyond what its SCL masked (docs/report.md)
         "coverage": results["coverage"],
+        # per consecutive pair whose BEFORE could be filled from earlier dates ([detect] fill_masked_before):
+        # the share of the scene filled, in all and per date it came from (docs/detection.md)
+        "filled_before": results["filled_before"],
         "outputs": {k: p.name for k, p in paths.items()},
         "report_info": report_info(results["times"], loaded, len(results["footprints"])),
     }

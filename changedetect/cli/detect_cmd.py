@@ -38,6 +38,9 @@ if TYPE_CHECKING:
 @click.option("--no-presence-check", is_flag=True,
               help="With --series: the network alone, without the presence check by the model's "
                    "building segmenter (its buildings/ stage; see docs/detection.md).")
+@click.option("--no-fill-masked-before", is_flag=True,
+              help="With --series: compare a date's no data (its SCL's clouds) as no change, instead of the "
+                   "last earlier date with data there (see docs/detection.md).")
 @click.option("--tta", is_flag=True, help="Average over flips and a rotation (4x slower, a bit more accurate).")
 @click.option("--window", type=click.IntRange(32), help="Window side in pixels (default: the model card's).")
 @click.option("--overlap", type=click.IntRange(0), default=64, show_default=True,
@@ -51,9 +54,9 @@ if TYPE_CHECKING:
 @overwrite_opt
 @click.pass_context
 def command(ctx: click.Context, before: Path, after: Path | None, out: Path, model: str, series: bool,
-            consecutive_only: bool, no_presence_check: bool, tta: bool, window: int | None, overlap: int,
-            batch_size: int, threshold: float | None, device: str, cloud_mask: bool | None,
-            overwrite: bool) -> None:
+            consecutive_only: bool, no_presence_check: bool, no_fill_masked_before: bool, tta: bool,
+            window: int | None, overlap: int, batch_size: int, threshold: float | None, device: str,
+            cloud_mask: bool | None, overwrite: bool) -> None:
     """Change probability between BEFORE and AFTER rasters, written as a COG on BEFORE's grid.
 
     AFTER is read onto BEFORE's grid when the two differ (reprojection on the
@@ -79,12 +82,15 @@ def command(ctx: click.Context, before: Path, after: Path | None, out: Path, mod
                                "(two files are read as they are)")
     if no_presence_check and not series:
         raise click.UsageError("--no-presence-check applies to a series: give it with --series")
+    if no_fill_masked_before and not series:
+        raise click.UsageError("--no-fill-masked-before applies to a series: give it with --series")
     device = check_device(device)
     try:
         config = DetectConfig(model=model, window=window, overlap=overlap, batch_size=batch_size,
                               tta=tta, threshold=threshold, device=device,
                               season_days=None if consecutive_only else DetectConfig.season_days,
-                              presence_check=not no_presence_check)
+                              presence_check=not no_presence_check,
+                              fill_masked_before=not no_fill_masked_before)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc
     if series and after is not None:
