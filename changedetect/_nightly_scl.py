@@ -13,11 +13,18 @@ A state written before SCL checksums has records without ``"scl"``: it cannot sa
 SCL was there when the date was compared.  Neither rerunning every date of a city nor ignoring a
 truly late SCL is right, so the files' modification times decide, once per date:
 
-- an SCL written **after the state's last commit** (``state.json``'s time) while none of its date's
-  image files was is taken as arrived late: the date is compared again (a rerun, as above);
+- an SCL written after a time by which its date had been compared, while none of its date's image
+  files was, is taken as arrived late: the date is compared again (a rerun, as above).  Two such
+  times are known: the state's last commit (``state.json``'s time), and the end of the day of the
+  night that processed the date (its record's ``"night"``, local midnight after it: a night's run,
+  ``--night`` today by default, is over by then).  The second is the one that sees an SCL that came
+  a few nights before the upgrade: ``state.json`` is rewritten every night, even with nothing new,
+  so the last commit alone took such an SCL as older than its date's comparison;
 - otherwise (an older SCL, or a date whose files were all written again, as when a catalog is copied
-  to another disk) the SCL is taken as there when the date was compared: its checksum is recorded,
-  nothing runs, and one warning line per area names those dates, saying how to compare one again.
+  to another disk: its bands then postdate both times) the SCL is taken as there when the date was
+  compared: its checksum is recorded, nothing runs, and one warning line per area names those dates,
+  saying how to compare one again.  An SCL that came the same day as its date's night, after the
+  run, is late only by the last commit (the upgrade's night follows that night at once).
 
 Either way the record then has its ``"scl"`` and later nights compare checksums only: the decision
 is committed even when the area fails that night (``SclChanges.settled``: ``""`` for a late SCL, so the
@@ -31,6 +38,7 @@ what the first run reported under what the SCL now masks, and the rerun no longe
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,7 +64,7 @@ class SclChanges:
 def changes(acqs: list[Acquisition], processed: dict[str, dict[str, Any]], committed_at: float | None) -> SclChanges:
     """The processed dates of an area (``acqs``) whose SCL is new or changed since they were compared,
     and the SCL checksums to record.  ``committed_at``: ``state.json``'s modification time (seconds),
-    which dates a legacy record's SCL (see the module docstring)."""
+    which, with the night of each legacy record, dates its SCL (see the module docstring)."""
     out = SclChanges()
     for q in acqs:
         record = processed.get(q.sha256)
@@ -73,25 +81,37 @@ def changes(acqs: list[Acquisition], processed: dict[str, dict[str, Any]], commi
         out.record[q.sha256] = out.settled[q.sha256] = now
         if not now:
             continue
-        if _late(q, committed_at):
+        if _late(q, [committed_at, _night_over(record.get("night"))]):
             out.settled[q.sha256] = ""  # a failed night leaves it to be compared again the next
             out.rerun[q.sha256] = (f"its scene classification (SCL) '{q.scl}' arrived after it was compared "
-                                   "(written after the state's last commit, its bands before): its pairs run "
-                                   "again with its cloud mask")
+                                   f"(written after the night {record.get('night', '?')} that compared it was over, "
+                                   "or after the state's last commit, its bands before): its pairs run again with "
+                                   "its cloud mask")
         else:
             out.adopted.append(q.date)
     return out
 
 
-def _late(q: Acquisition, committed_at: float | None) -> bool:
-    """A legacy date's SCL was written after the state's last commit, and none of its image files was."""
-    if committed_at is None or q.scl is None:
+def _late(q: Acquisition, compared_by: list[float | None]) -> bool:
+    """A legacy date's SCL was written after one of ``compared_by`` (times by which the date had been
+    compared), and none of its image files was."""
+    if q.scl is None:
         return False
     try:
-        return Path(q.scl).stat().st_mtime > committed_at and all(
-            Path(f).stat().st_mtime <= committed_at for f in q.paths)
+        scl, images = Path(q.scl).stat().st_mtime, [Path(f).stat().st_mtime for f in q.paths]
     except OSError:
         return False
+    return any(t is not None and scl > t and all(m <= t for m in images) for t in compared_by)
+
+
+def _night_over(night: Any) -> float | None:
+    """The end of a night's day (local midnight after it, seconds), by which its run had compared
+    what it processed; None for a record without a night."""
+    try:
+        day = dt.date.fromisoformat(str(night))
+    except ValueError:
+        return None
+    return dt.datetime.combine(day + dt.timedelta(days=1), dt.time()).timestamp()
 
 
 def adopted_warning(area: str, dates: list[str], state_file: Path) -> str:
@@ -99,8 +119,8 @@ def adopted_warning(area: str, dates: list[str], state_file: Path) -> str:
     shown = ", ".join(sorted(dates)[:5]) + (f" and {len(dates) - 5} more" if len(dates) > 5 else "")
     return (f"area {area}: the state, written before the nightly job kept each SCL's checksum, does not say "
             f"whether the scene classification (SCL) of {shown} was there when compared; their SCL files are "
-            "older than its last commit (or came with their bands), so they are taken as there and not compared "
-            f"again. To compare one again with its cloud mask, remove its entry under 'acquisitions' in "
+            "older than the nights that compared them (or came with their bands), so they are taken as there and "
+            "not compared again. To compare one again with its cloud mask, remove its entry under 'acquisitions' in "
             f"'{state_file}' while no night runs")
 
 
