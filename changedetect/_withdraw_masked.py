@@ -163,9 +163,10 @@ def reasons(withdrawn: gpd.GeoDataFrame) -> dict[str, int]:
     return dict(sorted(Counter(kinds).items()))
 
 
-def said(counts: dict[str, int]) -> str:
-    """``counts`` (:func:`reasons`) in words: the kind alone when there is one, else each with its count."""
-    if len(counts) == 1:
+def said(counts: dict[str, int], *, counted: bool = False) -> str:
+    """``counts`` (:func:`reasons`) in words: the kind alone when there is one (unless ``counted``), else
+    each with its count (``1 under a cloud a late SCL masks, 5 not seen under the same sun``)."""
+    if len(counts) == 1 and not counted:
         return next(iter(counts))
     return ", ".join(f"{n} {kind}" for kind, n in counts.items())
 

@@ -118,9 +118,9 @@ def command(catalog: Path, permits: str, state: Path, out: Path, night: dt.datet
 def _why(reasons: dict[str, int]) -> str:
     """Why violations were withdrawn, when any for another reason than the same sun (the usual one,
     said by the withdrawn files): `` (1 under a cloud a late SCL masks, 5 not seen under the same sun)``."""
-    if set(reasons) <= {"not seen under the same sun"}:
-        return ""
-    return " (" + ", ".join(f"{n} {kind}" for kind, n in reasons.items()) + ")"
+    from changedetect._withdraw_masked import said
+
+    return "" if set(reasons) <= {"not seen under the same sun"} else f" ({said(reasons, counted=True)})"
 
 
 class _NotInSummary(logging.Filter):
