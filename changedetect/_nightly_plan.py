@@ -105,6 +105,8 @@ def plan_night(catalog: str | Path, current: NightState, state_dir: Path, permit
         usable = sorted((q for q in acqs if q.path not in unreadable), key=lambda q: (q.date, q.path))
         _, pairs = plan_pairs(usable, processed)
         again = _scl.rerun_pairs(usable, set(scl.rerun))
+        again += _partner_reruns(usable, processed, set(scl.rerun), config.detect.season_days, checked,
+                                 summary.warnings)
         pairs = sorted({(a.path, b.path): (a, b) for a, b in [*pairs, *again]}.values(),
                        key=lambda ab: (ab[1].date, ab[1].path, ab[0].date))
         summary.reruns += [{"area": area, "date": q.date, "reason": scl.rerun[q.sha256]}
@@ -149,6 +151,23 @@ def plan_night(catalog: str | Path, current: NightState, state_dir: Path, permit
             sets.append((b.date, run_dir, key))
         tasks.append({"area": area, "permits": permits, "config": cfg, "committed": mine, "pairs": runs})
     return tasks, new_by_area
+
+
+def _partner_reruns(usable: list[Acquisition], processed: dict[str, Any], rerun: set[str], season_days: int | None,
+                    checked: dict[str, str | None], warnings: list[str]) -> list[tuple[Acquisition, Acquisition]]:
+    """The processed consecutive pairs whose same-season partner is a date compared again (its SCL late
+    or changed): their partner pair decided, and their mask pair hid, what the date's clouds showed, so
+    they run again with its cloud mask (:func:`_season_partner`, as they were planned)."""
+    if not rerun or season_days is None:
+        return []
+    done = sorted((q for q in usable if q.sha256 in processed), key=lambda q: (q.date, q.path))
+    out = []
+    for a, b in zip(done, done[1:], strict=False):
+        if a.date < b.date and b.sha256 not in rerun and a.sha256 not in rerun:
+            partner = _season_partner(usable, a, b, season_days, checked, warnings)
+            if partner is not None and partner.sha256 in rerun:
+                out.append((a, b))
+    return out
 
 
 def _unreadable_new(area: str, new: list[Acquisition], choice: _reference.Choice,
