@@ -18,8 +18,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
+from affine import Affine
 
 if TYPE_CHECKING:
+    import geopandas as gpd
     import xarray as xr
 
 #: set (True) on a BEFORE image that earlier dates filled
@@ -129,4 +131,52 @@ def filled_record(parts: list[Counts], pixels: int) -> list[dict[str, object]]:
             for (b, a), by in sorted(total.items())]
 
 
-__all__ = ["FILLED_ATTR", "Filled", "fill_before", "fill_window", "filled_counts", "filled_record"]
+def clear_before_dates(footprints: gpd.GeoDataFrame, filled: dict[tuple[int, int], np.ndarray | None],
+                       stack: xr.DataArray) -> gpd.GeoDataFrame:
+    """``footprints`` (with ``first_seen`` and ``before_date``, on ``stack``'s grid) whose pixels on
+    the consecutive pair ending on their ``first_seen`` were mostly (more than half) filled from
+    earlier dates get as ``before_date`` the date most of those pixels came from: the last clear
+    view of the lot, not the pair's BEFORE date, which was cloudy there and saw nothing.
+    ``filled``: :func:`changedetect.detect.detect_each_pair`'s, indices into ``stack``'s dates."""
+    import pandas as pd
+
+    by_after = {j: src for (_, j), src in filled.items() if src is not None}
+    if not by_after or footprints.empty or "before_date" not in footprints:
+        return footprints
+    days = np.asarray(stack["time"].values, dtype="datetime64[D]")
+    transform = stack.rio.transform()
+    seen = pd.to_datetime(footprints["first_seen"]).to_numpy(dtype="datetime64[D]")
+    before = pd.to_datetime(footprints["before_date"]).copy()
+    for k, geom in enumerate(footprints.geometry):
+        at = np.nonzero(days == seen[k])[0]
+        source = by_after.get(int(at[0])) if len(at) else None
+        if source is None or geom is None or geom.is_empty:
+            continue
+        src = _inside(geom, source, transform)
+        took = src[src >= 0]
+        if not src.size or 2 * took.size <= src.size:
+            continue
+        dates, counts = np.unique(took, return_counts=True)
+        before.iloc[k] = pd.Timestamp(days[int(dates[np.argmax(counts)])])
+    return footprints.assign(before_date=before)
+
+
+def _inside(geom: object, raster: np.ndarray, transform: Affine) -> np.ndarray:
+    """``raster``'s values at the pixels whose centres ``geom`` covers, burnt in its own bounding
+    window (footprints may touch: one burn per footprint, not one raster of ids)."""
+    from rasterio.features import rasterize
+    from rasterio.transform import rowcol
+
+    x0, y0, x1, y1 = geom.bounds  # type: ignore[attr-defined]
+    rows, cols = rowcol(transform, [x0, x1, x0, x1], [y0, y0, y1, y1])
+    r0, r1 = max(min(rows), 0), min(max(rows) + 1, raster.shape[0])
+    c0, c1 = max(min(cols), 0), min(max(cols) + 1, raster.shape[1])
+    if r0 >= r1 or c0 >= c1:
+        return raster[:0, :0].ravel()
+    window = transform * Affine.translation(c0, r0)
+    mask = rasterize([(geom, 1)], out_shape=(r1 - r0, c1 - c0), transform=window, fill=0, dtype="uint8")
+    return raster[r0:r1, c0:c1][mask.astype(bool)]
+
+
+__all__ = ["FILLED_ATTR", "Filled", "clear_before_dates", "fill_before", "fill_window", "filled_counts",
+           "filled_record"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from changedetect._fill_before import clear_before_dates
 from changedetect._pipeline_steps import (
     fill_first_seen,
     presence_rasters,
@@ -103,6 +104,8 @@ def find(aligned: xr.DataArray, index: list[tuple[int, int]] | None, masks: list
         # the pairs compared, as indices into the dates kept (one before the first kept: left out)
         compared = None if index is None else [(i - kept[0], j - kept[0]) for i, j in index if i >= kept[0]]
         footprints = fill_first_seen(footprints, aligned, compared)
+        if filled:  # found where the pair's BEFORE was cloudy: the last image without it is the clear view's
+            footprints = clear_before_dates(footprints, filled, aligned)
     return Found(prob, first_seen, same_sun, footprints, kept, carried_ids(footprints, previous), dropped_rows,
                  filled)
 

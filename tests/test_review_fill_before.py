@@ -212,3 +212,46 @@ def test_detect_series_flag_turns_it_off(tmp_path: Path, monkeypatch: pytest.Mon
     result = CliRunner().invoke(cli, ["detect", str(tmp_path / "tiles"), str(tmp_path / "tiles"), "--out",
                                       str(tmp_path / "c.tif"), "--no-fill-masked-before"])
     assert result.exit_code == 2 and "--series" in result.output
+
+
+# ------------------------------------------------------------------------------------ before_date
+def _box(rows: slice, cols: slice, stack: xr.DataArray) -> object:
+    from shapely.geometry import box
+
+    t = stack.rio.transform()
+    x0, y0 = t @ (cols.start, rows.start)
+    x1, y1 = t @ (cols.stop, rows.stop)
+    return box(min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
+
+
+def test_a_footprint_found_on_filled_pixels_is_dated_from_the_clear_view() -> None:
+    """Its pair's BEFORE (2024-03-15) was cloudy there and saw nothing: the last image without
+    the house is the date its pixels came from (2024-01-15), which permit_expired reads."""
+    import geopandas as gpd
+    import pandas as pd
+
+    from changedetect._fill_before import clear_before_dates
+
+    stack = _series()
+    source = np.full((64, 64), -1, dtype=np.int16)
+    source[CLOUD] = 0
+    half = (slice(HOUSE[0].start, HOUSE[0].stop), slice(CLOUD[1].stop - 6, CLOUD[1].stop + 6))  # half under it
+    fp = gpd.GeoDataFrame({"first_seen": pd.to_datetime(["2024-05-15", "2024-05-15", "2024-03-15"]),
+                           "before_date": pd.to_datetime(["2024-03-15", "2024-03-15", "2024-01-15"])},
+                          geometry=[_box(*HOUSE, stack), _box(*half, stack), _box(*HOUSE, stack)], crs=stack.rio.crs)
+    out = clear_before_dates(fp, {(1, 2): source}, stack)
+    assert [d.date().isoformat() for d in out["before_date"]] == ["2024-01-15", "2024-03-15", "2024-01-15"]
+    assert clear_before_dates(fp, {(1, 2): None}, stack)["before_date"].equals(fp["before_date"])
+
+
+def test_the_pipeline_dates_a_house_built_under_a_cloud_from_the_clear_view() -> None:
+    from changedetect._pipeline_chain import Clock
+    from changedetect._pipeline_find import find
+
+    config = PipelineConfig()
+    config = replace(config, detect=replace(CFG, same_sun_share=None, rebuilds=False))
+    found = find(_series(), None, None, config, (MODEL, None), Clock(False), False, None)
+    house = found.footprints[found.footprints.intersects(_box(*HOUSE, _series()).centroid)]
+    assert len(house) == 1
+    assert str(house["first_seen"].iloc[0])[:10] == "2024-05-15"
+    assert str(house["before_date"].iloc[0])[:10] == "2024-01-15"  # 2024-03-15 saw a cloud there
