@@ -61,10 +61,16 @@ def presence_rasters(prob: xr.DataArray, config: PipelineConfig, dates: DatePres
                      kept: tuple[int, int]) -> tuple[xr.DataArray, xr.DataArray] | None:
     """Building probability of the first and last dates the later stages keep (``kept``: their
     indices in ``dates``' stack), reused from the presence check where it computed them (None
-    without a segmenter, or when no pixel can become a footprint)."""
+    without a segmenter, or when no pixel can become a footprint).  The first date as its pair
+    compared it where that pair's BEFORE was filled (``DatePresence.before``: explicit pairs that
+    start on a cloudy date; the series' first date is never filled)."""
     if dates is None or not bool(np.nanmax(prob.values, initial=0.0) >= config.vectorize.for_probability(prob).threshold):
         return None  # no segmenter, or no pixel can become a footprint: nothing to type
-    return dates.raster(kept[0]), dates.raster(kept[1])
+    first = dates.raster(kept[0])
+    pair = next((p for p, src in sorted(dates.filled.items()) if p[0] == kept[0] and src is not None), None)
+    if pair is not None:  # its last clear view where it was filled
+        first = first.copy(data=dates.before(*pair))
+    return first, dates.raster(kept[1])
 
 
 def segmenter_info(seg: Any) -> dict[str, Any] | None:
@@ -208,9 +214,11 @@ def segmenter_held(dates: Any) -> Any:
         sun = dates.same_sun(i, j)
         if sun is None or not len(geoms):
             return np.zeros(len(geoms), dtype=bool)
-        first, last = (dates.raster(k) for k in sun)
-        transform = first.rio.transform()
-        a, b = (presence_means(geoms, r.values, transform) for r in (first, last))
+        transform = dates.raster(sun[1]).rio.transform()
+        # BEFORE as the pair compared it (its last clear view where it was filled): DatePresence's
+        views = dates.same_sun_rasters(i, j) if hasattr(dates, "same_sun_rasters") else (
+            dates.raster(sun[0]).values, dates.raster(sun[1]).values)
+        a, b = (presence_means(geoms, r, transform) for r in views)
         return np.asarray(dates.check.appeared(a, b) | dates.check.appeared(b, a), dtype=bool)
 
     return held

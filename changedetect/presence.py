@@ -253,15 +253,22 @@ class DatePresence:
     when two same-season dates of the stack bracket them (:meth:`same_sun`).
 
     Give one to :func:`changedetect.detect.detect_series` as ``segmenter`` to keep its rasters
-    afterwards (``changedetect run`` reuses the first and last dates' to type footprints).
+    afterwards (``changedetect run`` reuses the first and last dates' to type footprints).  Given
+    ``filled``, the dict :func:`changedetect.detect.detect_each_pair` fills with each consecutive
+    pair's last clear view, a pair's BEFORE is checked as the network compared it (:meth:`before`).
     """
 
     def __init__(self, stack: xr.DataArray, segmenter: _Loaded, config: DetectConfig, progress: bool = False,
-                 check: PresenceCheck | None = None) -> None:
+                 check: PresenceCheck | None = None,
+                 filled: dict[tuple[int, int], np.ndarray | None] | None = None) -> None:
         from changedetect.io.geo import ground_pixel
         from changedetect.types import Grid
 
         self.stack, self.segmenter, self.config, self.progress = stack, segmenter, config, progress
+        #: each consecutive pair's BEFORE pixels filled from earlier dates, as the network compared
+        #: them (``(y, x)`` int16 date index, -1 not filled; :func:`changedetect.detect.detect_each_pair`'s
+        #: ``filled``): the same dict, which detection fills before the pairs are checked
+        self.filled: dict[tuple[int, int], np.ndarray | None] = {} if filled is None else filled
         days = config.season_days if config.season_days is not None else PresenceCheck.season_days
         self.check = check if check is not None else PresenceCheck(
             season_days=days, across_seasons=config.presence_across_seasons)
@@ -283,6 +290,37 @@ class DatePresence:
             self.rasters[i] = building_presence(self.stack.isel(time=i), self.segmenter, self.config,
                                                 self.progress)
         return self.rasters[i]
+
+    def before(self, i: int, j: int) -> np.ndarray:
+        """Date ``i``'s building probability as the pair ``(i, j)`` compared it (``(y, x)``): where
+        the network's BEFORE was filled from an earlier date ``s`` (the last clear view,
+        :attr:`filled`), ``s``'s probability, computed once as any date's, when ``s`` is of ``i``'s
+        season (``check.season_days``): it then stands in for BEFORE under BEFORE's sun, and the
+        pair's season rules hold there.  A clear view of another season stays date ``i``'s own (no
+        data under its cloud): across seasons the segmenter takes a shadow for a roof."""
+        i, j = (range(self.stack.sizes["time"])[x] for x in (i, j))  # -1 is the last date
+        own = self.raster(i).values
+        source = self.filled.get((i, j))
+        if source is None:
+            return own
+        times = self.stack["time"].values
+        out = None
+        for s in np.unique(source[source >= 0]).tolist():
+            if not same_season(times[s], times[i], self.check.season_days):
+                continue
+            take = source == s
+            out = own.copy() if out is None else out  # the cached raster stays date i's own
+            out[take] = self.raster(s).values[take]
+        return own if out is None else out
+
+    def same_sun_rasters(self, i: int, j: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """The building probability of :meth:`same_sun`'s two dates for the pair ``(i, j)`` (None
+        without them); BEFORE ``i`` as the pair compared it (:meth:`before`) when it is one of them."""
+        sun = self.same_sun(i, j)
+        if sun is None:
+            return None
+        first = self.before(i, j) if sun[0] == range(self.stack.sizes["time"])[i] else self.raster(sun[0]).values
+        return first, self.raster(sun[1]).values
 
     def same_sun(self, i: int, j: int) -> tuple[int, int] | None:
         """For dates ``i`` -> ``j`` of different seasons, two dates of the same season that
@@ -316,13 +354,14 @@ class DatePresence:
         the pair's two dates alone: the nightly's mask pair, which must cover all that an earlier
         night may have found, so that nothing is reported twice); else ``prob`` as it is.
         ``decided``: where the network decided change on the series' other pairs
-        (:func:`confirmed_change`)."""
+        (:func:`confirmed_change`).  BEFORE is read as the pair compared it (:meth:`before`)."""
         times = self.stack["time"].values
         sun = None if any_season else self.same_sun(i, j)
         if not (any_season or sun is not None or same_season(times[i], times[j], self.check.season_days)):
             return prob
-        bracket = None if sun is None else (self.raster(sun[0]).values, self.raster(sun[1]).values)
-        return confirmed_change(self.raster(i).values, self.raster(j).values, prob, pixel_m2=self.pixel_m2,
+        bracket = None if sun is None else self.same_sun_rasters(i, j)
+        # on pixels whose BEFORE the network saw filled from a clear view, that view's probability
+        return confirmed_change(self.before(i, j), self.raster(j).values, prob, pixel_m2=self.pixel_m2,
                                 threshold=threshold, check=self.check, same_sun=bracket, decided=decided)
 
     def label(self) -> str:
