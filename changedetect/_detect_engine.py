@@ -107,12 +107,15 @@ class DetectConfig:
         series becomes a footprint of its own, dated and matched on its own
         (:mod:`changedetect._rebuilds`); ``False``: it stays under the demolition's footprint.
     fill_masked_before
-        :func:`~changedetect.detect.detect_series` and ``detect_each_pair`` only, on the series'
-        own pairs (not explicit ``pairs``): the BEFORE image of each consecutive pair is filled,
-        where it has no data (a cloud its SCL masked), from the latest earlier date of the stack
-        with data there, pixel by pixel (the last clear view; :mod:`changedetect._fill_before`),
+        :func:`~changedetect.detect.detect_series` and ``detect_each_pair``: the BEFORE image of
+        each pair of consecutive dates of the stack (the series' own or explicit ``pairs``) is
+        filled, where it has no data (a cloud its SCL masked), from the latest earlier date of the
+        stack with data there, pixel by pixel (the last clear view; :mod:`changedetect._fill_before`),
         so that a building put up under a cloud is seen by the pair after it.  ``False``: a
         pixel without data on BEFORE is no change on that pair.
+    fill_dates
+        The nightly job only: how many of the area's dates before a pair's BEFORE its run reads to
+        fill it from (``docs/nightly.md``); 0 reads none.
     """
 
     model: str = "vhr-building"
@@ -129,8 +132,11 @@ class DetectConfig:
     same_sun_share: float | None = 0.05
     rebuilds: bool = True
     fill_masked_before: bool = True
+    fill_dates: int = 2
 
     def __post_init__(self) -> None:
+        if self.fill_dates < 0:
+            raise ValueError(f"fill_dates must be 0 or more, got {self.fill_dates}")
         if self.same_sun_share is not None and not 0 < self.same_sun_share <= 1:
             raise ValueError(f"same_sun_share must be in (0, 1] or None, got {self.same_sun_share}")
         if self.season_days is not None and not 0 <= self.season_days <= 91:

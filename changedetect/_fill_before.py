@@ -14,6 +14,7 @@ a blocked run draws its normalisation statistics from the filled scene too
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
     import geopandas as gpd
     import xarray as xr
 
-#: set (True) on a BEFORE image that earlier dates filled
+#: set on a BEFORE image that earlier dates filled: the ISO dates it may be filled from, latest first
 FILLED_ATTR = "filled_before"
 
 
@@ -47,13 +48,18 @@ def _has_data(date: xr.DataArray) -> np.ndarray:
     return np.asarray(date.notnull().all("band").values, dtype=bool)
 
 
-def fill_before(stack: xr.DataArray, i: int) -> Filled:
+def fill_before(stack: xr.DataArray, i: int, sources: Collection[int] | None = None) -> Filled:
     """Date ``i`` of ``stack`` (``(time, band, y, x)``) with its no data filled from the latest
-    earlier date with data in every band, pixel by pixel.  Lazy where the stack is: the masks are
-    computed (one read of each date needed), the image is a ``where`` over the dates used, read
-    window by window by detection.  Date ``i`` itself, untouched, when it has no pixel to fill."""
+    earlier date with data in every band, pixel by pixel.  ``sources``: the indices of the dates it
+    may be filled from (those earlier than ``i`` count; None: every earlier date of ``stack``): a
+    stack that leaves dates of the series out (the nightly job's: its partner a year back) must not
+    fill from a date beyond such a gap, where a date left out may have seen the change.  Lazy where
+    the stack is: the masks are computed (one read of each date needed), the image is a ``where``
+    over the dates used, read window by window by detection.  Date ``i`` itself, untouched, when it
+    has no pixel to fill."""
     before = stack.isel(time=i)
-    if i == 0:
+    order = [k for k in range(i - 1, -1, -1) if sources is None or k in sources]
+    if not order:
         return Filled(before, None)
     need = ~_has_data(before)
     if not need.any():
@@ -61,7 +67,7 @@ def fill_before(stack: xr.DataArray, i: int) -> Filled:
     source = np.full(need.shape, -1, dtype=np.int16)
     data = before.data
     lazy = before.chunks is not None
-    for k in range(i - 1, -1, -1):
+    for k in order:
         earlier = stack.isel(time=k)
         take = need & _has_data(earlier)
         if not take.any():
@@ -79,7 +85,8 @@ def fill_before(stack: xr.DataArray, i: int) -> Filled:
     if not (source >= 0).any():
         return Filled(before, None)
     image = before.copy(data=data)
-    image.attrs = {**before.attrs, FILLED_ATTR: True}
+    days = [str(t)[:10] for t in stack["time"].values]
+    image.attrs = {**before.attrs, FILLED_ATTR: tuple(days[k] for k in order)}
     return Filled(image, source)
 
 

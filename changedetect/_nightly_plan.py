@@ -128,16 +128,18 @@ def plan_night(catalog: str | Path, current: NightState, state_dir: Path, permit
         for a, b in pairs:
             reference = None if first is None or first.path in (a.path, b.path) else _where(first)
             partner = _season_partner(usable, a, b, config.detect.season_days, checked, summary.warnings)
+            fill = _fill_dates(usable, a, config)  # the last clear view: read, not compared
             chosen: tuple[str, str | None, str] = ("", None, _footprints.checksum(None))
             rerun = a.sha256 in processed and b.sha256 in processed  # its own earlier run's footprints: theirs
             for candidate in sets:
                 if (candidate[0] <= a.date or rerun and candidate[1] == "committed" and candidate[0] == b.date) \
                         and candidate[0] >= chosen[0]:
                     chosen = candidate
-            masks = [q.scl_sha256 for q in (a, b, partner) if q is not None and q.scl_sha256]
+            masks = [q.scl_sha256 for q in (a, b, partner, *fill) if q is not None and q.scl_sha256]
             key = sha256_json([a.sha256, b.sha256, permits_key, cfg, chosen[2]]
                               + ([first.sha256] if first is not None and reference else [])
                               + ([partner.sha256] if partner is not None else [])
+                              + ([["fill", *(q.sha256 for q in fill)]] if fill else [])
                               + ([["scl", *masks]] if masks else []))[:16]  # a late SCL: another run
             run_dir = str(state_dir / "work" / _safe(area) / key)
             runs.append({"before": a.date, "after": b.date, "before_path": a.path, "after_path": b.path,
@@ -146,6 +148,7 @@ def plan_night(catalog: str | Path, current: NightState, state_dir: Path, permit
                          "run_dir": run_dir, "previous": chosen[1], "reference": reference,
                          "register_to": None if first is None else first.date,
                          "partner": None if partner is None else _where(partner),
+                         "fill": [_where(q) for q in fill],
                          # its dates whose SCL came late: what it reported under them may be withdrawn
                          "scl_rerun": {q.date: scl.rerun[q.sha256] for q in (a, b) if rerun and q.sha256 in scl.rerun}})
             sets.append((b.date, run_dir, key))
@@ -168,6 +171,15 @@ def _partner_reruns(usable: list[Acquisition], processed: dict[str, Any], rerun:
             if partner is not None and partner.sha256 in rerun:
                 out.append((a, b))
     return out
+
+
+def _fill_dates(usable: list[Acquisition], a: Acquisition, config: PipelineConfig) -> list[Acquisition]:
+    """The area's dates just before a pair's BEFORE ``a`` (``[detect] fill_dates`` of them, none left out
+    between) that its run fills ``a``'s no data from (``[detect] fill_masked_before``): read, never
+    compared; none when filling is off."""
+    if not config.detect.fill_masked_before or config.detect.fill_dates <= 0:
+        return []
+    return [q for q in usable if q.date < a.date][-config.detect.fill_dates:]
 
 
 def _unreadable_new(area: str, new: list[Acquisition], choice: _reference.Choice,

@@ -59,23 +59,25 @@ class SceneStats:
         self.times = list(stack["time"].values)
         self.shape = (int(stack.sizes["y"]), int(stack.sizes["x"]))
         self.names = [str(b) for b in stack["band"].values]
-        self.cache: dict[tuple[int, tuple[int, ...], int, bool], Any] = {}
+        self.cache: dict[tuple[int, tuple[int, ...], int, tuple[str, ...]], Any] = {}
         self.reads: dict[tuple[int, int, int, int, int], np.ndarray] = {}
 
     def __call__(self, date: xr.DataArray, idx: list[int], card: Any) -> Any:
         i = self.times.index(date["time"].values)
         if [str(b) for b in date["band"].values] != self.names:
             raise ValueError("a block's bands are not the scene's")
-        filled = bool(date.attrs.get(FILLED_ATTR))  # a BEFORE filled from earlier dates: the filled scene's
+        # a BEFORE filled from earlier dates (FILLED_ATTR: those it may be filled from): the filled scene's
+        filled = tuple(str(d) for d in date.attrs.get(FILLED_ATTR) or ())
         key = (i, tuple(idx), id(card), filled)
         if key not in self.cache:
-            read = self._filled_reader(i, idx) if filled else self._reader(i, idx)
+            read = self._filled_reader(i, idx, filled) if filled else self._reader(i, idx)
             self.cache[key] = _scene_stats(read, self.shape, card)
         return self.cache[key]
 
-    def _filled_reader(self, i: int, idx: list[int]) -> Callable[[Window], np.ndarray]:
+    def _filled_reader(self, i: int, idx: list[int], sources: tuple[str, ...]) -> Callable[[Window], np.ndarray]:
         every = list(range(len(self.names)))
-        reads = [self._reader(k, every) for k in range(i, -1, -1)]
+        days = [str(t)[:10] for t in self.times]
+        reads = [self._reader(k, every) for k in [i, *(days.index(d) for d in sources)]]
 
         def read(win: Window) -> np.ndarray:
             return fill_window([r(win) for r in reads])[idx]
@@ -156,7 +158,7 @@ def unique_ids(footprints: gpd.GeoDataFrame, previous: gpd.GeoDataFrame | None) 
 
 def run_blocks(aligned: xr.DataArray, index: list[tuple[int, int]] | None, masks: list[tuple[int, int]] | None,
                config: PipelineConfig, models: tuple[Any, Any], clock: Clock, progress: bool,
-               previous: gpd.GeoDataFrame | None, out: Path) -> Blocked:
+               previous: gpd.GeoDataFrame | None, out: Path, fill_from: list[int] | None = None) -> Blocked:
     """:func:`find` block by block; writes the probability, first-seen and same-season rasters."""
     import geopandas as gpd
     import pandas as pd
@@ -179,7 +181,7 @@ def run_blocks(aligned: xr.DataArray, index: list[tuple[int, int]] | None, masks
                 log.info("block %d of %d: rows %d-%d, columns %d-%d", n, len(blocks), *core_y, *core_x)
                 block = aligned.isel(y=slice(*outer_y), x=slice(*outer_x))
                 block = block.compute() if block.chunks is not None else block
-                found = find(block, index, masks, config, models, clock, progress, previous)
+                found = find(block, index, masks, config, models, clock, progress, previous, fill_from)
                 rasters = _rasters(found, config)
                 if first is None:  # the probability's grid and attributes, not its values: held to the end
                     first = (_template(aligned, found.prob), found.kept, found.footprints.attrs)

@@ -71,13 +71,22 @@ class Clock:
             self.bar.close()
 
 
+def _fills(pair: tuple[int, int], sources: list[int] | None, config: PipelineConfig) -> bool:
+    """Whether an explicit pair's BEFORE may be filled from earlier dates of the stack (a pair of
+    consecutive dates, with one of ``sources`` earlier, or any earlier date when None)."""
+    i, j = pair
+    return config.detect.fill_masked_before and j == i + 1 and any(k < i for k in (range(i) if sources is None
+                                                                                  else sources))
+
+
 def chain(stack: xr.DataArray, register: gpd.GeoDataFrame, out: Path, config: PipelineConfig,
           models: tuple[Any, Any], clock: Clock, progress: bool, previous: gpd.GeoDataFrame | None,
           register_to: str | None = None, pairs: Sequence[tuple[str, str]] | None = None,
           mask_pairs: Sequence[tuple[str, str]] | None = None, spill: Path | None = None,
-          clouds: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
+          clouds: Sequence[dict[str, Any]] = (), fill_from: Sequence[str] | None = None) -> dict[str, Any]:
     """The stages; returns the in-memory results the summary needs (``spill``: a scratch folder for
-    a co-registered stack larger than ``[run] hold_gib``; ``clouds``: run.json's, for the coverage)."""
+    a co-registered stack larger than ``[run] hold_gib``; ``clouds``: run.json's, for the coverage;
+    ``fill_from``: :func:`changedetect.pipeline.run`'s)."""
     from changedetect import coregister as coreg_mod
     from changedetect import match as match_mod
     from changedetect._fill_before import filled_counts, filled_record
@@ -92,7 +101,7 @@ def chain(stack: xr.DataArray, register: gpd.GeoDataFrame, out: Path, config: Pi
     with clock.stage("coregister"):
         aligned, creport = coreg_mod.coregister(stack, config=config.coregister, progress=progress)
         if register_to is not None:  # a reference for the grid only, unless a pair compares it
-            needed = {d for pair in [*(pairs or ()), *(mask_pairs or ())] for d in pair}
+            needed = {d for pair in [*(pairs or ()), *(mask_pairs or ())] for d in pair} | set(fill_from or ())
             keep = [str(t)[:10] != register_to or str(t)[:10] in needed for t in aligned["time"].values]
             aligned = aligned.isel(time=[i for i, k in enumerate(keep) if k])
             if aligned.sizes["time"] < 2:
@@ -107,19 +116,21 @@ def chain(stack: xr.DataArray, register: gpd.GeoDataFrame, out: Path, config: Pi
         write_text_atomic(out / OUTPUTS["coregistration"],
                           json.dumps(creport.to_dict(), indent=1, default=str, ensure_ascii=False))
     index, masks = pair_indices(aligned, pairs), pair_indices(aligned, mask_pairs or None)
-    if index is not None and len(index) == 1:  # one explicit pair: just those two dates
-        aligned, index = aligned.isel(time=list(index[0])), None
+    days = [str(t)[:10] for t in aligned["time"].values]
+    sources = None if fill_from is None else [days.index(d) for d in fill_from if d in days]
+    if index is not None and len(index) == 1 and not _fills(index[0], sources, config):
+        aligned, index = aligned.isel(time=list(index[0])), None  # one explicit pair: just those two dates
     compared = compared_pairs(aligned, index, config.detect.season_days)
     valid = valid_masks(aligned, [d for pair in compared for d in pair])  # before the dates are cut
     compared_days = [str(t)[:10] for t in aligned["time"].values]
     written_rasters: set[str] = set()
     if is_blocked(aligned, config):  # a scene larger than one block: memory bounded by the block
-        blocked = run_blocks(aligned, index, masks, config, models, clock, progress, previous, out)
+        blocked = run_blocks(aligned, index, masks, config, models, clock, progress, previous, out, sources)
         prob, footprints, kept = blocked.prob, blocked.footprints, blocked.kept
         carried, dropped, written_rasters = blocked.carried, blocked.dropped, blocked.written
         filled = blocked.filled
     else:
-        found = find(aligned, index, masks, config, models, clock, progress, previous)
+        found = find(aligned, index, masks, config, models, clock, progress, previous, sources)
         prob, footprints, kept, carried, dropped = (found.prob, found.footprints, found.kept, found.carried,
                                                     found.dropped)
         filled = [filled_counts(found.filled, aligned["time"].values)]

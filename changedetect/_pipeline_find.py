@@ -56,9 +56,10 @@ class Found:
 
 def find(aligned: xr.DataArray, index: list[tuple[int, int]] | None, masks: list[tuple[int, int]] | None,
          config: PipelineConfig, models: tuple[Any, Any], clock: Clock, progress: bool,
-         previous: gpd.GeoDataFrame | None) -> Found:
+         previous: gpd.GeoDataFrame | None, fill_from: list[int] | None = None) -> Found:
     """Detect on ``aligned``'s pairs (``index``, None: the series' own; ``masks``: mask pairs, as
-    indices) and vectorise, in ``clock``'s stages ``detect`` and ``vectorize``."""
+    indices; ``fill_from``: the dates a consecutive pair's BEFORE may be filled from, None: every
+    earlier one) and vectorise, in ``clock``'s stages ``detect`` and ``vectorize``."""
     from changedetect import detect as detect_mod
     from changedetect import vectorize as vec_mod
     from changedetect._detect_engine import _threshold as detect_threshold
@@ -70,7 +71,9 @@ def find(aligned: xr.DataArray, index: list[tuple[int, int]] | None, masks: list
     filled: dict[tuple[int, int], np.ndarray | None] = {}
     with clock.stage("detect"):
         # each date's building probability, computed once: for the presence check and change_type
-        dates = None if segmenter is None else DatePresence(aligned, segmenter, config.detect, progress)
+        # (sharing `filled`: on a pixel whose BEFORE was filled, the check reads the clear view's date)
+        dates = None if segmenter is None else DatePresence(aligned, segmenter, config.detect, progress,
+                                                            filled=filled)
         kept = (0, aligned.sizes["time"] - 1)  # the dates the later stages keep, as indices here
         if index is None and aligned.sizes["time"] == 2:  # one pair: its probability, no first-seen raster
             prob = detect_mod.detect_each_pair(aligned, config=config.detect, progress=progress, model=loaded,
@@ -79,7 +82,7 @@ def find(aligned: xr.DataArray, index: list[tuple[int, int]] | None, masks: list
             unmasked = {} if masks else None
             events = detect_mod.detect_each_pair(aligned, config=config.detect, progress=progress, model=loaded,
                                                  pairs=index, mask_pairs=masks, segmenter=dates, unmasked=unmasked,
-                                                 filled=filled)
+                                                 filled=filled, fill_from=fill_from)
             thr = detect_threshold(config.detect, loaded.card)
             prob, first_seen = detect_mod.combine_pairs(events, aligned, thr)
             stamps = aligned["time"].values  # the events' indices, before the dates kept below
@@ -88,7 +91,7 @@ def find(aligned: xr.DataArray, index: list[tuple[int, int]] | None, masks: list
                 rebuilt = rebuilds(events, aligned["time"].values, thr, dates, dates.pixel_m2)
             if index is not None:  # the later stages start at the first pair's BEFORE date
                 kept = (index[0][0], max(j for _, j in index))
-    aligned = aligned.isel(time=slice(kept[0], kept[1] + 1))
+    every, aligned = aligned, aligned.isel(time=slice(kept[0], kept[1] + 1))  # (filled's indices: every's)
     dropped_rows = None
     with clock.stage("vectorize"):
         presence = presence_rasters(prob, config, dates, kept)
@@ -105,7 +108,7 @@ def find(aligned: xr.DataArray, index: list[tuple[int, int]] | None, masks: list
         compared = None if index is None else [(i - kept[0], j - kept[0]) for i, j in index if i >= kept[0]]
         footprints = fill_first_seen(footprints, aligned, compared)
         if filled:  # found where the pair's BEFORE was cloudy: the last image without it is the clear view's
-            footprints = clear_before_dates(footprints, filled, aligned)
+            footprints = clear_before_dates(footprints, filled, every)
     return Found(prob, first_seen, same_sun, footprints, kept, carried_ids(footprints, previous), dropped_rows,
                  filled)
 

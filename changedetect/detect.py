@@ -18,6 +18,7 @@ weights and handed back strip by strip.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 import numpy as np
 import rioxarray  # noqa: F401  (registers the .rio accessor)
@@ -44,7 +45,7 @@ from changedetect._detect_engine import (
 from changedetect._detect_file import detect_to_file
 from changedetect._detect_inputs import check_colour
 from changedetect._detect_pairs import _pair_labels, combine_pairs, season_partner, series_pairs
-from changedetect._fill_before import fill_before
+from changedetect._fill_before import Filled, fill_before
 from changedetect.errors import GeoreferenceError, TimeSeriesError
 from changedetect.presence import DatePresence
 from changedetect.tiling import Window
@@ -201,13 +202,14 @@ def detect_pair(
 
 def _pair_probability(stack: xr.DataArray, i: int, j: int, config: DetectConfig, loaded: _Loaded,
                       progress: bool, presence: DatePresence | None, *, mask: bool = False,
-                      before: xr.DataArray | None = None) -> xr.DataArray:
-    """The network's probability between dates ``i`` and ``j`` (``before``: date ``i`` as filled by
-    :func:`~changedetect._fill_before.fill_before`), with the presence check applied
+                      before: xr.DataArray | None = None, after: xr.DataArray | None = None) -> xr.DataArray:
+    """The network's probability between dates ``i`` and ``j`` (``before``, ``after``: the date as
+    filled by :func:`~changedetect._fill_before.fill_before`), with the presence check applied
     when there is a segmenter (``presence``) and ``mask`` (a mask pair, checked whatever the
     seasons).  A checked pair's raster says so in ``attrs["presence_check"]``."""
     before = stack.isel(time=i) if before is None else before
-    prob = detect_pair(before, stack.isel(time=j), config=config, progress=progress, model=loaded)
+    after = stack.isel(time=j) if after is None else after
+    prob = detect_pair(before, after, config=config, progress=progress, model=loaded)
     if presence is not None and mask:
         _confirm(prob, i, j, presence, _threshold(config, loaded.card), mask=True)
     return prob
@@ -220,6 +222,20 @@ def _confirm(prob: xr.DataArray, i: int, j: int, presence: DatePresence, thresho
     if mask or presence.applies(i, j):
         prob.values = presence.confirm(i, j, prob.values, threshold, any_season=mask, decided=decided)
         prob.attrs["presence_check"] = presence.label()
+
+
+def _fills(stack: xr.DataArray, pairs: list[tuple[int, int]], fill_from: Sequence[int] | None) -> dict[int, Filled]:
+    """Each consecutive pair's BEFORE (``(i, i + 1)``, ``i > 0``) filled from the dates before it
+    (``fill_from`` of them when given), by ``i``; once per date."""
+    out = {}
+    for i in sorted({i for i, j in pairs if j == i + 1 and i > 0}):
+        if fill_from is not None and not any(k < i for k in fill_from):
+            continue
+        out[i] = done = fill_before(stack, i, fill_from)
+        if done.source is not None:
+            logger.info("detect: %s's no data filled from earlier dates over %.2f %% of the scene",
+                        str(stack["time"].values[i])[:10], 100 * done.share())
+    return out
 
 
 def _date_presence(stack: xr.DataArray, segmenter: _Loaded | DatePresence | None, config: DetectConfig,
@@ -237,14 +253,18 @@ def _date_presence(stack: xr.DataArray, segmenter: _Loaded | DatePresence | None
 
 
 def _masked(stack: xr.DataArray, mask_pairs: list[tuple[int, int]], thr: float, config: DetectConfig,
-            loaded: _Loaded, progress: bool, presence: DatePresence | None) -> np.ndarray | None:
-    """Pixels (grown by two) where a pair of ``mask_pairs`` reaches ``thr``, or None."""
+            loaded: _Loaded, progress: bool, presence: DatePresence | None,
+            fills: dict[int, Filled]) -> np.ndarray | None:
+    """Pixels (grown by two) where a pair of ``mask_pairs`` reaches ``thr``, or None.  A mask pair's
+    AFTER that a compared pair fills as its BEFORE (``fills``, by date) is that filled image: the mask
+    is what changed up to the view the compared pair starts from."""
     from scipy import ndimage
 
     masked = None
     for i, j in mask_pairs:
         logger.info("detect (mask): %s -> %s", str(stack["time"].values[i])[:10], str(stack["time"].values[j])[:10])
-        p = _pair_probability(stack, i, j, config, loaded, progress, presence, mask=True).values
+        after = fills[j].image if j in fills else None
+        p = _pair_probability(stack, i, j, config, loaded, progress, presence, mask=True, after=after).values
         hit = np.nan_to_num(p) >= thr
         masked = hit if masked is None else masked | hit
     return None if masked is None else ndimage.binary_dilation(masked, iterations=2)
@@ -308,6 +328,7 @@ def detect_each_pair(
     segmenter: _Loaded | DatePresence | None = None,
     unmasked: dict[tuple[int, int], np.ndarray] | None = None,
     filled: dict[tuple[int, int], np.ndarray | None] | None = None,
+    fill_from: Sequence[int] | None = None,
 ) -> list[tuple[int, int, xr.DataArray]]:
     """Each pair's change probability, as ``(before, after, ChangeProbability)`` in order of
     precedence; the pairs, the mask and the presence check (``segmenter``) as in
@@ -318,11 +339,16 @@ def detect_each_pair(
     has no data), keyed by ``(before, after)``: the nightly job checks earlier nights'
     violations against them (``changedetect._merge.withdraw_unconfirmed``).
 
-    With ``config.fill_masked_before`` and the series' own pairs (``pairs`` None), each consecutive
-    pair's BEFORE is filled where it has no data from the latest earlier date with data there
-    (:mod:`changedetect._fill_before`); ``filled``, a dict, receives for each consecutive pair after
-    the first the ``(y, x)`` int16 index of the date each BEFORE pixel came from (-1: not filled), or
-    None when nothing was filled."""
+    With ``config.fill_masked_before``, each pair ``(i, i + 1)`` of consecutive dates of the stack
+    (the series' own or given in ``pairs``) with ``i > 0`` has its BEFORE filled where it has no data
+    from the latest earlier date with data there (:mod:`changedetect._fill_before`): only dates
+    strictly earlier than ``i``, and of those only ``fill_from`` (indices) when given (a stack that
+    leaves dates out, as the nightly job's, names the dates next to BEFORE with none left out between;
+    they need not be compared).  A pair that skips a date of the stack (a same-season pair) is not
+    filled.  A mask pair's AFTER that a compared pair fills as its BEFORE is that filled image, so
+    that the mask is what changed up to the view that pair starts from.  ``filled``, a dict,
+    receives for each such consecutive pair the ``(y, x)`` int16 index of the date each BEFORE pixel
+    came from (-1: not filled), or None when nothing was filled."""
     check_tilestack(stack)
     stack = _held(stack)
     if stack.sizes.get("time", 0) < 2:
@@ -339,26 +365,21 @@ def detect_each_pair(
         crs = transform = None
     if crs is not None:
         check_gsd(loaded.card, crs, transform, stack.sizes["x"], stack.sizes["y"], "the stack")
-    fill = config.fill_masked_before and pairs is None  # explicit pairs may leave dates out: never filled
     pairs = series_pairs(times, config.season_days) if pairs is None else list(pairs)
     if not pairs or any(not 0 <= i < j < n for i, j in [*pairs, *(mask_pairs or [])]):
         raise ValueError(f"pairs must be (before, after) indices with 0 <= before < after < {n}, "
                          f"got {pairs} (mask {mask_pairs})")
+    fills = _fills(stack, pairs, fill_from) if config.fill_masked_before else {}
     presence = _date_presence(stack, segmenter, config, progress)
-    masked = _masked(stack, mask_pairs or [], thr, config, loaded, progress, presence)
+    masked = _masked(stack, mask_pairs or [], thr, config, loaded, progress, presence, fills)
     events = []
     for i, j in pairs:
         logger.info("detect: %s -> %s%s", str(times[i])[:10], str(times[j])[:10],
                     "" if j == i + 1 else " (same season)")
-        before = None
-        if fill and j == i + 1 and i > 0:  # the last clear view where date i has no data
-            done = fill_before(stack, i)
-            before = done.image
-            if filled is not None:
-                filled[(i, j)] = done.source
-            if done.source is not None:
-                logger.info("detect: %s's no data filled from earlier dates over %.2f %% of the scene",
-                            str(times[i])[:10], 100 * done.share())
+        done = fills.get(i) if j == i + 1 else None  # the last clear view where date i has no data
+        if done is not None and filled is not None:
+            filled[(i, j)] = done.source
+        before = None if done is None else done.image
         events.append((i, j, _pair_probability(stack, i, j, config, loaded, progress, presence, before=before)))
     if presence is not None:  # every pair's own decisions first: a confirmed object must not join one
         decided = np.zeros(events[0][2].shape, dtype=bool)

@@ -117,7 +117,7 @@ def _run_pairs(task: dict[str, Any]) -> dict[str, Any]:
                 manifest = run_dir.parent / f"{run_dir.name}.manifest.json"
                 ref = pair.get("reference")  # the area's reference acquisition: one grid for every night
                 partner = pair.get("partner")  # a same-season acquisition a year or more before AFTER
-                extra = [d for d in (ref, partner) if d]
+                extra = [d for d in (ref, partner, *pair.get("fill", ())) if d]  # fill: BEFORE's last clear view
                 dates = [(d.get("files") or [d["path"]], d["date"], d.get("bands"))
                          for d in sorted({d["path"]: d for d in extra}.values(), key=lambda d: d["date"])]
                 dates += [(pair.get("before_files") or [pair["before_path"]], pair["before"], pair.get("before_bands")),
@@ -127,10 +127,10 @@ def _run_pairs(task: dict[str, Any]) -> dict[str, Any]:
                 # shows, which earlier nights reported with their own first-seen dates
                 compare = [(pair["before"], pair["after"])] + ([(partner["date"], pair["after"])] if partner else [])
                 with _dask.local_dask():
-                    pipeline.run(manifest, permits=task["permits"], out=run_dir, config=config,
-                                 overwrite=True, previous=previous,
-                                 register_to=pair.get("register_to"),  # the area's reference date
-                                 pairs=compare, mask_pairs=[(partner["date"], pair["before"])] if partner else None)
+                    pipeline.run(manifest, permits=task["permits"], out=run_dir, config=config, overwrite=True,
+                                 previous=previous, register_to=pair.get("register_to"),  # the area's reference
+                                 pairs=compare, mask_pairs=[(partner["date"], pair["before"])] if partner else None,
+                                 fill_from=[d["date"] for d in pair.get("fill", ())])
                 checkpoint(f"pair {task['area']} {pair['before']}..{pair['after']} done")
             runs.append({**pair, "carried": _carried(run_dir, previous)})
     except Exception as exc:

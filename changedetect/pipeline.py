@@ -118,6 +118,7 @@ def run(
     register_to: str | None = None,
     pairs: Sequence[tuple[str, str]] | None = None,
     mask_pairs: Sequence[tuple[str, str]] | None = None,
+    fill_from: Sequence[str] | None = None,
 ) -> RunSummary:
     """Run the whole chain on a stack of tiles and a permit register.
 
@@ -156,6 +157,10 @@ def run(
     mask_pairs
         ISO pairs whose changes the pairs after the first do not count (the nightly job
         masks ``(partner, previous)``: earlier nights' news); needs ``pairs``.
+    fill_from
+        ISO dates of ``tiles`` that a pair of consecutive dates may fill its BEFORE from where it
+        has no data (``[detect] fill_masked_before``; default: every earlier date of ``tiles``):
+        the nightly job gives the area's dates just before BEFORE, none left out between.
 
     Raises
     ------
@@ -172,13 +177,13 @@ def run(
     out = Path(out)
     check_out(out, overwrite)
     with removing_new_folders(out):  # a failed run leaves no folder it made (OUT, its parents) behind
-        return _run_in(out, tiles, permits, config, progress, previous, register_to, pairs, mask_pairs)
+        return _run_in(out, tiles, permits, config, progress, previous, register_to, pairs, mask_pairs, fill_from)
 
 
 def _run_in(out: Path, tiles: str | Path | Sequence[str | Path], permits: str | Path, config: PipelineConfig,
             progress: bool, previous: str | Path | gpd.GeoDataFrame | None,
             register_to: str | None, pairs: Sequence[tuple[str, str]] | None,
-            mask_pairs: Sequence[tuple[str, str]] | None) -> RunSummary:
+            mask_pairs: Sequence[tuple[str, str]] | None, fill_from: Sequence[str] | None = None) -> RunSummary:
     """:func:`run` once its arguments are checked: make ``out``, stage, publish."""
     from changedetect._detect_inputs import check_stack_bands, said_once
     from changedetect.io import open_series
@@ -201,7 +206,11 @@ def _run_in(out: Path, tiles: str | Path | Sequence[str | Path], permits: str | 
         segmenter = load_segmenter(config, loaded)  # the building segmenter for change_type: before any work
         with clock.stage("open"):
             series = open_series(tiles if isinstance(tiles, str | Path) else [Path(t) for t in tiles])
-            check_pairs(pairs, mask_pairs, [sc.date.isoformat() for sc in series.scenes])  # before any work
+            days = [sc.date.isoformat() for sc in series.scenes]
+            check_pairs(pairs, mask_pairs, days)  # before any work
+            if set(fill_from or ()) - set(days):
+                raise ConfigError(f"fill_from {list(fill_from or ())}: date(s) {sorted(set(fill_from or ()) - set(days))} "
+                                  f"are not in the series ({', '.join(days)})")
             # a registration-only reference must not impose its grid: the first compared date's
             # (with pairs, the first pair's BEFORE date's)
             grids = ([sc.grid for sc in series.scenes if sc.date.isoformat() == pairs[0][0]] if pairs
@@ -219,7 +228,7 @@ def _run_in(out: Path, tiles: str | Path | Sequence[str | Path], permits: str | 
         # run, not once per block (a blocked run detects block by block)
         with holding(config.run.hold_gib * 2**30), said_once():
             paths = chain(stack, register, stage, config, (loaded, segmenter), clock, progress, before,
-                          register_to, pairs, mask_pairs, spill=spill, clouds=clouds)
+                          register_to, pairs, mask_pairs, spill=spill, clouds=clouds, fill_from=fill_from)
         warn_coverage(paths["coverage_both_dates"], paths["times"], clouds, paths["coverage"])
         summary = _finish(series, stack, permits, stage, config, loaded, clock, {**paths, "clouds": clouds},
                           started, before_info)

@@ -106,7 +106,7 @@ def test_a_pixel_with_one_band_missing_is_filled_whole_from_one_date() -> None:
     done = fill_before(stack, 1)
     assert done.source is not None and int((done.source >= 0).sum()) == 1 and done.source[5, 7] == 0
     np.testing.assert_array_equal(done.image.values[:, 5, 7], stack.values[0, :, 5, 7])
-    assert done.image.attrs[FILLED_ATTR] is True
+    assert done.image.attrs[FILLED_ATTR] == ("2024-01-15",)  # the dates it may be filled from
     assert str(done.image["time"].values)[:10] == "2024-03-15"  # still the BEFORE date
     np.testing.assert_array_equal(fill_window([stack.values[1], stack.values[0]]), done.image.values)
 
@@ -126,9 +126,9 @@ def test_the_filled_pairs_and_their_shares_are_reported() -> None:
     assert list(filled) == [(1, 2)]
     source = filled[(1, 2)]
     assert source is not None and (source[CLOUD] == 0).all() and (source >= 0).sum() == 24 * 26
-    explicit: dict[tuple[int, int], np.ndarray | None] = {}  # explicit pairs (the nightly job's): never filled
+    explicit: dict[tuple[int, int], np.ndarray | None] = {}  # explicit consecutive pairs too (since 2026-12)
     detect_each_pair(_series(), config=CFG, model=MODEL, pairs=[(0, 1), (1, 2)], filled=explicit)
-    assert explicit == {}
+    assert list(explicit) == [(1, 2)]
 
 
 def test_a_blocked_run_normalises_the_filled_before_as_a_whole_scene_does() -> None:
