@@ -379,6 +379,8 @@ def detect_each_pair(
         done = fills.get(i) if j == i + 1 else None  # the last clear view where date i has no data
         if done is not None and filled is not None:
             filled[(i, j)] = done.source
+        if done is not None and presence is not None:  # the check reads BEFORE as the network compared it
+            presence.filled[(i, j)] = done.source
         before = None if done is None else done.image
         events.append((i, j, _pair_probability(stack, i, j, config, loaded, progress, presence, before=before)))
     if presence is not None:  # every pair's own decisions first: a confirmed object must not join one

@@ -114,3 +114,15 @@ def test_change_type_reads_a_filled_first_date_as_its_pair_compared_it() -> None
     assert np.isnan(dates.raster(1).values[CLOUD]).all()
     own = presence_rasters(prob, PipelineConfig(), DatePresence(stack, SEGMENTER, CFG), (1, 2))
     assert own is not None and np.isnan(own[0].values[CLOUD]).all()  # unfilled: the date's own
+
+
+def test_detect_series_with_a_segmenter_confirms_from_the_clear_view() -> None:
+    """`detect --series` (detect_series with a loaded segmenter, no DatePresence of the caller's):
+    the check reads the clear view too, as `run` does."""
+    from test_review_fill_before import Loaded as Model
+
+    from changedetect.detect import detect_series
+
+    prob, first = detect_series(_series(), config=CFG, model=Model(Hint(), Card()), segmenter=SEGMENTER)
+    assert float(prob.values[INNER].min()) == pytest.approx(0.525)
+    assert (first.values[INNER] == np.datetime64("2024-02-25", "ns")).all()
