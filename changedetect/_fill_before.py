@@ -25,7 +25,8 @@ if TYPE_CHECKING:
     import geopandas as gpd
     import xarray as xr
 
-#: set on a BEFORE image that earlier dates filled: the ISO dates it may be filled from, latest first
+#: set on a BEFORE image that earlier dates may fill (whether or not they filled a pixel of it): the
+#: ISO dates it may be filled from, latest first
 FILLED_ATTR = "filled_before"
 
 
@@ -55,12 +56,17 @@ def fill_before(stack: xr.DataArray, i: int, sources: Collection[int] | None = N
     stack that leaves dates of the series out (the nightly job's: its partner a year back) must not
     fill from a date beyond such a gap, where a date left out may have seen the change.  Lazy where
     the stack is: the masks are computed (one read of each date needed), the image is a ``where``
-    over the dates used, read window by window by detection.  Date ``i`` itself, untouched, when it
-    has no pixel to fill."""
+    over the dates used, read window by window by detection.  Date ``i``'s own pixels when it has no
+    pixel to fill, marked (``FILLED_ATTR``) whenever it has an earlier date to fill from."""
     before = stack.isel(time=i)
     order = [k for k in range(i - 1, -1, -1) if sources is None or k in sources]
     if not order:
         return Filled(before, None)
+    days = [str(t)[:10] for t in stack["time"].values]
+    # marked even where nothing is filled: a block the cloud misses is normalised with the filled
+    # scene's statistics, as the whole scene is (SceneStats), not with the cloudy date's own
+    before = before.copy(deep=False)
+    before.attrs = {**before.attrs, FILLED_ATTR: tuple(days[k] for k in order)}
     need = ~_has_data(before)
     if not need.any():
         return Filled(before, None)
@@ -84,10 +90,7 @@ def fill_before(stack: xr.DataArray, i: int, sources: Collection[int] | None = N
             break
     if not (source >= 0).any():
         return Filled(before, None)
-    image = before.copy(data=data)
-    days = [str(t)[:10] for t in stack["time"].values]
-    image.attrs = {**before.attrs, FILLED_ATTR: tuple(days[k] for k in order)}
-    return Filled(image, source)
+    return Filled(before.copy(data=data), source)
 
 
 def fill_window(dates: list[np.ndarray]) -> np.ndarray:

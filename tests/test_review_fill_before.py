@@ -94,7 +94,7 @@ def test_without_filling_the_house_under_the_cloud_is_never_seen() -> None:
 def test_no_earlier_clear_view_stays_no_data_and_a_later_date_never_fills() -> None:
     stack = _series(first_cloudy=True)
     done = fill_before(stack, 1)
-    assert done.source is None and FILLED_ATTR not in done.image.attrs  # not from 2024-05-15
+    assert done.source is None and done.image.attrs[FILLED_ATTR] == ("2024-01-15",)  # not from 2024-05-15
     assert np.isnan(done.image.values[:, CLOUD[0], CLOUD[1]]).all()
     prob, first = detect_series(stack, config=CFG, model=MODEL)
     assert np.isnan(prob.values[HOUSE]).all() and np.isnat(first.values[HOUSE]).all()
