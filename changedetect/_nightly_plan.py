@@ -128,7 +128,7 @@ def plan_night(catalog: str | Path, current: NightState, state_dir: Path, permit
         for a, b in pairs:
             reference = None if first is None or first.path in (a.path, b.path) else _where(first)
             partner = _season_partner(usable, a, b, config.detect.season_days, checked, summary.warnings)
-            fill = _fill_dates(usable, a, config)  # the last clear view: read, not compared
+            fill = _fill_dates(usable, a, config, checked)  # the last clear view: read, not compared
             chosen: tuple[str, str | None, str] = ("", None, _footprints.checksum(None))
             rerun = a.sha256 in processed and b.sha256 in processed  # its own earlier run's footprints: theirs
             for candidate in sets:
@@ -173,13 +173,24 @@ def _partner_reruns(usable: list[Acquisition], processed: dict[str, Any], rerun:
     return out
 
 
-def _fill_dates(usable: list[Acquisition], a: Acquisition, config: PipelineConfig) -> list[Acquisition]:
+def _fill_dates(usable: list[Acquisition], a: Acquisition, config: PipelineConfig,
+                checked: dict[str, str | None]) -> list[Acquisition]:
     """The area's dates just before a pair's BEFORE ``a`` (``[detect] fill_dates`` of them, none left out
     between) that its run fills ``a``'s no data from (``[detect] fill_masked_before``): read, never
-    compared; none when filling is off."""
+    compared; none when filling is off.  A date that fails the readability check (``checked`` caches it
+    for the night; one found unreadable when it arrived is committed and stays in the catalog) is passed
+    over, as the pairs pass over it: the run would fail reading it."""
     if not config.detect.fill_masked_before or config.detect.fill_dates <= 0:
         return []
-    return [q for q in usable if q.date < a.date][-config.detect.fill_dates:]
+    out: list[Acquisition] = []
+    for q in reversed([q for q in usable if q.date < a.date]):
+        if len(out) == config.detect.fill_dates:
+            break
+        if q.path not in checked:
+            checked[q.path] = _reference.acquisition_unreadable(q)
+        if checked[q.path] is None:
+            out.insert(0, q)
+    return out
 
 
 def _unreadable_new(area: str, new: list[Acquisition], choice: _reference.Choice,
