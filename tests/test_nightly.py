@@ -539,6 +539,8 @@ def _late_catalog(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path
 
 def test_each_pair_gets_the_latest_footprints_dated_on_or_before_its_first_date(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dataclasses import replace
+
     from changedetect._nightly_plan import plan_night
     from changedetect.config import PipelineConfig
     from changedetect.nightly import NightlySummary
@@ -546,11 +548,16 @@ def test_each_pair_gets_the_latest_footprints_dated_on_or_before_its_first_date(
     cat, state, committed = _late_catalog(tmp_path, monkeypatch)
     sd = tmp_path / "state"
 
-    def plan(table: object) -> dict[str, list[dict]]:
-        tasks, _ = plan_night(cat, state, sd, "register.gpkg", PipelineConfig(), "2024-04-02",
+    # the last clear view off: with it, 03-01..04-01 also reads 02-01 to fill 03-01 (checked below)
+    unfilled = replace(PipelineConfig(), detect=replace(PipelineConfig().detect, fill_masked_before=False))
+
+    def plan(table: object, config: PipelineConfig = unfilled) -> dict[str, list[dict]]:
+        tasks, _ = plan_night(cat, state, sd, "register.gpkg", config, "2024-04-02",
                          NightlySummary("2024-04-02"), table)
         return {t["area"]: t["pairs"] for t in tasks}
 
+    filled = plan(committed, PipelineConfig())["d1"][1]
+    assert [d["date"] for d in filled["fill"]] == ["2024-01-01", "2024-02-01"]
     pairs = plan(committed)
     d1, d2 = pairs["d1"], pairs["d2"]
     assert [(p["before"], p["after"]) for p in d1] == [("2024-01-01", "2024-02-01"), ("2024-03-01", "2024-04-01")]
@@ -561,6 +568,8 @@ def test_each_pair_gets_the_latest_footprints_dated_on_or_before_its_first_date(
     (cat / "d1" / "d1_20240201.tif").write_bytes(b"the late file, delivered again")
     again = plan(committed)
     assert again["d1"][0]["run_dir"] != d1[0]["run_dir"] and again["d1"][1]["run_dir"] == d1[1]["run_dir"]
+    # (filling 03-01 from it, the pair reads the late file: a new copy is another run)
+    assert plan(committed, PipelineConfig())["d1"][1]["run_dir"] != filled["run_dir"]
     # ... but on the committed footprints it was given
     moved = committed.assign(footprint_id=["F-d1other", "F-d2committed"])
     other = plan(moved)
