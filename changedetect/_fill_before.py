@@ -183,7 +183,7 @@ def _inside(geom: object, raster: np.ndarray, transform: Affine) -> np.ndarray:
     c0, c1 = max(min(cols), 0), min(max(cols) + 1, raster.shape[1])
     if r0 >= r1 or c0 >= c1:
         return raster[:0, :0].ravel()
-    window = transform * Affine.translation(c0, r0)
+    window = transform @ Affine.translation(c0, r0)
     mask = rasterize([(geom, 1)], out_shape=(r1 - r0, c1 - c0), transform=window, fill=0, dtype="uint8")
     return raster[r0:r1, c0:c1][mask.astype(bool)]
 
