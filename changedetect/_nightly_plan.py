@@ -103,7 +103,7 @@ def plan_night(catalog: str | Path, current: NightState, state_dir: Path, permit
             log.warning("%s", choice.warning, extra=IN_SUMMARY)
         summary.warnings += [*unreadable.values(), *([choice.warning] if choice.warning else [])]
         usable = sorted((q for q in acqs if q.path not in unreadable), key=lambda q: (q.date, q.path))
-        _, pairs = plan_pairs(usable, processed)
+        usable, pairs = _readable_befores(area, usable, processed, checked, summary.warnings)
         again = _scl.rerun_pairs(usable, set(scl.rerun))
         again += _partner_reruns(usable, processed, set(scl.rerun), config.detect.season_days, checked,
                                  summary.warnings)
@@ -154,6 +154,33 @@ def plan_night(catalog: str | Path, current: NightState, state_dir: Path, permit
             sets.append((b.date, run_dir, key))
         tasks.append({"area": area, "permits": permits, "config": cfg, "committed": mine, "pairs": runs})
     return tasks, new_by_area
+
+
+def _readable_befores(area: str, usable: list[Acquisition], processed: dict[str, Any],
+                      checked: dict[str, str | None], warnings: list[str]
+                      ) -> tuple[list[Acquisition], list[tuple[Acquisition, Acquisition]]]:
+    """``plan_pairs`` on ``usable`` without the processed dates that would be a pair's BEFORE but fail
+    the readability check (``checked`` caches it for the night): one found unreadable when it arrived
+    is committed and stays in the catalog, and a new date after it would be compared with it, its run
+    failing (and its area with it) every night; the new date is compared with the latest date that can
+    be read instead, and the night says so once (a warning naming the file)."""
+    while True:
+        _, pairs = plan_pairs(usable, processed)
+        bad = []
+        for a, _b in pairs:
+            if a.sha256 in processed:
+                if a.path not in checked:
+                    checked[a.path] = _reference.acquisition_unreadable(a)
+                if checked[a.path] is not None:
+                    bad.append(a)
+        if not bad:
+            return usable, pairs
+        for a in bad:
+            warnings.append(f"area {area}: {checked[a.path]} (the {a.date} acquisition, processed on an earlier "
+                            "night). The night's new date is compared with the latest date before it that can "
+                            "be read; replace or remove the file")
+            log.warning("%s", warnings[-1], extra=IN_SUMMARY)
+        usable = [q for q in usable if q not in bad]
 
 
 def _partner_reruns(usable: list[Acquisition], processed: dict[str, Any], rerun: set[str], season_days: int | None,

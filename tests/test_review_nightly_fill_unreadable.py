@@ -49,3 +49,30 @@ def test_an_unreadable_date_before_the_pair_is_not_read_to_fill_it(tmp_path: Pat
     fill = [d["date"] for d in pair["fill"]]
     assert "2024-03-01" not in fill  # the run would fail reading it
     assert fill == ["2024-01-01", "2024-02-01"]  # the latest readable dates before BEFORE, as `usable` skips it
+
+
+def test_an_unreadable_processed_date_is_not_a_new_dates_before(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """04-01 arrived unreadable (left out of its night's pairs, committed): 05-01 is compared with
+    the latest date that can be read, 03-01, not with 04-01, on which its run (and its area) would
+    fail every night; the night says why once."""
+    cat = tmp_path / "catalog" / "d1"
+    cat.mkdir(parents=True)
+    files = {}
+    for d in DATES:
+        files[d] = cat / f"d1_{d}.tif"
+        files[d].write_bytes(f"d1 {d}".encode())
+    bad = str(files["20240401"])
+    monkeypatch.setattr(_nightly_reference, "unreadable_reason",
+                        lambda path: f"'{path}' is not a raster" if str(path) == bad else None)
+    state = NightState(generation=1, acquisitions={"d1": {
+        sha256_file(files[d]): {"path": str(files[d]), "date": f"{d[:4]}-{d[4:6]}-{d[6:]}", "night": "2024-04-02"}
+        for d in DATES[:4]}})
+    summary = NightlySummary("2024-05-02")
+    tasks, _ = plan_night(tmp_path / "catalog", state, tmp_path / "state", "register.gpkg", PipelineConfig(),
+                          "2024-05-02", summary)
+    [task] = tasks
+    [pair] = task["pairs"]
+    assert (pair["before"], pair["after"]) == ("2024-03-01", "2024-05-01")
+    assert "2024-04-01" not in [d["date"] for d in pair["fill"]]
+    assert any("2024-04-01" in w or "20240401" in w for w in summary.warnings)
