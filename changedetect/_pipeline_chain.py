@@ -91,7 +91,12 @@ def chain(stack: xr.DataArray, register: gpd.GeoDataFrame, out: Path, config: Pi
     from changedetect import match as match_mod
     from changedetect._fill_before import filled_counts, filled_record
     from changedetect._pipeline_blocks import is_blocked, run_blocks
-    from changedetect._pipeline_coverage import compared_pairs, coverage_of, valid_masks
+    from changedetect._pipeline_coverage import (
+        compared_pairs,
+        coverage_of,
+        fill_orders,
+        valid_masks,
+    )
     from changedetect._pipeline_find import find
     from changedetect.io import write_cog
     from changedetect.io.vectors import write_vector
@@ -121,8 +126,12 @@ def chain(stack: xr.DataArray, register: gpd.GeoDataFrame, out: Path, config: Pi
     if index is not None and len(index) == 1 and not _fills(index[0], sources, config):
         aligned, index = aligned.isel(time=list(index[0])), None  # one explicit pair: just those two dates
     compared = compared_pairs(aligned, index, config.detect.season_days)
-    valid = valid_masks(aligned, [d for pair in compared for d in pair])  # before the dates are cut
     compared_days = [str(t)[:10] for t in aligned["time"].values]
+    # before the dates are cut: the compared dates', and those a consecutive pair's BEFORE may be filled from
+    fillable = [{"before": compared_days[i], "after": compared_days[j]} for i, j in compared
+                if config.detect.fill_masked_before and j == i + 1 and i > 0]
+    may_fill = fill_orders(compared_days, compared, fillable, sources)
+    valid = valid_masks(aligned, [d for pair in compared for d in pair] + [k for o in may_fill.values() for k in o])
     written_rasters: set[str] = set()
     if is_blocked(aligned, config):  # a scene larger than one block: memory bounded by the block
         blocked = run_blocks(aligned, index, masks, config, models, clock, progress, previous, out, sources)
@@ -163,7 +172,9 @@ def chain(stack: xr.DataArray, register: gpd.GeoDataFrame, out: Path, config: Pi
                       dtype="uint8", nodata=0, overwrite=True)
     times = [str(t)[:10] for t in aligned["time"].values]
     coverage = _coverage(out, times)
-    pairs_coverage = coverage_of(compared_days, compared, valid, clouds, {(times[0], times[-1]): coverage})
+    filled_before = filled_record(filled, int(aligned.sizes["y"]) * int(aligned.sizes["x"]))
+    pairs_coverage = coverage_of(compared_days, compared, valid, clouds, {(times[0], times[-1]): coverage},
+                                 fills=fill_orders(compared_days, compared, filled_before, sources))
     with clock.stage("report"):
         if config.output.report:
             from changedetect.report import write_report
@@ -180,7 +191,7 @@ def chain(stack: xr.DataArray, register: gpd.GeoDataFrame, out: Path, config: Pi
             "change_type_model": segmenter_info(segmenter), "same_sun_dropped": dropped,
             "written": written, "bands": {"read": read, "used": [str(b) for b in aligned["band"].values]},
             "coverage_both_dates": coverage, "coverage": pairs_coverage,
-            "filled_before": filled_record(filled, int(aligned.sizes["y"]) * int(aligned.sizes["x"]))}
+            "filled_before": filled_before}
 
 
 def _coverage(out: Path, times: list[str]) -> float:
@@ -198,22 +209,28 @@ def warn_coverage(share: float, times: Sequence[str], clouds: Sequence[dict[str,
     and one for each other compared pair under half (``coverage``: run.json's, its ``pairs``; each
     pair once), naming what masked it (:func:`changedetect.io.clouds.coverage_why`): the classes the
     dates' SCL masked (``clouds``: run.json's, per date) and the tiles' own no data (``coverage``'s
-    ``dates``).  All said here: the nightly job leaves this function's warnings to its summary."""
-    from changedetect._pipeline_coverage import tiles_nodata
+    ``dates``).  A pair's share is the share it compared (``compared_share``: where its BEFORE was
+    filled from the last clear view, that counts; :func:`changedetect._pipeline_coverage.compared_share`),
+    the first and last dates' too when they are a compared pair.  All said here: the nightly job
+    leaves this function's warnings to its summary."""
+    from changedetect._pipeline_coverage import compared_share, compared_words, tiles_nodata
     from changedetect.io.clouds import LOW_COVERAGE, coverage_why
 
     nodata = tiles_nodata(dict(coverage or {}))
     first_last = (times[0], times[-1])
+    pairs = {(str(p["before"]), str(p["after"])): p for p in (coverage or {}).get("pairs") or []}
+    ends = pairs.get(first_last, {"before": times[0], "after": times[-1]})
+    if ends.get("filled_share"):  # compared against the last clear view where the first date had none
+        share = compared_share(ends) or 0.0
     if share < LOW_COVERAGE:
-        log.warning("only %.1f %% of the scene has data on both %s and %s (the first and last compared dates): "
-                    "no change can be seen elsewhere; %s", 100 * share, *first_last,
+        log.warning("only %.1f %% of the scene %s (the first and last compared dates): "
+                    "no change can be seen elsewhere; %s", 100 * share, compared_words(ends),
                     coverage_why(clouds, first_last, tiles_nodata=nodata))
-    low = {(str(p["before"]), str(p["after"])): float(p["coverage_both_dates"])
-           for p in (coverage or {}).get("pairs") or [] if p.get("low")}
-    for (before, after), pair_share in low.items():
-        if (before, after) != first_last:
-            log.warning("only %.1f %% of the scene has data on both %s and %s (a compared pair): no change between "
-                        "them can be seen elsewhere; %s", 100 * pair_share, before, after,
+    for (before, after), pair in pairs.items():
+        pair_share = compared_share(pair)
+        if (before, after) != first_last and pair.get("low") and pair_share is not None:
+            log.warning("only %.1f %% of the scene %s (a compared pair): no change between "
+                        "them can be seen elsewhere; %s", 100 * pair_share, compared_words(pair),
                         coverage_why(clouds, (before, after), tiles_nodata=nodata))
 
 

@@ -41,7 +41,7 @@ def l2a(root: Path, days: tuple[str, ...], edge: str) -> Path:
     return folder
 
 
-def _run(root: Path, days: tuple[str, ...], edge: str) -> dict:
+def _run(root: Path, days: tuple[str, ...], edge: str, *, fill: bool = True) -> dict:
     from changedetect.config import PipelineConfig
     from changedetect.io import open_stack
     from changedetect.pipeline import run
@@ -50,7 +50,8 @@ def _run(root: Path, days: tuple[str, ...], edge: str) -> dict:
     make_permits(make_footprints(open_stack(clean)).iloc[:1]).to_file(root / "permits.gpkg")
     folder = l2a(root, days, edge)
     config = PipelineConfig().with_model(str(make_model(root / "m")))
-    config = dataclasses.replace(config, detect=dataclasses.replace(config.detect, window=64, overlap=8))
+    config = dataclasses.replace(config, detect=dataclasses.replace(config.detect, window=64, overlap=8,
+                                                                    fill_masked_before=fill))
     handler = _Collect()
     logging.getLogger("changedetect").addHandler(handler)
     try:
@@ -68,9 +69,17 @@ def swath(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 @pytest.fixture(scope="module")
 def middle(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """Three dates, the middle one at its swath edge: both consecutive pairs are low, the first and
-    last dates' is not."""
-    return _run(tmp_path_factory.mktemp("middle"), ("20200105", "20200404", "20200704"), edge="20200404")
+    """Three dates, the middle one at its swath edge, its BEFORE not filled from the last clear view
+    (``fill_masked_before = false``): both consecutive pairs are low, the first and last dates' is not."""
+    return _run(tmp_path_factory.mktemp("middle"), ("20200105", "20200404", "20200704"), edge="20200404",
+                fill=False)
+
+
+@pytest.fixture(scope="module")
+def middle_filled(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """The same, filled (the default): the second pair compares its AFTER against 2020-01-05 where
+    2020-04-04 has no data (``tests/test_review_coverage_filled.py``)."""
+    return _run(tmp_path_factory.mktemp("middlefilled"), ("20200105", "20200404", "20200704"), edge="20200404")
 
 
 # ------------------------------------------------------------------------------------- the SCL's shares
@@ -129,6 +138,16 @@ def test_run_warns_for_each_low_pair_once(middle: dict) -> None:
         assert f"data on both {before} and {after}" in line, said
         assert "2020-04-04's tiles have no data over 75 % of the scene" in line, said
     assert middle["doc"]["coverage_both_dates"] > 0.9  # the first and last dates': not low, not warned
+
+
+def test_a_pair_filled_from_the_clear_view_is_not_low(middle_filled: dict) -> None:
+    pairs = {(p["before"], p["after"]): p for p in middle_filled["doc"]["coverage"]["pairs"]}
+    assert {pair for pair, p in pairs.items() if p["low"]} == {("2020-01-05", "2020-04-04")}
+    filled = pairs[("2020-04-04", "2020-07-04")]
+    assert filled["coverage_both_dates"] == pytest.approx(0.25, abs=0.03)
+    assert filled["compared_share"] > 0.95 and filled["filled_from"] == {"2020-01-05": filled["filled_share"]}
+    said = [s for s in middle_filled["said"] if "of the scene" in s and "a compared pair" in s]
+    assert len(said) == 1 and "data on both 2020-01-05 and 2020-04-04" in said[0], said
 
 
 def test_the_first_and_last_pair_is_warned_once(tmp_path: Path) -> None:

@@ -104,9 +104,12 @@ def command(catalog: Path, permits: str, state: Path, out: Path, night: dt.datet
             click.echo(f"  {'again':<11} {again['area']} {again['date']}: {again['reason']}")
         for area, pairs in s["coverage"].items():
             for c in pairs:
-                share = "unknown" if c["coverage_both_dates"] is None else f"{100 * c['coverage_both_dates']:.1f} %"
-                click.echo(f"  {'coverage':<11} {area} {c['before']}..{c['after']}: {share} of the scene has data "
-                           "on both dates")
+                value = c.get("compared_share", c["coverage_both_dates"])
+                share = "unknown" if value is None else f"{100 * value:.1f} %"
+                filled = c.get("filled_share") or 0.0
+                click.echo(f"  {'coverage':<11} {area} {c['before']}..{c['after']}: {share} of the scene "
+                           + (f"compared ({100 * filled:.1f} % against the last clear view where "
+                              f"{c['before']} had no data)" if filled else "has data on both dates"))
         for message in s.get("warnings", []):
             click.echo(f"  WARNING {message}", err=True)
         for area, err in s["failed"].items():
