@@ -76,13 +76,16 @@ def _masked(stack: xr.DataArray, mask_pairs: list[tuple[int, int]], thr: float, 
             fills: dict[int, Filled]) -> np.ndarray | None:
     """Pixels (grown by two) where a pair of ``mask_pairs`` reaches ``thr``, or None.  A mask pair's
     AFTER that a compared pair fills as its BEFORE (``fills``, by date) is that filled image: the mask
-    is what changed up to the view the compared pair starts from."""
+    is what changed up to the view the compared pair starts from, and the presence check reads that
+    AFTER as the network compared it (``presence.filled_after``: :meth:`DatePresence.after`)."""
     from scipy import ndimage
 
     masked = None
     for i, j in mask_pairs:
         logger.info("detect (mask): %s -> %s", str(stack["time"].values[i])[:10], str(stack["time"].values[j])[:10])
         after = fills[j].image if j in fills else None
+        if after is not None and presence is not None:
+            presence.filled_after[(i, j)] = fills[j].source
         p = _pair_probability(stack, i, j, config, loaded, progress, presence, mask=True, after=after).values
         hit = np.nan_to_num(p) >= thr
         masked = hit if masked is None else masked | hit

@@ -276,7 +276,8 @@ def detect_each_pair(
     leaves dates out, as the nightly job's, names the dates next to BEFORE with none left out between;
     they need not be compared).  A pair that skips a date of the stack (a same-season pair) is not
     filled.  A mask pair's AFTER that a compared pair fills as its BEFORE is that filled image, so
-    that the mask is what changed up to the view that pair starts from.  ``filled``, a dict,
+    that the mask is what changed up to the view that pair starts from (its presence check reads it
+    so too: :meth:`~changedetect.presence.DatePresence.after`).  ``filled``, a dict,
     receives for each such consecutive pair the ``(y, x)`` int16 index of the date each BEFORE pixel
     came from (-1: not filled), or None when nothing was filled."""
     check_tilestack(stack)
@@ -301,17 +302,19 @@ def detect_each_pair(
                          f"got {pairs} (mask {mask_pairs})")
     fills = _fills(stack, pairs, fill_from) if config.fill_masked_before else {}
     presence = _date_presence(stack, segmenter, config, progress)
+    # the last clear view where date i has no data, known to the checks before any pair is compared
+    done = {(i, j): fills[i] for i, j in pairs if j == i + 1 and i in fills}
+    for pair, view in done.items():
+        if filled is not None:
+            filled[pair] = view.source
+        if presence is not None:  # the check reads BEFORE as the network compared it
+            presence.filled[pair] = view.source
     masked = _masked(stack, mask_pairs or [], thr, config, loaded, progress, presence, fills)
     events = []
     for i, j in pairs:
         logger.info("detect: %s -> %s%s", str(times[i])[:10], str(times[j])[:10],
                     "" if j == i + 1 else " (same season)")
-        done = fills.get(i) if j == i + 1 else None  # the last clear view where date i has no data
-        if done is not None and filled is not None:
-            filled[(i, j)] = done.source
-        if done is not None and presence is not None:  # the check reads BEFORE as the network compared it
-            presence.filled[(i, j)] = done.source
-        before = None if done is None else done.image
+        before = done[(i, j)].image if (i, j) in done else None
         events.append((i, j, _pair_probability(stack, i, j, config, loaded, progress, presence, before=before)))
     if presence is not None:  # every pair's own decisions first: a confirmed object must not join one
         decided = np.zeros(events[0][2].shape, dtype=bool)

@@ -269,6 +269,9 @@ class DatePresence:
         #: them (``(y, x)`` int16 date index, -1 not filled; :func:`changedetect.detect.detect_each_pair`'s
         #: ``filled``): the same dict, which detection fills before the pairs are checked
         self.filled: dict[tuple[int, int], np.ndarray | None] = {} if filled is None else filled
+        #: a mask pair's AFTER filled as a compared pair's BEFORE (the nightly's ``(partner, previous)``,
+        #: whose AFTER is the image ``(previous, new)`` starts from), keyed by the mask pair: :meth:`after`
+        self.filled_after: dict[tuple[int, int], np.ndarray | None] = {}
         days = config.season_days if config.season_days is not None else PresenceCheck.season_days
         self.check = check if check is not None else PresenceCheck(
             season_days=days, across_seasons=config.presence_across_seasons)
@@ -299,28 +302,41 @@ class DatePresence:
         pair's season rules hold there.  A clear view of another season stays date ``i``'s own (no
         data under its cloud): across seasons the segmenter takes a shadow for a roof."""
         i, j = (range(self.stack.sizes["time"])[x] for x in (i, j))  # -1 is the last date
-        own = self.raster(i).values
-        source = self.filled.get((i, j))
+        return self._as_compared(i, self.filled.get((i, j)))
+
+    def after(self, i: int, j: int) -> np.ndarray:
+        """Date ``j``'s building probability as the pair ``(i, j)`` compared it: a mask pair's AFTER
+        filled from the last clear view (:attr:`filled_after`) is read pixel by pixel from the date it
+        came from, under the season rule of :meth:`before`; else date ``j``'s own."""
+        i, j = (range(self.stack.sizes["time"])[x] for x in (i, j))  # -1 is the last date
+        return self._as_compared(j, self.filled_after.get((i, j)))
+
+    def _as_compared(self, d: int, source: np.ndarray | None) -> np.ndarray:
+        """Date ``d``'s building probability with each pixel of ``source`` (date index, -1: not
+        filled) taken from the date it came from, where that date is of ``d``'s season."""
+        own = self.raster(d).values
         if source is None:
             return own
         times = self.stack["time"].values
         out = None
         for s in np.unique(source[source >= 0]).tolist():
-            if not same_season(times[s], times[i], self.check.season_days):
+            if not same_season(times[s], times[d], self.check.season_days):
                 continue
             take = source == s
-            out = own.copy() if out is None else out  # the cached raster stays date i's own
+            out = own.copy() if out is None else out  # the cached raster stays date d's own
             out[take] = self.raster(s).values[take]
         return own if out is None else out
 
     def same_sun_rasters(self, i: int, j: int) -> tuple[np.ndarray, np.ndarray] | None:
         """The building probability of :meth:`same_sun`'s two dates for the pair ``(i, j)`` (None
-        without them); BEFORE ``i`` as the pair compared it (:meth:`before`) when it is one of them."""
+        without them); BEFORE ``i`` and AFTER ``j`` as the pair compared them (:meth:`before`,
+        :meth:`after`) when they are one of them."""
         sun = self.same_sun(i, j)
         if sun is None:
             return None
-        first = self.before(i, j) if sun[0] == range(self.stack.sizes["time"])[i] else self.raster(sun[0]).values
-        return first, self.raster(sun[1]).values
+        i, j = (range(self.stack.sizes["time"])[x] for x in (i, j))  # -1 is the last date
+        first = self.before(i, j) if sun[0] == i else self.raster(sun[0]).values
+        return first, self.after(i, j) if sun[1] == j else self.raster(sun[1]).values
 
     def same_sun(self, i: int, j: int) -> tuple[int, int] | None:
         """For dates ``i`` -> ``j`` of different seasons, two dates of the same season that
@@ -354,14 +370,15 @@ class DatePresence:
         the pair's two dates alone: the nightly's mask pair, which must cover all that an earlier
         night may have found, so that nothing is reported twice); else ``prob`` as it is.
         ``decided``: where the network decided change on the series' other pairs
-        (:func:`confirmed_change`).  BEFORE is read as the pair compared it (:meth:`before`)."""
+        (:func:`confirmed_change`).  BEFORE and AFTER are read as the pair compared them (:meth:`before`,
+        :meth:`after`)."""
         times = self.stack["time"].values
         sun = None if any_season else self.same_sun(i, j)
         if not (any_season or sun is not None or same_season(times[i], times[j], self.check.season_days)):
             return prob
         bracket = None if sun is None else self.same_sun_rasters(i, j)
-        # on pixels whose BEFORE the network saw filled from a clear view, that view's probability
-        return confirmed_change(self.before(i, j), self.raster(j).values, prob, pixel_m2=self.pixel_m2,
+        # on pixels whose BEFORE (a mask pair's AFTER) the network saw filled from a clear view, that view's
+        return confirmed_change(self.before(i, j), self.after(i, j), prob, pixel_m2=self.pixel_m2,
                                 threshold=threshold, check=self.check, same_sun=bracket, decided=decided)
 
     def label(self) -> str:
