@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
+from test_review_report_coverage import _Collect  # the warnings run logs
 
 from changedetect._fill_before import fill_before
 from changedetect.testing import make_run_inputs, make_stack
@@ -68,15 +69,6 @@ def _cloudy_middle(root: Path, *, report: bool = True):  # type: ignore[no-untyp
         dst.write(data)
         dst.descriptions = names
     return replace(config, output=replace(config.output, report=report))
-
-
-class _Collect(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.said: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.said.append(record.getMessage())
 
 
 def _run(root: Path, config, **kwargs):  # type: ignore[no-untyped-def]

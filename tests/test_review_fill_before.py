@@ -13,6 +13,7 @@ import pytest
 import rasterio
 import torch
 import xarray as xr
+from test_detect import FakeCard
 from torch import nn
 
 from changedetect._detect_engine import _scene_stats
@@ -28,20 +29,11 @@ CLOUD = (slice(24, 48), slice(14, 40))  # over it on the middle date
 
 
 @dataclass(frozen=True)
-class Card:
+class Card(FakeCard):
+    """test_detect's card on the four bands of make_stack."""
+
     bands: tuple[str, ...] = ("red", "green", "blue", "nir")
     name: str = "diff"
-    version: str = "0"
-    sha256: str = "0" * 64
-    threshold: float = 0.5
-
-    def compute_stats(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        flat = x.reshape(x.shape[0], -1)
-        return flat.mean(axis=1), flat.std(axis=1) + 1e-6
-
-    def preprocess(self, x: np.ndarray, stats: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
-        mean, std = stats if stats is not None else self.compute_stats(x)
-        return ((x - mean[:, None, None]) / std[:, None, None]).astype(np.float32)
 
 
 class Diff(nn.Module):

@@ -13,9 +13,7 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import pytest
-from affine import Affine
-from test_review_nightly_rerun_withdraw import ORIGIN, SIZE, _brighter_model, _night, _open, _px
-from test_review_s2_clouds import _write
+from test_review_nightly_rerun_withdraw import _brighter_model, _night, _open, _px, _write_dates
 
 from changedetect.testing import make_nightly_catalog
 
@@ -26,19 +24,15 @@ HOUSE = (slice(24, 32), slice(22, 30))  # under it
 
 
 def _world(root: Path, fill_dates: int = 2) -> dict[str, Any]:
-    world = make_nightly_catalog(root, {})
-    area = world["tiles"] / "s2"
-    area.mkdir(parents=True)
-    for k, day in enumerate(DATES):
-        data = np.random.default_rng(k).integers(900, 1300, size=(4, SIZE, SIZE)).astype(np.uint16)
-        scl = np.full((SIZE // 2, SIZE // 2), 4, dtype=np.uint8)
+    def paint(k: int, data: np.ndarray, scl: np.ndarray) -> None:
         if k:
             data[(slice(None), *HOUSE)] = 5000  # going up under the cloud, standing by the third date
         if k == 1:
             data[(slice(None), *CLOUD)] = 9000
             scl[10:18, 9:17] = 9
-        _write(area / f"s2_{day}.tif", data, ORIGIN, names=("B02", "B03", "B04", "B08"))
-        _write(area / f"s2_{day}_SCL.tif", scl[None], ORIGIN @ Affine.scale(2))
+
+    world = make_nightly_catalog(root, {})
+    _write_dates(world["tiles"] / "s2", DATES, paint)
     model = _brighter_model(root / "brighter")
     world["config"].write_text(f'[detect]\nmodel = "{model}"\nwindow = 64\noverlap = 8\nfill_dates = {fill_dates}\n',
                                encoding="utf-8")

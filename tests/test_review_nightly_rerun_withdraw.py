@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -56,21 +57,30 @@ def _brighter_model(folder: Path) -> Path:
     return make_model(folder, arch="review_brighter", bands=("blue", "green", "red"), threshold=0.5, widths=1)
 
 
+def _write_dates(area: Path, dates: Sequence[str], paint: Callable[[int, np.ndarray, np.ndarray], None]) -> Path:
+    """Make ``area`` and write one 4-band file (noise 900-1300) and its SCL (all vegetation, 4) per date,
+    after ``paint(k, data, scl)`` has drawn on the k-th date's arrays."""
+    area.mkdir(parents=True)
+    for k, day in enumerate(dates):
+        data = np.random.default_rng(k).integers(900, 1300, size=(4, SIZE, SIZE)).astype(np.uint16)
+        scl = np.full((SIZE // 2, SIZE // 2), 4, dtype=np.uint8)
+        paint(k, data, scl)
+        _write(area / f"s2_{day}.tif", data, ORIGIN, names=("B02", "B03", "B04", "B08"))
+        _write(area / f"s2_{day}_SCL.tif", scl[None], ORIGIN @ Affine.scale(2))
+    return area
+
+
 def _world(root: Path) -> dict[str, Any]:
     """Area ``s2``: one 4-band file per date; the July date has a new house (bright, its own) and a
     cloud (white); its SCL (cloud, class 9) is held back in ``root/held``."""
-    world = make_nightly_catalog(root, {})
-    area = world["tiles"] / "s2"
-    area.mkdir(parents=True)
-    for k, day in enumerate(DATES):
-        data = np.random.default_rng(k).integers(900, 1300, size=(4, SIZE, SIZE)).astype(np.uint16)
-        scl = np.full((SIZE // 2, SIZE // 2), 4, dtype=np.uint8)
+    def paint(k: int, data: np.ndarray, scl: np.ndarray) -> None:
         if k:
             data[(slice(None), *HOUSE)] = 5000
             data[(slice(None), *CLOUD)] = 9000
             scl[10:18, 9:17] = 9
-        _write(area / f"s2_{day}.tif", data, ORIGIN, names=("B02", "B03", "B04", "B08"))
-        _write(area / f"s2_{day}_SCL.tif", scl[None], ORIGIN @ Affine.scale(2))
+
+    world = make_nightly_catalog(root, {})
+    area = _write_dates(world["tiles"] / "s2", DATES, paint)
     (root / "held").mkdir()
     held = Path(shutil.move(area / f"s2_{DATES[1]}_SCL.tif", root / "held"))
     model = _brighter_model(root / "brighter")
