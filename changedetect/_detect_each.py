@@ -45,12 +45,13 @@ def _confirm(prob: xr.DataArray, i: int, j: int, presence: DatePresence, thresho
 
 def _fills(stack: xr.DataArray, pairs: list[tuple[int, int]], fill_from: Sequence[int] | None) -> dict[int, Filled]:
     """Each consecutive pair's BEFORE (``(i, i + 1)``, ``i > 0``) filled from the dates before it
-    (``fill_from`` of them when given), by ``i``; once per date."""
+    (``fill_from`` of them when given), by ``i``; once per date, each date's data mask read once."""
     out = {}
+    masks: dict[int, np.ndarray] = {}  # each date's data mask, read once for all the pairs
     for i in sorted({i for i, j in pairs if j == i + 1 and i > 0}):
         if fill_from is not None and not any(k < i for k in fill_from):
             continue
-        out[i] = done = fill_before(stack, i, fill_from)
+        out[i] = done = fill_before(stack, i, fill_from, masks)
         if done.source is not None:
             logger.info("detect: %s's no data filled from earlier dates over %.2f %% of the scene",
                         str(stack["time"].values[i])[:10], 100 * done.share())

@@ -14,7 +14,7 @@ a blocked run draws its normalisation statistics from the filled scene too
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -49,61 +49,79 @@ def _has_data(date: xr.DataArray) -> np.ndarray:
     return np.asarray(date.notnull().all("band").values, dtype=bool)
 
 
-def fill_before(stack: xr.DataArray, i: int, sources: Collection[int] | None = None) -> Filled:
+def fill_order(i: int, sources: Collection[int] | None = None) -> list[int]:
+    """The dates date ``i``'s no data may be filled from, in the order they are tried (the latest
+    first): those earlier than ``i``, of ``sources`` when given (None: every earlier date)."""
+    return [k for k in range(i - 1, -1, -1) if sources is None or k in sources]
+
+
+def fill_sources(need: np.ndarray, has_data: Callable[[int], np.ndarray], order: Sequence[int]) -> np.ndarray:
+    """The pixel rule of the last clear view, on masks: ``(y, x)`` int16, for each pixel of ``need``
+    the first date of ``order`` whose ``has_data(k)`` mask (data in every band) holds there, -1
+    where none does or the pixel needs nothing.  Stops asking for masks once nothing is left."""
+    need = need.copy()
+    source = np.full(need.shape, -1, dtype=np.int16)
+    for k in order:
+        if not need.any():
+            break
+        take = need & has_data(k)
+        source[take] = k
+        need &= ~take
+    return source
+
+
+def fill_before(stack: xr.DataArray, i: int, sources: Collection[int] | None = None,
+                masks: dict[int, np.ndarray] | None = None) -> Filled:
     """Date ``i`` of ``stack`` (``(time, band, y, x)``) with its no data filled from the latest
-    earlier date with data in every band, pixel by pixel.  ``sources``: the indices of the dates it
-    may be filled from (those earlier than ``i`` count; None: every earlier date of ``stack``): a
-    stack that leaves dates of the series out (the nightly job's: its partner a year back) must not
-    fill from a date beyond such a gap, where a date left out may have seen the change.  Lazy where
-    the stack is: the masks are computed (one read of each date needed), the image is a ``where``
-    over the dates used, read window by window by detection.  Date ``i``'s own pixels when it has no
-    pixel to fill, marked (``FILLED_ATTR``) whenever it has an earlier date to fill from."""
+    earlier date with data in every band, pixel by pixel (:func:`fill_sources`).  ``sources``: the
+    indices of the dates it may be filled from (those earlier than ``i`` count; None: every earlier
+    date of ``stack``): a stack that leaves dates of the series out (the nightly job's: its partner a
+    year back) must not fill from a date beyond such a gap, where a date left out may have seen the
+    change.  ``masks``: each date's data mask by index, shared by the calls on one stack so that
+    no date is read for it twice (filled in place).  Lazy where the stack is: the masks are
+    computed (one read of each date needed), the image is a ``where`` over the dates used, read
+    window by window by detection.  Date ``i``'s own pixels when it has no pixel to fill, marked
+    (``FILLED_ATTR``) whenever it has an earlier date to fill from."""
     before = stack.isel(time=i)
-    order = [k for k in range(i - 1, -1, -1) if sources is None or k in sources]
+    order = fill_order(i, sources)
     if not order:
         return Filled(before, None)
+    known = {} if masks is None else masks
+
+    def has_data(k: int) -> np.ndarray:
+        if k not in known:
+            known[k] = _has_data(stack.isel(time=k))
+        return known[k]
+
     days = [str(t)[:10] for t in stack["time"].values]
     # marked even where nothing is filled: a block the cloud misses is normalised with the filled
     # scene's statistics, as the whole scene is (SceneStats), not with the cloudy date's own
     before = before.copy(deep=False)
     before.attrs = {**before.attrs, FILLED_ATTR: tuple(days[k] for k in order)}
-    need = ~_has_data(before)
-    if not need.any():
+    source = fill_sources(~has_data(i), has_data, order)
+    if not (source >= 0).any():
         return Filled(before, None)
-    source = np.full(need.shape, -1, dtype=np.int16)
     data = before.data
-    lazy = before.chunks is not None
-    for k in order:
-        earlier = stack.isel(time=k)
-        take = need & _has_data(earlier)
-        if not take.any():
-            continue
-        source[take] = k
-        need &= ~take
-        if lazy:
+    for k in np.unique(source[source >= 0]).tolist():
+        earlier, take = stack.isel(time=k), source == k
+        if before.chunks is not None:
             import dask.array as dsk
 
             data = dsk.where(dsk.from_array(take, chunks=earlier.data.chunks[1:])[None], earlier.data, data)
         else:
             data = np.where(take[None], earlier.values, data)
-        if not need.any():
-            break
-    if not (source >= 0).any():
-        return Filled(before, None)
     return Filled(before.copy(data=data), source)
 
 
 def fill_window(dates: list[np.ndarray]) -> np.ndarray:
     """One window of :func:`fill_before`'s image from the window's arrays of dates ``i, i - 1, ...,
-    0`` (``(band, h, w)`` each, latest first): the same pixel rule, on arrays."""
+    0`` (``(band, h, w)`` each, latest first): the same pixel rule (:func:`fill_sources`), on arrays."""
     out = np.array(dates[0], dtype=np.float32, copy=True)
-    need = ~np.isfinite(out).all(axis=0)
-    for earlier in dates[1:]:
-        if not need.any():
-            break
-        take = need & np.isfinite(earlier).all(axis=0)
-        out[:, take] = earlier[:, take]
-        need &= ~take
+    source = fill_sources(np.asarray(~np.isfinite(out).all(axis=0)), lambda k: np.isfinite(dates[k]).all(axis=0),
+                          range(1, len(dates)))
+    for k in np.unique(source[source >= 0]).tolist():
+        take = source == k
+        out[:, take] = dates[k][:, take]
     return out
 
 
@@ -188,5 +206,6 @@ def _inside(geom: object, raster: np.ndarray, transform: Affine) -> np.ndarray:
     return raster[r0:r1, c0:c1][mask.astype(bool)]
 
 
-__all__ = ["FILLED_ATTR", "Filled", "clear_before_dates", "fill_before", "fill_window", "filled_counts",
+__all__ = ["FILLED_ATTR", "Filled", "clear_before_dates", "fill_before", "fill_order", "fill_sources", "fill_window",
+           "filled_counts",
            "filled_record"]

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from changedetect._fill_before import fill_order, fill_sources
 from changedetect.io.clouds import LOW_COVERAGE
 
 if TYPE_CHECKING:
@@ -72,21 +73,8 @@ def fill_orders(days: Sequence[str], pairs: Sequence[tuple[int, int]], filled_be
     out = {}
     for i, j in pairs:
         if j == i + 1 and (days[i], days[j]) in fillable:
-            out[(i, j)] = [k for k in range(i - 1, -1, -1) if sources is None or k in sources]
+            out[(i, j)] = fill_order(i, sources)
     return out
-
-
-def _filled(valid: dict[int, np.ndarray], i: int, j: int, order: Sequence[int]) -> np.ndarray:
-    """``(y, x)`` int: the date pair ``(i, j)``'s BEFORE was filled from where its AFTER has data (-1:
-    not filled there): the fill's rule (the latest of ``order`` with data where ``i`` has none) on
-    the sampled masks."""
-    source = np.full(valid[i].shape, -1, dtype=np.int16)
-    need = ~valid[i] & valid[j]
-    for k in order:
-        take = need & valid[k]
-        source[take] = k
-        need &= ~take
-    return source
 
 
 def coverage_of(days: Sequence[str], pairs: Sequence[tuple[int, int]], valid: dict[int, np.ndarray],
@@ -121,7 +109,8 @@ def coverage_of(days: Sequence[str], pairs: Sequence[tuple[int, int]], valid: di
                                  "compared_share": both}
         order = (fills or {}).get((i, j))
         if order is not None:
-            source = _filled(valid, i, j, order)
+            # the fill's own rule on the sampled masks, where the AFTER has data
+            source = fill_sources(~valid[i] & valid[j], valid.__getitem__, order)
             took, counts = np.unique(source[source >= 0], return_counts=True)
             filled = round(float((source >= 0).mean()), 4)
             entry.update(compared_share=round(min(1.0, both + filled), 4), filled_share=filled,

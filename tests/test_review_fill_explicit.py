@@ -6,6 +6,7 @@ that filled image."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from test_review_fill_before import CFG, CLOUD, DATES, HOUSE, MODEL, _series
 
 from changedetect._fill_before import FILLED_ATTR, fill_before
@@ -56,3 +57,19 @@ def test_a_mask_pairs_after_is_the_filled_before_of_the_compared_pair() -> None:
     # earlier news, so tonight's pairs do not count it
     assert (np.nan_to_num(on[1][2].values[HOUSE]) < 0.5).all()
     assert (np.nan_to_num(on[0][2].values[HOUSE]) < 0.5).all()
+
+
+def test_each_dates_data_mask_is_read_once_for_all_the_pairs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Four dates, the middle two cloudy: the pairs (1, 2) and (2, 3) both fill, and date 0's and
+    date 1's masks are each read once, not once per pair."""
+    import changedetect._fill_before as fb
+    from changedetect._detect_each import _fills
+
+    stack = make_stack(dates=["2024-01-15", "2024-02-15", "2024-03-15", "2024-04-15"], size=64, seed=4).copy(deep=True)
+    stack.values[1:3, :, 20:40, 20:40] = np.nan
+    read: list[str] = []
+    real = fb._has_data
+    monkeypatch.setattr(fb, "_has_data", lambda date: read.append(str(date["time"].values)[:10]) or real(date))
+    fills = _fills(stack, [(0, 1), (1, 2), (2, 3)], None)
+    assert sorted(fills) == [1, 2] and all(f.source is not None for f in fills.values())
+    assert sorted(read) == ["2024-01-15", "2024-02-15", "2024-03-15"]
