@@ -101,6 +101,12 @@ def fill_before(stack: xr.DataArray, i: int, sources: Collection[int] | None = N
     source = fill_sources(~has_data(i), has_data, order)
     if not (source >= 0).any():
         return Filled(before, None)
+    return Filled(filled_image(stack, before, source), source)
+
+
+def filled_image(stack: xr.DataArray, before: xr.DataArray, source: np.ndarray) -> xr.DataArray:
+    """``before`` (a date of ``stack``) with each pixel of ``source`` (:attr:`Filled.source`: indices
+    into ``stack``'s dates, -1 to keep) taken from that date; lazy where the stack is."""
     data = before.data
     for k in np.unique(source[source >= 0]).tolist():
         earlier, take = stack.isel(time=k), source == k
@@ -110,7 +116,7 @@ def fill_before(stack: xr.DataArray, i: int, sources: Collection[int] | None = N
             data = dsk.where(dsk.from_array(take, chunks=earlier.data.chunks[1:])[None], earlier.data, data)
         else:
             data = np.where(take[None], earlier.values, data)
-    return Filled(before.copy(data=data), source)
+    return before.copy(data=data)
 
 
 def fill_window(dates: list[np.ndarray]) -> np.ndarray:

@@ -95,7 +95,7 @@ def find(aligned: xr.DataArray, index: list[tuple[int, int]] | None, masks: list
     dropped_rows = None
     with clock.stage("vectorize"):
         presence = presence_rasters(prob, config, dates, kept)
-        footprints = vec_mod.vectorize(prob, first_seen=first_seen, before=aligned.isel(time=0),
+        footprints = vec_mod.vectorize(prob, first_seen=first_seen, before=_clear_first(every, kept[0], filled),
                                        after=aligned.isel(time=-1), previous=previous, presence=presence,
                                        config=config.vectorize, progress=progress)
         if events is not None and config.detect.same_sun_share is not None:
@@ -111,6 +111,17 @@ def find(aligned: xr.DataArray, index: list[tuple[int, int]] | None, masks: list
             footprints = clear_before_dates(footprints, filled, every)
     return Found(prob, first_seen, same_sun, footprints, kept, carried_ids(footprints, previous), dropped_rows,
                  filled)
+
+
+def _clear_first(every: xr.DataArray, first: int, filled: dict[tuple[int, int], np.ndarray | None]) -> xr.DataArray:
+    """Date ``first`` of ``every`` as the pairs from it compared it: filled from the last clear view
+    where they filled it (a nightly pair's cloudy BEFORE), so that ``change_type`` without a
+    segmenter reads the lot the network saw, not the cloud's no data."""
+    from changedetect._fill_before import filled_image
+
+    before = every.isel(time=first)
+    source = next((s for (i, _), s in filled.items() if i == first and s is not None), None)
+    return before if source is None else filled_image(every, before, source)
 
 
 def carried_ids(footprints: gpd.GeoDataFrame, previous: gpd.GeoDataFrame | None) -> int | None:
