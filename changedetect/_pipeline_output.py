@@ -26,6 +26,8 @@ OUTPUTS: dict[str, str] = {
 }
 #: the rows of the register that a lenient run set aside (``[permits] strict = false``)
 REJECTS = "permit_rejects.gpkg"
+#: what GDAL reads beside a CSV (``violations.prj``, ``.csvt``): written with it, gone with it
+CSV_SIDECARS = (".prj", ".csvt")
 STAGE_PREFIX = ".run.tmp-"
 
 
@@ -56,7 +58,10 @@ def publish(stage: Path, out: Path) -> None:
         os.replace(stage / name, out / name)
     for name in {*OUTPUTS.values(), REJECTS} - written:  # left by an earlier run in this folder (overwrite)
         (out / name).unlink(missing_ok=True)
+        if name.endswith(".csv"):  # and its side files (CRS and field types: io.vectors)
+            for side in CSV_SIDECARS:
+                (out / name).with_suffix(side).unlink(missing_ok=True)
     os.replace(stage / OUTPUTS["run"], out / OUTPUTS["run"])
 
 
-__all__ = ["OUTPUTS", "REJECTS", "STAGE_PREFIX", "check_out", "publish", "removing_new_folders"]
+__all__ = ["CSV_SIDECARS", "OUTPUTS", "REJECTS", "STAGE_PREFIX", "check_out", "publish", "removing_new_folders"]

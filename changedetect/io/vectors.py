@@ -15,8 +15,10 @@ The format is chosen by the file extension:
     One row per feature: the attributes, ``wkt`` (the geometry as WKT in
     EPSG:4326) and ``lon`` / ``lat`` (the centroid, taken in the frame's CRS and
     then reprojected); UTF-8 with a byte-order mark, so that Excel shows accented
-    (Vietnamese) text right.  In QGIS: *Add Delimited Text Layer*, geometry from the
-    ``wkt`` field, CRS EPSG:4326.
+    (Vietnamese) text right.  Beside it, as GDAL's own CSV writer makes them, ``.prj``
+    (EPSG:4326) and ``.csvt`` (the field types): GDAL, and QGIS when the file is dragged in,
+    read the layer in WGS 84 with numbers and dates typed.  In QGIS's *Add Delimited Text
+    Layer*: geometry from the ``wkt`` field, CRS EPSG:4326.
 ``.parquet`` / ``.geoparquet``
     GeoParquet (1.x metadata, CRS as PROJJSON) in the frame's own CRS.
 
@@ -117,7 +119,9 @@ def write_vector(
         elif fmt == "csv":
             # with a UTF-8 byte-order mark: Excel on Windows, where inspectors open it, reads a CSV
             # without one in the local code page and garbles Vietnamese (pandas, GDAL, QGIS skip the mark)
-            _csv_frame(frame).to_csv(tmp, index=False, encoding="utf-8-sig")
+            table = _csv_frame(frame)
+            table.to_csv(tmp, index=False, encoding="utf-8-sig")
+            _csv_sidecars(table, path, known=frame.crs is not None)  # published before the CSV itself
         else:
             frame.to_parquet(tmp, index=False)
     log.info("wrote %d features to %s", len(gdf), path)
@@ -261,6 +265,51 @@ def _csv_frame(frame: gpd.GeoDataFrame) -> pd.DataFrame:
     table["lon"] = np.round(cen.x.to_numpy(), 7)
     table["lat"] = np.round(cen.y.to_numpy(), 7)
     return table
+
+
+def _csv_sidecars(table: pd.DataFrame, path: Path, *, known: bool) -> None:
+    """``.prj`` (EPSG:4326, the ``wkt`` column's CRS) and ``.csvt`` (the field types) beside the CSV
+    at ``path``, as GDAL's CSV writer makes them: GDAL, and QGIS through it, then read the layer in
+    WGS 84 with typed fields instead of without a CRS (drawn in the project's, e.g. UTM metres) and
+    every field as text.  Without a CRS (an empty list) an earlier ``.prj`` goes."""
+    from pyproj import CRS
+
+    with atomic_path(path.with_suffix(".csvt"), overwrite=True) as tmp:
+        tmp.write_text(_csvt(table) + "\n", encoding="ascii")
+    if known:
+        with atomic_path(path.with_suffix(".prj"), overwrite=True) as tmp:
+            tmp.write_text(CRS.from_epsg(4326).to_wkt(version="WKT1_GDAL"), encoding="ascii")
+    else:
+        path.with_suffix(".prj").unlink(missing_ok=True)
+
+
+def _csvt(table: pd.DataFrame) -> str:
+    """GDAL's ``.csvt`` line for ``table``'s columns: ``WKT`` for ``wkt``, then Integer64, Real,
+    Date, DateTime or String by their values."""
+    types = []
+    for name in table.columns:
+        s = table[name]
+        if name == "wkt":
+            types.append("WKT")
+        elif pd.api.types.is_bool_dtype(s):
+            types.append("Integer(Boolean)")
+        elif pd.api.types.is_integer_dtype(s):
+            types.append("Integer64")
+        elif pd.api.types.is_float_dtype(s):
+            types.append("Real")
+        elif pd.api.types.is_datetime64_any_dtype(s):
+            types.append("DateTime")
+        elif isinstance(s.dtype, pd.ArrowDtype) and pa.types.is_date(s.dtype.pyarrow_dtype):
+            types.append("Date")
+        else:
+            values = [v for v in s.tolist() if not _isnull(v)]
+            if values and all(isinstance(v, dt.datetime) for v in values):
+                types.append("DateTime")
+            elif values and all(isinstance(v, dt.date) for v in values):
+                types.append("Date")
+            else:
+                types.append("String")
+    return ",".join(types)
 
 
 def load_previous(path: str | os.PathLike[str]) -> gpd.GeoDataFrame:
