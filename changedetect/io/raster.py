@@ -76,7 +76,9 @@ def write_cog(
     overwrite
         Replace an existing ``path`` (else :class:`~changedetect.errors.OutputExistsError`).
     overview_resampling
-        Resampling of the overviews; default ``"average"`` for float32, ``"nearest"`` for uint8.
+        Resampling of the overviews; default ``"average"`` for float32, ``"nearest"`` for uint8
+        and for a raster of dates (``attrs["units"]`` "days since 1970-01-01": no average of two
+        dates).
     compress
         GDAL compression (``deflate``, ``lzw``, ``zstd``, ``none``).
     tags
@@ -110,7 +112,7 @@ def _staged_cog(arr: xr.DataArray, out: Path, dtype: str, nodata: float | None, 
             with _open_stage(stage, profile) as dst:
                 _describe(dst, arr, tags)
                 yield dst
-            resampling = overview_resampling or ("average" if dtype == "float32" else "nearest")
+            resampling = overview_resampling or _default_resampling(arr, dtype)
             _to_cog(stage, tmp, compress=compress, resampling=resampling)
         finally:
             remove_with_sidecars(stage)
@@ -142,6 +144,15 @@ def cog_windows(
 
         yield write
     log.info("wrote %s (%s, window by window, %dx%d)", out, dtype, arr.sizes["x"], arr.sizes["y"])
+
+
+def _default_resampling(arr: xr.DataArray, dtype: str) -> str:
+    """``average`` for a float32 measure (a probability); ``nearest`` for uint8 and for a raster of
+    dates (CF ``units`` "<unit> since <date>", as ``first_seen.tif``'s "days since 1970-01-01"): an
+    average of two dates is a date nothing was acquired on."""
+    if dtype == "uint8" or " since " in str(arr.attrs.get("units", "")):
+        return "nearest"
+    return "average"
 
 
 def _checked(arr: xr.DataArray, dtype: str, nodata: float | None) -> tuple[xr.DataArray, float | None]:
