@@ -16,6 +16,7 @@ from pyproj import CRS, Proj, Transformer
 from changedetect._match_rules import Footprints, Permits, reproject
 from changedetect.errors import ConfigError, GeoreferenceError, PermitSchemaError
 from changedetect.io.geo import metres_per_unit
+from changedetect.io.registers import datum_name, datum_shift_unknown, towgs84_lost_hint
 
 if TYPE_CHECKING:
     from changedetect.match import MatchConfig
@@ -59,6 +60,8 @@ def harmonise_crs(
     # the register is not copied nor reprojected here: it may hold millions of rows, and only
     # the candidates of candidate_pairs are reprojected
     pm = permits.set_crs(crs) if permits.crs is None else permits
+    if len(pm) and datum_shift_unknown(pm.crs, crs):
+        _refuse_datum(pm, crs)
     n = len(footprints)
     for col in ("first_seen", "before_date"):
         if col in footprints and pd.api.types.is_numeric_dtype(footprints[col]) and footprints[col].notna().any():
@@ -73,6 +76,19 @@ def harmonise_crs(
     absent = (_dates(footprints["before_date"]).to_numpy(dtype="datetime64[ns]") if "before_date" in footprints
               else None)  # the last date without it (run writes it): when it changed, not only when seen
     return Footprints(arr, seen, kind, crs, absent), pm, crs
+
+
+def _refuse_datum(pm: gpd.GeoDataFrame, crs: CRS) -> None:
+    """A :class:`GeoreferenceError`: PROJ would place the register as if on the footprints' datum."""
+    own = CRS.from_user_input(pm.crs)
+    where = f"permit register '{pm.attrs['register']}'" if pm.attrs.get("register") else "the permit register"
+    raise GeoreferenceError(
+        f"{where} is in the CRS '{own.name}' on the datum '{datum_name(own)}', which has no transformation PROJ "
+        f"knows to the footprints' '{crs.name}'{towgs84_lost_hint(own)}: its permits would be placed as if on "
+        f"the datum '{datum_name(crs)}' (VN-2000 read so lands about 230 m off) and the buildings found "
+        "unlicensed. Give the register's real CRS, which replaces one without a datum shift: for Ho Chi Minh "
+        "City --permits-crs EPSG:9210 (VN-2000 / TM-3 105-45; crs= in Python, crs in the [permits] table of "
+        "--config), or a PROJ string with its +towgs84")
 
 
 def _dates(values: pd.Series) -> pd.Series:

@@ -388,6 +388,7 @@ def load_register(
 
             write_vector(result.rejects, Path(rejects_path), overwrite=overwrite)
     log.info("permit register %s: %d permits", name, len(result.permits))
+    result.permits.attrs["register"] = name  # for match's messages
     return result.permits
 
 

@@ -37,6 +37,7 @@ import io
 import logging
 import os
 import re
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -120,13 +121,61 @@ def read_register(
 
 
 def _with_crs(frame: gpd.GeoDataFrame, crs: Any, name: str, what: str) -> gpd.GeoDataFrame:
-    """``crs`` for a register that declares none (a CSV's WKT, a PostGIS SRID 0); its own wins."""
+    """``crs`` for a register that declares none (a CSV's WKT, a PostGIS SRID 0); its own wins,
+    unless it has no datum PROJ can take to WGS 84 (a .prj that lost its ``+towgs84``) and ``crs`` has."""
     if frame.crs is None and crs is not None:
         frame = frame.set_crs(crs)
+    elif crs is not None and unplaceable(frame.crs) and not unplaceable(crs):
+        warnings.warn(UserWarning(
+            f"{what} '{name}' declares the CRS '{frame.crs.name}' on the datum '{datum_name(frame.crs)}', which PROJ "
+            f"cannot take to WGS 84: read in the CRS given for it, {crs.to_string()} (--permits-crs / crs=)"),
+            stacklevel=3)
+        frame = frame.set_crs(crs, allow_override=True)
     elif crs is not None and not frame.crs.equals(crs):
         log.warning("%s '%s' declares its CRS (%s): the CRS given for it (%s, --permits-crs / crs=) is for "
                     "registers without one and is not used", what, name, frame.crs.to_string(), crs.to_string())
     return frame
+
+
+def datum_shift_unknown(src: Any, dst: Any) -> bool:
+    """Whether PROJ knows no transformation from ``src`` to ``dst`` but a "ballpark" one (or none):
+    their datums differ and it would take one for the other (VN-2000 for WGS 84: about 230 m off)."""
+    from pyproj import CRS
+    from pyproj.transformer import TransformerGroup
+
+    src, dst = CRS.from_user_input(src), CRS.from_user_input(dst)
+    if src == dst or src.datum == dst.datum:
+        return False
+    try:
+        ops = TransformerGroup(src, dst, always_xy=True).transformers
+    except Exception:  # noqa: BLE001 - pyproj raises several kinds for CRSs it cannot relate
+        return True
+    return not ops or all("ballpark" in t.description.lower() for t in ops)
+
+
+def unplaceable(crs: Any) -> bool:
+    """A CRS on a datum PROJ cannot take to WGS 84 (an unknown datum, a local grid)."""
+    return datum_shift_unknown(crs, "EPSG:4326")
+
+
+def datum_name(crs: Any, limit: int = 48) -> str:
+    """A CRS's datum name for a message, cut to ``limit`` characters (GDAL writes +towgs84 into it)."""
+    from pyproj import CRS
+
+    datum = CRS.from_user_input(crs).datum
+    name = str(datum.name) if datum is not None else "none"
+    return name if len(name) <= limit else name[: limit - 3] + "..."
+
+
+def towgs84_lost_hint(crs: Any) -> str:
+    """What a CRS's datum name tells of how it lost its datum shift, for messages ('' when nothing)."""
+    from pyproj import CRS
+
+    datum = CRS.from_user_input(crs).datum
+    if datum is not None and "towgs84" in datum.name.lower():
+        return (" (its .prj lost the datum shift: an ESRI .prj cannot hold +towgs84, so GDAL wrote the "
+                "parameters into the datum's name)")
+    return ""
 
 
 def _checked_crs(crs: Any) -> Any:
@@ -274,4 +323,5 @@ def _prj_beside(path: Path) -> str | None:
     return prj.read_text().strip() if prj.exists() else None
 
 
-__all__ = ["RegisterReadError", "check_identifier", "read_register"]
+__all__ = ["RegisterReadError", "check_identifier", "datum_name", "datum_shift_unknown", "read_register", "towgs84_lost_hint",
+           "unplaceable"]
