@@ -194,6 +194,7 @@ def validate_register(gdf: gpd.GeoDataFrame, *, name: str = "register") -> Valid
     first_row: dict[str, int] = {}
     geom_errors: Mapping[int, str] = gdf.attrs.get("geometry_errors", {})
     line_errors: Mapping[int, str] = gdf.attrs.get("line_errors", {})
+    text_hint: str | None = gdf.attrs.get("text_hint")  # what else to do with text that is not UTF-8
     degrees = gdf.crs.to_string() if gdf.crs is not None and gdf.crs.is_geographic else None
     for i, rec in enumerate(gdf.to_dict("records")):
         row = i + 1
@@ -210,7 +211,7 @@ def validate_register(gdf: gpd.GeoDataFrame, *, name: str = "register") -> Valid
                 ))
             else:
                 first_row[pid] = row
-        row_problems = [Problem(row, p.column, p.reason, pid) for p in row_problems]
+        row_problems = [Problem(row, p.column, _hinted(p.reason, text_hint), pid) for p in row_problems]
         if row_problems:
             problems.extend(row_problems)
             reasons[i] = [f"{p.column}: {p.reason}" for p in row_problems]
@@ -228,6 +229,11 @@ def validate_register(gdf: gpd.GeoDataFrame, *, name: str = "register") -> Valid
         geometry=gpd.GeoSeries(good["geometry"], crs=gdf.crs), crs=gdf.crs,
     )
     return ValidationResult(name, permits, _rejects_frame(gdf, reasons), problems, repairs)
+
+
+def _hinted(reason: str, hint: str | None) -> str:
+    """A reason about text that is not UTF-8, with what else the source allows (a Shapefile's .cpg)."""
+    return f"{reason}, {hint}" if hint and reason.startswith("text is not valid UTF-8") else reason
 
 
 def _check_row(

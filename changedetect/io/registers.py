@@ -8,7 +8,10 @@ Sources
 -------
 ``.gpkg`` (default), ``.geojson``/``.json``, ``.shp``, ``.fgb``
     Through pyogrio.  Text that is not valid UTF-8 is kept with the bad bytes
-    escaped (as lone surrogates), so that validation can name the row.
+    escaped (as lone surrogates), so that validation can name the row.  A Shapefile
+    without a .cpg (and no code page in its DBF header) is read as UTF-8, not GDAL's
+    ISO-8859-1; one whose .cpg says 1258 (Windows Vietnamese) is decoded here, as GDAL's
+    iconv CP1258 drops the last character of every value and column name.
 ``.parquet``/``.geoparquet``
     GeoParquet through geopandas.
 ``.csv``
@@ -225,18 +228,68 @@ def _read_ogr(path: Path, layer: str | None, what: str) -> gpd.GeoDataFrame:
             raise RegisterReadError(
                 f"{what} '{path}': layer '{layer}' has no geometry (a table without a geometry column){others}; "
                 "give the layer that holds the permitted footprints")
+    codec = _dbf_codec(path)
+    if codec == "cp1258":  # decoded here: GDAL's iconv CP1258 drops each string's last character
+        return _recoded(_guard(path, lambda: _read_bytes_as_latin1(path, layer), what), "cp1258")
     try:
-        return _guard(path, lambda: gpd.read_file(path, layer=layer, engine="pyogrio"), what)
+        return _guard(path, lambda: gpd.read_file(path, layer=layer, engine="pyogrio", encoding=codec), what)
     except UnicodeDecodeError:
         log.info("%s: text is not all UTF-8; re-reading with the bad bytes escaped", path)
-    frame = _guard(path, lambda: gpd.read_file(path, layer=layer, engine="pyogrio", encoding="latin1"), what)
-    for col in frame.columns:
-        if col != frame.geometry.name and (frame[col].dtype == object or pd.api.types.is_string_dtype(frame[col])):
-            frame[col] = pd.Series([  # object dtype: arrow strings cannot hold the escapes
-                v.encode("latin1").decode("utf-8", "surrogateescape") if isinstance(v, str) else v
-                for v in frame[col].tolist()
-            ], index=frame.index, dtype=object)
+    frame = _recoded(_guard(path, lambda: _read_bytes_as_latin1(path, layer), what), "utf-8")
+    if codec == "utf-8":  # a Shapefile without a .cpg: its code page may be the answer
+        frame.attrs["text_hint"] = (
+            f"or, if it is in a code page, write its number in '{path.with_suffix('.cpg').name}' beside the "
+            "Shapefile (1258 for Windows Vietnamese, 1252 for Western European)")
     return frame
+
+
+def _read_bytes_as_latin1(path: Path, layer: str | None) -> gpd.GeoDataFrame:
+    frame: gpd.GeoDataFrame = gpd.read_file(path, layer=layer, engine="pyogrio", encoding="latin1")
+    return frame
+
+
+def _dbf_codec(path: Path) -> str | None:
+    """How a Shapefile's text is decoded here: ``cp1258`` for a .cpg naming Windows Vietnamese,
+    ``utf-8`` when neither a .cpg nor the DBF's header names a code page (GDAL would take
+    ISO-8859-1, and Vietnamese UTF-8 came out as 'Sá» 161 ÄÆ°á»ng'), else None (GDAL's choice)."""
+    if path.suffix.lower() != ".shp":
+        return None
+    cpg, dbf = _beside(path, ".cpg"), _beside(path, ".dbf")
+    try:
+        if cpg is not None:
+            return "cp1258" if "1258" in cpg.read_text(errors="replace") else None
+        header = b""
+        if dbf is not None:
+            with dbf.open("rb") as f:
+                header = f.read(30)
+    except OSError:
+        return None
+    return "utf-8" if len(header) == 30 and header[29] == 0 else None  # language driver id 0: none named
+
+
+def _beside(path: Path, suffix: str) -> Path | None:
+    """The file beside ``path`` with its stem and ``suffix`` in any case (``.cpg``, ``.CPG``)."""
+    import glob
+
+    return next((p for p in path.parent.glob(f"{glob.escape(path.stem)}.*") if p.suffix.lower() == suffix), None)
+
+
+def _recoded(frame: gpd.GeoDataFrame, codec: str) -> gpd.GeoDataFrame:
+    """A frame read as ISO-8859-1 (its bytes as they are) with its text and column names decoded as
+    ``codec``; undecodable bytes kept escaped (lone surrogates) for validation to name the row."""
+    import unicodedata
+
+    def text(v: str) -> str:
+        decoded = v.encode("latin1").decode(codec, "surrogateescape")
+        return unicodedata.normalize("NFC", decoded) if codec == "cp1258" else decoded  # tones: combining
+
+    geom = frame.geometry.name
+    for col in frame.columns:
+        if col != geom and (frame[col].dtype == object or pd.api.types.is_string_dtype(frame[col])):
+            frame[col] = pd.Series([text(v) if isinstance(v, str) else v for v in frame[col].tolist()],
+                                   index=frame.index, dtype=object)  # object: arrow strings cannot hold escapes
+    names = {c: text(c) for c in frame.columns if c != geom and isinstance(c, str) and text(c) != c}
+    return frame.rename(columns=names) if names else frame
 
 
 def _read_csv(path: Path, crs: Any, what: str) -> gpd.GeoDataFrame:
