@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -136,7 +137,7 @@ def map_columns(gdf: gpd.GeoDataFrame, column_map: Mapping[str, str] | None = No
     for col in gdf.columns:
         if col in mapping:
             continue
-        alias = DEFAULT_COLUMN_MAP.get(str(col).strip().lower())
+        alias = _alias(str(col))
         if alias and alias not in targets:
             mapping[col] = alias
             targets.add(alias)
@@ -153,6 +154,27 @@ def map_columns(gdf: gpd.GeoDataFrame, column_map: Mapping[str, str] | None = No
     if gdf.geometry.name in mapping:
         out = out.set_geometry(mapping[gdf.geometry.name])
     return out
+
+
+#: the longest column name a Shapefile (DBF) holds: longer ones are cut to it
+_DBF_NAME = 10
+
+
+def _alias(column: str) -> str | None:
+    """The schema name a register's column stands for, from :data:`DEFAULT_COLUMN_MAP`: compared in
+    lower case without Vietnamese diacritics, spaces or dashes ('Ngày hết hạn' is ``ngay_het_han``), and
+    a name of a DBF's 10 characters as the one alias it begins (``so_giay_ph`` is ``so_giay_phep``)."""
+    import unicodedata
+
+    key = str(column).strip().lower().replace("đ", "d")
+    key = "".join(c for c in unicodedata.normalize("NFD", key) if not unicodedata.combining(c))
+    key = re.sub(r"[\s\-.]+", "_", key)
+    if key in DEFAULT_COLUMN_MAP:
+        return DEFAULT_COLUMN_MAP[key]
+    if len(key) != _DBF_NAME:
+        return None
+    targets = {schema for alias, schema in DEFAULT_COLUMN_MAP.items() if alias.startswith(key)}
+    return targets.pop() if len(targets) == 1 else None
 
 
 def validate_register(gdf: gpd.GeoDataFrame, *, name: str = "register") -> ValidationResult:

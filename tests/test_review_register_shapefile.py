@@ -74,3 +74,30 @@ def test_legacy_text_without_a_cpg_names_the_rows_and_the_cpg(tmp_path: Path) ->
     text = str(info.value)
     assert "row 1" in text and "'address'" in text and "not valid UTF-8" in text, text
     assert "giay_phep.cpg" in text and "1258" in text, text
+
+
+def test_vietnamese_column_names_cut_to_ten_characters(tmp_path: Path) -> None:
+    """The documented Vietnamese names, written to a Shapefile, are cut by the DBF format:
+    so_giay_ph, loai_giay_, ngay_cap_p, ngay_het_h, dien_tich_ (the English ones had their cut
+    forms listed, these did not: 'required column(s) ... missing')."""
+    vn = _register().rename(columns={
+        "permit_id": "so_giay_phep", "permit_typ": "loai_giay_phep", "issued_on": "ngay_cap_phep",
+        "valid_unti": "ngay_het_han", "permitted_": "dien_tich_xay_dung", "address": "dia_chi",
+        "status": "trang_thai"})
+    permits = load_register(_shapefile(tmp_path, "utf-8", vn))
+    assert permits["permit_id"].tolist() == ["GPXD-2024-0000", "GPXD-2024-0001"]
+    assert permits["valid_until"].astype(str).tolist() == ["2025-01-02"] * 2
+    assert permits["permitted_area_m2"].tolist() == [80.0] * 2 and permits["address"].tolist() == [ADDRESS] * 2
+
+
+def test_vietnamese_headers_with_diacritics(tmp_path: Path) -> None:
+    """An Excel register's header as an HCMC office types it: 'Số giấy phép', 'Ngày hết hạn', ..."""
+    path = tmp_path / "so_dang_ky.csv"
+    path.write_text(
+        "Số giấy phép;Loại giấy phép;Ngày cấp;Ngày hết hạn;Diện tích;Địa chỉ;Trạng thái;wkt\n"
+        f"GPXD-2024-0001;new_construction;2024-01-02;2025-01-02;80;{ADDRESS};active;"
+        f'"SRID=32648;POLYGON(({X0} {Y0},{X0 + 10} {Y0},{X0 + 10} {Y0 + 8},{X0} {Y0 + 8},{X0} {Y0}))"\n',
+        encoding="utf-8")
+    permits = load_register(path)
+    assert permits["permit_id"].tolist() == ["GPXD-2024-0001"] and permits["address"].tolist() == [ADDRESS]
+    assert permits["permitted_area_m2"].tolist() == [80.0] and permits["status"].tolist() == ["active"]
