@@ -216,9 +216,11 @@ def _read_ogr(path: Path, layer: str | None, what: str) -> gpd.GeoDataFrame:
         features = [name for name, kind in kinds.items() if kind is not None]
         if layer is None:  # its one feature layer (a GeoPackage may hold QGIS's layer_styles table too)
             if len(features) > 1:
-                raise RegisterReadError(
-                    f"{what} '{path}' has {len(features)} layers ({', '.join(features)}); name the one to "
-                    "read with --layer NAME (layer= in Python, layer in the [permits] table of --config)")
+                todo = ("name the one to read with --layer NAME (layer= in Python, layer in the [permits] table "
+                        "of --config)" if what == "permit register" else
+                        f"write the one to read to a file of its own (ogr2ogr -f GPKG one_layer.gpkg {path} "
+                        f"{features[0]})")
+                raise RegisterReadError(f"{what} '{path}' has {len(features)} layers ({', '.join(features)}); {todo}")
             layer = features[0] if features else next(iter(kinds), None)
         elif layer not in kinds:
             raise RegisterReadError(f"{what} '{path}' has no layer {layer!r}; its layers: "

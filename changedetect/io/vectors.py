@@ -178,6 +178,9 @@ def vector_columns(path: str | os.PathLike[str]) -> list[str] | None:
                 return [h.strip() for h in next(csv.reader(f), [])]
         import pyogrio
 
+        layers = [str(name) for name, kind in pyogrio.list_layers(p) if kind is not None]
+        if len(layers) > 1:  # which one is read is the reader's question, and its message
+            return None
         return [str(n) for n in pyogrio.read_info(p, layer=feature_layer(p))["fields"]]
     except Exception:  # noqa: BLE001 - unreadable: the read itself says so
         return None
