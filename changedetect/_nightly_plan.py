@@ -105,8 +105,7 @@ def plan_night(catalog: str | Path, current: NightState, state_dir: Path, permit
         usable = sorted((q for q in acqs if q.path not in unreadable), key=lambda q: (q.date, q.path))
         usable, pairs = _readable_befores(area, usable, processed, checked, summary.warnings)
         again = _scl.rerun_pairs(usable, set(scl.rerun))
-        again += _partner_reruns(usable, processed, set(scl.rerun), config.detect.season_days, checked,
-                                 summary.warnings)
+        again += _reading_reruns(usable, processed, set(scl.rerun), config, checked, summary.warnings)
         pairs = sorted({(a.path, b.path): (a, b) for a, b in [*pairs, *again]}.values(),
                        key=lambda ab: (ab[1].date, ab[1].path, ab[0].date))
         summary.reruns += [{"area": area, "date": q.date, "reason": scl.rerun[q.sha256]}
@@ -150,7 +149,9 @@ def plan_night(catalog: str | Path, current: NightState, state_dir: Path, permit
                          "partner": None if partner is None else _where(partner),
                          "fill": [_where(q) for q in fill],
                          # its dates whose SCL came late: what it reported under them may be withdrawn
-                         "scl_rerun": {q.date: scl.rerun[q.sha256] for q in (a, b) if rerun and q.sha256 in scl.rerun}})
+                         "scl_rerun": {q.date: scl.rerun[q.sha256] for q in (a, b) if rerun and q.sha256 in scl.rerun},
+                         # its fill dates whose SCL came late: what it compared against their clouds, likewise
+                         "scl_fill": {q.date: scl.rerun[q.sha256] for q in fill if rerun and q.sha256 in scl.rerun}})
             sets.append((b.date, run_dir, key))
         tasks.append({"area": area, "permits": permits, "config": cfg, "committed": mine, "pairs": runs})
     return tasks, new_by_area
@@ -183,19 +184,22 @@ def _readable_befores(area: str, usable: list[Acquisition], processed: dict[str,
         usable = [q for q in usable if q not in bad]
 
 
-def _partner_reruns(usable: list[Acquisition], processed: dict[str, Any], rerun: set[str], season_days: int | None,
+def _reading_reruns(usable: list[Acquisition], processed: dict[str, Any], rerun: set[str], config: PipelineConfig,
                     checked: dict[str, str | None], warnings: list[str]) -> list[tuple[Acquisition, Acquisition]]:
-    """The processed consecutive pairs whose same-season partner is a date compared again (its SCL late
-    or changed): their partner pair decided, and their mask pair hid, what the date's clouds showed, so
-    they run again with its cloud mask (:func:`_season_partner`, as they were planned)."""
-    if not rerun or season_days is None:
+    """The processed consecutive pairs that read a date compared again (its SCL late or changed) beside
+    their own two, as they are planned tonight: as a fill date (:func:`_fill_dates`: their BEFORE's no
+    data was filled from that date's clouds, read as ground) or as their same-season partner
+    (:func:`_season_partner`: their partner pair decided, and their mask pair hid, what its clouds
+    showed).  They run again with its cloud mask, as its own pairs do (:func:`_nightly_scl.rerun_pairs`)."""
+    if not rerun:
         return []
     done = sorted((q for q in usable if q.sha256 in processed), key=lambda q: (q.date, q.path))
     out = []
     for a, b in zip(done, done[1:], strict=False):
         if a.date < b.date and b.sha256 not in rerun and a.sha256 not in rerun:
-            partner = _season_partner(usable, a, b, season_days, checked, warnings)
-            if partner is not None and partner.sha256 in rerun:
+            partner = _season_partner(usable, a, b, config.detect.season_days, checked, warnings)
+            reads = [*_fill_dates(usable, a, config, checked), *([partner] if partner is not None else [])]
+            if any(q.sha256 in rerun for q in reads):
                 out.append((a, b))
     return out
 
@@ -296,7 +300,7 @@ def _where(q: Acquisition) -> dict[str, Any]:
     or its SCL beside it: :attr:`~changedetect._nightly_catalog.Acquisition.inputs`; a STAC item's
     band names)."""
     return {"path": q.path, "date": q.date, **({"files": list(q.inputs)} if q.files or q.scl else {}),
-            **({"bands": q.band_names()} if q.named else {})}
+            **({"bands": q.band_names()} if q.named else {}), **({"scl": q.scl} if q.scl else {})}
 
 
 def _stac_upgrades(area: str, new: list[Acquisition], processed: dict[str, dict[str, Any]]) -> list[dict[str, str]]:

@@ -6,9 +6,9 @@ dates); its own checksum (``Acquisition.scl_sha256``) is recorded with the date 
 (``acquisitions[area][sha256]["scl"]``: the SCL's sha256, ``""`` when the date had none).  L2A side
 products often land a night after their bands, and may be reprocessed: a processed date whose SCL
 is new (recorded ``""``) or changed is **compared again**, its pairs (the previous date -> it, it ->
-the next date, and each pair that took it as its same-season partner:
-:func:`changedetect._nightly_plan._partner_reruns`) run once more with its cloud mask, and the night's summary names it and why
-(``reruns``).  An SCL that vanishes makes no rerun (no new information); the record keeps the last.
+the next date, and each pair that took it as its same-season partner or filled its BEFORE's no data
+from it: :func:`changedetect._nightly_plan._reading_reruns`) run once more with its cloud mask, and the
+night's summary names it and why (``reruns``).  An SCL that vanishes makes no rerun (no new information); the record keeps the last.
 
 A state written before SCL checksums has records without ``"scl"``: it cannot say whether a date's
 SCL was there when the date was compared.  Neither rerunning every date of a city nor ignoring a

@@ -18,6 +18,12 @@ be sent to.  :func:`withdraw_masked` withdraws, from the register, each violatio
   date's SCL masked it.  The date's bands are those of the first run (the same checksum), which
   found the violation on data: so what has no data there now is what the SCL masks.
 
+A pair that runs again because the late date is one of its fill dates (its BEFORE's no data was filled
+from it, the last clear view: ``pair["scl_fill"]``) withdraws by the same rule, the second condition read
+as where its first run took BEFORE from the late date's clouds: ``before_rgb.tif`` (BEFORE's own pixels)
+has no data there, the late date's SCL masks it, and so does the SCL of every fill date tried before it
+(:func:`_filled_shares`).
+
 A violation the rerun does not find for any other reason (outside the mask) stays open.  The
 withdrawn rows keep their columns, with ``withdrawn`` (the night) and ``withdrawn_reason``
 (``under a cloud a late SCL masks: ...``), as the same-sun withdrawals
@@ -48,16 +54,17 @@ KIND = "under a cloud a late SCL masks"
 def withdraw_masked(violations: gpd.GeoDataFrame, results: list[dict[str, Any]],
                     night: str) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
     """``(kept, withdrawn)``: the earlier nights' violations of tonight's rerun pairs (``pair["scl_rerun"]``:
-    date -> why, the pair's dates whose SCL arrived late or changed) that the rerun no longer finds and
-    that lie mostly under what the late SCL now masks (see the module docstring)."""
+    date -> why, the pair's dates whose SCL arrived late or changed; ``pair["scl_fill"]``: its fill dates',
+    each with its ``scl`` in ``pair["fill"]``) that the rerun no longer finds and that lie mostly under what
+    the late SCL now masks (see the module docstring)."""
     drop = np.zeros(len(violations), dtype=bool)
     reason = np.full(len(violations), "", dtype=object)
     for r in results:
         if r["error"]:
             continue
         for pair in r["runs"]:
-            late = pair.get("scl_rerun") or {}
-            if not late or not len(violations):
+            late, fill_late = pair.get("scl_rerun") or {}, pair.get("scl_fill") or {}
+            if not (late or fill_late) or not len(violations):
                 continue
             rows = np.flatnonzero((violations["area"] == r["area"]).to_numpy()
                                   & (violations["before"].astype(str) == pair["before"]).to_numpy()
@@ -80,6 +87,22 @@ def withdraw_masked(violations: gpd.GeoDataFrame, results: list[dict[str, Any]],
                 for k, share in zip(hit, shares[shares >= MOSTLY], strict=True):
                     reason[k] = (f"{KIND}: {share:.0%} of it lies where the Sentinel-2 scene classification (SCL) "
                                  f"of {date}{scl} masks cloud, cloud shadow or no data; that SCL came after the pair "
+                                 f"{pair['before']} -> {pair['after']} was first compared, and compared again with "
+                                 "it the pair no longer finds this")
+                gone = gone[~np.isin(gone, hit)]
+            for date in sorted(fill_late):  # a fill date: where BEFORE's no data was filled from its clouds
+                c = clouds.get(date)
+                if c is None or not c.get("masked") or not len(gone):
+                    continue
+                shares = _filled_shares(run_dir / "before_rgb.tif", violations.geometry.iloc[gone],
+                                        *_fill_scls(pair.get("fill") or [], date))
+                hit = gone[shares >= MOSTLY]
+                drop[hit] = True
+                scl = f" ('{c['scl']}')" if c.get("scl") else ""
+                for k, share in zip(hit, shares[shares >= MOSTLY], strict=True):
+                    reason[k] = (f"{KIND}: {share:.0%} of it lies where {pair['before']} had no data and the pair "
+                                 f"filled it from {date}, where the Sentinel-2 scene classification (SCL) of {date}"
+                                 f"{scl} masks cloud, cloud shadow or no data; that SCL came after the pair "
                                  f"{pair['before']} -> {pair['after']} was first compared, and compared again with "
                                  "it the pair no longer finds this")
                 gone = gone[~np.isin(gone, hit)]
@@ -153,6 +176,67 @@ def _masked_shares(image: Path, geoms: gpd.GeoSeries) -> np.ndarray:
             nodata = (src.read_masks(1, window=win) == 0).astype(np.float32)
             out[k] = presence_means(np.array([geom], dtype=object), nodata, src.window_transform(win))[0]
     return out
+
+
+def _fill_scls(fill: list[dict[str, Any]], date: str) -> tuple[str | None, list[str | None]]:
+    """The SCL of the fill date ``date`` and those of the pair's fill dates tried before it (the later
+    ones: :func:`changedetect._fill_before.fill_order`), from the pair's ``fill`` (None: no SCL)."""
+    scl = {str(d["date"]): d.get("scl") for d in fill}
+    return scl.get(date), [scl[d] for d in sorted(scl) if d > date]
+
+
+def _filled_shares(image: Path, geoms: gpd.GeoSeries, late: str | None, later: list[str | None]) -> np.ndarray:
+    """Share of each geometry's pixels where the pair's first run took its BEFORE from the late fill date
+    and the rerun cannot: ``image`` (the rerun's ``before_rgb.tif``, BEFORE's own pixels) has no data, the
+    late date's SCL ``late`` masks, and so does the SCL of every fill date tried before it (``later``: one
+    without an SCL had data there, and filled it both times).  The SCLs are read onto the image's grid by
+    nearest neighbour, without the shift co-registration gave their dates (a building's outline pixels
+    may be misjudged by that much: it is judged on its share).  NaN where a geometry covers no pixel of the image or an SCL cannot be read."""
+    import rasterio
+    from rasterio.errors import RasterioError
+    from rasterio.windows import Window
+
+    from changedetect._change_presence import presence_means
+    from changedetect._change_types import window
+
+    out = np.full(len(geoms), np.nan)
+    if late is None or not image.is_file():
+        return out
+    if any(s is None for s in later):  # that date had data wherever its tiles reach: it filled them
+        return np.zeros(len(geoms))
+    with rasterio.open(image) as src:
+        for k, geom in enumerate(geoms.to_crs(src.crs).values):
+            box = window(geom.bounds, src.transform, (src.height, src.width))
+            if box is None:
+                continue
+            win = Window.from_slices(*box)
+            grid = (src.crs, src.window_transform(win), (int(win.height), int(win.width)))
+            took = src.read_masks(1, window=win) == 0
+            try:
+                for scl in [late, *later]:
+                    took &= _scl_masked(str(scl), *grid)
+            except (OSError, RasterioError) as exc:
+                log.warning("not judging what the pair filled from %s's clouds: %s", late, exc)
+                return np.full(len(geoms), np.nan)
+            out[k] = presence_means(np.array([geom], dtype=object), took.astype(np.float32), grid[1])[0]
+    return out
+
+
+def _scl_masked(path: str, crs: Any, transform: Any, shape: tuple[int, int]) -> np.ndarray:
+    """``shape`` bool on the grid (``crs``, ``transform``): where the SCL at ``path``, read by nearest
+    neighbour, is a class the cloud mask masks (:data:`changedetect.io.clouds.SCL_MASKED`), has no data
+    or does not reach, as :func:`changedetect.io.clouds.scl_mask` masks a date."""
+    import rasterio
+    from rasterio.enums import Resampling
+    from rasterio.warp import reproject
+
+    from changedetect.io.clouds import SCL_MASKED
+
+    classes = np.full(shape, np.nan, dtype=np.float32)
+    with rasterio.open(path) as src:
+        reproject(rasterio.band(src, 1), classes, dst_transform=transform, dst_crs=crs, dst_nodata=np.nan,
+                  resampling=Resampling.nearest)
+    return np.isnan(classes) | np.isin(classes, SCL_MASKED)
 
 
 def reasons(withdrawn: gpd.GeoDataFrame) -> dict[str, int]:
