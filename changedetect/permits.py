@@ -229,7 +229,9 @@ def validate_register(gdf: gpd.GeoDataFrame, *, name: str = "register") -> Valid
         if pid is not None and not any(p.column == "permit_id" for p in row_problems):
             if pid in first_row:
                 row_problems.append(Problem(
-                    row, "permit_id", f"duplicated permit_id {chk.shown(pid)} (first on row {first_row[pid]})"
+                    row, "permit_id", f"duplicated permit_id {chk.shown(pid)} (first on row {first_row[pid]}): a renewal or an "
+                    "amendment keeps one row per permit_id with its current dates and area, or takes an id of "
+                    "its own (on a lot, permit_expired reads the permit that expires last)"
                 ))
             else:
                 first_row[pid] = row

@@ -73,6 +73,7 @@ def test_every_problem_is_reported_with_row_column_reason() -> None:
     assert "'2024-02-30' is not a date (expected YYYY-MM-DD" in text
     assert "valid_until 2023-12-31 is before issued_on 2024-01-05" in text
     assert "duplicated permit_id 'GP-2024-0001' (first on row 1)" in text
+    assert "a renewal or an amendment keeps one row per permit_id" in text  # what to do about it
     assert "not valid UTF-8 (byte 0xe9" in text
     assert "unknown permit_type 'xay_moi' (allowed: new_construction" in text
     assert "unknown status 'pending'" in text
