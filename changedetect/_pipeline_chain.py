@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from changedetect._pipeline_bands import chain_bands
-from changedetect._pipeline_output import OUTPUTS
+from changedetect._pipeline_output import LIST_KEYS, OUTPUTS, output_names
 from changedetect._pipeline_steps import (
     days_raster,
     hold,
@@ -165,8 +165,9 @@ def chain(stack: xr.DataArray, register: gpd.GeoDataFrame, out: Path, config: Pi
         violations = with_addresses(match_mod.match(footprints, register, config=mconfig), register)
     with clock.stage("write"):
         write_vector(violations, out / OUTPUTS["violations"], overwrite=True, qgis_style=violations_qml())
-        if config.output.csv:
-            write_vector(violations, out / OUTPUTS["violations_csv"], overwrite=True)
+        lists = [LIST_KEYS[f] for f in config.output.formats]  # the GeoPackage, and the formats asked
+        for key in lists[1:]:  # by extension: CSV (+ .prj, .csvt), GeoJSON (EPSG:4326), GeoParquet
+            write_vector(violations, out / output_names()[key], overwrite=True)
         for key, at in (("before_rgb", 0), ("after_rgb", -1)):
             write_cog(rgb8(aligned.isel(time=at), config.report.rgb_bands), out / OUTPUTS[key],
                       dtype="uint8", nodata=0, overwrite=True)
@@ -183,9 +184,9 @@ def chain(stack: xr.DataArray, register: gpd.GeoDataFrame, out: Path, config: Pi
                          after=out / OUTPUTS["after_rgb"], config=config.report, overwrite=True,
                          run_info=report_info(times, loaded, len(footprints)),
                          coverage={**pairs_coverage, "clouds": list(clouds)})
-    skipped = {"first_seen": "first_seen" not in written_rasters, "violations_csv": not config.output.csv,
+    skipped = {"first_seen": "first_seen" not in written_rasters, "violations_csv": "violations_csv" not in lists,
                "report": not config.output.report, "same_season": "same_season" not in written_rasters}
-    written = {k for k in OUTPUTS if not skipped.get(k, False)}
+    written = {k for k in OUTPUTS if not skipped.get(k, False)} | set(lists)
     return {"violations": violations, "footprints": footprints, "times": times, "prob": prob,
             "edge_tolerance_m": mconfig.edge_tolerance_m, "carried_ids": carried,
             "change_type_model": segmenter_info(segmenter), "same_sun_dropped": dropped,

@@ -9,7 +9,8 @@ from pathlib import Path
 from changedetect.errors import OutputExistsError
 from changedetect.io.atomic import removing_new_folders  # re-exported (it lived here)
 
-#: Output file names (keys of :attr:`RunSummary.paths`).
+#: Output file names (keys of :attr:`RunSummary.paths`) of a run with the default configuration
+#: (:data:`FORMAT_OUTPUTS`: the violation list's other formats, when asked).
 OUTPUTS: dict[str, str] = {
     "coregistration": "coregistration.json",
     "probability": "change_probability.tif",
@@ -24,11 +25,31 @@ OUTPUTS: dict[str, str] = {
     #: explicit pairs with a masked same-season pair only (the nightly job): that pair's decisions
     "same_season": "same_season_change.tif",
 }
+#: the violation list in the formats a run writes only when asked (``[output] geojson`` / ``parquet``,
+#: ``changedetect run --format``): GeoJSON (EPSG:4326) and GeoParquet (the run's CRS)
+FORMAT_OUTPUTS: dict[str, str] = {
+    "violations_geojson": "violations.geojson",
+    "violations_parquet": "violations.parquet",
+}
+#: the violation list's key of OUTPUTS / FORMAT_OUTPUTS, per format of :data:`changedetect.config.LIST_FORMATS`
+LIST_KEYS: dict[str, str] = {"gpkg": "violations", "csv": "violations_csv", "geojson": "violations_geojson",
+                             "parquet": "violations_parquet"}
 #: the rows of the register that a lenient run set aside (``[permits] strict = false``)
 REJECTS = "permit_rejects.gpkg"
 #: what GDAL reads beside a CSV (``violations.prj``, ``.csvt``): written with it, gone with it
 CSV_SIDECARS = (".prj", ".csvt")
 STAGE_PREFIX = ".run.tmp-"
+
+
+def output_names() -> dict[str, str]:
+    """Every file a run may write, key -> name: :data:`OUTPUTS` with :data:`FORMAT_OUTPUTS` after the
+    CSV (the order of ``run.json``'s ``outputs``)."""
+    names: dict[str, str] = {}
+    for key, name in OUTPUTS.items():
+        names[key] = name
+        if key == "violations_csv":
+            names.update(FORMAT_OUTPUTS)
+    return names
 
 
 def check_out(out: Path, overwrite: bool, *, hint: str = "overwrite=True (--overwrite)") -> None:
@@ -37,7 +58,7 @@ def check_out(out: Path, overwrite: bool, *, hint: str = "overwrite=True (--over
     if out.exists() and not out.is_dir():
         raise OutputExistsError(f"output '{out}' is a file; give a folder for the run's outputs")
     try:
-        held = out.is_dir() and any(p for p in out.iterdir() if p.name in OUTPUTS.values())
+        held = out.is_dir() and any(p for p in out.iterdir() if p.name in output_names().values())
     except OSError as exc:  # a folder that cannot be listed
         from changedetect.errors import OutputLocationError
 
@@ -56,7 +77,7 @@ def publish(stage: Path, out: Path) -> None:
     written = {p.name for p in stage.iterdir()}
     for name in sorted(written - {OUTPUTS["run"]}):
         os.replace(stage / name, out / name)
-    for name in {*OUTPUTS.values(), REJECTS} - written:  # left by an earlier run in this folder (overwrite)
+    for name in {*output_names().values(), REJECTS} - written:  # left by an earlier run in this folder (overwrite)
         (out / name).unlink(missing_ok=True)
         if name.endswith(".csv"):  # and its side files (CRS and field types: io.vectors)
             for side in CSV_SIDECARS:
@@ -64,4 +85,5 @@ def publish(stage: Path, out: Path) -> None:
     os.replace(stage / OUTPUTS["run"], out / OUTPUTS["run"])
 
 
-__all__ = ["CSV_SIDECARS", "OUTPUTS", "REJECTS", "STAGE_PREFIX", "check_out", "publish", "removing_new_folders"]
+__all__ = ["CSV_SIDECARS", "FORMAT_OUTPUTS", "LIST_KEYS", "OUTPUTS", "REJECTS", "STAGE_PREFIX", "check_out",
+           "output_names", "publish", "removing_new_folders"]

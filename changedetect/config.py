@@ -26,7 +26,7 @@ footprint).
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -157,26 +157,71 @@ class PermitsConfig:
                              overwrite=True, timezone=self.timezone)
 
 
+#: the violation list's formats: ``gpkg`` always, the others as :class:`OutputConfig` asks
+LIST_FORMATS = ("gpkg", "csv", "geojson", "parquet")
+#: other names of them (``--format json``, ``--format .geoparquet``): the writer's extensions
+_ALIASES = {"json": "geojson", "geoparquet": "parquet"}
+
+
 @dataclass(frozen=True)
 class OutputConfig:
-    """What a run writes beside the violations.
+    """What a run writes beside the violations, and the formats of the violation list.
+
+    The violation list is always written as ``violations.gpkg`` (the run folder's own list: QGIS
+    opens it styled, ``changedetect report RUN_DIR`` and the nightly job read it); ``csv``,
+    ``geojson`` and ``parquet`` add the same rows in those formats (:attr:`formats`,
+    :meth:`with_formats`: ``--format`` on the command line).
 
     Parameters
     ----------
     first_seen
         Write ``first_seen.tif`` (date a pixel first changed) for series of 3+ dates.
     csv
-        Write ``violations.csv`` (WKT geometry, lon/lat).
+        Write ``violations.csv`` (WKT geometry and lon/lat in EPSG:4326, with GDAL's ``.prj`` and
+        ``.csvt`` beside it).
     report
         Write ``report.html``.
     checksum_inputs
         Record the sha256 of every input file in ``run.json``.
+    geojson
+        Write ``violations.geojson`` (RFC 7946: EPSG:4326, longitude first).
+    parquet
+        Write ``violations.parquet`` (GeoParquet, in the run's own CRS).
     """
 
     first_seen: bool = True
     csv: bool = True
     report: bool = True
     checksum_inputs: bool = True
+    geojson: bool = False
+    parquet: bool = False
+
+    @property
+    def formats(self) -> tuple[str, ...]:
+        """The violation list's formats, in :data:`LIST_FORMATS` order: ``gpkg`` and those asked."""
+        return tuple(f for f in LIST_FORMATS if f == "gpkg" or getattr(self, f))
+
+    def with_formats(self, formats: str | Iterable[str]) -> OutputConfig:
+        """A copy writing the violation list in exactly ``formats`` (and the GeoPackage, always).
+
+        ``formats`` holds names of :data:`LIST_FORMATS`, in any case, comma-separated or not;
+        ``json``, ``geoparquet`` and a leading dot are taken too (``--format .geojson``).
+
+        Raises
+        ------
+        ConfigError
+            A name that is not one of them.
+        """
+        items = [formats] if isinstance(formats, str) else list(formats)
+        given = [n.strip() for item in items for n in str(item).split(",") if n.strip()]
+        names = {n: _ALIASES.get(key, key) for n in given if (key := n.lower().lstrip("."))}
+        unknown = [n for n, name in names.items() if name not in LIST_FORMATS]
+        if unknown:
+            shp = "; Shapefiles are read, not written: use gpkg" if any(names[n] == "shp" for n in unknown) else ""
+            raise ConfigError(f"unknown format {', '.join(repr(n) for n in unknown)} for the violation list: "
+                              f"choose among {', '.join(LIST_FORMATS)} (the GeoPackage is always written{shp})")
+        chosen = set(names.values())
+        return replace(self, **{f: f in chosen for f in LIST_FORMATS if f != "gpkg"})
 
 
 def _coregister_config() -> CoregisterConfig:
@@ -263,4 +308,4 @@ class PipelineConfig:
         return replace(self, detect=replace(self.detect, model=name))
 
 
-__all__ = ["OutputConfig", "PermitsConfig", "PipelineConfig", "ReportConfig", "RunConfig"]
+__all__ = ["LIST_FORMATS", "OutputConfig", "PermitsConfig", "PipelineConfig", "ReportConfig", "RunConfig"]

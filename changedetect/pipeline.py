@@ -10,7 +10,10 @@ the nightly job call.  It writes into one output folder::
     before_rgb.tif           uint8 RGB COGs of the first and last aligned dates (for the
     after_rgb.tif            report's image chips and for GIS viewing)
     footprints.gpkg          building footprints (vectorise stage)
-    violations.gpkg/.csv     one row per footprint with its status (match stage)
+    violations.gpkg/.csv     one row per footprint with its status (match stage); the CSV
+                             with ``[output] csv`` (the default), and ``.geojson`` (EPSG:4326)
+                             and ``.parquet`` (GeoParquet) with ``[output] geojson`` / ``parquet``
+                             (``OutputConfig.with_formats``; ``--format`` on the command line)
     report.html              the inspectors' self-contained report
     run.json                 provenance: version, model + sha256, inputs + sha256,
                              every parameter, stage timings, dates; written LAST
@@ -41,6 +44,7 @@ from changedetect._pipeline_output import (
     REJECTS,
     STAGE_PREFIX,
     check_out,
+    output_names,
     publish,
     removing_new_folders,
 )
@@ -286,7 +290,7 @@ def _finish(series: Any, stack: xr.DataArray, permits: str | Path, out: Path, co
     violations = results["violations"]
     counts = {str(k): int(v) for k, v in violations["status"].value_counts().sort_index().items()}
     written = results["written"]
-    paths = {k: out / name for k, name in OUTPUTS.items() if k in written}
+    paths = {k: out / name for k, name in output_names().items() if k in written}
     card = loaded.card
     inputs = [{"path": str(p), "sha256": sha256_file(p) if config.output.checksum_inputs else None}
               for p in series.files]

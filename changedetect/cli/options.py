@@ -44,6 +44,12 @@ cloud_mask_opt = click.option(
          "its clouds, cloud shadows, cirrus and no data as no data (the default; [run] cloud_mask in --config), "
          "or as data (--no-cloud-mask).")
 
+format_opt = click.option(
+    "--format", "formats", multiple=True, metavar="FORMAT",
+    help="A format of the violation list (repeatable, or comma-separated): gpkg, csv, geojson (EPSG:4326), parquet "
+         "(GeoParquet, the run's CRS). Given, exactly those are written, and violations.gpkg always; without it, "
+         "the [output] table of --config says (csv, geojson, parquet = true/false; default: gpkg and csv).")
+
 
 def check_overwrite(path: Path, overwrite: bool) -> None:
     """Refuse to replace an existing output unless ``--overwrite`` was given."""

@@ -11,6 +11,7 @@ from changedetect.cli.options import (
     check_device,
     check_writable,
     cloud_mask_opt,
+    format_opt,
     json_opt,
     out_path_opt,
     overwrite_opt,
@@ -26,20 +27,21 @@ from changedetect.cli.options import (
 @click.option("--permits", required=True, type=str,
               help="Permit register: .gpkg/.geojson/.shp/.parquet/.csv or a postgresql:// URL.")
 @out_path_opt(help="Output folder (coregistration.json, change_probability.tif, first_seen.tif with 3+ dates, "
-                   "before_rgb.tif, after_rgb.tif, footprints.gpkg, violations.gpkg/.csv, report.html, "
-                   "run.json).")
+                   "before_rgb.tif, after_rgb.tif, footprints.gpkg, violations.gpkg/.csv (and .geojson/.parquet: "
+                   "--format), report.html, run.json).")
 @click.option("--model", help="Model name or folder (default: the config's, vhr-building).")
 @click.option("--config", "config_path", type=click.Path(path_type=Path, exists=True, dir_okay=False),
               help="TOML file mapping one-to-one onto the configuration (see docs/report.md).")
 @register_opts
 @previous_opt
 @cloud_mask_opt
+@format_opt
 @json_opt
 @overwrite_opt
 @click.pass_context
 def command(ctx: click.Context, tiles: tuple[Path, ...], permits: str, out: Path, model: str | None,
-            config_path: Path | None, previous: Path | None, cloud_mask: bool | None, as_json: bool,
-            overwrite: bool, **register: Any) -> None:
+            config_path: Path | None, previous: Path | None, cloud_mask: bool | None, formats: tuple[str, ...],
+            as_json: bool, overwrite: bool, **register: Any) -> None:
     """Co-register, detect, vectorise, match and report, in one go.
 
     TILES is anything `changedetect info` reads: a folder of GeoTIFFs with dates
@@ -64,6 +66,11 @@ def command(ctx: click.Context, tiles: tuple[Path, ...], permits: str, out: Path
       changedetect run tiles/ --permits register.gpkg --out out/ \\
           --config run.toml --model vhr-building --json
     \b
+    The violation list also as GeoJSON and GeoParquet (--format: exactly these, and
+    violations.gpkg always; default: gpkg and csv; [output] geojson = true in --config):
+      changedetect run tiles/ --permits register.gpkg --out out/ \\
+          --format csv --format geojson --format parquet
+    \b
     The next acquisition, keeping the footprint ids of the previous run:
       changedetect run tiles_2025/ --permits register.gpkg --out out_2025/ --previous out_2024/
     \b
@@ -81,6 +88,8 @@ def command(ctx: click.Context, tiles: tuple[Path, ...], permits: str, out: Path
     config = with_register_options(config.with_model(model), register)
     if cloud_mask is not None:
         config = replace(config, run=replace(config.run, cloud_mask=cloud_mask))
+    if formats:  # an unknown one: ConfigError, before the output folder is made
+        config = replace(config, output=config.output.with_formats(formats))
     check_device(config.detect.device, fix='device = "cpu" in the [detect] table of --config')
     check_out(out, overwrite, hint="--overwrite")
     check_writable(out, folder=True)  # makes OUT's parent: gone again if the run fails (command_cleanup)
@@ -123,6 +132,8 @@ def _text(s: dict[str, Any]) -> str:
     paths = s["paths"]
     if "report" in paths:
         lines.append(f"  report:     {paths['report']}")
-    lines.append(f"  violations: {paths.get('violations', '')}")
+    lists = [Path(paths[k]) for k in ("violations", "violations_csv", "violations_geojson", "violations_parquet")
+             if k in paths]
+    lines.append("  violations: " + ", ".join([str(p) for p in lists[:1]] + [p.name for p in lists[1:]]))
     lines.append(f"  provenance: {paths.get('run', '')}")
     return "\n".join(lines)
