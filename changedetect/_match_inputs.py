@@ -5,7 +5,7 @@ metric working CRS of true scale, their dates and change kinds normalised, and t
 from __future__ import annotations
 
 import warnings
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import geopandas as gpd
 import numpy as np
@@ -76,6 +76,13 @@ def harmonise_crs(
     absent = (_dates(footprints["before_date"]).to_numpy(dtype="datetime64[ns]") if "before_date" in footprints
               else None)  # the last date without it (run writes it): when it changed, not only when seen
     return Footprints(arr, seen, kind, crs, absent), pm, crs
+
+
+def check_register_datum(permits: gpd.GeoDataFrame, crs: Any) -> None:
+    """Refuse (:class:`GeoreferenceError`) a register on a datum PROJ cannot take to ``crs``'s (the
+    footprints' CRS): what :func:`harmonise_crs` checks, for ``run`` to say it before any work."""
+    if len(permits) and permits.crs is not None and crs is not None and datum_shift_unknown(permits.crs, crs):
+        _refuse_datum(permits, CRS.from_user_input(crs))
 
 
 def _refuse_datum(pm: gpd.GeoDataFrame, crs: CRS) -> None:
@@ -221,4 +228,4 @@ def _permit_arrays(pm: gpd.GeoDataFrame, rows: np.ndarray, crs: CRS) -> Permits:
     )
 
 
-__all__ = ["MAX_AREA_DISTORTION", "candidate_pairs", "harmonise_crs", "in_metres"]
+__all__ = ["MAX_AREA_DISTORTION", "candidate_pairs", "check_register_datum", "harmonise_crs", "in_metres"]

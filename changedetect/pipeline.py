@@ -38,6 +38,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from changedetect._match_inputs import check_register_datum
 from changedetect._pipeline_chain import STAGES, Clock, chain, warn_coverage
 from changedetect._pipeline_output import (
     OUTPUTS,
@@ -225,6 +226,7 @@ def _run_in(out: Path, tiles: str | Path | Sequence[str | Path], permits: str | 
             _check_lonlat(stack, series.source)  # footprint ids, areas, the CSV and GeoJSON need WGS 84
             check_stack_bands(stack, loaded.card, f"tiles '{series.source}'")  # before co-registering the scene
             register = config.permits.load(permits, rejects_path=stage / REJECTS)
+            check_register_datum(register, stack.rio.crs)  # match would refuse it after the whole scene's work
             before, before_info = _load_previous(previous)
         if register_to is not None:
             config = replace(config, coregister=replace(config.coregister, reference=register_to))
