@@ -137,7 +137,7 @@ def map_columns(gdf: gpd.GeoDataFrame, column_map: Mapping[str, str] | None = No
     for col in gdf.columns:
         if col in mapping:
             continue
-        alias = _alias(str(col))
+        alias = _alias(str(col), cut=not _cut_twice(str(col), gdf.columns))
         if alias and alias not in targets:
             mapping[col] = alias
             targets.add(alias)
@@ -160,10 +160,10 @@ def map_columns(gdf: gpd.GeoDataFrame, column_map: Mapping[str, str] | None = No
 _DBF_NAME = 10
 
 
-def _alias(column: str) -> str | None:
+def _alias(column: str, *, cut: bool = True) -> str | None:
     """The schema name a register's column stands for, from :data:`DEFAULT_COLUMN_MAP`: compared in
     lower case without Vietnamese diacritics, spaces or dashes ('Ngày hết hạn' is ``ngay_het_han``), and
-    a name of a DBF's 10 characters as the one alias it begins (``so_giay_ph`` is ``so_giay_phep``)."""
+    (``cut``) a name of a DBF's 10 characters as the one alias it begins (``so_giay_ph`` is ``so_giay_phep``)."""
     import unicodedata
 
     key = str(column).strip().lower().replace("đ", "d")
@@ -171,10 +171,25 @@ def _alias(column: str) -> str | None:
     key = re.sub(r"[\s\-.]+", "_", key)
     if key in DEFAULT_COLUMN_MAP:
         return DEFAULT_COLUMN_MAP[key]
-    if len(key) != _DBF_NAME:
+    if not cut or len(key) != _DBF_NAME:
         return None
     targets = {schema for alias, schema in DEFAULT_COLUMN_MAP.items() if alias.startswith(key)}
     return targets.pop() if len(targets) == 1 else None
+
+
+def _cut_twice(column: str, columns: Any) -> bool:
+    """Whether a DBF's 10-character ``column`` was cut from one of several names: GDAL names the
+    second name cut to the same 10 characters ``<its first 8>_1`` (``dien_tich_dat`` and
+    ``dien_tich_xay_dung`` become ``dien_tich_`` and ``dien_tic_1``, in the register's order), so the
+    cut stands for whichever came first (a plot's land area as the permitted area): not an alias."""
+    if len(column) != _DBF_NAME:
+        return False
+    for c in columns:
+        m = re.fullmatch(r"(.+)_\d{1,3}", str(c))
+        if m is not None and str(c) != column and len(str(c)) == _DBF_NAME \
+                and column.lower().startswith(m.group(1).lower()):
+            return True
+    return False
 
 
 def validate_register(gdf: gpd.GeoDataFrame, *, name: str = "register") -> ValidationResult:
