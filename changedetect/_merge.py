@@ -23,6 +23,9 @@ log = logging.getLogger(__name__)
 #: Leading columns of the cumulative register (then whatever match gives).
 LEAD = ["violation_id", "area", "night", "before", "after", "run_violation_id"]
 SAME_BUILDING_IOU = 0.5
+#: The register's date columns: ISO text in memory and in the state (compared as text), DATE fields in
+#: the published files (:func:`published`), as ``changedetect run``'s ``first_seen`` and ``before_date``.
+DATE_COLUMNS = ("night", "before", "after", "first_seen", "before_date", "withdrawn")
 
 
 def _empty(crs: Any) -> gpd.GeoDataFrame:
@@ -56,6 +59,28 @@ def _plain(frame: pd.DataFrame) -> pd.DataFrame:
         elif s.dtype == object:
             out[col] = s.map(lambda v: ";".join(map(str, v)) if isinstance(v, list | tuple | np.ndarray)
                              else (v.isoformat() if hasattr(v, "isoformat") else v))
+    return out
+
+
+def published(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """``frame`` with its :data:`DATE_COLUMNS` as dates (``datetime64`` at midnight, which
+    :func:`~changedetect.io.vectors.write_vector` writes as GeoPackage ``DATE`` fields, ``Date`` in a
+    CSV's ``.csvt`` and the same ``YYYY-MM-DD`` text in the CSV; an empty list's too) and ``violation_id``
+    as text.  Whatever the state held them as: ISO text (every version so far), or dates.  A column with a
+    value that is no day is left as it is."""
+    out = frame.copy()
+    for col in [c for c in DATE_COLUMNS if c in out]:
+        s = out[col].where(out[col].astype(str).str.strip() != "")  # '' (never written so far): no date
+        days = pd.to_datetime(s, format="ISO8601", errors="coerce")
+        if (bad := s.notna() & days.isna()).any():
+            log.warning("the register's column %s holds a value that is not a date (%r): written as text", col,
+                        s[bad].iloc[0])
+            continue
+        if days.dt.tz is not None or (days.dropna() != days.dropna().dt.normalize()).any():
+            continue  # a time of day: not ours to cut
+        out[col] = days  # whole days: write_vector's DATE (an empty or all-null column too)
+    if "violation_id" in out:  # (a night of no violation had none to type it: Real)
+        out["violation_id"] = out["violation_id"].astype(object).where(out["violation_id"].notna(), None)
     return out
 
 
@@ -341,7 +366,8 @@ def write_outputs(violations: gpd.GeoDataFrame, out_dir: Path, night: str,
 
     style = violations_qml()  # the GeoPackages open in QGIS coloured by status
     out_dir.mkdir(parents=True, exist_ok=True)
-    tonight = violations[violations["night"] == night]
+    tonight = published(violations[violations["night"] == night])
+    violations = published(violations)
     paths = {
         "night_gpkg": out_dir / f"violations-{night}.gpkg",
         "night_csv": out_dir / f"violations-{night}.csv",
@@ -352,6 +378,7 @@ def write_outputs(violations: gpd.GeoDataFrame, out_dir: Path, night: str,
     write_vector(tonight, paths["night_csv"], overwrite=True)
     checkpoint("night csv written")
     if withdrawn is not None and len(withdrawn):
+        withdrawn = published(withdrawn)
         paths["withdrawn_gpkg"] = out_dir / f"withdrawn-{night}.gpkg"
         paths["withdrawn_csv"] = out_dir / f"withdrawn-{night}.csv"
         write_vector(withdrawn, paths["withdrawn_gpkg"], overwrite=True, qgis_style=style)
@@ -396,4 +423,4 @@ def write_night_reports(violations: gpd.GeoDataFrame, results: list[dict[str, An
     return paths
 
 
-__all__ = ["merge_night", "withdraw_unconfirmed", "write_generation", "write_night_reports", "write_outputs"]
+__all__ = ["merge_night", "published", "withdraw_unconfirmed", "write_generation", "write_night_reports", "write_outputs"]

@@ -762,7 +762,8 @@ def test_an_unreadable_first_file_does_not_block_its_area(world: dict, tmp_path:
     assert len(state["acquisitions"]["district1"]) == 3
     tonight = gpd.read_file(base / "out" / f"violations-{NIGHTS[2]}.gpkg", layer=f"violations-{NIGHTS[2]}")
     assert summary.new_violations == len(tonight) > 0
-    assert set(zip(tonight["before"], tonight["after"], strict=True)) == {("2024-03-15", "2024-05-14")}
+    days = [tonight[c].dt.strftime("%Y-%m-%d") for c in ("before", "after")]  # DATE fields
+    assert set(zip(*days, strict=True)) == {("2024-03-15", "2024-05-14")}
 
 
 def test_a_pinned_reference_that_vanished_or_changed_is_reported_and_replaced(tmp_path: Path) -> None:

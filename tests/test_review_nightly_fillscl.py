@@ -118,7 +118,7 @@ def test_the_house_under_the_late_cloud_is_reported_filled_from_the_first_date(n
     assert len(house) == 1, house
     row = house.iloc[0]
     assert (str(row["before"])[:10], str(row["after"])[:10]) == ("2020-05-05", "2020-07-05"), row
-    assert str(row["before_date"])[:10] == "2020-01-05" and str(row["night"]) == NIGHTS[4], row
+    assert str(row["before_date"])[:10] == "2020-01-05" and str(row["night"])[:10] == NIGHTS[4], row  # DATE fields
 
 
 def test_the_night_again_and_the_next_change_nothing(nights: dict[str, Any]) -> None:

@@ -300,10 +300,10 @@ def _csvt(table: pd.DataFrame) -> str:
             types.append("Integer64")
         elif pd.api.types.is_float_dtype(s):
             types.append("Real")
+        elif isinstance(s.dtype, pd.ArrowDtype) and pa.types.is_date(s.dtype.pyarrow_dtype):
+            types.append("Date")  # (before the next: pandas counts an Arrow date32 as datetime64)
         elif pd.api.types.is_datetime64_any_dtype(s):
             types.append("DateTime")
-        elif isinstance(s.dtype, pd.ArrowDtype) and pa.types.is_date(s.dtype.pyarrow_dtype):
-            types.append("Date")
         else:
             values = [v for v in s.tolist() if not _isnull(v)]
             if values and all(isinstance(v, dt.datetime) for v in values):
