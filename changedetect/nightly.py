@@ -65,6 +65,7 @@ from typing import Any
 from changedetect import _nightly_coverage as _coverage
 from changedetect import _nightly_dask as _dask
 from changedetect import _nightly_footprints as _footprints
+from changedetect import _nightly_outputs as _outputs
 from changedetect import _nightly_reference as _reference
 from changedetect import _withdraw_masked
 from changedetect._nightly_catalog import Acquisition, discover, plan_pairs
@@ -270,10 +271,10 @@ def run_nightly(
         _footprints.save(_footprints.next_table(committed, results), state_dir, new_state.generation)
         checkpoint("generation written")
         night_withdrawn = everything[everything["withdrawn"] == night_s] if len(everything) else withdrawn
-        summary.outputs = _merge.write_outputs(violations, out_dir, night_s, night_withdrawn)
+        summary.outputs = _outputs.write_outputs(violations, out_dir, night_s, night_withdrawn)
         checkpoint("outputs written")
-        summary.outputs.update(_merge.write_night_reports(violations, results, out_dir, night_s,
-                                                          night_withdrawn))
+        summary.outputs.update(_outputs.write_night_reports(violations, results, out_dir, night_s,
+                                                            night_withdrawn))
         checkpoint("reports written")
         save_state(state_dir, new_state)
         _remove_older_register_copies(state_dir, permits)
@@ -292,8 +293,6 @@ def _already_done(current: NightState, state_dir: Path, out_dir: Path, summary: 
     """Nothing new for a night already committed: only restore outputs that went missing."""
     import geopandas as gpd
 
-    from changedetect import _merge
-
     violations = gpd.read_parquet(current.violations_path(state_dir))
     withdrawn = (gpd.read_parquet(current.withdrawn_path(state_dir)) if current.withdrawn_path(state_dir).is_file()
                  else None)
@@ -305,7 +304,7 @@ def _already_done(current: NightState, state_dir: Path, out_dir: Path, summary: 
         names += [f"withdrawn-{summary.night}.gpkg", f"withdrawn-{summary.night}.csv"]
         keys += ["withdrawn_gpkg", "withdrawn_csv"]
     if not all((out_dir / n).is_file() for n in names):
-        summary.outputs = _merge.write_outputs(violations, out_dir, summary.night, withdrawn)
+        summary.outputs = _outputs.write_outputs(violations, out_dir, summary.night, withdrawn)
     else:
         summary.outputs = dict(zip(keys, map(str, (out_dir / n for n in names)), strict=True))
     summary.new_violations = 0

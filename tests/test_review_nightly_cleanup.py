@@ -173,7 +173,7 @@ def test_a_night_where_every_area_fails_leaves_no_empty_folder_and_the_next_run_
 #: where Ctrl-C lands: before the pairs run, once they have run (the merge's generation written), just
 #: before the commit; (module, attribute) of the function that raises KeyboardInterrupt instead
 INTERRUPTS = {"pairs": ("changedetect.nightly", "_compute"),
-              "outputs": ("changedetect._merge", "write_outputs"),
+              "outputs": ("changedetect._nightly_outputs", "write_outputs"),
               "commit": ("changedetect.nightly", "save_state")}
 
 

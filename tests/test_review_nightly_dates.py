@@ -22,7 +22,7 @@ import pyogrio
 import pytest
 from test_review_nightly_rerun_withdraw import NIGHTS, _night, _world
 
-from changedetect import _merge
+from changedetect import _merge, _nightly_outputs
 
 DATES = {"night", "before", "after", "first_seen", "before_date", "withdrawn"}
 
@@ -138,12 +138,12 @@ def test_published_types_what_any_state_holds() -> None:
         "before": pd.to_datetime(["2024-07-12", "2024-01-15", None]), "after": ["2025-01-20", "", None],
         "first_seen": [np.nan, "2025-01-20T00:00:00", "2024-07-12"], "withdrawn": ["x", "2025-01-21", None],
         "status": ["unlicensed"] * 3}, geometry=gpd.points_from_xy([0, 1, 2], [0, 1, 2]), crs=4326)
-    out = _merge.published(frame)
+    out = _nightly_outputs.published(frame)
     for col in ("night", "before", "after", "first_seen"):
         assert pd.api.types.is_datetime64_any_dtype(out[col]), (col, out[col])
     assert out["after"].isna().tolist() == [False, True, True]
     assert out["first_seen"].dt.strftime("%Y-%m-%d").tolist()[1:] == ["2025-01-20", "2024-07-12"]
     assert out["withdrawn"].equals(frame["withdrawn"])  # not a date: as it was
     assert frame["night"].tolist() == ["2025-01-21", "2025-01-21", "2024-07-13"]  # the caller's, untouched
-    empty = _merge.published(_merge._empty(4326).assign(violation_id=pd.Series(dtype=float)))
+    empty = _nightly_outputs.published(_merge._empty(4326).assign(violation_id=pd.Series(dtype=float)))
     assert pd.api.types.is_datetime64_any_dtype(empty["night"]) and empty["violation_id"].dtype == object

@@ -12,7 +12,7 @@ import xarray as xr
 from affine import Affine
 from shapely.geometry import box
 
-from changedetect import _merge
+from changedetect import _merge, _nightly_outputs
 from changedetect.io import write_cog
 from changedetect.pipeline import OUTPUTS
 
@@ -112,7 +112,7 @@ def test_rerunning_a_night_withdraws_the_same_rows_once(tmp_path: Path) -> None:
     for a, b in zip(first, again, strict=True):
         assert a.equals(b)
     for _ in range(2):
-        paths = _merge.write_outputs(first[0], tmp_path / "out", NIGHT, first[1])
+        paths = _nightly_outputs.write_outputs(first[0], tmp_path / "out", NIGHT, first[1])
     assert gpd.read_file(paths["withdrawn_gpkg"])["violation_id"].tolist() == ["d1-20240713-001"]
     # a night with no results at all withdraws nothing and still says where each row stands
     kept, gone = _merge.withdraw_unconfirmed(_register(), [], NIGHT, share=0.05, season_days=45)
@@ -165,12 +165,12 @@ def test_a_second_run_of_the_night_adds_to_its_withdrawn_file(tmp_path: Path) ->
     state_dir.mkdir()
     everything = _merge.withdrawn_table(State(generation=1), state_dir, first)
     _merge.write_generation(everything, State(generation=1).withdrawn_path(state_dir))
-    _merge.write_outputs(reg.iloc[:0], tmp_path, NIGHT, everything)
+    _nightly_outputs.write_outputs(reg.iloc[:0], tmp_path, NIGHT, everything)
     # the second run: the first one's rows come from the state, once each (first is withdrawn again too)
     everything = _merge.withdrawn_table(State(generation=1), state_dir, pd.concat([second, first]))
     assert sorted(everything["violation_id"]) == ["d1-20240713-001", "d2-20240713-001"]
     everything = _merge.withdrawn_table(State(generation=1), state_dir, second)
-    paths = _merge.write_outputs(reg.iloc[:0], tmp_path, NIGHT, everything[everything["withdrawn"] == NIGHT])
+    paths = _nightly_outputs.write_outputs(reg.iloc[:0], tmp_path, NIGHT, everything[everything["withdrawn"] == NIGHT])
     assert sorted(gpd.read_file(paths["withdrawn_gpkg"], layer=f"withdrawn-{NIGHT}")["violation_id"]) == [
         "d1-20240713-001", "d2-20240713-001"]
     assert len(pd.read_csv(paths["withdrawn_csv"])) == 2

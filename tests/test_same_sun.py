@@ -101,7 +101,7 @@ def test_the_masked_same_season_pair_is_kept_before_its_mask() -> None:
 
 
 def test_the_nightly_merge_withdraws_what_the_partner_pair_does_not_see(tmp_path) -> None:  # noqa: ANN001
-    from changedetect import _merge
+    from changedetect import _merge, _nightly_outputs
     from changedetect.io import write_cog
     from changedetect.pipeline import OUTPUTS
 
@@ -165,10 +165,10 @@ def test_the_nightly_merge_withdraws_what_the_partner_pair_does_not_see(tmp_path
     (run_dir / OUTPUTS["same_season"]).unlink()
     assert len(_merge.withdraw_unconfirmed(register, results, "2025-01-21", share=0.05, season_days=45)[1]) == 0
     # the night's outputs list what was withdrawn, in both formats
-    paths = _merge.write_outputs(kept, tmp_path / "out", "2025-01-21", gone)
+    paths = _nightly_outputs.write_outputs(kept, tmp_path / "out", "2025-01-21", gone)
     assert gpd.read_file(paths["withdrawn_gpkg"])["violation_id"].tolist() == ["d1-20240713-001"]
     assert pd.read_csv(paths["withdrawn_csv"])["withdrawn_reason"].str.contains("same sun").all()
-    assert "withdrawn_gpkg" not in _merge.write_outputs(kept, tmp_path / "out2", "2025-01-21", gone.iloc[:0])
+    assert "withdrawn_gpkg" not in _nightly_outputs.write_outputs(kept, tmp_path / "out2", "2025-01-21", gone.iloc[:0])
     # the night's report of the area names them, even on a night with nothing new there
     rgb = xr.concat([raster(np.full((40, 40), 100.0))] * 3, dim="band").assign_coords(band=[1, 2, 3])
     for name in ("before_rgb.tif", "after_rgb.tif"):
@@ -176,11 +176,11 @@ def test_the_nightly_merge_withdraws_what_the_partner_pair_does_not_see(tmp_path
     runs = [{"area": "d1", "error": None, "runs": [{"run_dir": str(run_dir), "before": "2024-07-12",
                                                     "after": "2025-01-20"}]}]
     quiet = kept[kept["night"] != "2025-01-21"]
-    reports = _merge.write_night_reports(quiet, runs, tmp_path / "out", "2025-01-21", gone)
+    reports = _nightly_outputs.write_night_reports(quiet, runs, tmp_path / "out", "2025-01-21", gone)
     html = (tmp_path / "out" / "report-2025-01-21-d1.html").read_text(encoding="utf-8")
     assert reports == {"report_d1": str(tmp_path / "out" / "report-2025-01-21-d1.html")}
     assert "withdrawn tonight" in html and "d1-20240713-001" in html
-    assert _merge.write_night_reports(quiet, runs, tmp_path / "out3", "2025-01-21", gone.iloc[:0]) == {}
+    assert _nightly_outputs.write_night_reports(quiet, runs, tmp_path / "out3", "2025-01-21", gone.iloc[:0]) == {}
 
 
 def test_the_report_card_says_where_a_violation_stands_under_the_same_sun() -> None:
