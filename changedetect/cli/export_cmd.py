@@ -36,7 +36,8 @@ def command(model: str, out: Path, opset: int, no_check: bool, overwrite: bool,
     statistics and which threshold to apply.  Windowing and blending of large
     scenes stay with the caller (changedetect detect does them).  Unless
     --no-check, the graph is run once with onnxruntime and compared with torch.
-    Needs the onnx extra: pip install 'changedetect[onnx]'.
+    Needs the onnx extra: pip install -e '.[onnx]' in the repository (README,
+    Install).
 
     \b
     Examples:
@@ -57,7 +58,7 @@ def command(model: str, out: Path, opset: int, no_check: bool, overwrite: bool,
         return
     click.echo(f"changedetect export: {meta['model']} {meta['version']} -> {summary.folder / meta['file']} "
                f"(opset {meta['opset']}, sha256 {summary.onnx_sha256[:12]})")
-    click.echo(f"  inputs: before, after ({len(meta['bands'])}, h, w) raw {', '.join(meta['bands'])}; "
+    click.echo(f"  inputs: before, after (n, {len(meta['bands'])}, h, w) raw {', '.join(meta['bands'])}; "
                f"mean/std of each date's whole scene; h, w multiples of {meta['size_multiple']}")
     click.echo(f"  output: probability (n, 1, h, w); threshold {meta['threshold']}")
     if summary.max_abs_diff is not None:
