@@ -17,7 +17,7 @@ scene statistics, and returns the change probability:
 Inside: ``(x - mean) / std``, NaN to 0, clipped to ±8 standard deviations (as
 :meth:`changedetect.weights.ModelCard.preprocess`), the network (BatchNorm folded), a sigmoid.
 Windowing, blending and writing GeoTIFFs stay with the caller (or with ``changedetect detect``).
-Needs the ``onnx`` extra (``pip install 'changedetect[onnx]'``: onnx and onnxruntime).
+Needs the ``onnx`` extra (``pip install -e '.[onnx]'`` in the checkout: onnx and onnxruntime).
 """
 
 from __future__ import annotations
@@ -168,7 +168,8 @@ def export_onnx(model: str | os.PathLike[str] | LoadedModel, out: str | os.PathL
             import onnxruntime  # noqa: F401
     except ImportError as exc:
         raise ModelError(f"exporting to ONNX needs the onnx extra ({exc.name} is missing): "
-                         "pip install 'changedetect[onnx]'") from exc
+                         "pip install -e '.[onnx]' in the changedetect checkout, or pip install onnx onnxruntime"
+                         ) from exc
     import torch
 
     loaded = model if isinstance(model, LoadedModel) else load_model(model, channels_last=False)

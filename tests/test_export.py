@@ -103,7 +103,7 @@ def test_an_existing_output_is_kept_unless_overwrite_and_a_failure_leaves_nothin
 def test_without_the_onnx_extra_the_message_says_what_to_install(
         tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
     monkeypatch.setitem(sys.modules, "onnx", None)  # import onnx -> ImportError
-    with pytest.raises(ModelError, match=r"pip install 'changedetect\[onnx\]'"):
+    with pytest.raises(ModelError, match=r"pip install -e '\.\[onnx\]' in the changedetect checkout, or pip install onnx onnxruntime"):
         export_onnx(tiny_model, tmp_path / "deploy")
     assert not (tmp_path / "deploy").exists()
 

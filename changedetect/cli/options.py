@@ -41,7 +41,8 @@ previous_opt = click.option(
 cloud_mask_opt = click.option(
     "--cloud-mask/--no-cloud-mask", "cloud_mask", default=None,
     help="A date with a Sentinel-2 scene classification (*_SCL_20m beside its bands, or a band named SCL): read "
-         "its clouds, cloud shadows, cirrus and no data as no data (the default; [run] cloud_mask in --config), "
+         "its clouds, cloud shadows, cirrus and no data as no data (the default; for run also [run] cloud_mask in its "
+         "--config), "
          "or as data (--no-cloud-mask).")
 
 format_opt = click.option(

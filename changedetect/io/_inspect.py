@@ -76,9 +76,7 @@ def inspect_raster(path: str | Path) -> RasterMeta:
     """
     path = Path(path)
     if not path.exists():
-        raise TileReadError(
-            f"tile '{path}' does not exist; check the path (relative paths in a manifest are resolved against the manifest's folder)"
-        )
+        raise TileReadError(f"tile '{path}' does not exist; check the path")
     if path.is_dir():
         raise TileReadError(f"tile '{path}' is a folder, not a raster file")
     try:

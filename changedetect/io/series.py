@@ -96,6 +96,10 @@ def open_series(
     found = discover(source, pattern=pattern)
     if not found.entries:
         raise TimeSeriesError(f"'{found.source}' lists no tiles; give at least one file with its date")
+    for e in found.entries:
+        if e.origin.startswith(("manifest '", "STAC item '")) and not Path(e.path).exists():
+            raise TileReadError(f"tile '{e.path}', listed in {e.origin}, does not exist; check the path (relative "
+                                "paths are resolved against the folder of the file that lists it)")
     metas = {e.path: inspect_raster(e.path) for e in found.entries}
     georeferenced = check_georeferencing(found, metas)
     placeholder = fill_placeholder_dates(found, georeferenced, pattern)

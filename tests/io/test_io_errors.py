@@ -31,9 +31,20 @@ def test_missing_file_in_a_manifest(write_tif, tmp_path: Path) -> None:
     (tmp_path / "m.csv").write_text("path,date\na.tif,2024-01-01\nb.tif,2024-02-01\n")
     with pytest.raises(
         TileReadError,
-        match=r"tile '.*b\.tif' does not exist.*resolved against the manifest's folder",
+        match=r"tile '.*b\.tif', listed in manifest '.*m\.csv', line 3, does not exist.*resolved against the "
+              r"folder of the file that lists it",
     ):
         open_series(tmp_path / "m.csv")
+
+
+def test_a_missing_raster_given_by_name_gets_no_manifest_hint() -> None:
+    """The manifest's hint only where a manifest (or a STAC item) listed the file (a review found it on
+    `changedetect info missing.tif`, where no manifest is involved)."""
+    from changedetect.io._inspect import inspect_raster
+
+    with pytest.raises(TileReadError) as err:
+        inspect_raster("nowhere/b.tif")
+    assert "does not exist" in str(err.value) and "manifest" not in str(err.value)
 
 
 def test_a_manifest_without_a_date_column_says_so(write_tif, tmp_path: Path) -> None:
