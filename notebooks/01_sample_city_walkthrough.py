@@ -157,13 +157,19 @@ plt.tight_layout()
 
 # %% [markdown]
 # ## 4. Footprints
-# Thresholds with hysteresis, clean-up, polygons regularised to building-like shapes.
+# Thresholds with hysteresis, clean-up, polygons regularised to building-like shapes. As
+# `changedetect run` does, each footprint's `change_type` (new, altered, demolished) comes from the
+# segmenter's building probability on the first and last dates (`presence`), and a footprint with no
+# building on either date is dropped (`docs/permits.md`); without a segmenter, from the images' brightness.
 
 # %%
+from changedetect.detect import detect_pair
 from changedetect.vectorize import VectorizeConfig, vectorize
 
+presence = None if segmenter is None else tuple(  # each date's building probability
+    detect_pair(aligned.isel(time=i), aligned.isel(time=i), model=segmenter) for i in (0, -1))
 footprints = vectorize(prob, first_seen=first_seen, before=aligned.isel(time=0), after=aligned.isel(time=-1),
-                       config=VectorizeConfig())
+                       presence=presence, config=VectorizeConfig())
 print(len(footprints), "footprints")
 footprints.drop(columns="geometry").head()
 
