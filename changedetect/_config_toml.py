@@ -141,21 +141,30 @@ def _plain(obj: Any) -> Any:
     return obj
 
 
-def _to_toml(data: Mapping[str, Any]) -> str:
-    """A small TOML writer for the nested dicts of :meth:`PipelineConfig.to_dict`."""
+def _to_toml(data: Mapping[str, Any], defaults: Mapping[str, Any] | None = None) -> str:
+    """A small TOML writer for the nested dicts of :meth:`PipelineConfig.to_dict`.  A setting that is
+    unset (None) as its default (``defaults``: the default configuration's dict) is written as a
+    comment, ``# threshold = (unset: its default applies)``, which reads back the same (a missing key
+    is its default), rather than as ``threshold = false``; one set to None against a default
+    (``season_days``) stays ``false``, which :meth:`from_toml` reads as None."""
     lines: list[str] = []
 
-    def table(prefix: str, d: Mapping[str, Any]) -> None:
+    def table(prefix: str, d: Mapping[str, Any], default: Mapping[str, Any]) -> None:
         scalars = {k: v for k, v in d.items() if not isinstance(v, Mapping)}
         if prefix:
             lines.append(f"[{prefix}]")
-        lines.extend(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in scalars.items())
+        for k, v in scalars.items():
+            unset = v is None and k in default and default[k] is None
+            lines.append(f"# {_toml_key(k)} = (unset: its default applies)" if unset
+                         else f"{_toml_key(k)} = {_toml_value(v)}")
         lines.append("")
         for k, v in d.items():
             if isinstance(v, Mapping):
-                table(f"{prefix}.{_toml_key(k)}" if prefix else _toml_key(k), v)
+                sub = default.get(k)
+                table(f"{prefix}.{_toml_key(k)}" if prefix else _toml_key(k), v,
+                      sub if isinstance(sub, Mapping) else {})
 
-    table("", data)
+    table("", data, defaults or {})
     return "\n".join(lines).strip() + "\n"
 
 

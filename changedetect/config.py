@@ -299,7 +299,7 @@ class PipelineConfig:
 
     def to_toml(self) -> str:
         """The configuration as TOML text that :meth:`from_toml` reads back."""
-        return _to_toml(self.to_dict())
+        return _to_toml(self.to_dict(), type(self)().to_dict())
 
     def with_model(self, name: str | None) -> PipelineConfig:
         """A copy with ``detect.model`` set to ``name`` (unchanged when ``None``)."""

@@ -182,3 +182,21 @@ def test_true_for_an_optional_setting_that_is_not_a_bool_is_an_error() -> None:
     with pytest.raises(ConfigError, match="'coregister.reference' does not take true"):
         PipelineConfig.from_dict({"coregister": {"reference": True}})
     assert PipelineConfig.from_dict({"detect": {"threshold": 0.4}}).detect.threshold == 0.4
+
+
+def test_to_toml_writes_a_setting_unset_by_default_as_a_comment_not_as_false(tmp_path: Path) -> None:
+    """`threshold = false` read as "threshold off" to users printing the template; a setting that is
+    None as its default is a commented line (a missing key is its default), and one turned off
+    against a default (season_days) stays `false`."""
+    for mod in ("detect", "vectorize"):
+        pytest.importorskip(f"changedetect.{mod}")
+    cfg = PipelineConfig()
+    cfg = dataclasses.replace(cfg, detect=dataclasses.replace(cfg.detect, season_days=None))
+    text = cfg.to_toml()
+    lines = text.splitlines()
+    assert "# threshold = (unset: its default applies)" in lines and "threshold = false" not in lines
+    assert "season_days = false" in lines  # None against a default of 45: off
+    assert "tta = false" in lines  # a boolean stays a boolean
+    path = tmp_path / "template.toml"
+    path.write_text(text, encoding="utf-8")
+    assert PipelineConfig.from_toml(path) == cfg

@@ -31,7 +31,7 @@ from changedetect.cli.options import (
                    "--format), report.html, run.json).")
 @click.option("--model", help="Model name or folder (default: the config's, vhr-building).")
 @click.option("--config", "config_path", type=click.Path(path_type=Path, exists=True, dir_okay=False),
-              help="TOML file mapping one-to-one onto the configuration (see docs/report.md).")
+              help="TOML file mapping one-to-one onto the configuration: a commented example in docs/report.md, section *Configuration file*; every key with its default: python -c \"import changedetect as cd; print(cd.PipelineConfig().to_toml())\".")
 @register_opts
 @previous_opt
 @cloud_mask_opt
