@@ -8,12 +8,14 @@ this module only writes it, each file atomically, so that a rerun of the night w
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from changedetect._state import checkpoint
+from changedetect.config import LIST_FORMATS
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -23,6 +25,8 @@ log = logging.getLogger("changedetect._merge")  # (the merge's logger, as before
 #: The register's date columns: ISO text in memory and in the state (compared as text), DATE fields in
 #: the published files (:func:`published`), as ``changedetect run``'s ``first_seen`` and ``before_date``.
 DATE_COLUMNS = ("night", "before", "after", "first_seen", "before_date", "withdrawn")
+#: the lists' formats without an ``[output]`` table (:attr:`changedetect.config.OutputConfig.formats`)
+DEFAULT_FORMATS = ("gpkg", "csv")
 
 
 def published(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
@@ -47,36 +51,84 @@ def published(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     return out
 
 
+def output_paths(out_dir: Path, night: str, formats: Iterable[str] = DEFAULT_FORMATS, *,
+                 withdrawn: bool = False) -> dict[str, Path]:
+    """The night's lists, key -> file, in the order they are written and printed: ``night_<format>``
+    (``violations-<night>``), ``open_<format>`` (``open_violations``: every format but the CSV, as
+    ever) and, on a night that withdrew some, ``withdrawn_<format>`` (``withdrawn-<night>``), for the
+    GeoPackage and each of ``formats`` (:attr:`changedetect.config.OutputConfig.formats`)."""
+    asked = [f for f in LIST_FORMATS if f == "gpkg" or f in set(formats)]
+    stems = [("night", f"violations-{night}"), ("open", "open_violations")]
+    stems += [("withdrawn", f"withdrawn-{night}")] if withdrawn else []
+    return {f"{key}_{f}": out_dir / f"{stem}.{f}" for key, stem in stems for f in asked
+            if not (key == "open" and f == "csv")}
+
+
 def write_outputs(violations: gpd.GeoDataFrame, out_dir: Path, night: str,
-                  withdrawn: gpd.GeoDataFrame | None = None) -> dict[str, str]:
-    """``violations-<night>.gpkg``/``.csv`` (first seen tonight), ``open_violations.gpkg``, and
-    ``withdrawn-<night>.gpkg``/``.csv`` when earlier violations were withdrawn tonight
-    (:func:`~changedetect._merge.withdraw_unconfirmed`; every run of the night's:
-    :func:`~changedetect._merge.withdrawn_table`)."""
+                  withdrawn: gpd.GeoDataFrame | None = None, *,
+                  formats: Iterable[str] = DEFAULT_FORMATS) -> dict[str, str]:
+    """``violations-<night>`` (first seen tonight), ``open_violations`` and, when earlier violations were
+    withdrawn tonight, ``withdrawn-<night>`` (:func:`~changedetect._merge.withdraw_unconfirmed`; every
+    run of the night's: :func:`~changedetect._merge.withdrawn_table`), each as a GeoPackage and in the
+    other ``formats`` asked (:func:`output_paths`: CSV, GeoJSON in EPSG:4326, GeoParquet in the
+    register's CRS; dates as dates, :func:`published`), each file atomically; then the night's and the
+    open register's files in a format no longer asked go (:func:`remove_unasked`)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = output_paths(out_dir, night, formats, withdrawn=withdrawn is not None and len(withdrawn) > 0)
+    _write(violations, withdrawn, night, paths)
+    remove_unasked(out_dir, night, formats)
+    return {k: str(v) for k, v in paths.items()}
+
+
+def restore_outputs(violations: gpd.GeoDataFrame, out_dir: Path, night: str,
+                    withdrawn: gpd.GeoDataFrame | None = None, *,
+                    formats: Iterable[str] = DEFAULT_FORMATS) -> dict[str, str]:
+    """A night already committed, run again: its lists that are missing are written again (the others are
+    left as they are: a GeoPackage written again differs in its timestamps), and those of a format no
+    longer asked go (:func:`remove_unasked`)."""
+    paths = output_paths(out_dir, night, formats, withdrawn=withdrawn is not None and len(withdrawn) > 0)
+    missing = {k: p for k, p in paths.items() if not p.is_file()}
+    if missing:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        _write(violations, withdrawn, night, missing, checkpoints=False)
+    remove_unasked(out_dir, night, formats)
+    return {k: str(v) for k, v in paths.items()}
+
+
+def _write(violations: gpd.GeoDataFrame, withdrawn: gpd.GeoDataFrame | None, night: str, paths: dict[str, Path],
+           *, checkpoints: bool = True) -> None:
+    """Write the lists ``paths`` names (:func:`output_paths`' keys): the night's first, the open register
+    last; the GeoPackages with QGIS's style by status."""
     from changedetect.io.vectors import write_vector
     from changedetect.report import violations_qml
 
     style = violations_qml()  # the GeoPackages open in QGIS coloured by status
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tonight = published(violations[violations["night"] == night])
-    violations = published(violations)
-    paths = {
-        "night_gpkg": out_dir / f"violations-{night}.gpkg",
-        "night_csv": out_dir / f"violations-{night}.csv",
-        "open_gpkg": out_dir / "open_violations.gpkg",
-    }
-    write_vector(tonight, paths["night_gpkg"], overwrite=True, qgis_style=style)
-    checkpoint("night gpkg written")
-    write_vector(tonight, paths["night_csv"], overwrite=True)
-    checkpoint("night csv written")
-    if withdrawn is not None and len(withdrawn):
-        withdrawn = published(withdrawn)
-        paths["withdrawn_gpkg"] = out_dir / f"withdrawn-{night}.gpkg"
-        paths["withdrawn_csv"] = out_dir / f"withdrawn-{night}.csv"
-        write_vector(withdrawn, paths["withdrawn_gpkg"], overwrite=True, qgis_style=style)
-        write_vector(withdrawn, paths["withdrawn_csv"], overwrite=True)
-    write_vector(violations, paths["open_gpkg"], overwrite=True, qgis_style=style)
-    return {k: str(v) for k, v in paths.items()}
+    rows = {"night": violations[violations["night"] == night], "withdrawn": withdrawn, "open": violations}
+    for key, frame in rows.items():
+        mine = {k: p for k, p in paths.items() if k.startswith(f"{key}_")}
+        if mine and frame is not None:
+            frame = published(frame)
+        for name, path in mine.items():
+            gpkg = name.endswith("_gpkg")
+            write_vector(frame, path, overwrite=True, qgis_style=style if gpkg else None)
+            if checkpoints and key == "night" and gpkg:
+                checkpoint("night gpkg written")
+        if checkpoints and key == "night":
+            checkpoint("night csv written")  # (and its other formats)
+
+
+def remove_unasked(out_dir: Path, night: str, formats: Iterable[str]) -> None:
+    """Remove the night's lists (``violations-<night>``, ``withdrawn-<night>``) and the open register in a
+    format not asked any more (a CSV with its ``.prj`` and ``.csvt``): a folder never holds a GeoJSON of
+    another register than its GeoPackage.  Earlier nights' files stay as they were written."""
+    from changedetect._pipeline_output import CSV_SIDECARS
+
+    for fmt in set(LIST_FORMATS) - {"gpkg", *formats}:
+        stems = [f"violations-{night}", f"withdrawn-{night}"] + (["open_violations"] if fmt != "csv" else [])
+        for stem in stems:
+            (out_dir / f"{stem}.{fmt}").unlink(missing_ok=True)
+            for side in CSV_SIDECARS if fmt == "csv" else ():
+                (out_dir / f"{stem}{side}").unlink(missing_ok=True)
 
 
 def write_night_reports(violations: gpd.GeoDataFrame, results: list[dict[str, Any]], out_dir: Path,
@@ -115,4 +167,5 @@ def write_night_reports(violations: gpd.GeoDataFrame, results: list[dict[str, An
     return paths
 
 
-__all__ = ["DATE_COLUMNS", "published", "write_night_reports", "write_outputs"]
+__all__ = ["DATE_COLUMNS", "DEFAULT_FORMATS", "output_paths", "published", "remove_unasked", "restore_outputs",
+           "write_night_reports", "write_outputs"]

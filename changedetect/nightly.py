@@ -25,7 +25,8 @@ written before SCL checksums is upgraded by the SCL files' modification times
 (:mod:`changedetect._nightly_scl`).
 It then writes ``OUT/violations-YYYY-MM-DD.gpkg``/``.csv`` (violations first
 seen that night), ``OUT/open_violations.gpkg`` (cumulative, stable ids
-``<area>-<YYYYMMDD night>-<nnn>``), and commits ``STATE/state.json``.  A night whose pair has a
+``<area>-<YYYYMMDD night>-<nnn>``), each also as GeoJSON and GeoParquet when ``config.output`` asks
+(:mod:`changedetect._nightly_outputs`), and commits ``STATE/state.json``.  A night whose pair has a
 same-season partner (a year before) also withdraws the earlier nights' violations reported
 across seasons that the partner pair does not see (``OUT/withdrawn-YYYY-MM-DD.gpkg/.csv``: most
 are shadows that moved with the seasons; :func:`changedetect._merge.withdraw_unconfirmed`).
@@ -107,7 +108,8 @@ def _run_pairs(task: dict[str, Any]) -> dict[str, Any]:
     from changedetect import pipeline
 
     config = PipelineConfig.from_dict(task["config"])
-    config = replace(config, output=replace(config.output, report=False))  # the night has its own outputs
+    # the night has its own outputs (its lists in the formats asked: :mod:`._nightly_outputs`)
+    config = replace(config, output=replace(config.output, report=False, geojson=False, parquet=False))
     runs = []
     try:
         for pair in task["pairs"]:
@@ -250,7 +252,7 @@ def run_nightly(
                                         scl_settled=scl_settled)
         checkpoint("planned")
         if not new_by_area and night_s in current.nights:  # this night is done: a no-op
-            return _already_done(current, state_dir, out_dir, summary)
+            return _already_done(current, state_dir, out_dir, summary, config.output.formats)
         results = _compute(tasks, scheduler=scheduler, workers=workers)
         _coverage.record(summary, results)
         from changedetect import _merge
@@ -271,7 +273,8 @@ def run_nightly(
         _footprints.save(_footprints.next_table(committed, results), state_dir, new_state.generation)
         checkpoint("generation written")
         night_withdrawn = everything[everything["withdrawn"] == night_s] if len(everything) else withdrawn
-        summary.outputs = _outputs.write_outputs(violations, out_dir, night_s, night_withdrawn)
+        summary.outputs = _outputs.write_outputs(violations, out_dir, night_s, night_withdrawn,
+                                                  formats=config.output.formats)
         checkpoint("outputs written")
         summary.outputs.update(_outputs.write_night_reports(violations, results, out_dir, night_s,
                                                             night_withdrawn))
@@ -289,8 +292,10 @@ def run_nightly(
     return summary
 
 
-def _already_done(current: NightState, state_dir: Path, out_dir: Path, summary: NightlySummary) -> NightlySummary:
-    """Nothing new for a night already committed: only restore outputs that went missing."""
+def _already_done(current: NightState, state_dir: Path, out_dir: Path, summary: NightlySummary,
+                  formats: tuple[str, ...] = _outputs.DEFAULT_FORMATS) -> NightlySummary:
+    """Nothing new for a night already committed: only restore outputs that went missing (and remove the
+    night's in a format no longer asked: :func:`changedetect._nightly_outputs.restore_outputs`)."""
     import geopandas as gpd
 
     violations = gpd.read_parquet(current.violations_path(state_dir))
@@ -298,15 +303,7 @@ def _already_done(current: NightState, state_dir: Path, out_dir: Path, summary: 
                  else None)
     if withdrawn is not None:
         withdrawn = withdrawn[withdrawn["withdrawn"] == summary.night]
-    names = [f"violations-{summary.night}.gpkg", f"violations-{summary.night}.csv", "open_violations.gpkg"]
-    keys = ["night_gpkg", "night_csv", "open_gpkg"]
-    if withdrawn is not None and len(withdrawn):
-        names += [f"withdrawn-{summary.night}.gpkg", f"withdrawn-{summary.night}.csv"]
-        keys += ["withdrawn_gpkg", "withdrawn_csv"]
-    if not all((out_dir / n).is_file() for n in names):
-        summary.outputs = _outputs.write_outputs(violations, out_dir, summary.night, withdrawn)
-    else:
-        summary.outputs = dict(zip(keys, map(str, (out_dir / n for n in names)), strict=True))
+    summary.outputs = _outputs.restore_outputs(violations, out_dir, summary.night, withdrawn, formats=formats)
     summary.new_violations = 0
     summary.open_violations = len(violations)
     summary.pending = _pending(violations)

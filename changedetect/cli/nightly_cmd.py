@@ -26,7 +26,8 @@ from changedetect.cli.options import (
               help="State folder (lock, what was processed, cumulative violations).")
 @click.option("--out", "-o", "out", required=True, type=click.Path(path_type=Path, file_okay=False),
               help="Output folder: violations-YYYY-MM-DD.gpkg/.csv, open_violations.gpkg, and "
-                   "withdrawn-YYYY-MM-DD.gpkg/.csv on a night that withdraws earlier violations.")
+                   "withdrawn-YYYY-MM-DD.gpkg/.csv on a night that withdraws earlier violations; each "
+                   "also .geojson/.parquet when the --config's [output] table asks.")
 @click.option("--night", type=click.DateTime(formats=["%Y-%m-%d"]),
               help="The night to process (default: today); acquisitions dated later wait.")
 @click.option("--scheduler", help="Address of a running Dask scheduler (default: a LocalCluster).")
