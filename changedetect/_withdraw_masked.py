@@ -22,7 +22,8 @@ A pair that runs again because the late date is one of its fill dates (its BEFOR
 from it, the last clear view: ``pair["scl_fill"]``) withdraws by the same rule, the second condition read
 as where its first run took BEFORE from the late date's clouds: ``before_rgb.tif`` (BEFORE's own pixels)
 has no data there, the late date's SCL masks it, and so does the SCL of every fill date tried before it
-(:func:`_filled_shares`).
+(:func:`_filled_shares`) as the first run had it: a later fill date whose SCL came late too had none
+then, and filled everything (:func:`_fill_scls`).
 
 A violation the rerun does not find for any other reason (outside the mask) stays open.  The
 withdrawn rows keep their columns, with ``withdrawn`` (the night) and ``withdrawn_reason``
@@ -90,12 +91,13 @@ def withdraw_masked(violations: gpd.GeoDataFrame, results: list[dict[str, Any]],
                                  f"{pair['before']} -> {pair['after']} was first compared, and compared again with "
                                  "it the pair no longer finds this")
                 gone = gone[~np.isin(gone, hit)]
-            for date in sorted(fill_late):  # a fill date: where BEFORE's no data was filled from its clouds
+            for date in sorted(fill_late, reverse=True):  # a fill date (in fill order, the latest first):
+                # where BEFORE's no data was filled from its clouds
                 c = clouds.get(date)
                 if c is None or not c.get("masked") or not len(gone):
                     continue
                 shares = _filled_shares(run_dir / "before_rgb.tif", violations.geometry.iloc[gone],
-                                        *_fill_scls(pair.get("fill") or [], date))
+                                        *_fill_scls(pair.get("fill") or [], date, set(fill_late)))
                 hit = gone[shares >= MOSTLY]
                 drop[hit] = True
                 scl = f" ('{c['scl']}')" if c.get("scl") else ""
@@ -178,11 +180,14 @@ def _masked_shares(image: Path, geoms: gpd.GeoSeries) -> np.ndarray:
     return out
 
 
-def _fill_scls(fill: list[dict[str, Any]], date: str) -> tuple[str | None, list[str | None]]:
-    """The SCL of the fill date ``date`` and those of the pair's fill dates tried before it (the later
-    ones: :func:`changedetect._fill_before.fill_order`), from the pair's ``fill`` (None: no SCL)."""
+def _fill_scls(fill: list[dict[str, Any]], date: str, late: set[str] | frozenset[str] = frozenset()
+               ) -> tuple[str | None, list[str | None]]:
+    """The SCL of the fill date ``date`` and those the pair's first run had of the fill dates tried before
+    it (the later ones: :func:`changedetect._fill_before.fill_order`), from the pair's ``fill``; None: no
+    SCL.  A later date whose SCL is ``late`` too had none then (or another one): it filled everything its
+    data reached, and ``date`` filled nothing after it (:func:`_filled_shares`), whatever its SCL masks now."""
     scl = {str(d["date"]): d.get("scl") for d in fill}
-    return scl.get(date), [scl[d] for d in sorted(scl) if d > date]
+    return scl.get(date), [None if d in late else scl[d] for d in sorted(scl) if d > date]
 
 
 def _filled_shares(image: Path, geoms: gpd.GeoSeries, late: str | None, later: list[str | None]) -> np.ndarray:
