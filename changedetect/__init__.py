@@ -48,6 +48,7 @@ _LAZY: dict[str, str] = {
     "VectorizeConfig": "changedetect.vectorize",
     "load_register": "changedetect.permits",
     "validate_register": "changedetect.permits",
+    "load_parcels": "changedetect.parcels",
     "MatchConfig": "changedetect.match",
     "write_vector": "changedetect.io.vectors",
     "write_report": "changedetect.report",
@@ -66,6 +67,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from changedetect.io.vectors import write_vector
     from changedetect.match import MatchConfig
     from changedetect.nightly import run_nightly
+    from changedetect.parcels import load_parcels
     from changedetect.permits import load_register, validate_register
     from changedetect.pipeline import RunSummary, run
     from changedetect.report import write_report
@@ -105,6 +107,7 @@ __all__ = [
     "VectorizeConfig",
     "load_register",
     "validate_register",
+    "load_parcels",
     "MatchConfig",
     "write_vector",
     "write_report",

@@ -61,6 +61,49 @@ SAME_SUN = {
 }
 
 
+def _text(row: Any, column: str) -> str:
+    """``row``'s ``column`` as stripped text ('' when missing)."""
+    value = row.get(column)
+    return str(value).strip() if _known(value) else ""
+
+
+def parcel_text(row: Any) -> str | None:
+    """The parcel a violation stands on (``changedetect run --parcels``): 'sheet 12, parcel 345 (tờ 12,
+    thửa 345)' or its id, with its address unless the card's Address row shows it, its land use and its
+    share of the building; None without one."""
+    pid = _text(row, "parcel_id")
+    if not pid:
+        return None
+    sheet, no = _text(row, "parcel_sheet"), _text(row, "parcel_no")
+    text = f"sheet {sheet}, parcel {no} (tờ {sheet}, thửa {no})" if sheet and no else pid
+    if sheet and no and pid != f"{sheet}/{no}":
+        text += f", id {pid}"
+    if _text(row, "address") and _text(row, "parcel_address"):  # else the Address row shows the parcel's
+        text += f"; {_text(row, 'parcel_address')}"
+    if _text(row, "parcel_land_use"):
+        text += f"; land use {_text(row, 'parcel_land_use')}"
+    share = row.get("parcel_share")
+    if isinstance(share, float | int | np.floating | np.integer) and math.isfinite(float(share)):
+        text += f" ({100 * float(share):.0f} % of the building)"
+    return text
+
+
+def _address_rows(row: Any) -> list[tuple[str, str | None]]:
+    """The Address (the matched permits', else the parcel's), the parcel and a building across parcels."""
+    address = _text(row, "address")
+    rows: list[tuple[str, str | None]] = [
+        ("Address", address or (f"{_text(row, 'parcel_address')} (the parcel's)" if _text(row, "parcel_address")
+                                else None)),
+        ("Parcel", parcel_text(row)),
+    ]
+    crossed = row.get("parcels_crossed")
+    if isinstance(crossed, int | float | np.integer | np.floating) and math.isfinite(float(crossed)) \
+            and int(crossed) >= 2:
+        rows.append(("Across parcels", f"built across {int(crossed)} parcels (a lot boundary): check whose "
+                                       "land it stands on"))
+    return rows
+
+
 def card(number: int, row: Any, crs: Any, chips: Mapping[str, str], labels: Mapping[str, str]) -> str:
     e = html.escape
     status = str(row.get("status", ""))
@@ -76,7 +119,7 @@ def card(number: int, row: Any, crs: Any, chips: Mapping[str, str], labels: Mapp
         ("Not yet there on", fmt(row.get("before_date")) if _known(row.get("before_date")) else None),
         ("Change type", fmt(row.get("change_type"))),
         ("Matched permits", permits),
-        ("Address", fmt(row.get("address")) if str(row.get("address") or "").strip() else None),
+        *_address_rows(row),
         ("Lat / lon", latlon),
         ("Working CRS", working),
         ("Violation id", fmt(row.get("violation_id"))),
@@ -97,4 +140,4 @@ def card(number: int, row: Any, crs: Any, chips: Mapping[str, str], labels: Mapp
     )
 
 
-__all__ = ["SAME_SUN", "card", "fmt"]
+__all__ = ["SAME_SUN", "card", "fmt", "parcel_text"]

@@ -113,13 +113,14 @@ class ValidationResult:
 
 
 def map_columns(gdf: gpd.GeoDataFrame, column_map: Mapping[str, str] | None = None, *,
-                name: str | None = None) -> gpd.GeoDataFrame:
+                name: str | None = None, aliases: Mapping[str, str] = DEFAULT_COLUMN_MAP) -> gpd.GeoDataFrame:
     """Rename a register's columns onto the schema names.
 
     ``column_map`` (register name -> schema name) is applied first, then the
     aliases of :data:`~changedetect._permit_schema.DEFAULT_COLUMN_MAP`
     (case-insensitive) for columns that are still missing.  A ``column_map`` key that is
     not a column of ``gdf`` is a :class:`PermitSchemaError` (naming ``name``, the register).
+    ``aliases``: another table of aliases (the parcel layer's, :mod:`changedetect.parcels`).
     """
     mapping: dict[str, str] = {}
     taken = set(gdf.columns)
@@ -137,7 +138,7 @@ def map_columns(gdf: gpd.GeoDataFrame, column_map: Mapping[str, str] | None = No
     for col in gdf.columns:
         if col in mapping:
             continue
-        alias = _alias(str(col), cut=not _cut_twice(str(col), gdf.columns))
+        alias = _alias(str(col), cut=not _cut_twice(str(col), gdf.columns), aliases=aliases)
         if alias and alias not in targets:
             mapping[col] = alias
             targets.add(alias)
@@ -160,7 +161,7 @@ def map_columns(gdf: gpd.GeoDataFrame, column_map: Mapping[str, str] | None = No
 _DBF_NAME = 10
 
 
-def _alias(column: str, *, cut: bool = True) -> str | None:
+def _alias(column: str, *, cut: bool = True, aliases: Mapping[str, str] = DEFAULT_COLUMN_MAP) -> str | None:
     """The schema name a register's column stands for, from :data:`DEFAULT_COLUMN_MAP`: compared in
     lower case without Vietnamese diacritics, spaces or dashes ('Ngày hết hạn' is ``ngay_het_han``), and
     (``cut``) a name of a DBF's 10 characters as the one alias it begins (``so_giay_ph`` is ``so_giay_phep``)."""
@@ -169,11 +170,11 @@ def _alias(column: str, *, cut: bool = True) -> str | None:
     key = str(column).strip().lower().replace("đ", "d")
     key = "".join(c for c in unicodedata.normalize("NFD", key) if not unicodedata.combining(c))
     key = re.sub(r"[\s\-.]+", "_", key)
-    if key in DEFAULT_COLUMN_MAP:
-        return DEFAULT_COLUMN_MAP[key]
+    if key in aliases:
+        return aliases[key]
     if not cut or len(key) != _DBF_NAME:
         return None
-    targets = {schema for alias, schema in DEFAULT_COLUMN_MAP.items() if alias.startswith(key)}
+    targets = {schema for alias, schema in aliases.items() if alias.startswith(key)}
     return targets.pop() if len(targets) == 1 else None
 
 

@@ -64,6 +64,14 @@ _WKT_COLUMNS = ("wkt", "geometry", "geom", "the_geom", "wkb_geometry")
 _LONLAT = (("lon", "lat"), ("lng", "lat"), ("longitude", "latitude"), ("x", "y"))
 _EWKT = re.compile(r"^\s*SRID=(\d+);(.*)$", re.IGNORECASE | re.DOTALL)
 _OGR_SUFFIXES = (".gpkg", ".geojson", ".json", ".shp", ".fgb", ".zip", ".gml", ".kml")
+#: how a caller names each reading option of a kind of register (``what``), for messages: the
+#: command-line option of its path, of its CRS, and where its layer is named
+_OPTIONS: dict[str, tuple[str, str, str]] = {
+    "permit register": ("--permits", "--permits-crs / crs=",
+                        "--layer NAME (layer= in Python, layer in the [permits] table of --config)"),
+    "parcel layer": ("--parcels", "crs= / crs in the [parcels] table of --config",
+                     "layer= in Python (layer in the [parcels] table of --config)"),
+}
 
 
 def read_register(
@@ -95,7 +103,7 @@ def read_register(
     """
     text = os.fspath(source)
     if crs is not None:
-        crs = _checked_crs(crs)
+        crs = _checked_crs(crs, what)
     if params and query is None:
         shown = _safe_url(text) if "://" in text else text
         raise ConfigError(f"params= (--param) are the values of a query's placeholders, and {what} '{shown}' is "
@@ -107,7 +115,7 @@ def read_register(
         raise ConfigError(f"table= and query= are for postgresql:// registers, not for the file '{text}'")
     path = Path(text)
     if not path.exists():
-        hint = " (--permits)" if what == "permit register" else ""
+        hint = f" ({_OPTIONS[what][0]})" if what in _OPTIONS else ""
         raise RegisterReadError(f"{what} '{path}' does not exist; check the path{hint}")
     suffix = path.suffix.lower()
     if suffix == ".csv":
@@ -132,12 +140,13 @@ def _with_crs(frame: gpd.GeoDataFrame, crs: Any, name: str, what: str) -> gpd.Ge
     elif crs is not None and unplaceable(frame.crs) and not unplaceable(crs):
         warnings.warn(UserWarning(
             f"{what} '{name}' declares the CRS '{frame.crs.name}' on the datum '{datum_name(frame.crs)}', which PROJ "
-            f"cannot take to WGS 84: read in the CRS given for it, {crs.to_string()} (--permits-crs / crs=)"),
+            f"cannot take to WGS 84: read in the CRS given for it, {crs.to_string()} ({_crs_option(what)})"),
             stacklevel=3)
         frame = frame.set_crs(crs, allow_override=True)
     elif crs is not None and not frame.crs.equals(crs):
-        log.warning("%s '%s' declares its CRS (%s): the CRS given for it (%s, --permits-crs / crs=) is for "
-                    "registers without one and is not used", what, name, frame.crs.to_string(), crs.to_string())
+        log.warning("%s '%s' declares its CRS (%s): the CRS given for it (%s, %s) is for "
+                    "registers without one and is not used", what, name, frame.crs.to_string(), crs.to_string(),
+                    _crs_option(what))
     return frame
 
 
@@ -212,7 +221,12 @@ def towgs84_lost_hint(crs: Any) -> str:
     return ""
 
 
-def _checked_crs(crs: Any) -> Any:
+def _crs_option(what: str) -> str:
+    """How the CRS of a ``what`` is given (for messages)."""
+    return _OPTIONS.get(what, _OPTIONS["permit register"])[1]
+
+
+def _checked_crs(crs: Any, what: str = "permit register") -> Any:
     """``crs`` as a :class:`pyproj.CRS`, or a :class:`ConfigError` naming the value."""
     from pyproj import CRS
     from pyproj.exceptions import CRSError
@@ -221,7 +235,7 @@ def _checked_crs(crs: Any) -> Any:
         return CRS.from_user_input(crs)
     except CRSError as exc:
         raise ConfigError(
-            f"the register's CRS {str(crs)!r} (--permits-crs / crs=) is not a CRS pyproj knows ({exc}); "
+            f"the {what}'s CRS {str(crs)!r} ({_crs_option(what)}) is not a CRS pyproj knows ({exc}); "
             "give an EPSG code such as 'EPSG:9210' (VN-2000 / TM-3 105-45) or 'EPSG:4326'"
         ) from None
 
@@ -247,8 +261,7 @@ def _read_ogr(path: Path, layer: str | None, what: str) -> gpd.GeoDataFrame:
         features = [name for name, kind in kinds.items() if kind is not None]
         if layer is None:  # its one feature layer (a GeoPackage may hold QGIS's layer_styles table too)
             if len(features) > 1:
-                todo = ("name the one to read with --layer NAME (layer= in Python, layer in the [permits] table "
-                        "of --config)" if what == "permit register" else
+                todo = (f"name the one to read with {_OPTIONS[what][2]}" if what in _OPTIONS else
                         f"write the one to read to a file of its own (ogr2ogr -f GPKG one_layer.gpkg {path} "
                         f"{features[0]})")
                 raise RegisterReadError(f"{what} '{path}' has {len(features)} layers ({', '.join(features)}); {todo}")
@@ -321,7 +334,12 @@ def _recoded(frame: gpd.GeoDataFrame, codec: str) -> gpd.GeoDataFrame:
         if col != geom and (frame[col].dtype == object or pd.api.types.is_string_dtype(frame[col])):
             frame[col] = pd.Series([text(v) if isinstance(v, str) else v for v in frame[col].tolist()],
                                    index=frame.index, dtype=object)  # object: arrow strings cannot hold escapes
-    names = {c: text(c) for c in frame.columns if c != geom and isinstance(c, str) and text(c) != c}
+
+    def name(v: str) -> str:  # a DBF cuts a name at 10 bytes, maybe inside a letter's UTF-8: that letter goes
+        decoded = v.encode("latin1").decode(codec, "ignore")
+        return unicodedata.normalize("NFC", decoded) if codec == "cp1258" else decoded
+
+    names = {c: name(c) for c in frame.columns if c != geom and isinstance(c, str) and name(c) != c}
     return frame.rename(columns=names) if names else frame
 
 

@@ -1,0 +1,215 @@
+"""The cadastral parcel layer (changedetect.parcels): loading it with the usual Vietnamese column names,
+one clear error for a bad layer, and the parcel each footprint stands on (largest share, a building
+across parcels, none, another CRS).  Before, an `unlicensed` building had no address, only lat/lon."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import shapely
+from pyproj import Transformer
+from shapely.geometry import Point, Polygon, box
+
+from changedetect.errors import (
+    GeoreferenceError,
+    PermitRowWarning,
+    PermitSchemaError,
+    RegisterReadError,
+)
+from changedetect.parcels import load_parcels, with_parcels
+
+X0, Y0 = 680_000.0, 1_200_000.0  # UTM 48N, Ho Chi Minh City
+UTM = "EPSG:32648"
+#: VN-2000 / TM-3 105-45 with the decree's seven parameters, as QGIS users define it (a Shapefile's .prj loses them)
+VN2000_TOWGS84 = ("+proj=tmerc +lat_0=0 +lon_0=105.75 +k=0.9999 +x_0=500000 +y_0=0 +ellps=WGS84 "
+                  "+towgs84=-191.90441429,-39.30318279,-111.45032835,-0.00928836,0.01975479,-0.00427372,"
+                  "0.252906278 +units=m +no_defs")
+
+
+def _lots(crs: str = UTM) -> gpd.GeoDataFrame:
+    """Two 10 x 20 m lots side by side, and a third far away; drawn in ``crs`` (datum shift applied)."""
+    geoms = [box(X0, Y0, X0 + 10, Y0 + 20), box(X0 + 10, Y0, X0 + 20, Y0 + 20), box(X0 + 500, Y0, X0 + 510, Y0 + 20)]
+    to = Transformer.from_crs(UTM, crs, always_xy=True)
+    geoms = [shapely.transform(g, lambda xy: np.column_stack(to.transform(xy[:, 0], xy[:, 1]))) for g in geoms]
+    return gpd.GeoDataFrame({"Số tờ": [12, 12, 13], "Số thửa": [345, 346, 7],
+                             "Địa chỉ": ["Số 12 Đường Tô Ký, Phường Trung Mỹ Tây", "Số 14 Đường Tô Ký", None],
+                             "Loại đất": ["ODT", "ODT", "CLN"]}, geometry=geoms, crs=crs)
+
+
+def _footprints() -> gpd.GeoDataFrame:
+    return gpd.GeoDataFrame({"footprint_id": ["F-on", "F-across", "F-none", "F-sliver"]}, geometry=[
+        box(X0 + 1, Y0 + 1, X0 + 9, Y0 + 11),            # on lot 12/345 only
+        box(X0 + 3, Y0 + 2, X0 + 13, Y0 + 12),           # 70 m² on 12/345, 30 m² on 12/346
+        box(X0 + 200, Y0, X0 + 210, Y0 + 10),            # on no parcel
+        box(X0 + 10.5, Y0 + 1, X0 + 19.6, Y0 + 11),      # 91 m² on 12/346; 0.4 m of it (4 m², 4 %) on 12/345
+    ], crs=UTM)
+
+
+# --- loading ---------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("suffix", [".gpkg", ".geojson", ".parquet"])
+def test_vietnamese_column_names_are_read_and_the_id_made_from_sheet_and_number(tmp_path: Path, suffix: str) -> None:
+    path = tmp_path / f"thua_dat{suffix}"
+    (_lots().to_parquet(path) if suffix == ".parquet" else _lots().to_file(path))
+    parcels = load_parcels(path)
+    assert parcels["parcel_id"].tolist() == ["12/345", "12/346", "13/7"]
+    assert parcels["sheet"].tolist() == ["12", "12", "13"] and parcels["parcel_no"].tolist() == ["345", "346", "7"]
+    assert parcels["address"].tolist()[:2] == ["Số 12 Đường Tô Ký, Phường Trung Mỹ Tây", "Số 14 Đường Tô Ký"]
+    assert parcels["address"].tolist()[2] is None and parcels["land_use"].tolist() == ["ODT", "ODT", "CLN"]
+    assert parcels.crs.to_epsg() == 32648 and parcels.attrs["parcels"] == str(path)
+
+
+def test_a_csv_with_wkt_aliases_and_a_column_map(tmp_path: Path) -> None:
+    path = tmp_path / "thua.csv"
+    path.write_text("ma_thua;so_to;so_thua;dia_chi;MDSD_2024;wkt\n"
+                    f"T-1;12;345;Số 12 Tô Ký;ODT;{box(X0, Y0, X0 + 10, Y0 + 20).wkt}\n", encoding="utf-8")
+    parcels = load_parcels(path, crs="EPSG:32648", column_map={"MDSD_2024": "land_use"})
+    assert parcels.iloc[0][["parcel_id", "sheet", "parcel_no", "address", "land_use"]].tolist() == [
+        "T-1", "12", "345", "Số 12 Tô Ký", "ODT"]
+
+
+def test_a_layer_without_an_id_names_the_file_and_the_column_map(tmp_path: Path) -> None:
+    path = tmp_path / "thua.gpkg"
+    _lots().drop(columns=["Số thửa"]).to_file(path)
+    with pytest.raises(PermitSchemaError, match=r"parcel layer '.*thua\.gpkg': no parcel_id column.*column_map"):
+        load_parcels(path)
+
+
+def test_a_layer_without_a_crs_says_how_to_give_one(tmp_path: Path) -> None:
+    path = tmp_path / "thua.csv"
+    path.write_text(f"parcel_id,wkt\nA,{box(0, 0, 1, 1).wkt}\n", encoding="utf-8")
+    with pytest.raises(PermitSchemaError, match=r"thua\.csv' has no CRS.*crs in the \[parcels\] table"):
+        load_parcels(path)
+    (tmp_path / "nogeom.csv").write_text("parcel_id,note\nA,x\n", encoding="utf-8")
+    with pytest.raises(PermitSchemaError, match=r"parcel layer '.*nogeom\.csv': no geometry column"):
+        load_parcels(tmp_path / "nogeom.csv")
+    with pytest.raises(RegisterReadError, match=r"parcel layer '.*missing\.gpkg' does not exist.*--parcels"):
+        load_parcels(tmp_path / "missing.gpkg")
+
+
+def test_bad_rows_come_in_one_error_naming_each_row_and_column(tmp_path: Path) -> None:
+    bowtie = Polygon([(X0, Y0), (X0 + 10, Y0 + 10), (X0 + 10, Y0), (X0, Y0 + 10)])
+    frame = gpd.GeoDataFrame({"ma_thua": ["A", "B", "A", None, "E", "F"]}, geometry=[
+        box(X0, Y0, X0 + 5, Y0 + 5), bowtie, box(X0 + 5, Y0, X0 + 9, Y0 + 5), box(X0, Y0, X0 + 1, Y0 + 1),
+        Point(X0, Y0), Polygon()], crs=UTM)
+    path = tmp_path / "thua.gpkg"
+    frame.to_file(path)
+    with pytest.raises(PermitSchemaError) as info:
+        load_parcels(path)
+    message = str(info.value)
+    assert "thua.gpkg': 4 problem(s)" in message, message
+    assert "row 3, parcel_id: duplicated parcel_id 'A' (first on row 1)" in message
+    assert "row 4, parcel_id: missing parcel_id" in message
+    assert "row 5, geometry: geometry is a Point" in message and "row 6, geometry: " in message
+    assert "row 2" not in message  # the bow-tie is repaired, not refused
+    frame.iloc[:2].to_file(path)
+    with pytest.warns(PermitRowWarning, match=r"repaired 1 row\(s\): row 2: invalid geometry"):
+        parcels = load_parcels(path)
+    assert parcels.geometry.is_valid.all() and parcels.geometry.iloc[1].area == pytest.approx(50)
+
+
+# --- the parcel of each footprint ------------------------------------------------------------------------------
+
+
+def _parcels(crs: str = UTM) -> gpd.GeoDataFrame:
+    from changedetect.parcels import ALIASES, _validated
+    from changedetect.permits import map_columns
+
+    return _validated(map_columns(_lots(crs), aliases=ALIASES), "lots")[0]
+
+
+def test_each_footprint_gets_the_parcel_holding_its_largest_share() -> None:
+    out = with_parcels(_footprints(), _parcels())
+    assert out["parcel_id"].tolist() == ["12/345", "12/345", "", "12/346"]
+    assert out["parcel_sheet"].tolist() == ["12", "12", "", "12"] and out["parcel_no"].tolist() == ["345", "345", "", "346"]
+    assert out["parcel_address"].tolist() == ["Số 12 Đường Tô Ký, Phường Trung Mỹ Tây"] * 2 + ["", "Số 14 Đường Tô Ký"]
+    assert out["parcel_share"].tolist() == pytest.approx([1.0, 0.7, 0.0, 1.0])
+    assert out["parcels_crossed"].tolist() == [1, 2, 0, 1]  # the sliver (0 m², 0 %) is not a crossing
+    assert list(out.columns)[-1] == "geometry" and out["footprint_id"].tolist() == _footprints()["footprint_id"].tolist()
+
+
+def test_a_crossing_needs_five_percent_and_two_square_metres() -> None:
+    lots = _parcels()
+    fp = gpd.GeoDataFrame(geometry=[
+        box(X0 + 9.6, Y0 + 1, X0 + 19.6, Y0 + 11),   # 4 m² (4 %) on 12/345: under 5 %
+        box(X0 + 9.7, Y0 + 1, X0 + 13.7, Y0 + 6),    # 1.5 m² (7.5 %) on 12/345: under 2 m²
+        box(X0 + 9.4, Y0 + 1, X0 + 19.4, Y0 + 11),   # 6 m² (6 %): crossed
+    ], crs=UTM)
+    out = with_parcels(fp, lots)
+    assert out["parcels_crossed"].tolist() == [1, 1, 2]
+    assert out["parcel_id"].tolist() == ["12/346"] * 3
+
+
+def test_parcels_in_another_crs_are_reprojected_with_the_datum_shift() -> None:
+    expected = with_parcels(_footprints(), _parcels())
+    for crs in ("EPSG:9210", "EPSG:4326", VN2000_TOWGS84):  # VN-2000: about 230 m off without its datum shift
+        out = with_parcels(_footprints(), _parcels(crs))
+        assert out["parcel_id"].tolist() == expected["parcel_id"].tolist(), crs
+        assert out["parcel_share"].tolist() == pytest.approx(expected["parcel_share"].tolist(), abs=2e-3), crs
+        assert out["parcels_crossed"].tolist() == expected["parcels_crossed"].tolist(), crs
+    in_degrees = with_parcels(_footprints().to_crs("EPSG:4326"), _parcels())  # measured in their UTM zone
+    assert in_degrees["parcel_share"].tolist() == pytest.approx(expected["parcel_share"].tolist(), abs=2e-3)
+    assert in_degrees.crs.to_epsg() == 4326
+
+
+def test_no_parcel_at_all_and_no_sheet_column() -> None:
+    lots = _parcels()[["parcel_id", "address", "geometry"]]
+    out = with_parcels(_footprints(), lots.iloc[2:])
+    assert out["parcel_id"].tolist() == [""] * 4 and out["parcels_crossed"].tolist() == [0] * 4
+    assert "parcel_sheet" not in out and "parcel_no" not in out
+    assert with_parcels(_footprints().iloc[:0], lots)["parcel_id"].tolist() == []
+
+
+def test_a_layer_whose_datum_proj_cannot_place_is_refused_naming_it(tmp_path: Path) -> None:
+    path = tmp_path / "thua_dat.shp"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _lots(VN2000_TOWGS84).rename(columns={"Số tờ": "so_to", "Số thửa": "so_thua"}).to_file(path, encoding="utf-8")
+    parcels = load_parcels(path)
+    with pytest.raises(GeoreferenceError, match=r"parcel layer '.*thua_dat\.shp'.*no transformation.*\[parcels\]"):
+        with_parcels(_footprints(), parcels)
+    with pytest.warns(UserWarning, match="crs in the \\[parcels\\] table"):
+        fixed = load_parcels(path, crs="EPSG:9210")  # the way out the message gives
+    assert with_parcels(_footprints(), fixed)["parcel_id"].tolist()[:2] == ["12/345", "12/345"]
+
+
+# --- the report card --------------------------------------------------------------------------------------------
+
+
+def _card(**columns: object) -> str:
+    from changedetect._report_card import card
+
+    row = gpd.GeoDataFrame({"violation_id": ["V-1"], "status": ["unlicensed"], "reason": ["no permit"],
+                            **{k: [v] for k, v in columns.items()}}, geometry=[box(X0, Y0, X0 + 5, Y0 + 5)], crs=UTM)
+    return card(1, row.iloc[0], row.crs, {}, {})
+
+
+def test_the_card_shows_the_parcel_and_its_address_when_no_permit_gives_one() -> None:
+    html = _card(address="", parcel_id="12/346", parcel_address="Số 14 Đường Tô Ký", parcel_sheet="12",
+                 parcel_no="346", parcel_share=0.7, parcels_crossed=2)
+    assert "<th>Address</th><td>Số 14 Đường Tô Ký (the parcel&#x27;s)</td>" in html
+    assert "<th>Parcel</th><td>sheet 12, parcel 346 (tờ 12, thửa 346) (70 % of the building)</td>" in html
+    assert "<th>Across parcels</th><td>built across 2 parcels" in html
+    permit = _card(address="Số 12 Đường Tô Ký", parcel_id="X-9", parcel_address="Số 14", parcel_share=1.0,
+                   parcels_crossed=1)
+    assert "<th>Address</th><td>Số 12 Đường Tô Ký</td>" in permit
+    assert "<th>Parcel</th><td>X-9; Số 14 (100 % of the building)</td>" in permit and "Across parcels" not in permit
+    assert "Parcel" not in _card(address="", parcel_id="", parcel_share=0.0, parcels_crossed=0)
+
+
+def test_a_shapefile_name_cut_inside_a_vietnamese_letter_is_read(tmp_path: Path) -> None:
+    """A DBF keeps 10 bytes of a name: 'Địa chỉ' (12 bytes in UTF-8) loses part of its 'ỉ'.  Before, reading
+    it stopped with a UnicodeEncodeError traceback; now the cut name reads 'Địa ch' and the message names it."""
+    path = tmp_path / "thua_dat.shp"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _lots().to_file(path, encoding="utf-8")
+    with pytest.raises(PermitSchemaError, match=r"no parcel_id column.*found sheet, Số thử, Địa ch, Loại đ, geometry"):
+        load_parcels(path)
+    parcels = load_parcels(path, column_map={"Số thử": "parcel_no", "Địa ch": "address"})
+    assert parcels["parcel_id"].tolist() == ["12/345", "12/346", "13/7"] and parcels["address"][1] == "Số 14 Đường Tô Ký"
