@@ -76,21 +76,16 @@ def withdraw_masked(violations: gpd.GeoDataFrame, results: list[dict[str, Any]],
             run_dir = Path(pair["run_dir"])
             gone = rows[~_found_again(violations.iloc[rows], run_dir, pair.get("carried") or [])]
             clouds = _clouds(run_dir)
+            pair_words = (f"that SCL came after the pair {pair['before']} -> {pair['after']} was first compared, "
+                          "and compared again with it the pair no longer finds this")
             for date in sorted(late):
                 c = clouds.get(date)
                 if c is None or not c.get("masked") or not len(gone):
                     continue
                 image = run_dir / ("before_rgb.tif" if date == pair["before"] else "after_rgb.tif")
-                shares = _masked_shares(image, violations.geometry.iloc[gone])
-                hit = gone[shares >= MOSTLY]  # NaN (off the image): not judged
-                drop[hit] = True
-                scl = f" ('{c['scl']}')" if c.get("scl") else ""
-                for k, share in zip(hit, shares[shares >= MOSTLY], strict=True):
-                    reason[k] = (f"{KIND}: {share:.0%} of it lies where the Sentinel-2 scene classification (SCL) "
-                                 f"of {date}{scl} masks cloud, cloud shadow or no data; that SCL came after the pair "
-                                 f"{pair['before']} -> {pair['after']} was first compared, and compared again with "
-                                 "it the pair no longer finds this")
-                gone = gone[~np.isin(gone, hit)]
+                where = f"the Sentinel-2 scene classification (SCL) of {date}{_named(c)}"
+                gone = _judge(gone, _masked_shares(image, violations.geometry.iloc[gone]), drop, reason,
+                              where, pair_words)
             for date in sorted(fill_late, reverse=True):  # a fill date (in fill order, the latest first):
                 # where BEFORE's no data was filled from its clouds
                 c = clouds.get(date)
@@ -98,21 +93,30 @@ def withdraw_masked(violations: gpd.GeoDataFrame, results: list[dict[str, Any]],
                     continue
                 shares = _filled_shares(run_dir / "before_rgb.tif", violations.geometry.iloc[gone],
                                         *_fill_scls(pair.get("fill") or [], date, set(fill_late)))
-                hit = gone[shares >= MOSTLY]
-                drop[hit] = True
-                scl = f" ('{c['scl']}')" if c.get("scl") else ""
-                for k, share in zip(hit, shares[shares >= MOSTLY], strict=True):
-                    reason[k] = (f"{KIND}: {share:.0%} of it lies where {pair['before']} had no data and the pair "
-                                 f"filled it from {date}, where the Sentinel-2 scene classification (SCL) of {date}"
-                                 f"{scl} masks cloud, cloud shadow or no data; that SCL came after the pair "
-                                 f"{pair['before']} -> {pair['after']} was first compared, and compared again with "
-                                 "it the pair no longer finds this")
-                gone = gone[~np.isin(gone, hit)]
+                where = (f"{pair['before']} had no data and the pair filled it from {date}, where the Sentinel-2 "
+                         f"scene classification (SCL) of {date}{_named(c)}")
+                gone = _judge(gone, shares, drop, reason, where, pair_words)
     withdrawn = violations[drop].assign(withdrawn=night, withdrawn_reason=list(reason[drop]))
     if drop.any():
         log.info("night %s: %d earlier violation(s) withdrawn, %s: %s", night, int(drop.sum()), KIND,
                  ", ".join(withdrawn["violation_id"].astype(str)))
     return violations[~drop].reset_index(drop=True), withdrawn.reset_index(drop=True)
+
+
+def _named(cloud: dict[str, Any]) -> str:
+    """`` ('<SCL file>')`` for a reason, when the run recorded the SCL's file."""
+    return f" ('{cloud['scl']}')" if cloud.get("scl") else ""
+
+
+def _judge(gone: np.ndarray, shares: np.ndarray, drop: np.ndarray, reason: np.ndarray, where: str,
+           pair_words: str) -> np.ndarray:
+    """Withdraw the rows of ``gone`` with at least :data:`MOSTLY` of them masked (``shares``; NaN, off the
+    image: not judged), each with its reason (the share lies ``where`` ... masks); the rows left to judge."""
+    hit = shares >= MOSTLY
+    drop[gone[hit]] = True
+    for k, share in zip(gone[hit], shares[hit], strict=True):
+        reason[k] = f"{KIND}: {share:.0%} of it lies where {where} masks cloud, cloud shadow or no data; {pair_words}"
+    return gone[~hit]
 
 
 def withdraw_all(merged: gpd.GeoDataFrame, results: list[dict[str, Any]], night: str, *, share: float | None,

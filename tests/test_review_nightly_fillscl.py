@@ -26,16 +26,13 @@ from affine import Affine
 from test_review_nightly_rerun_withdraw import (
     ORIGIN,
     SIZE,
-    _brighter_model,
     _night,
     _open,
     _px,
     _under,
-    _write_dates,
+    _world_of,
 )
 from test_review_s2_clouds import _write
-
-from changedetect.testing import make_nightly_catalog
 
 DATES = ("20200105", "20200305", "20200505", "20200705")  # no two a year apart: no same-season partner
 NIGHTS = ("2020-01-06", "2020-03-06", "2020-05-06", "2020-07-06", "2020-07-07", "2020-07-08")
@@ -60,13 +57,7 @@ def _world(root: Path) -> dict[str, Any]:
             data[(slice(None), *CLOUD)] = 9000
             scl[10:18, 9:17] = 9
 
-    world = make_nightly_catalog(root, {})
-    area = _write_dates(world["tiles"] / "s2", DATES, paint)
-    (root / "held").mkdir()
-    held = Path(shutil.move(area / f"s2_{DATES[1]}_SCL.tif", root / "held"))
-    model = _brighter_model(root / "brighter")
-    world["config"].write_text(f'[detect]\nmodel = "{model}"\nwindow = 64\noverlap = 8\n', encoding="utf-8")
-    return {**world, "held": held}
+    return _world_of(root, DATES, paint)
 
 
 @pytest.fixture(scope="module")

@@ -79,10 +79,16 @@ def _world(root: Path) -> dict[str, Any]:
             data[(slice(None), *CLOUD)] = 9000
             scl[10:18, 9:17] = 9
 
+    return _world_of(root, DATES, paint)
+
+
+def _world_of(root: Path, dates: Sequence[str], paint: Callable[[int, np.ndarray, np.ndarray], None]) -> dict[str, Any]:
+    """A nightly catalog with area ``s2``: ``dates`` painted by ``paint`` (:func:`_write_dates`), the
+    second date's SCL held back in ``root/held`` (``world["held"]``), the brighter model in the config."""
     world = make_nightly_catalog(root, {})
-    area = _write_dates(world["tiles"] / "s2", DATES, paint)
+    area = _write_dates(world["tiles"] / "s2", dates, paint)
     (root / "held").mkdir()
-    held = Path(shutil.move(area / f"s2_{DATES[1]}_SCL.tif", root / "held"))
+    held = Path(shutil.move(area / f"s2_{dates[1]}_SCL.tif", root / "held"))
     model = _brighter_model(root / "brighter")
     world["config"].write_text(f'[detect]\nmodel = "{model}"\nwindow = 64\noverlap = 8\n', encoding="utf-8")
     return {**world, "held": held}
