@@ -12,6 +12,7 @@ run on this deterministic, seeded city (``python -m changedetect.samplecity``)::
     sample_tiles/truth/footprints.gpkg     every changed structure (layers footprints, structures)
     permits/sample_register.gpkg           the permit register (layer permits, EPSG:9210)
     permits/expected_violations.csv        the expected status of every changed structure
+    permits/sample_parcels.gpkg            the cadastral parcels (layer parcels, EPSG:9210)
 
 See ``docs/sample_city.md`` for what is drawn, the conventions and the rules.
 """
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 DEFAULT_CONFIG = CityConfig()
 REGISTER_NAME = "sample_register.gpkg"
 TRUTH_NAME = "expected_violations.csv"
+PARCELS_NAME = "sample_parcels.gpkg"
 
 
 @dataclass
@@ -58,7 +60,7 @@ def output_paths(out_tiles: Path, out_permits: Path, config: CityConfig) -> list
     paths += [truth / f"change_{a}_{b}.tif" for a, b in _pairs(tags)]
     paths += [truth / "nuisance" / f"nuisance_{a}_{b}.tif" for a, b in _pairs(tags)]
     paths += [truth / "registration.json", truth / "footprints.gpkg"]
-    return paths + [out_permits / REGISTER_NAME, out_permits / TRUTH_NAME]
+    return paths + [out_permits / REGISTER_NAME, out_permits / TRUTH_NAME, out_permits / PARCELS_NAME]
 
 
 def _pairs(tags: list[str]) -> list[tuple[str, str]]:
@@ -225,22 +227,25 @@ def check(out_tiles: str | Path = "sample_tiles", out_permits: str | Path = "per
 
 @dataclass
 class Plan:
-    """Everything decided before any pixel is drawn: the city, its changes, the register, the truth."""
+    """Everything decided before any pixel is drawn: the city, its changes, the register, the truth
+    (and the cadastral parcels, EPSG:9210)."""
 
     city: Any
     changes: list[Any]
     register: Any
     table: Any
     mismatches: list[str]
+    parcels: Any = None
 
 
 def plan(config: CityConfig = DEFAULT_CONFIG) -> Plan:
     """The vector side of the sample city (fast: no rendering).
 
     ``register`` is the permit register (EPSG:9210, with a helper column
-    ``target``), ``table`` the expected violations.
+    ``target``), ``table`` the expected violations, ``parcels`` the cadastral parcel layer
+    (:mod:`changedetect.samplecity.cadastre`; drawn from a random stream of its own).
     """
-    from changedetect.samplecity import permits, truth, verdict
+    from changedetect.samplecity import cadastre, permits, truth, verdict
     from changedetect.samplecity.render import city_and_changes
 
     city, changes = city_and_changes(config)
@@ -258,7 +263,8 @@ def plan(config: CityConfig = DEFAULT_CONFIG) -> Plan:
         if intended != status:
             mismatches.append(f"{sid}: planned {intended}, the register gives {status}")
             log.warning("sample city: %s planned as %s but the register gives %s", sid, intended, status)
-    return Plan(city, changes, register, table, mismatches)
+    parcels = cadastre.build_parcels(city, changes, register[permits.PERMIT_COLUMNS])
+    return Plan(city, changes, register, table, mismatches, parcels)
 
 
 def _write_permits(out: Path, pl: Plan, config: CityConfig, result: SampleCity) -> None:
@@ -268,6 +274,7 @@ def _write_permits(out: Path, pl: Plan, config: CityConfig, result: SampleCity) 
     stored = pl.register[permits.PERMIT_COLUMNS]
     result.files.append(write_gpkg(out / REGISTER_NAME, {"permits": stored}, date=config.register_date.isoformat()))
     result.files.append(write_csv(out / TRUTH_NAME, pl.table))
+    result.files.append(write_gpkg(out / PARCELS_NAME, {"parcels": pl.parcels}, date=config.register_date.isoformat()))
     result.statuses = {str(k): int(v) for k, v in pl.table["expected_status"].value_counts().sort_index().items()}
     result.permits = len(stored)
     result.mismatches = pl.mismatches

@@ -11,7 +11,7 @@ import click
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--out-tiles", type=click.Path(path_type=Path), default=Path("sample_tiles"), show_default=True, help="Folder for the images, the manifest and truth/.")
-@click.option("--out-permits", type=click.Path(path_type=Path), default=Path("permits"), show_default=True, help="Folder for sample_register.gpkg and expected_violations.csv.")
+@click.option("--out-permits", type=click.Path(path_type=Path), default=Path("permits"), show_default=True, help="Folder for sample_register.gpkg, expected_violations.csv and sample_parcels.gpkg.")
 @click.option("--seed", type=int, default=12, show_default=True, help="Seed of every random choice.")
 @click.option("--size", type=click.IntRange(min=128), default=1024, show_default=True, help="Image width and height in pixels (0.5 m each).")
 @click.option("--overwrite", is_flag=True, help="Replace the files of an earlier run.")

@@ -124,7 +124,9 @@ def _scatter(city: City, fr: _Frame, rng: np.random.Generator, blk: tuple[float,
             continue
         free.append(yard)
         city.cover.append((yard, "backyard"))
-        city.buildings.append(house(city.bid(), rng, fr.pt(sc, tc), fr.angle(0), w, d, floors=1, style=str(rng.choice(["metal", "tile"]))))
+        b = house(city.bid(), rng, fr.pt(sc, tc), fr.angle(0), w, d, floors=1, style=str(rng.choice(["metal", "tile"])))
+        city.buildings.append(b)
+        city.yards.append((yard, b.bid))
     for _ in range(int(rng.poisson(area / 4000))):
         sc, tc = rng.uniform(s0, s1), rng.uniform(t0, t1)
         for _ in range(int(rng.integers(4, 10))):

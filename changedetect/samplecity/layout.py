@@ -51,6 +51,10 @@ class City:
     trees: list[Tree] = field(default_factory=list)
     sites: list[tuple[tuple[float, float], float, float, float]] = field(default_factory=list)
     next_bid: int = 1
+    #: every block between the streets (street-frame box in local metres) and its use, in plan order
+    blocks: list[tuple[shapely.Polygon, str]] = field(default_factory=list)
+    #: the yards of green land's small houses and the house's building id (the cadastre's parcels)
+    yards: list[tuple[shapely.Polygon, int]] = field(default_factory=list)
 
     def bid(self) -> int:
         """A fresh building id."""
@@ -113,6 +117,7 @@ def plan_city(config: CityConfig, rng: np.random.Generator) -> City:
                 blocks.append(blk)
     uses = _block_uses(rng, blocks, half)
     for blk, use in zip(blocks, uses, strict=True):
+        city.blocks.append((fr.box(*blk), use))
         if use == "residential":
             # each block turned a little about its centre; alleys along t, or along s for some
             sc, tc = (blk[0] + blk[1]) / 2, (blk[2] + blk[3]) / 2
