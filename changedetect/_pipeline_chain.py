@@ -83,10 +83,12 @@ def chain(stack: xr.DataArray, register: gpd.GeoDataFrame, out: Path, config: Pi
           models: tuple[Any, Any], clock: Clock, progress: bool, previous: gpd.GeoDataFrame | None,
           register_to: str | None = None, pairs: Sequence[tuple[str, str]] | None = None,
           mask_pairs: Sequence[tuple[str, str]] | None = None, spill: Path | None = None,
-          clouds: Sequence[dict[str, Any]] = (), fill_from: Sequence[str] | None = None) -> dict[str, Any]:
+          clouds: Sequence[dict[str, Any]] = (), fill_from: Sequence[str] | None = None,
+          parcels: gpd.GeoDataFrame | None = None) -> dict[str, Any]:
     """The stages; returns the in-memory results the summary needs (``spill``: a scratch folder for
     a co-registered stack larger than ``[run] hold_gib``; ``clouds``: run.json's, for the coverage;
-    ``fill_from``: :func:`changedetect.pipeline.run`'s)."""
+    ``fill_from``: :func:`changedetect.pipeline.run`'s; ``parcels``: the cadastral layer, whose
+    parcel each violation gets after the match)."""
     from changedetect import coregister as coreg_mod
     from changedetect import match as match_mod
     from changedetect._fill_before import filled_counts, filled_record
@@ -163,6 +165,10 @@ def chain(stack: xr.DataArray, register: gpd.GeoDataFrame, out: Path, config: Pi
 
             mconfig = replace(mconfig, edge_tolerance_m=round(resolution_m(Grid.of(prob)), 4))
         violations = with_addresses(match_mod.match(footprints, register, config=mconfig), register)
+        if parcels is not None:  # the parcel each stands on: an inspector finds an unlicensed building by it
+            from changedetect.parcels import with_parcels
+
+            violations = with_parcels(violations, parcels)
     with clock.stage("write"):
         write_vector(violations, out / OUTPUTS["violations"], overwrite=True, qgis_style=violations_qml())
         lists = [LIST_KEYS[f] for f in config.output.formats]  # the GeoPackage, and the formats asked

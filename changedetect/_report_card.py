@@ -78,13 +78,13 @@ def parcel_text(row: Any) -> str | None:
     text = f"sheet {sheet}, parcel {no} (tờ {sheet}, thửa {no})" if sheet and no else pid
     if sheet and no and pid != f"{sheet}/{no}":
         text += f", id {pid}"
+    share = row.get("parcel_share")
+    if isinstance(share, float | int | np.floating | np.integer) and math.isfinite(float(share)):
+        text += f": {100 * float(share):.0f} % of the building"
     if _text(row, "address") and _text(row, "parcel_address"):  # else the Address row shows the parcel's
         text += f"; {_text(row, 'parcel_address')}"
     if _text(row, "parcel_land_use"):
         text += f"; land use {_text(row, 'parcel_land_use')}"
-    share = row.get("parcel_share")
-    if isinstance(share, float | int | np.floating | np.integer) and math.isfinite(float(share)):
-        text += f" ({100 * float(share):.0f} % of the building)"
     return text
 
 

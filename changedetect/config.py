@@ -157,6 +157,46 @@ class PermitsConfig:
                              overwrite=True, timezone=self.timezone)
 
 
+@dataclass(frozen=True)
+class ParcelsConfig:
+    """How ``changedetect run --parcels`` reads the cadastral parcel layer: the options of
+    :func:`changedetect.parcels.load_parcels` (the layer's path or URL is the run's ``parcels=``).
+
+    Parameters
+    ----------
+    table, query
+        For a ``postgresql://`` layer: a table (``schema.table``), or one ``SELECT``.
+    layer
+        Layer of a multi-layer file (GeoPackage).
+    column_map
+        Layer column -> ``parcel_id``, ``address``, ``sheet``, ``parcel_no`` or ``land_use``, for
+        names the aliases do not know (e.g. ``column_map = {MaThua = "parcel_id"}``).
+    crs
+        CRS of a layer that declares none (a CSV with WKT), or that replaces one PROJ cannot place,
+        e.g. ``"EPSG:9210"``.
+    """
+
+    table: str | None = None
+    query: str | None = None
+    layer: str | None = None
+    column_map: dict[str, str] | None = None
+    crs: str | None = None
+
+    def __post_init__(self) -> None:
+        value = self.column_map
+        if value is not None and (not isinstance(value, Mapping) or not all(
+                isinstance(k, str) and isinstance(v, str) and v for k, v in value.items())):
+            raise ConfigError("column_map maps a parcel layer column onto parcel_id, address, sheet, parcel_no or "
+                              f"land_use, e.g. column_map = {{MaThua = \"parcel_id\"}}; got {value!r}")
+
+    def load(self, source: str | Path) -> Any:
+        """The checked layer (:func:`changedetect.parcels.load_parcels` with these options)."""
+        from changedetect.parcels import load_parcels
+
+        return load_parcels(source, layer=self.layer, table=self.table, query=self.query, crs=self.crs,
+                            column_map=dict(self.column_map) if self.column_map else None)
+
+
 #: the violation list's formats: ``gpkg`` always, the others as :class:`OutputConfig` asks
 LIST_FORMATS = ("gpkg", "csv", "geojson", "parquet")
 #: other names of them (``--format json``, ``--format .geoparquet``): the writer's extensions
@@ -266,6 +306,7 @@ class PipelineConfig:
     output: OutputConfig = field(default_factory=OutputConfig)
     permits: PermitsConfig = field(default_factory=PermitsConfig)
     run: RunConfig = field(default_factory=RunConfig)
+    parcels: ParcelsConfig = field(default_factory=ParcelsConfig)
 
     @classmethod
     def from_toml(cls, path: str | Path) -> PipelineConfig:
@@ -308,4 +349,5 @@ class PipelineConfig:
         return replace(self, detect=replace(self.detect, model=name))
 
 
-__all__ = ["LIST_FORMATS", "OutputConfig", "PermitsConfig", "PipelineConfig", "ReportConfig", "RunConfig"]
+__all__ = ["LIST_FORMATS", "OutputConfig", "ParcelsConfig", "PermitsConfig", "PipelineConfig", "ReportConfig",
+           "RunConfig"]

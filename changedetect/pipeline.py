@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 from changedetect._match_inputs import check_register_datum
 from changedetect._pipeline_chain import STAGES, Clock, chain, warn_coverage
+from changedetect._pipeline_inputs import input_record, load_parcel_layer
 from changedetect._pipeline_output import (
     OUTPUTS,
     REJECTS,
@@ -124,6 +125,7 @@ def run(
     pairs: Sequence[tuple[str, str]] | None = None,
     mask_pairs: Sequence[tuple[str, str]] | None = None,
     fill_from: Sequence[str] | None = None,
+    parcels: str | Path | None = None,
 ) -> RunSummary:
     """Run the whole chain on a stack of tiles and a permit register.
 
@@ -166,6 +168,10 @@ def run(
         ISO dates of ``tiles`` that a pair of consecutive dates may fill its BEFORE from where it
         has no data (``[detect] fill_masked_before``; default: every earlier date of ``tiles``):
         the nightly job gives the area's dates just before BEFORE, none left out between.
+    parcels
+        A cadastral parcel layer file or ``postgresql://`` URL (:func:`changedetect.parcels.load_parcels`,
+        read with ``config.parcels``' options): each violation gets the parcel it stands on
+        (:func:`changedetect.parcels.with_parcels`), in the lists and on the report's card.
 
     Raises
     ------
@@ -174,21 +180,23 @@ def run(
     """
     from geopandas import GeoDataFrame
 
-    if isinstance(permits, GeoDataFrame):  # run reads the register itself: run.json records its checksum
-        raise TypeError("run reads the permit register itself (run.json records its checksum): give its file or "
-                        "postgresql:// URL; for permits already in memory call the stages, "
-                        "match(footprints, permits)")
+    if isinstance(permits, GeoDataFrame) or isinstance(parcels, GeoDataFrame):  # run reads the register itself: run.json records its checksum
+        raise TypeError("run reads the permit register and the parcel layer itself (run.json records their "
+                        "checksums): give a file or postgresql:// URL; for frames already in memory call the "
+                        "stages, match(footprints, permits) and with_parcels(violations, parcels)")
     config = config or PipelineConfig()
     out = Path(out)
     check_out(out, overwrite)
     with removing_new_folders(out):  # a failed run leaves no folder it made (OUT, its parents) behind
-        return _run_in(out, tiles, permits, config, progress, previous, register_to, pairs, mask_pairs, fill_from)
+        return _run_in(out, tiles, permits, config, progress, previous, register_to, pairs, mask_pairs, fill_from,
+                       parcels)
 
 
 def _run_in(out: Path, tiles: str | Path | Sequence[str | Path], permits: str | Path, config: PipelineConfig,
             progress: bool, previous: str | Path | gpd.GeoDataFrame | None,
             register_to: str | None, pairs: Sequence[tuple[str, str]] | None,
-            mask_pairs: Sequence[tuple[str, str]] | None, fill_from: Sequence[str] | None = None) -> RunSummary:
+            mask_pairs: Sequence[tuple[str, str]] | None, fill_from: Sequence[str] | None = None,
+            parcels: str | Path | None = None) -> RunSummary:
     """:func:`run` once its arguments are checked: make ``out``, stage, publish."""
     from changedetect._detect_inputs import check_stack_bands, said_once
     from changedetect.io import open_series
@@ -227,6 +235,7 @@ def _run_in(out: Path, tiles: str | Path | Sequence[str | Path], permits: str | 
             check_stack_bands(stack, loaded.card, f"tiles '{series.source}'")  # before co-registering the scene
             register = config.permits.load(permits, rejects_path=stage / REJECTS)
             check_register_datum(register, stack.rio.crs)  # match would refuse it after the whole scene's work
+            layer = load_parcel_layer(parcels, config, stack.rio.crs)  # its datum too, before any work
             before, before_info = _load_previous(previous)
         if register_to is not None:
             config = replace(config, coregister=replace(config.coregister, reference=register_to))
@@ -234,10 +243,11 @@ def _run_in(out: Path, tiles: str | Path | Sequence[str | Path], permits: str | 
         # run, not once per block (a blocked run detects block by block)
         with holding(config.run.hold_gib * 2**30), said_once():
             paths = chain(stack, register, stage, config, (loaded, segmenter), clock, progress, before,
-                          register_to, pairs, mask_pairs, spill=spill, clouds=clouds, fill_from=fill_from)
+                          register_to, pairs, mask_pairs, spill=spill, clouds=clouds, fill_from=fill_from,
+                          parcels=layer)
         warn_coverage(paths["coverage_both_dates"], paths["times"], clouds, paths["coverage"])
         summary = _finish(series, stack, permits, stage, config, loaded, clock, {**paths, "clouds": clouds},
-                          started, before_info)
+                          started, before_info, parcels)
         publish(stage, out)
         done = True
     finally:
@@ -285,7 +295,7 @@ def _load_previous(previous: str | Path | gpd.GeoDataFrame | None) -> tuple[gpd.
 
 def _finish(series: Any, stack: xr.DataArray, permits: str | Path, out: Path, config: PipelineConfig,
             loaded: Any, clock: Clock, results: dict[str, Any], started: dt.datetime,
-            previous: dict[str, Any] | None) -> RunSummary:
+            previous: dict[str, Any] | None, parcels: str | Path | None = None) -> RunSummary:
     """Write run.json (last) and build the summary."""
     from changedetect import __version__
 
@@ -296,7 +306,6 @@ def _finish(series: Any, stack: xr.DataArray, permits: str | Path, out: Path, co
     card = loaded.card
     inputs = [{"path": str(p), "sha256": sha256_file(p) if config.output.checksum_inputs else None}
               for p in series.files]
-    ppath = Path(str(permits))
     prev = None if previous is None else {**previous, "carried_ids": results["carried_ids"]}
     provenance = {
         "changedetect_version": __version__,
@@ -305,9 +314,9 @@ def _finish(series: Any, stack: xr.DataArray, permits: str | Path, out: Path, co
         "python": platform.python_version(),
         "model": {"name": card.name, "version": getattr(card, "version", ""), "sha256": card.sha256,
                   "path": str(getattr(loaded, "path", ""))},
-        "inputs": {"tiles": inputs, "permits": {"path": _shown(permits),
-                   "sha256": _register_sha256(ppath) if ppath.is_file() else None},
-                   "previous_footprints": prev},
+        "inputs": {"tiles": inputs, "permits": input_record(permits), "previous_footprints": prev,
+                   # the cadastral parcel layer (--parcels), like the register; None without one
+                   "parcels": None if parcels is None else input_record(parcels)},
         "dates": results["times"],
         "crs": str(stack.rio.crs),
         # co-registration is measured on every band read; the bands used are warped, held and detected on
@@ -371,29 +380,6 @@ def _check_lonlat(stack: xr.DataArray, source: str) -> None:
             f"tiles '{source}' are in the local CRS '{name}', which has no transformation to WGS 84: footprint "
             "ids, areas and the CSV/GeoJSON violation lists need one; reproject the tiles to a map projection "
             "(e.g. gdalwarp -t_srs EPSG:32648 in.tif out.tif, your UTM zone or VN-2000)") from None
-
-
-#: the files of a Shapefile whose content the register's checksum covers (attributes live in the .dbf)
-_SHAPEFILE_PARTS = (".shp", ".shx", ".dbf", ".prj", ".cpg")
-
-
-def _register_sha256(path: Path) -> str:
-    """The register file's sha256; for a Shapefile, the sha256 of its parts' (name: sha256) lines."""
-    if path.suffix.lower() != ".shp":
-        return sha256_file(path)
-    import hashlib
-
-    lines = [f"{p.suffix.lower()}: {sha256_file(p)}\n" for suffix in _SHAPEFILE_PARTS
-             for p in [path.with_suffix(suffix), path.with_suffix(suffix.upper())] if p.is_file()]
-    return hashlib.sha256("".join(dict.fromkeys(lines)).encode()).hexdigest()
-
-
-def _shown(permits: str | Path) -> str:
-    """The register as run.json records it: a database URL without its password."""
-    from changedetect.io.registers import _safe_url
-
-    text = str(permits)
-    return _safe_url(text) if "://" in text else text
 
 
 __all__ = ["OUTPUTS", "STAGES", "RunSummary", "check_out", "run"]

@@ -193,12 +193,12 @@ def test_the_card_shows_the_parcel_and_its_address_when_no_permit_gives_one() ->
     html = _card(address="", parcel_id="12/346", parcel_address="Số 14 Đường Tô Ký", parcel_sheet="12",
                  parcel_no="346", parcel_share=0.7, parcels_crossed=2)
     assert "<th>Address</th><td>Số 14 Đường Tô Ký (the parcel&#x27;s)</td>" in html
-    assert "<th>Parcel</th><td>sheet 12, parcel 346 (tờ 12, thửa 346) (70 % of the building)</td>" in html
+    assert "<th>Parcel</th><td>sheet 12, parcel 346 (tờ 12, thửa 346): 70 % of the building</td>" in html
     assert "<th>Across parcels</th><td>built across 2 parcels" in html
     permit = _card(address="Số 12 Đường Tô Ký", parcel_id="X-9", parcel_address="Số 14", parcel_share=1.0,
                    parcels_crossed=1)
     assert "<th>Address</th><td>Số 12 Đường Tô Ký</td>" in permit
-    assert "<th>Parcel</th><td>X-9; Số 14 (100 % of the building)</td>" in permit and "Across parcels" not in permit
+    assert "<th>Parcel</th><td>X-9: 100 % of the building; Số 14</td>" in permit and "Across parcels" not in permit
     assert "Parcel" not in _card(address="", parcel_id="", parcel_share=0.0, parcels_crossed=0)
 
 

@@ -33,6 +33,10 @@ from changedetect.cli.options import (
 @click.option("--config", "config_path", type=click.Path(path_type=Path, exists=True, dir_okay=False),
               help="TOML file mapping one-to-one onto the configuration: a commented example in docs/report.md, section *Configuration file*; every key with its default: python -c \"import changedetect as cd; print(cd.PipelineConfig().to_toml())\".")
 @register_opts
+@click.option("--parcels", type=str, metavar="PATH_OR_URL",
+              help="Cadastral parcel layer (thửa đất: .gpkg/.shp/.geojson/.parquet/.csv or a postgresql:// URL): each "
+                   "violation gets its parcel (id, sheet/number, address; parcels crossed). Its layer, table, query, "
+                   "crs and column_map: the [parcels] table of --config.")
 @previous_opt
 @cloud_mask_opt
 @format_opt
@@ -40,7 +44,7 @@ from changedetect.cli.options import (
 @overwrite_opt
 @click.pass_context
 def command(ctx: click.Context, tiles: tuple[Path, ...], permits: str, out: Path, model: str | None,
-            config_path: Path | None, previous: Path | None, cloud_mask: bool | None, formats: tuple[str, ...],
+            config_path: Path | None, parcels: str | None, previous: Path | None, cloud_mask: bool | None, formats: tuple[str, ...],
             as_json: bool, overwrite: bool, **register: Any) -> None:
     """Co-register, detect, vectorise, match and report, in one go.
 
@@ -74,6 +78,9 @@ def command(ctx: click.Context, tiles: tuple[Path, ...], permits: str, out: Path
     The next acquisition, keeping the footprint ids of the previous run:
       changedetect run tiles_2025/ --permits register.gpkg --out out_2025/ --previous out_2024/
     \b
+    With the cadastral parcels, so that an unlicensed building gets its parcel and address:
+      changedetect run tiles/ --permits register.gpkg --parcels thua_dat.gpkg --out out/
+    \b
     A city's register in PostGIS (or, in --config, a [permits] table with the same keys):
       changedetect run tiles/ --permits postgresql://inspector@db:5432/city --table cadastre.permits \\
           --out out/
@@ -94,7 +101,7 @@ def command(ctx: click.Context, tiles: tuple[Path, ...], permits: str, out: Path
     check_out(out, overwrite, hint="--overwrite")
     check_writable(out, folder=True)  # makes OUT's parent: gone again if the run fails (command_cleanup)
     summary = run(tiles[0] if len(tiles) == 1 else list(tiles), permits=permits, out=out, config=config,
-                  overwrite=overwrite, previous=previous, progress=not quiet(ctx) and not as_json)
+                  overwrite=overwrite, previous=previous, progress=not quiet(ctx) and not as_json, parcels=parcels)
     if as_json:
         click.echo(json.dumps(summary.to_dict(), indent=1))
         return
