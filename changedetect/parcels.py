@@ -103,6 +103,12 @@ def load_parcels(source: str | os.PathLike[str], *, layer: str | None = None, ta
     from changedetect.permits import map_columns
 
     raw, name = read_register(source, layer=layer, table=table, query=query, crs=crs, what=WHAT)
+    absent = [c for c in (column_map or {}) if c not in raw.columns]
+    if absent:  # map_columns would say so in the register's words (--column-map)
+        raise PermitSchemaError(
+            f"{WHAT} '{name}': the column map names {', '.join(repr(a) for a in absent)}, which the layer does not "
+            f"have (its columns: {', '.join(map(str, raw.columns))}); map one of its columns (column_map in the "
+            "[parcels] table of --config, column_map= in Python)")
     mapped = map_columns(raw, column_map, name=f"{WHAT} '{name}'", aliases=ALIASES)
     parcels, repairs = _validated(mapped, name)
     if repairs:
@@ -142,6 +148,7 @@ def _validated(gdf: gpd.GeoDataFrame, name: str) -> tuple[gpd.GeoDataFrame, list
                         f"{first[ids[i]] + 1}): a parcel has one row; merge its pieces into one MultiPolygon")
     geoms, repairs = _geometries(gdf, problems)
     if problems:
+        problems.sort(key=lambda text: int(text.split()[1].rstrip(",:")))  # by row (each starts 'row N')
         more = f"\n  ... and {len(problems) - MAX_LISTED} more" if len(problems) > MAX_LISTED else ""
         raise PermitSchemaError(f"{where}: {len(problems)} problem(s)\n  " + "\n  ".join(problems[:MAX_LISTED])
                                 + more + "\nFix these rows in the parcel layer (or leave --parcels out)")

@@ -71,6 +71,8 @@ def test_a_csv_with_wkt_aliases_and_a_column_map(tmp_path: Path) -> None:
     parcels = load_parcels(path, crs="EPSG:32648", column_map={"MDSD_2024": "land_use"})
     assert parcels.iloc[0][["parcel_id", "sheet", "parcel_no", "address", "land_use"]].tolist() == [
         "T-1", "12", "345", "Số 12 Tô Ký", "ODT"]
+    with pytest.raises(PermitSchemaError, match=r"thua\.csv': the column map names 'MaThua'.*\[parcels\] table"):
+        load_parcels(path, crs="EPSG:32648", column_map={"MaThua": "parcel_id"})
 
 
 def test_a_layer_without_an_id_names_the_file_and_the_column_map(tmp_path: Path) -> None:
