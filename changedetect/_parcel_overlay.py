@@ -18,10 +18,12 @@ from changedetect._match_rules import reproject
 from changedetect.io.geo import metres_per_unit
 
 
-def overlay(footprints: gpd.GeoDataFrame, parcels: gpd.GeoDataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def overlay(footprints: gpd.GeoDataFrame, parcels: gpd.GeoDataFrame,
+            tolerance: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per footprint: the row of the parcel holding its largest share (-1: none; a tie goes to the
     earlier row), that share (0-1), and how many parcels hold at least
-    :data:`~changedetect.parcels.CROSS_SHARE` and :data:`~changedetect.parcels.CROSS_M2` of it."""
+    :data:`~changedetect.parcels.CROSS_SHARE` (of the whole footprint) and
+    :data:`~changedetect.parcels.CROSS_M2` of it shrunk by ``tolerance`` metres."""
     from changedetect.parcels import CROSS_M2, CROSS_SHARE
 
     n = len(footprints)
@@ -35,12 +37,16 @@ def overlay(footprints: gpd.GeoDataFrame, parcels: gpd.GeoDataFrame) -> tuple[np
     area = shapely.area(fp)[fi]
     pair_share = np.divide(inter, area, out=np.zeros_like(inter), where=area > 0)
     on = inter > 0
+    cand, whole = candidates[pi[on]], area[on]
     fi, pi, inter, pair_share = fi[on], rows[pi[on]], inter[on], pair_share[on]
     order = np.lexsort((pi, -pair_share, fi))  # by footprint, its largest share first (then the earlier row)
     first = order[np.unique(fi[order], return_index=True)[1]]
     best[fi[first]] = pi[first]
     share[fi[first]] = np.clip(pair_share[first], 0.0, 1.0)
-    crossed = np.bincount(fi[(pair_share >= CROSS_SHARE) & (inter >= CROSS_M2)], minlength=n)
+    # what lies on a parcel beyond the outline's positional uncertainty
+    core = inter if tolerance <= 0 else shapely.area(shapely.intersection(
+        shapely.buffer(fp, -tolerance, join_style="mitre")[fi], cand))
+    crossed = np.bincount(fi[(core >= CROSS_M2) & (core >= CROSS_SHARE * whole)], minlength=n)
     return best, share, crossed.astype(np.int64)
 
 

@@ -168,7 +168,7 @@ def chain(stack: xr.DataArray, register: gpd.GeoDataFrame, out: Path, config: Pi
         if parcels is not None:  # the parcel each stands on: an inspector finds an unlicensed building by it
             from changedetect.parcels import with_parcels
 
-            violations = with_parcels(violations, parcels)
+            violations = with_parcels(violations, parcels, edge_tolerance_m=mconfig.edge_tolerance_m or 0.0)
     with clock.stage("write"):
         write_vector(violations, out / OUTPUTS["violations"], overwrite=True, qgis_style=violations_qml())
         lists = [LIST_KEYS[f] for f in config.output.formats]  # the GeoPackage, and the formats asked

@@ -135,16 +135,34 @@ def test_each_footprint_gets_the_parcel_holding_its_largest_share() -> None:
     assert list(out.columns)[-1] == "geometry" and out["footprint_id"].tolist() == _footprints()["footprint_id"].tolist()
 
 
-def test_a_crossing_needs_five_percent_and_two_square_metres() -> None:
+def test_a_crossing_needs_ten_percent_and_four_square_metres_beyond_the_edge_tolerance() -> None:
     lots = _parcels()
     fp = gpd.GeoDataFrame(geometry=[
-        box(X0 + 9.6, Y0 + 1, X0 + 19.6, Y0 + 11),   # 4 m² (4 %) on 12/345: under 5 %
-        box(X0 + 9.7, Y0 + 1, X0 + 13.7, Y0 + 6),    # 1.5 m² (7.5 %) on 12/345: under 2 m²
-        box(X0 + 9.4, Y0 + 1, X0 + 19.4, Y0 + 11),   # 6 m² (6 %): crossed
+        box(X0 + 9.1, Y0 + 1, X0 + 19.1, Y0 + 11),   # 9 m² (9 %) on 12/345: under 10 %
+        box(X0 + 8.5, Y0 + 1, X0 + 12.5, Y0 + 4),    # 12 m²: 4.5 on 12/345, 7.5 on 12/346
+        box(X0 + 8.5, Y0 + 1, X0 + 18.5, Y0 + 11),   # 15 m² (15 %) on 12/345
+        box(X0 + 5, Y0 + 1, X0 + 15, Y0 + 11),       # half and half: a house across the lots
     ], crs=UTM)
     out = with_parcels(fp, lots)
-    assert out["parcels_crossed"].tolist() == [1, 1, 2]
-    assert out["parcel_id"].tolist() == ["12/346"] * 3
+    assert out["parcels_crossed"].tolist() == [1, 2, 2, 2]
+    # shrunk by one 0.5 m pixel of positional tolerance (what `run` passes): 2 m² of the second on 12/345
+    # (under 4 m²), 9 m² of the third (under 10 % of its 100 m²): tracing spills, not crossings
+    tol = with_parcels(fp, lots, edge_tolerance_m=0.5)
+    assert tol["parcels_crossed"].tolist() == [1, 1, 1, 2]
+    assert tol["parcel_id"].tolist() == out["parcel_id"].tolist()  # the parcel and its share: as drawn
+    assert tol["parcel_share"].tolist() == pytest.approx(out["parcel_share"].tolist())
+
+
+def test_the_sample_citys_buildings_cross_no_lot() -> None:
+    """A guard on the thresholds: no building of the sample city stands across lots
+    (test_samplecity_parcels), and with one pixel of tolerance, as `run` measures, none of its truth
+    footprints is flagged across parcels, and each has its parcel."""
+    from changedetect.parcels import load_parcels as load
+
+    repo = Path(__file__).resolve().parents[1]
+    truth = gpd.read_file(repo / "sample_tiles" / "truth" / "footprints.gpkg", layer="footprints")
+    out = with_parcels(truth, load(repo / "permits" / "sample_parcels.gpkg"), edge_tolerance_m=0.5)
+    assert (out["parcels_crossed"] <= 1).all() and (out["parcel_id"] != "").all()
 
 
 def test_parcels_in_another_crs_are_reprojected_with_the_datum_shift() -> None:

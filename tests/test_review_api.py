@@ -38,7 +38,7 @@ def test_readme_python_api_runs_as_written_and_gives_the_counts_it_states(
     assert blocks, "README's Python API section has no python block"
     (tmp_path / "permits").mkdir()
     (tmp_path / "sample_tiles").symlink_to(REPO / "sample_tiles")
-    for name in ("sample_register.gpkg", "schema.json"):
+    for name in ("sample_register.gpkg", "sample_parcels.gpkg", "schema.json"):
         (tmp_path / "permits" / name).symlink_to(REPO / "permits" / name)
     monkeypatch.chdir(tmp_path)
     namespace: dict[str, object] = {}
@@ -57,6 +57,7 @@ def test_readme_python_api_runs_as_written_and_gives_the_counts_it_states(
     assert (summary.n_footprints, summary.counts.get("unlicensed", 0),  # type: ignore[attr-defined]
             summary.counts.get("exceeds_permit", 0)) == (run_rows, run_unlicensed, run_exceeds)  # type: ignore[attr-defined]
     assert Path("violations.gpkg").is_file() and Path("out", "violations.gpkg").is_file()
+    assert (violations["parcel_id"] != "").mean() > 0.9  # type: ignore[index]  # each on the sample city's parcels
 
 
 def test_every_public_name_has_a_docstring() -> None:
