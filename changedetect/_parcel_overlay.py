@@ -20,10 +20,11 @@ from changedetect.io.geo import metres_per_unit
 
 def overlay(footprints: gpd.GeoDataFrame, parcels: gpd.GeoDataFrame,
             tolerance: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per footprint: the row of the parcel holding its largest share (-1: none; a tie goes to the
-    earlier row), that share (0-1), and how many parcels hold at least
+    """Per footprint: the row of the parcel holding its largest share (-1: none; a tie, within
+    :data:`TIE`, goes to the earlier row), that share (0-1), and how many parcels hold at least
     :data:`~changedetect.parcels.CROSS_SHARE` (of the whole footprint) and
-    :data:`~changedetect.parcels.CROSS_M2` of it shrunk by ``tolerance`` metres."""
+    :data:`~changedetect.parcels.CROSS_M2` of it shrunk by ``tolerance`` metres (1 at least when
+    it is on a parcel)."""
     from changedetect.parcels import CROSS_M2, CROSS_SHARE
 
     n = len(footprints)
@@ -39,7 +40,12 @@ def overlay(footprints: gpd.GeoDataFrame, parcels: gpd.GeoDataFrame,
     on = inter > 0
     cand, whole = candidates[pi[on]], area[on]
     fi, pi, inter, pair_share = fi[on], rows[pi[on]], inter[on], pair_share[on]
-    order = np.lexsort((pi, -pair_share, fi))  # by footprint, its largest share first (then the earlier row)
+    # a tie within TIE of the largest share goes to the earlier row: a footprint half on each of two lots
+    # measures 0.5 and 0.4999999999 once reprojected, and its parcel must not depend on the CRS it came in
+    top = np.zeros(n)
+    np.maximum.at(top, fi, pair_share)
+    tied = pair_share >= top[fi] - TIE
+    order = np.lexsort((pi, ~tied, fi))  # by footprint, the (tied) largest shares first, then the earlier row
     first = order[np.unique(fi[order], return_index=True)[1]]
     best[fi[first]] = pi[first]
     share[fi[first]] = np.clip(pair_share[first], 0.0, 1.0)
@@ -47,7 +53,12 @@ def overlay(footprints: gpd.GeoDataFrame, parcels: gpd.GeoDataFrame,
     core = inter if tolerance <= 0 else shapely.area(shapely.intersection(
         shapely.buffer(fp, -tolerance, join_style="mitre")[fi], cand))
     crossed = np.bincount(fi[(core >= CROSS_M2) & (core >= CROSS_SHARE * whole)], minlength=n)
-    return best, share, crossed.astype(np.int64)
+    # a footprint on a parcel stands on one at least (its core may be gone: narrower than twice the tolerance)
+    return best, share, np.maximum(crossed, best >= 0).astype(np.int64)
+
+
+#: shares closer than this are a tie (areas measured after a reprojection differ in their last digits)
+TIE = 1e-6
 
 
 def _working_crs(footprints: gpd.GeoDataFrame) -> CRS:

@@ -223,13 +223,72 @@ def test_the_card_shows_the_parcel_and_its_address_when_no_permit_gives_one() ->
 
 
 def test_a_shapefile_name_cut_inside_a_vietnamese_letter_is_read(tmp_path: Path) -> None:
-    """A DBF keeps 10 bytes of a name: 'Địa chỉ' (12 bytes in UTF-8) loses part of its 'ỉ'.  Before, reading
-    it stopped with a UnicodeEncodeError traceback; now the cut name reads 'Địa ch' and the message names it."""
+    """A DBF keeps 10 bytes of a name: 'Số thửa' (11 bytes in UTF-8) reads 'Số thử', 'Địa chỉ' 'Địa ch' (part of
+    its 'ỉ' dropped).  Before, reading it stopped with a UnicodeEncodeError traceback; then the cut names were
+    not known (only a 10-*character* cut was): 'no parcel_id column ... found sheet, Số thử, Địa ch, Loại đ'."""
     path = tmp_path / "thua_dat.shp"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         _lots().to_file(path, encoding="utf-8")
-    with pytest.raises(PermitSchemaError, match=r"no parcel_id column.*found sheet, Số thử, Địa ch, Loại đ, geometry"):
-        load_parcels(path)
-    parcels = load_parcels(path, column_map={"Số thử": "parcel_no", "Địa ch": "address"})
+    parcels = load_parcels(path)
     assert parcels["parcel_id"].tolist() == ["12/345", "12/346", "13/7"] and parcels["address"][1] == "Số 14 Đường Tô Ký"
+    assert parcels["land_use"].tolist() == ["ODT", "ODT", "CLN"]
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "cp1258"])
+def test_longer_vietnamese_names_cut_by_a_shapefile_are_read(tmp_path: Path, encoding: str) -> None:
+    """'Thửa đất số', 'Tờ bản đồ số', 'Mục đích sử dụng', in UTF-8 or Windows Vietnamese (a toned letter 2 bytes)."""
+    lots = _lots().rename(columns={"Số tờ": "Tờ bản đồ số", "Số thửa": "Thửa đất số", "Loại đất": "Mục đích sử dụng"})
+    path = tmp_path / "thua_dat.shp"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        lots.to_file(path, encoding=encoding)
+    parcels = load_parcels(path)
+    assert parcels["parcel_id"].tolist() == ["12/345", "12/346", "13/7"]
+    assert parcels["land_use"].tolist() == ["ODT", "ODT", "CLN"] and parcels["address"][1] == "Số 14 Đường Tô Ký"
+
+
+def test_the_national_standards_run_together_names_are_read(tmp_path: Path) -> None:
+    """Thông tư 75/2015's soHieuToBanDo / soThuTuThua / diaChi, and SoThua / LoaiDat: before, no parcel_id."""
+    path = tmp_path / "thua.gpkg"
+    _lots().rename(columns={"Số tờ": "soHieuToBanDo", "Số thửa": "soThuTuThua", "Địa chỉ": "diaChi",
+                            "Loại đất": "LoaiDat"}).to_file(path)
+    parcels = load_parcels(path)
+    assert parcels["parcel_id"].tolist() == ["12/345", "12/346", "13/7"] and parcels["land_use"][2] == "CLN"
+    assert parcels["address"][1] == "Số 14 Đường Tô Ký"
+
+
+def test_a_geometry_collection_kept_as_its_polygons_says_so(tmp_path: Path) -> None:
+    """Before, the warning read 'repaired 1 row(s): row 1: None'."""
+    path = tmp_path / "thua.geojson"
+    gpd.GeoDataFrame({"parcel_id": ["A"]}, geometry=[shapely.GeometryCollection(
+        [box(X0, Y0, X0 + 10, Y0 + 20), shapely.LineString([(X0, Y0), (X0 + 30, Y0)])])], crs=UTM).to_file(path)
+    with pytest.warns(PermitRowWarning, match=r"row 1: a GeometryCollection: only its polygons kept") as record:
+        parcels = load_parcels(path)
+    assert "None" not in str(record[0].message) and parcels.geometry[0].area == pytest.approx(200)
+
+
+def test_an_empty_layer_is_warned_of(tmp_path: Path) -> None:
+    """A wrong layer or query gave every violation no parcel, without a word."""
+    path = tmp_path / "thua.gpkg"
+    gpd.GeoDataFrame({"parcel_id": []}, geometry=[], crs=UTM).to_file(path)
+    with pytest.warns(UserWarning, match=r"thua\.gpkg' has no parcels: no violation gets one"):
+        parcels = load_parcels(path)
+    assert with_parcels(_footprints(), parcels)["parcels_crossed"].tolist() == [0, 0, 0, 0]
+
+
+def test_a_tie_goes_to_the_earlier_row_in_any_crs() -> None:
+    """A footprint half on each lot: in the lots' CRS it went to 12/345 (the earlier row), in EPSG:4326 to 12/346
+    (its halves measured 0.4999999 and 0.5 after the reprojection)."""
+    half = gpd.GeoDataFrame(geometry=[box(X0 + 5, Y0 + 5, X0 + 15, Y0 + 15)], crs=UTM)
+    for footprints in (half, half.to_crs(4326), half.to_crs("EPSG:3857")):
+        out = with_parcels(footprints, _parcels())
+        assert out["parcel_id"].tolist() == ["12/345"] and out["parcels_crossed"].tolist() == [2], footprints.crs
+
+
+def test_a_footprint_narrower_than_twice_the_tolerance_still_stands_on_its_parcel() -> None:
+    """At 10 m pixels the tolerance is 10 m: an 8 x 10 m footprint shrunk by it is gone, and it had
+    parcels_crossed 0 (which reads 'on no parcel') while parcel_id named its lot."""
+    out = with_parcels(_footprints(), _parcels(), edge_tolerance_m=10.0)
+    assert out["parcel_id"].tolist() == ["12/345", "12/345", "", "12/346"]
+    assert out["parcels_crossed"].tolist() == [1, 1, 0, 1]
