@@ -22,6 +22,7 @@ Example
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import unicodedata
@@ -36,6 +37,8 @@ import shapely
 
 from changedetect import _permit_checks as chk
 from changedetect.errors import GeoreferenceError, PermitRowWarning, PermitSchemaError
+
+log = logging.getLogger(__name__)
 
 #: the layer's columns (``parcel_id`` required, or ``sheet`` and ``parcel_no`` to make it)
 COLUMNS = ("parcel_id", "address", "sheet", "parcel_no", "land_use")
@@ -317,6 +320,8 @@ def with_parcels(violations: gpd.GeoDataFrame, parcels: gpd.GeoDataFrame, *,
         raise PermitSchemaError(f"the {WHAT} has no CRS; load it with load_parcels(..., crs=...)")
     check_parcels_datum(parcels, violations.crs)
     best, share, crossed = overlay(violations, parcels, edge_tolerance_m)
+    if len(parcels) and len(best) and (best < 0).all():
+        _warn_if_far(violations, parcels)
     out = violations.drop(columns=[c for c in _OUTPUT if c in violations.columns])
     at = list(out.columns).index(out.geometry.name) if out.geometry.name in out.columns else len(out.columns)
 
@@ -332,6 +337,34 @@ def with_parcels(violations: gpd.GeoDataFrame, parcels: gpd.GeoDataFrame, *,
         out.insert(at, column, values)
         at += 1
     return out
+
+
+#: how far from the footprints a layer must hold a parcel not to be called "elsewhere" (m)
+_NEAR_M = 1000.0
+
+
+def _warn_if_far(footprints: gpd.GeoDataFrame, parcels: gpd.GeoDataFrame) -> None:
+    """A warning when no parcel lies within :data:`_NEAR_M` of the footprints (none of which got one): a
+    layer in the wrong place (a wrongly declared CRS, another district), as
+    :func:`changedetect.match.match` warns of such a register."""
+    from changedetect._parcel_overlay import _working_crs
+    from changedetect.io.geo import metres_per_unit
+
+    work = _working_crs(footprints)
+    x0, y0, x1, y1 = footprints.to_crs(work).total_bounds
+    if not np.isfinite([x0, y0, x1, y1]).all():
+        return
+    near = _NEAR_M / metres_per_unit(work)
+    area = gpd.GeoSeries([shapely.box(x0 - near, y0 - near, x1 + near, y1 + near)], crs=work).to_crs(parcels.crs)
+    if len(parcels.sindex.query(area.iloc[0], predicate="intersects")):
+        return
+    name = f"{WHAT} '{parcels.attrs['parcels']}'" if parcels.attrs.get("parcels") else f"the {WHAT}"
+    lx0, ly0, lx1, ly1 = parcels.total_bounds
+    log.warning("no parcel of %s lies within %.0f m of the footprints (%s in %s; the layer: %s in %s): no "
+                "violation gets a parcel. Check that the layer covers this area and that its CRS is declared "
+                "right (crs in the [parcels] table of --config, crs= in Python)", name, _NEAR_M,
+                ", ".join(f"{v:.0f}" for v in (x0, y0, x1, y1)), work.to_string(),
+                ", ".join(f"{v:.0f}" for v in (lx0, ly0, lx1, ly1)), parcels.crs.to_string())
 
 
 #: the columns :func:`with_parcels` adds (replaced when already there: parcels added twice)

@@ -292,3 +292,19 @@ def test_a_footprint_narrower_than_twice_the_tolerance_still_stands_on_its_parce
     out = with_parcels(_footprints(), _parcels(), edge_tolerance_m=10.0)
     assert out["parcel_id"].tolist() == ["12/345", "12/345", "", "12/346"]
     assert out["parcels_crossed"].tolist() == [1, 1, 0, 1]
+
+
+def test_a_layer_far_from_the_footprints_is_warned_of(caplog: pytest.LogCaptureFixture) -> None:
+    """A layer in the wrong place (here its CRS declared as UTM 49N, ~650 km off) gave no violation a parcel,
+    without a word; a footprint on a road beside the lots still says nothing."""
+    wrong = _parcels().set_crs("EPSG:32649", allow_override=True)
+    wrong.attrs["parcels"] = "thua.gpkg"
+    with caplog.at_level("WARNING", logger="changedetect.parcels"):
+        out = with_parcels(_footprints(), wrong)
+    assert set(out["parcel_id"]) == {""}
+    assert "no parcel of parcel layer 'thua.gpkg' lies within 1000 m of the footprints" in caplog.text
+    assert "EPSG:32649" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="changedetect.parcels"):
+        with_parcels(_footprints().iloc[[2]], _parcels())
+    assert caplog.text == ""
