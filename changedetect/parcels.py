@@ -318,6 +318,10 @@ def with_parcels(violations: gpd.GeoDataFrame, parcels: gpd.GeoDataFrame, *,
         raise GeoreferenceError("the footprints have no CRS; set it with .set_crs() before adding parcels")
     if parcels.crs is None and len(parcels):
         raise PermitSchemaError(f"the {WHAT} has no CRS; load it with load_parcels(..., crs=...)")
+    if "parcel_id" not in parcels.columns:  # else every footprint would get the id '' without a word
+        raise PermitSchemaError(
+            f"the {WHAT} has no parcel_id column (its columns: {', '.join(map(str, parcels.columns))}); load it "
+            "with load_parcels(), which maps the usual names (column_map= for others)")
     check_parcels_datum(parcels, violations.crs)
     best, share, crossed = overlay(violations, parcels, edge_tolerance_m)
     if len(parcels) and len(best) and (best < 0).all():
