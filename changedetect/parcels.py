@@ -159,7 +159,7 @@ def load_parcels(source: str | os.PathLike[str], *, layer: str | None = None, ta
 
     Examples
     --------
-    >>> parcels = load_parcels("thua_dat.csv", crs="EPSG:9210", column_map={"MaThua": "parcel_id"})  # doctest: +SKIP
+    >>> parcels = load_parcels("thua_dat.csv", crs="EPSG:9210", column_map={"MaTD": "parcel_id"})  # doctest: +SKIP
     >>> parcels[["parcel_id", "sheet", "parcel_no", "address"]].head()  # doctest: +SKIP
     """
     from changedetect.io.registers import read_register
@@ -192,7 +192,7 @@ def _validated(gdf: gpd.GeoDataFrame, name: str) -> tuple[gpd.GeoDataFrame, list
         raise PermitSchemaError(
             f"{where}: no parcel_id column (nor sheet and parcel_no to make it); found "
             f"{', '.join(map(str, gdf.columns))}. Rename a column, or map it (column_map= in Python, column_map in "
-            "the [parcels] table of --config, e.g. column_map = {MaThua = \"parcel_id\"})")
+            "the [parcels] table of --config, e.g. column_map = {MaTD = \"parcel_id\"})")
     if gdf.crs is None and len(gdf):
         raise PermitSchemaError(
             f"{where} has no CRS; declare it in the file (a .prj beside a Shapefile or CSV, an 'SRID=9210;' prefix "

@@ -311,7 +311,7 @@ def test_a_layer_far_from_the_footprints_is_warned_of(caplog: pytest.LogCaptureF
 
 
 def test_a_frame_without_parcel_id_is_refused_not_given_empty_ids() -> None:
-    """A layer read with geopandas, its ids under their own name ('MaThua'): every footprint got parcel_id ''."""
-    raw = _lots().rename(columns={"Số tờ": "MaThua"})
-    with pytest.raises(PermitSchemaError, match=r"no parcel_id column \(its columns: MaThua, .*load_parcels\(\)"):
+    """A layer read with geopandas, its ids under their own name ('MaTD'): every footprint got parcel_id ''."""
+    raw = _lots().rename(columns={"Số tờ": "MaTD"})
+    with pytest.raises(PermitSchemaError, match=r"no parcel_id column \(its columns: MaTD, .*load_parcels\(\)"):
         with_parcels(_footprints(), raw)
