@@ -43,7 +43,14 @@ def _check_shared_inputs(permits: str | Path, config: PipelineConfig) -> Any:
     return config.permits.load(permits)  # PermitSchemaError / RegisterReadError naming the rows
 
 
-def _register_copy(register: Any, key: str, state_dir: Path) -> Path:
+def _check_parcels(parcels: str | Path | None, config: PipelineConfig) -> Any:
+    """The cadastral parcel layer every pair's run reads (``--parcels``, with the ``[parcels]`` table's
+    options), read once before the lock like the register: a bad layer is one error (exit 2), not one
+    per area.  Its content names the night's work folders too.  None without one."""
+    return None if parcels is None else config.parcels.load(parcels)  # PermitSchemaError naming the rows
+
+
+def _register_copy(register: Any, key: str, state_dir: Path, name: str = "register") -> Path:
     """Tonight's copy of a database register (GeoParquet, ``STATE/register/register-<key>.parquet``).
 
     A PostGIS register is read once a night, by :func:`_check_shared_inputs`; every pair (on this host
@@ -54,17 +61,19 @@ def _register_copy(register: Any, key: str, state_dir: Path) -> Path:
     """
     from changedetect.io.atomic import atomic_path
 
-    path = state_dir / "register" / f"register-{key[:16]}.parquet"
+    path = state_dir / "register" / f"{name}-{key[:16]}.parquet"
     if not path.is_file():
         with atomic_path(path) as tmp:
             register.to_parquet(tmp)
     return path
 
 
-def _remove_older_register_copies(state_dir: Path, tonight: str | Path) -> None:
-    """Once the night is committed, the copies of earlier nights' registers are not needed."""
-    for old in (state_dir / "register").glob("register-*.parquet"):
-        if old != Path(tonight):
+def _remove_older_register_copies(state_dir: Path, *tonight: str | Path | None) -> None:
+    """Once the night is committed, the copies of earlier nights' registers (and parcel layers) are not
+    needed."""
+    keep = {Path(t) for t in tonight if t is not None}
+    for old in [*(state_dir / "register").glob("register-*.parquet"), *(state_dir / "register").glob("parcels-*.parquet")]:
+        if old not in keep:
             old.unlink(missing_ok=True)
 
 

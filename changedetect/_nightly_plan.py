@@ -31,6 +31,7 @@ def plan_night(catalog: str | Path, current: NightState, state_dir: Path, permit
                committed: Any = None, register_key: str | None = None,
                scl_records: dict[str, dict[str, str]] | None = None,
                scl_settled: dict[str, dict[str, str]] | None = None,
+               parcels: str | None = None, parcels_key: str | None = None,
                ) -> tuple[list[dict[str, Any]], dict[str, list[Acquisition]]]:
     """The areas' tasks.
 
@@ -46,7 +47,9 @@ def plan_night(catalog: str | Path, current: NightState, state_dir: Path, permit
     pair of the night (its ``after``; on a tie, the night's pair), or none.  A pair's work
     folder is named by a checksum of its inputs, the register, the configuration and that
     choice (the committed footprints' checksum, or the chosen pair's folder name), so a
-    complete run is reused only when all of these are the same.
+    complete run is reused only when all of these are the same.  With a cadastral parcel layer
+    (``parcels``, which each pair's run reads; ``parcels_key``: :func:`~changedetect._state.sha256_frame`
+    of the loaded layer) its content is part of the key too, so a changed layer computes again.
 
     Each area with new acquisitions gets its registration reference
     (:func:`changedetect._nightly_reference.choose`: the pinned one, else the earliest readable,
@@ -139,7 +142,8 @@ def plan_night(catalog: str | Path, current: NightState, state_dir: Path, permit
                               + ([first.sha256] if first is not None and reference else [])
                               + ([partner.sha256] if partner is not None else [])
                               + ([["fill", *(q.sha256 for q in fill)]] if fill else [])
-                              + ([["scl", *masks]] if masks else []))[:16]  # a late SCL: another run
+                              + ([["scl", *masks]] if masks else [])  # a late SCL: another run
+                              + ([["parcels", parcels_key]] if parcels is not None else []))[:16]
             run_dir = str(state_dir / "work" / _safe(area) / key)
             runs.append({"before": a.date, "after": b.date, "before_path": a.path, "after_path": b.path,
                          "before_files": list(a.inputs), "after_files": list(b.inputs),
@@ -153,7 +157,8 @@ def plan_night(catalog: str | Path, current: NightState, state_dir: Path, permit
                          # its fill dates whose SCL came late: what it compared against their clouds, likewise
                          "scl_fill": {q.date: scl.rerun[q.sha256] for q in fill if rerun and q.sha256 in scl.rerun}})
             sets.append((b.date, run_dir, key))
-        tasks.append({"area": area, "permits": permits, "config": cfg, "committed": mine, "pairs": runs})
+        tasks.append({"area": area, "permits": permits, "config": cfg, "committed": mine, "pairs": runs,
+                      "parcels": parcels})
     return tasks, new_by_area
 
 

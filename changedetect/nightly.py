@@ -71,6 +71,7 @@ from changedetect import _nightly_reference as _reference
 from changedetect import _withdraw_masked
 from changedetect._nightly_catalog import Acquisition, discover, plan_pairs
 from changedetect._nightly_inputs import (
+    _check_parcels,
     _check_shared_inputs,
     _night,
     _register_copy,
@@ -87,7 +88,7 @@ from changedetect._state import (
     state_lock,
     write_text_atomic,
 )
-from changedetect.config import PermitsConfig, PipelineConfig
+from changedetect.config import ParcelsConfig, PermitsConfig, PipelineConfig
 from changedetect.errors import ChangeDetectError
 
 log = logging.getLogger(__name__)
@@ -133,7 +134,8 @@ def _run_pairs(task: dict[str, Any]) -> dict[str, Any]:
                     pipeline.run(manifest, permits=task["permits"], out=run_dir, config=config, overwrite=True,
                                  previous=previous, register_to=pair.get("register_to"),  # the area's reference
                                  pairs=compare, mask_pairs=[(partner["date"], pair["before"])] if partner else None,
-                                 fill_from=[d["date"] for d in pair.get("fill", ())])
+                                 fill_from=[d["date"] for d in pair.get("fill", ())],
+                                 parcels=task.get("parcels"))  # each violation's cadastral parcel
                 checkpoint(f"pair {task['area']} {pair['before']}..{pair['after']} done")
             runs.append({**pair, "carried": _carried(run_dir, previous)})
     except Exception as exc:
@@ -221,8 +223,14 @@ def run_nightly(
     scheduler: str | None = None,
     workers: int | None = None,
     config: PipelineConfig | None = None,
+    parcels: str | Path | None = None,
 ) -> NightlySummary:
     """Process the catalog's new acquisitions of one night (see the module docstring).
+
+    ``parcels``: a cadastral parcel layer file or ``postgresql://`` URL, read with ``config.parcels``'
+    options, that each pair's run gives every violation the parcel of (:func:`changedetect.pipeline.run`'s
+    ``parcels``): the night's lists, the open register and the report's cards carry its columns.  Its
+    content, like the register's, is part of each pair's work-folder key.
 
     Raises
     ------
@@ -235,8 +243,11 @@ def run_nightly(
     state_dir, out_dir = Path(state), Path(out)
     if Path(permits).is_file():  # the pairs run from their work folders (and maybe on other hosts)
         permits = Path(permits).absolute()
+    if parcels is not None and Path(parcels).is_file():
+        parcels = Path(parcels).absolute()
     config = config or PipelineConfig()
     register = _check_shared_inputs(permits, config)  # once, before any area: one message, not one per area
+    layer = _check_parcels(parcels, config)  # likewise
     with state_lock(state_dir):
         _remove_stale_temporaries(state_dir, out_dir, state_dir / "register")
         current = _reference.load(state_dir)
@@ -245,11 +256,17 @@ def run_nightly(
         key = sha256_frame(register)
         if not Path(permits).is_file():  # a database: read once a night, the pairs read tonight's copy
             permits, config = _register_copy(register, key, state_dir), replace(config, permits=PermitsConfig())
+        parcels_key = None if layer is None else sha256_frame(layer)  # names the work folders too
+        if parcels is not None and parcels_key is not None and not Path(parcels).is_file():
+            # a database layer: read once a night too, the pairs read tonight's copy
+            parcels = _register_copy(layer, parcels_key, state_dir, name="parcels")
+            config = replace(config, parcels=ParcelsConfig())
         scl_records: dict[str, dict[str, str]] = {}
         scl_settled: dict[str, dict[str, str]] = {}  # a legacy state's SCL decisions: committed in any case
         tasks, new_by_area = plan_night(catalog, current, state_dir, str(permits), config, night_s, summary,
                                         committed, register_key=key, scl_records=scl_records,
-                                        scl_settled=scl_settled)
+                                        scl_settled=scl_settled,
+                                        parcels=None if parcels is None else str(parcels), parcels_key=parcels_key)
         checkpoint("planned")
         if not new_by_area and night_s in current.nights:  # this night is done: a no-op
             return _already_done(current, state_dir, out_dir, summary, config.output.formats)
@@ -280,7 +297,7 @@ def run_nightly(
                                                             night_withdrawn))
         checkpoint("reports written")
         save_state(state_dir, new_state)
-        _remove_older_register_copies(state_dir, permits)
+        _remove_older_register_copies(state_dir, permits, parcels)
         checkpoint("state committed")
         _cleanup(state_dir, new_state, results)
         summary.new_violations = int((violations["night"] == night_s).sum())

@@ -22,6 +22,10 @@ from changedetect.cli.options import (
 @click.option("--catalog", required=True, type=click.Path(path_type=Path, exists=True, file_okay=False),
               help="Folder receiving acquisitions: one sub-folder per area, or files named <area>_<date>.tif.")
 @click.option("--permits", required=True, type=str, help="Permit register file or postgresql:// URL.")
+@click.option("--parcels", type=str, metavar="PATH_OR_URL",
+              help="Cadastral parcel layer (file or postgresql:// URL): every violation gets its parcel (id, "
+                   "sheet/number, address; parcels crossed) in the night's lists, the open register and the "
+                   "report. Its layer, table, query, crs and column_map: the [parcels] table of --config.")
 @click.option("--state", "state", required=True, type=click.Path(path_type=Path, file_okay=False),
               help="State folder (lock, what was processed, cumulative violations).")
 @click.option("--out", "-o", "out", required=True, type=click.Path(path_type=Path, file_okay=False),
@@ -39,7 +43,7 @@ from changedetect.cli.options import (
 @json_opt
 def command(catalog: Path, permits: str, state: Path, out: Path, night: dt.datetime | None,
             scheduler: str | None, workers: int | None, model: str | None, config_path: Path | None,
-            as_json: bool, **register: Any) -> None:
+            as_json: bool, parcels: str | None = None, **register: Any) -> None:
     """Process what arrived in the catalog since the last run, area by area, on Dask.
 
     Writes the violations first seen tonight and updates the cumulative register of
@@ -57,6 +61,10 @@ def command(catalog: Path, permits: str, state: Path, out: Path, night: dt.datet
     Example:
       changedetect nightly --catalog /data/incoming --permits permits/register.gpkg \\
           --state /var/lib/changedetect --out /srv/violations
+    \b
+    With the cadastral parcels, so that an unlicensed building gets its parcel and address:
+      changedetect nightly --catalog /data/incoming --permits register.gpkg \\
+          --parcels thua_dat.gpkg --state /var/lib/changedetect --out /srv/violations
     \b
     On an existing Dask cluster, for a given night:
       changedetect nightly --catalog incoming --permits register.gpkg --state st --out out \\
@@ -83,7 +91,7 @@ def command(catalog: Path, permits: str, state: Path, out: Path, night: dt.datet
     try:
         summary = run_nightly(catalog, permits=permits, state=state, out=out,
                               night=night.date() if night else None, scheduler=scheduler, workers=workers,
-                              config=config.with_model(model))
+                              config=config.with_model(model), parcels=parcels)
     finally:
         if hide is not None:
             for one in logs:
