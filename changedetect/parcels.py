@@ -172,6 +172,12 @@ def load_parcels(source: str | os.PathLike[str], *, layer: str | None = None, ta
             f"{WHAT} '{name}': the column map names {', '.join(repr(a) for a in absent)}, which the layer does not "
             f"have (its columns: {', '.join(map(str, raw.columns))}); map one of its columns (column_map in the "
             "[parcels] table of --config, column_map= in Python)")
+    unknown = {k: v for k, v in (column_map or {}).items() if v not in (*COLUMNS, "geometry")}
+    if unknown:  # else the column would be read under a name nothing uses, without a word
+        raise PermitSchemaError(
+            f"{WHAT} '{name}': the column map maps {', '.join(f'{k!r} onto {v!r}' for k, v in unknown.items())}; "
+            f"a parcel layer's columns are {', '.join(COLUMNS)} (column_map in the [parcels] table of --config, "
+            "column_map= in Python)")
     mapped = map_columns(raw, column_map, name=f"{WHAT} '{name}'", aliases=ALIASES)
     parcels, repairs = _validated(mapped, name)
     if repairs:

@@ -75,6 +75,15 @@ def test_a_csv_with_wkt_aliases_and_a_column_map(tmp_path: Path) -> None:
         load_parcels(path, crs="EPSG:32648", column_map={"MaThua": "parcel_id"})
 
 
+def test_a_column_map_onto_no_parcel_column_is_refused(tmp_path: Path) -> None:
+    """column_map={"MDSD_2024": "landuse"} (not land_use) read the layer without its land use, without a word."""
+    path = tmp_path / "thua.csv"
+    path.write_text("ma_thua;MDSD_2024;wkt\n" f"T-1;ODT;{box(X0, Y0, X0 + 10, Y0 + 20).wkt}\n", encoding="utf-8")
+    with pytest.raises(PermitSchemaError, match=r"thua\.csv': the column map maps 'MDSD_2024' onto 'landuse'; "
+                                                r"a parcel layer's columns are parcel_id, address, sheet"):
+        load_parcels(path, crs="EPSG:32648", column_map={"MDSD_2024": "landuse"})
+
+
 def test_a_layer_without_an_id_names_the_file_and_the_column_map(tmp_path: Path) -> None:
     path = tmp_path / "thua.gpkg"
     _lots().drop(columns=["Số thửa"]).to_file(path)
