@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -42,10 +41,10 @@ import pandas as pd
 
 from changedetect import _permit_checks as chk
 from changedetect._permit_checks import Problem
+from changedetect._permit_columns import map_columns
 from changedetect._permit_schema import (
     COLUMNS,
     DATE_FORMAT_HUMAN,
-    DEFAULT_COLUMN_MAP,
     PERMIT_STATUSES,
     PERMIT_TYPES,
     SCHEMA,
@@ -110,87 +109,6 @@ class ValidationResult:
         if len(self.problems) > limit:
             lines.append(f"  ... and {len(self.problems) - limit} more")
         return "\n".join(lines)
-
-
-def map_columns(gdf: gpd.GeoDataFrame, column_map: Mapping[str, str] | None = None, *,
-                name: str | None = None, aliases: Mapping[str, str] = DEFAULT_COLUMN_MAP) -> gpd.GeoDataFrame:
-    """Rename a register's columns onto the schema names.
-
-    ``column_map`` (register name -> schema name) is applied first, then the
-    aliases of :data:`~changedetect._permit_schema.DEFAULT_COLUMN_MAP`
-    (case-insensitive) for columns that are still missing.  A ``column_map`` key that is
-    not a column of ``gdf`` is a :class:`PermitSchemaError` (naming ``name``, the register).
-    ``aliases``: another table of aliases (the parcel layer's, :mod:`changedetect.parcels`).
-    """
-    mapping: dict[str, str] = {}
-    taken = set(gdf.columns)
-    user = dict(column_map or {})
-    absent = [src for src in user if src not in gdf.columns]
-    if absent:
-        raise PermitSchemaError(
-            f"{name or 'the register'}: the column map names {', '.join(repr(a) for a in absent)}, which the register "
-            f"does not have (its columns: {', '.join(str(c) for c in gdf.columns)}); map NAME=SCHEMA_NAME with "
-            "NAME one of the register's columns (--column-map, column_map=)")
-    for src, dst in user.items():
-        if src in gdf.columns and src != dst:
-            mapping[src] = dst
-    targets = set(taken) | set(mapping.values())
-    for col in gdf.columns:
-        if col in mapping:
-            continue
-        alias = _alias(str(col), cut=not _cut_twice(str(col), gdf.columns), aliases=aliases)
-        if alias and alias not in targets:
-            mapping[col] = alias
-            targets.add(alias)
-    if not mapping:
-        return gdf
-    result = [mapping.get(c, c) for c in gdf.columns]
-    for twice in dict.fromkeys(n for n in result if result.count(n) > 1):
-        sources = [str(c) for c in gdf.columns if mapping.get(c, c) == twice]
-        raise PermitSchemaError(
-            f"{name or 'the register'}: the columns {' and '.join(repr(c) for c in sources)} would all be named "
-            f"{twice!r} by the column map; map only one of them onto it, and rename a column of that name that "
-            f"is not the one to use (e.g. --column-map {twice}=old_{twice} --column-map {sources[-1]}={twice})")
-    out = gdf.rename(columns=mapping)
-    if gdf.geometry.name in mapping:
-        out = out.set_geometry(mapping[gdf.geometry.name])
-    return out
-
-
-#: the longest column name a Shapefile (DBF) holds: longer ones are cut to it
-_DBF_NAME = 10
-
-
-def _alias(column: str, *, cut: bool = True, aliases: Mapping[str, str] = DEFAULT_COLUMN_MAP) -> str | None:
-    """The schema name a register's column stands for, from :data:`DEFAULT_COLUMN_MAP`: compared in
-    lower case without Vietnamese diacritics, spaces or dashes ('Ngày hết hạn' is ``ngay_het_han``), and
-    (``cut``) a name of a DBF's 10 characters as the one alias it begins (``so_giay_ph`` is ``so_giay_phep``)."""
-    import unicodedata
-
-    key = str(column).strip().lower().replace("đ", "d")
-    key = "".join(c for c in unicodedata.normalize("NFD", key) if not unicodedata.combining(c))
-    key = re.sub(r"[\s\-.]+", "_", key)
-    if key in aliases:
-        return aliases[key]
-    if not cut or len(key) != _DBF_NAME:
-        return None
-    targets = {schema for alias, schema in aliases.items() if alias.startswith(key)}
-    return targets.pop() if len(targets) == 1 else None
-
-
-def _cut_twice(column: str, columns: Any) -> bool:
-    """Whether a DBF's 10-character ``column`` was cut from one of several names: GDAL names the
-    second name cut to the same 10 characters ``<its first 8>_1`` (``dien_tich_dat`` and
-    ``dien_tich_xay_dung`` become ``dien_tich_`` and ``dien_tic_1``, in the register's order), so the
-    cut stands for whichever came first (a plot's land area as the permitted area): not an alias."""
-    if len(column) != _DBF_NAME:
-        return False
-    for c in columns:
-        m = re.fullmatch(r"(.+)_\d{1,3}", str(c))
-        if m is not None and str(c) != column and len(str(c)) == _DBF_NAME \
-                and column.lower().startswith(m.group(1).lower()):
-            return True
-    return False
 
 
 def validate_register(gdf: gpd.GeoDataFrame, *, name: str = "register") -> ValidationResult:
