@@ -170,7 +170,7 @@ class ParcelsConfig:
         Layer of a multi-layer file (GeoPackage).
     column_map
         Layer column -> ``parcel_id``, ``address``, ``sheet``, ``parcel_no`` or ``land_use``, for
-        names the aliases do not know (e.g. ``column_map = {MaThua = "parcel_id"}``).
+        names the aliases do not know (e.g. ``column_map = {MaTD = "parcel_id"}``).
     crs
         CRS of a layer that declares none (a CSV with WKT), or that replaces one PROJ cannot place,
         e.g. ``"EPSG:9210"``.
@@ -187,7 +187,7 @@ class ParcelsConfig:
         if value is not None and (not isinstance(value, Mapping) or not all(
                 isinstance(k, str) and isinstance(v, str) and v for k, v in value.items())):
             raise ConfigError("column_map maps a parcel layer column onto parcel_id, address, sheet, parcel_no or "
-                              f"land_use, e.g. column_map = {{MaThua = \"parcel_id\"}}; got {value!r}")
+                              f"land_use, e.g. column_map = {{MaTD = \"parcel_id\"}}; got {value!r}")
 
     def load(self, source: str | Path) -> Any:
         """The checked layer (:func:`changedetect.parcels.load_parcels` with these options)."""
