@@ -36,6 +36,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -164,6 +165,12 @@ def _clouds(run_dir: Path) -> dict[str, dict[str, Any]]:
 def _masked_shares(image: Path, geoms: gpd.GeoSeries) -> np.ndarray:
     """Share of each geometry's pixels that ``image`` (a run's uint8 RGB, 0 = no data) has no data on,
     read window by window; NaN where it covers no pixel of the image."""
+    return _shares(image, geoms, lambda src, win: src.read_masks(1, window=win) == 0)
+
+
+def _shares(image: Path, geoms: gpd.GeoSeries, masked: Callable[[Any, Any], np.ndarray]) -> np.ndarray:
+    """Share of each geometry's pixels where ``masked(src, window)`` (bool, on ``image``'s window around
+    it) holds; NaN where it covers no pixel of the image, all NaN without the image."""
     import rasterio
     from rasterio.windows import Window
 
@@ -179,8 +186,8 @@ def _masked_shares(image: Path, geoms: gpd.GeoSeries) -> np.ndarray:
             if box is None:
                 continue
             win = Window.from_slices(*box)
-            nodata = (src.read_masks(1, window=win) == 0).astype(np.float32)
-            out[k] = presence_means(np.array([geom], dtype=object), nodata, src.window_transform(win))[0]
+            share = masked(src, win).astype(np.float32)
+            out[k] = presence_means(np.array([geom], dtype=object), share, src.window_transform(win))[0]
     return out
 
 
@@ -201,34 +208,25 @@ def _filled_shares(image: Path, geoms: gpd.GeoSeries, late: str | None, later: l
     without an SCL had data there, and filled it both times).  The SCLs are read onto the image's grid by
     nearest neighbour, without the shift co-registration gave their dates (a building's outline pixels
     may be misjudged by that much: it is judged on its share).  NaN where a geometry covers no pixel of the image or an SCL cannot be read."""
-    import rasterio
     from rasterio.errors import RasterioError
-    from rasterio.windows import Window
 
-    from changedetect._change_presence import presence_means
-    from changedetect._change_types import window
-
-    out = np.full(len(geoms), np.nan)
     if late is None or not image.is_file():
-        return out
+        return np.full(len(geoms), np.nan)
     if any(s is None for s in later):  # that date had data wherever its tiles reach: it filled them
         return np.zeros(len(geoms))
-    with rasterio.open(image) as src:
-        for k, geom in enumerate(geoms.to_crs(src.crs).values):
-            box = window(geom.bounds, src.transform, (src.height, src.width))
-            if box is None:
-                continue
-            win = Window.from_slices(*box)
-            grid = (src.crs, src.window_transform(win), (int(win.height), int(win.width)))
-            took = src.read_masks(1, window=win) == 0
-            try:
-                for scl in [late, *later]:
-                    took &= _scl_masked(str(scl), *grid)
-            except (OSError, RasterioError) as exc:
-                log.warning("not judging what the pair filled from %s's clouds: %s", late, exc)
-                return np.full(len(geoms), np.nan)
-            out[k] = presence_means(np.array([geom], dtype=object), took.astype(np.float32), grid[1])[0]
-    return out
+
+    def took(src: Any, win: Any) -> np.ndarray:
+        grid = (src.crs, src.window_transform(win), (int(win.height), int(win.width)))
+        out = src.read_masks(1, window=win) == 0
+        for scl in [late, *later]:
+            out &= _scl_masked(str(scl), *grid)
+        return out
+
+    try:
+        return _shares(image, geoms, took)
+    except (OSError, RasterioError) as exc:
+        log.warning("not judging what the pair filled from %s's clouds: %s", late, exc)
+        return np.full(len(geoms), np.nan)
 
 
 def _scl_masked(path: str, crs: Any, transform: Any, shape: tuple[int, int]) -> np.ndarray:
