@@ -382,4 +382,17 @@ _OUTPUT = ("parcel_id", "parcel_address", "parcel_sheet", "parcel_no", "parcel_l
            "parcels_crossed")
 
 
-__all__ = ["ALIASES", "COLUMNS", "CROSS_M2", "CROSS_SHARE", "check_parcels_datum", "load_parcels", "with_parcels"]
+def parcel_counts(violations: gpd.GeoDataFrame) -> dict[str, int]:
+    """Of ``violations`` (:func:`with_parcels`'s; ``permitted`` rows left out): how many there are,
+    stand on a parcel, across parcels (``parcels_crossed`` 2 or more), and have an address only from
+    their parcel (no permit gave one: an unlicensed building's), for ``run``'s summary and run.json."""
+    listed = violations[violations["status"] != "permitted"] if "status" in violations else violations
+    if "parcel_id" not in listed:
+        return {"violations": len(listed), "on_a_parcel": 0, "across_parcels": 0, "address_from_parcel": 0}
+    own = listed["address"].fillna("").astype(str).eq("") if "address" in listed else pd.Series(True, listed.index)
+    return {"violations": len(listed), "on_a_parcel": int((listed["parcel_id"] != "").sum()),
+            "across_parcels": int((listed["parcels_crossed"] >= 2).sum()),
+            "address_from_parcel": int((own & listed["parcel_address"].fillna("").astype(str).ne("")).sum())}
+
+
+__all__ = ["ALIASES", "COLUMNS", "CROSS_M2", "CROSS_SHARE", "check_parcels_datum", "load_parcels", "parcel_counts", "with_parcels"]

@@ -85,6 +85,9 @@ class RunSummary:
     #: run.json's ``coverage``: ``pairs`` (each compared pair's ``coverage_both_dates`` and ``low``)
     #: and ``dates`` (``valid_share``, ``tiles_nodata_share``)
     coverage: dict[str, Any] = field(default_factory=dict)
+    #: with a parcel layer (``parcels=``), of the violations: how many stand on a parcel, across parcels,
+    #: and have an address only from their parcel (:func:`changedetect.parcels.parcel_counts`); else None
+    parcels: dict[str, int] | None = None
 
     @property
     def n_violations(self) -> int:
@@ -108,7 +111,7 @@ class RunSummary:
             "timings_s": {k: round(v, 3) for k, v in self.timings.items()},
             "carried_ids": self.carried_ids, "same_sun_dropped": self.same_sun_dropped,
             "coverage_both_dates": self.coverage_both_dates, "clouds": [dict(c) for c in self.clouds],
-            "coverage": dict(self.coverage),
+            "coverage": dict(self.coverage), "parcels": self.parcels,
         }
 
 
@@ -298,6 +301,7 @@ def _finish(series: Any, stack: xr.DataArray, permits: str | Path, out: Path, co
             previous: dict[str, Any] | None, parcels: str | Path | None = None) -> RunSummary:
     """Write run.json (last) and build the summary."""
     from changedetect import __version__
+    from changedetect.parcels import parcel_counts
 
     violations = results["violations"]
     counts = {str(k): int(v) for k, v in violations["status"].value_counts().sort_index().items()}
@@ -341,6 +345,7 @@ def _finish(series: Any, stack: xr.DataArray, permits: str | Path, out: Path, co
         # per consecutive pair whose BEFORE could be filled from earlier dates ([detect] fill_masked_before):
         # the share of the scene filled, in all and per date it came from (docs/detection.md)
         "filled_before": results["filled_before"],
+        "parcels": parcel_counts(violations) if parcels is not None else None,  # of the violations
         "outputs": {k: p.name for k, p in paths.items()},
         "report_info": report_info(results["times"], loaded, len(results["footprints"])),
     }
@@ -349,7 +354,7 @@ def _finish(series: Any, stack: xr.DataArray, permits: str | Path, out: Path, co
                       model=card.name, model_sha256=card.sha256, paths=paths, timings=clock.timings,
                       carried_ids=results["carried_ids"], same_sun_dropped=results["same_sun_dropped"],
                       coverage_both_dates=results["coverage_both_dates"], clouds=results["clouds"],
-                      coverage=results["coverage"])
+                      coverage=results["coverage"], parcels=provenance["parcels"])
 
 
 def _clouds(series: Any, grid: Any, mask: bool) -> list[dict[str, Any]]:

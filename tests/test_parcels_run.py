@@ -59,7 +59,7 @@ def ran(tmp_path_factory: pytest.TempPathFactory) -> dict:
                                       str(root / "inputs" / "permits.gpkg"), "--parcels", str(layer),
                                       "--config", str(toml), "--out", str(out)])
     assert result.exit_code == 0, result.output
-    return {"out": out, "layer": layer}
+    return {"out": out, "layer": layer, "output": result.output}
 
 
 def test_every_violation_gets_its_parcel_in_every_list(ran: dict) -> None:
@@ -85,6 +85,21 @@ def test_run_json_records_the_layer_like_the_register(ran: dict) -> None:
     assert provenance["config"]["parcels"]["column_map"] == {"TD_SO": "parcel_no"}
 
 
+def test_run_json_and_the_summary_count_the_violations_on_a_parcel(ran: dict) -> None:
+    """What an inspector's supervisor reads first: how many violations the layer placed, how many
+    stand across lots, and how many have an address only from their parcel (unlicensed ones)."""
+    gpkg = gpd.read_file(ran["out"] / "violations.gpkg", layer="violations")
+    provenance = json.loads((ran["out"] / "run.json").read_text(encoding="utf-8"))
+    listed = gpkg[gpkg["status"] != "permitted"]
+    no_address = listed["address"].fillna("").eq("") if "address" in listed else True
+    assert provenance["parcels"] == {
+        "violations": len(listed), "on_a_parcel": int((listed["parcel_id"] != "").sum()),
+        "across_parcels": int((listed["parcels_crossed"] >= 2).sum()),
+        "address_from_parcel": int((no_address & (listed["parcel_address"] != "")).sum())}
+    assert f"  parcels:            {provenance['parcels']['on_a_parcel']} of {len(listed)} violations on a parcel" \
+        in ran["output"], ran["output"]
+
+
 def test_the_report_card_shows_the_parcel(ran: dict) -> None:
     html = (ran["out"] / "report.html").read_text(encoding="utf-8")
     assert "<th>Parcel</th><td>sheet " in html and "(tờ " in html
@@ -96,7 +111,8 @@ def test_a_run_without_parcels_records_none_and_adds_no_column(tmp_path: Path) -
     config = make_run_inputs(tmp_path / "inputs", size=128)
     run(tmp_path / "inputs" / "tiles", permits=tmp_path / "inputs" / "permits.gpkg", out=tmp_path / "out",
         config=config)
-    assert json.loads((tmp_path / "out" / "run.json").read_text(encoding="utf-8"))["inputs"]["parcels"] is None
+    provenance = json.loads((tmp_path / "out" / "run.json").read_text(encoding="utf-8"))
+    assert provenance["inputs"]["parcels"] is None and provenance["parcels"] is None
     assert "parcel_id" not in gpd.read_file(tmp_path / "out" / "violations.gpkg", layer="violations")
 
 

@@ -134,6 +134,10 @@ def _text(s: dict[str, Any]) -> str:
     if "permitted" in counts:
         lines.append(f"  permitted:          {counts['permitted']} (footprints within a valid permit; in the "
                      "violation files, not in the report)")
+    if s.get("parcels"):
+        p = s["parcels"]
+        lines.append(f"  parcels:            {p['on_a_parcel']} of {p['violations']} violations on a parcel, "
+                     f"{p['across_parcels']} across lots, {p['address_from_parcel']} addressed by their parcel alone")
     t = s["timings_s"]
     lines.append("  time: " + ", ".join(f"{k} {v:.1f} s" for k, v in t.items()) + f" (total {sum(t.values()):.1f} s)")
     paths = s["paths"]
