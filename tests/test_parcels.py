@@ -324,3 +324,11 @@ def test_a_frame_without_parcel_id_is_refused_not_given_empty_ids() -> None:
     raw = _lots().rename(columns={"Số tờ": "MaTD"})
     with pytest.raises(PermitSchemaError, match=r"no parcel_id column \(its columns: MaTD, .*load_parcels\(\)"):
         with_parcels(_footprints(), raw)
+
+
+def test_the_written_names_the_cuts_came_from_are_read_whole(tmp_path: Path) -> None:
+    """'Số hiệu tờ bản đồ' and 'Số thứ tự thửa' (Thông tư 75/2015's soHieuToBanDo, soThuTuThua written out) in a
+    GeoPackage: before, only their Shapefile cuts were aliases, and the layer was refused 'no parcel_id column'."""
+    path = tmp_path / "thua.gpkg"
+    _lots().rename(columns={"Số tờ": "Số hiệu tờ bản đồ", "Số thửa": "Số thứ tự thửa"}).to_file(path)
+    assert load_parcels(path)["parcel_id"].tolist() == ["12/345", "12/346", "13/7"]
