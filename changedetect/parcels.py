@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
-import unicodedata
 import warnings
 from collections.abc import Mapping
 from typing import Any
@@ -42,8 +40,9 @@ log = logging.getLogger(__name__)
 
 #: the layer's columns (``parcel_id`` required, or ``sheet`` and ``parcel_no`` to make it)
 COLUMNS = ("parcel_id", "address", "sheet", "parcel_no", "land_use")
-#: other names of them (compared in lower case without diacritics: 'Số thửa' is ``so_thua``; a
-#: Shapefile's 10-character cut of one too), as :data:`changedetect._permit_schema.DEFAULT_COLUMN_MAP`
+#: other names of them (compared in lower case without diacritics: 'Số thửa' is ``so_thua``; a Shapefile's
+#: cut of one at 10 bytes, 'Số thử', is the one alias it begins: :func:`changedetect._permit_columns._alias`),
+#: as :data:`changedetect._permit_schema.DEFAULT_COLUMN_MAP`
 ALIASES: dict[str, str] = {
     "ma_thua": "parcel_id", "ma_thua_dat": "parcel_id", "id_thua": "parcel_id", "parcelid": "parcel_id",
     "parcel_code": "parcel_id", "ma_dinh_danh_thua": "parcel_id",
@@ -61,55 +60,6 @@ ALIASES: dict[str, str] = {
     "tobando": "sheet", "sothututhua": "parcel_no", "sothua": "parcel_no", "diachi": "address",
     "loaidat": "land_use", "maloaidat": "land_use", "mucdichsudung": "land_use",
 }
-#: the layer's usual Vietnamese names as people write them, whose cut a Shapefile keeps (below)
-_WRITTEN = {
-    "Mã thửa": "parcel_id", "Mã thửa đất": "parcel_id", "Số tờ": "sheet", "Tờ bản đồ": "sheet",
-    "Số tờ bản đồ": "sheet", "Tờ bản đồ số": "sheet", "Số hiệu tờ": "sheet", "Số hiệu tờ bản đồ": "sheet",
-    "Tờ số": "sheet", "Số thửa": "parcel_no", "Thửa số": "parcel_no", "Số thửa đất": "parcel_no",
-    "Thửa đất số": "parcel_no", "Số thứ tự thửa": "parcel_no", "Địa chỉ": "address", "Địa chỉ thửa": "address",
-    "Loại đất": "land_use", "Mã loại đất": "land_use", "Mục đích sử dụng": "land_use",
-}
-
-
-def _dbf_cuts(written: Mapping[str, str]) -> dict[str, str]:
-    """The aliases of a Shapefile's cut of ``written``'s names: a DBF keeps 10 *bytes* of a name, so 'Số thửa'
-    (11 bytes in UTF-8) reads 'Số thử' and 'Địa chỉ' 'Địa ch' (the cut letter dropped on reading,
-    :mod:`changedetect.io.registers`); in Windows Vietnamese (cp1258) a toned letter is 2 bytes.  Only
-    a cut that stands for one column and is no alias of its own."""
-    cuts: dict[str, set[str]] = {}
-    for name, column in written.items():
-        for data, codec in ((name.encode("utf-8"), "utf-8"), (_cp1258(name), "cp1258")):
-            cuts.setdefault(_key(data[:10].decode(codec, "ignore")), set()).add(column)
-    return {key: columns.pop() for key, columns in cuts.items() if len(columns) == 1 and key not in ALIASES}
-
-
-def _cp1258(text: str) -> bytes:
-    """``text`` in Windows Vietnamese: a letter with its vowel mark, then its tone as a combining mark."""
-    out = []
-    for letter in unicodedata.normalize("NFC", text):
-        try:
-            out.append(letter.encode("cp1258"))
-        except UnicodeEncodeError:
-            marks = unicodedata.normalize("NFD", letter)
-            tone = "".join(m for m in marks if m in _TONES)
-            out.append((unicodedata.normalize("NFC", "".join(m for m in marks if m not in _TONES)) + tone)
-                       .encode("cp1258", "ignore"))
-    return b"".join(out)
-
-
-#: the combining tone marks (grave, acute, tilde, hook above, dot below)
-_TONES = "\u0300\u0301\u0303\u0309\u0323"
-
-
-def _key(name: str) -> str:
-    """``name`` as :func:`changedetect.permits.map_columns` compares it with an alias (lower case, no
-    diacritics, spaces and dashes as ``_``)."""
-    key = name.strip().lower().replace("đ", "d")
-    key = "".join(c for c in unicodedata.normalize("NFD", key) if not unicodedata.combining(c))
-    return re.sub(r"[\s\-.]+", "_", key)
-
-
-ALIASES.update(_dbf_cuts(_WRITTEN))
 #: a parcel holding at least this share of a footprint, and :data:`CROSS_M2`, of it shrunk by the outline's
 #: positional tolerance (``edge_tolerance_m``), counts as crossed: a footprint traced from pixels spills
 #: about a pixel, and a blob with a bit of shadow more, over its lot's edge (on the sample city, where no

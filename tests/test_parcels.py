@@ -332,3 +332,29 @@ def test_the_written_names_the_cuts_came_from_are_read_whole(tmp_path: Path) -> 
     path = tmp_path / "thua.gpkg"
     _lots().rename(columns={"Số tờ": "Số hiệu tờ bản đồ", "Số thửa": "Số thứ tự thửa"}).to_file(path)
     assert load_parcels(path)["parcel_id"].tolist() == ["12/345", "12/346", "13/7"]
+
+
+#: the layer's usual Vietnamese names as people write them, and the column each is
+WRITTEN = {
+    "Mã thửa": "parcel_id", "Mã thửa đất": "parcel_id", "Số tờ": "sheet", "Tờ bản đồ": "sheet",
+    "Số tờ bản đồ": "sheet", "Tờ bản đồ số": "sheet", "Số hiệu tờ": "sheet", "Số hiệu tờ bản đồ": "sheet",
+    "Tờ số": "sheet", "Số thửa": "parcel_no", "Thửa số": "parcel_no", "Số thửa đất": "parcel_no",
+    "Thửa đất số": "parcel_no", "Số thứ tự thửa": "parcel_no", "Địa chỉ": "address", "Địa chỉ thửa": "address",
+    "Loại đất": "land_use", "Mã loại đất": "land_use", "Mục đích sử dụng": "land_use",
+}
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "cp1258"])
+def test_every_usual_name_cut_by_a_shapefile_is_its_column(encoding: str) -> None:
+    """A DBF keeps 10 bytes of a name (a letter cut in two dropped; in cp1258 a tone mark is a byte of its own):
+    each such cut is the one alias it begins (the register's general rule), no spelled-out cut needed."""
+    import unicodedata
+
+    from changedetect._permit_columns import _cp1258_bytes, map_columns
+    from changedetect.parcels import ALIASES
+
+    encoded = {"utf-8": lambda h: h.encode("utf-8"), "cp1258": _cp1258_bytes}[encoding]
+    for name, column in WRITTEN.items():
+        cut = unicodedata.normalize("NFC", encoded(name)[:10].decode(encoding, errors="ignore")).strip()
+        frame = gpd.GeoDataFrame({cut: ["x"]}, geometry=[box(0, 0, 1, 1)], crs=UTM)
+        assert column in map_columns(frame, aliases=ALIASES).columns, (name, cut)
