@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from changedetect._state import checkpoint
-from changedetect.config import LIST_FORMATS
+from changedetect.config import LIST_FORMATS, OutputConfig
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -26,7 +26,7 @@ log = logging.getLogger("changedetect._merge")  # (the merge's logger, as before
 #: the published files (:func:`published`), as ``changedetect run``'s ``first_seen`` and ``before_date``.
 DATE_COLUMNS = ("night", "before", "after", "first_seen", "before_date", "withdrawn")
 #: the lists' formats without an ``[output]`` table (:attr:`changedetect.config.OutputConfig.formats`)
-DEFAULT_FORMATS = ("gpkg", "csv")
+DEFAULT_FORMATS = OutputConfig().formats
 
 
 def published(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
