@@ -35,7 +35,6 @@ def harmonise_crs(
         raise GeoreferenceError("the footprints have no CRS; set it with .set_crs() before matching")
     if permits.crs is None and len(permits):
         raise PermitSchemaError("the permit register has no CRS; load it with load_register(..., crs=...)")
-    own = CRS.from_user_input(footprints.crs)
     if config.working_crs:
         crs = CRS.from_user_input(config.working_crs)
         scale = _areal_scale(crs, footprints)
@@ -43,12 +42,8 @@ def harmonise_crs(
             raise ConfigError(f"working_crs {config.working_crs!r} ({crs.name}) draws the footprints' ground "
                               f"{scale:.3f} times its area here, and tolerances are in m²: give the UTM "
                               "zone (or another CRS of true scale here), or leave it unset")
-    elif in_metres(own) and abs(_areal_scale(own, footprints) - 1.0) <= MAX_AREA_DISTORTION:
-        crs = own
-    elif np.isfinite(footprints.total_bounds).all():  # geographic, in feet, or metres of a distorted
-        crs = CRS.from_user_input(footprints.estimate_utm_crs())  # scale here (Web Mercator: 1/cos²(lat))
-    else:  # no footprint (a quiet scene in EPSG:4326): nothing is measured, and there is no UTM zone to pick
-        crs = own
+    else:
+        crs = working_crs(footprints)
     geoms = footprints.geometry
     if CRS.from_user_input(footprints.crs) != crs:
         geoms = reproject(geoms, crs)
@@ -76,6 +71,19 @@ def harmonise_crs(
     absent = (_dates(footprints["before_date"]).to_numpy(dtype="datetime64[ns]") if "before_date" in footprints
               else None)  # the last date without it (run writes it): when it changed, not only when seen
     return Footprints(arr, seen, kind, crs, absent), pm, crs
+
+
+def working_crs(footprints: gpd.GeoDataFrame) -> CRS:
+    """Where ``footprints`` (with a CRS) are measured in m²: their own CRS when projected in metres of
+    true scale here (within :data:`MAX_AREA_DISTORTION`), else their UTM zone (geographic, in feet, or
+    metres of a distorted scale: Web Mercator draws 1/cos²(lat) times the ground's area); their own
+    when there is none to pick (no footprint, a quiet scene in EPSG:4326: nothing is measured)."""
+    own = CRS.from_user_input(footprints.crs)
+    if in_metres(own) and abs(_areal_scale(own, footprints) - 1.0) <= MAX_AREA_DISTORTION:
+        return own
+    if np.isfinite(footprints.total_bounds).all():
+        return CRS.from_user_input(footprints.estimate_utm_crs())
+    return own
 
 
 def check_register_datum(permits: gpd.GeoDataFrame, crs: Any) -> None:
@@ -228,4 +236,5 @@ def _permit_arrays(pm: gpd.GeoDataFrame, rows: np.ndarray, crs: CRS) -> Permits:
     )
 
 
-__all__ = ["MAX_AREA_DISTORTION", "candidate_pairs", "check_register_datum", "harmonise_crs", "in_metres"]
+__all__ = ["MAX_AREA_DISTORTION", "candidate_pairs", "check_register_datum", "harmonise_crs", "in_metres",
+           "working_crs"]

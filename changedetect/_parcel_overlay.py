@@ -13,7 +13,7 @@ import numpy as np
 import shapely
 from pyproj import CRS, Transformer
 
-from changedetect._match_inputs import in_metres
+from changedetect._match_inputs import working_crs
 from changedetect._match_rules import reproject
 from changedetect.io.geo import metres_per_unit
 
@@ -31,7 +31,7 @@ def overlay(footprints: gpd.GeoDataFrame, parcels: gpd.GeoDataFrame,
     best, share = np.full(n, -1, dtype=np.intp), np.zeros(n)
     if not n or not len(parcels):
         return best, share, np.zeros(n, dtype=np.int64)
-    work = _working_crs(footprints)
+    work = working_crs(footprints)  # where match measures them: m² of the ground
     fp = _valid(np.asarray(reproject(footprints.geometry, work).values))
     fi, pi, candidates, rows = _candidates(fp, parcels, work)
     inter = shapely.area(shapely.intersection(fp[fi], candidates[pi]))
@@ -59,14 +59,6 @@ def overlay(footprints: gpd.GeoDataFrame, parcels: gpd.GeoDataFrame,
 
 #: shares closer than this are a tie (areas measured after a reprojection differ in their last digits)
 TIE = 1e-6
-
-
-def _working_crs(footprints: gpd.GeoDataFrame) -> CRS:
-    """The footprints' CRS when projected in metres, else their UTM zone (m² are compared)."""
-    own = CRS.from_user_input(footprints.crs)
-    if in_metres(own) or not np.isfinite(footprints.total_bounds).all():
-        return own
-    return CRS.from_user_input(footprints.estimate_utm_crs())
 
 
 def _valid(geoms: np.ndarray) -> np.ndarray:

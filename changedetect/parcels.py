@@ -242,8 +242,9 @@ def with_parcels(violations: gpd.GeoDataFrame, parcels: gpd.GeoDataFrame, *,
     Parameters
     ----------
     violations
-        Footprints or violations, in any CRS (areas are measured in metres: their own CRS when
-        projected in metres, else their UTM zone).
+        Footprints or violations, in any CRS (areas are measured in metres of the ground where
+        :func:`changedetect.match.match` measures them: their own CRS when projected in metres of true
+        scale here, else their UTM zone).
     parcels
         A layer as :func:`load_parcels` gives it, in any CRS PROJ can take to theirs (datum shift
         included; one it cannot place is refused, :func:`check_parcels_datum`).
@@ -307,10 +308,10 @@ def _warn_if_far(footprints: gpd.GeoDataFrame, parcels: gpd.GeoDataFrame) -> Non
     """A warning when no parcel lies within :data:`_NEAR_M` of the footprints (none of which got one): a
     layer in the wrong place (a wrongly declared CRS, another district), as
     :func:`changedetect.match.match` warns of such a register."""
-    from changedetect._parcel_overlay import _working_crs
+    from changedetect._match_inputs import working_crs
     from changedetect.io.geo import metres_per_unit
 
-    work = _working_crs(footprints)
+    work = working_crs(footprints)
     x0, y0, x1, y1 = footprints.to_crs(work).total_bounds
     if not np.isfinite([x0, y0, x1, y1]).all():
         return

@@ -358,3 +358,18 @@ def test_every_usual_name_cut_by_a_shapefile_is_its_column(encoding: str) -> Non
         cut = unicodedata.normalize("NFC", encoded(name)[:10].decode(encoding, errors="ignore")).strip()
         frame = gpd.GeoDataFrame({cut: ["x"]}, geometry=[box(0, 0, 1, 1)], crs=UTM)
         assert column in map_columns(frame, aliases=ALIASES).columns, (name, cut)
+
+
+def test_crossings_are_measured_in_ground_metres_whatever_the_footprints_crs() -> None:
+    """Footprints in Web Mercator (EPSG:3857 is in 'metres' drawn 1/cos²(lat) times their ground area: 4 at 60°N)
+    are measured in their UTM zone, as match measures them: a 2 m² spill (12 % of a 17 m² footprint) over the
+    neighbouring lot is below CROSS_M2 (4 m²).  Before, it was measured as 8 m² and counted a crossing."""
+    utm = "EPSG:32632"  # 60°N, 9°E
+    x0, y0 = Transformer.from_crs("EPSG:4326", utm, always_xy=True).transform(9.0, 60.0)
+    lots = gpd.GeoDataFrame({"parcel_id": ["A", "B"]}, geometry=[box(x0, y0, x0 + 10, y0 + 20),
+                                                                  box(x0 + 10, y0, x0 + 20, y0 + 20)], crs=utm)
+    fp = gpd.GeoDataFrame(geometry=[box(x0 + 5, y0 + 1, x0 + 10 + 2 / 3, y0 + 4)], crs=utm)  # 17/3 x 3 m
+    in_utm = with_parcels(fp, lots)
+    assert in_utm["parcels_crossed"].tolist() == [1] and in_utm["parcel_id"].tolist() == ["A"]
+    in_mercator = with_parcels(fp.to_crs("EPSG:3857"), lots)
+    assert in_mercator["parcels_crossed"].tolist() == [1] and in_mercator["parcel_id"].tolist() == ["A"]
