@@ -55,8 +55,7 @@ def harmonise_crs(
     # the register is not copied nor reprojected here: it may hold millions of rows, and only
     # the candidates of candidate_pairs are reprojected
     pm = permits.set_crs(crs) if permits.crs is None else permits
-    if len(pm) and datum_shift_unknown(pm.crs, crs):
-        _refuse_datum(pm, crs)
+    check_register_datum(pm, crs)
     n = len(footprints)
     for col in ("first_seen", "before_date"):
         if col in footprints and pd.api.types.is_numeric_dtype(footprints[col]) and footprints[col].notna().any():
@@ -84,6 +83,22 @@ def working_crs(footprints: gpd.GeoDataFrame) -> CRS:
     if np.isfinite(footprints.total_bounds).all():
         return CRS.from_user_input(footprints.estimate_utm_crs())
     return own
+
+
+#: how far from the footprints a layer (a register, a parcel layer) must hold a feature not to be called
+#: "elsewhere" (m)
+NEAR_M = 1000.0
+
+
+def nothing_near(bounds: Any, crs: CRS, layer: gpd.GeoDataFrame) -> bool:
+    """Whether ``layer`` holds nothing within :data:`NEAR_M` of ``bounds`` (x0, y0, x1, y1 in ``crs``, a
+    CRS in metres: the footprints'): a layer in the wrong place (a wrongly declared CRS, another
+    district), which :func:`changedetect.match.match` and :func:`changedetect.parcels.with_parcels`
+    warn of."""
+    x0, y0, x1, y1 = bounds
+    near = NEAR_M / metres_per_unit(crs)
+    area = gpd.GeoSeries([shapely.box(x0 - near, y0 - near, x1 + near, y1 + near)], crs=crs).to_crs(layer.crs)
+    return not len(layer.sindex.query(area.iloc[0], predicate="intersects"))
 
 
 def check_register_datum(permits: gpd.GeoDataFrame, crs: Any) -> None:
@@ -236,5 +251,5 @@ def _permit_arrays(pm: gpd.GeoDataFrame, rows: np.ndarray, crs: CRS) -> Permits:
     )
 
 
-__all__ = ["MAX_AREA_DISTORTION", "candidate_pairs", "check_register_datum", "harmonise_crs", "in_metres",
-           "working_crs"]
+__all__ = ["MAX_AREA_DISTORTION", "NEAR_M", "candidate_pairs", "check_register_datum", "harmonise_crs", "in_metres",
+           "nothing_near", "working_crs"]

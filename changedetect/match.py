@@ -69,15 +69,16 @@ from pyproj import CRS
 
 from changedetect._match_frame import frame as _frame
 from changedetect._match_inputs import MAX_AREA_DISTORTION as MAX_AREA_DISTORTION  # re-exported
+from changedetect._match_inputs import NEAR_M
 from changedetect._match_inputs import candidate_pairs as _candidate_pairs
 from changedetect._match_inputs import harmonise_crs as _harmonise_crs
 from changedetect._match_inputs import in_metres as _in_metres
+from changedetect._match_inputs import nothing_near as _nothing_near
 from changedetect._match_rules import Footprints
 from changedetect._match_rules import classify as _classify
 from changedetect._match_rules import overlap_evidence as _overlap_evidence
 from changedetect._match_truth import agreement
 from changedetect.errors import ConfigError
-from changedetect.io.geo import metres_per_unit
 
 log = logging.getLogger(__name__)
 
@@ -193,23 +194,17 @@ def match(
     return out
 
 
-#: how far from the footprints a register must hold a permit not to be called "elsewhere" (m)
-_NEAR_M = 1000.0
-
-
 def _warn_if_far(fp: Footprints, pm: gpd.GeoDataFrame, crs: CRS) -> None:
-    """A warning when no permit lies within :data:`_NEAR_M` of the footprints: every footprint is
-    then ``unlicensed``, which more often means a register in the wrong place (a wrongly declared
-    CRS, another district) than a district without a single permit."""
-    x0, y0, x1, y1 = shapely.total_bounds(fp.geometry)
-    near = _NEAR_M / metres_per_unit(crs)
-    area = gpd.GeoSeries([shapely.box(x0 - near, y0 - near, x1 + near, y1 + near)], crs=crs).to_crs(pm.crs)
-    if len(pm.sindex.query(area.iloc[0], predicate="intersects")):
+    """A warning when no permit lies within :data:`~changedetect._match_inputs.NEAR_M` of the footprints:
+    every footprint is then ``unlicensed``, which more often means a register in the wrong place (a
+    wrongly declared CRS, another district) than a district without a single permit."""
+    bounds = shapely.total_bounds(fp.geometry)
+    if not _nothing_near(bounds, crs, pm):
         return
-    where = ", ".join(f"{v:.0f}" for v in (x0, y0, x1, y1))
+    where = ", ".join(f"{v:.0f}" for v in bounds)
     log.warning("no permit of the register lies within %.0f m of the footprints (%s in %s): every footprint "
                 "is unlicensed. Check that the register covers this area and that its CRS is declared "
-                "right (a wrong CRS puts it kilometres away)", _NEAR_M, where, crs.to_string())
+                "right (a wrong CRS puts it kilometres away)", NEAR_M, where, crs.to_string())
 
 
 def match_to_file(

@@ -300,30 +300,21 @@ def with_parcels(violations: gpd.GeoDataFrame, parcels: gpd.GeoDataFrame, *,
     return out
 
 
-#: how far from the footprints a layer must hold a parcel not to be called "elsewhere" (m)
-_NEAR_M = 1000.0
-
-
 def _warn_if_far(footprints: gpd.GeoDataFrame, parcels: gpd.GeoDataFrame) -> None:
-    """A warning when no parcel lies within :data:`_NEAR_M` of the footprints (none of which got one): a
-    layer in the wrong place (a wrongly declared CRS, another district), as
+    """A warning when no parcel lies within :data:`~changedetect._match_inputs.NEAR_M` of the footprints
+    (none of which got one): a layer in the wrong place (a wrongly declared CRS, another district), as
     :func:`changedetect.match.match` warns of such a register."""
-    from changedetect._match_inputs import working_crs
-    from changedetect.io.geo import metres_per_unit
+    from changedetect._match_inputs import NEAR_M, nothing_near, working_crs
 
     work = working_crs(footprints)
     x0, y0, x1, y1 = footprints.to_crs(work).total_bounds
-    if not np.isfinite([x0, y0, x1, y1]).all():
-        return
-    near = _NEAR_M / metres_per_unit(work)
-    area = gpd.GeoSeries([shapely.box(x0 - near, y0 - near, x1 + near, y1 + near)], crs=work).to_crs(parcels.crs)
-    if len(parcels.sindex.query(area.iloc[0], predicate="intersects")):
+    if not np.isfinite([x0, y0, x1, y1]).all() or not nothing_near((x0, y0, x1, y1), work, parcels):
         return
     name = f"{WHAT} '{parcels.attrs['parcels']}'" if parcels.attrs.get("parcels") else f"the {WHAT}"
     lx0, ly0, lx1, ly1 = parcels.total_bounds
     log.warning("no parcel of %s lies within %.0f m of the footprints (%s in %s; the layer: %s in %s): no "
                 "violation gets a parcel. Check that the layer covers this area and that its CRS is declared "
-                "right (crs in the [parcels] table of --config, crs= in Python)", name, _NEAR_M,
+                "right (crs in the [parcels] table of --config, crs= in Python)", name, NEAR_M,
                 ", ".join(f"{v:.0f}" for v in (x0, y0, x1, y1)), work.to_string(),
                 ", ".join(f"{v:.0f}" for v in (lx0, ly0, lx1, ly1)), parcels.crs.to_string())
 
