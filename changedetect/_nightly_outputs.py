@@ -121,14 +121,12 @@ def remove_unasked(out_dir: Path, night: str, formats: Iterable[str]) -> None:
     """Remove the night's lists (``violations-<night>``, ``withdrawn-<night>``) and the open register in a
     format not asked any more (a CSV with its ``.prj`` and ``.csvt``): a folder never holds a GeoJSON of
     another register than its GeoPackage.  Earlier nights' files stay as they were written."""
-    from changedetect._pipeline_output import CSV_SIDECARS
+    from changedetect.io.vectors import remove_vector
 
     for fmt in set(LIST_FORMATS) - {"gpkg", *formats}:
         stems = [f"violations-{night}", f"withdrawn-{night}"] + (["open_violations"] if fmt != "csv" else [])
         for stem in stems:
-            (out_dir / f"{stem}.{fmt}").unlink(missing_ok=True)
-            for side in CSV_SIDECARS if fmt == "csv" else ():
-                (out_dir / f"{stem}{side}").unlink(missing_ok=True)
+            remove_vector(out_dir / f"{stem}.{fmt}")
 
 
 def write_night_reports(violations: gpd.GeoDataFrame, results: list[dict[str, Any]], out_dir: Path,

@@ -36,8 +36,6 @@ LIST_KEYS: dict[str, str] = {"gpkg": "violations", "csv": "violations_csv", "geo
                              "parquet": "violations_parquet"}
 #: the rows of the register that a lenient run set aside (``[permits] strict = false``)
 REJECTS = "permit_rejects.gpkg"
-#: what GDAL reads beside a CSV (``violations.prj``, ``.csvt``): written with it, gone with it
-CSV_SIDECARS = (".prj", ".csvt")
 STAGE_PREFIX = ".run.tmp-"
 
 
@@ -73,17 +71,16 @@ def publish(stage: Path, out: Path) -> None:
     """Move a finished run's outputs from ``stage`` into ``out``: the old run.json first goes (a
     crash in between leaves no run.json: an unfinished folder), the outputs an earlier run left
     and this one did not write go, and the new run.json comes last."""
+    from changedetect.io.vectors import remove_vector
+
     (out / OUTPUTS["run"]).unlink(missing_ok=True)
     written = {p.name for p in stage.iterdir()}
     for name in sorted(written - {OUTPUTS["run"]}):
         os.replace(stage / name, out / name)
     for name in {*output_names().values(), REJECTS} - written:  # left by an earlier run in this folder (overwrite)
-        (out / name).unlink(missing_ok=True)
-        if name.endswith(".csv"):  # and its side files (CRS and field types: io.vectors)
-            for side in CSV_SIDECARS:
-                (out / name).with_suffix(side).unlink(missing_ok=True)
+        remove_vector(out / name)  # (a CSV with its side files; any other output alone)
     os.replace(stage / OUTPUTS["run"], out / OUTPUTS["run"])
 
 
-__all__ = ["CSV_SIDECARS", "FORMAT_OUTPUTS", "LIST_KEYS", "OUTPUTS", "REJECTS", "STAGE_PREFIX", "check_out",
+__all__ = ["FORMAT_OUTPUTS", "LIST_KEYS", "OUTPUTS", "REJECTS", "STAGE_PREFIX", "check_out",
            "output_names", "publish", "removing_new_folders"]

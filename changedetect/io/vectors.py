@@ -270,6 +270,19 @@ def _csv_frame(frame: gpd.GeoDataFrame) -> pd.DataFrame:
     return table
 
 
+#: what GDAL reads beside a CSV (its CRS and its field types): written with it, removed with it
+CSV_SIDECARS = (".prj", ".csvt")
+
+
+def remove_vector(path: Path) -> None:
+    """Remove a list :func:`write_vector` wrote, a CSV with its :data:`CSV_SIDECARS` (nothing there: nothing
+    done): an output a later run or night no longer writes."""
+    path.unlink(missing_ok=True)
+    if path.suffix.lower() == ".csv":
+        for side in CSV_SIDECARS:
+            path.with_suffix(side).unlink(missing_ok=True)
+
+
 def _csv_sidecars(table: pd.DataFrame, path: Path, *, known: bool) -> None:
     """``.prj`` (EPSG:4326, the ``wkt`` column's CRS) and ``.csvt`` (the field types) beside the CSV
     at ``path``, as GDAL's CSV writer makes them: GDAL, and QGIS through it, then read the layer in
