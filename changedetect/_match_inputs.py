@@ -104,21 +104,26 @@ def nothing_near(bounds: Any, crs: CRS, layer: gpd.GeoDataFrame) -> bool:
 def check_register_datum(permits: gpd.GeoDataFrame, crs: Any) -> None:
     """Refuse (:class:`GeoreferenceError`) a register on a datum PROJ cannot take to ``crs``'s (the
     footprints' CRS): what :func:`harmonise_crs` checks, for ``run`` to say it before any work."""
-    if len(permits) and permits.crs is not None and crs is not None and datum_shift_unknown(permits.crs, crs):
-        _refuse_datum(permits, CRS.from_user_input(crs))
+    name = f"permit register '{permits.attrs['register']}'" if permits.attrs.get("register") else "the permit register"
+    check_datum(permits, crs, name=name, items="permits", consequence=" and the buildings found unlicensed",
+                subject="register", fix="--permits-crs EPSG:9210 (VN-2000 / TM-3 105-45; crs= in Python, crs in "
+                                        "the [permits] table of --config)")
 
 
-def _refuse_datum(pm: gpd.GeoDataFrame, crs: CRS) -> None:
-    """A :class:`GeoreferenceError`: PROJ would place the register as if on the footprints' datum."""
-    own = CRS.from_user_input(pm.crs)
-    where = f"permit register '{pm.attrs['register']}'" if pm.attrs.get("register") else "the permit register"
+def check_datum(frame: gpd.GeoDataFrame, crs: Any, *, name: str, items: str, consequence: str, subject: str,
+                fix: str) -> None:
+    """Refuse (:class:`GeoreferenceError`) a vector layer (``name``: how the message names it; ``items``:
+    what its rows are) on a datum PROJ cannot take to ``crs``'s (the footprints'): PROJ would place it
+    as if on their datum, hundreds of metres off; ``fix``: how to give its real CRS."""
+    if not len(frame) or frame.crs is None or crs is None or not datum_shift_unknown(frame.crs, crs):
+        return
+    own, theirs = CRS.from_user_input(frame.crs), CRS.from_user_input(crs)
     raise GeoreferenceError(
-        f"{where} is in the CRS '{own.name}' on the datum '{datum_name(own)}', which has no transformation PROJ "
-        f"knows to the footprints' '{crs.name}'{towgs84_lost_hint(own)}: its permits would be placed as if on "
-        f"the datum '{datum_name(crs)}' (VN-2000 read so lands about 230 m off) and the buildings found "
-        "unlicensed. Give the register's real CRS, which replaces one without a datum shift: for Ho Chi Minh "
-        "City --permits-crs EPSG:9210 (VN-2000 / TM-3 105-45; crs= in Python, crs in the [permits] table of "
-        "--config), or a PROJ string with its +towgs84")
+        f"{name} is in the CRS '{own.name}' on the datum '{datum_name(own)}', which has no transformation PROJ "
+        f"knows to the footprints' '{theirs.name}'{towgs84_lost_hint(own)}: its {items} would be placed as if on "
+        f"the datum '{datum_name(theirs)}' (VN-2000 read so lands about 230 m off){consequence}. Give the "
+        f"{subject}'s real CRS, which replaces one without a datum shift: for Ho Chi Minh City {fix}, or a PROJ "
+        "string with its +towgs84")
 
 
 def _dates(values: pd.Series) -> pd.Series:
@@ -251,5 +256,5 @@ def _permit_arrays(pm: gpd.GeoDataFrame, rows: np.ndarray, crs: CRS) -> Permits:
     )
 
 
-__all__ = ["MAX_AREA_DISTORTION", "NEAR_M", "candidate_pairs", "check_register_datum", "harmonise_crs", "in_metres",
+__all__ = ["MAX_AREA_DISTORTION", "NEAR_M", "candidate_pairs", "check_datum", "check_register_datum", "harmonise_crs", "in_metres",
            "nothing_near", "working_crs"]

@@ -219,20 +219,11 @@ def check_parcels_datum(parcels: gpd.GeoDataFrame, crs: Any) -> None:
     """Refuse (:class:`GeoreferenceError`) a parcel layer on a datum PROJ cannot take to ``crs``'s (the
     footprints'): its parcels would be placed hundreds of metres off, as
     :func:`changedetect._match_inputs.check_register_datum` refuses such a permit register."""
-    from pyproj import CRS
+    from changedetect._match_inputs import check_datum
 
-    from changedetect.io.registers import datum_name, datum_shift_unknown, towgs84_lost_hint
-
-    if not len(parcels) or parcels.crs is None or crs is None or not datum_shift_unknown(parcels.crs, crs):
-        return
-    own, theirs = CRS.from_user_input(parcels.crs), CRS.from_user_input(crs)
     name = f"{WHAT} '{parcels.attrs['parcels']}'" if parcels.attrs.get("parcels") else f"the {WHAT}"
-    raise GeoreferenceError(
-        f"{name} is in the CRS '{own.name}' on the datum '{datum_name(own)}', which has no transformation PROJ "
-        f"knows to the footprints' '{theirs.name}'{towgs84_lost_hint(own)}: its parcels would be placed as if on "
-        f"the datum '{datum_name(theirs)}' (VN-2000 read so lands about 230 m off). Give the layer's real CRS, "
-        "which replaces one without a datum shift: for Ho Chi Minh City crs = \"EPSG:9210\" in the [parcels] "
-        "table of --config (crs= in Python), or a PROJ string with its +towgs84")
+    check_datum(parcels, crs, name=name, items="parcels", consequence="", subject="layer",
+                fix='crs = "EPSG:9210" in the [parcels] table of --config (crs= in Python)')
 
 
 def with_parcels(violations: gpd.GeoDataFrame, parcels: gpd.GeoDataFrame, *,
