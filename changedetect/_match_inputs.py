@@ -15,8 +15,8 @@ from pyproj import CRS, Proj, Transformer
 
 from changedetect._match_rules import Footprints, Permits, reproject
 from changedetect.errors import ConfigError, GeoreferenceError, PermitSchemaError
+from changedetect.io._datum import datum_name, datum_shift_unknown, towgs84_lost_hint
 from changedetect.io.geo import metres_per_unit
-from changedetect.io.registers import datum_name, datum_shift_unknown, towgs84_lost_hint
 
 if TYPE_CHECKING:
     from changedetect.match import MatchConfig

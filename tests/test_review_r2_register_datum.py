@@ -19,7 +19,7 @@ import shapely
 from pyproj import Transformer
 from shapely.geometry import box
 
-from changedetect.io.registers import datum_shift_unknown
+from changedetect.io._datum import datum_shift_unknown
 from changedetect.match import match
 from changedetect.permits import map_columns, validate_register
 
