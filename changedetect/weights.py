@@ -3,8 +3,10 @@
 A model lives in a folder ``<name>/`` holding ``weights.pt`` (a torch ``state_dict``),
 ``metadata.json`` (the :class:`ModelCard`, machine-readable) and ``MODEL_CARD.md``
 (the same for people).  Shipped models are looked for in ``$CHANGEDETECT_MODELS``
-(one or more folders separated by ``os.pathsep``), then in the repository's
-``models/`` folder.  The sha256 of ``weights.pt`` is checked on every load.
+(one or more folders separated by ``os.pathsep``), then in the shipped folder: the
+package's ``changedetect/models/`` in an installed wheel (pyproject maps the repository's
+``models/`` there), else the checkout's ``models/``.  The sha256 of ``weights.pt`` is
+checked on every load.
 
 Normalisation is designed for whole scenes: :func:`compute_stats` reads one set of
 per-band statistics from a (subsampled) scene, and :meth:`ModelCard.preprocess`
@@ -91,12 +93,37 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def models_dirs() -> list[Path]:
-    """Folders searched for shipped models: ``$CHANGEDETECT_MODELS`` entries, then the repo's ``models/``."""
-    dirs = [Path(p) for p in os.environ.get("CHANGEDETECT_MODELS", "").split(os.pathsep) if p]
+def _installed_dir() -> Path | None:
+    """``changedetect/models/`` of an installed package (the wheel carries the repository's
+    ``models/`` there); None in a checkout, which has no such folder."""
     import changedetect
 
-    dirs.append(Path(changedetect.__file__).resolve().parents[1] / "models")
+    installed = Path(changedetect.__file__).resolve().parent / "models"
+    return installed if installed.is_dir() else None
+
+
+def shipped_dir() -> Path:
+    """The shipped models' folder: an installed package's ``changedetect/models/``, else the
+    checkout's ``models/`` beside the ``changedetect/`` package.  Never an installed copy's
+    ``site-packages/models``, which belongs to whatever other distribution put it there."""
+    import changedetect
+
+    return _installed_dir() or Path(changedetect.__file__).resolve().parents[1] / "models"
+
+
+def _restore(path: Path) -> str:
+    """Where a damaged shipped file comes back from: the wheel, reinstalled, for an installed
+    copy's models; else git."""
+    installed = _installed_dir()
+    if installed is not None and Path(path).resolve().is_relative_to(installed):
+        return "by reinstalling changedetect (pip install --force-reinstall --no-deps <its wheel>)"
+    return "from git"
+
+
+def models_dirs() -> list[Path]:
+    """Folders searched for shipped models: ``$CHANGEDETECT_MODELS`` entries, then :func:`shipped_dir`."""
+    dirs = [Path(p) for p in os.environ.get("CHANGEDETECT_MODELS", "").split(os.pathsep) if p]
+    dirs.append(shipped_dir())
     return dirs
 
 
@@ -109,9 +136,9 @@ def read_card(folder: Path) -> ModelCard:
         raise ModelError(f"model folder '{folder}' has no {METADATA_FILE}") from None
     except UnicodeDecodeError as exc:
         raise ModelError(f"'{meta}' is not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start}); "
-                         "save it as UTF-8 or restore it from git") from None
+                         f"save it as UTF-8 or restore it {_restore(meta)}") from None
     except json.JSONDecodeError as exc:
-        raise ModelError(f"'{meta}' is not valid JSON ({exc}); restore it from git") from exc
+        raise ModelError(f"'{meta}' is not valid JSON ({exc}); restore it {_restore(meta)}") from exc
     return ModelCard.from_dict(data, source=str(meta))
 
 
@@ -182,12 +209,14 @@ def load_model(name_or_path: str | os.PathLike[str], *, device: str = "cpu",
     card = read_card(folder)
     wpath = folder / WEIGHTS_FILE
     if not wpath.is_file():
-        raise ModelError(f"model '{card.name}': '{wpath}' is missing; restore it from git (git lfs pull?)")
+        where = _restore(wpath)
+        raise ModelError(f"model '{card.name}': '{wpath}' is missing; restore it {where}"
+                         + (" (git lfs pull?)" if where == "from git" else ""))
     digest = sha256_file(wpath)
     if card.sha256 and digest != card.sha256.strip().lower():  # (Get-FileHash prints capitals)
         raise ModelError(f"model '{card.name}': sha256 of '{wpath}' is {digest} but its card says "
                          f"{card.sha256}; the weights are corrupt or were replaced: restore them "
-                         "from git or retrain with `changedetect train`")
+                         f"{_restore(wpath)} or retrain with `changedetect train`")
     if not card.sha256:
         log.warning("model '%s' has no sha256 in its card; weights not verified", card.name)
     module = get_model(card.arch, in_channels=len(card.bands), **dict(card.arch_kwargs))
@@ -345,4 +374,5 @@ def save_model(module: nn.Module, card: ModelCard, folder: Path, *, card_markdow
 
 
 __all__ = ["CLIP_SIGMA", "TRANSFORMS", "LoadedModel", "ModelCard", "NormStats", "apply_transform", "building_segmenter", "compute_stats", "find_model",
-           "list_shipped", "load_model", "models_dirs", "read_card", "render_card", "save_model", "sha256_file"]
+           "list_shipped", "load_model", "models_dirs", "read_card", "render_card", "save_model", "sha256_file",
+           "shipped_dir"]
