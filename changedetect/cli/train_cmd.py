@@ -112,7 +112,10 @@ def _config(path: Path, out: Path) -> TrainConfig:
                           f"buildings/ or oscd/, or an OSCD-style root with images/ and labels/){hint}")
     name = "s2-urban" if is_oscd or (path / "oscd").is_dir() and not (path / "buildings").is_dir() \
         else "vhr-building"
-    shipped = Path(__file__).resolve().parents[2] / "models" / name / "train.toml"
+    from changedetect.training.config import cache_dir
+    from changedetect.weights import shipped_dir
+
+    shipped = shipped_dir() / name / "train.toml"
     cfg = TrainConfig.from_toml(shipped) if shipped.is_file() else TrainConfig(name=name)
     import hashlib
 
@@ -120,5 +123,5 @@ def _config(path: Path, out: Path) -> TrainConfig:
     root = (path.parent if (is_oscd and path.name == "oscd") or path.name == "buildings" else path).resolve()
     # the cache holds licensed data: keep it in the git-ignored .cache_train/, never beside the model
     key = hashlib.sha1(str(root).encode()).hexdigest()[:8]
-    cache = Path(__file__).resolve().parents[2] / ".cache_train" / f"{name}-{key}.npz"
+    cache = cache_dir() / f"{name}-{key}.npz"
     return replace(cfg, data_root=str(root), cache=str(cache))

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import tomllib
 import typing
 from dataclasses import dataclass, field, fields, replace
@@ -33,8 +34,24 @@ from changedetect.training.synth import SynthConfig
 from changedetect.weights import TRANSFORMS
 
 Task = Literal["vhr", "s2"]
-#: The repository (the folder holding ``models/`` and the git-ignored ``.cache_train/``).
+#: The checkout's root (the folder holding ``models/`` and the git-ignored ``.cache_train/``).
 REPO = Path(__file__).resolve().parents[2]
+
+
+def work_root() -> Path:
+    """Where a config's default ``data_root`` (``../shared/data``) and ``sample_tiles/`` are found:
+    the checkout, or for an installed copy (no ``pyproject.toml`` beside the package, which then
+    sits in ``site-packages``) the working directory."""
+    return REPO if (REPO / "pyproject.toml").is_file() else Path.cwd()
+
+
+def cache_dir() -> Path:
+    """Where training caches go (they hold licensed data: never beside a model): the checkout's
+    git-ignored ``.cache_train/``, or for an installed copy ``$XDG_CACHE_HOME/changedetect/train``
+    (``~/.cache/changedetect/train``), never inside ``site-packages``."""
+    if (REPO / "pyproject.toml").is_file():
+        return REPO / ".cache_train"
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "changedetect" / "train"
 
 
 @dataclass(frozen=True)
@@ -167,8 +184,8 @@ class TrainConfig:
         base = path.resolve().parent
         # what the file does not give is the repository's: ../shared/data beside it, and a cache of the
         # model's own in its git-ignored .cache_train/ (never beside a config in models/<name>/)
-        data_root = _rel(base, cfg.data_root) if "data_root" in data else _rel(REPO, cfg.data_root)
-        cache = _rel(base, cfg.cache) if "cache" in data else REPO / ".cache_train" / f"{cfg.name}.npz"
+        data_root = _rel(base, cfg.data_root) if "data_root" in data else _rel(work_root(), cfg.data_root)
+        cache = _rel(base, cfg.cache) if "cache" in data else cache_dir() / f"{cfg.name}.npz"
         return replace(cfg, data_root=str(data_root), cache=str(cache), init_from=_init_from(base, cfg.init_from))
 
     @classmethod

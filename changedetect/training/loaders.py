@@ -20,7 +20,7 @@ from torch.utils.data import Dataset
 from changedetect.errors import DatasetError
 from changedetect.training import datasets as ds
 from changedetect.training import generated
-from changedetect.training.config import TrainConfig
+from changedetect.training.config import TrainConfig, work_root
 from changedetect.training.shade import shade_pair
 from changedetect.training.synth import flip_rot, make_pair
 from changedetect.weights import CLIP_SIGMA, NormStats, apply_transform, compute_stats
@@ -210,7 +210,7 @@ def build_data(cfg: TrainConfig, *, sample_city: Path | None = None
         elif g == "dubai_hitl":
             images += ds.load_dubai_hitl(root / "buildings" / "dubai_hitl")
         elif g.startswith("sample_city"):
-            folder = sample_city or Path(__file__).resolve().parents[2] / "sample_tiles"
+            folder = sample_city or work_root() / "sample_tiles"
             found = [p for p in (ds.load_sample_city(folder) if folder.is_dir() else []) if p.group == g]
             for p in found:  # keep only the model's bands (a smaller cache)
                 ix = band_index(p.bands, cfg.bands, cfg.band_aliases)
