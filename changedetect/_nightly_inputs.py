@@ -50,6 +50,43 @@ def _check_parcels(parcels: str | Path | None, config: PipelineConfig) -> Any:
     return None if parcels is None else config.parcels.load(parcels)  # PermitSchemaError naming the rows
 
 
+def _check_datums(tasks: list[dict[str, Any]], register: Any, layer: Any) -> None:
+    """Refuse (:class:`~changedetect.errors.GeoreferenceError`) the register, then the parcel layer, when
+    PROJ cannot take its datum to the imagery's (a VN-2000 .prj that lost its ``+towgs84``): once, after
+    the night is planned and before any pair runs or anything is written, with the message of
+    ``changedetect run`` (which refuses it before any work), instead of every area's pair failing on it.
+    The imagery's CRS is each pair's BEFORE date's (the grid its run detects on), read from the header
+    of its first file; one that cannot be read is left to the pair's run to report."""
+    from changedetect._match_inputs import check_register_datum
+    from changedetect.parcels import check_parcels_datum
+
+    crss: dict[str, Any] = {}
+    for pair in (p for t in tasks for p in t["pairs"]):
+        crs = _crs_of((pair.get("before_files") or [pair["before_path"]])[0])
+        if crs is not None:
+            crss.setdefault(crs.to_wkt(), crs)
+    for crs in crss.values():
+        check_register_datum(register, crs)
+    for crs in crss.values() if layer is not None else ():
+        check_parcels_datum(layer, crs)
+
+
+def _crs_of(path: str) -> Any:
+    """A raster's CRS, None when it has none or cannot be read."""
+    import rasterio
+
+    try:
+        with rasterio.open(path) as src:
+            return src.crs
+    except Exception:  # noqa: BLE001 - the pair's run reads it and says why
+        return None
+
+
+def _copy_path(state_dir: Path, key: str, name: str = "register") -> Path:
+    """Where :func:`_register_copy` keeps tonight's copy of a database register (or parcel layer)."""
+    return state_dir / "register" / f"{name}-{key[:16]}.parquet"
+
+
 def _register_copy(register: Any, key: str, state_dir: Path, name: str = "register") -> Path:
     """Tonight's copy of a database register (GeoParquet, ``STATE/register/register-<key>.parquet``).
 
@@ -61,7 +98,7 @@ def _register_copy(register: Any, key: str, state_dir: Path, name: str = "regist
     """
     from changedetect.io.atomic import atomic_path
 
-    path = state_dir / "register" / f"{name}-{key[:16]}.parquet"
+    path = _copy_path(state_dir, key, name)
     if not path.is_file():
         with atomic_path(path) as tmp:
             register.to_parquet(tmp)

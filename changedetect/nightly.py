@@ -67,12 +67,15 @@ from changedetect import _nightly_coverage as _coverage
 from changedetect import _nightly_dask as _dask
 from changedetect import _nightly_footprints as _footprints
 from changedetect import _nightly_outputs as _outputs
+from changedetect import _nightly_parcels as _parcels
 from changedetect import _nightly_reference as _reference
 from changedetect import _withdraw_masked
 from changedetect._nightly_catalog import Acquisition, discover, plan_pairs
 from changedetect._nightly_inputs import (
+    _check_datums,
     _check_parcels,
     _check_shared_inputs,
+    _copy_path,
     _night,
     _register_copy,
     _remove_older_register_copies,
@@ -229,8 +232,10 @@ def run_nightly(
 
     ``parcels``: a cadastral parcel layer file or ``postgresql://`` URL, read with ``config.parcels``'
     options, that each pair's run gives every violation the parcel of (:func:`changedetect.pipeline.run`'s
-    ``parcels``): the night's lists, the open register and the report's cards carry its columns.  Its
-    content, like the register's, is part of each pair's work-folder key.
+    ``parcels``): the night's lists, the open register and the report's cards carry its columns; the open
+    violations of earlier nights get the layer's parcel too, where they have none or it gives another
+    (:func:`changedetect._nightly_parcels.with_current_parcels`).  Its content, like the register's, is part of
+    each pair's work-folder key.
 
     Raises
     ------
@@ -238,6 +243,9 @@ def run_nightly(
         ``night`` is not a date, or is later than tomorrow.
     LockedError
         Another run holds ``STATE/lock``.
+    GeoreferenceError
+        The register or the parcel layer is on a datum PROJ cannot take to a planned pair's imagery
+        (:func:`changedetect._nightly_inputs._check_datums`): said once, before any pair runs.
     """
     night_s = _night(night)
     state_dir, out_dir = Path(state), Path(out)
@@ -254,19 +262,25 @@ def run_nightly(
         summary = NightlySummary(night=night_s)
         committed = _footprints.load(state_dir, current.generation)
         key = sha256_frame(register)
+        copies = []  # (frame, key, name): written once the night is planned and its layers' datums checked
         if not Path(permits).is_file():  # a database: read once a night, the pairs read tonight's copy
-            permits, config = _register_copy(register, key, state_dir), replace(config, permits=PermitsConfig())
+            permits, config = _copy_path(state_dir, key), replace(config, permits=PermitsConfig())
+            copies.append((register, key, "register"))
         parcels_key = None if layer is None else sha256_frame(layer)  # names the work folders too
         if parcels is not None and parcels_key is not None and not Path(parcels).is_file():
             # a database layer: read once a night too, the pairs read tonight's copy
-            parcels = _register_copy(layer, parcels_key, state_dir, name="parcels")
+            parcels = _copy_path(state_dir, parcels_key, "parcels")
             config = replace(config, parcels=ParcelsConfig())
+            copies.append((layer, parcels_key, "parcels"))
         scl_records: dict[str, dict[str, str]] = {}
         scl_settled: dict[str, dict[str, str]] = {}  # a legacy state's SCL decisions: committed in any case
         tasks, new_by_area = plan_night(catalog, current, state_dir, str(permits), config, night_s, summary,
                                         committed, register_key=key, scl_records=scl_records,
                                         scl_settled=scl_settled,
                                         parcels=None if parcels is None else str(parcels), parcels_key=parcels_key)
+        _check_datums(tasks, register, layer)  # as `run` does before any work: once, not once per area
+        for frame, frame_key, name in copies:
+            _register_copy(frame, frame_key, state_dir, name=name)
         checkpoint("planned")
         if not new_by_area and night_s in current.nights:  # this night is done: a no-op
             return _already_done(current, state_dir, out_dir, summary, config.output.formats)
@@ -278,6 +292,9 @@ def run_nightly(
                                                           permits=str(permits),
                                                           share=config.detect.same_sun_share,
                                                           season_days=config.detect.season_days)
+        if layer is not None:  # the open rows carry tonight's layer's parcel, those opened before it too
+            violations = _parcels.with_current_parcels(violations, layer, night_s, tolerances=_parcels.edge_tolerances(
+                results), default_m=config.match.edge_tolerance_m or 0.0)
         ok_areas = {r["area"] for r in results if not r["error"]}
         summary.failed = {r["area"]: r["error"] for r in results if r["error"]}
         idle = (set(new_by_area) | set(scl_records)) - {t["area"] for t in tasks}  # nothing to run: ok
