@@ -11,6 +11,16 @@ client gone, they fail at their next Dask computation; :func:`compute` waits for
 :data:`STOP_WAIT_S`, or a second Ctrl-C), and their failure is not reported
 (:func:`abandoned`). What they left in their work folders is a killed run's, which the next run
 redoes.
+
+A busy machine must not fail the night on Dask's own clocks. Dask gives a cluster and its client 30 s
+(``distributed.comm.timeouts.connect``) to start and connect, and the client twice that to close;
+on a city server whose cores are taken by other jobs, the cluster's event loop can wait longer than
+that for the CPU, and the night used to end in a bare ``TimeoutError``. The night's own
+``LocalCluster`` is given at least :data:`START_TIMEOUT_S` to start and connect (Dask's setting, set
+for the cluster's lifetime only, or a longer one the user configured), and twice that to close. A
+cluster that still does not start in time, or a ``--scheduler`` not reached within Dask's connect
+timeout, is one :class:`ClusterTimeoutError` that says what to do, before anything is committed;
+a close that times out once the night's results are in is a warning, and the night goes on.
 """
 
 from __future__ import annotations
@@ -23,8 +33,22 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from changedetect.errors import ChangeDetectError
+
+log = logging.getLogger("changedetect.nightly")
+
 #: how long an interrupted night waits for its local pairs to stop, in seconds
 STOP_WAIT_S = 60.0
+#: the least time the night's local cluster is given to start and its client to connect, in seconds
+#: (Dask's ``distributed.comm.timeouts.connect``, 30 s by default, when the user set it longer); the
+#: client is given twice that to close, as Dask does, and so is the cluster
+START_TIMEOUT_S = 300.0
+#: how the user gives Dask longer to connect (Dask reads it at import)
+CONNECT_ENV = "DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT"
+
+
+class ClusterTimeoutError(ChangeDetectError, TimeoutError):
+    """The night's Dask cluster did not start, or its scheduler was not reached, in time."""
 
 
 class _LocalDask:
@@ -92,10 +116,12 @@ def compute(fn: Callable[[dict[str, Any]], dict[str, Any]], tasks: list[dict[str
     """``fn`` of each task on Dask distributed; results in the order of ``tasks``.
 
     Each task gets the key ``"run"``, this call's id (:func:`running`, :func:`abandoned`).
+    A cluster that does not start, or a scheduler not reached, in time is a
+    :class:`ClusterTimeoutError` (:func:`_local_cluster`, :func:`_scheduler_client`).
     """
     if not tasks:
         return []
-    from dask.distributed import Client, LocalCluster
+    import dask.distributed  # noqa: F401  (its first import sets its loggers' levels: before ours)
 
     if not logging.getLogger("changedetect.nightly").isEnabledFor(logging.DEBUG):  # start-up chatter is no news
         logging.getLogger("distributed").setLevel(logging.WARNING)
@@ -103,7 +129,7 @@ def compute(fn: Callable[[dict[str, Any]], dict[str, Any]], tasks: list[dict[str
     tasks = [{**task, "run": run} for task in tasks]
     with _quiet_when_interrupted() as interrupted:
         if scheduler:
-            with Client(scheduler, timeout="30s") as client:
+            with _scheduler_client(scheduler) as client:
                 try:
                     return _results(client, fn, tasks)
                 except KeyboardInterrupt:
@@ -111,8 +137,7 @@ def compute(fn: Callable[[dict[str, Any]], dict[str, Any]], tasks: list[dict[str
                     raise
         n = workers or min(2, len(tasks))
         try:
-            with LocalCluster(n_workers=1, threads_per_worker=n, processes=False, dashboard_address="127.0.0.1:0",
-                              worker_dashboard_address="127.0.0.1:0") as cluster, Client(cluster) as client:
+            with _local_cluster(n) as (cluster, client):
                 try:
                     return _results(client, fn, tasks)
                 except KeyboardInterrupt:
@@ -157,3 +182,87 @@ def _quiet_when_interrupted() -> Iterator[Callable[[], None]]:
     finally:
         for logger in silenced:
             logger.disabled = False
+
+
+def _connect_timeout() -> float:
+    """Dask's connect timeout as configured, in seconds."""
+    import dask
+    from dask.utils import parse_timedelta
+
+    return float(parse_timedelta(dask.config.get("distributed.comm.timeouts.connect"), default="seconds") or 0)
+
+
+@contextmanager
+def _local_cluster(threads: int) -> Iterator[tuple[Any, Any]]:
+    """The night's ``LocalCluster`` (one in-process worker of ``threads`` threads, dashboards on free
+    ports) and its client, under the night's timeouts (the module's docstring); closed at the end."""
+    import dask
+    from dask.distributed import Client, LocalCluster
+
+    timeout = max(_connect_timeout(), START_TIMEOUT_S)
+    with dask.config.set({"distributed.comm.timeouts.connect": f"{timeout:g}s"}):
+        try:
+            cluster = LocalCluster(n_workers=1, threads_per_worker=threads, processes=False,
+                                   dashboard_address="127.0.0.1:0", worker_dashboard_address="127.0.0.1:0")
+        except Exception as exc:
+            _raise_if_timed_out(exc, f"the night's Dask cluster (a LocalCluster in this process) did not start "
+                                     f"within {timeout:g} s")
+            raise
+        ended = False
+        try:
+            try:
+                client = Client(cluster, timeout=f"{timeout:g}s")
+            except Exception as exc:
+                _raise_if_timed_out(exc, f"the night's Dask client did not connect to its LocalCluster "
+                                         f"within {timeout:g} s")
+                raise
+            try:
+                yield cluster, client
+                ended = True
+            finally:
+                _close(client.close, "client", 2 * timeout, warn=ended)
+        finally:
+            _close(cluster.close, "cluster", 2 * timeout, warn=ended)
+
+
+@contextmanager
+def _scheduler_client(scheduler: str) -> Iterator[Any]:
+    """A client of the scheduler at ``scheduler``, within Dask's connect timeout (the user's to set)."""
+    from dask.distributed import Client
+
+    timeout = _connect_timeout()
+    try:
+        client = Client(scheduler, timeout=f"{timeout:g}s")
+    except Exception as exc:
+        _raise_if_timed_out(exc, f"could not connect to the Dask scheduler at {scheduler} within {timeout:g} s; "
+                                 "check that it runs and that this machine reaches it")
+        raise
+    with client:
+        yield client
+
+
+def _close(close: Callable[..., Any], what: str, timeout: float, *, warn: bool) -> None:
+    """``close(timeout=...)``; a timeout is a warning when the night's results are in (``warn``), else
+    nothing (an interrupted or failed night: its own error is the news)."""
+    try:
+        close(timeout=timeout)
+    except TimeoutError:
+        if warn:
+            log.warning("the night's Dask %s did not close within %g s (the machine is busy); the night's "
+                        "results are all in and are kept", what, timeout)
+
+
+def _raise_if_timed_out(exc: BaseException, what: str) -> None:
+    """:class:`ClusterTimeoutError` saying ``what`` and what to do, when ``exc`` (or its cause) is a timeout."""
+    cause: BaseException | None = exc
+    seen: set[int] = set()
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        # (a connect that timed out is an OSError: "Timed out trying to connect to ...")
+        if isinstance(cause, TimeoutError) or (isinstance(cause, OSError) and str(cause).startswith("Timed out")):
+            said = str(cause) or type(cause).__name__
+            raise ClusterTimeoutError(
+                f"{what} ({said}): the machine may be too busy. Nothing of the night was committed: run it "
+                f"again, when the machine is less loaded or with more time for Dask (the environment "
+                f"variable {CONNECT_ENV}=900s, for example)") from exc
+        cause = cause.__cause__ or cause.__context__
