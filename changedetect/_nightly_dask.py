@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from changedetect.errors import ChangeDetectError
+from changedetect.errors import ClusterTimeoutError
 
 log = logging.getLogger("changedetect.nightly")
 
@@ -45,10 +45,6 @@ STOP_WAIT_S = 60.0
 START_TIMEOUT_S = 300.0
 #: how the user gives Dask longer to connect (Dask reads it at import)
 CONNECT_ENV = "DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT"
-
-
-class ClusterTimeoutError(ChangeDetectError, TimeoutError):
-    """The night's Dask cluster did not start, or its scheduler was not reached, in time."""
 
 
 class _LocalDask:

@@ -80,6 +80,10 @@ class LockedError(ChangeDetectError, RuntimeError):
     """Another run holds the lock on a state directory."""
 
 
+class ClusterTimeoutError(ChangeDetectError, TimeoutError):
+    """The nightly job's Dask cluster did not start, or its scheduler was not reached, in time."""
+
+
 class ChangeDetectWarning(UserWarning):
     """Root of changedetect's warnings."""
 
