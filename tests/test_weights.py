@@ -170,6 +170,23 @@ def test_models_cli_lists_both_models_as_json(monkeypatch: pytest.MonkeyPatch) -
     assert isinstance(res.exception, ModelError)
 
 
+
+def test_models_cli_without_any_model_says_where_it_looked_and_fails(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A broken install (no models anywhere) is not a quiet empty listing with status 0."""
+    from click.testing import CliRunner
+
+    from changedetect.cli import cli
+
+    empty = tmp_path / "none"
+    empty.mkdir()
+    monkeypatch.delenv("CHANGEDETECT_MODELS", raising=False)
+    monkeypatch.setattr("changedetect.weights.shipped_dir", lambda: empty)
+    res = CliRunner().invoke(cli, ["models"])
+    assert res.exit_code == 1
+    assert "no models found in" in res.output and str(empty) in res.output
+    assert "CHANGEDETECT_MODELS" in res.output
+
 def test_saved_model_files_get_the_usual_permissions(tmp_path: Path) -> None:
     import os
     import stat

@@ -17,7 +17,9 @@ from changedetect.cli.options import json_opt
 def command(name: str | None, as_json: bool, verify: bool) -> None:
     """List the shipped models (no NAME) or print the card of NAME (a name or model folder).
 
-    Models are looked for in $CHANGEDETECT_MODELS, then in the repository's models/ folder.
+    Models are looked for in $CHANGEDETECT_MODELS, then among the installed package's own
+    models (changedetect/models/ in a wheel; a checkout's models/ folder).  With none found it
+    says where it looked and exits with status 1.
 
     \b
     Examples:
@@ -26,7 +28,7 @@ def command(name: str | None, as_json: bool, verify: bool) -> None:
       changedetect models --json
       changedetect models s2-urban --verify
     """
-    from changedetect.weights import find_model, list_shipped, load_model, read_card
+    from changedetect.weights import find_model, list_shipped, load_model, models_dirs, read_card
 
     if name is None:
         cards = list_shipped()
@@ -37,7 +39,10 @@ def command(name: str | None, as_json: bool, verify: bool) -> None:
             click.echo(json.dumps([c.to_dict() for c in cards], indent=2, ensure_ascii=False))
             return
         if not cards:
-            click.echo("no models found (set CHANGEDETECT_MODELS or restore models/)")
+            looked = ", ".join(str(d) for d in models_dirs())
+            raise click.ClickException(
+                f"no models found in {looked}; set CHANGEDETECT_MODELS to a folder of model folders, "
+                "or reinstall changedetect (a checkout: restore models/ from git)")
         for c in cards:
             click.echo(_summary(c.to_dict()))
         return
