@@ -26,9 +26,13 @@ changes that; the whole chain's figures are ``benchmarks/sample_city_agreement.p
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _segmenter import segmenter_days  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 FOUND_SHARE = 0.25
@@ -43,7 +47,6 @@ def main() -> None:
 
     import geopandas as gpd
     import rasterio
-    import torch
     from rasterio.features import rasterize
     from scipy import ndimage as ndi
 
@@ -64,12 +67,7 @@ def main() -> None:
         building_segmenter(load_model(args.model))
     if seg is None:
         raise SystemExit(f"{args.model} has no buildings/ stage: pass --segmenter")
-    built = []
-    for day in days:
-        x = day.values.astype(np.float32)
-        t = torch.from_numpy(seg.card.preprocess(x, seg.card.compute_stats(x)))[None]
-        with torch.inference_mode():
-            built.append(torch.sigmoid(seg.module.eval()(t, t))[0, 0].numpy())
+    built = segmenter_days(seg, days)
     check = PresenceCheck()
     truth = gpd.read_file(tiles / "truth" / "footprints.gpkg", layer="footprints").to_crs(stack.rio.crs)
     shape, transform = (stack.sizes["y"], stack.sizes["x"]), stack.rio.transform()

@@ -63,6 +63,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _segmenter import segmenter_days  # noqa: E402
 from generated_cities import REPO, city  # noqa: E402
 
 FOUND_SHARE = 0.25
@@ -85,7 +86,6 @@ def load(tiles: Path, name: str, predict: Any, seg: Any) -> dict[str, Any]:
             return dict(z)
     import geopandas as gpd
     import rasterio
-    import torch
     from rasterio.features import rasterize
     from scipy import ndimage as ndi
 
@@ -97,12 +97,7 @@ def load(tiles: Path, name: str, predict: Any, seg: Any) -> dict[str, Any]:
     dates = [np.datetime_as_string(t, "D") for t in rgb["time"].values]
     days = [rgb.isel(time=k).compute() for k in range(len(dates))]
     prob = np.stack([np.nan_to_num(np.asarray(predict(days[a], days[b]))) for a, b in PAIRS])
-    built = []
-    for day in days:
-        x = day.values.astype(np.float32)
-        t = torch.from_numpy(seg.card.preprocess(x, seg.card.compute_stats(x)))[None]
-        with torch.inference_mode():
-            built.append(torch.sigmoid(seg.module.eval()(t, t))[0, 0].numpy())
+    built = segmenter_days(seg, days)
     shape, transform = (stack.sizes["y"], stack.sizes["x"]), stack.rio.transform()
     changed = np.zeros(shape, bool)
     for p in (tiles / "truth").glob("change_*.tif"):
