@@ -15,6 +15,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from changedetect._pipeline_coverage import compared_share
+from changedetect._report_reasons import coverage_why as said_why
+from changedetect._report_reasons import scl_class
+from changedetect._report_text import TEXT, num
 from changedetect.io.clouds import LOW_COVERAGE, coverage_why
 
 
@@ -32,41 +35,43 @@ def from_run(run: Mapping[str, Any]) -> dict[str, Any] | None:
                        "low": share < LOW_COVERAGE}], "dates": [], "clouds": clouds}
 
 
-def _pct(value: Any) -> str:
-    return "–" if value is None else f"{100 * float(value):.1f} %"
+def _pct(value: Any, lang: str = "en") -> str:
+    return "–" if value is None else num(f"{100 * float(value):.1f}", lang) + " %"
 
 
-def _scl(cloud: Mapping[str, Any] | None) -> str:
+def _scl(cloud: Mapping[str, Any] | None, lang: str = "en") -> str:
     """What a date's SCL masked: ``75 % (no data (0) 75 %)``; ``not masked`` (``--no-cloud-mask``)."""
+    t = TEXT[lang]
     if cloud is None:
-        return "no SCL"
+        return t["cov.no_scl"]
     if not cloud.get("masked"):
-        return f"not masked ({100 * float(cloud.get('cloud_share', 0.0)):.0f} % cloud read as data)"
+        return t["cov.not_masked"].format(pct=f"{100 * float(cloud.get('cloud_share', 0.0)):.0f}")
     classes = sorted(((float(v), str(k)) for k, v in (cloud.get("masked_classes") or {}).items() if float(v) >= 0.0005),
                      reverse=True)
-    detail = ", ".join(f"{100 * v:.1f} % {k}" for v, k in classes)
-    return _pct(cloud.get("masked_share", 0.0)) + (f" ({detail})" if detail else "")
+    detail = ", ".join(f"{_pct(v, lang)} {scl_class(k, lang)}" for v, k in classes)
+    return _pct(cloud.get("masked_share", 0.0), lang) + (f" ({detail})" if detail else "")
 
 
-def clear_view(pair: Mapping[str, Any]) -> str:
+def clear_view(pair: Mapping[str, Any], lang: str = "en") -> str:
     """How much of what a pair compared was compared against the last clear view, where its BEFORE
     had no data (``filled_share``, ``filled_from``: :func:`changedetect._pipeline_coverage.coverage_of`):
     ``72.0 % compared, 30 % of it against the clear view of 2024-01-15`` ("" when none was)."""
     filled, share = float(pair.get("filled_share") or 0.0), compared_share(pair)
     if filled <= 0 or not share:
         return ""
+    t = TEXT[lang]
     by_date = dict(pair.get("filled_from") or {})
-    views = (" and ".join(str(d) for d in by_date) if len(by_date) < 2 else
+    views = (t["cov.and"].join(str(d) for d in by_date) if len(by_date) < 2 else
              ", ".join(f"{d} ({100 * float(v) / share:.0f} %)" for d, v in by_date.items()))
-    return (f"{100 * share:.1f} % compared, {100 * filled / share:.0f} % of it against the clear view of "
-            f"{views or 'an earlier date'} ({pair['before']} had no data there).")
+    return t["cov.clear_view"].format(share=num(f"{100 * share:.1f}", lang), filled=f"{100 * filled / share:.0f}",
+                                      views=views or t["cov.earlier"], before=pair["before"])
 
 
-def section(coverage: Mapping[str, Any] | None) -> str:
-    """The report's coverage section (escaped), or "" without a coverage."""
+def section(coverage: Mapping[str, Any] | None, lang: str = "en") -> str:
+    """The report's coverage section (escaped) in ``lang``, or "" without a coverage."""
     if not coverage or not coverage.get("pairs"):
         return ""
-    e = html.escape
+    e, t = html.escape, TEXT[lang]
     clouds: Sequence[Mapping[str, Any]] = coverage.get("clouds") or []
     nodata = {str(d["date"]): float(d["tiles_nodata_share"]) for d in coverage.get("dates") or []
               if d.get("tiles_nodata_share") is not None}
@@ -74,26 +79,22 @@ def section(coverage: Mapping[str, Any] | None) -> str:
     for p in coverage["pairs"]:
         share, low = compared_share(p), bool(p.get("low"))
         marked = ' class="low"' if low else ""
-        why = (f'<span class="low-flag">LOW: under {100 * LOW_COVERAGE:.0f} %</span> '
-               + e(coverage_why(clouds, (p["before"], p["after"]), tiles_nodata=nodata))) if low else ""
-        clear = clear_view(p)
+        why = (f'<span class="low-flag">{e(t["cov.low"].format(pct=f"{100 * LOW_COVERAGE:.0f}"))}</span> '
+               + e(said_why(coverage_why(clouds, (p["before"], p["after"]), tiles_nodata=nodata), lang))) if low else ""
+        clear = clear_view(p, lang)
         why = " ".join(w for w in (e(clear), why) if w)
         rows.append(f'<tr{marked}><td>{e(str(p["before"]))} → {e(str(p["after"]))}</td>'
-                    f'<td class="pct">{e(_pct(share))}</td><td>{why}</td></tr>')
+                    f'<td class="pct">{e(_pct(share, lang))}</td><td>{why}</td></tr>')
     by_date = {str(c.get("date")): c for c in clouds}
-    dates = [f'<tr><td>{e(str(d["date"]))}</td><td class="pct">{e(_pct(d.get("valid_share")))}</td>'
-             f'<td>{e(_scl(by_date.get(str(d["date"]))))}</td><td class="pct">{e(_pct(d.get("tiles_nodata_share")))}</td></tr>'
+    dates = [f'<tr><td>{e(str(d["date"]))}</td><td class="pct">{e(_pct(d.get("valid_share"), lang))}</td>'
+             f'<td>{e(_scl(by_date.get(str(d["date"])), lang))}</td>'
+             f'<td class="pct">{e(_pct(d.get("tiles_nodata_share"), lang))}</td></tr>'
              for d in coverage.get("dates") or []]
-    date_table = ("<table><tr><th>Date</th><th>With data</th><th>Masked by its Sentinel-2 SCL</th>"
-                  "<th>No data in the tiles</th></tr>" + "".join(dates) + "</table>") if dates else ""
-    return ('<section class="coverage"><h2>What was compared</h2>'
-            '<p class="note">Each compared pair of dates, with the share of the scene that has data on both '
-            "(a cloud masked by the date's Sentinel-2 scene classification, SCL, or no data in the tiles is no "
-            "data; where a pair's earlier date had none, its later date was compared against the last clear view "
-            "before it, and that counts as compared). Outside it no change was looked for: no violation there "
-            "means not checked, not clean.</p>"
-            "<table><tr><th>Pair</th><th>Compared</th><th></th></tr>" + "".join(rows) + "</table>"
-            + date_table + "</section>")
+    head = "".join(f"<th>{e(t[k])}</th>" for k in ("cov.date", "cov.with_data", "cov.masked", "cov.tiles_nodata"))
+    date_table = (f"<table><tr>{head}</tr>" + "".join(dates) + "</table>") if dates else ""
+    return (f'<section class="coverage"><h2>{e(t["cov.heading"])}</h2><p class="note">{e(t["cov.note"])}</p>'
+            f'<table><tr><th>{e(t["cov.pair"])}</th><th>{e(t["cov.compared"])}</th><th></th></tr>'
+            + "".join(rows) + "</table>" + date_table + "</section>")
 
 
 __all__ = ["clear_view", "from_run", "section"]

@@ -69,6 +69,10 @@ class ReportConfig:
         cards made a 535 MB file (about 110 kB a card), which a browser struggles to open.
     include_permitted
         Whether buildings matched to a valid permit get a card too.
+    lang
+        The report's language: ``"en"`` (English) or ``"vi"`` (Tiếng Việt: the statuses, labels and
+        reasons in the terms of Vietnamese urban management; the default title too).  The violation
+        files stay in English.
     """
 
     title: str = "Buildings without a matching permit"
@@ -79,8 +83,12 @@ class ReportConfig:
     overview_px: int = 1200
     max_cards: int = 500
     include_permitted: bool = False
+    lang: str = "en"
 
     def __post_init__(self) -> None:
+        from changedetect._report_text import check_lang
+
+        check_lang(self.lang)
         bands = self.rgb_bands
         if isinstance(bands, str) or not isinstance(bands, tuple | list) or len(bands) != 3 \
                 or not all(isinstance(b, str) and b for b in bands):

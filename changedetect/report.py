@@ -33,6 +33,7 @@ import numpy as np
 from changedetect._imagery import Imagery, RasterImagery, StackImagery, _fit
 from changedetect._report_card import card as _card
 from changedetect._report_card import fmt as _fmt
+from changedetect._report_text import TEXT, term
 from changedetect.config import ReportConfig
 
 if TYPE_CHECKING:
@@ -174,8 +175,8 @@ def render_report(
     *,
     before: Imagery | None = None,
     after: Imagery | None = None,
-    before_label: str = "Before",
-    after_label: str = "After",
+    before_label: str | None = None,
+    after_label: str | None = None,
     run_info: Mapping[str, Any] | None = None,
     config: ReportConfig = _DEFAULT_CONFIG,
     coverage: Mapping[str, Any] | None = None,
@@ -193,61 +194,62 @@ def render_report(
     if config.max_cards:
         gdf = gdf.iloc[: config.max_cards]
     overview = _draw_overview(after or before, gdf, config) if len(gdf) or after or before else ""
-    labels = {"before": before_label, "after": after_label}
+    t = TEXT[config.lang]
+    labels = {"before": before_label or t["before"], "after": after_label or t["after"]}
     cards = []
     for number, (_, row) in enumerate(gdf.iterrows(), start=1):
         colour = COLOURS.get(str(row["status"]), _DEFAULT_COLOUR)
         chips = {key: _chip(img, row.geometry, config, colour)
                  for key, img in (("before", before), ("after", after))
                  if img is not None and row.geometry is not None and not row.geometry.is_empty}
-        cards.append(_card(number, row, gdf.crs, chips, labels))
+        cards.append(_card(number, row, gdf.crs, chips, labels, config.lang))
     if hidden:
-        cards.append(f'<p class="card empty">{hidden} more violations not shown (at most {config.max_cards} '
-                     "cards, max_cards): see the violation list.</p>")
-    return _page(title=config.title, overview=overview, cards=cards, counts=counts,
-                 run_info=dict(run_info or {}), coverage=_coverage_section(coverage))
+        cards.append(f'<p class="card empty">{html.escape(t["hidden"].format(n=hidden, max=config.max_cards))}</p>')
+    title = t["title"] if config.title == ReportConfig.title else config.title  # the default: in the language
+    return _page(title=title, overview=overview, cards=cards, counts=counts, lang=config.lang,
+                 run_info=dict(run_info or {}), coverage=_coverage_section(coverage, config.lang))
 
 
 def _page(*, title: str, overview: str, cards: list[str], counts: Mapping[str, int],
-          run_info: Mapping[str, Any], coverage: str = "") -> str:
-    """Fill ``templates/report.html`` (every value escaped here)."""
+          run_info: Mapping[str, Any], coverage: str = "", lang: str = "en") -> str:
+    """Fill ``templates/report.html`` in ``lang`` (every value escaped here)."""
     from importlib.resources import files
     from string import Template
 
-    e = html.escape
+    e, t = html.escape, TEXT[lang]
     template = Template(files("changedetect").joinpath("templates/report.html").read_text(encoding="utf-8"))
-    facts = "".join(f"<span>{e(str(k).replace('_', ' '))}: <b>{e(_fmt(v))}</b></span>"
-                     for k, v in run_info.items() if k != "generated")
+    facts = "".join(f"<span>{e(term(lang, 'fact', k))}: <b>{e(_fmt(v, lang=lang))}</b></span>"
+                    for k, v in run_info.items() if k != "generated")
     total = sum(counts.values())
-    count_items = [f"<li><b>{total}</b> to inspect</li>"] + [
+    count_items = [f"<li><b>{total}</b> {e(t['to_inspect'])}</li>"] + [
         f'<li><span class="swatch" style="background:rgb{COLOURS.get(k, _DEFAULT_COLOUR)}"></span>'
-        f"{e(k.replace('_', ' '))}: <b>{n}</b></li>"
+        f"{e(term(lang, 'status', k))}: <b>{n}</b></li>"
         for k, n in sorted(counts.items(), key=lambda kv: SEVERITY.get(kv[0], 5))
     ]
     legend = "".join(
-        f'<span><span class="swatch" style="background:rgb{c}"></span>{e(k.replace("_", " "))}</span>'
+        f'<span><span class="swatch" style="background:rgb{c}"></span>{e(term(lang, "status", k))}</span>'
         for k, c in COLOURS.items()
     )
     overview_html = (
-        f'<section class="overview"><h2>Overview</h2><img src="{overview}" alt="Overview map: the after '
-        f'image with the violations outlined and numbered"><div class="legend">{legend}</div></section>'
+        f'<section class="overview"><h2>{e(t["overview"])}</h2><img src="{overview}" alt="{e(t["overview_alt"])}">'
+        f'<div class="legend">{legend}</div></section>'
         if overview else ""
     )
     badges = "\n".join(f".badge-{k} {{ background: rgb{c}; color: {'#000' if sum(c) > 450 else '#fff'}; }}"
                        for k, c in COLOURS.items())
     generated = run_info.get("generated") or dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     return template.substitute(
-        title=e(title), facts=facts, counts="".join(count_items), overview=overview_html, badges=badges,
+        lang=lang, title=e(title), facts=facts, counts="".join(count_items), overview=overview_html, badges=badges,
         coverage=coverage,
-        cards="\n".join(cards) or '<p class="card empty">No violations found.</p>',
-        footer=f"Generated by changedetect on {e(str(generated))}. Lat/lon in WGS 84 (EPSG:4326).",
+        cards="\n".join(cards) or f'<p class="card empty">{e(t["no_violations"])}</p>',
+        footer=e(t["footer"].format(generated=generated)),
     )
 
 
-def _coverage_section(coverage: Mapping[str, Any] | None) -> str:
+def _coverage_section(coverage: Mapping[str, Any] | None, lang: str = "en") -> str:
     from changedetect._report_coverage import section
 
-    return section(coverage)
+    return section(coverage, lang)
 
 
 def write_report(
@@ -318,11 +320,12 @@ def write_report(
         info.setdefault("after", times[-1])
     before_img = RasterImagery(before, rgb_bands=config.rgb_bands) if isinstance(before, str | Path) else before
     after_img = RasterImagery(after, rgb_bands=config.rgb_bands) if isinstance(after, str | Path) else after
+    t = TEXT[config.lang]
+    before_label, after_label = (t["dated"].format(label=t[k], date=info[k]) if k in info else t[k]
+                                 for k in ("before", "after"))
     text = render_report(
         violations, before=before_img, after=after_img, run_info=info, config=config,  # type: ignore[arg-type]
-        coverage=coverage,
-        before_label=f"Before ({info['before']})" if "before" in info else "Before",
-        after_label=f"After ({info['after']})" if "after" in info else "After",
+        coverage=coverage, before_label=before_label, after_label=after_label,
     )
     out_path = Path(out_path)
     with atomic_path(out_path, overwrite=overwrite) as tmp:

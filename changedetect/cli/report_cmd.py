@@ -21,10 +21,12 @@ from changedetect.cli.options import check_overwrite, check_writable, json_opt, 
               help="The .html file to write (default: RUN_DIR/report.html).")
 @click.option("--title", help="Heading of the report.")
 @click.option("--include-permitted", is_flag=True, help="Also give buildings with a valid permit a card.")
+@click.option("--lang", default="en", show_default=True, metavar="LANG",
+              help="The report's language: en (English) or vi (Tiếng Việt).")
 @json_opt
 @overwrite_opt
 def command(run_dir: Path | None, violations: Path | None, before: Path | None, after: Path | None,
-            out: Path | None, title: str | None, include_permitted: bool, as_json: bool,
+            out: Path | None, title: str | None, include_permitted: bool, lang: str, as_json: bool,
             overwrite: bool) -> None:
     """Write ONE self-contained HTML file for inspectors (works offline, prints well).
 
@@ -35,6 +37,7 @@ def command(run_dir: Path | None, violations: Path | None, before: Path | None, 
     \b
     Examples:
       changedetect report demo_out --overwrite
+      changedetect report demo_out --lang vi --out demo_out/bao_cao.html
       changedetect report --violations out/violations.gpkg \\
           --before out/before_rgb.tif --after out/after_rgb.tif --out review.html
     """
@@ -44,7 +47,7 @@ def command(run_dir: Path | None, violations: Path | None, before: Path | None, 
     from changedetect.config import ReportConfig
     from changedetect.report import report_from_run, write_report
 
-    config = ReportConfig(include_permitted=include_permitted)
+    config = ReportConfig(include_permitted=include_permitted, lang=lang)  # an unknown lang: ConfigError
     if title:
         config = dataclasses.replace(config, title=title)
     if run_dir is not None:

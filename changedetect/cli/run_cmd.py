@@ -40,12 +40,14 @@ from changedetect.cli.options import (
 @previous_opt
 @cloud_mask_opt
 @format_opt
+@click.option("--report-lang", metavar="LANG",
+              help="The report's language: en (English) or vi (Tiếng Việt); default: [report] lang of --config, en.")
 @json_opt
 @overwrite_opt
 @click.pass_context
 def command(ctx: click.Context, tiles: tuple[Path, ...], permits: str, out: Path, model: str | None,
             config_path: Path | None, parcels: str | None, previous: Path | None, cloud_mask: bool | None, formats: tuple[str, ...],
-            as_json: bool, overwrite: bool, **register: Any) -> None:
+            report_lang: str | None, as_json: bool, overwrite: bool, **register: Any) -> None:
     """Co-register, detect, vectorise, match and report, in one go.
 
     TILES is anything `changedetect info` reads: a folder of GeoTIFFs with dates
@@ -97,6 +99,8 @@ def command(ctx: click.Context, tiles: tuple[Path, ...], permits: str, out: Path
         config = replace(config, run=replace(config.run, cloud_mask=cloud_mask))
     if formats:  # an unknown one: ConfigError, before the output folder is made
         config = replace(config, output=config.output.with_formats(formats))
+    if report_lang is not None:  # an unknown one: ConfigError, before any work
+        config = replace(config, report=replace(config.report, lang=report_lang))
     check_device(config.detect.device, fix='device = "cpu" in the [detect] table of --config')
     check_out(out, overwrite, hint="--overwrite")
     check_writable(out, folder=True)  # makes OUT's parent: gone again if the run fails (command_cleanup)
