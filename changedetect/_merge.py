@@ -7,6 +7,7 @@ night's pair runs, so a rerun after a crash produces the very same table.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +24,8 @@ log = logging.getLogger(__name__)
 #: Leading columns of the cumulative register (then whatever match gives).
 LEAD = ["violation_id", "area", "night", "before", "after", "run_violation_id"]
 SAME_BUILDING_IOU = 0.5
+#: the open register -> ``(kept, withdrawn)`` (:func:`changedetect._nightly_rematch.rematch`, bound to tonight's register)
+Rematch = Callable[["gpd.GeoDataFrame"], tuple["gpd.GeoDataFrame", "gpd.GeoDataFrame"]]
 
 
 def _empty(crs: Any) -> gpd.GeoDataFrame:
@@ -116,23 +119,37 @@ def _same(geom: Any, fid: str, other: Any, other_fid: str) -> bool:
 
 
 def merge_and_withdraw(current: State, state_dir: Path, results: list[dict[str, Any]], night: str, *,
-                       permits: str, share: float | None,
-                       season_days: int | None) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
+                       permits: str, share: float | None, season_days: int | None,
+                       rematch: Rematch | None = None) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
     """:func:`merge_night`, then the withdrawals (:mod:`changedetect._withdraw_masked`'s, of a rerun
-    pair's violations under a late SCL's mask, and :func:`withdraw_unconfirmed`'s): ``(register, withdrawn)``.
+    pair's violations under a late SCL's mask, :func:`withdraw_unconfirmed`'s, then ``rematch``'s: the
+    earlier nights' violations matched again against tonight's register, :func:`changedetect._nightly_rematch.rematch`,
+    which also gives a changed status): ``(register, withdrawn)``.
 
     When violations are withdrawn, the night is merged again without them: a violation of
     tonight that was taken for one of them (an outline that grew from a withdrawn blob, say) is
     tonight's own structure, and must not leave the register with the blob.
     """
-    from changedetect._withdraw_masked import withdraw_all as _withdraw
+    from changedetect._withdraw_masked import withdraw_all
+
+    def _withdraw(merged: gpd.GeoDataFrame) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
+        kept, withdrawn = withdraw_all(merged, results, night, share=share, season_days=season_days)
+        if rematch is None:
+            return kept, withdrawn
+        kept, permitted = rematch(kept)
+        if not len(permitted):
+            return kept, withdrawn
+        import geopandas as gpd
+
+        both = [w for w in (withdrawn, permitted) if len(w)]
+        return kept, gpd.GeoDataFrame(pd.concat(both, ignore_index=True), geometry="geometry", crs=merged.crs)
 
     merged = merge_night(current, state_dir, results, night, permits=permits)
-    kept, withdrawn = _withdraw(merged, results, night, share=share, season_days=season_days)
+    kept, withdrawn = _withdraw(merged)
     if len(withdrawn):
         gone = set(withdrawn["violation_id"].astype(str))
         merged = merge_night(current, state_dir, results, night, permits=permits, without=gone)
-        kept, _ = _withdraw(merged, results, night, share=share, season_days=season_days)
+        kept, _ = _withdraw(merged)
     return kept, withdrawn
 
 

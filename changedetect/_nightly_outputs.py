@@ -24,7 +24,7 @@ log = logging.getLogger("changedetect._merge")  # (the merge's logger, as before
 
 #: The register's date columns: ISO text in memory and in the state (compared as text), DATE fields in
 #: the published files (:func:`published`), as ``changedetect run``'s ``first_seen`` and ``before_date``.
-DATE_COLUMNS = ("night", "before", "after", "first_seen", "before_date", "withdrawn")
+DATE_COLUMNS = ("night", "before", "after", "first_seen", "before_date", "withdrawn", "status_since")
 #: the lists' formats without an ``[output]`` table (:attr:`changedetect.config.OutputConfig.formats`)
 DEFAULT_FORMATS = OutputConfig().formats
 
@@ -136,12 +136,15 @@ def write_night_reports(violations: gpd.GeoDataFrame, results: list[dict[str, An
     The chips come from the area's latest pair of the night (its ``before_rgb.tif`` /
     ``after_rgb.tif``); the report's date line is the night, so a rerun writes the same file.
     Violations withdrawn tonight (:mod:`changedetect._merge`'s) are named in its header, so that
-    an inspector holding an earlier night's report learns which of its cards no longer stand.
+    an inspector holding an earlier night's report learns which of its cards no longer stand, and so are
+    those whose status tonight's permit register changed (:mod:`changedetect._nightly_rematch`).
     """
+    from changedetect._nightly_rematch import changed_tonight
     from changedetect._withdraw_masked import reasons, said
     from changedetect.report import write_report
 
     tonight = violations[violations["night"] == night]
+    changed = violations[violations["violation_id"].astype(str).isin(changed_tonight(violations, night))]
     paths = {}
     for r in results:
         if r["error"] or not r["runs"]:
@@ -150,7 +153,8 @@ def write_night_reports(violations: gpd.GeoDataFrame, results: list[dict[str, An
         new = tonight[tonight["area"] == area]
         gone = [] if withdrawn is None or not len(withdrawn) else \
             withdrawn.loc[withdrawn["area"] == area, "violation_id"].astype(str).tolist()
-        if new.empty and not gone:
+        moved = changed[changed["area"] == area]  # a status the register changed tonight
+        if new.empty and not gone and moved.empty:
             continue
         run_dir = Path(pair["run_dir"])
         path = out_dir / f"report-{night}-{area}.html"
@@ -159,6 +163,10 @@ def write_night_reports(violations: gpd.GeoDataFrame, results: list[dict[str, An
         if gone and withdrawn is not None:
             why = said(reasons(withdrawn[withdrawn["area"] == area]))
             info["withdrawn tonight"] = f"{len(gone)}: {', '.join(gone)} ({why}; withdrawn-{night}.csv gives the reasons)"
+        if len(moved):
+            info["status changed tonight"] = f"{len(moved)}: " + ", ".join(
+                f"{v} ({a} -> {b})" for v, a, b in zip(moved["violation_id"], moved["previous_status"], moved["status"],
+                                                       strict=True)) + " (the permit register changed; open_violations)"
         write_report(new, out_path=path, before=run_dir / "before_rgb.tif", after=run_dir / "after_rgb.tif",
                      run_info=info, overwrite=True)
         paths[f"report_{area}"] = str(path)

@@ -20,8 +20,13 @@ class NightlySummary:
     #: or reported under what a late SCL masks (:mod:`changedetect._withdraw_masked`)
     withdrawn: list[str] = field(default_factory=list)
     #: how many of ``withdrawn`` for each reason: ``not seen under the same sun``, ``under a cloud a late
-    #: SCL masks`` (a rerun's date now masks it: :mod:`changedetect._withdraw_masked`)
+    #: SCL masks`` (a rerun's date now masks it: :mod:`changedetect._withdraw_masked`), ``now covered by a
+    #: permit in the register`` (:mod:`changedetect._nightly_rematch`)
     withdrawn_reasons: dict[str, int] = field(default_factory=dict)
+    #: earlier nights' violations whose status tonight's permit register changed (``exceeds_permit`` where a
+    #: smaller permit was entered for an ``unlicensed`` one; their ``previous_status`` and ``status_since``:
+    #: :mod:`changedetect._nightly_rematch`); those it now permits are withdrawn (``withdrawn_reasons``)
+    status_changed: list[str] = field(default_factory=list)
     #: open violations seen across seasons that no same-season pair has checked yet (``same_sun``
     #: ``pending``: the next night with a same-season partner confirms or withdraws them)
     pending: int = 0
@@ -52,9 +57,10 @@ class NightlySummary:
             failed = failed[:77] + "..."
         n = len(self.warnings)
         again = f", {len(self.reruns)} dates again" if self.reruns else ""
+        changed = f", {len(self.status_changed)} changed status" if self.status_changed else ""
         return (f"NightlySummary({self.night}: {self.new_acquisitions} new acquisitions{again}, {self.pairs} pairs, "
                 f"{self.new_violations} new violations, {self.open_violations} open ({self.pending} pending), "
-                f"{len(self.withdrawn)} withdrawn; {len(self.areas)} areas{failed}"
+                f"{len(self.withdrawn)} withdrawn{changed}; {len(self.areas)} areas{failed}"
                 f"{f'; {n} warning' + 's' * (n > 1) if n else ''})")
 
 

@@ -69,6 +69,7 @@ from changedetect import _nightly_footprints as _footprints
 from changedetect import _nightly_outputs as _outputs
 from changedetect import _nightly_parcels as _parcels
 from changedetect import _nightly_reference as _reference
+from changedetect import _nightly_rematch as _rematch
 from changedetect import _withdraw_masked
 from changedetect._nightly_catalog import Acquisition, discover, plan_pairs
 from changedetect._nightly_inputs import (
@@ -288,18 +289,20 @@ def run_nightly(
         _coverage.record(summary, results)
         from changedetect import _merge
 
-        violations, withdrawn = _merge.merge_and_withdraw(current, state_dir, results, night_s,
-                                                          permits=str(permits),
-                                                          share=config.detect.same_sun_share,
-                                                          season_days=config.detect.season_days)
+        edges = _parcels.edge_tolerances(results)  # the earlier rows follow tonight's register (and parcels)
+        violations, withdrawn = _merge.merge_and_withdraw(
+            current, state_dir, results, night_s, permits=str(permits), share=config.detect.same_sun_share,
+            season_days=config.detect.season_days,
+            rematch=_rematch.bound(current.nights, register, night_s, config.match, key, edges))
         if layer is not None:  # the open rows carry tonight's layer's parcel, those opened before it too
-            violations = _parcels.with_current_parcels(violations, layer, night_s, tolerances=_parcels.edge_tolerances(
-                results), default_m=config.match.edge_tolerance_m or 0.0)
+            violations = _parcels.with_current_parcels(violations, layer, night_s, tolerances=edges,
+                                                       default_m=config.match.edge_tolerance_m or 0.0)
         ok_areas = {r["area"] for r in results if not r["error"]}
         summary.failed = {r["area"]: r["error"] for r in results if r["error"]}
         idle = (set(new_by_area) | set(scl_records)) - {t["area"] for t in tasks}  # nothing to run: ok
         new_state = _next_state(current, new_by_area, ok_areas | idle, night_s, violations, summary.references,
-                                scl_records, scl_settled)
+                                scl_records, scl_settled, record=_rematch.record(
+                                    current.nights, _rematch.stamp(key, config.match), edges, current.generation + 1))
         _merge.write_generation(violations, new_state.violations_path(state_dir))
         everything = _merge.withdrawn_table(current, state_dir, withdrawn)
         if len(everything):  # kept in the state: the night's file can be restored, and added to
@@ -320,6 +323,7 @@ def run_nightly(
         summary.new_violations = int((violations["night"] == night_s).sum())
         summary.withdrawn = withdrawn["violation_id"].astype(str).tolist()
         summary.withdrawn_reasons = _withdraw_masked.reasons(withdrawn)
+        summary.status_changed = _rematch.changed_tonight(violations, night_s)
         summary.open_violations = len(violations)
         summary.pending = _pending(violations)
     log.info("night %s: %s", night_s, summary.to_dict())
@@ -353,11 +357,13 @@ def _pending(violations: Any) -> int:
 def _next_state(current: NightState, new_by_area: dict[str, list[Acquisition]], ok_areas: set[str], night: str,
                 violations: Any, references: dict[str, dict[str, Any]],
                 scl_records: dict[str, dict[str, str]] | None = None,
-                scl_settled: dict[str, dict[str, str]] | None = None) -> NightState:
+                scl_settled: dict[str, dict[str, str]] | None = None,
+                record: dict[str, Any] | None = None) -> NightState:
     """The state to commit: a successful area's new acquisitions (with their SCL's checksum, ``""``
     for none), the SCL checksums of its dates compared again or upgraded (``scl_records``:
     :mod:`changedetect._nightly_scl`), and its reference pinned; any area's upgrade of a record
-    written before SCL checksums (``scl_settled``), so that a failed night does not decide it again."""
+    written before SCL checksums (``scl_settled``), so that a failed night does not decide it again;
+    ``record``: what the night's record keeps besides its counts (:func:`changedetect._nightly_rematch.record`)."""
     acquisitions = {a: {k: dict(r) for k, r in v.items()} for a, v in current.acquisitions.items()}
     for area, new in new_by_area.items():
         if area in ok_areas:
@@ -371,7 +377,7 @@ def _next_state(current: NightState, new_by_area: dict[str, list[Acquisition]], 
                 acquisitions[area][sha]["scl"] = scl
     nights = dict(current.nights)
     nights[night] = {"new_violations": int((violations["night"] == night).sum()),
-                     "open_violations": len(violations)}
+                     "open_violations": len(violations), **(record or {})}
     checksums = {k: v for k, v in current.checksums.items() if Path(k).exists()}  # filled by discover()
     pinned = dict(current.references)
     for area, ref in sorted(references.items()):

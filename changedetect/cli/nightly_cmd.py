@@ -105,6 +105,7 @@ def command(catalog: Path, permits: str, state: Path, out: Path, night: dt.datet
                    f"{s['new_violations']} new violation(s), "
                    + (f"{len(s['withdrawn'])} withdrawn{_why(s.get('withdrawn_reasons') or {})}, "
                       if s["withdrawn"] else "")
+                   + (f"{len(s['status_changed'])} changed status, " if s.get("status_changed") else "")
                    + f"{s['open_violations']} open in total"
                    + (f" ({s['pending']} awaiting a same-season check)" if s["pending"] else ""))
         for key, path in s["outputs"].items():
