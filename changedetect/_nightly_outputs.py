@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from changedetect._state import checkpoint
-from changedetect.config import LIST_FORMATS, OutputConfig
+from changedetect.config import LIST_FORMATS, OutputConfig, ReportConfig
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -130,7 +130,8 @@ def remove_unasked(out_dir: Path, night: str, formats: Iterable[str]) -> None:
 
 
 def write_night_reports(violations: gpd.GeoDataFrame, results: list[dict[str, Any]], out_dir: Path,
-                        night: str, withdrawn: gpd.GeoDataFrame | None = None) -> dict[str, str]:
+                        night: str, withdrawn: gpd.GeoDataFrame | None = None,
+                        report: ReportConfig | None = None) -> dict[str, str]:
     """``report-<night>-<area>.html`` per area with violations first seen, or withdrawn, tonight.
 
     The chips come from the area's latest pair of the night (its ``before_rgb.tif`` /
@@ -138,11 +139,17 @@ def write_night_reports(violations: gpd.GeoDataFrame, results: list[dict[str, An
     Violations withdrawn tonight (:mod:`changedetect._merge`'s) are named in its header, so that
     an inspector holding an earlier night's report learns which of its cards no longer stand, and so are
     those whose status tonight's permit register changed (:mod:`changedetect._nightly_rematch`).
+    ``report`` is the run config's ``[report]`` table (title, ``max_cards``, language), as
+    ``changedetect run`` reads it; the night's own header lines are in its language too.
     """
     from changedetect._nightly_rematch import changed_tonight
+    from changedetect._report_text import term, text
     from changedetect._withdraw_masked import reasons, said
     from changedetect.report import write_report
 
+    report = report or ReportConfig()
+    lang = report.lang
+    t = text(lang)
     tonight = violations[violations["night"] == night]
     changed = violations[violations["violation_id"].astype(str).isin(changed_tonight(violations, night))]
     paths = {}
@@ -159,16 +166,20 @@ def write_night_reports(violations: gpd.GeoDataFrame, results: list[dict[str, An
         run_dir = Path(pair["run_dir"])
         path = out_dir / f"report-{night}-{area}.html"
         info = {"area": area, "night": night, "before": pair["before"], "after": pair["after"],
-                "generated": f"the night of {night}"}
+                "generated": t["night.generated"].format(night=night)}
         if gone and withdrawn is not None:
-            why = said(reasons(withdrawn[withdrawn["area"] == area]))
-            info["withdrawn tonight"] = f"{len(gone)}: {', '.join(gone)} ({why}; withdrawn-{night}.csv gives the reasons)"
+            kinds = reasons(withdrawn[withdrawn["area"] == area])
+            why = said({term(lang, "withdrawn", k): n for k, n in kinds.items()})
+            info["withdrawn tonight"] = t["night.withdrawn"].format(n=len(gone), ids=", ".join(gone), why=why,
+                                                                    night=night)
         if len(moved):
-            info["status changed tonight"] = f"{len(moved)}: " + ", ".join(
-                f"{v} ({a} -> {b})" for v, a, b in zip(moved["violation_id"], moved["previous_status"], moved["status"],
-                                                       strict=True)) + " (the permit register changed; open_violations)"
+            items = ", ".join(t["night.changed_item"].format(id=v, before=term(lang, "status", a),
+                                                             after=term(lang, "status", b))
+                              for v, a, b in zip(moved["violation_id"], moved["previous_status"], moved["status"],
+                                                 strict=True))
+            info["status changed tonight"] = t["night.changed"].format(n=len(moved), items=items)
         write_report(new, out_path=path, before=run_dir / "before_rgb.tif", after=run_dir / "after_rgb.tif",
-                     run_info=info, overwrite=True)
+                     run_info=info, overwrite=True, config=report)
         paths[f"report_{area}"] = str(path)
     return paths
 

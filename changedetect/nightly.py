@@ -314,7 +314,7 @@ def run_nightly(
                                                   formats=config.output.formats)
         checkpoint("outputs written")
         summary.outputs.update(_outputs.write_night_reports(violations, results, out_dir, night_s,
-                                                            night_withdrawn))
+                                                            night_withdrawn, report=config.report))
         checkpoint("reports written")
         save_state(state_dir, new_state)
         _remove_older_register_copies(state_dir, permits, parcels)

@@ -151,7 +151,7 @@ def test_the_nights_report_and_summary_line_name_them(nights: dict[str, Any]) ->
     third = nights["summaries"][2]
     report = (nights["root"] / "out" / f"report-{NIGHTS[2]}-s2.html").read_text(encoding="utf-8")
     (block,) = third.status_changed
-    assert "status changed tonight" in report and f"{block} (unlicensed -&gt; exceeds_permit)" in report
+    assert "status changed tonight" in report and f"{block} (unlicensed -&gt; exceeds permit)" in report
     assert "withdrawn tonight" in report and third.withdrawn[0] in report
     d = third.to_dict()
     assert d["status_changed"] == [block] and d["withdrawn_reasons"] == {KIND: 1}
@@ -276,3 +276,36 @@ def test_rematch_with_nothing_new_in_the_register_changes_nothing(tmp_path: Path
     assert gone["violation_id"].tolist() == ["a-0"]
     _, gone = bound(nights, register, "2020-09-04", MatchConfig(tolerance_m2=5.0), "k", {})(rows)
     assert gone["violation_id"].tolist() == ["a-0"]
+
+
+@pytest.mark.parametrize("lang", ["en", "vi"])
+def test_the_nights_report_header_follows_the_report_config(lang: str, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """The night's report gets the run config's ``[report]`` table (title, max_cards, language) as ``run``'s
+    does, and its own header lines (withdrawn, status changed, the night) are in that language."""
+    from changedetect import _nightly_outputs
+    from changedetect._report_text import TEXT
+    from changedetect.config import ReportConfig
+
+    seen: list[dict[str, Any]] = []
+    monkeypatch.setattr("changedetect.report.write_report",
+                        lambda new, **kw: seen.append(kw) or Path(kw["out_path"]))
+    night = "2020-09-04"
+    rows = _open_rows().assign(area="a", night=["2020-07-05", "2020-07-05", "2020-07-05", night],
+                               previous_status=["", "unlicensed", "", ""], status_since="2020-07-05")
+    rows.loc[1, ["status", "status_since"]] = ["exceeds_permit", night]
+    gone = rows.iloc[[0]].assign(withdrawn=night, withdrawn_reason=f"{KIND}: permit GP-2020-0142 covers it")
+    results = [{"area": "a", "error": None, "runs": [{"before": "2020-07-04", "after": "2020-09-03",
+                                                       "run_dir": str(tmp_path)}]}]
+    config = ReportConfig(lang=lang, title="Quận 12", max_cards=3)
+    _nightly_outputs.write_night_reports(rows.iloc[1:], results, tmp_path, night, gone, report=config)
+    (kw,) = seen
+    t = TEXT[lang]
+    assert kw["config"] == config
+    info = kw["run_info"]
+    assert info["generated"] == t["night.generated"].format(night=night)
+    assert t[f"withdrawn.{KIND}"] in info["withdrawn tonight"]
+    assert t["status.unlicensed"] in info["status changed tonight"]
+    assert t["status.exceeds_permit"] in info["status changed tonight"]
+    if lang == "vi":
+        assert not any(w in " ".join(map(str, info.values())) for w in ("night", "permit register", "covered"))
