@@ -21,12 +21,13 @@ from changedetect.cli.options import check_overwrite, check_writable, json_opt, 
               help="The .html file to write (default: RUN_DIR/report.html).")
 @click.option("--title", help="Heading of the report.")
 @click.option("--include-permitted", is_flag=True, help="Also give buildings with a valid permit a card.")
-@click.option("--lang", default="en", show_default=True, metavar="LANG",
-              help="The report's language: en (English) or vi (Tiếng Việt).")
+@click.option("--lang", metavar="LANG",
+              help="The report's language: en (English) or vi (Tiếng Việt); default: the run's "
+                   "(RUN_DIR/run.json's [report] lang), else en.")
 @json_opt
 @overwrite_opt
 def command(run_dir: Path | None, violations: Path | None, before: Path | None, after: Path | None,
-            out: Path | None, title: str | None, include_permitted: bool, lang: str, as_json: bool,
+            out: Path | None, title: str | None, include_permitted: bool, lang: str | None, as_json: bool,
             overwrite: bool) -> None:
     """Write ONE self-contained HTML file for inspectors (works offline, prints well).
 
@@ -47,6 +48,8 @@ def command(run_dir: Path | None, violations: Path | None, before: Path | None, 
     from changedetect.config import ReportConfig
     from changedetect.report import report_from_run, write_report
 
+    if lang is None:  # re-rendering a run keeps its language
+        lang = _run_lang(run_dir) if run_dir is not None else "en"
     config = ReportConfig(include_permitted=include_permitted, lang=lang)  # an unknown lang: ConfigError
     if title:
         config = dataclasses.replace(config, title=title)
@@ -68,3 +71,16 @@ def command(run_dir: Path | None, violations: Path | None, before: Path | None, 
         click.echo(json.dumps({"report": str(path), "bytes": size}))
     else:
         click.echo(f"Report: {path} ({size / 1e6:.1f} MB, self-contained; open it in any browser)")
+
+
+def _run_lang(run_dir: Path) -> str:
+    """The language ``run_dir``'s report was written in (``run.json``'s ``config.report.lang``), else
+    ``en`` (a run.json from before languages, or none)."""
+    import json
+
+    try:
+        run = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+        lang = run["config"]["report"]["lang"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return "en"
+    return lang if isinstance(lang, str) else "en"
