@@ -150,3 +150,11 @@ def test_installed_copy_finds_and_loads_its_models(built: tuple[Path, Path], tmp
     assert out["segmenter"] == "vhr-building-buildings"
     # the sha256 check holds in the installed copy, and says how an installed copy is repaired
     assert "sha256" in out["damaged"] and "reinstalling changedetect" in out["damaged"], out["damaged"]
+
+
+def test_python_dash_m_changedetect_is_the_command() -> None:
+    """``python -m changedetect`` (what a scheduler without the console script on its PATH runs)."""
+    res = subprocess.run([sys.executable, "-m", "changedetect", "models"], capture_output=True, text=True,
+                         timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert "vhr-building" in res.stdout and "s2-urban" in res.stdout

@@ -186,6 +186,8 @@ def test_models_cli_without_any_model_says_where_it_looked_and_fails(tmp_path: P
     assert res.exit_code == 1
     assert "no models found in" in res.output and str(empty) in res.output
     assert "CHANGEDETECT_MODELS" in res.output
+    res = CliRunner().invoke(cli, ["models", "--json"])
+    assert res.exit_code == 1 and res.output.startswith("[]")
 
 def test_saved_model_files_get_the_usual_permissions(tmp_path: Path) -> None:
     import os

@@ -19,7 +19,7 @@ def command(name: str | None, as_json: bool, verify: bool) -> None:
 
     Models are looked for in $CHANGEDETECT_MODELS, then among the installed package's own
     models (changedetect/models/ in a wheel; a checkout's models/ folder).  With none found it
-    says where it looked and exits with status 1.
+    says where it looked and exits with status 1 (with --json, after printing []).
 
     \b
     Examples:
@@ -37,7 +37,8 @@ def command(name: str | None, as_json: bool, verify: bool) -> None:
                 load_model(c.name)
         if as_json:
             click.echo(json.dumps([c.to_dict() for c in cards], indent=2, ensure_ascii=False))
-            return
+            if cards:
+                return
         if not cards:
             looked = ", ".join(str(d) for d in models_dirs())
             raise click.ClickException(

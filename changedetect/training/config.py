@@ -45,6 +45,14 @@ def work_root() -> Path:
     return REPO if (REPO / "pyproject.toml").is_file() else Path.cwd()
 
 
+def _in_installed_package(folder: Path) -> bool:
+    """Whether ``folder`` is inside an installed copy's own ``changedetect/models/``."""
+    from changedetect.weights import _installed_dir
+
+    installed = _installed_dir()
+    return installed is not None and folder.resolve().is_relative_to(installed.resolve())
+
+
 def cache_dir() -> Path:
     """Where training caches go (they hold licensed data: never beside a model): the checkout's
     git-ignored ``.cache_train/``, or for an installed copy ``$XDG_CACHE_HOME/changedetect/train``
@@ -183,9 +191,11 @@ class TrainConfig:
         cfg = cls.from_dict(data, source=str(path))
         base = path.resolve().parent
         # what the file does not give is the repository's: ../shared/data beside it, and a cache of the
-        # model's own in its git-ignored .cache_train/ (never beside a config in models/<name>/)
-        data_root = _rel(base, cfg.data_root) if "data_root" in data else _rel(work_root(), cfg.data_root)
-        cache = _rel(base, cfg.cache) if "cache" in data else cache_dir() / f"{cfg.name}.npz"
+        # model's own in its git-ignored .cache_train/ (never beside a config in models/<name>/); a shipped
+        # config read from an installed copy's package keeps nothing of its paths, which lead into site-packages
+        own = ("data_root" in data or "cache" in data) and not _in_installed_package(base)
+        data_root = _rel(base, cfg.data_root) if own and "data_root" in data else _rel(work_root(), cfg.data_root)
+        cache = _rel(base, cfg.cache) if own and "cache" in data else cache_dir() / f"{cfg.name}.npz"
         return replace(cfg, data_root=str(data_root), cache=str(cache), init_from=_init_from(base, cfg.init_from))
 
     @classmethod

@@ -52,3 +52,17 @@ def test_an_installed_copy_reads_a_config_without_cache_into_the_user_cache(inst
 def test_a_checkout_keeps_its_git_ignored_cache() -> None:
     assert config.cache_dir() == config.REPO / ".cache_train"
     assert config.work_root() == config.REPO
+
+
+def test_the_installed_packages_own_train_toml_keeps_its_cache_out_of_site_packages(
+        installed: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`changedetect train .../site-packages/changedetect/models/vhr-building/train.toml`: the shipped
+    file's ``cache = "../../.cache_train/vhr.npz"`` would lead into site-packages."""
+    shipped = installed / "site-packages" / "changedetect" / "models" / "vhr-building" / "train.toml"
+    shipped.write_text('name = "vhr-building"\ntask = "vhr"\nbands = ["red", "green", "blue"]\n'
+                       'data_root = "../../../shared/data"\ncache = "../../.cache_train/vhr.npz"\n', encoding="utf-8")
+    monkeypatch.setattr("changedetect.weights._installed_dir", lambda: shipped.parents[1])
+    monkeypatch.chdir(installed)
+    cfg = config.TrainConfig.from_toml(shipped)
+    assert Path(cfg.cache) == installed / "xdg" / "changedetect" / "train" / "vhr-building.npz"
+    assert not Path(cfg.data_root).resolve().is_relative_to((installed / "site-packages").resolve())

@@ -1,0 +1,5 @@
+"""``python -m changedetect``: the same as the ``changedetect`` command."""
+
+from changedetect.cli import main
+
+main()
