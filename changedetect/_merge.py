@@ -19,6 +19,8 @@ from changedetect._state import State
 if TYPE_CHECKING:
     import geopandas as gpd
 
+    from changedetect._nightly_decisions import Decided
+
 log = logging.getLogger(__name__)
 
 #: Leading columns of the cumulative register (then whatever match gives).
@@ -26,6 +28,8 @@ LEAD = ["violation_id", "area", "night", "before", "after", "run_violation_id"]
 SAME_BUILDING_IOU = 0.5
 #: the open register -> ``(kept, withdrawn)`` (:func:`changedetect._nightly_rematch.rematch`, bound to tonight's register)
 Rematch = Callable[["gpd.GeoDataFrame"], tuple["gpd.GeoDataFrame", "gpd.GeoDataFrame"]]
+#: tonight's candidates and their carried footprint ids -> which to keep out (closed by an inspector's decision)
+KeepOut = Callable[["gpd.GeoDataFrame", np.ndarray], np.ndarray]
 
 
 def _empty(crs: Any) -> gpd.GeoDataFrame:
@@ -120,11 +124,14 @@ def _same(geom: Any, fid: str, other: Any, other_fid: str) -> bool:
 
 def merge_and_withdraw(current: State, state_dir: Path, results: list[dict[str, Any]], night: str, *,
                        permits: str, share: float | None, season_days: int | None,
-                       rematch: Rematch | None = None) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
+                       rematch: Rematch | None = None, decided: Decided | None = None,
+                       ) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
     """:func:`merge_night`, then the withdrawals (:mod:`changedetect._withdraw_masked`'s, of a rerun
     pair's violations under a late SCL's mask, :func:`withdraw_unconfirmed`'s, then ``rematch``'s: the
     earlier nights' violations matched again against tonight's register, :func:`changedetect._nightly_rematch.rematch`,
-    which also gives a changed status): ``(register, withdrawn)``.
+    which also gives a changed status, then ``decided``'s: the inspectors' decisions,
+    :mod:`changedetect._nightly_decisions`, whose closed violations the merge does not open again):
+    ``(register, withdrawn)``.
 
     When violations are withdrawn, the night is merged again without them: a violation of
     tonight that was taken for one of them (an outline that grew from a withdrawn blob, say) is
@@ -134,27 +141,29 @@ def merge_and_withdraw(current: State, state_dir: Path, results: list[dict[str, 
 
     def _withdraw(merged: gpd.GeoDataFrame) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
         kept, withdrawn = withdraw_all(merged, results, night, share=share, season_days=season_days)
-        if rematch is None:
-            return kept, withdrawn
-        kept, permitted = rematch(kept)
-        if not len(permitted):
-            return kept, withdrawn
-        import geopandas as gpd
+        if rematch is not None:
+            kept, permitted = rematch(kept)
+            if len(permitted):
+                import geopandas as gpd
 
-        both = [w for w in (withdrawn, permitted) if len(w)]
-        return kept, gpd.GeoDataFrame(pd.concat(both, ignore_index=True), geometry="geometry", crs=merged.crs)
+                both = [w for w in (withdrawn, permitted) if len(w)]
+                withdrawn = gpd.GeoDataFrame(pd.concat(both, ignore_index=True), geometry="geometry",
+                                             crs=merged.crs)
+        return (kept, withdrawn) if decided is None else decided.apply(kept, withdrawn)
 
-    merged = merge_night(current, state_dir, results, night, permits=permits)
+    keep_out = None if decided is None else decided.keep_out
+    merged = merge_night(current, state_dir, results, night, permits=permits, keep_out=keep_out)
     kept, withdrawn = _withdraw(merged)
     if len(withdrawn):
         gone = set(withdrawn["violation_id"].astype(str))
-        merged = merge_night(current, state_dir, results, night, permits=permits, without=gone)
+        merged = merge_night(current, state_dir, results, night, permits=permits, without=gone, keep_out=keep_out)
         kept, _ = _withdraw(merged)
     return kept, withdrawn
 
 
 def merge_night(current: State, state_dir: Path, results: list[dict[str, Any]], night: str, *,
-                permits: str, without: set[str] | frozenset[str] = frozenset()) -> gpd.GeoDataFrame:
+                permits: str, without: set[str] | frozenset[str] = frozenset(),
+                keep_out: KeepOut | None = None) -> gpd.GeoDataFrame:
     """The cumulative violations after this night: the committed ones plus the night's new ones.
 
     A night's violation that overlaps an open violation of the same area (or an
@@ -165,7 +174,9 @@ def merge_night(current: State, state_dir: Path, results: list[dict[str, Any]], 
     (a fresh cell hash, which may equal an open violation's by chance) counts for
     nothing: such a violation is matched by IoU only.  New ids are ``<area>-<YYYYMMDD>-<nnn>``,
     numbered in a fixed order (area, dates, north to south, west to east).  ``without``: ids of
-    committed violations to leave out (withdrawn tonight, :func:`merge_and_withdraw`).
+    committed violations to leave out (withdrawn tonight, :func:`merge_and_withdraw`).  ``keep_out``: which
+    candidates not to open (structures an inspector's decision closed:
+    :meth:`changedetect._nightly_decisions.Decided.keep_out`).
     """
     import geopandas as gpd
 
@@ -186,7 +197,10 @@ def merge_night(current: State, state_dir: Path, results: list[dict[str, Any]], 
     prev_ids = _ids(previous)
     cand_ids = np.where(cand["_carried"].to_numpy(dtype=bool), _ids(cand), "")  # the carried ids only
     kept_ids = _ids(cand)
+    out = keep_out(cand, cand_ids) if keep_out is not None else np.zeros(len(cand), dtype=bool)
     for i, row in cand.iterrows():
+        if out[i]:
+            continue
         area = row["area"]
         mine = previous["area"] == area
         same_area = list(zip(previous.geometry[mine], prev_ids[mine.to_numpy()], strict=True)) + [

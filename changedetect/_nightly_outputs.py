@@ -24,7 +24,7 @@ log = logging.getLogger("changedetect._merge")  # (the merge's logger, as before
 
 #: The register's date columns: ISO text in memory and in the state (compared as text), DATE fields in
 #: the published files (:func:`published`), as ``changedetect run``'s ``first_seen`` and ``before_date``.
-DATE_COLUMNS = ("night", "before", "after", "first_seen", "before_date", "withdrawn", "status_since")
+DATE_COLUMNS = ("night", "before", "after", "first_seen", "before_date", "withdrawn", "status_since", "decided_on")
 #: the lists' formats without an ``[output]`` table (:attr:`changedetect.config.OutputConfig.formats`)
 DEFAULT_FORMATS = OutputConfig().formats
 

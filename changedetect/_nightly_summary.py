@@ -27,6 +27,9 @@ class NightlySummary:
     #: smaller permit was entered for an ``unlicensed`` one; their ``previous_status`` and ``status_since``:
     #: :mod:`changedetect._nightly_rematch`); those it now permits are withdrawn (``withdrawn_reasons``)
     status_changed: list[str] = field(default_factory=list)
+    #: violations an inspector closed (``false_alarm``, ``resolved``) that tonight's detection found again with
+    #: a ``first_seen`` not after the decision: kept closed, not opened again (:mod:`changedetect._nightly_decisions`)
+    suppressed: list[str] = field(default_factory=list)
     #: open violations seen across seasons that no same-season pair has checked yet (``same_sun``
     #: ``pending``: the next night with a same-season partner confirms or withdraws them)
     pending: int = 0
@@ -58,6 +61,7 @@ class NightlySummary:
         n = len(self.warnings)
         again = f", {len(self.reruns)} dates again" if self.reruns else ""
         changed = f", {len(self.status_changed)} changed status" if self.status_changed else ""
+        changed += f", {len(self.suppressed)} kept closed" if self.suppressed else ""
         return (f"NightlySummary({self.night}: {self.new_acquisitions} new acquisitions{again}, {self.pairs} pairs, "
                 f"{self.new_violations} new violations, {self.open_violations} open ({self.pending} pending), "
                 f"{len(self.withdrawn)} withdrawn{changed}; {len(self.areas)} areas{failed}"

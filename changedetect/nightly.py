@@ -65,6 +65,7 @@ from typing import Any
 
 from changedetect import _nightly_coverage as _coverage
 from changedetect import _nightly_dask as _dask
+from changedetect import _nightly_decisions as _decisions
 from changedetect import _nightly_footprints as _footprints
 from changedetect import _nightly_outputs as _outputs
 from changedetect import _nightly_parcels as _parcels
@@ -228,6 +229,7 @@ def run_nightly(
     workers: int | None = None,
     config: PipelineConfig | None = None,
     parcels: str | Path | None = None,
+    decisions: str | Path | None = None,
 ) -> NightlySummary:
     """Process the catalog's new acquisitions of one night (see the module docstring).
 
@@ -237,6 +239,11 @@ def run_nightly(
     violations of earlier nights get the layer's parcel too, where they have none or it gives another
     (:func:`changedetect._nightly_parcels.with_current_parcels`).  Its content, like the register's, is part of
     each pair's work-folder key.
+
+    ``decisions``: the inspectors' decisions (a CSV, a table OGR reads or a ``postgresql://`` URL;
+    :mod:`changedetect._nightly_decisions`): ``false_alarm`` and ``resolved`` violations are withdrawn and not
+    opened again, ``confirmed`` ones carry their decision.  Read and checked before the lock; a night already
+    committed with other decisions is done again.
 
     Raises
     ------
@@ -257,6 +264,9 @@ def run_nightly(
     config = config or PipelineConfig()
     register = _check_shared_inputs(permits, config)  # once, before any area: one message, not one per area
     layer = _check_parcels(parcels, config)  # likewise
+    decided_rows = None if decisions is None else _decisions.read_decisions(decisions)  # ConfigError: the row
+    decisions_key = _decisions.checksum(decided_rows)
+    decisions_name = None if decided_rows is None else decided_rows.attrs.get("source", str(decisions))
     with state_lock(state_dir):
         _remove_stale_temporaries(state_dir, out_dir, state_dir / "register")
         current = _reference.load(state_dir)
@@ -283,17 +293,19 @@ def run_nightly(
         for frame, frame_key, name in copies:
             _register_copy(frame, frame_key, state_dir, name=name)
         checkpoint("planned")
-        if not new_by_area and night_s in current.nights:  # this night is done: a no-op
+        if not new_by_area and night_s in current.nights and not _decisions.due(current.nights[night_s],
+                                                                                 decisions_key):  # a no-op
             return _already_done(current, state_dir, out_dir, summary, config.output.formats)
         results = _compute(tasks, scheduler=scheduler, workers=workers)
         _coverage.record(summary, results)
         from changedetect import _merge
 
         edges = _parcels.edge_tolerances(results)  # the earlier rows follow tonight's register (and parcels)
+        decided = _decisions.load(decided_rows, night_s, current, state_dir)  # the inspectors'
         violations, withdrawn = _merge.merge_and_withdraw(
             current, state_dir, results, night_s, permits=str(permits), share=config.detect.same_sun_share,
             season_days=config.detect.season_days,
-            rematch=_rematch.bound(current.nights, register, night_s, config.match, key, edges))
+            rematch=_rematch.bound(current.nights, register, night_s, config.match, key, edges), decided=decided)
         if layer is not None:  # the open rows carry tonight's layer's parcel, those opened before it too
             violations = _parcels.with_current_parcels(violations, layer, night_s, tolerances=edges,
                                                        default_m=config.match.edge_tolerance_m or 0.0)
@@ -302,7 +314,8 @@ def run_nightly(
         idle = (set(new_by_area) | set(scl_records)) - {t["area"] for t in tasks}  # nothing to run: ok
         new_state = _next_state(current, new_by_area, ok_areas | idle, night_s, violations, summary.references,
                                 scl_records, scl_settled, record=_rematch.record(
-                                    current.nights, _rematch.stamp(key, config.match), edges, current.generation + 1))
+                                    current.nights, _rematch.stamp(key, config.match), edges, current.generation + 1)
+                                | ({"decisions": decisions_key} if decisions_key else {}))
         _merge.write_generation(violations, new_state.violations_path(state_dir))
         everything = _merge.withdrawn_table(current, state_dir, withdrawn)
         if len(everything):  # kept in the state: the night's file can be restored, and added to
@@ -310,6 +323,10 @@ def run_nightly(
         _footprints.save(_footprints.next_table(committed, results), state_dir, new_state.generation)
         checkpoint("generation written")
         night_withdrawn = everything[everything["withdrawn"] == night_s] if len(everything) else withdrawn
+        summary.suppressed, unknown = _decisions.summarised(decided, violations, everything, decisions_name)
+        for line in unknown:  # a decision on an id this state does not know: a typo, another state's id
+            log.warning("%s", line, extra=IN_SUMMARY)
+        summary.warnings += unknown
         summary.outputs = _outputs.write_outputs(violations, out_dir, night_s, night_withdrawn,
                                                   formats=config.output.formats)
         checkpoint("outputs written")

@@ -26,6 +26,11 @@ from changedetect.cli.options import (
               help="Cadastral parcel layer (file or postgresql:// URL): every violation gets its parcel (id, "
                    "sheet/number, address; parcels crossed) in the night's lists, the open register and the "
                    "report. Its layer, table, query, crs and column_map: the [parcels] table of --config.")
+@click.option("--decisions", type=str, metavar="PATH_OR_URL",
+              help="The inspectors' decisions (CSV, GeoPackage or other table, or postgresql://...#table): "
+                   "violation_id, decision (confirmed, false_alarm, resolved; xác nhận, báo động nhầm, đã xử lý), "
+                   "decided_on, inspector, note. A false alarm or a resolved violation is withdrawn and not opened "
+                   "again; a confirmed one carries its decision.")
 @click.option("--state", "state", required=True, type=click.Path(path_type=Path, file_okay=False),
               help="State folder (lock, what was processed, cumulative violations).")
 @click.option("--out", "-o", "out", required=True, type=click.Path(path_type=Path, file_okay=False),
@@ -43,7 +48,7 @@ from changedetect.cli.options import (
 @json_opt
 def command(catalog: Path, permits: str, state: Path, out: Path, night: dt.datetime | None,
             scheduler: str | None, workers: int | None, model: str | None, config_path: Path | None,
-            as_json: bool, parcels: str | None = None, **register: Any) -> None:
+            as_json: bool, parcels: str | None = None, decisions: str | None = None, **register: Any) -> None:
     """Process what arrived in the catalog since the last run, area by area, on Dask.
 
     Writes the violations first seen tonight and updates the cumulative register of
@@ -65,6 +70,9 @@ def command(catalog: Path, permits: str, state: Path, out: Path, night: dt.datet
     With the cadastral parcels, so that an unlicensed building gets its parcel and address:
       changedetect nightly --catalog /data/incoming --permits register.gpkg \\
           --parcels thua_dat.gpkg --state /var/lib/changedetect --out /srv/violations
+    \b
+    With the inspectors' decisions (false alarms and resolved violations leave the open list):
+      changedetect nightly ... --decisions quyet_dinh_kiem_tra.csv
     \b
     On an existing Dask cluster, for a given night:
       changedetect nightly --catalog incoming --permits register.gpkg --state st --out out \\
@@ -91,7 +99,7 @@ def command(catalog: Path, permits: str, state: Path, out: Path, night: dt.datet
     try:
         summary = run_nightly(catalog, permits=permits, state=state, out=out,
                               night=night.date() if night else None, scheduler=scheduler, workers=workers,
-                              config=config.with_model(model), parcels=parcels)
+                              config=config.with_model(model), parcels=parcels, decisions=decisions)
     finally:
         if hide is not None:
             for one in logs:
@@ -106,6 +114,8 @@ def command(catalog: Path, permits: str, state: Path, out: Path, night: dt.datet
                    + (f"{len(s['withdrawn'])} withdrawn{_why(s.get('withdrawn_reasons') or {})}, "
                       if s["withdrawn"] else "")
                    + (f"{len(s['status_changed'])} changed status, " if s.get("status_changed") else "")
+                   + (f"{len(s['suppressed'])} kept closed by an inspector's decision, " if s.get("suppressed")
+                      else "")
                    + f"{s['open_violations']} open in total"
                    + (f" ({s['pending']} awaiting a same-season check)" if s["pending"] else ""))
         for key, path in s["outputs"].items():

@@ -1,0 +1,398 @@
+"""The inspectors' decisions (private; :mod:`changedetect.nightly`, ``--decisions``).
+
+After an inspector has visited a site the city records a decision on the violation, by its ``violation_id``:
+``confirmed`` (a real violation: it stays open), ``false_alarm`` (dismissed: nothing unlawful there) or
+``resolved`` (dealt with: fined and demolished, or legalised).  Each night (:func:`bound`):
+
+- a ``false_alarm`` or ``resolved`` violation leaves the open register and is listed in the night's
+  withdrawn list, as the other withdrawals are, with the reason :data:`KINDS` names (``dismissed by the
+  inspector as a false alarm: on 2025-02-03 by Nguyễn Văn A (bóng cây)``);
+- a ``confirmed`` one stays open, and the register gains :data:`COLUMNS` (``decision``, ``decided_on``,
+  ``inspector``; empty for the rows without one) once any decision exists;
+- a violation closed so is **not opened again**: a night's candidate that the merge would take for it
+  (:func:`changedetect._merge._same`: IoU >= 0.5, or the footprint id carried over and touching) and whose
+  ``first_seen`` is not after the decision's date is kept out (:meth:`Decided.keep_out`), and so is the
+  demolition of a ``resolved`` one (the enforcement); one first seen after it (rebuilt after a demolition) is a
+  new violation;
+- a ``confirmed`` violation that tonight's image checks would withdraw (:data:`OVERRULED`: a moved shadow, a
+  late cloud mask) stays open: an inspector saw it on the ground.  The closed outlines are those of the withdrawn table
+  kept in the state, so this holds on every later night, with or without ``--decisions``.
+
+The file is read and checked before the lock (:func:`read_decisions`: one error naming the file, the row and
+the column); a decision dated after the night waits for its night; an id the state does not know is a warning.
+Everything but :func:`read_decisions` is a pure function of frames.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from changedetect.errors import ConfigError, PermitSchemaError, RegisterReadError
+
+if TYPE_CHECKING:
+    import geopandas as gpd
+
+log = logging.getLogger("changedetect._merge")
+
+#: the decisions, each with the words accepted for it (compared without case, accents or spaces)
+WORDS = {"confirmed": ("confirmed", "xác nhận"), "false_alarm": ("false_alarm", "báo động nhầm"),
+         "resolved": ("resolved", "đã xử lý")}
+#: ``withdrawn_reason`` of a violation an inspector closed starts with its decision's kind
+KINDS = {"false_alarm": "dismissed by the inspector as a false alarm", "resolved": "resolved per the inspector"}
+#: the image checks' withdrawals a ``confirmed`` decision overrules (an inspector saw it on the ground); not
+#: ``now covered by a permit in the register``: a permit entered since legalises it
+OVERRULED = ("not seen under the same sun", "under a cloud a late SCL masks")
+#: the columns a decision gives the register (once any decision exists)
+COLUMNS = ("decision", "decided_on", "inspector")
+#: the file's columns: those it needs, then those it may have
+NEEDED, OPTIONAL = ("violation_id", "decision", "decided_on"), ("inspector", "note")
+WHAT = "decisions file"
+
+
+def _folded(word: str) -> str:
+    """``word`` without case, accents or separators (``Báo động nhầm`` -> ``bao_dong_nham``)."""
+    plain = unicodedata.normalize("NFD", word.strip().lower().replace("đ", "d"))
+    plain = "".join(c for c in plain if not unicodedata.combining(c))
+    return "_".join(plain.replace("-", " ").replace("_", " ").split())
+
+
+_DECISION = {_folded(w): d for d, words in WORDS.items() for w in words}
+
+
+def read_decisions(source: str | Path) -> pd.DataFrame:
+    """The decisions of ``source`` (a CSV, any table OGR reads, with or without geometry, or a
+    ``postgresql://`` URL whose table is ``decisions``, or the one named after ``#``): one row per
+    ``violation_id`` with ``decision`` (its code, :data:`WORDS`), ``decided_on`` (``YYYY-MM-DD``),
+    ``inspector``, ``note`` and ``row`` (its data row, 1-based, for messages); ``attrs["source"]`` names the
+    source for messages.  Where one id has several rows the latest decision counts.
+
+    Raises
+    ------
+    ConfigError
+        A column is missing, a decision word or a date cannot be read, an id is empty, or two rows give one
+        id different decisions on one date: the file, the row(s), the column and what to do.
+    RegisterReadError
+        The file cannot be read.
+    """
+    name, raw = _read(str(source))
+    lower = {str(c).strip().lower(): c for c in raw.columns}
+    missing = [c for c in NEEDED if c not in lower]
+    if missing:
+        raise ConfigError(f"{WHAT} '{name}' has no column {', '.join(map(repr, missing))}; its columns: "
+                          f"{', '.join(map(str, raw.columns)) or 'none'}; it needs {', '.join(NEEDED)} "
+                          f"({', '.join(OPTIONAL)} optional)")
+    csv = name.lower().endswith(".csv")
+    rows = []
+    for k, rec in enumerate(raw.to_dict("records"), start=1):
+        at = f"{WHAT} '{name}', row {k}" + (f" (line {k + 1})" if csv else "")
+        def get(col: str, rec: dict[Any, Any] = rec) -> str:
+            value = rec.get(lower[col]) if col in lower else None
+            return "" if value is None or (isinstance(value, float) and np.isnan(value)) else str(value).strip()
+        vid, word = get("violation_id"), get("decision")
+        if not vid and not word and not get("decided_on"):
+            continue  # a blank line
+        if not vid:
+            raise ConfigError(f"{at}: 'violation_id' is empty; give the id of open_violations.gpkg")
+        decision = _DECISION.get(_folded(word))
+        if decision is None:
+            accepted = ", ".join(w for words in WORDS.values() for w in words)
+            raise ConfigError(f"{at}: 'decision' {word!r} is not a decision; write one of {accepted}")
+        rows.append({"violation_id": vid, "decision": decision, "decided_on": _date(rec.get(lower["decided_on"]), at),
+                     "inspector": get("inspector"), "note": get("note"), "row": k})
+    out = _one_per_id(pd.DataFrame(rows, columns=[*NEEDED, *OPTIONAL, "row"]), name)
+    out.attrs["source"] = name  # (a database's URL without its password)
+    return out
+
+
+def _read(source: str) -> tuple[str, pd.DataFrame]:
+    """``(name for messages, the rows as they are)``."""
+    if source.startswith(("postgresql://", "postgres://")):
+        from changedetect.io._postgis import check_identifier
+        from changedetect.io.registers import read_register
+
+        url, _, table = source.partition("#")
+        table = table or "decisions"
+        try:
+            frame, name = read_register(url, table=table, what=WHAT)
+        except PermitSchemaError as exc:  # the reader wants a geometry column; a plain table has none
+            if "no geometry column" not in str(exc):
+                raise
+            ident = ".".join('"' + part.replace('"', '""') + '"' for part in check_identifier(table))
+            frame, _ = read_register(url, query=f"SELECT *, NULL::geometry AS geom FROM {ident}", what=WHAT)
+            name = f"{_safe(url)} table={table}"
+        geom = getattr(frame, "_geometry_column_name", None)  # (a table without geometry has none)
+        return name, pd.DataFrame(frame).drop(columns=[c for c in [geom] if c in frame])
+    path = Path(source)
+    if not path.is_file():
+        raise RegisterReadError(f"{WHAT} '{source}' does not exist; check the path (--decisions)")
+    try:
+        if path.suffix.lower() == ".csv":  # (utf-8-sig: Excel's BOM)
+            return source, pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig",
+                                       sep=None, engine="python")
+        import pyogrio
+
+        return source, pd.DataFrame(pyogrio.read_dataframe(path, read_geometry=False))
+    except (UnicodeDecodeError, ValueError, OSError, pd.errors.ParserError) as exc:
+        raise RegisterReadError(f"{WHAT} '{source}' cannot be read ({exc}); give a UTF-8 CSV, a GeoPackage or "
+                                "another table GDAL reads") from None
+    except Exception as exc:  # noqa: BLE001 - pyogrio's errors: one line, not a traceback
+        raise RegisterReadError(f"{WHAT} '{source}' cannot be read ({exc})") from None
+
+
+def _safe(url: str) -> str:
+    from changedetect.io._postgis import _safe_url
+
+    return _safe_url(url)
+
+
+def _date(value: Any, at: str) -> str:
+    """``decided_on`` as ``YYYY-MM-DD`` (ISO, or Vietnamese ``DD/MM/YYYY``; a date or timestamp as it is)."""
+    if isinstance(value, dt.date | pd.Timestamp) and not pd.isna(value):
+        return (value.date() if isinstance(value, dt.datetime) else value).isoformat()
+    text = "" if value is None or (isinstance(value, float) and np.isnan(value)) else str(value).strip()
+    for fmt in ("%Y-%m-%d", "%d/%m/%Y"):
+        try:
+            return dt.datetime.strptime(text[:10] if fmt == "%Y-%m-%d" else text, fmt).date().isoformat()
+        except ValueError:
+            continue
+    raise ConfigError(f"{at}: 'decided_on' {text!r} is not a date; write it as YYYY-MM-DD (2025-02-03) or "
+                      "DD/MM/YYYY (03/02/2025)")
+
+
+def _one_per_id(rows: pd.DataFrame, name: str) -> pd.DataFrame:
+    """The latest decision of each id; two different decisions of one id on one date are an error."""
+    for (vid, day), same in rows.groupby(["violation_id", "decided_on"], sort=True):
+        if same["decision"].nunique() > 1:
+            said = ", ".join(f"row {r} {d}" for r, d in zip(same["row"], same["decision"], strict=True))
+            raise ConfigError(f"{WHAT} '{name}': violation_id {vid!r} has different decisions on {day} ({said}); "
+                              "keep the one that stands")
+    latest = rows.sort_values(["violation_id", "decided_on", "row"], kind="stable")
+    return latest.drop_duplicates("violation_id", keep="last").reset_index(drop=True)
+
+
+def checksum(decisions: pd.DataFrame | None) -> str | None:
+    """What the night depends on of the file: its decisions' content (None without a file)."""
+    if decisions is None:
+        return None
+    text = decisions.drop(columns="row").to_csv(index=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def due(record: dict[str, Any] | None, key: str | None) -> bool:
+    """Whether a night already committed (``record``, its ``nights`` entry) must be done again: it was
+    committed without these decisions (``key``, :func:`checksum`; None: no file given tonight)."""
+    return key is not None and (record or {}).get("decisions") != key
+
+
+@dataclass
+class Decided:
+    """Tonight's decisions, bound to the night and the outlines closed before it (:func:`bound`)."""
+
+    night: str
+    #: the decisions in force tonight (dated on or before the night), one per id
+    decisions: pd.DataFrame
+    #: the violations closed by a decision (outlines, ``decision``, ``decided_on``): the kept-out ones
+    closed: gpd.GeoDataFrame | None
+    #: closed violation id -> how many of tonight's candidates it kept out (:meth:`keep_out`)
+    suppressed: dict[str, int] = field(default_factory=dict)
+
+    def keep_out(self, cand: gpd.GeoDataFrame, carried: np.ndarray) -> np.ndarray:
+        """Per candidate of tonight (the merge's, with ``carried`` its carried footprint ids, '' for none):
+        whether it is a structure closed by a decision dated on or after its ``first_seen``, or a demolition of
+        a ``resolved`` one (its enforcement)."""
+        from changedetect._merge import _ids, _same
+
+        out = np.zeros(len(cand), dtype=bool)
+        if self.closed is None or not len(self.closed) or not len(cand):
+            return out
+        closed = self.closed.to_crs(cand.crs)
+        fids, seen = _ids(closed), _first_seen(cand)
+        razed = (cand["change_type"].astype(str) == "demolished").to_numpy() if "change_type" in cand else \
+            np.zeros(len(cand), dtype=bool)
+        resolved = (closed["decision"] == "resolved").to_numpy()
+        self.suppressed.clear()  # (the merge may run twice: the last counts)
+        areas, days, tree = closed["area"].to_numpy(), closed["decided_on"].astype(str).to_numpy(), closed.sindex
+        for i, (area, geom) in enumerate(zip(cand["area"], cand.geometry, strict=True)):
+            near = np.sort(tree.query(geom))  # (the same building overlaps it)
+            # a demolition over a resolved one is its enforcement, whenever it is seen
+            mine = near[(areas[near] == area) & ((days[near] >= seen[i]) | (resolved[near] & razed[i]))]
+            hit = [k for k in mine if _same(geom, carried[i], closed.geometry.iloc[k], fids[k])]
+            if hit:
+                out[i] = True
+                vid = str(closed["violation_id"].iloc[hit[0]])
+                self.suppressed[vid] = self.suppressed.get(vid, 0) + 1
+        return out
+
+    def apply(self, kept: gpd.GeoDataFrame, withdrawn: gpd.GeoDataFrame) -> tuple[gpd.GeoDataFrame,
+                                                                                  gpd.GeoDataFrame]:
+        """The register after the automatic withdrawals (``kept``, ``withdrawn``): a ``confirmed`` violation
+        that the images withdrew (:data:`OVERRULED`: an inspector saw it on the ground) back in the register,
+        the closed ones withdrawn too, the confirmed ones marked (:func:`decide`)."""
+        import geopandas as gpd
+
+        kept, withdrawn = _overruled(kept, withdrawn, self.decisions)
+        kept, closed = decide(kept, self.decisions, self.night)
+        withdrawn = with_columns(withdrawn) if len(closed) or has_columns(withdrawn) else withdrawn
+        both = [w for w in (withdrawn, closed) if len(w)]
+        if len(both) < 2:
+            return kept, both[0] if both else withdrawn
+        return kept, gpd.GeoDataFrame(pd.concat(both, ignore_index=True), geometry="geometry", crs=kept.crs)
+
+
+def _overruled(kept: gpd.GeoDataFrame, withdrawn: gpd.GeoDataFrame,
+               decisions: pd.DataFrame) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
+    """``kept`` with the ``confirmed`` violations that tonight's image checks withdrew (:data:`OVERRULED`) put
+    back (at its end), ``withdrawn`` without them."""
+    if not len(withdrawn) or not len(decisions):
+        return kept, withdrawn
+    confirmed = set(decisions.loc[decisions["decision"] == "confirmed", "violation_id"])
+    kinds = withdrawn["withdrawn_reason"].fillna("").astype(str).str.split(":").str[0]
+    back = (withdrawn["violation_id"].astype(str).isin(confirmed) & kinds.isin(OVERRULED)).to_numpy()
+    if not back.any():
+        return kept, withdrawn
+    import geopandas as gpd
+
+    rows = withdrawn[back].drop(columns=["withdrawn", "withdrawn_reason"]).to_crs(kept.crs)
+    log.info("confirmed by the inspectors, kept open against tonight's image checks: %s",
+             ", ".join(rows["violation_id"].astype(str)))
+    kept = gpd.GeoDataFrame(pd.concat([kept, rows], ignore_index=True), geometry=kept.geometry.name, crs=kept.crs)
+    return kept, withdrawn[~back].reset_index(drop=True)
+
+
+def _first_seen(cand: pd.DataFrame) -> np.ndarray:
+    """Each candidate's ``first_seen`` as ``YYYY-MM-DD`` (its pair's ``after`` where it has none)."""
+    after = cand["after"].astype(str).str[:10]
+    if "first_seen" not in cand:
+        return after.to_numpy(dtype=object)
+    seen = cand["first_seen"].astype(object).where(cand["first_seen"].notna(), "").astype(str).str[:10]
+    return seen.where(seen != "", after).to_numpy(dtype=object)
+
+
+def bound(decisions: pd.DataFrame | None, night: str, withdrawn_before: gpd.GeoDataFrame | None,
+          open_before: gpd.GeoDataFrame | None) -> Decided:
+    """Tonight's :class:`Decided`: the decisions dated on or before ``night``; the closed outlines are the
+    withdrawn table's rows closed by a decision (``withdrawn_before``, the state's) and the open rows that
+    tonight's decisions close (``open_before``: the committed register), which the merge must not take a
+    candidate of tonight for once they are gone."""
+    now = _in_force(decisions, night)
+    frames = []
+    if withdrawn_before is not None and len(withdrawn_before) and "decision" in withdrawn_before:
+        frames.append(withdrawn_before[withdrawn_before["decision"].isin(list(KINDS))])
+    if open_before is not None and len(open_before) and len(now):
+        closing = now[now["decision"].isin(list(KINDS))].set_index("violation_id")
+        mine = open_before[open_before["violation_id"].astype(str).isin(closing.index)]
+        ids = mine["violation_id"].astype(str)
+        frames.append(mine.assign(decision=ids.map(closing["decision"]).to_numpy(),
+                                  decided_on=ids.map(closing["decided_on"]).to_numpy()))
+    keep = ["violation_id", "area", "footprint_id", "decision", "decided_on", "geometry"]
+    frames = [f.to_crs(frames[0].crs).assign(footprint_id=f.get("footprint_id", ""))[keep]
+              for f in frames]
+    if not frames:
+        return Decided(night, now, None)
+    import geopandas as gpd
+
+    closed = gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), geometry="geometry", crs=frames[0].crs)
+    return Decided(night, now, closed.drop_duplicates("violation_id", keep="last").reset_index(drop=True))
+
+
+def _in_force(decisions: pd.DataFrame | None, night: str) -> pd.DataFrame:
+    """The decisions dated on or before ``night`` (a later one waits for its night)."""
+    if decisions is None:
+        return pd.DataFrame(columns=[*NEEDED, *OPTIONAL, "row"])
+    later = decisions["decided_on"] > night
+    if later.any():
+        log.info("night %s: %d decision(s) dated after the night wait for their night: %s", night,
+                 int(later.sum()), ", ".join(decisions.loc[later, "violation_id"]))
+    return decisions[~later].reset_index(drop=True)
+
+
+def decide(violations: gpd.GeoDataFrame, decisions: pd.DataFrame, night: str) -> tuple[gpd.GeoDataFrame,
+                                                                                       gpd.GeoDataFrame]:
+    """``(kept, withdrawn)``: ``violations`` without those ``decisions`` close (``false_alarm``,
+    ``resolved``), which are ``withdrawn`` with the night and the reason (:data:`KINDS`), and with the
+    ``confirmed`` ones' :data:`COLUMNS` filled.  The columns are added once any decision exists (every row
+    then has them, ``''`` where none); a register without them and with no decision is returned as it is."""
+    none = violations.iloc[:0].assign(withdrawn=pd.Series(dtype=object), withdrawn_reason=pd.Series(dtype=object))
+    if not len(decisions) and not has_columns(violations):
+        return violations, none
+    out = with_columns(violations)
+    by_id = decisions.set_index("violation_id")
+    ids = out["violation_id"].astype(str)
+    hit = ids.isin(by_id.index).to_numpy()
+    if hit.any():
+        mine = by_id.loc[ids[hit]]
+        for col in COLUMNS:
+            values = out[col].to_numpy(dtype=object).copy()
+            values[hit] = mine[col].to_numpy(dtype=object)
+            out[col] = values
+    closing = hit & out["decision"].isin(list(KINDS)).to_numpy()
+    reasons = [_reason(d, day, who, note) for d, day, who, note in zip(
+        out["decision"][closing], out["decided_on"][closing], out["inspector"][closing],
+        by_id.loc[ids[closing], "note"] if closing.any() else [], strict=True)]
+    withdrawn = out[closing].assign(withdrawn=night, withdrawn_reason=reasons)
+    if closing.any():
+        log.info("night %s: %d violation(s) closed by the inspectors' decisions: %s", night, int(closing.sum()),
+                 ", ".join(withdrawn["violation_id"].astype(str)))
+    return out[~closing].reset_index(drop=True), withdrawn.reset_index(drop=True)
+
+
+def _reason(decision: str, day: str, inspector: str, note: str) -> str:
+    who = f" by {inspector}" if inspector else ""
+    return f"{KINDS[decision]}: on {day}{who}" + (f" ({note})" if note else "")
+
+
+def has_columns(frame: pd.DataFrame) -> bool:
+    """Whether ``frame`` has the decisions' :data:`COLUMNS`."""
+    return all(c in frame for c in COLUMNS)
+
+
+def with_columns(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """``frame`` with :data:`COLUMNS` (``''`` where empty: tonight's new rows beside decided ones), before its
+    geometry."""
+    out = frame.copy()
+    for col in COLUMNS:
+        out[col] = out[col].astype(object).where(out[col].notna(), "") if col in out else ""
+    geom = out.geometry.name
+    return out[[c for c in out.columns if c != geom] + [geom]]
+
+
+def unknown(decisions: pd.DataFrame, known: set[str], name: str) -> list[str]:
+    """A warning for each decision whose id the state does not know (open or withdrawn): a typo, or an id
+    of another city's state.  Not an error: the other decisions are applied."""
+    return [f"{WHAT} '{name}', row {r}: violation_id {v!r} is neither open nor withdrawn in this state; its "
+            f"decision ({d}) is left out: check the id (a typo, or an id of another state?)"
+            for v, d, r in zip(decisions["violation_id"], decisions["decision"], decisions["row"], strict=True)
+            if v not in known]
+
+
+def summarised(decided: Decided, violations: pd.DataFrame, everything: pd.DataFrame,
+               source: str | None) -> tuple[list[str], list[str]]:
+    """The night's ``(suppressed, warnings)``: the closed violations found again and kept closed, and a
+    warning for each decision on an id neither open (``violations``) nor withdrawn (``everything``)."""
+    known = {str(v) for frame in (violations, everything) if len(frame) for v in frame["violation_id"]}
+    return sorted(decided.suppressed), unknown(decided.decisions, known, str(source))
+
+
+def load(decisions: pd.DataFrame | None, night: str, current: Any, state_dir: Path) -> Decided:
+    """:func:`bound` with the committed state's withdrawn table and open register (``current``: a
+    :class:`changedetect._state.State`)."""
+    import geopandas as gpd
+
+    gone = current.withdrawn_path(state_dir)
+    withdrawn = gpd.read_parquet(gone) if gone.is_file() else None
+    opened = gpd.read_parquet(current.violations_path(state_dir)) if current.generation and len(
+        _in_force(decisions, night)) else None
+    return bound(decisions, night, withdrawn, opened)
+
+
+__all__ = ["COLUMNS", "KINDS", "OVERRULED", "WORDS", "Decided", "bound", "checksum", "decide", "due", "has_columns", "load",
+           "read_decisions", "summarised", "unknown", "with_columns"]
