@@ -49,6 +49,8 @@ _EN: dict[str, str] = {
     "withdrawn.not seen under the same sun": "not seen under the same sun",
     "withdrawn.under a cloud a late SCL masks": "under a cloud a late SCL masks",
     "withdrawn.now covered by a permit in the register": "now covered by a permit in the register",
+    "withdrawn.dismissed by the inspector as a false alarm": "dismissed by the inspector as a false alarm",
+    "withdrawn.resolved per the inspector": "resolved per the inspector",
     # statuses, change types, permit types
     "status.unlicensed": "unlicensed",
     "status.exceeds_permit": "exceeds permit",
@@ -176,6 +178,8 @@ _VI: dict[str, str] = {
     "withdrawn.not seen under the same sun": "không thấy lại trên ảnh cùng mùa, cùng góc nắng",
     "withdrawn.under a cloud a late SCL masks": "bị mây che theo lớp SCL nhận muộn",
     "withdrawn.now covered by a permit in the register": "nay đã có giấy phép trong sổ",
+    "withdrawn.dismissed by the inspector as a false alarm": "cán bộ kiểm tra xác định báo động nhầm",
+    "withdrawn.resolved per the inspector": "cán bộ kiểm tra xác nhận đã xử lý",
     "status.unlicensed": "xây dựng không phép",
     "status.exceeds_permit": "xây dựng sai phép",
     "status.permit_expired": "giấy phép đã hết hạn",

@@ -184,3 +184,16 @@ def test_report_lang_round_trips_through_the_config_file(tmp_path: Path) -> None
     path.write_text('[report]\nlang = "fr"\n', encoding="utf-8")
     with pytest.raises(ConfigError, match=r"run.toml.*unknown report language 'fr': choose among en"):
         PipelineConfig.from_toml(path)
+
+
+def test_every_kind_of_withdrawal_has_words_in_every_language() -> None:
+    """The nightly report's "withdrawn tonight" line names each kind in the report's language: the
+    same-sun check's, a late SCL's, a permit entered since, and the inspectors' two decisions."""
+    from changedetect._nightly_decisions import KINDS
+    from changedetect._nightly_rematch import KIND as PERMIT
+    from changedetect._withdraw_masked import KIND as CLOUD
+
+    kinds = ["not seen under the same sun", CLOUD, PERMIT, *KINDS.values()]
+    for lang, catalog in TEXT.items():
+        missing = [k for k in kinds if f"withdrawn.{k}" not in catalog]
+        assert not missing, (lang, missing)
