@@ -141,6 +141,8 @@ def merge_and_withdraw(current: State, state_dir: Path, results: list[dict[str, 
 
     def _withdraw(merged: gpd.GeoDataFrame) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
         kept, withdrawn = withdraw_all(merged, results, night, share=share, season_days=season_days)
+        if decided is not None:  # a confirmed one stays open, and is matched again with the others
+            kept, withdrawn = decided.overrule(kept, withdrawn)
         if rematch is not None:
             kept, permitted = rematch(kept)
             if len(permitted):
@@ -149,7 +151,7 @@ def merge_and_withdraw(current: State, state_dir: Path, results: list[dict[str, 
                 both = [w for w in (withdrawn, permitted) if len(w)]
                 withdrawn = gpd.GeoDataFrame(pd.concat(both, ignore_index=True), geometry="geometry",
                                              crs=merged.crs)
-        return (kept, withdrawn) if decided is None else decided.apply(kept, withdrawn)
+        return (kept, withdrawn) if decided is None else decided.close(kept, withdrawn)
 
     keep_out = None if decided is None else decided.keep_out
     merged = merge_night(current, state_dir, results, night, permits=permits, keep_out=keep_out)

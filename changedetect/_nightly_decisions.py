@@ -232,14 +232,21 @@ class Decided:
                 self.suppressed[vid] = self.suppressed.get(vid, 0) + 1
         return out
 
-    def apply(self, kept: gpd.GeoDataFrame, withdrawn: gpd.GeoDataFrame) -> tuple[gpd.GeoDataFrame,
+    def overrule(self, kept: gpd.GeoDataFrame, withdrawn: gpd.GeoDataFrame) -> tuple[gpd.GeoDataFrame,
+                                                                                     gpd.GeoDataFrame]:
+        """``(kept, withdrawn)`` with the ``confirmed`` violations that tonight's image checks withdrew
+        (:data:`OVERRULED`: an inspector saw it on the ground) back in the register: confirmed by tonight's
+        decisions, or by an earlier night's (the register's own ``decision`` column, which a night without
+        ``--decisions`` still honours) unless tonight's decide otherwise.  Before the register is matched
+        again (:mod:`changedetect._nightly_rematch`), so that a confirmed violation follows the permit register
+        as every open one does."""
+        return _overruled(kept, withdrawn, self.decisions)
+
+    def close(self, kept: gpd.GeoDataFrame, withdrawn: gpd.GeoDataFrame) -> tuple[gpd.GeoDataFrame,
                                                                                   gpd.GeoDataFrame]:
-        """The register after the automatic withdrawals (``kept``, ``withdrawn``): a ``confirmed`` violation
-        that the images withdrew (:data:`OVERRULED`: an inspector saw it on the ground) back in the register,
-        the closed ones withdrawn too, the confirmed ones marked (:func:`decide`)."""
+        """The closed ones withdrawn too, the confirmed ones marked (:func:`decide`)."""
         import geopandas as gpd
 
-        kept, withdrawn = _overruled(kept, withdrawn, self.decisions)
         kept, closed = decide(kept, self.decisions, self.night)
         withdrawn = with_columns(withdrawn) if len(closed) or has_columns(withdrawn) else withdrawn
         both = [w for w in (withdrawn, closed) if len(w)]
@@ -247,16 +254,27 @@ class Decided:
             return kept, both[0] if both else withdrawn
         return kept, gpd.GeoDataFrame(pd.concat(both, ignore_index=True), geometry="geometry", crs=kept.crs)
 
+    def apply(self, kept: gpd.GeoDataFrame, withdrawn: gpd.GeoDataFrame) -> tuple[gpd.GeoDataFrame,
+                                                                                  gpd.GeoDataFrame]:
+        """The register after the automatic withdrawals (``kept``, ``withdrawn``): :meth:`overrule`, then
+        :meth:`close`."""
+        return self.close(*self.overrule(kept, withdrawn))
+
 
 def _overruled(kept: gpd.GeoDataFrame, withdrawn: gpd.GeoDataFrame,
                decisions: pd.DataFrame) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
     """``kept`` with the ``confirmed`` violations that tonight's image checks withdrew (:data:`OVERRULED`) put
-    back (at its end), ``withdrawn`` without them."""
-    if not len(withdrawn) or not len(decisions):
+    back (at its end), ``withdrawn`` without them: confirmed by ``decisions`` or, where these say nothing of
+    it, by the row's own ``decision`` (an earlier night's)."""
+    if not len(withdrawn):
         return kept, withdrawn
-    confirmed = set(decisions.loc[decisions["decision"] == "confirmed", "violation_id"])
+    said = dict(zip(decisions["violation_id"].astype(str), decisions["decision"].astype(str), strict=True))
+    ids = withdrawn["violation_id"].astype(str)
+    own = (withdrawn["decision"].fillna("").astype(str) if "decision" in withdrawn
+           else pd.Series("", index=withdrawn.index))
+    now = [said.get(v, d) for v, d in zip(ids, own, strict=True)]
     kinds = withdrawn["withdrawn_reason"].fillna("").astype(str).str.split(":").str[0]
-    back = (withdrawn["violation_id"].astype(str).isin(confirmed) & kinds.isin(OVERRULED)).to_numpy()
+    back = (pd.Series(now, index=withdrawn.index) == "confirmed").to_numpy() & kinds.isin(OVERRULED).to_numpy()
     if not back.any():
         return kept, withdrawn
     import geopandas as gpd
