@@ -187,10 +187,35 @@ def checksum(decisions: pd.DataFrame | None) -> str | None:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def due(record: dict[str, Any] | None, key: str | None) -> bool:
-    """Whether a night already committed (``record``, its ``nights`` entry) must be done again: it was
-    committed without these decisions (``key``, :func:`checksum`; None: no file given tonight)."""
-    return key is not None and (record or {}).get("decisions") != key
+def due(nights: dict[str, dict[str, Any]], night: str, key: str | None) -> bool:
+    """Whether ``night``, already committed (``nights``: the state's records), must be done again: it was
+    committed without these decisions (``key``, :func:`checksum`; None: no file given tonight) and no later
+    night was committed since (:func:`later_nights`)."""
+    return key is not None and (nights.get(night) or {}).get("decisions") != key and not later_nights(nights, night)
+
+
+def later_nights(nights: dict[str, dict[str, Any]], night: str) -> list[str]:
+    """The nights committed after ``night`` (by date).  An earlier night is not done again for new decisions:
+    its lists would be written again from today's register (the rows withdrawn since gone from its
+    ``violations-<night>``) and its decisions dated as of then; they apply on the next night processed."""
+    return sorted(n for n in nights if n > night)
+
+
+def waiting(night: str, nights: dict[str, dict[str, Any]]) -> str:
+    """The warning for an earlier night run again with other decisions: only restored (:func:`due`)."""
+    later = later_nights(nights, night)
+    return (f"night {night} was committed before {', '.join(later)}: it is not done again for the decisions, "
+            f"which are applied on the next night processed (run the job for {later[-1]} or later)")
+
+
+def committed_ids(current: Any, state_dir: Path, night: str) -> set[str]:
+    """The ids of the committed register's rows of ``night`` (none unless the night is done again, for
+    :func:`due` decisions): matched against the register, and given the parcels, of their first commit, they
+    are matched again (:mod:`changedetect._nightly_rematch`, :mod:`changedetect._nightly_parcels`)."""
+    if night not in current.nights or not current.generation:
+        return set()
+    rows = pd.read_parquet(current.violations_path(state_dir), columns=["violation_id", "night"])
+    return set(rows.loc[rows["night"].astype(str) == night, "violation_id"].astype(str))
 
 
 @dataclass
@@ -412,5 +437,5 @@ def load(decisions: pd.DataFrame | None, night: str, current: Any, state_dir: Pa
     return bound(decisions, night, withdrawn, opened)
 
 
-__all__ = ["COLUMNS", "KINDS", "OVERRULED", "WORDS", "Decided", "bound", "checksum", "decide", "due", "has_columns", "load",
-           "read_decisions", "summarised", "unknown", "with_columns"]
+__all__ = ["COLUMNS", "KINDS", "OVERRULED", "WORDS", "Decided", "bound", "checksum", "committed_ids", "decide", "due", "has_columns", "load",
+           "later_nights", "read_decisions", "summarised", "unknown", "waiting", "with_columns"]

@@ -7,6 +7,7 @@ the same overlay: :func:`changedetect.parcels.with_parcels`)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,14 +26,16 @@ SHARE_MOVED = 0.01
 
 
 def with_current_parcels(violations: gpd.GeoDataFrame, parcels: gpd.GeoDataFrame, night: str, *,
-                         tolerances: dict[str, float] | None = None, default_m: float = 0.0) -> gpd.GeoDataFrame:
+                         tolerances: dict[str, float] | None = None, default_m: float = 0.0,
+                         committed: Collection[str] = ()) -> gpd.GeoDataFrame:
     """The open register with the parcel layer of tonight (``parcels``) given to the earlier nights' rows
     that have no parcel columns filled (opened before the job was given a layer) or whose parcel the layer
     now gives otherwise (another parcel, address, sheet, number or land use; a share more than
     :data:`SHARE_MOVED` off): every open row carries the current layer's parcel, as
     :func:`changedetect.parcels.with_parcels` gives it.
 
-    Tonight's rows are their runs' (the layer is part of their work folders' key).  A row whose parcel is
+    Tonight's rows are their runs' (the layer is part of their work folders' key), but for those ``committed``
+    names (the ids of the committed register: a night done again holds its rows of an earlier commit).  A row whose parcel is
     unchanged keeps the share and crossing count its night measured (its run's, in the imagery's CRS and
     with its pixel as the edge tolerance), so a night with the same layer changes no value.  ``tolerances``:
     area -> the edge tolerance (m) its pairs used tonight (:func:`edge_tolerances`), else ``default_m``.  The
@@ -42,7 +45,8 @@ def with_current_parcels(violations: gpd.GeoDataFrame, parcels: gpd.GeoDataFrame
 
     from changedetect.parcels import with_parcels
 
-    earlier = (violations["night"].astype(str) != night).to_numpy()
+    earlier = ((violations["night"].astype(str) != night)
+               | violations["violation_id"].astype(str).isin(set(committed))).to_numpy()
     rows = violations[earlier]
     if not len(rows):
         return _parcels_placed(violations)

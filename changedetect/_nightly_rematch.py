@@ -29,7 +29,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import asdict, replace
 from typing import TYPE_CHECKING, Any
 
@@ -88,29 +88,34 @@ def record(nights: dict[str, dict[str, Any]], tonight_stamp: str, tonight: dict[
 
 
 def bound(nights: dict[str, dict[str, Any]], register: gpd.GeoDataFrame, night: str, config: MatchConfig,
-          register_key: str, tonight: dict[str, float]) -> Callable[[gpd.GeoDataFrame],
-                                                                    tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]]:
+          register_key: str, tonight: dict[str, float], committed: Collection[str] = ()
+          ) -> Callable[[gpd.GeoDataFrame], tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]]:
     """Tonight's pass over the open register (:func:`changedetect._merge.merge_and_withdraw`'s ``rematch``):
     :func:`rematch` against ``register`` when it (or ``config``) is not what the last commit matched against
-    (:func:`due`), else only :func:`status_columns` (nothing withdrawn, nothing changed)."""
+    (:func:`due`), else only :func:`status_columns` (nothing withdrawn, nothing changed).  ``committed``: the
+    ids of the committed register, matched again whatever their night (a night committed before, done again
+    for the inspectors' decisions, holds its own rows matched against the register it had then)."""
     if not due(nights, stamp(register_key, config)):
         return lambda frame: (status_columns(frame, night), frame.iloc[:0])
     edges = tolerances(nights, tonight)
-    return lambda frame: rematch(frame, register, night, config=config, tolerances=edges)
+    return lambda frame: rematch(frame, register, night, config=config, tolerances=edges, committed=committed)
 
 
 def rematch(violations: gpd.GeoDataFrame, register: gpd.GeoDataFrame, night: str, *, config: MatchConfig,
-            tolerances: dict[str, float] | None = None) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
+            tolerances: dict[str, float] | None = None, committed: Collection[str] = ()
+            ) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
     """``(kept, withdrawn)``: the open register with its earlier nights' violations matched again against
     ``register`` (see the module docstring); ``withdrawn`` (with ``withdrawn`` and ``withdrawn_reason``)
     those now ``permitted``.  ``tolerances``: area -> the edge tolerance (m) to match with, where
     ``config.edge_tolerance_m`` is None (else 0).  Tonight's rows (``night``) were matched by their pairs
-    against the same register and are left as they are."""
+    against the same register and are left as they are, unless ``committed`` names them (the rows of an earlier
+    commit of the same night, done again: matched against the register of then)."""
     from changedetect._merge import _plain
     from changedetect._pipeline_steps import with_addresses
     from changedetect.match import match
 
-    earlier = np.flatnonzero((violations["night"].astype(str) != night).to_numpy())
+    earlier = np.flatnonzero(((violations["night"].astype(str) != night)
+                              | violations["violation_id"].astype(str).isin(set(committed))).to_numpy())
     none = violations.iloc[:0].assign(withdrawn=pd.Series(dtype=object), withdrawn_reason=pd.Series(dtype=object))
     if not len(earlier):
         return status_columns(violations, night), none

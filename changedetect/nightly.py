@@ -293,8 +293,11 @@ def run_nightly(
         for frame, frame_key, name in copies:
             _register_copy(frame, frame_key, state_dir, name=name)
         checkpoint("planned")
-        if not new_by_area and night_s in current.nights and not _decisions.due(current.nights[night_s],
+        if not new_by_area and night_s in current.nights and not _decisions.due(current.nights, night_s,
                                                                                  decisions_key):  # a no-op
+            if decisions_key and current.nights[night_s].get("decisions") != decisions_key:  # they wait
+                summary.warnings.append(_decisions.waiting(night_s, current.nights))
+                log.warning("%s", summary.warnings[-1], extra=IN_SUMMARY)
             return _already_done(current, state_dir, out_dir, summary, config.output.formats)
         results = _compute(tasks, scheduler=scheduler, workers=workers)
         _coverage.record(summary, results)
@@ -302,13 +305,15 @@ def run_nightly(
 
         edges = _parcels.edge_tolerances(results)  # the earlier rows follow tonight's register (and parcels)
         decided = _decisions.load(decided_rows, night_s, current, state_dir)  # the inspectors'
+        done = _decisions.committed_ids(current, state_dir, night_s)  # a night done again: its own rows matched again
         violations, withdrawn = _merge.merge_and_withdraw(
             current, state_dir, results, night_s, permits=str(permits), share=config.detect.same_sun_share,
             season_days=config.detect.season_days,
-            rematch=_rematch.bound(current.nights, register, night_s, config.match, key, edges), decided=decided)
+            rematch=_rematch.bound(current.nights, register, night_s, config.match, key, edges, done),
+            decided=decided)
         if layer is not None:  # the open rows carry tonight's layer's parcel, those opened before it too
             violations = _parcels.with_current_parcels(violations, layer, night_s, tolerances=edges,
-                                                       default_m=config.match.edge_tolerance_m or 0.0)
+                                                       default_m=config.match.edge_tolerance_m or 0.0, committed=done)
         ok_areas = {r["area"] for r in results if not r["error"]}
         summary.failed = {r["area"]: r["error"] for r in results if r["error"]}
         idle = (set(new_by_area) | set(scl_records)) - {t["area"] for t in tasks}  # nothing to run: ok

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 import pytest
 from shapely.geometry import box
@@ -83,3 +84,116 @@ def test_a_confirmed_violation_the_images_withdraw_is_matched_again_the_same_nig
     (block,) = kept[kept["violation_id"] == "a-1"].itertuples()
     assert (block.status, block.permit_ids, block.previous_status, block.decision) == (
         "exceeds_permit", "GP-2020-0143", "unlicensed", "confirmed")
+
+
+# --------------------------------------------------------------------------------------- through the night
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """:mod:`test_review_nightly_rematch`'s world (a house and a block new in July, found by a detector that
+    reads any brightening as change): nights 1 and 2 committed (``two``), then night 3 (``three``)."""
+    from test_review_nightly_rematch import BLOCK, DATES, _entered, _register, _snapshot
+    from test_review_nightly_rerun_withdraw import HOUSE, _brighter_model, _write_dates
+
+    from changedetect.testing import make_nightly_catalog
+
+    root = tmp_path_factory.mktemp("decisions_h100")
+    world = make_nightly_catalog(root, {})
+
+    def paint(k: int, data: Any, scl: Any) -> None:
+        if k:
+            data[(slice(None), *HOUSE)] = 5000
+            data[(slice(None), *BLOCK)] = 5000
+
+    _write_dates(world["tiles"] / "s2", DATES, paint)
+    model = _brighter_model(root / "brighter")
+    world["config"].write_text(f'[detect]\nmodel = "{model}"\nwindow = 64\noverlap = 8\n', encoding="utf-8")
+    world["first"], world["entered"] = _register(root / "register.gpkg"), _entered(root / "register_entered.gpkg")
+    for night in NIGHTS[:2]:
+        _run(world, root, night, world["first"])
+    world["two"] = _snapshot(root, "two")
+    _run(world, root, NIGHTS[2], world["first"])
+    world["three"] = _snapshot(root, "three")
+    opened = _open_at(world["two"])
+    world["house"], world["block"] = (_id_at(opened, HOUSE), _id_at(opened, BLOCK))
+    return world
+
+
+NIGHTS = ("2020-01-06", "2020-07-05", "2020-09-04")
+
+
+def _run(world: dict[str, Any], base: Path, night: str, permits: Path, decisions: Path | None = None) -> Any:
+    from changedetect.config import PipelineConfig
+    from changedetect.nightly import run_nightly
+
+    return run_nightly(world["tiles"], permits=permits, state=base / "state", out=base / "out", night=night,
+                       workers=1, config=PipelineConfig.from_toml(world["config"]), decisions=decisions)
+
+
+def _open_at(base: Path) -> gpd.GeoDataFrame:
+    return gpd.read_file(base / "out" / "open_violations.gpkg", layer="open_violations").to_crs(32632)
+
+
+def _id_at(frame: gpd.GeoDataFrame, where: tuple[slice, slice]) -> str:
+    from test_review_nightly_rematch import _at
+    from test_review_nightly_rerun_withdraw import _px
+
+    (vid,) = _at(frame, _px(*where))["violation_id"]
+    return str(vid)
+
+
+def _decisions_file(path: Path, *rows: tuple[str, str]) -> Path:
+    path.write_text("violation_id,decision,decided_on\n" + "".join(f"{v},{d},2020-07-05\n" for v, d in rows),
+                    encoding="utf-8")
+    return path
+
+
+def test_the_last_night_done_again_for_decisions_matches_its_own_rows_against_tonights_register(
+        world: dict[str, Any], tmp_path: Path) -> None:
+    """Night 2 (the last committed) run again with decisions and a register that gained permits since: its
+    own rows, matched by its pairs against the register of then, are matched again (before, only earlier
+    nights' rows were, and the night's record then stamped the new register as matched)."""
+    from test_review_nightly_rematch import _snapshot
+
+    base = _snapshot(world["two"], "again2")
+    decisions = _decisions_file(tmp_path / "d.csv", (world["block"], "confirmed"))
+    summary = _run(world, base, NIGHTS[1], world["entered"], decisions)
+    assert summary.withdrawn == [world["house"]], summary
+    assert summary.withdrawn_reasons == {"now covered by a permit in the register": 1}
+    (block,) = _open_at(base).itertuples()
+    assert (block.violation_id, block.status, block.previous_status, block.decision) == (
+        world["block"], "exceeds_permit", "unlicensed", "confirmed")
+
+
+def test_an_earlier_night_run_again_with_decisions_is_not_done_again(world: dict[str, Any], tmp_path: Path) -> None:
+    """Night 2 run again after night 3 was committed, with a decision dismissing the house: nothing in OUT or
+    the state changes (before, night 2 was done again from today's register: its list rewritten, the house
+    withdrawn as of night 2); a warning says the decisions wait for the next night."""
+    from test_review_nightly_rematch import _bytes, _snapshot
+
+    base = _snapshot(world["three"], "again_earlier")
+    before = {**_bytes(base / "out"), **_bytes(base / "state")}
+    decisions = _decisions_file(tmp_path / "d.csv", (world["house"], "false_alarm"))
+    summary = _run(world, base, NIGHTS[1], world["first"], decisions)
+    assert summary.withdrawn == [] and {**_bytes(base / "out"), **_bytes(base / "state")} == before
+    (warning,) = summary.warnings
+    assert f"night {NIGHTS[1]} was committed before {NIGHTS[2]}: it is not done again" in warning, warning
+    # the next night processed applies them
+    later = _run(world, base, "2020-09-05", world["first"], decisions)
+    assert later.withdrawn == [world["house"]], later
+
+
+def test_a_night_done_again_gives_its_committed_rows_the_current_parcel() -> None:
+    """A night done again (for the inspectors' decisions) with a parcel layer: its rows of the earlier commit
+    (``committed``) get the layer's parcel as earlier nights' rows do; a row of tonight's runs keeps its run's."""
+    from changedetect._nightly_parcels import with_current_parcels
+
+    rows = gpd.GeoDataFrame({"violation_id": ["a-1", "a-2"], "area": "a", "night": "2020-07-05",
+                             "parcel_id": [None, "L/1"], "parcel_address": [None, "run's"],
+                             "parcel_share": [np.nan, 0.5], "parcels_crossed": [np.nan, 1.0]},
+                            geometry=[box(0, 0, 10, 10), box(1, 1, 9, 9)], crs="EPSG:32648")
+    lots = gpd.GeoDataFrame({"parcel_id": ["L/1"], "address": ["Số 1"]}, geometry=[box(-5, -5, 15, 15)],
+                            crs="EPSG:32648")
+    got = with_current_parcels(rows, lots, "2020-07-05", committed={"a-1"})
+    assert got["parcel_address"].tolist() == ["Số 1", "run's"]
