@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
-NAMES = ["01_sample_city_walkthrough", "02_evaluate_your_model"]
+NAMES = ["01_sample_city_walkthrough", "02_evaluate_your_model", "03_nightly_register"]
 
 
 def _model(tmp_path_factory: pytest.TempPathFactory) -> str:
