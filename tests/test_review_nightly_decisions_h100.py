@@ -197,3 +197,46 @@ def test_a_night_done_again_gives_its_committed_rows_the_current_parcel() -> Non
                             crs="EPSG:32648")
     got = with_current_parcels(rows, lots, "2020-07-05", committed={"a-1"})
     assert got["parcel_address"].tolist() == ["Số 1", "run's"]
+
+
+# --------------------------------------------------------------------------------- the file as Excel saves it
+ROWS = [["violation_id", "decision", "decided_on", "inspector", "note"],
+        ["d-1", "báo động nhầm", "01/02/2025", "Nguyễn Văn A", "bóng cây, mái tôn"],
+        ["d-2", "xác nhận", "2025-02-03", "Trần Thị B", ""]]
+READ = [["d-1", "false_alarm", "2025-02-01", "Nguyễn Văn A", "bóng cây, mái tôn"],  # 01/02: the 1st of February
+        ["d-2", "confirmed", "2025-02-03", "Trần Thị B", ""]]
+
+
+def _cp1258(text: str) -> bytes:
+    """``text`` as Windows writes it in code page 1258: a letter with a tone mark the page lacks as its base
+    letter (with its other marks) and the tone as a combining mark."""
+    import unicodedata
+
+    out = b""
+    for ch in unicodedata.normalize("NFC", text):
+        try:
+            out += ch.encode("cp1258")
+        except UnicodeEncodeError:
+            parts = unicodedata.normalize("NFD", ch)
+            tones = [c for c in parts if c in "\u0300\u0301\u0303\u0309\u0323"]
+            out += (unicodedata.normalize("NFC", "".join(c for c in parts if c not in tones)) + "".join(tones)
+                    ).encode("cp1258")
+    return out
+
+
+def test_a_decisions_file_saved_by_excel_as_unicode_text_or_a_vietnamese_windows_csv(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Excel's "Unicode Text" (UTF-16, tab-separated, .txt) and its plain "CSV" on a Vietnamese Windows
+    (Windows-1258, tone marks combining) read as the UTF-8 CSV does, the names NFC; the second with a warning.
+    Before, both were 'cannot be read', and a .txt was handed to GDAL."""
+    from changedetect._nightly_decisions import read_decisions
+
+    utf16 = tmp_path / "quyet_dinh.txt"
+    utf16.write_bytes("\r\n".join("\t".join(r) for r in ROWS).encode("utf-16"))
+    ansi = tmp_path / "quyet_dinh.csv"
+    ansi.write_bytes(_cp1258("\r\n".join(",".join(f'"{c}"' if "," in c else c for c in r) for r in ROWS)))
+    assert b"Nguy" in ansi.read_bytes() and "Nguyễn".encode() not in ansi.read_bytes()
+    for path in (utf16, ansi):
+        got = read_decisions(path)[["violation_id", "decision", "decided_on", "inspector", "note"]]
+        assert got.values.tolist() == READ, path
+    assert "is not UTF-8" in caplog.text and "Windows-1258" in caplog.text
