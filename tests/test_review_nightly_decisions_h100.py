@@ -240,3 +240,45 @@ def test_a_decisions_file_saved_by_excel_as_unicode_text_or_a_vietnamese_windows
         got = read_decisions(path)[["violation_id", "decision", "decided_on", "inspector", "note"]]
         assert got.values.tolist() == READ, path
     assert "is not UTF-8" in caplog.text and "Windows-1258" in caplog.text
+
+
+# ------------------------------------------------------------------------------------------------ crash-safe
+
+
+def _comparable(base: Path) -> dict[str, Any]:
+    """The night's outputs and committed state, comparable (each GeoPackage's rows, the other files' bytes)."""
+    import json
+
+    out = {p.name: (gpd.read_file(p, layer=p.stem).drop(columns="geometry").to_dict("list") if p.suffix == ".gpkg"
+                    else p.read_bytes()) for p in sorted((base / "out").iterdir()) if p.is_file()}
+    state = json.loads((base / "state" / "state.json").read_text(encoding="utf-8"))
+    return {**out, "nights": state["nights"], "generation": state["generation"]}
+
+
+@pytest.mark.parametrize("kill_at", range(1, 8))  # planned, generation, night gpkg, csv, outputs, reports, state
+def test_sigkill_while_the_night_is_done_again_for_decisions_then_rerun_gives_the_reference(
+        world: dict[str, Any], tmp_path: Path, kill_at: int) -> None:
+    """As tests/test_nightly.py's kill trials: the last night done again with decisions and a changed register
+    (a permit over the house; the block confirmed), the command killed at each checkpoint, then run again: the
+    outputs and the state are those of an uninterrupted run."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from test_review_nightly_rematch import _snapshot
+
+    from changedetect._state import KILL_ENV
+
+    decisions = _decisions_file(tmp_path / "d.csv", (world["block"], "confirmed"))
+    reference = _snapshot(world["two"], f"reference{kill_at}")
+    _run(world, reference, NIGHTS[1], world["entered"], decisions)
+    base = _snapshot(world["two"], f"kill{kill_at}")
+    args = [sys.executable, "-m", "changedetect.cli", "-q", "nightly", "--catalog", str(world["tiles"]),
+            "--permits", str(world["entered"]), "--state", str(base / "state"), "--out", str(base / "out"),
+            "--night", NIGHTS[1], "--config", str(world["config"]), "--workers", "1", "--decisions", str(decisions)]
+    proc = subprocess.run(args, env={**os.environ, KILL_ENV: str(kill_at)}, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == -signal.SIGKILL, f"not killed at checkpoint {kill_at}: {proc.stderr[-800:]}"
+    _run(world, base, NIGHTS[1], world["entered"], decisions)  # the next run finishes the night
+    assert _comparable(base) == _comparable(reference)
