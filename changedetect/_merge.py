@@ -154,18 +154,20 @@ def merge_and_withdraw(current: State, state_dir: Path, results: list[dict[str, 
         return (kept, withdrawn) if decided is None else decided.close(kept, withdrawn)
 
     keep_out = None if decided is None else decided.keep_out
-    merged = merge_night(current, state_dir, results, night, permits=permits, keep_out=keep_out)
+    back = None if decided is None else decided.reopened  # confirmed since an image check withdrew them
+    merged = merge_night(current, state_dir, results, night, permits=permits, keep_out=keep_out, reopened=back)
     kept, withdrawn = _withdraw(merged)
     if len(withdrawn):
         gone = set(withdrawn["violation_id"].astype(str))
-        merged = merge_night(current, state_dir, results, night, permits=permits, without=gone, keep_out=keep_out)
+        merged = merge_night(current, state_dir, results, night, permits=permits, without=gone, keep_out=keep_out,
+                             reopened=back)
         kept, _ = _withdraw(merged)
     return kept, withdrawn
 
 
 def merge_night(current: State, state_dir: Path, results: list[dict[str, Any]], night: str, *,
                 permits: str, without: set[str] | frozenset[str] = frozenset(),
-                keep_out: KeepOut | None = None) -> gpd.GeoDataFrame:
+                keep_out: KeepOut | None = None, reopened: gpd.GeoDataFrame | None = None) -> gpd.GeoDataFrame:
     """The cumulative violations after this night: the committed ones plus the night's new ones.
 
     A night's violation that overlaps an open violation of the same area (or an
@@ -178,7 +180,8 @@ def merge_night(current: State, state_dir: Path, results: list[dict[str, Any]], 
     numbered in a fixed order (area, dates, north to south, west to east).  ``without``: ids of
     committed violations to leave out (withdrawn tonight, :func:`merge_and_withdraw`).  ``keep_out``: which
     candidates not to open (structures an inspector's decision closed:
-    :meth:`changedetect._nightly_decisions.Decided.keep_out`).
+    :meth:`changedetect._nightly_decisions.Decided.keep_out`).  ``reopened``: withdrawn violations back in the
+    committed register (confirmed by an inspector since: :func:`changedetect._nightly_decisions.reopened`).
     """
     import geopandas as gpd
 
@@ -189,6 +192,10 @@ def merge_night(current: State, state_dir: Path, results: list[dict[str, Any]], 
     if current.withdrawn_path(state_dir).is_file():
         used |= set(pd.read_parquet(current.withdrawn_path(state_dir), columns=["violation_id"])["violation_id"]
                     .astype(str))
+    if reopened is not None and len(reopened):
+        back = reopened[~reopened["violation_id"].astype(str).isin(set(previous["violation_id"].astype(str)))]
+        previous = gpd.GeoDataFrame(pd.concat([previous, back.to_crs(previous.crs)], ignore_index=True),
+                                    geometry=previous.geometry.name, crs=previous.crs)
     if without:
         previous = previous[~previous["violation_id"].astype(str).isin(without)].reset_index(drop=True)
     cand = _night_candidates(results, previous.crs)
@@ -341,15 +348,18 @@ def _same_sun_column(violations: gpd.GeoDataFrame, results: list[dict[str, Any]]
     return out
 
 
-def withdrawn_table(current: State, state_dir: Path, withdrawn: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+def withdrawn_table(current: State, state_dir: Path, withdrawn: gpd.GeoDataFrame,
+                    open_ids: set[str] | frozenset[str] = frozenset()) -> gpd.GeoDataFrame:
     """Every violation withdrawn so far: the committed table (``State.withdrawn_path``) plus
-    tonight's, once each (a rerun of the night withdraws the same rows again)."""
+    tonight's, once each (a rerun of the night withdraws the same rows again), but for those open again
+    (``open_ids``: the register's; confirmed by an inspector since, :func:`changedetect._nightly_decisions.reopened`)."""
     import geopandas as gpd
 
     path = current.withdrawn_path(state_dir)
     if not path.is_file():
         return withdrawn.reset_index(drop=True)
     earlier = gpd.read_parquet(path)
+    earlier = earlier[~earlier["violation_id"].astype(str).isin(set(open_ids))]
     if not len(withdrawn):
         return earlier
     earlier = earlier[~earlier["violation_id"].isin(withdrawn["violation_id"])].to_crs(withdrawn.crs)

@@ -100,6 +100,9 @@ class Decided:
     closed: gpd.GeoDataFrame | None
     #: closed violation id -> how many of tonight's candidates it kept out (:meth:`keep_out`)
     suppressed: dict[str, int] = field(default_factory=dict)
+    #: violations an image check withdrew on an earlier night that tonight's decisions confirm (:func:`reopened`):
+    #: back in the register, which the merge takes them into
+    reopened: gpd.GeoDataFrame | None = None
 
     def keep_out(self, cand: gpd.GeoDataFrame, carried: np.ndarray) -> np.ndarray:
         """Per candidate of tonight (the merge's, with ``carried`` its carried footprint ids, '' for none):
@@ -210,12 +213,32 @@ def bound(decisions: pd.DataFrame | None, night: str, withdrawn_before: gpd.GeoD
     keep = ["violation_id", "area", "footprint_id", "decision", "decided_on", "geometry"]
     frames = [f.to_crs(frames[0].crs).assign(footprint_id=f.get("footprint_id", ""))[keep]
               for f in frames]
+    back = reopened(withdrawn_before, now)
     if not frames:
-        return Decided(night, now, None)
+        return Decided(night, now, None, reopened=back)
     import geopandas as gpd
 
     closed = gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), geometry="geometry", crs=frames[0].crs)
-    return Decided(night, now, closed.drop_duplicates("violation_id", keep="last").reset_index(drop=True))
+    return Decided(night, now, closed.drop_duplicates("violation_id", keep="last").reset_index(drop=True),
+                   reopened=back)
+
+
+def reopened(withdrawn_before: gpd.GeoDataFrame | None, now: pd.DataFrame) -> gpd.GeoDataFrame | None:
+    """The violations an image check withdrew on an earlier night (:data:`OVERRULED`: a moved shadow, a late
+    cloud mask) that the decisions in force (``now``) confirm: an inspector, working from an earlier list, saw
+    them on the ground.  They go back into the register under their ids (without ``withdrawn`` and
+    ``withdrawn_reason``), as a confirmed violation tonight's checks withdraw stays; None for none."""
+    if withdrawn_before is None or not len(withdrawn_before) or not len(now):
+        return None
+    confirmed = set(now.loc[now["decision"] == "confirmed", "violation_id"].astype(str))
+    kinds = withdrawn_before["withdrawn_reason"].fillna("").astype(str).str.split(":").str[0]
+    back = withdrawn_before["violation_id"].astype(str).isin(confirmed) & kinds.isin(OVERRULED)
+    if not back.any():
+        return None
+    rows = withdrawn_before[back.to_numpy()].drop(columns=["withdrawn", "withdrawn_reason"])
+    log.info("confirmed by the inspectors after an image check withdrew them, back in the register: %s",
+             ", ".join(rows["violation_id"].astype(str)))
+    return rows.reset_index(drop=True)
 
 
 def _in_force(decisions: pd.DataFrame | None, night: str) -> pd.DataFrame:
@@ -309,4 +332,4 @@ def load(decisions: pd.DataFrame | None, night: str, current: Any, state_dir: Pa
 
 
 __all__ = ["COLUMNS", "KINDS", "OVERRULED", "WORDS", "Decided", "bound", "checksum", "committed_ids", "decide", "due", "has_columns", "load",
-           "later_nights", "read_decisions", "summarised", "unknown", "waiting", "with_columns"]
+           "later_nights", "read_decisions", "reopened", "summarised", "unknown", "waiting", "with_columns"]

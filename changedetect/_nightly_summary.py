@@ -30,6 +30,9 @@ class NightlySummary:
     #: violations an inspector closed (``false_alarm``, ``resolved``) that tonight's detection found again with
     #: a ``first_seen`` not after the decision: kept closed, not opened again (:mod:`changedetect._nightly_decisions`)
     suppressed: list[str] = field(default_factory=list)
+    #: violations an image check withdrew on an earlier night that an inspector's ``confirmed`` decision puts back
+    #: in the open register under their ids (:func:`changedetect._nightly_decisions.reopened`)
+    reopened: list[str] = field(default_factory=list)
     #: open violations seen across seasons that no same-season pair has checked yet (``same_sun``
     #: ``pending``: the next night with a same-season partner confirms or withdraws them)
     pending: int = 0
@@ -62,6 +65,7 @@ class NightlySummary:
         again = f", {len(self.reruns)} dates again" if self.reruns else ""
         changed = f", {len(self.status_changed)} changed status" if self.status_changed else ""
         changed += f", {len(self.suppressed)} kept closed" if self.suppressed else ""
+        changed += f", {len(self.reopened)} reopened" if self.reopened else ""
         return (f"NightlySummary({self.night}: {self.new_acquisitions} new acquisitions{again}, {self.pairs} pairs, "
                 f"{self.new_violations} new violations, {self.open_violations} open ({self.pending} pending), "
                 f"{len(self.withdrawn)} withdrawn{changed}; {len(self.areas)} areas{failed}"

@@ -322,13 +322,16 @@ def run_nightly(
                                     current.nights, _rematch.stamp(key, config.match), edges, current.generation + 1)
                                 | ({"decisions": decisions_key} if decisions_key else {}))
         _merge.write_generation(violations, new_state.violations_path(state_dir))
-        everything = _merge.withdrawn_table(current, state_dir, withdrawn)
+        everything = _merge.withdrawn_table(current, state_dir, withdrawn,
+                                            set(violations["violation_id"].astype(str)))  # (some reopened)
         if len(everything):  # kept in the state: the night's file can be restored, and added to
             _merge.write_generation(everything, new_state.withdrawn_path(state_dir))
         _footprints.save(_footprints.next_table(committed, results), state_dir, new_state.generation)
         checkpoint("generation written")
         night_withdrawn = everything[everything["withdrawn"] == night_s] if len(everything) else withdrawn
         summary.suppressed, unknown = _decisions.summarised(decided, violations, everything, decisions_name)
+        summary.reopened = [] if decided.reopened is None else sorted(
+            set(decided.reopened["violation_id"].astype(str)) & set(violations["violation_id"].astype(str)))
         for line in unknown:  # a decision on an id this state does not know: a typo, another state's id
             log.warning("%s", line, extra=IN_SUMMARY)
         summary.warnings += unknown

@@ -282,3 +282,28 @@ def test_sigkill_while_the_night_is_done_again_for_decisions_then_rerun_gives_th
     assert proc.returncode == -signal.SIGKILL, f"not killed at checkpoint {kill_at}: {proc.stderr[-800:]}"
     _run(world, base, NIGHTS[1], world["entered"], decisions)  # the next run finishes the night
     assert _comparable(base) == _comparable(reference)
+
+
+def test_a_violation_an_image_check_withdrew_and_an_inspector_confirmed_since_is_open_again(tmp_path: Path) -> None:
+    """An inspector working from night 2's list confirms a violation that night 3 withdrew as a moved shadow:
+    the next night it is open again under its id, with its decision, and out of the withdrawn table (before,
+    the decision was silently left out: the id was known, withdrawn).  One withdrawn since a permit covers it
+    stays withdrawn."""
+    from changedetect import _merge
+    from changedetect._nightly_decisions import bound
+    from changedetect._state import State
+
+    rows = _open_rows()
+    state = State(generation=4)
+    _merge.write_generation(rows.iloc[[0, 3]].reset_index(drop=True), state.violations_path(tmp_path))
+    gone = rows.iloc[[1, 2]].assign(withdrawn="2020-09-04", withdrawn_reason=[
+        SAME_SUN, "now covered by a permit in the register: permit GP-1 covers it"]).reset_index(drop=True)
+    _merge.write_generation(gone, state.withdrawn_path(tmp_path))
+    decisions = _table(("a-1", "confirmed", "2020-09-06"), ("a-2", "confirmed", "2020-09-06"))
+    decided = bound(decisions, "2020-09-07", gone, gpd.read_parquet(state.violations_path(tmp_path)))
+    kept, withdrawn = _merge.merge_and_withdraw(state, tmp_path, [], "2020-09-07", permits="", share=0.05,
+                                                season_days=45, decided=decided)
+    assert kept["violation_id"].tolist() == ["a-0", "a-3", "a-1"] and not len(withdrawn)
+    assert kept["decision"].tolist() == ["", "", "confirmed"]
+    everything = _merge.withdrawn_table(state, tmp_path, withdrawn, set(kept["violation_id"]))
+    assert everything["violation_id"].tolist() == ["a-2"]

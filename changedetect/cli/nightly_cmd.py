@@ -114,6 +114,7 @@ def command(catalog: Path, permits: str, state: Path, out: Path, night: dt.datet
                    + (f"{len(s['withdrawn'])} withdrawn{_why(s.get('withdrawn_reasons') or {})}, "
                       if s["withdrawn"] else "")
                    + (f"{len(s['status_changed'])} changed status, " if s.get("status_changed") else "")
+                   + (f"{len(s['reopened'])} reopened (confirmed by an inspector), " if s.get("reopened") else "")
                    + (f"{len(s['suppressed'])} kept closed by an inspector's decision, " if s.get("suppressed")
                       else "")
                    + f"{s['open_violations']} open in total"
