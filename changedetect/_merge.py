@@ -363,8 +363,12 @@ def withdrawn_table(current: State, state_dir: Path, withdrawn: gpd.GeoDataFrame
     if not len(withdrawn):
         return earlier
     earlier = earlier[~earlier["violation_id"].isin(withdrawn["violation_id"])].to_crs(withdrawn.crs)
-    return gpd.GeoDataFrame(pd.concat([earlier, withdrawn], ignore_index=True), geometry="geometry",
+    both = gpd.GeoDataFrame(pd.concat([earlier, withdrawn], ignore_index=True), geometry="geometry",
                             crs=withdrawn.crs)
+    from changedetect._nightly_decisions import has_columns, with_columns
+
+    # rows withdrawn before any decision existed: '' as tonight's undecided ones, not NULL beside them
+    return with_columns(both) if has_columns(withdrawn) else both
 
 
 def write_generation(violations: gpd.GeoDataFrame, path: Path) -> None:

@@ -307,3 +307,21 @@ def test_a_violation_an_image_check_withdrew_and_an_inspector_confirmed_since_is
     assert kept["decision"].tolist() == ["", "", "confirmed"]
     everything = _merge.withdrawn_table(state, tmp_path, withdrawn, set(kept["violation_id"]))
     assert everything["violation_id"].tolist() == ["a-2"]
+
+
+def test_the_withdrawn_list_has_no_null_decision_beside_empty_ones(tmp_path: Path) -> None:
+    """The night's withdrawn list holds rows withdrawn before any decision existed (the state's) and tonight's
+    with the decision columns: the former's are '' as tonight's undecided ones (before: NULL in the GeoPackage,
+    which a QGIS filter ``"decision" = ''`` leaves out)."""
+    from changedetect import _merge
+    from changedetect._nightly_decisions import with_columns
+    from changedetect._state import State
+
+    rows, state = _open_rows(), State(generation=2)
+    _merge.write_generation(rows.iloc[[0]].assign(withdrawn="2020-09-04", withdrawn_reason=SAME_SUN),
+                            state.withdrawn_path(tmp_path))
+    tonight = with_columns(rows.iloc[[1]].assign(withdrawn="2020-09-04", withdrawn_reason="resolved per the "
+                                                 "inspector: on 2020-09-01", decision="resolved",
+                                                 decided_on="2020-09-01", inspector="A"))
+    both = _merge.withdrawn_table(state, tmp_path, tonight)
+    assert both["decision"].tolist() == ["", "resolved"] and both["inspector"].tolist() == ["", "A"]
