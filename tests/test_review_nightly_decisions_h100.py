@@ -93,23 +93,11 @@ def test_a_confirmed_violation_the_images_withdraw_is_matched_again_the_same_nig
 def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """:mod:`test_review_nightly_rematch`'s world (a house and a block new in July, found by a detector that
     reads any brightening as change): nights 1 and 2 committed (``two``), then night 3 (``three``)."""
-    from test_review_nightly_rematch import BLOCK, DATES, _entered, _register, _snapshot
-    from test_review_nightly_rerun_withdraw import HOUSE, _brighter_model, _write_dates
-
-    from changedetect.testing import make_nightly_catalog
+    from test_review_nightly_rematch import BLOCK, _snapshot, house_and_block_world
+    from test_review_nightly_rerun_withdraw import HOUSE
 
     root = tmp_path_factory.mktemp("decisions_h100")
-    world = make_nightly_catalog(root, {})
-
-    def paint(k: int, data: Any, scl: Any) -> None:
-        if k:
-            data[(slice(None), *HOUSE)] = 5000
-            data[(slice(None), *BLOCK)] = 5000
-
-    _write_dates(world["tiles"] / "s2", DATES, paint)
-    model = _brighter_model(root / "brighter")
-    world["config"].write_text(f'[detect]\nmodel = "{model}"\nwindow = 64\noverlap = 8\n', encoding="utf-8")
-    world["first"], world["entered"] = _register(root / "register.gpkg"), _entered(root / "register_entered.gpkg")
+    world = house_and_block_world(root)
     for night in NIGHTS[:2]:
         _run(world, root, night, world["first"])
     world["two"] = _snapshot(root, "two")

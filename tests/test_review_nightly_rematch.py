@@ -87,9 +87,9 @@ def _snapshot(root: Path, name: str) -> Path:
     return to
 
 
-@pytest.fixture(scope="module")
-def nights(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    root = tmp_path_factory.mktemp("nightly_rematch")
+def house_and_block_world(root: Path) -> dict[str, Any]:
+    """The catalog of the three dates (the house and the block on the July and September dates), the
+    brightening detector's config, and the two registers (``first``, ``entered``)."""
     world = make_nightly_catalog(root, {})
 
     def paint(k: int, data: np.ndarray, scl: np.ndarray) -> None:
@@ -100,7 +100,15 @@ def nights(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     _write_dates(world["tiles"] / "s2", DATES, paint)
     model = _brighter_model(root / "brighter")
     world["config"].write_text(f'[detect]\nmodel = "{model}"\nwindow = 64\noverlap = 8\n', encoding="utf-8")
-    first, entered = _register(root / "register.gpkg"), _entered(root / "register_entered.gpkg")
+    world["first"], world["entered"] = _register(root / "register.gpkg"), _entered(root / "register_entered.gpkg")
+    return world
+
+
+@pytest.fixture(scope="module")
+def nights(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    root = tmp_path_factory.mktemp("nightly_rematch")
+    world = house_and_block_world(root)
+    first, entered = world["first"], world["entered"]
     summaries = [_night(world, n, first) for n in NIGHTS[:2]]
     world["after_night_2"] = _open(root / "out")
     control = _snapshot(root, "control")  # night 3 with the register unchanged
