@@ -58,7 +58,6 @@ import contextlib
 import datetime as dt
 import json
 import logging
-import shutil
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -73,6 +72,7 @@ from changedetect import _nightly_reference as _reference
 from changedetect import _nightly_rematch as _rematch
 from changedetect import _withdraw_masked
 from changedetect._nightly_catalog import Acquisition, discover, plan_pairs
+from changedetect._nightly_commit import _already_done, _cleanup, _next_state, _pending
 from changedetect._nightly_inputs import (
     _check_datums,
     _check_parcels,
@@ -83,8 +83,7 @@ from changedetect._nightly_inputs import (
     _remove_older_register_copies,
     _remove_stale_temporaries,
 )
-from changedetect._nightly_plan import IN_SUMMARY, _safe, plan_night
-from changedetect._nightly_reference import NightState
+from changedetect._nightly_plan import IN_SUMMARY, plan_night
 from changedetect._nightly_summary import NightlySummary
 from changedetect._state import (
     checkpoint,
@@ -353,89 +352,6 @@ def run_nightly(
         summary.pending = _pending(violations)
     log.info("night %s: %s", night_s, summary.to_dict())
     return summary
-
-
-def _already_done(current: NightState, state_dir: Path, out_dir: Path, summary: NightlySummary,
-                  formats: tuple[str, ...] = _outputs.DEFAULT_FORMATS) -> NightlySummary:
-    """Nothing new for a night already committed: only restore outputs that went missing (and remove the
-    night's in a format no longer asked: :func:`changedetect._nightly_outputs.restore_outputs`)."""
-    import geopandas as gpd
-
-    violations = gpd.read_parquet(current.violations_path(state_dir))
-    withdrawn = (gpd.read_parquet(current.withdrawn_path(state_dir)) if current.withdrawn_path(state_dir).is_file()
-                 else None)
-    if withdrawn is not None:
-        withdrawn = withdrawn[withdrawn["withdrawn"] == summary.night]
-    summary.outputs = _outputs.restore_outputs(violations, out_dir, summary.night, withdrawn, formats=formats)
-    summary.new_violations = 0
-    summary.open_violations = len(violations)
-    summary.pending = _pending(violations)
-    log.info("night %s: nothing new", summary.night)
-    return summary
-
-
-def _pending(violations: Any) -> int:
-    """How many open violations await a same-season check (``same_sun == "pending"``)."""
-    return int((violations["same_sun"] == "pending").sum()) if "same_sun" in violations else 0
-
-
-def _next_state(current: NightState, new_by_area: dict[str, list[Acquisition]], ok_areas: set[str], night: str,
-                violations: Any, references: dict[str, dict[str, Any]],
-                scl_records: dict[str, dict[str, str]] | None = None,
-                scl_settled: dict[str, dict[str, str]] | None = None,
-                record: dict[str, Any] | None = None) -> NightState:
-    """The state to commit: a successful area's new acquisitions (with their SCL's checksum, ``""``
-    for none), the SCL checksums of its dates compared again or upgraded (``scl_records``:
-    :mod:`changedetect._nightly_scl`), and its reference pinned; any area's upgrade of a record
-    written before SCL checksums (``scl_settled``), so that a failed night does not decide it again;
-    ``record``: what the night's record keeps besides its counts (:func:`changedetect._nightly_rematch.record`)."""
-    acquisitions = {a: {k: dict(r) for k, r in v.items()} for a, v in current.acquisitions.items()}
-    for area, new in new_by_area.items():
-        if area in ok_areas:
-            acquisitions.setdefault(area, {}).update(
-                {q.sha256: {"path": q.path, "date": q.date, "night": night, "scl": q.scl_sha256 or ""} for q in new})
-    settled = [(area, records) for area, records in (scl_settled or {}).items()]  # any area: decided once
-    done = [(area, records) for area, records in (scl_records or {}).items() if area in ok_areas]
-    for area, records in [*settled, *done]:
-        for sha, scl in records.items():
-            if sha in acquisitions.get(area, {}):
-                acquisitions[area][sha]["scl"] = scl
-    nights = dict(current.nights)
-    nights[night] = {"new_violations": int((violations["night"] == night).sum()),
-                     "open_violations": len(violations), **(record or {})}
-    checksums = {k: v for k, v in current.checksums.items() if Path(k).exists()}  # filled by discover()
-    pinned = dict(current.references)
-    for area, ref in sorted(references.items()):
-        if area in ok_areas and pinned.get(area) != ref:
-            log.info("area %s: registration reference pinned: %s (%s)", area, ref["path"], ref["date"])
-            pinned[area] = ref
-    return NightState(acquisitions=acquisitions, generation=current.generation + 1, nights=nights,
-                      checksums=checksums, references=pinned)
-
-
-def _cleanup(state_dir: Path, state: NightState, results: list[dict[str, Any]]) -> None:
-    """Remove older generations and the committed pairs' work folders (safe to skip)."""
-    keep = {state.violations_path(state_dir).name, _footprints.path(state_dir, state.generation).name,
-            state.withdrawn_path(state_dir).name}
-    for old in [*state_dir.glob("violations-*.parquet"), *state_dir.glob("footprints-*.parquet"),
-                *state_dir.glob("withdrawn-*.parquet")]:
-        if old.name not in keep:
-            old.unlink(missing_ok=True)
-    failed = {_safe(r["area"]) for r in results if r["error"]}  # their complete pairs are reused next run
-    for r in results:
-        if r["error"]:
-            continue
-        for pair in r["runs"]:
-            # the whole area folder: also the pairs of an earlier, failed attempt whose inputs have since
-            # changed (their keys will never come again)
-            area_dir = Path(pair["run_dir"]).parent
-            if area_dir.name not in failed:
-                shutil.rmtree(area_dir, ignore_errors=True)
-                continue
-            shutil.rmtree(pair["run_dir"], ignore_errors=True)
-            Path(f"{pair['run_dir']}.manifest.json").unlink(missing_ok=True)
-            with contextlib.suppress(OSError):  # the area's folder, once empty (not while a pair is left)
-                area_dir.rmdir()
 
 
 __all__ = ["Acquisition", "NightlySummary", "discover", "plan_pairs", "run_nightly"]
