@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from changedetect._detect_series_blocks import BLOCK_PX
 from changedetect.cli.options import (
     check_device,
     check_overwrite,
@@ -50,13 +51,17 @@ if TYPE_CHECKING:
               help="Probability counted as change: in the summary and in the raster's 'threshold' tag, "
                    "which `changedetect vectorize` decides on (default: the model card's).")
 @click.option("--device", default="cpu", show_default=True, help="Torch device (cpu, cuda).")
+@click.option("--block-px", type=click.IntRange(256), default=BLOCK_PX, show_default=True,
+              help="With --series: a scene larger than this many pixels a side is detected block by block "
+                   "(each read with a halo of at least the network's window), which bounds memory by the "
+                   "block, not the scene; lower it if memory runs short. The same probability as whole.")
 @cloud_mask_opt
 @overwrite_opt
 @click.pass_context
 def command(ctx: click.Context, before: Path, after: Path | None, out: Path, model: str, series: bool,
             consecutive_only: bool, no_presence_check: bool, no_fill_masked_before: bool, tta: bool,
             window: int | None, overlap: int, batch_size: int, threshold: float | None, device: str,
-            cloud_mask: bool | None, overwrite: bool) -> None:
+            block_px: int, cloud_mask: bool | None, overwrite: bool) -> None:
     """Change probability between BEFORE and AFTER rasters, written as a COG on BEFORE's grid.
 
     detect does NOT co-register: give it dates that `changedetect coregister`
@@ -68,7 +73,8 @@ def command(ctx: click.Context, before: Path, after: Path | None, out: Path, mod
     the size of the scene.  With --series, BEFORE is a stack of tiles and two
     rasters are written: the probability and, beside it, its name with
     _first_seen (out/change_first_seen.tif: the date change first appeared, as
-    days since 1970-01-01; NaN where never).
+    days since 1970-01-01; NaN where never); a series larger than --block-px
+    is detected block by block with the whole scene's statistics.
 
     \b
     Examples (the sample city, aligned first):
@@ -89,6 +95,9 @@ def command(ctx: click.Context, before: Path, after: Path | None, out: Path, mod
                                "(two files are read as they are)")
     if no_presence_check and not series:
         raise click.UsageError("--no-presence-check applies to a series: give it with --series")
+    if block_px != BLOCK_PX and not series:
+        raise click.UsageError("--block-px applies to a series: give it with --series (a pair is always "
+                               "detected strip by strip)")
     if no_fill_masked_before and not series:
         raise click.UsageError("--no-fill-masked-before applies to a series: give it with --series")
     device = check_device(device)
@@ -108,7 +117,8 @@ def command(ctx: click.Context, before: Path, after: Path | None, out: Path, mod
     check_overwrite(out, overwrite)
     check_writable(out)
     if after is None:  # --series (checked above)
-        _series(before, out, config, overwrite=overwrite, progress=not quiet(ctx), cloud_mask=cloud_mask is not False)
+        _series(before, out, config, overwrite=overwrite, progress=not quiet(ctx), cloud_mask=cloud_mask is not False,
+                block_px=block_px)
         return
     from changedetect.detect import detect_to_file
 
@@ -131,29 +141,23 @@ def _check_files(before: Path, after: Path | None) -> None:
 
 
 def _series(tiles: Path, out: Path, config: DetectConfig, *, overwrite: bool, progress: bool,
-            cloud_mask: bool = True) -> None:
-    import numpy as np
-
+            cloud_mask: bool = True, block_px: int = BLOCK_PX) -> None:
     from changedetect._detect_inputs import check_stack_bands
-    from changedetect._pipeline_steps import days_raster
-    from changedetect.detect import detect_series
-    from changedetect.io import open_series, write_cog
+    from changedetect._detect_series_blocks import detect_series_to_file, first_seen_path
+    from changedetect.io import open_series
     from changedetect.io.clouds import cloud_shares, warn_cloudy
     from changedetect.weights import building_segmenter, load_model
 
-    first_path = out.with_name(f"{out.stem}_first_seen{out.suffix}")
-    check_overwrite(first_path, overwrite)
+    check_overwrite(first_seen_path(out), overwrite)
     series = open_series(tiles)  # a bad folder fails before the models are loaded
     stack = series.to_stack(cloud_mask=cloud_mask)
     warn_cloudy(cloud_shares(series), masked=cloud_mask)
     loaded = load_model(config.model, device=config.device)
     check_stack_bands(stack, loaded.card, f"tiles '{tiles}'")
     segmenter = building_segmenter(loaded, device=config.device) if config.presence_check else None
-    prob, first = detect_series(stack, config=config, progress=progress, model=loaded, segmenter=segmenter)
-    write_cog(prob, out, dtype="float32", overwrite=overwrite)
-    write_cog(days_raster(first), first_path, dtype="float32", overwrite=overwrite)
-    thr = float(prob.attrs.get("threshold", 0.5))
-    share = float(np.nanmean(prob.values >= thr)) if np.isfinite(prob.values).any() else 0.0
-    click.echo(f"Wrote {out} and {first_path} ({prob.sizes['x']}x{prob.sizes['y']} px, "
-               f"{prob.attrs.get('before')} -> {prob.attrs.get('after')}): {100 * share:.2f}% of pixels "
-               f">= {thr:.2f}; first_seen is days since 1970-01-01")
+    s = detect_series_to_file(stack, out, config=config, block_px=block_px, overwrite=overwrite, progress=progress,
+                              model=loaded, segmenter=segmenter)
+    click.echo(f"Wrote {s.path} and {s.first_seen_path} ({s.width}x{s.height} px"
+               + (f" in {s.blocks} blocks" if s.blocks > 1 else "")
+               + f", {s.before} -> {s.after}): {100 * s.share_above:.2f}% of pixels "
+               f">= {s.threshold:.2f}; first_seen is days since 1970-01-01")
