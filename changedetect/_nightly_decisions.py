@@ -9,6 +9,8 @@ After an inspector has visited a site the city records a decision on the violati
   inspector as a false alarm: on 2025-02-03 by Nguyễn Văn A (bóng cây)``);
 - a ``confirmed`` one stays open, and the register gains :data:`COLUMNS` (``decision``, ``decided_on``,
   ``inspector``; empty for the rows without one) once any decision exists;
+- a violation the night withdraws for another reason (a permit entered since, an image check) carries its
+  decision on its withdrawn row (:func:`marked`);
 - a violation closed so is **not opened again**: a night's candidate that the merge would take for it
   (:func:`changedetect._merge._same`: IoU >= 0.5, or the footprint id carried over and touching) and whose
   ``first_seen`` is not after the decision's date is kept out (:meth:`Decided.keep_out`), and so is the
@@ -147,7 +149,7 @@ class Decided:
         import geopandas as gpd
 
         kept, closed = decide(kept, self.decisions, self.night)
-        withdrawn = with_columns(withdrawn) if len(closed) or has_columns(withdrawn) else withdrawn
+        withdrawn = marked(withdrawn, self.decisions, force=bool(len(closed)))
         both = [w for w in (withdrawn, closed) if len(w)]
         if len(both) < 2:
             return kept, both[0] if both else withdrawn
@@ -282,6 +284,25 @@ def decide(violations: gpd.GeoDataFrame, decisions: pd.DataFrame, night: str) ->
     return out[~closing].reset_index(drop=True), withdrawn.reset_index(drop=True)
 
 
+def marked(withdrawn: gpd.GeoDataFrame, decisions: pd.DataFrame, *, force: bool = False) -> gpd.GeoDataFrame:
+    """``withdrawn`` (tonight's other withdrawals: a permit entered since, an image check) with :data:`COLUMNS`
+    filled from ``decisions`` for the rows they decide: a ``false_alarm`` on a violation a permit withdraws the
+    same night is on its withdrawn row.  The columns are added when one of its rows is decided, ``force``
+    (tonight's lists hold decided rows) or ``withdrawn`` has them; else it is returned as it is."""
+    ids = withdrawn["violation_id"].astype(str) if len(withdrawn) else pd.Series(dtype=str)
+    hit = ids.isin(set(decisions["violation_id"].astype(str))).to_numpy()
+    if not (hit.any() or force or has_columns(withdrawn)):
+        return withdrawn
+    out = with_columns(withdrawn)
+    if hit.any():
+        mine = decisions.set_index("violation_id").loc[ids[hit]]
+        for col in COLUMNS:
+            values = out[col].to_numpy(dtype=object).copy()
+            values[hit] = mine[col].to_numpy(dtype=object)
+            out[col] = values
+    return out
+
+
 def _reason(decision: str, day: str, inspector: str, note: str) -> str:
     who = f" by {inspector}" if inspector else ""
     return f"{KINDS[decision]}: on {day}{who}" + (f" ({note})" if note else "")
@@ -332,4 +353,4 @@ def load(decisions: pd.DataFrame | None, night: str, current: Any, state_dir: Pa
 
 
 __all__ = ["COLUMNS", "KINDS", "OVERRULED", "WORDS", "Decided", "bound", "checksum", "committed_ids", "decide", "due", "has_columns", "load",
-           "later_nights", "read_decisions", "reopened", "summarised", "unknown", "waiting", "with_columns"]
+           "later_nights", "marked", "read_decisions", "reopened", "summarised", "unknown", "waiting", "with_columns"]
