@@ -9,11 +9,11 @@ through :data:`changedetect._detect_engine.SCENE_STATS`, as ``changedetect run``
 of the probability and of the first-seen date is written window by window into the two COGs (each
 staged, then renamed: an error leaves neither).
 
-The halo is at least the network's window, and each block starts on the whole scene's grid of
-windows (a multiple of the windows' step): every window that touches a core is then the window the
-whole scene would run, with the same blending weight, so a core's probability is the whole scene's
-up to float noise (batches of other windows).  What is left to the halo: the presence check's objects
-and the cloud fill are local; a building larger than the halo may be checked differently."""
+Each block starts on the whole scene's grid of windows and ends where one of its windows ends
+(:func:`aligned_spans`): every window that touches a core is then the window the whole scene runs,
+with the same blending weight, so a core's probability is the whole scene's up to float noise (other
+windows batched with it).  The cloud fill is pixel by pixel; the presence check's objects are seen
+whole within ``halo_px`` of a core (a larger building across a core's edge may be checked otherwise)."""
 
 from __future__ import annotations
 
@@ -68,25 +68,42 @@ def first_seen_path(out: str | Path) -> Path:
     return out.with_name(f"{out.stem}_first_seen{out.suffix}")
 
 
-def aligned_spans(size: int, block: int, halo: int, step: int) -> list[tuple[Span, Span]]:
+def aligned_spans(size: int, block: int, halo: int, grids: list[tuple[int, int]]) -> list[tuple[Span, Span]]:
     """``(core, outer)`` pixel ranges along one axis: the cores of :func:`~changedetect._pipeline_blocks.spans`,
-    each grown by ``halo`` and then, at its start, back to a multiple of ``step`` (the windows' grid)."""
+    each read with at least ``halo`` around it (within ``[0, size)``) and so much more that every window
+    of the networks' ``grids`` (``(window, overlap)`` each) that touches the core is, in the block, the
+    whole scene's window with the whole scene's blending weight: the block starts on the windows' grid,
+    at least ``overlap`` before the core (its first window's flat edge touches no core pixel), and ends
+    where a window of the grid ends, past the last window that touches the core (no window pushed back
+    from the block's end), or at the scene's end when its last window touches the core.  Grids of different windows or steps: the block starts on every step's grid
+    and reaches the largest window past the core."""
     from changedetect._pipeline_blocks import spans
 
     out = []
-    for core, (start, end) in spans(size, block, halo):
-        out.append((core, ((start // step) * step, end)))
+    for (c0, c1), _ in spans(size, block, 0):
+        if len(set(grids)) == 1:
+            window, overlap = grids[0]
+            step = window - overlap
+            start = max(0, (c0 - max(halo, overlap)) // step * step)
+            if size > window:  # a window of the grid, not one past the scene's last
+                start = min(start, (size - window) // step * step)
+            last = (c1 - 1) // step * step  # the last window of the grid that touches the core
+            end = min(size, max(last, -(-(c1 + halo - window) // step) * step) + window)
+            if size - window < c1:  # the scene's last window (pushed back from its end) touches the core
+                end = size
+        else:
+            step = math.lcm(*(w - o for w, o in grids))
+            reach = max(halo, *(w for w, _ in grids))
+            start, end = max(0, (c0 - reach) // step * step), min(size, c1 + reach)
+        out.append(((c0, c1), (start, end)))
     return out
 
 
-def _window_step(models: list[_Loaded], config: DetectConfig) -> tuple[int, int]:
-    """The largest window of ``models`` and the step every one's windows fall on (the least common
-    multiple of their steps: each block starts on every model's grid of windows)."""
+def _grids(models: list[_Loaded], config: DetectConfig) -> list[tuple[int, int]]:
+    """Each model's ``(window, overlap)`` as detection runs it (the card's window unless ``config``'s)."""
     from changedetect._detect_engine import _Runner
 
-    runners = [_Runner(m, config) for m in models]
-    step = math.lcm(*(r.window - r.overlap for r in runners))
-    return max(r.window for r in runners), step
+    return [(r.window, r.overlap) for r in (_Runner(m, config) for m in models)]
 
 
 def detect_series_to_file(
@@ -115,8 +132,9 @@ def detect_series_to_file(
         A scene of at most this many pixels a side runs whole; a larger one block by block (cores of
         at most ``block_px`` a side, each read with a halo around it).
     halo_px
-        Pixels read around each core; raised to the network's window when smaller (so that each
-        core's probability is the whole scene's).
+        Pixels read at least around each core (the presence check sees a building across a core's
+        edge whole), and more where the windows need it (:func:`aligned_spans`: so that each core's
+        probability is the whole scene's).
     model, segmenter
         A loaded model (instead of ``config.model``) and the building segmenter of the presence check
         (None: no check), as :func:`~changedetect.detect.detect_series` takes them.
@@ -190,12 +208,12 @@ def _blocks(stack: xr.DataArray, out: Path, first_path: Path, config: DetectConf
     if isinstance(segmenter, DatePresence):
         raise ValueError("a DatePresence holds a whole scene's rasters: give the segmenter model to detect "
                          "a scene larger than block_px block by block")
-    window, step = _window_step([loaded] if segmenter is None else [loaded, segmenter], config)
-    halo = max(halo_px, window)
+    grids = _grids([loaded] if segmenter is None else [loaded, segmenter], config)
     h, w = int(stack.sizes["y"]), int(stack.sizes["x"])
-    blocks = [(ry, rx) for ry in aligned_spans(h, block_px, halo, step) for rx in aligned_spans(w, block_px, halo, step)]
-    log.info("detect: %dx%d px in %d blocks of at most %d px a side (halo %d px, windows every %d px)",
-             w, h, len(blocks), block_px, halo, step)
+    blocks = [(ry, rx) for ry in aligned_spans(h, block_px, halo_px, grids)
+              for rx in aligned_spans(w, block_px, halo_px, grids)]
+    log.info("detect: %dx%d px in %d blocks of at most %d px a side (halo at least %d px; windows %s)",
+             w, h, len(blocks), block_px, halo_px, ", ".join(f"{a} px overlapping by {b}" for a, b in set(grids)))
     attrs: dict[str, Any] = {}
     above = 0
     token = SCENE_STATS.set(SceneStats(stack))

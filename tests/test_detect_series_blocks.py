@@ -47,15 +47,36 @@ def _written(series: dict, name: str, **kw: int) -> tuple[Path, int]:
     return out, summary.blocks
 
 
-def test_blocks_start_on_the_windows_grid_and_cover_core_and_halo() -> None:
-    for size, block, halo, step in ((400, 256, 64, 56), (5000, 1024, 512, 448), (300, 300, 0, 7)):
-        got = aligned_spans(size, block, halo, step)
-        cores = [c for c, _ in got]
-        assert cores[0][0] == 0 and cores[-1][1] == size and all(a[1] == b[0] for a, b in zip(cores, cores[1:],
-                                                                                            strict=False))
-        for (c0, c1), (o0, o1) in got:
-            assert o0 % step == 0 and o0 <= max(0, c0 - halo) and c0 - halo - o0 < step
-            assert o1 == min(size, c1 + halo)
+def _windows_on(c0: int, c1: int, start: int, end: int, window: int, overlap: int) -> set[tuple[int, tuple]]:
+    """The windows of ``[start, end)`` (tiled on their own, as detection tiles a block) that touch the
+    core ``[c0, c1)``: their first pixel in the scene and their blending weights over the core."""
+    from changedetect.tiling import Window, blend_weight, offsets
+
+    length = end - start
+    out = set()
+    for o in offsets(length, window, overlap):
+        wl = min(window, length)
+        lo, hi = max(c0, start + o), min(c1, start + o + wl)
+        if lo < hi:
+            weight = blend_weight(Window(0, o, 1, wl), (1, length), overlap)[0]
+            out.add((start + o, tuple(weight[lo - start - o : hi - start - o].round(6))))
+    return out
+
+
+@pytest.mark.parametrize(("size", "block", "halo", "grids"), [
+    (400, 256, 0, [(64, 8)]), (1000, 256, 0, [(512, 64)]), (5000, 1024, 256, [(512, 64)]),
+    (9000, 4096, 256, [(512, 64), (512, 64)]), (3000, 700, 100, [(512, 64), (256, 32)]), (300, 300, 0, [(64, 8)]),
+])
+def test_every_window_touching_a_core_is_the_whole_scene_s(size: int, block: int, halo: int,
+                                                              grids: list[tuple[int, int]]) -> None:
+    got = aligned_spans(size, block, halo, grids)
+    cores = [c for c, _ in got]
+    assert cores[0][0] == 0 and cores[-1][1] == size
+    assert all(a[1] == b[0] and b[1] - b[0] <= block for a, b in zip(cores, cores[1:], strict=False))
+    for (c0, c1), (o0, o1) in got:
+        assert o0 <= max(0, c0 - halo) and o1 >= min(size, c1 + halo)
+        for window, overlap in grids:
+            assert _windows_on(c0, c1, o0, o1, window, overlap) == _windows_on(c0, c1, 0, size, window, overlap)
 
 
 def test_a_series_in_blocks_is_the_whole_scene_s(series: dict, caplog: pytest.LogCaptureFixture) -> None:
