@@ -344,7 +344,9 @@ def run_nightly(
         _remove_older_register_copies(state_dir, permits, parcels)
         checkpoint("state committed")
         _cleanup(state_dir, new_state, results)
-        summary.new_violations = int((violations["night"] == night_s).sum())
+        # a night done again: its rows of the earlier commit were reported then (`done`), not new tonight
+        summary.new_violations = int(((violations["night"] == night_s)
+                                      & ~violations["violation_id"].astype(str).isin(done)).sum())
         summary.withdrawn = withdrawn["violation_id"].astype(str).tolist()
         summary.withdrawn_reasons = _withdraw_masked.reasons(withdrawn)
         summary.status_changed = _rematch.changed_tonight(violations, night_s)

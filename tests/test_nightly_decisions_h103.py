@@ -61,3 +61,64 @@ def test_a_decision_on_a_violation_the_night_withdraws_otherwise_is_on_its_withd
     assert got.loc["a-1", "withdrawn_reason"] == SAME_SUN
     assert got.loc["a-3", ["decision", "decided_on", "inspector"]].tolist() == ["", "", ""]
     assert kept.set_index("violation_id").loc["a-2", "decision"] == "confirmed"
+
+
+# --------------------------------------------------------------------------------------- through the night
+NIGHTS = ("2020-01-06", "2020-07-05", "2020-09-04")
+
+
+def _run(world: dict[str, Any], base: Path, night: str, permits: Path, decisions: Path | None = None) -> Any:
+    from changedetect.config import PipelineConfig
+    from changedetect.nightly import run_nightly
+
+    return run_nightly(world["tiles"], permits=permits, state=base / "state", out=base / "out", night=night,
+                       workers=1, config=PipelineConfig.from_toml(world["config"]), decisions=decisions)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """:mod:`test_review_nightly_rematch`'s world (a house and a block new in July): nights 1 and 2 committed
+    (``two``), with the first register; ``house`` and ``block``: their ids."""
+    from test_review_nightly_decisions_h100 import _id_at, _open_at
+    from test_review_nightly_rematch import BLOCK, _snapshot, house_and_block_world
+    from test_review_nightly_rerun_withdraw import HOUSE
+
+    root = tmp_path_factory.mktemp("decisions_h103")
+    world = house_and_block_world(root)
+    world["summaries"] = [_run(world, root, night, world["first"]) for night in NIGHTS[:2]]
+    world["two"] = _snapshot(root, "two")
+    opened = _open_at(world["two"])
+    world["house"], world["block"] = _id_at(opened, HOUSE), _id_at(opened, BLOCK)
+    return world
+
+
+def _decisions(path: Path, *rows: tuple[str, str]) -> Path:
+    path.write_text("violation_id,decision,decided_on,inspector\n" + "".join(
+        f"{v},{d},2020-07-05,Nguyễn Văn A\n" for v, d in rows), encoding="utf-8")
+    return path
+
+
+def test_the_last_night_done_again_for_decisions_reports_nothing_new(world: dict[str, Any], tmp_path: Path) -> None:
+    """Night 2 (which opened the house and the block) done again with a decision confirming the block: 0 new
+    violations in its summary (and through the command's line), the night's list and the open register as they
+    were but for the decision; before, its two rows were counted new again."""
+    from click.testing import CliRunner
+    from test_review_nightly_rematch import _snapshot
+
+    from changedetect.cli import cli
+
+    assert world["summaries"][1].new_violations == 2  # the night's first run
+    base = _snapshot(world["two"], "again")
+    decisions = _decisions(tmp_path / "d.csv", (world["block"], "confirmed"))
+    summary = _run(world, base, NIGHTS[1], world["first"], decisions)
+    assert (summary.new_violations, summary.open_violations, summary.withdrawn) == (0, 2, []), summary
+    listed = gpd.read_file(base / "out" / f"violations-{NIGHTS[1]}.gpkg", layer=f"violations-{NIGHTS[1]}")
+    assert sorted(listed["violation_id"]) == sorted([world["house"], world["block"]])  # first seen that night
+    # through the command, with a decision dismissing the house too
+    via = _snapshot(world["two"], "cli")
+    both = _decisions(tmp_path / "d2.csv", (world["block"], "confirmed"), (world["house"], "false_alarm"))
+    got = CliRunner().invoke(cli, ["-q", "nightly", "--catalog", str(world["tiles"]), "--permits", str(world["first"]),
+                                    "--state", str(via / "state"), "--out", str(via / "out"), "--night", NIGHTS[1],
+                                    "--config", str(world["config"]), "--workers", "1", "--decisions", str(both)])
+    assert got.exit_code == 0, got.output
+    assert "0 new violation(s), 1 withdrawn (1 dismissed by the inspector as a false alarm), 1 open" in got.output
