@@ -4,12 +4,15 @@ checked before the night's lock, one error naming the file, the row and the colu
 A CSV as an office saves it: UTF-8 with or without Excel's BOM, ``,`` or ``;`` (or a tab); UTF-16 with its BOM
 (Excel's "Unicode Text"); or, not being UTF-8, Windows-1258 (what Excel's plain "CSV" writes on a Vietnamese
 Windows), read so with a warning.  Or any table OGR reads, with or without geometry, or a ``postgresql://`` URL.
-Dates are ``YYYY-MM-DD`` or the Vietnamese ``DD/MM/YYYY`` (``01/02/2025`` is the 1st of February).
+Dates are ``YYYY-MM-DD`` or the Vietnamese ``DD/MM/YYYY`` (``01/02/2025`` is the 1st of February); one with a
+time of day and a zone (a PostGIS ``timestamptz``, ``2025-02-03T20:00:00+00:00``) is its calendar day in the city's
+time zone when one is named (``[permits] timezone``, as the register's dates), else in its own zone.
 """
 
 from __future__ import annotations
 
 import codecs
+import contextlib
 import datetime as dt
 import io
 import logging
@@ -44,22 +47,26 @@ def _folded(word: str) -> str:
 _DECISION = {_folded(w): d for d, words in WORDS.items() for w in words}
 
 
-def read_decisions(source: str | Path) -> pd.DataFrame:
+def read_decisions(source: str | Path, *, timezone: str | None = None) -> pd.DataFrame:
     """The decisions of ``source`` (a CSV, any table OGR reads, with or without geometry, or a
     ``postgresql://`` URL whose table is ``decisions``, or the one named after ``#``): one row per
     ``violation_id`` with ``decision`` (its code, :data:`WORDS`), ``decided_on`` (``YYYY-MM-DD``),
     ``inspector``, ``note`` and ``row`` (its data row, 1-based, for messages); ``attrs["source"]`` names the
-    source for messages.  Where one id has several rows the latest decision counts.
+    source for messages.  Where one id has several rows the latest decision counts.  ``timezone``: the city's
+    (IANA name, ``[permits] timezone``): a ``decided_on`` with a time of day and a zone is its day there
+    (:func:`_date`); a ``postgresql://`` source's session is set to it, as the register's.
 
     Raises
     ------
     ConfigError
         A column is missing, a decision word or a date cannot be read, an id is empty, or two rows give one
-        id different decisions on one date: the file, the row(s), the column and what to do.
+        id different decisions on one date: the file, the row(s), the column and what to do.  ``timezone`` is
+        not a time zone.
     RegisterReadError
         The file cannot be read.
     """
-    name, raw = _read(str(source))
+    _zone(timezone)  # an unknown zone: one line before the file is read
+    name, raw = _read(str(source), timezone)
     lower = {str(c).strip().lower(): c for c in raw.columns}
     missing = [c for c in NEEDED if c not in lower]
     if missing:
@@ -82,14 +89,14 @@ def read_decisions(source: str | Path) -> pd.DataFrame:
         if decision is None:
             accepted = ", ".join(w for words in WORDS.values() for w in words)
             raise ConfigError(f"{at}: 'decision' {word!r} is not a decision; write one of {accepted}")
-        rows.append({"violation_id": vid, "decision": decision, "decided_on": _date(rec.get(lower["decided_on"]), at),
+        rows.append({"violation_id": vid, "decision": decision, "decided_on": _date(rec.get(lower["decided_on"]), at, timezone),
                      "inspector": get("inspector"), "note": get("note"), "row": k})
     out = _one_per_id(pd.DataFrame(rows, columns=[*NEEDED, *OPTIONAL, "row"]), name)
     out.attrs["source"] = name  # (a database's URL without its password)
     return out
 
 
-def _read(source: str) -> tuple[str, pd.DataFrame]:
+def _read(source: str, timezone: str | None = None) -> tuple[str, pd.DataFrame]:
     """``(name for messages, the rows as they are)``."""
     if source.startswith(("postgresql://", "postgres://")):
         from changedetect.io._postgis import check_identifier
@@ -98,12 +105,13 @@ def _read(source: str) -> tuple[str, pd.DataFrame]:
         url, _, table = source.partition("#")
         table = table or "decisions"
         try:
-            frame, name = read_register(url, table=table, what=WHAT)
+            frame, name = read_register(url, table=table, what=WHAT, timezone=timezone)
         except PermitSchemaError as exc:  # the reader wants a geometry column; a plain table has none
             if "no geometry column" not in str(exc):
                 raise
             ident = ".".join('"' + part.replace('"', '""') + '"' for part in check_identifier(table))
-            frame, _ = read_register(url, query=f"SELECT *, NULL::geometry AS geom FROM {ident}", what=WHAT)
+            frame, _ = read_register(url, query=f"SELECT *, NULL::geometry AS geom FROM {ident}", what=WHAT,
+                                     timezone=timezone)
             name = f"{_safe(url)} table={table}"
         geom = getattr(frame, "_geometry_column_name", None)  # (a table without geometry has none)
         return name, pd.DataFrame(frame).drop(columns=[c for c in [geom] if c in frame])
@@ -150,9 +158,30 @@ def _safe(url: str) -> str:
     return _safe_url(url)
 
 
-def _date(value: Any, at: str) -> str:
-    """``decided_on`` as ``YYYY-MM-DD`` (ISO, or Vietnamese ``DD/MM/YYYY``; a date or timestamp as it is)."""
+def _zone(timezone: str | None) -> Any:
+    """The city's time zone (None for none), or one :class:`ConfigError` for a name that is not one."""
+    if not timezone:
+        return None
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        return ZoneInfo(str(timezone))
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"{WHAT}: unknown time zone {timezone!r} for 'decided_on'; give the city's IANA time zone "
+                          "name, e.g. Asia/Ho_Chi_Minh ([permits] timezone / --permits-timezone)") from None
+
+
+def _date(value: Any, at: str, timezone: str | None = None) -> str:
+    """``decided_on`` as ``YYYY-MM-DD`` (ISO, or Vietnamese ``DD/MM/YYYY``; a date or timestamp as it is).  One with
+    a time of day and a zone (a ``timestamptz``, ISO text with an offset or ``Z``) is its day in ``timezone`` (the
+    city's) when one is given, else in its own zone; one without a zone is the day written."""
+    if isinstance(value, str) and len(value.strip()) > 10:  # ISO text with a time of day (and maybe a zone)
+        with contextlib.suppress(ValueError):  # not ISO with a time: read as text below
+            dt.date.fromisoformat(value.strip()[:10])
+            value = pd.Timestamp(value.strip())
     if isinstance(value, dt.date | pd.Timestamp) and not pd.isna(value):
+        if isinstance(value, dt.datetime) and value.tzinfo is not None and (zone := _zone(timezone)) is not None:
+            value = value.astimezone(zone)
         return (value.date() if isinstance(value, dt.datetime) else value).isoformat()
     text = "" if value is None or (isinstance(value, float) and np.isnan(value)) else str(value).strip()
     for fmt in ("%Y-%m-%d", "%d/%m/%Y"):

@@ -241,8 +241,9 @@ def run_nightly(
 
     ``decisions``: the inspectors' decisions (a CSV, a table OGR reads or a ``postgresql://`` URL;
     :mod:`changedetect._nightly_decisions`): ``false_alarm`` and ``resolved`` violations are withdrawn and not
-    opened again, ``confirmed`` ones carry their decision.  Read and checked before the lock; a night already
-    committed with other decisions is done again.
+    opened again, ``confirmed`` ones carry their decision.  Read and checked before the lock (a ``decided_on``
+    with a zone: its day in ``config.permits.timezone``, the city's); a night already committed with other
+    decisions is done again.
 
     Raises
     ------
@@ -263,7 +264,8 @@ def run_nightly(
     config = config or PipelineConfig()
     register = _check_shared_inputs(permits, config)  # once, before any area: one message, not one per area
     layer = _check_parcels(parcels, config)  # likewise
-    decided_rows = None if decisions is None else _decisions.read_decisions(decisions)  # ConfigError: the row
+    decided_rows = None if decisions is None else _decisions.read_decisions(  # ConfigError: the row
+        decisions, timezone=config.permits.timezone)  # a timestamptz's day in the city's zone, as the register's
     decisions_key = _decisions.checksum(decided_rows)
     decisions_name = None if decided_rows is None else decided_rows.attrs.get("source", str(decisions))
     with state_lock(state_dir):

@@ -122,3 +122,68 @@ def test_the_last_night_done_again_for_decisions_reports_nothing_new(world: dict
                                     "--config", str(world["config"]), "--workers", "1", "--decisions", str(both)])
     assert got.exit_code == 0, got.output
     assert "0 new violation(s), 1 withdrawn (1 dismissed by the inspector as a false alarm), 1 open" in got.output
+
+
+# ------------------------------------------------------------------------------------ decided_on with a zone
+@pytest.mark.parametrize(("written", "zone", "day"), [
+    ("2025-02-03T20:00:00+00:00", "Asia/Ho_Chi_Minh", "2025-02-04"),  # 03:00 on the 4th in Hồ Chí Minh City
+    ("2025-02-03 20:00:00+00", "Asia/Ho_Chi_Minh", "2025-02-04"),  # as psql prints a timestamptz
+    ("2025-02-03T20:00:00Z", "Asia/Ho_Chi_Minh", "2025-02-04"),
+    ("2025-02-04T01:00:00+07:00", "Asia/Ho_Chi_Minh", "2025-02-04"),
+    ("2025-02-04T01:00:00+07:00", "UTC", "2025-02-03"),
+    ("2025-02-03T20:00:00+00:00", None, "2025-02-03"),  # no city zone: its own
+    ("2025-02-03T23:30:00", "Asia/Ho_Chi_Minh", "2025-02-03"),  # no zone written: the day as written
+    ("2025-02-03", "Asia/Ho_Chi_Minh", "2025-02-03"),
+    ("03/02/2025", "Asia/Ho_Chi_Minh", "2025-02-03"),
+])
+def test_a_decided_on_with_a_zone_is_its_day_in_the_citys_zone(tmp_path: Path, written: str, zone: str | None,
+                                                                 day: str) -> None:
+    from changedetect._nightly_decisions import read_decisions
+
+    path = tmp_path / "d.csv"
+    path.write_text(f"violation_id,decision,decided_on\nd-1,confirmed,{written}\n", encoding="utf-8")
+    assert read_decisions(path, timezone=zone)["decided_on"].tolist() == [day]
+
+
+def test_a_decided_on_timestamp_with_a_zone_is_its_day_in_the_citys_zone() -> None:
+    """As a table's timestamp field (a GeoPackage DateTime with a zone, a PostGIS timestamptz) reads."""
+    import datetime as dt
+
+    from changedetect._nightly_decisions_read import _date
+
+    at = pd.Timestamp("2025-02-03 20:00", tz="UTC")
+    assert _date(at, "row 1", "Asia/Ho_Chi_Minh") == "2025-02-04" and _date(at, "row 1", None) == "2025-02-03"
+    aware = dt.datetime(2025, 2, 4, 1, 0, tzinfo=dt.timezone(dt.timedelta(hours=7)))
+    assert _date(aware, "row 1", "Asia/Ho_Chi_Minh") == "2025-02-04" and _date(aware, "row 1", "UTC") == "2025-02-03"
+    assert _date(dt.date(2025, 2, 3), "row 1", "UTC") == "2025-02-03"
+
+
+def test_an_unknown_city_zone_is_one_clear_error(tmp_path: Path) -> None:
+    from changedetect._nightly_decisions import read_decisions
+    from changedetect.errors import ConfigError
+
+    path = tmp_path / "d.csv"
+    path.write_text("violation_id,decision,decided_on\nd-1,confirmed,2025-02-03T20:00:00+00:00\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="unknown time zone 'Asia/Saigonn'.*Asia/Ho_Chi_Minh"):
+        read_decisions(path, timezone="Asia/Saigonn")
+
+
+def test_the_night_reads_decided_on_in_the_citys_zone(world: dict[str, Any], tmp_path: Path) -> None:
+    """Night 2 (2020-07-05) done again with the house dismissed at 20:00 UTC on the 5th: with ``[permits] timezone
+    = "Asia/Ho_Chi_Minh"`` that is the 6th there, after the night: the decision waits; without it, the 5th."""
+    from test_review_nightly_rematch import _snapshot
+
+    from changedetect.config import PipelineConfig
+    from changedetect.nightly import run_nightly
+
+    path = tmp_path / "d.csv"
+    path.write_text(f"violation_id,decision,decided_on\n{world['house']},false_alarm,2020-07-05T20:00:00+00:00\n",
+                    encoding="utf-8")
+    zoned = tmp_path / "zoned.toml"
+    zoned.write_text(world["config"].read_text(encoding="utf-8") + '\n[permits]\ntimezone = "Asia/Ho_Chi_Minh"\n',
+                     encoding="utf-8")
+    for config, withdrawn in ((zoned, []), (world["config"], [world["house"]])):
+        base = _snapshot(world["two"], f"zone-{config.stem}")
+        summary = run_nightly(world["tiles"], permits=world["first"], state=base / "state", out=base / "out",
+                              night=NIGHTS[1], workers=1, config=PipelineConfig.from_toml(config), decisions=path)
+        assert summary.withdrawn == withdrawn, (config, summary)
