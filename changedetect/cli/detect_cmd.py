@@ -53,8 +53,8 @@ if TYPE_CHECKING:
 @click.option("--device", default="cpu", show_default=True, help="Torch device (cpu, cuda).")
 @click.option("--block-px", type=click.IntRange(256), default=BLOCK_PX, show_default=True,
               help="With --series: a scene larger than this many pixels a side is detected block by block "
-                   "(each read with a halo of at least the network's window), which bounds memory by the "
-                   "block, not the scene; lower it if memory runs short. The same probability as whole.")
+                   "(each read with the margin its windows need, so that the result is the whole scene's), "
+                   "which bounds memory by the block, not the scene; lower it if memory runs short.")
 @cloud_mask_opt
 @overwrite_opt
 @click.pass_context
