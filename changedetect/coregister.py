@@ -95,10 +95,9 @@ def coregister(
     ref_idx = _reference_index(stack, config.reference)
     data = stack.data if isinstance(stack.data, da.Array) else da.from_array(np.asarray(stack.data), chunks=(1, 1, 1024, 1024))
     kind = matching_kind([str(b) for b in stack["band"].values], config.band, config.matching)
+    _check_size(stack)  # before the matching image: its gradients need two pixels a side
     ref_match = _matching_image(stack, data, ref_idx, config.band, kind)
     h, w = ref_match.shape
-    if min(h, w) < 32:
-        raise CoregistrationError(f"the stack is {h}x{w} pixels; at least 32x32 is needed to register dates")
     bands = [str(b) for b in stack["band"].values]
     dates = [str(np.datetime_as_string(t, unit="D")) for t in stack["time"].values]
     out_dates, entries = [], []
@@ -311,6 +310,21 @@ def _matching_image(stack: TileStack, data: da.Array, i: int, band: str | None, 
         if img.size <= _IN_MEMORY_PIXELS:  # small: read once (tie points read it strip by strip)
             return img.compute()
     return img
+
+
+def _check_size(stack: TileStack) -> None:
+    """Refuse a grid too small to register on, saying how large it is on the ground and what to do."""
+    h, w = int(stack.sizes["y"]), int(stack.sizes["x"])
+    if min(h, w) >= 32:
+        return
+    try:
+        res = abs(float(stack.rio.transform().a))
+        ground = f" ({w * res:g} x {h * res:g} m at {res:g} m a pixel)"
+    except Exception:  # noqa: BLE001 - only the message's detail
+        ground = ""
+    raise CoregistrationError(f"the stack is {h}x{w} pixels{ground}; at least 32x32 pixels are needed to "
+                              "register dates: give a finer resolution (--resolution, resolution= in Python) "
+                              "or tiles that cover more ground")
 
 
 def _reference_entry(date: str, bands: list[str]) -> DateRegistration:

@@ -358,7 +358,16 @@ def report_from_run(run_dir: str | Path, *, out_path: str | Path | None = None,
     coverage = None
     run_json = run_dir / "run.json"
     if run_json.is_file():
-        run = json.loads(run_json.read_text(encoding="utf-8"))
+        try:
+            run = json.loads(run_json.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError is a ValueError
+            raise TileReadError(f"report: '{run_json}' is not valid JSON ({exc}): it is the run's provenance, "
+                                "written by `changedetect run`; run it again into a new folder, or move "
+                                "run.json away to write the report without the run's details") from None
+        if not isinstance(run, dict) or not isinstance(run.get("report_info", {}), dict):
+            raise TileReadError(f"report: '{run_json}' is not a run's provenance (a JSON object with "
+                                "report_info), as `changedetect run` writes it; run it again into a new "
+                                "folder, or move run.json away to write the report without the run's details")
         info = dict(run.get("report_info", {}))
         coverage = from_run(run)
     before, after = run_dir / RUN_FILES["before"], run_dir / RUN_FILES["after"]
