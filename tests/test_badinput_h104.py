@@ -53,3 +53,69 @@ def test_report_with_a_corrupt_run_json(tmp_path: Path, capsys: pytest.CaptureFi
     assert code == 2, err
     assert str(run / "run.json") in line and "changedetect run" in line, line
     assert not (run / "report.html").exists()
+
+
+@pytest.fixture()
+def prob_and_images(tmp_path: Path) -> dict[str, Path]:
+    """A probability raster, first-seen raster and a before/after pair on one grid, and images elsewhere."""
+    import numpy as np
+    import rasterio
+    from affine import Affine
+
+    grid = {"crs": "EPSG:32648", "transform": Affine(0.5, 0, 679828.0, 0, -0.5, 1202292.0), "width": 64,
+            "height": 64, "driver": "GTiff"}
+    prob = np.zeros((64, 64), np.float32)
+    prob[20:40, 20:40] = 0.9
+    paths: dict[str, Path] = {}
+
+    def write(name: str, data: np.ndarray, **over: object) -> None:
+        profile = {**grid, "count": data.shape[0], "dtype": str(data.dtype), **over}
+        paths[name] = tmp_path / f"{name}.tif"
+        with rasterio.open(paths[name], "w", **profile) as dst:
+            dst.write(data)
+
+    write("prob", prob[None])
+    write("first_seen", np.full((1, 64, 64), 19800, np.float32))
+    image = np.full((4, 64, 64), 90, np.uint8)
+    write("before", image)
+    write("after", image)
+    write("other_crs", image, crs="EPSG:32649")
+    write("elsewhere", image, transform=Affine(0.5, 0, 779828.0, 0, -0.5, 1202292.0))
+    write("first_seen_other_crs", np.full((1, 64, 64), 19800, np.float32), crs="EPSG:32649")
+    return paths
+
+
+@pytest.mark.parametrize(("option", "name", "said"), [
+    ("--first-seen", "first_seen_other_crs", "is in EPSG:32649 and PROB"),
+    ("--first-seen", "before", "has 4 bands"),
+    ("--before", "other_crs", "is in EPSG:32649 and PROB"),
+    ("--before", "elsewhere", "lies on another grid than PROB"),
+])
+def test_vectorize_companion_on_another_grid(prob_and_images: dict[str, Path], tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str], option: str, name: str,
+                                             said: str) -> None:
+    """A first-seen raster or an image in another CRS or place was read as if on PROB's grid (exit 0, an
+    image of other ground telling new/altered/demolished); a 4-band first-seen was called 'PROB'."""
+    p = prob_and_images
+    args = ["vectorize", str(p["prob"]), option, str(p[name]), "--out", str(tmp_path / "f.gpkg")]
+    if option == "--before":
+        args += ["--after", str(p["after"])]
+    code, err = _exit(args, capsys)
+    line = _one_error(err)
+    assert code == 2, err
+    assert f"{option} '{p[name]}' {said}" in line, line
+    assert not (tmp_path / "f.gpkg").exists()
+
+
+def test_vectorize_before_without_after(prob_and_images: dict[str, Path], tmp_path: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """--before alone was silently ignored (every footprint 'new'); the companions on PROB's grid still run."""
+    p = prob_and_images
+    out = tmp_path / "f.gpkg"
+    code, err = _exit(["vectorize", str(p["prob"]), "--before", str(p["before"]), "--out", str(out)], capsys)
+    line = _one_error(err)
+    assert code == 2 and "--before needs --after" in line, err
+    assert not out.exists()
+    code, err = _exit(["vectorize", str(p["prob"]), "--first-seen", str(p["first_seen"]), "--before",
+                       str(p["before"]), "--after", str(p["after"]), "--out", str(out)], capsys)
+    assert code == 0 and out.exists(), err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -14,6 +15,10 @@ from changedetect.cli.options import (
     previous_opt,
     quiet,
 )
+
+if TYPE_CHECKING:
+    from affine import Affine
+    from rasterio.crs import CRS
 
 _FILE = click.Path(path_type=Path, exists=True, dir_okay=False)
 
@@ -69,6 +74,12 @@ def command(ctx: click.Context, prob: Path, out: Path, threshold: float | None, 
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc
     vector_format(out)
+    if (before is None) != (after is None):
+        given, missing = ("--before", "--after") if after is None else ("--after", "--before")
+        raise click.UsageError(f"{given} needs {missing}: new, altered and demolished are told from both "
+                               "images (the co-registered dates, or a run's before_rgb.tif and after_rgb.tif); "
+                               f"give {missing} too, or neither")
+    _check_companions(prob, {"--first-seen": first_seen, "--before": before, "--after": after})
     check_overwrite(out, overwrite)
     check_writable(out)
     frame = vectorize_file(prob, out, first_seen_path=first_seen, before_path=before, after_path=after,
@@ -78,3 +89,60 @@ def command(ctx: click.Context, prob: Path, out: Path, threshold: float | None, 
     total = float(frame["area_m2"].sum()) if len(frame) else 0.0
     carried = f"; {frame.attrs.get('carried_ids', 0)} ids carried over from {previous}" if previous else ""
     click.echo(f"Wrote {out}: {len(frame)} footprints, {total:.0f} m² in all ({kinds}){carried}")
+
+
+def _check_companions(prob: Path, rasters: dict[str, Path | None]) -> None:
+    """Each of ``rasters`` (by its option) must lie on PROB's grid: its CRS, pixel size, origin and size.
+
+    A first-seen raster or an image on another grid was read pixel by pixel against the probability as if
+    it lay on it (an image of another place or CRS gave new/altered/demolished from the wrong ground).
+    """
+    import rasterio
+    from rasterio.errors import RasterioIOError
+
+    from changedetect.errors import GeoreferenceError
+    from changedetect.io._inspect import inspect_raster
+
+    def meta(path: Path) -> tuple[CRS | None, Affine, tuple[int, int], int]:
+        try:
+            with rasterio.open(path) as src:
+                return src.crs, src.transform, (src.height, src.width), src.count
+        except RasterioIOError:
+            inspect_raster(path)  # a missing, cut or foreign file: one TileReadError naming it and why
+            raise
+
+    try:
+        crs, transform, shape, _ = meta(prob)
+    except RasterioIOError:
+        return  # vectorize_file says why PROB cannot be read
+    what = {"--first-seen": "the first-seen raster written with PROB (detect --series writes both on one grid)",
+            "--before": "images on PROB's grid (the co-registered dates, or a run's before_rgb.tif / after_rgb.tif)",
+            "--after": "images on PROB's grid (the co-registered dates, or a run's before_rgb.tif / after_rgb.tif)"}
+    for option, path in rasters.items():
+        if path is None:
+            continue
+        other_crs, other_transform, other_shape, count = meta(path)
+        if option == "--first-seen" and count != 1:
+            raise GeoreferenceError(f"--first-seen '{path}' has {count} bands: it is the first-seen raster "
+                                    "(one band of days since 1970) that `changedetect detect --series` writes "
+                                    "beside the probability, not an image")
+        found = ""
+        if crs is not None and other_crs != crs:
+            found = f"is in {_crs_name(other_crs)} and PROB '{prob}' in {_crs_name(crs)}"
+        elif other_shape != shape:
+            found = (f"has {other_shape[1]}x{other_shape[0]} pixels and PROB '{prob}' "
+                     f"{shape[1]}x{shape[0]}")
+        elif not other_transform.almost_equals(transform, precision=abs(transform.a) * 1e-3):
+            found = (f"lies on another grid than PROB '{prob}' (origin {other_transform.c:.1f}, "
+                     f"{other_transform.f:.1f} and pixel {other_transform.a:g} m against {transform.c:.1f}, "
+                     f"{transform.f:.1f} and {transform.a:g} m)")
+        if found:
+            raise GeoreferenceError(f"{option} '{path}' {found}: give {what[option]}")
+
+
+def _crs_name(crs: CRS | None) -> str:
+    """``EPSG:32648`` where the CRS has a code, else its name; 'no CRS' for None."""
+    if crs is None:
+        return "no CRS"
+    epsg = crs.to_epsg()
+    return f"EPSG:{epsg}" if epsg else str(crs)
