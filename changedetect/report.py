@@ -301,9 +301,10 @@ def write_report(
             violations = gpd.read_file(violations, layer=feature_layer(violations))
         except Exception as exc:  # noqa: BLE001 - pyogrio raises many kinds
             from changedetect.errors import ConfigError
+            from changedetect.io._unreadable import vector_reason
 
-            raise ConfigError(f"cannot read the violations {source} ({exc}); give the output of "
-                              "`changedetect match` or violations.gpkg of `changedetect run`") from None
+            raise ConfigError(f"cannot read the violations {source}: {vector_reason(violations, exc)} (the "
+                              "output of `changedetect match`, or violations.gpkg of `changedetect run`)") from None
     missing = [c for c in ("status", "geometry") if c not in violations.columns]
     if missing:
         from changedetect.errors import ConfigError

@@ -119,3 +119,58 @@ def test_vectorize_before_without_after(prob_and_images: dict[str, Path], tmp_pa
     code, err = _exit(["vectorize", str(p["prob"]), "--first-seen", str(p["first_seen"]), "--before",
                        str(p["before"]), "--after", str(p["after"]), "--out", str(out)], capsys)
     assert code == 0 and out.exists(), err
+
+
+def _broken_files(folder: Path) -> dict[str, Path]:
+    """An empty GeoPackage, a text file named .gpkg, a GeoPackage cut in half and a GeoJSON cut short."""
+    folder.mkdir(parents=True, exist_ok=True)
+    whole = folder / "whole.gpkg"
+    write_vector(make_violations(n=40), whole)
+    files = {"empty": folder / "empty.gpkg", "text": folder / "text.gpkg", "cut": folder / "cut.gpkg",
+             "geojson": folder / "cut.geojson"}
+    files["empty"].write_bytes(b"")
+    files["text"].write_text("permit_id;geometry\n")
+    files["cut"].write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    files["geojson"].write_text('{"type": "FeatureCollection", "features": [')
+    return files
+
+
+_SAID = {"empty": "it is empty (0 bytes)", "text": "it is not a vector file GDAL can read",
+         "cut": "it is cut short or corrupt", "geojson": "it is not valid GeoJSON"}
+
+
+@pytest.mark.parametrize("kind", sorted(_SAID))
+def test_an_unreadable_register_or_footprints_file_says_what_it_is(tmp_path: Path, kind: str,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """It was GDAL's "not recognized as being in a supported file format.; It might help to specify the
+    correct driver explicitly by prefixing the file path with '<DRIVER>:'", or an SQLite statement."""
+    bad = _broken_files(tmp_path / "in")[kind]
+    good = tmp_path / "footprints.gpkg"
+    write_vector(make_violations(n=2)[["footprint_id", "area_m2", "geometry"]], good)
+    out = tmp_path / "v.gpkg"
+    for args, what in ((["match", str(good), "--permits", str(bad)], "permit register"),
+                       (["match", str(bad), "--permits", str(bad)], "footprints file")):
+        code, err = _exit([*args, "--out", str(out)], capsys)
+        line = _one_error(err)
+        assert code == 2, err
+        assert f"{what} '{bad}' cannot be read: {_SAID[kind]}" in line, line
+        assert "DRIVER" not in line and "sqlite3_prepare" not in line, line
+        assert not out.exists()
+
+
+def test_unreadable_previous_footprints_and_violations(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                       prob_and_images: dict[str, Path]) -> None:
+    files = _broken_files(tmp_path / "in")
+    out = tmp_path / "f.gpkg"
+    code, err = _exit(["vectorize", str(prob_and_images["prob"]), "--previous", str(files["cut"]),
+                       "--out", str(out)], capsys)
+    line = _one_error(err)
+    assert code == 2 and f"'{files['cut']}': it is cut short or corrupt" in line, err
+    assert not out.exists()
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "violations.gpkg").write_bytes(b"")
+    code, err = _exit(["report", str(run)], capsys)
+    line = _one_error(err)
+    assert code == 2 and "it is empty (0 bytes)" in line and "DRIVER" not in line, err
+    assert not (run / "report.html").exists()

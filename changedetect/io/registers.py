@@ -175,7 +175,9 @@ def _guard(path: Path, read: Any, what: str) -> gpd.GeoDataFrame:
     except (OSError, ValueError, RuntimeError) as exc:
         if isinstance(exc, UnicodeDecodeError):
             raise
-        raise RegisterReadError(f"{what} '{path}' cannot be read: {exc}") from exc
+        from changedetect.io._unreadable import vector_reason
+
+        raise RegisterReadError(f"{what} '{path}' cannot be read: {vector_reason(path, exc)}") from exc
     return frame
 
 

@@ -353,7 +353,9 @@ def load_previous(path: str | os.PathLike[str]) -> gpd.GeoDataFrame:
     try:
         frame = gpd.read_parquet(p) if p.suffix.lower() == ".parquet" else gpd.read_file(p)
     except Exception as exc:  # noqa: BLE001 - pyogrio / pyarrow raise many kinds
-        raise ConfigError(f"previous footprints: cannot read '{p}' ({exc})") from None
+        from changedetect.io._unreadable import vector_reason
+
+        raise ConfigError(f"previous footprints: cannot read '{p}': {vector_reason(p, exc)}") from None
     from changedetect._vectorize_shapes import check_previous
 
     return check_previous(frame, f"previous footprints: '{p}'")
