@@ -72,6 +72,26 @@ def due(nights: dict[str, dict[str, Any]], tonight: str) -> bool:
     return last_record(nights).get("register") != tonight
 
 
+def again(nights: dict[str, dict[str, Any]], night: str, tonight: str) -> bool:
+    """Whether the committed ``night``, run again with nothing new, must be done again for the register: it was
+    matched against another register or settings than ``tonight`` (:func:`stamp`; a state written before keeps no
+    such record: no) and no later night was committed since (an earlier night is not done again:
+    :func:`waiting`)."""
+    mine = (nights.get(night) or {}).get("register")
+    return mine is not None and mine != tonight and not any(n > night for n in nights)
+
+
+def waiting(nights: dict[str, dict[str, Any]], night: str, tonight: str) -> list[str]:
+    """The warning for an earlier night run again with another register or settings (``tonight``, :func:`stamp`,
+    not the last commit's): restored only; the next night processed matches the open register against it."""
+    later = sorted(n for n in nights if n > night)
+    if not later or not due(nights, tonight):
+        return []
+    return [f"night {night} was committed before {', '.join(later)}: it is not matched again against this permit "
+            f"register (or [match] settings), which the next night processed matches the open violations against "
+            f"(run the job for {later[-1]} or later)"]
+
+
 def tolerances(nights: dict[str, dict[str, Any]], tonight: dict[str, float]) -> dict[str, float]:
     """Area -> the edge tolerance (m) its pairs matched with: tonight's (``tonight``,
     :func:`changedetect._nightly_parcels.edge_tolerances`), else the last one kept (:func:`record`)."""
@@ -196,5 +216,5 @@ def changed_tonight(violations: gpd.GeoDataFrame, night: str) -> list[str]:
     return violations.loc[hit, "violation_id"].astype(str).tolist()
 
 
-__all__ = ["KIND", "STATUS_COLUMNS", "bound", "changed_tonight", "due", "last_record", "record", "rematch", "stamp",
-           "status_columns", "tolerances"]
+__all__ = ["KIND", "STATUS_COLUMNS", "again", "bound", "changed_tonight", "due", "last_record", "record", "rematch", "stamp",
+           "status_columns", "tolerances", "waiting"]

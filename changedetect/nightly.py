@@ -294,12 +294,17 @@ def run_nightly(
         for frame, frame_key, name in copies:
             _register_copy(frame, frame_key, state_dir, name=name)
         checkpoint("planned")
-        if not new_by_area and night_s in current.nights and not _decisions.due(current.nights, night_s,
-                                                                                 decisions_key):  # a no-op
-            if decisions_key and current.nights[night_s].get("decisions") != decisions_key:  # they wait
-                summary.warnings.append(_decisions.waiting(night_s, current.nights))
-                log.warning("%s", summary.warnings[-1], extra=IN_SUMMARY)
+        matched = _rematch.stamp(key, config.match)  # the last night done again for another register too
+        if not new_by_area and night_s in current.nights and not _decisions.due(current.nights, night_s, decisions_key) \
+                and not _rematch.again(current.nights, night_s, matched):  # a no-op
+            waits = [_decisions.waiting(night_s, current.nights)] if decisions_key and current.nights[night_s].get(
+                "decisions") != decisions_key else []  # the decisions wait for the next night, and so does
+            for line in waits + _rematch.waiting(current.nights, night_s, matched):  # the register
+                summary.warnings.append(line)
+                log.warning("%s", line, extra=IN_SUMMARY)
             return _already_done(current, state_dir, out_dir, summary, config.output.formats)
+        # a night done again without --decisions keeps those it was committed with (the state holds them)
+        decisions_key = decisions_key or (current.nights.get(night_s) or {}).get("decisions")
         results = _compute(tasks, scheduler=scheduler, workers=workers)
         _coverage.record(summary, results)
         from changedetect import _merge
@@ -320,7 +325,7 @@ def run_nightly(
         idle = (set(new_by_area) | set(scl_records)) - {t["area"] for t in tasks}  # nothing to run: ok
         new_state = _next_state(current, new_by_area, ok_areas | idle, night_s, violations, summary.references,
                                 scl_records, scl_settled, record=_rematch.record(
-                                    current.nights, _rematch.stamp(key, config.match), edges, current.generation + 1)
+                                    current.nights, matched, edges, current.generation + 1)
                                 | ({"decisions": decisions_key} if decisions_key else {}))
         _merge.write_generation(violations, new_state.violations_path(state_dir))
         everything = _merge.withdrawn_table(current, state_dir, withdrawn,

@@ -187,3 +187,36 @@ def test_the_night_reads_decided_on_in_the_citys_zone(world: dict[str, Any], tmp
         summary = run_nightly(world["tiles"], permits=world["first"], state=base / "state", out=base / "out",
                               night=NIGHTS[1], workers=1, config=PipelineConfig.from_toml(config), decisions=path)
         assert summary.withdrawn == withdrawn, (config, summary)
+
+
+# ------------------------------------------------------------------------- a night again with another register
+def test_the_last_night_run_again_with_a_changed_register_is_matched_again(world: dict[str, Any]) -> None:
+    """Night 2 run again, without decisions, with the register that gained a permit over the house and one for a
+    third of the block: the house is withdrawn, the block is ``exceeds_permit`` under its id; once more with the
+    same register nothing changes (before, the night was only restored: the house stayed open)."""
+    from test_review_nightly_decisions_h100 import _open_at
+    from test_review_nightly_rematch import KIND, _bytes, _snapshot
+
+    base = _snapshot(world["two"], "entered")
+    summary = _run(world, base, NIGHTS[1], world["entered"])
+    assert summary.withdrawn == [world["house"]] and summary.withdrawn_reasons == {KIND: 1}, summary
+    assert summary.new_violations == 0 and summary.status_changed == [world["block"]]
+    (block,) = _open_at(base).itertuples()
+    assert (block.violation_id, block.status, block.previous_status) == (world["block"], "exceeds_permit",
+                                                                         "unlicensed")
+    before = {**_bytes(base / "out"), **_bytes(base / "state")}
+    again = _run(world, base, NIGHTS[1], world["entered"])
+    assert again.withdrawn == [] and {**_bytes(base / "out"), **_bytes(base / "state")} == before
+
+
+def test_an_earlier_night_run_again_with_a_changed_register_is_restored_with_a_warning(world: dict[str, Any]) -> None:
+    """Night 1 run again after night 2, with the changed register: nothing changes (the next night processed
+    matches the register), and a warning says so."""
+    from test_review_nightly_rematch import _bytes, _snapshot
+
+    base = _snapshot(world["two"], "entered_earlier")
+    before = {**_bytes(base / "out"), **_bytes(base / "state")}
+    summary = _run(world, base, NIGHTS[0], world["entered"])
+    assert summary.withdrawn == [] and {**_bytes(base / "out"), **_bytes(base / "state")} == before
+    (warning,) = summary.warnings
+    assert f"night {NIGHTS[0]} was committed before {NIGHTS[1]}" in warning and "register" in warning, warning
