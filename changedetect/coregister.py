@@ -184,6 +184,9 @@ def _advice(glob: ShiftEstimate, config: CoregisterConfig) -> str:
     if "disagree" in glob.reason:
         return ("Check that both dates are orthorectified onto the same grid and resolution; the central "
                 "window alone is CoregisterConfig(global_grid=1)")
+    if "every pixel is nodata" in glob.reason:
+        return ("Check that date's tiles (`changedetect info` gives each date's nodata share): copy them again, "
+                "or leave the date out")
     if "windows matched" in glob.reason:
         return ("Most of the scene has too little texture in common (water, bare ground, cloud, a changed "
                 "area?): check the date's coverage and cloud, or register a smaller, textured area")

@@ -174,3 +174,24 @@ def test_unreadable_previous_footprints_and_violations(tmp_path: Path, capsys: p
     line = _one_error(err)
     assert code == 2 and "it is empty (0 bytes)" in line and "DRIVER" not in line, err
     assert not (run / "report.html").exists()
+
+
+def test_coregister_an_all_nodata_date_says_so_without_numpy_noise() -> None:
+    """A date whose tile is all nodata: numpy's 'Mean of empty slice' reached the user (as 'WARNING
+    py.warnings: RuntimeWarning') beside 'one of the images has no texture or no data to match'."""
+    import warnings
+
+    import numpy as np
+
+    from changedetect.coregister import coregister
+    from changedetect.errors import CoregistrationWarning
+
+    stack = make_stack(3, size=96)
+    stack[1] = np.nan
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        coregister(stack)
+    noise = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
+    assert not noise, noise
+    said = [str(w.message) for w in caught if issubclass(w.category, CoregistrationWarning)]
+    assert len(said) == 1 and "has no data (every pixel is nodata)" in said[0] and "leave the date out" in said[0], said

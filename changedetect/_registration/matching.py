@@ -133,7 +133,9 @@ def material_edges(
             levels = (dark_level(np.where(nan, np.nan, arr.mean(axis=0))), dark_level(arr[red]),
                       dark_level(arr[green]))
         finite = np.isfinite(arr)  # the fill from finite pixels only (an infinite one would make it inf)
-        fill = np.nanmean(np.where(finite, arr, np.nan), axis=(1, 2), keepdims=True)
+        with warnings.catch_warnings():  # a band without a finite pixel (an all-nodata date): NaN, then 0
+            warnings.simplefilter("ignore", RuntimeWarning)
+            fill = np.nanmean(np.where(finite, arr, np.nan), axis=(1, 2), keepdims=True)
         smoothed(np.nan_to_num(np.where(finite, arr, fill)))
     assert levels is not None
     (o_i, f_i), (o_r, f_r), (o_g, f_g) = levels

@@ -357,8 +357,11 @@ def estimate_shift(
         box = covered_box(both_finite(ref, mov))
         if box is not None:
             ref, mov = ref[box], mov[box]
+    for image, which in ((mov, "the date"), (ref, "the reference date")):
+        if not np.any(np.isfinite(image)):  # an all-nodata tile (or a band of it): nothing to match
+            return ShiftEstimate(0.0, 0.0, 0.0, 1.0, 0.0, False, f"{which} has no data (every pixel is nodata)")
     g_ref = _represent(ref, sigma, edges)
-    if not g_ref.max() > 0 or not np.any(np.isfinite(mov)):
+    if not g_ref.max() > 0:
         return ShiftEstimate(0.0, 0.0, 0.0, 1.0, 0.0, False, "one of the images has no texture or no data to match")
     g_mov = _represent(mov, sigma, edges)
     dx, dy, ratio, snr = phase_correlation(g_ref, g_mov, upsample=upsample, band=band)
