@@ -195,3 +195,15 @@ def test_coregister_an_all_nodata_date_says_so_without_numpy_noise() -> None:
     assert not noise, noise
     said = [str(w.message) for w in caught if issubclass(w.category, CoregistrationWarning)]
     assert len(said) == 1 and "has no data (every pixel is nodata)" in said[0] and "leave the date out" in said[0], said
+
+
+def test_an_output_under_a_file_names_the_file(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                               prob_and_images: dict[str, Path]) -> None:
+    """--out run.json/x.gpkg, run.json a file: it was "cannot write to 'run.json': File exists"."""
+    blocker = tmp_path / "run.json"
+    blocker.write_text("{}")
+    for out in (blocker / "x.gpkg", blocker / "sub" / "x.gpkg"):
+        code, err = _exit(["vectorize", str(prob_and_images["prob"]), "--out", str(out)], capsys)
+        line = _one_error(err)
+        assert code == 2 and f"'{blocker}' is a file, not a folder" in line, err
+    assert blocker.read_text() == "{}"

@@ -146,6 +146,11 @@ def _probe(folder: Path) -> None:
 
 def _unwritable(folder: str | Path, exc: OSError) -> str:
     why = exc.strerror or str(exc)
+    if exc.errno in (errno.EEXIST, errno.ENOTDIR):  # a file stands where a folder of the path should be
+        blocker = next((p for p in (Path(folder), *Path(folder).parents) if p.is_file()), None)
+        if blocker is not None:
+            return (f"cannot write to '{folder}': '{blocker}' is a file, not a folder; give an output path "
+                    "whose folders are folders")
     if exc.errno == errno.ENOENT and Path(folder).is_dir():  # /proc, /sys: the folder is there, files are not
         why = f"files cannot be created in this folder (a system or virtual filesystem: mkstemp says '{why}')"
     return f"cannot write to '{folder}': {why}; choose a writable folder"
