@@ -79,9 +79,9 @@ def command(ctx: click.Context, prob: Path, out: Path, threshold: float | None, 
         raise click.UsageError(f"{given} needs {missing}: new, altered and demolished are told from both "
                                "images (the co-registered dates, or a run's before_rgb.tif and after_rgb.tif); "
                                f"give {missing} too, or neither")
-    _check_companions(prob, {"--first-seen": first_seen, "--before": before, "--after": after})
     check_overwrite(out, overwrite)
-    check_writable(out)
+    check_writable(out)  # before any input is read (tests/test_cli_errors.py)
+    _check_companions(prob, {"--first-seen": first_seen, "--before": before, "--after": after})
     frame = vectorize_file(prob, out, first_seen_path=first_seen, before_path=before, after_path=after,
                            buildings_path=buildings, previous_path=previous, config=config,
                            overwrite=overwrite, progress=not quiet(ctx))
