@@ -282,8 +282,9 @@ def vectorize_file(
         buildings = gpd.read_file(buildings_path) if buildings_path else None
     except Exception as exc:  # noqa: BLE001 - pyogrio raises many kinds
         from changedetect.errors import ConfigError
+        from changedetect.io._unreadable import vector_reason
 
-        raise ConfigError(f"buildings: cannot read '{buildings_path}' ({exc}); give a vector file") from None
+        raise ConfigError(f"buildings: cannot read '{buildings_path}': {vector_reason(buildings_path, exc)}") from None
     previous = load_previous(previous_path) if previous_path else None
     frame = vectorize(
         prob,

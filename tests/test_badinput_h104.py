@@ -207,3 +207,32 @@ def test_an_output_under_a_file_names_the_file(tmp_path: Path, capsys: pytest.Ca
         line = _one_error(err)
         assert code == 2 and f"'{blocker}' is a file, not a folder" in line, err
     assert blocker.read_text() == "{}"
+
+
+def test_vectorize_unreadable_buildings_says_what_it_is(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                        prob_and_images: dict[str, Path]) -> None:
+    """--buildings with a text file: it was GDAL's advice to prefix the path with '<DRIVER>:'."""
+    bad = _broken_files(tmp_path / "in")["text"]
+    out = tmp_path / "f.gpkg"
+    code, err = _exit(["vectorize", str(prob_and_images["prob"]), "--buildings", str(bad), "--out", str(out)],
+                      capsys)
+    line = _one_error(err)
+    assert code == 2 and f"'{bad}': it is not a vector file GDAL can read" in line, err
+    assert "DRIVER" not in line, line
+    assert not out.exists()
+
+
+def test_match_a_register_as_footprints_is_one_error_without_the_change_type_warning(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> None:
+    """The register given as the footprints is refused; the warning that every footprint is taken as new
+    (which it is not: nothing is matched) came before the error."""
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    register = tmp_path / "register.gpkg"
+    write_vector(gpd.GeoDataFrame({"permit_id": ["P1"]}, geometry=[box(0, 0, 10, 10)], crs="EPSG:32648"), register)
+    code, err = _exit(["match", str(register), "--permits", str(register), "--out", str(tmp_path / "v.gpkg")],
+                      capsys)
+    line = _one_error(err)
+    assert code == 2 and "looks like a permit register" in line, err
+    assert "change_type" not in err + caplog.text, caplog.text

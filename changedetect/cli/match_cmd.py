@@ -105,7 +105,8 @@ def _warn_untyped(footprints: Path) -> None:
     from changedetect.io.vectors import vector_columns
 
     columns = vector_columns(footprints)
-    if columns is not None and "change_type" not in columns:
+    looks_like_register = columns is not None and "permit_id" in columns and "footprint_id" not in columns
+    if columns is not None and "change_type" not in columns and not looks_like_register:  # that one is refused
         logging.getLogger("changedetect.match").warning(
             "footprints '%s' have no change_type column: every footprint is taken as new, so a permitted "
             "demolition or renovation can come out type_mismatch; add a change_type column (new, altered or "
