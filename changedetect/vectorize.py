@@ -284,7 +284,7 @@ def vectorize_file(
         from changedetect.errors import ConfigError
         from changedetect.io._unreadable import vector_reason
 
-        raise ConfigError(f"buildings: cannot read '{buildings_path}': {vector_reason(buildings_path, exc)}") from None
+        raise ConfigError(f"buildings: cannot read '{buildings_path}': {vector_reason(str(buildings_path), exc)}") from None
     previous = load_previous(previous_path) if previous_path else None
     frame = vectorize(
         prob,
