@@ -120,12 +120,53 @@ def check_overlap(scenes: list[Scene]) -> None:
     for scene in scenes[1:]:
         bounds = geo.bounds_in(scene.grid, crs)
         if geo.intersection(ref, bounds) is None:
-            name = CRS.from_user_input(crs).to_string() if crs is not None else "pixels"
+            _check_same_crs(scenes, scene)
+            name = _crs_name(crs) if crs is not None else "pixels"
+            own = _crs_name(scene.grid.crs) if scene.grid.crs is not None else name
             raise GeoreferenceError(
-                f"{scene.date.isoformat()} ('{scene.files[0]}') covers {_fmt(bounds)} in {name}, which does "
-                f"not overlap {first.date.isoformat()} ('{first.files[0]}') at {_fmt(ref)}; check that the "
+                f"{scene.date.isoformat()} ('{scene.files[0]}') covers {_fmt(bounds)} in {name}"
+                f"{f' (its own CRS is {own})' if own != name else ''}, which does not overlap "
+                f"{first.date.isoformat()} ('{first.files[0]}') at {_fmt(ref)}; check that the "
                 "tiles show the same place and carry the right CRS"
             )
+
+
+def _check_same_crs(scenes: list[Scene], apart: Scene) -> None:
+    """Raise the error naming the CRS of the odd one out when ``apart`` does not overlap the first
+    date, the two are in different CRSs and no date in ``apart``'s CRS overlaps the first: a tile
+    tagged with the wrong CRS (or in another UTM zone) lands far away, and its CRS is what to fix."""
+    first = scenes[0]
+    if first.grid.crs is None or apart.grid.crs is None:
+        return
+    names = [_crs_name(s.grid.crs) for s in scenes]
+    if names[0] == _crs_name(apart.grid.crs):
+        return
+    if any(n == _crs_name(apart.grid.crs) and geo.intersection(first.grid.bounds, geo.bounds_in(s.grid, first.grid.crs))
+           for s, n in zip(scenes, names, strict=True)):
+        return  # a date in that CRS lies on the first: the CRS is not the trouble, the place is
+    # the odd one out: the CRS fewer dates have; a tie (two dates): the later one, the first being the reference
+    odd = first if names.count(names[0]) < names.count(_crs_name(apart.grid.crs)) else apart
+    mine = _crs_name(odd.grid.crs)
+    others = [s for s, n in zip(scenes, names, strict=True) if n != mine]
+    stack = max(dict.fromkeys(_crs_name(s.grid.crs) for s in others), key=lambda n: names.count(n))
+    with_stack = [s for s in others if _crs_name(s.grid.crs) == stack]
+    tie = len(with_stack) == names.count(mine)
+    what = (f"'{with_stack[0].files[0]}' ({with_stack[0].date.isoformat()}) is" if len(with_stack) == 1
+            else f"the other {len(with_stack)} dates ('{with_stack[0].files[0]}', ...) are")
+    which = "whichever CRS tag is wrong" if tie else "its CRS tag if that is wrong"
+    raise GeoreferenceError(
+        f"'{odd.files[0]}' ({odd.date.isoformat()}) is in {mine} but {what} in {stack}, and in these CRSs "
+        f"they do not overlap: every date must show the same place; set {which} (e.g. `gdal_edit.py -a_srs "
+        f"{stack} '{odd.files[0]}'`), else reproject the file onto {stack} (`gdalwarp -t_srs {stack} "
+        f"'{odd.files[0]}' OUT.tif`) and give that file instead"
+    )
+
+
+def _crs_name(crs: object) -> str:
+    """``EPSG:32648`` for a CRS with an EPSG code, else its name."""
+    c = CRS.from_user_input(crs)
+    epsg = c.to_epsg()
+    return f"EPSG:{epsg}" if epsg else (c.name or c.to_string()[:80])
 
 
 def _fmt(bounds: tuple[float, float, float, float]) -> str:

@@ -1,0 +1,49 @@
+"""A demanding user's bad inputs to the command line (helper 107's sweep): a tile in another CRS
+names its CRS and the others', and what a command cannot use is said, not left out in silence."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import rasterio
+
+import changedetect.cli as cdcli
+from changedetect.testing import make_stack, write_stack
+
+
+def _exit(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    """Run the CLI; its exit status and its stderr."""
+    cdcli._STATE["debug"] = False
+    with pytest.raises(SystemExit) as info:
+        cdcli.main(argv)
+    code = info.value.code
+    return (code if isinstance(code, int) else 1), capsys.readouterr().err
+
+
+def _one_error(err: str) -> str:
+    assert "Internal error" not in err and "Traceback" not in err, err
+    lines = [line for line in err.splitlines() if line.startswith("Error:")]
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+@pytest.mark.parametrize(("odd", "crs"), [(1, "EPSG:4326"), (0, "EPSG:32647")])
+def test_a_tile_in_another_crs_names_both_crss(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                odd: int, crs: str) -> None:
+    """One of three tiles tagged with another CRS (a wrong tag or another UTM zone): it was 'covers
+    (...) in EPSG:32648, which does not overlap ...' without the tile's own CRS."""
+    paths = write_stack(make_stack(3, size=32), tmp_path / "tiles")
+    with rasterio.open(paths[0]) as src:
+        stack_crs = f"EPSG:{src.crs.to_epsg()}"
+    with rasterio.open(paths[odd], "r+") as dst:
+        dst.crs = crs
+    for argv in (["info", str(tmp_path / "tiles")],
+                 ["coregister", str(tmp_path / "tiles"), "--out", str(tmp_path / "aligned")]):
+        code, err = _exit(argv, capsys)
+        line = _one_error(err)
+        assert code == 2, err
+        assert f"'{paths[odd]}' ({paths[odd].stem[-8:-4]}-" in line, line
+        assert f"is in {crs} but the other 2 dates" in line and f"are in {stack_crs}" in line, line
+        assert f"gdal_edit.py -a_srs {stack_crs}" in line and f"gdalwarp -t_srs {stack_crs}" in line, line
+    assert not (tmp_path / "aligned").exists()
