@@ -293,6 +293,12 @@ def vectorize_file(
         after=_open(after_path, bands=True) if after_path else None,
         buildings=buildings, previous=previous, config=config, progress=progress,
     )
+    if not len(frame) and not bool(np.isfinite(prob).any()):  # read again only when nothing was found
+        # as rasterio's shapes() and gdal_polygonize do, an empty raster gives an empty layer (a nightly
+        # run's quiet night is not a failure); but a PROB with no data at all is not "no change": say so
+        log.warning("'%s' has no data (every pixel is NaN or nodata): no footprint can be found in it, and the "
+                    "empty %s says nothing about the ground; give the probability raster of a scene with data "
+                    "(check the dates' coverage with `changedetect info`)", prob_path, out)
     write_vector(frame, out, overwrite=overwrite)
     return frame
 

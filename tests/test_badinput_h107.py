@@ -3,6 +3,7 @@ names its CRS and the others', and what a command cannot use is said, not left o
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -47,3 +48,39 @@ def test_a_tile_in_another_crs_names_both_crss(tmp_path: Path, capsys: pytest.Ca
         assert f"is in {crs} but the other 2 dates" in line and f"are in {stack_crs}" in line, line
         assert f"gdal_edit.py -a_srs {stack_crs}" in line and f"gdalwarp -t_srs {stack_crs}" in line, line
     assert not (tmp_path / "aligned").exists()
+
+
+def _prob(path: Path, value: float, nodata: float | None = None) -> Path:
+    """A 32x32 float32 probability raster of one ``value`` (UTM 48N, 0.5 m)."""
+    import numpy as np
+    from affine import Affine
+
+    with rasterio.open(path, "w", driver="GTiff", width=32, height=32, count=1, dtype="float32",
+                       crs="EPSG:32648", transform=Affine(0.5, 0, 679828.0, 0, -0.5, 1202292.0),
+                       nodata=nodata) as dst:
+        dst.write(np.full((1, 32, 32), value, np.float32))
+    return path
+
+
+@pytest.mark.parametrize(("value", "nodata"), [(float("nan"), None), (-1.0, -1.0)])
+def test_vectorize_a_raster_without_data_warns(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                               caplog: pytest.LogCaptureFixture, value: float,
+                                               nodata: float | None) -> None:
+    """An all-NaN (or all-nodata) PROB: it was 'Wrote ...: 0 footprints' alone, as if nothing had changed."""
+    prob = _prob(tmp_path / "prob.tif", value, nodata)
+    out = tmp_path / "footprints.gpkg"
+    code, err = _exit(["vectorize", str(prob), "--out", str(out)], capsys)
+    assert code == 0, err
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and "prob.tif" in r.getMessage()]
+    assert len(warned) == 1, caplog.text
+    assert f"'{prob}' has no data" in warned[0] and str(out) in warned[0], warned
+    assert out.exists()
+
+
+def test_vectorize_a_raster_without_change_does_not_warn(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                         caplog: pytest.LogCaptureFixture) -> None:
+    """All zero is data (no change anywhere): no warning."""
+    prob = _prob(tmp_path / "prob.tif", 0.0)
+    code, err = _exit(["vectorize", str(prob), "--out", str(tmp_path / "f.gpkg")], capsys)
+    assert code == 0, err
+    assert "no data" not in err + caplog.text, caplog.text
