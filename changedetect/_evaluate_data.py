@@ -97,7 +97,8 @@ def _find(folder: Path, stem: str) -> Path | None:
     return None
 
 
-def _levir_pairs(root: Path) -> Iterator[Pair]:
+def _levir_layout(root: Path) -> list[tuple[Path, Path, Path]]:
+    """The ``(A, B, label)`` files of a LEVIR-style folder, every name matched (DatasetError if not)."""
     for sub in ("A", "B", "label"):
         if not (root / sub).is_dir():
             raise DatasetError(f"LEVIR-style folder '{root}' has no '{sub}/' folder (expected A/, B/, label/)")
@@ -116,35 +117,46 @@ def _levir_pairs(root: Path) -> Iterator[Pair]:
             shown = ", ".join(repr(n) for n in unlabelled[:5]) + (" ..." if len(unlabelled) > 5 else "")
             raise DatasetError(f"{len(unlabelled)} image(s) in '{root / sub}' ({shown}) have no label in "
                                f"'{root / 'label'}': add their labels, or move the pairs out of '{root}'")
+    found = []
     for lab in labels:
-        paths = {sub: _find(root / sub, lab.stem) for sub in ("A", "B")}
-        for sub, p in paths.items():
-            if p is None:
-                raise DatasetError(f"label '{lab.name}' has no matching image in '{root / sub}'")
-        a, names_a = _read_image(paths["A"], kind="image")  # type: ignore[arg-type]
-        b, names_b = _read_image(paths["B"], kind="image")  # type: ignore[arg-type]
+        a, b = (_find(root / sub, lab.stem) for sub in ("A", "B"))
+        if a is None or b is None:
+            raise DatasetError(f"label '{lab.name}' has no matching image in '{root / ('A' if a is None else 'B')}'")
+        found.append((a, b, lab))
+    return found
+
+
+def _levir_pairs(files: list[tuple[Path, Path, Path]]) -> Iterator[Pair]:
+    for path_a, path_b, lab in files:
+        a, names_a = _read_image(path_a, kind="image")
+        b, names_b = _read_image(path_b, kind="image")
         y, _ = _read_image(lab, kind="label")
         if a.shape[1:] != y.shape[1:] or b.shape[1:] != y.shape[1:]:
             raise DatasetError(f"pair '{lab.stem}': sizes differ (A {a.shape[1:]}, B {b.shape[1:]}, label {y.shape[1:]})")
         # a JPEG's 0/255 label rings (1..14, 240..254) around its edges: halfway decides there
         lossy = lab.suffix.lower() in {".jpg", ".jpeg"} and y.max() > 1
         yield Pair(lab.stem, _as_da(a, names_a), _as_da(b, names_b), y[0] > (127 if lossy else 0),
-                   source=f"{paths['A']}, {paths['B']}")
+                   source=f"{path_a}, {path_b}")
+
+
+def _s2_file(folder: Path, band: str) -> Path:
+    suffix = _S2_NAME.get(band.lower(), band.upper())
+    hits = sorted(folder.glob(f"*_{suffix}.tif")) or sorted(folder.glob(f"{suffix}.tif"))
+    if not hits:
+        raise DatasetError(f"'{folder}' has no file for band {band} (expected '*_{suffix}.tif')")
+    return hits[0]
 
 
 def _s2_band(folder: Path, band: str, shape: tuple[int, int]) -> np.ndarray:
     import rasterio
     from rasterio.enums import Resampling
 
-    suffix = _S2_NAME.get(band.lower(), band.upper())
-    hits = sorted(folder.glob(f"*_{suffix}.tif")) or sorted(folder.glob(f"{suffix}.tif"))
-    if not hits:
-        raise DatasetError(f"'{folder}' has no file for band {band} (expected '*_{suffix}.tif')")
+    path = _s2_file(folder, band)
     try:
-        with rasterio.open(hits[0]) as src:
+        with rasterio.open(path) as src:
             return src.read(1, out_shape=shape, resampling=Resampling.bilinear).astype(np.float32)
     except rasterio.errors.RasterioIOError as exc:
-        raise DatasetError(f"cannot read band {band} '{hits[0]}': {exc}") from exc
+        raise DatasetError(f"cannot read band {band} '{path}': {exc}") from exc
 
 
 def _count_pairs(root: Path, oscd: bool, cities: Sequence[str] | None) -> int | None:
@@ -158,12 +170,16 @@ def _count_pairs(root: Path, oscd: bool, cities: Sequence[str] | None) -> int | 
     return sum(1 for p in folder.iterdir() if _is_image(p))
 
 
-def _oscd_pairs(root: Path, bands: Sequence[str], cities: Sequence[str] | None) -> Iterator[Pair]:
+def _oscd_layout(root: Path, bands: Sequence[str], cities: Sequence[str] | None) -> list[str]:
+    """The cities of an OSCD-style root to score, each with its change map, both image folders and a
+    file for every one of ``bands`` (DatasetError naming what is missing if not)."""
     images, labels = root / "images", root / "labels"
     for sub in (images, labels):
         if not sub.is_dir():
             raise DatasetError(f"OSCD-style root '{root}' has no '{sub.name}/' folder (expected images/ and labels/)")
     names = sorted(p.name for p in labels.iterdir() if p.is_dir())
+    if not names:
+        raise DatasetError(f"'{labels}' holds no city folder (expected labels/<city>/cm/<city>-cm.tif)")
     if cities:
         unknown = sorted(set(cities) - set(names))
         if unknown:
@@ -173,6 +189,19 @@ def _oscd_pairs(root: Path, bands: Sequence[str], cities: Sequence[str] | None) 
         cm = labels / city / "cm" / f"{city}-cm.tif"
         if not cm.is_file():
             raise DatasetError(f"city '{city}' has no change map '{cm}'")
+        for d in ("imgs_1", "imgs_2"):
+            folder = images / city / d
+            if not folder.is_dir():
+                raise DatasetError(f"city '{city}' has no image folder '{folder}'")
+            for band in bands:
+                _s2_file(folder, band)
+    return names
+
+
+def _oscd_pairs(root: Path, bands: Sequence[str], names: list[str]) -> Iterator[Pair]:
+    images, labels = root / "images", root / "labels"
+    for city in names:
+        cm = labels / city / "cm" / f"{city}-cm.tif"
         y, _ = _read_image(cm, kind="label")
         found = sorted(int(v) for v in np.unique(y[0]))
         if not set(found) <= {1, 2}:  # a 0/1 or 0/255 map would score every change as a miss
@@ -180,12 +209,8 @@ def _oscd_pairs(root: Path, bands: Sequence[str], cities: Sequence[str] | None) 
                                "2 = change: convert it (e.g. 0/1 -> 1/2), or give the pair as a LEVIR-style "
                                "folder (A/, B/, label/ with 0/255 or 0/1 labels)")
         shape = y.shape[1:]
-        dates = []
-        for d in ("imgs_1", "imgs_2"):
-            folder = images / city / d
-            if not folder.is_dir():
-                raise DatasetError(f"city '{city}' has no image folder '{folder}'")
-            dates.append(_as_da(np.stack([_s2_band(folder, b, shape) for b in bands]), list(bands)))
+        dates = [_as_da(np.stack([_s2_band(images / city / d, b, shape) for b in bands]), list(bands))
+                 for d in ("imgs_1", "imgs_2")]
         yield Pair(city, dates[0], dates[1], y[0] == 2)
 
 
@@ -197,15 +222,17 @@ def iter_pairs(path: str | Path, *, bands: Sequence[str] | None = None,
                cities: Sequence[str] | None = None) -> Iterator[Pair]:
     """The labelled pairs of a LEVIR-style folder or an OSCD-style root.
 
-    ``bands`` (needed for OSCD) are the band names to read; ``cities`` restricts OSCD.
+    ``bands`` (needed for OSCD) are the band names to read; ``cities`` restricts OSCD.  The layout is
+    checked when this is called (a DatasetError naming the missing folder or file, before any pair
+    is read, and so before a progress bar over the pairs starts); the pairs are read as they are taken.
     """
     root = Path(path)
     if not root.is_dir():
         raise DatasetError(f"evaluation data '{root}' is not a folder (expected A/, B/, label/ or images/, labels/)")
     if _is_oscd(root):
-        yield from _oscd_pairs(root, tuple(bands or _CVA_S2_BANDS), cities)
-    else:
-        if cities:
-            raise DatasetError(f"'{root}' is a LEVIR-style folder (A/, B/, label/): --cities / cities= choose "
-                               "cities of an OSCD-style root (images/<city>/, labels/<city>/); drop it")
-        yield from _levir_pairs(root)
+        s2_bands = tuple(bands or _CVA_S2_BANDS)
+        return _oscd_pairs(root, s2_bands, _oscd_layout(root, s2_bands, cities))
+    if cities:
+        raise DatasetError(f"'{root}' is a LEVIR-style folder (A/, B/, label/): --cities / cities= choose "
+                           "cities of an OSCD-style root (images/<city>/, labels/<city>/); drop it")
+    return _levir_pairs(_levir_layout(root))

@@ -84,3 +84,43 @@ def test_vectorize_a_raster_without_change_does_not_warn(tmp_path: Path, capsys:
     code, err = _exit(["vectorize", str(prob), "--out", str(tmp_path / "f.gpkg")], capsys)
     assert code == 0, err
     assert "no data" not in err + caplog.text, caplog.text
+
+
+def _png(path: Path, size: int = 16, bands: int = 3) -> None:
+    import numpy as np
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.zeros((size, size, bands) if bands > 1 else (size, size), np.uint8)).save(path)
+
+
+def _bad_evaluate_folder(root: Path, kind: str) -> str:
+    """A PATH for `evaluate` that is wrong in one way; what its error names."""
+    root.mkdir()
+    if kind == "empty":
+        return "no 'A/' folder"
+    if kind == "oscd_without_cities":
+        (root / "images").mkdir()
+        (root / "labels").mkdir()
+        return "holds no city folder"
+    for sub, name in (("A", "p1"), ("B", "p1"), ("label", "p1"), ("A", "p2"), ("label", "p2")):
+        _png(root / sub / f"{name}.png", bands=1 if sub == "label" else 3)
+    if kind == "unlabelled":
+        _png(root / "B" / "p2x.png")
+        return "'p2x.png') have no label"
+    _png(root / "B" / "p3.png")  # p1 and p3 in B, p2 in label: names that do not match
+    (root / "label" / "p3.png").write_bytes((root / "label" / "p1.png").read_bytes())
+    return f"label 'p2.png' has no matching image in '{root / 'B'}'"
+
+
+@pytest.mark.parametrize("kind", ["empty", "oscd_without_cities", "unlabelled", "mismatched"])
+def test_evaluate_a_bad_path_says_so_before_any_progress_bar(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                             kind: str) -> None:
+    """A bad PATH: the error came after an empty progress bar ('0pair [00:00, ?pair/s]', '0/2')."""
+    root = tmp_path / "data"
+    said = _bad_evaluate_folder(root, kind)
+    code, err = _exit(["evaluate", str(root), "--model", "cva"], capsys)
+    line = _one_error(err)
+    assert code == 2, err
+    assert said in line, line
+    assert "pair/s" not in err and "pair [" not in err, err
