@@ -135,3 +135,26 @@ def test_the_cli_writes_both_rasters_block_by_block(series: dict) -> None:
     bad = runner.invoke(cli, ["detect", str(tiles / "area_20240115.tif"), str(tiles / "area_20240315.tif"),
                                "--out", str(series["root"] / "pair.tif"), "--block-px", "512"])
     assert bad.exit_code == 2 and "--block-px applies to a series" in bad.output
+
+
+def test_the_sample_city_in_blocks_is_the_whole_city(tmp_path: Path) -> None:
+    """The shipped model, its presence check on the same-season pair, 4 blocks of 512: the same rasters."""
+    sample = Path(__file__).resolve().parent.parent / "sample_tiles"
+    if not any(sample.glob("district12_*.tif")):
+        pytest.skip("the sample city (sample_tiles/) is absent")
+    from changedetect.weights import building_segmenter, load_model
+
+    loaded = load_model("vhr-building")
+    segmenter = building_segmenter(loaded)
+    for name, block in (("whole", 4096), ("blocks", 512)):
+        got = detect_series_to_file(sample, tmp_path / f"{name}.tif", block_px=block, model=loaded,
+                                    segmenter=segmenter)
+        assert got.blocks == (1 if block == 4096 else 4)
+    for a_path, b_path in ((tmp_path / "whole.tif", tmp_path / "blocks.tif"),
+                           (tmp_path / "whole_first_seen.tif", tmp_path / "blocks_first_seen.tif")):
+        a, tags_a, _ = _read(a_path)
+        b, tags_b, _ = _read(b_path)
+        assert tags_a == tags_b and (np.isnan(a) == np.isnan(b)).all()
+        np.testing.assert_allclose(b, a, rtol=0, atol=1e-5, equal_nan=True)
+        if a_path.name == "whole.tif":  # the same-season pair was checked, in the blocks too
+            assert "2024-01-15/2025-01-20" in tags_b["presence_check_pairs"] and np.isfinite(a).all()
