@@ -372,11 +372,26 @@ def report_from_run(run_dir: str | Path, *, out_path: str | Path | None = None,
         info = dict(run.get("report_info", {}))
         coverage = from_run(run)
     before, after = run_dir / RUN_FILES["before"], run_dir / RUN_FILES["after"]
+    _say_missing_imagery(run_dir, before, after)
     return write_report(
         violations, out_path=out_path or run_dir / "report.html", run_info=info, config=config,
         before=before if before.is_file() else None, after=after if after.is_file() else None,
         overwrite=overwrite, coverage=coverage,
     )
+
+
+def _say_missing_imagery(run_dir: Path, before: Path, after: Path) -> None:
+    """One warning naming the run's image rasters that are gone and what the report lacks without them."""
+    gone = [p for p in (before, after) if not p.is_file()]
+    if not gone:
+        return
+    what = {2: f"'{before}' and '{after}' are missing: the cards have no before and after image chips and the "
+               "overview map shows the footprints on grey, without imagery",
+            1: f"'{gone[0]}' is missing: the cards have no {'before' if gone[0] == before else 'after'} image "
+               f"chip (the overview map shows {(after if gone[0] == before else before).name})"}[len(gone)]
+    log.warning("%s; run `changedetect run` again into a new folder to have %s, or give the images: "
+                "`changedetect report --violations %s --before BEFORE.tif --after AFTER.tif --out report.html`",
+                what, "them" if len(gone) == 2 else "it", run_dir / RUN_FILES["violations"])
 
 
 __all__ = ["RUN_FILES", "SEVERITY", "report_from_run", "Imagery", "RasterImagery", "StackImagery", "render_report", "sort_by_urgency",

@@ -124,3 +124,46 @@ def test_evaluate_a_bad_path_says_so_before_any_progress_bar(tmp_path: Path, cap
     assert code == 2, err
     assert said in line, line
     assert "pair/s" not in err and "pair [" not in err, err
+
+
+def _run_folder(tmp_path: Path, gone: tuple[str, ...]) -> Path:
+    """A run folder with violations.gpkg and the run's before/after images, less those ``gone``."""
+    import numpy as np
+    from affine import Affine
+
+    from changedetect.io.vectors import write_vector
+    from changedetect.testing import make_violations
+
+    run = tmp_path / "run"
+    run.mkdir()
+    violations = make_violations()
+    write_vector(violations, run / "violations.gpkg")
+    x0, _, _, y1 = violations.total_bounds
+    for name in sorted({"before_rgb.tif", "after_rgb.tif"} - set(gone)):
+        with rasterio.open(run / name, "w", driver="GTiff", width=64, height=64, count=3, dtype="uint8",
+                           crs=violations.crs, transform=Affine(1.0, 0, x0 - 8, 0, -1.0, y1 + 8)) as dst:
+            dst.write(np.full((3, 64, 64), 90, np.uint8))
+    return run
+
+
+@pytest.mark.parametrize("gone", [("before_rgb.tif",), ("after_rgb.tif",), ("before_rgb.tif", "after_rgb.tif")])
+def test_report_of_a_run_without_its_images_warns(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                  caplog: pytest.LogCaptureFixture, gone: tuple[str, ...]) -> None:
+    """A run folder whose before_rgb.tif / after_rgb.tif were deleted: the report was written without its
+    chips (and, with both gone, without imagery on the overview) without a word."""
+    run = _run_folder(tmp_path, gone)
+    code, err = _exit(["report", str(run)], capsys)
+    assert code == 0, err
+    said = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and "missing" in r.getMessage()]
+    assert len(said) == 1, caplog.text
+    for name in ("before_rgb.tif", "after_rgb.tif"):
+        assert (f"'{run / name}'" in said[0]) == (name in gone), said
+    assert "chip" in said[0] and "--violations" in said[0], said
+    assert (run / "report.html").is_file()
+
+
+def test_report_of_a_whole_run_does_not_warn(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                             caplog: pytest.LogCaptureFixture) -> None:
+    code, err = _exit(["report", str(_run_folder(tmp_path, ()))], capsys)
+    assert code == 0, err
+    assert "missing" not in caplog.text + err, caplog.text
