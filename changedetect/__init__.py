@@ -41,6 +41,8 @@ _LAZY: dict[str, str] = {
     "detect_pair": "changedetect.detect",
     "detect_series": "changedetect.detect",
     "detect_each_pair": "changedetect.detect",
+    "detect_to_file": "changedetect.detect",
+    "detect_series_to_file": "changedetect._detect_series_blocks",
     "DetectConfig": "changedetect.detect",
     "load_model": "changedetect.weights",
     "list_shipped": "changedetect.weights",
@@ -59,9 +61,16 @@ _LAZY: dict[str, str] = {
 }
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from changedetect._detect_series_blocks import detect_series_to_file
     from changedetect.config import PipelineConfig
     from changedetect.coregister import CoregisterConfig
-    from changedetect.detect import DetectConfig, detect_each_pair, detect_pair, detect_series
+    from changedetect.detect import (
+        DetectConfig,
+        detect_each_pair,
+        detect_pair,
+        detect_series,
+        detect_to_file,
+    )
     from changedetect.export import export_onnx
     from changedetect.io import open_series, open_stack, write_cog
     from changedetect.io.vectors import write_vector
@@ -98,6 +107,8 @@ __all__ = [
     "write_cog",
     "CoregisterConfig",
     "detect_pair",
+    "detect_to_file",
+    "detect_series_to_file",
     "detect_series",
     "detect_each_pair",
     "DetectConfig",
