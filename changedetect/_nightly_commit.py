@@ -1,6 +1,7 @@
 """What a night commits and leaves behind (private; :mod:`changedetect.nightly`): the next state
-(:func:`_next_state`), the cleanup after the commit (:func:`_cleanup`), and a night already committed with
-nothing to do again (:func:`_already_done`: its outputs restored only)."""
+(:func:`_next_state`), the cleanup after the commit (:func:`_cleanup`), a night already committed with
+nothing to do again (:func:`_already_done`: its outputs restored only), and the register's numeric columns
+typed as committed (:func:`committed_dtypes`, :func:`retyped`)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,9 @@ import logging
 import shutil
 from pathlib import Path
 from typing import Any
+
+import numpy as np
+import pandas as pd
 
 from changedetect import _nightly_footprints as _footprints
 from changedetect import _nightly_outputs as _outputs
@@ -42,6 +46,46 @@ def _already_done(current: NightState, state_dir: Path, out_dir: Path, summary: 
 def _pending(violations: Any) -> int:
     """How many open violations await a same-season check (``same_sun == "pending"``)."""
     return int((violations["same_sun"] == "pending").sum()) if "same_sun" in violations else 0
+
+
+def committed_dtypes(current: NightState, state_dir: Path) -> dict[str, np.dtype[Any]]:
+    """Column -> dtype of the numeric columns of the committed withdrawn table and open register (their
+    Parquet schema; the register's where both have one): what the night's frames are typed back to
+    (:func:`retyped`).  ``{}`` before the first commit."""
+    if not current.generation:
+        return {}
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    out: dict[str, np.dtype[Any]] = {}
+    for path in (current.withdrawn_path(state_dir), current.violations_path(state_dir)):
+        if path.is_file():
+            out |= {f.name: np.dtype(f.type.to_pandas_dtype()) for f in pq.read_schema(path)
+                    if pa.types.is_floating(f.type) or pa.types.is_integer(f.type)}
+    return out
+
+
+def retyped(frame: Any, dtypes: dict[str, np.dtype[Any]]) -> Any:
+    """``frame`` with each ``object`` column that holds only numbers (and nulls) typed as ``dtypes`` says (an
+    integer type only without nulls); the other columns as they are.
+
+    The merge (:func:`changedetect._merge.merge_night`) concatenates the committed register with the night's new
+    rows, and a night with none (a night done again, a pair that found nothing new) gives an empty frame whose
+    columns are ``object``: pandas then makes the register's numbers ``object`` too, which the CSV's ``.csvt``
+    types ``String``, and a ``float32`` ``confidence`` comes back ``float64`` (``0.9103000164031982``, in the
+    state for good).  Here they are typed as committed, so the lists have a first run's types and text."""
+    out = frame
+    for col, dtype in dtypes.items():
+        if col not in frame or frame[col].dtype != object:
+            continue
+        values = frame[col]
+        known = values[values.notna()]
+        if not all(isinstance(v, int | float | np.integer | np.floating) and not isinstance(v, bool | np.bool_)
+                   for v in known) or (dtype.kind in "iu" and len(known) < len(values)):
+            continue
+        out = out.copy() if out is frame else out
+        out[col] = pd.to_numeric(values.where(values.notna(), np.nan)).astype(dtype)
+    return out
 
 
 def _next_state(current: NightState, new_by_area: dict[str, list[Acquisition]], ok_areas: set[str], night: str,
@@ -103,4 +147,4 @@ def _cleanup(state_dir: Path, state: NightState, results: list[dict[str, Any]]) 
                 area_dir.rmdir()
 
 
-__all__ = ["_already_done", "_cleanup", "_next_state", "_pending"]
+__all__ = ["_already_done", "_cleanup", "_next_state", "_pending", "committed_dtypes", "retyped"]

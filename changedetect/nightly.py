@@ -72,7 +72,14 @@ from changedetect import _nightly_reference as _reference
 from changedetect import _nightly_rematch as _rematch
 from changedetect import _withdraw_masked
 from changedetect._nightly_catalog import Acquisition, discover, plan_pairs
-from changedetect._nightly_commit import _already_done, _cleanup, _next_state, _pending
+from changedetect._nightly_commit import (
+    _already_done,
+    _cleanup,
+    _next_state,
+    _pending,
+    committed_dtypes,
+    retyped,
+)
 from changedetect._nightly_inputs import (
     _check_datums,
     _check_parcels,
@@ -320,6 +327,8 @@ def run_nightly(
         if layer is not None:  # the open rows carry tonight's layer's parcel, those opened before it too
             violations = _parcels.with_current_parcels(violations, layer, night_s, tolerances=edges,
                                                        default_m=config.match.edge_tolerance_m or 0.0, committed=done)
+        typed = committed_dtypes(current, state_dir)  # a night without new rows: its numbers as committed
+        violations, withdrawn = retyped(violations, typed), retyped(withdrawn, typed)
         ok_areas = {r["area"] for r in results if not r["error"]}
         summary.failed = {r["area"]: r["error"] for r in results if r["error"]}
         idle = (set(new_by_area) | set(scl_records)) - {t["area"] for t in tasks}  # nothing to run: ok
