@@ -67,8 +67,9 @@ def output_paths(out_dir: Path, night: str, formats: Iterable[str] = DEFAULT_FOR
 def write_outputs(violations: gpd.GeoDataFrame, out_dir: Path, night: str,
                   withdrawn: gpd.GeoDataFrame | None = None, *,
                   formats: Iterable[str] = DEFAULT_FORMATS) -> dict[str, str]:
-    """``violations-<night>`` (first seen tonight), ``open_violations`` and, when earlier violations were
-    withdrawn tonight, ``withdrawn-<night>`` (:func:`~changedetect._merge.withdraw_unconfirmed`; every
+    """``violations-<night>`` (first seen tonight, those open: ``violations``' rows of the night; a night done
+    again lists one of its own rows it withdraws in ``withdrawn-<night>`` only), ``open_violations`` and, when
+    violations were withdrawn tonight, ``withdrawn-<night>`` (:func:`~changedetect._merge.withdraw_unconfirmed`; every
     run of the night's: :func:`~changedetect._merge.withdrawn_table`), each as a GeoPackage and in the
     other ``formats`` asked (:func:`output_paths`: CSV, GeoJSON in EPSG:4326, GeoParquet in the
     register's CRS; dates as dates, :func:`published`), each file atomically; then the night's and the

@@ -24,7 +24,8 @@ reported under what its SCL now masks, and no longer find, is withdrawn: :mod:`c
 written before SCL checksums is upgraded by the SCL files' modification times
 (:mod:`changedetect._nightly_scl`).
 It then writes ``OUT/violations-YYYY-MM-DD.gpkg``/``.csv`` (violations first
-seen that night), ``OUT/open_violations.gpkg`` (cumulative, stable ids
+seen that night and open when it is committed: a night done again lists one of its own rows it withdraws in
+``withdrawn-YYYY-MM-DD`` only), ``OUT/open_violations.gpkg`` (cumulative, stable ids
 ``<area>-<YYYYMMDD night>-<nnn>``), each also as GeoJSON and GeoParquet when ``config.output`` asks
 (:mod:`changedetect._nightly_outputs`), and commits ``STATE/state.json``.  A night whose pair has a
 same-season partner (a year before) also withdraws the earlier nights' violations reported

@@ -113,7 +113,7 @@ def test_the_last_night_done_again_for_decisions_reports_nothing_new(world: dict
     summary = _run(world, base, NIGHTS[1], world["first"], decisions)
     assert (summary.new_violations, summary.open_violations, summary.withdrawn) == (0, 2, []), summary
     listed = gpd.read_file(base / "out" / f"violations-{NIGHTS[1]}.gpkg", layer=f"violations-{NIGHTS[1]}")
-    assert sorted(listed["violation_id"]) == sorted([world["house"], world["block"]])  # first seen that night
+    assert sorted(listed["violation_id"]) == sorted([world["house"], world["block"]])  # first seen then, open
     # through the command, with a decision dismissing the house too
     via = _snapshot(world["two"], "cli")
     both = _decisions(tmp_path / "d2.csv", (world["block"], "confirmed"), (world["house"], "false_alarm"))

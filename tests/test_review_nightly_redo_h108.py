@@ -6,6 +6,11 @@
   empty frame of the night's (no) candidates made them ``object``: ``String``, ``Real`` and the float32 widened
   (``0.9103000164031982`` for ``0.9103`` on the sample city).  A
   night whose pair finds nothing new lost them the same way, in the open register and for good in the state.
+- ``violations-<night>`` lists the night's violations that are open when the night is committed: a night done
+  again lists one of its own rows that it withdraws (a permit entered since, a ``false_alarm``) in
+  ``withdrawn-<night>`` with its reason, and no longer in ``violations-<night>``; the two lists together hold
+  every row first seen that night, once.  (The code did so already; commit 5a7c3e0 said the list still held
+  every row first seen that night: this pins the behaviour chosen, which a list keeping the row would fail.)
 """
 
 from __future__ import annotations
@@ -123,3 +128,40 @@ def test_retyped_gives_object_columns_of_numbers_their_committed_type() -> None:
                           "mixed": np.dtype("float64"), "n": np.dtype("int64")})
     assert [str(t) for t in got.dtypes] == ["float32", "float64", str(frame["status"].dtype), "object", "object"]
     assert str(got["confidence"].iloc[0]) == "0.9" and np.isnan(got["confidence"].iloc[1])
+
+
+# ------------------------------------------------------------------------ 2. the night's list, done again
+@pytest.mark.parametrize("how", ["register", "false_alarm"])
+def test_a_night_done_again_lists_its_own_withdrawn_row_in_the_withdrawn_list_only(
+        world: dict[str, Any], tmp_path: Path, how: str) -> None:
+    """Night 2 done again with a permit entered over the house, or a decision dismissing it: the house leaves
+    ``violations-<night>`` (the night's violations open when it is committed) for ``withdrawn-<night>``, with
+    its reason; the two lists hold the first run's rows, each once; run again (and with the night's list
+    gone, restored) nothing changes."""
+    base = _snapshot(world["two"], f"listed-{how}")
+    if how == "register":
+        summary = _run(world, base, NIGHTS[1], world["entered"])
+        kind = "now covered by a permit in the register"
+    else:
+        summary = _run(world, base, NIGHTS[1], world["first"],
+                       _decisions(tmp_path / "d.csv", (world["house"], "false_alarm")))
+        kind = "dismissed by the inspector as a false alarm"
+    assert summary.withdrawn == [world["house"]] and summary.new_violations == 0, summary
+    first = gpd.read_file(world["two"] / "out" / f"violations-{NIGHTS[1]}.gpkg", layer=f"violations-{NIGHTS[1]}")
+    assert sorted(first["violation_id"]) == sorted([world["house"], world["block"]])  # the premise
+
+    def lists() -> tuple[list[str], gpd.GeoDataFrame]:
+        listed = gpd.read_file(base / "out" / f"violations-{NIGHTS[1]}.gpkg", layer=f"violations-{NIGHTS[1]}")
+        gone = gpd.read_file(base / "out" / f"withdrawn-{NIGHTS[1]}.gpkg", layer=f"withdrawn-{NIGHTS[1]}")
+        return listed["violation_id"].tolist(), gone
+
+    listed, gone = lists()
+    assert listed == [world["block"]]
+    assert gone["violation_id"].tolist() == [world["house"]] and gone["withdrawn_reason"][0].startswith(kind)
+    assert str(gone["night"][0])[:10] == NIGHTS[1]  # first seen that night
+    assert sorted(listed + gone["violation_id"].tolist()) == sorted(first["violation_id"])
+    for name in (f"violations-{NIGHTS[1]}.gpkg", f"violations-{NIGHTS[1]}.csv"):
+        (base / "out" / name).unlink()
+    _run(world, base, NIGHTS[1], world["entered"] if how == "register" else world["first"])
+    again, gone_again = lists()
+    assert again == listed and gone_again["violation_id"].tolist() == [world["house"]]
