@@ -8,7 +8,8 @@ After an inspector has visited a site the city records a decision on the violati
   withdrawn list, as the other withdrawals are, with the reason :data:`KINDS` names (``dismissed by the
   inspector as a false alarm: on 2025-02-03 by Nguyễn Văn A (bóng cây)``);
 - a ``confirmed`` one stays open, and the register gains :data:`COLUMNS` (``decision``, ``decided_on``,
-  ``inspector``; empty for the rows without one) once any decision exists;
+  ``inspector``; empty for the rows without one) once any decision exists; its ``same_sun``, when ``pending``,
+  becomes :data:`INSPECTED` (no image check withdraws it: it awaits none);
 - a violation the night withdraws for another reason (a permit entered since, an image check) carries its
   decision on its withdrawn row (:func:`marked`);
 - a violation closed so is **not opened again**: a night's candidate that the merge would take for it
@@ -50,6 +51,10 @@ KINDS = {"false_alarm": "dismissed by the inspector as a false alarm", "resolved
 OVERRULED = ("not seen under the same sun", "under a cloud a late SCL masks")
 #: the columns a decision gives the register (once any decision exists)
 COLUMNS = ("decision", "decided_on", "inspector")
+#: ``same_sun`` of a ``confirmed`` violation no same-season pair has seen (``pending``, or withdrawn by one and
+#: reopened): the inspector's decision stands for the check, which never withdraws it (:data:`OVERRULED`), so it
+#: no longer awaits one (:func:`inspected`)
+INSPECTED = "confirmed by an inspector"
 
 
 def checksum(decisions: pd.DataFrame | None) -> str | None:
@@ -258,7 +263,8 @@ def decide(violations: gpd.GeoDataFrame, decisions: pd.DataFrame, night: str) ->
                                                                                        gpd.GeoDataFrame]:
     """``(kept, withdrawn)``: ``violations`` without those ``decisions`` close (``false_alarm``,
     ``resolved``), which are ``withdrawn`` with the night and the reason (:data:`KINDS`), and with the
-    ``confirmed`` ones' :data:`COLUMNS` filled.  The columns are added once any decision exists (every row
+    ``confirmed`` ones' :data:`COLUMNS` filled (and their ``same_sun`` :data:`INSPECTED` where it was ``pending``:
+    :func:`inspected`).  The columns are added once any decision exists (every row
     then has them, ``''`` where none); a register without them and with no decision is returned as it is."""
     none = violations.iloc[:0].assign(withdrawn=pd.Series(dtype=object), withdrawn_reason=pd.Series(dtype=object))
     if not len(decisions) and not has_columns(violations):
@@ -273,6 +279,7 @@ def decide(violations: gpd.GeoDataFrame, decisions: pd.DataFrame, night: str) ->
             values = out[col].to_numpy(dtype=object).copy()
             values[hit] = mine[col].to_numpy(dtype=object)
             out[col] = values
+    out = inspected(out)
     closing = hit & out["decision"].isin(list(KINDS)).to_numpy()
     reasons = [_reason(d, day, who, note) for d, day, who, note in zip(
         out["decision"][closing], out["decided_on"][closing], out["inspector"][closing],
@@ -282,6 +289,22 @@ def decide(violations: gpd.GeoDataFrame, decisions: pd.DataFrame, night: str) ->
         log.info("night %s: %d violation(s) closed by the inspectors' decisions: %s", night, int(closing.sum()),
                  ", ".join(withdrawn["violation_id"].astype(str)))
     return out[~closing].reset_index(drop=True), withdrawn.reset_index(drop=True)
+
+
+def inspected(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """``frame`` with ``same_sun`` :data:`INSPECTED` where it was ``pending`` and the row is ``confirmed`` (by
+    tonight's decisions or an earlier night's: the register's ``decision``); ``confirmed`` (a same-season pair saw
+    it) and ``not needed`` stay.  Unchanged without either column."""
+    if "same_sun" not in frame or "decision" not in frame:
+        return frame
+    hit = ((frame["decision"].astype(str) == "confirmed") & (frame["same_sun"].astype(str) == "pending")).to_numpy()
+    if not hit.any():
+        return frame
+    out = frame.copy()
+    values = out["same_sun"].to_numpy(dtype=object).copy()
+    values[hit] = INSPECTED
+    out["same_sun"] = values
+    return out
 
 
 def marked(withdrawn: gpd.GeoDataFrame, decisions: pd.DataFrame, *, force: bool = False) -> gpd.GeoDataFrame:
@@ -352,5 +375,6 @@ def load(decisions: pd.DataFrame | None, night: str, current: Any, state_dir: Pa
     return bound(decisions, night, withdrawn, opened)
 
 
-__all__ = ["COLUMNS", "KINDS", "OVERRULED", "WORDS", "Decided", "bound", "checksum", "committed_ids", "decide", "due", "has_columns", "load",
-           "later_nights", "marked", "read_decisions", "reopened", "summarised", "unknown", "waiting", "with_columns"]
+__all__ = ["COLUMNS", "INSPECTED", "KINDS", "OVERRULED", "WORDS", "Decided", "bound", "checksum", "committed_ids",
+           "decide", "due", "has_columns", "inspected", "later_nights", "load", "marked", "read_decisions", "reopened",
+           "summarised", "unknown", "waiting", "with_columns"]

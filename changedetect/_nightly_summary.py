@@ -34,7 +34,8 @@ class NightlySummary:
     #: in the open register under their ids (:func:`changedetect._nightly_decisions.reopened`)
     reopened: list[str] = field(default_factory=list)
     #: open violations seen across seasons that no same-season pair has checked yet (``same_sun``
-    #: ``pending``: the next night with a same-season partner confirms or withdraws them)
+    #: ``pending``: the next night with a same-season partner confirms or withdraws them; not one an inspector
+    #: confirmed: :data:`changedetect._nightly_decisions.INSPECTED`)
     pending: int = 0
     areas: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)

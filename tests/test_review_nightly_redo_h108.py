@@ -1,4 +1,4 @@
-"""Review (helper-108) of a night done again.
+"""Review (helper-108) of a night done again, and of a violation an inspector confirmed after an image check.
 
 - The last night done again (another permit register, or decisions) writes its lists with the types of a
   first run: ``overlap_ratio``, ``excess_area_m2``, ``area_m2`` and ``confidence`` ``Real`` in the CSVs'
@@ -11,6 +11,9 @@
   ``withdrawn-<night>`` with its reason, and no longer in ``violations-<night>``; the two lists together hold
   every row first seen that night, once.  (The code did so already; commit 5a7c3e0 said the list still held
   every row first seen that night: this pins the behaviour chosen, which a list keeping the row would fail.)
+- A violation an image check withdrew (a moved shadow) that an inspector confirmed since is back in the register
+  with ``same_sun`` ``confirmed by an inspector``, not ``pending``: it is never judged again, so it no longer
+  counts as awaiting a same-season check (before: ``(1 awaiting a same-season check)`` every night after).
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ from typing import Any
 import geopandas as gpd
 import pyogrio
 import pytest
-from test_review_nightly_rematch import _snapshot
+from test_review_nightly_decisions_h100 import SAME_SUN
+from test_review_nightly_rematch import _open_rows, _snapshot
 
 NIGHTS = ("2020-01-06", "2020-07-05", "2020-09-04")
 NUMBERS = ("overlap_ratio", "excess_area_m2", "area_m2", "confidence", "prob_mean", "prob_max")
@@ -165,3 +169,42 @@ def test_a_night_done_again_lists_its_own_withdrawn_row_in_the_withdrawn_list_on
     _run(world, base, NIGHTS[1], world["entered"] if how == "register" else world["first"])
     again, gone_again = lists()
     assert again == listed and gone_again["violation_id"].tolist() == [world["house"]]
+
+
+# ------------------------------------------------------------------- 3. reopened by an inspector's decision
+def _table(*rows: tuple[str, str, str]) -> Any:
+    import pandas as pd
+
+    return pd.DataFrame([{"violation_id": v, "decision": d, "decided_on": day, "inspector": "", "note": "",
+                          "row": k + 1} for k, (v, d, day) in enumerate(rows)],
+                        columns=["violation_id", "decision", "decided_on", "inspector", "note", "row"])
+
+
+def test_a_reopened_confirmed_violation_no_longer_awaits_a_same_season_check(tmp_path: Path) -> None:
+    """``a-1`` (a July row, ``pending``) was withdrawn as a moved shadow; an inspector confirms it: the next night
+    it is back with ``same_sun`` ``confirmed by an inspector`` and the night counts 0 awaiting a check, and so
+    does the night after, without decisions.  ``a-0``, open and ``pending``, confirmed the same night: likewise;
+    ``a-3`` (not decided) stays ``pending``."""
+    from changedetect import _merge
+    from changedetect._nightly_commit import _pending
+    from changedetect._nightly_decisions import INSPECTED, bound
+    from changedetect._state import State
+
+    rows = _open_rows().assign(same_sun="pending")
+    state = State(generation=4)
+    _merge.write_generation(rows.iloc[[0, 3]].reset_index(drop=True), state.violations_path(tmp_path))
+    gone = rows.iloc[[1]].assign(withdrawn="2020-09-04", withdrawn_reason=SAME_SUN).reset_index(drop=True)
+    _merge.write_generation(gone, state.withdrawn_path(tmp_path))
+    decisions = _table(("a-1", "confirmed", "2020-09-06"), ("a-0", "confirmed", "2020-09-06"))
+    decided = bound(decisions, "2020-09-07", gone, gpd.read_parquet(state.violations_path(tmp_path)))
+    kept, withdrawn = _merge.merge_and_withdraw(state, tmp_path, [], "2020-09-07", permits="", share=0.05,
+                                                season_days=45, decided=decided)
+    assert kept["violation_id"].tolist() == ["a-0", "a-3", "a-1"] and not len(withdrawn)
+    assert kept["same_sun"].tolist() == [INSPECTED, "pending", INSPECTED]
+    assert _pending(kept) == 1
+    # the night after, without --decisions: the register's own decision column keeps it so
+    later = State(generation=5)
+    _merge.write_generation(kept, later.violations_path(tmp_path))
+    again, _ = _merge.merge_and_withdraw(later, tmp_path, [], "2020-09-08", permits="", share=0.05,
+                                         season_days=45, decided=bound(None, "2020-09-08", gone, None))
+    assert again["same_sun"].tolist() == [INSPECTED, "pending", INSPECTED] and _pending(again) == 1
