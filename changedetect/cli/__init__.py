@@ -7,7 +7,8 @@ by the commands that need it.
 
 Exit codes: 0 success; 1 internal error (a bug); 2 bad input or usage;
 3 another run holds the lock; 130 interrupted (Ctrl-C); 141 the output pipe was closed
-(``changedetect info TILES | head -1``), said by nothing.
+(``changedetect info TILES | head -1``), said by nothing; 143 terminated (SIGTERM: ``systemctl stop``,
+``timeout``, ``kill``), which cleans up as Ctrl-C does.
 """
 
 from __future__ import annotations
@@ -54,6 +55,38 @@ _STATE: dict[str, bool] = {"debug": False}
 
 #: Exit status after Ctrl-C (128 + SIGINT, as shells report it).
 EXIT_INTERRUPTED = 130
+#: Exit status after SIGTERM (128 + SIGTERM: systemd's stop, ``timeout``, ``kill``).
+EXIT_TERMINATED = 143
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread where Ctrl-C's KeyboardInterrupt would be, so that the same
+    cleanup runs (staging folders and temporary files removed, a nightly lock released): Python's
+    default for SIGTERM is to die at once and leave them."""
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM raises :class:`Terminated` while the command runs, when its handler is the default (an
+    inherited SIG_IGN or a host's own handler is left alone), then the default again."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise Terminated
+
+    signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 #: Exit status when the reader of stdout went away (128 + SIGPIPE, as shells report ``yes | head``).
 #: click's own handling exits 1, which here means a bug.
 EXIT_PIPE_CLOSED = 141
@@ -222,7 +255,8 @@ def cli(ctx: click.Context, verbose: int, quiet: bool, debug: bool) -> None:
 def main(argv: list[str] | None = None) -> Any:
     """Entry point of the ``changedetect`` console script."""
     try:
-        _main(argv)
+        with _sigterm_as_interrupt():
+            _main(argv)
     finally:
         _WARNINGS_ONCE.uninstall()
 
@@ -241,6 +275,9 @@ def _main(argv: list[str] | None) -> NoReturn:
         exc.show()
         sys.exit(EXIT_BAD_INPUT if exc.exit_code == 2 else exc.exit_code)
     except click.Abort as exc:  # click turns Ctrl-C (KeyboardInterrupt) into Abort
+        if isinstance(exc.__context__, Terminated):
+            click.echo("Terminated.", err=True)
+            sys.exit(EXIT_TERMINATED)
         if isinstance(exc.__context__, KeyboardInterrupt):
             click.echo("Interrupted.", err=True)
             sys.exit(EXIT_INTERRUPTED)
@@ -251,9 +288,10 @@ def _main(argv: list[str] | None) -> NoReturn:
             raise
         click.echo(f"Error: {exc}", err=True)
         sys.exit(EXIT_LOCKED if isinstance(exc, LockedError) else EXIT_BAD_INPUT)
-    except KeyboardInterrupt:
-        click.echo("Interrupted.", err=True)
-        sys.exit(EXIT_INTERRUPTED)
+    except KeyboardInterrupt as exc:
+        terminated = isinstance(exc, Terminated)
+        click.echo("Terminated." if terminated else "Interrupted.", err=True)
+        sys.exit(EXIT_TERMINATED if terminated else EXIT_INTERRUPTED)
     except Exception as exc:  # a bug: say so, once, and how to see more
         if _STATE["debug"]:
             raise
