@@ -260,8 +260,10 @@ def withdraw_unconfirmed(violations: gpd.GeoDataFrame, results: list[dict[str, A
     reason = np.full(len(violations), "", dtype=object)
     if share is not None and len(violations):
         days = season_days if season_days is not None else 45
-        done = ((violations["same_sun"] == "confirmed").to_numpy() if "same_sun" in violations  # judged once
-                else np.zeros(len(violations), dtype=bool))
+        from changedetect._nightly_decisions import INSPECTED
+
+        done = (violations["same_sun"].isin(["confirmed", INSPECTED]).to_numpy()  # judged once, or by an inspector
+                if "same_sun" in violations else np.zeros(len(violations), dtype=bool))
         for r in results:
             if r["error"]:
                 continue
@@ -321,7 +323,8 @@ def _decided_shares(src: Any, geoms: np.ndarray) -> np.ndarray:
 
 def _same_sun_column(violations: gpd.GeoDataFrame, results: list[dict[str, Any]], night: str,
                      confirmed: np.ndarray, season_days: int, blind: np.ndarray | None = None) -> list[str]:
-    """Each row's ``same_sun``: ``not needed`` (its pair lies within one season), ``confirmed``
+    """Each row's ``same_sun``: ``not needed`` (its pair lies within one season), ``confirmed by an
+    inspector`` (kept as it is: :data:`changedetect._nightly_decisions.INSPECTED`), ``confirmed``
     (its pair spans two seasons and a same-season pair saw it: tonight's with a partner, whose run
     dropped what that pair did not see, or an earlier night's judged tonight), ``pending`` (not
     checked yet: no same-season date of its AFTER's season a year before, or, ``blind``, tonight's

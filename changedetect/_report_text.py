@@ -94,6 +94,7 @@ _EN: dict[str, str] = {
                         "season confirms or withdraws it",
     "same_sun.confirmed": "confirmed under the same sun",
     "same_sun.not needed": "not needed (both dates of one season)",
+    "same_sun.confirmed by an inspector": "not needed: an inspector confirmed it on site",
     # the one-line reasons of changedetect._match_reasons (parsed, then said again)
     "kind.new": "new building",
     "kind.altered": "altered building",
@@ -221,6 +222,7 @@ _VI: dict[str, str] = {
                         "nhận hoặc rút lại",
     "same_sun.confirmed": "đã xác nhận trên ảnh cùng mùa (cùng góc nắng)",
     "same_sun.not needed": "không cần (hai ảnh cùng một mùa)",
+    "same_sun.confirmed by an inspector": "không cần: cán bộ thanh tra đã xác nhận tại hiện trường",
     "kind.new": "công trình xây mới",
     "kind.altered": "công trình cơi nới, cải tạo",
     "kind.demolished": "phá dỡ công trình",

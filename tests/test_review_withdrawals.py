@@ -262,3 +262,21 @@ def test_a_new_id_never_repeats_one_given_before_even_withdrawn(tmp_path: Path) 
     results = [{"area": "d1", "error": None, "runs": [{**_run(run_dir), "carried": []}]}]
     merged = _merge.merge_night(state, state_dir, results, NIGHT, permits=str(tmp_path / "none.gpkg"))
     assert sorted(merged["violation_id"]) == [f"d1-{stamp}-002", f"d1-{stamp}-003"]
+
+
+def test_a_violation_an_inspector_confirmed_is_not_judged_again(tmp_path: Path) -> None:
+    """'confirmed by an inspector' (a pending row an inspector confirmed on site) awaits no image check:
+    a same-season pair that decides no change over it neither withdraws it nor overwrites the value (it
+    was judged, then withdrawn as a moved shadow when no decision kept it out)."""
+    _decisions(tmp_path / "run", np.zeros((40, 40), np.float32))
+    results = [{"area": "d1", "error": None, "runs": [_run(tmp_path / "run")]}]
+    kept, gone = _merge.withdraw_unconfirmed(_register("confirmed by an inspector"), results, NIGHT, share=0.05,
+                                             season_days=45)
+    assert len(gone) == 0 and kept["same_sun"].tolist() == ["confirmed by an inspector"]
+    seen = np.zeros((40, 40), np.float32)
+    seen[SHADOW] = 1
+    _decisions(tmp_path / "seen", seen)
+    results = [{"area": "d1", "error": None, "runs": [_run(tmp_path / "seen")]}]
+    kept, _ = _merge.withdraw_unconfirmed(_register("confirmed by an inspector"), results, NIGHT, share=0.05,
+                                          season_days=45)
+    assert kept["same_sun"].tolist() == ["confirmed by an inspector"]

@@ -200,3 +200,18 @@ def test_pending_violations_come_after_checked_ones_of_their_status() -> None:
                           geometry=[px_box(*SHADOW)] * 3, crs="EPSG:32648")
     assert sort_by_urgency(fp)["violation_id"].tolist() == ["b", "a", "c"]
     assert sort_by_urgency(fp.drop(columns="same_sun"))["violation_id"].tolist() == ["a", "b", "c"]
+
+
+@pytest.mark.parametrize("lang", ["en", "vi"])
+def test_the_card_of_a_violation_an_inspector_confirmed_says_so(lang: str) -> None:
+    """The nightly job marks a pending violation an inspector confirmed 'confirmed by an inspector': its
+    card had no same-sun line (no text for the value)."""
+    from changedetect._report_text import TEXT
+    from changedetect.config import ReportConfig
+    from changedetect.report import render_report
+
+    fp = _footprints().assign(status="unlicensed", violation_id=["v1", "v2"],
+                              same_sun=["confirmed by an inspector", ""])
+    html = render_report(fp, config=ReportConfig(lang=lang))
+    assert html.count(TEXT[lang]["card.same_sun"]) == 1
+    assert TEXT[lang]["same_sun.confirmed by an inspector"] in html
