@@ -1,0 +1,86 @@
+"""SIGTERM to ``changedetect nightly`` (``systemctl stop``, a cron ``timeout``) while its pairs run on Dask:
+the job ends as on Ctrl-C, with one line (``Terminated.``), exit status 143 and nothing committed, and the
+next run finishes the night.  Before, Python's default handler killed it at once (exit -15), which a
+state committed last survives, but which left the lock holder's temporary files for the next run."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from changedetect.testing import make_nightly_catalog
+
+pytestmark = pytest.mark.skipif(os.name != "posix", reason="sends a POSIX SIGTERM to a child process")
+
+NIGHT = "2024-03-16"
+AREAS = {"district1": 1, "district3": 2}
+
+#: the child: each pair's ``pipeline.run`` touches ``$MARKER_DIR/<area>`` and then waits 3 s before it runs
+#: on (no handler of its own: SIGTERM is the CLI's), then the console entry point as installed
+CHILD = """
+import os, sys, time
+from pathlib import Path
+from changedetect import pipeline
+real = pipeline.run
+def run(manifest, **kwargs):
+    marks = os.environ.get("MARKER_DIR")
+    if marks:
+        (Path(marks) / Path(manifest).parent.name).touch()
+        time.sleep(3)
+    return real(manifest, **kwargs)
+pipeline.run = run
+from changedetect.cli import main
+sys.argv[0] = "changedetect"
+main(sys.argv[1:])
+"""
+
+
+def _start(world: dict[str, Path], base: Path, *extra: str, marker_dir: Path | None = None) -> subprocess.Popen[str]:
+    argv = ["nightly", "--catalog", str(base / "catalog"), "--permits", str(world["permits"]),
+            "--state", str(base / "state"), "--out", str(base / "out"), "--night", NIGHT,
+            "--config", str(world["config"]), "--workers", "2", *extra]
+    env = {k: v for k, v in os.environ.items() if k not in ("MARKER_DIR", "CHANGEDETECT_NIGHTLY_KILL_AT")}
+    if marker_dir is not None:
+        env["MARKER_DIR"] = str(marker_dir)
+    return subprocess.Popen([sys.executable, "-c", CHILD, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env, cwd=base, preexec_fn=lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL))
+
+
+def test_sigterm_while_the_pairs_run_exits_143_with_one_line_and_the_next_run_finishes(tmp_path: Path) -> None:
+    world = make_nightly_catalog(tmp_path / "world", AREAS)
+    shutil.copytree(world["tiles"], tmp_path / "catalog")
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    proc = _start(world, tmp_path, marker_dir=marks)
+    end = time.monotonic() + 120
+    while not all((marks / area).exists() for area in AREAS):
+        if proc.poll() is not None or time.monotonic() > end:
+            proc.kill()
+            pytest.fail(f"the pairs never started:\n{proc.communicate()[1]}")
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    try:
+        stdout, stderr = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        stdout, stderr = proc.communicate()
+        pytest.fail(f"the job did not end after SIGTERM:\n{stderr}")
+    assert proc.returncode == 143, f"{proc.returncode}: {stderr}"
+    assert stderr.strip().splitlines() == ["Terminated."], stderr
+    assert stdout == ""
+    assert not (tmp_path / "state" / "state.json").exists(), "nothing committed"
+    assert [p.name for p in (tmp_path / "out").rglob("*.tmp-*")] == []  # nothing half-written among the outputs
+
+    proc = _start(world, tmp_path, "--json")
+    stdout, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 0, stderr
+    summary = json.loads(stdout)
+    assert summary["pairs"] == len(AREAS) and summary["failed"] == {}
