@@ -2,7 +2,7 @@
 
 A series of at most ``block_px`` pixels a side runs whole: :func:`changedetect.detect.detect_series`
 on the stack, then both rasters written (what ``detect --series`` always did).  A larger one is cut
-into cores of at most ``block_px`` a side (:func:`changedetect._pipeline_blocks.spans`); each core is
+into cores of at most ``block_px`` a side (:func:`changedetect._block_spans.spans`); each core is
 read with a halo around it, computed and held; :func:`~changedetect.detect.detect_series` runs on it
 with the whole scene's normalisation statistics (:class:`changedetect._pipeline_blocks.SceneStats`
 through :data:`changedetect._detect_engine.SCENE_STATS`, as ``changedetect run`` does), and its core
@@ -10,9 +10,9 @@ of the probability and of the first-seen date is written window by window into t
 staged, then renamed: an error leaves neither).
 
 Each block starts on the whole scene's grid of windows and ends where one of its windows ends
-(:func:`aligned_spans`): every window that touches a core is then the window the whole scene runs,
-with the same blending weight, so a core's probability is the whole scene's up to float noise (other
-windows batched with it).  The cloud fill is pixel by pixel; the presence check's objects are seen
+(:func:`changedetect._block_spans.aligned_spans`, as ``changedetect run``'s blocks): every window
+that touches a core is then the window the whole scene runs, with the same blending weight, so a
+core's probability is the whole scene's up to float noise (other windows batched with it).  The cloud fill is pixel by pixel; the presence check's objects are seen
 whole within ``halo_px`` of a core (a larger building across a core's edge may be checked otherwise)."""
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from changedetect._block_spans import aligned_spans, window_grids
 from changedetect._run_config import RunConfig
 
 if TYPE_CHECKING:
@@ -37,8 +37,6 @@ if TYPE_CHECKING:
     from changedetect.presence import DatePresence
 
 log = logging.getLogger("changedetect.detect")
-
-Span = tuple[int, int]
 
 #: ``detect --series``'s defaults: ``changedetect run``'s (``[run] block_px``, ``halo_px``)
 BLOCK_PX, HALO_PX = RunConfig.block_px, RunConfig.halo_px
@@ -66,44 +64,6 @@ def first_seen_path(out: str | Path) -> Path:
     """The first-seen raster written beside the probability ``out``: ``change.tif`` -> ``change_first_seen.tif``."""
     out = Path(out)
     return out.with_name(f"{out.stem}_first_seen{out.suffix}")
-
-
-def aligned_spans(size: int, block: int, halo: int, grids: list[tuple[int, int]]) -> list[tuple[Span, Span]]:
-    """``(core, outer)`` pixel ranges along one axis: the cores of :func:`~changedetect._pipeline_blocks.spans`,
-    each read with at least ``halo`` around it (within ``[0, size)``) and so much more that every window
-    of the networks' ``grids`` (``(window, overlap)`` each) that touches the core is, in the block, the
-    whole scene's window with the whole scene's blending weight: the block starts on the windows' grid,
-    at least ``overlap`` before the core (its first window's flat edge touches no core pixel), and ends
-    where a window of the grid ends, past the last window that touches the core (no window pushed back
-    from the block's end), or at the scene's end when its last window touches the core.  Grids of different windows or steps: the block starts on every step's grid
-    and reaches the largest window past the core."""
-    from changedetect._pipeline_blocks import spans
-
-    out = []
-    for (c0, c1), _ in spans(size, block, 0):
-        if len(set(grids)) == 1:
-            window, overlap = grids[0]
-            step = window - overlap
-            start = max(0, (c0 - max(halo, overlap)) // step * step)
-            if size > window:  # a window of the grid, not one past the scene's last
-                start = min(start, (size - window) // step * step)
-            last = (c1 - 1) // step * step  # the last window of the grid that touches the core
-            end = min(size, max(last, -(-(c1 + halo - window) // step) * step) + window)
-            if size - window < c1:  # the scene's last window (pushed back from its end) touches the core
-                end = size
-        else:
-            step = math.lcm(*(w - o for w, o in grids))
-            reach = max(halo, *(w for w, _ in grids))
-            start, end = max(0, (c0 - reach) // step * step), min(size, c1 + reach)
-        out.append(((c0, c1), (start, end)))
-    return out
-
-
-def _grids(models: list[_Loaded], config: DetectConfig) -> list[tuple[int, int]]:
-    """Each model's ``(window, overlap)`` as detection runs it (the card's window unless ``config``'s)."""
-    from changedetect._detect_engine import _Runner
-
-    return [(r.window, r.overlap) for r in (_Runner(m, config) for m in models)]
 
 
 def detect_series_to_file(
@@ -208,7 +168,7 @@ def _blocks(stack: xr.DataArray, out: Path, first_path: Path, config: DetectConf
     if isinstance(segmenter, DatePresence):
         raise ValueError("a DatePresence holds a whole scene's rasters: give the segmenter model to detect "
                          "a scene larger than block_px block by block")
-    grids = _grids([loaded] if segmenter is None else [loaded, segmenter], config)
+    grids = window_grids([loaded] if segmenter is None else [loaded, segmenter], config)
     h, w = int(stack.sizes["y"]), int(stack.sizes["x"])
     blocks = [(ry, rx) for ry in aligned_spans(h, block_px, halo_px, grids)
               for rx in aligned_spans(w, block_px, halo_px, grids)]

@@ -1,9 +1,16 @@
 """Detection and vectorisation of a scene larger than one block (private): the co-registered stack
-is split into cores of at most ``config.run.block_px`` a side, each read with ``halo_px`` around it
-and held in memory; :func:`changedetect._pipeline_find.find` runs on each, with the whole scene's
-normalisation statistics (:class:`SceneStats`); each core's rasters are written into the scene's
-outputs window by window, and each block keeps the footprints whose representative point lies in
-its core.  Memory is bounded by the block; the footprints grow with the buildings only."""
+is split into cores of at most ``config.run.block_px`` a side, each read with at least ``halo_px``
+around it and held in memory; :func:`changedetect._pipeline_find.find` runs on each, with the whole
+scene's normalisation statistics (:class:`SceneStats`); each core's rasters are written into the
+scene's outputs window by window, and each block keeps the footprints whose representative point
+lies in its core.  Memory is bounded by the block; the footprints grow with the buildings only.
+
+Each block starts on the whole scene's grid of network windows and ends where one of its windows
+ends (:func:`changedetect._block_spans.aligned_spans`, the change model's and the building
+segmenter's grids), as ``detect --series``'s blocks do: every window that touches a core is the
+whole scene's, with the same blending weight, so a core's probability and first-seen date are the
+whole scene's up to float noise.  ``halo_px`` stays the least read around a core: the presence
+check's objects and the footprints across a core's edge are seen whole within it."""
 
 from __future__ import annotations
 
@@ -17,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from changedetect._block_spans import Span, aligned_spans, spans, window_grids
 from changedetect._detect_engine import SCENE_STATS, _scene_stats
 from changedetect._fill_before import FILLED_ATTR, Counts, fill_window, filled_counts
 from changedetect._pipeline_find import carried_ids, find
@@ -32,16 +40,6 @@ if TYPE_CHECKING:
     from changedetect._pipeline_chain import Clock
 
 log = logging.getLogger("changedetect.pipeline")
-
-Span = tuple[int, int]
-
-
-def spans(size: int, block: int, halo: int) -> list[tuple[Span, Span]]:
-    """``(core, outer)`` pixel ranges along one axis: equal cores of at most ``block`` covering
-    ``size``, each grown by ``halo`` on both sides within ``[0, size)``."""
-    n = -(-size // block)
-    edges = np.linspace(0, size, n + 1).round().astype(int)
-    return [((int(a), int(b)), (max(0, int(a) - halo), min(size, int(b) + halo))) for a, b in zip(edges, edges[1:], strict=False)]
 
 
 def is_blocked(aligned: xr.DataArray, config: PipelineConfig) -> bool:
@@ -164,8 +162,13 @@ def run_blocks(aligned: xr.DataArray, index: list[tuple[int, int]] | None, masks
     import pandas as pd
 
     h, w = int(aligned.sizes["y"]), int(aligned.sizes["x"])
-    blocks = [(ry, rx) for ry in spans(h, config.run.block_px, config.run.halo_px)
-              for rx in spans(w, config.run.block_px, config.run.halo_px)]
+    grids = window_grids([m for m in models if m is not None], config.detect)
+    block_px, halo_px = config.run.block_px, config.run.halo_px
+    # the footprints a core keeps reach up to halo_px past it: the whole scene's windows there too
+    blocks = [(ry, rx) for ry in aligned_spans(h, block_px, halo_px, grids, exact=halo_px)
+              for rx in aligned_spans(w, block_px, halo_px, grids, exact=halo_px)]
+    log.info("run: %dx%d px in %d blocks of at most %d px a side (halo at least %d px; windows %s)", w, h,
+             len(blocks), block_px, halo_px, ", ".join(f"{a} px overlapping by {b}" for a, b in sorted(set(grids))))
     transform = aligned.rio.transform()
     frames: list[gpd.GeoDataFrame] = []
     writers: dict[str, Callable[[Any, int, int], None]] = {}
