@@ -97,6 +97,13 @@ def _built(geoms: gpd.GeoSeries, image: xr.DataArray, transform: Affine,
             f"the before/after image has {image.shape[-2]}x{image.shape[-1]} pixels and the probability "
             f"{shape[0]}x{shape[1]}: give images on the probability's grid (the co-registered dates, or a "
             "run's before_rgb.tif / after_rgb.tif)")
+    if len(rgb) < 3 and not ("nir" in pick and "red" in pick):
+        from changedetect.errors import ConfigError
+
+        raise ConfigError(
+            f"the before/after image has {image.shape[0]} band(s) ({', '.join(map(str, bands)) or 'unnamed'}): "
+            "change types need its red, green and blue bands (or red and nir); give the co-registered dates "
+            "or a run's before_rgb.tif / after_rgb.tif, not a probability raster")
     arr = image.data
     bright_all = np.asarray(arr[rgb, ::8, ::8], dtype=np.float32).mean(axis=0)
     lo, hi = np.nanpercentile(bright_all, [2, 98]) if np.isfinite(bright_all).any() else (0.0, 1.0)

@@ -90,6 +90,7 @@ def prob_and_images(tmp_path: Path) -> dict[str, Path]:
     ("--first-seen", "before", "has 4 bands"),
     ("--before", "other_crs", "is in EPSG:32649 and PROB"),
     ("--before", "elsewhere", "lies on another grid than PROB"),
+    ("--after", "prob", "has 1 band: change types need an image's red, green and blue bands"),  # was IndexError
 ])
 def test_vectorize_companion_on_another_grid(prob_and_images: dict[str, Path], tmp_path: Path,
                                              capsys: pytest.CaptureFixture[str], option: str, name: str,
@@ -100,6 +101,8 @@ def test_vectorize_companion_on_another_grid(prob_and_images: dict[str, Path], t
     args = ["vectorize", str(p["prob"]), option, str(p[name]), "--out", str(tmp_path / "f.gpkg")]
     if option == "--before":
         args += ["--after", str(p["after"])]
+    if option == "--after":
+        args += ["--before", str(p["before"])]
     code, err = _exit(args, capsys)
     line = _one_error(err)
     assert code == 2, err
@@ -236,3 +239,21 @@ def test_match_a_register_as_footprints_is_one_error_without_the_change_type_war
     line = _one_error(err)
     assert code == 2 and "looks like a permit register" in line, err
     assert "change_type" not in err + caplog.text, caplog.text
+
+
+def test_change_types_from_a_one_band_image_is_one_error_not_an_index_error() -> None:
+    """The Python API's path (vectorize(before=..., after=...)): a one-band 'image' was IndexError."""
+    import geopandas as gpd
+    import numpy as np
+    import xarray as xr
+    from affine import Affine
+    from shapely.geometry import box
+
+    from changedetect._change_types import change_types
+    from changedetect.errors import ConfigError
+
+    image = xr.DataArray(np.zeros((1, 32, 32), np.float32), dims=("band", "y", "x"), coords={"band": ["1"]})
+    geoms = gpd.GeoSeries([box(4, -12, 12, -4)], crs="EPSG:32648")
+    with pytest.raises(ConfigError, match=r"1 band\(s\).*red, green and blue"):
+        change_types(geoms, before=image, after=image, buildings=None, transform=Affine(1, 0, 0, 0, -1, 0),
+                     shape=(32, 32))

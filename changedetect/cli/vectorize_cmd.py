@@ -126,6 +126,10 @@ def _check_companions(prob: Path, rasters: dict[str, Path | None]) -> None:
             raise GeoreferenceError(f"--first-seen '{path}' has {count} bands: it is the first-seen raster "
                                     "(one band of days since 1970) that `changedetect detect --series` writes "
                                     "beside the probability, not an image")
+        if option in ("--before", "--after") and count < 2:
+            raise GeoreferenceError(f"{option} '{path}' has {count} band: change types need an image's red, green "
+                                    "and blue bands; give the co-registered dates or a run's before_rgb.tif / "
+                                    "after_rgb.tif (not a probability raster)")
         found = ""
         if crs is not None and other_crs != crs:
             found = f"is in {_crs_name(other_crs)} and PROB '{prob}' in {_crs_name(crs)}"
