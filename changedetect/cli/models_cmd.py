@@ -7,12 +7,11 @@ from typing import Any
 
 import click
 
-from changedetect.cli.options import json_opt
-
 
 @click.command(name="models")
 @click.argument("name", required=False)
-@json_opt
+@click.option("--json", "as_json", is_flag=True,
+              help="Print JSON instead of text: an array of the models' cards, or with NAME its card as one object.")
 @click.option("--verify", is_flag=True, help="Also load the weights and check their sha256.")
 def command(name: str | None, as_json: bool, verify: bool) -> None:
     """List the shipped models (no NAME) or print the card of NAME (a name or model folder).

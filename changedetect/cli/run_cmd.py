@@ -66,7 +66,8 @@ def command(ctx: click.Context, tiles: tuple[Path, ...], permits: str, out: Path
 
     \b
     Example (the bundled sample city; `make demo` runs this, with --overwrite):
-      changedetect run sample_tiles --permits permits/sample_register.gpkg --out demo_out
+      changedetect run sample_tiles --permits permits/sample_register.gpkg \\
+          --parcels permits/sample_parcels.gpkg --out demo_out
     \b
     With a configuration file and another model, printing JSON:
       changedetect run tiles/ --permits register.gpkg --out out/ \\
