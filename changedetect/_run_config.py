@@ -15,12 +15,14 @@ class RunConfig:
     block_px
         A co-registered scene of at most this many pixels a side runs whole.  A larger one runs
         detection and vectorisation block by block (cores of ``block_px`` a side, each read with
-        ``halo_px`` around it), so that memory is bounded by the block, not the scene: about
+        at least ``halo_px`` around it, grown to the network's window grid so that every window over
+        the core and its halo is the whole scene's: the blocks give the whole scene's rasters and
+        footprints), so that memory is bounded by the block, not the scene: about
         3 GiB at the default 4096 px with three dates of four bands.  The normalisation statistics
         are the whole scene's; a footprint belongs to the block whose core holds its
         representative point.
     halo_px
-        Pixels read around each block's core (clipped at the scene's edge): a building that
+        The least read around each block's core (clipped at the scene's edge): a building that
         crosses the core's edge is traced whole from the halo.  Give more than the largest
         building's side in pixels.
     hold_gib
