@@ -329,3 +329,28 @@ def test_read_decisions_from_a_database_table_without_geometry() -> None:
         assert "password" not in got.attrs["source"]
     finally:
         cluster.__exit__(None, None, None)
+
+
+def test_read_decisions_from_a_timestamptz_column_takes_the_day_in_the_city() -> None:
+    """A PostGIS decisions table whose decided_on is a timestamptz (what a web form's 'now()' writes):
+    its day in the city's zone ([permits] timezone), not in the server's (UTC here) or the session's."""
+    psycopg = pytest.importorskip("psycopg", reason="psycopg is not installed (pip install '.[postgis]')")
+    from changedetect._nightly_decisions import read_decisions
+    from changedetect.testing_postgis import PostgisUnavailable, throwaway_postgis
+
+    try:
+        cluster = throwaway_postgis("decisions_tz")
+        url = cluster.__enter__()
+    except PostgisUnavailable as exc:
+        pytest.skip(str(exc))
+    try:
+        with psycopg.connect(url) as conn:
+            conn.execute("CREATE TABLE quyet_dinh (violation_id text, decision text, decided_on timestamptz, "
+                         "inspector text)")
+            conn.execute("INSERT INTO quyet_dinh VALUES ('a-1', 'xác nhận', '2025-02-03 20:00:00+00', 'B'), "
+                         "('a-2', 'đã xử lý', '2025-02-04 01:00:00+07', 'C')")
+        got = read_decisions(f"{url}#quyet_dinh", timezone="Asia/Ho_Chi_Minh")
+        days = dict(zip(got["violation_id"], got["decided_on"], strict=True))
+        assert days == {"a-1": "2025-02-04", "a-2": "2025-02-04"}, days  # 03:00 and 01:00 in Ho Chi Minh City
+    finally:
+        cluster.__exit__(None, None, None)
