@@ -6,19 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from test_cli_errors import _exit
 
-import changedetect.cli as cdcli
 from changedetect.io.vectors import write_vector
 from changedetect.testing import make_stack, make_violations, write_stack
-
-
-def _exit(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    """Run the CLI; its exit status and its stderr."""
-    cdcli._STATE["debug"] = False
-    with pytest.raises(SystemExit) as info:
-        cdcli.main(argv)
-    code = info.value.code
-    return (code if isinstance(code, int) else 1), capsys.readouterr().err
 
 
 def _one_error(err: str) -> str:

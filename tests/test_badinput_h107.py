@@ -8,25 +8,10 @@ from pathlib import Path
 
 import pytest
 import rasterio
+from test_badinput_h104 import _one_error
+from test_cli_errors import _exit
 
-import changedetect.cli as cdcli
 from changedetect.testing import make_stack, write_stack
-
-
-def _exit(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    """Run the CLI; its exit status and its stderr."""
-    cdcli._STATE["debug"] = False
-    with pytest.raises(SystemExit) as info:
-        cdcli.main(argv)
-    code = info.value.code
-    return (code if isinstance(code, int) else 1), capsys.readouterr().err
-
-
-def _one_error(err: str) -> str:
-    assert "Internal error" not in err and "Traceback" not in err, err
-    lines = [line for line in err.splitlines() if line.startswith("Error:")]
-    assert len(lines) == 1, err
-    return lines[0]
 
 
 @pytest.mark.parametrize(("odd", "crs"), [(1, "EPSG:4326"), (0, "EPSG:32647")])

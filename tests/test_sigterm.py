@@ -10,18 +10,10 @@ import time
 from pathlib import Path
 
 import pytest
+from test_cli_errors import _exit
 
-import changedetect.cli as cdcli
 from changedetect.config import PipelineConfig
 from changedetect.testing import make_footprints, make_model, make_permits, make_stack, write_stack
-
-
-def _exit(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    cdcli._STATE["debug"] = False
-    with pytest.raises(SystemExit) as info:
-        cdcli.main(argv)
-    code = info.value.code
-    return (code if isinstance(code, int) else 1), capsys.readouterr().err
 
 
 def _terminate(*args: object, **kwargs: object) -> None:
