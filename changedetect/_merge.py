@@ -194,8 +194,7 @@ def merge_night(current: State, state_dir: Path, results: list[dict[str, Any]], 
                     .astype(str))
     if reopened is not None and len(reopened):
         back = reopened[~reopened["violation_id"].astype(str).isin(set(previous["violation_id"].astype(str)))]
-        previous = gpd.GeoDataFrame(pd.concat([previous, back.to_crs(previous.crs)], ignore_index=True),
-                                    geometry=previous.geometry.name, crs=previous.crs)
+        previous = _stacked(previous, back.to_crs(previous.crs))
     if without:
         previous = previous[~previous["violation_id"].astype(str).isin(without)].reset_index(drop=True)
     cand = _night_candidates(results, previous.crs)
@@ -226,12 +225,33 @@ def merge_night(current: State, state_dir: Path, results: list[dict[str, Any]], 
     new = cand.loc[keep].drop(columns="_carried")
     new.insert(0, "violation_id", ids)
     new.insert(2, "night", night)
-    merged = pd.concat([previous, new], ignore_index=True) if len(previous) else new
-    merged = gpd.GeoDataFrame(merged, geometry="geometry", crs=previous.crs)
+    merged = _stacked(previous, new)
     order = [c for c in LEAD if c in merged] + [c for c in merged.columns if c not in LEAD]
     order.remove("geometry")
     log.info("night %s: %d candidate(s), %d new violation(s)", night, len(cand), len(new))
     return merged[[*order, "geometry"]].reset_index(drop=True)
+
+
+def _stacked(previous: gpd.GeoDataFrame, new: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """``previous``'s rows then ``new``'s, with the union of their columns (``previous``'s order first).
+
+    Only the sides with rows are concatenated: an empty side (a night with nothing new, a register
+    with nothing open) adds only its own columns, with its dtypes, and keeps the other's dtypes as they are.
+    pandas would type each column after the empty side's too: the register's ``float32`` ``confidence``
+    after an empty ``object`` column (no candidate) became ``object``, after an empty ``float64`` one (the
+    night's candidates all matched) ``float64``, and an ``int64`` column the night lacks ``float64``."""
+    import geopandas as gpd
+
+    columns = [*previous.columns, *(c for c in new.columns if c not in previous.columns)]
+    full = [f for f in (previous, new) if len(f)]
+    if len(full) == 2:
+        rows = pd.concat(full, ignore_index=True)
+    else:
+        one, empty = (new, previous) if full and full[0] is new else (previous, new)
+        rows = one.reset_index(drop=True)
+        rows = rows.assign(**{c: pd.Series(index=rows.index, dtype=empty[c].dtype) for c in columns
+                              if c not in rows})
+    return gpd.GeoDataFrame(rows[columns], geometry=previous.geometry.name, crs=previous.crs)
 
 
 def withdraw_unconfirmed(violations: gpd.GeoDataFrame, results: list[dict[str, Any]], night: str, *,

@@ -69,11 +69,15 @@ def retyped(frame: Any, dtypes: dict[str, np.dtype[Any]]) -> Any:
     """``frame`` with each ``object`` column that holds only numbers (and nulls) typed as ``dtypes`` says (an
     integer type only without nulls); the other columns as they are.
 
-    The merge (:func:`changedetect._merge.merge_night`) concatenates the committed register with the night's new
-    rows, and a night with none (a night done again, a pair that found nothing new) gives an empty frame whose
-    columns are ``object``: pandas then makes the register's numbers ``object`` too, which the CSV's ``.csvt``
-    types ``String``, and a ``float32`` ``confidence`` comes back ``float64`` (``0.9103000164031982``, in the
-    state for good).  Here they are typed as committed, so the lists have a first run's types and text."""
+    A safety net only: no path is known to need it.  It was written for the merge
+    (:func:`changedetect._merge.merge_night`), which concatenated the committed register with a night's empty
+    frame of new rows (a night done again, a pair that found nothing new): pandas then made the register's
+    numbers ``object`` (``String`` in the CSV's ``.csvt``, a ``float32`` ``confidence`` back as ``float64``:
+    ``0.9103000164031982``, in the state for good).  The merge now keeps an empty side's dtypes out
+    (:func:`changedetect._merge._stacked`); with it, over tests/test_nightly.py and tests/test_review_nightly_*.py
+    (197 tests, 2026-12-02 07:22 UTC) this changed a column in its own unit test only.  It stays for a frame
+    that the night's later steps (withdrawals, the register matched again, the decisions, the parcels) might
+    build from an empty ``object`` one; a column it types was degraded there, and the log says which."""
     out = frame
     for col, dtype in dtypes.items():
         if col not in frame or frame[col].dtype != object:
@@ -84,6 +88,8 @@ def retyped(frame: Any, dtypes: dict[str, np.dtype[Any]]) -> Any:
                    for v in known) or (dtype.kind in "iu" and len(known) < len(values)):
             continue
         out = out.copy() if out is frame else out
+        log.debug("column %s typed back to %s (an object column of numbers: a frame built from an empty one)", col,
+                  dtype)
         out[col] = pd.to_numeric(values.where(values.notna(), np.nan)).astype(dtype)
     return out
 
