@@ -6,8 +6,9 @@ into cores of at most ``block_px`` a side (:func:`changedetect._block_spans.span
 read with a halo around it, computed and held; :func:`~changedetect.detect.detect_series` runs on it
 with the whole scene's normalisation statistics (:class:`changedetect._pipeline_blocks.SceneStats`
 through :data:`changedetect._detect_engine.SCENE_STATS`, as ``changedetect run`` does), and its core
-of the probability and of the first-seen date is written window by window into the two COGs (each
-staged, then renamed: an error leaves neither).
+of the probability and of the first-seen date is written window by window into the two COGs.  Either
+way both COGs are written under temporary names and renamed only once both are complete
+(:func:`_both_or_neither`): an error or an interruption leaves neither, and an existing pair as it was.
 
 Each block starts on the whole scene's grid of windows and ends where one of its windows ends
 (:func:`changedetect._block_spans.aligned_spans`, as ``changedetect run``'s blocks): every window
@@ -21,6 +22,7 @@ import contextlib
 import gc
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -117,12 +119,13 @@ def detect_series_to_file(
     thr = _threshold(config, loaded.card)
     start = time.perf_counter()
     h, w = int(stack.sizes["y"]), int(stack.sizes["x"])
-    with said_once():
+    with said_once(), _both_or_neither(out, first_path, overwrite) as (staged, staged_first):
         if max(h, w) <= block_px:
-            prob_attrs, share, n = _whole(stack, out, first_path, config, loaded, segmenter, progress, overwrite, thr)
+            prob_attrs, share, n = _whole(stack, staged, staged_first, config, loaded, segmenter, progress, thr)
         else:
-            prob_attrs, share, n = _blocks(stack, out, first_path, config, loaded, segmenter, progress, overwrite,
-                                           thr, block_px, halo_px)
+            prob_attrs, share, n = _blocks(stack, staged, staged_first, config, loaded, segmenter, progress, thr,
+                                           block_px, halo_px)
+    log.info("wrote %s and %s", out, first_path)
     return SeriesSummary(out, first_path, w, h, str(prob_attrs.get("before")), str(prob_attrs.get("after")),
                          float(prob_attrs.get("threshold", thr)), share, n, time.perf_counter() - start)
 
@@ -135,29 +138,50 @@ def _open(tiles_or_stack: str | Path | xr.DataArray, cloud_mask: bool) -> xr.Dat
     return tiles_or_stack
 
 
+@contextlib.contextmanager
+def _both_or_neither(out: Path, first_path: Path, overwrite: bool) -> Iterator[tuple[Path, Path]]:
+    """Two temporary names beside ``out`` and ``first_path`` for the body to write complete COGs to; both
+    renamed onto them only once the body has returned (:func:`changedetect.io.atomic.atomic_path`, one in the
+    other: nothing but the two renames happens between them).  An exception or an interruption in the body
+    removes both temporary files and leaves ``out`` and ``first_path`` as they were; an error that names a
+    temporary file (a full disk's) names its output instead."""
+    from changedetect.io.atomic import atomic_path
+
+    with atomic_path(out, overwrite=overwrite) as staged, atomic_path(first_path, overwrite=overwrite) as first:
+        try:
+            yield staged, first
+        except OSError as exc:
+            names = {str(staged): out, str(first): first_path}
+            if exc.filename is None or str(exc.filename) not in names:
+                raise
+            raise OSError(exc.errno, exc.strerror, str(names[str(exc.filename)])) from exc
+
+
 def _share(values: np.ndarray, thr: float) -> int:
     """Pixels at or above ``thr`` (NaN is not)."""
     return int(np.count_nonzero(np.nan_to_num(values, nan=-1.0) >= thr))
 
 
 def _whole(stack: xr.DataArray, out: Path, first_path: Path, config: DetectConfig, loaded: _Loaded,
-           segmenter: Any, progress: bool, overwrite: bool, thr: float) -> tuple[dict[str, Any], float, int]:
-    """The scene whole, as ``detect --series`` always ran it."""
+           segmenter: Any, progress: bool, thr: float) -> tuple[dict[str, Any], float, int]:
+    """The scene whole, as ``detect --series`` always ran it (into ``out`` and ``first_path``: fresh
+    temporary names, :func:`_both_or_neither`)."""
     from changedetect._pipeline_steps import days_raster
     from changedetect.detect import detect_series
     from changedetect.io import write_cog
 
     prob, first = detect_series(stack, config=config, progress=progress, model=loaded, segmenter=segmenter)
-    write_cog(prob, out, dtype="float32", overwrite=overwrite)
-    write_cog(days_raster(first), first_path, dtype="float32", overwrite=overwrite)
+    write_cog(prob, out, dtype="float32")
+    write_cog(days_raster(first), first_path, dtype="float32")
     cut = float(prob.attrs.get("threshold", thr))
     return dict(prob.attrs), _share(prob.values, cut) / prob.size, 1
 
 
 def _blocks(stack: xr.DataArray, out: Path, first_path: Path, config: DetectConfig, loaded: _Loaded,
-            segmenter: Any, progress: bool, overwrite: bool, thr: float, block_px: int,
+            segmenter: Any, progress: bool, thr: float, block_px: int,
             halo_px: int) -> tuple[dict[str, Any], float, int]:
-    """Block by block, the whole scene's statistics, the cores written window by window."""
+    """Block by block, the whole scene's statistics, the cores written window by window (into ``out`` and
+    ``first_path``: fresh temporary names, :func:`_both_or_neither`)."""
     from changedetect._detect_engine import SCENE_STATS
     from changedetect._pipeline_blocks import SceneStats, _template
     from changedetect._pipeline_steps import days_raster
@@ -189,8 +213,7 @@ def _blocks(stack: xr.DataArray, out: Path, first_path: Path, config: DetectConf
                 days = days_raster(first)
                 if not writers:  # the grid and the attributes of the whole scene's rasters
                     attrs = dict(prob.attrs)
-                    writers = [files.enter_context(cog_windows(_template(stack, like), path, dtype="float32",
-                                                               overwrite=overwrite))
+                    writers = [files.enter_context(cog_windows(_template(stack, like), path, dtype="float32"))
                                for like, path in ((prob, out), (days, first_path))]
                 core = (slice(core_y[0] - outer_y[0], core_y[1] - outer_y[0]),
                         slice(core_x[0] - outer_x[0], core_x[1] - outer_x[0]))

@@ -67,3 +67,81 @@ def test_a_night_without_new_rows_keeps_the_registers_dtypes(tmp_path: Path, ton
     assert list(merged.columns) == list(was.columns)
     assert merged.drop(columns="geometry").equals(was.drop(columns="geometry"))
 
+
+# ------------------------------------------------------- 2. detect --series: both COGs, or neither
+@pytest.fixture(scope="module")
+def small_series(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Three dates of 96 px and a random model of 64 px windows: one block at the default ``block_px``,
+    2 x 2 at 64."""
+    from changedetect.detect import DetectConfig
+    from changedetect.testing import make_model, make_stack
+
+    root = tmp_path_factory.mktemp("h112-series")
+    config = DetectConfig(model=str(make_model(root / "model")), window=64, overlap=8, presence_check=False)
+    return {"stack": make_stack(n_dates=3, size=96, seed=3), "config": config}
+
+
+class _Failing:
+    """The second call of ``real`` raises ``exc`` (after the first has run as it would)."""
+
+    def __init__(self, real: Any, exc: BaseException) -> None:
+        self.real, self.exc, self.calls = real, exc, 0
+
+    def __call__(self, *args: Any, **kw: Any) -> Any:
+        self.calls += 1
+        if self.calls == 2:
+            raise self.exc
+        return self.real(*args, **kw)
+
+
+@pytest.mark.parametrize(("exc", "existing"), [(OSError(28, "No space left on device"), False),
+                                               (OSError(28, "No space left on device"), True),
+                                               (KeyboardInterrupt(), True)],
+                         ids=["full_disk-new", "full_disk-existing_pair", "interrupted-existing_pair"])
+@pytest.mark.parametrize("block_px", [4096, 64], ids=["whole", "blocks"])
+def test_a_failing_second_cog_leaves_neither(small_series: dict[str, Any], tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch, exc: BaseException, block_px: int,
+                                             existing: bool) -> None:
+    """The second COG fails (its ``write_cog`` on the whole-scene path, its conversion to a COG on the blocked
+    one): neither output is there, or an existing pair is as it was, and no temporary file is left (before, on
+    the whole-scene path the probability was written, or replaced, alone; on the blocked path the first-seen
+    raster, converted first)."""
+    from changedetect import io as cd_io
+    from changedetect._detect_series_blocks import detect_series_to_file, first_seen_path
+    from changedetect.io import raster
+
+    out = tmp_path / "change.tif"
+    if existing:
+        out.write_bytes(b"old probability")
+        first_seen_path(out).write_bytes(b"old first seen")
+    if block_px > 96:
+        monkeypatch.setattr(cd_io, "write_cog", _Failing(cd_io.write_cog, exc))
+    else:
+        monkeypatch.setattr(raster, "_to_cog", _Failing(raster._to_cog, exc))
+    with pytest.raises(type(exc)):
+        detect_series_to_file(small_series["stack"], out, config=small_series["config"], block_px=block_px,
+                              overwrite=True)
+    left = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    assert left == ({"change.tif": b"old probability", "change_first_seen.tif": b"old first seen"}
+                    if existing else {})
+
+
+@pytest.mark.parametrize("block_px", [4096, 64], ids=["whole", "blocks"])
+def test_both_cogs_are_written_under_their_names(small_series: dict[str, Any], tmp_path: Path,
+                                                 block_px: int) -> None:
+    """Without a failure both COGs replace an existing pair, and nothing else is left beside them."""
+    import rasterio
+
+    from changedetect._detect_series_blocks import detect_series_to_file, first_seen_path
+
+    out = tmp_path / "change.tif"
+    out.write_bytes(b"old probability")
+    first_seen_path(out).write_bytes(b"old first seen")
+    summary = detect_series_to_file(small_series["stack"], out, config=small_series["config"], block_px=block_px,
+                                    overwrite=True)
+    assert summary.blocks == (1 if block_px > 96 else 4)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["change.tif", "change_first_seen.tif"]
+    for path in (out, first_seen_path(out)):
+        with rasterio.open(path) as src:
+            assert (src.width, src.height) == (96, 96)
+
