@@ -145,3 +145,57 @@ def test_both_cogs_are_written_under_their_names(small_series: dict[str, Any], t
         with rasterio.open(path) as src:
             assert (src.width, src.height) == (96, 96)
 
+
+# --------------------------------------------------------------- 3. a full disk: one line, libtiff's at DEBUG
+#: the CLI in a child whose files may not grow past ``argv[1]`` bytes (RLIMIT_FSIZE, SIGXFSZ ignored: a write
+#: past it fails with EFBIG, through libtiff's ``_tiffWriteProc`` as on a full disk) and whose folders count as
+#: full (``_FULL_BELOW``: what a full disk's free space says, which the limit does not change)
+FULL_CHILD = """
+import resource, signal, sys
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+limit = int(sys.argv[1])
+resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+import changedetect.io.atomic
+changedetect.io.atomic._FULL_BELOW = 1 << 62
+from changedetect.cli import main
+sys.argv[0] = "changedetect"
+main(sys.argv[2:])
+"""
+
+
+@pytest.fixture(scope="module")
+def tiles_and_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from changedetect.testing import make_model, make_stack, write_stack
+
+    root = tmp_path_factory.mktemp("h112-full")
+    write_stack(make_stack(n_dates=3, size=96, seed=3), root / "tiles")
+    make_model(root / "model")
+    return root
+
+
+def _detect_on_a_full_disk(root: Path, tmp_path: Path, *flags: str) -> Any:
+    import subprocess
+    import sys
+
+    argv = [*flags, "detect", str(root / "tiles"), "--series", "--model", str(root / "model"), "--out",
+            str(tmp_path / "out" / "change.tif"), "--no-presence-check"]
+    return subprocess.run([sys.executable, "-c", FULL_CHILD, "2000", *argv], capture_output=True, text=True,
+                          timeout=300, cwd=tmp_path, check=False)
+
+
+@pytest.mark.skipif(not hasattr(__import__("signal"), "SIGXFSZ"), reason="RLIMIT_FSIZE and SIGXFSZ are POSIX")
+def test_a_full_disk_prints_our_one_line_and_libtiffs_only_in_the_debug_log(tiles_and_model: Path,
+                                                                            tmp_path: Path) -> None:
+    """libtiff's own line (``_tiffWriteProc: File too large.``, printed by libtiff's process-wide handler, which
+    neither GDAL nor rasterio's log takes) no longer comes before the CLI's one line; with ``--debug`` it is in
+    the log (``changedetect.libtiff`` at DEBUG)."""
+    quiet = _detect_on_a_full_disk(tiles_and_model, tmp_path, "-q")
+    out = tmp_path / "out" / "change.tif"
+    assert quiet.returncode == 2, quiet.stderr
+    assert quiet.stderr.splitlines() == [
+        f"Error: no space left on the disk writing '{out}' (No space left on device): free some space and run the "
+        "command again (outputs are written to temporary files and renamed, so nothing half-written is left, and a "
+        "nightly state stays as it was)"]
+    assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
+    debug = _detect_on_a_full_disk(tiles_and_model, tmp_path, "--debug")
+    assert "DEBUG changedetect.libtiff: _tiffWriteProc: File too large" in debug.stderr.splitlines(), debug.stderr

@@ -248,6 +248,11 @@ def cli(ctx: click.Context, verbose: int, quiet: bool, debug: bool) -> None:
     # off again when the command ends, however it was called (main, CliRunner, a notebook): left on the
     # root handlers, its memory of this command's lines dropped the same lines of later library calls
     ctx.call_on_close(_WARNINGS_ONCE.uninstall)
+    from changedetect._libtiff import route_libtiff_errors
+
+    # libtiff's own lines ('_tiffWriteProc: No space left on device.' on a full disk) into the log at DEBUG,
+    # not onto stderr before the command's one-line error; libtiff's handler is back when the command ends
+    ctx.call_on_close(route_libtiff_errors())
     ctx.ensure_object(dict)
     ctx.obj.update(verbose=verbose, quiet=quiet, debug=debug)
 

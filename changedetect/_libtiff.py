@@ -1,0 +1,114 @@
+"""libtiff's own error lines into the log (private; installed by the command line, :mod:`changedetect.cli`).
+
+GDAL (3.7 and later, built on libtiff 4.5 or later) gives each TIFF it opens its own error handler, which
+reports through GDAL (and rasterio's log, ``rasterio._err`` at INFO); a few calls in GDAL's I/O layer still
+use libtiff's process-wide handler, whose default prints straight onto stderr.  On a full disk that is
+``_tiffWriteProc: No space left on device.``, printed before the command's own one-line error (and with
+every writer's failure, ``File too large.`` under ``ulimit -f``).  :func:`route_libtiff_errors` points
+that handler at the log instead: the line becomes a DEBUG record of ``changedetect.libtiff``, shown with
+``-vv`` or ``--debug``, and the handler found is restored when the command ends.
+
+Nothing is done where the libtiff that GDAL uses cannot be found (the line is then printed as before).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import glob
+import logging
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+log = logging.getLogger("changedetect.libtiff")
+
+#: ``void (*TIFFErrorHandler)(const char *module, const char *fmt, va_list ap)``; a ``va_list`` argument is
+#: a pointer on x86-64, arm64 and Windows alike, handed on as it is to ``vsnprintf``
+_HANDLER = ctypes.CFUNCTYPE(None, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_void_p)
+
+_installed: list[object] = []  # the callback libtiff holds now (none: libtiff's own handler)
+_kept: list[object] = []  # every callback ever handed to libtiff: never freed while a thread may be in one
+_vsnprintf: list[Callable[..., int]] = []  # libc's, once found
+
+
+def _libtiff_path() -> str | None:
+    """The libtiff of rasterio's GDAL, loaded with it: bundled with a rasterio wheel (whose libtiff finds the
+    libraries it needs only once GDAL has loaded them), else the process's (a system or conda GDAL), else the
+    system's."""
+    import rasterio
+
+    package = Path(rasterio.__file__).parent
+    for pattern in (str(package.parent / "rasterio.libs" / "libtiff*.so*"), str(package / ".dylibs" / "libtiff*"),
+                    str(package.parent / "rasterio.libs" / "libtiff*.dll")):
+        found = sorted(glob.glob(pattern))
+        if found:
+            return found[0]
+    maps = Path("/proc/self/maps")
+    if maps.is_file():
+        for line in maps.read_text(encoding="utf-8", errors="replace").splitlines():
+            path = line.split()[-1]
+            if "/libtiff" in path and os.path.isfile(path):
+                return path
+    return ctypes.util.find_library("tiff")
+
+
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(ctypes.util.find_library("msvcrt") if sys.platform == "win32" else None)
+
+
+def _message(module: bytes | None, fmt: bytes | None, args: int | None) -> str:
+    """libtiff's line as its default handler prints it: ``module: message``."""
+    text = ""
+    if fmt:
+        try:
+            buffer = ctypes.create_string_buffer(1024)
+            _vsnprintf[0](buffer, len(buffer), fmt, args)
+            text = buffer.value.decode("utf-8", "replace")
+        except Exception:  # noqa: BLE001 - the format as it is, rather than nothing
+            text = fmt.decode("utf-8", "replace")
+    return f"{module.decode('utf-8', 'replace')}: {text}" if module else text
+
+
+def _to_log(module: bytes | None, fmt: bytes | None, args: int | None) -> None:
+    with contextlib.suppress(Exception):  # never raise into C
+        log.debug("%s", _message(module, fmt, args))
+
+
+def route_libtiff_errors() -> Callable[[], None]:
+    """Send libtiff's process-wide error lines to the log at DEBUG (:mod:`changedetect._libtiff`); returns
+    what puts the previous handler back (a no-op where libtiff was not found, or the handler is already ours)."""
+    if _installed:
+        return lambda: None
+    try:
+        path = _libtiff_path()
+        if path is None:
+            return lambda: None
+        libtiff = ctypes.CDLL(path)
+        libc = _libc()
+        vsnprintf = libc.vsnprintf
+        vsnprintf.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_void_p]
+        vsnprintf.restype = ctypes.c_int
+        set_handler = libtiff.TIFFSetErrorHandler
+    except (OSError, AttributeError) as exc:
+        log.debug("libtiff's error lines are left on stderr: %s", exc)
+        return lambda: None
+    set_handler.argtypes = [ctypes.c_void_p]
+    set_handler.restype = ctypes.c_void_p
+    callback = _HANDLER(_to_log)
+    _vsnprintf[:] = [vsnprintf]
+    _kept.append(callback)
+    _installed.append(callback)
+    previous = set_handler(ctypes.cast(callback, ctypes.c_void_p))
+
+    def restore() -> None:
+        if _installed == [callback]:
+            set_handler(previous)
+            _installed.clear()
+
+    return restore
+
+
+__all__ = ["route_libtiff_errors"]
