@@ -21,6 +21,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -62,15 +63,19 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return make_nightly_catalog(tmp_path_factory.mktemp("nightly_sigint"), AREAS)
 
 
-def _start(world: dict[str, Path], base: Path, *extra: str, marker_dir: Path | None = None) -> subprocess.Popen[str]:
+def _start(world: dict[str, Path], base: Path, *extra: str, marker_dir: Path | None = None, child: str = CHILD,
+           preexec_fn: Callable[[], object] | None = None) -> subprocess.Popen[str]:
+    """``changedetect nightly`` on ``NIGHT`` over ``base``'s catalog (state and outputs in ``base``), run by the
+    ``child`` script (default :data:`CHILD`); ``preexec_fn``: run in the child before it starts (test_sigterm_nightly
+    restores SIGTERM's default there)."""
     argv = ["nightly", "--catalog", str(base / "catalog"), "--permits", str(world["permits"]),
             "--state", str(base / "state"), "--out", str(base / "out"), "--night", NIGHT,
             "--config", str(world["config"]), "--workers", "2", *extra]
     env = {k: v for k, v in os.environ.items() if k not in ("MARKER_DIR", "CHANGEDETECT_NIGHTLY_KILL_AT")}
     if marker_dir is not None:
         env["MARKER_DIR"] = str(marker_dir)
-    return subprocess.Popen([sys.executable, "-c", CHILD, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=env, cwd=base)
+    return subprocess.Popen([sys.executable, "-c", child, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env, cwd=base, preexec_fn=preexec_fn)
 
 
 def _wait_for(paths: list[Path], proc: subprocess.Popen[str], limit: float = 60.0) -> None:

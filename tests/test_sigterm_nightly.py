@@ -10,17 +10,16 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
+from test_review_nightly_sigint import _start as _start_nightly
 
 from changedetect.testing import make_nightly_catalog
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="sends a POSIX SIGTERM to a child process")
 
-NIGHT = "2024-03-16"
 AREAS = {"district1": 1, "district3": 2}
 
 #: the child: each pair's ``pipeline.run`` touches ``$MARKER_DIR/<area>`` and then waits 3 s before it runs
@@ -44,14 +43,9 @@ main(sys.argv[1:])
 
 
 def _start(world: dict[str, Path], base: Path, *extra: str, marker_dir: Path | None = None) -> subprocess.Popen[str]:
-    argv = ["nightly", "--catalog", str(base / "catalog"), "--permits", str(world["permits"]),
-            "--state", str(base / "state"), "--out", str(base / "out"), "--night", NIGHT,
-            "--config", str(world["config"]), "--workers", "2", *extra]
-    env = {k: v for k, v in os.environ.items() if k not in ("MARKER_DIR", "CHANGEDETECT_NIGHTLY_KILL_AT")}
-    if marker_dir is not None:
-        env["MARKER_DIR"] = str(marker_dir)
-    return subprocess.Popen([sys.executable, "-c", CHILD, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=env, cwd=base, preexec_fn=lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL))
+    """test_review_nightly_sigint's launcher with this file's child, SIGTERM's default handler in the child."""
+    return _start_nightly(world, base, *extra, marker_dir=marker_dir, child=CHILD,
+                          preexec_fn=lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL))
 
 
 def test_sigterm_while_the_pairs_run_exits_143_with_one_line_and_the_next_run_finishes(tmp_path: Path) -> None:
