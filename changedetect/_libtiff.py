@@ -13,6 +13,7 @@ Nothing is done where the libtiff that GDAL uses cannot be found (the line is th
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import ctypes
 import ctypes.util
@@ -32,6 +33,7 @@ _HANDLER = ctypes.CFUNCTYPE(None, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_voi
 _installed: list[object] = []  # the callback libtiff holds now (none: libtiff's own handler)
 _kept: list[object] = []  # every callback ever handed to libtiff: never freed while a thread may be in one
 _vsnprintf: list[Callable[..., int]] = []  # libc's, once found
+_recent: collections.deque[str] = collections.deque(maxlen=16)  # the last lines routed, for :func:`said`
 
 
 def _libtiff_path() -> str | None:
@@ -74,7 +76,15 @@ def _message(module: bytes | None, fmt: bytes | None, args: int | None) -> str:
 
 def _to_log(module: bytes | None, fmt: bytes | None, args: int | None) -> None:
     with contextlib.suppress(Exception):  # never raise into C
-        log.debug("%s", _message(module, fmt, args))
+        line = _message(module, fmt, args)
+        _recent.append(line)
+        log.debug("%s", line)
+
+
+def said(text: str) -> bool:
+    """Whether one of the last lines libtiff reported through :func:`route_libtiff_errors` holds ``text``
+    (``File too large.``: a write stopped by the process's file-size limit, which GDAL's exception does not say)."""
+    return any(text in line for line in list(_recent))
 
 
 def route_libtiff_errors() -> Callable[[], None]:
@@ -103,6 +113,8 @@ def route_libtiff_errors() -> Callable[[], None]:
     _installed.append(callback)
     previous = set_handler(ctypes.cast(callback, ctypes.c_void_p))
 
+    _recent.clear()
+
     def restore() -> None:
         if _installed == [callback]:
             set_handler(previous)
@@ -111,4 +123,4 @@ def route_libtiff_errors() -> Callable[[], None]:
     return restore
 
 
-__all__ = ["route_libtiff_errors"]
+__all__ = ["route_libtiff_errors", "said"]

@@ -29,6 +29,7 @@ The stages themselves are in :mod:`changedetect._pipeline_chain`, the output fol
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import json
 import platform
 import shutil
@@ -253,12 +254,27 @@ def _run_in(out: Path, tiles: str | Path | Sequence[str | Path], permits: str | 
                           started, before_info, parcels)
         publish(stage, out)
         done = True
+    except OSError as exc:  # a full disk: name the output the user asked for, not its staged copy
+        named = _unstaged(exc, stage, out)
+        if named is None:
+            raise
+        raise OSError(exc.errno, exc.strerror, str(named)) from exc
     finally:
         clock.close(failed=not done)
         shutil.rmtree(stage, ignore_errors=True)
         if spill is not None:
             shutil.rmtree(spill, ignore_errors=True)
     return replace(summary, out=out, paths={k: out / p.name for k, p in summary.paths.items()})
+
+
+def _unstaged(exc: OSError, stage: Path, out: Path) -> Path | None:
+    """The output in OUT that a full disk's error (``exc``) names by its copy in the staging folder, or None."""
+    if exc.errno not in (errno.ENOSPC, errno.EDQUOT) or not exc.filename:
+        return None
+    try:
+        return out / Path(exc.filename).resolve().relative_to(stage.resolve())
+    except ValueError:  # not a staged file
+        return None
 
 
 def _spill_folder(config: PipelineConfig, out: Path) -> Path:

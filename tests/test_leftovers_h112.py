@@ -1,5 +1,6 @@
 """H112's leftovers: the merge's dtypes on a night without new rows, the whole-scene series' two COGs
-staged together, and GDAL's own text on a full disk kept off the CLI's stderr."""
+staged together, GDAL's own text on a full disk kept off the CLI's stderr, a file-size limit and `run`'s full
+disk said in the user's terms."""
 
 from __future__ import annotations
 
@@ -199,3 +200,49 @@ def test_a_full_disk_prints_our_one_line_and_libtiffs_only_in_the_debug_log(tile
     assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
     debug = _detect_on_a_full_disk(tiles_and_model, tmp_path, "--debug")
     assert "DEBUG changedetect.libtiff: _tiffWriteProc: File too large" in debug.stderr.splitlines(), debug.stderr
+
+
+#: as FULL_CHILD, but the disk has room: only the process's file-size limit stops the write (``ulimit -f``)
+LIMITED_CHILD = FULL_CHILD.replace("changedetect.io.atomic._FULL_BELOW = 1 << 62\n", "")
+
+
+@pytest.mark.skipif(not hasattr(__import__("signal"), "SIGXFSZ"), reason="RLIMIT_FSIZE and SIGXFSZ are POSIX")
+def test_a_file_size_limit_is_one_line_saying_so_not_a_bug(tiles_and_model: Path, tmp_path: Path) -> None:
+    """A write stopped by ``ulimit -f`` (EFBIG; GDAL's exception says only that a block could not be read back)
+    was reported as an internal error, exit 1: it is the machine's setting, said in one line, exit 2."""
+    import subprocess
+    import sys
+
+    argv = ["-q", "detect", str(tiles_and_model / "tiles"), "--series", "--model", str(tiles_and_model / "model"),
+            "--out", str(tmp_path / "out" / "change.tif"), "--no-presence-check"]
+    done = subprocess.run([sys.executable, "-c", LIMITED_CHILD, "2000", *argv], capture_output=True, text=True,
+                          timeout=300, cwd=tmp_path, check=False)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.splitlines() == [
+        "Error: an output file reached this process's file-size limit (2000 bytes, RLIMIT_FSIZE): raise it "
+        "(`ulimit -f unlimited`; systemd: LimitFSIZE=infinity) and run the command again (nothing half-written "
+        "is left)"]
+    assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
+
+
+def test_a_full_disk_during_run_names_the_output_not_its_staged_copy(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """`run` writes into a staging folder inside OUT; a full disk's error named the staged copy
+    (``OUT/.run.tmp-…/violations.gpkg``), a name the user never gave: it names ``OUT/violations.gpkg``."""
+    import errno
+
+    import changedetect.pipeline as pipeline
+    from changedetect.testing import make_run_inputs
+
+    config = make_run_inputs(tmp_path, size=96)
+
+    def full(stage: Path, out: Path) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device", str(stage / "violations.gpkg"))
+
+    monkeypatch.setattr(pipeline, "publish", full)
+    out = tmp_path / "out"
+    with pytest.raises(OSError) as info:
+        pipeline.run(tmp_path / "tiles", permits=tmp_path / "permits.gpkg", out=out, config=config, progress=False)
+    assert info.value.errno == errno.ENOSPC
+    assert info.value.filename == str(out / "violations.gpkg")
+    assert not out.exists() or [p.name for p in out.iterdir()] == []

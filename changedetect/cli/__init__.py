@@ -257,6 +257,25 @@ def cli(ctx: click.Context, verbose: int, quiet: bool, debug: bool) -> None:
     ctx.obj.update(verbose=verbose, quiet=quiet, debug=debug)
 
 
+def _file_size_limited(exc: BaseException) -> bool:
+    """Whether ``exc`` is a write stopped by the process's file-size limit (EFBIG): Python's own ``OSError``
+    says so; GDAL's exception does not, but libtiff's line just before it did (:func:`changedetect._libtiff.said`)."""
+    if isinstance(exc, OSError) and exc.errno == errno.EFBIG:
+        return True
+    from changedetect._libtiff import said
+
+    return said("File too large")
+
+
+def _fsize_limit() -> str:
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not POSIX
+        return "the file-size limit"
+    soft = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    return "no limit now" if soft == resource.RLIM_INFINITY else f"{soft} bytes, RLIMIT_FSIZE"
+
+
 def main(argv: list[str] | None = None) -> Any:
     """Entry point of the ``changedetect`` console script."""
     try:
@@ -305,6 +324,11 @@ def _main(argv: list[str] | None) -> NoReturn:
             click.echo(f"Error: no space left on the disk{where} ({exc.strerror}): free some space and run the "
                        "command again (outputs are written to temporary files and renamed, so nothing "
                        "half-written is left, and a nightly state stays as it was)", err=True)
+            sys.exit(EXIT_BAD_INPUT)
+        if _file_size_limited(exc):  # not a bug either: `ulimit -f` (systemd's LimitFSIZE=) stopped a write
+            click.echo(f"Error: an output file reached this process's file-size limit ({_fsize_limit()}): raise "
+                       "it (`ulimit -f unlimited`; systemd: LimitFSIZE=infinity) and run the command again "
+                       "(nothing half-written is left)", err=True)
             sys.exit(EXIT_BAD_INPUT)
         click.echo(
             f"Internal error: {type(exc).__name__}: {exc}\n"
