@@ -54,7 +54,9 @@ def command(catalog: Path, permits: str, state: Path, out: Path, night: dt.datet
     Writes the violations first seen tonight and updates the cumulative register of
     open violations (stable ids).  Running it twice adds nothing; killed at any
     moment, the next run finishes the night exactly.  Exit 2 when an area failed (it is
-    retried next night), 3 when another run holds the lock.  An unreadable acquisition
+    retried next night), 3 when another run holds the lock, 130 after Ctrl-C and 143 after
+    SIGTERM (`systemctl stop`, `timeout`): the night is then not committed, and the next run
+    does it.  An unreadable acquisition
     (one that fails a cheap read of its header and corner pixels), or a reference that
     vanished, is printed as a WARNING, left out of the pairs, and the area goes on (exit 0).
     A night with a date of the same season a year before withdraws the earlier
