@@ -49,7 +49,8 @@ _CACHE_MB = 256
 
 
 def write_cog(
-    da_: xr.DataArray,
+    raster: xr.DataArray,
+    /,
     path: str | os.PathLike[str],
     *,
     dtype: Literal["float32", "uint8"] = "float32",
@@ -63,8 +64,8 @@ def write_cog(
 
     Parameters
     ----------
-    da_
-        The raster, georeferenced with rioxarray (``da.rio.crs``, ``da.rio.transform()``);
+    raster
+        The raster, georeferenced with rioxarray (``raster.rio.crs``, ``raster.rio.transform()``);
         numpy- or dask-backed.  A ``band`` coordinate of strings becomes the band descriptions.
     path
         Output file; written to a temporary file beside it and renamed at the end.
@@ -91,7 +92,7 @@ def write_cog(
     pathlib.Path
         ``path``.
     """
-    arr, nodata = _checked(da_, dtype, nodata)
+    arr, nodata = _checked(raster, dtype, nodata)
     out = Path(path)
     with _staged_cog(arr, out, dtype, nodata, overwrite, tags, compress, overview_resampling) as dst:
         _store(arr, dst, dtype, nodata)
