@@ -175,8 +175,9 @@ def _trial(world: dict, tmp_path: Path, name: str, *, kill_at: int | None = None
     proc = subprocess.Popen(_cli(world, base, NIGHTS[1]), env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     if delay is not None:
-        time.sleep(delay)
-        if proc.poll() is None:
+        try:  # killed at ``delay`` if still running; a run done sooner is not waited for to the end of it
+            proc.wait(timeout=delay)
+        except subprocess.TimeoutExpired:
             proc.send_signal(signal.SIGKILL)
     _, err = proc.communicate(timeout=180)
     if kill_at is not None:
