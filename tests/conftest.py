@@ -26,6 +26,15 @@ def repo_root() -> Path:
     return REPO
 
 
+@pytest.fixture(scope="session")
+def full_plan() -> Any:
+    """The vector side of the committed sample city, regenerated (no rendering; 2 s): made once for
+    tests/test_samplecity.py and tests/test_samplecity_parcels.py, which only read it."""
+    from changedetect.samplecity import CityConfig, plan
+
+    return plan(CityConfig())
+
+
 class WriteRace:
     """A window that fails while another thread still writes its own into an open dataset: wrap the
     dataset with :meth:`dataset` and the writer class with :meth:`writer`, fail a window with

@@ -36,12 +36,6 @@ def small_city(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def full_plan() -> Plan:
-    """The vector side of the committed city, regenerated (no rendering)."""
-    return plan(CityConfig())
-
-
-@pytest.fixture(scope="module")
 def manifest() -> dict:
     return json.loads((TILES / "manifest.json").read_text(encoding="utf-8"))
 

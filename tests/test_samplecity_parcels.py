@@ -20,11 +20,6 @@ DATE = CityConfig().register_date.isoformat()
 
 
 @pytest.fixture(scope="module")
-def full_plan() -> Plan:
-    return plan(CityConfig())
-
-
-@pytest.fixture(scope="module")
 def parcels() -> gpd.GeoDataFrame:
     return gpd.read_file(PERMITS / "sample_parcels.gpkg", layer="parcels")
 
