@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
+import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -141,20 +142,53 @@ def _open(tiles_or_stack: str | Path | xr.DataArray, cloud_mask: bool) -> xr.Dat
 @contextlib.contextmanager
 def _both_or_neither(out: Path, first_path: Path, overwrite: bool) -> Iterator[tuple[Path, Path]]:
     """Two temporary names beside ``out`` and ``first_path`` for the body to write complete COGs to; both
-    renamed onto them only once the body has returned (:func:`changedetect.io.atomic.atomic_path`, one in the
-    other: nothing but the two renames happens between them).  An exception or an interruption in the body
-    removes both temporary files and leaves ``out`` and ``first_path`` as they were; an error that names a
-    temporary file (a full disk's) names its output instead."""
-    from changedetect.io.atomic import atomic_path
+    renamed onto them only once the body has returned.  Both are checked (written; not there unless
+    ``overwrite``) before either is renamed; the first-seen raster goes first, an existing one set aside
+    until the probability is renamed too (:func:`changedetect.io.atomic.atomic_path`), and put back should
+    that fail (a folder at ``out``, an ``out`` that appeared meanwhile, an interruption between the two).
+    An exception or an interruption in the body removes both temporary files and leaves ``out`` and
+    ``first_path`` as they were; an error that names a temporary file (a full disk's) names its output."""
+    from changedetect.io import atomic
 
-    with atomic_path(out, overwrite=overwrite) as staged, atomic_path(first_path, overwrite=overwrite) as first:
-        try:
-            yield staged, first
-        except OSError as exc:
-            names = {str(staged): out, str(first): first_path}
-            if exc.filename is None or str(exc.filename) not in names:
-                raise
-            raise OSError(exc.errno, exc.strerror, str(names[str(exc.filename)])) from exc
+    aside: Path | None = None  # the first-seen raster that was there, until the probability is renamed
+    placed = False  # the new first-seen raster is at first_path
+    try:
+        with atomic.atomic_path(out, overwrite=overwrite) as staged:
+            atomic._refuse_existing(first_path, overwrite)
+            first = atomic.temp_name(first_path)
+            try:
+                try:
+                    yield staged, first
+                except OSError as exc:
+                    names = {str(staged): out, str(first): first_path}
+                    if exc.filename is None or str(exc.filename) not in names:
+                        raise
+                    raise OSError(exc.errno, exc.strerror, str(names[str(exc.filename)])) from exc
+                for tmp in (staged, first):
+                    if not tmp.exists():
+                        raise FileNotFoundError(f"the writer did not create its temporary output '{tmp}'")
+                atomic._refuse_existing(out, overwrite)
+                atomic._refuse_existing(first_path, overwrite)
+                if first_path.is_file() or first_path.is_symlink():  # a folder: the rename below fails
+                    aside = atomic.temp_name(first_path)
+                    try:
+                        os.link(first_path, aside, follow_symlinks=False)  # first_path stays until replaced
+                    except (OSError, NotImplementedError):  # a file system without hard links
+                        os.replace(first_path, aside)
+                os.replace(first, first_path)
+                placed = True
+            finally:
+                atomic.remove_with_sidecars(first)
+    except BaseException:  # the probability was not renamed: the first-seen raster as it was
+        if aside is not None:
+            os.replace(aside, first_path)
+            aside = None
+        elif placed:
+            first_path.unlink(missing_ok=True)
+        raise
+    finally:
+        if aside is not None:
+            atomic.remove_with_sidecars(aside)
 
 
 def _share(values: np.ndarray, thr: float) -> int:
