@@ -27,7 +27,10 @@ from pathlib import Path
 log = logging.getLogger("changedetect.libtiff")
 
 #: ``void (*TIFFErrorHandler)(const char *module, const char *fmt, va_list ap)``; a ``va_list`` argument is
-#: a pointer on x86-64, arm64 and Windows alike, handed on as it is to ``vsnprintf``
+#: passed as one pointer-sized word everywhere GDAL's wheels are built: a pointer (``char *`` on Windows and
+#: Apple arm64; the array of one ``__va_list_tag`` decays to one on x86-64 System V), or on Linux aarch64 a
+#: 32-byte struct that AAPCS64 passes by reference (a pointer to the caller's copy): handed on as it is to
+#: ``vsnprintf``, which takes it the same way
 _HANDLER = ctypes.CFUNCTYPE(None, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_void_p)
 
 _installed: list[object] = []  # the callback libtiff holds now (none: libtiff's own handler)
@@ -89,7 +92,8 @@ def said(text: str) -> bool:
 
 def route_libtiff_errors() -> Callable[[], None]:
     """Send libtiff's process-wide error lines to the log at DEBUG (:mod:`changedetect._libtiff`); returns
-    what puts the previous handler back (a no-op where libtiff was not found, or the handler is already ours)."""
+    what puts the previous handler back, unless someone else has set it meanwhile (a no-op where libtiff was
+    not found, GDAL is older than 3.7 and the handler is its own, or the handler is already ours)."""
     if _installed:
         return lambda: None
     try:
@@ -102,7 +106,9 @@ def route_libtiff_errors() -> Callable[[], None]:
         vsnprintf.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_void_p]
         vsnprintf.restype = ctypes.c_int
         set_handler = libtiff.TIFFSetErrorHandler
-    except (OSError, AttributeError) as exc:
+        if not _gdal_leaves_it_alone(libtiff):
+            return lambda: None
+    except Exception as exc:  # noqa: BLE001 - the log's plumbing never stops a command (Windows: CDLL(None))
         log.debug("libtiff's error lines are left on stderr: %s", exc)
         return lambda: None
     set_handler.argtypes = [ctypes.c_void_p]
@@ -111,16 +117,35 @@ def route_libtiff_errors() -> Callable[[], None]:
     _vsnprintf[:] = [vsnprintf]
     _kept.append(callback)
     _installed.append(callback)
-    previous = set_handler(ctypes.cast(callback, ctypes.c_void_p))
+    ours = ctypes.cast(callback, ctypes.c_void_p).value
+    previous = set_handler(ours)
 
     _recent.clear()
 
     def restore() -> None:
         if _installed == [callback]:
-            set_handler(previous)
+            now = set_handler(previous)
+            if now != ours:  # set meanwhile by someone else (an older GDAL's first GeoTIFF): theirs stays
+                set_handler(now)
             _installed.clear()
 
     return restore
+
+
+def _gdal_leaves_it_alone(libtiff: ctypes.CDLL) -> bool:
+    """Whether the process-wide handler is libtiff's, not GDAL's: GDAL 3.7 and later on libtiff 4.5 and later
+    give each TIFF its own handlers; before, GDAL sets the process-wide one to its own at its first GeoTIFF
+    (``GTiffOneTimeInit``), which replacing would keep libtiff's errors from GDAL."""
+    import rasterio
+
+    try:
+        major, minor = (int(part) for part in str(rasterio.__gdal_version__).split(".")[:2])
+    except ValueError:
+        return False
+    if (major, minor) < (3, 7) or not hasattr(libtiff, "TIFFOpenOptionsSetErrorHandlerExtR"):  # libtiff 4.5
+        log.debug("libtiff's error lines are left to GDAL %s", rasterio.__gdal_version__)
+        return False
+    return True
 
 
 __all__ = ["route_libtiff_errors", "said"]
