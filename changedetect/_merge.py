@@ -236,7 +236,9 @@ def _stacked(previous: gpd.GeoDataFrame, new: gpd.GeoDataFrame) -> gpd.GeoDataFr
     """``previous``'s rows then ``new``'s, with the union of their columns (``previous``'s order first).
 
     Only the sides with rows are concatenated: an empty side (a night with nothing new, a register
-    with nothing open) adds only its own columns, with its dtypes, and keeps the other's dtypes as they are.
+    with nothing open) adds only its own columns, missing on the other's rows (with its dtypes where they
+    hold a missing value: a ``bool`` column becomes ``object``, an ``int64`` one ``float64``), and keeps the
+    other's dtypes as they are.
     pandas would type each column after the empty side's too: the register's ``float32`` ``confidence``
     after an empty ``object`` column (no candidate) became ``object``, after an empty ``float64`` one (the
     night's candidates all matched) ``float64``, and an ``int64`` column the night lacks ``float64``."""
@@ -249,7 +251,9 @@ def _stacked(previous: gpd.GeoDataFrame, new: gpd.GeoDataFrame) -> gpd.GeoDataFr
     else:
         one, empty = (new, previous) if full and full[0] is new else (previous, new)
         rows = one.reset_index(drop=True)
-        rows = rows.assign(**{c: pd.Series(index=rows.index, dtype=empty[c].dtype) for c in columns
+        # missing on every row, as pd.concat would make it: a bool column object, an int64 one float64 (a
+        # pd.Series(index=..., dtype=bool) is all True)
+        rows = rows.assign(**{c: empty[c].reset_index(drop=True).reindex(rows.index) for c in columns
                               if c not in rows})
     return gpd.GeoDataFrame(rows[columns], geometry=previous.geometry.name, crs=previous.crs)
 
