@@ -84,6 +84,11 @@ def _to_log(module: bytes | None, fmt: bytes | None, args: int | None) -> None:
         log.debug("%s", line)
 
 
+def forget() -> None:
+    """Forget the lines :func:`said` remembers (a new command starts)."""
+    _recent.clear()
+
+
 def said(text: str) -> bool:
     """Whether one of the last lines libtiff reported through :func:`route_libtiff_errors` holds ``text``
     (``File too large.``: a write stopped by the process's file-size limit, which GDAL's exception does not say)."""
@@ -148,4 +153,4 @@ def _gdal_leaves_it_alone(libtiff: ctypes.CDLL) -> bool:
     return True
 
 
-__all__ = ["route_libtiff_errors", "said"]
+__all__ = ["forget", "route_libtiff_errors", "said"]

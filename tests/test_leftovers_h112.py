@@ -246,3 +246,23 @@ def test_a_full_disk_during_run_names_the_output_not_its_staged_copy(tmp_path: P
     assert info.value.errno == errno.ENOSPC
     assert info.value.filename == str(out / "violations.gpkg")
     assert not out.exists() or [p.name for p in out.iterdir()] == []
+
+
+def test_a_libtiff_line_of_an_earlier_command_says_nothing_of_this_ones_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """In a notebook, a ``File too large`` line that libtiff reported in an earlier command made a later command's
+    unrelated failure read as a file-size limit where the routing was not installed again (an older GDAL): each
+    command starts with nothing remembered."""
+    import changedetect._libtiff as libtiff
+    import changedetect.io.summary as summary
+    from tests.test_cli_errors import _exit
+
+    libtiff._recent.append("_tiffWriteProc: File too large.")  # an earlier command's
+    monkeypatch.setattr(libtiff, "route_libtiff_errors", lambda: (lambda: None))  # not installed this time
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("something else")
+
+    monkeypatch.setattr(summary, "describe", broken)
+    code, err = _exit(["info", str(tmp_path)], capsys)
+    assert code == 1 and err.startswith("Internal error: RuntimeError: something else"), err

@@ -151,7 +151,8 @@ def test_an_interrupted_night_leaves_the_process_able_to_compute_with_dask() -> 
 
     started = _STARTED
     started.clear()
-    threading.Thread(target=lambda: started.wait(30) and _thread.interrupt_main(), daemon=True).start()
+    # generous: a local Dask cluster can take long to start on a loaded machine (30 s was once not enough)
+    threading.Thread(target=lambda: started.wait(180) and _thread.interrupt_main(), daemon=True).start()
     before = dask.config.get("scheduler", None)
     with pytest.raises(KeyboardInterrupt):
         _nightly_dask.compute(_area, [{"area": "a"}], scheduler=None, workers=1)

@@ -278,6 +278,9 @@ def _fsize_limit() -> str:
 
 def main(argv: list[str] | None = None) -> Any:
     """Entry point of the ``changedetect`` console script."""
+    from changedetect._libtiff import forget
+
+    forget()  # a libtiff line of an earlier command in this process (a notebook) says nothing of this one
     try:
         with _sigterm_as_interrupt():
             _main(argv)
