@@ -21,6 +21,27 @@ def shared_data() -> Path:
 
 
 @pytest.fixture(scope="session")
+def _gdal_cache_at_start() -> Any:
+    """GDAL's block cache size (bytes) as the test process started."""
+    from rasterio.env import get_gdal_config
+
+    return get_gdal_config("GDAL_CACHEMAX")
+
+
+@pytest.fixture(autouse=True)
+def _gdal_cache_as_at_start(_gdal_cache_at_start: Any) -> None:
+    """Each test starts with GDAL's block cache as the process started. Two pairs of a night written at once
+    (run_nightly's two worker threads, each in write_cog's ``rasterio.Env(GDAL_CACHEMAX=256)``) can leave
+    the process-wide cache at 256 bytes when the second Env restores what the first had set: every later
+    test then read and wrote its rasters without a cache (a 1200 px read of test_review_run_coverage took
+    13 s instead of 0.01 s)."""
+    from rasterio.env import get_gdal_config, set_gdal_config
+
+    if get_gdal_config("GDAL_CACHEMAX") != _gdal_cache_at_start:
+        set_gdal_config("GDAL_CACHEMAX", _gdal_cache_at_start)
+
+
+@pytest.fixture(scope="session")
 def repo_root() -> Path:
     """The repository root."""
     return REPO
