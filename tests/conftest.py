@@ -12,6 +12,16 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = (REPO / ".." / "shared" / "data").resolve()
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """What is alive once the tests are collected (the imported libraries, the test modules) lives to the
+    end: frozen out of the garbage collector's full passes, which every test's objects then no longer
+    wait on (those passes, and the pipeline's own gc.collect() per block, walked it each time)."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """Path to ../shared/data, or skip the test with the reason."""
