@@ -51,6 +51,49 @@ def aligned_spans(size: int, block: int, halo: int, grids: list[tuple[int, int]]
             for (c0, c1), _ in spans(size, block, 0)]
 
 
+def region_outer(r0: int, r1: int, size: int, grids: list[tuple[int, int]]) -> Span:
+    """The pixels read so that every window of ``grids`` touching ``[r0, r1)`` is the whole
+    scene's (:func:`aligned_spans` with ``exact`` covering the region): a block grown to hold a
+    footprint whole (:func:`grown`)."""
+    return _outer(r0, r1, size, 0, grids)
+
+
+def held_region(r0: int, r1: int, size: int, grids: list[tuple[int, int]]) -> Span:
+    """The largest ``[a, b)`` around ``[r0, r1)`` that :func:`region_outer` reads with the same
+    pixels: every window of ``grids`` touching it is, in that block, the whole scene's window with
+    the whole scene's weight (its probability the whole scene's), not ``[r0, r1)`` alone."""
+    outer = region_outer(r0, r1, size, grids)
+    lo, hi = 0, r0  # the least a with region_outer(a, r1)'s start the same (it grows with a)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if region_outer(mid, r1, size, grids)[0] == outer[0] else (mid + 1, hi)
+    a = lo
+    lo, hi = r1, size  # the greatest b with region_outer(a, b)'s end the same (it grows with b)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        lo, hi = (mid, hi) if region_outer(a, mid, size, grids) == outer else (lo, mid - 1)
+    return a, lo
+
+
+def grown(region: Span, core: Span, reached: tuple[float | None, float | None], size: int, step: int,
+          cap: int) -> Span:
+    """``region`` (the pixels whose probability a block holds as the whole scene's) grown past the
+    ends a footprint ``reached`` (its least and greatest pixel, None for an end it does not reach)
+    by ``step`` more, within ``[0, size)`` and at most ``cap`` pixels around ``core``."""
+    r0, r1 = region
+    lo, hi = reached
+    if lo is not None:
+        r0 = max(0, min(r0, math.floor(lo)) - step)
+    if hi is not None:
+        r1 = min(size, max(r1, math.ceil(hi)) + step)
+    if r1 - r0 > cap:  # as much as the cap allows, the core in its middle but for the scene's edges
+        spare = max(0, cap - (core[1] - core[0]))
+        lo_cap, hi_cap = core[0] - spare // 2, core[1] + spare - spare // 2
+        lo_cap, hi_cap = lo_cap - max(0, hi_cap - size), hi_cap + max(0, -lo_cap)
+        r0, r1 = max(r0, lo_cap), min(r1, hi_cap)
+    return min(r0, region[0]), max(r1, region[1])  # never less than it was
+
+
 def _outer(r0: int, r1: int, size: int, halo: int, grids: list[tuple[int, int]]) -> Span:
     """The pixels read for the region ``[r0, r1)``: :func:`aligned_spans`'s rule."""
     if len(set(grids)) == 1:
@@ -76,4 +119,4 @@ def window_grids(models: list[_Loaded], config: DetectConfig) -> list[tuple[int,
     return [(r.window, r.overlap) for r in (_Runner(m, config) for m in models)]
 
 
-__all__ = ["Span", "aligned_spans", "spans", "window_grids"]
+__all__ = ["Span", "aligned_spans", "grown", "held_region", "region_outer", "spans", "window_grids"]

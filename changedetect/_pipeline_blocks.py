@@ -9,8 +9,11 @@ Each block starts on the whole scene's grid of network windows and ends where on
 ends (:func:`changedetect._block_spans.aligned_spans`, the change model's and the building
 segmenter's grids), as ``detect --series``'s blocks do: every window that touches a core is the
 whole scene's, with the same blending weight, so a core's probability and first-seen date are the
-whole scene's up to float noise.  ``halo_px`` stays the least read around a core: the presence
-check's objects and the footprints across a core's edge are seen whole within it."""
+whole scene's up to float noise.  ``halo_px`` stays the least read around a core, and the pixels
+within it of the core are held as the whole scene's: a footprint over the core that reaches their
+edge (a structure larger than the halo) has its block read again, larger, until it lies whole
+inside (:func:`_held_whole`; at most ``GROW_CAP`` times ``block_px + halo_px`` a side, past which
+it is marked ``cut_by_block`` and named in one WARNING)."""
 
 from __future__ import annotations
 
@@ -24,10 +27,18 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from changedetect._block_spans import Span, aligned_spans, spans, window_grids
+from changedetect._block_spans import (
+    Span,
+    aligned_spans,
+    grown,
+    held_region,
+    region_outer,
+    spans,
+    window_grids,
+)
 from changedetect._detect_engine import SCENE_STATS, _scene_stats
 from changedetect._fill_before import FILLED_ATTR, Counts, fill_window, filled_counts
-from changedetect._pipeline_find import carried_ids, find
+from changedetect._pipeline_find import Found, carried_ids, find
 from changedetect._pipeline_output import OUTPUTS
 from changedetect._pipeline_steps import days_raster
 from changedetect.config import PipelineConfig
@@ -40,6 +51,15 @@ if TYPE_CHECKING:
     from changedetect._pipeline_chain import Clock
 
 log = logging.getLogger("changedetect.pipeline")
+
+#: the footprints' column that marks one a block could not hold whole (:func:`_held_whole`'s cap);
+#: only written when there is one
+CUT = "cut_by_block"
+#: a block grown to hold a footprint whole holds at most this many times ``block_px + halo_px`` a side
+GROW_CAP = 2
+#: a footprint within this many pixels (and the clean-up's opening and closing radii) of the held
+#: region's edge may be shaped by the pixels past it
+EDGE_PX = 4
 
 
 def is_blocked(aligned: xr.DataArray, config: PipelineConfig) -> bool:
@@ -170,6 +190,12 @@ def run_blocks(aligned: xr.DataArray, index: list[tuple[int, int]] | None, masks
     log.info("run: %dx%d px in %d blocks of at most %d px a side (halo at least %d px; windows %s)", w, h,
              len(blocks), block_px, halo_px, ", ".join(f"{a} px overlapping by {b}" for a, b in sorted(set(grids))))
     transform = aligned.rio.transform()
+
+    def detect(outer_y: Span, outer_x: Span) -> Found:
+        block = aligned.isel(y=slice(*outer_y), x=slice(*outer_x))
+        block = block.compute() if block.chunks is not None else block
+        return find(block, index, masks, config, models, clock, progress, previous, fill_from)
+
     frames: list[gpd.GeoDataFrame] = []
     writers: dict[str, Callable[[Any, int, int], None]] = {}
     first: Any = None
@@ -179,12 +205,11 @@ def run_blocks(aligned: xr.DataArray, index: list[tuple[int, int]] | None, masks
     token = SCENE_STATS.set(SceneStats(aligned))
     try:
         with contextlib.ExitStack() as files:
-            for n, ((core_y, outer_y), (core_x, outer_x)) in enumerate(blocks, 1):
+            for n, (core_y, core_x) in enumerate(((ry[0], rx[0]) for ry, rx in blocks), 1):
                 clock.block = f" (block {n} of {len(blocks)})"
                 log.info("block %d of %d: rows %d-%d, columns %d-%d", n, len(blocks), *core_y, *core_x)
-                block = aligned.isel(y=slice(*outer_y), x=slice(*outer_x))
-                block = block.compute() if block.chunks is not None else block
-                found = find(block, index, masks, config, models, clock, progress, previous, fill_from)
+                found, (outer_y, outer_x), cut = _held_whole(detect, (core_y, core_x), (h, w), config, grids,
+                                                             transform, n)
                 rasters = _rasters(found, config)
                 if first is None:  # the probability's grid and attributes, not its values: held to the end
                     first = (_template(aligned, found.prob), found.kept, found.footprints.attrs)
@@ -195,15 +220,15 @@ def run_blocks(aligned: xr.DataArray, index: list[tuple[int, int]] | None, masks
                         slice(core_x[0] - outer_x[0], core_x[1] - outer_x[0]))
                 for key, (raster, *_rest) in rasters.items():
                     writers[key](raster.values[core], core_y[0], core_x[0])
-                filled.append(filled_counts(found.filled, block["time"].values, core))
+                filled.append(filled_counts(found.filled, aligned["time"].values, core))
                 keep = in_core(found.footprints, transform, (core_y, core_x))
-                frames.append(found.footprints[keep])
+                frames.append(found.footprints[keep].assign(**{CUT: cut[keep]}))
                 if found.dropped_rows is not None and len(found.dropped_rows):  # those in its core, as it keeps
                     dropped += int(in_core(found.dropped_rows, transform, (core_y, core_x)).sum())
                 if "rebuild_ids" in found.footprints.attrs:  # the rebuilds this block keeps
                     ids = found.footprints["footprint_id"].astype(str)
                     rebuilt = (rebuilt or 0) + int((keep & ids.isin(found.footprints.attrs["rebuild_ids"])).sum())
-                del block, found, rasters
+                del found, rasters
                 gc.collect()  # a block's arrays sit in reference cycles: freed now, not blocks later
             clock.block = ""
     finally:
@@ -211,12 +236,98 @@ def run_blocks(aligned: xr.DataArray, index: list[tuple[int, int]] | None, masks
     both = pd.concat(frames, ignore_index=True)
     both = both.sort_values("area_m2", ascending=False, kind="stable").reset_index(drop=True)
     footprints = unique_ids(gpd.GeoDataFrame(both, geometry="geometry", crs=frames[0].crs), previous)
+    footprints = _said_cut(footprints, config)
     footprints.attrs = {**first[2], "unconfirmed_across_seasons": dropped, "blocks": len(blocks)}
     footprints.attrs.pop("rebuild_ids", None)
     if rebuilt is not None:  # the rebuilds the blocks kept, summed
         footprints.attrs["rebuilds"] = rebuilt
     carried = carried_ids(footprints, previous)
     return Blocked(first[0], footprints, first[1], carried, dropped, set(writers), filled)
+
+
+def _held_whole(detect: Callable[[Span, Span], Found], core: tuple[Span, Span], shape: tuple[int, int],
+                config: PipelineConfig, grids: list[tuple[int, int]], transform: Any,
+                n: int) -> tuple[Found, tuple[Span, Span], np.ndarray]:
+    """:func:`find` on the block of ``core``, read again, larger, while a footprint over the core
+    (kept, dropped as unconfirmed, or another core's) reaches the edge of the pixels it holds as the
+    whole scene's (``halo_px`` around the core at first, and as far past it as every window read
+    there is the whole scene's: :func:`held_region`): a structure larger than the halo is then
+    traced, and checked, from the whole scene's probability, as the whole scene's run traces it.
+    The block grows at most to ``GROW_CAP`` times ``block_px + halo_px`` a side; the footprints
+    still cut there are marked (the third value, over ``found.footprints``)."""
+    halo, block = config.run.halo_px, config.run.block_px
+    (cy0, cy1), (cx0, cx1) = core
+    region = ((max(0, cy0 - halo), min(shape[0], cy1 + halo)), (max(0, cx0 - halo), min(shape[1], cx1 + halo)))
+    margin = EDGE_PX + config.vectorize.opening_px + config.vectorize.closing_px
+    while True:
+        outer = (region_outer(*region[0], shape[0], grids), region_outer(*region[1], shape[1], grids))
+        # the pixels whose windows are all the whole scene's: the region and what the block reads past it
+        region = (held_region(*region[0], shape[0], grids), held_region(*region[1], shape[1], grids))
+        found = detect(*outer)
+        rows = [found.footprints] + ([found.dropped_rows] if found.dropped_rows is not None else [])
+        ends = [reaching(f, transform, core, region, shape, margin) for f in rows]
+        if not any(e[0].any() for e in ends):
+            return found, outer, np.zeros(len(found.footprints), dtype=bool)
+        new_y, new_x = (grown(region[a], core[a], _ends(ends, a, region[a], shape[a], margin), shape[a],
+                              max(halo, 64, (region[a][1] - region[a][0]) // 2), GROW_CAP * (block + halo))
+                        for a in (0, 1))
+        new = (new_y, new_x)
+        if new == region:  # at the cap: the footprints still cut are said to be
+            return found, outer, ends[0][0]
+        log.info("block %d: %d footprint(s) over the core reach past the %dx%d px held whole: read again with "
+                 "rows %d-%d, columns %d-%d", n, sum(int(e[0].sum()) for e in ends), region[1][1] - region[1][0],
+                 region[0][1] - region[0][0], *new[0], *new[1])
+        region = new
+        del found, rows
+        gc.collect()
+
+
+def reaching(footprints: gpd.GeoDataFrame, transform: Any, core: tuple[Span, Span], region: tuple[Span, Span],
+             shape: tuple[int, int], margin: int) -> tuple[np.ndarray, np.ndarray]:
+    """Which ``footprints`` touch ``core``'s pixels and come within ``margin`` pixels of ``region``'s
+    edge where it is not the scene's (cut there, or traced from a probability that may not be the
+    whole scene's), and the pixel bounds ``(row0, row1, col0, col1)`` of each, shape ``(n, 4)``."""
+    import shapely
+
+    geoms = np.asarray(footprints.geometry.values)
+    if not len(geoms):
+        return np.zeros(0, dtype=bool), np.zeros((0, 4))
+    (r0, r1), (c0, c1) = core
+    corners = [transform * (c, r) for r, c in ((r0, c0), (r0, c1), (r1, c1), (r1, c0))]
+    over = shapely.intersects(geoms, shapely.Polygon(corners))
+    b = shapely.bounds(geoms)
+    inv = ~transform
+    cols, rows = zip(*(inv * (b[:, i], b[:, j]) for i, j in ((0, 1), (0, 3), (2, 1), (2, 3))), strict=True)
+    px = np.stack([np.min(rows, axis=0), np.max(rows, axis=0), np.min(cols, axis=0), np.max(cols, axis=0)], axis=1)
+    (y0, y1), (x0, x1) = region
+    near = (((px[:, 0] < y0 + margin) & (y0 > 0)) | ((px[:, 1] > y1 - margin) & (y1 < shape[0]))
+            | ((px[:, 2] < x0 + margin) & (x0 > 0)) | ((px[:, 3] > x1 - margin) & (x1 < shape[1])))
+    return np.asarray(over & near, dtype=bool), px
+
+
+def _ends(ends: list[tuple[np.ndarray, np.ndarray]], axis: int, region: Span, size: int,
+          margin: int) -> tuple[float | None, float | None]:
+    """The least and greatest pixel along ``axis`` (0 rows, 1 columns) of the footprints that reach
+    ``region``'s edge (:func:`reaching`), None for an end of the region none of them reaches."""
+    px = np.concatenate([p[m] for m, p in ends])[:, 2 * axis : 2 * axis + 2]
+    lo = float(px[:, 0].min()) if region[0] > 0 and (px[:, 0] < region[0] + margin).any() else None
+    hi = float(px[:, 1].max()) if region[1] < size and (px[:, 1] > region[1] - margin).any() else None
+    return lo, hi
+
+
+def _said_cut(footprints: gpd.GeoDataFrame, config: PipelineConfig) -> gpd.GeoDataFrame:
+    """One WARNING naming the footprints still cut by a block's edge, marked in ``CUT``; the
+    column is dropped when there is none (the whole scene's columns)."""
+    cut = footprints[CUT].astype(bool)
+    if not cut.any():
+        return footprints.drop(columns=CUT)
+    ids = footprints.loc[cut, "footprint_id"].astype(str).tolist()
+    log.warning("%d footprint(s) larger than a block grown to %d px a side could hold are cut at its edge: "
+                "their outline, area and presence check may differ from the whole scene's (%s; column %s "
+                "marks them). Give [run] block_px and halo_px more than the structure's side in pixels, "
+                "or run the scene whole.", len(ids), GROW_CAP * (config.run.block_px + config.run.halo_px),
+                ", ".join(ids), CUT)
+    return footprints.assign(**{CUT: cut})
 
 
 def _rasters(found: Any, config: PipelineConfig) -> dict[str, tuple[xr.DataArray, str, float | None, Any]]:
@@ -236,4 +347,4 @@ def _writer(aligned: xr.DataArray, like: xr.DataArray, path: Path, dtype: Any, n
     return cog_windows(_template(aligned, like), path, dtype=dtype, nodata=nodata, overwrite=True, tags=tags)
 
 
-__all__ = ["Blocked", "SceneStats", "in_core", "is_blocked", "run_blocks", "spans", "unique_ids"]
+__all__ = ["CUT", "Blocked", "SceneStats", "in_core", "is_blocked", "reaching", "run_blocks", "spans", "unique_ids"]
