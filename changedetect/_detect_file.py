@@ -33,6 +33,7 @@ from changedetect._detect_engine import (
 )
 from changedetect._detect_inputs import check_colour
 from changedetect.errors import GeoreferenceError
+from changedetect.io._block_cache import capped
 from changedetect.tiling import Window
 
 logger = logging.getLogger("changedetect.detect")
@@ -252,7 +253,7 @@ def detect_to_file(
     card, runner = loaded.card, _Runner(loaded, config)
     t0 = time.perf_counter()
     counter = _Counter(_threshold(config, card))
-    with rasterio.Env(GDAL_CACHEMAX=256), _open(before_path) as src_b, _open(after_path) as raw_a:
+    with capped(), _open(before_path) as src_b, _open(after_path) as raw_a:
         grid = _target(src_b)
         src_a, bands_b = _onto(raw_a, grid, after_path), _onto(src_b, grid, before_path)
         if bands_b.warp:

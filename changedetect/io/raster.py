@@ -38,14 +38,13 @@ from dask.system import CPU_COUNT
 from rasterio.crs import CRS as RioCRS
 from rasterio.windows import Window
 
+from changedetect.io._block_cache import capped
 from changedetect.io.atomic import atomic_path, remove_with_sidecars
 
 log = logging.getLogger(__name__)
 
 _BLOCK = 512
 _WRITE_CHUNK = 2048
-#: GDAL block cache while writing, in MB: bounds memory whatever the raster's size.
-_CACHE_MB = 256
 
 
 def write_cog(
@@ -107,7 +106,7 @@ def _staged_cog(arr: xr.DataArray, out: Path, dtype: str, nodata: float | None, 
     """The open tiled staging GeoTIFF on ``arr``'s grid, described and tagged; on leaving, made
     the COG at ``out`` (atomically: an exception leaves nothing behind)."""
     profile = _profile(arr, dtype, nodata)
-    with atomic_path(out, overwrite=overwrite) as tmp, rasterio.Env(GDAL_CACHEMAX=_CACHE_MB):
+    with atomic_path(out, overwrite=overwrite) as tmp, capped():  # the block cache bounded, whatever the size
         stage = tmp.with_name(tmp.stem + ".stage.tif")
         try:
             with _open_stage(stage, profile) as dst:
