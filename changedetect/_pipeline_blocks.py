@@ -56,7 +56,9 @@ log = logging.getLogger("changedetect.pipeline")
 #: only written when there is one
 CUT = "cut_by_block"
 #: a block grown to hold a footprint whole holds at most this many times ``block_px + halo_px`` a side
-GROW_CAP = 2
+#: (1.25: at most about 1.6 times a block's memory, the bound ``block_px`` promises kept within reach;
+#: room for a structure reaching ``block_px / 8 + 0.625 halo_px`` past a core's edge: 672 px at the defaults)
+GROW_CAP = 1.25
 #: a footprint within this many pixels (and the clean-up's opening and closing radii) of the held
 #: region's edge may be shaped by the pixels past it
 EDGE_PX = 4
@@ -269,7 +271,7 @@ def _held_whole(detect: Callable[[Span, Span], Found], core: tuple[Span, Span], 
         if not any(e[0].any() for e in ends):
             return found, outer, np.zeros(len(found.footprints), dtype=bool)
         new_y, new_x = (grown(region[a], core[a], _ends(ends, a, region[a], shape[a], margin), shape[a],
-                              max(halo, 64, (region[a][1] - region[a][0]) // 2), GROW_CAP * (block + halo))
+                              max(halo, 64, (region[a][1] - region[a][0]) // 2), int(GROW_CAP * (block + halo)))
                         for a in (0, 1))
         new = (new_y, new_x)
         if new == region:  # at the cap: the footprints still cut are said to be
@@ -325,7 +327,7 @@ def _said_cut(footprints: gpd.GeoDataFrame, config: PipelineConfig) -> gpd.GeoDa
     log.warning("%d footprint(s) larger than a block grown to %d px a side could hold are cut at its edge: "
                 "their outline, area and presence check may differ from the whole scene's (%s; column %s "
                 "marks them). Give [run] block_px and halo_px more than the structure's side in pixels, "
-                "or run the scene whole.", len(ids), GROW_CAP * (config.run.block_px + config.run.halo_px),
+                "or run the scene whole.", len(ids), int(GROW_CAP * (config.run.block_px + config.run.halo_px)),
                 ", ".join(ids), CUT)
     return footprints.assign(**{CUT: cut})
 

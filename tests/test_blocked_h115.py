@@ -129,9 +129,10 @@ def test_a_structure_larger_than_the_cap_is_marked_and_named_once(caplog: pytest
         return Found(None, None, None, frame, (0, 1), None)  # type: ignore[arg-type]
 
     found, outer, cut = _held_whole(detect, ((0, 256), (0, 256)), (4000, 4000), config, [(64, 8)], transform, 1)
-    cap = GROW_CAP * (256 + 16)
-    assert len(read) > 2 and read[-1][1][1] - read[-1][1][0] >= cap - 64  # grown, to about the cap
+    cap = int(GROW_CAP * (256 + 16))
+    assert len(read) >= 2 and read[-1][1][1] - read[-1][1][0] >= cap - 64  # grown, to about the cap
     assert read[-1][1][1] <= cap + 64 and read[-1][0] == read[0][0]  # no further; the rows never reached
+    assert all(isinstance(v, int) for span in read[-1] for v in span)  # pixel spans stay integers
     assert list(cut) == [True, False]
     with caplog.at_level(logging.WARNING, logger="changedetect.pipeline"):
         marked = _said_cut(found.footprints.assign(**{CUT: cut}), config)
