@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,16 +39,22 @@ def _gdal_cache_at_start() -> Any:
 
 
 @pytest.fixture(autouse=True)
-def _gdal_cache_as_at_start(_gdal_cache_at_start: Any) -> None:
-    """Each test starts with GDAL's block cache as the process started. Two pairs of a night written at once
-    (run_nightly's two worker threads, each in write_cog's ``rasterio.Env(GDAL_CACHEMAX=256)``) can leave
-    the process-wide cache at 256 bytes when the second Env restores what the first had set: every later
-    test then read and wrote its rasters without a cache (a 1200 px read of test_review_run_coverage took
-    13 s instead of 0.01 s)."""
+def _gdal_cache_as_at_start(_gdal_cache_at_start: Any) -> Iterator[None]:
+    """A test that leaves GDAL's process-wide block cache other than it found it fails (and the cache is put
+    back for the next). Two pairs of a night written at once, each in ``rasterio.Env(GDAL_CACHEMAX=256)``,
+    once left the process with a 256-byte cache (rasterio takes bytes), and every later read ran without
+    one (a 1200 px read took 13 s instead of 0.01 s): the library now caps it with
+    :func:`changedetect.io._block_cache.capped`, and this is the guard that it stays so."""
     from rasterio.env import get_gdal_config, set_gdal_config
 
     if get_gdal_config("GDAL_CACHEMAX") != _gdal_cache_at_start:
         set_gdal_config("GDAL_CACHEMAX", _gdal_cache_at_start)
+    yield
+    left = get_gdal_config("GDAL_CACHEMAX")
+    if left != _gdal_cache_at_start:
+        set_gdal_config("GDAL_CACHEMAX", _gdal_cache_at_start)
+        pytest.fail(f"GDAL's block cache was left at {left} bytes (it was {_gdal_cache_at_start}): something set "
+                    "GDAL_CACHEMAX and did not put it back (a rasterio.Env in two threads?)")
 
 
 @pytest.fixture(scope="session")
