@@ -33,28 +33,35 @@ pytestmark = pytest.mark.skipif(os.name != "posix", reason="sends a POSIX SIGINT
 NIGHT = "2024-03-16"
 AREAS = {"district1": 1, "district3": 2}
 
-#: the child: ``pipeline.run`` of each pair touches ``$MARKER_DIR/<area>`` when ``MARKER_DIR`` is set
-#: and waits for the SIGINT (at most 60 s) before running on; then the console entry point as installed
-CHILD = """
-import os, signal, sys, threading
+def child_script(wait: str, prelude: str = "") -> str:
+    """A child nightly process: ``prelude``, then each pair's ``pipeline.run`` touches ``$MARKER_DIR/<area>``
+    when ``MARKER_DIR`` is set and runs ``wait`` (one statement) before it runs on; then the console entry
+    point as installed."""
+    return f"""
+import os, signal, sys, threading, time
 from pathlib import Path
 from changedetect import pipeline
-real, interrupted = pipeline.run, threading.Event()
-def on_sigint(signum, frame):
-    interrupted.set()
-    signal.default_int_handler(signum, frame)
-signal.signal(signal.SIGINT, on_sigint)
+real = pipeline.run
+{prelude}
 def run(manifest, **kwargs):
     marks = os.environ.get("MARKER_DIR")
     if marks:
         (Path(marks) / Path(manifest).parent.name).touch()
-        interrupted.wait(60)
+        {wait}
     return real(manifest, **kwargs)
 pipeline.run = run
 from changedetect.cli import main
 sys.argv[0] = "changedetect"
 main(sys.argv[1:])
 """
+
+
+#: the child: each pair waits for the SIGINT (at most 60 s) before running on
+CHILD = child_script("interrupted.wait(60)", prelude="""interrupted = threading.Event()
+def on_sigint(signum, frame):
+    interrupted.set()
+    signal.default_int_handler(signum, frame)
+signal.signal(signal.SIGINT, on_sigint)""")
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from test_review_nightly_sigint import _start as _start_nightly
+from test_review_nightly_sigint import child_script
 
 from changedetect.testing import make_nightly_catalog
 
@@ -22,24 +23,8 @@ pytestmark = pytest.mark.skipif(os.name != "posix", reason="sends a POSIX SIGTER
 
 AREAS = {"district1": 1, "district3": 2}
 
-#: the child: each pair's ``pipeline.run`` touches ``$MARKER_DIR/<area>`` and then waits 3 s before it runs
-#: on (no handler of its own: SIGTERM is the CLI's), then the console entry point as installed
-CHILD = """
-import os, sys, time
-from pathlib import Path
-from changedetect import pipeline
-real = pipeline.run
-def run(manifest, **kwargs):
-    marks = os.environ.get("MARKER_DIR")
-    if marks:
-        (Path(marks) / Path(manifest).parent.name).touch()
-        time.sleep(3)
-    return real(manifest, **kwargs)
-pipeline.run = run
-from changedetect.cli import main
-sys.argv[0] = "changedetect"
-main(sys.argv[1:])
-"""
+#: the child: each pair waits 3 s before it runs on (no handler of its own: SIGTERM is the CLI's)
+CHILD = child_script("time.sleep(3)")
 
 
 def _start(world: dict[str, Path], base: Path, *extra: str, marker_dir: Path | None = None) -> subprocess.Popen[str]:
