@@ -202,9 +202,9 @@ def test_a_larger_scene_runs_block_by_block(tiny: dict, default: Path, caplog: p
             assert (np.isnan(a) == np.isnan(b)).all()
             np.testing.assert_allclose(a, b, rtol=0, atol=1e-5, equal_nan=True)
     fp = _footprints(out)
-    # (the random model's change covers the scene: one footprint larger than a block can grow to hold,
-    # cut at the cores' edges and marked cut_by_block; the sample city's footprints are the whole
-    # scene's, test_sample_city_in_blocks_...)
+    # (the random model's change covers the 300 px scene: one footprint of 22500 m2, larger than the halo,
+    # which each block grows to hold whole, the scene being within the growth cap, so no cut_by_block;
+    # the sample city's footprints are the whole scene's, test_sample_city_in_blocks_...)
     assert len(fp) and fp["footprint_id"].is_unique
     # the next run, given these footprints as the previous ones, carries every id over
     again = _footprints(_run(tiny, "blocks-again", _with_run(tiny["config"], 256, 32), previous=out))
