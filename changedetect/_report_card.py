@@ -131,6 +131,8 @@ def card(number: int, row: Any, crs: Any, chips: Mapping[str, str], labels: Mapp
         (t["card.working_crs"], working),
         (t["card.violation_id"], fmt(row.get("violation_id"))),
         (t["card.same_sun"], t.get(f"same_sun.{same_sun}") if same_sun else None),
+        # run in blocks: a structure larger than a block could grow to hold (changedetect._pipeline_blocks)
+        (t["card.cut"], t["card.cut_text"] if str(row.get("cut_by_block")).lower() in ("true", "1") else None),
     ]
     rows = "".join(f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in evidence if v is not None)
     figs = "".join(

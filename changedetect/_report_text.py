@@ -86,6 +86,9 @@ _EN: dict[str, str] = {
     "card.working_crs": "Working CRS",
     "card.violation_id": "Violation id",
     "card.same_sun": "Same-sun check",
+    "card.cut": "Outline",
+    "card.cut_text": "cut at the edge of a processing block (a structure larger than the run could hold whole): "
+                     "its area may be understated; check it on site",
     "parcel.sheet_no": "sheet {sheet}, parcel {no} (tờ {sheet}, thửa {no})",
     "parcel.id": ", id {id}",
     "parcel.share": ": {pct} % of the building",
@@ -214,6 +217,9 @@ _VI: dict[str, str] = {
     "card.working_crs": "Hệ tọa độ làm việc",
     "card.violation_id": "Mã vi phạm",
     "card.same_sun": "Kiểm tra cùng mùa",
+    "card.cut": "Đường bao",
+    "card.cut_text": "bị cắt tại mép một khối xử lý (công trình lớn hơn phạm vi xử lý): diện tích có thể nhỏ "
+                     "hơn thực tế; cần kiểm tra tại hiện trường",
     "parcel.sheet_no": "thửa đất số {no}, tờ bản đồ số {sheet}",
     "parcel.id": ", mã {id}",
     "parcel.share": ": {pct} % diện tích công trình",

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 import string
 from html.parser import HTMLParser
@@ -197,3 +198,16 @@ def test_every_kind_of_withdrawal_has_words_in_every_language() -> None:
     for lang, catalog in TEXT.items():
         missing = [k for k in kinds if f"withdrawn.{k}" not in catalog]
         assert not missing, (lang, missing)
+
+
+@pytest.mark.parametrize("lang", ["en", "vi"])
+def test_a_footprint_cut_by_a_block_says_so_on_its_card(sample_violations: gpd.GeoDataFrame, lang: str) -> None:
+    """A violation whose outline a run in blocks could not hold whole (``cut_by_block``, as the GeoPackage gives
+    it or the CSV's text) tells the inspector its area may be understated; the others say nothing of it."""
+    from changedetect._report_card import card
+
+    rows = sample_violations.iloc[:3].copy()
+    rows["cut_by_block"] = [True, "True", False]
+    said = [TEXT[lang]["card.cut_text"] in html.unescape(card(i, row, rows.crs, {}, {}, lang))
+            for i, (_, row) in enumerate(rows.iterrows(), 1)]
+    assert said == [True, True, False]
