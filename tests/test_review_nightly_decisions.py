@@ -14,6 +14,7 @@ so that night 4's pair finds the house again, first seen on 2020-04-01."""
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -309,9 +310,10 @@ def test_a_confirmed_violation_is_not_withdrawn_by_the_images() -> None:
     assert withdrawn["violation_id"].tolist() == ["a-2"]
 
 
-def test_read_decisions_from_a_database_table_without_geometry() -> None:
+@pytest.fixture
+def decisions_db() -> Iterator[tuple[Any, str]]:
+    """psycopg and the URL of a throwaway PostGIS server (its own per test), or the test skipped saying why."""
     psycopg = pytest.importorskip("psycopg", reason="psycopg is not installed (pip install '.[postgis]')")
-    from changedetect._nightly_decisions import read_decisions
     from changedetect.testing_postgis import PostgisUnavailable, throwaway_postgis
 
     try:
@@ -320,37 +322,35 @@ def test_read_decisions_from_a_database_table_without_geometry() -> None:
     except PostgisUnavailable as exc:
         pytest.skip(str(exc))
     try:
-        with psycopg.connect(url) as conn:
-            conn.execute("CREATE TABLE quyet_dinh (violation_id text, decision text, decided_on date, inspector text)")
-            conn.execute("INSERT INTO quyet_dinh VALUES ('a-1', 'báo động nhầm', '2025-02-03', 'Nguyễn Văn A')")
-        got = read_decisions(f"{url}#quyet_dinh")
-        assert got[["violation_id", "decision", "decided_on", "inspector"]].values.tolist() == [
-            ["a-1", "false_alarm", "2025-02-03", "Nguyễn Văn A"]]
-        assert "password" not in got.attrs["source"]
+        yield psycopg, url
     finally:
         cluster.__exit__(None, None, None)
 
 
-def test_read_decisions_from_a_timestamptz_column_takes_the_day_in_the_city() -> None:
+def test_read_decisions_from_a_database_table_without_geometry(decisions_db: tuple[Any, str]) -> None:
+    from changedetect._nightly_decisions import read_decisions
+
+    psycopg, url = decisions_db
+    with psycopg.connect(url) as conn:
+        conn.execute("CREATE TABLE quyet_dinh (violation_id text, decision text, decided_on date, inspector text)")
+        conn.execute("INSERT INTO quyet_dinh VALUES ('a-1', 'báo động nhầm', '2025-02-03', 'Nguyễn Văn A')")
+    got = read_decisions(f"{url}#quyet_dinh")
+    assert got[["violation_id", "decision", "decided_on", "inspector"]].values.tolist() == [
+        ["a-1", "false_alarm", "2025-02-03", "Nguyễn Văn A"]]
+    assert "password" not in got.attrs["source"]
+
+
+def test_read_decisions_from_a_timestamptz_column_takes_the_day_in_the_city(decisions_db: tuple[Any, str]) -> None:
     """A PostGIS decisions table whose decided_on is a timestamptz (what a web form's 'now()' writes):
     its day in the city's zone ([permits] timezone), not in the server's (UTC here) or the session's."""
-    psycopg = pytest.importorskip("psycopg", reason="psycopg is not installed (pip install '.[postgis]')")
     from changedetect._nightly_decisions import read_decisions
-    from changedetect.testing_postgis import PostgisUnavailable, throwaway_postgis
 
-    try:
-        cluster = throwaway_postgis("decisions_tz")
-        url = cluster.__enter__()
-    except PostgisUnavailable as exc:
-        pytest.skip(str(exc))
-    try:
-        with psycopg.connect(url) as conn:
-            conn.execute("CREATE TABLE quyet_dinh (violation_id text, decision text, decided_on timestamptz, "
-                         "inspector text)")
-            conn.execute("INSERT INTO quyet_dinh VALUES ('a-1', 'xác nhận', '2025-02-03 20:00:00+00', 'B'), "
-                         "('a-2', 'đã xử lý', '2025-02-04 01:00:00+07', 'C')")
-        got = read_decisions(f"{url}#quyet_dinh", timezone="Asia/Ho_Chi_Minh")
-        days = dict(zip(got["violation_id"], got["decided_on"], strict=True))
-        assert days == {"a-1": "2025-02-04", "a-2": "2025-02-04"}, days  # 03:00 and 01:00 in Ho Chi Minh City
-    finally:
-        cluster.__exit__(None, None, None)
+    psycopg, url = decisions_db
+    with psycopg.connect(url) as conn:
+        conn.execute("CREATE TABLE quyet_dinh (violation_id text, decision text, decided_on timestamptz, "
+                     "inspector text)")
+        conn.execute("INSERT INTO quyet_dinh VALUES ('a-1', 'xác nhận', '2025-02-03 20:00:00+00', 'B'), "
+                     "('a-2', 'đã xử lý', '2025-02-04 01:00:00+07', 'C')")
+    got = read_decisions(f"{url}#quyet_dinh", timezone="Asia/Ho_Chi_Minh")
+    days = dict(zip(got["violation_id"], got["decided_on"], strict=True))
+    assert days == {"a-1": "2025-02-04", "a-2": "2025-02-04"}, days  # 03:00 and 01:00 in Ho Chi Minh City
