@@ -266,3 +266,25 @@ def test_a_libtiff_line_of_an_earlier_command_says_nothing_of_this_ones_error(
     monkeypatch.setattr(summary, "describe", broken)
     code, err = _exit(["info", str(tmp_path)], capsys)
     assert code == 1 and err.startswith("Internal error: RuntimeError: something else"), err
+
+
+def test_a_file_too_large_without_a_size_limit_blames_the_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """EFBIG with no RLIMIT_FSIZE set comes from the file system (FAT32's 4 GiB): the line says to write to
+    another disk, not to raise a limit that is not there ("no limit now")."""
+    import errno
+    import resource
+
+    import changedetect.io.summary as summary
+    from tests.test_cli_errors import _exit
+
+    if resource.getrlimit(resource.RLIMIT_FSIZE)[0] != resource.RLIM_INFINITY:
+        pytest.skip("this process runs under a file-size limit")
+
+    def too_large(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.EFBIG, "File too large", str(tmp_path / "info.json"))
+
+    monkeypatch.setattr(summary, "describe", too_large)
+    code, err = _exit(["info", str(tmp_path)], capsys)
+    assert code == 2 and err.startswith("Error: an output file grew past the largest file its disk allows"), err
+    assert "ulimit" not in err

@@ -267,13 +267,14 @@ def _file_size_limited(exc: BaseException) -> bool:
     return said("File too large")
 
 
-def _fsize_limit() -> str:
+def _fsize_limit() -> int | None:
+    """The process's file-size limit in bytes (RLIMIT_FSIZE), None when there is none."""
     try:
         import resource
     except ImportError:  # pragma: no cover - not POSIX
-        return "the file-size limit"
+        return None
     soft = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
-    return "no limit now" if soft == resource.RLIM_INFINITY else f"{soft} bytes, RLIMIT_FSIZE"
+    return None if soft == resource.RLIM_INFINITY else int(soft)
 
 
 def main(argv: list[str] | None = None) -> Any:
@@ -328,10 +329,14 @@ def _main(argv: list[str] | None) -> NoReturn:
                        "command again (outputs are written to temporary files and renamed, so nothing "
                        "half-written is left, and a nightly state stays as it was)", err=True)
             sys.exit(EXIT_BAD_INPUT)
-        if _file_size_limited(exc):  # not a bug either: `ulimit -f` (systemd's LimitFSIZE=) stopped a write
-            click.echo(f"Error: an output file reached this process's file-size limit ({_fsize_limit()}): raise "
-                       "it (`ulimit -f unlimited`; systemd: LimitFSIZE=infinity) and run the command again "
-                       "(nothing half-written is left)", err=True)
+        if _file_size_limited(exc):  # not a bug either: `ulimit -f` (systemd's LimitFSIZE=) or the file system
+            limit = _fsize_limit()
+            click.echo(f"Error: an output file reached this process's file-size limit ({limit} bytes, RLIMIT_FSIZE): "
+                       "raise it (`ulimit -f unlimited`; systemd: LimitFSIZE=infinity) and run the command again "
+                       "(nothing half-written is left)" if limit is not None else
+                       "Error: an output file grew past the largest file its disk allows (File too large: FAT32 "
+                       "and some network shares stop at 4 GiB): write the outputs to another disk and run the "
+                       "command again (nothing half-written is left)", err=True)
             sys.exit(EXIT_BAD_INPUT)
         click.echo(
             f"Internal error: {type(exc).__name__}: {exc}\n"
