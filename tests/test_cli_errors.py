@@ -439,3 +439,21 @@ def test_an_output_folder_named_like_a_file_is_refused_before_any_work(
     out.write_text("x")  # an existing file of that name
     code, err = _exit(["run", str(dummies["a.tif"]), "--permits", "r.gpkg", "--out", str(out)], capsys)
     assert code == 2 and "is a file" in err and "folder" in err
+
+
+def test_verbose_keeps_gdal_error_chain_out_and_debug_shows_it(tmp_path: Path) -> None:
+    """`-v` is for changedetect's own steps: a corrupt tile's error is one line that quotes GDAL, so rasterio's
+    INFO 'GDAL signalled an error' records behind it (two here, eight on a full disk) stay out; `-vv` shows them."""
+    import subprocess
+    import sys
+
+    tile = next((Path(__file__).parents[1] / "sample_tiles").glob("*.tif"))
+    (tmp_path / "a.tif").write_bytes(tile.read_bytes()[:5000])
+    said = {}
+    for flag in ("-v", "-vv"):
+        done = subprocess.run([sys.executable, "-m", "changedetect", flag, "info", str(tmp_path)],
+                              capture_output=True, text=True, timeout=120, check=False)
+        assert done.returncode == 2 and _error_line(done.stderr).startswith("Error: "), done.stderr
+        said[flag] = done.stderr
+    assert "GDAL signalled an error" not in said["-v"], said["-v"]
+    assert "GDAL signalled an error" in said["-vv"], said["-vv"]

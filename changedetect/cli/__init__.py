@@ -21,7 +21,7 @@ import logging
 import os
 import sys
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, NoReturn, TextIO
 
 import click
@@ -221,7 +221,8 @@ def _module_exists(mod: str) -> bool:
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="changedetect")
-@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug logs).")
+@click.option("-v", "--verbose", count=True,
+              help="Log each step (INFO); -vv: debug logs, rasterio's and GDAL's lines too.")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors; no progress bars.")
 @click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
 @click.pass_context
@@ -244,6 +245,8 @@ def cli(ctx: click.Context, verbose: int, quiet: bool, debug: bool) -> None:
     elif verbose >= 2 or debug:
         level = logging.DEBUG
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    if level == logging.INFO:
+        ctx.call_on_close(_libraries_quiet())
     _WARNINGS_ONCE.install(detailed=bool(verbose or debug))
     # off again when the command ends, however it was called (main, CliRunner, a notebook): left on the
     # root handlers, its memory of this command's lines dropped the same lines of later library calls
@@ -255,6 +258,26 @@ def cli(ctx: click.Context, verbose: int, quiet: bool, debug: bool) -> None:
     ctx.call_on_close(route_libtiff_errors())
     ctx.ensure_object(dict)
     ctx.obj.update(verbose=verbose, quiet=quiet, debug=debug)
+
+
+#: the libraries whose INFO records are GDAL's error chain behind an error the command already says in one
+#: line (a corrupt tile: 'GDAL signalled an error ... Can not read TIFF directory count'; a full disk: eight
+#: of them); kept to warnings under ``-v``, which is for changedetect's own steps, and shown with ``-vv``
+_LIBRARIES = ("rasterio", "fiona", "pyogrio")
+
+
+def _libraries_quiet() -> Callable[[], None]:
+    """Raise :data:`_LIBRARIES`' loggers to WARNING; returns what puts their levels back."""
+    loggers = [logging.getLogger(name) for name in _LIBRARIES]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(max(logger.getEffectiveLevel(), logging.WARNING))
+
+    def restore() -> None:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+
+    return restore
 
 
 def _file_size_limited(exc: BaseException) -> bool:
