@@ -132,11 +132,53 @@ def _levir_pairs(files: list[tuple[Path, Path, Path]]) -> Iterator[Pair]:
         b, names_b = _read_image(path_b, kind="image")
         y, _ = _read_image(lab, kind="label")
         if a.shape[1:] != y.shape[1:] or b.shape[1:] != y.shape[1:]:
-            raise DatasetError(f"pair '{lab.stem}': sizes differ (A {a.shape[1:]}, B {b.shape[1:]}, label {y.shape[1:]})")
-        # a JPEG's 0/255 label rings (1..14, 240..254) around its edges: halfway decides there
-        lossy = lab.suffix.lower() in {".jpg", ".jpeg"} and y.max() > 1
-        yield Pair(lab.stem, _as_da(a, names_a), _as_da(b, names_b), y[0] > (127 if lossy else 0),
+            raise DatasetError(f"pair '{lab.stem}': sizes differ (A '{path_a}' {_hw(a)}, B '{path_b}' {_hw(b)}, "
+                               f"label '{lab}' {_hw(y)} pixels): crop or resample the three onto one grid")
+        yield Pair(lab.stem, _as_da(a, names_a), _as_da(b, names_b), _label_mask(y, lab),
                    source=f"{path_a}, {path_b}")
+
+
+def _hw(data: np.ndarray) -> str:
+    return f"{data.shape[-2]}x{data.shape[-1]}"
+
+
+#: how far apart a JPEG's red, green and blue may lie where they were one grey (chroma rounding)
+_JPEG_GREY_SLACK = 48
+
+
+def _spread(band: np.ndarray, grey: np.ndarray) -> float:
+    """The largest difference between two bands of a label (0 when they are the same)."""
+    if np.array_equal(band, grey):
+        return 0.0
+    return float(np.abs(band.astype(np.float64) - grey).max())
+
+
+def _label_mask(y: np.ndarray, path: Path) -> np.ndarray:
+    """The change mask of a LEVIR-style label ``y`` ``(band, h, w)`` read from ``path``: 0 = no change,
+    255 (or 1) = change.  A grey label saved as RGB is read from its grey.  A JPEG rings around its
+    edges (0/255 -> 1..14, 240..254; 0/1 -> 0..2): halfway up its scale decides.  DatasetError for a
+    label of other values (0/1/2, 0/128/255: which of them is change is not for us to guess) or of
+    bands that differ (a colour label)."""
+    lossy = path.suffix.lower() in {".jpg", ".jpeg"}
+    grey = y[0]
+    if any(_spread(band, grey) > (_JPEG_GREY_SLACK if lossy else 0) for band in y[1:]):
+        raise DatasetError(f"label '{path}' has {y.shape[0]} bands that differ (a colour label?): save it as "
+                           "one grey band, 0 = no change and 255 (or 1) = change")
+    if lossy:
+        top = 255 if grey.max() > 127 else 1
+        if top == 1:  # compression rounds much of a 0/1 label's change to 0: nothing here can bring it back
+            from changedetect._detect_inputs import warn_once
+
+            warn_once("label '%s' is a JPEG of 0/1 values: JPEG compression turns part of such a label's "
+                      "change into 0 (and the scores with it); save labels as PNG", path, key="jpeg 0/1 label")
+        return grey > top / 2
+    values = np.flatnonzero(np.bincount(grey.ravel())) if grey.dtype == np.uint8 else np.unique(grey)
+    if not (set(values.tolist()) <= {0, 1} or set(values.tolist()) <= {0, 255}):
+        shown = ", ".join(f"{v:g}" for v in values[:10].tolist()) + (", ..." if values.size > 10 else "")
+        raise DatasetError(f"label '{path}' holds the values {shown}; a LEVIR-style label is 0 = no change and "
+                           "255 (or 1) = change: map its values onto those (which of them are change is yours "
+                           "to say), or remove the pair")
+    return grey > 0
 
 
 def _s2_file(folder: Path, band: str) -> Path:
@@ -154,9 +196,21 @@ def _s2_band(folder: Path, band: str, shape: tuple[int, int]) -> np.ndarray:
     path = _s2_file(folder, band)
     try:
         with rasterio.open(path) as src:
+            if not _fits_grid((src.height, src.width), shape):
+                raise DatasetError(f"band {band} '{path}' is {src.height}x{src.width} pixels, which is neither "
+                                   f"the change map's {shape[0]}x{shape[1]} nor a whole fraction of it (a 20 m "
+                                   "or 60 m band's): give every band and the change map of the same area")
             return src.read(1, out_shape=shape, resampling=Resampling.bilinear).astype(np.float32)
     except rasterio.errors.RasterioIOError as exc:
         raise DatasetError(f"cannot read band {band} '{path}': {exc}") from exc
+
+
+def _fits_grid(band: tuple[int, int], label: tuple[int, int]) -> bool:
+    """Whether a band of ``band`` pixels can cover the label's grid of ``label`` pixels: the same, or coarser
+    by one whole factor on both axes (OSCD's 20 m bands of a 799x785 city are 399x393), give or take 2 %
+    (OSCD's second dates of abudhabi and saclay_e cover the same bounds in 795x782 and 631x679 pixels)."""
+    k = round(label[0] / band[0])
+    return k >= 1 and all(abs(b * k - n) <= max(k, 0.02 * n) for b, n in zip(band, label, strict=True))
 
 
 def _count_pairs(root: Path, oscd: bool, cities: Sequence[str] | None) -> int | None:

@@ -4,7 +4,8 @@ Two layouts are understood:
 
 LEVIR-style
     ``A/`` (before), ``B/`` (after) and ``label/`` with matching file names
-    (PNG, JPEG or GeoTIFF; labels 0/255 or 0/1, anything > 0 is change; a JPEG label is cut at 128).
+    (PNG, JPEG or GeoTIFF; labels 0/255 or 0/1, a grey label saved as RGB read from its grey; other
+    values or colours are refused; a JPEG label is cut halfway up its scale).
 OSCD-style
     ``images/<city>/imgs_1/*_B02.tif ...``, ``images/<city>/imgs_2/...``
     (one file per Sentinel-2 band) and ``labels/<city>/cm/<city>-cm.tif``

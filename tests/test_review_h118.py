@@ -1,0 +1,166 @@
+"""Review (H118) of ``changedetect evaluate``'s labelled pairs: a label it must not read silently the
+wrong way (other values, colours, a 0/1 JPEG), and inputs of another size named by their files."""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+import xarray as xr
+from PIL import Image
+from rasterio.transform import from_origin
+
+from changedetect.cli import main
+from changedetect.errors import DatasetError
+from changedetect.evaluate import evaluate_detailed
+
+
+@dataclass
+class DiffPredictor:
+    """Probability = mean absolute difference / 255."""
+
+    name: str = "diff"
+    bands: tuple[str, ...] | None = None
+    threshold: float = 0.5
+
+    def __call__(self, before: xr.DataArray, after: xr.DataArray) -> np.ndarray:
+        return np.abs(after.values - before.values).mean(axis=0) / 255.0
+
+
+def _square(size: int = 32, value: int = 255) -> np.ndarray:
+    y = np.zeros((size, size), np.uint8)
+    y[8:20, 8:20] = value
+    return y
+
+
+def _levir(root: Path, label: Image.Image, *, ext: str = "png") -> Path:
+    """One 32x32 pair whose change is the bright square of :func:`_square`, with ``label``."""
+    for sub in ("A", "B", "label"):
+        (root / sub).mkdir(parents=True)
+    a = np.full((32, 32, 3), 60, np.uint8)
+    b = a.copy()
+    b[_square() > 0] = 250
+    Image.fromarray(a).save(root / "A" / "p.png")
+    Image.fromarray(b).save(root / "B" / "p.png")
+    label.save(root / "label" / f"p.{ext}")
+    return root
+
+
+def _run(capsys: pytest.CaptureFixture[str], *args: str | Path) -> tuple[int, str, str]:
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as info:
+        main([str(a) for a in args])
+    got = capsys.readouterr()
+    return int(info.value.code or 0), got.out, got.err
+
+
+@pytest.mark.parametrize("values", [(0, 1, 2), (0, 128, 255)])
+def test_a_label_of_other_values_is_refused_naming_it(tmp_path: Path, values: tuple[int, ...],
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    y = _square(value=values[-1])
+    y[0:4, 0:4] = values[1]  # 1 of 0/1/2 (an OSCD-like 'no change'?), 128 (an 'ignore' class?)
+    root = _levir(tmp_path / "l", Image.fromarray(y))
+    # the code before scored every value > 0 as change, without a word
+    with pytest.raises(DatasetError, match=r"label '.*p\.png' holds the values " + ", ".join(map(str, values))):
+        evaluate_detailed(root, model=DiffPredictor())
+    code, out, err = _run(capsys, "evaluate", root, "--model", "cva", "--json")
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1 and "p.png" in err
+
+
+def test_a_grey_label_saved_as_rgb_is_read_and_a_colour_label_refused(tmp_path: Path) -> None:
+    grey = evaluate_detailed(_levir(tmp_path / "grey", Image.fromarray(_square())), model=DiffPredictor())
+    rgb = evaluate_detailed(_levir(tmp_path / "rgb", Image.fromarray(_square()).convert("RGB")),
+                            model=DiffPredictor())
+    assert (rgb.tp, rgb.fp, rgb.fn, rgb.tn) == (grey.tp, grey.fp, grey.fn, grey.tn) == (144, 0, 0, 880)
+    colour = np.zeros((32, 32, 3), np.uint8)
+    colour[..., 0] = 255  # red: no change
+    colour[_square() > 0] = (0, 255, 0)  # green: change; the code before read the red band, all 'change'
+    root = _levir(tmp_path / "colour", Image.fromarray(colour))
+    with pytest.raises(DatasetError, match=r"label '.*p\.png' has 3 bands that differ"):
+        evaluate_detailed(root, model=DiffPredictor())
+
+
+def test_a_0_1_jpeg_label_that_rings_to_2_is_not_read_as_no_change(tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str],
+                                                                  caplog: pytest.LogCaptureFixture) -> None:
+    rng = np.random.default_rng(1)
+    y = np.zeros((64, 64), np.uint8)
+    for _ in range(6):
+        r, c = rng.integers(0, 50, 2)
+        y[r:r + 9, c:c + 13] = 1
+    buf = io.BytesIO()
+    Image.fromarray(y).save(buf, format="JPEG", quality=75)
+    ringed = np.asarray(Image.open(buf))
+    assert ringed.max() == 2, "this libjpeg no longer rings this label to 2: choose another"
+    root = tmp_path / "l"
+    for sub in ("A", "B", "label"):
+        (root / sub).mkdir(parents=True)
+    a = np.full((64, 64, 3), 60, np.uint8)
+    b = a.copy()
+    b[y > 0] = 250
+    Image.fromarray(a).save(root / "A" / "p.png")
+    Image.fromarray(b).save(root / "B" / "p.png")
+    (root / "label" / "p.jpg").write_bytes(buf.getvalue())
+    result = evaluate_detailed(root, model=DiffPredictor())
+    # the code before took a maximum above 1 for a 0/255 label and cut at 128: no change at all (tp 0)
+    assert result.tp + result.fn == int((ringed > 0).sum()) > 0
+    caplog.clear()
+    code, out, _ = _run(capsys, "evaluate", root, "--model", "cva", "--json")
+    assert code == 0 and set(json.loads(out)) == {"precision", "recall", "f1", "iou", "n_images"}  # stdout: JSON
+    said = [r.getMessage() for r in caplog.records if "JPEG of 0/1 values" in r.getMessage()]
+    assert len(said) == 1 and "p.jpg" in said[0] and "save labels as PNG" in said[0]
+
+
+def test_a_jpeg_0_255_label_is_still_cut_halfway(tmp_path: Path) -> None:
+    buf = io.BytesIO()
+    Image.fromarray(_square()).save(buf, format="JPEG", quality=75)
+    root = _levir(tmp_path / "l", Image.open(buf), ext="jpg")
+    result = evaluate_detailed(root, model=DiffPredictor())
+    assert result.tp + result.fn == int((np.asarray(Image.open(buf)) > 127).sum())
+
+
+def _tif(path: Path, data: np.ndarray, dtype: str = "uint8") -> None:
+    data = data if data.ndim == 3 else data[None]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with rasterio.open(path, "w", driver="GTiff", width=data.shape[2], height=data.shape[1], count=data.shape[0],
+                       dtype=dtype, crs="EPSG:32631", transform=from_origin(500000, 5000000, 10, 10)) as dst:
+        dst.write(data.astype(dtype))
+
+
+def test_a_levir_pair_of_different_sizes_names_its_files(tmp_path: Path) -> None:
+    root = tmp_path / "l"
+    _tif(root / "A" / "x.tif", np.full((3, 40, 40), 50))
+    _tif(root / "B" / "x.tif", np.full((3, 44, 40), 50))
+    _tif(root / "label" / "x.tif", np.zeros((40, 40)))
+    with pytest.raises(DatasetError, match=r"B '.*B/x\.tif' 44x40.*crop or resample"):
+        evaluate_detailed(root, model=DiffPredictor())
+
+
+def _oscd(root: Path, size: tuple[int, int] = (40, 50)) -> Path:
+    for d in ("imgs_1", "imgs_2"):
+        for band in ("B02", "B03", "B04", "B08"):
+            _tif(root / "images" / "c1" / d / f"S2X_{band}.tif", np.full(size, 900), dtype="uint16")
+    cm = np.ones(size)
+    cm[10:20, 10:20] = 2
+    _tif(root / "labels" / "c1" / "cm" / "c1-cm.tif", cm)
+    return root
+
+
+def test_an_oscd_band_of_another_area_is_named_not_stretched(tmp_path: Path) -> None:
+    root = _oscd(tmp_path / "o")
+    assert evaluate_detailed(root, model="cva").n_images == 1
+    # 30x30 pixels at 10 m under a 40x50 map: the code before stretched it over the map without a word
+    _tif(root / "images" / "c1" / "imgs_2" / "S2X_B04.tif", np.full((30, 30), 900), dtype="uint16")
+    with pytest.raises(DatasetError, match=r"band B04 '.*imgs_2/S2X_B04\.tif' is 30x30 pixels"):
+        evaluate_detailed(root, model="cva")
+    # a 20 m band of a city of odd size (OSCD: 399x393 under 799x785) is read onto the map's grid
+    _tif(root / "images" / "c1" / "imgs_2" / "S2X_B04.tif", np.full((20, 25), 900), dtype="uint16")
+    assert evaluate_detailed(root, model="cva").n_images == 1
+    # and so is a date of the same bounds in a few pixels fewer (OSCD's abudhabi: 795x782 under 799x785)
+    _tif(root / "images" / "c1" / "imgs_2" / "S2X_B04.tif", np.full((39, 49), 900), dtype="uint16")
+    assert evaluate_detailed(root, model="cva").n_images == 1
