@@ -164,3 +164,29 @@ def test_an_oscd_band_of_another_area_is_named_not_stretched(tmp_path: Path) -> 
     # and so is a date of the same bounds in a few pixels fewer (OSCD's abudhabi: 795x782 under 799x785)
     _tif(root / "images" / "c1" / "imgs_2" / "S2X_B04.tif", np.full((39, 49), 900), dtype="uint16")
     assert evaluate_detailed(root, model="cva").n_images == 1
+
+
+# -- training's readers ---------------------------------------------------------------------
+def test_training_reads_levir_labels_as_evaluate_does(tmp_path: Path) -> None:
+    from changedetect.training.datasets import load_levir
+
+    good = load_levir(_levir(tmp_path / "good", Image.fromarray(_square()).convert("RGB")))
+    assert len(good) == 1 and int(good[0].label.sum()) == 144
+    y = _square()
+    y[0:4, 0:4] = 128
+    with pytest.raises(DatasetError, match=r"label '.*p\.png' holds the values 0, 128, 255"):
+        load_levir(_levir(tmp_path / "grey3", Image.fromarray(y)))  # was 'anything > 0 is change'
+    root = _levir(tmp_path / "unlabelled", Image.fromarray(_square()))
+    (root / "label" / "p.png").rename(root / "label" / "q.png")
+    with pytest.raises(DatasetError, match="have no label"):  # was FileNotFoundError: 'Internal error'
+        load_levir(root)
+
+
+def test_training_on_an_oscd_root_of_other_cities_names_the_config_s_cities(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = _oscd(tmp_path / "MyOSCD")
+    # the shipped s2-urban config's cities: was "OSCD label '.../labels/abudhabi/cm/abudhabi-cm.tif' is missing"
+    code, out, err = _run(capsys, "train", root, "--out", tmp_path / "m", "--steps", "1", "--device", "cpu")
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "are not in" in err and "(it has ['c1'])" in err and "abudhabi" in err and "train_groups" in err
+    assert not (tmp_path / "m").exists()

@@ -198,15 +198,20 @@ def load_levir(root: Path) -> list[ChangePair]:
     """LEVIR-CD style folder (``A/``, ``B/``, ``label/``): for evaluation only, never training."""
     from PIL import Image
 
-    root = Path(root)
-    names = sorted(p.name for p in (root / "A").glob("*") if p.suffix.lower() in (".png", ".jpg", ".tif"))
-    if not names:
-        raise DatasetError(f"'{root}' has no images in A/ (expected A/, B/, label/ with matching names)")
+    # the files and labels as `changedetect evaluate` reads them: every name matched, a label of other values
+    # (0/1/2, 0/128/255) or colours refused naming it (it was read as 'anything > 0 is change')
+    from changedetect._evaluate_data import _label_mask, _levir_layout, _read_image
+
     out = []
-    for n in names:
-        a = np.asarray(Image.open(root / "A" / n).convert("RGB")).transpose(2, 0, 1)
-        b = np.asarray(Image.open(root / "B" / n).convert("RGB")).transpose(2, 0, 1)
-        lab = np.asarray(Image.open(root / "label" / n).convert("L")) > 0
+    for path_a, path_b, path_label in _levir_layout(Path(root)):
+        a = np.asarray(Image.open(path_a).convert("RGB")).transpose(2, 0, 1)
+        b = np.asarray(Image.open(path_b).convert("RGB")).transpose(2, 0, 1)
+        lab = _label_mask(_read_image(path_label, kind="label")[0], path_label)
+        if a.shape[1:] != lab.shape or b.shape[1:] != lab.shape:
+            raise DatasetError(f"LEVIR pair '{path_label.stem}': A '{path_a}', B '{path_b}' and label '{path_label}' "
+                               f"differ in size ({a.shape[1:]}, {b.shape[1:]}, {lab.shape}): crop or resample them "
+                               "onto one grid")
+        n = path_label.name
         out.append(ChangePair(f"levir_{Path(n).stem}", np.ascontiguousarray(a),
                               np.ascontiguousarray(b), lab, ("red", "green", "blue"), 0.5, "levir"))
     return out

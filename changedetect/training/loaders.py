@@ -193,6 +193,12 @@ def build_data(cfg: TrainConfig, *, sample_city: Path | None = None
     if cfg.task == "s2":
         # data_root holds oscd/, or is an OSCD-style root itself (images/, labels/) of any name
         oscd = root if (root / "images").is_dir() and (root / "labels").is_dir() else root / "oscd"
+        have = sorted(p.name for p in (oscd / "labels").iterdir() if p.is_dir()) if (oscd / "labels").is_dir() else []
+        missing = sorted(groups - set(have))
+        if have and missing:  # (a root of other cities read with the shipped config's: 'label ... is missing')
+            raise DatasetError(f"cities {missing} of the config's train_groups/val_groups are not in "
+                               f"'{oscd / 'labels'}' (it has {have}): train with a config whose train_groups and "
+                               "val_groups name its cities (models/s2-urban/train.toml shows one)")
         for city in sorted(groups):
             p = ds.load_oscd_city(oscd, city, bands=_s2_names(cfg))
             p.before, p.after = _quantise(p.before), _quantise(p.after)
