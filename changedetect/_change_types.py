@@ -82,9 +82,11 @@ def _built(geoms: gpd.GeoSeries, image: xr.DataArray, transform: Affine,
            shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """Whether each footprint looks built in ``image`` (band, y, x), and its signed contrast."""
     from changedetect._detect_inputs import _canon
+    from changedetect.types import band_names
 
-    # by name, Sentinel-2's too (B04/B03/B02/B08): its first three bands are B01 (60 m aerosols), B02, B03
-    bands = [_canon(str(b)) for b in image["band"].values] if "band" in image.coords else []
+    # by name, Sentinel-2's too (B04/B03/B02/B08): its first three bands are B01 (60 m aerosols), B02, B03;
+    # a file's band descriptions where rioxarray numbered its bands
+    bands = [_canon(b) for b in band_names(image)] if "band" in image.coords else []
     pick: dict[str, int] = {name: bands.index(name) for name in ("red", "green", "blue", "nir") if name in bands}
     rgb = [pick[c] for c in ("red", "green", "blue")] if all(c in pick for c in ("red", "green", "blue")) \
         else [0, 1, 2][: image.shape[0]]

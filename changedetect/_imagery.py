@@ -101,9 +101,9 @@ class StackImagery:
 
     def __init__(self, stack: xr.DataArray, date_index: int, *,
                  rgb_bands: Sequence[str] = ("red", "green", "blue")) -> None:
-        from changedetect.types import Grid
+        from changedetect.types import Grid, band_names
 
-        names = [str(b) for b in stack["band"].values]
+        names = band_names(stack)  # a file's band descriptions, where rioxarray numbered its bands
         idx = [i - 1 for i in _pick_bands(names, len(names), rgb_bands)]
         from changedetect._pipeline_steps import hold
 

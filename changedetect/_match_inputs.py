@@ -31,6 +31,7 @@ def harmonise_crs(
 ) -> tuple[Footprints, gpd.GeoDataFrame, CRS]:
     """The footprints as arrays in one metric CRS, their attributes normalised (dates, kinds);
     the register as it is (its candidates are reprojected in :func:`candidate_pairs`)."""
+    check_frames(footprints, permits)
     if footprints.crs is None:
         raise GeoreferenceError("the footprints have no CRS; set it with .set_crs() before matching")
     if permits.crs is None and len(permits):
@@ -69,7 +70,38 @@ def harmonise_crs(
     kind = np.array([_change_kind(v) for v in distinct] or ["new"], dtype=object)[codes]
     absent = (_dates(footprints["before_date"]).to_numpy(dtype="datetime64[ns]") if "before_date" in footprints
               else None)  # the last date without it (run writes it): when it changed, not only when seen
+    check_permit_columns(pm)  # after the footprints' own checks: what is wrong with them is said first
     return Footprints(arr, seen, kind, crs, absent), pm, crs
+
+
+#: the register's columns :func:`match` reads (``permits/schema.json``'s required ones, less the geometry)
+PERMIT_COLUMNS = ("permit_id", "permit_type", "issued_on", "valid_until", "permitted_area_m2", "status")
+
+
+def check_frames(footprints: Any, permits: Any) -> None:
+    """A ``TypeError`` naming what to give when ``footprints`` or ``permits`` is not a GeoDataFrame,
+    instead of an ``AttributeError`` from inside match."""
+    for what, frame, fix in (
+            ("footprints", footprints, "vectorize()'s result, or geopandas.read_file(path) for a file"),
+            ("permits", permits, "load_register(path), which reads and checks a register file")):
+        if isinstance(frame, pd.DataFrame) and not isinstance(frame, gpd.GeoDataFrame):
+            raise TypeError(f"match's {what} must be a geopandas.GeoDataFrame, got a pandas DataFrame, which has no "
+                            "geometry: make it geopandas.GeoDataFrame(df, geometry=..., crs=...)")
+        if not isinstance(frame, gpd.GeoDataFrame):
+            raise TypeError(f"match's {what} must be a geopandas.GeoDataFrame, got {type(frame).__name__}; "
+                            f"give {fix}")
+
+
+def check_permit_columns(permits: gpd.GeoDataFrame) -> None:
+    """:class:`PermitSchemaError` naming the columns of :data:`PERMIT_COLUMNS` ``permits`` lacks (a
+    register made in memory, not read with ``load_register``), instead of a ``KeyError`` from pandas."""
+    missing = [c for c in PERMIT_COLUMNS if c not in permits.columns]
+    if missing:
+        raise PermitSchemaError(
+            f"the permit register lacks the column(s) {', '.join(missing)} (its columns: "
+            f"{', '.join(map(str, permits.columns))}); read it with load_register(), which checks it against "
+            "permits/schema.json and maps other names (column_map=), or for a GeoDataFrame in memory give "
+            "validate_register(map_columns(gdf, column_map)).permits (changedetect.permits)")
 
 
 def working_crs(footprints: gpd.GeoDataFrame) -> CRS:
@@ -256,5 +288,5 @@ def _permit_arrays(pm: gpd.GeoDataFrame, rows: np.ndarray, crs: CRS) -> Permits:
     )
 
 
-__all__ = ["MAX_AREA_DISTORTION", "NEAR_M", "candidate_pairs", "check_datum", "check_register_datum", "harmonise_crs", "in_metres",
+__all__ = ["MAX_AREA_DISTORTION", "NEAR_M", "PERMIT_COLUMNS", "candidate_pairs", "check_datum", "check_frames", "check_permit_columns", "check_register_datum", "harmonise_crs", "in_metres",
            "nothing_near", "working_crs"]

@@ -51,7 +51,7 @@ from changedetect._registration.report import CoregistrationReport, DateRegistra
 from changedetect._registration.shift import ShiftEstimate, estimate_shift
 from changedetect._registration.warp import apply_shift_field, warp_lazy
 from changedetect.errors import CoregistrationError, CoregistrationWarning
-from changedetect.types import Grid, TileStack, check_tilestack
+from changedetect.types import Grid, TileStack, band_names, check_tilestack
 
 logger = logging.getLogger(__name__)
 
@@ -94,11 +94,11 @@ def coregister(
     start = time.perf_counter()
     ref_idx = _reference_index(stack, config.reference)
     data = stack.data if isinstance(stack.data, da.Array) else da.from_array(np.asarray(stack.data), chunks=(1, 1, 1024, 1024))
-    kind = matching_kind([str(b) for b in stack["band"].values], config.band, config.matching)
+    kind = matching_kind(band_names(stack), config.band, config.matching)
     _check_size(stack)  # before the matching image: its gradients need two pixels a side
     ref_match = _matching_image(stack, data, ref_idx, config.band, kind)
     h, w = ref_match.shape
-    bands = [str(b) for b in stack["band"].values]
+    bands = band_names(stack)
     dates = [str(np.datetime_as_string(t, unit="D")) for t in stack["time"].values]
     out_dates, entries = [], []
     iterator = range(stack.sizes["time"])
@@ -298,7 +298,7 @@ def _fit_radiometry(ref: da.Array, warped: da.Array, *, n_windows: int = 16, siz
 
 def _matching_image(stack: TileStack, data: da.Array, i: int, band: str | None, kind: str = "mean") -> Any:
     """The 2-D image used for matching: one band, the material edges, or the NaN-aware mean of all bands."""
-    names = [str(b) for b in stack["band"].values]
+    names = band_names(stack)
     if band is not None:
         if band not in names:
             raise CoregistrationError(f"matching band {band!r} is not in the stack; bands are {names}")

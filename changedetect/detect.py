@@ -49,7 +49,7 @@ from changedetect._detect_pairs import _pair_labels, combine_pairs, season_partn
 from changedetect.errors import GeoreferenceError, TimeSeriesError
 from changedetect.presence import DatePresence
 from changedetect.tiling import Window
-from changedetect.types import check_tilestack
+from changedetect.types import band_names, check_tilestack
 
 logger = logging.getLogger(__name__)
 
@@ -69,9 +69,8 @@ __all__ = [
 
 # ----------------------------------------------------------------------------- in memory
 def _band_names(da: xr.DataArray) -> list[str]:
-    if "band" in da.coords:
-        return [str(b) for b in np.atleast_1d(da["band"].values)]
-    return [str(i + 1) for i in range(da.sizes["band"])]
+    """The bands' names; a file's band descriptions where rioxarray numbered its bands."""
+    return band_names(da)
 
 
 def _date_of(da: xr.DataArray) -> str:
@@ -153,9 +152,11 @@ def detect_pair(
     Parameters
     ----------
     before, after
-        ``(band, y, x)`` DataArrays (float, NaN as nodata; dask-backed is fine: a date of
-        up to 2 GiB is computed once and held for the call, a larger one is read window by
-        window).  ``after`` is reprojected
+        ``(band, y, x)`` DataArrays, their bands named by the ``band`` coordinate (or, as
+        ``rioxarray.open_rasterio`` reads a file, by the file's band descriptions in
+        ``attrs["long_name"]``: :func:`changedetect.types.band_names`); float, NaN as nodata
+        (dask-backed is fine: a date of up to 2 GiB is computed once and held for the call, a
+        larger one is read window by window).  ``after`` is reprojected
         onto ``before``'s grid when the two differ, whole and in memory
         (:func:`detect_to_file` streams that case too).
     config

@@ -262,6 +262,11 @@ def with_parcels(violations: gpd.GeoDataFrame, parcels: gpd.GeoDataFrame, *,
     """
     from changedetect._parcel_overlay import overlay
 
+    for what, frame, fix in (("violations", violations, "match()'s result"),
+                             ("parcels", parcels, "load_parcels(path), which reads and checks a parcel layer")):
+        if not isinstance(frame, gpd.GeoDataFrame):
+            raise TypeError(f"with_parcels' {what} must be a geopandas.GeoDataFrame, got {type(frame).__name__}; "
+                            f"give {fix}")
     if violations.crs is None and len(violations):
         raise GeoreferenceError("the footprints have no CRS; set it with .set_crs() before adding parcels")
     if parcels.crs is None and len(parcels):

@@ -81,6 +81,34 @@ class Grid:
         )
 
 
+def band_names(da: xr.DataArray) -> list[str]:
+    """The names of ``da``'s bands, as text: its ``band`` coordinate, except where that holds the file's
+    band numbers (1 to N, as ``rioxarray.open_rasterio`` reads a file, or some of them after a
+    ``.sel``) and ``attrs["long_name"]`` the file's band descriptions (rioxarray's): each numbered band
+    then takes its description (its number where it has none).  Without a ``band`` coordinate:
+    ``"1"`` to ``"N"``.
+
+    >>> da = xr.DataArray(np.zeros((3, 1, 1)), dims=("band", "y", "x"), coords={"band": [1, 2, 3]},
+    ...                   attrs={"long_name": ("blue", "green", "red")})
+    >>> band_names(da), band_names(da.sel(band=[3, 1]))
+    (['blue', 'green', 'red'], ['red', 'blue'])
+    """
+    n = int(da.sizes.get("band", 1)) if "band" in da.dims else 0
+    if "band" not in da.coords:
+        return [str(i + 1) for i in range(n)]
+    values = list(np.atleast_1d(da["band"].values))
+    described = da.attrs.get("long_name")
+    if isinstance(described, str):  # rioxarray: a one-band file's description is a string
+        described = (described,)
+    numbered = all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in values)
+    if not numbered or not isinstance(described, (tuple, list)) or not all(
+            1 <= int(v) <= len(described) for v in values):
+        return [str(v) for v in values]
+    names = [described[int(v) - 1] for v in values]
+    return [str(name).strip() if isinstance(name, str) and name.strip() else str(v)
+            for name, v in zip(names, values, strict=True)]
+
+
 def check_tilestack(stack: xr.DataArray) -> None:
     """Raise ``ValueError`` unless ``stack`` follows the TileStack conventions (``TypeError``
     unless it is a DataArray)."""
@@ -102,4 +130,4 @@ def check_tilestack(stack: xr.DataArray) -> None:
         raise ValueError("a TileStack's dates must be strictly increasing")
 
 
-__all__ = ["STACK_DIMS", "ChangeProbability", "Grid", "TileStack", "check_tilestack"]
+__all__ = ["STACK_DIMS", "ChangeProbability", "Grid", "TileStack", "band_names", "check_tilestack"]

@@ -187,6 +187,10 @@ def vectorize(
 def _plane(raster: xr.DataArray, what: str) -> xr.DataArray:
     """``raster`` as ``(y, x)``: a one-band raster as rioxarray reads a file, ``(band: 1, y, x)``, loses
     its band (attrs, CRS and transform kept)."""
+    if not isinstance(raster, xr.DataArray):
+        raise TypeError(f"{what} must be an xarray.DataArray (y, x) with its CRS and transform (rioxarray), as "
+                        "detect_pair gives it or rioxarray.open_rasterio(path) reads a file; got "
+                        f"{type(raster).__name__}")
     if raster.ndim == 3 and "band" in raster.dims and raster.sizes["band"] == 1:
         raster = raster.isel(band=0, drop=True).assign_attrs(raster.attrs)
     if raster.ndim != 2:

@@ -166,6 +166,10 @@ def _checked(arr: xr.DataArray, dtype: str, nodata: float | None) -> tuple[xr.Da
 
 
 def _as_band_yx(arr: xr.DataArray) -> xr.DataArray:
+    if not isinstance(arr, xr.DataArray):
+        raise TypeError(f"write_cog takes an xarray.DataArray (y, x) or (band, y, x) with its CRS and transform "
+                        f"(rioxarray), got {type(arr).__name__}: wrap an array with xarray.DataArray(arr, dims=...)"
+                        ".rio.write_crs(...).rio.write_transform(...)")
     if arr.ndim == 2 and arr.dims == ("y", "x"):
         return arr.expand_dims("band")
     if arr.ndim == 3 and arr.dims[1:] == ("y", "x"):

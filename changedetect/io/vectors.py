@@ -95,6 +95,10 @@ def write_vector(
     """
     path = Path(path)
     fmt = vector_format(path)
+    if not isinstance(gdf, gpd.GeoDataFrame):
+        raise TypeError(f"cannot write '{path}': write_vector takes a geopandas.GeoDataFrame, got "
+                        f"{type(gdf).__name__}" + (" (a pandas DataFrame has no geometry: make it "
+                        "geopandas.GeoDataFrame(df, geometry=..., crs=...))" if isinstance(gdf, pd.DataFrame) else ""))
     if gdf.crs is None and len(gdf):
         raise ValueError(f"cannot write '{path}': the features have no CRS; set one with .set_crs()")
     if fmt in ("geojson", "csv") and gdf.crs is not None:
