@@ -189,7 +189,6 @@ def make_footprints(stack: xr.DataArray | Grid | None = None, *, new_only: bool 
 
     With ``new_only`` only the buildings that appear after the first date.
     """
-    import geopandas as gpd
 
     grid = stack if isinstance(stack, Grid) else (Grid.of(stack) if stack is not None else make_grid())
     n = 2 if stack is None or isinstance(stack, Grid) else stack.sizes["time"]
@@ -203,7 +202,8 @@ def make_footprints(stack: xr.DataArray | Grid | None = None, *, new_only: bool 
             "first_seen": pd.Timestamp(first_seen), "change_type": "new_building",
             "model": model, "model_version": "0", "geometry": geom,
         })
-    return gpd.GeoDataFrame(rows, geometry="geometry", crs=grid.crs)
+    return _frame(rows, ["footprint_id", "area_m2", "prob_mean", "prob_max", "first_seen", "change_type",
+                         "model", "model_version"], grid.crs)
 
 
 def make_permits(footprints, *, statuses: Sequence[str] = ("active",),  # noqa: ANN001, ANN201
@@ -213,7 +213,6 @@ def make_permits(footprints, *, statuses: Sequence[str] = ("active",),  # noqa: 
     Each footprint gets a permit whose polygon is the footprint scaled by ``scale``
     (1.0: an exact permit, 0.5: the building exceeds it); ``statuses`` cycles.
     """
-    import geopandas as gpd
     from shapely import affinity
 
     rows = []
@@ -226,7 +225,8 @@ def make_permits(footprints, *, statuses: Sequence[str] = ("active",),  # noqa: 
             "address": f"Số {i + 12} Đường Nguyễn Thị Minh Khai, Phường Đa Kao, Quận 1",
             "status": statuses[i % len(statuses)], "geometry": poly,
         })
-    return gpd.GeoDataFrame(rows, geometry="geometry", crs=footprints.crs)
+    return _frame(rows, ["permit_id", "permit_type", "issued_on", "valid_until", "permitted_area_m2", "address",
+                         "status"], footprints.crs)
 
 
 _STATUSES = ("unlicensed", "exceeds_permit", "permit_expired", "before_permit", "type_mismatch", "permitted")
@@ -234,7 +234,6 @@ _STATUSES = ("unlicensed", "exceeds_permit", "permit_expired", "before_permit", 
 
 def make_violations(stack: xr.DataArray | Grid | None = None, *, n: int = 3, seed: int = 0):  # noqa: ANN201
     """Violations as :func:`changedetect.match.match` gives them: ``n`` boxes inside the scene."""
-    import geopandas as gpd
 
     grid = stack if isinstance(stack, Grid) else (Grid.of(stack) if stack is not None else make_grid())
     rng = np.random.default_rng(seed)
@@ -254,7 +253,19 @@ def make_violations(stack: xr.DataArray | Grid | None = None, *, n: int = 3, see
             "first_seen": pd.Timestamp("2024-03-15"), "change_type": "new_building",
             "confidence": float(rng.uniform(0.5, 1)), "geometry": geom,
         })
-    return gpd.GeoDataFrame(rows, geometry="geometry", crs=grid.crs)
+    return _frame(rows, ["violation_id", "footprint_id", "status", "reason", "permit_ids", "overlap_ratio",
+                         "excess_area_m2", "area_m2", "first_seen", "change_type", "confidence"], grid.crs)
+
+
+def _frame(rows: list[dict[str, Any]], columns: list[str], crs: Any) -> Any:
+    """``rows`` as a GeoDataFrame in ``crs``; with no row, an empty one with ``columns`` and its geometry
+    (``GeoDataFrame([], geometry="geometry")`` raises 'Unknown column geometry')."""
+    import geopandas as gpd
+
+    if rows:
+        return gpd.GeoDataFrame(rows, geometry="geometry", crs=crs)
+    return gpd.GeoDataFrame({c: pd.Series(dtype=object) for c in columns}, geometry=gpd.GeoSeries([], crs=crs),
+                            crs=crs)
 
 
 def make_model(folder: str | Path, *, arch: str = "siamese_unet", bands: Sequence[str] = ("red", "green", "blue"),

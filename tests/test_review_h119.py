@@ -129,3 +129,17 @@ def test_report_chips_of_a_rioxarray_stack_are_true_colour(bgr_files: tuple) -> 
     _, before, after, _ = bgr_files
     stack = xr.concat([rioxarray.open_rasterio(p) for p in (before, after)], dim="time")
     assert list(StackImagery(stack, 0).da["band"].values) == [3, 2, 1]
+
+
+def test_testing_builders_give_an_empty_frame_with_their_columns_when_there_is_nothing() -> None:
+    """make_footprints of one date (no new building), make_permits of no footprint and
+    make_violations(n=0) raised geopandas' 'Unknown column geometry'; the nothing-found path of a
+    user's own test needs them."""
+    from changedetect.testing import make_violations
+
+    footprints = make_footprints(make_stack(n_dates=1, size=64))
+    permits = make_permits(footprints)
+    violations = make_violations(n=0)
+    for frame, column in ((footprints, "footprint_id"), (permits, "permit_id"), (violations, "status")):
+        assert len(frame) == 0 and column in frame.columns and frame.crs is not None
+    assert len(match(footprints, permits)) == 0
