@@ -158,6 +158,15 @@ def check_gsd(card: Any, crs: Any, transform: Any, width: int, height: int, sour
         gsd = float(np.sqrt(ground_pixel(Grid(crs=crs, transform=transform, width=width, height=height))[0]))
     except Exception:  # an odd CRS: nothing to say
         return
+    warn_gsd(card, gsd, source)
+
+
+def warn_gsd(card: Any, gsd: float, source: str, *, key: str | None = None) -> None:
+    """:func:`check_gsd`'s warning for imagery of ``gsd`` metre pixels, once per ``key`` (default: the
+    model and ``source``) in a ``said_once`` call."""
+    rng = getattr(card, "gsd_range_m", None)
+    if not rng or not np.isfinite(gsd) or gsd <= 0:
+        return
     lo, hi = float(rng[0]), float(rng[1])
     if gsd < lo / 2 or gsd > hi * 1.5:
         made = f"{lo:g} m" if lo == hi else f"{lo:g}-{hi:g} m"
@@ -166,7 +175,7 @@ def check_gsd(card: Any, crs: Any, transform: Any, width: int, height: int, sour
                 else "`changedetect models` lists the models and their resolutions")
         # once in a call (a blocked run's blocks, a geographic CRS's pixel a little larger in each)
         warn_once("model '%s' is made for %s pixels, and %s has %.2f m pixels: expect poor results; %s",
-                  card.name, made, source, gsd, hint, key=f"gsd {card.name} {source}")
+                  card.name, made, source, gsd, hint, key=key or f"gsd {card.name} {source}")
 
 
 def check_colour(read: Any, shape: tuple[int, int], card: Any, label: str) -> None:

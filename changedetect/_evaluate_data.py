@@ -134,8 +134,30 @@ def _levir_pairs(files: list[tuple[Path, Path, Path]]) -> Iterator[Pair]:
         if a.shape[1:] != y.shape[1:] or b.shape[1:] != y.shape[1:]:
             raise DatasetError(f"pair '{lab.stem}': sizes differ (A '{path_a}' {_hw(a)}, B '{path_b}' {_hw(b)}, "
                                f"label '{lab}' {_hw(y)} pixels): crop or resample the three onto one grid")
-        yield Pair(lab.stem, _as_da(a, names_a), _as_da(b, names_b), _label_mask(y, lab),
-                   source=f"{path_a}, {path_b}")
+        before = _as_da(a, names_a)
+        before.attrs.update(_gsd(path_a))
+        yield Pair(lab.stem, before, _as_da(b, names_b), _label_mask(y, lab), source=f"{path_a}, {path_b}")
+
+
+def _gsd(path: Path) -> dict[str, object]:
+    """``gsd_m`` (a pixel's side on the ground, metres) and ``gsd_of`` of a georeferenced image, for
+    the model's check of its resolution; nothing for a PNG or JPEG without a CRS (units unknown)."""
+    import rasterio
+    from rasterio.errors import NotGeoreferencedWarning
+
+    from changedetect.io.geo import ground_pixel
+    from changedetect.types import Grid
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            with rasterio.open(path) as src:
+                if src.crs is None:
+                    return {}
+                grid = Grid(crs=src.crs, transform=src.transform, width=src.width, height=src.height)
+        return {"gsd_m": float(np.sqrt(ground_pixel(grid)[0])), "gsd_of": f"'{path}'"}
+    except Exception:  # an odd CRS: nothing to say
+        return {}
 
 
 def _hw(data: np.ndarray) -> str:
@@ -265,6 +287,7 @@ def _oscd_pairs(root: Path, bands: Sequence[str], names: list[str]) -> Iterator[
         shape = y.shape[1:]
         dates = [_as_da(np.stack([_s2_band(images / city / d, b, shape) for b in bands]), list(bands))
                  for d in ("imgs_1", "imgs_2")]
+        dates[0].attrs.update(gsd_m=10.0, gsd_of=f"OSCD city '{city}'")  # read onto the 10 m change map's grid
         yield Pair(city, dates[0], dates[1], y[0] == 2)
 
 

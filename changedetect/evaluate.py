@@ -134,8 +134,13 @@ class _ModelPredictor:
         self.threshold = float(config.threshold or getattr(loaded.card, "threshold", None) or 0.5)
 
     def __call__(self, before: xr.DataArray, after: xr.DataArray) -> np.ndarray:
+        from changedetect._detect_inputs import warn_gsd
         from changedetect.detect import detect_pair
 
+        gsd = before.attrs.get("gsd_m")
+        if gsd is not None:  # said once per evaluation, for the first pair of such pixels
+            warn_gsd(self.loaded.card, float(gsd), str(before.attrs.get("gsd_of", "the pair")),
+                     key=f"gsd {self.name} evaluate")
         return detect_pair(before, after, config=self.config, model=self.loaded).values
 
 

@@ -190,3 +190,20 @@ def test_training_on_an_oscd_root_of_other_cities_names_the_config_s_cities(
     assert code == 2 and len(err.strip().splitlines()) == 1, err
     assert "are not in" in err and "(it has ['c1'])" in err and "abudhabi" in err and "train_groups" in err
     assert not (tmp_path / "m").exists()
+
+
+def test_a_model_evaluated_on_pixels_it_was_not_made_for_is_warned_of_once(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    root = tmp_path / "l"  # two GeoTIFF pairs of 10 m pixels: the detect command warns, evaluate said nothing
+    for name in ("x", "y"):
+        _tif(root / "A" / f"{name}.tif", np.full((3, 40, 40), 50))
+        _tif(root / "B" / f"{name}.tif", np.full((3, 40, 40), 90))
+        _tif(root / "label" / f"{name}.tif", _square(40))
+    caplog.clear()
+    evaluate_detailed(root, model="vhr-building")
+    said = [r.getMessage() for r in caplog.records if "is made for" in r.getMessage()]
+    assert len(said) == 1 and "'vhr-building' is made for 0.3-1 m pixels" in said[0] and "A/x.tif" in said[0]
+    assert "10.00 m pixels" in said[0] and "--model s2-urban" in said[0]
+    caplog.clear()
+    evaluate_detailed(_oscd(tmp_path / "o"), model="s2-urban")  # 10 m: its own
+    assert not [r for r in caplog.records if "is made for" in r.getMessage()]
