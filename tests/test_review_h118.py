@@ -207,3 +207,25 @@ def test_a_model_evaluated_on_pixels_it_was_not_made_for_is_warned_of_once(
     caplog.clear()
     evaluate_detailed(_oscd(tmp_path / "o"), model="s2-urban")  # 10 m: its own
     assert not [r for r in caplog.records if "is made for" in r.getMessage()]
+
+
+def test_a_training_cache_cut_short_is_named_not_an_internal_error(tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    from changedetect.training.datasets import LabelledImage, load_cache, save_cache
+
+    mask = _square(48) > 0
+    images = [LabelledImage(f"im{k}", np.full((3, 48, 48), 90, np.uint8), mask, 0.5, g, np.ones((48, 48), bool))
+              for k, g in enumerate(("a", "a", "held"))]
+    whole = save_cache(tmp_path / "whole.npz", images=images)
+    cut = tmp_path / "cut.npz"  # a copy stopped half way
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    with pytest.raises(DatasetError, match=r"training cache '.*cut\.npz' cannot be read \(BadZipFile"):
+        load_cache(cut)
+    toml = tmp_path / "t.toml"
+    toml.write_text(f'name = "tiny"\ncache = "{cut}"\ntrain_groups = ["a"]\nval_groups = ["held"]\nsteps = 1\n'
+                    'batch_size = 2\nval_pairs = 1\nlevir = ""\n[arch_kwargs]\nwidths = [8, 16, 16]\n'
+                    'depths = [0, 1, 1]\ndecoder_width = 8\n[synth]\nsize = 32\n')
+    # the code before: "Internal error: BadZipFile: File is not a zip file ... This is a bug"
+    code, out, err = _run(capsys, "train", toml, "--out", tmp_path / "m", "--device", "cpu")
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "cut.npz' cannot be read" in err
+    assert "delete it to rebuild it" in err and not (tmp_path / "m").exists()

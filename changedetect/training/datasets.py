@@ -16,6 +16,8 @@ from __future__ import annotations
 import json
 import logging
 import re
+import zipfile
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -330,8 +332,11 @@ def save_cache(path: Path, *, images: Sequence[LabelledImage] = (), pairs: Seque
 
 def cache_source(path: Path) -> dict[str, Any] | None:
     """What the cache at ``path`` was built from (see :func:`save_cache`); ``None`` if unrecorded."""
-    with np.load(Path(path)) as z:
-        index = json.loads(bytes(z["index"]).decode())
+    try:
+        with np.load(Path(path)) as z:
+            index = json.loads(bytes(z["index"]).decode())
+    except _UNREADABLE as exc:
+        raise _unreadable(path, exc) from exc
     src = index.get("source") if isinstance(index, dict) else None
     return dict(src) if isinstance(src, dict) else None
 
@@ -342,14 +347,26 @@ def load_cache(path: Path) -> tuple[list[LabelledImage], list[ChangePair]]:
     if not path.is_file():
         raise DatasetError(f"training cache '{path}' is missing; build it with "
                            "`python -m changedetect.training.cache` or point the config at the data")
-    with np.load(path) as z:
-        index = json.loads(bytes(z["index"]).decode())
-        images = [LabelledImage(m["name"], z[f"im{i}_image"], z[f"im{i}_mask"], m["gsd_m"], m["group"],
-                                z[f"im{i}_valid"]) for i, m in enumerate(index["images"])]
-        pairs = [ChangePair(m["name"], z[f"pr{i}_before"], z[f"pr{i}_after"], z[f"pr{i}_label"],
-                            tuple(m["bands"]), m["gsd_m"], m["group"], m.get("meta", {}))
-                 for i, m in enumerate(index["pairs"])]
+    try:
+        with np.load(path) as z:
+            index = json.loads(bytes(z["index"]).decode())
+            images = [LabelledImage(m["name"], z[f"im{i}_image"], z[f"im{i}_mask"], m["gsd_m"], m["group"],
+                                    z[f"im{i}_valid"]) for i, m in enumerate(index["images"])]
+            pairs = [ChangePair(m["name"], z[f"pr{i}_before"], z[f"pr{i}_after"], z[f"pr{i}_label"],
+                                tuple(m["bands"]), m["gsd_m"], m["group"], m.get("meta", {}))
+                     for i, m in enumerate(index["pairs"])]
+    except _UNREADABLE as exc:
+        raise _unreadable(path, exc) from exc
     return images, pairs
+
+
+#: what numpy raises on a cache cut short or not a cache at all (a copy stopped half way, another file)
+_UNREADABLE = (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile, zlib.error)
+
+
+def _unreadable(path: Path, exc: Exception) -> DatasetError:
+    return DatasetError(f"training cache '{path}' cannot be read ({type(exc).__name__}: {exc}); it is cut "
+                        "short or not a cache: delete it to rebuild it from the config's data_root, or copy it again")
 
 
 __all__ = ["ChangePair", "LabelledImage", "cache_source", "load_cache", "load_dubai_hitl", "load_fair_oam_area",
