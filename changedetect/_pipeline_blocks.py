@@ -13,7 +13,8 @@ whole scene's up to float noise.  ``halo_px`` stays the least read around a core
 within it of the core are held as the whole scene's: a footprint over the core that reaches their
 edge (a structure larger than the halo) has its block read again, larger, until it lies whole
 inside (:func:`_held_whole`; at most ``GROW_CAP`` times ``block_px + halo_px`` a side, past which
-it is marked ``cut_by_block`` and named in one WARNING)."""
+it is marked ``cut_by_block`` and named in one WARNING); so has a blob or a presence-check object
+there that left no footprint (:mod:`changedetect._block_reach`: rejected cut, it may be kept whole)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from changedetect._block_reach import blob_bounds, over_and_near
 from changedetect._block_spans import (
     Span,
     aligned_spans,
@@ -196,7 +198,7 @@ def run_blocks(aligned: xr.DataArray, index: list[tuple[int, int]] | None, masks
     def detect(outer_y: Span, outer_x: Span) -> Found:
         block = aligned.isel(y=slice(*outer_y), x=slice(*outer_x))
         block = block.compute() if block.chunks is not None else block
-        return find(block, index, masks, config, models, clock, progress, previous, fill_from)
+        return find(block, index, masks, config, models, clock, progress, previous, fill_from, examine=True)
 
     frames: list[gpd.GeoDataFrame] = []
     writers: dict[str, Callable[[Any, int, int], None]] = {}
@@ -255,8 +257,10 @@ def _held_whole(detect: Callable[[Span, Span], Found], core: tuple[Span, Span], 
     whole scene's (``halo_px`` around the core at first, and as far past it as every window read
     there is the whole scene's: :func:`held_region`): a structure larger than the halo is then
     traced, and checked, from the whole scene's probability, as the whole scene's run traces it.
-    The block grows at most to ``GROW_CAP`` times ``block_px + halo_px`` a side; the footprints
-    still cut there are marked (the third value, over ``found.footprints``)."""
+    So it is for what the block judged that left no footprint (:func:`_judged`): a structure it
+    rejected cut may be kept whole, by this core.  The block grows at most to ``GROW_CAP`` times
+    ``block_px + halo_px`` a side; the footprints still cut there are marked (the third value, over
+    ``found.footprints``)."""
     halo, block = config.run.halo_px, config.run.block_px
     (cy0, cy1), (cx0, cx1) = core
     region = ((max(0, cy0 - halo), min(shape[0], cy1 + halo)), (max(0, cx0 - halo), min(shape[1], cx1 + halo)))
@@ -268,6 +272,7 @@ def _held_whole(detect: Callable[[Span, Span], Found], core: tuple[Span, Span], 
         found = detect(*outer)
         rows = [found.footprints] + ([found.dropped_rows] if found.dropped_rows is not None else [])
         ends = [reaching(f, transform, core, region, shape, margin) for f in rows]
+        ends += [(over_and_near(px, core, region, shape, margin), px) for px in _judged(found, config, outer)]
         if not any(e[0].any() for e in ends):
             return found, outer, np.zeros(len(found.footprints), dtype=bool)
         new_y, new_x = (grown(region[a], core[a], _ends(ends, a, region[a], shape[a], margin), shape[a],
@@ -276,9 +281,10 @@ def _held_whole(detect: Callable[[Span, Span], Found], core: tuple[Span, Span], 
         new = (new_y, new_x)
         if new == region:  # at the cap: the footprints still cut are said to be
             return found, outer, ends[0][0]
-        log.info("block %d: %d footprint(s) over the core reach past the %dx%d px held whole: read again with "
-                 "rows %d-%d, columns %d-%d", n, sum(int(e[0].sum()) for e in ends), region[1][1] - region[1][0],
-                 region[0][1] - region[0][0], *new[0], *new[1])
+        log.info("block %d: %d footprint(s), blob(s) or presence-check object(s) over the core reach past the "
+                 "%dx%d px held whole: read again with rows %d-%d, columns %d-%d", n,
+                 sum(int(e[0].sum()) for e in ends), region[1][1] - region[1][0], region[0][1] - region[0][0],
+                 *new[0], *new[1])
         region = new
         del found, rows
         gc.collect()
@@ -301,10 +307,18 @@ def reaching(footprints: gpd.GeoDataFrame, transform: Any, core: tuple[Span, Spa
     inv = ~transform
     cols, rows = zip(*(inv * (b[:, i], b[:, j]) for i, j in ((0, 1), (0, 3), (2, 1), (2, 3))), strict=True)
     px = np.stack([np.min(rows, axis=0), np.max(rows, axis=0), np.min(cols, axis=0), np.max(cols, axis=0)], axis=1)
-    (y0, y1), (x0, x1) = region
-    near = (((px[:, 0] < y0 + margin) & (y0 > 0)) | ((px[:, 1] > y1 - margin) & (y1 < shape[0]))
-            | ((px[:, 2] < x0 + margin) & (x0 > 0)) | ((px[:, 3] > x1 - margin) & (x1 < shape[1])))
-    return np.asarray(over & near, dtype=bool), px
+    return np.asarray(over & over_and_near(px, core, region, shape, margin), dtype=bool), px
+
+
+def _judged(found: Found, config: PipelineConfig, outer: tuple[Span, Span]) -> list[np.ndarray]:
+    """The scene's pixel bounds of what the block judged beside its footprints, and may have judged
+    on a cut part (:mod:`changedetect._block_reach`): the blobs its footprints are traced from
+    (``min_presence``'s drops too) and the objects its presence check examined, confirmed or not."""
+    offset = np.array([outer[0][0], outer[0][0], outer[1][0], outer[1][0]], dtype=float)
+    judged = [] if found.prob is None else [blob_bounds(found.prob, config.vectorize)]
+    if found.examined is not None:
+        judged.append(found.examined)
+    return [px + offset for px in judged]
 
 
 def _ends(ends: list[tuple[np.ndarray, np.ndarray]], axis: int, region: Span, size: int,

@@ -47,6 +47,9 @@ class Found:
     #: each consecutive pair's BEFORE pixels filled from earlier dates (``detect_each_pair(filled=)``),
     #: as indices into the stack given; empty when none was filled or filling is off
     filled: dict[tuple[int, int], np.ndarray | None] = field(default_factory=dict)
+    #: ``find(examine=True)`` (a block's): the ``(n, 4)`` pixel bounds ``(row0, row1, col0, col1)`` of
+    #: every object the presence check examined, confirmed or not (:class:`changedetect._block_reach.Watched`)
+    examined: np.ndarray | None = None
 
     @property
     def dropped(self) -> int:
@@ -56,12 +59,14 @@ class Found:
 
 def find(aligned: xr.DataArray, index: list[tuple[int, int]] | None, masks: list[tuple[int, int]] | None,
          config: PipelineConfig, models: tuple[Any, Any], clock: Clock, progress: bool,
-         previous: gpd.GeoDataFrame | None, fill_from: list[int] | None = None) -> Found:
+         previous: gpd.GeoDataFrame | None, fill_from: list[int] | None = None, *, examine: bool = False) -> Found:
     """Detect on ``aligned``'s pairs (``index``, None: the series' own; ``masks``: mask pairs, as
     indices; ``fill_from``: the dates a consecutive pair's BEFORE may be filled from, None: every
-    earlier one) and vectorise, in ``clock``'s stages ``detect`` and ``vectorize``."""
+    earlier one) and vectorise, in ``clock``'s stages ``detect`` and ``vectorize``.  ``examine``:
+    keep the bounds of the objects the presence check examined (``Found.examined``: a block's)."""
     from changedetect import detect as detect_mod
     from changedetect import vectorize as vec_mod
+    from changedetect._block_reach import Watched
     from changedetect._detect_engine import _threshold as detect_threshold
     from changedetect._rebuilds import rebuilds
 
@@ -72,8 +77,8 @@ def find(aligned: xr.DataArray, index: list[tuple[int, int]] | None, masks: list
     with clock.stage("detect"):
         # each date's building probability, computed once: for the presence check and change_type
         # (sharing `filled`: on a pixel whose BEFORE was filled, the check reads the clear view's date)
-        dates = None if segmenter is None else DatePresence(aligned, segmenter, config.detect, progress,
-                                                            filled=filled)
+        kind = Watched if examine else DatePresence
+        dates = None if segmenter is None else kind(aligned, segmenter, config.detect, progress, filled=filled)
         kept = (0, aligned.sizes["time"] - 1)  # the dates the later stages keep, as indices here
         if index is None and aligned.sizes["time"] == 2:  # one pair: its probability, no first-seen raster
             prob = detect_mod.detect_each_pair(aligned, config=config.detect, progress=progress, model=loaded,
@@ -110,7 +115,7 @@ def find(aligned: xr.DataArray, index: list[tuple[int, int]] | None, masks: list
         if filled:  # found where the pair's BEFORE was cloudy: the last image without it is the clear view's
             footprints = clear_before_dates(footprints, filled, every)
     return Found(prob, first_seen, same_sun, footprints, kept, carried_ids(footprints, previous), dropped_rows,
-                 filled)
+                 filled, dates.bounds() if isinstance(dates, Watched) else None)
 
 
 def _clear_first(every: xr.DataArray, first: int, filled: dict[tuple[int, int], np.ndarray | None]) -> xr.DataArray:
