@@ -14,7 +14,8 @@ torch is only imported when a detection function is first used.  The stage
 functions whose names are also module names (``coregister``, ``vectorize``,
 ``match``, ``evaluate``) are imported from their modules, e.g.
 ``from changedetect.match import match``: re-exporting them here would shadow
-the submodules.
+the submodules.  The public submodules themselves are attributes too, imported when first used
+(``import changedetect as cd; cd.io.spill_stack(...)``).
 """
 
 from __future__ import annotations
@@ -46,11 +47,13 @@ _LAZY: dict[str, str] = {
     "DetectConfig": "changedetect.detect",
     "load_model": "changedetect.weights",
     "list_shipped": "changedetect.weights",
+    "building_segmenter": "changedetect.weights",
     "export_onnx": "changedetect.export",
     "VectorizeConfig": "changedetect.vectorize",
     "load_register": "changedetect.permits",
     "validate_register": "changedetect.permits",
     "load_parcels": "changedetect.parcels",
+    "with_parcels": "changedetect.parcels",
     "MatchConfig": "changedetect.match",
     "write_vector": "changedetect.io.vectors",
     "write_report": "changedetect.report",
@@ -59,6 +62,13 @@ _LAZY: dict[str, str] = {
     "RunSummary": "changedetect.pipeline",
     "run_nightly": "changedetect.nightly",
 }
+
+#: the public submodules, imported when first used as attributes (``cd.io``, ``cd.testing``)
+_SUBMODULES = frozenset({
+    "baselines", "cli", "config", "coregister", "detect", "errors", "evaluate", "export", "io", "match",
+    "nightly", "nn", "parcels", "permits", "pipeline", "presence", "report", "samplecity", "testing",
+    "testing_postgis", "tiling", "training", "types", "vectorize", "weights",
+})
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from changedetect._detect_series_blocks import detect_series_to_file
@@ -76,13 +86,13 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from changedetect.io.vectors import write_vector
     from changedetect.match import MatchConfig
     from changedetect.nightly import run_nightly
-    from changedetect.parcels import load_parcels
+    from changedetect.parcels import load_parcels, with_parcels
     from changedetect.permits import load_register, validate_register
     from changedetect.pipeline import RunSummary, run
     from changedetect.report import write_report
     from changedetect.types import Grid
     from changedetect.vectorize import VectorizeConfig
-    from changedetect.weights import list_shipped, load_model
+    from changedetect.weights import building_segmenter, list_shipped, load_model
 
 
 def __getattr__(name: str) -> Any:
@@ -90,11 +100,13 @@ def __getattr__(name: str) -> Any:
         value = getattr(importlib.import_module(_LAZY[name]), name)
         globals()[name] = value
         return value
+    if name in _SUBMODULES:  # importing it sets it here, as `import changedetect.io` does
+        return importlib.import_module(f"changedetect.{name}")
     raise AttributeError(f"module 'changedetect' has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    return sorted(__all__)
+    return sorted({*__all__, *_SUBMODULES})
 
 
 __all__ = [
@@ -114,11 +126,13 @@ __all__ = [
     "DetectConfig",
     "load_model",
     "list_shipped",
+    "building_segmenter",
     "export_onnx",
     "VectorizeConfig",
     "load_register",
     "validate_register",
     "load_parcels",
+    "with_parcels",
     "MatchConfig",
     "write_vector",
     "write_report",

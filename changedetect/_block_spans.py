@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from changedetect._detect_engine import DetectConfig, _Loaded
+    from changedetect._detect_engine import DetectConfig, ModelLike
 
 Span = tuple[int, int]
 
@@ -112,7 +112,7 @@ def _outer(r0: int, r1: int, size: int, halo: int, grids: list[tuple[int, int]])
     return max(0, (r0 - reach) // step * step), min(size, r1 + reach)
 
 
-def window_grids(models: list[_Loaded], config: DetectConfig) -> list[tuple[int, int]]:
+def window_grids(models: list[ModelLike], config: DetectConfig) -> list[tuple[int, int]]:
     """Each model's ``(window, overlap)`` as detection runs it (the card's window unless ``config``'s)."""
     from changedetect._detect_engine import _Runner
 

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import fields, is_dataclass, replace
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from changedetect.errors import ConfigError
 
@@ -52,6 +52,23 @@ def _build(default: Any, data: Mapping[str, Any], *, where: str, path: str) -> A
         return replace(default, **changes)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{where}: [{path or 'top level'}] {exc}") from None
+
+
+_C = TypeVar("_C")
+
+
+def stage_config(config: Any, cls: type[_C], *, call: str, table: str) -> _C:
+    """``config`` as a ``cls``: itself, or a mapping of its fields (``{"window": 256}``, nested for a
+    :class:`~changedetect.config.PipelineConfig`) read as the TOML file's ``[table]`` is (an unknown key
+    or a wrong type is one :class:`~changedetect.errors.ConfigError` naming it); anything else a
+    ``TypeError`` saying what ``call`` takes."""
+    if isinstance(config, cls):
+        return config
+    if isinstance(config, Mapping):
+        built: _C = _build(cls(), config, where=f"{call}'s config", path=table)
+        return built
+    raise TypeError(f"{call}'s config must be a {cls.__name__} or a dict of its fields (as the TOML "
+                    f"file's [{table or 'top level'}]), got {type(config).__name__}")
 
 
 _SIMPLE = {"int": int, "float": float, "str": str, "bool": bool}
@@ -195,4 +212,4 @@ def _toml_value(v: Any) -> str:
     return json.dumps(str(v), ensure_ascii=False)
 
 
-__all__ = ["_build", "_plain", "_to_toml"]
+__all__ = ["_build", "_plain", "_to_toml", "stage_config"]

@@ -10,14 +10,14 @@ from collections.abc import Sequence
 import numpy as np
 import xarray as xr
 
-from changedetect._detect_engine import DetectConfig, _Loaded, _threshold
+from changedetect._detect_engine import DetectConfig, ModelLike, _threshold
 from changedetect._fill_before import Filled, fill_before
 from changedetect.presence import DatePresence
 
 logger = logging.getLogger("changedetect.detect")
 
 
-def _pair_probability(stack: xr.DataArray, i: int, j: int, config: DetectConfig, loaded: _Loaded,
+def _pair_probability(stack: xr.DataArray, i: int, j: int, config: DetectConfig, loaded: ModelLike,
                       progress: bool, presence: DatePresence | None, *, mask: bool = False,
                       before: xr.DataArray | None = None, after: xr.DataArray | None = None) -> xr.DataArray:
     """The network's probability between dates ``i`` and ``j`` (``before``, ``after``: the date as
@@ -58,7 +58,7 @@ def _fills(stack: xr.DataArray, pairs: list[tuple[int, int]], fill_from: Sequenc
     return out
 
 
-def _date_presence(stack: xr.DataArray, segmenter: _Loaded | DatePresence | None, config: DetectConfig,
+def _date_presence(stack: xr.DataArray, segmenter: ModelLike | DatePresence | None, config: DetectConfig,
                    progress: bool) -> DatePresence | None:
     """The presence check's per-date rasters for ``stack`` (None: no segmenter, or switched off)."""
     if segmenter is None or not config.presence_check:
@@ -73,7 +73,7 @@ def _date_presence(stack: xr.DataArray, segmenter: _Loaded | DatePresence | None
 
 
 def _masked(stack: xr.DataArray, mask_pairs: list[tuple[int, int]], thr: float, config: DetectConfig,
-            loaded: _Loaded, progress: bool, presence: DatePresence | None,
+            loaded: ModelLike, progress: bool, presence: DatePresence | None,
             fills: dict[int, Filled]) -> np.ndarray | None:
     """Pixels (grown by two) where a pair of ``mask_pairs`` reaches ``thr``, or None.  A mask pair's
     AFTER that a compared pair fills as its BEFORE (``fills``, by date) is that filled image: the mask

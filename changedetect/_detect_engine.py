@@ -174,9 +174,19 @@ class DetectSummary:
         return self.height * self.width / 1e6 / max(self.seconds, 1e-9)
 
 
-class _Loaded(Protocol):
+class ModelLike(Protocol):
+    """What ``model=`` and ``segmenter=`` take (:func:`~changedetect.detect.detect_pair`,
+    :func:`~changedetect.detect.detect_series`, ...): a network and its card, as
+    :func:`changedetect.weights.load_model` and :func:`changedetect.weights.building_segmenter` give
+    them (a :class:`~changedetect.weights.LoadedModel`), or any object with those two attributes."""
+
+    #: the network, a ``torch.nn.Module``
     module: Any
+    #: its :class:`~changedetect.weights.ModelCard`: bands, normalisation, window, threshold
     card: Any
+
+
+_Loaded = ModelLike  # its name before it was public
 
 
 Reader = Callable[[Window], np.ndarray]
@@ -201,7 +211,7 @@ def torch_device(name: str) -> Any:
     return device
 
 
-def _load_model(config: DetectConfig, model: _Loaded | None) -> _Loaded:
+def _load_model(config: DetectConfig, model: ModelLike | None) -> ModelLike:
     if model is not None:
         return model
     torch_device(config.device)
@@ -209,7 +219,7 @@ def _load_model(config: DetectConfig, model: _Loaded | None) -> _Loaded:
         from changedetect.weights import load_model
     except ImportError as exc:  # pragma: no cover - while the weights module is missing
         raise ModelError(f"cannot load model {config.model!r}: changedetect.weights is unavailable ({exc})") from exc
-    loaded: _Loaded = load_model(config.model, device=config.device)
+    loaded: ModelLike = load_model(config.model, device=config.device)
     return loaded
 
 
@@ -230,7 +240,7 @@ def _card_stats(card: Any, sample: np.ndarray) -> Any:
 class _Runner:
     """Normalises, pads, batches and runs the network; returns probabilities."""
 
-    def __init__(self, loaded: _Loaded, config: DetectConfig) -> None:
+    def __init__(self, loaded: ModelLike, config: DetectConfig) -> None:
         import torch
 
         self.torch = torch

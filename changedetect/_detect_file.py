@@ -10,19 +10,21 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import rioxarray  # noqa: F401  (registers the .rio accessor)
 
+from changedetect._config_toml import stage_config
 from changedetect._detect_engine import (
     DetectConfig,
     DetectSummary,
+    ModelLike,
     Reader,
     _attrs,
     _load_model,
-    _Loaded,
     _run,
     _Runner,
     _scene_stats,
@@ -209,10 +211,10 @@ def detect_to_file(
     after_path: str | Path,
     out_path: str | Path,
     *,
-    config: DetectConfig = DetectConfig(),
+    config: DetectConfig | Mapping[str, Any] = DetectConfig(),
     overwrite: bool = False,
     progress: bool = False,
-    model: _Loaded | None = None,
+    model: ModelLike | None = None,
 ) -> DetectSummary:
     """Stream two rasters through the model into a float32 probability COG on BEFORE's grid.
 
@@ -234,6 +236,7 @@ def detect_to_file(
     GeoreferenceError
         If AFTER cannot be put onto BEFORE's grid.
     """
+    config = stage_config(config, DetectConfig, call="detect_to_file", table="detect")
     import rasterio
     from rasterio.windows import Window as RioWindow
 

@@ -23,7 +23,7 @@ import gc
 import logging
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,7 +36,7 @@ from changedetect._run_config import RunConfig
 if TYPE_CHECKING:
     import xarray as xr
 
-    from changedetect._detect_engine import DetectConfig, _Loaded
+    from changedetect._detect_engine import DetectConfig, ModelLike
     from changedetect.presence import DatePresence
 
 log = logging.getLogger("changedetect.detect")
@@ -73,13 +73,13 @@ def detect_series_to_file(
     tiles_or_stack: str | Path | xr.DataArray,
     out: str | Path,
     *,
-    config: DetectConfig | None = None,
+    config: DetectConfig | Mapping[str, Any] | None = None,
     block_px: int = BLOCK_PX,
     halo_px: int = HALO_PX,
     overwrite: bool = False,
     progress: bool = False,
-    model: _Loaded | None = None,
-    segmenter: _Loaded | DatePresence | None = None,
+    model: ModelLike | None = None,
+    segmenter: ModelLike | DatePresence | None = None,
     cloud_mask: bool = True,
 ) -> SeriesSummary:
     """:func:`~changedetect.detect.detect_series` on a stack of tiles, written as two COGs: the
@@ -89,8 +89,9 @@ def detect_series_to_file(
     Parameters
     ----------
     tiles_or_stack
-        A TileStack (dask-backed is best: only a block is read at a time), or anything
-        :func:`changedetect.io.open_series` opens (read with ``cloud_mask``).
+        A TileStack (dask-backed is best: only a block is read at a time; its declared nodata,
+        ``stack.rio.nodata``, counts as no data, as in :func:`~changedetect.detect.detect_series`), or
+        anything :func:`changedetect.io.open_series` opens (read with ``cloud_mask``).
     block_px
         A scene of at most this many pixels a side runs whole; a larger one block by block (cores of
         at most ``block_px`` a side, each read with a halo around it).
@@ -102,13 +103,15 @@ def detect_series_to_file(
         A loaded model (instead of ``config.model``) and the building segmenter of the presence check
         (None: no check), as :func:`~changedetect.detect.detect_series` takes them.
     """
+    from changedetect._config_toml import stage_config
     from changedetect._detect_engine import DetectConfig, _load_model, _threshold
     from changedetect._detect_inputs import said_once
     from changedetect.errors import OutputExistsError
 
     if block_px < 1 or halo_px < 0:
         raise ValueError(f"block_px must be >= 1 and halo_px >= 0, got {block_px} and {halo_px}")
-    config = DetectConfig() if config is None else config
+    config = DetectConfig() if config is None else stage_config(config, DetectConfig, call="detect_series_to_file",
+                                                                 table="detect")
     out = Path(out)
     first_path = first_seen_path(out)
     for path in (out, first_path):  # both refused before anything is computed
@@ -136,7 +139,9 @@ def _open(tiles_or_stack: str | Path | xr.DataArray, cloud_mask: bool) -> xr.Dat
         from changedetect.io import open_series
 
         return open_series(tiles_or_stack).to_stack(cloud_mask=cloud_mask)
-    return tiles_or_stack
+    from changedetect.types import nodata_as_nan
+
+    return nodata_as_nan(tiles_or_stack)  # its declared nodata (a uint16 collar of 0) as no data
 
 
 @contextlib.contextmanager
@@ -196,7 +201,7 @@ def _share(values: np.ndarray, thr: float) -> int:
     return int(np.count_nonzero(np.nan_to_num(values, nan=-1.0) >= thr))
 
 
-def _whole(stack: xr.DataArray, out: Path, first_path: Path, config: DetectConfig, loaded: _Loaded,
+def _whole(stack: xr.DataArray, out: Path, first_path: Path, config: DetectConfig, loaded: ModelLike,
            segmenter: Any, progress: bool, thr: float) -> tuple[dict[str, Any], float, int]:
     """The scene whole, as ``detect --series`` always ran it (into ``out`` and ``first_path``: fresh
     temporary names, :func:`_both_or_neither`)."""
@@ -211,7 +216,7 @@ def _whole(stack: xr.DataArray, out: Path, first_path: Path, config: DetectConfi
     return dict(prob.attrs), _share(prob.values, cut) / prob.size, 1
 
 
-def _blocks(stack: xr.DataArray, out: Path, first_path: Path, config: DetectConfig, loaded: _Loaded,
+def _blocks(stack: xr.DataArray, out: Path, first_path: Path, config: DetectConfig, loaded: ModelLike,
             segmenter: Any, progress: bool, thr: float, block_px: int,
             halo_px: int) -> tuple[dict[str, Any], float, int]:
     """Block by block, the whole scene's statistics, the cores written window by window (into ``out`` and

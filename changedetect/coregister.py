@@ -37,12 +37,14 @@ import dataclasses
 import logging
 import time
 import warnings
+from collections.abc import Mapping
 from typing import Any
 
 import dask.array as da
 import numpy as np
 import rioxarray  # noqa: F401  (registers the .rio accessor)
 
+from changedetect._config_toml import stage_config
 from changedetect._coregister_config import CoregisterConfig, _config_dict, _reference_index
 from changedetect._registration.field import ShiftField, estimate_shift_field
 from changedetect._registration.matching import chromatic_bands, matching_kind, material_edges_of
@@ -51,7 +53,7 @@ from changedetect._registration.report import CoregistrationReport, DateRegistra
 from changedetect._registration.shift import ShiftEstimate, estimate_shift
 from changedetect._registration.warp import apply_shift_field, warp_lazy
 from changedetect.errors import CoregistrationError, CoregistrationWarning
-from changedetect.types import Grid, TileStack, band_names, check_tilestack
+from changedetect.types import Grid, TileStack, band_names, check_tilestack, nodata_as_nan
 
 logger = logging.getLogger(__name__)
 
@@ -62,16 +64,19 @@ SMALL_SCENE_PX = 64
 
 
 def coregister(
-    stack: TileStack, *, config: CoregisterConfig = CoregisterConfig(), progress: bool = False
+    stack: TileStack, *, config: CoregisterConfig | Mapping[str, Any] = CoregisterConfig(), progress: bool = False
 ) -> tuple[TileStack, CoregistrationReport]:
     """Align every date of ``stack`` onto its reference date.
 
     Parameters
     ----------
     stack
-        ``(time, band, y, x)`` TileStack on one grid (numpy- or dask-backed).
+        ``(time, band, y, x)`` TileStack on one grid (numpy- or dask-backed); NaN is no data, and so
+        is the value it declares as its nodata (``stack.rio.nodata``: dates read with
+        ``rioxarray.open_rasterio(path)``, a uint16 collar of 0), which the aligned stack has as NaN
+        (:func:`changedetect.types.nodata_as_nan`).
     config
-        See :class:`CoregisterConfig`.
+        See :class:`CoregisterConfig`; or a dict of its fields, as the TOML file's ``[coregister]``.
     progress
         Show a progress bar over the dates.
 
@@ -90,7 +95,9 @@ def coregister(
     CoregistrationWarning
         For each date that cannot be registered reliably (it is left unshifted).
     """
+    config = stage_config(config, CoregisterConfig, call="coregister", table="coregister")
     check_tilestack(stack)
+    stack = nodata_as_nan(stack)  # a declared nodata (a uint16 collar of 0) is no data, not black ground
     start = time.perf_counter()
     ref_idx = _reference_index(stack, config.reference)
     data = stack.data if isinstance(stack.data, da.Array) else da.from_array(np.asarray(stack.data), chunks=(1, 1, 1024, 1024))
@@ -194,7 +201,7 @@ def _advice(glob: ShiftEstimate, config: CoregisterConfig) -> str:
 
 
 def estimate_global_shift(
-    ref: Any, mov: Any, *, config: CoregisterConfig = CoregisterConfig(), edges: bool = False
+    ref: Any, mov: Any, *, config: CoregisterConfig | Mapping[str, Any] = CoregisterConfig(), edges: bool = False
 ) -> ShiftEstimate:
     """Global shift of ``mov`` against ``ref`` (2-D numpy or dask arrays of one shape).
 
@@ -207,6 +214,7 @@ def estimate_global_shift(
     An unreliable estimate's ``reason`` says which test it failed.  ``edges``: ``ref`` and ``mov`` are edge-strength
     images (``matching="material"``), correlated as they are.
     """
+    config = stage_config(config, CoregisterConfig, call="estimate_global_shift", table="coregister")
     h, w = ref.shape
     kw: dict[str, Any] = {"max_shift": config.max_shift, "min_peak_ratio": config.min_peak_ratio,
                           "min_snr": config.min_snr, "iterations": config.iterations, "edges": edges}

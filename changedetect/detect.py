@@ -18,21 +18,23 @@ weights and handed back strip by strip.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import rioxarray  # noqa: F401  (registers the .rio accessor)
 import xarray as xr
 
+from changedetect._config_toml import stage_config
 from changedetect._detect_each import _confirm, _date_presence, _fills, _masked, _pair_probability
 from changedetect._detect_engine import (
     SCENE_STATS,
     DetectConfig,
     DetectSummary,
+    ModelLike,
     Reader,
     _attrs,
     _load_model,
-    _Loaded,
     _run,
     _Runner,
     _scene_stats,
@@ -49,13 +51,14 @@ from changedetect._detect_pairs import _pair_labels, combine_pairs, season_partn
 from changedetect.errors import GeoreferenceError, TimeSeriesError
 from changedetect.presence import DatePresence
 from changedetect.tiling import Window
-from changedetect.types import band_names, check_tilestack
+from changedetect.types import band_names, check_tilestack, nodata_as_nan
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
     "DetectConfig",
     "DetectSummary",
+    "ModelLike",
     "combine_pairs",
     "detect_each_pair",
     "detect_pair",
@@ -80,8 +83,8 @@ def _date_of(da: xr.DataArray) -> str:
 
 
 def _one_date(da: xr.DataArray, which: str) -> xr.DataArray:
-    """``da`` as ``(band, y, x)``: any order of those dims is transposed (lazily); anything else is
-    refused naming what to give."""
+    """``da`` as ``(band, y, x)``, its declared nodata NaN (:func:`~changedetect.types.nodata_as_nan`):
+    any order of those dims is transposed (lazily); anything else is refused naming what to give."""
     want = ("band", "y", "x")
     if isinstance(da, xr.Dataset):
         raise TypeError(f"{which} is an xarray.Dataset (variables {list(da.data_vars)}); give one DataArray "
@@ -89,9 +92,9 @@ def _one_date(da: xr.DataArray, which: str) -> xr.DataArray:
     if not isinstance(da, xr.DataArray):
         raise TypeError(f"{which} must be an xarray.DataArray (band, y, x), got {type(da).__name__}")
     if tuple(da.dims) == want:
-        return da
+        return nodata_as_nan(da)
     if set(da.dims) == set(want):
-        return da.transpose(*want)
+        return nodata_as_nan(da.transpose(*want))
     raise ValueError(f"{which} has dims {tuple(da.dims)}; one date is (band, y, x): select a date of a "
                      "TileStack with stack.isel(time=i), or add a band dim with .expand_dims('band')")
 
@@ -143,9 +146,9 @@ def detect_pair(
     before: xr.DataArray,
     after: xr.DataArray,
     *,
-    config: DetectConfig = DetectConfig(),
+    config: DetectConfig | Mapping[str, Any] = DetectConfig(),
     progress: bool = False,
-    model: _Loaded | None = None,
+    model: ModelLike | None = None,
 ) -> xr.DataArray:
     """Change probability between two dates, on ``before``'s grid.
 
@@ -154,17 +157,22 @@ def detect_pair(
     before, after
         ``(band, y, x)`` DataArrays, their bands named by the ``band`` coordinate (or, as
         ``rioxarray.open_rasterio`` reads a file, by the file's band descriptions in
-        ``attrs["long_name"]``: :func:`changedetect.types.band_names`); float, NaN as nodata
-        (dask-backed is fine: a date of up to 2 GiB is computed once and held for the call, a
-        larger one is read window by window).  ``after`` is reprojected
+        ``attrs["long_name"]``: :func:`changedetect.types.band_names`); float with NaN as nodata, or
+        any dtype with a declared nodata value (``da.rio.nodata``: a uint16 date read with
+        ``rioxarray.open_rasterio(path)``, its 0 collar the file's nodata), which counts as no data
+        (:func:`changedetect.types.nodata_as_nan`) (dask-backed is fine: a date of up to 2 GiB is
+        computed once and held for the call, a larger one is read window by window).  ``after`` is reprojected
         onto ``before``'s grid when the two differ, whole and in memory
         (:func:`detect_to_file` streams that case too).
     config
-        Model, window, overlap, batch size, TTA, threshold.
+        Model, window, overlap, batch size, TTA, threshold: a :class:`DetectConfig`, or a dict of its
+        fields as the TOML file's ``[detect]`` table has them (``{"window": 256}``; an unknown key is a
+        ``ConfigError`` naming it).
     progress
         Show a progress bar.
     model
-        An already loaded model (``module`` + ``card``) that replaces ``config.model``.
+        An already loaded model that replaces ``config.model``: :func:`changedetect.weights.load_model`'s
+        :class:`~changedetect.weights.LoadedModel`, or any :class:`ModelLike` (``module`` + ``card``).
 
     Returns
     -------
@@ -173,6 +181,7 @@ def detect_pair(
         has no data; attrs ``model``, ``model_sha256``, ``model_version``,
         ``threshold``, ``before``, ``after``.
     """
+    config = stage_config(config, DetectConfig, call="detect_pair", table="detect")
     before, after = _held(_one_date(before, "BEFORE")), _held(_one_date(after, "AFTER"))
     loaded = _load_model(config, model)
     card = loaded.card
@@ -205,12 +214,12 @@ def detect_pair(
 def detect_series(
     stack: xr.DataArray,
     *,
-    config: DetectConfig = DetectConfig(),
+    config: DetectConfig | Mapping[str, Any] = DetectConfig(),
     progress: bool = False,
-    model: _Loaded | None = None,
+    model: ModelLike | None = None,
     pairs: list[tuple[int, int]] | None = None,
     mask_pairs: list[tuple[int, int]] | None = None,
-    segmenter: _Loaded | DatePresence | None = None,
+    segmenter: ModelLike | DatePresence | None = None,
 ) -> tuple[xr.DataArray, xr.DataArray]:
     """Change between the dates of a TileStack, kept per pixel.
 
@@ -229,7 +238,9 @@ def detect_series(
     pair of different seasons that two same-season dates bracket, where they show the same
     change (:meth:`~changedetect.presence.DatePresence.same_sun`); the result's
     ``attrs["presence_check"]`` names the segmenter and ``attrs["presence_check_pairs"]`` the
-    pairs it checked.
+    pairs it checked.  NaN is no data, and so is the value a stack declares as its nodata
+    (``stack.rio.nodata``: dates read with ``rioxarray.open_rasterio(path)`` and concatenated), as
+    in :func:`detect_pair`.
 
     Returns
     -------
@@ -241,6 +252,7 @@ def detect_series(
         change never appears.  ``attrs["pairs"]`` lists the pairs compared, ``attrs["before"]``
         and ``attrs["after"]`` are the earliest and the latest date they compare.
     """
+    config = stage_config(config, DetectConfig, call="detect_series", table="detect")
     loaded = _load_model(config, model)
     events = detect_each_pair(stack, config=config, progress=progress, model=loaded, pairs=pairs,
                               mask_pairs=mask_pairs, segmenter=segmenter)
@@ -251,12 +263,12 @@ def detect_series(
 def detect_each_pair(
     stack: xr.DataArray,
     *,
-    config: DetectConfig = DetectConfig(),
+    config: DetectConfig | Mapping[str, Any] = DetectConfig(),
     progress: bool = False,
-    model: _Loaded | None = None,
+    model: ModelLike | None = None,
     pairs: list[tuple[int, int]] | None = None,
     mask_pairs: list[tuple[int, int]] | None = None,
-    segmenter: _Loaded | DatePresence | None = None,
+    segmenter: ModelLike | DatePresence | None = None,
     unmasked: dict[tuple[int, int], np.ndarray] | None = None,
     filled: dict[tuple[int, int], np.ndarray | None] | None = None,
     fill_from: Sequence[int] | None = None,
@@ -281,8 +293,9 @@ def detect_each_pair(
     so too: :meth:`~changedetect.presence.DatePresence.after`).  ``filled``, a dict,
     receives for each such consecutive pair the ``(y, x)`` int16 index of the date each BEFORE pixel
     came from (-1: not filled), or None when nothing was filled."""
+    config = stage_config(config, DetectConfig, call="detect_each_pair", table="detect")
     check_tilestack(stack)
-    stack = _held(stack)
+    stack = _held(nodata_as_nan(stack))
     if stack.sizes.get("time", 0) < 2:
         days = ", ".join(str(t)[:10] for t in stack["time"].values) if "time" in stack.coords else "none"
         raise TimeSeriesError(f"change detection needs two or more dates; the stack holds "

@@ -59,6 +59,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,7 @@ import geopandas as gpd
 import shapely
 from pyproj import CRS
 
+from changedetect._config_toml import stage_config
 from changedetect._match_frame import frame as _frame
 from changedetect._match_inputs import MAX_AREA_DISTORTION as MAX_AREA_DISTORTION  # re-exported
 from changedetect._match_inputs import NEAR_M
@@ -155,7 +157,7 @@ class MatchConfig:
 
 
 def match(
-    footprints: gpd.GeoDataFrame, permits: gpd.GeoDataFrame, *, config: MatchConfig = MatchConfig()
+    footprints: gpd.GeoDataFrame, permits: gpd.GeoDataFrame, *, config: MatchConfig | Mapping[str, Any] = MatchConfig()
 ) -> gpd.GeoDataFrame:
     """One status per footprint, with the evidence.
 
@@ -169,7 +171,8 @@ def match(
     permits
         A validated register (:func:`changedetect.permits.load_register`), any CRS.
     config
-        Tolerances and the working CRS.
+        Tolerances and the working CRS: a :class:`MatchConfig`, or a dict of its fields as the TOML
+        file's ``[match]`` table has them (``{"edge_tolerance_m": 0.5}``).
 
     Returns
     -------
@@ -177,6 +180,7 @@ def match(
         :data:`COLUMNS` + the footprints' other columns + ``geometry``, in the
         footprints' CRS, in the footprints' order and with their index.
     """
+    config = stage_config(config, MatchConfig, call="match", table="match")
     fp, pm, crs = _harmonise_crs(footprints, permits, config)
     grow = (config.edge_tolerance_m or 0.0) if config.attach_to_extensions else 0.0
     fi, pi, pm_candidates = _candidate_pairs(fp, pm, crs, grow)
@@ -212,7 +216,7 @@ def match_to_file(
     register: str | os.PathLike[str],
     out: str | os.PathLike[str],
     *,
-    config: MatchConfig = MatchConfig(),
+    config: MatchConfig | Mapping[str, Any] = MatchConfig(),
     strict: bool = True,
     rejects_path: str | os.PathLike[str] | None = None,
     overwrite: bool = False,
@@ -225,6 +229,7 @@ def match_to_file(
     The output format follows ``out``'s extension (:func:`write_vector`); the rows carry the
     matched permits' ``address`` when the register has addresses, as ``changedetect run``'s do.
     """
+    config = stage_config(config, MatchConfig, call="match_to_file", table="match")
     from changedetect.errors import OutputExistsError
     from changedetect.io.registers import read_register
     from changedetect.io.vectors import write_vector

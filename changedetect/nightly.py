@@ -59,6 +59,7 @@ import contextlib
 import datetime as dt
 import json
 import logging
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -72,6 +73,7 @@ from changedetect import _nightly_parcels as _parcels
 from changedetect import _nightly_reference as _reference
 from changedetect import _nightly_rematch as _rematch
 from changedetect import _withdraw_masked
+from changedetect._config_toml import stage_config
 from changedetect._nightly_catalog import Acquisition, discover, plan_pairs
 from changedetect._nightly_commit import (
     _already_done,
@@ -234,7 +236,7 @@ def run_nightly(
     night: str | dt.date | None = None,
     scheduler: str | None = None,
     workers: int | None = None,
-    config: PipelineConfig | None = None,
+    config: PipelineConfig | Mapping[str, Any] | None = None,
     parcels: str | Path | None = None,
     decisions: str | Path | None = None,
 ) -> NightlySummary:
@@ -269,7 +271,7 @@ def run_nightly(
         permits = Path(permits).absolute()
     if parcels is not None and Path(parcels).is_file():
         parcels = Path(parcels).absolute()
-    config = config or PipelineConfig()
+    config = PipelineConfig() if config is None else stage_config(config, PipelineConfig, call="run_nightly", table="")
     register = _check_shared_inputs(permits, config)  # once, before any area: one message, not one per area
     layer = _check_parcels(parcels, config)  # likewise
     decided_rows = None if decisions is None else _decisions.read_decisions(  # ConfigError: the row

@@ -34,11 +34,12 @@ import json
 import platform
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from changedetect._config_toml import stage_config
 from changedetect._match_inputs import check_register_datum
 from changedetect._pipeline_chain import STAGES, Clock, chain, warn_coverage
 from changedetect._pipeline_inputs import input_record, load_parcel_layer
@@ -121,7 +122,7 @@ def run(
     *,
     permits: str | Path,
     out: str | Path,
-    config: PipelineConfig | None = None,
+    config: PipelineConfig | Mapping[str, Any] | None = None,
     overwrite: bool = False,
     progress: bool = False,
     previous: str | Path | gpd.GeoDataFrame | None = None,
@@ -144,7 +145,8 @@ def run(
         Output folder (created, with any missing parents; a failed run removes again the folders
         it made and leaves an existing one as it was); see the module docstring for its files.
     config
-        Every parameter; default :class:`~changedetect.config.PipelineConfig`.
+        Every parameter; default :class:`~changedetect.config.PipelineConfig`.  A dict of its tables
+        (``{"detect": {"model": "s2-urban"}}``) is read as a TOML file's are.
     overwrite
         Replace the outputs of an earlier run in ``out``.
     progress
@@ -188,7 +190,7 @@ def run(
         raise TypeError("run reads the permit register and the parcel layer itself (run.json records their "
                         "checksums): give a file or postgresql:// URL; for frames already in memory call the "
                         "stages, match(footprints, permits) and with_parcels(violations, parcels)")
-    config = config or PipelineConfig()
+    config = PipelineConfig() if config is None else stage_config(config, PipelineConfig, call="run", table="")
     out = Path(out)
     check_out(out, overwrite)
     with removing_new_folders(out):  # a failed run leaves no folder it made (OUT, its parents) behind

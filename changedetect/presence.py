@@ -32,7 +32,7 @@ from scipy import ndimage
 if TYPE_CHECKING:
     import xarray as xr
 
-    from changedetect._detect_engine import DetectConfig, _Loaded
+    from changedetect._detect_engine import DetectConfig, ModelLike
 
 __all__ = ["DatePresence", "PresenceCheck", "building_presence", "confirmed_change", "same_season"]
 
@@ -238,7 +238,7 @@ def same_season(a: np.datetime64, b: np.datetime64, season_days: int = 45) -> bo
     return min(shift, 365 - shift) <= season_days
 
 
-def building_presence(date: xr.DataArray, segmenter: _Loaded, config: DetectConfig,
+def building_presence(date: xr.DataArray, segmenter: ModelLike, config: DetectConfig,
                       progress: bool = False) -> xr.DataArray:
     """The segmenter's ``(y, x)`` building probability of one ``(band, y, x)`` date (the
     segmenter is the change network fed the same date twice, ``model(x, x)``)."""
@@ -258,7 +258,7 @@ class DatePresence:
     pair's last clear view, a pair's BEFORE is checked as the network compared it (:meth:`before`).
     """
 
-    def __init__(self, stack: xr.DataArray, segmenter: _Loaded, config: DetectConfig, progress: bool = False,
+    def __init__(self, stack: xr.DataArray, segmenter: ModelLike, config: DetectConfig, progress: bool = False,
                  check: PresenceCheck | None = None,
                  filled: dict[tuple[int, int], np.ndarray | None] | None = None) -> None:
         from changedetect.io.geo import ground_pixel

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from changedetect._config_toml import stage_config
 from changedetect._imagery import Imagery, RasterImagery, StackImagery, _fit
 from changedetect._report_card import card as _card
 from changedetect._report_card import fmt as _fmt
@@ -178,10 +179,11 @@ def render_report(
     before_label: str | None = None,
     after_label: str | None = None,
     run_info: Mapping[str, Any] | None = None,
-    config: ReportConfig = _DEFAULT_CONFIG,
+    config: ReportConfig | Mapping[str, Any] = _DEFAULT_CONFIG,
     coverage: Mapping[str, Any] | None = None,
 ) -> str:
     """The report as an HTML string (see :func:`write_report`)."""
+    config = stage_config(config, ReportConfig, call="render_report", table="report")
     crs = after.crs if after is not None else (before.crs if before is not None else violations.crs)
     gdf = violations
     if crs is not None and gdf.crs is not None and gdf.crs != crs:
@@ -260,7 +262,7 @@ def write_report(
     after: str | Path | Imagery | None = None,
     stack: xr.DataArray | None = None,
     run_info: Mapping[str, Any] | None = None,
-    config: ReportConfig = _DEFAULT_CONFIG,
+    config: ReportConfig | Mapping[str, Any] = _DEFAULT_CONFIG,
     overwrite: bool = False,
     coverage: Mapping[str, Any] | None = None,
 ) -> Path:
@@ -288,6 +290,7 @@ def write_report(
     Path
         ``out_path``.
     """
+    config = stage_config(config, ReportConfig, call="write_report", table="report")
     from changedetect.io.atomic import atomic_path
 
     source = "the violations given"
@@ -336,7 +339,7 @@ def write_report(
 
 
 def report_from_run(run_dir: str | Path, *, out_path: str | Path | None = None,
-                    config: ReportConfig = _DEFAULT_CONFIG, overwrite: bool = False) -> Path:
+                    config: ReportConfig | Mapping[str, Any] = _DEFAULT_CONFIG, overwrite: bool = False) -> Path:
     """Re-write the report of a run directory (``violations.gpkg``, ``*_rgb.tif``, ``run.json``).
 
     Raises
@@ -345,6 +348,8 @@ def report_from_run(run_dir: str | Path, *, out_path: str | Path | None = None,
         ``run_dir`` has no ``violations.gpkg`` (a :class:`~changedetect.errors.TileReadError`).
     """
     import json
+
+    config = stage_config(config, ReportConfig, call="report_from_run", table="report")
 
     from changedetect.errors import TileReadError
 

@@ -109,6 +109,29 @@ def band_names(da: xr.DataArray) -> list[str]:
             for name, v in zip(names, values, strict=True)]
 
 
+def nodata_as_nan(da: xr.DataArray) -> xr.DataArray:
+    """``da`` with the nodata value it declares (rioxarray's ``da.rio.nodata``: ``attrs["_FillValue"]``,
+    as ``rioxarray.open_rasterio(path)`` reads a file without ``masked=True``) made NaN, as float32,
+    lazily (a dask-backed ``da`` stays so); ``da`` itself where it declares none, or NaN.  So a uint16
+    or uint8 date whose collar is 0 (its nodata) is read as ``changedetect.open_stack`` reads the file,
+    not as black ground.
+
+    >>> da = xr.DataArray(np.array([[[0, 7]]], dtype=np.uint16), dims=("band", "y", "x"),
+    ...                   attrs={"_FillValue": 0})
+    >>> nodata_as_nan(da).values.tolist(), nodata_as_nan(da).dtype
+    ([[[nan, 7.0]]], dtype('float32'))
+    """
+    import rioxarray  # noqa: F401  (registers the .rio accessor)
+
+    if not isinstance(da, xr.DataArray):  # refused where it is checked, naming what to give
+        return da
+    nodata = da.rio.nodata
+    if nodata is None or np.isnan(nodata):
+        return da
+    out = da.astype(np.float32).where(da != nodata)
+    return out.rio.write_nodata(np.nan, encoded=False)
+
+
 def check_tilestack(stack: xr.DataArray) -> None:
     """Raise ``ValueError`` unless ``stack`` follows the TileStack conventions (``TypeError``
     unless it is a DataArray)."""
@@ -130,4 +153,4 @@ def check_tilestack(stack: xr.DataArray) -> None:
         raise ValueError("a TileStack's dates must be strictly increasing")
 
 
-__all__ = ["STACK_DIMS", "ChangeProbability", "Grid", "TileStack", "band_names", "check_tilestack"]
+__all__ = ["STACK_DIMS", "ChangeProbability", "Grid", "TileStack", "band_names", "check_tilestack", "nodata_as_nan"]

@@ -35,7 +35,9 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -44,6 +46,7 @@ import xarray as xr
 
 from changedetect._change_presence import presence_means, presence_types
 from changedetect._change_types import change_types
+from changedetect._config_toml import stage_config
 from changedetect._vectorize_config import VectorizeConfig
 from changedetect._vectorize_raster import (
     clean_mask,
@@ -80,7 +83,7 @@ def vectorize(
     buildings: gpd.GeoDataFrame | None = None,
     previous: gpd.GeoDataFrame | None = None,
     presence: tuple[xr.DataArray, xr.DataArray] | None = None,
-    config: VectorizeConfig = VectorizeConfig(),
+    config: VectorizeConfig | Mapping[str, Any] = VectorizeConfig(),
     progress: bool = False,
 ) -> gpd.GeoDataFrame:
     """Building footprints of a change probability raster.
@@ -111,7 +114,8 @@ def vectorize(
         takes its id, so a structure keeps its id from run to run even when its
         outline changes a little (see ``carry_min_iou``).
     config
-        Thresholds, clean-up and regularisation.
+        Thresholds, clean-up and regularisation: a :class:`VectorizeConfig`, or a dict of its fields
+        as the TOML file's ``[vectorize]`` table has them.
     progress
         Show a progress bar over the raster's strips of ``config.strip_rows`` rows.
 
@@ -120,6 +124,7 @@ def vectorize(
     geopandas.GeoDataFrame
         :data:`COLUMNS` + ``geometry``, largest first.
     """
+    config = stage_config(config, VectorizeConfig, call="vectorize", table="vectorize")
     prob = _plane(prob, "a change probability")
     first_seen = None if first_seen is None else _plane(first_seen, "a first-seen raster")
     if presence is not None:
@@ -230,7 +235,7 @@ def vectorize_file(
     after_path: str | os.PathLike[str] | None = None,
     buildings_path: str | os.PathLike[str] | None = None,
     previous_path: str | os.PathLike[str] | None = None,
-    config: VectorizeConfig = VectorizeConfig(),
+    config: VectorizeConfig | Mapping[str, Any] = VectorizeConfig(),
     overwrite: bool = False,
     progress: bool = False,
 ) -> gpd.GeoDataFrame:
@@ -242,6 +247,7 @@ def vectorize_file(
     descriptions, else red, green, blue, nir); ``buildings_path``: existing buildings;
     ``previous_path``: the previous run's footprints (:func:`load_previous`), whose ids are carried over.
     """
+    config = stage_config(config, VectorizeConfig, call="vectorize_file", table="vectorize")
     import rioxarray
 
     from changedetect.io.vectors import write_vector
