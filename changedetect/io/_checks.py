@@ -10,7 +10,12 @@ from pathlib import Path
 from pyproj import CRS
 from rasterio.errors import NotGeoreferencedWarning as RioNotGeoreferencedWarning
 
-from changedetect.errors import GeoreferenceError, NotGeoreferencedWarning, TimeSeriesError
+from changedetect.errors import (
+    GeoreferenceError,
+    NotGeoreferencedWarning,
+    TileReadError,
+    TimeSeriesError,
+)
 from changedetect.io import geo
 from changedetect.io._discover import Discovery
 from changedetect.io._inspect import RasterMeta
@@ -30,6 +35,8 @@ def check_georeferencing(found: Discovery, metas: dict[Path, RasterMeta]) -> boo
         return True
     for meta in plain:
         if meta.path.suffix.lower() not in PLAIN_IMAGE_SUFFIXES:
+            if meta.gcps or meta.rpcs:
+                raise GeoreferenceError(_not_gridded(meta, metas))
             what = (
                 "a geotransform but no CRS" if meta.has_transform else "no CRS and no geotransform"
             )
@@ -55,6 +62,44 @@ def check_georeferencing(found: Discovery, metas: dict[Path, RasterMeta]) -> boo
         stacklevel=3,
     )
     return False
+
+
+def _not_gridded(meta: RasterMeta, metas: dict[Path, RasterMeta]) -> str:
+    """Why a file georeferenced by GCPs or RPCs alone (no geotransform) is not read, and the gdalwarp
+    that makes it a map grid (onto the CRS of another date where there is one): assigning a CRS, the
+    advice for a file without any georeferencing, would place it at pixel coordinates."""
+    target = next((code for m in metas.values() if m.crs is not None and (code := geo.crs_code(m.crs))), None)
+    if meta.gcps:
+        srs = f" in {_crs_name(meta.gcp_crs)}" if meta.gcp_crs is not None else ""
+        what = f"only by {meta.gcps} ground control points (GCPs{srs})"
+        warp = f"gdalwarp{f' -t_srs {target}' if target else ''} -r bilinear '{meta.path}' OUT.tif"
+        how = "warp it onto a map grid first"
+    else:
+        what = "only by RPCs (a satellite's rational polynomial camera model)"
+        warp = f"gdalwarp -rpc -to RPC_DEM=DEM.tif -t_srs {target or 'EPSG:4326'} -r bilinear '{meta.path}' OUT.tif"
+        how = "orthorectify it first, with a DEM of the area"
+    return (f"'{meta.path}' is georeferenced {what}, not by a geotransform, and changedetect reads map grids: "
+            f"{how} (`{warp}`), and give that file instead")
+
+
+def check_band_kind(meta: RasterMeta, index: int) -> None:
+    """Refuse band ``index`` of ``meta``'s file where its values are not brightness: a complex band (SAR
+    single-look complex: numpy would drop its imaginary part with a warning) or a palette image's colour
+    indices (bilinear resampling and the radiometric fit would blend index 3 and 5 into a colour 4 that
+    has nothing to do with either)."""
+    dtype = meta.dtypes[index - 1]
+    if dtype.startswith("complex"):
+        raise TileReadError(
+            f"'{meta.path}' band {index} is {dtype} (complex SAR data: amplitude and phase), and changedetect "
+            f"reads real-valued imagery: give its amplitude instead (`gdal_calc.py -A '{meta.path}' --allBands=A "
+            "--calc='abs(A)' --type=Float32 --outfile=OUT.tif`, or your SAR tool's amplitude product)"
+        )
+    if meta.colorinterp[index - 1] == "palette":
+        raise TileReadError(
+            f"'{meta.path}' is a palette (colour-mapped) image: its values are indices into a colour table, not "
+            f"brightness, and resampling or comparing them means nothing; expand it to RGB first "
+            f"(`gdal_translate -expand rgb '{meta.path}' OUT.tif`) and give that file instead"
+        )
 
 
 def fill_placeholder_dates(found: Discovery, georeferenced: bool, pattern: str | None) -> bool:
@@ -165,8 +210,7 @@ def _check_same_crs(scenes: list[Scene], apart: Scene) -> None:
 def _crs_name(crs: object) -> str:
     """``EPSG:32648`` for a CRS with an EPSG code, else its name."""
     c = CRS.from_user_input(crs)
-    epsg = c.to_epsg()
-    return f"EPSG:{epsg}" if epsg else (c.name or c.to_string()[:80])
+    return geo.crs_code(c) or c.name or c.to_string()[:80]
 
 
 def _fmt(bounds: tuple[float, float, float, float]) -> str:
@@ -175,6 +219,7 @@ def _fmt(bounds: tuple[float, float, float, float]) -> str:
 
 __all__ = [
     "PLACEHOLDER_EPOCH",
+    "check_band_kind",
     "check_georeferencing",
     "check_overlap",
     "check_same_bands",

@@ -33,6 +33,7 @@ _PATH_KEYS = ("path", "file", "filename", "href", "uri")
 _DATE_KEYS = ("date", "datetime", "acquired", "acquisition_date")
 _LIST_KEYS = ("tiles", "items", "scenes", "files", "dates", "images")
 _SKIP_ROLES = {"thumbnail", "overview", "metadata", "visual"}
+_ARCHIVE_SUFFIXES = (".zip", ".tar", ".gz", ".tgz", ".7z")
 
 
 @dataclass
@@ -60,13 +61,13 @@ def discover(source: PathLike | Sequence[PathLike], *, pattern: str | None = Non
         if not source:
             raise TileReadError("an empty list of tiles was given; pass at least one file")
         entries = []
-        for item in map(Path, source):
+        for item in map(Path, map(_local, source)):
             if item.is_dir() or item.suffix.lower() in (".json", ".csv"):
                 entries += discover(item, pattern=pattern).entries  # STAC items, manifests, folders
             else:
                 entries.append(_from_name(item, pattern))
         return Discovery("list", _plain_image_dates(entries), f"{len(source)} paths")
-    path = Path(source)  # type: ignore[arg-type]  # a str or PathLike here
+    path = Path(_local(source))  # type: ignore[arg-type]  # a str or PathLike here
     if not path.exists():
         raise TileReadError(
             f"'{path}' does not exist; pass a folder of tiles, a manifest (.csv/.json), a STAC item or a raster file"
@@ -81,19 +82,34 @@ def discover(source: PathLike | Sequence[PathLike], *, pattern: str | None = Non
     return Discovery("file", _plain_image_dates([_from_name(path, pattern)]), str(path))
 
 
+def _local(source: PathLike) -> PathLike:
+    """``source``, refused with a line saying what to do when it is a GDAL virtual path (``/vsizip/``,
+    ``/vsicurl/``): changedetect reads local files (Path would also fold its ``//``)."""
+    text = os.fspath(source)
+    if text.startswith("/vsi"):
+        kind = text[1:].split("/", 1)[0]
+        what = ("unzip the archive and give the folder of tiles" if kind in ("vsizip", "vsitar", "vsigzip", "vsi7z")
+                else "download the files and give their local folder")
+        raise TileReadError(f"'{text}' is a GDAL virtual path ({kind}), and changedetect reads local files: {what}")
+    return source
+
+
 def _from_name(path: Path, pattern: str | None) -> Entry:
     return Entry(path=path, date=date_from_name(path.name, pattern))
 
 
 def _raster_files(folder: Path) -> list[Path]:
-    return sorted(
-        p
-        for p in folder.iterdir()
-        if p.is_file()
-        and p.suffix.lower() in RASTER_SUFFIXES
-        and not p.name.startswith(".")
-        and not is_temp_name(p)
-    )
+    """The raster files of ``folder``; a link among them whose target is gone is an error naming it (left
+    out without a word, its date would be missing from the series)."""
+    named = [p for p in folder.iterdir()
+             if p.suffix.lower() in RASTER_SUFFIXES and not p.name.startswith(".") and not is_temp_name(p)]
+    for p in named:
+        if p.is_symlink() and not p.exists():
+            raise TileReadError(
+                f"'{p}' is a symbolic link to '{os.readlink(p)}', which does not exist (a drive not mounted, or "
+                "a file moved or deleted): restore its target, or remove the link to leave that file out"
+            )
+    return sorted(p for p in named if p.is_file())
 
 
 def _from_directory(folder: Path, pattern: str | None) -> Discovery:
@@ -116,9 +132,11 @@ def _from_directory(folder: Path, pattern: str | None) -> Discovery:
                 [e for item in items for e in _from_stac_item(_load_json(item), item)],
                 str(folder),
             )
+        archives = sorted(p.name for p in folder.iterdir() if p.suffix.lower() in _ARCHIVE_SUFFIXES)
+        unzip = f" (it holds the archive '{archives[0]}': unzip it and give the folder of tiles)" if archives else ""
         raise TileReadError(
             f"folder '{folder}' holds no raster files ({', '.join(RASTER_SUFFIXES)}), no manifest "
-            "and no STAC items; point at the folder that holds the tiles"
+            f"and no STAC items; point at the folder that holds the tiles{unzip}"
         )
     entries = [_from_name(p, pattern) for p in files]
     known = _dates_from_parent(folder)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,7 @@ _MAGIC = {
     b"\x89PNG": "PNG",
     b"\xff\xd8\xff": "JPEG",
     b"\x00\x00\x00\x0cjP": "JPEG 2000",
+    b"PK\x03\x04": "ZIP",
 }
 
 #: Check every block of a GeoTIFF for truncation up to this many blocks per band.
@@ -49,6 +51,11 @@ class RasterMeta:
     descriptions: tuple[str | None, ...]
     colorinterp: tuple[str, ...]
     overviews: tuple[int, ...]
+    #: Ground control points and their CRS, for a file georeferenced by GCPs instead of a geotransform.
+    gcps: int = 0
+    gcp_crs: CRS | None = None
+    #: Whether the file carries RPCs (a satellite's rational polynomial camera model).
+    rpcs: bool = False
 
     @property
     def georeferenced(self) -> bool:
@@ -76,6 +83,9 @@ def inspect_raster(path: str | Path) -> RasterMeta:
     """
     path = Path(path)
     if not path.exists():
+        if path.is_symlink():
+            raise TileReadError(f"tile '{path}' is a symbolic link to '{os.readlink(path)}', which does not exist: "
+                                "restore its target, or give the file itself")
         raise TileReadError(f"tile '{path}' does not exist; check the path")
     if path.is_dir():
         raise TileReadError(f"tile '{path}' is a folder, not a raster file")
@@ -102,6 +112,7 @@ def inspect_raster(path: str | Path) -> RasterMeta:
 
 def _meta_of(path: Path, src: rasterio.DatasetReader) -> RasterMeta:
     crs = CRS.from_user_input(src.crs.to_wkt()) if src.crs else None
+    gcps, gcp_crs = src.gcps if crs is None else ([], None)  # asked for only where there is no CRS
     return RasterMeta(
         path=path,
         driver=src.driver,
@@ -115,12 +126,18 @@ def _meta_of(path: Path, src: rasterio.DatasetReader) -> RasterMeta:
         descriptions=tuple(src.descriptions),
         colorinterp=tuple(ci.name for ci in src.colorinterp),
         overviews=tuple(src.overviews(1)) if src.count else (),
+        gcps=len(gcps),
+        gcp_crs=CRS.from_user_input(gcp_crs.to_wkt()) if gcps and gcp_crs else None,
+        rpcs=crs is None and src.rpcs is not None,
     )
 
 
 def _open_error(path: Path, exc: Exception) -> TileReadError:
     kind = sniff(path)
     size = path.stat().st_size
+    if kind == "ZIP":
+        return TileReadError(f"'{path}' is a ZIP archive ({size} bytes), not a raster: unzip it "
+                             f"(`unzip '{path}' -d FOLDER`) and give the folder of tiles")
     if kind is None:
         return TileReadError(
             f"'{path}' is not a raster GDAL can read ({size} bytes, unknown format; GDAL said: {exc}); "

@@ -112,6 +112,25 @@ def _geodesic_pixel_size(grid: Grid, crs: CRS) -> tuple[float, float]:
     return (abs(dx), abs(dy))
 
 
+def crs_code(crs: object) -> str | None:
+    """``"EPSG:32648"`` (or another authority's code) when ``crs`` is that registered CRS, else ``None``.
+
+    pyproj's :meth:`~pyproj.CRS.to_authority` takes the best match at 70 % confidence: a UTM zone
+    48N of an unnamed datum on the WGS 84 ellipsoid (``+proj=utm +zone=48 +ellps=WGS84``, or VN-2000 that
+    lost its ``+towgs84``) comes back as EPSG:23868, DGN95 / UTM zone 48N, a datum of Indonesia.  The
+    match is kept only when that code's CRS is the same CRS (its names aside).
+    """
+    c = CRS.from_user_input(crs)
+    authority = c.to_authority()
+    if authority is None:
+        return None
+    try:
+        same = CRS.from_authority(*authority).equals(c, ignore_axis_order=True)
+    except ProjError:
+        return None
+    return f"{authority[0]}:{authority[1]}" if same else None
+
+
 def bounds_lonlat(grid: Grid) -> tuple[float, float, float, float] | None:
     """``(west, south, east, north)`` in degrees (EPSG:4326), or ``None`` without a CRS."""
     if grid.crs is None:
@@ -183,4 +202,4 @@ def regrid(grid: Grid, resolution_m: float) -> Grid:
     return Grid(crs=grid.crs, transform=transform, width=width, height=height)
 
 
-__all__ = ["bounds_in", "bounds_lonlat", "intersection", "north_up", "pixel_size_m", "regrid", "resolution_m"]
+__all__ = ["bounds_in", "bounds_lonlat", "crs_code", "intersection", "north_up", "pixel_size_m", "regrid", "resolution_m"]

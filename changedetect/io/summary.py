@@ -150,8 +150,7 @@ def _lonlat(grid: Any) -> tuple[float, float, float, float] | None:
 def _crs_id(crs: CRS | None) -> str | None:
     if crs is None:
         return None
-    authority = crs.to_authority()
-    return f"{authority[0]}:{authority[1]}" if authority else crs.to_wkt()
+    return geo.crs_code(crs) or crs.to_wkt()
 
 
 def _round(value: float) -> float | None:
