@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import logging
 import math
+import re
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +27,13 @@ from changedetect._registration.nodata import both_finite, covered_box
 from changedetect._registration.shift import estimate_shift, gradient_magnitude
 
 logger = logging.getLogger(__name__)
+
+# With 3 to 5 tie points the spline's trend is a constant (degree 0): too few points to fit a plane as
+# well.  SciPy warns that a thin-plate spline of degree 0 "may not be uniquely solvable"; the smoothing
+# term makes the system regular, and the field is applied from 8 tie points only, so the warning said
+# nothing to a user but came out as a "py.warnings: UserWarning" line on every small scene's coregister.
+warnings.filterwarnings("ignore", message=r"`degree` should not be below 1", category=UserWarning,
+                        module=re.escape(__name__))  # SciPy warns at its caller's line: here
 
 #: Median absolute deviation to standard deviation.
 _MAD = 1.4826
