@@ -135,9 +135,12 @@ def check_same_bands(scenes: list[Scene]) -> None:
     for i, scene in enumerate(scenes[1:], 1):
         names = [b.info.name for b in scene.bands]
         if len(names) != len(ref):
+            lacks, extra = [n for n in ref if n not in names], [n for n in names if n not in ref]
+            which = "" if _unnamed(names) or _unnamed(ref) else "".join(
+                f"; it {verb} {', '.join(these)}" for verb, these in (("lacks", lacks), ("also has", extra)) if these)
             raise TimeSeriesError(
                 f"{scene.date.isoformat()} ('{scene.files[0]}') has {len(names)} band(s) but "
-                f"{first.date.isoformat()} ('{first.files[0]}') has {len(ref)}; every date must have the "
+                f"{first.date.isoformat()} ('{first.files[0]}') has {len(ref)}{which}; every date must have the "
                 "same bands: drop the extra bands or list the wanted files in a manifest"
             )
         if names != ref:

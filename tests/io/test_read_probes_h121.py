@@ -18,7 +18,7 @@ from rasterio.crs import CRS
 from rasterio.rpc import RPC
 
 from changedetect.cli import cli
-from changedetect.errors import GeoreferenceError, TileReadError
+from changedetect.errors import GeoreferenceError, TileReadError, TimeSeriesError
 from changedetect.io import describe, open_series
 
 BANDS = ("red", "green", "blue")
@@ -182,3 +182,14 @@ def test_the_cli_says_it_in_one_line(write_tif: Callable[..., Path], tmp_path: P
     assert proc.returncode == 2 and proc.stdout == ""
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: ") and "band 1 is complex64" in lines[0], proc.stderr
+
+
+def test_a_date_missing_a_band_file_names_the_band(write_tif: Callable[..., Path], tmp_path: Path) -> None:
+    # was: "2024-03-01 (...) has 4 band(s) but 2024-01-01 (...) has 5", leaving the user to diff 13 file names
+    for day in ("20240101", "20240301"):
+        for band in ("B02", "B03", "B04", "B08", "B11"):
+            if (day, band) != ("20240301", "B11"):
+                write_tif(tmp_path / f"T48_{day}_{band}.tif", _image(1, bands=1, dtype="uint16"))
+    with pytest.raises(TimeSeriesError, match=r"2024-03-01 \(.*\) has 4 band\(s\) but 2024-01-01 \(.*\) has 5; "
+                       r"it lacks B11; every date must have the same bands"):
+        open_series(tmp_path)
