@@ -14,7 +14,9 @@ within it of the core are held as the whole scene's: a footprint over the core t
 edge (a structure larger than the halo) has its block read again, larger, until it lies whole
 inside (:func:`_held_whole`; at most ``GROW_CAP`` times ``block_px + halo_px`` a side, past which
 it is marked ``cut_by_block`` and named in one WARNING); so has a blob or a presence-check object
-there that left no footprint (:mod:`changedetect._block_reach`: rejected cut, it may be kept whole)."""
+there that left no footprint (:mod:`changedetect._block_reach`: rejected cut, it may be kept whole).
+The pieces of a structure that neighbouring blocks each marked so are joined into one footprint
+(:func:`changedetect._block_merge.join_cut`): one structure, one violation."""
 
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from changedetect._block_merge import BLOCK, CUT, REBUILD, join_cut, structures
 from changedetect._block_reach import blob_bounds, over_and_near
 from changedetect._block_spans import (
     Span,
@@ -54,9 +57,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("changedetect.pipeline")
 
-#: the footprints' column that marks one a block could not hold whole (:func:`_held_whole`'s cap);
-#: only written when there is one
-CUT = "cut_by_block"
 #: a block grown to hold a footprint whole holds at most this many times ``block_px + halo_px`` a side
 #: (1.25: at most about 1.6 times a block's memory, the bound ``block_px`` promises kept within reach;
 #: room for a structure reaching ``block_px / 8 + 0.625 halo_px`` past a core's edge: 672 px at the defaults)
@@ -204,7 +204,7 @@ def run_blocks(aligned: xr.DataArray, index: list[tuple[int, int]] | None, masks
     writers: dict[str, Callable[[Any, int, int], None]] = {}
     first: Any = None
     rebuilt: int | None = None
-    dropped = 0
+    dropped: list[tuple[Any, int]] = []  # the rows each block dropped as unconfirmed, in its core
     filled: list[Counts] = []
     token = SCENE_STATS.set(SceneStats(aligned))
     try:
@@ -226,12 +226,14 @@ def run_blocks(aligned: xr.DataArray, index: list[tuple[int, int]] | None, masks
                     writers[key](raster.values[core], core_y[0], core_x[0])
                 filled.append(filled_counts(found.filled, aligned["time"].values, core))
                 keep = in_core(found.footprints, transform, (core_y, core_x))
-                frames.append(found.footprints[keep].assign(**{CUT: cut[keep]}))
+                ids = found.footprints["footprint_id"].astype(str)
+                ours = ids.isin(found.footprints.attrs.get("rebuild_ids", ())).to_numpy()  # the rebuilds
+                frames.append(found.footprints[keep].assign(**{CUT: cut[keep], BLOCK: n, REBUILD: ours[keep]}))
+                if "rebuild_ids" in found.footprints.attrs:
+                    rebuilt = 0  # counted once joined
                 if found.dropped_rows is not None and len(found.dropped_rows):  # those in its core, as it keeps
-                    dropped += int(in_core(found.dropped_rows, transform, (core_y, core_x)).sum())
-                if "rebuild_ids" in found.footprints.attrs:  # the rebuilds this block keeps
-                    ids = found.footprints["footprint_id"].astype(str)
-                    rebuilt = (rebuilt or 0) + int((keep & ids.isin(found.footprints.attrs["rebuild_ids"])).sum())
+                    gone = found.dropped_rows.geometry.values
+                    dropped += [(g, n) for g in gone[in_core(found.dropped_rows, transform, (core_y, core_x))]]
                 del found, rasters
                 gc.collect()  # a block's arrays sit in reference cycles: freed now, not blocks later
             clock.block = ""
@@ -239,14 +241,20 @@ def run_blocks(aligned: xr.DataArray, index: list[tuple[int, int]] | None, masks
         SCENE_STATS.reset(token)
     both = pd.concat(frames, ignore_index=True)
     both = both.sort_values("area_m2", ascending=False, kind="stable").reset_index(drop=True)
-    footprints = unique_ids(gpd.GeoDataFrame(both, geometry="geometry", crs=frames[0].crs), previous)
+    joined = join_cut(gpd.GeoDataFrame(both, geometry="geometry", crs=frames[0].crs), previous, config.vectorize)
+    if rebuilt is not None:  # the rebuilds the blocks kept, a rebuild's pieces joined once
+        rebuilt = int(joined[REBUILD].sum())
+    footprints = unique_ids(joined.drop(columns=[BLOCK, REBUILD]), previous)
     footprints = _said_cut(footprints, config)
-    footprints.attrs = {**first[2], "unconfirmed_across_seasons": dropped, "blocks": len(blocks)}
+    # a structure dropped in pieces by neighbouring blocks (each cut) is one
+    unconfirmed = len(set(structures(np.array([g for g, _ in dropped], dtype=object),
+                                     np.array([b for _, b in dropped], dtype=np.int64)).tolist()))
+    footprints.attrs = {**first[2], "unconfirmed_across_seasons": unconfirmed, "blocks": len(blocks)}
     footprints.attrs.pop("rebuild_ids", None)
-    if rebuilt is not None:  # the rebuilds the blocks kept, summed
+    if rebuilt is not None:
         footprints.attrs["rebuilds"] = rebuilt
     carried = carried_ids(footprints, previous)
-    return Blocked(first[0], footprints, first[1], carried, dropped, set(writers), filled)
+    return Blocked(first[0], footprints, first[1], carried, unconfirmed, set(writers), filled)
 
 
 def _held_whole(detect: Callable[[Span, Span], Found], core: tuple[Span, Span], shape: tuple[int, int],
@@ -338,8 +346,9 @@ def _said_cut(footprints: gpd.GeoDataFrame, config: PipelineConfig) -> gpd.GeoDa
     if not cut.any():
         return footprints.drop(columns=CUT)
     ids = footprints.loc[cut, "footprint_id"].astype(str).tolist()
-    log.warning("%d footprint(s) larger than a block grown to %d px a side could hold are cut at its edge: "
-                "their outline, area and presence check may differ from the whole scene's (%s; column %s "
+    log.warning("%d footprint(s) larger than a block grown to %d px a side could hold are cut at its edge, "
+                "each joined from the pieces of the blocks that hold one: their outline, area and presence "
+                "check may differ from the whole scene's (%s; column %s "
                 "marks them). Give [run] block_px and halo_px more than the structure's side in pixels, "
                 "or run the scene whole.", len(ids), int(GROW_CAP * (config.run.block_px + config.run.halo_px)),
                 ", ".join(ids), CUT)

@@ -25,8 +25,9 @@ class RunConfig:
         The least read around each block's core (clipped at the scene's edge): a building that
         crosses the core's edge is traced whole from the halo.  A footprint that reaches past what a
         block holds is traced again from a block grown up to 1.25 times the side (1.6 times the
-        memory); one still cut then is named in a WARNING and marked in the column
-        ``cut_by_block`` (raise ``block_px`` or ``halo_px``).
+        memory); one still cut then (its pieces of neighbouring blocks joined into one footprint)
+        is named in a WARNING and marked in the column ``cut_by_block`` (raise ``block_px`` or
+        ``halo_px``).
     hold_gib
         A co-registered stack (every date and band, float32) of at most this many GiB is computed
         once and held in memory.  A larger one is written once to scratch GeoTIFFs (in
