@@ -37,8 +37,9 @@ def _build(default: Any, data: Mapping[str, Any], *, where: str, path: str) -> A
             guess = f" (did you mean '{near[0]}'?)" if near else ""
             raise ConfigError(f"{where}: unknown key '{full}'{guess}; allowed keys in [{path}]: {', '.join(names)}")
         current = getattr(default, key)
-        if is_dataclass(current) and not isinstance(current, type):
-            changes[key] = _build(current, value, where=where, path=full)
+        if is_dataclass(current) and not isinstance(current, type):  # a table, or that stage's config itself
+            changes[key] = value if isinstance(value, type(current)) else _build(current, value, where=where,
+                                                                                 path=full)
         elif value is False and not isinstance(current, bool) and _optional(default, key):
             changes[key] = None  # TOML has no null: `false` turns an optional setting off
         elif value is True and current is None and "bool" not in _members(default, key):

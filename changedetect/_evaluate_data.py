@@ -188,7 +188,7 @@ def _label_mask(y: np.ndarray, path: Path) -> np.ndarray:
                            "one grey band, 0 = no change and 255 (or 1) = change")
     if lossy:
         top = 255 if grey.max() > 127 else 1
-        if top == 1:  # compression rounds much of a 0/1 label's change to 0: nothing here can bring it back
+        if top == 1 and grey.max() > 0:  # compression rounds much of a 0/1 label's change to 0 (all 0: no change)
             from changedetect._detect_inputs import warn_once
 
             warn_once("label '%s' is a JPEG of 0/1 values: JPEG compression turns part of such a label's "
