@@ -27,16 +27,12 @@ import numpy as np
 from scipy import ndimage
 
 from changedetect._vectorize_raster import _disk, close_within, hysteresis
-from changedetect.presence import DatePresence
+from changedetect.presence import DatePresence, _rough
 
 if TYPE_CHECKING:
     import xarray as xr
 
     from changedetect._vectorize_config import VectorizeConfig
-
-#: the presence check's rough object (:func:`changedetect.presence._appeared`): a building on the
-#: date it stands (``STANDS``), by so much more than on the other (``RISE``)
-STANDS, RISE = 0.5, 0.3
 
 
 def _bounds(labels: np.ndarray) -> list[tuple[int, int, int, int]]:
@@ -55,9 +51,8 @@ def object_bounds(before: np.ndarray, after: np.ndarray, prob: np.ndarray) -> np
     valid = np.isfinite(b) & np.isfinite(a) & np.isfinite(p)
     b, a = (np.where(valid, x, np.float32(0)) for x in (b, a))
     rows: list[tuple[int, int, int, int]] = []
-    for gone, stands in ((b, a), (a, b)):
-        rough = valid & (stands >= STANDS) & (stands - gone >= RISE)
-        rows += _bounds(ndimage.label(ndimage.binary_opening(rough))[0])
+    for gone, stands in ((b, a), (a, b)):  # the presence check's own objects (presence._appeared)
+        rows += _bounds(ndimage.label(ndimage.binary_opening(_rough(gone, stands, valid)))[0])
     return _array(rows)
 
 
@@ -108,4 +103,4 @@ def over_and_near(px: np.ndarray, core: tuple[tuple[int, int], tuple[int, int]],
     return np.asarray(over & near, dtype=bool)
 
 
-__all__ = ["RISE", "STANDS", "Watched", "blob_bounds", "object_bounds", "over_and_near"]
+__all__ = ["Watched", "blob_bounds", "object_bounds", "over_and_near"]

@@ -99,6 +99,12 @@ class PresenceCheck:
             return (np.asarray(stands) >= self.presence) & (np.asarray(stands) - np.asarray(gone) >= self.delta)
 
 
+def _rough(gone: np.ndarray, stands: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Where a building stands in ``stands`` by 0.3 more than in ``gone`` (valid pixels): opened, the
+    objects the check examines (and :func:`changedetect._block_reach.object_bounds` bounds)."""
+    return np.asarray(valid & (stands >= 0.5) & (stands - gone >= 0.3), dtype=bool)
+
+
 def _appeared(gone: np.ndarray, stands: np.ndarray, prob: np.ndarray, valid: np.ndarray, min_px: int,
               check: PresenceCheck, threshold: float,
               same_sun: tuple[np.ndarray, np.ndarray] | None = None,
@@ -108,7 +114,7 @@ def _appeared(gone: np.ndarray, stands: np.ndarray, prob: np.ndarray, valid: np.
     ``same_sun`` (``(gone, stands)`` of a same-season pair), only those that pass the presence
     thresholds there too."""
     # (the opening treats the scene's edge as background: an object there loses its outer ring)
-    rough = valid & (stands >= 0.5) & (stands - gone >= 0.3)
+    rough = _rough(gone, stands, valid)
     candidate = ndimage.binary_opening(rough)
     labels, n = ndimage.label(candidate)
     if n == 0:
