@@ -4,8 +4,8 @@ A structure wider than a block grown to its cap (:data:`changedetect._pipeline_b
 is traced by each block whose core holds its piece's representative point, each piece marked
 ``cut_by_block``.  Every block reads at least ``halo_px`` past its core, so the pieces of
 neighbouring blocks overlap around their seam: kept as they are, they are two footprints, two
-violations, of one structure.  Here the pieces of different blocks that overlap (two cut pieces
-that only touch too) are one footprint: their union, still marked.  Footprints of one block never
+violations, of one structure.  Here the pieces of different blocks that overlap (by more than a
+sliver: :data:`MIN_SHARED`; two cut pieces that only touch too) are one footprint: their union, still marked.  Footprints of one block never
 join each other (its tracing keeps them apart), nor a rebuild (a footprint of its own over its
 lot's demolition, :func:`changedetect._pipeline_steps.with_rebuilds`) with one that is not.
 
@@ -36,12 +36,16 @@ CUT = "cut_by_block"
 #: private columns of the blocks' footprints until they are joined: the block that kept each, and
 #: whether it is a rebuild's
 BLOCK, REBUILD = "_block", "_rebuild"
+#: the share of the smaller of two footprints of different blocks that they must have in common to be
+#: pieces of one structure (a cut piece overlaps its neighbour's over the seam's whole margin)
+MIN_SHARED = 0.1
 
 
 def structures(geoms: np.ndarray, blocks: np.ndarray, cut: np.ndarray | None = None,
                rebuild: np.ndarray | None = None) -> np.ndarray:
     """A label per footprint, the same for those of one structure: footprints of different
-    ``blocks`` (and the same ``rebuild`` flag) that overlap, one of them ``cut``, or that touch,
+    ``blocks`` (and the same ``rebuild`` flag) that overlap (by more than :data:`MIN_SHARED` of the
+    smaller), one of them ``cut``, or that touch,
     both cut; transitively.  ``cut`` None: any two of different blocks that overlap (the rows a
     block dropped, whose cut it does not keep: only pieces of a structure overlap across blocks)."""
     import shapely
@@ -63,7 +67,11 @@ def structures(geoms: np.ndarray, blocks: np.ndarray, cut: np.ndarray | None = N
         ok = (left < right) & (blocks[left] != blocks[right]) & (rebuild[left] == rebuild[right])
         ok &= cut[left] | cut[right]
         left, right = left[ok], right[ok]
-        join = shapely.area(shapely.intersection(geoms[left], geoms[right])) > 0
+        # pieces of one structure overlap by the seam's margin (halo_px across the structure); a
+        # house beside a cut structure may overlap its piece by a sliver (the outlines' simplification
+        # moves an edge by up to a pixel): that is not one structure
+        shared = shapely.area(shapely.intersection(geoms[left], geoms[right]))
+        join = shared > MIN_SHARED * np.minimum(shapely.area(geoms[left]), shapely.area(geoms[right]))
         if touch:
             join |= cut[left] & cut[right]
         for i, j in zip(left[join], right[join], strict=True):
@@ -122,4 +130,4 @@ def join_cut(footprints: gpd.GeoDataFrame, previous: gpd.GeoDataFrame | None,
     return gpd.GeoDataFrame(out, geometry="geometry", crs=footprints.crs)
 
 
-__all__ = ["BLOCK", "CUT", "REBUILD", "join_cut", "structures"]
+__all__ = ["BLOCK", "CUT", "MIN_SHARED", "REBUILD", "join_cut", "structures"]
