@@ -125,9 +125,16 @@ def nodata_as_nan(da: xr.DataArray) -> xr.DataArray:
 
     if not isinstance(da, xr.DataArray):  # refused where it is checked, naming what to give
         return da
-    nodata = da.rio.nodata
+    try:
+        nodata = da.rio.nodata
+    except (OverflowError, ValueError):  # a nodata its dtype cannot hold (uint8, -9999): no pixel is it
+        return da
     if nodata is None or np.isnan(nodata):
         return da
+    if np.issubdtype(da.dtype, np.integer):
+        info = np.iinfo(da.dtype)
+        if not (info.min <= nodata <= info.max) or nodata != int(nodata):
+            return da
     out = da.astype(np.float32).where(da != nodata)
     return out.rio.write_nodata(np.nan, encoded=False)
 

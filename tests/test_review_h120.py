@@ -255,3 +255,14 @@ def test_readmes_python_api_names_resolve_from_the_top_level() -> None:
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
     tops = {n.split(".")[0] for n in names}
     assert tops <= set(cd.__all__) | cd._SUBMODULES, tops - set(cd.__all__) - cd._SUBMODULES
+
+
+def test_nodata_its_dtype_cannot_hold_is_no_pixel() -> None:
+    """A uint8 date declaring nodata -9999 (a header copied from another product): no pixel can be it, so the
+    date is read as it is, each time (it raised rioxarray's OverflowError from inside detect_pair)."""
+    from changedetect.types import nodata_as_nan
+
+    da = xr.DataArray(np.array([[[0, 7]]], dtype=np.uint8), dims=("band", "y", "x"), attrs={"_FillValue": -9999})
+    for _ in range(2):
+        out = nodata_as_nan(da)
+        assert out.dtype == np.uint8 and out.values.tolist() == [[[0, 7]]]
