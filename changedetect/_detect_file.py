@@ -144,31 +144,32 @@ def _same_grid(a: Any, b: Any) -> bool:
 
 
 def _check_inputs(before_path: Path, after_path: Path) -> None:
-    """One clear error before any work: a missing, unreadable or truncated file
-    (``TileReadError``), a CRS on one date only, or dates whose footprints do not overlap
-    (``GeoreferenceError``)."""
-    from rasterio.crs import CRS
-
+    """One clear error before any work: a missing, unreadable or truncated file, or a band that is not
+    brightness (complex, a palette's colour indices: ``TileReadError``), a file georeferenced only by GCPs
+    or RPCs, a CRS on one date only, or dates whose footprints do not overlap (``GeoreferenceError``):
+    the read path's checks (:func:`changedetect.io._checks.check_raster`, as ``open_series`` makes them)."""
+    from changedetect.io._checks import check_raster, crs_name
     from changedetect.io._inspect import inspect_raster
     from changedetect.io.geo import bounds_in, intersection, north_up
 
-    def name(crs: Any) -> str:
-        c = CRS.from_user_input(crs)
-        return f"EPSG:{c.to_epsg()}" if c.to_epsg() else c.to_string()[:80]
-
     before, after = inspect_raster(before_path), inspect_raster(after_path)
+    metas = {before_path: before, after_path: after}
+    for meta in metas.values():
+        check_raster(meta, metas)
     if (before.crs is None) != (after.crs is None):
         missing, other = (before_path, after) if before.crs is None else (after_path, before)
+        code = crs_name(other.crs)
         raise GeoreferenceError(
-            f"'{missing}' has no CRS but the other date has {name(other.crs)}: set its CRS (e.g. gdal_edit.py "
-            f"-a_srs {name(other.crs)} '{missing}') or give two georeferenced rasters")
+            f"'{missing}' has no CRS but the other date has {code}: set its CRS (e.g. gdal_edit.py "
+            f"-a_srs {code} '{missing}') or give two georeferenced rasters")
     if before.crs is None:
         return  # two plain images: same size, pixel coordinates (_onto checks the size)
     b, a = north_up(before.grid).bounds, bounds_in(north_up(after.grid), before.crs)  # a rotated grid's footprint
     if intersection(b, a) is None:
         raise GeoreferenceError(
             f"'{after_path}' does not overlap '{before_path}': AFTER covers {tuple(round(v, 1) for v in a)} and "
-            f"BEFORE {tuple(round(v, 1) for v in b)} in {name(before.crs)}; give two acquisitions of the same place")
+            f"BEFORE {tuple(round(v, 1) for v in b)} in {crs_name(before.crs)}; give two acquisitions of the "
+            "same place")
 
 
 def _onto(src_after: Any, src_before: Any, after_path: Path) -> _Bands:

@@ -51,6 +51,8 @@ class RasterImagery:
         import rasterio
 
         from changedetect.errors import TileReadError
+        from changedetect.io._checks import check_raster
+        from changedetect.io._inspect import inspect_raster
 
         self.path = Path(path)
         try:
@@ -64,6 +66,7 @@ class RasterImagery:
                 self.pixel = float(max(abs(src.res[0]), abs(src.res[1])))
         except rasterio.errors.RasterioIOError as exc:
             raise TileReadError(f"report: cannot read raster '{self.path}': {exc}") from None
+        check_raster(inspect_raster(self.path))  # GCPs or RPCs alone, a complex or palette band: as io's reads
         self._stretch: tuple[np.ndarray, np.ndarray] | None = None
 
     def _read(self, bounds: tuple[float, float, float, float], shape: tuple[int, int]) -> np.ndarray:

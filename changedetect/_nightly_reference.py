@@ -81,16 +81,21 @@ def unreadable_reason(path: str | Path) -> str | None:
     """Why ``path`` cannot be read as a raster, naming it (None when it can).
 
     The cheap check of :func:`changedetect.io._inspect.inspect_raster` (header, and a GeoTIFF's
-    block offsets against the file's size), a CRS, then the pixel at two opposite corners of
+    block offsets against the file's size), the read path's (:func:`changedetect.io._checks.check_raster`:
+    GCPs or RPCs alone, a complex or palette band; a scene classification, ``*_SCL_20m.tif``, may carry
+    its classes' colours, as ``open_series`` lets it), a CRS, then the pixel at two opposite corners of
     every band.
     """
     import rasterio
     from rasterio.windows import Window
 
+    from changedetect.io._checks import check_raster
     from changedetect.io._inspect import inspect_raster
+    from changedetect.io._names import is_scl
 
     try:
         meta = inspect_raster(path)
+        check_raster(meta, bands=[] if is_scl(Path(path).stem) else None)  # as open_series refuses it
         if meta.crs is None:  # it could never be put on the area's grid: every night would fail the area
             return (f"'{path}' has no CRS, so it cannot be placed on the area's grid: set it (e.g. gdal_edit.py "
                     "-a_srs EPSG:32648) and deliver the file again")

@@ -260,6 +260,7 @@ def vectorize_file(
     def _open(path: str | os.PathLike[str], *, bands: bool) -> xr.DataArray:
         from rasterio.errors import RasterioIOError
 
+        from changedetect.io._checks import check_raster
         from changedetect.io._inspect import inspect_raster
 
         try:
@@ -267,6 +268,7 @@ def vectorize_file(
         except RasterioIOError:
             inspect_raster(Path(path))  # a missing or foreign file: one TileReadError naming it and why
             raise
+        check_raster(inspect_raster(Path(path)))  # GCPs or RPCs alone, a complex or palette band: as io's reads
         if not isinstance(da, xr.DataArray):
             raise ValueError(f"'{path}' holds several subdatasets; give one raster")
         if not bands:

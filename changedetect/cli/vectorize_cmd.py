@@ -101,15 +101,18 @@ def _check_companions(prob: Path, rasters: dict[str, Path | None]) -> None:
     from rasterio.errors import RasterioIOError
 
     from changedetect.errors import GeoreferenceError
+    from changedetect.io._checks import check_raster
     from changedetect.io._inspect import inspect_raster
 
     def meta(path: Path) -> tuple[CRS | None, Affine, tuple[int, int], int]:
         try:
             with rasterio.open(path) as src:
-                return src.crs, src.transform, (src.height, src.width), src.count
+                found = src.crs, src.transform, (src.height, src.width), src.count
         except RasterioIOError:
             inspect_raster(path)  # a missing, cut or foreign file: one TileReadError naming it and why
             raise
+        check_raster(inspect_raster(path))  # GCPs or RPCs alone, a complex or palette band: as io's reads
+        return found
 
     try:
         crs, transform, shape, _ = meta(prob)
@@ -145,8 +148,8 @@ def _check_companions(prob: Path, rasters: dict[str, Path | None]) -> None:
 
 
 def _crs_name(crs: CRS | None) -> str:
-    """``EPSG:32648`` where the CRS has a code, else its name; 'no CRS' for None."""
-    if crs is None:
-        return "no CRS"
-    epsg = crs.to_epsg()
-    return f"EPSG:{epsg}" if epsg else str(crs)
+    """``EPSG:32648`` for a registered CRS, else its name (:func:`changedetect.io._checks.crs_name`); 'no
+    CRS' for None."""
+    from changedetect.io._checks import crs_name
+
+    return "no CRS" if crs is None else crs_name(crs)

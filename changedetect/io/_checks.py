@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import warnings
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from pyproj import CRS
@@ -20,7 +21,7 @@ from changedetect.io import geo
 from changedetect.io._discover import Discovery
 from changedetect.io._inspect import RasterMeta
 from changedetect.io._model import Scene
-from changedetect.io._names import PLAIN_IMAGE_SUFFIXES
+from changedetect.io._names import PLAIN_IMAGE_SUFFIXES, is_scl
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +36,7 @@ def check_georeferencing(found: Discovery, metas: dict[Path, RasterMeta]) -> boo
         return True
     for meta in plain:
         if meta.path.suffix.lower() not in PLAIN_IMAGE_SUFFIXES:
-            if meta.gcps or meta.rpcs:
-                raise GeoreferenceError(_not_gridded(meta, metas))
+            check_gridded(meta, metas)
             what = (
                 "a geotransform but no CRS" if meta.has_transform else "no CRS and no geotransform"
             )
@@ -64,13 +64,37 @@ def check_georeferencing(found: Discovery, metas: dict[Path, RasterMeta]) -> boo
     return False
 
 
-def _not_gridded(meta: RasterMeta, metas: dict[Path, RasterMeta]) -> str:
+def check_raster(meta: RasterMeta, metas: Mapping[Path, RasterMeta] | None = None,
+                 bands: Iterable[tuple[int, str]] | None = None) -> None:
+    """The read path's checks of one input raster, whichever command reads it: ``open_series`` (info,
+    coregister, run, detect --series), ``detect``'s pair of files, ``vectorize``'s and ``report``'s rasters.
+
+    A file georeferenced only by GCPs or RPCs is refused (:func:`check_gridded`), and each of ``bands``
+    (``(index, name)``, 1-based; default every band, named by its description) whose values are not
+    brightness (:func:`check_band_kind`); a band named SCL (Sentinel-2's scene classification) may carry a
+    colour table.  ``metas``: the other inputs, whose CRS the gdalwarp advice names.
+    """
+    check_gridded(meta, metas or {})
+    if bands is None:
+        bands = [(i, name or "") for i, name in enumerate(meta.descriptions, 1)]
+    for index, name in bands:
+        if not is_scl(name):
+            check_band_kind(meta, index)
+
+
+def check_gridded(meta: RasterMeta, metas: Mapping[Path, RasterMeta]) -> None:
+    """:class:`GeoreferenceError` for a file georeferenced by GCPs or RPCs alone (no geotransform)."""
+    if meta.crs is None and (meta.gcps or meta.rpcs):
+        raise GeoreferenceError(_not_gridded(meta, metas))
+
+
+def _not_gridded(meta: RasterMeta, metas: Mapping[Path, RasterMeta]) -> str:
     """Why a file georeferenced by GCPs or RPCs alone (no geotransform) is not read, and the gdalwarp
     that makes it a map grid (onto the CRS of another date where there is one): assigning a CRS, the
     advice for a file without any georeferencing, would place it at pixel coordinates."""
     target = next((code for m in metas.values() if m.crs is not None and (code := geo.crs_code(m.crs))), None)
     if meta.gcps:
-        srs = f" in {_crs_name(meta.gcp_crs)}" if meta.gcp_crs is not None else ""
+        srs = f" in {crs_name(meta.gcp_crs)}" if meta.gcp_crs is not None else ""
         what = f"only by {meta.gcps} ground control points (GCPs{srs})"
         warp = f"gdalwarp{f' -t_srs {target}' if target else ''} -r bilinear '{meta.path}' OUT.tif"
         how = "warp it onto a map grid first"
@@ -169,8 +193,8 @@ def check_overlap(scenes: list[Scene]) -> None:
         bounds = geo.bounds_in(scene.grid, crs)
         if geo.intersection(ref, bounds) is None:
             _check_same_crs(scenes, scene)
-            name = _crs_name(crs) if crs is not None else "pixels"
-            own = _crs_name(scene.grid.crs) if scene.grid.crs is not None else name
+            name = crs_name(crs) if crs is not None else "pixels"
+            own = crs_name(scene.grid.crs) if scene.grid.crs is not None else name
             raise GeoreferenceError(
                 f"{scene.date.isoformat()} ('{scene.files[0]}') covers {_fmt(bounds)} in {name}"
                 f"{f' (its own CRS is {own})' if own != name else ''}, which does not overlap "
@@ -186,18 +210,18 @@ def _check_same_crs(scenes: list[Scene], apart: Scene) -> None:
     first = scenes[0]
     if first.grid.crs is None or apart.grid.crs is None:
         return
-    names = [_crs_name(s.grid.crs) for s in scenes]
-    if names[0] == _crs_name(apart.grid.crs):
+    names = [crs_name(s.grid.crs) for s in scenes]
+    if names[0] == crs_name(apart.grid.crs):
         return
-    if any(n == _crs_name(apart.grid.crs) and geo.intersection(first.grid.bounds, geo.bounds_in(s.grid, first.grid.crs))
+    if any(n == crs_name(apart.grid.crs) and geo.intersection(first.grid.bounds, geo.bounds_in(s.grid, first.grid.crs))
            for s, n in zip(scenes, names, strict=True)):
         return  # a date in that CRS lies on the first: the CRS is not the trouble, the place is
     # the odd one out: the CRS fewer dates have; a tie (two dates): the later one, the first being the reference
-    odd = first if names.count(names[0]) < names.count(_crs_name(apart.grid.crs)) else apart
-    mine = _crs_name(odd.grid.crs)
+    odd = first if names.count(names[0]) < names.count(crs_name(apart.grid.crs)) else apart
+    mine = crs_name(odd.grid.crs)
     others = [s for s, n in zip(scenes, names, strict=True) if n != mine]
-    stack = max(dict.fromkeys(_crs_name(s.grid.crs) for s in others), key=lambda n: names.count(n))
-    with_stack = [s for s in others if _crs_name(s.grid.crs) == stack]
+    stack = max(dict.fromkeys(crs_name(s.grid.crs) for s in others), key=lambda n: names.count(n))
+    with_stack = [s for s in others if crs_name(s.grid.crs) == stack]
     tie = len(with_stack) == names.count(mine)
     what = (f"'{with_stack[0].files[0]}' ({with_stack[0].date.isoformat()}) is" if len(with_stack) == 1
             else f"the other {len(with_stack)} dates ('{with_stack[0].files[0]}', ...) are")
@@ -210,8 +234,8 @@ def _check_same_crs(scenes: list[Scene], apart: Scene) -> None:
     )
 
 
-def _crs_name(crs: object) -> str:
-    """``EPSG:32648`` for a CRS with an EPSG code, else its name."""
+def crs_name(crs: object) -> str:
+    """``EPSG:32648`` for a registered CRS (:func:`changedetect.io.geo.crs_code`), else its name."""
     c = CRS.from_user_input(crs)
     return geo.crs_code(c) or c.name or c.to_string()[:80]
 
@@ -224,6 +248,8 @@ __all__ = [
     "PLACEHOLDER_EPOCH",
     "check_band_kind",
     "check_georeferencing",
+    "check_gridded",
+    "check_raster",
     "check_overlap",
     "check_same_bands",
     "fill_placeholder_dates",

@@ -33,9 +33,9 @@ from changedetect.errors import TileReadError, TimeSeriesError
 from changedetect.io import geo
 from changedetect.io._checks import (
     PLACEHOLDER_EPOCH,
-    check_band_kind,
     check_georeferencing,
     check_overlap,
+    check_raster,
     check_same_bands,
     fill_placeholder_dates,
 )
@@ -258,9 +258,8 @@ def _scene(date: dt.date, entries: list[Entry], metas: dict[Path, RasterMeta]) -
         indexes = [i for i in range(1, meta.count + 1) if i != alpha]
         named = _band_names(entry, meta, indexes)
         unnamed = named == [f"B{i}" for i in range(1, len(named) + 1)]  # io's B1..Bn: not Sentinel-2's B10..B12
+        check_raster(meta, metas, zip(indexes, named, strict=True))  # as detect's files and others are
         for index, name in zip(indexes, named, strict=True):
-            if not is_scl(name):  # an SCL's classes may well carry a colour table
-                check_band_kind(meta, index)
             bands.append(
                 BandSource(info=_band_info(name, meta, index, unnamed=unnamed), path=entry.path, index=index)
             )
