@@ -46,6 +46,7 @@ import rioxarray  # noqa: F401  (registers the .rio accessor)
 
 from changedetect._config_toml import stage_config
 from changedetect._coregister_config import CoregisterConfig, _config_dict, _reference_index
+from changedetect._registration.blocks import BlockImage, prefetch
 from changedetect._registration.field import ShiftField, estimate_shift_field
 from changedetect._registration.matching import chromatic_bands, matching_kind, material_edges_of
 from changedetect._registration.radiometry import Radiometry, normalize_radiometry
@@ -224,6 +225,8 @@ def estimate_global_shift(
     n = 1 if max(h, w) < 4 * size else max(1, config.global_grid)
     rows = np.linspace(0, h - min(size, h), n + 2)[1:-1].round().astype(int) if n > 1 else [(h - min(size, h)) // 2]
     cols = np.linspace(0, w - min(size, w), n + 2)[1:-1].round().astype(int) if n > 1 else [(w - min(size, w)) // 2]
+    for img in (ref, mov):  # a BlockImage's blocks under every window in one go
+        prefetch(img, [(int(r), int(r) + size, int(c), int(c) + size) for r in rows for c in cols])
     ests = [estimate_shift(np.asarray(ref[r:r + size, c:c + size]), np.asarray(mov[r:r + size, c:c + size]), **kw)
             for r in rows for c in cols]
     good = [e for e in ests if e.reliable]
@@ -305,22 +308,30 @@ def _fit_radiometry(ref: da.Array, warped: da.Array, *, n_windows: int = 16, siz
 
 
 def _matching_image(stack: TileStack, data: da.Array, i: int, band: str | None, kind: str = "mean") -> Any:
-    """The 2-D image used for matching: one band, the material edges, or the NaN-aware mean of all bands."""
+    """The 2-D image used for matching: one band, the material edges, or the NaN-aware mean of all bands;
+    in memory up to :data:`_IN_MEMORY_PIXELS`, else a :class:`BlockImage`, computed only under the windows
+    the shifts are measured on (a sparse mosaic's empty blocks cost neither memory nor disk)."""
     names = band_names(stack)
     if band is not None:
         if band not in names:
             raise CoregistrationError(f"matching band {band!r} is not in the stack; bands are {names}")
         img = data[i, names.index(band)]
-        return img.compute() if img.size <= _IN_MEMORY_PIXELS else img
+        return img.compute() if img.size <= _IN_MEMORY_PIXELS else BlockImage(img, dtype=img.dtype)
     if kind == "material":
         red, green = chromatic_bands(names)  # type: ignore[misc]
         return material_edges_of(data[i], red, green, in_memory_pixels=_IN_MEMORY_PIXELS)
+    if data[i, 0].size <= _IN_MEMORY_PIXELS:  # small: read once
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return da.nanmean(data[i], axis=0).compute()
+    return BlockImage(data[i], _band_mean)
+
+
+def _band_mean(bands: np.ndarray) -> np.ndarray:
+    """The NaN-aware mean of ``(b, h, w)`` bands (NaN where no band has data)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        img = da.nanmean(data[i], axis=0)
-        if img.size <= _IN_MEMORY_PIXELS:  # small: read once (tie points read it strip by strip)
-            return img.compute()
-    return img
+        return np.nanmean(bands, axis=0)
 
 
 def _check_size(stack: TileStack) -> None:

@@ -9,9 +9,9 @@ import xarray as xr
 from affine import Affine
 from scipy import ndimage
 
+from changedetect._registration.blocks import BlockImage
 from changedetect._registration.field import ShiftField, choose_smoothing
 from changedetect._registration.matching import (
-    RowFile,
     chromatic_bands,
     chromaticity,
     matching_kind,
@@ -161,7 +161,7 @@ def test_material_edges_of_a_large_lazy_image_equal_the_in_memory_ones() -> None
 
     ref, _, _ = _pair(5)
     stored = material_edges_of(da.from_array(ref, chunks=(1, 96, 96)), 0, 1, in_memory_pixels=1000)
-    assert isinstance(stored, RowFile) and stored.shape == ref.shape[1:]
+    assert isinstance(stored, BlockImage) and stored.shape == ref.shape[1:]
     whole = material_edges(ref, 0, 1)
     np.testing.assert_allclose(np.asarray(stored), whole, atol=1e-4)
     np.testing.assert_allclose(stored[100:140, 30:90], whole[100:140, 30:90], atol=1e-4)

@@ -52,6 +52,7 @@ def coregister_files(
     grid = target_grid(series.scenes[ref_idx].grid, crs=crs, resolution=resolution)
     stack = series.to_stack(grid, cloud_mask=cloud_mask)
     warn_cloudy(cloud_shares(series, grid=grid), masked=cloud_mask)
+    warn_sparse(series, grid)  # before the work: a mostly empty grid is cropped faster than it is written
     config = CoregisterConfig(reference=ref_idx, local=local, radiometric=radiometric)
     aligned, report = coregister(stack, config=config, progress=progress)
     out = Path(out)
@@ -73,6 +74,72 @@ def coregister_files(
     for stale in set(out.glob("aligned_*.tif")) - set(written):  # an earlier run's other dates (overwrite)
         stale.unlink()
     return report, written
+
+
+#: Aligned dates this large (float32, before compression) are worth a word when ...
+LARGE_OUTPUT_BYTES = 1 << 30
+#: ... the dates' data cover at most this share of their grid (the rest is written as nodata).
+SPARSE_SHARE = 0.25
+
+
+def warn_sparse(series: Any, grid: Grid, *, side: int = 1024) -> str | None:
+    """One warning, logged and returned, when the aligned dates on ``grid`` would be large
+    (:data:`LARGE_OUTPUT_BYTES`) and the union of the dates' data covers at most :data:`SPARSE_SHARE` of
+    it: a city-wide mosaic of a few flown districts, 200 000 px a side, would be computed and written
+    whole (1.2 TiB of float32 for two dates of four bands) for the 0.006 % of it that holds data.  The
+    line gives the box that holds the data and the ``gdal_translate`` that crops a file to it
+    (coregister has no bounds option).  The footprint is read decimated (at most ``side`` px a side on
+    ``grid``, the files' overviews serving it where they have some; a sparse GeoTIFF's empty tiles cost
+    nothing), from each date's first band.  ``None`` when there is nothing to say."""
+    import math
+
+    import numpy as np
+    from affine import Affine
+
+    from changedetect.io._checks import crs_name
+    from changedetect.io.clouds import bands_have_data
+
+    width, height = grid.width, grid.height
+    nbytes = width * height * len(series.bands) * len(series.dates) * 4
+    if nbytes < LARGE_OUTPUT_BYTES:
+        return None
+    k = max(1, math.ceil(max(width, height) / side))
+    coarse = Grid(crs=grid.crs, transform=grid.transform @ Affine.scale(k), width=math.ceil(width / k),
+                  height=math.ceil(height / k))
+    union = np.zeros(coarse.shape, dtype=bool)
+    for scene in series.scenes:
+        union |= bands_have_data(scene.bands[:1], coarse)
+    share = min(1.0, float(union.sum()) * k * k / (width * height))
+    if share > SPARSE_SHARE:
+        return None
+    gib = nbytes / 2**30
+    size = f"{gib / 1024:.1f} TiB" if gib >= 1024 else f"{gib:.{1 if gib < 10 else 0}f} GiB"
+    what = (f"the aligned dates will be {len(series.dates)} x {len(series.bands)} band(s) of {width} x {height} px "
+            f"({size} of float32 to compute and write, before compression), but the dates have data on only "
+            f"{100 * share:.2g} % of that grid")
+    if not union.any():
+        msg = f"{what} (none found in a decimated read): check the dates' nodata share with `changedetect info`"
+    else:
+        rows, cols = np.flatnonzero(union.any(axis=1)), np.flatnonzero(union.any(axis=0))
+        # a coarse cell more on each side: the decimated read sees a cell's data from a few of its pixels
+        r0, r1 = max(int(rows[0]) - 1, 0) * k, min((int(rows[-1]) + 2) * k, height)
+        c0, c1 = max(int(cols[0]) - 1, 0) * k, min((int(cols[-1]) + 2) * k, width)
+        first = series.scenes[0].files[0]
+        if grid.crs is None:
+            crop = f"gdal_translate -srcwin {c0} {r0} {c1 - c0} {r1 - r0} '{first}' CROP.tif"
+            box = f"pixels {c0}-{c1} x {r0}-{r1}"
+        else:
+            xs, ys = zip(*(grid.transform @ (c, r) for c in (c0, c1) for r in (r0, r1)), strict=True)
+            west, south, east, north = min(xs), min(ys), max(xs), max(ys)
+            code = crs_name(grid.crs)
+            crop = (f"gdal_translate -projwin {west:.10g} {north:.10g} {east:.10g} {south:.10g} "
+                    f"-projwin_srs {code} '{first}' CROP.tif")
+            box = f"({west:.10g}, {south:.10g}, {east:.10g}, {north:.10g}) in {code}"
+        msg = (f"{what}, within {box} ({c1 - c0} x {r1 - r0} px): crop every date's files to that box first "
+               f"(`{crop}`, and likewise for the others) and coregister the crops, as coregister has no "
+               "bounds option")
+    logger.warning(msg)
+    return msg
 
 
 def reference_index(series: Any, reference: str | None) -> int:

@@ -18,11 +18,13 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
+import dask.array as da
 import numpy as np
 from scipy import ndimage
 from scipy.interpolate import RBFInterpolator
 from scipy.spatial import cKDTree
 
+from changedetect._registration.blocks import BlockImage, prefetch
 from changedetect._registration.nodata import both_finite, covered_box
 from changedetect._registration.shift import estimate_shift, gradient_magnitude
 
@@ -204,21 +206,24 @@ def window_origins(shape: tuple[int, int], params: FieldParams) -> tuple[np.ndar
 def measure_tie_points(
     ref: Any, mov: Any, *, params: FieldParams, initial: tuple[float, float] = (0.0, 0.0)
 ) -> ShiftField:
-    """Measure the displacement of every window (reading ``ref``/``mov`` one strip of windows at a time).
+    """Measure the displacement of every window (reading ``ref``/``mov`` one window at a time).
 
-    ``ref`` and ``mov`` are 2-D numpy or dask arrays of one shape; only a strip one window
-    high (and the matching strip of ``mov``) is in memory at once.
+    ``ref`` and ``mov`` are 2-D numpy or dask arrays (or :class:`~changedetect._registration.blocks.BlockImage`)
+    of one shape; only a window of each is in memory at once, whatever the scene's width, and a lazy
+    image is computed under the windows only (a strip of windows at a time: each block once).
     """
     h, w = ref.shape
+    ref, mov = (BlockImage(img, dtype=img.dtype) if isinstance(img, da.Array) else img for img in (ref, mov))
     r0s, c0s, sizes = window_origins((h, w), params)
     ix, iy = int(round(initial[0])), int(round(initial[1]))
     out: dict[str, list[float]] = {k: [] for k in ("rows", "cols", "dx", "dy", "rel", "tex", "ok")}
     for r0, win in sorted(set(zip(r0s.tolist(), sizes.tolist(), strict=True))):
-        ref_strip = np.asarray(ref[r0 : r0 + win], dtype=np.float64)
-        mov_strip = _read_padded(mov, r0 + iy, r0 + iy + win, h)
-        for c0 in c0s[(r0s == r0) & (sizes == win)]:
-            a = ref_strip[:, c0 : c0 + win]
-            b = _cols_padded(mov_strip, c0 + ix, c0 + ix + win, w)
+        strip = c0s[(r0s == r0) & (sizes == win)].tolist()
+        prefetch(ref, [(r0, r0 + win, c0, c0 + win) for c0 in strip])
+        prefetch(mov, [(r0 + iy, r0 + iy + win, c0 + ix, c0 + ix + win) for c0 in strip])
+        for c0 in strip:
+            a = np.asarray(ref[r0 : r0 + win, c0 : c0 + win], dtype=np.float64)
+            b = _window_padded(mov, r0 + iy, r0 + iy + win, c0 + ix, c0 + ix + win)
             est, texture, (cr, cc) = _match(a, b, params)
             out["rows"].append(r0 + cr)
             out["cols"].append(c0 + cc)
@@ -235,19 +240,13 @@ def measure_tie_points(
     return ShiftField((h, w), arr["rows"], arr["cols"], arr["dx"], arr["dy"], arr["rel"], kept)
 
 
-def _read_padded(img: Any, r0: int, r1: int, h: int) -> np.ndarray:
-    lo, hi = max(r0, 0), min(r1, h)
-    strip = np.full((r1 - r0, img.shape[1]), np.nan)
-    if hi > lo:
-        strip[lo - r0 : hi - r0] = np.asarray(img[lo:hi], dtype=np.float64)
-    return strip
-
-
-def _cols_padded(strip: np.ndarray, c0: int, c1: int, w: int) -> np.ndarray:
-    out = np.full((strip.shape[0], c1 - c0), np.nan)
-    lo, hi = max(c0, 0), min(c1, w)
-    if hi > lo:
-        out[:, lo - c0 : hi - c0] = strip[:, lo:hi]
+def _window_padded(img: Any, r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
+    """Rows ``r0:r1``, columns ``c0:c1`` of ``img`` as float64, NaN where they fall outside it."""
+    h, w = img.shape
+    out = np.full((r1 - r0, c1 - c0), np.nan)
+    lo, hi, left, right = max(r0, 0), min(r1, h), max(c0, 0), min(c1, w)
+    if hi > lo and right > left:
+        out[lo - r0 : hi - r0, left - c0 : right - c0] = np.asarray(img[lo:hi, left:right], dtype=np.float64)
     return out
 
 

@@ -17,8 +17,6 @@ dark-object level (its 0.1 percentile, less 1 % of its range): the additive path
 
 from __future__ import annotations
 
-import os
-import tempfile
 import warnings
 from typing import Any
 
@@ -26,6 +24,7 @@ import dask.array as da
 import numpy as np
 from scipy import ndimage
 
+from changedetect._registration.blocks import BlockImage
 from changedetect._registration.kernels import (
     at_least,
     gaussian,
@@ -42,6 +41,8 @@ RED_NAMES = ("red", "r")
 GREEN_NAMES = ("green", "g")
 #: Largest number of pixels read to find a band's dark-object level.
 _SAMPLE_PIXELS = 1 << 14
+#: Most blocks of a lazy date read for its dark-object levels (:func:`sampled_levels`).
+_SAMPLE_BLOCKS = 256
 
 
 def chromatic_bands(names: list[str]) -> tuple[int, int] | None:
@@ -59,13 +60,47 @@ def dark_level(band: Any) -> tuple[float, float]:
     """
     h, w = band.shape
     step = max(1, int(np.ceil(np.sqrt(h * w / _SAMPLE_PIXELS))))
-    sample = np.asarray(band[::step, ::step]).ravel()
+    return _level(np.asarray(band[::step, ::step]))
+
+
+def _level(sample: np.ndarray) -> tuple[float, float]:
+    """:func:`dark_level` of the pixels ``sample`` (any shape; NaN left out)."""
+    sample = sample.ravel()
     sample = sample[np.isfinite(sample)]
     if sample.size == 0:
         return 0.0, 1.0
     lo, hi = percentiles(sample[None, :])[0]
     floor = max(0.01 * (hi - lo), 1e-6)
     return lo - floor, floor
+
+
+def sampled_levels(bands: da.Array, red: int, green: int) -> tuple[tuple[float, float], tuple[float, float],
+                                                                  tuple[float, float]]:
+    """:func:`dark_level` of the band mean, red and green of a lazy date ``(b, h, w)``, reading a bounded
+    number of its blocks.
+
+    Up to :data:`_SAMPLE_BLOCKS` blocks, the regular subsample of :func:`dark_level` (which reads every
+    block once); on a larger grid that subsample would read a block for each sampled pixel (the
+    16 000 blocks of a 200 000 px square city, nearly the whole date), so the ~16 000 pixels are read as
+    a regular grid of 8 x 8 windows of 16 px instead: at most 256 blocks.
+    """
+    h, w = bands.shape[1:]
+    if len(bands.chunks[1]) * len(bands.chunks[2]) <= _SAMPLE_BLOCKS:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a pixel without data in any band: NaN
+            mean = da.nanmean(bands, axis=0)
+            return dark_level(mean), dark_level(bands[red]), dark_level(bands[green])
+    n, side = 8, int(np.ceil(np.sqrt(_SAMPLE_PIXELS / 64)))
+    rows = [int((k + 0.5) * h / n) - side // 2 for k in range(n)]
+    cols = [int((k + 0.5) * w / n) - side // 2 for k in range(n)]
+    # the windows' pixels of every band, each block read, cut and let go (a band mean taken over the
+    # blocks would hold every block of the sample at once: 1.1 GB for 64 blocks of 4 bands)
+    (windows,) = da.compute(da.stack([bands[:, r:r + side, c:c + side] for r in rows for c in cols]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a pixel without data in any band: NaN
+        mean = np.nanmean(windows, axis=1)
+    m, r, g = (_level(x) for x in (mean, windows[:, red], windows[:, green]))
+    return m, r, g
 
 
 def _dark_levels(bands: np.ndarray, red: int, green: int) -> tuple[tuple[float, float], tuple[float, float],
@@ -133,10 +168,13 @@ def material_edges(
             levels = (dark_level(np.where(nan, np.nan, arr.mean(axis=0))), dark_level(arr[red]),
                       dark_level(arr[green]))
         finite = np.isfinite(arr)  # the fill from finite pixels only (an infinite one would make it inf)
-        with warnings.catch_warnings():  # a band without a finite pixel (an all-nodata date): NaN, then 0
-            warnings.simplefilter("ignore", RuntimeWarning)
-            fill = np.nanmean(np.where(finite, arr, np.nan), axis=(1, 2), keepdims=True)
-        smoothed(np.nan_to_num(np.where(finite, arr, fill)))
+        # each band's mean over its finite pixels, 0 for a band without any (an all-nodata date or block):
+        # np.nanmean's, without its "Mean of empty slice" warning, which catch_warnings cannot hold back in
+        # dask's threads (its filters are the process's: another block's exit restores them)
+        count = finite.sum(axis=(1, 2), keepdims=True)
+        summed = np.where(finite, arr, np.float32(0)).sum(axis=(1, 2), keepdims=True)
+        fill = np.divide(summed, count, out=np.zeros_like(summed), where=count > 0)
+        smoothed(np.where(finite, arr, fill))
     assert levels is not None
     (o_i, f_i), (o_r, f_r), (o_g, f_g) = levels
     n = np.float32(len(smooth))
@@ -200,53 +238,16 @@ def matching_kind(names: list[str], band: str | None, matching: str) -> str:
     return "material"
 
 
-class RowFile:
-    """A 2-D float32 image kept in an anonymous temporary file and read back by slices of rows
-    (``img[r0:r1]``, ``img[r0:r1, c0:c1]``), with explicit reads: memory holds only what is read."""
-
-    def __init__(self, shape: tuple[int, int]) -> None:
-        self.shape = shape
-        self.ndim = 2
-        self.dtype = np.dtype(np.float32)
-        self._file = tempfile.TemporaryFile()  # noqa: SIM115  (lives as long as the image; deleted when collected)
-
-    def write_rows(self, r0: int, rows: np.ndarray) -> None:
-        """Store ``rows`` (``(n, w)``) from row ``r0``."""
-        os.pwrite(self._file.fileno(), np.ascontiguousarray(rows, np.float32).tobytes(), r0 * self.shape[1] * 4)
-
-    def __getitem__(self, key: Any) -> np.ndarray:
-        rows, cols = (key, slice(None)) if not isinstance(key, tuple) else key
-        r0, r1, _ = rows.indices(self.shape[0])
-        w = self.shape[1]
-        buf = os.pread(self._file.fileno(), max(r1 - r0, 0) * w * 4, r0 * w * 4)
-        return np.frombuffer(buf, np.float32).reshape(-1, w)[:, cols].copy()
-
-    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
-        out = self[:, :]
-        return out if dtype is None else out.astype(dtype)
-
-
 def material_edges_of(bands: da.Array, red: int, green: int, *, in_memory_pixels: int) -> Any:
     """:func:`material_edges` of one date ``(b, h, w)``: in memory when it has up to ``in_memory_pixels``
-    pixels; else computed once, one row of blocks at a time (with a 16 px halo, and the dark-object
-    levels of the whole image so that blocks agree), into a :class:`RowFile` read back by strips."""
+    pixels; else a :class:`~changedetect._registration.blocks.BlockImage`, computed a block at a time (with a
+    16 px halo, and the dark-object levels of the whole date, :func:`sampled_levels`, so that blocks agree)
+    where it is read: the date is never read whole."""
     if bands[0].size <= in_memory_pixels:
         return material_edges(np.asarray(bands.compute()), red, green)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        mean = da.nanmean(bands, axis=0)
-    levels = (dark_level(mean), dark_level(bands[red]), dark_level(bands[green]))
-    lazy = da.map_overlap(
-        lambda b: material_edges(b, red, green, levels=levels), bands.rechunk({0: -1}),
-        depth={0: 0, 1: 16, 2: 16}, boundary="none", drop_axis=0, dtype=np.float32, trim=True,
-    )
-    out = RowFile(tuple(lazy.shape))  # type: ignore[arg-type]
-    r0 = 0
-    for height in lazy.chunks[0]:
-        out.write_rows(r0, lazy[r0:r0 + height].compute())
-        r0 += height
-    return out
+    levels = sampled_levels(bands, red, green)
+    return BlockImage(bands, lambda b: material_edges(b, red, green, levels=levels), halo=16)
 
 
-__all__ = ["RowFile", "chromatic_bands", "chromaticity", "dark_level", "material_edges", "material_edges_of",
-           "matching_kind"]
+__all__ = ["chromatic_bands", "chromaticity", "dark_level", "material_edges", "material_edges_of",
+           "matching_kind", "sampled_levels"]
