@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+# torch's OpenMP threads (libgomp) sleep while they wait for the next parallel region, instead of
+# spinning for it (OpenMP's default). Detection runs torch on every core; whenever anything else
+# holds a core (the nightly job's second pair in a Dask thread, a CLI child beside this process,
+# any other work on the machine), a spinning thread takes the core the working one needs, and the
+# model runs several times slower (figures in the commit that added this line). Set before torch is
+# imported (libgomp reads it once); a value already set wins; the CLI children and the notebooks'
+# kernels the tests start inherit it.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = (REPO / ".." / "shared" / "data").resolve()
