@@ -30,7 +30,9 @@ class CoregisterConfig:
     radiometric
         Normalise each band of each date to the reference (gain and offset).
     band
-        Band used for matching; ``None``: see ``matching``.
+        Band used for matching, by name (``"nir"``) or, for a stack read by rioxarray whose bands
+        take the file's descriptions as names, by the file's band number (``"4"``); ``None``: see
+        ``matching``.
     matching
         What each date is matched on (when ``band`` is ``None``): ``"material"``, the
         brightness edges weighted by how much of each is a change of colour (red/green

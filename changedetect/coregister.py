@@ -313,9 +313,7 @@ def _matching_image(stack: TileStack, data: da.Array, i: int, band: str | None, 
     the shifts are measured on (a sparse mosaic's empty blocks cost neither memory nor disk)."""
     names = band_names(stack)
     if band is not None:
-        if band not in names:
-            raise CoregistrationError(f"matching band {band!r} is not in the stack; bands are {names}")
-        img = data[i, names.index(band)]
+        img = data[i, _band_index(stack, names, band)]
         return img.compute() if img.size <= _IN_MEMORY_PIXELS else BlockImage(img, dtype=img.dtype)
     if kind == "material":
         red, green = chromatic_bands(names)  # type: ignore[misc]
@@ -325,6 +323,18 @@ def _matching_image(stack: TileStack, data: da.Array, i: int, band: str | None, 
             warnings.simplefilter("ignore", RuntimeWarning)
             return da.nanmean(data[i], axis=0).compute()
     return BlockImage(data[i], _band_mean)
+
+
+def _band_index(stack: TileStack, names: list[str], band: str) -> int:
+    """Where the matching ``band`` is: its name, else (a file read by rioxarray, whose bands take their
+    descriptions as names) the file's band number it has in the ``band`` coordinate."""
+    if band in names:
+        return names.index(band)
+    numbers = [str(v) for v in np.atleast_1d(stack["band"].values)] if "band" in stack.coords else []
+    if band in numbers and numbers != names:
+        return numbers.index(band)
+    also = f" (band numbers {numbers})" if numbers and numbers != names else ""
+    raise CoregistrationError(f"matching band {band!r} is not in the stack; bands are {names}{also}")
 
 
 def _band_mean(bands: np.ndarray) -> np.ndarray:
