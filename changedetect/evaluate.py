@@ -146,15 +146,22 @@ class _ModelPredictor:
 
 def make_predictor(model: str | Path, *, threshold: float | None = None, oscd: bool = False,
                    config: Any = None) -> Any:
-    """A :class:`Predictor` for ``"cva"`` or a shipped model name / model folder."""
+    """A :class:`Predictor` for ``"cva"`` or a shipped model name / model folder.
+
+    ``config``: how the model is run (window, overlap, TTA, device, ...), a
+    :class:`~changedetect.detect.DetectConfig` or a dict of its fields as the TOML file's ``[detect]``
+    (``{"tta": True}``); its ``model`` and ``threshold`` are this call's."""
     if str(model).lower() == "cva":
         return _CvaPredictor(bands=_CVA_S2_BANDS if oscd else None, threshold=threshold or 0.5)
     from dataclasses import replace
 
+    from changedetect._config_toml import stage_config
     from changedetect.detect import DetectConfig
     from changedetect.weights import load_model
 
-    cfg = replace(config or DetectConfig(), model=str(model), threshold=threshold)
+    base = DetectConfig() if config is None else stage_config(config, DetectConfig, call="make_predictor",
+                                                              table="detect")
+    cfg = replace(base, model=str(model), threshold=threshold)
     return _ModelPredictor(load_model(str(model), device=cfg.device), cfg)
 
 
