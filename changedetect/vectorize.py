@@ -58,7 +58,7 @@ from changedetect._vectorize_raster import (
 from changedetect._vectorize_shapes import carry_ids, regularize
 from changedetect.io.geo import ground_pixel, in_metres
 from changedetect.io.vectors import load_previous
-from changedetect.types import Grid
+from changedetect.types import Grid, nodata_as_nan
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +99,8 @@ def vectorize(
         ``(y, x)`` datetime64, or float days since 1970-01-01 (NaN: never), on the same grid.
     before, after
         ``(band, y, x)`` images on the same grid (band names ``red``, ``green``,
-        ``blue``, ``nir``), used to tell new / altered / demolished.
+        ``blue``, ``nir``), used to tell new / altered / demolished; a declared nodata
+        (``da.rio.nodata``) is no pixel.
     buildings
         Existing buildings before the change (any CRS), used the same way.
     presence
@@ -164,7 +165,9 @@ def vectorize(
         from changedetect._pipeline_steps import hold
 
         # each footprint reads a window of both images: a lazy warp (coregister's) is computed once, not per footprint
-        before, after = (None if im is None else hold(im) for im in (before, after))
+        # a date's declared nodata (rioxarray's _FillValue) is no pixel, not black ground that stretches the
+        # brightness range the contrasts are measured on
+        before, after = (None if im is None else hold(nodata_as_nan(im)) for im in (before, after))
         frame["change_type"] = change_types(frame.geometry, before=before, after=after, buildings=buildings,
                                             transform=transform, shape=shape)
         if means is not None and (buildings is None or not len(buildings)):  # a buildings layer wins for the kind
