@@ -23,6 +23,7 @@ them.  :func:`changedetect.detect.detect_each_pair` uses it when it is given a s
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -264,11 +265,19 @@ class DatePresence:
     pair's last clear view, a pair's BEFORE is checked as the network compared it (:meth:`before`).
     """
 
-    def __init__(self, stack: xr.DataArray, segmenter: ModelLike, config: DetectConfig, progress: bool = False,
+    def __init__(self, stack: xr.DataArray, segmenter: ModelLike,
+                 config: DetectConfig | Mapping[str, Any] | None = None, progress: bool = False,
                  check: PresenceCheck | None = None,
                  filled: dict[tuple[int, int], np.ndarray | None] | None = None) -> None:
+        from changedetect._config_toml import stage_config
+        from changedetect._detect_engine import DetectConfig
         from changedetect.io.geo import ground_pixel
         from changedetect.types import Grid
+
+        # how the segmenter is run (window, overlap, device) and the season rule: a DetectConfig, a dict
+        # of its fields as the TOML's [detect], or None for the defaults
+        config = DetectConfig() if config is None else stage_config(config, DetectConfig, call="DatePresence",
+                                                                    table="detect")
 
         self.stack, self.segmenter, self.config, self.progress = stack, segmenter, config, progress
         #: each consecutive pair's BEFORE pixels filled from earlier dates, as the network compared
