@@ -126,6 +126,18 @@ def check_band_kind(meta: RasterMeta, index: int) -> None:
         )
 
 
+def dates_from_metadata(found: Discovery, metas: dict[Path, RasterMeta]) -> None:
+    """Each entry without a date (none in its name) takes its file's acquisition date from GDAL's
+    ``IMAGERY`` metadata (:attr:`RasterMeta.acquired`), where the file has one."""
+    from changedetect.io._names import parse_date
+
+    for entry in found.entries:
+        acquired = metas[entry.path].acquired if entry.date is None and entry.path in metas else None
+        if acquired is not None and (day := parse_date(acquired)) is not None:
+            entry.date, entry.origin = day, "IMAGERY metadata (ACQUISITIONDATETIME)"
+            log.info("%s: date %s from its IMAGERY metadata (%s)", entry.path, day, acquired)
+
+
 def fill_placeholder_dates(found: Discovery, georeferenced: bool, pattern: str | None) -> bool:
     undated = [e for e in found.entries if e.date is None]
     if not undated:
@@ -142,7 +154,8 @@ def fill_placeholder_dates(found: Discovery, georeferenced: bool, pattern: str |
         return True
     how = f"the pattern {pattern!r}" if pattern else "a date like 20240131 or 2024-01-31"
     raise TimeSeriesError(
-        f"no date in the file name '{undated[0].path}' (looked for {how}); rename it like "
+        f"no date in the file name '{undated[0].path}' (looked for {how}) nor in its IMAGERY metadata "
+        "(ACQUISITIONDATETIME); rename it like "
         "'tile_20240131.tif', give a date pattern (pattern=... / --pattern REGEX), or list the files "
         "with their dates in a manifest (CSV/JSON with columns path,date)"
     )
@@ -252,5 +265,6 @@ __all__ = [
     "check_raster",
     "check_overlap",
     "check_same_bands",
+    "dates_from_metadata",
     "fill_placeholder_dates",
 ]

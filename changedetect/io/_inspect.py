@@ -56,6 +56,10 @@ class RasterMeta:
     gcp_crs: CRS | None = None
     #: Whether the file carries RPCs (a satellite's rational polynomial camera model).
     rpcs: bool = False
+    #: The acquisition time GDAL's ``IMAGERY`` metadata domain gives (``ACQUISITIONDATETIME``: GDAL fills
+    #: it from a Maxar/DigitalGlobe ``.IMD``, a Pleiades/SPOT ``DIM_*.XML`` beside the image, or a GeoTIFF
+    #: that stores it), as written; ``None`` without one.
+    acquired: str | None = None
 
     @property
     def georeferenced(self) -> bool:
@@ -129,6 +133,7 @@ def _meta_of(path: Path, src: rasterio.DatasetReader) -> RasterMeta:
         gcps=len(gcps),
         gcp_crs=CRS.from_user_input(gcp_crs.to_wkt()) if gcps and gcp_crs else None,
         rpcs=crs is None and src.rpcs is not None,
+        acquired=src.tags(ns="IMAGERY").get("ACQUISITIONDATETIME") or None,
     )
 
 

@@ -37,6 +37,7 @@ from changedetect.io._checks import (
     check_overlap,
     check_raster,
     check_same_bands,
+    dates_from_metadata,
     fill_placeholder_dates,
 )
 from changedetect.io._discover import Discovery, Entry, PathLike, discover
@@ -103,6 +104,7 @@ def open_series(
                                 "paths are resolved against the folder of the file that lists it)")
     metas = {e.path: inspect_raster(e.path) for e in found.entries}
     georeferenced = check_georeferencing(found, metas)
+    dates_from_metadata(found, metas)  # a name without a date: the file's acquisition date, if it says it
     placeholder = fill_placeholder_dates(found, georeferenced, pattern)
     scenes = _build_scenes(found, metas)
     check_same_bands(scenes)
