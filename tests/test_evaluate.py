@@ -3,30 +3,17 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
-import xarray as xr
+from _fakes import DiffPredictor
 from click.testing import CliRunner
 from PIL import Image
 
 from changedetect.cli import cli
 from changedetect.errors import DatasetError
 from changedetect.evaluate import evaluate, evaluate_detailed
-
-
-@dataclass
-class DiffPredictor:
-    """Probability = mean absolute difference / 255 (deterministic, hand-checkable)."""
-
-    name: str = "diff"
-    bands: tuple[str, ...] | None = None
-    threshold: float = 0.5
-
-    def __call__(self, before: xr.DataArray, after: xr.DataArray) -> np.ndarray:
-        return np.abs(after.values - before.values).mean(axis=0) / 255.0
 
 
 def _levir(root: Path, label_max: int = 255) -> Path:

@@ -5,31 +5,18 @@ from __future__ import annotations
 
 import io
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
 import rasterio
-import xarray as xr
+from _fakes import DiffPredictor
 from PIL import Image
 from rasterio.transform import from_origin
 
 from changedetect.cli import main
 from changedetect.errors import DatasetError
 from changedetect.evaluate import evaluate_detailed
-
-
-@dataclass
-class DiffPredictor:
-    """Probability = mean absolute difference / 255."""
-
-    name: str = "diff"
-    bands: tuple[str, ...] | None = None
-    threshold: float = 0.5
-
-    def __call__(self, before: xr.DataArray, after: xr.DataArray) -> np.ndarray:
-        return np.abs(after.values - before.values).mean(axis=0) / 255.0
 
 
 def _square(size: int = 32, value: int = 255) -> np.ndarray:

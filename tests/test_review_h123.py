@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import io
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
-import xarray as xr
+from _fakes import DiffPredictor as _Diff
 from PIL import Image
 
 from changedetect._config_toml import stage_config
@@ -33,15 +32,6 @@ def test_a_dataclass_of_another_stage_is_still_refused_naming_its_table() -> Non
     with pytest.raises(ConfigError, match=r"\[detect\]"):
         stage_config({"detect": RunConfig()}, PipelineConfig, call="run", table="")
 
-
-@dataclass
-class _Diff:
-    name: str = "diff"
-    bands: tuple[str, ...] | None = None
-    threshold: float = 0.5
-
-    def __call__(self, before: xr.DataArray, after: xr.DataArray) -> np.ndarray:
-        return np.abs(after.values - before.values).mean(axis=0) / 255.0
 
 
 def test_a_jpeg_label_without_change_is_not_said_to_be_a_0_1_label(tmp_path: Path,
