@@ -82,6 +82,8 @@ def warp_lazy(image: Any, fld: ShiftField, *, order: int = 3) -> da.Array:
     def block(x: np.ndarray, block_info: dict[Any, Any] | None = None) -> np.ndarray:
         assert block_info is not None
         (r0, r1), (c0, c1) = block_info[None]["array-location"]
+        if not np.isfinite(x).any():  # no data under the block and its halo (a sparse mosaic's empty tiles)
+            return np.full((r1 - r0, c1 - c0), np.nan, dtype=np.float32)
         i, j = block_info[None]["chunk-location"]
         er0 = starts_r[i] - (depth_r if i > 0 else 0)
         ec0 = starts_c[j] - (depth_c if j > 0 else 0)

@@ -259,14 +259,54 @@ class _WindowWriter:
             self.dst.write(data, indexes=indexes, window=window)
 
 
-def store_drained(sources: list[da.Array], targets: list[Any]) -> None:
-    """:func:`dask.array.store` of ``sources`` into ``targets`` (``__setitem__`` writers of open
-    datasets) on threads of a pool of its own, drained before returning: dask raises a window's
-    error (or Ctrl-C) while other threads still write theirs, and a dataset closed under a write
-    can crash GDAL instead of showing the error.  Threads, not the default scheduler: inside a
-    nightly Dask worker that would be the cluster."""
+#: Pixels (a side) of the tiles a large scene is stored by, one call of dask each (:func:`store_drained`).
+STORE_TILE = 4096
+
+
+class _Offset:
+    """``target`` written at ``(row, col)`` further: the writer of one tile's slice of the sources."""
+
+    def __init__(self, target: Any, row: int, col: int) -> None:
+        self.target, self.row, self.col = target, row, col
+
+    def __setitem__(self, key: tuple[slice, ...], block: np.ndarray) -> None:
+        *lead, rows, cols = key
+        self.target[(*lead, slice((rows.start or 0) + self.row, (rows.stop or 0) + self.row),
+                     slice((cols.start or 0) + self.col, (cols.stop or 0) + self.col))] = block
+
+
+def _tile_edges(chunks: tuple[int, ...], tile: int) -> list[int]:
+    """Block boundaries of one axis grouped into runs of about ``tile`` pixels (at least a block)."""
+    edges, at = [0], 0
+    for size in chunks:
+        at += size
+        if at - edges[-1] >= tile:
+            edges.append(at)
+    if edges[-1] != at:
+        edges.append(at)
+    return edges
+
+
+def store_drained(sources: list[da.Array], targets: list[Any], *, tile: int = STORE_TILE) -> None:
+    """:func:`dask.array.store` of ``sources`` (same shape and chunks, ``(..., y, x)``) into ``targets``
+    (``__setitem__`` writers of open datasets) on threads of a pool of its own, drained before
+    returning: dask raises a window's error (or Ctrl-C) while other threads still write theirs, and a
+    dataset closed under a write can crash GDAL instead of showing the error.  Threads, not the default
+    scheduler: inside a nightly Dask worker that would be the cluster.
+
+    A scene larger than ``tile`` pixels a side is stored a tile of blocks at a time: a graph whose
+    blocks read their neighbours' edges (a co-registration warp's halo) is otherwise worked through
+    rows of blocks as wide as the scene, held at once (573 MiB a band at 20 000 px a side, 1078 MiB
+    at 40 000; 114 and 125 MiB by tiles: ``benchmarks/store_tiles.py``).  A tile's edge blocks are read again for the next tile (a warp's halo)."""
+    rows, cols = (_tile_edges(sources[0].chunks[-2], tile), _tile_edges(sources[0].chunks[-1], tile))
     with ThreadPoolExecutor(dask.config.get("num_workers", None) or CPU_COUNT) as pool:
-        da.store(sources, targets, lock=False, compute=True, scheduler="threads", pool=pool)
+        if len(rows) <= 2 and len(cols) <= 2:
+            da.store(sources, targets, lock=False, compute=True, scheduler="threads", pool=pool)
+            return
+        for r0, r1 in zip(rows[:-1], rows[1:], strict=True):
+            for c0, c1 in zip(cols[:-1], cols[1:], strict=True):
+                da.store([s[..., r0:r1, c0:c1] for s in sources], [_Offset(t, r0, c0) for t in targets],  # type: ignore[misc]
+                         lock=False, compute=True, scheduler="threads", pool=pool)
 
 
 def _store(arr: xr.DataArray, dst: Any, dtype: str, nodata: float | None) -> None:
