@@ -84,11 +84,12 @@ def chain(stack: xr.DataArray, register: gpd.GeoDataFrame, out: Path, config: Pi
           register_to: str | None = None, pairs: Sequence[tuple[str, str]] | None = None,
           mask_pairs: Sequence[tuple[str, str]] | None = None, spill: Path | None = None,
           clouds: Sequence[dict[str, Any]] = (), fill_from: Sequence[str] | None = None,
-          parcels: gpd.GeoDataFrame | None = None) -> dict[str, Any]:
+          parcels: gpd.GeoDataFrame | None = None, coverage: Any = None) -> dict[str, Any]:
     """The stages; returns the in-memory results the summary needs (``spill``: a scratch folder for
     a co-registered stack larger than ``[run] hold_gib``; ``clouds``: run.json's, for the coverage;
     ``fill_from``: :func:`changedetect.pipeline.run`'s; ``parcels``: the cadastral layer, whose
-    parcel each violation gets after the match)."""
+    parcel each violation gets after the match; ``coverage``: each date's data, coarse, for
+    :func:`changedetect.coregister.coregister`)."""
     from changedetect import coregister as coreg_mod
     from changedetect import match as match_mod
     from changedetect._fill_before import filled_counts, filled_record
@@ -106,7 +107,8 @@ def chain(stack: xr.DataArray, register: gpd.GeoDataFrame, out: Path, config: Pi
 
     loaded, segmenter = models
     with clock.stage("coregister"):
-        aligned, creport = coreg_mod.coregister(stack, config=config.coregister, progress=progress)
+        aligned, creport = coreg_mod.coregister(stack, config=config.coregister, progress=progress,
+                                               coverage=coverage)
         if register_to is not None:  # a reference for the grid only, unless a pair compares it
             needed = {d for pair in [*(pairs or ()), *(mask_pairs or ())] for d in pair} | set(fill_from or ())
             keep = [str(t)[:10] != register_to or str(t)[:10] in needed for t in aligned["time"].values]

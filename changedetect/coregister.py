@@ -49,10 +49,20 @@ from changedetect._coregister_config import CoregisterConfig, _config_dict, _ref
 from changedetect._registration.blocks import BlockImage, prefetch
 from changedetect._registration.field import ShiftField, estimate_shift_field
 from changedetect._registration.matching import chromatic_bands, matching_kind, material_edges_of
-from changedetect._registration.radiometry import Radiometry, normalize_radiometry
+from changedetect._registration.radiometry import (
+    Radiometry,
+    fit_radiometry_sampled,
+    normalize_radiometry,
+)
 from changedetect._registration.report import CoregistrationReport, DateRegistration
 from changedetect._registration.shift import ShiftEstimate, estimate_shift
 from changedetect._registration.warp import apply_shift_field, warp_lazy
+from changedetect._registration.windows import (
+    finite_cover,
+    pair_cover,
+    place_windows,
+    regular_origins,
+)
 from changedetect.errors import CoregistrationError, CoregistrationWarning
 from changedetect.types import Grid, TileStack, band_names, check_tilestack, nodata_as_nan
 
@@ -64,8 +74,15 @@ _IN_MEMORY_PIXELS = 4096 * 4096
 SMALL_SCENE_PX = 64
 
 
+def needs_coverage(height: int, width: int) -> bool:
+    """Whether dates on a grid this large are read window by window (over 4096² px), so that
+    :func:`coregister` cannot find where a date has data on its own and takes ``coverage``."""
+    return height * width > _IN_MEMORY_PIXELS
+
+
 def coregister(
-    stack: TileStack, *, config: CoregisterConfig | Mapping[str, Any] = CoregisterConfig(), progress: bool = False
+    stack: TileStack, *, config: CoregisterConfig | Mapping[str, Any] = CoregisterConfig(), progress: bool = False,
+    coverage: Any = None,
 ) -> tuple[TileStack, CoregistrationReport]:
     """Align every date of ``stack`` onto its reference date.
 
@@ -80,6 +97,12 @@ def coregister(
         See :class:`CoregisterConfig`; or a dict of its fields, as the TOML file's ``[coregister]``.
     progress
         Show a progress bar over the dates.
+    coverage
+        Where each date has data: ``(time, y', x')`` bool on a coarser grid of the same extent
+        (:meth:`changedetect.io.SeriesSource.coverage`), or ``(y', x')`` for every date.  Only worth
+        giving for a date too large to hold (over 4096² px) that covers part of its grid: its
+        measuring windows are then moved into the data it shares with the reference instead of
+        failing on no data, and its tie points spread over that data.  Smaller dates find their own.
 
     Returns
     -------
@@ -121,7 +144,7 @@ def coregister(
             continue
         mov_match = _matching_image(stack, data, i, config.band, kind)
         aligned, entry = _register_date(data, ref_idx, i, ref_match, mov_match, stack, config, dates[i], bands,
-                                        kind)
+                                        kind, pair_cover(coverage, ref_idx, i))
         out_dates.append(aligned)
         entries.append(entry)
     result = stack.copy(data=da.stack(out_dates, axis=0).astype(np.float32))
@@ -139,14 +162,14 @@ def coregister(
 
 def _register_date(
     data: da.Array, ref_idx: int, i: int, ref_match: Any, mov_match: Any, stack: TileStack,
-    config: CoregisterConfig, date: str, bands: list[str], kind: str,
+    config: CoregisterConfig, date: str, bands: list[str], kind: str, cover: np.ndarray | None = None,
 ) -> tuple[da.Array, DateRegistration]:
-    """Estimate, warp and normalise one date (lazily)."""
-    glob = estimate_global_shift(ref_match, mov_match, config=config, edges=kind == "material")
+    """Estimate, warp and normalise one date (lazily); ``cover``: where both dates have data, coarse."""
+    glob = estimate_global_shift(ref_match, mov_match, config=config, edges=kind == "material", coverage=cover)
     if not glob.reliable and kind == "material":  # e.g. a grey scene: fall back to brightness
         ref_match = _matching_image(stack, data, ref_idx, config.band, "mean")
         mov_match = _matching_image(stack, data, i, config.band, "mean")
-        glob, kind = estimate_global_shift(ref_match, mov_match, config=config), "mean"
+        glob, kind = estimate_global_shift(ref_match, mov_match, config=config, coverage=cover), "mean"
     entry = DateRegistration(date=date, status="global", peak_ratio=glob.peak_ratio, snr=glob.snr,
                              reliability=glob.reliability, matching=kind if config.band is None else config.band)
     if not glob.reliable:
@@ -166,11 +189,13 @@ def _register_date(
     if side < SMALL_SCENE_PX:  # measured: 0.15-0.7 px off at 32-40 px, 0.02-0.09 px from 64 px
         entry.warnings.append(f"the scene is only {side} px across: a shift measured on so few pixels is "
                               "accurate to a few tenths of a pixel at best; register a larger area")
-    fld = _choose_field(ref_match, mov_match, glob, config, entry, edges=kind == "material")
+    field_cover = cover if cover is not None else finite_cover(ref_match, mov_match, config.window)
+    fld = _choose_field(ref_match, mov_match, glob, config, entry, edges=kind == "material", cover=field_cover)
     entry.shift_field = fld
     warped = da.stack([warp_lazy(data[i, b], fld, order=config.order) for b in range(len(bands))], axis=0)
     if config.radiometric:
-        radio = _fit_radiometry(data[ref_idx], warped)
+        radio = fit_radiometry_sampled(data[ref_idx], warped, cover=cover if cover is not None else
+                                finite_cover(ref_match, mov_match, 256))
         entry.gain = dict(zip(bands, radio.gain, strict=True))
         entry.offset = dict(zip(bands, radio.offset, strict=True))
         entry.invariant_fraction = radio.invariant_fraction
@@ -202,7 +227,8 @@ def _advice(glob: ShiftEstimate, config: CoregisterConfig) -> str:
 
 
 def estimate_global_shift(
-    ref: Any, mov: Any, *, config: CoregisterConfig | Mapping[str, Any] = CoregisterConfig(), edges: bool = False
+    ref: Any, mov: Any, *, config: CoregisterConfig | Mapping[str, Any] = CoregisterConfig(), edges: bool = False,
+    coverage: np.ndarray | None = None,
 ) -> ShiftEstimate:
     """Global shift of ``mov`` against ``ref`` (2-D numpy or dask arrays of one shape).
 
@@ -212,6 +238,10 @@ def estimate_global_shift(
     windows wide, the median of a ``global_grid`` x ``global_grid`` grid of windows, which
     must agree (within 1 px); when fewer than a third of them match (texture in one corner only),
     the whole image (when in memory) confirmed by the windows that did.  Only those windows are read.
+    A window mostly on no data (where either image has none) is moved to the nearest place on data
+    first (:func:`~changedetect._registration.windows.place_windows`): a date covering one corner of
+    the grid is measured in that corner.  ``coverage``: where both have data, a coarse ``(h', w')`` bool
+    image on the same extent, for images too large to hold (the in-memory ones give their own).
     An unreliable estimate's ``reason`` says which test it failed.  ``edges``: ``ref`` and ``mov`` are edge-strength
     images (``matching="material"``), correlated as they are.
     """
@@ -223,12 +253,14 @@ def estimate_global_shift(
     if max(h, w) <= 1.25 * size:
         return estimate_shift(np.asarray(ref), np.asarray(mov), **kw)
     n = 1 if max(h, w) < 4 * size else max(1, config.global_grid)
-    rows = np.linspace(0, h - min(size, h), n + 2)[1:-1].round().astype(int) if n > 1 else [(h - min(size, h)) // 2]
-    cols = np.linspace(0, w - min(size, w), n + 2)[1:-1].round().astype(int) if n > 1 else [(w - min(size, w)) // 2]
+    origins = regular_origins((h, w), size, n)
+    if n > 1:
+        cover = coverage if coverage is not None else finite_cover(ref, mov, size)
+        origins = place_windows(origins, (h, w), size, cover)
     for img in (ref, mov):  # a BlockImage's blocks under every window in one go
-        prefetch(img, [(int(r), int(r) + size, int(c), int(c) + size) for r in rows for c in cols])
+        prefetch(img, [(r, r + size, c, c + size) for r, c in origins])
     ests = [estimate_shift(np.asarray(ref[r:r + size, c:c + size]), np.asarray(mov[r:r + size, c:c + size]), **kw)
-            for r in rows for c in cols]
+            for r, c in origins]
     good = [e for e in ests if e.reliable]
     if n == 1:
         if good or h * w > _IN_MEMORY_PIXELS:
@@ -262,13 +294,14 @@ def estimate_global_shift(
 
 def _choose_field(
     ref: Any, mov: Any, glob: ShiftEstimate, config: CoregisterConfig, entry: DateRegistration, *,
-    edges: bool = False,
+    edges: bool = False, cover: np.ndarray | None = None,
 ) -> ShiftField:
-    """Tie points; the local field if it is asked for, well supported and not constant, else the global shift."""
+    """Tie points (spread over ``cover``, where both dates have data, when given); the local field if it is
+    asked for, well supported and not constant, else the global shift."""
     shape = tuple(ref.shape)
     uniform = ShiftField.uniform(shape, glob.dx, glob.dy)  # type: ignore[arg-type]
     params = dataclasses.replace(config.field_params(), edges=edges)
-    fld = estimate_shift_field(ref, mov, params=params, initial=(glob.dx, glob.dy))
+    fld = estimate_shift_field(ref, mov, params=params, initial=(glob.dx, glob.dy), cover=cover)
     entry.tie_points_found, entry.tie_points_kept = fld.n_found, fld.n_kept
     if config.local and fld.n_kept < config.min_tie_points:
         entry.warnings.append(f"local field not applied: only {fld.n_kept} reliable tie points "
@@ -287,24 +320,13 @@ def _choose_field(
     entry.residual_rmse_px = float(np.sqrt(np.mean(res**2))) if res.size else None
     h, w = shape
     rr, cc = np.meshgrid(np.linspace(0, h - 1, 33), np.linspace(0, w - 1, 33), indexing="ij")
+    if cover is not None and cover.any():  # where there is data: the field is extrapolated elsewhere
+        on = cover[np.minimum((rr * cover.shape[0] / h).astype(int), cover.shape[0] - 1),
+                   np.minimum((cc * cover.shape[1] / w).astype(int), cover.shape[1] - 1)]
+        rr, cc = (rr[on], cc[on]) if on.any() else (rr, cc)
     ex, ey = fld.evaluate(rr, cc)
     entry.max_local_px = float(np.max(np.hypot(ex - glob.dx, ey - glob.dy)))
     return fld
-
-
-def _fit_radiometry(ref: da.Array, warped: da.Array, *, n_windows: int = 16, size: int = 256) -> Radiometry:
-    """Fit the normalisation on a sample of windows (the whole image when it is small)."""
-    _, h, w = ref.shape
-    if h * w <= 2048 * 2048:
-        return normalize_radiometry(*da.compute(ref, warped))
-    n = int(np.sqrt(n_windows))
-    rows = np.linspace(0, h - size, n).round().astype(int)
-    cols = np.linspace(0, w - size, n).round().astype(int)
-    pairs = [(ref[:, r:r + size, c:c + size], warped[:, r:r + size, c:c + size]) for r in rows for c in cols]
-    computed = da.compute(*[p for pair in pairs for p in pair])
-    a = np.concatenate([x.reshape(x.shape[0], -1) for x in computed[0::2]], axis=1)
-    b = np.concatenate([x.reshape(x.shape[0], -1) for x in computed[1::2]], axis=1)
-    return normalize_radiometry(a, b)
 
 
 def _matching_image(stack: TileStack, data: da.Array, i: int, band: str | None, kind: str = "mean") -> Any:
@@ -401,6 +423,7 @@ __all__ = [
     "apply_shift_field",
     "coregister",
     "estimate_global_shift",
+    "needs_coverage",
     "estimate_shift",
     "estimate_shift_field",
     "normalize_radiometry",

@@ -205,6 +205,7 @@ def _run_in(out: Path, tiles: str | Path | Sequence[str | Path], permits: str | 
             parcels: str | Path | None = None) -> RunSummary:
     """:func:`run` once its arguments are checked: make ``out``, stage, publish."""
     from changedetect._detect_inputs import check_stack_bands, said_once
+    from changedetect.coregister import needs_coverage
     from changedetect.io import open_series
     from changedetect.weights import load_model
 
@@ -237,6 +238,9 @@ def _run_in(out: Path, tiles: str | Path | Sequence[str | Path], permits: str | 
             grid = grids[0] if (register_to is not None or pairs) and grids else series.reference_grid()
             stack = series.to_stack(grid=grid, cloud_mask=config.run.cloud_mask)
             clouds = _clouds(series, grid, config.run.cloud_mask)
+            # a grid too large to hold: where each date has data (decimated reads), so that a date
+            # covering part of it is measured on its data
+            coverage = series.coverage(grid) if needs_coverage(grid.height, grid.width) else None
             _check_lonlat(stack, series.source)  # footprint ids, areas, the CSV and GeoJSON need WGS 84
             check_stack_bands(stack, loaded.card, f"tiles '{series.source}'")  # before co-registering the scene
             register = config.permits.load(permits, rejects_path=stage / REJECTS)
@@ -250,7 +254,7 @@ def _run_in(out: Path, tiles: str | Path | Sequence[str | Path], permits: str | 
         with holding(config.run.hold_gib * 2**30), said_once():
             paths = chain(stack, register, stage, config, (loaded, segmenter), clock, progress, before,
                           register_to, pairs, mask_pairs, spill=spill, clouds=clouds, fill_from=fill_from,
-                          parcels=layer)
+                          parcels=layer, coverage=coverage)
         warn_coverage(paths["coverage_both_dates"], paths["times"], clouds, paths["coverage"])
         summary = _finish(series, stack, permits, stage, config, loaded, clock, {**paths, "clouds": clouds},
                           started, before_info, parcels)

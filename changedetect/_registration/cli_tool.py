@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,7 @@ def coregister_files(
 
     Returns the report and the written COG paths.
     """
-    from changedetect.coregister import CoregisterConfig, coregister
+    from changedetect.coregister import CoregisterConfig, coregister, needs_coverage
     from changedetect.io import open_series, write_cog
     from changedetect.io.clouds import cloud_shares, warn_cloudy
 
@@ -52,9 +53,12 @@ def coregister_files(
     grid = target_grid(series.scenes[ref_idx].grid, crs=crs, resolution=resolution)
     stack = series.to_stack(grid, cloud_mask=cloud_mask)
     warn_cloudy(cloud_shares(series, grid=grid), masked=cloud_mask)
-    warn_sparse(series, grid)  # before the work: a mostly empty grid is cropped faster than it is written
+    # a grid too large to hold: where each date has data, from decimated reads, for the warning and
+    # for the measuring windows of a date that covers part of it
+    coverage = series.coverage(grid) if needs_coverage(grid.height, grid.width) else None
+    warn_sparse(series, grid, coverage=coverage)  # before the work: a mostly empty grid is cropped faster
     config = CoregisterConfig(reference=ref_idx, local=local, radiometric=radiometric)
-    aligned, report = coregister(stack, config=config, progress=progress)
+    aligned, report = coregister(stack, config=config, progress=progress, coverage=coverage)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     written = []
@@ -82,34 +86,28 @@ LARGE_OUTPUT_BYTES = 1 << 30
 SPARSE_SHARE = 0.25
 
 
-def warn_sparse(series: Any, grid: Grid, *, side: int = 1024) -> str | None:
+def warn_sparse(series: Any, grid: Grid, *, side: int = 1024, coverage: Any = None) -> str | None:
     """One warning, logged and returned, when the aligned dates on ``grid`` would be large
     (:data:`LARGE_OUTPUT_BYTES`) and the union of the dates' data covers at most :data:`SPARSE_SHARE` of
     it: a city-wide mosaic of a few flown districts, 200 000 px a side, would be computed and written
     whole (1.2 TiB of float32 for two dates of four bands) for the 0.006 % of it that holds data.  The
     line gives the box that holds the data and the ``gdal_translate`` that crops a file to it
-    (coregister has no bounds option).  The footprint is read decimated (at most ``side`` px a side on
-    ``grid``, the files' overviews serving it where they have some; a sparse GeoTIFF's empty tiles cost
-    nothing), from each date's first band.  ``None`` when there is nothing to say."""
-    import math
-
+    (coregister has no bounds option).  The footprint is ``coverage``
+    (:meth:`~changedetect.io.SeriesSource.coverage` on ``grid``), read here when not given: decimated,
+    at most ``side`` px a side.  ``None`` when there is nothing to say."""
     import numpy as np
-    from affine import Affine
 
     from changedetect.io._checks import crs_name
-    from changedetect.io.clouds import bands_have_data
+    from changedetect.io.clouds import data_coverage
 
     width, height = grid.width, grid.height
     nbytes = width * height * len(series.bands) * len(series.dates) * 4
     if nbytes < LARGE_OUTPUT_BYTES:
         return None
-    k = max(1, math.ceil(max(width, height) / side))
-    coarse = Grid(crs=grid.crs, transform=grid.transform @ Affine.scale(k), width=math.ceil(width / k),
-                  height=math.ceil(height / k))
-    union = np.zeros(coarse.shape, dtype=bool)
-    for scene in series.scenes:
-        union |= bands_have_data(scene.bands[:1], coarse)
-    share = min(1.0, float(union.sum()) * k * k / (width * height))
+    cover = np.asarray(coverage if coverage is not None else data_coverage(series, grid, side=side), dtype=bool)
+    union = np.asarray(cover.any(axis=0) if cover.ndim == 3 else cover, dtype=bool)
+    ky, kx = height / union.shape[0], width / union.shape[1]
+    share = float(union.mean())
     if share > SPARSE_SHARE:
         return None
     gib = nbytes / 2**30
@@ -122,8 +120,8 @@ def warn_sparse(series: Any, grid: Grid, *, side: int = 1024) -> str | None:
     else:
         rows, cols = np.flatnonzero(union.any(axis=1)), np.flatnonzero(union.any(axis=0))
         # a coarse cell more on each side: the decimated read sees a cell's data from a few of its pixels
-        r0, r1 = max(int(rows[0]) - 1, 0) * k, min((int(rows[-1]) + 2) * k, height)
-        c0, c1 = max(int(cols[0]) - 1, 0) * k, min((int(cols[-1]) + 2) * k, width)
+        r0, r1 = int(max(int(rows[0]) - 1, 0) * ky), min(math.ceil((int(rows[-1]) + 2) * ky), height)
+        c0, c1 = int(max(int(cols[0]) - 1, 0) * kx), min(math.ceil((int(cols[-1]) + 2) * kx), width)
         first = series.scenes[0].files[0]
         if grid.crs is None:
             crop = f"gdal_translate -srcwin {c0} {r0} {c1 - c0} {r1 - r0} '{first}' CROP.tif"

@@ -27,6 +27,7 @@ from scipy.spatial import cKDTree
 from changedetect._registration.blocks import BlockImage, prefetch
 from changedetect._registration.nodata import both_finite, covered_box
 from changedetect._registration.shift import estimate_shift, gradient_magnitude
+from changedetect._registration.windows import covered_area, window_origins
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +76,10 @@ class ShiftField:
         Per tie point, in [0, 1].
     kept
         Tie points that define the field (reliable, textured, not outliers).
+    scale
+        Pixels to one unit of the spline's coordinates (its smoothing is relative to it): default the
+        image's larger side; for tie points on part of the image only, the side of a square of that
+        part's area, so that a ward of a city-wide grid is fitted as closely as a scene of its size.
     """
 
     shape: tuple[int, int]
@@ -85,6 +90,7 @@ class ShiftField:
     reliability: np.ndarray
     kept: np.ndarray
     constant: tuple[float, float] | None = None
+    scale: float | None = None
     _models: list[Any] = field(default_factory=list, repr=False)
 
     @classmethod
@@ -142,7 +148,7 @@ class ShiftField:
         return np.hypot(self.dx[self.kept] - ex, self.dy[self.kept] - ey)
 
     def _normalise(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-        scale = float(max(self.shape))
+        scale = float(self.scale or max(self.shape))
         return np.column_stack([rows / scale, cols / scale])
 
     def fit(self, smoothing: float = 1.0, *, robust: bool = False) -> None:
@@ -175,46 +181,20 @@ class ShiftField:
             ]
 
 
-def window_origins(shape: tuple[int, int], params: FieldParams) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Upper-left corners and sizes ``(rows, cols, sizes)`` of the matching windows.
-
-    A grid of ``params.window`` windows (at most about ``params.max_windows``), plus a ring
-    of half-size windows along the image border when ``params.edge_windows``, so that the
-    field is measured, not extrapolated, within half a window of the edges.
-    """
-    h, w = shape
-    win = min(params.window, h, w)
-    spacing = max(params.spacing, int(math.ceil(math.sqrt(h * w / params.max_windows))))
-
-    def starts(n: int, size: int) -> np.ndarray:
-        count = max(1, (n - size) // spacing + 1)
-        return np.linspace(0, n - size, count).round().astype(int)
-
-    r0, c0 = np.meshgrid(starts(h, win), starts(w, win), indexing="ij")
-    rows, cols, sizes = [r0.ravel()], [c0.ravel()], [np.full(r0.size, win)]
-    edge = win // 2
-    if params.edge_windows and edge >= 48 and min(h, w) >= 2 * win:
-        along_r, along_c = starts(h, edge), starts(w, edge)
-        for r, c in ((np.zeros_like(along_c), along_c), (np.full_like(along_c, h - edge), along_c),
-                     (along_r[1:-1], np.zeros_like(along_r[1:-1])), (along_r[1:-1], np.full_like(along_r[1:-1], w - edge))):
-            rows.append(r)
-            cols.append(c)
-            sizes.append(np.full(r.size, edge))
-    return np.concatenate(rows), np.concatenate(cols), np.concatenate(sizes)
-
-
 def measure_tie_points(
-    ref: Any, mov: Any, *, params: FieldParams, initial: tuple[float, float] = (0.0, 0.0)
+    ref: Any, mov: Any, *, params: FieldParams, initial: tuple[float, float] = (0.0, 0.0),
+    cover: np.ndarray | None = None,
 ) -> ShiftField:
     """Measure the displacement of every window (reading ``ref``/``mov`` one window at a time).
 
     ``ref`` and ``mov`` are 2-D numpy or dask arrays (or :class:`~changedetect._registration.blocks.BlockImage`)
     of one shape; only a window of each is in memory at once, whatever the scene's width, and a lazy
     image is computed under the windows only (a strip of windows at a time: each block once).
+    ``cover``: where both have data, coarse (:func:`window_origins`).
     """
     h, w = ref.shape
     ref, mov = (BlockImage(img, dtype=img.dtype) if isinstance(img, da.Array) else img for img in (ref, mov))
-    r0s, c0s, sizes = window_origins((h, w), params)
+    r0s, c0s, sizes = window_origins((h, w), params, cover)
     ix, iy = int(round(initial[0])), int(round(initial[1]))
     out: dict[str, list[float]] = {k: [] for k in ("rows", "cols", "dx", "dy", "rel", "tex", "ok")}
     for r0, win in sorted(set(zip(r0s.tolist(), sizes.tolist(), strict=True))):
@@ -237,7 +217,9 @@ def measure_tie_points(
     med_tex = float(np.median(tex[tex > 0])) if np.any(tex > 0) else 0.0
     textured = tex >= params.min_texture * med_tex if med_tex > 0 else np.zeros(tex.shape, bool)
     kept = (arr["ok"] > 0) & textured
-    return ShiftField((h, w), arr["rows"], arr["cols"], arr["dx"], arr["dy"], arr["rel"], kept)
+    area = covered_area((h, w), cover)
+    return ShiftField((h, w), arr["rows"], arr["cols"], arr["dx"], arr["dy"], arr["rel"], kept,
+                      scale=math.sqrt(area) if area else None)
 
 
 def _window_padded(img: Any, r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
@@ -372,7 +354,7 @@ def choose_smoothing(fld: ShiftField, levels: tuple[float, ...] = SMOOTHING_LEVE
         for f in range(CV_FOLDS):
             train = np.zeros(fld.kept.shape, bool)
             train[k[fold != f]] = True
-            part = ShiftField(fld.shape, fld.rows, fld.cols, fld.dx, fld.dy, fld.reliability, train)
+            part = ShiftField(fld.shape, fld.rows, fld.cols, fld.dx, fld.dy, fld.reliability, train, scale=fld.scale)
             part.fit(level)
             test = k[fold == f]
             ex, ey = part.evaluate(fld.rows[test], fld.cols[test])
@@ -382,13 +364,15 @@ def choose_smoothing(fld: ShiftField, levels: tuple[float, ...] = SMOOTHING_LEVE
 
 
 def estimate_shift_field(
-    ref: Any, mov: Any, *, params: FieldParams = FieldParams(), initial: tuple[float, float] = (0.0, 0.0)
+    ref: Any, mov: Any, *, params: FieldParams = FieldParams(), initial: tuple[float, float] = (0.0, 0.0),
+    cover: np.ndarray | None = None,
 ) -> ShiftField:
     """Tie points, outlier rejection and a fitted dense field of ``mov`` against ``ref`` (2-D arrays).
 
     ``params.smoothing`` ``None``: chosen by cross-validation on the tie points (:func:`choose_smoothing`).
+    ``cover``: where both have data, coarse; the tie points are spread over it (:func:`window_origins`).
     """
-    fld = measure_tie_points(ref, mov, params=params, initial=initial)
+    fld = measure_tie_points(ref, mov, params=params, initial=initial, cover=cover)
     reject_outliers(fld, params)
     fld.fit(params.smoothing if params.smoothing is not None else choose_smoothing(fld), robust=True)
     logger.debug("shift field: %d tie points found, %d kept", fld.n_found, fld.n_kept)

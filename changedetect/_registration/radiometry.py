@@ -13,8 +13,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import dask.array as da
 import numpy as np
 from scipy import stats
+
+from changedetect._registration.windows import place_windows
 
 _MAD = 1.4826
 #: A band whose fit correlates less than this on its pseudo-invariant pixels is not normalised.
@@ -148,3 +151,21 @@ def _orthogonal_fit(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[np.nda
     safe = np.where(np.abs(sxy) > 1e-15, sxy, 1e-15)
     gain = (syy - sxx + np.sqrt((syy - sxx) ** 2 + 4 * sxy**2)) / (2 * safe)
     return gain, my - gain * mx
+
+
+def fit_radiometry_sampled(ref: da.Array, warped: da.Array, *, n_windows: int = 16, size: int = 256,
+                           cover: np.ndarray | None = None) -> Radiometry:
+    """Fit the normalisation on a sample of windows (the whole image when it is small), those mostly on
+    no data moved onto data (``cover``: where both dates have it, coarse)."""
+    _, h, w = ref.shape
+    if h * w <= 2048 * 2048:
+        return normalize_radiometry(*da.compute(ref, warped))
+    n = int(np.sqrt(n_windows))
+    rows = np.linspace(0, h - size, n).round().astype(int)
+    cols = np.linspace(0, w - size, n).round().astype(int)
+    origins = place_windows([(r, c) for r in rows for c in cols], (h, w), size, cover)
+    pairs = [(ref[:, r:r + size, c:c + size], warped[:, r:r + size, c:c + size]) for r, c in origins]
+    computed = da.compute(*[p for pair in pairs for p in pair])
+    a = np.concatenate([x.reshape(x.shape[0], -1) for x in computed[0::2]], axis=1)
+    b = np.concatenate([x.reshape(x.shape[0], -1) for x in computed[1::2]], axis=1)
+    return normalize_radiometry(a, b)

@@ -11,12 +11,14 @@ is cloud, from a decimated read, for ``info`` and ``run``'s summary.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import dask.array as da
 import numpy as np
 import rasterio
+import xarray as xr
 from affine import Affine
 from rasterio.crs import CRS as RioCRS
 from rasterio.enums import Resampling
@@ -114,6 +116,38 @@ def bands_have_data(bands: Sequence[BandSource], grid: Grid) -> np.ndarray:
     for band in bands:
         data &= ~np.isnan(_decimated(band, grid))
     return data
+
+
+def coarse_grid(grid: Grid, side: int) -> Grid:
+    """``grid``'s extent in at most ``side`` px a side (``grid`` itself when it is no larger): cell ``i``
+    covers rows ``i * height / h'`` to ``(i + 1) * height / h'``, exactly the same extent."""
+    k = max(grid.width, grid.height) / side
+    if k <= 1:
+        return grid
+    width, height = max(1, math.ceil(grid.width / k)), max(1, math.ceil(grid.height / k))
+    transform = grid.transform @ Affine.scale(grid.width / width, grid.height / height)
+    return Grid(crs=grid.crs, transform=transform, width=width, height=height)
+
+
+def data_coverage(series: SeriesSource, grid: Grid | None = None, *, side: int = 1024) -> xr.DataArray:
+    """``(time, y, x)`` bool on ``grid`` (default the series' reference grid) decimated to at most
+    ``side`` px a side (:func:`coarse_grid`): True where the date's first band has data.  Read
+    decimated (the files' overviews serve it where they have some; a sparse GeoTIFF's empty tiles cost
+    nothing), so it costs a few reads of ``side``² px a date however large the grid: what a date covers
+    of a city-wide mosaic, before anything reads it (see
+    :func:`changedetect.coregister.coregister`'s ``coverage``)."""
+    import pandas as pd
+
+    grid = grid or series.reference_grid()
+    coarse = coarse_grid(grid, side)
+    cover = np.stack([bands_have_data(scene.bands[:1], coarse) for scene in series.scenes])
+    t = coarse.transform
+    return xr.DataArray(
+        cover, dims=("time", "y", "x"), name="coverage",
+        coords={"time": pd.to_datetime([s.date for s in series.scenes]).values,
+                "y": t.f + t.e * (np.arange(coarse.height) + 0.5), "x": t.c + t.a * (np.arange(coarse.width) + 0.5)},
+        attrs={"long_name": "the date has data", "source_shape": [grid.height, grid.width]},
+    )
 
 
 def _decimated(band: BandSource, grid: Grid) -> np.ndarray:

@@ -24,6 +24,7 @@ import logging
 import math
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import rasterio
 from pyproj import CRS
@@ -55,6 +56,9 @@ from changedetect.io._names import (
 )
 from changedetect.io._read import alpha_mask_band
 from changedetect.types import STACK_DIMS, Grid, TileStack  # noqa: F401  (re-exported)
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 log = logging.getLogger(__name__)
 
@@ -186,6 +190,14 @@ class SeriesSource:
         """The finest band grid of the first date, or that extent at ``resolution`` metres."""
         grid = self.scenes[0].grid
         return grid if resolution is None else geo.regrid(grid, resolution)
+
+    def coverage(self, grid: Grid | None = None, *, side: int = 1024) -> xr.DataArray:
+        """Where each date has data: ``(time, y, x)`` bool on ``grid`` (default :meth:`reference_grid`)
+        decimated to at most ``side`` px a side, from decimated reads (cheap at any size).  Pass it
+        to :func:`changedetect.coregister.coregister` for a large grid that a date covers only part of."""
+        from changedetect.io.clouds import data_coverage
+
+        return data_coverage(self, grid, side=side)
 
     def to_stack(
         self,
