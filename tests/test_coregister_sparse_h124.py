@@ -12,6 +12,7 @@ with a lazy stack that records each block it is asked for: no peak memory is mea
 from __future__ import annotations
 
 import logging
+import os
 import re
 import threading
 from pathlib import Path
@@ -151,3 +152,23 @@ def test_a_mostly_empty_grid_is_said_before_it_is_written(tmp_path: Path, caplog
     with caplog.at_level(logging.WARNING, logger="changedetect"), pytest.raises(RuntimeError):
         cli_tool.coregister_files(tmp_path, tmp_path / "out")
     assert any("crop every date's files to that box first" in r.getMessage() for r in caplog.records)
+
+
+def test_a_block_image_reads_what_its_source_holds_and_stores_only_the_blocks_read() -> None:
+    # was: a temporary file truncated to the whole grid (160 GB of float32 for a 200 000 px city), a hole
+    # on disk but refused by a file-size limit (ulimit -f) or a file system without sparse files
+    rng = np.random.default_rng(7)
+    values = rng.random((1000, 900)).astype(np.float32)
+    values[:300, :300] = np.nan  # blocks (0, 0) and (0, 1) hold no data: not stored
+    img = BlockImage(da.from_array(values, chunks=(150, 128)))
+    for r0, r1, c0, c1 in ((0, 1000, 0, 900), (140, 460, 120, 700), (299, 301, 255, 257), (5, 6, 0, 900)):
+        np.testing.assert_array_equal(img[r0:r1, c0:c1], values[r0:r1, c0:c1])
+    np.testing.assert_array_equal(img[10:500:7, 3:800:5], values[10:500:7, 3:800:5])
+    np.testing.assert_array_equal(np.asarray(img), values)
+    stored = int(np.sum([values[r:r + 150, c:c + 128].size for r in range(0, 1000, 150) for c in range(0, 900, 128)
+                         if np.isfinite(values[r:r + 150, c:c + 128]).any()]))
+    assert stored < values.size  # two blocks were all NaN
+    assert os.fstat(img._file.fileno()).st_size == stored * 4
+    huge = BlockImage(da.zeros((200_000, 200_000), chunks=1024, dtype=np.float32))
+    assert huge[100_000:100_128, 50_000:50_128].shape == (128, 128)
+    assert os.fstat(huge._file.fileno()).st_size == 1024 * 1024 * 4  # one block, not 160 GB

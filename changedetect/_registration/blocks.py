@@ -4,8 +4,8 @@ A date's matching image (its material edges, its band mean, one band) larger tha
 ``coregister._IN_MEMORY_PIXELS`` is only ever read in windows: the global shift's few windows
 of 256 px and the tie points' windows of 128 px, at most about 900 of them however large the
 scene.  :class:`BlockImage` computes the dask blocks under the windows asked for, once each,
-keeps them in a sparse temporary file (an all-NaN block takes no space: a sparse mosaic's empty
-tiles), and reads the windows back from it.  Memory holds the windows and the blocks of one
+appends them to a temporary file (an all-NaN block is not stored: a sparse mosaic's empty tiles),
+and reads the windows back from it.  Memory holds the windows and the blocks of one
 batch; disk the blocks read, not the grid: a 200 000 px square city of which a few districts
 hold data costs what those districts and the windows' blocks cost (``benchmarks/coregister_sparse.py``).
 """
@@ -26,7 +26,7 @@ _BATCH = 8
 
 class BlockImage:
     """A 2-D float image read like a numpy array (``img[r0:r1, c0:c1]``, ``img[r0:r1]``, ``np.asarray``)
-    whose blocks are computed on first read and kept in an anonymous temporary file.
+    whose blocks are computed on first read and appended to an anonymous temporary file.
 
     ``source``: a lazy ``(h, w)`` image or ``(b, h, w)`` date; its blocks (``source``'s chunks in ``y``
     and ``x``) are ``fn`` of the source under the block and ``halo`` pixels around it (fewer at the image's
@@ -50,9 +50,12 @@ class BlockImage:
         nby, nbx = len(self._rows) - 1, len(self._cols) - 1
         self._done = np.zeros((nby, nbx), dtype=bool)
         self._empty = np.zeros((nby, nbx), dtype=bool)  # all NaN: not stored, read as NaN
+        # where each stored block starts in the file: blocks are appended as they are computed, so the
+        # file is as large as the blocks read, never the grid (a 200 000 px city's grid of float32 is
+        # 160 GB, which a file-size limit or a file system without sparse files would refuse)
+        self._offset = np.full((nby, nbx), -1, dtype=np.int64)
+        self._end = 0
         self._file = tempfile.TemporaryFile()  # noqa: SIM115  (lives as long as the image; deleted when collected)
-        # its full size at once, a hole (no disk) until blocks are written: a read never falls past its end
-        os.ftruncate(self._file.fileno(), self.shape[0] * self.shape[1] * self.dtype.itemsize)
 
     @property
     def blocks_computed(self) -> int:
@@ -100,16 +103,22 @@ class BlockImage:
         r1, c1 = max(r1, r0), max(c1, c0)
         self.prefetch([(r0, r1, c0, c1)])
         out = np.empty((r1 - r0, c1 - c0), dtype=self.dtype)
-        w, n, fd = self.shape[1], self.dtype.itemsize, self._file.fileno()
-        if c0 == 0 and c1 == w:  # whole rows: one read
-            out[...] = np.frombuffer(os.pread(fd, (r1 - r0) * w * n, r0 * w * n), self.dtype).reshape(-1, w)
-        else:
-            for r in range(r0, r1):
-                out[r - r0] = np.frombuffer(os.pread(fd, (c1 - c0) * n, (r * w + c0) * n), self.dtype)
+        n, fd = self.dtype.itemsize, self._file.fileno()
         for i, j in self._under(r0, r1, c0, c1):
+            br0, bc0 = int(self._rows[i]), int(self._cols[j])
+            bw = int(self._cols[j + 1]) - bc0
+            a0, a1 = max(br0, r0), min(int(self._rows[i + 1]), r1)  # the rows and columns of both
+            b0, b1 = max(bc0, c0), min(bc0 + bw, c1)
+            target = out[a0 - r0:a1 - r0, b0 - c0:b1 - c0]
             if self._empty[i, j]:
-                out[max(self._rows[i], r0) - r0:min(self._rows[i + 1], r1) - r0,
-                    max(self._cols[j], c0) - c0:min(self._cols[j + 1], c1) - c0] = np.nan
+                target[...] = np.nan
+            elif b0 == bc0 and b1 == bc0 + bw:  # the block's whole width: one read
+                start = int(self._offset[i, j]) + (a0 - br0) * bw * n
+                target[...] = np.frombuffer(os.pread(fd, (a1 - a0) * bw * n, start), self.dtype).reshape(-1, bw)
+            else:
+                for r in range(a0, a1):
+                    start = int(self._offset[i, j]) + ((r - br0) * bw + b0 - bc0) * n
+                    target[r - a0] = np.frombuffer(os.pread(fd, (b1 - b0) * n, start), self.dtype)
         return out[::rstep, ::cstep] if rstep != 1 or cstep != 1 else out
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
@@ -131,10 +140,10 @@ class BlockImage:
         if np.isnan(values).all():
             self._empty[i, j] = True
             return
-        w, c0, n, fd = self.shape[1], int(self._cols[j]), self.dtype.itemsize, self._file.fileno()
-        values = np.ascontiguousarray(values, dtype=self.dtype)
-        for k, r in enumerate(range(int(self._rows[i]), int(self._rows[i + 1]))):
-            os.pwrite(fd, values[k].tobytes(), (r * w + c0) * n)
+        data = np.ascontiguousarray(values, dtype=self.dtype).tobytes()
+        self._offset[i, j] = self._end
+        os.pwrite(self._file.fileno(), data, self._end)
+        self._end += len(data)
 
 
 def prefetch(img: Any, regions: Iterable[tuple[int, int, int, int]]) -> None:
