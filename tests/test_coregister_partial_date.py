@@ -170,3 +170,25 @@ def test_a_large_corner_date_gets_a_local_field_from_tie_points_on_its_data(monk
     field = entry.shift_field
     dx, dy = field.dense(0, CORNER, 0, CORNER)  # where the date has data: the true constant shift
     assert np.median(np.hypot(dx + SHIFT[0], dy + SHIFT[1])) < 0.05
+
+
+def test_a_run_hands_coregister_the_files_coverage_when_the_grid_is_large(tmp_path: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    # the pipeline (and so the nightly job) reads each date's coverage from the files for a large grid
+    from changedetect import pipeline
+    from changedetect.testing import make_run_inputs
+
+    config = make_run_inputs(tmp_path, size=200)
+    seen: list[object] = []
+    real = cg.coregister
+
+    def spy(stack: xr.DataArray, **kwargs: object) -> object:
+        seen.append(kwargs.get("coverage"))
+        return real(stack, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(cg, "needs_coverage", lambda height, width: True)  # as for a grid over 4096²
+    monkeypatch.setattr(cg, "coregister", spy)
+    pipeline.run(tmp_path / "tiles", permits=tmp_path / "permits.gpkg", out=tmp_path / "out", config=config)
+    assert len(seen) == 1 and isinstance(seen[0], xr.DataArray), seen
+    coverage = seen[0]
+    assert coverage.dims == ("time", "y", "x") and coverage.sizes["time"] == 3 and bool(coverage.all())
