@@ -195,7 +195,8 @@ def _register_date(
     warped = da.stack([warp_lazy(data[i, b], fld, order=config.order) for b in range(len(bands))], axis=0)
     if config.radiometric:
         radio = fit_radiometry_sampled(data[ref_idx], warped, cover=cover if cover is not None else
-                                finite_cover(ref_match, mov_match, 256))
+                                       finite_cover(ref_match, mov_match, 256), mov=data[i], fld=fld,
+                                       order=config.order)
         entry.gain = dict(zip(bands, radio.gain, strict=True))
         entry.offset = dict(zip(bands, radio.offset, strict=True))
         entry.invariant_fraction = radio.invariant_fraction

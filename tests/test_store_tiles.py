@@ -63,3 +63,18 @@ def test_the_warp_of_a_sparse_scene_equals_the_in_memory_warp() -> None:
     far = ndimage.binary_erosion(np.isfinite(image), iterations=16)
     np.testing.assert_allclose(lazy[far], eager[far], atol=1e-3)
     assert np.isnan(lazy[:, 320:]).all() and np.isfinite(lazy[10:400, 10:280]).all()
+
+
+def test_a_window_warped_from_its_own_read_equals_the_lazy_warp_there() -> None:
+    # the radiometric fit of a large date warps its sample windows this way, without the overlap graph
+    from changedetect._registration.warp import warp_window
+
+    rng = np.random.default_rng(11)
+    image = (rng.random((2, 500, 460)) * 100).astype(np.float32)
+    image[1, :, :40] = np.nan
+    fld = ShiftField.uniform((500, 460), -2.6, 1.3)
+    lazy = np.stack([warp_lazy(da.from_array(image[b], chunks=128), fld).compute() for b in range(2)])
+    for r0, r1, c0, c1 in ((100, 356, 90, 346), (0, 64, 0, 64), (436, 500, 396, 460)):
+        window = warp_window(da.from_array(image, chunks=(1, 128, 128)), fld, r0, r1, c0, c1)
+        np.testing.assert_array_equal(np.isnan(window), np.isnan(lazy[:, r0:r1, c0:c1]))
+        np.testing.assert_allclose(window[0], lazy[0, r0:r1, c0:c1], atol=1e-3)

@@ -12,6 +12,7 @@ Changed roofs, new buildings, clouds and shadows get weights near zero.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import dask.array as da
 import numpy as np
@@ -154,9 +155,15 @@ def _orthogonal_fit(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[np.nda
 
 
 def fit_radiometry_sampled(ref: da.Array, warped: da.Array, *, n_windows: int = 16, size: int = 256,
-                           cover: np.ndarray | None = None) -> Radiometry:
+                           cover: np.ndarray | None = None, mov: da.Array | None = None, fld: Any = None,
+                           order: int = 3) -> Radiometry:
     """Fit the normalisation on a sample of windows (the whole image when it is small), those mostly on
-    no data moved onto data (``cover``: where both dates have it, coarse)."""
+    no data moved onto data (``cover``: where both dates have it, coarse).  With ``mov`` (the date
+    before its warp) and ``fld`` (its :class:`~changedetect._registration.field.ShiftField`), a large
+    image's windows are warped from reads of ``mov`` (:func:`~changedetect._registration.warp.warp_window`),
+    not sliced from ``warped``: slicing a lazy warp builds its overlap graph over the whole grid."""
+    from changedetect._registration.warp import warp_window, window_span
+
     _, h, w = ref.shape
     if h * w <= 2048 * 2048:
         return normalize_radiometry(*da.compute(ref, warped))
@@ -164,8 +171,17 @@ def fit_radiometry_sampled(ref: da.Array, warped: da.Array, *, n_windows: int = 
     rows = np.linspace(0, h - size, n).round().astype(int)
     cols = np.linspace(0, w - size, n).round().astype(int)
     origins = place_windows([(r, c) for r in rows for c in cols], (h, w), size, cover)
-    pairs = [(ref[:, r:r + size, c:c + size], warped[:, r:r + size, c:c + size]) for r, c in origins]
-    computed = da.compute(*[p for pair in pairs for p in pair])
-    a = np.concatenate([x.reshape(x.shape[0], -1) for x in computed[0::2]], axis=1)
-    b = np.concatenate([x.reshape(x.shape[0], -1) for x in computed[1::2]], axis=1)
+    if mov is not None and fld is not None:  # every read in one call of dask: each slices a large graph
+        spans = [window_span((h, w), fld, r, r + size, c, c + size) for r, c in origins]
+        reads = da.compute(*[ref[:, r:r + size, c:c + size] for r, c in origins],
+                           *[mov[:, a:b, c:d] for a, b, c, d in spans])
+        refs = reads[:len(origins)]
+        movs = [warp_window(mov, fld, r, r + size, c, c + size, order=order, read=read)
+                for (r, c), read in zip(origins, reads[len(origins):], strict=True)]
+    else:
+        pairs = [(ref[:, r:r + size, c:c + size], warped[:, r:r + size, c:c + size]) for r, c in origins]
+        computed = da.compute(*[p for pair in pairs for p in pair])
+        refs, movs = computed[0::2], computed[1::2]
+    a = np.concatenate([x.reshape(x.shape[0], -1) for x in refs], axis=1)
+    b = np.concatenate([x.reshape(x.shape[0], -1) for x in movs], axis=1)
     return normalize_radiometry(a, b)

@@ -95,3 +95,39 @@ def warp_lazy(image: Any, fld: ShiftField, *, order: int = 3) -> da.Array:
         return out.astype(np.float32)
 
     return da.map_blocks(block, padded, chunks=arr.chunks, dtype=np.float32)
+
+
+def window_span(shape: tuple[int, int], fld: ShiftField, r0: int, r1: int, c0: int, c1: int) -> tuple[int, int, int, int]:
+    """Rows and columns ``(r0', r1', c0', c1')`` of an image of ``shape`` that warping its window
+    ``r0:r1, c0:c1`` by ``fld`` reads: the window and a halo wider than the shift there."""
+    h, w = shape
+    dx, dy = fld.dense(r0, r1, c0, c1)
+    depth = int(math.ceil(max(float(np.abs(dx).max()), float(np.abs(dy).max())))) + _SPLINE_MARGIN
+    return max(r0 - depth, 0), min(r1 + depth, h), max(c0 - depth, 0), min(c1 + depth, w)
+
+
+def warp_window(image: Any, fld: ShiftField, r0: int, r1: int, c0: int, c1: int, *, order: int = 3,
+                read: np.ndarray | None = None) -> np.ndarray:
+    """Rows ``r0:r1`` and columns ``c0:c1`` of ``image`` (``(band, h, w)``, dask or numpy) warped by ``fld``,
+    from a read of that window and a halo wider than the shift (:func:`window_span`; ``read``: that
+    read, already made): what :func:`warp_lazy` gives there (but for the mean :func:`sample` fills
+    missing pixels with, near the edge of the data), without the overlap graph of the whole image (at
+    200 000 px a side, culling it took a minute a batch of windows)."""
+    _, h, w = image.shape
+    er0, er1, ec0, ec1 = window_span((h, w), fld, r0, r1, c0, c1)
+    if read is None:
+        part = image[:, er0:er1, ec0:ec1]
+        read = part.compute() if isinstance(part, da.Array) else part
+    src = np.asarray(read)
+    dx, dy = fld.dense(r0, r1, c0, c1)
+    rows, cols = np.meshgrid(np.arange(r0, r1, dtype=np.float64), np.arange(c0, c1, dtype=np.float64), indexing="ij")
+    rows, cols = rows + dy, cols + dx
+    outside = (rows < -0.5) | (rows > h - 0.5) | (cols < -0.5) | (cols > w - 0.5)
+    out = np.empty((src.shape[0], r1 - r0, c1 - c0), dtype=np.float32)
+    for b in range(src.shape[0]):
+        if not np.isfinite(src[b]).any():
+            out[b] = np.nan
+            continue
+        out[b] = sample(src[b], rows - er0, cols - ec0, order=order)
+        out[b][outside] = np.nan
+    return out

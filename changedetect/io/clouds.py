@@ -138,9 +138,12 @@ def data_coverage(series: SeriesSource, grid: Grid | None = None, *, side: int =
     :func:`changedetect.coregister.coregister`'s ``coverage``)."""
     import pandas as pd
 
+    from changedetect.io._block_cache import capped
+
     grid = grid or series.reference_grid()
     coarse = coarse_grid(grid, side)
-    cover = np.stack([bands_have_data(scene.bands[:1], coarse) for scene in series.scenes])
+    with capped():  # a decimated read of a large file without overviews fills GDAL's cache with its blocks
+        cover = np.stack([bands_have_data(scene.bands[:1], coarse) for scene in series.scenes])
     t = coarse.transform
     return xr.DataArray(
         cover, dims=("time", "y", "x"), name="coverage",
