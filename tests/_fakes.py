@@ -20,3 +20,13 @@ class DiffPredictor:
 
     def __call__(self, before: xr.DataArray, after: xr.DataArray) -> np.ndarray:
         return np.abs(after.values - before.values).mean(axis=0) / 255.0
+
+
+def textured_scene(y: np.ndarray, x: np.ndarray, band: int) -> np.ndarray:
+    """A textured scene (roofs in three colours, streets, noise) at integer coordinates ``y``, ``x``:
+    band 0, 1 or 2 of it, float32 (the co-registration tests read it shifted)."""
+    cells = (np.floor(x / 17) * 7 + np.floor(y / 13) * 13) % 5
+    noise = np.modf(np.sin(y * 12.9898 + x * 78.233) * 43758.5453)[0]
+    value = 100 + 40 * np.sin(x / 5.3) * np.cos(y / 7.1) + 30 * cells + 10 * np.abs(noise)
+    colour = ((np.floor(x / 23) + np.floor(y / 19)) % 3) * 20
+    return (value + colour if band == 0 else value if band == 1 else 0.8 * value - colour).astype(np.float32)

@@ -19,6 +19,7 @@ import pandas as pd
 import pytest
 import rasterio
 import xarray as xr
+from _fakes import textured_scene
 from affine import Affine
 
 import changedetect.coregister as cg
@@ -30,18 +31,9 @@ SHIFT = (2, -1)  # date 2 is the scene read (dx, dy) px further
 TRANSFORM = Affine(0.5, 0, 680_000, 0, -0.5, 1_200_000)
 
 
-def _scene(y: np.ndarray, x: np.ndarray, band: int) -> np.ndarray:
-    """Textured ground (blocks in three colours, streets, noise) at integer coordinates."""
-    cells = (np.floor(x / 17) * 7 + np.floor(y / 13) * 13) % 5
-    noise = np.modf(np.sin(y * 12.9898 + x * 78.233) * 43758.5453)[0]
-    value = 100 + 40 * np.sin(x / 5.3) * np.cos(y / 7.1) + 30 * cells + 10 * np.abs(noise)
-    colour = ((np.floor(x / 23) + np.floor(y / 19)) % 3) * 20
-    return (value + colour if band == 0 else value if band == 1 else 0.8 * value - colour).astype(np.float32)
-
-
 def _date(t: int) -> np.ndarray:
     y, x = np.mgrid[0:SIZE, 0:SIZE]
-    out = np.stack([_scene(y + t * SHIFT[1], x + t * SHIFT[0], b) for b in range(3)])
+    out = np.stack([textured_scene(y + t * SHIFT[1], x + t * SHIFT[0], b) for b in range(3)])
     if t:
         out[:, CORNER:, :] = np.nan
         out[:, :, CORNER:] = np.nan

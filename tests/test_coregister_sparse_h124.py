@@ -23,6 +23,7 @@ import pandas as pd
 import pytest
 import rasterio
 import xarray as xr
+from _fakes import textured_scene
 from affine import Affine
 
 import changedetect.coregister as cg
@@ -32,15 +33,6 @@ from changedetect._registration.matching import material_edges, material_edges_o
 SIZE, CHUNK = 2304, 64  # 36 x 36 blocks a band
 PATCH = (448, 1856)  # rows and columns that hold data (37 % of the grid); the rest is nodata
 SHIFT = (2, -1)  # date 2 is the scene read (dx, dy) px further: its content moves by (-dx, -dy)
-
-
-def _scene(y: np.ndarray, x: np.ndarray, band: int) -> np.ndarray:
-    """A textured scene (roofs in three colours, streets, noise) at integer coordinates."""
-    cells = (np.floor(x / 17) * 7 + np.floor(y / 13) * 13) % 5
-    noise = np.modf(np.sin(y * 12.9898 + x * 78.233) * 43758.5453)[0]
-    value = 100 + 40 * np.sin(x / 5.3) * np.cos(y / 7.1) + 30 * cells + 10 * np.abs(noise)
-    colour = ((np.floor(x / 23) + np.floor(y / 19)) % 3) * 20
-    return (value + colour if band == 0 else value if band == 1 else 0.8 * value - colour).astype(np.float32)
 
 
 class Recorder:
@@ -61,7 +53,7 @@ class Recorder:
             for k, b in enumerate(range(b0, b1)):
                 with self._lock:
                     self.read.add((t, b, i, j))
-                values = _scene(y + t * SHIFT[1], x + t * SHIFT[0], b)
+                values = textured_scene(y + t * SHIFT[1], x + t * SHIFT[0], b)
                 out[k][inside] = values[inside]
             return out
 
