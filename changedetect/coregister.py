@@ -58,6 +58,7 @@ from changedetect._registration.report import CoregistrationReport, DateRegistra
 from changedetect._registration.shift import ShiftEstimate, estimate_shift
 from changedetect._registration.warp import apply_shift_field, warp_lazy
 from changedetect._registration.windows import (
+    check_coverage,
     finite_cover,
     pair_cover,
     place_windows,
@@ -124,6 +125,7 @@ def coregister(
     stack = nodata_as_nan(stack)  # a declared nodata (a uint16 collar of 0) is no data, not black ground
     start = time.perf_counter()
     ref_idx = _reference_index(stack, config.reference)
+    cover = check_coverage(coverage, stack.sizes["time"])
     data = stack.data if isinstance(stack.data, da.Array) else da.from_array(np.asarray(stack.data), chunks=(1, 1, 1024, 1024))
     kind = matching_kind(band_names(stack), config.band, config.matching)
     _check_size(stack)  # before the matching image: its gradients need two pixels a side
@@ -144,7 +146,7 @@ def coregister(
             continue
         mov_match = _matching_image(stack, data, i, config.band, kind)
         aligned, entry = _register_date(data, ref_idx, i, ref_match, mov_match, stack, config, dates[i], bands,
-                                        kind, pair_cover(coverage, ref_idx, i))
+                                        kind, pair_cover(cover, ref_idx, i))
         out_dates.append(aligned)
         entries.append(entry)
     result = stack.copy(data=da.stack(out_dates, axis=0).astype(np.float32))

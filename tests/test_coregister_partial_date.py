@@ -184,3 +184,10 @@ def test_a_run_hands_coregister_the_files_coverage_when_the_grid_is_large(tmp_pa
     assert len(seen) == 1 and isinstance(seen[0], xr.DataArray), seen
     coverage = seen[0]
     assert coverage.dims == ("time", "y", "x") and coverage.sizes["time"] == 3 and bool(coverage.all())
+
+
+def test_a_coverage_of_another_series_is_refused_by_name() -> None:
+    # was: an IndexError from inside the loop over dates (or, for more dates, the wrong ones paired)
+    three = np.ones((3, 96, 96), bool)
+    with pytest.raises(ValueError, match=r"one image for each of the stack's 2 dates.*series.coverage\(grid\)"):
+        cg.coregister(_stack(), config=cg.CoregisterConfig(radiometric=False, local=False), coverage=three)

@@ -87,14 +87,27 @@ def warp_lazy(image: Any, fld: ShiftField, *, order: int = 3) -> da.Array:
         i, j = block_info[None]["chunk-location"]
         er0 = starts_r[i] - (depth_r if i > 0 else 0)
         ec0 = starts_c[j] - (depth_c if j > 0 else 0)
-        dx, dy = fld.dense(r0, r1, c0, c1)
-        rows, cols = np.meshgrid(np.arange(r0, r1, dtype=np.float64), np.arange(c0, c1, dtype=np.float64), indexing="ij")
-        rows, cols = rows + dy, cols + dx
-        out = sample(x, rows - er0, cols - ec0, order=order)
-        out[(rows < -0.5) | (rows > h - 0.5) | (cols < -0.5) | (cols > w - 0.5)] = np.nan
-        return out.astype(np.float32)
+        return _warped(x, er0, ec0, _positions(fld, r0, r1, c0, c1), (h, w), order)
 
     return da.map_blocks(block, padded, chunks=arr.chunks, dtype=np.float32)
+
+
+def _positions(fld: ShiftField, r0: int, r1: int, c0: int, c1: int) -> tuple[np.ndarray, np.ndarray]:
+    """Where the reference's pixels ``r0:r1, c0:c1`` are read on the date: ``(rows, cols)`` + the field."""
+    dx, dy = fld.dense(r0, r1, c0, c1)
+    rows, cols = np.meshgrid(np.arange(r0, r1, dtype=np.float64), np.arange(c0, c1, dtype=np.float64), indexing="ij")
+    return rows + dy, cols + dx
+
+
+def _warped(src: np.ndarray, er0: int, ec0: int, at: tuple[np.ndarray, np.ndarray], shape: tuple[int, int],
+            order: int) -> np.ndarray:
+    """``src`` (a 2-D read whose first pixel is ``(er0, ec0)`` of an image of ``shape``) sampled at the
+    positions ``at`` (:func:`_positions`); NaN off the image, float32."""
+    rows, cols = at
+    h, w = shape
+    out = sample(src, rows - er0, cols - ec0, order=order)
+    out[(rows < -0.5) | (rows > h - 0.5) | (cols < -0.5) | (cols > w - 0.5)] = np.nan
+    return out.astype(np.float32)
 
 
 def window_span(shape: tuple[int, int], fld: ShiftField, r0: int, r1: int, c0: int, c1: int) -> tuple[int, int, int, int]:
@@ -119,15 +132,6 @@ def warp_window(image: Any, fld: ShiftField, r0: int, r1: int, c0: int, c1: int,
         part = image[:, er0:er1, ec0:ec1]
         read = part.compute() if isinstance(part, da.Array) else part
     src = np.asarray(read)
-    dx, dy = fld.dense(r0, r1, c0, c1)
-    rows, cols = np.meshgrid(np.arange(r0, r1, dtype=np.float64), np.arange(c0, c1, dtype=np.float64), indexing="ij")
-    rows, cols = rows + dy, cols + dx
-    outside = (rows < -0.5) | (rows > h - 0.5) | (cols < -0.5) | (cols > w - 0.5)
-    out = np.empty((src.shape[0], r1 - r0, c1 - c0), dtype=np.float32)
-    for b in range(src.shape[0]):
-        if not np.isfinite(src[b]).any():
-            out[b] = np.nan
-            continue
-        out[b] = sample(src[b], rows - er0, cols - ec0, order=order)
-        out[b][outside] = np.nan
-    return out
+    at = _positions(fld, r0, r1, c0, c1)
+    return np.stack([_warped(band, er0, ec0, at, (h, w), order) if np.isfinite(band).any()
+                     else np.full((r1 - r0, c1 - c0), np.nan, dtype=np.float32) for band in src])

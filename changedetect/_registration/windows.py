@@ -58,17 +58,24 @@ def finite_cover(ref: Any, mov: Any, size: int) -> np.ndarray | None:
     return None if cover.all() else cover
 
 
-def pair_cover(coverage: Any, ref: int, mov: int) -> np.ndarray | None:
-    """``coverage`` (``(time, h', w')`` bool, or ``(h', w')`` for every date) for the pair ``ref``,
-    ``mov``: True where both have data."""
+def check_coverage(coverage: Any, n_dates: int) -> np.ndarray | None:
+    """``coverage`` as a bool array, ``(time, h', w')`` with one image per date or ``(h', w')`` for
+    every date; a clear ``ValueError`` for any other shape (a coverage of another series)."""
     if coverage is None:
         return None
     cov = np.asarray(coverage, dtype=bool)
-    if cov.ndim == 2:
+    if cov.ndim == 2 or (cov.ndim == 3 and cov.shape[0] == n_dates):
         return cov
-    if cov.ndim != 3:
-        raise ValueError(f"coverage must be (time, y, x) or (y, x) bool, got shape {cov.shape}")
-    return cov[ref] & cov[mov]
+    raise ValueError(f"coverage must be (time, y, x) bool with one image for each of the stack's {n_dates} "
+                     f"dates, or (y, x) for all of them; got shape {cov.shape}: pass series.coverage(grid) "
+                     "of the series the stack was read from")
+
+
+def pair_cover(coverage: np.ndarray | None, ref: int, mov: int) -> np.ndarray | None:
+    """``coverage`` (:func:`check_coverage`'s) for the pair ``ref``, ``mov``: True where both have data."""
+    if coverage is None or coverage.ndim == 2:
+        return coverage
+    return coverage[ref] & coverage[mov]
 
 
 def window_shares(cover: np.ndarray, shape: tuple[int, int], size: int, rows: np.ndarray,
@@ -184,5 +191,5 @@ def _grid_windows(shape: tuple[int, int], params: FieldParams, area: int) -> tup
     return np.concatenate(rows), np.concatenate(cols), np.concatenate(sizes)
 
 
-__all__ = ["MIN_SHARE", "covered_area", "finite_cover", "pair_cover", "place_windows", "regular_origins",
+__all__ = ["MIN_SHARE", "check_coverage", "covered_area", "finite_cover", "pair_cover", "place_windows", "regular_origins",
            "window_origins", "window_shares"]
