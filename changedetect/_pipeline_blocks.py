@@ -41,6 +41,7 @@ from changedetect._block_spans import (
     spans,
     window_grids,
 )
+from changedetect._dask_cull import values
 from changedetect._detect_engine import SCENE_STATS, _scene_stats
 from changedetect._fill_before import FILLED_ATTR, Counts, fill_window, filled_counts
 from changedetect._pipeline_find import Found, carried_ids, find
@@ -112,7 +113,7 @@ class SceneStats:
             data = self.reads.get(at)
             if data is None:
                 rows, cols = win.slices
-                data = np.asarray(self.stack.isel(time=i, y=rows, x=cols).values, dtype=np.float32)
+                data = np.asarray(values(self.stack.isel(time=i, y=rows, x=cols)), dtype=np.float32)
                 if win.height * win.width <= 256 * 256:  # the sample windows: shared by the cards
                     self.reads[at] = data
             return data[idx]

@@ -46,6 +46,7 @@ import rioxarray  # noqa: F401  (registers the .rio accessor)
 
 from changedetect._config_toml import stage_config
 from changedetect._coregister_config import CoregisterConfig, _config_dict, _reference_index
+from changedetect._dask_cull import compute
 from changedetect._registration.blocks import BlockImage, prefetch
 from changedetect._registration.field import ShiftField, estimate_shift_field
 from changedetect._registration.matching import chromatic_bands, matching_kind, material_edges_of
@@ -339,14 +340,14 @@ def _matching_image(stack: TileStack, data: da.Array, i: int, band: str | None, 
     names = band_names(stack)
     if band is not None:
         img = data[i, _band_index(stack, names, band)]
-        return img.compute() if img.size <= _IN_MEMORY_PIXELS else BlockImage(img, dtype=img.dtype)
+        return compute(img)[0] if img.size <= _IN_MEMORY_PIXELS else BlockImage(img, dtype=img.dtype)
     if kind == "material":
         red, green = chromatic_bands(names)  # type: ignore[misc]
         return material_edges_of(data[i], red, green, in_memory_pixels=_IN_MEMORY_PIXELS)
     if data[i, 0].size <= _IN_MEMORY_PIXELS:  # small: read once
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            return da.nanmean(data[i], axis=0).compute()
+            return compute(da.nanmean(data[i], axis=0))[0]
     return BlockImage(data[i], _band_mean)
 
 

@@ -26,6 +26,7 @@ import rioxarray  # noqa: F401  (registers the .rio accessor)
 import xarray as xr
 
 from changedetect._config_toml import stage_config
+from changedetect._dask_cull import values
 from changedetect._detect_each import _confirm, _date_presence, _fills, _masked, _pair_probability
 from changedetect._detect_engine import (
     SCENE_STATS,
@@ -113,7 +114,7 @@ def _array_reader(da: xr.DataArray, idx: list[int]) -> Reader:
 
     def read(win: Window) -> np.ndarray:
         rows, cols = win.slices
-        return np.asarray(sel.isel(y=rows, x=cols).values, dtype=np.float32)
+        return np.asarray(values(sel.isel(y=rows, x=cols)), dtype=np.float32)
 
     return read
 

@@ -20,6 +20,8 @@ from typing import Any
 import dask.array as da
 import numpy as np
 
+from changedetect._dask_cull import compute
+
 #: Blocks computed in one call of dask (their results are held until it returns).
 _BATCH = 8
 
@@ -79,7 +81,7 @@ class BlockImage:
         for k in range(0, len(todo), _BATCH):
             batch = todo[k:k + _BATCH]
             spans = [self._span(i, j) for i, j in batch]
-            reads = da.compute(*[self._source[..., r0:r1, c0:c1] for (r0, r1, c0, c1), _ in spans])
+            reads = compute(*[self._source[..., r0:r1, c0:c1] for (r0, r1, c0, c1), _ in spans])
             for (i, j), (_, (top, left)), read in zip(batch, spans, reads, strict=True):
                 values = np.asarray(self._fn(read) if self._fn is not None else read)
                 h, w = int(self._rows[i + 1] - self._rows[i]), int(self._cols[j + 1] - self._cols[j])

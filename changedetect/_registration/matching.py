@@ -24,6 +24,7 @@ import dask.array as da
 import numpy as np
 from scipy import ndimage
 
+from changedetect._dask_cull import compute
 from changedetect._registration.blocks import BlockImage
 from changedetect._registration.kernels import (
     at_least,
@@ -95,7 +96,7 @@ def sampled_levels(bands: da.Array, red: int, green: int) -> tuple[tuple[float, 
     cols = [int((k + 0.5) * w / n) - side // 2 for k in range(n)]
     # the windows' pixels of every band, each block read, cut and let go (a band mean taken over the
     # blocks would hold every block of the sample at once: 1.1 GB for 64 blocks of 4 bands)
-    (windows,) = da.compute(da.stack([bands[:, r:r + side, c:c + side] for r in rows for c in cols]))
+    (windows,) = compute(da.stack([bands[:, r:r + side, c:c + side] for r in rows for c in cols]))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # a pixel without data in any band: NaN
         mean = np.nanmean(windows, axis=1)
@@ -244,7 +245,7 @@ def material_edges_of(bands: da.Array, red: int, green: int, *, in_memory_pixels
     16 px halo, and the dark-object levels of the whole date, :func:`sampled_levels`, so that blocks agree)
     where it is read: the date is never read whole."""
     if bands[0].size <= in_memory_pixels:
-        return material_edges(np.asarray(bands.compute()), red, green)
+        return material_edges(np.asarray(compute(bands)[0]), red, green)
     levels = sampled_levels(bands, red, green)
     return BlockImage(bands, lambda b: material_edges(b, red, green, levels=levels), halo=16)
 

@@ -18,6 +18,7 @@ import dask.array as da
 import numpy as np
 from scipy import stats
 
+from changedetect._dask_cull import compute
 from changedetect._registration.windows import place_windows
 
 _MAD = 1.4826
@@ -166,22 +167,22 @@ def fit_radiometry_sampled(ref: da.Array, warped: da.Array, *, n_windows: int = 
 
     _, h, w = ref.shape
     if h * w <= 2048 * 2048:
-        return normalize_radiometry(*da.compute(ref, warped))
+        return normalize_radiometry(*compute(ref, warped))
     n = int(np.sqrt(n_windows))
     rows = np.linspace(0, h - size, n).round().astype(int)
     cols = np.linspace(0, w - size, n).round().astype(int)
     origins = place_windows([(r, c) for r in rows for c in cols], (h, w), size, cover)
     if mov is not None and fld is not None:  # every read in one call of dask: each slices a large graph
         spans = [window_span((h, w), fld, r, r + size, c, c + size) for r, c in origins]
-        reads = da.compute(*[ref[:, r:r + size, c:c + size] for r, c in origins],
-                           *[mov[:, a:b, c:d] for a, b, c, d in spans])
+        reads = compute(*[ref[:, r:r + size, c:c + size] for r, c in origins],
+                        *[mov[:, a:b, c:d] for a, b, c, d in spans])
         refs = reads[:len(origins)]
         movs = [warp_window(mov, fld, r, r + size, c, c + size, order=order, read=read)
                 for (r, c), read in zip(origins, reads[len(origins):], strict=True)]
     else:
         pairs = [(ref[:, r:r + size, c:c + size], warped[:, r:r + size, c:c + size]) for r, c in origins]
-        computed = da.compute(*[p for pair in pairs for p in pair])
-        refs, movs = computed[0::2], computed[1::2]
+        computed = compute(*[p for pair in pairs for p in pair])
+        refs, movs = computed[0::2], list(computed[1::2])
     a = np.concatenate([x.reshape(x.shape[0], -1) for x in refs], axis=1)
     b = np.concatenate([x.reshape(x.shape[0], -1) for x in movs], axis=1)
     return normalize_radiometry(a, b)

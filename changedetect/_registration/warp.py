@@ -14,6 +14,7 @@ import dask.array as da
 import numpy as np
 from scipy import ndimage
 
+from changedetect._dask_cull import compute
 from changedetect._registration.field import ShiftField
 
 #: Extra halo beyond the largest shift: the cubic spline prefilter's reach (0.268**8 ~ 3e-5).
@@ -130,7 +131,7 @@ def warp_window(image: Any, fld: ShiftField, r0: int, r1: int, c0: int, c1: int,
     er0, er1, ec0, ec1 = window_span((h, w), fld, r0, r1, c0, c1)
     if read is None:
         part = image[:, er0:er1, ec0:ec1]
-        read = part.compute() if isinstance(part, da.Array) else part
+        read = compute(part)[0] if isinstance(part, da.Array) else part
     src = np.asarray(read)
     at = _positions(fld, r0, r1, c0, c1)
     return np.stack([_warped(band, er0, ec0, at, (h, w), order) if np.isfinite(band).any()
