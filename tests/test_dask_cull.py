@@ -80,3 +80,32 @@ def test_block_image_of_the_first_date_reads_it_from_its_own_tasks(monkeypatch) 
     # 2 blocks x 2 bands x (the batch's slice, stack[0], the stack of dates, the date's stack, a read);
     # the 4 dates' whole graph holds 4 x 2 x 36 reads alone
     assert seen and max(seen) <= 2 * 2 * 5
+
+
+def test_storing_the_first_date_tile_by_tile_carries_none_of_the_later_dates(monkeypatch) -> None:
+    """``changedetect coregister`` writes each aligned date in its own call, a tile at a time."""
+    from changedetect.io import raster
+
+    stack = _stack(dates=4)
+    sizes: list[int] = []
+    real = raster.da.store
+
+    def store(sources, targets, **kwargs):
+        graph: dict = {}
+        for s in sources:
+            graph.update(dict(s.__dask_graph__()))
+        sizes.append(len(graph))
+        return real(sources, targets, **kwargs)
+
+    monkeypatch.setattr(raster.da, "store", store)
+    out = np.full(stack.shape[1:], np.nan)
+
+    class Target:
+        def __setitem__(self, key, block):
+            out[key] = block
+
+    raster.store_drained([stack[0]], [Target()], tile=2 * SIDE)
+    np.testing.assert_array_equal(out, stack[0].compute())
+    # 9 tiles of 2 x 2 blocks: per band a tile's slice, stack[0], the stack of dates, the date's stack
+    # and a read of each block; the 4 dates hold 4 x 2 x 36 reads alone
+    assert len(sizes) == 9 and max(sizes) <= 2 * 4 * 5

@@ -38,6 +38,7 @@ from dask.system import CPU_COUNT
 from rasterio.crs import CRS as RioCRS
 from rasterio.windows import Window
 
+from changedetect._dask_cull import culled
 from changedetect.io._block_cache import capped
 from changedetect.io.atomic import atomic_path, remove_with_sidecars
 
@@ -297,15 +298,17 @@ def store_drained(sources: list[da.Array], targets: list[Any], *, tile: int = ST
     A scene larger than ``tile`` pixels a side is stored a tile of blocks at a time: a graph whose
     blocks read their neighbours' edges (a co-registration warp's halo) is otherwise worked through
     rows of blocks as wide as the scene, held at once (573 MiB a band at 20 000 px a side, 1078 MiB
-    at 40 000; 114 and 125 MiB by tiles: ``benchmarks/store_tiles.py``).  A tile's edge blocks are read again for the next tile (a warp's halo)."""
+    at 40 000; 114 and 125 MiB by tiles: ``benchmarks/store_tiles.py``).  A tile's edge blocks are read again for the next tile (a warp's halo).
+    Each call's graph is culled to its sources' blocks (:func:`~changedetect._dask_cull.culled`): one date of a
+    stack otherwise carries every later date's tasks into each call."""
     rows, cols = (_tile_edges(sources[0].chunks[-2], tile), _tile_edges(sources[0].chunks[-1], tile))
     with ThreadPoolExecutor(dask.config.get("num_workers", None) or CPU_COUNT) as pool:
         if len(rows) <= 2 and len(cols) <= 2:
-            da.store(sources, targets, lock=False, compute=True, scheduler="threads", pool=pool)
+            da.store(culled(*sources), targets, lock=False, compute=True, scheduler="threads", pool=pool)
             return
         for r0, r1 in zip(rows[:-1], rows[1:], strict=True):
             for c0, c1 in zip(cols[:-1], cols[1:], strict=True):
-                da.store([s[..., r0:r1, c0:c1] for s in sources], [_Offset(t, r0, c0) for t in targets],  # type: ignore[misc]
+                da.store(culled(*[s[..., r0:r1, c0:c1] for s in sources]), [_Offset(t, r0, c0) for t in targets],  # type: ignore[misc]
                          lock=False, compute=True, scheduler="threads", pool=pool)
 
 
