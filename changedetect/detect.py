@@ -18,6 +18,7 @@ weights and handed back strip by strip.
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -49,7 +50,7 @@ from changedetect._detect_engine import (
 from changedetect._detect_file import detect_to_file
 from changedetect._detect_inputs import check_colour
 from changedetect._detect_pairs import _pair_labels, combine_pairs, season_partner, series_pairs
-from changedetect.errors import GeoreferenceError, TimeSeriesError
+from changedetect.errors import ChangeDetectWarning, GeoreferenceError, TimeSeriesError
 from changedetect.presence import DatePresence
 from changedetect.tiling import Window
 from changedetect.types import band_names, check_tilestack, nodata_as_nan
@@ -103,10 +104,21 @@ def _one_date(da: xr.DataArray, which: str) -> xr.DataArray:
 def _held(da: xr.DataArray) -> xr.DataArray:
     """``da`` computed once and held for the call when it is dask-backed and fits (as ``run`` holds the
     aligned stack): every window, pair and presence date reads it, and a lazy warp (coregister's) would
-    be recomputed for each of them; a larger one stays lazy and is read window by window."""
-    from changedetect._pipeline_steps import hold
+    be recomputed for each of them; a larger one stays lazy and is read window by window (with a
+    warning when it is a lazy co-registration: each window then warps its blocks again)."""
+    from changedetect._pipeline_steps import HOLD_LIMIT, hold
+    from changedetect._registration.warp import holds_lazy_warp
 
-    return hold(da)
+    held = hold(da)
+    if holds_lazy_warp(held.data):
+        msg = (f"the input is a lazy co-registered stack of {held.nbytes / 2**30:.1f} GiB, more than the "
+               f"{HOLD_LIMIT.get() / 2**30:.1f} GiB held in memory: every window of the detection warps the blocks "
+               "under it again (about 25 times the time of reading it back from disk, docs/detection.md). Write it "
+               "to disk once first: aligned = changedetect.io.spill_stack(aligned, 'scratch/'), as "
+               "`changedetect run` does")
+        warnings.warn(msg, ChangeDetectWarning, stacklevel=3)
+        logger.warning(msg)
+    return held
 
 
 def _array_reader(da: xr.DataArray, idx: list[int]) -> Reader:

@@ -14,9 +14,11 @@ import dask.array as da
 import numpy as np
 from scipy import ndimage
 
-from changedetect._dask_cull import compute
+from changedetect._dask_cull import compute, culled
 from changedetect._registration.field import ShiftField
 
+#: The name (before its token) of :func:`warp_lazy`'s layer in a dask graph (:func:`holds_lazy_warp`).
+WARP_LAYER = "coregister-warp"
 #: Extra halo beyond the largest shift: the cubic spline prefilter's reach (0.268**8 ~ 3e-5).
 _SPLINE_MARGIN = 8
 
@@ -90,7 +92,16 @@ def warp_lazy(image: Any, fld: ShiftField, *, order: int = 3) -> da.Array:
         ec0 = starts_c[j] - (depth_c if j > 0 else 0)
         return _warped(x, er0, ec0, _positions(fld, r0, r1, c0, c1), (h, w), order)
 
-    return da.map_blocks(block, padded, chunks=arr.chunks, dtype=np.float32)
+    return da.map_blocks(block, padded, chunks=arr.chunks, dtype=np.float32, token=WARP_LAYER)
+
+
+def holds_lazy_warp(arr: Any) -> bool:
+    """Whether ``arr`` (any array) is dask-backed and computes a :func:`warp_lazy` warp: every read of
+    part of it resamples the blocks under that part again."""
+    if not isinstance(arr, da.Array):
+        return False
+    layers = getattr(culled(arr)[0].__dask_graph__(), "layers", {})  # its own layers: not a stack's other dates'
+    return any(str(name).startswith(f"{WARP_LAYER}-") for name in layers)
 
 
 def _positions(fld: ShiftField, r0: int, r1: int, c0: int, c1: int) -> tuple[np.ndarray, np.ndarray]:
