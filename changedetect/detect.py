@@ -56,6 +56,8 @@ from changedetect.tiling import Window
 from changedetect.types import band_names, check_tilestack, nodata_as_nan
 
 logger = logging.getLogger(__name__)
+#: The lazy warps (their dask layers' names) a too-large input has already been warned of.
+_SAID_LAZY: set[str] = set()
 
 __all__ = [
     "DetectConfig",
@@ -107,10 +109,11 @@ def _held(da: xr.DataArray) -> xr.DataArray:
     be recomputed for each of them; a larger one stays lazy and is read window by window (with a
     warning when it is a lazy co-registration: each window then warps its blocks again)."""
     from changedetect._pipeline_steps import HOLD_LIMIT, hold
-    from changedetect._registration.warp import holds_lazy_warp
+    from changedetect._registration.warp import lazy_warps
 
     held = hold(da)
-    if holds_lazy_warp(held.data):
+    warps = lazy_warps(held.data)
+    if warps - _SAID_LAZY:  # once per stack: a series' pairs and presence dates read the same warps
         msg = (f"the input is a lazy co-registered stack of {held.nbytes / 2**30:.1f} GiB, more than the "
                f"{HOLD_LIMIT.get() / 2**30:.1f} GiB held in memory: every window of the detection warps the blocks "
                "under it again (about 25 times the time of reading it back from disk, docs/detection.md). Write it "
@@ -118,6 +121,7 @@ def _held(da: xr.DataArray) -> xr.DataArray:
                "`changedetect run` does")
         warnings.warn(msg, ChangeDetectWarning, stacklevel=3)
         logger.warning(msg)
+        _SAID_LAZY.update(warps)
     return held
 
 

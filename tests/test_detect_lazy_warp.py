@@ -30,6 +30,14 @@ CARD = ModelCard(name="tiny", version="0.0.1", arch="siamese_unet", bands=("red"
                  arch_kwargs={"widths": [8, 16, 16], "depths": [0, 1, 1], "decoder_width": 8})
 
 
+@pytest.fixture(autouse=True)
+def _fresh() -> None:
+    """Each test starts as a fresh process: no stack warned of yet."""
+    import changedetect.detect
+
+    changedetect.detect._SAID_LAZY.clear()
+
+
 @pytest.fixture(scope="module")
 def model(tmp_path_factory: pytest.TempPathFactory) -> str:
     torch.manual_seed(0)
@@ -71,3 +79,14 @@ def test_a_held_or_spilled_stack_gives_no_such_warning(aligned: xr.DataArray, mo
     assert _detect(aligned, model) == []  # 0.4 MiB: held
     with holding(1.0):
         assert _detect(spill_stack(aligned, tmp_path), model) == []
+
+
+def test_a_series_says_it_once(aligned: xr.DataArray, model: str) -> None:
+    from changedetect.detect import detect_series
+
+    three = xr.concat([aligned, aligned.isel(time=[1]).assign_coords(time=pd.DatetimeIndex(["2025-01-20"]))], "time")
+    with holding(1.0), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        detect_series(three, config=DetectConfig(model=model, window=64, overlap=16))
+    said = [w for w in caught if issubclass(w.category, ChangeDetectWarning) and "spill_stack" in str(w.message)]
+    assert len(said) == 1

@@ -17,7 +17,7 @@ from scipy import ndimage
 from changedetect._dask_cull import compute, culled
 from changedetect._registration.field import ShiftField
 
-#: The name (before its token) of :func:`warp_lazy`'s layer in a dask graph (:func:`holds_lazy_warp`).
+#: The name (before its token) of :func:`warp_lazy`'s layer in a dask graph (:func:`lazy_warps`).
 WARP_LAYER = "coregister-warp"
 #: Extra halo beyond the largest shift: the cubic spline prefilter's reach (0.268**8 ~ 3e-5).
 _SPLINE_MARGIN = 8
@@ -95,13 +95,13 @@ def warp_lazy(image: Any, fld: ShiftField, *, order: int = 3) -> da.Array:
     return da.map_blocks(block, padded, chunks=arr.chunks, dtype=np.float32, token=WARP_LAYER)
 
 
-def holds_lazy_warp(arr: Any) -> bool:
-    """Whether ``arr`` (any array) is dask-backed and computes a :func:`warp_lazy` warp: every read of
-    part of it resamples the blocks under that part again."""
+def lazy_warps(arr: Any) -> set[str]:
+    """The :func:`warp_lazy` warps ``arr`` (any array) computes, by their layers' names: empty unless it is
+    dask-backed and holds one, whose every read of part resamples the blocks under that part again."""
     if not isinstance(arr, da.Array):
-        return False
+        return set()
     layers = getattr(culled(arr)[0].__dask_graph__(), "layers", {})  # its own layers: not a stack's other dates'
-    return any(str(name).startswith(f"{WARP_LAYER}-") for name in layers)
+    return {str(name) for name in layers if str(name).startswith(f"{WARP_LAYER}-")}
 
 
 def _positions(fld: ShiftField, r0: int, r1: int, c0: int, c1: int) -> tuple[np.ndarray, np.ndarray]:
