@@ -60,6 +60,24 @@ def test_s2_urban_gives_the_same_probability_with_the_04_00_offset_on_one_date()
     np.testing.assert_allclose(both, plain, atol=2e-4)
 
 
+def test_without_each_dates_own_means_the_offset_would_change_everything(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The control: the same pair with the statistics' means held fixed (what a card's ``fixed``
+    normalisation does) is moved by the offset, so the test above does test the normalisation."""
+    from changedetect import _model_card
+
+    real = _model_card.ModelCard.compute_stats
+
+    def fixed_means(self: _model_card.ModelCard, x: np.ndarray) -> _model_card.NormStats:
+        return _model_card.NormStats(mean=np.full(len(BANDS), 1200.0, np.float32), std=real(self, x).std)
+
+    monkeypatch.setattr(_model_card.ModelCard, "compute_stats", fixed_means)
+    before, after = _pair()
+    config = DetectConfig(model="s2-urban", window=64, overlap=16)
+    plain = detect_pair(_date(before, "2021-06-01"), _date(after, "2023-06-01"), config=config).values
+    shifted = detect_pair(_date(before, "2021-06-01"), _date(after + OFFSET, "2023-06-01"), config=config).values
+    assert np.nanmax(np.abs(shifted - plain)) > 0.5
+
+
 def test_cva_gives_the_same_change_with_the_04_00_offset() -> None:
     before, after = _pair()
     prob, thr = cva_probability(before, after)

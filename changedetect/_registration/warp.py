@@ -100,7 +100,8 @@ def lazy_warps(arr: Any) -> set[str]:
     dask-backed and holds one, whose every read of part resamples the blocks under that part again."""
     if not isinstance(arr, da.Array):
         return set()
-    layers = getattr(culled(arr)[0].__dask_graph__(), "layers", {})  # its own layers: not a stack's other dates'
+    corner = arr[..., :1, :1] if arr.ndim >= 2 else arr  # every date's and band's first block: their layers
+    layers = getattr(culled(corner)[0].__dask_graph__(), "layers", {})  # its own: not a stack's other dates'
     return {str(name) for name in layers if str(name).startswith(f"{WARP_LAYER}-")}
 
 
