@@ -50,7 +50,12 @@ from changedetect._detect_engine import (
 from changedetect._detect_file import detect_to_file
 from changedetect._detect_inputs import check_colour
 from changedetect._detect_pairs import _pair_labels, combine_pairs, season_partner, series_pairs
-from changedetect.errors import ChangeDetectWarning, GeoreferenceError, TimeSeriesError
+from changedetect.errors import (
+    ChangeDetectWarning,
+    GeoreferenceError,
+    TimeSeriesError,
+    outside_stacklevel,
+)
 from changedetect.presence import DatePresence
 from changedetect.tiling import Window
 from changedetect.types import band_names, check_tilestack, nodata_as_nan
@@ -119,7 +124,7 @@ def _held(da: xr.DataArray) -> xr.DataArray:
                "under it again (about 25 times the time of reading it back from disk, docs/detection.md). Write it "
                "to disk once first: aligned = changedetect.io.spill_stack(aligned, 'scratch/'), as "
                "`changedetect run` does")
-        warnings.warn(msg, ChangeDetectWarning, stacklevel=3)
+        warnings.warn(msg, ChangeDetectWarning, stacklevel=outside_stacklevel())
         logger.warning(msg)
         _SAID_LAZY.update(warps)
     return held

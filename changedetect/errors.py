@@ -88,6 +88,21 @@ class ChangeDetectWarning(UserWarning):
     """Root of changedetect's warnings."""
 
 
+def outside_stacklevel() -> int:
+    """The ``stacklevel`` for :func:`warnings.warn`, called by the caller of this function, that names the
+    first frame outside this package: the user's line, however deep in the package the warning is said
+    (``detect_series`` -> ``detect_each_pair`` -> ...), as pandas' ``find_stack_level`` does."""
+    import contextlib
+    import os
+    import sys
+
+    ours = (os.path.dirname(os.path.abspath(__file__)) + os.sep, os.path.abspath(contextlib.__file__))
+    frame, level = sys._getframe(1), 1  # the function that will call warnings.warn: stacklevel 1
+    while frame.f_back is not None and os.path.abspath(frame.f_code.co_filename).startswith(ours):
+        frame, level = frame.f_back, level + 1  # (a contextlib frame: a decorator of the package's)
+    return level
+
+
 class NotGeoreferencedWarning(ChangeDetectWarning):
     """An image has no georeferencing; pixel coordinates are used."""
 

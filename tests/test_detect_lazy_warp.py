@@ -90,3 +90,4 @@ def test_a_series_says_it_once(aligned: xr.DataArray, model: str) -> None:
         detect_series(three, config=DetectConfig(model=model, window=64, overlap=16))
     said = [w for w in caught if issubclass(w.category, ChangeDetectWarning) and "spill_stack" in str(w.message)]
     assert len(said) == 1
+    assert said[0].filename == __file__  # the user's line, not one inside changedetect
