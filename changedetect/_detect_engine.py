@@ -26,6 +26,7 @@ from changedetect._detect_inputs import (  # noqa: F401  (re-exported: detect, _
 )
 from changedetect.errors import ConfigError, ModelError
 from changedetect.tiling import StripAccumulator, Window, iter_blocks, window_rows
+from changedetect.types import transform_of
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -400,7 +401,7 @@ def _with_georef(prob: xr.DataArray, like: xr.DataArray) -> xr.DataArray:
         crs = like.rio.crs
         if crs is not None:
             prob = prob.rio.write_crs(crs)
-            prob = prob.rio.write_transform(like.rio.transform())
+            prob = prob.rio.write_transform(transform_of(like))
     except Exception:  # not georeferenced: keep pixel coordinates
         logger.debug("BEFORE has no georeferencing; the probability has none either")
     return prob

@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 from affine import Affine
 
+from changedetect.types import transform_of
+
 if TYPE_CHECKING:
     import geopandas as gpd
     import xarray as xr
@@ -178,7 +180,7 @@ def clear_before_dates(footprints: gpd.GeoDataFrame, filled: dict[tuple[int, int
     if not by_after or footprints.empty or "before_date" not in footprints:
         return footprints
     days = np.asarray(stack["time"].values, dtype="datetime64[D]")
-    transform = stack.rio.transform()
+    transform = transform_of(stack)
     seen = pd.to_datetime(footprints["first_seen"]).to_numpy(dtype="datetime64[D]")
     before = pd.to_datetime(footprints["before_date"]).copy()
     for k, geom in enumerate(footprints.geometry):

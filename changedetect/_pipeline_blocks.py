@@ -49,6 +49,7 @@ from changedetect._pipeline_output import OUTPUTS
 from changedetect._pipeline_steps import days_raster
 from changedetect.config import PipelineConfig
 from changedetect.tiling import Window
+from changedetect.types import transform_of
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -194,7 +195,7 @@ def run_blocks(aligned: xr.DataArray, index: list[tuple[int, int]] | None, masks
               for rx in aligned_spans(w, block_px, halo_px, grids, exact=halo_px)]
     log.info("run: %dx%d px in %d blocks of at most %d px a side (halo at least %d px; windows %s)", w, h,
              len(blocks), block_px, halo_px, ", ".join(f"{a} px overlapping by {b}" for a, b in sorted(set(grids))))
-    transform = aligned.rio.transform()
+    transform = transform_of(aligned)
 
     def detect(outer_y: Span, outer_x: Span) -> Found:
         block = aligned.isel(y=slice(*outer_y), x=slice(*outer_x))

@@ -14,6 +14,7 @@ import numpy as np
 
 from changedetect.config import PipelineConfig
 from changedetect.errors import ConfigError
+from changedetect.types import transform_of
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -214,7 +215,7 @@ def segmenter_held(dates: Any) -> Any:
         sun = dates.same_sun(i, j)
         if sun is None or not len(geoms):
             return np.zeros(len(geoms), dtype=bool)
-        transform = dates.raster(sun[1]).rio.transform()
+        transform = transform_of(dates.raster(sun[1]))
         # BEFORE as the pair compared it (its last clear view where it was filled): DatePresence's
         views = dates.same_sun_rasters(i, j) if hasattr(dates, "same_sun_rasters") else (
             dates.raster(sun[0]).values, dates.raster(sun[1]).values)

@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from changedetect.types import transform_of
+
 if TYPE_CHECKING:
     import geopandas as gpd
     import xarray as xr
@@ -79,7 +81,7 @@ def unconfirmed(footprints: gpd.GeoDataFrame, events: list[tuple[int, int, xr.Da
             if a <= i and b >= j:
                 checked = True
                 if s not in decided:
-                    transform = p.rio.transform()
+                    transform = transform_of(p)
                     v = p.values  # no data stays NaN: a footprint it covers cannot be judged
                     hit = np.where(np.isfinite(v), v >= threshold, np.nan).astype(np.float32)
                     decided[s] = presence_means(geoms, hit, transform)

@@ -66,7 +66,14 @@ from changedetect._registration.windows import (
     regular_origins,
 )
 from changedetect.errors import CoregistrationError, CoregistrationWarning
-from changedetect.types import Grid, TileStack, band_names, check_tilestack, nodata_as_nan
+from changedetect.types import (
+    Grid,
+    TileStack,
+    band_names,
+    check_tilestack,
+    nodata_as_nan,
+    transform_of,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -154,7 +161,7 @@ def coregister(
     report = CoregistrationReport(
         reference=dates[ref_idx],
         crs=_crs_string(stack),
-        transform=tuple(float(v) for v in tuple(stack.rio.transform())[:6]),
+        transform=tuple(float(v) for v in tuple(transform_of(stack))[:6]),
         shape=(h, w),
         dates=entries,
         config=_config_dict(config),
@@ -376,7 +383,7 @@ def _check_size(stack: TileStack) -> None:
     if min(h, w) >= 32:
         return
     try:
-        res = abs(float(stack.rio.transform().a))
+        res = abs(float(transform_of(stack).a))
         ground = f" ({w * res:g} x {h * res:g} m at {res:g} m a pixel)"
     except Exception:  # noqa: BLE001 - only the message's detail
         ground = ""

@@ -58,7 +58,7 @@ from changedetect.errors import (
 )
 from changedetect.presence import DatePresence
 from changedetect.tiling import Window
-from changedetect.types import band_names, check_tilestack, nodata_as_nan
+from changedetect.types import band_names, check_tilestack, nodata_as_nan, transform_of
 
 logger = logging.getLogger(__name__)
 #: The lazy warps (their dask layers' names) a too-large input has already been warned of.
@@ -146,7 +146,7 @@ def _on_grid_of(after: xr.DataArray, before: xr.DataArray) -> xr.DataArray:
     try:
         crs_b, crs_a = before.rio.crs, after.rio.crs
         same = same_shape and crs_a == crs_b and same_transform(
-            after.rio.transform(), before.rio.transform(), before.sizes["x"], before.sizes["y"])
+            transform_of(after), transform_of(before), before.sizes["x"], before.sizes["y"])
     except Exception:  # no georeferencing: only the shapes can be compared
         crs_b = crs_a = None
         same = same_shape
@@ -211,6 +211,8 @@ def detect_pair(
     aliases = dict(getattr(card, "band_aliases", None) or {})
     idx_b = resolve_bands(_band_names(before), wanted, aliases=aliases, source="BEFORE")
     after = _on_grid_of(after, before)
+    flips = _flips(before)  # the networks learnt north-up images: a south-up array is read turned over
+    given, before, after = before, before.isel(flips), after.isel(flips)
     idx_a = resolve_bands(_band_names(after), wanted, aliases=aliases, source="AFTER")
     shape = (int(before.sizes["y"]), int(before.sizes["x"]))
     for da, idx in ((before, idx_b), (after, idx_a)):  # a grey date: said once per date
@@ -226,10 +228,22 @@ def detect_pair(
     runner = _Runner(loaded, config)
     _run(_array_reader(before, idx_b), _array_reader(after, idx_a), shape, runner,
          (stats[0], stats[1]), sink, progress=progress)
-    prob = xr.DataArray(out, dims=("y", "x"), coords={k: before[k] for k in ("y", "x") if k in before.coords},
+    out = out[tuple(flips.get(k, slice(None)) for k in ("y", "x"))]  # back to the input's orientation
+    prob = xr.DataArray(out, dims=("y", "x"), coords={k: given[k] for k in ("y", "x") if k in given.coords},
                         name="change_probability")
     prob.attrs.update(_attrs(card, config, _date_of(before), _date_of(after)))
-    return _with_georef(prob, before)
+    return _with_georef(prob, given)
+
+
+def _flips(da: xr.DataArray) -> dict[str, slice]:
+    """The reversals that put ``da`` north up, ``y`` falling and ``x`` rising, as every image the networks
+    learnt from was (``{}`` for a north-up array): a south-up array (``sortby("y")``, a NetCDF or Zarr
+    source) fed as it is gave other probabilities (shadows and roofs upside down), with nothing said."""
+    flips: dict[str, slice] = {}
+    for dim, falls in (("y", True), ("x", False)):
+        if dim in da.coords and da.sizes[dim] > 1 and (float(da[dim][0]) > float(da[dim][-1])) != falls:
+            flips[dim] = slice(None, None, -1)
+    return flips
 
 
 @said_once()
@@ -327,7 +341,7 @@ def detect_each_pair(
     times = stack["time"].values
     n = len(times)
     try:
-        crs, transform = stack.rio.crs, stack.rio.transform()
+        crs, transform = stack.rio.crs, transform_of(stack)
     except Exception:  # rioxarray: no georeferencing (no x/y, no transform): nothing to check
         crs = transform = None
     if crs is not None:

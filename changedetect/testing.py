@@ -29,7 +29,7 @@ import pandas as pd
 import rioxarray  # noqa: F401  (registers the .rio accessor)
 import xarray as xr
 
-from changedetect.types import Grid, check_tilestack
+from changedetect.types import Grid, check_tilestack, transform_of
 
 #: Where the generated scenes sit: Ho Chi Minh City, UTM 48N.
 DEFAULT_CRS = "EPSG:32648"
@@ -164,7 +164,7 @@ def write_stack(stack: xr.DataArray, folder: str | Path, *, prefix: str = "tile"
         arr = np.nan_to_num(stack.isel(time=t).values, nan=0).round().clip(0, 255).astype(np.uint8)
         profile = {
             "driver": "GTiff", "width": arr.shape[2], "height": arr.shape[1], "count": arr.shape[0],
-            "dtype": "uint8", "crs": stack.rio.crs, "transform": stack.rio.transform(),
+            "dtype": "uint8", "crs": stack.rio.crs, "transform": transform_of(stack),
         }
         with rasterio.open(path, "w", **profile) as dst:
             dst.write(arr)

@@ -72,13 +72,39 @@ class Grid:
 
     @classmethod
     def of(cls, da: xr.DataArray) -> Grid:
-        """The grid of a georeferenced DataArray (rioxarray)."""
+        """The grid of a georeferenced DataArray (rioxarray), its transform by :func:`transform_of`."""
         return cls(
             crs=da.rio.crs,
-            transform=da.rio.transform(),
+            transform=transform_of(da),
             width=int(da.sizes["x"]),
             height=int(da.sizes["y"]),
         )
+
+
+def transform_of(da: xr.DataArray) -> Affine:
+    """The affine transform of ``da``'s grid, as its ``x`` and ``y`` coordinates give it.
+
+    rioxarray's ``da.rio.transform()`` returns the GeoTransform cached on ``spatial_ref``, which xarray
+    carries unchanged through ``coarsen``, a stepped ``isel`` (``x=slice(None, None, 2)``) or
+    ``sortby("y")``: the pixels it describes are then not the array's (footprints traced a quarter of
+    their size, a COG written at the wrong resolution).  The coordinates are right, so where the two
+    disagree by more than rounding the transform is recomputed from them, as rioxarray's own
+    ``to_raster`` does; where they agree (every array read or written here) the cached one is kept, so
+    that a grid read from a file compares equal to the file's.  A rotated transform, or an axis of one
+    pixel (no spacing to measure) or without coordinates, keeps the cached one.
+    """
+    cached = da.rio.transform()
+    if not cached.is_rectilinear or "x" not in da.coords or "y" not in da.coords \
+            or da.sizes["x"] < 2 or da.sizes["y"] < 2:
+        return cached
+    x, y = da["x"].values, da["y"].values
+    a, e = (float(x[-1]) - float(x[0])) / (x.size - 1), (float(y[-1]) - float(y[0])) / (y.size - 1)
+    if a == 0 or e == 0:
+        return cached
+    fresh = Affine(a, 0.0, float(x[0]) - a / 2, 0.0, e, float(y[0]) - e / 2)
+    same = (abs(fresh.a - cached.a) <= 1e-6 * abs(a) and abs(fresh.e - cached.e) <= 1e-6 * abs(e)
+            and abs(fresh.c - cached.c) <= 1e-3 * abs(a) and abs(fresh.f - cached.f) <= 1e-3 * abs(e))
+    return cached if same else fresh
 
 
 def band_names(da: xr.DataArray) -> list[str]:
@@ -160,4 +186,5 @@ def check_tilestack(stack: xr.DataArray) -> None:
         raise ValueError("a TileStack's dates must be strictly increasing")
 
 
-__all__ = ["STACK_DIMS", "ChangeProbability", "Grid", "TileStack", "band_names", "check_tilestack", "nodata_as_nan"]
+__all__ = ["STACK_DIMS", "ChangeProbability", "Grid", "TileStack", "band_names", "check_tilestack", "nodata_as_nan",
+           "transform_of"]

@@ -58,7 +58,7 @@ from changedetect._vectorize_raster import (
 from changedetect._vectorize_shapes import carry_ids, regularize
 from changedetect.io.geo import ground_pixel, in_metres
 from changedetect.io.vectors import load_previous
-from changedetect.types import Grid, nodata_as_nan
+from changedetect.types import Grid, nodata_as_nan, transform_of
 
 log = logging.getLogger(__name__)
 
@@ -131,11 +131,11 @@ def vectorize(
     if presence is not None:
         presence = (_plane(presence[0], "a building probability"), _plane(presence[1], "a building probability"))
     config = config.for_probability(prob)
-    transform = prob.rio.transform()
+    transform = transform_of(prob)
     crs = prob.rio.crs
     shape = (int(prob.shape[0]), int(prob.shape[1]))
     pixel_m2, unit_m = ground_pixel(Grid.of(prob)) if prob.rio.crs is not None else (
-        abs(prob.rio.transform().a * prob.rio.transform().e), 1.0)
+        abs(transform.a * transform.e), 1.0)
     if presence is not None and any(tuple(p.shape) != shape for p in presence):
         raise ValueError(f"presence rasters {[tuple(p.shape) for p in presence]} are not on the probability's "
                          f"grid {shape}: give the segmenter's rasters of the same scene")

@@ -41,6 +41,7 @@ from rasterio.windows import Window
 from changedetect._dask_cull import culled
 from changedetect.io._block_cache import capped
 from changedetect.io.atomic import atomic_path, remove_with_sidecars
+from changedetect.types import transform_of
 
 log = logging.getLogger(__name__)
 
@@ -200,7 +201,7 @@ def _profile(arr: xr.DataArray, dtype: str, nodata: float | None) -> dict[str, A
         "count": int(arr.shape[0]),
         "dtype": dtype,
         "crs": RioCRS.from_user_input(crs) if crs is not None else None,
-        "transform": arr.rio.transform(),
+        "transform": transform_of(arr),
         "nodata": nodata,
         "tiled": True,
         "blockxsize": _BLOCK,
