@@ -198,12 +198,13 @@ def _with_status_columns(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
 def status_columns(frame: gpd.GeoDataFrame, night: str) -> gpd.GeoDataFrame:
     """A register that has :data:`STATUS_COLUMNS` with them filled for the rows that have none (tonight's new
     ones, merged beside them): ``status_since`` its ``night``, ``previous_status`` ``''``.  Unchanged
-    otherwise."""
+    otherwise.  A row's night is its ``night`` column's, ``night`` where the frame has none."""
     if "status_since" not in frame:
         return frame
     out = frame.copy()
     since = out["status_since"].astype(object)
-    out["status_since"] = since.where(since.notna() & (since.astype(str) != ""), out["night"].astype(str))
+    nights = out["night"].astype(str) if "night" in out else night
+    out["status_since"] = since.where(since.notna() & (since.astype(str) != ""), nights)
     out["previous_status"] = out["previous_status"].astype(object).where(out["previous_status"].notna(), "")
     return out
 
