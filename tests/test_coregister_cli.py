@@ -67,7 +67,10 @@ def test_cli_reference_crs_and_resolution(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     report = json.loads((out / "coregistration.json").read_text())
     assert report["reference"] == "2024-02-15" and report["crs"] == "EPSG:3857"
-    assert report["dates"][0]["gain"] == {"1": 1.0, "2": 1.0, "3": 1.0} or report["config"]["radiometric"] is False
+    assert report["config"]["radiometric"] is False and report["config"]["local"] is False
+    moved = report["dates"][0]  # 2024-01-15, registered onto the reference 2024-02-15
+    assert moved["status"] == "global" and moved["max_local_px"] == 0.0
+    assert moved["gain"] == {} and moved["offset"] == {}, "--no-radiometric fits no gain or offset"
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:

@@ -247,7 +247,7 @@ def test_detect_to_file_writes_cog_on_before_grid(tmp_path: Path) -> None:
     with rasterio.open(out) as src:
         assert src.crs == CRS and src.transform == TRANSFORM and src.dtypes[0] == "float32"
         assert (src.height, src.width) == (300, 260)
-        assert src.overviews(1) or src.height <= 512
+        assert src.block_shapes[0] == (512, 512) and src.overviews(1) == []  # one block: no overview (next test)
         assert src.tags()["model"] == "tiny" and src.tags()["before"] == "2024-01-01"
         values = src.read(1)
     np.testing.assert_allclose(values, detect_pair(_da(a.values.astype(np.uint8)), _da(b.values.astype(np.uint8)),
@@ -257,6 +257,19 @@ def test_detect_to_file_writes_cog_on_before_grid(tmp_path: Path) -> None:
         detect_to_file(pa, pb, out, config=CFG, model=loaded)
     detect_to_file(pa, pb, out, config=CFG, model=loaded, overwrite=True)
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_detect_to_file_writes_a_cog_with_overviews(tmp_path: Path) -> None:
+    """A scene larger than one 512 px block gets 512 px tiles and an overview, as QGIS wants of a COG."""
+    a, b = _pair(1100, 700)
+    pa = _write(tmp_path / "a_20240101.tif", a.values.astype(np.uint8))
+    pb = _write(tmp_path / "b_20250101.tif", b.values.astype(np.uint8))
+    out = tmp_path / "prob.tif"
+    detect_to_file(pa, pb, out, config=CFG, model=Loaded(Pointwise(3), FakeCard()))
+    with rasterio.open(out) as src:
+        assert src.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG"
+        assert src.block_shapes[0] == (512, 512)
+        assert src.overviews(1) == [2, 4]
 
 
 def test_detect_to_file_reads_after_onto_before_grid(tmp_path: Path) -> None:
@@ -356,7 +369,7 @@ def test_a_model_far_from_its_resolution_is_warned_about(tmp_path: Path, caplog:
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A model folder (weights.pt + metadata.json) of the default architecture, random weights."""
-    weights = pytest.importorskip("changedetect.weights")
+    from changedetect import weights
     from changedetect.nn import get_model
 
     torch.manual_seed(0)

@@ -32,9 +32,6 @@ from changedetect.testing import (
     write_stack,
 )
 
-for _mod in ("coregister", "vectorize", "match", "detect"):
-    pytest.importorskip(f"changedetect.{_mod}", reason=f"changedetect.{_mod} has not landed yet")
-
 NIGHTS = ["2024-01-16", "2024-03-16", "2024-05-15"]
 AREAS = {"district1": 1, "district3": 2}
 

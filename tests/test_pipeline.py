@@ -17,9 +17,6 @@ from changedetect.config import PipelineConfig
 from changedetect.errors import ModelError, OutputExistsError
 from changedetect.testing import make_footprints, make_model, make_permits, make_stack, write_stack
 
-for _mod in ("coregister", "vectorize", "match", "detect"):
-    pytest.importorskip(f"changedetect.{_mod}", reason=f"changedetect.{_mod} has not landed yet")
-
 
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory: pytest.TempPathFactory) -> dict:

@@ -9,8 +9,15 @@ import changedetect
 
 
 def test_every_public_name_resolves() -> None:
+    """Each name is its module's object of that name, and a function or class is called what it is listed as."""
+    import importlib
+
     for name in changedetect.__all__:
-        assert getattr(changedetect, name) is not None, name
+        value = getattr(changedetect, name)
+        if name in changedetect._LAZY:
+            assert value is getattr(importlib.import_module(changedetect._LAZY[name]), name), name
+        if callable(value) and hasattr(value, "__name__"):
+            assert value.__name__ == name, (name, value)
 
 
 def test_all_matches_the_lazy_table() -> None:

@@ -114,10 +114,10 @@ def test_a_closed_pipe_exits_141_quietly(args: list[str], repo_root: Path) -> No
 
 
 def test_a_pipe_read_to_the_end_still_exits_0(repo_root: Path) -> None:
-    done = subprocess.run(f"'{sys.executable}' -m changedetect.cli info sample_tiles --json | head -c 10 >/dev/null; "
+    done = subprocess.run(f"'{sys.executable}' -m changedetect.cli info sample_tiles --json | cat >/dev/null; "
                           "echo ${PIPESTATUS[0]}", shell=True, executable="/bin/bash", capture_output=True,
                           text=True, cwd=repo_root, timeout=300, check=False)
-    assert done.stdout.strip() in ("0", "141"), done  # head may close before the JSON is all written
+    assert done.stdout.strip() == "0", done  # cat reads it all: a pipe alone is no reason to exit 141
 
 
 # --- 3. a timestamptz permit date is the day in the city's time zone ------------------------------------

@@ -253,7 +253,7 @@ def test_misregistration_truth_is_exact_on_an_unchanged_scene() -> None:
 
 
 def test_sample_city_opens_as_a_series() -> None:
-    io = pytest.importorskip("changedetect.io")
+    from changedetect import io
     series = io.open_series(TILES)
     assert [d.isoformat() for d in series.dates][:3] == ["2024-01-15", "2024-07-12", "2025-01-20"]
     assert [b.name for b in series.bands] == ["red", "green", "blue", "nir"]

@@ -23,8 +23,19 @@ pytestmark = pytest.mark.skipif(os.name != "posix", reason="sends a POSIX SIGTER
 
 AREAS = {"district1": 1, "district3": 2}
 
-#: the child: each pair waits 3 s before it runs on (no handler of its own: SIGTERM is the CLI's)
-CHILD = child_script("time.sleep(3)")
+#: the child: each pair waits for the SIGTERM (at most 60 s) before it runs on, so that the night cannot end
+#: before the signal comes however slow the machine.  SIGTERM stays the CLI's: the handler the CLI installs is
+#: wrapped so that it first tells the pairs, then raises as it would.
+CHILD = child_script("terminated.wait(60)", prelude="""terminated = threading.Event()
+_install = signal.signal
+def _signal(signum, handler):
+    if signum == signal.SIGTERM and callable(handler):
+        cli_handler = handler
+        def handler(s, f):
+            terminated.set()
+            cli_handler(s, f)
+    return _install(signum, handler)
+signal.signal = _signal""")
 
 
 def _start(world: dict[str, Path], base: Path, *extra: str, marker_dir: Path | None = None) -> subprocess.Popen[str]:

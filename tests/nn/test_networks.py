@@ -29,6 +29,7 @@ def test_output_shape_for_any_band_count(name: str, bands: int) -> None:
 
 
 def test_models_are_small() -> None:
+    assert "siamese_unet" in list_models()
     for name in list_models():
         assert count_parameters(get_model(name, in_channels=3)) < 2_000_000
 
