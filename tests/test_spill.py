@@ -39,7 +39,8 @@ def _lazy_stack() -> Any:
 def test_a_spilled_stack_reads_back_the_same_values_coordinates_and_attributes(tmp_path: Path) -> None:
     stack, values = _lazy_stack()
     out = spill_stack(stack, tmp_path / "scratch")
-    assert sorted(p.name for p in (tmp_path / "scratch").iterdir()) == ["date_000.tif", "date_001.tif", "date_002.tif"]
+    (own,) = (tmp_path / "scratch").iterdir()  # a folder of its own (the next test)
+    assert sorted(p.name for p in own.iterdir()) == ["date_000.tif", "date_001.tif", "date_002.tif"]
     assert out.chunks is not None and set(out.chunks[1]) == {1}  # one band a chunk, as open_stack chunks
     assert out.dims == stack.dims and out.name == stack.name
     assert {k: v for k, v in out.attrs.items() if k != VALID_ATTR} == stack.attrs and out.rio.crs == stack.rio.crs
@@ -48,6 +49,34 @@ def test_a_spilled_stack_reads_back_the_same_values_coordinates_and_attributes(t
     np.testing.assert_array_equal(out.values, values)  # NaN where NaN, bit for bit elsewhere
     window = out.isel(time=2, y=slice(650, 720), x=slice(1200, 1300)).values
     np.testing.assert_array_equal(window, values[2, :, 650:720, 1200:1300])
+
+
+def test_a_second_spill_into_the_same_folder_leaves_the_first_stack_reading_its_own_pixels(tmp_path: Path) -> None:
+    """A notebook cell run twice, or two areas spilled into one folder: each call writes its own files.  The
+    second call once rewrote the first stack's files in place (it then read the other area's pixels, or
+    failed on a half-written file)."""
+    stack, values = _lazy_stack()
+    first = spill_stack(stack, tmp_path / "scratch")
+    again = spill_stack(first, tmp_path / "scratch")  # the same cell, run again on its own result
+    other = spill_stack(stack.isel(time=[2, 1, 0]), tmp_path / "scratch")  # another area, the same folder
+    np.testing.assert_array_equal(first.values, values)
+    np.testing.assert_array_equal(again.values, values)
+    np.testing.assert_array_equal(other.values, values[[2, 1, 0]])
+    assert len(list((tmp_path / "scratch").iterdir())) == 3
+
+
+def test_a_failed_spill_leaves_no_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import changedetect.io.spill as spill
+
+    def broken(arrays: Any, targets: Any) -> None:
+        targets[0][(slice(0, 1), slice(0, 8), slice(0, 8))] = np.zeros((1, 8, 8), np.float32)
+        raise RuntimeError("the warp failed")
+
+    monkeypatch.setattr(spill, "store_drained", broken)
+    stack, _ = _lazy_stack()
+    with pytest.raises(RuntimeError, match="the warp failed"):
+        spill_stack(stack, tmp_path / "scratch")
+    assert not any((tmp_path / "scratch").iterdir())
 
 
 def test_too_little_free_space_is_a_clear_error_before_anything_is_written(tmp_path: Path,

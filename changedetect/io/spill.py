@@ -22,6 +22,7 @@ import contextlib
 import logging
 import math
 import shutil
+import tempfile
 import threading
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,7 @@ from changedetect.errors import OutputLocationError
 from changedetect.io._read import chunk_sizes
 from changedetect.io.atomic import _disk_full
 from changedetect.io.raster import _WindowWriter, store_drained
+from changedetect.types import transform_of
 
 log = logging.getLogger("changedetect.io")
 
@@ -54,9 +56,15 @@ VALID_ATTR = "_spilled_valid"
 
 
 def spill_stack(stack: xr.DataArray, folder: str | Path) -> xr.DataArray:
-    """Compute ``stack`` (``time, band, y, x``, lazy) once into one GeoTIFF per date under ``folder``
-    and return it reading them back lazily: the same values (NaN kept), coordinates, attributes
-    and name, chunked ``(1, 1, 1024, 1024)``.
+    """Compute ``stack`` (``time, band, y, x``, lazy) once into one GeoTIFF per date in a new folder
+    inside ``folder`` and return it reading them back lazily: the same values (NaN kept), coordinates,
+    attributes and name, chunked ``(1, 1, 1024, 1024)``.
+
+    Each call writes a folder of its own (``folder/stack-XXXXXXXX/date_000.tif`` ...), so a stack
+    spilled before keeps reading its own files: a notebook cell run twice, or two areas spilled into
+    the same ``folder``, once rewrote the files a live stack was reading (it then read the other
+    area's pixels, or failed).  Removing ``folder`` removes them all; a spill that fails removes its
+    own folder.
 
     Raises
     ------
@@ -74,18 +82,21 @@ def spill_stack(stack: xr.DataArray, folder: str | Path) -> xr.DataArray:
     nt, nb, h, w = (int(stack.sizes[d]) for d in ("time", "band", "y", "x"))
     data = stack.data if isinstance(stack.data, da.Array) else da.from_array(np.asarray(stack.data))
     data = data.astype(np.float32).rechunk((1, nb, SPILL_TILE * 2, SPILL_TILE * 2))
-    paths = [folder / f"date_{t:03d}.tif" for t in range(nt)]
+    own = Path(tempfile.mkdtemp(prefix="stack-", dir=folder))
+    paths = [own / f"date_{t:03d}.tif" for t in range(nt)]
     step = sample_step(h, w)
-    log.info("spilling the co-registered stack (%d dates, %.1f GiB) to %s", nt, need / 2**30, folder)
+    log.info("spilling the co-registered stack (%d dates, %.1f GiB) to %s", nt, need / 2**30, own)
     profile = _profile(nb, h, w)
-    profile.update(transform=stack.rio.transform(), crs=stack.rio.crs)  # georeferenced, for whoever looks
+    profile.update(transform=transform_of(stack), crs=stack.rio.crs)  # georeferenced, for whoever looks
     try:
         with rasterio.Env(GDAL_NUM_THREADS="1"), contextlib.ExitStack() as files:
             dsts = [files.enter_context(_open(p, profile)) for p in paths]
             targets = [_Sampling(_WindowWriter(d, "float32", None), h, w, step) for d in dsts]
             store_drained([data[t] for t in range(nt)], list(targets))  # drained before the files close
-    except Exception as exc:  # (closing a file on a full disk fails too)
-        if _disk_full(folder, exc):  # checked first, but filled since (another run's outputs, a quota)
+    except BaseException as exc:  # (closing a file on a full disk fails too; Ctrl-C leaves nothing either)
+        full = isinstance(exc, Exception) and _disk_full(folder, exc)  # measured before the files go
+        shutil.rmtree(own, ignore_errors=True)
+        if full:  # checked first, but filled since (another run's outputs, a quota)
             raise OutputLocationError(
                 f"writing the co-registered stack's scratch files ({need / 2**30:.1f} GiB) to {folder}: the "
                 f"disk is full: {_ADVICE}") from exc
