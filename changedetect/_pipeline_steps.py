@@ -269,12 +269,12 @@ def without(footprints: gpd.GeoDataFrame, drop: np.ndarray) -> gpd.GeoDataFrame:
 
 
 def days_raster(first_seen: xr.DataArray) -> xr.DataArray:
-    """datetime64 (y, x) -> float32 days since 1970-01-01, NaN where NaT."""
-    values = first_seen.values
-    days = (values.astype("datetime64[D]").astype("int64")).astype(np.float32)
-    days[np.isnat(values)] = np.nan
-    out = first_seen.copy(data=days)
-    out.attrs = {"units": "days since 1970-01-01"}
+    """datetime64 (y, x) -> float32 days since 1970-01-01, NaN where NaT, in memory; its only attribute
+    the ``units``."""
+    from changedetect.io.raster import dates_as_days
+
+    out = dates_as_days(first_seen.copy(data=np.asarray(first_seen.values)))
+    out.attrs = {"units": out.attrs["units"]}
     return out
 
 

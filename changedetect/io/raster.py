@@ -71,7 +71,9 @@ def write_cog(
     path
         Output file; written to a temporary file beside it and renamed at the end.
     dtype
-        ``"float32"`` (default) or ``"uint8"`` (values are rounded and clipped to 0-255).
+        ``"float32"`` (default) or ``"uint8"`` (values are rounded and clipped to 0-255).  A raster
+        of dates (datetime64) is written as float32 days since 1970-01-01, NaN where NaT, with the
+        ``units`` tag (:func:`dates_as_days`), as ``first_seen.tif`` is and :func:`vectorize` reads it.
     nodata
         Nodata value stored in the file.  Default NaN for float32, none for uint8.
         NaN pixels are written as ``nodata`` (as 0 for uint8 without nodata).
@@ -162,9 +164,35 @@ def _checked(arr: xr.DataArray, dtype: str, nodata: float | None) -> tuple[xr.Da
     :func:`write_cog` and :func:`cog_windows` alike."""
     if dtype not in ("float32", "uint8"):
         raise ValueError(f"dtype must be 'float32' or 'uint8', got {dtype!r}")
+    if isinstance(arr, xr.DataArray) and np.issubdtype(arr.dtype, np.datetime64):
+        if dtype != "float32":
+            raise ValueError("a raster of dates (datetime64, as detect_series' first_seen) is written as float32 "
+                             "days since 1970-01-01: leave dtype at 'float32'")
+        arr = dates_as_days(arr)
     if nodata is None and dtype == "float32":
         nodata = float("nan")
     return _as_band_yx(arr), nodata
+
+
+#: CF ``units`` of a raster of dates as written here (``first_seen.tif``), and as :func:`vectorize` reads one
+DAYS_UNITS = "days since 1970-01-01"
+
+
+def dates_as_days(arr: xr.DataArray) -> xr.DataArray:
+    """A datetime64 raster (``detect_series``' ``first_seen``) as float32 days since 1970-01-01, NaN where
+    NaT (never changed), ``attrs["units"]`` :data:`DAYS_UNITS`; other attributes kept; lazy stays lazy.
+    :func:`write_cog` writes a datetime64 raster so (before, it wrote nanoseconds, NaT as a valid value)."""
+
+    def days(values: np.ndarray) -> np.ndarray:
+        out = values.astype("datetime64[D]").astype("int64").astype(np.float32)
+        out[np.isnat(values)] = np.nan
+        return out
+
+    data = arr.data
+    data = da.map_blocks(days, data, dtype=np.float32) if isinstance(data, da.Array) else days(np.asarray(data))
+    out = arr.copy(data=data)
+    out.attrs = {**arr.attrs, "units": DAYS_UNITS}
+    return out
 
 
 def _as_band_yx(arr: xr.DataArray) -> xr.DataArray:
@@ -380,4 +408,4 @@ def valid_share(paths: list[Path], *, side: int = 1024) -> float:
     return float(both.mean()) if both is not None else float("nan")
 
 
-__all__ = ["valid_share", "write_cog"]
+__all__ = ["DAYS_UNITS", "dates_as_days", "valid_share", "write_cog"]

@@ -155,3 +155,28 @@ def test_write_cog_leaves_no_write_running_when_a_window_fails(tmp_path: Path, m
         raster_mod.write_cog(plane, tmp_path / "p.tif")
     assert write_race.held()
     assert not list(tmp_path.iterdir())  # nothing half-written
+
+
+@pytest.mark.parametrize("lazy", [False, True])
+def test_a_raster_of_dates_is_written_as_days_and_read_back_by_vectorize(tmp_path: Path, lazy: bool) -> None:
+    """detect_series' first_seen (datetime64, NaT where never changed) through write_cog: days since 1970,
+    NaN for NaT, the units tag, and vectorize reads the dates back.  It was written as float32 nanoseconds
+    with NaT a valid -9.2e18, and every footprint's first_seen read back NaT."""
+    from changedetect.vectorize import vectorize
+
+    prob = np.zeros((64, 64), np.float32)
+    prob[10:30, 10:30] = prob[40:60, 40:60] = 0.9
+    first = np.full((64, 64), np.datetime64("NaT"), dtype="datetime64[ns]")
+    first[10:30, 10:30], first[40:60, 40:60] = np.datetime64("2024-07-12"), np.datetime64("2025-01-20")
+    dates = _raster(da.from_array(first, chunks=32) if lazy else first, ("y", "x")).assign_attrs(model="m")
+    out = write_cog(dates, tmp_path / "first_seen.tif")
+    with rasterio.open(out) as src:
+        assert src.dtypes == ("float32",) and np.isnan(src.nodata)
+        assert src.tags()["units"] == "days since 1970-01-01" and src.tags()["model"] == "m"
+        values = src.read(1)
+    assert np.isnan(values[0, 0]) and values[20, 20] == (np.datetime64("2024-07-12") - np.datetime64("1970-01-01")).astype(int)
+    read = rioxarray.open_rasterio(out).squeeze("band", drop=True)
+    found = vectorize(_raster(prob, ("y", "x")), first_seen=read).sort_values("first_seen")
+    assert [str(d)[:10] for d in found["first_seen"]] == ["2024-07-12", "2025-01-20"]
+    with pytest.raises(ValueError, match="days since 1970-01-01"):
+        write_cog(dates, tmp_path / "dates8.tif", dtype="uint8")
