@@ -247,6 +247,8 @@ def evaluate(
         Probability threshold; ``None``: the model card's (0.5 for CVA = Otsu's).
     cities
         OSCD only: evaluate these cities.
+    progress
+        Show a progress bar over the images.
 
     Raises
     ------

@@ -167,6 +167,9 @@ def confirmed_change(before: np.ndarray, after: np.ndarray, prob: np.ndarray, *,
         A pixel's ground area in square metres.
     threshold
         The network's decision threshold (``check.support`` must be below it).
+    check
+        The presence check's thresholds (:class:`PresenceCheck`: how much the building probability must
+        rise or fall, the network's least support, the smallest object).
     same_sun
         For dates of different seasons: ``(before, after)`` building probability of two dates
         of the same season that bracket the pair (BEFORE and a later date of its season, or an

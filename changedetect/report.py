@@ -280,6 +280,11 @@ def write_report(
         Or an aligned TileStack: its first and last dates are used.
     run_info
         Key facts shown in the header (dates, model, counts of footprints, ...).
+    config
+        :class:`~changedetect.config.ReportConfig` (or its ``[report]`` table as a mapping): title,
+        language, whether permitted footprints are listed, chip size.
+    overwrite
+        Replace an existing ``out_path`` (else :class:`~changedetect.errors.OutputExistsError`).
     coverage
         What each compared pair could compare, shown below the header (low pairs marked):
         ``run.json``'s ``coverage`` (``pairs``, ``dates``) with its ``clouds``

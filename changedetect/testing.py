@@ -97,8 +97,18 @@ def make_stack(
         Number of dates (ignored when ``dates`` is given); 2024-01-15 then every 60 days.
     size
         Side in pixels.
+    dates
+        The dates (ISO strings or dates); default ``n_dates`` of them.
+    bands
+        Band names, in order; default red, green, blue, nir.
     buildings
         Rectangles on the ground; defaults to :func:`default_buildings`.
+    resolution
+        Pixel size in CRS units (metres).
+    crs
+        The stack's CRS; default UTM 48N (Ho Chi Minh City).
+    origin
+        ``(x, y)`` of the upper-left corner in ``crs``.
     noise
         Standard deviation of the per-date sensor noise (digital numbers).
     seed
