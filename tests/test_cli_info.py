@@ -141,6 +141,26 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
     assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.parametrize("json_out", [False, True])
+def test_a_corrupt_block_inside_a_tile_is_one_line_naming_the_file(tmp_path: Path, repo_root: Path,
+                                                                     json_out: bool) -> None:
+    """The header reads, a compressed block does not: 'Internal error ... This is a bug' (exit 1) before."""
+    folder = tmp_path / "tiles"
+    folder.mkdir()
+    for tif in sorted((repo_root / "sample_tiles").glob("*.tif")):
+        (folder / tif.name).write_bytes(tif.read_bytes())
+    bad = folder / "district12_20250120.tif"
+    data = bytearray(bad.read_bytes())
+    middle = len(data) // 2
+    data[middle:middle + 20000] = np.random.default_rng(1).integers(0, 256, 20000, dtype=np.uint8).tobytes()
+    bad.write_bytes(bytes(data))
+    proc = _run("info", str(folder), *(["--json"] if json_out else []))
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: reading band"), proc.stderr
+    assert str(bad) in lines[0] and "corrupt" in lines[0]
+
+
 def test_missing_path_is_one_line_and_exit_2(tmp_path: Path) -> None:
     proc = _run("info", str(tmp_path / "nowhere"))
     assert proc.returncode == 2

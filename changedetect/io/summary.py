@@ -19,9 +19,11 @@ from typing import Any
 import numpy as np
 import rasterio
 from pyproj import CRS
+from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
 from changedetect._grey import grey_warning, looks_grey, rgb_positions, sample_windows
+from changedetect.errors import TileReadError
 from changedetect.io import geo
 from changedetect.io._read import read_float
 from changedetect.io.clouds import cloud_shares, warn_cloudy
@@ -174,7 +176,8 @@ def _panchromatic(bands: Sequence[BandSource]) -> bool | None:
 
         def read(win: Any) -> np.ndarray:
             at = Window(win.col, win.row, win.width, win.height)
-            return np.stack([read_float(srcs[b.path], b.index, at, nodata=b.info.nodata) for b in rgb])
+            return np.stack([_read(b, lambda b=b: read_float(srcs[b.path], b.index, at, nodata=b.info.nodata))
+                             for b in rgb])
 
         return looks_grey(sample_windows(read, (grid.height, grid.width)))
 
@@ -190,12 +193,26 @@ def _scene_nodata_share(bands: Sequence[BandSource], sample: int) -> float:
             if scale <= 1
             else (max(1, round(grid.height / scale)), max(1, round(grid.width / scale)))
         )
-        with rasterio.open(band.path) as src:
-            data = read_float(src, band.index, Window(0, 0, src.width, src.height), out_shape=shape,
-                              nodata=band.info.nodata)
+        def decimated(band: BandSource = band, shape: tuple[int, int] = shape) -> np.ndarray:
+            with rasterio.open(band.path) as src:
+                return read_float(src, band.index, Window(0, 0, src.width, src.height), out_shape=shape,
+                                  nodata=band.info.nodata)
+
+        data = _read(band, decimated)
         shares.append(float(np.isnan(data).mean()))
     log.debug("nodata shares %s", shares)
     return float(np.mean(shares)) if shares else math.nan
+
+
+def _read(band: BandSource, read: Any) -> np.ndarray:
+    """``read()`` of ``band``, a failed read (a corrupt compressed block) said as the file and band's
+    :class:`~changedetect.errors.TileReadError`, as every other read of a tile says it: ``info`` reported
+    it as an internal error naming no file."""
+    try:
+        return read()
+    except RasterioError as exc:
+        raise TileReadError(f"reading band {band.index} of '{band.path}' failed: {exc}; the file may be "
+                            "truncated or corrupt: copy or download it again") from exc
 
 
 __all__ = ["describe"]
