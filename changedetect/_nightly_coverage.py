@@ -90,9 +90,28 @@ def record(summary: Any, results: list[dict[str, Any]]) -> None:
     from changedetect._nightly_plan import IN_SUMMARY
 
     summary.coverage = pair_coverage(results)
-    for message in low_coverage(summary.coverage):
+    for message in low_coverage(summary.coverage) + unregistered(results):
         log.warning("%s", message, extra=IN_SUMMARY)
         summary.warnings.append(message)
 
 
-__all__ = ["LOW_COVERAGE", "low_coverage", "pair_coverage", "record"]
+def unregistered(results: list[dict[str, Any]]) -> list[str]:
+    """One warning per date a pair compared without co-registering it (its ``run.json``'s
+    ``unregistered``): the area's new violations of that pair may be misregistration, and the night's
+    summary is where an operator reads it (``-q`` shows no log line)."""
+    out = []
+    for result in results:
+        for pair in result["runs"]:
+            try:
+                doc = json.loads((Path(pair["run_dir"]) / "run.json").read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue
+            for u in doc.get("unregistered") or []:
+                out.append(f"area {result['area']}: the {u['date']} acquisition could not be co-registered on "
+                           f"{u['reference']} ({u['reason']}) and was compared as it lies (the pair "
+                           f"{pair['before']}..{pair['after']}): its building edges can read as change; check the "
+                           "tile's georeferencing before acting on the area's new violations")
+    return out
+
+
+__all__ = ["LOW_COVERAGE", "low_coverage", "pair_coverage", "record", "unregistered"]

@@ -122,6 +122,7 @@ def chain(stack: xr.DataArray, register: gpd.GeoDataFrame, out: Path, config: Pi
             aligned = aligned.sel(band=used)
         # computed once, held or spilled: the dates compared and the bands read after (inf: always held)
         aligned = hold(aligned, limit=config.run.hold_gib * 2**30, spill=spill)
+        unregistered = unregistered_dates(creport, [str(t)[:10] for t in aligned["time"].values])
         write_text_atomic(out / OUTPUTS["coregistration"],
                           json.dumps(creport.to_dict(), indent=1, default=str, ensure_ascii=False))
     index, masks = pair_indices(aligned, pairs), pair_indices(aligned, mask_pairs or None)
@@ -191,7 +192,7 @@ def chain(stack: xr.DataArray, register: gpd.GeoDataFrame, out: Path, config: Pi
             write_report(violations, out_path=out / OUTPUTS["report"], before=out / OUTPUTS["before_rgb"],
                          after=out / OUTPUTS["after_rgb"], config=config.report, overwrite=True,
                          run_info=report_info(times, loaded, len(footprints)),
-                         coverage={**pairs_coverage, "clouds": list(clouds)})
+                         coverage={**pairs_coverage, "clouds": list(clouds), "unregistered": unregistered})
     skipped = {"first_seen": "first_seen" not in written_rasters, "violations_csv": "violations_csv" not in lists,
                "report": not config.output.report, "same_season": "same_season" not in written_rasters}
     written = {k for k in OUTPUTS if not skipped.get(k, False)} | set(lists)
@@ -200,7 +201,17 @@ def chain(stack: xr.DataArray, register: gpd.GeoDataFrame, out: Path, config: Pi
             "change_type_model": segmenter_info(segmenter), "same_sun_dropped": dropped,
             "written": written, "bands": {"read": read, "used": [str(b) for b in aligned["band"].values]},
             "coverage_both_dates": coverage, "coverage": pairs_coverage,
-            "filled_before": filled_before}
+            "filled_before": filled_before, "unregistered": unregistered}
+
+
+def unregistered_dates(report: Any, days: Sequence[str]) -> list[dict[str, str]]:
+    """The compared ``days`` that co-registration could not register (status ``unreliable``: no shift
+    applied), each ``{"date", "reference", "reason"}``, for ``run.json``, the summary, the report and the
+    nightly's warnings.  Such a date is compared as it lies: 15 m of bad georeferencing turned every
+    building edge into change (55 violations, none permitted, on the sample city) while only a log line
+    said so, and ``-q`` hid that."""
+    return [{"date": d.date, "reference": report.reference, "reason": d.reason or "the match failed"}
+            for d in report.dates if d.status == "unreliable" and d.date in days]
 
 
 def _coverage(out: Path, times: list[str]) -> float:
@@ -243,4 +254,4 @@ def warn_coverage(share: float, times: Sequence[str], clouds: Sequence[dict[str,
                         coverage_why(clouds, (before, after), tiles_nodata=nodata))
 
 
-__all__ = ["STAGES", "Clock", "chain", "warn_coverage"]
+__all__ = ["STAGES", "Clock", "chain", "unregistered_dates", "warn_coverage"]

@@ -129,6 +129,9 @@ _EN: dict[str, str] = {
     "cov.masked": "Masked by its Sentinel-2 SCL",
     "cov.tiles_nodata": "No data in the tiles",
     "cov.low": "LOW: under {pct} %",
+    "cov.unregistered": "NOT CO-REGISTERED: {date} could not be aligned on {reference} ({reason}) and was compared "
+                        "as it lies: building edges can read as change, so check its violations against the "
+                        "imagery, and the date's georeferencing.",
     "cov.clear_view": "{share} % compared, {filled} % of it against the clear view of {views} ({before} had "
                       "no data there).",
     "cov.and": " and ",
@@ -260,6 +263,9 @@ _VI: dict[str, str] = {
     "cov.masked": "Bị che theo lớp SCL của Sentinel-2",
     "cov.tiles_nodata": "Ảnh không có dữ liệu",
     "cov.low": "THẤP: dưới {pct} %",
+    "cov.unregistered": "KHÔNG ĐỒNG ĐĂNG KÝ ĐƯỢC: ảnh ngày {date} không căn chỉnh được theo ảnh ngày {reference} "
+                        "({reason}) và đã được so sánh nguyên trạng: cạnh công trình có thể bị nhận nhầm là thay "
+                        "đổi, vì vậy hãy đối chiếu các vi phạm với ảnh và kiểm tra tọa độ địa lý của ảnh ngày đó.",
     "cov.clear_view": "Đã so sánh {share} %, trong đó {filled} % so với ảnh không mây ngày {views} (ngày {before} "
                       "không có dữ liệu ở đó).",
     "cov.and": " và ",

@@ -90,6 +90,9 @@ class RunSummary:
     #: with a parcel layer (``parcels=``), of the violations: how many stand on a parcel, across parcels,
     #: and have an address only from their parcel (:func:`changedetect.parcels.parcel_counts`); else None
     parcels: dict[str, int] | None = None
+    #: compared dates co-registration could not register, compared unaligned: ``date``, ``reference``,
+    #: ``reason`` (run.json's ``unregistered``); their changes may be misregistration
+    unregistered: list[dict[str, str]] = field(default_factory=list)
 
     @property
     def n_violations(self) -> int:
@@ -100,9 +103,11 @@ class RunSummary:
         """What a notebook shows: the counts, dates, model and folder (every field: :meth:`to_dict`)."""
         counts = ", ".join(f"{s} {n}" for s, n in sorted(self.counts.items(), key=lambda kv: (-kv[1], kv[0])))
         dates = f"{self.dates[0]} .. {self.dates[-1]} ({len(self.dates)} dates)" if self.dates else "no dates"
+        unaligned = (f"; NOT CO-REGISTERED: {', '.join(u['date'] for u in self.unregistered)}"
+                     if self.unregistered else "")
         return (f"RunSummary(out='{self.out}', {self.n_footprints} footprints, {self.n_violations} violations"
                 f"{': ' + counts if counts else ''}; {dates}; model {self.model} {self.model_sha256[:12]}; "
-                f"{sum(self.timings.values()):.1f} s)")
+                f"{sum(self.timings.values()):.1f} s{unaligned})")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
@@ -114,6 +119,7 @@ class RunSummary:
             "carried_ids": self.carried_ids, "same_sun_dropped": self.same_sun_dropped,
             "coverage_both_dates": self.coverage_both_dates, "clouds": [dict(c) for c in self.clouds],
             "coverage": dict(self.coverage), "parcels": self.parcels,
+            "unregistered": [dict(u) for u in self.unregistered],
         }
 
 
@@ -367,6 +373,9 @@ def _finish(series: Any, stack: xr.DataArray, permits: str | Path, out: Path, co
         # per consecutive pair whose BEFORE could be filled from earlier dates ([detect] fill_masked_before):
         # the share of the scene filled, in all and per date it came from (docs/detection.md)
         "filled_before": results["filled_before"],
+        # compared dates co-registration could not register (no shift applied): their changes may be
+        # misregistration, each {"date", "reference", "reason"} (docs/coregistration.md)
+        "unregistered": results["unregistered"],
         "parcels": parcel_counts(violations) if parcels is not None else None,  # of the violations
         "outputs": {k: p.name for k, p in paths.items()},
         "report_info": report_info(results["times"], loaded, len(results["footprints"])),
@@ -376,7 +385,8 @@ def _finish(series: Any, stack: xr.DataArray, permits: str | Path, out: Path, co
                       model=card.name, model_sha256=card.sha256, paths=paths, timings=clock.timings,
                       carried_ids=results["carried_ids"], same_sun_dropped=results["same_sun_dropped"],
                       coverage_both_dates=results["coverage_both_dates"], clouds=results["clouds"],
-                      coverage=results["coverage"], parcels=provenance["parcels"])
+                      coverage=results["coverage"], parcels=provenance["parcels"],
+                      unregistered=results["unregistered"])
 
 
 def _clouds(series: Any, grid: Any, mask: bool) -> list[dict[str, Any]]:

@@ -19,6 +19,12 @@ from changedetect.testing import make_nightly_catalog
 LATE = s2.DATES[1]  # 20200704, the cloudy date
 
 
+def _others(warnings: list[str]) -> list[str]:
+    """The night's warnings but the co-registration ones: this file's cloudy synthetic dates cannot be
+    co-registered, which the night says (tests/test_unregistered_date.py)."""
+    return [w for w in warnings if "could not be co-registered" not in w]
+
+
 def _world(root: Path) -> tuple[dict, Path]:
     """Area ``bands``: B02..B08 and an SCL per date; the cloudy date's SCL held back in ``root/held``."""
     world = make_nightly_catalog(root, {})
@@ -72,7 +78,7 @@ def test_a_late_scl_compares_its_date_again_with_its_clouds(late: dict) -> None:
     assert (rerun["area"], rerun["date"]) == ("bands", "2020-07-04"), rerun
     assert "scene classification (SCL)" in rerun["reason"] and "arrived after" in rerun["reason"], rerun
     assert "SCL_20m.tif" in rerun["reason"]
-    assert not third.failed and third.warnings == [], third.warnings
+    assert not third.failed and _others(third.warnings) == [], third.warnings  # the fixture's cloudy synthetic dates cannot be co-registered, which the night says (not checked here)
     _no_building_twice(late["world"]["root"] / "out")
 
 
@@ -119,7 +125,7 @@ def test_a_state_without_scl_checksums_is_upgraded_by_the_scl_files_times(tmp_pa
     (line,) = [w for w in third.warnings if "SCL" in w]
     assert "2020-01-05" in line and "2020-07-04" not in line and "not compared again" in line, line
     fourth = _night(world, "2020-07-07")
-    assert (fourth.pairs, fourth.reruns, fourth.warnings) == (0, [], []), fourth
+    assert (fourth.pairs, fourth.reruns, _others(fourth.warnings)) == (0, [], []), fourth
 
 
 def test_a_catalog_copied_anew_is_not_compared_again(tmp_path: Path) -> None:

@@ -128,6 +128,10 @@ def _text(s: dict[str, Any]) -> str:
     if s.get("coverage_both_dates") is not None:
         lines.insert(3, f"  coverage:           {100 * s['coverage_both_dates']:.1f} % of the scene has data on both "
                         f"{s['dates'][0]} and {s['dates'][-1]}")
+    for u in s.get("unregistered") or []:
+        lines.insert(len(lines) - 1, f"  NOT CO-REGISTERED:  {u['date']} could not be aligned on {u['reference']} "
+                     f"({u['reason']}) and was compared as it lies: its building edges can read as change; check "
+                     "its georeferencing (coregistration.json)")
     for c in s.get("clouds") or []:
         lines.insert(len(lines) - 1, f"  cloud {c['date']}:   {100 * c['cloud_share']:.1f} % of the scene by its SCL"
                      + (", masked as no data" if c["masked"] else ", not masked (--no-cloud-mask): read as data"))
