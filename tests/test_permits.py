@@ -191,6 +191,22 @@ def test_csv_non_utf8_and_bad_wkt_are_reported(tmp_path: Path) -> None:
     assert "unparseable WKT" in res.report() and "not valid UTF-8" in res.report()
 
 
+@pytest.mark.parametrize("sep", [",", "\t"])
+def test_a_utf16_csv_as_excel_saves_it_reads_as_its_utf8_twin(tmp_path: Path, sep: str) -> None:
+    """Excel's 'CSV UTF-16' / 'Unicode Text' (tab-separated): 'Internal error: UnicodeEncodeError' before."""
+    reg = good_register(3)
+    table = pd.DataFrame(reg.drop(columns="geometry"))
+    table["wkt"] = reg.geometry.to_wkt()
+    table.to_csv(tmp_path / "reg16.csv", index=False, encoding="utf-16", sep=sep)
+    table.to_csv(tmp_path / "reg8.csv", index=False, encoding="utf-8")
+    got, want = load_register(tmp_path / "reg16.csv", crs="EPSG:9210"), load_register(tmp_path / "reg8.csv", crs="EPSG:9210")
+    pd.testing.assert_frame_equal(pd.DataFrame(got.drop(columns="geometry")), pd.DataFrame(want.drop(columns="geometry")))
+    assert got.geometry.geom_equals_exact(want.geometry, 1e-9).all() and "Số" in " ".join(got["address"])
+    (tmp_path / "bad16.csv").write_bytes(b"\xff\xfe" + "permit_id".encode("utf-16-le") + b"\x00\xd8")  # a lone surrogate
+    with pytest.raises(PermitSchemaError, match="bad16.csv' starts as UTF-16 text but does not decode"):
+        load_register(tmp_path / "bad16.csv", crs="EPSG:9210")
+
+
 def test_gpkg_with_non_utf8_text(tmp_path: Path) -> None:
     path = write_vector(good_register(2), tmp_path / "reg.gpkg")
     con = sqlite3.connect(path)

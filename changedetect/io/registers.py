@@ -276,7 +276,14 @@ def _recoded(frame: gpd.GeoDataFrame, codec: str) -> gpd.GeoDataFrame:
 
 def _read_csv(path: Path, crs: Any, what: str) -> gpd.GeoDataFrame:
     raw = path.read_bytes()
-    text = raw.decode("utf-8-sig" if raw.startswith(b"\xef\xbb\xbf") else "utf-8", "surrogateescape")
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):  # UTF-16 with its BOM: Excel's "Unicode Text" / "CSV UTF-16"
+        try:
+            text = raw.decode("utf-16")
+        except UnicodeDecodeError as exc:
+            raise PermitSchemaError(f"{what} '{path}' starts as UTF-16 text but does not decode as it ({exc}); "
+                                    "re-save it as UTF-8 (Excel: 'CSV UTF-8')") from exc
+    else:
+        text = raw.decode("utf-8-sig" if raw.startswith(b"\xef\xbb\xbf") else "utf-8", "surrogateescape")
     # the csv module, not pandas: pandas re-encodes the text and cannot keep undecodable bytes
     rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=csv_delimiter(text.split("\n", 1)[0])))
     if not rows:
