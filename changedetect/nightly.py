@@ -103,7 +103,7 @@ from changedetect._state import (
     write_text_atomic,
 )
 from changedetect.config import ParcelsConfig, PermitsConfig, PipelineConfig
-from changedetect.errors import ChangeDetectError
+from changedetect.errors import ChangeDetectError, ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -227,6 +227,18 @@ def _compute(tasks: list[dict[str, Any]], *, scheduler: str | None, workers: int
     return _dask.compute(_run_area, tasks, scheduler=scheduler, workers=workers)
 
 
+def _check_not_before(night: str, nights: dict[str, Any]) -> None:
+    """Refuse a new night dated before the last one committed (a typo in ``--night``, a script replaying
+    dates): it was committed out of order, its register holding violations first seen months after it,
+    and 'the last night committed' then meant it.  A night already committed may be run again."""
+    later = sorted(n for n in nights if n > night)
+    if later and night not in nights:
+        raise ConfigError(f"night {night} is before the last night committed, {later[-1]} (committed nights: "
+                          f"{', '.join(sorted(nights)[-3:])}{' ...' if len(nights) > 3 else ''}); a night is "
+                          "committed after the ones before it: give a later --night, or leave it out (today), or "
+                          "run a night already committed again")
+
+
 def run_nightly(
     catalog: str | Path,
     *,
@@ -258,7 +270,8 @@ def run_nightly(
     Raises
     ------
     ConfigError
-        ``night`` is not a date, or is later than tomorrow.
+        ``night`` is not a date, is later than tomorrow, or is before the last night committed without
+        being one of the nights committed (which may be run again).
     LockedError
         Another run holds ``STATE/lock``.
     GeoreferenceError
@@ -281,6 +294,7 @@ def run_nightly(
     with state_lock(state_dir):
         _remove_stale_temporaries(state_dir, out_dir, state_dir / "register")
         current = _reference.load(state_dir)
+        _check_not_before(night_s, current.nights)
         summary = NightlySummary(night=night_s)
         committed = _footprints.load(state_dir, current.generation)
         key = sha256_frame(register)
