@@ -57,6 +57,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import errno
 import json
 import logging
 from collections.abc import Mapping
@@ -116,7 +117,15 @@ def _run_area(task: dict[str, Any]) -> dict[str, Any]:
     same-id rule holds for those only).
     """
     with _dask.running(task):  # (an interrupted night waits for it)
-        return _run_pairs(task)
+        try:
+            return _run_pairs(task)
+        except OSError as exc:
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            # a full disk stops the night, as anywhere (exit 2, the state as it was): handed back as a value,
+            # since the exception (chained to GDAL's) did not survive Dask's pickling and came back as a bare
+            # Exception('OSError(28, ...)'), said as a bug, after the worker's traceback
+            return {"area": task["area"], "error": None, "runs": [], "disk_full": [exc.errno, exc.strerror, exc.filename]}
 
 
 def _run_pairs(task: dict[str, Any]) -> dict[str, Any]:
@@ -224,7 +233,11 @@ def _carried(run_dir: Path, previous: Any) -> list[str]:
 
 def _compute(tasks: list[dict[str, Any]], *, scheduler: str | None, workers: int | None) -> list[dict[str, Any]]:
     """Run the area tasks on Dask distributed; results in the order of ``tasks`` (Ctrl-C: :mod:`._nightly_dask`)."""
-    return _dask.compute(_run_area, tasks, scheduler=scheduler, workers=workers)
+    results = _dask.compute(_run_area, tasks, scheduler=scheduler, workers=workers)
+    for result in results:
+        if result.get("disk_full"):
+            raise OSError(*result["disk_full"])
+    return results
 
 
 def _check_not_before(night: str, nights: dict[str, Any]) -> None:

@@ -36,3 +36,40 @@ def test_a_night_before_the_last_committed_is_refused_and_nothing_changes(tmp_pa
     assert sorted(json.loads((tmp_path / "state" / "state.json").read_text(encoding="utf-8"))["nights"]) == ["2024-05-20"]
     later = night("2024-06-01")
     assert later.night == "2024-06-01"
+
+
+def test_a_full_disk_inside_an_area_stops_the_night_as_a_full_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """On the Dask worker the OSError (chained to an exception that does not pickle, as GDAL's) came back
+    as a bare ``Exception('OSError(28, ...)')``: 'Internal error ... This is a bug', exit 1, after the
+    worker's 'Compute Failed' traceback, even with -q."""
+    import errno
+    import threading
+
+    from changedetect import pipeline
+    from changedetect.cli import main
+
+    class Unpicklable(Exception):
+        def __init__(self) -> None:
+            super().__init__("GDAL's")
+            self.lock = threading.Lock()
+
+    def full(*args: object, **kwargs: object) -> None:
+        try:
+            raise Unpicklable()
+        except Unpicklable as cause:
+            raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "state" / "x.gpkg")) from cause
+
+    world = make_nightly_catalog(tmp_path / "world", {"district1": 1})
+    monkeypatch.setattr(pipeline, "run", full)
+    with pytest.raises(SystemExit) as exited:  # the console script's entry point: its error handling
+        main(["-q", "nightly", "--catalog", str(world["tiles"]), "--permits", str(world["permits"]),
+              "--state", str(tmp_path / "state"), "--out", str(tmp_path / "out"), "--night", "2024-05-20",
+              "--config", str(world["config"]), "--workers", "1"])
+    said = capsys.readouterr()
+    assert exited.value.code == 2, said
+    assert said.err.strip().splitlines() == [
+        f"Error: no space left on the disk writing '{tmp_path / 'state' / 'x.gpkg'}' (No space left on device): free "
+        "some space and run the command again (outputs are written to temporary files and renamed, so nothing "
+        "half-written is left, and a nightly state stays as it was)"], said
+    assert not (tmp_path / "state" / "state.json").exists()
