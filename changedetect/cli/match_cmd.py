@@ -92,6 +92,10 @@ def command(footprints: Path, register: str, out: Path, layer: str | None, table
     )
     counts = violations["status"].value_counts()
     click.echo(f"Wrote {out}: {len(violations)} footprints")
+    if len(violations) and ("first_seen" not in violations or violations["first_seen"].isna().all()):
+        click.echo(f"Warning: the footprints in '{footprints}' have no first_seen date: before_permit and "
+                   "permit_expired could not be decided (each footprint was judged as if built within its permit's "
+                   "dates); vectorize with --first-seen, as changedetect run does", err=True)
     for status in STATUSES:
         click.echo(f"  {status:<15} {int(counts.get(status, 0))}")
     if lenient and rejects is not None and rejects.exists():

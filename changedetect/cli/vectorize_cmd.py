@@ -57,8 +57,16 @@ def command(ctx: click.Context, prob: Path, out: Path, threshold: float | None, 
     With --previous, ids are carried over from the previous run's footprints
     by overlap, so a structure keeps its id from run to run.
 
+    Without --before/--after (or --buildings) every footprint is typed `new`,
+    and without --first-seen it has no date: match then takes a permitted
+    demolition for a type_mismatch and cannot tell before_permit or
+    permit_expired.  The first example gives what match needs.
+
     \b
     Examples:
+      changedetect vectorize out/change.tif --first-seen out/change_first_seen.tif \\
+          --before out/aligned/aligned_20240115.tif --after out/aligned/aligned_20250120.tif \\
+          --out footprints.gpkg
       changedetect vectorize change.tif --out footprints.gpkg
       changedetect vectorize change.tif --first-seen change_first_seen.tif --min-area 20 \\
           --threshold 0.6 --out footprints.parquet --overwrite
@@ -89,6 +97,14 @@ def command(ctx: click.Context, prob: Path, out: Path, threshold: float | None, 
     total = float(frame["area_m2"].sum()) if len(frame) else 0.0
     carried = f"; {frame.attrs.get('carried_ids', 0)} ids carried over from {previous}" if previous else ""
     click.echo(f"Wrote {out}: {len(frame)} footprints, {total:.0f} m² in all ({kinds}){carried}")
+    if len(frame) and before is None and buildings is None:
+        click.echo("Warning: change_type not determined (no --before/--after, no --buildings): every footprint is "
+                   "typed new, so match takes a permitted demolition or renovation for a type_mismatch; give "
+                   "--before and --after (the co-registered first and last dates)", err=True)
+    if len(frame) and first_seen is None:
+        click.echo("Warning: no --first-seen: the footprints have no first_seen date, so match cannot decide "
+                   "before_permit or permit_expired; give --first-seen (detect --series writes "
+                   "change_first_seen.tif beside its output)", err=True)
 
 
 def _check_companions(prob: Path, rasters: dict[str, Path | None]) -> None:
