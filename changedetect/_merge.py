@@ -288,6 +288,14 @@ def withdraw_unconfirmed(violations: gpd.GeoDataFrame, results: list[dict[str, A
 
         done = (violations["same_sun"].isin(["confirmed", INSPECTED]).to_numpy()  # judged once, or by an inspector
                 if "same_sun" in violations else np.zeros(len(violations), dtype=bool))
+        tonight = (violations["night"] == night).to_numpy()
+        pair_of = list(zip(violations["area"], violations["before"].astype(str), violations["after"].astype(str),
+                           strict=True))
+        # tonight's rows of a pair whose own run had a partner were judged by it, as an earlier night's
+        # 'confirmed' are (a catch-up night's later pair must not judge them again)
+        partnered = {(r["area"], str(p.get("before")), str(p.get("after"))) for r in results if not r["error"]
+                     for p in r["runs"] if p.get("partner")}
+        done = done | (tonight & np.array([key in partnered for key in pair_of], dtype=bool))
         for r in results:
             if r["error"]:
                 continue
@@ -296,7 +304,12 @@ def withdraw_unconfirmed(violations: gpd.GeoDataFrame, results: list[dict[str, A
                 if not file.is_file():
                     continue
                 area = (violations["area"] == r["area"]).to_numpy()
-                earlier = area & (violations["night"] != night).to_numpy() & ~done
+                # this pair's own rows were checked by its run; every other row of the area, an earlier
+                # night's or tonight's from an earlier pair (a night that caught up on several dates), is
+                # judged here, as it would have been had its dates come on nights of their own
+                mine = tonight & np.array([key == (r["area"], str(pair.get("before")), str(pair.get("after")))
+                                           for key in pair_of], dtype=bool)
+                earlier = area & ~mine & ~done
                 with rasterio.open(file) as src:
                     span = src.tags()["PAIR"].split("/")
                     dates = (violations["before"].astype(str).to_numpy(dtype="datetime64[D]"),
@@ -306,7 +319,7 @@ def withdraw_unconfirmed(violations: gpd.GeoDataFrame, results: list[dict[str, A
                     shares = _decided_shares(src, violations.geometry.iloc[idx].to_crs(src.crs).values)
                     # tonight's own were checked by their run, which keeps what the pair has no data
                     # over unjudged: those are still pending
-                    own = np.flatnonzero(area & (violations["night"] == night).to_numpy() & inside)
+                    own = np.flatnonzero(mine & inside)
                     own_shares = _decided_shares(src, violations.geometry.iloc[own].to_crs(src.crs).values)
                 blind[own[np.isnan(own_shares)]] = True
                 seen, unseen = shares >= share, shares < share  # NaN (no data there): neither, not judged
