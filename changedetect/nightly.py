@@ -60,6 +60,7 @@ import datetime as dt
 import errno
 import json
 import logging
+import warnings
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -104,7 +105,7 @@ from changedetect._state import (
     write_text_atomic,
 )
 from changedetect.config import ParcelsConfig, PermitsConfig, PipelineConfig
-from changedetect.errors import ChangeDetectError, ConfigError
+from changedetect.errors import ChangeDetectError, ConfigError, PermitRowWarning
 
 log = logging.getLogger(__name__)
 
@@ -298,7 +299,13 @@ def run_nightly(
     if parcels is not None and Path(parcels).is_file():
         parcels = Path(parcels).absolute()
     config = PipelineConfig() if config is None else stage_config(config, PipelineConfig, call="run_nightly", table="")
-    register = _check_shared_inputs(permits, config)  # once, before any area: one message, not one per area
+    with warnings.catch_warnings(record=True) as said:  # a lenient register's rejected rows: in the summary too
+        warnings.simplefilter("always")
+        register = _check_shared_inputs(permits, config)  # once, before any area: one message, not one per area
+    rejected = [str(w.message).splitlines()[0] for w in said if issubclass(w.category, PermitRowWarning)
+                and " rejected " in str(w.message).splitlines()[0]]
+    for w in said:
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     layer = _check_parcels(parcels, config)  # likewise
     decided_rows = None if decisions is None else _decisions.read_decisions(  # ConfigError: the row
         decisions, timezone=config.permits.timezone)  # a timestamptz's day in the city's zone, as the register's
@@ -309,6 +316,7 @@ def run_nightly(
         current = _reference.load(state_dir)
         _check_not_before(night_s, current.nights)
         summary = NightlySummary(night=night_s)
+        summary.warnings += rejected  # -q shows no log line: the night's summary is what an operator reads
         committed = _footprints.load(state_dir, current.generation)
         key = sha256_frame(register)
         copies = []  # (frame, key, name): written once the night is planned and its layers' datums checked

@@ -318,7 +318,7 @@ def load_register(
     Raises
     ------
     PermitSchemaError
-        Strict mode and a bad row; either mode and no CRS or a missing column.
+        Strict mode and a bad row; either mode and no CRS, a missing column, or every row rejected.
     """
     from changedetect.io.registers import read_register
 
@@ -340,9 +340,16 @@ def load_register(
             f"permit register '{name}': repaired {len(result.repairs)} row(s): "
             + "; ".join(str(p) for p in result.repairs[:MAX_LISTED])
         ), stacklevel=2)
+    if result.problems and not len(result.permits) and len(result.rejects):
+        raise PermitSchemaError(
+            f"permit register '{name}': every one of its {len(result.rejects)} row(s) was rejected, so nothing "
+            "could be matched against it and every building would come out unlicensed. A fault that takes every "
+            "row (a decimal comma, a changed date format or column layout, another export) is the register's, not "
+            "its rows': fix the register\n" + result.report())
     if result.problems:
         n_bad = len(result.rejects)
-        where = f"; rejected rows written to '{rejects_path}'" if rejects_path else "; pass rejects_path to keep them"
+        where = (f"; rejected rows written to '{rejects_path}'" if rejects_path else
+                 "; the rejected rows are not kept (rejects_path= in Python, --rejects FILE for changedetect match)")
         warnings.warn(PermitRowWarning(
             f"permit register '{name}': rejected {n_bad} of {n_bad + len(result.permits)} row(s){where}\n"
             + result.report()

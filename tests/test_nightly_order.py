@@ -73,3 +73,36 @@ def test_a_full_disk_inside_an_area_stops_the_night_as_a_full_disk(tmp_path: Pat
         "some space and run the command again (outputs are written to temporary files and renamed, so nothing "
         "half-written is left, and a nightly state stays as it was)"], said
     assert not (tmp_path / "state" / "state.json").exists()
+
+
+def test_a_lenient_register_whose_rows_are_all_rejected_is_refused(tmp_path: Path) -> None:
+    """Every row rejected (a decimal comma in an Excel export): the run matched against nothing and every
+    building came out unlicensed, exit 0; the nightly turned 8 open violations unlicensed, with no warning."""
+    from dataclasses import replace
+
+    import geopandas as gpd
+    import pandas as pd
+
+    from changedetect.errors import PermitSchemaError
+    from changedetect.permits import load_register
+
+    world = make_nightly_catalog(tmp_path / "world", {"district1": 1})
+    register = gpd.read_file(world["permits"])
+    bad = register.assign(permitted_area_m2=register["permitted_area_m2"].map(lambda v: f"{v:.1f}".replace(".", ",")))
+    bad.to_file(tmp_path / "comma.gpkg")
+    with pytest.raises(PermitSchemaError, match=r"every one of its 1 row\(s\) was rejected"):
+        load_register(tmp_path / "comma.gpkg", strict=False)
+    config = PipelineConfig.from_toml(world["config"])
+    lenient = replace(config, permits=replace(config.permits, strict=False))
+    with pytest.raises(PermitSchemaError, match="every one of its"):
+        run_nightly(world["tiles"], permits=tmp_path / "comma.gpkg", state=tmp_path / "state", out=tmp_path / "out",
+                    night="2024-05-20", workers=1, config=lenient)
+    # one bad row of two: the night goes on with the good one, and its summary says what was set aside
+    two = gpd.GeoDataFrame(
+        pd.concat([register, bad.assign(permit_id="GP-BAD-1")], ignore_index=True),
+        geometry="geometry", crs=register.crs)
+    two.to_file(tmp_path / "two.gpkg")
+    with pytest.warns(Warning, match="rejected 1 of 2"):
+        summary = run_nightly(world["tiles"], permits=tmp_path / "two.gpkg", state=tmp_path / "state",
+                              out=tmp_path / "out", night="2024-05-20", workers=1, config=lenient)
+    assert any("rejected 1 of 2 row(s)" in w for w in summary.warnings), summary.warnings
