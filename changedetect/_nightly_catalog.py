@@ -250,8 +250,10 @@ def discover(catalog: str | Path, *, night: str | None = None, known: dict[str, 
         date = (stac.date if stac is not None else None) or (
             _date_in_name(f.name) if f.suffix.lower() in _RASTER or stac is not None else None)
         if date is None:
-            if f.suffix.lower() in _RASTER | {".json"}:
-                log.warning("catalog: skipping '%s' (no date in its name or STAC item)", f)
+            if f.suffix.lower() in _RASTER | {".json"}:  # in the night's warnings: -q shows no log line
+                problem(f"catalog: '{f}' is skipped every night: no date in its name or STAC item; rename it with "
+                        f"its acquisition date, like '{area}_20240131{f.suffix.lower()}' "
+                        "(YYYYMMDD), or give it a STAC item with its datetime")
             continue
         if night is not None and date > night:
             continue

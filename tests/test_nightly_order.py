@@ -106,3 +106,17 @@ def test_a_lenient_register_whose_rows_are_all_rejected_is_refused(tmp_path: Pat
         summary = run_nightly(world["tiles"], permits=tmp_path / "two.gpkg", state=tmp_path / "state",
                               out=tmp_path / "out", night="2024-05-20", workers=1, config=lenient)
     assert any("rejected 1 of 2 row(s)" in w for w in summary.warnings), summary.warnings
+
+
+def test_a_file_the_night_will_never_take_is_in_its_warnings(tmp_path: Path) -> None:
+    """A tile whose name holds no date the job reads (month 13, no date) was skipped every night with a log
+    line only, which the cron recipe's -q hides."""
+    import shutil
+
+    world = make_nightly_catalog(tmp_path / "world", {"district1": 1})
+    first = sorted((world["tiles"] / "district1").glob("*.tif"))[0]
+    shutil.copy(first, world["tiles"] / "district1" / "district1_20251301.tif")
+    summary = run_nightly(world["tiles"], permits=world["permits"], state=tmp_path / "state", out=tmp_path / "out",
+                          night="2024-05-20", workers=1, config=PipelineConfig.from_toml(world["config"]))
+    (line,) = [w for w in summary.warnings if "district1_20251301.tif" in w]
+    assert "is skipped every night: no date in its name" in line and "district1_20240131.tif" in line
