@@ -121,12 +121,23 @@ def _run_area(task: dict[str, Any]) -> dict[str, Any]:
         try:
             return _run_pairs(task)
         except OSError as exc:
-            if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            stop = _disk_stop(exc)
+            if stop is None:
                 raise
-            # a full disk stops the night, as anywhere (exit 2, the state as it was): handed back as a value,
-            # since the exception (chained to GDAL's) did not survive Dask's pickling and came back as a bare
-            # Exception('OSError(28, ...)'), said as a bug, after the worker's traceback
-            return {"area": task["area"], "error": None, "runs": [], "disk_full": [exc.errno, exc.strerror, exc.filename]}
+            # a full disk (or a file-size limit) stops the night, as anywhere (exit 2, the state as it was):
+            # handed back as a value, since the exception (chained to GDAL's) did not survive Dask's pickling
+            # and came back as a bare Exception('OSError(28, ...)'), said as a bug, after the worker's traceback
+            return {"area": task["area"], "error": None, "runs": [], "disk_full": stop}
+
+
+def _disk_stop(exc: OSError) -> list[Any] | None:
+    """``[errno, strerror, filename]`` of a write the disk stopped: full (ENOSPC, EDQUOT), or a file past the
+    process's size limit (EFBIG; GDAL's exception does not say it, libtiff's line before it did); else None."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        return [exc.errno, exc.strerror, exc.filename]
+    from changedetect._libtiff import said
+
+    return [errno.EFBIG, "File too large", exc.filename] if said("File too large") else None
 
 
 def _run_pairs(task: dict[str, Any]) -> dict[str, Any]:

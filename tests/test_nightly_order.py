@@ -120,3 +120,31 @@ def test_a_file_the_night_will_never_take_is_in_its_warnings(tmp_path: Path) -> 
                           night="2024-05-20", workers=1, config=PipelineConfig.from_toml(world["config"]))
     (line,) = [w for w in summary.warnings if "district1_20251301.tif" in w]
     assert "is skipped every night: no date in its name" in line and "district1_20240131.tif" in line
+
+
+def test_a_file_size_limit_inside_an_area_is_one_line_without_the_worker_traceback(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        caplog: pytest.LogCaptureFixture) -> None:
+    """GDAL's write error under `ulimit -f` (which libtiff's 'File too large.' line explains): the right line
+    came after Dask's 'Compute Failed' traceback, even with -q."""
+    import rasterio.errors
+
+    from changedetect import _libtiff, pipeline
+    from changedetect.cli import main
+
+    def limited(*args: object, **kwargs: object) -> None:
+        raise rasterio.errors.RasterioIOError("Write failed. See previous exception for details.")
+
+    world = make_nightly_catalog(tmp_path / "world", {"district1": 1})
+    monkeypatch.setattr(pipeline, "run", limited)
+    monkeypatch.setattr(_libtiff, "said", lambda text: text == "File too large")
+    with pytest.raises(SystemExit) as exited:
+        main(["-q", "nightly", "--catalog", str(world["tiles"]), "--permits", str(world["permits"]),
+              "--state", str(tmp_path / "state"), "--out", str(tmp_path / "out"), "--night", "2024-05-20",
+              "--config", str(world["config"]), "--workers", "1"])
+    said = capsys.readouterr()
+    assert exited.value.code == 2, said
+    (line,) = said.err.strip().splitlines()
+    assert line.startswith("Error: an output file "), said
+    assert not [r for r in caplog.records if "Compute Failed" in r.getMessage()]  # the worker's traceback
+    assert not (tmp_path / "state" / "state.json").exists()
