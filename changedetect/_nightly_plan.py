@@ -99,6 +99,9 @@ def plan_night(catalog: str | Path, current: NightState, state_dir: Path, permit
             continue
         choice = _reference.choose(area, acqs, current.references.get(area), current.checksums, checked)
         new = [q for q in acqs if q.sha256 not in processed]
+        for message in _replaced(area, new, processed):
+            log.warning("%s", message, extra=IN_SUMMARY)
+            summary.warnings.append(message)
         unreadable = {**choice.unreadable, **_unreadable_new(area, new, choice, checked)}
         for message in unreadable.values():
             log.error("%s", message, extra=IN_SUMMARY)
@@ -160,6 +163,23 @@ def plan_night(catalog: str | Path, current: NightState, state_dir: Path, permit
         tasks.append({"area": area, "permits": permits, "config": cfg, "committed": mine, "pairs": runs,
                       "parcels": parcels})
     return tasks, new_by_area
+
+
+def _replaced(area: str, new: list[Any], processed: dict[str, dict[str, str]]) -> list[str]:
+    """One warning per new acquisition whose file was processed before with other content (a corrected
+    re-delivery under the same name): its pairs are compared again and what they find is added, but the
+    violations the replaced file gave are not taken back (not handled: the nightly keeps no record of
+    which pair's rows a file's content made), so the operator is told to check them."""
+    before = {rec.get("path"): rec for rec in processed.values()}
+    out = []
+    for q in new:
+        rec = before.get(q.path)
+        if rec is not None and rec.get("date") == q.date:
+            out.append(f"area {area}: '{q.path}' ({q.date}) has new content since night {rec.get('night', '?')}: its "
+                       "pairs are compared again and what they find is added, but the open violations the replaced "
+                       "file gave stay open (a mis-georeferenced delivery's may be artefacts): check them against "
+                       "the new imagery and close those it does not show with a decisions file (false_alarm)")
+    return out
 
 
 def _readable_befores(area: str, usable: list[Acquisition], processed: dict[str, Any],

@@ -148,3 +148,25 @@ def test_a_file_size_limit_inside_an_area_is_one_line_without_the_worker_traceba
     assert line.startswith("Error: an output file "), said
     assert not [r for r in caplog.records if "Compute Failed" in r.getMessage()]  # the worker's traceback
     assert not (tmp_path / "state" / "state.json").exists()
+
+
+def test_a_file_delivered_again_with_new_content_is_said(tmp_path: Path) -> None:
+    """A corrected re-delivery under the same name counts as new; the replaced file's violations are not
+    taken back (not handled), so the night says to check them: it said nothing, and they stayed open."""
+    from changedetect.testing import make_stack, write_stack
+
+    world = make_nightly_catalog(tmp_path / "world", {"district1": 1})
+    config = PipelineConfig.from_toml(world["config"])
+
+    def night(day: str) -> object:
+        return run_nightly(world["tiles"], permits=world["permits"], state=tmp_path / "state", out=tmp_path / "out",
+                           night=day, workers=1, config=config)
+
+    first = night("2024-05-20")
+    assert not [w for w in first.warnings if "new content" in w]
+    later = sorted((world["tiles"] / "district1").glob("*.tif"))[-1]
+    other = write_stack(make_stack(n_dates=2, size=64, seed=9), tmp_path / "other", prefix="district1")[-1]
+    later.write_bytes(other.read_bytes())  # the same name and date, other pixels
+    second = night("2024-05-21")
+    (line,) = [w for w in second.warnings if "new content" in w]
+    assert line.startswith(f"area district1: '{later}'") and "since night 2024-05-20" in line and "false_alarm" in line
