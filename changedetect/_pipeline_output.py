@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
-from changedetect.errors import OutputExistsError
+from changedetect.errors import ConfigError, OutputExistsError
 from changedetect.io.atomic import removing_new_folders  # re-exported (it lived here)
 
 #: Output file names (keys of :attr:`RunSummary.paths`) of a run with the default configuration
@@ -67,6 +68,22 @@ def check_out(out: Path, overwrite: bool, *, hint: str = "overwrite=True (--over
                                 "or choose another folder")
 
 
+def check_apart(out: Path, tiles: Any, *, what: str = "the run's outputs") -> None:
+    """ConfigError when ``out`` is a folder of ``tiles`` (a folder given, or the folder of a GeoTIFF given):
+    its outputs (``before_rgb.tif``, a co-registration's ``aligned_YYYYMMDD.tif``) would be read as tiles the
+    next time the folder is, and ``info`` and ``run`` of it then failed ('no date in the file name ...
+    after_rgb.tif')."""
+    sources = [tiles] if isinstance(tiles, str | Path) else list(tiles)
+    target = out.resolve()
+    for source in sources:
+        path = Path(source)
+        folder = path if path.is_dir() else path.parent if path.suffix.lower() in (".tif", ".tiff") else None
+        if folder is not None and folder.resolve() == target:
+            which = f"the tiles folder '{source}'" if path.is_dir() else f"the folder of the tile '{source}'"
+            raise ConfigError(f"output folder '{out}' is {which}: {what} would be read as "
+                              "tiles the next time the folder is; give another folder (e.g. --out out/)")
+
+
 def publish(stage: Path, out: Path) -> None:
     """Move a finished run's outputs from ``stage`` into ``out``: the old run.json first goes (a
     crash in between leaves no run.json: an unfinished folder), the outputs an earlier run left
@@ -82,5 +99,5 @@ def publish(stage: Path, out: Path) -> None:
     os.replace(stage / OUTPUTS["run"], out / OUTPUTS["run"])
 
 
-__all__ = ["FORMAT_OUTPUTS", "LIST_KEYS", "OUTPUTS", "REJECTS", "STAGE_PREFIX", "check_out",
+__all__ = ["FORMAT_OUTPUTS", "LIST_KEYS", "OUTPUTS", "REJECTS", "STAGE_PREFIX", "check_apart", "check_out",
            "output_names", "publish", "removing_new_folders"]

@@ -47,6 +47,7 @@ from changedetect._pipeline_output import (
     OUTPUTS,
     REJECTS,
     STAGE_PREFIX,
+    check_apart,
     check_out,
     output_names,
     publish,
@@ -199,6 +200,7 @@ def run(
     config = PipelineConfig() if config is None else stage_config(config, PipelineConfig, call="run", table="")
     out = Path(out)
     check_out(out, overwrite)
+    check_apart(out, tiles)
     with removing_new_folders(out):  # a failed run leaves no folder it made (OUT, its parents) behind
         return _run_in(out, tiles, permits, config, progress, previous, register_to, pairs, mask_pairs, fill_from,
                        parcels)

@@ -53,9 +53,11 @@ def command(ctx: click.Context, tiles: tuple[Path, ...], out: Path, reference: s
       changedetect coregister a_20240101.tif b_20240301.tif --out out/ab --reference 2024-03-01
       changedetect coregister tiles/ --out out/utm --crs EPSG:32648 --resolution 0.5 --no-local
     """
+    from changedetect._pipeline_output import check_apart
     from changedetect._registration.cli_tool import coregister_files
 
     check_overwrite(out, overwrite)
+    check_apart(out, tiles, what="its aligned_YYYYMMDD.tif COGs")
     check_writable(out, folder=True)
     source: Any = [str(p) for p in tiles] if len(tiles) > 1 else tiles[0]
     report, written = coregister_files(

@@ -91,6 +91,7 @@ def command(ctx: click.Context, tiles: tuple[Path, ...], permits: str, out: Path
     import json
     from dataclasses import replace
 
+    from changedetect._pipeline_output import check_apart
     from changedetect.config import PipelineConfig
     from changedetect.pipeline import check_out, run
 
@@ -104,6 +105,7 @@ def command(ctx: click.Context, tiles: tuple[Path, ...], permits: str, out: Path
         config = replace(config, report=replace(config.report, lang=report_lang))
     check_device(config.detect.device, fix='device = "cpu" in the [detect] table of --config')
     check_out(out, overwrite, hint="--overwrite")
+    check_apart(out, tiles)
     check_writable(out, folder=True)  # makes OUT's parent: gone again if the run fails (command_cleanup)
     summary = run(tiles[0] if len(tiles) == 1 else list(tiles), permits=permits, out=out, config=config,
                   overwrite=overwrite, previous=previous, progress=not quiet(ctx) and not as_json, parcels=parcels)

@@ -1,0 +1,47 @@
+"""OUT may not be the folder the tiles are read from: the outputs would be read as tiles next time.
+
+``changedetect run tiles --out tiles`` wrote before_rgb.tif and the rest among the tiles, and ``info`` and
+``run`` of the folder then failed ('no date in the file name ... after_rgb.tif'); ``coregister`` wrote its
+``aligned_YYYYMMDD.tif``, dated, which the next read took for second copies of each date.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from changedetect.cli import cli
+from changedetect.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture()
+def tiles(tmp_path: Path) -> Path:
+    folder = tmp_path / "tiles"
+    folder.mkdir()
+    for tif in sorted((REPO / "sample_tiles").glob("*.tif")):
+        shutil.copy(tif, folder / tif.name)
+    return folder
+
+
+@pytest.mark.parametrize("command", ["run", "coregister", "coregister files"])
+def test_out_in_the_tiles_folder_is_refused_before_anything_is_written(tiles: Path, command: str) -> None:
+    before = sorted(p.name for p in tiles.iterdir())
+    given = sorted(str(p) for p in tiles.glob("*.tif")) if command == "coregister files" else [str(tiles)]
+    extra = ["--permits", str(REPO / "permits" / "sample_register.gpkg")] if command == "run" else []
+    done = CliRunner().invoke(cli, ["-q", command.split()[0], *given, *extra, "--out", str(tiles), "--overwrite"])
+    assert done.exit_code != 0 and isinstance(done.exception, ConfigError), (done.exit_code, done.output)
+    assert f"output folder '{tiles}' is the" in str(done.exception)
+    assert sorted(p.name for p in tiles.iterdir()) == before
+
+
+def test_the_library_run_refuses_it_too(tiles: Path) -> None:
+    from changedetect.pipeline import run
+
+    with pytest.raises(ConfigError, match="is the tiles folder"):
+        run(tiles, permits=REPO / "permits" / "sample_register.gpkg", out=tiles, overwrite=True)
+    assert sorted(p.name for p in tiles.iterdir()) == sorted(p.name for p in (REPO / "sample_tiles").glob("*.tif"))
