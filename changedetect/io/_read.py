@@ -135,8 +135,20 @@ def read_window(spec: ReadSpec, window: tuple[int, int, int, int]) -> np.ndarray
     except RasterioError as exc:
         raise TileReadError(
             f"reading band {spec.index} of '{spec.path}' (window rows {row}-{row + h}, cols {col}-{col + w}) "
-            f"failed: {exc}; the file may be truncated or corrupt: copy or download it again"
+            f"failed: {gdal_reason(exc)}; the file may be truncated or corrupt: copy or download it again"
         ) from exc
+
+
+def gdal_reason(exc: BaseException) -> str:
+    """What a rasterio error says, with GDAL's own reason where rasterio only points at it: 'Read failed. See
+    previous exception for details.' becomes the chained error's 'IReadBlock failed at X offset 3, Y offset 1:
+    TIFFReadEncodedTile() failed.'."""
+    text = str(exc)
+    cause = exc.__cause__ or exc.__context__
+    if "See previous exception" in text and cause is not None:
+        detail = cause.args[2] if len(cause.args) == 3 and isinstance(cause.args[2], str) else str(cause)
+        return f"{text.split('. See previous exception')[0]}: {detail.strip().rstrip('.')}"
+    return text
 
 
 def read_float(
@@ -333,4 +345,4 @@ def _source_window(
     return Window(col0, row0, col1 - col0, row1 - row0)
 
 
-__all__ = ["ReadSpec", "alpha_mask_band", "chunk_sizes", "read_float", "lazy_band", "read_window", "resampling_of"]
+__all__ = ["ReadSpec", "alpha_mask_band", "chunk_sizes", "gdal_reason", "read_float", "lazy_band", "read_window", "resampling_of"]
