@@ -144,7 +144,12 @@ def check_area(value: Any) -> tuple[float | None, str | None]:
     try:
         area = float(value.decode() if isinstance(value, bytes) else value)
     except (TypeError, ValueError, UnicodeDecodeError):
-        return None, f"{shown(value)} is not a number (expected square metres > 0)"
+        text = str(value).strip()
+        comma = re.fullmatch(r"\d+,\d+", text)  # Excel in a Vietnamese (or French) locale: 86,8
+        hint = "" if not comma else (
+            f"; a decimal comma? write it {text.replace(',', '.')}" if len(text.split(",")[1]) != 3 else
+            f"; write it {text.replace(',', '.')} (a decimal comma) or {text.replace(',', '')} (a thousands separator)")
+        return None, f"{shown(value)} is not a number (expected square metres > 0){hint}"
     if not math.isfinite(area) or area <= 0:
         return None, f"{area:g} is not a positive area (expected square metres > 0)"
     return area, None

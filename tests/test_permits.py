@@ -294,3 +294,14 @@ def test_an_unknown_layer_lists_the_layers_there_are(tmp_path: Path) -> None:
     assert len(load_register(path, layer="permits_2025")) == 2
     with pytest.raises(RegisterReadError, match="has no layer 'permits'; its layers: permits_2024, permits_2025"):
         load_register(path, layer="permits")
+
+
+@pytest.mark.parametrize(("value", "said"), [
+    ("86,8", "; a decimal comma? write it 86.8"),
+    ("1,234", "; write it 1.234 (a decimal comma) or 1234 (a thousands separator)"),
+    ("abc", ""),
+])
+def test_an_area_with_a_comma_says_how_to_write_it(value: str, said: str) -> None:
+    from changedetect._permit_checks import check_area
+
+    assert check_area(value) == (None, f"'{value}' is not a number (expected square metres > 0){said}")

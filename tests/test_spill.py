@@ -89,6 +89,7 @@ def test_too_little_free_space_is_a_clear_error_before_anything_is_written(tmp_p
     with pytest.raises(OutputLocationError, match=r"too large to hold in memory.*spill_dir") as err:
         spill_stack(stack, tmp_path / "scratch")
     assert str(tmp_path / "scratch") in str(err.value)
+    assert f"({stack.nbytes / 2**20:.1f} MiB)" in str(err.value)  # not '(0.1 GiB)'
     assert not any((tmp_path / "scratch").iterdir())
 
 

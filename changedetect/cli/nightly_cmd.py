@@ -38,9 +38,11 @@ from changedetect.cli.options import (
                    "withdrawn-YYYY-MM-DD.gpkg/.csv on a night that withdraws earlier violations; each "
                    "also .geojson/.parquet when the --config's [output] table asks.")
 @click.option("--night", type=click.DateTime(formats=["%Y-%m-%d"]),
-              help="The night to process (default: today); acquisitions dated later wait.")
+              help="The night to process (default: today, by this machine's local clock); acquisitions dated "
+                   "later wait.")
 @click.option("--scheduler", help="Address of a running Dask scheduler (default: a LocalCluster).")
-@click.option("--workers", type=click.IntRange(min=1), help="Areas processed at once on the LocalCluster.")
+@click.option("--workers", type=click.IntRange(min=1),
+              help="Areas processed at once on the LocalCluster.  [default: 2, or 1 for a night of one area]")
 @click.option("--model", help="Model name or folder (default: the config's, vhr-building).")
 @click.option("--config", "config_path", type=click.Path(path_type=Path, exists=True, dir_okay=False),
               help="TOML configuration (as for `changedetect run`).")

@@ -77,8 +77,8 @@ def spill_stack(stack: xr.DataArray, folder: str | Path) -> xr.DataArray:
     need, free = int(stack.nbytes), shutil.disk_usage(folder).free
     if free < need:
         raise OutputLocationError(
-            f"the co-registered stack ({need / 2**30:.1f} GiB) is too large to hold in memory and must be "
-            f"written to disk while the run lasts, but {folder} has {free / 2**30:.1f} GiB free: {_ADVICE}")
+            f"the co-registered stack ({_size(need)}) is too large to hold in memory and must be "
+            f"written to disk while the run lasts, but {folder} has {_size(free)} free: {_ADVICE}")
     nt, nb, h, w = (int(stack.sizes[d]) for d in ("time", "band", "y", "x"))
     data = stack.data if isinstance(stack.data, da.Array) else da.from_array(np.asarray(stack.data))
     data = data.astype(np.float32).rechunk((1, nb, SPILL_TILE * 2, SPILL_TILE * 2))
@@ -98,7 +98,7 @@ def spill_stack(stack: xr.DataArray, folder: str | Path) -> xr.DataArray:
         shutil.rmtree(own, ignore_errors=True)
         if full:  # checked first, but filled since (another run's outputs, a quota)
             raise OutputLocationError(
-                f"writing the co-registered stack's scratch files ({need / 2**30:.1f} GiB) to {folder}: the "
+                f"writing the co-registered stack's scratch files ({_size(need)}) to {folder}: the "
                 f"disk is full: {_ADVICE}") from exc
         raise
     arrays = [_lazy_file(p, nb, h, w) for p in paths]
@@ -108,6 +108,11 @@ def spill_stack(stack: xr.DataArray, folder: str | Path) -> xr.DataArray:
                        attrs={**stack.attrs, VALID_ATTR: sampled})
     out.encoding = dict(stack.encoding)
     return out.transpose(*order)
+
+
+def _size(n_bytes: int) -> str:
+    """``1.5 GiB``, or ``12.3 MiB`` below a GiB (a small stack said '0.0 GiB')."""
+    return f"{n_bytes / 2**30:.1f} GiB" if n_bytes >= 2**30 else f"{n_bytes / 2**20:.1f} MiB"
 
 
 def sample_step(height: int, width: int, side: int = VALID_SIDE) -> int:
