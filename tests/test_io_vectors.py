@@ -100,3 +100,13 @@ def test_the_csv_carries_a_utf8_mark_for_excel_and_reads_back_everywhere(frame: 
     assert pd.read_csv(path).columns[0] == "violation_id"
     back = pyogrio.read_dataframe(path)
     assert back.columns[0] == "violation_id" and back["address"].iloc[0] == "12 Đường Lê Lợi, Quận 1"
+
+
+def test_an_empty_list_is_a_polygon_layer_like_a_full_one(frame: gpd.GeoDataFrame, tmp_path: Path) -> None:
+    """A quiet night's violation list was a generic-geometry ('Unknown') layer, a night with rows a Polygon one."""
+    import pyogrio
+
+    write_vector(frame.iloc[:0], tmp_path / "empty.gpkg")
+    write_vector(frame, tmp_path / "full.gpkg")
+    assert pyogrio.read_info(tmp_path / "full.gpkg")["geometry_type"] == "Polygon"
+    assert pyogrio.read_info(tmp_path / "empty.gpkg")["geometry_type"] == "Polygon"

@@ -61,6 +61,7 @@ def write_vector(
     overwrite: bool = False,
     layer: str | None = None,
     qgis_style: str | None = None,
+    empty_geometry_type: str = "Polygon",
 ) -> Path:
     """Write ``gdf`` atomically to ``path`` in the format its extension names.
 
@@ -82,6 +83,11 @@ def write_vector(
         A QGIS style (QML, e.g. :func:`changedetect.report.violations_qml`) stored in a GeoPackage
         as the layer's default (:func:`changedetect.io.qgis_style.add_default_style`): QGIS opens
         the layer with it.  Other formats ignore it.
+    empty_geometry_type
+        A GeoPackage layer's geometry type when ``gdf`` has no rows (footprints and violations are
+        polygons); a layer with rows takes its features'.  Without it a quiet night's list was a
+        generic-geometry layer ("Unknown"), which a QGIS project or an ``ogr2ogr -append`` target set up
+        on it then kept.
 
     Returns
     -------
@@ -108,8 +114,9 @@ def write_vector(
         if fmt == "gpkg":
             # GeoPackage 1.2: what QGIS 3.22 LTR's GDAL (3.6) reads without a warning; the tables
             # are the same for this content
+            typed = {} if len(frame) else {"geometry_type": empty_geometry_type}
             frame.to_file(tmp, driver="GPKG", layer=layer or path.stem, engine="pyogrio", use_arrow=True,
-                          dataset_options={"VERSION": "1.2"})
+                          dataset_options={"VERSION": "1.2"}, **typed)
             if qgis_style is not None:  # inside the atomic write: the file appears with its style
                 from changedetect.io.qgis_style import add_default_style
 
