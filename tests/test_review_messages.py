@@ -113,6 +113,16 @@ def test_a_closed_pipe_exits_141_quietly(args: list[str], repo_root: Path) -> No
     assert done.stderr == ""
 
 
+@pytest.mark.parametrize("args", ["info nowhere", "run sample_tiles --bogus"])
+def test_an_error_into_a_closed_pipe_keeps_its_exit_status(args: str, repo_root: Path) -> None:
+    """`changedetect ... 2>&1 | true`: writing the error raised BrokenPipeError, and the command exited 1
+    ('a bug') instead of 2, whichever of the two processes came first."""
+    done = subprocess.run(f"'{sys.executable}' -m changedetect.cli {args} 2>&1 | true; echo ${{PIPESTATUS[0]}}",
+                          shell=True, executable="/bin/bash", capture_output=True, text=True, cwd=repo_root,
+                          timeout=300, check=False)
+    assert done.stdout.strip() == "2", done
+
+
 def test_a_pipe_read_to_the_end_still_exits_0(repo_root: Path) -> None:
     done = subprocess.run(f"'{sys.executable}' -m changedetect.cli info sample_tiles --json | cat >/dev/null; "
                           "echo ${PIPESTATUS[0]}", shell=True, executable="/bin/bash", capture_output=True,

@@ -331,50 +331,64 @@ def _main(argv: list[str] | None) -> NoReturn:
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
-        exc.show()
+        _say(exc.show)
         sys.exit(EXIT_BAD_INPUT if exc.exit_code == 2 else exc.exit_code)
     except click.Abort as exc:  # click turns Ctrl-C (KeyboardInterrupt) into Abort
         if isinstance(exc.__context__, Terminated):
-            click.echo("Terminated.", err=True)
+            _say("Terminated.")
             sys.exit(EXIT_TERMINATED)
         if isinstance(exc.__context__, KeyboardInterrupt):
-            click.echo("Interrupted.", err=True)
+            _say("Interrupted.")
             sys.exit(EXIT_INTERRUPTED)
-        click.echo("Aborted.", err=True)
+        _say("Aborted.")
         sys.exit(EXIT_BAD_INPUT)
     except ChangeDetectError as exc:
         if _STATE["debug"]:
             raise
-        click.echo(f"Error: {exc}", err=True)
+        _say(f"Error: {exc}")
         sys.exit(EXIT_LOCKED if isinstance(exc, LockedError) else EXIT_BAD_INPUT)
     except KeyboardInterrupt as exc:
         terminated = isinstance(exc, Terminated)
-        click.echo("Terminated." if terminated else "Interrupted.", err=True)
+        _say("Terminated." if terminated else "Interrupted.")
         sys.exit(EXIT_TERMINATED if terminated else EXIT_INTERRUPTED)
     except Exception as exc:  # a bug: say so, once, and how to see more
         if _STATE["debug"]:
             raise
         if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):  # not a bug: the disk
             where = f" writing '{exc.filename}'" if exc.filename else ""
-            click.echo(f"Error: no space left on the disk{where} ({exc.strerror}): free some space and run the "
-                       "command again (outputs are written to temporary files and renamed, so nothing "
-                       "half-written is left, and a nightly state stays as it was)", err=True)
+            _say(f"Error: no space left on the disk{where} ({exc.strerror}): free some space and run the "
+                 "command again (outputs are written to temporary files and renamed, so nothing "
+                 "half-written is left, and a nightly state stays as it was)")
             sys.exit(EXIT_BAD_INPUT)
         if _file_size_limited(exc):  # not a bug either: `ulimit -f` (systemd's LimitFSIZE=) or the file system
             limit = _fsize_limit()
-            click.echo(f"Error: an output file reached this process's file-size limit ({limit} bytes, RLIMIT_FSIZE): "
-                       "raise it (`ulimit -f unlimited`; systemd: LimitFSIZE=infinity) and run the command again "
-                       "(nothing half-written is left)" if limit is not None else
-                       "Error: an output file grew past the largest file its disk allows (File too large: FAT32 "
-                       "and some network shares stop at 4 GiB): write the outputs to another disk and run the "
-                       "command again (nothing half-written is left)", err=True)
+            _say(f"Error: an output file reached this process's file-size limit ({limit} bytes, RLIMIT_FSIZE): "
+                 "raise it (`ulimit -f unlimited`; systemd: LimitFSIZE=infinity) and run the command again "
+                 "(nothing half-written is left)" if limit is not None else
+                 "Error: an output file grew past the largest file its disk allows (File too large: FAT32 "
+                 "and some network shares stop at 4 GiB): write the outputs to another disk and run the "
+                 "command again (nothing half-written is left)")
             sys.exit(EXIT_BAD_INPUT)
-        click.echo(
-            f"Internal error: {type(exc).__name__}: {exc}\n"
-            "This is a bug in changedetect. Re-run with --debug for the traceback and report it.",
-            err=True,
-        )
+        _say(f"Internal error: {type(exc).__name__}: {exc}\n"
+             "This is a bug in changedetect. Re-run with --debug for the traceback and report it.")
         sys.exit(EXIT_INTERNAL)
+
+
+def _say(text: str | Callable[[], None]) -> None:
+    """The command's last words on stderr (``text``, or a function that writes them: click's usage errors):
+    a reader of stderr gone (``2>&1 | head``) does not turn them into exit 1 ('a bug') with Python's own
+    'BrokenPipeError' lines; the exit status stays the one the words were for."""
+    try:
+        text() if callable(text) else click.echo(text, err=True)
+        sys.stderr.flush()
+    except OSError as exc:
+        if exc.errno != errno.EPIPE:
+            raise
+        try:  # the interpreter's last flush of stderr must not raise again
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stderr.fileno())
+        except (OSError, ValueError):
+            pass
 
 
 __all__ = ["COMMANDS", "cli", "main"]
