@@ -45,3 +45,20 @@ def test_the_library_run_refuses_it_too(tiles: Path) -> None:
     with pytest.raises(ConfigError, match="is the tiles folder"):
         run(tiles, permits=REPO / "permits" / "sample_register.gpkg", out=tiles, overwrite=True)
     assert sorted(p.name for p in tiles.iterdir()) == sorted(p.name for p in (REPO / "sample_tiles").glob("*.tif"))
+
+
+def test_one_date_is_refused_before_it_is_co_registered(tiles: Path, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """One date opened, co-registered and only then refused by detection; now at open."""
+    from changedetect import coregister
+    from changedetect.errors import TimeSeriesError
+    from changedetect.pipeline import run
+
+    def never(*args: object, **kwargs: object) -> None:
+        raise AssertionError("co-registered one date")
+
+    monkeypatch.setattr(coregister, "coregister", never)
+    one = sorted(tiles.glob("*.tif"))[0]
+    with pytest.raises(TimeSeriesError, match=r"two or more dates; '.*' holds 1 \(2024-01-15\)"):
+        run(one, permits=REPO / "permits" / "sample_register.gpkg", out=tmp_path / "out")
+    assert not (tmp_path / "out").exists()
