@@ -56,7 +56,7 @@ from changedetect._pipeline_output import (
 from changedetect._pipeline_steps import check_pairs, holding, load_segmenter, report_info
 from changedetect._state import sha256_file, write_text_atomic
 from changedetect.config import PipelineConfig
-from changedetect.errors import ConfigError
+from changedetect.errors import ConfigError, TimeSeriesError
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -235,6 +235,9 @@ def _run_in(out: Path, tiles: str | Path | Sequence[str | Path], permits: str | 
         with clock.stage("open"):
             series = open_series(tiles if isinstance(tiles, str | Path) else [Path(t) for t in tiles])
             days = [sc.date.isoformat() for sc in series.scenes]
+            if len(days) < 2:  # before co-registering anything (detection would refuse it after)
+                raise TimeSeriesError(f"change detection needs two or more dates; '{series.source}' holds "
+                                      f"{len(days)} ({', '.join(days) or 'none'}): add the tiles of another date")
             check_pairs(pairs, mask_pairs, days)  # before any work
             if set(fill_from or ()) - set(days):
                 raise ConfigError(f"fill_from {list(fill_from or ())}: date(s) {sorted(set(fill_from or ()) - set(days))} "

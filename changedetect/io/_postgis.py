@@ -112,7 +112,8 @@ def _read_postgis(
         ) from None
 
     if (table is None) == (query is None):
-        raise ConfigError("a postgresql:// register needs exactly one of table= or query=")
+        raise ConfigError("a postgresql:// register needs exactly one of a table or a query: --table or --query on the "
+                          "command line (table or query in the [permits] table of --config; table= or query= in Python)")
     if not _split_url(url)[3]:
         raise ConfigError(
             f"the URL of the permit register {_safe_url(url)} has a character in its user name or password "
