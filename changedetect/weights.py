@@ -112,12 +112,17 @@ def shipped_dir() -> Path:
 
 
 def _restore(path: Path) -> str:
-    """Where a damaged shipped file comes back from: the wheel, reinstalled, for an installed
-    copy's models; else git."""
+    """Where a damaged model file comes back from: the wheel, reinstalled, for an installed copy's
+    models; git for a checkout's; the user's own training or copy for a folder of their own (one in
+    ``$CHANGEDETECT_MODELS``, or given by path), which neither holds."""
     installed = _installed_dir()
-    if installed is not None and Path(path).resolve().is_relative_to(installed):
+    resolved = Path(path).resolve()
+    if installed is not None and resolved.is_relative_to(installed):
         return "by reinstalling changedetect (pip install --force-reinstall --no-deps <its wheel>)"
-    return "from git"
+    if resolved.is_relative_to(shipped_dir().resolve()):
+        return "from git"
+    return ("from where the model came from (it is not a shipped model: its folder is yours, e.g. in "
+            "$CHANGEDETECT_MODELS), or train it again into that folder (changedetect train ... --out FOLDER)")
 
 
 def models_dirs() -> list[Path]:

@@ -202,3 +202,17 @@ def test_saved_model_files_get_the_usual_permissions(tmp_path: Path) -> None:
     for name in ("weights.pt", "metadata.json", "MODEL_CARD.md"):
         assert stat.S_IMODE((tmp_path / "m" / name).stat().st_mode) == 0o644, name
     assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["MODEL_CARD.md", "metadata.json", "weights.pt"]
+
+
+def test_a_broken_card_in_a_folder_of_ones_own_is_not_said_to_come_from_git(tmp_path: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """A user's model folder (in CHANGEDETECT_MODELS) with a broken card was told to 'restore it from git'."""
+    from changedetect.weights import _restore, find_model, read_card, shipped_dir
+
+    (tmp_path / "vhr-building").mkdir()
+    (tmp_path / "vhr-building" / "metadata.json").write_text("{bad", encoding="utf-8")
+    monkeypatch.setenv("CHANGEDETECT_MODELS", str(tmp_path))
+    with pytest.raises(ModelError, match="not a shipped model: its folder is yours") as err:
+        read_card(find_model("vhr-building"))
+    assert "from git" not in str(err.value)
+    assert _restore(shipped_dir() / "vhr-building" / "metadata.json") == "from git"  # a checkout's own model
