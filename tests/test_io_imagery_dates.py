@@ -46,3 +46,20 @@ def test_a_file_with_neither_is_named_and_the_metadata_is_said_to_be_looked_at(t
     with pytest.raises(TimeSeriesError, match=r"no date in the file name '.*east\.tif' \(looked for a date like "
                                               r"20240131 or 2024-01-31\) nor in its IMAGERY metadata"):
         open_series(tmp_path)
+
+
+def test_a_manifest_date_the_file_name_contradicts_is_said(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Two rows' dates swapped in a manifest passed in silence; the manifest's date is still the one used."""
+    import logging
+
+    tiles = Path(__file__).resolve().parents[1] / "sample_tiles"
+    manifest = tmp_path / "m.csv"
+    manifest.write_text(f"path,date\n{tiles / 'district12_20240712.tif'},2025-01-20\n"
+                        f"{tiles / 'district12_20250120.tif'},2024-07-12\n{tiles / 'district12_20240115.tif'},"
+                        "2024-01-15\n", encoding="utf-8")
+    with caplog.at_level(logging.WARNING, logger="changedetect.io"):
+        series = open_series(manifest)
+    said = [r.getMessage() for r in caplog.records if "says" in r.getMessage()]
+    assert len(said) == 2 and "line 2: date 2025-01-20, but the file name 'district12_20240712.tif' says 2024-07-12" \
+        in said[0]
+    assert [d.isoformat() for d in series.dates] == ["2024-01-15", "2024-07-12", "2025-01-20"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
+import logging
 import os
 import re
 from collections.abc import Sequence
@@ -284,6 +285,11 @@ def _manifest_row(row: Any, manifest: Path, number: int, *, line: bool = False) 
         raise TimeSeriesError(
             f"{where}: date {raw_date!r} is missing or not a date (expected YYYY-MM-DD or YYYYMMDD)"
         )
+    named = date_from_name(Path(href).name)
+    if named is not None and named != date:  # two rows' dates swapped, or a copy-paste: said, the manifest's used
+        logging.getLogger("changedetect.io").warning(
+            "%s: date %s, but the file name '%s' says %s: are two rows' dates swapped? the manifest's date is "
+            "used", where, date.isoformat(), Path(href).name, named.isoformat())
     bands = row.get("bands") or row.get("band")
     if bands and not isinstance(bands, str | list):
         raise TimeSeriesError(f"{where}: bands {bands!r} is neither a list of names nor 'a;b;c'")
