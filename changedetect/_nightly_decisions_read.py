@@ -47,6 +47,10 @@ def _folded(word: str) -> str:
 _DECISION = {_folded(w): d for d, words in WORDS.items() for w in words}
 
 
+#: at most this many bad rows are listed in the one error (the count says how many there are)
+MAX_SAID = 20
+
+
 def read_decisions(source: str | Path, *, timezone: str | None = None) -> pd.DataFrame:
     """The decisions of ``source`` (a CSV, any table OGR reads, with or without geometry, or a
     ``postgresql://`` URL whose table is ``decisions``, or the one named after ``#``): one row per
@@ -74,7 +78,7 @@ def read_decisions(source: str | Path, *, timezone: str | None = None) -> pd.Dat
                           f"{', '.join(map(str, raw.columns)) or 'none'}; it needs {', '.join(NEEDED)} "
                           f"({', '.join(OPTIONAL)} optional)")
     csv = name.lower().endswith(TEXT_SUFFIXES)
-    rows = []
+    rows, errors = [], []
     for k, rec in enumerate(raw.to_dict("records"), start=1):
         at = f"{WHAT} '{name}', row {k}" + (f" (line {k + 1})" if csv else "")
         def get(col: str, rec: dict[Any, Any] = rec) -> str:
@@ -83,14 +87,24 @@ def read_decisions(source: str | Path, *, timezone: str | None = None) -> pd.Dat
         vid, word = get("violation_id"), get("decision")
         if not vid and not word and not get("decided_on"):
             continue  # a blank line
-        if not vid:
-            raise ConfigError(f"{at}: 'violation_id' is empty; give the id of open_violations.gpkg")
-        decision = _DECISION.get(_folded(word))
-        if decision is None:
-            accepted = ", ".join(w for words in WORDS.values() for w in words)
-            raise ConfigError(f"{at}: 'decision' {word!r} is not a decision; write one of {accepted}")
-        rows.append({"violation_id": vid, "decision": decision, "decided_on": _date(rec.get(lower["decided_on"]), at, timezone),
-                     "inspector": get("inspector"), "note": get("note"), "row": k})
+        try:  # every bad row said at once, as the register's are (one at a time, each fix met the next)
+            if not vid:
+                raise ConfigError(f"{at}: 'violation_id' is empty; give the id of open_violations.gpkg")
+            decision = _DECISION.get(_folded(word))
+            if decision is None:
+                accepted = ", ".join(w for words in WORDS.values() for w in words)
+                raise ConfigError(f"{at}: 'decision' {word!r} is not a decision; write one of {accepted}")
+            rows.append({"violation_id": vid, "decision": decision,
+                         "decided_on": _date(rec.get(lower["decided_on"]), at, timezone),
+                         "inspector": get("inspector"), "note": get("note"), "row": k})
+        except ConfigError as exc:
+            errors.append(str(exc))
+    if len(errors) == 1:
+        raise ConfigError(errors[0])
+    if errors:
+        shown = "\n  ".join(errors[:MAX_SAID])
+        more = f"\n  ... and {len(errors) - MAX_SAID} more" if len(errors) > MAX_SAID else ""
+        raise ConfigError(f"{WHAT} '{name}': {len(errors)} rows cannot be read; fix them all:\n  {shown}{more}")
     out = _one_per_id(pd.DataFrame(rows, columns=[*NEEDED, *OPTIONAL, "row"]), name)
     out.attrs["source"] = name  # (a database's URL without its password)
     return out
