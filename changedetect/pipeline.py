@@ -273,6 +273,8 @@ def _run_in(out: Path, tiles: str | Path | Sequence[str | Path], permits: str | 
         done = True
     except OSError as exc:  # a full disk: name the output the user asked for, not its staged copy
         named = _unstaged(exc, stage, out)
+        if named is None and exc.errno in (errno.ENOSPC, errno.EDQUOT) and not exc.filename:
+            named = out  # a write that named no file (GDAL's): the run's folder, which the user chose
         if named is None:
             raise
         raise OSError(exc.errno, exc.strerror, str(named)) from exc

@@ -62,3 +62,20 @@ def test_one_date_is_refused_before_it_is_co_registered(tiles: Path, tmp_path: P
     with pytest.raises(TimeSeriesError, match=r"two or more dates; '.*' holds 1 \(2024-01-15\)"):
         run(one, permits=REPO / "permits" / "sample_register.gpkg", out=tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_a_full_disk_that_names_no_file_names_the_run_folder(tiles: Path, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """A GDAL write stopped by a full disk names no file: the error said 'no space left on the disk (...)'
+    with no place; it names OUT, which the user chose."""
+    import errno
+
+    from changedetect import pipeline
+
+    def full(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(pipeline, "chain", full)
+    with pytest.raises(OSError) as err:
+        pipeline.run(tiles, permits=REPO / "permits" / "sample_register.gpkg", out=tmp_path / "out")
+    assert err.value.errno == errno.ENOSPC and err.value.filename == str(tmp_path / "out")
