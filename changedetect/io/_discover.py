@@ -45,6 +45,9 @@ class Entry:
     date: dt.date | None
     bands: list[str] | None = None
     origin: str = "file name"
+    #: ``bands`` is a STAC asset's key standing in for the name of its one band (no ``eo:bands``): a file
+    #: of several bands then keeps its own names, as a folder read does
+    bands_from_key: bool = False
 
 
 @dataclass
@@ -340,11 +343,12 @@ def _from_stac_item(item: dict[str, Any], path: Path) -> list[Entry]:
     for key, asset in assets:
         names = [b.get("name") or b.get("common_name") if isinstance(b, dict) else b
                  for b in asset.get("eo:bands") or []]
-        bands = [str(n) for n in names] if names and all(names) else [key]
+        named = bool(names) and all(names)
+        bands = [str(n) for n in names] if named else [key]
         if not isinstance(asset.get("href"), str):
             raise TileReadError(f"{where}: asset '{key}' has no href; give the path of its file")
         entries.append(
-            Entry(path=_resolve(asset["href"], path), date=date, bands=bands, origin=where)
+            Entry(path=_resolve(asset["href"], path), date=date, bands=bands, origin=where, bands_from_key=not named)
         )
     return entries
 

@@ -23,6 +23,7 @@ import datetime as dt
 import logging
 import math
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -340,6 +341,10 @@ def _band_names(entry: Entry, meta: RasterMeta, indexes: list[int]) -> list[str]
     count = len(indexes)
     alpha = meta.count != count  # one band is the file's alpha mask, not a band
     descriptions = [meta.descriptions[i - 1] for i in indexes]
+    if entry.bands is not None and entry.bands_from_key and count > 1:  # 'visual', 'image': not a band's name
+        log.info("%s: asset '%s' has no eo:bands and '%s' %d bands: the file's own band names are used",
+                 entry.origin, entry.bands[0], entry.path, count)
+        entry = replace(entry, bands=None)
     if entry.bands is not None:
         given = list(entry.bands)
         if alpha and len(given) == meta.count:  # a name for the alpha band too: it stays the mask

@@ -49,3 +49,18 @@ def test_one_read_of_several_bands_equals_band_by_band_reads(tmp_path: Path, cas
     np.testing.assert_array_equal(one, expected)
     np.testing.assert_array_equal(single, expected[1])
     assert np.isnan(one).any() == (case in ("nodata", "alpha"))
+
+
+def test_a_stac_item_of_one_multiband_asset_without_eo_bands_keeps_the_file_s_names(tmp_path: Path) -> None:
+    """The asset's key ('image', 'visual') was taken for the name of its one band and a 4-band file refused."""
+    import json
+
+    from changedetect.io import open_series
+
+    tile = Path(__file__).resolve().parents[2] / "sample_tiles" / "district12_20240712.tif"
+    item = {"type": "Feature", "stac_version": "1.0.0", "id": "d12", "geometry": None, "links": [],
+            "properties": {"datetime": "2024-07-12T03:00:00Z"},
+            "assets": {"image": {"href": str(tile), "type": "image/tiff; application=geotiff", "roles": ["data"]}}}
+    (tmp_path / "item.json").write_text(json.dumps(item), encoding="utf-8")
+    series = open_series(tmp_path / "item.json")
+    assert [b.info.name for b in series.scenes[0].bands] == ["red", "green", "blue", "nir"]
