@@ -291,11 +291,9 @@ def withdraw_unconfirmed(violations: gpd.GeoDataFrame, results: list[dict[str, A
         tonight = (violations["night"] == night).to_numpy()
         pair_of = list(zip(violations["area"], violations["before"].astype(str), violations["after"].astype(str),
                            strict=True))
-        # tonight's rows of a pair whose own run had a partner were judged by it, as an earlier night's
-        # 'confirmed' are (a catch-up night's later pair must not judge them again)
-        partnered = {(r["area"], str(p.get("before")), str(p.get("after"))) for r in results if not r["error"]
-                     for p in r["runs"] if p.get("partner")}
-        done = done | (tonight & np.array([key in partnered for key in pair_of], dtype=bool))
+        dates = (violations["before"].astype(str).to_numpy(dtype="datetime64[D]"),
+                 violations["after"].astype(str).to_numpy(dtype="datetime64[D]"))
+        rasters = []  # (area's rows, this pair's own rows of tonight, file, span, rows the span judges)
         for r in results:
             if r["error"]:
                 continue
@@ -303,30 +301,35 @@ def withdraw_unconfirmed(violations: gpd.GeoDataFrame, results: list[dict[str, A
                 file = Path(pair["run_dir"]) / OUTPUTS["same_season"]
                 if not file.is_file():
                     continue
-                area = (violations["area"] == r["area"]).to_numpy()
-                # this pair's own rows were checked by its run; every other row of the area, an earlier
-                # night's or tonight's from an earlier pair (a night that caught up on several dates), is
-                # judged here, as it would have been had its dates come on nights of their own
-                mine = tonight & np.array([key == (r["area"], str(pair.get("before")), str(pair.get("after")))
-                                           for key in pair_of], dtype=bool)
-                earlier = area & ~mine & ~done
                 with rasterio.open(file) as src:
                     span = src.tags()["PAIR"].split("/")
-                    dates = (violations["before"].astype(str).to_numpy(dtype="datetime64[D]"),
-                             violations["after"].astype(str).to_numpy(dtype="datetime64[D]"))
-                    inside = judged(*dates, (np.datetime64(span[0]), np.datetime64(span[1])), days)
-                    idx = np.flatnonzero(earlier & inside)
-                    shares = _decided_shares(src, violations.geometry.iloc[idx].to_crs(src.crs).values)
-                    # tonight's own were checked by their run, which keeps what the pair has no data
-                    # over unjudged: those are still pending
-                    own = np.flatnonzero(mine & inside)
-                    own_shares = _decided_shares(src, violations.geometry.iloc[own].to_crs(src.crs).values)
-                blind[own[np.isnan(own_shares)]] = True
-                seen, unseen = shares >= share, shares < share  # NaN (no data there): neither, not judged
-                confirmed[idx[seen]] = True
-                drop[idx[unseen]] = True
-                reason[idx[unseen]] = (f"not seen under the same sun: {span[0]} -> {span[1]} decides change "
-                                      f"on less than {share:.0%} of it (a shadow that moved between the seasons)")
+                mine = tonight & np.array([key == (r["area"], str(pair.get("before")), str(pair.get("after")))
+                                           for key in pair_of], dtype=bool)
+                inside = judged(*dates, (np.datetime64(span[0]), np.datetime64(span[1])), days)
+                rasters.append(((violations["area"] == r["area"]).to_numpy(), mine, file, span, inside))
+        for _, mine, file, _, inside in rasters:  # tonight's own were checked by their run, which keeps
+            own = np.flatnonzero(mine & inside)  # what the pair has no data over unjudged: still pending
+            with rasterio.open(file) as src:
+                own_shares = _decided_shares(src, violations.geometry.iloc[own].to_crs(src.crs).values)
+            blind[own[np.isnan(own_shares)]] = True
+        # tonight's rows of a pair whose own run had a partner were judged by it, as an earlier night's
+        # 'confirmed' are (a catch-up night's later pair must not judge them again), except where that
+        # partner had no data: those a later pair judges, as the next night would
+        partnered = {(r["area"], str(p.get("before")), str(p.get("after"))) for r in results if not r["error"]
+                     for p in r["runs"] if p.get("partner")}
+        done = done | (tonight & np.array([key in partnered for key in pair_of], dtype=bool) & ~blind)
+        for area, mine, file, span, inside in rasters:
+            # this pair's own rows were checked by its run; every other row of the area, an earlier
+            # night's or tonight's from an earlier pair (a night that caught up on several dates), is
+            # judged here, as it would have been had its dates come on nights of their own
+            idx = np.flatnonzero(area & ~mine & ~done & inside)
+            with rasterio.open(file) as src:
+                shares = _decided_shares(src, violations.geometry.iloc[idx].to_crs(src.crs).values)
+            seen, unseen = shares >= share, shares < share  # NaN (no data there): neither, not judged
+            confirmed[idx[seen]] = True
+            drop[idx[unseen]] = True
+            reason[idx[unseen]] = (f"not seen under the same sun: {span[0]} -> {span[1]} decides change "
+                                  f"on less than {share:.0%} of it (a shadow that moved between the seasons)")
         drop &= ~confirmed  # two pairs of the night may judge a row: one that sees it keeps it
         violations = violations.assign(same_sun=_same_sun_column(violations, results, night, confirmed, days,
                                                                  blind))

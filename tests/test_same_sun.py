@@ -211,6 +211,15 @@ def test_a_night_that_catches_up_on_several_dates_judges_its_earlier_pair_as_a_l
     # the house is confirmed; the later pair's own row was checked by its own run (its partner): confirmed
     assert kept["violation_id"].tolist() == ["d1-002", "d1-003"]
     assert kept["same_sun"].tolist() == ["confirmed", "confirmed"]
+    # the earlier pair had a partner of its own with no data over the shadow (255): its run left the row
+    # pending, and the later pair judges it, as the next night would have
+    blind = np.zeros((40, 40), np.uint8)
+    blind[SHADOW] = 255
+    write_cog(raster(blind.astype(np.float32)), early / OUTPUTS["same_season"], dtype="uint8", nodata=255,
+              tags={"PAIR": "2023-07-10/2024-07-12"})
+    results[0]["runs"][0]["partner"] = {"date": "2023-07-10"}
+    kept, gone = _merge.withdraw_unconfirmed(register.iloc[:1], results, night, share=0.05, season_days=45)
+    assert gone["violation_id"].tolist() == ["d1-001"] and kept.empty
 
 
 def test_the_report_card_says_where_a_violation_stands_under_the_same_sun() -> None:
