@@ -33,6 +33,31 @@ def _night(night: str | dt.date | None) -> str:
     return day.isoformat()
 
 
+def _check_not_before(night: str, nights: dict[str, Any], *, given: bool, work: bool | None = None) -> str:
+    """The night to run, or a ConfigError for one dated before the last night committed (a typo in ``--night``,
+    a script replaying dates): it was committed out of order, its register holding violations first seen
+    months after it, and 'the last night committed' then meant it.  An earlier night already committed may be
+    run again while it has nothing new to do (``work`` False: its outputs restored); with new work (a late
+    delivery, ``work`` True) it is refused too: the next night takes that up.  Today's night (``given``
+    False) before the last one committed (a run dated tomorrow, which :func:`_night` allows, or a clock set
+    back) is that last night, run again."""
+    last = max(nights, default=None)
+    if last is None or night >= last:
+        return night
+    if not given:
+        log.warning("the last night committed, %s, is later than today, %s, by this machine's clock: it is the "
+                    "night run again", last, night)
+        return last
+    if night in nights and not work:
+        return night
+    what = ("has new work (acquisitions dated on or before it that came after later nights were committed): the "
+            "next night takes it up; run without --night" if night in nights else
+            "give a later --night, or leave it out (today)")
+    raise ConfigError(f"night {night} is before the last night committed, {last} (committed nights: "
+                      f"{', '.join(sorted(nights)[-3:])}{' ...' if len(nights) > 3 else ''}); a night is committed "
+                      f"after the ones before it: {what}")
+
+
 def _check_shared_inputs(permits: str | Path, config: PipelineConfig) -> Any:
     """The register and the model every area uses: a bad one is one error (exit 2) before the
     lock is taken or anything is written, instead of the same failure in every area.  Returns the

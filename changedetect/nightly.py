@@ -87,6 +87,7 @@ from changedetect._nightly_commit import (
 )
 from changedetect._nightly_inputs import (
     _check_datums,
+    _check_not_before,
     _check_parcels,
     _check_shared_inputs,
     _copy_path,
@@ -105,7 +106,7 @@ from changedetect._state import (
     write_text_atomic,
 )
 from changedetect.config import ParcelsConfig, PermitsConfig, PipelineConfig
-from changedetect.errors import ChangeDetectError, ConfigError, PermitRowWarning
+from changedetect.errors import ChangeDetectError, PermitRowWarning
 
 log = logging.getLogger(__name__)
 
@@ -252,18 +253,6 @@ def _compute(tasks: list[dict[str, Any]], *, scheduler: str | None, workers: int
     return results
 
 
-def _check_not_before(night: str, nights: dict[str, Any]) -> None:
-    """Refuse a new night dated before the last one committed (a typo in ``--night``, a script replaying
-    dates): it was committed out of order, its register holding violations first seen months after it,
-    and 'the last night committed' then meant it.  A night already committed may be run again."""
-    later = sorted(n for n in nights if n > night)
-    if later and night not in nights:
-        raise ConfigError(f"night {night} is before the last night committed, {later[-1]} (committed nights: "
-                          f"{', '.join(sorted(nights)[-3:])}{' ...' if len(nights) > 3 else ''}); a night is "
-                          "committed after the ones before it: give a later --night, or leave it out (today), or "
-                          "run a night already committed again")
-
-
 def run_nightly(
     catalog: str | Path,
     *,
@@ -325,7 +314,7 @@ def run_nightly(
     with state_lock(state_dir):
         _remove_stale_temporaries(state_dir, out_dir, state_dir / "register")
         current = _reference.load(state_dir)
-        _check_not_before(night_s, current.nights)
+        night_s = _check_not_before(night_s, current.nights, given=night is not None)
         summary = NightlySummary(night=night_s)
         summary.warnings += rejected  # -q shows no log line: the night's summary is what an operator reads
         committed = _footprints.load(state_dir, current.generation)
@@ -346,6 +335,8 @@ def run_nightly(
                                         committed, register_key=key, scl_records=scl_records,
                                         scl_settled=scl_settled,
                                         parcels=None if parcels is None else str(parcels), parcels_key=parcels_key)
+        _check_not_before(night_s, current.nights, given=night is not None,
+                          work=bool(new_by_area or summary.reruns))  # a late delivery for an earlier night
         _check_datums(tasks, register, layer)  # as `run` does before any work: once, not once per area
         for frame, frame_key, name in copies:
             _register_copy(frame, frame_key, state_dir, name=name)

@@ -170,3 +170,36 @@ def test_a_file_delivered_again_with_new_content_is_said(tmp_path: Path) -> None
     second = night("2024-05-21")
     (line,) = [w for w in second.warnings if "new content" in w]
     assert line.startswith(f"area district1: '{later}'") and "since night 2024-05-20" in line and "false_alarm" in line
+
+
+def test_an_earlier_committed_night_with_new_work_is_refused_and_today_after_tomorrow_runs_tomorrow(
+        tmp_path: Path) -> None:
+    """Run again, an earlier committed night that a late delivery gives new work was committed out of order
+    (a new generation under the old night); and today's run (no --night) after a run dated tomorrow, which
+    is allowed, was refused with advice to leave --night out, which it had."""
+    import datetime as dt
+    import shutil
+
+    world = make_nightly_catalog(tmp_path / "world", {"district1": 1})
+    config = PipelineConfig.from_toml(world["config"])
+
+    def night(day: str | None) -> object:
+        return run_nightly(world["tiles"], permits=world["permits"], state=tmp_path / "state", out=tmp_path / "out",
+                           night=day, workers=1, config=config)
+
+    night("2024-01-20")
+    night("2024-05-20")
+    first = sorted((world["tiles"] / "district1").glob("*.tif"))[0]
+    late = world["tiles"] / "district1" / "district1_20240110.tif"
+    shutil.copy(first, late)
+    late.write_bytes(late.read_bytes() + b"\0")  # other content, so a new acquisition
+    state = (tmp_path / "state" / "state.json").read_text(encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"night 2024-01-20 is before the last night committed, 2024-05-20.*"
+                                          r"has new work.*run without --night"):
+        night("2024-01-20")
+    assert (tmp_path / "state" / "state.json").read_text(encoding="utf-8") == state
+    late.unlink()
+    assert night("2024-01-20").night == "2024-01-20"  # nothing new: run again, its outputs restored
+    tomorrow = (dt.date.today() + dt.timedelta(days=1)).isoformat()
+    assert night(tomorrow).night == tomorrow
+    assert night(None).night == tomorrow  # today's, after tomorrow's: tomorrow's again, not refused
