@@ -14,6 +14,7 @@ apart from the date's: :mod:`changedetect._nightly_scl` compares a date again wh
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import re
 from collections.abc import Callable, Collection, Iterable
@@ -203,6 +204,17 @@ def incomplete(area: str, acqs: list[Acquisition], processed: dict[str, Any],
     return out
 
 
+def _feature(path: Path) -> bool:
+    """Whether a JSON that :func:`read_item` did not take is still meant as a STAC item (``"type":
+    "Feature"``: a malformed one, said), not a catalog's own file (``catalog.json``, passed over)."""
+    if path.suffix.lower() != ".json":
+        return False
+    try:
+        return json.loads(path.read_text(encoding="utf-8")).get("type") == "Feature"
+    except (OSError, ValueError, UnicodeDecodeError, AttributeError):
+        return False
+
+
 def discover(catalog: str | Path, *, night: str | None = None, known: dict[str, list[Any]] | None = None,
              problems: list[str] | None = None) -> dict[str, list[Acquisition]]:
     """Acquisitions of a catalog by area (dated on or before ``night`` when given).
@@ -250,10 +262,16 @@ def discover(catalog: str | Path, *, night: str | None = None, known: dict[str, 
         date = (stac.date if stac is not None else None) or (
             _date_in_name(f.name) if f.suffix.lower() in _RASTER or stac is not None else None)
         if date is None:
-            if f.suffix.lower() in _RASTER | {".json"}:  # in the night's warnings: -q shows no log line
-                problem(f"catalog: '{f}' is skipped every night: no date in its name or STAC item; rename it with "
-                        f"its acquisition date, like '{area}_20240131{f.suffix.lower()}' "
-                        "(YYYYMMDD), or give it a STAC item with its datetime")
+            # in the night's warnings (-q shows no log line): a raster, or a STAC item without a date; a JSON
+            # that is no item (a STAC catalog.json or collection.json, any other file) is no acquisition
+            if f.suffix.lower() in _RASTER:
+                problem(f"catalog: '{f}' is skipped every night: no date in its name; rename it with its acquisition "
+                        f"date, like '{area}_20240131{f.suffix.lower()}' (YYYYMMDD), or give it a STAC item with its "
+                        "datetime")
+            elif stac is not None or _feature(f):
+                problem(f"catalog: '{f}' is skipped every night: a STAC item this job cannot read (its "
+                        "properties.datetime, or an asset whose href is a raster, is missing or malformed); fix the "
+                        "item")
             continue
         if night is not None and date > night:
             continue
