@@ -99,10 +99,10 @@ def plan_night(catalog: str | Path, current: NightState, state_dir: Path, permit
             continue
         choice = _reference.choose(area, acqs, current.references.get(area), current.checksums, checked)
         new = [q for q in acqs if q.sha256 not in processed]
-        for message in _replaced(area, new, processed):
+        unreadable = {**choice.unreadable, **_unreadable_new(area, new, choice, checked)}
+        for message in _replaced(area, [q for q in new if q.path not in unreadable], processed):
             log.warning("%s", message, extra=IN_SUMMARY)
             summary.warnings.append(message)
-        unreadable = {**choice.unreadable, **_unreadable_new(area, new, choice, checked)}
         for message in unreadable.values():
             log.error("%s", message, extra=IN_SUMMARY)
         if choice.warning:
@@ -166,13 +166,16 @@ def plan_night(catalog: str | Path, current: NightState, state_dir: Path, permit
 
 
 def _replaced(area: str, new: list[Any], processed: dict[str, dict[str, str]]) -> list[str]:
-    """One warning per new acquisition whose file was processed before with other content (a corrected
-    re-delivery under the same name): its pairs are compared again and what they find is added, but the
+    """One warning per new acquisition of one file that was processed before with other content (a corrected
+    re-delivery under the same name; a band-per-file date or a STAC item of several assets is left out: its
+    checksum covers files besides the one it is named by): its pairs are compared again and what they find is added, but the
     violations the replaced file gave are not taken back (not handled: the nightly keeps no record of
     which pair's rows a file's content made), so the operator is told to check them."""
     before = {rec.get("path"): rec for rec in processed.values()}
     out = []
     for q in new:
+        if len(q.files) > 1 or len(q.item_files) > 1:  # its checksum covers other files too (a band added,
+            continue  # an item known before by one asset): not the named file's content
         rec = before.get(q.path)
         if rec is not None and rec.get("date") == q.date:
             out.append(f"area {area}: '{q.path}' ({q.date}) has new content since night {rec.get('night', '?')}: its "
