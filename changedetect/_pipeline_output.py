@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from changedetect.errors import ConfigError, OutputExistsError
+from changedetect.io._names import RASTER_SUFFIXES
 from changedetect.io.atomic import removing_new_folders  # re-exported (it lived here)
 
 #: Output file names (keys of :attr:`RunSummary.paths`) of a run with the default configuration
@@ -69,7 +70,7 @@ def check_out(out: Path, overwrite: bool, *, hint: str = "overwrite=True (--over
 
 
 def check_apart(out: Path, tiles: Any, *, what: str = "the run's outputs") -> None:
-    """ConfigError when ``out`` is a folder of ``tiles`` (a folder given, or the folder of a GeoTIFF given):
+    """ConfigError when ``out`` is a folder of ``tiles`` (a folder given, or the folder of a raster given):
     its outputs (``before_rgb.tif``, a co-registration's ``aligned_YYYYMMDD.tif``) would be read as tiles the
     next time the folder is, and ``info`` and ``run`` of it then failed ('no date in the file name ...
     after_rgb.tif')."""
@@ -77,7 +78,7 @@ def check_apart(out: Path, tiles: Any, *, what: str = "the run's outputs") -> No
     target = out.resolve()
     for source in sources:
         path = Path(source)
-        folder = path if path.is_dir() else path.parent if path.suffix.lower() in (".tif", ".tiff") else None
+        folder = path if path.is_dir() else path.parent if path.suffix.lower() in RASTER_SUFFIXES else None
         if folder is not None and folder.resolve() == target:
             which = f"the tiles folder '{source}'" if path.is_dir() else f"the folder of the tile '{source}'"
             raise ConfigError(f"output folder '{out}' is {which}: {what} would be read as "

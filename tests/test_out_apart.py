@@ -39,6 +39,16 @@ def test_out_in_the_tiles_folder_is_refused_before_anything_is_written(tiles: Pa
     assert sorted(p.name for p in tiles.iterdir()) == before
 
 
+@pytest.mark.parametrize("suffix", [".jp2", ".vrt", ".png"])
+def test_the_folder_of_any_raster_given_is_refused(tmp_path: Path, suffix: str) -> None:
+    from changedetect._pipeline_output import check_apart
+
+    (tmp_path / f"a_20240101{suffix}").write_bytes(b"")
+    with pytest.raises(ConfigError, match="is the folder of the tile"):
+        check_apart(tmp_path, [tmp_path / f"a_20240101{suffix}"])
+    check_apart(tmp_path / "out", [tmp_path / f"a_20240101{suffix}"])  # another folder: fine
+
+
 def test_the_library_run_refuses_it_too(tiles: Path) -> None:
     from changedetect.pipeline import run
 
