@@ -131,6 +131,17 @@ def _run_area(task: dict[str, Any]) -> dict[str, Any]:
             return {"area": task["area"], "error": None, "runs": [], "disk_full": stop}
 
 
+def _rejected_line(message: str, shown: int = 5) -> str:
+    """A lenient register's rejected-rows warning as one line of the night's summary: the count and the first
+    ``shown`` rows' reasons, without the advice for ``run`` and ``match`` (a rejects file, a Python argument),
+    which the nightly has not."""
+    head, *rest = message.splitlines()
+    problems = [line.strip() for line in rest if line.startswith("  ") and not line.strip().startswith("...")]
+    more = f"; and {len(problems) - shown} more" if len(problems) > shown else ""
+    return (f"{head.split('; ')[0]} (lenient: the night went on without them; fix them in the register): "
+            + "; ".join(problems[:shown]) + more)
+
+
 def _disk_stop(exc: OSError) -> list[Any] | None:
     """``[errno, strerror, filename]`` of a write the disk stopped: full (ENOSPC, EDQUOT), or a file past the
     process's size limit (EFBIG; GDAL's exception does not say it, libtiff's line before it did); else None."""
@@ -302,7 +313,7 @@ def run_nightly(
     with warnings.catch_warnings(record=True) as said:  # a lenient register's rejected rows: in the summary too
         warnings.simplefilter("always")
         register = _check_shared_inputs(permits, config)  # once, before any area: one message, not one per area
-    rejected = [str(w.message).splitlines()[0] for w in said if issubclass(w.category, PermitRowWarning)
+    rejected = [_rejected_line(str(w.message)) for w in said if issubclass(w.category, PermitRowWarning)
                 and " rejected " in str(w.message).splitlines()[0]]
     for w in said:
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
