@@ -223,7 +223,8 @@ def _module_exists(mod: str) -> bool:
 @click.version_option(package_name="changedetect")
 @click.option("-v", "--verbose", count=True,
               help="Log each step (INFO); -vv: debug logs, rasterio's and GDAL's lines too.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bars, log lines or warnings: the result (a summary, --json) and errors only.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars or log lines: the result (a summary, --json), the warnings "
+                                                    "about it ('Warning: ...') and errors only.")
 @click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
 @click.pass_context
 def cli(ctx: click.Context, verbose: int, quiet: bool, debug: bool) -> None:

@@ -83,7 +83,6 @@ def command(footprints: Path, register: str, out: Path, layer: str | None, table
         vector_format(rejects)
         check_overwrite(rejects, overwrite)
         check_writable(rejects)
-    _warn_untyped(footprints)
     violations = match_to_file(
         footprints, register, out, config=config, strict=not lenient, rejects_path=rejects if lenient else None,
         overwrite=overwrite, layer=layer, table=table, query=query, params=name_value_pairs(params, "--param") or None,
@@ -92,6 +91,7 @@ def command(footprints: Path, register: str, out: Path, layer: str | None, table
     )
     counts = violations["status"].value_counts()
     click.echo(f"Wrote {out}: {len(violations)} footprints")
+    _warn_untyped(footprints)  # after the match: a refused register is one line, not this warning and it
     if len(violations) and ("first_seen" not in violations or violations["first_seen"].isna().all()):
         click.echo(f"Warning: the footprints in '{footprints}' have no first_seen date: before_permit and "
                    "permit_expired could not be decided (each footprint was judged as if built within its permit's "
@@ -103,15 +103,14 @@ def command(footprints: Path, register: str, out: Path, layer: str | None, table
 
 
 def _warn_untyped(footprints: Path) -> None:
-    """One warning when the footprints have no ``change_type``: match takes every one as new."""
-    import logging
-
+    """One warning when the footprints have no ``change_type``: match takes every one as new (a 'Warning:'
+    line, as the command's other warnings about its result: -q keeps them)."""
     from changedetect.io.vectors import vector_columns
 
     columns = vector_columns(footprints)
     looks_like_register = columns is not None and "permit_id" in columns and "footprint_id" not in columns
     if columns is not None and "change_type" not in columns and not looks_like_register:  # that one is refused
-        logging.getLogger("changedetect.match").warning(
-            "footprints '%s' have no change_type column: every footprint is taken as new, so a permitted "
-            "demolition or renovation can come out type_mismatch; add a change_type column (new, altered or "
-            "demolished), as `changedetect vectorize` and `changedetect run` write it", footprints)
+        click.echo(f"Warning: footprints '{footprints}' have no change_type column: every footprint is taken as "
+                   "new, so a permitted demolition or renovation can come out type_mismatch; add a change_type "
+                   "column (new, altered or demolished), as `changedetect vectorize` and `changedetect run` write "
+                   "it", err=True)
