@@ -61,3 +61,16 @@ def test_vectorize_without_images_or_dates_says_what_match_will_lack(rasters: di
                                      "--out", str(tmp_path / "v_full.gpkg")])
     assert dated.exit_code == 0, dated.output
     assert "first_seen" not in dated.stderr, dated.stderr
+
+
+def test_match_says_footprints_without_a_change_type_column_even_with_q(rasters: dict[str, Path],
+                                                                        tmp_path: Path) -> None:
+    import geopandas as gpd
+
+    done = CliRunner().invoke(cli, ["-q", "vectorize", str(rasters["prob"]), "--out", str(tmp_path / "fp.gpkg")])
+    assert done.exit_code == 0, done.output
+    gpd.read_file(tmp_path / "fp.gpkg").drop(columns="change_type").to_file(tmp_path / "untyped.gpkg")
+    matched = CliRunner().invoke(cli, ["-q", "match", str(tmp_path / "untyped.gpkg"), "--permits",
+                                       str(REPO / "permits" / "sample_register.gpkg"), "--out", str(tmp_path / "v.gpkg")])
+    assert matched.exit_code == 0, matched.output
+    assert "have no change_type column: every footprint is taken as new" in matched.stderr
