@@ -136,7 +136,11 @@ def cog_windows(
     dask-backed is fine: it is never read) gives the grid, the band names and the tags; the context
     yields ``write(window, row, col)``, which stores a ``(y, x)`` / ``(band, y, x)`` window at that
     pixel offset into the tiled staging GeoTIFF.  On leaving, the staging file becomes the COG at
-    ``path`` (atomically); an exception leaves nothing behind.  Windows never written are nodata."""
+    ``path`` (atomically); an exception leaves nothing behind.  Windows never written are nodata.  A raster of
+    dates is given as days (:func:`dates_as_days` of ``like`` and of each window), not as datetime64."""
+    if isinstance(like, xr.DataArray) and np.issubdtype(like.dtype, np.datetime64):  # its windows would not be
+        raise ValueError("cog_windows writes the windows as they are given: give a raster of dates as days since "
+                         "1970-01-01 (changedetect.io.raster.dates_as_days of the template and of each window)")
     arr, nodata = _checked(like, dtype, nodata)
     out = Path(path)
     with _staged_cog(arr, out, dtype, nodata, overwrite, tags) as dst:

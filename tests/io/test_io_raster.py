@@ -180,3 +180,13 @@ def test_a_raster_of_dates_is_written_as_days_and_read_back_by_vectorize(tmp_pat
     assert [str(d)[:10] for d in found["first_seen"]] == ["2024-07-12", "2025-01-20"]
     with pytest.raises(ValueError, match="days since 1970-01-01"):
         write_cog(dates, tmp_path / "dates8.tif", dtype="uint8")
+
+
+def test_cog_windows_refuses_a_template_of_dates(tmp_path: Path) -> None:
+    """Its windows are written as given: a datetime64 template gave a file tagged in days holding nanoseconds."""
+    from changedetect.io.raster import cog_windows
+
+    first = _raster(np.full((8, 8), np.datetime64("2024-07-12"), dtype="datetime64[ns]"), ("y", "x"))
+    with pytest.raises(ValueError, match="dates_as_days"), cog_windows(first, tmp_path / "d.tif"):
+        pass
+    assert not (tmp_path / "d.tif").exists()
