@@ -26,6 +26,7 @@ a close that times out once the night's results are in is a warning, and the nig
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import threading
 import uuid
@@ -148,6 +149,16 @@ def compute(fn: Callable[[dict[str, Any]], dict[str, Any]], tasks: list[dict[str
                 with _RUNNING_CHANGED:
                     _RUNNING_CHANGED.wait_for(lambda: not _RUNNING.get(run), timeout=STOP_WAIT_S)
             raise
+
+
+def disk_stop(exc: OSError) -> list[Any] | None:
+    """``[errno, strerror, filename]`` of a write the disk stopped: full (ENOSPC, EDQUOT), or a file past the
+    process's size limit (EFBIG; GDAL's exception does not say it, libtiff's line before it did); else None."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        return [exc.errno, exc.strerror, exc.filename]
+    from changedetect._libtiff import said
+
+    return [errno.EFBIG, "File too large", exc.filename] if said("File too large") else None
 
 
 def _results(client: Any, fn: Callable[[dict[str, Any]], dict[str, Any]],

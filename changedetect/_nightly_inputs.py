@@ -58,6 +58,17 @@ def _check_not_before(night: str, nights: dict[str, Any], *, given: bool, work: 
                       f"after the ones before it: {what}")
 
 
+def _rejected_line(message: str, shown: int = 5) -> str:
+    """A lenient register's rejected-rows warning as one line of the night's summary: the count and the first
+    ``shown`` rows' reasons, without the advice for ``run`` and ``match`` (a rejects file, a Python argument),
+    which the nightly has not."""
+    head, *rest = message.splitlines()
+    problems = [line.strip() for line in rest if line.startswith("  ") and not line.strip().startswith("...")]
+    more = f"; and {len(problems) - shown} more" if len(problems) > shown else ""
+    return (f"{head.split('; ')[0]} (lenient: the night went on without them; fix them in the register): "
+            + "; ".join(problems[:shown]) + more)
+
+
 def _check_shared_inputs(permits: str | Path, config: PipelineConfig) -> Any:
     """The register and the model every area uses: a bad one is one error (exit 2) before the
     lock is taken or anything is written, instead of the same failure in every area.  Returns the

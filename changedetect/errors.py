@@ -76,6 +76,11 @@ class OutputLocationError(ChangeDetectError, OSError):
     """An output folder cannot be created or written to."""
 
 
+class DiskFullError(OutputLocationError):
+    """A write was stopped by a full disk.  It stops a nightly job's night (exit 2, the state as it was), as
+    every full disk does, rather than failing the one area it happened in."""
+
+
 class LockedError(ChangeDetectError, RuntimeError):
     """Another run holds the lock on a state directory."""
 

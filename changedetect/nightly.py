@@ -57,7 +57,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import errno
 import json
 import logging
 import warnings
@@ -93,6 +92,7 @@ from changedetect._nightly_inputs import (
     _copy_path,
     _night,
     _register_copy,
+    _rejected_line,
     _remove_older_register_copies,
     _remove_stale_temporaries,
 )
@@ -106,7 +106,7 @@ from changedetect._state import (
     write_text_atomic,
 )
 from changedetect.config import ParcelsConfig, PermitsConfig, PipelineConfig
-from changedetect.errors import ChangeDetectError, PermitRowWarning
+from changedetect.errors import ChangeDetectError, DiskFullError, PermitRowWarning
 
 log = logging.getLogger(__name__)
 
@@ -121,35 +121,16 @@ def _run_area(task: dict[str, Any]) -> dict[str, Any]:
     with _dask.running(task):  # (an interrupted night waits for it)
         try:
             return _run_pairs(task)
+        except DiskFullError as exc:  # said as it is (what to free, where to spill): see _compute
+            return {"area": task["area"], "error": None, "runs": [], "disk_full_said": str(exc)}
         except OSError as exc:
-            stop = _disk_stop(exc)
+            stop = _dask.disk_stop(exc)
             if stop is None:
                 raise
             # a full disk (or a file-size limit) stops the night, as anywhere (exit 2, the state as it was):
             # handed back as a value, since the exception (chained to GDAL's) did not survive Dask's pickling
             # and came back as a bare Exception('OSError(28, ...)'), said as a bug, after the worker's traceback
             return {"area": task["area"], "error": None, "runs": [], "disk_full": stop}
-
-
-def _rejected_line(message: str, shown: int = 5) -> str:
-    """A lenient register's rejected-rows warning as one line of the night's summary: the count and the first
-    ``shown`` rows' reasons, without the advice for ``run`` and ``match`` (a rejects file, a Python argument),
-    which the nightly has not."""
-    head, *rest = message.splitlines()
-    problems = [line.strip() for line in rest if line.startswith("  ") and not line.strip().startswith("...")]
-    more = f"; and {len(problems) - shown} more" if len(problems) > shown else ""
-    return (f"{head.split('; ')[0]} (lenient: the night went on without them; fix them in the register): "
-            + "; ".join(problems[:shown]) + more)
-
-
-def _disk_stop(exc: OSError) -> list[Any] | None:
-    """``[errno, strerror, filename]`` of a write the disk stopped: full (ENOSPC, EDQUOT), or a file past the
-    process's size limit (EFBIG; GDAL's exception does not say it, libtiff's line before it did); else None."""
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
-        return [exc.errno, exc.strerror, exc.filename]
-    from changedetect._libtiff import said
-
-    return [errno.EFBIG, "File too large", exc.filename] if said("File too large") else None
 
 
 def _run_pairs(task: dict[str, Any]) -> dict[str, Any]:
@@ -188,7 +169,7 @@ def _run_pairs(task: dict[str, Any]) -> dict[str, Any]:
     except Exception as exc:
         if _dask.abandoned(task):  # Ctrl-C gave the night up while this pair ran on: it failed
             return {"area": task["area"], "error": "interrupted", "runs": runs}  # for that, say nothing
-        if not isinstance(exc, ChangeDetectError):
+        if not isinstance(exc, ChangeDetectError) or isinstance(exc, DiskFullError):  # a full disk stops the night
             raise
         log.error("area %s failed: %s", task["area"], exc, extra=IN_SUMMARY)
         _drop_empty_run(Path(pair["run_dir"]))  # nothing of the failed pair to reuse
@@ -261,6 +242,8 @@ def _compute(tasks: list[dict[str, Any]], *, scheduler: str | None, workers: int
     for result in results:
         if result.get("disk_full"):
             raise OSError(*result["disk_full"])
+        if result.get("disk_full_said"):
+            raise DiskFullError(result["disk_full_said"])
     return results
 
 

@@ -210,3 +210,27 @@ def test_an_earlier_committed_night_with_new_work_is_refused_and_today_after_tom
     tomorrow = (dt.date.today() + dt.timedelta(days=1)).isoformat()
     assert night(tomorrow).night == tomorrow
     assert night(None).night == tomorrow  # today's, after tomorrow's: tomorrow's again, not refused
+
+
+def test_a_spill_that_fills_the_disk_stops_the_night(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """spill_stack's own full-disk error (a ChangeDetectError) failed only its area, and the night went on to
+    commit the others onto the same full disk; every other full disk stops the night."""
+    from changedetect import pipeline
+    from changedetect.cli import main
+    from changedetect.errors import DiskFullError
+
+    said = "writing the co-registered stack's scratch files (3.0 GiB) to /x: the disk is full: free some space"
+
+    def full(*args: object, **kwargs: object) -> None:
+        raise DiskFullError(said)
+
+    world = make_nightly_catalog(tmp_path / "world", {"district1": 1, "district3": 2})
+    monkeypatch.setattr(pipeline, "run", full)
+    with pytest.raises(SystemExit) as exited:
+        main(["-q", "nightly", "--catalog", str(world["tiles"]), "--permits", str(world["permits"]),
+              "--state", str(tmp_path / "state"), "--out", str(tmp_path / "out"), "--night", "2024-05-20",
+              "--config", str(world["config"]), "--workers", "1"])
+    err = capsys.readouterr().err
+    assert exited.value.code == 2 and err.strip().splitlines() == [f"Error: {said}"], err
+    assert not (tmp_path / "state" / "state.json").exists()

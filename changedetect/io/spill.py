@@ -36,7 +36,7 @@ from dask.base import tokenize
 from dask.highlevelgraph import HighLevelGraph
 from rasterio.windows import Window
 
-from changedetect.errors import OutputLocationError
+from changedetect.errors import DiskFullError, OutputLocationError
 from changedetect.io._read import chunk_sizes
 from changedetect.io.atomic import _disk_full
 from changedetect.io.raster import _WindowWriter, store_drained
@@ -97,7 +97,7 @@ def spill_stack(stack: xr.DataArray, folder: str | Path) -> xr.DataArray:
         full = isinstance(exc, Exception) and _disk_full(folder, exc)  # measured before the files go
         shutil.rmtree(own, ignore_errors=True)
         if full:  # checked first, but filled since (another run's outputs, a quota)
-            raise OutputLocationError(
+            raise DiskFullError(
                 f"writing the co-registered stack's scratch files ({_size(need)}) to {folder}: the "
                 f"disk is full: {_ADVICE}") from exc
         raise
