@@ -90,15 +90,16 @@ def transform_of(da: xr.DataArray) -> Affine:
     their size, a COG written at the wrong resolution).  The coordinates are right, so where the two
     disagree by more than rounding the transform is recomputed from them, as rioxarray's own
     ``to_raster`` does; where they agree (every array read or written here) the cached one is kept, so
-    that a grid read from a file compares equal to the file's.  A rotated transform, or an axis of one
-    pixel (no spacing to measure) or without coordinates, keeps the cached one.
+    that a grid read from a file compares equal to the file's.  A rotated transform, or an array without
+    coordinates, keeps the cached one; an axis of one pixel (no spacing to measure) keeps the cached pixel
+    size of that axis alone.
     """
     cached = da.rio.transform()
-    if not cached.is_rectilinear or "x" not in da.coords or "y" not in da.coords \
-            or da.sizes["x"] < 2 or da.sizes["y"] < 2:
+    if not cached.is_rectilinear or "x" not in da.coords or "y" not in da.coords:
         return cached
     x, y = da["x"].values, da["y"].values
-    a, e = (float(x[-1]) - float(x[0])) / (x.size - 1), (float(y[-1]) - float(y[0])) / (y.size - 1)
+    a = (float(x[-1]) - float(x[0])) / (x.size - 1) if x.size > 1 else cached.a
+    e = (float(y[-1]) - float(y[0])) / (y.size - 1) if y.size > 1 else cached.e
     if a == 0 or e == 0:
         return cached
     fresh = Affine(a, 0.0, float(x[0]) - a / 2, 0.0, e, float(y[0]) - e / 2)

@@ -64,6 +64,15 @@ def test_footprints_of_a_resampled_or_reordered_probability_lie_where_it_changed
     assert found.area_m2.sum() == pytest.approx(full.area_m2.sum(), rel=0.05)  # a quarter, before
 
 
+def test_an_axis_of_one_pixel_keeps_its_cached_size_and_the_other_axis_its_own(prob: xr.DataArray) -> None:
+    column = prob.isel(x=slice(0, 1), y=slice(None, None, 2))  # 1 px wide, every 2nd row: 1 m rows
+    t = transform_of(column)
+    assert (t.a, t.e) == (0.5, -1.0) and (t.c, t.f) == (680000.0, 1190000.25)  # centres stay the pixels'
+    row = prob.isel(y=slice(0, 1), x=slice(None, None, 4))
+    t = transform_of(row)
+    assert (t.a, t.e) == (2.0, -0.5) and (t.c, t.f) == (679999.25, 1190000.0)
+
+
 def test_write_cog_of_a_coarsened_array_writes_its_own_pixels(prob: xr.DataArray, tmp_path: Path) -> None:
     coarse = prob.coarsen(x=2, y=2).mean()
     cd.write_cog(coarse, tmp_path / "coarse.tif")
@@ -86,12 +95,16 @@ def test_coregister_says_a_decimated_stack_shift_in_its_own_metres() -> None:
     assert entry.shift_m == pytest.approx((entry.shift_px[0] * 1.0, entry.shift_px[1] * -1.0), abs=1e-6)
 
 
-def test_a_south_up_pair_is_detected_as_the_same_pair_north_up() -> None:
+@pytest.mark.parametrize("turned", [("y",), ("x",), ("y", "x")])
+def test_a_south_up_pair_is_detected_as_the_same_pair_north_up(turned: tuple[str, ...]) -> None:
     stack = cd.open_stack(Path(__file__).resolve().parents[1] / "sample_tiles")
     pair = stack.isel(y=slice(300, 556), x=slice(200, 456), time=[0, 1]).compute()
     north = cd.detect_pair(pair.isel(time=0), pair.isel(time=1))
-    flipped = pair.sortby("y")
+    flipped = pair.isel({d: slice(None, None, -1) for d in turned})  # y rising and/or x falling
     south = cd.detect_pair(flipped.isel(time=0), flipped.isel(time=1))
-    np.testing.assert_array_equal(south["y"].values, flipped["y"].values)  # on the input's own grid
-    assert transform_of(south).e > 0
-    np.testing.assert_allclose(south.sortby("y", ascending=False).values, north.values, atol=1e-5)
+    for d in ("y", "x"):
+        np.testing.assert_array_equal(south[d].values, flipped[d].values)  # on the input's own grid
+    t = transform_of(south)
+    assert (t.e > 0) == ("y" in turned) and (t.a < 0) == ("x" in turned)
+    back = south.isel({d: slice(None, None, -1) for d in turned})
+    np.testing.assert_allclose(back.values, north.values, atol=1e-5)
