@@ -111,7 +111,8 @@ def _write(violations: gpd.GeoDataFrame, withdrawn: gpd.GeoDataFrame | None, nig
             frame = published(frame)
         for name, path in mine.items():
             gpkg = name.endswith("_gpkg")
-            write_vector(frame, path, overwrite=True, qgis_style=style if gpkg else None)
+            write_vector(frame, path, overwrite=True, qgis_style=style if gpkg else None,
+                         empty_geometry_type="Polygon")
             if checkpoints and key == "night" and gpkg:
                 checkpoint("night gpkg written")
         if checkpoints and key == "night":

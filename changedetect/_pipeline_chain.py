@@ -159,7 +159,7 @@ def chain(stack: xr.DataArray, register: gpd.GeoDataFrame, out: Path, config: Pi
                 written_rasters.add("first_seen")
     aligned = aligned.isel(time=slice(kept[0], kept[1] + 1))
     with clock.stage("vectorize"):
-        write_vector(footprints, out / OUTPUTS["footprints"], overwrite=True)
+        write_vector(footprints, out / OUTPUTS["footprints"], overwrite=True, empty_geometry_type="Polygon")
     with clock.stage("match"):
         mconfig = config.match
         if mconfig.edge_tolerance_m is None:  # outlines traced from pixels: one pixel of positional tolerance
@@ -173,7 +173,8 @@ def chain(stack: xr.DataArray, register: gpd.GeoDataFrame, out: Path, config: Pi
 
             violations = with_parcels(violations, parcels, edge_tolerance_m=mconfig.edge_tolerance_m or 0.0)
     with clock.stage("write"):
-        write_vector(violations, out / OUTPUTS["violations"], overwrite=True, qgis_style=violations_qml())
+        write_vector(violations, out / OUTPUTS["violations"], overwrite=True, qgis_style=violations_qml(),
+                     empty_geometry_type="Polygon")
         lists = [LIST_KEYS[f] for f in config.output.formats]  # the GeoPackage, and the formats asked
         for key in lists[1:]:  # by extension: CSV (+ .prj, .csvt), GeoJSON (EPSG:4326), GeoParquet
             write_vector(violations, out / output_names()[key], overwrite=True)

@@ -249,7 +249,7 @@ def match_to_file(
     violations = with_addresses(match(footprints, permits, config=config), permits)  # as `run` writes them
     from changedetect.report import violations_qml
 
-    write_vector(violations, out, overwrite=overwrite, qgis_style=violations_qml())
+    write_vector(violations, out, overwrite=overwrite, qgis_style=violations_qml(), empty_geometry_type="Polygon")
     return violations
 
 

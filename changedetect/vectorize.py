@@ -314,7 +314,7 @@ def vectorize_file(
         log.warning("'%s' has no data (every pixel is NaN or nodata): no footprint can be found in it, and the "
                     "empty %s says nothing about the ground; give the probability raster of a scene with data "
                     "(check the dates' coverage with `changedetect info`)", prob_path, out)
-    write_vector(frame, out, overwrite=overwrite)
+    write_vector(frame, out, overwrite=overwrite, empty_geometry_type="Polygon")
     return frame
 
 

@@ -74,3 +74,17 @@ def test_match_says_footprints_without_a_change_type_column_even_with_q(rasters:
                                        str(REPO / "permits" / "sample_register.gpkg"), "--out", str(tmp_path / "v.gpkg")])
     assert matched.exit_code == 0, matched.output
     assert "have no change_type column: every footprint is taken as new" in matched.stderr
+
+
+def test_empty_footprint_and_violation_lists_are_polygon_layers(tmp_path: Path) -> None:
+    """A quiet scene's lists were generic-geometry ('Unknown') GeoPackage layers; with rows they are Polygon."""
+    import pyogrio
+
+    zero = _tif(tmp_path / "zero.tif", np.zeros((64, 64), np.float32))
+    assert CliRunner().invoke(cli, ["-q", "vectorize", str(zero), "--out", str(tmp_path / "fp.gpkg")]).exit_code == 0
+    done = CliRunner().invoke(cli, ["-q", "match", str(tmp_path / "fp.gpkg"), "--permits",
+                                    str(REPO / "permits" / "sample_register.gpkg"), "--out", str(tmp_path / "v.gpkg")])
+    assert done.exit_code == 0, done.output
+    for name in ("fp.gpkg", "v.gpkg"):
+        info = pyogrio.read_info(tmp_path / name)
+        assert info["features"] == 0 and info["geometry_type"] == "Polygon", (name, info)

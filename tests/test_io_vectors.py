@@ -106,7 +106,9 @@ def test_an_empty_list_is_a_polygon_layer_like_a_full_one(frame: gpd.GeoDataFram
     """A quiet night's violation list was a generic-geometry ('Unknown') layer, a night with rows a Polygon one."""
     import pyogrio
 
-    write_vector(frame.iloc[:0], tmp_path / "empty.gpkg")
-    write_vector(frame, tmp_path / "full.gpkg")
+    write_vector(frame.iloc[:0], tmp_path / "empty.gpkg", empty_geometry_type="Polygon")
+    write_vector(frame, tmp_path / "full.gpkg", empty_geometry_type="Polygon")
     assert pyogrio.read_info(tmp_path / "full.gpkg")["geometry_type"] == "Polygon"
     assert pyogrio.read_info(tmp_path / "empty.gpkg")["geometry_type"] == "Polygon"
+    write_vector(frame.iloc[:0], tmp_path / "any.gpkg")  # a frame of any geometry: not said to be polygons
+    assert pyogrio.read_info(tmp_path / "any.gpkg")["geometry_type"] == "Unknown"

@@ -61,7 +61,7 @@ def write_vector(
     overwrite: bool = False,
     layer: str | None = None,
     qgis_style: str | None = None,
-    empty_geometry_type: str = "Polygon",
+    empty_geometry_type: str | None = None,
 ) -> Path:
     """Write ``gdf`` atomically to ``path`` in the format its extension names.
 
@@ -84,10 +84,10 @@ def write_vector(
         as the layer's default (:func:`changedetect.io.qgis_style.add_default_style`): QGIS opens
         the layer with it.  Other formats ignore it.
     empty_geometry_type
-        A GeoPackage layer's geometry type when ``gdf`` has no rows (footprints and violations are
-        polygons); a layer with rows takes its features'.  Without it a quiet night's list was a
-        generic-geometry layer ("Unknown"), which a QGIS project or an ``ogr2ogr -append`` target set up
-        on it then kept.
+        A GeoPackage layer's geometry type when ``gdf`` has no rows (``"Polygon"`` for footprints and
+        violations, which their writers give); a layer with rows takes its features'.  None: a generic
+        geometry ("Unknown"), which a QGIS project or an ``ogr2ogr -append`` target set up on a quiet
+        night's list then kept.
 
     Returns
     -------
@@ -114,7 +114,7 @@ def write_vector(
         if fmt == "gpkg":
             # GeoPackage 1.2: what QGIS 3.22 LTR's GDAL (3.6) reads without a warning; the tables
             # are the same for this content
-            typed = {} if len(frame) else {"geometry_type": empty_geometry_type}
+            typed = {"geometry_type": empty_geometry_type} if empty_geometry_type and not len(frame) else {}
             frame.to_file(tmp, driver="GPKG", layer=layer or path.stem, engine="pyogrio", use_arrow=True,
                           dataset_options={"VERSION": "1.2"}, **typed)
             if qgis_style is not None:  # inside the atomic write: the file appears with its style
