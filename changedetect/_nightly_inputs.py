@@ -50,7 +50,7 @@ def _check_not_before(night: str, nights: dict[str, Any], *, given: bool, work: 
         return last
     if night in nights and not work:
         return night
-    what = ("has new work (acquisitions dated on or before it that came after later nights were committed): the "
+    what = ("it has new work (acquisitions dated on or before it that came after later nights were committed): the "
             "next night takes it up; run without --night" if night in nights else
             "give a later --night, or leave it out (today)")
     raise ConfigError(f"night {night} is before the last night committed, {last} (committed nights: "
