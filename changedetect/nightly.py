@@ -279,7 +279,8 @@ def run_nightly(
     ------
     ConfigError
         ``night`` is not a date, is later than tomorrow, or is before the last night committed without
-        being one of the nights committed (which may be run again).
+        being one of the nights committed, or is such a night and has new work (a committed night with
+        nothing new may be run again; today's, when ``night`` is None, is then the last night committed).
     LockedError
         Another run holds ``STATE/lock``.
     GeoreferenceError
