@@ -100,7 +100,8 @@ def plan_night(catalog: str | Path, current: NightState, state_dir: Path, permit
         choice = _reference.choose(area, acqs, current.references.get(area), current.checksums, checked)
         new = [q for q in acqs if q.sha256 not in processed]
         unreadable = {**choice.unreadable, **_unreadable_new(area, new, choice, checked)}
-        for message in _replaced(area, [q for q in new if q.path not in unreadable], processed):
+        replaced = _replaced(area, [q for q in new if q.path not in unreadable], processed)
+        for message in replaced.values():
             log.warning("%s", message, extra=IN_SUMMARY)
             summary.warnings.append(message)
         for message in unreadable.values():
@@ -155,6 +156,8 @@ def plan_night(catalog: str | Path, current: NightState, state_dir: Path, permit
                          "register_to": None if first is None else first.date,
                          "partner": None if partner is None else _where(partner),
                          "fill": [_where(q) for q in fill],
+                         # its dates whose file came again with new content: what it no longer finds is withdrawn
+                         "replaced": [q.date for q in (a, b) if q.sha256 in replaced],
                          # its dates whose SCL came late: what it reported under them may be withdrawn
                          "scl_rerun": {q.date: scl.rerun[q.sha256] for q in (a, b) if rerun and q.sha256 in scl.rerun},
                          # its fill dates whose SCL came late: what it compared against their clouds, likewise
@@ -165,23 +168,23 @@ def plan_night(catalog: str | Path, current: NightState, state_dir: Path, permit
     return tasks, new_by_area
 
 
-def _replaced(area: str, new: list[Any], processed: dict[str, dict[str, str]]) -> list[str]:
-    """One warning per new acquisition of one file that was processed before with other content (a corrected
-    re-delivery under the same name; a band-per-file date or a STAC item of several assets is left out: its
-    checksum covers files besides the one it is named by): its pairs are compared again and what they find is added, but the
-    violations the replaced file gave are not taken back (not handled: the nightly keeps no record of
-    which pair's rows a file's content made), so the operator is told to check them."""
+def _replaced(area: str, new: list[Any], processed: dict[str, dict[str, str]]) -> dict[str, str]:
+    """Checksum -> warning, per new acquisition of one file that was processed before with other content (a
+    corrected re-delivery under the same name; a band-per-file date or a STAC item of several assets is left
+    out: its checksum covers files besides the one it is named by).  Its pairs run again, and the violations
+    of theirs that the new file no longer shows are withdrawn
+    (:func:`changedetect._withdraw_masked.withdraw_replaced`)."""
     before = {rec.get("path"): rec for rec in processed.values()}
-    out = []
+    out = {}
     for q in new:
         if len(q.files) > 1 or len(q.item_files) > 1:  # its checksum covers other files too (a band added,
             continue  # an item known before by one asset): not the named file's content
         rec = before.get(q.path)
         if rec is not None and rec.get("date") == q.date:
-            out.append(f"area {area}: '{q.path}' ({q.date}) has new content since night {rec.get('night', '?')}: its "
-                       "pairs are compared again and what they find is added, but the open violations the replaced "
-                       "file gave stay open (a mis-georeferenced delivery's may be artefacts): check them against "
-                       "the new imagery and close those it does not show with a decisions file (false_alarm)")
+            out[q.sha256] = (f"area {area}: '{q.path}' ({q.date}) has new content since night {rec.get('night', '?')}: "
+                             "its pairs are compared again, and the open violations of theirs the new file no "
+                             "longer shows are withdrawn (the replaced file's, a mis-georeferenced delivery's "
+                             "artefacts)")
     return out
 
 

@@ -51,6 +51,8 @@ log = logging.getLogger("changedetect._merge")
 MOSTLY = 0.5
 #: ``withdrawn_reason`` starts with this (then ``": "`` and the details).
 KIND = "under a cloud a late SCL masks"
+#: ... or this, for what a file delivered again with new content no longer shows (:func:`withdraw_replaced`)
+KIND_REPLACED = "not in the file delivered again"
 
 
 def withdraw_masked(violations: gpd.GeoDataFrame, results: list[dict[str, Any]],
@@ -104,6 +106,40 @@ def withdraw_masked(violations: gpd.GeoDataFrame, results: list[dict[str, Any]],
     return violations[~drop].reset_index(drop=True), withdrawn.reset_index(drop=True)
 
 
+def withdraw_replaced(violations: gpd.GeoDataFrame, results: list[dict[str, Any]],
+                      night: str) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
+    """``(kept, withdrawn)``: the earlier nights' violations of tonight's pairs that run again because one of
+    their dates' file was delivered again under its name with new content (``pair["replaced"]``: those
+    dates; a corrected re-delivery, :func:`changedetect._nightly_plan._replaced`), which the pair, compared
+    again with the new file, no longer finds (the merge's rule, as :func:`withdraw_masked`).  A tile
+    delivered 15 m off and then corrected left its 51 artefacts open beside the corrected file's 10."""
+    drop = np.zeros(len(violations), dtype=bool)
+    reason = np.full(len(violations), "", dtype=object)
+    for r in results:
+        if r["error"] or not len(violations):
+            continue
+        for pair in r["runs"]:
+            dates = pair.get("replaced") or []
+            if not dates:
+                continue
+            rows = np.flatnonzero((violations["area"] == r["area"]).to_numpy()
+                                  & (violations["before"].astype(str) == pair["before"]).to_numpy()
+                                  & (violations["after"].astype(str) == pair["after"]).to_numpy()
+                                  & (violations["night"] != night).to_numpy() & ~drop)
+            if not len(rows):
+                continue
+            gone = rows[~_found_again(violations.iloc[rows], Path(pair["run_dir"]), pair.get("carried") or [])]
+            drop[gone] = True
+            reason[gone] = (f"{KIND_REPLACED}: the file of {' and '.join(dates)} was delivered again with new "
+                            f"content after this was reported, and compared again with it the pair {pair['before']} "
+                            f"-> {pair['after']} no longer finds this")
+    withdrawn = violations[drop].assign(withdrawn=night, withdrawn_reason=list(reason[drop]))
+    if drop.any():
+        log.info("night %s: %d earlier violation(s) withdrawn, %s: %s", night, int(drop.sum()), KIND_REPLACED,
+                 ", ".join(withdrawn["violation_id"].astype(str)))
+    return violations[~drop].reset_index(drop=True), withdrawn.reset_index(drop=True)
+
+
 def _named(cloud: dict[str, Any]) -> str:
     """`` ('<SCL file>')`` for a reason, when the run recorded the SCL's file."""
     return f" ('{cloud['scl']}')" if cloud.get("scl") else ""
@@ -122,7 +158,7 @@ def _judge(gone: np.ndarray, shares: np.ndarray, drop: np.ndarray, reason: np.nd
 
 def withdraw_all(merged: gpd.GeoDataFrame, results: list[dict[str, Any]], night: str, *, share: float | None,
                  season_days: int | None) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
-    """:func:`withdraw_masked`, then what the same sun does not confirm
+    """:func:`withdraw_masked`, :func:`withdraw_replaced`, then what the same sun does not confirm
     (:func:`changedetect._merge.withdraw_unconfirmed`): ``(kept, withdrawn)``, both kinds in one table."""
     import geopandas as gpd
     import pandas as pd
@@ -130,11 +166,12 @@ def withdraw_all(merged: gpd.GeoDataFrame, results: list[dict[str, Any]], night:
     from changedetect._merge import withdraw_unconfirmed
 
     kept, masked = withdraw_masked(merged, results, night)
+    kept, replaced = withdraw_replaced(kept, results, night)
     kept, unseen = withdraw_unconfirmed(kept, results, night, share=share, season_days=season_days)
-    if not len(masked) or not len(unseen):
-        return kept, masked if len(masked) else unseen
-    return kept, gpd.GeoDataFrame(pd.concat([masked, unseen], ignore_index=True), geometry="geometry",
-                                  crs=merged.crs)
+    parts = [w for w in (masked, replaced, unseen) if len(w)]
+    if len(parts) < 2:
+        return kept, parts[0] if parts else unseen
+    return kept, gpd.GeoDataFrame(pd.concat(parts, ignore_index=True), geometry="geometry", crs=merged.crs)
 
 
 def _found_again(rows: gpd.GeoDataFrame, run_dir: Path, carried: list[str]) -> np.ndarray:
@@ -262,4 +299,5 @@ def said(counts: dict[str, int], *, counted: bool = False) -> str:
     return ", ".join(f"{n} {kind}" for kind, n in counts.items())
 
 
-__all__ = ["KIND", "MOSTLY", "reasons", "said", "withdraw_all", "withdraw_masked"]
+__all__ = ["KIND", "KIND_REPLACED", "MOSTLY", "reasons", "said", "withdraw_all", "withdraw_masked",
+           "withdraw_replaced"]
