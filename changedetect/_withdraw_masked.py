@@ -70,10 +70,7 @@ def withdraw_masked(violations: gpd.GeoDataFrame, results: list[dict[str, Any]],
             late, fill_late = pair.get("scl_rerun") or {}, pair.get("scl_fill") or {}
             if not (late or fill_late) or not len(violations):
                 continue
-            rows = np.flatnonzero((violations["area"] == r["area"]).to_numpy()
-                                  & (violations["before"].astype(str) == pair["before"]).to_numpy()
-                                  & (violations["after"].astype(str) == pair["after"]).to_numpy()
-                                  & (violations["night"] != night).to_numpy() & ~drop)
+            rows = _pair_rows(violations, r["area"], pair, night, drop)
             if not len(rows):
                 continue
             run_dir = Path(pair["run_dir"])
@@ -122,10 +119,7 @@ def withdraw_replaced(violations: gpd.GeoDataFrame, results: list[dict[str, Any]
             dates = pair.get("replaced") or []
             if not dates:
                 continue
-            rows = np.flatnonzero((violations["area"] == r["area"]).to_numpy()
-                                  & (violations["before"].astype(str) == pair["before"]).to_numpy()
-                                  & (violations["after"].astype(str) == pair["after"]).to_numpy()
-                                  & (violations["night"] != night).to_numpy() & ~drop)
+            rows = _pair_rows(violations, r["area"], pair, night, drop)
             if not len(rows):
                 continue
             gone = rows[~_found_again(violations.iloc[rows], Path(pair["run_dir"]), pair.get("carried") or [])]
@@ -138,6 +132,16 @@ def withdraw_replaced(violations: gpd.GeoDataFrame, results: list[dict[str, Any]
         log.info("night %s: %d earlier violation(s) withdrawn, %s: %s", night, int(drop.sum()), KIND_REPLACED,
                  ", ".join(withdrawn["violation_id"].astype(str)))
     return violations[~drop].reset_index(drop=True), withdrawn.reset_index(drop=True)
+
+
+def _pair_rows(violations: gpd.GeoDataFrame, area: str, pair: dict[str, Any], night: str,
+               drop: np.ndarray) -> np.ndarray:
+    """The rows a rerun pair may withdraw: its area's and its dates', reported on an earlier night, not yet
+    dropped."""
+    return np.flatnonzero((violations["area"] == area).to_numpy()
+                          & (violations["before"].astype(str) == pair["before"]).to_numpy()
+                          & (violations["after"].astype(str) == pair["after"]).to_numpy()
+                          & (violations["night"] != night).to_numpy() & ~drop)
 
 
 def _named(cloud: dict[str, Any]) -> str:
