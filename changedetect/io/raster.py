@@ -39,6 +39,7 @@ from rasterio.crs import CRS as RioCRS
 from rasterio.windows import Window
 
 from changedetect._dask_cull import culled
+from changedetect.errors import ChangeDetectWarning, outside_stacklevel
 from changedetect.io._block_cache import capped
 from changedetect.io.atomic import atomic_path, remove_with_sidecars
 from changedetect.types import transform_of
@@ -76,7 +77,8 @@ def write_cog(
         ``units`` tag (:func:`dates_as_days`), as ``first_seen.tif`` is and :func:`vectorize` reads it.
     nodata
         Nodata value stored in the file.  Default NaN for float32, none for uint8.
-        NaN pixels are written as ``nodata`` (as 0 for uint8 without nodata).
+        NaN pixels are written as ``nodata`` (as 0 for uint8 without nodata, with a
+        :class:`~changedetect.errors.ChangeDetectWarning` saying how many: they read as data).
     overwrite
         Replace an existing ``path`` (else :class:`~changedetect.errors.OutputExistsError`).
     overview_resampling
@@ -98,7 +100,11 @@ def write_cog(
     arr, nodata = _checked(raster, dtype, nodata)
     out = Path(path)
     with _staged_cog(arr, out, dtype, nodata, overwrite, tags, compress, overview_resampling) as dst:
-        _store(arr, dst, dtype, nodata)
+        unmarked = _store(arr, dst, dtype, nodata)
+    if unmarked:  # as documented, but a no-data pixel that reads as 0 looks like 'no change' in QGIS
+        warnings.warn(f"'{out}': {unmarked} no-data (NaN) pixel(s) written as 0, which reads as data: the uint8 "
+                      "file declares no nodata value; give nodata= (255, say, or 0 when no real pixel is 0)",
+                      ChangeDetectWarning, stacklevel=outside_stacklevel())
     log.info("wrote %s (%s, %d band(s), %dx%d)", out, dtype, arr.sizes["band"], arr.sizes["x"], arr.sizes["y"])
     return out
 
@@ -282,6 +288,8 @@ class _WindowWriter:
     def __init__(self, dst: Any, dtype: str, nodata: float | None) -> None:
         self.dst, self.dtype, self.nodata = dst, dtype, nodata
         self.lock = threading.Lock()
+        #: NaN pixels written as 0 in a uint8 file that declares no nodata: they read as data
+        self.unmarked = 0
 
     def __setitem__(self, key: tuple[slice, slice, slice], block: np.ndarray) -> None:
         bands, rows, cols = key
@@ -289,8 +297,11 @@ class _WindowWriter:
         indexes = list(range(first + 1, first + block.shape[0] + 1))
         window = Window(cols.start or 0, rows.start or 0, block.shape[2], block.shape[1])
         data = _cast(block, self.dtype, self.nodata)
+        lost = int(np.isnan(block).sum()) if self.dtype == "uint8" and self.nodata is None \
+            and np.issubdtype(np.asarray(block).dtype, np.floating) else 0
         with self.lock:
             self.dst.write(data, indexes=indexes, window=window)
+            self.unmarked += lost
 
 
 #: Pixels (a side) of the tiles a large scene is stored by, one call of dask each (:func:`store_drained`).
@@ -345,13 +356,16 @@ def store_drained(sources: list[da.Array], targets: list[Any], *, tile: int = ST
                          lock=False, compute=True, scheduler="threads", pool=pool)
 
 
-def _store(arr: xr.DataArray, dst: Any, dtype: str, nodata: float | None) -> None:
+def _store(arr: xr.DataArray, dst: Any, dtype: str, nodata: float | None) -> int:
+    """Write ``arr`` into ``dst``; how many NaN pixels went in as 0 without a nodata to say so."""
     data = arr.data
     if not isinstance(data, da.Array):
         data = da.from_array(np.asarray(data), chunks=(-1, _WRITE_CHUNK, _WRITE_CHUNK))
     else:
         data = data.rechunk((-1, _WRITE_CHUNK, _WRITE_CHUNK))
-    store_drained([data], [_WindowWriter(dst, dtype, nodata)])
+    writer = _WindowWriter(dst, dtype, nodata)
+    store_drained([data], [writer])
+    return writer.unmarked
 
 
 def _to_cog(src: Path, dst: Path, *, compress: str, resampling: str) -> None:

@@ -190,3 +190,23 @@ def test_cog_windows_refuses_a_template_of_dates(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="dates_as_days"), cog_windows(first, tmp_path / "d.tif"):
         pass
     assert not (tmp_path / "d.tif").exists()
+
+
+def test_nan_written_as_0_into_a_uint8_file_without_nodata_is_said(tmp_path: Path) -> None:
+    """NaN became 0 with no nodata declared, indistinguishable from 'no change', with nothing said."""
+    import warnings
+
+    from changedetect.errors import ChangeDetectWarning
+
+    data = np.full((40, 40), 0.9, dtype=np.float32)
+    data[:3, :5] = np.nan
+    with pytest.warns(ChangeDetectWarning, match=r"15 no-data \(NaN\) pixel\(s\) written as 0") as said:
+        write_cog(_raster(data, ("y", "x")), tmp_path / "p8.tif", dtype="uint8")
+    (ours,) = [w for w in said if issubclass(w.category, ChangeDetectWarning)]
+    assert ours.filename == __file__  # the caller's line
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ChangeDetectWarning)  # declared, or no NaN: nothing to say
+        write_cog(_raster(data, ("y", "x")), tmp_path / "p8n.tif", dtype="uint8", nodata=255)
+        write_cog(_raster(np.nan_to_num(data), ("y", "x")), tmp_path / "p8z.tif", dtype="uint8")
+    with rasterio.open(tmp_path / "p8n.tif") as src:
+        assert src.nodata == 255 and src.read(1)[0, 0] == 255
