@@ -44,9 +44,7 @@ def _check_not_before(night: str, nights: dict[str, Any], *, given: bool, work: 
     last = max(nights, default=None)
     if last is None or night >= last:
         return night
-    if not given:
-        log.warning("the last night committed, %s, is later than today, %s, by this machine's clock: it is the "
-                    "night run again", last, night)
+    if not given:  # (run_nightly says so in the night's summary)
         return last
     if night in nights and not work:
         return night

@@ -111,7 +111,9 @@ def plan_night(catalog: str | Path, current: NightState, state_dir: Path, permit
         summary.warnings += [*unreadable.values(), *([choice.warning] if choice.warning else [])]
         usable = sorted((q for q in acqs if q.path not in unreadable), key=lambda q: (q.date, q.path))
         usable, pairs = _readable_befores(area, usable, processed, checked, summary.warnings)
-        again = _scl.rerun_pairs(usable, set(scl.rerun))
+        # a late SCL's date, and a file delivered again: both pairs it took part in run again (a new date alone
+        # gets its pair with the date before; the first date of an area, none)
+        again = _scl.rerun_pairs(usable, set(scl.rerun) | set(replaced))
         again += _reading_reruns(usable, processed, set(scl.rerun), config, checked, summary.warnings)
         pairs = sorted({(a.path, b.path): (a, b) for a, b in [*pairs, *again]}.values(),
                        key=lambda ab: (ab[1].date, ab[1].path, ab[0].date))
@@ -182,9 +184,9 @@ def _replaced(area: str, new: list[Any], processed: dict[str, dict[str, str]]) -
         rec = before.get(q.path)
         if rec is not None and rec.get("date") == q.date:
             out[q.sha256] = (f"area {area}: '{q.path}' ({q.date}) has new content since night {rec.get('night', '?')}: "
-                             "its pairs are compared again, and the open violations of theirs the new file no "
-                             "longer shows are withdrawn (the replaced file's, a mis-georeferenced delivery's "
-                             "artefacts)")
+                             "its pairs with the dates before and after it are compared again, and the open "
+                             "violations of those pairs that the new file no longer shows are withdrawn (the "
+                             "replaced file's, a mis-georeferenced delivery's artefacts)")
     return out
 
 

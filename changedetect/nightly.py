@@ -309,8 +309,11 @@ def run_nightly(
     with state_lock(state_dir):
         _remove_stale_temporaries(state_dir, out_dir, state_dir / "register")
         current = _reference.load(state_dir)
-        night_s = _check_not_before(night_s, current.nights, given=night is not None)
+        today, night_s = night_s, _check_not_before(night_s, current.nights, given=night is not None)
         summary = NightlySummary(night=night_s)
+        if night_s != today:  # -q shows no log line: in the night's summary too
+            summary.warnings.append(f"the last night committed, {night_s}, is later than today, {today}, by this "
+                                    "machine's clock: it is the night run again")
         summary.warnings += rejected  # -q shows no log line: the night's summary is what an operator reads
         committed = _footprints.load(state_dir, current.generation)
         key = sha256_frame(register)

@@ -192,6 +192,28 @@ def test_a_file_delivered_again_with_new_content_withdraws_what_it_no_longer_sho
     assert not set(gpd.read_file(tmp_path / "out" / "open_violations.gpkg")["violation_id"]) & reported
 
 
+def test_a_first_date_delivered_again_runs_its_pair_again_and_withdraws(tmp_path: Path) -> None:
+    """The first date of an area (its registration reference) delivered again: a new date runs its pair with the
+    date before, and the first has none, so nothing ran and nothing was withdrawn while the night said it was."""
+    from dataclasses import replace
+
+    import geopandas as gpd
+
+    world = make_nightly_catalog(tmp_path / "world", {"district1": 1})
+    config = PipelineConfig.from_toml(world["config"])
+    first = run_nightly(world["tiles"], permits=world["permits"], state=tmp_path / "state", out=tmp_path / "out",
+                        night="2024-05-20", workers=1, config=config)
+    reported = set(gpd.read_file(tmp_path / "out" / "open_violations.gpkg")["violation_id"])
+    assert first.pairs == 1 and reported
+    earlier, later = sorted((world["tiles"] / "district1").glob("*.tif"))
+    earlier.write_bytes(later.read_bytes() + b"\0")  # the first date's name, other content
+    nothing = replace(config, vectorize=replace(config.vectorize, threshold=1.0, low_threshold=1.0))
+    second = run_nightly(world["tiles"], permits=world["permits"], state=tmp_path / "state", out=tmp_path / "out",
+                         night="2024-05-21", workers=1, config=nothing)
+    assert second.pairs == 1, second
+    assert set(gpd.read_file(tmp_path / "out" / "withdrawn-2024-05-21.gpkg")["violation_id"]) == reported
+
+
 def test_an_earlier_committed_night_with_new_work_is_refused_and_today_after_tomorrow_runs_tomorrow(
         tmp_path: Path) -> None:
     """Run again, an earlier committed night that a late delivery gives new work was committed out of order
@@ -222,7 +244,9 @@ def test_an_earlier_committed_night_with_new_work_is_refused_and_today_after_tom
     assert night("2024-01-20").night == "2024-01-20"  # nothing new: run again, its outputs restored
     tomorrow = (dt.date.today() + dt.timedelta(days=1)).isoformat()
     assert night(tomorrow).night == tomorrow
-    assert night(None).night == tomorrow  # today's, after tomorrow's: tomorrow's again, not refused
+    again = night(None)
+    assert again.night == tomorrow  # today's, after tomorrow's: tomorrow's again, not refused, and said
+    assert any(f"the last night committed, {tomorrow}, is later than today" in w for w in again.warnings)
 
 
 def test_a_spill_that_fills_the_disk_stops_the_night(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
