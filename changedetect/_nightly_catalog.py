@@ -204,15 +204,17 @@ def incomplete(area: str, acqs: list[Acquisition], processed: dict[str, Any],
     return out
 
 
-def _feature(path: Path) -> bool:
-    """Whether a JSON that :func:`read_item` did not take is still meant as a STAC item (``"type":
-    "Feature"``: a malformed one, said), not a catalog's own file (``catalog.json``, passed over)."""
+def _feature(path: Path) -> str | None:
+    """What a JSON that :func:`read_item` did not take is meant as, when it holds imagery: ``"Feature"`` (a
+    malformed STAC item) or ``"FeatureCollection"`` (an item collection, which this catalog does not read),
+    both said; None for a catalog's own file (``catalog.json``, ``collection.json``), passed over."""
     if path.suffix.lower() != ".json":
-        return False
+        return None
     try:
-        return json.loads(path.read_text(encoding="utf-8")).get("type") == "Feature"
+        kind = json.loads(path.read_text(encoding="utf-8")).get("type")
     except (OSError, ValueError, UnicodeDecodeError, AttributeError):
-        return False
+        return None
+    return kind if kind in ("Feature", "FeatureCollection") else None
 
 
 def discover(catalog: str | Path, *, night: str | None = None, known: dict[str, list[Any]] | None = None,
@@ -268,7 +270,10 @@ def discover(catalog: str | Path, *, night: str | None = None, known: dict[str, 
                 problem(f"catalog: '{f}' is skipped every night: no date in its name; rename it with its acquisition "
                         f"date, like '{area}_20240131{f.suffix.lower()}' (YYYYMMDD), or give it a STAC item with its "
                         "datetime")
-            elif stac is not None or _feature(f):
+            elif (kind := "Feature" if stac is not None else _feature(f)) == "FeatureCollection":
+                problem(f"catalog: '{f}' is skipped every night: an item collection; the nightly catalog reads one "
+                        "STAC item per file: save each item as its own file")
+            elif kind is not None:
                 problem(f"catalog: '{f}' is skipped every night: a STAC item this job cannot read (its "
                         "properties.datetime, or an asset whose href is a raster, is missing or malformed); fix the "
                         "item")

@@ -122,9 +122,13 @@ def test_a_file_the_night_will_never_take_is_in_its_warnings(tmp_path: Path) -> 
     (world["tiles"] / "catalog.json").write_text('{"type": "Catalog", "id": "c", "links": []}', encoding="utf-8")
     (world["tiles"] / "district1" / "collection.json").write_text('{"type": "Collection", "id": "d1"}',
                                                                   encoding="utf-8")
+    (world["tiles"] / "district1" / "items.json").write_text('{"type": "FeatureCollection", "features": []}',
+                                                             encoding="utf-8")
     summary = run_nightly(world["tiles"], permits=world["permits"], state=tmp_path / "state", out=tmp_path / "out",
                           night="2024-05-20", workers=1, config=PipelineConfig.from_toml(world["config"]))
     assert not [w for w in summary.warnings if "catalog.json" in w or "collection.json" in w], summary.warnings
+    (items,) = [w for w in summary.warnings if "items.json" in w]
+    assert "an item collection; the nightly catalog reads one STAC item per file" in items
     (line,) = [w for w in summary.warnings if "district1_20251301.tif" in w]
     assert "is skipped every night: no date in its name" in line and "district1_20240131.tif" in line
 
