@@ -133,10 +133,15 @@ def read_window(spec: ReadSpec, window: tuple[int, int, int, int]) -> np.ndarray
                 return _read_scaled(src, spec, row, col, h, w)
             return _read_warped(src, spec, row, col, h, w)
     except RasterioError as exc:
-        raise TileReadError(
-            f"reading band {spec.index} of '{spec.path}' (window rows {row}-{row + h}, cols {col}-{col + w}) "
-            f"failed: {gdal_reason(exc)}; the file may be truncated or corrupt: copy or download it again"
-        ) from exc
+        raise read_failed(f"band {spec.index} of '{spec.path}' (window rows {row}-{row + h}, cols {col}-{col + w})",
+                          exc) from exc
+
+
+def read_failed(what: str, exc: BaseException) -> TileReadError:
+    """The one error of every failed read of a tile: what was read (``band 3 of 'x.tif'``), GDAL's reason
+    (:func:`gdal_reason`), and what to do.  Raise it ``from exc``."""
+    return TileReadError(f"reading {what} failed: {gdal_reason(exc)}; the file may be truncated or corrupt: copy or "
+                         "download it again")
 
 
 def gdal_reason(exc: BaseException) -> str:
@@ -345,4 +350,4 @@ def _source_window(
     return Window(col0, row0, col1 - col0, row1 - row0)
 
 
-__all__ = ["ReadSpec", "alpha_mask_band", "chunk_sizes", "gdal_reason", "read_float", "lazy_band", "read_window", "resampling_of"]
+__all__ = ["ReadSpec", "alpha_mask_band", "chunk_sizes", "gdal_reason", "read_failed", "read_float", "lazy_band", "read_window", "resampling_of"]

@@ -26,9 +26,8 @@ from rasterio.errors import RasterioError
 from rasterio.warp import reproject
 from rasterio.windows import Window
 
-from changedetect.errors import TileReadError
 from changedetect.io._model import BandSource
-from changedetect.io._read import ReadSpec, gdal_reason, lazy_band, read_float, read_window
+from changedetect.io._read import ReadSpec, lazy_band, read_failed, read_float, read_window
 from changedetect.types import Grid
 
 if TYPE_CHECKING:
@@ -174,9 +173,7 @@ def _decimated(band: BandSource, grid: Grid) -> np.ndarray:
                       src_crs=src.crs, src_nodata=np.nan, dst_transform=grid.transform,
                       dst_crs=RioCRS.from_user_input(grid.crs), dst_nodata=np.nan, resampling=Resampling.nearest)
     except RasterioError as exc:
-        raise TileReadError(f"reading band {band.index} of '{band.path}' (decimated, for its share under its "
-                            f"SCL) failed: {gdal_reason(exc)}; the file may be truncated or corrupt: copy or download it "
-                            "again") from exc
+        raise read_failed(f"band {band.index} of '{band.path}' (decimated, for its share under its SCL)", exc) from exc
     return out
 
 

@@ -55,7 +55,7 @@ from changedetect.io._names import (
     landsat_product,
     s2_band,
 )
-from changedetect.io._read import alpha_mask_band, gdal_reason
+from changedetect.io._read import alpha_mask_band, read_failed
 from changedetect.types import STACK_DIMS, Grid, TileStack  # noqa: F401  (re-exported)
 
 if TYPE_CHECKING:
@@ -329,10 +329,7 @@ def _alpha_mask(meta: RasterMeta) -> int | None:
         with rasterio.open(meta.path) as src:
             return alpha_mask_band(src)
     except RasterioError as exc:
-        raise TileReadError(
-            f"reading the alpha band of '{meta.path}' failed: {gdal_reason(exc)}; the file may be truncated or corrupt: "
-            "copy or download it again"
-        ) from exc
+        raise read_failed(f"the alpha band of '{meta.path}'", exc) from exc
 
 
 def _band_names(entry: Entry, meta: RasterMeta, indexes: list[int]) -> list[str]:

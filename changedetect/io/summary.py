@@ -23,9 +23,8 @@ from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
 from changedetect._grey import grey_warning, looks_grey, rgb_positions, sample_windows
-from changedetect.errors import TileReadError
 from changedetect.io import geo
-from changedetect.io._read import gdal_reason, read_float
+from changedetect.io._read import read_failed, read_float
 from changedetect.io.clouds import cloud_shares, warn_cloudy
 from changedetect.io.series import BandSource, SeriesSource, open_series
 
@@ -211,8 +210,7 @@ def _read(band: BandSource, read: Any) -> np.ndarray:
     try:
         return read()
     except RasterioError as exc:
-        raise TileReadError(f"reading band {band.index} of '{band.path}' failed: {gdal_reason(exc)}; the file may be "
-                            "truncated or corrupt: copy or download it again") from exc
+        raise read_failed(f"band {band.index} of '{band.path}'", exc) from exc
 
 
 __all__ = ["describe"]
