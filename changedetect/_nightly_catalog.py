@@ -54,6 +54,7 @@ class Acquisition:
     (:mod:`changedetect._nightly_scl`).  ``named``: ``bands`` were given by a STAC item, not read
     from the file names, so a pair's manifest names them (:meth:`rows`).  ``item_files``: a STAC item's
     every raster asset, by which a state written when the job read its first asset alone knows the date.
+    ``digests``: each of ``files``' own sha256, in their order (:attr:`file_sha256`).
     """
 
     area: str
@@ -66,6 +67,16 @@ class Acquisition:
     scl_sha256: str | None = None
     named: bool = False
     item_files: tuple[str, ...] = ()
+    digests: tuple[str, ...] = ()
+
+    @property
+    def file_sha256(self) -> dict[str, str]:
+        """Each band file's sha256 by its path, for a date of several files (a band-per-file date, a STAC
+        item's band assets), as the state records it (:mod:`changedetect._nightly_redelivery`); ``{}`` for
+        one file, whose checksum is the date's (and for one built without them)."""
+        if len(self.files) < 2 or len(self.digests) != len(self.files):
+            return {}
+        return dict(zip(self.files, self.digests, strict=True))
 
     @property
     def paths(self) -> tuple[str, ...]:
@@ -171,7 +182,8 @@ def band_group(area: str, date: str, files: list[Path], known: dict[str, list[An
             "one file per band); the date is left out until then")
     digests = [_checksum(f, known) for f in files]
     digest = digests[0] if len(files) == 1 else sha256_json([list(x) for x in zip(names, digests, strict=True)])
-    return Acquisition(area, date, str(files[0]), digest, tuple(map(str, files)), tuple(names), named=given)
+    return Acquisition(area, date, str(files[0]), digest, tuple(map(str, files)), tuple(names), named=given,
+                       digests=tuple(digests))
 
 
 def incomplete(area: str, acqs: list[Acquisition], processed: dict[str, Any],

@@ -98,23 +98,31 @@ def _next_state(current: NightState, new_by_area: dict[str, list[Acquisition]], 
                 violations: Any, references: dict[str, dict[str, Any]],
                 scl_records: dict[str, dict[str, str]] | None = None,
                 scl_settled: dict[str, dict[str, str]] | None = None,
-                record: dict[str, Any] | None = None) -> NightState:
+                record: dict[str, Any] | None = None,
+                file_records: dict[str, dict[str, dict[str, str]]] | None = None) -> NightState:
     """The state to commit: a successful area's new acquisitions (with their SCL's checksum, ``""``
     for none), the SCL checksums of its dates compared again or upgraded (``scl_records``:
-    :mod:`changedetect._nightly_scl`), and its reference pinned; any area's upgrade of a record
-    written before SCL checksums (``scl_settled``), so that a failed night does not decide it again;
+    :mod:`changedetect._nightly_scl`), and its reference pinned; a new date of several files with each
+    file's checksum (``"files"``: :mod:`changedetect._nightly_redelivery`); any area's upgrade of a record
+    written before SCL checksums (``scl_settled``), so that a failed night does not decide it again, and of
+    one written before the files' checksums (``file_records``);
     ``record``: what the night's record keeps besides its counts (:func:`changedetect._nightly_rematch.record`)."""
     acquisitions = {a: {k: dict(r) for k, r in v.items()} for a, v in current.acquisitions.items()}
     for area, new in new_by_area.items():
         if area in ok_areas:
             acquisitions.setdefault(area, {}).update(
-                {q.sha256: {"path": q.path, "date": q.date, "night": night, "scl": q.scl_sha256 or ""} for q in new})
+                {q.sha256: {"path": q.path, "date": q.date, "night": night, "scl": q.scl_sha256 or "",
+                            **({"files": q.file_sha256} if q.file_sha256 else {})} for q in new})
     settled = [(area, records) for area, records in (scl_settled or {}).items()]  # any area: decided once
     done = [(area, records) for area, records in (scl_records or {}).items() if area in ok_areas]
     for area, records in [*settled, *done]:
         for sha, scl in records.items():
             if sha in acquisitions.get(area, {}):
                 acquisitions[area][sha]["scl"] = scl
+    for area, files_of in (file_records or {}).items():  # any area: a fact of the catalog
+        for sha, files in files_of.items():
+            if sha in acquisitions.get(area, {}):
+                acquisitions[area][sha]["files"] = dict(files)
     nights = dict(current.nights)
     nights[night] = {"new_violations": int((violations["night"] == night).sum()),
                      "open_violations": len(violations), **(record or {})}

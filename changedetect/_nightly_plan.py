@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from changedetect import _nightly_footprints as _footprints
+from changedetect import _nightly_redelivery as _redelivery
 from changedetect import _nightly_reference as _reference
 from changedetect import _nightly_scl as _scl
 from changedetect._nightly_catalog import Acquisition, discover, incomplete, plan_pairs
@@ -32,13 +33,16 @@ def plan_night(catalog: str | Path, current: NightState, state_dir: Path, permit
                scl_records: dict[str, dict[str, str]] | None = None,
                scl_settled: dict[str, dict[str, str]] | None = None,
                parcels: str | None = None, parcels_key: str | None = None,
+               file_records: dict[str, dict[str, dict[str, str]]] | None = None,
                ) -> tuple[list[dict[str, Any]], dict[str, list[Acquisition]]]:
     """The areas' tasks.
 
     A processed date whose SCL is new or changed is compared again: its pairs are planned as a new
     date's, named in ``summary.reruns``; the SCL checksums to commit with each area go to
     ``scl_records`` (:mod:`changedetect._nightly_scl`), and those a state written before SCL
-    checksums is upgraded with, committed whatever the area's outcome, to ``scl_settled``.  A rerun
+    checksums is upgraded with, committed whatever the area's outcome, to ``scl_settled``; likewise the
+    files' checksums that records written before them are completed with, to ``file_records``
+    (:func:`changedetect._nightly_redelivery.settled`).  A rerun
     pair whose second date is that of the area's committed footprints gets them as ``previous``
     (they are its own earlier run's), so its structures keep their ids.
 
@@ -91,6 +95,8 @@ def plan_night(catalog: str | Path, current: NightState, state_dir: Path, permit
             scl_records[area] = scl.record
         if scl_settled is not None and scl.settled:
             scl_settled[area] = scl.settled
+        if file_records is not None and (files := _redelivery.settled(acqs, processed)):
+            file_records[area] = files
         if scl.adopted:
             message = _scl.adopted_warning(area, scl.adopted, state_file)
             log.warning("%s", message, extra=IN_SUMMARY)
@@ -100,10 +106,10 @@ def plan_night(catalog: str | Path, current: NightState, state_dir: Path, permit
         choice = _reference.choose(area, acqs, current.references.get(area), current.checksums, checked)
         new = [q for q in acqs if q.sha256 not in processed]
         unreadable = {**choice.unreadable, **_unreadable_new(area, new, choice, checked)}
-        replaced = _replaced(area, [q for q in new if q.path not in unreadable], processed)
-        for message in replaced.values():
-            log.warning("%s", message, extra=IN_SUMMARY)
-            summary.warnings.append(message)
+        replaced = _redelivery.replaced(area, [q for q in new if q.path not in unreadable], processed, reads)
+        for redelivered in replaced.values():
+            log.warning("%s", redelivered.warning, extra=IN_SUMMARY)
+            summary.warnings.append(redelivered.warning)
         for message in unreadable.values():
             log.error("%s", message, extra=IN_SUMMARY)
         if choice.warning:
@@ -160,6 +166,9 @@ def plan_night(catalog: str | Path, current: NightState, state_dir: Path, permit
                          "fill": [_where(q) for q in fill],
                          # its dates whose file came again with new content: what it no longer finds is withdrawn
                          "replaced": [q.date for q in (a, b) if q.sha256 in replaced],
+                         # ... and, for a date of several files, which of them (date -> their paths)
+                         "replaced_files": {q.date: list(replaced[q.sha256].files) for q in (a, b)
+                                            if q.sha256 in replaced and replaced[q.sha256].files},
                          # its dates whose SCL came late: what it reported under them may be withdrawn
                          "scl_rerun": {q.date: scl.rerun[q.sha256] for q in (a, b) if rerun and q.sha256 in scl.rerun},
                          # its fill dates whose SCL came late: what it compared against their clouds, likewise
@@ -168,26 +177,6 @@ def plan_night(catalog: str | Path, current: NightState, state_dir: Path, permit
         tasks.append({"area": area, "permits": permits, "config": cfg, "committed": mine, "pairs": runs,
                       "parcels": parcels})
     return tasks, new_by_area
-
-
-def _replaced(area: str, new: list[Any], processed: dict[str, dict[str, str]]) -> dict[str, str]:
-    """Checksum -> warning, per new acquisition of one file that was processed before with other content (a
-    corrected re-delivery under the same name; a band-per-file date or a STAC item of several assets is left
-    out: its checksum covers files besides the one it is named by).  Its pairs run again, and the violations
-    of theirs that the new file no longer shows are withdrawn
-    (:func:`changedetect._withdraw_masked.withdraw_replaced`)."""
-    before = {rec.get("path"): rec for rec in processed.values()}
-    out = {}
-    for q in new:
-        if len(q.files) > 1 or len(q.item_files) > 1:  # its checksum covers other files too (a band added,
-            continue  # an item known before by one asset): not the named file's content
-        rec = before.get(q.path)
-        if rec is not None and rec.get("date") == q.date:
-            out[q.sha256] = (f"area {area}: '{q.path}' ({q.date}) has new content since night {rec.get('night', '?')}: "
-                             "its pairs with the dates before and after it are compared again, and the open "
-                             "violations of those pairs that the new file no longer shows are withdrawn (the "
-                             "replaced file's, a mis-georeferenced delivery's artefacts)")
-    return out
 
 
 def _readable_befores(area: str, usable: list[Acquisition], processed: dict[str, Any],

@@ -88,17 +88,18 @@ class State:
 
     ``acquisitions[area][sha256] = {"path", "date", "night", "scl"}`` (``scl``: the sha256 of the
     date's scene classification when it was last compared, ``""`` for none; absent in states written
-    before it was kept: :mod:`changedetect._nightly_scl`); ``generation``
+    before it was kept: :mod:`changedetect._nightly_scl`; a date of several files adds ``"files"``, each
+    one's sha256 by its path: :mod:`changedetect._nightly_redelivery`); ``generation``
     numbers the cumulative violations file; ``nights[night]`` summarises each commit.
     """
 
-    acquisitions: dict[str, dict[str, dict[str, str]]] = field(default_factory=dict)
+    acquisitions: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     generation: int = 0
     nights: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: checksum cache: path -> [size, mtime_ns, sha256] (saves re-reading a large catalog)
     checksums: dict[str, list[Any]] = field(default_factory=dict)
 
-    def processed(self, area: str) -> dict[str, dict[str, str]]:
+    def processed(self, area: str) -> dict[str, dict[str, Any]]:
         """The committed acquisitions of ``area`` by checksum."""
         return self.acquisitions.get(area, {})
 

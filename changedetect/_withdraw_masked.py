@@ -107,7 +107,8 @@ def withdraw_replaced(violations: gpd.GeoDataFrame, results: list[dict[str, Any]
                       night: str) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
     """``(kept, withdrawn)``: the earlier nights' violations of tonight's pairs that run again because one of
     their dates' file was delivered again under its name with new content (``pair["replaced"]``: those
-    dates; a corrected re-delivery, :func:`changedetect._nightly_plan._replaced`), which the pair, compared
+    dates; a corrected re-delivery, :func:`changedetect._nightly_redelivery.replaced`, and ``pair["replaced_files"]``:
+    which band files of a date of several changed), which the pair, compared
     again with the new file, no longer finds (the merge's rule, as :func:`withdraw_masked`).  A tile
     delivered 15 m off and then corrected left its 51 artefacts open beside the corrected file's 10."""
     drop = np.zeros(len(violations), dtype=bool)
@@ -124,14 +125,26 @@ def withdraw_replaced(violations: gpd.GeoDataFrame, results: list[dict[str, Any]
                 continue
             gone = rows[~_found_again(violations.iloc[rows], Path(pair["run_dir"]), pair.get("carried") or [])]
             drop[gone] = True
-            reason[gone] = (f"{KIND_REPLACED}: the file of {' and '.join(dates)} was delivered again with new "
-                            f"content after this was reported, and compared again with it the pair {pair['before']} "
-                            f"-> {pair['after']} no longer finds this")
+            reason[gone] = (f"{KIND_REPLACED}: {_what_replaced(dates, pair.get('replaced_files') or {})} delivered "
+                            f"again with new content after this was reported, and compared again with it the pair "
+                            f"{pair['before']} -> {pair['after']} no longer finds this")
     withdrawn = violations[drop].assign(withdrawn=night, withdrawn_reason=list(reason[drop]))
     if drop.any():
         log.info("night %s: %d earlier violation(s) withdrawn, %s: %s", night, int(drop.sum()), KIND_REPLACED,
                  ", ".join(withdrawn["violation_id"].astype(str)))
     return violations[~drop].reset_index(drop=True), withdrawn.reset_index(drop=True)
+
+
+def _what_replaced(dates: list[str], files: dict[str, list[str]]) -> str:
+    """``the file of <date> was`` (a date of one file), or naming the band files of a date of several
+    (``files``: date -> their paths), ``<date>'s band file '<name>' was`` (names, not paths: a reason is one
+    cell of the register)."""
+    if not files:
+        return f"the file of {' and '.join(dates)} was"
+    parts = [f"{date}'s band file{'s' if len(files[date]) > 1 else ''} " + ", ".join(
+        f"'{Path(f).name}'" for f in files[date]) if files.get(date) else f"the file of {date}" for date in dates]
+    many = len(dates) > 1 or any(len(files.get(d) or []) > 1 for d in dates)
+    return f"{' and '.join(parts)} {'were' if many else 'was'}"
 
 
 def _pair_rows(violations: gpd.GeoDataFrame, area: str, pair: dict[str, Any], night: str,

@@ -329,9 +329,10 @@ def run_nightly(
             copies.append((layer, parcels_key, "parcels"))
         scl_records: dict[str, dict[str, str]] = {}
         scl_settled: dict[str, dict[str, str]] = {}  # a legacy state's SCL decisions: committed in any case
+        file_records: dict[str, dict[str, dict[str, str]]] = {}  # a legacy state's files' checksums: likewise
         tasks, new_by_area = plan_night(catalog, current, state_dir, str(permits), config, night_s, summary,
                                         committed, register_key=key, scl_records=scl_records,
-                                        scl_settled=scl_settled,
+                                        scl_settled=scl_settled, file_records=file_records,
                                         parcels=None if parcels is None else str(parcels), parcels_key=parcels_key)
         _check_not_before(night_s, current.nights, given=night is not None,
                           work=bool(new_by_area or summary.reruns))  # a late delivery for an earlier night
@@ -373,7 +374,7 @@ def run_nightly(
         new_state = _next_state(current, new_by_area, ok_areas | idle, night_s, violations, summary.references,
                                 scl_records, scl_settled, record=_rematch.record(
                                     current.nights, matched, edges, current.generation + 1)
-                                | ({"decisions": decisions_key} if decisions_key else {}))
+                                | ({"decisions": decisions_key} if decisions_key else {}), file_records=file_records)
         _merge.write_generation(violations, new_state.violations_path(state_dir))
         everything = _merge.withdrawn_table(current, state_dir, withdrawn,
                                             set(violations["violation_id"].astype(str)))  # (some reopened)
