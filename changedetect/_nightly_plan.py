@@ -120,7 +120,9 @@ def plan_night(catalog: str | Path, current: NightState, state_dir: Path, permit
         # a late SCL's date, and a file delivered again: both pairs it took part in run again (a new date alone
         # gets its pair with the date before; the first date of an area, none)
         again = _scl.rerun_pairs(usable, set(scl.rerun) | set(replaced))
-        again += _reading_reruns(usable, processed, set(scl.rerun), config, checked, summary.warnings)
+        # ... and the processed pairs that read such a date as their same-season partner or a fill date
+        again += _reading_reruns(usable, processed, set(scl.rerun) | set(replaced), config, checked,
+                                 summary.warnings)
         pairs = sorted({(a.path, b.path): (a, b) for a, b in [*pairs, *again]}.values(),
                        key=lambda ab: (ab[1].date, ab[1].path, ab[0].date))
         summary.reruns += [{"area": area, "date": q.date, "reason": scl.rerun[q.sha256]}
@@ -166,8 +168,13 @@ def plan_night(catalog: str | Path, current: NightState, state_dir: Path, permit
                          "fill": [_where(q) for q in fill],
                          # its dates whose file came again with new content: what it no longer finds is withdrawn
                          "replaced": [q.date for q in (a, b) if q.sha256 in replaced],
+                         # its partner's and fill dates' (read, not compared: a processed pair run again), likewise
+                         "replaced_partner": partner.date if rerun and partner is not None
+                         and partner.sha256 in replaced else None,
+                         "replaced_fill": [q.date for q in fill if rerun and q.sha256 in replaced],
                          # ... and, for a date of several files, which of them (date -> their paths)
-                         "replaced_files": {q.date: list(replaced[q.sha256].files) for q in (a, b)
+                         "replaced_files": {q.date: list(replaced[q.sha256].files)
+                                            for q in (a, b, *fill, *([partner] if partner is not None else []))
                                             if q.sha256 in replaced and replaced[q.sha256].files},
                          # its dates whose SCL came late: what it reported under them may be withdrawn
                          "scl_rerun": {q.date: scl.rerun[q.sha256] for q in (a, b) if rerun and q.sha256 in scl.rerun},
@@ -208,14 +215,17 @@ def _readable_befores(area: str, usable: list[Acquisition], processed: dict[str,
 
 def _reading_reruns(usable: list[Acquisition], processed: dict[str, Any], rerun: set[str], config: PipelineConfig,
                     checked: dict[str, str | None], warnings: list[str]) -> list[tuple[Acquisition, Acquisition]]:
-    """The processed consecutive pairs that read a date compared again (its SCL late or changed) beside
-    their own two, as they are planned tonight: as a fill date (:func:`_fill_dates`: their BEFORE's no
-    data was filled from that date's clouds, read as ground) or as their same-season partner
-    (:func:`_season_partner`: their partner pair decided, and their mask pair hid, what its clouds
-    showed).  They run again with its cloud mask, as its own pairs do (:func:`_nightly_scl.rerun_pairs`)."""
+    """The processed consecutive pairs that read a date compared again (``rerun``: its SCL late or changed,
+    or its file delivered again with new content, :func:`changedetect._nightly_redelivery.replaced`, a new
+    checksum of a date processed before) beside their own two, as they are planned tonight: as a fill date
+    (:func:`_fill_dates`: their BEFORE's no data was filled from that date, its clouds read as ground, or
+    the replaced file's pixels) or as their same-season partner (:func:`_season_partner`: their partner
+    pair decided, and their mask pair hid, what its clouds, or the replaced file, showed).  They run again
+    with its cloud mask, or the new file, as its own pairs do (:func:`_nightly_scl.rerun_pairs`)."""
     if not rerun:
         return []
-    done = sorted((q for q in usable if q.sha256 in processed), key=lambda q: (q.date, q.path))
+    # a date delivered again is one of the pairs as they were compared, under its new checksum
+    done = sorted((q for q in usable if q.sha256 in processed or q.sha256 in rerun), key=lambda q: (q.date, q.path))
     out = []
     for a, b in zip(done, done[1:], strict=False):
         if a.date < b.date and b.sha256 not in rerun and a.sha256 not in rerun:

@@ -2,9 +2,11 @@
 
 A corrected re-delivery keeps the file's name and changes its content (a tile delivered 15 m off, then
 corrected): its checksum is new, so the date is a new acquisition.  Judged a re-delivery, its two pairs
-(with the dates before and after it) run again and the open violations of theirs that the pair, compared
-again, no longer finds are withdrawn (:func:`changedetect._withdraw_masked.withdraw_replaced`); the
-night's warnings name what changed.
+(with the dates before and after it) run again, and so does each processed pair that read it without
+comparing it, as its same-season partner or a fill date (:func:`changedetect._nightly_plan._reading_reruns`,
+as for a late SCL), and the open violations of theirs that the pair, compared again, no longer finds are
+withdrawn (:func:`changedetect._withdraw_masked.withdraw_replaced`; as a fill date, only where the pair
+filled from it); the night's warnings name what changed.
 
 - A date of one file: the file processed before under its path, for the same date.
 - A date of several files (a band-per-file date, a STAC item's band assets: :func:`changedetect.
@@ -41,7 +43,8 @@ class Redelivery:
     files: tuple[str, ...] = ()
 
 
-_DOES = ("its pairs with the dates before and after it are compared again, and the open violations of those pairs "
+_DOES = ("its pairs with the dates before and after it (and those that read it as their same-season partner or a "
+         "fill date) are compared again, and the open violations of those pairs "
          "that the new {what} no longer {verb} are withdrawn (the replaced file's, a mis-georeferenced delivery's "
          "artefacts)")
 

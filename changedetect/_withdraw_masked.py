@@ -25,6 +25,10 @@ has no data there, the late date's SCL masks it, and so does the SCL of every fi
 (:func:`_filled_shares`) as the first run had it: a later fill date whose SCL came late too had none
 then, and filled everything (:func:`_fill_scls`).
 
+A date delivered again with new content (a corrected re-delivery) is withdrawn from likewise
+(:func:`withdraw_replaced`): what its own pairs and the pairs that took it as their same-season partner
+no longer find, and what a pair that read it as a fill date no longer finds where it filled from it.
+
 A violation the rerun does not find for any other reason (outside the mask) stays open.  The
 withdrawn rows keep their columns, with ``withdrawn`` (the night) and ``withdrawn_reason``
 (``under a cloud a late SCL masks: ...``), as the same-sun withdrawals
@@ -85,7 +89,7 @@ def withdraw_masked(violations: gpd.GeoDataFrame, results: list[dict[str, Any]],
                 image = run_dir / ("before_rgb.tif" if date == pair["before"] else "after_rgb.tif")
                 where = f"the Sentinel-2 scene classification (SCL) of {date}{_named(c)}"
                 gone = _judge(gone, _masked_shares(image, violations.geometry.iloc[gone]), drop, reason,
-                              where, pair_words)
+                              _under(where, pair_words))
             for date in sorted(fill_late, reverse=True):  # a fill date (in fill order, the latest first):
                 # where BEFORE's no data was filled from its clouds
                 c = clouds.get(date)
@@ -95,7 +99,7 @@ def withdraw_masked(violations: gpd.GeoDataFrame, results: list[dict[str, Any]],
                                         *_fill_scls(pair.get("fill") or [], date, set(fill_late)))
                 where = (f"{pair['before']} had no data and the pair filled it from {date}, where the Sentinel-2 "
                          f"scene classification (SCL) of {date}{_named(c)}")
-                gone = _judge(gone, shares, drop, reason, where, pair_words)
+                gone = _judge(gone, shares, drop, reason, _under(where, pair_words))
     withdrawn = violations[drop].assign(withdrawn=night, withdrawn_reason=list(reason[drop]))
     if drop.any():
         log.info("night %s: %d earlier violation(s) withdrawn, %s: %s", night, int(drop.sum()), KIND,
@@ -105,29 +109,53 @@ def withdraw_masked(violations: gpd.GeoDataFrame, results: list[dict[str, Any]],
 
 def withdraw_replaced(violations: gpd.GeoDataFrame, results: list[dict[str, Any]],
                       night: str) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
-    """``(kept, withdrawn)``: the earlier nights' violations of tonight's pairs that run again because one of
-    their dates' file was delivered again under its name with new content (``pair["replaced"]``: those
-    dates; a corrected re-delivery, :func:`changedetect._nightly_redelivery.replaced`, and ``pair["replaced_files"]``:
-    which band files of a date of several changed), which the pair, compared
-    again with the new file, no longer finds (the merge's rule, as :func:`withdraw_masked`).  A tile
-    delivered 15 m off and then corrected left its 51 artefacts open beside the corrected file's 10."""
+    """``(kept, withdrawn)``: the earlier nights' violations of tonight's pairs that run again because a
+    date they read was delivered again under its name with new content (a corrected re-delivery,
+    :func:`changedetect._nightly_redelivery.replaced`; ``pair["replaced_files"]``: which band files of a
+    date of several changed), which the pair, compared again with the new file, no longer finds (the
+    merge's rule, as :func:`withdraw_masked`):
+
+    - one of the pair's own dates (``pair["replaced"]``) or its same-season partner
+      (``pair["replaced_partner"]``: its partner pair decided, and its mask pair hid, across the whole
+      scene): every such violation;
+    - one of its fill dates (``pair["replaced_fill"]``): such a violation that lies mostly (:data:`MOSTLY`)
+      where the pair's first run took its BEFORE from that date (:func:`_filled_shares`: BEFORE's own
+      pixels have no data, the SCL of every fill date tried before it masks, its own does not); the
+      rest of the scene read the same pixels both times.
+
+    A tile delivered 15 m off and then corrected left its 51 artefacts open beside the corrected file's 10."""
     drop = np.zeros(len(violations), dtype=bool)
     reason = np.full(len(violations), "", dtype=object)
     for r in results:
         if r["error"] or not len(violations):
             continue
         for pair in r["runs"]:
-            dates = pair.get("replaced") or []
-            if not dates:
+            dates, partner = pair.get("replaced") or [], pair.get("replaced_partner")
+            fill = pair.get("replaced_fill") or []
+            if not (dates or partner or fill):
                 continue
             rows = _pair_rows(violations, r["area"], pair, night, drop)
             if not len(rows):
                 continue
-            gone = rows[~_found_again(violations.iloc[rows], Path(pair["run_dir"]), pair.get("carried") or [])]
-            drop[gone] = True
-            reason[gone] = (f"{KIND_REPLACED}: {_what_replaced(dates, pair.get('replaced_files') or {})} delivered "
-                            f"again with new content after this was reported, and compared again with it the pair "
-                            f"{pair['before']} -> {pair['after']} no longer finds this")
+            run_dir = Path(pair["run_dir"])
+            gone = rows[~_found_again(violations.iloc[rows], run_dir, pair.get("carried") or [])]
+            files = pair.get("replaced_files") or {}
+            words = f"the pair {pair['before']} -> {pair['after']} no longer finds this"
+            if dates or partner:
+                drop[gone] = True
+                reason[gone] = (f"{KIND_REPLACED}: {_what_replaced(dates or [partner], files)} delivered again with "
+                                "new content after this was reported, and compared again with it"
+                                f"{'' if dates else ' as its same-season partner,'} {words}")
+                continue
+            for date in sorted(fill, reverse=True):  # in fill order, the latest first
+                scl, later = _fill_scls(pair.get("fill") or [], date)
+                shares = _filled_shares(run_dir / "before_rgb.tif", violations.geometry.iloc[gone], scl, later,
+                                        took=True)
+                head = (f"{KIND_REPLACED}: {_what_replaced([date], files)} delivered again with new content after "
+                        "this was reported; ")
+                tail = (f" of it lies where {pair['before']} had no data and the pair filled it from {date}, and "
+                        f"compared again with it {words}")
+                gone = _judge(gone, shares, drop, reason, _share_said(head, tail))
     withdrawn = violations[drop].assign(withdrawn=night, withdrawn_reason=list(reason[drop]))
     if drop.any():
         log.info("night %s: %d earlier violation(s) withdrawn, %s: %s", night, int(drop.sum()), KIND_REPLACED,
@@ -162,15 +190,25 @@ def _named(cloud: dict[str, Any]) -> str:
     return f" ('{cloud['scl']}')" if cloud.get("scl") else ""
 
 
-def _judge(gone: np.ndarray, shares: np.ndarray, drop: np.ndarray, reason: np.ndarray, where: str,
-           pair_words: str) -> np.ndarray:
+def _judge(gone: np.ndarray, shares: np.ndarray, drop: np.ndarray, reason: np.ndarray,
+           say: Callable[[float], str]) -> np.ndarray:
     """Withdraw the rows of ``gone`` with at least :data:`MOSTLY` of them masked (``shares``; NaN, off the
-    image: not judged), each with its reason (the share lies ``where`` ... masks); the rows left to judge."""
+    image: not judged), each with its reason (``say(share)``); the rows left to judge."""
     hit = shares >= MOSTLY
     drop[gone[hit]] = True
     for k, share in zip(gone[hit], shares[hit], strict=True):
-        reason[k] = f"{KIND}: {share:.0%} of it lies where {where} masks cloud, cloud shadow or no data; {pair_words}"
+        reason[k] = say(float(share))
     return gone[~hit]
+
+
+def _share_said(head: str, tail: str) -> Callable[[float], str]:
+    """A reason with a row's share in it: ``head``, the share (``42%``), ``tail``."""
+    return lambda share: f"{head}{share:.0%}{tail}"
+
+
+def _under(where: str, pair_words: str) -> Callable[[float], str]:
+    """The reason of a row withdrawn under a late SCL's mask: its share lies ``where`` ... masks."""
+    return _share_said(f"{KIND}: ", f" of it lies where {where} masks cloud, cloud shadow or no data; {pair_words}")
 
 
 def withdraw_all(merged: gpd.GeoDataFrame, results: list[dict[str, Any]], night: str, *, share: float | None,
@@ -255,31 +293,36 @@ def _fill_scls(fill: list[dict[str, Any]], date: str, late: set[str] | frozenset
     return scl.get(date), [None if d in late else scl[d] for d in sorted(scl) if d > date]
 
 
-def _filled_shares(image: Path, geoms: gpd.GeoSeries, late: str | None, later: list[str | None]) -> np.ndarray:
+def _filled_shares(image: Path, geoms: gpd.GeoSeries, late: str | None, later: list[str | None], *,
+                   took: bool = False) -> np.ndarray:
     """Share of each geometry's pixels where the pair's first run took its BEFORE from the late fill date
     and the rerun cannot: ``image`` (the rerun's ``before_rgb.tif``, BEFORE's own pixels) has no data, the
     late date's SCL ``late`` masks, and so does the SCL of every fill date tried before it (``later``: one
-    without an SCL had data there, and filled it both times).  The SCLs are read onto the image's grid by
-    nearest neighbour, without the shift co-registration gave their dates (a building's outline pixels
-    may be misjudged by that much: it is judged on its share).  NaN where a geometry covers no pixel of the image or an SCL cannot be read."""
+    without an SCL had data there, and filled it both times).  ``took``: where both runs took it from that
+    date (its file delivered again), its SCL ``late`` clear there instead (None: none, it had data wherever
+    its tiles reach).  The SCLs are read onto the image's grid by nearest neighbour, without the shift
+    co-registration gave their dates (a building's outline pixels may be misjudged by that much: it is
+    judged on its share).  NaN where a geometry covers no pixel of the image or an SCL cannot be read."""
     from rasterio.errors import RasterioError
 
-    if late is None or not image.is_file():
+    if late is None and not took or not image.is_file():
         return np.full(len(geoms), np.nan)
     if any(s is None for s in later):  # that date had data wherever its tiles reach: it filled them
         return np.zeros(len(geoms))
 
-    def took(src: Any, win: Any) -> np.ndarray:
+    def filled(src: Any, win: Any) -> np.ndarray:
         grid = (src.crs, src.window_transform(win), (int(win.height), int(win.width)))
         out = src.read_masks(1, window=win) == 0
-        for scl in [late, *later]:
+        for scl in later:
             out &= _scl_masked(str(scl), *grid)
+        if late is not None:
+            out &= ~_scl_masked(late, *grid) if took else _scl_masked(late, *grid)
         return out
 
     try:
-        return _shares(image, geoms, took)
+        return _shares(image, geoms, filled)
     except (OSError, RasterioError) as exc:
-        log.warning("not judging what the pair filled from %s's clouds: %s", late, exc)
+        log.warning("not judging what the pair filled from %s: %s", late, exc)
         return np.full(len(geoms), np.nan)
 
 
