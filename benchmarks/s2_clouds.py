@@ -7,8 +7,11 @@ the last date's band files, each on its own grid; ``T.._SCL_20m.tif`` (20 m, nod
     .venv/bin/python benchmarks/s2_clouds.py ../shared/data/oscd/images/pisa /tmp/pisa_cloud
     .venv/bin/changedetect run /tmp/pisa_cloud --model s2-urban --permits REG --out /tmp/masked
     .venv/bin/changedetect run /tmp/pisa_cloud --model s2-urban --permits REG --out /tmp/kept --no-cloud-mask
-    .venv/bin/python benchmarks/s2_clouds.py --measure /tmp/pisa_cloud /tmp/masked /tmp/kept
+    .venv/bin/python benchmarks/s2_clouds.py --measure /tmp/pisa_cloud /tmp/masked /tmp/kept [/tmp/clear]
 
+``--measure`` prints each run's footprints, their area and those on the cloud, their change types and
+the smallest; with more than one run folder, also how many of each run's footprints overlap the last
+folder's (a clear run of the same city, say) at IoU >= 0.5, touch one, and keep its ``footprint_id``.
 Write it outside the repository: it is a copy of the shared data.
 """
 
@@ -76,12 +79,21 @@ def measure(city: Path, runs: list[Path]) -> None:
         blob = np.isin(ds.read(1), (3, 8, 9)).astype("uint8")
         cloud = unary_union([shape(g) for g, v in shapes(blob, transform=ds.transform) if v == 1])
         crs = ds.crs
+    last = gpd.read_file(runs[-1] / "footprints.gpkg")
+    last_metric = last.to_crs(last.estimate_utm_crs())
     for run in runs:
         fp = gpd.read_file(run / "footprints.gpkg").to_crs(crs)
         on = fp.intersects(cloud)
-        metric = fp.to_crs(fp.estimate_utm_crs())
+        metric = fp.to_crs(last_metric.crs)
+        kinds = ", ".join(f"{n} {k}" for k, n in fp["change_type"].value_counts().items())
         print(f"{run}: {len(fp)} footprints, {metric.area.sum() / 1e6:.3f} km2; {int(on.sum())} on the cloud "
-              f"or its shadow, {metric[on].area.sum() / 1e6:.3f} km2")
+              f"or its shadow, {metric[on].area.sum() / 1e6:.3f} km2; {kinds}; smallest {fp['area_m2'].min():.0f} m2")
+        if len(runs) > 1 and run != runs[-1]:
+            best = [max((g.intersection(h).area / g.union(h).area for h in last_metric.geometry if h.intersects(g)),
+                        default=None) for g in metric.geometry]
+            print(f"  against {runs[-1]}: {sum(b is not None and b >= 0.5 for b in best)} at IoU >= 0.5, "
+                  f"{sum(b is not None for b in best)} touch one, "
+                  f"{int(fp['footprint_id'].isin(last['footprint_id']).sum())} keep its footprint_id")
 
 
 def main() -> None:
