@@ -37,12 +37,19 @@ def check_georeferencing(found: Discovery, metas: dict[Path, RasterMeta]) -> boo
     for meta in plain:
         if meta.path.suffix.lower() not in PLAIN_IMAGE_SUFFIXES:
             check_gridded(meta, metas)
-            what = (
-                "a geotransform but no CRS" if meta.has_transform else "no CRS and no geotransform"
-            )
+            if meta.has_transform:
+                raise GeoreferenceError(
+                    f"'{meta.path}' has a geotransform but no CRS; assign its CRS (e.g. `rio edit-info --crs "
+                    f"EPSG:32648 '{meta.path}'` or `gdal_edit.py -a_srs EPSG:32648`) or convert it to PNG to use "
+                    "pixel coordinates"
+                )
+            # a CRS alone would leave it at pixel coordinates (check_gridded refuses that): both are needed
+            code = _other_crs(meta, metas) or "EPSG:32648"
             raise GeoreferenceError(
-                f"'{meta.path}' has {what}; assign its CRS (e.g. `rio edit-info --crs EPSG:32648 "
-                f"'{meta.path}'` or `gdal_edit.py -a_srs EPSG:32648`) or convert it to PNG to use pixel coordinates"
+                f"'{meta.path}' has no CRS and no geotransform; georeference it, its CRS and the corners of its "
+                f"grid (e.g. `gdal_edit.py -a_srs {code} -a_ullr ULX ULY LRX LRY '{meta.path}'`, or `rio edit-info "
+                f"'{meta.path}' --like IMAGE --crs like --transform like` from the image whose grid it shares), or "
+                "convert it to PNG to use pixel coordinates"
             )
     if len(plain) != len(metas):
         geo_file = next(m.path for m in metas.values() if m.georeferenced)
@@ -83,9 +90,24 @@ def check_raster(meta: RasterMeta, metas: Mapping[Path, RasterMeta] | None = Non
 
 
 def check_gridded(meta: RasterMeta, metas: Mapping[Path, RasterMeta]) -> None:
-    """:class:`GeoreferenceError` for a file georeferenced by GCPs or RPCs alone (no geotransform)."""
+    """:class:`GeoreferenceError` for a file georeferenced by GCPs or RPCs alone (no geotransform), or
+    with a CRS and no geotransform: GDAL gives such a file 1-unit pixels from (0, 0), which would put
+    its footprints off the coast of Africa (or, in a UTM zone, at the zone's false origin)."""
     if meta.crs is None and (meta.gcps or meta.rpcs):
         raise GeoreferenceError(_not_gridded(meta, metas))
+    if meta.crs is not None and not meta.has_transform:
+        raise GeoreferenceError(
+            f"'{meta.path}' has a CRS ({crs_name(meta.crs)}) but no geotransform, so its pixels have no place on "
+            f"the ground (GDAL would put them 1 unit apart from (0, 0)); give it the corners of its grid "
+            f"(`gdal_edit.py -a_ullr ULX ULY LRX LRY '{meta.path}'`, or `rio edit-info '{meta.path}' --like IMAGE "
+            "--transform like` from the image whose grid it shares) and give that file again"
+        )
+
+
+def _other_crs(meta: RasterMeta, metas: Mapping[Path, RasterMeta]) -> str | None:
+    """The EPSG code of another input's CRS (the one ``meta``'s file most likely shares), or None."""
+    return next((code for m in metas.values() if m is not meta and m.crs is not None
+                 and (code := geo.crs_code(m.crs))), None)
 
 
 def _not_gridded(meta: RasterMeta, metas: Mapping[Path, RasterMeta]) -> str:

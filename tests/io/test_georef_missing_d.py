@@ -1,0 +1,69 @@
+"""A raster that lacks half of its georeferencing (audit D: an OSCD label raster, which carries neither,
+given the CRS that the old message advised): refused in one line naming the file and what to do."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from rasterio.crs import CRS
+
+from changedetect.cli import main
+from changedetect.errors import GeoreferenceError
+from changedetect.io import describe, open_series
+
+
+def _bare(path: Path, crs: CRS | None) -> Path:
+    """A 1-band uint8 GeoTIFF without a geotransform (and with ``crs``, or none)."""
+    data = np.random.default_rng(3).integers(1, 3, (1, 40, 30)).astype("uint8")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with rasterio.open(path, "w", driver="GTiff", width=30, height=40, count=1, dtype="uint8", crs=crs) as dst:
+        dst.write(data)
+    return path
+
+
+@pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
+@pytest.mark.parametrize("epsg", [4326, 32616])
+def test_a_crs_without_a_geotransform_is_refused_naming_the_file(tmp_path: Path, epsg: int,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    # was: EPSG:4326 -> "Internal error: ValueError: cannot convert float NaN to integer" (its 1-degree
+    # pixels run past the pole); EPSG:32616 -> described and read at 1 m pixels from the zone's false origin
+    path = _bare(tmp_path / "cm_20180211.tif", CRS.from_epsg(epsg))
+    with pytest.raises(GeoreferenceError, match=rf"cm_20180211\.tif' has a CRS \(EPSG:{epsg}\) but no "
+                       r"geotransform.*gdal_edit\.py -a_ullr ULX ULY LRX LRY.*--like IMAGE --transform like"):
+        open_series(path)
+    with pytest.raises(GeoreferenceError, match="no geotransform"):
+        describe(path)
+    with pytest.raises(SystemExit) as done:
+        main(["info", str(path)])
+    err = capsys.readouterr().err
+    assert done.value.code == 2, err
+    assert "has a CRS" in err and "Internal error" not in err
+
+
+@pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
+def test_a_crs_without_a_geotransform_beside_a_georeferenced_date_is_refused(
+        write_tif: Callable[..., Path], tmp_path: Path) -> None:
+    write_tif(tmp_path / "t_20240101.tif", np.full((1, 40, 30), 7, "uint8"))
+    _bare(tmp_path / "t_20240301.tif", CRS.from_epsg(32648))
+    with pytest.raises(GeoreferenceError, match=r"t_20240301\.tif' has a CRS \(EPSG:32648\) but no geotransform"):
+        open_series(tmp_path)
+
+
+@pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
+def test_no_crs_nor_geotransform_asks_for_both_not_a_crs_alone(
+        write_tif: Callable[..., Path], tmp_path: Path) -> None:
+    # was: "assign its CRS (rio edit-info --crs EPSG:32648 ...)", which leaves the file at pixel coordinates
+    # (the case above); the other date's CRS is the one suggested
+    write_tif(tmp_path / "t_20240101.tif", np.full((1, 40, 30), 7, "uint8"), crs="EPSG:32616")
+    _bare(tmp_path / "t_20240301.tif", None)
+    with pytest.raises(GeoreferenceError) as info:
+        open_series(tmp_path)
+    text = str(info.value)
+    assert "t_20240301.tif' has no CRS and no geotransform" in text
+    assert "gdal_edit.py -a_srs EPSG:32616 -a_ullr ULX ULY LRX LRY" in text
+    assert "--like IMAGE --crs like --transform like" in text
+    assert "rio edit-info --crs" not in text
