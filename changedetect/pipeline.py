@@ -407,15 +407,24 @@ def _clouds(series: Any, grid: Any, mask: bool) -> list[dict[str, Any]]:
 
 
 def _check_lonlat(stack: xr.DataArray, source: str) -> None:
-    """GeoreferenceError when the tiles' CRS has no transformation to WGS 84 (a local site grid)."""
+    """GeoreferenceError when the tiles have no CRS (PNG/JPEG pairs: pixel coordinates), or one with no
+    transformation to WGS 84 (a local site grid)."""
     from pyproj import CRS, Transformer
     from pyproj.exceptions import ProjError
 
     from changedetect.errors import GeoreferenceError
 
     crs = stack.rio.crs
-    if crs is None:
-        return
+    if crs is None:  # else the whole chain ran, and writing the footprints failed: an internal error
+        sources = stack.attrs.get("sources") or [source]  # one ';'-joined list of files per date
+        first = str(sources[0] if isinstance(sources, list | tuple) else sources).split(";")[0]
+        raise GeoreferenceError(
+            f"tiles '{source}' have no georeferencing ('{Path(first).name}' has no CRS: pixel coordinates), and "
+            "run places footprints on the ground, measures them in m² and matches them against the permit "
+            "register, which all need map coordinates; give GeoTIFFs of the dates with their CRS and grid "
+            "(`gdal_translate -a_srs EPSG:32648 -a_ullr ULX ULY LRX LRY in.png out.tif`), or compare images "
+            "without georeferencing with `changedetect detect BEFORE AFTER` (`changedetect evaluate` for a "
+            "labelled set)")
     try:
         Transformer.from_crs(CRS.from_user_input(crs), 4326, always_xy=True)
     except ProjError:

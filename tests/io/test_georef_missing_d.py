@@ -67,3 +67,22 @@ def test_no_crs_nor_geotransform_asks_for_both_not_a_crs_alone(
     assert "gdal_edit.py -a_srs EPSG:32616 -a_ullr ULX ULY LRX LRY" in text
     assert "--like IMAGE --crs like --transform like" in text
     assert "rio edit-info --crs" not in text
+
+
+@pytest.mark.filterwarnings("ignore::changedetect.errors.NotGeoreferencedWarning")
+def test_run_on_images_without_georeferencing_is_refused_before_any_work(tmp_path: Path) -> None:
+    # was: the whole chain ran (co-registration, detection, vectorising), then "Internal error: ValueError:
+    # cannot write '.../footprints.gpkg': the features have no CRS" (LEVIR's PNG pairs, exit 1)
+    from PIL import Image
+
+    import changedetect as cd
+
+    rng = np.random.default_rng(5)
+    for day in ("20200101", "20220101"):
+        Image.fromarray(rng.integers(0, 255, (64, 64, 3)).astype("uint8")).save(tmp_path / f"t_{day}.png")
+    register = Path(__file__).resolve().parents[2] / "permits" / "sample_register.gpkg"
+    out = tmp_path / "out"
+    with pytest.raises(GeoreferenceError, match=r"have no georeferencing \('t_20200101\.png' has no CRS.*"
+                       r"gdal_translate -a_srs .*changedetect detect BEFORE AFTER"):
+        cd.run([tmp_path / "t_20200101.png", tmp_path / "t_20220101.png"], permits=register, out=out)
+    assert not out.exists()
