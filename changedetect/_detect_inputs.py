@@ -164,18 +164,28 @@ def check_gsd(card: Any, crs: Any, transform: Any, width: int, height: int, sour
 def warn_gsd(card: Any, gsd: float, source: str, *, key: str | None = None) -> None:
     """:func:`check_gsd`'s warning for imagery of ``gsd`` metre pixels, once per ``key`` (default: the
     model and ``source``) in a ``said_once`` call."""
-    rng = getattr(card, "gsd_range_m", None)
-    if not rng or not np.isfinite(gsd) or gsd <= 0:
-        return
-    lo, hi = float(rng[0]), float(rng[1])
-    if gsd < lo / 2 or gsd > hi * 1.5:
-        made = f"{lo:g} m" if lo == hi else f"{lo:g}-{hi:g} m"
-        fits = _fitting_models(gsd, card.name)
-        hint = (f"--model {fits[0]} is made for such pixels" if fits
-                else "`changedetect models` lists the models and their resolutions")
+    said = gsd_mismatch(card, gsd)
+    if said is not None:
+        made, hint = said
         # once in a call (a blocked run's blocks, a geographic CRS's pixel a little larger in each)
         warn_once("model '%s' is made for %s pixels, and %s has %.2f m pixels: expect poor results; %s",
                   card.name, made, source, gsd, hint, key=key or f"gsd {card.name} {source}")
+
+
+def gsd_mismatch(card: Any, gsd: float) -> tuple[str, str] | None:
+    """``(made, hint)`` when ``gsd`` metre pixels lie well outside the card's ``gsd_range_m`` (below half
+    its lower end or above 1.5 times its upper end): the range it is made for (``"0.3-1 m"``) and what to
+    do (a shipped model made for such pixels); None when they fit, or the card says no range."""
+    rng = getattr(card, "gsd_range_m", None)
+    if not rng or not np.isfinite(gsd) or gsd <= 0:
+        return None
+    lo, hi = float(rng[0]), float(rng[1])
+    if lo / 2 <= gsd <= hi * 1.5:
+        return None
+    made = f"{lo:g} m" if lo == hi else f"{lo:g}-{hi:g} m"
+    fits = _fitting_models(gsd, card.name)
+    return made, (f"--model {fits[0]} is made for such pixels" if fits
+                  else "`changedetect models` lists the models and their resolutions")
 
 
 def check_colour(read: Any, shape: tuple[int, int], card: Any, label: str) -> None:

@@ -84,12 +84,13 @@ def chain(stack: xr.DataArray, register: gpd.GeoDataFrame, out: Path, config: Pi
           register_to: str | None = None, pairs: Sequence[tuple[str, str]] | None = None,
           mask_pairs: Sequence[tuple[str, str]] | None = None, spill: Path | None = None,
           clouds: Sequence[dict[str, Any]] = (), fill_from: Sequence[str] | None = None,
-          parcels: gpd.GeoDataFrame | None = None, coverage: Any = None) -> dict[str, Any]:
+          parcels: gpd.GeoDataFrame | None = None, coverage: Any = None,
+          model_fit: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
     """The stages; returns the in-memory results the summary needs (``spill``: a scratch folder for
     a co-registered stack larger than ``[run] hold_gib``; ``clouds``: run.json's, for the coverage;
     ``fill_from``: :func:`changedetect.pipeline.run`'s; ``parcels``: the cadastral layer, whose
     parcel each violation gets after the match; ``coverage``: each date's data, coarse, for
-    :func:`changedetect.coregister.coregister`)."""
+    :func:`changedetect.coregister.coregister`; ``model_fit``: what does not suit the model, for the report)."""
     from changedetect import coregister as coreg_mod
     from changedetect import match as match_mod
     from changedetect._fill_before import filled_counts, filled_record
@@ -193,7 +194,8 @@ def chain(stack: xr.DataArray, register: gpd.GeoDataFrame, out: Path, config: Pi
             write_report(violations, out_path=out / OUTPUTS["report"], before=out / OUTPUTS["before_rgb"],
                          after=out / OUTPUTS["after_rgb"], config=config.report, overwrite=True,
                          run_info=report_info(times, loaded, len(footprints)),
-                         coverage={**pairs_coverage, "clouds": list(clouds), "unregistered": unregistered})
+                         coverage={**pairs_coverage, "clouds": list(clouds), "unregistered": unregistered,
+                                   "model_fit": list(model_fit)})
     skipped = {"first_seen": "first_seen" not in written_rasters, "violations_csv": "violations_csv" not in lists,
                "report": not config.output.report, "same_season": "same_season" not in written_rasters}
     written = {k for k in OUTPUTS if not skipped.get(k, False)} | set(lists)

@@ -132,6 +132,12 @@ _EN: dict[str, str] = {
     "cov.unregistered": "NOT CO-REGISTERED: {date} could not be aligned on {reference} ({reason}) and was compared "
                         "as it lies: building edges can read as change, so check its violations against the "
                         "imagery, and the date's georeferencing.",
+    "cov.model_resolution": "MODEL NOT MADE FOR THESE IMAGES: model '{model}' is made for {made_for} pixels, and "
+                            "the tiles have {pixel_m} m pixels, so its changes and the violations below are "
+                            "unreliable: run again with a model made for them ({hint}).",
+    "cov.model_panchromatic": "PANCHROMATIC: {date} ('{file}') has red, green and blue identical (one grey band "
+                              "copied three times), and model '{model}' was trained on colour: it finds less on "
+                              "such a date; give its colour (multispectral or pansharpened) product if there is one.",
     "cov.clear_view": "{share} % compared, {filled} % of it against the clear view of {views} ({before} had "
                       "no data there).",
     "cov.and": " and ",
@@ -266,6 +272,13 @@ _VI: dict[str, str] = {
     "cov.unregistered": "KHÔNG ĐỒNG ĐĂNG KÝ ĐƯỢC: ảnh ngày {date} không căn chỉnh được theo ảnh ngày {reference} "
                         "({reason}) và đã được so sánh nguyên trạng: cạnh công trình có thể bị nhận nhầm là thay "
                         "đổi, vì vậy hãy đối chiếu các vi phạm với ảnh và kiểm tra tọa độ địa lý của ảnh ngày đó.",
+    "cov.model_resolution": "MÔ HÌNH KHÔNG DÀNH CHO ẢNH NÀY: mô hình '{model}' được xây dựng cho ảnh có kích thước "
+                            "điểm ảnh {made_for}, còn ảnh này có điểm ảnh {pixel_m} m, nên các thay đổi và các vi "
+                            "phạm dưới đây không đáng tin cậy: hãy chạy lại với mô hình phù hợp ({hint}).",
+    "cov.model_panchromatic": "ẢNH TOÀN SẮC: ảnh ngày {date} ('{file}') có ba kênh đỏ, lục, lam giống hệt nhau (một "
+                              "kênh xám sao chép ba lần), trong khi mô hình '{model}' được huấn luyện trên ảnh màu: "
+                              "nó phát hiện được ít hơn trên ảnh như vậy; hãy dùng sản phẩm ảnh màu (đa phổ hoặc "
+                              "đã làm sắc nét) của ngày đó nếu có.",
     "cov.clear_view": "Đã so sánh {share} %, trong đó {filled} % so với ảnh không mây ngày {views} (ngày {before} "
                       "không có dữ liệu ở đó).",
     "cov.and": " và ",

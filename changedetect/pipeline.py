@@ -94,6 +94,9 @@ class RunSummary:
     #: compared dates co-registration could not register, compared unaligned: ``date``, ``reference``,
     #: ``reason`` (run.json's ``unregistered``); their changes may be misregistration
     unregistered: list[dict[str, str]] = field(default_factory=list)
+    #: what does not suit the model in the imagery (:func:`changedetect._model_fit.model_fit`): pixels well
+    #: outside its resolution, a panchromatic date given to a colour model (run.json's ``model_fit``)
+    model_fit: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def n_violations(self) -> int:
@@ -121,6 +124,7 @@ class RunSummary:
             "coverage_both_dates": self.coverage_both_dates, "clouds": [dict(c) for c in self.clouds],
             "coverage": dict(self.coverage), "parcels": self.parcels,
             "unregistered": [dict(u) for u in self.unregistered],
+            "model_fit": [dict(m) for m in self.model_fit],
         }
 
 
@@ -213,6 +217,7 @@ def _run_in(out: Path, tiles: str | Path | Sequence[str | Path], permits: str | 
             parcels: str | Path | None = None) -> RunSummary:
     """:func:`run` once its arguments are checked: make ``out``, stage, publish."""
     from changedetect._detect_inputs import check_stack_bands, said_once
+    from changedetect._model_fit import model_fit
     from changedetect.coregister import needs_coverage
     from changedetect.io import open_series
     from changedetect.weights import load_model
@@ -254,6 +259,7 @@ def _run_in(out: Path, tiles: str | Path | Sequence[str | Path], permits: str | 
             coverage = series.coverage(grid) if needs_coverage(grid.height, grid.width) else None
             _check_lonlat(stack, series.source)  # footprint ids, areas, the CSV and GeoJSON need WGS 84
             check_stack_bands(stack, loaded.card, f"tiles '{series.source}'")  # before co-registering the scene
+            fit = model_fit(loaded.card, grid, series.scenes)  # said in the summary, run.json and the report
             register = config.permits.load(permits, rejects_path=stage / REJECTS)
             check_register_datum(register, stack.rio.crs)  # match would refuse it after the whole scene's work
             layer = load_parcel_layer(parcels, config, stack.rio.crs)  # its datum too, before any work
@@ -265,9 +271,10 @@ def _run_in(out: Path, tiles: str | Path | Sequence[str | Path], permits: str | 
         with holding(config.run.hold_gib * 2**30), said_once():
             paths = chain(stack, register, stage, config, (loaded, segmenter), clock, progress, before,
                           register_to, pairs, mask_pairs, spill=spill, clouds=clouds, fill_from=fill_from,
-                          parcels=layer, coverage=coverage)
+                          parcels=layer, coverage=coverage, model_fit=fit)
         warn_coverage(paths["coverage_both_dates"], paths["times"], clouds, paths["coverage"])
-        summary = _finish(series, stack, permits, stage, config, loaded, clock, {**paths, "clouds": clouds},
+        summary = _finish(series, stack, permits, stage, config, loaded, clock,
+                          {**paths, "clouds": clouds, "model_fit": fit},
                           started, before_info, parcels)
         publish(stage, out)
         done = True
@@ -383,6 +390,8 @@ def _finish(series: Any, stack: xr.DataArray, permits: str | Path, out: Path, co
         # compared dates co-registration could not register (no shift applied): their changes may be
         # misregistration, each {"date", "reference", "reason"} (docs/coregistration.md)
         "unregistered": results["unregistered"],
+        # what does not suit the model in the imagery: its resolution, a panchromatic date (summary.model_fit)
+        "model_fit": results["model_fit"],
         "parcels": parcel_counts(violations) if parcels is not None else None,  # of the violations
         "outputs": {k: p.name for k, p in paths.items()},
         "report_info": report_info(results["times"], loaded, len(results["footprints"])),
@@ -393,7 +402,7 @@ def _finish(series: Any, stack: xr.DataArray, permits: str | Path, out: Path, co
                       carried_ids=results["carried_ids"], same_sun_dropped=results["same_sun_dropped"],
                       coverage_both_dates=results["coverage_both_dates"], clouds=results["clouds"],
                       coverage=results["coverage"], parcels=provenance["parcels"],
-                      unregistered=results["unregistered"])
+                      unregistered=results["unregistered"], model_fit=results["model_fit"])
 
 
 def _clouds(series: Any, grid: Any, mask: bool) -> list[dict[str, Any]]:

@@ -1,0 +1,80 @@
+"""A model that does not suit the imagery is said where a user of ``run`` looks (audit D).
+
+``vhr-building`` (the default, made for 0.3-1 m) on OSCD pisa's 10 m Sentinel-2 bands gave 28 'unlicensed'
+violations, and only a log line said the model was made for other pixels: ``-q`` dropped it, ``--json``,
+``run.json`` and the report never had it.  The same for a panchromatic date given to a colour model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from changedetect._model_fit import model_fit
+from changedetect.cli import cli
+from changedetect.config import PipelineConfig
+from changedetect.io import open_series
+from changedetect.testing import make_footprints, make_model, make_permits, make_stack, write_stack
+
+
+@pytest.fixture(scope="module")
+def coarse_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """``run -q`` of a 0.3-1 m model on 10 m tiles."""
+    root = tmp_path_factory.mktemp("fit")
+    stack = make_stack(n_dates=2, size=128, seed=4, resolution=10.0)
+    write_stack(stack, root / "tiles", prefix="s2")
+    make_permits(make_footprints(stack).iloc[:1]).to_file(root / "permits.gpkg")
+    config = PipelineConfig().with_model(str(make_model(root / "tiny-model")))
+    config = dataclasses.replace(config, detect=dataclasses.replace(config.detect, window=64, overlap=16))
+    (root / "run.toml").write_text(config.to_toml(), encoding="utf-8")
+    out = root / "out"
+    result = CliRunner().invoke(cli, ["-q", "run", str(root / "tiles"), "--permits", str(root / "permits.gpkg"),
+                                      "--config", str(root / "run.toml"), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    return {"out": out, "stdout": result.stdout, "root": root}
+
+
+def test_run_q_says_the_model_is_made_for_other_pixels(coarse_run: dict) -> None:
+    line = next((x for x in coarse_run["stdout"].splitlines() if "Warning: model 'tiny-model'" in x), None)
+    assert line is not None, coarse_run["stdout"]
+    assert "is made for 0.3-1 m pixels, and the tiles have 10.00 m pixels" in line and "--model s2-urban" in line
+
+
+def test_run_json_and_the_report_say_it_too(coarse_run: dict, tmp_path: Path) -> None:
+    doc = json.loads((coarse_run["out"] / "run.json").read_text(encoding="utf-8"))
+    assert [(m["kind"], m["model"], m["pixel_m"]) for m in doc["model_fit"]] == [("resolution", "tiny-model", 10.0)]
+    report = (coarse_run["out"] / "report.html").read_text(encoding="utf-8")
+    assert "MODEL NOT MADE FOR THESE IMAGES: model &#x27;tiny-model&#x27; is made for 0.3-1 m pixels" in report
+    target = tmp_path / "bao_cao.html"
+    done = CliRunner().invoke(cli, ["report", str(coarse_run["out"]), "--lang", "vi", "--out", str(target)])
+    assert done.exit_code == 0, done.output
+    assert "MÔ HÌNH KHÔNG DÀNH CHO ẢNH NÀY" in target.read_text(encoding="utf-8")
+
+
+def test_run_json_output_has_it(coarse_run: dict, tmp_path: Path) -> None:
+    root = coarse_run["root"]
+    done = CliRunner().invoke(cli, ["-q", "run", str(root / "tiles"), "--permits", str(root / "permits.gpkg"),
+                                    "--config", str(root / "run.toml"), "--out", str(tmp_path / "o"), "--json"])
+    assert done.exit_code == 0, done.output
+    assert [m["kind"] for m in json.loads(done.stdout)["model_fit"]] == ["resolution"]
+
+
+def test_a_panchromatic_date_is_named_and_a_fitting_model_says_nothing(tmp_path: Path) -> None:
+    stack = make_stack(n_dates=2, size=64, seed=2, bands=("red", "green", "blue"))
+    grey = stack.copy(data=np.repeat(stack.isel(band=[0]).values, 3, axis=1))
+    paths = write_stack(grey.isel(time=[1]), tmp_path / "grey", prefix="t")
+    write_stack(stack.isel(time=[0]), tmp_path / "grey", prefix="t")
+    card = make_model(tmp_path / "rgb").joinpath("metadata.json")
+    from changedetect.weights import load_model
+
+    loaded = load_model(str(card.parent))
+    series = open_series(tmp_path / "grey")
+    found = model_fit(loaded.card, series.reference_grid(), series.scenes)
+    day = str(stack["time"].values[1])[:10]
+    assert [(m["kind"], m["date"], m["file"]) for m in found] == [("panchromatic", day, Path(paths[0]).name)]
+    assert "looks panchromatic" in found[0]["message"]
