@@ -21,7 +21,7 @@ from changedetect.io import geo
 from changedetect.io._discover import Discovery
 from changedetect.io._inspect import RasterMeta
 from changedetect.io._model import Scene
-from changedetect.io._names import PLAIN_IMAGE_SUFFIXES, is_scl
+from changedetect.io._names import PLAIN_IMAGE_SUFFIXES, is_scl, undated_note
 
 log = logging.getLogger(__name__)
 
@@ -175,8 +175,9 @@ def fill_placeholder_dates(found: Discovery, georeferenced: bool, pattern: str |
         )
         return True
     how = f"the pattern {pattern!r}" if pattern else "a date like 20240131 or 2024-01-31"
+    note = "" if pattern else undated_note(undated[0].path.name)
     raise TimeSeriesError(
-        f"no date in the file name '{undated[0].path}' (looked for {how}) nor in its IMAGERY metadata "
+        f"no date in the file name '{undated[0].path}'{note} (looked for {how}) nor in its IMAGERY metadata "
         "(ACQUISITIONDATETIME); rename it like "
         "'tile_20240131.tif', give a date pattern (pattern=... / --pattern REGEX), or list the files "
         "with their dates in a manifest (CSV/JSON with columns path,date)"

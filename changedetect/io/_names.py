@@ -20,6 +20,13 @@ S2_AUX_RE = re.compile(r"(?:^|[_\-.])(AOT|WVP|TCI|SCL|CLD|SNW|CLDPRB|SNWPRB)(?:_
 #: named ``SCL`` (a band description, a manifest's or a STAC asset's name); the date's cloud mask, not a band.
 S2_SCL_RE = re.compile(r"(?:^|[_\-.])SCL(?:_[126]0m)?$", re.IGNORECASE)
 
+#: A Sentinel-2 name of the format before December 2016 (``S2A_OPER_MSI_L1C_TL_EPA__20160809T015434_A000162_
+#: T32TPP_B02``, ``S2A_OPER_PRD_MSIL1C_PDMC_20160809T..._R022_V20150704T101337_20150704T101337``): its first
+#: date is when the file was made (a reprocessing can be years later), not when the image was taken; a
+#: product's sensing start follows ``_V`` (its validity start), a tile's is not in its name at all.
+S2_OLD_RE = re.compile(r"^S2[A-D]_OPER_", re.IGNORECASE)
+S2_OLD_SENSED_RE = re.compile(r"_V(\d{8})T\d{6}", re.IGNORECASE)
+
 #: Sentinel-2 MSI bands in their conventional order, with their nominal resolution in metres.
 S2_BANDS: dict[str, int] = {
     "B01": 60, "B02": 10, "B03": 10, "B04": 10, "B05": 20, "B06": 20, "B07": 20,
@@ -105,12 +112,26 @@ def date_from_name(name: str, pattern: str | None = None) -> dt.date | None:
                 r"'(?P<day>\d{2})-(?P<month>\d{2})-(?P<year>\d{4})' reads 15-01-2024"
             )
         return found
+    if S2_OLD_RE.match(name):  # its first date is the processing date: OSCD pisa's 2015-07-04 read as 2016-08-09
+        sensed = S2_OLD_SENSED_RE.search(name)
+        return parse_date(sensed.group(1)) if sensed else None
     for match in DATE_RE.finditer(name):
         try:
             return dt.date(int(match.group(1)), int(match.group(3)), int(match.group(4)))
         except ValueError:  # e.g. 20241399: not a date, keep looking
             continue
     return None
+
+
+def undated_note(name: str) -> str:
+    """Why the file name ``name`` gives no date, when it looks as if it did: an old-format Sentinel-2 name
+    (:data:`S2_OLD_RE`) holds its processing date, not its acquisition date; "" otherwise."""
+    if not S2_OLD_RE.match(name):
+        return ""
+    made = next((d for m in DATE_RE.finditer(name) if (d := parse_date("".join(m.group(1, 3, 4)))) is not None), None)
+    return (" (an old-format Sentinel-2 name, S2A_OPER_...: its date" + (f", {made}," if made else "")
+            + " is when the file was made, not when the image was taken; the product's metadata"
+            " (MTD_*.xml, SENSING_TIME) or the delivery says that)")
 
 
 def date_pattern(pattern: str) -> re.Pattern[str]:
@@ -189,4 +210,5 @@ __all__ = [
     "parse_date",
     "read_dates_txt",
     "s2_band",
+    "undated_note",
 ]
