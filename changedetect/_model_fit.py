@@ -5,7 +5,9 @@
 panchromatic date (one grey band copied into red, green and blue).  A log line is all ``run`` had:
 ``-q`` drops it, ``--json`` leaves it out, and ``run.json`` and the report never had it, while the
 run goes on to write its violations as usual (OSCD pisa with the default model: 28 'unlicensed'
-footprints, nothing said).  :func:`model_fit` measures both before any work, for the run's summary,
+footprints, nothing said), or when bands without names are read in the model's order (a Maxar
+blue, green, red, NIR file read as red, green, blue).  :func:`model_fit` measures them before any work,
+for the run's summary,
 its ``run.json`` (``model_fit``) and the report.
 """
 
@@ -24,7 +26,8 @@ def model_fit(card: Any, grid: Grid, scenes: Sequence[Any]) -> list[dict[str, An
     ``{"kind": "resolution", "model", "made_for", "pixel_m", "hint", "message"}`` when the grid's
     ground pixel lies well outside the card's range, and ``{"kind": "panchromatic", "model", "date",
     "file", "message"}`` per date whose red, green and blue are one grey image when the model reads
-    them; ``[]`` when all is well."""
+    them, and ``{"kind": "unnamed_bands", "model", "bands", "taken", "message"}`` when the tiles' bands
+    have no names and the model takes the first ones in its order; ``[]`` when all is well."""
     from changedetect._detect_inputs import gsd_mismatch
     from changedetect._grey import rgb_positions
     from changedetect.io.geo import ground_pixel
@@ -43,7 +46,15 @@ def model_fit(card: Any, grid: Grid, scenes: Sequence[Any]) -> list[dict[str, An
             found.append({"kind": "resolution", "model": name, "made_for": made, "pixel_m": round(gsd, 2),
                           "hint": hint, "message": f"model '{name}' is made for {made} pixels, and the tiles "
                           f"have {gsd:.2f} m pixels: expect poor results, its violations unreliable; {hint}"})
-    if rgb_positions([str(b) for b in getattr(card, "bands", ())]) is not None:
+    wanted = [str(b) for b in getattr(card, "bands", ())]
+    names = [str(b.info.name) for b in scenes[0].bands] if scenes else []
+    if wanted and _taken_in_order(names, wanted, dict(getattr(card, "band_aliases", None) or {})):
+        taken = ", ".join(f"{n} as {w}" for n, w in zip(names, wanted, strict=False))
+        found.append({"kind": "unnamed_bands", "model": name, "bands": names, "taken": taken,
+                      "message": f"the tiles' bands have no names ({', '.join(names)}), and model '{name}' reads "
+                      f"them in order: {taken}; if they are in another order (Maxar's 4-band "
+                      "products are blue, green, red, NIR), name them (band descriptions in the files, or \"bands\" in a manifest)"})
+    if rgb_positions(wanted) is not None:
         for scene in scenes:
             if _panchromatic(scene.bands):
                 day, file = scene.date.isoformat(), Path(scene.files[0]).name
@@ -53,6 +64,16 @@ def model_fit(card: Any, grid: Grid, scenes: Sequence[Any]) -> list[dict[str, An
                               "trained on colour and will do worse on it: give that date's colour "
                               "(multispectral or pansharpened) product if there is one"})
     return found
+
+
+def _taken_in_order(names: Sequence[str], wanted: Sequence[str], aliases: dict[str, Any]) -> bool:
+    """Whether a model reads bands ``names`` in order because they have no names
+    (:func:`changedetect._detect_inputs.resolve_bands`' fallback, which logs a line and nothing more)."""
+    from changedetect._detect_inputs import _canon, unnamed
+
+    canon = {_canon(n) for n in names}
+    by_name = all(any(_canon(n) in canon for n in [w, *aliases.get(w, ())]) for w in wanted)
+    return not by_name and unnamed(names) and len(names) >= len(wanted)
 
 
 __all__ = ["model_fit"]

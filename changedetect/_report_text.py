@@ -135,6 +135,10 @@ _EN: dict[str, str] = {
     "cov.model_resolution": "MODEL NOT MADE FOR THESE IMAGES: model '{model}' is made for {made_for} pixels, and "
                             "the tiles have {pixel_m} m pixels, so its changes and the violations below are "
                             "unreliable: run again with a model made for them ({hint}).",
+    "cov.model_unnamed_bands": "BANDS WITHOUT NAMES: the tiles' bands ({taken}) were read in the order model "
+                               "'{model}' reads its bands; if the files hold them in another order (Maxar's 4-band "
+                               "products are blue, green, red, NIR), every change below was found on the wrong "
+                               "colours: name the bands and run again.",
     "cov.model_panchromatic": "PANCHROMATIC: {date} ('{file}') has red, green and blue identical (one grey band "
                               "copied three times), and model '{model}' was trained on colour: it finds less on "
                               "such a date; give its colour (multispectral or pansharpened) product if there is one.",
@@ -275,6 +279,10 @@ _VI: dict[str, str] = {
     "cov.model_resolution": "MÔ HÌNH KHÔNG DÀNH CHO ẢNH NÀY: mô hình '{model}' được xây dựng cho ảnh có kích thước "
                             "điểm ảnh {made_for}, còn ảnh này có điểm ảnh {pixel_m} m, nên các thay đổi và các vi "
                             "phạm dưới đây không đáng tin cậy: hãy chạy lại với mô hình phù hợp ({hint}).",
+    "cov.model_unnamed_bands": "KÊNH ẢNH KHÔNG CÓ TÊN: các kênh của ảnh ({taken}) được đọc theo thứ tự kênh của "
+                               "mô hình '{model}'; nếu tệp ảnh lưu các kênh theo thứ tự khác (ảnh 4 kênh của Maxar "
+                               "lưu lam, lục, đỏ, cận hồng ngoại), mọi thay đổi dưới đây đã được phát hiện trên sai "
+                               "màu: hãy đặt tên các kênh và chạy lại.",
     "cov.model_panchromatic": "ẢNH TOÀN SẮC: ảnh ngày {date} ('{file}') có ba kênh đỏ, lục, lam giống hệt nhau (một "
                               "kênh xám sao chép ba lần), trong khi mô hình '{model}' được huấn luyện trên ảnh màu: "
                               "nó phát hiện được ít hơn trên ảnh như vậy; hãy dùng sản phẩm ảnh màu (đa phổ hoặc "

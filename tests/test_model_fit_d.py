@@ -78,3 +78,25 @@ def test_a_panchromatic_date_is_named_and_a_fitting_model_says_nothing(tmp_path:
     day = str(stack["time"].values[1])[:10]
     assert [(m["kind"], m["date"], m["file"]) for m in found] == [("panchromatic", day, Path(paths[0]).name)]
     assert "looks panchromatic" in found[0]["message"]
+
+
+def test_bands_without_names_read_in_the_model_s_order_are_said(tmp_path: Path) -> None:
+    # a 4-band file without band descriptions is B1..B4 (GDAL's alpha flag aside): run took B1, B2, B3 as
+    # red, green, blue with one log line, which -q dropped; a blue, green, red, NIR delivery read backwards
+    stack = make_stack(n_dates=2, size=64, seed=6)
+    paths = write_stack(stack, tmp_path / "named", prefix="t")
+    from changedetect.weights import load_model
+
+    loaded = load_model(str(make_model(tmp_path / "rgb")))
+    named = open_series(tmp_path / "named")
+    assert model_fit(loaded.card, named.reference_grid(), named.scenes) == []
+    import rasterio
+
+    for path in paths:
+        with rasterio.open(path, "r+") as dst:
+            for i in range(1, dst.count + 1):
+                dst.set_band_description(i, "")
+    bare = open_series(tmp_path / "named")
+    found = model_fit(loaded.card, bare.reference_grid(), bare.scenes)
+    assert [(m["kind"], m["taken"]) for m in found] == [("unnamed_bands", "B1 as red, B2 as green, B3 as blue")]
+    assert "name them (band descriptions in the files" in found[0]["message"]
