@@ -142,6 +142,7 @@ def run(
     mask_pairs: Sequence[tuple[str, str]] | None = None,
     fill_from: Sequence[str] | None = None,
     parcels: str | Path | None = None,
+    pattern: str | None = None,
 ) -> RunSummary:
     """Run the whole chain on a stack of tiles and a permit register.
 
@@ -189,6 +190,9 @@ def run(
         A cadastral parcel layer file or ``postgresql://`` URL (:func:`changedetect.parcels.load_parcels`,
         read with ``config.parcels``' options): each violation gets the parcel it stands on
         (:func:`changedetect.parcels.with_parcels`), in the lists and on the report's card.
+    pattern
+        A regular expression finding the date in the tiles' file names (``open_series(pattern=)``: a group
+        ``date``, or groups ``year``, ``month`` and ``day``); default: the first ``YYYYMMDD``/``YYYY-MM-DD``.
 
     Raises
     ------
@@ -207,14 +211,14 @@ def run(
     check_apart(out, tiles)
     with removing_new_folders(out):  # a failed run leaves no folder it made (OUT, its parents) behind
         return _run_in(out, tiles, permits, config, progress, previous, register_to, pairs, mask_pairs, fill_from,
-                       parcels)
+                       parcels, pattern)
 
 
 def _run_in(out: Path, tiles: str | Path | Sequence[str | Path], permits: str | Path, config: PipelineConfig,
             progress: bool, previous: str | Path | gpd.GeoDataFrame | None,
             register_to: str | None, pairs: Sequence[tuple[str, str]] | None,
             mask_pairs: Sequence[tuple[str, str]] | None, fill_from: Sequence[str] | None = None,
-            parcels: str | Path | None = None) -> RunSummary:
+            parcels: str | Path | None = None, pattern: str | None = None) -> RunSummary:
     """:func:`run` once its arguments are checked: make ``out``, stage, publish."""
     from changedetect._detect_inputs import check_stack_bands, said_once
     from changedetect._model_fit import model_fit
@@ -238,7 +242,7 @@ def _run_in(out: Path, tiles: str | Path | Sequence[str | Path], permits: str | 
         loaded = load_model(config.detect.model, device=config.detect.device)  # fail fast: ModelError
         segmenter = load_segmenter(config, loaded)  # the building segmenter for change_type: before any work
         with clock.stage("open"):
-            series = open_series(tiles if isinstance(tiles, str | Path) else [Path(t) for t in tiles])
+            series = open_series(tiles if isinstance(tiles, str | Path) else [Path(t) for t in tiles], pattern=pattern)
             days = [sc.date.isoformat() for sc in series.scenes]
             if len(days) < 2:  # before co-registering anything (detection would refuse it after)
                 raise TimeSeriesError(f"change detection needs two or more dates; '{series.source}' holds "

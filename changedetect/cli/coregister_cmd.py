@@ -13,6 +13,7 @@ from changedetect.cli.options import (
     cloud_mask_opt,
     out_path_opt,
     overwrite_opt,
+    pattern_opt,
     quiet,
 )
 
@@ -27,8 +28,7 @@ from changedetect.cli.options import (
               help="Output pixel size in metres; default the reference date's finest band.")
 @click.option("--no-local", is_flag=True, help="Apply one global shift per date, no local field.")
 @click.option("--no-radiometric", is_flag=True, help="Do not normalise gain and offset per band.")
-@click.option("--pattern", default=None, metavar="REGEX",
-              help="Regular expression finding the date in file names (group 'date').")
+@pattern_opt
 @cloud_mask_opt
 @overwrite_opt
 @click.pass_context

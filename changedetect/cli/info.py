@@ -9,18 +9,12 @@ from typing import Any
 
 import click
 
-from changedetect.cli.options import json_opt
+from changedetect.cli.options import json_opt, pattern_opt
 
 
 @click.command(name="info", context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option(
-    "--pattern",
-    default=None,
-    metavar="REGEX",
-    help="Regular expression finding the date in file names: group 'date' (YYYYMMDD or YYYY-MM-DD), "
-    "or groups 'year', 'month', 'day' (e.g. '(?P<day>\\d{2})-(?P<month>\\d{2})-(?P<year>\\d{4})').",
-)
+@pattern_opt
 @json_opt
 def command(paths: tuple[Path, ...], pattern: str | None, as_json: bool) -> None:
     """Describe a stack of tiles: dates, bands with their resolutions, CRS, bounds, size, nodata.

@@ -38,6 +38,10 @@ previous_opt = click.option(
          "earlier `changedetect run`. A footprint overlapping one of them well (IoU >= 0.5, or 80 % of the "
          "smaller covered) keeps its footprint_id.")
 
+pattern_opt = click.option(
+    "--pattern", default=None, metavar="REGEX",
+    help="Regular expression finding the date in file names: group 'date' (YYYYMMDD or YYYY-MM-DD), "
+    "or groups 'year', 'month', 'day' (e.g. '(?P<day>\\d{2})-(?P<month>\\d{2})-(?P<year>\\d{4})').")
 cloud_mask_opt = click.option(
     "--cloud-mask/--no-cloud-mask", "cloud_mask", default=None,
     help="A date with a Sentinel-2 scene classification (*_SCL_20m beside its bands, or a band named SCL): read "

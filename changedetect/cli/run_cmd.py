@@ -15,6 +15,7 @@ from changedetect.cli.options import (
     json_opt,
     out_path_opt,
     overwrite_opt,
+    pattern_opt,
     previous_opt,
     quiet,
     register_opts,
@@ -38,6 +39,7 @@ from changedetect.cli.options import (
                    "violation gets its parcel (id, sheet/number, address; parcels crossed). Its layer, table, query, "
                    "crs and column_map: the [parcels] table of --config.")
 @previous_opt
+@pattern_opt
 @cloud_mask_opt
 @format_opt
 @click.option("--report-lang", metavar="LANG",
@@ -46,13 +48,15 @@ from changedetect.cli.options import (
 @overwrite_opt
 @click.pass_context
 def command(ctx: click.Context, tiles: tuple[Path, ...], permits: str, out: Path, model: str | None,
-            config_path: Path | None, parcels: str | None, previous: Path | None, cloud_mask: bool | None, formats: tuple[str, ...],
+            config_path: Path | None, parcels: str | None, previous: Path | None, pattern: str | None,
+            cloud_mask: bool | None, formats: tuple[str, ...],
             report_lang: str | None, as_json: bool, overwrite: bool, **register: Any) -> None:
     """Co-register, detect, vectorise, match and report, in one go.
 
     TILES is anything `changedetect info` reads: a folder of GeoTIFFs with dates
     in their names, a manifest (.csv/.json), a Sentinel-2 city folder, or
-    several dated raster files (before.tif after.tif), ...
+    several dated raster files (a_20240115.tif b_20250120.tif), ...; --pattern
+    reads dates written otherwise in the names (15-01-2024).
 
     With three dates or more, consecutive dates are compared, and each date with
     the date a year or more before it in the same season (shadows fall alike);
@@ -108,7 +112,8 @@ def command(ctx: click.Context, tiles: tuple[Path, ...], permits: str, out: Path
     check_apart(out, tiles)
     check_writable(out, folder=True)  # makes OUT's parent: gone again if the run fails (command_cleanup)
     summary = run(tiles[0] if len(tiles) == 1 else list(tiles), permits=permits, out=out, config=config,
-                  overwrite=overwrite, previous=previous, progress=not quiet(ctx) and not as_json, parcels=parcels)
+                  overwrite=overwrite, previous=previous, progress=not quiet(ctx) and not as_json, parcels=parcels,
+                  pattern=pattern)
     if as_json:
         click.echo(json.dumps(summary.to_dict(), indent=1))
         return
