@@ -291,8 +291,10 @@ def vectorize_file(
     if prob.rio.crs is None:  # the footprints could not be written, after all the work
         from changedetect.errors import GeoreferenceError
 
-        raise GeoreferenceError(f"'{prob_path}' has no CRS: footprints need one; give the probability raster "
-                                "written by `changedetect detect`, or set its CRS (gdal_edit.py -a_srs)")
+        raise GeoreferenceError(f"'{prob_path}' has no CRS: footprints need one (map coordinates, areas in m²); "
+                                "`changedetect detect` writes none when its BEFORE and AFTER have none (PNG/JPEG): "
+                                "detect on GeoTIFFs with their CRS and grid, or georeference this raster "
+                                "(gdal_edit.py -a_srs EPSG:32648 -a_ullr ULX ULY LRX LRY)")
     try:
         buildings = gpd.read_file(buildings_path) if buildings_path else None
     except Exception as exc:  # noqa: BLE001 - pyogrio raises many kinds

@@ -86,3 +86,16 @@ def test_run_on_images_without_georeferencing_is_refused_before_any_work(tmp_pat
                        r"gdal_translate -a_srs .*changedetect detect BEFORE AFTER"):
         cd.run([tmp_path / "t_20200101.png", tmp_path / "t_20220101.png"], permits=register, out=out)
     assert not out.exists()
+
+
+@pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
+def test_vectorize_of_a_probability_detected_on_pngs_says_why_it_has_no_crs(tmp_path: Path) -> None:
+    # was: "give the probability raster written by `changedetect detect`", which is what it was
+    from changedetect.vectorize import vectorize_file
+
+    prob = tmp_path / "prob.tif"
+    with rasterio.open(prob, "w", driver="GTiff", width=32, height=32, count=1, dtype="float32") as dst:
+        dst.write(np.zeros((1, 32, 32), "float32"))
+    with pytest.raises(GeoreferenceError, match=r"prob\.tif' has no CRS: footprints need one .*`changedetect "
+                       r"detect` writes none when its BEFORE and AFTER have none \(PNG/JPEG\)"):
+        vectorize_file(prob, tmp_path / "fp.gpkg")
