@@ -114,10 +114,16 @@ def resolve_bands(
                        "them (band descriptions in the file, or \"bands\" in the series' manifest.json)", source, len(wanted), list(wanted))
         return list(range(len(wanted)))
     missing = [w for w, i in zip(wanted, idx, strict=True) if i < 0]
+    grey = ""
+    if len(available) == 1 and {_canon(w) for w in wanted} == {"red", "green", "blue"}:
+        # one grey band (a panchromatic image, solaris' 0.5 m tile): what can be done with it, and what it costs
+        grey = ("; it has one band (a panchromatic or grey image?), and the model reads colour: to run it anyway, "
+                "copy that band into red, green and blue (`gdal_translate -b 1 -b 1 -b 1 -colorinterp "
+                "red,green,blue IN.tif OUT.tif`) and expect it to find less (run says so)")
     raise ModelError(
         f"{source} lacks band(s) {missing} that the model needs (it needs {list(wanted)}, "
         f"the input has {list(map(str, available))}); give a stack with these bands or "
-        "choose a model for the bands you have"
+        f"choose a model for the bands you have{grey}"
     )
 
 

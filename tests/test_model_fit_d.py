@@ -100,3 +100,17 @@ def test_bands_without_names_read_in_the_model_s_order_are_said(tmp_path: Path) 
     found = model_fit(loaded.card, bare.reference_grid(), bare.scenes)
     assert [(m["kind"], m["taken"]) for m in found] == [("unnamed_bands", "B1 as red, B2 as green, B3 as blue")]
     assert "name them (band descriptions in the files" in found[0]["message"]
+
+
+def test_one_grey_band_given_to_a_colour_model_says_what_can_be_done() -> None:
+    # was: "lacks band(s) ['red', 'green', 'blue'] ... give a stack with these bands or choose a model for the
+    # bands you have" for solaris' 0.5 m panchromatic tile, and there is no model for one grey band
+    from changedetect._detect_inputs import resolve_bands
+    from changedetect.errors import ModelError
+
+    with pytest.raises(ModelError, match=r"the input has \['B1'\].*it has one band \(a panchromatic or grey image\?\)"
+                       r".*gdal_translate -b 1 -b 1 -b 1 -colorinterp red,green,blue IN\.tif OUT\.tif.*find less"):
+        resolve_bands(["B1"], ["red", "green", "blue"], source="BEFORE 'sol.tif'")
+    with pytest.raises(ModelError) as info:  # a model that reads more than colour (s2-urban): no such advice
+        resolve_bands(["B1"], ["B02", "B03", "B04", "B08"], source="BEFORE 'sol.tif'")
+    assert "gdal_translate" not in str(info.value)
