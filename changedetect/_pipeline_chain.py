@@ -85,12 +85,13 @@ def chain(stack: xr.DataArray, register: gpd.GeoDataFrame, out: Path, config: Pi
           mask_pairs: Sequence[tuple[str, str]] | None = None, spill: Path | None = None,
           clouds: Sequence[dict[str, Any]] = (), fill_from: Sequence[str] | None = None,
           parcels: gpd.GeoDataFrame | None = None, coverage: Any = None,
-          model_fit: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
+          warnings: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
     """The stages; returns the in-memory results the summary needs (``spill``: a scratch folder for
     a co-registered stack larger than ``[run] hold_gib``; ``clouds``: run.json's, for the coverage;
     ``fill_from``: :func:`changedetect.pipeline.run`'s; ``parcels``: the cadastral layer, whose
     parcel each violation gets after the match; ``coverage``: each date's data, coarse, for
-    :func:`changedetect.coregister.coregister`; ``model_fit``: what does not suit the model, for the report)."""
+    :func:`changedetect.coregister.coregister`; ``warnings``: what the run warns of before any work (:func:`changedetect._model_fit.model_fit`), to which
+    the match's are added (a register far from the footprints, an empty one), for the report and the summary)."""
     from changedetect import coregister as coreg_mod
     from changedetect import match as match_mod
     from changedetect._fill_before import filled_counts, filled_record
@@ -168,7 +169,9 @@ def chain(stack: xr.DataArray, register: gpd.GeoDataFrame, out: Path, config: Pi
             from changedetect.types import Grid
 
             mconfig = replace(mconfig, edge_tolerance_m=round(resolution_m(Grid.of(prob)), 4))
-        violations = with_addresses(match_mod.match(footprints, register, config=mconfig), register)
+        matched = match_mod.match(footprints, register, config=mconfig)
+        warnings = [*warnings, *matched.attrs.get("warnings", [])]  # -q drops match's log lines: said in run.json
+        violations = with_addresses(matched, register)
         if parcels is not None:  # the parcel each stands on: an inspector finds an unlicensed building by it
             from changedetect.parcels import with_parcels
 
@@ -195,7 +198,7 @@ def chain(stack: xr.DataArray, register: gpd.GeoDataFrame, out: Path, config: Pi
                          after=out / OUTPUTS["after_rgb"], config=config.report, overwrite=True,
                          run_info=report_info(times, loaded, len(footprints)),
                          coverage={**pairs_coverage, "clouds": list(clouds), "unregistered": unregistered,
-                                   "model_fit": list(model_fit)})
+                                   "warnings": list(warnings)})
     skipped = {"first_seen": "first_seen" not in written_rasters, "violations_csv": "violations_csv" not in lists,
                "report": not config.output.report, "same_season": "same_season" not in written_rasters}
     written = {k for k in OUTPUTS if not skipped.get(k, False)} | set(lists)
@@ -204,7 +207,7 @@ def chain(stack: xr.DataArray, register: gpd.GeoDataFrame, out: Path, config: Pi
             "change_type_model": segmenter_info(segmenter), "same_sun_dropped": dropped,
             "written": written, "bands": {"read": read, "used": [str(b) for b in aligned["band"].values]},
             "coverage_both_dates": coverage, "coverage": pairs_coverage,
-            "filled_before": filled_before, "unregistered": unregistered}
+            "filled_before": filled_before, "unregistered": unregistered, "warnings": list(warnings)}
 
 
 def unregistered_dates(report: Any, days: Sequence[str]) -> list[dict[str, str]]:

@@ -28,7 +28,7 @@ def from_run(run: Mapping[str, Any]) -> dict[str, Any] | None:
     clouds = list(run.get("clouds") or [])
     if isinstance(run.get("coverage"), Mapping):
         return {**run["coverage"], "clouds": clouds, "unregistered": list(run.get("unregistered") or []),
-                "model_fit": list(run.get("model_fit") or [])}
+                "warnings": list(run.get("warnings") or [])}
     share, info = run.get("coverage_both_dates"), run.get("report_info") or {}
     if share is None or "before" not in info or "after" not in info:
         return None
@@ -96,8 +96,8 @@ def section(coverage: Mapping[str, Any] | None, lang: str = "en") -> str:
     unaligned = "".join(f'<p class="unregistered"><span class="low-flag">{e(t["cov.unregistered"].format(**u))}</span></p>'
                         for u in coverage.get("unregistered") or [])
     unaligned += "".join(f'<p class="unregistered model-fit"><span class="low-flag">'
-                         f'{e(t["cov.model_" + str(m["kind"])].format(**m))}</span></p>'
-                         for m in coverage.get("model_fit") or [] if "cov.model_" + str(m.get("kind")) in t)
+                         f'{e(t["cov.warn_" + str(m["kind"])].format(**m))}</span></p>'
+                         for m in coverage.get("warnings") or [] if "cov.warn_" + str(m.get("kind")) in t)
     return (f'<section class="coverage"><h2>{e(t["cov.heading"])}</h2>{unaligned}<p class="note">{e(t["cov.note"])}</p>'
             f'<table><tr><th>{e(t["cov.pair"])}</th><th>{e(t["cov.compared"])}</th><th></th></tr>'
             + "".join(rows) + "</table>" + date_table + "</section>")

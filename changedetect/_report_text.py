@@ -132,14 +132,20 @@ _EN: dict[str, str] = {
     "cov.unregistered": "NOT CO-REGISTERED: {date} could not be aligned on {reference} ({reason}) and was compared "
                         "as it lies: building edges can read as change, so check its violations against the "
                         "imagery, and the date's georeferencing.",
-    "cov.model_resolution": "MODEL NOT MADE FOR THESE IMAGES: model '{model}' is made for {made_for} pixels, and "
+    "cov.warn_resolution": "MODEL NOT MADE FOR THESE IMAGES: model '{model}' is made for {made_for} pixels, and "
                             "the tiles have {pixel_m} m pixels, so its changes and the violations below are "
                             "unreliable: run again with a model made for them ({hint}).",
-    "cov.model_unnamed_bands": "BANDS WITHOUT NAMES: the tiles' bands ({taken}) were read in the order model "
+    "cov.warn_unnamed_bands": "BANDS WITHOUT NAMES: the tiles' bands ({taken}) were read in the order model "
                                "'{model}' reads its bands; if the files hold them in another order (Maxar's 4-band "
                                "products are blue, green, red, NIR), every change below was found on the wrong "
                                "colours: name the bands and run again.",
-    "cov.model_panchromatic": "PANCHROMATIC: {date} ('{file}') has red, green and blue identical (one grey band "
+    "cov.warn_register_far": "NO PERMIT NEAR: no permit of the register lies within {near_m} m of the footprints, "
+                             "so every one below is unlicensed; check that the register covers this area and that "
+                             "its CRS is declared right (a wrong CRS puts it kilometres away).",
+    "cov.warn_register_empty": "REGISTER EMPTY: the permit register holds no permit, so every footprint below is "
+                               "unlicensed; check the register's source (the file, --layer, --query and its --param "
+                               "values).",
+    "cov.warn_panchromatic": "PANCHROMATIC: {date} ('{file}') has red, green and blue identical (one grey band "
                               "copied three times), and model '{model}' was trained on colour: it finds less on "
                               "such a date; give its colour (multispectral or pansharpened) product if there is one.",
     "cov.clear_view": "{share} % compared, {filled} % of it against the clear view of {views} ({before} had "
@@ -276,14 +282,21 @@ _VI: dict[str, str] = {
     "cov.unregistered": "KHÔNG ĐỒNG ĐĂNG KÝ ĐƯỢC: ảnh ngày {date} không căn chỉnh được theo ảnh ngày {reference} "
                         "({reason}) và đã được so sánh nguyên trạng: cạnh công trình có thể bị nhận nhầm là thay "
                         "đổi, vì vậy hãy đối chiếu các vi phạm với ảnh và kiểm tra tọa độ địa lý của ảnh ngày đó.",
-    "cov.model_resolution": "MÔ HÌNH KHÔNG DÀNH CHO ẢNH NÀY: mô hình '{model}' được xây dựng cho ảnh có kích thước "
+    "cov.warn_resolution": "MÔ HÌNH KHÔNG DÀNH CHO ẢNH NÀY: mô hình '{model}' được xây dựng cho ảnh có kích thước "
                             "điểm ảnh {made_for}, còn ảnh này có điểm ảnh {pixel_m} m, nên các thay đổi và các vi "
                             "phạm dưới đây không đáng tin cậy: hãy chạy lại với mô hình phù hợp ({hint}).",
-    "cov.model_unnamed_bands": "KÊNH ẢNH KHÔNG CÓ TÊN: các kênh của ảnh ({taken}) được đọc theo thứ tự kênh của "
+    "cov.warn_unnamed_bands": "KÊNH ẢNH KHÔNG CÓ TÊN: các kênh của ảnh ({taken}) được đọc theo thứ tự kênh của "
                                "mô hình '{model}'; nếu tệp ảnh lưu các kênh theo thứ tự khác (ảnh 4 kênh của Maxar "
                                "lưu lam, lục, đỏ, cận hồng ngoại), mọi thay đổi dưới đây đã được phát hiện trên sai "
                                "màu: hãy đặt tên các kênh và chạy lại.",
-    "cov.model_panchromatic": "ẢNH TOÀN SẮC: ảnh ngày {date} ('{file}') có ba kênh đỏ, lục, lam giống hệt nhau (một "
+    "cov.warn_register_far": "KHÔNG CÓ GIẤY PHÉP NÀO GẦN: không giấy phép nào trong sổ đăng ký nằm trong phạm vi "
+                             "{near_m} m quanh các công trình, nên mọi công trình dưới đây đều bị coi là không phép; "
+                             "hãy kiểm tra sổ đăng ký có bao phủ khu vực này không và hệ tọa độ của nó có được khai "
+                             "báo đúng không (hệ tọa độ sai sẽ đặt nó cách xa hàng kilômét).",
+    "cov.warn_register_empty": "SỔ ĐĂNG KÝ TRỐNG: sổ đăng ký giấy phép không có giấy phép nào, nên mọi công trình "
+                               "dưới đây đều bị coi là không phép; hãy kiểm tra nguồn của sổ đăng ký (tệp, --layer, "
+                               "--query và các giá trị --param).",
+    "cov.warn_panchromatic": "ẢNH TOÀN SẮC: ảnh ngày {date} ('{file}') có ba kênh đỏ, lục, lam giống hệt nhau (một "
                               "kênh xám sao chép ba lần), trong khi mô hình '{model}' được huấn luyện trên ảnh màu: "
                               "nó phát hiện được ít hơn trên ảnh như vậy; hãy dùng sản phẩm ảnh màu (đa phổ hoặc "
                               "đã làm sắc nét) của ngày đó nếu có.",

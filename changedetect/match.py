@@ -178,37 +178,45 @@ def match(
     -------
     geopandas.GeoDataFrame
         :data:`COLUMNS` + the footprints' other columns + ``geometry``, in the
-        footprints' CRS, in the footprints' order and with their index.
+        footprints' CRS, in the footprints' order and with their index; ``attrs["warnings"]``: what
+        was also logged as a warning about the result, each ``{"kind", "message"}`` (``register_far``:
+        no permit near the footprints; ``register_empty``), ``[]`` when none.
     """
     config = stage_config(config, MatchConfig, call="match", table="match")
     fp, pm, crs = _harmonise_crs(footprints, permits, config)
     grow = (config.edge_tolerance_m or 0.0) if config.attach_to_extensions else 0.0
     fi, pi, pm_candidates = _candidate_pairs(fp, pm, crs, grow)
+    said: list[dict[str, str]] = []  # the output's attrs["warnings"]: run says them where -q does not hide them
     if len(fp) and len(pm) and not len(fi):
-        _warn_if_far(fp, pm, crs)
+        said += _warn_if_far(fp, pm, crs)
     elif len(fp) and not len(pm):
-        log.warning("the permit register is empty: every footprint is unlicensed. Check the register's source "
-                    "(the file, --layer, --query and its --param values)")
+        said.append({"kind": "register_empty", "message": "the permit register is empty: every footprint is "
+                     "unlicensed. Check the register's source (the file, --layer, --query and its --param values)"})
+        log.warning("%s", said[-1]["message"])
     pm = pm_candidates
     ev = _overlap_evidence(fp, pm, fi, pi, config)
     status, reason = _classify(fp, pm, ev, config)
     out = _frame(footprints, ev, status, reason)
+    out.attrs["warnings"] = said
     log.info("matched %d footprints against %d permits in %s: %s", len(out), len(permits), crs.name,
              dict(out["status"].value_counts()))
     return out
 
 
-def _warn_if_far(fp: Footprints, pm: gpd.GeoDataFrame, crs: CRS) -> None:
+def _warn_if_far(fp: Footprints, pm: gpd.GeoDataFrame, crs: CRS) -> list[dict[str, str]]:
     """A warning when no permit lies within :data:`~changedetect._match_inputs.NEAR_M` of the footprints:
     every footprint is then ``unlicensed``, which more often means a register in the wrong place (a
-    wrongly declared CRS, another district) than a district without a single permit."""
+    wrongly declared CRS, another district) than a district without a single permit.  Returns it as a
+    record (``kind`` ``register_far``, ``message``, ``near_m``), or ``[]``."""
     bounds = shapely.total_bounds(fp.geometry)
     if not _nothing_near(bounds, crs, pm):
-        return
+        return []
     where = ", ".join(f"{v:.0f}" for v in bounds)
-    log.warning("no permit of the register lies within %.0f m of the footprints (%s in %s): every footprint "
-                "is unlicensed. Check that the register covers this area and that its CRS is declared "
-                "right (a wrong CRS puts it kilometres away)", NEAR_M, where, crs.to_string())
+    message = (f"no permit of the register lies within {NEAR_M:.0f} m of the footprints ({where} in "
+               f"{crs.to_string()}): every footprint is unlicensed. Check that the register covers this area and "
+               "that its CRS is declared right (a wrong CRS puts it kilometres away)")
+    log.warning("%s", message)
+    return [{"kind": "register_far", "message": message, "near_m": f"{NEAR_M:.0f}"}]
 
 
 def match_to_file(
@@ -246,7 +254,9 @@ def match_to_file(
                             **register_options)
     from changedetect._pipeline_steps import with_addresses
 
-    violations = with_addresses(match(footprints, permits, config=config), permits)  # as `run` writes them
+    matched = match(footprints, permits, config=config)
+    violations = with_addresses(matched, permits)  # as `run` writes them
+    violations.attrs["warnings"] = matched.attrs.get("warnings", [])  # match_cmd says them, -q or not
     from changedetect.report import violations_qml
 
     write_vector(violations, out, overwrite=overwrite, qgis_style=violations_qml(), empty_geometry_type="Polygon")

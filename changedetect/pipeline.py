@@ -94,9 +94,10 @@ class RunSummary:
     #: compared dates co-registration could not register, compared unaligned: ``date``, ``reference``,
     #: ``reason`` (run.json's ``unregistered``); their changes may be misregistration
     unregistered: list[dict[str, str]] = field(default_factory=list)
-    #: what does not suit the model in the imagery (:func:`changedetect._model_fit.model_fit`): pixels well
-    #: outside its resolution, a panchromatic date given to a colour model (run.json's ``model_fit``)
-    model_fit: list[dict[str, Any]] = field(default_factory=list)
+    #: what the run warns of, each ``{"kind", "message", ...}`` (run.json's ``warnings``): a model that does not
+    #: suit the imagery (:func:`changedetect._model_fit.model_fit`: ``resolution``, ``panchromatic``,
+    #: ``unnamed_bands``), a register with no permit near the footprints (``register_far``) or none (``register_empty``)
+    warnings: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def n_violations(self) -> int:
@@ -124,7 +125,7 @@ class RunSummary:
             "coverage_both_dates": self.coverage_both_dates, "clouds": [dict(c) for c in self.clouds],
             "coverage": dict(self.coverage), "parcels": self.parcels,
             "unregistered": [dict(u) for u in self.unregistered],
-            "model_fit": [dict(m) for m in self.model_fit],
+            "warnings": [dict(m) for m in self.warnings],
         }
 
 
@@ -275,10 +276,10 @@ def _run_in(out: Path, tiles: str | Path | Sequence[str | Path], permits: str | 
         with holding(config.run.hold_gib * 2**30), said_once():
             paths = chain(stack, register, stage, config, (loaded, segmenter), clock, progress, before,
                           register_to, pairs, mask_pairs, spill=spill, clouds=clouds, fill_from=fill_from,
-                          parcels=layer, coverage=coverage, model_fit=fit)
+                          parcels=layer, coverage=coverage, warnings=fit)
         warn_coverage(paths["coverage_both_dates"], paths["times"], clouds, paths["coverage"])
         summary = _finish(series, stack, permits, stage, config, loaded, clock,
-                          {**paths, "clouds": clouds, "model_fit": fit},
+                          {**paths, "clouds": clouds},
                           started, before_info, parcels)
         publish(stage, out)
         done = True
@@ -394,8 +395,8 @@ def _finish(series: Any, stack: xr.DataArray, permits: str | Path, out: Path, co
         # compared dates co-registration could not register (no shift applied): their changes may be
         # misregistration, each {"date", "reference", "reason"} (docs/coregistration.md)
         "unregistered": results["unregistered"],
-        # what does not suit the model in the imagery: its resolution, a panchromatic date (summary.model_fit)
-        "model_fit": results["model_fit"],
+        # what the run warns of: a model that does not suit the imagery, a register far away (summary.warnings)
+        "warnings": results["warnings"],
         "parcels": parcel_counts(violations) if parcels is not None else None,  # of the violations
         "outputs": {k: p.name for k, p in paths.items()},
         "report_info": report_info(results["times"], loaded, len(results["footprints"])),
@@ -406,7 +407,7 @@ def _finish(series: Any, stack: xr.DataArray, permits: str | Path, out: Path, co
                       carried_ids=results["carried_ids"], same_sun_dropped=results["same_sun_dropped"],
                       coverage_both_dates=results["coverage_both_dates"], clouds=results["clouds"],
                       coverage=results["coverage"], parcels=provenance["parcels"],
-                      unregistered=results["unregistered"], model_fit=results["model_fit"])
+                      unregistered=results["unregistered"], warnings=results["warnings"])
 
 
 def _clouds(series: Any, grid: Any, mask: bool) -> list[dict[str, Any]]:

@@ -47,7 +47,7 @@ def test_run_q_says_the_model_is_made_for_other_pixels(coarse_run: dict) -> None
 
 def test_run_json_and_the_report_say_it_too(coarse_run: dict, tmp_path: Path) -> None:
     doc = json.loads((coarse_run["out"] / "run.json").read_text(encoding="utf-8"))
-    assert [(m["kind"], m["model"], m["pixel_m"]) for m in doc["model_fit"]] == [("resolution", "tiny-model", 10.0)]
+    assert [(m["kind"], m["model"], m["pixel_m"]) for m in doc["warnings"]] == [("resolution", "tiny-model", 10.0)]
     report = (coarse_run["out"] / "report.html").read_text(encoding="utf-8")
     assert "MODEL NOT MADE FOR THESE IMAGES: model &#x27;tiny-model&#x27; is made for 0.3-1 m pixels" in report
     target = tmp_path / "bao_cao.html"
@@ -61,7 +61,7 @@ def test_run_json_output_has_it(coarse_run: dict, tmp_path: Path) -> None:
     done = CliRunner().invoke(cli, ["-q", "run", str(root / "tiles"), "--permits", str(root / "permits.gpkg"),
                                     "--config", str(root / "run.toml"), "--out", str(tmp_path / "o"), "--json"])
     assert done.exit_code == 0, done.output
-    assert [m["kind"] for m in json.loads(done.stdout)["model_fit"]] == ["resolution"]
+    assert [m["kind"] for m in json.loads(done.stdout)["warnings"]] == ["resolution"]
 
 
 def test_a_panchromatic_date_is_named_and_a_fitting_model_says_nothing(tmp_path: Path) -> None:
@@ -114,3 +114,49 @@ def test_one_grey_band_given_to_a_colour_model_says_what_can_be_done() -> None:
     with pytest.raises(ModelError) as info:  # a model that reads more than colour (s2-urban): no such advice
         resolve_bands(["B1"], ["B02", "B03", "B04", "B08"], source="BEFORE 'sol.tif'")
     assert "gdal_translate" not in str(info.value)
+
+
+def test_a_register_far_from_the_footprints_is_said_by_run_q(tmp_path: Path) -> None:
+    # OSCD pisa with a register of another city (or one whose CRS is declared wrong): 87 footprints, all
+    # 'unlicensed', and only match's log line said why, which -q dropped; run.json and the report said nothing
+    stack = make_stack(n_dates=2, size=128, seed=4)
+    write_stack(stack, tmp_path / "tiles", prefix="t")
+    far = make_permits(make_footprints(stack).iloc[:1])
+    far["geometry"] = far.geometry.translate(50_000, 0)
+    far.to_file(tmp_path / "far.gpkg")
+    out = tmp_path / "o"
+    done = CliRunner().invoke(cli, ["-q", "run", str(tmp_path / "tiles"), "--permits", str(tmp_path / "far.gpkg"),
+                                    "--out", str(out)])
+    assert done.exit_code == 0, done.output
+    line = next((x for x in done.stdout.splitlines() if "Warning: no permit of the register lies within" in x), None)
+    assert line is not None, done.stdout
+    doc = json.loads((out / "run.json").read_text(encoding="utf-8"))
+    assert doc["counts"] == {"unlicensed": doc["n_footprints"]} and doc["n_footprints"] > 0
+    assert [m["kind"] for m in doc["warnings"]] == ["register_far"]
+    assert "NO PERMIT NEAR: no permit of the register lies within 1000 m" in (out / "report.html").read_text("utf-8")
+
+
+def test_match_returns_what_it_warned_of(tmp_path: Path) -> None:
+    from changedetect.match import match
+
+    stack = make_stack(n_dates=2, size=64, seed=1)
+    footprints = make_footprints(stack)
+    permits = make_permits(footprints.iloc[:1])
+    assert match(footprints, permits).attrs["warnings"] == []
+    far = permits.copy()
+    far["geometry"] = far.geometry.translate(0, 80_000)
+    assert [w["kind"] for w in match(footprints, far).attrs["warnings"]] == ["register_far"]
+    assert [w["kind"] for w in match(footprints, permits.iloc[:0]).attrs["warnings"]] == ["register_empty"]
+
+
+def test_match_q_says_the_register_is_far(tmp_path: Path) -> None:
+    stack = make_stack(n_dates=2, size=64, seed=1)
+    footprints = make_footprints(stack)
+    footprints.to_file(tmp_path / "fp.gpkg")
+    far = make_permits(footprints.iloc[:1])
+    far["geometry"] = far.geometry.translate(0, 80_000)
+    far.to_file(tmp_path / "far.gpkg")
+    done = CliRunner().invoke(cli, ["-q", "match", str(tmp_path / "fp.gpkg"), "--permits", str(tmp_path / "far.gpkg"),
+                                    "--out", str(tmp_path / "v.gpkg")])
+    assert done.exit_code == 0, done.output
+    assert "Warning: no permit of the register lies within 1000 m of the footprints" in done.stderr

@@ -96,6 +96,8 @@ def command(footprints: Path, register: str, out: Path, layer: str | None, table
         click.echo(f"Warning: the footprints in '{footprints}' have no first_seen date: before_permit and "
                    "permit_expired could not be decided (each footprint was judged as if built within its permit's "
                    "dates); vectorize with --first-seen, as changedetect run does", err=True)
+    for said in violations.attrs.get("warnings", []):  # a register far away, or empty: -q drops its log line
+        click.echo(f"Warning: {said['message']}", err=True)
     for status in STATUSES:
         click.echo(f"  {status:<15} {int(counts.get(status, 0))}")
     if lenient and rejects is not None and rejects.exists():

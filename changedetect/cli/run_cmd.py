@@ -139,7 +139,7 @@ def _text(s: dict[str, Any]) -> str:
         lines.insert(len(lines) - 1, f"  NOT CO-REGISTERED:  {u['date']} could not be aligned on {u['reference']} "
                      f"({u['reason']}) and was compared as it lies: its building edges can read as change; check "
                      "its georeferencing (coregistration.json)")
-    for m in s.get("model_fit") or []:  # a log line alone: -q dropped it, and the violations look as usual
+    for m in s.get("warnings") or []:  # a log line alone: -q dropped it, and the violations look as usual
         lines.insert(len(lines) - 1, f"  Warning: {m['message']}")
     for c in s.get("clouds") or []:
         lines.insert(len(lines) - 1, f"  cloud {c['date']}:   {100 * c['cloud_share']:.1f} % of the scene by its SCL"
