@@ -88,9 +88,14 @@ def cloud_shares(series: SeriesSource, *, grid: Grid | None = None, side: int = 
     are left out."""
     from changedetect.io.geo import regrid, resolution_m
 
+    if all(scene.scl is None for scene in series.scenes):  # nothing to read (and no grid to decimate)
+        return []
     grid = grid or series.reference_grid()
     scale = max(grid.width, grid.height) / side
-    coarse = grid if scale <= 1 else regrid(grid, resolution_m(grid) * scale)
+    step = resolution_m(grid)
+    if not math.isfinite(step):  # pixel coordinates (a PNG pair): their units are pixels
+        step = abs(grid.transform.a)
+    coarse = grid if scale <= 1 else regrid(grid, step * scale)
     shares = []
     for scene in series.scenes:
         if scene.scl is None:

@@ -184,7 +184,7 @@ def regrid(grid: Grid, resolution_m: float) -> Grid:
     measures ``resolution_m`` on the ground at the scene centre (in x and y
     separately).
     """
-    if resolution_m <= 0:
+    if not resolution_m > 0:  # NaN too (a grid without a CRS has no metres: resolution_m() is NaN)
         raise ValueError(f"resolution must be a positive number of metres, got {resolution_m}")
     xs, ys = pixel_size_m(grid)
     if grid.crs is None or math.isnan(xs):

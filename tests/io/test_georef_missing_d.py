@@ -99,3 +99,19 @@ def test_vectorize_of_a_probability_detected_on_pngs_says_why_it_has_no_crs(tmp_
     with pytest.raises(GeoreferenceError, match=r"prob\.tif' has no CRS: footprints need one .*`changedetect "
                        r"detect` writes none when its BEFORE and AFTER have none \(PNG/JPEG\)"):
         vectorize_file(prob, tmp_path / "fp.gpkg")
+
+
+@pytest.mark.filterwarnings("ignore::changedetect.errors.NotGeoreferencedWarning")
+def test_info_on_png_pairs_larger_than_its_sample(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # was: "Internal error: ValueError: cannot convert float NaN to integer" for OSCD's own pair/img1.png,
+    # img2.png (718 x 776): the cloud share decimated a grid without metres (LEVIR's 256 px crops passed)
+    from PIL import Image
+
+    rng = np.random.default_rng(8)
+    for day in ("20150704", "20180211"):
+        Image.fromarray(rng.integers(0, 255, (300, 280, 3)).astype("uint8")).save(tmp_path / f"img_{day}.png")
+    info = describe(tmp_path)
+    assert info["dates"] == ["2015-07-04", "2018-02-11"] and info["crs"] is None
+    with pytest.raises(SystemExit) as done:
+        main(["info", str(tmp_path)])
+    assert done.value.code == 0, capsys.readouterr().err
