@@ -66,13 +66,14 @@ def command(ctx: click.Context, tiles: tuple[Path, ...], out: Path, reference: s
         cloud_mask=cloud_mask is not False,
     )
     for entry in report.dates:
-        click.echo(_summary_line(entry))
+        click.echo(_summary_line(entry, metres=report.crs is not None))
     for line in report.warnings:
         click.echo(f"Warning: {line}", err=True)
     click.echo(f"Wrote {len(written)} aligned COG(s) and {out / 'coregistration.json'}")
 
 
-def _summary_line(entry: Any) -> str:
+def _summary_line(entry: Any, *, metres: bool = True) -> str:
+    """One date's line; ``metres``: the grid has a CRS (a PNG pair's shift in metres would be its pixels)."""
     if entry.status == "reference":
         return f"{entry.date}  reference"
     if entry.status == "unreliable":
@@ -82,6 +83,7 @@ def _summary_line(entry: Any) -> str:
     rmse = "n/a" if entry.residual_rmse_px is None else f"{entry.residual_rmse_px:.3f} px"
     gains = list(entry.gain.values())
     gain = f"  gain {min(gains):.3f}..{max(gains):.3f}" if gains else ""
-    return (f"{entry.date}  shift {dx:+.2f}, {dy:+.2f} px ({east:+.2f} m E, {north:+.2f} m N)  "
+    ground = f" ({east:+.2f} m E, {north:+.2f} m N)" if metres else ""
+    return (f"{entry.date}  shift {dx:+.2f}, {dy:+.2f} px{ground}  "
             f"{entry.status}  tie points {entry.tie_points_kept}/{entry.tie_points_found}  "
             f"residual {rmse}{gain}")

@@ -115,3 +115,22 @@ def test_info_on_png_pairs_larger_than_its_sample(tmp_path: Path, capsys: pytest
     with pytest.raises(SystemExit) as done:
         main(["info", str(tmp_path)])
     assert done.value.code == 0, capsys.readouterr().err
+
+
+@pytest.mark.filterwarnings("ignore::changedetect.errors.NotGeoreferencedWarning")
+def test_coregister_of_a_png_pair_gives_its_shift_in_pixels_only(tmp_path: Path) -> None:
+    # was: "shift +0.09, +0.17 px (+0.09 m E, -0.17 m N)" for OSCD's pair/img1.png, img2.png: pixels called metres
+    from click.testing import CliRunner
+    from PIL import Image
+    from scipy import ndimage
+
+    from changedetect.cli import cli
+
+    ground = ndimage.gaussian_filter(np.random.default_rng(9).normal(0, 1, (300, 300)), 3)
+    ground = (255 * (ground - ground.min()) / np.ptp(ground)).astype("uint8")
+    for day, image in (("20150704", ground[:256, :256]), ("20180211", ground[2:258, 3:259])):
+        Image.fromarray(np.repeat(image[:, :, None], 3, axis=2)).save(tmp_path / f"img_{day}.png")
+    done = CliRunner().invoke(cli, ["-q", "coregister", str(tmp_path), "--out", str(tmp_path / "al")])
+    assert done.exit_code == 0, done.output
+    line = next(x for x in done.stdout.splitlines() if x.startswith("2018-02-11"))
+    assert "shift" in line and " px" in line and " m E" not in line, line
