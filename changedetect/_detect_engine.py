@@ -168,6 +168,9 @@ class DetectSummary:
     model: str
     #: share of BEFORE's pixels with data on both dates (AFTER may cover less, or have no data)
     valid_share: float = 1.0
+    #: what was also logged as a warning about the result (a model made for other pixels, a panchromatic
+    #: date, bands without names read in the model's order, little data on both dates)
+    warnings: tuple[str, ...] = ()
 
     @property
     def mpx_per_s(self) -> float:

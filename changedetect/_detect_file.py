@@ -7,12 +7,14 @@ whatever the scene's size.  Private: import from :mod:`changedetect.detect`.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import logging
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec
 
 import numpy as np
 import rioxarray  # noqa: F401  (registers the .rio accessor)
@@ -33,7 +35,7 @@ from changedetect._detect_engine import (
     resolve_bands,
     same_transform,
 )
-from changedetect._detect_inputs import check_colour
+from changedetect._detect_inputs import check_colour, heard, warn_once
 from changedetect.errors import GeoreferenceError
 from changedetect.io._block_cache import capped
 from changedetect.tiling import Window
@@ -207,6 +209,22 @@ class _Counter:
         self.above += int((rows[finite] >= self.threshold).sum())
 
 
+_P = ParamSpec("_P")
+
+
+def _hearing(call: Callable[_P, DetectSummary]) -> Callable[_P, DetectSummary]:
+    """``call``, whose summary's ``warnings`` are the warnings it logged (:func:`heard`): ``detect -q``
+    says them, which drops the log lines."""
+    @functools.wraps(call)
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> DetectSummary:
+        with heard() as said:
+            summary = call(*args, **kwargs)
+        return dataclasses.replace(summary, warnings=tuple(said))
+
+    return wrapper
+
+
+@_hearing
 def detect_to_file(
     before_path: str | Path,
     after_path: str | Path,
@@ -295,9 +313,9 @@ def detect_to_file(
     summary = DetectSummary(out_path, shape[0], shape[1], seconds, counter.threshold, share, tags["model"],
                             counter.valid / (shape[0] * shape[1]))
     if summary.valid_share < 0.5:
-        logger.warning("only %.1f%% of BEFORE's pixels have data on both dates: AFTER '%s' covers little of "
-                       "BEFORE, or its nodata, mask or alpha band hides most of it", 100 * summary.valid_share,
-                       after_path)
+        warn_once("only %.1f%% of BEFORE's pixels have data on both dates: AFTER '%s' covers little of "
+                  "BEFORE, or its nodata, mask or alpha band hides most of it", 100 * summary.valid_share,
+                  after_path)
     logger.info("detect: %dx%d in %.1f s (%.2f Mpx/s), %.2f%% above %.2f", shape[1], shape[0],
                 seconds, summary.mpx_per_s, 100 * share, counter.threshold)
     return summary

@@ -37,6 +37,27 @@ def said_once() -> Iterator[None]:
         _SAID.reset(token)
 
 
+#: the warnings :func:`warn_once` logged within :func:`heard` (None outside one)
+_HEARD: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar("changedetect_detect_heard", default=None)
+
+
+@contextlib.contextmanager
+def heard() -> Iterator[list[str]]:
+    """The text of each warning :func:`warn_once` logs within it, in order, for a command that says them
+    where ``-q`` (which drops log lines) does not hide them: ``detect``'s model made for other pixels,
+    panchromatic dates, unnamed bands.  Nested scopes share the outermost one."""
+    outer = _HEARD.get()
+    if outer is not None:
+        yield outer
+        return
+    said: list[str] = []
+    token = _HEARD.set(said)
+    try:
+        yield said
+    finally:
+        _HEARD.reset(token)
+
+
 def warn_once(msg: str, *args: Any, key: str | None = None) -> None:
     """``logger.warning(msg, *args)``, unless the same text (or the same ``key``: a warning whose
     numbers may differ a little from block to block) was said in this :func:`said_once` scope."""
@@ -47,6 +68,8 @@ def warn_once(msg: str, *args: Any, key: str | None = None) -> None:
             return
         said.add(text)
     logger.warning(msg, *args)
+    if (listening := _HEARD.get()) is not None:
+        listening.append(msg % args if args else msg)
 
 #: band names that mean the same band (lower case) -> one canonical name.
 _ALIASES: dict[str, str] = {

@@ -160,3 +160,16 @@ def test_match_q_says_the_register_is_far(tmp_path: Path) -> None:
                                     "--out", str(tmp_path / "v.gpkg")])
     assert done.exit_code == 0, done.output
     assert "Warning: no permit of the register lies within 1000 m of the footprints" in done.stderr
+
+
+def test_detect_q_says_the_model_is_made_for_other_pixels(tmp_path: Path) -> None:
+    # was: "Wrote p.tif: ..." alone under -q: its log line was the only word of it
+    stack = make_stack(n_dates=2, size=64, seed=3, resolution=10.0)
+    before, after = write_stack(stack, tmp_path, prefix="t")
+    done = CliRunner().invoke(cli, ["-q", "detect", str(before), str(after), "--out", str(tmp_path / "p.tif")])
+    assert done.exit_code == 0, done.output
+    assert "Warning: model 'vhr-building' is made for 0.3-1 m pixels" in done.stderr
+    from changedetect.detect import detect_to_file
+
+    summary = detect_to_file(before, after, tmp_path / "q.tif")
+    assert len(summary.warnings) == 1 and "10.00 m pixels" in summary.warnings[0]

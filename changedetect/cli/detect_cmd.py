@@ -126,6 +126,9 @@ def command(ctx: click.Context, before: Path, after: Path | None, out: Path, mod
     click.echo(f"Wrote {s.path}: {s.width}x{s.height} px in {s.seconds:.1f} s ({s.mpx_per_s:.2f} Mpx/s), "
                f"{100 * s.share_above:.2f}% of pixels >= {s.threshold:.2f} (model {s.model})"
                + (f"; {100 * s.valid_share:.1f}% of the scene has data on both dates" if s.valid_share < 0.995 else ""))
+    if quiet(ctx):  # without -q their log lines said them already
+        for line in s.warnings:
+            click.echo(f"Warning: {line}", err=True)
 
 
 def _check_files(before: Path, after: Path | None) -> None:
