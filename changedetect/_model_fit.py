@@ -43,8 +43,9 @@ def model_fit(card: Any, grid: Grid, scenes: Sequence[Any]) -> list[dict[str, An
         said = gsd_mismatch(card, gsd)
         if said is not None:
             made, hint = said
+            fits = hint.split()[1] if hint.startswith("--model ") else ""  # the report says it in its language
             found.append({"kind": "resolution", "model": name, "made_for": made, "pixel_m": round(gsd, 2),
-                          "hint": hint, "message": f"model '{name}' is made for {made} pixels, and the tiles "
+                          "hint": hint, "fits": fits, "message": f"model '{name}' is made for {made} pixels, and the tiles "
                           f"have {gsd:.2f} m pixels: expect poor results, its violations unreliable; {hint}"})
     wanted = [str(b) for b in getattr(card, "bands", ())]
     names = [str(b.info.name) for b in scenes[0].bands] if scenes else []

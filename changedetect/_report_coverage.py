@@ -68,6 +68,15 @@ def clear_view(pair: Mapping[str, Any], lang: str = "en") -> str:
                                       views=views or t["cov.earlier"], before=pair["before"])
 
 
+def _said(warning: Mapping[str, Any], t: Mapping[str, str]) -> dict[str, Any]:
+    """A run.json warning's fields for the report's line, its ``hint`` in the report's language (a model
+    made for such pixels, or where the models are listed) when it names the model (``fits``)."""
+    if "fits" not in warning:
+        return dict(warning)
+    fits = str(warning.get("fits") or "")
+    return {**warning, "hint": t["cov.hint_model"].format(fits=fits) if fits else t["cov.hint_models"]}
+
+
 def section(coverage: Mapping[str, Any] | None, lang: str = "en") -> str:
     """The report's coverage section (escaped) in ``lang``, or "" without a coverage."""
     if not coverage or not coverage.get("pairs"):
@@ -96,7 +105,7 @@ def section(coverage: Mapping[str, Any] | None, lang: str = "en") -> str:
     unaligned = "".join(f'<p class="unregistered"><span class="low-flag">{e(t["cov.unregistered"].format(**u))}</span></p>'
                         for u in coverage.get("unregistered") or [])
     unaligned += "".join(f'<p class="unregistered model-fit"><span class="low-flag">'
-                         f'{e(t["cov.warn_" + str(m["kind"])].format(**m))}</span></p>'
+                         f'{e(t["cov.warn_" + str(m["kind"])].format(**_said(m, t)))}</span></p>'
                          for m in coverage.get("warnings") or [] if "cov.warn_" + str(m.get("kind")) in t)
     return (f'<section class="coverage"><h2>{e(t["cov.heading"])}</h2>{unaligned}<p class="note">{e(t["cov.note"])}</p>'
             f'<table><tr><th>{e(t["cov.pair"])}</th><th>{e(t["cov.compared"])}</th><th></th></tr>'

@@ -139,6 +139,8 @@ _EN: dict[str, str] = {
                                "'{model}' reads its bands; if the files hold them in another order (Maxar's 4-band "
                                "products are blue, green, red, NIR), every change below was found on the wrong "
                                "colours: name the bands and run again.",
+    "cov.hint_model": "--model {fits} is made for such pixels",
+    "cov.hint_models": "`changedetect models` lists the models and their resolutions",
     "cov.warn_register_far": "NO PERMIT NEAR: no permit of the register lies within {near_m} m of the footprints, "
                              "so every one below is unlicensed; check that the register covers this area and that "
                              "its CRS is declared right (a wrong CRS puts it kilometres away).",
@@ -289,6 +291,8 @@ _VI: dict[str, str] = {
                                "mô hình '{model}'; nếu tệp ảnh lưu các kênh theo thứ tự khác (ảnh 4 kênh của Maxar "
                                "lưu lam, lục, đỏ, cận hồng ngoại), mọi thay đổi dưới đây đã được phát hiện trên sai "
                                "màu: hãy đặt tên các kênh và chạy lại.",
+    "cov.hint_model": "--model {fits} được xây dựng cho ảnh như vậy",
+    "cov.hint_models": "`changedetect models` liệt kê các mô hình và độ phân giải của chúng",
     "cov.warn_register_far": "KHÔNG CÓ GIẤY PHÉP NÀO GẦN: không giấy phép nào trong sổ đăng ký nằm trong phạm vi "
                              "{near_m} m quanh các công trình, nên mọi công trình dưới đây đều bị coi là không phép; "
                              "hãy kiểm tra sổ đăng ký có bao phủ khu vực này không và hệ tọa độ của nó có được khai "

@@ -53,7 +53,9 @@ def test_run_json_and_the_report_say_it_too(coarse_run: dict, tmp_path: Path) ->
     target = tmp_path / "bao_cao.html"
     done = CliRunner().invoke(cli, ["report", str(coarse_run["out"]), "--lang", "vi", "--out", str(target)])
     assert done.exit_code == 0, done.output
-    assert "MÔ HÌNH KHÔNG DÀNH CHO ẢNH NÀY" in target.read_text(encoding="utf-8")
+    vi = target.read_text(encoding="utf-8")
+    assert "MÔ HÌNH KHÔNG DÀNH CHO ẢNH NÀY" in vi and "--model s2-urban được xây dựng cho ảnh như vậy" in vi
+    assert "is made for such pixels" not in vi  # the hint in the report's language, not run.json's English
 
 
 def test_run_json_output_has_it(coarse_run: dict, tmp_path: Path) -> None:
