@@ -70,7 +70,9 @@ def discover(source: PathLike | Sequence[PathLike], *, pattern: str | None = Non
                 entries += discover(item, pattern=pattern).entries  # STAC items, manifests, folders
             else:
                 entries.append(_from_name(item, pattern))
-        return Discovery("list", _plain_image_dates(entries), f"{len(source)} paths")
+        names = [Path(str(item)).name for item in source]  # errors name the files, not only how many
+        shown = ", ".join(names[:3]) + (f", ... ({len(names) - 3} more)" if len(names) > 3 else "")
+        return Discovery("list", _plain_image_dates(entries), f"{len(source)} paths ({shown})")
     path = Path(_local(source))  # type: ignore[arg-type]  # a str or PathLike here
     if not path.exists():
         raise TileReadError(

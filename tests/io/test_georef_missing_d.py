@@ -134,3 +134,11 @@ def test_coregister_of_a_png_pair_gives_its_shift_in_pixels_only(tmp_path: Path)
     assert done.exit_code == 0, done.output
     line = next(x for x in done.stdout.splitlines() if x.startswith("2018-02-11"))
     assert "shift" in line and " px" in line and " m E" not in line, line
+
+
+def test_a_list_of_files_is_named_by_its_files(write_tif: Callable[..., Path], tmp_path: Path) -> None:
+    # was: "tiles '2 paths' lacks band(s) ..." (run on solaris' tile and its copy): which files?
+    paths = [write_tif(tmp_path / f"sol_{d}.tif", np.full((1, 40, 30), 7, "uint8")) for d in ("20230110", "20240115")]
+    assert open_series(paths).source == "2 paths (sol_20230110.tif, sol_20240115.tif)"
+    many = [write_tif(tmp_path / f"t_2024010{d}.tif", np.full((1, 40, 30), 7, "uint8")) for d in range(1, 6)]
+    assert open_series(many).source == "5 paths (t_20240101.tif, t_20240102.tif, t_20240103.tif, ... (2 more))"
