@@ -34,3 +34,20 @@ def test_run_reads_the_dates_its_pattern_finds(tmp_path: Path) -> None:
     assert done.exit_code == 0, done.output
     doc = json.loads((tmp_path / "out" / "run.json").read_text(encoding="utf-8"))
     assert doc["dates"] == [str(t)[:10] for t in stack["time"].values]
+
+
+def test_detect_series_reads_the_dates_its_pattern_finds(tmp_path: Path) -> None:
+    stack = make_stack(n_dates=2, size=64, seed=7)
+    for path in write_stack(stack, tmp_path / "tiles", prefix="t"):
+        day = path.stem[2:]
+        path.rename(path.with_name(f"t_{day[6:]}-{day[4:6]}-{day[:4]}.tif"))
+    model = make_model(tmp_path / "tiny-model")
+    args = ["-q", "detect", "--series", str(tmp_path / "tiles"), "--model", str(model), "--window", "64",
+            "--overlap", "16", "--out", str(tmp_path / "p.tif")]
+    done = CliRunner().invoke(cli, [*args, "--pattern", DMY])
+    assert done.exit_code == 0, done.output
+    first, last = (str(t)[:10] for t in stack["time"].values)
+    assert f"{first} -> {last}" in done.stdout
+    files = sorted(str(p) for p in (tmp_path / "tiles").glob("*.tif"))
+    pair = CliRunner().invoke(cli, ["detect", *files, "--out", str(tmp_path / "q.tif"), "--pattern", DMY])
+    assert pair.exit_code == 2 and "give it with --series" in pair.output

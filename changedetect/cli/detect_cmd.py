@@ -16,6 +16,7 @@ from changedetect.cli.options import (
     cloud_mask_opt,
     out_path_opt,
     overwrite_opt,
+    pattern_opt,
     quiet,
 )
 
@@ -55,13 +56,14 @@ if TYPE_CHECKING:
               help="With --series: a scene larger than this many pixels a side is detected block by block "
                    "(each read with the margin its windows need, so that the result is the whole scene's), "
                    "which bounds memory by the block, not the scene; lower it if memory runs short.")
+@pattern_opt
 @cloud_mask_opt
 @overwrite_opt
 @click.pass_context
 def command(ctx: click.Context, before: Path, after: Path | None, out: Path, model: str, series: bool,
             consecutive_only: bool, no_presence_check: bool, no_fill_masked_before: bool, tta: bool,
             window: int | None, overlap: int, batch_size: int, threshold: float | None, device: str,
-            block_px: int, cloud_mask: bool | None, overwrite: bool) -> None:
+            block_px: int, pattern: str | None, cloud_mask: bool | None, overwrite: bool) -> None:
     """Change probability between BEFORE and AFTER rasters, written as a COG on BEFORE's grid.
 
     detect does NOT co-register: give it dates that `changedetect coregister`
@@ -98,6 +100,9 @@ def command(ctx: click.Context, before: Path, after: Path | None, out: Path, mod
     if block_px != BLOCK_PX and not series:
         raise click.UsageError("--block-px applies to a series: give it with --series (a pair is always "
                                "detected strip by strip)")
+    if pattern is not None and not series:
+        raise click.UsageError("--pattern finds the dates in a series' file names: give it with --series (BEFORE "
+                               "and AFTER are compared in that order, whatever their dates)")
     if no_fill_masked_before and not series:
         raise click.UsageError("--no-fill-masked-before applies to a series: give it with --series")
     device = check_device(device)
@@ -118,7 +123,7 @@ def command(ctx: click.Context, before: Path, after: Path | None, out: Path, mod
     check_writable(out)
     if after is None:  # --series (checked above)
         _series(before, out, config, overwrite=overwrite, progress=not quiet(ctx), cloud_mask=cloud_mask is not False,
-                block_px=block_px)
+                block_px=block_px, pattern=pattern)
         return
     from changedetect.detect import detect_to_file
 
@@ -144,7 +149,7 @@ def _check_files(before: Path, after: Path | None) -> None:
 
 
 def _series(tiles: Path, out: Path, config: DetectConfig, *, overwrite: bool, progress: bool,
-            cloud_mask: bool = True, block_px: int = BLOCK_PX) -> None:
+            cloud_mask: bool = True, block_px: int = BLOCK_PX, pattern: str | None = None) -> None:
     from changedetect._detect_inputs import check_stack_bands
     from changedetect._detect_series_blocks import detect_series_to_file, first_seen_path
     from changedetect.io import open_series
@@ -152,7 +157,7 @@ def _series(tiles: Path, out: Path, config: DetectConfig, *, overwrite: bool, pr
     from changedetect.weights import building_segmenter, load_model
 
     check_overwrite(first_seen_path(out), overwrite)
-    series = open_series(tiles)  # a bad folder fails before the models are loaded
+    series = open_series(tiles, pattern=pattern)  # a bad folder fails before the models are loaded
     stack = series.to_stack(cloud_mask=cloud_mask)
     warn_cloudy(cloud_shares(series), masked=cloud_mask)
     loaded = load_model(config.model, device=config.device)
