@@ -101,7 +101,8 @@ def _levir_layout(root: Path) -> list[tuple[Path, Path, Path]]:
     """The ``(A, B, label)`` files of a LEVIR-style folder, every name matched (DatasetError if not)."""
     for sub in ("A", "B", "label"):
         if not (root / sub).is_dir():
-            raise DatasetError(f"LEVIR-style folder '{root}' has no '{sub}/' folder (expected A/, B/, label/)")
+            raise DatasetError(f"LEVIR-style folder '{root}' has no '{sub}/' folder (expected A/, B/, label/)"
+                               + _oscd_hint(root))
     labels = sorted(p for p in (root / "label").iterdir() if _is_image(p))
     if not labels:
         raise DatasetError(f"'{root / 'label'}' holds no PNG/JPEG/GeoTIFF label")
@@ -293,6 +294,17 @@ def _oscd_pairs(root: Path, bands: Sequence[str], names: list[str]) -> Iterator[
 
 def _is_oscd(root: Path) -> bool:
     return (root / "images").is_dir() or (root / "labels").is_dir()
+
+
+def _oscd_hint(root: Path) -> str:
+    """Where the OSCD-style root is, when ``root`` lies inside one (its ``images/`` or ``labels/``, or a
+    city of them): evaluate takes the root, which holds both; "" otherwise."""
+    where = root if root.name not in ("", ".", "..") else root.resolve()  # as the user wrote it, where it can
+    for up, city in ((where.parent, None), (where.parent.parent, where.name)):
+        if _is_oscd(up) and where.resolve() != up.resolve():
+            pick = f" --cities {city}" if city else ""
+            return f"; '{root}' lies inside the OSCD-style root '{up}' (images/, labels/): give that{pick}"
+    return ""
 
 
 def iter_pairs(path: str | Path, *, bands: Sequence[str] | None = None,
