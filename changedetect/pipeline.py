@@ -110,9 +110,11 @@ class RunSummary:
         dates = f"{self.dates[0]} .. {self.dates[-1]} ({len(self.dates)} dates)" if self.dates else "no dates"
         unaligned = (f"; NOT CO-REGISTERED: {', '.join(u['date'] for u in self.unregistered)}"
                      if self.unregistered else "")
+        warned = (f"; WARNINGS: {', '.join(str(w.get('kind')) for w in self.warnings)} (.warnings)"
+                  if self.warnings else "")
         return (f"RunSummary(out='{self.out}', {self.n_footprints} footprints, {self.n_violations} violations"
                 f"{': ' + counts if counts else ''}; {dates}; model {self.model} {self.model_sha256[:12]}; "
-                f"{sum(self.timings.values()):.1f} s{unaligned})")
+                f"{sum(self.timings.values()):.1f} s{unaligned}{warned})")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""

@@ -175,3 +175,14 @@ def test_detect_q_says_the_model_is_made_for_other_pixels(tmp_path: Path) -> Non
 
     summary = detect_to_file(before, after, tmp_path / "q.tif")
     assert len(summary.warnings) == 1 and "10.00 m pixels" in summary.warnings[0]
+
+
+def test_a_notebook_s_run_summary_shows_its_warnings() -> None:
+    from changedetect.pipeline import RunSummary
+
+    summary = RunSummary(out=Path("out"), counts={"unlicensed": 3}, n_footprints=3, dates=["2024-01-15", "2024-03-15"],
+                         model="vhr-building", model_sha256="0" * 64,
+                         warnings=[{"kind": "register_far", "message": "..."}])
+    assert "WARNINGS: register_far (.warnings)" in repr(summary)
+    assert "WARNINGS" not in repr(RunSummary(out=Path("out"), counts={}, n_footprints=0, dates=[], model="m",
+                                             model_sha256="0" * 64))
