@@ -1,14 +1,13 @@
 """Whether the model a run was given suits its imagery, said where a user of ``run`` looks.
 
 ``detect`` logs a warning when the imagery's pixels lie well outside the model card's resolution
-(``vhr-building``, made for 0.3-1 m, on 10 m Sentinel-2) and when a colour model is given a
-panchromatic date (one grey band copied into red, green and blue).  A log line is all ``run`` had:
-``-q`` drops it, ``--json`` leaves it out, and ``run.json`` and the report never had it, while the
-run goes on to write its violations as usual (OSCD pisa with the default model: 28 'unlicensed'
-footprints, nothing said), or when bands without names are read in the model's order (a Maxar
-blue, green, red, NIR file read as red, green, blue).  :func:`model_fit` measures them before any work,
-for the run's summary,
-its ``run.json`` (``model_fit``) and the report.
+(``vhr-building``, made for 0.3-1 m, on 10 m Sentinel-2), when a colour model is given a panchromatic
+date (one grey band copied into red, green and blue), and when bands without names are read in the
+model's order (a Maxar blue, green, red, NIR file read as red, green, blue).  A log line was all
+``run`` had: ``-q`` dropped it, ``--json``, ``run.json`` and the report never had it, while the run
+wrote its violations as usual (OSCD pisa with the default model: 28 'unlicensed' footprints, nothing
+said).  :func:`model_fit` measures them before any work, for the run's ``warnings`` (its summary's
+``Warning:`` lines, ``run.json`` and the report).
 """
 
 from __future__ import annotations
@@ -23,12 +22,13 @@ from changedetect.types import Grid
 
 def model_fit(card: Any, grid: Grid, scenes: Sequence[Any]) -> list[dict[str, Any]]:
     """What does not suit ``card``'s model in the imagery of ``scenes`` read on ``grid``: a record
-    ``{"kind": "resolution", "model", "made_for", "pixel_m", "hint", "message"}`` when the grid's
+    ``{"kind": "resolution", "model", "made_for", "pixel_m", "hint", "fits", "message"}`` (``fits``: a shipped
+    model made for such pixels, or "") when the grid's
     ground pixel lies well outside the card's range, and ``{"kind": "panchromatic", "model", "date",
     "file", "message"}`` per date whose red, green and blue are one grey image when the model reads
     them, and ``{"kind": "unnamed_bands", "model", "bands", "taken", "message"}`` when the tiles' bands
     have no names and the model takes the first ones in its order; ``[]`` when all is well."""
-    from changedetect._detect_inputs import gsd_mismatch
+    from changedetect._detect_inputs import _fitting_models, gsd_mismatch
     from changedetect._grey import rgb_positions
     from changedetect.io.geo import ground_pixel
     from changedetect.io.summary import _panchromatic
@@ -43,7 +43,8 @@ def model_fit(card: Any, grid: Grid, scenes: Sequence[Any]) -> list[dict[str, An
         said = gsd_mismatch(card, gsd)
         if said is not None:
             made, hint = said
-            fits = hint.split()[1] if hint.startswith("--model ") else ""  # the report says it in its language
+            fitting = _fitting_models(gsd, name)  # the report says the hint in its own language
+            fits = fitting[0] if fitting else ""
             found.append({"kind": "resolution", "model": name, "made_for": made, "pixel_m": round(gsd, 2),
                           "hint": hint, "fits": fits, "message": f"model '{name}' is made for {made} pixels, and the tiles "
                           f"have {gsd:.2f} m pixels: expect poor results, its violations unreliable; {hint}"})
