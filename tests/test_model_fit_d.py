@@ -186,3 +186,12 @@ def test_a_notebook_s_run_summary_shows_its_warnings() -> None:
     assert "WARNINGS: register_far (.warnings)" in repr(summary)
     assert "WARNINGS" not in repr(RunSummary(out=Path("out"), counts={}, n_footprints=0, dates=[], model="m",
                                              model_sha256="0" * 64))
+
+
+def test_detect_series_q_says_the_model_is_made_for_other_pixels(tmp_path: Path) -> None:
+    stack = make_stack(n_dates=2, size=64, seed=3, resolution=10.0)
+    write_stack(stack, tmp_path / "tiles", prefix="t")
+    done = CliRunner().invoke(cli, ["-q", "detect", "--series", str(tmp_path / "tiles"), "--out",
+                                    str(tmp_path / "p.tif")])
+    assert done.exit_code == 0, done.output
+    assert "Warning: model 'vhr-building' is made for 0.3-1 m pixels" in done.stderr

@@ -123,7 +123,7 @@ def command(ctx: click.Context, before: Path, after: Path | None, out: Path, mod
     check_writable(out)
     if after is None:  # --series (checked above)
         _series(before, out, config, overwrite=overwrite, progress=not quiet(ctx), cloud_mask=cloud_mask is not False,
-                block_px=block_px, pattern=pattern)
+                block_px=block_px, pattern=pattern, say_warnings=quiet(ctx))
         return
     from changedetect.detect import detect_to_file
 
@@ -149,8 +149,9 @@ def _check_files(before: Path, after: Path | None) -> None:
 
 
 def _series(tiles: Path, out: Path, config: DetectConfig, *, overwrite: bool, progress: bool,
-            cloud_mask: bool = True, block_px: int = BLOCK_PX, pattern: str | None = None) -> None:
-    from changedetect._detect_inputs import check_stack_bands
+            cloud_mask: bool = True, block_px: int = BLOCK_PX, pattern: str | None = None,
+            say_warnings: bool = False) -> None:
+    from changedetect._detect_inputs import check_stack_bands, heard
     from changedetect._detect_series_blocks import detect_series_to_file, first_seen_path
     from changedetect.io import open_series
     from changedetect.io.clouds import cloud_shares, warn_cloudy
@@ -163,9 +164,12 @@ def _series(tiles: Path, out: Path, config: DetectConfig, *, overwrite: bool, pr
     loaded = load_model(config.model, device=config.device)
     check_stack_bands(stack, loaded.card, f"tiles '{tiles}'")
     segmenter = building_segmenter(loaded, device=config.device) if config.presence_check else None
-    s = detect_series_to_file(stack, out, config=config, block_px=block_px, overwrite=overwrite, progress=progress,
-                              model=loaded, segmenter=segmenter)
+    with heard() as said:  # -q (say_warnings) drops their log lines: said after the summary
+        s = detect_series_to_file(stack, out, config=config, block_px=block_px, overwrite=overwrite,
+                                  progress=progress, model=loaded, segmenter=segmenter)
     click.echo(f"Wrote {s.path} and {s.first_seen_path} ({s.width}x{s.height} px"
                + (f" in {s.blocks} blocks" if s.blocks > 1 else "")
                + f", {s.before} -> {s.after}): {100 * s.share_above:.2f}% of pixels "
                f">= {s.threshold:.2f}; first_seen is days since 1970-01-01")
+    for line in said if say_warnings else []:
+        click.echo(f"Warning: {line}", err=True)
