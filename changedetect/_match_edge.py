@@ -26,7 +26,8 @@ if TYPE_CHECKING:
 
 
 def beyond_edge(fpg: np.ndarray, pmg: np.ndarray, fi: np.ndarray, pi: np.ndarray, poly: np.ndarray,
-                excess: np.ndarray, rows: np.ndarray, permitted: np.ndarray, config: MatchConfig) -> np.ndarray:
+                excess: np.ndarray, rows: np.ndarray, permitted: np.ndarray, config: MatchConfig,
+                allowance: np.ndarray | None = None) -> np.ndarray:
     """Whether each footprint still exceeds both tolerances outside its permits grown by the edge tolerance.
 
     ``fi``/``pi``: candidate pairs sorted by footprint; ``poly``: the pairs of a valid polygon
@@ -35,6 +36,9 @@ def beyond_edge(fpg: np.ndarray, pmg: np.ndarray, fi: np.ndarray, pi: np.ndarray
     perimeter plus its corners' mitres (at most 5 d² each: shapely's mitre limit is 5): a row
     whose excess minus that bound still exceeds both tolerances keeps its verdict without any
     geometry; the others are measured.  Point permits have no outline and keep their verdict.
+    ``allowance`` (per footprint, m²): what other permits allow besides these outlines (the permitted
+    area of lots, :mod:`changedetect._match_lots`), taken off the area measured outside them; ``excess``
+    is then already net of it.
     """
     keep = np.ones(len(fpg), bool)
     d = config.edge_tolerance_m or 0.0
@@ -46,6 +50,8 @@ def beyond_edge(fpg: np.ndarray, pmg: np.ndarray, fi: np.ndarray, pi: np.ndarray
     corners = shapely.get_num_coordinates(geoms) - shapely.get_num_geometries(geoms)  # rings repeat their start
     bound = np.bincount(fi, weights=d * shapely.length(geoms) + 5.0 * d * d * corners, minlength=len(fpg))
     limit = np.maximum(config.tolerance_m2, config.tolerance_pct / 100.0 * permitted)
+    if allowance is not None:  # outside minus allowance > limit
+        excess, limit = excess + allowance, limit + allowance
     doubt = np.flatnonzero(rows & (excess - bound <= limit))
     if not len(doubt):
         return keep

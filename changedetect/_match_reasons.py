@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 if TYPE_CHECKING:
+    from changedetect._match_lots import Lots
     from changedetect._match_rules import Footprints, Permits
     from changedetect.match import MatchConfig
 
@@ -29,8 +30,13 @@ def _maybe_in_time(text: list[str], fp: Footprints, pm: Permits, rows: np.ndarra
 
 
 def reasons(fp: Footprints, pm: Permits, code: np.ndarray, quoted: np.ndarray, area: np.ndarray,
-             excess: np.ndarray, permitted: np.ndarray, config: MatchConfig) -> np.ndarray:
-    """One line per footprint: the strings are built per status, from columns taken once."""
+             excess: np.ndarray, permitted: np.ndarray, config: MatchConfig, lots: Lots | None = None,
+             outline_m2: np.ndarray | None = None) -> np.ndarray:
+    """One line per footprint: the strings are built per status, from columns taken once.  ``lots``
+    (:func:`changedetect._match_lots.judge`): where a permit drawn as a lot had the building's area
+    compared with its permitted area, the excess is "over the permitted area" and a clause says why."""
+    from changedetect._match_lots import note
+
     out = np.empty(len(code), dtype=object)
     kinds, seen_all = fp.kind, fp.first_seen
     tol = f"({config.tolerance_m2:g} m² or {config.tolerance_pct:g}%)"
@@ -62,8 +68,9 @@ def reasons(fp: Footprints, pm: Permits, code: np.ndarray, quoted: np.ndarray, a
             ex, pa = excess[rows], permitted[rows]
             pct = np.full(len(rows), np.inf)
             np.divide(100.0 * ex, pa, out=pct, where=pa > 0)
-            text = [f"built {a} m² against a permit for {b} m² ({p}): {e} m² ({r}%) outside the permitted footprint"
-                    for a, b, p, e, r in zip(a0, fmt0(pa), pid, fmt0(ex), fmt0(pct), strict=True)]
+            where = _where(lots, rows, "over the permitted area", "outside the permitted footprint")
+            text = [f"built {a} m² against a permit for {b} m² ({p}): {e} m² ({r}%) {w}"
+                    for a, b, p, e, r, w in zip(a0, fmt0(pa), pid, fmt0(ex), fmt0(pct), where, strict=True)]
         else:  # permitted
             ptype = pm.type_names[pm.type_code[q]].tolist()
             issued, until = _iso(pm.issued_on[q]), _iso(pm.valid_until[q])
@@ -71,15 +78,26 @@ def reasons(fp: Footprints, pm: Permits, code: np.ndarray, quoted: np.ndarray, a
             # of 10 m imagery is a wide band): say which one let it through
             edge = excess[rows] > np.maximum(config.tolerance_m2, config.tolerance_pct / 100.0 * permitted[rows])
             near = f"within {config.edge_tolerance_m or 0.0:g} m of its outline (edge tolerance)"
-            text = [f"{w} within permit {p} ({t}, valid {i} to {u}); {e} m² outside, "
+            where = _where(lots, rows, "over the permitted area", "outside")
+            text = [f"{w} within permit {p} ({t}, valid {i} to {u}); {e} m² {o}, "
                     f"{near if g else 'within tolerance ' + tol}"
-                    for w, p, t, i, u, e, g in zip(what, pid, ptype, issued, until, fmt0(excess[rows]),
-                                                   edge.tolist(), strict=True)]
+                    for w, p, t, i, u, e, o, g in zip(what, pid, ptype, issued, until, fmt0(excess[rows]), where,
+                                                      edge.tolist(), strict=True)]
+        if c in (4, 5) and lots is not None and outline_m2 is not None and lots.shown[rows].any():
+            text = [t + n for t, n in zip(text, note(lots, rows, pm, outline_m2), strict=True)]
+        if c == 5:
             text = _maybe_in_time(text, fp, pm, rows, q)
         out[rows] = text
     return out
 
 
+
+
+def _where(lots: Lots | None, rows: np.ndarray, by_area: str, by_outline: str) -> list[str]:
+    """``by_area`` for the ``rows`` the lot rule judged on their area, else ``by_outline``."""
+    if lots is None:
+        return [by_outline] * len(rows)
+    return [by_area if s else by_outline for s in lots.shown[rows].tolist()]
 
 
 def _needs(kind: str) -> str:

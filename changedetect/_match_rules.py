@@ -19,6 +19,8 @@ from pyproj import CRS
 from pyproj.transformer import TransformerGroup
 
 from changedetect._match_edge import attached_extensions, beyond_edge
+from changedetect._match_lots import judge as _judge_lots
+from changedetect._match_lots import lot_outlines
 from changedetect._match_overlay import Rings, intersection_areas, prepare
 from changedetect._match_reasons import describe as _what
 from changedetect._match_reasons import fmt0 as _fmt0
@@ -117,6 +119,11 @@ class Evidence:
     after: np.ndarray
     valid: np.ndarray
     point: np.ndarray  # per candidate permit: a point (or multipoint) permit
+    #: per candidate permit: a polygon whose outline is a lot, not the building (``MatchConfig.lot_ratio``)
+    lot: np.ndarray | None = None
+    outline_m2: np.ndarray | None = None  # per candidate permit: its outline's area (0 for a point)
+    #: per footprint with a valid lot permit: its area outside its valid permits' other outlines
+    off_outlines: np.ndarray | None = None
 
 
 def overlap_evidence(
@@ -167,10 +174,16 @@ def overlap_evidence(
     excess_valid = _excess(fpg, pmg, fp_area, fi, pi, inter, point, valid, n, rp)
     # what no valid permit allows: all of it when no permit is valid (expired, not yet issued, wrong type)
     excess = np.where(_any(valid, fi, n), excess_valid, fp_area)
+    lot = lot_outlines(rp.area, pm.permitted_area_m2, pm_point, config)
+    with_lot = _any(valid & lot[pi], fi, n)
+    other = valid & ~lot[pi] & with_lot[fi]  # the other outlines of footprints with a lot: their own rule
+    off_outlines = _excess(fpg, pmg, fp_area, fi, pi, inter, point, other & ~point, n, rp)
     rank = np.lexsort((np.arange(len(fi)), ~compatible, ~valid, fi))  # valid first, then fitting, then overlap
     permit_ids = _joined(fi[rank][counted[rank]], pm.permit_id[pi[rank][counted[rank]]], n)
     return Evidence(fp_area, np.clip(overlap, 0, 1), np.maximum(excess, 0.0), permit_ids, fi, pi, inter,
-                    counted, covers & revoked, compatible, before, after, valid, pm_point)
+                    counted, covers & revoked, compatible, before, after, valid, pm_point, lot,
+                    np.where(pm_point, 0.0, rp.area), off_outlines)
+
 
 
 def _joined(group: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
@@ -276,6 +289,9 @@ def classify(fp: Footprints, pm: Permits, ev: Evidence, config: MatchConfig) -> 
     over = (excess > config.tolerance_m2) & (excess > config.tolerance_pct / 100.0 * permitted)
     over &= beyond_edge(fp.geometry, pm.geometry, ev.fi, ev.pi, ev.valid & ~ev.point[ev.pi], ev.excess_area_m2,
                         has_poly & over, permitted, config)
+    # a permit drawn as its lot: the building's area against the permitted area too (_match_lots)
+    excess, over, lots = _judge_lots(fp.geometry, pm.geometry, pm, ev, excess, over, permitted, pt_area, config)
+    ev.excess_area_m2 = excess
     any_counted, any_compat, any_valid = (_any(m, fi, n) for m in (ev.counted, ev.compatible, ev.valid))
     any_before = _any(ev.before, fi, n)
     code = np.select([~any_counted, ~any_compat, ~any_valid & any_before, ~any_valid, over],
@@ -298,7 +314,7 @@ def classify(fp: Footprints, pm: Permits, ev: Evidence, config: MatchConfig) -> 
         ev.permit_ids[a] = att.permit_ids
         code[a], quoted[a] = 4, att.quoted
         status = _STATUSES[code]
-    reasons = _reasons(fp, pm, code, quoted, ev.area_m2, excess, permitted, config)
+    reasons = _reasons(fp, pm, code, quoted, ev.area_m2, excess, permitted, config, lots, ev.outline_m2)
     pct = _fmt0(100.0 * att.outside / np.maximum(att.permitted, 1e-9))
     for k, w, ids, e, r in zip(a.tolist(), _what(fp.kind[a], ev.area_m2[a]), att.permit_ids.tolist(),
                                _fmt0(att.outside), pct, strict=True):

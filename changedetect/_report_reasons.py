@@ -21,6 +21,8 @@ _EN = TEXT["en"]
 _KINDS = {_EN[f"kind.{k}"]: k for k in ("new", "altered", "demolished")}
 _WHAT = r"(?P<kind>" + "|".join(map(re.escape, _KINDS)) + r") of (?P<area>\S+) m²"
 _N = r"(\S+?)"
+_WITHIN = (r"(?:within (?P<m>\S+) m of its outline \(edge tolerance\)"
+        r"|within tolerance \((?P<m2>\S+) m² or (?P<pct>\S+)%\))")
 
 #: (template key, pattern of the English sentence); the first that matches the whole reason
 _PATTERNS: list[tuple[str, re.Pattern[str]]] = [(key, re.compile(p)) for key, p in [
@@ -32,13 +34,20 @@ _PATTERNS: list[tuple[str, re.Pattern[str]]] = [(key, re.compile(p)) for key, p 
     ("reason.exceeds_permit", r"built (?P<a>\S+) m² against a permit for (?P<b>\S+) m² \((?P<p>.+)\): "
                               r"(?P<e>\S+) m² \((?P<r>\S+)%\) outside the permitted footprint"),
     ("reason.permitted", _WHAT + r" within permit (?P<p>.+) \((?P<t>[^(),]+), valid (?P<i>\S+) to (?P<u>\S+)\); "
-                         r"(?P<e>\S+) m² outside, (?:within (?P<m>\S+) m of its outline \(edge tolerance\)"
-                         r"|within tolerance \((?P<m2>\S+) m² or (?P<pct>\S+)%\))"),
+                         r"(?P<e>\S+) m² outside, " + _WITHIN),
+    ("reason.exceeds_area", r"built (?P<a>\S+) m² against a permit for (?P<b>\S+) m² \((?P<p>.+)\): "
+                            r"(?P<e>\S+) m² \((?P<r>\S+)%\) over the permitted area"),
+    ("reason.permitted_area", _WHAT + r" within permit (?P<p>.+) \((?P<t>[^(),]+), valid (?P<i>\S+) to "
+                              r"(?P<u>\S+)\); (?P<e>\S+) m² over the permitted area, " + _WITHIN),
 ]]
 _IN_TIME = re.compile(r"; it expired between (?P<b>\S+) \(not built\) and (?P<s>\S+) \(built\): "
                       r"it may have been built in time$")
+#: a permit drawn as its lot (changedetect._match_lots): the clause before any _IN_TIME
+_LOT = re.compile(r"; permit (?P<lp>.+?)'s outline \((?P<o>\S+) m²\) is (?P<x>\S+) times its permitted area "
+                  r"\((?P<pa>\S+) m²\): a lot rather than a building, so the building's area is compared with the "
+                  r"permitted area$")
 #: the groups that are numbers (said with the language's decimal mark)
-_NUMBERS = {"area", "a", "b", "e", "r", "m", "m2", "pct"}
+_NUMBERS = {"area", "a", "b", "e", "r", "m", "m2", "pct", "o", "x", "pa"}
 
 
 def reason(sentence: str, lang: str) -> str:
@@ -48,6 +57,10 @@ def reason(sentence: str, lang: str) -> str:
     late = _IN_TIME.search(sentence)
     if late:
         sentence, tail = sentence[: late.start()], t["reason.in_time"].format(**late.groupdict())
+    lot = _LOT.search(sentence)
+    if lot:
+        said = {k: num(v, lang) if k in _NUMBERS else v for k, v in lot.groupdict().items()}
+        sentence, tail = sentence[: lot.start()], t["reason.lot"].format(**said) + tail
     for key, pattern in _PATTERNS:
         m = pattern.fullmatch(sentence)
         if m is None:
@@ -59,10 +72,10 @@ def reason(sentence: str, lang: str) -> str:
             g["t"] = _permit_type(g["t"], lang, article=key == "reason.type_mismatch")
         if "need" in g:
             g["need"] = _permit_type(g["need"], lang, article=True)
-        if key == "reason.permitted":
+        if key in ("reason.permitted", "reason.permitted_area"):
             g["why"] = t["reason.edge"].format(**g) if "m" in g else t["reason.tolerance"].format(**g)
         return t[key].format(**g) + tail
-    return sentence + (late.group(0) if late else "")
+    return sentence + (lot.group(0) if lot else "") + (late.group(0) if late else "")
 
 
 def _permit_type(words: str, lang: str, *, article: bool) -> str:

@@ -112,6 +112,12 @@ _EN: dict[str, str] = {
     "reason.exceeds_permit": "built {a} m² against a permit for {b} m² ({p}): {e} m² ({r}%) outside the "
                              "permitted footprint",
     "reason.permitted": "{what} within permit {p} ({t}, valid {i} to {u}); {e} m² outside, {why}",
+    # a permit drawn as its lot (changedetect._match_lots): the area over the permitted area
+    "reason.exceeds_area": "built {a} m² against a permit for {b} m² ({p}): {e} m² ({r}%) over the permitted area",
+    "reason.permitted_area": "{what} within permit {p} ({t}, valid {i} to {u}); {e} m² over the permitted area, "
+                             "{why}",
+    "reason.lot": "; permit {lp}'s outline ({o} m²) is {x} times its permitted area ({pa} m²): a lot rather than "
+                  "a building, so the building's area is compared with the permitted area",
     "reason.edge": "within {m} m of its outline (edge tolerance)",
     "reason.tolerance": "within tolerance ({m2} m² or {pct}%)",
     "reason.in_time": "; it expired between {b} (not built) and {s} (built): it may have been built in time",
@@ -264,6 +270,12 @@ _VI: dict[str, str] = {
                              "phạm vi được cấp phép",
     "reason.permitted": "{what} trong phạm vi giấy phép {p} ({t}, hiệu lực từ {i} đến {u}); {e} m² nằm ngoài, "
                         "{why}",
+    "reason.exceeds_area": "xây dựng {a} m² so với {b} m² được cấp phép ({p}): vượt {e} m² ({r} %) so với diện "
+                           "tích được cấp phép",
+    "reason.permitted_area": "{what} trong phạm vi giấy phép {p} ({t}, hiệu lực từ {i} đến {u}); vượt {e} m² so "
+                             "với diện tích được cấp phép, {why}",
+    "reason.lot": "; đường viền của giấy phép {lp} ({o} m²) gấp {x} lần diện tích được cấp phép ({pa} m²): đó là "
+                  "thửa đất chứ không phải công trình, nên diện tích công trình được so với diện tích được cấp phép",
     "reason.edge": "cách đường viền không quá {m} m (sai số đường viền)",
     "reason.tolerance": "trong sai số cho phép ({m2} m² hoặc {pct} %)",
     "reason.in_time": "; giấy phép hết hạn trong khoảng từ {b} (chưa xây) đến {s} (đã xây): có thể đã xây "

@@ -13,7 +13,7 @@ import geopandas as gpd
 import pytest
 from shapely.geometry import box
 
-from changedetect._report_reasons import _PATTERNS, reason
+from changedetect._report_reasons import _LOT, _PATTERNS, reason
 from changedetect._report_text import TEXT
 from changedetect.match import MatchConfig, match
 
@@ -46,6 +46,8 @@ FOOTPRINTS = [
     ("permitted_tolerance", _b(900, 10.3), "new", None),
     ("permitted_edge", _b(1000, 10.8, 10.8), "altered", None),
     ("permitted_in_time", _b(1100), "new", dt.date(2023, 6, 1)),
+    ("exceeds_lot", _b(1200, 15, 15), "new", None),  # a permit drawn as its lot (MatchConfig.lot_ratio)
+    ("permitted_lot", _b(1300), "new", None),
 ]
 PERMITS = [
     _permit("GP-300/2024", _b(300), status="revoked"),
@@ -57,6 +59,8 @@ PERMITS = [
     _permit("GP-900/2024", _b(900)),
     _permit("GP-1000/2024", _b(1000), ptype="extension"),
     _permit("GP-1100/2023", _b(1100), issued="2023-01-01", until="2024-01-01"),
+    _permit("GP-1200/2024", _b(1200, 20, 20), area=150),
+    _permit("GP-1300/2024", _b(1300, 20, 20), area=100),
 ]
 
 
@@ -75,10 +79,12 @@ def test_every_reason_template_is_produced_and_said_in_vietnamese(violations: gp
     """Each pattern of _report_reasons (each template of _match_reasons) is met by a reason match
     wrote, the in-time note too, and none of them is left in English in Vietnamese."""
     said = dict(zip(violations["footprint_id"], violations["reason"], strict=True))
-    met = {key for key, p in _PATTERNS for s in said.values() if p.fullmatch(s.split("; it expired")[0])}
+    met = {key for key, p in _PATTERNS for s in said.values()
+           if p.fullmatch(_LOT.sub("", s.split("; it expired")[0]))}
     assert met == {key for key, _ in _PATTERNS}, sorted({key for key, _ in _PATTERNS} - met)
     assert "may have been built in time" in said["permitted_in_time"]
     assert "edge tolerance" in said["permitted_edge"] and "2.5%" in said["permitted_tolerance"]
+    assert all(_LOT.search(said[k]) for k in ("exceeds_lot", "permitted_lot"))
     english = re.compile(r"\b(building|permit|covers|within|outside|before|after|first seen|expired|needs|"
                          r"under|valid|built|tolerance|renovation|extension|new_construction|demolition)\b")
     for fid, sentence in said.items():
