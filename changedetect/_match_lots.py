@@ -114,7 +114,9 @@ def warning(pm: Permits, ev: Evidence, config: MatchConfig) -> list[dict[str, st
                "judged on their area against the permitted area, and on the lot's outline; check that the "
                "register's polygons are what it permits ([match] lot_ratio in a --config file sets the ratio, "
                "false turns the rule off)")
-    return [{"kind": "lot_outlines", "message": message, "permits": str(len(lots)), "example": str(pm.permit_id[k])}]
+    return [{"kind": "lot_outlines", "message": message, "permits": str(len(lots)), "example": str(pm.permit_id[k]),
+             "outline_m2": f"{outline:.0f}", "permitted_m2": f"{allowed:.0f}", "lot_ratio": f"{config.lot_ratio:g}",
+             "lot_pct": f"{100 * (config.lot_ratio or 0):.0f}"}]
 
 
 __all__ = ["Lots", "judge", "lot_outlines", "note", "warning"]

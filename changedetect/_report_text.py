@@ -153,6 +153,12 @@ _EN: dict[str, str] = {
     "cov.warn_register_empty": "REGISTER EMPTY: the permit register holds no permit, so every footprint below is "
                                "unlicensed; check the register's source (the file, --layer, --query and its --param "
                                "values).",
+    "cov.warn_lot_outlines": "PERMITS DRAWN AS LOTS: {permits} permit(s) covering the buildings found (e.g. "
+                             "{example}: outline {outline_m2} m², permitted area {permitted_m2} m²) are drawn more "
+                             "than {lot_pct} % of their permitted area, as lots (thửa đất) rather than the "
+                             "permitted buildings; the buildings on them were judged on their area against the "
+                             "permitted area, and on the lot's outline. Check that the register's polygons are what "
+                             "it permits.",
     "cov.warn_panchromatic": "PANCHROMATIC: {date} ('{file}') has red, green and blue identical (one grey band "
                               "copied three times), and model '{model}' was trained on colour: it finds less on "
                               "such a date; give its colour (multispectral or pansharpened) product if there is one.",
@@ -312,6 +318,12 @@ _VI: dict[str, str] = {
     "cov.warn_register_empty": "SỔ ĐĂNG KÝ TRỐNG: sổ đăng ký giấy phép không có giấy phép nào, nên mọi công trình "
                                "dưới đây đều bị coi là không phép; hãy kiểm tra nguồn của sổ đăng ký (tệp, --layer, "
                                "--query và các giá trị --param).",
+    "cov.warn_lot_outlines": "GIẤY PHÉP VẼ THEO THỬA ĐẤT: {permits} giấy phép của các công trình phát hiện được "
+                             "(ví dụ {example}: đường viền {outline_m2} m², diện tích được cấp phép {permitted_m2} "
+                             "m²) có đường viền lớn hơn {lot_pct} % diện tích được cấp phép, tức là vẽ theo thửa đất "
+                             "chứ không phải theo công trình được cấp phép; diện tích các công trình trên đó đã được "
+                             "so với diện tích được cấp phép, và với đường viền của thửa đất. Hãy kiểm tra các đa "
+                             "giác trong sổ đăng ký có đúng là phần được cấp phép không.",
     "cov.warn_panchromatic": "ẢNH TOÀN SẮC: ảnh ngày {date} ('{file}') có ba kênh đỏ, lục, lam giống hệt nhau (một "
                               "kênh xám sao chép ba lần), trong khi mô hình '{model}' được huấn luyện trên ảnh màu: "
                               "nó phát hiện được ít hơn trên ảnh như vậy; hãy dùng sản phẩm ảnh màu (đa phổ hoặc "

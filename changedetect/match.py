@@ -20,7 +20,10 @@
    neighbour's permit touching a wall is not taken for this building's.
    Revoked permits never count.  Point permits (a register of locations)
    cover the footprint they fall in; their ``permitted_area_m2`` stands in
-   for the footprint.
+   for the footprint.  So it does for a polygon permit drawn as its lot
+   rather than as the building (an outline more than ``lot_ratio``, 1.5,
+   times its permitted area): it covers what it overlaps, and the building
+   is also compared with its permitted area (:mod:`changedetect._match_lots`).
 4. **One status per footprint**, the first that applies (precedence):
 
    ``unlicensed``
@@ -41,7 +44,10 @@
        after ``valid_until``, or without one its ``first_seen`` is after it.  A
        permit that ran out between the two may have covered the work: it counts;
    ``exceeds_permit``
-       the built area outside the valid permits' footprints exceeds both
+       the built area outside the valid permits' footprints (under point
+       permits: the area over their permitted area; under a permit drawn as
+       its lot: the larger of that and the area outside the footprint's other
+       outlines less the permitted area of its lots and points) exceeds both
        ``tolerance_m2`` and ``tolerance_pct`` % of the permitted area;
    ``permitted``
        otherwise.
@@ -194,7 +200,20 @@ def match(
         :data:`COLUMNS` + the footprints' other columns + ``geometry``, in the
         footprints' CRS, in the footprints' order and with their index; ``attrs["warnings"]``: what
         was also logged as a warning about the result, each ``{"kind", "message"}`` (``register_far``:
-        no permit near the footprints; ``register_empty``), ``[]`` when none.
+        no permit near the footprints; ``register_empty``; ``lot_outlines``: permits covering a
+        footprint are drawn as lots, judged on their permitted area, with ``permits``, how many, and
+        ``example``, an id), ``[]`` when none.
+
+    Notes
+    -----
+    ``exceeds_permit`` is judged on outlines: the area of a footprint outside its valid permits'
+    outlines.  A register whose polygons are the lots (thửa đất, digitised from the cadastre) rather
+    than the permitted buildings would then let any building on its lot pass; a permit whose outline
+    is more than ``config.lot_ratio`` times its ``permitted_area_m2`` (and larger than it by more than
+    ``tolerance_m2``) is read as such a lot, and the building is also compared with its permitted
+    area, as under a point permit: what lies outside the footprint's other valid outlines, less the
+    permitted area of its lot (and point) permits.  The larger excess counts, so a building over its
+    lot line is still judged on the outline; the reason names the lot permit and the ratio.
     """
     config = stage_config(config, MatchConfig, call="match", table="match")
     fp, pm, crs = _harmonise_crs(footprints, permits, config)

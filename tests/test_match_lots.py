@@ -165,3 +165,20 @@ def test_the_report_says_the_lot_reasons_in_vietnamese() -> None:
     assert vi.startswith("công trình xây mới 115 m² trong phạm vi giấy phép P-ok (xây dựng mới, hiệu lực từ "
                          "2023-01-01 đến 2024-03-01); vượt 5 m² so với diện tích được cấp phép, trong sai số")
     assert "gấp 3,6 lần" in vi and vi.endswith("có thể đã xây trong thời hạn")
+
+
+@pytest.mark.parametrize("lang, said", [
+    ("en", "PERMITS DRAWN AS LOTS: 1 permit(s) covering the buildings found (e.g. P-19: outline 226 m², permitted "
+           "area 113 m²) are drawn more than 150 % of their permitted area"),
+    ("vi", "GIẤY PHÉP VẼ THEO THỬA ĐẤT: 1 giấy phép của các công trình phát hiện được (ví dụ P-19: đường viền 226 "
+           "m², diện tích được cấp phép 113 m²) có đường viền lớn hơn 150 % diện tích được cấp phép"),
+])
+def test_the_report_says_the_lot_warning(lang: str, said: str) -> None:
+    import html
+
+    from changedetect._report_coverage import section
+
+    f = fp(("house", b(0, 0, 15, 15.67), SEEN, "new"))
+    warnings = match(f, register(permit("P-19", b(0, 0, 15, 15.04), area=112.8))).attrs["warnings"]
+    coverage = {"pairs": [{"before": "2023-03-01", "after": "2024-03-01", "valid_share": 1.0}], "warnings": warnings}
+    assert said in html.unescape(section(coverage, lang))
