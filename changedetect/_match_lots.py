@@ -43,8 +43,8 @@ def lot_outlines(outline_m2: np.ndarray, permitted_m2: np.ndarray, point: np.nda
 class Lots:
     """Per footprint: how the lot rule judged it."""
 
-    shown: np.ndarray  # its excess is the area rule's: the reason says so
-    quoted: np.ndarray  # the lot permit its reason names (index of the candidate permits), -1 if none
+    shown: np.ndarray  # its excess is the area rule's: the reason says "over the permitted area"
+    quoted: np.ndarray  # its valid lot permit of largest overlap (index of the candidate permits), -1 if none
 
 
 def judge(fpg: np.ndarray, pmg: np.ndarray, pm: Permits, ev: Evidence, excess: np.ndarray, over: np.ndarray,
@@ -78,11 +78,11 @@ def judge(fpg: np.ndarray, pmg: np.ndarray, pm: Permits, ev: Evidence, excess: n
 
 
 def note(lots: Lots, rows: np.ndarray, pm: Permits, outline_m2: np.ndarray) -> list[str]:
-    """The clause the reason of each of ``rows`` ends with (before a note on dates) where the lot rule
-    judged it, else ``""``: which permit is a lot, how much larger than its permitted area."""
+    """The clause the reason of each of ``rows`` ends with (before a note on dates) where a valid lot
+    permit covers it, else ``""``: which permit is a lot, how much larger than its permitted area."""
     from changedetect._match_reasons import fmt0
 
-    show = lots.shown[rows] & (lots.quoted[rows] >= 0)
+    show = lots.quoted[rows] >= 0
     if not show.any():
         return [""] * len(rows)
     q = np.where(show, lots.quoted[rows], 0)

@@ -34,7 +34,8 @@ def reasons(fp: Footprints, pm: Permits, code: np.ndarray, quoted: np.ndarray, a
              outline_m2: np.ndarray | None = None) -> np.ndarray:
     """One line per footprint: the strings are built per status, from columns taken once.  ``lots``
     (:func:`changedetect._match_lots.judge`): where a permit drawn as a lot had the building's area
-    compared with its permitted area, the excess is "over the permitted area" and a clause says why."""
+    compared with its permitted area, the excess is "over the permitted area"; under a lot permit a
+    clause says so."""
     from changedetect._match_lots import note
 
     out = np.empty(len(code), dtype=object)
@@ -83,7 +84,7 @@ def reasons(fp: Footprints, pm: Permits, code: np.ndarray, quoted: np.ndarray, a
                     f"{near if g else 'within tolerance ' + tol}"
                     for w, p, t, i, u, e, o, g in zip(what, pid, ptype, issued, until, fmt0(excess[rows]), where,
                                                       edge.tolist(), strict=True)]
-        if c in (4, 5) and lots is not None and outline_m2 is not None and lots.shown[rows].any():
+        if c in (4, 5) and lots is not None and outline_m2 is not None and (lots.quoted[rows] >= 0).any():
             text = [t + n for t, n in zip(text, note(lots, rows, pm, outline_m2), strict=True)]
         if c == 5:
             text = _maybe_in_time(text, fp, pm, rows, q)

@@ -54,7 +54,11 @@ def test_a_house_over_its_lot_line_is_still_judged_on_the_outline() -> None:
     assert out.loc["spill", "status"] == "exceeds_permit"
     assert out.loc["spill", "excess_area_m2"] == pytest.approx(27.0)
     assert out.loc["spill", "reason"] == ("built 90 m² against a permit for 110 m² (P-lot): 27 m² (25%) outside the "
-                                          "permitted footprint")
+                                          "permitted footprint" + LOT_NOTE.format(p="P-lot", o=400, x="3.6", pa=110))
+    # within both the lot and its permitted area, on a lot's outline: the clause says the area was compared
+    inside = _rows(fp(("small", b(0, 0, 8, 10), SEEN, "new")), p).loc["small", "reason"]
+    assert inside.endswith("0 m² over the permitted area, within tolerance (10 m² or 10%)" + LOT_NOTE.format(p="P-lot", o=400,
+                                                                                            x="3.6", pa=110))
     assert out.loc["over", "status"] == "exceeds_permit"  # and the lot rule applies in the same register
 
 
