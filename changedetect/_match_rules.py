@@ -185,7 +185,6 @@ def overlap_evidence(
                     np.where(pm_point, 0.0, rp.area), off_outlines)
 
 
-
 def _joined(group: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
     """The ``values`` of each run of equal, sorted ``group`` values, comma-joined ("" for none)."""
     out = np.full(n, "", dtype=object)

@@ -164,7 +164,7 @@ class MatchConfig:
         if not 0 < self.min_overlap_ratio <= 1:
             raise ValueError(f"min_overlap_ratio must be in (0, 1], got {self.min_overlap_ratio}")
         if self.lot_ratio is not None and not 1 <= self.lot_ratio < float("inf"):
-            raise ValueError(f"lot_ratio must be at least 1 (None: no outline is read as a lot), got {self.lot_ratio}")
+            raise ValueError(f"lot_ratio must be at least 1 (None, false in TOML, turns the rule off), got {self.lot_ratio}")
         if self.working_crs:
             try:
                 crs = CRS.from_user_input(self.working_crs)
