@@ -98,6 +98,14 @@ CASES: dict[str, tuple[list[str], list[str], str, Callable[[Called], Any], Any, 
         ["match", "{footprints}", "--permits", "{register}", "--out", "{out}.gpkg", "--tolerance-pct", "7"],
         ["match", "{footprints}", "--permits", "{register}", "--out", "{out}.gpkg"],
         "changedetect.match:match_to_file", lambda c: _config(c).tolerance_pct, 7.0, 10.0),
+    "match --lot-ratio": (
+        ["match", "{footprints}", "--permits", "{register}", "--out", "{out}.gpkg", "--lot-ratio", "2.5"],
+        ["match", "{footprints}", "--permits", "{register}", "--out", "{out}.gpkg"],
+        "changedetect.match:match_to_file", lambda c: _config(c).lot_ratio, 2.5, 1.5),
+    "match --lot-ratio off": (
+        ["match", "{footprints}", "--permits", "{register}", "--out", "{out}.gpkg", "--lot-ratio", "off"],
+        ["match", "{footprints}", "--permits", "{register}", "--out", "{out}.gpkg"],
+        "changedetect.match:match_to_file", lambda c: _config(c).lot_ratio, None, 1.5),
     "match --permits-timezone": (
         ["match", "{footprints}", "--permits", "{register}", "--out", "{out}.gpkg", "--permits-timezone", "Asia/Ho_Chi_Minh"],
         ["match", "{footprints}", "--permits", "{register}", "--out", "{out}.gpkg"],

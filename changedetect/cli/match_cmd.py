@@ -15,6 +15,19 @@ from changedetect.cli.options import (
 )
 
 
+def _lot_ratio(_ctx: click.Context, _param: click.Parameter, value: str) -> float | None:
+    """``--lot-ratio``: a number of at least 1, or ``off`` (None: every outline is the building's)."""
+    if value.strip().lower() in ("off", "none", "false"):
+        return None
+    try:
+        ratio = float(value)
+    except ValueError:
+        ratio = float("nan")
+    if not 1 <= ratio < float("inf"):
+        raise click.BadParameter(f"{value!r}: give a ratio of at least 1 (e.g. 1.5), or 'off'")
+    return ratio
+
+
 @click.command(name="match")
 @click.argument("footprints", type=click.Path(path_type=Path, exists=True))
 @click.option("--permits", "register", required=True,
@@ -46,11 +59,16 @@ from changedetect.cli.options import (
 @click.option("--attach-extensions/--no-attach-extensions", default=True, show_default=True,
               help="Measure a change that no permit covers but that touches the outline of a valid extension "
                    "permit against that permit (exceeds_permit) rather than calling it unlicensed.")
+@click.option("--lot-ratio", default="1.5", show_default=True, metavar="RATIO|off", callback=_lot_ratio,
+              help="A permit whose outline is more than RATIO times its permitted_area_m2 is drawn as its lot, "
+                   "not as the building: the building's area is also compared with the permitted area.  "
+                   "'off' judges every outline as the building's.")
 @overwrite_opt
 def command(footprints: Path, register: str, out: Path, layer: str | None, table: str | None,
             query: str | None, params: tuple[str, ...], column_map: tuple[str, ...], permits_crs: str | None,
             permits_timezone: str | None, lenient: bool, rejects: Path | None, tolerance_m2: float, tolerance_pct: float,
-            edge_tolerance: float, min_overlap: float, attach_extensions: bool, overwrite: bool) -> None:
+            edge_tolerance: float, min_overlap: float, attach_extensions: bool, lot_ratio: float | None,
+            overwrite: bool) -> None:
     """Match FOOTPRINTS against a permit register: one status per footprint.
 
     Statuses: permitted, unlicensed, exceeds_permit, permit_expired,
@@ -70,7 +88,8 @@ def command(footprints: Path, register: str, out: Path, layer: str | None, table
     from changedetect.match import STATUSES, MatchConfig, match_to_file
 
     config = MatchConfig(tolerance_m2=tolerance_m2, tolerance_pct=tolerance_pct, edge_tolerance_m=edge_tolerance,
-                         min_overlap_ratio=min_overlap, attach_to_extensions=attach_extensions)
+                         min_overlap_ratio=min_overlap, attach_to_extensions=attach_extensions,
+                         lot_ratio=lot_ratio)
     vector_format(out)
     check_overwrite(out, overwrite)
     check_writable(out)
