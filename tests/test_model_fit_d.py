@@ -7,17 +7,16 @@ violations, and only a log line said the model was made for other pixels: ``-q``
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
+from _fakes import run_quietly
 from click.testing import CliRunner
 
 from changedetect._model_fit import model_fit
 from changedetect.cli import cli
-from changedetect.config import PipelineConfig
 from changedetect.io import open_series
 from changedetect.testing import make_footprints, make_model, make_permits, make_stack, write_stack
 
@@ -28,15 +27,8 @@ def coarse_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     root = tmp_path_factory.mktemp("fit")
     stack = make_stack(n_dates=2, size=128, seed=4, resolution=10.0)
     write_stack(stack, root / "tiles", prefix="s2")
-    make_permits(make_footprints(stack).iloc[:1]).to_file(root / "permits.gpkg")
-    config = PipelineConfig().with_model(str(make_model(root / "tiny-model")))
-    config = dataclasses.replace(config, detect=dataclasses.replace(config.detect, window=64, overlap=16))
-    (root / "run.toml").write_text(config.to_toml(), encoding="utf-8")
-    out = root / "out"
-    result = CliRunner().invoke(cli, ["-q", "run", str(root / "tiles"), "--permits", str(root / "permits.gpkg"),
-                                      "--config", str(root / "run.toml"), "--out", str(out)])
-    assert result.exit_code == 0, result.output
-    return {"out": out, "stdout": result.stdout, "root": root}
+    out, stdout = run_quietly(root, stack, root / "tiles", window=64)
+    return {"out": out, "stdout": stdout, "root": root}
 
 
 def test_run_q_says_the_model_is_made_for_other_pixels(coarse_run: dict) -> None:

@@ -7,21 +7,20 @@ nightly's warnings said nothing: one log line did, and ``-q`` (the cron and syst
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import rasterio
+from _fakes import run_quietly
 from affine import Affine
 from click.testing import CliRunner
 
 from changedetect._nightly_coverage import record, unregistered
 from changedetect._pipeline_chain import unregistered_dates
 from changedetect.cli import cli
-from changedetect.config import PipelineConfig
-from changedetect.testing import make_footprints, make_model, make_permits, make_stack, write_stack
+from changedetect.testing import make_stack, write_stack
 
 
 @pytest.fixture(scope="module")
@@ -33,16 +32,9 @@ def shifted_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     with rasterio.open(tiles[-1], "r+") as dst:
         t = dst.transform
         dst.transform = Affine(t.a, t.b, t.c + 30 * t.a, t.d, t.e, t.f)
-    make_permits(make_footprints(stack).iloc[:1]).to_file(root / "permits.gpkg")
-    config = PipelineConfig().with_model(str(make_model(root / "tiny-model")))
-    config = dataclasses.replace(config, detect=dataclasses.replace(config.detect, window=128, overlap=16))
-    (root / "run.toml").write_text(config.to_toml(), encoding="utf-8")
-    out = root / "out"
-    result = CliRunner().invoke(cli, ["-q", "run", str(root / "tiles"), "--permits", str(root / "permits.gpkg"),
-                                      "--config", str(root / "run.toml"), "--out", str(out)])
-    assert result.exit_code == 0, result.output
+    out, stdout = run_quietly(root, stack, root / "tiles", window=128)
     last = str(stack["time"].values[-1])[:10]
-    return {"out": out, "stdout": result.stdout, "last": last, "first": str(stack["time"].values[0])[:10]}
+    return {"out": out, "stdout": stdout, "last": last, "first": str(stack["time"].values[0])[:10]}
 
 
 def test_the_summary_run_json_and_report_say_the_date_was_not_co_registered(shifted_run: dict) -> None:
