@@ -10,7 +10,10 @@ a delivery cut by a swath edge or a nodata band looks like a quiet night otherwi
 names what masked the scene in ``run``'s words (:func:`changedetect.io.clouds.coverage_why`: the
 classes the dates' SCL masked, from ``run.json``'s ``clouds``, and the tiles' own no data, from its
 ``coverage`` dates), so an SCL that masked its no data, saturated pixels or cloud shadows is named
-rather than the tiles.
+rather than the tiles.  It also carries into the night's warnings what each pair's run warned of about
+its result (``run.json``'s ``unregistered`` and ``warnings``: a register with no permit near, a model made for
+other pixels; :func:`run_warnings`), and gives the area's night report its pairs' coverage section
+(:func:`report_coverage`).
 """
 
 from __future__ import annotations
@@ -90,7 +93,7 @@ def record(summary: Any, results: list[dict[str, Any]]) -> None:
     from changedetect._nightly_plan import IN_SUMMARY
 
     summary.coverage = pair_coverage(results)
-    for message in low_coverage(summary.coverage) + unregistered(results):
+    for message in low_coverage(summary.coverage) + unregistered(results) + run_warnings(results):
         log.warning("%s", message, extra=IN_SUMMARY)
         summary.warnings.append(message)
 
@@ -102,11 +105,7 @@ def unregistered(results: list[dict[str, Any]]) -> list[str]:
     out = []
     for result in results:
         for pair in result["runs"]:
-            try:
-                doc = json.loads((Path(pair["run_dir"]) / "run.json").read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                continue
-            for u in doc.get("unregistered") or []:
+            for u in _run_json(pair["run_dir"]).get("unregistered") or []:
                 out.append(f"area {result['area']}: the {u['date']} acquisition could not be co-registered on "
                            f"{u['reference']} ({u['reason']}) and was compared as it lies (the pair "
                            f"{pair['before']}..{pair['after']}): its building edges can read as change; check the "
@@ -114,4 +113,69 @@ def unregistered(results: list[dict[str, Any]]) -> list[str]:
     return out
 
 
-__all__ = ["LOW_COVERAGE", "low_coverage", "pair_coverage", "record", "unregistered"]
+def run_warnings(results: list[dict[str, Any]]) -> list[str]:
+    """What the night's pairs' runs warned of about their result (each ``run.json``'s ``warnings``: a
+    model that does not suit the imagery, a register with no permit near the footprints or none at all:
+    :func:`changedetect.pipeline.run`), once per area and kind (a panchromatic date: once per date), not
+    once per pair: ``area X: <the first pair's message> (<which of the area's pairs tonight>)``.  Each such
+    run exits as usual with violations that cannot be trusted (another district's register: every
+    building ``unlicensed``), and the night's summary is where an operator reads it (``-q`` shows no log
+    line; before 2026-12-03 the night said nothing of it)."""
+    out = []
+    for result in results:
+        runs = result["runs"]
+        said: dict[tuple[str, str], tuple[str, list[str]]] = {}  # (kind, date) -> (message, pairs)
+        for pair in runs:
+            for w in _run_json(pair["run_dir"]).get("warnings") or []:
+                if not isinstance(w, dict) or not w.get("message"):
+                    continue
+                key = (str(w.get("kind")), str(w.get("date", "")) if w.get("kind") == "panchromatic" else "")
+                message, pairs = said.setdefault(key, (str(w["message"]), []))
+                if f"{pair['before']}..{pair['after']}" not in pairs:
+                    pairs.append(f"{pair['before']}..{pair['after']}")
+        for message, pairs in said.values():
+            out.append(f"area {result['area']}: {message} ({_which(pairs, len(runs))})")
+    return out
+
+
+def _which(pairs: list[str], runs: int) -> str:
+    """The pairs that warned among the area's ``runs`` of the night: ``the pair A..B``, ``both of its 2 pairs
+    tonight: A..B, B..C``, ``2 of its 5 pairs tonight: A..B, C..D``, at most 3 named."""
+    if len(pairs) == 1 and runs == 1:
+        return f"the pair {pairs[0]}"
+    named = ", ".join(pairs[:3]) + (f" and {len(pairs) - 3} more" if len(pairs) > 3 else "")
+    counted = ("both" if runs == 2 else "all") if len(pairs) == runs else str(len(pairs))
+    return f"{counted} of its {runs} pairs tonight: {named}" if runs > 1 else f"the pair {named}"
+
+
+def report_coverage(runs: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The night report's coverage section for an area's pairs of the night (``runs``), as ``changedetect
+    run``'s report has its own (:func:`changedetect._report_coverage.from_run` of each pair's ``run.json``):
+    each pair compared (a same-season partner's too) and each date once, and at its top the flagged lines of
+    what the runs warned of (a register with no permit near, a model made for other pixels, a date not
+    co-registered), each once; None when no pair's ``run.json`` has a coverage."""
+    from changedetect._report_coverage import from_run
+
+    merged: dict[str, list[Any]] = {"pairs": [], "dates": [], "clouds": [], "unregistered": [], "warnings": []}
+    keys: dict[str, Any] = {"pairs": lambda p: (p.get("before"), p.get("after")), "dates": lambda d: d.get("date"),
+                            "clouds": lambda c: c.get("date"), "unregistered": lambda u: (u.get("date"), u.get("reference")),
+                            "warnings": lambda w: (w.get("kind"), w.get("date") if w.get("kind") == "panchromatic" else None)}
+    for pair in runs:
+        coverage = from_run(_run_json(pair["run_dir"])) or {}
+        for name, key in keys.items():
+            seen = {key(v) for v in merged[name]}
+            merged[name] += [v for v in coverage.get(name) or [] if isinstance(v, dict) and key(v) not in seen]
+    return merged if merged["pairs"] else None
+
+
+def _run_json(run_dir: str) -> dict[str, Any]:
+    """A pair's ``run.json``, or ``{}`` when it cannot be read."""
+    try:
+        doc = json.loads((Path(run_dir) / "run.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
+__all__ = ["LOW_COVERAGE", "low_coverage", "pair_coverage", "record", "report_coverage", "run_warnings",
+           "unregistered"]

@@ -140,10 +140,13 @@ def write_night_reports(violations: gpd.GeoDataFrame, results: list[dict[str, An
     ``after_rgb.tif``); the report's date line is the night, so a rerun writes the same file.
     Violations withdrawn tonight (:mod:`changedetect._merge`'s) are named in its header, so that
     an inspector holding an earlier night's report learns which of its cards no longer stand, and so are
-    those whose status tonight's permit register changed (:mod:`changedetect._nightly_rematch`).
+    those whose status tonight's permit register changed (:mod:`changedetect._nightly_rematch`).  Its
+    coverage section is the area's pairs' of the night, with what their runs warned of flagged at its top
+    (a register with no permit near the footprints: :func:`changedetect._nightly_coverage.report_coverage`).
     ``report`` is the run config's ``[report]`` table (title, ``max_cards``, language), as
     ``changedetect run`` reads it; the night's own header lines are in its language too.
     """
+    from changedetect._nightly_coverage import report_coverage
     from changedetect._nightly_rematch import changed_tonight
     from changedetect._report_text import term, text
     from changedetect._withdraw_masked import reasons, said
@@ -181,7 +184,7 @@ def write_night_reports(violations: gpd.GeoDataFrame, results: list[dict[str, An
                                                  strict=True))
             info["status changed tonight"] = t["night.changed"].format(n=len(moved), items=items)
         write_report(new, out_path=path, before=run_dir / "before_rgb.tif", after=run_dir / "after_rgb.tif",
-                     run_info=info, overwrite=True, config=report)
+                     run_info=info, overwrite=True, config=report, coverage=report_coverage(r["runs"]))
         paths[f"report_{area}"] = str(path)
     return paths
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import test_review_s2_clouds as s2  # its L2A-like folder and clouds
+from test_review_nightly_run_warnings import not_about_the_result
 
 from changedetect.testing import make_nightly_catalog
 
@@ -21,8 +22,10 @@ LATE = s2.DATES[1]  # 20200704, the cloudy date
 
 def _others(warnings: list[str]) -> list[str]:
     """The night's warnings but the co-registration ones: this file's cloudy synthetic dates cannot be
-    co-registered, which the night says (tests/test_unregistered_date.py)."""
-    return [w for w in warnings if "could not be co-registered" not in w]
+    co-registered, which the night says (tests/test_unregistered_date.py), nor those of what the pairs'
+    runs warned of about their result (a tiny model on 10 m tiles, a register far from the footprints:
+    tests/test_review_nightly_run_warnings.py)."""
+    return [w for w in not_about_the_result(warnings) if "could not be co-registered" not in w]
 
 
 def _world(root: Path) -> tuple[dict, Path]:
