@@ -99,17 +99,22 @@ def record(summary: Any, results: list[dict[str, Any]]) -> None:
 
 
 def unregistered(results: list[dict[str, Any]]) -> list[str]:
-    """One warning per date a pair compared without co-registering it (its ``run.json``'s
-    ``unregistered``): the area's new violations of that pair may be misregistration, and the night's
-    summary is where an operator reads it (``-q`` shows no log line)."""
+    """One warning per area and date its pairs compared without co-registering it (each ``run.json``'s
+    ``unregistered``), naming the pairs (a date is the AFTER of one pair and the BEFORE of the next: one
+    line, not two, since 2026-12-03): the area's new violations of those pairs may be misregistration, and
+    the night's summary is where an operator reads it (``-q`` shows no log line)."""
     out = []
     for result in results:
+        said: dict[tuple[str, str], tuple[dict[str, Any], list[str]]] = {}  # (date, reference) -> (first, pairs)
         for pair in result["runs"]:
             for u in _run_json(pair["run_dir"]).get("unregistered") or []:
-                out.append(f"area {result['area']}: the {u['date']} acquisition could not be co-registered on "
-                           f"{u['reference']} ({u['reason']}) and was compared as it lies (the pair "
-                           f"{pair['before']}..{pair['after']}): its building edges can read as change; check the "
-                           "tile's georeferencing before acting on the area's new violations")
+                first, pairs = said.setdefault((str(u["date"]), str(u["reference"])), (u, []))
+                pairs.append(f"{pair['before']}..{pair['after']}")
+        for u, pairs in said.values():
+            out.append(f"area {result['area']}: the {u['date']} acquisition could not be co-registered on "
+                       f"{u['reference']} ({u['reason']}) and was compared as it lies "
+                       f"({_which(pairs, len(result['runs']))}): its building edges can read as change; check "
+                       "the tile's georeferencing before acting on the area's new violations")
     return out
 
 

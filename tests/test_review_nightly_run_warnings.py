@@ -102,3 +102,37 @@ def test_the_nights_report_flags_the_register_once(far: tuple[Any, str], near: t
     assert "NO PERMIT NEAR" not in near_report
     for pair in ("2020-01-05 → 2020-07-04", "2020-07-04 → 2020-09-03"):  # both pairs' coverage rows
         assert pair in far_report and pair in near_report
+
+
+def _results(root: Path, runs: list[tuple[str, str, dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Area ``a``'s night of ``runs`` (before, after, its run.json), each written under ``root``."""
+    import json
+
+    pairs = []
+    for before, after, doc in runs:
+        (root / after).mkdir()
+        (root / after / "run.json").write_text(json.dumps(doc), encoding="utf-8")
+        pairs.append({"before": before, "after": after, "run_dir": str(root / after)})
+    return [{"area": "a", "error": None, "runs": pairs}]
+
+
+def test_each_kind_once_naming_the_pairs_that_warned(tmp_path: Path) -> None:
+    """Two of three pairs warn of the register, a panchromatic date once per date, a date not
+    co-registered (the AFTER of one pair and the BEFORE of the next) once."""
+    from changedetect._nightly_coverage import run_warnings, unregistered
+
+    far = {"kind": "register_far", "message": "no permit of the register lies within 1000 m", "near_m": "1000"}
+    grey = [{"kind": "panchromatic", "date": d, "message": f"{d}: grey"} for d in ("2024-02-01", "2024-03-01")]
+    off = {"date": "2024-02-01", "reference": "2024-01-01", "reason": "too few windows matched"}
+    results = _results(tmp_path, [("2024-01-01", "2024-02-01", {"warnings": [far, grey[0]], "unregistered": [off]}),
+                                  ("2024-02-01", "2024-03-01", {"warnings": grey, "unregistered": [off]}),
+                                  ("2024-03-01", "2024-04-01", {"warnings": [far]})])
+    assert run_warnings(results) == [
+        "area a: no permit of the register lies within 1000 m (2 of its 3 pairs tonight: 2024-01-01..2024-02-01, "
+        "2024-03-01..2024-04-01)",
+        "area a: 2024-02-01: grey (2 of its 3 pairs tonight: 2024-01-01..2024-02-01, 2024-02-01..2024-03-01)",
+        "area a: 2024-03-01: grey (1 of its 3 pairs tonight: 2024-02-01..2024-03-01)"]
+    (line,) = unregistered(results)
+    assert line.startswith("area a: the 2024-02-01 acquisition could not be co-registered on 2024-01-01 (too few "
+                           "windows matched) and was compared as it lies (2 of its 3 pairs tonight: "
+                           "2024-01-01..2024-02-01, 2024-02-01..2024-03-01): "), line
