@@ -31,11 +31,12 @@ def _maybe_in_time(text: list[str], fp: Footprints, pm: Permits, rows: np.ndarra
 
 def reasons(fp: Footprints, pm: Permits, code: np.ndarray, quoted: np.ndarray, area: np.ndarray,
              excess: np.ndarray, permitted: np.ndarray, config: MatchConfig, lots: Lots | None = None,
-             outline_m2: np.ndarray | None = None) -> np.ndarray:
+             outline_m2: np.ndarray | None = None, by_points: np.ndarray | None = None) -> np.ndarray:
     """One line per footprint: the strings are built per status, from columns taken once.  ``lots``
     (:func:`changedetect._match_lots.judge`): where a permit drawn as a lot had the building's area
     compared with its permitted area, the excess is "over the permitted area"; under a lot permit a
-    clause says so."""
+    clause says so.  ``by_points``: the footprints judged on point permits alone, whose excess is
+    "over the permitted area" too (a point has no footprint to lie outside)."""
     from changedetect._match_lots import note
 
     out = np.empty(len(code), dtype=object)
@@ -69,7 +70,7 @@ def reasons(fp: Footprints, pm: Permits, code: np.ndarray, quoted: np.ndarray, a
             ex, pa = excess[rows], permitted[rows]
             pct = np.full(len(rows), np.inf)
             np.divide(100.0 * ex, pa, out=pct, where=pa > 0)
-            where = _where(lots, rows, "over the permitted area", "outside the permitted footprint")
+            where = _where(lots, by_points, rows, "over the permitted area", "outside the permitted footprint")
             text = [f"built {a} m² against a permit for {b} m² ({p}): {e} m² ({r}%) {w}"
                     for a, b, p, e, r, w in zip(a0, fmt0(pa), pid, fmt0(ex), fmt0(pct), where, strict=True)]
         else:  # permitted
@@ -79,7 +80,7 @@ def reasons(fp: Footprints, pm: Permits, code: np.ndarray, quoted: np.ndarray, a
             # of 10 m imagery is a wide band): say which one let it through
             edge = excess[rows] > np.maximum(config.tolerance_m2, config.tolerance_pct / 100.0 * permitted[rows])
             near = f"within {config.edge_tolerance_m or 0.0:g} m of its outline (edge tolerance)"
-            where = _where(lots, rows, "over the permitted area", "outside")
+            where = _where(lots, by_points, rows, "over the permitted area", "outside")
             text = [f"{w} within permit {p} ({t}, valid {i} to {u}); {e} m² {o}, "
                     f"{near if g else 'within tolerance ' + tol}"
                     for w, p, t, i, u, e, o, g in zip(what, pid, ptype, issued, until, fmt0(excess[rows]), where,
@@ -94,11 +95,16 @@ def reasons(fp: Footprints, pm: Permits, code: np.ndarray, quoted: np.ndarray, a
 
 
 
-def _where(lots: Lots | None, rows: np.ndarray, by_area: str, by_outline: str) -> list[str]:
-    """``by_area`` for the ``rows`` the lot rule judged on their area, else ``by_outline``."""
-    if lots is None:
-        return [by_outline] * len(rows)
-    return [by_area if s else by_outline for s in lots.shown[rows].tolist()]
+def _where(lots: Lots | None, by_points: np.ndarray | None, rows: np.ndarray, by_area: str,
+           by_outline: str) -> list[str]:
+    """``by_area`` for the ``rows`` judged on their area (by the lot rule, or on point permits alone),
+    else ``by_outline``."""
+    shown = np.zeros(len(rows), dtype=bool)
+    if lots is not None:
+        shown |= lots.shown[rows]
+    if by_points is not None:
+        shown |= by_points[rows]
+    return [by_area if s else by_outline for s in shown.tolist()]
 
 
 def _needs(kind: str) -> str:

@@ -313,7 +313,9 @@ def classify(fp: Footprints, pm: Permits, ev: Evidence, config: MatchConfig) -> 
         ev.permit_ids[a] = att.permit_ids
         code[a], quoted[a] = 4, att.quoted
         status = _STATUSES[code]
-    reasons = _reasons(fp, pm, code, quoted, ev.area_m2, excess, permitted, config, lots, ev.outline_m2)
+    by_points = ~has_poly & _any(ev.valid, fi, n)  # judged on its point permits' permitted area alone
+    reasons = _reasons(fp, pm, code, quoted, ev.area_m2, excess, permitted, config, lots, ev.outline_m2,
+                       by_points)
     pct = _fmt0(100.0 * att.outside / np.maximum(att.permitted, 1e-9))
     for k, w, ids, e, r in zip(a.tolist(), _what(fp.kind[a], ev.area_m2[a]), att.permit_ids.tolist(),
                                _fmt0(att.outside), pct, strict=True):

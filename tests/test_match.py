@@ -183,6 +183,9 @@ def test_point_permits_compare_areas() -> None:
     assert out.loc["a", "status"] == "exceeds_permit"
     assert out.loc["a", "excess_area_m2"] == pytest.approx(50.0)
     assert out.loc["c", "status"] == "permitted"
+    # a point has no footprint to lie outside: the excess is over the permitted area
+    assert "50 m² (33%) over the permitted area" in out.loc["a", "reason"], out.loc["a", "reason"]
+    assert "0 m² over the permitted area" in out.loc["c", "reason"], out.loc["c", "reason"]
 
 
 def test_violation_id_is_stable_and_depends_on_status() -> None:
