@@ -196,6 +196,24 @@ def test_a_model_evaluated_on_pixels_it_was_not_made_for_is_warned_of_once(
     assert not [r for r in caplog.records if "is made for" in r.getMessage()]
 
 
+@pytest.mark.parametrize("json_out", [False, True])
+def test_evaluate_q_still_says_the_model_is_made_for_other_pixels(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], json_out: bool) -> None:
+    """-q drops log lines: the warning is a Warning: line on stderr after the scores (before 2026-12-03
+    ``evaluate -q`` said nothing); with --json, stdout stays the one object."""
+    root = tmp_path / "l"
+    for name in ("x", "y"):
+        _tif(root / "A" / f"{name}.tif", np.full((3, 40, 40), 50))
+        _tif(root / "B" / f"{name}.tif", np.full((3, 40, 40), 90))
+        _tif(root / "label" / f"{name}.tif", _square(40))
+    code, out, err = _run(capsys, "-q", "evaluate", root, "--model", "vhr-building", *(["--json"] if json_out else []))
+    assert code == 0, err
+    lines = [x for x in err.splitlines() if x.startswith("Warning: model 'vhr-building' is made for 0.3-1 m")]
+    assert len(lines) == 1 and "10.00 m pixels" in lines[0], err
+    if json_out:
+        assert set(json.loads(out)) == {"precision", "recall", "f1", "iou", "n_images"}
+
+
 def test_a_training_cache_cut_short_is_named_not_an_internal_error(tmp_path: Path,
                                                                    capsys: pytest.CaptureFixture[str]) -> None:
     from changedetect.training.datasets import LabelledImage, load_cache, save_cache

@@ -35,14 +35,17 @@ def command(ctx: click.Context, path: Path, model: str, threshold: float | None,
     """
     import json
 
+    from changedetect._detect_inputs import heard
     from changedetect.evaluate import evaluate_detailed
 
     city_list = [c.strip() for c in cities.split(",") if c.strip()] if cities else None
-    result = evaluate_detailed(path, model=model, threshold=threshold, cities=city_list,
-                               progress=not (quiet(ctx) or as_json))
+    with heard() as said:  # a model made for other pixels: -q drops its log line, said after the scores
+        result = evaluate_detailed(path, model=model, threshold=threshold, cities=city_list,
+                                   progress=not (quiet(ctx) or as_json))
     scores = result.scores()
     if as_json:
         click.echo(json.dumps({k: scores[k] for k in ("precision", "recall", "f1", "iou", "n_images")}))
+        _say(said, quiet(ctx))
         return
     floor = result.floor()
     click.echo(f"{result.model} on {path} ({result.n_images} pairs, threshold {result.threshold:.2f}; "
@@ -50,3 +53,11 @@ def command(ctx: click.Context, path: Path, model: str, threshold: float | None,
     click.echo(f"  precision {scores['precision']:.4f}  recall {scores['recall']:.4f}  "
                f"f1 {scores['f1']:.4f}  iou {scores['iou']:.4f}")
     click.echo(f"  'everything changed' floor: f1 {floor['f1']:.4f}  iou {floor['iou']:.4f}")
+    _say(said, quiet(ctx))
+
+
+def _say(said: list[str], quiet: bool) -> None:
+    """The warnings about the scores (a model made for other pixels) as ``Warning:`` lines on stderr,
+    where ``-q`` dropped their log lines; without it the log already said them."""
+    for line in said if quiet else []:
+        click.echo(f"Warning: {line}", err=True)
