@@ -40,7 +40,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -67,44 +67,30 @@ def withdraw_masked(violations: gpd.GeoDataFrame, results: list[dict[str, Any]],
     the late SCL now masks (see the module docstring)."""
     drop = np.zeros(len(violations), dtype=bool)
     reason = np.full(len(violations), "", dtype=object)
-    for r in results:
-        if r["error"]:
-            continue
-        for pair in r["runs"]:
-            late, fill_late = pair.get("scl_rerun") or {}, pair.get("scl_fill") or {}
-            if not (late or fill_late) or not len(violations):
+    for pair, run_dir, gone in _not_found_again(violations, results, night, drop, ("scl_rerun", "scl_fill")):
+        late, fill_late = pair.get("scl_rerun") or {}, pair.get("scl_fill") or {}
+        clouds = _clouds(run_dir)
+        pair_words = (f"that SCL came after the pair {pair['before']} -> {pair['after']} was first compared, "
+                      "and compared again with it the pair no longer finds this")
+        for date in sorted(late):
+            c = clouds.get(date)
+            if c is None or not c.get("masked") or not len(gone):
                 continue
-            rows = _pair_rows(violations, r["area"], pair, night, drop)
-            if not len(rows):
+            image = run_dir / ("before_rgb.tif" if date == pair["before"] else "after_rgb.tif")
+            where = f"the Sentinel-2 scene classification (SCL) of {date}{_named(c)}"
+            gone = _judge(gone, _masked_shares(image, violations.geometry.iloc[gone]), drop, reason,
+                          _under(where, pair_words))
+        for date in sorted(fill_late, reverse=True):  # a fill date (in fill order, the latest first):
+            # where BEFORE's no data was filled from its clouds
+            c = clouds.get(date)
+            if c is None or not c.get("masked") or not len(gone):
                 continue
-            run_dir = Path(pair["run_dir"])
-            gone = rows[~_found_again(violations.iloc[rows], run_dir, pair.get("carried") or [])]
-            clouds = _clouds(run_dir)
-            pair_words = (f"that SCL came after the pair {pair['before']} -> {pair['after']} was first compared, "
-                          "and compared again with it the pair no longer finds this")
-            for date in sorted(late):
-                c = clouds.get(date)
-                if c is None or not c.get("masked") or not len(gone):
-                    continue
-                image = run_dir / ("before_rgb.tif" if date == pair["before"] else "after_rgb.tif")
-                where = f"the Sentinel-2 scene classification (SCL) of {date}{_named(c)}"
-                gone = _judge(gone, _masked_shares(image, violations.geometry.iloc[gone]), drop, reason,
-                              _under(where, pair_words))
-            for date in sorted(fill_late, reverse=True):  # a fill date (in fill order, the latest first):
-                # where BEFORE's no data was filled from its clouds
-                c = clouds.get(date)
-                if c is None or not c.get("masked") or not len(gone):
-                    continue
-                shares = _filled_shares(run_dir / "before_rgb.tif", violations.geometry.iloc[gone],
-                                        *_fill_scls(pair.get("fill") or [], date, set(fill_late)))
-                where = (f"{pair['before']} had no data and the pair filled it from {date}, where the Sentinel-2 "
-                         f"scene classification (SCL) of {date}{_named(c)}")
-                gone = _judge(gone, shares, drop, reason, _under(where, pair_words))
-    withdrawn = violations[drop].assign(withdrawn=night, withdrawn_reason=list(reason[drop]))
-    if drop.any():
-        log.info("night %s: %d earlier violation(s) withdrawn, %s: %s", night, int(drop.sum()), KIND,
-                 ", ".join(withdrawn["violation_id"].astype(str)))
-    return violations[~drop].reset_index(drop=True), withdrawn.reset_index(drop=True)
+            shares = _filled_shares(run_dir / "before_rgb.tif", violations.geometry.iloc[gone],
+                                    *_fill_scls(pair.get("fill") or [], date, set(fill_late)))
+            where = (f"{pair['before']} had no data and the pair filled it from {date}, where the Sentinel-2 "
+                     f"scene classification (SCL) of {date}{_named(c)}")
+            gone = _judge(gone, shares, drop, reason, _under(where, pair_words))
+    return _split(violations, drop, reason, night, KIND)
 
 
 def withdraw_replaced(violations: gpd.GeoDataFrame, results: list[dict[str, Any]],
@@ -126,39 +112,54 @@ def withdraw_replaced(violations: gpd.GeoDataFrame, results: list[dict[str, Any]
     A tile delivered 15 m off and then corrected left its 51 artefacts open beside the corrected file's 10."""
     drop = np.zeros(len(violations), dtype=bool)
     reason = np.full(len(violations), "", dtype=object)
+    wanted = ("replaced", "replaced_partner", "replaced_fill")
+    for pair, run_dir, gone in _not_found_again(violations, results, night, drop, wanted):
+        dates, partner = pair.get("replaced") or [], pair.get("replaced_partner")
+        fill = pair.get("replaced_fill") or []
+        files = pair.get("replaced_files") or {}
+        words = f"the pair {pair['before']} -> {pair['after']} no longer finds this"
+        if dates or partner:
+            drop[gone] = True
+            reason[gone] = (f"{KIND_REPLACED}: {_what_replaced(dates or [partner], files)} delivered again with "
+                            "new content after this was reported, and compared again with it"
+                            f"{'' if dates else ' as its same-season partner,'} {words}")
+            continue
+        for date in sorted(fill, reverse=True):  # in fill order, the latest first
+            scl, later = _fill_scls(pair.get("fill") or [], date)
+            shares = _filled_shares(run_dir / "before_rgb.tif", violations.geometry.iloc[gone], scl, later,
+                                    took=True)
+            head = (f"{KIND_REPLACED}: {_what_replaced([date], files)} delivered again with new content after "
+                    "this was reported; ")
+            tail = (f" of it lies where {pair['before']} had no data and the pair filled it from {date}, and "
+                    f"compared again with it {words}")
+            gone = _judge(gone, shares, drop, reason, _share_said(head, tail))
+    return _split(violations, drop, reason, night, KIND_REPLACED)
+
+
+def _not_found_again(violations: gpd.GeoDataFrame, results: list[dict[str, Any]], night: str, drop: np.ndarray,
+                     wanted: tuple[str, ...]) -> Iterator[tuple[dict[str, Any], Path, np.ndarray]]:
+    """``(pair, its run folder, rows)`` per tonight's pair of a successful area that has any of the
+    ``wanted`` keys set (why it runs again) and earlier violations of its own (not yet in ``drop``) that,
+    compared again, it no longer finds: those rows' positions in ``violations``."""
     for r in results:
         if r["error"] or not len(violations):
             continue
         for pair in r["runs"]:
-            dates, partner = pair.get("replaced") or [], pair.get("replaced_partner")
-            fill = pair.get("replaced_fill") or []
-            if not (dates or partner or fill):
+            if not any(pair.get(k) for k in wanted):
                 continue
             rows = _pair_rows(violations, r["area"], pair, night, drop)
             if not len(rows):
                 continue
             run_dir = Path(pair["run_dir"])
-            gone = rows[~_found_again(violations.iloc[rows], run_dir, pair.get("carried") or [])]
-            files = pair.get("replaced_files") or {}
-            words = f"the pair {pair['before']} -> {pair['after']} no longer finds this"
-            if dates or partner:
-                drop[gone] = True
-                reason[gone] = (f"{KIND_REPLACED}: {_what_replaced(dates or [partner], files)} delivered again with "
-                                "new content after this was reported, and compared again with it"
-                                f"{'' if dates else ' as its same-season partner,'} {words}")
-                continue
-            for date in sorted(fill, reverse=True):  # in fill order, the latest first
-                scl, later = _fill_scls(pair.get("fill") or [], date)
-                shares = _filled_shares(run_dir / "before_rgb.tif", violations.geometry.iloc[gone], scl, later,
-                                        took=True)
-                head = (f"{KIND_REPLACED}: {_what_replaced([date], files)} delivered again with new content after "
-                        "this was reported; ")
-                tail = (f" of it lies where {pair['before']} had no data and the pair filled it from {date}, and "
-                        f"compared again with it {words}")
-                gone = _judge(gone, shares, drop, reason, _share_said(head, tail))
+            yield pair, run_dir, rows[~_found_again(violations.iloc[rows], run_dir, pair.get("carried") or [])]
+
+
+def _split(violations: gpd.GeoDataFrame, drop: np.ndarray, reason: np.ndarray, night: str,
+           kind: str) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
+    """``(kept, withdrawn)``: the rows of ``drop`` withdrawn tonight with their ``reason``, logged as ``kind``."""
     withdrawn = violations[drop].assign(withdrawn=night, withdrawn_reason=list(reason[drop]))
     if drop.any():
-        log.info("night %s: %d earlier violation(s) withdrawn, %s: %s", night, int(drop.sum()), KIND_REPLACED,
+        log.info("night %s: %d earlier violation(s) withdrawn, %s: %s", night, int(drop.sum()), kind,
                  ", ".join(withdrawn["violation_id"].astype(str)))
     return violations[~drop].reset_index(drop=True), withdrawn.reset_index(drop=True)
 
