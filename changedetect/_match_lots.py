@@ -112,8 +112,8 @@ def warning(pm: Permits, ev: Evidence, config: MatchConfig) -> list[dict[str, st
                f"{'its' if one else 'their'} permitted area: {'a lot' if one else 'lots'} (thửa đất) rather than "
                f"the permitted building{'' if one else 's'}. The buildings on {'it' if one else 'them'} are "
                "judged on their area against the permitted area, and on the lot's outline; check that the "
-               "register's polygons are what it permits ([match] lot_ratio in a --config file sets the ratio, "
-               "false turns the rule off)")
+               "register's polygons are what it permits (match --lot-ratio RATIO, or [match] lot_ratio in run's "
+               "--config file, sets the ratio; 'off', false in the file, turns the rule off)")
     return [{"kind": "lot_outlines", "message": message, "permits": str(len(lots)), "example": str(pm.permit_id[k]),
              "outline_m2": f"{outline:.0f}", "permitted_m2": f"{allowed:.0f}", "lot_ratio": f"{config.lot_ratio:g}",
              "lot_pct": f"{100 * (config.lot_ratio or 0):.0f}"}]
