@@ -15,7 +15,9 @@ The format is chosen by the file extension:
     One row per feature: the attributes, ``wkt`` (the geometry as WKT in
     EPSG:4326) and ``lon`` / ``lat`` (the centroid, taken in the frame's CRS and
     then reprojected); UTF-8 with a byte-order mark, so that Excel shows accented
-    (Vietnamese) text right.  Beside it, as GDAL's own CSV writer makes them, ``.prj``
+    (Vietnamese) text right, and CRLF line ends (RFC 4180).  A text a spreadsheet would run as a
+    formula (``=``, ``+``, ``-``, ``@``, tab or CR first: OWASP's CSV injection) gets a leading
+    ``'`` and is shown as text; the other formats keep it as it is.  Beside it, as GDAL's own CSV writer makes them, ``.prj``
     (EPSG:4326) and ``.csvt`` (the field types): GDAL, and QGIS when the file is dragged in,
     read the layer in WGS 84 with numbers and dates typed.  In QGIS's *Add Delimited Text
     Layer*: geometry from the ``wkt`` field, CRS EPSG:4326.
@@ -130,8 +132,10 @@ def write_vector(
         elif fmt == "csv":
             # with a UTF-8 byte-order mark: Excel on Windows, where inspectors open it, reads a CSV
             # without one in the local code page and garbles Vietnamese (pandas, GDAL, QGIS skip the mark)
+            # and RFC 4180's CRLF line ends: a text holding a carriage return alone is then quoted too (with
+            # "\n" line ends pandas wrote it bare, and Excel, pandas and GDAL broke the row there)
             table = _csv_frame(frame)
-            table.to_csv(tmp, index=False, encoding="utf-8-sig")
+            table.to_csv(tmp, index=False, encoding="utf-8-sig", lineterminator="\r\n")
             _csv_sidecars(table, path, known=frame.crs is not None)  # published before the CSV itself
         else:
             frame.to_parquet(tmp, index=False)
@@ -263,8 +267,20 @@ def _isnull(v: object) -> bool:
     return v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NaT
 
 
+#: what starts a formula in a spreadsheet cell: Excel and LibreOffice run a CSV cell beginning with one
+#: (OWASP "CSV injection": a register's ``=HYPERLINK("http://...")`` or ``=cmd|' /C calc'!A0``)
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _as_text(value: object) -> object:
+    """``value`` with a leading ``'`` when it is text a spreadsheet would read as a formula
+    (:data:`FORMULA_START`): the cell then shows the text, not its result; other values as they are."""
+    return "'" + value if isinstance(value, str) and value.startswith(FORMULA_START) else value
+
+
 def _csv_frame(frame: gpd.GeoDataFrame) -> pd.DataFrame:
-    """Attributes + ``wkt`` (EPSG:4326) + centroid ``lon``/``lat``."""
+    """Attributes (text a spreadsheet would run as a formula made text: :func:`_as_text`) + ``wkt``
+    (EPSG:4326) + centroid ``lon``/``lat``."""
     geoms = frame.geometry
     if frame.crs is not None and not frame.crs.is_projected:  # centroids need metres
         # no footprint (a quiet scene in EPSG:4326) has no UTM zone, and nothing to take a centroid of
@@ -275,6 +291,12 @@ def _csv_frame(frame: gpd.GeoDataFrame) -> pd.DataFrame:
     wgs = geoms.to_crs(4326) if frame.crs is not None else geoms
     cen = centroids.to_crs(4326) if frame.crs is not None else centroids
     table = pd.DataFrame(frame.drop(columns=frame.geometry.name))
+    for col in table.columns:
+        if table[col].dtype == object or pd.api.types.is_string_dtype(table[col]):
+            values = table[col].tolist()
+            text = [_as_text(v) for v in values]
+            if any(t is not v for t, v in zip(text, values, strict=True)):  # else its type as it was (.csvt)
+                table[col] = pd.Series(text, index=table.index, dtype=object)
     table["wkt"] = wgs.to_wkt(rounding_precision=7, trim=True).to_numpy()
     table["lon"] = np.round(cen.x.to_numpy(), 7)
     table["lat"] = np.round(cen.y.to_numpy(), 7)

