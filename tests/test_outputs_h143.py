@@ -113,6 +113,37 @@ def test_the_report_escapes_every_register_text(hostile: gpd.GeoDataFrame, lang:
     seen = _Tags()
     seen.feed(page)
     assert not seen.tags & {"script", "iframe", "object", "embed", "link", "a"}
-    assert all(src.startswith("data:image/png;base64,") for src in seen.sources)  # its own images only
+    assert all(src.startswith(("data:image/png;base64,", "data:image/jpeg;base64,")) for src in seen.sources)  # its own images only
     assert not [a for a in seen.attrs if a.startswith("on")]
     assert "alert(1)" in page and "onerror" in page  # shown, as text
+
+
+def test_the_reports_imagery_is_jpeg_a_fifth_of_png(tmp_path: Path) -> None:
+    """The chips and the overview were PNG: a photo barely compresses so (the sample city's 200 px chips
+    49 kB each, its overview 2.4 MB; a report of 500 cards over 2,000 violations 51 MB, written in 38 s,
+    all 2,000 cards 201 MB in 222 s, most of it PNG encoding).  As JPEG (quality 90, colour 4:4:4) a chip
+    takes about 11 kB, the outline keeps its colour, and the report stays one self-contained file."""
+    import base64
+    import io
+    import re
+
+    from PIL import Image
+
+    from changedetect.io import open_series
+    from changedetect.report import write_report
+
+    stack = open_series(Path(__file__).parents[1] / "sample_tiles").to_stack()
+    left, top = float(stack["x"][0]), float(stack["y"][0])
+    frame = gpd.GeoDataFrame(
+        {"violation_id": ["V-1", "V-2"], "status": ["unlicensed", "exceeds_permit"], "area_m2": [300.0, 200.0]},
+        geometry=[box(left + 100, top - 140, left + 120, top - 125), box(left + 300, top - 340, left + 316, top - 330)],
+        crs=stack.rio.crs)
+    text = write_report(frame, out_path=tmp_path / "r.html", stack=stack).read_text(encoding="utf-8")
+    uris = re.findall(r'src="data:image/([a-z]+);base64,([^"]+)"', text)
+    assert [kind for kind, _ in uris] == ["jpeg"] * 5  # the overview, then before and after per card
+    chips = [base64.b64decode(data) for _, data in uris[1:]]
+    assert max(map(len, chips)) < 20_000, [len(c) for c in chips]
+    chip = Image.open(io.BytesIO(chips[1])).convert("RGB")  # the first card's AFTER: unlicensed, outlined red
+    red = [p for p in chip.getdata() if abs(p[0] - 230) < 30 and p[1] < 60 and abs(p[2] - 45) < 30]
+    assert len(red) > 100, len(red)
+    assert len(text) < 1_500_000

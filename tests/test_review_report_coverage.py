@@ -166,7 +166,7 @@ def test_report_marks_low_pairs_and_stays_self_contained(tmp_path: Path) -> None
     assert "not checked" in section
     assert "<b>_SCL" not in text
     assert not re.search(r"(src|href)=\"(?!data:)", text) and "http" not in section
-    assert all(base64.b64decode(u) for u in re.findall(r'src="data:image/png;base64,([^"]+)"', text))
+    assert all(base64.b64decode(u) for u in re.findall(r'src="data:image/(?:jpeg|png);base64,([^"]+)"', text))
 
 
 def test_report_without_coverage_has_no_section(tmp_path: Path) -> None:
