@@ -255,6 +255,22 @@ def _warn_if_far(fp: Footprints, pm: gpd.GeoDataFrame, crs: CRS) -> list[dict[st
     return [{"kind": "register_far", "message": message, "near_m": f"{NEAR_M:.0f}"}]
 
 
+def _not_an_input(out: str | os.PathLike[str], footprints: str | os.PathLike[str], register: str | os.PathLike[str],
+                  rejects: str | os.PathLike[str] | None) -> None:
+    """OutputLocationError when the violation list (or the rejects file) would be written over the footprints
+    or the register it is made from: with --overwrite a city's register was replaced by its violations."""
+    from changedetect.errors import OutputLocationError
+
+    inputs = (("footprints file", footprints), ("permit register", register))
+    for name, target in (("output", out), ("rejects file", rejects)):
+        if target is None or not Path(target).exists():
+            continue
+        for which, given in inputs:
+            if "://" not in str(given) and Path(given).exists() and Path(target).samefile(given):
+                raise OutputLocationError(f"{name} '{target}' is the {which} this match reads: it would be replaced "
+                                          "by the violation list; write it to another file (--out, --rejects)")
+
+
 def match_to_file(
     footprints_path: str | os.PathLike[str],
     register: str | os.PathLike[str],
@@ -279,6 +295,7 @@ def match_to_file(
     from changedetect.io.vectors import write_vector
     from changedetect.permits import load_register
 
+    _not_an_input(out, footprints_path, register, rejects_path)
     if Path(out).exists() and not overwrite:
         raise OutputExistsError(f"output '{out}' already exists; pass --overwrite to replace it")
     footprints, _ = read_register(footprints_path, what="footprints file")

@@ -147,3 +147,28 @@ def test_the_reports_imagery_is_jpeg_a_fifth_of_png(tmp_path: Path) -> None:
     red = [p for p in chip.getdata() if abs(p[0] - 230) < 30 and p[1] < 60 and abs(p[2] - 45) < 30]
     assert len(red) > 100, len(red)
     assert len(text) < 1_500_000
+
+
+@pytest.mark.parametrize("which", ["permits", "footprints"])
+def test_match_refuses_to_write_over_its_register_or_footprints(tmp_path: Path, which: str,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """`changedetect match fp.gpkg --permits register.gpkg --out register.gpkg --overwrite` (a slip of the
+    keyboard in a city's script) replaced the register with the violation list, exit 0."""
+    import shutil
+
+    import changedetect.cli as cdcli
+
+    root = Path(__file__).parents[1]
+    register = shutil.copy(root / "permits" / "sample_register.gpkg", tmp_path / "register.gpkg")
+    footprints = write_vector(gpd.GeoDataFrame(
+        {"footprint_id": ["F-1"], "area_m2": [150.0]},
+        geometry=[box(679900.0, 1202000.0, 679910.0, 1202015.0)], crs="EPSG:32648"), tmp_path / "fp.gpkg")
+    target = register if which == "permits" else footprints
+    before = Path(target).read_bytes()
+    cdcli._STATE["debug"] = False
+    with pytest.raises(SystemExit) as info:
+        cdcli.main(["match", str(footprints), "--permits", str(register), "--out", str(target), "--overwrite"])
+    err = capsys.readouterr().err
+    said = "permit register" if which == "permits" else "footprints file"
+    assert info.value.code not in (0, None) and f"is the {said} this match reads" in err and "Traceback" not in err
+    assert Path(target).read_bytes() == before
