@@ -255,22 +255,6 @@ def _warn_if_far(fp: Footprints, pm: gpd.GeoDataFrame, crs: CRS) -> list[dict[st
     return [{"kind": "register_far", "message": message, "near_m": f"{NEAR_M:.0f}"}]
 
 
-def _not_an_input(out: str | os.PathLike[str], footprints: str | os.PathLike[str], register: str | os.PathLike[str],
-                  rejects: str | os.PathLike[str] | None) -> None:
-    """OutputLocationError when the violation list (or the rejects file) would be written over the footprints
-    or the register it is made from: with --overwrite a city's register was replaced by its violations."""
-    from changedetect.errors import OutputLocationError
-
-    inputs = (("footprints file", footprints), ("permit register", register))
-    for name, target in (("output", out), ("rejects file", rejects)):
-        if target is None or not Path(target).exists():
-            continue
-        for which, given in inputs:
-            if "://" not in str(given) and Path(given).exists() and Path(target).samefile(given):
-                raise OutputLocationError(f"{name} '{target}' is the {which} this match reads: it would be replaced "
-                                          "by the violation list; write it to another file (--out, --rejects)")
-
-
 def match_to_file(
     footprints_path: str | os.PathLike[str],
     register: str | os.PathLike[str],
@@ -291,11 +275,14 @@ def match_to_file(
     """
     config = stage_config(config, MatchConfig, call="match_to_file", table="match")
     from changedetect.errors import OutputExistsError
+    from changedetect.io.atomic import not_an_input
     from changedetect.io.registers import read_register
     from changedetect.io.vectors import write_vector
     from changedetect.permits import load_register
 
-    _not_an_input(out, footprints_path, register, rejects_path)
+    inputs = {"footprints file": footprints_path, "permit register": register}
+    for name, target in (("output", out), ("rejects file", rejects_path)):
+        not_an_input(target, inputs, name=name, becomes="the violation list", where="--out, --rejects")
     if Path(out).exists() and not overwrite:
         raise OutputExistsError(f"output '{out}' already exists; pass --overwrite to replace it")
     footprints, _ = read_register(footprints_path, what="footprints file")

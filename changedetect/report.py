@@ -307,7 +307,10 @@ def write_report(
         ``out_path``.
     """
     config = stage_config(config, ReportConfig, call="write_report", table="report")
-    from changedetect.io.atomic import atomic_path
+    from changedetect.io.atomic import atomic_path, not_an_input
+
+    not_an_input(out_path, {"violation list": violations, "BEFORE raster": before, "AFTER raster": after},
+                 becomes="the HTML report", where="--out, e.g. report.html")
 
     source = "the violations given"
     if isinstance(violations, (str, Path)):

@@ -170,5 +170,21 @@ def test_match_refuses_to_write_over_its_register_or_footprints(tmp_path: Path, 
         cdcli.main(["match", str(footprints), "--permits", str(register), "--out", str(target), "--overwrite"])
     err = capsys.readouterr().err
     said = "permit register" if which == "permits" else "footprints file"
-    assert info.value.code not in (0, None) and f"is the {said} this match reads" in err and "Traceback" not in err
+    assert info.value.code not in (0, None) and f"is the {said} this reads" in err and "Traceback" not in err
     assert Path(target).read_bytes() == before
+
+
+def test_report_refuses_to_write_over_the_violation_list(hostile: gpd.GeoDataFrame, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """`changedetect report --violations v.gpkg --out v.gpkg --overwrite` replaced the violation list with
+    the HTML report, exit 0 (and the next report of it could not read it)."""
+    import changedetect.cli as cdcli
+
+    listed = write_vector(hostile, tmp_path / "v.gpkg")
+    before = listed.read_bytes()
+    cdcli._STATE["debug"] = False
+    with pytest.raises(SystemExit) as info:
+        cdcli.main(["report", "--violations", str(listed), "--out", str(listed), "--overwrite"])
+    err = capsys.readouterr().err
+    assert info.value.code not in (0, None) and "is the violation list this reads" in err, err
+    assert "Traceback" not in err and listed.read_bytes() == before

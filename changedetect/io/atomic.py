@@ -18,7 +18,7 @@ import logging
 import os
 import secrets
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -111,6 +111,22 @@ def atomic_path(path: str | os.PathLike[str], *, overwrite: bool = False) -> Ite
         remove_with_sidecars(tmp)
 
 
+def not_an_input(target: str | os.PathLike[str] | None, inputs: Mapping[str, object], *, name: str = "output",
+                 becomes: str, where: str) -> None:
+    """OutputLocationError when ``target`` is one of the files ``inputs`` names (``{"permit register": path}``;
+    a value that is not a local path, a database URL or a frame, is passed over): ``--overwrite`` would replace
+    it with ``becomes`` (a city's register with its violation list).  ``where`` says what to give instead."""
+    from changedetect.errors import OutputLocationError
+
+    if target is None or not Path(target).exists():
+        return
+    for which, given in inputs.items():
+        if isinstance(given, str | os.PathLike) and "://" not in str(given) and Path(given).exists() \
+                and Path(target).samefile(given):
+            raise OutputLocationError(f"{name} '{target}' is the {which} this reads: it would be replaced by "
+                                      f"{becomes}; write it to another file ({where})")
+
+
 def _disk_full(folder: Path, exc: Exception) -> bool:
     """Whether a write into ``folder`` that raised ``exc`` failed for want of disk space."""
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
@@ -150,4 +166,4 @@ def removing_new_folders(out: str | os.PathLike[str]) -> Iterator[None]:
         raise
 
 
-__all__ = ["atomic_path", "is_temp_name", "remove_with_sidecars", "removing_new_folders", "temp_name"]
+__all__ = ["atomic_path", "is_temp_name", "not_an_input", "remove_with_sidecars", "removing_new_folders", "temp_name"]
