@@ -253,8 +253,11 @@ def vectorize_file(
     config = stage_config(config, VectorizeConfig, call="vectorize_file", table="vectorize")
     import rioxarray
 
+    from changedetect.io.atomic import not_an_input
     from changedetect.io.vectors import write_vector
 
+    # the previous run's footprints may be replaced by tonight's (their ids carried over): not the buildings
+    not_an_input(out, {"buildings layer": buildings_path}, becomes="the footprints", where="--out")
     if Path(out).exists() and not overwrite:
         from changedetect.errors import OutputExistsError
 

@@ -188,3 +188,31 @@ def test_report_refuses_to_write_over_the_violation_list(hostile: gpd.GeoDataFra
     err = capsys.readouterr().err
     assert info.value.code not in (0, None) and "is the violation list this reads" in err, err
     assert "Traceback" not in err and listed.read_bytes() == before
+
+
+def test_vectorize_refuses_to_write_over_the_buildings_layer(tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """`changedetect vectorize prob.tif --buildings city.gpkg --out city.gpkg --overwrite` replaced the city's
+    building layer with the footprints, exit 0.  (--previous may be the --out: tonight's footprints replace
+    the last run's, their ids carried over.)"""
+    import numpy as np
+    import rasterio
+    from rasterio.transform import from_origin
+
+    import changedetect.cli as cdcli
+
+    prob = np.zeros((64, 64), dtype="float32")
+    prob[10:30, 10:30] = 0.9
+    with rasterio.open(tmp_path / "prob.tif", "w", driver="GTiff", width=64, height=64, count=1, dtype="float32",
+                       crs="EPSG:32648", transform=from_origin(686_000, 1_192_032, 0.5, 0.5)) as dst:
+        dst.write(prob, 1)
+    city = write_vector(gpd.GeoDataFrame({"building_id": ["B-1"]}, geometry=[box(686_000, 1_192_000, 686_004, 1_192_004)],
+                                         crs="EPSG:32648"), tmp_path / "city.gpkg")
+    before = city.read_bytes()
+    cdcli._STATE["debug"] = False
+    with pytest.raises(SystemExit) as info:
+        cdcli.main(["-q", "vectorize", str(tmp_path / "prob.tif"), "--buildings", str(city), "--out", str(city),
+                    "--overwrite"])
+    err = capsys.readouterr().err
+    assert info.value.code not in (0, None) and "is the buildings layer this reads" in err, err
+    assert "Traceback" not in err and city.read_bytes() == before
