@@ -239,7 +239,7 @@ def discover(catalog: str | Path, *, night: str | None = None, known: dict[str, 
     permission) is left out, its message appended to ``problems`` (logged when None): one such
     file must not stop every area of the catalog.  One date's band files of an area are one
     acquisition (:func:`band_group`; its side products left out); a date with two files for one
-    band is left out the same way.
+    band is left out the same way, and so is a date of two acquisitions (:func:`_one_per_date`).
     """
     catalog = Path(catalog).absolute()  # the pairs run from their work folders: no relative paths
     if not catalog.is_dir():
@@ -343,8 +343,31 @@ def discover(catalog: str | Path, *, night: str | None = None, known: dict[str, 
             acq = replace(acq, scl=str(scls[(area, date)]))
         acq = replace(acq, item_files=item_files.get((area, date), ()))
         areas.setdefault(area, {})[acq.path] = acq
-    return {a: sorted(_with_scl_checksums(acqs.values(), known, problem), key=lambda q: (q.date, q.path))
-            for a, acqs in areas.items()}
+    return {a: sorted(_with_scl_checksums(_one_per_date(a, acqs.values(), problem), known, problem),
+                      key=lambda q: (q.date, q.path)) for a, acqs in areas.items()}
+
+
+def _one_per_date(area: str, acqs: Iterable[Acquisition], problem: Callable[[str], None]) -> list[Acquisition]:
+    """``acqs`` without the dates that have more than one acquisition (two tiles of one date, or a date delivered
+    twice under two names), each said in one line: one date of an area is one scene, as :func:`band_group` has
+    it for a date with two files for one band.  Until 2026-12-03 both were compared with the date before (their
+    pairs had the same dates) and a later date with the last by name alone; one of them delivered again then
+    withdrew what the other's pair reported (:func:`changedetect._withdraw_masked.withdraw_replaced` takes a
+    pair's rows by its dates)."""
+    by_date: dict[str, list[Acquisition]] = {}
+    for q in acqs:
+        by_date.setdefault(q.date, []).append(q)
+    out = []
+    for date, same in sorted(by_date.items()):
+        if len(same) == 1:
+            out += same
+            continue
+        names = [f"'{q.path}'" + (f" (and its {len(q.files) - 1} other band files)" if len(q.files) > 1 else "")
+                 for q in sorted(same, key=lambda q: q.path)]
+        problem(f"area {area}: {date} has {len(same)} files ({', '.join(names)}): one date of an area is one "
+                "scene, so put each tile in an area folder of its own (or mosaic the tiles into one file, or remove "
+                "the one not to be compared); the date is left out until then")
+    return out
 
 
 def _with_scl_checksums(acqs: Iterable[Acquisition], known: dict[str, list[Any]] | None,

@@ -139,15 +139,21 @@ def test_checksums_are_cached_and_a_file_replaced_in_place_is_new(
 
 
 def test_two_acquisitions_of_one_day_are_each_paired_with_the_day_before(tmp_path: Path) -> None:
+    """``plan_pairs`` alone; the catalog leaves such a day out since 2026-12-03, one date of an area being one
+    scene (``tests/test_review_nightly_one_date_twice.py``)."""
+    from dataclasses import replace
+
     from changedetect._nightly_catalog import discover, plan_pairs
+    from changedetect._state import sha256_file
 
     cat = tmp_path / "cat"
     write_stack(make_stack(n_dates=2, size=32, seed=3), cat / "a", prefix="a")
     dates = sorted(f.name for f in (cat / "a").iterdir())
     second = write_stack(make_stack(n_dates=1, size=32, seed=8), tmp_path / "x", prefix="a")[0]
-    same_day = cat / "a" / dates[1].replace("a_", "a_b_")
+    same_day = tmp_path / "x" / dates[1].replace("a_", "a_b_")
     second.rename(same_day)
     acqs = discover(cat)["a"]
+    acqs.append(replace(acqs[1], path=str(same_day), sha256=sha256_file(same_day)))
     assert len(acqs) == 3 and acqs[1].date == acqs[2].date
     new, pairs = plan_pairs(acqs, {acqs[0].sha256: {}})
     assert new == acqs[1:]
