@@ -125,13 +125,15 @@ def _same(geom: Any, fid: str, other: Any, other_fid: str) -> bool:
 def merge_and_withdraw(current: State, state_dir: Path, results: list[dict[str, Any]], night: str, *,
                        permits: str, share: float | None, season_days: int | None,
                        rematch: Rematch | None = None, decided: Decided | None = None,
+                       committed: set[str] | frozenset[str] = frozenset(),
                        ) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
     """:func:`merge_night`, then the withdrawals (:mod:`changedetect._withdraw_masked`'s, of a rerun
     pair's violations under a late SCL's mask, :func:`withdraw_unconfirmed`'s, then ``rematch``'s: the
     earlier nights' violations matched again against tonight's register, :func:`changedetect._nightly_rematch.rematch`,
     which also gives a changed status, then ``decided``'s: the inspectors' decisions,
     :mod:`changedetect._nightly_decisions`, whose closed violations the merge does not open again):
-    ``(register, withdrawn)``.
+    ``(register, withdrawn)``.  ``committed``: the ids of the night's own rows committed before, when it is
+    done again (a rerun pair may withdraw those too: :func:`changedetect._withdraw_masked._pair_rows`).
 
     When violations are withdrawn, the night is merged again without them: a violation of
     tonight that was taken for one of them (an outline that grew from a withdrawn blob, say) is
@@ -140,7 +142,8 @@ def merge_and_withdraw(current: State, state_dir: Path, results: list[dict[str, 
     from changedetect._withdraw_masked import withdraw_all
 
     def _withdraw(merged: gpd.GeoDataFrame) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
-        kept, withdrawn = withdraw_all(merged, results, night, share=share, season_days=season_days)
+        kept, withdrawn = withdraw_all(merged, results, night, share=share, season_days=season_days,
+                                       committed=committed)
         if decided is not None:  # a confirmed one stays open, and is matched again with the others
             kept, withdrawn = decided.overrule(kept, withdrawn)
         if rematch is not None:

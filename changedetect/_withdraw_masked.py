@@ -40,7 +40,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -60,14 +60,16 @@ KIND_REPLACED = "not in the file delivered again"
 
 
 def withdraw_masked(violations: gpd.GeoDataFrame, results: list[dict[str, Any]],
-                    night: str) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
+                    night: str, committed: Collection[str] = ()) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
     """``(kept, withdrawn)``: the earlier nights' violations of tonight's rerun pairs (``pair["scl_rerun"]``:
     date -> why, the pair's dates whose SCL arrived late or changed; ``pair["scl_fill"]``: its fill dates',
     each with its ``scl`` in ``pair["fill"]``) that the rerun no longer finds and that lie mostly under what
-    the late SCL now masks (see the module docstring)."""
+    the late SCL now masks (see the module docstring).  ``committed``: the ids of the night's own rows committed
+    before, when it is done again (:func:`_pair_rows`)."""
     drop = np.zeros(len(violations), dtype=bool)
     reason = np.full(len(violations), "", dtype=object)
-    for pair, run_dir, gone in _not_found_again(violations, results, night, drop, ("scl_rerun", "scl_fill")):
+    for pair, run_dir, gone in _not_found_again(violations, results, night, drop, ("scl_rerun", "scl_fill"),
+                                                committed):
         late, fill_late = pair.get("scl_rerun") or {}, pair.get("scl_fill") or {}
         clouds = _clouds(run_dir)
         pair_words = (f"that SCL came after the pair {pair['before']} -> {pair['after']} was first compared, "
@@ -94,7 +96,7 @@ def withdraw_masked(violations: gpd.GeoDataFrame, results: list[dict[str, Any]],
 
 
 def withdraw_replaced(violations: gpd.GeoDataFrame, results: list[dict[str, Any]],
-                      night: str) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
+                      night: str, committed: Collection[str] = ()) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
     """``(kept, withdrawn)``: the earlier nights' violations of tonight's pairs that run again because a
     date they read was delivered again under its name with new content (a corrected re-delivery,
     :func:`changedetect._nightly_redelivery.replaced`; ``pair["replaced_files"]``: which band files of a
@@ -109,11 +111,12 @@ def withdraw_replaced(violations: gpd.GeoDataFrame, results: list[dict[str, Any]
       pixels have no data, the SCL of every fill date tried before it masks, its own does not); the
       rest of the scene read the same pixels both times.
 
-    A tile delivered 15 m off and then corrected left its 51 artefacts open beside the corrected file's 10."""
+    A tile delivered 15 m off and then corrected left its 51 artefacts open beside the corrected file's 10.
+    ``committed``: the ids of the night's own rows committed before, when it is done again (:func:`_pair_rows`)."""
     drop = np.zeros(len(violations), dtype=bool)
     reason = np.full(len(violations), "", dtype=object)
     wanted = ("replaced", "replaced_partner", "replaced_fill")
-    for pair, run_dir, gone in _not_found_again(violations, results, night, drop, wanted):
+    for pair, run_dir, gone in _not_found_again(violations, results, night, drop, wanted, committed):
         dates, partner = pair.get("replaced") or [], pair.get("replaced_partner")
         fill = pair.get("replaced_fill") or []
         files = pair.get("replaced_files") or {}
@@ -137,7 +140,8 @@ def withdraw_replaced(violations: gpd.GeoDataFrame, results: list[dict[str, Any]
 
 
 def _not_found_again(violations: gpd.GeoDataFrame, results: list[dict[str, Any]], night: str, drop: np.ndarray,
-                     wanted: tuple[str, ...]) -> Iterator[tuple[dict[str, Any], Path, np.ndarray]]:
+                     wanted: tuple[str, ...], committed: Collection[str] = ()
+                     ) -> Iterator[tuple[dict[str, Any], Path, np.ndarray]]:
     """``(pair, its run folder, rows)`` per tonight's pair of a successful area that has any of the
     ``wanted`` keys set (why it runs again) and earlier violations of its own (not yet in ``drop``) that,
     compared again, it no longer finds: those rows' positions in ``violations``."""
@@ -147,7 +151,7 @@ def _not_found_again(violations: gpd.GeoDataFrame, results: list[dict[str, Any]]
         for pair in r["runs"]:
             if not any(pair.get(k) for k in wanted):
                 continue
-            rows = _pair_rows(violations, r["area"], pair, night, drop)
+            rows = _pair_rows(violations, r["area"], pair, night, drop, committed)
             if not len(rows):
                 continue
             run_dir = Path(pair["run_dir"])
@@ -177,13 +181,19 @@ def _what_replaced(dates: list[str], files: dict[str, list[str]]) -> str:
 
 
 def _pair_rows(violations: gpd.GeoDataFrame, area: str, pair: dict[str, Any], night: str,
-               drop: np.ndarray) -> np.ndarray:
-    """The rows a rerun pair may withdraw: its area's and its dates', reported on an earlier night, not yet
-    dropped."""
+               drop: np.ndarray, committed: Collection[str] = ()) -> np.ndarray:
+    """The rows a rerun pair may withdraw: its area's and its dates', reported before tonight's runs (on an
+    earlier night, or committed by this night when it is done again: ``committed``, their ids), not yet dropped.
+    A re-delivery (or a late SCL) taken up by running the last committed night again withdrew none of that
+    night's own rows until 2026-12-03, and the next night, the date committed, had nothing to run again: the
+    replaced file's artefacts stayed open for good."""
+    before = (violations["night"] != night).to_numpy(copy=True)
+    if len(committed):
+        before |= violations["violation_id"].astype(str).isin(list(committed)).to_numpy()
     return np.flatnonzero((violations["area"] == area).to_numpy()
                           & (violations["before"].astype(str) == pair["before"]).to_numpy()
                           & (violations["after"].astype(str) == pair["after"]).to_numpy()
-                          & (violations["night"] != night).to_numpy() & ~drop)
+                          & before & ~drop)
 
 
 def _named(cloud: dict[str, Any]) -> str:
@@ -213,16 +223,17 @@ def _under(where: str, pair_words: str) -> Callable[[float], str]:
 
 
 def withdraw_all(merged: gpd.GeoDataFrame, results: list[dict[str, Any]], night: str, *, share: float | None,
-                 season_days: int | None) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
+                 season_days: int | None, committed: Collection[str] = ()) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
     """:func:`withdraw_masked`, :func:`withdraw_replaced`, then what the same sun does not confirm
-    (:func:`changedetect._merge.withdraw_unconfirmed`): ``(kept, withdrawn)``, both kinds in one table."""
+    (:func:`changedetect._merge.withdraw_unconfirmed`): ``(kept, withdrawn)``, both kinds in one table.
+    ``committed``: the ids of the night's own rows committed before, when it is done again."""
     import geopandas as gpd
     import pandas as pd
 
     from changedetect._merge import withdraw_unconfirmed
 
-    kept, masked = withdraw_masked(merged, results, night)
-    kept, replaced = withdraw_replaced(kept, results, night)
+    kept, masked = withdraw_masked(merged, results, night, committed)
+    kept, replaced = withdraw_replaced(kept, results, night, committed)
     kept, unseen = withdraw_unconfirmed(kept, results, night, share=share, season_days=season_days)
     parts = [w for w in (masked, replaced, unseen) if len(w)]
     if len(parts) < 2:

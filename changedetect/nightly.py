@@ -362,7 +362,7 @@ def run_nightly(
             current, state_dir, results, night_s, permits=str(permits), share=config.detect.same_sun_share,
             season_days=config.detect.season_days,
             rematch=_rematch.bound(current.nights, register, night_s, config.match, key, edges, done),
-            decided=decided)
+            decided=decided, committed=done)  # a night done again: its own committed rows may be withdrawn
         if layer is not None:  # the open rows carry tonight's layer's parcel, those opened before it too
             violations = _parcels.with_current_parcels(violations, layer, night_s, tolerances=edges,
                                                        default_m=config.match.edge_tolerance_m or 0.0, committed=done)
