@@ -70,6 +70,9 @@ def plan_night(catalog: str | Path, current: NightState, state_dir: Path, permit
     tasks, new_by_area = [], {}
     checked: dict[str, str | None] = {}  # the readability check: once a night per file
     problems: list[str] = []
+    # each file's sha256 as the night before knew it (discover updates the cache): the files of a record
+    # written without their checksums (:func:`changedetect._nightly_redelivery._files_then`)
+    cached = {p: str(v[2]) for p, v in current.checksums.items() if isinstance(v, list | tuple) and len(v) > 2}
     found = discover(catalog, night=night, known=current.checksums, problems=problems)
     for message in problems:
         log.warning("%s", message, extra=IN_SUMMARY)
@@ -106,7 +109,8 @@ def plan_night(catalog: str | Path, current: NightState, state_dir: Path, permit
         choice = _reference.choose(area, acqs, current.references.get(area), current.checksums, checked)
         new = [q for q in acqs if q.sha256 not in processed]
         unreadable = {**choice.unreadable, **_unreadable_new(area, new, choice, checked)}
-        replaced = _redelivery.replaced(area, [q for q in new if q.path not in unreadable], processed, reads)
+        replaced = _redelivery.replaced(area, [q for q in new if q.path not in unreadable], processed, reads,
+                                        cached)
         for redelivered in replaced.values():
             log.warning("%s", redelivered.warning, extra=IN_SUMMARY)
             summary.warnings.append(redelivered.warning)

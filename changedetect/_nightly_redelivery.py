@@ -18,15 +18,23 @@ filled from it); the night's warnings name what changed.
   the pairs compared changed; the date is new all the same (its pair with the date before runs, as before).
   Its SCL is no band file: a late or changed SCL is :mod:`changedetect._nightly_scl`'s.
 
-A record written before the files' checksums were kept has no ``"files"``: that date is not judged (as
-before).  Such a record is completed (:func:`settled`) the first night its date's checksum is still the
-one it was compared with, when each file is known to be as it was then; a STAC item first known by one
-asset (:func:`changedetect._nightly_plan._stac_upgrades`) has none either, and its upgrade is no
-re-delivery.
+A record written before the files' checksums were kept has no ``"files"``, nor has the record of a date
+compared as one band file (its checksum is that file's): its files are those the checksum cache of the night
+before knew (``cached``: the state's ``checksums``, by path, read before tonight's catalog), when their
+checksums give the record's (:func:`_files_then`); else the date is not judged (a state without the cache,
+or one whose cached files have changed since).  Until 2026-12-03 such a date was never judged: a band file of
+a state written before the files' checksums, changed on its first night, or a date first compared as one
+band file that gained the others while that one changed, left the replaced band's artefacts open.  Such a
+record is completed (:func:`settled`) the first night its date's checksum is still the one it was compared
+with, when each file is known to be as it was then; a STAC item first known by one asset
+(:func:`changedetect._nightly_plan._stac_upgrades`) has none either, and its upgrade is no re-delivery.
+A date first delivered as one multi-band file, later as band files, is not judged: the one file's checksum
+says nothing of its bands, and it is gone.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,14 +58,15 @@ _DOES = ("its pairs with the dates before and after it (and those that read it a
 
 
 def replaced(area: str, new: list[Acquisition], processed: dict[str, dict[str, Any]],
-             reads: set[str] | None = None) -> dict[str, Redelivery]:
+             reads: set[str] | None = None, cached: Mapping[str, str] | None = None) -> dict[str, Redelivery]:
     """Checksum -> :class:`Redelivery`, per new acquisition of ``area`` that was processed before with other
-    content (see the module docstring; ``reads``: the bands a pair's run reads, canonical names)."""
+    content (see the module docstring; ``reads``: the bands a pair's run reads, canonical names; ``cached``:
+    each file's sha256 by its path as the state's checksum cache had it before tonight)."""
     before = {rec.get("path"): rec for rec in processed.values()}
     out = {}
     for q in new:
         if len(q.files) > 1:
-            changed, night = _changed_files(q, processed, reads)
+            changed, night = _changed_files(q, processed, reads, cached or {})
             if changed:
                 names = ", ".join(f"'{f}'" for f in changed)
                 many = len(changed) > 1
@@ -76,29 +85,49 @@ def replaced(area: str, new: list[Acquisition], processed: dict[str, dict[str, A
     return out
 
 
-def _changed_files(q: Acquisition, processed: dict[str, dict[str, Any]],
-                   reads: set[str] | None) -> tuple[list[str], str]:
+def _changed_files(q: Acquisition, processed: dict[str, dict[str, Any]], reads: set[str] | None,
+                   cached: Mapping[str, str]) -> tuple[list[str], str]:
     """The files of ``q`` (a date of several files) read by the run whose content differs from the last
-    record of its date, and that record's night; ``[]`` when no such record has its files' checksums."""
+    record of its date, and that record's night; ``[]`` when no such record's files' checksums are known."""
     from changedetect._detect_inputs import _canon
 
     paths = set(q.files)
-    mine = [r for r in processed.values() if r.get("date") == q.date and (
+    mine = [(sha, r) for sha, r in processed.items() if r.get("date") == q.date and (
         r.get("path") in paths or isinstance(r.get("files"), dict) and paths & set(r["files"]))]
     if not mine:
         return [], "?"
-    night = max(str(r.get("night", "")) for r in mine)
-    last = [r for r in mine if str(r.get("night", "")) == night]  # two versions one night (a night run again):
-    if not all(isinstance(r.get("files"), dict) for r in last):  # a file either had is not changed
-        return [], night  # a record from before the files' checksums were kept: not judged
+    night = max(str(r.get("night", "")) for _, r in mine)
     had: dict[str, set[str]] = {}
-    for r in last:
-        for path, digest in r["files"].items():
+    for sha, r in mine:  # two versions one night (a night run again): a file either had is not changed
+        if str(r.get("night", "")) != night:
+            continue
+        files = r["files"] if isinstance(r.get("files"), dict) else _files_then(sha, r, q, cached)
+        if files is None:
+            return [], night  # its files' checksums unknown: not judged
+        for path, digest in files.items():
             had.setdefault(str(path), set()).add(str(digest))
     bands = dict(zip(q.files, q.bands, strict=False))
     changed = [f for f, digest in q.file_sha256.items() if f in had and digest not in had[f]
                and (reads is None or f not in bands or _canon(bands[f]) in reads)]
     return changed, night
+
+
+def _files_then(sha: str, record: dict[str, Any], q: Acquisition, cached: Mapping[str, str]) -> dict[str, str] | None:
+    """The files' checksums of a record that has none (``sha``: its checksum): those of ``q``'s files the
+    checksum cache of the night before knew (``cached``), or the record's one file, when they give its checksum
+    as :func:`changedetect._nightly_catalog.band_group` computes it; None when neither does."""
+    from changedetect._state import sha256_json
+
+    bands = dict(zip(q.files, q.bands, strict=False))
+    for files in ([f for f in q.files if f in cached], [str(record.get("path"))]):
+        if not files or any(f not in cached or f not in bands for f in files):
+            continue
+        digests = [cached[f] for f in files]
+        digest = digests[0] if len(files) == 1 else sha256_json([[bands[f], d] for f, d in zip(files, digests,
+                                                                                                strict=True)])
+        if digest == sha:
+            return dict(zip(files, digests, strict=True))
+    return None
 
 
 def settled(acqs: list[Acquisition], processed: dict[str, dict[str, Any]]) -> dict[str, dict[str, str]]:

@@ -2,8 +2,8 @@
 re-delivery, as a one-file date is (``tests/test_nightly_order.py``): the night names the file, both pairs the date
 took part in run again, and what they no longer find is withdrawn.  Before, such a date was never judged so (its
 checksum covers every band file): the replaced band's artefacts stayed open.  A band added, or one the run does
-not read changed, is no re-delivery; a state written before the files' checksums were kept behaves as before,
-and is completed the first night its dates are as they were compared."""
+not read changed, is no re-delivery; a state written before the files' checksums were kept is judged by its
+checksum cache, and completed the first night its dates are as they were compared."""
 
 from __future__ import annotations
 
@@ -112,19 +112,24 @@ def test_a_band_added_or_one_the_run_does_not_read_changed_is_no_redelivery(tmp_
     assert third.withdrawn_reasons == {} and w.open_ids() == w.reported
 
 
-def test_a_state_without_the_files_checksums_is_as_before_and_completed(tmp_path: Path) -> None:
-    """A state written before the band files' checksums were kept: a band file changed is not judged (the date is
-    new, as before), without an error; the dates still as they were compared get their files' checksums that
-    night, so a later re-delivery of one is judged."""
+def test_a_state_without_the_files_checksums_is_judged_by_its_checksum_cache_and_completed(tmp_path: Path) -> None:
+    """A state written before the band files' checksums were kept: a band file changed on its first night was
+    not judged (the date new, as before: the replaced band's artefacts left open).  Its files' checksums are
+    now those its checksum cache had, which give the record's checksum: judged.  The dates still as they were
+    compared get their files' checksums that night, so a later re-delivery of one is judged too."""
     w = World(tmp_path)
     state = w.state()
     for record in state["acquisitions"]["pisa"].values():
         record.pop("files", None)
     (tmp_path / "state" / "state.json").write_text(json.dumps(state), encoding="utf-8")
-    _shift(w.band("20240315", "B03"))
+    b03 = w.band("20240315", "B03")
+    _shift(b03)
     second = w.night("2024-05-21")
-    assert not second.failed and not [x for x in second.warnings if "new content" in x], second.warnings
-    assert second.pairs == 1 and second.withdrawn_reasons == {} and w.open_ids() == w.reported
+    assert not second.failed, second
+    (line,) = [x for x in second.warnings if "new content" in x]
+    assert line.startswith(f"area pisa: 2024-03-15's band file '{b03}' has new content since night 2024-05-20"), line
+    assert second.pairs == 2 and second.withdrawn_reasons == {KIND: len(w.reported)}, second
+    assert not w.open_ids() & w.reported
     # completed: the dates as they were compared, and the new version; not the replaced one (its files are gone)
     records = w.state()["acquisitions"]["pisa"].values()
     assert sorted(r["date"] for r in records if "files" in r) == ["2024-01-15", "2024-03-15", "2024-05-14"]
@@ -136,6 +141,47 @@ def test_a_state_without_the_files_checksums_is_as_before_and_completed(tmp_path
                            "2024-05-20"), line
     # the first date: its pair with the date after it, and the next pair, which read it as a fill date
     assert third.pairs == 2, third
+
+
+def test_a_state_without_the_files_checksums_nor_their_cache_is_as_before(tmp_path: Path) -> None:
+    """Without the checksum cache (or with files changed since it was written) the files' checksums are not
+    known: the band file changed is not judged (the date is new, as before), without an error."""
+    w = World(tmp_path)
+    state = w.state()
+    for record in state["acquisitions"]["pisa"].values():
+        record.pop("files", None)
+    state["checksums"] = {}
+    (tmp_path / "state" / "state.json").write_text(json.dumps(state), encoding="utf-8")
+    _shift(w.band("20240315", "B03"))
+    second = w.night("2024-05-21")
+    assert not second.failed and not [x for x in second.warnings if "new content" in x], second.warnings
+    assert second.pairs == 1 and second.withdrawn_reasons == {} and w.open_ids() == w.reported
+
+
+def test_a_date_compared_as_one_band_file_that_gains_the_others_while_it_changes_is_judged(tmp_path: Path) -> None:
+    """A date's record of one band file has no ``"files"`` (its checksum is that file's): a date first compared
+    as its B02 alone whose B03 and B04 came later while its B02 was delivered again was not judged (planned
+    only: no pair runs)."""
+    from changedetect._nightly_catalog import discover
+    from changedetect._nightly_plan import plan_night
+    from changedetect._nightly_reference import NightState
+    from changedetect.nightly import NightlySummary
+
+    cat = tmp_path / "cat"
+    files = _split(make_stack(n_dates=3, size=32, seed=1, bands=BANDS), cat / "pisa", "pisa")
+    b02 = next(f for f in files["20240315"] if f.stem.endswith("B02"))
+    known: dict[str, list[Any]] = {}
+    acqs = discover(cat, known=known)["pisa"]
+    processed = {q.sha256: {"path": q.path, "date": q.date, "night": "2024-05-20", "scl": "",
+                            "files": q.file_sha256} for q in acqs if q.date != "2024-03-15"}
+    processed[known[str(b02)][2]] = {"path": str(b02), "date": "2024-03-15", "night": "2024-05-20", "scl": ""}
+    _shift(b02)  # (its B03 and B04 came after that night)
+    summary = NightlySummary("2024-05-21")
+    tasks, _ = plan_night(cat, NightState(acquisitions={"pisa": processed}, checksums=known), tmp_path / "state",
+                          "register.gpkg", PipelineConfig(), "2024-05-21", summary, None)
+    (line,) = [x for x in summary.warnings if "new content" in x]
+    assert line.startswith(f"area pisa: 2024-03-15's band file '{b02}' has new content since night 2024-05-20"), line
+    assert [p["replaced"] for p in tasks[0]["pairs"]] == [["2024-03-15"], ["2024-03-15"]], tasks[0]["pairs"]
 
 
 def test_a_stac_items_band_asset_delivered_again_is_judged_and_its_upgrade_or_scl_is_not(tmp_path: Path) -> None:
