@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,8 @@ from changedetect.io.clouds import LOW_COVERAGE, coverage_why, masked_clouds
 log = logging.getLogger("changedetect.nightly")
 
 
-def pair_coverage(results: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+def pair_coverage(results: list[dict[str, Any]],
+                  docs: Mapping[str, dict[str, Any]] | None = None) -> dict[str, list[dict[str, Any]]]:
     """Area -> one ``{"before", "after", "coverage_both_dates", "compared_share", "filled_share", "clouds",
     "why"}`` per pair that ran to the end (in a failed area too: those before its failure), read from
     each pair's ``run.json``: the shares are its ``coverage`` entry of the pair (its
@@ -38,21 +40,21 @@ def pair_coverage(results: list[dict[str, Any]]) -> dict[str, list[dict[str, Any
     share compared against the clear view (0 when none; None when not measured); ``clouds``: date ->
     cloud share of the pair's dates whose Sentinel-2 SCL masked their clouds; ``why``: what masked
     the scene when the compared share is under :data:`LOW_COVERAGE`
-    (:func:`changedetect.io.clouds.coverage_why`), else None. Areas without such a pair are left out."""
+    (:func:`changedetect.io.clouds.coverage_why`), else None. Areas without such a pair are left out.
+    ``docs``: the pairs' ``run.json`` by run folder, when read already (:func:`run_docs`)."""
     out: dict[str, list[dict[str, Any]]] = {}
     for result in results:
         for pair in result["runs"]:
             dates = (pair["before"], pair["after"])
             out.setdefault(result["area"], []).append({"before": pair["before"], "after": pair["after"],
-                                                       **_read(pair["run_dir"], dates)})
+                                                       **_read(_doc(docs, pair["run_dir"]), dates)})
     return dict(sorted(out.items()))
 
 
-def _read(run_dir: str, dates: tuple[str, str]) -> dict[str, Any]:
+def _read(doc: dict[str, Any], dates: tuple[str, str]) -> dict[str, Any]:
     from changedetect._pipeline_coverage import compared_share, tiles_nodata
 
     try:
-        doc = json.loads((Path(run_dir) / "run.json").read_text(encoding="utf-8"))
         coverage = doc.get("coverage") or {}
         entry = next((p for p in coverage.get("pairs", []) if (p.get("before"), p.get("after")) == dates),
                      {"coverage_both_dates": doc.get("coverage_both_dates")})
@@ -92,22 +94,24 @@ def record(summary: Any, results: list[dict[str, Any]]) -> None:
     also logged: the CLI prints the summary's, the log's only with ``-v``)."""
     from changedetect._nightly_plan import IN_SUMMARY
 
-    summary.coverage = pair_coverage(results)
-    for message in low_coverage(summary.coverage) + unregistered(results) + run_warnings(results):
+    docs = run_docs(results)  # each pair's run.json read once, for the three
+    summary.coverage = pair_coverage(results, docs)
+    for message in low_coverage(summary.coverage) + unregistered(results, docs) + run_warnings(results, docs):
         log.warning("%s", message, extra=IN_SUMMARY)
         summary.warnings.append(message)
 
 
-def unregistered(results: list[dict[str, Any]]) -> list[str]:
+def unregistered(results: list[dict[str, Any]], docs: Mapping[str, dict[str, Any]] | None = None) -> list[str]:
     """One warning per area and date its pairs compared without co-registering it (each ``run.json``'s
     ``unregistered``), naming the pairs (a date is the AFTER of one pair and the BEFORE of the next: one
     line, not two, since 2026-12-03): the area's new violations of those pairs may be misregistration, and
-    the night's summary is where an operator reads it (``-q`` shows no log line)."""
+    the night's summary is where an operator reads it (``-q`` shows no log line).  ``docs``: as
+    :func:`pair_coverage`'s."""
     out = []
     for result in results:
         said: dict[tuple[str, str], tuple[dict[str, Any], list[str]]] = {}  # (date, reference) -> (first, pairs)
         for pair in result["runs"]:
-            for u in _run_json(pair["run_dir"]).get("unregistered") or []:
+            for u in _doc(docs, pair["run_dir"]).get("unregistered") or []:
                 first, pairs = said.setdefault((str(u["date"]), str(u["reference"])), (u, []))
                 pairs.append(f"{pair['before']}..{pair['after']}")
         for u, pairs in said.values():
@@ -118,20 +122,20 @@ def unregistered(results: list[dict[str, Any]]) -> list[str]:
     return out
 
 
-def run_warnings(results: list[dict[str, Any]]) -> list[str]:
+def run_warnings(results: list[dict[str, Any]], docs: Mapping[str, dict[str, Any]] | None = None) -> list[str]:
     """What the night's pairs' runs warned of about their result (each ``run.json``'s ``warnings``: a
     model that does not suit the imagery, a register with no permit near the footprints or none at all:
     :func:`changedetect.pipeline.run`), once per area and kind (a panchromatic date: once per date), not
     once per pair: ``area X: <the first pair's message> (<which of the area's pairs tonight>)``.  Each such
     run exits as usual with violations that cannot be trusted (another district's register: every
     building ``unlicensed``), and the night's summary is where an operator reads it (``-q`` shows no log
-    line; before 2026-12-03 the night said nothing of it)."""
+    line; before 2026-12-03 the night said nothing of it).  ``docs``: as :func:`pair_coverage`'s."""
     out = []
     for result in results:
         runs = result["runs"]
         said: dict[tuple[str, str], tuple[str, list[str]]] = {}  # (kind, date) -> (message, pairs)
         for pair in runs:
-            for w in _run_json(pair["run_dir"]).get("warnings") or []:
+            for w in _doc(docs, pair["run_dir"]).get("warnings") or []:
                 if not isinstance(w, dict) or not w.get("message"):
                     continue
                 key = (str(w.get("kind")), str(w.get("date", "")) if w.get("kind") == "panchromatic" else "")
@@ -171,6 +175,17 @@ def report_coverage(runs: list[dict[str, Any]]) -> dict[str, Any] | None:
             seen = {key(v) for v in merged[name]}
             merged[name] += [v for v in coverage.get(name) or [] if isinstance(v, dict) and key(v) not in seen]
     return merged if merged["pairs"] else None
+
+
+def run_docs(results: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Each of the night's pairs' ``run.json`` by its run folder (``{}`` where it cannot be read), read once for
+    :func:`pair_coverage`, :func:`unregistered` and :func:`run_warnings` (each read every one before 2026-12-03)."""
+    return {pair["run_dir"]: _run_json(pair["run_dir"]) for result in results for pair in result["runs"]}
+
+
+def _doc(docs: Mapping[str, dict[str, Any]] | None, run_dir: str) -> dict[str, Any]:
+    """A pair's ``run.json`` from ``docs``, or read when they do not hold it."""
+    return docs[run_dir] if docs is not None and run_dir in docs else _run_json(run_dir)
 
 
 def _run_json(run_dir: str) -> dict[str, Any]:

@@ -136,3 +136,33 @@ def test_each_kind_once_naming_the_pairs_that_warned(tmp_path: Path) -> None:
     assert line.startswith("area a: the 2024-02-01 acquisition could not be co-registered on 2024-01-01 (too few "
                            "windows matched) and was compared as it lies (2 of its 3 pairs tonight: "
                            "2024-01-01..2024-02-01, 2024-02-01..2024-03-01): "), line
+
+
+def test_the_night_reads_each_pairs_run_json_once_for_its_summary(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The coverage, the dates not co-registered and what the runs warned of come from each pair's run.json,
+    which each of the three read again (three reads a pair: a city's night of hundreds of pairs)."""
+    from changedetect import _nightly_coverage
+    from changedetect.nightly import NightlySummary
+
+    far = {"kind": "register_far", "message": "no permit of the register lies within 1000 m", "near_m": "1000"}
+    off = {"date": "2024-02-01", "reference": "2024-01-01", "reason": "too few windows matched"}
+    results = _results(tmp_path, [("2024-01-01", "2024-02-01", {"warnings": [far], "unregistered": [off]}),
+                                  ("2024-02-01", "2024-03-01", {"warnings": [far]})])
+    reads: list[str] = []
+    read_text = Path.read_text
+
+    def counted(self: Path, *args: Any, **kwargs: Any) -> str:
+        if self.name == "run.json":
+            reads.append(str(self))
+        return read_text(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "read_text", counted)
+    summary = NightlySummary("2024-03-02")
+    _nightly_coverage.record(summary, results)
+    assert sorted(reads) == sorted(str(Path(p["run_dir"]) / "run.json") for p in results[0]["runs"]), reads
+    assert [w for w in summary.warnings if "no permit" in w] == [
+        "area a: no permit of the register lies within 1000 m (both of its 2 pairs tonight: 2024-01-01..2024-02-01, "
+        "2024-02-01..2024-03-01)"]
+    assert [w for w in summary.warnings if "could not be co-registered" in w]
+    assert [c["before"] for c in summary.coverage["a"]] == ["2024-01-01", "2024-02-01"]
