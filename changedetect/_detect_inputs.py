@@ -58,6 +58,38 @@ def heard() -> Iterator[list[str]]:
         _HEARD.reset(token)
 
 
+#: the card whose fit to this imagery the caller measured and said (:func:`fit_measured`); None outside one
+_FITTED: contextvars.ContextVar[Any] = contextvars.ContextVar("changedetect_detect_fitted", default=None)
+
+
+@contextlib.contextmanager
+def fit_measured(card: Any) -> Iterator[None]:
+    """Within it, detection neither measures nor says again what the caller measured and said of
+    ``card`` on this imagery (``run``: :func:`changedetect._model_fit.model_fit`, once, on the tiles):
+    the pixel size (:func:`check_gsd`), a grey date (:func:`check_colour`, which reads windows of each
+    date, per pair and per block) and unnamed bands read in order (:func:`resolve_bands`).  So for any
+    card that reads the same bands at the same resolution (the change model's building segmenter);
+    another card is checked as before."""
+    token = _FITTED.set(card)
+    try:
+        yield
+    finally:
+        _FITTED.reset(token)
+
+
+def _fit_known(bands: Sequence[str], gsd_range: Any = None, *, any_range: bool = False) -> bool:
+    """Whether :func:`fit_measured`'s card reads ``bands`` (in that order) and, unless ``any_range``,
+    is made for ``gsd_range``."""
+    card = _FITTED.get()
+    if card is None or [str(b) for b in card.bands] != [str(b) for b in bands]:
+        return False
+    return any_range or _range(getattr(card, "gsd_range_m", None)) == _range(gsd_range)
+
+
+def _range(rng: Any) -> tuple[float, ...] | None:
+    return tuple(float(v) for v in rng) if rng else None
+
+
 def warn_once(msg: str, *args: Any, key: str | None = None) -> None:
     """``logger.warning(msg, *args)``, unless the same text (or the same ``key``: a warning whose
     numbers may differ a little from block to block) was said in this :func:`said_once` scope."""
@@ -133,6 +165,8 @@ def resolve_bands(
     if all(i >= 0 for i in idx):
         return idx
     if unnamed(available) and len(available) >= len(wanted):
+        if _fit_known(wanted, any_range=True):  # run's model fit said it (unnamed_bands)
+            return list(range(len(wanted)))
         warn_once("%s has unnamed bands: using the first %d as %s; if they are in another order, name "
                        "them (band descriptions in the file, or \"bands\" in the series' manifest.json)", source, len(wanted), list(wanted))
         return list(range(len(wanted)))
@@ -178,7 +212,7 @@ def check_gsd(card: Any, crs: Any, transform: Any, width: int, height: int, sour
     (below half its lower end or above 1.5 times its upper end): a 10 m Sentinel-2 model on 0.5 m
     imagery runs without error and finds nothing useful.  Silent without a CRS (units unknown)."""
     rng = getattr(card, "gsd_range_m", None)
-    if crs is None or not rng:
+    if crs is None or not rng or _fit_known(card.bands, rng):  # run's model fit said it (resolution)
         return
     from changedetect.io.geo import ground_pixel
     from changedetect.types import Grid
@@ -224,6 +258,8 @@ def check_colour(read: Any, shape: tuple[int, int], card: Any, label: str) -> No
     from changedetect._grey import grey_warning, looks_grey, rgb_positions, sample_windows
 
     pos = rgb_positions([str(b) for b in card.bands])
+    if _fit_known(card.bands, any_range=True):  # run's model fit read each date's files (panchromatic)
+        return
     if pos is not None and looks_grey(sample_windows(read, shape)[pos]):
         grey_warning(logger, label, str(getattr(card, "name", "")) or None, say=warn_once)
 

@@ -7,17 +7,24 @@ model's order (a Maxar blue, green, red, NIR file read as red, green, blue).  A 
 ``run`` had: ``-q`` dropped it, ``--json``, ``run.json`` and the report never had it, while the run
 wrote its violations as usual (OSCD pisa with the default model: 28 'unlicensed' footprints, nothing
 said).  :func:`model_fit` measures them before any work, for the run's ``warnings`` (its summary's
-``Warning:`` lines, ``run.json`` and the report).
+``Warning:`` lines, ``run.json`` and the report), and logs each once (``extra=SAID_IN_RESULT``: the
+``run`` command says them in its summary instead); within the run, detection does not measure them again
+(:func:`changedetect._detect_inputs.fit_measured`).
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from changedetect.errors import SAID_IN_RESULT
 from changedetect.types import Grid
+
+#: detection's logger: a library user of ``run`` hears these where detection said them before
+logger = logging.getLogger("changedetect.detect")
 
 
 def model_fit(card: Any, grid: Grid, scenes: Sequence[Any]) -> list[dict[str, Any]]:
@@ -27,7 +34,8 @@ def model_fit(card: Any, grid: Grid, scenes: Sequence[Any]) -> list[dict[str, An
     ground pixel lies well outside the card's range, and ``{"kind": "panchromatic", "model", "date",
     "file", "message"}`` per date whose red, green and blue are one grey image when the model reads
     them, and ``{"kind": "unnamed_bands", "model", "bands", "taken", "message"}`` when the tiles' bands
-    have no names and the model takes the first ones in its order; ``[]`` when all is well."""
+    have no names and the model takes the first ones in its order; ``[]`` when all is well.  Each
+    record's message is logged as a warning."""
     from changedetect._detect_inputs import _fitting_models, gsd_mismatch
     from changedetect._grey import rgb_positions
     from changedetect.io.geo import ground_pixel
@@ -65,6 +73,8 @@ def model_fit(card: Any, grid: Grid, scenes: Sequence[Any]) -> list[dict[str, An
                               f"looks panchromatic (one grey band copied three times); model '{name}' was "
                               "trained on colour and will do worse on it: give that date's colour "
                               "(multispectral or pansharpened) product if there is one"})
+    for record in found:
+        logger.warning("%s", record["message"], extra=SAID_IN_RESULT)
     return found
 
 

@@ -65,7 +65,7 @@ from changedetect._registration.windows import (
     place_windows,
     regular_origins,
 )
-from changedetect.errors import CoregistrationError, CoregistrationWarning
+from changedetect.errors import SAID_IN_RESULT, CoregistrationError, CoregistrationWarning
 from changedetect.types import (
     Grid,
     TileStack,
@@ -187,8 +187,10 @@ def _register_date(
                f"{glob.reason or 'the match failed'} (measured shift {glob.dx:+.2f}, {glob.dy:+.2f} px, "
                f"peak ratio {glob.peak_ratio:.2f}, SNR {glob.snr:.1f}; not trusted): no shift applied. "
                + _advice(glob, config))
+        # logged first: a command that prints the report's warnings drops this record (SAID_IN_RESULT), and
+        # with it the warning of the same text
+        logger.warning(msg, extra=SAID_IN_RESULT)
         warnings.warn(msg, CoregistrationWarning, stacklevel=3)
-        logger.warning(msg)
         entry.status, entry.reliability, entry.reason = "unreliable", 0.0, glob.reason or "the match failed"
         entry.warnings.append(msg)
         entry.gain, entry.offset = dict.fromkeys(bands, 1.0), dict.fromkeys(bands, 0.0)

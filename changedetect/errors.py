@@ -93,6 +93,15 @@ class ChangeDetectWarning(UserWarning):
     """Root of changedetect's warnings."""
 
 
+#: ``extra`` of a warning's log record whose message the call also returns, for its caller to say: a
+#: run's ``warnings`` (its model fit, its match's), the ``unregistered`` dates of its co-registration, a
+#: ``CoregistrationReport``'s ``warnings``, ``match``'s ``attrs["warnings"]``.  A library user hears the
+#: log line; a command that prints that result (its ``Warning:`` lines, its summary, ``--json``) leaves the
+#: line out (:func:`changedetect.cli.options.said_by_result`), so that each warning is said once.  The
+#: nightly job's records of what its summary says carry the same key.
+SAID_IN_RESULT = {"in_summary": True}
+
+
 def outside_stacklevel() -> int:
     """The ``stacklevel`` for :func:`warnings.warn`, called by the caller of this function, that names the
     first frame outside this package: the user's line, however deep in the package the warning is said
@@ -120,4 +129,4 @@ class PermitRowWarning(ChangeDetectWarning):
     """A permit row was repaired or rejected in lenient mode."""
 
 
-__all__ = [name for name in dir() if name[0].isupper() and not name.startswith("_")]
+__all__ = [name for name in dir() if name[0].isupper() and isinstance(globals()[name], type)]

@@ -87,7 +87,7 @@ from changedetect._match_rules import Footprints
 from changedetect._match_rules import classify as _classify
 from changedetect._match_rules import overlap_evidence as _overlap_evidence
 from changedetect._match_truth import agreement
-from changedetect.errors import ConfigError
+from changedetect.errors import SAID_IN_RESULT, ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -199,8 +199,9 @@ def match(
     geopandas.GeoDataFrame
         :data:`COLUMNS` + the footprints' other columns + ``geometry``, in the
         footprints' CRS, in the footprints' order and with their index; ``attrs["warnings"]``: what
-        was also logged as a warning about the result, each ``{"kind", "message"}`` (``register_far``:
-        no permit near the footprints; ``register_empty``; ``lot_outlines``: permits covering a
+        was also logged as a warning about the result (``extra=SAID_IN_RESULT``: a command that prints
+        them leaves the log line out), each ``{"kind", "message"}`` (``register_far``: no permit near
+        the footprints; ``register_empty``; ``lot_outlines``: permits covering a
         footprint are drawn as lots, judged on their permitted area, with ``permits``, how many, and
         ``example``, an id), ``[]`` when none.
 
@@ -219,18 +220,18 @@ def match(
     fp, pm, crs = _harmonise_crs(footprints, permits, config)
     grow = (config.edge_tolerance_m or 0.0) if config.attach_to_extensions else 0.0
     fi, pi, pm_candidates = _candidate_pairs(fp, pm, crs, grow)
-    said: list[dict[str, str]] = []  # the output's attrs["warnings"]: run says them where -q does not hide them
+    said: list[dict[str, str]] = []  # the output's attrs["warnings"], logged too: a command says them once
     if len(fp) and len(pm) and not len(fi):
         said += _warn_if_far(fp, pm, crs)
     elif len(fp) and not len(pm):
         said.append({"kind": "register_empty", "message": "the permit register is empty: every footprint is "
                      "unlicensed. Check the register's source (the file, --layer, --query and its --param values)"})
-        log.warning("%s", said[-1]["message"])
+        log.warning("%s", said[-1]["message"], extra=SAID_IN_RESULT)
     pm = pm_candidates
     ev = _overlap_evidence(fp, pm, fi, pi, config)
     status, reason = _classify(fp, pm, ev, config)
     for record in _lots_warning(pm, ev, config):  # a register of lots, not of the permitted buildings
-        log.warning("%s", record["message"])
+        log.warning("%s", record["message"], extra=SAID_IN_RESULT)
         said.append(record)
     out = _frame(footprints, ev, status, reason)
     out.attrs["warnings"] = said
@@ -251,7 +252,7 @@ def _warn_if_far(fp: Footprints, pm: gpd.GeoDataFrame, crs: CRS) -> list[dict[st
     message = (f"no permit of the register lies within {NEAR_M:.0f} m of the footprints ({where} in "
                f"{crs.to_string()}): every footprint is unlicensed. Check that the register covers this area and "
                "that its CRS is declared right (a wrong CRS puts it kilometres away)")
-    log.warning("%s", message)
+    log.warning("%s", message, extra=SAID_IN_RESULT)
     return [{"kind": "register_far", "message": message, "near_m": f"{NEAR_M:.0f}"}]
 
 

@@ -223,7 +223,7 @@ def _run_in(out: Path, tiles: str | Path | Sequence[str | Path], permits: str | 
             mask_pairs: Sequence[tuple[str, str]] | None, fill_from: Sequence[str] | None = None,
             parcels: str | Path | None = None, pattern: str | None = None) -> RunSummary:
     """:func:`run` once its arguments are checked: make ``out``, stage, publish."""
-    from changedetect._detect_inputs import check_stack_bands, said_once
+    from changedetect._detect_inputs import check_stack_bands, fit_measured, said_once
     from changedetect._model_fit import model_fit
     from changedetect.coregister import needs_coverage
     from changedetect.io import open_series
@@ -266,7 +266,8 @@ def _run_in(out: Path, tiles: str | Path | Sequence[str | Path], permits: str | 
             coverage = series.coverage(grid) if needs_coverage(grid.height, grid.width) else None
             _check_lonlat(stack, series.source)  # footprint ids, areas, the CSV and GeoJSON need WGS 84
             check_stack_bands(stack, loaded.card, f"tiles '{series.source}'")  # before co-registering the scene
-            fit = model_fit(loaded.card, grid, series.scenes)  # said in the summary, run.json and the report
+            # said once (a log line; the summary, run.json and the report), and not measured again by detection
+            fit = model_fit(loaded.card, grid, series.scenes)
             register = config.permits.load(permits, rejects_path=stage / REJECTS)
             check_register_datum(register, stack.rio.crs)  # match would refuse it after the whole scene's work
             layer = load_parcel_layer(parcels, config, stack.rio.crs)  # its datum too, before any work
@@ -275,7 +276,7 @@ def _run_in(out: Path, tiles: str | Path | Sequence[str | Path], permits: str | 
             config = replace(config, coregister=replace(config.coregister, reference=register_to))
         # every stage's in-memory holds bounded, not the stack's only; each warning said once in the
         # run, not once per block (a blocked run detects block by block)
-        with holding(config.run.hold_gib * 2**30), said_once():
+        with holding(config.run.hold_gib * 2**30), said_once(), fit_measured(loaded.card):
             paths = chain(stack, register, stage, config, (loaded, segmenter), clock, progress, before,
                           register_to, pairs, mask_pairs, spill=spill, clouds=clouds, fill_from=fill_from,
                           parcels=layer, coverage=coverage, warnings=fit)

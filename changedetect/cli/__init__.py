@@ -127,17 +127,21 @@ class _WarningsOnce(logging.Filter):
     warning and a log record with the same text are shown once, whichever
     comes first; a log warning repeated verbatim (per pair, per date, per window) is
     shown the first time only.  Installed by the group on the root logger's handlers.
+    While ``result_says`` (:func:`changedetect.cli.options.said_by_result`), a record marked
+    ``extra=SAID_IN_RESULT`` is not shown, nor a warning of its text: the command's result says it.
     """
 
     def __init__(self) -> None:
         super().__init__()
         self.detailed = False
+        self.result_says = False
         self.warned: set[str] = set()
         self.logged: set[str] = set()
         self._showwarning = warnings.showwarning
 
     def install(self, *, detailed: bool) -> None:
         self.detailed = detailed
+        self.result_says = False
         self.warned.clear()
         self.logged.clear()
         for handler in logging.getLogger().handlers:
@@ -174,8 +178,9 @@ class _WarningsOnce(logging.Filter):
         shown = getattr(record, "_said_first", None)  # decided once per record, for every handler
         if shown is None:
             text = record.getMessage().strip()
-            # the warning, or the same log line, said it already in this command
-            shown = text not in self.warned and text not in self.logged
+            # the warning, or the same log line, said it already in this command; or its result will
+            shown = (text not in self.warned and text not in self.logged
+                     and not (self.result_says and getattr(record, "in_summary", False)))
             self.logged.add(text)
             record._said_first = shown
         return bool(shown)

@@ -15,6 +15,7 @@ from changedetect.cli.options import (
     overwrite_opt,
     pattern_opt,
     quiet,
+    said_by_result,
 )
 
 
@@ -60,11 +61,12 @@ def command(ctx: click.Context, tiles: tuple[Path, ...], out: Path, reference: s
     check_apart(out, tiles, what="its aligned_YYYYMMDD.tif COGs")
     check_writable(out, folder=True)
     source: Any = [str(p) for p in tiles] if len(tiles) > 1 else tiles[0]
-    report, written = coregister_files(
-        source, out, reference=reference, crs=crs, resolution=resolution, local=not no_local,
-        radiometric=not no_radiometric, pattern=pattern, overwrite=overwrite, progress=not quiet(ctx),
-        cloud_mask=cloud_mask is not False,
-    )
+    with said_by_result():  # a date not registered: its Warning: line below, not a log line too
+        report, written = coregister_files(
+            source, out, reference=reference, crs=crs, resolution=resolution, local=not no_local,
+            radiometric=not no_radiometric, pattern=pattern, overwrite=overwrite, progress=not quiet(ctx),
+            cloud_mask=cloud_mask is not False,
+        )
     for entry in report.dates:
         click.echo(_summary_line(entry, metres=report.crs is not None))
     for line in report.warnings:

@@ -12,6 +12,7 @@ from changedetect.cli.options import (
     name_value_pairs,
     out_path_opt,
     overwrite_opt,
+    said_by_result,
 )
 
 
@@ -102,12 +103,14 @@ def command(footprints: Path, register: str, out: Path, layer: str | None, table
         vector_format(rejects)
         check_overwrite(rejects, overwrite)
         check_writable(rejects)
-    violations = match_to_file(
-        footprints, register, out, config=config, strict=not lenient, rejects_path=rejects if lenient else None,
-        overwrite=overwrite, layer=layer, table=table, query=query, params=name_value_pairs(params, "--param") or None,
-        column_map=name_value_pairs(column_map, "--column-map") or None, crs=permits_crs,
-        timezone=permits_timezone,
-    )
+    with said_by_result():  # a register far away, empty or of lots: the Warning: lines below, not log lines too
+        violations = match_to_file(
+            footprints, register, out, config=config, strict=not lenient, rejects_path=rejects if lenient else None,
+            overwrite=overwrite, layer=layer, table=table, query=query,
+            params=name_value_pairs(params, "--param") or None,
+            column_map=name_value_pairs(column_map, "--column-map") or None, crs=permits_crs,
+            timezone=permits_timezone,
+        )
     counts = violations["status"].value_counts()
     click.echo(f"Wrote {out}: {len(violations)} footprints")
     _warn_untyped(footprints)  # after the match: a refused register is one line, not this warning and it
@@ -115,7 +118,7 @@ def command(footprints: Path, register: str, out: Path, layer: str | None, table
         click.echo(f"Warning: the footprints in '{footprints}' have no first_seen date: before_permit and "
                    "permit_expired could not be decided (each footprint was judged as if built within its permit's "
                    "dates); vectorize with --first-seen, as changedetect run does", err=True)
-    for said in violations.attrs.get("warnings", []):  # a register far away, or empty: -q drops its log line
+    for said in violations.attrs.get("warnings", []):  # said here only (said_by_result): -q drops log lines
         click.echo(f"Warning: {said['message']}", err=True)
     for status in STATUSES:
         click.echo(f"  {status:<15} {int(counts.get(status, 0))}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 from pathlib import Path
@@ -14,6 +15,7 @@ from changedetect.cli.options import (
     check_writable,
     json_opt,
     register_opts,
+    said_by_result,
     with_register_options,
 )
 
@@ -100,10 +102,11 @@ def command(catalog: Path, permits: str, state: Path, out: Path, night: dt.datet
     if hide is not None:
         for one in logs:
             one.addFilter(hide)
-    try:
-        summary = run_nightly(catalog, permits=permits, state=state, out=out,
-                              night=night.date() if night else None, scheduler=scheduler, workers=workers,
-                              config=config.with_model(model), parcels=parcels, decisions=decisions)
+    try:  # and what each pair's run warned of about its result (SAID_IN_RESULT): the summary's warnings say it
+        with said_by_result() if hide is not None else contextlib.nullcontext():
+            summary = run_nightly(catalog, permits=permits, state=state, out=out,
+                                  night=night.date() if night else None, scheduler=scheduler, workers=workers,
+                                  config=config.with_model(model), parcels=parcels, decisions=decisions)
     finally:
         if hide is not None:
             for one in logs:

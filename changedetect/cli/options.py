@@ -72,6 +72,22 @@ def quiet(ctx: click.Context) -> bool:
     return bool(root.obj and root.obj.get("quiet"))
 
 
+@contextmanager
+def said_by_result() -> Iterator[None]:
+    """Within it, a warning that the command's printed result says (its summary's ``Warning:`` and ``NOT
+    CO-REGISTERED`` lines, ``--json``'s ``warnings``) is not also a log line: the records marked
+    ``extra=SAID_IN_RESULT`` (:mod:`changedetect.errors`: a run's model fit, a match's register far away,
+    empty or of lots, a date co-registration could not register) are left out, with or without ``-q``."""
+    from changedetect.cli import _WARNINGS_ONCE
+
+    before = _WARNINGS_ONCE.result_says
+    _WARNINGS_ONCE.result_says = True
+    try:
+        yield
+    finally:
+        _WARNINGS_ONCE.result_says = before
+
+
 #: Key in the click context's ``meta`` of the :class:`ExitStack` of :func:`command_cleanup`.
 _CLEANUP = "changedetect.cleanup"
 

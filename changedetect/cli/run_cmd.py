@@ -19,6 +19,7 @@ from changedetect.cli.options import (
     previous_opt,
     quiet,
     register_opts,
+    said_by_result,
     with_register_options,
 )
 
@@ -111,9 +112,10 @@ def command(ctx: click.Context, tiles: tuple[Path, ...], permits: str, out: Path
     check_out(out, overwrite, hint="--overwrite")
     check_apart(out, tiles)
     check_writable(out, folder=True)  # makes OUT's parent: gone again if the run fails (command_cleanup)
-    summary = run(tiles[0] if len(tiles) == 1 else list(tiles), permits=permits, out=out, config=config,
-                  overwrite=overwrite, previous=previous, progress=not quiet(ctx) and not as_json, parcels=parcels,
-                  pattern=pattern)
+    with said_by_result():  # its warnings: the summary's lines (or --json's), not log lines as well
+        summary = run(tiles[0] if len(tiles) == 1 else list(tiles), permits=permits, out=out, config=config,
+                      overwrite=overwrite, previous=previous, progress=not quiet(ctx) and not as_json,
+                      parcels=parcels, pattern=pattern)
     if as_json:
         click.echo(json.dumps(summary.to_dict(), indent=1))
         return
@@ -139,7 +141,7 @@ def _text(s: dict[str, Any]) -> str:
         lines.insert(len(lines) - 1, f"  NOT CO-REGISTERED:  {u['date']} could not be aligned on {u['reference']} "
                      f"({u['reason']}) and was compared as it lies: its building edges can read as change; check "
                      "its georeferencing (coregistration.json)")
-    for m in s.get("warnings") or []:  # a log line alone: -q dropped it, and the violations look as usual
+    for m in s.get("warnings") or []:  # said here only (said_by_result): -q drops log lines
         lines.insert(len(lines) - 1, f"  Warning: {m['message']}")
     for c in s.get("clouds") or []:
         lines.insert(len(lines) - 1, f"  cloud {c['date']}:   {100 * c['cloud_share']:.1f} % of the scene by its SCL"
