@@ -115,27 +115,33 @@ def test_run_measures_the_model_fit_once(world: dict, monkeypatch: pytest.Monkey
     each date of each pair, and of each date again for the building segmenter."""
     import changedetect._detect_inputs as inputs
     import changedetect._grey as grey
+    import changedetect.io.summary as summary  # model_fit's grey check, which holds its own sample_windows
     from changedetect.config import PipelineConfig
     from changedetect.pipeline import run
 
-    calls = {"gsd": 0, "windows": 0}
-    judge, sample = inputs.gsd_mismatch, grey.sample_windows
+    calls = {"gsd": 0, "windows": 0, "fit_dates": 0}
+    judge, sample, grey_date = inputs.gsd_mismatch, grey.sample_windows, summary._panchromatic
 
     def counted_gsd(*args: object, **kwargs: object) -> object:
         calls["gsd"] += 1
         return judge(*args, **kwargs)  # type: ignore[arg-type]
 
     def counted_windows(*args: object, **kwargs: object) -> object:
-        calls["windows"] += 1  # detection's reads (model_fit reads each date's files through io.summary)
+        calls["windows"] += 1  # detection's reads
         return sample(*args, **kwargs)  # type: ignore[arg-type]
 
+    def counted_date(*args: object, **kwargs: object) -> object:
+        calls["fit_dates"] += 1
+        return grey_date(*args, **kwargs)  # type: ignore[arg-type]
+
     monkeypatch.setattr(inputs, "gsd_mismatch", counted_gsd)
+    monkeypatch.setattr(summary, "_panchromatic", counted_date)
     monkeypatch.setattr(grey, "sample_windows", counted_windows)
     root = world["root"]
     summary = run(root / "tiles", permits=root / "far.gpkg", out=root / "measured",
                   config=PipelineConfig.from_toml(root / "run.toml"))
     assert [w["kind"] for w in summary.warnings][:1] == ["resolution"]
-    assert calls == {"gsd": 1, "windows": 0}, calls
+    assert calls == {"gsd": 1, "windows": 0, "fit_dates": 2}, calls  # each of the 2 dates read once, by model_fit
 
 
 @pytest.mark.parametrize("quiet", [False, True])
