@@ -169,7 +169,8 @@ def chain(stack: xr.DataArray, register: gpd.GeoDataFrame, out: Path, config: Pi
             from changedetect.types import Grid
 
             mconfig = replace(mconfig, edge_tolerance_m=round(resolution_m(Grid.of(prob)), 4))
-        matched = match_mod.match(footprints, register, config=mconfig)
+        with match_mod.warnings_carried():  # in run.json, the summary and the report (warnings, below)
+            matched = match_mod.match(footprints, register, config=mconfig)
         warnings = [*warnings, *matched.attrs.get("warnings", [])]  # -q drops match's log lines: said in run.json
         violations = with_addresses(matched, register)
         if parcels is not None:  # the parcel each stands on: an inspector finds an unlicensed building by it

@@ -63,9 +63,11 @@ Steps 1-2 live in :mod:`changedetect._match_inputs`, 3-4 in :mod:`changedetect._
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -90,6 +92,26 @@ from changedetect._match_truth import agreement
 from changedetect.errors import SAID_IN_RESULT, ConfigError
 
 log = logging.getLogger(__name__)
+
+#: whether the caller says the warnings :func:`match` returns (:func:`warnings_carried`)
+_CARRIED: contextvars.ContextVar[bool] = contextvars.ContextVar("changedetect_match_carried", default=False)
+
+
+@contextlib.contextmanager
+def warnings_carried() -> Iterator[None]:
+    """Within it, the caller says what :func:`match` returns in ``attrs["warnings"]`` (``run``: run.json and
+    its summary; :func:`match_to_file`: the ``match`` command's ``Warning:`` lines), so their log records are
+    marked ``extra=SAID_IN_RESULT``, which a command printing that result leaves out.  Outside it (the
+    nightly's re-match of earlier nights' violations, whose ``attrs`` no one reads) they are plain log lines."""
+    token = _CARRIED.set(True)
+    try:
+        yield
+    finally:
+        _CARRIED.reset(token)
+
+
+def _extra() -> dict[str, bool] | None:
+    return SAID_IN_RESULT if _CARRIED.get() else None
 
 STATUSES: tuple[str, ...] = (
     "unlicensed", "type_mismatch", "before_permit", "permit_expired", "exceeds_permit", "permitted",
@@ -199,8 +221,8 @@ def match(
     geopandas.GeoDataFrame
         :data:`COLUMNS` + the footprints' other columns + ``geometry``, in the
         footprints' CRS, in the footprints' order and with their index; ``attrs["warnings"]``: what
-        was also logged as a warning about the result (``extra=SAID_IN_RESULT``: a command that prints
-        them leaves the log line out), each ``{"kind", "message"}`` (``register_far``: no permit near
+        was also logged as a warning about the result (in :func:`warnings_carried`, marked for a
+        command that prints them to leave the log line out), each ``{"kind", "message"}`` (``register_far``: no permit near
         the footprints; ``register_empty``; ``lot_outlines``: permits covering a
         footprint are drawn as lots, judged on their permitted area, with ``permits``, how many, and
         ``example``, an id), ``[]`` when none.
@@ -226,12 +248,12 @@ def match(
     elif len(fp) and not len(pm):
         said.append({"kind": "register_empty", "message": "the permit register is empty: every footprint is "
                      "unlicensed. Check the register's source (the file, --layer, --query and its --param values)"})
-        log.warning("%s", said[-1]["message"], extra=SAID_IN_RESULT)
+        log.warning("%s", said[-1]["message"], extra=_extra())
     pm = pm_candidates
     ev = _overlap_evidence(fp, pm, fi, pi, config)
     status, reason = _classify(fp, pm, ev, config)
     for record in _lots_warning(pm, ev, config):  # a register of lots, not of the permitted buildings
-        log.warning("%s", record["message"], extra=SAID_IN_RESULT)
+        log.warning("%s", record["message"], extra=_extra())
         said.append(record)
     out = _frame(footprints, ev, status, reason)
     out.attrs["warnings"] = said
@@ -252,7 +274,7 @@ def _warn_if_far(fp: Footprints, pm: gpd.GeoDataFrame, crs: CRS) -> list[dict[st
     message = (f"no permit of the register lies within {NEAR_M:.0f} m of the footprints ({where} in "
                f"{crs.to_string()}): every footprint is unlicensed. Check that the register covers this area and "
                "that its CRS is declared right (a wrong CRS puts it kilometres away)")
-    log.warning("%s", message, extra=SAID_IN_RESULT)
+    log.warning("%s", message, extra=_extra())
     return [{"kind": "register_far", "message": message, "near_m": f"{NEAR_M:.0f}"}]
 
 
@@ -295,7 +317,8 @@ def match_to_file(
                             **register_options)
     from changedetect._pipeline_steps import with_addresses
 
-    matched = match(footprints, permits, config=config)
+    with warnings_carried():  # returned in the violations' attrs
+        matched = match(footprints, permits, config=config)
     violations = with_addresses(matched, permits)  # as `run` writes them
     violations.attrs["warnings"] = matched.attrs.get("warnings", [])  # match_cmd says them, -q or not
     from changedetect.report import violations_qml

@@ -160,3 +160,37 @@ def test_the_nightly_says_a_register_far_away_once(tmp_path: Path, quiet: bool) 
                      str(tmp_path / "far.gpkg"), "--state", str(tmp_path / "state"), "--out", str(tmp_path / "out"),
                      "--config", str(world["config"]), "--workers", "1"])
     assert said.count(FAR) == 1 and f"WARNING area a: {FAR}" in said, said
+
+
+def test_a_match_whose_warnings_no_one_carries_keeps_its_log_line(tmp_path: Path) -> None:
+    """The nightly's re-match of earlier nights' violations reads no ``attrs["warnings"]``: its match's line
+    (a register now far from them) is the only place that says it, so the nightly's ``said_by_result`` must
+    not drop it, while a pair's run's match (carried into run.json and the night's summary) is dropped."""
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    from changedetect._nightly_rematch import rematch
+    from changedetect.cli import _WARNINGS_ONCE
+    from changedetect.cli.options import said_by_result
+    from changedetect.match import MatchConfig, match, warnings_carried
+    from changedetect.permits import load_register
+    from changedetect.testing import make_permits
+
+    rows = make_footprints(make_stack(n_dates=2, size=64)).assign(
+        violation_id=lambda f: [f"a-{i}" for i in range(len(f))], area="a", night="2020-07-05", status="unlicensed")
+    register = make_permits(gpd.GeoDataFrame(geometry=[box(0, 0, 20, 20)], crs=rows.crs))
+    register["geometry"] = register.geometry.translate(rows.total_bounds[0] + 20_000, rows.total_bounds[1])
+    register.to_file(tmp_path / "far.gpkg")
+    register = load_register(tmp_path / "far.gpkg")
+    with root_log() as log:
+        _WARNINGS_ONCE.install(detailed=False)
+        try:
+            with said_by_result():
+                with warnings_carried():
+                    match(rows, register, config=MatchConfig())  # a pair's run: its summary says it
+                assert FAR not in log.getvalue()
+                _WARNINGS_ONCE.logged.clear()  # (the same text would be dropped as a repeat)
+                rematch(rows, register, "2020-09-04", config=MatchConfig())
+        finally:
+            _WARNINGS_ONCE.uninstall()
+    assert log.getvalue().count(FAR) == 1, log.getvalue()
