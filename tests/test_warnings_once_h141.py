@@ -194,3 +194,20 @@ def test_a_match_whose_warnings_no_one_carries_keeps_its_log_line(tmp_path: Path
         finally:
             _WARNINGS_ONCE.uninstall()
     assert log.getvalue().count(FAR) == 1, log.getvalue()
+
+
+def test_run_says_unnamed_bands_once(tmp_path: Path) -> None:
+    """Bands without names, read in the model's order: detection said "BEFORE has unnamed bands" and "AFTER
+    has unnamed bands" as log lines besides the summary's line of run's model fit."""
+    stack = make_stack(n_dates=2, size=64, seed=6)
+    for path in write_stack(stack, tmp_path / "tiles", prefix="t"):
+        with rasterio.open(path, "r+") as dst:
+            for i in range(1, dst.count + 1):
+                dst.set_band_description(i, "")
+    make_permits(make_footprints(stack).iloc[:1]).to_file(tmp_path / "permits.gpkg")
+    model = make_model(tmp_path / "tiny-model")
+    (tmp_path / "run.toml").write_text(f'[detect]\nmodel = "{model}"\nwindow = 64\noverlap = 8\n', encoding="utf-8")
+    _, said = _said(["run", str(tmp_path / "tiles"), "--permits", str(tmp_path / "permits.gpkg"), "--config",
+                     str(tmp_path / "run.toml"), "--out", str(tmp_path / "out")])
+    assert said.count("unnamed bands") + said.count("bands have no names") == 1, said
+    assert "Warning: the tiles' bands have no names (B1, B2, B3, B4)" in said, said
