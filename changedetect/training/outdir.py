@@ -4,7 +4,8 @@
 ``train_log.jsonl`` and ``checkpoints/last.pt`` into ``DIR``.  :func:`prepare_out` decides,
 before any data is read, what to do with ``DIR``:
 
-- absent or empty (empty sub-folders aside): a fresh run;
+- absent or empty (empty sub-folders aside), or holding only what a run stopped before its first
+  checkpoint leaves (its first log line): a fresh run;
 - it holds an interrupted run of the same config (``checkpoints/last.pt`` with the same
   settings; ``workers`` may differ): resume it (the documented default);
 - anything else (another config's checkpoint, a finished model, other files): refused with
@@ -76,6 +77,8 @@ def prepare_out(config: TrainConfig, out: Path, *, overwrite: bool = False, resu
     if overwrite:  # a fresh start: train() clears the old run's state once its data are loaded
         return None
     last = out / "checkpoints" / "last.pt"
+    if not last.is_file() and _stopped_before_its_first_checkpoint(out):
+        return None
     if not last.is_file():
         what = "already holds a trained model" if (out / "weights.pt").is_file() else "is not empty"
         raise OutputExistsError(f"'{out}' {what} (no interrupted training run to resume); "
@@ -95,6 +98,24 @@ def prepare_out(config: TrainConfig, out: Path, *, overwrite: bool = False, resu
         raise OutputExistsError(f"'{out}' holds an interrupted run of this config (step {step} of {steps}); "
                                 "run without --no-resume to continue it, or pass --overwrite to replace it")
     return step, steps
+
+
+def run_state_files(out: Path) -> list[Path]:
+    """The files of ``out`` that belong to a run's state, not to its model: :data:`RUN_STATE`, and the
+    temporary files a killed checkpoint save or log trim left (``.last.tmp-XXXXXXXX.pt``)."""
+    from changedetect.io.atomic import is_temp_name
+
+    named = [out / name for name in RUN_STATE if (out / name).is_file()]
+    temps = [p for p in (*out.glob(".train_log.tmp-*"), *(out / "checkpoints").glob(".last.tmp-*")) if is_temp_name(p)]
+    return named + temps
+
+
+def _stopped_before_its_first_checkpoint(out: Path) -> bool:
+    """Whether ``out`` holds nothing but what a run stopped before its first checkpoint was saved leaves (the
+    first log line, the checkpoint's temporary file when the run was killed): nothing to resume, nobody's
+    model to keep, so a fresh start (which removes them) rather than a refusal."""
+    state = set(run_state_files(out))
+    return all(p in state for p in out.rglob("*") if p.is_file() or p.is_symlink())
 
 
 def _has_files(folder: Path) -> bool:

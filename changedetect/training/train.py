@@ -36,7 +36,7 @@ from changedetect.training.loaders import (
     synth_normalised,
 )
 from changedetect.training.metrics import Counts, confusion_counts, floor_scores, scores
-from changedetect.training.outdir import config_differences
+from changedetect.training.outdir import config_differences, run_state_files
 from changedetect.training.synth import make_pair
 from changedetect.weights import ModelCard, apply_transform, compute_stats, save_model
 
@@ -188,10 +188,8 @@ def train(config: TrainConfig, *, out: str | os.PathLike[str], resume: bool = Tr
     sets = validation_sets(config, parts)
     if not resume:  # a fresh start (--overwrite): an older run's checkpoint and log go only now, once the
         # data are loaded, so that a start that fails keeps them
-        from changedetect.training.outdir import RUN_STATE
-
-        for name in RUN_STATE:
-            (out / name).unlink(missing_ok=True)
+        for stale in run_state_files(out):
+            stale.unlink(missing_ok=True)
     bs = config.batch_size
     if config.task == "vhr":
         data: torch.utils.data.Dataset = VhrPairs(parts["train_images"], parts["train_pairs"], config,
@@ -240,9 +238,11 @@ def train(config: TrainConfig, *, out: str | os.PathLike[str], resume: bool = Tr
                         prefetch_factor=4 if workers > 0 else None)
     amp = dev.type == "cuda"
     ckdir.mkdir(parents=True, exist_ok=True)
-    if step == 0:  # a fresh run: no log lines of an earlier one
-        (out / "train_log.jsonl").unlink(missing_ok=True)
-    else:  # a run stopped between a log line and its checkpoint: the steps redone are logged again
+    kept = () if step == 0 else (last, out / "train_log.jsonl")  # a fresh run: no log lines of an earlier one
+    for stale in run_state_files(out):  # nor what a killed run left (a half-written checkpoint's temporary file)
+        if stale not in kept:
+            stale.unlink(missing_ok=True)
+    if step > 0:  # a run stopped between a log line and its checkpoint: the steps redone are logged again
         _trim_log(out / "train_log.jsonl", step)
     model.train()
     t0, run_loss = time.time() - spent, resumed_loss
@@ -324,11 +324,15 @@ def _check_model(config: TrainConfig) -> None:
 def _save_checkpoint(path: Path, model: torch.nn.Module, opt: torch.optim.Optimizer, sched: Any,
                      step: int, history: list[dict[str, Any]], config: TrainConfig, commands: list[str],
                      seconds: float, run_loss: float) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
-                "step": step, "history": history, "config": config.to_dict(), "commands": commands,
-                "seconds": seconds, "run_loss": run_loss}, tmp)
-    tmp.replace(path)
+    from changedetect.io.atomic import atomic_path
+
+    # a temporary file removed again when the save is interrupted (Ctrl-C, SIGTERM) or fails (a full disk):
+    # before, a half-written checkpoints/last.tmp stayed, and one left by the first save made the folder
+    # 'not empty' to the next run
+    with atomic_path(path, overwrite=True) as tmp:
+        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
+                    "step": step, "history": history, "config": config.to_dict(), "commands": commands,
+                    "seconds": seconds, "run_loss": run_loss}, tmp)
 
 
 def _trim_log(path: Path, step: int) -> None:
@@ -338,9 +342,10 @@ def _trim_log(path: Path, step: int) -> None:
     lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
     kept = [ln for ln in lines if _log_step(ln) <= step]
     if kept != lines:
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text("".join(kept), encoding="utf-8")
-        tmp.replace(path)
+        from changedetect.io.atomic import atomic_path
+
+        with atomic_path(path, overwrite=True) as tmp:
+            tmp.write_text("".join(kept), encoding="utf-8")
 
 
 def _log_step(line: str) -> int:

@@ -1,0 +1,119 @@
+"""Audit G (helper-144): interruptions and failing disks part-way through a command.
+
+``train`` saved its checkpoint to ``checkpoints/last.tmp`` and renamed it: Ctrl-C or SIGTERM (a
+``KeyboardInterrupt`` in the main thread) or a full disk during ``torch.save`` left that half-written
+file in the model folder, and when it was the first checkpoint the same command run again refused
+the folder ('is not empty (no interrupted training run to resume)') instead of starting it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from test_review_train_eval import TINY_TOML
+
+from changedetect.cli import main
+
+
+def _config(tmp_path: Path, steps: int) -> Path:
+    """A tiny training config over a three-image cache (two to train on, one held out)."""
+    from changedetect.training.datasets import LabelledImage, save_cache
+
+    def image(seed: int, group: str) -> LabelledImage:
+        rng = np.random.default_rng(seed)
+        img = rng.integers(60, 120, (3, 96, 96)).astype(np.uint8)
+        mask = np.zeros((96, 96), bool)
+        mask[20:30, 40:50] = True
+        img[:, mask] = 210
+        return LabelledImage(f"im{seed}", img, mask, 0.5, group, np.ones((96, 96), bool))
+
+    cache = tmp_path / "cache.npz"
+    save_cache(cache, images=[image(1, "a"), image(2, "a"), image(3, "held")])
+    toml = tmp_path / "t.toml"
+    toml.write_text(TINY_TOML.format(cache=cache, steps=steps, extra=""))
+    return toml
+
+
+def _train(capsys: pytest.CaptureFixture[str], toml: Path, out: Path) -> tuple[int, str]:
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as info:
+        main(["-q", "train", str(toml), "--out", str(out), "--device", "cpu"])
+    return int(info.value.code or 0), capsys.readouterr().err
+
+
+def _interrupting_save(monkeypatch: pytest.MonkeyPatch, at_call: int,
+                       exc: Callable[[], BaseException] = KeyboardInterrupt) -> None:
+    """``torch.save`` to a file writes a few bytes and raises ``exc`` on its ``at_call``-th call (1-based)."""
+    real, calls = torch.save, [0]
+
+    def save(obj: Any, f: Any, *args: Any, **kwargs: Any) -> None:
+        if isinstance(f, (str, Path)):
+            calls[0] += 1
+            if calls[0] == at_call:
+                Path(f).write_bytes(b"PK\x03\x04 half a checkpoint")
+                raise exc()
+        real(obj, f, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", save)
+
+
+def _files(out: Path) -> list[str]:
+    return sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+
+
+def test_ctrl_c_in_the_first_checkpoint_leaves_no_temporary_and_the_command_runs_again(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    toml, out = _config(tmp_path, steps=4), tmp_path / "m"
+    with monkeypatch.context() as patch:
+        _interrupting_save(patch, at_call=1)
+        code, err = _train(capsys, toml, out)
+    assert (code, err.strip()) == (130, "Interrupted."), err
+    # before: checkpoints/last.tmp (half-written) beside the first log line
+    assert _files(out) == ["train_log.jsonl"]
+    code, err = _train(capsys, toml, out)  # before: exit 2, "'.../m' is not empty (no interrupted ... run"
+    assert code == 0, err
+    assert _files(out) == ["MODEL_CARD.md", "checkpoints/last.pt", "metadata.json", "train_log.jsonl",
+                           "weights.pt"]
+    assert [line.count('"step": 2') for line in (out / "train_log.jsonl").read_text().splitlines()] == [1, 0]
+
+
+def test_a_full_disk_in_a_later_checkpoint_keeps_the_last_one_and_resumes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import errno
+
+    toml, out = _config(tmp_path, steps=4), tmp_path / "m"
+    with monkeypatch.context() as patch:
+        _interrupting_save(patch, at_call=2, exc=lambda: OSError(errno.ENOSPC, "No space left on device"))
+        code, err = _train(capsys, toml, out)
+    assert code == 2 and "no space left on the disk" in err, err
+    assert _files(out) == ["checkpoints/last.pt", "train_log.jsonl"]  # before: checkpoints/last.tmp too
+    assert torch.load(out / "checkpoints" / "last.pt", weights_only=False)["step"] == 2
+    code, err = _train(capsys, toml, out)
+    assert code == 0, err
+    assert (out / "weights.pt").is_file()
+
+
+def test_a_killed_saves_temporary_goes_when_the_run_resumes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """SIGKILL (OOM, a power cut) runs no cleanup: the temporary file it left goes with the next run,
+    whether that resumes (a checkpoint was saved) or starts afresh (none was)."""
+    toml = _config(tmp_path, steps=4)
+    for name, stop_after in (("resumed", 2), ("fresh", None)):
+        out = tmp_path / name
+        if stop_after is not None:
+            from changedetect.training.config import TrainConfig
+            from changedetect.training.train import train
+
+            assert train(TrainConfig.from_toml(toml), out=out, progress=False, device="cpu",
+                         stop_after=stop_after) is None
+        (out / "checkpoints").mkdir(parents=True, exist_ok=True)
+        (out / "checkpoints" / ".last.tmp-0badf00d.pt").write_bytes(b"PK\x03\x04 cut")
+        (out / "checkpoints" / "last.tmp").write_bytes(b"PK\x03\x04 an older version's")
+        code, err = _train(capsys, toml, out)
+        assert code == 0, f"{name}: {err}"
+        assert not [f for f in _files(out) if "tmp" in f], f"{name}: {_files(out)}"
