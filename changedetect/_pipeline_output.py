@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from changedetect.errors import ConfigError, OutputExistsError
+from changedetect.errors import ConfigError, OutputExistsError, OutputLocationError
 from changedetect.io._names import RASTER_SUFFIXES
 from changedetect.io.atomic import removing_new_folders  # re-exported (it lived here)
 
@@ -58,12 +58,15 @@ def check_out(out: Path, overwrite: bool, *, hint: str = "overwrite=True (--over
     if out.exists() and not out.is_dir():
         raise OutputExistsError(f"output '{out}' is a file; give a folder for the run's outputs")
     try:
-        held = out.is_dir() and any(p for p in out.iterdir() if p.name in output_names().values())
+        ours = [p for p in out.iterdir() if p.name in {*output_names().values(), REJECTS}] if out.is_dir() else []
     except OSError as exc:  # a folder that cannot be listed
-        from changedetect.errors import OutputLocationError
-
         raise OutputLocationError(f"cannot read the output folder '{out}': {exc.strerror or exc}; choose "
                                   "another folder") from None
+    folders = [p for p in ours if p.is_dir()]
+    if folders:  # before any work: publish() failed on it at the end, a run's outputs half replaced ('a bug')
+        raise OutputLocationError(f"'{folders[0]}' is a folder, but the run writes a file of that name: move "
+                                  "or rename it, or choose another output folder")
+    held = any(p.name in output_names().values() for p in ours)
     if held and not overwrite:
         raise OutputExistsError(f"output folder '{out}' already holds a run; pass {hint} to replace it, "
                                 "or choose another folder")

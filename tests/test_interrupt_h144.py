@@ -117,3 +117,59 @@ def test_a_killed_saves_temporary_goes_when_the_run_resumes(
         code, err = _train(capsys, toml, out)
         assert code == 0, f"{name}: {err}"
         assert not [f for f in _files(out) if "tmp" in f], f"{name}: {_files(out)}"
+
+
+# --- an output file's path that is an existing folder ----------------------------------------------
+# Before: refused without --overwrite ('already exists'), and with it the command did all its work and then
+# failed to rename its temporary file onto the folder: 'Internal error: IsADirectoryError ... This is a bug'
+# (detect, vectorize, match, report); run replaced some of its outputs, then failed the same way.
+
+
+@pytest.fixture()
+def dummies(tmp_path: Path) -> dict[str, Path]:
+    """Inputs that exist (for click's checks) but that no command could read: the refusal must come first."""
+    paths = {name: tmp_path / name for name in ("a.tif", "b.tif", "fp.gpkg", "v.gpkg")}
+    for path in paths.values():
+        path.write_bytes(b"not a raster")
+    (tmp_path / "tiles").mkdir()
+    paths["tiles"] = tmp_path / "tiles"
+    return paths
+
+
+@pytest.mark.parametrize("case", ["detect", "detect-series", "vectorize", "match", "match-rejects", "report",
+                                  "run"])
+def test_an_output_file_that_is_a_folder_is_refused_before_any_work(
+        case: str, dummies: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from test_cli_errors import REGISTER
+
+    d = tmp_path / "o"
+    argv, folder = {
+        "detect": (["detect", dummies["a.tif"], dummies["b.tif"], "--out", d / "c.tif"], d / "c.tif"),
+        "detect-series": (["detect", dummies["tiles"], "--series", "--out", d / "c.tif"], d / "c_first_seen.tif"),
+        "vectorize": (["vectorize", dummies["a.tif"], "--out", d / "fp.gpkg"], d / "fp.gpkg"),
+        "match": (["match", dummies["fp.gpkg"], "--permits", REGISTER, "--out", d / "v.gpkg"], d / "v.gpkg"),
+        "match-rejects": (["match", dummies["fp.gpkg"], "--permits", REGISTER, "--out", d / "v.gpkg", "--lenient",
+                           "--rejects", d / "r.gpkg"], d / "r.gpkg"),
+        "report": (["report", "--violations", dummies["v.gpkg"], "--out", d / "r.html"], d / "r.html"),
+        "run": (["run", dummies["tiles"], "--permits", REGISTER, "--out", d], d / "violations.gpkg"),
+    }[case]
+    folder.mkdir(parents=True)
+    (folder / "keep.txt").write_text("the user's")
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as info:
+        main([str(a) for a in argv] + ["--overwrite"])
+    err = capsys.readouterr().err
+    assert info.value.code == 2, err
+    assert "Internal error" not in err and f"'{folder}' is a folder, but" in err.strip().splitlines()[-1], err
+    assert sorted(p.name for p in d.rglob("*")) == sorted([folder.name, "keep.txt"])  # nothing else begun, nothing removed
+
+
+def test_atomic_path_onto_a_folder_is_a_location_error(tmp_path: Path) -> None:
+    from changedetect.errors import OutputLocationError
+    from changedetect.io.atomic import atomic_path
+
+    (tmp_path / "v.gpkg").mkdir()
+    with pytest.raises(OutputLocationError, match="is a folder, but this output is a file"), \
+            atomic_path(tmp_path / "v.gpkg", overwrite=True) as tmp:
+        tmp.write_text("x")
+    assert [p.name for p in tmp_path.iterdir()] == ["v.gpkg"]

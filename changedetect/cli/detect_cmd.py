@@ -158,6 +158,7 @@ def _series(tiles: Path, out: Path, config: DetectConfig, *, overwrite: bool, pr
     from changedetect.weights import building_segmenter, load_model
 
     check_overwrite(first_seen_path(out), overwrite)
+    check_writable(first_seen_path(out))
     series = open_series(tiles, pattern=pattern)  # a bad folder fails before the models are loaded
     stack = series.to_stack(cloud_mask=cloud_mask)
     warn_cloudy(cloud_shares(series), masked=cloud_mask)

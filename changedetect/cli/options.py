@@ -118,7 +118,7 @@ def check_writable(path: Path, *, folder: bool = False) -> None:
     Raises
     ------
     OutputLocationError
-        The folder cannot be created, or a file cannot be created in it.
+        The folder cannot be created, or a file cannot be created in it; an output file's path is a folder.
     """
     ctx = click.get_current_context(silent=True)
     stack = ctx.meta.get(_CLEANUP) if ctx is not None else None
@@ -129,6 +129,10 @@ def check_writable(path: Path, *, folder: bool = False) -> None:
         stack.enter_context(removing_new_folders(path))
     if folder:
         _check_folder_name(path)
+    elif path.is_dir():  # before any work: with --overwrite the rename at the end failed, 'a bug'
+        from changedetect.io.atomic import folder_not_file
+
+        raise OutputLocationError(folder_not_file(path))
     # an existing output folder is written inside (run stages there too); else its parent, to make it
     _probe(path if folder and path.is_dir() else path.parent)
 

@@ -22,7 +22,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
-from changedetect.errors import ChangeDetectError, OutputExistsError
+from changedetect.errors import ChangeDetectError, OutputExistsError, OutputLocationError
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +86,8 @@ def atomic_path(path: str | os.PathLike[str], *, overwrite: bool = False) -> Ite
     ------
     OutputExistsError
         ``path`` exists and ``overwrite`` is false.
+    OutputLocationError
+        ``path`` is a folder (with or without ``overwrite``).
     Exception
         Whatever the body raised; the temporary file (and its side files) are
         removed first and ``path`` is left untouched.
@@ -140,11 +142,19 @@ def _disk_full(folder: Path, exc: Exception) -> bool:
 
 
 def _refuse_existing(path: Path, overwrite: bool) -> None:
+    if path.is_dir():  # os.replace cannot put a file there, and --overwrite must not remove a folder
+        raise OutputLocationError(folder_not_file(path))
     if path.exists() and not overwrite:
         raise OutputExistsError(
             f"output '{path}' already exists; pass overwrite=True (--overwrite on the command line) "
             "to replace it, or choose another path"
         )
+
+
+def folder_not_file(path: Path) -> str:
+    """The message for an output file's path that is an existing folder."""
+    return (f"'{path}' is a folder, but this output is a file: give a file path, e.g. '{path / path.name}' "
+            "to write it inside that folder")
 
 
 @contextmanager
@@ -166,4 +176,5 @@ def removing_new_folders(out: str | os.PathLike[str]) -> Iterator[None]:
         raise
 
 
-__all__ = ["atomic_path", "is_temp_name", "not_an_input", "remove_with_sidecars", "removing_new_folders", "temp_name"]
+__all__ = ["atomic_path", "folder_not_file", "is_temp_name", "not_an_input", "remove_with_sidecars",
+           "removing_new_folders", "temp_name"]
