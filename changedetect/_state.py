@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from changedetect.errors import ConfigError, LockedError
+from changedetect.errors import ConfigError, LockedError, OutputLocationError
 
 log = logging.getLogger(__name__)
 
@@ -177,10 +177,17 @@ def state_lock(state_dir: Path) -> Iterator[None]:
     ------
     LockedError
         Another process holds the lock.
+    OutputLocationError
+        The lock cannot be opened (another user's file).
     """
     state_dir.mkdir(parents=True, exist_ok=True)
     path = state_dir / "lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:  # another user's lock (a night run by hand as root, then by cron's user): 'a bug' before
+        raise OutputLocationError(f"cannot open the nightly lock '{path}' ({exc.strerror or exc}): run the job "
+                                  "as the user that owns the state folder, or let this user write the lock and "
+                                  "the state folder's files (chown/chmod)") from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

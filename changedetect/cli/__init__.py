@@ -351,20 +351,27 @@ def _main(argv: list[str] | None) -> NoReturn:
     except ChangeDetectError as exc:
         if _STATE["debug"]:
             raise
+        _exit_if_interrupted(exc)
         _say(f"Error: {exc}")
         sys.exit(EXIT_LOCKED if isinstance(exc, LockedError) else EXIT_BAD_INPUT)
     except KeyboardInterrupt as exc:
-        terminated = isinstance(exc, Terminated)
-        _say("Terminated." if terminated else "Interrupted.")
-        sys.exit(EXIT_TERMINATED if terminated else EXIT_INTERRUPTED)
+        _exit_interrupted(exc)
     except Exception as exc:  # a bug: say so, once, and how to see more
         if _STATE["debug"]:
             raise
+        _exit_if_interrupted(exc)
         if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):  # not a bug: the disk
             where = f" writing '{exc.filename}'" if exc.filename else ""
             _say(f"Error: no space left on the disk{where} ({exc.strerror}): free some space and run the "
                  "command again (outputs are written to temporary files and renamed, so nothing "
                  "half-written is left, and a nightly state stays as it was)")
+            sys.exit(EXIT_BAD_INPUT)
+        if isinstance(exc, OSError) and exc.errno in (errno.EACCES, errno.EPERM):  # not a bug: the files' owners
+            # (a nightly state made by root, then run by cron's user: its state.json, its footprints' parquet)
+            what = f"'{exc.filename}' ({exc.strerror})" if exc.filename else f"({exc.strerror or exc})"
+            _say(f"Error: permission denied: {what}: run the command as a user that may read and write its "
+                 "inputs, outputs and state folder, or change their owner or mode (chown/chmod); nothing was "
+                 "left half-written")
             sys.exit(EXIT_BAD_INPUT)
         if _file_size_limited(exc):  # not a bug either: `ulimit -f` (systemd's LimitFSIZE=) or the file system
             limit = _fsize_limit()
@@ -378,6 +385,26 @@ def _main(argv: list[str] | None) -> NoReturn:
         _say(f"Internal error: {type(exc).__name__}: {exc}\n"
              "This is a bug in changedetect. Re-run with --debug for the traceback and report it.")
         sys.exit(EXIT_INTERNAL)
+
+
+def _exit_interrupted(exc: KeyboardInterrupt) -> NoReturn:
+    terminated = isinstance(exc, Terminated)
+    _say("Terminated." if terminated else "Interrupted.")
+    sys.exit(EXIT_TERMINATED if terminated else EXIT_INTERRUPTED)
+
+
+def _exit_if_interrupted(exc: BaseException) -> None:
+    """Exit as Ctrl-C or SIGTERM does when ``exc`` was raised while one unwound (it is in ``exc``'s context
+    chain): e.g. torch's SIGCHLD handler raising 'DataLoader worker (pid N) is killed by signal: Terminated.'
+    in a ``finally`` block, when the SIGTERM of ``systemctl stop`` or ``timeout`` (sent to the whole process
+    group) killed `train`'s data-loader workers too; before, 'Internal error ... This is a bug', exit 1."""
+    seen: set[int] = set()
+    cause = exc.__context__
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, KeyboardInterrupt):
+            _exit_interrupted(cause)
+        seen.add(id(cause))
+        cause = cause.__context__
 
 
 def _say(text: str | Callable[[], None]) -> None:

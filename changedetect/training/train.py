@@ -247,37 +247,39 @@ def train(config: TrainConfig, *, out: str | os.PathLike[str], resume: bool = Tr
     model.train()
     t0, run_loss = time.time() - spent, resumed_loss
     bar = tqdm(total=config.steps, initial=step, disable=not progress, desc=f"train {config.name}")
-    for a, b, y in loader:
-        a, b, y = (t.to(dev, non_blocking=True) for t in (a, b, y))
-        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
-            logits = model(a, b)
-        loss = loss_fn(logits, y, config)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-        opt.step()
-        sched.step()
-        step += 1
-        value = float(loss.detach())
-        run_loss = 0.98 * run_loss + 0.02 * value if step > 1 else value
-        bar.update(1)
-        bar.set_postfix(loss=f"{run_loss:.3f}")
-        if step % config.checkpoint_every == 0 or step == config.steps:
-            rec = {"step": step, "loss": round(run_loss, 4), "seconds": round(time.time() - t0, 1),
-                   "eval": evaluate_sets(model, sets, dev, config.threshold)}
-            history.append(rec)
-            _append_log(out / "train_log.jsonl", rec)
-            _save_checkpoint(last, model, opt, sched, step, history, config, commands, time.time() - t0,
-                             run_loss)
-            log.info("step %d: %s", step, json.dumps(rec["eval"]))
-        if stop_after is not None and step >= stop_after:
-            if step % config.checkpoint_every:
+    try:  # the bar closed before an interruption is said (Ctrl-C: its line came after "Interrupted.")
+        for a, b, y in loader:
+            a, b, y = (t.to(dev, non_blocking=True) for t in (a, b, y))
+            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
+                logits = model(a, b)
+            loss = loss_fn(logits, y, config)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+            opt.step()
+            sched.step()
+            step += 1
+            value = float(loss.detach())
+            run_loss = 0.98 * run_loss + 0.02 * value if step > 1 else value
+            bar.update(1)
+            bar.set_postfix(loss=f"{run_loss:.3f}")
+            if step % config.checkpoint_every == 0 or step == config.steps:
+                rec = {"step": step, "loss": round(run_loss, 4), "seconds": round(time.time() - t0, 1),
+                       "eval": evaluate_sets(model, sets, dev, config.threshold)}
+                history.append(rec)
+                _append_log(out / "train_log.jsonl", rec)
                 _save_checkpoint(last, model, opt, sched, step, history, config, commands, time.time() - t0,
                                  run_loss)
-            bar.close()
-            log.info("stopped at step %d; resume to continue", step)
-            return None
-    bar.close()
+                log.info("step %d: %s", step, json.dumps(rec["eval"]))
+            if stop_after is not None and step >= stop_after:
+                if step % config.checkpoint_every:
+                    _save_checkpoint(last, model, opt, sched, step, history, config, commands, time.time() - t0,
+                                     run_loss)
+                bar.close()
+                log.info("stopped at step %d; resume to continue", step)
+                return None
+    finally:
+        bar.close()
     model.eval()
     final = evaluate_sets(model, sets, dev, config.threshold)
     card = _card(config, final, history, dev, commands, count_parameters(model), time.time() - t0)
