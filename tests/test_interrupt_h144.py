@@ -283,3 +283,75 @@ def test_ctrl_c_during_training_is_the_last_line_said(tmp_path: Path, monkeypatc
     err = capsys.readouterr().err
     assert code == 130
     assert err.replace("\r", "\n").strip().splitlines()[-1] == "Interrupted.", err
+
+
+# --- a file-size limit (`ulimit -f`, systemd's LimitFSIZE=) -------------------------------------------
+# A GeoTIFF past the limit was said in one line (libtiff says 'File too large'), but a GeoPackage (GDAL's
+# SQLite: 'no such table: gpkg_contents') or a checkpoint (torch.save: 'unexpected pos') was 'Internal error
+# ... This is a bug', exit 1; in the nightly job the same, after every area's pair had failed.
+
+
+@pytest.mark.skipif(not hasattr(__import__("signal"), "SIGXFSZ"), reason="RLIMIT_FSIZE and SIGXFSZ are POSIX")
+@pytest.mark.parametrize("case", ["match", "train"])
+def test_a_file_size_limit_on_a_geopackage_or_a_checkpoint_is_one_line(case: str, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from test_cli_errors import REGISTER, _footprints
+    from test_leftovers_h112 import LIMITED_CHILD
+
+    out = tmp_path / "out"
+    if case == "match":
+        argv = ["match", str(_footprints(tmp_path / "fp.gpkg")), "--permits", str(REGISTER), "--out",
+                str(out / "v.gpkg")]
+    else:
+        argv = ["train", str(_config(tmp_path, steps=4)), "--out", str(out / "m"), "--device", "cpu"]
+    limit = 60_000  # a one-row GeoPackage is about 100 kB, the tiny model's checkpoint 125 kB
+    done = subprocess.run([sys.executable, "-c", LIMITED_CHILD, str(limit), "-q", *argv], capture_output=True,
+                          text=True, timeout=300, cwd=tmp_path, check=False)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.splitlines() == [
+        f"Error: an output file reached this process's file-size limit ({limit} bytes, RLIMIT_FSIZE): raise it "
+        "(`ulimit -f unlimited`; systemd: LimitFSIZE=infinity) and run the command again (nothing half-written "
+        "is left)"]
+    left = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()) if out.exists() else []
+    assert left == ([] if case == "match" else ["m/train_log.jsonl"])  # (a fresh start's state: tested above)
+
+
+#: `changedetect train` in a child that, at its third step, sends SIGTERM to its whole process group (itself and
+#: its data-loader workers), as `systemctl stop` and `timeout` do
+GROUP_TERM_CHILD = """
+import os, signal, sys
+import changedetect.training.train as train
+real, calls = train.loss_fn, [0]
+def loss_fn(*args, **kwargs):
+    calls[0] += 1
+    if calls[0] == 3:
+        os.killpg(os.getpgrp(), signal.SIGTERM)
+    return real(*args, **kwargs)
+train.loss_fn = loss_fn
+from changedetect.cli import main
+sys.argv[0] = "changedetect"
+main(sys.argv[1:])
+"""
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "killpg"), reason="sends a POSIX SIGTERM to a process group")
+def test_sigterm_to_train_whose_workers_die_of_it_too_is_one_line(tmp_path: Path) -> None:
+    """The workers die of the same SIGTERM: torch's SIGCHLD handler raised 'DataLoader worker (pid N) is killed
+    by signal: Terminated.' while the command's Terminated unwound ('Internal error', exit 1) or in the loader's
+    __del__ at exit (its traceback after 'Terminated.'); seen with a real SIGTERM to the process group 16-26 s
+    into a tiny run. Which of the two comes depends on when the workers' deaths reach the main process: this
+    run may pass on the code before the fix (the unit test above pins the first; the second was seen in 3 of 3
+    real runs before, 0 of 6 after, /tmp scripts in helper-144's report)."""
+    import signal
+    import subprocess
+    import sys
+
+    out = tmp_path / "m"
+    done = subprocess.run([sys.executable, "-c", GROUP_TERM_CHILD, "-q", "train", str(_config(tmp_path, steps=40)),
+                           "--out", str(out), "--device", "cpu", "--workers", "2"],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path, check=False,
+                          start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL))
+    assert (done.returncode, done.stderr.strip().splitlines()[-1:]) == (143, ["Terminated."]), done.stderr
+    assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr, done.stderr

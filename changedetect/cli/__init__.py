@@ -298,12 +298,9 @@ def _file_size_limited(exc: BaseException) -> bool:
 
 def _fsize_limit() -> int | None:
     """The process's file-size limit in bytes (RLIMIT_FSIZE), None when there is none."""
-    try:
-        import resource
-    except ImportError:  # pragma: no cover - not POSIX
-        return None
-    soft = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
-    return None if soft == resource.RLIM_INFINITY else int(soft)
+    from changedetect.io.atomic import fsize_limit
+
+    return fsize_limit()
 
 
 def main(argv: list[str] | None = None) -> Any:

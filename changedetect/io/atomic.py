@@ -19,7 +19,7 @@ import os
 import secrets
 import shutil
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from changedetect.errors import ChangeDetectError, OutputExistsError, OutputLocationError
@@ -108,6 +108,8 @@ def atomic_path(path: str | os.PathLike[str], *, overwrite: bool = False) -> Ite
     except Exception as exc:
         if _disk_full(path.parent, exc):  # measured before the temporary file goes and frees its space
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from exc
+        if _size_limited(tmp, exc):  # (the same for `ulimit -f`: SQLite, torch.save say it in their own words)
+            raise OSError(errno.EFBIG, os.strerror(errno.EFBIG), str(path)) from exc
         raise
     finally:
         remove_with_sidecars(tmp)
@@ -139,6 +141,38 @@ def _disk_full(folder: Path, exc: Exception) -> bool:
         return shutil.disk_usage(folder).free < _FULL_BELOW
     except OSError:
         return False
+
+
+def fsize_limit() -> int | None:
+    """The process's file-size limit in bytes (RLIMIT_FSIZE: ``ulimit -f``, systemd's ``LimitFSIZE=``), None
+    when there is none."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not POSIX
+        return None
+    soft = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    return None if soft == resource.RLIM_INFINITY else int(soft)
+
+
+#: A writer that fails while its temporary file (or a side file) is within this of the file-size limit was
+#: stopped by it: a write past the limit is cut at the limit, and the next fails (EFBIG)
+_LIMIT_MARGIN = 64 * 2**10
+
+
+def _size_limited(tmp: Path, exc: Exception) -> bool:
+    """Whether a writer of ``tmp`` that raised ``exc`` was stopped by the process's file-size limit: GDAL's
+    GeoPackage driver says 'no such table: gpkg_contents' (SQLite's 'disk I/O error' before it), torch.save
+    'unexpected pos', neither with an errno (before, both were 'Internal error ... This is a bug')."""
+    if isinstance(exc, ChangeDetectError) or (isinstance(exc, OSError) and exc.errno == errno.EFBIG):
+        return False  # a refusal, or says so itself
+    limit = fsize_limit()
+    if limit is None:
+        return False
+    sizes = []
+    for candidate in (tmp, *(Path(f"{tmp}{s}") for s in _SIDECARS)):
+        with suppress(OSError):
+            sizes.append(candidate.stat().st_size)
+    return bool(sizes) and max(sizes) + _LIMIT_MARGIN >= limit
 
 
 def _refuse_existing(path: Path, overwrite: bool) -> None:
@@ -176,5 +210,5 @@ def removing_new_folders(out: str | os.PathLike[str]) -> Iterator[None]:
         raise
 
 
-__all__ = ["atomic_path", "folder_not_file", "is_temp_name", "not_an_input", "remove_with_sidecars",
+__all__ = ["atomic_path", "folder_not_file", "fsize_limit", "is_temp_name", "not_an_input", "remove_with_sidecars",
            "removing_new_folders", "temp_name"]

@@ -10,6 +10,7 @@ with the held-out metrics and the "everything changed" floor.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -247,8 +248,9 @@ def train(config: TrainConfig, *, out: str | os.PathLike[str], resume: bool = Tr
     model.train()
     t0, run_loss = time.time() - spent, resumed_loss
     bar = tqdm(total=config.steps, initial=step, disable=not progress, desc=f"train {config.name}")
+    batches = iter(loader)
     try:  # the bar closed before an interruption is said (Ctrl-C: its line came after "Interrupted.")
-        for a, b, y in loader:
+        for a, b, y in batches:
             a, b, y = (t.to(dev, non_blocking=True) for t in (a, b, y))
             with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
                 logits = model(a, b)
@@ -280,12 +282,24 @@ def train(config: TrainConfig, *, out: str | os.PathLike[str], resume: bool = Tr
                 return None
     finally:
         bar.close()
+        _stop_workers(batches)
     model.eval()
     final = evaluate_sets(model, sets, dev, config.threshold)
     card = _card(config, final, history, dev, commands, count_parameters(model), time.time() - t0)
     card = save_model(model, card, out)
     log.info("wrote %s (sha256 %s)", out, card.sha256)
     return card
+
+
+def _stop_workers(batches: Any) -> None:
+    """Shut the data loader's worker processes down now rather than in its ``__del__`` at exit: when the
+    SIGTERM of ``systemctl stop`` or ``timeout`` (sent to the whole process group) had killed them too, torch's
+    SIGCHLD handler raised 'DataLoader worker (pid N) is killed by signal: Terminated.' there, which Python
+    printed with its traceback ('Exception ignored in ...') after the CLI's 'Terminated.'."""
+    shutdown = getattr(batches, "_shutdown_workers", None)  # (none without workers)
+    if shutdown is not None:
+        with contextlib.suppress(Exception):  # that RuntimeError: the workers' pids are forgotten all the same
+            shutdown()
 
 
 def measure_throughput(config: TrainConfig, *, seconds: float = 20.0) -> float:
